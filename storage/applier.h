@@ -1,0 +1,76 @@
+// Applier: the one thread that moves binlog events into the state machine,
+// in seq order, in batches. The primary's commit path, its crash recovery
+// and a replica's SQL thread all use it.
+//
+// The applier applies only up to the release point: Release(seq) allows
+// events with seq <= `seq` (on a primary once the commit may become visible:
+// right after the binlog sync, or after the semi-sync ACK under AFTER_SYNC;
+// on a replica once the relay log holds them). Released events must be
+// visible in the binlog. Committers then WaitApplied(seq).
+//
+// Threads: all methods thread-safe. Start() starts the thread, Stop() sets
+// the stop state, wakes and joins it (also done by the destructor). An apply
+// error stops the thread; the error is kept in last_error() and returned to
+// every waiter.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "storage/thread_annotations.h"
+#include "absl/status/status.h"
+#include "storage/binlog.h"
+#include "storage/binlog_reader.h"
+#include "storage/state_machine.h"
+
+namespace relaykv {
+
+class Applier {
+ public:
+  // Borrows both; they must outlive the Applier.
+  Applier(Binlog* binlog, StateMachine* state);
+  ~Applier();
+  Applier(const Applier&) = delete;
+  Applier& operator=(const Applier&) = delete;
+
+  // Starts applying from state->Applied().seq + 1. FAILED_PRECONDITION if
+  // already running; the binlog's error if it cannot be read from there.
+  [[nodiscard]] absl::Status Start() EXCLUDES(mu_);
+  // Stops after the batch in progress. Waiters get CANCELLED.
+  void Stop() EXCLUDES(mu_);
+  bool running() const EXCLUDES(mu_);
+
+  // Allows events up to `seq` to be applied (monotonic: lower values no-op).
+  void Release(uint64_t seq) EXCLUDES(mu_);
+  uint64_t released() const EXCLUDES(mu_);
+  uint64_t applied() const EXCLUDES(mu_);
+
+  // Blocks until seq is applied (OK), the deadline passes (DEADLINE_EXCEEDED),
+  // the applier stops (CANCELLED) or fails (its error).
+  [[nodiscard]] absl::Status WaitApplied(uint64_t seq,
+                                         std::chrono::steady_clock::time_point deadline)
+      EXCLUDES(mu_);
+
+  absl::Status last_error() const EXCLUDES(mu_);
+
+ private:
+  void Run(std::unique_ptr<BinlogReader> reader);
+
+  Binlog* const binlog_;
+  StateMachine* const state_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // released_/applied_/stop_/error_ changed
+  uint64_t released_ GUARDED_BY(mu_) = 0;
+  uint64_t applied_ GUARDED_BY(mu_) = 0;
+  bool stop_ GUARDED_BY(mu_) = false;
+  bool running_ GUARDED_BY(mu_) = false;
+  absl::Status error_ GUARDED_BY(mu_);
+  std::thread thread_;  // started by Start(), joined by Stop()
+};
+
+}  // namespace relaykv

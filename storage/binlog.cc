@@ -1,0 +1,393 @@
+#include "storage/binlog.h"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <system_error>
+#include <utility>
+
+#include "spdlog/spdlog.h"
+#include "storage/binlog_format.h"
+#include "storage/binlog_reader.h"
+#include "storage/record.h"
+
+namespace relaykv {
+
+namespace fs = std::filesystem;
+
+// A group stops taking writers past this many payload bytes, bounding the
+// leader's buffer; the rest form the next group.
+constexpr size_t kMaxGroupBytes = 8u << 20;
+
+// A thread waiting in Commit()/AppendReplicated(). Lives on its stack.
+struct Binlog::Writer {
+  enum class Sync { kPolicy, kForce, kNone };
+
+  v1::Event* assign = nullptr;              // Commit(): GTID assigned by the leader
+  std::span<const v1::Event> replicated;    // AppendReplicated(): GTIDs preassigned
+  Sync sync = Sync::kPolicy;
+
+  bool done = false;
+  absl::Status status;
+  std::condition_variable cv;
+
+  size_t count() const { return assign != nullptr ? 1 : replicated.size(); }
+};
+
+absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& options) {
+  auto recovered = RecoverBinlogDir(options.dir);
+  if (!recovered.ok()) return recovered.status();
+  const SegmentState& active = recovered->segments.back();
+  auto file = File::Open(options.dir / SegmentFileName(active.number), O_RDWR);
+  if (!file.ok()) return file.status();
+  return std::unique_ptr<Binlog>(new Binlog(options, *std::move(recovered), *std::move(file)));
+}
+
+Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
+    : dir_(options.dir),
+      sync_binlog_(options.sync_binlog),
+      max_binlog_size_(options.max_binlog_size),
+      segments_(std::move(recovered.segments)),
+      next_seq_(recovered.next_seq),
+      epoch_(std::max<uint64_t>(recovered.last.epoch, 1)),
+      last_visible_(recovered.last),
+      active_(std::move(active)),
+      active_size_(segments_.back().end_offset) {}
+
+Binlog::~Binlog() { Close(); }
+
+void Binlog::Close() {
+  std::lock_guard l(mu_);
+  closed_ = true;
+  visible_cv_.notify_all();
+}
+
+absl::Status Binlog::Commit(v1::Event* event) {
+  Writer w;
+  w.assign = event;
+  return Enqueue(&w);
+}
+
+absl::Status Binlog::AppendReplicated(std::span<const v1::Event> events, bool sync) {
+  if (events.empty()) return absl::OkStatus();
+  Writer w;
+  w.replicated = events;
+  w.sync = sync ? Writer::Sync::kForce : Writer::Sync::kNone;
+  return Enqueue(&w);
+}
+
+absl::Status Binlog::Enqueue(Writer* w) {
+  std::unique_lock l(mu_);
+  if (closed_) return absl::FailedPreconditionError("binlog " + dir_.string() + " is closed");
+  if (!error_.ok()) return error_;
+  writers_.push_back(w);
+  while (!w->done && w != writers_.front()) w->cv.wait(l);
+  if (w->done) return w->status;
+
+  if (closed_ || !error_.ok()) {
+    // A previous group failed (or Close() came): fail everyone queued.
+    absl::Status s = closed_ ? absl::FailedPreconditionError("binlog " + dir_.string() + " is closed")
+                             : error_;
+    while (!writers_.empty()) {
+      Writer* x = writers_.front();
+      writers_.pop_front();
+      x->status = s;
+      x->done = true;
+      if (x != w) x->cv.notify_one();
+    }
+    return s;
+  }
+
+  // This thread leads the group: the writers queued now, in order, up to
+  // about kMaxGroupBytes (at least one).
+  // Invariant: only the leader touches active_, active_size_, scratch_.
+  std::vector<Writer*> group;
+  size_t group_bytes = 0;
+  for (Writer* x : writers_) {
+    if (!group.empty() && group_bytes >= kMaxGroupBytes) break;
+    group.push_back(x);
+    if (x->assign != nullptr) {
+      group_bytes += x->assign->ByteSizeLong();
+    } else {
+      for (const v1::Event& ev : x->replicated) group_bytes += ev.ByteSizeLong();
+    }
+  }
+  scratch_.clear();
+  uint64_t first_seq = next_seq_;
+  uint64_t epoch = epoch_;
+  bool sync = false;
+  size_t events = 0;
+  Gtid last = last_visible_;
+  for (Writer* x : group) {
+    if (x->assign != nullptr) {
+      GtidToProto(Gtid{epoch_, next_seq_}, x->assign->mutable_gtid());
+      ++next_seq_;
+    } else {
+      // Preassigned GTIDs must continue the history exactly.
+      uint64_t want = next_seq_;
+      uint64_t e = epoch;
+      for (const v1::Event& ev : x->replicated) {
+        if (ev.gtid().seq() != want || ev.gtid().epoch() < e) {
+          x->status = absl::InvalidArgumentError(
+              "replicated event has gtid " + GtidFromProto(ev.gtid()).ToString() +
+              " but the relay log expects seq " + std::to_string(want) + " with epoch >= " +
+              std::to_string(e) + " (gap, duplicate or epoch going back)");
+          break;
+        }
+        ++want;
+        e = ev.gtid().epoch();
+      }
+      if (!x->status.ok()) continue;
+      next_seq_ = want;
+      epoch = std::max(epoch, e);
+    }
+    events += x->count();
+    if (x->sync == Writer::Sync::kForce) sync = true;
+  }
+  epoch_ = std::max(epoch_, epoch);
+  const uint64_t end_seq = next_seq_;  // group covers [first_seq, end_seq)
+  l.unlock();
+
+  // Encode outside the lock; writers queued meanwhile wait for the next group.
+  auto encode = [this, &last](const v1::Event& ev) {
+    std::string payload;
+    ev.SerializeToString(&payload);
+    AppendRecord(&scratch_, binlog_format::RecordType::kEvent, payload);
+    last = GtidFromProto(ev.gtid());
+  };
+  bool policy_sync = false;
+  for (Writer* x : group) {
+    if (!x->status.ok()) continue;
+    if (x->assign != nullptr) {
+      encode(*x->assign);
+      if (x->sync == Writer::Sync::kPolicy) policy_sync = true;
+    } else {
+      for (const v1::Event& ev : x->replicated) encode(ev);
+    }
+  }
+  if (policy_sync) {
+    uint32_t n = sync_binlog_.load();
+    if (n != 0 && ++groups_since_sync_ >= n) sync = true;
+  }
+  absl::Status status = absl::OkStatus();
+  if (events > 0) status = WriteGroup(scratch_, sync);
+  if (sync) groups_since_sync_ = 0;
+
+  bool rotate = status.ok() && active_size_ >= max_binlog_size_.load();
+  l.lock();
+  if (status.ok()) {
+    if (events > 0) {
+      // The group is written (and synced if `sync`): visible to readers.
+      last_visible_ = last;
+      segments_.back().end_offset = active_size_;
+      visible_cv_.notify_all();
+    }
+  } else {
+    error_ = status;
+    spdlog::error("binlog: {} (seqs {}..{} not committed; the binlog refuses writes until restart)",
+                  status.ToString(), first_seq, end_seq - 1);
+  }
+  l.unlock();
+
+  if (rotate) {
+    absl::Status r = Rotate(end_seq, sync);
+    if (!r.ok()) {
+      spdlog::error("binlog: rotation failed: {}", r.ToString());
+      l.lock();
+      error_ = r;
+      l.unlock();
+    }
+  }
+
+  l.lock();
+  for (Writer* x : group) {
+    if (x->status.ok()) x->status = status;
+    x->done = true;
+    writers_.pop_front();
+    if (x != w) x->cv.notify_one();
+  }
+  if (!writers_.empty()) writers_.front()->cv.notify_one();
+  stat_groups_.fetch_add(events > 0 ? 1 : 0);
+  stat_events_.fetch_add(events);
+  return w->status;
+}
+
+absl::Status Binlog::WriteGroup(const std::string& records, bool sync) {
+  if (auto s = active_.WriteAt(active_size_, records); !s.ok()) return s;
+  active_size_ += records.size();
+  if (sync) {
+    if (auto s = active_.DataSync(); !s.ok()) return s;
+    stat_syncs_.fetch_add(1);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced) {
+  // A sealed segment is always durable: readers and recovery rely on it.
+  if (!active_synced) {
+    if (auto s = active_.DataSync(); !s.ok()) return s;
+    stat_syncs_.fetch_add(1);
+  }
+  std::lock_guard il(index_mu_);
+  uint64_t number;
+  uint64_t epoch;
+  std::vector<uint64_t> numbers;
+  {
+    std::lock_guard l(mu_);
+    number = segments_.back().number + 1;
+    epoch = last_visible_.epoch;
+    for (const SegmentState& s : segments_) numbers.push_back(s.number);
+  }
+  auto file = CreateSegment(dir_, number, next_first_seq, epoch);
+  if (!file.ok()) return file.status();
+  numbers.push_back(number);
+  // Crash before this point: the new file is unlisted and recovery removes it.
+  if (auto s = WriteIndex(numbers); !s.ok()) return s;
+  active_ = *std::move(file);
+  active_size_ = binlog_format::kSegmentHeaderSize;
+  std::lock_guard l(mu_);
+  segments_.push_back({number, next_first_seq, active_size_});
+  return absl::OkStatus();
+}
+
+absl::Status Binlog::WriteIndex(const std::vector<uint64_t>& numbers) {
+  return WriteBinlogIndex(dir_, numbers);
+}
+
+Gtid Binlog::LastVisible() const {
+  std::lock_guard l(mu_);
+  return last_visible_;
+}
+
+uint64_t Binlog::FirstAvailableSeq() const {
+  std::lock_guard l(mu_);
+  return segments_.front().first_seq;
+}
+
+uint64_t Binlog::epoch() const {
+  std::lock_guard l(mu_);
+  return epoch_;
+}
+
+void Binlog::SetEpoch(uint64_t epoch) {
+  std::lock_guard l(mu_);
+  epoch_ = std::max(epoch_, epoch);
+}
+
+uint64_t Binlog::WaitForVisibleAfter(uint64_t seq, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock l(mu_);
+  visible_cv_.wait_until(l, deadline, [&] { return closed_ || last_visible_.seq > seq; });
+  return last_visible_.seq;
+}
+
+BinlogStats Binlog::stats() const {
+  return {stat_groups_.load(), stat_syncs_.load(), stat_events_.load()};
+}
+
+std::vector<SegmentInfo> Binlog::Segments() const {
+  std::lock_guard l(mu_);
+  std::vector<SegmentInfo> out;
+  for (const SegmentState& s : segments_) {
+    out.push_back({SegmentFileName(s.number), s.first_seq, s.end_offset});
+  }
+  return out;
+}
+
+Binlog::ReadLimit Binlog::LimitFor(uint64_t number) const {
+  std::lock_guard l(mu_);
+  ReadLimit limit;
+  if (segments_.empty() || number < segments_.front().number) {
+    limit.purged = true;
+    return limit;
+  }
+  size_t i = number - segments_.front().number;
+  if (i >= segments_.size()) return limit;  // not created yet: nothing to read
+  limit.end_offset = segments_[i].end_offset;
+  limit.has_next = i + 1 < segments_.size();
+  return limit;
+}
+
+absl::StatusOr<std::unique_ptr<BinlogReader>> Binlog::NewReader(uint64_t from_seq) {
+  uint64_t number = 0;
+  {
+    std::lock_guard l(mu_);
+    if (from_seq < segments_.front().first_seq || from_seq > last_visible_.seq + 1) {
+      return absl::OutOfRangeError(
+          "binlog " + dir_.string() + " has seqs [" + std::to_string(segments_.front().first_seq) +
+          ", " + std::to_string(last_visible_.seq + 1) + "); seq " + std::to_string(from_seq) +
+          (from_seq < segments_.front().first_seq ? " was purged" : " is beyond its end"));
+    }
+    // The last segment whose first_seq <= from_seq holds it.
+    auto it = std::upper_bound(segments_.begin(), segments_.end(), from_seq,
+                               [](uint64_t seq, const SegmentState& s) { return seq < s.first_seq; });
+    number = std::prev(it)->number;
+  }
+  std::unique_ptr<BinlogReader> reader(
+      new BinlogReader(this, number, File(), binlog_format::kSegmentHeaderSize, 0));
+  if (auto s = reader->OpenSegment(number); !s.ok()) return s;
+  if (auto s = reader->SkipTo(from_seq); !s.ok()) return s;
+  return reader;
+}
+
+template <typename Pred>
+absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
+  std::lock_guard il(index_mu_);
+  std::vector<uint64_t> keep;
+  std::vector<uint64_t> drop;
+  {
+    std::lock_guard l(mu_);
+    for (size_t i = 0; i < segments_.size(); ++i) {
+      const SegmentState& s = segments_[i];
+      // Never the active segment; never one holding a seq >= keep_from_seq;
+      // only a prefix (the log stays contiguous).
+      bool can = drop.size() == i && i + 1 < segments_.size() &&
+                 segments_[i + 1].first_seq <= keep_from_seq && removable(s, segments_[i + 1]);
+      (can ? drop : keep).push_back(s.number);
+    }
+  }
+  if (drop.empty()) return 0;
+  // Index first: a crash after it leaves unlisted files that recovery removes.
+  if (auto s = WriteIndex(keep); !s.ok()) return s;
+  {
+    std::lock_guard l(mu_);
+    segments_.erase(segments_.begin(), segments_.begin() + static_cast<long>(drop.size()));
+  }
+  for (uint64_t n : drop) {
+    std::error_code ec;
+    fs::remove(dir_ / SegmentFileName(n), ec);
+    if (ec) spdlog::warn("binlog: cannot remove purged {}: {}", SegmentFileName(n), ec.message());
+  }
+  spdlog::info("binlog: purged {} segment(s) up to {}", drop.size(), SegmentFileName(drop.back()));
+  return static_cast<int>(drop.size());
+}
+
+absl::StatusOr<int> Binlog::PurgeTo(const std::string& segment_name, uint64_t keep_from_seq) {
+  uint64_t target = 0;
+  if (!ParseSegmentFileName(segment_name, &target)) {
+    return absl::InvalidArgumentError("'" + segment_name + "' is not a binlog file name");
+  }
+  {
+    std::lock_guard l(mu_);
+    if (target < segments_.front().number || target > segments_.back().number) {
+      return absl::NotFoundError("binlog file '" + segment_name + "' is not in the index");
+    }
+  }
+  return PurgeWhile(keep_from_seq,
+                    [target](const SegmentState& s, const SegmentState&) { return s.number < target; });
+}
+
+absl::StatusOr<int> Binlog::PurgeUpToSeq(uint64_t seq, uint64_t keep_from_seq) {
+  return PurgeWhile(keep_from_seq, [seq](const SegmentState&, const SegmentState& next) {
+    return next.first_seq <= seq;  // every event of s has seq < next.first_seq
+  });
+}
+
+absl::StatusOr<int> Binlog::PurgeOlderThan(fs::file_time_type cutoff, uint64_t keep_from_seq) {
+  return PurgeWhile(keep_from_seq, [this, cutoff](const SegmentState& s, const SegmentState&) {
+    std::error_code ec;
+    auto t = fs::last_write_time(dir_ / SegmentFileName(s.number), ec);
+    return !ec && t < cutoff;
+  });
+}
+
+}  // namespace relaykv

@@ -1,0 +1,186 @@
+// Binlog: relaykv's append-only, segmented write-ahead log of events
+// (format: binlog_format.h). The same class serves as a replica's relay log.
+//
+// Threads: every public method is thread-safe.
+//
+// Group commit. Commit() and AppendReplicated() queue a writer and block.
+// The writer at the head of the queue becomes the leader: it takes every
+// writer queued so far, assigns seqs in queue order, writes the group with
+// one pwrite and (per sync_binlog) one fdatasync, publishes the new end, and
+// wakes its followers. Writers that arrive meanwhile queue behind and form
+// the next group. So many concurrent committers share one fdatasync.
+//
+// Visibility. Readers (BinlogReader, WaitForVisibleAfter, LastVisible) see
+// an event only once its group is durable; when a group is not synced
+// (sync_binlog=0, or N>1 between syncs) once it is written. With
+// sync_binlog=1 nothing undurable is ever visible.
+//
+// Errors. A failed write or fdatasync poisons the binlog: that group and
+// every later append fail with the same status (after a failed fsync the
+// file's contents are unknown; restart and let recovery decide). Appends
+// after Close() fail with FAILED_PRECONDITION.
+//
+// Lock order: index_mu_ before mu_.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "storage/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proto/event.pb.h"
+#include "storage/binlog_segments.h"
+#include "storage/file.h"
+#include "storage/gtid.h"
+
+namespace relaykv {
+
+class BinlogReader;
+
+struct BinlogOptions {
+  std::filesystem::path dir;
+  uint64_t max_binlog_size = 1ull << 30;  // rotate once a segment reaches this
+  uint32_t sync_binlog = 1;               // fdatasync every N groups; 0 = never
+};
+
+struct SegmentInfo {
+  std::string name;  // "binlog.000042"
+  uint64_t first_seq = 0;
+  uint64_t size_bytes = 0;  // visible bytes
+};
+
+struct BinlogStats {
+  uint64_t groups = 0;  // group writes (one pwrite each)
+  uint64_t syncs = 0;   // fdatasync calls on segment files
+  uint64_t events = 0;  // events appended since Open
+};
+
+class Binlog {
+ public:
+  // Opens (creating if needed) the binlog in options.dir and recovers it:
+  // a torn tail is truncated and logged; corruption fails with DATA_LOSS
+  // naming the file and offset.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Binlog>> Open(const BinlogOptions& options);
+  ~Binlog();
+  Binlog(const Binlog&) = delete;
+  Binlog& operator=(const Binlog&) = delete;
+
+  // Primary path. Assigns *event the next GTID (current epoch, next seq),
+  // appends it in a group and returns once it is visible (durable under
+  // sync_binlog=1). On error *event's GTID is meaningless.
+  [[nodiscard]] absl::Status Commit(v1::Event* event);
+
+  // Relay-log path. Appends events that already carry their GTIDs: the first
+  // must have seq LastVisible().seq+1 (or the next one queued), seqs dense,
+  // epochs never decreasing; otherwise INVALID_ARGUMENT and nothing is
+  // written. `sync` forces an fdatasync of the group (sync_relay_log=1);
+  // returns once the events are visible.
+  [[nodiscard]] absl::Status AppendReplicated(std::span<const v1::Event> events, bool sync);
+
+  // The last visible event's GTID ({0,0} if none ever).
+  Gtid LastVisible() const EXCLUDES(mu_);
+  // The seq of the oldest event still in the binlog (after purges); equals
+  // LastVisible().seq + 1 when the binlog holds no event.
+  uint64_t FirstAvailableSeq() const EXCLUDES(mu_);
+  // The epoch new Commit()s are stamped with; SetEpoch() raises it
+  // (promotion). It never goes down.
+  uint64_t epoch() const EXCLUDES(mu_);
+  void SetEpoch(uint64_t epoch) EXCLUDES(mu_);
+
+  // Blocks until an event with seq > `seq` is visible, `deadline` passes or
+  // the binlog is closed; returns the last visible seq. No polling.
+  uint64_t WaitForVisibleAfter(uint64_t seq, std::chrono::steady_clock::time_point deadline)
+      EXCLUDES(mu_);
+
+  // A reader positioned at `from_seq` (FirstAvailableSeq() <= from_seq <=
+  // LastVisible().seq + 1). OUT_OF_RANGE if the event was purged or lies
+  // beyond the end. The Binlog must outlive the reader.
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<BinlogReader>> NewReader(uint64_t from_seq);
+
+  std::vector<SegmentInfo> Segments() const EXCLUDES(mu_);
+
+  // Retention. Each removes whole segments from the oldest on, never the
+  // active one, and never a segment holding any seq >= keep_from_seq (what
+  // replicas or the state machine still need). Return how many were removed.
+  //   PurgeTo: segments before `segment_name` (PURGE BINARY LOGS TO).
+  //   PurgeUpToSeq: segments whose events all have seq < `seq`.
+  //   PurgeOlderThan: segments last written before `cutoff`.
+  [[nodiscard]] absl::StatusOr<int> PurgeTo(const std::string& segment_name,
+                                            uint64_t keep_from_seq) EXCLUDES(index_mu_, mu_);
+  [[nodiscard]] absl::StatusOr<int> PurgeUpToSeq(uint64_t seq, uint64_t keep_from_seq)
+      EXCLUDES(index_mu_, mu_);
+  [[nodiscard]] absl::StatusOr<int> PurgeOlderThan(std::filesystem::file_time_type cutoff,
+                                                   uint64_t keep_from_seq)
+      EXCLUDES(index_mu_, mu_);
+
+  void set_sync_binlog(uint32_t n) { sync_binlog_.store(n); }
+  void set_max_binlog_size(uint64_t bytes) { max_binlog_size_.store(bytes); }
+  BinlogStats stats() const;
+  const std::filesystem::path& dir() const { return dir_; }
+
+  // Fails later appends, wakes every waiter. Idempotent; the destructor calls it.
+  void Close() EXCLUDES(mu_);
+
+ private:
+  friend class BinlogReader;
+  struct Writer;
+
+  // What a reader may read of segment `number`: [header, end_offset).
+  struct ReadLimit {
+    bool purged = false;          // the segment is gone (purged)
+    uint64_t end_offset = 0;      // visible bytes
+    bool has_next = false;        // a later segment exists: this one is sealed
+  };
+  ReadLimit LimitFor(uint64_t number) const EXCLUDES(mu_);
+
+  Binlog(BinlogOptions options, RecoveredBinlog recovered, File active);
+
+  absl::Status Enqueue(Writer* w) EXCLUDES(mu_);
+  // Leader only: write (and maybe sync) the group's encoded records.
+  absl::Status WriteGroup(const std::string& records, bool sync);
+  // Leader only: seal the active segment and start the next.
+  absl::Status Rotate(uint64_t next_first_seq, bool active_synced) EXCLUDES(mu_);
+  absl::Status WriteIndex(const std::vector<uint64_t>& numbers) REQUIRES(index_mu_);
+  template <typename Pred>
+  absl::StatusOr<int> PurgeWhile(uint64_t keep_from_seq, Pred removable)
+      EXCLUDES(index_mu_, mu_);
+
+  const std::filesystem::path dir_;
+  std::atomic<uint32_t> sync_binlog_;
+  std::atomic<uint64_t> max_binlog_size_;
+
+  // Serializes rewrites of binlog.index (rotation vs purge).
+  std::mutex index_mu_;
+
+  mutable std::mutex mu_;
+  std::condition_variable visible_cv_;  // signalled when last_visible_ grows or on Close
+  std::deque<Writer*> writers_ GUARDED_BY(mu_);  // front() is the leader
+  std::vector<SegmentState> segments_ GUARDED_BY(mu_);  // live, oldest first; back() active
+  uint64_t next_seq_ GUARDED_BY(mu_);    // seq the next queued event gets
+  uint64_t epoch_ GUARDED_BY(mu_);
+  Gtid last_visible_ GUARDED_BY(mu_);
+  absl::Status error_ GUARDED_BY(mu_);   // sticky write/sync failure
+  bool closed_ GUARDED_BY(mu_) = false;
+
+  // Touched only by the current leader (leadership is exclusive).
+  File active_;
+  uint64_t active_size_ = 0;         // bytes written to the active segment
+  uint32_t groups_since_sync_ = 0;
+  std::string scratch_;              // the group's encoded records
+
+  std::atomic<uint64_t> stat_groups_{0};
+  std::atomic<uint64_t> stat_syncs_{0};
+  std::atomic<uint64_t> stat_events_{0};
+};
+
+}  // namespace relaykv

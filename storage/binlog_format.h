@@ -1,0 +1,82 @@
+// The binlog's on-disk format. A format change starts in this file; the
+// writer (binlog.cc), the reader (binlog_reader.cc), recovery
+// (binlog_recovery.cc) and the relay log (the replica's own binlog) share it.
+//
+// A binlog directory holds numbered segment files and an index:
+//
+//   binlog.index      the live segments, one file name per line, oldest
+//                     first; replaced atomically (write tmp, fsync, rename,
+//                     fsync dir) on rotation and purge.
+//   binlog.000001     segment 1
+//   binlog.000002     segment 2 (created when segment 1 passed max_binlog_size)
+//
+// Segment file:
+//
+//   +---------------------------- 32-byte header ----------------------------+
+//   | magic "RKVBLOG\n" (8) | version u32 (4) | prev_epoch u32 (4)           |
+//   | first_seq u64 (8)     | header_crc u32 (4) | padding u32 = 0 (4)       |
+//   +------------------------------------------------------------------------+
+//   | record | record | ...                                                  |
+//
+//   first_seq is the seq the segment's first event has (or will have);
+//   prev_epoch is the epoch of the event before it (0 if none), so an empty
+//   last segment still tells the GTID the history ends at.
+//   header_crc is CRC32C over the 24 bytes before it. The header is fsynced
+//   before the segment is listed in the index, so a listed segment always
+//   has a whole header.
+//
+// Record (all integers little-endian; records are contiguous, no padding):
+//
+//   +---------+------------+---------+------------+-----------------------+
+//   | crc u32 | length u32 | type u8 | hcrc u32   | payload (length bytes)|
+//   +---------+------------+---------+------------+-----------------------+
+//     crc  = CRC32C over the type byte and the payload.
+//     hcrc = CRC32C over the 9 bytes before it (crc, length, type), so a
+//            length that passes hcrc can be trusted even when the payload
+//            is cut short; that is what tells a torn tail from a flipped bit.
+//
+//   type kEvent: payload is a serialized relaykv.v1.Event
+//   (proto/event.proto) carrying the GTID (epoch, seq as protobuf varints),
+//   the timestamp and the mutations of one atomic write. Within a segment,
+//   event seqs are first_seq, first_seq+1, ... with no gap; across
+//   segments they continue densely.
+//
+// Torn tails. Only the last segment can end in a partial write (a segment is
+// fsynced before the next one is created). Recovery scans the last segment
+// and treats as a torn tail, truncated with a log line giving file, offset
+// and bytes dropped:
+//   - a record header cut short by the end of the file;
+//   - a good header whose payload runs past the end of the file;
+//   - a bad header or bad payload CRC when every byte after it is zero or
+//     it ends exactly at the end of the file (the last write, half done).
+// Any other bad record (a bad header or CRC with data after it, an unknown
+// type, an undecodable payload, a seq out of order) is corruption: opening
+// fails naming the file and offset. Nothing is ever skipped silently.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace relaykv::binlog_format {
+
+inline constexpr std::string_view kMagic = "RKVBLOG\n";
+inline constexpr uint32_t kVersion = 1;
+inline constexpr size_t kSegmentHeaderSize = 32;
+inline constexpr size_t kHeaderCrcOffset = 24;  // CRC covers [0, 24)
+
+inline constexpr size_t kRecordHeaderSize = 13;  // crc(4) length(4) type(1) hcrc(4)
+inline constexpr size_t kHeaderCrcCovered = 9;   // hcrc covers [0, 9)
+
+enum class RecordType : uint8_t {
+  kEvent = 1,
+};
+
+// Larger than any event the server accepts (see server/limits.h); a length
+// above this is corruption, not a big event.
+inline constexpr uint32_t kMaxPayloadSize = 64u << 20;
+
+inline constexpr std::string_view kIndexFileName = "binlog.index";
+inline constexpr std::string_view kSegmentPrefix = "binlog.";
+
+}  // namespace relaykv::binlog_format

@@ -1,0 +1,49 @@
+// Segment bookkeeping shared by the binlog, its recovery and its readers:
+// file naming, the index file, and recovery of a binlog directory.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "storage/file.h"
+#include "storage/gtid.h"
+
+namespace relaykv {
+
+struct SegmentState {
+  uint64_t number = 0;     // binlog.<number>
+  uint64_t first_seq = 0;  // seq of its first event (or the next event, if empty)
+  uint64_t end_offset = 0; // bytes that hold whole, visible records
+};
+
+// "binlog.000042" for 42.
+std::string SegmentFileName(uint64_t number);
+// Parses "binlog.000042"; false for anything else.
+bool ParseSegmentFileName(const std::string& name, uint64_t* number);
+
+struct RecoveredBinlog {
+  std::vector<SegmentState> segments;  // oldest first; never empty
+  Gtid last;                           // last event ({0,0} if none)
+  uint64_t next_seq = 1;
+};
+
+// Brings `dir` to a consistent state and describes it: creates a fresh
+// binlog (segment 1, index) if the directory holds none; removes segment
+// files the index does not list (left by an interrupted rotation or purge);
+// scans the last segment and truncates a torn tail (logged with file, offset
+// and bytes dropped). Corruption returns DATA_LOSS naming file and offset.
+[[nodiscard]] absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const std::filesystem::path& dir);
+
+// Writes binlog.index listing `numbers` (atomically replaced).
+[[nodiscard]] absl::Status WriteBinlogIndex(const std::filesystem::path& dir,
+                                            const std::vector<uint64_t>& numbers);
+
+// Creates segment `number` with its header, fsyncs it and the directory.
+[[nodiscard]] absl::StatusOr<File> CreateSegment(const std::filesystem::path& dir,
+                                                 uint64_t number, uint64_t first_seq,
+                                                 uint64_t prev_epoch);
+
+}  // namespace relaykv

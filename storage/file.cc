@@ -1,0 +1,133 @@
+#include "storage/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace relaykv {
+
+absl::Status ErrnoError(std::string_view what, const std::filesystem::path& path, int err) {
+  std::string msg = std::string(what) + " " + path.string() + ": " + std::strerror(err);
+  switch (err) {
+    case ENOENT:
+      return absl::NotFoundError(msg);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(msg);
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+File::~File() { Close(); }
+
+File::File(File&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+
+File& File::operator=(File&& other) noexcept {
+  if (this != &other) {
+    Close();
+    fd_ = std::exchange(other.fd_, -1);
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+absl::StatusOr<File> File::Open(const std::filesystem::path& path, int flags, int mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoError("cannot open", path, errno);
+  return File(fd, path);
+}
+
+absl::Status File::WriteAt(uint64_t offset, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("cannot write", path_, errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status File::ReadAt(uint64_t offset, size_t n, char* buf, size_t* read) const {
+  *read = 0;
+  while (*read < n) {
+    ssize_t r = ::pread(fd_, buf + *read, n - *read, static_cast<off_t>(offset + *read));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("cannot read", path_, errno);
+    }
+    if (r == 0) break;  // EOF
+    *read += static_cast<size_t>(r);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status File::DataSync() {
+  if (::fdatasync(fd_) != 0) return ErrnoError("cannot fdatasync", path_, errno);
+  return absl::OkStatus();
+}
+
+absl::Status File::Truncate(uint64_t size) {
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+    return ErrnoError("cannot truncate", path_, errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> File::Size() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return ErrnoError("cannot stat", path_, errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+void File::Close() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+absl::Status SyncDir(const std::filesystem::path& dir) {
+  auto f = File::Open(dir, O_RDONLY | O_DIRECTORY);
+  if (!f.ok()) return f.status();
+  if (::fsync(f->fd()) != 0) return ErrnoError("cannot fsync directory", dir, errno);
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents) {
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  {
+    auto f = File::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC);
+    if (!f.ok()) return f.status();
+    if (auto s = f->WriteAt(0, contents); !s.ok()) return s;
+    if (auto s = f->DataSync(); !s.ok()) return s;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename to", path, errno);
+  return SyncDir(path.parent_path().empty() ? "." : path.parent_path());
+}
+
+absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path) {
+  auto f = File::Open(path, O_RDONLY);
+  if (!f.ok()) return f.status();
+  auto size = f->Size();
+  if (!size.ok()) return size.status();
+  std::string out(*size, '\0');
+  size_t n = 0;
+  if (auto s = f->ReadAt(0, out.size(), out.data(), &n); !s.ok()) return s;
+  out.resize(n);
+  return out;
+}
+
+}  // namespace relaykv

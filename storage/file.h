@@ -1,0 +1,64 @@
+// File: an owned POSIX file descriptor with the few operations the binlog
+// needs, each returning a Status that names the file and the errno text.
+// Not thread-safe for concurrent Close(); reads and writes at explicit
+// offsets (pread/pwrite) may run concurrently from several threads.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace relaykv {
+
+class File {
+ public:
+  File() = default;
+  ~File();
+  File(File&& other) noexcept;
+  File& operator=(File&& other) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  // flags as for open(2), e.g. O_RDWR | O_CREAT.
+  [[nodiscard]] static absl::StatusOr<File> Open(const std::filesystem::path& path,
+                                                 int flags, int mode = 0644);
+
+  bool is_open() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
+  const std::filesystem::path& path() const { return path_; }
+
+  // Writes all of `data` at `offset`; only written, not durable.
+  [[nodiscard]] absl::Status WriteAt(uint64_t offset, std::string_view data);
+  // Reads up to `n` bytes at `offset` into `buf`; *read < n only at EOF.
+  [[nodiscard]] absl::Status ReadAt(uint64_t offset, size_t n, char* buf, size_t* read) const;
+  // fdatasync: makes written data (and the size) durable.
+  [[nodiscard]] absl::Status DataSync();
+  [[nodiscard]] absl::Status Truncate(uint64_t size);
+  [[nodiscard]] absl::StatusOr<uint64_t> Size() const;
+  void Close();
+
+ private:
+  File(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
+  int fd_ = -1;
+  std::filesystem::path path_;
+};
+
+// An error Status for a failed system call: "<what> <path>: <strerror>".
+absl::Status ErrnoError(std::string_view what, const std::filesystem::path& path, int err);
+
+// fsync of a directory, so that file creations/renames/unlinks in it are durable.
+[[nodiscard]] absl::Status SyncDir(const std::filesystem::path& dir);
+
+// Replaces `path` with `contents` so that a crash leaves either the old or the
+// new file, never a mix: write a temporary file, fsync it, rename, fsync dir.
+[[nodiscard]] absl::Status WriteFileAtomically(const std::filesystem::path& path,
+                                               std::string_view contents);
+
+// Reads a whole (small) file.
+[[nodiscard]] absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
+
+}  // namespace relaykv

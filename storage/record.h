@@ -1,0 +1,45 @@
+// Encoding and decoding of binlog segment headers and records, exactly as
+// drawn in binlog_format.h. Pure functions on byte buffers; no I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "storage/binlog_format.h"
+
+namespace relaykv {
+
+// CRC32C (Castagnoli), as used for every record and segment header.
+uint32_t Crc32c(std::string_view data);
+
+// Returns the 32-byte header of a segment whose first event has `first_seq`
+// and whose preceding event has epoch `prev_epoch`.
+std::string EncodeSegmentHeader(uint64_t first_seq, uint32_t prev_epoch = 0);
+// Parses a segment header; false if the magic, version or CRC is wrong.
+bool DecodeSegmentHeader(std::string_view header, uint64_t* first_seq,
+                         uint32_t* prev_epoch = nullptr);
+
+// Appends one framed record (crc, length, type, payload) to *dst.
+void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_view payload);
+
+enum class RecordParse {
+  kOk,                 // a whole record, both CRCs good
+  kHeaderIncomplete,   // fewer than kRecordHeaderSize bytes left
+  kBadHeader,          // hcrc mismatch, or length above kMaxPayloadSize
+  kPayloadIncomplete,  // good header; payload runs past the end of `buf`
+  kBadCrc,             // whole record, payload CRC mismatch
+};
+
+struct ParsedRecord {
+  binlog_format::RecordType type{};
+  std::string_view payload;  // points into the parsed buffer
+  size_t total_size = 0;     // header + payload
+};
+
+// Parses the record at the start of `buf` (which extends to the end of the
+// bytes available). On kPayloadIncomplete and kBadCrc, out->total_size is
+// the size the (trusted) header claims.
+RecordParse ParseRecord(std::string_view buf, ParsedRecord* out);
+
+}  // namespace relaykv
