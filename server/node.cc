@@ -2,19 +2,15 @@
 
 #include <sys/file.h>
 
-#include <condition_variable>
-#include <mutex>
 #include <system_error>
 
-#include <grpcpp/grpcpp.h>
-
+#include "server/admin_service.h"
 #include "server/kv_service.h"
 #include "server/limits.h"
+#include "server/master_info.h"
+#include "server/node_impl.h"
+#include "server/replication_service.h"
 #include "spdlog/spdlog.h"
-#include "storage/applier.h"
-#include "storage/binlog.h"
-#include "storage/file.h"
-#include "storage/state_machine.h"
 
 namespace relaykv {
 namespace {
@@ -24,6 +20,7 @@ using Clock = std::chrono::steady_clock;
 
 // How long Close() lets in-flight commits finish before cancelling them.
 constexpr auto kCloseGrace = std::chrono::seconds(10);
+constexpr auto kHousekeepingPeriod = std::chrono::seconds(10);
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -50,43 +47,38 @@ absl::StatusOr<File> LockDataDir(const fs::path& data_dir) {
 
 }  // namespace
 
-class Node::Impl {
- public:
-  explicit Impl(NodeOptions options) : options_(std::move(options)) {}
-  ~Impl() { Close(); }
+Node::Impl::Impl(NodeOptions options) : options_(std::move(options)) {}
+Node::Impl::~Impl() { Close(); }
 
-  absl::Status Open(Node* node);
-  absl::StatusOr<Gtid> Commit(std::vector<v1::Mutation> mutations, Deadline deadline);
-  absl::StatusOr<std::optional<std::string>> Get(const std::string& key);
-  void Close();
+absl::Status Node::Impl::Enter() {
+  std::lock_guard l(mu_);
+  if (closing_) return absl::UnavailableError("relaykv node is shut down or shutting down");
+  ++in_flight_;
+  return absl::OkStatus();
+}
 
-  const NodeOptions options_;
-  File lock_;
-  std::unique_ptr<Binlog> binlog_;
-  std::unique_ptr<StateMachine> state_;
-  std::unique_ptr<Applier> applier_;
-  std::unique_ptr<KvService> kv_service_;
-  std::unique_ptr<grpc::Server> server_;
-  int bound_port_ = 0;
+void Node::Impl::Leave() {
+  std::lock_guard l(mu_);
+  if (--in_flight_ == 0) cv_.notify_all();
+}
 
-  // Calls inside the node; Close() waits for them before tearing down.
-  std::mutex mu_;
-  std::condition_variable idle_cv_;
-  int in_flight_ = 0;    // GUARDED_BY(mu_)
-  bool closing_ = false; // GUARDED_BY(mu_)
+std::string Node::Impl::primary_address() const {
+  std::lock_guard l(mu_);
+  return primary_;
+}
 
-  // Counts the call in, or refuses it once the node is closing.
-  absl::Status Enter() {
-    std::lock_guard l(mu_);
-    if (closing_) return absl::UnavailableError("relaykv node is shutting down");
-    ++in_flight_;
-    return absl::OkStatus();
-  }
-  void Leave() {
-    std::lock_guard l(mu_);
-    if (--in_flight_ == 0) idle_cv_.notify_all();
-  }
-};
+void Node::Impl::MakeReplicaIo(const std::string& address) {
+  ReplicaIoConfig c;
+  c.primary_address = address;
+  c.server_id = static_cast<uint32_t>(vars_.GetUint("server_id"));
+  c.own_address = options_.listen_address.empty() || bound_port_ == 0
+                      ? std::string()
+                      : options_.listen_address.substr(0, options_.listen_address.rfind(':')) +
+                            ":" + std::to_string(bound_port_);
+  c.sync_relay_log = [this] { return vars_.GetUint("sync_relay_log") != 0; };
+  io_ = std::make_unique<ReplicaIo>(binlog_.get(), applier_.get(), std::move(c));
+  primary_ = address;
+}
 
 absl::Status Node::Impl::Open(Node* node) {
   std::error_code ec;
@@ -99,13 +91,26 @@ absl::Status Node::Impl::Open(Node* node) {
   if (!lock.ok()) return lock.status();
   lock_ = *std::move(lock);
 
+  // Variables: defaults < config file and command line < SET PERSIST.
+  if (auto s = vars_.Apply(options_.variables); !s.ok()) return s;
+  persisted_ = std::make_unique<PersistedSettings>(options_.data_dir / "relaykvd-auto.cnf");
+  auto persisted = persisted_->Load();
+  if (!persisted.ok()) return persisted.status();
+  if (auto s = vars_.Apply(*persisted); !s.ok()) {
+    return absl::InvalidArgumentError("relaykvd-auto.cnf: " + std::string(s.message()));
+  }
+
   BinlogOptions bo;
   bo.dir = options_.data_dir / "binlog";
-  bo.sync_binlog = options_.sync_binlog;
-  bo.max_binlog_size = options_.max_binlog_size;
+  bo.sync_binlog = static_cast<uint32_t>(vars_.GetUint("sync_binlog"));
+  bo.max_binlog_size = vars_.GetUint("max_binlog_size");
   auto binlog = Binlog::Open(bo);
   if (!binlog.ok()) return binlog.status();
   binlog_ = *std::move(binlog);
+  vars_.set_on_change([this](const std::string& name, const std::string& value) {
+    if (name == "sync_binlog") binlog_->set_sync_binlog(static_cast<uint32_t>(std::stoul(value)));
+    if (name == "max_binlog_size") binlog_->set_max_binlog_size(std::stoull(value));
+  });
 
   auto state = StateMachine::Open(options_.data_dir / "db");
   if (!state.ok()) return state.status();
@@ -115,9 +120,9 @@ absl::Status Node::Impl::Open(Node* node) {
   const Gtid applied = state_->Applied();
   const Gtid last = binlog_->LastVisible();
   if (applied.seq > last.seq) {
-    return absl::DataLossError("state machine in " + options_.data_dir.string() +
-                               " is at " + applied.ToString() + " but the binlog ends at " +
-                               last.ToString() + ": binlog events are missing");
+    return absl::DataLossError("state machine in " + options_.data_dir.string() + " is at " +
+                               applied.ToString() + " but the binlog ends at " + last.ToString() +
+                               ": binlog events are missing");
   }
   applier_ = std::make_unique<Applier>(binlog_.get(), state_.get());
   if (auto s = applier_->Start(); !s.ok()) return s;
@@ -130,6 +135,8 @@ absl::Status Node::Impl::Open(Node* node) {
 
   if (!options_.listen_address.empty()) {
     kv_service_ = std::make_unique<KvService>(node);
+    replication_service_ = std::make_unique<ReplicationService>(binlog_.get(), &registry_);
+    admin_service_ = std::make_unique<AdminService>(node);
     grpc::ServerBuilder builder;
     // One listening socket only (see BUILDING.md, port 0 gotcha).
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -138,69 +145,117 @@ absl::Status Node::Impl::Open(Node* node) {
     builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
     builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
     builder.RegisterService(kv_service_.get());
+    builder.RegisterService(replication_service_.get());
+    builder.RegisterService(admin_service_.get());
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || bound_port_ == 0) {
       return absl::UnavailableError("cannot listen on " + options_.listen_address +
                                     " (address in use or invalid?)");
     }
   }
-  spdlog::info("relaykv node {} open: data dir {}, binlog at {}, listening on {}",
-               options_.server_id, options_.data_dir.string(), last.ToString(),
+
+  // Replica role: --replicate-from (saved) or an earlier CHANGE MASTER.
+  std::string primary = options_.replicate_from;
+  if (!primary.empty()) {
+    if (auto s = SaveMasterInfo(options_.data_dir, primary); !s.ok()) return s;
+  } else {
+    auto saved = LoadMasterInfo(options_.data_dir);
+    if (!saved.ok()) return saved.status();
+    primary = *saved;
+  }
+  if (!primary.empty()) {
+    std::lock_guard l(mu_);
+    MakeReplicaIo(primary);
+    io_->Start();
+  }
+  housekeeper_ = std::thread([this] { Housekeeping(); });
+
+  spdlog::info("relaykv node {} open as {}: data dir {}, binlog at {}, listening on {}",
+               vars_.Get("server_id"), primary.empty() ? "primary" : "replica of " + primary,
+               options_.data_dir.string(), last.ToString(),
                server_ ? std::to_string(bound_port_) : std::string("(none)"));
   return absl::OkStatus();
 }
 
 absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations, Deadline deadline) {
   if (auto s = ValidateMutations(mutations); !s.ok()) return s;
-  if (auto s = Enter(); !s.ok()) return s;
+  CallScope scope(this);
+  if (!scope.ok()) return scope.status();
+  if (std::string primary = primary_address(); !primary.empty()) {
+    return absl::FailedPreconditionError("this node is a read-only replica; send writes to its primary at " +
+                                         primary);
+  }
+  if (vars_.GetBool("read_only")) {
+    return absl::FailedPreconditionError(
+        "The server is running with read_only=ON so it cannot execute this write");
+  }
   v1::Event event;
   event.set_timestamp_us(NowMicros());
-  event.set_server_id(options_.server_id);
+  event.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
   for (auto& m : mutations) *event.add_mutations() = std::move(m);
 
-  absl::StatusOr<Gtid> result;
-  if (auto s = binlog_->Commit(&event); !s.ok()) {
-    result = s;
-  } else {
-    // Durable (per sync_binlog): may become visible now.
-    const Gtid gtid = GtidFromProto(event.gtid());
-    applier_->Release(gtid.seq);
-    if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) {
-      result = s;
-    } else {
-      result = gtid;
-    }
-  }
-  Leave();
-  return result;
+  if (auto s = binlog_->Commit(&event); !s.ok()) return s;
+  // Durable (per sync_binlog): may become visible now.
+  const Gtid gtid = GtidFromProto(event.gtid());
+  applier_->Release(gtid.seq);
+  if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) return s;
+  return gtid;
 }
 
 absl::StatusOr<std::optional<std::string>> Node::Impl::Get(const std::string& key) {
   if (auto s = ValidateKey(key); !s.ok()) return s;
-  if (auto s = Enter(); !s.ok()) return s;
-  auto value = state_->Get(key);
-  Leave();
-  return value;
+  CallScope scope(this);
+  if (!scope.ok()) return scope.status();
+  return state_->Get(key);
+}
+
+absl::StatusOr<uint64_t> Node::Impl::RetentionFloor() {
+  // RocksDB runs without a WAL: only what it has flushed may leave the binlog.
+  if (auto s = state_->Flush(); !s.ok()) return s;
+  return std::min(registry_.MinNeededSeq(), state_->Applied().seq + 1);
+}
+
+void Node::Impl::Housekeeping() {
+  std::unique_lock l(mu_);
+  while (!cv_.wait_for(l, kHousekeepingPeriod, [&] { return closing_; })) {
+    const uint64_t expire_s = vars_.GetUint("binlog_expire_logs_seconds");
+    if (expire_s == 0) continue;
+    l.unlock();
+    auto floor = RetentionFloor();
+    if (floor.ok()) {
+      auto cutoff = fs::file_time_type::clock::now() - std::chrono::seconds(expire_s);
+      auto purged = binlog_->PurgeOlderThan(cutoff, *floor);
+      if (!purged.ok()) spdlog::warn("binlog expiry: {}", purged.status().ToString());
+    }
+    l.lock();
+  }
 }
 
 void Node::Impl::Close() {
+  std::unique_ptr<ReplicaIo> io;
   {
     std::unique_lock l(mu_);
     if (closing_) return;
     closing_ = true;
+    cv_.notify_all();
+    io = std::move(io_);
     // Let in-flight commits finish normally...
-    idle_cv_.wait_until(l, Clock::now() + kCloseGrace, [&] { return in_flight_ == 0; });
+    cv_.wait_until(l, Clock::now() + kCloseGrace, [&] { return in_flight_ == 0; });
   }
+  if (housekeeper_.joinable()) housekeeper_.join();
+  io.reset();  // stops the IO thread
   // ...then cancel whatever still waits, so nothing below blocks forever.
   if (applier_) applier_->Stop();
-  if (binlog_) binlog_->Close();
+  if (binlog_) binlog_->Close();  // also ends the replication streams
   {
     std::unique_lock l(mu_);
-    idle_cv_.wait(l, [&] { return in_flight_ == 0; });
+    cv_.wait(l, [&] { return in_flight_ == 0; });
   }
-  if (server_) server_->Shutdown();  // handlers now return at once
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server_.reset();
   kv_service_.reset();
+  replication_service_.reset();
+  admin_service_.reset();
   applier_.reset();
   if (state_) {
     if (auto s = state_->Flush(); !s.ok()) spdlog::warn("close: {}", s.ToString());
@@ -208,17 +263,10 @@ void Node::Impl::Close() {
   state_.reset();
   binlog_.reset();
   lock_.Close();
-  spdlog::info("relaykv node {} closed", options_.server_id);
 }
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("data dir is not set");
-  if (options.sync_binlog > 1000000) {
-    return absl::InvalidArgumentError("sync_binlog must be 0..1000000");
-  }
-  if (options.max_binlog_size < 4096 || options.max_binlog_size > (1ull << 40)) {
-    return absl::InvalidArgumentError("max_binlog_size must be 4096..1099511627776 bytes");
-  }
   std::unique_ptr<Node> node(new Node(std::make_unique<Impl>(options)));
   if (auto s = node->impl_->Open(node.get()); !s.ok()) return s;
   return node;
@@ -251,17 +299,16 @@ absl::StatusOr<std::optional<std::string>> Node::Get(const std::string& key) {
 }
 
 Gtid Node::applied_gtid() const {
-  if (!impl_->Enter().ok()) return Gtid{};
-  Gtid g = impl_->state_->Applied();
-  impl_->Leave();
-  return g;
+  CallScope scope(impl_.get());
+  return scope.ok() ? impl_->state_->Applied() : Gtid{};
 }
+
 Gtid Node::binlog_gtid() const {
-  if (!impl_->Enter().ok()) return Gtid{};
-  Gtid g = impl_->binlog_->LastVisible();
-  impl_->Leave();
-  return g;
+  CallScope scope(impl_.get());
+  return scope.ok() ? impl_->binlog_->LastVisible() : Gtid{};
 }
+
+bool Node::is_replica() const { return !impl_->primary_address().empty(); }
 int Node::bound_port() const { return impl_->bound_port_; }
 const NodeOptions& Node::options() const { return impl_->options_; }
 void Node::Close() { impl_->Close(); }

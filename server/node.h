@@ -1,17 +1,19 @@
-// Node: one relaykv server — binlog, state machine, applier and (when a
-// listen address is given) the gRPC services. relaykvd is a thin main over
-// it; an application can embed one (or several: a Node holds no
-// process-global state).
+// Node: one relaykv server — binlog, state machine, applier, replication
+// (sender on a primary, IO thread on a replica) and, when a listen address is
+// given, the gRPC services (Kv, Replication, Admin). relaykvd is a thin main
+// over it; an application can embed one, or several: a Node holds no
+// process-global state.
 //
-// Write path (Put/Delete/Write): validate (server/limits.h) -> binlog group
-// commit (durable per sync_binlog) -> release to the applier -> wait until
-// applied -> return the GTID. A write is visible to Get() only once it is
-// applied.
+// Write path on a primary (Put/Delete/Write): validate (server/limits.h) ->
+// binlog group commit (durable per sync_binlog) -> release to the applier ->
+// wait until applied -> return the GTID. A write is visible to Get() once
+// applied. A replica refuses writes (FAILED_PRECONDITION naming its primary)
+// and serves reads from its applied state.
 //
-// Threads: all methods thread-safe. Close() stops accepting RPCs, lets
-// in-flight commits finish (up to a grace period), then stops the applier
-// and closes the binlog and RocksDB; later calls fail with
-// FAILED_PRECONDITION. The destructor calls Close().
+// Threads: all methods thread-safe. Close() stops accepting calls, lets
+// in-flight commits finish (up to a grace period), stops the replica
+// threads and the applier, closes the binlog and RocksDB; later calls fail
+// with UNAVAILABLE. The destructor calls Close().
 #pragma once
 
 #include <chrono>
@@ -20,6 +22,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -34,10 +38,40 @@ struct NodeOptions {
   // "HOST:PORT" to serve gRPC on (port 0: the OS picks; see bound_port());
   // empty: no network service (embedded use).
   std::string listen_address;
-  uint32_t server_id = 1;
-  uint32_t sync_binlog = 1;
-  uint64_t max_binlog_size = 1ull << 30;
+  // "HOST:PORT" of the primary: this node is a replica of it (and saves it
+  // in the data dir, as CHANGE MASTER does). Empty: the saved one, if any.
+  std::string replicate_from;
+  // Variables (server/variables.cc: server_id, sync_binlog, ...) in the
+  // order given: config file first, then command line. relaykvd-auto.cnf
+  // (SET PERSIST) is applied after them.
+  std::vector<std::pair<std::string, std::string>> variables;
 };
+
+using NameValues = std::vector<std::pair<std::string, std::string>>;
+
+struct ReplicaSummary {
+  uint32_t server_id = 0;
+  std::string address;
+  Gtid sent;
+  Gtid acked;
+  bool semi_sync = false;
+};
+
+struct KeyspaceChecksum {
+  Gtid gtid;
+  uint64_t hash = 0;
+  uint64_t keys = 0;
+};
+
+struct BinaryLogInfo {
+  std::string name;
+  uint64_t size_bytes = 0;
+  uint64_t first_seq = 0;
+};
+
+enum class ReplicaThreads { kBoth, kIo, kSql };
+
+class CallScope;
 
 class Node {
  public:
@@ -49,6 +83,7 @@ class Node {
   using Deadline = std::chrono::steady_clock::time_point;
   static Deadline NoDeadline() { return Deadline::max(); }
 
+  // --- Data -------------------------------------------------------------
   [[nodiscard]] absl::StatusOr<Gtid> Put(std::string key, std::string value,
                                          Deadline deadline = NoDeadline());
   [[nodiscard]] absl::StatusOr<Gtid> Delete(std::string key, Deadline deadline = NoDeadline());
@@ -58,8 +93,31 @@ class Node {
   // nullopt: the key is absent.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key);
 
+  // --- Administration (what relaykv's statements map to) ----------------
+  // SET GLOBAL (persist=false) / SET PERSIST (persist=true).
+  [[nodiscard]] absl::Status SetVariable(std::string_view name, std::string_view value,
+                                         bool persist);
+  // RESET PERSIST [name]; empty name: all.
+  [[nodiscard]] absl::Status ResetPersist(std::string_view name);
+  NameValues ShowVariables(std::string_view like) const;
+  NameValues ShowStatus(std::string_view like) const;
+  // START/STOP SLAVE [IO_THREAD|SQL_THREAD]; FAILED_PRECONDITION on a primary.
+  [[nodiscard]] absl::Status StartReplica(ReplicaThreads which);
+  [[nodiscard]] absl::Status StopReplica(ReplicaThreads which);
+  // CHANGE MASTER TO: the replica threads must be stopped. Saved in the data dir.
+  [[nodiscard]] absl::Status ChangePrimary(std::string host, uint32_t port);
+  // SHOW SLAVE STATUS fields in MySQL's order; empty on a primary.
+  NameValues ReplicaStatus() const;
+  std::vector<ReplicaSummary> Replicas() const;
+  [[nodiscard]] absl::StatusOr<KeyspaceChecksum> Checksum() const;
+  std::vector<BinaryLogInfo> BinaryLogs() const;
+  // PURGE BINARY LOGS TO `file`: never what a connected replica or the
+  // state machine still needs; *note says when that held some back.
+  [[nodiscard]] absl::StatusOr<int> PurgeBinaryLogsTo(const std::string& file, std::string* note);
+
   Gtid applied_gtid() const;
   Gtid binlog_gtid() const;
+  bool is_replica() const;
   // The port the gRPC server listens on (0 if none).
   int bound_port() const;
   const NodeOptions& options() const;
@@ -68,6 +126,7 @@ class Node {
 
  private:
   class Impl;
+  friend class CallScope;
   explicit Node(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

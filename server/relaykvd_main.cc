@@ -1,7 +1,8 @@
-// relaykvd: parses flags, runs a Node until SIGINT/SIGTERM, closes it.
+// relaykvd: parses flags and the config file, runs a Node until
+// SIGINT/SIGTERM, closes it.
 #include <csignal>
-#include <cstdio>
 #include <filesystem>
+#include <map>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -9,6 +10,7 @@
 
 #include "CLI/CLI.hpp"
 #include "server/node.h"
+#include "server/variables.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 #include "storage/file.h"
@@ -22,32 +24,58 @@ std::string BoundAddress(const std::string& listen, int port) {
          std::to_string(port);
 }
 
+std::string Dashed(std::string_view name) {
+  std::string s(name);
+  for (char& c : s) c = c == '_' ? '-' : c;
+  return s;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   relaykv::NodeOptions options;
   options.listen_address = "127.0.0.1:7400";
   std::string data_dir;
+  std::string config;
 
-  CLI::App app{"relaykvd: a relaykv key-value server (binlog, gRPC, semi-sync replication)",
+  CLI::App app{"relaykvd: a relaykv key-value server (binlog, gRPC replication, lossless "
+               "semi-sync commit)",
                "relaykvd"};
   app.add_option("--data-dir", data_dir, "data directory (created if missing)")->required();
   app.add_option("--listen", options.listen_address, "HOST:PORT to serve gRPC on (port 0: any)")
       ->capture_default_str();
-  app.add_option("--server-id,--server_id", options.server_id, "this server's id")
-      ->capture_default_str();
-  app.add_option("--sync_binlog,--sync-binlog", options.sync_binlog,
-                 "fdatasync the binlog every N groups (0: leave it to the OS)")
-      ->capture_default_str();
-  app.add_option("--max_binlog_size,--max-binlog-size", options.max_binlog_size,
-                 "rotate binlog segments at this many bytes")
-      ->capture_default_str();
+  app.add_option("--replicate-from", options.replicate_from,
+                 "HOST:PORT of the primary: run as its replica (saved in the data dir)");
+  app.add_option("--config", config, "my.cnf-style file; its [relaykvd] section sets variables")
+      ->check(CLI::ExistingFile);
+  // --NAME=VALUE (or --NAME-WITH-DASHES) for every variable in the table.
+  std::map<std::string, std::string> flag_values;
+  for (const relaykv::VariableDef& d : relaykv::AllVariableDefs()) {
+    std::string names = "--" + std::string(d.name);
+    if (Dashed(d.name) != d.name) names += ",--" + Dashed(d.name);
+    if (!d.alias.empty()) names += ",--" + std::string(d.alias) + ",--" + Dashed(d.alias);
+    app.add_option(names, flag_values[std::string(d.name)],
+                   std::string(d.help) + " (default " + std::string(d.default_value) + ")")
+        ->group("Variables");
+  }
   CLI11_PARSE(app, argc, argv);
   options.data_dir = data_dir;
 
   auto logger = spdlog::stderr_color_mt("relaykvd");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
+
+  if (!config.empty()) {
+    auto settings = relaykv::ReadIniSection(config, "relaykvd");
+    if (!settings.ok()) {
+      spdlog::critical("cannot read config: {}", settings.status().ToString());
+      return 1;
+    }
+    options.variables = *settings;
+  }
+  for (const auto& [name, value] : flag_values) {
+    if (app.count("--" + name) > 0) options.variables.emplace_back(name, value);
+  }
 
   auto node = relaykv::Node::Open(options);
   if (!node.ok()) {
@@ -72,6 +100,7 @@ int main(int argc, char** argv) {
   io.run();
 
   (*node)->Close();
+  spdlog::info("relaykvd stopped cleanly");
   std::error_code ec;
   std::filesystem::remove(addr_file, ec);
   return 0;

@@ -68,6 +68,11 @@ uint64_t Applier::applied() const {
   return applied_;
 }
 
+int64_t Applier::applied_timestamp_us() const {
+  std::lock_guard l(mu_);
+  return applied_timestamp_us_;
+}
+
 absl::Status Applier::last_error() const {
   std::lock_guard l(mu_);
   return error_;
@@ -117,7 +122,10 @@ void Applier::Run(std::unique_ptr<BinlogReader> reader) {
     if (error.ok() && !batch.empty()) error = state_->Apply(batch);
     std::lock_guard l(mu_);
     if (!error.ok()) break;
-    if (!batch.empty()) applied_ = batch.back().gtid().seq();
+    if (!batch.empty()) {
+      applied_ = batch.back().gtid().seq();
+      applied_timestamp_us_ = batch.back().timestamp_us();
+    }
     cv_.notify_all();
   }
   std::lock_guard l(mu_);

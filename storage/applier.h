@@ -48,6 +48,8 @@ class Applier {
   void Release(uint64_t seq) EXCLUDES(mu_);
   uint64_t released() const EXCLUDES(mu_);
   uint64_t applied() const EXCLUDES(mu_);
+  // timestamp_us of the last applied event (0 before any): replica lag.
+  int64_t applied_timestamp_us() const EXCLUDES(mu_);
 
   // Blocks until seq is applied (OK), the deadline passes (DEADLINE_EXCEEDED),
   // the applier stops (CANCELLED) or fails (its error).
@@ -67,6 +69,7 @@ class Applier {
   std::condition_variable cv_;  // released_/applied_/stop_/error_ changed
   uint64_t released_ GUARDED_BY(mu_) = 0;
   uint64_t applied_ GUARDED_BY(mu_) = 0;
+  int64_t applied_timestamp_us_ GUARDED_BY(mu_) = 0;
   bool stop_ GUARDED_BY(mu_) = false;
   bool running_ GUARDED_BY(mu_) = false;
   absl::Status error_ GUARDED_BY(mu_);

@@ -48,6 +48,15 @@ class StateMachine {
   // nullopt if the key is absent.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key) const;
 
+  // CRC-64 over every (key, value) in key order, with the applied GTID,
+  // all read from one snapshot: equal on two nodes iff same data at `gtid`.
+  struct Checksum {
+    Gtid gtid;
+    uint64_t hash = 0;
+    uint64_t keys = 0;
+  };
+  [[nodiscard]] absl::StatusOr<Checksum> ComputeChecksum() const;
+
   // Persists everything applied so far (memtables to SST), so that
   // Applied() survives a crash without the binlog.
   [[nodiscard]] absl::Status Flush();

@@ -1,0 +1,131 @@
+#include "server/admin_service.h"
+
+#include <cstdio>
+
+#include "server/grpc_status.h"
+#include "server/node.h"
+
+namespace relaykv {
+namespace {
+
+void AddRows(const NameValues& rows, google::protobuf::RepeatedPtrField<v1::NameValue>* out) {
+  for (const auto& [n, v] : rows) {
+    v1::NameValue* nv = out->Add();
+    nv->set_name(n);
+    nv->set_value(v);
+  }
+}
+
+// The semi-sync plugins are built in; INSTALL PLUGIN accepts their names.
+bool IsBuiltInPlugin(const std::string& name, const std::string& soname) {
+  return (name == "rpl_semi_sync_master" && soname == "semisync_master.so") ||
+         (name == "rpl_semi_sync_slave" && soname == "semisync_slave.so") ||
+         (name == "rpl_semi_sync_source" && soname == "semisync_source.so") ||
+         (name == "rpl_semi_sync_replica" && soname == "semisync_replica.so");
+}
+
+}  // namespace
+
+grpc::Status AdminService::ShowVariables(Ctx*, const v1::ShowRequest* req, v1::ShowReply* reply) {
+  AddRows(node_->ShowVariables(req->like()), reply->mutable_rows());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ShowStatus(Ctx*, const v1::ShowRequest* req, v1::ShowReply* reply) {
+  AddRows(node_->ShowStatus(req->like()), reply->mutable_rows());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::SetVariable(Ctx*, const v1::SetVariableRequest* req,
+                                       v1::SetVariableReply*) {
+  return ToGrpcStatus(node_->SetVariable(req->name(), req->value(), req->persist()));
+}
+
+grpc::Status AdminService::ResetPersist(Ctx*, const v1::ResetPersistRequest* req,
+                                        v1::ResetPersistReply*) {
+  return ToGrpcStatus(node_->ResetPersist(req->name()));
+}
+
+grpc::Status AdminService::ReplicaThreads(Ctx*, const v1::ReplicaThreadsRequest* req,
+                                          v1::ReplicaThreadsReply*) {
+  relaykv::ReplicaThreads which = relaykv::ReplicaThreads::kBoth;
+  if (req->threads() == v1::ReplicaThreadsRequest::IO) which = relaykv::ReplicaThreads::kIo;
+  if (req->threads() == v1::ReplicaThreadsRequest::SQL) which = relaykv::ReplicaThreads::kSql;
+  return ToGrpcStatus(req->action() == v1::ReplicaThreadsRequest::START ? node_->StartReplica(which)
+                                                                        : node_->StopReplica(which));
+}
+
+grpc::Status AdminService::ChangeMaster(Ctx*, const v1::ChangeMasterRequest* req,
+                                        v1::ChangeMasterReply*) {
+  return ToGrpcStatus(node_->ChangePrimary(req->host(), req->port()));
+}
+
+grpc::Status AdminService::ReplicaStatus(Ctx*, const v1::ReplicaStatusRequest*,
+                                         v1::ReplicaStatusReply* reply) {
+  AddRows(node_->ReplicaStatus(), reply->mutable_fields());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Replicas(Ctx*, const v1::ReplicasRequest*, v1::ReplicasReply* reply) {
+  for (const ReplicaSummary& r : node_->Replicas()) {
+    v1::ReplicaInfo* info = reply->add_replicas();
+    info->set_server_id(r.server_id);
+    info->set_address(r.address);
+    GtidToProto(r.sent, info->mutable_sent_gtid());
+    GtidToProto(r.acked, info->mutable_acked_gtid());
+    info->set_semi_sync(r.semi_sync);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Checksum(Ctx*, const v1::ChecksumRequest*, v1::ChecksumReply* reply) {
+  auto c = node_->Checksum();
+  if (!c.ok()) return ToGrpcStatus(c.status());
+  GtidToProto(c->gtid, reply->mutable_gtid());
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(c->hash));
+  reply->set_hash(hex);
+  reply->set_keys(c->keys);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::BinaryLogs(Ctx*, const v1::BinaryLogsRequest*,
+                                      v1::BinaryLogsReply* reply) {
+  for (const BinaryLogInfo& b : node_->BinaryLogs()) {
+    v1::BinaryLog* log = reply->add_logs();
+    log->set_name(b.name);
+    log->set_size_bytes(b.size_bytes);
+    log->set_first_seq(b.first_seq);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::MasterStatus(Ctx*, const v1::MasterStatusRequest*,
+                                        v1::MasterStatusReply* reply) {
+  auto logs = node_->BinaryLogs();
+  if (logs.empty()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "node is shutting down");
+  reply->set_file(logs.back().name);
+  reply->set_position(logs.back().size_bytes);
+  GtidToProto(node_->binlog_gtid(), reply->mutable_executed_gtid());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::PurgeBinaryLogs(Ctx*, const v1::PurgeBinaryLogsRequest* req,
+                                           v1::PurgeBinaryLogsReply* reply) {
+  std::string note;
+  auto n = node_->PurgeBinaryLogsTo(req->to_file(), &note);
+  if (!n.ok()) return ToGrpcStatus(n.status());
+  reply->set_purged(*n);
+  reply->set_note(note);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::InstallPlugin(Ctx*, const v1::InstallPluginRequest* req,
+                                         v1::InstallPluginReply*) {
+  if (IsBuiltInPlugin(req->name(), req->soname())) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                      "Can't open shared library '" + req->soname() +
+                          "': relaykv has no plugins besides the built-in semi-sync ones");
+}
+
+}  // namespace relaykv

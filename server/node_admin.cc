@@ -1,0 +1,220 @@
+// Node's administration operations: variables, status, replica control,
+// checksum and binlog listing/purge.
+#include <ctime>
+
+#include "server/master_info.h"
+#include "server/node_impl.h"
+#include "storage/binlog_segments.h"
+#include "spdlog/spdlog.h"
+
+namespace relaykv {
+namespace {
+
+std::string Timestamp(int64_t us) {
+  if (us == 0) return "";
+  std::time_t t = static_cast<std::time_t>(us / 1000000);
+  std::tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%y%m%d %H:%M:%S", &tm);  // MySQL's format (UTC)
+  return buf;
+}
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+NameValues Filter(NameValues rows, std::string_view like) {
+  std::erase_if(rows, [&](const auto& r) { return !like.empty() && !SqlLike(like, r.first); });
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+absl::Status NotAReplica() {
+  return absl::FailedPreconditionError(
+      "this node is not a replica; use CHANGE MASTER TO MASTER_HOST=..., MASTER_PORT=... first");
+}
+
+}  // namespace
+
+absl::Status Node::SetVariable(std::string_view name, std::string_view value, bool persist) {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return scope.status();
+  auto canonical = impl_->vars_.SetGlobal(name, value);
+  if (!canonical.ok()) return canonical.status();
+  if (persist) {
+    return impl_->persisted_->Persist(*canonical, impl_->vars_.Get(*canonical));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Node::ResetPersist(std::string_view name) {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return scope.status();
+  return impl_->persisted_->Forget(std::string(name));
+}
+
+NameValues Node::ShowVariables(std::string_view like) const {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return {};
+  return impl_->vars_.List(like);
+}
+
+NameValues Node::ShowStatus(std::string_view like) const {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return {};
+  const BinlogStats b = impl_->binlog_->stats();
+  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+      std::chrono::steady_clock::now() - impl_->started_);
+  NameValues rows = {
+      {"Applied_gtid", impl_->state_->Applied().ToString()},
+      {"Binlog_events", std::to_string(b.events)},
+      {"Binlog_fsyncs", std::to_string(b.syncs)},
+      {"Binlog_gtid", impl_->binlog_->LastVisible().ToString()},
+      {"Binlog_groups", std::to_string(b.groups)},
+      {"Replicas_connected", std::to_string(impl_->registry_.List().size())},
+      {"Uptime", std::to_string(uptime.count())},
+  };
+  return Filter(std::move(rows), like);
+}
+
+absl::Status Node::StartReplica(ReplicaThreads which) {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return scope.status();
+  std::lock_guard l(impl_->mu_);
+  if (impl_->io_ == nullptr) return NotAReplica();
+  if (which != ReplicaThreads::kIo && !impl_->applier_->running()) {
+    if (auto s = impl_->applier_->Start(); !s.ok()) return s;
+  }
+  if (which != ReplicaThreads::kSql) impl_->io_->Start();
+  return absl::OkStatus();
+}
+
+absl::Status Node::StopReplica(ReplicaThreads which) {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return scope.status();
+  std::lock_guard l(impl_->mu_);
+  if (impl_->io_ == nullptr) return NotAReplica();
+  if (which != ReplicaThreads::kSql) impl_->io_->Stop();
+  if (which != ReplicaThreads::kIo) impl_->applier_->Stop();
+  return absl::OkStatus();
+}
+
+absl::Status Node::ChangePrimary(std::string host, uint32_t port) {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return scope.status();
+  const std::string address = host + ":" + std::to_string(port);
+  if (auto s = ValidateHostPort(address); !s.ok()) return s;
+  std::lock_guard l(impl_->mu_);
+  if (impl_->io_ != nullptr && impl_->io_->running()) {
+    return absl::FailedPreconditionError(
+        "This operation cannot be performed with a running replica io thread; run STOP SLAVE "
+        "IO_THREAD first");
+  }
+  if (auto s = SaveMasterInfo(impl_->options_.data_dir, address); !s.ok()) return s;
+  impl_->MakeReplicaIo(address);
+  spdlog::info("CHANGE MASTER: primary is now {} (START SLAVE to connect)", address);
+  return absl::OkStatus();
+}
+
+NameValues Node::ReplicaStatus() const {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return {};
+  std::lock_guard l(impl_->mu_);
+  if (impl_->io_ == nullptr) return {};
+  const ReplicaIoStatus io = impl_->io_->status();
+  const std::string& primary = impl_->primary_;
+  const auto colon = primary.rfind(':');
+  const bool sql_running = impl_->applier_->running();
+  const Gtid applied = impl_->state_->Applied();
+  const absl::Status sql_error = impl_->applier_->last_error();
+
+  std::string io_state, io_running;
+  switch (io.state) {
+    case ReplicaIoStatus::State::kYes:
+      io_state = "Waiting for source to send event";
+      io_running = "Yes";
+      break;
+    case ReplicaIoStatus::State::kConnecting:
+      io_state = "Connecting to source";
+      io_running = "Connecting";
+      break;
+    case ReplicaIoStatus::State::kNo:
+      io_running = "No";
+      break;
+  }
+  // MySQL: NULL unless both threads run; 0 when caught up; else how old
+  // the last applied event is.
+  std::string behind = "NULL";
+  if (io.state == ReplicaIoStatus::State::kYes && sql_running) {
+    int64_t lag_s = 0;
+    if (applied.seq < io.primary_last.seq && impl_->applier_->applied_timestamp_us() > 0) {
+      lag_s = std::max<int64_t>(0, (NowMicros() - impl_->applier_->applied_timestamp_us()) / 1000000);
+    }
+    behind = std::to_string(lag_s);
+  }
+  const bool sync_relay = impl_->vars_.GetUint("sync_relay_log") != 0;
+  return {
+      {"Slave_IO_State", io_state},
+      {"Master_Host", primary.substr(0, colon)},
+      {"Master_Port", primary.substr(colon + 1)},
+      {"Connect_Retry", "5"},
+      {"Slave_IO_Running", io_running},
+      {"Slave_SQL_Running", sql_running ? "Yes" : "No"},
+      {"Seconds_Behind_Master", behind},
+      {"Last_IO_Error", io.last_error},
+      {"Last_IO_Error_Timestamp", Timestamp(io.last_error_time_us)},
+      {"Last_SQL_Error", sql_error.ok() ? "" : sql_error.ToString()},
+      {"Retrieved_Gtid_Set", io.retrieved.ToString()},
+      {"Executed_Gtid_Set", applied.ToString()},
+      {"Source_Binlog_Gtid", io.primary_last.ToString()},
+      {"Relay_Log_Sync", sync_relay ? "ON (an ACK means the events are on disk)"
+                                    : "OFF (an ACK means written to the OS, not yet on disk)"},
+      {"Server_Id", impl_->vars_.Get("server_id")},
+  };
+}
+
+std::vector<ReplicaSummary> Node::Replicas() const {
+  std::vector<ReplicaSummary> out;
+  for (const ConnectedReplica& r : impl_->registry_.List()) {
+    out.push_back({r.server_id, r.address, r.sent, r.acked, r.semi_sync});
+  }
+  return out;
+}
+
+absl::StatusOr<KeyspaceChecksum> Node::Checksum() const {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return scope.status();
+  auto c = impl_->state_->ComputeChecksum();
+  if (!c.ok()) return c.status();
+  return KeyspaceChecksum{c->gtid, c->hash, c->keys};
+}
+
+std::vector<BinaryLogInfo> Node::BinaryLogs() const {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return {};
+  std::vector<BinaryLogInfo> out;
+  for (const SegmentInfo& s : impl_->binlog_->Segments()) {
+    out.push_back({s.name, s.size_bytes, s.first_seq});
+  }
+  return out;
+}
+
+absl::StatusOr<int> Node::PurgeBinaryLogsTo(const std::string& file, std::string* note) {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return scope.status();
+  auto floor = impl_->RetentionFloor();
+  if (!floor.ok()) return floor.status();
+  auto purged = impl_->binlog_->PurgeTo(file, *floor);
+  if (!purged.ok()) return purged.status();
+  const auto segments = impl_->binlog_->Segments();
+  if (note != nullptr && !segments.empty() && segments.front().name < file) {
+    *note = "kept " + segments.front().name + " and later: seq " + std::to_string(*floor) +
+            " is still needed by a connected replica or not yet flushed by the state machine";
+  }
+  return purged;
+}
+
+}  // namespace relaykv

@@ -1,0 +1,100 @@
+// Node::Impl: the parts of a node and how they are wired. Private to
+// server/: node.cc (open, commit path, close) and node_admin.cc (the admin
+// operations) share it.
+//
+// Lock order: Impl::mu_ before any component's own lock.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "server/node.h"
+#include "server/replica_io.h"
+#include "server/replica_registry.h"
+#include "server/variables.h"
+#include "storage/applier.h"
+#include "storage/binlog.h"
+#include "storage/file.h"
+#include "storage/state_machine.h"
+#include "storage/thread_annotations.h"
+
+namespace relaykv {
+
+class AdminService;
+class KvService;
+class ReplicationService;
+
+class Node::Impl {
+ public:
+  explicit Impl(NodeOptions options);
+  ~Impl();
+
+  absl::Status Open(Node* node);
+  absl::StatusOr<Gtid> Commit(std::vector<v1::Mutation> mutations, Deadline deadline);
+  absl::StatusOr<std::optional<std::string>> Get(const std::string& key);
+  void Close();
+
+  // Counts a call in, or refuses it once the node is closing. Every public
+  // entry point brackets its work with Enter()/Leave() (CallScope).
+  absl::Status Enter() EXCLUDES(mu_);
+  void Leave() EXCLUDES(mu_);
+
+  // The primary's address, or "" on a primary.
+  std::string primary_address() const EXCLUDES(mu_);
+  // Builds (not starts) the IO thread for `address`.
+  void MakeReplicaIo(const std::string& address) REQUIRES(mu_);
+  // Lowest binlog seq still needed (replicas, state machine not yet flushed).
+  absl::StatusOr<uint64_t> RetentionFloor();
+  // Housekeeping thread: binlog_expire_logs_seconds.
+  void Housekeeping();
+
+  const NodeOptions options_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  // Constant after Open().
+  File lock_;
+  Variables vars_;
+  std::unique_ptr<PersistedSettings> persisted_;
+  std::unique_ptr<Binlog> binlog_;
+  std::unique_ptr<StateMachine> state_;
+  std::unique_ptr<Applier> applier_;  // the SQL thread on a replica
+  ReplicaRegistry registry_;
+  std::unique_ptr<KvService> kv_service_;
+  std::unique_ptr<ReplicationService> replication_service_;
+  std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<grpc::Server> server_;
+  int bound_port_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // in_flight_ reached 0, or closing_ set
+  int in_flight_ GUARDED_BY(mu_) = 0;
+  bool closing_ GUARDED_BY(mu_) = false;
+  std::string primary_ GUARDED_BY(mu_);           // "" on a primary
+  std::unique_ptr<ReplicaIo> io_ GUARDED_BY(mu_);  // set on a replica
+  std::thread housekeeper_;
+};
+
+// Enter()/Leave() as a scope; ok() false once the node is closing.
+class CallScope {
+ public:
+  explicit CallScope(Node::Impl* impl) : impl_(impl), status_(impl->Enter()) {}
+  ~CallScope() {
+    if (status_.ok()) impl_->Leave();
+  }
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+  const absl::Status& status() const { return status_; }
+  bool ok() const { return status_.ok(); }
+
+ private:
+  Node::Impl* const impl_;
+  const absl::Status status_;
+};
+
+}  // namespace relaykv

@@ -1,0 +1,194 @@
+#include "server/replica_io.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "proto/replication.grpc.pb.h"
+#include "server/limits.h"
+#include "spdlog/spdlog.h"
+
+namespace relaykv {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+}  // namespace
+
+ReplicaIo::ReplicaIo(Binlog* relay_log, Applier* applier, ReplicaIoConfig config)
+    : relay_log_(relay_log), applier_(applier), config_(std::move(config)) {
+  status_.retrieved = relay_log_->LastVisible();
+}
+
+ReplicaIo::~ReplicaIo() { Stop(); }
+
+void ReplicaIo::Start() {
+  std::lock_guard l(mu_);
+  if (running_) return;
+  if (thread_.joinable()) thread_.join();  // a run that ended on a permanent error
+  stop_ = false;
+  running_ = true;
+  status_.state = ReplicaIoStatus::State::kConnecting;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ReplicaIo::Stop() {
+  {
+    std::lock_guard l(mu_);
+    stop_ = true;
+    if (ctx_ != nullptr) ctx_->TryCancel();
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard l(mu_);
+  status_.state = ReplicaIoStatus::State::kNo;
+  status_.semi_sync = false;
+}
+
+bool ReplicaIo::running() const {
+  std::lock_guard l(mu_);
+  return running_;
+}
+
+ReplicaIoStatus ReplicaIo::status() const {
+  std::lock_guard l(mu_);
+  ReplicaIoStatus s = status_;
+  s.retrieved = relay_log_->LastVisible();
+  return s;
+}
+
+void ReplicaIo::SetError(const absl::Status& s) {
+  status_.last_error = s.ToString();
+  status_.last_error_time_us = NowMicros();
+}
+
+void ReplicaIo::Run() {
+  auto backoff = std::chrono::milliseconds(100);
+  for (;;) {
+    bool permanent = false;
+    absl::Status s = Stream(&permanent);
+    std::unique_lock l(mu_);
+    status_.semi_sync = false;
+    if (stop_) break;
+    if (!s.ok()) {
+      SetError(s);
+      spdlog::warn("replica IO thread: {} {}", s.ToString(),
+                   permanent ? "(stopping: fix the cause, then START SLAVE)" : "(reconnecting)");
+    }
+    if (permanent) break;
+    status_.state = ReplicaIoStatus::State::kConnecting;
+    cv_.wait_for(l, backoff, [&] { return stop_; });
+    if (stop_) break;
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(5));
+  }
+  std::lock_guard l(mu_);
+  running_ = false;
+  status_.state = ReplicaIoStatus::State::kNo;
+}
+
+absl::Status ReplicaIo::Stream(bool* permanent) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
+  args.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
+  auto channel = grpc::CreateCustomChannel(config_.primary_address,
+                                           grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::Replication::NewStub(channel);
+  grpc::ClientContext ctx;
+  {
+    std::lock_guard l(mu_);
+    if (stop_) return absl::OkStatus();
+    ctx_ = &ctx;
+  }
+  struct ClearCtx {
+    ReplicaIo* self;
+    ~ClearCtx() {
+      std::lock_guard l(self->mu_);
+      self->ctx_ = nullptr;
+    }
+  } clear_ctx{this};
+
+  auto stream = stub->Subscribe(&ctx);
+  const bool semi_sync = config_.semi_sync ? config_.semi_sync() : false;
+  v1::ReplicaMessage hello;
+  hello.mutable_hello()->set_server_id(config_.server_id);
+  GtidToProto(relay_log_->LastVisible(), hello.mutable_hello()->mutable_durable_gtid());
+  hello.mutable_hello()->set_semi_sync(semi_sync);
+  hello.mutable_hello()->set_address(config_.own_address);
+  stream->Write(hello);
+
+  v1::PrimaryMessage msg;
+  std::vector<v1::Event> events;
+  v1::ReplicaMessage ack;
+  bool connected = false;
+  absl::Status error;  // set when we end the stream ourselves
+  while (error.ok() && stream->Read(&msg)) {
+    if (!connected) {
+      connected = true;
+      std::lock_guard l(mu_);
+      status_.state = ReplicaIoStatus::State::kYes;
+      status_.semi_sync = semi_sync;
+      spdlog::info("replica IO thread: connected to {} from {}", config_.primary_address,
+                   relay_log_->LastVisible().ToString());
+    }
+    if (msg.has_heartbeat()) {
+      std::lock_guard l(mu_);
+      status_.primary_last = GtidFromProto(msg.heartbeat().primary_last_gtid());
+      status_.primary_time_us = msg.heartbeat().primary_time_us();
+      continue;
+    }
+    if (!msg.has_batch()) continue;
+    const v1::EventBatch& batch = msg.batch();
+    events.resize(static_cast<size_t>(batch.events_size()));
+    for (int i = 0; i < batch.events_size(); ++i) {
+      if (!events[static_cast<size_t>(i)].ParseFromString(batch.events(i))) {
+        error = absl::DataLossError("received an event that does not decode");
+        break;
+      }
+    }
+    if (!error.ok()) break;
+    // Gap, duplicate or epoch going back: INVALID_ARGUMENT, nothing written.
+    const bool sync = config_.sync_relay_log ? config_.sync_relay_log() : true;
+    if (auto s = relay_log_->AppendReplicated(events, sync); !s.ok()) {
+      error = s;
+      break;
+    }
+    const Gtid last = GtidFromProto(events.back().gtid());
+    // The relay log holds [.., last]: on disk if `sync`, else written.
+    ack.mutable_ack()->Clear();
+    GtidToProto(last, ack.mutable_ack()->mutable_durable_gtid());
+    stream->Write(ack);
+    applier_->Release(last.seq);
+    std::lock_guard l(mu_);
+    status_.primary_last = GtidFromProto(batch.primary_last_gtid());
+    status_.primary_time_us = batch.primary_time_us();
+  }
+  if (!error.ok()) {
+    *permanent = true;
+    ctx.TryCancel();
+    stream->Finish().ok();  // reaps the cancelled call; its status is ours
+    return error;
+  }
+  grpc::Status st = stream->Finish();
+  {
+    std::lock_guard l(mu_);
+    if (stop_) return absl::OkStatus();
+  }
+  absl::Status s = FromGrpc(st);
+  // The primary refusing our position is not fixed by retrying.
+  if (absl::IsOutOfRange(s) || absl::IsFailedPrecondition(s)) *permanent = true;
+  if (s.ok()) s = absl::UnavailableError("primary " + config_.primary_address + " ended the stream");
+  return absl::Status(s.code(), "error reading from primary " + config_.primary_address + ": " +
+                                    std::string(s.message()));
+}
+
+}  // namespace relaykv

@@ -1,0 +1,88 @@
+// ReplicaIo: a replica's IO thread. Connects to the primary, subscribes from
+// the GTID after the last one its relay log (the replica's own binlog, with
+// the primary's GTIDs) holds, appends each received batch to the relay log
+// — fdatasync'd per batch when sync_relay_log=1 — then ACKs the relay log's
+// last durable GTID and releases the batch to the SQL thread (Applier).
+//
+// Reconnects with backoff (100 ms doubling to 5 s) when the primary goes
+// away. Stops for good, with the error kept for SHOW SLAVE STATUS, when the
+// primary refuses our position (purged / different history) or a batch
+// would break the GTID sequence (gap, duplicate, epoch going back): never
+// silent divergence.
+//
+// Threads: Start/Stop/status are thread-safe; Stop() cancels the stream,
+// wakes the thread and joins it.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "storage/applier.h"
+#include "storage/binlog.h"
+#include "storage/thread_annotations.h"
+
+namespace relaykv {
+
+struct ReplicaIoConfig {
+  std::string primary_address;  // HOST:PORT
+  uint32_t server_id = 0;
+  std::string own_address;      // shown on the primary (SHOW REPLICAS)
+  // Read on every batch / connect, so SET GLOBAL takes effect.
+  std::function<bool()> sync_relay_log;
+  std::function<bool()> semi_sync;
+};
+
+struct ReplicaIoStatus {
+  enum class State { kNo, kConnecting, kYes };
+  State state = State::kNo;
+  Gtid retrieved;             // last event in the relay log
+  Gtid primary_last;          // the primary's binlog end, last we heard
+  int64_t primary_time_us = 0;
+  std::string last_error;     // "" if none
+  int64_t last_error_time_us = 0;
+  bool semi_sync = false;     // connected as a semi-sync replica
+};
+
+class ReplicaIo {
+ public:
+  // Borrows relay log and applier; both must outlive this object.
+  ReplicaIo(Binlog* relay_log, Applier* applier, ReplicaIoConfig config);
+  ~ReplicaIo();
+  ReplicaIo(const ReplicaIo&) = delete;
+  ReplicaIo& operator=(const ReplicaIo&) = delete;
+
+  void Start() EXCLUDES(mu_);  // no-op if running
+  void Stop() EXCLUDES(mu_);
+  bool running() const EXCLUDES(mu_);
+  ReplicaIoStatus status() const EXCLUDES(mu_);
+  const ReplicaIoConfig& config() const { return config_; }
+
+ private:
+  void Run();
+  // One connection: returns why it ended. *permanent: do not retry.
+  absl::Status Stream(bool* permanent);
+  void SetError(const absl::Status& s) REQUIRES(mu_);
+
+  Binlog* const relay_log_;
+  Applier* const applier_;
+  const ReplicaIoConfig config_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // stop_ changed
+  bool stop_ GUARDED_BY(mu_) = false;
+  bool running_ GUARDED_BY(mu_) = false;
+  grpc::ClientContext* ctx_ GUARDED_BY(mu_) = nullptr;  // the live stream's, for Stop()
+  ReplicaIoStatus status_ GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace relaykv

@@ -1,0 +1,273 @@
+#include "server/variables.h"
+
+#include <algorithm>
+#include <cctype>
+#include <sstream>
+
+#include "storage/file.h"
+
+namespace relaykv {
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string Trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  std::string out(s.substr(b, e - b));
+  if (out.size() >= 2 && (out.front() == '\'' || out.front() == '"') && out.back() == out.front()) {
+    out = out.substr(1, out.size() - 2);
+  }
+  return out;
+}
+
+}  // namespace
+
+// The variables table. Each row: what it is, and the event that changes it.
+const std::vector<VariableDef>& AllVariableDefs() {
+  static const std::vector<VariableDef> defs = {
+      {"binlog_expire_logs_seconds", "", VariableType::kUint, "2592000", 0, 4294967295u, {}, true,
+       "purge binlog segments older than this (0: never); replicas' needs win"},
+      {"max_binlog_size", "", VariableType::kUint, "1073741824", 4096, 1073741824, {}, true,
+       "rotate to a new binlog segment once the current one reaches this many bytes"},
+      {"read_only", "", VariableType::kBool, "OFF", 0, 0, {}, true,
+       "refuse client writes (a replica always does)"},
+      {"server_id", "", VariableType::kUint, "1", 1, 4294967295u, {}, false,
+       "this server's id; replicas of one primary need distinct ids"},
+      {"sync_binlog", "", VariableType::kUint, "1", 0, 1000000, {}, true,
+       "fdatasync the binlog every N commit groups (0: leave it to the OS)"},
+      {"sync_relay_log", "", VariableType::kUint, "1", 0, 1, {}, true,
+       "1: fdatasync the relay log before ACKing; 0: ACK after the write"},
+  };
+  return defs;
+}
+
+const VariableDef* FindVariable(std::string_view name) {
+  const std::string n = Lower(name);
+  for (const VariableDef& d : AllVariableDefs()) {
+    if (n == d.name || (!d.alias.empty() && n == d.alias)) return &d;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::string> NormalizeValue(const VariableDef& def, std::string_view raw) {
+  const std::string value = Trim(raw);
+  const std::string up = Upper(value);
+  auto bad = [&](std::string_view why) {
+    return absl::InvalidArgumentError("Variable '" + std::string(def.name) +
+                                      "' can't be set to the value of '" + value + "': " +
+                                      std::string(why));
+  };
+  switch (def.type) {
+    case VariableType::kBool:
+      if (up == "ON" || up == "1" || up == "TRUE") return std::string("ON");
+      if (up == "OFF" || up == "0" || up == "FALSE") return std::string("OFF");
+      return bad("expected ON, OFF, 1 or 0");
+    case VariableType::kUint: {
+      if (value.empty() || !std::all_of(value.begin(), value.end(),
+                                        [](char c) { return c >= '0' && c <= '9'; })) {
+        return bad("expected a non-negative integer");
+      }
+      if (value.size() > 20) return bad("out of range");
+      unsigned long long v = std::stoull(value);
+      if (v < def.min || v > def.max) {
+        return bad("out of range [" + std::to_string(def.min) + ", " + std::to_string(def.max) + "]");
+      }
+      return std::to_string(v);
+    }
+    case VariableType::kEnum:
+      for (std::string_view c : def.choices) {
+        if (up == c) return std::string(c);
+      }
+      {
+        std::string choices;
+        for (std::string_view c : def.choices) choices += (choices.empty() ? "" : ", ") + std::string(c);
+        return bad("expected one of " + choices);
+      }
+  }
+  return bad("unknown type");
+}
+
+bool SqlLike(std::string_view pattern, std::string_view text) {
+  // Iterative wildcard match with backtracking to the last '%'.
+  size_t p = 0, t = 0, star_p = std::string_view::npos, star_t = 0;
+  auto eq = [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+  };
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '%') {
+      star_p = p++;
+      star_t = t;
+    } else if (p < pattern.size() && pattern[p] == '\\' && p + 1 < pattern.size() &&
+               eq(pattern[p + 1], text[t])) {
+      p += 2;
+      ++t;
+    } else if (p < pattern.size() && (pattern[p] == '_' || (pattern[p] != '\\' && eq(pattern[p], text[t])))) {
+      ++p;
+      ++t;
+    } else if (star_p != std::string_view::npos) {
+      p = star_p + 1;
+      t = ++star_t;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '%') ++p;
+  return p == pattern.size();
+}
+
+absl::StatusOr<Settings> ReadIniSection(const std::filesystem::path& path, std::string_view section) {
+  auto text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  Settings out;
+  std::istringstream in(*text);
+  std::string line;
+  std::string current;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    std::string l = Trim(line);
+    if (l.empty() || l[0] == '#' || l[0] == ';') continue;
+    if (l.front() == '[') {
+      if (l.back() != ']') {
+        return absl::InvalidArgumentError(path.string() + ":" + std::to_string(lineno) +
+                                          ": bad section header '" + l + "'");
+      }
+      current = Lower(Trim(l.substr(1, l.size() - 2)));
+      continue;
+    }
+    if (current != section) continue;
+    auto eq = l.find('=');
+    std::string name = Lower(Trim(eq == std::string::npos ? l : l.substr(0, eq)));
+    std::string value = eq == std::string::npos ? "ON" : Trim(l.substr(eq + 1));
+    if (name.rfind("loose-", 0) == 0 || name.rfind("loose_", 0) == 0) name = name.substr(6);
+    std::replace(name.begin(), name.end(), '-', '_');
+    out.emplace_back(name, value);
+  }
+  return out;
+}
+
+Variables::Variables() {
+  for (const VariableDef& d : AllVariableDefs()) values_.emplace(std::string(d.name), d.default_value);
+}
+
+absl::Status Variables::Apply(const Settings& settings) {
+  // Validate everything first: a bad setting changes nothing.
+  std::vector<std::pair<std::string, std::string>> normalized;
+  for (const auto& [name, value] : settings) {
+    const VariableDef* def = FindVariable(name);
+    if (def == nullptr) return absl::InvalidArgumentError("Unknown system variable '" + name + "'");
+    auto v = NormalizeValue(*def, value);
+    if (!v.ok()) return v.status();
+    normalized.emplace_back(std::string(def->name), *v);
+  }
+  for (const auto& [name, value] : normalized) {
+    std::function<void(const std::string&, const std::string&)> hook;
+    {
+      std::lock_guard l(mu_);
+      values_[name] = value;
+      hook = on_change_;
+    }
+    if (hook) hook(name, value);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Variables::SetGlobal(std::string_view name, std::string_view value) {
+  const VariableDef* def = FindVariable(name);
+  if (def == nullptr) {
+    return absl::InvalidArgumentError("Unknown system variable '" + std::string(name) + "'");
+  }
+  if (!def->dynamic) {
+    return absl::InvalidArgumentError("Variable '" + std::string(def->name) +
+                                      "' is a read only variable (set it at startup)");
+  }
+  if (auto s = Apply({{std::string(def->name), std::string(value)}}); !s.ok()) return s;
+  return std::string(def->name);
+}
+
+std::string Variables::Get(std::string_view name) const {
+  std::lock_guard l(mu_);
+  auto it = values_.find(name);
+  return it == values_.end() ? std::string() : it->second;
+}
+
+uint64_t Variables::GetUint(std::string_view name) const { return std::stoull(Get(name)); }
+
+bool Variables::GetBool(std::string_view name) const { return Get(name) == "ON"; }
+
+std::vector<std::pair<std::string, std::string>> Variables::List(std::string_view like) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::lock_guard l(mu_);
+  for (const VariableDef& d : AllVariableDefs()) {
+    const std::string& value = values_.at(std::string(d.name));
+    if (like.empty() || SqlLike(like, d.name)) {
+      out.emplace_back(std::string(d.name), value);
+    } else if (!d.alias.empty() && SqlLike(like, d.alias)) {
+      out.emplace_back(std::string(d.alias), value);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void Variables::set_on_change(std::function<void(const std::string&, const std::string&)> fn) {
+  std::lock_guard l(mu_);
+  on_change_ = std::move(fn);
+}
+
+absl::StatusOr<Settings> PersistedSettings::Load() const {
+  if (!std::filesystem::exists(path_)) return Settings{};
+  return ReadIniSection(path_, "relaykvd");
+}
+
+namespace {
+
+absl::Status WriteSettings(const std::filesystem::path& path, const Settings& settings) {
+  std::string text = "# Written by SET PERSIST; read at startup after the config file and\n"
+                     "# the command line. RESET PERSIST forgets entries.\n[relaykvd]\n";
+  for (const auto& [n, v] : settings) text += n + " = " + v + "\n";
+  return WriteFileAtomically(path, text);
+}
+
+}  // namespace
+
+absl::Status PersistedSettings::Persist(const std::string& name, const std::string& value) {
+  std::lock_guard l(mu_);
+  auto settings = Load();
+  if (!settings.ok()) return settings.status();
+  std::erase_if(*settings, [&](const auto& kv) { return kv.first == name; });
+  settings->emplace_back(name, value);
+  return WriteSettings(path_, *settings);
+}
+
+absl::Status PersistedSettings::Forget(const std::string& name) {
+  std::lock_guard l(mu_);
+  auto settings = Load();
+  if (!settings.ok()) return settings.status();
+  size_t before = settings->size();
+  if (name.empty()) {
+    settings->clear();
+  } else {
+    const VariableDef* def = FindVariable(name);
+    const std::string canonical = def ? std::string(def->name) : Lower(name);
+    std::erase_if(*settings, [&](const auto& kv) { return kv.first == canonical; });
+    if (settings->size() == before) {
+      return absl::NotFoundError("Variable '" + name + "' does not exist in persisted config file");
+    }
+  }
+  return WriteSettings(path_, *settings);
+}
+
+}  // namespace relaykv
