@@ -1,0 +1,154 @@
+#include "client/statement_splitter.h"
+
+namespace relaykv {
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\n\r\f\v";
+  const size_t b = s.find_first_not_of(kSpace);
+  if (b == std::string_view::npos) return {};
+  return s.substr(b, s.find_last_not_of(kSpace) - b + 1);
+}
+
+}  // namespace
+
+std::vector<std::string> SplitStatements(std::string_view input) {
+  StatementSplitter splitter;
+  std::vector<std::string> out = splitter.Feed(input);
+  for (std::string& s : splitter.Finish()) out.push_back(std::move(s));
+  return out;
+}
+
+std::vector<std::string> StatementSplitter::Feed(std::string_view chunk) {
+  pending_.append(chunk);
+  return Scan(/*at_end=*/false);
+}
+
+std::vector<std::string> StatementSplitter::Finish() {
+  std::vector<std::string> out = Scan(/*at_end=*/true);
+  Emit("", &out);
+  pending_.clear();
+  state_ = State::kNormal;
+  quote_ = '\0';
+  return out;
+}
+
+bool StatementSplitter::InStatement() const {
+  return state_ != State::kNormal || !Trim(current_).empty() || !Trim(pending_).empty();
+}
+
+char StatementSplitter::OpenQuote() const { return state_ == State::kQuoted ? quote_ : '\0'; }
+
+void StatementSplitter::Emit(std::string suffix, std::vector<std::string>* out) {
+  const std::string_view text = Trim(current_);
+  // mysql answers an empty statement with "No query specified"; a script
+  // full of stray ';' is harmless, so it is simply skipped.
+  if (!text.empty()) out->push_back(std::string(text) + suffix);
+  current_.clear();
+}
+
+std::vector<std::string> StatementSplitter::Scan(bool at_end) {
+  std::vector<std::string> out;
+  const std::string_view in = pending_;
+  size_t i = 0;
+  // True when in[i + n] is needed to decide but has not been fed yet. At
+  // the end of input the missing lookahead is read as "no match".
+  auto must_wait = [&](size_t n) { return !at_end && i + n >= in.size(); };
+  auto has = [&](size_t n) { return i + n < in.size(); };
+
+  while (i < in.size()) {
+    const char c = in[i];
+    switch (state_) {
+      case State::kNormal:
+        if (c == ';') {
+          Emit("", &out);
+          ++i;
+        } else if (c == '\\') {
+          if (must_wait(1)) goto wait_for_more;
+          if (has(1) && in[i + 1] == 'G') {
+            Emit("\\G", &out);
+            i += 2;
+          } else if (has(1) && in[i + 1] == 'g') {
+            Emit("", &out);
+            i += 2;
+          } else {
+            // Other backslash commands are not ours; keep the text so the
+            // parser reports it.
+            current_.append(in.substr(i, has(1) ? 2 : 1));
+            i += has(1) ? 2 : 1;
+          }
+        } else if (c == '\'' || c == '"' || c == '`') {
+          current_ += c;
+          quote_ = c;
+          state_ = State::kQuoted;
+          ++i;
+        } else if (c == '#') {
+          state_ = State::kLineComment;
+          ++i;
+        } else if (c == '-') {
+          if (must_wait(1) || (has(1) && in[i + 1] == '-' && must_wait(2))) goto wait_for_more;
+          // "--" is a comment only before whitespace or the end (mysql).
+          if (has(1) && in[i + 1] == '-' && (!has(2) || static_cast<unsigned char>(in[i + 2]) <= ' ')) {
+            state_ = State::kLineComment;
+            i += 2;
+          } else {
+            current_ += c;
+            ++i;
+          }
+        } else if (c == '/') {
+          if (must_wait(1)) goto wait_for_more;
+          if (has(1) && in[i + 1] == '*') {
+            current_ += ' ';  // a comment separates tokens
+            state_ = State::kBlockComment;
+            i += 2;
+          } else {
+            current_ += c;
+            ++i;
+          }
+        } else {
+          current_ += c;
+          ++i;
+        }
+        break;
+
+      case State::kQuoted:
+        if (c == '\\' && quote_ != '`') {
+          // The escaped character cannot close the quote.
+          if (must_wait(1)) goto wait_for_more;
+          current_.append(in.substr(i, has(1) ? 2 : 1));
+          i += has(1) ? 2 : 1;
+        } else {
+          current_ += c;
+          ++i;
+          // A doubled quote ('') closes and at once reopens: same text.
+          if (c == quote_) state_ = State::kNormal;
+        }
+        break;
+
+      case State::kLineComment:
+        ++i;
+        if (c == '\n') {
+          current_ += '\n';
+          state_ = State::kNormal;
+        }
+        break;
+
+      case State::kBlockComment:
+        if (c == '*') {
+          if (must_wait(1)) goto wait_for_more;
+          if (has(1) && in[i + 1] == '/') {
+            state_ = State::kNormal;
+            i += 2;
+            break;
+          }
+        }
+        ++i;
+        break;
+    }
+  }
+wait_for_more:
+  pending_.erase(0, i);
+  return out;
+}
+
+}  // namespace relaykv

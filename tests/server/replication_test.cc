@@ -1,0 +1,183 @@
+// A primary and replicas as embedded Nodes in one process, replicating over
+// gRPC on 127.0.0.1 (same code as relaykvd; the multi-process tests live in
+// tests/integration).
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "server/node.h"
+#include "tests/server/node_util.h"
+
+namespace relaykv {
+namespace {
+
+using testing::TempDir;
+using testing::WaitFor;
+
+std::unique_ptr<Node> OpenNode(const std::filesystem::path& dir, std::string replicate_from = "",
+                               uint32_t server_id = 1) {
+  NodeOptions o;
+  o.data_dir = dir;
+  o.listen_address = "127.0.0.1:0";
+  o.replicate_from = std::move(replicate_from);
+  o.variables = {{"server_id", std::to_string(server_id)}};
+  auto node = Node::Open(o);
+  EXPECT_TRUE(node.ok()) << node.status();
+  return node.ok() ? *std::move(node) : nullptr;
+}
+
+std::string Address(const Node& n) { return "127.0.0.1:" + std::to_string(n.bound_port()); }
+
+std::string Field(const NameValues& rows, const std::string& name) {
+  for (const auto& [n, v] : rows) {
+    if (n == name) return v;
+  }
+  return "<missing " + name + ">";
+}
+
+bool CaughtUp(const Node& replica, const Node& primary) {
+  return replica.applied_gtid() == primary.binlog_gtid();
+}
+
+TEST(ReplicationTest, ReplicaReceivesAppliesAndMatchesChecksum) {
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  auto replica = OpenNode(dir.path() / "r", Address(*primary), 2);
+  ASSERT_TRUE(primary && replica);
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(primary->Put("k" + std::to_string(i), "v" + std::to_string(i)).ok());
+  }
+  ASSERT_TRUE(primary->Delete("k7").ok());
+  std::vector<v1::Mutation> batch(2);
+  batch[0].set_key("b1");
+  batch[0].set_value("x");
+  batch[1].set_op(v1::Mutation::DELETE);
+  batch[1].set_key("k8");
+  ASSERT_TRUE(primary->Write(batch).ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
+  EXPECT_EQ(*replica->Get("k1"), std::optional<std::string>("v1"));
+  EXPECT_EQ(*replica->Get("k7"), std::nullopt);
+  EXPECT_EQ(*replica->Get("b1"), std::optional<std::string>("x"));
+  auto pc = primary->Checksum();
+  auto rc = replica->Checksum();
+  ASSERT_TRUE(pc.ok() && rc.ok());
+  EXPECT_EQ(pc->gtid, rc->gtid);
+  EXPECT_EQ(pc->hash, rc->hash);
+  EXPECT_EQ(pc->keys, 499u);
+  EXPECT_EQ(rc->keys, 499u);
+  auto status = replica->ReplicaStatus();
+  EXPECT_EQ(Field(status, "Slave_IO_Running"), "Yes");
+  EXPECT_EQ(Field(status, "Slave_SQL_Running"), "Yes");
+  EXPECT_EQ(Field(status, "Executed_Gtid_Set"), primary->binlog_gtid().ToString());
+  ASSERT_EQ(primary->Replicas().size(), 1u);
+  EXPECT_EQ(primary->Replicas()[0].server_id, 2u);
+}
+
+TEST(ReplicationTest, WritesToReplicaFailWithPrimaryAddressAndChangeNothing) {
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  auto replica = OpenNode(dir.path() / "r", Address(*primary), 2);
+  ASSERT_TRUE(primary && replica);
+  const Gtid before = replica->binlog_gtid();
+  auto w = replica->Put("a", "b");
+  ASSERT_EQ(w.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(w.status().message().find(Address(*primary)), std::string::npos) << w.status();
+  EXPECT_EQ(replica->binlog_gtid(), before);
+  EXPECT_EQ(*replica->Get("a"), std::nullopt);
+}
+
+TEST(ReplicationTest, StopIoThreadPilesUpOnPrimaryThenStartCatchesUp) {
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  auto replica = OpenNode(dir.path() / "r", Address(*primary), 2);
+  ASSERT_TRUE(primary && replica);
+  ASSERT_TRUE(primary->Put("a", "1").ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
+  ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kIo).ok());
+  EXPECT_EQ(Field(replica->ReplicaStatus(), "Slave_IO_Running"), "No");
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(primary->Put("x" + std::to_string(i), "y").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_LT(replica->binlog_gtid().seq, primary->binlog_gtid().seq);
+  ASSERT_TRUE(replica->StartReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
+  EXPECT_EQ(*replica->Get("x49"), std::optional<std::string>("y"));
+}
+
+TEST(ReplicationTest, StopSqlThreadReceivesButDoesNotApply) {
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  auto replica = OpenNode(dir.path() / "r", Address(*primary), 2);
+  ASSERT_TRUE(primary && replica);
+  ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kSql).ok());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(primary->Put("s" + std::to_string(i), "v").ok());
+  // Received (relay log) advances, applied does not.
+  ASSERT_TRUE(WaitFor([&] { return replica->binlog_gtid() == primary->binlog_gtid(); }));
+  EXPECT_EQ(replica->applied_gtid().seq, 0u);
+  EXPECT_EQ(Field(replica->ReplicaStatus(), "Slave_SQL_Running"), "No");
+  ASSERT_TRUE(replica->StartReplica(ReplicaThreads::kSql).ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
+  EXPECT_EQ(*replica->Get("s19"), std::optional<std::string>("v"));
+}
+
+TEST(ReplicationTest, ReplicaRestartResumesWithoutGapOrDuplicate) {
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  auto replica = OpenNode(dir.path() / "r", Address(*primary), 2);
+  ASSERT_TRUE(primary && replica);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(primary->Put("a" + std::to_string(i), "1").ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
+  replica.reset();
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(primary->Put("b" + std::to_string(i), "2").ok());
+  // Reopened without --replicate-from: the saved primary is used.
+  replica = OpenNode(dir.path() / "r", "", 2);
+  ASSERT_TRUE(replica && replica->is_replica());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
+  EXPECT_EQ(primary->Checksum()->hash, replica->Checksum()->hash);
+}
+
+TEST(ReplicationTest, PrimaryRestartReplicaReconnectsByItself) {
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  const int port = primary->bound_port();
+  auto replica = OpenNode(dir.path() / "r", Address(*primary), 2);
+  ASSERT_TRUE(primary && replica);
+  ASSERT_TRUE(primary->Put("before", "1").ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
+  primary.reset();
+  NodeOptions o;
+  o.data_dir = dir.path() / "p";
+  o.listen_address = "127.0.0.1:" + std::to_string(port);
+  auto reopened = Node::Open(o);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  primary = *std::move(reopened);
+  ASSERT_TRUE(primary->Put("after", "2").ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
+  EXPECT_EQ(*replica->Get("after"), std::optional<std::string>("2"));
+}
+
+TEST(ReplicationTest, PurgedPositionStopsIoThreadWithClearError) {
+  TempDir dir;
+  NodeOptions o;
+  o.data_dir = dir.path() / "p";
+  o.listen_address = "127.0.0.1:0";
+  o.variables = {{"max_binlog_size", "4096"}};
+  auto primary = *Node::Open(o);
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(primary->Put("k" + std::to_string(i), std::string(100, 'v')).ok());
+  auto logs = primary->BinaryLogs();
+  ASSERT_GT(logs.size(), 3u);
+  std::string note;
+  auto purged = primary->PurgeBinaryLogsTo(logs.back().name, &note);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(*purged, static_cast<int>(logs.size() - 1));
+  auto replica = OpenNode(dir.path() / "r", Address(*primary), 2);
+  ASSERT_TRUE(replica);
+  ASSERT_TRUE(WaitFor([&] { return Field(replica->ReplicaStatus(), "Slave_IO_Running") == "No"; }));
+  const std::string err = Field(replica->ReplicaStatus(), "Last_IO_Error");
+  EXPECT_NE(err.find("purged"), std::string::npos) << err;
+  EXPECT_EQ(replica->applied_gtid().seq, 0u);
+  EXPECT_EQ(*replica->Get("k1"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace relaykv

@@ -1,0 +1,60 @@
+#include "server/variables.h"
+
+#include <fstream>
+
+#include "gtest/gtest.h"
+#include "tests/server/node_util.h"
+
+namespace relaykv {
+namespace {
+
+TEST(VariablesTest, BooleansNormalize) {
+  const VariableDef* d = FindVariable("READ_ONLY");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(*NormalizeValue(*d, "1"), "ON");
+  EXPECT_EQ(*NormalizeValue(*d, "on"), "ON");
+  EXPECT_EQ(*NormalizeValue(*d, "false"), "OFF");
+  EXPECT_FALSE(NormalizeValue(*d, "2").ok());
+}
+
+TEST(VariablesTest, IntegersAreRangeChecked) {
+  const VariableDef* d = FindVariable("sync_relay_log");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(*NormalizeValue(*d, "0"), "0");
+  auto bad = NormalizeValue(*d, "2");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("sync_relay_log"), std::string::npos);
+  EXPECT_FALSE(NormalizeValue(*d, "abc").ok());
+  EXPECT_FALSE(NormalizeValue(*d, "99999999999999999999999").ok());
+}
+
+TEST(VariablesTest, LikeMatchesMySqlWildcards) {
+  EXPECT_TRUE(SqlLike("rpl_semi_sync%", "rpl_semi_sync_master_enabled"));
+  EXPECT_TRUE(SqlLike("RPL%", "rpl_x"));
+  EXPECT_TRUE(SqlLike("sync_b_nlog", "sync_binlog"));
+  EXPECT_FALSE(SqlLike("sync", "sync_binlog"));
+  EXPECT_TRUE(SqlLike("%log", "sync_binlog"));
+  EXPECT_TRUE(SqlLike("sync\\_binlog", "sync_binlog"));
+  EXPECT_FALSE(SqlLike("sync\\_binlog", "syncXbinlog"));
+}
+
+TEST(VariablesTest, ApplyIsAllOrNothing) {
+  Variables v;
+  auto s = v.Apply({{"sync_binlog", "5"}, {"nope", "1"}});
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(v.Get("sync_binlog"), "1");
+}
+
+TEST(VariablesTest, IniSectionIsRead) {
+  testing::TempDir dir;
+  auto path = dir.path() / "my.cnf";
+  std::ofstream(path) << "# comment\n[mysqld]\nsync_binlog=9\n[relaykvd]\nsync-binlog = 3\n"
+                         "loose-read_only\n; other\nmax_binlog_size='8192'\n";
+  auto s = ReadIniSection(path, "relaykvd");
+  ASSERT_TRUE(s.ok()) << s.status();
+  Settings want = {{"sync_binlog", "3"}, {"read_only", "ON"}, {"max_binlog_size", "8192"}};
+  EXPECT_EQ(*s, want);
+}
+
+}  // namespace
+}  // namespace relaykv
