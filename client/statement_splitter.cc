@@ -49,106 +49,104 @@ void StatementSplitter::Emit(std::string suffix, std::vector<std::string>* out) 
 
 std::vector<std::string> StatementSplitter::Scan(bool at_end) {
   std::vector<std::string> out;
-  const std::string_view in = pending_;
   size_t i = 0;
-  // True when in[i + n] is needed to decide but has not been fed yet. At
-  // the end of input the missing lookahead is read as "no match".
-  auto must_wait = [&](size_t n) { return !at_end && i + n >= in.size(); };
-  auto has = [&](size_t n) { return i + n < in.size(); };
-
-  while (i < in.size()) {
-    const char c = in[i];
-    switch (state_) {
-      case State::kNormal:
-        if (c == ';') {
-          Emit("", &out);
-          ++i;
-        } else if (c == '\\') {
-          if (must_wait(1)) goto wait_for_more;
-          if (has(1) && in[i + 1] == 'G') {
-            Emit("\\G", &out);
-            i += 2;
-          } else if (has(1) && in[i + 1] == 'g') {
-            Emit("", &out);
-            i += 2;
-          } else {
-            // Other backslash commands are not ours; keep the text so the
-            // parser reports it.
-            current_.append(in.substr(i, has(1) ? 2 : 1));
-            i += has(1) ? 2 : 1;
-          }
-        } else if (c == '\'' || c == '"' || c == '`') {
-          current_ += c;
-          quote_ = c;
-          state_ = State::kQuoted;
-          ++i;
-        } else if (c == '#') {
-          state_ = State::kLineComment;
-          ++i;
-        } else if (c == '-') {
-          if (must_wait(1) || (has(1) && in[i + 1] == '-' && must_wait(2))) goto wait_for_more;
-          // "--" is a comment only before whitespace or the end (mysql).
-          if (has(1) && in[i + 1] == '-' && (!has(2) || static_cast<unsigned char>(in[i + 2]) <= ' ')) {
-            state_ = State::kLineComment;
-            i += 2;
-          } else {
-            current_ += c;
-            ++i;
-          }
-        } else if (c == '/') {
-          if (must_wait(1)) goto wait_for_more;
-          if (has(1) && in[i + 1] == '*') {
-            current_ += ' ';  // a comment separates tokens
-            state_ = State::kBlockComment;
-            i += 2;
-          } else {
-            current_ += c;
-            ++i;
-          }
-        } else {
-          current_ += c;
-          ++i;
-        }
-        break;
-
-      case State::kQuoted:
-        if (c == '\\' && quote_ != '`') {
-          // The escaped character cannot close the quote.
-          if (must_wait(1)) goto wait_for_more;
-          current_.append(in.substr(i, has(1) ? 2 : 1));
-          i += has(1) ? 2 : 1;
-        } else {
-          current_ += c;
-          ++i;
-          // A doubled quote ('') closes and at once reopens: same text.
-          if (c == quote_) state_ = State::kNormal;
-        }
-        break;
-
-      case State::kLineComment:
-        ++i;
-        if (c == '\n') {
-          current_ += '\n';
-          state_ = State::kNormal;
-        }
-        break;
-
-      case State::kBlockComment:
-        if (c == '*') {
-          if (must_wait(1)) goto wait_for_more;
-          if (has(1) && in[i + 1] == '/') {
-            state_ = State::kNormal;
-            i += 2;
-            break;
-          }
-        }
-        ++i;
-        break;
-    }
+  while (i < pending_.size()) {
+    const size_t used = Step(pending_, i, at_end, &out);
+    if (used == 0) break;
+    i += used;
   }
-wait_for_more:
   pending_.erase(0, i);
   return out;
+}
+
+size_t StatementSplitter::Step(std::string_view in, size_t i, bool at_end,
+                               std::vector<std::string>* out) {
+  const char c = in[i];
+  // has(n): in[i + n] has been fed. must_wait(n): it is needed to decide
+  // but has not been fed yet; at the end of input it reads as "no match".
+  auto has = [&](size_t n) { return i + n < in.size(); };
+  auto must_wait = [&](size_t n) { return !at_end && !has(n); };
+  constexpr size_t kWait = 0;
+
+  switch (state_) {
+    case State::kNormal:
+      if (c == ';') {
+        Emit("", out);
+        return 1;
+      }
+      if (c == '\\') {
+        if (must_wait(1)) return kWait;
+        if (has(1) && in[i + 1] == 'G') {
+          Emit("\\G", out);
+          return 2;
+        }
+        if (has(1) && in[i + 1] == 'g') {
+          Emit("", out);
+          return 2;
+        }
+        // Other backslash commands are not ours; keep the text so that the
+        // parser reports it.
+        current_.append(in.substr(i, has(1) ? 2 : 1));
+        return has(1) ? 2 : 1;
+      }
+      if (c == '\'' || c == '"' || c == '`') {
+        current_ += c;
+        quote_ = c;
+        state_ = State::kQuoted;
+        return 1;
+      }
+      if (c == '#') {
+        state_ = State::kLineComment;
+        return 1;
+      }
+      if (c == '-') {
+        if (must_wait(1) || (has(1) && in[i + 1] == '-' && must_wait(2))) return kWait;
+        // "--" is a comment only before whitespace or the end (mysql).
+        if (has(1) && in[i + 1] == '-' && (!has(2) || static_cast<unsigned char>(in[i + 2]) <= ' ')) {
+          state_ = State::kLineComment;
+          return 2;
+        }
+      } else if (c == '/') {
+        if (must_wait(1)) return kWait;
+        if (has(1) && in[i + 1] == '*') {
+          current_ += ' ';  // a comment separates tokens
+          state_ = State::kBlockComment;
+          return 2;
+        }
+      }
+      current_ += c;
+      return 1;
+
+    case State::kQuoted:
+      if (c == '\\' && quote_ != '`') {
+        // The escaped character cannot close the quote.
+        if (must_wait(1)) return kWait;
+        current_.append(in.substr(i, has(1) ? 2 : 1));
+        return has(1) ? 2 : 1;
+      }
+      current_ += c;
+      // A doubled quote ('') closes and at once reopens: same text.
+      if (c == quote_) state_ = State::kNormal;
+      return 1;
+
+    case State::kLineComment:
+      if (c == '\n') {
+        current_ += '\n';
+        state_ = State::kNormal;
+      }
+      return 1;
+
+    case State::kBlockComment:
+      if (c == '*') {
+        if (must_wait(1)) return kWait;
+        if (has(1) && in[i + 1] == '/') {
+          state_ = State::kNormal;
+          return 2;
+        }
+      }
+      return 1;
+  }
+  return 1;
 }
 
 }  // namespace relaykv

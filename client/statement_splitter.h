@@ -43,6 +43,9 @@ class StatementSplitter {
   enum class State { kNormal, kQuoted, kLineComment, kBlockComment };
 
   std::vector<std::string> Scan(bool at_end);
+  // Reads in[i...]: returns how many bytes it consumed, or 0 if it needs
+  // input that has not been fed yet.
+  size_t Step(std::string_view in, size_t i, bool at_end, std::vector<std::string>* out);
   void Emit(std::string suffix, std::vector<std::string>* out);
 
   std::string pending_;   // fed but not yet scanned (needs lookahead)

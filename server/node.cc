@@ -76,6 +76,7 @@ void Node::Impl::MakeReplicaIo(const std::string& address) {
                       : options_.listen_address.substr(0, options_.listen_address.rfind(':')) +
                             ":" + std::to_string(bound_port_);
   c.sync_relay_log = [this] { return vars_.GetUint("sync_relay_log") != 0; };
+  c.semi_sync = [this] { return vars_.GetBool("rpl_semi_sync_slave_enabled"); };
   io_ = std::make_unique<ReplicaIo>(binlog_.get(), applier_.get(), std::move(c));
   primary_ = address;
 }
@@ -107,9 +108,18 @@ absl::Status Node::Impl::Open(Node* node) {
   auto binlog = Binlog::Open(bo);
   if (!binlog.ok()) return binlog.status();
   binlog_ = *std::move(binlog);
+  semisync_ = std::make_unique<SemiSyncMaster>(
+      [this] { return binlog_->LastVisible().seq; },
+      // What enough replicas hold may become visible (AFTER_SYNC), even if
+      // the commit that waited for it has gone (deadline).
+      [this](uint64_t seq) {
+        if (applier_) applier_->Release(seq);
+      });
+  ConfigureSemiSync();
   vars_.set_on_change([this](const std::string& name, const std::string& value) {
     if (name == "sync_binlog") binlog_->set_sync_binlog(static_cast<uint32_t>(std::stoul(value)));
     if (name == "max_binlog_size") binlog_->set_max_binlog_size(std::stoull(value));
+    if (name.rfind("rpl_semi_sync_master_", 0) == 0) ConfigureSemiSync();
   });
 
   auto state = StateMachine::Open(options_.data_dir / "db");
@@ -135,7 +145,8 @@ absl::Status Node::Impl::Open(Node* node) {
 
   if (!options_.listen_address.empty()) {
     kv_service_ = std::make_unique<KvService>(node);
-    replication_service_ = std::make_unique<ReplicationService>(binlog_.get(), &registry_);
+    replication_service_ =
+        std::make_unique<ReplicationService>(binlog_.get(), &registry_, semisync_.get());
     admin_service_ = std::make_unique<AdminService>(node);
     grpc::ServerBuilder builder;
     // One listening socket only (see BUILDING.md, port 0 gotcha).
@@ -195,11 +206,29 @@ absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations, Dea
   for (auto& m : mutations) *event.add_mutations() = std::move(m);
 
   if (auto s = binlog_->Commit(&event); !s.ok()) return s;
-  // Durable (per sync_binlog): may become visible now.
+  // Durable in our binlog (per sync_binlog).
   const Gtid gtid = GtidFromProto(event.gtid());
+  const bool after_sync = vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
+  if (after_sync) {
+    // Lossless: nobody may read it before enough replicas hold it.
+    if (auto w = semisync_->WaitForAck(gtid.seq, deadline); !w.ok()) return w.status();
+  }
   applier_->Release(gtid.seq);
   if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) return s;
+  if (!after_sync) {
+    // AFTER_COMMIT: already visible; the client still waits for the ACK.
+    if (auto w = semisync_->WaitForAck(gtid.seq, deadline); !w.ok()) return w.status();
+  }
   return gtid;
+}
+
+void Node::Impl::ConfigureSemiSync() {
+  SemiSyncSettings s;
+  s.enabled = vars_.GetBool("rpl_semi_sync_master_enabled");
+  s.timeout_ms = vars_.GetUint("rpl_semi_sync_master_timeout");
+  s.wait_for_slave_count = vars_.GetUint("rpl_semi_sync_master_wait_for_slave_count");
+  s.wait_no_slave = vars_.GetBool("rpl_semi_sync_master_wait_no_slave");
+  semisync_->Configure(s);
 }
 
 absl::StatusOr<std::optional<std::string>> Node::Impl::Get(const std::string& key) {
@@ -242,6 +271,7 @@ void Node::Impl::Close() {
     // Let in-flight commits finish normally...
     cv_.wait_until(l, Clock::now() + kCloseGrace, [&] { return in_flight_ == 0; });
   }
+  if (semisync_) semisync_->Close();  // waiters for ACKs get UNAVAILABLE, never OK
   if (housekeeper_.joinable()) housekeeper_.join();
   io.reset();  // stops the IO thread
   // ...then cancel whatever still waits, so nothing below blocks forever.

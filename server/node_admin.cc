@@ -77,6 +77,16 @@ NameValues Node::ShowStatus(std::string_view like) const {
       {"Replicas_connected", std::to_string(impl_->registry_.List().size())},
       {"Uptime", std::to_string(uptime.count())},
   };
+  for (auto& row : impl_->semisync_->Status()) rows.push_back(std::move(row));
+  bool slave_on = false;
+  {
+    std::lock_guard l(impl_->mu_);
+    if (impl_->io_ != nullptr) {
+      const ReplicaIoStatus io = impl_->io_->status();
+      slave_on = io.semi_sync && io.state == ReplicaIoStatus::State::kYes;
+    }
+  }
+  rows.emplace_back("Rpl_semi_sync_slave_status", slave_on ? "ON" : "OFF");
   return Filter(std::move(rows), like);
 }
 

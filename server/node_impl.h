@@ -17,6 +17,7 @@
 #include "server/node.h"
 #include "server/replica_io.h"
 #include "server/replica_registry.h"
+#include "server/semisync.h"
 #include "server/variables.h"
 #include "storage/applier.h"
 #include "storage/binlog.h"
@@ -65,6 +66,9 @@ class Node::Impl {
   std::unique_ptr<StateMachine> state_;
   std::unique_ptr<Applier> applier_;  // the SQL thread on a replica
   ReplicaRegistry registry_;
+  std::unique_ptr<SemiSyncMaster> semisync_;
+  // Reads the rpl_semi_sync_master_* variables into semisync_.
+  void ConfigureSemiSync();
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<ReplicationService> replication_service_;
   std::unique_ptr<AdminService> admin_service_;

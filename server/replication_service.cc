@@ -1,5 +1,7 @@
 #include "server/replication_service.h"
 
+#include <deque>
+#include <mutex>
 #include <thread>
 
 #include "server/grpc_status.h"
@@ -79,6 +81,11 @@ grpc::Status ReplicationService::Subscribe(
   info.sent = durable;
   info.acked = durable;
   const uint64_t id = registry_->Add(info);
+  semisync_->ReplicaConnected(id, info.semi_sync);
+
+  // When each batch was sent, so an ACK tells the replica + network time.
+  std::mutex sent_mu;
+  std::deque<std::pair<uint64_t, Clock::time_point>> sent_at;  // (last seq, when); guarded by sent_mu
   spdlog::info("replication: replica server_id {} ({}) subscribed from {}", info.server_id,
                info.address, durable.ToString());
 
@@ -86,13 +93,32 @@ grpc::Status ReplicationService::Subscribe(
   std::thread acks([&] {
     v1::ReplicaMessage m;
     while (stream->Read(&m)) {
-      if (m.has_ack()) registry_->UpdateAcked(id, GtidFromProto(m.ack().durable_gtid()));
+      if (!m.has_ack()) continue;
+      const Gtid acked = GtidFromProto(m.ack().durable_gtid());
+      registry_->UpdateAcked(id, acked);
+      int64_t net_wait_us = -1;
+      {
+        std::lock_guard l(sent_mu);
+        while (!sent_at.empty() && sent_at.front().first <= acked.seq) {
+          if (sent_at.front().first == acked.seq) {
+            net_wait_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                              Clock::now() - sent_at.front().second)
+                              .count();
+          }
+          sent_at.pop_front();
+        }
+      }
+      semisync_->Ack(id, acked.seq, net_wait_us);
     }
   });
 
   absl::Status status;
   v1::PrimaryMessage msg;
-  while (!ctx->IsCancelled()) {
+  // An immediate heartbeat tells the replica it was accepted.
+  GtidToProto(binlog_->LastVisible(), msg.mutable_heartbeat()->mutable_primary_last_gtid());
+  msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
+  bool alive = stream->Write(msg);
+  while (alive && !ctx->IsCancelled()) {
     auto rec = (*reader)->NextWait(Clock::now() + kHeartbeatPeriod);
     if (!rec.ok()) {
       status = absl::IsCancelled(rec.status()) ? absl::UnavailableError("primary is shutting down")
@@ -126,11 +152,17 @@ grpc::Status ReplicationService::Subscribe(
     if (!status.ok()) break;
     GtidToProto(binlog_->LastVisible(), batch->mutable_primary_last_gtid());
     batch->set_primary_time_us(NowMicros());
+    batch->set_wants_ack(info.semi_sync);
+    if (info.semi_sync) {
+      std::lock_guard l(sent_mu);
+      if (sent_at.size() < 10000) sent_at.emplace_back(last.seq, Clock::now());
+    }
     if (!stream->Write(msg)) break;  // replica gone (or cancelled)
     registry_->UpdateSent(id, last);
   }
   ctx->TryCancel();  // unblocks the ACK reader
   acks.join();
+  semisync_->ReplicaDisconnected(id);
   registry_->Remove(id);
   spdlog::info("replication: replica server_id {} ({}) disconnected{}", info.server_id,
                info.address, status.ok() ? "" : ": " + status.ToString());

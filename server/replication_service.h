@@ -19,15 +19,16 @@
 
 #include "proto/replication.grpc.pb.h"
 #include "server/replica_registry.h"
+#include "server/semisync.h"
 #include "storage/binlog.h"
 
 namespace relaykv {
 
 class ReplicationService final : public v1::Replication::Service {
  public:
-  // Borrows both; they must outlive the gRPC server.
-  ReplicationService(Binlog* binlog, ReplicaRegistry* registry)
-      : binlog_(binlog), registry_(registry) {}
+  // Borrows all three; they must outlive the gRPC server.
+  ReplicationService(Binlog* binlog, ReplicaRegistry* registry, SemiSyncMaster* semisync)
+      : binlog_(binlog), registry_(registry), semisync_(semisync) {}
 
   grpc::Status Subscribe(
       grpc::ServerContext* ctx,
@@ -39,6 +40,7 @@ class ReplicationService final : public v1::Replication::Service {
 
   Binlog* const binlog_;
   ReplicaRegistry* const registry_;
+  SemiSyncMaster* const semisync_;
 };
 
 }  // namespace relaykv

@@ -1,0 +1,248 @@
+#include "client/admin_executor.h"
+
+#include <utility>
+
+namespace relaykv {
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+// What mysql says for statements that change no table rows.
+StatementResult NoRows() { return OkResult{}; }
+
+v1::ReplicaThreadsRequest ToRequest(const stmt::ReplicaThreads& s) {
+  v1::ReplicaThreadsRequest req;
+  req.set_action(s.action == stmt::ReplicaThreads::Action::kStart ? v1::ReplicaThreadsRequest::START
+                                                                   : v1::ReplicaThreadsRequest::STOP);
+  switch (s.threads) {
+    case stmt::ReplicaThreads::Threads::kBoth: req.set_threads(v1::ReplicaThreadsRequest::BOTH); break;
+    case stmt::ReplicaThreads::Threads::kIo: req.set_threads(v1::ReplicaThreadsRequest::IO); break;
+    case stmt::ReplicaThreads::Threads::kSql: req.set_threads(v1::ReplicaThreadsRequest::SQL); break;
+  }
+  return req;
+}
+
+}  // namespace
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  // gRPC and absl number their canonical codes alike.
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+std::string FormatGtid(const v1::Gtid& gtid) {
+  if (gtid.seq() == 0) return "";  // MySQL shows an empty GTID set as ""
+  return std::to_string(gtid.epoch()) + ":" + std::to_string(gtid.seq());
+}
+
+ResultSet VariablesResult(const v1::ShowReply& reply) {
+  ResultSet rs{{"Variable_name", "Value"}, {}};
+  for (const auto& row : reply.rows()) rs.rows.push_back({row.name(), row.value()});
+  return rs;
+}
+
+ResultSet ReplicaStatusResult(const v1::ReplicaStatusReply& reply) {
+  ResultSet rs;
+  if (reply.fields().empty()) return rs;  // not a replica: Empty set, as MySQL
+  rs.rows.emplace_back();
+  for (const auto& f : reply.fields()) {
+    rs.columns.push_back(f.name());
+    rs.rows[0].push_back(f.value());
+  }
+  return rs;
+}
+
+ResultSet ReplicasResult(const v1::ReplicasReply& reply) {
+  ResultSet rs{{"Server_id", "Address", "Sent_Gtid", "Acked_Gtid", "Semi_sync"}, {}};
+  for (const auto& r : reply.replicas()) {
+    rs.rows.push_back({std::to_string(r.server_id()), r.address(), FormatGtid(r.sent_gtid()),
+                       FormatGtid(r.acked_gtid()), r.semi_sync() ? "Yes" : "No"});
+  }
+  return rs;
+}
+
+ResultSet ChecksumResult(const v1::ChecksumReply& reply) {
+  return {{"Gtid", "Checksum", "Keys"},
+          {{FormatGtid(reply.gtid()), reply.hash(), std::to_string(reply.keys())}}};
+}
+
+ResultSet BinaryLogsResult(const v1::BinaryLogsReply& reply) {
+  // First_seq stands where MySQL 8 has "Encrypted": which GTIDs a file
+  // holds is what a DBA needs before PURGE BINARY LOGS TO.
+  ResultSet rs{{"Log_name", "File_size", "First_seq"}, {}};
+  for (const auto& log : reply.logs()) {
+    rs.rows.push_back({log.name(), std::to_string(log.size_bytes()), std::to_string(log.first_seq())});
+  }
+  return rs;
+}
+
+ResultSet MasterStatusResult(const v1::MasterStatusReply& reply) {
+  return {{"File", "Position", "Executed_Gtid_Set"},
+          {{reply.file(), std::to_string(reply.position()), FormatGtid(reply.executed_gtid())}}};
+}
+
+ResultSet GetResult(const v1::GetReply& reply) {
+  ResultSet rs{{"Value"}, {}};
+  if (reply.found()) rs.rows.push_back({reply.value()});
+  return rs;
+}
+
+OkResult PurgeResult(const v1::PurgeBinaryLogsReply& reply) {
+  // mysql says "0 rows affected" for PURGE; the count goes to the info
+  // line and the server's reason for keeping files becomes a warning.
+  OkResult ok;
+  ok.info = "Purged files: " + std::to_string(reply.purged());
+  if (!reply.note().empty()) ok.warnings.push_back(reply.note());
+  return ok;
+}
+
+OkResult WriteResult(const v1::WriteReply& reply) {
+  // One key written (or deleted) per statement: one binlog event. The
+  // reply does not say whether a deleted key existed, so DELETE also
+  // reports the write it made.
+  OkResult ok;
+  ok.affected_rows = 1;
+  ok.info = "Gtid: " + FormatGtid(reply.gtid());
+  return ok;
+}
+
+AdminExecutor::AdminExecutor(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds deadline)
+    : admin_(v1::Admin::NewStub(channel)), kv_(v1::Kv::NewStub(channel)), deadline_(deadline) {}
+
+template <typename Reply, typename Call>
+absl::StatusOr<Reply> AdminExecutor::Invoke(Call call) const {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + deadline_);
+  Reply reply;
+  grpc::Status status = call(&ctx, &reply);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return reply;
+}
+
+absl::StatusOr<StatementResult> AdminExecutor::Execute(const Statement& statement) const {
+  // Each branch: build the request, make the call, map the reply.
+  auto then = [](auto reply, auto map) -> absl::StatusOr<StatementResult> {
+    if (!reply.ok()) return reply.status();
+    return StatementResult(map(*reply));
+  };
+  auto no_rows = [](const auto&) { return NoRows(); };
+  return std::visit(
+      Overloaded{
+          [&](const stmt::SetVariable& s) {
+            v1::SetVariableRequest req;
+            req.set_name(s.name);
+            req.set_value(s.value);
+            req.set_persist(s.persist);
+            return then(Invoke<v1::SetVariableReply>(
+                            [&](auto* ctx, auto* r) { return admin_->SetVariable(ctx, req, r); }),
+                        no_rows);
+          },
+          [&](const stmt::ResetPersist& s) {
+            v1::ResetPersistRequest req;
+            req.set_name(s.name.value_or(""));
+            return then(Invoke<v1::ResetPersistReply>(
+                            [&](auto* ctx, auto* r) { return admin_->ResetPersist(ctx, req, r); }),
+                        no_rows);
+          },
+          [&](const stmt::ShowVariables& s) {
+            v1::ShowRequest req;
+            req.set_like(s.like);
+            return then(Invoke<v1::ShowReply>(
+                            [&](auto* ctx, auto* r) { return admin_->ShowVariables(ctx, req, r); }),
+                        VariablesResult);
+          },
+          [&](const stmt::ShowStatus& s) {
+            v1::ShowRequest req;
+            req.set_like(s.like);
+            return then(Invoke<v1::ShowReply>(
+                            [&](auto* ctx, auto* r) { return admin_->ShowStatus(ctx, req, r); }),
+                        VariablesResult);
+          },
+          [&](const stmt::ShowReplicaStatus&) {
+            return then(Invoke<v1::ReplicaStatusReply>([&](auto* ctx, auto* r) {
+                          return admin_->ReplicaStatus(ctx, v1::ReplicaStatusRequest(), r);
+                        }),
+                        ReplicaStatusResult);
+          },
+          [&](const stmt::ShowReplicas&) {
+            return then(Invoke<v1::ReplicasReply>([&](auto* ctx, auto* r) {
+                          return admin_->Replicas(ctx, v1::ReplicasRequest(), r);
+                        }),
+                        ReplicasResult);
+          },
+          [&](const stmt::ReplicaThreads& s) {
+            const v1::ReplicaThreadsRequest req = ToRequest(s);
+            return then(Invoke<v1::ReplicaThreadsReply>(
+                            [&](auto* ctx, auto* r) { return admin_->ReplicaThreads(ctx, req, r); }),
+                        no_rows);
+          },
+          [&](const stmt::ChangeMaster& s) {
+            v1::ChangeMasterRequest req;
+            req.set_host(s.host);
+            req.set_port(s.port);
+            return then(Invoke<v1::ChangeMasterReply>(
+                            [&](auto* ctx, auto* r) { return admin_->ChangeMaster(ctx, req, r); }),
+                        no_rows);
+          },
+          [&](const stmt::InstallPlugin& s) {
+            v1::InstallPluginRequest req;
+            req.set_name(s.name);
+            req.set_soname(s.soname);
+            return then(Invoke<v1::InstallPluginReply>(
+                            [&](auto* ctx, auto* r) { return admin_->InstallPlugin(ctx, req, r); }),
+                        no_rows);
+          },
+          [&](const stmt::Put& s) {
+            v1::PutRequest req;
+            req.set_key(s.key);
+            req.set_value(s.value);
+            return then(Invoke<v1::WriteReply>([&](auto* ctx, auto* r) { return kv_->Put(ctx, req, r); }),
+                        WriteResult);
+          },
+          [&](const stmt::Get& s) {
+            v1::GetRequest req;
+            req.set_key(s.key);
+            return then(Invoke<v1::GetReply>([&](auto* ctx, auto* r) { return kv_->Get(ctx, req, r); }),
+                        GetResult);
+          },
+          [&](const stmt::Delete& s) {
+            v1::DeleteRequest req;
+            req.set_key(s.key);
+            return then(Invoke<v1::WriteReply>([&](auto* ctx, auto* r) { return kv_->Delete(ctx, req, r); }),
+                        WriteResult);
+          },
+          [&](const stmt::Checksum&) {
+            return then(Invoke<v1::ChecksumReply>([&](auto* ctx, auto* r) {
+                          return admin_->Checksum(ctx, v1::ChecksumRequest(), r);
+                        }),
+                        ChecksumResult);
+          },
+          [&](const stmt::ShowBinaryLogs&) {
+            return then(Invoke<v1::BinaryLogsReply>([&](auto* ctx, auto* r) {
+                          return admin_->BinaryLogs(ctx, v1::BinaryLogsRequest(), r);
+                        }),
+                        BinaryLogsResult);
+          },
+          [&](const stmt::ShowMasterStatus&) {
+            return then(Invoke<v1::MasterStatusReply>([&](auto* ctx, auto* r) {
+                          return admin_->MasterStatus(ctx, v1::MasterStatusRequest(), r);
+                        }),
+                        MasterStatusResult);
+          },
+          [&](const stmt::PurgeBinaryLogs& s) {
+            v1::PurgeBinaryLogsRequest req;
+            req.set_to_file(s.to_file);
+            return then(Invoke<v1::PurgeBinaryLogsReply>(
+                            [&](auto* ctx, auto* r) { return admin_->PurgeBinaryLogs(ctx, req, r); }),
+                        PurgeResult);
+          },
+      },
+      statement);
+}
+
+}  // namespace relaykv

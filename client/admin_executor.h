@@ -1,0 +1,83 @@
+// Runs a parsed Statement (statement.h) against one relaykv node: each
+// statement is exactly one structured RPC on relaykv.v1.Admin or
+// relaykv.v1.Kv, and the reply becomes what the mysql client would show.
+//
+//   statement                       RPC                    result
+//   SET GLOBAL/PERSIST n = v        Admin.SetVariable      OK, 0 rows
+//   RESET PERSIST [n]               Admin.ResetPersist     OK, 0 rows
+//   SHOW VARIABLES [LIKE p]         Admin.ShowVariables    Variable_name, Value
+//   SHOW STATUS [LIKE p]            Admin.ShowStatus       Variable_name, Value
+//   SHOW SLAVE|REPLICA STATUS       Admin.ReplicaStatus    one row, a column per field
+//   SHOW REPLICAS | SLAVE HOSTS     Admin.Replicas         Server_id, Address, Sent_Gtid,
+//                                                          Acked_Gtid, Semi_sync
+//   START/STOP SLAVE [thread]       Admin.ReplicaThreads   OK, 0 rows
+//   CHANGE MASTER TO ...            Admin.ChangeMaster     OK, 0 rows
+//   INSTALL PLUGIN n SONAME s       Admin.InstallPlugin    OK, 0 rows
+//   CHECKSUM                        Admin.Checksum         Gtid, Checksum, Keys
+//   SHOW BINARY LOGS                Admin.BinaryLogs       Log_name, File_size, First_seq
+//   SHOW MASTER STATUS              Admin.MasterStatus     File, Position, Executed_Gtid_Set
+//   PURGE BINARY LOGS TO f          Admin.PurgeBinaryLogs  OK, 0 rows (+ note as warning)
+//   PUT k v | DELETE k              Kv.Put | Kv.Delete     OK, 1 row, "Gtid: e:s"
+//   GET k                           Kv.Get                 Value (empty set if absent)
+// GTIDs print as "epoch:seq"; "nothing yet" ({0,0}) prints as "".
+//
+// Errors: the RPC's gRPC status as an absl::Status with the same code and
+// message (result_printer.h turns it into a MySQL error line).
+// Threads: an AdminExecutor may be used from several threads at once.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "client/result_printer.h"
+#include "client/statement.h"
+#include "proto/admin.grpc.pb.h"
+#include "proto/kv.grpc.pb.h"
+
+namespace relaykv {
+
+using StatementResult = std::variant<ResultSet, OkResult>;
+
+class AdminExecutor {
+ public:
+  static constexpr std::chrono::milliseconds kDefaultDeadline{30'000};
+
+  // `deadline` bounds each RPC, measured from the moment it is sent.
+  explicit AdminExecutor(std::shared_ptr<grpc::Channel> channel,
+                         std::chrono::milliseconds deadline = kDefaultDeadline);
+
+  AdminExecutor(const AdminExecutor&) = delete;
+  AdminExecutor& operator=(const AdminExecutor&) = delete;
+
+  // One RPC; blocks until it answers or the deadline passes.
+  [[nodiscard]] absl::StatusOr<StatementResult> Execute(const Statement& statement) const;
+
+ private:
+  template <typename Reply, typename Call>
+  absl::StatusOr<Reply> Invoke(Call call) const;
+
+  const std::unique_ptr<v1::Admin::Stub> admin_;
+  const std::unique_ptr<v1::Kv::Stub> kv_;
+  const std::chrono::milliseconds deadline_;
+};
+
+// The pure halves of the mapping above, exposed for tests.
+absl::Status FromGrpcStatus(const grpc::Status& status);
+std::string FormatGtid(const v1::Gtid& gtid);
+ResultSet VariablesResult(const v1::ShowReply& reply);  // SHOW VARIABLES and SHOW STATUS
+ResultSet ReplicaStatusResult(const v1::ReplicaStatusReply& reply);
+ResultSet ReplicasResult(const v1::ReplicasReply& reply);
+ResultSet ChecksumResult(const v1::ChecksumReply& reply);
+ResultSet BinaryLogsResult(const v1::BinaryLogsReply& reply);
+ResultSet MasterStatusResult(const v1::MasterStatusReply& reply);
+ResultSet GetResult(const v1::GetReply& reply);
+OkResult PurgeResult(const v1::PurgeBinaryLogsReply& reply);
+OkResult WriteResult(const v1::WriteReply& reply);  // PUT and DELETE
+
+}  // namespace relaykv

@@ -1,0 +1,374 @@
+#include "client/statement.h"
+
+#include <algorithm>
+#include <charconv>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "client/sql_lexer.h"
+
+namespace relaykv {
+namespace {
+
+using sql::Token;
+using sql::TokenKind;
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+// Recursive descent over the token list; every Parse* method starts after
+// its statement's first keyword and ends with Finish().
+class Parser {
+ public:
+  Parser(std::string_view text, std::vector<Token> tokens)
+      : text_(text), tokens_(std::move(tokens)) {}
+
+  absl::StatusOr<Statement> Parse() {
+    if (Peek().kind == TokenKind::kEnd || IsTerminator(Peek())) {
+      return absl::InvalidArgumentError("No query specified");
+    }
+    if (Accept("SET")) return ParseSet();
+    if (Accept("RESET")) return ParseReset();
+    if (Accept("SHOW")) return ParseShow();
+    if (Accept("START")) return ParseThreads(stmt::ReplicaThreads::Action::kStart);
+    if (Accept("STOP")) return ParseThreads(stmt::ReplicaThreads::Action::kStop);
+    if (Accept("CHANGE")) return ParseChange();
+    if (Accept("INSTALL")) return ParseInstall();
+    if (Accept("PURGE")) return ParsePurge();
+    if (Accept("CHECKSUM")) return Finish(stmt::Checksum{});
+    if (Accept("PUT")) {
+      auto key = AcceptText();
+      if (!key) return Error("expected a key after PUT");
+      auto value = AcceptText();
+      if (!value) return Error("expected a value after the key");
+      return Finish(stmt::Put{std::move(*key), std::move(*value)});
+    }
+    if (Accept("GET")) {
+      auto key = AcceptText();
+      if (!key) return Error("expected a key after GET");
+      return Finish(stmt::Get{std::move(*key)});
+    }
+    if (Accept("DELETE") || Accept("DEL")) {
+      auto key = AcceptText();
+      if (!key) return Error("expected a key after DELETE");
+      return Finish(stmt::Delete{std::move(*key)});
+    }
+    return Error(
+        "unknown statement (relaykv knows SET, RESET PERSIST, SHOW, START/STOP SLAVE, "
+        "CHANGE MASTER, INSTALL PLUGIN, PURGE BINARY LOGS, PUT, GET, DELETE, CHECKSUM)");
+  }
+
+ private:
+  absl::StatusOr<Statement> ParseSet() {
+    bool persist = false;
+    std::optional<std::string> name;
+    if (Accept("GLOBAL")) {
+      persist = false;
+    } else if (Accept("PERSIST")) {
+      persist = true;
+    } else if (AcceptSymbol("@")) {
+      // @@global.name / @@persist.name; "global.name" lexes as one word.
+      if (!AcceptSymbol("@")) return Error("user variables are not supported; use SET GLOBAL name = value");
+      const Token& t = Peek();
+      const size_t dot = t.text.find('.');
+      const std::string scope = absl::AsciiStrToLower(t.text.substr(0, dot));
+      if (t.kind != TokenKind::kWord || dot == std::string::npos || dot + 1 == t.text.size() ||
+          (scope != "global" && scope != "persist")) {
+        return Error("expected @@global.name or @@persist.name (relaykv has only global variables)");
+      }
+      persist = scope == "persist";
+      name = t.text.substr(dot + 1);
+      Next();
+    } else if (IsKeyword(Peek(), "PERSIST_ONLY")) {
+      return Error("PERSIST_ONLY is not supported; use SET PERSIST");
+    } else {
+      return Error("expected GLOBAL or PERSIST after SET (relaykv has only global variables)");
+    }
+    if (!name) name = AcceptName();
+    if (!name) return Error("expected a variable name");
+    if (!AcceptSymbol("=")) return Error("expected '=' after the variable name");
+    auto value = AcceptText();
+    if (!value) return Error("expected a value after '='");
+    if (IsSymbol(Peek(), ",")) return Error("one variable per SET statement");
+    return Finish(stmt::SetVariable{absl::AsciiStrToLower(*name), std::move(*value), persist});
+  }
+
+  absl::StatusOr<Statement> ParseReset() {
+    if (!Accept("PERSIST")) return Error("expected PERSIST after RESET (relaykv has only RESET PERSIST [name])");
+    std::optional<std::string> name = AcceptName();
+    if (name) *name = absl::AsciiStrToLower(*name);
+    return Finish(stmt::ResetPersist{std::move(name)});
+  }
+
+  absl::StatusOr<Statement> ParseShow() {
+    const bool global = Accept("GLOBAL");
+    if (Accept("VARIABLES")) {
+      auto like = ParseOptionalLike();
+      if (!like.ok()) return like.status();
+      return Finish(stmt::ShowVariables{std::move(*like)});
+    }
+    if (Accept("STATUS")) {
+      auto like = ParseOptionalLike();
+      if (!like.ok()) return like.status();
+      return Finish(stmt::ShowStatus{std::move(*like)});
+    }
+    if (global) return Error("expected VARIABLES or STATUS after SHOW GLOBAL");
+    if (Accept("SLAVE")) {
+      if (Accept("STATUS")) return Finish(stmt::ShowReplicaStatus{});
+      if (Accept("HOSTS")) return Finish(stmt::ShowReplicas{});
+      return Error("expected STATUS or HOSTS after SHOW SLAVE");
+    }
+    if (Accept("REPLICA")) {
+      if (Accept("STATUS")) return Finish(stmt::ShowReplicaStatus{});
+      return Error("expected STATUS after SHOW REPLICA");
+    }
+    if (Accept("REPLICAS")) return Finish(stmt::ShowReplicas{});
+    if (Accept("MASTER") || Accept("SOURCE")) {
+      if (Accept("STATUS")) return Finish(stmt::ShowMasterStatus{});
+      if (Accept("LOGS")) return Finish(stmt::ShowBinaryLogs{});
+      return Error("expected STATUS or LOGS after SHOW MASTER");
+    }
+    if (Accept("BINARY")) {
+      if (Accept("LOGS")) return Finish(stmt::ShowBinaryLogs{});
+      if (Accept("LOG")) {
+        if (Accept("STATUS")) return Finish(stmt::ShowMasterStatus{});
+        return Error("expected STATUS after SHOW BINARY LOG");
+      }
+      return Error("expected LOGS or LOG STATUS after SHOW BINARY");
+    }
+    return Error(
+        "unknown SHOW statement (expected VARIABLES, STATUS, SLAVE STATUS, REPLICA STATUS, "
+        "REPLICAS, SLAVE HOSTS, BINARY LOGS or MASTER STATUS)");
+  }
+
+  absl::StatusOr<std::string> ParseOptionalLike() {
+    if (Accept("LIKE")) {
+      if (Peek().kind != TokenKind::kString) return Error("expected a quoted pattern after LIKE");
+      return Next().text;
+    }
+    if (IsKeyword(Peek(), "WHERE")) return Error("WHERE is not supported; use LIKE 'pattern'");
+    return std::string();
+  }
+
+  absl::StatusOr<Statement> ParseThreads(stmt::ReplicaThreads::Action action) {
+    if (!Accept("SLAVE") && !Accept("REPLICA")) {
+      return Error(std::string("expected SLAVE or REPLICA after ") +
+                   (action == stmt::ReplicaThreads::Action::kStart ? "START" : "STOP"));
+    }
+    bool io = false;
+    bool sql = false;
+    if (IsKeyword(Peek(), "IO_THREAD") || IsKeyword(Peek(), "SQL_THREAD")) {
+      do {
+        if (Accept("IO_THREAD")) {
+          io = true;
+        } else if (Accept("SQL_THREAD")) {
+          sql = true;
+        } else {
+          return Error("expected IO_THREAD or SQL_THREAD");
+        }
+      } while (AcceptSymbol(","));
+    }
+    using Threads = stmt::ReplicaThreads::Threads;
+    const Threads threads = io == sql ? Threads::kBoth : (io ? Threads::kIo : Threads::kSql);
+    return Finish(stmt::ReplicaThreads{action, threads});
+  }
+
+  absl::StatusOr<Statement> ParseChange() {
+    std::string prefix = "MASTER_";  // spelling used in messages
+    if (Accept("REPLICATION")) {
+      if (!Accept("SOURCE")) return Error("expected SOURCE after CHANGE REPLICATION");
+      prefix = "SOURCE_";
+    } else if (!Accept("MASTER")) {
+      return Error("expected MASTER TO or REPLICATION SOURCE TO after CHANGE");
+    }
+    if (!Accept("TO")) return Error("expected TO");
+    std::optional<std::string> host;
+    std::optional<uint32_t> port;
+    do {
+      const Token option = Peek();
+      const std::string upper = absl::AsciiStrToUpper(option.text);
+      // Either prefix is accepted in either form of the statement.
+      const bool prefixed = absl::StartsWith(upper, "MASTER_") || absl::StartsWith(upper, "SOURCE_");
+      const std::string field = prefixed ? upper.substr(7) : "";
+      if (option.kind != TokenKind::kWord || (field != "HOST" && field != "PORT")) {
+        return Error("expected " + prefix + "HOST or " + prefix +
+                     "PORT (replicas position themselves by GTID, so relaykv needs no other option)");
+      }
+      if ((field == "HOST" && host) || (field == "PORT" && port)) {
+        return Error(option.text + " is given twice");
+      }
+      Next();
+      if (!AcceptSymbol("=")) return Error("expected '=' after " + option.text);
+      if (field == "HOST") {
+        if (Peek().kind == TokenKind::kWord || (Peek().kind == TokenKind::kString && !Peek().text.empty())) {
+          host = Next().text;
+        } else {
+          return Error(option.text + " must be a non-empty host name or address");
+        }
+      } else {
+        uint32_t n = 0;
+        const std::string& t = Peek().text;
+        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+        if (Peek().kind != TokenKind::kWord || ec != std::errc() || end != t.data() + t.size() ||
+            n == 0 || n > 65535) {
+          return Error(option.text + " must be a number from 1 to 65535");
+        }
+        port = n;
+        Next();
+      }
+    } while (AcceptSymbol(","));
+    if (Peek().kind != TokenKind::kEnd && !IsTerminator(Peek())) {
+      return Error("expected ',' or the end of the statement");
+    }
+    if (!host) return Error("CHANGE " + std::string(prefix == "MASTER_" ? "MASTER" : "REPLICATION SOURCE") +
+                            " TO needs " + prefix + "HOST");
+    if (!port) return Error("CHANGE " + std::string(prefix == "MASTER_" ? "MASTER" : "REPLICATION SOURCE") +
+                            " TO needs " + prefix + "PORT");
+    return Finish(stmt::ChangeMaster{std::move(*host), *port});
+  }
+
+  absl::StatusOr<Statement> ParseInstall() {
+    if (!Accept("PLUGIN")) return Error("expected PLUGIN after INSTALL");
+    auto name = AcceptName();
+    if (!name) return Error("expected a plugin name");
+    if (!Accept("SONAME")) return Error("expected SONAME 'library.so' after the plugin name");
+    auto soname = AcceptText();
+    if (!soname) return Error("expected the plugin's library name after SONAME");
+    return Finish(stmt::InstallPlugin{absl::AsciiStrToLower(*name), std::move(*soname)});
+  }
+
+  absl::StatusOr<Statement> ParsePurge() {
+    if (!Accept("BINARY") && !Accept("MASTER")) return Error("expected BINARY LOGS after PURGE");
+    if (!Accept("LOGS")) return Error("expected LOGS");
+    if (IsKeyword(Peek(), "BEFORE")) return Error("PURGE ... BEFORE is not supported; use PURGE BINARY LOGS TO 'file'");
+    if (!Accept("TO")) return Error("expected TO 'file'");
+    auto file = AcceptText();
+    if (!file) return Error("expected a binlog file name after TO");
+    return Finish(stmt::PurgeBinaryLogs{std::move(*file)});
+  }
+
+  // The statement is complete: only a terminator may follow.
+  absl::StatusOr<Statement> Finish(Statement s) {
+    if (IsTerminator(Peek())) Next();
+    if (Peek().kind != TokenKind::kEnd) return Error("expected the end of the statement");
+    return s;
+  }
+
+  const Token& Peek() const { return tokens_[pos_]; }
+  const Token& Next() {
+    const Token& t = tokens_[pos_];
+    if (t.kind != TokenKind::kEnd) ++pos_;  // kEnd is last; stay on it
+    return t;
+  }
+  static bool IsKeyword(const Token& t, std::string_view kw) {
+    return t.kind == TokenKind::kWord && absl::EqualsIgnoreCase(t.text, kw);
+  }
+  static bool IsSymbol(const Token& t, std::string_view sym) {
+    return t.kind == TokenKind::kSymbol && t.text == sym;
+  }
+  static bool IsTerminator(const Token& t) { return IsSymbol(t, ";") || IsSymbol(t, "\\G"); }
+  bool Accept(std::string_view kw) {
+    if (!IsKeyword(Peek(), kw)) return false;
+    Next();
+    return true;
+  }
+  bool AcceptSymbol(std::string_view sym) {
+    if (!IsSymbol(Peek(), sym)) return false;
+    Next();
+    return true;
+  }
+  // A name: a bare word or a `quoted identifier`.
+  std::optional<std::string> AcceptName() {
+    if (Peek().kind != TokenKind::kWord && Peek().kind != TokenKind::kIdentifier) return std::nullopt;
+    return Next().text;
+  }
+  // A value or key: a quoted string or a bare word.
+  std::optional<std::string> AcceptText() {
+    if (Peek().kind != TokenKind::kWord && Peek().kind != TokenKind::kString) return std::nullopt;
+    return Next().text;
+  }
+  absl::Status Error(std::string_view detail) const {
+    return sql::SyntaxError(text_, Peek().offset, detail);
+  }
+
+  const std::string_view text_;
+  const std::vector<Token> tokens_;  // never empty: ends with kEnd
+  size_t pos_ = 0;
+};
+
+// A name as FormatStatement writes it: bare if the lexer reads it back as
+// one word, else `quoted`.
+std::string FormatName(std::string_view name) {
+  if (!name.empty() && std::all_of(name.begin(), name.end(), sql::IsWordChar) &&
+      name.find("--") == std::string_view::npos) {
+    return std::string(name);
+  }
+  std::string out = "`";
+  for (char c : name) out += c == '`' ? std::string("``") : std::string(1, c);
+  return out + "`";
+}
+
+}  // namespace
+
+absl::StatusOr<Statement> ParseStatement(std::string_view text) {
+  auto tokens = sql::Tokenize(text);
+  if (!tokens.ok()) return tokens.status();
+  return Parser(text, std::move(*tokens)).Parse();
+}
+
+bool RequestsVerticalOutput(std::string_view text) {
+  auto tokens = sql::Tokenize(text);
+  // The last token is kEnd; the one before it is the terminator, if any.
+  return tokens.ok() && tokens->size() >= 2 &&
+         (*tokens)[tokens->size() - 2].kind == TokenKind::kSymbol &&
+         (*tokens)[tokens->size() - 2].text == "\\G";
+}
+
+std::string FormatStatement(const Statement& s) {
+  using sql::QuoteString;
+  auto like = [](const std::string& p) { return p.empty() ? std::string() : " LIKE " + QuoteString(p); };
+  return std::visit(
+      Overloaded{
+          [](const stmt::SetVariable& v) {
+            return std::string(v.persist ? "SET PERSIST " : "SET GLOBAL ") + FormatName(v.name) + " = " +
+                   QuoteString(v.value);
+          },
+          [](const stmt::ResetPersist& v) {
+            return "RESET PERSIST" + (v.name ? " " + FormatName(*v.name) : std::string());
+          },
+          [&](const stmt::ShowVariables& v) { return "SHOW GLOBAL VARIABLES" + like(v.like); },
+          [&](const stmt::ShowStatus& v) { return "SHOW GLOBAL STATUS" + like(v.like); },
+          [](const stmt::ShowReplicaStatus&) { return std::string("SHOW REPLICA STATUS"); },
+          [](const stmt::ShowReplicas&) { return std::string("SHOW REPLICAS"); },
+          [](const stmt::ReplicaThreads& v) {
+            using Threads = stmt::ReplicaThreads::Threads;
+            std::string out = v.action == stmt::ReplicaThreads::Action::kStart ? "START REPLICA" : "STOP REPLICA";
+            if (v.threads == Threads::kIo) out += " IO_THREAD";
+            if (v.threads == Threads::kSql) out += " SQL_THREAD";
+            return out;
+          },
+          [](const stmt::ChangeMaster& v) {
+            return "CHANGE REPLICATION SOURCE TO SOURCE_HOST = " + QuoteString(v.host) +
+                   ", SOURCE_PORT = " + std::to_string(v.port);
+          },
+          [](const stmt::InstallPlugin& v) {
+            return "INSTALL PLUGIN " + FormatName(v.name) + " SONAME " + QuoteString(v.soname);
+          },
+          [](const stmt::Put& v) { return "PUT " + QuoteString(v.key) + " " + QuoteString(v.value); },
+          [](const stmt::Get& v) { return "GET " + QuoteString(v.key); },
+          [](const stmt::Delete& v) { return "DELETE " + QuoteString(v.key); },
+          [](const stmt::Checksum&) { return std::string("CHECKSUM"); },
+          [](const stmt::ShowBinaryLogs&) { return std::string("SHOW BINARY LOGS"); },
+          [](const stmt::ShowMasterStatus&) { return std::string("SHOW MASTER STATUS"); },
+          [](const stmt::PurgeBinaryLogs& v) { return "PURGE BINARY LOGS TO " + QuoteString(v.to_file); },
+      },
+      s);
+}
+
+}  // namespace relaykv

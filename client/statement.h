@@ -1,0 +1,146 @@
+// The relaykv client's admin statements (DESIGN.md, "Admin statements"):
+// ParseStatement turns the text of one statement into a typed Statement
+// that admin_executor.h maps onto one structured RPC. The server never sees
+// SQL text.
+//
+// Grammar (keywords case-insensitive; SLAVE/REPLICA and MASTER/SOURCE
+// interchangeable; an optional trailing ';', \g or \G):
+//   SET GLOBAL name = value | SET PERSIST name = value
+//   SET @@global.name = value | SET @@persist.name = value
+//   RESET PERSIST [name]
+//   SHOW [GLOBAL] VARIABLES [LIKE 'pattern'] | SHOW [GLOBAL] STATUS [LIKE 'pattern']
+//   SHOW SLAVE STATUS | SHOW REPLICA STATUS | SHOW REPLICAS | SHOW SLAVE HOSTS
+//   START|STOP SLAVE [IO_THREAD | SQL_THREAD [, ...]]
+//   CHANGE MASTER TO MASTER_HOST='h', MASTER_PORT=n   (either order, both needed)
+//   CHANGE REPLICATION SOURCE TO SOURCE_HOST='h', SOURCE_PORT=n
+//   INSTALL PLUGIN name SONAME 'file.so'
+//   PUT key value | GET key | DELETE key      (quoted strings or bare words)
+//   CHECKSUM | SHOW BINARY LOGS | SHOW MASTER LOGS | SHOW MASTER STATUS
+//   SHOW BINARY LOG STATUS | PURGE BINARY|MASTER LOGS TO 'binlog.000042'
+// Values keep the text written (the server validates and normalizes);
+// variable and plugin names are lower-cased.
+//
+// Pure functions, safe from any thread. Errors are INVALID_ARGUMENT with a
+// MySQL-style message naming the token where parsing stopped.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "absl/status/statusor.h"
+#include "client/statement_splitter.h"  // SplitStatements: input -> statement texts
+
+namespace relaykv {
+
+// One struct per statement kind; kept in their own namespace so that
+// names such as Put or Checksum never collide with server types.
+namespace stmt {
+
+struct SetVariable {
+  std::string name;   // lower case, either spelling (master/source, ...)
+  std::string value;  // as written: "1", "ON", "AFTER_SYNC", "-5", ...
+  bool persist = false;
+  friend bool operator==(const SetVariable&, const SetVariable&) = default;
+};
+
+struct ResetPersist {
+  std::optional<std::string> name;  // lower case; nullopt: forget all
+  friend bool operator==(const ResetPersist&, const ResetPersist&) = default;
+};
+
+struct ShowVariables {
+  std::string like;  // SQL LIKE pattern; empty: every variable
+  friend bool operator==(const ShowVariables&, const ShowVariables&) = default;
+};
+
+struct ShowStatus {
+  std::string like;
+  friend bool operator==(const ShowStatus&, const ShowStatus&) = default;
+};
+
+struct ShowReplicaStatus {
+  friend bool operator==(const ShowReplicaStatus&, const ShowReplicaStatus&) = default;
+};
+
+struct ShowReplicas {
+  friend bool operator==(const ShowReplicas&, const ShowReplicas&) = default;
+};
+
+struct ReplicaThreads {
+  enum class Action { kStop, kStart };
+  enum class Threads { kBoth, kIo, kSql };
+  Action action = Action::kStop;
+  Threads threads = Threads::kBoth;
+  friend bool operator==(const ReplicaThreads&, const ReplicaThreads&) = default;
+};
+
+struct ChangeMaster {
+  std::string host;
+  uint32_t port = 0;  // 1..65535
+  friend bool operator==(const ChangeMaster&, const ChangeMaster&) = default;
+};
+
+struct InstallPlugin {
+  std::string name;    // lower case
+  std::string soname;  // as written
+  friend bool operator==(const InstallPlugin&, const InstallPlugin&) = default;
+};
+
+struct Put {
+  std::string key;  // bytes; quoted strings may hold any byte via escapes
+  std::string value;
+  friend bool operator==(const Put&, const Put&) = default;
+};
+
+struct Get {
+  std::string key;
+  friend bool operator==(const Get&, const Get&) = default;
+};
+
+struct Delete {
+  std::string key;
+  friend bool operator==(const Delete&, const Delete&) = default;
+};
+
+struct Checksum {
+  friend bool operator==(const Checksum&, const Checksum&) = default;
+};
+
+struct ShowBinaryLogs {
+  friend bool operator==(const ShowBinaryLogs&, const ShowBinaryLogs&) = default;
+};
+
+struct ShowMasterStatus {
+  friend bool operator==(const ShowMasterStatus&, const ShowMasterStatus&) = default;
+};
+
+struct PurgeBinaryLogs {
+  std::string to_file;
+  friend bool operator==(const PurgeBinaryLogs&, const PurgeBinaryLogs&) = default;
+};
+
+}  // namespace stmt
+
+using Statement =
+    std::variant<stmt::SetVariable, stmt::ResetPersist, stmt::ShowVariables, stmt::ShowStatus,
+                 stmt::ShowReplicaStatus, stmt::ShowReplicas, stmt::ReplicaThreads,
+                 stmt::ChangeMaster, stmt::InstallPlugin, stmt::Put, stmt::Get, stmt::Delete,
+                 stmt::Checksum, stmt::ShowBinaryLogs, stmt::ShowMasterStatus,
+                 stmt::PurgeBinaryLogs>;
+
+// Parses the text of exactly one statement (as SplitStatements returns it).
+// Empty text is INVALID_ARGUMENT "No query specified".
+[[nodiscard]] absl::StatusOr<Statement> ParseStatement(std::string_view text);
+
+// True if `text` ends with mysql's \G terminator (outside quotes and
+// comments): the caller should print the result vertically.
+bool RequestsVerticalOutput(std::string_view text);
+
+// The canonical text of `s` (upper-case keywords, values quoted), which
+// ParseStatement reads back to an equal Statement. For logs and tests.
+std::string FormatStatement(const Statement& s);
+
+}  // namespace relaykv

@@ -1,0 +1,95 @@
+// SemiSyncMaster: the primary's side of lossless semi-synchronous commit.
+// It tracks each connected semi-sync replica's ACKed position and lets a
+// commit wait until `wait_for_slave_count` distinct semi-sync replicas hold
+// its GTID (an ACK releases every waiter at or below it at once), or until
+// `timeout_ms` switches semi-sync OFF (then commits stop waiting until a
+// semi-sync replica has ACKed the binlog's end, which switches it back ON).
+//
+// Counters follow MySQL 8's semisync source (names and µs units); see
+// Counters below for the exact event that moves each.
+//
+// Threads: thread-safe; one mutex. Waiters block on a condition variable;
+// Close() releases them with UNAVAILABLE.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "absl/status/status.h"
+#include "server/node.h"
+#include "storage/thread_annotations.h"
+
+namespace relaykv {
+
+struct SemiSyncSettings {
+  bool enabled = false;
+  uint64_t timeout_ms = 10000;
+  uint64_t wait_for_slave_count = 1;
+  bool wait_no_slave = true;
+};
+
+class SemiSyncMaster {
+ public:
+  // `binlog_end` returns the last visible binlog seq (for switching back ON).
+  // `on_acked` is called (outside the lock) with each new position that
+  // enough replicas hold, so the applier can release it.
+  SemiSyncMaster(std::function<uint64_t()> binlog_end, std::function<void(uint64_t)> on_acked);
+
+  enum class Outcome {
+    kAcked,       // enough replicas hold it (yes_tx)
+    kAsync,       // semi-sync was or went OFF (no_tx), or is disabled
+  };
+  // Blocks until `seq` is ACKed, the timeout switches semi-sync OFF, or it is
+  // disabled. DEADLINE_EXCEEDED if the caller's deadline comes first and
+  // UNAVAILABLE on Close(): such commits are never answered OK and not
+  // counted as yes_tx.
+  absl::StatusOr<Outcome> WaitForAck(uint64_t seq, std::chrono::steady_clock::time_point deadline)
+      EXCLUDES(mu_);
+
+  // Replication streams.
+  void ReplicaConnected(uint64_t connection_id, bool semi_sync) EXCLUDES(mu_);
+  void ReplicaDisconnected(uint64_t connection_id) EXCLUDES(mu_);
+  // An ACK for `seq`; `net_wait_us` is the time since the batch it ACKs was
+  // sent (or -1 if unknown).
+  void Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_us) EXCLUDES(mu_);
+
+  void Configure(const SemiSyncSettings& s) EXCLUDES(mu_);
+  void Close() EXCLUDES(mu_);
+
+  // SHOW STATUS rows: the 14 Rpl_semi_sync_master_* counters.
+  NameValues Status() const EXCLUDES(mu_);
+
+ private:
+  // Position that wait_for_slave_count semi-sync replicas have ACKed.
+  uint64_t QuorumSeq() const REQUIRES(mu_);
+  void SwitchOff(const std::string& why) REQUIRES(mu_);
+  void MaybeSwitchOn() REQUIRES(mu_);
+
+  const std::function<uint64_t()> binlog_end_;
+  const std::function<void(uint64_t)> on_acked_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // quorum_seq_, status_on_, settings_ or closed_ changed
+  SemiSyncSettings settings_ GUARDED_BY(mu_);
+  bool status_on_ GUARDED_BY(mu_) = false;
+  bool closed_ GUARDED_BY(mu_) = false;
+  std::map<uint64_t, uint64_t> semi_acks_ GUARDED_BY(mu_);  // connection -> acked seq
+  uint64_t quorum_seq_ GUARDED_BY(mu_) = 0;
+  std::multiset<uint64_t> waiting_ GUARDED_BY(mu_);  // seqs being waited for
+
+  struct Counters {
+    uint64_t net_waits = 0, net_wait_time = 0;     // ACKs; µs batch sent -> ACK
+    uint64_t no_times = 0, no_tx = 0, yes_tx = 0;  // switches OFF; async / semi-sync commits
+    uint64_t tx_waits = 0, tx_wait_time = 0;       // waits ended by an ACK; their µs
+    uint64_t wait_pos_backtraverse = 0;            // waiter below the lowest already waiting
+    uint64_t timefunc_failures = 0;                // steady clock: never moves
+  } counters_ GUARDED_BY(mu_);
+};
+
+}  // namespace relaykv

@@ -1,0 +1,247 @@
+// Lossless semi-sync commit between embedded Nodes over loopback gRPC: the
+// seed's walkthrough, wait points, timeouts, wait count, counters.
+#include <atomic>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "server/node.h"
+#include "tests/server/node_util.h"
+
+namespace relaykv {
+namespace {
+
+using testing::TempDir;
+using testing::WaitFor;
+using Clock = std::chrono::steady_clock;
+
+std::unique_ptr<Node> Open(const std::filesystem::path& dir, NameValues vars,
+                           std::string replicate_from = "") {
+  NodeOptions o;
+  o.data_dir = dir;
+  o.listen_address = "127.0.0.1:0";
+  o.replicate_from = std::move(replicate_from);
+  o.variables = std::move(vars);
+  auto node = Node::Open(o);
+  EXPECT_TRUE(node.ok()) << node.status();
+  return node.ok() ? *std::move(node) : nullptr;
+}
+
+std::string Addr(const Node& n) { return "127.0.0.1:" + std::to_string(n.bound_port()); }
+
+std::string Stat(const Node& n, const std::string& name) {
+  for (const auto& [k, v] : n.ShowStatus(name)) {
+    if (k == name) return v;
+  }
+  return "<missing>";
+}
+uint64_t Num(const Node& n, const std::string& suffix) {
+  return std::stoull(Stat(n, "Rpl_semi_sync_master_" + suffix));
+}
+
+struct Cluster {
+  TempDir dir;
+  std::unique_ptr<Node> primary;
+  std::vector<std::unique_ptr<Node>> replicas;
+
+  explicit Cluster(int n_replicas, NameValues primary_vars = {}) {
+    primary_vars.emplace_back("rpl_semi_sync_master_enabled", "ON");
+    primary = Open(dir.path() / "p", primary_vars);
+    for (int i = 0; i < n_replicas; ++i) {
+      replicas.push_back(Open(dir.path() / ("r" + std::to_string(i)),
+                              {{"server_id", std::to_string(i + 2)},
+                               {"rpl_semi_sync_slave_enabled", "ON"}},
+                              Addr(*primary)));
+    }
+    EXPECT_TRUE(WaitFor([&] { return Num(*primary, "clients") == replicas.size(); }));
+  }
+};
+
+TEST(SemiSyncTest, SeedWalkthroughHealthyTimeoutAndRecovery) {
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "1000"}});
+  Node& p = *c.primary;
+  Node& r = *c.replicas[0];
+  EXPECT_EQ(Stat(p, "Rpl_semi_sync_master_status"), "ON");
+  EXPECT_EQ(Stat(r, "Rpl_semi_sync_slave_status"), "ON");
+
+  // The healthy write: waits for the replica's ACK.
+  ASSERT_TRUE(p.Put("a", "1").ok());
+  EXPECT_EQ(Num(p, "yes_tx"), 1u);
+  EXPECT_EQ(Num(p, "tx_waits"), 1u);
+  EXPECT_GT(Num(p, "tx_wait_time"), 0u);
+  EXPECT_EQ(Num(p, "tx_avg_wait_time"), Num(p, "tx_wait_time"));
+  EXPECT_GE(Num(p, "net_waits"), 1u);
+
+  // IO thread stopped: the next write takes the timeout and goes async.
+  ASSERT_TRUE(r.StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  EXPECT_EQ(Stat(r, "Rpl_semi_sync_slave_status"), "OFF");
+  auto start = Clock::now();
+  ASSERT_TRUE(p.Put("b", "2").ok());
+  auto took = Clock::now() - start;
+  EXPECT_GE(took, std::chrono::milliseconds(1000));
+  EXPECT_LT(took, std::chrono::milliseconds(1500));
+  EXPECT_EQ(Num(p, "no_tx"), 1u);
+  EXPECT_EQ(Num(p, "no_times"), 1u);
+  EXPECT_EQ(Stat(p, "Rpl_semi_sync_master_status"), "OFF");
+  // While OFF, commits don't wait.
+  start = Clock::now();
+  ASSERT_TRUE(p.Put("c", "3").ok());
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(500));
+  EXPECT_EQ(Num(p, "no_tx"), 2u);
+
+  // IO restarted: catches up, status back ON, the next write waits again.
+  ASSERT_TRUE(r.StartReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Stat(p, "Rpl_semi_sync_master_status") == "ON"; }));
+  ASSERT_TRUE(p.Put("d", "4").ok());
+  EXPECT_EQ(Num(p, "yes_tx"), 2u);
+  EXPECT_EQ(Num(p, "tx_waits"), 2u);
+  EXPECT_EQ(Num(p, "no_times"), 1u);
+}
+
+TEST(SemiSyncTest, AfterSyncHidesTheWriteUntilTheAck) {
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "3000"}});
+  Node& p = *c.primary;
+  ASSERT_TRUE(c.replicas[0]->StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  std::atomic<bool> returned{false};
+  std::atomic<bool> seen_early{false};
+  auto writer = std::async(std::launch::async, [&] {
+    auto g = p.Put("pending", "v");
+    returned = true;
+    return g.ok();
+  });
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "wait_sessions") == 1; }));
+  while (!returned) {
+    auto v = p.Get("pending");
+    if (v.ok() && v->has_value() && !returned) seen_early = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(writer.get());
+  EXPECT_FALSE(seen_early) << "AFTER_SYNC let a reader see an un-ACKed write";
+  EXPECT_EQ(*p.Get("pending"), std::optional<std::string>("v"));
+}
+
+TEST(SemiSyncTest, AfterCommitShowsTheWriteBeforeTheAck) {
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "3000"},
+                {"rpl_semi_sync_master_wait_point", "AFTER_COMMIT"}});
+  Node& p = *c.primary;
+  ASSERT_TRUE(c.replicas[0]->StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  std::atomic<bool> returned{false};
+  auto writer = std::async(std::launch::async, [&] {
+    auto g = p.Put("phantom", "v");
+    returned = true;
+    return g.ok();
+  });
+  // Visible while its commit still waits: MySQL's "phantom read".
+  EXPECT_TRUE(WaitFor([&] {
+    auto v = p.Get("phantom");
+    return v.ok() && v->has_value();
+  }));
+  EXPECT_FALSE(returned);
+  EXPECT_EQ(Num(p, "wait_sessions"), 1u);
+  EXPECT_TRUE(writer.get());
+}
+
+TEST(SemiSyncTest, WaitCountTwoNeedsBothReplicas) {
+  Cluster c(2, {{"rpl_semi_sync_master_wait_for_slave_count", "2"},
+                {"rpl_semi_sync_master_timeout", "1000"}});
+  Node& p = *c.primary;
+  ASSERT_TRUE(p.Put("a", "1").ok());
+  EXPECT_EQ(Num(p, "yes_tx"), 1u);
+  // Both replicas hold it once the commit returned.
+  for (auto& r : c.replicas) EXPECT_GE(r->binlog_gtid().seq, 1u);
+
+  // One replica gone, wait_no_slave ON: waits the timeout.
+  ASSERT_TRUE(c.replicas[1]->StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 1; }));
+  auto start = Clock::now();
+  ASSERT_TRUE(p.Put("b", "2").ok());
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(1000));
+  EXPECT_EQ(Num(p, "no_times"), 1u);
+
+  // Back to both; then wait_no_slave OFF: a replica leaving switches OFF at once.
+  ASSERT_TRUE(c.replicas[1]->StartReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Stat(p, "Rpl_semi_sync_master_status") == "ON"; }));
+  ASSERT_TRUE(p.SetVariable("rpl_semi_sync_master_wait_no_slave", "OFF", false).ok());
+  ASSERT_TRUE(c.replicas[1]->StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Stat(p, "Rpl_semi_sync_master_status") == "OFF"; }));
+  EXPECT_EQ(Num(p, "no_times"), 2u);
+  start = Clock::now();
+  ASSERT_TRUE(p.Put("c", "3").ok());
+  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(500));
+}
+
+TEST(SemiSyncTest, TimeoutWithFiveWaitersCountsOneSwitchAndFiveNoTx) {
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "1000"}});
+  Node& p = *c.primary;
+  ASSERT_TRUE(c.replicas[0]->StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  std::vector<std::future<bool>> writers;
+  for (int i = 0; i < 5; ++i) {
+    writers.push_back(std::async(std::launch::async,
+                                 [&, i] { return p.Put("w" + std::to_string(i), "v").ok(); }));
+  }
+  for (auto& w : writers) EXPECT_TRUE(w.get());
+  EXPECT_EQ(Num(p, "no_times"), 1u);
+  EXPECT_EQ(Num(p, "no_tx"), 5u);
+  EXPECT_EQ(Num(p, "yes_tx"), 0u);
+  EXPECT_EQ(Num(p, "wait_sessions"), 0u);
+}
+
+TEST(SemiSyncTest, DisablingReleasesWaitersAndCountsNoTimes) {
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "30000"}});
+  Node& p = *c.primary;
+  ASSERT_TRUE(c.replicas[0]->StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  auto writer = std::async(std::launch::async, [&] { return p.Put("x", "1").ok(); });
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "wait_sessions") == 1; }));
+  ASSERT_TRUE(p.SetVariable("rpl_semi_sync_source_enabled", "OFF", false).ok());
+  EXPECT_TRUE(writer.get());
+  EXPECT_EQ(Num(p, "no_times"), 1u);
+  EXPECT_EQ(Num(p, "no_tx"), 1u);
+  EXPECT_EQ(Stat(p, "Rpl_semi_sync_master_status"), "OFF");
+}
+
+TEST(SemiSyncTest, CancelledWaitNeverAnswersOkButStillReplicates) {
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "30000"}});
+  Node& p = *c.primary;
+  Node& r = *c.replicas[0];
+  ASSERT_TRUE(r.StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  auto g = p.Put("late", "v", Clock::now() + std::chrono::milliseconds(300));
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(Num(p, "yes_tx"), 0u);
+  ASSERT_TRUE(r.StartReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = r.Get("late");
+    return v.ok() && v->has_value();
+  }));
+  // Once ACKed it is visible on the primary too.
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = p.Get("late");
+    return v.ok() && v->has_value();
+  }));
+}
+
+TEST(SemiSyncTest, BothSpellingsAndBadValues) {
+  Cluster c(0);
+  Node& p = *c.primary;
+  ASSERT_TRUE(p.SetVariable("rpl_semi_sync_source_timeout", "2500", false).ok());
+  EXPECT_EQ(p.ShowVariables("rpl_semi_sync_master_timeout")[0].second, "2500");
+  EXPECT_EQ(p.ShowVariables("rpl_semi_sync_source_timeout")[0].first, "rpl_semi_sync_source_timeout");
+  EXPECT_EQ(p.SetVariable("rpl_semi_sync_master_wait_point", "AFTER_LUNCH", false).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.SetVariable("rpl_semi_sync_master_wait_for_slave_count", "0", false).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.SetVariable("rpl_semi_sync_master_enabled", "yes please", false).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.ShowVariables("rpl_semi_sync_master_wait_point")[0].second, "AFTER_SYNC");
+  EXPECT_EQ(p.ShowVariables("rpl_semi_sync_master_wait_for_slave_count")[0].second, "1");
+  EXPECT_EQ(p.ShowStatus("rpl_semi_sync%").size(), 15u);
+}
+
+}  // namespace
+}  // namespace relaykv
