@@ -36,7 +36,6 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 }
 
 std::string FormatGtid(const v1::Gtid& gtid) {
-  if (gtid.seq() == 0) return "";  // MySQL shows an empty GTID set as ""
   return std::to_string(gtid.epoch()) + ":" + std::to_string(gtid.seq());
 }
 

@@ -19,7 +19,8 @@
 //   PURGE BINARY LOGS TO f          Admin.PurgeBinaryLogs  OK, 0 rows (+ note as warning)
 //   PUT k v | DELETE k              Kv.Put | Kv.Delete     OK, 1 row, "Gtid: e:s"
 //   GET k                           Kv.Get                 Value (empty set if absent)
-// GTIDs print as "epoch:seq"; "nothing yet" ({0,0}) prints as "".
+// GTIDs print as "epoch:seq" ("0:0": nothing yet), as SHOW STATUS and the
+// server's logs write them, so that outputs compare as text.
 //
 // Errors: the RPC's gRPC status as an absl::Status with the same code and
 // message (result_printer.h turns it into a MySQL error line).

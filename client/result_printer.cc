@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 
-#include "absl/strings/match.h"
 
 namespace relaykv {
 namespace {
@@ -151,14 +150,17 @@ void PrintOk(std::ostream& out, const OkResult& ok, Elapsed elapsed) {
 }
 
 MysqlError ToMysqlError(const absl::Status& status) {
-  const std::string_view msg = status.message();
+  const std::string_view msg(status.message().data(), status.message().size());
+  auto contains = [&](std::string_view part) { return msg.find(part) != std::string_view::npos; };
   // The server's messages follow MySQL's wording (server/variables.cc), so
   // the specific MySQL errors can be told apart by it.
-  if (absl::StartsWith(msg, "You have an error in your SQL syntax")) return {1064, "42000"};
+  if (msg.starts_with("You have an error in your SQL syntax")) return {1064, "42000"};
   if (msg == "No query specified") return {1065, "42000"};
-  if (absl::StrContains(msg, "Unknown system variable")) return {1193, "HY000"};
-  if (absl::StrContains(msg, "can't be set to the value")) return {1231, "42000"};
-  if (absl::StrContains(msg, "is a read only variable")) return {1238, "HY000"};
+  if (contains("Unknown system variable")) return {1193, "HY000"};
+  if (contains("can't be set to the value")) return {1231, "42000"};
+  if (contains("is a read only variable")) return {1238, "HY000"};
+  if (msg.starts_with("Can't open shared library")) return {1126, "HY000"};
+  if (contains("cannot be performed with a running")) return {3021, "HY000"};
   switch (status.code()) {
     case absl::StatusCode::kInvalidArgument: return {1210, "HY000"};
     case absl::StatusCode::kFailedPrecondition: return {1290, "HY000"};

@@ -66,6 +66,8 @@ void PrintOk(std::ostream& out, const OkResult& ok, Elapsed elapsed);
 // unknown variable, bad value, read-only variable) and else at the code:
 //   INVALID_ARGUMENT syntax 1064 (42000) | unknown variable 1193 (HY000)
 //   bad value 1231 (42000) | read-only variable 1238 (HY000)
+//   unknown plugin ("Can't open shared library") 1126 (HY000)
+//   replica thread must stop first ("cannot be performed with a running") 3021 (HY000)
 //   other INVALID_ARGUMENT 1210 (HY000) | FAILED_PRECONDITION 1290 (HY000)
 //   UNAVAILABLE 2003 (HY000) | DEADLINE_EXCEEDED 2013 (HY000)
 //   CANCELLED 1317 (70100) | UNIMPLEMENTED 1235 (42000) | others 1105 (HY000)

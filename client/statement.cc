@@ -1,12 +1,11 @@
 #include "client/statement.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "client/sql_lexer.h"
 
 namespace relaykv {
@@ -14,6 +13,26 @@ namespace {
 
 using sql::Token;
 using sql::TokenKind;
+
+// ASCII only: SQL keywords and variable names are ASCII, and keys are
+// never case-mapped.
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+  });
+}
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -77,7 +96,7 @@ class Parser {
       if (!AcceptSymbol("@")) return Error("user variables are not supported; use SET GLOBAL name = value");
       const Token& t = Peek();
       const size_t dot = t.text.find('.');
-      const std::string scope = absl::AsciiStrToLower(t.text.substr(0, dot));
+      const std::string scope = Lower(t.text.substr(0, dot));
       if (t.kind != TokenKind::kWord || dot == std::string::npos || dot + 1 == t.text.size() ||
           (scope != "global" && scope != "persist")) {
         return Error("expected @@global.name or @@persist.name (relaykv has only global variables)");
@@ -96,13 +115,13 @@ class Parser {
     auto value = AcceptText();
     if (!value) return Error("expected a value after '='");
     if (IsSymbol(Peek(), ",")) return Error("one variable per SET statement");
-    return Finish(stmt::SetVariable{absl::AsciiStrToLower(*name), std::move(*value), persist});
+    return Finish(stmt::SetVariable{Lower(*name), std::move(*value), persist});
   }
 
   absl::StatusOr<Statement> ParseReset() {
     if (!Accept("PERSIST")) return Error("expected PERSIST after RESET (relaykv has only RESET PERSIST [name])");
     std::optional<std::string> name = AcceptName();
-    if (name) *name = absl::AsciiStrToLower(*name);
+    if (name) *name = Lower(*name);
     return Finish(stmt::ResetPersist{std::move(name)});
   }
 
@@ -192,9 +211,9 @@ class Parser {
     std::optional<uint32_t> port;
     do {
       const Token option = Peek();
-      const std::string upper = absl::AsciiStrToUpper(option.text);
+      const std::string upper = Upper(option.text);
       // Either prefix is accepted in either form of the statement.
-      const bool prefixed = absl::StartsWith(upper, "MASTER_") || absl::StartsWith(upper, "SOURCE_");
+      const bool prefixed = upper.starts_with("MASTER_") || upper.starts_with("SOURCE_");
       const std::string field = prefixed ? upper.substr(7) : "";
       if (option.kind != TokenKind::kWord || (field != "HOST" && field != "PORT")) {
         return Error("expected " + prefix + "HOST or " + prefix +
@@ -240,7 +259,7 @@ class Parser {
     if (!Accept("SONAME")) return Error("expected SONAME 'library.so' after the plugin name");
     auto soname = AcceptText();
     if (!soname) return Error("expected the plugin's library name after SONAME");
-    return Finish(stmt::InstallPlugin{absl::AsciiStrToLower(*name), std::move(*soname)});
+    return Finish(stmt::InstallPlugin{Lower(*name), std::move(*soname)});
   }
 
   absl::StatusOr<Statement> ParsePurge() {
@@ -267,7 +286,7 @@ class Parser {
     return t;
   }
   static bool IsKeyword(const Token& t, std::string_view kw) {
-    return t.kind == TokenKind::kWord && absl::EqualsIgnoreCase(t.text, kw);
+    return t.kind == TokenKind::kWord && EqualsIgnoreCase(t.text, kw);
   }
   static bool IsSymbol(const Token& t, std::string_view sym) {
     return t.kind == TokenKind::kSymbol && t.text == sym;

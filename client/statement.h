@@ -14,8 +14,8 @@
 //   CHANGE MASTER TO MASTER_HOST='h', MASTER_PORT=n   (either order, both needed)
 //   CHANGE REPLICATION SOURCE TO SOURCE_HOST='h', SOURCE_PORT=n
 //   INSTALL PLUGIN name SONAME 'file.so'
-//   PUT key value | GET key | DELETE key      (quoted strings or bare words)
-//   CHECKSUM | SHOW BINARY LOGS | SHOW MASTER LOGS | SHOW MASTER STATUS
+//   PUT key value | GET key | DELETE key      (quoted strings or bare words; DEL = DELETE)
+//   CHECKSUM | SHOW BINARY LOGS | SHOW MASTER LOGS | SHOW MASTER|SOURCE STATUS
 //   SHOW BINARY LOG STATUS | PURGE BINARY|MASTER LOGS TO 'binlog.000042'
 // Values keep the text written (the server validates and normalizes);
 // variable and plugin names are lower-cased.

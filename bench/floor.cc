@@ -1,0 +1,90 @@
+#include "bench/floor.h"
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "bench/echo.grpc.pb.h"
+
+namespace relaykv::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double FdatasyncP50(const std::filesystem::path& dir, int samples) {
+  const auto path = dir / "floor.fdatasync";
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return 0;
+  const std::string record(120, 'r');  // about one small event
+  std::vector<double> us;
+  off_t off = 0;
+  for (int i = 0; i < samples; ++i) {
+    auto t0 = Clock::now();
+    if (::pwrite(fd, record.data(), record.size(), off) != static_cast<ssize_t>(record.size())) break;
+    off += static_cast<off_t>(record.size());
+    ::fdatasync(fd);
+    us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  return Median(us);
+}
+
+class EchoService final : public Echo::Service {
+  grpc::Status Stream(grpc::ServerContext*, grpc::ServerReaderWriter<Ping, Ping>* stream) override {
+    Ping p;
+    while (stream->Read(&p)) {
+      if (!stream->Write(p)) break;
+    }
+    return grpc::Status::OK;
+  }
+};
+
+double GrpcRttP50(int samples) {
+  EchoService service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  if (!server || port == 0) return 0;
+  auto stub = Echo::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  auto stream = stub->Stream(&ctx);
+  Ping ping, pong;
+  ping.set_payload(std::string(120, 'p'));
+  std::vector<double> us;
+  for (int i = 0; i < samples + 50; ++i) {
+    auto t0 = Clock::now();
+    if (!stream->Write(ping) || !stream->Read(&pong)) break;
+    if (i >= 50) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  stream->WritesDone();
+  stream->Finish().ok();
+  server->Shutdown();
+  return Median(us);
+}
+
+}  // namespace
+
+Floor MeasureFloor(const std::filesystem::path& dir, int samples) {
+  Floor f;
+  f.fdatasync_p50_us = FdatasyncP50(dir, samples);
+  f.grpc_rtt_p50_us = GrpcRttP50(samples);
+  return f;
+}
+
+}  // namespace relaykv::bench

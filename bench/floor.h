@@ -1,0 +1,19 @@
+// The machine's physical floor for a commit, measured on the spot:
+// fdatasync of a small append on the data dir's file system, and one gRPC
+// streaming round trip over loopback.
+#pragma once
+
+#include <filesystem>
+
+namespace relaykv::bench {
+
+struct Floor {
+  double fdatasync_p50_us = 0;
+  double grpc_rtt_p50_us = 0;
+  // A semi-sync commit: primary fdatasync + replica fdatasync + round trip.
+  double semisync_floor_us() const { return 2 * fdatasync_p50_us + grpc_rtt_p50_us; }
+};
+
+Floor MeasureFloor(const std::filesystem::path& dir, int samples = 500);
+
+}  // namespace relaykv::bench

@@ -1,0 +1,238 @@
+// relaykv-bench: commit latency and throughput in every durability mode,
+// next to the machine's floor. Spawns its own local cluster of real
+// relaykvd processes (default) or drives one given with --target.
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "bench/cluster.h"
+#include "bench/floor.h"
+#include "bench/load.h"
+#include "bench/report.h"
+#include "proto/admin.grpc.pb.h"
+
+namespace relaykv::bench {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::map<std::string, uint64_t> SemiSyncCounters(const std::string& target) {
+  auto stub = v1::Admin::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::ShowRequest req;
+  req.set_like("Rpl_semi_sync_master%");
+  v1::ShowReply reply;
+  std::map<std::string, uint64_t> out;
+  if (!stub->ShowStatus(&ctx, req, &reply).ok()) return out;
+  for (const auto& row : reply.rows()) {
+    const std::string name = row.name().substr(std::string("Rpl_semi_sync_master_").size());
+    out[name] = row.value() == "ON" ? 1 : row.value() == "OFF" ? 0 : std::strtoull(row.value().c_str(), nullptr, 10);
+  }
+  return out;
+}
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, int replicas,
+            int wait_count, const Process* primary, const Floor& floor) {
+  auto before = SemiSyncCounters(target);
+  Run run;
+  run.mode = mode;
+  run.replicas = replicas;
+  run.wait_count = wait_count;
+  run.clients = lo.clients;
+  run.rss_start_kb = primary ? primary->rss_kb() : 0;
+  lo.target = target;
+  const bool tty = ::isatty(2);
+  if (tty) {
+    lo.progress = [&](double left) {
+      std::fprintf(stderr, "\r  %-14s clients %-3d %5.1f s left   ", mode.c_str(), lo.clients, left);
+    };
+  } else {
+    std::fprintf(stderr, "  %s, %d clients, %.1f s\n", mode.c_str(), lo.clients, lo.warmup_s + lo.duration_s);
+  }
+  LoadResult r = RunLoad(lo);
+  if (tty) std::fprintf(stderr, "\r%60s\r", "");
+  run.rss_end_kb = primary ? primary->rss_kb() : 0;
+  auto after = SemiSyncCounters(target);
+  run.ops_per_s = r.ops_per_s();
+  run.p50_us = r.Percentile(50);
+  run.p90_us = r.Percentile(90);
+  run.p99_us = r.Percentile(99);
+  run.p999_us = r.Percentile(99.9);
+  run.max_us = r.latency_us.empty() ? 0 : r.latency_us.back();
+  run.errors = r.errors;
+  run.yes_tx = after["yes_tx"] - before["yes_tx"];
+  run.no_tx = after["no_tx"] - before["no_tx"];
+  const uint64_t waits = after["tx_waits"] - before["tx_waits"];
+  run.tx_avg_wait_time_us = waits ? (after["tx_wait_time"] - before["tx_wait_time"]) / waits : 0;
+  if (lo.clients == 1 && !lo.reads) {
+    const bool semi = mode == "after_sync" || mode == "after_commit";
+    const double f = semi ? floor.semisync_floor_us() : floor.fdatasync_p50_us;
+    run.ratio_to_floor = f > 0 ? run.p50_us / f : 0;
+  }
+  for (int i = 1; i <= 100; ++i) run.cdf.emplace_back(r.Percentile(i), i / 100.0);
+  if (r.errors > 0) {
+    std::fprintf(stderr, "  %s: %llu errors, first: %s\n", mode.c_str(),
+                 static_cast<unsigned long long>(r.errors), r.first_error.c_str());
+  }
+  return run;
+}
+
+// Waits until the primary counts `n` semi-sync replicas.
+bool WaitForSemiSyncClients(const std::string& target, uint64_t n) {
+  for (int i = 0; i < 1000; ++i) {
+    if (SemiSyncCounters(target)["clients"] >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace
+}  // namespace relaykv::bench
+
+int main(int argc, char** argv) {
+  using namespace relaykv::bench;
+  std::string target, modes = "none,async,after_commit,after_sync", clients = "1,4,16,64";
+  std::string wait_counts = "1", json, csv, plot, relaykvd, work_dir;
+  int replicas = 1, cdf_clients = 16;
+  double duration = 5, warmup = 1;
+  LoadOptions lo;
+  bool reads = true;
+
+  CLI::App app{"relaykv-bench: commit latency and throughput per durability mode, against the "
+               "machine's floor (fdatasync, gRPC round trip)",
+               "relaykv-bench"};
+  app.add_option("--target", target, "HOST:PORT of a running primary (default: spawn a local cluster)");
+  app.add_option("--replicas", replicas, "replicas in the spawned cluster")->capture_default_str();
+  app.add_option("--modes", modes, "comma list of none,async,after_commit,after_sync")->capture_default_str();
+  app.add_option("--clients", clients, "comma list of concurrent clients")->capture_default_str();
+  app.add_option("--wait-counts", wait_counts,
+                 "rpl_semi_sync_master_wait_for_slave_count values for semi-sync modes")
+      ->capture_default_str();
+  app.add_option("--duration", duration, "measured seconds per point")->capture_default_str();
+  app.add_option("--warmup", warmup, "unmeasured seconds before each point")->capture_default_str();
+  app.add_option("--keyspace", lo.keyspace, "distinct keys")->capture_default_str();
+  app.add_option("--value-size", lo.value_size, "bytes per value")->capture_default_str();
+  app.add_option("--json", json, "write every figure and the settings as JSON");
+  app.add_option("--csv", csv, "write every figure as CSV");
+  app.add_option("--plot", plot, "write a PNG (needs gnuplot)");
+  app.add_option("--cdf-clients", cdf_clients, "concurrency whose latency CDF is plotted")
+      ->capture_default_str();
+  app.add_flag("!--no-reads", reads, "skip the Get run that shows the load generator's headroom");
+  app.add_option("--relaykvd", relaykvd, "relaykvd binary (default: next to relaykv-bench)");
+  app.add_option("--work-dir", work_dir, "where spawned clusters keep their data (default: a temp dir)");
+  CLI11_PARSE(app, argc, argv);
+  lo.duration_s = duration;
+  lo.warmup_s = warmup;
+
+  namespace fs = std::filesystem;
+  if (relaykvd.empty()) relaykvd = (fs::canonical("/proc/self/exe").parent_path() / "relaykvd").string();
+  if (work_dir.empty()) {
+    work_dir = (fs::temp_directory_path() / ("relaykv-bench-" + std::to_string(::getpid()))).string();
+  }
+  fs::create_directories(work_dir);
+
+  Report report;
+  report.settings = {{"duration_s", std::to_string(duration)}, {"warmup_s", std::to_string(warmup)},
+                     {"keyspace", std::to_string(lo.keyspace)},
+                     {"value_size", std::to_string(lo.value_size)}, {"clients", clients},
+                     {"modes", modes}, {"replicas", std::to_string(replicas)},
+                     {"wait_counts", wait_counts}, {"target", target.empty() ? "spawn" : target},
+                     {"cores", std::to_string(std::thread::hardware_concurrency())}};
+  std::fprintf(stderr, "measuring the floor in %s ...\n", work_dir.c_str());
+  report.floor = MeasureFloor(work_dir);
+
+  std::vector<int> client_counts;
+  for (const auto& c : Split(clients)) client_counts.push_back(std::stoi(c));
+  int exit_code = 0;
+
+  if (!target.empty()) {
+    for (int c : client_counts) {
+      lo.clients = c;
+      report.runs.push_back(Measure(target, lo, "target", 0, 0, nullptr, report.floor));
+    }
+  } else {
+    bool reads_done = !reads;
+    for (const std::string& mode : Split(modes)) {
+      const bool semi = mode == "after_sync" || mode == "after_commit";
+      if (!semi && mode != "none" && mode != "async") {
+        std::fprintf(stderr, "unknown mode '%s'\n", mode.c_str());
+        return 2;
+      }
+      for (const std::string& wc_text : semi ? Split(wait_counts) : std::vector<std::string>{"0"}) {
+        const int wc = std::stoi(wc_text);
+        const int n = mode == "none" ? 0 : replicas;
+        if (semi && wc > n) {
+          std::fprintf(stderr, "skipping %s with wait count %d: only %d replicas\n", mode.c_str(), wc, n);
+          continue;
+        }
+        std::vector<std::string> pflags;
+        if (semi) {
+          pflags = {"--rpl_semi_sync_master_enabled=ON",
+                    "--rpl_semi_sync_master_wait_point=" + std::string(mode == "after_sync" ? "AFTER_SYNC" : "AFTER_COMMIT"),
+                    "--rpl_semi_sync_master_wait_for_slave_count=" + std::to_string(wc)};
+        }
+        auto cluster = Cluster::Start(relaykvd, fs::path(work_dir) / mode, n, pflags,
+                                      {"--rpl_semi_sync_slave_enabled=ON"});
+        if (!cluster.ok()) {
+          std::fprintf(stderr, "cannot start the %s cluster: %s\n", mode.c_str(),
+                       cluster.status().ToString().c_str());
+          return 1;
+        }
+        const std::string addr = (*cluster)->primary().address();
+        if (semi && !WaitForSemiSyncClients(addr, static_cast<uint64_t>(n))) {
+          std::fprintf(stderr, "replicas did not connect as semi-sync replicas\n");
+          return 1;
+        }
+        for (int c : client_counts) {
+          lo.clients = c;
+          lo.reads = false;
+          Run run = Measure(addr, lo, mode, n, wc, &(*cluster)->primary(), report.floor);
+          if (semi && run.no_tx > 0) {
+            std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
+                         mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
+            exit_code = 3;
+          }
+          report.runs.push_back(std::move(run));
+        }
+        if (!reads_done) {
+          lo.clients = client_counts.back();
+          lo.reads = true;
+          report.runs.push_back(Measure(addr, lo, "reads", n, 0, &(*cluster)->primary(), report.floor));
+          reads_done = true;
+        }
+      }
+    }
+  }
+  fs::remove_all(work_dir);
+
+  PrintTable(report, std::cout);
+  if (!json.empty()) {
+    if (auto s = WriteJson(report, json); !s.ok()) std::cerr << s << "\n";
+  }
+  if (!csv.empty()) {
+    if (auto s = WriteCsv(report, csv); !s.ok()) std::cerr << s << "\n";
+  }
+  if (!plot.empty()) {
+    if (auto s = WritePlot(report, plot, cdf_clients); !s.ok()) std::cerr << "plot: " << s << "\n";
+  }
+  return exit_code;
+}
