@@ -214,6 +214,7 @@ absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations, Dea
     if (auto w = semisync_->WaitForAck(gtid.seq, deadline); !w.ok()) return w.status();
   }
   applier_->Release(gtid.seq);
+  applier_->ApplyReleased();
   if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) return s;
   if (!after_sync) {
     // AFTER_COMMIT: already visible; the client still waits for the ACK.

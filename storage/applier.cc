@@ -19,6 +19,7 @@ Applier::Applier(Binlog* binlog, StateMachine* state) : binlog_(binlog), state_(
 Applier::~Applier() { Stop(); }
 
 absl::Status Applier::Start() {
+  std::lock_guard g(apply_mu_);
   std::lock_guard l(mu_);
   if (running_) return absl::FailedPreconditionError("the applier is already running");
   if (thread_.joinable()) thread_.join();  // a previous run that ended on an error
@@ -28,12 +29,13 @@ absl::Status Applier::Start() {
     error_ = reader.status();
     return error_;
   }
+  reader_ = *std::move(reader);
   applied_ = from - 1;
   released_ = std::max(released_, applied_);
   stop_ = false;
   error_ = absl::OkStatus();
   running_ = true;
-  thread_ = std::thread([this, r = *std::move(reader)]() mutable { Run(std::move(r)); });
+  thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
 
@@ -44,6 +46,7 @@ void Applier::Stop() {
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
+  std::lock_guard g(apply_mu_);  // an inline ApplyReleased() finishes first
 }
 
 bool Applier::running() const {
@@ -80,59 +83,86 @@ absl::Status Applier::last_error() const {
 
 absl::Status Applier::WaitApplied(uint64_t seq, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock l(mu_);
-  cv_.wait_until(l, deadline, [&] { return applied_ >= seq || !running_; });
+  cv_.wait_until(l, deadline, [&] { return applied_ >= seq || !running_ || stop_; });
   if (applied_ >= seq) return absl::OkStatus();
   if (!error_.ok()) return error_;
-  if (!running_) return absl::CancelledError("the applier stopped before seq " + std::to_string(seq));
+  if (!running_ || stop_) {
+    return absl::CancelledError("the applier stopped before seq " + std::to_string(seq));
+  }
   return absl::DeadlineExceededError("seq " + std::to_string(seq) + " not applied before the deadline");
 }
 
-void Applier::Run(std::unique_ptr<BinlogReader> reader) {
-  std::vector<v1::Event> batch;
-  absl::Status error;
+void Applier::Fail(const absl::Status& error) {
+  std::lock_guard l(mu_);
+  spdlog::error("applier stopped at seq {}: {}", applied_, error.ToString());
+  error_ = error;
+  stop_ = true;
+  cv_.notify_all();
+}
+
+absl::StatusOr<bool> Applier::ApplyBatch() {
+  uint64_t target;
+  {
+    std::lock_guard l(mu_);
+    if (stop_ || !running_ || released_ <= applied_) return false;
+    target = released_;
+  }
+  batch_.clear();
+  size_t bytes = 0;
+  while (reader_->next_seq() <= target && batch_.size() < kMaxBatchEvents && bytes < kMaxBatchBytes) {
+    auto r = reader_->Next();
+    if (!r.ok()) return r.status();
+    if (!r->has_value()) break;  // released ahead of visibility (a relay log can be)
+    bytes += (*r)->payload.size();
+    batch_.push_back(std::move((*r)->event));
+  }
+  if (batch_.empty()) return false;
+  if (auto s = state_->Apply(batch_); !s.ok()) return s;
+  std::lock_guard l(mu_);
+  applied_ = batch_.back().gtid().seq();
+  applied_timestamp_us_ = batch_.back().timestamp_us();
+  cv_.notify_all();
+  return true;
+}
+
+void Applier::ApplyReleased() {
+  std::unique_lock g(apply_mu_, std::try_to_lock);
+  if (!g.owns_lock()) return;  // someone else is applying; they take ours too
+  auto applied = ApplyBatch();
+  if (!applied.ok()) Fail(applied.status());
+}
+
+void Applier::Run() {
   for (;;) {
-    uint64_t target;
     {
       std::unique_lock l(mu_);
       cv_.wait(l, [&] { return stop_ || released_ > applied_; });
       if (stop_) break;
-      target = released_;
     }
-    batch.clear();
-    size_t bytes = 0;
-    while (reader->next_seq() <= target && batch.size() < kMaxBatchEvents && bytes < kMaxBatchBytes) {
-      auto r = reader->Next();
-      if (!r.ok()) {
-        error = r.status();
-        break;
-      }
-      if (!r->has_value()) {
-        // Released ahead of visibility (a replica's relay log can be); wait
-        // briefly for the binlog, then re-check the stop state.
-        if (!batch.empty()) break;
-        binlog_->WaitForVisibleAfter(reader->next_seq() - 1,
-                                     std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
-        std::lock_guard l(mu_);
-        if (stop_) break;
-        continue;
-      }
-      bytes += (*r)->payload.size();
-      batch.push_back(std::move((*r)->event));
+    absl::StatusOr<bool> applied;
+    uint64_t next_seq;
+    {
+      std::lock_guard g(apply_mu_);
+      applied = ApplyBatch();
+      next_seq = reader_->next_seq();
     }
-    if (error.ok() && !batch.empty()) error = state_->Apply(batch);
-    std::lock_guard l(mu_);
-    if (!error.ok()) break;
-    if (!batch.empty()) {
-      applied_ = batch.back().gtid().seq();
-      applied_timestamp_us_ = batch.back().timestamp_us();
+    if (!applied.ok()) {
+      Fail(applied.status());
+      break;
     }
-    cv_.notify_all();
+    bool behind;
+    {
+      std::lock_guard l(mu_);
+      behind = !stop_ && released_ > applied_;
+    }
+    if (!*applied && behind) {
+      // Released but not visible yet: wait briefly for the binlog, then
+      // re-check the stop state.
+      binlog_->WaitForVisibleAfter(next_seq - 1,
+                                   std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
+    }
   }
   std::lock_guard l(mu_);
-  if (!error.ok()) {
-    spdlog::error("applier stopped at seq {}: {}", applied_, error.ToString());
-    error_ = error;
-  }
   running_ = false;
   cv_.notify_all();
 }

@@ -6,7 +6,9 @@
 // events with seq <= `seq` (on a primary once the commit may become visible:
 // right after the binlog sync, or after the semi-sync ACK under AFTER_SYNC;
 // on a replica once the relay log holds them). Released events must be
-// visible in the binlog. Committers then WaitApplied(seq).
+// visible in the binlog. Committers then WaitApplied(seq), after offering
+// to do the work themselves (ApplyReleased), which saves a thread hop on the
+// commit path: whoever holds apply_mu_ applies everything released so far.
 //
 // Threads: all methods thread-safe. Start() starts the thread, Stop() sets
 // the stop state, wakes and joins it (also done by the destructor). An apply
@@ -20,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "storage/thread_annotations.h"
 #include "absl/status/status.h"
@@ -46,6 +49,9 @@ class Applier {
 
   // Allows events up to `seq` to be applied (monotonic: lower values no-op).
   void Release(uint64_t seq) EXCLUDES(mu_);
+  // Applies what is released on the calling thread, unless another thread
+  // is applying right now (then it returns at once and that one does it).
+  void ApplyReleased() EXCLUDES(apply_mu_, mu_);
   uint64_t released() const EXCLUDES(mu_);
   uint64_t applied() const EXCLUDES(mu_);
   // timestamp_us of the last applied event (0 before any): replica lag.
@@ -60,10 +66,19 @@ class Applier {
   absl::Status last_error() const EXCLUDES(mu_);
 
  private:
-  void Run(std::unique_ptr<BinlogReader> reader);
+  void Run();
+  // Reads and applies one batch of released events. Returns whether it
+  // applied anything; an error stops the applier.
+  absl::StatusOr<bool> ApplyBatch() REQUIRES(apply_mu_) EXCLUDES(mu_);
+  void Fail(const absl::Status& error) EXCLUDES(mu_);
 
   Binlog* const binlog_;
   StateMachine* const state_;
+
+  // Held while reading and applying a batch. Lock order: apply_mu_, then mu_.
+  std::mutex apply_mu_;
+  std::unique_ptr<BinlogReader> reader_ GUARDED_BY(apply_mu_);
+  std::vector<v1::Event> batch_ GUARDED_BY(apply_mu_);
 
   mutable std::mutex mu_;
   std::condition_variable cv_;  // released_/applied_/stop_/error_ changed
