@@ -1,1 +1,182 @@
-int main() { return 1; }  // placeholder until the client lands
+// relaykv: the command-line client, operated like the mysql client.
+//   relaykv [-H HOST:PORT] put K V | get K | del K
+//   relaykv [-H HOST:PORT] -e "STATEMENT; STATEMENT"
+//   relaykv [-H HOST:PORT] < script.sql           (batch mode)
+//   relaykv [-H HOST:PORT]                        (interactive shell on a terminal)
+// Output: bordered tables on a terminal, tab-separated under a header when
+// piped (-B forces it, -N drops the header, -t forces tables). Errors print
+// "ERROR <code> (<state>): message" on stderr and the exit status is 1.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <iterator>
+#include <string>
+#include <variant>
+
+#include <editline/readline.h>
+#include <grpcpp/grpcpp.h>
+
+#include "CLI/CLI.hpp"
+#include "client/admin_executor.h"
+#include "client/result_printer.h"
+#include "client/statement.h"
+#include "client/statement_splitter.h"
+
+namespace relaykv {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct OutputMode {
+  bool table = false;   // bordered tables (terminal or -t)
+  bool header = true;   // -N clears it
+  bool summary = false; // "N rows in set (..)" lines: interactive only, as mysql
+};
+
+std::shared_ptr<grpc::Channel> Connect(const std::string& host) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(48 * 1024 * 1024);
+  args.SetMaxSendMessageSize(48 * 1024 * 1024);
+  return grpc::CreateCustomChannel(host, grpc::InsecureChannelCredentials(), args);
+}
+
+// The connection error names the server, as mysql's 2003 does.
+absl::Status Explain(const absl::Status& s, const std::string& host) {
+  if (absl::IsUnavailable(s)) {
+    return absl::UnavailableError("Can't connect to relaykvd on '" + host + "' (" +
+                                  std::string(s.message()) + ")");
+  }
+  return s;
+}
+
+// Runs one statement text; prints its result. Returns false on error.
+bool RunOne(const AdminExecutor& exec, const std::string& host, const std::string& text,
+            const OutputMode& mode, std::optional<int> line) {
+  auto statement = ParseStatement(text);
+  if (!statement.ok()) {
+    PrintError(std::cerr, statement.status(), line);
+    return false;
+  }
+  const auto start = Clock::now();
+  auto result = exec.Execute(*statement);
+  const Elapsed elapsed = Clock::now() - start;
+  if (!result.ok()) {
+    PrintError(std::cerr, Explain(result.status(), host), line);
+    return false;
+  }
+  if (const auto* ok = std::get_if<OkResult>(&*result)) {
+    if (mode.summary) PrintOk(std::cout, *ok, elapsed);
+    return true;
+  }
+  const ResultSet& rs = std::get<ResultSet>(*result);
+  const std::optional<Elapsed> summary = mode.summary ? std::optional<Elapsed>(elapsed) : std::nullopt;
+  if (RequestsVerticalOutput(text)) {
+    PrintVertical(std::cout, rs, summary);
+  } else if (mode.table) {
+    PrintTable(std::cout, rs, summary);
+  } else {
+    PrintBatch(std::cout, rs, mode.header);
+  }
+  return true;
+}
+
+// Runs every statement of `input`; stops at the first error (as mysql does
+// without --force). Returns the exit status.
+int RunScript(const AdminExecutor& exec, const std::string& host, std::string_view input,
+              const OutputMode& mode, bool number_lines) {
+  int n = 0;
+  for (const std::string& text : SplitStatements(input)) {
+    ++n;
+    if (!RunOne(exec, host, text, mode, number_lines ? std::optional<int>(n) : std::nullopt)) return 1;
+    if (mode.summary) std::cout << "\n";
+  }
+  return 0;
+}
+
+int Interactive(const AdminExecutor& exec, const std::string& host, OutputMode mode) {
+  mode.table = true;
+  mode.summary = true;
+  std::cout << "Welcome to relaykv. Connected to " << host
+            << ".\nStatements end with ; or \\g (\\G: vertical). Type 'exit' to leave.\n\n";
+  StatementSplitter splitter;
+  for (;;) {
+    const char* prompt = splitter.OpenQuote() != '\0' ? "    '> "
+                         : splitter.InStatement()     ? "    -> "
+                                                      : "relaykv> ";
+    char* raw = readline(prompt);
+    if (raw == nullptr) break;  // EOF (Ctrl-D)
+    std::string line(raw);
+    std::free(raw);
+    if (!splitter.InStatement() && (line == "exit" || line == "quit" || line == "\\q")) break;
+    if (!line.empty()) add_history(line.c_str());
+    for (const std::string& text : splitter.Feed(line + "\n")) {
+      RunOne(exec, host, text, mode, std::nullopt);
+      std::cout << "\n";
+    }
+  }
+  std::cout << "Bye\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace relaykv
+
+int main(int argc, char** argv) {
+  using namespace relaykv;
+  std::string host = "127.0.0.1:7400";
+  std::string execute;
+  bool batch = false, no_header = false, force_table = false;
+  double timeout_s = 30;
+
+  CLI::App app{"relaykv: the relaykv client (MySQL-style statements, or put/get/del)", "relaykv"};
+  app.add_option("-H,--host", host, "relaykvd to talk to, HOST:PORT")->capture_default_str();
+  app.add_option("-e,--execute", execute, "run these ';'-separated statements and exit");
+  app.add_flag("-B,--batch", batch, "tab-separated output, no tables");
+  app.add_flag("-N,--skip-column-names", no_header, "no header line in batch output");
+  app.add_flag("-t,--table", force_table, "bordered tables even when not on a terminal");
+  app.add_option("--timeout", timeout_s, "seconds each request may take")->capture_default_str();
+  std::string put_key, put_value, get_key, del_key;
+  CLI::App* put = app.add_subcommand("put", "write a key");
+  put->add_option("key", put_key)->required();
+  put->add_option("value", put_value)->required();
+  CLI::App* get = app.add_subcommand("get", "read a key (missing: prints nothing, exit 1)");
+  get->add_option("key", get_key)->required();
+  CLI::App* del = app.add_subcommand("del", "delete a key");
+  del->add_option("key", del_key)->required();
+  app.require_subcommand(0, 1);
+  CLI11_PARSE(app, argc, argv);
+
+  const AdminExecutor exec(Connect(host), std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)));
+  OutputMode mode;
+  mode.table = force_table || (!batch && ::isatty(1));
+  mode.header = !no_header;
+
+  if (put->parsed() || del->parsed() || get->parsed()) {
+    Statement s;
+    if (put->parsed()) s = stmt::Put{put_key, put_value};
+    if (del->parsed()) s = stmt::Delete{del_key};
+    if (get->parsed()) s = stmt::Get{get_key};
+    auto r = exec.Execute(s);
+    if (!r.ok()) {
+      PrintError(std::cerr, Explain(r.status(), host));
+      return 1;
+    }
+    if (const auto* ok = std::get_if<OkResult>(&*r)) {
+      // "Gtid: 1:42" -> "1:42": the write's GTID, for scripts.
+      const std::string prefix = "Gtid: ";
+      std::cout << (ok->info.rfind(prefix, 0) == 0 ? ok->info.substr(prefix.size()) : ok->info) << "\n";
+      return 0;
+    }
+    const ResultSet& rs = std::get<ResultSet>(*r);
+    if (rs.rows.empty()) return 1;
+    std::cout << rs.rows[0][0] << "\n";
+    return 0;
+  }
+  if (!execute.empty()) return RunScript(exec, host, execute, mode, false);
+  if (::isatty(0)) return Interactive(exec, host, mode);
+  const std::string input(std::istreambuf_iterator<char>(std::cin), {});
+  return RunScript(exec, host, input, mode, true);
+}
