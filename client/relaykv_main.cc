@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   using namespace relaykv;
   std::string host = "127.0.0.1:7400";
   std::string execute;
-  bool batch = false, no_header = false, force_table = false;
+  bool batch = false, no_header = false, force_table = false, verbose = false;
   double timeout_s = 30;
 
   CLI::App app{"relaykv: the relaykv client (MySQL-style statements, or put/get/del)", "relaykv"};
@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
   app.add_flag("-B,--batch", batch, "tab-separated output, no tables");
   app.add_flag("-N,--skip-column-names", no_header, "no header line in batch output");
   app.add_flag("-t,--table", force_table, "bordered tables even when not on a terminal");
+  app.add_flag("-v,--verbose", verbose, "also print 'Query OK' and 'N rows in set (time)' lines");
   app.add_option("--timeout", timeout_s, "seconds each request may take")->capture_default_str();
   std::string put_key, put_value, get_key, del_key;
   CLI::App* put = app.add_subcommand("put", "write a key");
@@ -153,6 +154,7 @@ int main(int argc, char** argv) {
   OutputMode mode;
   mode.table = force_table || (!batch && ::isatty(1));
   mode.header = !no_header;
+  mode.summary = verbose;
 
   if (put->parsed() || del->parsed() || get->parsed()) {
     Statement s;
