@@ -1,0 +1,69 @@
+#include "storage/record.h"
+
+#include "gtest/gtest.h"
+
+namespace relaykv {
+namespace {
+
+using binlog_format::kRecordHeaderSize;
+using binlog_format::RecordType;
+
+TEST(RecordTest, Crc32cMatchesTheKnownVector) { EXPECT_EQ(Crc32c("123456789"), 0xE3069283u); }
+
+TEST(RecordTest, SegmentHeaderRoundTripsAndRejectsDamage) {
+  std::string h = EncodeSegmentHeader(42, 7);
+  ASSERT_EQ(h.size(), binlog_format::kSegmentHeaderSize);
+  uint64_t first = 0;
+  uint32_t epoch = 0;
+  ASSERT_TRUE(DecodeSegmentHeader(h, &first, &epoch));
+  EXPECT_EQ(first, 42u);
+  EXPECT_EQ(epoch, 7u);
+  for (size_t i = 0; i < binlog_format::kHeaderCrcOffset + 4; ++i) {
+    std::string bad = h;
+    bad[i] ^= 0x01;
+    EXPECT_FALSE(DecodeSegmentHeader(bad, &first)) << "flipped byte " << i;
+  }
+  EXPECT_FALSE(DecodeSegmentHeader(h.substr(0, 31), &first));
+}
+
+TEST(RecordTest, RecordRoundTrips) {
+  std::string buf;
+  AppendRecord(&buf, RecordType::kEvent, "hello");
+  AppendRecord(&buf, RecordType::kEvent, "");
+  ParsedRecord r;
+  ASSERT_EQ(ParseRecord(buf, &r), RecordParse::kOk);
+  EXPECT_EQ(r.payload, "hello");
+  EXPECT_EQ(r.total_size, kRecordHeaderSize + 5);
+  ASSERT_EQ(ParseRecord(std::string_view(buf).substr(r.total_size), &r), RecordParse::kOk);
+  EXPECT_EQ(r.payload, "");
+}
+
+TEST(RecordTest, EveryTruncationIsIncompleteNeverOk) {
+  std::string buf;
+  AppendRecord(&buf, RecordType::kEvent, std::string(100, 'x'));
+  for (size_t n = 0; n < buf.size(); ++n) {
+    ParsedRecord r;
+    RecordParse p = ParseRecord(std::string_view(buf).substr(0, n), &r);
+    EXPECT_EQ(p, n < kRecordHeaderSize ? RecordParse::kHeaderIncomplete : RecordParse::kPayloadIncomplete)
+        << "cut at " << n;
+  }
+}
+
+TEST(RecordTest, FlippedBitsAreDetected) {
+  std::string buf;
+  AppendRecord(&buf, RecordType::kEvent, std::string(50, 'x'));
+  for (size_t i = 0; i < buf.size(); ++i) {
+    std::string bad = buf;
+    bad[i] ^= 0x10;
+    ParsedRecord r;
+    RecordParse p = ParseRecord(bad, &r);
+    if (i < kRecordHeaderSize) {
+      EXPECT_EQ(p, RecordParse::kBadHeader) << "byte " << i;
+    } else {
+      EXPECT_EQ(p, RecordParse::kBadCrc) << "byte " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace relaykv
