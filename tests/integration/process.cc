@@ -1,0 +1,250 @@
+#include "tests/integration/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace relaykv::testing {
+namespace fs = std::filesystem;
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return s.ok() ? absl::OkStatus()
+                : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+void SetDeadline(grpc::ClientContext* ctx) {
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+}
+
+// Printed when the test fails, so a crash or refusal shows its log.
+class LogOnFailure {
+ public:
+  static void Dump(const fs::path& log) {
+    if (!::testing::Test::HasFailure()) return;
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    if (text.size() > 8000) text = "..." + text.substr(text.size() - 8000);
+    std::fprintf(stderr, "---- %s ----\n%s\n", log.c_str(), text.c_str());
+  }
+};
+
+}  // namespace
+
+std::string BinDir() {
+  const char* dir = std::getenv("RELAYKV_BIN_DIR");
+  if (dir != nullptr) return dir;
+  return (fs::canonical("/proc/self/exe").parent_path().parent_path() / "bin").string();
+}
+
+std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<std::string> flags,
+                                          int port) {
+  std::unique_ptr<Relaykvd> p(new Relaykvd());
+  p->data_dir_ = data_dir;
+  fs::create_directories(data_dir);
+  const fs::path addr = data_dir / "relaykvd.addr";
+  fs::remove(addr);
+  const std::string binary = BinDir() + "/relaykvd";
+  std::vector<std::string> args = {binary, "--data-dir", data_dir.string(), "--listen",
+                                   "127.0.0.1:" + std::to_string(port)};
+  args.insert(args.end(), flags.begin(), flags.end());
+  const std::string log = data_dir.string() + ".log";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) ::dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(binary.c_str(), argv.data());
+    ::_exit(127);
+  }
+  p->pid_ = pid;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(addr);
+    std::string line;
+    if (in && std::getline(in, line) && !line.empty()) {
+      p->address_ = line;
+      p->port_ = std::stoi(line.substr(line.rfind(':') + 1));
+      grpc::ChannelArguments ca;
+      ca.SetMaxReceiveMessageSize(48 << 20);
+      ca.SetMaxSendMessageSize(48 << 20);
+      auto channel = grpc::CreateCustomChannel(line, grpc::InsecureChannelCredentials(), ca);
+      p->kv_ = v1::Kv::NewStub(channel);
+      p->admin_ = v1::Admin::NewStub(channel);
+      return p;
+    }
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      p->pid_ = -1;
+      ADD_FAILURE() << "relaykvd exited during startup";
+      LogOnFailure::Dump(log);
+      return nullptr;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ADD_FAILURE() << "relaykvd did not start within 30 s";
+  return nullptr;
+}
+
+Relaykvd::~Relaykvd() {
+  if (pid_ > 0) Kill();
+  LogOnFailure::Dump(data_dir_.string() + ".log");
+}
+
+void Relaykvd::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+int Relaykvd::Terminate() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+absl::StatusOr<v1::Gtid> Relaykvd::Put(const std::string& key, const std::string& value) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::PutRequest req;
+  req.set_key(key);
+  req.set_value(value);
+  v1::WriteReply reply;
+  auto s = FromGrpc(kv_->Put(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return reply.gtid();
+}
+
+absl::StatusOr<v1::Gtid> Relaykvd::Write(const std::vector<v1::Mutation>& mutations) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::WriteRequest req;
+  for (const auto& m : mutations) *req.add_mutations() = m;
+  v1::WriteReply reply;
+  auto s = FromGrpc(kv_->Write(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return reply.gtid();
+}
+
+absl::StatusOr<v1::Gtid> Relaykvd::Delete(const std::string& key) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::DeleteRequest req;
+  req.set_key(key);
+  v1::WriteReply reply;
+  auto s = FromGrpc(kv_->Delete(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return reply.gtid();
+}
+
+absl::StatusOr<std::optional<std::string>> Relaykvd::Get(const std::string& key, v1::Gtid* applied) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::GetRequest req;
+  req.set_key(key);
+  v1::GetReply reply;
+  auto s = FromGrpc(kv_->Get(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  if (applied != nullptr) *applied = reply.applied_gtid();
+  if (!reply.found()) return std::nullopt;
+  return reply.value();
+}
+
+std::map<std::string, std::string> Relaykvd::Status(const std::string& like) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::ShowRequest req;
+  req.set_like(like);
+  v1::ShowReply reply;
+  std::map<std::string, std::string> out;
+  if (admin_->ShowStatus(&ctx, req, &reply).ok()) {
+    for (const auto& r : reply.rows()) out[r.name()] = r.value();
+  }
+  return out;
+}
+
+std::map<std::string, std::string> Relaykvd::ReplicaStatus() {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::ReplicaStatusReply reply;
+  std::map<std::string, std::string> out;
+  if (admin_->ReplicaStatus(&ctx, v1::ReplicaStatusRequest(), &reply).ok()) {
+    for (const auto& r : reply.fields()) out[r.name()] = r.value();
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ChecksumReply> Relaykvd::Checksum() {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::ChecksumReply reply;
+  auto s = FromGrpc(admin_->Checksum(&ctx, v1::ChecksumRequest(), &reply));
+  if (!s.ok()) return s;
+  return reply;
+}
+
+absl::Status Relaykvd::ReplicaThreads(v1::ReplicaThreadsRequest::Action action,
+                                      v1::ReplicaThreadsRequest::Threads threads) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::ReplicaThreadsRequest req;
+  req.set_action(action);
+  req.set_threads(threads);
+  v1::ReplicaThreadsReply reply;
+  return FromGrpc(admin_->ReplicaThreads(&ctx, req, &reply));
+}
+
+absl::Status Relaykvd::SetVariable(const std::string& name, const std::string& value) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::SetVariableRequest req;
+  req.set_name(name);
+  req.set_value(value);
+  v1::SetVariableReply reply;
+  return FromGrpc(admin_->SetVariable(&ctx, req, &reply));
+}
+
+v1::Gtid Relaykvd::BinlogGtid() {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::MasterStatusReply reply;
+  admin_->MasterStatus(&ctx, v1::MasterStatusRequest(), &reply).ok();
+  return reply.executed_gtid();
+}
+
+TempDir::TempDir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::random_device rd;
+  path_ = fs::temp_directory_path() / ("relaykv-it-" + std::string(info ? info->name() : "t") + "-" +
+                                       std::to_string(::getpid()) + "-" + std::to_string(rd()));
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+}  // namespace relaykv::testing

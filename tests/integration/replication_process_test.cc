@@ -1,0 +1,166 @@
+// A primary and replicas as separate relaykvd processes: convergence,
+// restarts and SIGKILLs on either side, checked by GTID and checksum.
+#include <atomic>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "tests/integration/process.h"
+
+namespace relaykv::testing {
+namespace {
+
+using Action = v1::ReplicaThreadsRequest;
+
+std::unique_ptr<Relaykvd> StartReplica(const std::filesystem::path& dir, const Relaykvd& primary, int id) {
+  return Relaykvd::Start(dir, {"--server-id=" + std::to_string(id), "--replicate-from=" + primary.address()});
+}
+
+// Caught up: same checksum (GTID, hash and key count) as the primary.
+bool SameAsPrimary(Relaykvd& replica, Relaykvd& primary) {
+  auto p = primary.Checksum();
+  auto r = replica.Checksum();
+  return p.ok() && r.ok() && p->gtid().seq() == r->gtid().seq() && p->hash() == r->hash() &&
+         p->keys() == r->keys();
+}
+
+// `n` writes from 4 threads: puts, deletes and batches. With
+// `until_failure`, a failed write (the primary was killed) ends the load.
+void Load(Relaykvd& primary, int n, const std::string& prefix, bool until_failure = false) {
+  std::atomic<int> next{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = next++; i < n; i = next++) {
+        const std::string key = prefix + std::to_string(i % 3000);
+        absl::StatusOr<v1::Gtid> g;
+        if (i % 10 == 0) {
+          g = primary.Delete(key);
+        } else if (i % 10 == 1) {
+          std::vector<v1::Mutation> batch(3);
+          for (int j = 0; j < 3; ++j) {
+            batch[j].set_key(key + "/" + std::to_string(j));
+            batch[j].set_value(std::to_string(i));
+          }
+          g = primary.Write(batch);
+        } else {
+          g = primary.Put(key, std::to_string(i));
+        }
+        if (until_failure && !g.ok()) return;
+        ASSERT_TRUE(g.ok()) << g.status();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
+TEST(ReplicationProcessTest, TenThousandWritesConvergeOnTwoReplicas) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p");
+  ASSERT_NE(primary, nullptr);
+  auto r1 = StartReplica(dir.path() / "r1", *primary, 2);
+  auto r2 = StartReplica(dir.path() / "r2", *primary, 3);
+  ASSERT_TRUE(r1 && r2);
+  Load(*primary, 10000, "k");
+  EXPECT_EQ(primary->BinlogGtid().seq(), 10000u);
+  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*r1, *primary) && SameAsPrimary(*r2, *primary); }));
+  auto st = r1->ReplicaStatus();
+  EXPECT_EQ(st["Slave_IO_Running"], "Yes");
+  EXPECT_EQ(st["Slave_SQL_Running"], "Yes");
+  EXPECT_EQ(st["Retrieved_Gtid_Set"], "1:10000");
+  EXPECT_EQ(st["Executed_Gtid_Set"], "1:10000");
+  EXPECT_EQ(st["Last_IO_Error"], "");
+}
+
+TEST(ReplicationProcessTest, ReplicaKilledMidStreamResumesWithoutGapOrDuplicate) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p");
+  ASSERT_NE(primary, nullptr);
+  auto replica = StartReplica(dir.path() / "r", *primary, 2);
+  ASSERT_NE(replica, nullptr);
+  std::thread load([&] { Load(*primary, 6000, "a"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  replica->Kill();
+  load.join();
+  // Restarted without --replicate-from: the saved primary is used.
+  replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }));
+  EXPECT_EQ(replica->ReplicaStatus()["Last_IO_Error"], "");
+
+  // Down while the primary writes 50,000 more events; then catches up.
+  EXPECT_EQ(replica->Terminate(), 0);
+  Load(*primary, 50000, "b");
+  EXPECT_EQ(primary->BinlogGtid().seq(), 56000u);
+  replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }, std::chrono::seconds(120)));
+}
+
+TEST(ReplicationProcessTest, ReplicasReconnectAfterPrimaryRestartCleanAndKilled) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p");
+  ASSERT_NE(primary, nullptr);
+  const int port = primary->port();
+  auto r1 = StartReplica(dir.path() / "r1", *primary, 2);
+  auto r2 = StartReplica(dir.path() / "r2", *primary, 3);
+  ASSERT_TRUE(r1 && r2);
+  Load(*primary, 500, "x");
+  EXPECT_EQ(primary->Terminate(), 0);
+  primary = Relaykvd::Start(dir.path() / "p", {}, port);
+  ASSERT_NE(primary, nullptr);
+  Load(*primary, 500, "y");
+  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*r1, *primary) && SameAsPrimary(*r2, *primary); }));
+
+  std::thread load([&] { Load(*primary, 3000, "z", /*until_failure=*/true); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  primary->Kill();
+  load.join();
+  primary = Relaykvd::Start(dir.path() / "p", {}, port);
+  ASSERT_NE(primary, nullptr);
+  ASSERT_TRUE(primary->Put("after-kill", "1").ok());
+  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*r1, *primary) && SameAsPrimary(*r2, *primary); }));
+}
+
+TEST(ReplicationProcessTest, StoppedThreadsHoldBackThenCatchUp) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p");
+  auto replica = StartReplica(dir.path() / "r", *primary, 2);
+  ASSERT_TRUE(primary && replica);
+  ASSERT_TRUE(replica->ReplicaThreads(Action::STOP, Action::IO).ok());
+  Load(*primary, 300, "io");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(replica->BinlogGtid().seq(), 0u) << "IO stopped: nothing received";
+  ASSERT_TRUE(replica->ReplicaThreads(Action::START, Action::IO).ok());
+  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }));
+
+  ASSERT_TRUE(replica->ReplicaThreads(Action::STOP, Action::SQL).ok());
+  Load(*primary, 300, "sql");
+  ASSERT_TRUE(WaitFor([&] { return replica->BinlogGtid().seq() == 600u; })) << "received advances";
+  auto st = replica->ReplicaStatus();
+  EXPECT_EQ(st["Executed_Gtid_Set"], "1:300") << "applied does not";
+  EXPECT_EQ(st["Slave_SQL_Running"], "No");
+  ASSERT_TRUE(replica->ReplicaThreads(Action::START, Action::SQL).ok());
+  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }));
+}
+
+TEST(ReplicationProcessTest, ReplicaOfAnotherHistoryIsRefusedAndAppliesNothing) {
+  TempDir dir;
+  auto a = Relaykvd::Start(dir.path() / "a");
+  auto b = Relaykvd::Start(dir.path() / "b");
+  ASSERT_TRUE(a && b);
+  // b has its own history: 5 events of epoch 1 that a never had... and a has 10.
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(a->Put("a" + std::to_string(i), "1").ok());
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(b->Put("b" + std::to_string(i), "1").ok());
+  const v1::Gtid before = b->BinlogGtid();
+  b->Terminate();
+  b = Relaykvd::Start(dir.path() / "b", {"--server-id=2", "--replicate-from=" + a->address()});
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return b->ReplicaStatus()["Slave_IO_Running"] == "No"; }));
+  const std::string err = b->ReplicaStatus()["Last_IO_Error"];
+  EXPECT_NE(err.find("ahead of the primary"), std::string::npos) << err;
+  EXPECT_EQ(b->BinlogGtid().seq(), before.seq()) << "nothing received";
+  EXPECT_EQ(*b->Get("a1"), std::nullopt) << "nothing applied";
+}
+
+}  // namespace
+}  // namespace relaykv::testing
