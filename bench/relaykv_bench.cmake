@@ -10,7 +10,7 @@ protobuf_generate(TARGET relaykv_bench_echo_proto LANGUAGE grpc
 target_compile_options(relaykv_bench_echo_proto PRIVATE -w)
 target_link_libraries(relaykv_bench_echo_proto PUBLIC gRPC::grpc++)
 
-add_executable(relaykv-bench cluster.cc floor.cc load.cc report.cc relaykv_bench_main.cc)
+add_executable(relaykv-bench catchup.cc cluster.cc floor.cc load.cc report.cc relaykv_bench_main.cc)
 target_include_directories(relaykv-bench PRIVATE ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
-target_link_libraries(relaykv-bench PRIVATE relaykv_service_proto relaykv_bench_echo_proto
+target_link_libraries(relaykv-bench PRIVATE relaykv_storage relaykv_service_proto relaykv_bench_echo_proto
   absl::status absl::statusor CLI11::CLI11 Threads::Threads)

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "bench/catchup.h"
 #include "bench/cluster.h"
 #include "bench/floor.h"
 #include "bench/load.h"
@@ -116,6 +117,7 @@ int main(int argc, char** argv) {
   double duration = 5, warmup = 1;
   LoadOptions lo;
   bool reads = true;
+  uint64_t catchup = 0;
 
   CLI::App app{"relaykv-bench: commit latency and throughput per durability mode, against the "
                "machine's floor (fdatasync, gRPC round trip)",
@@ -139,6 +141,8 @@ int main(int argc, char** argv) {
   app.add_flag("!--no-reads", reads, "skip the Get run that shows the load generator's headroom");
   app.add_option("--relaykvd", relaykvd, "relaykvd binary (default: next to relaykv-bench)");
   app.add_option("--work-dir", work_dir, "where spawned clusters keep their data (default: a temp dir)");
+  app.add_option("--catchup", catchup,
+                 "instead: time a fresh replica catching up this many events behind");
   CLI11_PARSE(app, argc, argv);
   lo.duration_s = duration;
   lo.warmup_s = warmup;
@@ -149,6 +153,11 @@ int main(int argc, char** argv) {
     work_dir = (fs::temp_directory_path() / ("relaykv-bench-" + std::to_string(::getpid()))).string();
   }
   fs::create_directories(work_dir);
+  if (catchup > 0) {
+    PrintCatchup(RunCatchup(relaykvd, work_dir, catchup, lo.value_size), std::cout);
+    fs::remove_all(work_dir);
+    return 0;
+  }
 
   Report report;
   report.settings = {{"duration_s", std::to_string(duration)}, {"warmup_s", std::to_string(warmup)},
