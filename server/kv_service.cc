@@ -12,22 +12,28 @@ grpc::Status Reply(const absl::StatusOr<Gtid>& gtid, v1::WriteReply* reply) {
   return grpc::Status::OK;
 }
 
+// The client's deadline bounds the commit; a cancelled call (client gone)
+// stops waiting for replicas.
+WriteOptions Options(grpc::ServerContext* ctx) {
+  return {SteadyDeadline(*ctx), [ctx] { return ctx->IsCancelled(); }};
+}
+
 }  // namespace
 
 grpc::Status KvService::Put(grpc::ServerContext* ctx, const v1::PutRequest* req,
                             v1::WriteReply* reply) {
-  return Reply(node_->Put(req->key(), req->value(), SteadyDeadline(*ctx)), reply);
+  return Reply(node_->Put(req->key(), req->value(), Options(ctx)), reply);
 }
 
 grpc::Status KvService::Delete(grpc::ServerContext* ctx, const v1::DeleteRequest* req,
                                v1::WriteReply* reply) {
-  return Reply(node_->Delete(req->key(), SteadyDeadline(*ctx)), reply);
+  return Reply(node_->Delete(req->key(), Options(ctx)), reply);
 }
 
 grpc::Status KvService::Write(grpc::ServerContext* ctx, const v1::WriteRequest* req,
                               v1::WriteReply* reply) {
   std::vector<v1::Mutation> mutations(req->mutations().begin(), req->mutations().end());
-  return Reply(node_->Write(std::move(mutations), SteadyDeadline(*ctx)), reply);
+  return Reply(node_->Write(std::move(mutations), Options(ctx)), reply);
 }
 
 grpc::Status KvService::Get(grpc::ServerContext*, const v1::GetRequest* req, v1::GetReply* reply) {

@@ -188,7 +188,9 @@ absl::Status Node::Impl::Open(Node* node) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations, Deadline deadline) {
+absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations,
+                                         const WriteOptions& options) {
+  const Deadline deadline = options.deadline;
   if (auto s = ValidateMutations(mutations); !s.ok()) return s;
   CallScope scope(this);
   if (!scope.ok()) return scope.status();
@@ -211,14 +213,18 @@ absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations, Dea
   const bool after_sync = vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
   if (after_sync) {
     // Lossless: nobody may read it before enough replicas hold it.
-    if (auto w = semisync_->WaitForAck(gtid.seq, deadline); !w.ok()) return w.status();
+    if (auto w = semisync_->WaitForAck(gtid.seq, deadline, options.cancelled); !w.ok()) {
+      return w.status();
+    }
   }
   applier_->Release(gtid.seq);
   applier_->ApplyReleased();
   if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) return s;
   if (!after_sync) {
     // AFTER_COMMIT: already visible; the client still waits for the ACK.
-    if (auto w = semisync_->WaitForAck(gtid.seq, deadline); !w.ok()) return w.status();
+    if (auto w = semisync_->WaitForAck(gtid.seq, deadline, options.cancelled); !w.ok()) {
+      return w.status();
+    }
   }
   return gtid;
 }
@@ -306,23 +312,23 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const NodeOptions& options) {
 Node::Node(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Node::~Node() { Close(); }
 
-absl::StatusOr<Gtid> Node::Put(std::string key, std::string value, Deadline deadline) {
+absl::StatusOr<Gtid> Node::Put(std::string key, std::string value, const WriteOptions& options) {
   std::vector<v1::Mutation> m(1);
   m[0].set_op(v1::Mutation::PUT);
   m[0].set_key(std::move(key));
   m[0].set_value(std::move(value));
-  return impl_->Commit(std::move(m), deadline);
+  return impl_->Commit(std::move(m), options);
 }
 
-absl::StatusOr<Gtid> Node::Delete(std::string key, Deadline deadline) {
+absl::StatusOr<Gtid> Node::Delete(std::string key, const WriteOptions& options) {
   std::vector<v1::Mutation> m(1);
   m[0].set_op(v1::Mutation::DELETE);
   m[0].set_key(std::move(key));
-  return impl_->Commit(std::move(m), deadline);
+  return impl_->Commit(std::move(m), options);
 }
 
-absl::StatusOr<Gtid> Node::Write(std::vector<v1::Mutation> mutations, Deadline deadline) {
-  return impl_->Commit(std::move(mutations), deadline);
+absl::StatusOr<Gtid> Node::Write(std::vector<v1::Mutation> mutations, const WriteOptions& options) {
+  return impl_->Commit(std::move(mutations), options);
 }
 
 absl::StatusOr<std::optional<std::string>> Node::Get(const std::string& key) {

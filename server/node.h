@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,6 +74,15 @@ enum class ReplicaThreads { kBoth, kIo, kSql };
 
 class CallScope;
 
+// How long a write may wait, and a way to tell that its caller is gone
+// (e.g. a cancelled RPC). A write that gives up waiting for replicas
+// returns DEADLINE_EXCEEDED / CANCELLED, never OK: it is durable in the
+// binlog and still replicates.
+struct WriteOptions {
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::function<bool()> cancelled;  // may be empty
+};
+
 class Node {
  public:
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Node>> Open(const NodeOptions& options);
@@ -85,11 +95,11 @@ class Node {
 
   // --- Data -------------------------------------------------------------
   [[nodiscard]] absl::StatusOr<Gtid> Put(std::string key, std::string value,
-                                         Deadline deadline = NoDeadline());
-  [[nodiscard]] absl::StatusOr<Gtid> Delete(std::string key, Deadline deadline = NoDeadline());
+                                         const WriteOptions& options = {});
+  [[nodiscard]] absl::StatusOr<Gtid> Delete(std::string key, const WriteOptions& options = {});
   // An atomic batch: all mutations or none.
   [[nodiscard]] absl::StatusOr<Gtid> Write(std::vector<v1::Mutation> mutations,
-                                           Deadline deadline = NoDeadline());
+                                           const WriteOptions& options = {});
   // nullopt: the key is absent.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key);
 

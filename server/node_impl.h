@@ -37,7 +37,7 @@ class Node::Impl {
   ~Impl();
 
   absl::Status Open(Node* node);
-  absl::StatusOr<Gtid> Commit(std::vector<v1::Mutation> mutations, Deadline deadline);
+  absl::StatusOr<Gtid> Commit(std::vector<v1::Mutation> mutations, const WriteOptions& options);
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key);
   void Close();
 

@@ -42,8 +42,8 @@ void SemiSyncMaster::MaybeSwitchOn() {
   }
 }
 
-absl::StatusOr<SemiSyncMaster::Outcome> SemiSyncMaster::WaitForAck(uint64_t seq,
-                                                                  Clock::time_point deadline) {
+absl::StatusOr<SemiSyncMaster::Outcome> SemiSyncMaster::WaitForAck(
+    uint64_t seq, Clock::time_point deadline, const std::function<bool()>& cancelled) {
   std::unique_lock l(mu_);
   if (closed_) return absl::UnavailableError("server is shutting down");
   if (!settings_.enabled) return Outcome::kAsync;  // not counted: semi-sync is off entirely
@@ -64,10 +64,21 @@ absl::StatusOr<SemiSyncMaster::Outcome> SemiSyncMaster::WaitForAck(uint64_t seq,
   const Clock::time_point start = Clock::now();
   const Clock::time_point timeout_at = start + std::chrono::milliseconds(settings_.timeout_ms);
   const Clock::time_point until = std::min(timeout_at, deadline);
-  cv_.wait_until(l, until, [&] {
-    return closed_ || !settings_.enabled || !status_on_ || quorum_seq_ >= seq;
-  });
+  auto released = [&] { return closed_ || !settings_.enabled || !status_on_ || quorum_seq_ >= seq; };
+  bool gone = false;
+  if (cancelled) {
+    // The client going away has no notification of its own: look every 20 ms.
+    while (!released() && Clock::now() < until && !(gone = cancelled())) {
+      cv_.wait_until(l, std::min(until, Clock::now() + std::chrono::milliseconds(20)), released);
+    }
+  } else {
+    cv_.wait_until(l, until, released);
+  }
   waiting_.erase(it);
+  if (gone && quorum_seq_ < seq) {
+    return absl::CancelledError("the client went away while its commit waited for replicas to ACK seq " +
+                                std::to_string(seq) + "; the write is in the binlog and will replicate");
+  }
   const auto waited_us =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
 

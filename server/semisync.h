@@ -46,10 +46,12 @@ class SemiSyncMaster {
     kAsync,       // semi-sync was or went OFF (no_tx), or is disabled
   };
   // Blocks until `seq` is ACKed, the timeout switches semi-sync OFF, or it is
-  // disabled. DEADLINE_EXCEEDED if the caller's deadline comes first and
-  // UNAVAILABLE on Close(): such commits are never answered OK and not
-  // counted as yes_tx.
-  absl::StatusOr<Outcome> WaitForAck(uint64_t seq, std::chrono::steady_clock::time_point deadline)
+  // disabled. DEADLINE_EXCEEDED if the caller's deadline comes first,
+  // CANCELLED once `cancelled()` says the client went away (checked every
+  // 20 ms), UNAVAILABLE on Close(): such commits are never answered OK and
+  // not counted as yes_tx.
+  absl::StatusOr<Outcome> WaitForAck(uint64_t seq, std::chrono::steady_clock::time_point deadline,
+                                     const std::function<bool()>& cancelled = nullptr)
       EXCLUDES(mu_);
 
   // Replication streams.

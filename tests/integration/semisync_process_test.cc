@@ -95,5 +95,37 @@ TEST(SemiSyncProcessTest, TimeoutLikeTheSeedThenRecovery) {
   EXPECT_EQ(std::stoi(after["Rpl_semi_sync_master_tx_waits"]), std::stoi(before["Rpl_semi_sync_master_tx_waits"]) + 1);
 }
 
+TEST(SemiSyncProcessTest, ClientGoneIsNotCountedAndTheWriteStillReplicates) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
+                                                    "--rpl_semi_sync_master_timeout=60000"});
+  auto replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--rpl_semi_sync_slave_enabled=ON",
+                                                    "--replicate-from=" + primary->address()});
+  ASSERT_TRUE(primary && replica);
+  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "1"; }));
+  ASSERT_TRUE(replica->ReplicaThreads(v1::ReplicaThreadsRequest::STOP, v1::ReplicaThreadsRequest::IO).ok());
+  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "0"; }));
+
+  auto stub = v1::Kv::NewStub(grpc::CreateChannel(primary->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;  // no deadline: only the cancel ends it
+  v1::PutRequest req;
+  req.set_key("orphan");
+  req.set_value("v");
+  v1::WriteReply reply;
+  grpc::Status result;
+  std::thread call([&] { result = stub->Put(&ctx, req, &reply); });
+  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_wait_sessions"] == "1"; }));
+  ctx.TryCancel();  // the client goes away
+  call.join();
+  EXPECT_EQ(result.error_code(), grpc::StatusCode::CANCELLED);
+  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_wait_sessions"] == "0"; }));
+  ASSERT_TRUE(replica->ReplicaThreads(v1::ReplicaThreadsRequest::START, v1::ReplicaThreadsRequest::IO).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = replica->Get("orphan");
+    return v.ok() && v->has_value();
+  }));
+  EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_yes_tx"], "0");
+}
+
 }  // namespace
 }  // namespace relaykv::testing

@@ -211,7 +211,7 @@ TEST(SemiSyncTest, CancelledWaitNeverAnswersOkButStillReplicates) {
   Node& r = *c.replicas[0];
   ASSERT_TRUE(r.StopReplica(ReplicaThreads::kIo).ok());
   ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
-  auto g = p.Put("late", "v", Clock::now() + std::chrono::milliseconds(300));
+  auto g = p.Put("late", "v", {Clock::now() + std::chrono::milliseconds(300), nullptr});
   EXPECT_EQ(g.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(Num(p, "yes_tx"), 0u);
   ASSERT_TRUE(r.StartReplica(ReplicaThreads::kIo).ok());
@@ -224,6 +224,29 @@ TEST(SemiSyncTest, CancelledWaitNeverAnswersOkButStillReplicates) {
     auto v = p.Get("late");
     return v.ok() && v->has_value();
   }));
+}
+
+TEST(SemiSyncTest, CallerGoneStopsTheWaitWithoutYesTx) {
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "30000"}});
+  Node& p = *c.primary;
+  ASSERT_TRUE(c.replicas[0]->StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  std::atomic<bool> gone{false};
+  auto writer = std::async(std::launch::async, [&] {
+    return p.Put("orphan", "v", {Node::NoDeadline(), [&] { return gone.load(); }});
+  });
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "wait_sessions") == 1; }));
+  gone = true;
+  auto g = writer.get();
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(Num(p, "yes_tx"), 0u);
+  EXPECT_EQ(Num(p, "wait_sessions"), 0u);
+  ASSERT_TRUE(c.replicas[0]->StartReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = c.replicas[0]->Get("orphan");
+    return v.ok() && v->has_value();
+  }));
+  EXPECT_EQ(Num(p, "yes_tx"), 0u);
 }
 
 TEST(SemiSyncTest, BothSpellingsAndBadValues) {
