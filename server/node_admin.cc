@@ -177,6 +177,7 @@ NameValues Node::ReplicaStatus() const {
       {"Last_IO_Error", io.last_error},
       {"Last_IO_Error_Timestamp", Timestamp(io.last_error_time_us)},
       {"Last_SQL_Error", sql_error.ok() ? "" : sql_error.ToString()},
+      {"Last_SQL_Error_Timestamp", sql_error.ok() ? "" : Timestamp(impl_->applier_->last_error_time_us())},
       {"Retrieved_Gtid_Set", io.retrieved.ToString()},
       {"Executed_Gtid_Set", applied.ToString()},
       {"Source_Binlog_Gtid", io.primary_last.ToString()},

@@ -76,6 +76,11 @@ int64_t Applier::applied_timestamp_us() const {
   return applied_timestamp_us_;
 }
 
+int64_t Applier::last_error_time_us() const {
+  std::lock_guard l(mu_);
+  return error_time_us_;
+}
+
 absl::Status Applier::last_error() const {
   std::lock_guard l(mu_);
   return error_;
@@ -96,6 +101,9 @@ void Applier::Fail(const absl::Status& error) {
   std::lock_guard l(mu_);
   spdlog::error("applier stopped at seq {}: {}", applied_, error.ToString());
   error_ = error;
+  error_time_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   stop_ = true;
   cv_.notify_all();
 }

@@ -64,6 +64,8 @@ class Applier {
       EXCLUDES(mu_);
 
   absl::Status last_error() const EXCLUDES(mu_);
+  // Wall clock (µs) of last_error(); 0 if none.
+  int64_t last_error_time_us() const EXCLUDES(mu_);
 
  private:
   void Run();
@@ -88,6 +90,7 @@ class Applier {
   bool stop_ GUARDED_BY(mu_) = false;
   bool running_ GUARDED_BY(mu_) = false;
   absl::Status error_ GUARDED_BY(mu_);
+  int64_t error_time_us_ GUARDED_BY(mu_) = 0;
   std::thread thread_;  // started by Start(), joined by Stop()
 };
 
