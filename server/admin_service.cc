@@ -3,7 +3,8 @@
 #include <cstdio>
 
 #include "server/grpc_status.h"
-#include "server/node.h"
+#include "storage/gtid.h"
+#include "relaykv/node.h"
 
 namespace relaykv {
 namespace {

@@ -1,7 +1,8 @@
 #include "server/kv_service.h"
 
 #include "server/grpc_status.h"
-#include "server/node.h"
+#include "server/node_impl.h"
+#include "relaykv/node.h"
 
 namespace relaykv {
 namespace {
@@ -33,13 +34,14 @@ grpc::Status KvService::Delete(grpc::ServerContext* ctx, const v1::DeleteRequest
 grpc::Status KvService::Write(grpc::ServerContext* ctx, const v1::WriteRequest* req,
                               v1::WriteReply* reply) {
   std::vector<v1::Mutation> mutations(req->mutations().begin(), req->mutations().end());
-  return Reply(node_->Write(std::move(mutations), Options(ctx)), reply);
+  return Reply(node_->impl_->Commit(std::move(mutations), Options(ctx)), reply);
 }
 
-grpc::Status KvService::Get(grpc::ServerContext*, const v1::GetRequest* req, v1::GetReply* reply) {
-  // Applied position first: the value read is at least as new as it.
+grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
+                            v1::GetReply* reply) {
+  auto value = node_->Get(req->key(), req->wait_for_gtid().seq(), SteadyDeadline(*ctx));
+  // The applied position after the read: the value is at most as new as it.
   GtidToProto(node_->applied_gtid(), reply->mutable_applied_gtid());
-  auto value = node_->Get(req->key());
   if (!value.ok()) return ToGrpcStatus(value.status());
   reply->set_found(value->has_value());
   if (value->has_value()) reply->set_value(std::move(**value));

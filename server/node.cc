@@ -1,4 +1,4 @@
-#include "server/node.h"
+#include "relaykv/node.h"
 
 #include <sys/file.h>
 
@@ -238,10 +238,19 @@ void Node::Impl::ConfigureSemiSync() {
   semisync_->Configure(s);
 }
 
-absl::StatusOr<std::optional<std::string>> Node::Impl::Get(const std::string& key) {
+absl::StatusOr<std::optional<std::string>> Node::Impl::Get(const std::string& key, uint64_t min_seq,
+                                                           Deadline deadline) {
   if (auto s = ValidateKey(key); !s.ok()) return s;
   CallScope scope(this);
   if (!scope.ok()) return scope.status();
+  if (min_seq > state_->Applied().seq) {
+    absl::Status s = applier_->WaitApplied(min_seq, deadline);
+    if (absl::IsCancelled(s)) {
+      return absl::FailedPreconditionError("seq " + std::to_string(min_seq) +
+                                           " is not applied here and the SQL thread is stopped");
+    }
+    if (!s.ok()) return s;
+  }
   return state_->Get(key);
 }
 
@@ -327,12 +336,19 @@ absl::StatusOr<Gtid> Node::Delete(std::string key, const WriteOptions& options) 
   return impl_->Commit(std::move(m), options);
 }
 
-absl::StatusOr<Gtid> Node::Write(std::vector<v1::Mutation> mutations, const WriteOptions& options) {
-  return impl_->Commit(std::move(mutations), options);
+absl::StatusOr<Gtid> Node::Write(std::vector<Mutation> mutations, const WriteOptions& options) {
+  std::vector<v1::Mutation> m(mutations.size());
+  for (size_t i = 0; i < mutations.size(); ++i) {
+    m[i].set_op(mutations[i].op == Mutation::Op::kDelete ? v1::Mutation::DELETE : v1::Mutation::PUT);
+    m[i].set_key(std::move(mutations[i].key));
+    m[i].set_value(std::move(mutations[i].value));
+  }
+  return impl_->Commit(std::move(m), options);
 }
 
-absl::StatusOr<std::optional<std::string>> Node::Get(const std::string& key) {
-  return impl_->Get(key);
+absl::StatusOr<std::optional<std::string>> Node::Get(const std::string& key, uint64_t min_seq,
+                                                     Deadline deadline) {
+  return impl_->Get(key, min_seq, deadline);
 }
 
 Gtid Node::applied_gtid() const {

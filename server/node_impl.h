@@ -14,7 +14,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "server/node.h"
+#include "relaykv/node.h"
 #include "server/replica_io.h"
 #include "server/replica_registry.h"
 #include "server/semisync.h"
@@ -38,7 +38,8 @@ class Node::Impl {
 
   absl::Status Open(Node* node);
   absl::StatusOr<Gtid> Commit(std::vector<v1::Mutation> mutations, const WriteOptions& options);
-  absl::StatusOr<std::optional<std::string>> Get(const std::string& key);
+  absl::StatusOr<std::optional<std::string>> Get(const std::string& key, uint64_t min_seq,
+                                                 Deadline deadline);
   void Close();
 
   // Counts a call in, or refuses it once the node is closing. Every public

@@ -9,7 +9,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include "CLI/CLI.hpp"
-#include "server/node.h"
+#include "relaykv/node.h"
 #include "server/variables.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"

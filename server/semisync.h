@@ -22,7 +22,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "server/node.h"
+#include "relaykv/node.h"
 #include "storage/thread_annotations.h"
 
 namespace relaykv {

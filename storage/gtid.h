@@ -1,29 +1,10 @@
-// Gtid: the (epoch, seq) position of an event in the replicated history.
-// Ordered by seq: seq is dense across the whole history and epoch never
-// decreases along it. {0, 0} means "nothing yet".
+// Gtid (include/relaykv/gtid.h) and its protobuf form.
 #pragma once
 
-#include <compare>
-#include <cstdint>
-#include <string>
-
 #include "proto/event.pb.h"
+#include "relaykv/gtid.h"
 
 namespace relaykv {
-
-struct Gtid {
-  uint64_t epoch = 0;
-  uint64_t seq = 0;
-
-  friend bool operator==(const Gtid&, const Gtid&) = default;
-  friend auto operator<=>(const Gtid&, const Gtid&) = default;
-
-  bool empty() const { return seq == 0; }
-  // "epoch:seq", e.g. "1:42"; what logs, status and the CLI show.
-  std::string ToString() const {
-    return std::to_string(epoch) + ":" + std::to_string(seq);
-  }
-};
 
 inline Gtid GtidFromProto(const v1::Gtid& p) { return {p.epoch(), p.seq()}; }
 inline void GtidToProto(const Gtid& g, v1::Gtid* p) {

@@ -2,7 +2,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "server/node.h"
+#include "relaykv/node.h"
 #include "tests/server/node_util.h"
 
 namespace relaykv {
@@ -50,9 +50,8 @@ TEST(NodeTest, BadInputIsRefusedAndChangesNothing) {
   auto big_value = node->Put("k", std::string(16 * 1024 * 1024 + 1, 'v'));
   EXPECT_EQ(big_value.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(big_value.status().message().find("16777216"), std::string::npos);
-  std::vector<v1::Mutation> batch(2);
-  batch[0].set_key("ok");
-  batch[1].set_key("");  // the second mutation is bad: nothing applies
+  // The second mutation is bad: nothing applies.
+  std::vector<Mutation> batch = {Mutation::Put("ok", ""), Mutation::Put("", "v")};
   EXPECT_EQ(node->Write(batch).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(node->binlog_gtid(), before);
   EXPECT_EQ(*node->Get("ok"), std::nullopt);

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "server/node.h"
+#include "relaykv/node.h"
 #include "tests/server/node_util.h"
 
 namespace relaykv {
@@ -49,11 +49,7 @@ TEST(ReplicationTest, ReplicaReceivesAppliesAndMatchesChecksum) {
     ASSERT_TRUE(primary->Put("k" + std::to_string(i), "v" + std::to_string(i)).ok());
   }
   ASSERT_TRUE(primary->Delete("k7").ok());
-  std::vector<v1::Mutation> batch(2);
-  batch[0].set_key("b1");
-  batch[0].set_value("x");
-  batch[1].set_op(v1::Mutation::DELETE);
-  batch[1].set_key("k8");
+  std::vector<Mutation> batch = {Mutation::Put("b1", "x"), Mutation::Delete("k8")};
   ASSERT_TRUE(primary->Write(batch).ok());
   ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
   EXPECT_EQ(*replica->Get("k1"), std::optional<std::string>("v1"));

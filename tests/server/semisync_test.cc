@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "server/node.h"
+#include "relaykv/node.h"
 #include "tests/server/node_util.h"
 
 namespace relaykv {

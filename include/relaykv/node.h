@@ -1,3 +1,5 @@
+// relaykv::Node — the embeddable storage node (public API).
+//
 // Node: one relaykv server — binlog, state machine, applier, replication
 // (sender on a primary, IO thread on a replica) and, when a listen address is
 // given, the gRPC services (Kv, Replication, Admin). relaykvd is a thin main
@@ -29,8 +31,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "proto/event.pb.h"
-#include "storage/gtid.h"
+#include "relaykv/gtid.h"
+#include "relaykv/mutation.h"
 
 namespace relaykv {
 
@@ -98,10 +100,13 @@ class Node {
                                          const WriteOptions& options = {});
   [[nodiscard]] absl::StatusOr<Gtid> Delete(std::string key, const WriteOptions& options = {});
   // An atomic batch: all mutations or none.
-  [[nodiscard]] absl::StatusOr<Gtid> Write(std::vector<v1::Mutation> mutations,
+  [[nodiscard]] absl::StatusOr<Gtid> Write(std::vector<Mutation> mutations,
                                            const WriteOptions& options = {});
-  // nullopt: the key is absent.
-  [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key);
+  // nullopt: the key is absent. With `min_seq`, first waits (until
+  // `deadline`: DEADLINE_EXCEEDED) for this node to have applied that seq —
+  // read-your-writes on a replica, like MySQL's WAIT_FOR_EXECUTED_GTID_SET.
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(
+      const std::string& key, uint64_t min_seq = 0, Deadline deadline = NoDeadline());
 
   // --- Administration (what relaykv's statements map to) ----------------
   // SET GLOBAL (persist=false) / SET PERSIST (persist=true).
@@ -137,6 +142,7 @@ class Node {
  private:
   class Impl;
   friend class CallScope;
+  friend class KvService;  // commits the request's mutations without a copy
   explicit Node(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
