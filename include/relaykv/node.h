@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "relaykv/checksum.h"
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
 
@@ -58,12 +59,6 @@ struct ReplicaSummary {
   Gtid sent;
   Gtid acked;
   bool semi_sync = false;
-};
-
-struct KeyspaceChecksum {
-  Gtid gtid;
-  uint64_t hash = 0;
-  uint64_t keys = 0;
 };
 
 struct BinaryLogInfo {

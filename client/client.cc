@@ -1,0 +1,203 @@
+#include "relaykv/client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdlib>
+
+#include "proto/admin.grpc.pb.h"
+#include "proto/kv.grpc.pb.h"
+
+namespace relaykv {
+namespace {
+
+// The server's largest batch plus framing (server/limits.h).
+constexpr int kMaxMessageBytes = 48 * 1024 * 1024;
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+bool IsHostPort(const std::string& a) {
+  auto colon = a.rfind(':');
+  return colon != std::string::npos && colon > 0 && colon + 1 < a.size() &&
+         a.find_first_not_of("0123456789", colon + 1) == std::string::npos;
+}
+
+Gtid FromProto(const v1::Gtid& g) { return {g.epoch(), g.seq()}; }
+
+// "... send writes to its primary at 127.0.0.1:7400" -> "127.0.0.1:7400".
+std::string PrimaryHint(const absl::Status& s) {
+  const std::string marker = "primary at ";
+  const std::string msg(s.message());
+  auto at = msg.rfind(marker);
+  if (at == std::string::npos) return "";
+  std::string addr = msg.substr(at + marker.size());
+  addr = addr.substr(0, addr.find_first_of(" ;,)"));
+  return IsHostPort(addr) ? addr : "";
+}
+
+}  // namespace
+
+class Client::Impl {
+ public:
+  Impl(std::vector<std::string> addresses, ClientOptions options)
+      : addresses_(std::move(addresses)), options_(options), write_target_(addresses_[0]) {}
+
+  struct Stubs {
+    std::unique_ptr<v1::Kv::Stub> kv;
+    std::unique_ptr<v1::Admin::Stub> admin;
+  };
+
+  // Stubs for `node` ("" = the first address), created once and shared.
+  Stubs& For(const std::string& node) {
+    const std::string& addr = node.empty() ? addresses_[0] : node;
+    std::lock_guard l(mu_);
+    auto it = stubs_.find(addr);
+    if (it == stubs_.end()) {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+      args.SetMaxSendMessageSize(kMaxMessageBytes);
+      auto channel = grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+      it = stubs_.emplace(addr, Stubs{v1::Kv::NewStub(channel), v1::Admin::NewStub(channel)}).first;
+    }
+    return it->second;  // never erased: the reference stays valid
+  }
+
+  void Deadline(grpc::ClientContext* ctx, std::chrono::milliseconds t = std::chrono::milliseconds(0)) {
+    ctx->set_deadline(std::chrono::system_clock::now() + (t.count() > 0 ? t : options_.timeout));
+  }
+
+  std::string write_target() {
+    std::lock_guard l(mu_);
+    return write_target_;
+  }
+
+  // Sends a write; follows a replica's hint to its primary once.
+  absl::StatusOr<Gtid> Write(const v1::WriteRequest& req) {
+    std::string target = write_target();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      grpc::ClientContext ctx;
+      Deadline(&ctx);
+      v1::WriteReply reply;
+      absl::Status s = FromGrpc(For(target).kv->Write(&ctx, req, &reply));
+      if (s.ok()) return FromProto(reply.gtid());
+      const std::string hint = PrimaryHint(s);
+      if (!options_.follow_primary || !absl::IsFailedPrecondition(s) || hint.empty() || attempt > 0) {
+        return s;
+      }
+      target = hint;
+      std::lock_guard l(mu_);
+      write_target_ = hint;
+    }
+    return absl::InternalError("unreachable");
+  }
+
+  const std::vector<std::string> addresses_;
+  const ClientOptions options_;
+  std::mutex mu_;
+  std::map<std::string, Stubs> stubs_;  // guarded by mu_
+  std::string write_target_;            // guarded by mu_
+};
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(std::vector<std::string> addresses,
+                                                        ClientOptions options) {
+  if (addresses.empty()) return absl::InvalidArgumentError("no relaykvd address given");
+  for (const auto& a : addresses) {
+    if (!IsHostPort(a)) return absl::InvalidArgumentError("'" + a + "' is not HOST:PORT");
+  }
+  return std::unique_ptr<Client>(new Client(std::make_unique<Impl>(std::move(addresses), options)));
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+absl::StatusOr<Gtid> Client::Put(const std::string& key, const std::string& value) {
+  return Write({Mutation::Put(key, value)});
+}
+
+absl::StatusOr<Gtid> Client::Delete(const std::string& key) { return Write({Mutation::Delete(key)}); }
+
+absl::StatusOr<Gtid> Client::Write(const std::vector<Mutation>& mutations) {
+  v1::WriteRequest req;
+  for (const Mutation& m : mutations) {
+    v1::Mutation* pm = req.add_mutations();
+    pm->set_op(m.op == Mutation::Op::kDelete ? v1::Mutation::DELETE : v1::Mutation::PUT);
+    pm->set_key(m.key);
+    pm->set_value(m.value);
+  }
+  return impl_->Write(req);
+}
+
+absl::StatusOr<std::optional<std::string>> Client::Get(const std::string& key,
+                                                       const ReadOptions& options) {
+  grpc::ClientContext ctx;
+  impl_->Deadline(&ctx, options.timeout);
+  v1::GetRequest req;
+  req.set_key(key);
+  req.mutable_wait_for_gtid()->set_epoch(options.wait_for.epoch);
+  req.mutable_wait_for_gtid()->set_seq(options.wait_for.seq);
+  v1::GetReply reply;
+  if (auto s = FromGrpc(impl_->For(options.node).kv->Get(&ctx, req, &reply)); !s.ok()) return s;
+  if (!reply.found()) return std::nullopt;
+  return reply.value();
+}
+
+namespace {
+
+std::map<std::string, std::string> Rows(const v1::ShowReply& reply) {
+  std::map<std::string, std::string> out;
+  for (const auto& r : reply.rows()) out[r.name()] = r.value();
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, std::string>> Client::ShowStatus(const std::string& like,
+                                                                      const std::string& node) {
+  grpc::ClientContext ctx;
+  impl_->Deadline(&ctx);
+  v1::ShowRequest req;
+  req.set_like(like);
+  v1::ShowReply reply;
+  if (auto s = FromGrpc(impl_->For(node).admin->ShowStatus(&ctx, req, &reply)); !s.ok()) return s;
+  return Rows(reply);
+}
+
+absl::StatusOr<std::map<std::string, std::string>> Client::ShowVariables(const std::string& like,
+                                                                         const std::string& node) {
+  grpc::ClientContext ctx;
+  impl_->Deadline(&ctx);
+  v1::ShowRequest req;
+  req.set_like(like);
+  v1::ShowReply reply;
+  if (auto s = FromGrpc(impl_->For(node).admin->ShowVariables(&ctx, req, &reply)); !s.ok()) return s;
+  return Rows(reply);
+}
+
+absl::Status Client::SetVariable(const std::string& name, const std::string& value, bool persist,
+                                 const std::string& node) {
+  grpc::ClientContext ctx;
+  impl_->Deadline(&ctx);
+  v1::SetVariableRequest req;
+  req.set_name(name);
+  req.set_value(value);
+  req.set_persist(persist);
+  v1::SetVariableReply reply;
+  return FromGrpc(impl_->For(node).admin->SetVariable(&ctx, req, &reply));
+}
+
+absl::StatusOr<KeyspaceChecksum> Client::Checksum(const std::string& node) {
+  grpc::ClientContext ctx;
+  impl_->Deadline(&ctx);
+  v1::ChecksumReply reply;
+  if (auto s = FromGrpc(impl_->For(node).admin->Checksum(&ctx, v1::ChecksumRequest(), &reply)); !s.ok()) {
+    return s;
+  }
+  return KeyspaceChecksum{FromProto(reply.gtid()), std::strtoull(reply.hash().c_str(), nullptr, 16),
+                          reply.keys()};
+}
+
+std::string Client::write_target() const { return impl_->write_target(); }
+
+}  // namespace relaykv

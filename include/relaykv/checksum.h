@@ -1,0 +1,18 @@
+// KeyspaceChecksum: what CHECKSUM reports — a hash of every (key, value) of
+// a node's applied state, taken at one applied GTID. Two nodes hold the same
+// data at `gtid` iff hash and keys are equal.
+#pragma once
+
+#include <cstdint>
+
+#include "relaykv/gtid.h"
+
+namespace relaykv {
+
+struct KeyspaceChecksum {
+  Gtid gtid;
+  uint64_t hash = 0;  // CRC-64/XZ over length-prefixed keys and values, in key order
+  uint64_t keys = 0;
+};
+
+}  // namespace relaykv

@@ -1,0 +1,82 @@
+// relaykv::Client — the C++ client library for relaykvd (public API).
+//
+// Connects to one or several nodes ("HOST:PORT"). Writes go to the first
+// address; with `follow_primary`, a write that a replica refuses
+// (FAILED_PRECONDITION naming its primary) is sent once to that primary,
+// which then becomes the write target. Reads go to the first address, or to
+// the node named in ReadOptions, and can wait until that node has applied a
+// given GTID (read-your-writes on a replica).
+//
+// Every call has a deadline (ClientOptions::timeout unless the call says
+// otherwise) and returns a status with the server's code and message; a
+// node that cannot be reached is UNAVAILABLE. Nothing throws.
+//
+// Threads: a Client is thread-safe; share one among many threads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "relaykv/checksum.h"
+#include "relaykv/gtid.h"
+#include "relaykv/mutation.h"
+
+namespace relaykv {
+
+struct ClientOptions {
+  std::chrono::milliseconds timeout{30000};  // per call
+  bool follow_primary = false;               // see the header comment
+};
+
+struct ReadOptions {
+  std::string node;   // "HOST:PORT" to read from; empty: the first address
+  Gtid wait_for;      // seq > 0: wait until the node has applied it
+  std::chrono::milliseconds timeout{0};  // 0: ClientOptions::timeout
+};
+
+class Client {
+ public:
+  // INVALID_ARGUMENT if no address is given or one is not HOST:PORT. Does
+  // not wait for the nodes: a node that is down fails the calls sent to it.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Client>> Connect(
+      std::vector<std::string> addresses, ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  [[nodiscard]] absl::StatusOr<Gtid> Put(const std::string& key, const std::string& value);
+  [[nodiscard]] absl::StatusOr<Gtid> Delete(const std::string& key);
+  // All mutations or none.
+  [[nodiscard]] absl::StatusOr<Gtid> Write(const std::vector<Mutation>& mutations);
+  // nullopt: the key is absent.
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key,
+                                                               const ReadOptions& options = {});
+
+  // Administration of one node (empty: the first address).
+  [[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> ShowStatus(
+      const std::string& like = "", const std::string& node = "");
+  [[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> ShowVariables(
+      const std::string& like = "", const std::string& node = "");
+  [[nodiscard]] absl::Status SetVariable(const std::string& name, const std::string& value,
+                                         bool persist = false, const std::string& node = "");
+  [[nodiscard]] absl::StatusOr<KeyspaceChecksum> Checksum(const std::string& node = "");
+
+  // Where writes go now.
+  std::string write_target() const;
+
+ private:
+  class Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace relaykv

@@ -1,0 +1,121 @@
+// relaykv::Client against embedded nodes (real gRPC on 127.0.0.1): shared by
+// many threads, read-your-writes on a replica, following the primary hint.
+#include "relaykv/client.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "relaykv/node.h"
+#include "tests/server/node_util.h"
+
+namespace relaykv {
+namespace {
+
+using testing::TempDir;
+using testing::WaitFor;
+
+std::unique_ptr<Node> OpenNode(const std::filesystem::path& dir, std::string primary = "", int id = 1) {
+  NodeOptions o;
+  o.data_dir = dir;
+  o.listen_address = "127.0.0.1:0";
+  o.replicate_from = std::move(primary);
+  o.variables = {{"server_id", std::to_string(id)}};
+  auto n = Node::Open(o);
+  EXPECT_TRUE(n.ok()) << n.status();
+  return n.ok() ? *std::move(n) : nullptr;
+}
+
+std::string Addr(const Node& n) { return "127.0.0.1:" + std::to_string(n.bound_port()); }
+
+TEST(ClientTest, SixteenThreadsShareOneClientAndGetEveryReplyRight) {
+  TempDir dir;
+  auto node = OpenNode(dir.path() / "p");
+  auto client = *Client::Connect({Addr(*node)});
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 100; ++i) {
+        const std::string key = "t" + std::to_string(t) + "/" + std::to_string(i);
+        const std::string value = std::to_string(t * 1000 + i);
+        auto g = i % 3 == 2 ? client->Write({Mutation::Put(key, value), Mutation::Put(key + "b", value)})
+                            : client->Put(key, value);
+        if (!g.ok() || g->seq == 0) ++failures;
+        auto v = client->Get(key);
+        if (!v.ok() || *v != std::optional<std::string>(value)) ++failures;
+        if (i % 10 == 0) {
+          if (!client->Delete(key).ok()) ++failures;
+          auto gone = client->Get(key);
+          if (!gone.ok() || gone->has_value()) ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(node->binlog_gtid().seq, 16u * 110u);
+}
+
+TEST(ClientTest, ReadYourWritesOnAReplica) {
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  auto replica = OpenNode(dir.path() / "r", Addr(*primary), 2);
+  auto client = *Client::Connect({Addr(*primary), Addr(*replica)});
+  ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kSql).ok());
+  auto g = client->Put("fresh", "1");
+  ASSERT_TRUE(g.ok());
+  // The SQL thread is stopped: waiting for the GTID is a clear error.
+  auto stale = client->Get("fresh", {Addr(*replica), *g, std::chrono::milliseconds(300)});
+  EXPECT_FALSE(stale.ok());
+  ASSERT_TRUE(replica->StartReplica(ReplicaThreads::kSql).ok());
+  ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kIo).ok());
+  auto g2 = client->Put("fresh", "2");
+  ASSERT_TRUE(g2.ok());
+  // IO stopped: the replica can't reach the GTID before the deadline.
+  auto late = client->Get("fresh", {Addr(*replica), *g2, std::chrono::milliseconds(300)});
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded) << late.status();
+  ASSERT_TRUE(replica->StartReplica(ReplicaThreads::kIo).ok());
+  auto v = client->Get("fresh", {Addr(*replica), *g2, std::chrono::seconds(20)});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(*v, std::optional<std::string>("2"));
+}
+
+TEST(ClientTest, WritesToAReplicaFollowThePrimaryHintWhenAskedTo) {
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  auto replica = OpenNode(dir.path() / "r", Addr(*primary), 2);
+  auto strict = *Client::Connect({Addr(*replica)});
+  auto refused = strict->Put("k", "v");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find(Addr(*primary)), std::string::npos);
+  auto follower = *Client::Connect({Addr(*replica)}, {std::chrono::seconds(30), true});
+  auto g = follower->Put("k", "v");
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(follower->write_target(), Addr(*primary));
+  EXPECT_EQ(*primary->Get("k"), std::optional<std::string>("v"));
+}
+
+TEST(ClientTest, BadAddressesAndDownNodesGiveClearErrors) {
+  EXPECT_EQ(Client::Connect({}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Client::Connect({"nonsense"}).status().code(), absl::StatusCode::kInvalidArgument);
+  auto client = *Client::Connect({"127.0.0.1:1"}, {std::chrono::milliseconds(500), false});
+  EXPECT_EQ(client->Put("k", "v").status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(ClientTest, AdminCalls) {
+  TempDir dir;
+  auto node = OpenNode(dir.path() / "p");
+  auto client = *Client::Connect({Addr(*node)});
+  ASSERT_TRUE(client->SetVariable("rpl_semi_sync_source_timeout", "1234").ok());
+  EXPECT_EQ((*client->ShowVariables("rpl_semi_sync_master_timeout"))["rpl_semi_sync_master_timeout"], "1234");
+  EXPECT_EQ(client->SetVariable("nope", "1").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*client->ShowStatus("Rpl_semi_sync_master_status"))["Rpl_semi_sync_master_status"], "OFF");
+  ASSERT_TRUE(client->Put("a", "b").ok());
+  auto c = client->Checksum();
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->keys, 1u);
+  EXPECT_EQ(c->hash, node->Checksum()->hash);
+}
+
+}  // namespace
+}  // namespace relaykv
