@@ -1,4 +1,5 @@
 // One embedded Node: the write path, limits, the data-dir lock, variables.
+#include <fstream>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -67,6 +68,17 @@ TEST(NodeTest, SecondNodeOnSameDataDirIsRefused) {
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(second.status().message().find("in use"), std::string::npos) << second.status();
   ASSERT_TRUE((*first)->Put("still", "works").ok());
+}
+
+TEST(NodeTest, UnusableDataDirIsAClearError) {
+  TempDir dir;
+  const auto file = dir.path() / "not-a-dir";
+  std::ofstream(file) << "x";
+  auto node = Node::Open(Options(file / "data"));
+  ASSERT_FALSE(node.ok());
+  EXPECT_EQ(node.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(node.status().message().find("cannot create data dir"), std::string::npos) << node.status();
+  EXPECT_EQ(Node::Open(NodeOptions{}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(NodeTest, ClosedNodeRefusesCalls) {
