@@ -24,6 +24,7 @@
 #include "client/result_printer.h"
 #include "client/statement.h"
 #include "client/statement_splitter.h"
+#include "relaykv/client.h"
 
 namespace relaykv {
 namespace {
@@ -157,24 +158,28 @@ int main(int argc, char** argv) {
   mode.summary = verbose;
 
   if (put->parsed() || del->parsed() || get->parsed()) {
-    Statement s;
-    if (put->parsed()) s = stmt::Put{put_key, put_value};
-    if (del->parsed()) s = stmt::Delete{del_key};
-    if (get->parsed()) s = stmt::Get{get_key};
-    auto r = exec.Execute(s);
-    if (!r.ok()) {
-      PrintError(std::cerr, Explain(r.status(), host));
+    // The key-value commands go through the client library.
+    auto client = Client::Connect({host}, {std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)), false});
+    if (!client.ok()) {
+      PrintError(std::cerr, client.status());
       return 1;
     }
-    if (const auto* ok = std::get_if<OkResult>(&*r)) {
-      // "Gtid: 1:42" -> "1:42": the write's GTID, for scripts.
-      const std::string prefix = "Gtid: ";
-      std::cout << (ok->info.rfind(prefix, 0) == 0 ? ok->info.substr(prefix.size()) : ok->info) << "\n";
+    if (get->parsed()) {
+      auto v = (*client)->Get(get_key);
+      if (!v.ok()) {
+        PrintError(std::cerr, Explain(v.status(), host));
+        return 1;
+      }
+      if (!v->has_value()) return 1;  // missing: prints nothing
+      std::cout << **v << "\n";
       return 0;
     }
-    const ResultSet& rs = std::get<ResultSet>(*r);
-    if (rs.rows.empty()) return 1;
-    std::cout << rs.rows[0][0] << "\n";
+    auto g = put->parsed() ? (*client)->Put(put_key, put_value) : (*client)->Delete(del_key);
+    if (!g.ok()) {
+      PrintError(std::cerr, Explain(g.status(), host));
+      return 1;
+    }
+    std::cout << g->ToString() << "\n";  // the write's GTID, for scripts
     return 0;
   }
   if (!execute.empty()) return RunScript(exec, host, execute, mode, false);
