@@ -1,0 +1,71 @@
+// A short relaykv-bench run (real relaykvd processes): its JSON and CSV are
+// well-formed and the semi-sync counters show semi-sync was in effect. Not a
+// timed test: no figure is asserted.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
+  const char* bin = std::getenv("RELAYKV_BIN_DIR");
+  ASSERT_NE(bin, nullptr);
+  const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-smoke-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string cmd = std::string(bin) + "/relaykv-bench --modes none,async,after_sync --clients 1,4 " +
+                          "--duration 0.5 --warmup 0.2 --work-dir " + (dir / "work").string() +
+                          " --json " + (dir / "out.json").string() + " --csv " +
+                          (dir / "out.csv").string() + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (std::fgets(buf, sizeof(buf), p)) out += buf;
+  ASSERT_EQ(::pclose(p), 0) << out;
+  EXPECT_NE(out.find("floor: fdatasync p50"), std::string::npos) << out;
+
+  const std::string json = Slurp(dir / "out.json");
+  for (const char* key : {"\"floor\"", "\"fdatasync_p50_us\"", "\"grpc_rtt_p50_us\"", "\"semisync_floor_us\"",
+                          "\"runs\"", "\"settings\""}) {
+    EXPECT_NE(json.find(key), std::string::npos) << key << " missing in\n" << json;
+  }
+  // One object per run; every after_sync run committed as semi-sync only.
+  std::regex run_re("\\{\"mode\": \"([a-z_]+)\", \"replicas\": (\\d+), \"wait_count\": (\\d+), "
+                    "\"clients\": (\\d+), \"ops_per_s\": ([0-9.]+), \"p50_us\": ([0-9.]+), "
+                    "\"p90_us\": ([0-9.]+), \"p99_us\": ([0-9.]+), \"p999_us\": ([0-9.]+), "
+                    "\"max_us\": ([0-9.]+), \"yes_tx\": (\\d+), \"no_tx\": (\\d+)");
+  int runs = 0, semi = 0;
+  for (std::sregex_iterator it(json.begin(), json.end(), run_re), end; it != end; ++it) {
+    ++runs;
+    const std::string mode = (*it)[1];
+    EXPECT_GT(std::stod((*it)[5]), 0) << "ops_per_s of " << mode;
+    EXPECT_LE(std::stod((*it)[6]), std::stod((*it)[8])) << "p50 <= p99";
+    EXPECT_LE(std::stod((*it)[8]), std::stod((*it)[10])) << "p99 <= max";
+    if (mode == "after_sync") {
+      ++semi;
+      EXPECT_GT(std::stoull((*it)[11]), 0u) << "yes_tx";
+      EXPECT_EQ(std::stoull((*it)[12]), 0u) << "no_tx: fell back to async";
+    }
+  }
+  EXPECT_EQ(runs, 7) << json;  // 3 modes x 2 client counts + the reads run
+  EXPECT_EQ(semi, 2);
+  const std::string csv = Slurp(dir / "out.csv");
+  EXPECT_EQ(csv.rfind("mode,replicas,wait_count,clients,ops_per_s,", 0), 0u) << csv;
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 8) << csv;
+  fs::remove_all(dir);
+}
+
+}  // namespace
