@@ -78,11 +78,10 @@ LoadResult RunLoad(const LoadOptions& o) {
       if (result.first_error.empty()) result.first_error = first_error;
     });
   }
-  if (o.progress) {
-    while (Clock::now() < stop_at) {
-      o.progress(std::chrono::duration<double>(stop_at - Clock::now()).count());
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
+  while (Clock::now() < stop_at) {
+    const Clock::time_point now = Clock::now();
+    if (o.tick) o.tick(std::chrono::duration<double>(stop_at - now).count(), now >= measure_from);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   for (auto& th : threads) th.join();
   result.seconds = o.duration_s;

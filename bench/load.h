@@ -19,7 +19,9 @@ struct LoadOptions {
   uint64_t keyspace = 100000;
   size_t value_size = 100;
   bool reads = false;  // Get instead of Put
-  std::function<void(double seconds_left)> progress;  // called ~4x a second
+  // Called ~4x a second from the calling thread: seconds left, and whether
+  // the measured window has begun (warm-up is over).
+  std::function<void(double seconds_left, bool measuring)> tick;
 };
 
 struct LoadResult {

@@ -59,16 +59,19 @@ Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, 
   run.replicas = replicas;
   run.wait_count = wait_count;
   run.clients = lo.clients;
-  run.rss_start_kb = primary ? primary->rss_kb() : 0;
   lo.target = target;
   const bool tty = ::isatty(2);
-  if (tty) {
-    lo.progress = [&](double left) {
-      std::fprintf(stderr, "\r  %-14s clients %-3d %5.1f s left   ", mode.c_str(), lo.clients, left);
-    };
-  } else {
-    std::fprintf(stderr, "  %s, %d clients, %.1f s\n", mode.c_str(), lo.clients, lo.warmup_s + lo.duration_s);
-  }
+  // The primary's RSS when the measured window starts (after warm-up), its
+  // peak, and at the end: memory must stay flat under load.
+  lo.tick = [&](double left, bool measuring) {
+    if (tty) std::fprintf(stderr, "\r  %-14s clients %-3d %5.1f s left   ", mode.c_str(), lo.clients, left);
+    if (primary != nullptr && measuring) {
+      const long rss = primary->rss_kb();
+      if (run.rss_start_kb == 0) run.rss_start_kb = rss;
+      run.rss_peak_kb = std::max(run.rss_peak_kb, rss);
+    }
+  };
+  if (!tty) std::fprintf(stderr, "  %s, %d clients, %.1f s\n", mode.c_str(), lo.clients, lo.warmup_s + lo.duration_s);
   LoadResult r = RunLoad(lo);
   if (tty) std::fprintf(stderr, "\r%60s\r", "");
   run.rss_end_kb = primary ? primary->rss_kb() : 0;

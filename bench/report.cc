@@ -1,5 +1,6 @@
 #include "bench/report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -58,7 +59,8 @@ absl::Status WriteJson(const Report& r, const std::string& path) {
         << ", \"p999_us\": " << Fixed(x.p999_us) << ", \"max_us\": " << Fixed(x.max_us)
         << ", \"yes_tx\": " << x.yes_tx << ", \"no_tx\": " << x.no_tx
         << ", \"tx_avg_wait_time_us\": " << x.tx_avg_wait_time_us << ", \"errors\": " << x.errors
-        << ", \"rss_start_kb\": " << x.rss_start_kb << ", \"rss_end_kb\": " << x.rss_end_kb
+        << ", \"rss_start_kb\": " << x.rss_start_kb << ", \"rss_peak_kb\": " << x.rss_peak_kb
+        << ", \"rss_end_kb\": " << x.rss_end_kb
         << ", \"p50_to_floor\": " << Fixed(x.ratio_to_floor, 3) << "}";
   }
   out << "\n  ],\n  \"settings\": {";
@@ -75,14 +77,14 @@ absl::Status WriteCsv(const Report& r, const std::string& path) {
   std::ofstream out(path);
   if (!out) return absl::UnavailableError("cannot write " + path);
   out << "mode,replicas,wait_count,clients,ops_per_s,p50_us,p90_us,p99_us,p999_us,max_us,yes_tx,"
-         "no_tx,tx_avg_wait_time_us,errors,rss_start_kb,rss_end_kb,p50_to_floor,"
+         "no_tx,tx_avg_wait_time_us,errors,rss_start_kb,rss_peak_kb,rss_end_kb,p50_to_floor,"
          "fdatasync_p50_us,grpc_rtt_p50_us,semisync_floor_us\n";
   for (const Run& x : r.runs) {
     out << x.mode << "," << x.replicas << "," << x.wait_count << "," << x.clients << ","
         << Fixed(x.ops_per_s) << "," << Fixed(x.p50_us) << "," << Fixed(x.p90_us) << ","
         << Fixed(x.p99_us) << "," << Fixed(x.p999_us) << "," << Fixed(x.max_us) << "," << x.yes_tx
         << "," << x.no_tx << "," << x.tx_avg_wait_time_us << "," << x.errors << ","
-        << x.rss_start_kb << "," << x.rss_end_kb << "," << Fixed(x.ratio_to_floor, 3) << ","
+        << x.rss_start_kb << "," << x.rss_peak_kb << "," << x.rss_end_kb << "," << Fixed(x.ratio_to_floor, 3) << ","
         << Fixed(r.floor.fdatasync_p50_us) << "," << Fixed(r.floor.grpc_rtt_p50_us) << ","
         << Fixed(r.floor.semisync_floor_us()) << "\n";
   }
@@ -102,13 +104,19 @@ absl::Status WritePlot(const Report& r, const std::string& png, int cdf_clients)
   }
   std::string sweep_plot, p99_plot, cdf_plot;
   int i = 0;
+  // Labels like "after_sync/w1" name data files: no '/' in file names.
+  auto file_of = [&](const std::string& l, const std::string& ext) {
+    std::string f = l;
+    std::replace(f.begin(), f.end(), '/', '-');
+    return dir / (".bench-" + f + ext);
+  };
   for (const std::string& l : labels) {
-    const auto data = dir / (".bench-" + l + ".dat");
+    const auto data = file_of(l, ".dat");
     std::ofstream d(data);
     for (const Run& x : r.runs) {
       if (Label(x) == l) d << x.clients << " " << x.ops_per_s << " " << x.p99_us << "\n";
     }
-    const auto cdf = dir / (".bench-" + l + ".cdf");
+    const auto cdf = file_of(l, ".cdf");
     std::ofstream c(cdf);
     for (const Run& x : r.runs) {
       if (Label(x) != l || x.clients != cdf_clients) continue;
@@ -132,8 +140,8 @@ absl::Status WritePlot(const Report& r, const std::string& png, int cdf_clients)
   const std::string cmd = "gnuplot '" + script.string() + "'";
   if (std::system(cmd.c_str()) != 0) return absl::InternalError("gnuplot failed on " + script.string());
   for (const std::string& l : labels) {
-    std::filesystem::remove(dir / (".bench-" + l + ".dat"));
-    std::filesystem::remove(dir / (".bench-" + l + ".cdf"));
+    std::filesystem::remove(file_of(l, ".dat"));
+    std::filesystem::remove(file_of(l, ".cdf"));
   }
   std::filesystem::remove(script);
   return absl::OkStatus();

@@ -21,7 +21,7 @@ struct Run {
   double ops_per_s = 0, p50_us = 0, p90_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
   uint64_t yes_tx = 0, no_tx = 0, tx_avg_wait_time_us = 0;
   uint64_t errors = 0;
-  long rss_start_kb = 0, rss_end_kb = 0;
+  long rss_start_kb = 0, rss_peak_kb = 0, rss_end_kb = 0;  // primary, measured window
   double ratio_to_floor = 0;  // p50 / floor, at one client (0 otherwise)
   std::vector<std::pair<double, double>> cdf;  // (latency µs, fraction), for plotting
 };

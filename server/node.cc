@@ -264,13 +264,18 @@ void Node::Impl::Housekeeping() {
   std::unique_lock l(mu_);
   while (!cv_.wait_for(l, kHousekeepingPeriod, [&] { return closing_; })) {
     const uint64_t expire_s = vars_.GetUint("binlog_expire_logs_seconds");
-    if (expire_s == 0) continue;
+    const uint64_t max_total = vars_.GetUint("max_binlog_total_size");
+    if (expire_s == 0 && max_total == 0) continue;
     l.unlock();
     auto floor = RetentionFloor();
-    if (floor.ok()) {
+    if (floor.ok() && expire_s != 0) {
       auto cutoff = fs::file_time_type::clock::now() - std::chrono::seconds(expire_s);
       auto purged = binlog_->PurgeOlderThan(cutoff, *floor);
       if (!purged.ok()) spdlog::warn("binlog expiry: {}", purged.status().ToString());
+    }
+    if (floor.ok() && max_total != 0) {
+      auto purged = binlog_->PurgeToTotalSize(max_total, *floor);
+      if (!purged.ok()) spdlog::warn("binlog size limit: {}", purged.status().ToString());
     }
     l.lock();
   }

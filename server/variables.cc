@@ -39,6 +39,10 @@ const std::vector<VariableDef>& AllVariableDefs() {
   static const std::vector<VariableDef> defs = {
       {"binlog_expire_logs_seconds", "", VariableType::kUint, "2592000", 0, 4294967295u, {}, true,
        "purge binlog segments older than this (0: never); replicas' needs win"},
+      {"max_binlog_total_size", "binlog_space_limit", VariableType::kUint, "0", 0,
+       18446744073709551615ull, {}, true,
+       "purge the oldest binlog segments while all of them exceed this many bytes (0: no limit); "
+       "replicas' needs win"},
       {"max_binlog_size", "", VariableType::kUint, "1073741824", 4096, 1073741824, {}, true,
        "rotate to a new binlog segment once the current one reaches this many bytes"},
       {"read_only", "", VariableType::kBool, "OFF", 0, 0, {}, true,

@@ -382,6 +382,16 @@ absl::StatusOr<int> Binlog::PurgeUpToSeq(uint64_t seq, uint64_t keep_from_seq) {
   });
 }
 
+absl::StatusOr<int> Binlog::PurgeToTotalSize(uint64_t max_bytes, uint64_t keep_from_seq) {
+  uint64_t total = 0;
+  for (const SegmentInfo& s : Segments()) total += s.size_bytes;
+  return PurgeWhile(keep_from_seq, [&total, max_bytes](const SegmentState& s, const SegmentState&) {
+    if (total <= max_bytes) return false;
+    total -= s.end_offset;
+    return true;
+  });
+}
+
 absl::StatusOr<int> Binlog::PurgeOlderThan(fs::file_time_type cutoff, uint64_t keep_from_seq) {
   return PurgeWhile(keep_from_seq, [this, cutoff](const SegmentState& s, const SegmentState&) {
     std::error_code ec;

@@ -122,6 +122,9 @@ class Binlog {
   [[nodiscard]] absl::StatusOr<int> PurgeOlderThan(std::filesystem::file_time_type cutoff,
                                                    uint64_t keep_from_seq)
       EXCLUDES(index_mu_, mu_);
+  //   PurgeToTotalSize: oldest segments while all of them exceed `max_bytes`.
+  [[nodiscard]] absl::StatusOr<int> PurgeToTotalSize(uint64_t max_bytes, uint64_t keep_from_seq)
+      EXCLUDES(index_mu_, mu_);
 
   void set_sync_binlog(uint32_t n) { sync_binlog_.store(n); }
   void set_max_binlog_size(uint64_t bytes) { max_binlog_size_.store(bytes); }

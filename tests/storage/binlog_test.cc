@@ -219,6 +219,32 @@ TEST(BinlogTest, PurgeRemovesWholeOldSegmentsButNeverWhatIsNeeded) {
   EXPECT_EQ(ReadSeqs(*b, first).back(), 400u);
 }
 
+TEST(BinlogTest, PurgeToTotalSizeKeepsTheNewestWithinTheLimit) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path(), 4096);
+  for (int i = 0; i < 400; ++i) {
+    v1::Event e = PutEvent("key" + std::to_string(i), std::string(64, 'v'));
+    ASSERT_TRUE(b->Commit(&e).ok());
+  }
+  auto total = [&] {
+    uint64_t t = 0;
+    for (const auto& s : b->Segments()) t += s.size_bytes;
+    return t;
+  };
+  const size_t before = b->Segments().size();
+  auto n = b->PurgeToTotalSize(5 * 4096, UINT64_MAX);
+  ASSERT_TRUE(n.ok());
+  EXPECT_GT(*n, 0);
+  EXPECT_LE(total(), 5u * 4096 + 4096) << "within the limit (plus the active segment's overshoot)";
+  EXPECT_EQ(b->Segments().size(), before - static_cast<size_t>(*n));
+  EXPECT_EQ(ReadSeqs(*b, b->FirstAvailableSeq()).back(), 400u);
+  // The floor wins over the limit.
+  const uint64_t first = b->FirstAvailableSeq();
+  n = b->PurgeToTotalSize(1, first);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0);
+}
+
 TEST(BinlogTest, CommitsAfterCloseFail) {
   TempDir dir;
   auto b = OpenBinlog(dir.path());
