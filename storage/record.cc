@@ -1,15 +1,13 @@
 #include "storage/record.h"
 
-#include <boost/crc.hpp>
 #include <cstring>
+
+#include "storage/crc32c.h"
 
 namespace relaykv {
 namespace {
 
 using binlog_format::kRecordHeaderSize;
-
-// CRC32C: polynomial 0x1EDC6F41, reflected, init and final xor all ones.
-using Crc32cEngine = boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true>;
 
 void PutFixed32(char* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
@@ -29,12 +27,6 @@ uint64_t GetFixed64(const char* p) {
 }
 
 }  // namespace
-
-uint32_t Crc32c(std::string_view data) {
-  Crc32cEngine engine;
-  engine.process_bytes(data.data(), data.size());
-  return engine.checksum();
-}
 
 std::string EncodeSegmentHeader(uint64_t first_seq, uint32_t prev_epoch) {
   std::string h(binlog_format::kSegmentHeaderSize, '\0');
@@ -61,10 +53,7 @@ bool DecodeSegmentHeader(std::string_view h, uint64_t* first_seq, uint32_t* prev
 void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_view payload) {
   char header[kRecordHeaderSize];
   char type_byte = static_cast<char>(type);
-  Crc32cEngine engine;
-  engine.process_byte(static_cast<unsigned char>(type_byte));
-  engine.process_bytes(payload.data(), payload.size());
-  uint32_t crc = engine.checksum();
+  const uint32_t crc = Crc32c(std::string_view(&type_byte, 1), payload);
   PutFixed32(header, crc);
   PutFixed32(header + 4, static_cast<uint32_t>(payload.size()));
   header[8] = type_byte;
@@ -83,10 +72,9 @@ RecordParse ParseRecord(std::string_view buf, ParsedRecord* out) {
   if (length > binlog_format::kMaxPayloadSize) return RecordParse::kBadHeader;
   out->total_size = kRecordHeaderSize + length;
   if (buf.size() < out->total_size) return RecordParse::kPayloadIncomplete;
-  Crc32cEngine engine;
-  engine.process_bytes(buf.data() + 8, 1);
-  engine.process_bytes(buf.data() + kRecordHeaderSize, length);
-  if (engine.checksum() != crc) return RecordParse::kBadCrc;
+  if (Crc32c(buf.substr(8, 1), buf.substr(kRecordHeaderSize, length)) != crc) {
+    return RecordParse::kBadCrc;
+  }
   out->type = static_cast<binlog_format::RecordType>(static_cast<uint8_t>(buf[8]));
   out->payload = buf.substr(kRecordHeaderSize, length);
   return RecordParse::kOk;

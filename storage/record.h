@@ -7,11 +7,10 @@
 #include <string_view>
 
 #include "storage/binlog_format.h"
+#include "storage/crc32c.h"
 
 namespace relaykv {
 
-// CRC32C (Castagnoli), as used for every record and segment header.
-uint32_t Crc32c(std::string_view data);
 
 // Returns the 32-byte header of a segment whose first event has `first_seq`
 // and whose preceding event has epoch `prev_epoch`.

@@ -67,3 +67,21 @@ TEST(RecordTest, FlippedBitsAreDetected) {
 
 }  // namespace
 }  // namespace relaykv
+
+namespace relaykv {
+namespace {
+
+TEST(RecordTest, Crc32cOfTwoPartsEqualsCrc32cOfTheirConcatenation) {
+  std::string data;
+  for (int i = 0; i < 1000; ++i) data.push_back(static_cast<char>(i * 31));
+  for (size_t cut : {0u, 1u, 7u, 8u, 9u, 500u, 999u, 1000u}) {
+    EXPECT_EQ(Crc32c(std::string_view(data).substr(0, cut), std::string_view(data).substr(cut)),
+              Crc32c(data))
+        << "cut at " << cut;
+  }
+  EXPECT_EQ(Crc32c(""), 0u);
+  EXPECT_EQ(Crc32c(std::string(32, '\0')), 0x8A9136AAu);  // RFC 3720 B.4 test vector
+}
+
+}  // namespace
+}  // namespace relaykv
