@@ -93,6 +93,22 @@ class Client::Impl {
     return absl::InternalError("unreachable");
   }
 
+  // SHOW STATUS / SHOW VARIABLES: same request, same reply.
+  using ShowMethod = grpc::Status (v1::Admin::Stub::*)(grpc::ClientContext*, const v1::ShowRequest&,
+                                                       v1::ShowReply*);
+  absl::StatusOr<std::map<std::string, std::string>> Show(ShowMethod method, const std::string& like,
+                                                          const std::string& node) {
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    v1::ShowRequest req;
+    req.set_like(like);
+    v1::ShowReply reply;
+    if (auto s = FromGrpc((For(node).admin.get()->*method)(&ctx, req, &reply)); !s.ok()) return s;
+    std::map<std::string, std::string> out;
+    for (const auto& r : reply.rows()) out[r.name()] = r.value();
+    return out;
+  }
+
   const std::vector<std::string> addresses_;
   const ClientOptions options_;
   std::mutex mu_;
@@ -143,36 +159,14 @@ absl::StatusOr<std::optional<std::string>> Client::Get(const std::string& key,
   return reply.value();
 }
 
-namespace {
-
-std::map<std::string, std::string> Rows(const v1::ShowReply& reply) {
-  std::map<std::string, std::string> out;
-  for (const auto& r : reply.rows()) out[r.name()] = r.value();
-  return out;
-}
-
-}  // namespace
-
 absl::StatusOr<std::map<std::string, std::string>> Client::ShowStatus(const std::string& like,
                                                                       const std::string& node) {
-  grpc::ClientContext ctx;
-  impl_->Deadline(&ctx);
-  v1::ShowRequest req;
-  req.set_like(like);
-  v1::ShowReply reply;
-  if (auto s = FromGrpc(impl_->For(node).admin->ShowStatus(&ctx, req, &reply)); !s.ok()) return s;
-  return Rows(reply);
+  return impl_->Show(&v1::Admin::Stub::ShowStatus, like, node);
 }
 
 absl::StatusOr<std::map<std::string, std::string>> Client::ShowVariables(const std::string& like,
                                                                          const std::string& node) {
-  grpc::ClientContext ctx;
-  impl_->Deadline(&ctx);
-  v1::ShowRequest req;
-  req.set_like(like);
-  v1::ShowReply reply;
-  if (auto s = FromGrpc(impl_->For(node).admin->ShowVariables(&ctx, req, &reply)); !s.ok()) return s;
-  return Rows(reply);
+  return impl_->Show(&v1::Admin::Stub::ShowVariables, like, node);
 }
 
 absl::Status Client::SetVariable(const std::string& name, const std::string& value, bool persist,

@@ -225,26 +225,4 @@ v1::Gtid Relaykvd::BinlogGtid() {
   return reply.executed_gtid();
 }
 
-TempDir::TempDir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::random_device rd;
-  path_ = fs::temp_directory_path() / ("relaykv-it-" + std::string(info ? info->name() : "t") + "-" +
-                                       std::to_string(::getpid()) + "-" + std::to_string(rd()));
-  fs::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
-
 }  // namespace relaykv::testing

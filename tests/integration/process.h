@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
+#include "tests/common/temp_dir.h"
 
 namespace relaykv::testing {
 
@@ -64,20 +65,5 @@ class Relaykvd {
   std::unique_ptr<v1::Kv::Stub> kv_;
   std::unique_ptr<v1::Admin::Stub> admin_;
 };
-
-// A unique temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-// Polls `pred` until true or `timeout` (a hang guard, not a timing claim).
-bool WaitFor(const std::function<bool()>& pred,
-             std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 }  // namespace relaykv::testing

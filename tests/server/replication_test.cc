@@ -7,7 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "relaykv/node.h"
-#include "tests/server/node_util.h"
+#include "tests/common/temp_dir.h"
 
 namespace relaykv {
 namespace {

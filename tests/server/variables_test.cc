@@ -3,7 +3,7 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
-#include "tests/server/node_util.h"
+#include "tests/common/temp_dir.h"
 
 namespace relaykv {
 namespace {

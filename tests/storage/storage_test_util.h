@@ -1,4 +1,4 @@
-// Helpers for storage tests: a temp dir per test, events, reading a binlog back.
+// Helpers for storage tests: events, opening and reading a binlog back.
 #pragma once
 
 #include <unistd.h>
@@ -10,31 +10,12 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/common/temp_dir.h"
 #include "proto/event.pb.h"
 #include "storage/binlog.h"
 #include "storage/binlog_reader.h"
 
 namespace relaykv::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("relaykv-" + std::string(info ? info->name() : "t") + "-" + std::to_string(::getpid()) +
-             "-" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline v1::Event PutEvent(const std::string& key, const std::string& value) {
   v1::Event e;

@@ -1,5 +1,5 @@
-// Helpers for tests that run Nodes in-process: a temp dir per test and
-// polling with a hang guard.
+// Shared by every test: a unique temp dir per test (so ctest -j2 works),
+// removed afterwards, and polling with a hang guard.
 #pragma once
 
 #include <unistd.h>
@@ -29,6 +29,8 @@ class TempDir {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
   const std::filesystem::path& path() const { return path_; }
 
  private:
@@ -37,7 +39,7 @@ class TempDir {
 
 // Polls `pred` until true or `timeout` (a hang guard, not a timing claim).
 inline bool WaitFor(const std::function<bool()>& pred,
-                    std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+                    std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (pred()) return true;
