@@ -12,6 +12,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Heartbeats come every second; this much silence means the path is dead.
+constexpr std::chrono::seconds kPrimarySilence{10};
+
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -131,7 +134,46 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   v1::ReplicaMessage ack;
   bool connected = false;
   absl::Status error;  // set when we end the stream ourselves
+
+  // The primary heartbeats every second: silence means a dead network path
+  // that TCP may not report for minutes. The watchdog cancels the stream so
+  // the IO thread reconnects.
+  std::mutex watch_mu;
+  std::condition_variable watch_cv;
+  bool stream_done = false;                      // guarded by watch_mu
+  auto last_message = Clock::now();             // guarded by watch_mu
+  bool silent = false;                           // guarded by watch_mu
+  std::thread watchdog([&] {
+    std::unique_lock l(watch_mu);
+    while (!stream_done) {
+      watch_cv.wait_for(l, std::chrono::seconds(1));
+      if (!stream_done && Clock::now() - last_message > kPrimarySilence) {
+        silent = true;
+        ctx.TryCancel();
+        break;
+      }
+    }
+  });
+  struct JoinWatchdog {
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& done;
+    std::thread& t;
+    ~JoinWatchdog() {
+      {
+        std::lock_guard l(mu);
+        done = true;
+      }
+      cv.notify_all();
+      t.join();
+    }
+  } join_watchdog{watch_mu, watch_cv, stream_done, watchdog};
+
   while (error.ok() && stream->Read(&msg)) {
+    {
+      std::lock_guard l(watch_mu);
+      last_message = Clock::now();
+    }
     if (!connected) {
       connected = true;
       std::lock_guard l(mu_);
@@ -182,6 +224,13 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   {
     std::lock_guard l(mu_);
     if (stop_) return absl::OkStatus();
+  }
+  {
+    std::lock_guard l(watch_mu);
+    if (silent) {
+      return absl::UnavailableError("no message from primary " + config_.primary_address + " for " +
+                                    std::to_string(kPrimarySilence.count()) + " s; reconnecting");
+    }
   }
   absl::Status s = FromGrpc(st);
   // The primary refusing our position is not fixed by retrying.

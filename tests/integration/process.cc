@@ -107,6 +107,14 @@ void Relaykvd::Kill() {
   pid_ = -1;
 }
 
+void Relaykvd::Pause() {
+  if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void Relaykvd::Resume() {
+  if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
 int Relaykvd::Terminate() {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);

@@ -41,6 +41,9 @@ class Relaykvd {
   void Kill();
   // SIGTERM and wait; returns the exit status (-1 if killed by a signal).
   int Terminate();
+  // SIGSTOP / SIGCONT: a process that is there but silent (a dead network path).
+  void Pause();
+  void Resume();
   bool running() const { return pid_ > 0; }
 
   // gRPC helpers (deadline 30 s).

@@ -121,6 +121,23 @@ TEST(ReplicationProcessTest, ReplicasReconnectAfterPrimaryRestartCleanAndKilled)
   ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*r1, *primary) && SameAsPrimary(*r2, *primary); }));
 }
 
+TEST(ReplicationProcessTest, SilentPrimaryIsNoticedAndTheReplicaReconnects) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p");
+  auto replica = StartReplica(dir.path() / "r", *primary, 2);
+  ASSERT_TRUE(primary && replica);
+  ASSERT_TRUE(primary->Put("before", "1").ok());
+  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }));
+  primary->Pause();  // connected, but no heartbeat any more
+  ASSERT_TRUE(WaitFor([&] {
+    return replica->ReplicaStatus()["Last_IO_Error"].find("no message from primary") != std::string::npos;
+  }, std::chrono::seconds(40)));
+  primary->Resume();
+  ASSERT_TRUE(primary->Put("after", "2").ok());
+  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }));
+  EXPECT_EQ(replica->ReplicaStatus()["Slave_IO_Running"], "Yes");
+}
+
 TEST(ReplicationProcessTest, StoppedThreadsHoldBackThenCatchUp) {
   TempDir dir;
   auto primary = Relaykvd::Start(dir.path() / "p");
