@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <semaphore>
 #include <system_error>
 #include <utility>
 
@@ -27,9 +28,14 @@ struct Binlog::Writer {
   std::span<const v1::Event> replicated;    // AppendReplicated(): GTIDs preassigned
   Sync sync = Sync::kPolicy;
 
+  // Set by the leader under mu_ before it releases `wake`; the semaphore's
+  // release/acquire orders them, so a woken writer reads them unlocked.
   bool done = false;
   absl::Status status;
-  std::condition_variable cv;
+  // Released once: when done, or when this writer is to lead the next
+  // group. A semaphore rather than a condition variable so the leader can
+  // wake its followers after dropping mu_: they return without touching mu_.
+  std::binary_semaphore wake{0};
 
   size_t count() const { return assign != nullptr ? 1 : replicated.size(); }
 };
@@ -81,20 +87,27 @@ absl::Status Binlog::Enqueue(Writer* w) {
   if (closed_) return absl::FailedPreconditionError("binlog " + dir_.string() + " is closed");
   if (!error_.ok()) return error_;
   writers_.push_back(w);
-  while (!w->done && w != writers_.front()) w->cv.wait(l);
-  if (w->done) return w->status;
+  while (w != writers_.front()) {
+    l.unlock();
+    w->wake.acquire();
+    if (w->done) return w->status;  // our group was written by its leader
+    l.lock();                       // else: we lead the next group
+  }
 
   if (closed_ || !error_.ok()) {
     // A previous group failed (or Close() came): fail everyone queued.
     absl::Status s = closed_ ? absl::FailedPreconditionError("binlog " + dir_.string() + " is closed")
                              : error_;
+    std::vector<Writer*> wake;
     while (!writers_.empty()) {
       Writer* x = writers_.front();
       writers_.pop_front();
       x->status = s;
       x->done = true;
-      if (x != w) x->cv.notify_one();
+      if (x != w) wake.push_back(x);
     }
+    l.unlock();
+    for (Writer* x : wake) x->wake.release();
     return s;
   }
 
@@ -200,16 +213,23 @@ absl::Status Binlog::Enqueue(Writer* w) {
   }
 
   l.lock();
+  std::vector<Writer*> wake;
   for (Writer* x : group) {
     if (x->status.ok()) x->status = status;
     x->done = true;
     writers_.pop_front();
-    if (x != w) x->cv.notify_one();
+    if (x != w) wake.push_back(x);
   }
-  if (!writers_.empty()) writers_.front()->cv.notify_one();
+  if (!writers_.empty()) wake.push_back(writers_.front());  // leads the next group
   stat_groups_.fetch_add(events > 0 ? 1 : 0);
   stat_events_.fetch_add(events);
-  return w->status;
+  const absl::Status result = w->status;
+  l.unlock();
+  // After the unlock, so woken followers need not wait for mu_. A released
+  // follower may return (and its Writer vanish) at once: nothing touches it
+  // after its release.
+  for (Writer* x : wake) x->wake.release();
+  return result;
 }
 
 absl::Status Binlog::WriteGroup(const std::string& records, bool sync) {
