@@ -7,8 +7,10 @@
 // The writer at the head of the queue becomes the leader: it takes every
 // writer queued so far, assigns seqs in queue order, writes the group with
 // one pwrite and (per sync_binlog) one fdatasync, publishes the new end, and
-// wakes its followers. Writers that arrive meanwhile queue behind and form
-// the next group. So many concurrent committers share one fdatasync.
+// wakes its followers (each on its own semaphore, after dropping the lock,
+// so they return without contending for it). Writers that arrive meanwhile
+// queue behind and form the next group. So many concurrent committers share
+// one fdatasync.
 //
 // Visibility. Readers (BinlogReader, WaitForVisibleAfter, LastVisible) see
 // an event only once its group is durable; when a group is not synced
