@@ -10,6 +10,30 @@
 namespace relaykv::testing {
 namespace {
 
+// A semi-sync primary and one semi-sync replica, connected.
+struct Pair {
+  std::unique_ptr<Relaykvd> primary, replica;
+};
+Pair StartPair(const TempDir& dir, int timeout_ms) {
+  Pair p;
+  p.primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
+                                                 "--rpl_semi_sync_master_timeout=" + std::to_string(timeout_ms)});
+  if (!p.primary) return p;
+  p.replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--rpl_semi_sync_slave_enabled=ON",
+                                                 "--replicate-from=" + p.primary->address()});
+  EXPECT_TRUE(WaitFor([&] { return p.primary->Status()["Rpl_semi_sync_master_clients"] == "1"; }));
+  return p;
+}
+
+// Stops (or starts) the replica's IO thread and waits until the primary sees it.
+void SetReplicaIo(Pair& p, bool running) {
+  using R = v1::ReplicaThreadsRequest;
+  ASSERT_TRUE(p.replica->ReplicaThreads(running ? R::START : R::STOP, R::IO).ok());
+  if (!running) {
+    ASSERT_TRUE(WaitFor([&] { return p.primary->Status()["Rpl_semi_sync_master_clients"] == "0"; }));
+  }
+}
+
 TEST(SemiSyncProcessTest, NoAcknowledgedWriteIsLostWhenThePrimaryDies) {
   TempDir dir;
   // A long timeout: semi-sync must stay ON for the whole load.
@@ -69,14 +93,10 @@ TEST(SemiSyncProcessTest, NoAcknowledgedWriteIsLostWhenThePrimaryDies) {
 
 TEST(SemiSyncProcessTest, TimeoutLikeTheSeedThenRecovery) {
   TempDir dir;
-  auto primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
-                                                    "--rpl_semi_sync_master_timeout=1000"});
-  auto replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--rpl_semi_sync_slave_enabled=ON",
-                                                    "--replicate-from=" + primary->address()});
-  ASSERT_TRUE(primary && replica);
-  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "1"; }));
-  ASSERT_TRUE(replica->ReplicaThreads(v1::ReplicaThreadsRequest::STOP, v1::ReplicaThreadsRequest::IO).ok());
-  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "0"; }));
+  Pair pair = StartPair(dir, 1000);
+  ASSERT_TRUE(pair.primary && pair.replica);
+  Relaykvd* primary = pair.primary.get();
+  SetReplicaIo(pair, false);
   auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(primary->Put("slow", "1").ok());
   auto took = std::chrono::steady_clock::now() - start;
@@ -86,7 +106,7 @@ TEST(SemiSyncProcessTest, TimeoutLikeTheSeedThenRecovery) {
   EXPECT_EQ(st["Rpl_semi_sync_master_no_tx"], "1");
   EXPECT_EQ(st["Rpl_semi_sync_master_no_times"], "1");
   EXPECT_EQ(st["Rpl_semi_sync_master_status"], "OFF");
-  ASSERT_TRUE(replica->ReplicaThreads(v1::ReplicaThreadsRequest::START, v1::ReplicaThreadsRequest::IO).ok());
+  SetReplicaIo(pair, true);
   ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_status"] == "ON"; }));
   auto before = primary->Status();
   ASSERT_TRUE(primary->Put("fast", "2").ok());
@@ -97,14 +117,11 @@ TEST(SemiSyncProcessTest, TimeoutLikeTheSeedThenRecovery) {
 
 TEST(SemiSyncProcessTest, ClientGoneIsNotCountedAndTheWriteStillReplicates) {
   TempDir dir;
-  auto primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
-                                                    "--rpl_semi_sync_master_timeout=60000"});
-  auto replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--rpl_semi_sync_slave_enabled=ON",
-                                                    "--replicate-from=" + primary->address()});
-  ASSERT_TRUE(primary && replica);
-  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "1"; }));
-  ASSERT_TRUE(replica->ReplicaThreads(v1::ReplicaThreadsRequest::STOP, v1::ReplicaThreadsRequest::IO).ok());
-  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "0"; }));
+  Pair pair = StartPair(dir, 60000);
+  ASSERT_TRUE(pair.primary && pair.replica);
+  Relaykvd* primary = pair.primary.get();
+  Relaykvd* replica = pair.replica.get();
+  SetReplicaIo(pair, false);
 
   auto stub = v1::Kv::NewStub(grpc::CreateChannel(primary->address(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;  // no deadline: only the cancel ends it
@@ -119,7 +136,7 @@ TEST(SemiSyncProcessTest, ClientGoneIsNotCountedAndTheWriteStillReplicates) {
   call.join();
   EXPECT_EQ(result.error_code(), grpc::StatusCode::CANCELLED);
   ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_wait_sessions"] == "0"; }));
-  ASSERT_TRUE(replica->ReplicaThreads(v1::ReplicaThreadsRequest::START, v1::ReplicaThreadsRequest::IO).ok());
+  SetReplicaIo(pair, true);
   ASSERT_TRUE(WaitFor([&] {
     auto v = replica->Get("orphan");
     return v.ok() && v->has_value();

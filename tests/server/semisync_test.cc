@@ -58,6 +58,14 @@ struct Cluster {
   }
 };
 
+// Stops replica `i`'s IO thread and waits until the primary has one
+// semi-sync client fewer.
+void DisconnectReplica(Cluster& c, size_t i) {
+  const uint64_t before = Num(*c.primary, "clients");
+  ASSERT_TRUE(c.replicas[i]->StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(*c.primary, "clients") == before - 1; }));
+}
+
 TEST(SemiSyncTest, SeedWalkthroughHealthyTimeoutAndRecovery) {
   Cluster c(1, {{"rpl_semi_sync_master_timeout", "1000"}});
   Node& p = *c.primary;
@@ -74,8 +82,7 @@ TEST(SemiSyncTest, SeedWalkthroughHealthyTimeoutAndRecovery) {
   EXPECT_GE(Num(p, "net_waits"), 1u);
 
   // IO thread stopped: the next write takes the timeout and goes async.
-  ASSERT_TRUE(r.StopReplica(ReplicaThreads::kIo).ok());
-  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  DisconnectReplica(c, 0);
   EXPECT_EQ(Stat(r, "Rpl_semi_sync_slave_status"), "OFF");
   auto start = Clock::now();
   ASSERT_TRUE(p.Put("b", "2").ok());
@@ -103,8 +110,7 @@ TEST(SemiSyncTest, SeedWalkthroughHealthyTimeoutAndRecovery) {
 TEST(SemiSyncTest, AfterSyncHidesTheWriteUntilTheAck) {
   Cluster c(1, {{"rpl_semi_sync_master_timeout", "3000"}});
   Node& p = *c.primary;
-  ASSERT_TRUE(c.replicas[0]->StopReplica(ReplicaThreads::kIo).ok());
-  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  DisconnectReplica(c, 0);
   std::atomic<bool> returned{false};
   std::atomic<bool> seen_early{false};
   auto writer = std::async(std::launch::async, [&] {
@@ -127,8 +133,7 @@ TEST(SemiSyncTest, AfterCommitShowsTheWriteBeforeTheAck) {
   Cluster c(1, {{"rpl_semi_sync_master_timeout", "3000"},
                 {"rpl_semi_sync_master_wait_point", "AFTER_COMMIT"}});
   Node& p = *c.primary;
-  ASSERT_TRUE(c.replicas[0]->StopReplica(ReplicaThreads::kIo).ok());
-  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  DisconnectReplica(c, 0);
   std::atomic<bool> returned{false};
   auto writer = std::async(std::launch::async, [&] {
     auto g = p.Put("phantom", "v");
@@ -155,8 +160,7 @@ TEST(SemiSyncTest, WaitCountTwoNeedsBothReplicas) {
   for (auto& r : c.replicas) EXPECT_GE(r->binlog_gtid().seq, 1u);
 
   // One replica gone, wait_no_slave ON: waits the timeout.
-  ASSERT_TRUE(c.replicas[1]->StopReplica(ReplicaThreads::kIo).ok());
-  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 1; }));
+  DisconnectReplica(c, 1);
   auto start = Clock::now();
   ASSERT_TRUE(p.Put("b", "2").ok());
   EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(1000));
@@ -177,8 +181,7 @@ TEST(SemiSyncTest, WaitCountTwoNeedsBothReplicas) {
 TEST(SemiSyncTest, TimeoutWithFiveWaitersCountsOneSwitchAndFiveNoTx) {
   Cluster c(1, {{"rpl_semi_sync_master_timeout", "1000"}});
   Node& p = *c.primary;
-  ASSERT_TRUE(c.replicas[0]->StopReplica(ReplicaThreads::kIo).ok());
-  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  DisconnectReplica(c, 0);
   std::vector<std::future<bool>> writers;
   for (int i = 0; i < 5; ++i) {
     writers.push_back(std::async(std::launch::async,
@@ -194,8 +197,7 @@ TEST(SemiSyncTest, TimeoutWithFiveWaitersCountsOneSwitchAndFiveNoTx) {
 TEST(SemiSyncTest, DisablingReleasesWaitersAndCountsNoTimes) {
   Cluster c(1, {{"rpl_semi_sync_master_timeout", "30000"}});
   Node& p = *c.primary;
-  ASSERT_TRUE(c.replicas[0]->StopReplica(ReplicaThreads::kIo).ok());
-  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  DisconnectReplica(c, 0);
   auto writer = std::async(std::launch::async, [&] { return p.Put("x", "1").ok(); });
   ASSERT_TRUE(WaitFor([&] { return Num(p, "wait_sessions") == 1; }));
   ASSERT_TRUE(p.SetVariable("rpl_semi_sync_source_enabled", "OFF", false).ok());
@@ -209,8 +211,7 @@ TEST(SemiSyncTest, CancelledWaitNeverAnswersOkButStillReplicates) {
   Cluster c(1, {{"rpl_semi_sync_master_timeout", "30000"}});
   Node& p = *c.primary;
   Node& r = *c.replicas[0];
-  ASSERT_TRUE(r.StopReplica(ReplicaThreads::kIo).ok());
-  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  DisconnectReplica(c, 0);
   auto g = p.Put("late", "v", {Clock::now() + std::chrono::milliseconds(300), nullptr});
   EXPECT_EQ(g.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(Num(p, "yes_tx"), 0u);
@@ -229,8 +230,7 @@ TEST(SemiSyncTest, CancelledWaitNeverAnswersOkButStillReplicates) {
 TEST(SemiSyncTest, CallerGoneStopsTheWaitWithoutYesTx) {
   Cluster c(1, {{"rpl_semi_sync_master_timeout", "30000"}});
   Node& p = *c.primary;
-  ASSERT_TRUE(c.replicas[0]->StopReplica(ReplicaThreads::kIo).ok());
-  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 0; }));
+  DisconnectReplica(c, 0);
   std::atomic<bool> gone{false};
   auto writer = std::async(std::launch::async, [&] {
     return p.Put("orphan", "v", {Node::NoDeadline(), [&] { return gone.load(); }});
