@@ -3,9 +3,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -13,8 +13,29 @@
 #include "proto/kv.grpc.pb.h"
 
 namespace relaykv::bench {
+namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// One closed-loop client: one request in flight at a time, the next sent as
+// soon as the last is answered. Calls are asynchronous on a completion
+// queue, so a few threads drive all clients and the generator's CPU cost
+// stays small next to the servers' on a 2-core machine.
+struct Slot {
+  std::unique_ptr<v1::Kv::Stub> stub;
+  std::mt19937_64 rng;
+  std::unique_ptr<grpc::ClientContext> ctx;
+  v1::PutRequest put;
+  v1::GetRequest get;
+  v1::WriteReply put_reply;
+  v1::GetReply get_reply;
+  grpc::Status status;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::WriteReply>> put_call;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetReply>> get_call;
+  Clock::time_point sent;
+};
+
+}  // namespace
 
 double LoadResult::Percentile(double p) const {
   if (latency_us.empty()) return 0;
@@ -30,47 +51,67 @@ LoadResult RunLoad(const LoadOptions& o) {
                                                      std::chrono::duration<double>(o.warmup_s));
   const Clock::time_point stop_at = measure_from + std::chrono::duration_cast<Clock::duration>(
                                                        std::chrono::duration<double>(o.duration_s));
+  const int threads = std::min(o.clients, 2);
   std::mutex mu;
   LoadResult result;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < o.clients; ++t) {
-    threads.emplace_back([&, t] {
-      grpc::ChannelArguments args;
-      args.SetInt("relaykv.bench.client", t);  // distinct channels, not one shared connection
-      auto stub = v1::Kv::NewStub(
-          grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args));
-      std::mt19937_64 rng(static_cast<uint64_t>(t) * 7919 + 1);
-      std::uniform_int_distribution<uint64_t> key(0, o.keyspace - 1);
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      grpc::CompletionQueue cq;
       const std::string value(o.value_size, 'v');
+      std::uniform_int_distribution<uint64_t> key(0, o.keyspace - 1);
+      std::vector<std::unique_ptr<Slot>> slots;
+      auto send = [&](Slot* s) {
+        s->ctx = std::make_unique<grpc::ClientContext>();
+        s->ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+        const std::string k = "key" + std::to_string(key(s->rng));
+        s->sent = Clock::now();
+        if (o.reads) {
+          s->get.set_key(k);
+          s->get_call = s->stub->AsyncGet(s->ctx.get(), s->get, &cq);
+          s->get_call->Finish(&s->get_reply, &s->status, s);
+        } else {
+          s->put.set_key(k);
+          s->put.set_value(value);
+          s->put_call = s->stub->AsyncPut(s->ctx.get(), s->put, &cq);
+          s->put_call->Finish(&s->put_reply, &s->status, s);
+        }
+      };
+      // Clients t, t+threads, ...: each with its own channel (connection).
+      for (int c = t; c < o.clients; c += threads) {
+        grpc::ChannelArguments args;
+        args.SetInt("relaykv.bench.client", c);  // distinct channels, not one shared connection
+        auto slot = std::make_unique<Slot>();
+        slot->stub = v1::Kv::NewStub(
+            grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args));
+        slot->rng.seed(static_cast<uint64_t>(c) * 7919 + 1);
+        send(slot.get());
+        slots.push_back(std::move(slot));
+      }
       std::vector<double> lat;
       uint64_t errors = 0;
       std::string first_error;
-      for (;;) {
-        const Clock::time_point t0 = Clock::now();
-        if (t0 >= stop_at) break;
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-        grpc::Status s;
-        const std::string k = "key" + std::to_string(key(rng));
-        if (o.reads) {
-          v1::GetRequest req;
-          v1::GetReply reply;
-          req.set_key(k);
-          s = stub->Get(&ctx, req, &reply);
+      size_t in_flight = slots.size();
+      void* tag;
+      bool ok;
+      while (in_flight > 0 && cq.Next(&tag, &ok)) {
+        Slot* s = static_cast<Slot*>(tag);
+        const Clock::time_point now = Clock::now();
+        if (s->sent >= measure_from && now <= stop_at) {
+          if (ok && s->status.ok()) {
+            lat.push_back(std::chrono::duration<double, std::micro>(now - s->sent).count());
+          } else if (errors++ == 0) {
+            first_error = s->status.error_message();
+          }
+        }
+        if (now >= stop_at) {
+          --in_flight;
         } else {
-          v1::PutRequest req;
-          v1::WriteReply reply;
-          req.set_key(k);
-          req.set_value(value);
-          s = stub->Put(&ctx, req, &reply);
+          send(s);
         }
-        const Clock::time_point t1 = Clock::now();
-        if (t0 < measure_from) continue;
-        if (!s.ok()) {
-          if (errors++ == 0) first_error = s.error_message();
-          continue;
-        }
-        lat.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      }
+      cq.Shutdown();
+      while (cq.Next(&tag, &ok)) {
       }
       std::lock_guard l(mu);
       result.latency_us.insert(result.latency_us.end(), lat.begin(), lat.end());
@@ -83,7 +124,7 @@ LoadResult RunLoad(const LoadOptions& o) {
     if (o.tick) o.tick(std::chrono::duration<double>(stop_at - now).count(), now >= measure_from);
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
-  for (auto& th : threads) th.join();
+  for (auto& th : workers) th.join();
   result.seconds = o.duration_s;
   result.ops = result.latency_us.size();
   std::sort(result.latency_us.begin(), result.latency_us.end());

@@ -1,7 +1,8 @@
-// Closed-loop load over gRPC: `clients` threads, each with its own channel,
-// each sending the next request as soon as the last one is answered (Put
-// of a random key from the keyspace, or Get). Every latency is kept, so the
-// percentiles are exact.
+// Closed-loop load over gRPC: `clients` clients, each with its own channel
+// and one request in flight, sending the next as soon as the last one is
+// answered (Put of a random key from the keyspace, or Get). Asynchronous
+// calls on two threads drive them all, so the generator stays light. Every
+// latency is kept, so the percentiles are exact.
 #pragma once
 
 #include <cstdint>
