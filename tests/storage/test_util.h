@@ -67,8 +67,8 @@ inline std::unique_ptr<Binlog> OpenBinlog(const std::filesystem::path& dir,
 }
 
 // Commits PutEvent("key<i>", value) for i in [0, n); false on the first error.
-inline bool CommitKeys(Binlog& b, int n, const std::string& value = "v") {
-  for (int i = 0; i < n; ++i) {
+inline bool CommitKeys(Binlog& b, uint64_t n, const std::string& value = "v") {
+  for (uint64_t i = 0; i < n; ++i) {
     v1::Event e = PutEvent("key" + std::to_string(i), value);
     absl::Status s = b.Commit(&e);
     EXPECT_TRUE(s.ok()) << s;
