@@ -76,8 +76,11 @@ TEST(SemiSyncTest, SeedWalkthroughHealthyTimeoutAndRecovery) {
   // The healthy write: waits for the replica's ACK.
   ASSERT_TRUE(p.Put("a", "1").ok());
   EXPECT_EQ(Num(p, "yes_tx"), 1u);
-  EXPECT_EQ(Num(p, "tx_waits"), 1u);
-  EXPECT_GT(Num(p, "tx_wait_time"), 0u);
+  // Normally 1; 0 if the ACK beat the committer to its wait (counted as
+  // yes_tx only, as in MySQL). Never more.
+  const uint64_t waits_after_first = Num(p, "tx_waits");
+  EXPECT_LE(waits_after_first, 1u);
+  if (waits_after_first == 1) EXPECT_GT(Num(p, "tx_wait_time"), 0u);
   EXPECT_EQ(Num(p, "tx_avg_wait_time"), Num(p, "tx_wait_time"));
   EXPECT_GE(Num(p, "net_waits"), 1u);
 
@@ -103,7 +106,8 @@ TEST(SemiSyncTest, SeedWalkthroughHealthyTimeoutAndRecovery) {
   ASSERT_TRUE(WaitFor([&] { return Stat(p, "Rpl_semi_sync_master_status") == "ON"; }));
   ASSERT_TRUE(p.Put("d", "4").ok());
   EXPECT_EQ(Num(p, "yes_tx"), 2u);
-  EXPECT_EQ(Num(p, "tx_waits"), 2u);
+  EXPECT_GE(Num(p, "tx_waits"), waits_after_first);
+  EXPECT_LE(Num(p, "tx_waits"), waits_after_first + 1);
   EXPECT_EQ(Num(p, "no_times"), 1u);
 }
 
