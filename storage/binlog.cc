@@ -133,7 +133,9 @@ absl::Status Binlog::Enqueue(Writer* w) {
   Gtid last = last_visible_;
   for (Writer* x : group) {
     if (x->assign != nullptr) {
-      GtidToProto(Gtid{epoch_, next_seq_}, x->assign->mutable_gtid());
+      // The group's running epoch: a replicated event earlier in this group
+      // may have raised it, and epochs never go down along the history.
+      GtidToProto(Gtid{epoch, next_seq_}, x->assign->mutable_gtid());
       ++next_seq_;
     } else {
       // Preassigned GTIDs must continue the history exactly.

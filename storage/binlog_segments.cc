@@ -68,10 +68,15 @@ absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_vie
       return Corruption(path, offset, "event payload does not decode");
     }
     uint64_t want = first_seq + r.events;
-    if (event.gtid().seq() != want || event.gtid().epoch() < r.last.epoch) {
+    if (event.gtid().seq() != want) {
       return Corruption(path, offset,
                         "event has gtid " + GtidFromProto(event.gtid()).ToString() +
                             ", expected seq " + std::to_string(want));
+    }
+    if (event.gtid().epoch() < r.last.epoch) {
+      return Corruption(path, offset,
+                        "event has gtid " + GtidFromProto(event.gtid()).ToString() +
+                            ": its epoch goes back from " + std::to_string(r.last.epoch));
     }
     r.last = GtidFromProto(event.gtid());
     ++r.events;
