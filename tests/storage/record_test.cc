@@ -1,86 +1,207 @@
+// Tests storage/record.cc and storage/crc32c.cc: the byte layout drawn in
+// binlog_format.h, and how ParseRecord tells a cut record (torn tail) from a
+// damaged one (corruption).
 #include "storage/record.h"
 
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "gtest/gtest.h"
+#include "storage/binlog_format.h"
+#include "storage/crc32c.h"
 
 namespace relaykv {
 namespace {
 
+using binlog_format::kHeaderCrcCovered;
+using binlog_format::kHeaderCrcOffset;
 using binlog_format::kRecordHeaderSize;
+using binlog_format::kSegmentHeaderSize;
 using binlog_format::RecordType;
 
-TEST(RecordTest, Crc32cMatchesTheKnownVector) { EXPECT_EQ(Crc32c("123456789"), 0xE3069283u); }
-
-TEST(RecordTest, SegmentHeaderRoundTripsAndRejectsDamage) {
-  std::string h = EncodeSegmentHeader(42, 7);
-  ASSERT_EQ(h.size(), binlog_format::kSegmentHeaderSize);
-  uint64_t first = 0;
-  uint32_t epoch = 0;
-  ASSERT_TRUE(DecodeSegmentHeader(h, &first, &epoch));
-  EXPECT_EQ(first, 42u);
-  EXPECT_EQ(epoch, 7u);
-  for (size_t i = 0; i < binlog_format::kHeaderCrcOffset + 4; ++i) {
-    std::string bad = h;
-    bad[i] ^= 0x01;
-    EXPECT_FALSE(DecodeSegmentHeader(bad, &first)) << "flipped byte " << i;
-  }
-  EXPECT_FALSE(DecodeSegmentHeader(h.substr(0, 31), &first));
+uint32_t Fixed32At(const std::string& s, size_t at) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<uint8_t>(s[at + i])} << (8 * i);
+  return v;
 }
 
-TEST(RecordTest, RecordRoundTrips) {
+void PutFixed32At(std::string* s, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) (*s)[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+std::string Record(std::string_view payload) {
   std::string buf;
-  AppendRecord(&buf, RecordType::kEvent, "hello");
-  AppendRecord(&buf, RecordType::kEvent, "");
-  ParsedRecord r;
-  ASSERT_EQ(ParseRecord(buf, &r), RecordParse::kOk);
-  EXPECT_EQ(r.payload, "hello");
-  EXPECT_EQ(r.total_size, kRecordHeaderSize + 5);
-  ASSERT_EQ(ParseRecord(std::string_view(buf).substr(r.total_size), &r), RecordParse::kOk);
-  EXPECT_EQ(r.payload, "");
+  AppendRecord(&buf, RecordType::kEvent, payload);
+  return buf;
 }
 
-TEST(RecordTest, EveryTruncationIsIncompleteNeverOk) {
-  std::string buf;
-  AppendRecord(&buf, RecordType::kEvent, std::string(100, 'x'));
-  for (size_t n = 0; n < buf.size(); ++n) {
-    ParsedRecord r;
-    RecordParse p = ParseRecord(std::string_view(buf).substr(0, n), &r);
-    EXPECT_EQ(p, n < kRecordHeaderSize ? RecordParse::kHeaderIncomplete : RecordParse::kPayloadIncomplete)
-        << "cut at " << n;
-  }
+// Recomputes a segment header's CRC so that only the field a test damaged
+// is wrong.
+void ResealSegmentHeader(std::string* h) {
+  PutFixed32At(h, kHeaderCrcOffset, Crc32c(std::string_view(*h).substr(0, kHeaderCrcOffset)));
 }
 
-TEST(RecordTest, FlippedBitsAreDetected) {
-  std::string buf;
-  AppendRecord(&buf, RecordType::kEvent, std::string(50, 'x'));
-  for (size_t i = 0; i < buf.size(); ++i) {
-    std::string bad = buf;
-    bad[i] ^= 0x10;
-    ParsedRecord r;
-    RecordParse p = ParseRecord(bad, &r);
-    if (i < kRecordHeaderSize) {
-      EXPECT_EQ(p, RecordParse::kBadHeader) << "byte " << i;
-    } else {
-      EXPECT_EQ(p, RecordParse::kBadCrc) << "byte " << i;
-    }
-  }
+TEST(Crc32cTest, MatchesTheKnownVectors) {
+  EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(Crc32c(std::string(32, '\0')), 0x8A9136AAu);  // RFC 3720 B.4
+  EXPECT_EQ(Crc32c(std::string(32, '\xff')), 0x62A8AB43u);  // RFC 3720 B.4
+  EXPECT_EQ(Crc32c(""), 0u);
 }
 
-}  // namespace
-}  // namespace relaykv
-
-namespace relaykv {
-namespace {
-
-TEST(RecordTest, Crc32cOfTwoPartsEqualsCrc32cOfTheirConcatenation) {
+TEST(Crc32cTest, TwoPartsGiveTheCrcOfTheirConcatenation) {
   std::string data;
   for (int i = 0; i < 1000; ++i) data.push_back(static_cast<char>(i * 31));
-  for (size_t cut : {0u, 1u, 7u, 8u, 9u, 500u, 999u, 1000u}) {
+  for (size_t cut : {0u, 1u, 7u, 8u, 9u, 15u, 16u, 500u, 999u, 1000u}) {
     EXPECT_EQ(Crc32c(std::string_view(data).substr(0, cut), std::string_view(data).substr(cut)),
               Crc32c(data))
         << "cut at " << cut;
   }
-  EXPECT_EQ(Crc32c(""), 0u);
-  EXPECT_EQ(Crc32c(std::string(32, '\0')), 0x8A9136AAu);  // RFC 3720 B.4 test vector
+}
+
+TEST(SegmentHeaderTest, RoundTripsFirstSeqAndPrevEpoch) {
+  const std::pair<uint64_t, uint32_t> cases[] = {{1, 0}, {42, 7}, {~0ull, ~0u}, {1ull << 40, 1}};
+  for (auto [first_seq, prev_epoch] : cases) {
+    const std::string h = EncodeSegmentHeader(first_seq, prev_epoch);
+    ASSERT_EQ(h.size(), kSegmentHeaderSize);
+    EXPECT_EQ(h.substr(0, 8), binlog_format::kMagic);
+    EXPECT_EQ(Fixed32At(h, 8), binlog_format::kVersion);
+    EXPECT_EQ(Fixed32At(h, 28), 0u) << "padding is zero";
+    uint64_t got_seq = 0;
+    uint32_t got_epoch = 0;
+    ASSERT_TRUE(DecodeSegmentHeader(h, &got_seq, &got_epoch));
+    EXPECT_EQ(got_seq, first_seq);
+    EXPECT_EQ(got_epoch, prev_epoch);
+  }
+}
+
+TEST(SegmentHeaderTest, BadMagicIsRejectedEvenWithAGoodCrc) {
+  std::string h = EncodeSegmentHeader(5, 1);
+  h[0] = 'X';
+  ResealSegmentHeader(&h);
+  uint64_t first_seq = 0;
+  EXPECT_FALSE(DecodeSegmentHeader(h, &first_seq));
+}
+
+TEST(SegmentHeaderTest, UnknownVersionIsRejectedEvenWithAGoodCrc) {
+  std::string h = EncodeSegmentHeader(5, 1);
+  PutFixed32At(&h, 8, binlog_format::kVersion + 1);
+  ResealSegmentHeader(&h);
+  uint64_t first_seq = 0;
+  EXPECT_FALSE(DecodeSegmentHeader(h, &first_seq));
+}
+
+TEST(SegmentHeaderTest, AnyFlippedByteFailsTheCrc) {
+  const std::string h = EncodeSegmentHeader(42, 7);
+  for (size_t i = 0; i < kHeaderCrcOffset + 4; ++i) {
+    std::string bad = h;
+    bad[i] ^= 0x01;
+    uint64_t first_seq = 0;
+    EXPECT_FALSE(DecodeSegmentHeader(bad, &first_seq)) << "flipped byte " << i;
+  }
+}
+
+TEST(SegmentHeaderTest, ShortHeaderIsRejected) {
+  const std::string h = EncodeSegmentHeader(42, 7);
+  uint64_t first_seq = 0;
+  for (size_t n = 0; n < kSegmentHeaderSize; ++n) {
+    EXPECT_FALSE(DecodeSegmentHeader(h.substr(0, n), &first_seq)) << n << " bytes";
+  }
+}
+
+TEST(RecordTest, LayoutIsAsDrawnInTheFormatHeader) {
+  const std::string payload("pay\0load", 8);
+  const std::string r = Record(payload);
+  ASSERT_EQ(r.size(), kRecordHeaderSize + payload.size());
+  const char type = static_cast<char>(RecordType::kEvent);
+  EXPECT_EQ(Fixed32At(r, 0), Crc32c(std::string_view(&type, 1), payload)) << "crc: type+payload";
+  EXPECT_EQ(Fixed32At(r, 4), payload.size()) << "length, little-endian";
+  EXPECT_EQ(r[8], type);
+  EXPECT_EQ(Fixed32At(r, 9), Crc32c(std::string_view(r).substr(0, kHeaderCrcCovered)))
+      << "hcrc: crc, length, type";
+  EXPECT_EQ(r.substr(kRecordHeaderSize), payload);
+}
+
+TEST(RecordTest, ConsecutiveRecordsRoundTrip) {
+  const std::vector<std::string> payloads = {"hello", "", std::string(1, '\0'),
+                                             std::string(70000, 'x'), std::string("a\0b\xff", 4)};
+  std::string buf;
+  for (const auto& p : payloads) AppendRecord(&buf, RecordType::kEvent, p);
+  buf += "trailing bytes belong to the next record";
+  std::string_view rest = buf;
+  for (const auto& p : payloads) {
+    ParsedRecord r;
+    ASSERT_EQ(ParseRecord(rest, &r), RecordParse::kOk);
+    EXPECT_EQ(r.type, RecordType::kEvent);
+    EXPECT_EQ(r.payload, p);
+    EXPECT_EQ(r.total_size, kRecordHeaderSize + p.size());
+    rest.remove_prefix(r.total_size);
+  }
+  EXPECT_EQ(rest, "trailing bytes belong to the next record");
+}
+
+TEST(RecordTest, EveryTruncationIsIncompleteNeverOkNorCorrupt) {
+  const std::string r = Record(std::string(100, 'x'));
+  for (size_t n = 0; n < r.size(); ++n) {
+    ParsedRecord out;
+    const RecordParse p = ParseRecord(std::string_view(r).substr(0, n), &out);
+    if (n < kRecordHeaderSize) {
+      EXPECT_EQ(p, RecordParse::kHeaderIncomplete) << "cut at " << n;
+    } else {
+      EXPECT_EQ(p, RecordParse::kPayloadIncomplete) << "cut at " << n;
+      EXPECT_EQ(out.total_size, r.size()) << "the trusted header gives the full size; cut at " << n;
+    }
+  }
+}
+
+TEST(RecordTest, FlippedHeaderByteIsABadHeader) {
+  const std::string r = Record(std::string(50, 'x'));
+  for (size_t i = 0; i < kRecordHeaderSize; ++i) {
+    for (uint8_t bit : {0x01, 0x10, 0x80}) {
+      std::string bad = r;
+      bad[i] = static_cast<char>(bad[i] ^ bit);
+      ParsedRecord out;
+      EXPECT_EQ(ParseRecord(bad, &out), RecordParse::kBadHeader) << "byte " << i << " bit " << +bit;
+    }
+  }
+}
+
+TEST(RecordTest, HeaderCrcIsCheckedBeforeTheLengthIsTrusted) {
+  // A flipped length bit that makes the payload look cut short must read as
+  // damage, not as a torn tail.
+  std::string bad = Record(std::string(50, 'x'));
+  bad[5] ^= 0x01;  // length 50 -> 306
+  ParsedRecord out;
+  EXPECT_EQ(ParseRecord(bad, &out), RecordParse::kBadHeader);
+}
+
+TEST(RecordTest, LengthAboveTheMaximumIsABadHeaderEvenWithAGoodHeaderCrc) {
+  std::string r = Record("x");
+  PutFixed32At(&r, 4, binlog_format::kMaxPayloadSize + 1);
+  PutFixed32At(&r, 9, Crc32c(std::string_view(r).substr(0, kHeaderCrcCovered)));
+  ParsedRecord out;
+  EXPECT_EQ(ParseRecord(r, &out), RecordParse::kBadHeader);
+}
+
+TEST(RecordTest, FlippedPayloadByteIsABadCrc) {
+  const std::string r = Record(std::string(50, 'x'));
+  for (size_t i = kRecordHeaderSize; i < r.size(); ++i) {
+    std::string bad = r;
+    bad[i] ^= 0x10;
+    ParsedRecord out;
+    EXPECT_EQ(ParseRecord(bad, &out), RecordParse::kBadCrc) << "byte " << i;
+    EXPECT_EQ(out.total_size, r.size()) << "byte " << i;
+  }
+}
+
+TEST(RecordTest, ZeroBytesAreNeverARecord) {
+  // A zero-filled tail (preallocated or never written) must not parse as an
+  // empty record.
+  for (size_t n : {kRecordHeaderSize, size_t{64}, size_t{4096}}) {
+    ParsedRecord out;
+    EXPECT_EQ(ParseRecord(std::string(n, '\0'), &out), RecordParse::kBadHeader) << n << " zeros";
+  }
 }
 
 }  // namespace

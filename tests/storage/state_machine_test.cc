@@ -1,103 +1,226 @@
-// The RocksDB state machine and the applier that feeds it from the binlog.
+// Tests storage/state_machine.cc: batches apply atomically with their GTID,
+// refuse to skip or repeat seqs, and survive a reopen.
 #include "storage/state_machine.h"
 
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
-#include "storage/applier.h"
-#include "tests/storage/storage_test_util.h"
+#include "tests/storage/test_util.h"
 
 namespace relaykv {
 namespace {
 
+using testing::At;
+using testing::DeleteEvent;
 using testing::PutEvent;
 using testing::TempDir;
-using Clock = std::chrono::steady_clock;
+using Value = std::optional<std::string>;
 
-v1::Event At(v1::Event e, uint64_t seq) {
-  e.mutable_gtid()->set_epoch(1);
-  e.mutable_gtid()->set_seq(seq);
+std::unique_ptr<StateMachine> OpenState(const std::filesystem::path& dir) {
+  auto sm = StateMachine::Open(dir);
+  EXPECT_TRUE(sm.ok()) << sm.status();
+  return sm.ok() ? *std::move(sm) : nullptr;
+}
+
+// The value of `key`, failing the test on a read error.
+Value Get(const StateMachine& sm, const std::string& key) {
+  auto v = sm.Get(key);
+  EXPECT_TRUE(v.ok()) << v.status();
+  return v.ok() ? *v : Value();
+}
+
+v1::Event PutMany(std::vector<std::pair<std::string, std::string>> kvs) {
+  v1::Event e;
+  for (auto& [k, v] : kvs) {
+    auto* m = e.add_mutations();
+    m->set_op(v1::Mutation::PUT);
+    m->set_key(k);
+    m->set_value(v);
+  }
   return e;
 }
 
-TEST(StateMachineTest, AppliesBatchesAtomicallyWithTheGtid) {
+TEST(StateMachineTest, FreshStateHasNothingApplied) {
   TempDir dir;
-  auto sm = *StateMachine::Open(dir.path());
-  v1::Event del = At(PutEvent("a", ""), 3);
-  del.mutable_mutations(0)->set_op(v1::Mutation::DELETE);
-  std::string binary_key("k\0ey", 4);
-  std::vector<v1::Event> batch = {At(PutEvent("a", "1"), 1), At(PutEvent(binary_key, ""), 2), del};
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  EXPECT_EQ(sm->Applied(), (Gtid{0, 0}));
+  EXPECT_EQ(Get(*sm, "absent"), std::nullopt);
+}
+
+TEST(StateMachineTest, ApplyMakesEveryMutationOfTheBatchVisible) {
+  TempDir dir;
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  std::vector<v1::Event> batch = {At(1, 1, PutMany({{"a", "1"}, {"b", "2"}})),
+                                  At(1, 2, PutEvent("c", "3")),
+                                  At(2, 3, PutMany({{"d", "4"}, {"a", "overwritten"}}))};
   ASSERT_TRUE(sm->Apply(batch).ok());
-  EXPECT_EQ(sm->Applied(), (Gtid{1, 3}));
-  EXPECT_EQ(*sm->Get("a"), std::nullopt);
-  EXPECT_EQ(*sm->Get(binary_key), std::optional<std::string>(""));
+  EXPECT_EQ(sm->Applied(), (Gtid{2, 3})) << "the last event's GTID, epoch included";
+  EXPECT_EQ(Get(*sm, "a"), Value("overwritten"));
+  EXPECT_EQ(Get(*sm, "b"), Value("2"));
+  EXPECT_EQ(Get(*sm, "c"), Value("3"));
+  EXPECT_EQ(Get(*sm, "d"), Value("4"));
+  std::vector<v1::Event> next = {At(2, 4, PutEvent("e", "5"))};
+  ASSERT_TRUE(sm->Apply(next).ok());
+  EXPECT_EQ(sm->Applied(), (Gtid{2, 4}));
 }
 
-TEST(StateMachineTest, OutOfOrderBatchChangesNothing) {
+TEST(StateMachineTest, EmptyBatchChangesNothing) {
   TempDir dir;
-  auto sm = *StateMachine::Open(dir.path());
-  std::vector<v1::Event> first = {At(PutEvent("a", "1"), 1)};
-  ASSERT_TRUE(sm->Apply(first).ok());
-  std::vector<v1::Event> gap = {At(PutEvent("b", "2"), 3)};
-  EXPECT_EQ(sm->Apply(gap).code(), absl::StatusCode::kFailedPrecondition);
-  std::vector<v1::Event> half = {At(PutEvent("c", "3"), 2), At(PutEvent("d", "4"), 4)};
-  EXPECT_EQ(sm->Apply(half).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(*sm->Get("c"), std::nullopt) << "a refused batch applies nothing";
-  EXPECT_EQ(sm->Applied().seq, 1u);
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  EXPECT_TRUE(sm->Apply({}).ok());
+  EXPECT_EQ(sm->Applied(), (Gtid{0, 0}));
 }
 
-TEST(StateMachineTest, SurvivesReopen) {
+// Applies seqs 1..2 ("a", "b"), then expects `bad` refused with nothing changed.
+void ExpectRefused(const std::filesystem::path& dir, std::vector<v1::Event> bad) {
+  auto sm = OpenState(dir);
+  ASSERT_NE(sm, nullptr);
+  std::vector<v1::Event> good = {At(1, 1, PutEvent("a", "1")), At(1, 2, PutEvent("b", "2"))};
+  ASSERT_TRUE(sm->Apply(good).ok());
+  const absl::Status s = sm->Apply(bad);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_EQ(sm->Applied(), (Gtid{1, 2}));
+  for (const v1::Event& e : bad) {
+    EXPECT_EQ(Get(*sm, e.mutations(0).key()), std::nullopt)
+        << "a refused batch applies nothing, not even its good prefix";
+  }
+  EXPECT_EQ(Get(*sm, "a"), Value("1"));
+  sm.reset();
+  sm = OpenState(dir);
+  ASSERT_NE(sm, nullptr);
+  EXPECT_EQ(sm->Applied(), (Gtid{1, 2})) << "nor after a reopen";
+}
+
+TEST(StateMachineTest, BatchThatSkipsASeqIsRefused) {
+  TempDir dir;
+  ExpectRefused(dir.path(), {At(1, 4, PutEvent("x", "v"))});
+}
+
+TEST(StateMachineTest, BatchThatRepeatsAnAppliedSeqIsRefused) {
+  TempDir dir;
+  ExpectRefused(dir.path(), {At(1, 2, PutEvent("x", "v"))});
+}
+
+TEST(StateMachineTest, BatchWithAGapInsideIsRefusedWhole) {
+  TempDir dir;
+  ExpectRefused(dir.path(), {At(1, 3, PutEvent("x", "v")), At(1, 5, PutEvent("y", "v"))});
+}
+
+TEST(StateMachineTest, FirstBatchMustStartAtSeq1) {
+  TempDir dir;
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  std::vector<v1::Event> late = {At(1, 2, PutEvent("x", "v"))};
+  EXPECT_EQ(sm->Apply(late).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Get(*sm, "x"), std::nullopt);
+}
+
+TEST(StateMachineTest, PutThenDeleteInOneBatchLeavesTheKeyAbsent) {
+  TempDir dir;
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  v1::Event same_event = PutEvent("k1", "v");
+  same_event.MergeFrom(DeleteEvent("k1"));  // PUT k1, DELETE k1 in one event
+  v1::Event delete_then_put = DeleteEvent("k3");
+  delete_then_put.MergeFrom(PutEvent("k3", "back"));
+  std::vector<v1::Event> batch = {At(1, 1, same_event), At(1, 2, PutEvent("k2", "v")),
+                                  At(1, 3, DeleteEvent("k2")), At(1, 4, delete_then_put)};
+  ASSERT_TRUE(sm->Apply(batch).ok());
+  EXPECT_EQ(Get(*sm, "k1"), std::nullopt);
+  EXPECT_EQ(Get(*sm, "k2"), std::nullopt) << "across events of one batch";
+  EXPECT_EQ(Get(*sm, "k3"), Value("back")) << "mutations apply in order";
+  EXPECT_EQ(sm->Applied().seq, 4u);
+}
+
+TEST(StateMachineTest, EmptyValueIsStoredAndDistinctFromAbsent) {
+  TempDir dir;
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  std::vector<v1::Event> batch = {At(1, 1, PutEvent("empty", ""))};
+  ASSERT_TRUE(sm->Apply(batch).ok());
+  EXPECT_EQ(Get(*sm, "empty"), Value(""));
+  EXPECT_EQ(Get(*sm, "absent"), std::nullopt);
+}
+
+TEST(StateMachineTest, BinaryKeysWithNulBytesAreDistinct) {
+  TempDir dir;
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  const std::string k1("a\0b", 3), k2("a\0c", 3), k3("a", 1), k4("\0", 1);
+  const std::string value("\0\xff\0", 3);
+  std::vector<v1::Event> batch = {At(1, 1, PutMany({{k1, "1"}, {k2, "2"}, {k4, value}}))};
+  ASSERT_TRUE(sm->Apply(batch).ok());
+  EXPECT_EQ(Get(*sm, k1), Value("1"));
+  EXPECT_EQ(Get(*sm, k2), Value("2"));
+  EXPECT_EQ(Get(*sm, k3), std::nullopt) << "not cut at the NUL";
+  EXPECT_EQ(Get(*sm, k4), Value(value));
+}
+
+TEST(StateMachineTest, AppliedAndDataSurviveReopenAfterFlush) {
   TempDir dir;
   {
-    auto sm = *StateMachine::Open(dir.path());
-    std::vector<v1::Event> b = {At(PutEvent("a", "1"), 1), At(PutEvent("b", "2"), 2)};
+    auto sm = OpenState(dir.path());
+    ASSERT_NE(sm, nullptr);
+    std::vector<v1::Event> b = {At(1, 1, PutEvent("a", "1")), At(3, 2, PutEvent("b", "2"))};
+    ASSERT_TRUE(sm->Apply(b).ok());
+    ASSERT_TRUE(sm->Flush().ok());
+  }
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  EXPECT_EQ(sm->Applied(), (Gtid{3, 2}));
+  EXPECT_EQ(Get(*sm, "a"), Value("1"));
+  EXPECT_EQ(Get(*sm, "b"), Value("2"));
+}
+
+TEST(StateMachineTest, AppliedAndDataSurviveReopenWithoutFlush) {
+  // The WAL is off; closing the DB must flush the memtables.
+  TempDir dir;
+  {
+    auto sm = OpenState(dir.path());
+    ASSERT_NE(sm, nullptr);
+    std::vector<v1::Event> b = {At(1, 1, PutEvent("a", "1")), At(1, 2, DeleteEvent("a")),
+                                At(1, 3, PutEvent("b", "2"))};
     ASSERT_TRUE(sm->Apply(b).ok());
   }
-  auto sm = *StateMachine::Open(dir.path());
-  EXPECT_EQ(sm->Applied().seq, 2u);
-  EXPECT_EQ(*sm->Get("b"), std::optional<std::string>("2"));
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  EXPECT_EQ(sm->Applied(), (Gtid{1, 3}));
+  EXPECT_EQ(Get(*sm, "a"), std::nullopt);
+  EXPECT_EQ(Get(*sm, "b"), Value("2"));
+  std::vector<v1::Event> next = {At(1, 4, PutEvent("c", "3"))};
+  EXPECT_TRUE(sm->Apply(next).ok()) << "continues from the reopened position";
 }
 
-TEST(ApplierTest, AppliesOnlyWhatIsReleased) {
+TEST(StateMachineTest, ChecksumIsEqualForEqualDataAndChangesWithIt) {
   TempDir dir;
-  auto binlog = testing::OpenBinlog(dir.path() / "binlog");
-  auto sm = *StateMachine::Open(dir.path() / "db");
-  Applier applier(binlog.get(), sm.get());
-  ASSERT_TRUE(applier.Start().ok());
-  for (int i = 1; i <= 3; ++i) {
-    v1::Event e = PutEvent("k" + std::to_string(i), "v");
-    ASSERT_TRUE(binlog->Commit(&e).ok());
-  }
-  applier.Release(2);
-  ASSERT_TRUE(applier.WaitApplied(2, Clock::now() + std::chrono::seconds(20)).ok());
-  EXPECT_EQ(*sm->Get("k2"), std::optional<std::string>("v"));
-  EXPECT_EQ(applier.WaitApplied(3, Clock::now() + std::chrono::milliseconds(100)).code(),
-            absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(*sm->Get("k3"), std::nullopt) << "not released, not visible";
-  applier.Release(3);
-  applier.ApplyReleased();
-  ASSERT_TRUE(applier.WaitApplied(3, Clock::now() + std::chrono::seconds(20)).ok());
-  EXPECT_EQ(*sm->Get("k3"), std::optional<std::string>("v"));
-}
-
-TEST(ApplierTest, StopCancelsWaitersAndRestartReplaysTheRest) {
-  TempDir dir;
-  auto binlog = testing::OpenBinlog(dir.path() / "binlog");
-  auto sm = *StateMachine::Open(dir.path() / "db");
-  auto applier = std::make_unique<Applier>(binlog.get(), sm.get());
-  ASSERT_TRUE(applier->Start().ok());
-  for (int i = 1; i <= 5; ++i) {
-    v1::Event e = PutEvent("k" + std::to_string(i), "v");
-    ASSERT_TRUE(binlog->Commit(&e).ok());
-  }
-  applier->Release(2);
-  ASSERT_TRUE(applier->WaitApplied(2, Clock::now() + std::chrono::seconds(20)).ok());
-  applier->Stop();
-  EXPECT_EQ(applier->WaitApplied(5, Clock::now() + std::chrono::seconds(20)).code(),
-            absl::StatusCode::kCancelled);
-  applier = std::make_unique<Applier>(binlog.get(), sm.get());
-  ASSERT_TRUE(applier->Start().ok());
-  applier->Release(5);
-  ASSERT_TRUE(applier->WaitApplied(5, Clock::now() + std::chrono::seconds(20)).ok());
-  EXPECT_EQ(*sm->Get("k5"), std::optional<std::string>("v"));
+  auto a = OpenState(dir.path() / "a");
+  auto b = OpenState(dir.path() / "b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  // Same keys and values reached by different batches.
+  std::vector<v1::Event> to_a = {At(1, 1, PutMany({{"ab", "c"}, {"x", "1"}}))};
+  std::vector<v1::Event> to_b = {At(1, 1, PutMany({{"x", "1"}, {"ab", "c"}}))};
+  ASSERT_TRUE(a->Apply(to_a).ok());
+  ASSERT_TRUE(b->Apply(to_b).ok());
+  auto ca = a->ComputeChecksum();
+  auto cb = b->ComputeChecksum();
+  ASSERT_TRUE(ca.ok() && cb.ok());
+  EXPECT_EQ(ca->gtid, (Gtid{1, 1}));
+  EXPECT_EQ(ca->keys, 2u);
+  EXPECT_EQ(ca->hash, cb->hash);
+  // ("ab","c") vs ("a","bc"): same bytes, different data.
+  std::vector<v1::Event> split = {At(1, 2, DeleteEvent("ab")), At(1, 3, PutEvent("a", "bc"))};
+  ASSERT_TRUE(b->Apply(split).ok());
+  cb = b->ComputeChecksum();
+  ASSERT_TRUE(cb.ok());
+  EXPECT_EQ(cb->keys, 2u);
+  EXPECT_NE(ca->hash, cb->hash);
 }
 
 }  // namespace

@@ -1,0 +1,229 @@
+// Tests binlog retention (storage/binlog.cc: PurgeTo, PurgeUpToSeq,
+// PurgeOlderThan, PurgeToTotalSize): whole segments from the oldest on,
+// never the active one, never one holding a seq >= keep_from_seq, the index
+// rewritten so the purge survives a reopen.
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "storage/binlog.h"
+#include "storage/binlog_format.h"
+#include "storage/binlog_reader.h"
+#include "tests/storage/test_util.h"
+
+namespace relaykv {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::OpenBinlog;
+using testing::Range;
+using testing::ReadSeqs;
+using testing::TempDir;
+
+constexpr uint64_t kMaxSize = 4096;
+constexpr uint64_t kEvents = 400;
+constexpr uint64_t kAll = UINT64_MAX;  // keep_from_seq that protects nothing
+
+std::vector<std::string> IndexLines(const fs::path& dir) {
+  std::istringstream in(testing::ReadFile(dir / binlog_format::kIndexFileName));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+class BinlogPurgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    b_ = OpenBinlog(dir_.path(), kMaxSize);
+    ASSERT_NE(b_, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b_, kEvents, std::string(64, 'v')));
+    segs_ = b_->Segments();
+    ASSERT_GT(segs_.size(), 6u);
+  }
+
+  // Expects segs_[first..] to be exactly what is left: in Segments(), in
+  // the index and on disk, and readable; segs_[..first) gone.
+  void ExpectLiveFrom(size_t first) {
+    std::vector<std::string> want;
+    for (size_t i = first; i < segs_.size(); ++i) want.push_back(segs_[i].name);
+    std::vector<std::string> live;
+    for (const SegmentInfo& s : b_->Segments()) live.push_back(s.name);
+    EXPECT_EQ(live, want);
+    EXPECT_EQ(IndexLines(dir_.path()), want) << "binlog.index rewritten";
+    for (size_t i = 0; i < segs_.size(); ++i) {
+      EXPECT_EQ(fs::exists(dir_.path() / segs_[i].name), i >= first) << segs_[i].name;
+    }
+    const uint64_t first_seq = segs_[first].first_seq;
+    EXPECT_EQ(b_->FirstAvailableSeq(), first_seq);
+    if (first_seq > 1) {
+      EXPECT_EQ(b_->NewReader(first_seq - 1).status().code(), absl::StatusCode::kOutOfRange);
+      EXPECT_EQ(b_->NewReader(1).status().code(), absl::StatusCode::kOutOfRange);
+    }
+    EXPECT_EQ(ReadSeqs(*b_, first_seq), Range(first_seq, b_->LastVisible().seq));
+  }
+
+  int Purged(absl::StatusOr<int> n) {
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? *n : -1;
+  }
+
+  size_t last() const { return segs_.size() - 1; }
+
+  TempDir dir_;
+  std::unique_ptr<Binlog> b_;
+  std::vector<SegmentInfo> segs_;  // as written, before any purge
+};
+
+TEST_F(BinlogPurgeTest, PurgeToRemovesTheSegmentsBeforeTheNamedOne) {
+  EXPECT_EQ(Purged(b_->PurgeTo(segs_[3].name, kAll)), 3);
+  ExpectLiveFrom(3);
+  EXPECT_EQ(Purged(b_->PurgeTo(segs_[3].name, kAll)), 0) << "idempotent";
+}
+
+TEST_F(BinlogPurgeTest, PurgeToTheActiveSegmentKeepsIt) {
+  EXPECT_EQ(Purged(b_->PurgeTo(segs_.back().name, kAll)), static_cast<int>(last()));
+  ExpectLiveFrom(last());
+  v1::Event e = testing::PutEvent("still", "writable");
+  ASSERT_TRUE(b_->Commit(&e).ok());
+  EXPECT_EQ(e.gtid().seq(), kEvents + 1);
+}
+
+TEST_F(BinlogPurgeTest, PurgeToRefusesNamesOutsideTheIndex) {
+  EXPECT_EQ(b_->PurgeTo("nonsense", kAll).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(b_->PurgeTo("binlog.999999", kAll).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_EQ(Purged(b_->PurgeTo(segs_[2].name, kAll)), 2);
+  EXPECT_EQ(b_->PurgeTo(segs_[0].name, kAll).status().code(), absl::StatusCode::kNotFound)
+      << "already purged";
+  ExpectLiveFrom(2);
+}
+
+TEST_F(BinlogPurgeTest, NeverRemovesASegmentHoldingKeepFromSeqOrLater) {
+  const std::string target = segs_[5].name;
+  // The last seq of segment 0 is needed: nothing goes.
+  EXPECT_EQ(Purged(b_->PurgeTo(target, segs_[1].first_seq - 1)), 0);
+  EXPECT_EQ(Purged(b_->PurgeTo(target, 0)), 0);
+  ExpectLiveFrom(0);
+  // Segment 1's first seq is needed: only segment 0 goes.
+  EXPECT_EQ(Purged(b_->PurgeTo(target, segs_[1].first_seq)), 1);
+  ExpectLiveFrom(1);
+  // A seq inside segment 2 is needed: segment 1 goes, 2 stays.
+  EXPECT_EQ(Purged(b_->PurgeTo(target, segs_[2].first_seq + 1)), 1);
+  ExpectLiveFrom(2);
+  EXPECT_EQ(Purged(b_->PurgeUpToSeq(kAll, segs_[3].first_seq + 1)), 1);
+  ExpectLiveFrom(3);
+  EXPECT_EQ(Purged(b_->PurgeOlderThan(fs::file_time_type::clock::now() + std::chrono::hours(1),
+                                      segs_[4].first_seq)),
+            1);
+  ExpectLiveFrom(4);
+}
+
+TEST_F(BinlogPurgeTest, PurgeUpToSeqRemovesSegmentsWhoseEventsAreAllBelowIt) {
+  // Segment 1 ends at segs_[2].first_seq - 1, which is not below that seq.
+  EXPECT_EQ(Purged(b_->PurgeUpToSeq(segs_[2].first_seq - 1, kAll)), 1);
+  ExpectLiveFrom(1);
+  EXPECT_EQ(Purged(b_->PurgeUpToSeq(segs_[3].first_seq, kAll)), 2);
+  ExpectLiveFrom(3);
+  EXPECT_EQ(Purged(b_->PurgeUpToSeq(kAll, kAll)), static_cast<int>(last() - 3))
+      << "everything but the active segment";
+  ExpectLiveFrom(last());
+}
+
+void SetAge(const fs::path& p, std::chrono::hours age) {
+  fs::last_write_time(p, fs::file_time_type::clock::now() - age);
+}
+
+TEST_F(BinlogPurgeTest, PurgeOlderThanRemovesSegmentsLastWrittenBeforeTheCutoff) {
+  for (size_t i = 0; i < 3; ++i) SetAge(dir_.path() / segs_[i].name, std::chrono::hours(2));
+  const auto one_hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  EXPECT_EQ(Purged(b_->PurgeOlderThan(one_hour_ago, kAll)), 3);
+  ExpectLiveFrom(3);
+  // Even if every segment is old, the active one stays.
+  for (const SegmentInfo& s : b_->Segments()) SetAge(dir_.path() / s.name, std::chrono::hours(2));
+  EXPECT_EQ(Purged(b_->PurgeOlderThan(one_hour_ago, kAll)), static_cast<int>(last() - 3));
+  ExpectLiveFrom(last());
+}
+
+TEST_F(BinlogPurgeTest, PurgeOlderThanRemovesOnlyAPrefix) {
+  // Segment 1 is old but segment 0 is not: removing 1 would leave a hole.
+  SetAge(dir_.path() / segs_[1].name, std::chrono::hours(2));
+  const auto one_hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  EXPECT_EQ(Purged(b_->PurgeOlderThan(one_hour_ago, kAll)), 0);
+  ExpectLiveFrom(0);
+}
+
+TEST_F(BinlogPurgeTest, PurgeToTotalSizeKeepsTheNewestWithinTheLimit) {
+  auto total = [&] {
+    uint64_t t = 0;
+    for (const auto& s : b_->Segments()) t += s.size_bytes;
+    return t;
+  };
+  const int n = Purged(b_->PurgeToTotalSize(5 * kMaxSize, kAll));
+  ASSERT_GT(n, 0);
+  EXPECT_LE(total(), 6 * kMaxSize) << "within the limit, plus one segment's overshoot";
+  ExpectLiveFrom(static_cast<size_t>(n));
+  EXPECT_EQ(Purged(b_->PurgeToTotalSize(1, b_->FirstAvailableSeq())), 0) << "the floor wins";
+}
+
+TEST_F(BinlogPurgeTest, PurgeSurvivesReopen) {
+  ASSERT_EQ(Purged(b_->PurgeTo(segs_[3].name, kAll)), 3);
+  b_.reset();
+  b_ = OpenBinlog(dir_.path(), kMaxSize);
+  ASSERT_NE(b_, nullptr);
+  ExpectLiveFrom(3);
+  v1::Event e = testing::PutEvent("after", "reopen");
+  ASSERT_TRUE(b_->Commit(&e).ok());
+  EXPECT_EQ(e.gtid().seq(), kEvents + 1);
+}
+
+TEST_F(BinlogPurgeTest, ReaderInsideAPurgedSegmentFinishesItThenFailsOutOfRange) {
+  auto reader = b_->NewReader(1);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  ASSERT_TRUE((*reader)->Next().ok());
+  ASSERT_EQ(Purged(b_->PurgeTo(segs_[2].name, kAll)), 2);
+  for (uint64_t seq = 2; seq < segs_[1].first_seq; ++seq) {
+    auto r = (*reader)->Next();
+    ASSERT_TRUE(r.ok()) << "seq " << seq << ": " << r.status();
+    ASSERT_TRUE(r->has_value());
+    EXPECT_EQ((*r)->event.gtid().seq(), seq);
+  }
+  EXPECT_EQ((*reader)->Next().status().code(), absl::StatusCode::kOutOfRange)
+      << "the next segment it needs was purged";
+}
+
+TEST(BinlogPurgeRaceTest, PurgesRacingRotationsKeepTheIndexConsistent) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path(), 1024);
+  ASSERT_NE(b, nullptr);
+  std::atomic<bool> done{false};
+  std::thread purger([&] {
+    while (!done.load()) {
+      const uint64_t last = b->LastVisible().seq;
+      auto n = b->PurgeUpToSeq(last > 20 ? last - 20 : 0, kAll);
+      ASSERT_TRUE(n.ok()) << n.status();
+    }
+  });
+  EXPECT_TRUE(testing::CommitKeys(*b, 2000, std::string(64, 'v')));
+  done = true;
+  purger.join();
+  const uint64_t first = b->FirstAvailableSeq();
+  EXPECT_GT(first, 1u) << "something was purged";
+  EXPECT_EQ(ReadSeqs(*b, first), Range(first, 2000));
+  std::vector<std::string> live;
+  for (const SegmentInfo& s : b->Segments()) live.push_back(s.name);
+  b.reset();
+  EXPECT_EQ(IndexLines(dir.path()), live);
+  b = OpenBinlog(dir.path(), 1024);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->FirstAvailableSeq(), first);
+  EXPECT_EQ(ReadSeqs(*b, first), Range(first, 2000));
+}
+
+}  // namespace
+}  // namespace relaykv
