@@ -207,7 +207,12 @@ absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations,
   event.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
   for (auto& m : mutations) *event.add_mutations() = std::move(m);
 
-  if (auto s = binlog_->Commit(&event); !s.ok()) return s;
+  // Semi-sync counts the commit as waiting from the moment its seq exists.
+  const std::function<void(uint64_t)> on_assigned = [this](uint64_t seq) { semisync_->Register(seq); };
+  if (auto s = binlog_->Commit(&event, on_assigned); !s.ok()) {
+    if (event.gtid().seq() != 0) semisync_->Unregister(event.gtid().seq());
+    return s;
+  }
   // Durable in our binlog (per sync_binlog).
   const Gtid gtid = GtidFromProto(event.gtid());
   const bool after_sync = vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";

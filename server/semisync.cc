@@ -1,6 +1,7 @@
 #include "server/semisync.h"
 
 #include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "spdlog/spdlog.h"
@@ -42,9 +43,30 @@ void SemiSyncMaster::MaybeSwitchOn() {
   }
 }
 
+void SemiSyncMaster::Register(uint64_t seq) {
+  std::lock_guard l(mu_);
+  if (closed_ || !settings_.enabled || !status_on_) return;
+  if (!waiting_.empty() && seq < *waiting_.begin()) ++counters_.wait_pos_backtraverse;
+  waiting_.insert(seq);
+  registered_[seq] = Clock::now();
+}
+
+void SemiSyncMaster::Unregister(uint64_t seq) {
+  std::lock_guard l(mu_);
+  if (registered_.erase(seq) == 0) return;
+  if (auto it = waiting_.find(seq); it != waiting_.end()) waiting_.erase(it);
+}
+
 absl::StatusOr<SemiSyncMaster::Outcome> SemiSyncMaster::WaitForAck(
     uint64_t seq, Clock::time_point deadline, const std::function<bool()>& cancelled) {
   std::unique_lock l(mu_);
+  // Registered at seq assignment: the wait began then (see Register()).
+  std::optional<Clock::time_point> registered;
+  if (auto r = registered_.find(seq); r != registered_.end()) {
+    registered = r->second;
+    registered_.erase(r);
+    if (auto it = waiting_.find(seq); it != waiting_.end()) waiting_.erase(it);
+  }
   if (closed_) return absl::UnavailableError("server is shutting down");
   if (!settings_.enabled) return Outcome::kAsync;  // not counted: semi-sync is off entirely
   if (status_on_ && !settings_.wait_no_slave && semi_acks_.size() < settings_.wait_for_slave_count) {
@@ -55,13 +77,18 @@ absl::StatusOr<SemiSyncMaster::Outcome> SemiSyncMaster::WaitForAck(
     ++counters_.no_tx;
     return Outcome::kAsync;
   }
-  if (quorum_seq_ >= seq) {  // the ACK came first: counted, but not as a wait
+  if (quorum_seq_ >= seq) {
+    if (registered) {  // it waited from its registration until the ACK
+      ++counters_.tx_waits;
+      counters_.tx_wait_time += static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - *registered).count());
+    }  // else: the ACK was there before it ever waited — counted, not as a wait
     ++counters_.yes_tx;
     return Outcome::kAcked;
   }
-  if (!waiting_.empty() && seq < *waiting_.begin()) ++counters_.wait_pos_backtraverse;
+  if (!registered && !waiting_.empty() && seq < *waiting_.begin()) ++counters_.wait_pos_backtraverse;
   auto it = waiting_.insert(seq);
-  const Clock::time_point start = Clock::now();
+  const Clock::time_point start = registered.value_or(Clock::now());
   const Clock::time_point timeout_at = start + std::chrono::milliseconds(settings_.timeout_ms);
   const Clock::time_point until = std::min(timeout_at, deadline);
   auto released = [&] { return closed_ || !settings_.enabled || !status_on_ || quorum_seq_ >= seq; };

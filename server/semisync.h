@@ -54,6 +54,13 @@ class SemiSyncMaster {
                                      const std::function<bool()>& cancelled = nullptr)
       EXCLUDES(mu_);
 
+  // The commit of `seq` starts waiting now: called when its seq is
+  // assigned, before any replica can have it, so an ACK can never "beat" a
+  // registered commit to its wait (tx_waits and the wait time count from
+  // here). Unregister() if the commit fails before WaitForAck.
+  void Register(uint64_t seq) EXCLUDES(mu_);
+  void Unregister(uint64_t seq) EXCLUDES(mu_);
+
   // Replication streams.
   void ReplicaConnected(uint64_t connection_id, bool semi_sync) EXCLUDES(mu_);
   void ReplicaDisconnected(uint64_t connection_id) EXCLUDES(mu_);
@@ -84,6 +91,7 @@ class SemiSyncMaster {
   std::map<uint64_t, uint64_t> semi_acks_ GUARDED_BY(mu_);  // connection -> acked seq
   uint64_t quorum_seq_ GUARDED_BY(mu_) = 0;
   std::multiset<uint64_t> waiting_ GUARDED_BY(mu_);  // seqs being waited for
+  std::map<uint64_t, std::chrono::steady_clock::time_point> registered_ GUARDED_BY(mu_);
 
   struct Counters {
     uint64_t net_waits = 0, net_wait_time = 0;     // ACKs; µs batch sent -> ACK

@@ -25,6 +25,7 @@ struct Binlog::Writer {
   enum class Sync { kPolicy, kForce, kNone };
 
   v1::Event* assign = nullptr;              // Commit(): GTID assigned by the leader
+  const std::function<void(uint64_t)>* on_assigned = nullptr;  // Commit()'s callback
   std::span<const v1::Event> replicated;    // AppendReplicated(): GTIDs preassigned
   Sync sync = Sync::kPolicy;
 
@@ -68,9 +69,10 @@ void Binlog::Close() {
   visible_cv_.notify_all();
 }
 
-absl::Status Binlog::Commit(v1::Event* event) {
+absl::Status Binlog::Commit(v1::Event* event, const std::function<void(uint64_t)>& on_assigned) {
   Writer w;
   w.assign = event;
+  if (on_assigned) w.on_assigned = &on_assigned;
   return Enqueue(&w);
 }
 
@@ -162,6 +164,11 @@ absl::Status Binlog::Enqueue(Writer* w) {
   epoch_ = std::max(epoch_, epoch);
   const uint64_t end_seq = next_seq_;  // group covers [first_seq, end_seq)
   l.unlock();
+
+  // Seqs are assigned; nothing of the group is visible yet.
+  for (Writer* x : group) {
+    if (x->assign != nullptr && x->on_assigned != nullptr) (*x->on_assigned)(x->assign->gtid().seq());
+  }
 
   // Encode outside the lock; writers queued meanwhile wait for the next group.
   auto encode = [this, &last](const v1::Event& ev) {

@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -80,7 +81,11 @@ class Binlog {
   // Primary path. Assigns *event the next GTID (current epoch, next seq),
   // appends it in a group and returns once it is visible (durable under
   // sync_binlog=1). On error *event's GTID is meaningless.
-  [[nodiscard]] absl::Status Commit(v1::Event* event);
+  // `on_assigned(seq)`, if given, runs on the leader's thread once the seq
+  // is assigned and before the event can be visible to any reader, outside
+  // the binlog's lock (semi-sync registers its waiter there).
+  [[nodiscard]] absl::Status Commit(v1::Event* event,
+                                    const std::function<void(uint64_t seq)>& on_assigned = {});
 
   // Relay-log path. Appends events that already carry their GTIDs: the first
   // must have seq LastVisible().seq+1 (or the next one queued), seqs dense,

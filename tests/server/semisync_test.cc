@@ -76,11 +76,9 @@ TEST(SemiSyncTest, SeedWalkthroughHealthyTimeoutAndRecovery) {
   // The healthy write: waits for the replica's ACK.
   ASSERT_TRUE(p.Put("a", "1").ok());
   EXPECT_EQ(Num(p, "yes_tx"), 1u);
-  // Normally 1; 0 if the ACK beat the committer to its wait (counted as
-  // yes_tx only, as in MySQL). Never more.
-  const uint64_t waits_after_first = Num(p, "tx_waits");
-  EXPECT_LE(waits_after_first, 1u);
-  if (waits_after_first == 1) EXPECT_GT(Num(p, "tx_wait_time"), 0u);
+  // The wait starts when the seq is assigned, so the ACK can never beat it.
+  EXPECT_EQ(Num(p, "tx_waits"), 1u);
+  EXPECT_GT(Num(p, "tx_wait_time"), 0u);
   EXPECT_EQ(Num(p, "tx_avg_wait_time"), Num(p, "tx_wait_time"));
   EXPECT_GE(Num(p, "net_waits"), 1u);
 
@@ -95,10 +93,13 @@ TEST(SemiSyncTest, SeedWalkthroughHealthyTimeoutAndRecovery) {
   EXPECT_EQ(Num(p, "no_tx"), 1u);
   EXPECT_EQ(Num(p, "no_times"), 1u);
   EXPECT_EQ(Stat(p, "Rpl_semi_sync_master_status"), "OFF");
-  // While OFF, commits don't wait.
+  // While OFF, commits don't wait: no session waits, no new switch OFF
+  // (the time bound is only a hang guard: this machine is shared).
   start = Clock::now();
   ASSERT_TRUE(p.Put("c", "3").ok());
-  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(500));
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(Num(p, "no_times"), 1u);
+  EXPECT_EQ(Num(p, "wait_sessions"), 0u);
   EXPECT_EQ(Num(p, "no_tx"), 2u);
 
   // IO restarted: catches up, status back ON, the next write waits again.
@@ -106,8 +107,7 @@ TEST(SemiSyncTest, SeedWalkthroughHealthyTimeoutAndRecovery) {
   ASSERT_TRUE(WaitFor([&] { return Stat(p, "Rpl_semi_sync_master_status") == "ON"; }));
   ASSERT_TRUE(p.Put("d", "4").ok());
   EXPECT_EQ(Num(p, "yes_tx"), 2u);
-  EXPECT_GE(Num(p, "tx_waits"), waits_after_first);
-  EXPECT_LE(Num(p, "tx_waits"), waits_after_first + 1);
+  EXPECT_EQ(Num(p, "tx_waits"), 2u);
   EXPECT_EQ(Num(p, "no_times"), 1u);
 }
 
@@ -177,9 +177,12 @@ TEST(SemiSyncTest, WaitCountTwoNeedsBothReplicas) {
   ASSERT_TRUE(c.replicas[1]->StopReplica(ReplicaThreads::kIo).ok());
   ASSERT_TRUE(WaitFor([&] { return Stat(p, "Rpl_semi_sync_master_status") == "OFF"; }));
   EXPECT_EQ(Num(p, "no_times"), 2u);
+  const uint64_t no_tx = Num(p, "no_tx");
   start = Clock::now();
   ASSERT_TRUE(p.Put("c", "3").ok());
-  EXPECT_LT(Clock::now() - start, std::chrono::milliseconds(500));
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));  // hang guard
+  EXPECT_EQ(Num(p, "no_tx"), no_tx + 1) << "went async at once";
+  EXPECT_EQ(Num(p, "no_times"), 2u) << "no timeout on top";
 }
 
 TEST(SemiSyncTest, TimeoutWithFiveWaitersCountsOneSwitchAndFiveNoTx) {
