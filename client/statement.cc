@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "client/sql_lexer.h"
 
 namespace relaykv {
@@ -16,15 +17,17 @@ using sql::TokenKind;
 
 // ASCII only: SQL keywords and variable names are ASCII, and keys are
 // never case-mapped.
+// absl's ASCII case mapping, over std::string_view (Debian's absl has its
+// own string_view type).
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  absl::AsciiStrToLower(&out);
   return out;
 }
 
 std::string Upper(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  absl::AsciiStrToUpper(&out);
   return out;
 }
 

@@ -4,28 +4,30 @@
 #include <cctype>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "storage/file.h"
 
 namespace relaykv {
 namespace {
 
+// absl's ASCII case mapping, over std::string_view (Debian's absl has its
+// own string_view type).
 std::string Lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  absl::AsciiStrToLower(&out);
   return out;
 }
 
 std::string Upper(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  absl::AsciiStrToUpper(&out);
   return out;
 }
 
+// Trims whitespace and one pair of surrounding quotes (my.cnf style).
 std::string Trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  std::string out(s.substr(b, e - b));
+  std::string out(s);
+  absl::StripAsciiWhitespace(&out);
   if (out.size() >= 2 && (out.front() == '\'' || out.front() == '"') && out.back() == out.front()) {
     out = out.substr(1, out.size() - 2);
   }
