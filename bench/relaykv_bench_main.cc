@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "bench/catchup.h"
 #include "bench/cluster.h"
 #include "bench/floor.h"
@@ -113,6 +114,9 @@ bool WaitForSemiSyncClients(const std::string& target, uint64_t n) {
 }  // namespace relaykv::bench
 
 int main(int argc, char** argv) {
+  // As in relaykvd: no absl::Mutex deadlock detection (a stack trace per
+  // lock) in the load generator's gRPC calls.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   using namespace relaykv::bench;
   std::string target, modes = "none,async,after_commit,after_sync", clients = "1,4,16,64";
   std::string wait_counts = "1", json, csv, plot, relaykvd, work_dir;

@@ -59,7 +59,8 @@ absl::Status Node::Impl::Enter() {
 
 void Node::Impl::Leave() {
   std::lock_guard l(mu_);
-  if (--in_flight_ == 0) cv_.notify_all();
+  // Only Close() waits for in_flight_; the housekeeper shares cv_.
+  if (--in_flight_ == 0 && closing_) cv_.notify_all();
 }
 
 std::string Node::Impl::primary_address() const {
@@ -111,9 +112,10 @@ absl::Status Node::Impl::Open(Node* node) {
   semisync_ = std::make_unique<SemiSyncMaster>(
       [this] { return binlog_->LastVisible().seq; },
       // What enough replicas hold may become visible (AFTER_SYNC), even if
-      // the commit that waited for it has gone (deadline).
+      // the commit that waited for it has gone (deadline). Lazily: the
+      // commits this ACK wakes apply it themselves.
       [this](uint64_t seq) {
-        if (applier_) applier_->Release(seq);
+        if (applier_) applier_->ReleaseLazily(seq);
       });
   ConfigureSemiSync();
   vars_.set_on_change([this](const std::string& name, const std::string& value) {
@@ -222,8 +224,7 @@ absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations,
       return w.status();
     }
   }
-  applier_->Release(gtid.seq);
-  applier_->ApplyReleased();
+  applier_->ReleaseAndApply(gtid.seq);
   if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) return s;
   if (!after_sync) {
     // AFTER_COMMIT: already visible; the client still waits for the ACK.

@@ -30,7 +30,7 @@ void SemiSyncMaster::SwitchOff(const std::string& why) {
   status_on_ = false;
   ++counters_.no_times;
   spdlog::warn("semi-sync switched OFF: {}", why);
-  cv_.notify_all();
+  waiters_.Take();
 }
 
 void SemiSyncMaster::MaybeSwitchOn() {
@@ -93,13 +93,10 @@ absl::StatusOr<SemiSyncMaster::Outcome> SemiSyncMaster::WaitForAck(
   const Clock::time_point until = std::min(timeout_at, deadline);
   auto released = [&] { return closed_ || !settings_.enabled || !status_on_ || quorum_seq_ >= seq; };
   bool gone = false;
-  if (cancelled) {
+  while (!released() && Clock::now() < until && !(cancelled && (gone = cancelled()))) {
     // The client going away has no notification of its own: look every 20 ms.
-    while (!released() && Clock::now() < until && !(gone = cancelled())) {
-      cv_.wait_until(l, std::min(until, Clock::now() + std::chrono::milliseconds(20)), released);
-    }
-  } else {
-    cv_.wait_until(l, until, released);
+    SeqWaiters::Waiter w(seq);
+    waiters_.Wait(&w, l, cancelled ? std::min(until, Clock::now() + std::chrono::milliseconds(20)) : until);
   }
   waiting_.erase(it);
   if (gone && quorum_seq_ < seq) {
@@ -162,7 +159,7 @@ void SemiSyncMaster::Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_
     if (q > quorum_seq_) {
       quorum_seq_ = q;
       released = q;
-      cv_.notify_all();
+      waiters_.Take(q);
     }
     MaybeSwitchOn();
   }
@@ -179,13 +176,13 @@ void SemiSyncMaster::Configure(const SemiSyncSettings& s) {
     status_on_ = true;  // as MySQL: ON at once, even before a replica connects
   }
   quorum_seq_ = std::max(quorum_seq_, QuorumSeq());
-  cv_.notify_all();
+  waiters_.Take();
 }
 
 void SemiSyncMaster::Close() {
   std::lock_guard l(mu_);
   closed_ = true;
-  cv_.notify_all();
+  waiters_.Take();
 }
 
 NameValues SemiSyncMaster::Status() const {

@@ -8,12 +8,12 @@
 // Counters follow MySQL 8's semisync source (names and µs units); see
 // Counters below for the exact event that moves each.
 //
-// Threads: thread-safe; one mutex. Waiters block on a condition variable;
-// Close() releases them with UNAVAILABLE.
+// Threads: thread-safe; one mutex. Each waiter blocks on its own condition
+// variable (SeqWaiters): an ACK wakes only the commits it releases. Close()
+// releases them all with UNAVAILABLE.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "relaykv/node.h"
+#include "storage/seq_waiters.h"
 #include "storage/thread_annotations.h"
 
 namespace relaykv {
@@ -84,7 +85,9 @@ class SemiSyncMaster {
   const std::function<void(uint64_t)> on_acked_;
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;  // quorum_seq_, status_on_, settings_ or closed_ changed
+  // Woken when quorum_seq_ passes their seq; all of them when status_on_,
+  // settings_ or closed_ change.
+  SeqWaiters waiters_ GUARDED_BY(mu_);
   SemiSyncSettings settings_ GUARDED_BY(mu_);
   bool status_on_ GUARDED_BY(mu_) = false;
   bool closed_ GUARDED_BY(mu_) = false;

@@ -43,10 +43,11 @@ void Applier::Stop() {
   {
     std::lock_guard l(mu_);
     stop_ = true;
-    cv_.notify_all();
+    work_cv_.notify_all();
+    waiters_.Take();
   }
   if (thread_.joinable()) thread_.join();
-  std::lock_guard g(apply_mu_);  // an inline ApplyReleased() finishes first
+  std::lock_guard g(apply_mu_);  // an inline Drain() finishes first
 }
 
 bool Applier::running() const {
@@ -54,11 +55,20 @@ bool Applier::running() const {
   return running_;
 }
 
-void Applier::Release(uint64_t seq) {
+void Applier::ReleaseUpTo(uint64_t seq, bool wake_thread) {
   std::lock_guard l(mu_);
   if (seq <= released_) return;
   released_ = seq;
-  cv_.notify_all();
+  if (wake_thread) work_cv_.notify_one();
+}
+
+void Applier::Release(uint64_t seq) { ReleaseUpTo(seq, true); }
+
+void Applier::ReleaseLazily(uint64_t seq) { ReleaseUpTo(seq, false); }
+
+void Applier::ReleaseAndApply(uint64_t seq) {
+  ReleaseUpTo(seq, false);
+  ApplyReleased();
 }
 
 uint64_t Applier::released() const {
@@ -88,7 +98,10 @@ absl::Status Applier::last_error() const {
 
 absl::Status Applier::WaitApplied(uint64_t seq, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock l(mu_);
-  cv_.wait_until(l, deadline, [&] { return applied_ >= seq || !running_ || stop_; });
+  while (applied_ < seq && running_ && !stop_) {
+    SeqWaiters::Waiter w(seq);
+    if (!waiters_.Wait(&w, l, deadline)) break;
+  }
   if (applied_ >= seq) return absl::OkStatus();
   if (!error_.ok()) return error_;
   if (!running_ || stop_) {
@@ -98,14 +111,14 @@ absl::Status Applier::WaitApplied(uint64_t seq, std::chrono::steady_clock::time_
 }
 
 void Applier::Fail(const absl::Status& error) {
-  std::lock_guard l(mu_);
   spdlog::error("applier stopped at seq {}: {}", applied_, error.ToString());
   error_ = error;
   error_time_us_ = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   stop_ = true;
-  cv_.notify_all();
+  work_cv_.notify_all();
+  waiters_.Take();
 }
 
 absl::StatusOr<bool> Applier::ApplyBatch() {
@@ -129,50 +142,66 @@ absl::StatusOr<bool> Applier::ApplyBatch() {
   std::lock_guard l(mu_);
   applied_ = batch_.back().gtid().seq();
   applied_timestamp_us_ = batch_.back().timestamp_us();
-  cv_.notify_all();
+  waiters_.Take(applied_);
   return true;
 }
 
+bool Applier::Drain() {
+  std::lock_guard g(apply_mu_);
+  for (;;) {
+    absl::StatusOr<bool> applied = ApplyBatch();
+    std::lock_guard l(mu_);
+    if (!applied.ok()) {
+      applying_ = false;
+      Fail(applied.status());
+      return true;
+    }
+    // Checked under mu_ together with clearing applying_: a release that
+    // saw applying_ set is applied by this loop, never left behind.
+    if (stop_ || applied_ >= released_ || !*applied) {
+      applying_ = false;
+      return stop_ || applied_ >= released_;
+    }
+  }
+}
+
 void Applier::ApplyReleased() {
-  std::unique_lock g(apply_mu_, std::try_to_lock);
-  if (!g.owns_lock()) return;  // someone else is applying; they take ours too
-  auto applied = ApplyBatch();
-  if (!applied.ok()) Fail(applied.status());
+  {
+    std::lock_guard l(mu_);
+    if (applying_ || stop_ || !running_ || released_ <= applied_) return;
+    applying_ = true;
+  }
+  if (!Drain()) {
+    std::lock_guard l(mu_);
+    work_cv_.notify_one();  // not visible yet: the thread waits for the binlog
+  }
 }
 
 void Applier::Run() {
-  for (;;) {
-    {
-      std::unique_lock l(mu_);
-      cv_.wait(l, [&] { return stop_ || released_ > applied_; });
-      if (stop_) break;
+  std::unique_lock l(mu_);
+  while (!stop_) {
+    if (released_ <= applied_ || applying_) {
+      // Timed: lazy releases do not wake us.
+      work_cv_.wait_for(l, kLazyApplyPeriod);
+      continue;
     }
-    absl::StatusOr<bool> applied;
-    uint64_t next_seq;
-    {
-      std::lock_guard g(apply_mu_);
-      applied = ApplyBatch();
-      next_seq = reader_->next_seq();
-    }
-    if (!applied.ok()) {
-      Fail(applied.status());
-      break;
-    }
-    bool behind;
-    {
-      std::lock_guard l(mu_);
-      behind = !stop_ && released_ > applied_;
-    }
-    if (!*applied && behind) {
-      // Released but not visible yet: wait briefly for the binlog, then
-      // re-check the stop state.
+    applying_ = true;
+    l.unlock();
+    if (!Drain()) {
+      // Released but not visible yet (a relay log): wait briefly for the
+      // binlog, then re-check the stop state.
+      uint64_t next_seq;
+      {
+        std::lock_guard g(apply_mu_);
+        next_seq = reader_->next_seq();
+      }
       binlog_->WaitForVisibleAfter(next_seq - 1,
                                    std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
     }
+    l.lock();
   }
-  std::lock_guard l(mu_);
   running_ = false;
-  cv_.notify_all();
+  waiters_.Take();
 }
 
 }  // namespace relaykv

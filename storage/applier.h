@@ -6,9 +6,11 @@
 // events with seq <= `seq` (on a primary once the commit may become visible:
 // right after the binlog sync, or after the semi-sync ACK under AFTER_SYNC;
 // on a replica once the relay log holds them). Released events must be
-// visible in the binlog. Committers then WaitApplied(seq), after offering
-// to do the work themselves (ApplyReleased), which saves a thread hop on the
-// commit path: whoever holds apply_mu_ applies everything released so far.
+// visible in the binlog. A committer calls ReleaseAndApply(seq), which
+// applies on its own thread unless another thread is applying right now —
+// that one then takes this release too before it stops — so the commit path
+// needs no thread hop and wakes nobody. WaitApplied waiters are woken one by
+// one as their seq is applied (SeqWaiters), not all at once.
 //
 // Threads: all methods thread-safe. Start() starts the thread, Stop() sets
 // the stop state, wakes and joins it (also done by the destructor). An apply
@@ -28,6 +30,7 @@
 #include "absl/status/status.h"
 #include "storage/binlog.h"
 #include "storage/binlog_reader.h"
+#include "storage/seq_waiters.h"
 #include "storage/state_machine.h"
 
 namespace relaykv {
@@ -47,11 +50,20 @@ class Applier {
   void Stop() EXCLUDES(mu_);
   bool running() const EXCLUDES(mu_);
 
-  // Allows events up to `seq` to be applied (monotonic: lower values no-op).
+  // Allows events up to `seq` to be applied (monotonic: lower values no-op)
+  // and wakes the applier thread to apply them.
   void Release(uint64_t seq) EXCLUDES(mu_);
+  // Allows them without waking anyone: the next ReleaseAndApply applies
+  // them, or the applier thread within kLazyApplyPeriod. For releases that
+  // a committer is about to apply anyway (a semi-sync ACK), which would
+  // otherwise wake the thread to race that committer.
+  void ReleaseLazily(uint64_t seq) EXCLUDES(mu_);
+  // Release(seq) without the wake-up, then ApplyReleased().
+  void ReleaseAndApply(uint64_t seq) EXCLUDES(apply_mu_, mu_);
   // Applies what is released on the calling thread, unless another thread
   // is applying right now (then it returns at once and that one does it).
   void ApplyReleased() EXCLUDES(apply_mu_, mu_);
+  static constexpr std::chrono::milliseconds kLazyApplyPeriod{20};
   uint64_t released() const EXCLUDES(mu_);
   uint64_t applied() const EXCLUDES(mu_);
   // timestamp_us of the last applied event (0 before any): replica lag.
@@ -68,11 +80,16 @@ class Applier {
   int64_t last_error_time_us() const EXCLUDES(mu_);
 
  private:
-  void Run();
+  void Run() EXCLUDES(apply_mu_, mu_);
+  void ReleaseUpTo(uint64_t seq, bool wake_thread) EXCLUDES(mu_);
+  // Applies batches until everything released is applied; the caller has
+  // set applying_, which this clears. Returns false if it stopped short
+  // because released events are not visible in the binlog yet.
+  bool Drain() EXCLUDES(apply_mu_, mu_);
   // Reads and applies one batch of released events. Returns whether it
-  // applied anything; an error stops the applier.
+  // applied anything.
   absl::StatusOr<bool> ApplyBatch() REQUIRES(apply_mu_) EXCLUDES(mu_);
-  void Fail(const absl::Status& error) EXCLUDES(mu_);
+  void Fail(const absl::Status& error) REQUIRES(mu_);
 
   Binlog* const binlog_;
   StateMachine* const state_;
@@ -83,7 +100,9 @@ class Applier {
   std::vector<v1::Event> batch_ GUARDED_BY(apply_mu_);
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;  // released_/applied_/stop_/error_ changed
+  std::condition_variable work_cv_;  // for the thread: released_ (eagerly) or stop_
+  SeqWaiters waiters_ GUARDED_BY(mu_);  // WaitApplied callers
+  bool applying_ GUARDED_BY(mu_) = false;  // a thread is in Drain()
   uint64_t released_ GUARDED_BY(mu_) = 0;
   uint64_t applied_ GUARDED_BY(mu_) = 0;
   int64_t applied_timestamp_us_ GUARDED_BY(mu_) = 0;

@@ -97,6 +97,51 @@ TEST_F(ApplierTest, EventsBeyondTheReleasePointAreNotApplied) {
   ExpectAppliedThrough(3);
 }
 
+TEST_F(ApplierTest, ReleaseAndApplyHasAppliedWhenItReturns) {
+  Applier applier(binlog_.get(), state_.get());
+  ASSERT_TRUE(applier.Start().ok());
+  Commit(3);
+  applier.ReleaseAndApply(2);  // nobody else is applying: done on this thread
+  EXPECT_EQ(applier.applied(), 2u);
+  ExpectAppliedThrough(2);
+  EXPECT_EQ(Get(3), std::nullopt);
+}
+
+TEST_F(ApplierTest, LazyReleaseIsAppliedByTheThreadOrTheNextCommitter) {
+  Applier applier(binlog_.get(), state_.get());
+  ASSERT_TRUE(applier.Start().ok());
+  Commit(4);
+  applier.ReleaseLazily(2);  // wakes nobody: the thread finds it on its next tick
+  ASSERT_TRUE(applier.WaitApplied(2, HangGuardDeadline()).ok());
+  ExpectAppliedThrough(2);
+  applier.ReleaseLazily(3);
+  applier.ReleaseAndApply(4);  // a committer takes the lazy release along
+  EXPECT_EQ(applier.applied(), 4u);
+  ExpectAppliedThrough(4);
+}
+
+TEST_F(ApplierTest, ManyWaitersOnDifferentSeqsAreEachWoken) {
+  Applier applier(binlog_.get(), state_.get());
+  ASSERT_TRUE(applier.Start().ok());
+  Commit(8);
+  std::vector<std::future<absl::Status>> waiters;
+  for (uint64_t seq = 8; seq >= 1; --seq) {
+    waiters.push_back(std::async(std::launch::async,
+                                 [&, seq] { return applier.WaitApplied(seq, HangGuardDeadline()); }));
+  }
+  applier.Release(4);
+  for (size_t i = 4; i < 8; ++i) {  // seqs 4..1
+    ASSERT_EQ(waiters[i].wait_for(testing::kHangGuard), std::future_status::ready) << 8 - i;
+    EXPECT_TRUE(waiters[i].get().ok());
+  }
+  for (size_t i = 0; i < 4; ++i) {  // seqs 8..5: not released
+    EXPECT_EQ(waiters[i].wait_for(milliseconds(0)), std::future_status::timeout) << 8 - i;
+  }
+  applier.Release(8);
+  for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(waiters[i].get().ok()) << 8 - i;
+  ExpectAppliedThrough(8);
+}
+
 TEST_F(ApplierTest, ReleaseNeverGoesBack) {
   Applier applier(binlog_.get(), state_.get());
   ASSERT_TRUE(applier.Start().ok());
