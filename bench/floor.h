@@ -1,6 +1,8 @@
 // The machine's physical floor for a commit, measured on the spot:
 // fdatasync of a small append on the data dir's file system, and one gRPC
-// streaming round trip over loopback.
+// streaming round trip over loopback. Also, for information, fdatasync of a
+// small write into space already allocated (no size change to journal),
+// which is what relaykv's preallocated binlog segments pay.
 #pragma once
 
 #include <filesystem>
@@ -9,6 +11,7 @@ namespace relaykv::bench {
 
 struct Floor {
   double fdatasync_p50_us = 0;
+  double fdatasync_prealloc_p50_us = 0;
   double grpc_rtt_p50_us = 0;
   // A semi-sync commit: primary fdatasync + replica fdatasync + round trip.
   double semisync_floor_us() const { return 2 * fdatasync_p50_us + grpc_rtt_p50_us; }

@@ -19,6 +19,8 @@ namespace fs = std::filesystem;
 // A group stops taking writers past this many payload bytes, bounding the
 // leader's buffer; the rest form the next group.
 constexpr size_t kMaxGroupBytes = 8u << 20;
+// Zeros written ahead of the active segment's end at a time (see binlog.h).
+constexpr uint64_t kPreallocBytes = 1u << 20;
 
 // A thread waiting in Commit()/AppendReplicated(). Lives on its stack.
 struct Binlog::Writer {
@@ -59,7 +61,8 @@ Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
       epoch_(std::max<uint64_t>(recovered.last.epoch, 1)),
       last_visible_(recovered.last),
       active_(std::move(active)),
-      active_size_(segments_.back().end_offset) {}
+      active_size_(segments_.back().end_offset),
+      allocated_end_(active_size_) {}  // recovery cut the file at its last record
 
 Binlog::~Binlog() { Close(); }
 
@@ -241,7 +244,22 @@ absl::Status Binlog::Enqueue(Writer* w) {
   return result;
 }
 
+absl::Status Binlog::Preallocate(uint64_t need) {
+  // Not past where the segment rotates: no zeros to write and cut off again.
+  const uint64_t end = std::min(need + kPreallocBytes, std::max(need, max_binlog_size_.load()));
+  if (end > need) {
+    const std::string zeros(end - need, '\0');
+    if (auto s = active_.WriteAt(need, zeros); !s.ok()) return s;
+  }
+  allocated_end_ = end;
+  return absl::OkStatus();
+}
+
 absl::Status Binlog::WriteGroup(const std::string& records, bool sync) {
+  // The first sync after this carries the new size; the ones after it don't.
+  if (active_size_ + records.size() > allocated_end_) {
+    if (auto s = Preallocate(active_size_ + records.size()); !s.ok()) return s;
+  }
   if (auto s = active_.WriteAt(active_size_, records); !s.ok()) return s;
   active_size_ += records.size();
   if (sync) {
@@ -252,7 +270,13 @@ absl::Status Binlog::WriteGroup(const std::string& records, bool sync) {
 }
 
 absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced) {
-  // A sealed segment is always durable: readers and recovery rely on it.
+  // A sealed segment ends at its last record (readers and recovery take its
+  // size as its end) and is durable.
+  if (allocated_end_ > active_size_) {
+    if (auto s = active_.Truncate(active_size_); !s.ok()) return s;
+    allocated_end_ = active_size_;
+    active_synced = false;  // the new size must be durable too
+  }
   if (!active_synced) {
     if (auto s = active_.DataSync(); !s.ok()) return s;
     stat_syncs_.fetch_add(1);
@@ -274,6 +298,7 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced) {
   if (auto s = WriteIndex(numbers); !s.ok()) return s;
   active_ = *std::move(file);
   active_size_ = binlog_format::kSegmentHeaderSize;
+  allocated_end_ = active_size_;
   std::lock_guard l(mu_);
   segments_.push_back({number, next_first_seq, active_size_});
   return absl::OkStatus();

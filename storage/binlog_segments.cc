@@ -224,8 +224,14 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir) {
     auto scan = ScanLastSegment(path, data, first_seq);
     if (!scan.ok()) return scan.status();
     if (scan->valid_end < data.size()) {
-      spdlog::warn("binlog: torn tail in {} at offset {}: dropped {} bytes", path.string(),
-                   scan->valid_end, data.size() - scan->valid_end);
+      if (AllZero(std::string_view(data).substr(scan->valid_end))) {
+        // Preallocated space (see binlog.h), or a write that never started.
+        spdlog::debug("binlog: {} ends at offset {}; dropping {} zero bytes after it",
+                      path.string(), scan->valid_end, data.size() - scan->valid_end);
+      } else {
+        spdlog::warn("binlog: torn tail in {} at offset {}: dropped {} bytes", path.string(),
+                     scan->valid_end, data.size() - scan->valid_end);
+      }
       if (auto s = file->Truncate(scan->valid_end); !s.ok()) return s;
       if (auto s = file->DataSync(); !s.ok()) return s;
     }

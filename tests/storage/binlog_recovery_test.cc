@@ -33,7 +33,9 @@ constexpr uint64_t kEvents = 5;
 constexpr char kSegment1[] = "binlog.000001";
 
 // Commits kEvents events ("key0".."key4", values of growing size) to a fresh
-// binlog in `dir`; returns the file offset where each record starts.
+// binlog in `dir`; returns the file offset where each record starts. The
+// segment is left ending at its last record, without the preallocated zeros
+// (the tests below cut, zero and flip the records themselves).
 std::vector<uint64_t> WriteEvents(const fs::path& dir) {
   std::vector<uint64_t> starts;
   auto b = OpenBinlog(dir);
@@ -43,6 +45,9 @@ std::vector<uint64_t> WriteEvents(const fs::path& dir) {
     v1::Event e = PutEvent("key" + std::to_string(i), std::string(20 + i, 'v'));
     EXPECT_TRUE(b->Commit(&e).ok());
   }
+  const uint64_t end = b->Segments().back().size_bytes;
+  b.reset();
+  fs::resize_file(dir / kSegment1, end);
   return starts;
 }
 
@@ -127,6 +132,47 @@ TEST(BinlogRecoveryTest, ZeroFilledTailAfterTheLastRecordIsTruncated) {
   EXPECT_EQ(b->LastVisible().seq, kEvents);
   EXPECT_EQ(fs::file_size(seg), full.size());
   EXPECT_EQ(ReadSeqs(*b), Range(1, kEvents));
+}
+
+TEST(BinlogRecoveryTest, PreallocatedSpaceIsDroppedAndReusedAfterReopen) {
+  TempDir dir;
+  const fs::path seg = dir.path() / kSegment1;
+  uint64_t end = 0;
+  {
+    auto b = OpenBinlog(dir.path());
+    ASSERT_NE(b, nullptr);
+    for (int i = 0; i < 3; ++i) {
+      v1::Event e = PutEvent("key" + std::to_string(i), "v");
+      ASSERT_TRUE(b->Commit(&e).ok());
+    }
+    end = b->Segments().back().size_bytes;
+    EXPECT_GT(fs::file_size(seg), end) << "zeros written ahead of the records";
+    EXPECT_EQ(b->Segments().back().size_bytes, end) << "sizes shown are the records' end";
+  }
+  auto b = OpenBinlog(dir.path());
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->LastVisible().seq, 3u);
+  EXPECT_EQ(fs::file_size(seg), end) << "recovery cut the zeros";
+  v1::Event e = PutEvent("after", "v");
+  ASSERT_TRUE(b->Commit(&e).ok());
+  EXPECT_EQ(e.gtid().seq(), 4u);
+  EXPECT_EQ(ReadSeqs(*b), Range(1, 4));
+}
+
+TEST(BinlogRecoveryTest, SealedSegmentsEndAtTheirLastRecord) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path(), 4096);
+  ASSERT_NE(b, nullptr);
+  for (int i = 0; b->Segments().size() < 3; ++i) {
+    v1::Event e = PutEvent("key" + std::to_string(i), std::string(100, 'v'));
+    ASSERT_TRUE(b->Commit(&e).ok());
+  }
+  const auto segments = b->Segments();
+  for (size_t i = 0; i + 1 < segments.size(); ++i) {
+    EXPECT_EQ(fs::file_size(dir.path() / segments[i].name), segments[i].size_bytes) << segments[i].name;
+  }
+  EXPECT_LE(fs::file_size(dir.path() / segments.back().name), 4096u + 200)
+      << "no preallocation past max_binlog_size";
 }
 
 TEST(BinlogRecoveryTest, ZeroedLastRecordIsTruncated) {
