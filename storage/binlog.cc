@@ -190,6 +190,7 @@ absl::Status Binlog::Enqueue(Writer* w) {
       for (const v1::Event& ev : x->replicated) encode(ev);
     }
   }
+  if (events > 0) scratch_.append(GroupEndRecord());
   if (policy_sync) {
     uint32_t n = sync_binlog_.load();
     if (n != 0 && ++groups_since_sync_ >= n) sync = true;

@@ -17,7 +17,9 @@
 // fdatasync flushes data only: appending to a growing file makes every
 // fdatasync also commit the size change to the filesystem journal, ~40%
 // more per sync on ext4. Recovery drops the zeros after the last record;
-// rotation cuts them off before sealing a segment.
+// rotation cuts them off before sealing a segment. Each group ends with a
+// kGroupEnd record, so recovery can tell the torn last write (whose sectors
+// may land in any order in preallocated space) from damage to synced data.
 //
 // Visibility. Readers (BinlogReader, WaitForVisibleAfter, LastVisible) see
 // an event only once its group is durable; when a group is not synced

@@ -35,6 +35,10 @@
 //            length that passes hcrc can be trusted even when the payload
 //            is cut short; that is what tells a torn tail from a flipped bit.
 //
+//   type kGroupEnd: empty payload (so always the same 13 bytes); closes
+//   each group the leader writes with one pwrite. Readers skip it;
+//   recovery uses it to tell a torn last write from damaged synced data.
+//
 //   type kEvent: payload is a serialized relaykv.v1.Event
 //   (proto/event.proto) carrying the GTID (epoch, seq as protobuf varints),
 //   the timestamp and the mutations of one atomic write. Within a segment,
@@ -42,13 +46,21 @@
 //   segments they continue densely.
 //
 // Torn tails. Only the last segment can end in a partial write (a segment is
-// fsynced before the next one is created). Recovery scans the last segment
-// and treats as a torn tail, truncated with a log line giving file, offset
-// and bytes dropped:
+// fsynced before the next one is created). The active segment is
+// preallocated with zeros (binlog.h), so its size does not mark where the
+// last write ended, and the sectors of an unsynced multi-sector write may
+// reach the disk in any order. Recovery scans the last segment and treats
+// as a torn tail, truncated at the bad record with a log line giving file,
+// offset and bytes dropped:
 //   - a record header cut short by the end of the file;
 //   - a good header whose payload runs past the end of the file;
 //   - a bad header or bad payload CRC when every byte after it is zero or
-//     it ends exactly at the end of the file (the last write, half done).
+//     it ends exactly at the end of the file (the last write, half done);
+//   - a bad header or bad payload CRC whose bytes include a 512-byte-aligned
+//     block of zeros (a sector that never reached the disk) when no group
+//     ends after it with data following: the damage is in the last write,
+//     which was never synced, so never acknowledged (a later group is
+//     written only after this one's fdatasync).
 // Any other bad record (a bad header or CRC with data after it, an unknown
 // type, an undecodable payload, a seq out of order) is corruption: opening
 // fails naming the file and offset. Nothing is ever skipped silently.
@@ -70,7 +82,11 @@ inline constexpr size_t kHeaderCrcCovered = 9;   // hcrc covers [0, 9)
 
 enum class RecordType : uint8_t {
   kEvent = 1,
+  kGroupEnd = 2,
 };
+
+// Disks write sectors of at least this many bytes whole or not at all.
+inline constexpr size_t kSectorSize = 512;
 
 // Larger than any event the server accepts (see server/limits.h); a length
 // above this is corruption, not a big event.

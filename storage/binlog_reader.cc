@@ -104,6 +104,10 @@ absl::StatusOr<std::optional<BinlogRecord>> BinlogReader::Next() {
       return absl::DataLossError("binlog corrupt: " + path() + " at offset " +
                                  std::to_string(offset_) + ": bad or cut record inside the visible log");
     }
+    if (rec.type == binlog_format::RecordType::kGroupEnd) {
+      offset_ += rec.total_size;
+      continue;
+    }
     BinlogRecord out;
     if (rec.type != binlog_format::RecordType::kEvent ||
         !out.event.ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size()))) {

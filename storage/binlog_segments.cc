@@ -35,12 +35,35 @@ struct ScanResult {
   Gtid last;
 };
 
+// Whether a bad record at `at` spanning `span` bytes is the torn last write
+// rather than damage to synced data (binlog_format.h, "Torn tails"): one of
+// its sectors never reached the disk, and no group ends after it with data
+// following (a group written after it would mean it had been synced).
+bool TornLastWrite(std::string_view data, uint64_t at, uint64_t span) {
+  constexpr uint64_t kSector = binlog_format::kSectorSize;
+  bool lost_sector = false;
+  for (uint64_t b = (at + kSector - 1) / kSector * kSector; b < at + span && b < data.size();
+       b += kSector) {
+    if (AllZero(data.substr(b, kSector))) {
+      lost_sector = true;
+      break;
+    }
+  }
+  if (!lost_sector) return false;
+  const size_t end = data.find(GroupEndRecord(), at);
+  return end == std::string_view::npos || AllZero(data.substr(end + GroupEndRecord().size()));
+}
+
 // Scans a whole segment (the last one) checking every record; decides
-// between torn tail (returns the valid end) and corruption (error).
+// between torn tail (returns the end of the last whole group) and
+// corruption (error). Events after the last kGroupEnd belong to a write
+// that did not finish, so never synced: they go with the torn tail.
 absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_view data,
                                            uint64_t first_seq) {
-  ScanResult r;
+  ScanResult r;  // as of the last whole group
   r.valid_end = kSegmentHeaderSize;
+  uint64_t group_events = 0;  // events seen since that group's end
+  Gtid group_last = r.last;
   uint64_t offset = kSegmentHeaderSize;
   while (offset < data.size()) {
     std::string_view rest = data.substr(offset);
@@ -54,34 +77,42 @@ absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_vie
         return r;  // cut short by the end of the file: torn tail
       case RecordParse::kBadHeader:
         if (AllZero(rest.substr(std::min<size_t>(rest.size(), kRecordHeaderSize)))) return r;
+        if (TornLastWrite(data, offset, kRecordHeaderSize)) return r;
         return Corruption(path, offset, "bad record header checksum with data after it");
       case RecordParse::kBadCrc:
         if (rec.total_size == rest.size() || AllZero(rest.substr(rec.total_size))) return r;
+        if (TornLastWrite(data, offset, rec.total_size)) return r;
         return Corruption(path, offset, "payload checksum mismatch with data after it");
     }
+    offset += rec.total_size;
+    if (rec.type == binlog_format::RecordType::kGroupEnd) {
+      r.events += group_events;
+      r.last = group_last;
+      r.valid_end = offset;
+      group_events = 0;
+      continue;
+    }
+    const uint64_t at = offset - rec.total_size;
     if (rec.type != binlog_format::RecordType::kEvent) {
-      return Corruption(path, offset,
-                        "unknown record type " + std::to_string(static_cast<int>(rec.type)));
+      return Corruption(path, at, "unknown record type " + std::to_string(static_cast<int>(rec.type)));
     }
     v1::Event event;
     if (!event.ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size()))) {
-      return Corruption(path, offset, "event payload does not decode");
+      return Corruption(path, at, "event payload does not decode");
     }
-    uint64_t want = first_seq + r.events;
+    uint64_t want = first_seq + r.events + group_events;
     if (event.gtid().seq() != want) {
-      return Corruption(path, offset,
+      return Corruption(path, at,
                         "event has gtid " + GtidFromProto(event.gtid()).ToString() +
                             ", expected seq " + std::to_string(want));
     }
-    if (event.gtid().epoch() < r.last.epoch) {
-      return Corruption(path, offset,
+    if (event.gtid().epoch() < group_last.epoch) {
+      return Corruption(path, at,
                         "event has gtid " + GtidFromProto(event.gtid()).ToString() +
-                            ": its epoch goes back from " + std::to_string(r.last.epoch));
+                            ": its epoch goes back from " + std::to_string(group_last.epoch));
     }
-    r.last = GtidFromProto(event.gtid());
-    ++r.events;
-    offset += rec.total_size;
-    r.valid_end = offset;
+    group_last = GtidFromProto(event.gtid());
+    ++group_events;
   }
   return r;
 }

@@ -62,6 +62,15 @@ void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_
   dst->append(payload);
 }
 
+std::string_view GroupEndRecord() {
+  static const std::string record = [] {
+    std::string r;
+    AppendRecord(&r, binlog_format::RecordType::kGroupEnd, {});
+    return r;
+  }();
+  return record;
+}
+
 RecordParse ParseRecord(std::string_view buf, ParsedRecord* out) {
   if (buf.size() < kRecordHeaderSize) return RecordParse::kHeaderIncomplete;
   if (GetFixed32(buf.data() + 9) != Crc32c(buf.substr(0, binlog_format::kHeaderCrcCovered))) {

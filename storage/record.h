@@ -21,6 +21,8 @@ bool DecodeSegmentHeader(std::string_view header, uint64_t* first_seq,
 
 // Appends one framed record (crc, length, type, payload) to *dst.
 void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_view payload);
+// The kGroupEnd record's bytes (always the same: its payload is empty).
+std::string_view GroupEndRecord();
 
 enum class RecordParse {
   kOk,                 // a whole record, both CRCs good

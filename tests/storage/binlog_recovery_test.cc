@@ -175,6 +175,78 @@ TEST(BinlogRecoveryTest, SealedSegmentsEndAtTheirLastRecord) {
       << "no preallocation past max_binlog_size";
 }
 
+// Writes two one-event groups, then events 3..5 (1000-byte values) as one
+// group with one pwrite, and `more` one-event groups after it. Returns the
+// byte range of the 3-event group; the segment keeps its preallocated zeros.
+std::pair<uint64_t, uint64_t> WriteMultiSectorGroup(const fs::path& dir, int more) {
+  auto b = OpenBinlog(dir);
+  if (b == nullptr) return {0, 0};
+  for (int i = 0; i < 2; ++i) {
+    v1::Event e = PutEvent("key" + std::to_string(i), "v");
+    EXPECT_TRUE(b->Commit(&e).ok());
+  }
+  const uint64_t begin = b->Segments().back().size_bytes;
+  std::vector<v1::Event> group;
+  for (uint64_t seq = 3; seq <= 5; ++seq) {
+    group.push_back(testing::At(1, seq, PutEvent("big" + std::to_string(seq), std::string(1000, 'b'))));
+  }
+  EXPECT_TRUE(b->AppendReplicated(group, true).ok());
+  const uint64_t end = b->Segments().back().size_bytes;
+  for (int i = 0; i < more; ++i) {
+    v1::Event e = PutEvent("after" + std::to_string(i), "v");
+    EXPECT_TRUE(b->Commit(&e).ok());
+  }
+  return {begin, end};
+}
+
+// Zeros the first whole 512-byte sector after `from` (a sector that never
+// reached the disk) in binlog.000001.
+void LoseSectorAfter(const fs::path& dir, uint64_t from) {
+  std::string data = ReadFile(dir / kSegment1);
+  const uint64_t sector = (from + 511) / 512 * 512 + 512;
+  std::fill(data.begin() + static_cast<long>(sector), data.begin() + static_cast<long>(sector + 512), '\0');
+  WriteFile(dir / kSegment1, data);
+}
+
+TEST(BinlogRecoveryTest, LostSectorInTheLastGroupDropsThatGroup) {
+  // Preallocated: the sectors of an unsynced write reach the disk in any
+  // order, so whole records can follow the hole.
+  TempDir dir;
+  const auto [begin, end] = WriteMultiSectorGroup(dir.path(), 0);
+  ASSERT_GT(end - begin, 2048u);
+  LoseSectorAfter(dir.path(), begin);
+  auto b = OpenBinlog(dir.path());
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->LastVisible().seq, 2u) << "the torn group is dropped whole";
+  EXPECT_EQ(fs::file_size(dir.path() / kSegment1), begin);
+  EXPECT_EQ(ReadSeqs(*b), Range(1, 2));
+  v1::Event e = PutEvent("again", "v");
+  ASSERT_TRUE(b->Commit(&e).ok());
+  EXPECT_EQ(e.gtid().seq(), 3u);
+}
+
+TEST(BinlogRecoveryTest, LostSectorInAGroupFollowedByAnotherFailsOpen) {
+  // A later group is written only after this one's fdatasync: the hole is
+  // damage to synced data, not a torn write.
+  TempDir dir;
+  const auto [begin, end] = WriteMultiSectorGroup(dir.path(), 1);
+  ASSERT_GT(end - begin, 2048u);
+  LoseSectorAfter(dir.path(), begin);
+  const absl::Status s = OpenStatus(dir.path());
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find(kSegment1), std::string::npos) << s;
+}
+
+TEST(BinlogRecoveryTest, EventsWithoutTheirGroupEndAreATornTail) {
+  TempDir dir;
+  const std::vector<uint64_t> starts = WriteEvents(dir.path());
+  std::string data = ReadFile(dir.path() / kSegment1);
+  // Drop only the last group's kGroupEnd record: its event is whole.
+  data.resize(data.size() - GroupEndRecord().size());
+  WriteFile(dir.path() / kSegment1, data);
+  ExpectLastRecordDropped(dir.path(), starts.back(), "group end missing");
+}
+
 TEST(BinlogRecoveryTest, ZeroedLastRecordIsTruncated) {
   TempDir dir;
   const std::vector<uint64_t> starts = WriteEvents(dir.path());
