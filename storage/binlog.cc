@@ -164,6 +164,7 @@ absl::Status Binlog::Enqueue(Writer* w) {
     events += x->count();
     if (x->sync == Writer::Sync::kForce) sync = true;
   }
+  const bool forced = sync;
   epoch_ = std::max(epoch_, epoch);
   const uint64_t end_seq = next_seq_;  // group covers [first_seq, end_seq)
   l.unlock();
@@ -195,8 +196,11 @@ absl::Status Binlog::Enqueue(Writer* w) {
     uint32_t n = sync_binlog_.load();
     if (n != 0 && ++groups_since_sync_ >= n) sync = true;
   }
+  // Preallocated space only for a binlog whose every group is synced (see
+  // binlog.h): not sync_binlog=N>1, where it would be cut and rewritten.
+  const bool preallocate = sync && (forced || sync_binlog_.load() == 1);
   absl::Status status = absl::OkStatus();
-  if (events > 0) status = WriteGroup(scratch_, sync);
+  if (events > 0) status = WriteGroup(scratch_, sync, preallocate);
   if (sync) groups_since_sync_ = 0;
 
   bool rotate = status.ok() && active_size_ >= max_binlog_size_.load();
@@ -256,13 +260,23 @@ absl::Status Binlog::Preallocate(uint64_t need) {
   return absl::OkStatus();
 }
 
-absl::Status Binlog::WriteGroup(const std::string& records, bool sync) {
-  // The first sync after this carries the new size; the ones after it don't.
-  if (active_size_ + records.size() > allocated_end_) {
-    if (auto s = Preallocate(active_size_ + records.size()); !s.ok()) return s;
+absl::Status Binlog::WriteGroup(const std::string& records, bool sync, bool preallocate) {
+  const uint64_t end = active_size_ + records.size();
+  if (preallocate) {
+    // The first sync after this carries the new size; the ones after it don't.
+    if (end > allocated_end_) {
+      if (auto s = Preallocate(end); !s.ok()) return s;
+    }
+  } else if (allocated_end_ > active_size_) {
+    // Unsynced groups only append: in preallocated space their sectors could
+    // reach the disk in any order across groups, leaving a hole in a group
+    // that later groups follow, which recovery must refuse as damage.
+    if (auto s = active_.Truncate(active_size_); !s.ok()) return s;
+    allocated_end_ = active_size_;
   }
   if (auto s = active_.WriteAt(active_size_, records); !s.ok()) return s;
-  active_size_ += records.size();
+  active_size_ = end;
+  allocated_end_ = std::max(allocated_end_, end);
   if (sync) {
     if (auto s = active_.DataSync(); !s.ok()) return s;
     stat_syncs_.fetch_add(1);

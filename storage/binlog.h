@@ -12,8 +12,9 @@
 // queue behind and form the next group. So many concurrent committers share
 // one fdatasync.
 //
-// Preallocation. The active segment is extended with zeros ahead of the
-// writes (kPreallocBytes at a time, not past max_binlog_size), so a group's
+// Preallocation. While every group is synced (sync_binlog=1, or the relay
+// log's forced syncs), the active segment is extended with zeros ahead of
+// the writes (kPreallocBytes at a time, not past max_binlog_size), so a group's
 // fdatasync flushes data only: appending to a growing file makes every
 // fdatasync also commit the size change to the filesystem journal, ~40%
 // more per sync on ext4. Recovery drops the zeros after the last record;
@@ -166,7 +167,7 @@ class Binlog {
 
   absl::Status Enqueue(Writer* w) EXCLUDES(mu_);
   // Leader only: write (and maybe sync) the group's encoded records.
-  absl::Status WriteGroup(const std::string& records, bool sync);
+  absl::Status WriteGroup(const std::string& records, bool sync, bool preallocate);
   // Leader only: zeros from `need` on, so the file reaches past `need`.
   absl::Status Preallocate(uint64_t need);
   // Leader only: seal the active segment and start the next.

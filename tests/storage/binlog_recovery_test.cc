@@ -159,6 +159,26 @@ TEST(BinlogRecoveryTest, PreallocatedSpaceIsDroppedAndReusedAfterReopen) {
   EXPECT_EQ(ReadSeqs(*b), Range(1, 4));
 }
 
+TEST(BinlogRecoveryTest, UnsyncedGroupsOnlyAppend) {
+  // sync_binlog != 1: no zeros ahead of unsynced writes (their sectors could
+  // land in any order across groups), and preallocated space is cut first.
+  TempDir dir;
+  const fs::path seg = dir.path() / kSegment1;
+  auto b = OpenBinlog(dir.path(), 1ull << 30, /*sync_binlog=*/1);
+  ASSERT_NE(b, nullptr);
+  v1::Event e = PutEvent("synced", "v");
+  ASSERT_TRUE(b->Commit(&e).ok());
+  EXPECT_GT(fs::file_size(seg), b->Segments().back().size_bytes);
+  for (uint32_t n : {0u, 3u}) {
+    b->set_sync_binlog(n);
+    for (int i = 0; i < 4; ++i) {
+      v1::Event u = PutEvent("unsynced" + std::to_string(i), "v");
+      ASSERT_TRUE(b->Commit(&u).ok());
+      EXPECT_EQ(fs::file_size(seg), b->Segments().back().size_bytes) << "sync_binlog=" << n;
+    }
+  }
+}
+
 TEST(BinlogRecoveryTest, SealedSegmentsEndAtTheirLastRecord) {
   TempDir dir;
   auto b = OpenBinlog(dir.path(), 4096);
