@@ -260,6 +260,13 @@ absl::Status Binlog::Preallocate(uint64_t need) {
   return absl::OkStatus();
 }
 
+absl::Status Binlog::DropPreallocated() {
+  if (allocated_end_ == active_size_) return absl::OkStatus();
+  if (auto s = active_.Truncate(active_size_); !s.ok()) return s;
+  allocated_end_ = active_size_;
+  return absl::OkStatus();
+}
+
 absl::Status Binlog::WriteGroup(const std::string& records, bool sync, bool preallocate) {
   const uint64_t end = active_size_ + records.size();
   if (preallocate) {
@@ -267,12 +274,11 @@ absl::Status Binlog::WriteGroup(const std::string& records, bool sync, bool prea
     if (end > allocated_end_) {
       if (auto s = Preallocate(end); !s.ok()) return s;
     }
-  } else if (allocated_end_ > active_size_) {
+  } else {
     // Unsynced groups only append: in preallocated space their sectors could
     // reach the disk in any order across groups, leaving a hole in a group
     // that later groups follow, which recovery must refuse as damage.
-    if (auto s = active_.Truncate(active_size_); !s.ok()) return s;
-    allocated_end_ = active_size_;
+    if (auto s = DropPreallocated(); !s.ok()) return s;
   }
   if (auto s = active_.WriteAt(active_size_, records); !s.ok()) return s;
   active_size_ = end;
@@ -288,8 +294,7 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced) {
   // A sealed segment ends at its last record (readers and recovery take its
   // size as its end) and is durable.
   if (allocated_end_ > active_size_) {
-    if (auto s = active_.Truncate(active_size_); !s.ok()) return s;
-    allocated_end_ = active_size_;
+    if (auto s = DropPreallocated(); !s.ok()) return s;
     active_synced = false;  // the new size must be durable too
   }
   if (!active_synced) {

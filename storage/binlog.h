@@ -170,6 +170,8 @@ class Binlog {
   absl::Status WriteGroup(const std::string& records, bool sync, bool preallocate);
   // Leader only: zeros from `need` on, so the file reaches past `need`.
   absl::Status Preallocate(uint64_t need);
+  // Leader only: cuts the file back to the last record.
+  absl::Status DropPreallocated();
   // Leader only: seal the active segment and start the next.
   absl::Status Rotate(uint64_t next_first_seq, bool active_synced) EXCLUDES(mu_);
   absl::Status WriteIndex(const std::vector<uint64_t>& numbers) REQUIRES(index_mu_);
