@@ -129,7 +129,11 @@ int main(int argc, char** argv) {
   CLI::App app{"relaykv-bench: commit latency and throughput per durability mode, against the "
                "machine's floor (fdatasync, gRPC round trip)",
                "relaykv-bench"};
-  app.add_option("--target", target, "HOST:PORT of a running primary (default: spawn a local cluster)");
+  auto* target_opt =
+      app.add_option("--target", target, "HOST:PORT of a running primary (default: --spawn)");
+  bool spawn = false;
+  app.add_flag("--spawn", spawn, "spawn a local cluster of relaykvd processes (the default)")
+      ->excludes(target_opt);
   app.add_option("--replicas", replicas, "replicas in the spawned cluster")->capture_default_str();
   app.add_option("--modes", modes, "comma list of none,async,after_commit,after_sync")->capture_default_str();
   app.add_option("--clients", clients, "comma list of concurrent clients")->capture_default_str();
