@@ -85,20 +85,47 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Start(const std::string& relay
   auto primary = Process::Start(relaykvd, root / "primary", primary_flags);
   if (!primary.ok()) return primary.status();
   c->primary_ = *std::move(primary);
+  c->primary_address_ = c->primary_->address();
+  if (auto s = c->StartReplicas(relaykvd, replicas, replica_flags); !s.ok()) return s;
+  return c;
+}
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::StartEmbedded(
+    const std::string& relaykvd, const fs::path& root, int replicas,
+    const std::vector<std::pair<std::string, std::string>>& primary_variables,
+    const std::vector<std::string>& replica_flags) {
+  auto c = std::make_unique<Cluster>();
+  c->root_ = root;
+  fs::remove_all(root);
+  NodeOptions options;
+  options.data_dir = root / "primary";
+  options.listen_address = "127.0.0.1:0";
+  options.variables = primary_variables;
+  auto node = Node::Open(options);
+  if (!node.ok()) return node.status();
+  c->embedded_ = *std::move(node);
+  c->primary_address_ = "127.0.0.1:" + std::to_string(c->embedded_->bound_port());
+  if (auto s = c->StartReplicas(relaykvd, replicas, replica_flags); !s.ok()) return s;
+  return c;
+}
+
+absl::Status Cluster::StartReplicas(const std::string& relaykvd, int replicas,
+                                    const std::vector<std::string>& replica_flags) {
   for (int i = 0; i < replicas; ++i) {
     std::vector<std::string> flags = replica_flags;
     flags.push_back("--server-id=" + std::to_string(i + 2));
-    flags.push_back("--replicate-from=" + c->primary_->address());
-    auto r = Process::Start(relaykvd, root / ("replica" + std::to_string(i + 1)), flags);
+    flags.push_back("--replicate-from=" + primary_address_);
+    auto r = Process::Start(relaykvd, root_ / ("replica" + std::to_string(i + 1)), flags);
     if (!r.ok()) return r.status();
-    c->replicas_.push_back(*std::move(r));
+    replicas_.push_back(*std::move(r));
   }
-  return c;
+  return absl::OkStatus();
 }
 
 Cluster::~Cluster() {
   replicas_.clear();
   primary_.reset();
+  embedded_.reset();
   std::error_code ec;
   fs::remove_all(root_, ec);
 }

@@ -1,6 +1,8 @@
 // Cluster: real relaykvd processes on 127.0.0.1 for the bench — a primary
 // and N replicas in temporary data dirs, removed when the Cluster goes.
 // Each process gets --listen 127.0.0.1:0 and is found via <dir>/relaykvd.addr.
+// Or (StartEmbedded) the primary is a relaykv::Node inside this process,
+// serving its replicas on 127.0.0.1:0 like relaykvd does.
 #pragma once
 
 #include <sys/types.h>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "relaykv/node.h"
 
 namespace relaykv::bench {
 
@@ -43,14 +46,28 @@ class Cluster {
                                                         int replicas,
                                                         const std::vector<std::string>& primary_flags,
                                                         const std::vector<std::string>& replica_flags);
+  // primary_variables: the embedded node's variables (name, value).
+  static absl::StatusOr<std::unique_ptr<Cluster>> StartEmbedded(
+      const std::string& relaykvd, const std::filesystem::path& root, int replicas,
+      const std::vector<std::pair<std::string, std::string>>& primary_variables,
+      const std::vector<std::string>& replica_flags);
   ~Cluster();
 
-  Process& primary() { return *primary_; }
+  const std::string& primary_address() const { return primary_address_; }
+  // The primary's process; nullptr when it is embedded.
+  const Process* primary_process() const { return primary_.get(); }
+  // The embedded primary; nullptr when it is a process.
+  Node* embedded() const { return embedded_.get(); }
   const std::vector<std::unique_ptr<Process>>& replicas() const { return replicas_; }
 
  private:
+  absl::Status StartReplicas(const std::string& relaykvd, int replicas,
+                             const std::vector<std::string>& replica_flags);
+
   std::filesystem::path root_;
+  std::string primary_address_;
   std::unique_ptr<Process> primary_;
+  std::unique_ptr<Node> embedded_;
   std::vector<std::unique_ptr<Process>> replicas_;
 };
 

@@ -51,10 +51,40 @@ LoadResult RunLoad(const LoadOptions& o) {
                                                      std::chrono::duration<double>(o.warmup_s));
   const Clock::time_point stop_at = measure_from + std::chrono::duration_cast<Clock::duration>(
                                                        std::chrono::duration<double>(o.duration_s));
-  const int threads = std::min(o.clients, 2);
+  const int threads = o.put ? 0 : std::min(o.clients, 2);
   std::mutex mu;
   LoadResult result;
   std::vector<std::thread> workers;
+  // What one client measured, merged into the result.
+  auto merge = [&](const std::vector<double>& lat, uint64_t errors, const std::string& first_error) {
+    std::lock_guard l(mu);
+    result.latency_us.insert(result.latency_us.end(), lat.begin(), lat.end());
+    result.errors += errors;
+    if (result.first_error.empty()) result.first_error = first_error;
+  };
+  for (int c = 0; o.put && c < o.clients; ++c) {
+    workers.emplace_back([&, c] {
+      std::mt19937_64 rng(static_cast<uint64_t>(c) * 7919 + 1);
+      std::uniform_int_distribution<uint64_t> key(0, o.keyspace - 1);
+      std::vector<double> lat;
+      uint64_t errors = 0;
+      std::string first_error;
+      for (Clock::time_point now = Clock::now(); now < stop_at;) {
+        std::string k = "key" + std::to_string(key(rng));
+        std::string v(o.value_size, 'v');
+        const Clock::time_point sent = Clock::now();
+        absl::Status s = o.put(std::move(k), std::move(v));
+        now = Clock::now();
+        if (sent < measure_from || now > stop_at) continue;
+        if (s.ok()) {
+          lat.push_back(std::chrono::duration<double, std::micro>(now - sent).count());
+        } else if (errors++ == 0) {
+          first_error = s.ToString();
+        }
+      }
+      merge(lat, errors, first_error);
+    });
+  }
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       grpc::CompletionQueue cq;
@@ -113,10 +143,7 @@ LoadResult RunLoad(const LoadOptions& o) {
       cq.Shutdown();
       while (cq.Next(&tag, &ok)) {
       }
-      std::lock_guard l(mu);
-      result.latency_us.insert(result.latency_us.end(), lat.begin(), lat.end());
-      result.errors += errors;
-      if (result.first_error.empty()) result.first_error = first_error;
+      merge(lat, errors, first_error);
     });
   }
   while (Clock::now() < stop_at) {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace relaykv::bench {
 
 struct LoadOptions {
@@ -20,6 +22,9 @@ struct LoadOptions {
   uint64_t keyspace = 100000;
   size_t value_size = 100;
   bool reads = false;  // Get instead of Put
+  // Set: each client is a thread calling this (an embedded node's Put)
+  // instead of a gRPC channel; `target` is then unused.
+  std::function<absl::Status(std::string key, std::string value)> put;
   // Called ~4x a second from the calling thread: seconds left, and whether
   // the measured window has begun (warm-up is over).
   std::function<void(double seconds_left, bool measuring)> tick;

@@ -101,6 +101,16 @@ Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, 
   return run;
 }
 
+// "--name=value" flags as (name, value) variables.
+std::vector<std::pair<std::string, std::string>> Variables(const std::vector<std::string>& flags) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& f : flags) {
+    const size_t eq = f.find('=');
+    out.emplace_back(f.substr(2, eq - 2), f.substr(eq + 1));
+  }
+  return out;
+}
+
 // Waits until the primary counts `n` semi-sync replicas.
 bool WaitForSemiSyncClients(const std::string& target, uint64_t n) {
   for (int i = 0; i < 1000; ++i) {
@@ -131,8 +141,12 @@ int main(int argc, char** argv) {
                "relaykv-bench"};
   auto* target_opt =
       app.add_option("--target", target, "HOST:PORT of a running primary (default: --spawn)");
-  bool spawn = false;
+  bool spawn = false, embedded = false;
   app.add_flag("--spawn", spawn, "spawn a local cluster of relaykvd processes (the default)")
+      ->excludes(target_opt);
+  app.add_flag("--embedded", embedded,
+               "the primary is a relaykv::Node in this process and clients are threads calling "
+               "Node::Put: the commit path without a client's gRPC round trip")
       ->excludes(target_opt);
   app.add_option("--replicas", replicas, "replicas in the spawned cluster")->capture_default_str();
   app.add_option("--modes", modes, "comma list of none,async,after_commit,after_sync")->capture_default_str();
@@ -175,7 +189,8 @@ int main(int argc, char** argv) {
                      {"keyspace", std::to_string(lo.keyspace)},
                      {"value_size", std::to_string(lo.value_size)}, {"clients", clients},
                      {"modes", modes}, {"replicas", std::to_string(replicas)},
-                     {"wait_counts", wait_counts}, {"target", target.empty() ? "spawn" : target},
+                     {"wait_counts", wait_counts},
+                     {"target", !target.empty() ? target : embedded ? "embedded" : "spawn"},
                      {"cores", std::to_string(std::thread::hardware_concurrency())}};
   std::fprintf(stderr, "measuring the floor in %s ...\n", work_dir.c_str());
   report.floor = MeasureFloor(work_dir);
@@ -190,7 +205,7 @@ int main(int argc, char** argv) {
       report.runs.push_back(Measure(target, lo, "target", 0, 0, nullptr, report.floor));
     }
   } else {
-    bool reads_done = !reads;
+    bool reads_done = !reads || embedded;  // embedded clients only write
     for (const std::string& mode : Split(modes)) {
       const bool semi = mode == "after_sync" || mode == "after_commit";
       if (!semi && mode != "none" && mode != "async") {
@@ -210,14 +225,21 @@ int main(int argc, char** argv) {
                     "--rpl_semi_sync_master_wait_point=" + std::string(mode == "after_sync" ? "AFTER_SYNC" : "AFTER_COMMIT"),
                     "--rpl_semi_sync_master_wait_for_slave_count=" + std::to_string(wc)};
         }
-        auto cluster = Cluster::Start(relaykvd, fs::path(work_dir) / mode, n, pflags,
-                                      {"--rpl_semi_sync_slave_enabled=ON"});
+        const std::vector<std::string> rflags = {"--rpl_semi_sync_slave_enabled=ON"};
+        auto cluster = embedded ? Cluster::StartEmbedded(relaykvd, fs::path(work_dir) / mode, n,
+                                                         Variables(pflags), rflags)
+                                : Cluster::Start(relaykvd, fs::path(work_dir) / mode, n, pflags, rflags);
         if (!cluster.ok()) {
           std::fprintf(stderr, "cannot start the %s cluster: %s\n", mode.c_str(),
                        cluster.status().ToString().c_str());
           return 1;
         }
-        const std::string addr = (*cluster)->primary().address();
+        const std::string addr = (*cluster)->primary_address();
+        if (relaykv::Node* node = (*cluster)->embedded()) {
+          lo.put = [node](std::string key, std::string value) {
+            return node->Put(std::move(key), std::move(value)).status();
+          };
+        }
         if (semi && !WaitForSemiSyncClients(addr, static_cast<uint64_t>(n))) {
           std::fprintf(stderr, "replicas did not connect as semi-sync replicas\n");
           return 1;
@@ -225,7 +247,7 @@ int main(int argc, char** argv) {
         for (int c : client_counts) {
           lo.clients = c;
           lo.reads = false;
-          Run run = Measure(addr, lo, mode, n, wc, &(*cluster)->primary(), report.floor);
+          Run run = Measure(addr, lo, mode, n, wc, (*cluster)->primary_process(), report.floor);
           if (semi && run.no_tx > 0) {
             std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
                          mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
@@ -236,7 +258,7 @@ int main(int argc, char** argv) {
         if (!reads_done) {
           lo.clients = client_counts.back();
           lo.reads = true;
-          report.runs.push_back(Measure(addr, lo, "reads", n, 0, &(*cluster)->primary(), report.floor));
+          report.runs.push_back(Measure(addr, lo, "reads", n, 0, (*cluster)->primary_process(), report.floor));
           reads_done = true;
         }
       }
