@@ -68,4 +68,32 @@ TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
   fs::remove_all(dir);
 }
 
+TEST(BenchSmokeTest, EmbeddedPrimaryCommitsAsSemiSync) {
+  // --embedded: a relaykv::Node in the bench process, a real replica process.
+  const char* bin = std::getenv("RELAYKV_BIN_DIR");
+  ASSERT_NE(bin, nullptr);
+  const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-embedded-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string cmd = std::string(bin) + "/relaykv-bench --embedded --replicas 1 --modes after_sync " +
+                          "--clients 1,4 --duration 0.5 --warmup 0.2 --work-dir " + (dir / "work").string() +
+                          " --json " + (dir / "out.json").string() + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (std::fgets(buf, sizeof(buf), p)) out += buf;
+  ASSERT_EQ(::pclose(p), 0) << out;
+  const std::string json = Slurp(dir / "out.json");
+  EXPECT_NE(json.find("\"target\": \"embedded\""), std::string::npos) << json;
+  std::regex run_re("\"mode\": \"after_sync\".*?\"yes_tx\": (\\d+), \"no_tx\": (\\d+)");
+  int runs = 0;
+  for (std::sregex_iterator it(json.begin(), json.end(), run_re), end; it != end; ++it) {
+    ++runs;
+    EXPECT_GT(std::stoull((*it)[1]), 0u) << "yes_tx";
+    EXPECT_EQ(std::stoull((*it)[2]), 0u) << "no_tx: fell back to async";
+  }
+  EXPECT_EQ(runs, 2) << json;
+  EXPECT_FALSE(fs::exists(dir / "work")) << "temp data dirs removed";
+  fs::remove_all(dir);
+}
+
 }  // namespace
