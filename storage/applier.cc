@@ -66,10 +66,7 @@ void Applier::Release(uint64_t seq) { ReleaseUpTo(seq, true); }
 
 void Applier::ReleaseLazily(uint64_t seq) { ReleaseUpTo(seq, false); }
 
-void Applier::ReleaseAndApply(uint64_t seq) {
-  ReleaseUpTo(seq, false);
-  ApplyReleased();
-}
+void Applier::ReleaseAndApply(uint64_t seq) { ApplyUpTo(seq); }
 
 uint64_t Applier::released() const {
   std::lock_guard l(mu_);
@@ -165,9 +162,14 @@ bool Applier::Drain() {
   }
 }
 
-void Applier::ApplyReleased() {
+void Applier::ApplyReleased() { ApplyUpTo(0); }
+
+void Applier::ApplyUpTo(uint64_t seq) {
   {
+    // Releasing and claiming the work in one step: the thread's tick can't
+    // take it in between.
     std::lock_guard l(mu_);
+    released_ = std::max(released_, seq);
     if (applying_ || stop_ || !running_ || released_ <= applied_) return;
     applying_ = true;
   }

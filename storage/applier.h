@@ -82,6 +82,9 @@ class Applier {
  private:
   void Run() EXCLUDES(apply_mu_, mu_);
   void ReleaseUpTo(uint64_t seq, bool wake_thread) EXCLUDES(mu_);
+  // Releases up to `seq` (0: nothing new) and applies on this thread unless
+  // another one is applying.
+  void ApplyUpTo(uint64_t seq) EXCLUDES(apply_mu_, mu_);
   // Applies batches until everything released is applied; the caller has
   // set applying_, which this clears. Returns false if it stopped short
   // because released events are not visible in the binlog yet.
