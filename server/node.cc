@@ -149,6 +149,13 @@ absl::Status Node::Impl::Open(Node* node) {
     kv_service_ = std::make_unique<KvService>(node);
     replication_service_ =
         std::make_unique<ReplicationService>(binlog_.get(), &registry_, semisync_.get());
+    // Before any append; the service outlives them (Close() drains commits
+    // and stops the IO thread before destroying it).
+    binlog_->set_group_listener(
+        [svc = replication_service_.get()](uint64_t first_seq, const Gtid& last,
+                                           std::span<const std::string> payloads) {
+          svc->OnGroup(first_seq, last, payloads);
+        });
     admin_service_ = std::make_unique<AdminService>(node);
     grpc::ServerBuilder builder;
     // One listening socket only (see BUILDING.md, port 0 gotcha).

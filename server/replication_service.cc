@@ -17,6 +17,10 @@ constexpr auto kHeartbeatPeriod = std::chrono::seconds(1);
 // One batch carries at most this much; the next waits for flow control.
 constexpr size_t kBatchBytes = 1u << 20;
 constexpr size_t kBatchEvents = 1000;
+// A leader sends a group itself only while the replica has ACKed all but
+// this much: far below gRPC's 64 KiB initial flow-control window, so its
+// write never waits for the replica to read.
+constexpr uint64_t kDirectSendMaxUnacked = 16u << 10;
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -56,6 +60,104 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable) {
   return absl::OkStatus();
 }
 
+// One stream's sending side, shared by its sender thread and the binlog
+// leaders offering groups (OnGroup).
+struct ReplicationService::Outbox {
+  Outbox(grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* s, uint64_t connection,
+         bool semi, uint64_t next)
+      : stream(s), id(connection), semi_sync(semi), next_seq(next) {}
+
+  // A batch is about to go out (semi-sync streams only: others never ACK).
+  void Sent(uint64_t last_seq, size_t bytes) EXCLUDES(sent_mu) {
+    std::lock_guard l(sent_mu);
+    if (sent.size() < 10000) sent.push_back({last_seq, Clock::now(), bytes});
+    unacked_bytes += bytes;
+  }
+  // The replica holds everything up to `seq`: returns the µs since the batch
+  // ending exactly there was sent, or -1.
+  int64_t Acked(uint64_t seq) EXCLUDES(sent_mu) {
+    std::lock_guard l(sent_mu);
+    int64_t net_wait_us = -1;
+    while (!sent.empty() && sent.front().last_seq <= seq) {
+      if (sent.front().last_seq == seq) {
+        net_wait_us =
+            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent.front().at).count();
+      }
+      unacked_bytes -= sent.front().bytes;
+      sent.pop_front();
+    }
+    return net_wait_us;
+  }
+  uint64_t Unacked() EXCLUDES(sent_mu) {
+    std::lock_guard l(sent_mu);
+    return sent.size() >= 10000 ? kDirectSendMaxUnacked : unacked_bytes;
+  }
+
+  grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* const stream;
+  const uint64_t id;
+  const bool semi_sync;
+
+  // Held for every write on the stream: one at a time, in seq order.
+  std::mutex mu;
+  bool open GUARDED_BY(mu) = true;  // false once broken or the handler leaves
+  uint64_t next_seq GUARDED_BY(mu);  // the first seq not sent yet
+
+  struct Batch {
+    uint64_t last_seq;
+    Clock::time_point at;
+    size_t bytes;
+  };
+  std::mutex sent_mu;
+  std::deque<Batch> sent GUARDED_BY(sent_mu);  // not ACKed yet, oldest first
+  uint64_t unacked_bytes GUARDED_BY(sent_mu) = 0;
+};
+
+void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox) {
+  std::lock_guard l(mu_);
+  outboxes_.push_back(outbox);
+}
+
+void ReplicationService::Unregister(const std::shared_ptr<Outbox>& outbox) {
+  std::lock_guard l(mu_);
+  std::erase(outboxes_, outbox);
+}
+
+void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
+                                 std::span<const std::string> payloads) {
+  std::vector<std::shared_ptr<Outbox>> outboxes;
+  {
+    std::lock_guard l(mu_);
+    for (const auto& o : outboxes_) {
+      if (o->semi_sync) outboxes.push_back(o);
+    }
+  }
+  if (outboxes.empty()) return;
+  size_t bytes = 0;
+  for (const std::string& p : payloads) bytes += p.size();
+  v1::PrimaryMessage msg;
+  for (const auto& o : outboxes) {
+    // Busy (its sender is writing), behind, or too much un-ACKed: the
+    // sender thread sends it.
+    std::unique_lock l(o->mu, std::try_to_lock);
+    if (!l.owns_lock() || !o->open || o->next_seq != first_seq) continue;
+    if (o->Unacked() + bytes > kDirectSendMaxUnacked) continue;
+    if (msg.batch().events_size() == 0) {
+      v1::EventBatch* batch = msg.mutable_batch();
+      for (const std::string& p : payloads) batch->add_events(p);
+      GtidToProto(last, batch->mutable_primary_last_gtid());
+      batch->set_primary_time_us(NowMicros());
+      batch->set_wants_ack(true);
+    }
+    o->Sent(last.seq, bytes);
+    if (!o->stream->Write(msg)) {
+      o->open = false;  // broken: the sender finds out on its next write
+      continue;
+    }
+    o->next_seq = last.seq + 1;
+    registry_->UpdateSent(o->id, last);
+  }
+}
+
 grpc::Status ReplicationService::Subscribe(
     grpc::ServerContext* ctx, grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* stream) {
   v1::ReplicaMessage first;
@@ -82,10 +184,8 @@ grpc::Status ReplicationService::Subscribe(
   info.acked = durable;
   const uint64_t id = registry_->Add(info);
   semisync_->ReplicaConnected(id, info.semi_sync);
-
-  // When each batch was sent, so an ACK tells the replica + network time.
-  std::mutex sent_mu;
-  std::deque<std::pair<uint64_t, Clock::time_point>> sent_at;  // (last seq, when); guarded by sent_mu
+  auto outbox = std::make_shared<Outbox>(stream, id, info.semi_sync, durable.seq + 1);
+  Outbox& out = *outbox;
   spdlog::info("replication: replica server_id {} ({}) subscribed from {}", info.server_id,
                info.address, durable.ToString());
 
@@ -96,28 +196,21 @@ grpc::Status ReplicationService::Subscribe(
       if (!m.has_ack()) continue;
       const Gtid acked = GtidFromProto(m.ack().durable_gtid());
       registry_->UpdateAcked(id, acked);
-      int64_t net_wait_us = -1;
-      {
-        std::lock_guard l(sent_mu);
-        while (!sent_at.empty() && sent_at.front().first <= acked.seq) {
-          if (sent_at.front().first == acked.seq) {
-            net_wait_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                              Clock::now() - sent_at.front().second)
-                              .count();
-          }
-          sent_at.pop_front();
-        }
-      }
-      semisync_->Ack(id, acked.seq, net_wait_us);
+      semisync_->Ack(id, acked.seq, out.Acked(acked.seq));
     }
   });
 
   absl::Status status;
   v1::PrimaryMessage msg;
-  // An immediate heartbeat tells the replica it was accepted.
-  GtidToProto(binlog_->LastVisible(), msg.mutable_heartbeat()->mutable_primary_last_gtid());
-  msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
-  bool alive = stream->Write(msg);
+  bool alive;
+  {
+    // An immediate heartbeat tells the replica it was accepted.
+    std::lock_guard l(out.mu);
+    GtidToProto(binlog_->LastVisible(), msg.mutable_heartbeat()->mutable_primary_last_gtid());
+    msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
+    alive = stream->Write(msg);
+  }
+  Register(outbox);
   while (alive && !ctx->IsCancelled()) {
     auto rec = (*reader)->NextWait(Clock::now() + kHeartbeatPeriod);
     if (!rec.ok()) {
@@ -125,12 +218,25 @@ grpc::Status ReplicationService::Subscribe(
                                                : rec.status();
       break;
     }
+    std::lock_guard l(out.mu);
+    if (!out.open) break;
+    // What a binlog leader already sent on this stream (OnGroup).
+    bool skipped = false;
+    while (rec.ok() && rec->has_value() && (*rec)->event.gtid().seq() < out.next_seq) {
+      rec = (*reader)->Next();
+      skipped = true;
+    }
+    if (!rec.ok()) {
+      status = rec.status();
+      break;
+    }
     msg.Clear();
     const Gtid primary_last = binlog_->LastVisible();
     if (!rec->has_value()) {
+      if (skipped) continue;  // all sent by leaders: the replica heard from us
       GtidToProto(primary_last, msg.mutable_heartbeat()->mutable_primary_last_gtid());
       msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
-      if (!stream->Write(msg)) break;
+      alive = stream->Write(msg);
       continue;
     }
     v1::EventBatch* batch = msg.mutable_batch();
@@ -150,15 +256,19 @@ grpc::Status ReplicationService::Subscribe(
       batch->add_events(std::move((*more)->payload));
     }
     if (!status.ok()) break;
-    GtidToProto(binlog_->LastVisible(), batch->mutable_primary_last_gtid());
+    GtidToProto(primary_last, batch->mutable_primary_last_gtid());
     batch->set_primary_time_us(NowMicros());
     batch->set_wants_ack(info.semi_sync);
-    if (info.semi_sync) {
-      std::lock_guard l(sent_mu);
-      if (sent_at.size() < 10000) sent_at.emplace_back(last.seq, Clock::now());
-    }
-    if (!stream->Write(msg)) break;  // replica gone (or cancelled)
+    if (info.semi_sync) out.Sent(last.seq, bytes);
+    alive = stream->Write(msg);  // false: replica gone (or cancelled)
+    if (!alive) break;
+    out.next_seq = last.seq + 1;
     registry_->UpdateSent(id, last);
+  }
+  Unregister(outbox);
+  {
+    std::lock_guard l(out.mu);  // a leader's write in progress ends first
+    out.open = false;
   }
   ctx->TryCancel();  // unblocks the ACK reader
   acks.join();

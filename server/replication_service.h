@@ -7,6 +7,13 @@
 // replica never slows commits or other replicas. A second thread per stream
 // reads the replica's ACKs.
 //
+// Direct send. A semi-sync stream that is caught up takes a new group from
+// the binlog leader itself (OnGroup, on the committing thread): the commit
+// that waits for this replica's ACK does not wait for the sender thread to
+// wake up and read the group back. Only while what the replica has not
+// ACKed stays far below gRPC's flow-control window, so that write cannot
+// block a commit; otherwise (or when the sender is busy) the sender sends.
+//
 // A replica whose position is not in this binlog (purged: OUT_OF_RANGE; a
 // different history or ahead of us: FAILED_PRECONDITION) is refused with a
 // message naming both positions.
@@ -17,10 +24,17 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
 #include "proto/replication.grpc.pb.h"
 #include "server/replica_registry.h"
 #include "server/semisync.h"
 #include "storage/binlog.h"
+#include "storage/thread_annotations.h"
 
 namespace relaykv {
 
@@ -34,13 +48,24 @@ class ReplicationService final : public v1::Replication::Service {
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* stream) override;
 
+  // Binlog::GroupListener: offers a just-visible group to every stream.
+  void OnGroup(uint64_t first_seq, const Gtid& last, std::span<const std::string> payloads)
+      EXCLUDES(mu_);
+
  private:
+  struct Outbox;
+  void Register(const std::shared_ptr<Outbox>& outbox) EXCLUDES(mu_);
+  void Unregister(const std::shared_ptr<Outbox>& outbox) EXCLUDES(mu_);
+
   // OK if the replica at `durable` can continue from this binlog.
   absl::Status CheckPosition(const Gtid& durable);
 
   Binlog* const binlog_;
   ReplicaRegistry* const registry_;
   SemiSyncMaster* const semisync_;
+
+  std::mutex mu_;
+  std::vector<std::shared_ptr<Outbox>> outboxes_ GUARDED_BY(mu_);
 };
 
 }  // namespace relaykv

@@ -175,10 +175,12 @@ absl::Status Binlog::Enqueue(Writer* w) {
   }
 
   // Encode outside the lock; writers queued meanwhile wait for the next group.
+  payloads_.clear();
   auto encode = [this, &last](const v1::Event& ev) {
     std::string payload;
     ev.SerializeToString(&payload);
     AppendRecord(&scratch_, binlog_format::RecordType::kEvent, payload);
+    if (group_listener_) payloads_.push_back(std::move(payload));
     last = GtidFromProto(ev.gtid());
   };
   bool policy_sync = false;
@@ -241,11 +243,16 @@ absl::Status Binlog::Enqueue(Writer* w) {
   stat_groups_.fetch_add(events > 0 ? 1 : 0);
   stat_events_.fetch_add(events);
   const absl::Status result = w->status;
+  // Leader-only state belongs to the next leader from the unlock on: a
+  // writer arriving at an empty queue leads at once.
+  std::vector<std::string> payloads;
+  if (status.ok()) payloads.swap(payloads_);
   l.unlock();
   // After the unlock, so woken followers need not wait for mu_. A released
   // follower may return (and its Writer vanish) at once: nothing touches it
   // after its release.
   for (Writer* x : wake) x->wake.release();
+  if (!payloads.empty()) group_listener_(first_seq, last, payloads);
   return result;
 }
 

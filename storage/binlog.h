@@ -104,6 +104,17 @@ class Binlog {
   // returns once the events are visible.
   [[nodiscard]] absl::Status AppendReplicated(std::span<const v1::Event> events, bool sync);
 
+  // Called by each group's leader, on its own thread with no binlog lock
+  // held, once the group is visible and its followers are released: the
+  // group's event payloads (as stored) in seq order from `first_seq` up to
+  // `last`. Lets
+  // a replication stream that is caught up send the group at once instead
+  // of waking its sender thread. Set before the first append; the listener
+  // must outlive every append.
+  using GroupListener =
+      std::function<void(uint64_t first_seq, const Gtid& last, std::span<const std::string> payloads)>;
+  void set_group_listener(GroupListener listener) { group_listener_ = std::move(listener); }
+
   // The last visible event's GTID ({0,0} if none ever).
   Gtid LastVisible() const EXCLUDES(mu_);
   // The seq of the oldest event still in the binlog (after purges); equals
@@ -202,6 +213,8 @@ class Binlog {
   uint64_t allocated_end_ = 0;       // the active segment's file size (>= active_size_)
   uint32_t groups_since_sync_ = 0;
   std::string scratch_;              // the group's encoded records
+  std::vector<std::string> payloads_;  // the group's event payloads, for group_listener_
+  GroupListener group_listener_;
 
   std::atomic<uint64_t> stat_groups_{0};
   std::atomic<uint64_t> stat_syncs_{0};
