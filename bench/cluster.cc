@@ -1,5 +1,7 @@
 #include "bench/cluster.h"
 
+#include <sys/prctl.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -20,17 +22,20 @@ absl::StatusOr<std::unique_ptr<Process>> Process::Start(const std::string& binar
   fs::remove(addr_file);
   args.insert(args.begin(), {binary, "--data-dir", data_dir.string(), "--listen", "127.0.0.1:0"});
   const std::string log = (data_dir / "relaykvd.log").string();
+  // Built before fork(): the child of a threaded process (an embedded
+  // primary runs threads) may only make system calls until execv.
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) return absl::InternalError("fork failed");
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // no orphaned relaykvd if the bench dies
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd >= 0) {
       ::dup2(fd, 2);
       ::dup2(fd, 1);
     }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     ::execv(binary.c_str(), argv.data());
     ::_exit(127);
   }

@@ -1,6 +1,7 @@
 #include "tests/integration/process.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,13 +57,16 @@ std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<
                                    "127.0.0.1:" + std::to_string(port)};
   args.insert(args.end(), flags.begin(), flags.end());
   const std::string log = data_dir.string() + ".log";
+  // Built before fork(): the child of a threaded process may only make
+  // system calls until execv.
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphaned relaykvd if the test dies
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) ::dup2(fd, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     ::execv(binary.c_str(), argv.data());
     ::_exit(127);
   }
