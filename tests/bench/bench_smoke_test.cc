@@ -7,6 +7,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "gtest/gtest.h"
 
@@ -21,20 +22,25 @@ std::string Slurp(const fs::path& p) {
   return s.str();
 }
 
-TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
+// Runs relaykv-bench with `args`; returns its exit status and output.
+std::pair<int, std::string> RunBench(const std::string& args) {
   const char* bin = std::getenv("RELAYKV_BIN_DIR");
-  ASSERT_NE(bin, nullptr);
-  const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-smoke-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  const std::string cmd = std::string(bin) + "/relaykv-bench --modes none,async,after_sync --clients 1,4 " +
-                          "--duration 0.5 --warmup 0.2 --work-dir " + (dir / "work").string() +
-                          " --json " + (dir / "out.json").string() + " --csv " +
-                          (dir / "out.csv").string() + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
+  if (bin == nullptr) return {-1, "RELAYKV_BIN_DIR is not set"};
+  FILE* p = ::popen((std::string(bin) + "/relaykv-bench " + args + " 2>&1").c_str(), "r");
   std::string out;
   char buf[4096];
   while (std::fgets(buf, sizeof(buf), p)) out += buf;
-  ASSERT_EQ(::pclose(p), 0) << out;
+  return {::pclose(p), out};
+}
+
+TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
+  const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-smoke-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto [status, out] =
+      RunBench("--modes none,async,after_sync --clients 1,4 --duration 0.5 --warmup 0.2 --work-dir " +
+               (dir / "work").string() + " --json " + (dir / "out.json").string() + " --csv " +
+               (dir / "out.csv").string());
+  ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("floor: fdatasync p50"), std::string::npos) << out;
 
   const std::string json = Slurp(dir / "out.json");
@@ -70,18 +76,12 @@ TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
 
 TEST(BenchSmokeTest, EmbeddedPrimaryCommitsAsSemiSync) {
   // --embedded: a relaykv::Node in the bench process, a real replica process.
-  const char* bin = std::getenv("RELAYKV_BIN_DIR");
-  ASSERT_NE(bin, nullptr);
   const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-embedded-" + std::to_string(::getpid()));
   fs::create_directories(dir);
-  const std::string cmd = std::string(bin) + "/relaykv-bench --embedded --replicas 1 --modes after_sync " +
-                          "--clients 1,4 --duration 0.5 --warmup 0.2 --work-dir " + (dir / "work").string() +
-                          " --json " + (dir / "out.json").string() + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (std::fgets(buf, sizeof(buf), p)) out += buf;
-  ASSERT_EQ(::pclose(p), 0) << out;
+  const auto [status, out] =
+      RunBench("--embedded --replicas 1 --modes after_sync --clients 1,4 --duration 0.5 --warmup 0.2 "
+               "--work-dir " + (dir / "work").string() + " --json " + (dir / "out.json").string());
+  ASSERT_EQ(status, 0) << out;
   const std::string json = Slurp(dir / "out.json");
   EXPECT_NE(json.find("\"target\": \"embedded\""), std::string::npos) << json;
   std::regex run_re("\"mode\": \"after_sync\".*?\"yes_tx\": (\\d+), \"no_tx\": (\\d+)");
