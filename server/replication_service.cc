@@ -70,7 +70,11 @@ struct ReplicationService::Outbox {
   // A batch is about to go out (semi-sync streams only: others never ACK).
   void Sent(uint64_t last_seq, size_t bytes) EXCLUDES(sent_mu) {
     std::lock_guard l(sent_mu);
-    if (sent.size() < 10000) sent.push_back({last_seq, Clock::now(), bytes});
+    if (sent.size() >= kMaxTracked) {
+      untracked_up_to = last_seq;  // Unacked() says "too much" until it is ACKed
+      return;
+    }
+    sent.push_back({last_seq, Clock::now(), bytes});
     unacked_bytes += bytes;
   }
   // The replica holds everything up to `seq`: returns the µs since the batch
@@ -86,13 +90,16 @@ struct ReplicationService::Outbox {
       unacked_bytes -= sent.front().bytes;
       sent.pop_front();
     }
+    if (seq >= untracked_up_to) untracked_up_to = 0;
     return net_wait_us;
   }
   uint64_t Unacked() EXCLUDES(sent_mu) {
     std::lock_guard l(sent_mu);
-    return sent.size() >= 10000 ? kDirectSendMaxUnacked : unacked_bytes;
+    return untracked_up_to != 0 ? kDirectSendMaxUnacked : unacked_bytes;
   }
 
+  // Batches tracked at most (a replica that stopped ACKing).
+  static constexpr size_t kMaxTracked = 10000;
   grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* const stream;
   const uint64_t id;
   const bool semi_sync;
@@ -109,7 +116,8 @@ struct ReplicationService::Outbox {
   };
   std::mutex sent_mu;
   std::deque<Batch> sent GUARDED_BY(sent_mu);  // not ACKed yet, oldest first
-  uint64_t unacked_bytes GUARDED_BY(sent_mu) = 0;
+  uint64_t unacked_bytes GUARDED_BY(sent_mu) = 0;  // of the batches in `sent`
+  uint64_t untracked_up_to GUARDED_BY(sent_mu) = 0;  // last seq sent while `sent` was full
 };
 
 void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox) {
