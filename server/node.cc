@@ -112,10 +112,11 @@ absl::Status Node::Impl::Open(Node* node) {
   semisync_ = std::make_unique<SemiSyncMaster>(
       [this] { return binlog_->LastVisible().seq; },
       // What enough replicas hold may become visible (AFTER_SYNC), even if
-      // the commit that waited for it has gone (deadline). Lazily: the
-      // commits this ACK wakes apply it themselves.
+      // the commit that waited for it has gone (deadline). Applied here, on
+      // the ACK's thread, before the commits it releases wake up: each of
+      // them then wakes once instead of twice (ACK, then applied).
       [this](uint64_t seq) {
-        if (applier_) applier_->ReleaseLazily(seq);
+        if (applier_) applier_->ReleaseAndApply(seq);
       });
   ConfigureSemiSync();
   vars_.set_on_change([this](const std::string& name, const std::string& value) {

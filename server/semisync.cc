@@ -159,11 +159,15 @@ void SemiSyncMaster::Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_
     if (q > quorum_seq_) {
       quorum_seq_ = q;
       released = q;
-      waiters_.Take(q);
     }
     MaybeSwitchOn();
   }
-  if (released != 0 && on_acked_) on_acked_(released);
+  if (released == 0) return;
+  // First what the new position allows (the applier, on this thread), then
+  // the commits it releases: they wake once, to find their write applied.
+  if (on_acked_) on_acked_(released);
+  std::lock_guard l(mu_);
+  waiters_.Take(released);
 }
 
 void SemiSyncMaster::Configure(const SemiSyncSettings& s) {

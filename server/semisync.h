@@ -39,7 +39,8 @@ class SemiSyncMaster {
  public:
   // `binlog_end` returns the last visible binlog seq (for switching back ON).
   // `on_acked` is called (outside the lock) with each new position that
-  // enough replicas hold, so the applier can release it.
+  // enough replicas hold, before the commits waiting for it are woken, so
+  // the applier can release (and apply) it.
   SemiSyncMaster(std::function<uint64_t()> binlog_end, std::function<void(uint64_t)> on_acked);
 
   enum class Outcome {

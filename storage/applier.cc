@@ -55,16 +55,12 @@ bool Applier::running() const {
   return running_;
 }
 
-void Applier::ReleaseUpTo(uint64_t seq, bool wake_thread) {
+void Applier::Release(uint64_t seq) {
   std::lock_guard l(mu_);
   if (seq <= released_) return;
   released_ = seq;
-  if (wake_thread) work_cv_.notify_one();
+  work_cv_.notify_one();
 }
-
-void Applier::Release(uint64_t seq) { ReleaseUpTo(seq, true); }
-
-void Applier::ReleaseLazily(uint64_t seq) { ReleaseUpTo(seq, false); }
 
 void Applier::ReleaseAndApply(uint64_t seq) { ApplyUpTo(seq); }
 
@@ -183,8 +179,7 @@ void Applier::Run() {
   std::unique_lock l(mu_);
   while (!stop_) {
     if (released_ <= applied_ || applying_) {
-      // Timed: lazy releases do not wake us.
-      work_cv_.wait_for(l, kLazyApplyPeriod);
+      work_cv_.wait(l);
       continue;
     }
     applying_ = true;

@@ -53,17 +53,11 @@ class Applier {
   // Allows events up to `seq` to be applied (monotonic: lower values no-op)
   // and wakes the applier thread to apply them.
   void Release(uint64_t seq) EXCLUDES(mu_);
-  // Allows them without waking anyone: the next ReleaseAndApply applies
-  // them, or the applier thread within kLazyApplyPeriod. For releases that
-  // a committer is about to apply anyway (a semi-sync ACK), which would
-  // otherwise wake the thread to race that committer.
-  void ReleaseLazily(uint64_t seq) EXCLUDES(mu_);
   // Release(seq) without the wake-up, then ApplyReleased().
   void ReleaseAndApply(uint64_t seq) EXCLUDES(apply_mu_, mu_);
   // Applies what is released on the calling thread, unless another thread
   // is applying right now (then it returns at once and that one does it).
   void ApplyReleased() EXCLUDES(apply_mu_, mu_);
-  static constexpr std::chrono::milliseconds kLazyApplyPeriod{20};
   uint64_t released() const EXCLUDES(mu_);
   uint64_t applied() const EXCLUDES(mu_);
   // timestamp_us of the last applied event (0 before any): replica lag.
@@ -81,7 +75,6 @@ class Applier {
 
  private:
   void Run() EXCLUDES(apply_mu_, mu_);
-  void ReleaseUpTo(uint64_t seq, bool wake_thread) EXCLUDES(mu_);
   // Releases up to `seq` (0: nothing new) and applies on this thread unless
   // another one is applying.
   void ApplyUpTo(uint64_t seq) EXCLUDES(apply_mu_, mu_);
@@ -103,7 +96,7 @@ class Applier {
   std::vector<v1::Event> batch_ GUARDED_BY(apply_mu_);
 
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;  // for the thread: released_ (eagerly) or stop_
+  std::condition_variable work_cv_;  // for the thread: Release(), stop_, or work it must take over
   SeqWaiters waiters_ GUARDED_BY(mu_);  // WaitApplied callers
   bool applying_ GUARDED_BY(mu_) = false;  // a thread is in Drain()
   uint64_t released_ GUARDED_BY(mu_) = 0;

@@ -107,19 +107,6 @@ TEST_F(ApplierTest, ReleaseAndApplyHasAppliedWhenItReturns) {
   EXPECT_EQ(Get(3), std::nullopt);
 }
 
-TEST_F(ApplierTest, LazyReleaseIsAppliedByTheThreadOrTheNextCommitter) {
-  Applier applier(binlog_.get(), state_.get());
-  ASSERT_TRUE(applier.Start().ok());
-  Commit(4);
-  applier.ReleaseLazily(2);  // wakes nobody: the thread finds it on its next tick
-  ASSERT_TRUE(applier.WaitApplied(2, HangGuardDeadline()).ok());
-  ExpectAppliedThrough(2);
-  applier.ReleaseLazily(3);
-  applier.ReleaseAndApply(4);  // takes the lazy release along (or the thread's tick does)
-  ASSERT_TRUE(applier.WaitApplied(4, HangGuardDeadline()).ok());
-  ExpectAppliedThrough(4);
-}
-
 TEST_F(ApplierTest, ManyWaitersOnDifferentSeqsAreEachWoken) {
   Applier applier(binlog_.get(), state_.get());
   ASSERT_TRUE(applier.Start().ok());
