@@ -4,6 +4,7 @@
 // file and offset; the index decides which segment files exist.
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,13 @@ std::vector<uint64_t> WriteEvents(const fs::path& dir) {
   b.reset();
   fs::resize_file(dir / kSegment1, end);
   return starts;
+}
+
+// Rewrites binlog.000001 in `dir` with `edit` applied to its bytes.
+void EditSegment(const fs::path& dir, const std::function<void(std::string&)>& edit) {
+  std::string data = ReadFile(dir / kSegment1);
+  edit(data);
+  WriteFile(dir / kSegment1, data);
 }
 
 absl::Status OpenStatus(const fs::path& dir) {
@@ -222,10 +230,10 @@ std::pair<uint64_t, uint64_t> WriteMultiSectorGroup(const fs::path& dir, int mor
 // Zeros the first whole 512-byte sector after `from` (a sector that never
 // reached the disk) in binlog.000001.
 void LoseSectorAfter(const fs::path& dir, uint64_t from) {
-  std::string data = ReadFile(dir / kSegment1);
   const uint64_t sector = (from + 511) / 512 * 512 + 512;
-  std::fill(data.begin() + static_cast<long>(sector), data.begin() + static_cast<long>(sector + 512), '\0');
-  WriteFile(dir / kSegment1, data);
+  EditSegment(dir, [&](std::string& data) {
+    std::fill(data.begin() + static_cast<long>(sector), data.begin() + static_cast<long>(sector + 512), '\0');
+  });
 }
 
 TEST(BinlogRecoveryTest, LostSectorInTheLastGroupDropsThatGroup) {
@@ -260,10 +268,8 @@ TEST(BinlogRecoveryTest, LostSectorInAGroupFollowedByAnotherFailsOpen) {
 TEST(BinlogRecoveryTest, EventsWithoutTheirGroupEndAreATornTail) {
   TempDir dir;
   const std::vector<uint64_t> starts = WriteEvents(dir.path());
-  std::string data = ReadFile(dir.path() / kSegment1);
   // Drop only the last group's kGroupEnd record: its event is whole.
-  data.resize(data.size() - GroupEndRecord().size());
-  WriteFile(dir.path() / kSegment1, data);
+  EditSegment(dir.path(), [](std::string& data) { data.resize(data.size() - GroupEndRecord().size()); });
   ExpectLastRecordDropped(dir.path(), starts.back(), "group end missing");
 }
 
@@ -271,10 +277,9 @@ TEST(BinlogRecoveryTest, ZeroedLastRecordIsTruncated) {
   TempDir dir;
   const std::vector<uint64_t> starts = WriteEvents(dir.path());
   ASSERT_EQ(starts.size(), kEvents);
-  const fs::path seg = dir.path() / kSegment1;
-  std::string data = ReadFile(seg);
-  std::fill(data.begin() + static_cast<long>(starts.back()), data.end(), '\0');
-  WriteFile(seg, data);
+  EditSegment(dir.path(), [&](std::string& data) {
+    std::fill(data.begin() + static_cast<long>(starts.back()), data.end(), '\0');
+  });
   ExpectLastRecordDropped(dir.path(), starts.back(), "zeroed last record");
 }
 
@@ -283,10 +288,9 @@ TEST(BinlogRecoveryTest, LastRecordWithZeroedPayloadIsTruncated) {
   TempDir dir;
   const std::vector<uint64_t> starts = WriteEvents(dir.path());
   ASSERT_EQ(starts.size(), kEvents);
-  const fs::path seg = dir.path() / kSegment1;
-  std::string data = ReadFile(seg);
-  std::fill(data.begin() + static_cast<long>(starts.back() + kRecordHeaderSize), data.end(), '\0');
-  WriteFile(seg, data);
+  EditSegment(dir.path(), [&](std::string& data) {
+    std::fill(data.begin() + static_cast<long>(starts.back() + kRecordHeaderSize), data.end(), '\0');
+  });
   ExpectLastRecordDropped(dir.path(), starts.back(), "zeroed payload");
 }
 
@@ -294,19 +298,15 @@ TEST(BinlogRecoveryTest, BadChecksumInTheLastRecordIsTruncated) {
   TempDir dir;
   const std::vector<uint64_t> starts = WriteEvents(dir.path());
   ASSERT_EQ(starts.size(), kEvents);
-  const fs::path seg = dir.path() / kSegment1;
-  std::string data = ReadFile(seg);
-  data.back() ^= 0x40;  // ends exactly at the end of the file: the last write, half done
-  WriteFile(seg, data);
+  // Ends exactly at the end of the file: the last write, half done.
+  EditSegment(dir.path(), [](std::string& data) { data.back() ^= 0x40; });
   ExpectLastRecordDropped(dir.path(), starts.back(), "bad crc in the last record");
 }
 
 // Flips byte `at` of binlog.000001 in a copy of `golden`; returns Open's status.
 absl::Status OpenWithFlippedByte(const fs::path& golden, const fs::path& work, uint64_t at) {
   testing::CopyDir(golden, work);
-  std::string data = ReadFile(work / kSegment1);
-  data[at] ^= 0x04;
-  WriteFile(work / kSegment1, data);
+  EditSegment(work, [&](std::string& data) { data[at] ^= 0x04; });
   return OpenStatus(work);
 }
 
@@ -366,9 +366,7 @@ TEST_F(BinlogCorruptionTest, FlippedSegmentHeaderByteFailsOpen) {
 
 // Appends a well-framed record to binlog.000001 in `dir`.
 void AppendRawRecord(const fs::path& dir, binlog_format::RecordType type, const std::string& payload) {
-  std::string data = ReadFile(dir / kSegment1);
-  AppendRecord(&data, type, payload);
-  WriteFile(dir / kSegment1, data);
+  EditSegment(dir, [&](std::string& data) { AppendRecord(&data, type, payload); });
 }
 
 TEST(BinlogRecoveryTest, WholeRecordWithAnOutOfOrderSeqFailsOpen) {
