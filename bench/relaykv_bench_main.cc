@@ -178,9 +178,17 @@ int main(int argc, char** argv) {
     work_dir = (fs::temp_directory_path() / ("relaykv-bench-" + std::to_string(::getpid()))).string();
   }
   fs::create_directories(work_dir);
+  // Removed however main ends (an error return included), after every
+  // Cluster in it has stopped its processes.
+  struct RemoveOnExit {
+    std::string dir;
+    ~RemoveOnExit() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } remove_work_dir{work_dir};
   if (catchup > 0) {
     PrintCatchup(RunCatchup(relaykvd, work_dir, catchup, lo.value_size), std::cout);
-    fs::remove_all(work_dir);
     return 0;
   }
 
@@ -264,8 +272,6 @@ int main(int argc, char** argv) {
       }
     }
   }
-  fs::remove_all(work_dir);
-
   PrintTable(report, std::cout);
   if (!json.empty()) {
     if (auto s = WriteJson(report, json); !s.ok()) std::cerr << s << "\n";
