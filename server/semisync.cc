@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <semaphore>
 #include <vector>
 
 #include "spdlog/spdlog.h"
@@ -10,9 +11,30 @@ namespace relaykv {
 
 using Clock = std::chrono::steady_clock;
 
+namespace {
+// How often the timer asks waiting commits' callers whether they are gone,
+// and how long it keeps that pace after the last wait ended (so a steady
+// stream of commits never has to wake it).
+constexpr auto kPollPeriod = std::chrono::milliseconds(20);
+constexpr auto kIdleAfter = std::chrono::seconds(1);
+}  // namespace
+
 SemiSyncMaster::SemiSyncMaster(std::function<uint64_t()> binlog_end,
                                std::function<void(uint64_t)> on_acked)
-    : binlog_end_(std::move(binlog_end)), on_acked_(std::move(on_acked)) {}
+    : binlog_end_(std::move(binlog_end)),
+      on_acked_(std::move(on_acked)),
+      timer_at_(Clock::time_point::max()),
+      timer_([this] { TimerLoop(); }) {}
+
+SemiSyncMaster::~SemiSyncMaster() {
+  Close();
+  {
+    std::lock_guard l(mu_);
+    stop_ = true;
+  }
+  timer_cv_.notify_all();
+  timer_.join();
+}
 
 uint64_t SemiSyncMaster::QuorumSeq() const {
   const size_t need = static_cast<size_t>(settings_.wait_for_slave_count);
@@ -30,7 +52,7 @@ void SemiSyncMaster::SwitchOff(const std::string& why) {
   status_on_ = false;
   ++counters_.no_times;
   spdlog::warn("semi-sync switched OFF: {}", why);
-  waiters_.Take();
+  ResolveUpTo();
 }
 
 void SemiSyncMaster::MaybeSwitchOn() {
@@ -57,8 +79,40 @@ void SemiSyncMaster::Unregister(uint64_t seq) {
   if (auto it = waiting_.find(seq); it != waiting_.end()) waiting_.erase(it);
 }
 
-absl::StatusOr<SemiSyncMaster::Outcome> SemiSyncMaster::WaitForAck(
-    uint64_t seq, Clock::time_point deadline, const std::function<bool()>& cancelled) {
+SemiSyncMaster::Result SemiSyncMaster::Resolve(const Pending& p) {
+  if (quorum_seq_ >= p.seq) {
+    ++counters_.tx_waits;
+    counters_.tx_wait_time += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - p.start).count());
+    ++counters_.yes_tx;
+    return Outcome::kAcked;
+  }
+  if (closed_) return absl::UnavailableError("server shut down while the commit waited for replicas");
+  // Switched OFF (timeout, no replicas) or disabled while it waited.
+  ++counters_.no_tx;
+  return Outcome::kAsync;
+}
+
+void SemiSyncMaster::ResolveUpTo(uint64_t seq) {
+  auto end = pending_.upper_bound(seq);
+  for (auto it = pending_.begin(); it != end; ++it) {
+    ready_.emplace_back(std::move(it->second.done), Resolve(it->second));
+    waiting_.erase(waiting_.find(it->first));
+  }
+  pending_.erase(pending_.begin(), end);
+}
+
+void SemiSyncMaster::RunReady(std::unique_lock<std::mutex>& l) {
+  if (ready_.empty()) return;
+  Ready ready;
+  ready.swap(ready_);
+  l.unlock();
+  for (auto& [done, result] : ready) done(std::move(result));
+  l.lock();
+}
+
+void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
+                               std::function<bool()> cancelled, Done done) {
   std::unique_lock l(mu_);
   // Registered at seq assignment: the wait began then (see Register()).
   std::optional<Clock::time_point> registered;
@@ -67,15 +121,20 @@ absl::StatusOr<SemiSyncMaster::Outcome> SemiSyncMaster::WaitForAck(
     registered_.erase(r);
     if (auto it = waiting_.find(seq); it != waiting_.end()) waiting_.erase(it);
   }
-  if (closed_) return absl::UnavailableError("server is shutting down");
-  if (!settings_.enabled) return Outcome::kAsync;  // not counted: semi-sync is off entirely
+  auto now = [&](Result r) {
+    l.unlock();
+    done(std::move(r));
+  };
+  if (closed_) return now(absl::UnavailableError("server is shutting down"));
+  if (!settings_.enabled) return now(Outcome::kAsync);  // not counted: semi-sync is off entirely
   if (status_on_ && !settings_.wait_no_slave && semi_acks_.size() < settings_.wait_for_slave_count) {
     SwitchOff("fewer semi-sync replicas connected than rpl_semi_sync_master_wait_for_slave_count "
               "and rpl_semi_sync_master_wait_no_slave is OFF");
+    RunReady(l);
   }
   if (!status_on_) {
     ++counters_.no_tx;
-    return Outcome::kAsync;
+    return now(Outcome::kAsync);
   }
   if (quorum_seq_ >= seq) {
     if (registered) {  // it waited from its registration until the ACK
@@ -84,50 +143,93 @@ absl::StatusOr<SemiSyncMaster::Outcome> SemiSyncMaster::WaitForAck(
           std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - *registered).count());
     }  // else: the ACK was there before it ever waited — counted, not as a wait
     ++counters_.yes_tx;
-    return Outcome::kAcked;
+    return now(Outcome::kAcked);
   }
   if (!registered && !waiting_.empty() && seq < *waiting_.begin()) ++counters_.wait_pos_backtraverse;
-  auto it = waiting_.insert(seq);
+  waiting_.insert(seq);
   const Clock::time_point start = registered.value_or(Clock::now());
-  const Clock::time_point timeout_at = start + std::chrono::milliseconds(settings_.timeout_ms);
-  const Clock::time_point until = std::min(timeout_at, deadline);
-  auto released = [&] { return closed_ || !settings_.enabled || !status_on_ || quorum_seq_ >= seq; };
-  bool gone = false;
-  while (!released() && Clock::now() < until && !(cancelled && (gone = cancelled()))) {
-    // The client going away has no notification of its own: look every 20 ms.
-    SeqWaiters::Waiter w(seq);
-    waiters_.Wait(&w, l, cancelled ? std::min(until, Clock::now() + std::chrono::milliseconds(20)) : until);
+  Pending p{seq, start, start + std::chrono::milliseconds(settings_.timeout_ms), deadline,
+            std::move(cancelled), std::move(done)};
+  Clock::time_point check = std::min(p.timeout_at, p.deadline);
+  if (p.cancelled) check = std::min(check, Clock::now() + kPollPeriod);
+  pending_.emplace(seq, std::move(p));
+  if (check < timer_at_) {
+    timer_at_ = check;
+    timer_cv_.notify_one();
   }
-  waiting_.erase(it);
-  if (gone && quorum_seq_ < seq) {
-    return absl::CancelledError("the client went away while its commit waited for replicas to ACK seq " +
-                                std::to_string(seq) + "; the write is in the binlog and will replicate");
-  }
-  const auto waited_us =
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+}
 
-  if (quorum_seq_ >= seq) {
-    ++counters_.tx_waits;
-    counters_.tx_wait_time += static_cast<uint64_t>(waited_us);
-    ++counters_.yes_tx;
-    return Outcome::kAcked;
+SemiSyncMaster::Result SemiSyncMaster::WaitForAck(uint64_t seq, Clock::time_point deadline,
+                                                  std::function<bool()> cancelled) {
+  std::binary_semaphore woken{0};
+  Result result = absl::UnknownError("semi-sync wait never resolved");
+  WaitAsync(seq, deadline, std::move(cancelled), [&](Result r) {
+    result = std::move(r);
+    woken.release();  // last: `result` and `woken` may be gone right after
+  });
+  woken.acquire();
+  return result;
+}
+
+Clock::time_point SemiSyncMaster::NextCheck() const {
+  Clock::time_point next = Clock::time_point::max();
+  bool poll = false;
+  for (const auto& [seq, p] : pending_) {
+    next = std::min({next, p.timeout_at, p.deadline});
+    poll = poll || p.cancelled != nullptr;
   }
-  if (closed_) return absl::UnavailableError("server shut down while the commit waited for replicas");
-  if (!settings_.enabled || !status_on_) {
-    ++counters_.no_tx;
-    return Outcome::kAsync;
+  if (poll) next = std::min(next, Clock::now() + kPollPeriod);
+  return next;
+}
+
+void SemiSyncMaster::TimerLoop() {
+  std::unique_lock l(mu_);
+  auto last_busy = Clock::now();
+  while (!stop_) {
+    const auto now = Clock::now();
+    if (!pending_.empty()) last_busy = now;
+    // While commits come and go it ticks anyway, so a new wait need not wake it.
+    timer_at_ = std::min(NextCheck(), now - last_busy < kIdleAfter ? now + kPollPeriod
+                                                                    : Clock::time_point::max());
+    if (timer_at_ == Clock::time_point::max()) {
+      timer_cv_.wait(l);
+    } else {
+      timer_cv_.wait_until(l, timer_at_);
+    }
+    if (stop_) break;
+    const auto t = Clock::now();
+    // A timeout switches semi-sync OFF, which ends every wait.
+    for (const auto& [seq, p] : pending_) {
+      if (t >= p.timeout_at && quorum_seq_ < seq && status_on_) {
+        SwitchOff("timeout waiting for replicas to ACK seq " + std::to_string(seq) + " after " +
+                  std::to_string(settings_.timeout_ms) + " ms (ACKed up to seq " +
+                  std::to_string(quorum_seq_) + "); commits continue asynchronously");
+        break;
+      }
+    }
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      Pending& p = it->second;
+      std::optional<absl::Status> end;
+      if (p.cancelled && p.cancelled()) {
+        end = absl::CancelledError("the client went away while its commit waited for replicas to ACK seq " +
+                                   std::to_string(p.seq) +
+                                   "; the write is in the binlog and will replicate");
+      } else if (t >= p.deadline) {
+        // The caller's deadline: never answered OK, not counted.
+        end = absl::DeadlineExceededError("deadline passed while waiting for replicas to ACK seq " +
+                                          std::to_string(p.seq) +
+                                          "; the write is in the binlog and will replicate");
+      }
+      if (!end) {
+        ++it;
+        continue;
+      }
+      ready_.emplace_back(std::move(p.done), *end);
+      waiting_.erase(waiting_.find(p.seq));
+      it = pending_.erase(it);
+    }
+    RunReady(l);
   }
-  if (Clock::now() >= timeout_at) {
-    SwitchOff("timeout waiting for replicas to ACK seq " + std::to_string(seq) + " after " +
-              std::to_string(settings_.timeout_ms) + " ms (ACKed up to seq " +
-              std::to_string(quorum_seq_) + "); commits continue asynchronously");
-    ++counters_.no_tx;
-    return Outcome::kAsync;
-  }
-  // The caller's deadline: never answered OK, not counted.
-  return absl::DeadlineExceededError("deadline passed while waiting for replicas to ACK seq " +
-                                     std::to_string(seq) +
-                                     "; the write is in the binlog and will replicate");
 }
 
 void SemiSyncMaster::ReplicaConnected(uint64_t connection_id, bool semi_sync) {
@@ -137,13 +239,15 @@ void SemiSyncMaster::ReplicaConnected(uint64_t connection_id, bool semi_sync) {
 }
 
 void SemiSyncMaster::ReplicaDisconnected(uint64_t connection_id) {
-  std::lock_guard l(mu_);
+  std::unique_lock l(mu_);
   if (semi_acks_.erase(connection_id) == 0) return;
   quorum_seq_ = std::max(quorum_seq_, QuorumSeq());
   if (settings_.enabled && !settings_.wait_no_slave &&
       semi_acks_.size() < settings_.wait_for_slave_count) {
     SwitchOff("a semi-sync replica left and rpl_semi_sync_master_wait_no_slave is OFF");
   }
+  ResolveUpTo(quorum_seq_);
+  RunReady(l);
 }
 
 void SemiSyncMaster::Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_us) {
@@ -164,14 +268,15 @@ void SemiSyncMaster::Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_
   }
   if (released == 0) return;
   // First what the new position allows (the applier, on this thread), then
-  // the commits it releases: they wake once, to find their write applied.
+  // the commits it releases: they find their write applied.
   if (on_acked_) on_acked_(released);
-  std::lock_guard l(mu_);
-  waiters_.Take(released);
+  std::unique_lock l(mu_);
+  ResolveUpTo(released);
+  RunReady(l);
 }
 
 void SemiSyncMaster::Configure(const SemiSyncSettings& s) {
-  std::lock_guard l(mu_);
+  std::unique_lock l(mu_);
   const bool was_enabled = settings_.enabled;
   settings_ = s;
   if (was_enabled && !s.enabled) {
@@ -179,14 +284,17 @@ void SemiSyncMaster::Configure(const SemiSyncSettings& s) {
   } else if (!was_enabled && s.enabled) {
     status_on_ = true;  // as MySQL: ON at once, even before a replica connects
   }
+  // A lower wait count may release waits. (A new timeout applies to new waits.)
   quorum_seq_ = std::max(quorum_seq_, QuorumSeq());
-  waiters_.Take();
+  ResolveUpTo(quorum_seq_);
+  RunReady(l);
 }
 
 void SemiSyncMaster::Close() {
-  std::lock_guard l(mu_);
+  std::unique_lock l(mu_);
   closed_ = true;
-  waiters_.Take();
+  ResolveUpTo();
+  RunReady(l);
 }
 
 NameValues SemiSyncMaster::Status() const {

@@ -8,22 +8,30 @@
 // Counters follow MySQL 8's semisync source (names and µs units); see
 // Counters below for the exact event that moves each.
 //
-// Threads: thread-safe; one mutex. Each waiter blocks on its own condition
-// variable (SeqWaiters): an ACK wakes only the commits it releases. Close()
-// releases them all with UNAVAILABLE.
+// Waits are callbacks, not parked threads: a commit's wait is a pending
+// entry, resolved by the ACK that reaches it (on the ACK's thread), by a
+// switch OFF or a settings change (on that caller's thread), or by the
+// timer thread (timeout, the caller's deadline, the caller gone). So a
+// gRPC commit holds no thread while its replicas work, and a blocking
+// caller (WaitForAck) sleeps once. Callbacks run outside the lock, exactly
+// once each; Close() resolves every pending wait with UNAVAILABLE.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "relaykv/node.h"
-#include "storage/seq_waiters.h"
 #include "storage/thread_annotations.h"
 
 namespace relaykv {
@@ -42,19 +50,25 @@ class SemiSyncMaster {
   // enough replicas hold, before the commits waiting for it are woken, so
   // the applier can release (and apply) it.
   SemiSyncMaster(std::function<uint64_t()> binlog_end, std::function<void(uint64_t)> on_acked);
+  ~SemiSyncMaster();
 
   enum class Outcome {
     kAcked,       // enough replicas hold it (yes_tx)
     kAsync,       // semi-sync was or went OFF (no_tx), or is disabled
   };
-  // Blocks until `seq` is ACKed, the timeout switches semi-sync OFF, or it is
-  // disabled. DEADLINE_EXCEEDED if the caller's deadline comes first,
-  // CANCELLED once `cancelled()` says the client went away (checked every
-  // 20 ms), UNAVAILABLE on Close(): such commits are never answered OK and
-  // not counted as yes_tx.
-  absl::StatusOr<Outcome> WaitForAck(uint64_t seq, std::chrono::steady_clock::time_point deadline,
-                                     const std::function<bool()>& cancelled = nullptr)
-      EXCLUDES(mu_);
+  using Result = absl::StatusOr<Outcome>;
+  using Done = std::function<void(Result)>;
+  // Calls `done` once `seq` is ACKed, the timeout switches semi-sync OFF, or
+  // it is disabled — at once (on this thread) if one of them holds already.
+  // DEADLINE_EXCEEDED if the caller's deadline comes first, CANCELLED once
+  // `cancelled()` says the client went away (asked every 20 ms, under this
+  // object's lock: keep it cheap), UNAVAILABLE on Close(): such commits are
+  // never answered OK and not counted as yes_tx.
+  void WaitAsync(uint64_t seq, std::chrono::steady_clock::time_point deadline,
+                 std::function<bool()> cancelled, Done done) EXCLUDES(mu_);
+  // WaitAsync, blocking until `done`.
+  Result WaitForAck(uint64_t seq, std::chrono::steady_clock::time_point deadline,
+                    std::function<bool()> cancelled = nullptr) EXCLUDES(mu_);
 
   // The commit of `seq` starts waiting now: called when its seq is
   // assigned, before any replica can have it, so an ACK can never "beat" a
@@ -77,18 +91,36 @@ class SemiSyncMaster {
   NameValues Status() const EXCLUDES(mu_);
 
  private:
+  struct Pending {
+    uint64_t seq;
+    std::chrono::steady_clock::time_point start;       // registration, or the wait's start
+    std::chrono::steady_clock::time_point timeout_at;  // start + timeout_ms (as set then)
+    std::chrono::steady_clock::time_point deadline;    // the caller's
+    std::function<bool()> cancelled;
+    Done done;
+  };
+  using Ready = std::vector<std::pair<Done, Result>>;
+
   // Position that wait_for_slave_count semi-sync replicas have ACKed.
   uint64_t QuorumSeq() const REQUIRES(mu_);
   void SwitchOff(const std::string& why) REQUIRES(mu_);
   void MaybeSwitchOn() REQUIRES(mu_);
+  // Ends `p`'s wait: its outcome and counters, as of now.
+  Result Resolve(const Pending& p) REQUIRES(mu_);
+  // Resolves the pending waits up to `seq` (all by default) into ready_.
+  void ResolveUpTo(uint64_t seq = UINT64_MAX) REQUIRES(mu_);
+  // Runs the resolved callbacks, after dropping the lock.
+  void RunReady(std::unique_lock<std::mutex>& l) REQUIRES(mu_);
+  // The timer thread: timeouts, deadlines, callers gone.
+  void TimerLoop() EXCLUDES(mu_);
+  std::chrono::steady_clock::time_point NextCheck() const REQUIRES(mu_);
 
   const std::function<uint64_t()> binlog_end_;
   const std::function<void(uint64_t)> on_acked_;
 
   mutable std::mutex mu_;
-  // Woken when quorum_seq_ passes their seq; all of them when status_on_,
-  // settings_ or closed_ change.
-  SeqWaiters waiters_ GUARDED_BY(mu_);
+  std::multimap<uint64_t, Pending> pending_ GUARDED_BY(mu_);  // by seq
+  Ready ready_ GUARDED_BY(mu_);                                // resolved, to call back
   SemiSyncSettings settings_ GUARDED_BY(mu_);
   bool status_on_ GUARDED_BY(mu_) = false;
   bool closed_ GUARDED_BY(mu_) = false;
@@ -96,6 +128,12 @@ class SemiSyncMaster {
   uint64_t quorum_seq_ GUARDED_BY(mu_) = 0;
   std::multiset<uint64_t> waiting_ GUARDED_BY(mu_);  // seqs being waited for
   std::map<uint64_t, std::chrono::steady_clock::time_point> registered_ GUARDED_BY(mu_);
+
+  // The timer sleeps until timer_at_; a wait that needs it earlier wakes it.
+  std::condition_variable timer_cv_;
+  std::chrono::steady_clock::time_point timer_at_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::thread timer_;
 
   struct Counters {
     uint64_t net_waits = 0, net_wait_time = 0;     // ACKs; µs batch sent -> ACK
