@@ -2,6 +2,7 @@
 
 #include <sys/file.h>
 
+#include <semaphore>
 #include <system_error>
 
 #include "server/admin_service.h"
@@ -118,6 +119,7 @@ absl::Status Node::Impl::Open(Node* node) {
       [this](uint64_t seq) {
         if (applier_) applier_->ReleaseAndApply(seq);
       });
+  on_assigned_ = [this](uint64_t seq) { semisync_->Register(seq); };
   ConfigureSemiSync();
   vars_.set_on_change([this](const std::string& name, const std::string& value) {
     if (name == "sync_binlog") binlog_->set_sync_binlog(static_cast<uint32_t>(std::stoul(value)));
@@ -198,49 +200,82 @@ absl::Status Node::Impl::Open(Node* node) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations,
-                                         const WriteOptions& options) {
-  const Deadline deadline = options.deadline;
-  if (auto s = ValidateMutations(mutations); !s.ok()) return s;
-  CallScope scope(this);
-  if (!scope.ok()) return scope.status();
+// One commit in flight: what its callbacks share until it is answered.
+struct Node::Impl::PendingCommit {
+  PendingCommit(Impl* i, WriteOptions o, CommitDone d)
+      : impl(i), options(std::move(o)), done(std::move(d)) {}
+  // Answers the caller, then counts the call out (Close() waits for that).
+  void Finish(absl::StatusOr<Gtid> result) {
+    done(std::move(result));
+    impl->Leave();
+  }
+  Impl* const impl;
+  const WriteOptions options;
+  const CommitDone done;
+  v1::Event event;
+};
+
+void Node::Impl::CommitAsync(std::vector<v1::Mutation> mutations, WriteOptions options,
+                             CommitDone done) {
+  if (auto s = ValidateMutations(mutations); !s.ok()) return done(s);
+  if (auto s = Enter(); !s.ok()) return done(s);
+  auto c = std::make_shared<PendingCommit>(this, std::move(options), std::move(done));
   if (std::string primary = primary_address(); !primary.empty()) {
-    return absl::FailedPreconditionError("this node is a read-only replica; send writes to its primary at " +
-                                         primary);
+    return c->Finish(absl::FailedPreconditionError(
+        "this node is a read-only replica; send writes to its primary at " + primary));
   }
   if (vars_.GetBool("read_only")) {
-    return absl::FailedPreconditionError(
-        "The server is running with read_only=ON so it cannot execute this write");
+    return c->Finish(absl::FailedPreconditionError(
+        "The server is running with read_only=ON so it cannot execute this write"));
   }
-  v1::Event event;
-  event.set_timestamp_us(NowMicros());
-  event.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
-  for (auto& m : mutations) *event.add_mutations() = std::move(m);
+  c->event.set_timestamp_us(NowMicros());
+  c->event.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
+  for (auto& m : mutations) *c->event.add_mutations() = std::move(m);
+  binlog_->CommitAsync(&c->event, &on_assigned_, [this, c](absl::Status s) { Durable(c, s); });
+}
 
-  // Semi-sync counts the commit as waiting from the moment its seq exists.
-  const std::function<void(uint64_t)> on_assigned = [this](uint64_t seq) { semisync_->Register(seq); };
-  if (auto s = binlog_->Commit(&event, on_assigned); !s.ok()) {
-    if (event.gtid().seq() != 0) semisync_->Unregister(event.gtid().seq());
-    return s;
+void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::Status& written) {
+  if (!written.ok()) {
+    if (c->event.gtid().seq() != 0) semisync_->Unregister(c->event.gtid().seq());
+    return c->Finish(written);
   }
   // Durable in our binlog (per sync_binlog).
-  const Gtid gtid = GtidFromProto(event.gtid());
-  const bool after_sync = vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
-  if (after_sync) {
-    // Lossless: nobody may read it before enough replicas hold it.
-    if (auto w = semisync_->WaitForAck(gtid.seq, deadline, options.cancelled); !w.ok()) {
-      return w.status();
-    }
+  const Gtid gtid = GtidFromProto(c->event.gtid());
+  const Deadline deadline = c->options.deadline;
+  auto apply = [this, gtid, deadline]() -> absl::StatusOr<Gtid> {
+    applier_->ReleaseAndApply(gtid.seq);
+    if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) return s;
+    return gtid;
+  };
+  if (vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC") {
+    // Lossless: nobody may read it before enough replicas hold it. (An ACK
+    // applies what it releases before calling back, so `apply` finds it
+    // done.)
+    semisync_->WaitAsync(gtid.seq, deadline, c->options.cancelled,
+                         [c, apply](SemiSyncMaster::Result w) {
+                           c->Finish(w.ok() ? apply() : w.status());
+                         });
+    return;
   }
-  applier_->ReleaseAndApply(gtid.seq);
-  if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) return s;
-  if (!after_sync) {
-    // AFTER_COMMIT: already visible; the client still waits for the ACK.
-    if (auto w = semisync_->WaitForAck(gtid.seq, deadline, options.cancelled); !w.ok()) {
-      return w.status();
-    }
-  }
-  return gtid;
+  // AFTER_COMMIT: visible now; the caller still waits for the ACK.
+  absl::StatusOr<Gtid> applied = apply();
+  if (!applied.ok()) return c->Finish(applied.status());
+  semisync_->WaitAsync(gtid.seq, deadline, c->options.cancelled,
+                       [c, gtid](SemiSyncMaster::Result w) {
+                         c->Finish(w.ok() ? absl::StatusOr<Gtid>(gtid) : w.status());
+                       });
+}
+
+absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations,
+                                        const WriteOptions& options) {
+  std::binary_semaphore finished{0};
+  absl::StatusOr<Gtid> result = absl::UnknownError("commit never finished");
+  CommitAsync(std::move(mutations), options, [&](absl::StatusOr<Gtid> r) {
+    result = std::move(r);
+    finished.release();  // last: `result` and `finished` may be gone right after
+  });
+  finished.acquire();
+  return result;
 }
 
 void Node::Impl::ConfigureSemiSync() {

@@ -37,6 +37,14 @@ class Node::Impl {
   ~Impl();
 
   absl::Status Open(Node* node);
+  // The commit path: validates, appends to the binlog (group commit),
+  // waits for replicas per the semi-sync wait point, applies, then calls
+  // `done` once — possibly on this thread before returning, else on the
+  // thread that completed it (binlog committer, ACK reader, semi-sync
+  // timer). `done` must not block.
+  using CommitDone = std::function<void(absl::StatusOr<Gtid>)>;
+  void CommitAsync(std::vector<v1::Mutation> mutations, WriteOptions options, CommitDone done);
+  // CommitAsync, blocking until done.
   absl::StatusOr<Gtid> Commit(std::vector<v1::Mutation> mutations, const WriteOptions& options);
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key, uint64_t min_seq,
                                                  Deadline deadline);
@@ -70,6 +78,11 @@ class Node::Impl {
   std::unique_ptr<SemiSyncMaster> semisync_;
   // Reads the rpl_semi_sync_master_* variables into semisync_.
   void ConfigureSemiSync();
+  // Semi-sync counts a commit as waiting from its seq's assignment.
+  std::function<void(uint64_t)> on_assigned_;
+  struct PendingCommit;
+  // CommitAsync's continuation once the binlog has the event (or failed).
+  void Durable(const std::shared_ptr<PendingCommit>& c, const absl::Status& written);
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<ReplicationService> replication_service_;
   std::unique_ptr<AdminService> admin_service_;

@@ -30,6 +30,9 @@ struct Binlog::Writer {
   const std::function<void(uint64_t)>* on_assigned = nullptr;  // Commit()'s callback
   std::span<const v1::Event> replicated;    // AppendReplicated(): GTIDs preassigned
   Sync sync = Sync::kPolicy;
+  // CommitAsync(): called instead of releasing `wake`, by whoever completes
+  // the writer, which then deletes it (async writers live on the heap).
+  std::function<void(absl::Status)> on_done;
 
   // Set by the leader under mu_ before it releases `wake`; the semaphore's
   // release/acquire orders them, so a woken writer reads them unlocked.
@@ -41,7 +44,21 @@ struct Binlog::Writer {
   std::binary_semaphore wake{0};
 
   size_t count() const { return assign != nullptr ? 1 : replicated.size(); }
+  bool async() const { return on_done != nullptr; }
 };
+
+void Binlog::Complete(const std::vector<Writer*>& writers, Writer* self) {
+  for (Writer* x : writers) {
+    if (x->async()) {
+      x->on_done(x->status);
+      delete x;
+    } else if (x != self) {
+      // A released writer may return (and its Writer vanish) at once:
+      // nothing touches it after this.
+      x->wake.release();
+    }
+  }
+}
 
 absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& options) {
   auto recovered = RecoverBinlogDir(options.dir);
@@ -62,9 +79,31 @@ Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
       last_visible_(recovered.last),
       active_(std::move(active)),
       active_size_(segments_.back().end_offset),
-      allocated_end_(active_size_) {}  // recovery cut the file at its last record
+      allocated_end_(active_size_),  // recovery cut the file at its last record
+      committer_([this] { CommitterLoop(); }) {}
 
-Binlog::~Binlog() { Close(); }
+Binlog::~Binlog() {
+  Close();
+  {
+    std::lock_guard l(mu_);
+    stop_committer_ = true;
+  }
+  committer_cv_.notify_all();
+  committer_.join();
+}
+
+void Binlog::CommitterLoop() {
+  std::unique_lock l(mu_);
+  for (;;) {
+    // A turn handed over before the stop is still taken: it completes (or
+    // fails, once closed) the async writers queued.
+    committer_cv_.wait(l, [&] { return committer_turn_ || stop_committer_; });
+    if (!committer_turn_) return;
+    committer_turn_ = false;
+    LeadGroup(l, nullptr);
+    l.lock();
+  }
+}
 
 void Binlog::Close() {
   std::lock_guard l(mu_);
@@ -79,6 +118,15 @@ absl::Status Binlog::Commit(v1::Event* event, const std::function<void(uint64_t)
   return Enqueue(&w);
 }
 
+void Binlog::CommitAsync(v1::Event* event, const std::function<void(uint64_t)>* on_assigned,
+                         std::function<void(absl::Status)> done) {
+  auto* w = new Writer;
+  w->assign = event;
+  w->on_assigned = on_assigned;
+  w->on_done = std::move(done);
+  Enqueue(w).IgnoreError();  // reported through on_done
+}
+
 absl::Status Binlog::AppendReplicated(std::span<const v1::Event> events, bool sync) {
   if (events.empty()) return absl::OkStatus();
   Writer w;
@@ -89,31 +137,45 @@ absl::Status Binlog::AppendReplicated(std::span<const v1::Event> events, bool sy
 
 absl::Status Binlog::Enqueue(Writer* w) {
   std::unique_lock l(mu_);
-  if (closed_) return absl::FailedPreconditionError("binlog " + dir_.string() + " is closed");
-  if (!error_.ok()) return error_;
+  if (closed_ || !error_.ok()) {
+    w->status = closed_ ? absl::FailedPreconditionError("binlog " + dir_.string() + " is closed")
+                        : error_;
+    l.unlock();
+    const absl::Status s = w->status;
+    Complete({w}, w);
+    return s;
+  }
   writers_.push_back(w);
-  while (w != writers_.front()) {
+  if (w != writers_.front()) {
+    // An async writer is taken by the group leading now or the committer.
+    if (w->async()) return absl::OkStatus();
     l.unlock();
     w->wake.acquire();
     if (w->done) return w->status;  // our group was written by its leader
     l.lock();                       // else: we lead the next group
   }
+  if (w->async()) {
+    LeadGroup(l, w);  // completes (and frees) w
+    return absl::OkStatus();
+  }
+  LeadGroup(l, w);
+  return w->status;
+}
 
+void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   if (closed_ || !error_.ok()) {
     // A previous group failed (or Close() came): fail everyone queued.
     absl::Status s = closed_ ? absl::FailedPreconditionError("binlog " + dir_.string() + " is closed")
                              : error_;
-    std::vector<Writer*> wake;
-    while (!writers_.empty()) {
-      Writer* x = writers_.front();
-      writers_.pop_front();
+    std::vector<Writer*> failed(writers_.begin(), writers_.end());
+    writers_.clear();
+    for (Writer* x : failed) {
       x->status = s;
       x->done = true;
-      if (x != w) wake.push_back(x);
     }
     l.unlock();
-    for (Writer* x : wake) x->wake.release();
-    return s;
+    Complete(failed, self);
+    return;
   }
 
   // This thread leads the group: the writers queued now, in order, up to
@@ -232,28 +294,39 @@ absl::Status Binlog::Enqueue(Writer* w) {
   }
 
   l.lock();
-  std::vector<Writer*> wake;
   for (Writer* x : group) {
     if (x->status.ok()) x->status = status;
     x->done = true;
     writers_.pop_front();
-    if (x != w) wake.push_back(x);
   }
-  if (!writers_.empty()) wake.push_back(writers_.front());  // leads the next group
+  // The next group's leader: a blocked writer leads it itself; async ones
+  // have no thread of their own, so the committer does. Either way this
+  // thread leads at most one group and returns to its caller.
+  Writer* next = nullptr;
+  if (!writers_.empty()) {
+    if (writers_.front()->async()) {
+      committer_turn_ = true;
+      committer_cv_.notify_one();
+    } else {
+      next = writers_.front();
+    }
+  }
   stat_groups_.fetch_add(events > 0 ? 1 : 0);
   stat_events_.fetch_add(events);
-  const absl::Status result = w->status;
   // Leader-only state belongs to the next leader from the unlock on: a
   // writer arriving at an empty queue leads at once.
   std::vector<std::string> payloads;
   if (status.ok()) payloads.swap(payloads_);
   l.unlock();
-  // After the unlock, so woken followers need not wait for mu_. A released
-  // follower may return (and its Writer vanish) at once: nothing touches it
-  // after its release.
-  for (Writer* x : wake) x->wake.release();
+  // After the unlock, so woken writers need not wait for mu_. The blocked
+  // first, then the replicas (the group's network leg starts before the
+  // callbacks' work), then the async writers' callbacks.
+  if (next != nullptr) next->wake.release();
+  std::vector<Writer*> blocked, async;
+  for (Writer* x : group) (x->async() ? async : blocked).push_back(x);
+  Complete(blocked, self);
   if (!payloads.empty()) group_listener_(first_seq, last, payloads);
-  return result;
+  Complete(async, self);
 }
 
 absl::Status Binlog::Preallocate(uint64_t need) {

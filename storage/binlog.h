@@ -3,14 +3,17 @@
 //
 // Threads: every public method is thread-safe.
 //
-// Group commit. Commit() and AppendReplicated() queue a writer and block.
+// Group commit. Commit() and AppendReplicated() queue a writer and block;
+// CommitAsync() queues one and returns, to be called back.
 // The writer at the head of the queue becomes the leader: it takes every
 // writer queued so far, assigns seqs in queue order, writes the group with
 // one pwrite and (per sync_binlog) one fdatasync, publishes the new end, and
 // wakes its followers (each on its own semaphore, after dropping the lock,
 // so they return without contending for it). Writers that arrive meanwhile
 // queue behind and form the next group. So many concurrent committers share
-// one fdatasync.
+// one fdatasync. A group whose first writer is async is led by the
+// committer thread: under a load of async commits it writes group after
+// group without any thread waking per commit.
 //
 // Preallocation. While every group is synced (sync_binlog=1, or the relay
 // log's forced syncs), the active segment is extended with zeros ahead of
@@ -46,6 +49,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "storage/thread_annotations.h"
@@ -96,6 +100,15 @@ class Binlog {
   // the binlog's lock (semi-sync registers its waiter there).
   [[nodiscard]] absl::Status Commit(v1::Event* event,
                                     const std::function<void(uint64_t seq)>& on_assigned = {});
+  // Commit() without blocking for other groups: `done(status)` is called
+  // exactly once, when the event is visible or its append failed, on the
+  // thread that wrote its group — this one (before CommitAsync returns) if
+  // the binlog was idle, else the binlog's committer thread, which leads
+  // the groups of async writers. *event and *on_assigned (may be null) must
+  // stay valid until `done`; `done` must not block for long (it holds up
+  // the rest of its group).
+  void CommitAsync(v1::Event* event, const std::function<void(uint64_t seq)>* on_assigned,
+                   std::function<void(absl::Status)> done);
 
   // Relay-log path. Appends events that already carry their GTIDs: the first
   // must have seq LastVisible().seq+1 (or the next one queued), seqs dense,
@@ -176,7 +189,16 @@ class Binlog {
 
   Binlog(BinlogOptions options, RecoveredBinlog recovered, File active);
 
+  // Queues `w`; a blocked writer returns its status, an async one OK (its
+  // status goes to its callback).
   absl::Status Enqueue(Writer* w) EXCLUDES(mu_);
+  // Writes the group at the head of writers_ (l locked on entry, unlocked
+  // on return) and completes its writers; `self` is the calling writer, if
+  // any (not released: it is running).
+  void LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) REQUIRES(mu_);
+  static void Complete(const std::vector<Writer*>& writers, Writer* self);
+  // The committer thread: leads the groups whose first writer is async.
+  void CommitterLoop() EXCLUDES(mu_);
   // Leader only: write (and maybe sync) the group's encoded records.
   absl::Status WriteGroup(const std::string& records, bool sync, bool preallocate);
   // Leader only: zeros from `need` on, so the file reaches past `need`.
@@ -206,6 +228,10 @@ class Binlog {
   Gtid last_visible_ GUARDED_BY(mu_);
   absl::Status error_ GUARDED_BY(mu_);   // sticky write/sync failure
   bool closed_ GUARDED_BY(mu_) = false;
+  // Set by a leader that leaves an async writer at the head of the queue.
+  bool committer_turn_ GUARDED_BY(mu_) = false;
+  bool stop_committer_ GUARDED_BY(mu_) = false;
+  std::condition_variable committer_cv_;
 
   // Touched only by the current leader (leadership is exclusive).
   File active_;
@@ -219,6 +245,7 @@ class Binlog {
   std::atomic<uint64_t> stat_groups_{0};
   std::atomic<uint64_t> stat_syncs_{0};
   std::atomic<uint64_t> stat_events_{0};
+  std::thread committer_;  // last: starts once everything above is set up
 };
 
 }  // namespace relaykv

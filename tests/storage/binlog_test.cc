@@ -6,7 +6,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -89,6 +92,62 @@ TEST(BinlogTest, ConcurrentCommitsGetDenseSeqsAndShareFsyncs) {
   EXPECT_EQ(s.events, kCommits);
   EXPECT_EQ(s.syncs, s.groups) << "sync_binlog=1 syncs every group";
   EXPECT_LT(s.syncs, kCommits / 2) << "concurrent commits should share fdatasyncs";
+}
+
+TEST(BinlogTest, AsyncCommitsMixedWithBlockingOnesAreEachCalledBackOnceInSeqOrder) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path());
+  ASSERT_NE(b, nullptr);
+  constexpr int kAsync = 2000, kBlockingThreads = 4, kPerThread = 100;
+  constexpr uint64_t kCommits = kAsync + kBlockingThreads * kPerThread;
+  std::vector<v1::Event> events(kAsync);
+  std::mutex mu;
+  std::condition_variable cv;
+  int called = 0;
+  std::vector<int> calls(kAsync, 0);
+  std::vector<uint64_t> seq_at_callback(kAsync, 0);
+  std::thread blocking([&] { CommitConcurrently(*b, kBlockingThreads, kPerThread); });
+  for (int i = 0; i < kAsync; ++i) {
+    events[i] = PutEvent("a" + std::to_string(i), "v");
+    b->CommitAsync(&events[i], nullptr, [&, i](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      std::lock_guard l(mu);
+      ++calls[i];
+      // Visible by the time it is called back.
+      seq_at_callback[i] = b->LastVisible().seq;
+      ++called;
+      cv.notify_all();
+    });
+  }
+  blocking.join();
+  {
+    std::unique_lock l(mu);
+    ASSERT_TRUE(cv.wait_until(l, HangGuardDeadline(), [&] { return called == kAsync; }))
+        << called << " of " << kAsync << " async commits were called back";
+  }
+  std::set<uint64_t> seqs;
+  for (int i = 0; i < kAsync; ++i) {
+    EXPECT_EQ(calls[i], 1) << "commit " << i;
+    const uint64_t seq = events[i].gtid().seq();
+    EXPECT_GE(seq_at_callback[i], seq) << "called back before its event was visible";
+    EXPECT_TRUE(seqs.insert(seq).second);
+    if (i > 0) EXPECT_GT(seq, events[i - 1].gtid().seq()) << "async commits keep their order";
+  }
+  EXPECT_EQ(b->LastVisible(), (Gtid{1, kCommits}));
+  const std::vector<v1::Event> read = ReadEvents(*b);
+  ASSERT_EQ(read.size(), kCommits);
+  for (int i = 0; i < kAsync; ++i) {
+    EXPECT_EQ(read[events[i].gtid().seq() - 1].mutations(0).key(), "a" + std::to_string(i));
+  }
+  EXPECT_LT(b->stats().syncs, kCommits / 2) << "async commits share fdatasyncs";
+
+  // After Close: called back with the error, on this thread, nothing written.
+  b->Close();
+  v1::Event late = PutEvent("late", "v");
+  absl::Status late_status;
+  b->CommitAsync(&late, nullptr, [&](absl::Status s) { late_status = s; });
+  EXPECT_EQ(late_status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(b->LastVisible().seq, kCommits);
 }
 
 TEST(BinlogTest, SyncBinlogZeroNeverSyncs) {
