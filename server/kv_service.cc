@@ -1,5 +1,7 @@
 #include "server/kv_service.h"
 
+#include <atomic>
+
 #include "server/grpc_status.h"
 #include "server/node_impl.h"
 #include "relaykv/node.h"
@@ -7,34 +9,140 @@
 namespace relaykv {
 namespace {
 
-grpc::Status Reply(const absl::StatusOr<Gtid>& gtid, v1::WriteReply* reply) {
-  if (!gtid.ok()) return ToGrpcStatus(gtid.status());
-  GtidToProto(*gtid, reply->mutable_gtid());
-  return grpc::Status::OK;
+// Threads taking the write queue's events: enough that one busy thread
+// (answering a burst) does not hold up the others' requests.
+constexpr int kQueueThreads = 2;
+// Requests of each write method accepted ahead (each is a small object).
+constexpr int kArmedPerMethod = 8;
+
+std::vector<v1::Mutation> Mutations(v1::PutRequest& req) {
+  std::vector<v1::Mutation> m(1);
+  m[0].set_op(v1::Mutation::PUT);
+  m[0].set_key(std::move(*req.mutable_key()));
+  m[0].set_value(std::move(*req.mutable_value()));
+  return m;
 }
 
-// The client's deadline bounds the commit; a cancelled call (client gone)
-// stops waiting for replicas.
-WriteOptions Options(grpc::ServerContext* ctx) {
-  return {SteadyDeadline(*ctx), [ctx] { return ctx->IsCancelled(); }};
+std::vector<v1::Mutation> Mutations(v1::DeleteRequest& req) {
+  std::vector<v1::Mutation> m(1);
+  m[0].set_op(v1::Mutation::DELETE);
+  m[0].set_key(std::move(*req.mutable_key()));
+  return m;
+}
+
+std::vector<v1::Mutation> Mutations(v1::WriteRequest& req) {
+  std::vector<v1::Mutation> m;
+  m.reserve(static_cast<size_t>(req.mutations_size()));
+  for (auto& x : *req.mutable_mutations()) m.push_back(std::move(x));
+  return m;
 }
 
 }  // namespace
 
-grpc::Status KvService::Put(grpc::ServerContext* ctx, const v1::PutRequest* req,
-                            v1::WriteReply* reply) {
-  return Reply(node_->Put(req->key(), req->value(), Options(ctx)), reply);
+// A completion-queue event's tag: the call and which of its operations.
+class KvService::Call {
+ public:
+  enum class Op { kRequest, kFinish, kDone };
+  struct Tag {
+    Call* call;
+    Op op;
+  };
+  virtual ~Call() = default;
+  virtual void On(Op op, bool ok) = 0;
+};
+
+// One write RPC, from being armed to its last event. Three events come
+// back for a matched request — kRequest, kFinish and kDone (the call is
+// over, or the client cancelled it), the last two in either order; an
+// unmatched one (server shutdown) returns only kRequest, not ok.
+template <typename Request>
+class KvService::WriteCall final : public KvService::Call {
+ public:
+  using RequestMethod = void (KvService::*)(grpc::ServerContext*, Request*,
+                                            grpc::ServerAsyncResponseWriter<v1::WriteReply>*,
+                                            grpc::CompletionQueue*, grpc::ServerCompletionQueue*,
+                                            void*);
+
+  static void Arm(KvService* service, RequestMethod method) {
+    auto* call = new WriteCall(service, method);
+    call->ctx_.AsyncNotifyWhenDone(&call->done_tag_);
+    (service->*method)(&call->ctx_, &call->request_, &call->responder_, service->cq_.get(),
+                       service->cq_.get(), &call->request_tag_);
+  }
+
+  void On(Op op, bool ok) override {
+    switch (op) {
+      case Op::kRequest:
+        if (!ok) {
+          delete this;  // never matched: shutting down
+          return;
+        }
+        Arm(service_, method_);  // the next request of this method
+        Commit();
+        return;
+      case Op::kDone:
+        // Only now may an async call ask IsCancelled().
+        gone_.store(ctx_.IsCancelled());
+        break;
+      case Op::kFinish:
+        break;
+    }
+    if (pending_.fetch_sub(1) == 1) delete this;
+  }
+
+ private:
+  WriteCall(KvService* service, RequestMethod method) : service_(service), method_(method) {}
+
+  void Commit() {
+    WriteOptions options{SteadyDeadline(ctx_), [this] { return gone_.load(); }};
+    service_->node_->impl_->CommitAsync(
+        Mutations(request_), std::move(options), [this](absl::StatusOr<Gtid> r) {
+          if (r.ok()) GtidToProto(*r, reply_.mutable_gtid());
+          // Last touch of this call here: kFinish may delete it at once.
+          responder_.Finish(reply_, ToGrpcStatus(r.status()), &finish_tag_);
+        });
+  }
+
+  KvService* const service_;
+  const RequestMethod method_;
+  grpc::ServerContext ctx_;
+  Request request_;
+  v1::WriteReply reply_;
+  grpc::ServerAsyncResponseWriter<v1::WriteReply> responder_{&ctx_};
+  std::atomic<bool> gone_{false};
+  std::atomic<int> pending_{2};  // kFinish and kDone still to come
+  Tag request_tag_{this, Op::kRequest};
+  Tag finish_tag_{this, Op::kFinish};
+  Tag done_tag_{this, Op::kDone};
+};
+
+KvService::~KvService() { Stop(); }
+
+void KvService::Start(std::unique_ptr<grpc::ServerCompletionQueue> cq) {
+  cq_ = std::move(cq);
+  for (int i = 0; i < kArmedPerMethod; ++i) {
+    WriteCall<v1::PutRequest>::Arm(this, &KvService::RequestPut);
+    WriteCall<v1::DeleteRequest>::Arm(this, &KvService::RequestDelete);
+    WriteCall<v1::WriteRequest>::Arm(this, &KvService::RequestWrite);
+  }
+  for (int i = 0; i < kQueueThreads; ++i) {
+    threads_.emplace_back([this] {
+      void* tag;
+      bool ok;
+      while (cq_->Next(&tag, &ok)) {
+        auto* t = static_cast<Call::Tag*>(tag);
+        t->call->On(t->op, ok);
+      }
+    });
+  }
 }
 
-grpc::Status KvService::Delete(grpc::ServerContext* ctx, const v1::DeleteRequest* req,
-                               v1::WriteReply* reply) {
-  return Reply(node_->Delete(req->key(), Options(ctx)), reply);
-}
-
-grpc::Status KvService::Write(grpc::ServerContext* ctx, const v1::WriteRequest* req,
-                              v1::WriteReply* reply) {
-  std::vector<v1::Mutation> mutations(req->mutations().begin(), req->mutations().end());
-  return Reply(node_->impl_->Commit(std::move(mutations), Options(ctx)), reply);
+void KvService::Stop() {
+  if (cq_ == nullptr) return;
+  cq_->Shutdown();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  cq_.reset();
 }
 
 grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,

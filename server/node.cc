@@ -168,6 +168,7 @@ absl::Status Node::Impl::Open(Node* node) {
     builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
     builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
     builder.RegisterService(kv_service_.get());
+    std::unique_ptr<grpc::ServerCompletionQueue> write_queue = builder.AddCompletionQueue();
     builder.RegisterService(replication_service_.get());
     builder.RegisterService(admin_service_.get());
     server_ = builder.BuildAndStart();
@@ -175,6 +176,7 @@ absl::Status Node::Impl::Open(Node* node) {
       return absl::UnavailableError("cannot listen on " + options_.listen_address +
                                     " (address in use or invalid?)");
     }
+    kv_service_->Start(std::move(write_queue));
   }
 
   // Replica role: --replicate-from (saved) or an earlier CHANGE MASTER.
@@ -352,6 +354,7 @@ void Node::Impl::Close() {
     cv_.wait(l, [&] { return in_flight_ == 0; });
   }
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (kv_service_) kv_service_->Stop();  // after the server's shutdown, before its end
   server_.reset();
   kv_service_.reset();
   replication_service_.reset();
