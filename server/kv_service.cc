@@ -5,12 +5,16 @@
 #include "server/grpc_status.h"
 #include "server/node_impl.h"
 #include "relaykv/node.h"
+#include "storage/thread_name.h"
 
 namespace relaykv {
 namespace {
 
-// Threads taking the write queue's events: enough that one busy thread
-// (answering a burst) does not hold up the others' requests.
+// Threads taking the write queue's events. A thread whose write finds the
+// binlog idle writes and syncs that group itself (no hand-off at low load);
+// meanwhile another must keep taking requests, or they queue up outside
+// and every group is a single write (measured: 64 clients, one thread:
+// 3.3k commits/s; two: 16.5k; four: no better).
 constexpr int kQueueThreads = 2;
 // Requests of each write method accepted ahead (each is a small object).
 constexpr int kArmedPerMethod = 8;
@@ -127,6 +131,7 @@ void KvService::Start(std::unique_ptr<grpc::ServerCompletionQueue> cq) {
   }
   for (int i = 0; i < kQueueThreads; ++i) {
     threads_.emplace_back([this] {
+      NameThisThread("rkv-kv-writes");
       void* tag;
       bool ok;
       while (cq_->Next(&tag, &ok)) {

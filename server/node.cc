@@ -12,6 +12,7 @@
 #include "server/node_impl.h"
 #include "server/replication_service.h"
 #include "spdlog/spdlog.h"
+#include "storage/thread_name.h"
 
 namespace relaykv {
 namespace {
@@ -193,7 +194,10 @@ absl::Status Node::Impl::Open(Node* node) {
     MakeReplicaIo(primary);
     io_->Start();
   }
-  housekeeper_ = std::thread([this] { Housekeeping(); });
+  housekeeper_ = std::thread([this] {
+    NameThisThread("rkv-housekeep");
+    Housekeeping();
+  });
 
   spdlog::info("relaykv node {} open as {}: data dir {}, binlog at {}, listening on {}",
                vars_.Get("server_id"), primary.empty() ? "primary" : "replica of " + primary,

@@ -6,6 +6,7 @@
 #include "proto/replication.grpc.pb.h"
 #include "server/limits.h"
 #include "spdlog/spdlog.h"
+#include "storage/thread_name.h"
 
 namespace relaykv {
 namespace {
@@ -42,7 +43,10 @@ void ReplicaIo::Start() {
   stop_ = false;
   running_ = true;
   status_.state = ReplicaIoStatus::State::kConnecting;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("rkv-io");
+    Run();
+  });
 }
 
 void ReplicaIo::Stop() {
@@ -144,6 +148,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   auto last_message = Clock::now();             // guarded by watch_mu
   bool silent = false;                           // guarded by watch_mu
   std::thread watchdog([&] {
+    NameThisThread("rkv-io-watch");
     std::unique_lock l(watch_mu);
     while (!stream_done) {
       watch_cv.wait_for(l, std::chrono::seconds(1));

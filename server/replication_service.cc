@@ -7,6 +7,7 @@
 #include "server/grpc_status.h"
 #include "spdlog/spdlog.h"
 #include "storage/binlog_reader.h"
+#include "storage/thread_name.h"
 
 namespace relaykv {
 namespace {
@@ -199,6 +200,7 @@ grpc::Status ReplicationService::Subscribe(
 
   // ACK reader: ends when the stream ends (or TryCancel below).
   std::thread acks([&] {
+    NameThisThread("rkv-acks");
     v1::ReplicaMessage m;
     while (stream->Read(&m)) {
       if (!m.has_ack()) continue;

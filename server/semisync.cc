@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "spdlog/spdlog.h"
+#include "storage/thread_name.h"
 
 namespace relaykv {
 
@@ -24,7 +25,10 @@ SemiSyncMaster::SemiSyncMaster(std::function<uint64_t()> binlog_end,
     : binlog_end_(std::move(binlog_end)),
       on_acked_(std::move(on_acked)),
       timer_at_(Clock::time_point::max()),
-      timer_([this] { TimerLoop(); }) {}
+      timer_([this] {
+        NameThisThread("rkv-semisync");
+        TimerLoop();
+      }) {}
 
 SemiSyncMaster::~SemiSyncMaster() {
   Close();

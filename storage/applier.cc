@@ -4,6 +4,7 @@
 
 #include "spdlog/spdlog.h"
 #include "storage/binlog_reader.h"
+#include "storage/thread_name.h"
 
 namespace relaykv {
 namespace {
@@ -35,7 +36,10 @@ absl::Status Applier::Start() {
   stop_ = false;
   error_ = absl::OkStatus();
   running_ = true;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("rkv-applier");
+    Run();
+  });
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 #include "storage/binlog_format.h"
 #include "storage/binlog_reader.h"
 #include "storage/record.h"
+#include "storage/thread_name.h"
 
 namespace relaykv {
 
@@ -80,7 +81,10 @@ Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
       active_(std::move(active)),
       active_size_(segments_.back().end_offset),
       allocated_end_(active_size_),  // recovery cut the file at its last record
-      committer_([this] { CommitterLoop(); }) {}
+      committer_([this] {
+        NameThisThread("rkv-committer");
+        CommitterLoop();
+      }) {}
 
 Binlog::~Binlog() {
   Close();
