@@ -158,12 +158,9 @@ absl::Status Binlog::Enqueue(Writer* w) {
     if (w->done) return w->status;  // our group was written by its leader
     l.lock();                       // else: we lead the next group
   }
-  if (w->async()) {
-    LeadGroup(l, w);  // completes (and frees) w
-    return absl::OkStatus();
-  }
-  LeadGroup(l, w);
-  return w->status;
+  const bool async = w->async();
+  LeadGroup(l, w);  // completes w: an async one is freed
+  return async ? absl::OkStatus() : w->status;
 }
 
 void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
