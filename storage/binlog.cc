@@ -270,14 +270,13 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
 
   bool rotate = status.ok() && active_size_ >= max_binlog_size_.load();
   l.lock();
-  if (status.ok()) {
-    if (events > 0) {
-      // The group is written (and synced if `sync`): visible to readers.
-      last_visible_ = last;
-      segments_.back().end_offset = active_size_;
-      visible_cv_.notify_all();
-    }
-  } else {
+  const bool published = status.ok() && events > 0;
+  if (published) {
+    // The group is written (and synced if `sync`): visible to readers.
+    // They are woken below, after the direct send to replicas.
+    last_visible_ = last;
+    segments_.back().end_offset = active_size_;
+  } else if (!status.ok()) {
     error_ = status;
     spdlog::error("binlog: {} (seqs {}..{} not committed; the binlog refuses writes until restart)",
                   status.ToString(), first_seq, end_seq - 1);
@@ -327,6 +326,11 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   for (Writer* x : group) (x->async() ? async : blocked).push_back(x);
   Complete(blocked, self);
   if (!payloads.empty()) group_listener_(first_seq, last, payloads);
+  // Only now: a replication stream's sender woken earlier could take the
+  // stream first, and the group would wait for that thread to be scheduled
+  // instead of going out from here. (last_visible_ was set under mu_, so a
+  // reader that checked before is already waiting: no wake-up is lost.)
+  if (published) visible_cv_.notify_all();
   Complete(async, self);
 }
 
