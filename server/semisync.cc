@@ -202,9 +202,12 @@ void SemiSyncMaster::TimerLoop() {
     }
     if (stop_) break;
     const auto t = Clock::now();
+    // Waits an ACK has already reached (its thread is still applying): done,
+    // so that none of them counts as timed out or keeps this loop spinning.
+    ResolveUpTo(quorum_seq_);
     // A timeout switches semi-sync OFF, which ends every wait.
     for (const auto& [seq, p] : pending_) {
-      if (t >= p.timeout_at && quorum_seq_ < seq && status_on_) {
+      if (t >= p.timeout_at && status_on_) {
         SwitchOff("timeout waiting for replicas to ACK seq " + std::to_string(seq) + " after " +
                   std::to_string(settings_.timeout_ms) + " ms (ACKed up to seq " +
                   std::to_string(quorum_seq_) + "); commits continue asynchronously");
