@@ -397,14 +397,24 @@ absl::StatusOr<Gtid> Node::Delete(std::string key, const WriteOptions& options) 
   return impl_->Commit(std::move(m), options);
 }
 
-absl::StatusOr<Gtid> Node::Write(std::vector<Mutation> mutations, const WriteOptions& options) {
+namespace {
+std::vector<v1::Mutation> ToProto(std::vector<Mutation> mutations) {
   std::vector<v1::Mutation> m(mutations.size());
   for (size_t i = 0; i < mutations.size(); ++i) {
     m[i].set_op(mutations[i].op == Mutation::Op::kDelete ? v1::Mutation::DELETE : v1::Mutation::PUT);
     m[i].set_key(std::move(mutations[i].key));
     m[i].set_value(std::move(mutations[i].value));
   }
-  return impl_->Commit(std::move(m), options);
+  return m;
+}
+}  // namespace
+
+absl::StatusOr<Gtid> Node::Write(std::vector<Mutation> mutations, const WriteOptions& options) {
+  return impl_->Commit(ToProto(std::move(mutations)), options);
+}
+
+void Node::WriteAsync(std::vector<Mutation> mutations, WriteOptions options, WriteDone done) {
+  impl_->CommitAsync(ToProto(std::move(mutations)), std::move(options), std::move(done));
 }
 
 absl::StatusOr<std::optional<std::string>> Node::Get(const std::string& key, uint64_t min_seq,

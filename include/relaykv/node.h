@@ -97,6 +97,16 @@ class Node {
   // An atomic batch: all mutations or none.
   [[nodiscard]] absl::StatusOr<Gtid> Write(std::vector<Mutation> mutations,
                                            const WriteOptions& options = {});
+  // Write() without blocking the caller, for applications with their own
+  // event loop: `done` is called exactly once with what Write() would have
+  // returned, with the same guarantees (under AFTER_SYNC: once enough
+  // replicas hold it and it is visible). It runs on this thread before
+  // WriteAsync returns if the answer is immediate (bad input, the binlog
+  // idle and semi-sync off), else on one of the node's threads (binlog
+  // committer, ACK reader, semi-sync timer): keep it short, and never wait
+  // inside it for another write of this node.
+  using WriteDone = std::function<void(absl::StatusOr<Gtid>)>;
+  void WriteAsync(std::vector<Mutation> mutations, WriteOptions options, WriteDone done);
   // nullopt: the key is absent. With `min_seq`, first waits (until
   // `deadline`: DEADLINE_EXCEEDED) for this node to have applied that seq —
   // read-your-writes on a replica, like MySQL's WAIT_FOR_EXECUTED_GTID_SET.

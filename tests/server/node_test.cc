@@ -1,5 +1,8 @@
 // One embedded Node: the write path, limits, the data-dir lock, variables.
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
+#include <vector>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -37,6 +40,45 @@ TEST(NodeTest, WritesGetDenseGtidsAndAreReadable) {
   EXPECT_EQ(*node->Get("a"), std::nullopt);
   EXPECT_EQ(*node->Get("b"), std::optional<std::string>("2"));
   EXPECT_EQ(node->applied_gtid(), *g3);
+}
+
+TEST(NodeTest, AsyncWritesAreEachAnsweredOnceInOrderAndReadable) {
+  TempDir dir;
+  auto node = *Node::Open(Options(dir.path()));
+  constexpr int kWrites = 500;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<absl::StatusOr<Gtid>> answers(kWrites, absl::UnknownError("no answer"));
+  int answered = 0;
+  for (int i = 0; i < kWrites; ++i) {
+    node->WriteAsync({Mutation::Put("k" + std::to_string(i), std::to_string(i))}, {},
+                     [&, i](absl::StatusOr<Gtid> r) {
+                       std::lock_guard l(mu);
+                       answers[i] = std::move(r);
+                       ++answered;
+                       cv.notify_all();
+                     });
+  }
+  {
+    std::unique_lock l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), [&] { return answered == kWrites; }))
+        << answered << " of " << kWrites << " answered";
+  }
+  for (int i = 0; i < kWrites; ++i) {
+    ASSERT_TRUE(answers[i].ok()) << i << ": " << answers[i].status();
+    EXPECT_EQ(answers[i]->seq, static_cast<uint64_t>(i + 1)) << "in the order they were made";
+    EXPECT_EQ(*node->Get("k" + std::to_string(i)), std::optional<std::string>(std::to_string(i)));
+  }
+  // Bad input: answered at once, on this thread, nothing written.
+  absl::Status bad;
+  node->WriteAsync({Mutation::Put("", "v")}, {}, [&](absl::StatusOr<Gtid> r) { bad = r.status(); });
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(node->binlog_gtid().seq, static_cast<uint64_t>(kWrites));
+  // Closed: answered UNAVAILABLE, never OK.
+  node->Close();
+  absl::Status closed;
+  node->WriteAsync({Mutation::Put("late", "v")}, {}, [&](absl::StatusOr<Gtid> r) { closed = r.status(); });
+  EXPECT_EQ(closed.code(), absl::StatusCode::kUnavailable);
 }
 
 TEST(NodeTest, BadInputIsRefusedAndChangesNothing) {

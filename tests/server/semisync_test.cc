@@ -288,7 +288,9 @@ TEST(SemiSyncTest, ConcurrentCommitsReachBothReplicasInOrderAcrossAReconnect) {
     EXPECT_EQ(rc->hash, pc->hash);
     EXPECT_EQ(rc->keys, static_cast<uint64_t>(kThreads * kEach));
     for (const auto& [name, value] : r->ReplicaStatus()) {
-      if (name == "Last_IO_Error" || name == "Last_SQL_Error") EXPECT_EQ(value, "") << name;
+      if (name == "Last_IO_Error" || name == "Last_SQL_Error") {
+        EXPECT_EQ(value, "") << name;
+      }
     }
   }
 }
