@@ -5,7 +5,10 @@
 #include <string>
 #include <thread>
 
+#include <grpcpp/grpcpp.h>
+
 #include "gtest/gtest.h"
+#include "proto/kv.grpc.pb.h"
 #include "relaykv/node.h"
 #include "tests/common/temp_dir.h"
 
@@ -254,6 +257,36 @@ TEST(SemiSyncTest, CallerGoneStopsTheWaitWithoutYesTx) {
     return v.ok() && v->has_value();
   }));
   EXPECT_EQ(Num(p, "yes_tx"), 0u);
+}
+
+TEST(SemiSyncTest, ShutdownEndsWaitingCommitsWithAnErrorNeverOk) {
+  // One commit waits over gRPC (the write service), one embedded
+  // (WriteAsync); the primary shuts down while no replica can ACK them.
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "60000"}});
+  Node& p = *c.primary;
+  DisconnectReplica(c, 0);
+  auto stub = v1::Kv::NewStub(grpc::CreateChannel(Addr(p), grpc::InsecureChannelCredentials()));
+  auto remote = std::async(std::launch::async, [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::PutRequest req;
+    req.set_key("remote");
+    req.set_value("v");
+    v1::WriteReply reply;
+    return stub->Put(&ctx, req, &reply);
+  });
+  std::promise<absl::StatusOr<Gtid>> local;
+  p.WriteAsync({Mutation::Put("local", "v")}, {},
+               [&](absl::StatusOr<Gtid> r) { local.set_value(std::move(r)); });
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "wait_sessions") == 2; }));
+  p.Close();
+  const grpc::Status r = remote.get();
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(r.error_code() == grpc::StatusCode::UNAVAILABLE ||
+              r.error_code() == grpc::StatusCode::CANCELLED)
+      << r.error_code() << " " << r.error_message();
+  const absl::StatusOr<Gtid> l = local.get_future().get();
+  EXPECT_EQ(l.status().code(), absl::StatusCode::kUnavailable) << l.status();
 }
 
 TEST(SemiSyncTest, ConcurrentCommitsReachBothReplicasInOrderAcrossAReconnect) {
