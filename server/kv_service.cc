@@ -1,6 +1,8 @@
 #include "server/kv_service.h"
 
 #include <atomic>
+#include <mutex>
+#include <shared_mutex>
 
 #include "server/grpc_status.h"
 #include "server/node_impl.h"
@@ -76,14 +78,23 @@ class KvService::WriteCall final : public KvService::Call {
 
   void On(Op op, bool ok) override {
     switch (op) {
-      case Op::kRequest:
+      case Op::kRequest: {
         if (!ok) {
           delete this;  // never matched: shutting down
           return;
         }
-        Arm(service_, method_);  // the next request of this method
-        Commit();
-        return;
+        // Shared with the other queue thread; Stop() takes it whole, so no
+        // request is armed and no answer started once the queue shuts down.
+        std::shared_lock l(service_->stop_mu_);
+        if (!service_->stopping_) {
+          Arm(service_, method_);  // the next request of this method
+          Commit();
+          return;
+        }
+        // Too late to answer (the server has cancelled its calls): only
+        // kDone will come.
+        break;
+      }
       case Op::kDone:
         // Only now may an async call ask IsCancelled().
         gone_.store(ctx_.IsCancelled());
@@ -144,6 +155,10 @@ void KvService::Start(std::unique_ptr<grpc::ServerCompletionQueue> cq) {
 
 void KvService::Stop() {
   if (cq_ == nullptr) return;
+  {
+    std::unique_lock l(stop_mu_);
+    stopping_ = true;
+  }
   cq_->Shutdown();
   for (auto& t : threads_) t.join();
   threads_.clear();

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <memory>
+#include <shared_mutex>
 #include <thread>
 #include <vector>
 
@@ -44,6 +45,12 @@ class KvService final
   template <typename Request>
   class WriteCall;
 
+  // A call's answer must be started before the queue shuts down (gRPC
+  // aborts otherwise): answers started from a queue thread hold this
+  // shared; commits answered later by other threads all end before Stop()
+  // (the node drains its commits before shutting the server down).
+  std::shared_mutex stop_mu_;
+  bool stopping_ = false;  // guarded by stop_mu_
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::vector<std::thread> threads_;
   Node* const node_;
