@@ -144,5 +144,34 @@ TEST(SemiSyncProcessTest, ClientGoneIsNotCountedAndTheWriteStillReplicates) {
   EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_yes_tx"], "0");
 }
 
+TEST(SemiSyncProcessTest, ClientDeadlineEndsTheWaitWithoutYesTxAndTheWriteStillReplicates) {
+  TempDir dir;
+  Pair pair = StartPair(dir, 60000);
+  ASSERT_TRUE(pair.primary && pair.replica);
+  Relaykvd* primary = pair.primary.get();
+  Relaykvd* replica = pair.replica.get();
+  SetReplicaIo(pair, false);
+
+  auto stub = v1::Kv::NewStub(grpc::CreateChannel(primary->address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  v1::PutRequest req;
+  req.set_key("impatient");
+  req.set_value("v");
+  v1::WriteReply reply;
+  const grpc::Status result = stub->Put(&ctx, req, &reply);
+  EXPECT_EQ(result.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << result.error_message();
+  // The server's own wait ends at the same deadline: no session left waiting.
+  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_wait_sessions"] == "0"; }));
+  EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_yes_tx"], "0");
+  EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_status"], "ON") << "a deadline is not a timeout";
+  SetReplicaIo(pair, true);
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = replica->Get("impatient");
+    return v.ok() && v->has_value();
+  }));
+  EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_yes_tx"], "0");
+}
+
 }  // namespace
 }  // namespace relaykv::testing
