@@ -8,6 +8,7 @@ packages=(
   librocksdb-dev libboost-dev libboost-system-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev libcli11-dev
   libedit-dev
+  gnuplot-nox  # relaykv-bench --plot
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -39,9 +39,14 @@ TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
   const auto [status, out] =
       RunBench("--modes none,async,after_sync --clients 1,4 --duration 0.5 --warmup 0.2 --work-dir " +
                (dir / "work").string() + " --json " + (dir / "out.json").string() + " --csv " +
-               (dir / "out.csv").string());
+               (dir / "out.csv").string() + " --plot " + (dir / "out.png").string());
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("floor: fdatasync p50"), std::string::npos) << out;
+  // The plot: a PNG where gnuplot is installed (scripts/setup.sh installs
+  // it), else a line saying why there is none — never a failed run.
+  if (out.find("gnuplot is not installed") == std::string::npos) {
+    EXPECT_EQ(Slurp(dir / "out.png").substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << out;
+  }
 
   const std::string json = Slurp(dir / "out.json");
   for (const char* key : {"\"floor\"", "\"fdatasync_p50_us\"", "\"grpc_rtt_p50_us\"", "\"semisync_floor_us\"",
