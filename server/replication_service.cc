@@ -1,5 +1,6 @@
 #include "server/replication_service.h"
 
+#include <atomic>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -108,7 +109,9 @@ struct ReplicationService::Outbox {
   // Held for every write on the stream: one at a time, in seq order.
   std::mutex mu;
   bool open GUARDED_BY(mu) = true;  // false once broken or the handler leaves
-  uint64_t next_seq GUARDED_BY(mu);  // the first seq not sent yet
+  // The first seq not sent yet. Written under `mu`; read without it by the
+  // binlog, so the sender sleeps through groups a leader sent itself.
+  std::atomic<uint64_t> next_seq;
 
   struct Batch {
     uint64_t last_seq;
@@ -148,7 +151,7 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
     // Busy (its sender is writing), behind, or too much un-ACKed: the
     // sender thread sends it.
     std::unique_lock l(o->mu, std::try_to_lock);
-    if (!l.owns_lock() || !o->open || o->next_seq != first_seq) continue;
+    if (!l.owns_lock() || !o->open || o->next_seq.load() != first_seq) continue;
     if (o->Unacked() + bytes > kDirectSendMaxUnacked) continue;
     if (msg.batch().events_size() == 0) {
       v1::EventBatch* batch = msg.mutable_batch();
@@ -162,7 +165,7 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
       o->open = false;  // broken: the sender finds out on its next write
       continue;
     }
-    o->next_seq = last.seq + 1;
+    o->next_seq.store(last.seq + 1);
     registry_->UpdateSent(o->id, last);
   }
 }
@@ -222,57 +225,63 @@ grpc::Status ReplicationService::Subscribe(
   }
   Register(outbox);
   while (alive && !ctx->IsCancelled()) {
-    auto rec = (*reader)->NextWait(Clock::now() + kHeartbeatPeriod);
-    if (!rec.ok()) {
-      status = absl::IsCancelled(rec.status()) ? absl::UnavailableError("primary is shutting down")
-                                               : rec.status();
+    // Asleep until something visible was not sent by a leader, or a
+    // heartbeat is due.
+    auto visible = binlog_->WaitUntilVisible(out.next_seq, Clock::now() + kHeartbeatPeriod);
+    if (!visible.ok()) {
+      status = absl::UnavailableError("primary is shutting down");
       break;
     }
     std::lock_guard l(out.mu);
     if (!out.open) break;
-    // What a binlog leader already sent on this stream (OnGroup).
-    bool skipped = false;
-    while (rec.ok() && rec->has_value() && (*rec)->event.gtid().seq() < out.next_seq) {
-      rec = (*reader)->Next();
-      skipped = true;
-    }
-    if (!rec.ok()) {
-      status = rec.status();
-      break;
-    }
     msg.Clear();
     const Gtid primary_last = binlog_->LastVisible();
-    if (!rec->has_value()) {
-      if (skipped) continue;  // all sent by leaders: the replica heard from us
+    if (primary_last.seq < out.next_seq.load()) {
+      // A second without anything to send: the replica hears from us.
       GtidToProto(primary_last, msg.mutable_heartbeat()->mutable_primary_last_gtid());
       msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
       alive = stream->Write(msg);
       continue;
     }
-    v1::EventBatch* batch = msg.mutable_batch();
-    size_t bytes = (*rec)->payload.size();
-    Gtid last = GtidFromProto((*rec)->event.gtid());
-    batch->add_events(std::move((*rec)->payload));
-    // Whatever else is already visible, up to one batch; never waits.
-    while (bytes < kBatchBytes && static_cast<size_t>(batch->events_size()) < kBatchEvents) {
-      auto more = (*reader)->Next();
-      if (!more.ok()) {
-        status = more.status();
-        break;
+    // Past what leaders already sent on this stream (OnGroup).
+    while (status.ok() && (*reader)->next_seq() < out.next_seq.load()) {
+      auto rec = (*reader)->Next();
+      if (!rec.ok()) {
+        status = rec.status();
+      } else if (!rec->has_value()) {  // sent, so visible: never expected
+        status = absl::InternalError("binlog seq " + std::to_string((*reader)->next_seq()) +
+                                     " was sent but its reader cannot see it");
       }
-      if (!more->has_value()) break;
-      bytes += (*more)->payload.size();
-      last = GtidFromProto((*more)->event.gtid());
-      batch->add_events(std::move((*more)->payload));
     }
     if (!status.ok()) break;
+    v1::EventBatch* batch = msg.mutable_batch();
+    size_t bytes = 0;
+    Gtid last;
+    // Whatever is visible from there, up to one batch; never waits.
+    while (bytes < kBatchBytes && static_cast<size_t>(batch->events_size()) < kBatchEvents) {
+      auto rec = (*reader)->Next();
+      if (!rec.ok()) {
+        status = rec.status();
+        break;
+      }
+      if (!rec->has_value()) break;
+      bytes += (*rec)->payload.size();
+      last = GtidFromProto((*rec)->event.gtid());
+      batch->add_events(std::move((*rec)->payload));
+    }
+    if (!status.ok()) break;
+    if (batch->events_size() == 0) {  // it was visible: never expected
+      status = absl::InternalError("binlog seq " + std::to_string(out.next_seq.load()) +
+                                   " is visible but its reader found nothing");
+      break;
+    }
     GtidToProto(primary_last, batch->mutable_primary_last_gtid());
     batch->set_primary_time_us(NowMicros());
     batch->set_wants_ack(info.semi_sync);
     if (info.semi_sync) out.Sent(last.seq, bytes);
     alive = stream->Write(msg);  // false: replica gone (or cancelled)
     if (!alive) break;
-    out.next_seq = last.seq + 1;
+    out.next_seq.store(last.seq + 1);
     registry_->UpdateSent(id, last);
   }
   Unregister(outbox);

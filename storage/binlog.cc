@@ -113,6 +113,7 @@ void Binlog::Close() {
   std::lock_guard l(mu_);
   closed_ = true;
   visible_cv_.notify_all();
+  for (VisibleWaiter* w : visible_waiters_) w->cv.notify_one();
 }
 
 absl::Status Binlog::Commit(v1::Event* event, const std::function<void(uint64_t)>& on_assigned) {
@@ -330,7 +331,13 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   // stream first, and the group would wait for that thread to be scheduled
   // instead of going out from here. (last_visible_ was set under mu_, so a
   // reader that checked before is already waiting: no wake-up is lost.)
-  if (published) visible_cv_.notify_all();
+  if (published) {
+    visible_cv_.notify_all();
+    std::lock_guard g(mu_);
+    for (VisibleWaiter* w : visible_waiters_) {
+      if (last_visible_.seq >= w->want->load()) w->cv.notify_one();
+    }
+  }
   Complete(async, self);
 }
 
@@ -436,6 +443,17 @@ void Binlog::SetEpoch(uint64_t epoch) {
 uint64_t Binlog::WaitForVisibleAfter(uint64_t seq, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock l(mu_);
   visible_cv_.wait_until(l, deadline, [&] { return closed_ || last_visible_.seq > seq; });
+  return last_visible_.seq;
+}
+
+absl::StatusOr<uint64_t> Binlog::WaitUntilVisible(const std::atomic<uint64_t>& want,
+                                                  std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock l(mu_);
+  VisibleWaiter w{&want, {}};
+  visible_waiters_.push_back(&w);
+  w.cv.wait_until(l, deadline, [&] { return closed_ || last_visible_.seq >= want.load(); });
+  std::erase(visible_waiters_, &w);
+  if (closed_) return absl::CancelledError("binlog " + dir_.string() + " was closed");
   return last_visible_.seq;
 }
 

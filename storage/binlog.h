@@ -142,6 +142,14 @@ class Binlog {
   // the binlog is closed; returns the last visible seq. No polling.
   uint64_t WaitForVisibleAfter(uint64_t seq, std::chrono::steady_clock::time_point deadline)
       EXCLUDES(mu_);
+  // Blocks until the last visible seq reaches `want` — re-read at every
+  // check, so a caller whose need is met elsewhere meanwhile (a replication
+  // stream that a leader sent the group to itself) is not woken at all —
+  // or `deadline` passes; CANCELLED once the binlog is closed. Returns the
+  // last visible seq.
+  absl::StatusOr<uint64_t> WaitUntilVisible(const std::atomic<uint64_t>& want,
+                                            std::chrono::steady_clock::time_point deadline)
+      EXCLUDES(mu_);
 
   // A reader positioned at `from_seq` (FirstAvailableSeq() <= from_seq <=
   // LastVisible().seq + 1). OUT_OF_RANGE if the event was purged or lies
@@ -221,6 +229,12 @@ class Binlog {
 
   mutable std::mutex mu_;
   std::condition_variable visible_cv_;  // signalled when last_visible_ grows or on Close
+  // WaitUntilVisible callers, each woken only once its `want` is visible.
+  struct VisibleWaiter {
+    const std::atomic<uint64_t>* want;
+    std::condition_variable cv;
+  };
+  std::vector<VisibleWaiter*> visible_waiters_ GUARDED_BY(mu_);
   std::deque<Writer*> writers_ GUARDED_BY(mu_);  // front() is the leader
   std::vector<SegmentState> segments_ GUARDED_BY(mu_);  // live, oldest first; back() active
   uint64_t next_seq_ GUARDED_BY(mu_);    // seq the next queued event gets

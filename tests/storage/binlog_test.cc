@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -131,7 +132,9 @@ TEST(BinlogTest, AsyncCommitsMixedWithBlockingOnesAreEachCalledBackOnceInSeqOrde
     const uint64_t seq = events[i].gtid().seq();
     EXPECT_GE(seq_at_callback[i], seq) << "called back before its event was visible";
     EXPECT_TRUE(seqs.insert(seq).second);
-    if (i > 0) EXPECT_GT(seq, events[i - 1].gtid().seq()) << "async commits keep their order";
+    if (i > 0) {
+      EXPECT_GT(seq, events[i - 1].gtid().seq()) << "async commits keep their order";
+    }
   }
   EXPECT_EQ(b->LastVisible(), (Gtid{1, kCommits}));
   const std::vector<v1::Event> read = ReadEvents(*b);
@@ -148,6 +151,36 @@ TEST(BinlogTest, AsyncCommitsMixedWithBlockingOnesAreEachCalledBackOnceInSeqOrde
   b->CommitAsync(&late, nullptr, [&](absl::Status s) { late_status = s; });
   EXPECT_EQ(late_status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(b->LastVisible().seq, kCommits);
+}
+
+TEST(BinlogTest, WaitUntilVisibleFollowsAWantThatMovesAndEndsOnClose) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path());
+  ASSERT_NE(b, nullptr);
+  std::atomic<uint64_t> want{1};
+  // Nothing visible: the deadline ends it, with what is visible.
+  auto none = b->WaitUntilVisible(want, Clock::now() + milliseconds(50));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(*none, 0u);
+  // Someone else took care of seq 1 (as a leader's direct send does): the
+  // waiter now wants seq 2 and does not return for seq 1.
+  want = 2;
+  auto waiter = std::async(std::launch::async, [&] { return b->WaitUntilVisible(want, HangGuardDeadline()); });
+  v1::Event e1 = PutEvent("a", "1");
+  ASSERT_TRUE(b->Commit(&e1).ok());
+  EXPECT_EQ(waiter.wait_for(milliseconds(100)), std::future_status::timeout) << "woken for seq 1";
+  v1::Event e2 = PutEvent("b", "2");
+  ASSERT_TRUE(b->Commit(&e2).ok());
+  ASSERT_EQ(waiter.wait_for(std::chrono::seconds(30)), std::future_status::ready) << "not woken for seq 2";
+  auto got = waiter.get();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, 2u);
+  // Close wakes a waiter with CANCELLED.
+  want = 3;
+  auto closing = std::async(std::launch::async, [&] { return b->WaitUntilVisible(want, HangGuardDeadline()); });
+  std::this_thread::sleep_for(milliseconds(20));
+  b->Close();
+  EXPECT_EQ(closing.get().status().code(), absl::StatusCode::kCancelled);
 }
 
 TEST(BinlogTest, SyncBinlogZeroNeverSyncs) {
