@@ -12,12 +12,14 @@
 namespace relaykv {
 namespace {
 
-// Threads taking the write queue's events. A thread whose write finds the
-// binlog idle writes and syncs that group itself (no hand-off at low load);
-// meanwhile another must keep taking requests, or they queue up outside
-// and every group is a single write (measured: 64 clients, one thread:
-// 3.3k commits/s; two: 16.5k; four: no better).
-constexpr int kQueueThreads = 2;
+// Threads taking the write queue's events. It never waits on the disk or
+// the replicas (the binlog's committer writes the groups), so one is
+// enough, and fewer threads taking turns at gRPC's poller measured better:
+// AFTER_SYNC at 64 clients 14.2k-17.0k commits/s with one thread vs
+// 14.2k-15.8k with two in alternating runs, 1-client latency alike.
+// (When the queue thread wrote an idle binlog's group itself, one thread
+// stopped taking requests during every fdatasync: 3.3k commits/s.)
+constexpr int kQueueThreads = 1;
 // Requests of each write method accepted ahead (each is a small object).
 constexpr int kArmedPerMethod = 8;
 

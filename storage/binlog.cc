@@ -151,17 +151,24 @@ absl::Status Binlog::Enqueue(Writer* w) {
     return s;
   }
   writers_.push_back(w);
+  if (w->async()) {
+    // Never written on the caller's thread (it may be a gRPC queue thread
+    // that must go back to taking requests): the committer leads its group,
+    // now if the binlog is idle, else after the group being written.
+    if (w == writers_.front()) {
+      committer_turn_ = true;
+      committer_cv_.notify_one();
+    }
+    return absl::OkStatus();
+  }
   if (w != writers_.front()) {
-    // An async writer is taken by the group leading now or the committer.
-    if (w->async()) return absl::OkStatus();
     l.unlock();
     w->wake.acquire();
     if (w->done) return w->status;  // our group was written by its leader
     l.lock();                       // else: we lead the next group
   }
-  const bool async = w->async();
-  LeadGroup(l, w);  // completes w: an async one is freed
-  return async ? absl::OkStatus() : w->status;
+  LeadGroup(l, w);
+  return w->status;
 }
 
 void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {

@@ -13,7 +13,8 @@
 // queue behind and form the next group. So many concurrent committers share
 // one fdatasync. A group whose first writer is async is led by the
 // committer thread: under a load of async commits it writes group after
-// group without any thread waking per commit.
+// group without any thread waking per commit, and the callers never wait
+// on the disk.
 //
 // Preallocation. While every group is synced (sync_binlog=1, or the relay
 // log's forced syncs), the active segment is extended with zeros ahead of
@@ -100,13 +101,12 @@ class Binlog {
   // the binlog's lock (semi-sync registers its waiter there).
   [[nodiscard]] absl::Status Commit(v1::Event* event,
                                     const std::function<void(uint64_t seq)>& on_assigned = {});
-  // Commit() without blocking for other groups: `done(status)` is called
-  // exactly once, when the event is visible or its append failed, on the
-  // thread that wrote its group — this one (before CommitAsync returns) if
-  // the binlog was idle, else the binlog's committer thread, which leads
-  // the groups of async writers. *event and *on_assigned (may be null) must
-  // stay valid until `done`; `done` must not block for long (it holds up
-  // the rest of its group).
+  // Commit() without blocking: `done(status)` is called exactly once, when
+  // the event is visible or its append failed, on the binlog's committer
+  // thread, which writes every group whose first writer is async (or on
+  // this thread, before CommitAsync returns, if the binlog is closed or
+  // failed). *event and *on_assigned (may be null) must stay valid until
+  // `done`; `done` must not block for long (it holds up the next group).
   void CommitAsync(v1::Event* event, const std::function<void(uint64_t seq)>* on_assigned,
                    std::function<void(absl::Status)> done);
 

@@ -101,10 +101,10 @@ class Node {
   // event loop: `done` is called exactly once with what Write() would have
   // returned, with the same guarantees (under AFTER_SYNC: once enough
   // replicas hold it and it is visible). It runs on this thread before
-  // WriteAsync returns if the answer is immediate (bad input, the binlog
-  // idle and semi-sync off), else on one of the node's threads (binlog
-  // committer, ACK reader, semi-sync timer): keep it short, and never wait
-  // inside it for another write of this node.
+  // WriteAsync returns if the answer is immediate (bad input, a closed node
+  // or a replica), else on one of the node's threads (binlog committer, ACK
+  // reader, semi-sync timer): keep it short, and never wait inside it for
+  // another write of this node.
   using WriteDone = std::function<void(absl::StatusOr<Gtid>)>;
   void WriteAsync(std::vector<Mutation> mutations, WriteOptions options, WriteDone done);
   // nullopt: the key is absent. With `min_seq`, first waits (until
