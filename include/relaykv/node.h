@@ -104,7 +104,7 @@ class Node {
   // WriteAsync returns if the answer is immediate (bad input, a closed node
   // or a replica), else on one of the node's threads (binlog committer, ACK
   // reader, semi-sync timer): keep it short, and never wait inside it for
-  // another write of this node.
+  // another write of this node, nor call Close() (which waits for it).
   using WriteDone = std::function<void(absl::StatusOr<Gtid>)>;
   void WriteAsync(std::vector<Mutation> mutations, WriteOptions options, WriteDone done);
   // nullopt: the key is absent. With `min_seq`, first waits (until
