@@ -115,62 +115,45 @@ TEST(SemiSyncProcessTest, TimeoutLikeTheSeedThenRecovery) {
   EXPECT_EQ(std::stoi(after["Rpl_semi_sync_master_tx_waits"]), std::stoi(before["Rpl_semi_sync_master_tx_waits"]) + 1);
 }
 
-TEST(SemiSyncProcessTest, ClientGoneIsNotCountedAndTheWriteStillReplicates) {
+// A commit whose client stops waiting — it goes away (cancel) or its gRPC
+// deadline passes — is never answered OK, not counted in yes_tx, leaves no
+// session waiting, does not switch semi-sync OFF, and still replicates.
+TEST(SemiSyncProcessTest, AbandonedCommitIsNotCountedAndStillReplicates) {
   TempDir dir;
   Pair pair = StartPair(dir, 60000);
   ASSERT_TRUE(pair.primary && pair.replica);
   Relaykvd* primary = pair.primary.get();
   Relaykvd* replica = pair.replica.get();
-  SetReplicaIo(pair, false);
-
   auto stub = v1::Kv::NewStub(grpc::CreateChannel(primary->address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;  // no deadline: only the cancel ends it
-  v1::PutRequest req;
-  req.set_key("orphan");
-  req.set_value("v");
-  v1::WriteReply reply;
-  grpc::Status result;
-  std::thread call([&] { result = stub->Put(&ctx, req, &reply); });
-  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_wait_sessions"] == "1"; }));
-  ctx.TryCancel();  // the client goes away
-  call.join();
-  EXPECT_EQ(result.error_code(), grpc::StatusCode::CANCELLED);
-  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_wait_sessions"] == "0"; }));
-  SetReplicaIo(pair, true);
-  ASSERT_TRUE(WaitFor([&] {
-    auto v = replica->Get("orphan");
-    return v.ok() && v->has_value();
-  }));
-  EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_yes_tx"], "0");
-}
-
-TEST(SemiSyncProcessTest, ClientDeadlineEndsTheWaitWithoutYesTxAndTheWriteStillReplicates) {
-  TempDir dir;
-  Pair pair = StartPair(dir, 60000);
-  ASSERT_TRUE(pair.primary && pair.replica);
-  Relaykvd* primary = pair.primary.get();
-  Relaykvd* replica = pair.replica.get();
-  SetReplicaIo(pair, false);
-
-  auto stub = v1::Kv::NewStub(grpc::CreateChannel(primary->address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
-  v1::PutRequest req;
-  req.set_key("impatient");
-  req.set_value("v");
-  v1::WriteReply reply;
-  const grpc::Status result = stub->Put(&ctx, req, &reply);
-  EXPECT_EQ(result.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << result.error_message();
-  // The server's own wait ends at the same deadline: no session left waiting.
-  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_wait_sessions"] == "0"; }));
-  EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_yes_tx"], "0");
-  EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_status"], "ON") << "a deadline is not a timeout";
-  SetReplicaIo(pair, true);
-  ASSERT_TRUE(WaitFor([&] {
-    auto v = replica->Get("impatient");
-    return v.ok() && v->has_value();
-  }));
-  EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_yes_tx"], "0");
+  auto abandon = [&](const std::string& key, bool cancel) {
+    SetReplicaIo(pair, false);
+    grpc::ClientContext ctx;
+    if (!cancel) ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    v1::PutRequest req;
+    req.set_key(key);
+    req.set_value("v");
+    v1::WriteReply reply;
+    grpc::Status result;
+    std::thread call([&] { result = stub->Put(&ctx, req, &reply); });
+    if (cancel) {
+      ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_wait_sessions"] == "1"; }));
+      ctx.TryCancel();  // the client goes away
+    }
+    call.join();
+    EXPECT_EQ(result.error_code(),
+              cancel ? grpc::StatusCode::CANCELLED : grpc::StatusCode::DEADLINE_EXCEEDED)
+        << key << ": " << result.error_message();
+    ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_wait_sessions"] == "0"; }));
+    EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_status"], "ON") << key;
+    SetReplicaIo(pair, true);
+    ASSERT_TRUE(WaitFor([&] {
+      auto v = replica->Get(key);
+      return v.ok() && v->has_value();
+    })) << key;
+    EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_yes_tx"], "0") << key;
+  };
+  abandon("orphan", /*cancel=*/true);
+  abandon("impatient", /*cancel=*/false);
 }
 
 }  // namespace
