@@ -130,7 +130,13 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
     done(std::move(r));
   };
   if (closed_) return now(absl::UnavailableError("server is shutting down"));
-  if (!settings_.enabled) return now(Outcome::kAsync);  // not counted: semi-sync is off entirely
+  if (!settings_.enabled) {
+    // A commit that began waiting (registered) before semi-sync was turned
+    // off is released by it, as if it had been waiting already: no_tx. One
+    // that began after it is not counted at all.
+    if (registered) ++counters_.no_tx;
+    return now(Outcome::kAsync);
+  }
   if (status_on_ && !settings_.wait_no_slave && semi_acks_.size() < settings_.wait_for_slave_count) {
     SwitchOff("fewer semi-sync replicas connected than rpl_semi_sync_master_wait_for_slave_count "
               "and rpl_semi_sync_master_wait_no_slave is OFF");
