@@ -1,7 +1,8 @@
-// State machine crash safety: relaykvd is SIGKILLed in the middle of a
-// stream of writes; after a restart every write whose reply the client got
-// is readable with its value, and the applied GTID equals the binlog's end.
+// State machine crash safety: relaykvd is SIGKILLed (or SIGTERMed) in the
+// middle of a stream of writes; after a restart every write whose reply the
+// client got is readable with its value.
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -11,52 +12,83 @@
 namespace relaykv::testing {
 namespace {
 
-TEST(CrashTest, AcknowledgedWritesSurviveSigkill) {
-  TempDir dir;
-  const auto data = dir.path() / "n";
-  std::map<std::string, std::string> acked;  // key -> value the client saw committed
-  uint64_t max_acked_seq = 0;
-  int next = 0;
-  for (int cycle = 0; cycle < 3; ++cycle) {
-    auto s = Relaykvd::Start(data);
-    ASSERT_NE(s, nullptr);
-    std::mutex mu;
-    std::atomic<bool> stop{false};
-    std::vector<std::thread> writers;
-    std::atomic<int> counter{next};
-    for (int t = 0; t < 4; ++t) {
-      writers.emplace_back([&] {
-        while (!stop) {
-          const int i = counter++;
+// Client threads putting distinct keys until the server stops answering or
+// Stop(); every write answered OK is recorded as acknowledged.
+class WriteLoad {
+ public:
+  struct Acked {
+    std::map<std::string, std::string> values;  // key -> value the client saw committed
+    uint64_t max_seq = 0;
+  };
+
+  WriteLoad(Relaykvd* server, int threads, std::atomic<int>* counter, const std::string& tag,
+            Acked* acked) {
+    for (int t = 0; t < threads; ++t) {
+      writers_.emplace_back([=, this] {
+        while (!stop_) {
+          const int i = (*counter)++;
           const std::string key = "k" + std::to_string(i);
-          const std::string value = "v" + std::to_string(i) + "-" + std::to_string(cycle);
-          auto g = s->Put(key, value);
-          if (!g.ok()) break;  // the server is gone
-          std::lock_guard l(mu);
-          acked[key] = value;
-          max_acked_seq = std::max<uint64_t>(max_acked_seq, g->seq());
+          const std::string value = "v" + std::to_string(i) + "-" + tag;
+          auto g = server->Put(key, value);
+          if (!g.ok()) break;  // the server is gone or going
+          std::lock_guard l(mu_);
+          acked->values[key] = value;
+          acked->max_seq = std::max<uint64_t>(acked->max_seq, g->seq());
         }
       });
     }
+  }
+  ~WriteLoad() { Stop(); }
+
+  void Stop() {
+    stop_ = true;
+    for (auto& w : writers_) {
+      if (w.joinable()) w.join();
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> writers_;
+};
+
+// Every acknowledged write reads back with its value; returns the applied
+// GTID the last read reported.
+v1::Gtid ExpectAllReadable(Relaykvd& s, const WriteLoad::Acked& acked, const std::string& when) {
+  v1::Gtid applied;
+  for (const auto& [key, value] : acked.values) {
+    auto got = s.Get(key, &applied);
+    EXPECT_TRUE(got.ok()) << got.status();
+    if (!got.ok() || *got != std::optional<std::string>(value)) {
+      ADD_FAILURE() << key << " lost " << when;
+      break;
+    }
+  }
+  return applied;
+}
+
+TEST(CrashTest, AcknowledgedWritesSurviveSigkill) {
+  TempDir dir;
+  const auto data = dir.path() / "n";
+  WriteLoad::Acked acked;
+  std::atomic<int> counter{0};
+  for (int cycle = 0; cycle < 3; ++cycle) {
+    auto s = Relaykvd::Start(data);
+    ASSERT_NE(s, nullptr);
+    WriteLoad load(s.get(), 4, &counter, std::to_string(cycle), &acked);
     std::this_thread::sleep_for(std::chrono::milliseconds(300 + 100 * cycle));
     s->Kill();  // mid-stream
-    stop = true;
-    for (auto& w : writers) w.join();
-    next = counter;
+    load.Stop();
 
     s = Relaykvd::Start(data);
     ASSERT_NE(s, nullptr);
-    v1::Gtid applied;
-    for (const auto& [key, value] : acked) {
-      auto got = s->Get(key, &applied);
-      ASSERT_TRUE(got.ok()) << got.status();
-      ASSERT_EQ(*got, std::optional<std::string>(value)) << key << " lost after SIGKILL (cycle " << cycle << ")";
-    }
-    EXPECT_GE(applied.seq(), max_acked_seq);
+    const v1::Gtid applied = ExpectAllReadable(*s, acked, "after SIGKILL (cycle " + std::to_string(cycle) + ")");
+    EXPECT_GE(applied.seq(), acked.max_seq);
     EXPECT_EQ(applied.seq(), s->BinlogGtid().seq()) << "applied GTID equals the binlog's last";
     s->Terminate();
   }
-  EXPECT_GT(acked.size(), 100u) << "the load should have committed something";
+  EXPECT_GT(acked.values.size(), 100u) << "the load should have committed something";
 }
 
 // SIGTERM while many writes are in flight on the asynchronous write
@@ -65,41 +97,23 @@ TEST(CrashTest, AcknowledgedWritesSurviveSigkill) {
 TEST(CrashTest, SigtermUnderLoadExitsCleanlyAndKeepsAcknowledgedWrites) {
   TempDir dir;
   const auto data = dir.path() / "n";
-  std::map<std::string, std::string> acked;
+  WriteLoad::Acked acked;
   std::atomic<int> counter{0};
   for (int cycle = 0; cycle < 3; ++cycle) {
     auto s = Relaykvd::Start(data);
     ASSERT_NE(s, nullptr);
-    std::mutex mu;
-    std::atomic<bool> stop{false};
-    std::vector<std::thread> writers;
-    for (int t = 0; t < 16; ++t) {  // more than the requests the service arms ahead
-      writers.emplace_back([&] {
-        while (!stop) {
-          const int i = counter++;
-          const std::string key = "k" + std::to_string(i);
-          auto g = s->Put(key, "v" + std::to_string(i));
-          if (!g.ok()) break;  // shutting down
-          std::lock_guard l(mu);
-          acked[key] = "v" + std::to_string(i);
-        }
-      });
-    }
+    // More writers than the requests the service arms ahead.
+    WriteLoad load(s.get(), 16, &counter, std::to_string(cycle), &acked);
     std::this_thread::sleep_for(std::chrono::milliseconds(200 + 150 * cycle));
     EXPECT_EQ(s->Terminate(), 0) << "cycle " << cycle << ": relaykvd did not exit cleanly";
-    stop = true;
-    for (auto& w : writers) w.join();
+    load.Stop();
 
     s = Relaykvd::Start(data);
     ASSERT_NE(s, nullptr);
-    for (const auto& [key, value] : acked) {
-      auto got = s->Get(key);
-      ASSERT_TRUE(got.ok()) << got.status();
-      ASSERT_EQ(*got, std::optional<std::string>(value)) << key << " lost (cycle " << cycle << ")";
-    }
+    ExpectAllReadable(*s, acked, "after SIGTERM (cycle " + std::to_string(cycle) + ")");
     EXPECT_EQ(s->Terminate(), 0);
   }
-  EXPECT_GT(acked.size(), 100u) << "the load should have committed something";
+  EXPECT_GT(acked.values.size(), 100u) << "the load should have committed something";
 }
 
 }  // namespace
