@@ -95,4 +95,12 @@ Floor MeasureFloor(const std::filesystem::path& dir, int samples) {
   return f;
 }
 
+Floor LowerFloor(const Floor& a, const Floor& b) {
+  Floor f;
+  f.fdatasync_p50_us = std::min(a.fdatasync_p50_us, b.fdatasync_p50_us);
+  f.fdatasync_prealloc_p50_us = std::min(a.fdatasync_prealloc_p50_us, b.fdatasync_prealloc_p50_us);
+  f.grpc_rtt_p50_us = std::min(a.grpc_rtt_p50_us, b.grpc_rtt_p50_us);
+  return f;
+}
+
 }  // namespace relaykv::bench

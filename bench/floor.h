@@ -19,4 +19,10 @@ struct Floor {
 
 Floor MeasureFloor(const std::filesystem::path& dir, int samples = 500);
 
+// The lower of each part of two floors. On a shared VM noise only ever adds
+// to a floor (a slow sync, a vCPU that was asleep), so the lower of the
+// figures measured right before and right after a run is the better estimate
+// of the floor during it — and the stricter one to compare against.
+Floor LowerFloor(const Floor& a, const Floor& b);
+
 }  // namespace relaykv::bench

@@ -53,7 +53,7 @@ std::vector<std::string> Split(const std::string& s) {
 }
 
 Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, int replicas,
-            int wait_count, const Process* primary, const Floor& floor) {
+            int wait_count, const Process* primary, const fs::path& floor_dir) {
   auto before = SemiSyncCounters(target);
   Run run;
   run.mode = mode;
@@ -73,7 +73,12 @@ Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, 
     }
   };
   if (!tty) std::fprintf(stderr, "  %s, %d clients, %.1f s\n", mode.c_str(), lo.clients, lo.warmup_s + lo.duration_s);
+  // The one-client latency is compared with a floor measured next to it,
+  // not minutes earlier: this machine's fdatasync and wake-up times drift.
+  const bool vs_floor = lo.clients == 1 && !lo.reads;
+  const Floor floor_before = vs_floor ? MeasureFloor(floor_dir) : Floor{};
   LoadResult r = RunLoad(lo);
+  if (vs_floor) run.floor = LowerFloor(floor_before, MeasureFloor(floor_dir));
   if (tty) std::fprintf(stderr, "\r%60s\r", "");
   run.rss_end_kb = primary ? primary->rss_kb() : 0;
   auto after = SemiSyncCounters(target);
@@ -88,10 +93,10 @@ Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, 
   run.no_tx = after["no_tx"] - before["no_tx"];
   const uint64_t waits = after["tx_waits"] - before["tx_waits"];
   run.tx_avg_wait_time_us = waits ? (after["tx_wait_time"] - before["tx_wait_time"]) / waits : 0;
-  if (lo.clients == 1 && !lo.reads) {
+  if (vs_floor) {
     const bool semi = mode == "after_sync" || mode == "after_commit";
-    const double f = semi ? floor.semisync_floor_us() : floor.fdatasync_p50_us;
-    run.ratio_to_floor = f > 0 ? run.p50_us / f : 0;
+    run.floor_us = semi ? run.floor.semisync_floor_us() : run.floor.fdatasync_p50_us;
+    run.ratio_to_floor = run.floor_us > 0 ? run.p50_us / run.floor_us : 0;
   }
   for (int i = 1; i <= 100; ++i) run.cdf.emplace_back(r.Percentile(i), i / 100.0);
   if (r.errors > 0) {
@@ -210,7 +215,7 @@ int main(int argc, char** argv) {
   if (!target.empty()) {
     for (int c : client_counts) {
       lo.clients = c;
-      report.runs.push_back(Measure(target, lo, "target", 0, 0, nullptr, report.floor));
+      report.runs.push_back(Measure(target, lo, "target", 0, 0, nullptr, work_dir));
     }
   } else {
     bool reads_done = !reads || embedded;  // embedded clients only write
@@ -255,7 +260,7 @@ int main(int argc, char** argv) {
         for (int c : client_counts) {
           lo.clients = c;
           lo.reads = false;
-          Run run = Measure(addr, lo, mode, n, wc, (*cluster)->primary_process(), report.floor);
+          Run run = Measure(addr, lo, mode, n, wc, (*cluster)->primary_process(), work_dir);
           if (semi && run.no_tx > 0) {
             std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
                          mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
@@ -266,7 +271,7 @@ int main(int argc, char** argv) {
         if (!reads_done) {
           lo.clients = client_counts.back();
           lo.reads = true;
-          report.runs.push_back(Measure(addr, lo, "reads", n, 0, (*cluster)->primary_process(), report.floor));
+          report.runs.push_back(Measure(addr, lo, "reads", n, 0, (*cluster)->primary_process(), work_dir));
           reads_done = true;
         }
       }

@@ -22,6 +22,13 @@ std::string Label(const Run& r) {
   return l;
 }
 
+std::string FloorJson(const Floor& f) {
+  return "{\"fdatasync_p50_us\": " + Fixed(f.fdatasync_p50_us) +
+         ", \"grpc_rtt_p50_us\": " + Fixed(f.grpc_rtt_p50_us) +
+         ", \"semisync_floor_us\": " + Fixed(f.semisync_floor_us()) +
+         ", \"fdatasync_prealloc_p50_us\": " + Fixed(f.fdatasync_prealloc_p50_us) + "}";
+}
+
 }  // namespace
 
 void PrintTable(const Report& r, std::ostream& out) {
@@ -30,29 +37,28 @@ void PrintTable(const Report& r, std::ostream& out) {
       << Fixed(r.floor.semisync_floor_us()) << " us (fdatasync into preallocated space p50 "
       << Fixed(r.floor.fdatasync_prealloc_p50_us) << " us)\n";
   char line[512];
-  std::snprintf(line, sizeof(line), "%-16s %4s %7s %10s %9s %9s %9s %9s %9s %8s %7s %7s %8s\n",
+  std::snprintf(line, sizeof(line), "%-16s %4s %7s %10s %9s %9s %9s %9s %9s %8s %7s %7s %9s %8s\n",
                 "mode", "repl", "clients", "ops/s", "p50_us", "p90_us", "p99_us", "p999_us",
-                "max_us", "yes_tx", "no_tx", "errors", "x_floor");
+                "max_us", "yes_tx", "no_tx", "errors", "floor_us", "x_floor");
   out << line;
   for (const Run& x : r.runs) {
     std::snprintf(line, sizeof(line),
-                  "%-16s %4d %7d %10.0f %9.0f %9.0f %9.0f %9.0f %9.0f %8llu %7llu %7llu %8s\n",
+                  "%-16s %4d %7d %10.0f %9.0f %9.0f %9.0f %9.0f %9.0f %8llu %7llu %7llu %9s %8s\n",
                   Label(x).c_str(), x.replicas, x.clients, x.ops_per_s, x.p50_us, x.p90_us,
                   x.p99_us, x.p999_us, x.max_us, static_cast<unsigned long long>(x.yes_tx),
                   static_cast<unsigned long long>(x.no_tx), static_cast<unsigned long long>(x.errors),
+                  x.floor_us > 0 ? Fixed(x.floor_us, 0).c_str() : "-",
                   x.ratio_to_floor > 0 ? Fixed(x.ratio_to_floor, 2).c_str() : "-");
     out << line;
   }
+  out << "x_floor: p50 at one client over the floor measured right before and after that run "
+         "(the lower of the two): 2 x fdatasync + RTT for semi-sync, 1 x fdatasync otherwise\n";
 }
 
 absl::Status WriteJson(const Report& r, const std::string& path) {
   std::ofstream out(path);
   if (!out) return absl::UnavailableError("cannot write " + path);
-  out << "{\n  \"floor\": {\"fdatasync_p50_us\": " << Fixed(r.floor.fdatasync_p50_us)
-      << ", \"grpc_rtt_p50_us\": " << Fixed(r.floor.grpc_rtt_p50_us)
-      << ", \"semisync_floor_us\": " << Fixed(r.floor.semisync_floor_us())
-      << ", \"fdatasync_prealloc_p50_us\": " << Fixed(r.floor.fdatasync_prealloc_p50_us)
-      << "},\n  \"runs\": [";
+  out << "{\n  \"floor\": " << FloorJson(r.floor) << ",\n  \"runs\": [";
   for (size_t i = 0; i < r.runs.size(); ++i) {
     const Run& x = r.runs[i];
     out << (i ? "," : "") << "\n    {\"mode\": \"" << x.mode << "\", \"replicas\": " << x.replicas
@@ -64,7 +70,10 @@ absl::Status WriteJson(const Report& r, const std::string& path) {
         << ", \"tx_avg_wait_time_us\": " << x.tx_avg_wait_time_us << ", \"errors\": " << x.errors
         << ", \"rss_start_kb\": " << x.rss_start_kb << ", \"rss_peak_kb\": " << x.rss_peak_kb
         << ", \"rss_end_kb\": " << x.rss_end_kb
-        << ", \"p50_to_floor\": " << Fixed(x.ratio_to_floor, 3) << "}";
+        << ", \"p50_to_floor\": " << Fixed(x.ratio_to_floor, 3)
+        << ", \"floor_us\": " << Fixed(x.floor_us);
+    if (x.floor_us > 0) out << ", \"floor\": " << FloorJson(x.floor);
+    out << "}";
   }
   out << "\n  ],\n  \"settings\": {";
   bool first = true;
@@ -81,15 +90,18 @@ absl::Status WriteCsv(const Report& r, const std::string& path) {
   if (!out) return absl::UnavailableError("cannot write " + path);
   out << "mode,replicas,wait_count,clients,ops_per_s,p50_us,p90_us,p99_us,p999_us,max_us,yes_tx,"
          "no_tx,tx_avg_wait_time_us,errors,rss_start_kb,rss_peak_kb,rss_end_kb,p50_to_floor,"
-         "fdatasync_p50_us,grpc_rtt_p50_us,semisync_floor_us,fdatasync_prealloc_p50_us\n";
+         "floor_us,fdatasync_p50_us,grpc_rtt_p50_us,semisync_floor_us,fdatasync_prealloc_p50_us\n";
   for (const Run& x : r.runs) {
     out << x.mode << "," << x.replicas << "," << x.wait_count << "," << x.clients << ","
         << Fixed(x.ops_per_s) << "," << Fixed(x.p50_us) << "," << Fixed(x.p90_us) << ","
         << Fixed(x.p99_us) << "," << Fixed(x.p999_us) << "," << Fixed(x.max_us) << "," << x.yes_tx
         << "," << x.no_tx << "," << x.tx_avg_wait_time_us << "," << x.errors << ","
-        << x.rss_start_kb << "," << x.rss_peak_kb << "," << x.rss_end_kb << "," << Fixed(x.ratio_to_floor, 3) << ","
-        << Fixed(r.floor.fdatasync_p50_us) << "," << Fixed(r.floor.grpc_rtt_p50_us) << ","
-        << Fixed(r.floor.semisync_floor_us()) << "," << Fixed(r.floor.fdatasync_prealloc_p50_us) << "\n";
+        << x.rss_start_kb << "," << x.rss_peak_kb << "," << x.rss_end_kb << ","
+        << Fixed(x.ratio_to_floor, 3) << "," << Fixed(x.floor_us) << ",";
+    // The floor this run was compared with, else the one measured at the start.
+    const Floor& f = x.floor_us > 0 ? x.floor : r.floor;
+    out << Fixed(f.fdatasync_p50_us) << "," << Fixed(f.grpc_rtt_p50_us) << ","
+        << Fixed(f.semisync_floor_us()) << "," << Fixed(f.fdatasync_prealloc_p50_us) << "\n";
   }
   return out ? absl::OkStatus() : absl::UnavailableError("cannot write " + path);
 }

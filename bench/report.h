@@ -22,7 +22,11 @@ struct Run {
   uint64_t yes_tx = 0, no_tx = 0, tx_avg_wait_time_us = 0;
   uint64_t errors = 0;
   long rss_start_kb = 0, rss_peak_kb = 0, rss_end_kb = 0;  // primary, measured window
-  double ratio_to_floor = 0;  // p50 / floor, at one client (0 otherwise)
+  // At one client: the floor measured right before and right after this run
+  // (LowerFloor), the part of it this mode pays, and p50 over that. 0 otherwise.
+  Floor floor;
+  double floor_us = 0;
+  double ratio_to_floor = 0;
   std::vector<std::pair<double, double>> cdf;  // (latency µs, fraction), for plotting
 };
 

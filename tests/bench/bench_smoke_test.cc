@@ -72,6 +72,18 @@ TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
     }
   }
   EXPECT_EQ(runs, 7) << json;  // 3 modes x 2 client counts + the reads run
+  // Each one-client commit run is compared with a floor measured next to it.
+  std::regex ratio_re("\"clients\": 1, [^}]*\"p50_us\": ([0-9.]+), [^}]*\"p50_to_floor\": ([0-9.]+), "
+                      "\"floor_us\": ([0-9.]+), \"floor\": \\{\"fdatasync_p50_us\": ([0-9.]+)");
+  int compared = 0;
+  for (std::sregex_iterator it(json.begin(), json.end(), ratio_re), end; it != end; ++it) {
+    ++compared;
+    const double p50 = std::stod((*it)[1]), ratio = std::stod((*it)[2]), floor = std::stod((*it)[3]);
+    EXPECT_GT(floor, 0);
+    EXPECT_GT(std::stod((*it)[4]), 0) << "fdatasync part of the run's floor";
+    EXPECT_NEAR(ratio, p50 / floor, 0.01) << (*it)[0];
+  }
+  EXPECT_EQ(compared, 3) << "none, async and after_sync at one client\n" << json;
   EXPECT_EQ(semi, 2);
   const std::string csv = Slurp(dir / "out.csv");
   EXPECT_EQ(csv.rfind("mode,replicas,wait_count,clients,ops_per_s,", 0), 0u) << csv;
