@@ -148,6 +148,12 @@ absl::StatusOr<StatementResult> AdminExecutor::Execute(const Statement& statemen
                             [&](auto* ctx, auto* r) { return admin_->ResetPersist(ctx, req, r); }),
                         no_rows);
           },
+          [&](const stmt::ResetReplica&) {
+            return then(Invoke<v1::ResetReplicaReply>([&](auto* ctx, auto* r) {
+                          return admin_->ResetReplica(ctx, v1::ResetReplicaRequest(), r);
+                        }),
+                        no_rows);
+          },
           [&](const stmt::ShowVariables& s) {
             v1::ShowRequest req;
             req.set_like(s.like);

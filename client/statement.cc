@@ -82,7 +82,7 @@ class Parser {
       return Finish(stmt::Delete{std::move(*key)});
     }
     return Error(
-        "unknown statement (relaykv knows SET, RESET PERSIST, SHOW, START/STOP SLAVE, "
+        "unknown statement (relaykv knows SET, RESET PERSIST, RESET SLAVE ALL, SHOW, START/STOP SLAVE, "
         "CHANGE MASTER, INSTALL PLUGIN, PURGE BINARY LOGS, PUT, GET, DELETE, CHECKSUM)");
   }
 
@@ -122,7 +122,15 @@ class Parser {
   }
 
   absl::StatusOr<Statement> ParseReset() {
-    if (!Accept("PERSIST")) return Error("expected PERSIST after RESET (relaykv has only RESET PERSIST [name])");
+    if (Accept("SLAVE") || Accept("REPLICA")) {
+      if (Accept("ALL")) return Finish(stmt::ResetReplica{});
+      return Error(
+          "expected ALL: RESET SLAVE without ALL would delete the relay log, which is this node's "
+          "binlog; RESET SLAVE ALL makes this replica a primary");
+    }
+    if (!Accept("PERSIST")) {
+      return Error("expected PERSIST, SLAVE ALL or REPLICA ALL after RESET");
+    }
     std::optional<std::string> name = AcceptName();
     if (name) *name = Lower(*name);
     return Finish(stmt::ResetPersist{std::move(name)});
@@ -364,6 +372,7 @@ std::string FormatStatement(const Statement& s) {
           [](const stmt::ResetPersist& v) {
             return "RESET PERSIST" + (v.name ? " " + FormatName(*v.name) : std::string());
           },
+          [](const stmt::ResetReplica&) { return std::string("RESET REPLICA ALL"); },
           [&](const stmt::ShowVariables& v) { return "SHOW GLOBAL VARIABLES" + like(v.like); },
           [&](const stmt::ShowStatus& v) { return "SHOW GLOBAL STATUS" + like(v.like); },
           [](const stmt::ShowReplicaStatus&) { return std::string("SHOW REPLICA STATUS"); },

@@ -8,6 +8,7 @@
 //   SET GLOBAL name = value | SET PERSIST name = value
 //   SET @@global.name = value | SET @@persist.name = value
 //   RESET PERSIST [name]
+//   RESET SLAVE ALL | RESET REPLICA ALL   (failover: this replica becomes a primary)
 //   SHOW [GLOBAL] VARIABLES [LIKE 'pattern'] | SHOW [GLOBAL] STATUS [LIKE 'pattern']
 //   SHOW SLAVE STATUS | SHOW REPLICA STATUS | SHOW REPLICAS | SHOW SLAVE HOSTS
 //   START|STOP SLAVE [IO_THREAD | SQL_THREAD [, ...]]
@@ -49,6 +50,12 @@ struct SetVariable {
 struct ResetPersist {
   std::optional<std::string> name;  // lower case; nullopt: forget all
   friend bool operator==(const ResetPersist&, const ResetPersist&) = default;
+};
+
+// RESET SLAVE ALL. (Without ALL, MySQL deletes the relay log, which is this
+// node's binlog: refused by the parser.)
+struct ResetReplica {
+  friend bool operator==(const ResetReplica&, const ResetReplica&) = default;
 };
 
 struct ShowVariables {
@@ -125,7 +132,8 @@ struct PurgeBinaryLogs {
 }  // namespace stmt
 
 using Statement =
-    std::variant<stmt::SetVariable, stmt::ResetPersist, stmt::ShowVariables, stmt::ShowStatus,
+    std::variant<stmt::SetVariable, stmt::ResetPersist, stmt::ResetReplica, stmt::ShowVariables,
+                 stmt::ShowStatus,
                  stmt::ShowReplicaStatus, stmt::ShowReplicas, stmt::ReplicaThreads,
                  stmt::ChangeMaster, stmt::InstallPlugin, stmt::Put, stmt::Get, stmt::Delete,
                  stmt::Checksum, stmt::ShowBinaryLogs, stmt::ShowMasterStatus,

@@ -61,6 +61,14 @@ grpc::Status AdminService::ChangeMaster(Ctx*, const v1::ChangeMasterRequest* req
   return ToGrpcStatus(node_->ChangePrimary(req->host(), req->port()));
 }
 
+grpc::Status AdminService::ResetReplica(Ctx*, const v1::ResetReplicaRequest*,
+                                        v1::ResetReplicaReply* reply) {
+  auto start = node_->BecomePrimary();
+  if (!start.ok()) return ToGrpcStatus(start.status());
+  GtidToProto(*start, reply->mutable_epoch_start());
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminService::ReplicaStatus(Ctx*, const v1::ReplicaStatusRequest*,
                                          v1::ReplicaStatusReply* reply) {
   AddRows(node_->ReplicaStatus(), reply->mutable_fields());

@@ -49,4 +49,12 @@ absl::Status SaveMasterInfo(const std::filesystem::path& data_dir, const std::st
                                  address + "\n");
 }
 
+absl::Status ClearMasterInfo(const std::filesystem::path& data_dir) {
+  std::error_code ec;
+  if (!std::filesystem::remove(InfoPath(data_dir), ec) && ec) {
+    return absl::InternalError("cannot remove " + InfoPath(data_dir).string() + ": " + ec.message());
+  }
+  return SyncDir(data_dir);
+}
+
 }  // namespace relaykv

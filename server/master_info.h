@@ -15,6 +15,8 @@ namespace relaykv {
 // Saves "HOST:PORT" atomically (durable before returning).
 [[nodiscard]] absl::Status SaveMasterInfo(const std::filesystem::path& data_dir,
                                           const std::string& address);
+// Forgets the primary (RESET SLAVE ALL), durably. OK if there was none.
+[[nodiscard]] absl::Status ClearMasterInfo(const std::filesystem::path& data_dir);
 // Checks "HOST:PORT" (host non-empty, port 1..65535).
 [[nodiscard]] absl::Status ValidateHostPort(const std::string& address);
 

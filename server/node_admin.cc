@@ -129,6 +129,45 @@ absl::Status Node::ChangePrimary(std::string host, uint32_t port) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<Gtid> Node::BecomePrimary() {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return scope.status();
+  std::lock_guard l(impl_->mu_);  // CommitAsync reads primary_: writes wait until we are done
+  if (impl_->io_ == nullptr) return NotAReplica();
+  if (impl_->io_->running()) {
+    return absl::FailedPreconditionError(
+        "This operation cannot be performed with a running replica io thread; run STOP SLAVE "
+        "first");
+  }
+  Applier& applier = *impl_->applier_;
+  if (!applier.running()) {
+    if (auto s = applier.Start(); !s.ok()) return s;
+  }
+  // The new epoch is on disk before anything else changes. Without it, a
+  // restart could stamp our first writes with the old primary's epoch, and
+  // its events at the same seqs would pass for ours. A crash after this
+  // point leaves a replica whose relay log ends past its old primary's end:
+  // that primary refuses it, and RESET SLAVE ALL can be run again.
+  v1::Event marker;
+  marker.set_timestamp_us(NowMicros());
+  marker.set_server_id(static_cast<uint32_t>(impl_->vars_.GetUint("server_id")));
+  impl_->binlog_->SetEpoch(impl_->binlog_->epoch() + 1);
+  if (auto s = impl_->binlog_->Commit(&marker); !s.ok()) return s;
+  const Gtid start = GtidFromProto(marker.gtid());
+  // Everything the relay log holds — also what the old primary never
+  // confirmed — is ours now; reads see all of it before writes begin.
+  applier.Release(start.seq);
+  if (auto s = applier.WaitApplied(start.seq, std::chrono::steady_clock::time_point::max()); !s.ok()) return s;
+  if (auto s = ClearMasterInfo(impl_->options_.data_dir); !s.ok()) return s;
+  const std::string old_primary = impl_->primary_;
+  impl_->io_.reset();
+  impl_->primary_.clear();
+  spdlog::warn("RESET SLAVE ALL: this node is now a primary (was a replica of {}); epoch {} "
+               "starts at {}",
+               old_primary, start.epoch, start.ToString());
+  return start;
+}
+
 NameValues Node::ReplicaStatus() const {
   CallScope scope(impl_.get());
   if (!scope.ok()) return {};

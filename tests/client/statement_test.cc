@@ -79,6 +79,8 @@ std::vector<GrammarCase> GrammarCases() {
       {"SET @@persist.server_id='7'", stmt::SetVariable{"server_id", "7", true}},
       {"RESET PERSIST", stmt::ResetPersist{}},
       {"RESET PERSIST sync_relay_log", stmt::ResetPersist{"sync_relay_log"}},
+      {"RESET SLAVE ALL", stmt::ResetReplica{}},
+      {"RESET REPLICA ALL", stmt::ResetReplica{}},
       {"SHOW VARIABLES", stmt::ShowVariables{""}},
       {"SHOW GLOBAL VARIABLES", stmt::ShowVariables{""}},
       {"SHOW VARIABLES LIKE 'Rpl_semi%'", stmt::ShowVariables{"Rpl_semi%"}},
@@ -337,7 +339,10 @@ TEST(StatementErrorTest, IncompleteStatementsSayWhatIsMissing) {
   EXPECT_THAT(ErrorOf("SHOW GLOBAL SLAVE STATUS"), HasSubstr("expected VARIABLES or STATUS after SHOW GLOBAL"));
   EXPECT_THAT(ErrorOf("SHOW SLAVE"), HasSubstr("expected STATUS or HOSTS after SHOW SLAVE"));
   EXPECT_THAT(ErrorOf("SHOW BINARY LOG"), HasSubstr("expected STATUS after SHOW BINARY LOG"));
-  EXPECT_THAT(ErrorOf("RESET MASTER"), HasSubstr("near 'MASTER': expected PERSIST after RESET"));
+  EXPECT_THAT(ErrorOf("RESET MASTER"), HasSubstr("near 'MASTER': expected PERSIST, SLAVE ALL or REPLICA ALL after RESET"));
+  // Without ALL, MySQL deletes the relay log: here that is the node's binlog.
+  EXPECT_THAT(ErrorOf("RESET SLAVE"), HasSubstr("expected ALL: RESET SLAVE without ALL would delete the relay log"));
+  EXPECT_THAT(ErrorOf("reset replica;"), HasSubstr("RESET SLAVE ALL makes this replica a primary"));
   EXPECT_THAT(ErrorOf("PUT k"), HasSubstr("expected a value after the key"));
   EXPECT_THAT(ErrorOf("GET"), HasSubstr("expected a key after GET"));
   EXPECT_THAT(ErrorOf("DELETE"), HasSubstr("expected a key after DELETE"));

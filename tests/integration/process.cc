@@ -229,6 +229,25 @@ absl::Status Relaykvd::SetVariable(const std::string& name, const std::string& v
   return FromGrpc(admin_->SetVariable(&ctx, req, &reply));
 }
 
+absl::Status Relaykvd::ChangeMaster(const std::string& host, uint32_t port) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::ChangeMasterRequest req;
+  req.set_host(host);
+  req.set_port(port);
+  v1::ChangeMasterReply reply;
+  return FromGrpc(admin_->ChangeMaster(&ctx, req, &reply));
+}
+
+absl::StatusOr<v1::Gtid> Relaykvd::ResetReplicaAll() {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::ResetReplicaReply reply;
+  auto s = FromGrpc(admin_->ResetReplica(&ctx, v1::ResetReplicaRequest(), &reply));
+  if (!s.ok()) return s;
+  return reply.epoch_start();
+}
+
 v1::Gtid Relaykvd::BinlogGtid() {
   grpc::ClientContext ctx;
   SetDeadline(&ctx);

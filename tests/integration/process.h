@@ -57,6 +57,9 @@ class Relaykvd {
   absl::Status ReplicaThreads(v1::ReplicaThreadsRequest::Action action,
                               v1::ReplicaThreadsRequest::Threads threads);
   absl::Status SetVariable(const std::string& name, const std::string& value);
+  absl::Status ChangeMaster(const std::string& host, uint32_t port);
+  // RESET SLAVE ALL: the first GTID of the new epoch.
+  absl::StatusOr<v1::Gtid> ResetReplicaAll();
   v1::Gtid BinlogGtid();  // SHOW MASTER STATUS's executed GTID
 
  private:

@@ -10,6 +10,8 @@
 namespace relaykv::testing {
 namespace {
 
+using Action = v1::ReplicaThreadsRequest;
+
 // A semi-sync primary and one semi-sync replica, connected.
 struct Pair {
   std::unique_ptr<Relaykvd> primary, replica;
@@ -89,6 +91,100 @@ TEST(SemiSyncProcessTest, NoAcknowledgedWriteIsLostWhenThePrimaryDies) {
     ASSERT_TRUE(got.ok());
     ASSERT_EQ(*got, std::optional<std::string>(value)) << key << " was acknowledged but is not on the replica";
   }
+}
+
+// Failover: the primary of two semi-sync replicas is SIGKILLed under load;
+// RESET SLAVE ALL on the replica that holds the most makes it the primary.
+// Every write a client saw succeed is readable there, its writes start a new
+// epoch, and the other replica, pointed at it, converges to the same data.
+TEST(SemiSyncProcessTest, FailoverToAReplicaKeepsEveryAcknowledgedWrite) {
+  TempDir dir;
+  const std::vector<std::string> semi = {"--rpl_semi_sync_master_enabled=ON",
+                                         "--rpl_semi_sync_master_timeout=60000",
+                                         "--rpl_semi_sync_slave_enabled=ON"};
+  auto with = [&](std::vector<std::string> flags) {
+    flags.insert(flags.end(), semi.begin(), semi.end());
+    return flags;
+  };
+  auto primary = Relaykvd::Start(dir.path() / "p", with({}));
+  ASSERT_NE(primary, nullptr);
+  std::unique_ptr<Relaykvd> replicas[2];
+  for (int i = 0; i < 2; ++i) {
+    replicas[i] = Relaykvd::Start(dir.path() / ("r" + std::to_string(i)),
+                                  with({"--server-id=" + std::to_string(i + 2),
+                                        "--replicate-from=" + primary->address()}));
+    ASSERT_NE(replicas[i], nullptr);
+  }
+  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "2"; }));
+
+  std::mutex mu;
+  std::map<std::string, std::string> acked;
+  std::atomic<bool> stop{false};
+  std::atomic<int> next{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t) {
+    writers.emplace_back([&] {
+      while (!stop) {
+        const int i = next++;
+        const std::string key = "k" + std::to_string(i);
+        if (!primary->Put(key, "v" + std::to_string(i)).ok()) break;
+        std::lock_guard l(mu);
+        acked[key] = "v" + std::to_string(i);
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_no_tx"], "0");
+  primary->Kill();
+  stop = true;
+  for (auto& w : writers) w.join();
+  ASSERT_GT(acked.size(), 50u);
+
+  // Both replicas hold a prefix of one history: the longer one has every
+  // write either of them ACKed.
+  for (auto& r : replicas) ASSERT_TRUE(r->ReplicaThreads(Action::STOP, Action::BOTH).ok());
+  const int chosen = replicas[0]->BinlogGtid().seq() >= replicas[1]->BinlogGtid().seq() ? 0 : 1;
+  Relaykvd& next_primary = *replicas[chosen];
+  Relaykvd& other = *replicas[1 - chosen];
+  const v1::Gtid before = next_primary.BinlogGtid();
+  ASSERT_FALSE(next_primary.Put("early", "x").ok()) << "a replica takes no writes";
+
+  auto start = next_primary.ResetReplicaAll();
+  ASSERT_TRUE(start.ok()) << start.status();
+  EXPECT_EQ(start->epoch(), before.epoch() + 1) << "a new epoch";
+  EXPECT_EQ(start->seq(), before.seq() + 1) << "right after the relay log";
+  EXPECT_TRUE(next_primary.ReplicaStatus().empty()) << "no longer a replica";
+  EXPECT_FALSE(next_primary.ResetReplicaAll().ok()) << "only a replica can be promoted";
+  for (const auto& [key, value] : acked) {
+    auto got = next_primary.Get(key);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(*got, std::optional<std::string>(value)) << key << " was acknowledged but is lost after failover";
+  }
+  // The other replica follows the new primary and is its semi-sync replica
+  // (with no semi-sync replica, a write would wait for the 60 s timeout).
+  ASSERT_TRUE(other.ChangeMaster("127.0.0.1", static_cast<uint32_t>(next_primary.port())).ok());
+  ASSERT_TRUE(other.ReplicaThreads(Action::START, Action::BOTH).ok());
+  ASSERT_TRUE(WaitFor([&] { return next_primary.Status()["Rpl_semi_sync_master_clients"] == "1"; }));
+  const auto yes_before = std::stoi(next_primary.Status()["Rpl_semi_sync_master_yes_tx"]);
+  auto w = next_primary.Put("after-failover", "1");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->epoch(), start->epoch());
+  EXPECT_EQ(w->seq(), start->seq() + 1);
+  EXPECT_EQ(std::stoi(next_primary.Status()["Rpl_semi_sync_master_yes_tx"]), yes_before + 1);
+  ASSERT_TRUE(WaitFor([&] {
+    auto a = next_primary.Checksum();
+    auto b = other.Checksum();
+    return a.ok() && b.ok() && a->gtid().seq() == b->gtid().seq() && a->hash() == b->hash();
+  })) << "the other replica converges on the new primary";
+
+  // A restart keeps the new role and epoch.
+  EXPECT_EQ(next_primary.Terminate(), 0);
+  // (Semi-sync off: its replica still points at the old port.)
+  auto restarted = Relaykvd::Start(next_primary.data_dir(), {"--server-id=" + std::to_string(chosen + 2)});
+  ASSERT_NE(restarted, nullptr);
+  auto again = restarted->Put("after-restart", "1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->epoch(), start->epoch());
 }
 
 TEST(SemiSyncProcessTest, TimeoutLikeTheSeedThenRecovery) {
