@@ -3,7 +3,8 @@
 # missing, builds, then starts a primary and two replicas (three relaykvd
 # processes on 127.0.0.1, data under var/demo/), turns on lossless semi-sync
 # replication, writes through the primary, and shows the replicas' status and
-# that all three hold identical data. Stops everything cleanly at the end.
+# that all three hold identical data; then kills the primary and fails over
+# to a replica (RESET SLAVE ALL). Stops everything cleanly at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${RELAYKV_BIN_DIR:-}" ]; then
@@ -72,6 +73,39 @@ if [ "${sums[0]}" = "${sums[1]}" ] && [ "${sums[0]}" = "${sums[2]}" ]; then
   echo "all three nodes hold identical data (same GTID, hash and key count)"
 else
   echo "MISMATCH between nodes" >&2
+  exit 1
+fi
+
+echo
+echo "== failover: the primary dies (SIGKILL); replica1 becomes the primary, replica2 follows it"
+primary_pid=$(cat "$ROOT/primary.pid")
+{ kill -KILL "$primary_pid" && wait "$primary_pid"; } 2>/dev/null || true
+echo "(relaykvd primary, pid $primary_pid, killed with SIGKILL)"
+rm -f "$ROOT/primary.pid"
+show "$BIN/relaykv" -H "$REPLICA1" -e "STOP SLAVE; RESET SLAVE ALL; SET GLOBAL rpl_semi_sync_master_enabled = 1"
+show "$BIN/relaykv" -H "$REPLICA2" -e "STOP SLAVE; CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=${REPLICA1##*:}; START SLAVE"
+for _ in $(seq 1 100); do
+  clients=$("$BIN/relaykv" -H "$REPLICA1" -N -e "show status like 'Rpl_semi_sync_master_clients'" | cut -f2)
+  [ "$clients" = 1 ] && break
+  sleep 0.1
+done
+echo "(a write on the new primary: its GTID starts a new epoch, and it waits for replica2's ACK)"
+show "$BIN/relaykv" -H "$REPLICA1" put after failover
+show "$BIN/relaykv" -H "$REPLICA1" get user:1000
+show "$BIN/relaykv" -H "$REPLICA1" -t -e "show status like 'rpl_semi_sync_master_yes_tx'"
+want=$("$BIN/relaykv" -H "$REPLICA1" -N -e "show master status" | cut -f3)
+for _ in $(seq 1 100); do
+  got=$("$BIN/relaykv" -H "$REPLICA2" -N -e "checksum" | cut -f1)
+  [ "$got" = "$want" ] && break
+  sleep 0.1
+done
+new_primary=$("$BIN/relaykv" -H "$REPLICA1" -N -e "checksum")
+follower=$("$BIN/relaykv" -H "$REPLICA2" -N -e "checksum")
+printf '%-18s %s\n%-18s %s\n' "$REPLICA1" "$new_primary" "$REPLICA2" "$follower"
+if [ "$new_primary" = "$follower" ]; then
+  echo "the new primary and its replica hold identical data"
+else
+  echo "MISMATCH after failover" >&2
   exit 1
 fi
 
