@@ -179,5 +179,44 @@ TEST(ReplicationProcessTest, ReplicaOfAnotherHistoryIsRefusedAndAppliesNothing) 
   EXPECT_EQ(*b->Get("a1"), std::nullopt) << "nothing applied";
 }
 
+// After a failover the old primary may hold writes no replica received
+// (here: written while the replica's IO thread was stopped). Restarted as a
+// replica of the new primary, it is refused, naming both GTIDs at the seq
+// where the histories part: the new primary's epoch tells them apart even
+// where the seqs overlap. The promoted replica first applied the events its
+// stopped SQL thread had left in the relay log.
+TEST(ReplicationProcessTest, FailoverKeepsTheOldPrimarysUnreplicatedWritesOut) {
+  TempDir dir;
+  auto p = Relaykvd::Start(dir.path() / "p");
+  ASSERT_NE(p, nullptr);
+  auto r = StartReplica(dir.path() / "r", *p, 2);
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(r->ReplicaThreads(Action::STOP, Action::SQL).ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->Put("k" + std::to_string(i), "p").ok());
+  ASSERT_TRUE(WaitFor([&] { return r->BinlogGtid().seq() == 10; }));
+  EXPECT_EQ(*r->Get("k9"), std::nullopt) << "in the relay log, not applied";
+  ASSERT_TRUE(r->ReplicaThreads(Action::STOP, Action::IO).ok());
+  for (int i = 10; i < 15; ++i) ASSERT_TRUE(p->Put("k" + std::to_string(i), "p").ok());
+  ASSERT_EQ(p->BinlogGtid().seq(), 15u);
+  p->Kill();
+
+  auto start = r->ResetReplicaAll();
+  ASSERT_TRUE(start.ok()) << start.status();
+  EXPECT_EQ(start->epoch(), 2u);
+  EXPECT_EQ(start->seq(), 11u);
+  EXPECT_EQ(*r->Get("k9"), std::optional<std::string>("p")) << "the relay log was applied";
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(r->Put("n" + std::to_string(i), "r").ok());
+  ASSERT_EQ(r->BinlogGtid().seq(), 21u);
+
+  auto old = Relaykvd::Start(p->data_dir(), {"--replicate-from=" + r->address()});
+  ASSERT_NE(old, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return old->ReplicaStatus()["Slave_IO_Running"] == "No"; }));
+  const std::string err = old->ReplicaStatus()["Last_IO_Error"];
+  EXPECT_NE(err.find("1:15 is not in this primary's history"), std::string::npos) << err;
+  EXPECT_NE(err.find("it has 2:15"), std::string::npos) << err;
+  EXPECT_EQ(old->BinlogGtid().seq(), 15u) << "nothing received";
+  EXPECT_EQ(*old->Get("n0"), std::nullopt) << "nothing applied";
+}
+
 }  // namespace
 }  // namespace relaykv::testing
