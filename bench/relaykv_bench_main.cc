@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
   using namespace relaykv::bench;
   std::string target, modes = "none,async,after_commit,after_sync", clients = "1,4,16,64";
   std::string wait_counts = "1", json, csv, plot, relaykvd, work_dir;
-  int replicas = 1, cdf_clients = 16;
+  int replicas = 1, cdf_clients = 16, repeat = 1;
   double duration = 5, warmup = 1;
   LoadOptions lo;
   bool reads = true;
@@ -161,6 +161,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--duration", duration, "measured seconds per point")->capture_default_str();
   app.add_option("--warmup", warmup, "unmeasured seconds before each point")->capture_default_str();
+  app.add_option("--repeat", repeat,
+                 "measure each point this many times and report the median run (this machine "
+                 "is noisy)")
+      ->check(CLI::Range(1, 99))
+      ->capture_default_str();
   app.add_option("--keyspace", lo.keyspace, "distinct keys")->capture_default_str();
   app.add_option("--value-size", lo.value_size, "bytes per value")->capture_default_str();
   app.add_option("--json", json, "write every figure and the settings as JSON");
@@ -204,7 +209,8 @@ int main(int argc, char** argv) {
                      {"modes", modes}, {"replicas", std::to_string(replicas)},
                      {"wait_counts", wait_counts},
                      {"target", !target.empty() ? target : embedded ? "embedded" : "spawn"},
-                     {"cores", std::to_string(std::thread::hardware_concurrency())}};
+                     {"cores", std::to_string(std::thread::hardware_concurrency())},
+                     {"repeat", std::to_string(repeat)}};
   std::fprintf(stderr, "measuring the floor in %s ...\n", work_dir.c_str());
   report.floor = MeasureFloor(work_dir);
 
@@ -215,7 +221,9 @@ int main(int argc, char** argv) {
   if (!target.empty()) {
     for (int c : client_counts) {
       lo.clients = c;
-      report.runs.push_back(Measure(target, lo, "target", 0, 0, nullptr, work_dir));
+      std::vector<Run> tries;
+      for (int i = 0; i < repeat; ++i) tries.push_back(Measure(target, lo, "target", 0, 0, nullptr, work_dir));
+      report.runs.push_back(MedianRun(std::move(tries)));
     }
   } else {
     bool reads_done = !reads || embedded;  // embedded clients only write
@@ -260,13 +268,17 @@ int main(int argc, char** argv) {
         for (int c : client_counts) {
           lo.clients = c;
           lo.reads = false;
-          Run run = Measure(addr, lo, mode, n, wc, (*cluster)->primary_process(), work_dir);
-          if (semi && run.no_tx > 0) {
-            std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
-                         mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
-            exit_code = 3;
+          std::vector<Run> tries;
+          for (int i = 0; i < repeat; ++i) {
+            Run run = Measure(addr, lo, mode, n, wc, (*cluster)->primary_process(), work_dir);
+            if (semi && run.no_tx > 0) {
+              std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
+                           mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
+              exit_code = 3;
+            }
+            tries.push_back(std::move(run));
           }
-          report.runs.push_back(std::move(run));
+          report.runs.push_back(MedianRun(std::move(tries)));
         }
         if (!reads_done) {
           lo.clients = client_counts.back();

@@ -31,6 +31,16 @@ std::string FloorJson(const Floor& f) {
 
 }  // namespace
 
+double MedianKey(const Run& r) { return r.ratio_to_floor > 0 ? r.ratio_to_floor : r.ops_per_s; }
+
+Run MedianRun(std::vector<Run> runs) {
+  std::sort(runs.begin(), runs.end(),
+            [](const Run& a, const Run& b) { return MedianKey(a) < MedianKey(b); });
+  Run median = runs[runs.size() / 2];
+  for (const Run& x : runs) median.repeat_keys.push_back(MedianKey(x));
+  return median;
+}
+
 void PrintTable(const Report& r, std::ostream& out) {
   out << "floor: fdatasync p50 " << Fixed(r.floor.fdatasync_p50_us) << " us, gRPC stream RTT p50 "
       << Fixed(r.floor.grpc_rtt_p50_us) << " us, semi-sync floor "
@@ -53,6 +63,12 @@ void PrintTable(const Report& r, std::ostream& out) {
   }
   out << "x_floor: p50 at one client over the floor measured right before and after that run "
          "(the lower of the two): 2 x fdatasync + RTT for semi-sync, 1 x fdatasync otherwise\n";
+  for (const Run& x : r.runs) {
+    if (x.repeat_keys.size() < 2) continue;
+    out << "each point is the median of " << x.repeat_keys.size()
+        << " runs: by x_floor at one client, by ops/s otherwise (every run's figure is in the JSON)\n";
+    break;
+  }
 }
 
 absl::Status WriteJson(const Report& r, const std::string& path) {
@@ -73,6 +89,13 @@ absl::Status WriteJson(const Report& r, const std::string& path) {
         << ", \"p50_to_floor\": " << Fixed(x.ratio_to_floor, 3)
         << ", \"floor_us\": " << Fixed(x.floor_us);
     if (x.floor_us > 0) out << ", \"floor\": " << FloorJson(x.floor);
+    if (x.repeat_keys.size() > 1) {
+      out << ", \"median_of\": [";
+      for (size_t k = 0; k < x.repeat_keys.size(); ++k) {
+        out << (k ? ", " : "") << Fixed(x.repeat_keys[k], x.ratio_to_floor > 0 ? 3 : 1);
+      }
+      out << "]";
+    }
     out << "}";
   }
   out << "\n  ],\n  \"settings\": {";

@@ -28,7 +28,17 @@ struct Run {
   double floor_us = 0;
   double ratio_to_floor = 0;
   std::vector<std::pair<double, double>> cdf;  // (latency µs, fraction), for plotting
+  // With --repeat N: this is the median of N runs of the point, ranked by
+  // MedianKey; here every run's key, ascending.
+  std::vector<double> repeat_keys;
 };
+
+// What ranks repeated runs of one point: p50 over the floor at one client,
+// throughput otherwise.
+double MedianKey(const Run& r);
+// The median of `runs` (one point measured several times) by MedianKey,
+// carrying every run's key.
+Run MedianRun(std::vector<Run> runs);
 
 struct Report {
   Floor floor;

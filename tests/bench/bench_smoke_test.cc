@@ -96,8 +96,8 @@ TEST(BenchSmokeTest, EmbeddedPrimaryCommitsAsSemiSync) {
   const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-embedded-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const auto [status, out] =
-      RunBench("--embedded --replicas 1 --modes after_sync --clients 1,4 --duration 0.5 --warmup 0.2 "
-               "--work-dir " + (dir / "work").string() + " --json " + (dir / "out.json").string());
+      RunBench("--embedded --replicas 1 --modes after_sync --clients 1,4 --duration 0.3 --warmup 0.1 "
+               "--repeat 3 --work-dir " + (dir / "work").string() + " --json " + (dir / "out.json").string());
   ASSERT_EQ(status, 0) << out;
   const std::string json = Slurp(dir / "out.json");
   EXPECT_NE(json.find("\"target\": \"embedded\""), std::string::npos) << json;
@@ -109,6 +109,16 @@ TEST(BenchSmokeTest, EmbeddedPrimaryCommitsAsSemiSync) {
     EXPECT_EQ(std::stoull((*it)[2]), 0u) << "no_tx: fell back to async";
   }
   EXPECT_EQ(runs, 2) << json;
+  // --repeat 3: each point is the median of three runs, all three listed.
+  std::regex median_re("\"median_of\": \\[([0-9.]+), ([0-9.]+), ([0-9.]+)\\]");
+  int medians = 0;
+  for (std::sregex_iterator it(json.begin(), json.end(), median_re), end; it != end; ++it) {
+    ++medians;
+    EXPECT_LE(std::stod((*it)[1]), std::stod((*it)[2]));
+    EXPECT_LE(std::stod((*it)[2]), std::stod((*it)[3]));
+  }
+  EXPECT_EQ(medians, 2) << json;
+  EXPECT_NE(out.find("each point is the median of 3 runs"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir / "work")) << "temp data dirs removed";
   fs::remove_all(dir);
 }
