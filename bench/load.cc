@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -51,7 +52,7 @@ LoadResult RunLoad(const LoadOptions& o) {
                                                      std::chrono::duration<double>(o.warmup_s));
   const Clock::time_point stop_at = measure_from + std::chrono::duration_cast<Clock::duration>(
                                                        std::chrono::duration<double>(o.duration_s));
-  const int threads = o.put ? 0 : std::min(o.clients, 2);
+  const int threads = o.put_async ? 0 : std::min(o.clients, 2);
   std::mutex mu;
   LoadResult result;
   std::vector<std::thread> workers;
@@ -62,28 +63,47 @@ LoadResult RunLoad(const LoadOptions& o) {
     result.errors += errors;
     if (result.first_error.empty()) result.first_error = first_error;
   };
-  for (int c = 0; o.put && c < o.clients; ++c) {
-    workers.emplace_back([&, c] {
-      std::mt19937_64 rng(static_cast<uint64_t>(c) * 7919 + 1);
-      std::uniform_int_distribution<uint64_t> key(0, o.keyspace - 1);
-      std::vector<double> lat;
-      uint64_t errors = 0;
-      std::string first_error;
-      for (Clock::time_point now = Clock::now(); now < stop_at;) {
-        std::string k = "key" + std::to_string(key(rng));
-        std::string v(o.value_size, 'v');
-        const Clock::time_point sent = Clock::now();
-        absl::Status s = o.put(std::move(k), std::move(v));
-        now = Clock::now();
-        if (sent < measure_from || now > stop_at) continue;
+  // Embedded: each client a chain of writes. A chain ends at stop_at, or at
+  // its first error (an embedded node fails only when closing or on bad
+  // input, at once: reissuing would recurse); the last one to end wakes us.
+  struct Chain {
+    std::mt19937_64 rng;
+    std::uniform_int_distribution<uint64_t> key;
+    std::vector<double> lat;
+    uint64_t errors = 0;
+    std::string first_error;
+    Clock::time_point sent;
+  };
+  std::vector<std::unique_ptr<Chain>> chains;
+  std::mutex chains_mu;
+  std::condition_variable chains_cv;
+  int chains_running = 0;
+  const std::string chain_value(o.value_size, 'v');
+  std::function<void(Chain*)> issue = [&](Chain* ch) {
+    ch->sent = Clock::now();
+    o.put_async("key" + std::to_string(ch->key(ch->rng)), chain_value, [&, ch](absl::Status s) {
+      const Clock::time_point now = Clock::now();
+      if (ch->sent >= measure_from && now <= stop_at) {
         if (s.ok()) {
-          lat.push_back(std::chrono::duration<double, std::micro>(now - sent).count());
-        } else if (errors++ == 0) {
-          first_error = s.ToString();
+          ch->lat.push_back(std::chrono::duration<double, std::micro>(now - ch->sent).count());
+        } else if (ch->errors++ == 0) {
+          ch->first_error = s.ToString();
         }
       }
-      merge(lat, errors, first_error);
+      if (s.ok() && now < stop_at) return issue(ch);
+      std::lock_guard l(chains_mu);
+      if (--chains_running == 0) chains_cv.notify_all();
     });
+  };
+  if (o.put_async) {
+    for (int c = 0; c < o.clients; ++c) {
+      auto ch = std::make_unique<Chain>();
+      ch->rng.seed(static_cast<uint64_t>(c) * 7919 + 1);
+      ch->key = std::uniform_int_distribution<uint64_t>(0, o.keyspace - 1);
+      chains.push_back(std::move(ch));
+    }
+    chains_running = o.clients;
+    for (auto& ch : chains) issue(ch.get());
   }
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
@@ -152,6 +172,11 @@ LoadResult RunLoad(const LoadOptions& o) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   for (auto& th : workers) th.join();
+  {
+    std::unique_lock l(chains_mu);
+    chains_cv.wait(l, [&] { return chains_running == 0; });
+  }
+  for (const auto& ch : chains) merge(ch->lat, ch->errors, ch->first_error);
   result.seconds = o.duration_s;
   result.ops = result.latency_us.size();
   std::sort(result.latency_us.begin(), result.latency_us.end());

@@ -1,12 +1,15 @@
-// Closed-loop load over gRPC: `clients` clients, each with its own channel
-// and one request in flight, sending the next as soon as the last one is
-// answered (Put of a random key from the keyspace, or Get). Asynchronous
-// calls on two threads drive them all, so the generator stays light. Every
-// latency is kept, so the percentiles are exact.
+// Closed-loop load: `clients` clients, each with one request in flight,
+// sending the next as soon as the last one is answered (Put of a random key
+// from the keyspace, or Get). Over gRPC each client has its own channel and
+// asynchronous calls on two threads drive them all; against an embedded
+// node each client is a chain of asynchronous writes, the next issued from
+// the last one's callback. Either way no thread waits per client, so the
+// generator stays light. Every latency is kept: the percentiles are exact.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,9 +25,11 @@ struct LoadOptions {
   uint64_t keyspace = 100000;
   size_t value_size = 100;
   bool reads = false;  // Get instead of Put
-  // Set: each client is a thread calling this (an embedded node's Put)
-  // instead of a gRPC channel; `target` is then unused.
-  std::function<absl::Status(std::string key, std::string value)> put;
+  // Set: clients write through this (an embedded node's WriteAsync) instead
+  // of gRPC channels; `target` is then unused. `done` must be called exactly
+  // once, maybe before put_async returns.
+  using PutDone = std::function<void(absl::Status)>;
+  std::function<void(std::string key, std::string value, PutDone done)> put_async;
   // Called ~4x a second from the calling thread: seconds left, and whether
   // the measured window has begun (warm-up is over).
   std::function<void(double seconds_left, bool measuring)> tick;

@@ -20,6 +20,8 @@
 #include "bench/load.h"
 #include "bench/report.h"
 #include "proto/admin.grpc.pb.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
 
 namespace relaykv::bench {
 namespace {
@@ -132,6 +134,8 @@ int main(int argc, char** argv) {
   // As in relaykvd: no absl::Mutex deadlock detection (a stack trace per
   // lock) in the load generator's gRPC calls.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // An embedded node logs where relaykvd does: stderr, so stdout is the table.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("relaykv-bench"));
   using namespace relaykv::bench;
   std::string target, modes = "none,async,after_commit,after_sync", clients = "1,4,16,64";
   std::string wait_counts = "1", json, csv, plot, relaykvd, work_dir;
@@ -150,8 +154,8 @@ int main(int argc, char** argv) {
   app.add_flag("--spawn", spawn, "spawn a local cluster of relaykvd processes (the default)")
       ->excludes(target_opt);
   app.add_flag("--embedded", embedded,
-               "the primary is a relaykv::Node in this process and clients are threads calling "
-               "Node::Put: the commit path without a client's gRPC round trip")
+               "the primary is a relaykv::Node in this process and each client a closed loop of "
+               "Node::WriteAsync calls: the commit path without a client's gRPC round trip")
       ->excludes(target_opt);
   app.add_option("--replicas", replicas, "replicas in the spawned cluster")->capture_default_str();
   app.add_option("--modes", modes, "comma list of none,async,after_commit,after_sync")->capture_default_str();
@@ -257,8 +261,10 @@ int main(int argc, char** argv) {
         }
         const std::string addr = (*cluster)->primary_address();
         if (relaykv::Node* node = (*cluster)->embedded()) {
-          lo.put = [node](std::string key, std::string value) {
-            return node->Put(std::move(key), std::move(value)).status();
+          lo.put_async = [node](std::string key, std::string value, LoadOptions::PutDone done) {
+            std::vector<relaykv::Mutation> m{relaykv::Mutation::Put(std::move(key), std::move(value))};
+            node->WriteAsync(std::move(m), relaykv::WriteOptions(),
+                             [done = std::move(done)](absl::StatusOr<relaykv::Gtid> g) { done(g.status()); });
           };
         }
         if (semi && !WaitForSemiSyncClients(addr, static_cast<uint64_t>(n))) {
