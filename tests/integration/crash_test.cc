@@ -12,47 +12,6 @@
 namespace relaykv::testing {
 namespace {
 
-// Client threads putting distinct keys until the server stops answering or
-// Stop(); every write answered OK is recorded as acknowledged.
-class WriteLoad {
- public:
-  struct Acked {
-    std::map<std::string, std::string> values;  // key -> value the client saw committed
-    uint64_t max_seq = 0;
-  };
-
-  WriteLoad(Relaykvd* server, int threads, std::atomic<int>* counter, const std::string& tag,
-            Acked* acked) {
-    for (int t = 0; t < threads; ++t) {
-      writers_.emplace_back([=, this] {
-        while (!stop_) {
-          const int i = (*counter)++;
-          const std::string key = "k" + std::to_string(i);
-          const std::string value = "v" + std::to_string(i) + "-" + tag;
-          auto g = server->Put(key, value);
-          if (!g.ok()) break;  // the server is gone or going
-          std::lock_guard l(mu_);
-          acked->values[key] = value;
-          acked->max_seq = std::max<uint64_t>(acked->max_seq, g->seq());
-        }
-      });
-    }
-  }
-  ~WriteLoad() { Stop(); }
-
-  void Stop() {
-    stop_ = true;
-    for (auto& w : writers_) {
-      if (w.joinable()) w.join();
-    }
-  }
-
- private:
-  std::mutex mu_;
-  std::atomic<bool> stop_{false};
-  std::vector<std::thread> writers_;
-};
-
 // Every acknowledged write reads back with its value; returns the applied
 // GTID the last read reported.
 v1::Gtid ExpectAllReadable(Relaykvd& s, const WriteLoad::Acked& acked, const std::string& when) {

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -254,6 +255,31 @@ v1::Gtid Relaykvd::BinlogGtid() {
   v1::MasterStatusReply reply;
   admin_->MasterStatus(&ctx, v1::MasterStatusRequest(), &reply).ok();
   return reply.executed_gtid();
+}
+
+WriteLoad::WriteLoad(Relaykvd* server, int threads, std::atomic<int>* counter,
+                     const std::string& tag, Acked* acked) {
+  for (int t = 0; t < threads; ++t) {
+    writers_.emplace_back([=, this] {
+      while (!stop_) {
+        const int i = (*counter)++;
+        const std::string key = "k" + std::to_string(i);
+        const std::string value = "v" + std::to_string(i) + "-" + tag;
+        auto g = server->Put(key, value);
+        if (!g.ok()) break;  // the server is gone or going
+        std::lock_guard l(mu_);
+        acked->values[key] = value;
+        acked->max_seq = std::max<uint64_t>(acked->max_seq, g->seq());
+      }
+    });
+  }
+}
+
+void WriteLoad::Stop() {
+  stop_ = true;
+  for (auto& w : writers_) {
+    if (w.joinable()) w.join();
+  }
 }
 
 }  // namespace relaykv::testing

@@ -6,12 +6,15 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -70,6 +73,27 @@ class Relaykvd {
   std::filesystem::path data_dir_;
   std::unique_ptr<v1::Kv::Stub> kv_;
   std::unique_ptr<v1::Admin::Stub> admin_;
+};
+
+// Client threads putting distinct keys (k<n>, from a shared counter) until
+// the server stops answering or Stop(); every write answered OK is recorded
+// as acknowledged, with its value and the highest seq.
+class WriteLoad {
+ public:
+  struct Acked {
+    std::map<std::string, std::string> values;  // key -> value the client saw committed
+    uint64_t max_seq = 0;
+  };
+
+  WriteLoad(Relaykvd* server, int threads, std::atomic<int>* counter, const std::string& tag,
+            Acked* acked);
+  ~WriteLoad() { Stop(); }
+  void Stop();
+
+ private:
+  std::mutex mu_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> writers_;
 };
 
 }  // namespace relaykv::testing

@@ -47,46 +47,29 @@ TEST(SemiSyncProcessTest, NoAcknowledgedWriteIsLostWhenThePrimaryDies) {
   ASSERT_NE(replica, nullptr);
   ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "1"; }));
 
-  std::mutex mu;
-  std::map<std::string, std::string> acked;
-  uint64_t max_seq = 0;
-  std::atomic<bool> stop{false};
-  std::atomic<int> next{0};
-  std::vector<std::thread> writers;
-  for (int t = 0; t < 8; ++t) {
-    writers.emplace_back([&] {
-      while (!stop) {
-        const int i = next++;
-        const std::string key = "k" + std::to_string(i);
-        auto g = primary->Put(key, "v" + std::to_string(i));
-        if (!g.ok()) break;
-        std::lock_guard l(mu);
-        acked[key] = "v" + std::to_string(i);
-        max_seq = std::max<uint64_t>(max_seq, g->seq());
-      }
-    });
-  }
+  WriteLoad::Acked acked;
+  std::atomic<int> counter{0};
+  WriteLoad load(primary.get(), 8, &counter, "", &acked);
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   auto status = primary->Status("Rpl_semi_sync_master%");
   EXPECT_EQ(status["Rpl_semi_sync_master_status"], "ON");
   EXPECT_EQ(status["Rpl_semi_sync_master_no_tx"], "0");
   primary->Kill();
-  stop = true;
-  for (auto& w : writers) w.join();
-  ASSERT_GT(acked.size(), 50u);
+  load.Stop();
+  ASSERT_GT(acked.values.size(), 50u);
 
   // Everything acknowledged is in the replica's relay log (durably: the
   // replica is restarted too, so only what reached its disk counts).
   replica->Kill();
   replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
   ASSERT_NE(replica, nullptr);
-  EXPECT_GE(replica->BinlogGtid().seq(), max_seq);
+  EXPECT_GE(replica->BinlogGtid().seq(), acked.max_seq);
   ASSERT_TRUE(WaitFor([&] {
     v1::Gtid applied;
     auto v = replica->Get("k0", &applied);
     return v.ok() && applied.seq() == replica->BinlogGtid().seq();
   }));
-  for (const auto& [key, value] : acked) {
+  for (const auto& [key, value] : acked.values) {
     auto got = replica->Get(key);
     ASSERT_TRUE(got.ok());
     ASSERT_EQ(*got, std::optional<std::string>(value)) << key << " was acknowledged but is not on the replica";
@@ -117,28 +100,14 @@ TEST(SemiSyncProcessTest, FailoverToAReplicaKeepsEveryAcknowledgedWrite) {
   }
   ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "2"; }));
 
-  std::mutex mu;
-  std::map<std::string, std::string> acked;
-  std::atomic<bool> stop{false};
-  std::atomic<int> next{0};
-  std::vector<std::thread> writers;
-  for (int t = 0; t < 8; ++t) {
-    writers.emplace_back([&] {
-      while (!stop) {
-        const int i = next++;
-        const std::string key = "k" + std::to_string(i);
-        if (!primary->Put(key, "v" + std::to_string(i)).ok()) break;
-        std::lock_guard l(mu);
-        acked[key] = "v" + std::to_string(i);
-      }
-    });
-  }
+  WriteLoad::Acked acked;
+  std::atomic<int> counter{0};
+  WriteLoad load(primary.get(), 8, &counter, "", &acked);
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
   EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_no_tx"], "0");
   primary->Kill();
-  stop = true;
-  for (auto& w : writers) w.join();
-  ASSERT_GT(acked.size(), 50u);
+  load.Stop();
+  ASSERT_GT(acked.values.size(), 50u);
 
   // Both replicas hold a prefix of one history: the longer one has every
   // write either of them ACKed.
@@ -155,7 +124,7 @@ TEST(SemiSyncProcessTest, FailoverToAReplicaKeepsEveryAcknowledgedWrite) {
   EXPECT_EQ(start->seq(), before.seq() + 1) << "right after the relay log";
   EXPECT_TRUE(next_primary.ReplicaStatus().empty()) << "no longer a replica";
   EXPECT_FALSE(next_primary.ResetReplicaAll().ok()) << "only a replica can be promoted";
-  for (const auto& [key, value] : acked) {
+  for (const auto& [key, value] : acked.values) {
     auto got = next_primary.Get(key);
     ASSERT_TRUE(got.ok()) << got.status();
     ASSERT_EQ(*got, std::optional<std::string>(value)) << key << " was acknowledged but is lost after failover";
