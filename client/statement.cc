@@ -82,8 +82,8 @@ class Parser {
       return Finish(stmt::Delete{std::move(*key)});
     }
     return Error(
-        "unknown statement (relaykv knows SET, RESET PERSIST, RESET SLAVE ALL, SHOW, START/STOP SLAVE, "
-        "CHANGE MASTER, INSTALL PLUGIN, PURGE BINARY LOGS, PUT, GET, DELETE, CHECKSUM)");
+        "unknown statement (relaykv knows SET, RESET PERSIST, RESET SLAVE ALL, SHOW, START/STOP "
+        "SLAVE, CHANGE MASTER, INSTALL PLUGIN, PURGE BINARY LOGS, PUT, GET, DELETE, CHECKSUM)");
   }
 
  private:

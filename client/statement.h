@@ -133,8 +133,7 @@ struct PurgeBinaryLogs {
 
 using Statement =
     std::variant<stmt::SetVariable, stmt::ResetPersist, stmt::ResetReplica, stmt::ShowVariables,
-                 stmt::ShowStatus,
-                 stmt::ShowReplicaStatus, stmt::ShowReplicas, stmt::ReplicaThreads,
+                 stmt::ShowStatus, stmt::ShowReplicaStatus, stmt::ShowReplicas, stmt::ReplicaThreads,
                  stmt::ChangeMaster, stmt::InstallPlugin, stmt::Put, stmt::Get, stmt::Delete,
                  stmt::Checksum, stmt::ShowBinaryLogs, stmt::ShowMasterStatus,
                  stmt::PurgeBinaryLogs>;

@@ -154,10 +154,14 @@ absl::StatusOr<Gtid> Node::BecomePrimary() {
   impl_->binlog_->SetEpoch(impl_->binlog_->epoch() + 1);
   if (auto s = impl_->binlog_->Commit(&marker); !s.ok()) return s;
   const Gtid start = GtidFromProto(marker.gtid());
-  // Everything the relay log holds — also what the old primary never
-  // confirmed — is ours now; reads see all of it before writes begin.
+  // Everything the relay log holds is ours now (under AFTER_SYNC, every
+  // write a client saw succeed while this replica ACKed); reads see all of
+  // it before writes begin.
   applier.Release(start.seq);
-  if (auto s = applier.WaitApplied(start.seq, std::chrono::steady_clock::time_point::max()); !s.ok()) return s;
+  if (auto s = applier.WaitApplied(start.seq, std::chrono::steady_clock::time_point::max());
+      !s.ok()) {
+    return s;
+  }
   if (auto s = ClearMasterInfo(impl_->options_.data_dir); !s.ok()) return s;
   const std::string old_primary = impl_->primary_;
   impl_->io_.reset();
