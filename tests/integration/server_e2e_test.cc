@@ -140,5 +140,42 @@ TEST(ServerE2eTest, CliPutGetDelAndErrors) {
   EXPECT_NE(down.out.find("ERROR 2003"), std::string::npos) << down.out;
 }
 
+// The DBA's failover, typed at the client: a replica refuses writes, RESET
+// SLAVE needs ALL, a running IO thread must be stopped first, then STOP
+// SLAVE; RESET SLAVE ALL makes it a primary whose writes start epoch 2.
+TEST(ServerE2eTest, CliFailoverWithResetSlaveAll) {
+  TempDir dir;
+  auto p = Relaykvd::Start(dir.path() / "p");
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(p->Put("k", "v").ok());
+  auto r = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--replicate-from=" + p->address()});
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return r->BinlogGtid().seq() == 1; }));
+  const std::string h = "-H " + r->address() + " ";
+  Cli refused = RunCli(h + "put k2 v2");
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.out.find("read-only replica"), std::string::npos) << refused.out;
+  Cli no_all = RunCli(h + "-e \"RESET SLAVE\"");
+  EXPECT_EQ(no_all.status, 1);
+  EXPECT_NE(no_all.out.find("RESET SLAVE ALL makes this replica a primary"), std::string::npos) << no_all.out;
+  Cli running = RunCli(h + "-e \"RESET SLAVE ALL\"");
+  EXPECT_EQ(running.status, 1);
+  EXPECT_NE(running.out.find("run STOP SLAVE first"), std::string::npos) << running.out;
+
+  Cli failover = RunCli(h + "-e \"STOP SLAVE; RESET SLAVE ALL\"");
+  EXPECT_EQ(failover.status, 0) << failover.out;
+  Cli status = RunCli(h + "-e \"SHOW SLAVE STATUS\"");
+  EXPECT_EQ(status.status, 0);
+  EXPECT_EQ(status.out, "") << "no longer a replica";
+  Cli put = RunCli(h + "put k2 v2");
+  EXPECT_EQ(put.status, 0);
+  EXPECT_EQ(put.out, "2:3\n") << "the marker event took 2:2";
+  Cli get = RunCli(h + "get k");
+  EXPECT_EQ(get.out, "v\n");
+  Cli again = RunCli(h + "-e \"RESET SLAVE ALL\"");
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.out.find("not a replica"), std::string::npos) << again.out;
+}
+
 }  // namespace
 }  // namespace relaykv::testing
