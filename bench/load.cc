@@ -63,9 +63,11 @@ LoadResult RunLoad(const LoadOptions& o) {
     result.errors += errors;
     if (result.first_error.empty()) result.first_error = first_error;
   };
-  // Embedded: each client a chain of writes. A chain ends at stop_at, or at
-  // its first error (an embedded node fails only when closing or on bad
-  // input, at once: reissuing would recurse); the last one to end wakes us.
+  // Embedded: each client a chain of writes. A chain ends at stop_at or at
+  // its first error (a failed write is not retried: an immediate failure
+  // would recurse). RunLoad returns once every chain has ended and no
+  // thread is still inside `issue` (a callback may run before put_async
+  // returns on the thread that called it).
   struct Chain {
     std::mt19937_64 rng;
     std::uniform_int_distribution<uint64_t> key;
@@ -78,22 +80,29 @@ LoadResult RunLoad(const LoadOptions& o) {
   std::mutex chains_mu;
   std::condition_variable chains_cv;
   int chains_running = 0;
+  int issuing = 0;
   const std::string chain_value(o.value_size, 'v');
   std::function<void(Chain*)> issue = [&](Chain* ch) {
+    {
+      std::lock_guard l(chains_mu);
+      ++issuing;
+    }
     ch->sent = Clock::now();
     o.put_async("key" + std::to_string(ch->key(ch->rng)), chain_value, [&, ch](absl::Status s) {
       const Clock::time_point now = Clock::now();
-      if (ch->sent >= measure_from && now <= stop_at) {
-        if (s.ok()) {
-          ch->lat.push_back(std::chrono::duration<double, std::micro>(now - ch->sent).count());
-        } else if (ch->errors++ == 0) {
-          ch->first_error = s.ToString();
-        }
+      if (!s.ok()) {
+        if (ch->errors++ == 0) ch->first_error = s.ToString();  // in the window or not
+      } else if (ch->sent >= measure_from && now <= stop_at) {
+        ch->lat.push_back(std::chrono::duration<double, std::micro>(now - ch->sent).count());
       }
       if (s.ok() && now < stop_at) return issue(ch);
       std::lock_guard l(chains_mu);
-      if (--chains_running == 0) chains_cv.notify_all();
+      --chains_running;
+      chains_cv.notify_all();
     });
+    std::lock_guard l(chains_mu);
+    --issuing;
+    chains_cv.notify_all();
   };
   if (o.put_async) {
     for (int c = 0; c < o.clients; ++c) {
@@ -174,7 +183,7 @@ LoadResult RunLoad(const LoadOptions& o) {
   for (auto& th : workers) th.join();
   {
     std::unique_lock l(chains_mu);
-    chains_cv.wait(l, [&] { return chains_running == 0; });
+    chains_cv.wait(l, [&] { return chains_running == 0 && issuing == 0; });
   }
   for (const auto& ch : chains) merge(ch->lat, ch->errors, ch->first_error);
   result.seconds = o.duration_s;

@@ -272,6 +272,33 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
                        });
 }
 
+absl::StatusOr<Gtid> Node::Impl::Promote() {
+  if (!applier_->running()) {
+    if (auto s = applier_->Start(); !s.ok()) return s;
+  }
+  const auto forever = Clock::time_point::max();
+  // The relay log first: if it cannot be applied, nothing has changed and
+  // the node is still a replica of its old primary.
+  const Gtid relay_end = binlog_->LastVisible();
+  applier_->Release(relay_end.seq);
+  if (auto s = applier_->WaitApplied(relay_end.seq, forever); !s.ok()) return s;
+  // Then the new epoch, fsynced whatever sync_binlog says, before master.info
+  // goes: without it a restart could stamp our writes with the old
+  // primary's epoch, and its events at the same seqs would pass for ours.
+  // (A crash in between leaves a replica holding an event its old primary
+  // does not have: refused by it, and RESET SLAVE ALL can run again.)
+  v1::Event marker;
+  marker.set_timestamp_us(NowMicros());
+  marker.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
+  const Gtid start{std::max(binlog_->epoch(), relay_end.epoch) + 1, relay_end.seq + 1};
+  GtidToProto(start, marker.mutable_gtid());
+  if (auto s = binlog_->AppendReplicated({&marker, 1}, /*sync=*/true); !s.ok()) return s;
+  applier_->Release(start.seq);
+  if (auto s = applier_->WaitApplied(start.seq, forever); !s.ok()) return s;
+  if (auto s = ClearMasterInfo(options_.data_dir); !s.ok()) return s;
+  return start;
+}
+
 absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations,
                                         const WriteOptions& options) {
   std::binary_semaphore finished{0};

@@ -32,6 +32,10 @@ NameValues Filter(NameValues rows, std::string_view like) {
   return rows;
 }
 
+absl::Status Promoting() {
+  return absl::FailedPreconditionError("RESET SLAVE ALL is in progress on this node");
+}
+
 absl::Status NotAReplica() {
   return absl::FailedPreconditionError(
       "this node is not a replica; use CHANGE MASTER TO MASTER_HOST=..., MASTER_PORT=... first");
@@ -94,6 +98,7 @@ absl::Status Node::StartReplica(ReplicaThreads which) {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
   std::lock_guard l(impl_->mu_);
+  if (impl_->promoting_) return Promoting();
   if (impl_->io_ == nullptr) return NotAReplica();
   if (which != ReplicaThreads::kIo && !impl_->applier_->running()) {
     if (auto s = impl_->applier_->Start(); !s.ok()) return s;
@@ -118,6 +123,7 @@ absl::Status Node::ChangePrimary(std::string host, uint32_t port) {
   const std::string address = host + ":" + std::to_string(port);
   if (auto s = ValidateHostPort(address); !s.ok()) return s;
   std::lock_guard l(impl_->mu_);
+  if (impl_->promoting_) return Promoting();
   if (impl_->io_ != nullptr && impl_->io_->running()) {
     return absl::FailedPreconditionError(
         "This operation cannot be performed with a running replica io thread; run STOP SLAVE "
@@ -132,43 +138,29 @@ absl::Status Node::ChangePrimary(std::string host, uint32_t port) {
 absl::StatusOr<Gtid> Node::BecomePrimary() {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
-  std::lock_guard l(impl_->mu_);  // CommitAsync reads primary_: writes wait until we are done
-  if (impl_->io_ == nullptr) return NotAReplica();
-  if (impl_->io_->running()) {
-    return absl::FailedPreconditionError(
-        "This operation cannot be performed with a running replica io thread; run STOP SLAVE "
-        "first");
+  {
+    std::lock_guard l(impl_->mu_);
+    if (impl_->promoting_) return Promoting();
+    if (impl_->io_ == nullptr) return NotAReplica();
+    if (impl_->io_->running()) {
+      return absl::FailedPreconditionError(
+          "This operation cannot be performed with a running replica io thread; run STOP SLAVE "
+          "first");
+    }
+    // Still a replica (writes refused) until the swap below; the waits run
+    // without mu_, so reads, SHOW and shutdown go on meanwhile.
+    impl_->promoting_ = true;
   }
-  Applier& applier = *impl_->applier_;
-  if (!applier.running()) {
-    if (auto s = applier.Start(); !s.ok()) return s;
-  }
-  // The new epoch is on disk before anything else changes. Without it, a
-  // restart could stamp our first writes with the old primary's epoch, and
-  // its events at the same seqs would pass for ours. A crash after this
-  // point leaves a replica whose relay log ends past its old primary's end:
-  // that primary refuses it, and RESET SLAVE ALL can be run again.
-  v1::Event marker;
-  marker.set_timestamp_us(NowMicros());
-  marker.set_server_id(static_cast<uint32_t>(impl_->vars_.GetUint("server_id")));
-  impl_->binlog_->SetEpoch(impl_->binlog_->epoch() + 1);
-  if (auto s = impl_->binlog_->Commit(&marker); !s.ok()) return s;
-  const Gtid start = GtidFromProto(marker.gtid());
-  // Everything the relay log holds is ours now (under AFTER_SYNC, every
-  // write a client saw succeed while this replica ACKed); reads see all of
-  // it before writes begin.
-  applier.Release(start.seq);
-  if (auto s = applier.WaitApplied(start.seq, std::chrono::steady_clock::time_point::max());
-      !s.ok()) {
-    return s;
-  }
-  if (auto s = ClearMasterInfo(impl_->options_.data_dir); !s.ok()) return s;
+  absl::StatusOr<Gtid> start = impl_->Promote();
+  std::lock_guard l(impl_->mu_);
+  impl_->promoting_ = false;
+  if (!start.ok()) return start.status();
   const std::string old_primary = impl_->primary_;
   impl_->io_.reset();
   impl_->primary_.clear();
   spdlog::warn("RESET SLAVE ALL: this node is now a primary (was a replica of {}); epoch {} "
                "starts at {}",
-               old_primary, start.epoch, start.ToString());
+               old_primary, start->epoch, start->ToString());
   return start;
 }
 

@@ -46,6 +46,10 @@ class Node::Impl {
   void CommitAsync(std::vector<v1::Mutation> mutations, WriteOptions options, CommitDone done);
   // CommitAsync, blocking until done.
   absl::StatusOr<Gtid> Commit(std::vector<v1::Mutation> mutations, const WriteOptions& options);
+  // RESET SLAVE ALL's work (the caller checked and swaps the role): applies
+  // the relay log, writes the new epoch's marker event (fsynced), waits for
+  // it to apply and forgets the primary. Returns the marker's GTID.
+  absl::StatusOr<Gtid> Promote();
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key, uint64_t min_seq,
                                                  Deadline deadline);
   void Close();
@@ -93,6 +97,8 @@ class Node::Impl {
   std::condition_variable cv_;  // in_flight_ reached 0, or closing_ set
   int in_flight_ GUARDED_BY(mu_) = 0;
   bool closing_ GUARDED_BY(mu_) = false;
+  // RESET SLAVE ALL is running (it waits without mu_): replica control waits.
+  bool promoting_ GUARDED_BY(mu_) = false;
   std::string primary_ GUARDED_BY(mu_);           // "" on a primary
   std::unique_ptr<ReplicaIo> io_ GUARDED_BY(mu_);  // set on a replica
   std::thread housekeeper_;

@@ -126,11 +126,12 @@ class Node {
   [[nodiscard]] absl::Status StopReplica(ReplicaThreads which);
   // CHANGE MASTER TO: the replica threads must be stopped. Saved in the data dir.
   [[nodiscard]] absl::Status ChangePrimary(std::string host, uint32_t port);
-  // RESET SLAVE ALL: failover. This replica, its replica threads stopped,
-  // becomes a primary: it applies everything its relay log holds, starts a
-  // new epoch with a durable marker event (returned: the new epoch's first
-  // GTID), forgets its primary and takes writes. Other replicas can then
-  // CHANGE MASTER to it; one holding events this node lacks is refused.
+  // RESET SLAVE ALL: failover. This replica, its IO thread stopped, becomes
+  // a primary: it applies everything its relay log holds, starts a new
+  // epoch with a marker event fsynced before anything else changes
+  // (returned: the new epoch's first GTID), forgets its primary and takes
+  // writes. On failure it stays a replica. Other replicas can then CHANGE
+  // MASTER to it; one holding events this node lacks is refused.
   [[nodiscard]] absl::StatusOr<Gtid> BecomePrimary();
   // SHOW SLAVE STATUS fields in MySQL's order; empty on a primary.
   NameValues ReplicaStatus() const;

@@ -167,12 +167,17 @@ TEST(ServerE2eTest, CliFailoverWithResetSlaveAll) {
   Cli status = RunCli(h + "-e \"SHOW SLAVE STATUS\"");
   EXPECT_EQ(status.status, 0);
   EXPECT_EQ(status.out, "") << "no longer a replica";
-  Cli put = RunCli(h + "put k2 v2");
+  // Killed before any write: the promotion (role and epoch) was durable.
+  r->Kill();
+  r = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
+  ASSERT_NE(r, nullptr);
+  const std::string h2 = "-H " + r->address() + " ";
+  Cli put = RunCli(h2 + "put k2 v2");
   EXPECT_EQ(put.status, 0);
   EXPECT_EQ(put.out, "2:3\n") << "the marker event took 2:2";
-  Cli get = RunCli(h + "get k");
+  Cli get = RunCli(h2 + "get k");
   EXPECT_EQ(get.out, "v\n");
-  Cli again = RunCli(h + "-e \"RESET SLAVE ALL\"");
+  Cli again = RunCli(h2 + "-e \"RESET SLAVE ALL\"");
   EXPECT_EQ(again.status, 1);
   EXPECT_NE(again.out.find("not a replica"), std::string::npos) << again.out;
 }
