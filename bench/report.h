@@ -36,8 +36,9 @@ struct Run {
 // What ranks repeated runs of one point: p50 over the floor at one client,
 // throughput otherwise.
 double MedianKey(const Run& r);
-// The median of `runs` (one point measured several times) by MedianKey,
-// carrying every run's key.
+// The median of `runs` (one point measured several times) by MedianKey (the
+// upper middle one for an even count), carrying every run's key; its errors
+// and no_tx are the sums over all runs.
 Run MedianRun(std::vector<Run> runs);
 
 struct Report {
