@@ -111,6 +111,8 @@ absl::Status Node::StopReplica(ReplicaThreads which) {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
   std::lock_guard l(impl_->mu_);
+  // Stopping the SQL thread would fail the promotion halfway.
+  if (impl_->promoting_) return Promoting();
   if (impl_->io_ == nullptr) return NotAReplica();
   if (which != ReplicaThreads::kSql) impl_->io_->Stop();
   if (which != ReplicaThreads::kIo) impl_->applier_->Stop();

@@ -97,7 +97,8 @@ class Node::Impl {
   std::condition_variable cv_;  // in_flight_ reached 0, or closing_ set
   int in_flight_ GUARDED_BY(mu_) = 0;
   bool closing_ GUARDED_BY(mu_) = false;
-  // RESET SLAVE ALL is running (it waits without mu_): replica control waits.
+  // RESET SLAVE ALL is running (it waits without mu_): START/STOP SLAVE,
+  // CHANGE MASTER and another RESET SLAVE ALL are refused meanwhile.
   bool promoting_ GUARDED_BY(mu_) = false;
   std::string primary_ GUARDED_BY(mu_);           // "" on a primary
   std::unique_ptr<ReplicaIo> io_ GUARDED_BY(mu_);  // set on a replica
