@@ -169,7 +169,11 @@ void KvService::Stop() {
 
 grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
                             v1::GetReply* reply) {
-  auto value = node_->Get(req->key(), req->wait_for_gtid().seq(), SteadyDeadline(*ctx));
+  GetOptions options;
+  options.wait_for = GtidFromProto(req->wait_for_gtid());
+  options.deadline = SteadyDeadline(*ctx);
+  options.cancelled = [ctx] { return ctx->IsCancelled(); };
+  auto value = node_->Get(req->key(), options);
   // The applied position after the read: the value is at most as new as it.
   GtidToProto(node_->applied_gtid(), reply->mutable_applied_gtid());
   if (!value.ok()) return ToGrpcStatus(value.status());

@@ -12,6 +12,7 @@
 #include "server/node_impl.h"
 #include "server/replication_service.h"
 #include "spdlog/spdlog.h"
+#include "storage/binlog_reader.h"
 #include "storage/thread_name.h"
 
 namespace relaykv {
@@ -152,7 +153,9 @@ absl::Status Node::Impl::Open(Node* node) {
   if (!options_.listen_address.empty()) {
     kv_service_ = std::make_unique<KvService>(node);
     replication_service_ =
-        std::make_unique<ReplicationService>(binlog_.get(), &registry_, semisync_.get());
+        std::make_unique<ReplicationService>(binlog_.get(), &registry_, semisync_.get(), [this] {
+          return static_cast<uint32_t>(vars_.GetUint("server_id"));
+        });
     // Before any append; the service outlives them (Close() drains commits
     // and stops the IO thread before destroying it).
     binlog_->set_group_listener(
@@ -265,7 +268,10 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
   }
   // AFTER_COMMIT: visible now; the caller still waits for the ACK.
   absl::StatusOr<Gtid> applied = apply();
-  if (!applied.ok()) return c->Finish(applied.status());
+  if (!applied.ok()) {
+    semisync_->Unregister(gtid.seq);  // registered at assignment: not waiting any more
+    return c->Finish(applied.status());
+  }
   semisync_->WaitAsync(gtid.seq, deadline, c->options.cancelled,
                        [c, gtid](SemiSyncMaster::Result w) {
                          c->Finish(w.ok() ? absl::StatusOr<Gtid>(gtid) : w.status());
@@ -320,26 +326,72 @@ void Node::Impl::ConfigureSemiSync() {
   semisync_->Configure(s);
 }
 
-absl::StatusOr<std::optional<std::string>> Node::Impl::Get(const std::string& key, uint64_t min_seq,
-                                                           Deadline deadline) {
+absl::StatusOr<std::optional<std::string>> Node::Impl::Get(const std::string& key,
+                                                           const GetOptions& options) {
   if (auto s = ValidateKey(key); !s.ok()) return s;
   CallScope scope(this);
   if (!scope.ok()) return scope.status();
-  if (min_seq > state_->Applied().seq) {
-    absl::Status s = applier_->WaitApplied(min_seq, deadline);
-    if (absl::IsCancelled(s)) {
-      return absl::FailedPreconditionError("seq " + std::to_string(min_seq) +
-                                           " is not applied here and the SQL thread is stopped");
-    }
-    if (!s.ok()) return s;
+  if (options.wait_for.seq != 0) {
+    if (auto s = WaitForGtid(options); !s.ok()) return s;
   }
   return state_->Get(key);
 }
 
+absl::Status Node::Impl::WaitForGtid(const GetOptions& options) {
+  const Gtid want = options.wait_for;
+  auto not_ours = [&](const Gtid& ours) {
+    return absl::FailedPreconditionError("gtid " + want.ToString() +
+                                         " is not in this node's history (it has " +
+                                         ours.ToString() + " at that seq)");
+  };
+  // A primary stamps new writes with its own epoch: a newer one never comes.
+  if (primary_address().empty() && want.epoch > binlog_->epoch() &&
+      want.seq > binlog_->LastVisible().seq) {
+    return not_ours(binlog_->LastVisible());
+  }
+  // In slices, so that a caller gone and a shutdown end the wait too.
+  constexpr auto kSlice = std::chrono::milliseconds(100);
+  while (state_->Applied().seq < want.seq) {
+    const Deadline slice = std::min(options.deadline, Clock::now() + kSlice);
+    absl::Status s = applier_->WaitApplied(want.seq, slice);
+    if (s.ok()) break;
+    if (absl::IsCancelled(s)) {
+      return absl::FailedPreconditionError("seq " + std::to_string(want.seq) +
+                                           " is not applied here and the SQL thread is stopped");
+    }
+    if (!absl::IsDeadlineExceeded(s)) return s;
+    if (Clock::now() >= options.deadline) {
+      return absl::DeadlineExceededError("deadline passed waiting for gtid " + want.ToString() +
+                                         " (applied here: " + state_->Applied().ToString() + ")");
+    }
+    if (options.cancelled && options.cancelled()) {
+      return absl::CancelledError("the client went away while its read waited for gtid " +
+                                  want.ToString());
+    }
+    std::lock_guard l(mu_);
+    if (closing_) return absl::UnavailableError("relaykv node is shutting down");
+  }
+  if (want.epoch == 0 || want.seq < binlog_->FirstAvailableSeq()) return absl::OkStatus();
+  // Applied here: the event at that seq must be the one asked for.
+  auto reader = binlog_->NewReader(want.seq);
+  if (!reader.ok()) return absl::OkStatus();  // purged meanwhile: nothing left to compare
+  auto rec = (*reader)->Next();
+  if (!rec.ok()) return rec.status();
+  if (rec->has_value()) {
+    const Gtid ours = GtidFromProto((*rec)->event.gtid());
+    if (ours != want) return not_ours(ours);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<uint64_t> Node::Impl::RetentionFloor() {
-  // RocksDB runs without a WAL: only what it has flushed may leave the binlog.
+  // RocksDB runs without a WAL: only what it has flushed may leave the
+  // binlog. The flush persists what was applied before it began; events
+  // applied while it runs sit in the memtable, so the position is read
+  // first.
+  const uint64_t flushed = state_->Applied().seq;
   if (auto s = state_->Flush(); !s.ok()) return s;
-  return std::min(registry_.MinNeededSeq(), state_->Applied().seq + 1);
+  return std::min(registry_.MinNeededSeq(), flushed + 1);
 }
 
 void Node::Impl::Housekeeping() {
@@ -446,7 +498,15 @@ void Node::WriteAsync(std::vector<Mutation> mutations, WriteOptions options, Wri
 
 absl::StatusOr<std::optional<std::string>> Node::Get(const std::string& key, uint64_t min_seq,
                                                      Deadline deadline) {
-  return impl_->Get(key, min_seq, deadline);
+  GetOptions options;
+  options.wait_for.seq = min_seq;
+  options.deadline = deadline;
+  return impl_->Get(key, options);
+}
+
+absl::StatusOr<std::optional<std::string>> Node::Get(const std::string& key,
+                                                     const GetOptions& options) {
+  return impl_->Get(key, options);
 }
 
 Gtid Node::applied_gtid() const {

@@ -50,8 +50,9 @@ class Node::Impl {
   // the relay log, writes the new epoch's marker event (fsynced), waits for
   // it to apply and forgets the primary. Returns the marker's GTID.
   absl::StatusOr<Gtid> Promote();
-  absl::StatusOr<std::optional<std::string>> Get(const std::string& key, uint64_t min_seq,
-                                                 Deadline deadline);
+  absl::StatusOr<std::optional<std::string>> Get(const std::string& key, const GetOptions& options);
+  // Get()'s wait: until `options.wait_for` is applied here and in our history.
+  absl::Status WaitForGtid(const GetOptions& options);
   void Close();
 
   // Counts a call in, or refuses it once the node is closing. Every public

@@ -1,5 +1,6 @@
 #include "server/replication_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <mutex>
@@ -39,25 +40,31 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable) {
         "replica has gtid " + durable.ToString() + " but this primary's binlog ends at " +
         last.ToString() + ": the replica is ahead of the primary (a different history?)");
   }
-  if (durable.seq + 1 < binlog_->FirstAvailableSeq()) {
+  // One snapshot of the purge boundary: the event before the oldest kept.
+  const Gtid before_first = binlog_->BeforeFirstAvailable();
+  if (durable.seq < before_first.seq) {
     return absl::OutOfRangeError("replica needs seq " + std::to_string(durable.seq + 1) +
                                  " but the primary's binlog starts at seq " +
-                                 std::to_string(binlog_->FirstAvailableSeq()) +
+                                 std::to_string(before_first.seq + 1) +
                                  " (purged); rebuild the replica from a copy");
   }
-  // The replica's last event must be ours, not another history's.
-  if (durable.seq >= binlog_->FirstAvailableSeq()) {
+  if (durable.seq == 0) return absl::OkStatus();  // an empty replica: nothing to compare
+  // The replica's last event must be ours, not another history's — also
+  // right at the purge boundary, where the GTID comes from the oldest
+  // segment's header.
+  Gtid ours = before_first;
+  if (durable.seq > before_first.seq) {
     auto reader = binlog_->NewReader(durable.seq);
-    if (!reader.ok()) return reader.status();
+    if (!reader.ok()) return reader.status();  // purged meanwhile: OUT_OF_RANGE
     auto rec = (*reader)->Next();
     if (!rec.ok()) return rec.status();
     if (!rec->has_value()) return absl::InternalError("binlog event vanished while checking");
-    const Gtid ours = GtidFromProto((*rec)->event.gtid());
-    if (ours != durable) {
-      return absl::FailedPreconditionError("replica's last gtid " + durable.ToString() +
-                                           " is not in this primary's history (it has " +
-                                           ours.ToString() + " at that seq)");
-    }
+    ours = GtidFromProto((*rec)->event.gtid());
+  }
+  if (ours != durable) {
+    return absl::FailedPreconditionError("replica's last gtid " + durable.ToString() +
+                                         " is not in this primary's history (it has " +
+                                         ours.ToString() + " at that seq)");
   }
   return absl::OkStatus();
 }
@@ -65,34 +72,64 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable) {
 // One stream's sending side, shared by its sender thread and the binlog
 // leaders offering groups (OnGroup).
 struct ReplicationService::Outbox {
-  Outbox(grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* s, uint64_t connection,
-         bool semi, uint64_t next)
-      : stream(s), id(connection), semi_sync(semi), next_seq(next) {}
+  Outbox(grpc::ServerContext* c,
+         grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* s, uint64_t connection,
+         uint32_t server, bool semi, const Gtid& durable)
+      : ctx(c),
+        stream(s),
+        id(connection),
+        server_id(server),
+        semi_sync(semi),
+        next_seq(durable.seq + 1),
+        last_sent(durable),
+        acked_seq(durable.seq) {}
 
-  // A batch is about to go out (semi-sync streams only: others never ACK).
-  void Sent(uint64_t last_seq, size_t bytes) EXCLUDES(sent_mu) {
+  // A batch ending at `last` is about to go out.
+  void Sent(const Gtid& last, size_t bytes) EXCLUDES(sent_mu) {
     std::lock_guard l(sent_mu);
+    last_sent = last;
+    if (!semi_sync) return;  // only semi-sync streams ACK
     if (sent.size() >= kMaxTracked) {
-      untracked_up_to = last_seq;  // Unacked() says "too much" until it is ACKed
+      untracked_up_to = last.seq;  // Unacked() says "too much" until it is ACKed
       return;
     }
-    sent.push_back({last_seq, Clock::now(), bytes});
+    sent.push_back({last, Clock::now(), bytes});
     unacked_bytes += bytes;
   }
-  // The replica holds everything up to `seq`: returns the µs since the batch
-  // ending exactly there was sent, or -1.
-  int64_t Acked(uint64_t seq) EXCLUDES(sent_mu) {
+  // The replica says it holds everything up to `acked`. Believed only if it
+  // is a position this stream sent — the end of a batch, same GTID — else an
+  // error: a forged or confused ACK would otherwise count for commits no
+  // replica holds. Returns the µs since that batch was sent, or -1.
+  absl::StatusOr<int64_t> Acked(const Gtid& acked) EXCLUDES(sent_mu) {
     std::lock_guard l(sent_mu);
+    if (acked.seq <= acked_seq) return -1;  // nothing new: harmless
+    if (acked.seq > last_sent.seq) {
+      return absl::InvalidArgumentError("replica ACKed " + acked.ToString() +
+                                        " but this stream has sent only up to " +
+                                        last_sent.ToString());
+    }
+    auto batch = std::find_if(sent.begin(), sent.end(),
+                              [&](const Batch& b) { return b.last.seq == acked.seq; });
+    if (batch != sent.end() && batch->last != acked) {
+      return absl::InvalidArgumentError("replica ACKed " + acked.ToString() +
+                                        " but the batch this stream sent ending at that seq ends at " +
+                                        batch->last.ToString());
+    }
+    if (batch == sent.end() && semi_sync && (untracked_up_to == 0 || acked.seq > untracked_up_to)) {
+      return absl::InvalidArgumentError("replica ACKed " + acked.ToString() +
+                                        ", which is not the end of a batch this stream sent");
+    }
+    acked_seq = acked.seq;
     int64_t net_wait_us = -1;
-    while (!sent.empty() && sent.front().last_seq <= seq) {
-      if (sent.front().last_seq == seq) {
+    while (!sent.empty() && sent.front().last.seq <= acked.seq) {
+      if (sent.front().last.seq == acked.seq) {
         net_wait_us =
             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent.front().at).count();
       }
       unacked_bytes -= sent.front().bytes;
       sent.pop_front();
     }
-    if (seq >= untracked_up_to) untracked_up_to = 0;
+    if (acked.seq >= untracked_up_to) untracked_up_to = 0;
     return net_wait_us;
   }
   uint64_t Unacked() EXCLUDES(sent_mu) {
@@ -102,8 +139,10 @@ struct ReplicationService::Outbox {
 
   // Batches tracked at most (a replica that stopped ACKing).
   static constexpr size_t kMaxTracked = 10000;
+  grpc::ServerContext* const ctx;  // the stream's; TryCancel() ends it
   grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* const stream;
   const uint64_t id;
+  const uint32_t server_id;
   const bool semi_sync;
 
   // Held for every write on the stream: one at a time, in seq order.
@@ -114,11 +153,13 @@ struct ReplicationService::Outbox {
   std::atomic<uint64_t> next_seq;
 
   struct Batch {
-    uint64_t last_seq;
+    Gtid last;
     Clock::time_point at;
     size_t bytes;
   };
   std::mutex sent_mu;
+  Gtid last_sent GUARDED_BY(sent_mu);      // the last event sent (or the replica's hello)
+  uint64_t acked_seq GUARDED_BY(sent_mu);  // the highest ACK believed
   std::deque<Batch> sent GUARDED_BY(sent_mu);  // not ACKed yet, oldest first
   uint64_t unacked_bytes GUARDED_BY(sent_mu) = 0;  // of the batches in `sent`
   uint64_t untracked_up_to GUARDED_BY(sent_mu) = 0;  // last seq sent while `sent` was full
@@ -126,6 +167,15 @@ struct ReplicationService::Outbox {
 
 void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox) {
   std::lock_guard l(mu_);
+  // One stream per replica, as MySQL ends a reconnecting replica's old dump
+  // thread: a lingering or half-open old stream must not count its ACKs.
+  for (const auto& o : outboxes_) {
+    if (o->server_id == outbox->server_id) {
+      spdlog::info("replication: replica server_id {} reconnected; ending its previous stream",
+                   o->server_id);
+      o->ctx->TryCancel();
+    }
+  }
   outboxes_.push_back(outbox);
 }
 
@@ -160,7 +210,7 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
       batch->set_primary_time_us(NowMicros());
       batch->set_wants_ack(true);
     }
-    o->Sent(last.seq, bytes);
+    o->Sent(last, bytes);
     if (!o->stream->Write(msg)) {
       o->open = false;  // broken: the sender finds out on its next write
       continue;
@@ -180,6 +230,13 @@ grpc::Status ReplicationService::Subscribe(
   }
   const v1::ReplicaHello hello = first.hello();
   const Gtid durable = GtidFromProto(hello.durable_gtid());
+  if (const uint32_t own = own_server_id_(); hello.server_id() == own) {
+    const std::string why = "replica has server_id " + std::to_string(own) +
+                            ", the same as this primary's: give every node its own "
+                            "--server-id (MySQL refuses equal server ids too)";
+    spdlog::warn("replication: refusing replica at {}: {}", ctx->peer(), why);
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
+  }
   if (auto s = CheckPosition(durable); !s.ok()) {
     spdlog::warn("replication: refusing replica server_id {} at {}: {}", hello.server_id(),
                  durable.ToString(), s.ToString());
@@ -195,22 +252,41 @@ grpc::Status ReplicationService::Subscribe(
   info.sent = durable;
   info.acked = durable;
   const uint64_t id = registry_->Add(info);
-  semisync_->ReplicaConnected(id, info.semi_sync);
-  auto outbox = std::make_shared<Outbox>(stream, id, info.semi_sync, durable.seq + 1);
+  auto outbox = std::make_shared<Outbox>(ctx, stream, id, info.server_id, info.semi_sync, durable);
   Outbox& out = *outbox;
+  // Counted first, then its previous stream (if any) ended: the replica is
+  // never missing from the count in between.
+  semisync_->ReplicaConnected(id, info.server_id, info.semi_sync, durable.seq);
+  Register(outbox);
   spdlog::info("replication: replica server_id {} ({}) subscribed from {}", info.server_id,
                info.address, durable.ToString());
 
-  // ACK reader: ends when the stream ends (or TryCancel below).
+  // ACK reader: ends when the stream ends (or TryCancel below), or at an
+  // ACK this stream cannot have earned (ack_error).
+  std::mutex ack_mu;
+  absl::Status ack_error;  // GUARDED_BY(ack_mu)
+  std::atomic<bool> ack_failed{false};
   std::thread acks([&] {
     NameThisThread("rkv-acks");
     v1::ReplicaMessage m;
     while (stream->Read(&m)) {
       if (!m.has_ack()) continue;
       const Gtid acked = GtidFromProto(m.ack().durable_gtid());
+      auto net_wait_us = out.Acked(acked);
+      if (!net_wait_us.ok()) {
+        spdlog::error("replication: replica server_id {} ({}): {}; ending its stream",
+                      info.server_id, info.address, std::string(net_wait_us.status().message()));
+        std::lock_guard l(ack_mu);
+        ack_error = net_wait_us.status();
+        ack_failed = true;  // the sender ends the stream with it (within a heartbeat)
+        break;
+      }
       registry_->UpdateAcked(id, acked);
-      semisync_->Ack(id, acked.seq, out.Acked(acked.seq));
+      semisync_->Ack(id, acked.seq, *net_wait_us);
     }
+    // The replica is gone (STOP SLAVE, a dead connection): it stops
+    // counting now, not when the sender next wakes up.
+    semisync_->ReplicaDisconnected(id);
   });
 
   absl::Status status;
@@ -223,8 +299,7 @@ grpc::Status ReplicationService::Subscribe(
     msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
     alive = stream->Write(msg);
   }
-  Register(outbox);
-  while (alive && !ctx->IsCancelled()) {
+  while (alive && !ctx->IsCancelled() && !ack_failed) {
     // Asleep until something visible was not sent by a leader, or a
     // heartbeat is due.
     auto visible = binlog_->WaitUntilVisible(out.next_seq, Clock::now() + kHeartbeatPeriod);
@@ -278,7 +353,7 @@ grpc::Status ReplicationService::Subscribe(
     GtidToProto(primary_last, batch->mutable_primary_last_gtid());
     batch->set_primary_time_us(NowMicros());
     batch->set_wants_ack(info.semi_sync);
-    if (info.semi_sync) out.Sent(last.seq, bytes);
+    out.Sent(last, bytes);
     alive = stream->Write(msg);  // false: replica gone (or cancelled)
     if (!alive) break;
     out.next_seq.store(last.seq + 1);
@@ -289,9 +364,15 @@ grpc::Status ReplicationService::Subscribe(
     std::lock_guard l(out.mu);  // a leader's write in progress ends first
     out.open = false;
   }
-  ctx->TryCancel();  // unblocks the ACK reader
+  {
+    std::lock_guard l(ack_mu);
+    if (ack_error.ok()) {
+      ctx->TryCancel();  // unblocks the ACK reader
+    } else {
+      status = ack_error;  // the reader has stopped; the replica gets this status
+    }
+  }
   acks.join();
-  semisync_->ReplicaDisconnected(id);
   registry_->Remove(id);
   spdlog::info("replication: replica server_id {} ({}) disconnected{}", info.server_id,
                info.address, status.ok() ? "" : ": " + status.ToString());

@@ -14,6 +14,11 @@
 // ACKed stays far below gRPC's flow-control window, so that write cannot
 // block a commit; otherwise (or when the sender is busy) the sender sends.
 //
+// ACKs are checked: one beyond what the stream sent, or of another GTID
+// than the batch it names, ends the stream with an error. One stream per
+// replica: a replica's new stream ends its old one; a replica with this
+// node's own server_id is refused.
+//
 // A replica whose position is not in this binlog (purged: OUT_OF_RANGE; a
 // different history or ahead of us: FAILED_PRECONDITION) is refused with a
 // message naming both positions.
@@ -24,6 +29,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -40,9 +46,14 @@ namespace relaykv {
 
 class ReplicationService final : public v1::Replication::Service {
  public:
-  // Borrows all three; they must outlive the gRPC server.
-  ReplicationService(Binlog* binlog, ReplicaRegistry* registry, SemiSyncMaster* semisync)
-      : binlog_(binlog), registry_(registry), semisync_(semisync) {}
+  // Borrows all three; they must outlive the gRPC server. `own_server_id`
+  // gives this node's server_id (a replica with the same one is refused).
+  ReplicationService(Binlog* binlog, ReplicaRegistry* registry, SemiSyncMaster* semisync,
+                     std::function<uint32_t()> own_server_id)
+      : binlog_(binlog),
+        registry_(registry),
+        semisync_(semisync),
+        own_server_id_(std::move(own_server_id)) {}
 
   grpc::Status Subscribe(
       grpc::ServerContext* ctx,
@@ -63,6 +74,7 @@ class ReplicationService final : public v1::Replication::Service {
   Binlog* const binlog_;
   ReplicaRegistry* const registry_;
   SemiSyncMaster* const semisync_;
+  const std::function<uint32_t()> own_server_id_;
 
   std::mutex mu_;
   std::vector<std::shared_ptr<Outbox>> outboxes_ GUARDED_BY(mu_);

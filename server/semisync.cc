@@ -44,7 +44,7 @@ uint64_t SemiSyncMaster::QuorumSeq() const {
   const size_t need = static_cast<size_t>(settings_.wait_for_slave_count);
   if (semi_acks_.size() < need) return 0;
   std::vector<uint64_t> acks;
-  for (const auto& [id, seq] : semi_acks_) acks.push_back(seq);
+  for (const auto& [server_id, r] : semi_acks_) acks.push_back(r.acked_seq);
   // The need-th highest ACK: that many distinct replicas are at or past it.
   std::nth_element(acks.begin(), acks.begin() + static_cast<long>(need - 1), acks.end(),
                    std::greater<>());
@@ -60,10 +60,13 @@ void SemiSyncMaster::SwitchOff(const std::string& why) {
 }
 
 void SemiSyncMaster::MaybeSwitchOn() {
-  // Back ON once a counted ACK reaches the current end of the binlog.
-  if (status_on_ || !settings_.enabled || quorum_seq_ == 0) return;
+  // Back ON once the replicas connected now (not some that have left) have
+  // ACKed the current end of the binlog.
+  if (status_on_ || !settings_.enabled) return;
+  const uint64_t q = QuorumSeq();
+  if (q == 0) return;
   const uint64_t end = binlog_end_();
-  if (quorum_seq_ >= end) {
+  if (q >= end) {
     status_on_ = true;
     spdlog::info("semi-sync switched ON: replicas have ACKed up to the binlog end (seq {})", end);
   }
@@ -157,8 +160,9 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
   }
   if (!registered && !waiting_.empty() && seq < *waiting_.begin()) ++counters_.wait_pos_backtraverse;
   waiting_.insert(seq);
-  const Clock::time_point start = registered.value_or(Clock::now());
-  Pending p{seq, start, start + std::chrono::milliseconds(settings_.timeout_ms), deadline,
+  const Clock::time_point now_t = Clock::now();
+  const Clock::time_point start = registered.value_or(now_t);
+  Pending p{seq, start, now_t + std::chrono::milliseconds(settings_.timeout_ms), deadline,
             std::move(cancelled), std::move(done)};
   Clock::time_point check = std::min(p.timeout_at, p.deadline);
   if (p.cancelled) check = std::min(check, Clock::now() + kPollPeriod);
@@ -245,16 +249,26 @@ void SemiSyncMaster::TimerLoop() {
   }
 }
 
-void SemiSyncMaster::ReplicaConnected(uint64_t connection_id, bool semi_sync) {
+void SemiSyncMaster::ReplicaConnected(uint64_t connection_id, uint32_t server_id, bool semi_sync,
+                                      uint64_t durable_seq) {
+  std::unique_lock l(mu_);
+  // A new stream of a replica replaces its old one, semi-sync or not.
+  if (auto it = semi_acks_.find(server_id); it != semi_acks_.end()) {
+    server_ids_.erase(it->second.connection_id);
+    semi_acks_.erase(it);
+  }
   if (!semi_sync) return;
-  std::lock_guard l(mu_);
-  semi_acks_[connection_id] = 0;
+  semi_acks_[server_id] = {connection_id, durable_seq};
+  server_ids_[connection_id] = server_id;
+  Advance(l);
 }
 
 void SemiSyncMaster::ReplicaDisconnected(uint64_t connection_id) {
   std::unique_lock l(mu_);
-  if (semi_acks_.erase(connection_id) == 0) return;
-  quorum_seq_ = std::max(quorum_seq_, QuorumSeq());
+  auto it = server_ids_.find(connection_id);
+  if (it == server_ids_.end()) return;
+  semi_acks_.erase(it->second);
+  server_ids_.erase(it);
   if (settings_.enabled && !settings_.wait_no_slave &&
       semi_acks_.size() < settings_.wait_for_slave_count) {
     SwitchOff("a semi-sync replica left and rpl_semi_sync_master_wait_no_slave is OFF");
@@ -264,27 +278,27 @@ void SemiSyncMaster::ReplicaDisconnected(uint64_t connection_id) {
 }
 
 void SemiSyncMaster::Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_us) {
-  uint64_t released = 0;
-  {
-    std::lock_guard l(mu_);
-    auto it = semi_acks_.find(connection_id);
-    if (it == semi_acks_.end()) return;  // not a semi-sync replica
-    it->second = std::max(it->second, seq);
-    ++counters_.net_waits;
-    if (net_wait_us >= 0) counters_.net_wait_time += static_cast<uint64_t>(net_wait_us);
-    const uint64_t q = QuorumSeq();
-    if (q > quorum_seq_) {
-      quorum_seq_ = q;
-      released = q;
-    }
-    MaybeSwitchOn();
-  }
-  if (released == 0) return;
+  std::unique_lock l(mu_);
+  auto id = server_ids_.find(connection_id);
+  if (id == server_ids_.end()) return;  // not (or no longer) a counted semi-sync stream
+  SemiReplica& r = semi_acks_.at(id->second);
+  r.acked_seq = std::max(r.acked_seq, seq);
+  ++counters_.net_waits;
+  if (net_wait_us >= 0) counters_.net_wait_time += static_cast<uint64_t>(net_wait_us);
+  Advance(l);
+}
+
+void SemiSyncMaster::Advance(std::unique_lock<std::mutex>& l) {
+  const uint64_t q = QuorumSeq();
+  MaybeSwitchOn();
+  if (q <= quorum_seq_) return;
+  quorum_seq_ = q;
   // First what the new position allows (the applier, on this thread), then
   // the commits it releases: they find their write applied.
-  if (on_acked_) on_acked_(released);
-  std::unique_lock l(mu_);
-  ResolveUpTo(released);
+  l.unlock();
+  if (on_acked_) on_acked_(q);
+  l.lock();
+  ResolveUpTo(q);
   RunReady(l);
 }
 

@@ -77,11 +77,18 @@ class SemiSyncMaster {
   void Register(uint64_t seq) EXCLUDES(mu_);
   void Unregister(uint64_t seq) EXCLUDES(mu_);
 
-  // Replication streams.
-  void ReplicaConnected(uint64_t connection_id, bool semi_sync) EXCLUDES(mu_);
+  // Replication streams. ACKs count per replica (server_id), not per
+  // stream: a replica's new stream replaces its old one (the caller ends
+  // that one), whose later ACKs and disconnect are then ignored.
+  // `durable_seq` is what the replica holds already (its hello, checked
+  // against our history): its first ACK, so a commit it holds is released
+  // even if the replica has nothing new to append.
+  void ReplicaConnected(uint64_t connection_id, uint32_t server_id, bool semi_sync,
+                        uint64_t durable_seq) EXCLUDES(mu_);
+  // Idempotent; an unknown or replaced connection is ignored.
   void ReplicaDisconnected(uint64_t connection_id) EXCLUDES(mu_);
-  // An ACK for `seq`; `net_wait_us` is the time since the batch it ACKs was
-  // sent (or -1 if unknown).
+  // An ACK for `seq` (the caller has checked it was sent on this stream);
+  // `net_wait_us` is the time since the batch it ACKs was sent (or -1).
   void Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_us) EXCLUDES(mu_);
 
   void Configure(const SemiSyncSettings& s) EXCLUDES(mu_);
@@ -94,15 +101,22 @@ class SemiSyncMaster {
   struct Pending {
     uint64_t seq;
     std::chrono::steady_clock::time_point start;       // registration, or the wait's start
-    std::chrono::steady_clock::time_point timeout_at;  // start + timeout_ms (as set then)
+    // From when the event was durable here (the wait's start), not from
+    // registration: the binlog's own write and sync do not eat into the
+    // replicas' time (MySQL times the wait from the same point).
+    std::chrono::steady_clock::time_point timeout_at;
     std::chrono::steady_clock::time_point deadline;    // the caller's
     std::function<bool()> cancelled;
     Done done;
   };
   using Ready = std::vector<std::pair<Done, Result>>;
 
-  // Position that wait_for_slave_count semi-sync replicas have ACKed.
+  // Position that wait_for_slave_count semi-sync replicas have ACKed, among
+  // those connected now.
   uint64_t QuorumSeq() const REQUIRES(mu_);
+  // Raises quorum_seq_ to QuorumSeq(): applies (on_acked_) and releases
+  // what it reaches, switches status back ON if it reaches the binlog end.
+  void Advance(std::unique_lock<std::mutex>& l) REQUIRES(mu_);
   void SwitchOff(const std::string& why) REQUIRES(mu_);
   void MaybeSwitchOn() REQUIRES(mu_);
   // Ends `p`'s wait: its outcome and counters, as of now.
@@ -124,7 +138,14 @@ class SemiSyncMaster {
   SemiSyncSettings settings_ GUARDED_BY(mu_);
   bool status_on_ GUARDED_BY(mu_) = false;
   bool closed_ GUARDED_BY(mu_) = false;
-  std::map<uint64_t, uint64_t> semi_acks_ GUARDED_BY(mu_);  // connection -> acked seq
+  struct SemiReplica {
+    uint64_t connection_id;  // its current stream
+    uint64_t acked_seq;
+  };
+  std::map<uint32_t, SemiReplica> semi_acks_ GUARDED_BY(mu_);  // by server_id
+  std::map<uint64_t, uint32_t> server_ids_ GUARDED_BY(mu_);    // semi-sync stream -> server_id
+  // Highest position ever reached by a quorum (waits at or below it are
+  // released); QuorumSeq() is the position of the replicas connected now.
   uint64_t quorum_seq_ GUARDED_BY(mu_) = 0;
   std::multiset<uint64_t> waiting_ GUARDED_BY(mu_);  // seqs being waited for
   std::map<uint64_t, std::chrono::steady_clock::time_point> registered_ GUARDED_BY(mu_);

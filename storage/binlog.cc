@@ -419,7 +419,7 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced) {
   active_size_ = binlog_format::kSegmentHeaderSize;
   allocated_end_ = active_size_;
   std::lock_guard l(mu_);
-  segments_.push_back({number, next_first_seq, active_size_});
+  segments_.push_back({number, next_first_seq, active_size_, epoch});
   return absl::OkStatus();
 }
 
@@ -435,6 +435,13 @@ Gtid Binlog::LastVisible() const {
 uint64_t Binlog::FirstAvailableSeq() const {
   std::lock_guard l(mu_);
   return segments_.front().first_seq;
+}
+
+Gtid Binlog::BeforeFirstAvailable() const {
+  std::lock_guard l(mu_);
+  const SegmentState& first = segments_.front();
+  if (first.first_seq <= 1) return Gtid{};
+  return Gtid{first.prev_epoch, first.first_seq - 1};
 }
 
 uint64_t Binlog::epoch() const {

@@ -133,6 +133,10 @@ class Binlog {
   // The seq of the oldest event still in the binlog (after purges); equals
   // LastVisible().seq + 1 when the binlog holds no event.
   uint64_t FirstAvailableSeq() const EXCLUDES(mu_);
+  // The GTID of the event just before FirstAvailableSeq() — purged, or
+  // {0,0} if there was none — from the oldest segment's header, so a
+  // history check at the purge boundary still has a GTID to compare.
+  Gtid BeforeFirstAvailable() const EXCLUDES(mu_);
   // The epoch new Commit()s are stamped with; SetEpoch() raises it
   // (promotion). It never goes down.
   uint64_t epoch() const EXCLUDES(mu_);

@@ -49,21 +49,28 @@
 // fsynced before the next one is created). The active segment is
 // preallocated with zeros (binlog.h), so its size does not mark where the
 // last write ended, and the sectors of an unsynced multi-sector write may
-// reach the disk in any order. Recovery scans the last segment and treats
-// as a torn tail, truncated at the bad record with a log line giving file,
-// offset and bytes dropped:
-//   - a record header cut short by the end of the file;
-//   - a good header whose payload runs past the end of the file;
-//   - a bad header or bad payload CRC when every byte after it is zero or
-//     it ends exactly at the end of the file (the last write, half done);
-//   - a bad header or bad payload CRC whose bytes include a 512-byte-aligned
-//     block of zeros (a sector that never reached the disk) when no group
-//     ends after it with data following: the damage is in the last write,
-//     which was never synced, so never acknowledged (a later group is
-//     written only after this one's fdatasync).
-// Any other bad record (a bad header or CRC with data after it, an unknown
-// type, an undecodable payload, a seq out of order) is corruption: opening
-// fails naming the file and offset. Nothing is ever skipped silently.
+// reach the disk in any order: a lost sector keeps its old content, so the
+// group's bytes in it read as zeros (the previous group's bytes sharing its
+// first sector stay), whole records may follow the hole, and bytes past the
+// preallocated zeros are not ours. Recovery scans the last segment up to the
+// first record that does not parse (the damage) and decides by one rule:
+// every group is written only after the previous one's fdatasync, so a
+// whole record (header and payload CRCs good) of a LATER group anywhere
+// after the damage proves the damaged group was synced: corruption. With
+// none, the damage is in the last write, never synced, so never
+// acknowledged: a torn tail, truncated at the end of the last whole group
+// with a log line giving file, offset, bytes dropped and the GTIDs of the
+// dropped events that still decode (or none).
+// The damaged group ends at its kGroupEnd: found by walking on over records
+// whose length a good header gives; past a bad header, a whole record 13
+// bytes on (an event is never 13 bytes, so the bad one was the kGroupEnd),
+// else the next kGroupEnd pattern. A damaged group with no kGroupEnd after
+// it was the last write. A header cut short by the end of the file, or a
+// good header whose payload runs past it, is a torn tail too.
+// A whole record that is wrong (an unknown type, an undecodable payload, a
+// seq out of order, an epoch going back) is corruption. Corruption fails
+// opening with DATA_LOSS naming the file and offset; nothing is ever skipped
+// silently.
 #pragma once
 
 #include <cstddef>

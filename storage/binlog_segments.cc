@@ -30,28 +30,94 @@ bool AllZero(std::string_view bytes) {
 }
 
 struct ScanResult {
-  uint64_t valid_end = 0;   // end of the last good record
+  uint64_t valid_end = 0;   // end of the last whole group
   uint64_t events = 0;
   Gtid last;
+  // Events past valid_end that still decode (the torn group's), for the
+  // truncation log line: [dropped_first, dropped_last] if dropped_events > 0.
+  uint64_t dropped_events = 0;
+  Gtid dropped_first;
+  Gtid dropped_last;
 };
 
-// Whether a bad record at `at` spanning `span` bytes is the torn last write
-// rather than damage to synced data (binlog_format.h, "Torn tails"): one of
-// its sectors never reached the disk, and no group ends after it with data
-// following (a group written after it would mean it had been synced).
-bool TornLastWrite(std::string_view data, uint64_t at, uint64_t span) {
-  constexpr uint64_t kSector = binlog_format::kSectorSize;
-  bool lost_sector = false;
-  for (uint64_t b = (at + kSector - 1) / kSector * kSector; b < at + span && b < data.size();
-       b += kSector) {
-    if (AllZero(data.substr(b, kSector))) {
-      lost_sector = true;
-      break;
+// The offset of the first record at or after `from` whose header and payload
+// checksums are good, or npos. Past damage the record boundaries are unknown,
+// so every offset is tried; a record header is never 13 zero bytes (its hcrc
+// would not match), so runs of zeros (preallocated space) are skipped.
+size_t NextWholeRecord(std::string_view data, size_t from, ParsedRecord* rec) {
+  for (size_t at = from; at + kRecordHeaderSize <= data.size(); ++at) {
+    if (data[at] == '\0') {
+      const size_t nonzero = data.find_first_not_of('\0', at);
+      if (nonzero == std::string_view::npos) return std::string_view::npos;
+      // A header holding that byte starts at most 12 bytes before it.
+      at = std::max(at, nonzero >= kRecordHeaderSize - 1 ? nonzero - (kRecordHeaderSize - 1) : 0);
+    }
+    if (ParseRecord(data.substr(at), rec) == RecordParse::kOk) return at;
+  }
+  return std::string_view::npos;
+}
+
+// Where the group damaged at `at` ends (just past its kGroupEnd), or npos if
+// it has none: then it was the last write. Walks on while each record's
+// extent is known (a good header gives the length); past a record whose
+// header is bad, the group ends at the next kGroupEnd.
+size_t DamagedGroupEnd(std::string_view data, size_t at) {
+  while (at < data.size()) {
+    ParsedRecord rec;
+    switch (ParseRecord(data.substr(at), &rec)) {
+      case RecordParse::kOk:
+        if (rec.type == binlog_format::RecordType::kGroupEnd) return at + rec.total_size;
+        [[fallthrough]];
+      case RecordParse::kBadCrc:
+        at += rec.total_size;
+        continue;
+      case RecordParse::kHeaderIncomplete:
+      case RecordParse::kPayloadIncomplete:
+        return std::string_view::npos;  // it runs to the end of the file
+      case RecordParse::kBadHeader: {
+        // An event is never 13 bytes (its payload holds its GTID): a bad
+        // header followed at once by a whole record was the group's
+        // kGroupEnd, and what follows belongs to a later group.
+        ParsedRecord next;
+        if (ParseRecord(data.substr(at + kRecordHeaderSize), &next) == RecordParse::kOk) {
+          return at + kRecordHeaderSize;
+        }
+        const size_t end = data.find(GroupEndRecord(), at + 1);
+        return end == std::string_view::npos ? end : end + GroupEndRecord().size();
+      }
     }
   }
-  if (!lost_sector) return false;
-  const size_t end = data.find(GroupEndRecord(), at);
-  return end == std::string_view::npos || AllZero(data.substr(end + GroupEndRecord().size()));
+  return std::string_view::npos;
+}
+
+// Whether the damage at `at` (a record that does not parse) is the torn last
+// write rather than damage to synced data (binlog_format.h, "Torn tails"):
+// with every group synced before the next is written, a whole record of a
+// later group proves the damaged one was synced. `*proof` is its offset.
+bool TornLastWrite(std::string_view data, uint64_t at, uint64_t* proof) {
+  const size_t end = DamagedGroupEnd(data, at);
+  if (end == std::string_view::npos) return true;
+  ParsedRecord rec;
+  *proof = NextWholeRecord(data, end, &rec);
+  return *proof == std::string_view::npos;
+}
+
+// Notes in r the GTIDs of the events past r->valid_end that still decode:
+// what the truncation drops, as far as it is known.
+void NoteDroppedEvents(std::string_view data, ScanResult* r) {
+  ParsedRecord rec;
+  for (size_t at = NextWholeRecord(data, r->valid_end, &rec); at != std::string_view::npos;
+       at = NextWholeRecord(data, at + rec.total_size, &rec)) {
+    v1::Event event;
+    if (rec.type != binlog_format::RecordType::kEvent ||
+        !event.ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size()))) {
+      continue;
+    }
+    const Gtid gtid = GtidFromProto(event.gtid());
+    if (r->dropped_events == 0 || gtid < r->dropped_first) r->dropped_first = gtid;
+    if (r->dropped_events == 0 || gtid > r->dropped_last) r->dropped_last = gtid;
+    ++r->dropped_events;
+  }
 }
 
 // Scans a whole segment (the last one) checking every record; decides
@@ -68,21 +134,18 @@ absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_vie
   while (offset < data.size()) {
     std::string_view rest = data.substr(offset);
     ParsedRecord rec;
-    RecordParse p = ParseRecord(rest, &rec);
-    switch (p) {
-      case RecordParse::kOk:
-        break;
-      case RecordParse::kHeaderIncomplete:
-      case RecordParse::kPayloadIncomplete:
-        return r;  // cut short by the end of the file: torn tail
-      case RecordParse::kBadHeader:
-        if (AllZero(rest.substr(std::min<size_t>(rest.size(), kRecordHeaderSize)))) return r;
-        if (TornLastWrite(data, offset, kRecordHeaderSize)) return r;
-        return Corruption(path, offset, "bad record header checksum with data after it");
-      case RecordParse::kBadCrc:
-        if (rec.total_size == rest.size() || AllZero(rest.substr(rec.total_size))) return r;
-        if (TornLastWrite(data, offset, rec.total_size)) return r;
-        return Corruption(path, offset, "payload checksum mismatch with data after it");
+    const RecordParse p = ParseRecord(rest, &rec);
+    if (p == RecordParse::kHeaderIncomplete || p == RecordParse::kPayloadIncomplete) {
+      break;  // cut short by the end of the file: torn tail
+    }
+    if (p == RecordParse::kBadHeader || p == RecordParse::kBadCrc) {
+      uint64_t proof = 0;
+      if (TornLastWrite(data, offset, &proof)) break;
+      return Corruption(path, offset,
+                        std::string(p == RecordParse::kBadHeader ? "bad record header checksum"
+                                                                 : "payload checksum mismatch") +
+                            ", and a whole record of a later group at offset " +
+                            std::to_string(proof) + " shows it had been synced");
     }
     offset += rec.total_size;
     if (rec.type == binlog_format::RecordType::kGroupEnd) {
@@ -114,6 +177,7 @@ absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_vie
     group_last = GtidFromProto(event.gtid());
     ++group_events;
   }
+  NoteDroppedEvents(data, &r);
   return r;
 }
 
@@ -237,6 +301,9 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir) {
     uint64_t first_seq = 0;
     uint32_t prev_epoch = 0;
     if (n < kSegmentHeaderSize || !DecodeSegmentHeader(header, &first_seq, &prev_epoch)) {
+      if (std::string why = UnsupportedSegmentVersion(header.substr(0, n)); !why.empty()) {
+        return absl::FailedPreconditionError(path.string() + ": " + why + "; refusing to start");
+      }
       return Corruption(path, 0, "bad segment header");
     }
     if (!out.segments.empty() && first_seq < out.segments.back().first_seq) {
@@ -245,7 +312,7 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir) {
     }
     const bool last = i + 1 == numbers->size();
     if (!last) {
-      out.segments.push_back({number, first_seq, *size});
+      out.segments.push_back({number, first_seq, *size, prev_epoch});
       continue;
     }
     // Only the last segment can have a torn tail: check every record.
@@ -260,13 +327,19 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir) {
         spdlog::debug("binlog: {} ends at offset {}; dropping {} zero bytes after it",
                       path.string(), scan->valid_end, data.size() - scan->valid_end);
       } else {
-        spdlog::warn("binlog: torn tail in {} at offset {}: dropped {} bytes", path.string(),
-                     scan->valid_end, data.size() - scan->valid_end);
+        // The dropped bytes were never synced (ScanLastSegment), so never acknowledged.
+        const std::string gtids =
+            scan->dropped_events == 0
+                ? std::string("GTIDs dropped: none (no event of it decodes)")
+                : "GTIDs " + scan->dropped_first.ToString() + ".." +
+                      scan->dropped_last.ToString() + " dropped";
+        spdlog::warn("binlog: torn tail in {} at offset {}: dropped {} bytes; {}", path.string(),
+                     scan->valid_end, data.size() - scan->valid_end, gtids);
       }
       if (auto s = file->Truncate(scan->valid_end); !s.ok()) return s;
       if (auto s = file->DataSync(); !s.ok()) return s;
     }
-    out.segments.push_back({number, first_seq, scan->valid_end});
+    out.segments.push_back({number, first_seq, scan->valid_end, prev_epoch});
     out.next_seq = first_seq + scan->events;
     if (scan->events > 0) {
       out.last = scan->last;

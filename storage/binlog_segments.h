@@ -17,6 +17,7 @@ struct SegmentState {
   uint64_t number = 0;     // binlog.<number>
   uint64_t first_seq = 0;  // seq of its first event (or the next event, if empty)
   uint64_t end_offset = 0; // bytes that hold whole, visible records
+  uint64_t prev_epoch = 0; // epoch of the event before first_seq (0: none), from the header
 };
 
 // "binlog.000042" for 42.

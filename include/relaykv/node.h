@@ -80,6 +80,17 @@ struct WriteOptions {
   std::function<bool()> cancelled;  // may be empty
 };
 
+// What a read waits for first (read-your-writes), how long, and a way to
+// tell that its caller is gone.
+struct GetOptions {
+  // {0,0}: read at once. Else first wait until this node has applied
+  // wait_for.seq; with an epoch, the GTID must also be this node's at that
+  // seq (FAILED_PRECONDITION otherwise: that write is not in its history).
+  Gtid wait_for;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::function<bool()> cancelled;  // may be empty; asked every 100 ms while waiting
+};
+
 class Node {
  public:
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Node>> Open(const NodeOptions& options);
@@ -112,6 +123,10 @@ class Node {
   // read-your-writes on a replica, like MySQL's WAIT_FOR_EXECUTED_GTID_SET.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(
       const std::string& key, uint64_t min_seq = 0, Deadline deadline = NoDeadline());
+  // Get() with GetOptions: the wait also ends when the caller is gone
+  // (CANCELLED) or the node shuts down (UNAVAILABLE).
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key,
+                                                               const GetOptions& options);
 
   // --- Administration (what relaykv's statements map to) ----------------
   // SET GLOBAL (persist=false) / SET PERSIST (persist=true).

@@ -75,5 +75,48 @@ TEST(CrashTest, SigtermUnderLoadExitsCleanlyAndKeepsAcknowledgedWrites) {
   EXPECT_GT(acked.values.size(), 100u) << "the load should have committed something";
 }
 
+// Purging while writes flow: RocksDB runs without a WAL, so a segment may
+// go only once every event in it is flushed to RocksDB. Events applied
+// while a purge's flush ran are not, and a SIGKILL then must still find
+// them in the binlog (issue 14.1: the floor was read after the flush).
+TEST(CrashTest, PurgeUnderWritesNeverDropsWhatTheStateMachineHasNotFlushed) {
+  TempDir dir;
+  const auto data = dir.path() / "n";
+  WriteLoad::Acked acked;
+  std::atomic<int> counter{0};
+  int purged_total = 0;
+  for (int cycle = 0; cycle < 6; ++cycle) {
+    // Small segments and ~1 KiB values: each segment holds a few events.
+    auto s = Relaykvd::Start(data, {"--max_binlog_size=4096"});
+    ASSERT_NE(s, nullptr) << "cycle " << cycle << ": relaykvd did not restart";
+    WriteLoad load(s.get(), 4, &counter, std::to_string(cycle), &acked, 1000);
+    std::atomic<bool> stop{false};
+    std::atomic<int> purged{0};
+    std::thread purger([&] {
+      while (!stop) {
+        auto st = s->MasterStatus();
+        if (!st.ok()) break;  // killed
+        auto n = s->PurgeBinaryLogsTo(st->file());
+        if (!n.ok()) break;
+        purged += *n;
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(400 + 70 * cycle));
+    s->Kill();
+    stop = true;
+    purger.join();
+    load.Stop();
+    purged_total += purged;
+
+    s = Relaykvd::Start(data, {"--max_binlog_size=4096"});
+    ASSERT_NE(s, nullptr) << "cycle " << cycle << ": relaykvd cannot reopen after SIGKILL mid-purge";
+    const v1::Gtid applied = ExpectAllReadable(*s, acked, "after SIGKILL mid-purge (cycle " + std::to_string(cycle) + ")");
+    EXPECT_GE(applied.seq(), acked.max_seq);
+    s->Kill();
+  }
+  EXPECT_GT(purged_total, 20) << "the purge loop should have removed segments";
+  EXPECT_GT(acked.values.size(), 100u) << "the load should have committed something";
+}
+
 }  // namespace
 }  // namespace relaykv::testing

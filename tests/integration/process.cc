@@ -183,9 +183,11 @@ std::map<std::string, std::string> Relaykvd::Status(const std::string& like) {
   req.set_like(like);
   v1::ShowReply reply;
   std::map<std::string, std::string> out;
-  if (admin_->ShowStatus(&ctx, req, &reply).ok()) {
-    for (const auto& r : reply.rows()) out[r.name()] = r.value();
-  }
+  // A node that does not answer fails the test here, not in a later check
+  // that an empty map might pass.
+  const grpc::Status s = admin_->ShowStatus(&ctx, req, &reply);
+  EXPECT_TRUE(s.ok()) << "SHOW STATUS on " << address_ << ": " << s.error_message();
+  for (const auto& r : reply.rows()) out[r.name()] = r.value();
   return out;
 }
 
@@ -194,9 +196,9 @@ std::map<std::string, std::string> Relaykvd::ReplicaStatus() {
   SetDeadline(&ctx);
   v1::ReplicaStatusReply reply;
   std::map<std::string, std::string> out;
-  if (admin_->ReplicaStatus(&ctx, v1::ReplicaStatusRequest(), &reply).ok()) {
-    for (const auto& r : reply.fields()) out[r.name()] = r.value();
-  }
+  const grpc::Status s = admin_->ReplicaStatus(&ctx, v1::ReplicaStatusRequest(), &reply);
+  EXPECT_TRUE(s.ok()) << "SHOW SLAVE STATUS on " << address_ << ": " << s.error_message();
+  for (const auto& r : reply.fields()) out[r.name()] = r.value();
   return out;
 }
 
@@ -249,24 +251,49 @@ absl::StatusOr<v1::Gtid> Relaykvd::ResetReplicaAll() {
   return reply.epoch_start();
 }
 
-v1::Gtid Relaykvd::BinlogGtid() {
+absl::StatusOr<v1::MasterStatusReply> Relaykvd::MasterStatus() {
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
   v1::MasterStatusReply reply;
-  admin_->MasterStatus(&ctx, v1::MasterStatusRequest(), &reply).ok();
-  return reply.executed_gtid();
+  auto s = FromGrpc(admin_->MasterStatus(&ctx, v1::MasterStatusRequest(), &reply));
+  if (!s.ok()) return s;
+  return reply;
+}
+
+v1::Gtid Relaykvd::BinlogGtid() {
+  auto reply = MasterStatus();
+  EXPECT_TRUE(reply.ok()) << "SHOW MASTER STATUS on " << address_ << ": " << reply.status();
+  return reply.ok() ? reply->executed_gtid() : v1::Gtid();
+}
+
+absl::StatusOr<int> Relaykvd::PurgeBinaryLogsTo(const std::string& file) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::PurgeBinaryLogsRequest req;
+  req.set_to_file(file);
+  v1::PurgeBinaryLogsReply reply;
+  auto s = FromGrpc(admin_->PurgeBinaryLogs(&ctx, req, &reply));
+  if (!s.ok()) return s;
+  return reply.purged();
 }
 
 WriteLoad::WriteLoad(Relaykvd* server, int threads, std::atomic<int>* counter,
-                     const std::string& tag, Acked* acked) {
+                     const std::string& tag, Acked* acked, size_t value_bytes) {
   for (int t = 0; t < threads; ++t) {
     writers_.emplace_back([=, this] {
       while (!stop_) {
         const int i = (*counter)++;
         const std::string key = "k" + std::to_string(i);
-        const std::string value = "v" + std::to_string(i) + "-" + tag;
+        std::string value = "v" + std::to_string(i) + "-" + tag;
+        if (value.size() < value_bytes) value.resize(value_bytes, 'x');
         auto g = server->Put(key, value);
-        if (!g.ok()) break;  // the server is gone or going
+        if (!g.ok()) {
+          // The server is gone or going (the test killed or stopped it);
+          // kept for the test to tell that from a refusal it did not expect.
+          std::lock_guard l(mu_);
+          if (first_error_.ok()) first_error_ = g.status();
+          break;
+        }
         std::lock_guard l(mu_);
         acked->values[key] = value;
         acked->max_seq = std::max<uint64_t>(acked->max_seq, g->seq());
@@ -280,6 +307,11 @@ void WriteLoad::Stop() {
   for (auto& w : writers_) {
     if (w.joinable()) w.join();
   }
+}
+
+absl::Status WriteLoad::first_error() {
+  std::lock_guard l(mu_);
+  return first_error_;
 }
 
 }  // namespace relaykv::testing

@@ -63,7 +63,9 @@ class Relaykvd {
   absl::Status ChangeMaster(const std::string& host, uint32_t port);
   // RESET SLAVE ALL: the first GTID of the new epoch.
   absl::StatusOr<v1::Gtid> ResetReplicaAll();
-  v1::Gtid BinlogGtid();  // SHOW MASTER STATUS's executed GTID
+  absl::StatusOr<v1::MasterStatusReply> MasterStatus();
+  v1::Gtid BinlogGtid();  // SHOW MASTER STATUS's executed GTID (fails the test if it cannot)
+  absl::StatusOr<int> PurgeBinaryLogsTo(const std::string& file);
 
  private:
   Relaykvd() = default;
@@ -77,7 +79,8 @@ class Relaykvd {
 
 // Client threads putting distinct keys (k<n>, from a shared counter) until
 // the server stops answering or Stop(); every write answered OK is recorded
-// as acknowledged, with its value and the highest seq.
+// as acknowledged, with its value (padded to `value_bytes`) and the highest
+// seq. A writer stops at its first error, kept in first_error().
 class WriteLoad {
  public:
   struct Acked {
@@ -86,12 +89,15 @@ class WriteLoad {
   };
 
   WriteLoad(Relaykvd* server, int threads, std::atomic<int>* counter, const std::string& tag,
-            Acked* acked);
+            Acked* acked, size_t value_bytes = 0);
   ~WriteLoad() { Stop(); }
   void Stop();
+  // OK while every write so far was answered OK.
+  absl::Status first_error();
 
  private:
   std::mutex mu_;
+  absl::Status first_error_;
   std::atomic<bool> stop_{false};
   std::vector<std::thread> writers_;
 };

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -116,6 +117,14 @@ inline void WriteFile(const std::filesystem::path& p, const std::string& data) {
   out << data;
   out.close();
   ASSERT_TRUE(out.good()) << "cannot write " << p;
+}
+
+// `n` bytes from a generator seeded with `seed`: the same bytes every run.
+inline std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::string bytes(n, '\0');
+  for (char& c : bytes) c = static_cast<char>(gen() & 0xff);
+  return bytes;
 }
 
 // A copy of binlog directory `from` at `to` (which must not exist).

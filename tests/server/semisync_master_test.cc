@@ -1,0 +1,164 @@
+// SemiSyncMaster on its own: who counts toward the quorum, when status
+// switches, what the timeout is measured from. Connections and ACKs are fed
+// by hand, as the replication service would; the binlog end is a variable.
+#include "server/semisync.h"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace relaykv {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Outcome = SemiSyncMaster::Outcome;
+
+std::string Counter(const SemiSyncMaster& m, const std::string& name) {
+  for (const auto& [n, v] : m.Status()) {
+    if (n == "Rpl_semi_sync_master_" + name) return v;
+  }
+  return "<missing " + name + ">";
+}
+
+class SemiSyncMasterTest : public ::testing::Test {
+ protected:
+  void Configure(uint64_t count, uint64_t timeout_ms, bool wait_no_slave = true) {
+    SemiSyncSettings s;
+    s.enabled = true;
+    s.timeout_ms = timeout_ms;
+    s.wait_for_slave_count = count;
+    s.wait_no_slave = wait_no_slave;
+    master_.Configure(s);
+  }
+  // A commit of `seq` waits; a deadline far away (the hang guard is the
+  // semi-sync timeout, which every test sets).
+  SemiSyncMaster::Result Wait(uint64_t seq) {
+    return master_.WaitForAck(seq, Clock::now() + std::chrono::seconds(60));
+  }
+
+  std::atomic<uint64_t> end_{0};
+  std::atomic<uint64_t> released_{0};
+  SemiSyncMaster master_{[this] { return end_.load(); }, [this](uint64_t seq) { released_ = seq; }};
+};
+
+// Issue 14.7: two streams of one replica (a reconnect while the old stream
+// lingers, a half-open connection) are one replica, not two.
+TEST_F(SemiSyncMasterTest, TwoStreamsOfOneServerIdCountOnce) {
+  Configure(/*count=*/2, /*timeout_ms=*/300);
+  end_ = 5;
+  master_.ReplicaConnected(/*connection=*/1, /*server_id=*/2, true, 0);
+  master_.ReplicaConnected(/*connection=*/2, /*server_id=*/2, true, 0);
+  EXPECT_EQ(Counter(master_, "clients"), "1");
+  master_.Ack(1, 5, -1);  // the replaced stream: ignored
+  master_.Ack(2, 5, -1);
+  auto r = Wait(5);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, Outcome::kAsync) << "one replica met wait_for_slave_count=2";
+  EXPECT_EQ(Counter(master_, "yes_tx"), "0");
+  EXPECT_EQ(released_.load(), 0u) << "nothing may become visible on one replica's ACK";
+
+  // A second replica does make the quorum.
+  master_.ReplicaConnected(3, /*server_id=*/3, true, 0);
+  master_.Ack(3, 5, -1);
+  EXPECT_EQ(released_.load(), 5u);
+}
+
+// The replaced stream's disconnect must not remove the replica's new stream.
+TEST_F(SemiSyncMasterTest, OldStreamLeavingKeepsTheReplicasNewStream) {
+  Configure(1, 300);
+  master_.ReplicaConnected(1, 2, true, 0);
+  master_.ReplicaConnected(2, 2, true, 0);
+  master_.ReplicaDisconnected(1);
+  EXPECT_EQ(Counter(master_, "clients"), "1");
+  master_.ReplicaDisconnected(2);
+  master_.ReplicaDisconnected(2);  // idempotent
+  EXPECT_EQ(Counter(master_, "clients"), "0");
+}
+
+// Issue 14.11: a replica that reconnects holding what it never ACKed
+// (fsynced, then the stream broke) releases the commit waiting for it at
+// once, from its hello, without appending anything new.
+TEST_F(SemiSyncMasterTest, ReconnectingReplicaReleasesWhatItAlreadyHolds) {
+  Configure(1, /*timeout_ms=*/30000);
+  end_ = 7;
+  master_.ReplicaConnected(1, 2, true, 0);
+  master_.Register(7);
+  std::atomic<bool> done{false};
+  SemiSyncMaster::Result result = absl::UnknownError("not answered");
+  std::thread waiter([&] {
+    result = Wait(7);
+    done = true;
+  });
+  // The stream breaks before the ACK; the replica comes back with 7 durable.
+  master_.ReplicaDisconnected(1);
+  master_.ReplicaConnected(2, 2, true, /*durable_seq=*/7);
+  waiter.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(*result, Outcome::kAcked);
+  EXPECT_EQ(Counter(master_, "yes_tx"), "1");
+  EXPECT_EQ(Counter(master_, "no_times"), "0");
+  EXPECT_EQ(released_.load(), 7u);
+}
+
+// Issue 14.13: status comes back ON only when the replicas connected now
+// have ACKed the binlog's end, not because some that left once had.
+TEST_F(SemiSyncMasterTest, StatusStaysOffWhileTooFewReplicasAreConnected) {
+  Configure(/*count=*/2, 30000, /*wait_no_slave=*/false);
+  end_ = 10;
+  master_.ReplicaConnected(1, 2, true, 0);
+  master_.ReplicaConnected(2, 3, true, 0);
+  master_.Ack(1, 10, -1);
+  master_.Ack(2, 10, -1);
+  EXPECT_EQ(Counter(master_, "status"), "ON");
+  master_.ReplicaDisconnected(2);  // wait_no_slave OFF: switches OFF at once
+  EXPECT_EQ(Counter(master_, "status"), "OFF");
+  master_.Ack(1, 10, -1);  // one replica at the end: not a quorum of two
+  EXPECT_EQ(Counter(master_, "status"), "OFF");
+  master_.ReplicaConnected(3, 3, true, 10);  // the second one is back, at the end
+  EXPECT_EQ(Counter(master_, "status"), "ON");
+}
+
+// Issue 14.14: the timeout runs from when the commit's event is durable here
+// (its wait starts), not from the seq's assignment: a slow binlog sync does
+// not eat into the replicas' time. (A lower bound only: a loaded machine
+// makes it longer, never shorter.)
+TEST_F(SemiSyncMasterTest, TimeoutIsMeasuredFromTheWaitNotFromAssignment) {
+  Configure(1, /*timeout_ms=*/600);
+  end_ = 3;
+  master_.ReplicaConnected(1, 2, true, 0);
+  master_.Register(3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the binlog's write and sync
+  const auto start = Clock::now();
+  auto r = Wait(3);
+  const auto waited = Clock::now() - start;
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, Outcome::kAsync);
+  EXPECT_GE(waited, std::chrono::milliseconds(550))
+      << "timed out " << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()
+      << " ms after the wait began: the timeout ran from assignment";
+  EXPECT_EQ(Counter(master_, "no_times"), "1");
+  EXPECT_EQ(Counter(master_, "wait_sessions"), "0");
+}
+
+// ACKs still count from registration for tx_wait_time (MySQL's meaning).
+TEST_F(SemiSyncMasterTest, WaitTimeCountsFromRegistration) {
+  Configure(1, 30000);
+  end_ = 4;
+  master_.ReplicaConnected(1, 2, true, 0);
+  master_.Register(4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::thread acker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    master_.Ack(1, 4, -1);
+  });
+  auto r = Wait(4);
+  acker.join();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, Outcome::kAcked);
+  EXPECT_GE(std::stoull(Counter(master_, "tx_wait_time")), 140000u);
+}
+
+}  // namespace
+}  // namespace relaykv
