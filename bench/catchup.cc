@@ -71,6 +71,7 @@ CatchupResult RunCatchup(const std::string& relaykvd, const std::string& work_di
         e.mutable_gtid()->set_seq(seq);
         e.set_timestamp_us(1);
         auto* m = e.add_mutations();
+        m->set_op(v1::Mutation::PUT);
         m->set_key("key" + std::to_string(seq % 100000));
         m->set_value(value);
       }

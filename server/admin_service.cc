@@ -1,6 +1,7 @@
 #include "server/admin_service.h"
 
 #include <cstdio>
+#include <string>
 
 #include "server/grpc_status.h"
 #include "storage/gtid.h"
@@ -23,6 +24,14 @@ bool IsBuiltInPlugin(const std::string& name, const std::string& soname) {
          (name == "rpl_semi_sync_slave" && soname == "semisync_slave.so") ||
          (name == "rpl_semi_sync_source" && soname == "semisync_source.so") ||
          (name == "rpl_semi_sync_replica" && soname == "semisync_replica.so");
+}
+
+// The message for an enum field left at its _UNSPECIFIED zero value (unset)
+// or set to a number this build does not know.
+std::string UnsetOrUnknown(const std::string& field, int value, const std::string& zero_name,
+                           const std::string& choices) {
+  if (value == 0) return field + " is " + zero_name + " (unset); set " + choices;
+  return field + " " + std::to_string(value) + " is not known; set " + choices;
 }
 
 }  // namespace
@@ -49,11 +58,24 @@ grpc::Status AdminService::ResetPersist(Ctx*, const v1::ResetPersistRequest* req
 
 grpc::Status AdminService::ReplicaThreads(Ctx*, const v1::ReplicaThreadsRequest* req,
                                           v1::ReplicaThreadsReply*) {
-  relaykv::ReplicaThreads which = relaykv::ReplicaThreads::kBoth;
-  if (req->threads() == v1::ReplicaThreadsRequest::IO) which = relaykv::ReplicaThreads::kIo;
-  if (req->threads() == v1::ReplicaThreadsRequest::SQL) which = relaykv::ReplicaThreads::kSql;
-  return ToGrpcStatus(req->action() == v1::ReplicaThreadsRequest::START ? node_->StartReplica(which)
-                                                                        : node_->StopReplica(which));
+  // Both fields must be set: an empty request once meant STOP of both threads.
+  const auto action = req->action();
+  if (action != v1::ReplicaThreadsRequest::START && action != v1::ReplicaThreadsRequest::STOP) {
+    return ToGrpcStatus(absl::InvalidArgumentError(UnsetOrUnknown(
+        "ReplicaThreadsRequest.action", action, "ACTION_UNSPECIFIED", "STOP or START")));
+  }
+  relaykv::ReplicaThreads which;
+  switch (req->threads()) {
+    case v1::ReplicaThreadsRequest::BOTH: which = relaykv::ReplicaThreads::kBoth; break;
+    case v1::ReplicaThreadsRequest::IO: which = relaykv::ReplicaThreads::kIo; break;
+    case v1::ReplicaThreadsRequest::SQL: which = relaykv::ReplicaThreads::kSql; break;
+    default:
+      return ToGrpcStatus(absl::InvalidArgumentError(
+          UnsetOrUnknown("ReplicaThreadsRequest.threads", req->threads(), "THREADS_UNSPECIFIED",
+                         "BOTH, IO or SQL")));
+  }
+  return ToGrpcStatus(action == v1::ReplicaThreadsRequest::START ? node_->StartReplica(which)
+                                                                 : node_->StopReplica(which));
 }
 
 grpc::Status AdminService::ChangeMaster(Ctx*, const v1::ChangeMasterRequest* req,

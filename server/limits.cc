@@ -10,28 +10,33 @@ absl::Status TooBig(std::string_view what, size_t size, size_t limit) {
                                     " bytes; the limit is " + std::to_string(limit));
 }
 
-}  // namespace
-
-absl::Status ValidateKey(std::string_view key) {
-  if (key.empty()) return absl::InvalidArgumentError("key is empty; keys must be 1 to 65536 bytes");
-  if (key.size() > kMaxKeyBytes) return TooBig("key", key.size(), kMaxKeyBytes);
-  return absl::OkStatus();
+// Mutation.op: OP_UNSPECIFIED (the zero value, what an unset field reads as)
+// and numbers this build does not know are refused, never taken for a PUT.
+absl::Status ValidateOp(v1::Mutation::Op op, const std::string& where) {
+  if (op == v1::Mutation::PUT || op == v1::Mutation::DELETE) return absl::OkStatus();
+  if (op == v1::Mutation::OP_UNSPECIFIED) {
+    return absl::InvalidArgumentError("Mutation.op is OP_UNSPECIFIED (unset); set PUT or DELETE" +
+                                      where);
+  }
+  return absl::InvalidArgumentError("Mutation.op " + std::to_string(op) +
+                                    " is not a known op (PUT or DELETE)" + where);
 }
 
-absl::Status ValidateMutations(std::span<const v1::Mutation> mutations) {
-  if (mutations.empty()) return absl::InvalidArgumentError("batch has no mutations");
-  if (mutations.size() > kMaxBatchMutations) {
-    return absl::InvalidArgumentError("batch has " + std::to_string(mutations.size()) +
+// The checks of ValidateMutations over any range of v1::Mutation (a span from
+// a request, an event's RepeatedPtrField).
+template <typename Range>
+absl::Status ValidateRange(const Range& mutations, size_t count) {
+  if (count > kMaxBatchMutations) {
+    return absl::InvalidArgumentError("batch has " + std::to_string(count) +
                                       " mutations; the limit is " +
                                       std::to_string(kMaxBatchMutations));
   }
   size_t bytes = 0;
-  for (size_t i = 0; i < mutations.size(); ++i) {
-    const v1::Mutation& m = mutations[i];
-    const std::string where = mutations.size() > 1 ? " (mutation " + std::to_string(i) + ")" : "";
-    if (m.op() != v1::Mutation::PUT && m.op() != v1::Mutation::DELETE) {
-      return absl::InvalidArgumentError("unknown mutation op " + std::to_string(m.op()) + where);
-    }
+  size_t i = 0;
+  for (const v1::Mutation& m : mutations) {
+    const std::string where = count > 1 ? " (mutation " + std::to_string(i) + ")" : "";
+    ++i;
+    if (auto s = ValidateOp(m.op(), where); !s.ok()) return s;
     if (auto s = ValidateKey(m.key()); !s.ok()) {
       return absl::InvalidArgumentError(std::string(s.message()) + where);
     }
@@ -46,6 +51,23 @@ absl::Status ValidateMutations(std::span<const v1::Mutation> mutations) {
   }
   if (bytes > kMaxBatchBytes) return TooBig("batch", bytes, kMaxBatchBytes);
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateKey(std::string_view key) {
+  if (key.empty()) return absl::InvalidArgumentError("key is empty; keys must be 1 to 65536 bytes");
+  if (key.size() > kMaxKeyBytes) return TooBig("key", key.size(), kMaxKeyBytes);
+  return absl::OkStatus();
+}
+
+absl::Status ValidateMutations(std::span<const v1::Mutation> mutations) {
+  if (mutations.empty()) return absl::InvalidArgumentError("batch has no mutations");
+  return ValidateRange(mutations, mutations.size());
+}
+
+absl::Status ValidateEventMutations(const v1::Event& event) {
+  return ValidateRange(event.mutations(), static_cast<size_t>(event.mutations_size()));
 }
 
 }  // namespace relaykv

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <span>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "proto/event.pb.h"
@@ -19,8 +20,13 @@ inline constexpr size_t kMaxBatchBytes = 32 * 1024 * 1024;  // keys + values
 inline constexpr int kMaxGrpcMessageBytes = 48 * 1024 * 1024;
 
 // OK, or INVALID_ARGUMENT naming the first violated limit (empty key, key
-// or value too big, too many mutations, batch too big, unknown op).
+// or value too big, too many mutations, batch too big, op unset
+// (OP_UNSPECIFIED) or unknown).
 [[nodiscard]] absl::Status ValidateMutations(std::span<const v1::Mutation> mutations);
+// The same checks on the mutations of an event received from a primary
+// (server/replica_io.cc), except that an event without mutations (the
+// marker that starts an epoch) is OK.
+[[nodiscard]] absl::Status ValidateEventMutations(const v1::Event& event);
 // For reads: empty or oversized key.
 [[nodiscard]] absl::Status ValidateKey(std::string_view key);
 

@@ -150,6 +150,29 @@ absl::Status Node::Impl::Open(Node* node) {
                  last.seq);
   }
 
+  // Replica role: --replicate-from (saved) or an earlier CHANGE MASTER.
+  std::string primary = options_.replicate_from;
+  if (!primary.empty()) {
+    if (auto s = SaveMasterInfo(options_.data_dir, primary); !s.ok()) return s;
+  } else {
+    auto saved = LoadMasterInfo(options_.data_dir);
+    if (!saved.ok()) return saved.status();
+    primary = *saved;
+  }
+  // Before anything can write: the last run may have shipped events that
+  // are gone from here (binlog.unsynced). Writing on in the same epoch
+  // would give other events their GTIDs; a replica holding them would then
+  // pass the history check. A new epoch makes it fail, naming both GTIDs.
+  if (primary.empty() && binlog_->unsynced_tail_at_open()) {
+    auto start = StartEpoch();
+    if (!start.ok()) return start.status();
+    spdlog::warn("recovery: the last run published events before syncing them (sync_binlog is "
+                 "not 1) and did not stop cleanly, so replicas may hold events this binlog lost; "
+                 "new writes start epoch {} at {} so that no GTID is reused",
+                 start->epoch, start->ToString());
+    if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
+  }
+
   if (!options_.listen_address.empty()) {
     kv_service_ = std::make_unique<KvService>(node);
     replication_service_ =
@@ -183,15 +206,6 @@ absl::Status Node::Impl::Open(Node* node) {
     kv_service_->Start(std::move(write_queue));
   }
 
-  // Replica role: --replicate-from (saved) or an earlier CHANGE MASTER.
-  std::string primary = options_.replicate_from;
-  if (!primary.empty()) {
-    if (auto s = SaveMasterInfo(options_.data_dir, primary); !s.ok()) return s;
-  } else {
-    auto saved = LoadMasterInfo(options_.data_dir);
-    if (!saved.ok()) return saved.status();
-    primary = *saved;
-  }
   if (!primary.empty()) {
     std::lock_guard l(mu_);
     MakeReplicaIo(primary);
@@ -288,20 +302,29 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   const Gtid relay_end = binlog_->LastVisible();
   applier_->Release(relay_end.seq);
   if (auto s = applier_->WaitApplied(relay_end.seq, forever); !s.ok()) return s;
-  // Then the new epoch, fsynced whatever sync_binlog says, before master.info
-  // goes: without it a restart could stamp our writes with the old
-  // primary's epoch, and its events at the same seqs would pass for ours.
-  // (A crash in between leaves a replica holding an event its old primary
-  // does not have: refused by it, and RESET SLAVE ALL can run again.)
+  // Then the new epoch, before master.info goes: without it a restart could
+  // stamp our writes with the old primary's epoch, and its events at the
+  // same seqs would pass for ours. (A crash in between leaves a replica
+  // holding an event its old primary does not have: refused by it, and
+  // RESET SLAVE ALL can run again.)
+  auto start = StartEpoch();
+  if (!start.ok()) return start.status();
+  if (auto s = ClearMasterInfo(options_.data_dir); !s.ok()) return s;
+  return start;
+}
+
+absl::StatusOr<Gtid> Node::Impl::StartEpoch() {
+  // A marker event (no mutations) carries the new epoch, fsynced whatever
+  // sync_binlog says: the epoch is durable before anything is stamped with it.
+  const Gtid end = binlog_->LastVisible();
   v1::Event marker;
   marker.set_timestamp_us(NowMicros());
   marker.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
-  const Gtid start{std::max(binlog_->epoch(), relay_end.epoch) + 1, relay_end.seq + 1};
+  const Gtid start{std::max(binlog_->epoch(), end.epoch) + 1, end.seq + 1};
   GtidToProto(start, marker.mutable_gtid());
   if (auto s = binlog_->AppendReplicated({&marker, 1}, /*sync=*/true); !s.ok()) return s;
   applier_->Release(start.seq);
-  if (auto s = applier_->WaitApplied(start.seq, forever); !s.ok()) return s;
-  if (auto s = ClearMasterInfo(options_.data_dir); !s.ok()) return s;
+  if (auto s = applier_->WaitApplied(start.seq, Clock::time_point::max()); !s.ok()) return s;
   return start;
 }
 

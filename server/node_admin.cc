@@ -122,6 +122,10 @@ absl::Status Node::StopReplica(ReplicaThreads which) {
 absl::Status Node::ChangePrimary(std::string host, uint32_t port) {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
+  // Refused before anything changes, naming the bad value: a control
+  // character would be saved in master.info and break the next start.
+  if (auto s = ValidatePrimaryHost(host); !s.ok()) return s;
+  if (auto s = ValidatePrimaryPort(port); !s.ok()) return s;
   const std::string address = host + ":" + std::to_string(port);
   if (auto s = ValidateHostPort(address); !s.ok()) return s;
   std::lock_guard l(impl_->mu_);

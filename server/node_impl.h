@@ -50,6 +50,9 @@ class Node::Impl {
   // the relay log, writes the new epoch's marker event (fsynced), waits for
   // it to apply and forgets the primary. Returns the marker's GTID.
   absl::StatusOr<Gtid> Promote();
+  // Writes a marker event opening a new epoch after the binlog's end
+  // (fsynced) and waits until it is applied; returns its GTID.
+  absl::StatusOr<Gtid> StartEpoch();
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key, const GetOptions& options);
   // Get()'s wait: until `options.wait_for` is applied here and in our history.
   absl::Status WaitForGtid(const GetOptions& options);

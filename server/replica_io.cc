@@ -1,6 +1,8 @@
 #include "server/replica_io.h"
 
 #include <algorithm>
+#include <cassert>
+#include <string>
 #include <vector>
 
 #include "proto/replication.grpc.pb.h"
@@ -124,6 +126,11 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     }
   } clear_ctx{this};
 
+  // The primary broke the replication protocol: not fixed by reconnecting.
+  auto protocol_error = [this](const std::string& what) {
+    return absl::InvalidArgumentError("primary " + config_.primary_address + " sent " + what);
+  };
+
   auto stream = stub->Subscribe(&ctx);
   const bool semi_sync = config_.semi_sync ? config_.semi_sync() : false;
   v1::ReplicaMessage hello;
@@ -193,12 +200,31 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       status_.primary_time_us = msg.heartbeat().primary_time_us();
       continue;
     }
-    if (!msg.has_batch()) continue;
+    // Every message is checked before anything is written: a primary that
+    // breaks the protocol stops this thread with the reason, never makes it
+    // guess (DESIGN.md invariant 5).
+    if (!msg.has_batch()) {
+      error = protocol_error("a message with neither an event batch nor a heartbeat");
+      break;
+    }
     const v1::EventBatch& batch = msg.batch();
+    if (batch.events_size() == 0) {
+      error = protocol_error("an empty event batch (a batch carries at least one event)");
+      break;
+    }
     events.resize(static_cast<size_t>(batch.events_size()));
     for (int i = 0; i < batch.events_size(); ++i) {
-      if (!events[static_cast<size_t>(i)].ParseFromString(batch.events(i))) {
-        error = absl::DataLossError("received an event that does not decode");
+      v1::Event& ev = events[static_cast<size_t>(i)];
+      if (!ev.ParseFromString(batch.events(i))) {
+        error = absl::DataLossError("event " + std::to_string(i) + " of a batch from primary " +
+                                    config_.primary_address + " does not decode");
+        break;
+      }
+      // An op left unset (OP_UNSPECIFIED) or unknown, an empty or oversized
+      // key: refused here, before the relay log holds it.
+      if (auto s = ValidateEventMutations(ev); !s.ok()) {
+        error = protocol_error("event " + GtidFromProto(ev.gtid()).ToString() +
+                               " that cannot be applied: " + std::string(s.message()));
         break;
       }
     }
@@ -209,6 +235,8 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       error = s;
       break;
     }
+    // Not empty: an empty batch was refused above.
+    assert(!events.empty());
     const Gtid last = GtidFromProto(events.back().gtid());
     // The relay log holds [.., last]: on disk if `sync`, else written.
     ack.mutable_ack()->Clear();

@@ -6,9 +6,12 @@
 //
 // Reconnects with backoff (100 ms doubling to 5 s) when the primary goes
 // away. Stops for good, with the error kept for SHOW SLAVE STATUS, when the
-// primary refuses our position (purged / different history) or a batch
-// would break the GTID sequence (gap, duplicate, epoch going back): never
-// silent divergence.
+// primary refuses our position (purged / different history), a batch
+// would break the GTID sequence (gap, duplicate, epoch going back), or the
+// primary breaks the protocol (an empty batch, a message that is neither a
+// batch nor a heartbeat, an event that does not decode or whose mutations
+// fail server/limits.h, e.g. an unset op): never silent divergence, never
+// undefined behaviour. Nothing of a refused batch reaches the relay log.
 //
 // Threads: Start/Stop/status are thread-safe; Stop() cancels the stream,
 // wakes the thread and joins it.

@@ -17,6 +17,16 @@ namespace relaykv {
 
 namespace fs = std::filesystem;
 
+namespace {
+// Unlinks `path` and fsyncs its directory, so the removal survives a crash.
+absl::Status RemoveFileDurably(const fs::path& path) {
+  std::error_code ec;
+  fs::remove(path, ec);
+  if (ec) return absl::InternalError("cannot remove " + path.string() + ": " + ec.message());
+  return SyncDir(path.parent_path());
+}
+}  // namespace
+
 // A group stops taking writers past this many payload bytes, bounding the
 // leader's buffer; the rest form the next group.
 constexpr size_t kMaxGroupBytes = 8u << 20;
@@ -72,6 +82,7 @@ absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& option
 
 Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
     : dir_(options.dir),
+      unsynced_tail_at_open_(fs::exists(options.dir / binlog_format::kUnsyncedMarkerName)),
       sync_binlog_(options.sync_binlog),
       max_binlog_size_(options.max_binlog_size),
       segments_(std::move(recovered.segments)),
@@ -94,6 +105,32 @@ Binlog::~Binlog() {
   }
   committer_cv_.notify_all();
   committer_.join();
+  // A clean close: what this run published unsynced is made durable, so
+  // the next open has nothing to fear from it. (No leader is left: the
+  // owner stopped appending before destroying us.)
+  bool failed;
+  {
+    std::lock_guard l(mu_);
+    failed = !error_.ok();
+  }
+  if (unsynced_marked_ && !failed && active_.DataSync().ok()) {
+    if (auto s = RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName); !s.ok()) {
+      spdlog::warn("binlog: {}", s.ToString());
+    }
+  }
+}
+
+absl::Status Binlog::MarkUnsyncedTail() {
+  if (unsynced_marked_) return absl::OkStatus();
+  auto s = WriteFileAtomically(dir_ / binlog_format::kUnsyncedMarkerName,
+                               "events were published here before they were synced\n");
+  if (s.ok()) unsynced_marked_ = true;
+  return s;
+}
+
+absl::Status Binlog::ForgetUnsyncedTail() {
+  if (!unsynced_tail_at_open_ || unsynced_marked_) return absl::OkStatus();
+  return RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName);
 }
 
 void Binlog::CommitterLoop() {
@@ -273,7 +310,9 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   // binlog.h): not sync_binlog=N>1, where it would be cut and rewritten.
   const bool preallocate = sync && (forced || sync_binlog_.load() == 1);
   absl::Status status = absl::OkStatus();
-  if (events > 0) status = WriteGroup(scratch_, sync, preallocate);
+  // Our own events about to be visible (and shipped) before they are synced.
+  if (events > 0 && policy_sync && !sync) status = MarkUnsyncedTail();
+  if (events > 0 && status.ok()) status = WriteGroup(scratch_, sync, preallocate);
   if (sync) groups_since_sync_ = 0;
 
   bool rotate = status.ok() && active_size_ >= max_binlog_size_.load();

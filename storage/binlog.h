@@ -179,6 +179,14 @@ class Binlog {
   [[nodiscard]] absl::StatusOr<int> PurgeToTotalSize(uint64_t max_bytes, uint64_t keep_from_seq)
       EXCLUDES(index_mu_, mu_);
 
+  // Whether the last run published its own events before syncing them
+  // (sync_binlog other than 1) and did not close cleanly (binlog_format.h,
+  // binlog.unsynced): events a replica received may be gone from here, so
+  // their GTIDs must not be reused. ForgetUnsyncedTail() once the node has
+  // made that impossible (a new epoch, durably); call it before any append.
+  bool unsynced_tail_at_open() const { return unsynced_tail_at_open_; }
+  [[nodiscard]] absl::Status ForgetUnsyncedTail();
+
   void set_sync_binlog(uint32_t n) { sync_binlog_.store(n); }
   void set_max_binlog_size(uint64_t bytes) { max_binlog_size_.store(bytes); }
   BinlogStats stats() const;
@@ -217,6 +225,9 @@ class Binlog {
   absl::Status Preallocate(uint64_t need);
   // Leader only: cuts the file back to the last record.
   absl::Status DropPreallocated();
+  // Leader only: binlog.unsynced, durably, before the first group of our own
+  // events is published unsynced.
+  absl::Status MarkUnsyncedTail();
   // Leader only: seal the active segment and start the next.
   absl::Status Rotate(uint64_t next_first_seq, bool active_synced) EXCLUDES(mu_);
   absl::Status WriteIndex(const std::vector<uint64_t>& numbers) REQUIRES(index_mu_);
@@ -225,6 +236,7 @@ class Binlog {
       EXCLUDES(index_mu_, mu_);
 
   const std::filesystem::path dir_;
+  const bool unsynced_tail_at_open_;
   std::atomic<uint32_t> sync_binlog_;
   std::atomic<uint64_t> max_binlog_size_;
 
@@ -256,6 +268,7 @@ class Binlog {
   uint64_t active_size_ = 0;         // bytes written to the active segment
   uint64_t allocated_end_ = 0;       // the active segment's file size (>= active_size_)
   uint32_t groups_since_sync_ = 0;
+  bool unsynced_marked_ = false;     // binlog.unsynced written by this run
   std::string scratch_;              // the group's encoded records
   std::vector<std::string> payloads_;  // the group's event payloads, for group_listener_
   GroupListener group_listener_;

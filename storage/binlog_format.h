@@ -9,6 +9,13 @@
 //                     fsync dir) on rotation and purge.
 //   binlog.000001     segment 1
 //   binlog.000002     segment 2 (created when segment 1 passed max_binlog_size)
+//   binlog.unsynced   present while this node's own events may be visible
+//                     (shipped to replicas) before they are synced
+//                     (sync_binlog other than 1); made durable before the
+//                     first such group is published, removed once a clean
+//                     close has synced everything. Found at open: a power
+//                     cut may have lost events replicas hold, so the node
+//                     starts a new epoch before it writes (server/node.cc).
 //
 // Segment file:
 //
@@ -80,7 +87,9 @@
 namespace relaykv::binlog_format {
 
 inline constexpr std::string_view kMagic = "RKVBLOG\n";
-inline constexpr uint32_t kVersion = 1;
+// 2: Mutation.Op renumbered (OP_UNSPECIFIED = 0, PUT = 1, DELETE = 2; in 1,
+// PUT = 0, DELETE = 1). A segment of another version is refused at open.
+inline constexpr uint32_t kVersion = 2;
 inline constexpr size_t kSegmentHeaderSize = 32;
 inline constexpr size_t kHeaderCrcOffset = 24;  // CRC covers [0, 24)
 
@@ -100,6 +109,7 @@ inline constexpr size_t kSectorSize = 512;
 inline constexpr uint32_t kMaxPayloadSize = 64u << 20;
 
 inline constexpr std::string_view kIndexFileName = "binlog.index";
+inline constexpr std::string_view kUnsyncedMarkerName = "binlog.unsynced";
 inline constexpr std::string_view kSegmentPrefix = "binlog.";
 
 }  // namespace relaykv::binlog_format

@@ -1,6 +1,7 @@
 #include "storage/record.h"
 
 #include <cstring>
+#include <string>
 
 #include "storage/crc32c.h"
 
@@ -48,6 +49,26 @@ bool DecodeSegmentHeader(std::string_view h, uint64_t* first_seq, uint32_t* prev
   *first_seq = GetFixed64(h.data() + 16);
   if (prev_epoch != nullptr) *prev_epoch = GetFixed32(h.data() + 12);
   return true;
+}
+
+std::string UnsupportedSegmentVersion(std::string_view h) {
+  if (h.size() < binlog_format::kSegmentHeaderSize) return "";
+  if (h.substr(0, binlog_format::kMagic.size()) != binlog_format::kMagic) return "";
+  // The CRC covers the version: a good one means the field was written so.
+  if (GetFixed32(h.data() + binlog_format::kHeaderCrcOffset) !=
+      Crc32c(h.substr(0, binlog_format::kHeaderCrcOffset))) {
+    return "";
+  }
+  const uint32_t version = GetFixed32(h.data() + 8);
+  if (version == binlog_format::kVersion) return "";
+  std::string why = "binlog format version " + std::to_string(version) +
+                    " is not supported (this relaykv reads version " +
+                    std::to_string(binlog_format::kVersion) + ")";
+  if (version < binlog_format::kVersion) {
+    why += ": written by an older relaykv, which numbered mutation ops differently; it "
+           "cannot be read in place";
+  }
+  return why;
 }
 
 void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_view payload) {

@@ -18,6 +18,11 @@ std::string EncodeSegmentHeader(uint64_t first_seq, uint32_t prev_epoch = 0);
 // Parses a segment header; false if the magic, version or CRC is wrong.
 bool DecodeSegmentHeader(std::string_view header, uint64_t* first_seq,
                          uint32_t* prev_epoch = nullptr);
+// For a header DecodeSegmentHeader refused: when it is whole, its magic and
+// CRC good and only its version differs from kVersion (a segment written by
+// a relaykv of another format, not damage), says so naming both versions;
+// else "".
+std::string UnsupportedSegmentVersion(std::string_view header);
 
 // Appends one framed record (crc, length, type, payload) to *dst.
 void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_view payload);

@@ -95,9 +95,22 @@ absl::Status StateMachine::Apply(std::span<const v1::Event> events) {
           GtidFromProto(ev.gtid()).ToString() + ": expected seq " + std::to_string(want));
     }
     ++want;
-    for (const v1::Mutation& m : ev.mutations()) {
-      rocksdb::Status s = m.op() == v1::Mutation::DELETE ? batch.Delete(data_cf_, m.key())
-                                                         : batch.Put(data_cf_, m.key(), m.value());
+    for (int i = 0; i < ev.mutations_size(); ++i) {
+      const v1::Mutation& m = ev.mutations(i);
+      rocksdb::Status s;
+      switch (m.op()) {
+        case v1::Mutation::PUT: s = batch.Put(data_cf_, m.key(), m.value()); break;
+        case v1::Mutation::DELETE: s = batch.Delete(data_cf_, m.key()); break;
+        default:
+          // OP_UNSPECIFIED or a number this build does not know: never
+          // guessed at (it once defaulted to PUT). Nothing of the batch is
+          // applied.
+          return absl::DataLossError(
+              "state machine cannot apply event " + GtidFromProto(ev.gtid()).ToString() +
+              ": mutation " + std::to_string(i) + " has op " + std::to_string(m.op()) +
+              (m.op() == v1::Mutation::OP_UNSPECIFIED ? " (OP_UNSPECIFIED)" : " (unknown)") +
+              "; expected PUT or DELETE");
+      }
       if (!s.ok()) return FromRocks(s, "cannot build batch");
     }
   }

@@ -90,7 +90,9 @@ std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
       p->pid_ = -1;
-      ADD_FAILURE() << "relaykvd exited during startup";
+      ADD_FAILURE() << "relaykvd exited during startup: "
+                    << (WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
+                                          : "signal " + std::to_string(WTERMSIG(status)));
       LogOnFailure::Dump(log);
       return nullptr;
     }

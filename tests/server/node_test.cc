@@ -1,12 +1,20 @@
-// One embedded Node: the write path, limits, the data-dir lock, variables.
+// One embedded Node: the write path, limits, the data-dir lock, variables,
+// and the gRPC services' checks of what a request leaves unset.
+#include <grpcpp/grpcpp.h>
+
 #include <condition_variable>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <vector>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "proto/admin.grpc.pb.h"
+#include "proto/kv.grpc.pb.h"
 #include "relaykv/node.h"
+#include "storage/binlog.h"
+#include "storage/crc32c.h"
 #include "tests/common/temp_dir.h"
 
 namespace relaykv {
@@ -209,6 +217,144 @@ TEST(NodeTest, ChecksumIsOrderIndependentOfHistory) {
   ASSERT_TRUE(b->Put("x", "3").ok());
   EXPECT_NE(a->Checksum()->hash, b->Checksum()->hash);
   EXPECT_EQ(b->Checksum()->keys, 2u);
+}
+
+// A node serving gRPC on 127.0.0.1 (a replica when `replicate_from` is set).
+std::unique_ptr<Node> ServingNode(const std::filesystem::path& dir,
+                                  std::string replicate_from = "") {
+  NodeOptions o = Options(dir);
+  o.listen_address = "127.0.0.1:0";
+  o.replicate_from = std::move(replicate_from);
+  auto node = Node::Open(o);
+  EXPECT_TRUE(node.ok()) << node.status();
+  return node.ok() ? *std::move(node) : nullptr;
+}
+
+std::shared_ptr<grpc::Channel> ChannelTo(const Node& node) {
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(node.bound_port()),
+                             grpc::InsecureChannelCredentials());
+}
+
+TEST(NodeTest, EmptyReplicaThreadsRequestIsRefusedAndStopsNothing) {
+  TempDir dir;
+  // A replica of a primary that is not there: both threads run (the IO
+  // thread keeps reconnecting), so a request taken for STOP would show.
+  auto node = ServingNode(dir.path(), "127.0.0.1:1");
+  ASSERT_NE(node, nullptr);
+  auto admin = v1::Admin::NewStub(ChannelTo(*node));
+  grpc::ClientContext ctx;
+  v1::ReplicaThreadsReply reply;
+  grpc::Status s = admin->ReplicaThreads(&ctx, v1::ReplicaThreadsRequest(), &reply);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("ReplicaThreadsRequest.action"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(Value(node->ReplicaStatus(), "Slave_SQL_Running"), "Yes");
+  EXPECT_NE(Value(node->ReplicaStatus(), "Slave_IO_Running"), "No");
+}
+
+TEST(NodeTest, ReplicaThreadsRequestWithoutThreadsIsRefused) {
+  TempDir dir;
+  auto node = ServingNode(dir.path(), "127.0.0.1:1");
+  ASSERT_NE(node, nullptr);
+  auto admin = v1::Admin::NewStub(ChannelTo(*node));
+  v1::ReplicaThreadsRequest req;
+  req.set_action(v1::ReplicaThreadsRequest::STOP);
+  grpc::ClientContext ctx;
+  v1::ReplicaThreadsReply reply;
+  grpc::Status s = admin->ReplicaThreads(&ctx, req, &reply);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("ReplicaThreadsRequest.threads"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(Value(node->ReplicaStatus(), "Slave_SQL_Running"), "Yes");
+  // Both fields set: accepted.
+  req.set_threads(v1::ReplicaThreadsRequest::SQL);
+  grpc::ClientContext ctx2;
+  s = admin->ReplicaThreads(&ctx2, req, &reply);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(Value(node->ReplicaStatus(), "Slave_SQL_Running"), "No");
+}
+
+TEST(NodeTest, WriteWithOpUnsetIsRefusedNamingTheField) {
+  TempDir dir;
+  auto node = ServingNode(dir.path());
+  ASSERT_NE(node, nullptr);
+  auto kv = v1::Kv::NewStub(ChannelTo(*node));
+  v1::WriteRequest req;
+  v1::Mutation* m = req.add_mutations();
+  m->set_key("k");
+  m->set_value("v");  // op left unset
+  grpc::ClientContext ctx;
+  v1::WriteReply reply;
+  grpc::Status s = kv->Write(&ctx, req, &reply);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("Mutation.op"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("OP_UNSPECIFIED"), std::string::npos) << s.error_message();
+  // An unknown number is refused too, naming it.
+  m->set_op(static_cast<v1::Mutation::Op>(7));
+  grpc::ClientContext ctx2;
+  s = kv->Write(&ctx2, req, &reply);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("Mutation.op 7"), std::string::npos) << s.error_message();
+  EXPECT_EQ(node->binlog_gtid().seq, 0u);
+  EXPECT_EQ(*node->Get("k"), std::nullopt);
+  // Set: written.
+  m->set_op(v1::Mutation::PUT);
+  grpc::ClientContext ctx3;
+  s = kv->Write(&ctx3, req, &reply);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(*node->Get("k"), std::optional<std::string>("v"));
+}
+
+// Rewrites the format version in a segment header, with a valid header CRC
+// (as an older relaykv would have written it).
+void SetSegmentVersion(const std::filesystem::path& segment, uint32_t version) {
+  std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(f.is_open()) << segment;
+  char header[32];
+  f.read(header, sizeof(header));
+  ASSERT_TRUE(f.good());
+  for (int i = 0; i < 4; ++i) header[8 + i] = static_cast<char>((version >> (8 * i)) & 0xff);
+  const uint32_t crc = Crc32c(std::string_view(header, 24));
+  for (int i = 0; i < 4; ++i) header[24 + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+  f.seekp(0);
+  f.write(header, sizeof(header));
+  ASSERT_TRUE(f.good());
+}
+
+TEST(NodeTest, BinlogOfFormatVersion1IsRefusedAsUnsupported) {
+  TempDir dir;
+  {
+    auto node = *Node::Open(Options(dir.path()));
+    ASSERT_TRUE(node->Put("k", "v").ok());
+  }
+  // Version 1 stored Mutation.op with PUT = 0, DELETE = 1: read with today's
+  // numbers every DELETE would be taken for a PUT.
+  SetSegmentVersion(dir.path() / "binlog" / "binlog.000001", 1);
+  auto node = Node::Open(Options(dir.path()));
+  ASSERT_FALSE(node.ok());
+  EXPECT_NE(node.status().message().find("binlog.000001"), std::string::npos) << node.status();
+  EXPECT_NE(node.status().message().find("version 1 is not supported"), std::string::npos)
+      << node.status();
+}
+
+TEST(NodeTest, RecoveryRefusesToApplyABinlogEventWithUnsetOp) {
+  TempDir dir;
+  {
+    BinlogOptions bo;
+    bo.dir = dir.path() / "binlog";
+    auto binlog = Binlog::Open(bo);
+    ASSERT_TRUE(binlog.ok()) << binlog.status();
+    v1::Event ev;
+    ev.mutable_gtid()->set_epoch(1);
+    ev.mutable_gtid()->set_seq(1);
+    v1::Mutation* m = ev.add_mutations();
+    m->set_key("k");  // op left unset: once read as PUT
+    ASSERT_TRUE((*binlog)->AppendReplicated({&ev, 1}, /*sync=*/true).ok());
+  }
+  auto node = Node::Open(Options(dir.path()));
+  ASSERT_FALSE(node.ok()) << "opened with k = " << (*node)->Get("k")->value_or("<absent>");
+  EXPECT_NE(node.status().message().find("OP_UNSPECIFIED"), std::string::npos) << node.status();
+  EXPECT_NE(node.status().message().find("1:1"), std::string::npos) << node.status();
 }
 
 }  // namespace

@@ -1,0 +1,217 @@
+// A real replica (embedded Node) against a fake primary that breaks the
+// replication protocol (proto/replication.proto). Whatever the primary sends,
+// the replica's IO thread stops with a Last_IO_Error naming the problem:
+// never a crash, never silently applied (DESIGN.md invariant 5).
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "proto/replication.grpc.pb.h"
+#include "relaykv/node.h"
+#include "tests/common/temp_dir.h"
+
+namespace relaykv {
+namespace {
+
+using testing::TempDir;
+using testing::WaitFor;
+
+// Long enough for a loaded machine, short enough that a replica that ignores
+// the bad message fails the test rather than the hang guard.
+constexpr std::chrono::seconds kStopTimeout{20};
+
+v1::Event MakeEvent(uint64_t epoch, uint64_t seq, v1::Mutation::Op op, const std::string& key) {
+  v1::Event ev;
+  ev.mutable_gtid()->set_epoch(epoch);
+  ev.mutable_gtid()->set_seq(seq);
+  ev.set_server_id(1);
+  v1::Mutation* m = ev.add_mutations();
+  m->set_op(op);
+  m->set_key(key);
+  if (op != v1::Mutation::DELETE) m->set_value("v");
+  return ev;
+}
+
+v1::PrimaryMessage BatchOf(const std::vector<v1::Event>& events) {
+  v1::PrimaryMessage msg;
+  v1::EventBatch* batch = msg.mutable_batch();
+  for (const v1::Event& ev : events) batch->add_events(ev.SerializeAsString());
+  if (!events.empty()) *batch->mutable_primary_last_gtid() = events.back().gtid();
+  return msg;
+}
+
+// Answers every replica's hello with `script`, then holds the stream open
+// until the replica ends it. Counts connections (a replica that stops for
+// good does not come back).
+class FakePrimary final : public v1::Replication::Service {
+ public:
+  explicit FakePrimary(std::vector<v1::PrimaryMessage> script) : script_(std::move(script)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~FakePrimary() override {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+
+  grpc::Status Subscribe(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* stream) override {
+    ++connections_;
+    v1::ReplicaMessage in;
+    if (!stream->Read(&in) || !in.has_hello()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "expected a hello");
+    }
+    for (const v1::PrimaryMessage& msg : script_) {
+      if (!stream->Write(msg)) return grpc::Status::OK;
+    }
+    while (!ctx->IsCancelled() && stream->Read(&in)) {
+    }
+    return grpc::Status::OK;
+  }
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return connections_.load(); }
+
+ private:
+  const std::vector<v1::PrimaryMessage> script_;
+  std::atomic<int> connections_{0};
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+std::string Field(const NameValues& rows, const std::string& name) {
+  for (const auto& [n, v] : rows) {
+    if (n == name) return v;
+  }
+  return "<missing " + name + ">";
+}
+
+class HostilePrimaryTest : public ::testing::Test {
+ protected:
+  // Starts a replica of a fake primary playing `script`, waits for its IO
+  // thread to stop, and returns Last_IO_Error ("" if it never stopped).
+  std::string StopErrorFor(std::vector<v1::PrimaryMessage> script) {
+    primary_ = std::make_unique<FakePrimary>(std::move(script));
+    NodeOptions o;
+    o.data_dir = dir_.path() / "replica";
+    o.replicate_from = primary_->address();
+    o.variables = {{"server_id", "2"}};
+    auto node = Node::Open(o);
+    EXPECT_TRUE(node.ok()) << node.status();
+    if (!node.ok()) return "";
+    replica_ = *std::move(node);
+    const bool stopped = WaitFor(
+        [&] {
+          return primary_->connections() > 0 &&
+                 Field(replica_->ReplicaStatus(), "Slave_IO_Running") == "No";
+        },
+        kStopTimeout);
+    EXPECT_TRUE(stopped) << "the IO thread kept running; Last_IO_Error: "
+                         << Field(replica_->ReplicaStatus(), "Last_IO_Error");
+    return stopped ? Field(replica_->ReplicaStatus(), "Last_IO_Error") : "";
+  }
+
+  // The replica is still whole after refusing: it answers reads, applied
+  // nothing from the hostile primary and never reconnected on its own.
+  void ExpectReplicaUnharmed() {
+    ASSERT_NE(replica_, nullptr);
+    EXPECT_EQ(replica_->applied_gtid().seq, 0u);
+    EXPECT_EQ(replica_->binlog_gtid().seq, 0u);
+    EXPECT_TRUE(replica_->Get("k").ok());
+    EXPECT_EQ(primary_->connections(), 1);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<FakePrimary> primary_;  // outlives the replica
+  std::unique_ptr<Node> replica_;
+};
+
+TEST_F(HostilePrimaryTest, EmptyEventBatchStopsIoThreadWithClearError) {
+  const std::string err = StopErrorFor({BatchOf({})});
+  EXPECT_NE(err.find("empty event batch"), std::string::npos) << err;
+  EXPECT_NE(err.find(primary_->address()), std::string::npos) << err;
+  ExpectReplicaUnharmed();
+}
+
+TEST_F(HostilePrimaryTest, EmptyEventBatchAfterGoodOneStopsIoThread) {
+  const std::string err =
+      StopErrorFor({BatchOf({MakeEvent(1, 1, v1::Mutation::PUT, "a")}), BatchOf({})});
+  EXPECT_NE(err.find("empty event batch"), std::string::npos) << err;
+  // The good batch before it stays: it was whole and in order.
+  EXPECT_EQ(replica_->binlog_gtid().seq, 1u);
+  EXPECT_TRUE(WaitFor([&] { return replica_->applied_gtid().seq == 1u; }));
+  EXPECT_EQ(primary_->connections(), 1);
+}
+
+TEST_F(HostilePrimaryTest, MessageWithNeitherBatchNorHeartbeatStopsIoThread) {
+  const std::string err = StopErrorFor({v1::PrimaryMessage()});
+  EXPECT_NE(err.find("neither an event batch nor a heartbeat"), std::string::npos) << err;
+  ExpectReplicaUnharmed();
+}
+
+TEST_F(HostilePrimaryTest, BatchThatSkipsAheadStopsIoThreadWithClearError) {
+  const std::string err = StopErrorFor({BatchOf({MakeEvent(1, 5, v1::Mutation::PUT, "k")})});
+  EXPECT_NE(err.find("gap"), std::string::npos) << err;
+  ExpectReplicaUnharmed();
+}
+
+TEST_F(HostilePrimaryTest, BatchWithNonConsecutiveSeqsStopsIoThread) {
+  const std::string err = StopErrorFor({BatchOf(
+      {MakeEvent(1, 1, v1::Mutation::PUT, "k"), MakeEvent(1, 1, v1::Mutation::PUT, "k")})});
+  EXPECT_NE(err.find("gap, duplicate"), std::string::npos) << err;
+  ExpectReplicaUnharmed();
+}
+
+TEST_F(HostilePrimaryTest, UndecodableEventStopsIoThread) {
+  v1::PrimaryMessage msg;
+  msg.mutable_batch()->add_events("\xff\xff\xff\xff not an event");
+  const std::string err = StopErrorFor({msg});
+  EXPECT_NE(err.find("does not decode"), std::string::npos) << err;
+  ExpectReplicaUnharmed();
+}
+
+TEST_F(HostilePrimaryTest, EventWithUnspecifiedOpIsRefusedNotApplied) {
+  const std::string err =
+      StopErrorFor({BatchOf({MakeEvent(1, 1, v1::Mutation::OP_UNSPECIFIED, "k")})});
+  EXPECT_NE(err.find("OP_UNSPECIFIED"), std::string::npos) << err;
+  ExpectReplicaUnharmed();
+  EXPECT_EQ(*replica_->Get("k"), std::nullopt);
+}
+
+TEST_F(HostilePrimaryTest, EventWithUnknownOpIsRefusedNotApplied) {
+  const std::string err =
+      StopErrorFor({BatchOf({MakeEvent(1, 1, static_cast<v1::Mutation::Op>(7), "k")})});
+  EXPECT_NE(err.find("op 7"), std::string::npos) << err;
+  ExpectReplicaUnharmed();
+}
+
+TEST_F(HostilePrimaryTest, EventWithEmptyKeyIsRefusedNotApplied) {
+  const std::string err = StopErrorFor({BatchOf({MakeEvent(1, 1, v1::Mutation::PUT, "")})});
+  EXPECT_NE(err.find("key is empty"), std::string::npos) << err;
+  ExpectReplicaUnharmed();
+}
+
+TEST_F(HostilePrimaryTest, HeartbeatsAloneKeepIoThreadRunning) {
+  v1::PrimaryMessage hb;
+  hb.mutable_heartbeat()->mutable_primary_last_gtid()->set_epoch(1);
+  hb.mutable_heartbeat()->set_primary_time_us(1);
+  primary_ = std::make_unique<FakePrimary>(std::vector<v1::PrimaryMessage>{hb});
+  NodeOptions o;
+  o.data_dir = dir_.path() / "replica";
+  o.replicate_from = primary_->address();
+  o.variables = {{"server_id", "2"}};
+  replica_ = *Node::Open(o);
+  ASSERT_TRUE(
+      WaitFor([&] { return Field(replica_->ReplicaStatus(), "Slave_IO_Running") == "Yes"; }));
+  EXPECT_EQ(Field(replica_->ReplicaStatus(), "Last_IO_Error"), "");
+}
+
+}  // namespace
+}  // namespace relaykv
