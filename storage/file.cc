@@ -6,7 +6,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <utility>
+
+#include "storage/fault_injection.h"
 
 namespace relaykv {
 
@@ -29,24 +32,52 @@ absl::Status ErrnoError(std::string_view what, const std::filesystem::path& path
 File::~File() { Close(); }
 
 File::File(File&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      path_(std::move(other.path_)),
+      fault_id_(std::exchange(other.fault_id_, 0)) {}
 
 File& File::operator=(File&& other) noexcept {
   if (this != &other) {
     Close();
     fd_ = std::exchange(other.fd_, -1);
     path_ = std::move(other.path_);
+    fault_id_ = std::exchange(other.fault_id_, 0);
   }
   return *this;
 }
 
 absl::StatusOr<File> File::Open(const std::filesystem::path& path, int flags, int mode) {
-  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-  if (fd < 0) return ErrnoError("cannot open", path, errno);
-  return File(fd, path);
+  FaultInjection* fi = (flags & (O_WRONLY | O_RDWR)) != 0 ? ActiveFaultInjection() : nullptr;
+  if (fi == nullptr) {
+    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    if (fd < 0) return ErrnoError("cannot open", path, errno);
+    return File(fd, path);
+  }
+  File file;
+  absl::Status s = fi->GuardOpen(path, flags, [&]() -> absl::Status {
+    struct stat st;
+    const bool existed = ::stat(path.c_str(), &st) == 0;
+    int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    if (fd < 0) return ErrnoError("cannot open", path, errno);
+    file = File(fd, path);
+    file.fault_id_ = fi->OnOpen(path, fd, flags, existed);
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return file;
 }
 
 absl::Status File::WriteAt(uint64_t offset, std::string_view data) {
+  if (fault_id_ != 0) {
+    if (FaultInjection* fi = ActiveFaultInjection(); fi != nullptr) {
+      return fi->Mutate(fault_id_, path_, offset, offset + data.size(),
+                        [&] { return PwriteAll(offset, data); });
+    }
+  }
+  return PwriteAll(offset, data);
+}
+
+absl::Status File::PwriteAll(uint64_t offset, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
@@ -74,15 +105,28 @@ absl::Status File::ReadAt(uint64_t offset, size_t n, char* buf, size_t* read) co
 }
 
 absl::Status File::DataSync() {
+  if (fault_id_ != 0) {
+    if (FaultInjection* fi = ActiveFaultInjection(); fi != nullptr) {
+      return fi->SyncFile(fault_id_, fd_, path_);
+    }
+  }
   if (::fdatasync(fd_) != 0) return ErrnoError("cannot fdatasync", path_, errno);
   return absl::OkStatus();
 }
 
 absl::Status File::Truncate(uint64_t size) {
-  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
-    return ErrnoError("cannot truncate", path_, errno);
+  auto truncate = [&]() -> absl::Status {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      return ErrnoError("cannot truncate", path_, errno);
+    }
+    return absl::OkStatus();
+  };
+  if (fault_id_ != 0) {
+    if (FaultInjection* fi = ActiveFaultInjection(); fi != nullptr) {
+      return fi->Mutate(fault_id_, path_, size, std::numeric_limits<uint64_t>::max(), truncate);
+    }
   }
-  return absl::OkStatus();
+  return truncate();
 }
 
 absl::StatusOr<uint64_t> File::Size() const {
@@ -99,6 +143,7 @@ void File::Close() {
 }
 
 absl::Status SyncDir(const std::filesystem::path& dir) {
+  if (FaultInjection* fi = ActiveFaultInjection(); fi != nullptr) return fi->SyncDir(dir);
   auto f = File::Open(dir, O_RDONLY | O_DIRECTORY);
   if (!f.ok()) return f.status();
   if (::fsync(f->fd()) != 0) return ErrnoError("cannot fsync directory", dir, errno);
@@ -114,7 +159,12 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
     if (auto s = f->WriteAt(0, contents); !s.ok()) return s;
     if (auto s = f->DataSync(); !s.ok()) return s;
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename to", path, errno);
+  auto rename = [&]() -> absl::Status {
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename to", path, errno);
+    return absl::OkStatus();
+  };
+  FaultInjection* fi = ActiveFaultInjection();
+  if (auto s = fi != nullptr ? fi->GuardRename(path, rename) : rename(); !s.ok()) return s;
   return SyncDir(path.parent_path().empty() ? "." : path.parent_path());
 }
 

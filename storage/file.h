@@ -2,6 +2,14 @@
 // needs, each returning a Status that names the file and the errno text.
 // Not thread-safe for concurrent Close(); reads and writes at explicit
 // offsets (pread/pwrite) may run concurrently from several threads.
+//
+// Every durable file of relaykv (binlog segments, binlog.index, master.info,
+// relaykvd-auto.cnf) is written through File, SyncDir and
+// WriteFileAtomically, so that tests can simulate a power cut: while a
+// FaultInjection registry (storage/fault_injection.h) is installed, a File
+// opened for writing in a tracked directory reports its writes, truncates
+// and fdatasyncs to it, and fails them once the power is cut. Without one,
+// the only cost is a relaxed atomic load per Open/SyncDir.
 #pragma once
 
 #include <cstdint>
@@ -43,8 +51,12 @@ class File {
 
  private:
   File(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
+  absl::Status PwriteAll(uint64_t offset, std::string_view data);
   int fd_ = -1;
   std::filesystem::path path_;
+  // This file's id in the FaultInjection registry installed when it was
+  // opened; 0 (the normal case) when none was or the file is not tracked.
+  uint64_t fault_id_ = 0;
 };
 
 // An error Status for a failed system call: "<what> <path>: <strerror>".

@@ -1,0 +1,409 @@
+// Simulated power loss (storage/fault_injection.cc, issue 14) against what
+// the binlog promises: every commit acknowledged under sync_binlog=1, every
+// relay-log append acknowledged with sync, and every WriteFileAtomically()
+// that returned OK survives a power cut at any instant, with any subset of
+// the unsynced sectors torn in and every unsynced directory change undone.
+// SIGKILL tests cannot see a missing fsync (the page cache survives); these
+// can.
+//
+// Each test runs many cycles of: open, check everything known durable is
+// there, write from several threads, cut the power at a random moment (the
+// writers' next write or sync fails), apply the cut, repeat.
+// RELAYKV_POWER_CUT_SEED=<n> reruns with another seed; a failure names the
+// seed and the cycle.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "storage/binlog.h"
+#include "storage/fault_injection.h"
+#include "storage/file.h"
+#include "tests/storage/test_util.h"
+
+namespace relaykv {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::OpenBinlog;
+using testing::PutEvent;
+using testing::ReadEvents;
+using testing::TempDir;
+
+// Small segments, so that rotation (new segment + index rewrite) happens
+// every few cycles.
+constexpr uint64_t kMaxBinlogSize = 16u << 10;
+constexpr int kWriterThreads = 3;
+
+uint64_t BaseSeed() {
+  const char* env = std::getenv("RELAYKV_POWER_CUT_SEED");
+  return env != nullptr ? std::strtoull(env, nullptr, 10) : 14;
+}
+
+// The cut of cycle `cycle`: mostly random sectors, sometimes none or an
+// in-order prefix; one directory in four keeps its unsynced names.
+PowerCutOptions CutOptions(uint64_t seed, int cycle) {
+  PowerCutOptions o;
+  o.seed = seed * 1000003 + static_cast<uint64_t>(cycle);
+  switch (o.seed % 8) {
+    case 0: o.tear = TearMode::kNone; break;
+    case 1: o.tear = TearMode::kPrefix; break;
+    default: o.tear = TearMode::kRandomSectors; break;
+  }
+  o.keep_unsynced_names = 0.25;
+  return o;
+}
+
+// An event with a value of 1..1500 bytes, so groups span several sectors.
+v1::Event RandomEvent(std::mt19937_64& rng, const std::string& key) {
+  const size_t size = 1 + rng() % 1500;
+  std::string value(size, '\0');
+  for (char& c : value) c = static_cast<char>('a' + rng() % 26);
+  return PutEvent(key, value);
+}
+
+class PowerCutTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto fi = FaultInjection::Install();
+    ASSERT_TRUE(fi.ok()) << fi.status();
+    fi_ = *std::move(fi);
+  }
+
+  // Makes `dir` and tracks it.
+  fs::path TrackedDir(const std::string& name) {
+    const fs::path dir = tmp_.path() / name;
+    fs::create_directories(dir);
+    absl::Status s = fi_->TrackDir(dir);
+    EXPECT_TRUE(s.ok()) << s;
+    return dir;
+  }
+
+  // Waits until `acked` reaches `target` (or the writers are done), then a
+  // few more microseconds, then cuts the power.
+  void CutPowerAfter(const std::atomic<int>& acked, int target, const std::atomic<int>& running,
+                     std::mt19937_64& rng) {
+    const auto deadline = testing::HangGuardDeadline();
+    while (acked.load() < target && running.load() > 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 1500));
+    fi_->CutPower();
+  }
+
+  // Checks the reopened binlog `b` against `durable` (seq -> serialized
+  // event, everything known to have been on disk), then makes `durable` what
+  // the binlog holds now (after a cut, whatever recovery kept is on disk).
+  // `max_first_seq`: the binlog may start no later (purges asked for).
+  void CheckAndAdopt(Binlog& b, std::map<uint64_t, std::string>* durable,
+                     uint64_t max_first_seq) {
+    const uint64_t first = b.FirstAvailableSeq();
+    const Gtid last = b.LastVisible();
+    ASSERT_LE(first, max_first_seq) << "segments were lost";
+    ASSERT_LE(first, last.seq + 1);
+    std::vector<v1::Event> events = ReadEvents(b, first);
+    ASSERT_EQ(events.size(), last.seq + 1 - first) << "seqs are not dense from " << first;
+    std::map<uint64_t, std::string> now;
+    for (size_t i = 0; i < events.size(); ++i) {
+      ASSERT_EQ(events[i].gtid().seq(), first + i);
+      now[first + i] = events[i].SerializeAsString();
+    }
+    if (!events.empty()) {
+      ASSERT_EQ(events.back().gtid().epoch(), last.epoch);
+    }
+    for (auto it = durable->lower_bound(first); it != durable->end(); ++it) {
+      auto got = now.find(it->first);
+      ASSERT_NE(got, now.end()) << "acknowledged seq " << it->first << " is lost (binlog ends at "
+                                << last.seq << ")";
+      ASSERT_EQ(got->second, it->second) << "seq " << it->first << " changed";
+    }
+    *durable = std::move(now);
+  }
+
+  // Applies the cut of `cycle` and adds up what it did.
+  void ApplyCut(uint64_t seed, int cycle) {
+    auto report = fi_->ApplyPowerCut(CutOptions(seed, cycle));
+    ASSERT_TRUE(report.ok()) << report.status();
+    ++cuts_;
+    total_.files_changed += report->files_changed;
+    total_.sectors_landed += report->sectors_landed;
+    total_.sectors_lost += report->sectors_lost;
+    total_.names_removed += report->names_removed;
+    total_.names_restored += report->names_restored;
+  }
+
+  void TearDown() override {
+    std::printf("%d power cuts: %s\n", cuts_, total_.ToString().c_str());
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<FaultInjection> fi_;
+  int cuts_ = 0;
+  PowerCutReport total_;
+};
+
+TEST_F(PowerCutTest, AcknowledgedCommitsSurviveEveryPowerCut) {
+  constexpr int kCuts = 600;
+  const uint64_t seed = BaseSeed();
+  const fs::path dir = TrackedDir("binlog");
+  std::mt19937_64 rng(seed);
+  std::map<uint64_t, std::string> durable;  // seq -> serialized event
+  uint64_t max_first_seq = 1;
+  int rotations_seen = 0;
+  uint64_t last_segment = 1;
+  for (int cycle = 0; cycle < kCuts; ++cycle) {
+    SCOPED_TRACE("RELAYKV_POWER_CUT_SEED=" + std::to_string(seed) + " cycle " +
+                 std::to_string(cycle));
+    auto b = OpenBinlog(dir, kMaxBinlogSize, 1);
+    ASSERT_NE(b, nullptr);
+    ASSERT_NO_FATAL_FAILURE(CheckAndAdopt(*b, &durable, max_first_seq));
+    if (!durable.empty()) max_first_seq = std::max(max_first_seq, durable.begin()->first);
+    uint64_t n = 0;
+    ParseSegmentFileName(b->Segments().back().name, &n);
+    if (n > last_segment) ++rotations_seen;
+    last_segment = n;
+    // Now and then purge, so unlinks not followed by a directory fsync
+    // (and their revert by the cut) are covered too.
+    if (rng() % 8 == 0 && b->LastVisible().seq > 40) {
+      const uint64_t keep = b->LastVisible().seq - 40;
+      auto purged = b->PurgeUpToSeq(keep, keep);
+      ASSERT_TRUE(purged.ok()) << purged.status();
+      max_first_seq = std::max(max_first_seq, keep);
+    }
+
+    std::atomic<int> acked{0};
+    std::atomic<int> running{kWriterThreads};
+    std::mutex mu;
+    std::map<uint64_t, std::string> acked_events;  // guarded by mu
+    std::vector<std::thread> writers;
+    for (int t = 0; t < kWriterThreads; ++t) {
+      writers.emplace_back([&, t, thread_seed = rng()] {
+        std::mt19937_64 trng(thread_seed);
+        for (int i = 0;; ++i) {
+          v1::Event e = RandomEvent(trng, "c" + std::to_string(cycle) + "t" + std::to_string(t) +
+                                              "-" + std::to_string(i));
+          if (!b->Commit(&e).ok()) break;  // the power is cut
+          // Acknowledged: durable under sync_binlog=1.
+          std::lock_guard l(mu);
+          EXPECT_TRUE(acked_events.emplace(e.gtid().seq(), e.SerializeAsString()).second)
+              << "seq " << e.gtid().seq() << " acknowledged twice";
+          acked.fetch_add(1);
+        }
+        running.fetch_sub(1);
+      });
+    }
+    CutPowerAfter(acked, static_cast<int>(rng() % 25), running, rng);
+    for (auto& w : writers) w.join();
+    b.reset();
+    ASSERT_NO_FATAL_FAILURE(ApplyCut(seed, cycle));
+    for (auto& [seq, event] : acked_events) {
+      ASSERT_TRUE(durable.emplace(seq, event).second) << "seq " << seq << " acknowledged twice";
+    }
+  }
+  SCOPED_TRACE("RELAYKV_POWER_CUT_SEED=" + std::to_string(seed) + " after the last cut");
+  auto b = OpenBinlog(dir, kMaxBinlogSize, 1);
+  ASSERT_NE(b, nullptr);
+  ASSERT_NO_FATAL_FAILURE(CheckAndAdopt(*b, &durable, max_first_seq));
+  // New commits continue the history.
+  const Gtid last = b->LastVisible();
+  v1::Event e = PutEvent("after", "the last cut");
+  ASSERT_TRUE(b->Commit(&e).ok());
+  EXPECT_EQ(e.gtid().seq(), last.seq + 1);
+  EXPECT_GT(rotations_seen, 10) << "segments too big to exercise rotation";
+  EXPECT_EQ(fi_->untracked_files(), 0) << "a file in the binlog dir bypassed File";
+  std::printf("%zu events at the end, %d rotations seen\n", durable.size(), rotations_seen);
+}
+
+TEST_F(PowerCutTest, SyncedRelayLogAppendsSurviveEveryPowerCut) {
+  constexpr int kCuts = 150;
+  const uint64_t seed = BaseSeed() + 1;
+  const fs::path dir = TrackedDir("relay");
+  std::mt19937_64 rng(seed);
+  std::map<uint64_t, std::string> durable;
+  for (int cycle = 0; cycle < kCuts; ++cycle) {
+    SCOPED_TRACE("RELAYKV_POWER_CUT_SEED=" + std::to_string(seed - 1) + " cycle " +
+                 std::to_string(cycle));
+    auto b = OpenBinlog(dir, kMaxBinlogSize, /*sync_binlog=*/0);  // sync comes from the append
+    ASSERT_NE(b, nullptr);
+    ASSERT_NO_FATAL_FAILURE(CheckAndAdopt(*b, &durable, 1));
+
+    // One appender (the IO thread): batches of 1..6 events continuing the
+    // history, the epoch now and then going up (a failover upstream).
+    std::atomic<int> acked{0};
+    std::atomic<int> running{1};
+    std::map<uint64_t, std::string> acked_events;
+    Gtid next{std::max<uint64_t>(b->LastVisible().epoch, 1), b->LastVisible().seq + 1};
+    std::thread appender([&, thread_seed = rng()] {
+      std::mt19937_64 trng(thread_seed);
+      for (;;) {
+        if (trng() % 16 == 0) ++next.epoch;
+        std::vector<v1::Event> batch;
+        const size_t count = 1 + trng() % 6;
+        for (size_t i = 0; i < count; ++i) {
+          batch.push_back(testing::At(next.epoch, next.seq + i,
+                                      RandomEvent(trng, "r" + std::to_string(next.seq + i))));
+        }
+        if (!b->AppendReplicated(batch, /*sync=*/true).ok()) break;
+        // Acknowledged (what the IO thread would ACK): durable.
+        for (const v1::Event& e : batch) acked_events[e.gtid().seq()] = e.SerializeAsString();
+        next.seq += count;
+        acked.fetch_add(1);
+      }
+      running.fetch_sub(1);
+    });
+    CutPowerAfter(acked, static_cast<int>(rng() % 8), running, rng);
+    appender.join();
+    b.reset();
+    ASSERT_NO_FATAL_FAILURE(ApplyCut(seed, cycle));
+    for (auto& [seq, event] : acked_events) durable[seq] = event;
+  }
+  auto b = OpenBinlog(dir, kMaxBinlogSize, 0);
+  ASSERT_NE(b, nullptr);
+  ASSERT_NO_FATAL_FAILURE(CheckAndAdopt(*b, &durable, 1));
+  EXPECT_EQ(fi_->untracked_files(), 0);
+}
+
+// Every crash point of creating a binlog (CutPowerAfterOps walks them one
+// by one): the directory opens afterwards as an empty binlog.
+// DISABLED: fails today at the 5th crash point. RecoverBinlogDir creates
+// binlog.000001 and fsyncs the directory before binlog.index exists; a cut
+// there leaves a segment without an index, which every later Open refuses
+// ("binlog index ... is missing but segment files exist; refusing to
+// guess"), so a node whose first start is cut never starts again. Enable
+// once storage/binlog_segments.cc handles it.
+TEST_F(PowerCutTest, DISABLED_EveryCrashPointOfCreatingABinlogOpensEmpty) {
+  const uint64_t seed = BaseSeed() + 3;
+  for (int64_t ops = 0;; ++ops) {
+    SCOPED_TRACE("crash after " + std::to_string(ops) + " operations");
+    ASSERT_LT(ops, 100) << "creating a binlog never completes";
+    const fs::path dir = TrackedDir("create" + std::to_string(ops));
+    fi_->CutPowerAfterOps(ops);
+    BinlogOptions o;
+    o.dir = dir;
+    bool completed = Binlog::Open(o).ok() && !fi_->power_is_cut();
+    ASSERT_NO_FATAL_FAILURE(ApplyCut(seed, static_cast<int>(ops)));
+    auto b = OpenBinlog(dir);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->LastVisible(), (Gtid{0, 0}));
+    v1::Event e = PutEvent("k", "v");
+    ASSERT_TRUE(b->Commit(&e).ok());
+    EXPECT_EQ(e.gtid().seq(), 1u);
+    if (completed) break;
+  }
+}
+
+// Every crash point of a fixed history of commits across several rotations,
+// a purge and more commits, each with a seeded tear: whatever was
+// acknowledged is there after recovery, and commits continue after it.
+TEST_F(PowerCutTest, EveryCrashPointOfCommitsRotationsAndPurgeRecovers) {
+  const uint64_t seed = BaseSeed() + 4;
+  constexpr uint64_t kSmallSegment = 4u << 10;
+  int points = 0;
+  for (int64_t ops = 0;; ++ops) {
+    SCOPED_TRACE("RELAYKV_POWER_CUT_SEED=" + std::to_string(seed - 4) + ", crash after " +
+                 std::to_string(ops) + " operations");
+    ASSERT_LT(ops, 2000) << "the history never completes";
+    const fs::path dir = TrackedDir("points" + std::to_string(ops));
+    std::map<uint64_t, std::string> acked;
+    uint64_t max_first_seq = 1;
+    bool completed = false;
+    {
+      auto b = OpenBinlog(dir, kSmallSegment, 1);
+      ASSERT_NE(b, nullptr);
+      fi_->CutPowerAfterOps(ops);
+      std::mt19937_64 rng(seed);  // the same history every time
+      auto commit = [&](int i) {
+        v1::Event e = RandomEvent(rng, "k" + std::to_string(i));
+        if (!b->Commit(&e).ok()) return false;
+        acked[e.gtid().seq()] = e.SerializeAsString();
+        return true;
+      };
+      completed = [&] {
+        for (int i = 0; i < 16; ++i) {
+          if (!commit(i)) return false;
+        }
+        max_first_seq = 9;
+        if (!b->PurgeUpToSeq(8, 9).ok()) return false;
+        for (int i = 16; i < 20; ++i) {
+          if (!commit(i)) return false;
+        }
+        return true;
+      }() && !fi_->power_is_cut();
+    }
+    ASSERT_NO_FATAL_FAILURE(ApplyCut(seed, static_cast<int>(ops)));
+    auto b = OpenBinlog(dir, kSmallSegment, 1);
+    ASSERT_NE(b, nullptr);
+    ASSERT_NO_FATAL_FAILURE(CheckAndAdopt(*b, &acked, max_first_seq));
+    const uint64_t next = b->LastVisible().seq + 1;
+    v1::Event e = PutEvent("after", "the cut");
+    ASSERT_TRUE(b->Commit(&e).ok());
+    EXPECT_EQ(e.gtid().seq(), next);
+    ++points;
+    if (completed) break;
+  }
+  std::printf("%d crash points\n", points);
+}
+
+// A file replaced with WriteFileAtomically() (binlog.index, master.info,
+// relaykvd-auto.cnf) is, after any cut, whole: the last version that
+// returned OK or the one being written, never a mix, never an older one.
+TEST_F(PowerCutTest, AtomicallyReplacedFileIsOldOrNewAfterEveryPowerCut) {
+  constexpr int kCuts = 300;
+  const uint64_t seed = BaseSeed() + 2;
+  const fs::path dir = TrackedDir("meta");
+  const fs::path path = dir / "master.info";
+  std::mt19937_64 rng(seed);
+  // Version k's content: its number, then 0..3000 bytes derived from it
+  // (so versions differ in length and span several sectors).
+  auto content = [](uint64_t k) {
+    std::mt19937_64 r(k);
+    std::string s = "version " + std::to_string(k) + "\n";
+    s.append(r() % 3000, static_cast<char>('a' + k % 26));
+    return s;
+  };
+  uint64_t version = 0;  // on disk now (0: no file yet)
+  for (int cycle = 0; cycle < kCuts; ++cycle) {
+    SCOPED_TRACE("RELAYKV_POWER_CUT_SEED=" + std::to_string(seed - 2) + " cycle " +
+                 std::to_string(cycle));
+    std::atomic<int> acked{0};
+    std::atomic<int> running{1};
+    std::atomic<uint64_t> last_ok{version};
+    std::thread writer([&] {
+      for (uint64_t k = version + 1;; ++k) {
+        if (!WriteFileAtomically(path, content(k)).ok()) break;
+        last_ok.store(k);
+        acked.fetch_add(1);
+      }
+      running.fetch_sub(1);
+    });
+    CutPowerAfter(acked, static_cast<int>(rng() % 4), running, rng);
+    writer.join();
+    ASSERT_NO_FATAL_FAILURE(ApplyCut(seed, cycle));
+    const uint64_t ok = last_ok.load();
+    if (!fs::exists(path)) {
+      ASSERT_EQ(ok, 0u) << "version " << ok << " returned OK but the file is gone";
+      continue;
+    }
+    auto got = ReadFileToString(path);
+    ASSERT_TRUE(got.ok()) << got.status();
+    if (*got == content(ok)) {
+      version = ok;
+    } else {
+      ASSERT_EQ(*got, content(ok + 1)) << "neither version " << ok << " (the last that returned "
+                                       << "OK) nor the one being written";
+      version = ok + 1;
+    }
+  }
+  EXPECT_GT(version, static_cast<uint64_t>(kCuts / 2));
+}
+
+}  // namespace
+}  // namespace relaykv
