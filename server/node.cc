@@ -159,6 +159,13 @@ absl::Status Node::Impl::Open(Node* node) {
     if (!saved.ok()) return saved.status();
     primary = *saved;
   }
+  {
+    // Known before the services start: a write arriving then is refused
+    // (CommitAsync reads primary_), never stamped with our primary's epoch
+    // at a seq the primary gives another event.
+    std::lock_guard l(mu_);
+    primary_ = primary;
+  }
   // Before anything can write: the last run may have shipped events that
   // are gone from here (binlog.unsynced). Writing on in the same epoch
   // would give other events their GTIDs; a replica holding them would then

@@ -131,6 +131,12 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     return absl::InvalidArgumentError("primary " + config_.primary_address + " sent " + what);
   };
 
+  // The hello's GTID counts as this replica's first ACK: with
+  // sync_relay_log=1 it must be on disk, though a run with 0 (or a crash
+  // before a sync) may have left it only written.
+  if (config_.sync_relay_log && config_.sync_relay_log()) {
+    if (auto s = relay_log_->SyncVisible(); !s.ok()) return s;
+  }
   auto stream = stub->Subscribe(&ctx);
   const bool semi_sync = config_.semi_sync ? config_.semi_sync() : false;
   v1::ReplicaMessage hello;

@@ -165,8 +165,11 @@ struct ReplicationService::Outbox {
   uint64_t untracked_up_to GUARDED_BY(sent_mu) = 0;  // last seq sent while `sent` was full
 };
 
-void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox) {
+void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox, uint64_t durable_seq) {
   std::lock_guard l(mu_);
+  // Counted and its previous stream ended in one step (two streams of one
+  // replica registering at once: the later one wins in both places).
+  semisync_->ReplicaConnected(outbox->id, outbox->server_id, outbox->semi_sync, durable_seq);
   // One stream per replica, as MySQL ends a reconnecting replica's old dump
   // thread: a lingering or half-open old stream must not count its ACKs.
   for (const auto& o : outboxes_) {
@@ -254,10 +257,7 @@ grpc::Status ReplicationService::Subscribe(
   const uint64_t id = registry_->Add(info);
   auto outbox = std::make_shared<Outbox>(ctx, stream, id, info.server_id, info.semi_sync, durable);
   Outbox& out = *outbox;
-  // Counted first, then its previous stream (if any) ended: the replica is
-  // never missing from the count in between.
-  semisync_->ReplicaConnected(id, info.server_id, info.semi_sync, durable.seq);
-  Register(outbox);
+  Register(outbox, durable.seq);
   spdlog::info("replication: replica server_id {} ({}) subscribed from {}", info.server_id,
                info.address, durable.ToString());
 

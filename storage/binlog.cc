@@ -18,6 +18,33 @@ namespace relaykv {
 namespace fs = std::filesystem;
 
 namespace {
+// A new binlog is created as segment 1 (header fsynced, directory fsynced),
+// then binlog.index. A crash in between leaves a segment that no index lists
+// and that holds no event (events are written only once the index exists):
+// nothing was ever committed here, so it is removed and the binlog created
+// anew. Anything more is left for recovery to refuse.
+absl::Status FinishInterruptedCreation(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir / binlog_format::kIndexFileName, ec) && !ec) {
+    const fs::path first = dir / SegmentFileName(1);
+    uint64_t segments = 0;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      uint64_t n = 0;
+      if (ParseSegmentFileName(entry.path().filename().string(), &n)) ++segments;
+    }
+    if (!ec && segments == 1 && fs::exists(first, ec) &&
+        fs::file_size(first, ec) <= binlog_format::kSegmentHeaderSize && !ec) {
+      spdlog::warn("binlog: {} has no index and no event (its creation was interrupted); "
+                   "creating the binlog anew",
+                   first.string());
+      fs::remove(first, ec);
+      if (ec) return absl::InternalError("cannot remove " + first.string() + ": " + ec.message());
+      return SyncDir(dir);
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Unlinks `path` and fsyncs its directory, so the removal survives a crash.
 absl::Status RemoveFileDurably(const fs::path& path) {
   std::error_code ec;
@@ -72,6 +99,7 @@ void Binlog::Complete(const std::vector<Writer*>& writers, Writer* self) {
 }
 
 absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& options) {
+  if (auto s = FinishInterruptedCreation(options.dir); !s.ok()) return s;
   auto recovered = RecoverBinlogDir(options.dir);
   if (!recovered.ok()) return recovered.status();
   const SegmentState& active = recovered->segments.back();
@@ -174,6 +202,12 @@ absl::Status Binlog::AppendReplicated(std::span<const v1::Event> events, bool sy
   Writer w;
   w.replicated = events;
   w.sync = sync ? Writer::Sync::kForce : Writer::Sync::kNone;
+  return Enqueue(&w);
+}
+
+absl::Status Binlog::SyncVisible() {
+  Writer w;  // no events: its group only syncs
+  w.sync = Writer::Sync::kForce;
   return Enqueue(&w);
 }
 
@@ -313,6 +347,10 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   // Our own events about to be visible (and shipped) before they are synced.
   if (events > 0 && policy_sync && !sync) status = MarkUnsyncedTail();
   if (events > 0 && status.ok()) status = WriteGroup(scratch_, sync, preallocate);
+  if (events == 0 && forced && status.ok()) {
+    status = active_.DataSync();  // SyncVisible(): earlier groups become durable
+    if (status.ok()) stat_syncs_.fetch_add(1);
+  }
   if (sync) groups_since_sync_ = 0;
 
   bool rotate = status.ok() && active_size_ >= max_binlog_size_.load();

@@ -116,6 +116,9 @@ class Binlog {
   // written. `sync` forces an fdatasync of the group (sync_relay_log=1);
   // returns once the events are visible.
   [[nodiscard]] absl::Status AppendReplicated(std::span<const v1::Event> events, bool sync);
+  // fdatasync of everything visible (a relay log written with sync=false
+  // before its replica claims it durable). Returns once synced.
+  [[nodiscard]] absl::Status SyncVisible();
 
   // Called by each group's leader, on its own thread with no binlog lock
   // held, once the group is visible and its followers are released: the

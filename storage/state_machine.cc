@@ -5,7 +5,9 @@
 #include <rocksdb/write_batch.h>
 
 #include <boost/crc.hpp>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 namespace relaykv {
@@ -171,7 +173,15 @@ absl::StatusOr<StateMachine::Checksum> StateMachine::ComputeChecksum() const {
 absl::Status StateMachine::Flush() {
   rocksdb::FlushOptions fo;
   fo.wait = true;
-  return FromRocks(db_->Flush(fo, {data_cf_, meta_cf_}), "cannot flush");
+  absl::Status s = FromRocks(db_->Flush(fo, {data_cf_, meta_cf_}), "cannot flush");
+  // Test hook: widens the window in which events applied after the flush
+  // began sit only in the memtable (a process test aims a purge at it).
+  static const int pause_ms = [] {
+    const char* v = std::getenv("RELAYKV_PAUSE_AFTER_FLUSH_MS_FOR_TESTING");
+    return v != nullptr ? std::atoi(v) : 0;
+  }();
+  if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+  return s;
 }
 
 }  // namespace relaykv

@@ -143,6 +143,30 @@ TEST(SemiSyncTest, AfterSyncHidesTheWriteUntilTheAck) {
   EXPECT_EQ(*p.Get("pending"), std::optional<std::string>("v"));
 }
 
+// Issue 14.12: under AFTER_COMMIT a commit whose apply step fails (here its
+// deadline passes while another thread applies) must stop counting as a
+// waiting session: wait_sessions goes back to 0 once every commit answered.
+TEST(SemiSyncTest, AfterCommitApplyFailureLeavesNoWaitingSession) {
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "30000"},
+                {"rpl_semi_sync_master_wait_point", "AFTER_COMMIT"}});
+  Node& p = *c.primary;
+  std::atomic<int> failed{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 8; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < 150; ++i) {
+        WriteOptions o;
+        o.deadline = Clock::now();  // passes at once: any wait for the apply fails
+        if (!p.Put("w" + std::to_string(t) + "-" + std::to_string(i), "v", o).ok()) ++failed;
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  ASSERT_GT(failed.load(), 0) << "no commit failed: the test did not exercise the path";
+  EXPECT_TRUE(WaitFor([&] { return Num(p, "wait_sessions") == 0; }, std::chrono::seconds(10)))
+      << Num(p, "wait_sessions") << " commits still counted as waiting";
+}
+
 TEST(SemiSyncTest, AfterCommitShowsTheWriteBeforeTheAck) {
   Cluster c(1, {{"rpl_semi_sync_master_timeout", "3000"},
                 {"rpl_semi_sync_master_wait_point", "AFTER_COMMIT"}});

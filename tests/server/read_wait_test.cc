@@ -1,0 +1,113 @@
+// A read that first waits for a GTID (read-your-writes): it ends when the
+// caller goes away or the node shuts down, not only at a deadline, and a
+// GTID of another history is refused rather than waited for.
+#include <grpcpp/grpcpp.h>
+
+#include <future>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "proto/kv.grpc.pb.h"
+#include "relaykv/node.h"
+#include "tests/common/temp_dir.h"
+
+namespace relaykv {
+namespace {
+
+using testing::TempDir;
+using Clock = std::chrono::steady_clock;
+
+std::unique_ptr<Node> OpenPrimary(const std::filesystem::path& dir) {
+  NodeOptions o;
+  o.data_dir = dir;
+  o.listen_address = "127.0.0.1:0";
+  auto node = Node::Open(o);
+  EXPECT_TRUE(node.ok()) << node.status();
+  return node.ok() ? *std::move(node) : nullptr;
+}
+
+// Issue 14.10: a Get waiting, with no deadline, for a seq far ahead ends
+// when its client cancels; before, it waited until shutdown, and shutdown
+// then waited its whole grace period for it.
+TEST(ReadWaitTest, ClientCancellingAGtidWaitEndsIt) {
+  TempDir dir;
+  auto node = OpenPrimary(dir.path() / "n");
+  ASSERT_NE(node, nullptr);
+  ASSERT_TRUE(node->Put("k", "v").ok());
+  auto stub = v1::Kv::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(node->bound_port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;  // no deadline
+  v1::GetRequest req;
+  req.set_key("k");
+  req.mutable_wait_for_gtid()->set_epoch(1);
+  req.mutable_wait_for_gtid()->set_seq(1000000);
+  auto call = std::async(std::launch::async, [&] {
+    v1::GetReply reply;
+    return stub->Get(&ctx, req, &reply);
+  });
+  ASSERT_EQ(call.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+      << "the read should be waiting";
+  ctx.TryCancel();
+  EXPECT_EQ(call.get().error_code(), grpc::StatusCode::CANCELLED);
+  // The server's side has ended too: closing does not sit out its grace
+  // period (10 s) for a call still in flight.
+  const auto start = Clock::now();
+  node->Close();
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(ReadWaitTest, EmbeddedGtidWaitEndsWhenTheCallerIsGone) {
+  TempDir dir;
+  auto node = OpenPrimary(dir.path() / "n");
+  ASSERT_NE(node, nullptr);
+  std::atomic<bool> gone{false};
+  GetOptions o;
+  o.wait_for = Gtid{1, 1000};
+  o.cancelled = [&] { return gone.load(); };
+  auto read = std::async(std::launch::async, [&] { return node->Get("k", o); });
+  ASSERT_EQ(read.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+  gone = true;
+  auto r = read.get();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
+}
+
+TEST(ReadWaitTest, ShutdownEndsAGtidWaitWithUnavailable) {
+  TempDir dir;
+  auto node = OpenPrimary(dir.path() / "n");
+  ASSERT_NE(node, nullptr);
+  GetOptions o;
+  o.wait_for = Gtid{1, 1000};
+  auto read = std::async(std::launch::async, [&] { return node->Get("k", o); });
+  ASSERT_EQ(read.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+  const auto start = Clock::now();
+  node->Close();
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(read.get().status().code(), absl::StatusCode::kUnavailable);
+}
+
+// A GTID of another history: refused at once, naming both GTIDs, whether
+// this node has that seq already (another epoch there) or, on a primary,
+// the epoch is one it will never write.
+TEST(ReadWaitTest, GtidOfAnotherEpochIsRefusedNotWaitedFor) {
+  TempDir dir;
+  auto node = OpenPrimary(dir.path() / "n");
+  ASSERT_NE(node, nullptr);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(node->Put("k", "v").ok());
+  GetOptions o;
+  o.wait_for = Gtid{2, 2};
+  auto r = node->Get("k", o);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_NE(r.status().message().find("2:2 is not in this node's history (it has 1:2"),
+            std::string::npos)
+      << r.status();
+  o.wait_for = Gtid{5, 100};
+  r = node->Get("k", o);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition) << r.status();
+  o.wait_for = Gtid{1, 3};
+  r = node->Get("k", o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, std::optional<std::string>("v"));
+}
+
+}  // namespace
+}  // namespace relaykv
