@@ -254,7 +254,11 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     status_.primary_time_us = batch.primary_time_us();
   }
   if (!error.ok()) {
-    *permanent = true;
+    // A full disk (the relay log's append failed and was cut off) heals by
+    // itself once space is freed, as MySQL's IO thread waits for disk
+    // space: reconnect and try again. Anything else a peer sent is not
+    // fixed by retrying.
+    *permanent = !absl::IsResourceExhausted(error);
     ctx.TryCancel();
     stream->Finish().ok();  // reaps the cancelled call; its status is ours
     return error;

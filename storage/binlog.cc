@@ -307,6 +307,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     if (x->sync == Writer::Sync::kForce) sync = true;
   }
   const bool forced = sync;
+  const uint64_t epoch_before = epoch_;
   epoch_ = std::max(epoch_, epoch);
   const uint64_t end_seq = next_seq_;  // group covers [first_seq, end_seq)
   l.unlock();
@@ -335,7 +336,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
       for (const v1::Event& ev : x->replicated) encode(ev);
     }
   }
-  if (events > 0) scratch_.append(GroupEndRecord());
+  if (events > 0) AppendGroupEnd(&scratch_, first_seq, last.seq);  // encoded: [first_seq, last.seq]
   if (policy_sync) {
     uint32_t n = sync_binlog_.load();
     if (n != 0 && ++groups_since_sync_ >= n) sync = true;
@@ -346,9 +347,11 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   absl::Status status = absl::OkStatus();
   // Our own events about to be visible (and shipped) before they are synced.
   if (events > 0 && policy_sync && !sync) status = MarkUnsyncedTail();
-  if (events > 0 && status.ok()) status = WriteGroup(scratch_, sync, preallocate);
+  bool sticky = false;
+  if (events > 0 && status.ok()) status = WriteGroup(scratch_, sync, preallocate, &sticky);
   if (events == 0 && forced && status.ok()) {
     status = active_.DataSync();  // SyncVisible(): earlier groups become durable
+    sticky = !status.ok();
     if (status.ok()) stat_syncs_.fetch_add(1);
   }
   if (sync) groups_since_sync_ = 0;
@@ -361,20 +364,33 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     // They are woken below, after the direct send to replicas.
     last_visible_ = last;
     segments_.back().end_offset = active_size_;
-  } else if (!status.ok()) {
+  } else if (!status.ok() && sticky) {
     error_ = status;
     spdlog::error("binlog: {} (seqs {}..{} not committed; the binlog refuses writes until restart)",
+                  status.ToString(), first_seq, end_seq - 1);
+  } else if (!status.ok()) {
+    // Nothing of the group is on disk or visible: its seqs (and an epoch a
+    // replicated event raised) go to the next group, so the history stays
+    // dense. No other group has taken any since: leadership is exclusive.
+    next_seq_ = first_seq;
+    epoch_ = epoch_before;
+    spdlog::error("binlog: {} (seqs {}..{} not written; later writes are tried again)",
                   status.ToString(), first_seq, end_seq - 1);
   }
   l.unlock();
 
   if (rotate) {
-    absl::Status r = Rotate(end_seq, sync);
+    bool rotate_sticky = false;
+    absl::Status r = Rotate(end_seq, sync, &rotate_sticky);
     if (!r.ok()) {
-      spdlog::error("binlog: rotation failed: {}", r.ToString());
-      l.lock();
-      error_ = r;
-      l.unlock();
+      spdlog::error("binlog: rotation failed: {}{}", r.ToString(),
+                    rotate_sticky ? "; the binlog refuses writes until restart"
+                                  : "; the next group tries again");
+      if (rotate_sticky) {
+        l.lock();
+        error_ = r;
+        l.unlock();
+      }
     }
   }
 
@@ -443,32 +459,61 @@ absl::Status Binlog::DropPreallocated() {
   return absl::OkStatus();
 }
 
-absl::Status Binlog::WriteGroup(const std::string& records, bool sync, bool preallocate) {
+absl::Status Binlog::WriteGroup(const std::string& records, bool sync, bool preallocate,
+                                bool* sticky) {
+  *sticky = false;
   const uint64_t end = active_size_ + records.size();
+  absl::Status s;
   if (preallocate) {
     // The first sync after this carries the new size; the ones after it don't.
-    if (end > allocated_end_) {
-      if (auto s = Preallocate(end); !s.ok()) return s;
-    }
+    if (end > allocated_end_) s = Preallocate(end);
   } else {
     // Unsynced groups only append: in preallocated space their sectors could
     // reach the disk in any order across groups, leaving a hole in a group
     // that later groups follow, which recovery must refuse as damage.
-    if (auto s = DropPreallocated(); !s.ok()) return s;
+    s = DropPreallocated();
   }
-  if (auto s = active_.WriteAt(active_size_, records); !s.ok()) return s;
+  if (s.ok()) s = active_.WriteAt(active_size_, records);
+  if (!s.ok()) return UndoWrite(s, sticky);
   active_size_ = end;
   allocated_end_ = std::max(allocated_end_, end);
   if (sync) {
-    if (auto s = active_.DataSync(); !s.ok()) return s;
+    // After a failed fdatasync what the disk holds is unknown (the kernel
+    // may have dropped the dirty pages): only a restart's recovery can tell.
+    if (s = active_.DataSync(); !s.ok()) {
+      *sticky = true;
+      return s;
+    }
     stat_syncs_.fetch_add(1);
   }
   return absl::OkStatus();
 }
 
-absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced) {
+absl::Status Binlog::UndoWrite(const absl::Status& failed, bool* sticky) {
+  // A write that failed (ENOSPC, EDQUOT, EIO) left at most part of the group
+  // past active_size_, never visible. Cutting it off (and making the cut
+  // durable) leaves the segment as it was before the group, so later groups
+  // can be written once the cause is gone. Truncating frees space: it works
+  // on a full disk.
+  absl::Status cut = active_.Truncate(active_size_);
+  if (cut.ok()) cut = active_.DataSync();
+  if (!cut.ok()) {
+    *sticky = true;
+    return absl::Status(failed.code(), std::string(failed.message()) +
+                                           "; and the partial group could not be cut off: " +
+                                           std::string(cut.message()));
+  }
+  allocated_end_ = active_size_;
+  return failed;
+}
+
+absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* sticky) {
   // A sealed segment ends at its last record (readers and recovery take its
-  // size as its end) and is durable.
+  // size as its end) and is durable. A failure here leaves the file's state
+  // unknown; one in creating the next segment or the index leaves the
+  // active segment as it was (recovery removes an unlisted new file), so
+  // the next group tries again.
+  *sticky = true;
   if (allocated_end_ > active_size_) {
     if (auto s = DropPreallocated(); !s.ok()) return s;
     active_synced = false;  // the new size must be durable too
@@ -477,6 +522,7 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced) {
     if (auto s = active_.DataSync(); !s.ok()) return s;
     stat_syncs_.fetch_add(1);
   }
+  *sticky = false;
   std::lock_guard il(index_mu_);
   uint64_t number;
   uint64_t epoch;

@@ -31,9 +31,13 @@
 // (sync_binlog=0, or N>1 between syncs) once it is written. With
 // sync_binlog=1 nothing undurable is ever visible.
 //
-// Errors. A failed write or fdatasync poisons the binlog: that group and
-// every later append fail with the same status (after a failed fsync the
-// file's contents are unknown; restart and let recovery decide). Appends
+// Errors. A group whose write fails (ENOSPC, EDQUOT, EIO) fails with that
+// status; the part of it that reached the file is cut off and its seqs go to
+// the next group, so writes work again once the cause is gone (space
+// freed). A failed fdatasync poisons the binlog: that group and every later
+// append fail with the same status (after a failed fsync the file's
+// contents are unknown; restart and let recovery decide). A failure to
+// create the next segment at rotation is retried by the next group. Appends
 // after Close() fail with FAILED_PRECONDITION.
 //
 // Lock order: index_mu_ before mu_.
@@ -222,8 +226,13 @@ class Binlog {
   static void Complete(const std::vector<Writer*>& writers, Writer* self);
   // The committer thread: leads the groups whose first writer is async.
   void CommitterLoop() EXCLUDES(mu_);
-  // Leader only: write (and maybe sync) the group's encoded records.
-  absl::Status WriteGroup(const std::string& records, bool sync, bool preallocate);
+  // Leader only: write (and maybe sync) the group's encoded records. On
+  // failure *sticky says whether the file's state is unknown (a failed
+  // fdatasync, or a failed write that could not be cut off): then every
+  // later append fails too. Otherwise the segment is as before the group.
+  absl::Status WriteGroup(const std::string& records, bool sync, bool preallocate, bool* sticky);
+  // Leader only: after a failed write, cuts the file back to active_size_.
+  absl::Status UndoWrite(const absl::Status& failed, bool* sticky);
   // Leader only: zeros from `need` on, so the file reaches past `need`.
   absl::Status Preallocate(uint64_t need);
   // Leader only: cuts the file back to the last record.
@@ -231,8 +240,9 @@ class Binlog {
   // Leader only: binlog.unsynced, durably, before the first group of our own
   // events is published unsynced.
   absl::Status MarkUnsyncedTail();
-  // Leader only: seal the active segment and start the next.
-  absl::Status Rotate(uint64_t next_first_seq, bool active_synced) EXCLUDES(mu_);
+  // Leader only: seal the active segment and start the next. *sticky as
+  // for WriteGroup (a failure to create the next segment is not).
+  absl::Status Rotate(uint64_t next_first_seq, bool active_synced, bool* sticky) EXCLUDES(mu_);
   absl::Status WriteIndex(const std::vector<uint64_t>& numbers) REQUIRES(index_mu_);
   template <typename Pred>
   absl::StatusOr<int> PurgeWhile(uint64_t keep_from_seq, Pred removable)

@@ -42,9 +42,12 @@
 //            length that passes hcrc can be trusted even when the payload
 //            is cut short; that is what tells a torn tail from a flipped bit.
 //
-//   type kGroupEnd: empty payload (so always the same 13 bytes); closes
-//   each group the leader writes with one pwrite. Readers skip it;
-//   recovery uses it to tell a torn last write from damaged synced data.
+//   type kGroupEnd: closes each group the leader writes with one pwrite;
+//   payload (16 bytes) = first_seq u64 | last_seq u64, the seqs of the
+//   group's first and last events (every group holds at least one), so a
+//   group boundary names the group it closes. Readers skip it; recovery
+//   checks it against the events it closes and uses it to tell a torn last
+//   write from damaged synced data.
 //
 //   type kEvent: payload is a serialized relaykv.v1.Event
 //   (proto/event.proto) carrying the GTID (epoch, seq as protobuf varints),
@@ -60,24 +63,42 @@
 // group's bytes in it read as zeros (the previous group's bytes sharing its
 // first sector stay), whole records may follow the hole, and bytes past the
 // preallocated zeros are not ours. Recovery scans the last segment up to the
-// first record that does not parse (the damage) and decides by one rule:
-// every group is written only after the previous one's fdatasync, so a
-// whole record (header and payload CRCs good) of a LATER group anywhere
-// after the damage proves the damaged group was synced: corruption. With
-// none, the damage is in the last write, never synced, so never
-// acknowledged: a torn tail, truncated at the end of the last whole group
-// with a log line giving file, offset, bytes dropped and the GTIDs of the
-// dropped events that still decode (or none).
-// The damaged group ends at its kGroupEnd: found by walking on over records
-// whose length a good header gives; past a bad header, a whole record 13
-// bytes on (an event is never 13 bytes, so the bad one was the kGroupEnd),
-// else the next kGroupEnd pattern. A damaged group with no kGroupEnd after
-// it was the last write. A header cut short by the end of the file, or a
-// good header whose payload runs past it, is a torn tail too.
+// first record that does not parse: the damage, at offset D, in the group
+// that starts at the end of the last whole group with seq X (the next one
+// expected). It then tries every byte offset from D on (zero runs skipped;
+// a whole record's bytes are its own, never searched inside, so a client's
+// value holding a record image is data) for whole records (header and
+// payload CRCs good), and decides:
+//   1. Proof that synced data follows the damage -> corruption. Every group
+//      is written only after the previous one's fdatasync, so the damaged
+//      group was synced if there is, after D, a whole kGroupEnd with
+//      first_seq > X (a later group's end), or a whole record after the
+//      damaged group's own end (a whole kGroupEnd with first_seq == X,
+//      last_seq L) other than that group's own (an event with seq in
+//      [X, L], another end with first_seq X). Events with seqs >= X alone
+//      prove nothing: they may be the damaged group's own.
+//   2. Else evidence of a lost write is required, or it is corruption too
+//      (one flipped bit in a synced group is not a torn write): a 512-byte
+//      sector from D's on whose bytes that belong to the group read as all
+//      zeros (from the group's start for the sector it shares with the
+//      previous group; up to its end, known from its own kGroupEnd or else
+//      at least 29 bytes past the last of its records known; not counting
+//      bytes of whole records, nor a part of the last 7 bytes alone, which
+//      are the zero high bytes of last_seq), a damaged record whose trusted
+//      header is followed by an all-zero payload, a group cut short by the
+//      end of the file, or nothing but zeros from D on (a write that never
+//      started, preallocated space; bytes past it are not ours).
+//   3. With evidence and no proof, the damage is in the last write, never
+//      synced, so never acknowledged: a torn tail, truncated at the end of
+//      the last whole group with a log line giving file, offset, bytes
+//      dropped and the GTIDs of the dropped events that still decode (or
+//      none). Events after the last kGroupEnd with nothing damaged, and a
+//      record cut short by the end of the file, are a torn tail too.
 // A whole record that is wrong (an unknown type, an undecodable payload, a
-// seq out of order, an epoch going back) is corruption. Corruption fails
-// opening with DATA_LOSS naming the file and offset; nothing is ever skipped
-// silently.
+// seq out of order, an epoch going back, a kGroupEnd whose seqs are not
+// those of the events it closes) is corruption. Corruption fails opening
+// with DATA_LOSS naming the file and offset (and the proving record's);
+// nothing is ever skipped silently.
 #pragma once
 
 #include <cstddef>
@@ -88,13 +109,16 @@ namespace relaykv::binlog_format {
 
 inline constexpr std::string_view kMagic = "RKVBLOG\n";
 // 2: Mutation.Op renumbered (OP_UNSPECIFIED = 0, PUT = 1, DELETE = 2; in 1,
-// PUT = 0, DELETE = 1). A segment of another version is refused at open.
+// PUT = 0, DELETE = 1); kGroupEnd carries its group's seqs (in 1, empty).
+// A segment of another version is refused at open.
 inline constexpr uint32_t kVersion = 2;
 inline constexpr size_t kSegmentHeaderSize = 32;
 inline constexpr size_t kHeaderCrcOffset = 24;  // CRC covers [0, 24)
 
 inline constexpr size_t kRecordHeaderSize = 13;  // crc(4) length(4) type(1) hcrc(4)
 inline constexpr size_t kHeaderCrcCovered = 9;   // hcrc covers [0, 9)
+inline constexpr size_t kGroupEndPayloadSize = 16;  // first_seq(8) last_seq(8)
+inline constexpr size_t kGroupEndRecordSize = kRecordHeaderSize + kGroupEndPayloadSize;
 
 enum class RecordType : uint8_t {
   kEvent = 1,

@@ -16,6 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using binlog_format::kRecordHeaderSize;
+using binlog_format::kSectorSize;
 using binlog_format::kSegmentHeaderSize;
 
 absl::Status Corruption(const fs::path& file, uint64_t offset, std::string_view what) {
@@ -57,49 +58,153 @@ size_t NextWholeRecord(std::string_view data, size_t from, ParsedRecord* rec) {
   return std::string_view::npos;
 }
 
-// Where the group damaged at `at` ends (just past its kGroupEnd), or npos if
-// it has none: then it was the last write. Walks on while each record's
-// extent is known (a good header gives the length); past a record whose
-// header is bad, the group ends at the next kGroupEnd.
-size_t DamagedGroupEnd(std::string_view data, size_t at) {
-  while (at < data.size()) {
-    ParsedRecord rec;
-    switch (ParseRecord(data.substr(at), &rec)) {
-      case RecordParse::kOk:
-        if (rec.type == binlog_format::RecordType::kGroupEnd) return at + rec.total_size;
-        [[fallthrough]];
-      case RecordParse::kBadCrc:
-        at += rec.total_size;
-        continue;
-      case RecordParse::kHeaderIncomplete:
-      case RecordParse::kPayloadIncomplete:
-        return std::string_view::npos;  // it runs to the end of the file
-      case RecordParse::kBadHeader: {
-        // An event is never 13 bytes (its payload holds its GTID): a bad
-        // header followed at once by a whole record was the group's
-        // kGroupEnd, and what follows belongs to a later group.
-        ParsedRecord next;
-        if (ParseRecord(data.substr(at + kRecordHeaderSize), &next) == RecordParse::kOk) {
-          return at + kRecordHeaderSize;
-        }
-        const size_t end = data.find(GroupEndRecord(), at + 1);
-        return end == std::string_view::npos ? end : end + GroupEndRecord().size();
-      }
+// What a whole record found past damage is, for the refusal message.
+std::string Describe(const ParsedRecord& rec) {
+  if (rec.type == binlog_format::RecordType::kGroupEnd) {
+    uint64_t first = 0;
+    uint64_t last = 0;
+    if (DecodeGroupEnd(rec.payload, &first, &last)) {
+      return "group end of seqs " + std::to_string(first) + ".." + std::to_string(last);
     }
+    return "group end";
   }
-  return std::string_view::npos;
+  v1::Event event;
+  if (rec.type == binlog_format::RecordType::kEvent &&
+      event.ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size()))) {
+    return "event " + GtidFromProto(event.gtid()).ToString();
+  }
+  return "record of type " + std::to_string(static_cast<int>(rec.type));
 }
 
-// Whether the damage at `at` (a record that does not parse) is the torn last
-// write rather than damage to synced data (binlog_format.h, "Torn tails"):
-// with every group synced before the next is written, a whole record of a
-// later group proves the damaged one was synced. `*proof` is its offset.
-bool TornLastWrite(std::string_view data, uint64_t at, uint64_t* proof) {
-  const size_t end = DamagedGroupEnd(data, at);
-  if (end == std::string_view::npos) return true;
+// Decides damage at `damage` (a record that does not parse, `parse` says
+// how) in the group that starts at `group_begin` with seq `x`, by the rule in
+// binlog_format.h ("Torn tails"): OK if it is the torn last write, else
+// DATA_LOSS naming the damage and the proof (or the missing evidence).
+absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t group_begin,
+                         size_t damage, uint64_t x, RecordParse parse) {
+  const std::string what = parse == RecordParse::kBadHeader ? "bad record header checksum"
+                                                             : "payload checksum mismatch";
+  const size_t size = data.size();
+  // The damaged group's end: exact once known, else a lower bound (its
+  // kGroupEnd starts at or after every record of it known).
+  size_t group_end = damage + binlog_format::kGroupEndRecordSize;
+  bool end_known = false;
+  bool payload_zeroed = false;  // a trusted header followed by zeros only
+  bool cut_short = false;       // the group runs past the end of the file
+  std::vector<std::pair<size_t, size_t>> whole;  // [begin, end) of whole records after D
+  size_t own_end = std::string_view::npos;       // just past the group's own kGroupEnd
+  uint64_t own_last = 0;
+
   ParsedRecord rec;
-  *proof = NextWholeRecord(data, end, &rec);
-  return *proof == std::string_view::npos;
+  size_t at = damage;
+  bool aligned = false;  // `at` is a record boundary (a trusted header led here)
+  if (parse == RecordParse::kBadCrc) {
+    // The header is good, so the length is: the record's extent is known.
+    ParseRecord(data.substr(damage), &rec);
+    const std::string_view payload =
+        data.substr(damage + kRecordHeaderSize, rec.total_size - kRecordHeaderSize);
+    payload_zeroed = !payload.empty() && AllZero(payload);
+    if (static_cast<binlog_format::RecordType>(static_cast<uint8_t>(data[damage + 8])) ==
+        binlog_format::RecordType::kGroupEnd) {
+      group_end = damage + rec.total_size;
+      end_known = true;
+      own_end = group_end;  // nothing after it is the group's own but another end of it
+      own_last = 0;
+    } else {
+      group_end = damage + rec.total_size + binlog_format::kGroupEndRecordSize;
+    }
+    at = damage + rec.total_size;
+    aligned = true;
+  } else {
+    at = damage + 1;
+  }
+
+  while (at < size) {
+    if (!aligned && data[at] == '\0') {
+      // A header is never 13 zero bytes: skip the run (see NextWholeRecord).
+      const size_t nonzero = data.find_first_not_of('\0', at);
+      if (nonzero == std::string_view::npos) break;
+      at = std::max(at, nonzero >= kRecordHeaderSize - 1 ? nonzero - (kRecordHeaderSize - 1) : 0);
+    }
+    const RecordParse p = ParseRecord(data.substr(at), &rec);
+    if (p == RecordParse::kOk) {
+      const size_t end = at + rec.total_size;
+      whole.emplace_back(at, end);
+      uint64_t first = 0;
+      uint64_t last = 0;
+      const bool group_end_record = rec.type == binlog_format::RecordType::kGroupEnd &&
+                                    DecodeGroupEnd(rec.payload, &first, &last);
+      bool own = false;  // could be a record of the damaged group itself
+      if (group_end_record) {
+        if (first > x) {
+          return Corruption(path, damage,
+                            what + ", and the " + Describe(rec) + " (a later group's) at offset " +
+                                std::to_string(at) + " shows the damaged group had been synced");
+        }
+        own = first == x;
+        if (own && own_end == std::string_view::npos) {
+          own_end = end;
+          own_last = last;
+          group_end = end;
+          end_known = true;
+        }
+      } else if (rec.type == binlog_format::RecordType::kEvent) {
+        v1::Event event;
+        if (event.ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size())) &&
+            event.gtid().seq() >= x) {
+          own = event.gtid().seq() <= own_last || own_end == std::string_view::npos;
+          if (!end_known) group_end = std::max(group_end, end + binlog_format::kGroupEndRecordSize);
+        }
+      }
+      if (own_end != std::string_view::npos && at >= own_end && !own) {
+        return Corruption(path, damage,
+                          what + ", and the " + Describe(rec) + " at offset " + std::to_string(at) +
+                              ", after the damaged group's end at offset " +
+                              std::to_string(own_end) + ", shows it had been synced");
+      }
+      at = end;
+      aligned = true;
+      continue;
+    }
+    if (aligned && p == RecordParse::kBadCrc) {
+      if (!end_known) group_end = std::max(group_end, at + rec.total_size);
+      at += rec.total_size;
+      continue;
+    }
+    if (aligned && (p == RecordParse::kHeaderIncomplete || p == RecordParse::kPayloadIncomplete) &&
+        own_end == std::string_view::npos) {
+      cut_short = true;
+      break;
+    }
+    aligned = false;
+    ++at;
+  }
+
+  // No proof: the damage is the torn last write if a write was lost there.
+  if (payload_zeroed || cut_short || group_end > size) return absl::OkStatus();
+  if (AllZero(data.substr(damage))) return absl::OkStatus();
+  // Whether [from, to) holds a byte that no whole record found covers.
+  auto uncovered = [&whole](size_t from, size_t to) {
+    for (const auto& [b, e] : whole) {
+      if (from >= to) return false;
+      if (e <= from) continue;
+      if (b > from) return true;
+      from = e;
+    }
+    return from < to;
+  };
+  for (size_t sector = damage / kSectorSize * kSectorSize; sector < group_end;
+       sector += kSectorSize) {
+    const size_t lo = std::max(group_begin, sector);
+    const size_t hi = std::min({sector + kSectorSize, group_end, size});
+    if (lo >= hi || lo + 7 >= group_end) continue;  // last_seq's high bytes alone
+    if (AllZero(data.substr(lo, hi - lo)) && uncovered(std::max(lo, damage), hi)) {
+      return absl::OkStatus();
+    }
+  }
+  return Corruption(path, damage,
+                    what + " in the last group, with no sign of a lost write (no sector of it "
+                           "zeroed, not cut short by the end of the file): it had been synced");
 }
 
 // Notes in r the GTIDs of the events past r->valid_end that still decode:
@@ -139,16 +244,29 @@ absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_vie
       break;  // cut short by the end of the file: torn tail
     }
     if (p == RecordParse::kBadHeader || p == RecordParse::kBadCrc) {
-      uint64_t proof = 0;
-      if (TornLastWrite(data, offset, &proof)) break;
-      return Corruption(path, offset,
-                        std::string(p == RecordParse::kBadHeader ? "bad record header checksum"
-                                                                 : "payload checksum mismatch") +
-                            ", and a whole record of a later group at offset " +
-                            std::to_string(proof) + " shows it had been synced");
+      absl::Status torn = JudgeDamage(path, data, r.valid_end, offset, first_seq + r.events, p);
+      if (!torn.ok()) return torn;
+      break;
     }
     offset += rec.total_size;
     if (rec.type == binlog_format::RecordType::kGroupEnd) {
+      // It must close exactly the events read since the last one.
+      const uint64_t want_first = first_seq + r.events;
+      uint64_t first = 0;
+      uint64_t last = 0;
+      if (!DecodeGroupEnd(rec.payload, &first, &last) || group_events == 0 ||
+          first != want_first || last != want_first + group_events - 1) {
+        return Corruption(
+            path, offset - rec.total_size,
+            "group end record " +
+                (DecodeGroupEnd(rec.payload, &first, &last)
+                     ? "names seqs " + std::to_string(first) + ".." + std::to_string(last)
+                     : std::string("does not decode")) +
+                ", but the group it closes holds " +
+                (group_events == 0 ? std::string("no event")
+                                   : "seqs " + std::to_string(want_first) + ".." +
+                                         std::to_string(want_first + group_events - 1)));
+      }
       r.events += group_events;
       r.last = group_last;
       r.valid_end = offset;

@@ -83,13 +83,21 @@ void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_
   dst->append(payload);
 }
 
-std::string_view GroupEndRecord() {
-  static const std::string record = [] {
-    std::string r;
-    AppendRecord(&r, binlog_format::RecordType::kGroupEnd, {});
-    return r;
-  }();
-  return record;
+void AppendGroupEnd(std::string* dst, uint64_t first_seq, uint64_t last_seq) {
+  char payload[binlog_format::kGroupEndPayloadSize];
+  PutFixed64(payload, first_seq);
+  PutFixed64(payload + 8, last_seq);
+  AppendRecord(dst, binlog_format::RecordType::kGroupEnd, std::string_view(payload, sizeof(payload)));
+}
+
+bool DecodeGroupEnd(std::string_view payload, uint64_t* first_seq, uint64_t* last_seq) {
+  if (payload.size() != binlog_format::kGroupEndPayloadSize) return false;
+  const uint64_t first = GetFixed64(payload.data());
+  const uint64_t last = GetFixed64(payload.data() + 8);
+  if (first > last) return false;
+  *first_seq = first;
+  *last_seq = last;
+  return true;
 }
 
 RecordParse ParseRecord(std::string_view buf, ParsedRecord* out) {

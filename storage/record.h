@@ -26,8 +26,12 @@ std::string UnsupportedSegmentVersion(std::string_view header);
 
 // Appends one framed record (crc, length, type, payload) to *dst.
 void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_view payload);
-// The kGroupEnd record's bytes (always the same: its payload is empty).
-std::string_view GroupEndRecord();
+// Appends the kGroupEnd record closing a group whose events have seqs
+// [first_seq, last_seq] (kGroupEndRecordSize bytes).
+void AppendGroupEnd(std::string* dst, uint64_t first_seq, uint64_t last_seq);
+// Decodes a kGroupEnd payload; false unless it is kGroupEndPayloadSize bytes
+// with first_seq <= last_seq.
+bool DecodeGroupEnd(std::string_view payload, uint64_t* first_seq, uint64_t* last_seq);
 
 enum class RecordParse {
   kOk,                 // a whole record, both CRCs good

@@ -170,6 +170,8 @@ absl::StatusOr<StateMachine::Checksum> StateMachine::ComputeChecksum() const {
   return out;
 }
 
+absl::Status StateMachine::Recover() { return FromRocks(db_->Resume(), "cannot resume writes"); }
+
 absl::Status StateMachine::Flush() {
   rocksdb::FlushOptions fo;
   fo.wait = true;

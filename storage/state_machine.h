@@ -61,6 +61,11 @@ class StateMachine {
   // Applied() survives a crash without the binlog.
   [[nodiscard]] absl::Status Flush();
 
+  // After a write or flush failed (e.g. ENOSPC), RocksDB refuses writes
+  // until told to try again: this does (DB::Resume). OK once it takes
+  // writes; the original error while its cause is still there.
+  [[nodiscard]] absl::Status Recover();
+
  private:
   StateMachine() = default;
 

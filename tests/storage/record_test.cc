@@ -204,5 +204,39 @@ TEST(RecordTest, ZeroBytesAreNeverARecord) {
   }
 }
 
+TEST(RecordTest, GroupEndCarriesTheGroupsFirstAndLastSeqLittleEndian) {
+  std::string r;
+  AppendGroupEnd(&r, 0x0102030405060708ull, 0x0102030405060709ull);
+  ASSERT_EQ(r.size(), binlog_format::kGroupEndRecordSize);
+  EXPECT_EQ(Fixed32At(r, 4), binlog_format::kGroupEndPayloadSize);
+  EXPECT_EQ(static_cast<uint8_t>(r[8]), static_cast<uint8_t>(RecordType::kGroupEnd));
+  EXPECT_EQ(r.substr(kRecordHeaderSize),
+            std::string("\x08\x07\x06\x05\x04\x03\x02\x01\x09\x07\x06\x05\x04\x03\x02\x01", 16));
+  ParsedRecord out;
+  ASSERT_EQ(ParseRecord(r, &out), RecordParse::kOk);
+  EXPECT_EQ(out.type, RecordType::kGroupEnd);
+  uint64_t first = 0;
+  uint64_t last = 0;
+  ASSERT_TRUE(DecodeGroupEnd(out.payload, &first, &last));
+  EXPECT_EQ(first, 0x0102030405060708ull);
+  EXPECT_EQ(last, 0x0102030405060709ull);
+}
+
+TEST(RecordTest, GroupEndOfAnotherSizeOrWithSeqsBackwardsDoesNotDecode) {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  EXPECT_FALSE(DecodeGroupEnd("", &first, &last)) << "format 1's empty payload";
+  EXPECT_FALSE(DecodeGroupEnd(std::string(15, '\1'), &first, &last));
+  EXPECT_FALSE(DecodeGroupEnd(std::string(17, '\1'), &first, &last));
+  std::string r;
+  AppendGroupEnd(&r, 8, 7);
+  EXPECT_FALSE(DecodeGroupEnd(std::string_view(r).substr(kRecordHeaderSize), &first, &last));
+  r.clear();
+  AppendGroupEnd(&r, 7, 7);
+  EXPECT_TRUE(DecodeGroupEnd(std::string_view(r).substr(kRecordHeaderSize), &first, &last));
+  EXPECT_EQ(first, 7u);
+  EXPECT_EQ(last, 7u);
+}
+
 }  // namespace
 }  // namespace relaykv

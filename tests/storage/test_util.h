@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <random>
@@ -130,6 +131,33 @@ inline std::string RandomBytes(size_t n, uint32_t seed) {
 // A copy of binlog directory `from` at `to` (which must not exist).
 inline void CopyDir(const std::filesystem::path& from, const std::filesystem::path& to) {
   std::filesystem::copy(from, to, std::filesystem::copy_options::recursive);
+}
+
+// The first segment of a fresh binlog, which the recovery tests damage.
+inline constexpr char kSegment1[] = "binlog.000001";
+
+// Rewrites binlog.000001 in `dir` with `edit` applied to its bytes.
+inline void EditSegment(const std::filesystem::path& dir,
+                        const std::function<void(std::string&)>& edit) {
+  std::string data = ReadFile(dir / kSegment1);
+  edit(data);
+  WriteFile(dir / kSegment1, data);
+}
+
+// What Binlog::Open says about `dir` (default options).
+inline absl::Status OpenStatus(const std::filesystem::path& dir) {
+  BinlogOptions o;
+  o.dir = dir;
+  return Binlog::Open(o).status();
+}
+
+// Flips bits 0x04 of byte `at` of binlog.000001 in a copy of `golden` at
+// `work`; returns Open's status.
+inline absl::Status OpenWithFlippedByte(const std::filesystem::path& golden,
+                                        const std::filesystem::path& work, uint64_t at) {
+  CopyDir(golden, work);
+  EditSegment(work, [&](std::string& data) { data[at] ^= 0x04; });
+  return OpenStatus(work);
 }
 
 }  // namespace relaykv::testing
