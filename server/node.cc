@@ -258,6 +258,7 @@ void Node::Impl::CommitAsync(std::vector<v1::Mutation> mutations, WriteOptions o
     return c->Finish(absl::FailedPreconditionError(
         "The server is running with read_only=ON so it cannot execute this write"));
   }
+  if (auto s = CheckApplier(); !s.ok()) return c->Finish(s);
   c->event.set_timestamp_us(NowMicros());
   c->event.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
   for (auto& m : mutations) *c->event.add_mutations() = std::move(m);
@@ -411,6 +412,36 @@ absl::Status Node::Impl::WaitForGtid(const GetOptions& options) {
     const Gtid ours = GtidFromProto((*rec)->event.gtid());
     if (ours != want) return not_ours(ours);
   }
+  return absl::OkStatus();
+}
+
+absl::Status Node::Impl::CheckApplier() {
+  if (applier_->running()) return absl::OkStatus();
+  const absl::Status failed = applier_->last_error();
+  {
+    std::lock_guard l(mu_);
+    const auto now = Clock::now();
+    const bool try_now = now >= applier_retry_at_;
+    if (try_now) applier_retry_at_ = now + std::chrono::seconds(1);
+    if (!try_now) {
+      return absl::UnavailableError("writes are refused: the state machine stopped applying at " +
+                                    state_->Applied().ToString() + ": " + failed.ToString() +
+                                    " (they resume once it can apply again)");
+    }
+  }
+  absl::Status s = state_->Recover();
+  if (s.ok()) s = applier_->Start();  // from the applied GTID: nothing twice
+  if (!s.ok()) {
+    spdlog::error("state machine: still cannot apply after {}: {}", state_->Applied().ToString(),
+                  s.ToString());
+    return absl::UnavailableError("writes are refused: the state machine stopped applying at " +
+                                  state_->Applied().ToString() + ": " + s.ToString() +
+                                  " (they resume once it can apply again)");
+  }
+  // What was released before it stopped (Start keeps it) is applied now;
+  // nothing more: under AFTER_SYNC the rest waits for its ACKs as before.
+  spdlog::info("state machine: applying again from {} (binlog at {})", state_->Applied().ToString(),
+               binlog_->LastVisible().ToString());
   return absl::OkStatus();
 }
 

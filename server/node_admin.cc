@@ -79,6 +79,9 @@ NameValues Node::ShowStatus(std::string_view like) const {
       {"Binlog_gtid", impl_->binlog_->LastVisible().ToString()},
       {"Binlog_groups", std::to_string(b.groups)},
       {"Replicas_connected", std::to_string(impl_->registry_.List().size())},
+      // Empty while the state machine applies; else why it stopped (on a
+      // primary writes are refused until it applies again).
+      {"State_machine_error", impl_->applier_->running() ? "" : impl_->applier_->last_error().ToString()},
       {"Uptime", std::to_string(uptime.count())},
   };
   for (auto& row : impl_->semisync_->Status()) rows.push_back(std::move(row));

@@ -135,7 +135,12 @@ absl::StatusOr<bool> Applier::ApplyBatch() {
     batch_.push_back(std::move((*r)->event));
   }
   if (batch_.empty()) return false;
-  if (auto s = state_->Apply(batch_); !s.ok()) return s;
+  if (auto s = state_->Apply(batch_); !s.ok()) {
+    // Named by the GTIDs it could not apply (they stay in the binlog).
+    return absl::Status(s.code(), "cannot apply " + GtidFromProto(batch_.front().gtid()).ToString() +
+                                      ".." + GtidFromProto(batch_.back().gtid()).ToString() + ": " +
+                                      std::string(s.message()));
+  }
   std::lock_guard l(mu_);
   applied_ = batch_.back().gtid().seq();
   applied_timestamp_us_ = batch_.back().timestamp_us();

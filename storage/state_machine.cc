@@ -5,10 +5,14 @@
 #include <rocksdb/write_batch.h>
 
 #include <boost/crc.hpp>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
+
+#include "spdlog/spdlog.h"
 
 namespace relaykv {
 namespace {
@@ -26,6 +30,29 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return absl::InternalError(msg);
 }
 
+// RocksDB's own info log, into ours (warnings and worse) instead of a LOG
+// file in the db directory: one place to read, and no file of RocksDB's
+// that a full disk can fail (Debian's RocksDB asserts, aborting the whole
+// process, when its LOG writer is used again after a failed write).
+class RocksLogger : public rocksdb::Logger {
+ public:
+  RocksLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char buf[1024];
+    std::vsnprintf(buf, sizeof(buf), format, ap);
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      spdlog::error("rocksdb: {}", buf);
+    } else {
+      spdlog::warn("rocksdb: {}", buf);
+    }
+  }
+};
+
 std::string EncodeGtid(const Gtid& g) {
   std::string out(16, '\0');
   std::memcpy(out.data(), &g.epoch, 8);
@@ -42,6 +69,7 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
   // The WAL is off (the binlog is the log); flushing both column families
   // together keeps the applied GTID and the data it describes in step.
   db_options.atomic_flush = true;
+  db_options.info_log = std::make_shared<RocksLogger>();
   rocksdb::ColumnFamilyOptions cf_options;
   // Smaller memtables than RocksDB's 64 MiB: a small node's memory reaches
   // its steady state quickly, and recovery replays less binlog.
