@@ -45,7 +45,9 @@ class RocksLogger : public rocksdb::Logger {
     if (level < GetInfoLogLevel()) return;
     char buf[1024];
     std::vsnprintf(buf, sizeof(buf), format, ap);
-    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+    // RocksDB's ERROR_LEVEL includes the benign (a missing directory it is
+    // about to create): only FATAL is an error of ours.
+    if (level >= rocksdb::InfoLogLevel::FATAL_LEVEL) {
       spdlog::error("rocksdb: {}", buf);
     } else {
       spdlog::warn("rocksdb: {}", buf);

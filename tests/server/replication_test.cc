@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "relaykv/node.h"
+#include "tests/common/small_fs.h"
 #include "tests/common/temp_dir.h"
 
 namespace relaykv {
@@ -173,6 +174,37 @@ TEST(ReplicationTest, PurgedPositionStopsIoThreadWithClearError) {
   EXPECT_NE(err.find("purged"), std::string::npos) << err;
   EXPECT_EQ(replica->applied_gtid().seq, 0u);
   EXPECT_EQ(*replica->Get("k1"), std::nullopt);
+}
+
+// Issue 14.4 on a replica: its relay log's disk is full. The IO thread
+// shows the error and retries (as MySQL's waits for disk space) instead of
+// stopping for good; once space is freed it catches up by itself.
+TEST(ReplicationTest, FullRelayLogDiskHealsByItselfOnceSpaceIsFreed) {
+  testing::SmallFilesystem small(8 << 20);
+  if (!small.ok()) GTEST_SKIP() << small.why();
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  ASSERT_NE(primary, nullptr);
+  const auto replica_dir = dir.path() / "r";
+  std::filesystem::create_directories(replica_dir);
+  std::filesystem::create_directory_symlink(small.path(), replica_dir / "binlog");
+  auto replica = OpenNode(replica_dir, Address(*primary), 2);
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return primary->Replicas().size() == 1; }));
+  small.FillLeaving(0);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(primary->Put("k" + std::to_string(i), std::string(2000, 'v')).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return Field(replica->ReplicaStatus(), "Last_IO_Error").find("No space left") != std::string::npos;
+  })) << Field(replica->ReplicaStatus(), "Last_IO_Error");
+  EXPECT_EQ(replica->applied_gtid(), (Gtid{})) << "nothing half-appended was applied";
+  small.Free();
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }))
+      << "the IO thread should retry by itself: " << Field(replica->ReplicaStatus(), "Last_IO_Error");
+  EXPECT_EQ(Field(replica->ReplicaStatus(), "Slave_IO_Running"), "Yes");
+  auto pc = primary->Checksum();
+  auto rc = replica->Checksum();
+  ASSERT_TRUE(pc.ok() && rc.ok());
+  EXPECT_EQ(pc->hash, rc->hash);
 }
 
 }  // namespace
