@@ -143,12 +143,6 @@ absl::Status Node::Impl::Open(Node* node) {
   }
   applier_ = std::make_unique<Applier>(binlog_.get(), state_.get());
   if (auto s = applier_->Start(); !s.ok()) return s;
-  applier_->Release(last.seq);
-  if (auto s = applier_->WaitApplied(last.seq, Clock::time_point::max()); !s.ok()) return s;
-  if (last.seq > applied.seq) {
-    spdlog::info("recovery: replayed binlog {}..{} into the state machine", applied.seq + 1,
-                 last.seq);
-  }
 
   // Replica role: --replicate-from (saved) or an earlier CHANGE MASTER.
   std::string primary = options_.replicate_from;
@@ -158,6 +152,17 @@ absl::Status Node::Impl::Open(Node* node) {
     auto saved = LoadMasterInfo(options_.data_dir);
     if (!saved.ok()) return saved.status();
     primary = *saved;
+  }
+  // Replay: a primary applies its whole binlog. A replica applies only what
+  // its primary says is visible (its first message tells): what its relay
+  // log holds beyond may not have reached a quorum.
+  if (primary.empty()) {
+    applier_->Release(last.seq);
+    if (auto s = applier_->WaitApplied(last.seq, Clock::time_point::max()); !s.ok()) return s;
+    if (last.seq > applied.seq) {
+      spdlog::info("recovery: replayed binlog {}..{} into the state machine", applied.seq + 1,
+                   last.seq);
+    }
   }
   {
     // Known before the services start: a write arriving then is refused
@@ -183,9 +188,16 @@ absl::Status Node::Impl::Open(Node* node) {
   if (!options_.listen_address.empty()) {
     kv_service_ = std::make_unique<KvService>(node);
     replication_service_ =
-        std::make_unique<ReplicationService>(binlog_.get(), &registry_, semisync_.get(), [this] {
-          return static_cast<uint32_t>(vars_.GetUint("server_id"));
-        });
+        std::make_unique<ReplicationService>(binlog_.get(), &registry_, semisync_.get(),
+                                             ReplicationService::NodeView{
+                                                 [this] {
+                                                   return static_cast<uint32_t>(
+                                                       vars_.GetUint("server_id"));
+                                                 },
+                                                 [this](bool replica_semi_sync) {
+                                                   return GateReplicaVisibility(replica_semi_sync);
+                                                 },
+                                                 [this] { return applier_->released(); }});
     // Before any append; the service outlives them (Close() drains commits
     // and stops the IO thread before destroying it).
     binlog_->set_group_listener(
@@ -413,6 +425,15 @@ absl::Status Node::Impl::WaitForGtid(const GetOptions& options) {
     if (ours != want) return not_ours(ours);
   }
   return absl::OkStatus();
+}
+
+bool Node::Impl::GateReplicaVisibility(bool replica_semi_sync) const {
+  // Under AFTER_SYNC with semi-sync on, a write is visible once
+  // wait_for_slave_count replicas hold it: a semi-sync replica holding it
+  // completes a quorum of one by itself; any other must wait for the primary.
+  if (!vars_.GetBool("rpl_semi_sync_master_enabled")) return false;
+  if (vars_.Get("rpl_semi_sync_master_wait_point") != "AFTER_SYNC") return false;
+  return !replica_semi_sync || vars_.GetUint("rpl_semi_sync_master_wait_for_slave_count") >= 2;
 }
 
 absl::Status Node::Impl::CheckApplier() {

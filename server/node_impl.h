@@ -73,6 +73,9 @@ class Node::Impl {
   // or applied twice — and returns UNAVAILABLE naming the error while that
   // fails: no write goes into the binlog that cannot be applied.
   absl::Status CheckApplier() EXCLUDES(mu_);
+  // Whether a replica must apply only what this primary made visible
+  // (ReplicationService::NodeView::gate_visibility).
+  bool GateReplicaVisibility(bool replica_semi_sync) const;
   // Lowest binlog seq still needed (replicas, state machine not yet flushed).
   absl::StatusOr<uint64_t> RetentionFloor();
   // Housekeeping thread: binlog_expire_logs_seconds.

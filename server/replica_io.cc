@@ -201,6 +201,9 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
                    relay_log_->LastVisible().ToString());
     }
     if (msg.has_heartbeat()) {
+      if (msg.heartbeat().has_visible_seq()) {
+        applier_->Release(std::min(relay_log_->LastVisible().seq, msg.heartbeat().visible_seq()));
+      }
       std::lock_guard l(mu_);
       status_.primary_last = GtidFromProto(msg.heartbeat().primary_last_gtid());
       status_.primary_time_us = msg.heartbeat().primary_time_us();
@@ -248,7 +251,9 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     ack.mutable_ack()->Clear();
     GtidToProto(last, ack.mutable_ack()->mutable_durable_gtid());
     stream->Write(ack);
-    applier_->Release(last.seq);
+    // What the primary has made visible, if it says (see "Visibility on
+    // replicas" in server/replication_service.h); else all it sent.
+    applier_->Release(batch.has_visible_seq() ? std::min(last.seq, batch.visible_seq()) : last.seq);
     std::lock_guard l(mu_);
     status_.primary_last = GtidFromProto(batch.primary_last_gtid());
     status_.primary_time_us = batch.primary_time_us();

@@ -17,6 +17,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kHeartbeatPeriod = std::chrono::seconds(1);
+// How often a sender looks at the primary's visible seq while its replica
+// holds events it may not apply yet (see "Visibility on replicas").
+constexpr auto kVisiblePoll = std::chrono::milliseconds(2);
 // One batch carries at most this much; the next waits for flow control.
 constexpr size_t kBatchBytes = 1u << 20;
 constexpr size_t kBatchEvents = 1000;
@@ -212,6 +215,7 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
       GtidToProto(last, batch->mutable_primary_last_gtid());
       batch->set_primary_time_us(NowMicros());
       batch->set_wants_ack(true);
+      if (node_.gate_visibility(true)) batch->set_visible_seq(node_.visible_seq());
     }
     o->Sent(last, bytes);
     if (!o->stream->Write(msg)) {
@@ -233,7 +237,7 @@ grpc::Status ReplicationService::Subscribe(
   }
   const v1::ReplicaHello hello = first.hello();
   const Gtid durable = GtidFromProto(hello.durable_gtid());
-  if (const uint32_t own = own_server_id_(); hello.server_id() == own) {
+  if (const uint32_t own = node_.server_id(); hello.server_id() == own) {
     const std::string why = "replica has server_id " + std::to_string(own) +
                             ", the same as this primary's: give every node its own "
                             "--server-id (MySQL refuses equal server ids too)";
@@ -293,16 +297,27 @@ grpc::Status ReplicationService::Subscribe(
   v1::PrimaryMessage msg;
   bool alive;
   {
-    // An immediate heartbeat tells the replica it was accepted.
+    // An immediate heartbeat tells the replica it was accepted, and what of
+    // its relay log it may apply (a restarted replica holds back what it
+    // had not been told was visible).
     std::lock_guard l(out.mu);
-    GtidToProto(binlog_->LastVisible(), msg.mutable_heartbeat()->mutable_primary_last_gtid());
+    const Gtid primary_last = binlog_->LastVisible();
+    GtidToProto(primary_last, msg.mutable_heartbeat()->mutable_primary_last_gtid());
     msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
+    msg.mutable_heartbeat()->set_visible_seq(
+        node_.gate_visibility(info.semi_sync) ? node_.visible_seq() : primary_last.seq);
     alive = stream->Write(msg);
   }
+  uint64_t told_visible = 0;  // the visible seq this (gated) replica was last told
+  auto last_message_at = Clock::now();
   while (alive && !ctx->IsCancelled() && !ack_failed) {
+    const bool gated = node_.gate_visibility(info.semi_sync);
+    // Events sent that the replica may not apply yet: watch for them.
+    const bool held_back = gated && told_visible + 1 < out.next_seq.load();
     // Asleep until something visible was not sent by a leader, or a
-    // heartbeat is due.
-    auto visible = binlog_->WaitUntilVisible(out.next_seq, Clock::now() + kHeartbeatPeriod);
+    // heartbeat is due (or, while held back, the next look at visibility).
+    auto visible = binlog_->WaitUntilVisible(
+        out.next_seq, Clock::now() + (held_back ? kVisiblePoll : kHeartbeatPeriod));
     if (!visible.ok()) {
       status = absl::UnavailableError("primary is shutting down");
       break;
@@ -311,11 +326,20 @@ grpc::Status ReplicationService::Subscribe(
     if (!out.open) break;
     msg.Clear();
     const Gtid primary_last = binlog_->LastVisible();
+    const uint64_t visible_seq = gated ? node_.visible_seq() : 0;
     if (primary_last.seq < out.next_seq.load()) {
-      // A second without anything to send: the replica hears from us.
+      // Nothing to send: the replica hears from us once a second, and at
+      // once when it may apply more.
+      const bool moved = gated && visible_seq > told_visible;
+      if (!moved && Clock::now() - last_message_at < kHeartbeatPeriod) continue;
       GtidToProto(primary_last, msg.mutable_heartbeat()->mutable_primary_last_gtid());
       msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
+      // Ungated, all it holds is visible (a replica restarted since it was
+      // told so applies it).
+      msg.mutable_heartbeat()->set_visible_seq(gated ? visible_seq : primary_last.seq);
+      if (gated) told_visible = visible_seq;
       alive = stream->Write(msg);
+      last_message_at = Clock::now();
       continue;
     }
     // Past what leaders already sent on this stream (OnGroup).
@@ -353,8 +377,13 @@ grpc::Status ReplicationService::Subscribe(
     GtidToProto(primary_last, batch->mutable_primary_last_gtid());
     batch->set_primary_time_us(NowMicros());
     batch->set_wants_ack(info.semi_sync);
+    if (gated) {
+      batch->set_visible_seq(visible_seq);
+      told_visible = visible_seq;
+    }
     out.Sent(last, bytes);
     alive = stream->Write(msg);  // false: replica gone (or cancelled)
+    last_message_at = Clock::now();
     if (!alive) break;
     out.next_seq.store(last.seq + 1);
     registry_->UpdateSent(id, last);

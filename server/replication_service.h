@@ -19,6 +19,15 @@
 // replica: a replica's new stream ends its old one; a replica with this
 // node's own server_id is refused.
 //
+// Visibility on replicas. Under AFTER_SYNC nobody may read a write before
+// wait_for_slave_count replicas hold it — on a replica either. A replica
+// that completes the quorum alone (semi-sync, count 1) may apply what it
+// holds at once; any other (an async replica, or count >= 2) is told in
+// every message the last seq the primary has made visible, and applies no
+// further. While such a replica has events it may not apply yet, its sender
+// polls the primary's visible seq (every few ms) and heartbeats it when it
+// moves, so the replica lags the primary by that much, never leads it.
+//
 // A replica whose position is not in this binlog (purged: OUT_OF_RANGE; a
 // different history or ahead of us: FAILED_PRECONDITION) is refused with a
 // message naming both positions.
@@ -46,14 +55,18 @@ namespace relaykv {
 
 class ReplicationService final : public v1::Replication::Service {
  public:
-  // Borrows all three; they must outlive the gRPC server. `own_server_id`
-  // gives this node's server_id (a replica with the same one is refused).
+  // What the service asks the node.
+  struct NodeView {
+    std::function<uint32_t()> server_id;  // a replica with the same one is refused
+    // Whether a replica (semi-sync or not) must hold back what the primary
+    // has not made visible yet (see "Visibility on replicas" above).
+    std::function<bool(bool replica_semi_sync)> gate_visibility;
+    std::function<uint64_t()> visible_seq;  // the last seq readers here may see
+  };
+  // Borrows all three; they must outlive the gRPC server.
   ReplicationService(Binlog* binlog, ReplicaRegistry* registry, SemiSyncMaster* semisync,
-                     std::function<uint32_t()> own_server_id)
-      : binlog_(binlog),
-        registry_(registry),
-        semisync_(semisync),
-        own_server_id_(std::move(own_server_id)) {}
+                     NodeView node)
+      : binlog_(binlog), registry_(registry), semisync_(semisync), node_(std::move(node)) {}
 
   grpc::Status Subscribe(
       grpc::ServerContext* ctx,
@@ -76,7 +89,7 @@ class ReplicationService final : public v1::Replication::Service {
   Binlog* const binlog_;
   ReplicaRegistry* const registry_;
   SemiSyncMaster* const semisync_;
-  const std::function<uint32_t()> own_server_id_;
+  const NodeView node_;
 
   std::mutex mu_;
   std::vector<std::shared_ptr<Outbox>> outboxes_ GUARDED_BY(mu_);

@@ -1,6 +1,7 @@
 // A primary and replicas as embedded Nodes in one process, replicating over
 // gRPC on 127.0.0.1 (same code as relaykvd; the multi-process tests live in
 // tests/integration).
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -205,6 +206,62 @@ TEST(ReplicationTest, FullRelayLogDiskHealsByItselfOnceSpaceIsFreed) {
   auto rc = replica->Checksum();
   ASSERT_TRUE(pc.ok() && rc.ok());
   EXPECT_EQ(pc->hash, rc->hash);
+}
+
+// DESIGN invariant 2 on replicas: under AFTER_SYNC no reader on any node
+// sees a write before wait_for_slave_count replicas hold it. With a count
+// of 2 and one of the two semi-sync replicas stopped, the other semi-sync
+// replica and an async replica hold the write in their relay logs but show
+// it to nobody until the quorum is there.
+TEST(ReplicationTest, NoReplicaShowsAnAfterSyncWriteBeforeItsQuorumHoldsIt) {
+  TempDir dir;
+  NodeOptions po;
+  po.data_dir = dir.path() / "p";
+  po.listen_address = "127.0.0.1:0";
+  po.variables = {{"rpl_semi_sync_master_enabled", "ON"},
+                  {"rpl_semi_sync_master_wait_for_slave_count", "2"},
+                  {"rpl_semi_sync_master_timeout", "60000"}};
+  auto opened = Node::Open(po);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Node& primary = **opened;
+  auto semi = [&](const std::string& name, uint32_t id) {
+    NodeOptions o;
+    o.data_dir = dir.path() / name;
+    o.listen_address = "127.0.0.1:0";
+    o.replicate_from = Address(primary);
+    o.variables = {{"server_id", std::to_string(id)}, {"rpl_semi_sync_slave_enabled", "ON"}};
+    auto n = Node::Open(o);
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? *std::move(n) : nullptr;
+  };
+  auto a = semi("a", 2);
+  auto b = semi("b", 3);
+  auto async_replica = OpenNode(dir.path() / "c", Address(primary), 4);
+  ASSERT_TRUE(a && b && async_replica);
+  ASSERT_TRUE(primary.Put("first", "1").ok());  // both semi-sync replicas ACK it
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*a, primary) && CaughtUp(*async_replica, primary); }));
+
+  ASSERT_TRUE(b->StopReplica(ReplicaThreads::kIo).ok());
+  auto put = std::async(std::launch::async, [&] { return primary.Put("gated", "v"); });
+  const uint64_t seq = primary.binlog_gtid().seq + 1;
+  ASSERT_TRUE(WaitFor([&] {
+    return a->binlog_gtid().seq >= seq && async_replica->binlog_gtid().seq >= seq;
+  })) << "both replicas should hold the write in their relay logs";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(*a->Get("gated"), std::nullopt) << "a semi-sync replica showed a write one replica holds";
+  EXPECT_EQ(*async_replica->Get("gated"), std::nullopt) << "an async replica showed it";
+  EXPECT_EQ(*primary.Get("gated"), std::nullopt);
+  EXPECT_EQ(put.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+
+  ASSERT_TRUE(b->StartReplica(ReplicaThreads::kIo).ok());
+  auto g = put.get();
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_TRUE(WaitFor([&] {
+    auto va = a->Get("gated");
+    auto vc = async_replica->Get("gated");
+    return va.ok() && va->has_value() && vc.ok() && vc->has_value();
+  })) << "once the quorum holds it, every replica shows it";
+  EXPECT_TRUE(WaitFor([&] { return CaughtUp(*b, primary); }));
 }
 
 }  // namespace
