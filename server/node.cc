@@ -24,6 +24,8 @@ using Clock = std::chrono::steady_clock;
 // How long Close() lets in-flight commits finish before cancelling them.
 constexpr auto kCloseGrace = std::chrono::seconds(10);
 constexpr auto kHousekeepingPeriod = std::chrono::seconds(10);
+// How often a primary whose state machine failed tries to apply again.
+constexpr auto kApplierRetryPeriod = std::chrono::seconds(1);
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -287,7 +289,17 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
   const Deadline deadline = c->options.deadline;
   auto apply = [this, gtid, deadline]() -> absl::StatusOr<Gtid> {
     applier_->ReleaseAndApply(gtid.seq);
-    if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) return s;
+    if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) {
+      // Never OK, and never an invitation to retry: the write is durable
+      // and replicates; it becomes visible once the state machine applies.
+      const auto code = absl::IsDeadlineExceeded(s) || absl::IsCancelled(s)
+                            ? s.code()
+                            : absl::StatusCode::kUnavailable;
+      return absl::Status(code, "write " + gtid.ToString() +
+                                    " is in the binlog and replicates, but is not applied yet (" +
+                                    std::string(s.message()) +
+                                    "); it is applied once the state machine can: do not retry it");
+    }
     return gtid;
   };
   if (vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC") {
@@ -438,32 +450,27 @@ bool Node::Impl::GateReplicaVisibility(bool replica_semi_sync) const {
 
 absl::Status Node::Impl::CheckApplier() {
   if (applier_->running()) return absl::OkStatus();
-  const absl::Status failed = applier_->last_error();
-  {
-    std::lock_guard l(mu_);
-    const auto now = Clock::now();
-    const bool try_now = now >= applier_retry_at_;
-    if (try_now) applier_retry_at_ = now + std::chrono::seconds(1);
-    if (!try_now) {
-      return absl::UnavailableError("writes are refused: the state machine stopped applying at " +
-                                    state_->Applied().ToString() + ": " + failed.ToString() +
-                                    " (they resume once it can apply again)");
-    }
-  }
+  return absl::UnavailableError("writes are refused: the state machine stopped applying after " +
+                                state_->Applied().ToString() + ": " +
+                                applier_->last_error().ToString() +
+                                " (they resume by themselves once it applies again)");
+}
+
+void Node::Impl::RetryApplier() {
+  if (applier_->running() || applier_->last_error().ok()) return;
   absl::Status s = state_->Recover();
   if (s.ok()) s = applier_->Start();  // from the applied GTID: nothing twice
+  // Writes come back only once what was released before is applied again.
+  if (s.ok()) s = applier_->WaitApplied(applier_->released(), Clock::now() + std::chrono::seconds(10));
   if (!s.ok()) {
     spdlog::error("state machine: still cannot apply after {}: {}", state_->Applied().ToString(),
                   s.ToString());
-    return absl::UnavailableError("writes are refused: the state machine stopped applying at " +
-                                  state_->Applied().ToString() + ": " + s.ToString() +
-                                  " (they resume once it can apply again)");
+    return;
   }
-  // What was released before it stopped (Start keeps it) is applied now;
-  // nothing more: under AFTER_SYNC the rest waits for its ACKs as before.
-  spdlog::info("state machine: applying again from {} (binlog at {})", state_->Applied().ToString(),
-               binlog_->LastVisible().ToString());
-  return absl::OkStatus();
+  // Nothing beyond what was released: under AFTER_SYNC the rest waits for
+  // its ACKs as before.
+  spdlog::info("state machine: applying again at {} (binlog at {}); writes are taken again",
+               state_->Applied().ToString(), binlog_->LastVisible().ToString());
 }
 
 absl::StatusOr<uint64_t> Node::Impl::RetentionFloor() {
@@ -478,22 +485,34 @@ absl::StatusOr<uint64_t> Node::Impl::RetentionFloor() {
 
 void Node::Impl::Housekeeping() {
   std::unique_lock l(mu_);
-  while (!cv_.wait_for(l, kHousekeepingPeriod, [&] { return closing_; })) {
-    const uint64_t expire_s = vars_.GetUint("binlog_expire_logs_seconds");
-    const uint64_t max_total = vars_.GetUint("max_binlog_total_size");
-    if (expire_s == 0 && max_total == 0) continue;
+  auto retention_at = Clock::now() + kHousekeepingPeriod;
+  while (!cv_.wait_for(l, kApplierRetryPeriod, [&] { return closing_; })) {
+    // A primary's failed state machine: tried again here, not on a
+    // committing thread (RocksDB's Resume may wait for a flush).
+    const bool primary = primary_.empty() && !promoting_;
     l.unlock();
-    auto floor = RetentionFloor();
-    if (floor.ok() && expire_s != 0) {
-      auto cutoff = fs::file_time_type::clock::now() - std::chrono::seconds(expire_s);
-      auto purged = binlog_->PurgeOlderThan(cutoff, *floor);
-      if (!purged.ok()) spdlog::warn("binlog expiry: {}", purged.status().ToString());
-    }
-    if (floor.ok() && max_total != 0) {
-      auto purged = binlog_->PurgeToTotalSize(max_total, *floor);
-      if (!purged.ok()) spdlog::warn("binlog size limit: {}", purged.status().ToString());
+    if (primary) RetryApplier();
+    if (Clock::now() >= retention_at) {
+      retention_at = Clock::now() + kHousekeepingPeriod;
+      ApplyRetention();
     }
     l.lock();
+  }
+}
+
+void Node::Impl::ApplyRetention() {
+  const uint64_t expire_s = vars_.GetUint("binlog_expire_logs_seconds");
+  const uint64_t max_total = vars_.GetUint("max_binlog_total_size");
+  if (expire_s == 0 && max_total == 0) return;
+  auto floor = RetentionFloor();
+  if (floor.ok() && expire_s != 0) {
+    auto cutoff = fs::file_time_type::clock::now() - std::chrono::seconds(expire_s);
+    auto purged = binlog_->PurgeOlderThan(cutoff, *floor);
+    if (!purged.ok()) spdlog::warn("binlog expiry: {}", purged.status().ToString());
+  }
+  if (floor.ok() && max_total != 0) {
+    auto purged = binlog_->PurgeToTotalSize(max_total, *floor);
+    if (!purged.ok()) spdlog::warn("binlog size limit: {}", purged.status().ToString());
   }
 }
 

@@ -67,18 +67,22 @@ class Node::Impl {
   std::string primary_address() const EXCLUDES(mu_);
   // Builds (not starts) the IO thread for `address`.
   void MakeReplicaIo(const std::string& address) REQUIRES(mu_);
-  // OK while the applier runs. On a primary whose applier stopped on an
-  // error (RocksDB: ENOSPC, EIO), tries (at most once a second) to resume
-  // RocksDB and restart the applier from its applied GTID — nothing is lost
-  // or applied twice — and returns UNAVAILABLE naming the error while that
-  // fails: no write goes into the binlog that cannot be applied.
+  // OK while the applier runs; else UNAVAILABLE naming why it stopped: no
+  // write goes into the binlog that cannot be applied.
   absl::Status CheckApplier() EXCLUDES(mu_);
+  // On a primary whose applier stopped on an error (RocksDB: ENOSPC, EIO):
+  // resumes RocksDB, restarts the applier from its applied GTID (nothing is
+  // lost or applied twice) and waits until what was released is applied.
+  // The housekeeper calls it once a second.
+  void RetryApplier() EXCLUDES(mu_);
+  // binlog_expire_logs_seconds and max_binlog_total_size, every 10 s.
+  void ApplyRetention() EXCLUDES(mu_);
   // Whether a replica must apply only what this primary made visible
   // (ReplicationService::NodeView::gate_visibility).
   bool GateReplicaVisibility(bool replica_semi_sync) const;
   // Lowest binlog seq still needed (replicas, state machine not yet flushed).
   absl::StatusOr<uint64_t> RetentionFloor();
-  // Housekeeping thread: binlog_expire_logs_seconds.
+  // Housekeeping thread: RetryApplier, ApplyRetention.
   void Housekeeping();
 
   const NodeOptions options_;
@@ -116,8 +120,6 @@ class Node::Impl {
   std::string primary_ GUARDED_BY(mu_);           // "" on a primary
   std::unique_ptr<ReplicaIo> io_ GUARDED_BY(mu_);  // set on a replica
   std::thread housekeeper_;
-  // CheckApplier's last try to restart a failed applier (rate limit).
-  std::chrono::steady_clock::time_point applier_retry_at_ GUARDED_BY(mu_);
 };
 
 // Enter()/Leave() as a scope; ok() false once the node is closing.

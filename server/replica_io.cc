@@ -135,7 +135,10 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   // sync_relay_log=1 it must be on disk, though a run with 0 (or a crash
   // before a sync) may have left it only written.
   if (config_.sync_relay_log && config_.sync_relay_log()) {
-    if (auto s = relay_log_->SyncVisible(); !s.ok()) return s;
+    if (auto s = relay_log_->SyncVisible(); !s.ok()) {
+      *permanent = !absl::IsResourceExhausted(s);  // a full disk heals; a failed sync does not
+      return s;
+    }
   }
   auto stream = stub->Subscribe(&ctx);
   const bool semi_sync = config_.semi_sync ? config_.semi_sync() : false;

@@ -169,18 +169,18 @@ struct ReplicationService::Outbox {
 };
 
 void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox, uint64_t durable_seq) {
-  std::lock_guard l(mu_);
-  // Counted and its previous stream ended in one step (two streams of one
-  // replica registering at once: the later one wins in both places).
+  // Counted first (outside mu_: a first ACK may apply and answer commits,
+  // and leaders offering groups take mu_). Of two streams of one replica
+  // the newer (higher id) wins, here and in the semi-sync count.
   semisync_->ReplicaConnected(outbox->id, outbox->server_id, outbox->semi_sync, durable_seq);
+  std::lock_guard l(mu_);
   // One stream per replica, as MySQL ends a reconnecting replica's old dump
   // thread: a lingering or half-open old stream must not count its ACKs.
   for (const auto& o : outboxes_) {
-    if (o->server_id == outbox->server_id) {
-      spdlog::info("replication: replica server_id {} reconnected; ending its previous stream",
-                   o->server_id);
-      o->ctx->TryCancel();
-    }
+    if (o->server_id != outbox->server_id) continue;
+    const bool newer = o->id > outbox->id;
+    spdlog::info("replication: replica server_id {} has two streams; ending the older", o->server_id);
+    (newer ? outbox : o)->ctx->TryCancel();
   }
   outboxes_.push_back(outbox);
 }

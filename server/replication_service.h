@@ -79,7 +79,7 @@ class ReplicationService final : public v1::Replication::Service {
  private:
   struct Outbox;
   // Counts the stream (semi-sync, from `durable_seq`) and ends the same
-  // replica's previous stream. Lock order: mu_ before SemiSyncMaster's.
+  // replica's older stream.
   void Register(const std::shared_ptr<Outbox>& outbox, uint64_t durable_seq) EXCLUDES(mu_);
   void Unregister(const std::shared_ptr<Outbox>& outbox) EXCLUDES(mu_);
 

@@ -252,8 +252,10 @@ void SemiSyncMaster::TimerLoop() {
 void SemiSyncMaster::ReplicaConnected(uint64_t connection_id, uint32_t server_id, bool semi_sync,
                                       uint64_t durable_seq) {
   std::unique_lock l(mu_);
-  // A new stream of a replica replaces its old one, semi-sync or not.
+  // A new stream of a replica replaces its old one, semi-sync or not; of two
+  // registering at once the newer (higher id) wins, as in the service.
   if (auto it = semi_acks_.find(server_id); it != semi_acks_.end()) {
+    if (it->second.connection_id > connection_id) return;
     server_ids_.erase(it->second.connection_id);
     semi_acks_.erase(it);
   }

@@ -56,7 +56,7 @@ void Applier::Stop() {
 
 bool Applier::running() const {
   std::lock_guard l(mu_);
-  return running_;
+  return running_ && !stop_;  // stopping (or failed) counts as stopped at once
 }
 
 void Applier::Release(uint64_t seq) {

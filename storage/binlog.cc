@@ -100,7 +100,8 @@ void Binlog::Complete(const std::vector<Writer*>& writers, Writer* self) {
 
 absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& options) {
   if (auto s = FinishInterruptedCreation(options.dir); !s.ok()) return s;
-  auto recovered = RecoverBinlogDir(options.dir);
+  auto recovered = RecoverBinlogDir(
+      options.dir, fs::exists(options.dir / binlog_format::kUnsyncedMarkerName));
   if (!recovered.ok()) return recovered.status();
   const SegmentState& active = recovered->segments.back();
   auto file = File::Open(options.dir / SegmentFileName(active.number), O_RDWR);
@@ -345,8 +346,8 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   // binlog.h): not sync_binlog=N>1, where it would be cut and rewritten.
   const bool preallocate = sync && (forced || sync_binlog_.load() == 1);
   absl::Status status = absl::OkStatus();
-  // Our own events about to be visible (and shipped) before they are synced.
-  if (events > 0 && policy_sync && !sync) status = MarkUnsyncedTail();
+  // Events about to be visible (and shipped, or ACKed) before they are synced.
+  if (events > 0 && !sync) status = MarkUnsyncedTail();
   bool sticky = false;
   if (events > 0 && status.ok()) status = WriteGroup(scratch_, sync, preallocate, &sticky);
   if (events == 0 && forced && status.ok()) {
@@ -365,7 +366,10 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     last_visible_ = last;
     segments_.back().end_offset = active_size_;
   } else if (!status.ok() && sticky) {
-    error_ = status;
+    // Later appends fail with INTERNAL, not the cause's code: retrying
+    // (RESOURCE_EXHAUSTED, UNAVAILABLE) cannot help before a restart.
+    error_ = absl::InternalError("binlog refuses writes until restart after: " +
+                                 std::string(status.message()));
     spdlog::error("binlog: {} (seqs {}..{} not committed; the binlog refuses writes until restart)",
                   status.ToString(), first_seq, end_seq - 1);
   } else if (!status.ok()) {
@@ -388,7 +392,8 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
                                   : "; the next group tries again");
       if (rotate_sticky) {
         l.lock();
-        error_ = r;
+        error_ = absl::InternalError("binlog refuses writes until restart after: " +
+                                     std::string(r.message()));
         l.unlock();
       }
     }
@@ -536,6 +541,10 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
   auto file = CreateSegment(dir_, number, next_first_seq, epoch);
   if (!file.ok()) return file.status();
   numbers.push_back(number);
+  // From here a failure is sticky: the new index may be in place (renamed,
+  // its directory not synced), and a restart would then start the next
+  // events at next_first_seq while we kept writing them into this segment.
+  *sticky = true;
   // Crash before this point: the new file is unlisted and recovery removes it.
   if (auto s = WriteIndex(numbers); !s.ok()) return s;
   active_ = *std::move(file);

@@ -186,8 +186,8 @@ class Binlog {
   [[nodiscard]] absl::StatusOr<int> PurgeToTotalSize(uint64_t max_bytes, uint64_t keep_from_seq)
       EXCLUDES(index_mu_, mu_);
 
-  // Whether the last run published its own events before syncing them
-  // (sync_binlog other than 1) and did not close cleanly (binlog_format.h,
+  // Whether the last run published events before syncing them (sync_binlog
+  // or sync_relay_log other than 1) and did not close cleanly (binlog_format.h,
   // binlog.unsynced): events a replica received may be gone from here, so
   // their GTIDs must not be reused. ForgetUnsyncedTail() once the node has
   // made that impossible (a new epoch, durably); call it before any append.

@@ -9,13 +9,17 @@
 //                     fsync dir) on rotation and purge.
 //   binlog.000001     segment 1
 //   binlog.000002     segment 2 (created when segment 1 passed max_binlog_size)
-//   binlog.unsynced   present while this node's own events may be visible
-//                     (shipped to replicas) before they are synced
-//                     (sync_binlog other than 1); made durable before the
-//                     first such group is published, removed once a clean
-//                     close has synced everything. Found at open: a power
-//                     cut may have lost events replicas hold, so the node
-//                     starts a new epoch before it writes (server/node.cc).
+//   binlog.unsynced   present while events may be visible (shipped to
+//                     replicas, or ACKed by a relay log) before they are
+//                     synced (sync_binlog or sync_relay_log other than 1);
+//                     made durable before the first such group is
+//                     published, removed once a clean close has synced
+//                     everything. Found at open: the last segment is cut at
+//                     its first damage (unsynced pages land in any order,
+//                     so the torn-tail rule below cannot judge), and a
+//                     primary starts a new epoch before it writes, since a
+//                     power cut may have lost events replicas hold
+//                     (server/node.cc).
 //
 // Segment file:
 //

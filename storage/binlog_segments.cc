@@ -230,7 +230,7 @@ void NoteDroppedEvents(std::string_view data, ScanResult* r) {
 // corruption (error). Events after the last kGroupEnd belong to a write
 // that did not finish, so never synced: they go with the torn tail.
 absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_view data,
-                                           uint64_t first_seq) {
+                                           uint64_t first_seq, bool unsynced_groups) {
   ScanResult r;  // as of the last whole group
   r.valid_end = kSegmentHeaderSize;
   uint64_t group_events = 0;  // events seen since that group's end
@@ -244,6 +244,15 @@ absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_vie
       break;  // cut short by the end of the file: torn tail
     }
     if (p == RecordParse::kBadHeader || p == RecordParse::kBadCrc) {
+      if (unsynced_groups) {
+        // Groups were published without a sync (binlog.unsynced): their
+        // pages reach the disk in any order, so a later whole group proves
+        // nothing about this one. Everything from the damage on goes.
+        spdlog::warn("binlog: {} damaged at offset {} where groups were not all synced "
+                     "(sync_binlog or sync_relay_log not 1): cutting it there",
+                     path.string(), offset);
+        break;
+      }
       absl::Status torn = JudgeDamage(path, data, r.valid_end, offset, first_seq + r.events, p);
       if (!torn.ok()) return torn;
       break;
@@ -365,7 +374,7 @@ absl::StatusOr<File> CreateSegment(const fs::path& dir, uint64_t number, uint64_
   return file;
 }
 
-absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir) {
+absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsynced_groups) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return absl::InternalError("cannot create binlog directory " + dir.string() + ": " + ec.message());
@@ -437,7 +446,7 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir) {
     std::string data(*size, '\0');
     if (auto s = file->ReadAt(0, data.size(), data.data(), &n); !s.ok()) return s;
     data.resize(n);
-    auto scan = ScanLastSegment(path, data, first_seq);
+    auto scan = ScanLastSegment(path, data, first_seq, unsynced_groups);
     if (!scan.ok()) return scan.status();
     if (scan->valid_end < data.size()) {
       if (AllZero(std::string_view(data).substr(scan->valid_end))) {

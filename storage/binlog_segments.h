@@ -36,7 +36,11 @@ struct RecoveredBinlog {
 // files the index does not list (left by an interrupted rotation or purge);
 // scans the last segment and truncates a torn tail (logged with file, offset
 // and bytes dropped). Corruption returns DATA_LOSS naming file and offset.
-[[nodiscard]] absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const std::filesystem::path& dir);
+// `unsynced_groups`: the last run published groups without syncing them
+// (binlog.unsynced), whose pages may have reached the disk in any order: the
+// last segment is cut at its first damage instead of judged.
+[[nodiscard]] absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const std::filesystem::path& dir,
+                                                               bool unsynced_groups = false);
 
 // Writes binlog.index listing `numbers` (atomically replaced).
 [[nodiscard]] absl::Status WriteBinlogIndex(const std::filesystem::path& dir,
