@@ -149,6 +149,25 @@ bool SqlLike(std::string_view pattern, std::string_view text) {
   return p == pattern.size();
 }
 
+namespace {
+// An option file value as MySQL reads it: a `#` outside quotes starts a
+// comment, and one pair of enclosing quotes is dropped.
+std::string OptionValue(const std::string& raw) {
+  std::string v;
+  char quote = 0;
+  for (char c : raw) {
+    if (quote == 0 && c == '#') break;
+    if (c == '"' || c == '\'') quote = quote == 0 ? c : (quote == c ? 0 : quote);
+    v += c;
+  }
+  v = Trim(v);
+  if (v.size() >= 2 && (v.front() == '"' || v.front() == '\'') && v.back() == v.front()) {
+    v = v.substr(1, v.size() - 2);
+  }
+  return v;
+}
+}  // namespace
+
 absl::StatusOr<Settings> ReadIniSection(const std::filesystem::path& path, std::string_view section) {
   auto text = ReadFileToString(path);
   if (!text.ok()) return text.status();
@@ -172,7 +191,7 @@ absl::StatusOr<Settings> ReadIniSection(const std::filesystem::path& path, std::
     if (current != section) continue;
     auto eq = l.find('=');
     std::string name = Lower(Trim(eq == std::string::npos ? l : l.substr(0, eq)));
-    std::string value = eq == std::string::npos ? "ON" : Trim(l.substr(eq + 1));
+    std::string value = eq == std::string::npos ? "ON" : OptionValue(l.substr(eq + 1));
     if (name.rfind("loose-", 0) == 0 || name.rfind("loose_", 0) == 0) name = name.substr(6);
     std::replace(name.begin(), name.end(), '-', '_');
     out.emplace_back(name, value);

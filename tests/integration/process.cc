@@ -316,4 +316,51 @@ absl::Status WriteLoad::first_error() {
   return first_error_;
 }
 
+StartupRefusal StartExpectingRefusal(const fs::path& data_dir, std::vector<std::string> flags,
+                                     std::chrono::seconds hang_guard) {
+  const std::string binary = BinDir() + "/relaykvd";
+  std::vector<std::string> args = {binary, "--data-dir", data_dir.string(), "--listen",
+                                   "127.0.0.1:0"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  const fs::path addr = data_dir / "relaykvd.addr";
+  const std::string log = data_dir.string() + ".refusal.log";
+  StartupRefusal out;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::error_code ec;
+    fs::remove(addr, ec);
+    std::vector<char*> argv;  // built before fork(), as in Relaykvd::Start
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) ::dup2(fd, 2);
+      ::execv(binary.c_str(), argv.data());
+      ::_exit(127);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + hang_guard;
+    int status = 0;
+    bool done = false;
+    while (!done && std::chrono::steady_clock::now() < deadline && !fs::exists(addr)) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        done = true;
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    if (!done) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+    std::ifstream in(log);
+    out.log.assign(std::istreambuf_iterator<char>(in), {});
+    out.exited = done;
+    out.exit_status = done && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (!(out.exited && out.exit_status == 127)) break;
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // a relink in progress
+  }
+  return out;
+}
+
 }  // namespace relaykv::testing

@@ -102,4 +102,20 @@ class WriteLoad {
   std::vector<std::thread> writers_;
 };
 
+// A relaykvd run that must refuse to start (a corrupt data dir, a bad
+// setting): how it ended and what it logged.
+struct StartupRefusal {
+  bool exited = false;   // false: it listened (started after all) or outlived the hang guard
+  int exit_status = -1;  // its exit status; -1 if a signal ended it
+  std::string log;       // its stderr, this run only
+};
+// Starts relaykvd on `data_dir` with `flags` and waits, up to `hang_guard`,
+// for it to exit without listening. A relaykvd that starts listening or is
+// still running at the guard is killed and reported with exited=false (and
+// its log). An exec failure (status 127: a concurrent build was relinking
+// the binary) is retried a few times.
+StartupRefusal StartExpectingRefusal(const std::filesystem::path& data_dir,
+                                     std::vector<std::string> flags = {},
+                                     std::chrono::seconds hang_guard = std::chrono::seconds(60));
+
 }  // namespace relaykv::testing

@@ -1,0 +1,128 @@
+// The relaykv CLI's batch mode against a real relaykvd (README, "The
+// client"): statements piped on stdin, tab-separated output under a header
+// (-N drops it, -t forces tables), `ERROR <code> (<state>): message` on
+// stderr and exit status 1 at the first error, as the mysql client does.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/integration/process.h"
+
+namespace relaykv::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int status = -1;  // exit status; 124: the hang guard (timeout) ended it
+  std::string out, err;
+};
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// Runs `relaykv ARGS < script` with stdout and stderr kept apart (not a
+// terminal: batch output). `timeout` is the hang guard.
+CliRun RunCliOnStdin(const fs::path& dir, const std::string& args, const std::string& script) {
+  const fs::path in = dir / "script.sql", out = dir / "out.txt", err = dir / "err.txt";
+  {
+    std::ofstream f(in);
+    f << script;
+  }
+  const std::string cmd = "timeout 60 " + BinDir() + "/relaykv " + args + " < " + in.string() +
+                          " > " + out.string() + " 2> " + err.string();
+  const int rc = std::system(cmd.c_str());
+  CliRun r;
+  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  r.out = Slurp(out);
+  r.err = Slurp(err);
+  EXPECT_NE(r.status, 124) << "relaykv " << args << " did not finish within 60 s";
+  return r;
+}
+
+class CliBatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = Relaykvd::Start(dir_.path() / "n");
+    ASSERT_NE(server_, nullptr);
+    host_ = "-H " + server_->address();
+  }
+  TempDir dir_;
+  std::unique_ptr<Relaykvd> server_;
+  std::string host_;
+};
+
+TEST_F(CliBatchTest, StatementsOnStdinPrintTabSeparatedRowsUnderAHeader) {
+  const CliRun r = RunCliOnStdin(dir_.path(), host_,
+                              "PUT 'a' '1';\n"
+                              "put 'b' 'two words';\n"
+                              "GET 'b';\n"
+                              "SHOW STATUS LIKE 'Binlog_gtid';\n"
+                              "SHOW VARIABLES LIKE 'rpl_semi_sync_master_timeout'\n");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  // Writes print nothing in batch mode (as mysql's INSERT); result sets
+  // print a header line, then one tab-separated line per row.
+  EXPECT_EQ(r.out,
+            "Value\ntwo words\n"
+            "Variable_name\tValue\nBinlog_gtid\t1:2\n"
+            "Variable_name\tValue\nrpl_semi_sync_master_timeout\t10000\n");
+  EXPECT_EQ(*server_->Get("a"), std::optional<std::string>("1"));
+}
+
+TEST_F(CliBatchTest, SkipColumnNamesDropsTheHeader) {
+  ASSERT_TRUE(server_->Put("k", "v").ok());
+  const CliRun r = RunCliOnStdin(dir_.path(), host_ + " -N",
+                              "GET 'k'; SHOW STATUS LIKE 'Binlog_gtid'; CHECKSUM;\n");
+  EXPECT_EQ(r.status, 0) << r.err;
+  auto sum = server_->Checksum();
+  ASSERT_TRUE(sum.ok()) << sum.status();
+  EXPECT_EQ(r.out, "v\nBinlog_gtid\t1:1\n1:1\t" + sum->hash() + "\t1\n");
+}
+
+TEST_F(CliBatchTest, BatchFlagKeepsTabsAndTableFlagDrawsBorders) {
+  const std::string script = "SHOW STATUS LIKE 'Binlog_gtid';\n";
+  const CliRun batch = RunCliOnStdin(dir_.path(), host_ + " -B", script);
+  EXPECT_EQ(batch.status, 0) << batch.err;
+  EXPECT_EQ(batch.out, "Variable_name\tValue\nBinlog_gtid\t0:0\n");
+  const CliRun table = RunCliOnStdin(dir_.path(), host_ + " -t", script);
+  EXPECT_EQ(table.status, 0) << table.err;
+  EXPECT_EQ(table.out.rfind("+--", 0), 0u) << table.out;
+  EXPECT_NE(table.out.find("| Binlog_gtid"), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find('\t'), std::string::npos) << table.out;
+}
+
+TEST_F(CliBatchTest, AnErrorPrintsErrorOnStderrExitsOneAndStopsTheScript) {
+  const CliRun syntax = RunCliOnStdin(dir_.path(), host_,
+                                   "PUT 'before' '1';\n"
+                                   "FROBNICATE;\n"
+                                   "PUT 'after' '1';\n");
+  EXPECT_EQ(syntax.status, 1);
+  EXPECT_EQ(syntax.out, "");
+  EXPECT_EQ(syntax.err.rfind("ERROR 1064 (42000) at line 2: ", 0), 0u) << syntax.err;
+  EXPECT_EQ(*server_->Get("before"), std::optional<std::string>("1"));
+  EXPECT_EQ(*server_->Get("after"), std::nullopt) << "the script goes on after an error";
+
+  // A server-side refusal too (an empty key): same shape, the server's message.
+  const CliRun refused = RunCliOnStdin(dir_.path(), host_, "GET 'before';\nPUT '' 'v';\nGET 'before';\n");
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_EQ(refused.out, "Value\n1\n");
+  EXPECT_EQ(refused.err.rfind("ERROR ", 0), 0u) << refused.err;
+  EXPECT_NE(refused.err.find(" at line 2: "), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("empty"), std::string::npos) << refused.err;
+
+  // A node that is not there: ERROR 2003 naming it, exit 1.
+  const CliRun down = RunCliOnStdin(dir_.path(), "-H 127.0.0.1:1", "GET 'x';\n");
+  EXPECT_EQ(down.status, 1);
+  EXPECT_NE(down.err.find("ERROR 2003"), std::string::npos) << down.err;
+  EXPECT_NE(down.err.find("127.0.0.1:1"), std::string::npos) << down.err;
+}
+
+}  // namespace
+}  // namespace relaykv::testing

@@ -1,0 +1,166 @@
+// README, "Replication": "A gap, a duplicate, an epoch going backwards ...
+// stop the IO thread with the error in SHOW SLAVE STATUS — never silent
+// divergence." A real replica (embedded Node) against a fake primary whose
+// batches are each well formed but do not continue the relay log: the IO
+// thread stops with Last_IO_Error naming the GTID, what was expected and
+// why; the relay log keeps exactly what came before, and the replica does
+// not reconnect by itself.
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "proto/replication.grpc.pb.h"
+#include "relaykv/node.h"
+#include "tests/common/temp_dir.h"
+
+namespace relaykv {
+namespace {
+
+using testing::TempDir;
+using testing::WaitFor;
+
+v1::Event Put(uint64_t epoch, uint64_t seq) {
+  v1::Event ev;
+  ev.mutable_gtid()->set_epoch(epoch);
+  ev.mutable_gtid()->set_seq(seq);
+  ev.set_server_id(1);
+  ev.set_timestamp_us(1);
+  v1::Mutation* m = ev.add_mutations();
+  m->set_op(v1::Mutation::PUT);
+  m->set_key("k" + std::to_string(seq));
+  m->set_value(std::to_string(epoch) + ":" + std::to_string(seq));
+  return ev;
+}
+
+v1::PrimaryMessage BatchOf(const std::vector<v1::Event>& events) {
+  v1::PrimaryMessage msg;
+  v1::EventBatch* batch = msg.mutable_batch();
+  for (const v1::Event& ev : events) batch->add_events(ev.SerializeAsString());
+  *batch->mutable_primary_last_gtid() = events.back().gtid();
+  return msg;
+}
+
+// Answers a replica's hello with `script`, then holds the stream open.
+class ScriptedPrimary final : public v1::Replication::Service {
+ public:
+  explicit ScriptedPrimary(std::vector<v1::PrimaryMessage> script) : script_(std::move(script)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~ScriptedPrimary() override {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+  grpc::Status Subscribe(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* stream) override {
+    ++connections_;
+    v1::ReplicaMessage in;
+    if (!stream->Read(&in) || !in.has_hello()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "expected a hello");
+    }
+    for (const v1::PrimaryMessage& msg : script_) {
+      if (!stream->Write(msg)) return grpc::Status::OK;
+    }
+    while (!ctx->IsCancelled() && stream->Read(&in)) {
+    }
+    return grpc::Status::OK;
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return connections_.load(); }
+
+ private:
+  const std::vector<v1::PrimaryMessage> script_;
+  std::atomic<int> connections_{0};
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+std::string Field(const NameValues& rows, const std::string& name) {
+  for (const auto& [n, v] : rows) {
+    if (n == name) return v;
+  }
+  return "<missing " + name + ">";
+}
+
+class ReplicaIoOrderTest : public ::testing::Test {
+ protected:
+  // Replicates from a primary playing `script`; returns Last_IO_Error once
+  // the IO thread stopped (a test failure and "" if it kept running).
+  std::string StopErrorFor(std::vector<v1::PrimaryMessage> script) {
+    primary_ = std::make_unique<ScriptedPrimary>(std::move(script));
+    NodeOptions o;
+    o.data_dir = dir_.path() / "replica";
+    o.replicate_from = primary_->address();
+    o.variables = {{"server_id", "2"}};
+    auto node = Node::Open(o);
+    EXPECT_TRUE(node.ok()) << node.status();
+    if (!node.ok()) return "";
+    replica_ = *std::move(node);
+    const bool stopped = WaitFor(
+        [&] {
+          return primary_->connections() > 0 &&
+                 Field(replica_->ReplicaStatus(), "Slave_IO_Running") == "No";
+        },
+        std::chrono::seconds(30));  // hang guard
+    EXPECT_TRUE(stopped) << "the IO thread kept running; Last_IO_Error: "
+                         << Field(replica_->ReplicaStatus(), "Last_IO_Error");
+    return stopped ? Field(replica_->ReplicaStatus(), "Last_IO_Error") : "";
+  }
+
+  // The relay log holds exactly `gtid` (and the state machine applies it);
+  // the replica did not come back for more.
+  void ExpectKeptUpTo(Gtid gtid) {
+    ASSERT_NE(replica_, nullptr);
+    EXPECT_EQ(replica_->binlog_gtid(), gtid) << replica_->binlog_gtid().ToString();
+    EXPECT_TRUE(WaitFor([&] { return replica_->applied_gtid() == gtid; }))
+        << replica_->applied_gtid().ToString();
+    EXPECT_EQ(primary_->connections(), 1) << "a stopped IO thread reconnected by itself";
+    EXPECT_EQ(Field(replica_->ReplicaStatus(), "Last_SQL_Error"), "");
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ScriptedPrimary> primary_;  // outlives the replica
+  std::unique_ptr<Node> replica_;
+};
+
+TEST_F(ReplicaIoOrderTest, DuplicateBatchStopsIoThreadAndKeepsTheFirst) {
+  const std::string err = StopErrorFor({BatchOf({Put(1, 1), Put(1, 2)}), BatchOf({Put(1, 2)})});
+  EXPECT_NE(err.find("gtid 1:2"), std::string::npos) << err;
+  EXPECT_NE(err.find("expects seq 3"), std::string::npos) << err;
+  EXPECT_NE(err.find("duplicate"), std::string::npos) << err;
+  ExpectKeptUpTo({1, 2});
+  auto v = replica_->Get("k2");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, std::optional<std::string>("1:2"));
+}
+
+TEST_F(ReplicaIoOrderTest, GapAcrossBatchesStopsIoThread) {
+  const std::string err = StopErrorFor({BatchOf({Put(1, 1)}), BatchOf({Put(1, 3)})});
+  EXPECT_NE(err.find("gtid 1:3"), std::string::npos) << err;
+  EXPECT_NE(err.find("expects seq 2"), std::string::npos) << err;
+  ExpectKeptUpTo({1, 1});
+}
+
+TEST_F(ReplicaIoOrderTest, EpochGoingBackAcrossBatchesStopsIoThread) {
+  const std::string err = StopErrorFor({BatchOf({Put(2, 1)}), BatchOf({Put(1, 2)})});
+  EXPECT_NE(err.find("gtid 1:2"), std::string::npos) << err;
+  EXPECT_NE(err.find("epoch >= 2"), std::string::npos) << err;
+  EXPECT_NE(err.find("epoch going back"), std::string::npos) << err;
+  ExpectKeptUpTo({2, 1});
+}
+
+TEST_F(ReplicaIoOrderTest, EpochGoingBackInsideABatchWritesNothingOfIt) {
+  const std::string err = StopErrorFor({BatchOf({Put(1, 1)}), BatchOf({Put(3, 2), Put(2, 3)})});
+  EXPECT_NE(err.find("gtid 2:3"), std::string::npos) << err;
+  EXPECT_NE(err.find("epoch >= 3"), std::string::npos) << err;
+  ExpectKeptUpTo({1, 1});  // 3:2 was whole and in order, but its batch is refused whole
+}
+
+}  // namespace
+}  // namespace relaykv
