@@ -121,6 +121,7 @@ Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
       active_(std::move(active)),
       active_size_(segments_.back().end_offset),
       allocated_end_(active_size_),  // recovery cut the file at its last record
+      before_group_write_for_testing_(options.before_group_write_for_testing),
       committer_([this] {
         NameThisThread("rkv-committer");
         CommitterLoop();
@@ -318,6 +319,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     if (x->assign != nullptr && x->on_assigned != nullptr) (*x->on_assigned)(x->assign->gtid().seq());
   }
 
+  if (before_group_write_for_testing_) before_group_write_for_testing_();
   // Encode outside the lock; writers queued meanwhile wait for the next group.
   payloads_.clear();
   auto encode = [this, &last](const v1::Event& ev) {

@@ -73,6 +73,9 @@ struct BinlogOptions {
   std::filesystem::path dir;
   uint64_t max_binlog_size = 1ull << 30;  // rotate once a segment reaches this
   uint32_t sync_binlog = 1;               // fdatasync every N groups; 0 = never
+  // Tests only: called by each group's leader, seqs assigned, before it
+  // writes; a test holds a leader here to queue writers behind it.
+  std::function<void()> before_group_write_for_testing;
 };
 
 struct SegmentInfo {
@@ -285,6 +288,7 @@ class Binlog {
   std::string scratch_;              // the group's encoded records
   std::vector<std::string> payloads_;  // the group's event payloads, for group_listener_
   GroupListener group_listener_;
+  const std::function<void()> before_group_write_for_testing_;
 
   std::atomic<uint64_t> stat_groups_{0};
   std::atomic<uint64_t> stat_syncs_{0};

@@ -459,41 +459,52 @@ TEST_F(ReplicatedAppendTest, BatchWithAnEpochGoingBackInsideIsRefusedWhole) {
 // history, and recovery refuses a binlog where they do.
 TEST(BinlogTest, CommitGroupedAfterAHigherEpochAppendTakesThatEpoch) {
   TempDir dir;
-  auto b = OpenBinlog(dir.path());
-  ASSERT_NE(b, nullptr);
-  const fs::path seg = dir.path() / "binlog.000001";
-  const std::string big(16u << 20, 'b');  // keeps a leader in its fdatasync a while
-  int arranged = 0;
-  for (int attempt = 0; attempt < 10 && arranged < 2; ++attempt) {
-    const Gtid before = b->LastVisible();
-    const uint64_t epoch = b->epoch() + 1;
-    const uint64_t size = fs::file_size(seg);
-    const uint64_t groups = b->stats().groups;
-    v1::Event slow_event = PutEvent("big", big);
-    auto slow = std::async(std::launch::async, [&] { return b->Commit(&slow_event); });
-    while (fs::file_size(seg) == size && slow.wait_for(milliseconds(0)) != std::future_status::ready) {
-      std::this_thread::yield();  // until the slow group is written and syncing
-    }
-    std::vector<v1::Event> relayed = {At(epoch, before.seq + 2, PutEvent("r", "v"))};
-    auto append = std::async(std::launch::async, [&] { return b->AppendReplicated(relayed, false); });
-    std::this_thread::sleep_for(milliseconds(2));
-    v1::Event local = PutEvent("c", "v");
-    auto commit = std::async(std::launch::async, [&] { return b->Commit(&local); });
-    ASSERT_TRUE(slow.get().ok());
-    const absl::Status appended = append.get();
-    ASSERT_TRUE(commit.get().ok());
-    // Only an attempt where the append and the commit formed one group, in
-    // that order, tells anything.
-    if (!appended.ok() || local.gtid().seq() != before.seq + 3 || b->stats().groups != groups + 2) {
-      continue;
-    }
-    ++arranged;
-    EXPECT_GE(local.gtid().epoch(), epoch)
-        << "commit " << GtidFromProto(local.gtid()).ToString() << " follows a relayed event at epoch "
-        << epoch;
+  // The first group's leader is held before it writes, so that a relayed
+  // append and then a commit queue behind it and form the next group, in
+  // that order.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = true, held = false;
+  BinlogOptions o;
+  o.dir = dir.path();
+  o.before_group_write_for_testing = [&] {
+    std::unique_lock l(mu);
+    if (!hold) return;
+    held = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return !hold; });
+  };
+  auto opened = Binlog::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Binlog& b = **opened;
+  const uint64_t epoch = b.epoch() + 1;
+  v1::Event first = PutEvent("first", "v");
+  auto leader = std::async(std::launch::async, [&] { return b.Commit(&first); });
+  {
+    std::unique_lock l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(10), [&] { return held; }));
   }
-  if (arranged == 0) GTEST_SKIP() << "could not queue the append and the commit in one group";
-  b.reset();
+  std::vector<v1::Event> relayed = {At(epoch, 2, PutEvent("r", "v"))};
+  auto append = std::async(std::launch::async, [&] { return b.AppendReplicated(relayed, false); });
+  std::this_thread::sleep_for(milliseconds(50));  // queued behind the held leader
+  v1::Event local = PutEvent("c", "v");
+  auto commit = std::async(std::launch::async, [&] { return b.Commit(&local); });
+  std::this_thread::sleep_for(milliseconds(50));  // queued behind the append
+  const uint64_t groups = b.stats().groups;
+  {
+    std::lock_guard l(mu);
+    hold = false;
+  }
+  cv.notify_all();
+  ASSERT_TRUE(leader.get().ok());
+  ASSERT_TRUE(append.get().ok());
+  ASSERT_TRUE(commit.get().ok());
+  ASSERT_EQ(local.gtid().seq(), 3u);
+  ASSERT_EQ(b.stats().groups, groups + 2) << "the append and the commit should share a group";
+  EXPECT_EQ(local.gtid().epoch(), epoch)
+      << "commit " << GtidFromProto(local.gtid()).ToString() << " follows a relayed event at epoch "
+      << epoch;
+  opened->reset();
   EXPECT_NE(OpenBinlog(dir.path()), nullptr) << "the binlog must reopen what it wrote";
 }
 
