@@ -9,6 +9,7 @@
 #include "relaykv/node.h"
 #include "tests/common/small_fs.h"
 #include "tests/common/temp_dir.h"
+#include "tests/server/node_harness.h"
 
 namespace relaykv {
 namespace {
@@ -16,12 +17,7 @@ namespace {
 using testing::SmallFilesystem;
 using testing::TempDir;
 
-std::string Status(const Node& n, const std::string& name) {
-  for (const auto& [k, v] : n.ShowStatus(name)) {
-    if (k == name) return v;
-  }
-  return "<missing " + name + ">";
-}
+using testing::Status;
 
 TEST(ApplyFailureTest, FullStateMachineDiskStopsWritesThenTheyResume) {
   TempDir dir;

@@ -15,37 +15,19 @@
 #include "proto/replication.grpc.pb.h"
 #include "relaykv/node.h"
 #include "tests/common/temp_dir.h"
+#include "tests/server/node_harness.h"
 
 namespace relaykv {
 namespace {
 
 using testing::TempDir;
+using testing::Address;
+using testing::Field;
+using testing::Status;
+using testing::OpenServingNode;
 using testing::WaitFor;
 using Clock = std::chrono::steady_clock;
 
-std::unique_ptr<Node> OpenNode(const std::filesystem::path& dir,
-                               std::vector<std::pair<std::string, std::string>> vars = {},
-                               std::string replicate_from = "") {
-  NodeOptions o;
-  o.data_dir = dir;
-  o.listen_address = "127.0.0.1:0";
-  o.replicate_from = std::move(replicate_from);
-  o.variables = std::move(vars);
-  auto node = Node::Open(o);
-  EXPECT_TRUE(node.ok()) << node.status();
-  return node.ok() ? *std::move(node) : nullptr;
-}
-
-std::string Address(const Node& n) { return "127.0.0.1:" + std::to_string(n.bound_port()); }
-
-std::string Field(const NameValues& rows, const std::string& name) {
-  for (const auto& [n, v] : rows) {
-    if (n == name) return v;
-  }
-  return "<missing " + name + ">";
-}
-
-std::string Status(const Node& n, const std::string& name) { return Field(n.ShowStatus(""), name); }
 
 const std::vector<std::pair<std::string, std::string>> kSemiSyncPrimary = {
     {"server_id", "1"},
@@ -115,7 +97,7 @@ Gtid LastOf(const v1::EventBatch& batch) {
 // ends with an error naming it, and no commit counts it.
 TEST(HostileReplicaTest, AckBeyondWhatWasSentEndsTheStreamAndCountsNothing) {
   TempDir dir;
-  auto primary = OpenNode(dir.path() / "p", kSemiSyncPrimary);
+  auto primary = OpenServingNode(dir.path() / "p", kSemiSyncPrimary);
   ASSERT_NE(primary, nullptr);
   FakeReplica liar(Address(*primary), 2, Gtid{});
   ASSERT_TRUE(WaitFor([&] { return Status(*primary, "Rpl_semi_sync_master_clients") == "1"; }));
@@ -134,7 +116,7 @@ TEST(HostileReplicaTest, AckBeyondWhatWasSentEndsTheStreamAndCountsNothing) {
 // An ACK naming a sent seq with another epoch is another history's.
 TEST(HostileReplicaTest, AckOfAnotherEpochEndsTheStream) {
   TempDir dir;
-  auto primary = OpenNode(dir.path() / "p", kSemiSyncPrimary);
+  auto primary = OpenServingNode(dir.path() / "p", kSemiSyncPrimary);
   ASSERT_NE(primary, nullptr);
   FakeReplica r(Address(*primary), 2, Gtid{});
   ASSERT_TRUE(WaitFor([&] { return Status(*primary, "Rpl_semi_sync_master_clients") == "1"; }));
@@ -156,7 +138,7 @@ TEST(HostileReplicaTest, SecondStreamOfAServerIdReplacesTheFirstAndCountsOnce) {
   TempDir dir;
   auto vars = kSemiSyncPrimary;
   vars.push_back({"rpl_semi_sync_master_wait_for_slave_count", "2"});
-  auto primary = OpenNode(dir.path() / "p", vars);
+  auto primary = OpenServingNode(dir.path() / "p", vars);
   ASSERT_NE(primary, nullptr);
   auto first = std::make_unique<FakeReplica>(Address(*primary), 2, Gtid{});
   ASSERT_TRUE(WaitFor([&] { return Status(*primary, "Rpl_semi_sync_master_clients") == "1"; }));
@@ -179,7 +161,7 @@ TEST(HostileReplicaTest, SecondStreamOfAServerIdReplacesTheFirstAndCountsOnce) {
 // node defaults to server_id 1).
 TEST(HostileReplicaTest, ReplicaWithThePrimarysServerIdIsRefused) {
   TempDir dir;
-  auto primary = OpenNode(dir.path() / "p", kSemiSyncPrimary);
+  auto primary = OpenServingNode(dir.path() / "p", kSemiSyncPrimary);
   ASSERT_NE(primary, nullptr);
   FakeReplica twin(Address(*primary), 1, Gtid{});
   const grpc::Status ended = twin.Ended();
@@ -187,7 +169,7 @@ TEST(HostileReplicaTest, ReplicaWithThePrimarysServerIdIsRefused) {
   EXPECT_NE(ended.error_message().find("server_id 1"), std::string::npos) << ended.error_message();
 
   // The same through a real replica node left at the default server_id.
-  auto replica = OpenNode(dir.path() / "r", {}, Address(*primary));
+  auto replica = OpenServingNode(dir.path() / "r", {}, Address(*primary));
   ASSERT_NE(replica, nullptr);
   ASSERT_TRUE(WaitFor([&] {
     return Field(replica->ReplicaStatus(), "Last_IO_Error").find("server_id") != std::string::npos;
@@ -200,7 +182,7 @@ TEST(HostileReplicaTest, ReplicaWithThePrimarysServerIdIsRefused) {
 // commit is released at once, not after the whole timeout.
 TEST(HostileReplicaTest, ReconnectWithAnUnackedEventReleasesTheCommit) {
   TempDir dir;
-  auto primary = OpenNode(dir.path() / "p", kSemiSyncPrimary);  // 30 s timeout
+  auto primary = OpenServingNode(dir.path() / "p", kSemiSyncPrimary);  // 30 s timeout
   ASSERT_NE(primary, nullptr);
   Gtid held;
   std::future<absl::StatusOr<Gtid>> put;
@@ -229,9 +211,9 @@ TEST(HostileReplicaTest, ReconnectWithAnUnackedEventReleasesTheCommit) {
 // counting it at once — not at the next commit that times out.
 TEST(HostileReplicaTest, StoppedIoThreadLeavesTheClientCountWithoutAnyCommit) {
   TempDir dir;
-  auto primary = OpenNode(dir.path() / "p", kSemiSyncPrimary);
+  auto primary = OpenServingNode(dir.path() / "p", kSemiSyncPrimary);
   ASSERT_NE(primary, nullptr);
-  auto replica = OpenNode(dir.path() / "r", {{"server_id", "2"}, {"rpl_semi_sync_slave_enabled", "ON"}},
+  auto replica = OpenServingNode(dir.path() / "r", {{"server_id", "2"}, {"rpl_semi_sync_slave_enabled", "ON"}},
                           Address(*primary));
   ASSERT_NE(replica, nullptr);
   ASSERT_TRUE(WaitFor([&] { return Status(*primary, "Rpl_semi_sync_master_clients") == "1"; }));
@@ -248,8 +230,8 @@ TEST(HostileReplicaTest, StoppedIoThreadLeavesTheClientCountWithoutAnyCommit) {
 // errant events silently kept.
 TEST(HostileReplicaTest, HistoryIsCheckedAtThePurgeBoundary) {
   TempDir dir;
-  auto a = OpenNode(dir.path() / "a", {{"server_id", "1"}});
-  auto b = OpenNode(dir.path() / "b", {{"server_id", "2"}, {"max_binlog_size", "4096"}},
+  auto a = OpenServingNode(dir.path() / "a", {{"server_id", "1"}});
+  auto b = OpenServingNode(dir.path() / "b", {{"server_id", "2"}, {"max_binlog_size", "4096"}},
                     Address(*(a)));
   ASSERT_TRUE(a && b);
   for (int i = 1; i <= 90; ++i) ASSERT_TRUE(a->Put("k" + std::to_string(i), "v").ok());
@@ -279,7 +261,7 @@ TEST(HostileReplicaTest, HistoryIsCheckedAtThePurgeBoundary) {
   ASSERT_EQ(a->binlog_gtid(), (Gtid{1, first - 1}));
   const std::filesystem::path a_dir = a->options().data_dir;
   a.reset();
-  auto old = OpenNode(a_dir, {{"server_id", "1"}}, Address(*b));
+  auto old = OpenServingNode(a_dir, {{"server_id", "1"}}, Address(*b));
   ASSERT_NE(old, nullptr);
   ASSERT_TRUE(WaitFor([&] { return Field(old->ReplicaStatus(), "Slave_IO_Running") == "No"; }));
   const std::string err = Field(old->ReplicaStatus(), "Last_IO_Error");

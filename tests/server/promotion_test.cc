@@ -15,33 +15,21 @@
 #include "relaykv/node.h"
 #include "storage/binlog.h"
 #include "tests/common/temp_dir.h"
+#include "tests/server/node_harness.h"
 
 namespace relaykv {
 namespace {
 
 using testing::TempDir;
+using testing::Field;
+constexpr auto Addr = testing::Address;
 using testing::WaitFor;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 std::unique_ptr<Node> Open(const fs::path& dir, int server_id, std::string replicate_from = "") {
-  NodeOptions o;
-  o.data_dir = dir;
-  o.listen_address = "127.0.0.1:0";
-  o.replicate_from = std::move(replicate_from);
-  o.variables = {{"server_id", std::to_string(server_id)}};
-  auto node = Node::Open(o);
-  EXPECT_TRUE(node.ok()) << node.status();
-  return node.ok() ? *std::move(node) : nullptr;
-}
-
-std::string Addr(const Node& n) { return "127.0.0.1:" + std::to_string(n.bound_port()); }
-
-std::string Field(const NameValues& rows, const std::string& name) {
-  for (const auto& [k, v] : rows) {
-    if (k == name) return v;
-  }
-  return "<missing>";
+  return testing::OpenServingNode(dir, {{"server_id", std::to_string(server_id)}},
+                                  std::move(replicate_from));
 }
 
 constexpr const char* kInProgress = "RESET SLAVE ALL is in progress";

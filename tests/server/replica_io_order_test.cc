@@ -16,6 +16,8 @@
 #include "proto/replication.grpc.pb.h"
 #include "relaykv/node.h"
 #include "tests/common/temp_dir.h"
+#include "tests/server/fake_primary.h"
+#include "tests/server/node_harness.h"
 
 namespace relaykv {
 namespace {
@@ -36,57 +38,9 @@ v1::Event Put(uint64_t epoch, uint64_t seq) {
   return ev;
 }
 
-v1::PrimaryMessage BatchOf(const std::vector<v1::Event>& events) {
-  v1::PrimaryMessage msg;
-  v1::EventBatch* batch = msg.mutable_batch();
-  for (const v1::Event& ev : events) batch->add_events(ev.SerializeAsString());
-  *batch->mutable_primary_last_gtid() = events.back().gtid();
-  return msg;
-}
-
-// Answers a replica's hello with `script`, then holds the stream open.
-class ScriptedPrimary final : public v1::Replication::Service {
- public:
-  explicit ScriptedPrimary(std::vector<v1::PrimaryMessage> script) : script_(std::move(script)) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(this);
-    server_ = builder.BuildAndStart();
-  }
-  ~ScriptedPrimary() override {
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  }
-  grpc::Status Subscribe(
-      grpc::ServerContext* ctx,
-      grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* stream) override {
-    ++connections_;
-    v1::ReplicaMessage in;
-    if (!stream->Read(&in) || !in.has_hello()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "expected a hello");
-    }
-    for (const v1::PrimaryMessage& msg : script_) {
-      if (!stream->Write(msg)) return grpc::Status::OK;
-    }
-    while (!ctx->IsCancelled() && stream->Read(&in)) {
-    }
-    return grpc::Status::OK;
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  int connections() const { return connections_.load(); }
-
- private:
-  const std::vector<v1::PrimaryMessage> script_;
-  std::atomic<int> connections_{0};
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-};
-
-std::string Field(const NameValues& rows, const std::string& name) {
-  for (const auto& [n, v] : rows) {
-    if (n == name) return v;
-  }
-  return "<missing " + name + ">";
-}
+using testing::BatchOf;
+using ScriptedPrimary = testing::FakePrimary;
+using testing::Field;
 
 class ReplicaIoOrderTest : public ::testing::Test {
  protected:

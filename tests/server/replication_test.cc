@@ -10,32 +10,20 @@
 #include "relaykv/node.h"
 #include "tests/common/small_fs.h"
 #include "tests/common/temp_dir.h"
+#include "tests/server/node_harness.h"
 
 namespace relaykv {
 namespace {
 
 using testing::TempDir;
+using testing::Address;
+using testing::Field;
 using testing::WaitFor;
 
 std::unique_ptr<Node> OpenNode(const std::filesystem::path& dir, std::string replicate_from = "",
                                uint32_t server_id = 1) {
-  NodeOptions o;
-  o.data_dir = dir;
-  o.listen_address = "127.0.0.1:0";
-  o.replicate_from = std::move(replicate_from);
-  o.variables = {{"server_id", std::to_string(server_id)}};
-  auto node = Node::Open(o);
-  EXPECT_TRUE(node.ok()) << node.status();
-  return node.ok() ? *std::move(node) : nullptr;
-}
-
-std::string Address(const Node& n) { return "127.0.0.1:" + std::to_string(n.bound_port()); }
-
-std::string Field(const NameValues& rows, const std::string& name) {
-  for (const auto& [n, v] : rows) {
-    if (n == name) return v;
-  }
-  return "<missing " + name + ">";
+  return testing::OpenServingNode(dir, {{"server_id", std::to_string(server_id)}},
+                                  std::move(replicate_from));
 }
 
 bool CaughtUp(const Node& replica, const Node& primary) {

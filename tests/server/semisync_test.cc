@@ -11,6 +11,7 @@
 #include "proto/kv.grpc.pb.h"
 #include "relaykv/node.h"
 #include "tests/common/temp_dir.h"
+#include "tests/server/node_harness.h"
 
 namespace relaykv {
 namespace {
@@ -19,26 +20,9 @@ using testing::TempDir;
 using testing::WaitFor;
 using Clock = std::chrono::steady_clock;
 
-std::unique_ptr<Node> Open(const std::filesystem::path& dir, NameValues vars,
-                           std::string replicate_from = "") {
-  NodeOptions o;
-  o.data_dir = dir;
-  o.listen_address = "127.0.0.1:0";
-  o.replicate_from = std::move(replicate_from);
-  o.variables = std::move(vars);
-  auto node = Node::Open(o);
-  EXPECT_TRUE(node.ok()) << node.status();
-  return node.ok() ? *std::move(node) : nullptr;
-}
+constexpr auto Addr = testing::Address;
+constexpr auto Stat = testing::Status;
 
-std::string Addr(const Node& n) { return "127.0.0.1:" + std::to_string(n.bound_port()); }
-
-std::string Stat(const Node& n, const std::string& name) {
-  for (const auto& [k, v] : n.ShowStatus(name)) {
-    if (k == name) return v;
-  }
-  return "<missing>";
-}
 uint64_t Num(const Node& n, const std::string& suffix) {
   return std::stoull(Stat(n, "Rpl_semi_sync_master_" + suffix));
 }
@@ -50,9 +34,9 @@ struct Cluster {
 
   explicit Cluster(int n_replicas, NameValues primary_vars = {}) {
     primary_vars.emplace_back("rpl_semi_sync_master_enabled", "ON");
-    primary = Open(dir.path() / "p", primary_vars);
+    primary = testing::OpenServingNode(dir.path() / "p", primary_vars);
     for (int i = 0; i < n_replicas; ++i) {
-      replicas.push_back(Open(dir.path() / ("r" + std::to_string(i)),
+      replicas.push_back(testing::OpenServingNode(dir.path() / ("r" + std::to_string(i)),
                               {{"server_id", std::to_string(i + 2)},
                                {"rpl_semi_sync_slave_enabled", "ON"}},
                               Addr(*primary)));
