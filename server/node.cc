@@ -11,6 +11,7 @@
 #include "server/master_info.h"
 #include "server/node_impl.h"
 #include "server/replication_service.h"
+#include "server/test_pause.h"
 #include "spdlog/spdlog.h"
 #include "storage/binlog_reader.h"
 #include "storage/thread_name.h"
@@ -334,6 +335,7 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   const Gtid relay_end = binlog_->LastVisible();
   applier_->Release(relay_end.seq);
   if (auto s = applier_->WaitApplied(relay_end.seq, forever); !s.ok()) return s;
+  PauseHereForTesting("promote:relay-log-applied");
   // Then the new epoch, before master.info goes: without it a restart could
   // stamp our writes with the old primary's epoch, and its events at the
   // same seqs would pass for ours. (A crash in between leaves a replica
@@ -341,7 +343,9 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   // RESET SLAVE ALL can run again.)
   auto start = StartEpoch();
   if (!start.ok()) return start.status();
+  PauseHereForTesting("promote:marker-written");
   if (auto s = ClearMasterInfo(options_.data_dir); !s.ok()) return s;
+  PauseHereForTesting("promote:master-info-cleared");
   return start;
 }
 

@@ -298,5 +298,74 @@ TEST(ReplicationProcessTest, UnsyncedTailLostInAPowerCutIsNeverReusedAsGtids) {
   EXPECT_EQ(after_clean->epoch(), 2u);
 }
 
+// RESET SLAVE ALL killed at each of its steps (relay log applied; new epoch's
+// marker durable; master.info gone): the node restarts, is either still a
+// replica (then RESET SLAVE ALL runs again) or a primary, and takes writes
+// with dense GTIDs in a new epoch, every write of the old primary there.
+TEST(ReplicationProcessTest, ResetSlaveAllKilledAtEachStepRecovers) {
+  for (const std::string point :
+       {"promote:relay-log-applied", "promote:marker-written", "promote:master-info-cleared"}) {
+    SCOPED_TRACE(point);
+    TempDir dir;
+    auto p = Relaykvd::Start(dir.path() / "p");
+    ASSERT_NE(p, nullptr);
+    auto r = StartReplica(dir.path() / "r", *p, 2);
+    ASSERT_NE(r, nullptr);
+    std::vector<v1::Mutation> batch(2);
+    batch[0].set_op(v1::Mutation::PUT);
+    batch[0].set_key("b0");
+    batch[0].set_value("x");
+    batch[1].set_op(v1::Mutation::DELETE);
+    batch[1].set_key("k3");
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(p->Put("k" + std::to_string(i), "p").ok());
+    ASSERT_TRUE(p->Write(batch).ok());
+    ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*r, *p); }));
+    const uint64_t old_end = p->BinlogGtid().seq();
+    p->Kill();  // the primary is gone
+
+    r->Terminate();
+    ::setenv("RELAYKV_TEST_PAUSE", point.c_str(), 1);
+    r = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
+    ::unsetenv("RELAYKV_TEST_PAUSE");
+    ASSERT_NE(r, nullptr);
+    ASSERT_TRUE(r->ReplicaThreads(Action::STOP, Action::BOTH).ok());
+    std::thread reset([&] { r->ResetReplicaAll().IgnoreError(); });  // ends when killed
+    const auto log = dir.path() / "r.log";
+    ASSERT_TRUE(WaitFor([&] {
+      std::ifstream in(log);
+      const std::string text((std::istreambuf_iterator<char>(in)), {});
+      return text.find("test pause at " + point) != std::string::npos;
+    }, std::chrono::seconds(30)));
+    r->Kill();
+    reset.join();
+
+    r = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
+    ASSERT_NE(r, nullptr) << "the node must restart after a kill at " << point;
+    if (!r->ReplicaStatus().empty()) {  // still a replica: promote it again
+      ASSERT_TRUE(r->ReplicaThreads(Action::STOP, Action::BOTH).ok());
+      auto again = r->ResetReplicaAll();
+      ASSERT_TRUE(again.ok()) << again.status();
+    }
+    const uint64_t end = r->BinlogGtid().seq();
+    EXPECT_GT(end, old_end) << "an epoch marker follows the old primary's events";
+    auto w = r->Put("new", "r");
+    ASSERT_TRUE(w.ok()) << w.status();
+    EXPECT_EQ(w->seq(), end + 1) << "GTIDs stay dense";
+    EXPECT_GE(w->epoch(), 2u);
+    for (int i = 0; i < 20; ++i) {
+      auto v = r->Get("k" + std::to_string(i));
+      ASSERT_TRUE(v.ok()) << v.status();
+      EXPECT_EQ(*v, i == 3 ? std::nullopt : std::optional<std::string>("p")) << "k" << i;
+    }
+    EXPECT_EQ(*r->Get("b0"), std::optional<std::string>("x"));
+    // And it stays a primary across a clean restart.
+    EXPECT_EQ(r->Terminate(), 0);
+    r = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
+    ASSERT_NE(r, nullptr);
+    EXPECT_TRUE(r->ReplicaStatus().empty());
+    EXPECT_TRUE(r->Put("after-restart", "r").ok());
+  }
+}
+
 }  // namespace
 }  // namespace relaykv::testing
