@@ -122,6 +122,7 @@ absl::Status Node::Impl::Open(Node* node) {
       // the ACK's thread, before the commits it releases wake up: each of
       // them then wakes once instead of twice (ACK, then applied).
       [this](uint64_t seq) {
+        AdvanceReplicaVisible(seq);
         if (applier_) applier_->ReleaseAndApply(seq);
       });
   on_assigned_ = [this](uint64_t seq) { semisync_->Register(seq); };
@@ -146,6 +147,11 @@ absl::Status Node::Impl::Open(Node* node) {
   }
   applier_ = std::make_unique<Applier>(binlog_.get(), state_.get());
   if (auto s = applier_->Start(); !s.ok()) return s;
+  // What replicas may show: what this node had applied. The replay below
+  // makes the rest visible here (as MySQL does), but whether it reached a
+  // quorum is unknown: replicas wait for their ACKs (or a timeout's async
+  // commit) to say so (see "Visibility on replicas").
+  replica_visible_.store(applied.seq);
 
   // Replica role: --replicate-from (saved) or an earlier CHANGE MASTER.
   std::string primary = options_.replicate_from;
@@ -178,6 +184,12 @@ absl::Status Node::Impl::Open(Node* node) {
   // are gone from here (binlog.unsynced). Writing on in the same epoch
   // would give other events their GTIDs; a replica holding them would then
   // pass the history check. A new epoch makes it fail, naming both GTIDs.
+  // A replica's relay log tail comes from its primary again if it was lost:
+  // nothing to fence, but the marker must not outlive it (recovery would go
+  // on cutting synced data at its first damage).
+  if (!primary.empty()) {
+    if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
+  }
   if (primary.empty() && binlog_->unsynced_tail_at_open()) {
     auto start = StartEpoch();
     if (!start.ok()) return start.status();
@@ -200,7 +212,7 @@ absl::Status Node::Impl::Open(Node* node) {
                                                  [this](bool replica_semi_sync) {
                                                    return GateReplicaVisibility(replica_semi_sync);
                                                  },
-                                                 [this] { return applier_->released(); }});
+                                                 [this] { return ReplicaVisibleSeq(); }});
     // Before any append; the service outlives them (Close() drains commits
     // and stops the IO thread before destroying it).
     binlog_->set_group_listener(
@@ -289,13 +301,16 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
   const Gtid gtid = GtidFromProto(c->event.gtid());
   const Deadline deadline = c->options.deadline;
   auto apply = [this, gtid, deadline]() -> absl::StatusOr<Gtid> {
+    AdvanceReplicaVisible(gtid.seq);
     applier_->ReleaseAndApply(gtid.seq);
     if (auto s = applier_->WaitApplied(gtid.seq, deadline); !s.ok()) {
       // Never OK, and never an invitation to retry: the write is durable
       // and replicates; it becomes visible once the state machine applies.
+      // INTERNAL, not UNAVAILABLE: clients retry that, and this write must
+      // not be written twice.
       const auto code = absl::IsDeadlineExceeded(s) || absl::IsCancelled(s)
                             ? s.code()
-                            : absl::StatusCode::kUnavailable;
+                            : absl::StatusCode::kInternal;
       return absl::Status(code, "write " + gtid.ToString() +
                                     " is in the binlog and replicates, but is not applied yet (" +
                                     std::string(s.message()) +
@@ -361,6 +376,7 @@ absl::StatusOr<Gtid> Node::Impl::StartEpoch() {
   if (auto s = binlog_->AppendReplicated({&marker, 1}, /*sync=*/true); !s.ok()) return s;
   applier_->Release(start.seq);
   if (auto s = applier_->WaitApplied(start.seq, Clock::time_point::max()); !s.ok()) return s;
+  AdvanceReplicaVisible(start.seq);  // a new primary's history so far is shown
   return start;
 }
 
@@ -443,7 +459,21 @@ absl::Status Node::Impl::WaitForGtid(const GetOptions& options) {
   return absl::OkStatus();
 }
 
+void Node::Impl::AdvanceReplicaVisible(uint64_t seq) {
+  uint64_t v = replica_visible_.load();
+  while (v < seq && !replica_visible_.compare_exchange_weak(v, seq)) {
+  }
+}
+
+uint64_t Node::Impl::ReplicaVisibleSeq() const {
+  // A replica serving replicas of its own passes on what it may apply.
+  if (!primary_address().empty()) return applier_->released();
+  return replica_visible_.load();
+}
+
 bool Node::Impl::GateReplicaVisibility(bool replica_semi_sync) const {
+  // A replica's replicas see no more than it may show itself.
+  if (!primary_address().empty()) return true;
   // Under AFTER_SYNC with semi-sync on, a write is visible once
   // wait_for_slave_count replicas hold it: a semi-sync replica holding it
   // completes a quorum of one by itself; any other must wait for the primary.

@@ -5,6 +5,7 @@
 // Lock order: Impl::mu_ before any component's own lock.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -80,6 +81,12 @@ class Node::Impl {
   // Whether a replica must apply only what this primary made visible
   // (ReplicationService::NodeView::gate_visibility).
   bool GateReplicaVisibility(bool replica_semi_sync) const;
+  // The last seq a gated replica may show: what reached a quorum (an ACK),
+  // was committed async (timeout, semi-sync off), or this node had applied
+  // when it opened. On a replica: what it may apply itself.
+  uint64_t ReplicaVisibleSeq() const;
+  void AdvanceReplicaVisible(uint64_t seq);
+  std::atomic<uint64_t> replica_visible_{0};
   // Lowest binlog seq still needed (replicas, state machine not yet flushed).
   absl::StatusOr<uint64_t> RetentionFloor();
   // Housekeeping thread: RetryApplier, ApplyRetention.

@@ -311,9 +311,9 @@ grpc::Status ReplicationService::Subscribe(
   uint64_t told_visible = 0;  // the visible seq this (gated) replica was last told
   auto last_message_at = Clock::now();
   while (alive && !ctx->IsCancelled() && !ack_failed) {
-    const bool gated = node_.gate_visibility(info.semi_sync);
     // Events sent that the replica may not apply yet: watch for them.
-    const bool held_back = gated && told_visible + 1 < out.next_seq.load();
+    const bool held_back =
+        node_.gate_visibility(info.semi_sync) && told_visible + 1 < out.next_seq.load();
     // Asleep until something visible was not sent by a leader, or a
     // heartbeat is due (or, while held back, the next look at visibility).
     auto visible = binlog_->WaitUntilVisible(
@@ -326,6 +326,9 @@ grpc::Status ReplicationService::Subscribe(
     if (!out.open) break;
     msg.Clear();
     const Gtid primary_last = binlog_->LastVisible();
+    // Decided now, right before the message is built: a SET GLOBAL during
+    // the wait above must not let an ungated message out.
+    const bool gated = node_.gate_visibility(info.semi_sync);
     const uint64_t visible_seq = gated ? node_.visible_seq() : 0;
     if (primary_last.seq < out.next_seq.load()) {
       // Nothing to send: the replica hears from us once a second, and at

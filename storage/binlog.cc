@@ -143,6 +143,8 @@ Binlog::~Binlog() {
     std::lock_guard l(mu_);
     failed = !error_.ok();
   }
+  // Only a marker of this run's: one found at open stays until the node
+  // has fenced it (ForgetUnsyncedTail), even if it closes before.
   if (unsynced_marked_ && !failed && active_.DataSync().ok()) {
     if (auto s = RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName); !s.ok()) {
       spdlog::warn("binlog: {}", s.ToString());
@@ -160,6 +162,10 @@ absl::Status Binlog::MarkUnsyncedTail() {
 
 absl::Status Binlog::ForgetUnsyncedTail() {
   if (!unsynced_tail_at_open_ || unsynced_marked_) return absl::OkStatus();
+  // What recovery kept may still sit only in the page cache (the last run
+  // was killed, not powered off): durable first, then the marker can go,
+  // so a later recovery judges these groups as synced ones.
+  if (auto s = active_.DataSync(); !s.ok()) return s;
   return RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName);
 }
 

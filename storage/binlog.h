@@ -192,8 +192,10 @@ class Binlog {
   // Whether the last run published events before syncing them (sync_binlog
   // or sync_relay_log other than 1) and did not close cleanly (binlog_format.h,
   // binlog.unsynced): events a replica received may be gone from here, so
-  // their GTIDs must not be reused. ForgetUnsyncedTail() once the node has
-  // made that impossible (a new epoch, durably); call it before any append.
+  // their GTIDs must not be reused. ForgetUnsyncedTail() (syncs what
+  // recovery kept, then removes the marker) once the node has made that
+  // impossible (a new epoch, durably) or need not (a replica); call it
+  // before any append.
   bool unsynced_tail_at_open() const { return unsynced_tail_at_open_; }
   [[nodiscard]] absl::Status ForgetUnsyncedTail();
 

@@ -367,5 +367,53 @@ TEST(ReplicationProcessTest, ResetSlaveAllKilledAtEachStepRecovers) {
   }
 }
 
+// A primary that restarts replays its binlog, ACKed or not (as MySQL does),
+// but its replicas must not show a write the quorum never held: with
+// wait_for_slave_count=2 and one semi-sync replica stopped, the write held
+// by the other semi-sync replica and an async one stays hidden on both
+// across the primary's SIGKILL and restart, until the second replica is back
+// and the quorum holds it.
+TEST(ReplicationProcessTest, RestartedPrimaryDoesNotShowReplicasAWriteTheQuorumNeverHeld) {
+  TempDir dir;
+  const std::vector<std::string> flags = {"--rpl_semi_sync_master_enabled=ON",
+                                          "--rpl_semi_sync_master_wait_for_slave_count=2",
+                                          "--rpl_semi_sync_master_timeout=600000"};
+  auto p = Relaykvd::Start(dir.path() / "p", flags);
+  ASSERT_NE(p, nullptr);
+  auto semi = [&](const std::string& name, int id) {
+    return Relaykvd::Start(dir.path() / name, {"--server-id=" + std::to_string(id),
+                                               "--rpl_semi_sync_slave_enabled=ON",
+                                               "--replicate-from=" + p->address()});
+  };
+  auto a = semi("a", 2);
+  auto b = semi("b", 3);
+  auto c = StartReplica(dir.path() / "c", *p, 4);  // async
+  ASSERT_TRUE(a && b && c);
+  ASSERT_TRUE(WaitFor([&] { return p->Status()["Rpl_semi_sync_master_clients"] == "2"; }));
+  ASSERT_TRUE(p->Put("first", "1").ok());
+  ASSERT_TRUE(b->ReplicaThreads(Action::STOP, Action::IO).ok());
+  std::thread writer([&] { p->Put("w", "v").IgnoreError(); });  // waits for b, then dies
+  const uint64_t w_seq = 2;
+  ASSERT_TRUE(WaitFor([&] { return a->BinlogGtid().seq() >= w_seq && c->BinlogGtid().seq() >= w_seq; }));
+  const int port = p->port();
+  p->Kill();
+  writer.join();
+  p = Relaykvd::Start(dir.path() / "p", flags, port);
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return p->Status()["Rpl_semi_sync_master_clients"] == "1"; }));
+  ASSERT_TRUE(WaitFor([&] { return c->ReplicaStatus()["Slave_IO_Running"] == "Yes"; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(*a->Get("w"), std::nullopt) << "a semi-sync replica showed a write only it held";
+  EXPECT_EQ(*c->Get("w"), std::nullopt) << "an async replica showed a write the quorum never held";
+  EXPECT_EQ(*a->Get("first"), std::optional<std::string>("1"));
+
+  ASSERT_TRUE(b->ReplicaThreads(Action::START, Action::IO).ok());
+  EXPECT_TRUE(WaitFor([&] {
+    auto va = a->Get("w");
+    auto vc = c->Get("w");
+    return va.ok() && va->has_value() && vc.ok() && vc->has_value();
+  })) << "once both semi-sync replicas hold it, every replica shows it";
+}
+
 }  // namespace
 }  // namespace relaykv::testing
