@@ -1,6 +1,7 @@
 // relaykvd: parses flags and the config file, runs a Node until
 // SIGINT/SIGTERM, closes it.
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -14,6 +15,7 @@
 #include "server/variables.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
+#include "storage/fault_injection.h"
 #include "storage/file.h"
 
 namespace {
@@ -80,6 +82,21 @@ int main(int argc, char** argv) {
   }
   for (const auto& [name, value] : flag_values) {
     if (app.count("--" + name) > 0) options.variables.emplace_back(name, value);
+  }
+
+  // Tests' power cuts of this process (storage/fault_injection.h, shadow
+  // mode): with RELAYKV_FAULT_SHADOW set, what each fsync makes durable in
+  // the data dir and its binlog is journaled there. Unset: nothing at all.
+  // Destroyed after the node (declared before it).
+  auto shadow = relaykv::FaultInjection::InstallShadowFromEnvironment(
+      {options.data_dir, options.data_dir / "binlog"});
+  if (!shadow.ok()) {
+    spdlog::critical("cannot start fault injection shadow mode: {}", shadow.status().ToString());
+    return 1;
+  }
+  if (*shadow != nullptr) {
+    spdlog::warn("fault injection shadow mode: journaling what is durable to {} (tests only)",
+                 std::getenv(relaykv::FaultInjection::kShadowEnv));
   }
 
   auto node = relaykv::Node::Open(options);

@@ -45,8 +45,36 @@
 // of an unlinked file that File made, it is taken for that file;
 // subdirectories (a directory's own creation is never made durable);
 // fsync errors other than the cut (EIO on one sync, then success:
-// "fsyncgate"); a process killed rather than cut (the registry lives in
-// the process: no shadow directory for a real relaykvd yet).
+// "fsyncgate").
+//
+// Shadow mode: power cuts of a real relaykvd process. The registry lives in
+// the process, and a SIGKILL keeps the page cache, so a killed process has
+// lost nothing. With StartShadow(dir) (relaykvd: the environment variable
+// RELAYKV_FAULT_SHADOW=<dir>, see InstallShadowFromEnvironment) the registry
+// also keeps what it knows durable ON DISK, in the append-only journal
+// <dir>/journal, which a SIGKILL cannot take back (page cache):
+//   - TrackDir(): the directory's path, files (content, inode) and listing;
+//   - a file opened for writing (or found) in a tracked directory: its id
+//     and inode (so that the names on disk can be matched to files later);
+//   - each successful fdatasync of a tracked file: the size and the bytes
+//     it made durable; each successful directory fsync: the durable listing.
+// Each entry is appended, and the write(2) returned, before the fdatasync
+// or fsync is reported successful, so anything the process acknowledged
+// because of a sync is in the journal. An entry is CRC-checked: one cut
+// short by the SIGKILL is ignored, like a sync the power cut interrupted.
+// After the SIGKILL, ApplyShadowPowerCut(dir), in any process (no
+// registry needed), rebuilds the durable state from the journal and rewrites
+// the tracked directories exactly as ApplyPowerCut() would (same options,
+// same model, same limits as above), then removes the journal: the process
+// restarted on that data dir journals afresh, taking the disk as durable.
+// relaykvd tracks its data dir (master.info, relaykvd-auto.cnf, relaykvd.addr,
+// relaykvd.lock) and <data dir>/binlog (segments, binlog.index, the
+// unsynced marker; a replica's relay log is its binlog). Not covered:
+// RocksDB's <data dir>/db (a subdirectory, written through RocksDB's Env:
+// it keeps what a SIGKILL keeps -- its memtable is lost, its SSTs and
+// MANIFEST stay as RocksDB fsynced them or not) and the cut's own limits
+// above. The journal grows with every synced byte (the baseline copies each
+// tracked file once per start): a test tool, not for production.
 //
 // Threads: every method is thread-safe. The hooks are for storage/file.cc
 // only. Install at most one registry at a time, before opening any File in a
@@ -57,7 +85,10 @@
 // pointer (and nothing at all for a File opened while none was installed).
 //
 // Errors: TrackDir NOT_FOUND/INTERNAL if the directory cannot be read;
-// ApplyPowerCut INTERNAL naming the file it could not read or rewrite.
+// ApplyPowerCut INTERNAL naming the file it could not read or rewrite. In
+// shadow mode a journal write that fails (ENOSPC...) makes every later
+// fdatasync and directory fsync of a tracked path fail with INTERNAL naming
+// the journal (the shadow would no longer tell the truth).
 #pragma once
 
 #include <sys/types.h>
@@ -143,6 +174,28 @@ class FaultInjection {
   // Files found in a tracked directory that were not created through File.
   int untracked_files() const EXCLUDES(mu_);
 
+  // --- Shadow mode (see above). ---
+  // The environment variable that turns shadow mode on in relaykvd.
+  static constexpr char kShadowEnv[] = "RELAYKV_FAULT_SHADOW";
+  // Journals what becomes durable to <shadow_dir>/journal (created, or
+  // truncated: an unapplied earlier journal is dropped). Call before
+  // TrackDir(); FAILED_PRECONDITION otherwise or if already started.
+  [[nodiscard]] absl::Status StartShadow(const std::filesystem::path& shadow_dir)
+      EXCLUDES(mu_);
+  // If $RELAYKV_FAULT_SHADOW names a directory: Install(), StartShadow() on
+  // it, then create (if missing) and TrackDir() each of `dirs`. Null if the
+  // variable is unset or empty (the normal case: no registry, no cost).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<FaultInjection>>
+  InstallShadowFromEnvironment(const std::vector<std::filesystem::path>& dirs);
+  // After the process that journaled to `shadow_dir` is gone (SIGKILL):
+  // rewrites the directories it tracked to what a power cut at that moment
+  // could leave (see ApplyPowerCut; seeded the same way), then removes the
+  // journal. Needs no installed registry and never touches one.
+  // NOT_FOUND if there is no journal (nothing started, or already applied);
+  // INTERNAL naming a file it could not read or rewrite.
+  [[nodiscard]] static absl::StatusOr<PowerCutReport> ApplyShadowPowerCut(
+      const std::filesystem::path& shadow_dir, const PowerCutOptions& options);
+
   // --- Hooks for storage/file.cc only. `id` 0 means "not tracked". ---
   // Runs `op` (an open(2) for writing, which calls OnOpen() on success)
   // unless the power is cut and it would create or truncate a tracked file.
@@ -207,6 +260,17 @@ class FaultInjection {
   // there that File did not create (no durable content).
   uint64_t IdForInode(const InodeKey& inode, const InodeKey& dir) REQUIRES(mu_);
   uint64_t NewFile(const InodeKey& dir, std::string durable) REQUIRES(mu_);
+  // Rewrites the tracked directories to a cut state (ApplyPowerCut's work
+  // without powering back on).
+  absl::StatusOr<PowerCutReport> RewriteToCutLocked(const PowerCutOptions& options)
+      REQUIRES(mu_);
+  // Shadow journal entries (no-ops without a shadow). A failed append is
+  // kept in shadow_error_.
+  void ShadowAppend(const std::string& body) REQUIRES(mu_);
+  void ShadowNewFile(uint64_t id, const InodeKey& dir, const InodeKey& inode) REQUIRES(mu_);
+  // Rebuilds the registry's state from a journal's entries (the intact
+  // prefix). Returns the number of entries read.
+  absl::StatusOr<int> ReplayJournalLocked(std::string_view journal) REQUIRES(mu_);
   // The regular files in `dir`: name -> inode.
   static absl::StatusOr<std::map<std::string, InodeKey>> List(const std::filesystem::path& dir);
   absl::Status TrackDirLocked(const std::filesystem::path& dir) REQUIRES(mu_);
@@ -229,6 +293,11 @@ class FaultInjection {
   std::map<InodeKey, uint64_t> ids_by_inode_ GUARDED_BY(mu_);  // live files
   std::map<InodeKey, DirState> dirs_ GUARDED_BY(mu_);           // tracked dirs
   int untracked_files_ GUARDED_BY(mu_) = 0;
+  // Shadow mode: the journal's fd (O_APPEND; -1 without a shadow), its path,
+  // and the first append that failed (then every later sync fails).
+  int shadow_fd_ GUARDED_BY(mu_) = -1;
+  std::filesystem::path shadow_path_ GUARDED_BY(mu_);
+  absl::Status shadow_error_ GUARDED_BY(mu_);
 };
 
 // The installed registry, or null. One relaxed atomic load.
