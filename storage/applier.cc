@@ -20,10 +20,16 @@ Applier::Applier(Binlog* binlog, StateMachine* state) : binlog_(binlog), state_(
 Applier::~Applier() { Stop(); }
 
 absl::Status Applier::Start() {
+  {
+    std::lock_guard l(mu_);
+    if (running_ && !stop_) return absl::FailedPreconditionError("the applier is already running");
+  }
+  // A previous run that stopped (or ended on an error) but whose thread may
+  // still be on its way out: joined without the locks, which it needs to exit.
+  if (thread_.joinable()) thread_.join();
   std::lock_guard g(apply_mu_);
   std::lock_guard l(mu_);
   if (running_) return absl::FailedPreconditionError("the applier is already running");
-  if (thread_.joinable()) thread_.join();  // a previous run that ended on an error
   const uint64_t from = state_->Applied().seq + 1;
   auto reader = binlog_->NewReader(from);
   if (!reader.ok()) {

@@ -12,10 +12,12 @@
 // needs no thread hop and wakes nobody. WaitApplied waiters are woken one by
 // one as their seq is applied (SeqWaiters), not all at once.
 //
-// Threads: all methods thread-safe. Start() starts the thread, Stop() sets
-// the stop state, wakes and joins it (also done by the destructor). An apply
-// error stops the thread; the error is kept in last_error() and returned to
-// every waiter.
+// Threads: all methods thread-safe, except that Start() and Stop() must not
+// run at once (both join the thread; the node serializes them). Start()
+// starts the thread (joining one still on its way out), Stop() sets the stop
+// state, wakes and joins it (also done by the destructor). An apply error
+// stops the thread; the error is kept in last_error() and returned to every
+// waiter. running() is false from the moment a stop or failure begins.
 #pragma once
 
 #include <chrono>
