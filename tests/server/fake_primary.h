@@ -11,7 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
 #include "proto/replication.grpc.pb.h"
+#include "relaykv/node.h"
+#include "tests/common/temp_dir.h"
+#include "tests/server/node_harness.h"
 
 namespace relaykv::testing {
 
@@ -59,6 +63,34 @@ class FakePrimary final : public v1::Replication::Service {
   std::atomic<int> connections_{0};
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
+};
+
+// A test whose replica (an embedded Node, server_id 2) replicates from a
+// FakePrimary playing a script.
+class ReplicaOfFakePrimaryTest : public ::testing::Test {
+ protected:
+  // Starts the replica of a fake primary playing `script`, waits (up to
+  // `hang_guard`) for its IO thread to stop, and returns Last_IO_Error (a
+  // test failure and "" if it kept running).
+  std::string StopErrorFor(std::vector<v1::PrimaryMessage> script,
+                           std::chrono::seconds hang_guard = std::chrono::seconds(30)) {
+    primary_ = std::make_unique<FakePrimary>(std::move(script));
+    replica_ = OpenServingNode(dir_.path() / "replica", {{"server_id", "2"}}, primary_->address());
+    if (replica_ == nullptr) return "";
+    const bool stopped = WaitFor(
+        [&] {
+          return primary_->connections() > 0 &&
+                 Field(replica_->ReplicaStatus(), "Slave_IO_Running") == "No";
+        },
+        hang_guard);
+    EXPECT_TRUE(stopped) << "the IO thread kept running; Last_IO_Error: "
+                         << Field(replica_->ReplicaStatus(), "Last_IO_Error");
+    return stopped ? Field(replica_->ReplicaStatus(), "Last_IO_Error") : "";
+  }
+
+  TempDir dir_;
+  std::unique_ptr<FakePrimary> primary_;  // outlives the replica
+  std::unique_ptr<Node> replica_;
 };
 
 }  // namespace relaykv::testing

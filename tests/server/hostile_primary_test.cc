@@ -23,10 +23,6 @@ namespace {
 using testing::TempDir;
 using testing::WaitFor;
 
-// Long enough for a loaded machine, short enough that a replica that ignores
-// the bad message fails the test rather than the hang guard.
-constexpr std::chrono::seconds kStopTimeout{20};
-
 v1::Event MakeEvent(uint64_t epoch, uint64_t seq, v1::Mutation::Op op, const std::string& key) {
   v1::Event ev;
   ev.mutable_gtid()->set_epoch(epoch);
@@ -43,30 +39,11 @@ using testing::BatchOf;
 using testing::FakePrimary;
 using testing::Field;
 
-class HostilePrimaryTest : public ::testing::Test {
+class HostilePrimaryTest : public testing::ReplicaOfFakePrimaryTest {
  protected:
   // Starts a replica of a fake primary playing `script`, waits for its IO
   // thread to stop, and returns Last_IO_Error ("" if it never stopped).
-  std::string StopErrorFor(std::vector<v1::PrimaryMessage> script) {
-    primary_ = std::make_unique<FakePrimary>(std::move(script));
-    NodeOptions o;
-    o.data_dir = dir_.path() / "replica";
-    o.replicate_from = primary_->address();
-    o.variables = {{"server_id", "2"}};
-    auto node = Node::Open(o);
-    EXPECT_TRUE(node.ok()) << node.status();
-    if (!node.ok()) return "";
-    replica_ = *std::move(node);
-    const bool stopped = WaitFor(
-        [&] {
-          return primary_->connections() > 0 &&
-                 Field(replica_->ReplicaStatus(), "Slave_IO_Running") == "No";
-        },
-        kStopTimeout);
-    EXPECT_TRUE(stopped) << "the IO thread kept running; Last_IO_Error: "
-                         << Field(replica_->ReplicaStatus(), "Last_IO_Error");
-    return stopped ? Field(replica_->ReplicaStatus(), "Last_IO_Error") : "";
-  }
+
 
   // The replica is still whole after refusing: it answers reads, applied
   // nothing from the hostile primary and never reconnected on its own.
@@ -78,9 +55,6 @@ class HostilePrimaryTest : public ::testing::Test {
     EXPECT_EQ(primary_->connections(), 1);
   }
 
-  TempDir dir_;
-  std::unique_ptr<FakePrimary> primary_;  // outlives the replica
-  std::unique_ptr<Node> replica_;
 };
 
 TEST_F(HostilePrimaryTest, EmptyEventBatchStopsIoThreadWithClearError) {

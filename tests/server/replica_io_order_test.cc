@@ -39,33 +39,13 @@ v1::Event Put(uint64_t epoch, uint64_t seq) {
 }
 
 using testing::BatchOf;
-using ScriptedPrimary = testing::FakePrimary;
 using testing::Field;
 
-class ReplicaIoOrderTest : public ::testing::Test {
+class ReplicaIoOrderTest : public testing::ReplicaOfFakePrimaryTest {
  protected:
   // Replicates from a primary playing `script`; returns Last_IO_Error once
   // the IO thread stopped (a test failure and "" if it kept running).
-  std::string StopErrorFor(std::vector<v1::PrimaryMessage> script) {
-    primary_ = std::make_unique<ScriptedPrimary>(std::move(script));
-    NodeOptions o;
-    o.data_dir = dir_.path() / "replica";
-    o.replicate_from = primary_->address();
-    o.variables = {{"server_id", "2"}};
-    auto node = Node::Open(o);
-    EXPECT_TRUE(node.ok()) << node.status();
-    if (!node.ok()) return "";
-    replica_ = *std::move(node);
-    const bool stopped = WaitFor(
-        [&] {
-          return primary_->connections() > 0 &&
-                 Field(replica_->ReplicaStatus(), "Slave_IO_Running") == "No";
-        },
-        std::chrono::seconds(30));  // hang guard
-    EXPECT_TRUE(stopped) << "the IO thread kept running; Last_IO_Error: "
-                         << Field(replica_->ReplicaStatus(), "Last_IO_Error");
-    return stopped ? Field(replica_->ReplicaStatus(), "Last_IO_Error") : "";
-  }
+
 
   // The relay log holds exactly `gtid` (and the state machine applies it);
   // the replica did not come back for more.
@@ -78,9 +58,6 @@ class ReplicaIoOrderTest : public ::testing::Test {
     EXPECT_EQ(Field(replica_->ReplicaStatus(), "Last_SQL_Error"), "");
   }
 
-  TempDir dir_;
-  std::unique_ptr<ScriptedPrimary> primary_;  // outlives the replica
-  std::unique_ptr<Node> replica_;
 };
 
 TEST_F(ReplicaIoOrderTest, DuplicateBatchStopsIoThreadAndKeepsTheFirst) {
