@@ -494,7 +494,9 @@ void Node::Impl::RetryApplier() {
   if (applier_->running() || applier_->last_error().ok()) return;
   absl::Status s = state_->Recover();
   if (s.ok()) s = applier_->Start();  // from the applied GTID: nothing twice
-  // Writes come back only once what was released before is applied again.
+  // Writes are taken again as soon as the applier runs (they queue behind
+  // its catch-up); this wait only tells whether it really applies again,
+  // for the log line (a failure stops it, and the next tick retries).
   if (s.ok()) s = applier_->WaitApplied(applier_->released(), Clock::now() + std::chrono::seconds(10));
   if (!s.ok()) {
     spdlog::error("state machine: still cannot apply after {}: {}", state_->Applied().ToString(),

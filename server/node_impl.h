@@ -73,7 +73,7 @@ class Node::Impl {
   absl::Status CheckApplier() EXCLUDES(mu_);
   // On a primary whose applier stopped on an error (RocksDB: ENOSPC, EIO):
   // resumes RocksDB, restarts the applier from its applied GTID (nothing is
-  // lost or applied twice) and waits until what was released is applied.
+  // lost or applied twice) and logs once what was released is applied.
   // The housekeeper calls it once a second.
   void RetryApplier() EXCLUDES(mu_);
   // binlog_expire_logs_seconds and max_binlog_total_size, every 10 s.
