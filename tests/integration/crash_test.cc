@@ -95,8 +95,7 @@ TEST(CrashTest, PurgeUnderWritesNeverDropsWhatTheStateMachineHasNotFlushed) {
   auto s = Relaykvd::Start(data, flags);
   ASSERT_NE(s, nullptr);
   const int port = s->port();  // restarts keep it: the replica reconnects
-  auto r = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--rpl_semi_sync_slave_enabled=ON",
-                                              "--replicate-from=" + s->address()});
+  auto r = StartSemiSyncReplica(dir.path() / "r", *s);
   ASSERT_NE(r, nullptr);
   for (int cycle = 0; cycle < 5; ++cycle) {
     if (s == nullptr) s = Relaykvd::Start(data, flags, port);
@@ -143,10 +142,8 @@ TEST(CrashTest, EventsAppliedDuringAPurgesFlushKeepTheirSegments) {
   auto s = Relaykvd::Start(dir.path() / "p", flags);
   ::unsetenv("RELAYKV_PAUSE_AFTER_FLUSH_MS_FOR_TESTING");
   ASSERT_NE(s, nullptr);
-  auto r = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--rpl_semi_sync_slave_enabled=ON",
-                                              "--replicate-from=" + s->address()});
+  auto r = StartSemiSyncReplica(dir.path() / "r", *s);
   ASSERT_NE(r, nullptr);
-  ASSERT_TRUE(WaitFor([&] { return s->Status()["Rpl_semi_sync_master_clients"] == "1"; }));
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(s->Put("early" + std::to_string(i), "v").ok());
 
   // Eight commits wait for the stopped replica: each in a sealed segment of

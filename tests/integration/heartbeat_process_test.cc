@@ -31,10 +31,8 @@ TEST(HeartbeatProcessTest, IdleStreamOutlivesTheSilenceWatchdog) {
   auto primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
                                                     "--rpl_semi_sync_master_timeout=60000"});
   ASSERT_NE(primary, nullptr);
-  auto replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--rpl_semi_sync_slave_enabled=ON",
-                                                    "--replicate-from=" + primary->address()});
+  auto replica = StartSemiSyncReplica(dir.path() / "r", *primary);
   ASSERT_NE(replica, nullptr);
-  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "1"; }));
   ASSERT_TRUE(primary->Put("before", "1").ok());
   EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_yes_tx"], "1");
 

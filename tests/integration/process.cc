@@ -279,6 +279,19 @@ absl::StatusOr<int> Relaykvd::PurgeBinaryLogsTo(const std::string& file) {
   return reply.purged();
 }
 
+std::unique_ptr<Relaykvd> StartSemiSyncReplica(const fs::path& dir, Relaykvd& primary,
+                                               int server_id, int clients) {
+  auto r = Relaykvd::Start(dir, {"--server-id=" + std::to_string(server_id),
+                                 "--rpl_semi_sync_slave_enabled=ON",
+                                 "--replicate-from=" + primary.address()});
+  if (r == nullptr) return r;
+  const bool counted = WaitFor([&] {
+    return primary.Status()["Rpl_semi_sync_master_clients"] == std::to_string(clients);
+  });
+  EXPECT_TRUE(counted) << "the primary never counted semi-sync replica server_id " << server_id;
+  return counted ? std::move(r) : nullptr;
+}
+
 WriteLoad::WriteLoad(Relaykvd* server, int threads, std::atomic<int>* counter,
                      const std::string& tag, Acked* acked, size_t value_bytes) {
   for (int t = 0; t < threads; ++t) {

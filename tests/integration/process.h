@@ -77,6 +77,13 @@ class Relaykvd {
   std::unique_ptr<v1::Admin::Stub> admin_;
 };
 
+// A semi-sync replica (`--server-id=server_id`, rpl_semi_sync_slave_enabled)
+// of `primary` with its data in `dir`, started and waited for until the
+// primary counts `clients` semi-sync replicas. nullptr (and a test failure)
+// if it does not start or is not counted.
+std::unique_ptr<Relaykvd> StartSemiSyncReplica(const std::filesystem::path& dir, Relaykvd& primary,
+                                               int server_id = 2, int clients = 1);
+
 // Client threads putting distinct keys (k<n>, from a shared counter) until
 // the server stops answering or Stop(); every write answered OK is recorded
 // as acknowledged, with its value (padded to `value_bytes`) and the highest

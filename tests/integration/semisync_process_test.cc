@@ -21,9 +21,7 @@ Pair StartPair(const TempDir& dir, int timeout_ms) {
   p.primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
                                                  "--rpl_semi_sync_master_timeout=" + std::to_string(timeout_ms)});
   if (!p.primary) return p;
-  p.replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--rpl_semi_sync_slave_enabled=ON",
-                                                 "--replicate-from=" + p.primary->address()});
-  EXPECT_TRUE(WaitFor([&] { return p.primary->Status()["Rpl_semi_sync_master_clients"] == "1"; }));
+  p.replica = StartSemiSyncReplica(dir.path() / "r", *p.primary);
   return p;
 }
 
@@ -42,10 +40,8 @@ TEST(SemiSyncProcessTest, NoAcknowledgedWriteIsLostWhenThePrimaryDies) {
   auto primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
                                                     "--rpl_semi_sync_master_timeout=60000"});
   ASSERT_NE(primary, nullptr);
-  auto replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--rpl_semi_sync_slave_enabled=ON",
-                                                    "--replicate-from=" + primary->address()});
+  auto replica = StartSemiSyncReplica(dir.path() / "r", *primary);
   ASSERT_NE(replica, nullptr);
-  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Rpl_semi_sync_master_clients"] == "1"; }));
 
   WriteLoad::Acked acked;
   std::atomic<int> counter{0};

@@ -108,6 +108,15 @@ inline std::vector<uint64_t> Range(uint64_t first, uint64_t last) {
   return v;
 }
 
+// After a recovery the history goes on: the next commit gets seq `next`,
+// and the binlog reads back 1..next with no gap.
+inline void ExpectNextCommitIsSeq(Binlog& b, uint64_t next) {
+  v1::Event e = PutEvent("after", "v");
+  ASSERT_TRUE(b.Commit(&e).ok());
+  EXPECT_EQ(e.gtid().seq(), next);
+  EXPECT_EQ(ReadSeqs(b), Range(1, next));
+}
+
 inline std::string ReadFile(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
