@@ -358,6 +358,10 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   // RESET SLAVE ALL can run again.)
   auto start = StartEpoch();
   if (!start.ok()) return start.status();
+  // A promoted replica's history was visible on it: its replicas may show
+  // it. (Not so for the epoch a restarted primary opens: its replayed tail
+  // waits for a quorum like any write.)
+  AdvanceReplicaVisible(start->seq);
   PauseHereForTesting("promote:marker-written");
   if (auto s = ClearMasterInfo(options_.data_dir); !s.ok()) return s;
   PauseHereForTesting("promote:master-info-cleared");
@@ -376,7 +380,6 @@ absl::StatusOr<Gtid> Node::Impl::StartEpoch() {
   if (auto s = binlog_->AppendReplicated({&marker, 1}, /*sync=*/true); !s.ok()) return s;
   applier_->Release(start.seq);
   if (auto s = applier_->WaitApplied(start.seq, Clock::time_point::max()); !s.ok()) return s;
-  AdvanceReplicaVisible(start.seq);  // a new primary's history so far is shown
   return start;
 }
 

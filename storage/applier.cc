@@ -20,6 +20,7 @@ Applier::Applier(Binlog* binlog, StateMachine* state) : binlog_(binlog), state_(
 Applier::~Applier() { Stop(); }
 
 absl::Status Applier::Start() {
+  std::lock_guard life(lifecycle_mu_);
   {
     std::lock_guard l(mu_);
     if (running_ && !stop_) return absl::FailedPreconditionError("the applier is already running");
@@ -50,6 +51,7 @@ absl::Status Applier::Start() {
 }
 
 void Applier::Stop() {
+  std::lock_guard life(lifecycle_mu_);
   {
     std::lock_guard l(mu_);
     stop_ = true;

@@ -12,8 +12,8 @@
 // needs no thread hop and wakes nobody. WaitApplied waiters are woken one by
 // one as their seq is applied (SeqWaiters), not all at once.
 //
-// Threads: all methods thread-safe, except that Start() and Stop() must not
-// run at once (both join the thread; the node serializes them). Start()
+// Threads: all methods thread-safe (Start() and Stop() are serialized by a
+// lock of their own: both join the thread). Start()
 // starts the thread (joining one still on its way out), Stop() sets the stop
 // state, wakes and joins it (also done by the destructor). An apply error
 // stops the thread; the error is kept in last_error() and returned to every
@@ -108,7 +108,10 @@ class Applier {
   bool running_ GUARDED_BY(mu_) = false;
   absl::Status error_ GUARDED_BY(mu_);
   int64_t error_time_us_ GUARDED_BY(mu_) = 0;
-  std::thread thread_;  // started by Start(), joined by Stop()
+  // Held for the whole of Start() and Stop() (both join thread_); the
+  // thread itself never takes it. Lock order: lifecycle_mu_ first.
+  std::mutex lifecycle_mu_;
+  std::thread thread_;  // started by Start(), joined by Stop(); GUARDED_BY(lifecycle_mu_)
 };
 
 }  // namespace relaykv
