@@ -98,15 +98,22 @@ class Client::Impl {
                                                        v1::ShowReply*);
   absl::StatusOr<std::map<std::string, std::string>> Show(ShowMethod method, const std::string& like,
                                                           const std::string& node) {
-    grpc::ClientContext ctx;
-    Deadline(&ctx);
     v1::ShowRequest req;
     req.set_like(like);
     v1::ShowReply reply;
-    if (auto s = FromGrpc((For(node).admin.get()->*method)(&ctx, req, &reply)); !s.ok()) return s;
+    if (auto s = Call(method, node, req, &reply); !s.ok()) return s;
     std::map<std::string, std::string> out;
     for (const auto& r : reply.rows()) out[r.name()] = r.value();
     return out;
+  }
+
+  // One unary Admin call to `node` under the client's deadline.
+  template <typename Req, typename Reply>
+  absl::Status Call(grpc::Status (v1::Admin::Stub::*method)(grpc::ClientContext*, const Req&, Reply*),
+                    const std::string& node, const Req& req, Reply* reply) {
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    return FromGrpc((For(node).admin.get()->*method)(&ctx, req, reply));
   }
 
   const std::vector<std::string> addresses_;
@@ -147,6 +154,12 @@ absl::StatusOr<Gtid> Client::Write(const std::vector<Mutation>& mutations) {
 
 absl::StatusOr<std::optional<std::string>> Client::Get(const std::string& key,
                                                        const ReadOptions& options) {
+  auto r = Read(key, options);
+  if (!r.ok()) return r.status();
+  return std::move(r->value);
+}
+
+absl::StatusOr<ReadResult> Client::Read(const std::string& key, const ReadOptions& options) {
   grpc::ClientContext ctx;
   impl_->Deadline(&ctx, options.timeout);
   v1::GetRequest req;
@@ -155,8 +168,10 @@ absl::StatusOr<std::optional<std::string>> Client::Get(const std::string& key,
   req.mutable_wait_for_gtid()->set_seq(options.wait_for.seq);
   v1::GetReply reply;
   if (auto s = FromGrpc(impl_->For(options.node).kv->Get(&ctx, req, &reply)); !s.ok()) return s;
-  if (!reply.found()) return std::nullopt;
-  return reply.value();
+  ReadResult out;
+  out.applied = FromProto(reply.applied_gtid());
+  if (reply.found()) out.value = reply.value();
+  return out;
 }
 
 absl::StatusOr<std::map<std::string, std::string>> Client::ShowStatus(const std::string& like,
@@ -171,25 +186,108 @@ absl::StatusOr<std::map<std::string, std::string>> Client::ShowVariables(const s
 
 absl::Status Client::SetVariable(const std::string& name, const std::string& value, bool persist,
                                  const std::string& node) {
-  grpc::ClientContext ctx;
-  impl_->Deadline(&ctx);
   v1::SetVariableRequest req;
   req.set_name(name);
   req.set_value(value);
   req.set_persist(persist);
   v1::SetVariableReply reply;
-  return FromGrpc(impl_->For(node).admin->SetVariable(&ctx, req, &reply));
+  return impl_->Call(&v1::Admin::Stub::SetVariable, node, req, &reply);
 }
 
 absl::StatusOr<KeyspaceChecksum> Client::Checksum(const std::string& node) {
-  grpc::ClientContext ctx;
-  impl_->Deadline(&ctx);
   v1::ChecksumReply reply;
-  if (auto s = FromGrpc(impl_->For(node).admin->Checksum(&ctx, v1::ChecksumRequest(), &reply)); !s.ok()) {
+  if (auto s = impl_->Call(&v1::Admin::Stub::Checksum, node, v1::ChecksumRequest(), &reply); !s.ok()) {
     return s;
   }
   return KeyspaceChecksum{FromProto(reply.gtid()), std::strtoull(reply.hash().c_str(), nullptr, 16),
                           reply.keys()};
+}
+
+absl::Status Client::ResetPersist(const std::string& name, const std::string& node) {
+  v1::ResetPersistRequest req;
+  req.set_name(name);
+  v1::ResetPersistReply reply;
+  return impl_->Call(&v1::Admin::Stub::ResetPersist, node, req, &reply);
+}
+
+absl::StatusOr<std::map<std::string, std::string>> Client::ShowReplicaStatus(const std::string& node) {
+  v1::ReplicaStatusReply reply;
+  if (auto s = impl_->Call(&v1::Admin::Stub::ReplicaStatus, node, v1::ReplicaStatusRequest(), &reply);
+      !s.ok()) {
+    return s;
+  }
+  std::map<std::string, std::string> out;
+  for (const auto& f : reply.fields()) out[f.name()] = f.value();
+  return out;
+}
+
+namespace {
+v1::ReplicaThreadsRequest ThreadsRequest(v1::ReplicaThreadsRequest::Action action,
+                                         ReplicaThreads threads) {
+  v1::ReplicaThreadsRequest req;
+  req.set_action(action);
+  req.set_threads(threads == ReplicaThreads::kIo    ? v1::ReplicaThreadsRequest::IO
+                  : threads == ReplicaThreads::kSql ? v1::ReplicaThreadsRequest::SQL
+                                                    : v1::ReplicaThreadsRequest::BOTH);
+  return req;
+}
+}  // namespace
+
+absl::Status Client::StartReplica(ReplicaThreads threads, const std::string& node) {
+  v1::ReplicaThreadsReply reply;
+  return impl_->Call(&v1::Admin::Stub::ReplicaThreads, node,
+                     ThreadsRequest(v1::ReplicaThreadsRequest::START, threads), &reply);
+}
+
+absl::Status Client::StopReplica(ReplicaThreads threads, const std::string& node) {
+  v1::ReplicaThreadsReply reply;
+  return impl_->Call(&v1::Admin::Stub::ReplicaThreads, node,
+                     ThreadsRequest(v1::ReplicaThreadsRequest::STOP, threads), &reply);
+}
+
+absl::Status Client::ChangeMaster(const std::string& host, uint32_t port, const std::string& node) {
+  v1::ChangeMasterRequest req;
+  req.set_host(host);
+  req.set_port(port);
+  v1::ChangeMasterReply reply;
+  return impl_->Call(&v1::Admin::Stub::ChangeMaster, node, req, &reply);
+}
+
+absl::StatusOr<Gtid> Client::ResetReplicaAll(const std::string& node) {
+  v1::ResetReplicaReply reply;
+  if (auto s = impl_->Call(&v1::Admin::Stub::ResetReplica, node, v1::ResetReplicaRequest(), &reply);
+      !s.ok()) {
+    return s;
+  }
+  return FromProto(reply.epoch_start());
+}
+
+absl::StatusOr<MasterStatus> Client::ShowMasterStatus(const std::string& node) {
+  v1::MasterStatusReply reply;
+  if (auto s = impl_->Call(&v1::Admin::Stub::MasterStatus, node, v1::MasterStatusRequest(), &reply);
+      !s.ok()) {
+    return s;
+  }
+  return MasterStatus{reply.file(), reply.position(), FromProto(reply.executed_gtid())};
+}
+
+absl::StatusOr<std::vector<BinaryLogInfo>> Client::ShowBinaryLogs(const std::string& node) {
+  v1::BinaryLogsReply reply;
+  if (auto s = impl_->Call(&v1::Admin::Stub::BinaryLogs, node, v1::BinaryLogsRequest(), &reply);
+      !s.ok()) {
+    return s;
+  }
+  std::vector<BinaryLogInfo> out;
+  for (const auto& l : reply.logs()) out.push_back({l.name(), l.size_bytes(), l.first_seq()});
+  return out;
+}
+
+absl::StatusOr<PurgeSummary> Client::PurgeBinaryLogsTo(const std::string& file, const std::string& node) {
+  v1::PurgeBinaryLogsRequest req;
+  req.set_to_file(file);
+  v1::PurgeBinaryLogsReply reply;
+  if (auto s = impl_->Call(&v1::Admin::Stub::PurgeBinaryLogs, node, req, &reply); !s.ok()) return s;
+  return PurgeSummary{reply.purged(), reply.note()};
 }
 
 std::string Client::write_target() const { return impl_->write_target(); }

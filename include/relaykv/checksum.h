@@ -13,6 +13,8 @@ struct KeyspaceChecksum {
   Gtid gtid;
   uint64_t hash = 0;  // CRC-64/XZ over length-prefixed keys and values, in key order
   uint64_t keys = 0;
+
+  friend bool operator==(const KeyspaceChecksum&, const KeyspaceChecksum&) = default;
 };
 
 }  // namespace relaykv

@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "relaykv/admin_types.h"
 #include "relaykv/checksum.h"
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
@@ -41,6 +42,23 @@ struct ReadOptions {
   std::string node;   // "HOST:PORT" to read from; empty: the first address
   Gtid wait_for;      // seq > 0: wait until the node has applied it
   std::chrono::milliseconds timeout{0};  // 0: ClientOptions::timeout
+};
+
+// A read and the node's applied GTID it was served at.
+struct ReadResult {
+  std::optional<std::string> value;  // nullopt: the key is absent
+  Gtid applied;
+};
+
+struct MasterStatus {  // SHOW MASTER STATUS
+  std::string file;
+  uint64_t position = 0;
+  Gtid executed;  // the last binlog event
+};
+
+struct PurgeSummary {  // PURGE BINARY LOGS TO
+  int purged = 0;
+  std::string note;  // why fewer were purged, e.g. a replica still reads them
 };
 
 class Client {
@@ -60,6 +78,9 @@ class Client {
   // nullopt: the key is absent.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key,
                                                                const ReadOptions& options = {});
+  // Get, with the applied GTID the node served it at.
+  [[nodiscard]] absl::StatusOr<ReadResult> Read(const std::string& key,
+                                                const ReadOptions& options = {});
 
   // Administration of one node (empty: the first address).
   [[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> ShowStatus(
@@ -69,6 +90,25 @@ class Client {
   [[nodiscard]] absl::Status SetVariable(const std::string& name, const std::string& value,
                                          bool persist = false, const std::string& node = "");
   [[nodiscard]] absl::StatusOr<KeyspaceChecksum> Checksum(const std::string& node = "");
+  // RESET PERSIST name: forget a persisted setting.
+  [[nodiscard]] absl::Status ResetPersist(const std::string& name, const std::string& node = "");
+
+  // Replication, with MySQL's statements' meaning. An empty map: the node
+  // is not a replica.
+  [[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> ShowReplicaStatus(
+      const std::string& node = "");
+  [[nodiscard]] absl::Status StartReplica(ReplicaThreads threads = ReplicaThreads::kBoth,
+                                          const std::string& node = "");
+  [[nodiscard]] absl::Status StopReplica(ReplicaThreads threads = ReplicaThreads::kBoth,
+                                         const std::string& node = "");
+  [[nodiscard]] absl::Status ChangeMaster(const std::string& host, uint32_t port,
+                                          const std::string& node = "");
+  // RESET SLAVE ALL (failover): the first GTID of the node's new epoch.
+  [[nodiscard]] absl::StatusOr<Gtid> ResetReplicaAll(const std::string& node = "");
+  [[nodiscard]] absl::StatusOr<MasterStatus> ShowMasterStatus(const std::string& node = "");
+  [[nodiscard]] absl::StatusOr<std::vector<BinaryLogInfo>> ShowBinaryLogs(const std::string& node = "");
+  [[nodiscard]] absl::StatusOr<PurgeSummary> PurgeBinaryLogsTo(const std::string& file,
+                                                              const std::string& node = "");
 
   // Where writes go now.
   std::string write_target() const;

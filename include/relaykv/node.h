@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "relaykv/admin_types.h"
 #include "relaykv/checksum.h"
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
@@ -60,14 +61,6 @@ struct ReplicaSummary {
   Gtid acked;
   bool semi_sync = false;
 };
-
-struct BinaryLogInfo {
-  std::string name;
-  uint64_t size_bytes = 0;
-  uint64_t first_seq = 0;
-};
-
-enum class ReplicaThreads { kBoth, kIo, kSql };
 
 class CallScope;
 

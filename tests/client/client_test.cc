@@ -117,5 +117,47 @@ TEST(ClientTest, AdminCalls) {
   EXPECT_EQ(c->hash, node->Checksum()->hash);
 }
 
+// The replication statements through the library: a DBA's failover and a
+// purge, each answered as the embedded node itself answers.
+TEST(ClientTest, ReplicationAdminCallsDoAFailover) {
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  auto replica = OpenNode(dir.path() / "r", Addr(*primary), 2);
+  auto client = *Client::Connect({Addr(*primary), Addr(*replica)});
+  const std::string r = Addr(*replica);
+  auto g = client->Put("k", "v");
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_TRUE(WaitFor([&] {
+    auto read = client->Read("k", {.node = r});
+    return read.ok() && read->value == std::optional<std::string>("v") && read->applied == *g;
+  }));
+  auto status = client->ShowReplicaStatus(r);
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ((*status)["Slave_IO_Running"], "Yes");
+  EXPECT_TRUE(client->ShowReplicaStatus()->empty()) << "the primary is not a replica";
+  auto logs = client->ShowBinaryLogs();
+  ASSERT_TRUE(logs.ok()) << logs.status();
+  ASSERT_EQ(logs->size(), 1u);
+  auto master = client->ShowMasterStatus();
+  ASSERT_TRUE(master.ok()) << master.status();
+  EXPECT_EQ(master->file, logs->front().name);
+  EXPECT_EQ(master->executed, *g);
+  auto purged = client->PurgeBinaryLogsTo(master->file);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  EXPECT_EQ(purged->purged, 0) << "the active segment is never purged";
+
+  EXPECT_EQ(client->ResetReplicaAll(r).status().code(), absl::StatusCode::kFailedPrecondition)
+      << "its IO thread still runs";
+  ASSERT_TRUE(client->StopReplica(ReplicaThreads::kIo, r).ok());
+  EXPECT_EQ((*client->ShowReplicaStatus(r))["Slave_IO_Running"], "No");
+  auto start = client->ResetReplicaAll(r);
+  ASSERT_TRUE(start.ok()) << start.status();
+  EXPECT_EQ(*start, (Gtid{g->epoch + 1, g->seq + 1}));
+  ASSERT_TRUE(client->ChangeMaster("127.0.0.1", replica->bound_port()).ok()) << "the old primary follows";
+  ASSERT_TRUE(client->StartReplica().ok());
+  ASSERT_TRUE(WaitFor([&] { return client->Checksum() == client->Checksum(r); }));
+  EXPECT_EQ(client->ChangeMaster("bad\nhost", 1).code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace relaykv

@@ -42,7 +42,6 @@ namespace relaykv::testing {
 namespace {
 
 namespace fs = std::filesystem;
-using Action = v1::ReplicaThreadsRequest;
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kDefaultSeed = 14;
@@ -55,11 +54,6 @@ constexpr auto kGuard = std::chrono::seconds(30);
 uint64_t EnvOr(const char* name, uint64_t fallback) {
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
-}
-
-std::string G(const v1::Gtid& g) { return std::to_string(g.epoch()) + ":" + std::to_string(g.seq()); }
-bool Less(const v1::Gtid& a, const v1::Gtid& b) {
-  return a.epoch() != b.epoch() ? a.epoch() < b.epoch() : a.seq() < b.seq();
 }
 
 // One data dir and server_id for the whole test; the process comes and goes.
@@ -84,13 +78,6 @@ std::vector<std::string> Flags(const Node& n, const std::string& replicate_from 
 // can tell the rounds and restarts apart.
 void Note(const Node& n, const std::string& text) {
   std::ofstream(n.dir.string() + ".log", std::ios::app) << "==== chaos: " << text << "\n";
-}
-
-bool SameChecksum(Relaykvd& a, Relaykvd& b) {
-  auto x = a.Checksum();
-  auto y = b.Checksum();
-  return x.ok() && y.ok() && x->gtid().epoch() == y->gtid().epoch() &&
-         x->gtid().seq() == y->gtid().seq() && x->hash() == y->hash() && x->keys() == y->keys();
 }
 
 // Refused for good: the IO thread stopped with an error (not "Connecting",
@@ -243,28 +230,28 @@ void ChaosTest::RunRound(int round, const Plan& plan) {
   }
 
   // Promote the replica holding the most.
-  const auto threads = plan.stop_sql_too ? Action::BOTH : Action::IO;
+  const auto threads = plan.stop_sql_too ? ReplicaThreads::kBoth : ReplicaThreads::kIo;
   for (Node* r : replicas) {
-    auto s = r->proc->ReplicaThreads(Action::STOP, threads);
+    auto s = r->proc->client().StopReplica(threads);
     ASSERT_TRUE(s.ok()) << r->name << ": " << s;
   }
-  const v1::Gtid ends[2] = {replicas[0]->proc->BinlogGtid(), replicas[1]->proc->BinlogGtid()};
-  const int chosen = Less(ends[0], ends[1]) ? 1 : 0;
+  const Gtid ends[2] = {replicas[0]->proc->BinlogGtid(), replicas[1]->proc->BinlogGtid()};
+  const int chosen = ends[0] < ends[1] ? 1 : 0;
   Node& next = *replicas[chosen];
   Node& other = *replicas[1 - chosen];
-  const v1::Gtid before = ends[chosen];
-  auto start = next.proc->ResetReplicaAll();
+  const Gtid before = ends[chosen];
+  auto start = next.proc->client().ResetReplicaAll();
   ASSERT_TRUE(start.ok()) << "RESET SLAVE ALL on " << next.name << ": " << start.status();
-  EXPECT_EQ(start->epoch(), before.epoch() + 1) << "a new epoch";
-  EXPECT_EQ(start->seq(), before.seq() + 1) << "right after the relay log";
-  Note(next, "promoted at " + G(*start));
+  EXPECT_EQ(start->epoch, before.epoch + 1) << "a new epoch";
+  EXPECT_EQ(start->seq, before.seq + 1) << "right after the relay log";
+  Note(next, "promoted at " + start->ToString());
   if (plan.stop_primary) old.proc->Kill();
   load->Stop();
   load.reset();
 
   // Every acknowledged write is on the new primary. (Same epoch as `before`:
   // the load ran on one primary that was not restarted.)
-  EXPECT_LE(acked.max_seq, before.seq()) << "an acknowledged seq beyond what any replica holds";
+  EXPECT_LE(acked.max_seq, before.seq) << "an acknowledged seq beyond what any replica holds";
   int lost = 0;
   for (const auto& [key, value] : acked.values) {
     auto got = next.proc->Get(key);
@@ -277,10 +264,10 @@ void ChaosTest::RunRound(int round, const Plan& plan) {
   ASSERT_EQ(lost, 0) << lost << " of " << acked.values.size() << " acknowledged writes lost";
 
   // The other replica follows the new primary.
-  ASSERT_TRUE(other.proc->ReplicaThreads(Action::STOP, Action::BOTH).ok());
-  auto cm = other.proc->ChangeMaster("127.0.0.1", static_cast<uint32_t>(next.proc->port()));
+  ASSERT_TRUE(other.proc->client().StopReplica(ReplicaThreads::kBoth).ok());
+  auto cm = other.proc->client().ChangeMaster("127.0.0.1", static_cast<uint32_t>(next.proc->port()));
   ASSERT_TRUE(cm.ok()) << cm;
-  ASSERT_TRUE(other.proc->ReplicaThreads(Action::START, Action::BOTH).ok());
+  ASSERT_TRUE(other.proc->client().StartReplica(ReplicaThreads::kBoth).ok());
 
   // The old primary rejoins as a replica of the new one.
   Note(old, "restarted as a replica of " + next.name);
@@ -297,22 +284,20 @@ void ChaosTest::RunRound(int round, const Plan& plan) {
     // It holds a tail no replica received: written and synced, never ACKed,
     // so never acknowledged under AFTER_SYNC.
     ++refusals_;
-    const v1::Gtid tail = old.proc->BinlogGtid();
-    const v1::Gtid head = next.proc->BinlogGtid();  // no writes yet: the epoch marker
+    const Gtid tail = old.proc->BinlogGtid();
+    const Gtid head = next.proc->BinlogGtid();  // no writes yet: the epoch marker
     const std::string err = old.proc->ReplicaStatus()["Last_IO_Error"];
-    EXPECT_EQ(tail.epoch(), before.epoch()) << err;
-    EXPECT_GT(tail.seq(), before.seq()) << "refused without a divergent tail: " << err;
-    if (tail.seq() > head.seq()) {
-      EXPECT_NE(err.find("replica has gtid " + G(tail) + " but this primary's binlog ends at " + G(head) +
+    EXPECT_EQ(tail.epoch, before.epoch) << err;
+    EXPECT_GT(tail.seq, before.seq) << "refused without a divergent tail: " << err;
+    if (tail.seq > head.seq) {
+      EXPECT_NE(err.find("replica has gtid " + tail.ToString() + " but this primary's binlog ends at " + head.ToString() +
                          ": the replica is ahead of the primary"),
                 std::string::npos)
           << err;
     } else {
-      v1::Gtid theirs;
-      theirs.set_epoch(start->epoch());
-      theirs.set_seq(tail.seq());
-      EXPECT_NE(err.find("replica's last gtid " + G(tail) + " is not in this primary's history (it has " +
-                         G(theirs)),
+      const Gtid theirs{start->epoch, tail.seq};
+      EXPECT_NE(err.find("replica's last gtid " + tail.ToString() + " is not in this primary's history (it has " +
+                         theirs.ToString()),
                 std::string::npos)
           << err;
     }
@@ -360,13 +345,13 @@ void ChaosTest::RunRound(int round, const Plan& plan) {
   acked_total_ += acked.values.size();
   auto sum = next.proc->Checksum();
   ASSERT_TRUE(sum.ok()) << sum.status();
-  ASSERT_EQ(sum->keys(), expected_.size())
+  ASSERT_EQ(sum->keys, expected_.size())
       << next.name << " holds keys that are neither acknowledged nor a replicated write of this test, "
                       "or lost some of an earlier round";
 
   std::printf("[chaos] round %d: %s; %zu acked, %d attempted; promoted %s (%s -> %s); %s %s\n", round,
               plan.ToString().c_str(), acked.values.size(), counter_.load() - first_key,
-              next.name.c_str(), G(before).c_str(), G(*start).c_str(), old.name.c_str(),
+              next.name.c_str(), before.ToString().c_str(), start->ToString().c_str(), old.name.c_str(),
               outcome.c_str());
   std::fflush(stdout);
 }
@@ -386,7 +371,7 @@ void ChaosTest::CheckEverything() {
   }
   auto sum = p.Checksum();
   ASSERT_TRUE(sum.ok()) << sum.status();
-  EXPECT_EQ(sum->keys(), expected_.size());
+  EXPECT_EQ(sum->keys, expected_.size());
   for (auto& n : nodes_) {
     if (n.proc.get() != &p) {
       EXPECT_TRUE(SameChecksum(*n.proc, p)) << n.name << " differs from the primary";

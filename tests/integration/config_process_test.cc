@@ -14,44 +14,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// SHOW VARIABLES, SET GLOBAL|PERSIST and RESET PERSIST over the admin service.
-class Admin {
- public:
-  explicit Admin(const std::string& address)
-      : stub_(v1::Admin::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
-
-  std::map<std::string, std::string> Variables() {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::ShowReply reply;
-    const grpc::Status s = stub_->ShowVariables(&ctx, v1::ShowRequest(), &reply);
-    EXPECT_TRUE(s.ok()) << "SHOW VARIABLES: " << s.error_message();
-    std::map<std::string, std::string> out;
-    for (const auto& r : reply.rows()) out[r.name()] = r.value();
-    return out;
-  }
-  grpc::Status Set(const std::string& name, const std::string& value, bool persist) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::SetVariableRequest req;
-    req.set_name(name);
-    req.set_value(value);
-    req.set_persist(persist);
-    v1::SetVariableReply reply;
-    return stub_->SetVariable(&ctx, req, &reply);
-  }
-  grpc::Status ResetPersist(const std::string& name) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::ResetPersistRequest req;
-    req.set_name(name);
-    v1::ResetPersistReply reply;
-    return stub_->ResetPersist(&ctx, req, &reply);
-  }
-
- private:
-  std::unique_ptr<v1::Admin::Stub> stub_;
-};
+// SHOW VARIABLES; a node that does not answer fails the test.
+std::map<std::string, std::string> Variables(Relaykvd& s) {
+  auto v = s.client().ShowVariables();
+  EXPECT_TRUE(v.ok()) << "SHOW VARIABLES: " << v.status();
+  return v.ok() ? *v : std::map<std::string, std::string>();
+}
 
 TEST(ConfigProcessTest, ConfigFileThenCommandLineThenSetPersist) {
   TempDir dir;
@@ -77,8 +45,7 @@ TEST(ConfigProcessTest, ConfigFileThenCommandLineThenSetPersist) {
   auto s = Relaykvd::Start(data, flags);
   ASSERT_NE(s, nullptr);
   {
-    Admin admin(s->address());
-    auto v = admin.Variables();
+    auto v = Variables(*s);
     EXPECT_EQ(v["max_binlog_size"], "8192") << "the config file beats the default";
     EXPECT_EQ(v["sync_binlog"], "0") << "the config file beats the default";
     EXPECT_EQ(v["read_only"], "OFF") << "only the [relaykvd] section counts";
@@ -87,10 +54,10 @@ TEST(ConfigProcessTest, ConfigFileThenCommandLineThenSetPersist) {
         << "the command line beats the config file";
     EXPECT_EQ(v["binlog_expire_logs_seconds"], "2592000") << "untouched: the default";
 
-    ASSERT_TRUE(admin.Set("rpl_semi_sync_master_timeout", "4000", /*persist=*/true).ok());
-    ASSERT_TRUE(admin.Set("sync_binlog", "1", /*persist=*/true).ok());
-    ASSERT_TRUE(admin.Set("max_binlog_size", "16384", /*persist=*/false).ok());
-    v = admin.Variables();
+    ASSERT_TRUE(s->client().SetVariable("rpl_semi_sync_master_timeout", "4000", /*persist=*/true).ok());
+    ASSERT_TRUE(s->client().SetVariable("sync_binlog", "1", /*persist=*/true).ok());
+    ASSERT_TRUE(s->client().SetVariable("max_binlog_size", "16384", /*persist=*/false).ok());
+    v = Variables(*s);
     EXPECT_EQ(v["rpl_semi_sync_master_timeout"], "4000");
     EXPECT_EQ(v["max_binlog_size"], "16384") << "SET GLOBAL changes the running server";
   }
@@ -101,23 +68,21 @@ TEST(ConfigProcessTest, ConfigFileThenCommandLineThenSetPersist) {
   s = Relaykvd::Start(data, flags);
   ASSERT_NE(s, nullptr);
   {
-    Admin admin(s->address());
-    auto v = admin.Variables();
+    auto v = Variables(*s);
     EXPECT_EQ(v["rpl_semi_sync_master_timeout"], "4000") << "SET PERSIST beats the command line";
     EXPECT_EQ(v["sync_binlog"], "1") << "SET PERSIST beats the config file";
     EXPECT_EQ(v["max_binlog_size"], "8192") << "SET GLOBAL does not outlive a restart";
     EXPECT_EQ(v["rpl_semi_sync_master_wait_for_slave_count"], "2");
     // RESET PERSIST: the next start is back to the command line's value.
-    ASSERT_TRUE(admin.ResetPersist("rpl_semi_sync_master_timeout").ok());
-    EXPECT_EQ(admin.Variables()["rpl_semi_sync_master_timeout"], "4000")
+    ASSERT_TRUE(s->client().ResetPersist("rpl_semi_sync_master_timeout").ok());
+    EXPECT_EQ(Variables(*s)["rpl_semi_sync_master_timeout"], "4000")
         << "RESET PERSIST leaves the running value";
   }
   EXPECT_EQ(s->Terminate(), 0);
   s = Relaykvd::Start(data, flags);
   ASSERT_NE(s, nullptr);
   {
-    Admin admin(s->address());
-    auto v = admin.Variables();
+    auto v = Variables(*s);
     EXPECT_EQ(v["rpl_semi_sync_master_timeout"], "3000") << "after RESET PERSIST: the command line";
     EXPECT_EQ(v["sync_binlog"], "1") << "still persisted";
   }
@@ -125,7 +90,7 @@ TEST(ConfigProcessTest, ConfigFileThenCommandLineThenSetPersist) {
   EXPECT_EQ(s->Terminate(), 0);
   s = Relaykvd::Start(data, {"--config", cnf.string()});
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(Admin(s->address()).Variables()["rpl_semi_sync_master_timeout"], "2000");
+  EXPECT_EQ(Variables(*s)["rpl_semi_sync_master_timeout"], "2000");
 }
 
 // my.cnf allows a '#' comment to start in the middle of a line (MySQL
@@ -140,7 +105,7 @@ TEST(ConfigProcessTest, HashCommentAfterAValueIsIgnoredAsInMyCnf) {
   }
   auto s = Relaykvd::Start(dir.path() / "n", {"--config", cnf.string()});
   ASSERT_NE(s, nullptr) << "relaykvd refused a my.cnf line with a trailing # comment";
-  EXPECT_EQ(Admin(s->address()).Variables()["rpl_semi_sync_master_timeout"], "2000");
+  EXPECT_EQ(Variables(*s)["rpl_semi_sync_master_timeout"], "2000");
 }
 
 }  // namespace

@@ -67,7 +67,7 @@ TEST(CorruptBinlogProcessTest, FlippedByteFollowedBySyncedGroupsRefusesToStartNa
   WriteAll(seg, good);
   auto s = Relaykvd::Start(data);
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->BinlogGtid().seq(), 10u);
+  EXPECT_EQ(s->BinlogGtid().seq, 10u);
   EXPECT_EQ(*s->Get("k9"), std::optional<std::string>("MARKER-9-payload"));
 }
 
@@ -79,10 +79,10 @@ TEST(CorruptBinlogProcessTest, GarbageAfterTheLastGroupIsTruncatedAndLoggedWithF
     auto s = Relaykvd::Start(data);
     ASSERT_NE(s, nullptr);
     for (int i = 0; i < 5; ++i) ASSERT_TRUE(s->Put("k" + std::to_string(i), "v").ok());
-    auto st = s->MasterStatus();
+    auto st = s->client().ShowMasterStatus();
     ASSERT_TRUE(st.ok()) << st.status();
-    ASSERT_EQ(st->file(), "binlog.000001");
-    end = st->position();
+    ASSERT_EQ(st->file, "binlog.000001");
+    end = st->position;
     ASSERT_EQ(s->Terminate(), 0);
   }
   const fs::path seg = data / "binlog" / "binlog.000001";
@@ -94,7 +94,7 @@ TEST(CorruptBinlogProcessTest, GarbageAfterTheLastGroupIsTruncatedAndLoggedWithF
 
   auto s = Relaykvd::Start(data);
   ASSERT_NE(s, nullptr) << "a torn tail must not stop the server";
-  EXPECT_EQ(s->BinlogGtid().seq(), 5u);
+  EXPECT_EQ(s->BinlogGtid().seq, 5u);
   EXPECT_EQ(fs::file_size(seg) >= end, true);
   ASSERT_EQ(s->Terminate(), 0);
   const std::string log = ReadAll(data.string() + ".log");
@@ -106,7 +106,7 @@ TEST(CorruptBinlogProcessTest, GarbageAfterTheLastGroupIsTruncatedAndLoggedWithF
   ASSERT_NE(s, nullptr);
   auto g = s->Put("after", "v");
   ASSERT_TRUE(g.ok()) << g.status();
-  EXPECT_EQ(g->seq(), 6u) << "dense after the truncation";
+  EXPECT_EQ(g->seq, 6u) << "dense after the truncation";
 }
 
 }  // namespace

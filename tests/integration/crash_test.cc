@@ -14,15 +14,16 @@ namespace {
 
 // Every acknowledged write reads back with its value; returns the applied
 // GTID the last read reported.
-v1::Gtid ExpectAllReadable(Relaykvd& s, const WriteLoad::Acked& acked, const std::string& when) {
-  v1::Gtid applied;
+Gtid ExpectAllReadable(Relaykvd& s, const WriteLoad::Acked& acked, const std::string& when) {
+  Gtid applied;
   for (const auto& [key, value] : acked.values) {
-    auto got = s.Get(key, &applied);
+    auto got = s.client().Read(key);
     EXPECT_TRUE(got.ok()) << got.status();
-    if (!got.ok() || *got != std::optional<std::string>(value)) {
+    if (!got.ok() || got->value != std::optional<std::string>(value)) {
       ADD_FAILURE() << key << " lost " << when;
       break;
     }
+    applied = got->applied;
   }
   return applied;
 }
@@ -42,9 +43,9 @@ TEST(CrashTest, AcknowledgedWritesSurviveSigkill) {
 
     s = Relaykvd::Start(data);
     ASSERT_NE(s, nullptr);
-    const v1::Gtid applied = ExpectAllReadable(*s, acked, "after SIGKILL (cycle " + std::to_string(cycle) + ")");
-    EXPECT_GE(applied.seq(), acked.max_seq);
-    EXPECT_EQ(applied.seq(), s->BinlogGtid().seq()) << "applied GTID equals the binlog's last";
+    const Gtid applied = ExpectAllReadable(*s, acked, "after SIGKILL (cycle " + std::to_string(cycle) + ")");
+    EXPECT_GE(applied.seq, acked.max_seq);
+    EXPECT_EQ(applied.seq, s->BinlogGtid().seq) << "applied GTID equals the binlog's last";
     s->Terminate();
   }
   EXPECT_GT(acked.values.size(), 100u) << "the load should have committed something";
@@ -106,11 +107,11 @@ TEST(CrashTest, PurgeUnderWritesNeverDropsWhatTheStateMachineHasNotFlushed) {
     std::atomic<int> purged{0};
     std::thread purger([&] {
       while (!stop) {
-        auto st = s->MasterStatus();
+        auto st = s->client().ShowMasterStatus();
         if (!st.ok()) break;  // killed
-        auto n = s->PurgeBinaryLogsTo(st->file());
+        auto n = s->client().PurgeBinaryLogsTo(st->file);
         if (!n.ok()) break;
-        purged += *n;
+        purged += n->purged;
       }
     });
     std::this_thread::sleep_for(std::chrono::milliseconds(300 + 90 * cycle));
@@ -122,8 +123,8 @@ TEST(CrashTest, PurgeUnderWritesNeverDropsWhatTheStateMachineHasNotFlushed) {
 
     s = Relaykvd::Start(data, flags, port);
     ASSERT_NE(s, nullptr) << "cycle " << cycle << ": relaykvd cannot reopen after SIGKILL mid-purge";
-    const v1::Gtid applied = ExpectAllReadable(*s, acked, "after SIGKILL mid-purge (cycle " + std::to_string(cycle) + ")");
-    EXPECT_GE(applied.seq(), acked.max_seq);
+    const Gtid applied = ExpectAllReadable(*s, acked, "after SIGKILL mid-purge (cycle " + std::to_string(cycle) + ")");
+    EXPECT_GE(applied.seq, acked.max_seq);
   }
   EXPECT_GT(purged_total, 20) << "the purge loop should have removed segments";
   EXPECT_GT(acked.values.size(), 100u) << "the load should have committed something";
@@ -153,9 +154,9 @@ TEST(CrashTest, EventsAppliedDuringAPurgesFlushKeepTheirSegments) {
   std::atomic<int> counter{0};
   WriteLoad load(s.get(), 8, &counter, "w", &acked, 6000);
   ASSERT_TRUE(WaitFor([&] { return s->Status()["Rpl_semi_sync_master_wait_sessions"] == "8"; }));
-  auto target = s->MasterStatus();
+  auto target = s->client().ShowMasterStatus();
   ASSERT_TRUE(target.ok()) << target.status();
-  std::thread purge([&] { s->PurgeBinaryLogsTo(target->file()).IgnoreError(); });
+  std::thread purge([&] { s->client().PurgeBinaryLogsTo(target->file).IgnoreError(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the flush is done, its pause on
   r->Resume();  // ACKs: the eight are applied now, after the flush
   purge.join();
@@ -165,9 +166,9 @@ TEST(CrashTest, EventsAppliedDuringAPurgesFlushKeepTheirSegments) {
 
   s = Relaykvd::Start(dir.path() / "p", flags);
   ASSERT_NE(s, nullptr) << "the primary cannot reopen: the purge removed events RocksDB had not flushed";
-  ASSERT_TRUE(s->SetVariable("rpl_semi_sync_master_enabled", "OFF").ok());
-  const v1::Gtid applied = ExpectAllReadable(*s, acked, "after the purge and a SIGKILL");
-  EXPECT_GE(applied.seq(), acked.max_seq);
+  ASSERT_TRUE(s->client().SetVariable("rpl_semi_sync_master_enabled", "OFF").ok());
+  const Gtid applied = ExpectAllReadable(*s, acked, "after the purge and a SIGKILL");
+  EXPECT_GE(applied.seq, acked.max_seq);
 }
 
 }  // namespace

@@ -128,40 +128,13 @@ bool WaitForSemiSyncClient(Relaykvd& primary) {
   });
 }
 
-// SET PERSIST and SHOW VARIABLES through the Admin service (the harness
-// has SET GLOBAL only).
-class AdminClient {
- public:
-  explicit AdminClient(const std::string& address)
-      : stub_(v1::Admin::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
-  bool SetPersist(const std::string& name, const std::string& value) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::SetVariableRequest req;
-    req.set_name(name);
-    req.set_value(value);
-    req.set_persist(true);
-    v1::SetVariableReply reply;
-    return stub_->SetVariable(&ctx, req, &reply).ok();
-  }
-  std::string Show(const std::string& name) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::ShowRequest req;
-    req.set_like(name);
-    v1::ShowReply reply;
-    const grpc::Status s = stub_->ShowVariables(&ctx, req, &reply);
-    if (!s.ok()) return "(" + s.error_message() + ")";
-    for (const auto& row : reply.rows()) {
-      if (row.name() == name) return row.value();
-    }
-    return "(not shown)";
-  }
-
- private:
-  std::unique_ptr<v1::Admin::Stub> stub_;
-};
+// The value SHOW VARIABLES gives `name` on `node`, or why there is none.
+std::string ShownVariable(Relaykvd& node, const std::string& name) {
+  auto v = node.client().ShowVariables(name);
+  if (!v.ok()) return "(" + v.status().ToString() + ")";
+  auto it = v->find(name);
+  return it == v->end() ? "(not shown)" : it->second;
+}
 
 // SET PERSISTs kPersisted = 0, 1, 2, ... (mod 256) on one node until
 // stopped or refused; remembers the last value answered OK and the one in
@@ -171,14 +144,14 @@ class Persister {
  public:
   Persister(const std::string& address, int first)
       : thread_([this, address, first] {
-          AdminClient admin(address);
-          for (int v = first; !stop_; ++v) {
+          auto admin = Client::Connect({address});
+          for (int v = first; admin.ok() && !stop_; ++v) {
             const std::string value = std::to_string(v % 256);
             {
               std::lock_guard l(mu_);
               in_flight_ = value;
             }
-            if (!admin.SetPersist(kPersisted, value)) break;
+            if (!(*admin)->SetVariable(kPersisted, value, /*persist=*/true).ok()) break;
             std::lock_guard l(mu_);
             last_ok_ = value;
             in_flight_.clear();
@@ -206,8 +179,8 @@ class Persister {
   std::thread thread_;     // last: starts once the fields exist
 };
 
-std::string ChecksumText(const absl::StatusOr<v1::ChecksumReply>& c) {
-  return c.ok() ? c->ShortDebugString() : c.status().ToString();
+std::string ChecksumText(const absl::StatusOr<KeyspaceChecksum>& c) {
+  return c.ok() ? ::testing::PrintToString(*c) : c.status().ToString();
 }
 
 // The shadow journal on its own, in this process: a registry journals a
@@ -298,8 +271,8 @@ TEST(PowerCutProcessTest, AcknowledgedWritesSurvivePowerCutsOfPrimaryAndReplica)
   ASSERT_TRUE(r.Start());
 
   // Per node (primary, replica): the value of kPersisted it must show.
-  std::string persisted[2] = {AdminClient(p.proc->address()).Show(kPersisted),
-                              AdminClient(r.proc->address()).Show(kPersisted)};
+  std::string persisted[2] = {ShownVariable(*p.proc, kPersisted),
+                              ShownVariable(*r.proc, kPersisted)};
   int persist_counter = 0;
   WriteLoad::Acked acked;                 // every cycle's
   std::vector<size_t> acked_before_cycle;  // acked.values.size() when each cycle began
@@ -411,7 +384,7 @@ TEST(PowerCutProcessTest, AcknowledgedWritesSurvivePowerCutsOfPrimaryAndReplica)
     // between requests: its last OK one).
     Relaykvd* procs[2] = {p.proc.get(), r.proc.get()};
     for (int node = 0; node < 2; ++node) {
-      const std::string shown = AdminClient(procs[node]->address()).Show(kPersisted);
+      const std::string shown = ShownVariable(*procs[node], kPersisted);
       const auto& allowed = may_show[node];
       EXPECT_TRUE(std::find(allowed.begin(), allowed.end(), shown) != allowed.end())
           << (node == 0 ? "primary" : "replica") << " shows " << kPersisted << " = " << shown
@@ -421,16 +394,16 @@ TEST(PowerCutProcessTest, AcknowledgedWritesSurvivePowerCutsOfPrimaryAndReplica)
     }
     auto sum = p.proc->Checksum();
     ASSERT_TRUE(sum.ok()) << sum.status();
-    EXPECT_GE(sum->keys(), acked.values.size()) << "the primary has fewer keys than were acknowledged";
-    EXPECT_GE(sum->gtid().seq(), acked.max_seq) << "the primary is behind the acknowledged GTIDs";
+    EXPECT_GE(sum->keys, acked.values.size()) << "the primary has fewer keys than were acknowledged";
+    EXPECT_GE(sum->gtid.seq, acked.max_seq) << "the primary is behind the acknowledged GTIDs";
     ASSERT_TRUE(WaitForSemiSyncClient(*p.proc)) << "the replica did not reconnect";
     // Zero divergence: with no writes, the replica reaches the primary's
     // CHECKSUM (GTID, hash, keys).
-    absl::StatusOr<v1::ChecksumReply> pc, rc;
+    absl::StatusOr<KeyspaceChecksum> pc, rc;
     const bool same = WaitFor([&] {
       pc = p.proc->Checksum();
       rc = r.proc->Checksum();
-      return pc.ok() && rc.ok() && pc->SerializeAsString() == rc->SerializeAsString();
+      return pc.ok() && rc.ok() && *pc == *rc;
     });
     ASSERT_TRUE(same) << "primary and replica differ: primary " << ChecksumText(pc)
                       << ", replica " << ChecksumText(rc);

@@ -8,7 +8,8 @@
 
 #include <algorithm>
 #include <fstream>
-#include <random>
+#include <functional>
+#include <iterator>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -17,26 +18,56 @@ namespace relaykv::testing {
 namespace fs = std::filesystem;
 namespace {
 
-absl::Status FromGrpc(const grpc::Status& s) {
-  return s.ok() ? absl::OkStatus()
-                : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
-void SetDeadline(grpc::ClientContext* ctx) {
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-}
-
-// Printed when the test fails, so a crash or refusal shows its log.
-class LogOnFailure {
- public:
-  static void Dump(const fs::path& log) {
-    if (!::testing::Test::HasFailure()) return;
-    std::ifstream in(log);
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    if (text.size() > 8000) text = "..." + text.substr(text.size() - 8000);
-    std::fprintf(stderr, "---- %s ----\n%s\n", log.c_str(), text.c_str());
+// Reaps `pid` if it exits within `limit` (its wait status in *status);
+// false at the limit or as soon as `give_up` says so, the child still running.
+bool WaitForExit(pid_t pid, std::chrono::milliseconds limit, int* status,
+                 const std::function<bool()>& give_up = [] { return false; }) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline && !give_up()) {
+    if (::waitpid(pid, status, WNOHANG) == pid) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-};
+  return false;
+}
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// fork + execv of `argv` (built before fork(): the child of a threaded
+// process may only make system calls until execv) with stdin, stdout and
+// stderr from/to the given files ("" leaves that one alone); the child dies
+// with the test. Exit status 127: the exec failed.
+pid_t Spawn(std::vector<std::string> args, const std::string& in, const std::string& out,
+            const std::string& err, bool append_err) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphans if the test dies
+    auto redirect = [](const std::string& path, int target, int flags) {
+      if (path.empty()) return;
+      const int fd = ::open(path.c_str(), flags, 0644);
+      if (fd >= 0) ::dup2(fd, target);
+    };
+    redirect(in, 0, O_RDONLY);
+    redirect(out, 1, O_WRONLY | O_CREAT | O_TRUNC);
+    redirect(err, 2, O_WRONLY | O_CREAT | (append_err ? O_APPEND : O_TRUNC));
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Printed when the test has failed, so a crash or refusal shows its log.
+void DumpLogOnFailure(const fs::path& log) {
+  if (!::testing::Test::HasFailure()) return;
+  std::string text = Slurp(log);
+  if (text.size() > 8000) text = "..." + text.substr(text.size() - 8000);
+  std::fprintf(stderr, "---- %s ----\n%s\n", log.c_str(), text.c_str());
+}
 
 }  // namespace
 
@@ -58,19 +89,7 @@ std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<
                                    "127.0.0.1:" + std::to_string(port)};
   args.insert(args.end(), flags.begin(), flags.end());
   const std::string log = data_dir.string() + ".log";
-  // Built before fork(): the child of a threaded process may only make
-  // system calls until execv.
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphaned relaykvd if the test dies
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) ::dup2(fd, 2);
-    ::execv(binary.c_str(), argv.data());
-    ::_exit(127);
-  }
+  const pid_t pid = Spawn(std::move(args), "", "", log, /*append_err=*/true);
   p->pid_ = pid;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -79,12 +98,12 @@ std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<
     if (in && std::getline(in, line) && !line.empty()) {
       p->address_ = line;
       p->port_ = std::stoi(line.substr(line.rfind(':') + 1));
-      grpc::ChannelArguments ca;
-      ca.SetMaxReceiveMessageSize(48 << 20);
-      ca.SetMaxSendMessageSize(48 << 20);
-      auto channel = grpc::CreateCustomChannel(line, grpc::InsecureChannelCredentials(), ca);
-      p->kv_ = v1::Kv::NewStub(channel);
-      p->admin_ = v1::Admin::NewStub(channel);
+      auto client = Client::Connect({line});
+      if (!client.ok()) {
+        ADD_FAILURE() << "relaykvd wrote an address the client refuses: " << client.status();
+        return nullptr;
+      }
+      p->client_ = std::move(*client);
       return p;
     }
     int status = 0;
@@ -93,7 +112,7 @@ std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<
       ADD_FAILURE() << "relaykvd exited during startup: "
                     << (WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
                                           : "signal " + std::to_string(WTERMSIG(status)));
-      LogOnFailure::Dump(log);
+      DumpLogOnFailure(log);
       return nullptr;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -104,7 +123,7 @@ std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<
 
 Relaykvd::~Relaykvd() {
   if (pid_ > 0) Kill();
-  LogOnFailure::Dump(data_dir_.string() + ".log");
+  DumpLogOnFailure(data_dir_.string() + ".log");
 }
 
 void Relaykvd::Kill() {
@@ -126,202 +145,119 @@ int Relaykvd::Terminate() {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);
   int status = 0;
-  ::waitpid(pid_, &status, 0);
+  if (!WaitForExit(pid_, std::chrono::seconds(60), &status)) {
+    ADD_FAILURE() << "relaykvd on " << address_ << " did not exit within 60 s of SIGTERM";
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
+  }
   pid_ = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-absl::StatusOr<v1::Gtid> Relaykvd::Put(const std::string& key, const std::string& value) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::PutRequest req;
-  req.set_key(key);
-  req.set_value(value);
-  v1::WriteReply reply;
-  auto s = FromGrpc(kv_->Put(&ctx, req, &reply));
-  if (!s.ok()) return s;
-  return reply.gtid();
-}
-
-absl::StatusOr<v1::Gtid> Relaykvd::Write(const std::vector<v1::Mutation>& mutations) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::WriteRequest req;
-  for (const auto& m : mutations) *req.add_mutations() = m;
-  v1::WriteReply reply;
-  auto s = FromGrpc(kv_->Write(&ctx, req, &reply));
-  if (!s.ok()) return s;
-  return reply.gtid();
-}
-
-absl::StatusOr<v1::Gtid> Relaykvd::Delete(const std::string& key) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::DeleteRequest req;
-  req.set_key(key);
-  v1::WriteReply reply;
-  auto s = FromGrpc(kv_->Delete(&ctx, req, &reply));
-  if (!s.ok()) return s;
-  return reply.gtid();
-}
-
-absl::StatusOr<std::optional<std::string>> Relaykvd::Get(const std::string& key, v1::Gtid* applied) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::GetRequest req;
-  req.set_key(key);
-  v1::GetReply reply;
-  auto s = FromGrpc(kv_->Get(&ctx, req, &reply));
-  if (!s.ok()) return s;
-  if (applied != nullptr) *applied = reply.applied_gtid();
-  if (!reply.found()) return std::nullopt;
-  return reply.value();
-}
-
 std::map<std::string, std::string> Relaykvd::Status(const std::string& like) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::ShowRequest req;
-  req.set_like(like);
-  v1::ShowReply reply;
-  std::map<std::string, std::string> out;
-  // A node that does not answer fails the test here, not in a later check
-  // that an empty map might pass.
-  const grpc::Status s = admin_->ShowStatus(&ctx, req, &reply);
-  EXPECT_TRUE(s.ok()) << "SHOW STATUS on " << address_ << ": " << s.error_message();
-  for (const auto& r : reply.rows()) out[r.name()] = r.value();
-  return out;
+  auto rows = client_->ShowStatus(like);
+  EXPECT_TRUE(rows.ok()) << "SHOW STATUS on " << address_ << ": " << rows.status();
+  return rows.ok() ? *rows : std::map<std::string, std::string>();
 }
 
 std::map<std::string, std::string> Relaykvd::ReplicaStatus() {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::ReplicaStatusReply reply;
-  std::map<std::string, std::string> out;
-  const grpc::Status s = admin_->ReplicaStatus(&ctx, v1::ReplicaStatusRequest(), &reply);
-  EXPECT_TRUE(s.ok()) << "SHOW SLAVE STATUS on " << address_ << ": " << s.error_message();
-  for (const auto& r : reply.fields()) out[r.name()] = r.value();
-  return out;
+  auto fields = client_->ShowReplicaStatus();
+  EXPECT_TRUE(fields.ok()) << "SHOW SLAVE STATUS on " << address_ << ": " << fields.status();
+  return fields.ok() ? *fields : std::map<std::string, std::string>();
 }
 
-absl::StatusOr<v1::ChecksumReply> Relaykvd::Checksum() {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::ChecksumReply reply;
-  auto s = FromGrpc(admin_->Checksum(&ctx, v1::ChecksumRequest(), &reply));
-  if (!s.ok()) return s;
-  return reply;
-}
-
-absl::Status Relaykvd::ReplicaThreads(v1::ReplicaThreadsRequest::Action action,
-                                      v1::ReplicaThreadsRequest::Threads threads) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::ReplicaThreadsRequest req;
-  req.set_action(action);
-  req.set_threads(threads);
-  v1::ReplicaThreadsReply reply;
-  return FromGrpc(admin_->ReplicaThreads(&ctx, req, &reply));
-}
-
-absl::Status Relaykvd::SetVariable(const std::string& name, const std::string& value) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::SetVariableRequest req;
-  req.set_name(name);
-  req.set_value(value);
-  v1::SetVariableReply reply;
-  return FromGrpc(admin_->SetVariable(&ctx, req, &reply));
-}
-
-absl::Status Relaykvd::ChangeMaster(const std::string& host, uint32_t port) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::ChangeMasterRequest req;
-  req.set_host(host);
-  req.set_port(port);
-  v1::ChangeMasterReply reply;
-  return FromGrpc(admin_->ChangeMaster(&ctx, req, &reply));
-}
-
-absl::StatusOr<v1::Gtid> Relaykvd::ResetReplicaAll() {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::ResetReplicaReply reply;
-  auto s = FromGrpc(admin_->ResetReplica(&ctx, v1::ResetReplicaRequest(), &reply));
-  if (!s.ok()) return s;
-  return reply.epoch_start();
-}
-
-absl::StatusOr<v1::MasterStatusReply> Relaykvd::MasterStatus() {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::MasterStatusReply reply;
-  auto s = FromGrpc(admin_->MasterStatus(&ctx, v1::MasterStatusRequest(), &reply));
-  if (!s.ok()) return s;
-  return reply;
-}
-
-v1::Gtid Relaykvd::BinlogGtid() {
-  auto reply = MasterStatus();
+Gtid Relaykvd::BinlogGtid() {
+  auto reply = client_->ShowMasterStatus();
   EXPECT_TRUE(reply.ok()) << "SHOW MASTER STATUS on " << address_ << ": " << reply.status();
-  return reply.ok() ? reply->executed_gtid() : v1::Gtid();
+  return reply.ok() ? reply->executed : Gtid();
 }
 
-absl::StatusOr<int> Relaykvd::PurgeBinaryLogsTo(const std::string& file) {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx);
-  v1::PurgeBinaryLogsRequest req;
-  req.set_to_file(file);
-  v1::PurgeBinaryLogsReply reply;
-  auto s = FromGrpc(admin_->PurgeBinaryLogs(&ctx, req, &reply));
-  if (!s.ok()) return s;
-  return reply.purged();
+bool SameChecksum(Relaykvd& a, Relaykvd& b) {
+  auto x = a.Checksum();
+  auto y = b.Checksum();
+  return x.ok() && y.ok() && *x == *y;
 }
 
-std::unique_ptr<Relaykvd> StartSemiSyncReplica(const fs::path& dir, Relaykvd& primary,
-                                               int server_id, int clients) {
-  auto r = Relaykvd::Start(dir, {"--server-id=" + std::to_string(server_id),
-                                 "--rpl_semi_sync_slave_enabled=ON",
-                                 "--replicate-from=" + primary.address()});
-  if (r == nullptr) return r;
+std::unique_ptr<Relaykvd> StartReplica(const fs::path& dir, Relaykvd& primary, ReplicaOptions options) {
+  std::vector<std::string> flags = {"--server-id=" + std::to_string(options.server_id),
+                                    "--replicate-from=" + primary.address()};
+  if (options.semi_sync) flags.push_back("--rpl_semi_sync_slave_enabled=ON");
+  flags.insert(flags.end(), options.flags.begin(), options.flags.end());
+  auto r = Relaykvd::Start(dir, flags);
+  if (r == nullptr || !options.semi_sync) return r;
   const bool counted = WaitFor([&] {
-    return primary.Status()["Rpl_semi_sync_master_clients"] == std::to_string(clients);
+    return primary.Status()["Rpl_semi_sync_master_clients"] == std::to_string(options.clients);
   });
-  EXPECT_TRUE(counted) << "the primary never counted semi-sync replica server_id " << server_id;
+  EXPECT_TRUE(counted) << "the primary never counted semi-sync replica server_id " << options.server_id;
   return counted ? std::move(r) : nullptr;
 }
 
-WriteLoad::WriteLoad(Relaykvd* server, int threads, std::atomic<int>* counter,
-                     const std::string& tag, Acked* acked, size_t value_bytes) {
-  for (int t = 0; t < threads; ++t) {
+WriteLoad::WriteLoad(Relaykvd* server, std::atomic<int>* counter, const std::string& tag,
+                     Acked* acked, Options options) {
+  const int first = counter->load();
+  for (int t = 0; t < options.threads; ++t) {
     writers_.emplace_back([=, this] {
+      std::string last_key;  // this thread's last acknowledged Put, for a delete
       while (!stop_) {
         const int i = (*counter)++;
+        if (options.total > 0 && i - first >= options.total) break;
         const std::string key = "k" + std::to_string(i);
         std::string value = "v" + std::to_string(i) + "-" + tag;
-        if (value.size() < value_bytes) value.resize(value_bytes, 'x');
-        auto g = server->Put(key, value);
+        if (value.size() < options.value_bytes) value.resize(options.value_bytes, 'x');
+        std::vector<Mutation> write;
+        if (options.mixed && i % 10 == 0 && !last_key.empty()) {
+          write.push_back(Mutation::Delete(last_key));
+        } else if (options.mixed && i % 10 == 1) {
+          for (int j = 0; j < 3; ++j) write.push_back(Mutation::Put(key + "/" + std::to_string(j), value));
+        } else {
+          write.push_back(Mutation::Put(key, value));
+        }
+        auto g = server->Write(write);
         if (!g.ok()) {
           // The server is gone or going (the test killed or stopped it);
           // kept for the test to tell that from a refusal it did not expect.
-          std::lock_guard l(mu_);
-          if (first_error_.ok()) first_error_ = g.status();
+          Record(g.status());
           break;
         }
         std::lock_guard l(mu_);
-        acked->values[key] = value;
-        acked->max_seq = std::max<uint64_t>(acked->max_seq, g->seq());
+        for (const Mutation& m : write) {
+          if (m.op == Mutation::Op::kDelete) {
+            acked->values.erase(m.key);
+            acked->deleted.insert(m.key);
+            last_key.clear();
+          } else {
+            acked->values[m.key] = m.value;
+            last_key = m.key;
+          }
+        }
+        acked->max_seq = std::max<uint64_t>(acked->max_seq, g->seq);
       }
     });
   }
 }
 
-void WriteLoad::Stop() {
-  stop_ = true;
+void WriteLoad::Record(const absl::Status& error) {
+  std::lock_guard l(mu_);
+  if (first_error_.ok()) first_error_ = error;
+}
+
+void WriteLoad::Wait() {
   for (auto& w : writers_) {
     if (w.joinable()) w.join();
   }
+}
+
+void WriteLoad::Stop() {
+  stop_ = true;
+  Wait();
+}
+
+void RunMixedLoad(Relaykvd& primary, int total, const std::string& tag) {
+  std::atomic<int> counter{0};
+  WriteLoad::Acked acked;
+  WriteLoad load(&primary, &counter, tag, &acked, {.total = total, .mixed = true});
+  load.Wait();
+  EXPECT_TRUE(load.first_error().ok()) << "a write of the load failed: " << load.first_error();
 }
 
 absl::Status WriteLoad::first_error() {
@@ -341,39 +277,43 @@ StartupRefusal StartExpectingRefusal(const fs::path& data_dir, std::vector<std::
   for (int attempt = 0; attempt < 5; ++attempt) {
     std::error_code ec;
     fs::remove(addr, ec);
-    std::vector<char*> argv;  // built before fork(), as in Relaykvd::Start
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd >= 0) ::dup2(fd, 2);
-      ::execv(binary.c_str(), argv.data());
-      ::_exit(127);
-    }
-    const auto deadline = std::chrono::steady_clock::now() + hang_guard;
+    const pid_t pid = Spawn(args, "", "", log, /*append_err=*/false);
     int status = 0;
-    bool done = false;
-    while (!done && std::chrono::steady_clock::now() < deadline && !fs::exists(addr)) {
-      if (::waitpid(pid, &status, WNOHANG) == pid) {
-        done = true;
-      } else {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
-    }
+    const bool done = WaitForExit(pid, hang_guard, &status, [&] { return fs::exists(addr); });
     if (!done) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     }
-    std::ifstream in(log);
-    out.log.assign(std::istreambuf_iterator<char>(in), {});
+    out.log = Slurp(log);
     out.exited = done;
     out.exit_status = done && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (!(out.exited && out.exit_status == 127)) break;
     std::this_thread::sleep_for(std::chrono::seconds(2));  // a relink in progress
   }
   return out;
+}
+
+CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_text,
+              std::chrono::seconds hang_guard) {
+  const TempDir dir;
+  const fs::path in = dir.path() / "stdin", out = dir.path() / "stdout", err = dir.path() / "stderr";
+  std::ofstream(in) << stdin_text;
+  std::vector<std::string> argv = {BinDir() + "/relaykv"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = Spawn(argv, in, out, err, /*append_err=*/false);
+  int status = 0;
+  CliRun r;
+  if (!WaitForExit(pid, hang_guard, &status)) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    ADD_FAILURE() << "relaykv " << ::testing::PrintToString(args) << " did not finish within "
+                  << hang_guard.count() << " s";
+  } else if (WIFEXITED(status)) {
+    r.status = WEXITSTATUS(status);
+  }
+  r.out = Slurp(out);
+  r.err = Slurp(err);
+  return r;
 }
 
 }  // namespace relaykv::testing

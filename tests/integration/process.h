@@ -1,7 +1,7 @@
 // Real relaykvd processes for multi-process tests: each in its own temp data
 // dir, on 127.0.0.1 with an OS-chosen port (read from relaykvd.addr), with
-// its stderr kept in <dir>.log and printed when a test fails. Plus thin
-// gRPC helpers to talk to them.
+// its stderr kept in <dir>.log and printed when a test fails, talked to
+// through relaykv::Client; and the `relaykv` CLI run with a hang guard.
 #pragma once
 
 #include <sys/types.h>
@@ -13,16 +13,23 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/status/statusor.h"
-#include "proto/admin.grpc.pb.h"
-#include "proto/kv.grpc.pb.h"
+#include "relaykv/client.h"
 #include "tests/common/temp_dir.h"
+
+namespace relaykv {
+// gtest prints GTIDs and checksums in failure messages as the CLI does.
+inline void PrintTo(const Gtid& g, std::ostream* os) { *os << g.ToString(); }
+inline void PrintTo(const KeyspaceChecksum& c, std::ostream* os) {
+  *os << c.gtid.ToString() << " hash " << std::hex << c.hash << std::dec << " keys " << c.keys;
+}
+}  // namespace relaykv
 
 namespace relaykv::testing {
 
@@ -42,30 +49,30 @@ class Relaykvd {
   const std::filesystem::path& data_dir() const { return data_dir_; }
   // SIGKILL and reap.
   void Kill();
-  // SIGTERM and wait; returns the exit status (-1 if killed by a signal).
+  // SIGTERM and wait (SIGKILL after 60 s: a test failure with the log);
+  // returns the exit status (-1 if a signal ended it).
   int Terminate();
   // SIGSTOP / SIGCONT: a process that is there but silent (a dead network path).
   void Pause();
   void Resume();
   bool running() const { return pid_ > 0; }
 
-  // gRPC helpers (deadline 30 s).
-  absl::StatusOr<v1::Gtid> Put(const std::string& key, const std::string& value);
-  absl::StatusOr<v1::Gtid> Write(const std::vector<v1::Mutation>& mutations);
-  absl::StatusOr<v1::Gtid> Delete(const std::string& key);
-  absl::StatusOr<std::optional<std::string>> Get(const std::string& key, v1::Gtid* applied = nullptr);
+  // The library client every call goes through (per-call deadline 30 s);
+  // the shorthands below are the calls nearly every test makes.
+  Client& client() { return *client_; }
+  absl::StatusOr<Gtid> Put(const std::string& key, const std::string& value) {
+    return client_->Put(key, value);
+  }
+  absl::StatusOr<Gtid> Write(const std::vector<Mutation>& mutations) { return client_->Write(mutations); }
+  absl::StatusOr<Gtid> Delete(const std::string& key) { return client_->Delete(key); }
+  absl::StatusOr<std::optional<std::string>> Get(const std::string& key) { return client_->Get(key); }
+  absl::StatusOr<KeyspaceChecksum> Checksum() { return client_->Checksum(); }
+  // SHOW STATUS / SHOW SLAVE STATUS / SHOW MASTER STATUS's executed GTID:
+  // a node that does not answer fails the test here, not in a later check
+  // that an empty map or 0:0 might pass.
   std::map<std::string, std::string> Status(const std::string& like = "");
   std::map<std::string, std::string> ReplicaStatus();
-  absl::StatusOr<v1::ChecksumReply> Checksum();
-  absl::Status ReplicaThreads(v1::ReplicaThreadsRequest::Action action,
-                              v1::ReplicaThreadsRequest::Threads threads);
-  absl::Status SetVariable(const std::string& name, const std::string& value);
-  absl::Status ChangeMaster(const std::string& host, uint32_t port);
-  // RESET SLAVE ALL: the first GTID of the new epoch.
-  absl::StatusOr<v1::Gtid> ResetReplicaAll();
-  absl::StatusOr<v1::MasterStatusReply> MasterStatus();
-  v1::Gtid BinlogGtid();  // SHOW MASTER STATUS's executed GTID (fails the test if it cannot)
-  absl::StatusOr<int> PurgeBinaryLogsTo(const std::string& file);
+  Gtid BinlogGtid();
 
  private:
   Relaykvd() = default;
@@ -73,41 +80,76 @@ class Relaykvd {
   int port_ = 0;
   std::string address_;
   std::filesystem::path data_dir_;
-  std::unique_ptr<v1::Kv::Stub> kv_;
-  std::unique_ptr<v1::Admin::Stub> admin_;
+  std::unique_ptr<Client> client_;
 };
 
-// A semi-sync replica (`--server-id=server_id`, rpl_semi_sync_slave_enabled)
-// of `primary` with its data in `dir`, started and waited for until the
-// primary counts `clients` semi-sync replicas. nullptr (and a test failure)
-// if it does not start or is not counted.
-std::unique_ptr<Relaykvd> StartSemiSyncReplica(const std::filesystem::path& dir, Relaykvd& primary,
-                                               int server_id = 2, int clients = 1);
+// Caught up with each other: the same checksum (GTID, hash and key count).
+bool SameChecksum(Relaykvd& a, Relaykvd& b);
 
-// Client threads putting distinct keys (k<n>, from a shared counter) until
-// the server stops answering or Stop(); every write answered OK is recorded
-// as acknowledged, with its value (padded to `value_bytes`) and the highest
-// seq. A writer stops at its first error, kept in first_error().
+// A replica (`--server-id`, `flags` added) of `primary` with its data in
+// `dir`. A semi-sync one (rpl_semi_sync_slave_enabled) is waited for until
+// the primary counts `clients` semi-sync replicas. nullptr (and a test
+// failure) if it does not start or is not counted.
+struct ReplicaOptions {
+  int server_id = 2;
+  bool semi_sync = false;
+  int clients = 1;
+  std::vector<std::string> flags;
+};
+std::unique_ptr<Relaykvd> StartReplica(const std::filesystem::path& dir, Relaykvd& primary,
+                                       ReplicaOptions options = {});
+inline std::unique_ptr<Relaykvd> StartSemiSyncReplica(const std::filesystem::path& dir,
+                                                      Relaykvd& primary, int server_id = 2,
+                                                      int clients = 1) {
+  return StartReplica(dir, primary, {.server_id = server_id, .semi_sync = true, .clients = clients});
+}
+
+// The one load generator of the process tests: client threads writing
+// distinct keys (k<n>, n from a shared counter) until `total` writes were
+// issued, the server stops answering, or Stop(). Every write answered OK is
+// recorded as acknowledged, with the highest seq. Plain: one Put per write,
+// its value padded to `value_bytes`. Mixed: as plain, but every tenth write
+// deletes the key the same thread wrote last and every tenth-plus-one is a
+// batch of three Puts (k<n>/0..2) — each write still one GTID. A writer
+// stops at its first error, kept in first_error().
 class WriteLoad {
  public:
   struct Acked {
     std::map<std::string, std::string> values;  // key -> value the client saw committed
+    std::set<std::string> deleted;              // keys whose delete was acknowledged
     uint64_t max_seq = 0;
   };
+  struct Options {
+    int threads = 4;
+    size_t value_bytes = 0;
+    int total = 0;  // 0: until Stop() or the first error
+    bool mixed = false;
+  };
 
+  WriteLoad(Relaykvd* server, std::atomic<int>* counter, const std::string& tag, Acked* acked,
+            Options options);
   WriteLoad(Relaykvd* server, int threads, std::atomic<int>* counter, const std::string& tag,
-            Acked* acked, size_t value_bytes = 0);
+            Acked* acked, size_t value_bytes = 0)
+      : WriteLoad(server, counter, tag, acked, {.threads = threads, .value_bytes = value_bytes}) {}
   ~WriteLoad() { Stop(); }
+  // Ends the load now (a write in flight finishes first).
   void Stop();
+  // Waits for a bounded load to issue its `total` writes (or fail).
+  void Wait();
   // OK while every write so far was answered OK.
   absl::Status first_error();
 
  private:
+  void Record(const absl::Status& error);
   std::mutex mu_;
-  absl::Status first_error_;
+  absl::Status first_error_;  // GUARDED_BY(mu_)
   std::atomic<bool> stop_{false};
   std::vector<std::thread> writers_;
 };
+
+// Runs a bounded mixed load of `total` writes from 4 threads to its end;
+// fails the test at the first write that is not answered OK.
+void RunMixedLoad(Relaykvd& primary, int total, const std::string& tag);
 
 // A relaykvd run that must refuse to start (a corrupt data dir, a bad
 // setting): how it ended and what it logged.
@@ -124,5 +166,15 @@ struct StartupRefusal {
 StartupRefusal StartExpectingRefusal(const std::filesystem::path& data_dir,
                                      std::vector<std::string> flags = {},
                                      std::chrono::seconds hang_guard = std::chrono::seconds(60));
+
+// One run of the `relaykv` CLI: `relaykv ARGS` with `stdin_text` on its
+// standard input (not a terminal: batch output), stdout and stderr kept
+// apart. A run still going at `hang_guard` is killed and fails the test.
+struct CliRun {
+  int status = -1;  // exit status; -1: a signal (or the hang guard) ended it
+  std::string out, err;
+};
+CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_text = "",
+              std::chrono::seconds hang_guard = std::chrono::seconds(60));
 
 }  // namespace relaykv::testing

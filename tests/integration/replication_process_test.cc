@@ -10,61 +10,18 @@
 namespace relaykv::testing {
 namespace {
 
-using Action = v1::ReplicaThreadsRequest;
 
-std::unique_ptr<Relaykvd> StartReplica(const std::filesystem::path& dir, const Relaykvd& primary, int id) {
-  return Relaykvd::Start(dir, {"--server-id=" + std::to_string(id), "--replicate-from=" + primary.address()});
-}
-
-// Caught up: same checksum (GTID, hash and key count) as the primary.
-bool SameAsPrimary(Relaykvd& replica, Relaykvd& primary) {
-  auto p = primary.Checksum();
-  auto r = replica.Checksum();
-  return p.ok() && r.ok() && p->gtid().seq() == r->gtid().seq() && p->hash() == r->hash() &&
-         p->keys() == r->keys();
-}
-
-// `n` writes from 4 threads: puts, deletes and batches. With
-// `until_failure`, a failed write (the primary was killed) ends the load.
-void Load(Relaykvd& primary, int n, const std::string& prefix, bool until_failure = false) {
-  std::atomic<int> next{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&] {
-      for (int i = next++; i < n; i = next++) {
-        const std::string key = prefix + std::to_string(i % 3000);
-        absl::StatusOr<v1::Gtid> g;
-        if (i % 10 == 0) {
-          g = primary.Delete(key);
-        } else if (i % 10 == 1) {
-          std::vector<v1::Mutation> batch(3);
-          for (int j = 0; j < 3; ++j) {
-            batch[j].set_op(v1::Mutation::PUT);
-            batch[j].set_key(key + "/" + std::to_string(j));
-            batch[j].set_value(std::to_string(i));
-          }
-          g = primary.Write(batch);
-        } else {
-          g = primary.Put(key, std::to_string(i));
-        }
-        if (until_failure && !g.ok()) return;
-        ASSERT_TRUE(g.ok()) << g.status();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-}
 
 TEST(ReplicationProcessTest, TenThousandWritesConvergeOnTwoReplicas) {
   TempDir dir;
   auto primary = Relaykvd::Start(dir.path() / "p");
   ASSERT_NE(primary, nullptr);
-  auto r1 = StartReplica(dir.path() / "r1", *primary, 2);
-  auto r2 = StartReplica(dir.path() / "r2", *primary, 3);
+  auto r1 = StartReplica(dir.path() / "r1", *primary, {.server_id = 2});
+  auto r2 = StartReplica(dir.path() / "r2", *primary, {.server_id = 3});
   ASSERT_TRUE(r1 && r2);
-  Load(*primary, 10000, "k");
-  EXPECT_EQ(primary->BinlogGtid().seq(), 10000u);
-  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*r1, *primary) && SameAsPrimary(*r2, *primary); }));
+  RunMixedLoad(*primary, 10000, "k");
+  EXPECT_EQ(primary->BinlogGtid().seq, 10000u);
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*r1, *primary) && SameChecksum(*r2, *primary); }));
   auto st = r1->ReplicaStatus();
   EXPECT_EQ(st["Slave_IO_Running"], "Yes");
   EXPECT_EQ(st["Slave_SQL_Running"], "Yes");
@@ -77,25 +34,30 @@ TEST(ReplicationProcessTest, ReplicaKilledMidStreamResumesWithoutGapOrDuplicate)
   TempDir dir;
   auto primary = Relaykvd::Start(dir.path() / "p");
   ASSERT_NE(primary, nullptr);
-  auto replica = StartReplica(dir.path() / "r", *primary, 2);
+  auto replica = StartReplica(dir.path() / "r", *primary, {.server_id = 2});
   ASSERT_NE(replica, nullptr);
-  std::thread load([&] { Load(*primary, 6000, "a"); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  replica->Kill();
-  load.join();
+  {
+    std::atomic<int> counter{0};
+    WriteLoad::Acked acked;
+    WriteLoad load(primary.get(), &counter, "a", &acked, {.total = 6000, .mixed = true});
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    replica->Kill();
+    load.Wait();
+    ASSERT_TRUE(load.first_error().ok()) << load.first_error();
+  }
   // Restarted without --replicate-from: the saved primary is used.
   replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
   ASSERT_NE(replica, nullptr);
-  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }));
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*replica, *primary); }));
   EXPECT_EQ(replica->ReplicaStatus()["Last_IO_Error"], "");
 
   // Down while the primary writes 50,000 more events; then catches up.
   EXPECT_EQ(replica->Terminate(), 0);
-  Load(*primary, 50000, "b");
-  EXPECT_EQ(primary->BinlogGtid().seq(), 56000u);
+  RunMixedLoad(*primary, 50000, "b");
+  EXPECT_EQ(primary->BinlogGtid().seq, 56000u);
   replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
   ASSERT_NE(replica, nullptr);
-  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }, std::chrono::seconds(120)));
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*replica, *primary); }, std::chrono::seconds(120)));
 }
 
 TEST(ReplicationProcessTest, ReplicasReconnectAfterPrimaryRestartCleanAndKilled) {
@@ -103,63 +65,67 @@ TEST(ReplicationProcessTest, ReplicasReconnectAfterPrimaryRestartCleanAndKilled)
   auto primary = Relaykvd::Start(dir.path() / "p");
   ASSERT_NE(primary, nullptr);
   const int port = primary->port();
-  auto r1 = StartReplica(dir.path() / "r1", *primary, 2);
-  auto r2 = StartReplica(dir.path() / "r2", *primary, 3);
+  auto r1 = StartReplica(dir.path() / "r1", *primary, {.server_id = 2});
+  auto r2 = StartReplica(dir.path() / "r2", *primary, {.server_id = 3});
   ASSERT_TRUE(r1 && r2);
-  Load(*primary, 500, "x");
+  RunMixedLoad(*primary, 500, "x");
   EXPECT_EQ(primary->Terminate(), 0);
   primary = Relaykvd::Start(dir.path() / "p", {}, port);
   ASSERT_NE(primary, nullptr);
-  Load(*primary, 500, "y");
-  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*r1, *primary) && SameAsPrimary(*r2, *primary); }));
+  RunMixedLoad(*primary, 500, "y");
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*r1, *primary) && SameChecksum(*r2, *primary); }));
 
-  std::thread load([&] { Load(*primary, 3000, "z", /*until_failure=*/true); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  primary->Kill();
-  load.join();
+  {
+    std::atomic<int> counter{0};
+    WriteLoad::Acked acked;
+    WriteLoad load(primary.get(), &counter, "z", &acked, {.total = 3000, .mixed = true});
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    primary->Kill();
+    load.Wait();  // ends at the first write the killed primary does not answer
+  }
   primary = Relaykvd::Start(dir.path() / "p", {}, port);
   ASSERT_NE(primary, nullptr);
   ASSERT_TRUE(primary->Put("after-kill", "1").ok());
-  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*r1, *primary) && SameAsPrimary(*r2, *primary); }));
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*r1, *primary) && SameChecksum(*r2, *primary); }));
 }
 
 TEST(ReplicationProcessTest, SilentPrimaryIsNoticedAndTheReplicaReconnects) {
   TempDir dir;
   auto primary = Relaykvd::Start(dir.path() / "p");
-  auto replica = StartReplica(dir.path() / "r", *primary, 2);
+  auto replica = StartReplica(dir.path() / "r", *primary, {.server_id = 2});
   ASSERT_TRUE(primary && replica);
   ASSERT_TRUE(primary->Put("before", "1").ok());
-  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }));
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*replica, *primary); }));
   primary->Pause();  // connected, but no heartbeat any more
   ASSERT_TRUE(WaitFor([&] {
     return replica->ReplicaStatus()["Last_IO_Error"].find("no message from primary") != std::string::npos;
   }, std::chrono::seconds(40)));
   primary->Resume();
   ASSERT_TRUE(primary->Put("after", "2").ok());
-  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }));
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*replica, *primary); }));
   EXPECT_EQ(replica->ReplicaStatus()["Slave_IO_Running"], "Yes");
 }
 
 TEST(ReplicationProcessTest, StoppedThreadsHoldBackThenCatchUp) {
   TempDir dir;
   auto primary = Relaykvd::Start(dir.path() / "p");
-  auto replica = StartReplica(dir.path() / "r", *primary, 2);
+  auto replica = StartReplica(dir.path() / "r", *primary, {.server_id = 2});
   ASSERT_TRUE(primary && replica);
-  ASSERT_TRUE(replica->ReplicaThreads(Action::STOP, Action::IO).ok());
-  Load(*primary, 300, "io");
+  ASSERT_TRUE(replica->client().StopReplica(ReplicaThreads::kIo).ok());
+  RunMixedLoad(*primary, 300, "io");
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_EQ(replica->BinlogGtid().seq(), 0u) << "IO stopped: nothing received";
-  ASSERT_TRUE(replica->ReplicaThreads(Action::START, Action::IO).ok());
-  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }));
+  EXPECT_EQ(replica->BinlogGtid().seq, 0u) << "IO stopped: nothing received";
+  ASSERT_TRUE(replica->client().StartReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*replica, *primary); }));
 
-  ASSERT_TRUE(replica->ReplicaThreads(Action::STOP, Action::SQL).ok());
-  Load(*primary, 300, "sql");
-  ASSERT_TRUE(WaitFor([&] { return replica->BinlogGtid().seq() == 600u; })) << "received advances";
+  ASSERT_TRUE(replica->client().StopReplica(ReplicaThreads::kSql).ok());
+  RunMixedLoad(*primary, 300, "sql");
+  ASSERT_TRUE(WaitFor([&] { return replica->BinlogGtid().seq == 600u; })) << "received advances";
   auto st = replica->ReplicaStatus();
   EXPECT_EQ(st["Executed_Gtid_Set"], "1:300") << "applied does not";
   EXPECT_EQ(st["Slave_SQL_Running"], "No");
-  ASSERT_TRUE(replica->ReplicaThreads(Action::START, Action::SQL).ok());
-  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*replica, *primary); }));
+  ASSERT_TRUE(replica->client().StartReplica(ReplicaThreads::kSql).ok());
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*replica, *primary); }));
 }
 
 TEST(ReplicationProcessTest, ReplicaOfAnotherHistoryIsRefusedAndAppliesNothing) {
@@ -170,14 +136,14 @@ TEST(ReplicationProcessTest, ReplicaOfAnotherHistoryIsRefusedAndAppliesNothing) 
   // b has its own history: 5 events of epoch 1 that a never had... and a has 10.
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(a->Put("a" + std::to_string(i), "1").ok());
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(b->Put("b" + std::to_string(i), "1").ok());
-  const v1::Gtid before = b->BinlogGtid();
+  const Gtid before = b->BinlogGtid();
   b->Terminate();
-  b = Relaykvd::Start(dir.path() / "b", {"--server-id=2", "--replicate-from=" + a->address()});
+  b = StartReplica(dir.path() / "b", *a);
   ASSERT_NE(b, nullptr);
   ASSERT_TRUE(WaitFor([&] { return b->ReplicaStatus()["Slave_IO_Running"] == "No"; }));
   const std::string err = b->ReplicaStatus()["Last_IO_Error"];
   EXPECT_NE(err.find("ahead of the primary"), std::string::npos) << err;
-  EXPECT_EQ(b->BinlogGtid().seq(), before.seq()) << "nothing received";
+  EXPECT_EQ(b->BinlogGtid().seq, before.seq) << "nothing received";
   EXPECT_EQ(*b->Get("a1"), std::nullopt) << "nothing applied";
 }
 
@@ -191,24 +157,24 @@ TEST(ReplicationProcessTest, FailoverKeepsTheOldPrimarysUnreplicatedWritesOut) {
   TempDir dir;
   auto p = Relaykvd::Start(dir.path() / "p");
   ASSERT_NE(p, nullptr);
-  auto r = StartReplica(dir.path() / "r", *p, 2);
+  auto r = StartReplica(dir.path() / "r", *p, {.server_id = 2});
   ASSERT_NE(r, nullptr);
-  ASSERT_TRUE(r->ReplicaThreads(Action::STOP, Action::SQL).ok());
+  ASSERT_TRUE(r->client().StopReplica(ReplicaThreads::kSql).ok());
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(p->Put("k" + std::to_string(i), "p").ok());
-  ASSERT_TRUE(WaitFor([&] { return r->BinlogGtid().seq() == 10; }));
+  ASSERT_TRUE(WaitFor([&] { return r->BinlogGtid().seq == 10; }));
   EXPECT_EQ(*r->Get("k9"), std::nullopt) << "in the relay log, not applied";
-  ASSERT_TRUE(r->ReplicaThreads(Action::STOP, Action::IO).ok());
+  ASSERT_TRUE(r->client().StopReplica(ReplicaThreads::kIo).ok());
   for (int i = 10; i < 15; ++i) ASSERT_TRUE(p->Put("k" + std::to_string(i), "p").ok());
-  ASSERT_EQ(p->BinlogGtid().seq(), 15u);
+  ASSERT_EQ(p->BinlogGtid().seq, 15u);
   p->Kill();
 
-  auto start = r->ResetReplicaAll();
+  auto start = r->client().ResetReplicaAll();
   ASSERT_TRUE(start.ok()) << start.status();
-  EXPECT_EQ(start->epoch(), 2u);
-  EXPECT_EQ(start->seq(), 11u);
+  EXPECT_EQ(start->epoch, 2u);
+  EXPECT_EQ(start->seq, 11u);
   EXPECT_EQ(*r->Get("k9"), std::optional<std::string>("p")) << "the relay log was applied";
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(r->Put("n" + std::to_string(i), "r").ok());
-  ASSERT_EQ(r->BinlogGtid().seq(), 21u);
+  ASSERT_EQ(r->BinlogGtid().seq, 21u);
 
   auto old = Relaykvd::Start(p->data_dir(), {"--replicate-from=" + r->address()});
   ASSERT_NE(old, nullptr);
@@ -216,7 +182,7 @@ TEST(ReplicationProcessTest, FailoverKeepsTheOldPrimarysUnreplicatedWritesOut) {
   const std::string err = old->ReplicaStatus()["Last_IO_Error"];
   EXPECT_NE(err.find("1:15 is not in this primary's history"), std::string::npos) << err;
   EXPECT_NE(err.find("it has 2:15"), std::string::npos) << err;
-  EXPECT_EQ(old->BinlogGtid().seq(), 15u) << "nothing received";
+  EXPECT_EQ(old->BinlogGtid().seq, 15u) << "nothing received";
   EXPECT_EQ(*old->Get("n0"), std::nullopt) << "nothing applied";
 }
 
@@ -264,11 +230,11 @@ TEST(ReplicationProcessTest, UnsyncedTailLostInAPowerCutIsNeverReusedAsGtids) {
   TempDir dir;
   auto p = Relaykvd::Start(dir.path() / "p", {"--sync_binlog=0"});
   ASSERT_NE(p, nullptr);
-  auto r = StartReplica(dir.path() / "r", *p, 2);
+  auto r = StartReplica(dir.path() / "r", *p, {.server_id = 2});
   ASSERT_NE(r, nullptr);
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(p->Put("k" + std::to_string(i), "old").ok());
-  ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*r, *p); }));
-  ASSERT_TRUE(r->ReplicaThreads(Action::STOP, Action::IO).ok());
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*r, *p); }));
+  ASSERT_TRUE(r->client().StopReplica(ReplicaThreads::kIo).ok());
   const int port = p->port();
   p->Kill();
   LoseBinlogTailAfterEvent(p->data_dir(), 10);
@@ -277,12 +243,12 @@ TEST(ReplicationProcessTest, UnsyncedTailLostInAPowerCutIsNeverReusedAsGtids) {
   ASSERT_NE(p, nullptr);
   auto first = p->Put("k5", "new");
   ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(first->epoch(), 2u) << "a new epoch: 1:11.. may be held elsewhere";
-  EXPECT_EQ(first->seq(), 12u) << "after the epoch's marker event at 2:11";
+  EXPECT_EQ(first->epoch, 2u) << "a new epoch: 1:11.. may be held elsewhere";
+  EXPECT_EQ(first->seq, 12u) << "after the epoch's marker event at 2:11";
   for (int i = 0; i < 15; ++i) ASSERT_TRUE(p->Put("n" + std::to_string(i), "new").ok());
-  ASSERT_GT(p->BinlogGtid().seq(), 20u);
+  ASSERT_GT(p->BinlogGtid().seq, 20u);
 
-  ASSERT_TRUE(r->ReplicaThreads(Action::START, Action::IO).ok());
+  ASSERT_TRUE(r->client().StartReplica(ReplicaThreads::kIo).ok());
   ASSERT_TRUE(WaitFor([&] { return r->ReplicaStatus()["Slave_IO_Running"] == "No"; }));
   const std::string err = r->ReplicaStatus()["Last_IO_Error"];
   EXPECT_NE(err.find("1:20 is not in this primary's history"), std::string::npos) << err;
@@ -295,7 +261,7 @@ TEST(ReplicationProcessTest, UnsyncedTailLostInAPowerCutIsNeverReusedAsGtids) {
   ASSERT_NE(p, nullptr);
   auto after_clean = p->Put("k6", "new");
   ASSERT_TRUE(after_clean.ok());
-  EXPECT_EQ(after_clean->epoch(), 2u);
+  EXPECT_EQ(after_clean->epoch, 2u);
 }
 
 // RESET SLAVE ALL killed at each of its steps (relay log applied; new epoch's
@@ -309,18 +275,13 @@ TEST(ReplicationProcessTest, ResetSlaveAllKilledAtEachStepRecovers) {
     TempDir dir;
     auto p = Relaykvd::Start(dir.path() / "p");
     ASSERT_NE(p, nullptr);
-    auto r = StartReplica(dir.path() / "r", *p, 2);
+    auto r = StartReplica(dir.path() / "r", *p, {.server_id = 2});
     ASSERT_NE(r, nullptr);
-    std::vector<v1::Mutation> batch(2);
-    batch[0].set_op(v1::Mutation::PUT);
-    batch[0].set_key("b0");
-    batch[0].set_value("x");
-    batch[1].set_op(v1::Mutation::DELETE);
-    batch[1].set_key("k3");
+    const std::vector<Mutation> batch = {Mutation::Put("b0", "x"), Mutation::Delete("k3")};
     for (int i = 0; i < 20; ++i) ASSERT_TRUE(p->Put("k" + std::to_string(i), "p").ok());
     ASSERT_TRUE(p->Write(batch).ok());
-    ASSERT_TRUE(WaitFor([&] { return SameAsPrimary(*r, *p); }));
-    const uint64_t old_end = p->BinlogGtid().seq();
+    ASSERT_TRUE(WaitFor([&] { return SameChecksum(*r, *p); }));
+    const uint64_t old_end = p->BinlogGtid().seq;
     p->Kill();  // the primary is gone
 
     r->Terminate();
@@ -328,8 +289,8 @@ TEST(ReplicationProcessTest, ResetSlaveAllKilledAtEachStepRecovers) {
     r = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
     ::unsetenv("RELAYKV_TEST_PAUSE");
     ASSERT_NE(r, nullptr);
-    ASSERT_TRUE(r->ReplicaThreads(Action::STOP, Action::BOTH).ok());
-    std::thread reset([&] { r->ResetReplicaAll().IgnoreError(); });  // ends when killed
+    ASSERT_TRUE(r->client().StopReplica(ReplicaThreads::kBoth).ok());
+    std::thread reset([&] { r->client().ResetReplicaAll().IgnoreError(); });  // ends when killed
     const auto log = dir.path() / "r.log";
     ASSERT_TRUE(WaitFor([&] {
       std::ifstream in(log);
@@ -342,16 +303,16 @@ TEST(ReplicationProcessTest, ResetSlaveAllKilledAtEachStepRecovers) {
     r = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
     ASSERT_NE(r, nullptr) << "the node must restart after a kill at " << point;
     if (!r->ReplicaStatus().empty()) {  // still a replica: promote it again
-      ASSERT_TRUE(r->ReplicaThreads(Action::STOP, Action::BOTH).ok());
-      auto again = r->ResetReplicaAll();
+      ASSERT_TRUE(r->client().StopReplica(ReplicaThreads::kBoth).ok());
+      auto again = r->client().ResetReplicaAll();
       ASSERT_TRUE(again.ok()) << again.status();
     }
-    const uint64_t end = r->BinlogGtid().seq();
+    const uint64_t end = r->BinlogGtid().seq;
     EXPECT_GT(end, old_end) << "an epoch marker follows the old primary's events";
     auto w = r->Put("new", "r");
     ASSERT_TRUE(w.ok()) << w.status();
-    EXPECT_EQ(w->seq(), end + 1) << "GTIDs stay dense";
-    EXPECT_GE(w->epoch(), 2u);
+    EXPECT_EQ(w->seq, end + 1) << "GTIDs stay dense";
+    EXPECT_GE(w->epoch, 2u);
     for (int i = 0; i < 20; ++i) {
       auto v = r->Get("k" + std::to_string(i));
       ASSERT_TRUE(v.ok()) << v.status();
@@ -381,20 +342,18 @@ TEST(ReplicationProcessTest, RestartedPrimaryDoesNotShowReplicasAWriteTheQuorumN
   auto p = Relaykvd::Start(dir.path() / "p", flags);
   ASSERT_NE(p, nullptr);
   auto semi = [&](const std::string& name, int id) {
-    return Relaykvd::Start(dir.path() / name, {"--server-id=" + std::to_string(id),
-                                               "--rpl_semi_sync_slave_enabled=ON",
-                                               "--replicate-from=" + p->address()});
+    return StartReplica(dir.path() / name, *p, {.server_id = id, .semi_sync = true, .clients = id - 1});
   };
   auto a = semi("a", 2);
   auto b = semi("b", 3);
-  auto c = StartReplica(dir.path() / "c", *p, 4);  // async
+  auto c = StartReplica(dir.path() / "c", *p, {.server_id = 4});  // async
   ASSERT_TRUE(a && b && c);
   ASSERT_TRUE(WaitFor([&] { return p->Status()["Rpl_semi_sync_master_clients"] == "2"; }));
   ASSERT_TRUE(p->Put("first", "1").ok());
-  ASSERT_TRUE(b->ReplicaThreads(Action::STOP, Action::IO).ok());
+  ASSERT_TRUE(b->client().StopReplica(ReplicaThreads::kIo).ok());
   std::thread writer([&] { p->Put("w", "v").IgnoreError(); });  // waits for b, then dies
   const uint64_t w_seq = 2;
-  ASSERT_TRUE(WaitFor([&] { return a->BinlogGtid().seq() >= w_seq && c->BinlogGtid().seq() >= w_seq; }));
+  ASSERT_TRUE(WaitFor([&] { return a->BinlogGtid().seq >= w_seq && c->BinlogGtid().seq >= w_seq; }));
   const int port = p->port();
   p->Kill();
   writer.join();
@@ -407,7 +366,7 @@ TEST(ReplicationProcessTest, RestartedPrimaryDoesNotShowReplicasAWriteTheQuorumN
   EXPECT_EQ(*c->Get("w"), std::nullopt) << "an async replica showed a write the quorum never held";
   EXPECT_EQ(*a->Get("first"), std::optional<std::string>("1"));
 
-  ASSERT_TRUE(b->ReplicaThreads(Action::START, Action::IO).ok());
+  ASSERT_TRUE(b->client().StartReplica(ReplicaThreads::kIo).ok());
   EXPECT_TRUE(WaitFor([&] {
     auto va = a->Get("w");
     auto vc = c->Get("w");

@@ -19,45 +19,30 @@ using Clock = std::chrono::steady_clock;
 // two periods; this guard is generous on a loaded machine.
 constexpr auto kHousekeepingGuard = std::chrono::seconds(90);
 
-struct Segment {
-  std::string name;
-  uint64_t size_bytes = 0;
-  uint64_t first_seq = 0;
-};
-
-// SHOW BINARY LOGS and PURGE BINARY LOGS TO (with its note) over the admin service.
+// SHOW BINARY LOGS and PURGE BINARY LOGS TO (with its note) on one node;
+// a call that fails fails the test.
 class Admin {
  public:
-  explicit Admin(const std::string& address)
-      : stub_(v1::Admin::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
-  std::vector<Segment> BinaryLogs() {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::BinaryLogsReply reply;
-    const grpc::Status s = stub_->BinaryLogs(&ctx, v1::BinaryLogsRequest(), &reply);
-    EXPECT_TRUE(s.ok()) << "SHOW BINARY LOGS: " << s.error_message();
-    std::vector<Segment> out;
-    for (const auto& l : reply.logs()) out.push_back({l.name(), l.size_bytes(), l.first_seq()});
-    return out;
+  explicit Admin(Relaykvd& node) : node_(node) {}
+  std::vector<BinaryLogInfo> BinaryLogs() {
+    auto logs = node_.client().ShowBinaryLogs();
+    EXPECT_TRUE(logs.ok()) << "SHOW BINARY LOGS: " << logs.status();
+    return logs.ok() ? *logs : std::vector<BinaryLogInfo>();
   }
-  // The number purged; `note` gets the server's note.
+  // The number purged (-1: the call failed); `note` gets the server's note.
   int Purge(const std::string& to_file, std::string* note) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    v1::PurgeBinaryLogsRequest req;
-    req.set_to_file(to_file);
-    v1::PurgeBinaryLogsReply reply;
-    const grpc::Status s = stub_->PurgeBinaryLogs(&ctx, req, &reply);
-    EXPECT_TRUE(s.ok()) << "PURGE BINARY LOGS TO " << to_file << ": " << s.error_message();
-    *note = reply.note();
-    return s.ok() ? reply.purged() : -1;
+    auto r = node_.client().PurgeBinaryLogsTo(to_file);
+    EXPECT_TRUE(r.ok()) << "PURGE BINARY LOGS TO " << to_file << ": " << r.status();
+    if (!r.ok()) return -1;
+    *note = r->note;
+    return r->purged;
   }
 
  private:
-  std::unique_ptr<v1::Admin::Stub> stub_;
+  Relaykvd& node_;
 };
 
-uint64_t Total(const std::vector<Segment>& logs) {
+uint64_t Total(const std::vector<BinaryLogInfo>& logs) {
   uint64_t total = 0;
   for (const auto& l : logs) total += l.size_bytes;
   return total;
@@ -87,7 +72,7 @@ TEST(RetentionProcessTest, ExpiryPurgesSegmentsOlderThanTheLimitAndNoYoungerOnes
                                               "--binlog_expire_logs_seconds=3600"});
   ASSERT_NE(s, nullptr);
   PutKeys(*s, 0, 100);
-  Admin admin(s->address());
+  Admin admin(*s);
   const auto before = admin.BinaryLogs();
   ASSERT_GE(before.size(), 5u) << "max_binlog_size=4096 should have rotated";
   // An hour's limit: a housekeeping pass (every 10 s) comes and goes and
@@ -96,24 +81,24 @@ TEST(RetentionProcessTest, ExpiryPurgesSegmentsOlderThanTheLimitAndNoYoungerOnes
   EXPECT_EQ(admin.BinaryLogs().size(), before.size()) << "expiry purged segments younger than the limit";
 
   // One second: every segment but the active one is older than that.
-  ASSERT_TRUE(s->SetVariable("binlog_expire_logs_seconds", "1").ok());
+  ASSERT_TRUE(s->client().SetVariable("binlog_expire_logs_seconds", "1").ok());
   ASSERT_TRUE(WaitFor([&] { return admin.BinaryLogs().size() == 1; }, kHousekeepingGuard))
       << "expiry did not purge within " << kHousekeepingGuard.count() << " s: "
       << admin.BinaryLogs().size() << " segments left";
-  auto st = s->MasterStatus();
+  auto st = s->client().ShowMasterStatus();
   ASSERT_TRUE(st.ok()) << st.status();
-  EXPECT_EQ(admin.BinaryLogs().front().name, st->file()) << "the active segment is never purged";
+  EXPECT_EQ(admin.BinaryLogs().front().name, st->file) << "the active segment is never purged";
   EXPECT_EQ(admin.BinaryLogs().front().name, before.back().name);
 
   // SIGKILL: the state machine had flushed what was purged.
   s->Kill();
   s = Relaykvd::Start(dir.path() / "p", {"--max_binlog_size=4096"});
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->BinlogGtid().seq(), 100u);
+  EXPECT_EQ(s->BinlogGtid().seq, 100u);
   ExpectKeys(*s, 100);
   auto g = s->Put("after", "v");
   ASSERT_TRUE(g.ok()) << g.status();
-  EXPECT_EQ(g->seq(), 101u);
+  EXPECT_EQ(g->seq, 101u);
 }
 
 TEST(RetentionProcessTest, SizeLimitPurgesTheOldestSegmentsJustUnderTheLimit) {
@@ -121,12 +106,12 @@ TEST(RetentionProcessTest, SizeLimitPurgesTheOldestSegmentsJustUnderTheLimit) {
   auto s = Relaykvd::Start(dir.path() / "p", {"--max_binlog_size=4096"});
   ASSERT_NE(s, nullptr);
   PutKeys(*s, 0, 150);
-  Admin admin(s->address());
+  Admin admin(*s);
   const auto before = admin.BinaryLogs();
   ASSERT_GE(before.size(), 8u) << "max_binlog_size=4096 should have rotated";
   const uint64_t limit = 16384;
   ASSERT_GT(Total(before), limit);
-  ASSERT_TRUE(s->SetVariable("binlog_space_limit", std::to_string(limit)).ok())
+  ASSERT_TRUE(s->client().SetVariable("binlog_space_limit", std::to_string(limit)).ok())
       << "MariaDB's name (alias of max_binlog_total_size)";
   ASSERT_TRUE(WaitFor([&] { return Total(admin.BinaryLogs()) <= limit; }, kHousekeepingGuard))
       << "the size limit did not purge within " << kHousekeepingGuard.count() << " s: "
@@ -144,7 +129,7 @@ TEST(RetentionProcessTest, SizeLimitPurgesTheOldestSegmentsJustUnderTheLimit) {
   s->Kill();
   s = Relaykvd::Start(dir.path() / "p", {"--max_binlog_size=4096"});
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(s->BinlogGtid().seq(), 150u);
+  EXPECT_EQ(s->BinlogGtid().seq, 150u);
   ExpectKeys(*s, 150);
 }
 
@@ -152,17 +137,16 @@ TEST(RetentionProcessTest, PurgeKeepsTheSegmentsAConnectedReplicaHasNotAckedAndS
   TempDir dir;
   auto primary = Relaykvd::Start(dir.path() / "p", {"--max_binlog_size=4096"});
   ASSERT_NE(primary, nullptr);
-  auto replica = Relaykvd::Start(dir.path() / "r", {"--server-id=2", "--max_binlog_size=4096",
-                                                    "--replicate-from=" + primary->address()});
+  auto replica = StartReplica(dir.path() / "r", *primary, {.flags = {"--max_binlog_size=4096"}});
   ASSERT_NE(replica, nullptr);
   PutKeys(*primary, 0, 10);
-  ASSERT_TRUE(WaitFor([&] { return replica->BinlogGtid().seq() == 10; }));
+  ASSERT_TRUE(WaitFor([&] { return replica->BinlogGtid().seq == 10; }));
   ASSERT_EQ(primary->Status("Replicas_connected")["Replicas_connected"], "1");
 
   // The replica is there (its stream stays open) but ACKs nothing more.
   replica->Pause();
   PutKeys(*primary, 10, 150);
-  Admin admin(primary->address());
+  Admin admin(*primary);
   const auto before = admin.BinaryLogs();
   ASSERT_GE(before.size(), 8u);
   const std::string active = before.back().name;
@@ -180,11 +164,8 @@ TEST(RetentionProcessTest, PurgeKeepsTheSegmentsAConnectedReplicaHasNotAckedAndS
 
   // Back: it gets everything from the kept segments, and then they may go.
   replica->Resume();
-  ASSERT_TRUE(WaitFor([&] {
-    auto a = primary->Checksum();
-    auto b = replica->Checksum();
-    return a.ok() && b.ok() && a->gtid().seq() == 150 && b->gtid().seq() == 150 && a->hash() == b->hash();
-  })) << "the replica did not catch up from the kept segments";
+  ASSERT_TRUE(WaitFor([&] { return primary->BinlogGtid().seq == 150 && SameChecksum(*primary, *replica); }))
+      << "the replica did not catch up from the kept segments";
   EXPECT_EQ(replica->ReplicaStatus()["Last_IO_Error"], "");
   // Its ACK of 150 reaches the primary a moment after it holds 150.
   ASSERT_TRUE(WaitFor([&] {
