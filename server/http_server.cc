@@ -1,5 +1,6 @@
 #include "server/http_server.h"
 
+#include <array>
 #include <optional>
 #include <thread>
 #include <unordered_set>
@@ -195,15 +196,40 @@ class HttpServer::Impl {
       http::async_write(stream_, res_,
                         [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                           if (!ec && keep_alive) return self->Read();
-                          self->Close();
+                          if (ec) return self->Close();
+                          self->FinishThenClose();
                         });
     }
 
+    // Closing with unread input would reset the connection and could
+    // discard the reply before the client reads it (a 431 for a header
+    // still arriving): send FIN, then read and drop what the client still
+    // sends — at most kMaxDrainBytes, within the read timeout — and close.
+    void FinishThenClose() {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) return Close();
+      stream_.expires_after(server_->options_.read_timeout);
+      Drain();
+    }
+
+    void Drain() {
+      stream_.async_read_some(net::buffer(drain_),
+                              [self = shared_from_this()](beast::error_code ec, size_t n) {
+                                self->drained_ += n;
+                                if (ec || self->drained_ > kMaxDrainBytes) return self->Close();
+                                self->Drain();
+                              });
+    }
+
+    static constexpr size_t kMaxDrainBytes = 64 * 1024;
     Impl* const server_;  // outlives every session (Stop() ends them first)
     beast::tcp_stream stream_;
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     http::response<http::string_body> res_;
+    std::array<char, 4096> drain_;  // FinishThenClose's discarded input
+    size_t drained_ = 0;
   };
 
   void Accept() {

@@ -52,6 +52,12 @@ std::string Exposition::FormatValue(double v) {
   return ec == std::errc() ? std::string(buf, end) : "NaN";
 }
 
+std::string Exposition::FormatBound(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
+  return ec == std::errc() ? std::string(buf, end) : FormatValue(v);
+}
+
 std::string Exposition::EscapeLabelValue(std::string_view v) {
   std::string out;
   out.reserve(v.size());
@@ -135,11 +141,11 @@ void Exposition::Sample(std::string_view name, const Labels& labels, uint64_t va
 }
 
 void Exposition::HistogramSamples(std::string_view name, const Labels& labels,
-                                  const Histogram::Snapshot& h, double scale) {
+                                  const Histogram::Snapshot& h, double divisor) {
   const std::string bucket = std::string(name) + "_bucket";
   for (size_t i = 0; i < h.cumulative.size(); ++i) {
     const std::string le = i < h.upper_bounds.size()
-                               ? FormatValue(static_cast<double>(h.upper_bounds[i]) * scale)
+                               ? FormatBound(static_cast<double>(h.upper_bounds[i]) / divisor)
                                : "+Inf";
     out_ += bucket;
     AppendLabels(labels, "le", le);
@@ -147,7 +153,7 @@ void Exposition::HistogramSamples(std::string_view name, const Labels& labels,
     out_ += std::to_string(h.cumulative[i]);
     out_ += '\n';
   }
-  Sample(std::string(name) + "_sum", labels, static_cast<double>(h.sum) * scale);
+  Sample(std::string(name) + "_sum", labels, static_cast<double>(h.sum) / divisor);
   Sample(std::string(name) + "_count", labels, h.count());
 }
 

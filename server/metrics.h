@@ -7,7 +7,7 @@
 // observations land may be off by those in flight, never inconsistent in a
 // way a scraper sees: _count is computed from the buckets it reports.
 // Values are integers in a base unit (nanoseconds, events); the exposition
-// scales them (1e-9: seconds).
+// divides them (by 1e9: seconds).
 //
 // Exposition: builds the body of a GET /metrics reply. Each Family() starts
 // a metric family (# HELP, # TYPE); the samples that follow belong to it.
@@ -81,9 +81,10 @@ class Exposition {
   void Sample(std::string_view name, const Labels& labels, double value);
   void Sample(std::string_view name, const Labels& labels, uint64_t value);
   // The _bucket/_sum/_count samples of histogram family `name` (started by
-  // Family), values scaled by `scale` (1e-9 for nanoseconds -> seconds).
+  // Family), values divided by `divisor` (1e9: nanoseconds -> seconds; a
+  // division, so that 50000 ns reads exactly 0.00005).
   void HistogramSamples(std::string_view name, const Labels& labels,
-                        const Histogram::Snapshot& h, double scale);
+                        const Histogram::Snapshot& h, double divisor);
   // Family() and one unlabelled sample, for the common case.
   void Gauge(std::string_view name, std::string_view help, double value);
   void Counter(std::string_view name, std::string_view help, uint64_t value);
@@ -92,6 +93,9 @@ class Exposition {
 
   // Prometheus float text: shortest round-trip form, "+Inf", "-Inf", "NaN".
   static std::string FormatValue(double v);
+  // A bucket bound (le): fixed notation as client libraries write it
+  // ("0.00005", not "5e-05"), shortest that reads back the same.
+  static std::string FormatBound(double v);
   // A label value with \, " and newline escaped.
   static std::string EscapeLabelValue(std::string_view v);
 

@@ -19,13 +19,13 @@ uint64_t ToUint(const std::string& s) {
 }
 
 // The SHOW STATUS counters as Prometheus metrics: (status row suffix,
-// metric name, type, help, scale to the metric's unit).
+// metric name, type, help, divisor to the metric's unit).
 struct SemiSyncRow {
   std::string_view row;
   std::string_view metric;
   Type type;
   std::string_view help;
-  double scale = 1;
+  double divisor = 1;  // µs counters: 1e6 (seconds)
 };
 constexpr SemiSyncRow kSemiSyncRows[] = {
     {"clients", "relaykv_semisync_master_clients", Type::kGauge,
@@ -44,11 +44,11 @@ constexpr SemiSyncRow kSemiSyncRows[] = {
      "Commit waits ended by an ACK (Rpl_semi_sync_master_tx_waits)."},
     {"tx_wait_time", "relaykv_semisync_master_tx_wait_seconds_total", Type::kCounter,
      "Time commits waited for ACKs, waits ended by an ACK (Rpl_semi_sync_master_tx_wait_time).",
-     1e-6},
+     1e6},
     {"net_waits", "relaykv_semisync_master_net_waits_total", Type::kCounter,
      "ACKs received (Rpl_semi_sync_master_net_waits)."},
     {"net_wait_time", "relaykv_semisync_master_net_wait_seconds_total", Type::kCounter,
-     "Time from sending an event batch to its ACK (Rpl_semi_sync_master_net_wait_time).", 1e-6},
+     "Time from sending an event batch to its ACK (Rpl_semi_sync_master_net_wait_time).", 1e6},
     {"wait_pos_backtraverse", "relaykv_semisync_master_wait_pos_backtraverse_total",
      Type::kCounter,
      "Waiters that arrived below the lowest position already waited for "
@@ -81,10 +81,10 @@ void CommitHistograms(const NodeMetrics& m, Exposition* out) {
               "replica ACKs under AFTER_SYNC or AFTER_COMMIT, or none (async: semi-sync "
               "disabled, OFF or timed out).");
   out->HistogramSamples(kName, {{"wait_point", "AFTER_SYNC"}}, m.commit_after_sync.TakeSnapshot(),
-                        1e-9);
+                        1e9);
   out->HistogramSamples(kName, {{"wait_point", "AFTER_COMMIT"}},
-                        m.commit_after_commit.TakeSnapshot(), 1e-9);
-  out->HistogramSamples(kName, {{"wait_point", "async"}}, m.commit_async.TakeSnapshot(), 1e-9);
+                        m.commit_after_commit.TakeSnapshot(), 1e9);
+  out->HistogramSamples(kName, {{"wait_point", "async"}}, m.commit_async.TakeSnapshot(), 1e9);
   out->Counter("relaykv_commit_errors_total",
                "Writes answered with an error after being accepted (refused by role, read_only "
                "or a stopped state machine; failed; cancelled; deadline).",
@@ -92,17 +92,17 @@ void CommitHistograms(const NodeMetrics& m, Exposition* out) {
 }
 
 void LogHistograms(const NodeMetrics& m, Exposition* out) {
-  auto one = [&](std::string_view name, std::string_view help, const Histogram& h, double scale) {
+  auto one = [&](std::string_view name, std::string_view help, const Histogram& h, double divisor) {
     out->Family(name, Type::kHistogram, help);
-    out->HistogramSamples(name, {}, h.TakeSnapshot(), scale);
+    out->HistogramSamples(name, {}, h.TakeSnapshot(), divisor);
   };
   one("relaykv_binlog_fsync_duration_seconds",
       "Latency of the binlog's fdatasync calls (group commit, rotation) while a primary.",
-      m.binlog_fsync, 1e-9);
+      m.binlog_fsync, 1e9);
   one("relaykv_relay_log_fsync_duration_seconds",
       "Latency of the relay log's fdatasync calls (before an ACK under sync_relay_log=1) while a "
       "replica.",
-      m.relay_log_fsync, 1e-9);
+      m.relay_log_fsync, 1e9);
   one("relaykv_binlog_group_events", "Events per binlog group commit (one write, one fsync).",
       m.binlog_group, 1);
   one("relaykv_relay_log_group_events", "Events per relay log group (one write, one fsync).",
@@ -188,10 +188,10 @@ std::string Node::MetricsText() const {
   for (const SemiSyncRow& r : kSemiSyncRows) {
     const uint64_t v = ToUint(status[p + std::string(r.row)]);
     out.Family(r.metric, r.type, r.help);
-    if (r.scale == 1) {
+    if (r.divisor == 1) {
       out.Sample(r.metric, {}, v);
     } else {
-      out.Sample(r.metric, {}, static_cast<double>(v) * r.scale);
+      out.Sample(r.metric, {}, static_cast<double>(v) / r.divisor);
     }
   }
   out.Gauge("relaykv_semisync_slave_status",

@@ -57,13 +57,13 @@ TEST(ExpositionTest, HistogramHasBucketsWithLeSumAndCount) {
   h.Observe(500);
   Exposition e;
   e.Family("relaykv_x_seconds", Exposition::Type::kHistogram, "X latency.");
-  e.HistogramSamples("relaykv_x_seconds", {{"wait_point", "AFTER_SYNC"}}, h.TakeSnapshot(), 1e-9);
+  e.HistogramSamples("relaykv_x_seconds", {{"wait_point", "AFTER_SYNC"}}, h.TakeSnapshot(), 1e9);
   EXPECT_EQ(e.text(),
             "# HELP relaykv_x_seconds X latency.\n"
             "# TYPE relaykv_x_seconds histogram\n"
-            "relaykv_x_seconds_bucket{wait_point=\"AFTER_SYNC\",le=\"1e-08\"} 1\n"
-            "relaykv_x_seconds_bucket{wait_point=\"AFTER_SYNC\",le=\"1e-07\"} 1\n"
-            "relaykv_x_seconds_bucket{wait_point=\"AFTER_SYNC\",le=\"1e-06\"} 2\n"
+            "relaykv_x_seconds_bucket{wait_point=\"AFTER_SYNC\",le=\"0.00000001\"} 1\n"
+            "relaykv_x_seconds_bucket{wait_point=\"AFTER_SYNC\",le=\"0.0000001\"} 1\n"
+            "relaykv_x_seconds_bucket{wait_point=\"AFTER_SYNC\",le=\"0.000001\"} 2\n"
             "relaykv_x_seconds_bucket{wait_point=\"AFTER_SYNC\",le=\"+Inf\"} 2\n"
             "relaykv_x_seconds_sum{wait_point=\"AFTER_SYNC\"} 5.05e-07\n"
             "relaykv_x_seconds_count{wait_point=\"AFTER_SYNC\"} 2\n");
@@ -83,6 +83,8 @@ TEST(ExpositionTest, SpecialFloatsUsePrometheusSpelling) {
   EXPECT_EQ(Exposition::FormatValue(std::numeric_limits<double>::quiet_NaN()), "NaN");
   EXPECT_EQ(Exposition::FormatValue(0.25), "0.25");
   EXPECT_EQ(Exposition::FormatValue(3), "3");
+  EXPECT_EQ(Exposition::FormatBound(5e-05), "0.00005");
+  EXPECT_EQ(Exposition::FormatBound(10), "10");
 }
 
 TEST(ExpositionTest, LatencyBucketsSpan50MicrosecondsTo10Seconds) {
