@@ -194,6 +194,10 @@ std::string Node::MetricsText() const {
       out.Sample(r.metric, {}, static_cast<double>(v) / r.divisor);
     }
   }
+  out.Counter("relaykv_semisync_master_timeouts_total",
+              "Switches of semi-sync to OFF because a commit waited rpl_semi_sync_master_timeout "
+              "ms for ACKs (part of the off switches).",
+              impl_->semisync_->timeouts());
   out.Gauge("relaykv_semisync_slave_status",
             "1 while this replica's IO thread runs connected as a semi-sync replica "
             "(Rpl_semi_sync_slave_status).",

@@ -67,6 +67,24 @@ TEST(NodeMetricsTest, ReadOnlyPrimaryIsNotServingAndSaysWhy) {
   EXPECT_EQ(Value(*node, "relaykv_up"), 0);
 }
 
+TEST(NodeMetricsTest, SemiSyncTimeoutIsCountedAndTheCommitIsAsync) {
+  TempDir dir;
+  NodeOptions o;
+  o.data_dir = dir.path();
+  // No replica, and wait_no_slave ON (the default): the commit waits out the timeout.
+  o.variables = {{"rpl_semi_sync_master_enabled", "ON"}, {"rpl_semi_sync_master_timeout", "100"}};
+  auto node = *Node::Open(o);
+  ASSERT_TRUE(node->Put("k", "v").ok());
+  EXPECT_EQ(Value(*node, "relaykv_semisync_master_timeouts_total"), 1);
+  EXPECT_EQ(Value(*node, "relaykv_semisync_master_off_switches_total"), 1);
+  EXPECT_EQ(Value(*node, "relaykv_semisync_master_no_tx_total"), 1);
+  EXPECT_EQ(Value(*node, "relaykv_semisync_master_status"), 0);
+  EXPECT_EQ(Value(*node, "relaykv_commit_duration_seconds_count{wait_point=\"async\"}"), 1);
+  // It waited the timeout: at least 0.1 s, in the bucket up to 0.25 s or above.
+  EXPECT_GE(Value(*node, "relaykv_commit_duration_seconds_sum{wait_point=\"async\"}"), 0.1);
+  EXPECT_EQ(Value(*node, "relaykv_commit_duration_seconds_bucket{wait_point=\"async\",le=\"0.1\"}"), 0);
+}
+
 TEST(NodeMetricsTest, SemiSyncPairShowsWaitPointsLagAndReplicaThreads) {
   TempDir dir;
   auto primary = testing::OpenServingNode(dir.path() / "p", {{"rpl_semi_sync_master_enabled", "ON"}});
