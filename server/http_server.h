@@ -2,10 +2,11 @@
 // (relaykvd's /metrics, /healthz, /primary), on Boost.Beast over one
 // Boost.Asio io_context.
 //
-// Routes map an exact path to a handler; GET (and HEAD) only. An unknown
-// path gets 404, another method 405 (with Allow: GET, HEAD). Handlers run on
-// the server's thread, one at a time: keep them short and non-blocking
-// beyond brief locks (a scrape holds no request up for long).
+// Routes map an exact path (a query string is ignored) to a handler; GET
+// only. An unknown path gets 404, another method 405 (with Allow: GET),
+// malformed input 400. Handlers run on the server's thread, one at a time:
+// keep them short and non-blocking beyond brief locks (a scrape holds no
+// request up for long).
 //
 // Bounds (HttpServerOptions): a request's header and body are capped (431 /
 // 413 and the connection closed), a connection that does not send a whole

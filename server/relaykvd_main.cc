@@ -149,15 +149,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // Tests and scripts started with port 0 learn the real address here.
-  const std::filesystem::path addr_file = options.data_dir / "relaykvd.addr";
-  if ((*node)->bound_port() != 0) {
-    auto s = relaykv::WriteFileAtomically(
-        addr_file, BoundAddress(options.listen_address, (*node)->bound_port()) + "\n");
-    if (!s.ok()) spdlog::warn("{}", s.ToString());
-  }
-
   // Monitoring over HTTP; its thread is joined before the node closes.
+  // Started before relaykvd.addr is written: whoever waits for that file
+  // finds relaykvd.http.addr there too.
   std::unique_ptr<relaykv::HttpServer> http;
   if (!http_listen.empty()) {
     relaykv::HttpServerOptions ho;
@@ -171,6 +165,14 @@ int main(int argc, char** argv) {
     http = *std::move(started);
     spdlog::info("serving /metrics, /healthz and /primary over HTTP on {}", http->bound_address());
     auto s = relaykv::WriteFileAtomically(http_addr_file, http->bound_address() + "\n");
+    if (!s.ok()) spdlog::warn("{}", s.ToString());
+  }
+
+  // Tests and scripts started with port 0 learn the real address here.
+  const std::filesystem::path addr_file = options.data_dir / "relaykvd.addr";
+  if ((*node)->bound_port() != 0) {
+    auto s = relaykv::WriteFileAtomically(
+        addr_file, BoundAddress(options.listen_address, (*node)->bound_port()) + "\n");
     if (!s.ok()) spdlog::warn("{}", s.ToString());
   }
 

@@ -2,6 +2,10 @@
 // semi-sync primary and replica answer /metrics (valid for `promtool check
 // metrics`), /healthz and /primary as a load balancer and Prometheus need,
 // and the values move with the writes done.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -135,6 +139,26 @@ TEST(MetricsProcessTest, NonLoopbackHttpAddressIsRefusedAtStartup) {
   EXPECT_TRUE(r.exited) << r.log;
   EXPECT_NE(r.exit_status, 0);
   EXPECT_THAT(r.log, HasSubstr("not a loopback address"));
+}
+
+TEST(MetricsProcessTest, HttpPortInUseStopsStartupWithAClearError) {
+  TempDir dir;
+  // A port held by someone else.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(sa);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  const std::string held = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  StartupRefusal r = StartExpectingRefusal(dir.path() / "p", {"--http-listen=" + held});
+  ::close(fd);
+  EXPECT_TRUE(r.exited) << r.log;
+  EXPECT_NE(r.exit_status, 0);
+  EXPECT_THAT(r.log, HasSubstr("cannot listen for HTTP on " + held));
 }
 
 }  // namespace
