@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev libcli11-dev
   libedit-dev
   gnuplot-nox  # relaykv-bench --plot
+  prometheus   # promtool: tests/integration/metrics_process_test validates /metrics
 )
 missing=()
 for p in "${packages[@]}"; do

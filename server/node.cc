@@ -86,6 +86,7 @@ void Node::Impl::MakeReplicaIo(const std::string& address) {
   c.semi_sync = [this] { return vars_.GetBool("rpl_semi_sync_slave_enabled"); };
   io_ = std::make_unique<ReplicaIo>(binlog_.get(), applier_.get(), std::move(c));
   primary_ = address;
+  metrics_.set_replica_role(true);
 }
 
 absl::Status Node::Impl::Open(Node* node) {
@@ -112,6 +113,7 @@ absl::Status Node::Impl::Open(Node* node) {
   bo.dir = options_.data_dir / "binlog";
   bo.sync_binlog = static_cast<uint32_t>(vars_.GetUint("sync_binlog"));
   bo.max_binlog_size = vars_.GetUint("max_binlog_size");
+  bo.observer = &metrics_;
   auto binlog = Binlog::Open(bo);
   if (!binlog.ok()) return binlog.status();
   binlog_ = *std::move(binlog);
@@ -179,6 +181,7 @@ absl::Status Node::Impl::Open(Node* node) {
     // at a seq the primary gives another event.
     std::lock_guard l(mu_);
     primary_ = primary;
+    metrics_.set_replica_role(!primary.empty());
   }
   // Before anything can write: the last run may have shipped events that
   // are gone from here (binlog.unsynced). Writing on in the same epoch
@@ -262,14 +265,23 @@ struct Node::Impl::PendingCommit {
   PendingCommit(Impl* i, WriteOptions o, CommitDone d)
       : impl(i), options(std::move(o)), done(std::move(d)) {}
   // Answers the caller, then counts the call out (Close() waits for that).
+  // Measured to here (metrics: lock-free).
   void Finish(absl::StatusOr<Gtid> result) {
+    if (result.ok()) {
+      impl->metrics_.ObserveCommit(wait_point, Clock::now() - start);
+    } else {
+      impl->metrics_.CountFailedCommit();
+    }
     done(std::move(result));
     impl->Leave();
   }
   Impl* const impl;
   const WriteOptions options;
   const CommitDone done;
+  const Clock::time_point start = Clock::now();
   v1::Event event;
+  // What decided the answer, set before an OK Finish (see NodeMetrics).
+  NodeMetrics::WaitPoint wait_point = NodeMetrics::WaitPoint::kAsync;
 };
 
 void Node::Impl::CommitAsync(std::vector<v1::Mutation> mutations, WriteOptions options,
@@ -324,6 +336,9 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
     // done.)
     semisync_->WaitAsync(gtid.seq, deadline, c->options.cancelled,
                          [c, apply](SemiSyncMaster::Result w) {
+                           if (w.ok() && *w == SemiSyncMaster::Outcome::kAcked) {
+                             c->wait_point = NodeMetrics::WaitPoint::kAfterSync;
+                           }
                            c->Finish(w.ok() ? apply() : w.status());
                          });
     return;
@@ -336,6 +351,9 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
   }
   semisync_->WaitAsync(gtid.seq, deadline, c->options.cancelled,
                        [c, gtid](SemiSyncMaster::Result w) {
+                         if (w.ok() && *w == SemiSyncMaster::Outcome::kAcked) {
+                           c->wait_point = NodeMetrics::WaitPoint::kAfterCommit;
+                         }
                          c->Finish(w.ok() ? absl::StatusOr<Gtid>(gtid) : w.status());
                        });
 }

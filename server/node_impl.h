@@ -16,6 +16,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "relaykv/node.h"
+#include "server/node_metrics.h"
 #include "server/replica_io.h"
 #include "server/replica_registry.h"
 #include "server/semisync.h"
@@ -94,6 +95,9 @@ class Node::Impl {
 
   const NodeOptions options_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+
+  // Hot-path histograms (lock-free); before binlog_, which borrows it.
+  NodeMetrics metrics_;
 
   // Constant after Open().
   File lock_;

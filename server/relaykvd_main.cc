@@ -12,6 +12,9 @@
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
 #include "relaykv/node.h"
+#include "server/http_server.h"
+#include "server/metrics.h"
+#include "server/process_metrics.h"
 #include "server/variables.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -33,6 +36,32 @@ std::string Dashed(std::string_view name) {
   return s;
 }
 
+// The monitoring endpoints (README "Monitoring") over `node`, which must
+// outlive the server.
+relaykv::HttpServer::Routes MonitoringRoutes(relaykv::Node* node) {
+  using relaykv::HttpResponse;
+  relaykv::HttpServer::Routes routes;
+  routes["/metrics"] = [node] {
+    relaykv::Exposition process;
+    relaykv::AppendProcessMetrics(&process);
+    return HttpResponse{200, std::string(relaykv::Exposition::kContentType),
+                        node->MetricsText() + process.text()};
+  };
+  routes["/healthz"] = [node] {
+    const relaykv::NodeHealth h = node->Health();
+    return h.serving ? HttpResponse{200, "text/plain; charset=utf-8", "ok\n"}
+                     : HttpResponse{503, "text/plain; charset=utf-8", h.reason + "\n"};
+  };
+  // For load balancers (as Patroni's /primary): 200 on a writable primary only.
+  routes["/primary"] = [node] {
+    const relaykv::NodeHealth h = node->Health();
+    if (h.writable_primary) return HttpResponse{200, "text/plain; charset=utf-8", "ok: writable primary\n"};
+    std::string why = node->is_replica() ? "not a primary: a replica" : h.reason;
+    return HttpResponse{503, "text/plain; charset=utf-8", why + "\n"};
+  };
+  return routes;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -44,6 +73,7 @@ int main(int argc, char** argv) {
   options.listen_address = "127.0.0.1:7400";
   std::string data_dir;
   std::string config;
+  std::string http_listen;
 
   CLI::App app{"relaykvd: a relaykv key-value server (binlog, gRPC replication, lossless "
                "semi-sync commit)",
@@ -51,6 +81,9 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "data directory (created if missing)")->required();
   app.add_option("--listen", options.listen_address, "HOST:PORT to serve gRPC on (port 0: any)")
       ->capture_default_str();
+  app.add_option("--http-listen", http_listen,
+                 "HOST:PORT (loopback only; port 0: any) to serve GET /metrics (Prometheus), "
+                 "/healthz and /primary on; off by default");
   app.add_option("--replicate-from", options.replicate_from,
                  "HOST:PORT of the primary: run as its replica (saved in the data dir)");
   app.add_option("--config", config, "my.cnf-style file; its [relaykvd] section sets variables")
@@ -84,6 +117,17 @@ int main(int argc, char** argv) {
     if (app.count("--" + name) > 0) options.variables.emplace_back(name, value);
   }
 
+  // Refused before anything opens: the endpoints have no authentication.
+  const std::filesystem::path http_addr_file = options.data_dir / "relaykvd.http.addr";
+  std::error_code stale;
+  std::filesystem::remove(http_addr_file, stale);  // a killed run's: never read as ours
+  if (!http_listen.empty()) {
+    if (auto s = relaykv::CheckLoopbackListenAddress(http_listen); !s.ok()) {
+      spdlog::critical("cannot start: {}", s.ToString());
+      return 1;
+    }
+  }
+
   // Tests' power cuts of this process (storage/fault_injection.h, shadow
   // mode): with RELAYKV_FAULT_SHADOW set, what each fsync makes durable in
   // the data dir and its binlog is journaled there. Unset: nothing at all.
@@ -105,6 +149,25 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // Monitoring over HTTP; its thread is joined before the node closes.
+  // Started before relaykvd.addr is written: whoever waits for that file
+  // finds relaykvd.http.addr there too.
+  std::unique_ptr<relaykv::HttpServer> http;
+  if (!http_listen.empty()) {
+    relaykv::HttpServerOptions ho;
+    ho.listen_address = http_listen;
+    auto started = relaykv::HttpServer::Start(ho, MonitoringRoutes(node->get()));
+    if (!started.ok()) {
+      spdlog::critical("cannot start: {}", started.status().ToString());
+      (*node)->Close();
+      return 1;
+    }
+    http = *std::move(started);
+    spdlog::info("serving /metrics, /healthz and /primary over HTTP on {}", http->bound_address());
+    auto s = relaykv::WriteFileAtomically(http_addr_file, http->bound_address() + "\n");
+    if (!s.ok()) spdlog::warn("{}", s.ToString());
+  }
+
   // Tests and scripts started with port 0 learn the real address here.
   const std::filesystem::path addr_file = options.data_dir / "relaykvd.addr";
   if ((*node)->bound_port() != 0) {
@@ -121,9 +184,11 @@ int main(int argc, char** argv) {
   });
   io.run();
 
+  if (http) http->Stop();
   (*node)->Close();
   spdlog::info("relaykvd stopped cleanly");
   std::error_code ec;
   std::filesystem::remove(addr_file, ec);
+  if (http) std::filesystem::remove(http_addr_file, ec);
   return 0;
 }

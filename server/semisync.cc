@@ -218,6 +218,7 @@ void SemiSyncMaster::TimerLoop() {
     // A timeout switches semi-sync OFF, which ends every wait.
     for (const auto& [seq, p] : pending_) {
       if (t >= p.timeout_at && status_on_) {
+        ++counters_.timeouts;
         SwitchOff("timeout waiting for replicas to ACK seq " + std::to_string(seq) + " after " +
                   std::to_string(settings_.timeout_ms) + " ms (ACKed up to seq " +
                   std::to_string(quorum_seq_) + "); commits continue asynchronously");
@@ -324,6 +325,11 @@ void SemiSyncMaster::Close() {
   closed_ = true;
   ResolveUpTo();
   RunReady(l);
+}
+
+uint64_t SemiSyncMaster::timeouts() const {
+  std::lock_guard l(mu_);
+  return counters_.timeouts;
 }
 
 NameValues SemiSyncMaster::Status() const {

@@ -96,6 +96,9 @@ class SemiSyncMaster {
 
   // SHOW STATUS rows: the 14 Rpl_semi_sync_master_* counters.
   NameValues Status() const EXCLUDES(mu_);
+  // Switches OFF caused by a commit's timeout (a subset of no_times; not a
+  // SHOW STATUS row, MySQL has none: for /metrics).
+  uint64_t timeouts() const EXCLUDES(mu_);
 
  private:
   struct Pending {
@@ -159,6 +162,7 @@ class SemiSyncMaster {
   struct Counters {
     uint64_t net_waits = 0, net_wait_time = 0;     // ACKs; µs batch sent -> ACK
     uint64_t no_times = 0, no_tx = 0, yes_tx = 0;  // switches OFF; async / semi-sync commits
+    uint64_t timeouts = 0;                         // switches OFF by a timeout
     uint64_t tx_waits = 0, tx_wait_time = 0;       // waits ended by an ACK; their µs
     uint64_t wait_pos_backtraverse = 0;            // waiter below the lowest already waiting
     uint64_t timefunc_failures = 0;                // steady clock: never moves

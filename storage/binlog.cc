@@ -122,6 +122,7 @@ Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
       active_size_(segments_.back().end_offset),
       allocated_end_(active_size_),  // recovery cut the file at its last record
       before_group_write_for_testing_(options.before_group_write_for_testing),
+      observer_(options.observer),
       committer_([this] {
         NameThisThread("rkv-committer");
         CommitterLoop();
@@ -359,9 +360,8 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   bool sticky = false;
   if (events > 0 && status.ok()) status = WriteGroup(scratch_, sync, preallocate, &sticky);
   if (events == 0 && forced && status.ok()) {
-    status = active_.DataSync();  // SyncVisible(): earlier groups become durable
+    status = SyncActive();  // SyncVisible(): earlier groups become durable
     sticky = !status.ok();
-    if (status.ok()) stat_syncs_.fetch_add(1);
   }
   if (sync) groups_since_sync_ = 0;
 
@@ -436,6 +436,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   // first, then the replicas (the group's network leg starts before the
   // callbacks' work), then the async writers' callbacks.
   if (next != nullptr) next->wake.release();
+  if (observer_ != nullptr && events > 0) observer_->OnGroup(events);
   std::vector<Writer*> blocked, async;
   for (Writer* x : group) (x->async() ? async : blocked).push_back(x);
   Complete(blocked, self);
@@ -493,13 +494,21 @@ absl::Status Binlog::WriteGroup(const std::string& records, bool sync, bool prea
   if (sync) {
     // After a failed fdatasync what the disk holds is unknown (the kernel
     // may have dropped the dirty pages): only a restart's recovery can tell.
-    if (s = active_.DataSync(); !s.ok()) {
+    if (s = SyncActive(); !s.ok()) {
       *sticky = true;
       return s;
     }
-    stat_syncs_.fetch_add(1);
   }
   return absl::OkStatus();
+}
+
+absl::Status Binlog::SyncActive() {
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status s = active_.DataSync();
+  if (!s.ok()) return s;
+  stat_syncs_.fetch_add(1);
+  if (observer_ != nullptr) observer_->OnSync(std::chrono::steady_clock::now() - start);
+  return s;
 }
 
 absl::Status Binlog::UndoWrite(const absl::Status& failed, bool* sticky) {
@@ -532,8 +541,7 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
     active_synced = false;  // the new size must be durable too
   }
   if (!active_synced) {
-    if (auto s = active_.DataSync(); !s.ok()) return s;
-    stat_syncs_.fetch_add(1);
+    if (auto s = SyncActive(); !s.ok()) return s;
   }
   *sticky = false;
   std::lock_guard il(index_mu_);

@@ -61,6 +61,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "proto/event.pb.h"
+#include "storage/binlog_observer.h"
 #include "storage/binlog_segments.h"
 #include "storage/file.h"
 #include "storage/gtid.h"
@@ -73,6 +74,9 @@ struct BinlogOptions {
   std::filesystem::path dir;
   uint64_t max_binlog_size = 1ull << 30;  // rotate once a segment reaches this
   uint32_t sync_binlog = 1;               // fdatasync every N groups; 0 = never
+  // Told each group's size and each fdatasync's latency (metrics); may be
+  // null. Borrowed: must outlive the Binlog (binlog_observer.h).
+  BinlogObserver* observer = nullptr;
   // Tests only: called by each group's leader, seqs assigned, before it
   // writes; a test holds a leader here to queue writers behind it.
   std::function<void()> before_group_write_for_testing;
@@ -236,6 +240,8 @@ class Binlog {
   // fdatasync, or a failed write that could not be cut off): then every
   // later append fails too. Otherwise the segment is as before the group.
   absl::Status WriteGroup(const std::string& records, bool sync, bool preallocate, bool* sticky);
+  // Leader only: active_.DataSync(), counted and timed for the observer.
+  absl::Status SyncActive();
   // Leader only: after a failed write, cuts the file back to active_size_.
   absl::Status UndoWrite(const absl::Status& failed, bool* sticky);
   // Leader only: zeros from `need` on, so the file reaches past `need`.
@@ -291,6 +297,7 @@ class Binlog {
   std::vector<std::string> payloads_;  // the group's event payloads, for group_listener_
   GroupListener group_listener_;
   const std::function<void()> before_group_write_for_testing_;
+  BinlogObserver* const observer_;  // may be null; borrowed (BinlogOptions)
 
   std::atomic<uint64_t> stat_groups_{0};
   std::atomic<uint64_t> stat_syncs_{0};

@@ -202,6 +202,16 @@ absl::StatusOr<StateMachine::Checksum> StateMachine::ComputeChecksum() const {
 
 absl::Status StateMachine::Recover() { return FromRocks(db_->Resume(), "cannot resume writes"); }
 
+std::optional<uint64_t> StateMachine::IntProperty(const std::string& name) const {
+  uint64_t total = 0;
+  for (rocksdb::ColumnFamilyHandle* cf : {data_cf_, meta_cf_}) {
+    uint64_t v = 0;
+    if (!db_->GetIntProperty(cf, name, &v)) return std::nullopt;
+    total += v;
+  }
+  return total;
+}
+
 absl::Status StateMachine::Flush() {
   rocksdb::FlushOptions fo;
   fo.wait = true;

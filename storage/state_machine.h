@@ -61,6 +61,11 @@ class StateMachine {
   // Applied() survives a crash without the binlog.
   [[nodiscard]] absl::Status Flush();
 
+  // A RocksDB integer property summed over the column families (data and
+  // applied GTID), e.g. "rocksdb.estimate-live-data-size"; nullopt if
+  // RocksDB does not know it. For monitoring: cheap, no I/O.
+  std::optional<uint64_t> IntProperty(const std::string& name) const;
+
   // After a write or flush failed (e.g. ENOSPC), RocksDB refuses writes
   // until told to try again: this does (DB::Resume). OK once it takes
   // writes; the original error while its cause is still there.

@@ -62,6 +62,15 @@ struct ReplicaSummary {
   bool semi_sync = false;
 };
 
+// Whether a node does its job (GET /healthz, /primary).
+struct NodeHealth {
+  // A primary that takes writes; a replica whose IO and SQL threads run.
+  bool serving = false;
+  // A primary that takes writes (read_only OFF, state machine applying).
+  bool writable_primary = false;
+  std::string reason;  // why not serving; "" when serving
+};
+
 class CallScope;
 
 // How long a write may wait, and a way to tell that its caller is gone
@@ -149,6 +158,15 @@ class Node {
   // PURGE BINARY LOGS TO `file`: never what a connected replica or the
   // state machine still needs; *note says when that held some back.
   [[nodiscard]] absl::StatusOr<int> PurgeBinaryLogsTo(const std::string& file, std::string* note);
+
+  // --- Monitoring (server/node_metrics.cc) -------------------------------
+  NodeHealth Health() const;
+  // This node's metrics in the Prometheus text exposition format 0.0.4
+  // (README "Monitoring"): commit and fsync latency histograms, group
+  // commit sizes, semi-sync counters, replication lag, binlog and RocksDB
+  // sizes. Empty once the node is closed. Process metrics are not included
+  // (several nodes may share a process; relaykvd adds them).
+  std::string MetricsText() const;
 
   Gtid applied_gtid() const;
   Gtid binlog_gtid() const;

@@ -208,6 +208,39 @@ TEST(BinlogTest, SyncBinlogNSyncsEveryNthGroup) {
   EXPECT_EQ(b->stats().syncs, 5u);
 }
 
+// Counts what a BinlogObserver is told (atomics: called from leader threads).
+struct CountingObserver : BinlogObserver {
+  void OnSync(std::chrono::nanoseconds took) override {
+    syncs.fetch_add(1);
+    if (took.count() > 0) timed_syncs.fetch_add(1);
+  }
+  void OnGroup(uint64_t events) override {
+    groups.fetch_add(1);
+    group_events.fetch_add(events);
+  }
+  std::atomic<uint64_t> syncs{0}, timed_syncs{0}, groups{0}, group_events{0};
+};
+
+TEST(BinlogTest, ObserverIsToldEveryGroupAndEverySyncWithItsLatency) {
+  TempDir dir;
+  CountingObserver seen;
+  BinlogOptions o;
+  o.dir = dir.path();
+  o.max_binlog_size = 4096;  // rotations: their sealing syncs are reported too
+  o.observer = &seen;
+  auto b = *Binlog::Open(o);
+  EXPECT_EQ(CommitConcurrently(*b, 8, 50).size(), 400u);
+  ASSERT_GT(b->Segments().size(), 1u);
+  EXPECT_EQ(seen.groups.load(), b->stats().groups);
+  EXPECT_EQ(seen.group_events.load(), 400u);
+  EXPECT_EQ(seen.syncs.load(), b->stats().syncs);
+  EXPECT_EQ(seen.timed_syncs.load(), seen.syncs.load());
+  // A sync-only group (the relay log's SyncVisible) is a sync, not a group.
+  ASSERT_TRUE(b->SyncVisible().ok());
+  EXPECT_EQ(seen.syncs.load(), b->stats().syncs);
+  EXPECT_EQ(seen.group_events.load(), 400u);
+}
+
 TEST(BinlogTest, ReaderFromAnySeqStartsThereAcrossRotatedSegments) {
   TempDir dir;
   constexpr uint64_t kMaxSize = 4096, kEvents = 500;

@@ -1,0 +1,162 @@
+// server/http_server.h: routes, 404/405, the request bounds (header and
+// body caps, read timeout, connection cap), loopback-only addresses and a
+// clean Stop().
+#include "server/http_server.h"
+
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/common/http_get.h"
+
+namespace relaykv {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::HttpGet;
+using testing::HttpRequest;
+using testing::SendRawHttp;
+
+std::unique_ptr<HttpServer> StartServer(HttpServerOptions o = {}) {
+  o.listen_address = "127.0.0.1:0";
+  HttpServer::Routes routes;
+  routes["/hello"] = [] { return HttpResponse{200, "text/plain", "hi\n"}; };
+  routes["/down"] = [] { return HttpResponse{503, "text/plain", "not today\n"}; };
+  auto s = HttpServer::Start(o, std::move(routes));
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? *std::move(s) : nullptr;
+}
+
+std::string Addr(const HttpServer& s) { return "127.0.0.1:" + std::to_string(s.port()); }
+
+TEST(HttpServerTest, RoutesAnswerWithTheirStatusAndBody) {
+  auto s = StartServer();
+  ASSERT_NE(s, nullptr);
+  EXPECT_NE(s->port(), 0);
+  auto r = HttpGet(Addr(*s), "/hello");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hi\n");
+  EXPECT_THAT(r.headers, HasSubstr("Content-Type: text/plain"));
+  EXPECT_EQ(HttpGet(Addr(*s), "/down").status, 503);
+  EXPECT_EQ(HttpGet(Addr(*s), "/hello?x=1").status, 200);  // a query string is ignored
+}
+
+TEST(HttpServerTest, UnknownPathIs404AndOtherMethodsAre405) {
+  auto s = StartServer();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(HttpGet(Addr(*s), "/nope").status, 404);
+  auto post = HttpRequest(Addr(*s), "POST", "/hello");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_THAT(post.headers, HasSubstr("Allow: GET"));
+  EXPECT_EQ(HttpRequest(Addr(*s), "DELETE", "/hello").status, 405);
+}
+
+TEST(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  auto s = StartServer();
+  ASSERT_NE(s, nullptr);
+  const std::string one = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+  auto r = SendRawHttp(Addr(*s), one + one + "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(r.status, 200);
+  // Three replies on the connection: the first parsed, two more in its body.
+  size_t replies = 0;
+  for (size_t at = 0; (at = r.headers.find("HTTP/1.1 200", at)) != std::string::npos; ++at) ++replies;
+  for (size_t at = 0; (at = r.body.find("HTTP/1.1 200", at)) != std::string::npos; ++at) ++replies;
+  EXPECT_EQ(replies, 3u);
+}
+
+TEST(HttpServerTest, OversizedHeaderIs431AndOversizedBodyIs413) {
+  HttpServerOptions o;
+  o.max_header_bytes = 512;
+  o.max_body_bytes = 16;
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  auto big_header = SendRawHttp(
+      Addr(*s), "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n");
+  EXPECT_EQ(big_header.status, 431);
+  auto big_body = SendRawHttp(Addr(*s), "GET /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" +
+                                            std::string(1000, 'b'));
+  EXPECT_EQ(big_body.status, 413);
+  EXPECT_EQ(HttpGet(Addr(*s), "/hello").status, 200);  // and it still serves
+}
+
+TEST(HttpServerTest, GarbageIs400) {
+  auto s = StartServer();
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(SendRawHttp(Addr(*s), "\x01\x02 nonsense\r\n\r\n").status, 400);
+}
+
+TEST(HttpServerTest, SilentClientIsClosedAfterTheReadTimeout) {
+  HttpServerOptions o;
+  o.read_timeout = std::chrono::milliseconds(300);
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  const int fd = testing::ConnectTo(Addr(*s), std::chrono::seconds(10));
+  ASSERT_GE(fd, 0);
+  const auto start = std::chrono::steady_clock::now();
+  char c;
+  EXPECT_EQ(::recv(fd, &c, 1, 0), 0);  // EOF: the server closed it
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  ::close(fd);
+}
+
+TEST(HttpServerTest, ConnectionsBeyondTheCapAreClosedAndTheServerRecovers) {
+  HttpServerOptions o;
+  o.max_connections = 2;
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  std::vector<int> held;
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(testing::ConnectTo(Addr(*s), std::chrono::seconds(10)));
+    ASSERT_GE(held.back(), 0);
+  }
+  // Both slots are taken once the server has accepted them.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(HttpGet(Addr(*s), "/hello").status, 0);  // closed without an answer
+  for (int fd : held) ::close(fd);
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    served = HttpGet(Addr(*s), "/hello").status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(served);
+}
+
+TEST(HttpServerTest, NonLoopbackOrMalformedAddressIsRefused) {
+  for (const std::string bad : {"0.0.0.0:0", "10.1.2.3:9100", "[::]:0", "example.com:80", "127.0.0.1",
+                                "127.0.0.1:99999", "127.0.0.1:x"}) {
+    auto s = HttpServer::Start({.listen_address = bad}, {});
+    EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << bad << ": " << s.status();
+  }
+  EXPECT_TRUE(CheckLoopbackListenAddress("127.0.0.1:0").ok());
+  EXPECT_TRUE(CheckLoopbackListenAddress("localhost:9187").ok());
+  EXPECT_TRUE(CheckLoopbackListenAddress("[::1]:9187").ok());
+  EXPECT_TRUE(CheckLoopbackListenAddress("127.0.0.2:9187").ok());
+}
+
+TEST(HttpServerTest, PortInUseIsUnavailable) {
+  auto s = StartServer();
+  ASSERT_NE(s, nullptr);
+  auto second = HttpServer::Start({.listen_address = Addr(*s)}, {});
+  EXPECT_TRUE(absl::IsUnavailable(second.status())) << second.status();
+}
+
+TEST(HttpServerTest, StopClosesOpenConnectionsAndIsIdempotent) {
+  auto s = StartServer();
+  ASSERT_NE(s, nullptr);
+  const std::string addr = Addr(*s);
+  const int fd = testing::ConnectTo(addr, std::chrono::seconds(10));
+  ASSERT_GE(fd, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  s->Stop();
+  char c;
+  EXPECT_EQ(::recv(fd, &c, 1, 0), 0);
+  ::close(fd);
+  s->Stop();
+  EXPECT_EQ(HttpGet(addr, "/hello").status, 0);
+}
+
+}  // namespace
+}  // namespace relaykv
