@@ -22,11 +22,12 @@ std::string Slurp(const fs::path& p) {
   return s.str();
 }
 
-// Runs relaykv-bench with `args`; returns its exit status and output.
+// Runs relaykv-bench with `args`; returns its exit status and output. A run
+// past the hang guard is ended by timeout(1) (exit status 124).
 std::pair<int, std::string> RunBench(const std::string& args) {
   const char* bin = std::getenv("RELAYKV_BIN_DIR");
   if (bin == nullptr) return {-1, "RELAYKV_BIN_DIR is not set"};
-  FILE* p = ::popen((std::string(bin) + "/relaykv-bench " + args + " 2>&1").c_str(), "r");
+  FILE* p = ::popen(("timeout -s KILL 600 " + std::string(bin) + "/relaykv-bench " + args + " 2>&1").c_str(), "r");
   std::string out;
   char buf[4096];
   while (std::fgets(buf, sizeof(buf), p)) out += buf;

@@ -42,7 +42,7 @@ std::string PromtoolProblems(const std::string& exposition, const fs::path& scra
   const fs::path in = scratch / "exposition.txt";
   const fs::path out = scratch / "promtool.out";
   std::ofstream(in) << exposition;
-  const std::string cmd = "promtool check metrics < " + in.string() + " > " + out.string() + " 2>&1";
+  const std::string cmd = "timeout -s KILL 60 promtool check metrics < " + in.string() + " > " + out.string() + " 2>&1";
   const int rc = std::system(cmd.c_str());
   std::ifstream said(out);
   std::string text((std::istreambuf_iterator<char>(said)), std::istreambuf_iterator<char>());
