@@ -29,6 +29,7 @@
 #include "relaykv/checksum.h"
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
+#include "relaykv/scan.h"
 
 namespace relaykv {
 
@@ -60,6 +61,12 @@ class Client {
   // nullopt: the key is absent.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key,
                                                                const ReadOptions& options = {});
+
+  // Range read: one page (relaykv/scan.h), from one snapshot of the node
+  // ReadOptions names, after waiting for ReadOptions::wait_for as Get does.
+  // Pass page.continuation back in `range` for the next page.
+  [[nodiscard]] absl::StatusOr<ScanPage> Scan(const ScanRange& range,
+                                              const ReadOptions& options = {});
 
   // Administration of one node (empty: the first address).
   [[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> ShowStatus(

@@ -10,41 +10,13 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/integration/cli_run.h"
 #include "tests/integration/process.h"
 
 namespace relaykv::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct CliRun {
-  int status = -1;  // exit status; 124: the hang guard (timeout) ended it
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-// Runs `relaykv ARGS < script` with stdout and stderr kept apart (not a
-// terminal: batch output). `timeout` is the hang guard.
-CliRun RunCliOnStdin(const fs::path& dir, const std::string& args, const std::string& script) {
-  const fs::path in = dir / "script.sql", out = dir / "out.txt", err = dir / "err.txt";
-  {
-    std::ofstream f(in);
-    f << script;
-  }
-  const std::string cmd = "timeout 60 " + BinDir() + "/relaykv " + args + " < " + in.string() +
-                          " > " + out.string() + " 2> " + err.string();
-  const int rc = std::system(cmd.c_str());
-  CliRun r;
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  r.out = Slurp(out);
-  r.err = Slurp(err);
-  EXPECT_NE(r.status, 124) << "relaykv " << args << " did not finish within 60 s";
-  return r;
-}
 
 class CliBatchTest : public ::testing::Test {
  protected:
