@@ -338,8 +338,9 @@ TEST(ScanReplicaTest, ScanWaitsForTheGtidLikeGet) {
   EXPECT_EQ(Keys(*page), (std::vector<std::string>{"k1"}));
   EXPECT_GE(page->applied.seq, first->seq);
 
-  // With the SQL thread stopped the scan waits, and returns once it applies.
-  ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kSql).ok());
+  // With the IO thread stopped the scan waits, and returns once the write
+  // has arrived and is applied.
+  ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kIo).ok());
   auto second = primary->Put("k2", "2");
   ASSERT_TRUE(second.ok());
   read.wait_for = *second;
@@ -347,13 +348,23 @@ TEST(ScanReplicaTest, ScanWaitsForTheGtidLikeGet) {
   auto scan = std::async(std::launch::async, [&] { return replica->Scan(ScanRange{}, read); });
   ASSERT_EQ(scan.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
       << "the scan should wait for " << second->ToString();
-  ASSERT_TRUE(replica->StartReplica(ReplicaThreads::kSql).ok());
+  ASSERT_TRUE(replica->StartReplica(ReplicaThreads::kIo).ok());
   page = scan.get();
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_EQ(Keys(*page), (std::vector<std::string>{"k1", "k2"}));
 
+  // With the SQL thread stopped it cannot come: refused at once, as Get is.
+  ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kSql).ok());
+  auto third = primary->Put("k3", "3");
+  ASSERT_TRUE(third.ok());
+  read.wait_for = *third;
+  auto stopped = replica->Scan(ScanRange{}, read);
+  EXPECT_EQ(stopped.status().code(), absl::StatusCode::kFailedPrecondition) << stopped.status();
+  EXPECT_EQ(replica->Get("k3", read).status(), stopped.status());
+  ASSERT_TRUE(replica->StartReplica(ReplicaThreads::kSql).ok());
+
   // A GTID that never comes: the deadline ends the wait.
-  read.wait_for = Gtid{second->epoch, second->seq + 1000};
+  read.wait_for = Gtid{third->epoch, third->seq + 1000};
   read.deadline = Clock::now() + std::chrono::milliseconds(200);
   EXPECT_EQ(replica->Scan(ScanRange{}, read).status().code(), absl::StatusCode::kDeadlineExceeded);
   // And bad input is refused before any wait.
