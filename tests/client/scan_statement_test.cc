@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "client/admin_executor.h"
 #include "client/statement.h"
 
 namespace relaykv {
@@ -95,6 +96,34 @@ TEST(ScanStatementTest, ErrorsNameTheProblem) {
             std::string::npos);
   EXPECT_NE(ErrorOf("SCAN PREFIX 'p' 'b'").find("expected LIMIT n, REVERSE"), std::string::npos);
   EXPECT_NE(ErrorOf("SCAN 'a' 'b' WHERE x").find("near 'WHERE x'"), std::string::npos);
+}
+
+// The executor's mapping of a SCAN's pages onto one result set.
+TEST(ScanResultTest, PagesAddUpToOneResultSet) {
+  v1::ScanReply p1, p2;
+  for (const char* k : {"a", "b"}) {
+    auto* row = p1.add_rows();
+    row->set_key(k);
+    row->set_value(std::string("v") + k);
+  }
+  p1.set_count(2);
+  auto* row = p2.add_rows();
+  row->set_key("c");
+  row->set_value("vc");
+  p2.set_count(1);
+  using Rows = std::vector<std::vector<std::string>>;
+  ResultSet rs = ScanResult(Range("", ""), {p1, p2});
+  EXPECT_EQ(rs.columns, (std::vector<std::string>{"Key", "Value"}));
+  EXPECT_EQ(rs.rows, (Rows{{"a", "va"}, {"b", "vb"}, {"c", "vc"}}));
+  rs = ScanResult(With(Range("", ""), [](auto& s) { s.keys_only = true; }), {p1, p2});
+  EXPECT_EQ(rs.columns, (std::vector<std::string>{"Key"}));
+  EXPECT_EQ(rs.rows, (Rows{{"a"}, {"b"}, {"c"}}));
+  v1::ScanReply c1, c2;
+  c1.set_count(10000000);
+  c2.set_count(5);
+  rs = ScanResult(With(Range("", ""), [](auto& s) { s.count = true; }), {c1, c2});
+  EXPECT_EQ(rs.columns, (std::vector<std::string>{"Count"}));
+  EXPECT_EQ(rs.rows, (Rows{{"10000005"}}));
 }
 
 }  // namespace
