@@ -2,11 +2,6 @@
 // client"): statements piped on stdin, tab-separated output under a header
 // (-N drops it, -t forces tables), `ERROR <code> (<state>): message` on
 // stderr and exit status 1 at the first error, as the mysql client does.
-#include <sys/wait.h>
-
-#include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -15,8 +10,6 @@
 
 namespace relaykv::testing {
 namespace {
-
-namespace fs = std::filesystem;
 
 class CliBatchTest : public ::testing::Test {
  protected:
