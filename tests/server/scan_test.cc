@@ -375,6 +375,38 @@ TEST(ScanReplicaTest, ScanWaitsForTheGtidLikeGet) {
   EXPECT_EQ(replica->Scan(bad, read).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Invariant 2 (DESIGN.md): under AFTER_SYNC no reader sees a write before
+// enough replicas hold it — a scan neither. With semi-sync on and no
+// replica to ACK, a write is durable in the binlog but never visible.
+TEST(ScanVisibilityTest, AfterSyncScanNeverShowsAnUnackedWrite) {
+  TempDir dir;
+  auto node = OpenServingNode(dir.path() / "p", {{"rpl_semi_sync_master_timeout", "60000"}});
+  ASSERT_NE(node, nullptr);
+  ASSERT_TRUE(node->Put("visible", "1").ok());
+  ASSERT_TRUE(node->SetVariable("rpl_semi_sync_master_enabled", "ON", false).ok());
+  WriteOptions w;
+  w.deadline = Clock::now() + std::chrono::milliseconds(700);
+  auto writer = std::async(std::launch::async, [&] { return node->Put("pending", "v", w); });
+  ScanRange all;
+  bool returned = false;
+  while (!returned) {
+    returned = writer.wait_for(std::chrono::milliseconds(5)) == std::future_status::ready;
+    auto page = node->Scan(all);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_EQ(Keys(*page), (std::vector<std::string>{"visible"}))
+        << "AFTER_SYNC let a scan see an un-ACKed write";
+    EXPECT_EQ(page->applied.seq, 1u);
+  }
+  // The commit gave up waiting (never OK); the write is in the binlog, and
+  // still invisible.
+  EXPECT_EQ(writer.get().status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(node->binlog_gtid().seq, 2u);
+  all.count_only = true;
+  auto count = node->Scan(all);
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count->count, 1u);
+}
+
 TEST(ScanClosedNodeTest, ScanOnAClosedNodeIsUnavailable) {
   TempDir dir;
   auto node = OpenServingNode(dir.path() / "p");
