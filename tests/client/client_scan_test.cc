@@ -100,6 +100,28 @@ TEST(ClientScanTest, BadInputComesBackAsInvalidArgumentWithTheServersMessage) {
   EXPECT_NE(page.status().message().find("continuation token is malformed"), std::string::npos);
 }
 
+// A scan waiting for a GTID that does not come ends at the call's timeout,
+// and the server's side with it.
+TEST(ClientScanTest, AWaitThatNeverEndsIsBoundedByTheTimeout) {
+  TempDir dir;
+  auto node = OpenNode(dir.path() / "p");
+  ASSERT_NE(node, nullptr);
+  auto client = *Client::Connect({Addr(*node)});
+  auto g = client->Put("k", "v");
+  ASSERT_TRUE(g.ok());
+  ReadOptions read;
+  read.wait_for = Gtid{g->epoch, g->seq + 100};
+  read.timeout = std::chrono::milliseconds(300);
+  const auto start = std::chrono::steady_clock::now();
+  auto page = client->Scan(ScanRange{}, read);
+  EXPECT_EQ(page.status().code(), absl::StatusCode::kDeadlineExceeded) << page.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  // Close() does not wait out its grace period for a scan still running.
+  const auto close_start = std::chrono::steady_clock::now();
+  node->Close();
+  EXPECT_LT(std::chrono::steady_clock::now() - close_start, std::chrono::seconds(5));
+}
+
 TEST(ClientScanTest, ReadYourWritesOnAReplica) {
   TempDir dir;
   auto primary = OpenNode(dir.path() / "p");
