@@ -88,7 +88,10 @@
 //      previous group; up to its end, known from its own kGroupEnd or else
 //      at least 29 bytes past the last of its records known; not counting
 //      bytes of whole records, nor a part of the last 7 bytes alone, which
-//      are the zero high bytes of last_seq), a damaged record whose trusted
+//      are the zero high bytes of last_seq below seq 256), the group's own
+//      damaged kGroupEnd differing from the one its events imply only in
+//      such zeroed sectors (a lost sector holding last_seq's nonzero high
+//      bytes), a damaged record whose trusted
 //      header is followed by an all-zero payload, a group cut short by the
 //      end of the file, or nothing but zeros from D on (a write that never
 //      started, preallocated space; bytes past it are not ours).

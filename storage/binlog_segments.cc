@@ -76,12 +76,42 @@ std::string Describe(const ParsedRecord& rec) {
   return "record of type " + std::to_string(static_cast<int>(rec.type));
 }
 
+// Whether the group end record at `at` (its header trusted, its payload
+// CRC failing), closing the group [group_begin, ...) of seqs x..x+events-1,
+// is that group's true end with sectors of it lost: the record the writer
+// wrote is known exactly (AppendGroupEnd of those seqs), and the disk must
+// differ from it only in bytes that are zero, each in a sector whose share
+// of the group is all zero. This is how the loss of a sector holding only
+// last_seq's high bytes shows (they are zero below seq 256, so the zero
+// sector alone proves nothing); a flipped bit does not pass it.
+bool GroupEndLostSectors(std::string_view data, size_t group_begin, size_t at, uint64_t x,
+                         uint64_t events) {
+  if (events == 0) return false;
+  std::string expected;
+  AppendGroupEnd(&expected, x, x + events - 1);
+  if (at + expected.size() > data.size()) return false;
+  const std::string_view disk = data.substr(at, expected.size());
+  const size_t group_end = at + expected.size();
+  bool differs = false;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    if (disk[i] == expected[i]) continue;
+    if (disk[i] != '\0') return false;
+    const size_t sector = (at + i) / kSectorSize * kSectorSize;
+    const size_t lo = std::max(group_begin, sector);
+    const size_t hi = std::min(sector + kSectorSize, group_end);
+    if (!AllZero(data.substr(lo, hi - lo))) return false;
+    differs = true;
+  }
+  return differs;
+}
+
 // Decides damage at `damage` (a record that does not parse, `parse` says
-// how) in the group that starts at `group_begin` with seq `x`, by the rule in
+// how) in the group that starts at `group_begin` with seq `x`, of which
+// `events` event records were read whole before the damage, by the rule in
 // binlog_format.h ("Torn tails"): OK if it is the torn last write, else
 // DATA_LOSS naming the damage and the proof (or the missing evidence).
 absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t group_begin,
-                         size_t damage, uint64_t x, RecordParse parse) {
+                         size_t damage, uint64_t x, uint64_t events, RecordParse parse) {
   const std::string what = parse == RecordParse::kBadHeader ? "bad record header checksum"
                                                              : "payload checksum mismatch";
   const size_t size = data.size();
@@ -90,6 +120,7 @@ absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t gro
   size_t group_end = damage + binlog_format::kGroupEndRecordSize;
   bool end_known = false;
   bool payload_zeroed = false;  // a trusted header followed by zeros only
+  bool end_lost = false;        // the group's own end with sectors lost (see above)
   bool cut_short = false;       // the group runs past the end of the file
   std::vector<std::pair<size_t, size_t>> whole;  // [begin, end) of whole records after D
   size_t own_end = std::string_view::npos;       // just past the group's own kGroupEnd
@@ -110,6 +141,7 @@ absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t gro
       end_known = true;
       own_end = group_end;  // nothing after it is the group's own but another end of it
       own_last = 0;
+      end_lost = GroupEndLostSectors(data, group_begin, damage, x, events);
     } else {
       group_end = damage + rec.total_size + binlog_format::kGroupEndRecordSize;
     }
@@ -181,7 +213,7 @@ absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t gro
   }
 
   // No proof: the damage is the torn last write if a write was lost there.
-  if (payload_zeroed || cut_short || group_end > size) return absl::OkStatus();
+  if (payload_zeroed || end_lost || cut_short || group_end > size) return absl::OkStatus();
   if (AllZero(data.substr(damage))) return absl::OkStatus();
   // Whether [from, to) holds a byte that no whole record found covers.
   auto uncovered = [&whole](size_t from, size_t to) {
@@ -253,7 +285,8 @@ absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_vie
                      path.string(), offset);
         break;
       }
-      absl::Status torn = JudgeDamage(path, data, r.valid_end, offset, first_seq + r.events, p);
+      absl::Status torn = JudgeDamage(path, data, r.valid_end, offset, first_seq + r.events,
+                                        group_events, p);
       if (!torn.ok()) return torn;
       break;
     }

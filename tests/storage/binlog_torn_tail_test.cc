@@ -383,6 +383,56 @@ TEST(BinlogTornTailTest, LostSectorAcrossTwoSyncedGroupsFailsOpenNamingTheProof)
   EXPECT_EQ(fs::file_size(dir.path() / kSegment1), size) << "nothing truncated: evidence kept";
 }
 
+// Found by the power-cut test (seed 14): the last group's kGroupEnd ends 7
+// bytes into a sector, so that sector holds only last_seq's high bytes —
+// zero for seqs below 256, so alone no sign of a lost write. With
+// last_seq >= 256 its second byte is not zero: the sector's loss zeroes it,
+// and the group end then no longer matches its CRC. The group's true end
+// record is known (its first and last seq follow from the events before
+// it), and it differs from the disk exactly in zeroed bytes: a lost write,
+// so the group is dropped; the same bytes flipped otherwise stay refused.
+TEST(BinlogTornTailTest, LostSectorHoldingOnlyTheHighBytesOfALastSeqAbove255DropsTheGroup) {
+  TempDir dir;
+  const fs::path golden = dir.path() / "golden";
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  {
+    auto b = OpenBinlog(golden);
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b, 300));
+    begin = b->Segments().back().size_bytes;
+    const uint64_t seq = b->LastVisible().seq + 1;
+    v1::Event last;
+    for (size_t len = 1;; ++len) {
+      last = PutEvent("last", std::string(len, 'l'));
+      const uint64_t record = kRecordHeaderSize + At(1, seq, last).ByteSizeLong();
+      if ((begin + record + kGroupEndSize) % kSectorSize == 7) break;
+    }
+    ASSERT_TRUE(b->Commit(&last).ok());
+    end = b->Segments().back().size_bytes;
+    ASSERT_EQ(end % kSectorSize, 7u);
+    ASSERT_EQ(b->LastVisible().seq, 301u);
+  }
+  const uint64_t lost = end - 7;  // the sector that holds only last_seq's high bytes
+  {
+    const fs::path work = dir.path() / "lost";
+    fs::copy(golden, work);
+    EditSegment(work, [&](std::string& data) {
+      std::fill(data.begin() + static_cast<long>(lost), data.begin() + static_cast<long>(lost + kSectorSize), '\0');
+    });
+    auto b = OpenBinlog(work);
+    ASSERT_NE(b, nullptr) << "a lost sector of the unsynced last group is a torn tail";
+    EXPECT_EQ(b->LastVisible().seq, 300u);
+    EXPECT_EQ(fs::file_size(work / kSegment1), begin);
+  }
+  {
+    // The same byte changed to something else than zero: no lost write.
+    const fs::path work = dir.path() / "flipped";
+    const absl::Status s = OpenWithFlippedByte(golden, work, lost);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  }
+}
+
 // Fault B of the review: a flipped bit anywhere in the last group, synced
 // (its bytes all on disk, the preallocated zeros after it), is no sign of a
 // lost write: DATA_LOSS naming the damaged record, nothing cut.

@@ -140,6 +140,19 @@ class PowerCutTest : public ::testing::Test {
     total_.names_restored += report->names_restored;
   }
 
+  // With RELAYKV_POWER_CUT_KEEP=<dir>: copies `from` to <dir>/<name>
+  // (replacing it), so that a failed run leaves the files it failed on and
+  // what they held just before the cut.
+  static void KeepForInspection(const fs::path& from, const std::string& name) {
+    const char* keep = std::getenv("RELAYKV_POWER_CUT_KEEP");
+    if (keep == nullptr || *keep == '\0') return;
+    const fs::path to = fs::path(keep) / name;
+    std::error_code ec;
+    fs::remove_all(to, ec);
+    fs::create_directories(to.parent_path(), ec);
+    fs::copy(from, to, fs::copy_options::recursive, ec);
+  }
+
   void TearDown() override {
     std::printf("%d power cuts: %s\n", cuts_, total_.ToString().c_str());
   }
@@ -163,6 +176,7 @@ TEST_F(PowerCutTest, AcknowledgedCommitsSurviveEveryPowerCut) {
     SCOPED_TRACE("RELAYKV_POWER_CUT_SEED=" + std::to_string(seed) + " cycle " +
                  std::to_string(cycle));
     auto b = OpenBinlog(dir, kMaxBinlogSize, 1);
+    if (b == nullptr) KeepForInspection(dir, "after-cut");
     ASSERT_NE(b, nullptr);
     ASSERT_NO_FATAL_FAILURE(CheckAndAdopt(*b, &durable, max_first_seq));
     if (!durable.empty()) max_first_seq = std::max(max_first_seq, durable.begin()->first);
@@ -203,6 +217,7 @@ TEST_F(PowerCutTest, AcknowledgedCommitsSurviveEveryPowerCut) {
     CutPowerAfter(acked, static_cast<int>(rng() % 25), running, rng);
     for (auto& w : writers) w.join();
     b.reset();
+    KeepForInspection(dir, "before-cut");
     ASSERT_NO_FATAL_FAILURE(ApplyCut(seed, cycle));
     for (auto& [seq, event] : acked_events) {
       ASSERT_TRUE(durable.emplace(seq, event).second) << "seq " << seq << " acknowledged twice";
