@@ -1,6 +1,9 @@
 #include "client/admin_executor.h"
 
+#include <algorithm>
 #include <utility>
+
+#include "relaykv/scan.h"
 
 namespace relaykv {
 namespace {
@@ -108,6 +111,57 @@ OkResult WriteResult(const v1::WriteReply& reply) {
   ok.affected_rows = 1;
   ok.info = "Gtid: " + FormatGtid(reply.gtid());
   return ok;
+}
+
+ResultSet ScanResult(const stmt::Scan& scan, const std::vector<v1::ScanReply>& pages) {
+  if (scan.count) {
+    uint64_t count = 0;
+    for (const auto& page : pages) count += page.count();
+    return {{"Count"}, {{std::to_string(count)}}};
+  }
+  ResultSet rs;
+  rs.columns = scan.keys_only ? std::vector<std::string>{"Key"}
+                              : std::vector<std::string>{"Key", "Value"};
+  for (const auto& page : pages) {
+    for (const auto& row : page.rows()) {
+      if (scan.keys_only) {
+        rs.rows.push_back({row.key()});
+      } else {
+        rs.rows.push_back({row.key(), row.value()});
+      }
+    }
+  }
+  return rs;
+}
+
+absl::StatusOr<StatementResult> AdminExecutor::ExecuteScan(const stmt::Scan& s) const {
+  v1::ScanRequest req;
+  if (s.prefix) {
+    req.set_prefix(*s.prefix);
+  } else {
+    req.set_start(s.start);
+    req.set_end(s.end);
+  }
+  req.set_reverse(s.reverse);
+  req.set_keys_only(s.keys_only);
+  req.set_count_only(s.count);
+  // Pages as large as the server takes (its byte cap still bounds each).
+  const uint64_t page_max = s.count ? kMaxScanCountLimit : kMaxScanLimit;
+  std::vector<v1::ScanReply> pages;
+  uint64_t taken = 0;
+  for (;;) {
+    const uint64_t left = s.limit ? *s.limit - taken : page_max;
+    if (left == 0) break;  // LIMIT 0, or LIMIT reached exactly
+    req.set_limit(static_cast<uint32_t>(std::min(left, page_max)));
+    auto page = Invoke<v1::ScanReply>([&](auto* ctx, auto* r) { return kv_->Scan(ctx, req, r); });
+    if (!page.ok()) return page.status();
+    taken += page->count();
+    const bool done = page->continuation().empty();
+    req.set_continuation(page->continuation());
+    pages.push_back(*std::move(page));
+    if (done) break;
+  }
+  return StatementResult(ScanResult(s, pages));
 }
 
 AdminExecutor::AdminExecutor(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds deadline)
@@ -239,6 +293,7 @@ absl::StatusOr<StatementResult> AdminExecutor::Execute(const Statement& statemen
                         }),
                         MasterStatusResult);
           },
+          [&](const stmt::Scan& s) { return ExecuteScan(s); },
           [&](const stmt::PurgeBinaryLogs& s) {
             v1::PurgeBinaryLogsRequest req;
             req.set_to_file(s.to_file);

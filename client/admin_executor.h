@@ -19,6 +19,10 @@
 //   PURGE BINARY LOGS TO f          Admin.PurgeBinaryLogs  OK, 0 rows (+ note as warning)
 //   PUT k v | DELETE k              Kv.Put | Kv.Delete     OK, 1 row, "Gtid: e:s"
 //   GET k                           Kv.Get                 Value (empty set if absent)
+//   SCAN ...                        Kv.Scan, page by page  Key, Value | Key (KEYS ONLY) |
+//                                   until LIMIT or the end Count (COUNT)
+// SCAN is the one statement that may take several RPCs: it follows the
+// continuation token, each page a snapshot of its own (relaykv/scan.h).
 // GTIDs print as "epoch:seq" ("0:0": nothing yet), as SHOW STATUS and the
 // server's logs write them, so that outputs compare as text.
 //
@@ -31,6 +35,7 @@
 #include <memory>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -62,6 +67,7 @@ class AdminExecutor {
  private:
   template <typename Reply, typename Call>
   absl::StatusOr<Reply> Invoke(Call call) const;
+  absl::StatusOr<StatementResult> ExecuteScan(const stmt::Scan& scan) const;
 
   const std::unique_ptr<v1::Admin::Stub> admin_;
   const std::unique_ptr<v1::Kv::Stub> kv_;
@@ -80,5 +86,7 @@ ResultSet MasterStatusResult(const v1::MasterStatusReply& reply);
 ResultSet GetResult(const v1::GetReply& reply);
 OkResult PurgeResult(const v1::PurgeBinaryLogsReply& reply);
 OkResult WriteResult(const v1::WriteReply& reply);  // PUT and DELETE
+// The result set a SCAN statement's pages add up to.
+ResultSet ScanResult(const stmt::Scan& scan, const std::vector<v1::ScanReply>& pages);
 
 }  // namespace relaykv

@@ -174,6 +174,33 @@ absl::StatusOr<ReadResult> Client::Read(const std::string& key, const ReadOption
   return out;
 }
 
+absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions& options) {
+  grpc::ClientContext ctx;
+  impl_->Deadline(&ctx, options.timeout);
+  v1::ScanRequest req;
+  req.set_start(range.start);
+  req.set_end(range.end);
+  req.set_prefix(range.prefix);
+  req.set_limit(range.limit);
+  req.set_reverse(range.reverse);
+  req.set_keys_only(range.keys_only);
+  req.set_count_only(range.count_only);
+  req.set_continuation(range.continuation);
+  req.mutable_wait_for_gtid()->set_epoch(options.wait_for.epoch);
+  req.mutable_wait_for_gtid()->set_seq(options.wait_for.seq);
+  v1::ScanReply reply;
+  if (auto s = FromGrpc(impl_->For(options.node).kv->Scan(&ctx, req, &reply)); !s.ok()) return s;
+  ScanPage page;
+  page.rows.reserve(static_cast<size_t>(reply.rows_size()));
+  for (auto& row : *reply.mutable_rows()) {
+    page.rows.push_back({std::move(*row.mutable_key()), std::move(*row.mutable_value())});
+  }
+  page.count = reply.count();
+  page.continuation = std::move(*reply.mutable_continuation());
+  page.applied = FromProto(reply.applied_gtid());
+  return page;
+}
+
 absl::StatusOr<std::map<std::string, std::string>> Client::ShowStatus(const std::string& like,
                                                                       const std::string& node) {
   return impl_->Show(&v1::Admin::Stub::ShowStatus, like, node);

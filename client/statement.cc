@@ -81,9 +81,11 @@ class Parser {
       if (!key) return Error("expected a key after DELETE");
       return Finish(stmt::Delete{std::move(*key)});
     }
+    if (Accept("SCAN")) return ParseScan();
     return Error(
         "unknown statement (relaykv knows SET, RESET PERSIST, RESET SLAVE ALL, SHOW, START/STOP "
-        "SLAVE, CHANGE MASTER, INSTALL PLUGIN, PURGE BINARY LOGS, PUT, GET, DELETE, CHECKSUM)");
+        "SLAVE, CHANGE MASTER, INSTALL PLUGIN, PURGE BINARY LOGS, PUT, GET, DELETE, SCAN, "
+        "CHECKSUM)");
   }
 
  private:
@@ -175,6 +177,61 @@ class Parser {
     return Error(
         "unknown SHOW statement (expected VARIABLES, STATUS, SLAVE STATUS, REPLICA STATUS, "
         "REPLICAS, SLAVE HOSTS, BINARY LOGS or MASTER STATUS)");
+  }
+
+  // SCAN's options, which also end its optional start and end.
+  static bool IsScanOption(const Token& t) {
+    return IsKeyword(t, "LIMIT") || IsKeyword(t, "REVERSE") || IsKeyword(t, "KEYS") ||
+           IsKeyword(t, "COUNT");
+  }
+
+  absl::StatusOr<Statement> ParseScan() {
+    stmt::Scan scan;
+    if (Accept("PREFIX")) {
+      auto prefix = AcceptText();
+      if (!prefix || prefix->empty()) return Error("expected a non-empty prefix after PREFIX");
+      scan.prefix = std::move(*prefix);
+    } else if (!IsScanOption(Peek())) {
+      if (auto start = AcceptText()) {
+        scan.start = std::move(*start);
+        if (!IsScanOption(Peek())) {
+          if (auto end = AcceptText()) scan.end = std::move(*end);
+        }
+      }
+    }
+    for (;;) {
+      const Token option = Peek();
+      auto twice = [&] { return Error(Upper(option.text) + " is given twice"); };
+      if (Accept("LIMIT")) {
+        if (scan.limit) return twice();
+        uint64_t n = 0;
+        const std::string& t = Peek().text;
+        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+        if (Peek().kind != TokenKind::kWord || ec != std::errc() || end != t.data() + t.size()) {
+          return Error("LIMIT must be a whole number of keys");
+        }
+        Next();
+        scan.limit = n;
+      } else if (Accept("REVERSE")) {
+        if (scan.reverse) return twice();
+        scan.reverse = true;
+      } else if (Accept("KEYS")) {
+        if (!Accept("ONLY")) return Error("expected ONLY after KEYS");
+        if (scan.keys_only) return twice();
+        scan.keys_only = true;
+      } else if (Accept("COUNT")) {
+        if (scan.count) return twice();
+        scan.count = true;
+      } else {
+        break;
+      }
+    }
+    if (Peek().kind != TokenKind::kEnd && !IsTerminator(Peek())) {
+      return Error(
+          "expected LIMIT n, REVERSE, KEYS ONLY, COUNT or the end of the statement (SCAN takes "
+          "at most a start and an end key, or PREFIX 'p')");
+    }
+    return Finish(std::move(scan));
   }
 
   absl::StatusOr<std::string> ParseOptionalLike() {
@@ -398,6 +455,20 @@ std::string FormatStatement(const Statement& s) {
           [](const stmt::ShowBinaryLogs&) { return std::string("SHOW BINARY LOGS"); },
           [](const stmt::ShowMasterStatus&) { return std::string("SHOW MASTER STATUS"); },
           [](const stmt::PurgeBinaryLogs& v) { return "PURGE BINARY LOGS TO " + QuoteString(v.to_file); },
+          [](const stmt::Scan& v) {
+            std::string out = "SCAN";
+            if (v.prefix) {
+              out += " PREFIX " + QuoteString(*v.prefix);
+            } else if (!v.start.empty() || !v.end.empty()) {
+              out += " " + QuoteString(v.start);
+              if (!v.end.empty()) out += " " + QuoteString(v.end);
+            }
+            if (v.limit) out += " LIMIT " + std::to_string(*v.limit);
+            if (v.reverse) out += " REVERSE";
+            if (v.keys_only) out += " KEYS ONLY";
+            if (v.count) out += " COUNT";
+            return out;
+          },
       },
       s);
 }

@@ -16,6 +16,9 @@
 //   CHANGE REPLICATION SOURCE TO SOURCE_HOST='h', SOURCE_PORT=n
 //   INSTALL PLUGIN name SONAME 'file.so'
 //   PUT key value | GET key | DELETE key      (quoted strings or bare words; DEL = DELETE)
+//   SCAN [start [end]] [options] | SCAN PREFIX p [options]   ([start, end); '' = unbounded)
+//     options, in any order, each at most once:
+//     LIMIT n | REVERSE | KEYS ONLY | COUNT
 //   CHECKSUM | SHOW BINARY LOGS | SHOW MASTER LOGS | SHOW MASTER|SOURCE STATUS
 //   SHOW BINARY LOG STATUS | PURGE BINARY|MASTER LOGS TO 'binlog.000042'
 // Values keep the text written (the server validates and normalizes);
@@ -112,6 +115,19 @@ struct Delete {
   friend bool operator==(const Delete&, const Delete&) = default;
 };
 
+// A range read (relaykv/scan.h). Keys that spell an option (LIMIT,
+// REVERSE, KEYS, COUNT, PREFIX) must be quoted.
+struct Scan {
+  std::string start;                 // "" : from the first key
+  std::string end;                   // "" : to the end of the keyspace
+  std::optional<std::string> prefix; // set: SCAN PREFIX (start and end empty)
+  std::optional<uint64_t> limit;     // nullopt: every key in the range
+  bool reverse = false;
+  bool keys_only = false;
+  bool count = false;  // one row, the number of keys
+  friend bool operator==(const Scan&, const Scan&) = default;
+};
+
 struct Checksum {
   friend bool operator==(const Checksum&, const Checksum&) = default;
 };
@@ -136,7 +152,7 @@ using Statement =
                  stmt::ShowStatus, stmt::ShowReplicaStatus, stmt::ShowReplicas, stmt::ReplicaThreads,
                  stmt::ChangeMaster, stmt::InstallPlugin, stmt::Put, stmt::Get, stmt::Delete,
                  stmt::Checksum, stmt::ShowBinaryLogs, stmt::ShowMasterStatus,
-                 stmt::PurgeBinaryLogs>;
+                 stmt::PurgeBinaryLogs, stmt::Scan>;
 
 // Parses the text of exactly one statement (as SplitStatements returns it).
 // Empty text is INVALID_ARGUMENT "No query specified".

@@ -182,4 +182,32 @@ grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
   return grpc::Status::OK;
 }
 
+grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
+                             v1::ScanReply* reply) {
+  ScanRange range;
+  range.start = req->start();
+  range.end = req->end();
+  range.prefix = req->prefix();
+  range.limit = req->limit();
+  range.reverse = req->reverse();
+  range.keys_only = req->keys_only();
+  range.count_only = req->count_only();
+  range.continuation = req->continuation();
+  GetOptions read;
+  read.wait_for = GtidFromProto(req->wait_for_gtid());
+  read.deadline = SteadyDeadline(*ctx);
+  read.cancelled = [ctx] { return ctx->IsCancelled(); };
+  auto page = node_->Scan(range, read);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  for (KeyValue& kv : page->rows) {
+    v1::KeyValue* row = reply->add_rows();
+    row->set_key(std::move(kv.key));
+    row->set_value(std::move(kv.value));
+  }
+  reply->set_count(page->count);
+  reply->set_continuation(std::move(page->continuation));
+  GtidToProto(page->applied, reply->mutable_applied_gtid());
+  return grpc::Status::OK;
+}
+
 }  // namespace relaykv

@@ -34,6 +34,10 @@ class KvService final
   ~KvService() override;
 
   grpc::Status Get(grpc::ServerContext* ctx, const v1::GetRequest* req, v1::GetReply* reply) override;
+  // Synchronous like Get: it waits for nothing but the applier, and a long
+  // walk checks the call's deadline and cancellation as it goes.
+  grpc::Status Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
+                    v1::ScanReply* reply) override;
 
   // Starts serving writes from `cq` (from ServerBuilder::AddCompletionQueue).
   void Start(std::unique_ptr<grpc::ServerCompletionQueue> cq);

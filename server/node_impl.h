@@ -57,6 +57,8 @@ class Node::Impl {
   // (fsynced) and waits until it is applied; returns its GTID.
   absl::StatusOr<Gtid> StartEpoch();
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key, const GetOptions& options);
+  // Node::Scan (server/node_scan.cc).
+  absl::StatusOr<ScanPage> Scan(const ScanRange& range, const GetOptions& read);
   // Get()'s wait: until `options.wait_for` is applied here and in our history.
   absl::Status WaitForGtid(const GetOptions& options);
   void Close();

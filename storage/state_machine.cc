@@ -13,22 +13,13 @@
 #include <vector>
 
 #include "spdlog/spdlog.h"
+#include "storage/rocks_status.h"
 
 namespace relaykv {
 namespace {
 
 constexpr char kMetaCf[] = "relaykv_meta";
 constexpr char kAppliedKey[] = "applied_gtid";
-
-absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  std::string msg = "rocksdb: " + std::string(what) + ": " + s.ToString();
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsIOError() && s.subcode() == rocksdb::Status::kNoSpace) {
-    return absl::ResourceExhaustedError(msg);
-  }
-  return absl::InternalError(msg);
-}
 
 // RocksDB's own info log, into ours (warnings and worse) instead of a LOG
 // file in the db directory: one place to read, and no file of RocksDB's
@@ -164,6 +155,23 @@ absl::StatusOr<std::optional<std::string>> StateMachine::Get(const std::string& 
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, "cannot read");
   return value;
+}
+
+absl::StatusOr<Gtid> StateMachine::AppliedAt(const rocksdb::Snapshot* snapshot) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  std::string value;
+  rocksdb::Status s = db_->Get(ro, meta_cf_, kAppliedKey, &value);
+  if (s.IsNotFound()) return Gtid{};
+  if (!s.ok()) return FromRocks(s, "cannot read applied GTID");
+  if (value.size() != 16) {
+    return absl::DataLossError("applied GTID record is " + std::to_string(value.size()) +
+                               " bytes, expected 16");
+  }
+  Gtid g;
+  std::memcpy(&g.epoch, value.data(), 8);
+  std::memcpy(&g.seq, value.data() + 8, 8);
+  return g;
 }
 
 absl::StatusOr<StateMachine::Checksum> StateMachine::ComputeChecksum() const {

@@ -22,10 +22,12 @@
 #include "absl/status/statusor.h"
 #include "proto/event.pb.h"
 #include "storage/gtid.h"
+#include "storage/state_machine_scan.h"
 
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Snapshot;
 }  // namespace rocksdb
 
 namespace relaykv {
@@ -47,6 +49,10 @@ class StateMachine {
 
   // nullopt if the key is absent.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key) const;
+
+  // One page of a range read from one snapshot (state_machine_scan.h has
+  // the contract). INVALID_ARGUMENT if max_keys is 0.
+  [[nodiscard]] absl::StatusOr<ScanRows> Scan(const ScanSpec& spec) const;
 
   // CRC-64 over every (key, value) in key order, with the applied GTID,
   // all read from one snapshot: equal on two nodes iff same data at `gtid`.
@@ -73,6 +79,8 @@ class StateMachine {
 
  private:
   StateMachine() = default;
+  // The applied GTID as stored in `snapshot` ({0,0} if none yet).
+  absl::StatusOr<Gtid> AppliedAt(const rocksdb::Snapshot* snapshot) const;
 
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;  // owned by db_; user keys

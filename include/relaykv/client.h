@@ -30,6 +30,7 @@
 #include "relaykv/checksum.h"
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
+#include "relaykv/scan.h"
 
 namespace relaykv {
 
@@ -81,6 +82,12 @@ class Client {
   // Get, with the applied GTID the node served it at.
   [[nodiscard]] absl::StatusOr<ReadResult> Read(const std::string& key,
                                                 const ReadOptions& options = {});
+
+  // Range read: one page (relaykv/scan.h), from one snapshot of the node
+  // ReadOptions names, after waiting for ReadOptions::wait_for as Get does.
+  // Pass page.continuation back in `range` for the next page.
+  [[nodiscard]] absl::StatusOr<ScanPage> Scan(const ScanRange& range,
+                                              const ReadOptions& options = {});
 
   // Administration of one node (empty: the first address).
   [[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> ShowStatus(

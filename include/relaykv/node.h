@@ -35,6 +35,7 @@
 #include "relaykv/checksum.h"
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
+#include "relaykv/scan.h"
 
 namespace relaykv {
 
@@ -129,6 +130,15 @@ class Node {
   // (CANCELLED) or the node shuts down (UNAVAILABLE).
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key,
                                                                const GetOptions& options);
+
+  // Range read: one page of `range` (relaykv/scan.h: [start, end) or a
+  // prefix, forward or reverse, keys-only or count-only, paged by a
+  // continuation token), read from one snapshot; `applied` names it. With
+  // read.wait_for, first waits exactly as Get(key, read) does. A long walk
+  // also ends at read.deadline (DEADLINE_EXCEEDED), when the caller is gone
+  // (CANCELLED) or the node closes (UNAVAILABLE). Bad input:
+  // INVALID_ARGUMENT naming it.
+  [[nodiscard]] absl::StatusOr<ScanPage> Scan(const ScanRange& range, const GetOptions& read = {});
 
   // --- Administration (what relaykv's statements map to) ----------------
   // SET GLOBAL (persist=false) / SET PERSIST (persist=true).

@@ -128,7 +128,9 @@ TEST(ClientTest, ReplicationAdminCallsDoAFailover) {
   auto g = client->Put("k", "v");
   ASSERT_TRUE(g.ok()) << g.status();
   ASSERT_TRUE(WaitFor([&] {
-    auto read = client->Read("k", {.node = r});
+    ReadOptions at_replica;
+    at_replica.node = r;
+    auto read = client->Read("k", at_replica);
     return read.ok() && read->value == std::optional<std::string>("v") && read->applied == *g;
   }));
   auto status = client->ShowReplicaStatus(r);

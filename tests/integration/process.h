@@ -101,7 +101,7 @@ struct ReplicaOptions {
   int server_id = 2;
   bool semi_sync = false;
   int clients = 1;
-  std::vector<std::string> flags;
+  std::vector<std::string> flags = {};
 };
 std::unique_ptr<Relaykvd> StartReplica(const std::filesystem::path& dir, Relaykvd& primary,
                                        ReplicaOptions options = {});

@@ -71,7 +71,7 @@ TEST(MasterInfoTest, ChangeMasterWithControlCharacterIsRefusedNamingTheValue) {
   TempDir dir;
   {
     auto node = *Node::Open(Options(dir.path()));
-    for (const std::string host : {std::string("bad\nhost"), std::string("h\r"),
+    for (const std::string& host : {std::string("bad\nhost"), std::string("h\r"),
                                    std::string("h\tx"), std::string("a\0b", 3),
                                    std::string("h\x7f")}) {
       absl::Status s = node->ChangePrimary(host, 7400);
