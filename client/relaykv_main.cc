@@ -1,18 +1,23 @@
 // relaykv: the command-line client, operated like the mysql client.
-//   relaykv [-H HOST:PORT] put K V | get K | del K
-//   relaykv [-H HOST:PORT] -e "STATEMENT; STATEMENT"
-//   relaykv [-H HOST:PORT] < script.sql           (batch mode)
-//   relaykv [-H HOST:PORT]                        (interactive shell on a terminal)
+//   relaykv [-h HOST] [-P PORT] put K V | get K | del K   (or -H HOST:PORT)
+//   relaykv [-h HOST] [-P PORT] -e "STATEMENT; STATEMENT"
+//   relaykv [-h HOST] [-P PORT] < script.sql      (batch mode)
+//   relaykv [-h HOST] [-P PORT]                   (interactive shell on a terminal)
+// HOST and PORT default to the [client] section of --defaults-file or
+// ~/.my.cnf (client/option_file.h), then 127.0.0.1:7400.
 // Output: bordered tables on a terminal, tab-separated under a header when
 // piped (-B forces it, -N drops the header, -t forces tables). Errors print
 // "ERROR <code> (<state>): message" on stderr and the exit status is 1.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <filesystem>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -21,6 +26,7 @@
 
 #include "CLI/CLI.hpp"
 #include "client/admin_executor.h"
+#include "client/option_file.h"
 #include "client/result_printer.h"
 #include "client/statement.h"
 #include "client/statement_splitter.h"
@@ -85,15 +91,34 @@ bool RunOne(const AdminExecutor& exec, const std::string& host, const std::strin
 }
 
 // Runs every statement of `input`; stops at the first error (as mysql does
-// without --force). Returns the exit status.
+// without --force). An error names the line its statement starts on, as
+// mysql's "ERROR 1064 (42000) at line 3: ...". Returns the exit status.
 int RunScript(const AdminExecutor& exec, const std::string& host, std::string_view input,
-              const OutputMode& mode, bool number_lines) {
-  int n = 0;
-  for (const std::string& text : SplitStatements(input)) {
-    ++n;
-    if (!RunOne(exec, host, text, mode, number_lines ? std::optional<int>(n) : std::nullopt)) return 1;
-    if (mode.summary) std::cout << "\n";
+              const OutputMode& mode) {
+  StatementSplitter splitter;
+  int line = 0;
+  // The line the statement being read started on (0: none is open).
+  int open_start = 0;
+  auto run = [&](const std::vector<std::string>& texts, int first_start) {
+    for (size_t i = 0; i < texts.size(); ++i) {
+      // The first statement may have started on an earlier line; the others
+      // started on this one, after the one before ended.
+      if (!RunOne(exec, host, texts[i], mode, i == 0 ? first_start : line)) return false;
+      if (mode.summary) std::cout << "\n";
+    }
+    return true;
+  };
+  while (!input.empty()) {
+    ++line;
+    const size_t eol = input.find('\n');
+    const std::string_view chunk = input.substr(0, eol == std::string_view::npos ? input.size() : eol + 1);
+    input.remove_prefix(chunk.size());
+    const int start = open_start != 0 ? open_start : line;
+    const std::vector<std::string> texts = splitter.Feed(chunk);
+    if (!run(texts, start)) return 1;
+    open_start = splitter.InStatement() ? (texts.empty() ? start : line) : 0;
   }
+  if (!run(splitter.Finish(), open_start != 0 ? open_start : std::max(line, 1))) return 1;
   return 0;
 }
 
@@ -127,13 +152,25 @@ int Interactive(const AdminExecutor& exec, const std::string& host, OutputMode m
 
 int main(int argc, char** argv) {
   using namespace relaykv;
-  std::string host = "127.0.0.1:7400";
+  std::string host_port;  // -H HOST:PORT
+  std::string host;       // -h HOST (mysql's)
+  std::optional<int> port;
+  std::string defaults_file;
   std::string execute;
   bool batch = false, no_header = false, force_table = false, verbose = false;
   double timeout_s = 30;
 
   CLI::App app{"relaykv: the relaykv client (MySQL-style statements, or put/get/del)", "relaykv"};
-  app.add_option("-H,--host", host, "relaykvd to talk to, HOST:PORT")->capture_default_str();
+  // mysql's -h is the host, so help is --help and -? (as mysql).
+  app.set_help_flag("-?,--help", "print this help and exit");
+  app.add_option("-H", host_port, "relaykvd to talk to, HOST:PORT (default 127.0.0.1:7400)");
+  app.add_option("-h,--host", host, "relaykvd's host (mysql's -h; default 127.0.0.1)");
+  app.add_option("-P,--port", port, "relaykvd's port (mysql's -P; default 7400)")
+      ->check(CLI::Range(1, 65535));
+  app.add_option("--defaults-file", defaults_file,
+                 "read host and port from this file's [client] and [relaykv] sections instead "
+                 "of ~/.my.cnf")
+      ->check(CLI::ExistingFile);
   app.add_option("-e,--execute", execute, "run these ';'-separated statements and exit");
   app.add_flag("-B,--batch", batch, "tab-separated output, no tables");
   app.add_flag("-N,--skip-column-names", no_header, "no header line in batch output");
@@ -151,7 +188,34 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
 
-  const AdminExecutor exec(Connect(host), std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)));
+  if (!host_port.empty() && (!host.empty() || port)) {
+    std::cerr << "relaykv: give -H HOST:PORT, or -h HOST and -P PORT, not both\n";
+    return 1;
+  }
+  // Command line, then the option file, then the defaults.
+  ClientFileOptions file;
+  std::optional<std::filesystem::path> file_path =
+      defaults_file.empty() ? DefaultClientOptionFile() : std::optional<std::filesystem::path>(defaults_file);
+  if (file_path) {
+    auto read = ReadClientOptionFile(*file_path);
+    if (!read.ok()) {
+      std::cerr << "relaykv: " << read.status().message() << "\n";
+      return 1;
+    }
+    file = *read;
+  }
+  std::string address = host_port;
+  if (address.empty()) {
+    std::string h = !host.empty() ? host : file.host.value_or("127.0.0.1");
+    const size_t colons = std::count(h.begin(), h.end(), ':');
+    if (colons == 1 && !port) {
+      address = h;  // --host HOST:PORT, as before -P existed
+    } else {
+      if (colons > 1 && h.front() != '[') h = "[" + h + "]";  // IPv6
+      address = h + ":" + std::to_string(port ? *port : file.port.value_or(7400));
+    }
+  }
+  const AdminExecutor exec(Connect(address), std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)));
   OutputMode mode;
   mode.table = force_table || (!batch && ::isatty(1));
   mode.header = !no_header;
@@ -159,7 +223,7 @@ int main(int argc, char** argv) {
 
   if (put->parsed() || del->parsed() || get->parsed()) {
     // The key-value commands go through the client library.
-    auto client = Client::Connect({host}, {std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)), false});
+    auto client = Client::Connect({address}, {std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)), false});
     if (!client.ok()) {
       PrintError(std::cerr, client.status());
       return 1;
@@ -167,7 +231,7 @@ int main(int argc, char** argv) {
     if (get->parsed()) {
       auto v = (*client)->Get(get_key);
       if (!v.ok()) {
-        PrintError(std::cerr, Explain(v.status(), host));
+        PrintError(std::cerr, Explain(v.status(), address));
         return 1;
       }
       if (!v->has_value()) return 1;  // missing: prints nothing
@@ -176,14 +240,14 @@ int main(int argc, char** argv) {
     }
     auto g = put->parsed() ? (*client)->Put(put_key, put_value) : (*client)->Delete(del_key);
     if (!g.ok()) {
-      PrintError(std::cerr, Explain(g.status(), host));
+      PrintError(std::cerr, Explain(g.status(), address));
       return 1;
     }
     std::cout << g->ToString() << "\n";  // the write's GTID, for scripts
     return 0;
   }
-  if (!execute.empty()) return RunScript(exec, host, execute, mode, false);
-  if (::isatty(0)) return Interactive(exec, host, mode);
+  if (!execute.empty()) return RunScript(exec, address, execute, mode);
+  if (::isatty(0)) return Interactive(exec, address, mode);
   const std::string input(std::istreambuf_iterator<char>(std::cin), {});
-  return RunScript(exec, host, input, mode, true);
+  return RunScript(exec, address, input, mode);
 }

@@ -5,9 +5,13 @@
 #include <semaphore>
 #include <system_error>
 
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+
 #include "server/admin_service.h"
+#include "server/health_service.h"
 #include "server/kv_service.h"
 #include "server/limits.h"
+#include "server/logging.h"
 #include "server/master_info.h"
 #include "server/node_impl.h"
 #include "server/replication_service.h"
@@ -133,6 +137,8 @@ absl::Status Node::Impl::Open(Node* node) {
     if (name == "sync_binlog") binlog_->set_sync_binlog(static_cast<uint32_t>(std::stoul(value)));
     if (name == "max_binlog_size") binlog_->set_max_binlog_size(std::stoull(value));
     if (name.rfind("rpl_semi_sync_master_", 0) == 0) ConfigureSemiSync();
+    // Process-wide (spdlog's default logger), as the variable's row says.
+    if (name == "log_level") SetLogLevel(value).IgnoreError();  // the table validated it
   });
 
   auto state = StateMachine::Open(options_.data_dir / "db");
@@ -224,6 +230,11 @@ absl::Status Node::Impl::Open(Node* node) {
           svc->OnGroup(first_seq, last, payloads);
         });
     admin_service_ = std::make_unique<AdminService>(node);
+    health_service_ = std::make_unique<HealthService>(node);
+    // Server reflection (grpc.reflection.v1alpha), so that grpcurl and
+    // grpc_cli can list and call the services without the .proto files.
+    // Registers a builder plugin: process-wide, idempotent.
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     // One listening socket only (see BUILDING.md, port 0 gotcha).
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -235,6 +246,7 @@ absl::Status Node::Impl::Open(Node* node) {
     std::unique_ptr<grpc::ServerCompletionQueue> write_queue = builder.AddCompletionQueue();
     builder.RegisterService(replication_service_.get());
     builder.RegisterService(admin_service_.get());
+    builder.RegisterService(health_service_.get());
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || bound_port_ == 0) {
       return absl::UnavailableError("cannot listen on " + options_.listen_address +
@@ -594,12 +606,14 @@ void Node::Impl::Close() {
     std::unique_lock l(mu_);
     cv_.wait(l, [&] { return in_flight_ == 0; });
   }
+  if (health_service_) health_service_->Shutdown();  // its Watch calls would hold up the server's
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (kv_service_) kv_service_->Stop();  // after the server's shutdown, before its end
   server_.reset();
   kv_service_.reset();
   replication_service_.reset();
   admin_service_.reset();
+  health_service_.reset();
   applier_.reset();
   if (state_) {
     if (auto s = state_->Flush(); !s.ok()) spdlog::warn("close: {}", s.ToString());

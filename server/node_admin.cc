@@ -36,6 +36,11 @@ absl::Status Promoting() {
   return absl::FailedPreconditionError("RESET SLAVE ALL is in progress on this node");
 }
 
+// " IO_THREAD" / " SQL_THREAD" / "" as the statement spells it, for the log.
+const char* ThreadsSuffix(ReplicaThreads which) {
+  return which == ReplicaThreads::kIo ? " IO_THREAD" : which == ReplicaThreads::kSql ? " SQL_THREAD" : "";
+}
+
 absl::Status NotAReplica() {
   return absl::FailedPreconditionError(
       "this node is not a replica; use CHANGE MASTER TO MASTER_HOST=..., MASTER_PORT=... first");
@@ -107,6 +112,8 @@ absl::Status Node::StartReplica(ReplicaThreads which) {
     if (auto s = impl_->applier_->Start(); !s.ok()) return s;
   }
   if (which != ReplicaThreads::kSql) impl_->io_->Start();
+  spdlog::info("START SLAVE{}: applied {}, relay log at {}", ThreadsSuffix(which),
+               impl_->state_->Applied().ToString(), impl_->binlog_->LastVisible().ToString());
   return absl::OkStatus();
 }
 
@@ -119,6 +126,8 @@ absl::Status Node::StopReplica(ReplicaThreads which) {
   if (impl_->io_ == nullptr) return NotAReplica();
   if (which != ReplicaThreads::kSql) impl_->io_->Stop();
   if (which != ReplicaThreads::kIo) impl_->applier_->Stop();
+  spdlog::info("STOP SLAVE{}: applied {}, relay log at {}", ThreadsSuffix(which),
+               impl_->state_->Applied().ToString(), impl_->binlog_->LastVisible().ToString());
   return absl::OkStatus();
 }
 

@@ -30,6 +30,7 @@
 namespace relaykv {
 
 class AdminService;
+class HealthService;
 class KvService;
 class ReplicationService;
 
@@ -120,6 +121,7 @@ class Node::Impl {
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<ReplicationService> replication_service_;
   std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<HealthService> health_service_;  // grpc.health.v1 over Health()
   std::unique_ptr<grpc::Server> server_;
   int bound_port_ = 0;
 

@@ -1,10 +1,19 @@
 // relaykvd: parses flags and the config file, runs a Node until
-// SIGINT/SIGTERM, closes it.
+// SIGINT/SIGTERM, closes it; SIGHUP reopens --log-file.
+//
+// Flags as mysqld spells them too (README "Running a server"): --datadir,
+// --port/--bind-address, --defaults-file, --version; `--loose-NAME=VALUE`
+// (and `loose-NAME` in the config file) is ignored with a warning when NAME
+// is unknown.
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <iostream>
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -13,10 +22,11 @@
 #include "absl/synchronization/mutex.h"
 #include "relaykv/node.h"
 #include "server/http_server.h"
+#include "server/logging.h"
 #include "server/metrics.h"
 #include "server/process_metrics.h"
+#include "server/relaykvd_options.h"
 #include "server/variables.h"
-#include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 #include "storage/fault_injection.h"
 #include "storage/file.h"
@@ -78,17 +88,32 @@ int main(int argc, char** argv) {
   CLI::App app{"relaykvd: a relaykv key-value server (binlog, gRPC replication, lossless "
                "semi-sync commit)",
                "relaykvd"};
-  app.add_option("--data-dir", data_dir, "data directory (created if missing)")->required();
-  app.add_option("--listen", options.listen_address, "HOST:PORT to serve gRPC on (port 0: any)")
+  app.set_version_flag("--version", std::string("relaykvd Ver ") + RELAYKV_VERSION,
+                       "print the version and exit");
+  app.add_option("--data-dir,--datadir", data_dir, "data directory (created if missing)");
+  app.add_option("--listen", options.listen_address,
+                 "HOST:PORT to serve gRPC on (port 0: any); default 127.0.0.1:7400")
       ->capture_default_str();
+  std::optional<int> port;
+  std::string bind_address;
+  app.add_option("-P,--port", port, "TCP port to serve gRPC on (mysqld's --port; 0: any), on "
+                 "--bind-address")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--bind-address", bind_address,
+                 "address to serve gRPC on with --port (mysqld's spelling); default 127.0.0.1");
   app.add_option("--http-listen", http_listen,
                  "HOST:PORT (loopback only; port 0: any) to serve GET /metrics (Prometheus), "
                  "/healthz and /primary on; off by default");
   app.add_option("--replicate-from", options.replicate_from,
                  "HOST:PORT of the primary: run as its replica (saved in the data dir)");
-  app.add_option("--config", config, "my.cnf-style file; its [relaykvd] section sets variables")
+  app.add_option("--config,--defaults-file", config,
+                 "my.cnf-style file; its [relaykvd] section sets variables and server options")
       ->check(CLI::ExistingFile);
-  // --NAME=VALUE (or --NAME-WITH-DASHES) for every variable in the table.
+  std::string log_file;
+  app.add_option("--log-file,--log-error", log_file,
+                 "write the log here instead of stderr (appended; SIGHUP reopens it)");
+  // --NAME=VALUE (or --NAME-WITH-DASHES) for every variable in the table
+  // (log_level among them: --log-level).
   std::map<std::string, std::string> flag_values;
   for (const relaykv::VariableDef& d : relaykv::AllVariableDefs()) {
     std::string names = "--" + std::string(d.name);
@@ -98,24 +123,67 @@ int main(int argc, char** argv) {
                    std::string(d.help) + " (default " + std::string(d.default_value) + ")")
         ->group("Variables");
   }
-  CLI11_PARSE(app, argc, argv);
-  options.data_dir = data_dir;
+  std::vector<std::string> args;
+  std::vector<std::string> warnings = relaykv::StripLooseOptions(app, argc, argv, &args);
+  std::vector<const char*> arg_ptrs;
+  for (const std::string& a : args) arg_ptrs.push_back(a.c_str());
+  CLI11_PARSE(app, static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
 
-  auto logger = spdlog::stderr_color_mt("relaykvd");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
-
+  // Until the options are known: stderr, in the same format.
+  if (auto s = relaykv::InstallLogging({}); !s.ok()) {
+    std::cerr << "relaykvd: " << s << "\n";
+    return 1;
+  }
+  relaykv::FileOptions file;
   if (!config.empty()) {
-    auto settings = relaykv::ReadIniSection(config, "relaykvd");
-    if (!settings.ok()) {
-      spdlog::critical("cannot read config: {}", settings.status().ToString());
+    if (auto s = relaykv::ReadConfig(config, &file, &options.variables, &warnings); !s.ok()) {
+      spdlog::critical("cannot read config: {}", std::string(s.message()));
       return 1;
     }
-    options.variables = *settings;
   }
   for (const auto& [name, value] : flag_values) {
     if (app.count("--" + name) > 0) options.variables.emplace_back(name, value);
   }
+  if (data_dir.empty()) data_dir = file.data_dir.value_or("");
+  if (data_dir.empty()) {
+    spdlog::critical("cannot start: no data directory (--datadir, or datadir in the config file)");
+    return 1;
+  }
+  if (log_file.empty()) log_file = file.log_file.value_or("");
+  if (http_listen.empty()) http_listen = file.http_listen.value_or("");
+  if (options.replicate_from.empty()) options.replicate_from = file.replicate_from.value_or("");
+  // --listen, or --bind-address:--port (mysqld's), from the command line
+  // first, then the config file.
+  const bool cli_listen = app.count("--listen") > 0;
+  if (cli_listen && (port || !bind_address.empty())) {
+    spdlog::critical("cannot start: give --listen HOST:PORT, or --port/--bind-address, not both");
+    return 1;
+  }
+  if (!port) port = file.port;
+  if (bind_address.empty()) bind_address = file.bind_address.value_or("");
+  if (!cli_listen) {
+    if (port || !bind_address.empty()) {
+      std::string host = bind_address.empty() ? "127.0.0.1" : bind_address;
+      if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+      options.listen_address = host + ":" + std::to_string(port.value_or(7400));
+    } else if (file.listen) {
+      options.listen_address = *file.listen;
+    }
+  }
+  options.data_dir = data_dir;
+
+  // The log level is set before the node opens (SET PERSIST log_level
+  // then applies when it reads relaykvd-auto.cnf).
+  relaykv::LogOptions log;
+  log.file = log_file;
+  for (const auto& [name, value] : options.variables) {
+    if (name == "log_level") log.level = value;
+  }
+  if (auto s = relaykv::InstallLogging(log); !s.ok()) {
+    spdlog::critical("cannot start: {}", std::string(s.message()));
+    return 1;
+  }
+  for (const std::string& w : warnings) spdlog::warn("{}", w);
 
   // Refused before anything opens: the endpoints have no authentication.
   const std::filesystem::path http_addr_file = options.data_dir / "relaykvd.http.addr";
@@ -177,11 +245,23 @@ int main(int argc, char** argv) {
   }
 
   boost::asio::io_context io;
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-    if (!ec) spdlog::info("received signal {}, shutting down", signo);
-    io.stop();
-  });
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signo) {
+        if (!ec && signo == SIGHUP) {
+          // logrotate: the old file was renamed; lines go to a new one at the path.
+          if (auto s = relaykv::ReopenLogFile(); !s.ok()) {
+            spdlog::error("SIGHUP: {}", s.ToString());
+          } else {
+            spdlog::info("SIGHUP: log file reopened");
+          }
+          signals.async_wait(on_signal);
+          return;
+        }
+        if (!ec) spdlog::info("received signal {}, shutting down", signo);
+        io.stop();
+      };
+  signals.async_wait(on_signal);
   io.run();
 
   if (http) http->Stop();

@@ -91,7 +91,8 @@ void ReplicaIo::Run() {
     if (stop_) break;
     if (!s.ok()) {
       SetError(s);
-      spdlog::warn("replica IO thread: {} {}", s.ToString(),
+      spdlog::warn("replica IO thread: disconnected from {} at relay log {}: {} {}",
+                   config_.primary_address, relay_log_->LastVisible().ToString(), s.ToString(),
                    permanent ? "(stopping: fix the cause, then START SLAVE)" : "(reconnecting)");
     }
     if (permanent) break;

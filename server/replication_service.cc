@@ -405,9 +405,14 @@ grpc::Status ReplicationService::Subscribe(
     }
   }
   acks.join();
+  ConnectedReplica last = info;
+  for (const ConnectedReplica& r : registry_->List()) {
+    if (r.connection_id == id) last = r;
+  }
   registry_->Remove(id);
-  spdlog::info("replication: replica server_id {} ({}) disconnected{}", info.server_id,
-               info.address, status.ok() ? "" : ": " + status.ToString());
+  spdlog::info("replication: replica server_id {} ({}) disconnected at sent {} acked {}{}",
+               info.server_id, info.address, last.sent.ToString(), last.acked.ToString(),
+               status.ok() ? "" : ": " + status.ToString());
   return ToGrpcStatus(status);
 }
 

@@ -55,7 +55,7 @@ void SemiSyncMaster::SwitchOff(const std::string& why) {
   if (!status_on_) return;
   status_on_ = false;
   ++counters_.no_times;
-  spdlog::warn("semi-sync switched OFF: {}", why);
+  spdlog::warn("semi-sync switched OFF at binlog seq {}: {}", binlog_end_(), why);
   ResolveUpTo();
 }
 
@@ -68,7 +68,8 @@ void SemiSyncMaster::MaybeSwitchOn() {
   const uint64_t end = binlog_end_();
   if (q >= end) {
     status_on_ = true;
-    spdlog::info("semi-sync switched ON: replicas have ACKed up to the binlog end (seq {})", end);
+    spdlog::info("semi-sync switched ON at binlog seq {}: replicas have ACKed up to the binlog end",
+                 end);
   }
 }
 

@@ -41,6 +41,9 @@ const std::vector<VariableDef>& AllVariableDefs() {
   static const std::vector<VariableDef> defs = {
       {"binlog_expire_logs_seconds", "", VariableType::kUint, "2592000", 0, 4294967295u, {}, true,
        "purge binlog segments older than this (0: never); replicas' needs win"},
+      {"log_level", "", VariableType::kEnum, "INFO", 0, 0,
+       {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}, true,
+       "least severe log lines written (process-wide: relaykvd's log, README \"Logs\")"},
       {"max_binlog_total_size", "binlog_space_limit", VariableType::kUint, "0", 0,
        18446744073709551615ull, {}, true,
        "purge the oldest binlog segments while all of them exceed this many bytes (0: no limit); "
@@ -168,10 +171,11 @@ std::string OptionValue(const std::string& raw) {
 }
 }  // namespace
 
-absl::StatusOr<Settings> ReadIniSection(const std::filesystem::path& path, std::string_view section) {
+absl::StatusOr<std::vector<IniEntry>> ReadIniEntries(const std::filesystem::path& path,
+                                                     std::string_view section) {
   auto text = ReadFileToString(path);
   if (!text.ok()) return text.status();
-  Settings out;
+  std::vector<IniEntry> out;
   std::istringstream in(*text);
   std::string line;
   std::string current;
@@ -190,12 +194,29 @@ absl::StatusOr<Settings> ReadIniSection(const std::filesystem::path& path, std::
     }
     if (current != section) continue;
     auto eq = l.find('=');
-    std::string name = Lower(Trim(eq == std::string::npos ? l : l.substr(0, eq)));
-    std::string value = eq == std::string::npos ? "ON" : OptionValue(l.substr(eq + 1));
-    if (name.rfind("loose-", 0) == 0 || name.rfind("loose_", 0) == 0) name = name.substr(6);
-    std::replace(name.begin(), name.end(), '-', '_');
-    out.emplace_back(name, value);
+    IniEntry e;
+    e.name = Lower(Trim(eq == std::string::npos ? l : l.substr(0, eq)));
+    e.value = eq == std::string::npos ? "ON" : OptionValue(l.substr(eq + 1));
+    e.line = lineno;
+    if (e.name.rfind("loose-", 0) == 0 || e.name.rfind("loose_", 0) == 0) {
+      e.name = e.name.substr(6);
+      e.loose = true;
+    }
+    std::replace(e.name.begin(), e.name.end(), '-', '_');
+    if (e.name.empty()) {
+      return absl::InvalidArgumentError(path.string() + ":" + std::to_string(lineno) +
+                                        ": expected NAME = VALUE, got '" + l + "'");
+    }
+    out.push_back(std::move(e));
   }
+  return out;
+}
+
+absl::StatusOr<Settings> ReadIniSection(const std::filesystem::path& path, std::string_view section) {
+  auto entries = ReadIniEntries(path, section);
+  if (!entries.ok()) return entries.status();
+  Settings out;
+  for (IniEntry& e : *entries) out.emplace_back(std::move(e.name), std::move(e.value));
   return out;
 }
 

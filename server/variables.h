@@ -55,6 +55,19 @@ using Settings = std::vector<std::pair<std::string, std::string>>;  // name, val
 // style: '#'/';' comments, `loose-` prefixes dropped, dashes read as '_').
 absl::StatusOr<Settings> ReadIniSection(const std::filesystem::path& path, std::string_view section);
 
+// One `name = value` line of an option file, as ReadIniSection reads it,
+// with where it came from: for errors naming the file and line, and for
+// MySQL's rule that an unknown `loose-` option is a warning, not an error.
+struct IniEntry {
+  std::string name;   // lower case, dashes read as '_', `loose-` dropped
+  std::string value;  // "ON" for a bare `name`
+  int line = 0;       // 1-based
+  bool loose = false; // written `loose-name`
+};
+// Errors name the file and line (a bad section header, a line without a name).
+absl::StatusOr<std::vector<IniEntry>> ReadIniEntries(const std::filesystem::path& path,
+                                                     std::string_view section);
+
 class Variables {
  public:
   Variables();

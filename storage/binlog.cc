@@ -696,7 +696,13 @@ absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
     fs::remove(dir_ / SegmentFileName(n), ec);
     if (ec) spdlog::warn("binlog: cannot remove purged {}: {}", SegmentFileName(n), ec.message());
   }
-  spdlog::info("binlog: purged {} segment(s) up to {}", drop.size(), SegmentFileName(drop.back()));
+  uint64_t first_kept_seq = 0;
+  {
+    std::lock_guard l(mu_);
+    if (!segments_.empty()) first_kept_seq = segments_.front().first_seq;
+  }
+  spdlog::info("binlog: purged {} segment(s) up to {}; the binlog now starts at seq {}", drop.size(),
+               SegmentFileName(drop.back()), first_kept_seq);
   return static_cast<int>(drop.size());
 }
 

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <string_view>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -40,10 +41,23 @@ std::string Slurp(const fs::path& p) {
 // stderr from/to the given files ("" leaves that one alone); the child dies
 // with the test. Exit status 127: the exec failed.
 pid_t Spawn(std::vector<std::string> args, const std::string& in, const std::string& out,
-            const std::string& err, bool append_err) {
+            const std::string& err, bool append_err, std::vector<std::string> env = {}) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<char*> envp;
+  if (!env.empty()) {
+    // The given ones replace the inherited ones of the same name.
+    for (auto& e : env) envp.push_back(e.data());
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string_view inherited(*e);
+      const bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& mine) {
+        return inherited.substr(0, inherited.find('=') + 1) == mine.substr(0, mine.find('=') + 1);
+      });
+      if (!replaced) envp.push_back(*e);
+    }
+    envp.push_back(nullptr);
+  }
   const pid_t pid = ::fork();
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphans if the test dies
@@ -55,7 +69,11 @@ pid_t Spawn(std::vector<std::string> args, const std::string& in, const std::str
     redirect(in, 0, O_RDONLY);
     redirect(out, 1, O_WRONLY | O_CREAT | O_TRUNC);
     redirect(err, 2, O_WRONLY | O_CREAT | (append_err ? O_APPEND : O_TRUNC));
-    ::execv(argv[0], argv.data());
+    if (envp.empty()) {
+      ::execv(argv[0], argv.data());
+    } else {
+      ::execve(argv[0], argv.data(), envp.data());
+    }
     ::_exit(127);
   }
   return pid;
@@ -79,14 +97,20 @@ std::string BinDir() {
 
 std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<std::string> flags,
                                           int port) {
+  std::vector<std::string> args = {"--data-dir", data_dir.string(), "--listen",
+                                   "127.0.0.1:" + std::to_string(port)};
+  args.insert(args.end(), flags.begin(), flags.end());
+  return StartWithArgs(data_dir, std::move(args));
+}
+
+std::unique_ptr<Relaykvd> Relaykvd::StartWithArgs(const fs::path& data_dir,
+                                                  std::vector<std::string> flags) {
   std::unique_ptr<Relaykvd> p(new Relaykvd());
   p->data_dir_ = data_dir;
   fs::create_directories(data_dir);
   const fs::path addr = data_dir / "relaykvd.addr";
   fs::remove(addr);
-  const std::string binary = BinDir() + "/relaykvd";
-  std::vector<std::string> args = {binary, "--data-dir", data_dir.string(), "--listen",
-                                   "127.0.0.1:" + std::to_string(port)};
+  std::vector<std::string> args = {BinDir() + "/relaykvd"};
   args.insert(args.end(), flags.begin(), flags.end());
   const std::string log = data_dir.string() + ".log";
   const pid_t pid = Spawn(std::move(args), "", "", log, /*append_err=*/true);
@@ -135,6 +159,10 @@ void Relaykvd::Kill() {
 
 void Relaykvd::Pause() {
   if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void Relaykvd::Signal(int signo) {
+  if (pid_ > 0) ::kill(pid_, signo);
 }
 
 void Relaykvd::Resume() {
@@ -295,18 +323,24 @@ StartupRefusal StartExpectingRefusal(const fs::path& data_dir, std::vector<std::
 
 CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_text,
               std::chrono::seconds hang_guard) {
+  return RunBinary("relaykv", args, stdin_text, hang_guard);
+}
+
+CliRun RunBinary(const std::string& name, const std::vector<std::string>& args,
+                 const std::string& stdin_text, std::chrono::seconds hang_guard,
+                 const std::vector<std::string>& env) {
   const TempDir dir;
   const fs::path in = dir.path() / "stdin", out = dir.path() / "stdout", err = dir.path() / "stderr";
   std::ofstream(in) << stdin_text;
-  std::vector<std::string> argv = {BinDir() + "/relaykv"};
+  std::vector<std::string> argv = {BinDir() + "/" + name};
   argv.insert(argv.end(), args.begin(), args.end());
-  const pid_t pid = Spawn(argv, in, out, err, /*append_err=*/false);
+  const pid_t pid = Spawn(argv, in, out, err, /*append_err=*/false, env);
   int status = 0;
   CliRun r;
   if (!WaitForExit(pid, hang_guard, &status)) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
-    ADD_FAILURE() << "relaykv " << ::testing::PrintToString(args) << " did not finish within "
+    ADD_FAILURE() << name << " " << ::testing::PrintToString(args) << " did not finish within "
                   << hang_guard.count() << " s";
   } else if (WIFEXITED(status)) {
     r.status = WEXITSTATUS(status);

@@ -42,6 +42,11 @@ class Relaykvd {
   // `port` 0: any free port; else that one (restarts keep their address).
   static std::unique_ptr<Relaykvd> Start(const std::filesystem::path& data_dir,
                                          std::vector<std::string> flags = {}, int port = 0);
+  // As Start(), with exactly `args` after the binary (no --data-dir or
+  // --listen added): for tests of relaykvd's own flags. `data_dir` is where
+  // the args make it keep its data (relaykvd.addr is waited for there).
+  static std::unique_ptr<Relaykvd> StartWithArgs(const std::filesystem::path& data_dir,
+                                                 std::vector<std::string> args);
   ~Relaykvd();  // SIGKILL if still running
 
   const std::string& address() const { return address_; }
@@ -55,6 +60,8 @@ class Relaykvd {
   // SIGSTOP / SIGCONT: a process that is there but silent (a dead network path).
   void Pause();
   void Resume();
+  // Sends `signo` (e.g. SIGHUP: reopen the log file).
+  void Signal(int signo);
   bool running() const { return pid_ > 0; }
 
   // The library client every call goes through (per-call deadline 30 s);
@@ -176,5 +183,11 @@ struct CliRun {
 };
 CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_text = "",
               std::chrono::seconds hang_guard = std::chrono::seconds(60));
+// As RunCli, for any binary of BinDir() ("relaykvd --version"), with
+// `env` (NAME=VALUE) added to the child's environment.
+CliRun RunBinary(const std::string& name, const std::vector<std::string>& args,
+                 const std::string& stdin_text = "",
+                 std::chrono::seconds hang_guard = std::chrono::seconds(60),
+                 const std::vector<std::string>& env = {});
 
 }  // namespace relaykv::testing

@@ -56,5 +56,37 @@ TEST(VariablesTest, IniSectionIsRead) {
   EXPECT_EQ(*s, want);
 }
 
+TEST(VariablesTest, IniEntriesKeepTheirLineAndLooseMark) {
+  testing::TempDir dir;
+  auto path = dir.path() / "my.cnf";
+  std::ofstream(path) << "[relaykvd]\n\nsync-binlog = 3\nloose-no-such = 1\n";
+  auto e = ReadIniEntries(path, "relaykvd");
+  ASSERT_TRUE(e.ok()) << e.status();
+  ASSERT_EQ(e->size(), 2u);
+  EXPECT_EQ((*e)[0].name, "sync_binlog");
+  EXPECT_EQ((*e)[0].line, 3);
+  EXPECT_FALSE((*e)[0].loose);
+  EXPECT_EQ((*e)[1].name, "no_such");
+  EXPECT_EQ((*e)[1].line, 4);
+  EXPECT_TRUE((*e)[1].loose);
+}
+
+TEST(VariablesTest, IniLineWithoutANameIsAnErrorNamingFileAndLine) {
+  testing::TempDir dir;
+  auto path = dir.path() / "my.cnf";
+  std::ofstream(path) << "[relaykvd]\nsync_binlog = 1\n = 3\n";
+  auto e = ReadIniEntries(path, "relaykvd");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find(path.string() + ":3: "), std::string::npos) << e.status();
+}
+
+TEST(VariablesTest, LogLevelIsAnEnumOfSpdlogLevels) {
+  Variables v;
+  EXPECT_EQ(v.Get("log_level"), "INFO");
+  ASSERT_TRUE(v.Apply({{"log_level", "debug"}}).ok());
+  EXPECT_EQ(v.Get("log_level"), "DEBUG");
+  EXPECT_FALSE(v.Apply({{"log_level", "loud"}}).ok());
+}
+
 }  // namespace
 }  // namespace relaykv
