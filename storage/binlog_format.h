@@ -91,7 +91,10 @@
 //      are the zero high bytes of last_seq below seq 256), the group's own
 //      damaged kGroupEnd differing from the one its events imply only in
 //      such zeroed sectors (a lost sector holding last_seq's nonzero high
-//      bytes), a damaged record whose trusted
+//      bytes; a flip clearing the one set bit of those bytes in a synced
+//      group reads the same and is taken for it — the format's blind
+//      spot, until a group end record ends in high-entropy bytes), a
+//      damaged record whose trusted
 //      header is followed by an all-zero payload, a group cut short by the
 //      end of the file, or nothing but zeros from D on (a write that never
 //      started, preallocated space; bytes past it are not ours).

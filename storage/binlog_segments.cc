@@ -83,7 +83,10 @@ std::string Describe(const ParsedRecord& rec) {
 // differ from it only in bytes that are zero, each in a sector whose share
 // of the group is all zero. This is how the loss of a sector holding only
 // last_seq's high bytes shows (they are zero below seq 256, so the zero
-// sector alone proves nothing); a flipped bit does not pass it.
+// sector alone proves nothing). A flip that leaves the byte non-zero does
+// not pass it; one that clears the only set bit of a lost-looking
+// share reads exactly like the lost sector and is taken for it (the
+// format's blind spot, binlog_format.h).
 bool GroupEndLostSectors(std::string_view data, size_t group_begin, size_t at, uint64_t x,
                          uint64_t events) {
   if (events == 0) return false;
