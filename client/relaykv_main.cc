@@ -21,6 +21,7 @@
 
 #include "CLI/CLI.hpp"
 #include "client/admin_executor.h"
+#include "client/channel_credentials.h"
 #include "client/result_printer.h"
 #include "client/statement.h"
 #include "client/statement_splitter.h"
@@ -37,11 +38,13 @@ struct OutputMode {
   bool summary = false; // "N rows in set (..)" lines: interactive only, as mysql
 };
 
-std::shared_ptr<grpc::Channel> Connect(const std::string& host) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Connect(const std::string& host, const TlsOptions& tls) {
+  auto credentials = MakeChannelCredentials(tls);
+  if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(48 * 1024 * 1024);
   args.SetMaxSendMessageSize(48 * 1024 * 1024);
-  return grpc::CreateCustomChannel(host, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(host, *credentials, args);
 }
 
 // The connection error names the server, as mysql's 2003 does.
@@ -140,6 +143,17 @@ int main(int argc, char** argv) {
   app.add_flag("-t,--table", force_table, "bordered tables even when not on a terminal");
   app.add_flag("-v,--verbose", verbose, "also print 'Query OK' and 'N rows in set (time)' lines");
   app.add_option("--timeout", timeout_s, "seconds each request may take")->capture_default_str();
+  // mysql's spelling; any of them turns TLS on (README "Security").
+  TlsOptions tls;
+  bool ssl = false;
+  std::string token;
+  app.add_flag("--ssl", ssl, "connect over TLS (implied by --ssl-ca/--ssl-cert)");
+  app.add_option("--ssl-ca", tls.ca, "PEM file of the CA that signed the server's certificate");
+  app.add_option("--ssl-cert", tls.cert, "PEM file of this client's certificate (mutual TLS)");
+  app.add_option("--ssl-key", tls.key, "PEM file of this client's private key");
+  app.add_option("--token", token,
+                 "bearer token sent with every call (default: $RELAYKV_TOKEN), for clients without "
+                 "a certificate");
   std::string put_key, put_value, get_key, del_key;
   CLI::App* put = app.add_subcommand("put", "write a key");
   put->add_option("key", put_key)->required();
@@ -151,7 +165,15 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
 
-  const AdminExecutor exec(Connect(host), std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)));
+  tls.enabled = ssl || !tls.ca.empty() || !tls.cert.empty();
+  if (token.empty() && std::getenv("RELAYKV_TOKEN") != nullptr) token = std::getenv("RELAYKV_TOKEN");
+  auto channel = Connect(host, tls);
+  if (!channel.ok()) {
+    PrintError(std::cerr, channel.status());
+    return 1;
+  }
+  const AdminExecutor exec(*channel, std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)),
+                           token);
   OutputMode mode;
   mode.table = force_table || (!batch && ::isatty(1));
   mode.header = !no_header;
@@ -159,7 +181,11 @@ int main(int argc, char** argv) {
 
   if (put->parsed() || del->parsed() || get->parsed()) {
     // The key-value commands go through the client library.
-    auto client = Client::Connect({host}, {std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)), false});
+    ClientOptions options;
+    options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
+    options.tls = tls;
+    options.bearer_token = token;
+    auto client = Client::Connect({host}, options);
     if (!client.ok()) {
       PrintError(std::cerr, client.status());
       return 1;

@@ -1,7 +1,9 @@
 // relaykvd: parses flags and the config file, runs a Node until
-// SIGINT/SIGTERM, closes it.
+// SIGINT/SIGTERM, closes it. SIGHUP re-reads the roles file.
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -88,6 +90,22 @@ int main(int argc, char** argv) {
                  "HOST:PORT of the primary: run as its replica (saved in the data dir)");
   app.add_option("--config", config, "my.cnf-style file; its [relaykvd] section sets variables")
       ->check(CLI::ExistingFile);
+  // Security (README "Security"); ssl_ca/ssl_cert/ssl_key and
+  // require_secure_transport are variables below.
+  app.add_option("--roles-file", options.roles_file,
+                 "who may read/write/replicate/administer: 'IDENTITY: role,...' lines (certificate "
+                 "CN or SAN) and 'token IDENTITY SHA256HEX: role,...'; re-read on SIGHUP");
+  app.add_flag("--allow-insecure", options.allow_insecure,
+               "allow plaintext gRPC (no ssl_cert) and --http-listen on a non-loopback address");
+  bool master_ssl = false;
+  app.add_flag("--master-ssl,--source-ssl", master_ssl,
+               "connect to --replicate-from over TLS (MASTER_SSL=1; implied by --master-ssl-ca)");
+  app.add_option("--master-ssl-ca,--source-ssl-ca", options.replicate_tls.ca,
+                 "PEM file of the CA that signed the primary's certificate (MASTER_SSL_CA)");
+  app.add_option("--master-ssl-cert,--source-ssl-cert", options.replicate_tls.cert,
+                 "PEM file of this replica's client certificate (MASTER_SSL_CERT)");
+  app.add_option("--master-ssl-key,--source-ssl-key", options.replicate_tls.key,
+                 "PEM file of this replica's private key (MASTER_SSL_KEY)");
   // --NAME=VALUE (or --NAME-WITH-DASHES) for every variable in the table.
   std::map<std::string, std::string> flag_values;
   for (const relaykv::VariableDef& d : relaykv::AllVariableDefs()) {
@@ -100,6 +118,12 @@ int main(int argc, char** argv) {
   }
   CLI11_PARSE(app, argc, argv);
   options.data_dir = data_dir;
+  options.replicate_tls.enabled = master_ssl || !options.replicate_tls.ca.empty() ||
+                                  !options.replicate_tls.cert.empty();
+  if (options.replicate_tls.enabled && options.replicate_from.empty()) {
+    std::fprintf(stderr, "--master-ssl* options need --replicate-from (or use CHANGE MASTER TO)\n");
+    return 1;
+  }
 
   auto logger = spdlog::stderr_color_mt("relaykvd");
   spdlog::set_default_logger(logger);
@@ -121,9 +145,12 @@ int main(int argc, char** argv) {
   const std::filesystem::path http_addr_file = options.data_dir / "relaykvd.http.addr";
   std::error_code stale;
   std::filesystem::remove(http_addr_file, stale);  // a killed run's: never read as ours
-  if (!http_listen.empty()) {
+  if (!http_listen.empty() && !options.allow_insecure) {
     if (auto s = relaykv::CheckLoopbackListenAddress(http_listen); !s.ok()) {
-      spdlog::critical("cannot start: {}", s.ToString());
+      spdlog::critical("cannot start: --http-listen {}; the monitoring endpoints have no "
+                       "authentication or TLS, so relaykvd serves them on loopback only (scrape "
+                       "through a local agent or proxy, or pass --allow-insecure)",
+                       std::string(s.message()));
       return 1;
     }
   }
@@ -156,6 +183,7 @@ int main(int argc, char** argv) {
   if (!http_listen.empty()) {
     relaykv::HttpServerOptions ho;
     ho.listen_address = http_listen;
+    ho.allow_non_loopback = options.allow_insecure;
     auto started = relaykv::HttpServer::Start(ho, MonitoringRoutes(node->get()));
     if (!started.ok()) {
       spdlog::critical("cannot start: {}", started.status().ToString());
@@ -182,6 +210,19 @@ int main(int argc, char** argv) {
     if (!ec) spdlog::info("received signal {}, shutting down", signo);
     io.stop();
   });
+  // SIGHUP: re-read the roles file; a bad file keeps the old roles.
+  boost::asio::signal_set hangup(io, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        if (options.roles_file.empty()) {
+          spdlog::info("SIGHUP: no --roles-file to re-read");
+        } else if (auto s = (*node)->ReloadRoles(); !s.ok()) {
+          spdlog::error("SIGHUP: roles file not reloaded, the old roles stay: {}", s.ToString());
+        }
+        hangup.async_wait(on_hangup);
+      };
+  hangup.async_wait(on_hangup);
   io.run();
 
   if (http) http->Stop();
