@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
                "relaykvd"};
   app.add_option("--data-dir", data_dir, "data directory (created if missing)")->required();
   app.add_option("--listen", options.listen_address, "HOST:PORT to serve gRPC on (port 0: any)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one wins, as in mysqld
   app.add_option("--http-listen", http_listen,
                  "HOST:PORT (loopback only; port 0: any) to serve GET /metrics (Prometheus), "
                  "/healthz and /primary on; off by default");

@@ -78,7 +78,7 @@ std::string BinDir() {
 }
 
 std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<std::string> flags,
-                                          int port) {
+                                          int port, ClientOptions client_options) {
   std::unique_ptr<Relaykvd> p(new Relaykvd());
   p->data_dir_ = data_dir;
   fs::create_directories(data_dir);
@@ -98,7 +98,7 @@ std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<
     if (in && std::getline(in, line) && !line.empty()) {
       p->address_ = line;
       p->port_ = std::stoi(line.substr(line.rfind(':') + 1));
-      auto client = Client::Connect({line});
+      auto client = Client::Connect({line}, client_options);
       if (!client.ok()) {
         ADD_FAILURE() << "relaykvd wrote an address the client refuses: " << client.status();
         return nullptr;
@@ -131,6 +131,10 @@ void Relaykvd::Kill() {
   ::kill(pid_, SIGKILL);
   ::waitpid(pid_, nullptr, 0);
   pid_ = -1;
+}
+
+void Relaykvd::Signal(int signo) {
+  if (pid_ > 0) ::kill(pid_, signo);
 }
 
 void Relaykvd::Pause() {
@@ -183,7 +187,7 @@ std::unique_ptr<Relaykvd> StartReplica(const fs::path& dir, Relaykvd& primary, R
                                     "--replicate-from=" + primary.address()};
   if (options.semi_sync) flags.push_back("--rpl_semi_sync_slave_enabled=ON");
   flags.insert(flags.end(), options.flags.begin(), options.flags.end());
-  auto r = Relaykvd::Start(dir, flags);
+  auto r = Relaykvd::Start(dir, flags, 0, options.client);
   if (r == nullptr || !options.semi_sync) return r;
   const bool counted = WaitFor([&] {
     return primary.Status()["Rpl_semi_sync_master_clients"] == std::to_string(options.clients);
