@@ -66,7 +66,6 @@ admin: read, write, replication, admin
 writer: read, write
 reader: read
 repl: replication
-relaykv-node: replication
 token app $(printf '%s' "$token" | sha256sum | cut -d' ' -f1): read, write
 ROLES
 echo "make-test-certs: CA, node and client certificates (${clients[*]}) in $dir"
