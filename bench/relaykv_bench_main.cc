@@ -195,8 +195,9 @@ int main(int argc, char** argv) {
   std::string tls_mode = "off";
   relaykv::TlsOptions tls_files{true, "", "", ""};
   app.add_option("--tls", tls_mode,
-                 "off | on | both (each mode measured plaintext, then over mutual TLS, with the "
-                 "cost in ops/s printed); needs --ssl-ca/--ssl-cert/--ssl-key")
+                 "off | on | both (each mode on a plaintext and a mutual-TLS cluster side by side, "
+                 "the repeats alternating, and the cost in ops/s printed); needs "
+                 "--ssl-ca/--ssl-cert/--ssl-key")
       ->check(CLI::IsMember({"off", "on", "both"}))
       ->capture_default_str();
   app.add_option("--ssl-ca", tls_files.ca, "PEM file of the CA (servers verify clients with it)");
@@ -270,8 +271,6 @@ int main(int argc, char** argv) {
   } else {
     bool reads_done = !reads || embedded;  // embedded clients only write
     for (const std::string& mode : Split(modes)) {
-     for (const bool tls : tls_passes) {
-      lo.tls = tls ? tls_files : relaykv::TlsOptions{};
       const bool semi = mode == "after_sync" || mode == "after_commit";
       if (!semi && mode != "none" && mode != "async") {
         std::fprintf(stderr, "unknown mode '%s'\n", mode.c_str());
@@ -284,66 +283,84 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "skipping %s with wait count %d: only %d replicas\n", mode.c_str(), wc, n);
           continue;
         }
-        std::vector<std::string> pflags;
-        if (semi) {
-          pflags = {"--rpl_semi_sync_master_enabled=ON",
-                    "--rpl_semi_sync_master_wait_point=" + std::string(mode == "after_sync" ? "AFTER_SYNC" : "AFTER_COMMIT"),
-                    "--rpl_semi_sync_master_wait_for_slave_count=" + std::to_string(wc)};
-        }
-        std::vector<std::string> rflags = {"--rpl_semi_sync_slave_enabled=ON"};
-        if (tls) {
-          for (auto* flags : {&pflags, &rflags}) {
-            flags->insert(flags->end(), {"--ssl-ca=" + tls_files.ca, "--ssl-cert=" + tls_files.cert,
-                                         "--ssl-key=" + tls_files.key,
-                                         "--require_secure_transport=ON"});
+        // One cluster per TLS pass, side by side: with --tls both the
+        // repeats alternate plaintext and TLS, so that a drifting machine
+        // (other load, disk) weighs on both alike.
+        struct Pass {
+          bool tls;
+          std::unique_ptr<Cluster> cluster;
+        };
+        std::vector<Pass> passes;
+        for (const bool tls : tls_passes) {
+          const relaykv::TlsOptions client_tls = tls ? tls_files : relaykv::TlsOptions{};
+          std::vector<std::string> pflags;
+          if (semi) {
+            pflags = {"--rpl_semi_sync_master_enabled=ON",
+                      "--rpl_semi_sync_master_wait_point=" + std::string(mode == "after_sync" ? "AFTER_SYNC" : "AFTER_COMMIT"),
+                      "--rpl_semi_sync_master_wait_for_slave_count=" + std::to_string(wc)};
           }
-          rflags.insert(rflags.end(), {"--master-ssl-ca=" + tls_files.ca,
-                                       "--master-ssl-cert=" + tls_files.cert,
-                                       "--master-ssl-key=" + tls_files.key});
-        }
-        const fs::path cluster_dir = fs::path(work_dir) / (mode + (tls ? "-tls" : ""));
-        auto cluster = embedded ? Cluster::StartEmbedded(relaykvd, cluster_dir, n, Variables(pflags), rflags)
-                                : Cluster::Start(relaykvd, cluster_dir, n, pflags, rflags);
-        if (!cluster.ok()) {
-          std::fprintf(stderr, "cannot start the %s cluster: %s\n", mode.c_str(),
-                       cluster.status().ToString().c_str());
-          return 1;
-        }
-        const std::string addr = (*cluster)->primary_address();
-        if (relaykv::Node* node = (*cluster)->embedded()) {
-          lo.put_async = [node](std::string key, std::string value, LoadOptions::PutDone done) {
-            std::vector<relaykv::Mutation> m{relaykv::Mutation::Put(std::move(key), std::move(value))};
-            node->WriteAsync(std::move(m), relaykv::WriteOptions(),
-                             [done = std::move(done)](absl::StatusOr<relaykv::Gtid> g) { done(g.status()); });
-          };
-        }
-        if (semi && !WaitForSemiSyncClients(addr, lo.tls, static_cast<uint64_t>(n))) {
-          std::fprintf(stderr, "replicas did not connect as semi-sync replicas\n");
-          return 1;
+          std::vector<std::string> rflags = {"--rpl_semi_sync_slave_enabled=ON"};
+          if (tls) {
+            for (auto* flags : {&pflags, &rflags}) {
+              flags->insert(flags->end(), {"--ssl-ca=" + tls_files.ca, "--ssl-cert=" + tls_files.cert,
+                                           "--ssl-key=" + tls_files.key,
+                                           "--require_secure_transport=ON"});
+            }
+            rflags.insert(rflags.end(), {"--master-ssl-ca=" + tls_files.ca,
+                                         "--master-ssl-cert=" + tls_files.cert,
+                                         "--master-ssl-key=" + tls_files.key});
+          }
+          const fs::path cluster_dir = fs::path(work_dir) / (mode + (tls ? "-tls" : ""));
+          auto cluster = embedded ? Cluster::StartEmbedded(relaykvd, cluster_dir, n, Variables(pflags), rflags)
+                                  : Cluster::Start(relaykvd, cluster_dir, n, pflags, rflags);
+          if (!cluster.ok()) {
+            std::fprintf(stderr, "cannot start the %s cluster: %s\n", mode.c_str(),
+                         cluster.status().ToString().c_str());
+            return 1;
+          }
+          if (relaykv::Node* node = (*cluster)->embedded()) {
+            lo.put_async = [node](std::string key, std::string value, LoadOptions::PutDone done) {
+              std::vector<relaykv::Mutation> m{relaykv::Mutation::Put(std::move(key), std::move(value))};
+              node->WriteAsync(std::move(m), relaykv::WriteOptions(),
+                               [done = std::move(done)](absl::StatusOr<relaykv::Gtid> g) { done(g.status()); });
+            };
+          }
+          if (semi && !WaitForSemiSyncClients((*cluster)->primary_address(), client_tls,
+                                              static_cast<uint64_t>(n))) {
+            std::fprintf(stderr, "replicas did not connect as semi-sync replicas\n");
+            return 1;
+          }
+          passes.push_back({tls, *std::move(cluster)});
         }
         for (int c : client_counts) {
           lo.clients = c;
           lo.reads = false;
-          std::vector<Run> tries;
+          std::vector<std::vector<Run>> tries(passes.size());
           for (int i = 0; i < repeat; ++i) {
-            Run run = Measure(addr, lo, mode, n, wc, (*cluster)->primary_process(), work_dir);
-            if (semi && run.no_tx > 0) {
-              std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
-                           mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
-              exit_code = 3;
+            for (size_t p = 0; p < passes.size(); ++p) {
+              lo.tls = passes[p].tls ? tls_files : relaykv::TlsOptions{};
+              const Cluster& cluster = *passes[p].cluster;
+              Run run = Measure(cluster.primary_address(), lo, mode, n, wc, cluster.primary_process(), work_dir);
+              if (semi && run.no_tx > 0) {
+                std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
+                             mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
+                exit_code = 3;
+              }
+              tries[p].push_back(std::move(run));
             }
-            tries.push_back(std::move(run));
           }
-          report.runs.push_back(MedianRun(std::move(tries)));
+          for (auto& t : tries) report.runs.push_back(MedianRun(std::move(t)));
         }
         if (!reads_done) {
+          const Pass& first = passes.front();
+          lo.tls = first.tls ? tls_files : relaykv::TlsOptions{};
           lo.clients = client_counts.back();
           lo.reads = true;
-          report.runs.push_back(Measure(addr, lo, "reads", n, 0, (*cluster)->primary_process(), work_dir));
+          report.runs.push_back(Measure(first.cluster->primary_address(), lo, "reads", n, 0,
+                                        first.cluster->primary_process(), work_dir));
           reads_done = true;
         }
       }
-     }
     }
   }
   PrintTable(report, std::cout);
