@@ -104,6 +104,7 @@ absl::Status WriteJson(const Report& r, const std::string& path) {
     const Run& x = r.runs[i];
     out << (i ? "," : "") << "\n    {\"mode\": \"" << x.mode << "\", \"replicas\": " << x.replicas
         << ", \"wait_count\": " << x.wait_count << ", \"clients\": " << x.clients
+        << ", \"tls\": " << (x.tls ? "true" : "false")
         << ", \"ops_per_s\": " << Fixed(x.ops_per_s) << ", \"p50_us\": " << Fixed(x.p50_us)
         << ", \"p90_us\": " << Fixed(x.p90_us) << ", \"p99_us\": " << Fixed(x.p99_us)
         << ", \"p999_us\": " << Fixed(x.p999_us) << ", \"max_us\": " << Fixed(x.max_us)
