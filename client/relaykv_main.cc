@@ -8,6 +8,7 @@
 // "ERROR <code> (<state>): message" on stderr and the exit status is 1.
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -36,6 +37,7 @@ struct OutputMode {
   bool table = false;   // bordered tables (terminal or -t)
   bool header = true;   // -N clears it
   bool summary = false; // "N rows in set (..)" lines: interactive only, as mysql
+  bool tls = false;      // connected over TLS (error hints)
 };
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> Connect(const std::string& host, const TlsOptions& tls) {
@@ -47,11 +49,19 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Connect(const std::string& host, 
   return grpc::CreateCustomChannel(host, *credentials, args);
 }
 
-// The connection error names the server, as mysql's 2003 does.
-absl::Status Explain(const absl::Status& s, const std::string& host) {
+// The connection error names the server, as mysql's 2003 does, and the
+// likely TLS cause when the connection was closed at once.
+absl::Status Explain(const absl::Status& s, const std::string& host, bool tls) {
   if (absl::IsUnavailable(s)) {
+    std::string hint;
+    if (s.message().find("Socket closed") != std::string_view::npos ||
+        s.message().find("Handshake") != std::string_view::npos) {
+      hint = tls ? "; the TLS handshake may have failed: check --ssl-ca (the CA of the server's "
+                   "certificate) and --ssl-cert/--ssl-key (signed by the server's ssl_ca)"
+                 : "; if the server requires TLS, connect with --ssl-ca (and --ssl-cert/--ssl-key)";
+    }
     return absl::UnavailableError("Can't connect to relaykvd on '" + host + "' (" +
-                                  std::string(s.message()) + ")");
+                                  std::string(s.message()) + ")" + hint);
   }
   return s;
 }
@@ -59,6 +69,7 @@ absl::Status Explain(const absl::Status& s, const std::string& host) {
 // Runs one statement text; prints its result. Returns false on error.
 bool RunOne(const AdminExecutor& exec, const std::string& host, const std::string& text,
             const OutputMode& mode, std::optional<int> line) {
+  const bool tls = mode.tls;
   auto statement = ParseStatement(text);
   if (!statement.ok()) {
     PrintError(std::cerr, statement.status(), line);
@@ -68,7 +79,7 @@ bool RunOne(const AdminExecutor& exec, const std::string& host, const std::strin
   auto result = exec.Execute(*statement);
   const Elapsed elapsed = Clock::now() - start;
   if (!result.ok()) {
-    PrintError(std::cerr, Explain(result.status(), host), line);
+    PrintError(std::cerr, Explain(result.status(), host, tls), line);
     return false;
   }
   if (const auto* ok = std::get_if<OkResult>(&*result)) {
@@ -148,6 +159,12 @@ int main(int argc, char** argv) {
   bool ssl = false;
   std::string token;
   app.add_flag("--ssl", ssl, "connect over TLS (implied by --ssl-ca/--ssl-cert)");
+  std::string ssl_mode;
+  app.add_option("--ssl-mode", ssl_mode,
+                 "mysql's: DISABLED (plaintext) or REQUIRED/VERIFY_CA/VERIFY_IDENTITY (TLS; the "
+                 "server's certificate and name are always verified)")
+      ->check(CLI::IsMember({"DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"},
+                            CLI::ignore_case));
   app.add_option("--ssl-ca", tls.ca, "PEM file of the CA that signed the server's certificate");
   app.add_option("--ssl-cert", tls.cert, "PEM file of this client's certificate (mutual TLS)");
   app.add_option("--ssl-key", tls.key, "PEM file of this client's private key");
@@ -165,7 +182,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
 
-  tls.enabled = ssl || !tls.ca.empty() || !tls.cert.empty();
+  for (char& c : ssl_mode) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  tls.enabled = ssl_mode.empty() ? ssl || !tls.ca.empty() || !tls.cert.empty() : ssl_mode != "DISABLED";
   if (token.empty() && std::getenv("RELAYKV_TOKEN") != nullptr) token = std::getenv("RELAYKV_TOKEN");
   auto channel = Connect(host, tls);
   if (!channel.ok()) {
@@ -178,6 +196,7 @@ int main(int argc, char** argv) {
   mode.table = force_table || (!batch && ::isatty(1));
   mode.header = !no_header;
   mode.summary = verbose;
+  mode.tls = tls.enabled;
 
   if (put->parsed() || del->parsed() || get->parsed()) {
     // The key-value commands go through the client library.
@@ -193,7 +212,7 @@ int main(int argc, char** argv) {
     if (get->parsed()) {
       auto v = (*client)->Get(get_key);
       if (!v.ok()) {
-        PrintError(std::cerr, Explain(v.status(), host));
+        PrintError(std::cerr, Explain(v.status(), host, tls.enabled));
         return 1;
       }
       if (!v->has_value()) return 1;  // missing: prints nothing
@@ -202,7 +221,7 @@ int main(int argc, char** argv) {
     }
     auto g = put->parsed() ? (*client)->Put(put_key, put_value) : (*client)->Delete(del_key);
     if (!g.ok()) {
-      PrintError(std::cerr, Explain(g.status(), host));
+      PrintError(std::cerr, Explain(g.status(), host, tls.enabled));
       return 1;
     }
     std::cout << g->ToString() << "\n";  // the write's GTID, for scripts

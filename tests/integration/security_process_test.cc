@@ -274,6 +274,27 @@ TEST_F(SecurityTest, SighupReloadsTheRolesFile) {
   EXPECT_THAT(text.str(), HasSubstr("roles.txt:"));  // the bad reload named file and line
 }
 
+TEST_F(SecurityTest, CliSpeaksMutualTlsWithMysqlFlagsAndShowsRefusals) {
+  auto p = Relaykvd::Start(dir_.path() / "p", SecureFlags(RolesCopy()), 0, As("admin"));
+  ASSERT_NE(p, nullptr);
+  auto as = [&](const std::string& who, std::vector<std::string> args) {
+    std::vector<std::string> all = {"-H", p->address(), "--ssl-ca", Cert("ca.pem"), "--ssl-cert",
+                                    Cert(who + ".pem"), "--ssl-key", Cert(who + ".key")};
+    all.insert(all.end(), args.begin(), args.end());
+    return RunCli(all);
+  };
+  CliRun put = as("admin", {"put", "k", "v"});
+  EXPECT_EQ(put.status, 0) << put.err;
+  CliRun change = as("admin", {"-e", "STOP SLAVE"});  // a primary: refused by the node, not the roles
+  EXPECT_THAT(change.err, ::testing::Not(HasSubstr("access denied")));
+  CliRun denied = as("reader", {"-e", "SET GLOBAL read_only = ON"});
+  EXPECT_EQ(denied.status, 1);
+  EXPECT_THAT(denied.err, HasSubstr("ERROR 1227 (42000): access denied for 'reader'"));
+  CliRun plain = RunCli({"-H", p->address(), "--timeout", "5", "get", "k"});
+  EXPECT_EQ(plain.status, 1);
+  EXPECT_THAT(plain.err, HasSubstr("if the server requires TLS"));
+}
+
 TEST_F(SecurityTest, NonLoopbackListenIsRefusedWithoutTls) {
   auto r = StartExpectingRefusal(dir_.path() / "p", {"--listen", "0.0.0.0:0"});
   EXPECT_TRUE(r.exited) << r.log;
