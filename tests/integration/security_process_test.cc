@@ -223,6 +223,42 @@ TEST_F(SecurityTest, ReplicationOverMutualTlsWithSemiSync) {
   EXPECT_THAT(text.str(), HasSubstr("repl.pem"));
 }
 
+TEST_F(SecurityTest, ChangeMasterToWithMasterSslConnectsOverMutualTls) {
+  const fs::path roles = RolesCopy();
+  auto p = Relaykvd::Start(dir_.path() / "p", SecureFlags(roles), 0, As("admin"));
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(p->Put("k", "v").ok());
+  // A replica pointed at the primary in plaintext: the handshake fails.
+  auto r = StartReplica(dir_.path() / "r", *p, {.flags = SecureFlags(roles), .client = As("admin")});
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(r->client().StopReplica().ok());
+  ChangeMasterTls tls;
+  tls.ssl = true;
+  tls.ca = Cert("ca.pem");
+  tls.cert = Cert("repl.pem");
+  tls.key = Cert("repl.key");
+  ASSERT_TRUE(r->client().ChangeMaster("127.0.0.1", static_cast<uint32_t>(p->port()), "", tls).ok());
+  ASSERT_TRUE(r->client().StartReplica().ok());
+  bool same = false;
+  for (int i = 0; i < 200 && !same; ++i) {
+    same = SameChecksum(*p, *r);
+    if (!same) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(same);
+  EXPECT_EQ(r->ReplicaStatus()["Slave_IO_Running"], "Yes");
+  // A later CHANGE MASTER that names no MASTER_SSL* keeps them (MySQL).
+  ASSERT_TRUE(r->client().StopReplica().ok());
+  ASSERT_TRUE(r->client().ChangeMaster("127.0.0.1", static_cast<uint32_t>(p->port())).ok());
+  ASSERT_TRUE(r->client().StartReplica().ok());
+  ASSERT_TRUE(p->Put("k2", "v2").ok());
+  same = false;
+  for (int i = 0; i < 200 && !same; ++i) {
+    same = SameChecksum(*p, *r);
+    if (!same) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(same);
+}
+
 TEST_F(SecurityTest, BearerTokenIdentifiesAClientWithoutCertificate) {
   // Plaintext on loopback with a roles file: tokens still work.
   auto p = Relaykvd::Start(dir_.path() / "p", {"--roles-file=" + RolesCopy().string()}, 0);
