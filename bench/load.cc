@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "client/channel_credentials.h"
 #include "proto/kv.grpc.pb.h"
 
 namespace relaykv::bench {
@@ -55,6 +56,15 @@ LoadResult RunLoad(const LoadOptions& o) {
   const int threads = o.put_async ? 0 : std::min(o.clients, 2);
   std::mutex mu;
   LoadResult result;
+  // One credentials object for every client's channel (each still its own
+  // connection and TLS session).
+  auto made = MakeChannelCredentials(o.tls);
+  if (!made.ok()) {
+    result.errors = 1;
+    result.first_error = made.status().ToString();
+    return result;
+  }
+  const std::shared_ptr<grpc::ChannelCredentials> credentials = *made;
   std::vector<std::thread> workers;
   // What one client measured, merged into the result.
   auto merge = [&](const std::vector<double>& lat, uint64_t errors, const std::string& first_error) {
@@ -141,8 +151,7 @@ LoadResult RunLoad(const LoadOptions& o) {
         grpc::ChannelArguments args;
         args.SetInt("relaykv.bench.client", c);  // distinct channels, not one shared connection
         auto slot = std::make_unique<Slot>();
-        slot->stub = v1::Kv::NewStub(
-            grpc::CreateCustomChannel(o.target, grpc::InsecureChannelCredentials(), args));
+        slot->stub = v1::Kv::NewStub(grpc::CreateCustomChannel(o.target, credentials, args));
         slot->rng.seed(static_cast<uint64_t>(c) * 7919 + 1);
         send(slot.get());
         slots.push_back(std::move(slot));

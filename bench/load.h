@@ -14,11 +14,13 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "relaykv/tls.h"
 
 namespace relaykv::bench {
 
 struct LoadOptions {
   std::string target;  // HOST:PORT
+  TlsOptions tls;      // the clients' channels (--tls)
   int clients = 1;
   double warmup_s = 1;
   double duration_s = 5;

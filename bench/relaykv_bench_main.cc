@@ -19,6 +19,7 @@
 #include "bench/floor.h"
 #include "bench/load.h"
 #include "bench/report.h"
+#include "client/channel_credentials.h"
 #include "proto/admin.grpc.pb.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -28,8 +29,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::map<std::string, uint64_t> SemiSyncCounters(const std::string& target) {
-  auto stub = v1::Admin::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+// `tls`: how the bench's clients connect (--tls; plaintext by default).
+std::map<std::string, uint64_t> SemiSyncCounters(const std::string& target, const TlsOptions& tls) {
+  auto credentials = MakeChannelCredentials(tls);
+  if (!credentials.ok()) return {};
+  auto stub = v1::Admin::NewStub(grpc::CreateChannel(target, *credentials));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::ShowRequest req;
@@ -54,11 +58,13 @@ std::vector<std::string> Split(const std::string& s) {
   return out;
 }
 
+// lo.tls: how the clients connect (also for the counters).
 Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, int replicas,
             int wait_count, const Process* primary, const fs::path& floor_dir) {
-  auto before = SemiSyncCounters(target);
+  auto before = SemiSyncCounters(target, lo.tls);
   Run run;
   run.mode = mode;
+  run.tls = lo.tls.enabled;
   run.replicas = replicas;
   run.wait_count = wait_count;
   run.clients = lo.clients;
@@ -83,7 +89,7 @@ Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, 
   if (vs_floor) run.floor = LowerFloor(floor_before, MeasureFloor(floor_dir));
   if (tty) std::fprintf(stderr, "\r%60s\r", "");
   run.rss_end_kb = primary ? primary->rss_kb() : 0;
-  auto after = SemiSyncCounters(target);
+  auto after = SemiSyncCounters(target, lo.tls);
   run.ops_per_s = r.ops_per_s();
   run.p50_us = r.Percentile(50);
   run.p90_us = r.Percentile(90);
@@ -119,9 +125,9 @@ std::vector<std::pair<std::string, std::string>> Variables(const std::vector<std
 }
 
 // Waits until the primary counts `n` semi-sync replicas.
-bool WaitForSemiSyncClients(const std::string& target, uint64_t n) {
+bool WaitForSemiSyncClients(const std::string& target, const TlsOptions& tls, uint64_t n) {
   for (int i = 0; i < 1000; ++i) {
-    if (SemiSyncCounters(target)["clients"] >= n) return true;
+    if (SemiSyncCounters(target, tls)["clients"] >= n) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
@@ -182,7 +188,40 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", work_dir, "where spawned clusters keep their data (default: a temp dir)");
   app.add_option("--catchup", catchup,
                  "instead: time a fresh replica catching up this many events behind");
+  // TLS (README "Security"): the spawned servers serve mutual TLS with
+  // these files, replicas connect to the primary with them, and so do the
+  // clients (the node certificate of scripts/make-test-certs.sh is also a
+  // client certificate).
+  std::string tls_mode = "off";
+  relaykv::TlsOptions tls_files{true, "", "", ""};
+  app.add_option("--tls", tls_mode,
+                 "off | on | both (each mode on a plaintext and a mutual-TLS cluster side by side, "
+                 "the repeats alternating, and the cost in ops/s printed); needs "
+                 "--ssl-ca/--ssl-cert/--ssl-key")
+      ->check(CLI::IsMember({"off", "on", "both"}))
+      ->capture_default_str();
+  app.add_option("--ssl-ca", tls_files.ca, "PEM file of the CA (servers verify clients with it)");
+  app.add_option("--ssl-cert", tls_files.cert, "PEM certificate for servers, replicas and clients");
+  app.add_option("--ssl-key", tls_files.key, "its PEM private key");
   CLI11_PARSE(app, argc, argv);
+  if (tls_mode != "off" && (tls_files.ca.empty() || tls_files.cert.empty() || tls_files.key.empty())) {
+    std::fprintf(stderr, "--tls %s needs --ssl-ca, --ssl-cert and --ssl-key (scripts/make-test-certs.sh "
+                         "DIR makes them: DIR/ca.pem, DIR/node.pem, DIR/node.key)\n",
+                 tls_mode.c_str());
+    return 2;
+  }
+  if (tls_mode != "off" && embedded) {
+    std::fprintf(stderr, "--tls does not apply to --embedded (its clients make no gRPC calls)\n");
+    return 2;
+  }
+  if (auto made = relaykv::MakeChannelCredentials(tls_files); tls_mode != "off" && !made.ok()) {
+    std::fprintf(stderr, "--tls: %s\n", made.status().ToString().c_str());
+    return 2;
+  }
+  std::vector<bool> tls_passes;
+  if (tls_mode != "on") tls_passes.push_back(false);
+  if (tls_mode != "off") tls_passes.push_back(true);
+  if (!target.empty() && tls_mode == "on") lo.tls = tls_files;
   lo.duration_s = duration;
   lo.warmup_s = warmup;
 
@@ -214,7 +253,7 @@ int main(int argc, char** argv) {
                      {"wait_counts", wait_counts},
                      {"target", !target.empty() ? target : embedded ? "embedded" : "spawn"},
                      {"cores", std::to_string(std::thread::hardware_concurrency())},
-                     {"repeat", std::to_string(repeat)}};
+                     {"repeat", std::to_string(repeat)}, {"tls", tls_mode}};
   std::fprintf(stderr, "measuring the floor in %s ...\n", work_dir.c_str());
   report.floor = MeasureFloor(work_dir);
 
@@ -244,52 +283,81 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "skipping %s with wait count %d: only %d replicas\n", mode.c_str(), wc, n);
           continue;
         }
-        std::vector<std::string> pflags;
-        if (semi) {
-          pflags = {"--rpl_semi_sync_master_enabled=ON",
-                    "--rpl_semi_sync_master_wait_point=" + std::string(mode == "after_sync" ? "AFTER_SYNC" : "AFTER_COMMIT"),
-                    "--rpl_semi_sync_master_wait_for_slave_count=" + std::to_string(wc)};
-        }
-        const std::vector<std::string> rflags = {"--rpl_semi_sync_slave_enabled=ON"};
-        auto cluster = embedded ? Cluster::StartEmbedded(relaykvd, fs::path(work_dir) / mode, n,
-                                                         Variables(pflags), rflags)
-                                : Cluster::Start(relaykvd, fs::path(work_dir) / mode, n, pflags, rflags);
-        if (!cluster.ok()) {
-          std::fprintf(stderr, "cannot start the %s cluster: %s\n", mode.c_str(),
-                       cluster.status().ToString().c_str());
-          return 1;
-        }
-        const std::string addr = (*cluster)->primary_address();
-        if (relaykv::Node* node = (*cluster)->embedded()) {
-          lo.put_async = [node](std::string key, std::string value, LoadOptions::PutDone done) {
-            std::vector<relaykv::Mutation> m{relaykv::Mutation::Put(std::move(key), std::move(value))};
-            node->WriteAsync(std::move(m), relaykv::WriteOptions(),
-                             [done = std::move(done)](absl::StatusOr<relaykv::Gtid> g) { done(g.status()); });
-          };
-        }
-        if (semi && !WaitForSemiSyncClients(addr, static_cast<uint64_t>(n))) {
-          std::fprintf(stderr, "replicas did not connect as semi-sync replicas\n");
-          return 1;
+        // One cluster per TLS pass, side by side: with --tls both the
+        // repeats alternate plaintext and TLS, so that a drifting machine
+        // (other load, disk) weighs on both alike.
+        struct Pass {
+          bool tls;
+          std::unique_ptr<Cluster> cluster;
+        };
+        std::vector<Pass> passes;
+        for (const bool tls : tls_passes) {
+          const relaykv::TlsOptions client_tls = tls ? tls_files : relaykv::TlsOptions{};
+          std::vector<std::string> pflags;
+          if (semi) {
+            pflags = {"--rpl_semi_sync_master_enabled=ON",
+                      "--rpl_semi_sync_master_wait_point=" + std::string(mode == "after_sync" ? "AFTER_SYNC" : "AFTER_COMMIT"),
+                      "--rpl_semi_sync_master_wait_for_slave_count=" + std::to_string(wc)};
+          }
+          std::vector<std::string> rflags = {"--rpl_semi_sync_slave_enabled=ON"};
+          if (tls) {
+            for (auto* flags : {&pflags, &rflags}) {
+              flags->insert(flags->end(), {"--ssl-ca=" + tls_files.ca, "--ssl-cert=" + tls_files.cert,
+                                           "--ssl-key=" + tls_files.key,
+                                           "--require_secure_transport=ON"});
+            }
+            rflags.insert(rflags.end(), {"--master-ssl-ca=" + tls_files.ca,
+                                         "--master-ssl-cert=" + tls_files.cert,
+                                         "--master-ssl-key=" + tls_files.key});
+          }
+          const fs::path cluster_dir = fs::path(work_dir) / (mode + (tls ? "-tls" : ""));
+          auto cluster = embedded ? Cluster::StartEmbedded(relaykvd, cluster_dir, n, Variables(pflags), rflags)
+                                  : Cluster::Start(relaykvd, cluster_dir, n, pflags, rflags);
+          if (!cluster.ok()) {
+            std::fprintf(stderr, "cannot start the %s cluster: %s\n", mode.c_str(),
+                         cluster.status().ToString().c_str());
+            return 1;
+          }
+          if (relaykv::Node* node = (*cluster)->embedded()) {
+            lo.put_async = [node](std::string key, std::string value, LoadOptions::PutDone done) {
+              std::vector<relaykv::Mutation> m{relaykv::Mutation::Put(std::move(key), std::move(value))};
+              node->WriteAsync(std::move(m), relaykv::WriteOptions(),
+                               [done = std::move(done)](absl::StatusOr<relaykv::Gtid> g) { done(g.status()); });
+            };
+          }
+          if (semi && !WaitForSemiSyncClients((*cluster)->primary_address(), client_tls,
+                                              static_cast<uint64_t>(n))) {
+            std::fprintf(stderr, "replicas did not connect as semi-sync replicas\n");
+            return 1;
+          }
+          passes.push_back({tls, *std::move(cluster)});
         }
         for (int c : client_counts) {
           lo.clients = c;
           lo.reads = false;
-          std::vector<Run> tries;
+          std::vector<std::vector<Run>> tries(passes.size());
           for (int i = 0; i < repeat; ++i) {
-            Run run = Measure(addr, lo, mode, n, wc, (*cluster)->primary_process(), work_dir);
-            if (semi && run.no_tx > 0) {
-              std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
-                           mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
-              exit_code = 3;
+            for (size_t p = 0; p < passes.size(); ++p) {
+              lo.tls = passes[p].tls ? tls_files : relaykv::TlsOptions{};
+              const Cluster& cluster = *passes[p].cluster;
+              Run run = Measure(cluster.primary_address(), lo, mode, n, wc, cluster.primary_process(), work_dir);
+              if (semi && run.no_tx > 0) {
+                std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
+                             mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
+                exit_code = 3;
+              }
+              tries[p].push_back(std::move(run));
             }
-            tries.push_back(std::move(run));
           }
-          report.runs.push_back(MedianRun(std::move(tries)));
+          for (auto& t : tries) report.runs.push_back(MedianRun(std::move(t)));
         }
         if (!reads_done) {
+          const Pass& first = passes.front();
+          lo.tls = first.tls ? tls_files : relaykv::TlsOptions{};
           lo.clients = client_counts.back();
           lo.reads = true;
-          report.runs.push_back(Measure(addr, lo, "reads", n, 0, (*cluster)->primary_process(), work_dir));
+          report.runs.push_back(Measure(first.cluster->primary_address(), lo, "reads", n, 0,
+                                        first.cluster->primary_process(), work_dir));
           reads_done = true;
         }
       }

@@ -19,6 +19,7 @@ std::string Fixed(double v, int digits = 1) {
 std::string Label(const Run& r) {
   std::string l = r.mode;
   if (r.mode == "after_sync" || r.mode == "after_commit") l += "/w" + std::to_string(r.wait_count);
+  if (r.tls) l += "+tls";
   return l;
 }
 
@@ -68,6 +69,22 @@ void PrintTable(const Report& r, std::ostream& out) {
                   x.ratio_to_floor > 0 ? Fixed(x.ratio_to_floor, 2).c_str() : "-");
     out << line;
   }
+  // With --tls both: what TLS costs at each point measured both ways.
+  for (const Run& t : r.runs) {
+    if (!t.tls) continue;
+    for (const Run& p : r.runs) {
+      if (p.tls || p.mode != t.mode || p.wait_count != t.wait_count || p.clients != t.clients ||
+          p.ops_per_s <= 0) {
+        continue;
+      }
+      std::snprintf(line, sizeof(line),
+                    "tls cost: %s at %d clients: %.0f ops/s plaintext, %.0f with mTLS (%.2f of "
+                    "plaintext, %+.1f%%); p50 %.0f -> %.0f us\n",
+                    Label(p).c_str(), p.clients, p.ops_per_s, t.ops_per_s, t.ops_per_s / p.ops_per_s,
+                    100.0 * (t.ops_per_s / p.ops_per_s - 1), p.p50_us, t.p50_us);
+      out << line;
+    }
+  }
   out << "x_floor: p50 at one client over the floor measured right before and after that run "
          "(the lower of the two): 2 x fdatasync + RTT for semi-sync, 1 x fdatasync otherwise\n";
   for (const Run& x : r.runs) {
@@ -87,6 +104,7 @@ absl::Status WriteJson(const Report& r, const std::string& path) {
     const Run& x = r.runs[i];
     out << (i ? "," : "") << "\n    {\"mode\": \"" << x.mode << "\", \"replicas\": " << x.replicas
         << ", \"wait_count\": " << x.wait_count << ", \"clients\": " << x.clients
+        << ", \"tls\": " << (x.tls ? "true" : "false")
         << ", \"ops_per_s\": " << Fixed(x.ops_per_s) << ", \"p50_us\": " << Fixed(x.p50_us)
         << ", \"p90_us\": " << Fixed(x.p90_us) << ", \"p99_us\": " << Fixed(x.p99_us)
         << ", \"p999_us\": " << Fixed(x.p999_us) << ", \"max_us\": " << Fixed(x.max_us)

@@ -164,13 +164,18 @@ absl::StatusOr<StatementResult> AdminExecutor::ExecuteScan(const stmt::Scan& s) 
   return StatementResult(ScanResult(s, pages));
 }
 
-AdminExecutor::AdminExecutor(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds deadline)
-    : admin_(v1::Admin::NewStub(channel)), kv_(v1::Kv::NewStub(channel)), deadline_(deadline) {}
+AdminExecutor::AdminExecutor(std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds deadline,
+                             std::string bearer_token)
+    : admin_(v1::Admin::NewStub(channel)),
+      kv_(v1::Kv::NewStub(channel)),
+      deadline_(deadline),
+      bearer_token_(std::move(bearer_token)) {}
 
 template <typename Reply, typename Call>
 absl::StatusOr<Reply> AdminExecutor::Invoke(Call call) const {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + deadline_);
+  if (!bearer_token_.empty()) ctx.AddMetadata("authorization", "Bearer " + bearer_token_);
   Reply reply;
   grpc::Status status = call(&ctx, &reply);
   if (!status.ok()) return FromGrpcStatus(status);
@@ -244,6 +249,10 @@ absl::StatusOr<StatementResult> AdminExecutor::Execute(const Statement& statemen
             v1::ChangeMasterRequest req;
             req.set_host(s.host);
             req.set_port(s.port);
+            if (s.ssl) req.set_ssl(*s.ssl);
+            if (s.ssl_ca) req.set_ssl_ca(*s.ssl_ca);
+            if (s.ssl_cert) req.set_ssl_cert(*s.ssl_cert);
+            if (s.ssl_key) req.set_ssl_key(*s.ssl_key);
             return then(Invoke<v1::ChangeMasterReply>(
                             [&](auto* ctx, auto* r) { return admin_->ChangeMaster(ctx, req, r); }),
                         no_rows);

@@ -55,8 +55,11 @@ class AdminExecutor {
   static constexpr std::chrono::milliseconds kDefaultDeadline{30'000};
 
   // `deadline` bounds each RPC, measured from the moment it is sent.
+  // `bearer_token`, if not empty, goes with every RPC ("authorization:
+  // Bearer ..."): the identity of a client without a certificate.
   explicit AdminExecutor(std::shared_ptr<grpc::Channel> channel,
-                         std::chrono::milliseconds deadline = kDefaultDeadline);
+                         std::chrono::milliseconds deadline = kDefaultDeadline,
+                         std::string bearer_token = "");
 
   AdminExecutor(const AdminExecutor&) = delete;
   AdminExecutor& operator=(const AdminExecutor&) = delete;
@@ -72,6 +75,7 @@ class AdminExecutor {
   const std::unique_ptr<v1::Admin::Stub> admin_;
   const std::unique_ptr<v1::Kv::Stub> kv_;
   const std::chrono::milliseconds deadline_;
+  const std::string bearer_token_;
 };
 
 // The pure halves of the mapping above, exposed for tests.

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "client/channel_credentials.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
 
@@ -41,8 +42,12 @@ std::string PrimaryHint(const absl::Status& s) {
 
 class Client::Impl {
  public:
-  Impl(std::vector<std::string> addresses, ClientOptions options)
-      : addresses_(std::move(addresses)), options_(options), write_target_(addresses_[0]) {}
+  Impl(std::vector<std::string> addresses, ClientOptions options,
+       std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : addresses_(std::move(addresses)),
+        options_(std::move(options)),
+        credentials_(std::move(credentials)),
+        write_target_(addresses_[0]) {}
 
   struct Stubs {
     std::unique_ptr<v1::Kv::Stub> kv;
@@ -58,14 +63,18 @@ class Client::Impl {
       grpc::ChannelArguments args;
       args.SetMaxReceiveMessageSize(kMaxMessageBytes);
       args.SetMaxSendMessageSize(kMaxMessageBytes);
-      auto channel = grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+      auto channel = grpc::CreateCustomChannel(addr, credentials_, args);
       it = stubs_.emplace(addr, Stubs{v1::Kv::NewStub(channel), v1::Admin::NewStub(channel)}).first;
     }
     return it->second;  // never erased: the reference stays valid
   }
 
+  // Every call's context: its deadline and the bearer token, if any.
   void Deadline(grpc::ClientContext* ctx, std::chrono::milliseconds t = std::chrono::milliseconds(0)) {
     ctx->set_deadline(std::chrono::system_clock::now() + (t.count() > 0 ? t : options_.timeout));
+    if (!options_.bearer_token.empty()) {
+      ctx->AddMetadata("authorization", "Bearer " + options_.bearer_token);
+    }
   }
 
   std::string write_target() {
@@ -118,6 +127,7 @@ class Client::Impl {
 
   const std::vector<std::string> addresses_;
   const ClientOptions options_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;  // from options_.tls
   std::mutex mu_;
   std::map<std::string, Stubs> stubs_;  // guarded by mu_
   std::string write_target_;            // guarded by mu_
@@ -129,7 +139,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(std::vector<std::string>
   for (const auto& a : addresses) {
     if (!IsHostPort(a)) return absl::InvalidArgumentError("'" + a + "' is not HOST:PORT");
   }
-  return std::unique_ptr<Client>(new Client(std::make_unique<Impl>(std::move(addresses), options)));
+  auto credentials = MakeChannelCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  return std::unique_ptr<Client>(new Client(
+      std::make_unique<Impl>(std::move(addresses), std::move(options), *std::move(credentials))));
 }
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -272,10 +285,15 @@ absl::Status Client::StopReplica(ReplicaThreads threads, const std::string& node
                      ThreadsRequest(v1::ReplicaThreadsRequest::STOP, threads), &reply);
 }
 
-absl::Status Client::ChangeMaster(const std::string& host, uint32_t port, const std::string& node) {
+absl::Status Client::ChangeMaster(const std::string& host, uint32_t port, const std::string& node,
+                                  const ChangeMasterTls& tls) {
   v1::ChangeMasterRequest req;
   req.set_host(host);
   req.set_port(port);
+  if (tls.ssl) req.set_ssl(*tls.ssl);
+  if (tls.ca) req.set_ssl_ca(*tls.ca);
+  if (tls.cert) req.set_ssl_cert(*tls.cert);
+  if (tls.key) req.set_ssl_key(*tls.key);
   v1::ChangeMasterReply reply;
   return impl_->Call(&v1::Admin::Stub::ChangeMaster, node, req, &reply);
 }

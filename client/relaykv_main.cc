@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +28,7 @@
 #include "CLI/CLI.hpp"
 #include "client/admin_executor.h"
 #include "client/option_file.h"
+#include "client/channel_credentials.h"
 #include "client/result_printer.h"
 #include "client/statement.h"
 #include "client/statement_splitter.h"
@@ -41,20 +43,31 @@ struct OutputMode {
   bool table = false;   // bordered tables (terminal or -t)
   bool header = true;   // -N clears it
   bool summary = false; // "N rows in set (..)" lines: interactive only, as mysql
+  bool tls = false;      // connected over TLS (error hints)
 };
 
-std::shared_ptr<grpc::Channel> Connect(const std::string& host) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Connect(const std::string& host, const TlsOptions& tls) {
+  auto credentials = MakeChannelCredentials(tls);
+  if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(48 * 1024 * 1024);
   args.SetMaxSendMessageSize(48 * 1024 * 1024);
-  return grpc::CreateCustomChannel(host, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(host, *credentials, args);
 }
 
-// The connection error names the server, as mysql's 2003 does.
-absl::Status Explain(const absl::Status& s, const std::string& host) {
+// The connection error names the server, as mysql's 2003 does, and the
+// likely TLS cause when the connection was closed at once.
+absl::Status Explain(const absl::Status& s, const std::string& host, bool tls) {
   if (absl::IsUnavailable(s)) {
+    std::string hint;
+    if (s.message().find("Socket closed") != std::string_view::npos ||
+        s.message().find("Handshake") != std::string_view::npos) {
+      hint = tls ? "; the TLS handshake may have failed: check --ssl-ca (the CA of the server's "
+                   "certificate) and --ssl-cert/--ssl-key (signed by the server's ssl_ca)"
+                 : "; if the server requires TLS, connect with --ssl-ca (and --ssl-cert/--ssl-key)";
+    }
     return absl::UnavailableError("Can't connect to relaykvd on '" + host + "' (" +
-                                  std::string(s.message()) + ")");
+                                  std::string(s.message()) + ")" + hint);
   }
   return s;
 }
@@ -62,6 +75,7 @@ absl::Status Explain(const absl::Status& s, const std::string& host) {
 // Runs one statement text; prints its result. Returns false on error.
 bool RunOne(const AdminExecutor& exec, const std::string& host, const std::string& text,
             const OutputMode& mode, std::optional<int> line) {
+  const bool tls = mode.tls;
   auto statement = ParseStatement(text);
   if (!statement.ok()) {
     PrintError(std::cerr, statement.status(), line);
@@ -71,7 +85,7 @@ bool RunOne(const AdminExecutor& exec, const std::string& host, const std::strin
   auto result = exec.Execute(*statement);
   const Elapsed elapsed = Clock::now() - start;
   if (!result.ok()) {
-    PrintError(std::cerr, Explain(result.status(), host), line);
+    PrintError(std::cerr, Explain(result.status(), host, tls), line);
     return false;
   }
   if (const auto* ok = std::get_if<OkResult>(&*result)) {
@@ -177,6 +191,23 @@ int main(int argc, char** argv) {
   app.add_flag("-t,--table", force_table, "bordered tables even when not on a terminal");
   app.add_flag("-v,--verbose", verbose, "also print 'Query OK' and 'N rows in set (time)' lines");
   app.add_option("--timeout", timeout_s, "seconds each request may take")->capture_default_str();
+  // mysql's spelling; any of them turns TLS on (README "Security").
+  TlsOptions tls;
+  bool ssl = false;
+  std::string token;
+  app.add_flag("--ssl", ssl, "connect over TLS (implied by --ssl-ca/--ssl-cert)");
+  std::string ssl_mode;
+  app.add_option("--ssl-mode", ssl_mode,
+                 "mysql's: DISABLED (plaintext) or REQUIRED/VERIFY_CA/VERIFY_IDENTITY (TLS; the "
+                 "server's certificate and name are always verified)")
+      ->check(CLI::IsMember({"DISABLED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"},
+                            CLI::ignore_case));
+  app.add_option("--ssl-ca", tls.ca, "PEM file of the CA that signed the server's certificate");
+  app.add_option("--ssl-cert", tls.cert, "PEM file of this client's certificate (mutual TLS)");
+  app.add_option("--ssl-key", tls.key, "PEM file of this client's private key");
+  app.add_option("--token", token,
+                 "bearer token sent with every call (default: $RELAYKV_TOKEN), for clients without "
+                 "a certificate");
   std::string put_key, put_value, get_key, del_key;
   CLI::App* put = app.add_subcommand("put", "write a key");
   put->add_option("key", put_key)->required();
@@ -215,15 +246,29 @@ int main(int argc, char** argv) {
       address = h + ":" + std::to_string(port ? *port : file.port.value_or(7400));
     }
   }
-  const AdminExecutor exec(Connect(address), std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)));
+  for (char& c : ssl_mode) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  tls.enabled = ssl_mode.empty() ? ssl || !tls.ca.empty() || !tls.cert.empty() : ssl_mode != "DISABLED";
+  if (token.empty() && std::getenv("RELAYKV_TOKEN") != nullptr) token = std::getenv("RELAYKV_TOKEN");
+  auto channel = Connect(address, tls);
+  if (!channel.ok()) {
+    PrintError(std::cerr, channel.status());
+    return 1;
+  }
+  const AdminExecutor exec(*channel, std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)),
+                           token);
   OutputMode mode;
   mode.table = force_table || (!batch && ::isatty(1));
   mode.header = !no_header;
   mode.summary = verbose;
+  mode.tls = tls.enabled;
 
   if (put->parsed() || del->parsed() || get->parsed()) {
     // The key-value commands go through the client library.
-    auto client = Client::Connect({address}, {std::chrono::milliseconds(static_cast<long>(timeout_s * 1000)), false});
+    ClientOptions options;
+    options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
+    options.tls = tls;
+    options.bearer_token = token;
+    auto client = Client::Connect({address}, options);
     if (!client.ok()) {
       PrintError(std::cerr, client.status());
       return 1;
@@ -231,7 +276,7 @@ int main(int argc, char** argv) {
     if (get->parsed()) {
       auto v = (*client)->Get(get_key);
       if (!v.ok()) {
-        PrintError(std::cerr, Explain(v.status(), address));
+        PrintError(std::cerr, Explain(v.status(), address, tls.enabled));
         return 1;
       }
       if (!v->has_value()) return 1;  // missing: prints nothing
@@ -240,7 +285,7 @@ int main(int argc, char** argv) {
     }
     auto g = put->parsed() ? (*client)->Put(put_key, put_value) : (*client)->Delete(del_key);
     if (!g.ok()) {
-      PrintError(std::cerr, Explain(g.status(), address));
+      PrintError(std::cerr, Explain(g.status(), address, tls.enabled));
       return 1;
     }
     std::cout << g->ToString() << "\n";  // the write's GTID, for scripts

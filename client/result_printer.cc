@@ -168,6 +168,9 @@ MysqlError ToMysqlError(const absl::Status& status) {
     case absl::StatusCode::kDeadlineExceeded: return {2013, "HY000"};
     case absl::StatusCode::kCancelled: return {1317, "70100"};
     case absl::StatusCode::kUnimplemented: return {1235, "42000"};
+    // MySQL's ER_SPECIFIC_ACCESS_DENIED_ERROR and ER_ACCESS_DENIED_ERROR.
+    case absl::StatusCode::kPermissionDenied: return {1227, "42000"};
+    case absl::StatusCode::kUnauthenticated: return {1045, "28000"};
     default: return {1105, "HY000"};
   }
 }

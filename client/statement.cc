@@ -277,22 +277,43 @@ class Parser {
     if (!Accept("TO")) return Error("expected TO");
     std::optional<std::string> host;
     std::optional<uint32_t> port;
+    stmt::ChangeMaster out;
     do {
       const Token option = Peek();
       const std::string upper = Upper(option.text);
       // Either prefix is accepted in either form of the statement.
       const bool prefixed = upper.starts_with("MASTER_") || upper.starts_with("SOURCE_");
       const std::string field = prefixed ? upper.substr(7) : "";
-      if (option.kind != TokenKind::kWord || (field != "HOST" && field != "PORT")) {
-        return Error("expected " + prefix + "HOST or " + prefix +
-                     "PORT (replicas position themselves by GTID, so relaykv needs no other option)");
+      std::optional<std::string>* path_field = field == "SSL_CA"     ? &out.ssl_ca
+                                               : field == "SSL_CERT" ? &out.ssl_cert
+                                               : field == "SSL_KEY"  ? &out.ssl_key
+                                                                     : nullptr;
+      if (option.kind != TokenKind::kWord ||
+          (field != "HOST" && field != "PORT" && field != "SSL" && path_field == nullptr)) {
+        return Error("expected " + prefix + "HOST, " + prefix + "PORT, " + prefix + "SSL, " +
+                     prefix + "SSL_CA, " + prefix + "SSL_CERT or " + prefix +
+                     "SSL_KEY (replicas position themselves by GTID, so relaykv needs no other "
+                     "option)");
       }
-      if ((field == "HOST" && host) || (field == "PORT" && port)) {
+      if ((field == "HOST" && host) || (field == "PORT" && port) || (field == "SSL" && out.ssl) ||
+          (path_field != nullptr && path_field->has_value())) {
         return Error(option.text + " is given twice");
       }
       Next();
       if (!AcceptSymbol("=")) return Error("expected '=' after " + option.text);
-      if (field == "HOST") {
+      if (path_field != nullptr) {
+        if (Peek().kind != TokenKind::kString) {
+          return Error(option.text + " must be a quoted file path ('' to clear it)");
+        }
+        *path_field = Next().text;
+      } else if (field == "SSL") {
+        const std::string& t = Peek().text;
+        if (Peek().kind != TokenKind::kWord || (t != "0" && t != "1")) {
+          return Error(option.text + " must be 0 or 1");
+        }
+        out.ssl = t == "1";
+        Next();
+      } else if (field == "HOST") {
         if (Peek().kind == TokenKind::kWord || (Peek().kind == TokenKind::kString && !Peek().text.empty())) {
           host = Next().text;
         } else {
@@ -317,7 +338,9 @@ class Parser {
                             " TO needs " + prefix + "HOST");
     if (!port) return Error("CHANGE " + std::string(prefix == "MASTER_" ? "MASTER" : "REPLICATION SOURCE") +
                             " TO needs " + prefix + "PORT");
-    return Finish(stmt::ChangeMaster{std::move(*host), *port});
+    out.host = std::move(*host);
+    out.port = *port;
+    return Finish(std::move(out));
   }
 
   absl::StatusOr<Statement> ParseInstall() {
@@ -442,8 +465,13 @@ std::string FormatStatement(const Statement& s) {
             return out;
           },
           [](const stmt::ChangeMaster& v) {
-            return "CHANGE REPLICATION SOURCE TO SOURCE_HOST = " + QuoteString(v.host) +
-                   ", SOURCE_PORT = " + std::to_string(v.port);
+            std::string out = "CHANGE REPLICATION SOURCE TO SOURCE_HOST = " + QuoteString(v.host) +
+                              ", SOURCE_PORT = " + std::to_string(v.port);
+            if (v.ssl) out += std::string(", SOURCE_SSL = ") + (*v.ssl ? "1" : "0");
+            if (v.ssl_ca) out += ", SOURCE_SSL_CA = " + QuoteString(*v.ssl_ca);
+            if (v.ssl_cert) out += ", SOURCE_SSL_CERT = " + QuoteString(*v.ssl_cert);
+            if (v.ssl_key) out += ", SOURCE_SSL_KEY = " + QuoteString(*v.ssl_key);
+            return out;
           },
           [](const stmt::InstallPlugin& v) {
             return "INSTALL PLUGIN " + FormatName(v.name) + " SONAME " + QuoteString(v.soname);

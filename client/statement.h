@@ -13,6 +13,8 @@
 //   SHOW SLAVE STATUS | SHOW REPLICA STATUS | SHOW REPLICAS | SHOW SLAVE HOSTS
 //   START|STOP SLAVE [IO_THREAD | SQL_THREAD [, ...]]
 //   CHANGE MASTER TO MASTER_HOST='h', MASTER_PORT=n   (either order, both needed)
+//       [, MASTER_SSL=0|1] [, MASTER_SSL_CA='path'] [, MASTER_SSL_CERT='path']
+//       [, MASTER_SSL_KEY='path']
 //   CHANGE REPLICATION SOURCE TO SOURCE_HOST='h', SOURCE_PORT=n
 //   INSTALL PLUGIN name SONAME 'file.so'
 //   PUT key value | GET key | DELETE key      (quoted strings or bare words; DEL = DELETE)
@@ -90,6 +92,12 @@ struct ReplicaThreads {
 struct ChangeMaster {
   std::string host;
   uint32_t port = 0;  // 1..65535
+  // MASTER_SSL = 0|1, MASTER_SSL_CA/CERT/KEY = 'path' (on the replica);
+  // nullopt: not given (the replica keeps its value).
+  std::optional<bool> ssl;
+  std::optional<std::string> ssl_ca;
+  std::optional<std::string> ssl_cert;
+  std::optional<std::string> ssl_key;
   friend bool operator==(const ChangeMaster&, const ChangeMaster&) = default;
 };
 

@@ -36,28 +36,47 @@ std::string UnsetOrUnknown(const std::string& field, int value, const std::strin
 
 }  // namespace
 
-grpc::Status AdminService::ShowVariables(Ctx*, const v1::ShowRequest* req, v1::ShowReply* reply) {
+grpc::Status AdminService::ShowVariables(Ctx* ctx, const v1::ShowRequest* req,
+                                         v1::ShowReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kRead, "SHOW VARIABLES"); !denied.ok()) return denied;
   AddRows(node_->ShowVariables(req->like()), reply->mutable_rows());
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::ShowStatus(Ctx*, const v1::ShowRequest* req, v1::ShowReply* reply) {
+grpc::Status AdminService::ShowStatus(Ctx* ctx, const v1::ShowRequest* req, v1::ShowReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kRead, "SHOW STATUS"); !denied.ok()) return denied;
   AddRows(node_->ShowStatus(req->like()), reply->mutable_rows());
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::SetVariable(Ctx*, const v1::SetVariableRequest* req,
+grpc::Status AdminService::SetVariable(Ctx* ctx, const v1::SetVariableRequest* req,
                                        v1::SetVariableReply*) {
+  const std::string what = std::string(req->persist() ? "SET PERSIST " : "SET GLOBAL ") +
+                           req->name() + " = " + req->value();
+  if (auto denied = auth_->Check(ctx, Role::kAdmin, what); !denied.ok()) {
+    return denied;
+  }
   return ToGrpcStatus(node_->SetVariable(req->name(), req->value(), req->persist()));
 }
 
-grpc::Status AdminService::ResetPersist(Ctx*, const v1::ResetPersistRequest* req,
+grpc::Status AdminService::ResetPersist(Ctx* ctx, const v1::ResetPersistRequest* req,
                                         v1::ResetPersistReply*) {
+  if (auto denied = auth_->Check(ctx, Role::kAdmin,
+                                 "RESET PERSIST " + req->name());
+      !denied.ok()) {
+    return denied;
+  }
   return ToGrpcStatus(node_->ResetPersist(req->name()));
 }
 
-grpc::Status AdminService::ReplicaThreads(Ctx*, const v1::ReplicaThreadsRequest* req,
+grpc::Status AdminService::ReplicaThreads(Ctx* ctx, const v1::ReplicaThreadsRequest* req,
                                           v1::ReplicaThreadsReply*) {
+  const std::string what =
+      std::string(req->action() == v1::ReplicaThreadsRequest::START ? "START" : "STOP") +
+      " SLAVE " + v1::ReplicaThreadsRequest::Threads_Name(req->threads());
+  if (auto denied = auth_->Check(ctx, Role::kAdmin, what); !denied.ok()) {
+    return denied;
+  }
   // Both fields must be set: an empty request once meant STOP of both threads.
   const auto action = req->action();
   if (action != v1::ReplicaThreadsRequest::START && action != v1::ReplicaThreadsRequest::STOP) {
@@ -78,26 +97,45 @@ grpc::Status AdminService::ReplicaThreads(Ctx*, const v1::ReplicaThreadsRequest*
                                                                  : node_->StopReplica(which));
 }
 
-grpc::Status AdminService::ChangeMaster(Ctx*, const v1::ChangeMasterRequest* req,
+grpc::Status AdminService::ChangeMaster(Ctx* ctx, const v1::ChangeMasterRequest* req,
                                         v1::ChangeMasterReply*) {
-  return ToGrpcStatus(node_->ChangePrimary(req->host(), req->port()));
+  std::string what = "CHANGE MASTER TO MASTER_HOST='" + req->host() +
+                     "', MASTER_PORT=" + std::to_string(req->port());
+  if (req->has_ssl()) what += std::string(", MASTER_SSL=") + (req->ssl() ? "1" : "0");
+  if (auto denied = auth_->Check(ctx, Role::kAdmin, what); !denied.ok()) {
+    return denied;
+  }
+  ChangeMasterTls tls;
+  if (req->has_ssl()) tls.ssl = req->ssl();
+  if (req->has_ssl_ca()) tls.ca = req->ssl_ca();
+  if (req->has_ssl_cert()) tls.cert = req->ssl_cert();
+  if (req->has_ssl_key()) tls.key = req->ssl_key();
+  return ToGrpcStatus(node_->ChangePrimary(req->host(), req->port(), tls));
 }
 
-grpc::Status AdminService::ResetReplica(Ctx*, const v1::ResetReplicaRequest*,
+grpc::Status AdminService::ResetReplica(Ctx* ctx, const v1::ResetReplicaRequest*,
                                         v1::ResetReplicaReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kAdmin, "RESET SLAVE ALL"); !denied.ok()) return denied;
   auto start = node_->BecomePrimary();
   if (!start.ok()) return ToGrpcStatus(start.status());
   GtidToProto(*start, reply->mutable_epoch_start());
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::ReplicaStatus(Ctx*, const v1::ReplicaStatusRequest*,
+grpc::Status AdminService::ReplicaStatus(Ctx* ctx, const v1::ReplicaStatusRequest*,
                                          v1::ReplicaStatusReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kRead,
+                                 "SHOW SLAVE STATUS");
+      !denied.ok()) {
+    return denied;
+  }
   AddRows(node_->ReplicaStatus(), reply->mutable_fields());
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::Replicas(Ctx*, const v1::ReplicasRequest*, v1::ReplicasReply* reply) {
+grpc::Status AdminService::Replicas(Ctx* ctx, const v1::ReplicasRequest*,
+                                    v1::ReplicasReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kRead, "SHOW REPLICAS"); !denied.ok()) return denied;
   for (const ReplicaSummary& r : node_->Replicas()) {
     v1::ReplicaInfo* info = reply->add_replicas();
     info->set_server_id(r.server_id);
@@ -109,7 +147,9 @@ grpc::Status AdminService::Replicas(Ctx*, const v1::ReplicasRequest*, v1::Replic
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::Checksum(Ctx*, const v1::ChecksumRequest*, v1::ChecksumReply* reply) {
+grpc::Status AdminService::Checksum(Ctx* ctx, const v1::ChecksumRequest*,
+                                    v1::ChecksumReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kAdmin, "CHECKSUM"); !denied.ok()) return denied;
   auto c = node_->Checksum();
   if (!c.ok()) return ToGrpcStatus(c.status());
   GtidToProto(c->gtid, reply->mutable_gtid());
@@ -120,8 +160,9 @@ grpc::Status AdminService::Checksum(Ctx*, const v1::ChecksumRequest*, v1::Checks
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::BinaryLogs(Ctx*, const v1::BinaryLogsRequest*,
+grpc::Status AdminService::BinaryLogs(Ctx* ctx, const v1::BinaryLogsRequest*,
                                       v1::BinaryLogsReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kRead, "SHOW BINARY LOGS"); !denied.ok()) return denied;
   for (const BinaryLogInfo& b : node_->BinaryLogs()) {
     v1::BinaryLog* log = reply->add_logs();
     log->set_name(b.name);
@@ -131,8 +172,13 @@ grpc::Status AdminService::BinaryLogs(Ctx*, const v1::BinaryLogsRequest*,
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::MasterStatus(Ctx*, const v1::MasterStatusRequest*,
+grpc::Status AdminService::MasterStatus(Ctx* ctx, const v1::MasterStatusRequest*,
                                         v1::MasterStatusReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kRead,
+                                 "SHOW MASTER STATUS");
+      !denied.ok()) {
+    return denied;
+  }
   auto logs = node_->BinaryLogs();
   if (logs.empty()) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "node is shutting down");
   reply->set_file(logs.back().name);
@@ -141,8 +187,13 @@ grpc::Status AdminService::MasterStatus(Ctx*, const v1::MasterStatusRequest*,
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::PurgeBinaryLogs(Ctx*, const v1::PurgeBinaryLogsRequest* req,
+grpc::Status AdminService::PurgeBinaryLogs(Ctx* ctx, const v1::PurgeBinaryLogsRequest* req,
                                            v1::PurgeBinaryLogsReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kAdmin,
+                                 "PURGE BINARY LOGS TO '" + req->to_file() + "'");
+      !denied.ok()) {
+    return denied;
+  }
   std::string note;
   auto n = node_->PurgeBinaryLogsTo(req->to_file(), &note);
   if (!n.ok()) return ToGrpcStatus(n.status());
@@ -151,8 +202,13 @@ grpc::Status AdminService::PurgeBinaryLogs(Ctx*, const v1::PurgeBinaryLogsReques
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::InstallPlugin(Ctx*, const v1::InstallPluginRequest* req,
+grpc::Status AdminService::InstallPlugin(Ctx* ctx, const v1::InstallPluginRequest* req,
                                          v1::InstallPluginReply*) {
+  if (auto denied = auth_->Check(ctx, Role::kAdmin,
+                                 "INSTALL PLUGIN " + req->name());
+      !denied.ok()) {
+    return denied;
+  }
   if (IsBuiltInPlugin(req->name(), req->soname())) return grpc::Status::OK;
   return grpc::Status(grpc::StatusCode::NOT_FOUND,
                       "Can't open shared library '" + req->soname() +

@@ -1,8 +1,12 @@
 // AdminService: the gRPC face of a Node's administration (proto/admin.proto).
-// Each call maps onto one Node method; no SQL text is parsed here.
+// Each call maps onto one Node method; no SQL text is parsed here. Each
+// first asks the Authorizer (server/auth.h): SHOW ... needs the read role,
+// everything that changes the node (and CHECKSUM) the admin role, and is
+// logged as an audit line with the caller's identity and address.
 #pragma once
 
 #include "proto/admin.grpc.pb.h"
+#include "server/auth.h"
 
 namespace relaykv {
 
@@ -10,8 +14,8 @@ class Node;
 
 class AdminService final : public v1::Admin::Service {
  public:
-  // Borrows `node`, which must outlive the gRPC server.
-  explicit AdminService(Node* node) : node_(node) {}
+  // Borrows `node` and `auth`, which must outlive the gRPC server.
+  AdminService(Node* node, const Authorizer* auth) : node_(node), auth_(auth) {}
 
   using Ctx = grpc::ServerContext;
   grpc::Status ShowVariables(Ctx*, const v1::ShowRequest*, v1::ShowReply*) override;
@@ -34,6 +38,7 @@ class AdminService final : public v1::Admin::Service {
 
  private:
   Node* const node_;
+  const Authorizer* const auth_;
 };
 
 }  // namespace relaykv

@@ -67,10 +67,8 @@ absl::Status CheckLoopbackListenAddress(const std::string& listen_address) {
   auto parsed = ParseListenAddress(listen_address);
   if (!parsed.ok()) return parsed.status();
   if (!parsed->ip.is_loopback()) {
-    return absl::InvalidArgumentError(
-        "--http-listen " + listen_address +
-        ": not a loopback address; the monitoring endpoints have no authentication or TLS, so "
-        "relaykvd serves them on 127.0.0.1 / ::1 only (scrape through a local agent or proxy)");
+    return absl::InvalidArgumentError(listen_address +
+                                      " is not a loopback address (127.0.0.1, ::1, localhost)");
   }
   return absl::OkStatus();
 }
@@ -269,7 +267,14 @@ class HttpServer::Impl {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
                                                               Routes routes) {
-  if (auto s = CheckLoopbackListenAddress(options.listen_address); !s.ok()) return s;
+  if (!options.allow_non_loopback) {
+    if (auto s = CheckLoopbackListenAddress(options.listen_address); !s.ok()) {
+      return absl::InvalidArgumentError(
+          "--http-listen " + std::string(s.message()) +
+          "; the monitoring endpoints have no authentication or TLS, so relaykvd serves them on "
+          "loopback only (scrape through a local agent or proxy, or pass --allow-insecure)");
+    }
+  }
   auto parsed = ParseListenAddress(options.listen_address);
   if (!parsed.ok()) return parsed.status();
   auto impl = std::make_unique<Impl>(options, std::move(routes));

@@ -47,7 +47,10 @@ struct HttpResponse {
 };
 
 struct HttpServerOptions {
-  std::string listen_address;  // HOST:PORT, loopback only
+  std::string listen_address;  // HOST:PORT, loopback only unless allow_non_loopback
+  // relaykvd --allow-insecure: the operator accepts unauthenticated
+  // plaintext endpoints on a non-loopback address.
+  bool allow_non_loopback = false;
   size_t max_connections = 64;
   size_t max_header_bytes = 8 * 1024;
   size_t max_body_bytes = 1024;  // a GET has none; bounds what a bad client may send
@@ -79,7 +82,9 @@ class HttpServer {
 };
 
 // Parses "HOST:PORT" (HOST a literal IPv4, [IPv6] or "localhost") and
-// checks that HOST is a loopback address. Exposed for tests.
+// checks that HOST is a loopback address ("... not a loopback address ..."
+// otherwise). Also the rule for relaykvd's plaintext gRPC listener
+// (Node::Impl::Open), relaxed by --allow-insecure for both.
 absl::Status CheckLoopbackListenAddress(const std::string& listen_address);
 
 }  // namespace relaykv

@@ -45,6 +45,11 @@ std::vector<v1::Mutation> Mutations(v1::WriteRequest& req) {
   return m;
 }
 
+// The method's name in refusals.
+constexpr std::string_view OpName(const v1::PutRequest&) { return "Put"; }
+constexpr std::string_view OpName(const v1::DeleteRequest&) { return "Delete"; }
+constexpr std::string_view OpName(const v1::WriteRequest&) { return "Write"; }
+
 }  // namespace
 
 // A completion-queue event's tag: the call and which of its operations.
@@ -111,6 +116,11 @@ class KvService::WriteCall final : public KvService::Call {
   WriteCall(KvService* service, RequestMethod method) : service_(service), method_(method) {}
 
   void Commit() {
+    if (auto denied = service_->node_->impl_->auth_->Check(&ctx_, Role::kWrite, OpName(request_));
+        !denied.ok()) {
+      responder_.Finish(reply_, denied, &finish_tag_);
+      return;
+    }
     WriteOptions options{SteadyDeadline(ctx_), [this] { return gone_.load(); }};
     service_->node_->impl_->CommitAsync(
         Mutations(request_), std::move(options), [this](absl::StatusOr<Gtid> r) {
@@ -169,6 +179,7 @@ void KvService::Stop() {
 
 grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
                             v1::GetReply* reply) {
+  if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Get"); !denied.ok()) return denied;
   GetOptions options;
   options.wait_for = GtidFromProto(req->wait_for_gtid());
   options.deadline = SteadyDeadline(*ctx);
@@ -184,6 +195,7 @@ grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
 
 grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                              v1::ScanReply* reply) {
+  if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Scan"); !denied.ok()) return denied;
   ScanRange range;
   range.start = req->start();
   range.end = req->end();

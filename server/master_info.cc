@@ -71,11 +71,12 @@ absl::Status ValidateHostPort(const std::string& address) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> LoadMasterInfo(const std::filesystem::path& data_dir) {
+absl::StatusOr<MasterInfo> LoadMasterInfo(const std::filesystem::path& data_dir) {
   const std::filesystem::path path = InfoPath(data_dir);
-  if (!std::filesystem::exists(path)) return std::string();
+  if (!std::filesystem::exists(path)) return MasterInfo{};
   auto settings = ReadIniSection(path, "master");
   if (!settings.ok()) return settings.status();
+  MasterInfo info;
   for (const auto& [name, value] : *settings) {
     if (name == "address") {
       if (auto s = ValidateHostPort(value); !s.ok()) {
@@ -83,9 +84,18 @@ absl::StatusOr<std::string> LoadMasterInfo(const std::filesystem::path& data_dir
                                    "; refusing to start (fix the address, or remove the file if "
                                    "this node is to be a primary)");
       }
-      return value;
+      info.address = value;
+    } else if (name == "ssl") {
+      info.tls.enabled = value == "ON" || value == "1";
+    } else if (name == "ssl_ca") {
+      info.tls.ca = value;
+    } else if (name == "ssl_cert") {
+      info.tls.cert = value;
+    } else if (name == "ssl_key") {
+      info.tls.key = value;
     }
   }
+  if (!info.address.empty()) return info;
   // The file exists, so this node was made a replica: starting it as a
   // primary would let two nodes take writes.
   return absl::DataLossError(path.string() +
@@ -94,11 +104,32 @@ absl::StatusOr<std::string> LoadMasterInfo(const std::filesystem::path& data_dir
                              "the address, or remove the file if this node is to be a primary)");
 }
 
-absl::Status SaveMasterInfo(const std::filesystem::path& data_dir, const std::string& address) {
-  if (auto s = ValidateHostPort(address); !s.ok()) return s;
-  return WriteFileAtomically(InfoPath(data_dir),
-                             "# Written by CHANGE MASTER TO / --replicate-from.\n[master]\naddress = " +
-                                 address + "\n");
+absl::Status SaveMasterInfo(const std::filesystem::path& data_dir, const MasterInfo& info) {
+  if (auto s = ValidateHostPort(info.address); !s.ok()) return s;
+  std::string text = "# Written by CHANGE MASTER TO / --replicate-from.\n[master]\naddress = " +
+                     info.address + "\nssl = " + (info.tls.enabled ? "ON" : "OFF") + "\n";
+  const std::pair<const char*, const std::string*> paths[] = {
+      {"ssl_ca", &info.tls.ca}, {"ssl_cert", &info.tls.cert}, {"ssl_key", &info.tls.key}};
+  for (const auto& [name, value] : paths) {
+    if (value->empty()) continue;
+    for (char c : *value) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == '#' || c == '"' || c == '\'') {
+        return absl::InvalidArgumentError(std::string("MASTER_") + name + " " + Quoted(*value) +
+                                          " contains a control character, '#' or a quote: give "
+                                          "a plain file path");
+      }
+    }
+    text += std::string(name) + " = " + *value + "\n";
+  }
+  return WriteFileAtomically(InfoPath(data_dir), text);
+}
+
+MasterInfo WithTls(MasterInfo current, const ChangeMasterTls& change) {
+  if (change.ssl) current.tls.enabled = *change.ssl;
+  if (change.ca) current.tls.ca = *change.ca;
+  if (change.cert) current.tls.cert = *change.cert;
+  if (change.key) current.tls.key = *change.key;
+  return current;
 }
 
 absl::Status ClearMasterInfo(const std::filesystem::path& data_dir) {

@@ -9,6 +9,7 @@
 
 #include "server/admin_service.h"
 #include "server/health_service.h"
+#include "server/http_server.h"
 #include "server/kv_service.h"
 #include "server/limits.h"
 #include "server/logging.h"
@@ -16,6 +17,7 @@
 #include "server/node_impl.h"
 #include "server/replication_service.h"
 #include "server/test_pause.h"
+#include "server/tls.h"
 #include "spdlog/spdlog.h"
 #include "storage/binlog_reader.h"
 #include "storage/thread_name.h"
@@ -78,9 +80,11 @@ std::string Node::Impl::primary_address() const {
   return primary_;
 }
 
-void Node::Impl::MakeReplicaIo(const std::string& address) {
+void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
+  const std::string& address = primary.address;
   ReplicaIoConfig c;
   c.primary_address = address;
+  c.tls = primary.tls;
   c.server_id = static_cast<uint32_t>(vars_.GetUint("server_id"));
   c.own_address = options_.listen_address.empty() || bound_port_ == 0
                       ? std::string()
@@ -94,11 +98,10 @@ void Node::Impl::MakeReplicaIo(const std::string& address) {
 }
 
 absl::Status Node::Impl::Open(Node* node) {
-  std::error_code ec;
-  fs::create_directories(options_.data_dir, ec);
-  if (ec) {
+  // Created 0700: binlog and settings are for relaykvd's user only.
+  if (auto s = CreatePrivateDirectory(options_.data_dir); !s.ok()) {
     return absl::FailedPreconditionError("cannot create data dir " + options_.data_dir.string() +
-                                         ": " + ec.message());
+                                         ": " + std::string(s.message()));
   }
   auto lock = LockDataDir(options_.data_dir);
   if (!lock.ok()) return lock.status();
@@ -162,14 +165,15 @@ absl::Status Node::Impl::Open(Node* node) {
   replica_visible_.store(applied.seq);
 
   // Replica role: --replicate-from (saved) or an earlier CHANGE MASTER.
-  std::string primary = options_.replicate_from;
-  if (!primary.empty()) {
-    if (auto s = SaveMasterInfo(options_.data_dir, primary); !s.ok()) return s;
+  MasterInfo master{options_.replicate_from, options_.replicate_tls};
+  if (!master.address.empty()) {
+    if (auto s = SaveMasterInfo(options_.data_dir, master); !s.ok()) return s;
   } else {
     auto saved = LoadMasterInfo(options_.data_dir);
     if (!saved.ok()) return saved.status();
-    primary = *saved;
+    master = *saved;
   }
+  const std::string primary = master.address;
   // Replay: a primary applies its whole binlog. A replica applies only what
   // its primary says is visible (its first message tells): what its relay
   // log holds beyond may not have reached a quorum.
@@ -210,6 +214,23 @@ absl::Status Node::Impl::Open(Node* node) {
   }
 
   if (!options_.listen_address.empty()) {
+    // Transport and roles first: nothing listens that is not secured as
+    // configured.
+    const ServerTlsConfig tls{vars_.Get("ssl_ca"), vars_.Get("ssl_cert"), vars_.Get("ssl_key"),
+                              vars_.GetBool("require_secure_transport")};
+    auto credentials = MakeServerCredentials(tls);
+    if (!credentials.ok()) return credentials.status();
+    if (!tls.enabled() && !options_.allow_insecure) {
+      if (auto s = CheckLoopbackListenAddress(options_.listen_address); !s.ok()) {
+        return absl::FailedPreconditionError(
+            "refusing to serve plaintext gRPC on a non-loopback address (" +
+            std::string(s.message()) +
+            "): set ssl_cert and ssl_key (README \"Security\"), or pass --allow-insecure");
+      }
+    }
+    auto auth = Authorizer::Create(options_.roles_file);
+    if (!auth.ok()) return auth.status();
+    auth_ = *std::move(auth);
     kv_service_ = std::make_unique<KvService>(node);
     replication_service_ =
         std::make_unique<ReplicationService>(binlog_.get(), &registry_, semisync_.get(),
@@ -221,7 +242,8 @@ absl::Status Node::Impl::Open(Node* node) {
                                                  [this](bool replica_semi_sync) {
                                                    return GateReplicaVisibility(replica_semi_sync);
                                                  },
-                                                 [this] { return ReplicaVisibleSeq(); }});
+                                                 [this] { return ReplicaVisibleSeq(); }},
+                                             auth_.get());
     // Before any append; the service outlives them (Close() drains commits
     // and stops the IO thread before destroying it).
     binlog_->set_group_listener(
@@ -229,7 +251,7 @@ absl::Status Node::Impl::Open(Node* node) {
                                            std::span<const std::string> payloads) {
           svc->OnGroup(first_seq, last, payloads);
         });
-    admin_service_ = std::make_unique<AdminService>(node);
+    admin_service_ = std::make_unique<AdminService>(node, auth_.get());
     health_service_ = std::make_unique<HealthService>(node);
     // Server reflection (grpc.reflection.v1alpha), so that grpcurl and
     // grpc_cli can list and call the services without the .proto files.
@@ -238,8 +260,7 @@ absl::Status Node::Impl::Open(Node* node) {
     grpc::ServerBuilder builder;
     // One listening socket only (see BUILDING.md, port 0 gotcha).
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    builder.AddListeningPort(options_.listen_address, grpc::InsecureServerCredentials(),
-                             &bound_port_);
+    builder.AddListeningPort(options_.listen_address, *credentials, &bound_port_);
     builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
     builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
     builder.RegisterService(kv_service_.get());
@@ -257,7 +278,7 @@ absl::Status Node::Impl::Open(Node* node) {
 
   if (!primary.empty()) {
     std::lock_guard l(mu_);
-    MakeReplicaIo(primary);
+    MakeReplicaIo(master);
     io_->Start();
   }
   housekeeper_ = std::thread([this] {
@@ -265,10 +286,14 @@ absl::Status Node::Impl::Open(Node* node) {
     Housekeeping();
   });
 
-  spdlog::info("relaykv node {} open as {}: data dir {}, binlog at {}, listening on {}",
+  spdlog::info("relaykv node {} open as {}: data dir {}, binlog at {}, listening on {}{}{}",
                vars_.Get("server_id"), primary.empty() ? "primary" : "replica of " + primary,
                options_.data_dir.string(), last.ToString(),
-               server_ ? std::to_string(bound_port_) : std::string("(none)"));
+               server_ ? std::to_string(bound_port_) : std::string("(none)"),
+               server_ && !vars_.Get("ssl_cert").empty()
+                   ? (vars_.Get("ssl_ca").empty() ? " (TLS)" : " (TLS, client certificates verified)")
+                   : "",
+               auth_ && auth_->enabled() ? ", roles from " + options_.roles_file.string() : "");
   return absl::OkStatus();
 }
 

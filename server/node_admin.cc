@@ -131,7 +131,7 @@ absl::Status Node::StopReplica(ReplicaThreads which) {
   return absl::OkStatus();
 }
 
-absl::Status Node::ChangePrimary(std::string host, uint32_t port) {
+absl::Status Node::ChangePrimary(std::string host, uint32_t port, const ChangeMasterTls& tls) {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
   // Refused before anything changes, naming the bad value: a control
@@ -147,10 +147,21 @@ absl::Status Node::ChangePrimary(std::string host, uint32_t port) {
         "This operation cannot be performed with a running replica io thread; run STOP SLAVE "
         "IO_THREAD first");
   }
-  if (auto s = SaveMasterInfo(impl_->options_.data_dir, address); !s.ok()) return s;
-  impl_->MakeReplicaIo(address);
-  spdlog::info("CHANGE MASTER: primary is now {} (START SLAVE to connect)", address);
+  // MASTER_SSL* not named keep their values (MySQL).
+  auto current = LoadMasterInfo(impl_->options_.data_dir);
+  if (!current.ok()) return current.status();
+  current->address = address;
+  const MasterInfo next = WithTls(*current, tls);
+  if (auto s = SaveMasterInfo(impl_->options_.data_dir, next); !s.ok()) return s;
+  impl_->MakeReplicaIo(next);
+  spdlog::info("CHANGE MASTER: primary is now {}{} (START SLAVE to connect)", address,
+               next.tls.enabled ? " over TLS" : "");
   return absl::OkStatus();
+}
+
+absl::Status Node::ReloadRoles() {
+  if (impl_->auth_ == nullptr) return absl::OkStatus();  // no gRPC service
+  return impl_->auth_->Reload();
 }
 
 absl::StatusOr<Gtid> Node::BecomePrimary() {

@@ -16,6 +16,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "relaykv/node.h"
+#include "server/auth.h"
+#include "server/master_info.h"
 #include "server/node_metrics.h"
 #include "server/replica_io.h"
 #include "server/replica_registry.h"
@@ -70,8 +72,8 @@ class Node::Impl {
 
   // The primary's address, or "" on a primary.
   std::string primary_address() const EXCLUDES(mu_);
-  // Builds (not starts) the IO thread for `address`.
-  void MakeReplicaIo(const std::string& address) REQUIRES(mu_);
+  // Builds (not starts) the IO thread for `primary`.
+  void MakeReplicaIo(const MasterInfo& primary) REQUIRES(mu_);
   // OK while the applier runs; else UNAVAILABLE naming why it stopped: no
   // write goes into the binlog that cannot be applied.
   absl::Status CheckApplier() EXCLUDES(mu_);
@@ -118,6 +120,8 @@ class Node::Impl {
   struct PendingCommit;
   // CommitAsync's continuation once the binlog has the event (or failed).
   void Durable(const std::shared_ptr<PendingCommit>& c, const absl::Status& written);
+  // Who may call what (server/auth.h); every service method asks it.
+  std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<ReplicationService> replication_service_;
   std::unique_ptr<AdminService> admin_service_;

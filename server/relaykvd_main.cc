@@ -1,14 +1,16 @@
 // relaykvd: parses flags and the config file, runs a Node until
-// SIGINT/SIGTERM, closes it; SIGHUP reopens --log-file.
+// SIGINT/SIGTERM, closes it; SIGHUP reopens --log-file and re-reads the
+// roles file.
 //
 // Flags as mysqld spells them too (README "Running a server"): --datadir,
 // --port/--bind-address, --defaults-file, --version; `--loose-NAME=VALUE`
 // (and `loose-NAME` in the config file) is ignored with a warning when NAME
 // is unknown.
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <functional>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -93,7 +95,8 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir,--datadir", data_dir, "data directory (created if missing)");
   app.add_option("--listen", options.listen_address,
                  "HOST:PORT to serve gRPC on (port 0: any); default 127.0.0.1:7400")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one wins, as in mysqld
   std::optional<int> port;
   std::string bind_address;
   app.add_option("-P,--port", port, "TCP port to serve gRPC on (mysqld's --port; 0: any), on "
@@ -112,6 +115,22 @@ int main(int argc, char** argv) {
   std::string log_file;
   app.add_option("--log-file,--log-error", log_file,
                  "write the log here instead of stderr (appended; SIGHUP reopens it)");
+  // Security (README "Security"); ssl_ca/ssl_cert/ssl_key and
+  // require_secure_transport are variables below.
+  app.add_option("--roles-file", options.roles_file,
+                 "who may read/write/replicate/administer: 'IDENTITY: role,...' lines (certificate "
+                 "CN or SAN) and 'token IDENTITY SHA256HEX: role,...'; re-read on SIGHUP");
+  app.add_flag("--allow-insecure", options.allow_insecure,
+               "allow plaintext gRPC (no ssl_cert) and --http-listen on a non-loopback address");
+  bool master_ssl = false;
+  app.add_flag("--master-ssl,--source-ssl", master_ssl,
+               "connect to --replicate-from over TLS (MASTER_SSL=1; implied by --master-ssl-ca)");
+  app.add_option("--master-ssl-ca,--source-ssl-ca", options.replicate_tls.ca,
+                 "PEM file of the CA that signed the primary's certificate (MASTER_SSL_CA)");
+  app.add_option("--master-ssl-cert,--source-ssl-cert", options.replicate_tls.cert,
+                 "PEM file of this replica's client certificate (MASTER_SSL_CERT)");
+  app.add_option("--master-ssl-key,--source-ssl-key", options.replicate_tls.key,
+                 "PEM file of this replica's private key (MASTER_SSL_KEY)");
   // --NAME=VALUE (or --NAME-WITH-DASHES) for every variable in the table
   // (log_level among them: --log-level).
   std::map<std::string, std::string> flag_values;
@@ -152,6 +171,13 @@ int main(int argc, char** argv) {
   if (log_file.empty()) log_file = file.log_file.value_or("");
   if (http_listen.empty()) http_listen = file.http_listen.value_or("");
   if (options.replicate_from.empty()) options.replicate_from = file.replicate_from.value_or("");
+  options.replicate_tls.enabled = master_ssl || !options.replicate_tls.ca.empty() ||
+                                  !options.replicate_tls.cert.empty();
+  if (options.replicate_tls.enabled && options.replicate_from.empty()) {
+    spdlog::critical("cannot start: --master-ssl* options need --replicate-from (or use CHANGE "
+                     "MASTER TO ... MASTER_SSL=1)");
+    return 1;
+  }
   // --listen, or --bind-address:--port (mysqld's), from the command line
   // first, then the config file.
   const bool cli_listen = app.count("--listen") > 0;
@@ -189,9 +215,12 @@ int main(int argc, char** argv) {
   const std::filesystem::path http_addr_file = options.data_dir / "relaykvd.http.addr";
   std::error_code stale;
   std::filesystem::remove(http_addr_file, stale);  // a killed run's: never read as ours
-  if (!http_listen.empty()) {
+  if (!http_listen.empty() && !options.allow_insecure) {
     if (auto s = relaykv::CheckLoopbackListenAddress(http_listen); !s.ok()) {
-      spdlog::critical("cannot start: {}", s.ToString());
+      spdlog::critical("cannot start: --http-listen {}; the monitoring endpoints have no "
+                       "authentication or TLS, so relaykvd serves them on loopback only (scrape "
+                       "through a local agent or proxy, or pass --allow-insecure)",
+                       std::string(s.message()));
       return 1;
     }
   }
@@ -224,6 +253,7 @@ int main(int argc, char** argv) {
   if (!http_listen.empty()) {
     relaykv::HttpServerOptions ho;
     ho.listen_address = http_listen;
+    ho.allow_non_loopback = options.allow_insecure;
     auto started = relaykv::HttpServer::Start(ho, MonitoringRoutes(node->get()));
     if (!started.ok()) {
       spdlog::critical("cannot start: {}", started.status().ToString());
@@ -245,15 +275,21 @@ int main(int argc, char** argv) {
   }
 
   boost::asio::io_context io;
+  // SIGHUP: logrotate renamed the old log file (lines go to a new one at
+  // the path), and the roles file is re-read (a bad file keeps the old roles).
   boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signo) {
         if (!ec && signo == SIGHUP) {
-          // logrotate: the old file was renamed; lines go to a new one at the path.
           if (auto s = relaykv::ReopenLogFile(); !s.ok()) {
             spdlog::error("SIGHUP: {}", s.ToString());
           } else {
             spdlog::info("SIGHUP: log file reopened");
+          }
+          if (options.roles_file.empty()) {
+            spdlog::info("SIGHUP: no --roles-file to re-read");
+          } else if (auto s = (*node)->ReloadRoles(); !s.ok()) {
+            spdlog::error("SIGHUP: roles file not reloaded, the old roles stay: {}", s.ToString());
           }
           signals.async_wait(on_signal);
           return;

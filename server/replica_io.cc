@@ -1,5 +1,7 @@
 #include "server/replica_io.h"
 
+#include "client/channel_credentials.h"
+
 #include <algorithm>
 #include <cassert>
 #include <string>
@@ -110,8 +112,15 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
   args.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
-  auto channel = grpc::CreateCustomChannel(config_.primary_address,
-                                           grpc::InsecureChannelCredentials(), args);
+  auto credentials = MakeChannelCredentials(config_.tls);
+  if (!credentials.ok()) {
+    // A missing or bad PEM file is not fixed by reconnecting.
+    *permanent = true;
+    return absl::FailedPreconditionError("cannot connect to the primary over TLS: " +
+                                         std::string(credentials.status().message()) +
+                                         " (fix it with CHANGE MASTER TO ... MASTER_SSL_CA=...)");
+  }
+  auto channel = grpc::CreateCustomChannel(config_.primary_address, *credentials, args);
   auto stub = v1::Replication::NewStub(channel);
   grpc::ClientContext ctx;
   {

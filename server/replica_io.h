@@ -29,6 +29,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "relaykv/tls.h"
 #include "storage/applier.h"
 #include "storage/binlog.h"
 #include "storage/thread_annotations.h"
@@ -37,6 +38,7 @@ namespace relaykv {
 
 struct ReplicaIoConfig {
   std::string primary_address;  // HOST:PORT
+  TlsOptions tls;               // MASTER_SSL*
   uint32_t server_id = 0;
   std::string own_address;      // shown on the primary (SHOW REPLICAS)
   // Read on every batch / connect, so SET GLOBAL takes effect.

@@ -229,6 +229,11 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
 
 grpc::Status ReplicationService::Subscribe(
     grpc::ServerContext* ctx, grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* stream) {
+  // Before anything is read: a caller without the role learns nothing.
+  if (auto denied = auth_->Check(ctx, Role::kReplication, "Subscribe (REPLICATION SLAVE)");
+      !denied.ok()) {
+    return denied;
+  }
   v1::ReplicaMessage first;
   if (!stream->Read(&first)) return grpc::Status(grpc::StatusCode::CANCELLED, "replica went away");
   if (!first.has_hello()) {

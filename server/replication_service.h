@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "proto/replication.grpc.pb.h"
+#include "server/auth.h"
 #include "server/replica_registry.h"
 #include "server/semisync.h"
 #include "storage/binlog.h"
@@ -63,10 +64,15 @@ class ReplicationService final : public v1::Replication::Service {
     std::function<bool(bool replica_semi_sync)> gate_visibility;
     std::function<uint64_t()> visible_seq;  // the last seq readers here may see
   };
-  // Borrows all three; they must outlive the gRPC server.
+  // Borrows binlog, registry, semisync and auth; they must outlive the
+  // gRPC server. Subscribe needs the replication role (server/auth.h).
   ReplicationService(Binlog* binlog, ReplicaRegistry* registry, SemiSyncMaster* semisync,
-                     NodeView node)
-      : binlog_(binlog), registry_(registry), semisync_(semisync), node_(std::move(node)) {}
+                     NodeView node, const Authorizer* auth)
+      : binlog_(binlog),
+        registry_(registry),
+        semisync_(semisync),
+        node_(std::move(node)),
+        auth_(auth) {}
 
   grpc::Status Subscribe(
       grpc::ServerContext* ctx,
@@ -90,6 +96,7 @@ class ReplicationService final : public v1::Replication::Service {
   ReplicaRegistry* const registry_;
   SemiSyncMaster* const semisync_;
   const NodeView node_;
+  const Authorizer* const auth_;
 
   std::mutex mu_;
   std::vector<std::shared_ptr<Outbox>> outboxes_ GUARDED_BY(mu_);

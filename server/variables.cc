@@ -52,6 +52,8 @@ const std::vector<VariableDef>& AllVariableDefs() {
        "rotate to a new binlog segment once the current one reaches this many bytes"},
       {"read_only", "", VariableType::kBool, "OFF", 0, 0, {}, true,
        "refuse client writes (a replica always does)"},
+      {"require_secure_transport", "", VariableType::kBool, "OFF", 0, 0, {}, false,
+       "ON: refuse to start without ssl_cert/ssl_key; the listener then serves TLS only"},
       {"rpl_semi_sync_master_enabled", "rpl_semi_sync_source_enabled", VariableType::kBool, "OFF",
        0, 0, {}, true, "the primary waits for replica ACKs before answering a commit"},
       {"rpl_semi_sync_master_timeout", "rpl_semi_sync_source_timeout", VariableType::kUint, "10000",
@@ -70,6 +72,13 @@ const std::vector<VariableDef>& AllVariableDefs() {
        0, {}, true, "this replica ACKs as a semi-sync replica (takes effect when its IO thread connects)"},
       {"server_id", "", VariableType::kUint, "1", 1, 4294967295u, {}, false,
        "this server's id; replicas of one primary need distinct ids"},
+      {"ssl_ca", "", VariableType::kString, "", 0, 0, {}, false,
+       "PEM file of the CA for client certificates: when set, clients' certificates are requested "
+       "and verified (mutual TLS)"},
+      {"ssl_cert", "", VariableType::kString, "", 0, 0, {}, false,
+       "PEM file of this server's certificate: when set (with ssl_key), gRPC is served over TLS only"},
+      {"ssl_key", "", VariableType::kString, "", 0, 0, {}, false,
+       "PEM file of this server's private key"},
       {"sync_binlog", "", VariableType::kUint, "1", 0, 1000000, {}, true,
        "fdatasync the binlog every N commit groups (0: leave it to the OS)"},
       {"sync_relay_log", "", VariableType::kUint, "1", 0, 1, {}, true,
@@ -111,6 +120,8 @@ absl::StatusOr<std::string> NormalizeValue(const VariableDef& def, std::string_v
       }
       return std::to_string(v);
     }
+    case VariableType::kString:
+      return value;
     case VariableType::kEnum:
       for (std::string_view c : def.choices) {
         if (up == c) return std::string(c);

@@ -25,7 +25,7 @@
 
 namespace relaykv {
 
-enum class VariableType { kBool, kUint, kEnum };
+enum class VariableType { kBool, kUint, kEnum, kString };  // kString: as given, trimmed
 
 struct VariableDef {
   std::string_view name;    // canonical, lower case

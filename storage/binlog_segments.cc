@@ -411,9 +411,8 @@ absl::StatusOr<File> CreateSegment(const fs::path& dir, uint64_t number, uint64_
 }
 
 absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsynced_groups) {
+  if (auto s = CreatePrivateDirectory(dir); !s.ok()) return s;
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return absl::InternalError("cannot create binlog directory " + dir.string() + ": " + ec.message());
 
   // Segment files present on disk.
   std::vector<uint64_t> on_disk;

@@ -180,4 +180,16 @@ absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path) 
   return out;
 }
 
+absl::Status CreatePrivateDirectory(const std::filesystem::path& dir) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(dir, ec)) return absl::OkStatus();
+  std::filesystem::create_directories(dir, ec);
+  if (!ec) {
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, ec);
+  }
+  if (ec) return absl::InternalError("cannot create directory " + dir.string() + ": " + ec.message());
+  return absl::OkStatus();
+}
+
 }  // namespace relaykv

@@ -31,9 +31,11 @@ class File {
   File(const File&) = delete;
   File& operator=(const File&) = delete;
 
-  // flags as for open(2), e.g. O_RDWR | O_CREAT.
+  // flags as for open(2), e.g. O_RDWR | O_CREAT. A created file is 0600 by
+  // default: binlog, relay log, master.info and relaykvd-auto.cnf hold data
+  // and settings that only relaykvd's user may read.
   [[nodiscard]] static absl::StatusOr<File> Open(const std::filesystem::path& path,
-                                                 int flags, int mode = 0644);
+                                                 int flags, int mode = 0600);
 
   bool is_open() const { return fd_ >= 0; }
   int fd() const { return fd_; }
@@ -72,5 +74,10 @@ absl::Status ErrnoError(std::string_view what, const std::filesystem::path& path
 
 // Reads a whole (small) file.
 [[nodiscard]] absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
+
+// Creates `dir` (and missing parents) if it does not exist; `dir` itself is
+// made 0700 (owner only) when this call creates it. An existing directory
+// keeps its mode. INTERNAL naming the directory on failure.
+[[nodiscard]] absl::Status CreatePrivateDirectory(const std::filesystem::path& dir);
 
 }  // namespace relaykv

@@ -14,6 +14,7 @@
 
 #include "spdlog/spdlog.h"
 #include "storage/rocks_status.h"
+#include "storage/file.h"
 
 namespace relaykv {
 namespace {
@@ -71,6 +72,8 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
       {rocksdb::kDefaultColumnFamilyName, cf_options}, {kMetaCf, cf_options}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
+  // Owner only, like the binlog's directory (RocksDB would make it 0755).
+  if (auto created = CreatePrivateDirectory(dir); !created.ok()) return created;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir.string(), cfs, &handles, &raw);
   if (!s.ok()) return FromRocks(s, "cannot open " + dir.string());
 

@@ -31,13 +31,21 @@
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
 #include "relaykv/scan.h"
+#include "relaykv/tls.h"
 
 namespace relaykv {
 
 struct ClientOptions {
   std::chrono::milliseconds timeout{30000};  // per call
   bool follow_primary = false;               // see the header comment
+  // TLS to every node (tls.enabled); with cert/key, mutual TLS: the
+  // server's roles file maps the certificate's CN or SAN to roles.
+  TlsOptions tls;
+  // Sent with every call as "authorization: Bearer <token>" when not empty:
+  // the identity of a client without a certificate (README "Security").
+  std::string bearer_token;
 };
+
 
 struct ReadOptions {
   std::string node;   // "HOST:PORT" to read from; empty: the first address
@@ -64,7 +72,8 @@ struct PurgeSummary {  // PURGE BINARY LOGS TO
 
 class Client {
  public:
-  // INVALID_ARGUMENT if no address is given or one is not HOST:PORT. Does
+  // INVALID_ARGUMENT if no address is given, one is not HOST:PORT, or the
+  // TLS files cannot be read. Does
   // not wait for the nodes: a node that is down fails the calls sent to it.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Client>> Connect(
       std::vector<std::string> addresses, ClientOptions options = {});
@@ -109,7 +118,8 @@ class Client {
   [[nodiscard]] absl::Status StopReplica(ReplicaThreads threads = ReplicaThreads::kBoth,
                                          const std::string& node = "");
   [[nodiscard]] absl::Status ChangeMaster(const std::string& host, uint32_t port,
-                                          const std::string& node = "");
+                                          const std::string& node = "",
+                                          const ChangeMasterTls& tls = {});
   // RESET SLAVE ALL (failover): the first GTID of the node's new epoch.
   [[nodiscard]] absl::StatusOr<Gtid> ResetReplicaAll(const std::string& node = "");
   [[nodiscard]] absl::StatusOr<MasterStatus> ShowMasterStatus(const std::string& node = "");

@@ -36,6 +36,7 @@
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
 #include "relaykv/scan.h"
+#include "relaykv/tls.h"
 
 namespace relaykv {
 
@@ -47,6 +48,15 @@ struct NodeOptions {
   // "HOST:PORT" of the primary: this node is a replica of it (and saves it
   // in the data dir, as CHANGE MASTER does). Empty: the saved one, if any.
   std::string replicate_from;
+  // How to reach replicate_from (--master-ssl-*; saved with it, as CHANGE
+  // MASTER TO ... MASTER_SSL=1 does). Used only with replicate_from.
+  TlsOptions replicate_tls;
+  // Roles file (server/auth.h): who may read, write, replicate, administer.
+  // Empty: every caller may do everything (as before roles existed).
+  std::filesystem::path roles_file;
+  // Without TLS (ssl_cert), listen_address must be a loopback address
+  // unless this is set (relaykvd --allow-insecure).
+  bool allow_insecure = false;
   // Variables (server/variables.cc: server_id, sync_binlog, ...) in the
   // order given: config file first, then command line. relaykvd-auto.cnf
   // (SET PERSIST) is applied after them.
@@ -151,8 +161,12 @@ class Node {
   // START/STOP SLAVE [IO_THREAD|SQL_THREAD]; FAILED_PRECONDITION on a primary.
   [[nodiscard]] absl::Status StartReplica(ReplicaThreads which);
   [[nodiscard]] absl::Status StopReplica(ReplicaThreads which);
-  // CHANGE MASTER TO: the replica threads must be stopped. Saved in the data dir.
-  [[nodiscard]] absl::Status ChangePrimary(std::string host, uint32_t port);
+  // CHANGE MASTER TO: the replica threads must be stopped. Saved in the
+  // data dir with the MASTER_SSL* settings (unset ones are kept).
+  [[nodiscard]] absl::Status ChangePrimary(std::string host, uint32_t port,
+                                           const ChangeMasterTls& tls = {});
+  // Re-reads the roles file (relaykvd: SIGHUP). On error the old roles stay.
+  [[nodiscard]] absl::Status ReloadRoles();
   // RESET SLAVE ALL: failover. This replica, its IO thread stopped, becomes
   // a primary: it applies everything its relay log holds, starts a new
   // epoch with a marker event fsynced before anything else changes

@@ -56,7 +56,8 @@ TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
   }
   // One object per run; every after_sync run committed as semi-sync only.
   std::regex run_re("\\{\"mode\": \"([a-z_]+)\", \"replicas\": (\\d+), \"wait_count\": (\\d+), "
-                    "\"clients\": (\\d+), \"ops_per_s\": ([0-9.]+), \"p50_us\": ([0-9.]+), "
+                    "\"clients\": (\\d+), \"tls\": (?:true|false), \"ops_per_s\": ([0-9.]+), "
+                    "\"p50_us\": ([0-9.]+), "
                     "\"p90_us\": ([0-9.]+), \"p99_us\": ([0-9.]+), \"p999_us\": ([0-9.]+), "
                     "\"max_us\": ([0-9.]+), \"yes_tx\": (\\d+), \"no_tx\": (\\d+)");
   int runs = 0, semi = 0;
@@ -121,6 +122,36 @@ TEST(BenchSmokeTest, EmbeddedPrimaryCommitsAsSemiSync) {
   EXPECT_EQ(medians, 2) << json;
   EXPECT_NE(out.find("each point is the median of 3 runs"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir / "work")) << "temp data dirs removed";
+  fs::remove_all(dir);
+}
+
+// --tls both: the same cluster plaintext and over mutual TLS (certificates
+// from scripts/make-test-certs.sh), semi-sync in effect in both, and the
+// cost line printed.
+TEST(BenchSmokeTest, TlsBothMeasuresPlaintextAndMutualTlsSideBySide) {
+  const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-tls-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string certs = (dir / "certs").string();
+  ASSERT_EQ(std::system((std::string(RELAYKV_SOURCE_DIR) + "/scripts/make-test-certs.sh " + certs +
+                         " > /dev/null").c_str()),
+            0);
+  const auto [status, out] = RunBench(
+      "--modes after_sync --clients 2 --duration 0.3 --warmup 0.1 --no-reads --tls both --ssl-ca " +
+      certs + "/ca.pem --ssl-cert " + certs + "/node.pem --ssl-key " + certs + "/node.key --work-dir " +
+      (dir / "work").string() + " --json " + (dir / "out.json").string());
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("after_sync/w1+tls"), std::string::npos) << out;
+  EXPECT_NE(out.find("tls cost: after_sync/w1 at 2 clients"), std::string::npos) << out;
+  const std::string json = Slurp(dir / "out.json");
+  std::regex run_re("\"tls\": (true|false).*?\"yes_tx\": (\\d+), \"no_tx\": (\\d+)");
+  int tls = 0, plain = 0;
+  for (std::sregex_iterator it(json.begin(), json.end(), run_re), end; it != end; ++it) {
+    ((*it)[1] == "true" ? tls : plain)++;
+    EXPECT_GT(std::stoull((*it)[2]), 0u) << json;
+    EXPECT_EQ((*it)[3], "0") << json;
+  }
+  EXPECT_EQ(tls, 1) << json;
+  EXPECT_EQ(plain, 1) << json;
   fs::remove_all(dir);
 }
 

@@ -271,7 +271,7 @@ TEST(StatementErrorTest, ChangeMasterNeedsHostAndPort) {
             std::string(kSyntax) + " near ';': CHANGE MASTER TO needs MASTER_HOST");
   EXPECT_THAT(ErrorOf("CHANGE REPLICATION SOURCE TO SOURCE_PORT=1"),
               HasSubstr("CHANGE REPLICATION SOURCE TO needs SOURCE_HOST"));
-  EXPECT_THAT(ErrorOf("CHANGE MASTER TO"), HasSubstr("expected MASTER_HOST or MASTER_PORT"));
+  EXPECT_THAT(ErrorOf("CHANGE MASTER TO"), HasSubstr("expected MASTER_HOST, MASTER_PORT, MASTER_SSL"));
   EXPECT_THAT(ErrorOf("CHANGE MASTER MASTER_HOST='h'"), HasSubstr("near 'MASTER_HOST='h'': expected TO"));
   EXPECT_THAT(ErrorOf("CHANGE FOO"), HasSubstr("expected MASTER TO or REPLICATION SOURCE TO"));
   EXPECT_THAT(ErrorOf("CHANGE MASTER TO MASTER_HOST='', MASTER_PORT=1"),
@@ -281,8 +281,32 @@ TEST(StatementErrorTest, ChangeMasterNeedsHostAndPort) {
   EXPECT_THAT(ErrorOf("CHANGE MASTER TO MASTER_PORT=1, MASTER_PORT=2"),
               HasSubstr("near 'MASTER_PORT=2': MASTER_PORT is given twice"));
   EXPECT_THAT(ErrorOf("CHANGE MASTER TO MASTER_HOST='h', MASTER_PORT=1, MASTER_USER='repl'"),
-              HasSubstr("near 'MASTER_USER='repl'': expected MASTER_HOST or MASTER_PORT"));
+              HasSubstr("near 'MASTER_USER='repl'': expected MASTER_HOST, MASTER_PORT"));
   EXPECT_THAT(ErrorOf("CHANGE MASTER TO MASTER_HOST 'h'"), HasSubstr("expected '=' after MASTER_HOST"));
+}
+
+TEST(StatementTest, ChangeMasterTakesTheSslOptions) {
+  stmt::ChangeMaster want{"h", 1};
+  want.ssl = true;
+  want.ssl_ca = "/etc/relaykv/ca.pem";
+  want.ssl_cert = "/etc/relaykv/repl.pem";
+  want.ssl_key = "/etc/relaykv/repl.key";
+  ExpectParses("CHANGE MASTER TO MASTER_HOST='h', MASTER_PORT=1, MASTER_SSL=1, "
+               "MASTER_SSL_CA='/etc/relaykv/ca.pem', MASTER_SSL_CERT='/etc/relaykv/repl.pem', "
+               "MASTER_SSL_KEY='/etc/relaykv/repl.key'",
+               want);
+  stmt::ChangeMaster off{"h", 1};
+  off.ssl = false;
+  ExpectParses("CHANGE REPLICATION SOURCE TO SOURCE_HOST='h', SOURCE_PORT=1, SOURCE_SSL=0", off);
+}
+
+TEST(StatementErrorTest, ChangeMasterSslOptionsAreChecked) {
+  EXPECT_THAT(ErrorOf("CHANGE MASTER TO MASTER_HOST='h', MASTER_PORT=1, MASTER_SSL=2"),
+              HasSubstr("MASTER_SSL must be 0 or 1"));
+  EXPECT_THAT(ErrorOf("CHANGE MASTER TO MASTER_HOST='h', MASTER_PORT=1, MASTER_SSL_CA=ca.pem"),
+              HasSubstr("MASTER_SSL_CA must be a quoted file path"));
+  EXPECT_THAT(ErrorOf("CHANGE MASTER TO MASTER_HOST='h', MASTER_PORT=1, MASTER_SSL=1, MASTER_SSL=1"),
+              HasSubstr("MASTER_SSL is given twice"));
 }
 
 TEST(StatementErrorTest, PortMustBeANumberInRange) {

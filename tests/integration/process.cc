@@ -96,15 +96,16 @@ std::string BinDir() {
 }
 
 std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<std::string> flags,
-                                          int port) {
+                                          int port, ClientOptions client_options) {
   std::vector<std::string> args = {"--data-dir", data_dir.string(), "--listen",
                                    "127.0.0.1:" + std::to_string(port)};
   args.insert(args.end(), flags.begin(), flags.end());
-  return StartWithArgs(data_dir, std::move(args));
+  return StartWithArgs(data_dir, std::move(args), std::move(client_options));
 }
 
 std::unique_ptr<Relaykvd> Relaykvd::StartWithArgs(const fs::path& data_dir,
-                                                  std::vector<std::string> flags) {
+                                                  std::vector<std::string> flags,
+                                                  ClientOptions client_options) {
   std::unique_ptr<Relaykvd> p(new Relaykvd());
   p->data_dir_ = data_dir;
   fs::create_directories(data_dir);
@@ -122,7 +123,7 @@ std::unique_ptr<Relaykvd> Relaykvd::StartWithArgs(const fs::path& data_dir,
     if (in && std::getline(in, line) && !line.empty()) {
       p->address_ = line;
       p->port_ = std::stoi(line.substr(line.rfind(':') + 1));
-      auto client = Client::Connect({line});
+      auto client = Client::Connect({line}, client_options);
       if (!client.ok()) {
         ADD_FAILURE() << "relaykvd wrote an address the client refuses: " << client.status();
         return nullptr;
@@ -157,12 +158,12 @@ void Relaykvd::Kill() {
   pid_ = -1;
 }
 
-void Relaykvd::Pause() {
-  if (pid_ > 0) ::kill(pid_, SIGSTOP);
-}
-
 void Relaykvd::Signal(int signo) {
   if (pid_ > 0) ::kill(pid_, signo);
+}
+
+void Relaykvd::Pause() {
+  if (pid_ > 0) ::kill(pid_, SIGSTOP);
 }
 
 void Relaykvd::Resume() {
@@ -211,7 +212,7 @@ std::unique_ptr<Relaykvd> StartReplica(const fs::path& dir, Relaykvd& primary, R
                                     "--replicate-from=" + primary.address()};
   if (options.semi_sync) flags.push_back("--rpl_semi_sync_slave_enabled=ON");
   flags.insert(flags.end(), options.flags.begin(), options.flags.end());
-  auto r = Relaykvd::Start(dir, flags);
+  auto r = Relaykvd::Start(dir, flags, 0, options.client);
   if (r == nullptr || !options.semi_sync) return r;
   const bool counted = WaitFor([&] {
     return primary.Status()["Rpl_semi_sync_master_clients"] == std::to_string(options.clients);

@@ -40,13 +40,16 @@ class Relaykvd {
  public:
   // Starts relaykvd on `data_dir` with extra flags; waits for it to listen.
   // `port` 0: any free port; else that one (restarts keep their address).
+  // `client` configures client() (TLS, bearer token; the timeout is kept).
   static std::unique_ptr<Relaykvd> Start(const std::filesystem::path& data_dir,
-                                         std::vector<std::string> flags = {}, int port = 0);
+                                         std::vector<std::string> flags = {}, int port = 0,
+                                         ClientOptions client = {});
   // As Start(), with exactly `args` after the binary (no --data-dir or
   // --listen added): for tests of relaykvd's own flags. `data_dir` is where
   // the args make it keep its data (relaykvd.addr is waited for there).
   static std::unique_ptr<Relaykvd> StartWithArgs(const std::filesystem::path& data_dir,
-                                                 std::vector<std::string> args);
+                                                 std::vector<std::string> args,
+                                                 ClientOptions client = {});
   ~Relaykvd();  // SIGKILL if still running
 
   const std::string& address() const { return address_; }
@@ -60,7 +63,7 @@ class Relaykvd {
   // SIGSTOP / SIGCONT: a process that is there but silent (a dead network path).
   void Pause();
   void Resume();
-  // Sends `signo` (e.g. SIGHUP: reopen the log file).
+  // Sends `signo` (e.g. SIGHUP: reopen the log file, re-read the roles file).
   void Signal(int signo);
   bool running() const { return pid_ > 0; }
 
@@ -102,6 +105,7 @@ struct ReplicaOptions {
   bool semi_sync = false;
   int clients = 1;
   std::vector<std::string> flags = {};
+  ClientOptions client = {};  // the replica's client() (TLS); the primary's own is used for its status
 };
 std::unique_ptr<Relaykvd> StartReplica(const std::filesystem::path& dir, Relaykvd& primary,
                                        ReplicaOptions options = {});

@@ -32,15 +32,44 @@ TEST(MasterInfoTest, NoFileMeansPrimary) {
   TempDir dir;
   auto info = LoadMasterInfo(dir.path());
   ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(*info, "");
+  EXPECT_EQ(info->address, "");
 }
 
 TEST(MasterInfoTest, SavedAddressLoadsBack) {
   TempDir dir;
-  ASSERT_TRUE(SaveMasterInfo(dir.path(), "db1.example:7400").ok());
+  ASSERT_TRUE(SaveMasterInfo(dir.path(), {"db1.example:7400", {}}).ok());
   auto info = LoadMasterInfo(dir.path());
   ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(*info, "db1.example:7400");
+  EXPECT_EQ(info->address, "db1.example:7400");
+  EXPECT_FALSE(info->tls.enabled);
+}
+
+TEST(MasterInfoTest, SavedTlsSettingsLoadBackAndTheFileIsOwnerOnly) {
+  TempDir dir;
+  MasterInfo saved{"db1.example:7400", {true, "/etc/relaykv/ca.pem", "/etc/relaykv/repl.pem",
+                                        "/etc/relaykv/repl.key"}};
+  ASSERT_TRUE(SaveMasterInfo(dir.path(), saved).ok());
+  auto info = LoadMasterInfo(dir.path());
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(info->tls.enabled);
+  EXPECT_EQ(info->tls.ca, "/etc/relaykv/ca.pem");
+  EXPECT_EQ(info->tls.cert, "/etc/relaykv/repl.pem");
+  EXPECT_EQ(info->tls.key, "/etc/relaykv/repl.key");
+  const auto perms = std::filesystem::status(dir.path() / "master.info").permissions();
+  EXPECT_EQ(perms & std::filesystem::perms::all, std::filesystem::perms::owner_read |
+                                                     std::filesystem::perms::owner_write);
+}
+
+TEST(MasterInfoTest, ChangeMasterTlsKeepsWhatItDoesNotName) {
+  MasterInfo current{"h:1", {true, "ca.pem", "c.pem", "k.pem"}};
+  ChangeMasterTls change;
+  change.cert = "other.pem";
+  MasterInfo next = WithTls(current, change);
+  EXPECT_TRUE(next.tls.enabled);
+  EXPECT_EQ(next.tls.ca, "ca.pem");
+  EXPECT_EQ(next.tls.cert, "other.pem");
+  change.ssl = false;
+  EXPECT_FALSE(WithTls(current, change).tls.enabled);
 }
 
 TEST(MasterInfoTest, FileWithoutAddressRefusesToStartNamingTheFile) {
@@ -49,7 +78,7 @@ TEST(MasterInfoTest, FileWithoutAddressRefusesToStartNamingTheFile) {
                                  "[other]\naddress = h:1\n"}) {
     WriteFile(dir.path() / "master.info", text);
     auto info = LoadMasterInfo(dir.path());
-    ASSERT_FALSE(info.ok()) << "'" << text << "' loaded as '" << *info << "'";
+    ASSERT_FALSE(info.ok()) << "'" << text << "' loaded as '" << info->address << "'";
     EXPECT_TRUE(Contains(info.status(), (dir.path() / "master.info").string())) << info.status();
     EXPECT_TRUE(Contains(info.status(), "no primary address")) << info.status();
   }
