@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "relaykv/client.h"
 #include "relaykv/node.h"
+#include "tests/client/embedded_node.h"
 #include "tests/common/temp_dir.h"
 
 namespace relaykv {
@@ -15,18 +16,8 @@ namespace {
 
 using testing::TempDir;
 
-std::unique_ptr<Node> OpenNode(const std::filesystem::path& dir, std::string primary = "", int id = 1) {
-  NodeOptions o;
-  o.data_dir = dir;
-  o.listen_address = "127.0.0.1:0";
-  o.replicate_from = std::move(primary);
-  o.variables = {{"server_id", std::to_string(id)}};
-  auto n = Node::Open(o);
-  EXPECT_TRUE(n.ok()) << n.status();
-  return n.ok() ? *std::move(n) : nullptr;
-}
-
-std::string Addr(const Node& n) { return "127.0.0.1:" + std::to_string(n.bound_port()); }
+using testing::Addr;
+using testing::OpenNode;
 
 TEST(ClientScanTest, PagesFollowTheContinuationToEveryKeyOnce) {
   TempDir dir;
