@@ -167,6 +167,15 @@ absl::Status Node::Impl::Open(Node* node) {
   // Replica role: --replicate-from (saved) or an earlier CHANGE MASTER.
   MasterInfo master{options_.replicate_from, options_.replicate_tls};
   if (!master.address.empty()) {
+    // A start that names no TLS option keeps the TLS settings saved by an
+    // earlier CHANGE MASTER (as CHANGE MASTER keeps the options it does not
+    // name): a restart must not quietly drop a replica to plaintext.
+    const TlsOptions& tls = options_.replicate_tls;
+    if (!tls.enabled && tls.ca.empty() && tls.cert.empty() && tls.key.empty()) {
+      auto saved = LoadMasterInfo(options_.data_dir);
+      if (!saved.ok()) return saved.status();
+      master.tls = saved->tls;
+    }
     if (auto s = SaveMasterInfo(options_.data_dir, master); !s.ok()) return s;
   } else {
     auto saved = LoadMasterInfo(options_.data_dir);

@@ -172,7 +172,8 @@ int main(int argc, char** argv) {
   if (http_listen.empty()) http_listen = file.http_listen.value_or("");
   if (options.replicate_from.empty()) options.replicate_from = file.replicate_from.value_or("");
   options.replicate_tls.enabled = master_ssl || !options.replicate_tls.ca.empty() ||
-                                  !options.replicate_tls.cert.empty();
+                                  !options.replicate_tls.cert.empty() ||
+                                  !options.replicate_tls.key.empty();
   if (options.replicate_tls.enabled && options.replicate_from.empty()) {
     spdlog::critical("cannot start: --master-ssl* options need --replicate-from (or use CHANGE "
                      "MASTER TO ... MASTER_SSL=1)");

@@ -49,7 +49,9 @@ struct NodeOptions {
   // in the data dir, as CHANGE MASTER does). Empty: the saved one, if any.
   std::string replicate_from;
   // How to reach replicate_from (--master-ssl-*; saved with it, as CHANGE
-  // MASTER TO ... MASTER_SSL=1 does). Used only with replicate_from.
+  // MASTER TO ... MASTER_SSL=1 does). Used only with replicate_from; left
+  // all empty, the TLS settings already saved (an earlier CHANGE MASTER)
+  // are kept — to go back to plaintext, CHANGE MASTER TO MASTER_SSL=0.
   TlsOptions replicate_tls;
   // Roles file (server/auth.h): who may read, write, replicate, administer.
   // Empty: every caller may do everything (as before roles existed).

@@ -263,6 +263,13 @@ TEST_F(SecurityTest, ChangeMasterToWithMasterSslConnectsOverMutualTls) {
     if (!same) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(same);
+  // A restart with --replicate-from and no --master-ssl* keeps them too (it
+  // used to save master.info anew, plaintext).
+  EXPECT_EQ(r->Terminate(), 0);
+  r = StartReplica(dir_.path() / "r", *p, {.flags = SecureFlags(roles), .client = As("admin")});
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(p->Put("k3", "v3").ok());
+  EXPECT_TRUE(WaitFor([&] { return SameChecksum(*p, *r); })) << r->ReplicaStatus()["Last_IO_Error"];
 }
 
 TEST_F(SecurityTest, BearerTokenIdentifiesAClientWithoutCertificate) {
