@@ -37,6 +37,15 @@ namespace relaykv {
 struct ClientOptions {
   std::chrono::milliseconds timeout{30000};  // per call
   bool follow_primary = false;               // see the header comment
+  // Put/Delete/Write share one WriteStream per node (pipelined writes,
+  // proto/kv.proto) instead of one unary call each: many threads' writes
+  // travel in shared messages, so each costs the node less. Each call
+  // still blocks, has its own deadline and gets its own answer, with the
+  // same meaning as the unary call's. If the stream breaks, the writes in
+  // flight on it fail with UNAVAILABLE (outcome unknown, as when a unary
+  // call's connection drops) and the next write opens a new stream.
+  // Off by default until it has run in production as long as unary calls.
+  bool pipelined = false;
 };
 
 struct ReadOptions {
