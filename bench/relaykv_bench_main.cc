@@ -20,6 +20,7 @@
 #include "bench/load.h"
 #include "bench/report.h"
 #include "proto/admin.grpc.pb.h"
+#include "relaykv/client.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -108,6 +109,24 @@ Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, 
   return run;
 }
 
+// How the load reaches `target` for a transport: its own channels (unary),
+// or one pipelined relaykv::Client shared by every client thread (stream),
+// created on first use and kept in `*client`.
+LoadOptions ForTransport(LoadOptions lo, const std::string& transport, const std::string& target,
+                         std::unique_ptr<relaykv::Client>* client) {
+  if (transport != "stream") return lo;
+  if (*client == nullptr) {
+    relaykv::ClientOptions co;
+    co.timeout = std::chrono::seconds(30);
+    co.pipelined = true;
+    *client = *relaykv::Client::Connect({target}, co);
+  }
+  relaykv::Client* c = client->get();
+  lo.put_async = nullptr;
+  lo.put_blocking = [c](std::string key, std::string value) { return c->Put(key, value).status(); };
+  return lo;
+}
+
 // "--name=value" flags as (name, value) variables.
 std::vector<std::pair<std::string, std::string>> Variables(const std::vector<std::string>& flags) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -178,6 +197,11 @@ int main(int argc, char** argv) {
   app.add_option("--cdf-clients", cdf_clients, "concurrency whose latency CDF is plotted")
       ->capture_default_str();
   app.add_flag("!--no-reads", reads, "skip the Get run that shows the load generator's headroom");
+  bool stream = false, stream_only = false;
+  app.add_flag("--stream", stream,
+               "also measure every write point over one WriteStream (relaykv::Client with "
+               "pipelined writes, shared by all clients), right after the unary one");
+  app.add_flag("--stream-only", stream_only, "measure writes over the WriteStream only");
   app.add_option("--relaykvd", relaykvd, "relaykvd binary (default: next to relaykv-bench)");
   app.add_option("--work-dir", work_dir, "where spawned clusters keep their data (default: a temp dir)");
   app.add_option("--catchup", catchup,
@@ -185,6 +209,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   lo.duration_s = duration;
   lo.warmup_s = warmup;
+  std::vector<std::string> transports = {"unary"};
+  if (stream) transports.push_back("stream");
+  if (stream_only) transports = {"stream"};
+  if (embedded && transports.back() == "stream") {
+    std::fprintf(stderr, "--stream measures gRPC writes: not with --embedded\n");
+    return 2;
+  }
 
   namespace fs = std::filesystem;
   if (relaykvd.empty()) relaykvd = (fs::canonical("/proc/self/exe").parent_path() / "relaykvd").string();
@@ -222,12 +253,22 @@ int main(int argc, char** argv) {
   for (const auto& c : Split(clients)) client_counts.push_back(std::stoi(c));
   int exit_code = 0;
 
+  // Repeats of a point alternate between the transports, so that both
+  // see the same drift of this shared machine's load.
+  std::unique_ptr<relaykv::Client> stream_client;
   if (!target.empty()) {
     for (int c : client_counts) {
       lo.clients = c;
-      std::vector<Run> tries;
-      for (int i = 0; i < repeat; ++i) tries.push_back(Measure(target, lo, "target", 0, 0, nullptr, work_dir));
-      report.runs.push_back(MedianRun(std::move(tries)));
+      std::map<std::string, std::vector<Run>> tries;
+      for (int i = 0; i < repeat; ++i) {
+        for (const std::string& t : transports) {
+          Run run = Measure(target, ForTransport(lo, t, target, &stream_client), "target", 0, 0,
+                            nullptr, work_dir);
+          run.transport = t;
+          tries[t].push_back(std::move(run));
+        }
+      }
+      for (const std::string& t : transports) report.runs.push_back(MedianRun(std::move(tries[t])));
     }
   } else {
     bool reads_done = !reads || embedded;  // embedded clients only write
@@ -271,20 +312,27 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "replicas did not connect as semi-sync replicas\n");
           return 1;
         }
+        stream_client.reset();  // its node is gone with the last cluster
         for (int c : client_counts) {
           lo.clients = c;
           lo.reads = false;
-          std::vector<Run> tries;
+          std::map<std::string, std::vector<Run>> tries;
           for (int i = 0; i < repeat; ++i) {
-            Run run = Measure(addr, lo, mode, n, wc, (*cluster)->primary_process(), work_dir);
-            if (semi && run.no_tx > 0) {
-              std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
-                           mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
-              exit_code = 3;
+            for (const std::string& t : transports) {
+              Run run = Measure(addr, ForTransport(lo, t, addr, &stream_client), mode, n, wc,
+                                (*cluster)->primary_process(), work_dir);
+              run.transport = t;
+              if (semi && run.no_tx > 0) {
+                std::fprintf(stderr,
+                             "WARNING: %s%s at %d clients fell back to async for %llu commits\n",
+                             mode.c_str(), t == "stream" ? " (stream)" : "", c,
+                             static_cast<unsigned long long>(run.no_tx));
+                exit_code = 3;
+              }
+              tries[t].push_back(std::move(run));
             }
-            tries.push_back(std::move(run));
           }
-          report.runs.push_back(MedianRun(std::move(tries)));
+          for (const std::string& t : transports) report.runs.push_back(MedianRun(std::move(tries[t])));
         }
         if (!reads_done) {
           lo.clients = client_counts.back();

@@ -19,6 +19,7 @@ std::string Fixed(double v, int digits = 1) {
 std::string Label(const Run& r) {
   std::string l = r.mode;
   if (r.mode == "after_sync" || r.mode == "after_commit") l += "/w" + std::to_string(r.wait_count);
+  if (r.transport != "unary") l += "+" + r.transport;
   return l;
 }
 
@@ -87,6 +88,7 @@ absl::Status WriteJson(const Report& r, const std::string& path) {
     const Run& x = r.runs[i];
     out << (i ? "," : "") << "\n    {\"mode\": \"" << x.mode << "\", \"replicas\": " << x.replicas
         << ", \"wait_count\": " << x.wait_count << ", \"clients\": " << x.clients
+        << ", \"transport\": \"" << x.transport << "\""
         << ", \"ops_per_s\": " << Fixed(x.ops_per_s) << ", \"p50_us\": " << Fixed(x.p50_us)
         << ", \"p90_us\": " << Fixed(x.p90_us) << ", \"p99_us\": " << Fixed(x.p99_us)
         << ", \"p999_us\": " << Fixed(x.p999_us) << ", \"max_us\": " << Fixed(x.max_us)
@@ -121,7 +123,8 @@ absl::Status WriteCsv(const Report& r, const std::string& path) {
   if (!out) return absl::UnavailableError("cannot write " + path);
   out << "mode,replicas,wait_count,clients,ops_per_s,p50_us,p90_us,p99_us,p999_us,max_us,yes_tx,"
          "no_tx,tx_avg_wait_time_us,errors,rss_start_kb,rss_peak_kb,rss_end_kb,p50_to_floor,"
-         "floor_us,fdatasync_p50_us,grpc_rtt_p50_us,semisync_floor_us,fdatasync_prealloc_p50_us\n";
+         "floor_us,fdatasync_p50_us,grpc_rtt_p50_us,semisync_floor_us,fdatasync_prealloc_p50_us,"
+         "transport\n";
   for (const Run& x : r.runs) {
     out << x.mode << "," << x.replicas << "," << x.wait_count << "," << x.clients << ","
         << Fixed(x.ops_per_s) << "," << Fixed(x.p50_us) << "," << Fixed(x.p90_us) << ","
@@ -132,7 +135,8 @@ absl::Status WriteCsv(const Report& r, const std::string& path) {
     // The floor this run was compared with, else the one measured at the start.
     const Floor& f = x.floor_us > 0 ? x.floor : r.floor;
     out << Fixed(f.fdatasync_p50_us) << "," << Fixed(f.grpc_rtt_p50_us) << ","
-        << Fixed(f.semisync_floor_us()) << "," << Fixed(f.fdatasync_prealloc_p50_us) << "\n";
+        << Fixed(f.semisync_floor_us()) << "," << Fixed(f.fdatasync_prealloc_p50_us) << ","
+        << x.transport << "\n";
   }
   return out ? absl::OkStatus() : absl::UnavailableError("cannot write " + path);
 }

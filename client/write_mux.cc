@@ -42,7 +42,10 @@ WriteMux::~WriteMux() {
       current_->ctx.TryCancel();  // the reader's Read() fails: it fails the waiters and exits
       all.push_back(std::move(current_));
     }
-    for (auto& s : retired_) all.push_back(std::move(s));
+    for (auto& s : retired_) {
+      s->ctx.TryCancel();  // broken already; makes sure its Read() returns
+      all.push_back(std::move(s));
+    }
     retired_.clear();
   }
   for (auto& s : all) s->reader.join();
