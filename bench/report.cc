@@ -55,13 +55,13 @@ void PrintTable(const Report& r, std::ostream& out) {
       << Fixed(r.floor.semisync_floor_us()) << " us (fdatasync into preallocated space p50 "
       << Fixed(r.floor.fdatasync_prealloc_p50_us) << " us)\n";
   char line[512];
-  std::snprintf(line, sizeof(line), "%-16s %4s %7s %10s %9s %9s %9s %9s %9s %8s %7s %7s %9s %8s\n",
+  std::snprintf(line, sizeof(line), "%-20s %4s %7s %10s %9s %9s %9s %9s %9s %8s %7s %7s %9s %8s\n",
                 "mode", "repl", "clients", "ops/s", "p50_us", "p90_us", "p99_us", "p999_us",
                 "max_us", "yes_tx", "no_tx", "errors", "floor_us", "x_floor");
   out << line;
   for (const Run& x : r.runs) {
     std::snprintf(line, sizeof(line),
-                  "%-16s %4d %7d %10.0f %9.0f %9.0f %9.0f %9.0f %9.0f %8llu %7llu %7llu %9s %8s\n",
+                  "%-20s %4d %7d %10.0f %9.0f %9.0f %9.0f %9.0f %9.0f %8llu %7llu %7llu %9s %8s\n",
                   Label(x).c_str(), x.replicas, x.clients, x.ops_per_s, x.p50_us, x.p90_us,
                   x.p99_us, x.p999_us, x.max_us, static_cast<unsigned long long>(x.yes_tx),
                   static_cast<unsigned long long>(x.no_tx), static_cast<unsigned long long>(x.errors),
