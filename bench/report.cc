@@ -88,14 +88,13 @@ absl::Status WriteJson(const Report& r, const std::string& path) {
     const Run& x = r.runs[i];
     out << (i ? "," : "") << "\n    {\"mode\": \"" << x.mode << "\", \"replicas\": " << x.replicas
         << ", \"wait_count\": " << x.wait_count << ", \"clients\": " << x.clients
-        << ", \"transport\": \"" << x.transport << "\""
         << ", \"ops_per_s\": " << Fixed(x.ops_per_s) << ", \"p50_us\": " << Fixed(x.p50_us)
         << ", \"p90_us\": " << Fixed(x.p90_us) << ", \"p99_us\": " << Fixed(x.p99_us)
         << ", \"p999_us\": " << Fixed(x.p999_us) << ", \"max_us\": " << Fixed(x.max_us)
         << ", \"yes_tx\": " << x.yes_tx << ", \"no_tx\": " << x.no_tx
         << ", \"tx_avg_wait_time_us\": " << x.tx_avg_wait_time_us << ", \"errors\": " << x.errors
         << ", \"rss_start_kb\": " << x.rss_start_kb << ", \"rss_peak_kb\": " << x.rss_peak_kb
-        << ", \"rss_end_kb\": " << x.rss_end_kb
+        << ", \"rss_end_kb\": " << x.rss_end_kb << ", \"transport\": \"" << x.transport << "\""
         << ", \"p50_to_floor\": " << Fixed(x.ratio_to_floor, 3)
         << ", \"floor_us\": " << Fixed(x.floor_us);
     if (x.floor_us > 0) out << ", \"floor\": " << FloorJson(x.floor);
