@@ -10,8 +10,9 @@
 
 namespace relaykv {
 
-// One caller's wait, on its own stack; the reader fills it under mu_ and
-// never touches it after notifying (the caller needs mu_ to return).
+// One caller's wait. The reader fills it under mu_ and notifies after
+// unlocking (a waiter woken under the lock would only block on it again);
+// shared, so that it outlives that notify if the caller has returned.
 struct WriteMux::Waiter {
   std::condition_variable cv;
   bool done = false;
@@ -23,7 +24,7 @@ struct WriteMux::Stream {
   grpc::ClientContext ctx;
   std::unique_ptr<grpc::ClientReaderWriter<v1::WriteStreamRequest, v1::WriteStreamReply>> rw;
   std::thread reader;  // joined by the mux (retired streams, destructor)
-  std::map<uint64_t, Waiter*> waiters;  // sent or queued, not yet answered
+  std::map<uint64_t, std::shared_ptr<Waiter>> waiters;  // sent or queued, not yet answered
   v1::WriteStreamRequest queue;         // not yet handed to the stream
   bool writing = false;   // a caller is sending (at most one: gRPC's rule)
   bool broken = false;    // no new write may use this stream
@@ -70,7 +71,8 @@ absl::StatusOr<Gtid> WriteMux::Write(v1::StreamWrite write,
     write.set_timeout_ms(static_cast<uint32_t>(std::clamp<int64_t>(left, 1, UINT32_MAX)));
   }
   std::vector<std::shared_ptr<Stream>> exited;
-  Waiter me;
+  auto waiter = std::make_shared<Waiter>();
+  Waiter& me = *waiter;
   std::unique_lock l(mu_);
   // Readers of broken streams that have exited are joined (outside mu_).
   for (auto it = retired_.begin(); it != retired_.end();) {
@@ -85,7 +87,7 @@ absl::StatusOr<Gtid> WriteMux::Write(v1::StreamWrite write,
   const uint64_t id = next_id_++;
   write.set_id(id);
   *s->queue.add_writes() = std::move(write);
-  s->waiters[id] = &me;
+  s->waiters[id] = waiter;
   if (!s->writing) {
     // Send what has queued, ours included, and whatever queues meanwhile.
     s->writing = true;
@@ -114,21 +116,26 @@ absl::StatusOr<Gtid> WriteMux::Write(v1::StreamWrite write,
 
 void WriteMux::ReadAnswers(Stream* s) {
   v1::WriteStreamReply reply;
+  std::vector<std::shared_ptr<Waiter>> answered;
   while (s->rw->Read(&reply)) {
-    std::lock_guard l(mu_);
-    for (const v1::StreamAnswer& a : reply.answers()) {
-      auto it = s->waiters.find(a.id());
-      if (it == s->waiters.end()) continue;  // its caller gave up
-      Waiter* w = it->second;
-      s->waiters.erase(it);
-      if (a.code() == 0) {
-        w->result = Gtid{a.gtid().epoch(), a.gtid().seq()};
-      } else {
-        w->result = absl::Status(static_cast<absl::StatusCode>(a.code()), a.message());
+    {
+      std::lock_guard l(mu_);
+      for (const v1::StreamAnswer& a : reply.answers()) {
+        auto it = s->waiters.find(a.id());
+        if (it == s->waiters.end()) continue;  // its caller gave up
+        std::shared_ptr<Waiter>& w = it->second;
+        if (a.code() == 0) {
+          w->result = Gtid{a.gtid().epoch(), a.gtid().seq()};
+        } else {
+          w->result = absl::Status(static_cast<absl::StatusCode>(a.code()), a.message());
+        }
+        w->done = true;
+        answered.push_back(std::move(w));
+        s->waiters.erase(it);
       }
-      w->done = true;
-      w->cv.notify_one();
     }
+    for (auto& w : answered) w->cv.notify_one();
+    answered.clear();
   }
   {
     // Finish() must not run while a caller is inside Write().
