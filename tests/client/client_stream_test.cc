@@ -1,6 +1,12 @@
 // relaykv::Client with pipelined writes (ClientOptions::pipelined: one
 // WriteStream per node, client/write_mux.cc) against embedded nodes over
 // real gRPC on 127.0.0.1.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <future>
 #include <mutex>
@@ -178,6 +184,117 @@ TEST(ClientStreamTest, ABrokenStreamFailsCallsInFlightAndTheNextCallReconnects) 
   }, std::chrono::seconds(20))) << g.status();
   EXPECT_EQ(g->seq, back->binlog_gtid().seq);
   EXPECT_EQ(*back->Get("again"), std::optional<std::string>("v"));
+}
+
+// A TCP relay from a local port to `target_port`, whose connections Cut()
+// drops at once: a network failure under a live stream.
+class Relay {
+ public:
+  explicit Relay(int target_port) : target_port_(target_port) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(::listen(listen_fd_, 16), 0);
+    socklen_t len = sizeof(a);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Relay() {
+    stop_ = true;
+    thread_.join();
+    Cut();
+    ::close(listen_fd_);
+  }
+  int port() const { return port_; }
+  void Cut() {
+    std::lock_guard l(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  // One thread: accepts, and copies bytes both ways for every pair.
+  void Run() {
+    std::vector<std::pair<int, int>> pairs;
+    while (!stop_) {
+      std::vector<pollfd> p{{listen_fd_, POLLIN, 0}};
+      for (auto [a, b] : pairs) {
+        p.push_back({a, POLLIN, 0});
+        p.push_back({b, POLLIN, 0});
+      }
+      if (::poll(p.data(), p.size(), 20) <= 0) continue;
+      if (p[0].revents & POLLIN) {
+        const int in = ::accept(listen_fd_, nullptr, nullptr);
+        const int out = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(static_cast<uint16_t>(target_port_));
+        if (in >= 0 && ::connect(out, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+          pairs.emplace_back(in, out);
+          std::lock_guard l(mu_);
+          fds_.push_back(in);
+          fds_.push_back(out);
+        }
+      }
+      for (size_t i = 1; i < p.size(); ++i) {
+        if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        const auto [a, b] = pairs[(i - 1) / 2];
+        const int from = i % 2 == 1 ? a : b, to = i % 2 == 1 ? b : a;
+        char buf[65536];
+        const ssize_t n = ::read(from, buf, sizeof(buf));
+        if (n > 0) {
+          (void)!::write(to, buf, static_cast<size_t>(n));
+        } else {
+          ::shutdown(to, SHUT_RDWR);
+        }
+      }
+    }
+    std::lock_guard l(mu_);
+    for (int fd : fds_) ::close(fd);
+    fds_.clear();
+  }
+
+  const int target_port_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<int> fds_;  // guarded by mu_
+  std::thread thread_;
+};
+
+// The connection drops under writes held for ACKs: each in-flight call
+// fails with UNAVAILABLE (never OK, never hangs), the node sees its client
+// gone (no wait session left), and the next call opens a new stream.
+TEST(ClientStreamTest, AConnectionCutFailsCallsInFlightAndLeaksNoWaitSession) {
+  SemiSyncPair c;
+  c.StopReplica();
+  Relay relay(c.primary->bound_port());
+  auto client = *Client::Connect({"127.0.0.1:" + std::to_string(relay.port())}, Pipelined());
+  std::vector<std::future<absl::StatusOr<Gtid>>> inflight;
+  for (int i = 0; i < 8; ++i) {
+    inflight.push_back(std::async(std::launch::async,
+                                  [&, i] { return client->Put("cut" + std::to_string(i), "v"); }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 8; }));
+  relay.Cut();
+  for (auto& f : inflight) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    auto r = f.get();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  }
+  EXPECT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 0; }, std::chrono::seconds(10)));
+  EXPECT_EQ(Num(*c.primary, "yes_tx"), 0u);
+  ASSERT_TRUE(c.replica->StartReplica(ReplicaThreads::kIo).ok());
+  absl::StatusOr<Gtid> g = absl::UnknownError("not tried");
+  ASSERT_TRUE(WaitFor([&] {
+    g = client->Put("after-cut", "v");
+    return g.ok();
+  }, std::chrono::seconds(20))) << g.status();
+  EXPECT_EQ(g->seq, 9u);
 }
 
 TEST(ClientStreamTest, DestroyingAClientCancelsItsStreamCleanly) {
