@@ -53,7 +53,8 @@ LoadResult RunLoad(const LoadOptions& o) {
                                                      std::chrono::duration<double>(o.warmup_s));
   const Clock::time_point stop_at = measure_from + std::chrono::duration_cast<Clock::duration>(
                                                        std::chrono::duration<double>(o.duration_s));
-  const int threads = o.put_async ? 0 : std::min(o.clients, 2);
+  const bool blocking = o.put_blocking && !o.put_async;
+  const int threads = o.put_async || blocking ? 0 : std::min(o.clients, 2);
   std::mutex mu;
   LoadResult result;
   // One credentials object for every client's channel (each still its own
@@ -123,6 +124,30 @@ LoadResult RunLoad(const LoadOptions& o) {
     }
     chains_running = o.clients;
     for (auto& ch : chains) issue(ch.get());
+  }
+  for (int c = 0; blocking && c < o.clients; ++c) {
+    workers.emplace_back([&, c] {
+      std::mt19937_64 rng(static_cast<uint64_t>(c) * 7919 + 1);
+      std::uniform_int_distribution<uint64_t> key(0, o.keyspace - 1);
+      const std::string value(o.value_size, 'v');
+      std::vector<double> lat;
+      uint64_t errors = 0;
+      std::string first_error;
+      for (;;) {
+        const Clock::time_point sent = Clock::now();
+        if (sent >= stop_at) break;
+        absl::Status s = o.put_blocking("key" + std::to_string(key(rng)), value);
+        const Clock::time_point now = Clock::now();
+        if (sent >= measure_from && now <= stop_at) {
+          if (s.ok()) {
+            lat.push_back(std::chrono::duration<double, std::micro>(now - sent).count());
+          } else if (errors++ == 0) {
+            first_error = s.ToString();
+          }
+        }
+      }
+      merge(lat, errors, first_error);
+    });
   }
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {

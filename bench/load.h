@@ -3,7 +3,7 @@
 // from the keyspace, or Get). Over gRPC each client has its own channel and
 // asynchronous calls on two threads drive them all; against an embedded
 // node each client is a chain of asynchronous writes, the next issued from
-// the last one's callback. Either way no thread waits per client, so the
+// the last one's callback; with put_blocking, a thread per client. Either way no thread waits per client, so the
 // generator stays light. Every latency is kept: the percentiles are exact.
 #pragma once
 
@@ -32,6 +32,10 @@ struct LoadOptions {
   // once, maybe before put_async returns.
   using PutDone = std::function<void(absl::Status)>;
   std::function<void(std::string key, std::string value, PutDone done)> put_async;
+  // Set (and put_async not): each client is a thread calling this in a loop
+  // (a blocking relaykv::Client call: --stream shares one Client, so one
+  // WriteStream, among all of them); `target` is then unused.
+  std::function<absl::Status(std::string key, std::string value)> put_blocking;
   // Called ~4x a second from the calling thread: seconds left, and whether
   // the measured window has begun (warm-up is over).
   std::function<void(double seconds_left, bool measuring)> tick;

@@ -21,6 +21,7 @@
 #include "bench/report.h"
 #include "client/channel_credentials.h"
 #include "proto/admin.grpc.pb.h"
+#include "relaykv/client.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 
@@ -114,6 +115,25 @@ Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, 
   return run;
 }
 
+// How the load reaches `target` for a transport: its own channels (unary),
+// or one pipelined relaykv::Client shared by every client thread (stream),
+// created on first use and kept in `*client`.
+LoadOptions ForTransport(LoadOptions lo, const std::string& transport, const std::string& target,
+                         std::unique_ptr<relaykv::Client>* client) {
+  if (transport != "stream") return lo;
+  if (*client == nullptr) {
+    relaykv::ClientOptions co;
+    co.timeout = std::chrono::seconds(30);
+    co.pipelined = true;
+    co.tls = lo.tls;
+    *client = *relaykv::Client::Connect({target}, co);
+  }
+  relaykv::Client* c = client->get();
+  lo.put_async = nullptr;
+  lo.put_blocking = [c](std::string key, std::string value) { return c->Put(key, value).status(); };
+  return lo;
+}
+
 // "--name=value" flags as (name, value) variables.
 std::vector<std::pair<std::string, std::string>> Variables(const std::vector<std::string>& flags) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -184,6 +204,11 @@ int main(int argc, char** argv) {
   app.add_option("--cdf-clients", cdf_clients, "concurrency whose latency CDF is plotted")
       ->capture_default_str();
   app.add_flag("!--no-reads", reads, "skip the Get run that shows the load generator's headroom");
+  bool stream = false, stream_only = false;
+  app.add_flag("--stream", stream,
+               "also measure every write point over one WriteStream (relaykv::Client with "
+               "pipelined writes, shared by all clients), right after the unary one");
+  app.add_flag("--stream-only", stream_only, "measure writes over the WriteStream only");
   app.add_option("--relaykvd", relaykvd, "relaykvd binary (default: next to relaykv-bench)");
   app.add_option("--work-dir", work_dir, "where spawned clusters keep their data (default: a temp dir)");
   app.add_option("--catchup", catchup,
@@ -224,6 +249,13 @@ int main(int argc, char** argv) {
   if (!target.empty() && tls_mode == "on") lo.tls = tls_files;
   lo.duration_s = duration;
   lo.warmup_s = warmup;
+  std::vector<std::string> transports = {"unary"};
+  if (stream) transports.push_back("stream");
+  if (stream_only) transports = {"stream"};
+  if (embedded && transports.back() == "stream") {
+    std::fprintf(stderr, "--stream measures gRPC writes: not with --embedded\n");
+    return 2;
+  }
 
   namespace fs = std::filesystem;
   if (relaykvd.empty()) relaykvd = (fs::canonical("/proc/self/exe").parent_path() / "relaykvd").string();
@@ -261,12 +293,22 @@ int main(int argc, char** argv) {
   for (const auto& c : Split(clients)) client_counts.push_back(std::stoi(c));
   int exit_code = 0;
 
+  // Repeats of a point alternate between the transports, so that both
+  // see the same drift of this shared machine's load.
+  std::unique_ptr<relaykv::Client> stream_client;
   if (!target.empty()) {
     for (int c : client_counts) {
       lo.clients = c;
-      std::vector<Run> tries;
-      for (int i = 0; i < repeat; ++i) tries.push_back(Measure(target, lo, "target", 0, 0, nullptr, work_dir));
-      report.runs.push_back(MedianRun(std::move(tries)));
+      std::map<std::string, std::vector<Run>> tries;
+      for (int i = 0; i < repeat; ++i) {
+        for (const std::string& t : transports) {
+          Run run = Measure(target, ForTransport(lo, t, target, &stream_client), "target", 0, 0,
+                            nullptr, work_dir);
+          run.transport = t;
+          tries[t].push_back(std::move(run));
+        }
+      }
+      for (const std::string& t : transports) report.runs.push_back(MedianRun(std::move(tries[t])));
     }
   } else {
     bool reads_done = !reads || embedded;  // embedded clients only write
@@ -332,24 +374,38 @@ int main(int argc, char** argv) {
           }
           passes.push_back({tls, *std::move(cluster)});
         }
+        // One pipelined client per cluster (its TLS), made on first use.
+        std::vector<std::unique_ptr<relaykv::Client>> stream_clients(passes.size());
         for (int c : client_counts) {
           lo.clients = c;
           lo.reads = false;
-          std::vector<std::vector<Run>> tries(passes.size());
+          // Repeats alternate over every (TLS pass, transport) pair.
+          std::map<std::pair<size_t, std::string>, std::vector<Run>> tries;
           for (int i = 0; i < repeat; ++i) {
             for (size_t p = 0; p < passes.size(); ++p) {
               lo.tls = passes[p].tls ? tls_files : relaykv::TlsOptions{};
               const Cluster& cluster = *passes[p].cluster;
-              Run run = Measure(cluster.primary_address(), lo, mode, n, wc, cluster.primary_process(), work_dir);
-              if (semi && run.no_tx > 0) {
-                std::fprintf(stderr, "WARNING: %s at %d clients fell back to async for %llu commits\n",
-                             mode.c_str(), c, static_cast<unsigned long long>(run.no_tx));
-                exit_code = 3;
+              const std::string addr = cluster.primary_address();
+              for (const std::string& t : transports) {
+                Run run = Measure(addr, ForTransport(lo, t, addr, &stream_clients[p]), mode, n, wc,
+                                  cluster.primary_process(), work_dir);
+                run.transport = t;
+                if (semi && run.no_tx > 0) {
+                  std::fprintf(stderr,
+                               "WARNING: %s%s at %d clients fell back to async for %llu commits\n",
+                               mode.c_str(), t == "stream" ? " (stream)" : "", c,
+                               static_cast<unsigned long long>(run.no_tx));
+                  exit_code = 3;
+                }
+                tries[{p, t}].push_back(std::move(run));
               }
-              tries[p].push_back(std::move(run));
             }
           }
-          for (auto& t : tries) report.runs.push_back(MedianRun(std::move(t)));
+          for (size_t p = 0; p < passes.size(); ++p) {
+            for (const std::string& t : transports) {
+              report.runs.push_back(MedianRun(std::move(tries[{p, t}])));
+            }
+          }
         }
         if (!reads_done) {
           const Pass& first = passes.front();

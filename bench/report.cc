@@ -20,6 +20,7 @@ std::string Label(const Run& r) {
   std::string l = r.mode;
   if (r.mode == "after_sync" || r.mode == "after_commit") l += "/w" + std::to_string(r.wait_count);
   if (r.tls) l += "+tls";
+  if (r.transport != "unary") l += "+" + r.transport;
   return l;
 }
 
@@ -55,13 +56,13 @@ void PrintTable(const Report& r, std::ostream& out) {
       << Fixed(r.floor.semisync_floor_us()) << " us (fdatasync into preallocated space p50 "
       << Fixed(r.floor.fdatasync_prealloc_p50_us) << " us)\n";
   char line[512];
-  std::snprintf(line, sizeof(line), "%-16s %4s %7s %10s %9s %9s %9s %9s %9s %8s %7s %7s %9s %8s\n",
+  std::snprintf(line, sizeof(line), "%-20s %4s %7s %10s %9s %9s %9s %9s %9s %8s %7s %7s %9s %8s\n",
                 "mode", "repl", "clients", "ops/s", "p50_us", "p90_us", "p99_us", "p999_us",
                 "max_us", "yes_tx", "no_tx", "errors", "floor_us", "x_floor");
   out << line;
   for (const Run& x : r.runs) {
     std::snprintf(line, sizeof(line),
-                  "%-16s %4d %7d %10.0f %9.0f %9.0f %9.0f %9.0f %9.0f %8llu %7llu %7llu %9s %8s\n",
+                  "%-20s %4d %7d %10.0f %9.0f %9.0f %9.0f %9.0f %9.0f %8llu %7llu %7llu %9s %8s\n",
                   Label(x).c_str(), x.replicas, x.clients, x.ops_per_s, x.p50_us, x.p90_us,
                   x.p99_us, x.p999_us, x.max_us, static_cast<unsigned long long>(x.yes_tx),
                   static_cast<unsigned long long>(x.no_tx), static_cast<unsigned long long>(x.errors),
@@ -111,7 +112,7 @@ absl::Status WriteJson(const Report& r, const std::string& path) {
         << ", \"yes_tx\": " << x.yes_tx << ", \"no_tx\": " << x.no_tx
         << ", \"tx_avg_wait_time_us\": " << x.tx_avg_wait_time_us << ", \"errors\": " << x.errors
         << ", \"rss_start_kb\": " << x.rss_start_kb << ", \"rss_peak_kb\": " << x.rss_peak_kb
-        << ", \"rss_end_kb\": " << x.rss_end_kb
+        << ", \"rss_end_kb\": " << x.rss_end_kb << ", \"transport\": \"" << x.transport << "\""
         << ", \"p50_to_floor\": " << Fixed(x.ratio_to_floor, 3)
         << ", \"floor_us\": " << Fixed(x.floor_us);
     if (x.floor_us > 0) out << ", \"floor\": " << FloorJson(x.floor);
@@ -139,7 +140,8 @@ absl::Status WriteCsv(const Report& r, const std::string& path) {
   if (!out) return absl::UnavailableError("cannot write " + path);
   out << "mode,replicas,wait_count,clients,ops_per_s,p50_us,p90_us,p99_us,p999_us,max_us,yes_tx,"
          "no_tx,tx_avg_wait_time_us,errors,rss_start_kb,rss_peak_kb,rss_end_kb,p50_to_floor,"
-         "floor_us,fdatasync_p50_us,grpc_rtt_p50_us,semisync_floor_us,fdatasync_prealloc_p50_us\n";
+         "floor_us,fdatasync_p50_us,grpc_rtt_p50_us,semisync_floor_us,fdatasync_prealloc_p50_us,"
+         "transport\n";
   for (const Run& x : r.runs) {
     out << x.mode << "," << x.replicas << "," << x.wait_count << "," << x.clients << ","
         << Fixed(x.ops_per_s) << "," << Fixed(x.p50_us) << "," << Fixed(x.p90_us) << ","
@@ -150,7 +152,8 @@ absl::Status WriteCsv(const Report& r, const std::string& path) {
     // The floor this run was compared with, else the one measured at the start.
     const Floor& f = x.floor_us > 0 ? x.floor : r.floor;
     out << Fixed(f.fdatasync_p50_us) << "," << Fixed(f.grpc_rtt_p50_us) << ","
-        << Fixed(f.semisync_floor_us()) << "," << Fixed(f.fdatasync_prealloc_p50_us) << "\n";
+        << Fixed(f.semisync_floor_us()) << "," << Fixed(f.fdatasync_prealloc_p50_us) << ","
+        << x.transport << "\n";
   }
   return out ? absl::OkStatus() : absl::UnavailableError("cannot write " + path);
 }

@@ -19,6 +19,9 @@ struct Run {
   int wait_count = 0;
   int clients = 0;
   bool tls = false;  // --tls: servers, replication and clients over mutual TLS
+  // "unary": one Put RPC per write; "stream": writes of all clients share
+  // one WriteStream through relaykv::Client (--stream).
+  std::string transport = "unary";
   double ops_per_s = 0, p50_us = 0, p90_us = 0, p99_us = 0, p999_us = 0, max_us = 0;
   uint64_t yes_tx = 0, no_tx = 0, tx_avg_wait_time_us = 0;
   uint64_t errors = 0;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "client/channel_credentials.h"
+#include "client/write_mux.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
 
@@ -86,11 +87,9 @@ class Client::Impl {
   absl::StatusOr<Gtid> Write(const v1::WriteRequest& req) {
     std::string target = write_target();
     for (int attempt = 0; attempt < 2; ++attempt) {
-      grpc::ClientContext ctx;
-      Deadline(&ctx);
-      v1::WriteReply reply;
-      absl::Status s = FromGrpc(For(target).kv->Write(&ctx, req, &reply));
-      if (s.ok()) return FromProto(reply.gtid());
+      absl::StatusOr<Gtid> r = WriteOnce(target, req);
+      if (r.ok()) return r;
+      const absl::Status& s = r.status();
       const std::string hint = PrimaryHint(s);
       if (!options_.follow_primary || !absl::IsFailedPrecondition(s) || hint.empty() || attempt > 0) {
         return s;
@@ -100,6 +99,30 @@ class Client::Impl {
       write_target_ = hint;
     }
     return absl::InternalError("unreachable");
+  }
+
+  // One write to `target`: a unary Write, or on its WriteStream.
+  absl::StatusOr<Gtid> WriteOnce(const std::string& target, const v1::WriteRequest& req) {
+    if (options_.pipelined) {
+      v1::StreamWrite w;
+      *w.mutable_write() = req;
+      return Mux(target).Write(std::move(w), std::chrono::steady_clock::now() + options_.timeout);
+    }
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    v1::WriteReply reply;
+    absl::Status s = FromGrpc(For(target).kv->Write(&ctx, req, &reply));
+    if (!s.ok()) return s;
+    return FromProto(reply.gtid());
+  }
+
+  // The write stream to `addr`, created once and shared.
+  WriteMux& Mux(const std::string& addr) {
+    v1::Kv::Stub* stub = For(addr).kv.get();
+    std::lock_guard l(mu_);
+    auto it = muxes_.find(addr);
+    if (it == muxes_.end()) it = muxes_.emplace(addr, std::make_unique<WriteMux>(stub, addr)).first;
+    return *it->second;  // never erased: the reference stays valid
   }
 
   // SHOW STATUS / SHOW VARIABLES: same request, same reply.
@@ -131,6 +154,8 @@ class Client::Impl {
   std::mutex mu_;
   std::map<std::string, Stubs> stubs_;  // guarded by mu_
   std::string write_target_;            // guarded by mu_
+  // After stubs_: each borrows its node's stub, so it must go first.
+  std::map<std::string, std::unique_ptr<WriteMux>> muxes_;  // guarded by mu_
 };
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(std::vector<std::string> addresses,

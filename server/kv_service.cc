@@ -5,6 +5,7 @@
 #include <shared_mutex>
 
 #include "server/grpc_status.h"
+#include "server/kv_calls.h"
 #include "server/node_impl.h"
 #include "relaykv/node.h"
 #include "storage/thread_name.h"
@@ -22,28 +23,7 @@ namespace {
 constexpr int kQueueThreads = 1;
 // Requests of each write method accepted ahead (each is a small object).
 constexpr int kArmedPerMethod = 8;
-
-std::vector<v1::Mutation> Mutations(v1::PutRequest& req) {
-  std::vector<v1::Mutation> m(1);
-  m[0].set_op(v1::Mutation::PUT);
-  m[0].set_key(std::move(*req.mutable_key()));
-  m[0].set_value(std::move(*req.mutable_value()));
-  return m;
-}
-
-std::vector<v1::Mutation> Mutations(v1::DeleteRequest& req) {
-  std::vector<v1::Mutation> m(1);
-  m[0].set_op(v1::Mutation::DELETE);
-  m[0].set_key(std::move(*req.mutable_key()));
-  return m;
-}
-
-std::vector<v1::Mutation> Mutations(v1::WriteRequest& req) {
-  std::vector<v1::Mutation> m;
-  m.reserve(static_cast<size_t>(req.mutations_size()));
-  for (auto& x : *req.mutable_mutations()) m.push_back(std::move(x));
-  return m;
-}
+constexpr int kArmedStreams = 2;
 
 // The method's name in refusals.
 constexpr std::string_view OpName(const v1::PutRequest&) { return "Put"; }
@@ -51,18 +31,6 @@ constexpr std::string_view OpName(const v1::DeleteRequest&) { return "Delete"; }
 constexpr std::string_view OpName(const v1::WriteRequest&) { return "Write"; }
 
 }  // namespace
-
-// A completion-queue event's tag: the call and which of its operations.
-class KvService::Call {
- public:
-  enum class Op { kRequest, kFinish, kDone };
-  struct Tag {
-    Call* call;
-    Op op;
-  };
-  virtual ~Call() = default;
-  virtual void On(Op op, bool ok) = 0;
-};
 
 // One write RPC, from being armed to its last event. Three events come
 // back for a matched request — kRequest, kFinish and kDone (the call is
@@ -107,6 +75,8 @@ class KvService::WriteCall final : public KvService::Call {
         gone_.store(ctx_.IsCancelled());
         break;
       case Op::kFinish:
+      case Op::kRead:
+      case Op::kWrite:
         break;
     }
     if (pending_.fetch_sub(1) == 1) delete this;
@@ -152,6 +122,7 @@ void KvService::Start(std::unique_ptr<grpc::ServerCompletionQueue> cq) {
     WriteCall<v1::DeleteRequest>::Arm(this, &KvService::RequestDelete);
     WriteCall<v1::WriteRequest>::Arm(this, &KvService::RequestWrite);
   }
+  for (int i = 0; i < kArmedStreams; ++i) ArmStream();
   for (int i = 0; i < kQueueThreads; ++i) {
     threads_.emplace_back([this] {
       NameThisThread("rkv-kv-writes");

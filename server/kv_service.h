@@ -10,11 +10,24 @@
 // spent most of its CPU switching between those threads. Get stays
 // synchronous: it never waits for anything but the applier.
 //
+// WriteStream (pipelined writes, server/kv_write_stream.cc) is served from
+// the same queue and commits each write through the same CommitAsync: its
+// answers are what the unary calls would return. Per stream, at most one
+// read and one write are outstanding; answers that commit while a write is
+// on the wire queue up and leave together in the next message. The stream
+// reads ahead only while fewer than kStreamMaxInFlight writes (or
+// kStreamMaxInFlightBytes of requests) are unanswered: past that it stops
+// reading and gRPC's flow control pushes back on the client.
+//
 // Lifecycle: register, then Start() with the queue added to the builder,
-// once the server is built; Stop() after the server's Shutdown().
+// once the server is built; EndStreams() once the node's commits are
+// drained, before the server's Shutdown(); Stop() after it.
 #pragma once
 
+#include <cstddef>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <thread>
 #include <vector>
@@ -26,9 +39,13 @@ namespace relaykv {
 class Node;
 
 class KvService final
-    : public v1::Kv::WithAsyncMethod_Put<
-          v1::Kv::WithAsyncMethod_Delete<v1::Kv::WithAsyncMethod_Write<v1::Kv::Service>>> {
+    : public v1::Kv::WithAsyncMethod_Put<v1::Kv::WithAsyncMethod_Delete<
+          v1::Kv::WithAsyncMethod_Write<v1::Kv::WithAsyncMethod_WriteStream<v1::Kv::Service>>>> {
  public:
+  // A stream's read-ahead bound (see above; proto/kv.proto documents it).
+  static constexpr int kStreamMaxInFlight = 1024;
+  static constexpr size_t kStreamMaxInFlightBytes = size_t{64} << 20;
+
   // Borrows `node`, which must outlive the gRPC server this is registered on.
   explicit KvService(Node* node) : node_(node) {}
   ~KvService() override;
@@ -41,6 +58,11 @@ class KvService final
 
   // Starts serving writes from `cq` (from ServerBuilder::AddCompletionQueue).
   void Start(std::unique_ptr<grpc::ServerCompletionQueue> cq);
+  // Once no commit is in flight any more: every open WriteStream sends
+  // the answers it holds and ends with UNAVAILABLE; later streams end so
+  // at once. Without it the server's Shutdown() would wait out its grace
+  // period for streams that clients keep open.
+  void EndStreams();
   // After the server's Shutdown(): drains the queue and joins its threads.
   void Stop();
 
@@ -48,6 +70,14 @@ class KvService final
   class Call;
   template <typename Request>
   class WriteCall;
+  class StreamCall;
+
+  // Accepts the next WriteStream call.
+  void ArmStream();
+  // Open streams, for EndStreams(). A stream registers when accepted (false:
+  // streams are ended already) and leaves just before it is deleted.
+  bool RegisterStream(StreamCall* call);
+  void UnregisterStream(StreamCall* call);
 
   // A call's answer must be started before the queue shuts down (gRPC
   // aborts otherwise): answers started from a queue thread hold this
@@ -57,6 +87,10 @@ class KvService final
   bool stopping_ = false;  // guarded by stop_mu_
   std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   std::vector<std::thread> threads_;
+  // Lock order: streams_mu_ before a stream's own lock, before stop_mu_.
+  std::mutex streams_mu_;
+  std::set<StreamCall*> streams_;  // guarded by streams_mu_
+  bool streams_ended_ = false;     // guarded by streams_mu_
   Node* const node_;
 };
 

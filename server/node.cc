@@ -641,6 +641,9 @@ void Node::Impl::Close() {
     cv_.wait(l, [&] { return in_flight_ == 0; });
   }
   if (health_service_) health_service_->Shutdown();  // its Watch calls would hold up the server's
+  // Open WriteStreams send their last answers and end (UNAVAILABLE) rather
+  // than hold the server's shutdown for its whole grace period.
+  if (kv_service_) kv_service_->EndStreams();
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (kv_service_) kv_service_->Stop();  // after the server's shutdown, before its end
   server_.reset();

@@ -44,6 +44,15 @@ struct ClientOptions {
   // Sent with every call as "authorization: Bearer <token>" when not empty:
   // the identity of a client without a certificate (README "Security").
   std::string bearer_token;
+  // Put/Delete/Write share one WriteStream per node (pipelined writes,
+  // proto/kv.proto) instead of one unary call each: many threads' writes
+  // travel in shared messages, so each costs the node less. Each call
+  // still blocks, has its own deadline and gets its own answer, with the
+  // same meaning as the unary call's. If the stream breaks, the writes in
+  // flight on it fail with UNAVAILABLE (outcome unknown, as when a unary
+  // call's connection drops) and the next write opens a new stream.
+  // Off by default until it has run in production as long as unary calls.
+  bool pipelined = false;
 };
 
 

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -90,6 +91,32 @@ TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
   const std::string csv = Slurp(dir / "out.csv");
   EXPECT_EQ(csv.rfind("mode,replicas,wait_count,clients,ops_per_s,", 0), 0u) << csv;
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 8) << csv;
+  fs::remove_all(dir);
+}
+
+// --stream: every write point again over one pipelined relaykv::Client
+// (a WriteStream), right after the unary one, in the same run.
+TEST(BenchSmokeTest, StreamPointsRunNextToUnaryOnesAsSemiSync) {
+  const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-stream-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto [status, out] =
+      RunBench("--replicas 1 --modes after_sync --clients 1,8 --duration 0.3 --warmup 0.1 --no-reads "
+               "--stream --work-dir " + (dir / "work").string() + " --json " + (dir / "out.json").string());
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("after_sync/w1+stream"), std::string::npos) << out;
+  const std::string json = Slurp(dir / "out.json");
+  std::regex run_re("\"ops_per_s\": ([0-9.]+), .*?\"yes_tx\": (\\d+), \"no_tx\": (\\d+), "
+                    "[^}]*\"errors\": (\\d+), [^}]*\"transport\": \"([a-z]+)\"");
+  std::map<std::string, int> runs;
+  for (std::sregex_iterator it(json.begin(), json.end(), run_re), end; it != end; ++it) {
+    ++runs[(*it)[5]];
+    EXPECT_GT(std::stod((*it)[1]), 0) << (*it)[0];
+    EXPECT_GT(std::stoull((*it)[2]), 0u) << "yes_tx: " << (*it)[0];
+    EXPECT_EQ(std::stoull((*it)[3]), 0u) << "no_tx: " << (*it)[0];
+    EXPECT_EQ(std::stoull((*it)[4]), 0u) << "errors: " << (*it)[0];
+  }
+  EXPECT_EQ(runs["unary"], 2) << json;
+  EXPECT_EQ(runs["stream"], 2) << json;
   fs::remove_all(dir);
 }
 

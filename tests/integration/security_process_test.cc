@@ -156,6 +156,11 @@ TEST_F(SecurityTest, ReadOnlyIdentityCanNeitherWriteNorSubscribe) {
   EXPECT_THAT(put.status().message(), HasSubstr("write role"));
   EXPECT_THAT(put.status().message(), HasSubstr("'reader'"));
   EXPECT_TRUE(absl::IsPermissionDenied(reader->Delete("k").status()));
+  ClientOptions pipelined = As("reader");
+  pipelined.pipelined = true;  // the WriteStream checks the role too
+  auto streamed = Connect(*p, pipelined)->Put("k", "w");
+  EXPECT_TRUE(absl::IsPermissionDenied(streamed.status())) << streamed.status();
+  EXPECT_THAT(streamed.status().message(), HasSubstr("write role"));
   auto set = reader->SetVariable("read_only", "ON");
   EXPECT_TRUE(absl::IsPermissionDenied(set)) << set;
   EXPECT_THAT(set.message(), HasSubstr("admin role"));

@@ -1,0 +1,316 @@
+// relaykv::Client with pipelined writes (ClientOptions::pipelined: one
+// WriteStream per node, client/write_mux.cc) against embedded nodes over
+// real gRPC on 127.0.0.1.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "relaykv/client.h"
+#include "relaykv/node.h"
+#include "tests/common/temp_dir.h"
+
+namespace relaykv {
+namespace {
+
+using testing::TempDir;
+using testing::WaitFor;
+using Clock = std::chrono::steady_clock;
+
+std::unique_ptr<Node> OpenNode(const std::filesystem::path& dir, NameValues vars = {},
+                               std::string primary = "", std::string listen = "127.0.0.1:0") {
+  NodeOptions o;
+  o.data_dir = dir;
+  o.listen_address = std::move(listen);
+  o.replicate_from = std::move(primary);
+  o.variables = std::move(vars);
+  auto n = Node::Open(o);
+  EXPECT_TRUE(n.ok()) << n.status();
+  return n.ok() ? *std::move(n) : nullptr;
+}
+
+std::string Addr(const Node& n) { return "127.0.0.1:" + std::to_string(n.bound_port()); }
+
+uint64_t Num(const Node& n, const std::string& suffix) {
+  const std::string name = "Rpl_semi_sync_master_" + suffix;
+  for (const auto& [k, v] : n.ShowStatus(name)) {
+    if (k == name) return std::stoull(v);
+  }
+  return ~0ull;
+}
+
+ClientOptions Pipelined(std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  ClientOptions o;
+  o.timeout = timeout;
+  o.pipelined = true;
+  return o;
+}
+
+// A primary with semi-sync ON (AFTER_SYNC) whose one semi-sync replica can
+// be stopped to hold every commit.
+struct SemiSyncPair {
+  TempDir dir;
+  std::unique_ptr<Node> primary;
+  std::unique_ptr<Node> replica;
+  SemiSyncPair() {
+    primary = OpenNode(dir.path() / "p", {{"rpl_semi_sync_master_enabled", "ON"},
+                                          {"rpl_semi_sync_master_timeout", "600000"}});
+    replica = OpenNode(dir.path() / "r", {{"server_id", "2"}, {"rpl_semi_sync_slave_enabled", "ON"}},
+                       Addr(*primary));
+    EXPECT_TRUE(WaitFor([&] { return Num(*primary, "clients") == 1; }));
+  }
+  void StopReplica() {
+    ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kIo).ok());
+    ASSERT_TRUE(WaitFor([&] { return Num(*primary, "clients") == 0; }));
+  }
+};
+
+TEST(ClientStreamTest, SixtyFourThreadsShareOneStreamAndEachGetsItsOwnGtid) {
+  SemiSyncPair c;
+  auto client = *Client::Connect({Addr(*c.primary)}, Pipelined());
+  constexpr int kThreads = 64, kEach = 40;
+  std::mutex mu;
+  std::set<uint64_t> seqs;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string key = "t" + std::to_string(t) + "/" + std::to_string(i);
+        auto g = i % 4 == 3 ? client->Write({Mutation::Put(key, key), Mutation::Put(key + "b", key)})
+                            : client->Put(key, key);
+        if (!g.ok()) {
+          ++failures;
+          continue;
+        }
+        {
+          std::lock_guard l(mu);
+          if (!seqs.insert(g->seq).second) ++failures;  // someone else's answer
+        }
+        // Our own answer: our write is visible at our GTID.
+        auto v = c.primary->Get(key, g->seq);
+        if (!v.ok() || *v != std::optional<std::string>(key)) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(kThreads * kEach));
+  EXPECT_EQ(*seqs.begin(), 1u);
+  EXPECT_EQ(*seqs.rbegin(), static_cast<uint64_t>(kThreads * kEach)) << "dense";
+  EXPECT_EQ(Num(*c.primary, "no_tx"), 0u);
+  EXPECT_EQ(Num(*c.primary, "wait_sessions"), 0u);
+}
+
+// Answers come back in commit order, not send order: a write held for the
+// ACK is overtaken by later bad writes' errors, each reaching its caller.
+TEST(ClientStreamTest, OutOfOrderAnswersReachTheirCallersAndBadInputFailsAlone) {
+  SemiSyncPair c;
+  c.StopReplica();
+  auto client = *Client::Connect({Addr(*c.primary)}, Pipelined());
+  auto held = std::async(std::launch::async, [&] { return client->Put("held", "1"); });
+  ASSERT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 1; }));
+  auto empty = client->Put("", "x");
+  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument) << empty.status();
+  EXPECT_NE(empty.status().message().find("key is empty"), std::string::npos) << empty.status();
+  auto none = client->Write({});
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument) << none.status();
+  auto del = client->Write({Mutation::Delete("k"), Mutation::Put(std::string(70000, 'k'), "v")});
+  EXPECT_EQ(del.status().code(), absl::StatusCode::kInvalidArgument) << del.status();
+  EXPECT_NE(del.status().message().find("70000"), std::string::npos) << del.status();
+  EXPECT_EQ(held.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout)
+      << "answered before its ACK";
+  auto later = std::async(std::launch::async, [&] { return client->Put("later", "2"); });
+  ASSERT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 2; }));
+  ASSERT_TRUE(c.replica->StartReplica(ReplicaThreads::kIo).ok());
+  auto g1 = held.get();
+  auto g2 = later.get();
+  ASSERT_TRUE(g1.ok()) << g1.status();
+  ASSERT_TRUE(g2.ok()) << g2.status();
+  EXPECT_EQ(g1->seq, 1u);
+  EXPECT_EQ(g2->seq, 2u);
+}
+
+TEST(ClientStreamTest, EachCallKeepsItsOwnDeadlineAndTheServerStopsWaitingToo) {
+  SemiSyncPair c;
+  c.StopReplica();
+  auto client = *Client::Connect({Addr(*c.primary)}, Pipelined(std::chrono::milliseconds(400)));
+  const auto start = Clock::now();
+  auto g = client->Put("slow", "v");
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kDeadlineExceeded) << g.status();
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  // The server got the same deadline: no wait session is left behind.
+  EXPECT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 0; }, std::chrono::seconds(5)));
+  EXPECT_EQ(Num(*c.primary, "yes_tx"), 0u);
+}
+
+// The node goes away under writes held for ACKs: each in-flight call fails
+// with UNAVAILABLE (never OK), and once the node is back the next call
+// opens a new stream and succeeds.
+TEST(ClientStreamTest, ABrokenStreamFailsCallsInFlightAndTheNextCallReconnects) {
+  SemiSyncPair c;
+  c.StopReplica();
+  const std::string addr = Addr(*c.primary);
+  auto client = *Client::Connect({addr}, Pipelined());
+  std::vector<std::future<absl::StatusOr<Gtid>>> inflight;
+  for (int i = 0; i < 8; ++i) {
+    inflight.push_back(std::async(std::launch::async,
+                                  [&, i] { return client->Put("k" + std::to_string(i), "v"); }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 8; }));
+  c.primary->Close();
+  for (auto& f : inflight) {
+    auto r = f.get();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  }
+  // Down: fails fast, UNAVAILABLE.
+  EXPECT_EQ(client->Put("down", "v").status().code(), absl::StatusCode::kUnavailable);
+  c.replica.reset();
+  c.primary.reset();
+  auto back = OpenNode(c.dir.path() / "p", {}, "", addr);
+  ASSERT_NE(back, nullptr);
+  absl::StatusOr<Gtid> g = absl::UnknownError("not tried");
+  ASSERT_TRUE(WaitFor([&] {
+    g = client->Put("again", "v");
+    return g.ok();
+  }, std::chrono::seconds(20))) << g.status();
+  EXPECT_EQ(g->seq, back->binlog_gtid().seq);
+  EXPECT_EQ(*back->Get("again"), std::optional<std::string>("v"));
+}
+
+// A TCP relay from a local port to `target_port`, whose connections Cut()
+// drops at once: a network failure under a live stream.
+class Relay {
+ public:
+  explicit Relay(int target_port) : target_port_(target_port) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(::listen(listen_fd_, 16), 0);
+    socklen_t len = sizeof(a);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Relay() {
+    stop_ = true;
+    thread_.join();
+    Cut();
+    ::close(listen_fd_);
+  }
+  int port() const { return port_; }
+  void Cut() {
+    std::lock_guard l(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  // One thread: accepts, and copies bytes both ways for every pair.
+  void Run() {
+    std::vector<std::pair<int, int>> pairs;
+    while (!stop_) {
+      std::vector<pollfd> p{{listen_fd_, POLLIN, 0}};
+      for (auto [a, b] : pairs) {
+        p.push_back({a, POLLIN, 0});
+        p.push_back({b, POLLIN, 0});
+      }
+      if (::poll(p.data(), p.size(), 20) <= 0) continue;
+      if (p[0].revents & POLLIN) {
+        const int in = ::accept(listen_fd_, nullptr, nullptr);
+        const int out = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(static_cast<uint16_t>(target_port_));
+        if (in >= 0 && ::connect(out, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+          pairs.emplace_back(in, out);
+          std::lock_guard l(mu_);
+          fds_.push_back(in);
+          fds_.push_back(out);
+        }
+      }
+      for (size_t i = 1; i < p.size(); ++i) {
+        if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        const auto [a, b] = pairs[(i - 1) / 2];
+        const int from = i % 2 == 1 ? a : b, to = i % 2 == 1 ? b : a;
+        char buf[65536];
+        const ssize_t n = ::read(from, buf, sizeof(buf));
+        if (n > 0) {
+          (void)!::write(to, buf, static_cast<size_t>(n));
+        } else {
+          ::shutdown(to, SHUT_RDWR);
+        }
+      }
+    }
+    std::lock_guard l(mu_);
+    for (int fd : fds_) ::close(fd);
+    fds_.clear();
+  }
+
+  const int target_port_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<int> fds_;  // guarded by mu_
+  std::thread thread_;
+};
+
+// The connection drops under writes held for ACKs: each in-flight call
+// fails with UNAVAILABLE (never OK, never hangs), the node sees its client
+// gone (no wait session left), and the next call opens a new stream.
+TEST(ClientStreamTest, AConnectionCutFailsCallsInFlightAndLeaksNoWaitSession) {
+  SemiSyncPair c;
+  c.StopReplica();
+  Relay relay(c.primary->bound_port());
+  auto client = *Client::Connect({"127.0.0.1:" + std::to_string(relay.port())}, Pipelined());
+  std::vector<std::future<absl::StatusOr<Gtid>>> inflight;
+  for (int i = 0; i < 8; ++i) {
+    inflight.push_back(std::async(std::launch::async,
+                                  [&, i] { return client->Put("cut" + std::to_string(i), "v"); }));
+  }
+  ASSERT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 8; }));
+  relay.Cut();
+  for (auto& f : inflight) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+    auto r = f.get();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  }
+  EXPECT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 0; }, std::chrono::seconds(10)));
+  EXPECT_EQ(Num(*c.primary, "yes_tx"), 0u);
+  ASSERT_TRUE(c.replica->StartReplica(ReplicaThreads::kIo).ok());
+  absl::StatusOr<Gtid> g = absl::UnknownError("not tried");
+  ASSERT_TRUE(WaitFor([&] {
+    g = client->Put("after-cut", "v");
+    return g.ok();
+  }, std::chrono::seconds(20))) << g.status();
+  EXPECT_EQ(g->seq, 9u);
+}
+
+TEST(ClientStreamTest, DestroyingAClientCancelsItsStreamCleanly) {
+  SemiSyncPair c;
+  {
+    auto client = *Client::Connect({Addr(*c.primary)}, Pipelined());
+    ASSERT_TRUE(client->Put("a", "1").ok());
+  }
+  // The server saw the stream end: a new client's stream works, and no
+  // wait is left behind.
+  auto client = *Client::Connect({Addr(*c.primary)}, Pipelined());
+  auto g = client->Put("b", "2");
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->seq, 2u);
+  EXPECT_EQ(Num(*c.primary, "wait_sessions"), 0u);
+}
+
+}  // namespace
+}  // namespace relaykv
