@@ -229,12 +229,18 @@ absl::Status Node::Impl::Open(Node* node) {
                               vars_.GetBool("require_secure_transport")};
     auto credentials = MakeServerCredentials(tls);
     if (!credentials.ok()) return credentials.status();
-    if (!tls.enabled() && !options_.allow_insecure) {
+    // Off loopback, anyone who can connect is a caller: TLS keeps them
+    // from reading or changing the traffic, and only roles keep them from
+    // writing, administering, or subscribing as a semi-sync replica whose
+    // ACKs would release commits it never stored (invariant 1).
+    if ((!tls.enabled() || options_.roles_file.empty()) && !options_.allow_insecure) {
       if (auto s = CheckLoopbackListenAddress(options_.listen_address); !s.ok()) {
         return absl::FailedPreconditionError(
-            "refusing to serve plaintext gRPC on a non-loopback address (" +
-            std::string(s.message()) +
-            "): set ssl_cert and ssl_key (README \"Security\"), or pass --allow-insecure");
+            std::string(!tls.enabled() ? "refusing to serve plaintext gRPC"
+                                       : "refusing to serve gRPC without --roles-file") +
+            " on a non-loopback address (" + std::string(s.message()) +
+            "): set ssl_cert and ssl_key and a --roles-file (README \"Security\"), or pass "
+            "--allow-insecure");
       }
     }
     auto auth = Authorizer::Create(options_.roles_file);

@@ -355,6 +355,13 @@ TEST_F(SecurityTest, NonLoopbackListenIsRefusedWithoutTls) {
   EXPECT_NE(r.exit_status, 0);
   EXPECT_THAT(r.log, HasSubstr("not a loopback address"));
   EXPECT_THAT(r.log, HasSubstr("--allow-insecure"));
+  // TLS without roles: anyone who connects could subscribe as a semi-sync
+  // replica and ACK what it never stored.
+  auto no_roles = StartExpectingRefusal(
+      dir_.path() / "q", {"--listen", "0.0.0.0:0", "--ssl-ca=" + Cert("ca.pem"),
+                          "--ssl-cert=" + Cert("node.pem"), "--ssl-key=" + Cert("node.key")});
+  EXPECT_TRUE(no_roles.exited) << no_roles.log;
+  EXPECT_THAT(no_roles.log, HasSubstr("without --roles-file"));
 }
 
 TEST_F(SecurityTest, DataDirIsOwnerOnlyAndItsFilesToo) {
