@@ -39,7 +39,7 @@ TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
   const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-smoke-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const auto [status, out] =
-      RunBench("--modes none,async,after_sync --clients 1,4 --duration 0.5 --warmup 0.2 --work-dir " +
+      RunBench("--modes none,async,after_sync --clients 1,4 --duration 1 --warmup 0.5 --work-dir " +
                (dir / "work").string() + " --json " + (dir / "out.json").string() + " --csv " +
                (dir / "out.csv").string() + " --plot " + (dir / "out.png").string());
   ASSERT_EQ(status, 0) << out;
@@ -65,7 +65,10 @@ TEST(BenchSmokeTest, OutputsAreWellFormedAndSemiSyncWasInEffect) {
   for (std::sregex_iterator it(json.begin(), json.end(), run_re), end; it != end; ++it) {
     ++runs;
     const std::string mode = (*it)[1];
-    EXPECT_GT(std::stod((*it)[5]), 0) << "ops_per_s of " << mode;
+    // Not a timed check: a window in which nothing at all completed. The
+    // window is 1 s after a 0.5 s warm-up (a loaded CI machine once had a
+    // 0.5 s one, right after the cluster started, with nothing in it).
+    EXPECT_GT(std::stod((*it)[5]), 0) << "ops_per_s of " << mode << " in\n" << json;
     EXPECT_LE(std::stod((*it)[6]), std::stod((*it)[8])) << "p50 <= p99";
     EXPECT_LE(std::stod((*it)[8]), std::stod((*it)[10])) << "p99 <= max";
     if (mode == "after_sync") {
