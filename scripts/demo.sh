@@ -43,7 +43,8 @@ if [ "$tls" = 1 ]; then
 fi
 
 echo "== starting a primary and two replicas (logs in var/demo/*.log)"
-start_node PRIMARY "$ROOT/primary" --server-id 1 --rpl_semi_sync_master_enabled=ON "${NODE_FLAGS[@]}"
+start_node PRIMARY "$ROOT/primary" --server-id 1 --rpl_semi_sync_master_enabled=ON \
+  --http-listen 127.0.0.1:0 "${NODE_FLAGS[@]}"
 start_node REPLICA1 "$ROOT/replica1" --server-id 2 --replicate-from "$PRIMARY" --rpl_semi_sync_slave_enabled=ON \
   "${NODE_FLAGS[@]}" "${REPLICA_FLAGS[@]}"
 start_node REPLICA2 "$ROOT/replica2" --server-id 3 --replicate-from "$PRIMARY" --rpl_semi_sync_slave_enabled=ON \
@@ -73,6 +74,16 @@ for i in $(seq 1 1000); do echo "PUT 'user:$i' 'name-$i';"; done | "${RELAYKV[@]
 echo "(1000 PUT statements piped to relaykv -H $PRIMARY)"
 
 show "${RELAYKV[@]}" -H "$PRIMARY" -t -e "show status like 'rpl_semi_sync_master_%'"
+
+# The same through the monitoring port (README "Monitoring"), read with
+# bash's /dev/tcp: no HTTP client needed.
+http=$(cat "$ROOT/primary/relaykvd.http.addr")
+echo
+echo "$ GET http://$http/metrics   (a few of its lines)"
+exec 3<>"/dev/tcp/${http%:*}/${http##*:}"
+printf 'GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$http" >&3
+grep -E '^relaykv_(commit_duration_seconds_(count|sum)|semisync_master_(status|clients|yes_tx_total)|replica_lag_seqs|binlog_last_seq)' <&3 || true
+exec 3<&-
 show "${RELAYKV[@]}" -H "$PRIMARY" -t -e "show replicas"
 
 echo
