@@ -19,8 +19,7 @@ class CliBatchTest : public ::testing::Test {
   }
   // `relaykv -H <server> FLAGS < script`
   CliRun Batch(std::vector<std::string> flags, const std::string& script) {
-    flags.insert(flags.begin(), {"-H", server_->address()});
-    return RunCli(flags, script);
+    return RunCliOn(*server_, std::move(flags), script);
   }
   TempDir dir_;
   std::unique_ptr<Relaykvd> server_;

@@ -187,6 +187,12 @@ struct CliRun {
 };
 CliRun RunCli(const std::vector<std::string>& args, const std::string& stdin_text = "",
               std::chrono::seconds hang_guard = std::chrono::seconds(60));
+// `relaykv -H <server's address> ARGS < stdin_text`.
+inline CliRun RunCliOn(const Relaykvd& server, std::vector<std::string> args,
+                       const std::string& stdin_text = "") {
+  args.insert(args.begin(), {"-H", server.address()});
+  return RunCli(args, stdin_text);
+}
 // As RunCli, for any binary of BinDir() ("relaykvd --version"), with
 // `env` (NAME=VALUE) added to the child's environment.
 CliRun RunBinary(const std::string& name, const std::vector<std::string>& args,

@@ -88,33 +88,27 @@ TEST(ServerE2eTest, SecondServerOnTheSameDataDirIsRefused) {
   EXPECT_TRUE(s->Put("still", "fine").ok());
 }
 
-// `relaykv -H address ARGS...`
-CliRun Cli(const Relaykvd& s, std::vector<std::string> args) {
-  args.insert(args.begin(), {"-H", s.address()});
-  return RunCli(args);
-}
-
 TEST(ServerE2eTest, CliPutGetDelAndErrors) {
   TempDir dir;
   auto s = Relaykvd::Start(dir.path() / "n");
   ASSERT_NE(s, nullptr);
-  CliRun put = Cli(*s, {"put", "name", "alice"});
+  CliRun put = RunCliOn(*s, {"put", "name", "alice"});
   EXPECT_EQ(put.status, 0);
   EXPECT_EQ(put.out, "1:1\n");
-  CliRun get = Cli(*s, {"get", "name"});
+  CliRun get = RunCliOn(*s, {"get", "name"});
   EXPECT_EQ(get.status, 0);
   EXPECT_EQ(get.out, "alice\n");
-  EXPECT_EQ(Cli(*s, {"del", "name"}).status, 0);
-  CliRun missing = Cli(*s, {"get", "name"});
+  EXPECT_EQ(RunCliOn(*s, {"del", "name"}).status, 0);
+  CliRun missing = RunCliOn(*s, {"get", "name"});
   EXPECT_EQ(missing.status, 1);
   EXPECT_EQ(missing.out, "");
-  CliRun bad = Cli(*s, {"-e", "PUT '' 'v'"});
+  CliRun bad = RunCliOn(*s, {"-e", "PUT '' 'v'"});
   EXPECT_EQ(bad.status, 1);
   EXPECT_EQ(bad.err.rfind("ERROR ", 0), 0u) << bad.err;
-  CliRun syntax = Cli(*s, {"-e", "FROBNICATE"});
+  CliRun syntax = RunCliOn(*s, {"-e", "FROBNICATE"});
   EXPECT_EQ(syntax.status, 1);
   EXPECT_NE(syntax.err.find("ERROR 1064"), std::string::npos) << syntax.err;
-  CliRun batch = Cli(*s, {"-N", "-e", "put 'x' '1'; get 'x'; show status like 'Binlog_gtid'"});
+  CliRun batch = RunCliOn(*s, {"-N", "-e", "put 'x' '1'; get 'x'; show status like 'Binlog_gtid'"});
   EXPECT_EQ(batch.status, 0);
   EXPECT_EQ(batch.out, "1\nBinlog_gtid\t1:3\n") << batch.out;
   CliRun down = RunCli({"-H", "127.0.0.1:1", "get", "x"});
@@ -133,31 +127,31 @@ TEST(ServerE2eTest, CliFailoverWithResetSlaveAll) {
   auto r = StartReplica(dir.path() / "r", *p);
   ASSERT_NE(r, nullptr);
   ASSERT_TRUE(WaitFor([&] { return r->BinlogGtid().seq == 1; }));
-  CliRun refused = Cli(*r, {"put", "k2", "v2"});
+  CliRun refused = RunCliOn(*r, {"put", "k2", "v2"});
   EXPECT_EQ(refused.status, 1);
   EXPECT_NE(refused.err.find("read-only replica"), std::string::npos) << refused.err;
-  CliRun no_all = Cli(*r, {"-e", "RESET SLAVE"});
+  CliRun no_all = RunCliOn(*r, {"-e", "RESET SLAVE"});
   EXPECT_EQ(no_all.status, 1);
   EXPECT_NE(no_all.err.find("RESET SLAVE ALL makes this replica a primary"), std::string::npos) << no_all.err;
-  CliRun running = Cli(*r, {"-e", "RESET SLAVE ALL"});
+  CliRun running = RunCliOn(*r, {"-e", "RESET SLAVE ALL"});
   EXPECT_EQ(running.status, 1);
   EXPECT_NE(running.err.find("run STOP SLAVE first"), std::string::npos) << running.err;
 
-  CliRun failover = Cli(*r, {"-e", "STOP SLAVE; RESET SLAVE ALL"});
+  CliRun failover = RunCliOn(*r, {"-e", "STOP SLAVE; RESET SLAVE ALL"});
   EXPECT_EQ(failover.status, 0) << failover.err;
-  CliRun status = Cli(*r, {"-e", "SHOW SLAVE STATUS"});
+  CliRun status = RunCliOn(*r, {"-e", "SHOW SLAVE STATUS"});
   EXPECT_EQ(status.status, 0);
   EXPECT_EQ(status.out, "") << "no longer a replica";
   // Killed before any write: the promotion (role and epoch) was durable.
   r->Kill();
   r = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
   ASSERT_NE(r, nullptr);
-  CliRun put = Cli(*r, {"put", "k2", "v2"});
+  CliRun put = RunCliOn(*r, {"put", "k2", "v2"});
   EXPECT_EQ(put.status, 0);
   EXPECT_EQ(put.out, "2:3\n") << "the marker event took 2:2";
-  CliRun get = Cli(*r, {"get", "k"});
+  CliRun get = RunCliOn(*r, {"get", "k"});
   EXPECT_EQ(get.out, "v\n");
-  CliRun again = Cli(*r, {"-e", "RESET SLAVE ALL"});
+  CliRun again = RunCliOn(*r, {"-e", "RESET SLAVE ALL"});
   EXPECT_EQ(again.status, 1);
   EXPECT_NE(again.err.find("not a replica"), std::string::npos) << again.err;
 }
