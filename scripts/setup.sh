@@ -11,6 +11,7 @@ packages=(
   openssl libssl-dev  # TLS: libcrypto (token hashes), scripts/make-test-certs.sh
   gnuplot-nox  # relaykv-bench --plot
   prometheus   # promtool: tests/integration/metrics_process_test validates /metrics
+  etcd-server etcd-client golang-etcd-server-dev  # failover: etcd, its v3 .proto files
 )
 missing=()
 for p in "${packages[@]}"; do
