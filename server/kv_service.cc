@@ -58,8 +58,8 @@ class KvService::WriteCall final : public KvService::Call {
           delete this;  // never matched: shutting down
           return;
         }
-        // Shared with the other queue thread; Stop() takes it whole, so no
-        // request is armed and no answer started once the queue shuts down.
+        // Stop() takes it whole, so no request is armed and no answer
+        // started once the queue shuts down.
         std::shared_lock l(service_->stop_mu_);
         if (!service_->stopping_) {
           Arm(service_, method_);  // the next request of this method

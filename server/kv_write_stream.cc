@@ -119,16 +119,26 @@ class KvService::StreamCall final : public KvService::Call {
     // Every write on the stream needs the write role: checked once, before
     // anything is read (nothing of a refused stream reaches the binlog).
     grpc::Status denied = service_->node_->impl_->auth_->Check(&ctx_, Role::kWrite, "WriteStream");
-    const bool open = service_->RegisterStream(this);
-    std::lock_guard l(mu_);
-    refs_ = 1;  // kDone, which comes for every matched call
-    if (!open) ending_ = true;
-    if (!denied.ok()) {
-      refused_ = std::move(denied);
-      read_closed_ = true;  // reads nothing: ends at once with the refusal
+    {
+      std::lock_guard l(mu_);
+      // kDone (which comes for every matched call), and this function: set
+      // before the call is listed, so that an EndStreams() in between ends
+      // it (End() skips a call at zero) and nothing can delete it before
+      // it is listed.
+      refs_ = 2;
+      if (!denied.ok()) {
+        refused_ = std::move(denied);
+        read_closed_ = true;  // reads nothing: ends at once with the refusal
+      }
     }
-    MaybeRead();
-    MaybeFinish();
+    const bool open = service_->RegisterStream(this);
+    {
+      std::lock_guard l(mu_);
+      if (!open) ending_ = true;
+      MaybeRead();
+      MaybeFinish();
+    }
+    Unref();
   }
 
   void OnRead(bool ok) {
