@@ -110,8 +110,12 @@ int main(int argc, char** argv) {
   app.add_option("--replicate-from", options.replicate_from,
                  "HOST:PORT of the primary: run as its replica (saved in the data dir)");
   app.add_option("--config,--defaults-file", config,
-                 "my.cnf-style file; its [relaykvd] section sets variables and server options")
+                 std::string("my.cnf-style file; its [relaykvd] section sets variables and server "
+                             "options (default: ") + relaykv::kDefaultConfigFile + " if it exists)")
       ->check(CLI::ExistingFile);
+  bool no_defaults = false;
+  app.add_flag("--no-defaults", no_defaults,
+               std::string("read no config file, not even ") + relaykv::kDefaultConfigFile);
   std::string log_file;
   app.add_option("--log-file,--log-error", log_file,
                  "write the log here instead of stderr (appended; SIGHUP reopens it)");
@@ -154,6 +158,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   relaykv::FileOptions file;
+  if (no_defaults && !config.empty()) {
+    spdlog::critical("cannot start: --no-defaults and --defaults-file contradict each other");
+    return 1;
+  }
+  if (config.empty() && !no_defaults && std::filesystem::exists(relaykv::kDefaultConfigFile)) {
+    config = relaykv::kDefaultConfigFile;
+  }
   if (!config.empty()) {
     if (auto s = relaykv::ReadConfig(config, &file, &options.variables, &warnings); !s.ok()) {
       spdlog::critical("cannot read config: {}", std::string(s.message()));
@@ -171,6 +182,7 @@ int main(int argc, char** argv) {
   if (log_file.empty()) log_file = file.log_file.value_or("");
   if (http_listen.empty()) http_listen = file.http_listen.value_or("");
   if (options.replicate_from.empty()) options.replicate_from = file.replicate_from.value_or("");
+  if (options.roles_file.empty()) options.roles_file = file.roles_file.value_or("");
   options.replicate_tls.enabled = master_ssl || !options.replicate_tls.ca.empty() ||
                                   !options.replicate_tls.cert.empty() ||
                                   !options.replicate_tls.key.empty();

@@ -36,6 +36,7 @@ absl::Status ReadConfig(const std::string& path, FileOptions* file, Settings* va
     if (e.name == "log_file" || e.name == "log_error") text = &file->log_file;
     if (e.name == "http_listen") text = &file->http_listen;
     if (e.name == "replicate_from") text = &file->replicate_from;
+    if (e.name == "roles_file") text = &file->roles_file;
     if (text != nullptr) {
       *text = e.value;
       continue;

@@ -24,9 +24,14 @@ std::vector<std::string> StripLooseOptions(const CLI::App& app, int argc, char**
 // mysqld also reads there (datadir, port, bind-address, log-error, ...).
 // The command line wins over each.
 struct FileOptions {
-  std::optional<std::string> data_dir, listen, bind_address, log_file, http_listen, replicate_from;
+  std::optional<std::string> data_dir, listen, bind_address, log_file, http_listen, replicate_from,
+      roles_file;
   std::optional<int> port;
 };
+
+// Read when no --defaults-file is given (and no --no-defaults), if it exists:
+// where the .deb installs it, as mysqld reads /etc/my.cnf.
+inline constexpr const char* kDefaultConfigFile = "/etc/relaykv/relaykvd.cnf";
 
 // Reads the [relaykvd] section of `path`: server options into *file,
 // variables (validated) into *variables. An unknown name or a bad value is

@@ -120,6 +120,32 @@ TEST(MysqldFlagsProcessTest, ConfigErrorsNameTheFileAndLine) {
       << r.log;
 }
 
+// roles-file belongs in the config file too (the .deb's relaykvd.cnf
+// shows it): a file that cannot be read stops the start, naming it.
+TEST(MysqldFlagsProcessTest, RolesFileInTheConfigFileIsRead) {
+  TempDir dir;
+  const fs::path cnf = dir.path() / "relaykvd.cnf";
+  const fs::path roles = dir.path() / "no-such-roles";
+  std::ofstream(cnf) << "[relaykvd]\nroles-file = " << roles.string() << "\n";
+  const StartupRefusal r =
+      StartExpectingRefusal(dir.path() / "n", {"--defaults-file", cnf.string()});
+  EXPECT_TRUE(r.exited);
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_NE(r.log.find(roles.string()), std::string::npos) << r.log;
+}
+
+// mysqld: --no-defaults reads no option file; naming one as well is a
+// contradiction, refused rather than resolved silently.
+TEST(MysqldFlagsProcessTest, NoDefaultsWithADefaultsFileIsRefused) {
+  TempDir dir;
+  const fs::path cnf = dir.path() / "relaykvd.cnf";
+  std::ofstream(cnf) << "[relaykvd]\n";
+  const StartupRefusal r = StartExpectingRefusal(
+      dir.path() / "n", {"--no-defaults", "--defaults-file", cnf.string()});
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_NE(r.log.find("--no-defaults and --defaults-file"), std::string::npos) << r.log;
+}
+
 TEST(MysqldFlagsProcessTest, ListenWithPortIsRefused) {
   TempDir dir;
   const StartupRefusal r = StartExpectingRefusal(dir.path() / "n", {"--port", "1"});
