@@ -125,7 +125,7 @@ absl::Status Node::Impl::Open(Node* node) {
   if (!binlog.ok()) return binlog.status();
   binlog_ = *std::move(binlog);
   semisync_ = std::make_unique<SemiSyncMaster>(
-      [this] { return binlog_->LastVisible().seq; },
+      [this] { return binlog_->LastVisible(); },
       // What enough replicas hold may become visible (AFTER_SYNC), even if
       // the commit that waited for it has gone (deadline). Applied here, on
       // the ACK's thread, before the commits it releases wake up: each of

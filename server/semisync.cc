@@ -20,7 +20,7 @@ constexpr auto kPollPeriod = std::chrono::milliseconds(20);
 constexpr auto kIdleAfter = std::chrono::seconds(1);
 }  // namespace
 
-SemiSyncMaster::SemiSyncMaster(std::function<uint64_t()> binlog_end,
+SemiSyncMaster::SemiSyncMaster(std::function<Gtid()> binlog_end,
                                std::function<void(uint64_t)> on_acked)
     : binlog_end_(std::move(binlog_end)),
       on_acked_(std::move(on_acked)),
@@ -55,7 +55,7 @@ void SemiSyncMaster::SwitchOff(const std::string& why) {
   if (!status_on_) return;
   status_on_ = false;
   ++counters_.no_times;
-  spdlog::warn("semi-sync switched OFF at binlog seq {}: {}", binlog_end_(), why);
+  spdlog::warn("semi-sync switched OFF at binlog GTID {}: {}", binlog_end_().ToString(), why);
   ResolveUpTo();
 }
 
@@ -65,11 +65,11 @@ void SemiSyncMaster::MaybeSwitchOn() {
   if (status_on_ || !settings_.enabled) return;
   const uint64_t q = QuorumSeq();
   if (q == 0) return;
-  const uint64_t end = binlog_end_();
-  if (q >= end) {
+  const Gtid end = binlog_end_();
+  if (q >= end.seq) {
     status_on_ = true;
-    spdlog::info("semi-sync switched ON at binlog seq {}: replicas have ACKed up to the binlog end",
-                 end);
+    spdlog::info("semi-sync switched ON at binlog GTID {}: replicas have ACKed up to the binlog end",
+                 end.ToString());
   }
 }
 

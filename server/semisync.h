@@ -45,11 +45,12 @@ struct SemiSyncSettings {
 
 class SemiSyncMaster {
  public:
-  // `binlog_end` returns the last visible binlog seq (for switching back ON).
+  // `binlog_end` returns the last visible binlog GTID (for switching back
+  // ON, and named in the ON/OFF log lines).
   // `on_acked` is called (outside the lock) with each new position that
   // enough replicas hold, before the commits waiting for it are woken, so
   // the applier can release (and apply) it.
-  SemiSyncMaster(std::function<uint64_t()> binlog_end, std::function<void(uint64_t)> on_acked);
+  SemiSyncMaster(std::function<Gtid()> binlog_end, std::function<void(uint64_t)> on_acked);
   ~SemiSyncMaster();
 
   enum class Outcome {
@@ -132,7 +133,7 @@ class SemiSyncMaster {
   void TimerLoop() EXCLUDES(mu_);
   std::chrono::steady_clock::time_point NextCheck() const REQUIRES(mu_);
 
-  const std::function<uint64_t()> binlog_end_;
+  const std::function<Gtid()> binlog_end_;
   const std::function<void(uint64_t)> on_acked_;
 
   mutable std::mutex mu_;
