@@ -123,6 +123,8 @@ NodeHealth Node::Health() const {
                   impl_->applier_->last_error().ToString()};
     }
     if (impl_->vars_.GetBool("read_only")) return {false, false, "primary has read_only=ON"};
+    // GET /primary must not send writes to a fenced old primary.
+    if (auto s = impl_->CheckNotRevoked(); !s.ok()) return {false, false, std::string(s.message())};
     return {true, true, ""};
   }
   if (impl_->io_ == nullptr) return {false, false, "replica has no IO thread"};

@@ -97,7 +97,7 @@ void ReplicaIo::CutIfOlder(uint64_t promised) {
   // Not heard from yet: its first message is checked against the promise.
   if (ctx_ == nullptr || status_.primary_epoch == 0 || status_.primary_epoch >= promised) return;
   cut_ = FencedError(status_.primary_epoch, promised);
-  spdlog::warn("replica IO thread: {}", cut_.message());
+  spdlog::warn("replica IO thread: {}", std::string(cut_.message()));
   ctx_->TryCancel();
 }
 

@@ -55,7 +55,9 @@ TEST(FencingProcessTest, RevokedAckersGiveTheOldPrimaryNoAckAndFailOverWithEqual
   // holds it in its binlog (an unacknowledged tail), counts it neither as
   // yes_tx nor no_tx, and stays semi-sync ON; no replica has it.
   auto before = primary->Status("Rpl_semi_sync_master%");
-  auto impatient = Client::Connect({primary->address()}, {.timeout = std::chrono::milliseconds(2000)});
+  ClientOptions two_seconds;
+  two_seconds.timeout = std::chrono::milliseconds(2000);
+  auto impatient = Client::Connect({primary->address()}, two_seconds);
   ASSERT_TRUE(impatient.ok()) << impatient.status();
   auto late = (*impatient)->Put("late", "x");
   EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded) << late.status();
