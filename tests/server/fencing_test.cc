@@ -172,7 +172,8 @@ TEST(FencingTest, RevokedPrimaryAnswersWaitingCommitsUnavailableAndRefusesWrites
 
 TEST(FencingTest, NewPrimaryRefusesTheHelloOfAReplicaThatPromisedANewerEpoch) {
   TempDir dir;
-  auto primary = OpenPrimary(dir.path() / "p");
+  // Asynchronous: its first write comes before any replica.
+  auto primary = OpenPrimary(dir.path() / "p", {{"rpl_semi_sync_master_enabled", "OFF"}});
   ASSERT_NE(primary, nullptr);
   ASSERT_TRUE(primary->Put("a", "1").ok());
   // A replica that promised epoch 3 (an election it answered) before it
