@@ -20,7 +20,9 @@
 // of a newer epoch raises the promise durably before they are appended.
 // Check, append and ACK run under the promise's Hold, so a Revoke that
 // returned is never overtaken by an ACK; CutIfOlder() ends a stream at once
-// instead of at its next message.
+// instead of at its next message. A Revoke therefore waits for at most one
+// batch's append, fsync and ACK write; an ACK write blocked by a primary
+// that stopped reading ends with the stream (the 10 s silence watchdog).
 //
 // Threads: Start/Stop/status are thread-safe; Stop() cancels the stream,
 // wakes the thread and joins it.
