@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "proto/event.pb.h"
@@ -134,6 +137,48 @@ TEST(FencingTest, RevokeCutsTheStreamAndTheOldPrimaryCollectsNoAck) {
   const std::string again = IoStopError(*replica);
   EXPECT_NE(again.find("promised epoch 2"), std::string::npos) << again;
   EXPECT_EQ(replica->binlog_gtid(), *a);
+}
+
+TEST(FencingTest, NoWriteIsAckedPastTheDurableGtidRevokeAnsweredUnderLoad) {
+  TempDir dir;
+  auto primary = OpenPrimary(dir.path() / "p", {{"rpl_semi_sync_master_timeout", "600000"}});
+  ASSERT_NE(primary, nullptr);
+  auto replica = OpenSemiSyncReplica(dir.path() / "r", 2, Addr(*primary));
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Num(*primary, "Rpl_semi_sync_master_clients") == 1; }));
+  std::atomic<bool> stop{false};
+  std::atomic<int> counter{0};
+  std::mutex mu;
+  std::vector<Gtid> acked;  // GUARDED_BY(mu)
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([&] {
+      // Bounded: 2000 writes in all, or the first one not answered OK.
+      while (!stop && counter < 2000) {
+        WriteOptions o;
+        o.deadline = Clock::now() + std::chrono::seconds(2);
+        auto w = primary->Put("k" + std::to_string(counter++), "v", o);
+        if (!w.ok()) break;
+        std::lock_guard l(mu);
+        acked.push_back(*w);
+      }
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return counter > 100; }));
+  auto r = replica->Revoke(2);
+  stop = true;
+  for (auto& w : writers) w.join();
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_FALSE(acked.empty());
+  uint64_t max_acked = 0;
+  for (const Gtid& g : acked) max_acked = std::max(max_acked, g.seq);
+  // Every write answered OK was ACKed by the replica before its Revoke
+  // answered, so it lies within the durable GTID the Revoke reported...
+  EXPECT_LE(max_acked, r->durable_gtid.seq);
+  EXPECT_EQ(Num(*primary, "Rpl_semi_sync_master_yes_tx"), acked.size());
+  // ...and nothing of the old primary was appended after that answer.
+  IoStopError(*replica);
+  EXPECT_EQ(replica->binlog_gtid(), r->durable_gtid);
 }
 
 TEST(FencingTest, RevokedPrimaryAnswersWaitingCommitsUnavailableAndRefusesWrites) {
