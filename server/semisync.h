@@ -95,6 +95,14 @@ class SemiSyncMaster {
   void Configure(const SemiSyncSettings& s) EXCLUDES(mu_);
   void Close() EXCLUDES(mu_);
 
+  // Fencing (server/epoch_promise.h): this primary's epoch was revoked.
+  // From now on no commit is released as ACKed or async: every pending
+  // wait, and every later one, ends with UNAVAILABLE("<why>; outcome
+  // unknown"), and ACKs move nothing (what they would release stays
+  // unapplied). Unrevoke() (a promotion into a new epoch) ends that.
+  void Revoke(const std::string& why) EXCLUDES(mu_);
+  void Unrevoke() EXCLUDES(mu_);
+
   // SHOW STATUS rows: the 14 Rpl_semi_sync_master_* counters.
   NameValues Status() const EXCLUDES(mu_);
   // Switches OFF caused by a commit's timeout (a subset of no_times; not a
@@ -142,6 +150,7 @@ class SemiSyncMaster {
   SemiSyncSettings settings_ GUARDED_BY(mu_);
   bool status_on_ GUARDED_BY(mu_) = false;
   bool closed_ GUARDED_BY(mu_) = false;
+  std::string revoked_ GUARDED_BY(mu_);  // why, while revoked; "" otherwise
   struct SemiReplica {
     uint64_t connection_id;  // its current stream
     uint64_t acked_seq;
