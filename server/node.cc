@@ -683,8 +683,8 @@ void Node::Impl::ApplyRetention() {
     if (r.acked.seq + 1 >= first) continue;
     spdlog::warn("binlog retention (binlog_expire_logs_seconds={}, max_binlog_total_size={}) "
                  "purged events that replica server_id {} ({}) still needs: it has acked {} and "
-                 "the binlog now starts at seq {}; it will be refused as purged and must be "
-                 "rebuilt from a copy",
+                 "the binlog now starts at seq {}; unless they were already on their way to it, "
+                 "it will be refused as purged and must be rebuilt from a copy",
                  expire_s, max_total, r.server_id, r.address, r.acked.ToString(), first);
   }
 }
