@@ -49,6 +49,8 @@ void ApplyServerLimits(const Variables& vars, grpc::ServerBuilder* builder) {
   builder->SetResourceQuota(quota);
 }
 
+// Here, next to the other caps' startup use: the hot-path copies of the
+// runtime caps (server/node_impl.h).
 void Node::Impl::Caps::Load(const Variables& vars, const std::string& name) {
   auto load = [&](std::string_view var, std::atomic<uint64_t>& cap) {
     if (name.empty() || name == var) cap.store(vars.GetUint(var), std::memory_order_relaxed);
