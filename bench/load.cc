@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "client/channel_args.h"
 #include "client/channel_credentials.h"
 #include "proto/kv.grpc.pb.h"
 
@@ -173,7 +174,7 @@ LoadResult RunLoad(const LoadOptions& o) {
       };
       // Clients t, t+threads, ...: each with its own channel (connection).
       for (int c = t; c < o.clients; c += threads) {
-        grpc::ChannelArguments args;
+        grpc::ChannelArguments args = ClientChannelArguments();
         args.SetInt("relaykv.bench.client", c);  // distinct channels, not one shared connection
         auto slot = std::make_unique<Slot>();
         slot->stub = v1::Kv::NewStub(grpc::CreateCustomChannel(o.target, credentials, args));

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "client/channel_args.h"
 #include "client/channel_credentials.h"
 #include "client/write_mux.h"
 #include "proto/admin.grpc.pb.h"
@@ -12,9 +13,6 @@
 
 namespace relaykv {
 namespace {
-
-// The server's largest batch plus framing (server/limits.h).
-constexpr int kMaxMessageBytes = 48 * 1024 * 1024;
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -63,9 +61,7 @@ class Client::Impl {
     std::lock_guard l(mu_);
     auto it = stubs_.find(addr);
     if (it == stubs_.end()) {
-      grpc::ChannelArguments args;
-      args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-      args.SetMaxSendMessageSize(kMaxMessageBytes);
+      grpc::ChannelArguments args = ClientChannelArguments();
       auto channel = grpc::CreateCustomChannel(addr, credentials_, args);
       it = stubs_.emplace(addr, Stubs{v1::Kv::NewStub(channel), v1::Admin::NewStub(channel),
                                         v1::Replication::NewStub(channel)}).first;

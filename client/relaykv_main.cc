@@ -28,6 +28,7 @@
 #include "CLI/CLI.hpp"
 #include "client/admin_executor.h"
 #include "client/option_file.h"
+#include "client/channel_args.h"
 #include "client/channel_credentials.h"
 #include "client/result_printer.h"
 #include "client/statement.h"
@@ -49,9 +50,7 @@ struct OutputMode {
 absl::StatusOr<std::shared_ptr<grpc::Channel>> Connect(const std::string& host, const TlsOptions& tls) {
   auto credentials = MakeChannelCredentials(tls);
   if (!credentials.ok()) return credentials.status();
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(48 * 1024 * 1024);
-  args.SetMaxSendMessageSize(48 * 1024 * 1024);
+  grpc::ChannelArguments args = ClientChannelArguments();
   return grpc::CreateCustomChannel(host, *credentials, args);
 }
 

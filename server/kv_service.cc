@@ -84,8 +84,18 @@ class KvService::WriteCall final : public KvService::Call {
 
  private:
   WriteCall(KvService* service, RequestMethod method) : service_(service), method_(method) {}
+  ~WriteCall() override {
+    if (has_slot_) service_->node_->impl_->connections_.Release();
+  }
 
   void Commit() {
+    // Held until the call is deleted (its answer sent or abandoned).
+    if (absl::Status busy = service_->node_->impl_->connections_.Acquire(OpName(request_));
+        !busy.ok()) {
+      responder_.Finish(reply_, ToGrpcStatus(busy), &finish_tag_);
+      return;
+    }
+    has_slot_ = true;
     if (auto denied = service_->node_->impl_->auth_->Check(&ctx_, Role::kWrite, OpName(request_));
         !denied.ok()) {
       responder_.Finish(reply_, denied, &finish_tag_);
@@ -107,6 +117,7 @@ class KvService::WriteCall final : public KvService::Call {
   v1::WriteReply reply_;
   grpc::ServerAsyncResponseWriter<v1::WriteReply> responder_{&ctx_};
   std::atomic<bool> gone_{false};
+  bool has_slot_ = false;  // holds a max_connections slot (set before any answer starts)
   std::atomic<int> pending_{2};  // kFinish and kDone still to come
   Tag request_tag_{this, Op::kRequest};
   Tag finish_tag_{this, Op::kFinish};
@@ -150,6 +161,8 @@ void KvService::Stop() {
 
 grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
                             v1::GetReply* reply) {
+  ConnectionSlot slot(&node_->impl_->connections_, "Get");
+  if (!slot.status().ok()) return ToGrpcStatus(slot.status());
   if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Get"); !denied.ok()) return denied;
   GetOptions options;
   options.wait_for = GtidFromProto(req->wait_for_gtid());
@@ -166,6 +179,8 @@ grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
 
 grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                              v1::ScanReply* reply) {
+  ConnectionSlot slot(&node_->impl_->connections_, "Scan");
+  if (!slot.status().ok()) return ToGrpcStatus(slot.status());
   if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Scan"); !denied.ok()) return denied;
   ScanRange range;
   range.start = req->start();

@@ -15,9 +15,13 @@
 // answers are what the unary calls would return. Per stream, at most one
 // read and one write are outstanding; answers that commit while a write is
 // on the wire queue up and leave together in the next message. The stream
-// reads ahead only while fewer than kStreamMaxInFlight writes (or
-// kStreamMaxInFlightBytes of requests) are unanswered: past that it stops
-// reading and gRPC's flow control pushes back on the client.
+// reads ahead only while fewer than max_write_stream_inflight writes (a
+// variable; or kStreamMaxInFlightBytes of requests) are unanswered: past
+// that it stops reading and gRPC's flow control pushes back on the client.
+//
+// max_connections (server/connection_slots.h): every unary call holds a
+// slot until it is answered, every WriteStream for its life; a call over
+// the limit is refused with RESOURCE_EXHAUSTED before it does anything.
 //
 // Lifecycle: register, then Start() with the queue added to the builder,
 // once the server is built; EndStreams() once the node's commits are
@@ -42,8 +46,8 @@ class KvService final
     : public v1::Kv::WithAsyncMethod_Put<v1::Kv::WithAsyncMethod_Delete<
           v1::Kv::WithAsyncMethod_Write<v1::Kv::WithAsyncMethod_WriteStream<v1::Kv::Service>>>> {
  public:
-  // A stream's read-ahead bound (see above; proto/kv.proto documents it).
-  static constexpr int kStreamMaxInFlight = 1024;
+  // A stream's read-ahead bound in bytes (see above; proto/kv.proto
+  // documents it); the count is max_write_stream_inflight.
   static constexpr size_t kStreamMaxInFlightBytes = size_t{64} << 20;
 
   // Borrows `node`, which must outlive the gRPC server this is registered on.

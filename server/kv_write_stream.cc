@@ -119,6 +119,13 @@ class KvService::StreamCall final : public KvService::Call {
     // Every write on the stream needs the write role: checked once, before
     // anything is read (nothing of a refused stream reaches the binlog).
     grpc::Status denied = service_->node_->impl_->auth_->Check(&ctx_, Role::kWrite, "WriteStream");
+    // A slot for the stream's life (max_connections), released when it is
+    // deleted; a refused stream ends at once, like a denied one.
+    if (denied.ok()) {
+      absl::Status busy = service_->node_->impl_->connections_.Acquire("WriteStream");
+      has_slot_ = busy.ok();
+      denied = ToGrpcStatus(busy);
+    }
     {
       std::lock_guard l(mu_);
       // kDone (which comes for every matched call), and this function: set
@@ -237,7 +244,11 @@ class KvService::StreamCall final : public KvService::Call {
   void MaybeRead() REQUIRES(mu_) {
     if (reading_ || read_closed_ || broken_ || ending_ || finished_) return;
     // The cap: stop reading (backpressure) until answers are on the wire.
-    if (in_flight_ >= kStreamMaxInFlight || in_flight_bytes_ >= kStreamMaxInFlightBytes) return;
+    const uint64_t cap =
+        service_->node_->impl_->caps_.max_write_stream_inflight.load(std::memory_order_relaxed);
+    if (static_cast<uint64_t>(in_flight_) >= cap || in_flight_bytes_ >= kStreamMaxInFlightBytes) {
+      return;
+    }
     reading_ = StartOp([&] { stream_.Read(&in_, &read_tag_); });
   }
 
@@ -282,6 +293,7 @@ class KvService::StreamCall final : public KvService::Call {
       if (--refs_ > 0) return;
     }
     service_->UnregisterStream(this);
+    if (has_slot_) service_->node_->impl_->connections_.Release();
     delete this;
   }
 
@@ -292,6 +304,9 @@ class KvService::StreamCall final : public KvService::Call {
   std::chrono::steady_clock::time_point deadline_;
   // The client went away or cannot hear answers: commits stop waiting.
   std::atomic<bool> gone_{false};
+  // Holds a max_connections slot (set once when accepted, before any
+  // operation is started).
+  bool has_slot_ = false;
 
   std::mutex mu_;
   int refs_ GUARDED_BY(mu_) = 0;

@@ -3,11 +3,13 @@
 #include <sys/file.h>
 
 #include <semaphore>
+#include <tuple>
 #include <system_error>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 
 #include "server/admin_service.h"
+#include "server/grpc_server_limits.h"
 #include "server/health_service.h"
 #include "server/http_server.h"
 #include "server/kv_service.h"
@@ -85,6 +87,12 @@ void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
   ReplicaIoConfig c;
   c.primary_address = address;
   c.tls = primary.tls;
+  // Receives what the primary sends: events up to the per-request limits,
+  // whatever this node's own max_allowed_packet.
+  c.channel.max_message_bytes = kMaxGrpcMessageBytes;
+  c.channel.keepalive_time = std::chrono::milliseconds(vars_.GetUint("keepalive_time_ms"));
+  c.channel.keepalive_timeout = std::chrono::milliseconds(vars_.GetUint("keepalive_timeout_ms"));
+  c.channel.keepalive_without_calls = true;
   c.server_id = static_cast<uint32_t>(vars_.GetUint("server_id"));
   c.own_address = options_.listen_address.empty() || bound_port_ == 0
                       ? std::string()
@@ -146,7 +154,9 @@ absl::Status Node::Impl::Open(Node* node) {
     if (name.rfind("rpl_semi_sync_master_", 0) == 0) ConfigureSemiSync();
     // Process-wide (spdlog's default logger), as the variable's row says.
     if (name == "log_level") SetLogLevel(value).IgnoreError();  // the table validated it
+    caps_.Load(vars_, name);
   });
+  caps_.Load(vars_);
 
   auto state = StateMachine::Open(options_.data_dir / "db");
   if (!state.ok()) return state.status();
@@ -276,6 +286,16 @@ absl::Status Node::Impl::Open(Node* node) {
                                                  [this] { return binlog_->epoch(); },
                                                  [node](uint64_t epoch) {
                                                    return node->Revoke(epoch);
+                                                 },
+                                                 &connections_,
+                                                 [this] { return caps_.max_replicas.load(); },
+                                                 [this] {
+                                                   return std::chrono::seconds(
+                                                       caps_.net_read_timeout_s.load());
+                                                 },
+                                                 [this] {
+                                                   return std::chrono::seconds(
+                                                       caps_.net_write_timeout_s.load());
                                                  }},
                                              auth_.get());
     // Before any append; the service outlives them (Close() drains commits
@@ -295,8 +315,8 @@ absl::Status Node::Impl::Open(Node* node) {
     // One listening socket only (see BUILDING.md, port 0 gotcha).
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.AddListeningPort(options_.listen_address, *credentials, &bound_port_);
-    builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
-    builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
+    // Message size, keepalive, thread quota (README "Limits").
+    ApplyServerLimits(vars_, &builder);
     builder.RegisterService(kv_service_.get());
     std::unique_ptr<grpc::ServerCompletionQueue> write_queue = builder.AddCompletionQueue();
     builder.RegisterService(replication_service_.get());
@@ -366,6 +386,28 @@ struct Node::Impl::PendingCommit {
 void Node::Impl::CommitAsync(std::vector<v1::Mutation> mutations, WriteOptions options,
                              CommitDone done) {
   if (auto s = ValidateMutations(mutations); !s.ok()) return done(s);
+  // Admission (max_inflight_writes, max_inflight_write_bytes) before
+  // anything else: a refused write never reaches the binlog.
+  size_t bytes = 0;
+  for (const v1::Mutation& m : mutations) bytes += m.key().size() + m.value().size();
+  const Deadline deadline = options.deadline;
+  // The continuation owns what it needs; std::function wants it copyable.
+  auto pending = std::make_shared<std::tuple<std::vector<v1::Mutation>, WriteOptions, CommitDone>>(
+      std::move(mutations), std::move(options), std::move(done));
+  admission_.Admit(bytes, deadline, [this, pending, bytes](absl::Status admitted) {
+    auto& [m, o, d] = *pending;
+    if (!admitted.ok()) return d(admitted);
+    CommitAdmitted(std::move(m), std::move(o), std::move(d), bytes);
+  });
+}
+
+void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> mutations, WriteOptions options,
+                                CommitDone done, size_t bytes) {
+  // Released when the caller has its answer, whatever it is.
+  done = [this, bytes, done = std::move(done)](absl::StatusOr<Gtid> r) {
+    done(std::move(r));
+    admission_.Release(bytes);
+  };
   if (auto s = Enter(); !s.ok()) return done(s);
   auto c = std::make_shared<PendingCommit>(this, std::move(options), std::move(done));
   if (std::string primary = primary_address(); !primary.empty()) {
@@ -616,16 +658,6 @@ void Node::Impl::RetryApplier() {
                state_->Applied().ToString(), binlog_->LastVisible().ToString());
 }
 
-absl::StatusOr<uint64_t> Node::Impl::RetentionFloor() {
-  // RocksDB runs without a WAL: only what it has flushed may leave the
-  // binlog. The flush persists what was applied before it began; events
-  // applied while it runs sit in the memtable, so the position is read
-  // first.
-  const uint64_t flushed = state_->Applied().seq;
-  if (auto s = state_->Flush(); !s.ok()) return s;
-  return std::min(registry_.MinNeededSeq(), flushed + 1);
-}
-
 void Node::Impl::Housekeeping() {
   std::unique_lock l(mu_);
   auto retention_at = Clock::now() + kHousekeepingPeriod;
@@ -643,22 +675,6 @@ void Node::Impl::Housekeeping() {
   }
 }
 
-void Node::Impl::ApplyRetention() {
-  const uint64_t expire_s = vars_.GetUint("binlog_expire_logs_seconds");
-  const uint64_t max_total = vars_.GetUint("max_binlog_total_size");
-  if (expire_s == 0 && max_total == 0) return;
-  auto floor = RetentionFloor();
-  if (floor.ok() && expire_s != 0) {
-    auto cutoff = fs::file_time_type::clock::now() - std::chrono::seconds(expire_s);
-    auto purged = binlog_->PurgeOlderThan(cutoff, *floor);
-    if (!purged.ok()) spdlog::warn("binlog expiry: {}", purged.status().ToString());
-  }
-  if (floor.ok() && max_total != 0) {
-    auto purged = binlog_->PurgeToTotalSize(max_total, *floor);
-    if (!purged.ok()) spdlog::warn("binlog size limit: {}", purged.status().ToString());
-  }
-}
-
 void Node::Impl::Close() {
   std::unique_ptr<ReplicaIo> io;
   {
@@ -667,6 +683,11 @@ void Node::Impl::Close() {
     closing_ = true;
     cv_.notify_all();
     io = std::move(io_);
+  }
+  // Writes waiting for admission are refused (UNAVAILABLE), not held.
+  admission_.Close();
+  {
+    std::unique_lock l(mu_);
     // Let in-flight commits finish normally...
     cv_.wait_until(l, Clock::now() + kCloseGrace, [&] { return in_flight_ == 0; });
   }

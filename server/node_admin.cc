@@ -75,10 +75,19 @@ NameValues Node::ShowStatus(std::string_view like) const {
   CallScope scope(impl_.get());
   if (!scope.ok()) return {};
   const BinlogStats b = impl_->binlog_->stats();
+  const WriteAdmission::Stats admission = impl_->admission_.stats();
   const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
       std::chrono::steady_clock::now() - impl_->started_);
   NameValues rows = {
       {"Applied_gtid", impl_->state_->Applied().ToString()},
+      // README "Limits": calls holding a max_connections slot now, and those
+      // refused for it; writes admitted and waiting (max_inflight_writes).
+      {"Threads_connected", std::to_string(impl_->connections_.active())},
+      {"Connection_errors_max_connections", std::to_string(impl_->connections_.refused())},
+      {"Write_admission_in_flight", std::to_string(admission.in_flight)},
+      {"Write_admission_queued", std::to_string(admission.queued)},
+      {"Write_admission_refused", std::to_string(admission.refused)},
+      {"Write_admission_waits", std::to_string(admission.waits)},
       {"Binlog_events", std::to_string(b.events)},
       {"Binlog_fsyncs", std::to_string(b.syncs)},
       {"Binlog_gtid", impl_->binlog_->LastVisible().ToString()},
@@ -303,7 +312,7 @@ std::vector<BinaryLogInfo> Node::BinaryLogs() const {
 absl::StatusOr<int> Node::PurgeBinaryLogsTo(const std::string& file, std::string* note) {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
-  auto floor = impl_->RetentionFloor();
+  auto floor = impl_->RetentionFloor(/*keep_for_replicas=*/true);
   if (!floor.ok()) return floor.status();
   auto purged = impl_->binlog_->PurgeTo(file, *floor);
   if (!purged.ok()) return purged.status();

@@ -18,12 +18,14 @@
 #include "relaykv/node.h"
 #include "server/auth.h"
 #include "server/epoch_promise.h"
+#include "server/connection_slots.h"
 #include "server/master_info.h"
 #include "server/node_metrics.h"
 #include "server/replica_io.h"
 #include "server/replica_registry.h"
 #include "server/semisync.h"
 #include "server/variables.h"
+#include "server/write_admission.h"
 #include "storage/applier.h"
 #include "storage/binlog.h"
 #include "storage/file.h"
@@ -84,7 +86,8 @@ class Node::Impl {
   // lost or applied twice) and logs once what was released is applied.
   // The housekeeper calls it once a second.
   void RetryApplier() EXCLUDES(mu_);
-  // binlog_expire_logs_seconds and max_binlog_total_size, every 10 s.
+  // binlog_expire_logs_seconds and max_binlog_total_size, every 10 s; they
+  // win over a lagging replica (a warning names it).
   void ApplyRetention() EXCLUDES(mu_);
   // Whether a replica must apply only what this primary made visible
   // (ReplicationService::NodeView::gate_visibility).
@@ -95,8 +98,9 @@ class Node::Impl {
   uint64_t ReplicaVisibleSeq() const;
   void AdvanceReplicaVisible(uint64_t seq);
   std::atomic<uint64_t> replica_visible_{0};
-  // Lowest binlog seq still needed (replicas, state machine not yet flushed).
-  absl::StatusOr<uint64_t> RetentionFloor();
+  // Lowest binlog seq still needed: by the state machine (not yet flushed)
+  // and, if `keep_for_replicas`, by connected replicas (not yet ACKed).
+  absl::StatusOr<uint64_t> RetentionFloor(bool keep_for_replicas);
   // Housekeeping thread: RetryApplier, ApplyRetention.
   void Housekeeping();
   // Fencing (server/node_fence.cc). A primary whose binlog epoch is below
@@ -125,6 +129,33 @@ class Node::Impl {
   std::unique_ptr<SemiSyncMaster> semisync_;
   // Reads the rpl_semi_sync_master_* variables into semisync_.
   void ConfigureSemiSync();
+  // The resource caps read on hot paths (README "Limits"), kept equal to
+  // their variables by vars_'s on_change; relaxed atomics: a cap that
+  // changes takes effect at the next call.
+  struct Caps {
+    std::atomic<uint64_t> max_connections{0};
+    std::atomic<uint64_t> max_inflight_writes{0};
+    std::atomic<uint64_t> max_inflight_write_bytes{0};
+    std::atomic<uint64_t> write_queue_timeout_ms{0};
+    std::atomic<uint64_t> max_write_stream_inflight{0};
+    std::atomic<uint64_t> max_replicas{0};
+    std::atomic<uint64_t> net_read_timeout_s{0};
+    std::atomic<uint64_t> net_write_timeout_s{0};
+    // Stores `name`'s new value if it is a cap (all of them when empty).
+    void Load(const Variables& vars, const std::string& name = "");
+  };
+  Caps caps_;
+  // max_connections: KV calls, WriteStreams and replication streams.
+  ConnectionSlots connections_{&caps_.max_connections};
+  // max_inflight_writes / _bytes: every commit is admitted first.
+  WriteAdmission admission_{[this] {
+    return WriteAdmission::Limits{caps_.max_inflight_writes.load(std::memory_order_relaxed),
+                                  caps_.max_inflight_write_bytes.load(std::memory_order_relaxed),
+                                  caps_.write_queue_timeout_ms.load(std::memory_order_relaxed)};
+  }};
+  // CommitAsync's work once admitted (`bytes` to release when answered).
+  void CommitAdmitted(std::vector<v1::Mutation> mutations, WriteOptions options, CommitDone done,
+                      size_t bytes);
   // Semi-sync counts a commit as waiting from its seq's assignment.
   std::function<void(uint64_t)> on_assigned_;
   struct PendingCommit;

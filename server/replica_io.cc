@@ -127,9 +127,11 @@ void ReplicaIo::Run() {
 }
 
 absl::Status ReplicaIo::Stream(bool* permanent) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
-  args.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
+  // Keepalive: a primary that is gone without closing the connection ends
+  // the stream within keepalive_time_ms + keepalive_timeout_ms (the
+  // heartbeat watchdog below covers a primary that answers pings but sends
+  // nothing).
+  grpc::ChannelArguments args = ClientChannelArguments(config_.channel);
   auto credentials = MakeChannelCredentials(config_.tls);
   if (!credentials.ok()) {
     // A missing or bad PEM file is not fixed by reconnecting.

@@ -40,6 +40,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "client/channel_args.h"
 #include "relaykv/tls.h"
 #include "storage/applier.h"
 #include "server/epoch_promise.h"
@@ -51,6 +52,7 @@ namespace relaykv {
 struct ReplicaIoConfig {
   std::string primary_address;  // HOST:PORT
   TlsOptions tls;               // MASTER_SSL*
+  ChannelLimits channel;        // message size, keepalive (client/channel_args.h)
   uint32_t server_id = 0;
   std::string own_address;      // shown on the primary (SHOW REPLICAS)
   // Read on every batch / connect, so SET GLOBAL takes effect.

@@ -147,6 +147,8 @@ struct ReplicationService::Outbox {
   const uint64_t id;
   const uint32_t server_id;
   const bool semi_sync;
+  // The log line if a send to this replica stalls (net_write_timeout).
+  std::string stalled;
 
   // Held for every write on the stream: one at a time, in seq order.
   std::mutex mu;
@@ -185,6 +187,25 @@ void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox, uint64_
   outboxes_.push_back(outbox);
 }
 
+absl::Status ReplicationService::AcquireReplicaPlace(uint32_t server_id) {
+  const uint64_t limit = node_.max_replicas();
+  std::lock_guard l(mu_);
+  if (!places_.contains(server_id) && places_.size() >= limit) {
+    return absl::ResourceExhaustedError(
+        "too many replicas: " + std::to_string(places_.size()) +
+        " are streaming from this primary; the limit is max_replicas=" + std::to_string(limit));
+  }
+  ++places_[server_id];
+  return absl::OkStatus();
+}
+
+void ReplicationService::ReleaseReplicaPlace(uint32_t server_id) {
+  std::lock_guard l(mu_);
+  if (auto it = places_.find(server_id); it != places_.end() && --it->second == 0) {
+    places_.erase(it);
+  }
+}
+
 void ReplicationService::Unregister(const std::shared_ptr<Outbox>& outbox) {
   std::lock_guard l(mu_);
   std::erase(outboxes_, outbox);
@@ -219,7 +240,14 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
       if (node_.gate_visibility(true)) batch->set_visible_seq(node_.visible_seq());
     }
     o->Sent(last, bytes);
-    if (!o->stream->Write(msg)) {
+    bool written;
+    {
+      // Not expected to block (see kDirectSendMaxUnacked), but a commit
+      // must never wait on a replica that stopped reading.
+      StallWatchdog::Watch w(&watchdog_, o->ctx, node_.send_timeout(), o->stalled);
+      written = o->stream->Write(msg);
+    }
+    if (!written) {
       o->open = false;  // broken: the sender finds out on its next write
       continue;
     }
@@ -256,8 +284,27 @@ grpc::Status ReplicationService::Subscribe(
       !denied.ok()) {
     return denied;
   }
+  // max_connections: a replica's stream is a connection, as in MySQL.
+  ConnectionSlot slot(node_.connections, "Subscribe");
+  if (!slot.status().ok()) {
+    spdlog::warn("replication: refusing a stream from {}: {}", ctx->peer(),
+                 std::string(slot.status().message()));
+    return ToGrpcStatus(slot.status());
+  }
   v1::ReplicaMessage first;
-  if (!stream->Read(&first)) return grpc::Status(grpc::StatusCode::CANCELLED, "replica went away");
+  bool got_first;
+  {
+    const auto timeout = node_.hello_timeout();
+    StallWatchdog::Watch w(&watchdog_, ctx, timeout,
+                           "replication: ending the stream from " + ctx->peer() +
+                               ": no hello within " + std::to_string(timeout.count()) +
+                               " s (net_read_timeout)");
+    got_first = stream->Read(&first);
+  }
+  if (!got_first) {
+    return grpc::Status(grpc::StatusCode::CANCELLED,
+                        "replica went away, or sent no hello within net_read_timeout");
+  }
   if (!first.has_hello()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "the first message on a replication stream must be a hello");
@@ -280,6 +327,17 @@ grpc::Status ReplicationService::Subscribe(
                  ctx->peer(), why);
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
   }
+  // max_replicas: one place per replica server_id, held to the end.
+  if (auto s = AcquireReplicaPlace(hello.server_id()); !s.ok()) {
+    spdlog::warn("replication: refusing replica server_id {} at {}: {}", hello.server_id(),
+                 ctx->peer(), std::string(s.message()));
+    return ToGrpcStatus(s);
+  }
+  struct Place {
+    ReplicationService* self;
+    uint32_t server_id;
+    ~Place() { self->ReleaseReplicaPlace(server_id); }
+  } place{this, hello.server_id()};
   if (auto s = CheckPosition(durable); !s.ok()) {
     spdlog::warn("replication: refusing replica server_id {} at {}: {}", hello.server_id(),
                  durable.ToString(), s.ToString());
@@ -297,6 +355,15 @@ grpc::Status ReplicationService::Subscribe(
   const uint64_t id = registry_->Add(info);
   auto outbox = std::make_shared<Outbox>(ctx, stream, id, info.server_id, info.semi_sync, durable);
   Outbox& out = *outbox;
+  out.stalled = "replication: ending the stream of replica server_id " +
+                std::to_string(info.server_id) + " (" + info.address +
+                "): a send to it has been blocked longer than net_write_timeout (it does not "
+                "read: stopped, or its network path is stuck)";
+  // Every blocking send on this stream is watched (net_write_timeout).
+  auto send = [&](const v1::PrimaryMessage& m) {
+    StallWatchdog::Watch w(&watchdog_, ctx, node_.send_timeout(), out.stalled);
+    return stream->Write(m);
+  };
   Register(outbox, durable.seq);
   spdlog::info("replication: replica server_id {} ({}) subscribed from {}", info.server_id,
                info.address, durable.ToString());
@@ -343,7 +410,7 @@ grpc::Status ReplicationService::Subscribe(
     msg.mutable_heartbeat()->set_primary_epoch(node_.epoch());
     msg.mutable_heartbeat()->set_visible_seq(
         node_.gate_visibility(info.semi_sync) ? node_.visible_seq() : primary_last.seq);
-    alive = stream->Write(msg);
+    alive = send(msg);
   }
   uint64_t told_visible = 0;  // the visible seq this (gated) replica was last told
   auto last_message_at = Clock::now();
@@ -379,7 +446,7 @@ grpc::Status ReplicationService::Subscribe(
       // told so applies it).
       msg.mutable_heartbeat()->set_visible_seq(gated ? visible_seq : primary_last.seq);
       if (gated) told_visible = visible_seq;
-      alive = stream->Write(msg);
+      alive = send(msg);
       last_message_at = Clock::now();
       continue;
     }
@@ -424,7 +491,7 @@ grpc::Status ReplicationService::Subscribe(
       told_visible = visible_seq;
     }
     out.Sent(last, bytes);
-    alive = stream->Write(msg);  // false: replica gone (or cancelled)
+    alive = send(msg);  // false: replica gone, cancelled, or stalled past net_write_timeout
     last_message_at = Clock::now();
     if (!alive) break;
     out.next_seq.store(last.seq + 1);

@@ -38,11 +38,22 @@
 //
 // Streams end when the replica goes, or when the binlog is closed (node
 // shutdown).
+//
+// Limits (README "Limits"). Every stream holds a max_connections slot.
+// At most max_replicas replicas (distinct server_ids; a replica's reconnect
+// replaces its old stream and needs no second place) stream at once; one
+// more is refused with RESOURCE_EXHAUSTED after its hello. A stream whose
+// hello does not come within net_read_timeout seconds, or whose send stays
+// blocked (the replica does not read: flow control) for net_write_timeout
+// seconds, is ended with a log line naming it. A peer that is gone without
+// a word is noticed by gRPC keepalive (server/grpc_server_limits.h).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -52,8 +63,10 @@
 #include "proto/replication.grpc.pb.h"
 #include "relaykv/admin_types.h"
 #include "server/auth.h"
+#include "server/connection_slots.h"
 #include "server/replica_registry.h"
 #include "server/semisync.h"
+#include "server/stall_watchdog.h"
 #include "storage/binlog.h"
 #include "storage/thread_annotations.h"
 
@@ -70,6 +83,11 @@ class ReplicationService final : public v1::Replication::Service {
     std::function<uint64_t()> visible_seq;  // the last seq readers here may see
     std::function<uint64_t()> epoch;        // this node's binlog epoch, stated in the stream
     std::function<absl::StatusOr<RevokeResult>(uint64_t)> revoke;  // Node::Revoke
+    // Limits (see above): borrowed slots, and the current variables.
+    ConnectionSlots* connections = nullptr;
+    std::function<uint64_t()> max_replicas;
+    std::function<std::chrono::seconds()> hello_timeout;  // net_read_timeout
+    std::function<std::chrono::seconds()> send_timeout;   // net_write_timeout
   };
   // Borrows binlog, registry, semisync and auth; they must outlive the
   // gRPC server. Subscribe needs the replication role (server/auth.h).
@@ -103,6 +121,11 @@ class ReplicationService final : public v1::Replication::Service {
   void Register(const std::shared_ptr<Outbox>& outbox, uint64_t durable_seq) EXCLUDES(mu_);
   void Unregister(const std::shared_ptr<Outbox>& outbox) EXCLUDES(mu_);
 
+  // max_replicas: takes a place for `server_id` (a second stream of the
+  // same replica shares its place), or RESOURCE_EXHAUSTED naming the limit.
+  absl::Status AcquireReplicaPlace(uint32_t server_id) EXCLUDES(mu_);
+  void ReleaseReplicaPlace(uint32_t server_id) EXCLUDES(mu_);
+
   // OK if the replica at `durable` can continue from this binlog.
   absl::Status CheckPosition(const Gtid& durable);
 
@@ -112,8 +135,13 @@ class ReplicationService final : public v1::Replication::Service {
   const NodeView node_;
   const Authorizer* const auth_;
 
+  // Hello and send timeouts; declared before what its watches borrow.
+  StallWatchdog watchdog_;
+
   std::mutex mu_;
   std::vector<std::shared_ptr<Outbox>> outboxes_ GUARDED_BY(mu_);
+  // Streams per replica server_id (after the hello): max_replicas places.
+  std::map<uint32_t, int> places_ GUARDED_BY(mu_);
 };
 
 }  // namespace relaykv

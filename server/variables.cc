@@ -40,16 +40,47 @@ std::string Trim(std::string_view s) {
 const std::vector<VariableDef>& AllVariableDefs() {
   static const std::vector<VariableDef> defs = {
       {"binlog_expire_logs_seconds", "", VariableType::kUint, "2592000", 0, 4294967295u, {}, true,
-       "purge binlog segments older than this (0: never); replicas' needs win"},
+       "purge binlog segments older than this (0: never); wins over a lagging replica (logged)"},
+      {"keepalive_time_ms", "", VariableType::kUint, "10000", 1000, 86400000, {}, false,
+       "gRPC keepalive: ms of silence on a connection before relaykvd pings the peer (clients "
+       "and replicas ping their server alike); with keepalive_timeout_ms, how soon a dead peer "
+       "is noticed (startup)"},
+      {"keepalive_timeout_ms", "", VariableType::kUint, "10000", 1000, 3600000, {}, false,
+       "gRPC keepalive: ms to wait for a ping's answer before the connection and its calls are "
+       "ended (startup)"},
       {"log_level", "", VariableType::kEnum, "INFO", 0, 0,
        {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}, true,
        "least severe log lines written (process-wide: relaykvd's log, README \"Logs\")"},
+      {"max_allowed_packet", "", VariableType::kUint, "50331648", 1048576, 1073741824, {}, false,
+       "largest gRPC message relaykvd receives or sends, in bytes (startup); a larger one is "
+       "refused with RESOURCE_EXHAUSTED"},
       {"max_binlog_total_size", "binlog_space_limit", VariableType::kUint, "0", 0,
        18446744073709551615ull, {}, true,
        "purge the oldest binlog segments while all of them exceed this many bytes (0: no limit); "
-       "replicas' needs win"},
+       "wins over a lagging replica (logged)"},
       {"max_binlog_size", "", VariableType::kUint, "1073741824", 4096, 1073741824, {}, true,
        "rotate to a new binlog segment once the current one reaches this many bytes"},
+      {"max_connections", "", VariableType::kUint, "1000", 1, 1000000, {}, true,
+       "client calls and streams in progress at once (KV calls, WriteStreams, replication "
+       "streams; admin calls are not counted); more are refused with RESOURCE_EXHAUSTED"},
+      {"max_inflight_write_bytes", "", VariableType::kUint, "268435456", 1048576,
+       68719476736ull, {}, true,
+       "bytes of keys and values in writes between admission and answer; past it (or "
+       "max_inflight_writes) a write waits up to write_queue_timeout_ms, then is refused"},
+      {"max_inflight_writes", "", VariableType::kUint, "10000", 1, 10000000, {}, true,
+       "writes between admission and answer (all clients); past it a write waits up to "
+       "write_queue_timeout_ms, then is refused with RESOURCE_EXHAUSTED"},
+      {"max_replicas", "", VariableType::kUint, "64", 1, 100000, {}, true,
+       "replication streams (distinct replica server_ids) at once; more are refused with "
+       "RESOURCE_EXHAUSTED"},
+      {"max_write_stream_inflight", "", VariableType::kUint, "1024", 1, 1000000, {}, true,
+       "writes one WriteStream may have unanswered; past it the stream stops reading and "
+       "gRPC flow control holds the client back"},
+      {"net_read_timeout", "", VariableType::kUint, "30", 1, 31536000, {}, true,
+       "seconds a new replication stream may take to send its hello before it is ended"},
+      {"net_write_timeout", "", VariableType::kUint, "60", 1, 31536000, {}, true,
+       "seconds a send to a replica may stay blocked (the replica does not read) before its "
+       "stream is ended"},
       {"read_only", "", VariableType::kBool, "OFF", 0, 0, {}, true,
        "refuse client writes (a replica always does)"},
       {"require_secure_transport", "", VariableType::kBool, "OFF", 0, 0, {}, false,
@@ -83,6 +114,9 @@ const std::vector<VariableDef>& AllVariableDefs() {
        "fdatasync the binlog every N commit groups (0: leave it to the OS)"},
       {"sync_relay_log", "", VariableType::kUint, "1", 0, 1, {}, true,
        "1: fdatasync the relay log before ACKing; 0: ACK after the write"},
+      {"write_queue_timeout_ms", "", VariableType::kUint, "1000", 0, 3600000, {}, true,
+       "ms a write waits for admission when max_inflight_writes or max_inflight_write_bytes is "
+       "reached (0: refuse at once)"},
   };
   return defs;
 }

@@ -151,6 +151,8 @@ Relaykvd::~Relaykvd() {
   DumpLogOnFailure(data_dir_.string() + ".log");
 }
 
+std::string Relaykvd::Log() const { return Slurp(data_dir_.string() + ".log"); }
+
 void Relaykvd::Kill() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGKILL);

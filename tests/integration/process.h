@@ -66,6 +66,10 @@ class Relaykvd {
   // Sends `signo` (e.g. SIGHUP: reopen the log file, re-read the roles file).
   void Signal(int signo);
   bool running() const { return pid_ > 0; }
+  // The process id (/proc/<pid>/status: memory and threads), -1 once gone.
+  pid_t pid() const { return pid_; }
+  // Its stderr so far (the log), for tests of what it logged.
+  std::string Log() const;
 
   // The library client every call goes through (per-call deadline 30 s);
   // the shorthands below are the calls nearly every test makes.

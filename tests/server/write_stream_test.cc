@@ -176,12 +176,14 @@ TEST(WriteStreamTest, BadWritesGetTheirOwnErrorOutOfOrderAndTheStreamGoesOn) {
 }
 
 // A stopped semi-sync replica holds every commit: the server reads exactly
-// up to its cap and no further (the rest stays in the client's buffers and
-// gRPC flow control), then everything is answered once the replica is back.
+// up to its cap (max_write_stream_inflight, set at runtime) and no further
+// (the rest stays in the client's buffers and gRPC flow control), then
+// everything is answered once the replica is back.
 TEST(WriteStreamTest, StopsReadingAtTheInFlightCapUntilAnswersGoOut) {
   SemiSyncPair c;
   c.StopReplica();
-  const int cap = KvService::kStreamMaxInFlight;
+  const int cap = 300;
+  ASSERT_TRUE(c.primary->SetVariable("max_write_stream_inflight", std::to_string(cap), false).ok());
   const int total = cap + 500;
   auto stub = Stub(*c.primary);
   grpc::ClientContext ctx;

@@ -1,0 +1,318 @@
+// Resource limits of a running relaykvd (README "Limits"), one test per
+// cap: each is reached by real clients or raw gRPC streams, and the
+// refusal must be RESOURCE_EXHAUSTED naming the limit (or, for the
+// timeouts, the stream ended with a log line naming it), with nothing of a
+// refused write in the binlog.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "proto/kv.grpc.pb.h"
+#include "proto/replication.grpc.pb.h"
+#include "tests/integration/process.h"
+
+namespace relaykv::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::seconds;
+
+bool Contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// A raw WriteStream with one write answered: the server has accepted it
+// (and it holds a max_connections slot until it ends).
+class OpenStream {
+ public:
+  OpenStream(const std::string& address, const std::string& key) {
+    stub_ = v1::Kv::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    ctx_.set_deadline(std::chrono::system_clock::now() + seconds(60));
+    stream_ = stub_->WriteStream(&ctx_);
+    v1::WriteStreamRequest req;
+    v1::StreamWrite* w = req.add_writes();
+    w->set_id(1);
+    w->mutable_put()->set_key(key);
+    w->mutable_put()->set_value("v");
+    ok_ = stream_->Write(req) && stream_->Read(&reply_);
+  }
+  ~OpenStream() {
+    if (done_) return;
+    stream_->WritesDone();
+    v1::WriteStreamReply r;
+    while (stream_->Read(&r)) {
+    }
+    stream_->Finish().ok();  // its status does not matter here
+  }
+  // Whether its write was answered (and how).
+  bool ok() const { return ok_ && reply_.answers_size() == 1; }
+  const v1::StreamAnswer& answer() const { return reply_.answers(0); }
+  // A stream refused at once: no answer, its status.
+  grpc::Status Refusal() {
+    v1::WriteStreamReply r;
+    while (stream_->Read(&r)) {
+    }
+    done_ = true;
+    return stream_->Finish();
+  }
+
+ private:
+  std::unique_ptr<v1::Kv::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::WriteStreamRequest, v1::WriteStreamReply>> stream_;
+  v1::WriteStreamReply reply_;
+  bool ok_ = false;
+  bool done_ = false;
+};
+
+// A raw Subscribe stream playing a replica: sends its hello (unless told
+// not to) and reads only when asked.
+class RawReplica {
+ public:
+  RawReplica(const std::string& primary, uint32_t server_id, bool send_hello = true) {
+    stub_ = v1::Replication::NewStub(grpc::CreateChannel(primary, grpc::InsecureChannelCredentials()));
+    ctx_.set_deadline(std::chrono::system_clock::now() + seconds(120));
+    stream_ = stub_->Subscribe(&ctx_);
+    if (!send_hello) return;
+    v1::ReplicaMessage hello;
+    hello.mutable_hello()->set_server_id(server_id);
+    hello.mutable_hello()->mutable_durable_gtid();  // from the start
+    stream_->Write(hello);
+  }
+  ~RawReplica() {
+    ctx_.TryCancel();
+    if (!finished_) stream_->Finish().ok();
+  }
+  // Reads until the primary ends the stream (or the 120 s deadline); its status.
+  grpc::Status Ended() {
+    v1::PrimaryMessage m;
+    while (stream_->Read(&m)) {
+    }
+    finished_ = true;
+    return stream_->Finish();
+  }
+
+ private:
+  std::unique_ptr<v1::Replication::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::ReplicaMessage, v1::PrimaryMessage>> stream_;
+  bool finished_ = false;
+};
+
+TEST(LimitsProcessTest, MaxConnectionsRefusesCallsBeyondItNamingItButNotAdminCalls) {
+  TempDir dir;
+  auto s = Relaykvd::Start(dir.path() / "p", {"--max_connections=2"});
+  ASSERT_NE(s, nullptr);
+  {
+    OpenStream a(s->address(), "a");
+    OpenStream b(s->address(), "b");
+    ASSERT_TRUE(a.ok() && b.ok()) << "two streams fit in max_connections=2";
+    // Both slots are held by the streams: every other client call is refused.
+    auto put = s->Put("k", "v");
+    ASSERT_FALSE(put.ok());
+    EXPECT_EQ(put.status().code(), absl::StatusCode::kResourceExhausted) << put.status();
+    EXPECT_TRUE(Contains(std::string(put.status().message()), "max_connections=2")) << put.status();
+    EXPECT_TRUE(Contains(std::string(put.status().message()), "Too many connections"));
+    auto get = s->Get("a");
+    ASSERT_FALSE(get.ok());
+    EXPECT_EQ(get.status().code(), absl::StatusCode::kResourceExhausted) << get.status();
+    OpenStream c(s->address(), "c");
+    const grpc::Status refused = c.Refusal();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+    EXPECT_TRUE(Contains(refused.error_message(), "max_connections=2")) << refused.error_message();
+    // Admin calls are not counted: an operator can always look and raise it.
+    auto st = s->Status();
+    EXPECT_EQ(st["Threads_connected"], "2");
+    EXPECT_EQ(st["Connection_errors_max_connections"], "3");
+    ASSERT_TRUE(s->client().SetVariable("max_connections", "3").ok());
+    auto put2 = s->Put("k", "v");
+    ASSERT_TRUE(put2.ok()) << put2.status();
+    // Nothing refused was written: a, b, then k.
+    EXPECT_EQ(put2->seq, 3u);
+  }
+  // The streams' slots are given back when they end.
+  ASSERT_TRUE(WaitFor([&] { return s->Status()["Threads_connected"] == "0"; }, seconds(10)));
+}
+
+TEST(LimitsProcessTest, WritesPastTheInFlightLimitWaitThenAreRefusedAndNeverWritten) {
+  TempDir dir;
+  // Semi-sync with no replica: every commit waits (up to 60 s) for an ACK
+  // that does not come, so commits stay in flight as long as the test wants.
+  auto s = Relaykvd::Start(dir.path() / "p",
+                           {"--max_inflight_writes=2", "--write_queue_timeout_ms=500",
+                            "--rpl_semi_sync_master_enabled=ON",
+                            "--rpl_semi_sync_master_timeout=60000"});
+  ASSERT_NE(s, nullptr);
+  auto w1 = std::async(std::launch::async, [&] { return s->Put("w1", "v"); });
+  auto w2 = std::async(std::launch::async, [&] { return s->Put("w2", "v"); });
+  ASSERT_TRUE(WaitFor([&] { return s->Status()["Write_admission_in_flight"] == "2"; }, seconds(10)));
+
+  // A third waits write_queue_timeout_ms, then is refused, naming the limit.
+  const auto start = Clock::now();
+  auto w3 = s->Put("w3", "v");
+  const auto waited = Clock::now() - start;
+  ASSERT_FALSE(w3.ok());
+  EXPECT_EQ(w3.status().code(), absl::StatusCode::kResourceExhausted) << w3.status();
+  EXPECT_TRUE(Contains(std::string(w3.status().message()), "max_inflight_writes=2")) << w3.status();
+  EXPECT_GE(waited, std::chrono::milliseconds(450)) << "refused without waiting for admission";
+  EXPECT_EQ(s->BinlogGtid().seq, 2u) << "a refused write reached the binlog";
+
+  // A queued write is admitted as soon as one in flight is answered.
+  ASSERT_TRUE(s->client().SetVariable("write_queue_timeout_ms", "30000").ok());
+  auto w4 = std::async(std::launch::async, [&] { return s->Put("w4", "v"); });
+  ASSERT_TRUE(WaitFor([&] { return s->Status()["Write_admission_queued"] == "1"; }, seconds(10)));
+  EXPECT_EQ(s->BinlogGtid().seq, 2u) << "a queued write is not written before it is admitted";
+  // Semi-sync OFF releases the waiting commits (async), then w4 commits.
+  ASSERT_TRUE(s->client().SetVariable("rpl_semi_sync_master_enabled", "OFF").ok());
+  for (auto* w : {&w1, &w2, &w4}) {
+    ASSERT_EQ(w->wait_for(seconds(30)), std::future_status::ready);
+    auto g = w->get();
+    EXPECT_TRUE(g.ok()) << g.status();
+  }
+  EXPECT_EQ(s->BinlogGtid().seq, 3u);
+  auto st = s->Status();
+  EXPECT_EQ(st["Write_admission_refused"], "1");
+  EXPECT_EQ(st["Write_admission_waits"], "2");
+  EXPECT_EQ(st["Write_admission_in_flight"], "0");
+  EXPECT_EQ(*s->Get("w3"), std::nullopt);
+}
+
+TEST(LimitsProcessTest, MaxReplicasRefusesOneMoreReplicaNamingTheLimit) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p", {"--max_replicas=1"});
+  ASSERT_NE(primary, nullptr);
+  auto replica = StartReplica(dir.path() / "r", *primary);
+  ASSERT_NE(replica, nullptr);
+  RawReplica second(primary->address(), 3);
+  const grpc::Status refused = second.Ended();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_TRUE(Contains(refused.error_message(), "max_replicas=1")) << refused.error_message();
+  // The replica in place streams on.
+  auto g = primary->Put("k", "v");
+  ASSERT_TRUE(g.ok()) << g.status();
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*primary, *replica); }));
+  EXPECT_EQ(primary->Status()["Replicas_connected"], "1");
+}
+
+TEST(LimitsProcessTest, AStreamThatSendsNoHelloIsEndedAfterNetReadTimeout) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p", {"--net_read_timeout=1"});
+  ASSERT_NE(primary, nullptr);
+  RawReplica silent(primary->address(), 3, /*send_hello=*/false);
+  const auto start = Clock::now();
+  const grpc::Status ended = silent.Ended();
+  EXPECT_LT(Clock::now() - start, seconds(30)) << "the stream outlived its hello timeout";
+  EXPECT_FALSE(ended.ok());
+  EXPECT_TRUE(WaitFor([&] { return Contains(primary->Log(), "no hello within 1 s (net_read_timeout)"); },
+                      seconds(10)))
+      << primary->Log();
+}
+
+TEST(LimitsProcessTest, AReplicaThatNeverReadsIsEndedAfterNetWriteTimeout) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p", {"--net_write_timeout=2"});
+  ASSERT_NE(primary, nullptr);
+  // 32 MiB of binlog: far more than gRPC's flow-control windows hold.
+  for (int i = 0; i < 64; ++i) {
+    auto g = primary->Put("big" + std::to_string(i), std::string(512 * 1024, 'x'));
+    ASSERT_TRUE(g.ok()) << g.status();
+  }
+  RawReplica stuck(primary->address(), 3);  // its hello, then it never reads
+  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Replicas_connected"] == "1"; }, seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Replicas_connected"] == "0"; }, seconds(30)))
+      << "a replica that does not read still holds its stream";
+  EXPECT_TRUE(Contains(primary->Log(), "replica server_id 3")) << primary->Log();
+  EXPECT_TRUE(Contains(primary->Log(), "longer than net_write_timeout")) << primary->Log();
+}
+
+TEST(LimitsProcessTest, KeepaliveEndsTheStreamOfAStoppedReplicaWithinSeconds) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p",
+                                 {"--keepalive_time_ms=1000", "--keepalive_timeout_ms=1000"});
+  ASSERT_NE(primary, nullptr);
+  auto replica = StartReplica(dir.path() / "r", *primary);
+  ASSERT_NE(replica, nullptr);
+  ASSERT_EQ(primary->Status()["Replicas_connected"], "1");
+  // SIGSTOP: its kernel still ACKs TCP, but nothing answers the pings.
+  replica->Pause();
+  const auto start = Clock::now();
+  // keepalive 1 s + 1 s; the bound is a generous hang guard.
+  const bool dropped =
+      WaitFor([&] { return primary->Status()["Replicas_connected"] == "0"; }, seconds(20));
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  replica->Resume();
+  ASSERT_TRUE(dropped) << "the primary still holds a stopped replica's stream after 20 s";
+  std::cerr << "stopped replica's stream ended after " << took.count() << " ms\n";
+  // Back: it reconnects and catches up.
+  ASSERT_TRUE(primary->Put("after", "v").ok());
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*primary, *replica); }));
+}
+
+TEST(LimitsProcessTest, AMessageOverMaxAllowedPacketIsRefusedAndNotWritten) {
+  TempDir dir;
+  auto s = Relaykvd::Start(dir.path() / "p", {"--max_allowed_packet=1048576"});
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(s->Put("small", std::string(512 * 1024, 's')).ok());
+  auto big = s->Put("big", std::string(2 * 1024 * 1024, 'b'));
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted) << big.status();
+  // gRPC's own words, with the limit: "... larger than max (N vs. 1048576)".
+  EXPECT_TRUE(Contains(std::string(big.status().message()), "1048576")) << big.status();
+  EXPECT_EQ(s->BinlogGtid().seq, 1u);
+  auto v = s->client().ShowVariables("max_allowed_packet");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ((*v)["max_allowed_packet"], "1048576");
+}
+
+// binlog_expire_logs_seconds / max_binlog_total_size win over a replica
+// that is connected but stuck: the disk is not filled for it, a warning
+// names it, and once back it is refused as purged (to be rebuilt).
+TEST(LimitsProcessTest, TheBinlogSizeLimitWinsOverAStuckReplicaAndNamesIt) {
+  TempDir dir;
+  // Keepalive long enough that the stopped replica stays connected.
+  auto primary = Relaykvd::Start(dir.path() / "p", {"--max_binlog_size=65536",
+                                                    "--keepalive_time_ms=300000"});
+  ASSERT_NE(primary, nullptr);
+  auto replica = StartReplica(dir.path() / "r", *primary);
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(primary->Put("k0", "v").ok());
+  ASSERT_TRUE(WaitFor([&] { return replica->BinlogGtid().seq == 1; }));
+  replica->Pause();
+  // 4.8 MB: more than a send batch (1 MiB) and the stream's flow-control
+  // window hold, so the primary cannot have read it all for the replica
+  // before it stopped reading.
+  for (int i = 1; i < 600; ++i) {
+    ASSERT_TRUE(primary->Put("k" + std::to_string(i), std::string(8000, 'a')).ok());
+  }
+  ASSERT_EQ(primary->Status()["Replicas_connected"], "1");
+  const uint64_t limit = 262144;
+  ASSERT_TRUE(primary->client().SetVariable("max_binlog_total_size", std::to_string(limit)).ok());
+  auto total = [&] {
+    uint64_t t = 0;
+    auto logs = primary->client().ShowBinaryLogs();
+    if (logs.ok()) {
+      for (const auto& l : *logs) t += l.size_bytes;
+    }
+    return t;
+  };
+  // The housekeeper runs every 10 s.
+  ASSERT_TRUE(WaitFor([&] { return total() <= limit; }, seconds(60)))
+      << "the size limit kept segments for a stuck replica: " << total() << " bytes";
+  EXPECT_TRUE(WaitFor([&] {
+    const std::string log = primary->Log();
+    return Contains(log, "still needs: it has acked") && Contains(log, "replica server_id 2");
+  }, seconds(10))) << primary->Log();
+  replica->Resume();
+  ASSERT_TRUE(WaitFor([&] { return Contains(replica->ReplicaStatus()["Last_IO_Error"], "purged"); },
+                      seconds(60)))
+      << replica->ReplicaStatus()["Last_IO_Error"];
+}
+
+}  // namespace
+}  // namespace relaykv::testing
