@@ -50,6 +50,8 @@ const std::vector<VariableDef>& AllVariableDefs() {
        "replicas' needs win"},
       {"max_binlog_size", "", VariableType::kUint, "1073741824", 4096, 1073741824, {}, true,
        "rotate to a new binlog segment once the current one reaches this many bytes"},
+      {"max_watchers", "", VariableType::kUint, "256", 0, 100000, {}, true,
+       "change streams (Watch) served at once; one more is refused with RESOURCE_EXHAUSTED"},
       {"read_only", "", VariableType::kBool, "OFF", 0, 0, {}, true,
        "refuse client writes (a replica always does)"},
       {"require_secure_transport", "", VariableType::kBool, "OFF", 0, 0, {}, false,
@@ -83,6 +85,9 @@ const std::vector<VariableDef>& AllVariableDefs() {
        "fdatasync the binlog every N commit groups (0: leave it to the OS)"},
       {"sync_relay_log", "", VariableType::kUint, "1", 0, 1, {}, true,
        "1: fdatasync the relay log before ACKing; 0: ACK after the write"},
+      {"watch_max_lag_seconds", "", VariableType::kUint, "60", 1, 86400, {}, true,
+       "a watcher must deliver every change within this many seconds of its becoming visible, "
+       "or its stream ends with RESOURCE_EXHAUSTED"},
   };
   return defs;
 }
