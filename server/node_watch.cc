@@ -11,6 +11,11 @@
 // more: the commit path is not touched. Otherwise: what is durable in the
 // binlog (WaitForVisibleAfter).
 //
+// Lag (watch_max_lag_seconds, read at each check): a watch ends with
+// RESOURCE_EXHAUSTED when one `deliver` took longer than the limit while
+// newer changes waited, or when what it could see at some check was not
+// all read within the limit (a catch-up too slow for the write rate).
+//
 // Memory: one batch (kBatchBytes of changes). The reader goes on only when
 // `deliver` returns, so a slow consumer (gRPC flow control) holds the walk,
 // never buffers. `deliver` runs outside CallScope: Close() does not wait
@@ -52,6 +57,13 @@ absl::Status Purged(Binlog* binlog, const Gtid& after) {
       " are no longer in this node's binlog; the oldest still available is " + oldest +
       " (watch after " + binlog->BeforeFirstAvailable().ToString() +
       " or later, e.g. after a Scan's applied gtid, or from now)");
+}
+
+absl::Status TooSlow(std::chrono::seconds max_lag, const Gtid& progress, const Gtid& head) {
+  return absl::ResourceExhaustedError(
+      "watcher is too slow: it kept changes waiting for more than watch_max_lag_seconds (" +
+      std::to_string(max_lag.count()) + " s); it is at gtid " + progress.ToString() +
+      ", this node at " + head.ToString() + "; watch again after " + progress.ToString());
 }
 
 absl::Status NotOurs(const Gtid& want, const Gtid& ours) {
@@ -145,6 +157,8 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
   uint64_t target_seq = 0;
   auto target_time = Clock::now();
   bool first = true;  // the first batch goes at once: it names the start
+  Clock::duration deliver_took{0};  // how long the last `deliver` took
+  auto MaxLag = [&] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); };
   auto delivered_at = Clock::now();
   WatchBatch batch;
   for (;;) {
@@ -155,6 +169,12 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
       if (auto s = gone(); !s.ok()) return s;
       Gtid h = head();
       if (first) target_seq = h.seq;
+      // A consumer that took longer than the limit over one batch while
+      // newer changes waited has kept them waiting that long.
+      if (const auto max_lag = MaxLag(); deliver_took > max_lag && reader->next_seq() <= h.seq) {
+        return TooSlow(max_lag, progress, h);
+      }
+      deliver_took = Clock::duration{0};
       if (!first && reader->next_seq() > h.seq) {
         // Nothing new: wait for it, or until a progress message is due.
         const auto until = std::min(delivered_at + o.progress_interval, Clock::now() + kSlice);
@@ -188,22 +208,20 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
       }
       const auto now = Clock::now();
       if (reader->next_seq() > target_seq) {
-        target_seq = h.seq;
+        target_seq = head().seq;  // what waits now, read or not
         target_time = now;
-      } else if (const uint64_t max_lag_s = vars_.GetUint("watch_max_lag_seconds");
-                 now - target_time > std::chrono::seconds(max_lag_s)) {
-        return absl::ResourceExhaustedError(
-            "watcher is too slow: it stayed behind for more than watch_max_lag_seconds (" +
-            std::to_string(max_lag_s) + " s); it is at gtid " + progress.ToString() +
-            ", this node at " + h.ToString() + "; watch again after " + progress.ToString());
+      } else if (now - target_time > MaxLag()) {
+        return TooSlow(MaxLag(), progress, h);
       }
       batch.progress = progress;
       batch.head = h;
     }
     if (first || !batch.events.empty() || Clock::now() >= delivered_at + o.progress_interval) {
       first = false;
+      const auto before = Clock::now();
       if (!deliver(batch)) return absl::OkStatus();
       delivered_at = Clock::now();
+      deliver_took = delivered_at - before;
     }
   }
 }

@@ -1,5 +1,7 @@
 #include "server/watch_service.h"
 
+#include <algorithm>
+
 #include "relaykv/node.h"
 #include "server/grpc_status.h"
 #include "spdlog/spdlog.h"
@@ -11,6 +13,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kWatchdogPeriod = std::chrono::seconds(1);
+constexpr auto kWatchdogGrace = std::chrono::seconds(10);
 
 void ToProto(const WatchBatch& batch, v1::WatchResponse* out) {
   out->Clear();
@@ -60,14 +63,19 @@ WatchService::~WatchService() {
 void WatchService::Watchdog() {
   std::unique_lock l(mu_);
   while (!cv_.wait_for(l, kWatchdogPeriod, [&] { return stop_; })) {
-    const int64_t limit_ns = std::chrono::nanoseconds(max_lag_()).count();
+    // Well past the lag limit: Node::Watch ends a slow reader itself, with
+    // a status it sees, as soon as its Write returns; this is for readers
+    // that stopped reading altogether.
+    const auto max_lag = max_lag_();
+    const int64_t limit_ns =
+        std::chrono::nanoseconds(std::max<std::chrono::seconds>(2 * max_lag, max_lag + kWatchdogGrace)).count();
     const int64_t now_ns = Clock::now().time_since_epoch().count();
     for (Call* c : calls_) {
       const int64_t since = c->writing_since_ns.load();
       if (since == 0 || now_ns - since <= limit_ns || c->cut_off.exchange(true)) continue;
-      spdlog::warn("watch: {} has not read for more than watch_max_lag_seconds ({} s); ending its "
-                   "stream",
-                   c->ctx->peer(), max_lag_().count());
+      spdlog::warn("watch: {} stopped reading (a write blocked for {} s, past "
+                   "watch_max_lag_seconds = {} s); ending its stream",
+                   c->ctx->peer(), (now_ns - since) / 1000000000, max_lag.count());
       c->ctx->TryCancel();
     }
   }

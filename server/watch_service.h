@@ -8,8 +8,10 @@
 // A client that stops reading altogether would hold that thread in Write
 // for ever; Node::Watch's lag check runs only between batches. So a
 // watchdog thread looks at every call once a second and cancels one whose
-// Write has been blocked longer than watch_max_lag_seconds (logged, naming
-// the variable; the client sees CANCELLED if it ever reads again).
+// Write has been blocked for twice watch_max_lag_seconds, and at least 10 s
+// more (logged, naming the variable; the client sees CANCELLED if it ever
+// reads again). A reader that is only slow gets Node::Watch's
+// RESOURCE_EXHAUSTED once its Write returns.
 //
 // Threads: gRPC's; the watchdog is owned here, started by the constructor
 // and joined by the destructor (the node destroys the service after the
