@@ -1,14 +1,17 @@
 #include "server/watch_filter.h"
 
+#include <initializer_list>
+#include <utility>
+
 #include "server/limits.h"
 #include "server/scan_request.h"
 
 namespace relaykv {
 
 absl::StatusOr<WatchBounds> ResolveWatchRange(const WatchRange& range) {
-  for (const auto& [name, bound] : {std::pair<const char*, const std::string*>{"start", &range.start},
-                                    {"end", &range.end},
-                                    {"prefix", &range.prefix}}) {
+  using Bound = std::pair<const char*, const std::string*>;
+  for (const auto& [name, bound] : std::initializer_list<Bound>{
+           {"start", &range.start}, {"end", &range.end}, {"prefix", &range.prefix}}) {
     if (bound->size() > kMaxKeyBytes) {
       return absl::InvalidArgumentError(std::string("watch ") + name + " is " +
                                         std::to_string(bound->size()) +

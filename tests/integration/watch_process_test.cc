@@ -23,8 +23,8 @@ using namespace std::chrono_literals;
 // (resume_for) when the server goes away, on its own thread.
 class Watcher {
  public:
-  explicit Watcher(const std::string& address) {
-    auto client = Client::Connect({address});
+  explicit Watcher(std::vector<std::string> addresses) {
+    auto client = Client::Connect(std::move(addresses));
     EXPECT_TRUE(client.ok()) << client.status();
     client_ = *std::move(client);
     thread_ = std::thread([this] {
@@ -73,7 +73,7 @@ TEST(WatchProcessTest, WatcherResumingAcrossSigkillSeesEveryAcknowledgedChangeEx
   auto s = Relaykvd::Start(data);
   ASSERT_NE(s, nullptr);
   const int port = s->port();
-  Watcher watcher(s->address());
+  Watcher watcher({s->address()});
   WriteLoad::Acked acked;
   std::atomic<int> counter{0};
   for (int cycle = 0; cycle < 3; ++cycle) {
@@ -104,6 +104,47 @@ TEST(WatchProcessTest, WatcherResumingAcrossSigkillSeesEveryAcknowledgedChangeEx
   for (const auto& [key, value] : acked.values) {
     ASSERT_EQ(puts[key], std::vector<std::string>{value}) << key;
   }
+}
+
+// Failover: the primary dies, its semi-sync replica is promoted (RESET
+// SLAVE ALL, a new epoch). A watcher given both addresses resumes on the
+// new primary after its last GTID and sees every acknowledged write of
+// both primaries exactly once.
+TEST(WatchProcessTest, WatcherFollowsTheNewPrimaryAfterAFailoverFromItsLastGtid) {
+  TempDir dir;
+  auto p = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
+                                              "--rpl_semi_sync_master_timeout=60000"});
+  ASSERT_NE(p, nullptr);
+  auto r = StartSemiSyncReplica(dir.path() / "r", *p);
+  ASSERT_NE(r, nullptr);
+  Watcher watcher({p->address(), r->address()});
+  std::vector<std::string> keys;
+  for (int i = 0; i < 20; ++i) {
+    keys.push_back("old" + std::to_string(i));
+    ASSERT_TRUE(p->Put(keys.back(), "p").ok());  // ACKed: the replica holds it
+  }
+  p->Kill();
+  ASSERT_TRUE(r->client().StopReplica(ReplicaThreads::kIo).ok());
+  auto epoch = r->client().ResetReplicaAll();
+  ASSERT_TRUE(epoch.ok()) << epoch.status();
+  Gtid last;
+  for (int i = 0; i < 10; ++i) {
+    keys.push_back("new" + std::to_string(i));
+    auto g = r->Put(keys.back(), "r");
+    ASSERT_TRUE(g.ok()) << g.status();
+    last = *g;
+  }
+  EXPECT_EQ(last.epoch, epoch->epoch);
+  absl::Status w = watcher.StopAt(last);
+  ASSERT_TRUE(w.ok()) << w;
+  std::vector<std::string> seen;
+  uint64_t prev = 0;
+  for (const WatchEvent& e : watcher.events()) {
+    EXPECT_GT(e.gtid.seq, prev) << "in order, never twice";
+    prev = e.gtid.seq;
+    for (const Mutation& m : e.changes) seen.push_back(m.key);
+  }
+  EXPECT_EQ(seen, keys);
 }
 
 TEST(WatchProcessTest, CliWatchPrintsOneLinePerChangeUpToCount) {
