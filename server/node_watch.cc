@@ -22,6 +22,7 @@
 // for a consumer, and the next batch then finds the node closing.
 #include <algorithm>
 #include <mutex>
+#include <thread>
 
 #include "relaykv/node.h"
 #include "server/node_impl.h"
@@ -42,6 +43,8 @@ constexpr size_t kBatchScanned = 20000;
 // Waits are cut into slices: a closing node, a caller gone and a due
 // progress message end them.
 constexpr auto kSlice = std::chrono::milliseconds(100);
+// How long a woken watcher waits for more changes to send with the first.
+constexpr auto kCoalesce = std::chrono::milliseconds(2);
 
 // OUT_OF_RANGE "purged: ...", naming the oldest GTID the binlog still has.
 absl::Status Purged(Binlog* binlog, const Gtid& after) {
@@ -189,6 +192,10 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
         } else {
           binlog_->WaitForVisibleAfter(reader->next_seq() - 1, until);
         }
+        // Woken by new changes: let a few more commit groups join them, so
+        // a caught-up watcher sends one message per kCoalesce, not one per
+        // group (each message costs both ends a wake-up and a gRPC write).
+        if (head().seq >= reader->next_seq()) std::this_thread::sleep_for(kCoalesce);
         h = head();
       }
       size_t bytes = 0, scanned = 0;
