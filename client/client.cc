@@ -10,6 +10,7 @@
 #include "client/write_mux.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
+#include "proto/replication.grpc.pb.h"
 #include "proto/watch.grpc.pb.h"
 
 namespace relaykv {
@@ -56,6 +57,7 @@ class Client::Impl {
   struct Stubs {
     std::unique_ptr<v1::Kv::Stub> kv;
     std::unique_ptr<v1::Admin::Stub> admin;
+    std::unique_ptr<v1::Replication::Stub> replication;  // Revoke
     std::unique_ptr<v1::ChangeStream::Stub> watch;
   };
 
@@ -70,6 +72,7 @@ class Client::Impl {
       args.SetMaxSendMessageSize(kMaxMessageBytes);
       auto channel = grpc::CreateCustomChannel(addr, credentials_, args);
       it = stubs_.emplace(addr, Stubs{v1::Kv::NewStub(channel), v1::Admin::NewStub(channel),
+                                       v1::Replication::NewStub(channel),
                                        v1::ChangeStream::NewStub(channel)}).first;
     }
     return it->second;  // never erased: the reference stays valid
@@ -415,6 +418,17 @@ absl::StatusOr<Gtid> Client::ResetReplicaAll(const std::string& node) {
     return s;
   }
   return FromProto(reply.epoch_start());
+}
+
+absl::StatusOr<RevokeResult> Client::Revoke(uint64_t epoch, const std::string& node) {
+  v1::RevokeRequest req;
+  req.set_epoch(epoch);
+  v1::RevokeReply reply;
+  grpc::ClientContext ctx;
+  impl_->Deadline(&ctx);
+  if (auto s = FromGrpc(impl_->For(node).replication->Revoke(&ctx, req, &reply)); !s.ok()) return s;
+  return RevokeResult{reply.promised_epoch(), FromProto(reply.durable_gtid()),
+                      FromProto(reply.applied_gtid()), reply.node_epoch(), reply.revoked_primary()};
 }
 
 absl::StatusOr<MasterStatus> Client::ShowMasterStatus(const std::string& node) {

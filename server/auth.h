@@ -5,7 +5,8 @@
 // Roles:   read         Get, SHOW VARIABLES/STATUS, SHOW SLAVE STATUS, SHOW
 //                       REPLICAS, SHOW BINARY LOGS, SHOW MASTER STATUS
 //          write        Put, Delete, Write
-//          replication  Subscribe (MySQL's REPLICATION SLAVE)
+//          replication  Subscribe (MySQL's REPLICATION SLAVE); Revoke (which
+//                       the admin role may call too: fencing, README "Failover")
 //          admin        SET, RESET PERSIST, START/STOP SLAVE, CHANGE MASTER,
 //                       RESET SLAVE ALL, CHECKSUM, PURGE, INSTALL PLUGIN
 //

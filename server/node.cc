@@ -93,6 +93,7 @@ void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
                             ":" + std::to_string(bound_port_);
   c.sync_relay_log = [this] { return vars_.GetUint("sync_relay_log") != 0; };
   c.semi_sync = [this] { return vars_.GetBool("rpl_semi_sync_slave_enabled"); };
+  c.promise = promise_.get();
   io_ = std::make_unique<ReplicaIo>(binlog_.get(), applier_.get(), std::move(c));
   primary_ = address;
   metrics_.set_replica_role(true);
@@ -125,8 +126,11 @@ absl::Status Node::Impl::Open(Node* node) {
   auto binlog = Binlog::Open(bo);
   if (!binlog.ok()) return binlog.status();
   binlog_ = *std::move(binlog);
+  auto promise = EpochPromise::Open(options_.data_dir);
+  if (!promise.ok()) return promise.status();
+  promise_ = *std::move(promise);
   semisync_ = std::make_unique<SemiSyncMaster>(
-      [this] { return binlog_->LastVisible().seq; },
+      [this] { return binlog_->LastVisible(); },
       // What enough replicas hold may become visible (AFTER_SYNC), even if
       // the commit that waited for it has gone (deadline). Applied here, on
       // the ACK's thread, before the commits it releases wake up: each of
@@ -213,7 +217,16 @@ absl::Status Node::Impl::Open(Node* node) {
   if (!primary.empty()) {
     if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
   }
-  if (primary.empty() && binlog_->unsynced_tail_at_open()) {
+  // A revoked primary (its epoch below the promise) writes nothing, not
+  // even a new epoch: that epoch may be the one it promised to another
+  // node. It stays fenced (UpdatePrimaryFence below).
+  const bool revoked_at_open = primary.empty() && binlog_->epoch() < promise_->value();
+  if (revoked_at_open && binlog_->unsynced_tail_at_open()) {
+    spdlog::warn("recovery: the binlog may have lost events replicas hold (unsynced tail), but "
+                 "this primary's epoch {} is revoked (promised epoch {}): no new epoch is opened",
+                 binlog_->epoch(), promise_->value());
+  }
+  if (primary.empty() && !revoked_at_open && binlog_->unsynced_tail_at_open()) {
     auto start = StartEpoch();
     if (!start.ok()) return start.status();
     spdlog::warn("recovery: the last run published events before syncing them (sync_binlog is "
@@ -222,6 +235,8 @@ absl::Status Node::Impl::Open(Node* node) {
                  start->epoch, start->ToString());
     if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
   }
+
+  UpdatePrimaryFence();
 
   if (!options_.listen_address.empty()) {
     // Transport and roles first: nothing listens that is not secured as
@@ -258,7 +273,11 @@ absl::Status Node::Impl::Open(Node* node) {
                                                  [this](bool replica_semi_sync) {
                                                    return GateReplicaVisibility(replica_semi_sync);
                                                  },
-                                                 [this] { return ReplicaVisibleSeq(); }},
+                                                 [this] { return ReplicaVisibleSeq(); },
+                                                 [this] { return binlog_->epoch(); },
+                                                 [node](uint64_t epoch) {
+                                                   return node->Revoke(epoch);
+                                                 }},
                                              auth_.get());
     // Before any append; the service outlives them (Close() drains commits
     // and stops the IO thread before destroying it).
@@ -323,6 +342,14 @@ struct Node::Impl::PendingCommit {
   // Answers the caller, then counts the call out (Close() waits for that).
   // Measured to here (metrics: lock-free).
   void Finish(absl::StatusOr<Gtid> result) {
+    // Checked at reply time: once Revoke returned, no commit of this
+    // primary is answered OK (async ones included).
+    if (result.ok() && impl->revoked_.load()) {
+      result = absl::UnavailableError(
+          "write " + result->ToString() +
+          " not acknowledged: this primary's epoch was revoked while it committed; the write is "
+          "in its binlog, outcome unknown (it survives only if the new primary has it)");
+    }
     if (result.ok()) {
       impl->metrics_.ObserveCommit(wait_point, Clock::now() - start);
     } else {
@@ -353,6 +380,7 @@ void Node::Impl::CommitAsync(std::vector<v1::Mutation> mutations, WriteOptions o
     return c->Finish(absl::FailedPreconditionError(
         "The server is running with read_only=ON so it cannot execute this write"));
   }
+  if (auto s = CheckNotRevoked(); !s.ok()) return c->Finish(s);
   if (auto s = CheckApplier(); !s.ok()) return c->Finish(s);
   c->event.set_timestamp_us(NowMicros());
   c->event.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
@@ -430,8 +458,14 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   // same seqs would pass for ours. (A crash in between leaves a replica
   // holding an event its old primary does not have: refused by it, and
   // RESET SLAVE ALL can run again.)
-  auto start = StartEpoch();
+  // At least the promised epoch: a node that promised epoch P to a
+  // candidate and is promoted itself must not start below P (its peers
+  // would refuse it, and it would be revoked at once).
+  auto start = StartEpoch(promise_->value());
   if (!start.ok()) return start.status();
+  // Our own epoch is promised too (durably): from now on this node refuses
+  // older primaries whatever its role.
+  if (auto p = promise_->Raise(start->epoch); !p.ok()) return p.status();
   // A promoted replica's history was visible on it: its replicas may show
   // it. (Not so for the epoch a restarted primary opens: its replayed tail
   // waits for a quorum like any write.)
@@ -442,14 +476,14 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   return start;
 }
 
-absl::StatusOr<Gtid> Node::Impl::StartEpoch() {
+absl::StatusOr<Gtid> Node::Impl::StartEpoch(uint64_t min_epoch) {
   // A marker event (no mutations) carries the new epoch, fsynced whatever
   // sync_binlog says: the epoch is durable before anything is stamped with it.
   const Gtid end = binlog_->LastVisible();
   v1::Event marker;
   marker.set_timestamp_us(NowMicros());
   marker.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
-  const Gtid start{std::max(binlog_->epoch(), end.epoch) + 1, end.seq + 1};
+  const Gtid start{std::max(std::max(binlog_->epoch(), end.epoch) + 1, min_epoch), end.seq + 1};
   GtidToProto(start, marker.mutable_gtid());
   if (auto s = binlog_->AppendReplicated({&marker, 1}, /*sync=*/true); !s.ok()) return s;
   applier_->Release(start.seq);

@@ -84,6 +84,11 @@ NameValues Node::ShowStatus(std::string_view like) const {
       {"Binlog_gtid", impl_->binlog_->LastVisible().ToString()},
       {"Binlog_groups", std::to_string(b.groups)},
       {"Replicas_connected", std::to_string(impl_->registry_.List().size())},
+      // Fencing (README "Failover"): the durable promised epoch, and ON
+      // while this node is a primary whose epoch is below it (no writes, no
+      // commit acknowledged).
+      {"Rpl_promised_epoch", std::to_string(impl_->promise_->value())},
+      {"Rpl_revoked_primary", impl_->revoked_.load() ? "ON" : "OFF"},
       // Empty while the state machine applies; else why it stopped (on a
       // primary writes are refused until it applies again).
       {"State_machine_error", impl_->applier_->running() ? "" : impl_->applier_->last_error().ToString()},
@@ -140,6 +145,14 @@ absl::Status Node::ChangePrimary(std::string host, uint32_t port, const ChangeMa
   if (auto s = ValidatePrimaryPort(port); !s.ok()) return s;
   const std::string address = host + ":" + std::to_string(port);
   if (auto s = ValidateHostPort(address); !s.ok()) return s;
+  absl::Status changed = ChangePrimaryLocked(address, tls);
+  // A revoked primary that now follows another is fenced no more: it is a
+  // replica, and replicas refuse writes anyway.
+  if (changed.ok()) impl_->UpdatePrimaryFence();
+  return changed;
+}
+
+absl::Status Node::ChangePrimaryLocked(const std::string& address, const ChangeMasterTls& tls) {
   std::lock_guard l(impl_->mu_);
   if (impl_->promoting_) return Promoting();
   if (impl_->io_ != nullptr && impl_->io_->running()) {
@@ -164,7 +177,7 @@ absl::Status Node::ReloadRoles() {
   return impl_->auth_->Reload();
 }
 
-absl::StatusOr<Gtid> Node::BecomePrimary() {
+absl::StatusOr<Gtid> Node::BecomePrimaryLocked() {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
   {
@@ -191,6 +204,15 @@ absl::StatusOr<Gtid> Node::BecomePrimary() {
   spdlog::warn("RESET SLAVE ALL: this node is now a primary (was a replica of {}); epoch {} "
                "starts at {}",
                old_primary, start->epoch, start->ToString());
+  return start;
+}
+
+absl::StatusOr<Gtid> Node::BecomePrimary() {
+  CallScope scope(impl_.get());  // keeps the node open for the fence update
+  if (!scope.ok()) return scope.status();
+  absl::StatusOr<Gtid> start = BecomePrimaryLocked();
+  // Its new epoch is at least the promise (Promote): not revoked.
+  if (start.ok()) impl_->UpdatePrimaryFence();
   return start;
 }
 

@@ -17,6 +17,7 @@
 
 #include "relaykv/node.h"
 #include "server/auth.h"
+#include "server/epoch_promise.h"
 #include "server/master_info.h"
 #include "server/node_metrics.h"
 #include "server/replica_io.h"
@@ -57,8 +58,9 @@ class Node::Impl {
   // it to apply and forgets the primary. Returns the marker's GTID.
   absl::StatusOr<Gtid> Promote();
   // Writes a marker event opening a new epoch after the binlog's end
-  // (fsynced) and waits until it is applied; returns its GTID.
-  absl::StatusOr<Gtid> StartEpoch();
+  // (fsynced) and waits until it is applied; returns its GTID. The epoch
+  // is the binlog's plus one, or `min_epoch` if that is higher.
+  absl::StatusOr<Gtid> StartEpoch(uint64_t min_epoch = 0);
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key, const GetOptions& options);
   // Node::Scan (server/node_scan.cc).
   absl::StatusOr<ScanPage> Scan(const ScanRange& range, const GetOptions& read);
@@ -101,6 +103,13 @@ class Node::Impl {
   absl::StatusOr<uint64_t> RetentionFloor();
   // Housekeeping thread: RetryApplier, ApplyRetention.
   void Housekeeping();
+  // Fencing (server/node_fence.cc). A primary whose binlog epoch is below
+  // the promised epoch is revoked: semi-sync releases nothing, no commit is
+  // answered OK, writes are refused. Re-evaluated when the promise, the
+  // role or the epoch changes (Open, Revoke, CHANGE MASTER, RESET SLAVE ALL).
+  void UpdatePrimaryFence() EXCLUDES(mu_);
+  // FAILED_PRECONDITION for a write while revoked; OK otherwise.
+  absl::Status CheckNotRevoked() const;
 
   const NodeOptions options_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
@@ -113,6 +122,7 @@ class Node::Impl {
   Variables vars_;
   std::unique_ptr<PersistedSettings> persisted_;
   std::unique_ptr<Binlog> binlog_;
+  std::unique_ptr<EpochPromise> promise_;  // the durable promised epoch
   std::unique_ptr<StateMachine> state_;
   std::unique_ptr<Applier> applier_;  // the SQL thread on a replica
   ReplicaRegistry registry_;
@@ -141,6 +151,9 @@ class Node::Impl {
   // RESET SLAVE ALL is running (it waits without mu_): START/STOP SLAVE,
   // CHANGE MASTER and another RESET SLAVE ALL are refused meanwhile.
   bool promoting_ GUARDED_BY(mu_) = false;
+  // Set while this node is a revoked primary (UpdatePrimaryFence); read
+  // without mu_ on the commit path. Written under mu_.
+  std::atomic<bool> revoked_{false};
   std::string primary_ GUARDED_BY(mu_);           // "" on a primary
   std::unique_ptr<ReplicaIo> io_ GUARDED_BY(mu_);  // set on a replica
   std::thread housekeeper_;

@@ -123,6 +123,8 @@ NodeHealth Node::Health() const {
                   impl_->applier_->last_error().ToString()};
     }
     if (impl_->vars_.GetBool("read_only")) return {false, false, "primary has read_only=ON"};
+    // GET /primary must not send writes to a fenced old primary.
+    if (auto s = impl_->CheckNotRevoked(); !s.ok()) return {false, false, std::string(s.message())};
     return {true, true, ""};
   }
   if (impl_->io_ == nullptr) return {false, false, "replica has no IO thread"};
@@ -171,6 +173,12 @@ std::string Node::MetricsText() const {
             static_cast<double>(last.seq));
   out.Gauge("relaykv_applied_seq", "Seq of the last event applied to the state machine.",
             static_cast<double>(impl_->state_->Applied().seq));
+  out.Gauge("relaykv_promised_epoch",
+            "Durable promised epoch (Rpl_promised_epoch): no primary of an older epoch is followed.",
+            static_cast<double>(impl_->promise_->value()));
+  out.Gauge("relaykv_revoked_primary",
+            "1 while this node is a primary whose epoch was revoked (Rpl_revoked_primary).",
+            impl_->revoked_.load() ? 1.0 : 0.0);
   uint64_t bytes = 0, segments = 0;
   for (const BinaryLogInfo& b : BinaryLogs()) {
     bytes += b.size_bytes;

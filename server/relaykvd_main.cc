@@ -253,6 +253,11 @@ int main(int argc, char** argv) {
                  std::getenv(relaykv::FaultInjection::kShadowEnv));
   }
 
+  // Signals are caught from here on (and handled once io runs): a SIGHUP
+  // or SIGTERM sent as soon as relaykvd.addr exists — or while the node
+  // opens — must not take the default action and kill the process.
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   auto node = relaykv::Node::Open(options);
   if (!node.ok()) {
     spdlog::critical("cannot start: {}", node.status().ToString());
@@ -287,10 +292,8 @@ int main(int argc, char** argv) {
     if (!s.ok()) spdlog::warn("{}", s.ToString());
   }
 
-  boost::asio::io_context io;
   // SIGHUP: logrotate renamed the old log file (lines go to a new one at
   // the path), and the roles file is re-read (a bad file keeps the old roles).
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signo) {
         if (!ec && signo == SIGHUP) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,23 @@ void ReplicaIo::SetError(const absl::Status& s) {
   status_.last_error_time_us = NowMicros();
 }
 
+absl::Status ReplicaIo::FencedError(uint64_t primary_epoch, uint64_t promised) const {
+  return absl::FailedPreconditionError(
+      "primary " + config_.primary_address + " is at epoch " + std::to_string(primary_epoch) +
+      " but this replica has promised epoch " + std::to_string(promised) +
+      " (Revoke, or events of a newer primary): refusing its events and ACKs; CHANGE MASTER TO "
+      "the primary of epoch " + std::to_string(promised) + " or newer");
+}
+
+void ReplicaIo::CutIfOlder(uint64_t promised) {
+  std::lock_guard l(mu_);
+  // Not heard from yet: its first message is checked against the promise.
+  if (ctx_ == nullptr || status_.primary_epoch == 0 || status_.primary_epoch >= promised) return;
+  cut_ = FencedError(status_.primary_epoch, promised);
+  spdlog::warn("replica IO thread: {}", std::string(cut_.message()));
+  ctx_->TryCancel();
+}
+
 void ReplicaIo::Run() {
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
@@ -127,6 +145,8 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     std::lock_guard l(mu_);
     if (stop_) return absl::OkStatus();
     ctx_ = &ctx;
+    cut_ = absl::OkStatus();
+    status_.primary_epoch = 0;
   }
   struct ClearCtx {
     ReplicaIo* self;
@@ -157,6 +177,9 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   GtidToProto(relay_log_->LastVisible(), hello.mutable_hello()->mutable_durable_gtid());
   hello.mutable_hello()->set_semi_sync(semi_sync);
   hello.mutable_hello()->set_address(config_.own_address);
+  // A primary older than our promise refuses us; one that does not know
+  // the field is refused at its first message (below).
+  if (config_.promise != nullptr) hello.mutable_hello()->set_promised_epoch(config_.promise->value());
   stream->Write(hello);
 
   v1::PrimaryMessage msg;
@@ -213,7 +236,24 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       spdlog::info("replica IO thread: connected to {} from {}", config_.primary_address,
                    relay_log_->LastVisible().ToString());
     }
+    // The primary's epoch: stated, or (an older relaykvd) its last GTID's.
+    const auto epoch_of = [](uint64_t stated, const v1::Gtid& primary_last) {
+      return stated != 0 ? stated : primary_last.epoch();
+    };
+    const uint64_t primary_epoch =
+        msg.has_heartbeat()
+            ? epoch_of(msg.heartbeat().primary_epoch(), msg.heartbeat().primary_last_gtid())
+            : epoch_of(msg.batch().primary_epoch(), msg.batch().primary_last_gtid());
+    {
+      std::lock_guard l(mu_);
+      status_.primary_epoch = primary_epoch;
+    }
     if (msg.has_heartbeat()) {
+      // Nothing to ACK, but nothing of a fenced primary is applied either.
+      if (config_.promise != nullptr && primary_epoch < config_.promise->value()) {
+        error = FencedError(primary_epoch, config_.promise->value());
+        break;
+      }
       if (msg.heartbeat().has_visible_seq()) {
         applier_->Release(std::min(relay_log_->LastVisible().seq, msg.heartbeat().visible_seq()));
       }
@@ -251,6 +291,27 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       }
     }
     if (!error.ok()) break;
+    // Held from the epoch check until the ACK is written: a Revoke that
+    // returned has either been seen here or waited for this ACK.
+    std::optional<EpochPromise::Hold> hold;
+    if (config_.promise != nullptr) {
+      hold.emplace(config_.promise->Lock());
+      if (primary_epoch < hold->value()) {
+        error = FencedError(primary_epoch, hold->value());
+        break;
+      }
+      // Events of a newer epoch: promised (durably) before they are
+      // appended, so that the relay log never holds an epoch above the
+      // promise, and before they are ACKed.
+      uint64_t newest = 0;
+      for (const v1::Event& ev : events) newest = std::max<uint64_t>(newest, ev.gtid().epoch());
+      if (newest > hold->value()) {
+        if (auto raised = hold->Raise(newest); !raised.ok()) {
+          error = raised.status();
+          break;
+        }
+      }
+    }
     // Gap, duplicate or epoch going back: INVALID_ARGUMENT, nothing written.
     const bool sync = config_.sync_relay_log ? config_.sync_relay_log() : true;
     if (auto s = relay_log_->AppendReplicated(events, sync); !s.ok()) {
@@ -264,6 +325,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     ack.mutable_ack()->Clear();
     GtidToProto(last, ack.mutable_ack()->mutable_durable_gtid());
     stream->Write(ack);
+    hold.reset();
     // What the primary has made visible, if it says (see "Visibility on
     // replicas" in server/replication_service.h); else all it sent.
     applier_->Release(batch.has_visible_seq() ? std::min(last.seq, batch.visible_seq()) : last.seq);
@@ -285,6 +347,10 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   {
     std::lock_guard l(mu_);
     if (stop_) return absl::OkStatus();
+    if (!cut_.ok()) {  // Revoke ended it (CutIfOlder)
+      *permanent = true;
+      return cut_;
+    }
   }
   {
     std::lock_guard l(watch_mu);

@@ -13,6 +13,17 @@
 // fail server/limits.h, e.g. an unset op): never silent divergence, never
 // undefined behaviour. Nothing of a refused batch reaches the relay log.
 //
+// Fencing (server/epoch_promise.h): every message states the primary's
+// epoch (or, from an older primary, its last GTID's). Below the promised
+// epoch, the stream ends with a FAILED_PRECONDITION naming both epochs and
+// the thread stops: nothing of it is appended or ACKed. A batch with events
+// of a newer epoch raises the promise durably before they are appended.
+// Check, append and ACK run under the promise's Hold, so a Revoke that
+// returned is never overtaken by an ACK; CutIfOlder() ends a stream at once
+// instead of at its next message. A Revoke therefore waits for at most one
+// batch's append, fsync and ACK write; an ACK write blocked by a primary
+// that stopped reading ends with the stream (the 10 s silence watchdog).
+//
 // Threads: Start/Stop/status are thread-safe; Stop() cancels the stream,
 // wakes the thread and joins it.
 #pragma once
@@ -31,6 +42,7 @@
 #include "absl/status/status.h"
 #include "relaykv/tls.h"
 #include "storage/applier.h"
+#include "server/epoch_promise.h"
 #include "storage/binlog.h"
 #include "storage/thread_annotations.h"
 
@@ -44,6 +56,7 @@ struct ReplicaIoConfig {
   // Read on every batch / connect, so SET GLOBAL takes effect.
   std::function<bool()> sync_relay_log;
   std::function<bool()> semi_sync;
+  EpochPromise* promise = nullptr;  // borrowed; must outlive the ReplicaIo
 };
 
 struct ReplicaIoStatus {
@@ -55,6 +68,7 @@ struct ReplicaIoStatus {
   std::string last_error;     // "" if none
   int64_t last_error_time_us = 0;
   bool semi_sync = false;     // connected as a semi-sync replica
+  uint64_t primary_epoch = 0; // as the primary last stated it (0: not heard yet)
 };
 
 class ReplicaIo {
@@ -70,12 +84,18 @@ class ReplicaIo {
   bool running() const EXCLUDES(mu_);
   ReplicaIoStatus status() const EXCLUDES(mu_);
   const ReplicaIoConfig& config() const { return config_; }
+  // Revoke: ends the live stream if its primary's epoch is below
+  // `promised` (the promise is raised already); the thread stops with the
+  // fencing error.
+  void CutIfOlder(uint64_t promised) EXCLUDES(mu_);
 
  private:
   void Run();
   // One connection: returns why it ended. *permanent: do not retry.
   absl::Status Stream(bool* permanent);
   void SetError(const absl::Status& s) REQUIRES(mu_);
+  // FAILED_PRECONDITION naming both epochs.
+  absl::Status FencedError(uint64_t primary_epoch, uint64_t promised) const;
 
   Binlog* const relay_log_;
   Applier* const applier_;
@@ -87,6 +107,7 @@ class ReplicaIo {
   bool running_ GUARDED_BY(mu_) = false;
   grpc::ClientContext* ctx_ GUARDED_BY(mu_) = nullptr;  // the live stream's, for Stop()
   ReplicaIoStatus status_ GUARDED_BY(mu_);
+  absl::Status cut_ GUARDED_BY(mu_);  // why CutIfOlder ended the live stream
   std::thread thread_;
 };
 

@@ -215,6 +215,7 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
       GtidToProto(last, batch->mutable_primary_last_gtid());
       batch->set_primary_time_us(NowMicros());
       batch->set_wants_ack(true);
+      batch->set_primary_epoch(node_.epoch());
       if (node_.gate_visibility(true)) batch->set_visible_seq(node_.visible_seq());
     }
     o->Sent(last, bytes);
@@ -225,6 +226,27 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
     o->next_seq.store(last.seq + 1);
     registry_->UpdateSent(o->id, last);
   }
+}
+
+grpc::Status ReplicationService::Revoke(grpc::ServerContext* ctx, const v1::RevokeRequest* req,
+                                        v1::RevokeReply* reply) {
+  const std::string what = "Revoke(" + std::to_string(req->epoch()) + ")";
+  // Either role: the replication one is checked first, quietly; the admin
+  // one is audited.
+  if (!auth_->Check(ctx, Role::kReplication, what).ok()) {
+    if (auto denied = auth_->Check(ctx, Role::kAdmin, what); !denied.ok()) {
+      return grpc::Status(denied.error_code(),
+                          denied.error_message() + " (the replication role would do too)");
+    }
+  }
+  auto r = node_.revoke(req->epoch());
+  if (!r.ok()) return ToGrpcStatus(r.status());
+  reply->set_promised_epoch(r->promised_epoch);
+  GtidToProto(r->durable_gtid, reply->mutable_durable_gtid());
+  GtidToProto(r->applied_gtid, reply->mutable_applied_gtid());
+  reply->set_node_epoch(r->node_epoch);
+  reply->set_revoked_primary(r->revoked_primary);
+  return grpc::Status::OK;
 }
 
 grpc::Status ReplicationService::Subscribe(
@@ -247,6 +269,15 @@ grpc::Status ReplicationService::Subscribe(
                             ", the same as this primary's: give every node its own "
                             "--server-id (MySQL refuses equal server ids too)";
     spdlog::warn("replication: refusing replica at {}: {}", ctx->peer(), why);
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
+  }
+  if (const uint64_t epoch = node_.epoch(); hello.promised_epoch() > epoch) {
+    const std::string why = "replica has promised epoch " +
+                            std::to_string(hello.promised_epoch()) + ", newer than this primary's epoch " +
+                            std::to_string(epoch) +
+                            ": it follows a newer primary (CHANGE MASTER TO that one)";
+    spdlog::warn("replication: refusing replica server_id {} at {}: {}", hello.server_id(),
+                 ctx->peer(), why);
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
   }
   if (auto s = CheckPosition(durable); !s.ok()) {
@@ -309,6 +340,7 @@ grpc::Status ReplicationService::Subscribe(
     const Gtid primary_last = binlog_->LastVisible();
     GtidToProto(primary_last, msg.mutable_heartbeat()->mutable_primary_last_gtid());
     msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
+    msg.mutable_heartbeat()->set_primary_epoch(node_.epoch());
     msg.mutable_heartbeat()->set_visible_seq(
         node_.gate_visibility(info.semi_sync) ? node_.visible_seq() : primary_last.seq);
     alive = stream->Write(msg);
@@ -342,6 +374,7 @@ grpc::Status ReplicationService::Subscribe(
       if (!moved && Clock::now() - last_message_at < kHeartbeatPeriod) continue;
       GtidToProto(primary_last, msg.mutable_heartbeat()->mutable_primary_last_gtid());
       msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
+      msg.mutable_heartbeat()->set_primary_epoch(node_.epoch());
       // Ungated, all it holds is visible (a replica restarted since it was
       // told so applies it).
       msg.mutable_heartbeat()->set_visible_seq(gated ? visible_seq : primary_last.seq);
@@ -385,6 +418,7 @@ grpc::Status ReplicationService::Subscribe(
     GtidToProto(primary_last, batch->mutable_primary_last_gtid());
     batch->set_primary_time_us(NowMicros());
     batch->set_wants_ack(info.semi_sync);
+    batch->set_primary_epoch(node_.epoch());
     if (gated) {
       batch->set_visible_seq(visible_seq);
       told_visible = visible_seq;

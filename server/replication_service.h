@@ -28,6 +28,10 @@
 // polls the primary's visible seq (every few ms) and heartbeats it when it
 // moves, so the replica lags the primary by that much, never leads it.
 //
+// Fencing: every message states this node's epoch (primary_epoch); a
+// hello whose promised epoch is above it is refused (FAILED_PRECONDITION):
+// that replica has promised a newer primary.
+//
 // A replica whose position is not in this binlog (purged: OUT_OF_RANGE; a
 // different history or ahead of us: FAILED_PRECONDITION) is refused with a
 // message naming both positions.
@@ -46,6 +50,7 @@
 #include <vector>
 
 #include "proto/replication.grpc.pb.h"
+#include "relaykv/admin_types.h"
 #include "server/auth.h"
 #include "server/replica_registry.h"
 #include "server/semisync.h"
@@ -63,6 +68,8 @@ class ReplicationService final : public v1::Replication::Service {
     // has not made visible yet (see "Visibility on replicas" above).
     std::function<bool(bool replica_semi_sync)> gate_visibility;
     std::function<uint64_t()> visible_seq;  // the last seq readers here may see
+    std::function<uint64_t()> epoch;        // this node's binlog epoch, stated in the stream
+    std::function<absl::StatusOr<RevokeResult>(uint64_t)> revoke;  // Node::Revoke
   };
   // Borrows binlog, registry, semisync and auth; they must outlive the
   // gRPC server. Subscribe needs the replication role (server/auth.h).
@@ -77,6 +84,13 @@ class ReplicationService final : public v1::Replication::Service {
   grpc::Status Subscribe(
       grpc::ServerContext* ctx,
       grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* stream) override;
+
+  // Fencing (proto/replication.proto "Revoke"). Needs the replication or
+  // the admin role: in an election the caller is a peer relaykvd, which
+  // holds the replication identity it subscribes with; giving peers the
+  // admin role would let them SET GLOBAL too.
+  grpc::Status Revoke(grpc::ServerContext* ctx, const v1::RevokeRequest* req,
+                      v1::RevokeReply* reply) override;
 
   // Binlog::GroupListener: offers a just-visible group to every stream.
   void OnGroup(uint64_t first_seq, const Gtid& last, std::span<const std::string> payloads)

@@ -18,9 +18,15 @@ namespace {
 // stream of commits never has to wake it).
 constexpr auto kPollPeriod = std::chrono::milliseconds(20);
 constexpr auto kIdleAfter = std::chrono::seconds(1);
+
+absl::Status RevokedError(uint64_t seq, const std::string& why) {
+  return absl::UnavailableError("commit of seq " + std::to_string(seq) + " not acknowledged: " +
+                                why + "; the write is in this node's binlog, outcome unknown (it "
+                                "survives only if the new primary has it)");
+}
 }  // namespace
 
-SemiSyncMaster::SemiSyncMaster(std::function<uint64_t()> binlog_end,
+SemiSyncMaster::SemiSyncMaster(std::function<Gtid()> binlog_end,
                                std::function<void(uint64_t)> on_acked)
     : binlog_end_(std::move(binlog_end)),
       on_acked_(std::move(on_acked)),
@@ -55,7 +61,7 @@ void SemiSyncMaster::SwitchOff(const std::string& why) {
   if (!status_on_) return;
   status_on_ = false;
   ++counters_.no_times;
-  spdlog::warn("semi-sync switched OFF at binlog seq {}: {}", binlog_end_(), why);
+  spdlog::warn("semi-sync switched OFF at binlog GTID {}: {}", binlog_end_().ToString(), why);
   ResolveUpTo();
 }
 
@@ -65,17 +71,17 @@ void SemiSyncMaster::MaybeSwitchOn() {
   if (status_on_ || !settings_.enabled) return;
   const uint64_t q = QuorumSeq();
   if (q == 0) return;
-  const uint64_t end = binlog_end_();
-  if (q >= end) {
+  const Gtid end = binlog_end_();
+  if (q >= end.seq) {
     status_on_ = true;
-    spdlog::info("semi-sync switched ON at binlog seq {}: replicas have ACKed up to the binlog end",
-                 end);
+    spdlog::info("semi-sync switched ON at binlog GTID {}: replicas have ACKed up to the binlog end",
+                 end.ToString());
   }
 }
 
 void SemiSyncMaster::Register(uint64_t seq) {
   std::lock_guard l(mu_);
-  if (closed_ || !settings_.enabled || !status_on_) return;
+  if (closed_ || !revoked_.empty() || !settings_.enabled || !status_on_) return;
   if (!waiting_.empty() && seq < *waiting_.begin()) ++counters_.wait_pos_backtraverse;
   waiting_.insert(seq);
   registered_[seq] = Clock::now();
@@ -96,6 +102,7 @@ SemiSyncMaster::Result SemiSyncMaster::Resolve(const Pending& p) {
     return Outcome::kAcked;
   }
   if (closed_) return absl::UnavailableError("server shut down while the commit waited for replicas");
+  if (!revoked_.empty()) return RevokedError(p.seq, revoked_);
   // Switched OFF (timeout, no replicas) or disabled while it waited.
   ++counters_.no_tx;
   return Outcome::kAsync;
@@ -134,6 +141,9 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
     done(std::move(r));
   };
   if (closed_) return now(absl::UnavailableError("server is shutting down"));
+  // Before every other outcome: a revoked primary answers no commit OK,
+  // async ones included.
+  if (!revoked_.empty()) return now(RevokedError(seq, revoked_));
   if (!settings_.enabled) {
     // A commit that began waiting (registered) before semi-sync was turned
     // off is released by it, as if it had been waiting already: no_tx. One
@@ -293,6 +303,9 @@ void SemiSyncMaster::Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_
 }
 
 void SemiSyncMaster::Advance(std::unique_lock<std::mutex>& l) {
+  // Revoked: ACKs from replicas that were not revoked release nothing (the
+  // new primary decides what survives).
+  if (!revoked_.empty()) return;
   const uint64_t q = QuorumSeq();
   MaybeSwitchOn();
   if (q <= quorum_seq_) return;
@@ -316,6 +329,7 @@ void SemiSyncMaster::Configure(const SemiSyncSettings& s) {
     status_on_ = true;  // as MySQL: ON at once, even before a replica connects
   }
   // A lower wait count may release waits. (A new timeout applies to new waits.)
+  if (!revoked_.empty()) return;
   quorum_seq_ = std::max(quorum_seq_, QuorumSeq());
   ResolveUpTo(quorum_seq_);
   RunReady(l);
@@ -326,6 +340,22 @@ void SemiSyncMaster::Close() {
   closed_ = true;
   ResolveUpTo();
   RunReady(l);
+}
+
+void SemiSyncMaster::Revoke(const std::string& why) {
+  std::unique_lock l(mu_);
+  if (!revoked_.empty()) return;
+  revoked_ = why;
+  spdlog::warn("semi-sync: {}; {} waiting commits end UNAVAILABLE (outcome unknown) and no commit "
+               "is acknowledged any more",
+               why, pending_.size());
+  ResolveUpTo();  // Resolve() answers each with RevokedError
+  RunReady(l);
+}
+
+void SemiSyncMaster::Unrevoke() {
+  std::lock_guard l(mu_);
+  revoked_.clear();
 }
 
 uint64_t SemiSyncMaster::timeouts() const {

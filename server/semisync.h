@@ -45,11 +45,12 @@ struct SemiSyncSettings {
 
 class SemiSyncMaster {
  public:
-  // `binlog_end` returns the last visible binlog seq (for switching back ON).
+  // `binlog_end` returns the last visible binlog GTID (for switching back
+  // ON, and named in the ON/OFF log lines).
   // `on_acked` is called (outside the lock) with each new position that
   // enough replicas hold, before the commits waiting for it are woken, so
   // the applier can release (and apply) it.
-  SemiSyncMaster(std::function<uint64_t()> binlog_end, std::function<void(uint64_t)> on_acked);
+  SemiSyncMaster(std::function<Gtid()> binlog_end, std::function<void(uint64_t)> on_acked);
   ~SemiSyncMaster();
 
   enum class Outcome {
@@ -94,6 +95,14 @@ class SemiSyncMaster {
   void Configure(const SemiSyncSettings& s) EXCLUDES(mu_);
   void Close() EXCLUDES(mu_);
 
+  // Fencing (server/epoch_promise.h): this primary's epoch was revoked.
+  // From now on no commit is released as ACKed or async: every pending
+  // wait, and every later one, ends with UNAVAILABLE("<why>; outcome
+  // unknown"), and ACKs move nothing (what they would release stays
+  // unapplied). Unrevoke() (a promotion into a new epoch) ends that.
+  void Revoke(const std::string& why) EXCLUDES(mu_);
+  void Unrevoke() EXCLUDES(mu_);
+
   // SHOW STATUS rows: the 14 Rpl_semi_sync_master_* counters.
   NameValues Status() const EXCLUDES(mu_);
   // Switches OFF caused by a commit's timeout (a subset of no_times; not a
@@ -132,7 +141,7 @@ class SemiSyncMaster {
   void TimerLoop() EXCLUDES(mu_);
   std::chrono::steady_clock::time_point NextCheck() const REQUIRES(mu_);
 
-  const std::function<uint64_t()> binlog_end_;
+  const std::function<Gtid()> binlog_end_;
   const std::function<void(uint64_t)> on_acked_;
 
   mutable std::mutex mu_;
@@ -141,6 +150,7 @@ class SemiSyncMaster {
   SemiSyncSettings settings_ GUARDED_BY(mu_);
   bool status_on_ GUARDED_BY(mu_) = false;
   bool closed_ GUARDED_BY(mu_) = false;
+  std::string revoked_ GUARDED_BY(mu_);  // why, while revoked; "" otherwise
   struct SemiReplica {
     uint64_t connection_id;  // its current stream
     uint64_t acked_seq;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "relaykv/gtid.h"
+
 namespace relaykv {
 
 // A row of SHOW BINARY LOGS.
@@ -12,6 +14,15 @@ struct BinaryLogInfo {
   std::string name;
   uint64_t size_bytes = 0;
   uint64_t first_seq = 0;
+};
+
+// What Revoke(epoch) answers (proto/replication.proto RevokeReply).
+struct RevokeResult {
+  uint64_t promised_epoch = 0;   // the node's promise now, >= the epoch asked
+  Gtid durable_gtid;             // last binlog / relay-log GTID on disk
+  Gtid applied_gtid;             // last GTID applied to the state machine
+  uint64_t node_epoch = 0;       // the epoch of the node's binlog
+  bool revoked_primary = false;  // a primary whose epoch is below its promise
 };
 
 // The threads STOP/START SLAVE [IO_THREAD | SQL_THREAD] acts on.

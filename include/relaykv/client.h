@@ -154,6 +154,11 @@ class Client {
                                           const ChangeMasterTls& tls = {});
   // RESET SLAVE ALL (failover): the first GTID of the node's new epoch.
   [[nodiscard]] absl::StatusOr<Gtid> ResetReplicaAll(const std::string& node = "");
+  // Fencing (Replication.Revoke, README "Failover"): the node promises
+  // durably to follow no primary older than `epoch` (a lower epoch than its
+  // promise changes nothing) and answers its promise, durable and applied
+  // GTIDs. Needs the replication or the admin role.
+  [[nodiscard]] absl::StatusOr<RevokeResult> Revoke(uint64_t epoch, const std::string& node = "");
   [[nodiscard]] absl::StatusOr<MasterStatus> ShowMasterStatus(const std::string& node = "");
   [[nodiscard]] absl::StatusOr<std::vector<BinaryLogInfo>> ShowBinaryLogs(const std::string& node = "");
   [[nodiscard]] absl::StatusOr<PurgeSummary> PurgeBinaryLogsTo(const std::string& file,

@@ -188,6 +188,14 @@ class Node {
   // writes. On failure it stays a replica. Other replicas can then CHANGE
   // MASTER to it; one holding events this node lacks is refused.
   [[nodiscard]] absl::StatusOr<Gtid> BecomePrimary();
+  // Fencing (README "Failover"): raises this node's durable promised epoch
+  // to max(promise, epoch) before returning. A replica then appends and
+  // ACKs nothing more from a primary of an older epoch (its IO thread ends
+  // that stream with an error naming both epochs); a primary of an older
+  // epoch answers no commit OK any more (waiting ones: UNAVAILABLE, outcome
+  // unknown) and refuses writes. Idempotent; a lower epoch changes nothing.
+  [[nodiscard]] absl::StatusOr<RevokeResult> Revoke(uint64_t epoch);
+  uint64_t promised_epoch() const;
   // SHOW SLAVE STATUS fields in MySQL's order; empty on a primary.
   NameValues ReplicaStatus() const;
   std::vector<ReplicaSummary> Replicas() const;
@@ -220,6 +228,10 @@ class Node {
   friend class CallScope;
   friend class KvService;  // commits the request's mutations without a copy
   explicit Node(std::unique_ptr<Impl> impl);
+  // ChangePrimary / BecomePrimary under the node's lock (the callers then
+  // re-evaluate fencing, which takes it too).
+  absl::Status ChangePrimaryLocked(const std::string& address, const ChangeMasterTls& tls);
+  absl::StatusOr<Gtid> BecomePrimaryLocked();
   std::unique_ptr<Impl> impl_;
 };
 

@@ -126,5 +126,24 @@ TEST(LoggingProcessTest, StopSlaveAndReplicaDisconnectAreLoggedWithTheirGtid) {
       << primary_log;
 }
 
+// Semi-sync switching OFF (timeout) and back ON: one line each, naming
+// the binlog GTID (epoch:seq) where it happened.
+TEST(LoggingProcessTest, SemiSyncOffAndOnAreLoggedWithTheGtid) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
+                                                    "--rpl_semi_sync_master_timeout=200"});
+  ASSERT_NE(primary, nullptr);
+  auto g = primary->Put("k", "v");  // no replica: the timeout releases it
+  ASSERT_TRUE(g.ok()) << g.status();
+  const std::string off = WaitForLine(dir.path() / "p.log", "semi-sync switched OFF");
+  EXPECT_NE(off.find("switched OFF at binlog GTID " + g->ToString()), std::string::npos) << off;
+  ReplicaOptions semi;
+  semi.semi_sync = true;
+  auto replica = StartReplica(dir.path() / "r", *primary, semi);
+  ASSERT_NE(replica, nullptr);
+  const std::string on = WaitForLine(dir.path() / "p.log", "semi-sync switched ON");
+  EXPECT_NE(on.find("switched ON at binlog GTID " + g->ToString()), std::string::npos) << on;
+}
+
 }  // namespace
 }  // namespace relaykv::testing

@@ -171,6 +171,21 @@ TEST_F(SecurityTest, ReadOnlyIdentityCanNeitherWriteNorSubscribe) {
   EXPECT_EQ(**p->Get("k"), "v");
 }
 
+TEST_F(SecurityTest, RevokeNeedsTheReplicationOrTheAdminRole) {
+  auto p = Relaykvd::Start(dir_.path() / "p", SecureFlags(RolesCopy()), 0, As("admin"));
+  ASSERT_NE(p, nullptr);
+  auto denied = Connect(*p, As("writer"))->Revoke(7);
+  EXPECT_TRUE(absl::IsPermissionDenied(denied.status())) << denied.status();
+  EXPECT_THAT(denied.status().message(), HasSubstr("replication role would do too"));
+  EXPECT_EQ(p->Status()["Rpl_promised_epoch"], "0") << "a refused Revoke promises nothing";
+  auto by_peer = Connect(*p, As("repl"))->Revoke(2);
+  ASSERT_TRUE(by_peer.ok()) << by_peer.status();
+  EXPECT_EQ(by_peer->promised_epoch, 2u);
+  auto by_admin = Connect(*p, As("admin"))->Revoke(3);
+  ASSERT_TRUE(by_admin.ok()) << by_admin.status();
+  EXPECT_EQ(by_admin->promised_epoch, 3u);
+}
+
 TEST_F(SecurityTest, CallWithoutIdentityIsUnauthenticated) {
   auto p = Relaykvd::Start(dir_.path() / "p", SecureFlags(RolesCopy()), 0, As("admin"));
   ASSERT_NE(p, nullptr);

@@ -40,7 +40,8 @@ class SemiSyncMasterTest : public ::testing::Test {
 
   std::atomic<uint64_t> end_{0};
   std::atomic<uint64_t> released_{0};
-  SemiSyncMaster master_{[this] { return end_.load(); }, [this](uint64_t seq) { released_ = seq; }};
+  SemiSyncMaster master_{[this] { return Gtid{1, end_.load()}; },
+                         [this](uint64_t seq) { released_ = seq; }};
 };
 
 // Issue 14.7: two streams of one replica (a reconnect while the old stream
