@@ -15,6 +15,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
 #include "bench/catchup.h"
+#include "bench/watchers.h"
 #include "bench/cluster.h"
 #include "bench/floor.h"
 #include "bench/load.h"
@@ -170,6 +171,7 @@ int main(int argc, char** argv) {
   LoadOptions lo;
   bool reads = true;
   uint64_t catchup = 0;
+  int watchers = 0;
 
   CLI::App app{"relaykv-bench: commit latency and throughput per durability mode, against the "
                "machine's floor (fdatasync, gRPC round trip)",
@@ -211,6 +213,9 @@ int main(int argc, char** argv) {
   app.add_flag("--stream-only", stream_only, "measure writes over the WriteStream only");
   app.add_option("--relaykvd", relaykvd, "relaykvd binary (default: next to relaykv-bench)");
   app.add_option("--work-dir", work_dir, "where spawned clusters keep their data (default: a temp dir)");
+  app.add_option("--watchers", watchers,
+                 "measure the change stream: AFTER_SYNC commits at the last --clients count without "
+                 "watchers and with 1 and N watchers of every key, and the changes/s they receive");
   app.add_option("--catchup", catchup,
                  "instead: time a fresh replica catching up this many events behind");
   // TLS (README "Security"): the spawned servers serve mutual TLS with
@@ -272,6 +277,13 @@ int main(int argc, char** argv) {
       fs::remove_all(dir, ec);
     }
   } remove_work_dir{work_dir};
+  if (watchers > 0) {
+    lo.clients = std::stoi(Split(clients).back());
+    auto points = RunWatchers(relaykvd, work_dir, watchers, lo, repeat);
+    if (points.empty()) return 1;
+    PrintWatchers(points, std::cout);
+    return 0;
+  }
   if (catchup > 0) {
     PrintCatchup(RunCatchup(relaykvd, work_dir, catchup, lo.value_size), std::cout);
     return 0;

@@ -2,7 +2,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <thread>
 
 #include "client/channel_args.h"
 #include "client/channel_credentials.h"
@@ -10,6 +12,7 @@
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
 #include "proto/replication.grpc.pb.h"
+#include "proto/watch.grpc.pb.h"
 
 namespace relaykv {
 namespace {
@@ -53,6 +56,7 @@ class Client::Impl {
     std::unique_ptr<v1::Kv::Stub> kv;
     std::unique_ptr<v1::Admin::Stub> admin;
     std::unique_ptr<v1::Replication::Stub> replication;  // Revoke
+    std::unique_ptr<v1::ChangeStream::Stub> watch;
   };
 
   // Stubs for `node` ("" = the first address), created once and shared.
@@ -64,7 +68,8 @@ class Client::Impl {
       grpc::ChannelArguments args = ClientChannelArguments();
       auto channel = grpc::CreateCustomChannel(addr, credentials_, args);
       it = stubs_.emplace(addr, Stubs{v1::Kv::NewStub(channel), v1::Admin::NewStub(channel),
-                                        v1::Replication::NewStub(channel)}).first;
+                                       v1::Replication::NewStub(channel),
+                                       v1::ChangeStream::NewStub(channel)}).first;
     }
     return it->second;  // never erased: the reference stays valid
   }
@@ -236,6 +241,86 @@ absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions&
   page.continuation = std::move(*reply.mutable_continuation());
   page.applied = FromProto(reply.applied_gtid());
   return page;
+}
+
+namespace {
+
+WatchBatch FromProto(const v1::WatchResponse& msg) {
+  WatchBatch batch;
+  batch.events.reserve(msg.events_size());
+  for (const v1::WatchEvent& pe : msg.events()) {
+    WatchEvent e;
+    e.gtid = FromProto(pe.gtid());
+    e.timestamp_us = pe.timestamp_us();
+    for (const v1::Mutation& m : pe.changes()) {
+      e.changes.push_back(m.op() == v1::Mutation::DELETE ? Mutation::Delete(m.key())
+                                                         : Mutation::Put(m.key(), m.value()));
+    }
+    batch.events.push_back(std::move(e));
+  }
+  batch.progress = FromProto(msg.progress());
+  batch.head = FromProto(msg.head());
+  return batch;
+}
+
+}  // namespace
+
+absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& options,
+                           const WatchDeliver& deliver) {
+  using Clock = std::chrono::steady_clock;
+  v1::WatchRequest req;
+  req.set_start(range.start);
+  req.set_end(range.end);
+  req.set_prefix(range.prefix);
+  req.set_committed_only(options.committed_only);
+  req.set_progress_interval_ms(static_cast<uint32_t>(options.progress_interval.count()));
+  std::optional<Gtid> after = options.after;
+  size_t attempt = 0;
+  Clock::time_point outage_ends = Clock::time_point::max();  // max(): connected
+  auto backoff = std::chrono::milliseconds(50);
+  for (;;) {
+    // Resume right after the last GTID delivered (or the caller's start).
+    if (after) {
+      req.mutable_after()->set_epoch(after->epoch);
+      req.mutable_after()->set_seq(after->seq);
+    } else {
+      req.clear_after();
+    }
+    const std::string& node =
+        !options.node.empty() ? options.node : impl_->addresses_[attempt % impl_->addresses_.size()];
+    grpc::ClientContext ctx;
+    if (!impl_->options_.bearer_token.empty()) {
+      ctx.AddMetadata("authorization", "Bearer " + impl_->options_.bearer_token);
+    }
+    auto reader = impl_->For(node).watch->Watch(&ctx, req);
+    v1::WatchResponse msg;
+    bool stopped = false;
+    while (reader->Read(&msg)) {
+      outage_ends = Clock::time_point::max();  // connected: a later break is a new outage
+      backoff = std::chrono::milliseconds(50);
+      WatchBatch batch = FromProto(msg);
+      after = batch.progress;
+      if (!deliver(batch)) {
+        stopped = true;
+        ctx.TryCancel();
+        break;
+      }
+    }
+    absl::Status s = FromGrpc(reader->Finish());
+    if (stopped) return absl::OkStatus();
+    if (s.ok()) return absl::UnavailableError("watch stream of " + node + " ended");  // not expected
+    if (options.resume_for.count() <= 0 || !absl::IsUnavailable(s)) return s;
+    const auto now = Clock::now();
+    if (outage_ends == Clock::time_point::max()) outage_ends = now + options.resume_for;
+    if (now >= outage_ends) {
+      return absl::UnavailableError("watch could not resume within " +
+                                    std::to_string(options.resume_for.count()) +
+                                    " ms: " + std::string(s.message()));
+    }
+    std::this_thread::sleep_for(std::min<Clock::duration>(backoff, outage_ends - now));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    ++attempt;
+  }
 }
 
 absl::StatusOr<std::map<std::string, std::string>> Client::ShowStatus(const std::string& like,

@@ -1,5 +1,6 @@
 // relaykv: the command-line client, operated like the mysql client.
 //   relaykv [-h HOST] [-P PORT] put K V | get K | del K   (or -H HOST:PORT)
+//   relaykv [-h HOST] [-P PORT] watch PREFIX [--from GTID] [--count N]
 //   relaykv [-h HOST] [-P PORT] -e "STATEMENT; STATEMENT"
 //   relaykv [-h HOST] [-P PORT] < script.sql      (batch mode)
 //   relaykv [-h HOST] [-P PORT]                   (interactive shell on a terminal)
@@ -135,6 +136,59 @@ int RunScript(const AdminExecutor& exec, const std::string& host, std::string_vi
   return 0;
 }
 
+// "E:S", or "S" (a seq, any epoch).
+std::optional<Gtid> ParseGtid(const std::string& text) {
+  Gtid g;
+  const size_t colon = text.find(':');
+  auto number = [](const std::string& t, uint64_t* out) {
+    if (t.empty() || t.find_first_not_of("0123456789") != std::string::npos || t.size() > 19) return false;
+    *out = std::stoull(t);
+    return true;
+  };
+  if (colon == std::string::npos) return number(text, &g.seq) ? std::optional<Gtid>(g) : std::nullopt;
+  if (!number(text.substr(0, colon), &g.epoch) || !number(text.substr(colon + 1), &g.seq)) return std::nullopt;
+  return g;
+}
+
+// `relaykv watch`: one line per change, "GTID  PUT key value" or
+// "GTID  DEL key", flushed as it comes, until Ctrl-C or `count` changes.
+int RunWatch(Client& client, const std::string& address, bool tls, const std::string& prefix,
+             const std::string& from, uint64_t count, bool uncommitted, double resume_s) {
+  ClientWatchOptions o;
+  if (!from.empty()) {
+    o.after = ParseGtid(from);
+    if (!o.after) {
+      std::cerr << "relaykv: --from takes a GTID, EPOCH:SEQ or SEQ (e.g. 1:42), not '" << from << "'\n";
+      return 1;
+    }
+  }
+  o.committed_only = !uncommitted;
+  o.resume_for = std::chrono::milliseconds(static_cast<long>(resume_s * 1000));
+  uint64_t printed = 0;
+  absl::Status s = client.Watch(WatchRange::Prefix(prefix), o, [&](const WatchBatch& batch) {
+    for (const WatchEvent& e : batch.events) {
+      for (const Mutation& m : e.changes) {
+        if (m.op == Mutation::Op::kDelete) {
+          std::cout << e.gtid.ToString() << "  DEL " << m.key << "\n";
+        } else {
+          std::cout << e.gtid.ToString() << "  PUT " << m.key << " " << m.value << "\n";
+        }
+        if (count != 0 && ++printed >= count) {
+          std::cout.flush();
+          return false;
+        }
+      }
+    }
+    std::cout.flush();
+    return true;
+  });
+  if (!s.ok()) {
+    PrintError(std::cerr, Explain(s, address, tls));
+    return 1;
+  }
+  return 0;
+}
+
 int Interactive(const AdminExecutor& exec, const std::string& host, OutputMode mode) {
   mode.table = true;
   mode.summary = true;
@@ -215,6 +269,23 @@ int main(int argc, char** argv) {
   get->add_option("key", get_key)->required();
   CLI::App* del = app.add_subcommand("del", "delete a key");
   del->add_option("key", del_key)->required();
+  std::string watch_prefix, watch_from;
+  uint64_t watch_count = 0;
+  bool watch_uncommitted = false;
+  double watch_resume_s = 0;
+  CLI::App* watch = app.add_subcommand(
+      "watch", "print every committed change of keys starting with PREFIX, one line each "
+               "(GTID  PUT key value / GTID  DEL key), until Ctrl-C");
+  watch->add_option("prefix", watch_prefix, "key prefix (\"\": every key)")->required();
+  watch->add_option("--from", watch_from,
+                    "start right after this GTID (EPOCH:SEQ, or SEQ; 0: from the beginning of the "
+                    "binlog); default: from now");
+  watch->add_option("--count", watch_count, "exit after this many changes (0: never)");
+  watch->add_flag("--uncommitted", watch_uncommitted,
+                  "also changes durable in the binlog but not yet visible to readers (not ACKed)");
+  watch->add_option("--resume", watch_resume_s,
+                    "seconds to keep reconnecting after a lost connection, resuming after the last "
+                    "GTID seen (0: exit with the error)");
   app.require_subcommand(0, 1);
   CLI11_PARSE(app, argc, argv);
 
@@ -261,7 +332,7 @@ int main(int argc, char** argv) {
   mode.summary = verbose;
   mode.tls = tls.enabled;
 
-  if (put->parsed() || del->parsed() || get->parsed()) {
+  if (put->parsed() || del->parsed() || get->parsed() || watch->parsed()) {
     // The key-value commands go through the client library.
     ClientOptions options;
     options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
@@ -271,6 +342,10 @@ int main(int argc, char** argv) {
     if (!client.ok()) {
       PrintError(std::cerr, client.status());
       return 1;
+    }
+    if (watch->parsed()) {
+      return RunWatch(**client, address, tls.enabled, watch_prefix, watch_from, watch_count,
+                      watch_uncommitted, watch_resume_s);
     }
     if (get->parsed()) {
       auto v = (*client)->Get(get_key);

@@ -20,6 +20,7 @@
 #include "server/replication_service.h"
 #include "server/test_pause.h"
 #include "server/tls.h"
+#include "server/watch_service.h"
 #include "spdlog/spdlog.h"
 #include "storage/binlog_reader.h"
 #include "storage/thread_name.h"
@@ -306,6 +307,8 @@ absl::Status Node::Impl::Open(Node* node) {
           svc->OnGroup(first_seq, last, payloads);
         });
     admin_service_ = std::make_unique<AdminService>(node, auth_.get());
+    watch_service_ = std::make_unique<WatchService>(
+        node, auth_.get(), [this] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); });
     health_service_ = std::make_unique<HealthService>(node);
     // Server reflection (grpc.reflection.v1alpha), so that grpcurl and
     // grpc_cli can list and call the services without the .proto files.
@@ -322,6 +325,7 @@ absl::Status Node::Impl::Open(Node* node) {
     builder.RegisterService(replication_service_.get());
     builder.RegisterService(admin_service_.get());
     builder.RegisterService(health_service_.get());
+    builder.RegisterService(watch_service_.get());
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || bound_port_ == 0) {
       return absl::UnavailableError("cannot listen on " + options_.listen_address +
@@ -712,6 +716,7 @@ void Node::Impl::Close() {
   replication_service_.reset();
   admin_service_.reset();
   health_service_.reset();
+  watch_service_.reset();
   applier_.reset();
   if (state_) {
     if (auto s = state_->Flush(); !s.ok()) spdlog::warn("close: {}", s.ToString());

@@ -38,6 +38,7 @@ class AdminService;
 class HealthService;
 class KvService;
 class ReplicationService;
+class WatchService;
 
 class Node::Impl {
  public:
@@ -65,6 +66,9 @@ class Node::Impl {
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key, const GetOptions& options);
   // Node::Scan (server/node_scan.cc).
   absl::StatusOr<ScanPage> Scan(const ScanRange& range, const GetOptions& read);
+  // Node::Watch (server/node_watch.cc).
+  absl::Status Watch(const WatchOptions& options, const WatchDeliver& deliver);
+  std::atomic<int> watchers_{0};  // Watch calls running (max_watchers)
   // Get()'s wait: until `options.wait_for` is applied here and in our history.
   absl::Status WaitForGtid(const GetOptions& options);
   void Close();
@@ -165,6 +169,7 @@ class Node::Impl {
   std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<ReplicationService> replication_service_;
+  std::unique_ptr<WatchService> watch_service_;  // ChangeStream.Watch over Watch()
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<HealthService> health_service_;  // grpc.health.v1 over Health()
   std::unique_ptr<grpc::Server> server_;

@@ -73,6 +73,8 @@ const std::vector<VariableDef>& AllVariableDefs() {
       {"max_replicas", "", VariableType::kUint, "64", 1, 100000, {}, true,
        "replication streams (distinct replica server_ids) at once; more are refused with "
        "RESOURCE_EXHAUSTED"},
+      {"max_watchers", "", VariableType::kUint, "256", 0, 100000, {}, true,
+       "change streams (Watch) served at once; one more is refused with RESOURCE_EXHAUSTED"},
       {"max_write_stream_inflight", "", VariableType::kUint, "1024", 1, 1000000, {}, true,
        "writes one WriteStream may have unanswered; past it the stream stops reading and "
        "gRPC flow control holds the client back"},
@@ -114,6 +116,9 @@ const std::vector<VariableDef>& AllVariableDefs() {
        "fdatasync the binlog every N commit groups (0: leave it to the OS)"},
       {"sync_relay_log", "", VariableType::kUint, "1", 0, 1, {}, true,
        "1: fdatasync the relay log before ACKing; 0: ACK after the write"},
+      {"watch_max_lag_seconds", "", VariableType::kUint, "60", 1, 86400, {}, true,
+       "a watcher must deliver every change within this many seconds of its becoming visible, "
+       "or its stream ends with RESOURCE_EXHAUSTED"},
       {"write_queue_timeout_ms", "", VariableType::kUint, "1000", 0, 3600000, {}, true,
        "ms a write waits for admission when max_inflight_writes or max_inflight_write_bytes is "
        "reached (0: refuse at once)"},

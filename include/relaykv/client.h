@@ -32,6 +32,7 @@
 #include "relaykv/mutation.h"
 #include "relaykv/scan.h"
 #include "relaykv/tls.h"
+#include "relaykv/watch.h"
 
 namespace relaykv {
 
@@ -66,6 +67,21 @@ struct ReadOptions {
 struct ReadResult {
   std::optional<std::string> value;  // nullopt: the key is absent
   Gtid applied;
+};
+
+// Client::Watch's options (relaykv/watch.h has the stream's contract).
+struct ClientWatchOptions {
+  std::string node;                 // "HOST:PORT" to watch; empty: the first address
+  std::optional<Gtid> after;        // exclusive; nullopt: from now; {0,0}: from the beginning
+  bool committed_only = true;
+  std::chrono::milliseconds progress_interval{1000};
+  // 0: a broken stream ends the watch with its error. > 0: when the stream
+  // breaks with UNAVAILABLE (node restarting, connection lost), reconnect
+  // and resume after the last GTID delivered (a batch's progress), for up
+  // to this long per outage — to `node`, or, with no `node`, to each
+  // address in turn (after a failover, the new primary). No change is
+  // delivered twice or skipped: the resumed stream starts right after it.
+  std::chrono::milliseconds resume_for{0};
 };
 
 struct MasterStatus {  // SHOW MASTER STATUS
@@ -106,6 +122,13 @@ class Client {
   // Pass page.continuation back in `range` for the next page.
   [[nodiscard]] absl::StatusOr<ScanPage> Scan(const ScanRange& range,
                                               const ReadOptions& options = {});
+
+  // Change stream: every committed change of `range`, in GTID order
+  // (relaykv/watch.h). Blocks, calling `deliver` with each batch, until it
+  // returns false (then OK), or the stream ends with an error (the
+  // server's status; UNAVAILABLE once resume_for is used up). No deadline.
+  [[nodiscard]] absl::Status Watch(const WatchRange& range, const ClientWatchOptions& options,
+                                   const WatchDeliver& deliver);
 
   // Administration of one node (empty: the first address).
   [[nodiscard]] absl::StatusOr<std::map<std::string, std::string>> ShowStatus(

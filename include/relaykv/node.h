@@ -37,6 +37,7 @@
 #include "relaykv/mutation.h"
 #include "relaykv/scan.h"
 #include "relaykv/tls.h"
+#include "relaykv/watch.h"
 
 namespace relaykv {
 
@@ -151,6 +152,17 @@ class Node {
   // (CANCELLED) or the node closes (UNAVAILABLE). Bad input:
   // INVALID_ARGUMENT naming it.
   [[nodiscard]] absl::StatusOr<ScanPage> Scan(const ScanRange& range, const GetOptions& read = {});
+
+  // Change stream (relaykv/watch.h): every committed change of
+  // options.range after options.after, in GTID order. Blocks, calling
+  // `deliver` on this thread with each batch, until `deliver` returns false
+  // (OK), options.cancelled() (CANCELLED), the node closes (UNAVAILABLE) or
+  // an error ends it (OUT_OF_RANGE purged, FAILED_PRECONDITION not in this
+  // node's history, RESOURCE_EXHAUSTED: max_watchers or
+  // watch_max_lag_seconds, INVALID_ARGUMENT: bad range). The node is not
+  // held up while `deliver` runs (Close() does not wait for it; Watch then
+  // returns UNAVAILABLE).
+  [[nodiscard]] absl::Status Watch(const WatchOptions& options, const WatchDeliver& deliver);
 
   // --- Administration (what relaykv's statements map to) ----------------
   // SET GLOBAL (persist=false) / SET PERSIST (persist=true).

@@ -1,0 +1,31 @@
+// The change-stream benchmark (relaykv-bench --watchers N): a primary
+// (AFTER_SYNC, one semi-sync replica, relaykvd processes) under `clients`
+// closed-loop writers, measured alternately without watchers and with 1
+// and N watchers — each a Client::Watch of every key from now, on its own
+// thread and channel. Reports commits/s each way (what watching costs the
+// commit path) and the changes/s delivered to the watchers.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "bench/load.h"
+
+namespace relaykv::bench {
+
+struct WatchersPoint {
+  int watchers = 0;
+  int clients = 0;
+  double commits_per_s = 0;       // median of the repeats
+  double changes_per_s = 0;       // delivered, all watchers together (median)
+  double p50_us = 0, p99_us = 0;  // commit latency of the median run
+  uint64_t watch_errors = 0;      // watches that ended with an error
+};
+
+// `lo` gives clients, duration, warm-up, key space and value size.
+std::vector<WatchersPoint> RunWatchers(const std::string& relaykvd, const std::string& work_dir,
+                                       int watchers, LoadOptions lo, int repeat);
+void PrintWatchers(const std::vector<WatchersPoint>& points, std::ostream& out);
+
+}  // namespace relaykv::bench

@@ -1,0 +1,240 @@
+// Node::Watch: the change stream (relaykv/watch.h). A tailing BinlogReader
+// (storage/binlog_reader.h) walks the binlog — a replica's relay log — from
+// the watcher's position, never past what the watcher may see, and cuts
+// each event down to the range (server/watch_filter.h).
+//
+// What a watcher may see (its head): with committed_only, what this node
+// has applied. Only released events are applied — on a primary under
+// AFTER_SYNC once a quorum ACKed them or the timeout made them async, on a
+// replica what its primary made visible — so a watcher sees a change
+// exactly when Get can, and waits on the applier (WaitApplied) to learn of
+// more: the commit path is not touched. Otherwise: what is durable in the
+// binlog (WaitForVisibleAfter).
+//
+// Lag (watch_max_lag_seconds, read at each check): a watch ends with
+// RESOURCE_EXHAUSTED when one `deliver` took longer than the limit while
+// newer changes waited, or when what it could see at some check was not
+// all read within the limit (a catch-up too slow for the write rate).
+//
+// Memory: one batch (kBatchBytes of changes). The reader goes on only when
+// `deliver` returns, so a slow consumer (gRPC flow control) holds the walk,
+// never buffers. `deliver` runs outside CallScope: Close() does not wait
+// for a consumer, and the next batch then finds the node closing.
+#include <algorithm>
+#include <mutex>
+#include <thread>
+
+#include "relaykv/node.h"
+#include "server/node_impl.h"
+#include "server/watch_filter.h"
+#include "storage/binlog_reader.h"
+
+namespace relaykv {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A batch ends at this many bytes of keys and values, or events...
+constexpr size_t kBatchBytes = 256 * 1024;
+constexpr size_t kBatchEvents = 1000;
+// ...or once this many events were looked at, so that the lag check and a
+// cancelled caller are seen while a narrow range skips a long history.
+constexpr size_t kBatchScanned = 20000;
+// Waits are cut into slices: a closing node, a caller gone and a due
+// progress message end them.
+constexpr auto kSlice = std::chrono::milliseconds(100);
+// How long a woken watcher waits for more changes to send with the first.
+constexpr auto kCoalesce = std::chrono::milliseconds(2);
+
+// OUT_OF_RANGE "purged: ...", naming the oldest GTID the binlog still has.
+absl::Status Purged(Binlog* binlog, const Gtid& after) {
+  std::string oldest = "none (every event was purged)";
+  const uint64_t first = binlog->FirstAvailableSeq();
+  if (auto reader = binlog->NewReader(first); reader.ok()) {
+    if (auto rec = (*reader)->Next(); rec.ok() && rec->has_value()) {
+      oldest = GtidFromProto((*rec)->event.gtid()).ToString();
+    }
+  }
+  return absl::OutOfRangeError(
+      "purged: the changes after gtid " + after.ToString() +
+      " are no longer in this node's binlog; the oldest still available is " + oldest +
+      " (watch after " + binlog->BeforeFirstAvailable().ToString() +
+      " or later, e.g. after a Scan's applied gtid, or from now)");
+}
+
+absl::Status TooSlow(std::chrono::seconds max_lag, const Gtid& progress, const Gtid& head) {
+  return absl::ResourceExhaustedError(
+      "watcher is too slow: it kept changes waiting for more than watch_max_lag_seconds (" +
+      std::to_string(max_lag.count()) + " s); it is at gtid " + progress.ToString() +
+      ", this node at " + head.ToString() + "; watch again after " + progress.ToString());
+}
+
+absl::Status NotOurs(const Gtid& want, const Gtid& ours) {
+  return absl::FailedPreconditionError("watch after gtid " + want.ToString() +
+                                       ": not in this node's history (it has " + ours.ToString() +
+                                       " at that seq)");
+}
+
+}  // namespace
+
+absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& deliver) {
+  auto bounds = ResolveWatchRange(o.range);
+  if (!bounds.ok()) return bounds.status();
+  if (o.progress_interval <= std::chrono::milliseconds(0)) {
+    return absl::InvalidArgumentError("watch progress interval must be positive");
+  }
+  // One slot of max_watchers, held until this returns.
+  struct Slot {
+    std::atomic<int>& n;
+    ~Slot() { n.fetch_sub(1); }
+  };
+  const uint64_t max_watchers = vars_.GetUint("max_watchers");
+  if (static_cast<uint64_t>(watchers_.fetch_add(1)) >= max_watchers) {
+    watchers_.fetch_sub(1);
+    return absl::ResourceExhaustedError("too many watchers: max_watchers is " +
+                                        std::to_string(max_watchers) +
+                                        " (SET GLOBAL max_watchers to allow more)");
+  }
+  Slot slot{watchers_};
+
+  // What the watcher may see (see the file comment).
+  auto head = [&] { return o.committed_only ? state_->Applied() : binlog_->LastVisible(); };
+  auto gone = [&]() -> absl::Status {
+    if (o.cancelled && o.cancelled()) return absl::CancelledError("the watcher went away");
+    std::lock_guard l(mu_);
+    if (closing_) return absl::UnavailableError("relaykv node is shutting down");
+    return absl::OkStatus();
+  };
+
+  std::unique_ptr<BinlogReader> reader;
+  Gtid progress;  // the last event looked at (or the starting point)
+  {
+    CallScope scope(this);
+    if (!scope.ok()) return scope.status();
+    if (!o.after) {
+      progress = head();
+      auto r = binlog_->NewReader(progress.seq + 1);
+      if (!r.ok()) return r.status();
+      reader = *std::move(r);
+    } else {
+      const Gtid after = *o.after;
+      // Beyond this node's binlog: a primary never gets there in this
+      // history; a replica may still receive it.
+      while (binlog_->LastVisible().seq < after.seq) {
+        if (primary_address().empty()) {
+          return absl::FailedPreconditionError(
+              "watch after gtid " + after.ToString() + ": this node's binlog ends at " +
+              binlog_->LastVisible().ToString() + ", so that gtid is not in its history");
+        }
+        binlog_->WaitForVisibleAfter(after.seq - 1, Clock::now() + kSlice);
+        if (auto s = gone(); !s.ok()) return s;
+      }
+      const Gtid before_first = binlog_->BeforeFirstAvailable();
+      if (after.seq < before_first.seq) return Purged(binlog_.get(), after);
+      progress = after;
+      if (after.seq == 0 || after.seq == before_first.seq) {
+        // The purge boundary's GTID comes from the oldest segment's header.
+        if (after.epoch != 0 && after.seq != 0 && after != before_first) {
+          return NotOurs(after, before_first);
+        }
+        auto r = binlog_->NewReader(after.seq + 1);
+        if (!r.ok()) return absl::IsOutOfRange(r.status()) ? Purged(binlog_.get(), after) : r.status();
+        reader = *std::move(r);
+      } else {
+        // Read the event at `after` itself: it must be the one named.
+        auto r = binlog_->NewReader(after.seq);
+        if (!r.ok()) return absl::IsOutOfRange(r.status()) ? Purged(binlog_.get(), after) : r.status();
+        reader = *std::move(r);
+        auto rec = reader->Next();
+        if (!rec.ok()) return absl::IsOutOfRange(rec.status()) ? Purged(binlog_.get(), after) : rec.status();
+        if (!rec->has_value()) return absl::InternalError("binlog event vanished while starting a watch");
+        const Gtid ours = GtidFromProto((*rec)->event.gtid());
+        if (after.epoch != 0 && ours != after) return NotOurs(after, ours);
+        progress = ours;
+      }
+    }
+  }
+
+  // Lag: everything the watcher could see at target_time (up to
+  // target_seq) must be read within watch_max_lag_seconds.
+  uint64_t target_seq = 0;
+  auto target_time = Clock::now();
+  bool first = true;  // the first batch goes at once: it names the start
+  Clock::duration deliver_took{0};  // how long the last `deliver` took
+  auto MaxLag = [&] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); };
+  auto delivered_at = Clock::now();
+  WatchBatch batch;
+  for (;;) {
+    batch.events.clear();
+    {
+      CallScope scope(this);
+      if (!scope.ok()) return scope.status();
+      if (auto s = gone(); !s.ok()) return s;
+      Gtid h = head();
+      if (first) target_seq = h.seq;
+      // A consumer that took longer than the limit over one batch while
+      // newer changes waited has kept them waiting that long.
+      if (const auto max_lag = MaxLag(); deliver_took > max_lag && reader->next_seq() <= h.seq) {
+        return TooSlow(max_lag, progress, h);
+      }
+      deliver_took = Clock::duration{0};
+      if (!first && reader->next_seq() > h.seq) {
+        // Nothing new: wait for it, or until a progress message is due.
+        const auto until = std::min(delivered_at + o.progress_interval, Clock::now() + kSlice);
+        if (o.committed_only) {
+          absl::Status s = applier_->WaitApplied(reader->next_seq(), until);
+          if (!s.ok() && !absl::IsDeadlineExceeded(s)) {
+            // Not applying (STOP SLAVE SQL_THREAD, an apply error): nothing
+            // becomes visible; sleep the slice instead of spinning.
+            std::unique_lock l(mu_);
+            cv_.wait_until(l, until, [&] { return closing_; });
+          }
+        } else {
+          binlog_->WaitForVisibleAfter(reader->next_seq() - 1, until);
+        }
+        // Woken by new changes: let a few more commit groups join them, so
+        // a caught-up watcher sends one message per kCoalesce, not one per
+        // group (each message costs both ends a wake-up and a gRPC write).
+        if (head().seq >= reader->next_seq()) std::this_thread::sleep_for(kCoalesce);
+        h = head();
+      }
+      size_t bytes = 0, scanned = 0;
+      while (reader->next_seq() <= h.seq && bytes < kBatchBytes &&
+             batch.events.size() < kBatchEvents && scanned < kBatchScanned) {
+        auto rec = reader->Next();
+        if (!rec.ok()) {
+          return absl::IsOutOfRange(rec.status()) ? Purged(binlog_.get(), progress) : rec.status();
+        }
+        if (!rec->has_value()) break;  // applied, so visible: not expected
+        ++scanned;
+        progress = GtidFromProto((*rec)->event.gtid());
+        if (auto e = FilterEvent((*rec)->event, *bounds)) {
+          for (const Mutation& m : e->changes) bytes += m.key.size() + m.value.size();
+          batch.events.push_back(*std::move(e));
+        }
+      }
+      const auto now = Clock::now();
+      if (reader->next_seq() > target_seq) {
+        target_seq = head().seq;  // what waits now, read or not
+        target_time = now;
+      } else if (now - target_time > MaxLag()) {
+        return TooSlow(MaxLag(), progress, h);
+      }
+      batch.progress = progress;
+      batch.head = h;
+    }
+    if (first || !batch.events.empty() || Clock::now() >= delivered_at + o.progress_interval) {
+      first = false;
+      const auto before = Clock::now();
+      if (!deliver(batch)) return absl::OkStatus();
+      delivered_at = Clock::now();
+      deliver_took = delivered_at - before;
+    }
+  }
+}
+
+absl::Status Node::Watch(const WatchOptions& options, const WatchDeliver& deliver) {
+  return impl_->Watch(options, deliver);
+}
+
+}  // namespace relaykv

@@ -1,0 +1,124 @@
+#include "server/watch_service.h"
+
+#include <algorithm>
+
+#include "relaykv/node.h"
+#include "server/grpc_status.h"
+#include "spdlog/spdlog.h"
+#include "storage/gtid.h"
+#include "storage/thread_name.h"
+
+namespace relaykv {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kWatchdogPeriod = std::chrono::seconds(1);
+constexpr auto kWatchdogGrace = std::chrono::seconds(10);
+
+void ToProto(const WatchBatch& batch, v1::WatchResponse* out) {
+  out->Clear();
+  for (const WatchEvent& e : batch.events) {
+    v1::WatchEvent* pe = out->add_events();
+    GtidToProto(e.gtid, pe->mutable_gtid());
+    pe->set_timestamp_us(e.timestamp_us);
+    for (const Mutation& m : e.changes) {
+      v1::Mutation* pm = pe->add_changes();
+      pm->set_op(m.op == Mutation::Op::kDelete ? v1::Mutation::DELETE : v1::Mutation::PUT);
+      pm->set_key(m.key);
+      pm->set_value(m.value);
+    }
+  }
+  GtidToProto(batch.progress, out->mutable_progress());
+  GtidToProto(batch.head, out->mutable_head());
+}
+
+}  // namespace
+
+// One Watch call as the watchdog sees it.
+struct WatchService::Call {
+  grpc::ServerContext* const ctx;
+  // Steady-clock ns since epoch when the Write in progress began; 0: none.
+  std::atomic<int64_t> writing_since_ns{0};
+  std::atomic<bool> cut_off{false};  // cancelled by the watchdog
+};
+
+WatchService::WatchService(Node* node, const Authorizer* auth,
+                           std::function<std::chrono::seconds()> max_lag)
+    : node_(node), auth_(auth), max_lag_(std::move(max_lag)) {
+  watchdog_ = std::thread([this] {
+    NameThisThread("rkv-watchdog");
+    Watchdog();
+  });
+}
+
+WatchService::~WatchService() {
+  {
+    std::lock_guard l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  watchdog_.join();
+}
+
+void WatchService::Watchdog() {
+  std::unique_lock l(mu_);
+  while (!cv_.wait_for(l, kWatchdogPeriod, [&] { return stop_; })) {
+    // Well past the lag limit: Node::Watch ends a slow reader itself, with
+    // a status it sees, as soon as its Write returns; this is for readers
+    // that stopped reading altogether.
+    const auto max_lag = max_lag_();
+    const int64_t limit_ns =
+        std::chrono::nanoseconds(std::max<std::chrono::seconds>(2 * max_lag, max_lag + kWatchdogGrace)).count();
+    const int64_t now_ns = Clock::now().time_since_epoch().count();
+    for (Call* c : calls_) {
+      const int64_t since = c->writing_since_ns.load();
+      if (since == 0 || now_ns - since <= limit_ns || c->cut_off.exchange(true)) continue;
+      spdlog::warn("watch: {} stopped reading (a write blocked for {} s, past "
+                   "watch_max_lag_seconds = {} s); ending its stream",
+                   c->ctx->peer(), (now_ns - since) / 1000000000, max_lag.count());
+      c->ctx->TryCancel();
+    }
+  }
+}
+
+grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
+                                 grpc::ServerWriter<v1::WatchResponse>* writer) {
+  if (auto denied = auth_->Check(ctx, Role::kRead, "Watch"); !denied.ok()) return denied;
+  WatchOptions o;
+  o.range.start = req->start();
+  o.range.end = req->end();
+  o.range.prefix = req->prefix();
+  if (req->has_after()) o.after = GtidFromProto(req->after());
+  o.committed_only = !req->has_committed_only() || req->committed_only();
+  if (req->progress_interval_ms() != 0) {
+    o.progress_interval = std::chrono::milliseconds(req->progress_interval_ms());
+  }
+  o.cancelled = [ctx] { return ctx->IsCancelled(); };
+
+  Call call{ctx};
+  {
+    std::lock_guard l(mu_);
+    calls_.push_back(&call);
+  }
+  v1::WatchResponse msg;
+  absl::Status s = node_->Watch(o, [&](const WatchBatch& batch) {
+    ToProto(batch, &msg);
+    call.writing_since_ns.store(Clock::now().time_since_epoch().count());
+    const bool written = writer->Write(msg);
+    call.writing_since_ns.store(0);
+    return written;
+  });
+  {
+    std::lock_guard l(mu_);
+    std::erase(calls_, &call);
+  }
+  if (call.cut_off.load()) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "watcher stopped reading for more than watch_max_lag_seconds (" +
+                            std::to_string(max_lag_().count()) + " s)");
+  }
+  if (s.ok() && ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away");
+  return ToGrpcStatus(s);
+}
+
+}  // namespace relaykv

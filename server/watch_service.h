@@ -1,0 +1,64 @@
+// WatchService: ChangeStream.Watch (proto/watch.proto) over Node::Watch —
+// the same loop an embedding application calls. Needs the read role
+// (server/auth.h). Each call runs on one of gRPC's sync server threads and
+// writes each batch with a blocking Write: when the client does not read,
+// gRPC flow control blocks the write and, with it, the binlog walk, so a
+// slow client costs the server one batch plus gRPC's window.
+//
+// A client that stops reading altogether would hold that thread in Write
+// for ever; Node::Watch's lag check runs only between batches. So a
+// watchdog thread looks at every call once a second and cancels one whose
+// Write has been blocked for twice watch_max_lag_seconds, and at least 10 s
+// more (logged, naming the variable; the client sees CANCELLED if it ever
+// reads again). A reader that is only slow gets Node::Watch's
+// RESOURCE_EXHAUSTED once its Write returns.
+//
+// Threads: gRPC's; the watchdog is owned here, started by the constructor
+// and joined by the destructor (the node destroys the service after the
+// gRPC server has shut down).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "proto/watch.grpc.pb.h"
+#include "server/auth.h"
+#include "storage/thread_annotations.h"
+
+namespace relaykv {
+
+class Node;
+
+class WatchService final : public v1::ChangeStream::Service {
+ public:
+  // Borrows `node` and `auth`, which must outlive the service.
+  // `max_lag` reads watch_max_lag_seconds.
+  WatchService(Node* node, const Authorizer* auth, std::function<std::chrono::seconds()> max_lag);
+  ~WatchService() override;
+  WatchService(const WatchService&) = delete;
+  WatchService& operator=(const WatchService&) = delete;
+
+  grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest* request,
+                     grpc::ServerWriter<v1::WatchResponse>* writer) override;
+
+ private:
+  struct Call;
+  void Watchdog() EXCLUDES(mu_);
+
+  Node* const node_;
+  const Authorizer* const auth_;
+  const std::function<std::chrono::seconds()> max_lag_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;  // stop_ set
+  std::vector<Call*> calls_ GUARDED_BY(mu_);  // borrowed: each removes itself before it ends
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::thread watchdog_;  // last: starts once the rest is set up
+};
+
+}  // namespace relaykv
