@@ -30,6 +30,10 @@ struct Intent {
   bool group_end = false;     // append kGroupEnd(group_first, group_last) at offset
   uint64_t group_first = 0;
   uint64_t group_last = 0;
+  // For the log line if recovery finishes it (invariant 4).
+  uint64_t bytes = 0;
+  Gtid first_removed, last_removed;
+  std::string quarantine;
 };
 
 std::string EncodeIntent(const Intent& in) {
@@ -38,21 +42,27 @@ std::string EncodeIntent(const Intent& in) {
       << "segment " << in.segment << "\n"
       << "offset " << in.offset << "\n"
       << "group_end " << (in.group_end ? 1 : 0) << " " << in.group_first << " " << in.group_last
-      << "\n";
+      << "\n"
+      << "removed " << in.bytes << " " << in.first_removed.epoch << " " << in.first_removed.seq
+      << " " << in.last_removed.epoch << " " << in.last_removed.seq << "\n"
+      << "quarantine " << in.quarantine << "\n";
   return out.str();
 }
 
 bool DecodeIntent(const std::string& text, Intent* in) {
   std::istringstream s(text);
-  std::string magic, k1, k2, k3;
+  std::string magic, k1, k2, k3, k4, k5;
   int version = 0, ge = 0;
   s >> magic >> version >> k1 >> in->segment >> k2 >> in->offset >> k3 >> ge >> in->group_first >>
-      in->group_last;
+      in->group_last >> k4 >> in->bytes >> in->first_removed.epoch >> in->first_removed.seq >>
+      in->last_removed.epoch >> in->last_removed.seq >> k5;
   if (!s || magic != "relaykv-binlog-truncate" || version != 1 || k1 != "segment" ||
-      k2 != "offset" || k3 != "group_end" || (ge != 0 && ge != 1) || in->segment == 0 ||
-      in->offset < kSegmentHeaderSize) {
+      k2 != "offset" || k3 != "group_end" || k4 != "removed" || k5 != "quarantine" ||
+      (ge != 0 && ge != 1) || in->segment == 0 || in->offset < kSegmentHeaderSize) {
     return false;
   }
+  s.get();  // the space before the path (which may hold spaces)
+  std::getline(s, in->quarantine);
   in->group_end = ge == 1;
   return true;
 }
@@ -287,7 +297,9 @@ absl::Status WriteQuarantine(const fs::path& path, const std::string& contents) 
 
 absl::StatusOr<TruncationReport> TruncateBinlogAfter(const TruncateRequest& req) {
   const fs::path& dir = req.binlog_dir;
-  auto rec = RecoverBinlogDir(dir);
+  // As Binlog::Open: after an unsynced run the last segment is cut at its
+  // first damage.
+  auto rec = RecoverBinlogDir(dir, fs::exists(dir / binlog_format::kUnsyncedMarkerName));
   if (!rec.ok()) return rec.status();
   const Gtid& end = req.end;
   const uint64_t first_available = rec->segments.front().first_seq;
@@ -318,6 +330,10 @@ absl::StatusOr<TruncationReport> TruncateBinlogAfter(const TruncateRequest& req)
               std::to_string(report.first_removed.seq) + "-" +
               std::to_string(report.last_removed.seq) + "." + UtcStamp());
   if (auto s = WriteQuarantine(report.quarantine, plan->quarantine); !s.ok()) return s;
+  plan->intent.bytes = report.bytes_removed;
+  plan->intent.first_removed = report.first_removed;
+  plan->intent.last_removed = report.last_removed;
+  plan->intent.quarantine = report.quarantine.string();
   // The commit point: from here on recovery completes the truncation.
   if (auto s = WriteFileAtomically(IntentPath(dir), EncodeIntent(plan->intent)); !s.ok()) {
     return s;
@@ -345,10 +361,13 @@ absl::Status CompletePendingTruncation(const fs::path& dir) {
     return absl::DataLossError(path.string() + " does not parse; refusing to start (an "
                                "interrupted binlog truncation; its quarantine file holds the tail)");
   }
-  spdlog::warn("binlog: completing an interrupted truncation: {} cut at offset {}, later "
-               "segments deleted (the tail is in a binlog-quarantine file)",
-               (dir / SegmentFileName(in.segment)).string(), in.offset);
-  return CarryOut(dir, in);
+  if (auto s = CarryOut(dir, in); !s.ok()) return s;
+  spdlog::warn(
+      "binlog: completed an interrupted truncation: {} cut at offset {}: {} bytes, events {}..{} "
+      "removed (later segments deleted), copied to {}",
+      (dir / SegmentFileName(in.segment)).string(), in.offset, in.bytes,
+      in.first_removed.ToString(), in.last_removed.ToString(), in.quarantine);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<v1::Event>> ReadQuarantineFile(const fs::path& path) {
