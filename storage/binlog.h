@@ -63,6 +63,7 @@
 #include "proto/event.pb.h"
 #include "storage/binlog_observer.h"
 #include "storage/binlog_segments.h"
+#include "storage/binlog_truncate.h"
 #include "storage/file.h"
 #include "storage/gtid.h"
 
@@ -192,6 +193,16 @@ class Binlog {
   //   PurgeToTotalSize: oldest segments while all of them exceed `max_bytes`.
   [[nodiscard]] absl::StatusOr<int> PurgeToTotalSize(uint64_t max_bytes, uint64_t keep_from_seq)
       EXCLUDES(index_mu_, mu_);
+
+  // Cuts the binlog in request.binlog_dir right after request.end, copying
+  // the removed events to a quarantine file first; crash-safe, logged, and
+  // refused when end is not in this history or the state machine applied
+  // past it (binlog_truncate.h). Static: no Binlog may have the directory
+  // open; Open() it afterwards.
+  [[nodiscard]] static absl::StatusOr<TruncationReport> TruncateAfter(
+      const TruncateRequest& request) {
+    return TruncateBinlogAfter(request);
+  }
 
   // Whether the last run published events before syncing them (sync_binlog
   // or sync_relay_log other than 1) and did not close cleanly (binlog_format.h,

@@ -20,6 +20,9 @@
 //                     primary starts a new epoch before it writes, since a
 //                     power cut may have lost events replicas hold
 //                     (server/node.cc).
+//   binlog.truncate   present while a tail truncation is under way
+//                     (binlog_truncate.h): which segment is cut where;
+//                     recovery finishes the truncation before anything else.
 //
 // Segment file:
 //
@@ -145,5 +148,8 @@ inline constexpr uint32_t kMaxPayloadSize = 64u << 20;
 inline constexpr std::string_view kIndexFileName = "binlog.index";
 inline constexpr std::string_view kUnsyncedMarkerName = "binlog.unsynced";
 inline constexpr std::string_view kSegmentPrefix = "binlog.";
+// Present while a tail truncation is under way (storage/binlog_truncate.h):
+// recovery carries it out before anything else.
+inline constexpr std::string_view kTruncateIntentName = "binlog.truncate";
 
 }  // namespace relaykv::binlog_format

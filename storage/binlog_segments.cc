@@ -9,6 +9,7 @@
 
 #include "spdlog/spdlog.h"
 #include "storage/binlog_format.h"
+#include "storage/binlog_truncate.h"
 #include "storage/record.h"
 
 namespace relaykv {
@@ -391,6 +392,10 @@ bool ParseSegmentFileName(const std::string& name, uint64_t* number) {
   return true;
 }
 
+absl::StatusOr<std::vector<uint64_t>> ReadBinlogIndex(const fs::path& dir) {
+  return ReadIndex(dir);
+}
+
 absl::Status WriteBinlogIndex(const fs::path& dir, const std::vector<uint64_t>& numbers) {
   std::string text;
   for (uint64_t n : numbers) text += SegmentFileName(n) + "\n";
@@ -412,6 +417,7 @@ absl::StatusOr<File> CreateSegment(const fs::path& dir, uint64_t number, uint64_
 
 absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsynced_groups) {
   if (auto s = CreatePrivateDirectory(dir); !s.ok()) return s;
+  if (auto s = CompletePendingTruncation(dir); !s.ok()) return s;
   std::error_code ec;
 
   // Segment files present on disk.

@@ -31,7 +31,8 @@ struct RecoveredBinlog {
   uint64_t next_seq = 1;
 };
 
-// Brings `dir` to a consistent state and describes it: creates a fresh
+// Brings `dir` to a consistent state and describes it: finishes an
+// interrupted tail truncation (binlog_truncate.h); creates a fresh
 // binlog (segment 1, index) if the directory holds none; removes segment
 // files the index does not list (left by an interrupted rotation or purge);
 // scans the last segment and truncates a torn tail (logged with file, offset
@@ -41,6 +42,11 @@ struct RecoveredBinlog {
 // last segment is cut at its first damage instead of judged.
 [[nodiscard]] absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const std::filesystem::path& dir,
                                                                bool unsynced_groups = false);
+
+// The segment numbers binlog.index lists, oldest first (DATA_LOSS if it is
+// malformed or lists none).
+[[nodiscard]] absl::StatusOr<std::vector<uint64_t>> ReadBinlogIndex(
+    const std::filesystem::path& dir);
 
 // Writes binlog.index listing `numbers` (atomically replaced).
 [[nodiscard]] absl::Status WriteBinlogIndex(const std::filesystem::path& dir,

@@ -1,7 +1,9 @@
 // Gtid: the (epoch, seq) position of an event in the replicated history.
 // Ordered by seq: seq is dense across the whole history (1, 2, 3, ...) and
 // epoch never decreases along it (it is bumped when a replica is promoted).
-// {0, 0} means "nothing yet".
+// {0, 0} means "nothing yet". operator<=> compares epoch, then seq: along one
+// history that is seq order; across diverged histories the newer epoch ranks
+// higher, as failover ranks nodes (server/failover_rules.h).
 #pragma once
 
 #include <compare>
