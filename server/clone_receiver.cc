@@ -333,6 +333,7 @@ absl::StatusOr<CloneResult> CloneInto(const CloneRequest& request) {
   const fs::path& dir = request.data_dir;
   const fs::path staging = dir / kCloneStagingDir;
   std::error_code ec;
+  if (auto s = CreatePrivateDirectory(dir); !s.ok()) return s;
   // An interrupted move: only renames remain.
   if (auto text = ReadFileToString(staging / kReadyFile); text.ok()) {
     auto session = ReadFileToString(staging / kSessionFile);
