@@ -6,6 +6,7 @@
 //                       REPLICAS, SHOW BINARY LOGS, SHOW MASTER STATUS
 //          write        Put, Delete, Write
 //          replication  Subscribe (MySQL's REPLICATION SLAVE)
+//                       and Clone (clone_service.h; admin may clone too)
 //          admin        SET, RESET PERSIST, START/STOP SLAVE, CHANGE MASTER,
 //                       RESET SLAVE ALL, CHECKSUM, PURGE, INSTALL PLUGIN
 //
