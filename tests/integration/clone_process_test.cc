@@ -90,6 +90,24 @@ TEST(CloneProcessTest, NewNodeClonesAPrimaryUnderLoadAndCatchesUp) {
   ASSERT_TRUE(WaitFor([&] { return SameChecksum(*primary, *clone); }));
 }
 
+TEST(CloneProcessTest, CloneOfAReplicaReplicatesFromThatReplica) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p", {"--server-id=1"});
+  ASSERT_NE(primary, nullptr);
+  auto replica = StartReplica(dir.path() / "r", *primary, {.server_id = 2});
+  ASSERT_NE(replica, nullptr);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(primary->Put("a" + std::to_string(i), "x").ok());
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*primary, *replica); }));
+  auto clone = Relaykvd::Start(dir.path() / "c",
+                               {"--server-id=3", "--clone-from=" + replica->address()});
+  ASSERT_NE(clone, nullptr);
+  EXPECT_EQ(clone->ReplicaStatus()["Master_Port"], std::to_string(replica->port()));
+  EXPECT_NE(ReadLog(dir.path() / "c").find("(a replica of " + primary->address() + ")"),
+            std::string::npos);
+  ASSERT_TRUE(primary->Put("after", "clone").ok());
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*primary, *clone); }));
+}
+
 TEST(CloneProcessTest, CloneIntoANonEmptyDataDirIsRefused) {
   TempDir dir;
   auto primary = Relaykvd::Start(dir.path() / "p", {"--server-id=1"});

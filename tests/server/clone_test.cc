@@ -2,6 +2,8 @@
 // CloneService on 127.0.0.1, and CloneInto receiving into a temp data dir.
 #include <fcntl.h>
 
+#include <fstream>
+
 #include <grpcpp/grpcpp.h>
 
 #include "gtest/gtest.h"
@@ -221,6 +223,43 @@ TEST(CloneTest, SessionsAreBoundedAndExpire) {
   grpc::Status s = reader->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_NE(s.error_message().find("begin a new clone"), std::string::npos);
+}
+
+TEST(CloneTest, NeedsTheReplicationOrAdminRole) {
+  TempDir tmp;
+  const fs::path roles = tmp.path() / "roles";
+  {
+    std::ofstream out(roles);
+    out << "token reader " << Sha256Hex("r-token") << ": read\n"
+        << "token repl " << Sha256Hex("p-token") << ": replication\n"
+        << "token boss " << Sha256Hex("a-token") << ": admin\n";
+  }
+  auto state = StateMachine::Open(tmp.path() / "db");
+  ASSERT_TRUE(state.ok());
+  auto auth = Authorizer::Create(roles);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  CloneServiceOptions o;
+  o.sessions_dir = tmp.path() / "clone-source";
+  CloneService service(state->get(), auth->get(), o);
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  auto stub = v1::Clone::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                     grpc::InsecureChannelCredentials()));
+  auto begin = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::BeginCloneResponse r;
+    return stub->Begin(&ctx, {}, &r);
+  };
+  grpc::Status denied = begin("r-token");
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED) << denied.error_message();
+  EXPECT_TRUE(begin("p-token").ok());
+  EXPECT_TRUE(begin("a-token").ok());
+  EXPECT_EQ(service.stats().started, 2u);
+  server->Shutdown();
 }
 
 // A source whose file does not match the digest it announced (each chunk's
