@@ -7,6 +7,7 @@
 //          write        Put, Delete, Write
 //          replication  Subscribe (MySQL's REPLICATION SLAVE); Revoke (which
 //                       the admin role may call too: fencing, README "Failover")
+//                       and Clone (clone_service.h; admin may clone too)
 //          admin        SET, RESET PERSIST, START/STOP SLAVE, CHANGE MASTER,
 //                       RESET SLAVE ALL, CHECKSUM, PURGE, INSTALL PLUGIN
 //

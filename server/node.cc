@@ -10,6 +10,7 @@
 
 #include "server/admin_service.h"
 #include "server/grpc_server_limits.h"
+#include "server/clone_service.h"
 #include "server/health_service.h"
 #include "server/http_server.h"
 #include "server/kv_service.h"
@@ -117,6 +118,27 @@ absl::Status Node::Impl::Open(Node* node) {
   if (!lock.ok()) return lock.status();
   lock_ = *std::move(lock);
 
+  // Clone first: it fills the empty data dir (db, binlog starting after
+  // the clone's GTID, master.info naming the source) and the open below
+  // takes it from there like any replica's.
+  if (!options_.clone_from.empty()) {
+    CloneRequest request{options_.clone_from, options_.replicate_tls, options_.data_dir};
+    auto cloned = CloneInto(request);
+    if (!cloned.ok()) return cloned.status();
+    clone_result_ = *cloned;
+    if (!cloned->already_cloned) {
+      spdlog::info("clone: done from {} at GTID {}: {} files, {} bytes received in {:.1f} s "
+                   "({:.1f} MB/s), {} chunks refused, {} reconnects; replicating from {}{}",
+                   cloned->source, cloned->gtid.ToString(), cloned->files, cloned->bytes,
+                   cloned->seconds,
+                   cloned->seconds > 0 ? cloned->bytes / 1e6 / cloned->seconds : 0.0,
+                   cloned->chunks_refused, cloned->reconnects, cloned->source,
+                   cloned->source_primary.empty()
+                       ? std::string()
+                       : " (a replica of " + cloned->source_primary + ")");
+    }
+  }
+
   // Variables: defaults < config file and command line < SET PERSIST.
   if (auto s = vars_.Apply(options_.variables); !s.ok()) return s;
   persisted_ = std::make_unique<PersistedSettings>(options_.data_dir / "relaykvd-auto.cnf");
@@ -180,7 +202,8 @@ absl::Status Node::Impl::Open(Node* node) {
   replica_visible_.store(applied.seq);
 
   // Replica role: --replicate-from (saved) or an earlier CHANGE MASTER.
-  MasterInfo master{options_.replicate_from, options_.replicate_tls};
+  MasterInfo master{options_.clone_from.empty() ? options_.replicate_from : options_.clone_from,
+                    options_.replicate_tls};
   if (!master.address.empty()) {
     // A start that names no TLS option keeps the TLS settings saved by an
     // earlier CHANGE MASTER (as CHANGE MASTER keeps the options it does not
@@ -309,6 +332,16 @@ absl::Status Node::Impl::Open(Node* node) {
     admin_service_ = std::make_unique<AdminService>(node, auth_.get());
     watch_service_ = std::make_unique<WatchService>(
         node, auth_.get(), [this] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); });
+    CloneServiceOptions clone_options;
+    clone_options.sessions_dir = options_.data_dir / "clone-source";
+    clone_options.server_id = [this] { return static_cast<uint32_t>(vars_.GetUint("server_id")); };
+    clone_options.primary = [this] { return primary_address(); };
+    if (const char* v = std::getenv("RELAYKV_CLONE_BREAK_AT_BYTES_FOR_TESTING")) {
+      clone_options.break_at_bytes_for_testing = std::strtoull(v, nullptr, 10);
+    }
+    clone_options.corrupt_first_chunk_for_testing =
+        std::getenv("RELAYKV_CLONE_CORRUPT_CHUNK_FOR_TESTING") != nullptr;
+    clone_service_ = std::make_unique<CloneService>(state_.get(), auth_.get(), clone_options);
     health_service_ = std::make_unique<HealthService>(node);
     // Server reflection (grpc.reflection.v1alpha), so that grpcurl and
     // grpc_cli can list and call the services without the .proto files.
@@ -324,6 +357,7 @@ absl::Status Node::Impl::Open(Node* node) {
     std::unique_ptr<grpc::ServerCompletionQueue> write_queue = builder.AddCompletionQueue();
     builder.RegisterService(replication_service_.get());
     builder.RegisterService(admin_service_.get());
+    builder.RegisterService(clone_service_.get());
     builder.RegisterService(health_service_.get());
     builder.RegisterService(watch_service_.get());
     server_ = builder.BuildAndStart();
@@ -715,6 +749,7 @@ void Node::Impl::Close() {
   kv_service_.reset();
   replication_service_.reset();
   admin_service_.reset();
+  clone_service_.reset();  // removes its checkpoints
   health_service_.reset();
   watch_service_.reset();
   applier_.reset();

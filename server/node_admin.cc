@@ -2,6 +2,7 @@
 // checksum and binlog listing/purge.
 #include <ctime>
 
+#include "server/clone_service.h"
 #include "server/master_info.h"
 #include "server/node_impl.h"
 #include "storage/binlog_segments.h"
@@ -113,6 +114,24 @@ NameValues Node::ShowStatus(std::string_view like) const {
     }
   }
   rows.emplace_back("Rpl_semi_sync_slave_status", slave_on ? "ON" : "OFF");
+  // The receiving side: what --clone-from did at this start.
+  const auto& clone = impl_->clone_result_;
+  rows.emplace_back("Clone_state", !clone ? "NONE"
+                                   : clone->already_cloned ? "ALREADY_CLONED"
+                                                           : "COMPLETED");
+  rows.emplace_back("Clone_source", clone ? clone->source : "");
+  rows.emplace_back("Clone_gtid", clone && !clone->already_cloned ? clone->gtid.ToString() : "");
+  rows.emplace_back("Clone_bytes_received", std::to_string(clone ? clone->bytes : 0));
+  rows.emplace_back("Clone_chunks_refused", std::to_string(clone ? clone->chunks_refused : 0));
+  rows.emplace_back("Clone_reconnects", std::to_string(clone ? clone->reconnects : 0));
+  // The source side.
+  if (impl_->clone_service_) {
+    const CloneSourceStats cs = impl_->clone_service_->stats();
+    rows.emplace_back("Clone_source_sessions", std::to_string(cs.sessions));
+    rows.emplace_back("Clone_source_sessions_started", std::to_string(cs.started));
+    rows.emplace_back("Clone_source_sessions_expired", std::to_string(cs.expired));
+    rows.emplace_back("Clone_source_bytes_sent", std::to_string(cs.bytes_sent));
+  }
   return Filter(std::move(rows), like);
 }
 

@@ -19,6 +19,7 @@
 #include "server/auth.h"
 #include "server/epoch_promise.h"
 #include "server/connection_slots.h"
+#include "server/clone_receiver.h"
 #include "server/master_info.h"
 #include "server/node_metrics.h"
 #include "server/replica_io.h"
@@ -35,6 +36,7 @@
 namespace relaykv {
 
 class AdminService;
+class CloneService;
 class HealthService;
 class KvService;
 class ReplicationService;
@@ -171,6 +173,10 @@ class Node::Impl {
   std::unique_ptr<ReplicationService> replication_service_;
   std::unique_ptr<WatchService> watch_service_;  // ChangeStream.Watch over Watch()
   std::unique_ptr<AdminService> admin_service_;
+  std::unique_ptr<CloneService> clone_service_;  // the source side of CLONE
+  // What --clone-from did at this start (Clone_* in SHOW STATUS); unset if
+  // no clone was asked for.
+  std::optional<CloneResult> clone_result_;
   std::unique_ptr<HealthService> health_service_;  // grpc.health.v1 over Health()
   std::unique_ptr<grpc::Server> server_;
   int bound_port_ = 0;

@@ -19,7 +19,11 @@ absl::StatusOr<uint64_t> Node::Impl::RetentionFloor(bool keep_for_replicas) {
   // first.
   const uint64_t flushed = state_->Applied().seq;
   if (auto s = state_->Flush(); !s.ok()) return s;
-  return keep_for_replicas ? std::min(registry_.MinNeededSeq(), flushed + 1) : flushed + 1;
+  uint64_t floor = keep_for_replicas ? std::min(registry_.MinNeededSeq(), flushed + 1) : flushed + 1;
+  // A clone replicates from its checkpoint's GTID + 1: kept while it copies
+  // (sessions expire after 10 minutes idle, so this cannot hold the disk).
+  if (clone_service_) floor = std::min(floor, clone_service_->MinNeededSeq());
+  return floor;
 }
 
 void Node::Impl::ApplyRetention() {

@@ -109,6 +109,9 @@ int main(int argc, char** argv) {
                  "/healthz and /primary on; off by default");
   app.add_option("--replicate-from", options.replicate_from,
                  "HOST:PORT of the primary: run as its replica (saved in the data dir)");
+  app.add_option("--clone-from", options.clone_from,
+                 "HOST:PORT of a running node to copy into the empty data dir first (MySQL's "
+                 "CLONE; resumes an interrupted clone); then replicate from it (README \"Clone\")");
   app.add_option("--config,--defaults-file", config,
                  std::string("my.cnf-style file; its [relaykvd] section sets variables and server "
                              "options (default: ") + relaykv::kDefaultConfigFile + " if it exists)")
@@ -186,7 +189,8 @@ int main(int argc, char** argv) {
   options.replicate_tls.enabled = master_ssl || !options.replicate_tls.ca.empty() ||
                                   !options.replicate_tls.cert.empty() ||
                                   !options.replicate_tls.key.empty();
-  if (options.replicate_tls.enabled && options.replicate_from.empty()) {
+  if (options.replicate_tls.enabled && options.replicate_from.empty() &&
+      options.clone_from.empty()) {
     spdlog::critical("cannot start: --master-ssl* options need --replicate-from (or use CHANGE "
                      "MASTER TO ... MASTER_SSL=1)");
     return 1;

@@ -49,7 +49,10 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable) {
     return absl::OutOfRangeError("replica needs seq " + std::to_string(durable.seq + 1) +
                                  " but the primary's binlog starts at seq " +
                                  std::to_string(before_first.seq + 1) +
-                                 " (purged); rebuild the replica from a copy");
+                                 " (purged): this replica cannot catch up from the binlog. "
+                                 "Provision it with a clone of a node: stop it, move its data "
+                                 "dir aside and start relaykvd --clone-from HOST:PORT (README "
+                                 "\"Clone\")");
   }
   if (durable.seq == 0) return absl::OkStatus();  // an empty replica: nothing to compare
   // The replica's last event must be ours, not another history's — also

@@ -415,6 +415,16 @@ absl::StatusOr<File> CreateSegment(const fs::path& dir, uint64_t number, uint64_
   return file;
 }
 
+absl::Status CreateBinlogStartingAfter(const fs::path& dir, const Gtid& before) {
+  if (auto s = CreatePrivateDirectory(dir); !s.ok()) return s;
+  if (fs::exists(dir / binlog_format::kIndexFileName)) {
+    return absl::FailedPreconditionError("binlog " + dir.string() + " already exists");
+  }
+  auto seg = CreateSegment(dir, 1, before.seq + 1, before.epoch);
+  if (!seg.ok()) return seg.status();
+  return WriteBinlogIndex(dir, {1});
+}
+
 absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsynced_groups) {
   if (auto s = CreatePrivateDirectory(dir); !s.ok()) return s;
   if (auto s = CompletePendingTruncation(dir); !s.ok()) return s;

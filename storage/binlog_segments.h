@@ -52,6 +52,14 @@ struct RecoveredBinlog {
 [[nodiscard]] absl::Status WriteBinlogIndex(const std::filesystem::path& dir,
                                             const std::vector<uint64_t>& numbers);
 
+// Creates a new binlog in `dir` (which must hold none) whose history begins
+// after `before` — a node cloned at GTID `before`: segment 1 starts at seq
+// before.seq+1 and its header keeps before.epoch, exactly as the oldest
+// segment of a purged binlog does, so the binlog opens with LastVisible()
+// == before and replication resumes from before.seq+1. Durable on return.
+[[nodiscard]] absl::Status CreateBinlogStartingAfter(const std::filesystem::path& dir,
+                                                     const Gtid& before);
+
 // Creates segment `number` with its header, fsyncs it and the directory.
 [[nodiscard]] absl::StatusOr<File> CreateSegment(const std::filesystem::path& dir,
                                                  uint64_t number, uint64_t first_seq,

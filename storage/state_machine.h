@@ -72,6 +72,18 @@ class StateMachine {
   // RocksDB does not know it. For monitoring: cheap, no I/O.
   std::optional<uint64_t> IntProperty(const std::string& name) const;
 
+  // Clone: a RocksDB checkpoint of the
+  // state in `dir` (which must not exist; its parent must): SST files hard-
+  // linked, memtables flushed first (the WAL is off, so a checkpoint
+  // without a flush would miss them). Returns the GTID whose effects the
+  // checkpoint holds, read from the checkpoint itself: data and applied
+  // GTID travel in one WriteBatch and are flushed together (atomic_flush),
+  // so this is exact even while Apply() runs concurrently.
+  [[nodiscard]] absl::StatusOr<Gtid> CreateCheckpoint(const std::filesystem::path& dir) const;
+  // The applied GTID stored in the state machine at `dir`, opened read-
+  // only (a checkpoint, or a staged clone being verified).
+  [[nodiscard]] static absl::StatusOr<Gtid> ReadAppliedGtid(const std::filesystem::path& dir);
+
   // After a write or flush failed (e.g. ENOSPC), RocksDB refuses writes
   // until told to try again: this does (DB::Resume). OK once it takes
   // writes; the original error while its cause is still there.

@@ -49,6 +49,11 @@ struct NodeOptions {
   // "HOST:PORT" of the primary: this node is a replica of it (and saves it
   // in the data dir, as CHANGE MASTER does). Empty: the saved one, if any.
   std::string replicate_from;
+  // "HOST:PORT" of a running node to copy first (relaykvd --clone-from,
+  // server/clone_receiver.h): into an empty data_dir only; then this node
+  // replicates from that node, from the GTID of the copy. Takes precedence
+  // over replicate_from. Uses replicate_tls to connect.
+  std::string clone_from;
   // How to reach replicate_from (--master-ssl-*; saved with it, as CHANGE
   // MASTER TO ... MASTER_SSL=1 does). Used only with replicate_from; left
   // all empty, the TLS settings already saved (an earlier CHANGE MASTER)

@@ -1,0 +1,394 @@
+#include "server/clone_receiver.h"
+
+#include <fcntl.h>
+
+#include <chrono>
+#include <set>
+#include <system_error>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "client/channel_credentials.h"
+#include "proto/clone.grpc.pb.h"
+#include "server/limits.h"
+#include "server/master_info.h"
+#include "server/sha256.h"
+#include "spdlog/spdlog.h"
+#include "storage/binlog_segments.h"
+#include "storage/crc32c.h"
+#include "storage/file.h"
+#include "storage/state_machine.h"
+
+namespace relaykv {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kSessionFile[] = "session.pb";
+constexpr char kReadyFile[] = "READY";
+// What a staged clone moves into the data dir, in this order.
+constexpr const char* kMovedNames[] = {"db", "binlog", "master.info"};
+
+absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      what + ": " + s.error_message());
+}
+
+// A failure worth another attempt from where the transfer stood.
+bool Transient(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::CANCELLED ||
+         code == grpc::StatusCode::DEADLINE_EXCEEDED || code == grpc::StatusCode::INTERNAL ||
+         code == grpc::StatusCode::UNKNOWN || code == grpc::StatusCode::ABORTED ||
+         code == grpc::StatusCode::RESOURCE_EXHAUSTED;
+}
+
+std::string Hex(std::string_view bytes) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
+  return out;
+}
+
+// session.pb: the source's address, then the Begin answer.
+std::string EncodeSession(const std::string& source, const v1::BeginCloneResponse& r) {
+  return source + "\n" + r.SerializeAsString();
+}
+bool DecodeSession(const std::string& text, std::string* source, v1::BeginCloneResponse* r) {
+  const size_t nl = text.find('\n');
+  if (nl == std::string::npos) return false;
+  *source = text.substr(0, nl);
+  return r->ParseFromString(text.substr(nl + 1));
+}
+
+// Renames what a READY staging dir still holds into the data dir, records
+// clone.done and removes the staging dir, each step durable.
+absl::Status MoveIntoPlace(const fs::path& data_dir, const std::string& source, const Gtid& gtid) {
+  const fs::path staging = data_dir / kCloneStagingDir;
+  std::error_code ec;
+  for (const char* name : kMovedNames) {
+    if (!fs::exists(staging / name, ec)) continue;  // moved before a crash
+    fs::rename(staging / name, data_dir / name, ec);
+    if (ec) {
+      return absl::InternalError("cannot move " + (staging / name).string() + " into " +
+                                 data_dir.string() + ": " + ec.message());
+    }
+  }
+  if (auto s = SyncDir(data_dir); !s.ok()) return s;
+  if (auto s = WriteFileAtomically(data_dir / kCloneDoneFile,
+                                   "source=" + source + "\ngtid=" + gtid.ToString() + "\n");
+      !s.ok()) {
+    return s;
+  }
+  fs::remove_all(staging, ec);
+  if (ec) return absl::InternalError("cannot remove " + staging.string() + ": " + ec.message());
+  return SyncDir(data_dir);
+}
+
+class Receiver {
+ public:
+  Receiver(const CloneRequest& request, std::unique_ptr<v1::Clone::Stub> stub)
+      : req_(request), stub_(std::move(stub)), staging_(request.data_dir / kCloneStagingDir) {}
+
+  absl::StatusOr<CloneResult> Run();
+
+ private:
+  // Begin on the source, a fresh staging dir with session.pb.
+  absl::Status BeginNew();
+  // Downloads `f` into staging/db (resuming a partial file), verifies it.
+  // NOT_FOUND: the source lost the session.
+  absl::Status FetchFile(const v1::CloneFile& f);
+  absl::Status FetchFrom(const v1::CloneFile& f, File* out, uint64_t offset, Sha256* sha);
+
+  const CloneRequest& req_;
+  std::unique_ptr<v1::Clone::Stub> stub_;
+  const fs::path staging_;
+  v1::BeginCloneResponse session_;
+  CloneResult result_;
+  Clock::time_point last_log_ = Clock::now();
+};
+
+absl::Status Receiver::BeginNew() {
+  std::error_code ec;
+  fs::remove_all(staging_, ec);
+  if (ec) return absl::InternalError("cannot remove " + staging_.string() + ": " + ec.message());
+  grpc::Status s;
+  for (int attempt = 1;; ++attempt) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    session_.Clear();
+    s = stub_->Begin(&ctx, v1::BeginCloneRequest(), &session_);
+    if (s.ok() || !Transient(s.error_code()) || attempt >= req_.max_attempts) break;
+    spdlog::warn("clone: Begin on {} failed ({}); retrying", req_.source, s.error_message());
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(200 * attempt, 5000)));
+  }
+  if (!s.ok()) return FromGrpc(s, "clone from " + req_.source + " cannot begin");
+  for (const v1::CloneFile& f : session_.files()) {
+    // Names become paths here: nothing may climb out of the staging dir.
+    const fs::path p(f.name());
+    if (f.name().empty() || p.is_absolute() ||
+        std::any_of(p.begin(), p.end(), [](const fs::path& c) { return c == ".."; }) ||
+        f.sha256().size() != 32) {
+      return absl::InvalidArgumentError("clone source " + req_.source + " lists a bad file '" +
+                                        f.name() + "'");
+    }
+  }
+  if (auto s2 = CreatePrivateDirectory(staging_ / "db"); !s2.ok()) return s2;
+  return WriteFileAtomically(staging_ / kSessionFile, EncodeSession(req_.source, session_));
+}
+
+absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t offset, Sha256* sha) {
+  int failures = 0;
+  while (offset < f.size_bytes()) {
+    grpc::ClientContext ctx;
+    v1::FetchCloneFileRequest fr;
+    fr.set_session_id(session_.session_id());
+    fr.set_name(f.name());
+    fr.set_offset(offset);
+    auto reader = stub_->FetchFile(&ctx, fr);
+    v1::CloneChunk chunk;
+    bool progressed = false;
+    std::string refused;
+    while (reader->Read(&chunk)) {
+      if (chunk.offset() != offset || chunk.data().empty() ||
+          chunk.data().size() > f.size_bytes() - offset) {
+        refused = "a chunk at offset " + std::to_string(chunk.offset()) + " of " +
+                  std::to_string(chunk.data().size()) + " bytes (expected offset " +
+                  std::to_string(offset) + ")";
+        break;
+      }
+      if (Crc32c(chunk.data()) != chunk.crc32c()) {
+        ++result_.chunks_refused;
+        refused = "the chunk at offset " + std::to_string(offset) + ": CRC32C mismatch";
+        break;
+      }
+      if (auto s = out->WriteAt(offset, chunk.data()); !s.ok()) return s;
+      sha->Update(chunk.data());
+      offset += chunk.data().size();
+      result_.bytes += chunk.data().size();
+      progressed = true;
+      if (Clock::now() - last_log_ > std::chrono::seconds(5)) {
+        last_log_ = Clock::now();
+        spdlog::info("clone: {} of {} bytes received from {}", result_.bytes,
+                     result_.total_bytes, req_.source);
+      }
+    }
+    if (!refused.empty()) {
+      ctx.TryCancel();
+      spdlog::error("clone: refused {} of {} from {}; fetching it again", refused, f.name(),
+                    req_.source);
+    }
+    grpc::Status s = reader->Finish();
+    if (refused.empty() && s.ok()) {
+      if (offset == f.size_bytes()) break;
+      s = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended early");
+    }
+    if (refused.empty() && !Transient(s.error_code())) {
+      return FromGrpc(s, "clone from " + req_.source + ": fetching " + f.name());
+    }
+    failures = progressed ? 1 : failures + 1;
+    if (failures >= req_.max_attempts) {
+      return absl::UnavailableError("clone from " + req_.source + ": fetching " + f.name() +
+                                    " failed " + std::to_string(failures) +
+                                    " times in a row at offset " + std::to_string(offset) +
+                                    "; last: " + (refused.empty() ? s.error_message() : refused));
+    }
+    ++result_.reconnects;
+    if (refused.empty()) {
+      spdlog::warn("clone: stream of {} from {} broke at offset {} ({}); resuming there",
+                   f.name(), req_.source, offset, s.error_message());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 * failures, 2000)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Receiver::FetchFile(const v1::CloneFile& f) {
+  const fs::path path = staging_ / "db" / f.name();
+  if (auto s = CreatePrivateDirectory(path.parent_path()); !s.ok()) return s;
+  for (int pass = 0;; ++pass) {
+    auto out = File::Open(path, O_RDWR | O_CREAT);
+    if (!out.ok()) return out.status();
+    auto have = out->Size();
+    if (!have.ok()) return have.status();
+    uint64_t offset = pass == 0 ? *have : 0;
+    if (offset > f.size_bytes()) offset = 0;
+    if (offset < *have) {
+      if (auto s = out->Truncate(offset); !s.ok()) return s;
+    }
+    // The bytes an earlier run left are hashed again: a crash may have
+    // torn them, and the file's digest is what is trusted.
+    Sha256 sha;
+    std::string buf(1 << 20, '\0');
+    for (uint64_t at = 0; at < offset;) {
+      size_t n = 0;
+      if (auto s = out->ReadAt(at, std::min<uint64_t>(buf.size(), offset - at), buf.data(), &n);
+          !s.ok()) {
+        return s;
+      }
+      if (n == 0) break;
+      sha.Update(std::string_view(buf.data(), n));
+      at += n;
+    }
+    if (offset > 0) result_.resumed = true;
+    if (auto s = FetchFrom(f, &*out, offset, &sha); !s.ok()) return s;
+    if (auto s = out->DataSync(); !s.ok()) return s;
+    const std::string digest = sha.Final();
+    if (digest == f.sha256()) return absl::OkStatus();
+    if (pass == 0 && offset > 0) {
+      spdlog::warn("clone: {} resumed at offset {} does not check out; fetching it whole",
+                   f.name(), offset);
+      continue;
+    }
+    return absl::DataLossError("clone from " + req_.source + ": " + f.name() +
+                               " has SHA-256 " + Hex(digest) + " but the source announced " +
+                               Hex(f.sha256()) + "; nothing was moved into " +
+                               req_.data_dir.string());
+  }
+}
+
+absl::StatusOr<CloneResult> Receiver::Run() {
+  const auto start = Clock::now();
+  result_.source = req_.source;
+  // Resume the session an interrupted run left, if the source still has it.
+  bool from_disk = false;
+  if (auto text = ReadFileToString(staging_ / kSessionFile); text.ok()) {
+    std::string source;
+    if (DecodeSession(*text, &source, &session_) && source == req_.source) {
+      from_disk = true;
+      spdlog::info("clone: resuming the interrupted clone from {} (session {}, GTID {})",
+                   req_.source, session_.session_id(), GtidFromProto(session_.gtid()).ToString());
+    }
+  }
+  if (!from_disk) {
+    if (auto s = BeginNew(); !s.ok()) return s;
+  }
+  for (;;) {
+    result_.total_bytes = 0;
+    for (const auto& f : session_.files()) result_.total_bytes += f.size_bytes();
+    result_.files = session_.files_size();
+    spdlog::info("clone: from {} at GTID {}: {} files, {} bytes", req_.source,
+                 GtidFromProto(session_.gtid()).ToString(), result_.files, result_.total_bytes);
+    absl::Status s;
+    for (const auto& f : session_.files()) {
+      s = FetchFile(f);
+      if (!s.ok()) break;
+    }
+    if (s.ok()) break;
+    if (absl::IsNotFound(s) && from_disk) {
+      spdlog::warn("clone: the source no longer has session {} ({}); starting anew",
+                   session_.session_id(), std::string(s.message()));
+      from_disk = false;
+      if (auto b = BeginNew(); !b.ok()) return b;
+      continue;
+    }
+    return s;
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::FinishCloneRequest fr;
+    fr.set_session_id(session_.session_id());
+    v1::FinishCloneResponse resp;
+    if (grpc::Status s = stub_->Finish(&ctx, fr, &resp); !s.ok()) {
+      spdlog::warn("clone: Finish on {} failed ({}); the session expires there by itself",
+                   req_.source, s.error_message());
+    }
+  }
+  result_.gtid = GtidFromProto(session_.gtid());
+  result_.source_primary = session_.source_primary();
+  // The staged state must itself say it holds exactly that GTID.
+  auto staged = StateMachine::ReadAppliedGtid(staging_ / "db");
+  if (!staged.ok()) return staged.status();
+  if (*staged != result_.gtid) {
+    return absl::DataLossError("clone from " + req_.source + ": the copied state is at " +
+                               staged->ToString() + " but the source announced " +
+                               result_.gtid.ToString());
+  }
+  if (auto s = SyncDir(staging_ / "db"); !s.ok()) return s;
+  std::error_code ec;
+  fs::remove_all(staging_ / "binlog", ec);  // an earlier run's, before READY
+  if (auto s = CreateBinlogStartingAfter(staging_ / "binlog", result_.gtid); !s.ok()) return s;
+  if (auto s = SaveMasterInfo(staging_, MasterInfo{req_.source, req_.tls}); !s.ok()) return s;
+  if (auto s = SyncDir(staging_); !s.ok()) return s;
+  if (auto s = WriteFileAtomically(staging_ / kReadyFile, result_.gtid.ToString() + "\n");
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = MoveIntoPlace(req_.data_dir, req_.source, result_.gtid); !s.ok()) return s;
+  result_.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return result_;
+}
+
+}  // namespace
+
+absl::StatusOr<CloneResult> CloneInto(const CloneRequest& request) {
+  if (auto s = ValidateHostPort(request.source); !s.ok()) {
+    return absl::InvalidArgumentError("--clone-from: " + std::string(s.message()));
+  }
+  const fs::path& dir = request.data_dir;
+  const fs::path staging = dir / kCloneStagingDir;
+  std::error_code ec;
+  if (auto s = CreatePrivateDirectory(dir); !s.ok()) return s;
+  // An interrupted move: only renames remain.
+  if (auto text = ReadFileToString(staging / kReadyFile); text.ok()) {
+    auto session = ReadFileToString(staging / kSessionFile);
+    std::string source;
+    v1::BeginCloneResponse r;
+    if (session.ok() && DecodeSession(*session, &source, &r)) {
+      spdlog::info("clone: finishing the interrupted clone from {} (moving it into place)", source);
+      if (auto s = MoveIntoPlace(dir, source, GtidFromProto(r.gtid())); !s.ok()) return s;
+      CloneResult done;
+      done.gtid = GtidFromProto(r.gtid());
+      done.source = source;
+      done.resumed = true;
+      return done;
+    }
+  }
+  std::vector<std::string> held;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name == "relaykvd.lock" || name == kCloneStagingDir || name == kCloneDoneFile) continue;
+    held.push_back(name);
+  }
+  if (ec) return absl::InternalError("cannot list " + dir.string() + ": " + ec.message());
+  std::sort(held.begin(), held.end());
+  if (!held.empty()) {
+    // A restart with the same flags after a finished clone: open as is.
+    if (auto done = ReadFileToString(dir / kCloneDoneFile);
+        done.ok() && done->rfind("source=" + request.source + "\n", 0) == 0) {
+      spdlog::info("clone: {} already holds a clone of {}; not cloning again", dir.string(),
+                   request.source);
+      CloneResult r;
+      r.source = request.source;
+      r.already_cloned = true;
+      return r;
+    }
+    std::string list;
+    for (const auto& n : held) list += (list.empty() ? "" : ", ") + n;
+    return absl::FailedPreconditionError(
+        "refusing to clone into " + dir.string() + ": it is not empty (holds " + list +
+        "); --clone-from needs an empty data dir (or one holding an interrupted clone, which it "
+        "resumes). Stop the node, move the directory aside, and start again");
+  }
+
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
+  args.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
+  auto credentials = MakeChannelCredentials(request.tls);
+  if (!credentials.ok()) return credentials.status();
+  auto channel = grpc::CreateCustomChannel(request.source, *credentials, args);
+  Receiver receiver(request, v1::Clone::NewStub(channel));
+  auto result = receiver.Run();
+  if (!result.ok()) {
+    spdlog::error("clone from {} failed: {} (start again with the same --clone-from to resume)",
+                  request.source, std::string(result.status().message()));
+  }
+  return result;
+}
+
+}  // namespace relaykv

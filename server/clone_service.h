@@ -1,0 +1,124 @@
+// CloneService: the source side of clone provisioning (proto/clone.proto).
+//
+// Begin takes a RocksDB checkpoint of the state machine into
+// <sessions_dir>/<session id>/ (hard links, after one flush), reads from
+// it the GTID whose effects it holds (StateMachine::CreateCheckpoint) and
+// hashes every file (SHA-256). FetchFile streams one file of a session from
+// any offset in chunks of `chunk_bytes`, each with its CRC32C, so a receiver
+// whose connection dropped resumes where it broke. Finish drops the session.
+//
+// Which GTID. Under AFTER_SYNC the state machine holds only what is visible
+// (replicated, or committed async); its applied GTID is written in the same
+// WriteBatch as the data, so the checkpoint's own copy names exactly the
+// events it contains — not the binlog's end, which may be ahead.
+//
+// Sessions are bounded (`max_sessions`; RESOURCE_EXHAUSTED beyond, naming
+// the limit) and expire after `ttl` without a call (not while a FetchFile
+// runs); their checkpoints are removed on Finish, expiry, and destruction,
+// and a directory left by a crash is removed at construction. While a
+// session lives, the binlog from its GTID+1 on is kept (MinNeededSeq), so
+// the clone can replicate from there.
+//
+// Every method needs the replication or the admin role (server/auth.h).
+// Threads: gRPC's sync server threads call the methods concurrently; one
+// reaper thread (owned, joined by the destructor) expires sessions.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "proto/clone.grpc.pb.h"
+#include "server/auth.h"
+#include "storage/gtid.h"
+#include "storage/state_machine.h"
+#include "storage/thread_annotations.h"
+
+namespace relaykv {
+
+struct CloneServiceOptions {
+  std::filesystem::path sessions_dir;  // owned by the service; emptied at start
+  size_t max_sessions = 2;
+  std::chrono::milliseconds ttl = std::chrono::minutes(10);
+  size_t chunk_bytes = 1 << 20;
+  // What the source says about itself in BeginCloneResponse.
+  std::function<uint32_t()> server_id;
+  std::function<std::string()> primary;  // "" on a primary
+  // Tests only: end a FetchFile with UNAVAILABLE once this many bytes of a
+  // session were sent (once per session; 0 = never), and flip one bit of
+  // the data of a session's first chunk after its CRC is computed (a
+  // corrupted transfer the receiver must refuse). relaykvd sets them from
+  // RELAYKV_CLONE_BREAK_AT_BYTES_FOR_TESTING and
+  // RELAYKV_CLONE_CORRUPT_CHUNK_FOR_TESTING.
+  uint64_t break_at_bytes_for_testing = 0;
+  bool corrupt_first_chunk_for_testing = false;
+};
+
+struct CloneSourceStats {
+  uint64_t sessions = 0;     // live now
+  uint64_t started = 0;      // Begin calls that made a session
+  uint64_t finished = 0;     // Finish calls
+  uint64_t expired = 0;      // sessions dropped by the TTL
+  uint64_t bytes_sent = 0;   // file bytes streamed
+};
+
+class CloneService final : public v1::Clone::Service {
+ public:
+  // Borrows `state` and `auth`; both must outlive the gRPC server.
+  CloneService(const StateMachine* state, const Authorizer* auth, CloneServiceOptions options);
+  ~CloneService() override;
+  CloneService(const CloneService&) = delete;
+  CloneService& operator=(const CloneService&) = delete;
+
+  grpc::Status Begin(grpc::ServerContext* ctx, const v1::BeginCloneRequest* request,
+                     v1::BeginCloneResponse* response) override;
+  grpc::Status FetchFile(grpc::ServerContext* ctx, const v1::FetchCloneFileRequest* request,
+                         grpc::ServerWriter<v1::CloneChunk>* writer) override;
+  grpc::Status Finish(grpc::ServerContext* ctx, const v1::FinishCloneRequest* request,
+                      v1::FinishCloneResponse* response) override;
+
+  // The lowest binlog seq a live session still needs (its GTID + 1);
+  // UINT64_MAX when there is none.
+  uint64_t MinNeededSeq() const EXCLUDES(mu_);
+  CloneSourceStats stats() const EXCLUDES(mu_);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Session {
+    std::string id;
+    std::filesystem::path dir;
+    Gtid gtid;
+    std::map<std::string, uint64_t> sizes;  // file name -> size: what may be fetched
+    Clock::time_point last_used;            // GUARDED_BY(CloneService::mu_)
+    int fetching = 0;                       // GUARDED_BY(CloneService::mu_)
+    uint64_t bytes_sent = 0;                // GUARDED_BY(CloneService::mu_)
+    bool broke_for_testing = false;         // GUARDED_BY(CloneService::mu_)
+    bool corrupted_for_testing = false;     // GUARDED_BY(CloneService::mu_)
+  };
+  grpc::Status CheckRole(const grpc::ServerContext* ctx, std::string_view op) const;
+  // The session, its last_used refreshed; null if unknown.
+  std::shared_ptr<Session> Find(const std::string& id) EXCLUDES(mu_);
+  void Reap() EXCLUDES(mu_);
+
+  const StateMachine* const state_;
+  const Authorizer* const auth_;
+  const CloneServiceOptions options_;
+
+  mutable std::mutex mu_;
+  std::condition_variable reaper_cv_;
+  std::map<std::string, std::shared_ptr<Session>> sessions_ GUARDED_BY(mu_);
+  size_t beginning_ GUARDED_BY(mu_) = 0;  // Begin calls taking a checkpoint now
+  bool stop_ GUARDED_BY(mu_) = false;
+  CloneSourceStats stats_ GUARDED_BY(mu_);
+  std::thread reaper_;  // last: starts once everything above is set up
+};
+
+}  // namespace relaykv

@@ -1,0 +1,313 @@
+// Clone provisioning in one process: a real StateMachine behind a real
+// CloneService on 127.0.0.1, and CloneInto receiving into a temp data dir.
+#include <fcntl.h>
+
+#include <fstream>
+
+#include <grpcpp/grpcpp.h>
+
+#include "gtest/gtest.h"
+#include "server/auth.h"
+#include "server/clone_receiver.h"
+#include "server/clone_service.h"
+#include "server/master_info.h"
+#include "server/sha256.h"
+#include "storage/binlog.h"
+#include "storage/crc32c.h"
+#include "storage/state_machine.h"
+#include "tests/common/temp_dir.h"
+#include "tests/storage/test_util.h"
+
+namespace relaykv {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// A source: a state machine with `events` applied, served by a CloneService.
+class Source {
+ public:
+  Source(const fs::path& dir, int events, CloneServiceOptions options) {
+    state_ = *StateMachine::Open(dir / "db");
+    for (int i = 1; i <= events; ++i) {
+      // Values that do not compress away, so files span many chunks.
+      std::string value(2000, '\0');
+      for (size_t j = 0; j < value.size(); ++j) value[j] = static_cast<char>((i * 131 + j * 7) % 251);
+      v1::Event e = testing::At(1, i, testing::PutEvent("key" + std::to_string(i), value));
+      EXPECT_TRUE(state_->Apply({&e, 1}).ok());
+    }
+    auth_ = *Authorizer::Create("");
+    options.sessions_dir = dir / "clone-source";
+    service_ = std::make_unique<CloneService>(state_.get(), auth_.get(), std::move(options));
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+  }
+  ~Source() {
+    server_->Shutdown();
+    server_.reset();
+    service_.reset();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  StateMachine& state() { return *state_; }
+  CloneService& service() { return *service_; }
+
+ private:
+  std::unique_ptr<StateMachine> state_;
+  std::unique_ptr<Authorizer> auth_;
+  std::unique_ptr<CloneService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+CloneServiceOptions SmallChunks() {
+  CloneServiceOptions o;
+  o.chunk_bytes = 4096;
+  return o;
+}
+
+// The clone's state equals the source's, its binlog begins after the
+// clone's GTID and master.info names the source.
+void ExpectCloneOf(Source& source, const fs::path& data_dir, const Gtid& gtid) {
+  EXPECT_EQ(gtid, source.state().Applied());
+  EXPECT_FALSE(fs::exists(data_dir / kCloneStagingDir));
+  auto theirs = source.state().ComputeChecksum();
+  auto mine_sm = StateMachine::Open(data_dir / "db");
+  ASSERT_TRUE(mine_sm.ok()) << mine_sm.status();
+  auto mine = (*mine_sm)->ComputeChecksum();
+  ASSERT_TRUE(theirs.ok() && mine.ok());
+  EXPECT_EQ(mine->gtid, theirs->gtid);
+  EXPECT_EQ(mine->hash, theirs->hash);
+  EXPECT_EQ(mine->keys, theirs->keys);
+  BinlogOptions bo;
+  bo.dir = data_dir / "binlog";
+  auto binlog = Binlog::Open(bo);
+  ASSERT_TRUE(binlog.ok()) << binlog.status();
+  EXPECT_EQ((*binlog)->LastVisible(), gtid);
+  EXPECT_EQ((*binlog)->BeforeFirstAvailable(), gtid);
+  EXPECT_EQ((*binlog)->FirstAvailableSeq(), gtid.seq + 1);
+  auto master = LoadMasterInfo(data_dir);
+  ASSERT_TRUE(master.ok());
+  EXPECT_EQ(master->address, source.address());
+}
+
+TEST(CloneTest, CopiesStateAtItsGtidAndBinlogStartsAfterIt) {
+  TempDir tmp;
+  Source source(tmp.path() / "src", 300, SmallChunks());
+  auto r = CloneInto({source.address(), {}, tmp.path() / "dst"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->gtid, (Gtid{1, 300}));
+  EXPECT_GT(r->files, 0u);
+  EXPECT_EQ(r->bytes, r->total_bytes);
+  EXPECT_EQ(r->chunks_refused, 0u);
+  ExpectCloneOf(source, tmp.path() / "dst", r->gtid);
+  // Finish dropped the session and its checkpoint.
+  EXPECT_EQ(source.service().stats().sessions, 0u);
+  EXPECT_EQ(source.service().MinNeededSeq(), std::numeric_limits<uint64_t>::max());
+  EXPECT_TRUE(fs::is_empty(tmp.path() / "src" / "clone-source"));
+}
+
+TEST(CloneTest, BrokenConnectionMidFileResumesFromItsOffset) {
+  TempDir tmp;
+  CloneServiceOptions o = SmallChunks();
+  o.break_at_bytes_for_testing = 40000;  // in the middle of the first SST
+  Source source(tmp.path() / "src", 300, o);
+  auto r = CloneInto({source.address(), {}, tmp.path() / "dst"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->reconnects, 1u);
+  // Resumed, not restarted: every byte came once.
+  EXPECT_EQ(r->bytes, r->total_bytes);
+  EXPECT_EQ(source.service().stats().bytes_sent, r->total_bytes);
+  ExpectCloneOf(source, tmp.path() / "dst", r->gtid);
+}
+
+TEST(CloneTest, CorruptedChunkIsRefusedAndFetchedAgain) {
+  TempDir tmp;
+  CloneServiceOptions o = SmallChunks();
+  o.corrupt_first_chunk_for_testing = true;
+  Source source(tmp.path() / "src", 100, o);
+  auto r = CloneInto({source.address(), {}, tmp.path() / "dst"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->chunks_refused, 1u);
+  ExpectCloneOf(source, tmp.path() / "dst", r->gtid);
+}
+
+TEST(CloneTest, InterruptedCloneResumesInTheNextRun) {
+  TempDir tmp;
+  CloneServiceOptions o = SmallChunks();
+  o.break_at_bytes_for_testing = 60000;
+  Source source(tmp.path() / "src", 300, o);
+  CloneRequest req{source.address(), {}, tmp.path() / "dst"};
+  req.max_attempts = 1;  // the first break ends this run
+  auto first = CloneInto(req);
+  ASSERT_FALSE(first.ok());
+  EXPECT_TRUE(absl::IsUnavailable(first.status())) << first.status();
+  EXPECT_TRUE(fs::exists(tmp.path() / "dst" / kCloneStagingDir / "session.pb"));
+  EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
+  EXPECT_EQ(source.service().stats().sessions, 1u);
+  // While the session lives the source keeps the binlog from its GTID on.
+  EXPECT_EQ(source.service().MinNeededSeq(), 301u);
+
+  req.max_attempts = 30;
+  auto second = CloneInto(req);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->resumed);
+  EXPECT_LT(second->bytes, second->total_bytes);  // only what was missing
+  EXPECT_EQ(source.service().stats().started, 1u);  // the same session
+  ExpectCloneOf(source, tmp.path() / "dst", second->gtid);
+
+  // The same command again (a restart with the same flags) does not clone.
+  auto third = CloneInto(req);
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_TRUE(third->already_cloned);
+}
+
+TEST(CloneTest, NonEmptyDataDirIsRefusedWithTheReason) {
+  TempDir tmp;
+  Source source(tmp.path() / "src", 10, SmallChunks());
+  fs::create_directories(tmp.path() / "dst" / "binlog");
+  auto r = CloneInto({source.address(), {}, tmp.path() / "dst"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(r.status())) << r.status();
+  EXPECT_NE(r.status().message().find("not empty (holds binlog)"), std::string::npos)
+      << r.status();
+  EXPECT_NE(r.status().message().find("--clone-from needs an empty data dir"), std::string::npos);
+  EXPECT_EQ(source.service().stats().started, 0u);
+}
+
+TEST(CloneTest, SessionsAreBoundedAndExpire) {
+  TempDir tmp;
+  CloneServiceOptions o = SmallChunks();
+  o.max_sessions = 1;
+  o.ttl = std::chrono::milliseconds(300);
+  Source source(tmp.path() / "src", 10, o);
+  auto channel = grpc::CreateChannel(source.address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Clone::NewStub(channel);
+  v1::BeginCloneResponse r1, r2;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->Begin(&ctx, {}, &r1).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    grpc::Status s = stub->Begin(&ctx, {}, &r2);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(s.error_message().find("the limit"), std::string::npos) << s.error_message();
+  }
+  // A name Begin did not list is refused (no path of the caller's choosing).
+  {
+    grpc::ClientContext ctx;
+    v1::FetchCloneFileRequest fr;
+    fr.set_session_id(r1.session_id());
+    fr.set_name("../db/CURRENT");
+    auto reader = stub->FetchFile(&ctx, fr);
+    v1::CloneChunk c;
+    EXPECT_FALSE(reader->Read(&c));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // Counted, then its checkpoint removed (outside the lock).
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return source.service().stats().expired == 1 &&
+               !fs::exists(tmp.path() / "src" / "clone-source" / r1.session_id());
+      },
+      std::chrono::seconds(20)));
+  grpc::ClientContext ctx;
+  v1::FetchCloneFileRequest fr;
+  fr.set_session_id(r1.session_id());
+  fr.set_name(r1.files(0).name());
+  auto reader = stub->FetchFile(&ctx, fr);
+  v1::CloneChunk c;
+  EXPECT_FALSE(reader->Read(&c));
+  grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("begin a new clone"), std::string::npos);
+}
+
+TEST(CloneTest, NeedsTheReplicationOrAdminRole) {
+  TempDir tmp;
+  const fs::path roles = tmp.path() / "roles";
+  {
+    std::ofstream out(roles);
+    out << "token reader " << Sha256Hex("r-token") << ": read\n"
+        << "token repl " << Sha256Hex("p-token") << ": replication\n"
+        << "token boss " << Sha256Hex("a-token") << ": admin\n";
+  }
+  auto state = StateMachine::Open(tmp.path() / "db");
+  ASSERT_TRUE(state.ok());
+  auto auth = Authorizer::Create(roles);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  CloneServiceOptions o;
+  o.sessions_dir = tmp.path() / "clone-source";
+  CloneService service(state->get(), auth->get(), o);
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  auto stub = v1::Clone::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                                     grpc::InsecureChannelCredentials()));
+  auto begin = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::BeginCloneResponse r;
+    return stub->Begin(&ctx, {}, &r);
+  };
+  grpc::Status denied = begin("r-token");
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED) << denied.error_message();
+  EXPECT_TRUE(begin("p-token").ok());
+  EXPECT_TRUE(begin("a-token").ok());
+  EXPECT_EQ(service.stats().started, 2u);
+  server->Shutdown();
+}
+
+// A source whose file does not match the digest it announced (each chunk's
+// own CRC32C is right): the clone fails and nothing is moved into place.
+class LyingSource final : public v1::Clone::Service {
+ public:
+  grpc::Status Begin(grpc::ServerContext*, const v1::BeginCloneRequest*,
+                     v1::BeginCloneResponse* r) override {
+    r->set_session_id("s");
+    v1::CloneFile* f = r->add_files();
+    f->set_name("CURRENT");
+    f->set_size_bytes(4);
+    Sha256 sha;
+    sha.Update("abcd");
+    f->set_sha256(sha.Final());
+    return grpc::Status::OK;
+  }
+  grpc::Status FetchFile(grpc::ServerContext*, const v1::FetchCloneFileRequest*,
+                         grpc::ServerWriter<v1::CloneChunk>* w) override {
+    v1::CloneChunk c;
+    c.set_offset(0);
+    c.set_data("abce");
+    c.set_crc32c(Crc32c("abce"));
+    w->Write(c);
+    return grpc::Status::OK;
+  }
+  grpc::Status Finish(grpc::ServerContext*, const v1::FinishCloneRequest*,
+                      v1::FinishCloneResponse*) override {
+    return grpc::Status::OK;
+  }
+};
+
+TEST(CloneTest, FileNotMatchingItsDigestFailsTheClone) {
+  TempDir tmp;
+  LyingSource lying;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&lying);
+  auto server = builder.BuildAndStart();
+  auto r = CloneInto({"127.0.0.1:" + std::to_string(port), {}, tmp.path() / "dst"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+  EXPECT_NE(r.status().message().find("SHA-256"), std::string::npos) << r.status();
+  EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
+  EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "binlog"));
+  server->Shutdown();
+}
+
+}  // namespace
+}  // namespace relaykv
