@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "server/clone_service.h"
 #include "server/node_impl.h"
 #include "spdlog/spdlog.h"
 
