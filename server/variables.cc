@@ -186,8 +186,14 @@ absl::StatusOr<std::vector<IniEntry>> ReadIniEntries(const std::filesystem::path
                                                      std::string_view section) {
   auto text = ReadFileToString(path);
   if (!text.ok()) return text.status();
+  return ParseIniEntries(*text, path, section);
+}
+
+absl::StatusOr<std::vector<IniEntry>> ParseIniEntries(std::string_view text,
+                                                      const std::filesystem::path& path,
+                                                      std::string_view section) {
   std::vector<IniEntry> out;
-  std::istringstream in(*text);
+  std::istringstream in{std::string(text)};
   std::string line;
   std::string current;
   int lineno = 0;
