@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proto/replication.grpc.pb.h"
+#include "server/limits.h"
 #include "server/replication_messages.h"
 #include "spdlog/spdlog.h"
 #include "storage/thread_name.h"

@@ -173,7 +173,7 @@ grpc::Status ReplicationService::Subscribe(
   if (!stream->Read(&first)) return grpc::Status(grpc::StatusCode::CANCELLED, "replica went away");
   if (auto s = CheckReplicaHello(first, node_.server_id()); !s.ok()) {
     if (first.has_hello()) {
-      spdlog::warn("replication: refusing replica at {}: {}", ctx->peer(), s.message());
+      spdlog::warn("replication: refusing replica at {}: {}", ctx->peer(), std::string(s.message()));
     }
     return ToGrpcStatus(s);
   }
