@@ -39,7 +39,9 @@ for f in "${fuzzers[@]}"; do
   echo "fuzz: $f for ${seconds} s"
   # -rss_limit_mb / -malloc_limit_mb: a reader that allocates by what an
   # input claims (not what it holds) fails here. -timeout: a hang.
+  dict=()
+  [ -f "tests/fuzz/$f.dict" ] && dict=(-dict="tests/fuzz/$f.dict")  # keywords, boundary values
   nice -n 19 "build-fuzz/fuzz/$f" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -malloc_limit_mb=512 -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$f-" \
-    "build-fuzz/corpus/$f" "tests/fuzz/corpus/$f"
+    "${dict[@]}" "build-fuzz/corpus/$f" "tests/fuzz/corpus/$f"
 done

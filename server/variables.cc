@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "storage/file.h"
 
 namespace relaykv {
@@ -113,9 +114,12 @@ absl::StatusOr<std::string> NormalizeValue(const VariableDef& def, std::string_v
                                         [](char c) { return c >= '0' && c <= '9'; })) {
         return bad("expected a non-negative integer");
       }
+      // Twenty digits can exceed 2^64 - 1 (std::stoull would throw, and an
+      // exception from SET GLOBAL or the config file ends the process):
+      // SimpleAtoi says so instead, and that is out of range too.
+      uint64_t v = 0;
       if (value.size() > 20) return bad("out of range");
-      unsigned long long v = std::stoull(value);
-      if (v < def.min || v > def.max) {
+      if (!absl::SimpleAtoi(value, &v) || v < def.min || v > def.max) {
         return bad("out of range [" + std::to_string(def.min) + ", " + std::to_string(def.max) + "]");
       }
       return std::to_string(v);
