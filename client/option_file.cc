@@ -39,10 +39,16 @@ absl::StatusOr<ClientFileOptions> ReadClientOptionFile(const std::filesystem::pa
   if (!in) return absl::NotFoundError("cannot read option file " + path.string());
   std::stringstream text;
   text << in.rdbuf();
+  return ParseClientOptions(text.str(), path.string());
+}
+
+absl::StatusOr<ClientFileOptions> ParseClientOptions(std::string_view contents,
+                                                     const std::string& file_name) {
+  std::istringstream text{std::string(contents)};
   ClientFileOptions out;
   std::string line, section;
   int lineno = 0;
-  const std::string where_prefix = path.string() + ":";
+  const std::string where_prefix = file_name + ":";
   while (std::getline(text, line)) {
     ++lineno;
     const std::string where = where_prefix + std::to_string(lineno) + ": ";

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 
@@ -24,6 +25,10 @@ struct ClientFileOptions {
 // `path` must exist (NOT_FOUND naming it otherwise).
 [[nodiscard]] absl::StatusOr<ClientFileOptions> ReadClientOptionFile(
     const std::filesystem::path& path);
+
+// The same, of the file's contents (`file_name` only names it in errors).
+[[nodiscard]] absl::StatusOr<ClientFileOptions> ParseClientOptions(std::string_view contents,
+                                                                   const std::string& file_name);
 
 // $HOME/.my.cnf, or nullopt when HOME is unset or the file is absent.
 std::optional<std::filesystem::path> DefaultClientOptionFile();

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages relaykv builds with, only if one is
 # missing (idempotent; a no-op in well under a second when all are there).
+# --fuzz (or RELAYKV_SETUP_FUZZ=1) adds the optional fuzzing toolchain
+# (scripts/fuzz.sh): clang-14 with its libFuzzer and sanitizer runtimes.
 set -euo pipefail
+fuzz=${RELAYKV_SETUP_FUZZ:-0}
+[ "${1:-}" = --fuzz ] && fuzz=1
 packages=(
   build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
@@ -13,6 +17,9 @@ packages=(
   prometheus   # promtool: tests/integration/metrics_process_test validates /metrics
   etcd-server etcd-client golang-etcd-server-dev  # failover: etcd, its v3 .proto files
 )
+if [ "$fuzz" = 1 ]; then
+  packages+=(clang-14 libclang-rt-14-dev libfuzzer-14-dev)  # optional: scripts/fuzz.sh
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,7 +27,13 @@ absl::Status ReadConfig(const std::string& path, FileOptions* file, Settings* va
                         std::vector<std::string>* warnings) {
   auto entries = ReadIniEntries(path, "relaykvd");
   if (!entries.ok()) return entries.status();
-  for (const IniEntry& e : *entries) {
+  return ApplyConfigEntries(path, *entries, file, variables, warnings);
+}
+
+absl::Status ApplyConfigEntries(const std::string& path, const std::vector<IniEntry>& entries,
+                                FileOptions* file, Settings* variables,
+                                std::vector<std::string>* warnings) {
+  for (const IniEntry& e : entries) {
     const std::string where = path + ":" + std::to_string(e.line) + ": ";
     std::optional<std::string>* text = nullptr;
     if (e.name == "datadir" || e.name == "data_dir") text = &file->data_dir;

@@ -39,5 +39,11 @@ inline constexpr const char* kDefaultConfigFile = "/etc/relaykv/relaykvd.cnf";
 // (then a warning, appended to *warnings).
 [[nodiscard]] absl::Status ReadConfig(const std::string& path, FileOptions* file,
                                       Settings* variables, std::vector<std::string>* warnings);
+// The same, of the [relaykvd] entries already read from `path` (which
+// names it in errors): ReadConfig without the file, for the fuzzer.
+[[nodiscard]] absl::Status ApplyConfigEntries(const std::string& path,
+                                              const std::vector<IniEntry>& entries,
+                                              FileOptions* file, Settings* variables,
+                                              std::vector<std::string>* warnings);
 
 }  // namespace relaykv

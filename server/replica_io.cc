@@ -10,6 +10,7 @@
 
 #include "proto/replication.grpc.pb.h"
 #include "server/limits.h"
+#include "server/replication_messages.h"
 #include "spdlog/spdlog.h"
 #include "storage/thread_name.h"
 
@@ -158,11 +159,6 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     }
   } clear_ctx{this};
 
-  // The primary broke the replication protocol: not fixed by reconnecting.
-  auto protocol_error = [this](const std::string& what) {
-    return absl::InvalidArgumentError("primary " + config_.primary_address + " sent " + what);
-  };
-
   // The hello's GTID counts as this replica's first ACK: with
   // sync_relay_log=1 it must be on disk, though a run with 0 (or a crash
   // before a sync) may have left it only written.
@@ -267,31 +263,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     // Every message is checked before anything is written: a primary that
     // breaks the protocol stops this thread with the reason, never makes it
     // guess (DESIGN.md invariant 5).
-    if (!msg.has_batch()) {
-      error = protocol_error("a message with neither an event batch nor a heartbeat");
-      break;
-    }
-    const v1::EventBatch& batch = msg.batch();
-    if (batch.events_size() == 0) {
-      error = protocol_error("an empty event batch (a batch carries at least one event)");
-      break;
-    }
-    events.resize(static_cast<size_t>(batch.events_size()));
-    for (int i = 0; i < batch.events_size(); ++i) {
-      v1::Event& ev = events[static_cast<size_t>(i)];
-      if (!ev.ParseFromString(batch.events(i))) {
-        error = absl::DataLossError("event " + std::to_string(i) + " of a batch from primary " +
-                                    config_.primary_address + " does not decode");
-        break;
-      }
-      // An op left unset (OP_UNSPECIFIED) or unknown, an empty or oversized
-      // key: refused here, before the relay log holds it.
-      if (auto s = ValidateEventMutations(ev); !s.ok()) {
-        error = protocol_error("event " + GtidFromProto(ev.gtid()).ToString() +
-                               " that cannot be applied: " + std::string(s.message()));
-        break;
-      }
-    }
+    error = DecodeEventBatch(msg, config_.primary_address, &events);
     if (!error.ok()) break;
     // Held from the epoch check until the ACK is written: a Revoke that
     // returned has either been seen here or waited for this ACK.
@@ -314,6 +286,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
         }
       }
     }
+    const v1::EventBatch& batch = msg.batch();
     // Gap, duplicate or epoch going back: INVALID_ARGUMENT, nothing written.
     const bool sync = config_.sync_relay_log ? config_.sync_relay_log() : true;
     if (auto s = relay_log_->AppendReplicated(events, sync); !s.ok()) {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "server/grpc_status.h"
+#include "server/replication_messages.h"
 #include "spdlog/spdlog.h"
 #include "storage/binlog_reader.h"
 #include "storage/thread_name.h"
@@ -86,65 +87,9 @@ struct ReplicationService::Outbox {
         id(connection),
         server_id(server),
         semi_sync(semi),
-        next_seq(durable.seq + 1),
-        last_sent(durable),
-        acked_seq(durable.seq) {}
+        acks(semi, durable),
+        next_seq(durable.seq + 1) {}
 
-  // A batch ending at `last` is about to go out.
-  void Sent(const Gtid& last, size_t bytes) EXCLUDES(sent_mu) {
-    std::lock_guard l(sent_mu);
-    last_sent = last;
-    if (!semi_sync) return;  // only semi-sync streams ACK
-    if (sent.size() >= kMaxTracked) {
-      untracked_up_to = last.seq;  // Unacked() says "too much" until it is ACKed
-      return;
-    }
-    sent.push_back({last, Clock::now(), bytes});
-    unacked_bytes += bytes;
-  }
-  // The replica says it holds everything up to `acked`. Believed only if it
-  // is a position this stream sent — the end of a batch, same GTID — else an
-  // error: a forged or confused ACK would otherwise count for commits no
-  // replica holds. Returns the µs since that batch was sent, or -1.
-  absl::StatusOr<int64_t> Acked(const Gtid& acked) EXCLUDES(sent_mu) {
-    std::lock_guard l(sent_mu);
-    if (acked.seq <= acked_seq) return -1;  // nothing new: harmless
-    if (acked.seq > last_sent.seq) {
-      return absl::InvalidArgumentError("replica ACKed " + acked.ToString() +
-                                        " but this stream has sent only up to " +
-                                        last_sent.ToString());
-    }
-    auto batch = std::find_if(sent.begin(), sent.end(),
-                              [&](const Batch& b) { return b.last.seq == acked.seq; });
-    if (batch != sent.end() && batch->last != acked) {
-      return absl::InvalidArgumentError("replica ACKed " + acked.ToString() +
-                                        " but the batch this stream sent ending at that seq ends at " +
-                                        batch->last.ToString());
-    }
-    if (batch == sent.end() && semi_sync && (untracked_up_to == 0 || acked.seq > untracked_up_to)) {
-      return absl::InvalidArgumentError("replica ACKed " + acked.ToString() +
-                                        ", which is not the end of a batch this stream sent");
-    }
-    acked_seq = acked.seq;
-    int64_t net_wait_us = -1;
-    while (!sent.empty() && sent.front().last.seq <= acked.seq) {
-      if (sent.front().last.seq == acked.seq) {
-        net_wait_us =
-            std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent.front().at).count();
-      }
-      unacked_bytes -= sent.front().bytes;
-      sent.pop_front();
-    }
-    if (acked.seq >= untracked_up_to) untracked_up_to = 0;
-    return net_wait_us;
-  }
-  uint64_t Unacked() EXCLUDES(sent_mu) {
-    std::lock_guard l(sent_mu);
-    return untracked_up_to != 0 ? kDirectSendMaxUnacked : unacked_bytes;
-  }
-
-  // Batches tracked at most (a replica that stopped ACKing).
-  static constexpr size_t kMaxTracked = 10000;
   grpc::ServerContext* const ctx;  // the stream's; TryCancel() ends it
   grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* const stream;
   const uint64_t id;
@@ -152,6 +97,8 @@ struct ReplicationService::Outbox {
   const bool semi_sync;
   // The log line if a send to this replica stalls (net_write_timeout).
   std::string stalled;
+  // What this stream sent and its replica has not ACKed (checks every ACK).
+  SentBatches acks;
 
   // Held for every write on the stream: one at a time, in seq order.
   std::mutex mu;
@@ -159,18 +106,6 @@ struct ReplicationService::Outbox {
   // The first seq not sent yet. Written under `mu`; read without it by the
   // binlog, so the sender sleeps through groups a leader sent itself.
   std::atomic<uint64_t> next_seq;
-
-  struct Batch {
-    Gtid last;
-    Clock::time_point at;
-    size_t bytes;
-  };
-  std::mutex sent_mu;
-  Gtid last_sent GUARDED_BY(sent_mu);      // the last event sent (or the replica's hello)
-  uint64_t acked_seq GUARDED_BY(sent_mu);  // the highest ACK believed
-  std::deque<Batch> sent GUARDED_BY(sent_mu);  // not ACKed yet, oldest first
-  uint64_t unacked_bytes GUARDED_BY(sent_mu) = 0;  // of the batches in `sent`
-  uint64_t untracked_up_to GUARDED_BY(sent_mu) = 0;  // last seq sent while `sent` was full
 };
 
 void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox, uint64_t durable_seq) {
@@ -232,7 +167,7 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
     // sender thread sends it.
     std::unique_lock l(o->mu, std::try_to_lock);
     if (!l.owns_lock() || !o->open || o->next_seq.load() != first_seq) continue;
-    if (o->Unacked() + bytes > kDirectSendMaxUnacked) continue;
+    if (o->acks.Unacked(kDirectSendMaxUnacked) + bytes > kDirectSendMaxUnacked) continue;
     if (msg.batch().events_size() == 0) {
       v1::EventBatch* batch = msg.mutable_batch();
       for (const std::string& p : payloads) batch->add_events(p);
@@ -242,7 +177,7 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
       batch->set_primary_epoch(node_.epoch());
       if (node_.gate_visibility(true)) batch->set_visible_seq(node_.visible_seq());
     }
-    o->Sent(last, bytes);
+    o->acks.Sent(last, bytes);
     bool written;
     {
       // Not expected to block (see kDirectSendMaxUnacked), but a commit
@@ -308,19 +243,14 @@ grpc::Status ReplicationService::Subscribe(
     return grpc::Status(grpc::StatusCode::CANCELLED,
                         "replica went away, or sent no hello within net_read_timeout");
   }
-  if (!first.has_hello()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "the first message on a replication stream must be a hello");
+  if (auto s = CheckReplicaHello(first, node_.server_id()); !s.ok()) {
+    if (first.has_hello()) {
+      spdlog::warn("replication: refusing replica at {}: {}", ctx->peer(), std::string(s.message()));
+    }
+    return ToGrpcStatus(s);
   }
   const v1::ReplicaHello hello = first.hello();
   const Gtid durable = GtidFromProto(hello.durable_gtid());
-  if (const uint32_t own = node_.server_id(); hello.server_id() == own) {
-    const std::string why = "replica has server_id " + std::to_string(own) +
-                            ", the same as this primary's: give every node its own "
-                            "--server-id (MySQL refuses equal server ids too)";
-    spdlog::warn("replication: refusing replica at {}: {}", ctx->peer(), why);
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
-  }
   if (const uint64_t epoch = node_.epoch(); hello.promised_epoch() > epoch) {
     const std::string why = "replica has promised epoch " +
                             std::to_string(hello.promised_epoch()) + ", newer than this primary's epoch " +
@@ -382,7 +312,7 @@ grpc::Status ReplicationService::Subscribe(
     while (stream->Read(&m)) {
       if (!m.has_ack()) continue;
       const Gtid acked = GtidFromProto(m.ack().durable_gtid());
-      auto net_wait_us = out.Acked(acked);
+      auto net_wait_us = out.acks.Acked(acked);
       if (!net_wait_us.ok()) {
         spdlog::error("replication: replica server_id {} ({}): {}; ending its stream",
                       info.server_id, info.address, std::string(net_wait_us.status().message()));
@@ -493,7 +423,7 @@ grpc::Status ReplicationService::Subscribe(
       batch->set_visible_seq(visible_seq);
       told_visible = visible_seq;
     }
-    out.Sent(last, bytes);
+    out.acks.Sent(last, bytes);
     alive = send(msg);  // false: replica gone, cancelled, or stalled past net_write_timeout
     last_message_at = Clock::now();
     if (!alive) break;

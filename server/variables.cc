@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "storage/file.h"
 
 namespace relaykv {
@@ -152,9 +153,12 @@ absl::StatusOr<std::string> NormalizeValue(const VariableDef& def, std::string_v
                                         [](char c) { return c >= '0' && c <= '9'; })) {
         return bad("expected a non-negative integer");
       }
+      // Twenty digits can exceed 2^64 - 1 (std::stoull would throw, and an
+      // exception from SET GLOBAL or the config file ends the process):
+      // SimpleAtoi says so instead, and that is out of range too.
+      uint64_t v = 0;
       if (value.size() > 20) return bad("out of range");
-      unsigned long long v = std::stoull(value);
-      if (v < def.min || v > def.max) {
+      if (!absl::SimpleAtoi(value, &v) || v < def.min || v > def.max) {
         return bad("out of range [" + std::to_string(def.min) + ", " + std::to_string(def.max) + "]");
       }
       return std::to_string(v);
@@ -225,8 +229,14 @@ absl::StatusOr<std::vector<IniEntry>> ReadIniEntries(const std::filesystem::path
                                                      std::string_view section) {
   auto text = ReadFileToString(path);
   if (!text.ok()) return text.status();
+  return ParseIniEntries(*text, path, section);
+}
+
+absl::StatusOr<std::vector<IniEntry>> ParseIniEntries(std::string_view text,
+                                                      const std::filesystem::path& path,
+                                                      std::string_view section) {
   std::vector<IniEntry> out;
-  std::istringstream in(*text);
+  std::istringstream in{std::string(text)};
   std::string line;
   std::string current;
   int lineno = 0;

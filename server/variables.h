@@ -67,6 +67,10 @@ struct IniEntry {
 // Errors name the file and line (a bad section header, a line without a name).
 absl::StatusOr<std::vector<IniEntry>> ReadIniEntries(const std::filesystem::path& path,
                                                      std::string_view section);
+// The same, of a file's contents `text` (`path` only names it in errors).
+absl::StatusOr<std::vector<IniEntry>> ParseIniEntries(std::string_view text,
+                                                      const std::filesystem::path& path,
+                                                      std::string_view section);
 
 class Variables {
  public:

@@ -31,17 +31,6 @@ bool AllZero(std::string_view bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
 }
 
-struct ScanResult {
-  uint64_t valid_end = 0;   // end of the last whole group
-  uint64_t events = 0;
-  Gtid last;
-  // Events past valid_end that still decode (the torn group's), for the
-  // truncation log line: [dropped_first, dropped_last] if dropped_events > 0.
-  uint64_t dropped_events = 0;
-  Gtid dropped_first;
-  Gtid dropped_last;
-};
-
 // The offset of the first record at or after `from` whose header and payload
 // checksums are good, or npos. Past damage the record boundaries are unknown,
 // so every offset is tried; a record header is never 13 zero bytes (its hcrc
@@ -245,7 +234,7 @@ absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t gro
 
 // Notes in r the GTIDs of the events past r->valid_end that still decode:
 // what the truncation drops, as far as it is known.
-void NoteDroppedEvents(std::string_view data, ScanResult* r) {
+void NoteDroppedEvents(std::string_view data, SegmentScan* r) {
   ParsedRecord rec;
   for (size_t at = NextWholeRecord(data, r->valid_end, &rec); at != std::string_view::npos;
        at = NextWholeRecord(data, at + rec.total_size, &rec)) {
@@ -261,13 +250,37 @@ void NoteDroppedEvents(std::string_view data, ScanResult* r) {
   }
 }
 
-// Scans a whole segment (the last one) checking every record; decides
-// between torn tail (returns the end of the last whole group) and
-// corruption (error). Events after the last kGroupEnd belong to a write
-// that did not finish, so never synced: they go with the torn tail.
-absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_view data,
+absl::StatusOr<std::vector<uint64_t>> ReadIndex(const fs::path& dir) {
+  auto text = ReadFileToString(dir / binlog_format::kIndexFileName);
+  if (!text.ok()) return text.status();
+  std::vector<uint64_t> numbers;
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    uint64_t n = 0;
+    if (!ParseSegmentFileName(line, &n)) {
+      return absl::DataLossError("binlog index " + (dir / binlog_format::kIndexFileName).string() +
+                                 " has a bad line: '" + line + "'");
+    }
+    if (!numbers.empty() && n != numbers.back() + 1) {
+      return absl::DataLossError("binlog index lists " + line + " after " +
+                                 SegmentFileName(numbers.back()) + ": segments must be consecutive");
+    }
+    numbers.push_back(n);
+  }
+  if (numbers.empty()) {
+    return absl::DataLossError("binlog index " + (dir / binlog_format::kIndexFileName).string() +
+                               " lists no segment");
+  }
+  return numbers;
+}
+
+}  // namespace
+
+absl::StatusOr<SegmentScan> ScanLastSegment(const fs::path& path, std::string_view data,
                                            uint64_t first_seq, bool unsynced_groups) {
-  ScanResult r;  // as of the last whole group
+  SegmentScan r;  // as of the last whole group
   r.valid_end = kSegmentHeaderSize;
   uint64_t group_events = 0;  // events seen since that group's end
   Gtid group_last = r.last;
@@ -344,34 +357,6 @@ absl::StatusOr<ScanResult> ScanLastSegment(const fs::path& path, std::string_vie
   NoteDroppedEvents(data, &r);
   return r;
 }
-
-absl::StatusOr<std::vector<uint64_t>> ReadIndex(const fs::path& dir) {
-  auto text = ReadFileToString(dir / binlog_format::kIndexFileName);
-  if (!text.ok()) return text.status();
-  std::vector<uint64_t> numbers;
-  std::istringstream in(*text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    uint64_t n = 0;
-    if (!ParseSegmentFileName(line, &n)) {
-      return absl::DataLossError("binlog index " + (dir / binlog_format::kIndexFileName).string() +
-                                 " has a bad line: '" + line + "'");
-    }
-    if (!numbers.empty() && n != numbers.back() + 1) {
-      return absl::DataLossError("binlog index lists " + line + " after " +
-                                 SegmentFileName(numbers.back()) + ": segments must be consecutive");
-    }
-    numbers.push_back(n);
-  }
-  if (numbers.empty()) {
-    return absl::DataLossError("binlog index " + (dir / binlog_format::kIndexFileName).string() +
-                               " lists no segment");
-  }
-  return numbers;
-}
-
-}  // namespace
 
 std::string SegmentFileName(uint64_t number) {
   char buf[32];

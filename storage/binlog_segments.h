@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -47,6 +48,28 @@ struct RecoveredBinlog {
 // malformed or lists none).
 [[nodiscard]] absl::StatusOr<std::vector<uint64_t>> ReadBinlogIndex(
     const std::filesystem::path& dir);
+// What ScanLastSegment found in a last segment.
+struct SegmentScan {
+  uint64_t valid_end = 0;   // end of the last whole group
+  uint64_t events = 0;
+  Gtid last;
+  // Events past valid_end that still decode (the torn group's), for the
+  // truncation log line: [dropped_first, dropped_last] if dropped_events > 0.
+  uint64_t dropped_events = 0;
+  Gtid dropped_first;
+  Gtid dropped_last;
+};
+
+// Scans the bytes of a whole last segment (header included; `path` only
+// names it in errors) checking every record, and decides between a torn
+// tail (returns the end of the last whole group) and corruption (DATA_LOSS)
+// by the rule in binlog_format.h. Events after the last kGroupEnd belong to
+// a write that did not finish, so never synced: they go with the torn tail.
+// Pure: no I/O. Used by RecoverBinlogDir (and the fuzzer, tests/fuzz/).
+[[nodiscard]] absl::StatusOr<SegmentScan> ScanLastSegment(const std::filesystem::path& path,
+                                                          std::string_view data,
+                                                          uint64_t first_seq,
+                                                          bool unsynced_groups);
 
 // Writes binlog.index listing `numbers` (atomically replaced).
 [[nodiscard]] absl::Status WriteBinlogIndex(const std::filesystem::path& dir,

@@ -28,6 +28,22 @@ TEST(VariablesTest, IntegersAreRangeChecked) {
   EXPECT_FALSE(NormalizeValue(*d, "99999999999999999999999").ok());
 }
 
+// Found by tests/fuzz/config_fuzzer (its corpus: regress_uint64_overflow.cnf):
+// twenty digits above 2^64 - 1 made std::stoull throw, which ended relaykvd
+// at startup (a config file) or while running (SET GLOBAL).
+TEST(VariablesTest, IntegerAboveUint64IsOutOfRangeNotACrash) {
+  const std::string cnf = "[relaykvd]\nmax_binlog_size = 99999999999999999999\n";
+  auto entries = ParseIniEntries(cnf, "fuzz.cnf", "relaykvd");
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  ASSERT_EQ(entries->size(), 1u);
+  Variables vars;
+  const absl::Status s = vars.Apply({{(*entries)[0].name, (*entries)[0].value}});
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(s.message().find("out of range"), std::string::npos) << s;
+  auto set = vars.SetGlobal("sync_binlog", "18446744073709551616");  // 2^64
+  EXPECT_TRUE(absl::IsInvalidArgument(set.status())) << set.status();
+}
+
 TEST(VariablesTest, LikeMatchesMySqlWildcards) {
   EXPECT_TRUE(SqlLike("rpl_semi_sync%", "rpl_semi_sync_master_enabled"));
   EXPECT_TRUE(SqlLike("RPL%", "rpl_x"));
