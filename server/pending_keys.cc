@@ -55,6 +55,16 @@ absl::StatusOr<std::optional<StateMachine::Versioned>> PendingKeys::Lookup(const
                                                                            uint64_t before) {
   {
     std::lock_guard l(mu_);
+    if (last_ != 0 && last_ + 1 != before) {
+      // The recorded writes do not end right before this one: a gap (writes
+      // that bypassed Record), or seqs assigned again after a group whose
+      // write failed (its entries name writes that never happened). Only
+      // RocksDB, once it has applied everything before `before`, knows.
+      latest_.clear();
+      order_.clear();
+      first_ = before;
+      last_ = before - 1;
+    }
     const uint64_t applied = state_->Applied().seq;
     if (!KnownLocked(before, applied)) {
       return absl::UnavailableError(

@@ -6,8 +6,10 @@
 // Record() sees every write of this primary at GTID assignment, in seq
 // order (Binlog::Assigned); entries go once RocksDB has applied their seq.
 // Writes that bypass Record() (a replica's relay log, an epoch marker)
-// leave a gap in the recorded seqs: the state is then known only once
-// RocksDB has applied everything before the first recorded write after it.
+// leave a gap in the recorded seqs, and a group whose write failed gives
+// its seqs out again (its entries name writes that never happened): either
+// way the state is then known only once RocksDB has applied everything
+// before the first write recorded after it.
 // Memory: one entry per key changed by a write assigned and not applied —
 // bounded by the writes in flight.
 //
