@@ -94,6 +94,33 @@ ResultSet GetResult(const v1::GetReply& reply) {
   return rs;
 }
 
+ResultSet GetWithVersionResult(const v1::GetReply& reply) {
+  ResultSet rs{{"Value", "Version"}, {}};
+  if (reply.found()) rs.rows.push_back({reply.value(), FormatGtid(reply.version())});
+  return rs;
+}
+
+// PUT/DELETE ... IF: a transaction of one compare and one mutation.
+v1::WriteRequest ConditionalWrite(v1::Mutation m, const stmt::Condition& when) {
+  v1::WriteRequest req;
+  v1::Compare* c = req.add_compares();
+  c->set_key(m.key());
+  switch (when.kind) {
+    case stmt::Condition::Kind::kVersion:
+      c->set_target(v1::Compare::VERSION);
+      c->mutable_version()->set_epoch(when.epoch);
+      c->mutable_version()->set_seq(when.seq);
+      break;
+    case stmt::Condition::Kind::kValue:
+      c->set_target(v1::Compare::VALUE);
+      c->set_value(when.value);
+      break;
+    case stmt::Condition::Kind::kAbsent: c->set_target(v1::Compare::ABSENT); break;
+  }
+  *req.add_mutations() = std::move(m);
+  return req;
+}
+
 OkResult PurgeResult(const v1::PurgeBinaryLogsReply& reply) {
   // mysql says "0 rows affected" for PURGE; the count goes to the info
   // line and the server's reason for keeping files becomes a warning.
@@ -110,6 +137,15 @@ OkResult WriteResult(const v1::WriteReply& reply) {
   OkResult ok;
   ok.affected_rows = 1;
   ok.info = "Gtid: " + FormatGtid(reply.gtid());
+  return ok;
+}
+
+// As mysql's UPDATE ... WHERE matching nothing: 0 rows affected.
+OkResult ConditionalWriteResult(const v1::WriteReply& reply) {
+  OkResult ok;
+  ok.affected_rows = reply.succeeded() ? 1 : 0;
+  ok.info = "Gtid: " + FormatGtid(reply.gtid()) +
+            (reply.succeeded() ? "  Compare: held" : "  Compare: failed, nothing changed");
   return ok;
 }
 
@@ -266,6 +302,15 @@ absl::StatusOr<StatementResult> AdminExecutor::Execute(const Statement& statemen
                         no_rows);
           },
           [&](const stmt::Put& s) {
+            if (s.when) {
+              v1::Mutation m;
+              m.set_op(v1::Mutation::PUT);
+              m.set_key(s.key);
+              m.set_value(s.value);
+              const v1::WriteRequest req = ConditionalWrite(std::move(m), *s.when);
+              return then(Invoke<v1::WriteReply>([&](auto* ctx, auto* r) { return kv_->Write(ctx, req, r); }),
+                          ConditionalWriteResult);
+            }
             v1::PutRequest req;
             req.set_key(s.key);
             req.set_value(s.value);
@@ -276,9 +321,17 @@ absl::StatusOr<StatementResult> AdminExecutor::Execute(const Statement& statemen
             v1::GetRequest req;
             req.set_key(s.key);
             return then(Invoke<v1::GetReply>([&](auto* ctx, auto* r) { return kv_->Get(ctx, req, r); }),
-                        GetResult);
+                        s.with_version ? GetWithVersionResult : GetResult);
           },
           [&](const stmt::Delete& s) {
+            if (s.when) {
+              v1::Mutation m;
+              m.set_op(v1::Mutation::DELETE);
+              m.set_key(s.key);
+              const v1::WriteRequest req = ConditionalWrite(std::move(m), *s.when);
+              return then(Invoke<v1::WriteReply>([&](auto* ctx, auto* r) { return kv_->Write(ctx, req, r); }),
+                          ConditionalWriteResult);
+            }
             v1::DeleteRequest req;
             req.set_key(s.key);
             return then(Invoke<v1::WriteReply>([&](auto* ctx, auto* r) { return kv_->Delete(ctx, req, r); }),

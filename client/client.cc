@@ -88,10 +88,10 @@ class Client::Impl {
   }
 
   // Sends a write; follows a replica's hint to its primary once.
-  absl::StatusOr<Gtid> Write(const v1::WriteRequest& req) {
+  absl::StatusOr<TxnResult> Write(const v1::WriteRequest& req) {
     std::string target = write_target();
     for (int attempt = 0; attempt < 2; ++attempt) {
-      absl::StatusOr<Gtid> r = WriteOnce(target, req);
+      absl::StatusOr<TxnResult> r = WriteOnce(target, req);
       if (r.ok()) return r;
       const absl::Status& s = r.status();
       const std::string hint = PrimaryHint(s);
@@ -106,7 +106,7 @@ class Client::Impl {
   }
 
   // One write to `target`: a unary Write, or on its WriteStream.
-  absl::StatusOr<Gtid> WriteOnce(const std::string& target, const v1::WriteRequest& req) {
+  absl::StatusOr<TxnResult> WriteOnce(const std::string& target, const v1::WriteRequest& req) {
     if (options_.pipelined) {
       v1::StreamWrite w;
       *w.mutable_write() = req;
@@ -117,7 +117,7 @@ class Client::Impl {
     v1::WriteReply reply;
     absl::Status s = FromGrpc(For(target).kv->Write(&ctx, req, &reply));
     if (!s.ok()) return s;
-    return FromProto(reply.gtid());
+    return TxnResult{FromProto(reply.gtid()), reply.succeeded()};
   }
 
   // The write stream to `addr`, created once and shared.
@@ -183,15 +183,56 @@ absl::StatusOr<Gtid> Client::Put(const std::string& key, const std::string& valu
 
 absl::StatusOr<Gtid> Client::Delete(const std::string& key) { return Write({Mutation::Delete(key)}); }
 
-absl::StatusOr<Gtid> Client::Write(const std::vector<Mutation>& mutations) {
-  v1::WriteRequest req;
+namespace {
+void AddMutations(const std::vector<Mutation>& mutations,
+                  google::protobuf::RepeatedPtrField<v1::Mutation>* out) {
   for (const Mutation& m : mutations) {
-    v1::Mutation* pm = req.add_mutations();
+    v1::Mutation* pm = out->Add();
     pm->set_op(m.op == Mutation::Op::kDelete ? v1::Mutation::DELETE : v1::Mutation::PUT);
     pm->set_key(m.key);
     pm->set_value(m.value);
   }
-  return impl_->Write(req);
+}
+}  // namespace
+
+absl::StatusOr<Gtid> Client::Write(const std::vector<Mutation>& mutations) {
+  v1::WriteRequest req;
+  AddMutations(mutations, req.mutable_mutations());
+  auto r = impl_->Write(req);
+  if (!r.ok()) return r.status();
+  return r->gtid;
+}
+
+absl::StatusOr<TxnResult> Client::Txn(const relaykv::Txn& txn) {
+  v1::WriteRequest req;
+  AddMutations(txn.then_ops, req.mutable_mutations());
+  AddMutations(txn.else_ops, req.mutable_else_mutations());
+  for (const Compare& c : txn.compares) {
+    v1::Compare* pc = req.add_compares();
+    switch (c.target) {
+      case Compare::Target::kVersion: pc->set_target(v1::Compare::VERSION); break;
+      case Compare::Target::kValue: pc->set_target(v1::Compare::VALUE); break;
+      case Compare::Target::kAbsent: pc->set_target(v1::Compare::ABSENT); break;
+    }
+    pc->set_key(c.key);
+    pc->mutable_version()->set_epoch(c.version.epoch);
+    pc->mutable_version()->set_seq(c.version.seq);
+    pc->set_value(c.value);
+  }
+  return impl_->Write(req);  // without compares: a plain write, succeeded
+}
+
+absl::StatusOr<TxnResult> Client::CompareAndSet(const std::string& key, Gtid version,
+                                                const std::string& value) {
+  return Txn({{Compare::VersionIs(key, version)}, {Mutation::Put(key, value)}, {}});
+}
+
+absl::StatusOr<TxnResult> Client::CreateIfAbsent(const std::string& key, const std::string& value) {
+  return Txn({{Compare::Absent(key)}, {Mutation::Put(key, value)}, {}});
+}
+
+absl::StatusOr<TxnResult> Client::DeleteIfVersion(const std::string& key, Gtid version) {
+  return Txn({{Compare::VersionIs(key, version)}, {Mutation::Delete(key)}, {}});
 }
 
 absl::StatusOr<std::optional<std::string>> Client::Get(const std::string& key,
@@ -212,7 +253,10 @@ absl::StatusOr<ReadResult> Client::Read(const std::string& key, const ReadOption
   if (auto s = FromGrpc(impl_->For(options.node).kv->Get(&ctx, req, &reply)); !s.ok()) return s;
   ReadResult out;
   out.applied = FromProto(reply.applied_gtid());
-  if (reply.found()) out.value = reply.value();
+  if (reply.found()) {
+    out.value = reply.value();
+    out.version = FromProto(reply.version());
+  }
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <utility>
 #include <vector>
 
@@ -69,17 +70,26 @@ class Parser {
       if (!key) return Error("expected a key after PUT");
       auto value = AcceptText();
       if (!value) return Error("expected a value after the key");
-      return Finish(stmt::Put{std::move(*key), std::move(*value)});
+      auto when = ParseIf();
+      if (!when.ok()) return when.status();
+      return Finish(stmt::Put{std::move(*key), std::move(*value), std::move(*when)});
     }
     if (Accept("GET")) {
       auto key = AcceptText();
       if (!key) return Error("expected a key after GET");
-      return Finish(stmt::Get{std::move(*key)});
+      bool with_version = false;
+      if (Accept("WITH")) {
+        if (!Accept("VERSION")) return Error("expected VERSION after WITH");
+        with_version = true;
+      }
+      return Finish(stmt::Get{std::move(*key), with_version});
     }
     if (Accept("DELETE") || Accept("DEL")) {
       auto key = AcceptText();
       if (!key) return Error("expected a key after DELETE");
-      return Finish(stmt::Delete{std::move(*key)});
+      auto when = ParseIf();
+      if (!when.ok()) return when.status();
+      return Finish(stmt::Delete{std::move(*key), std::move(*when)});
     }
     if (Accept("SCAN")) return ParseScan();
     return Error(
@@ -89,6 +99,36 @@ class Parser {
   }
 
  private:
+  // [IF VERSION = 'E:S' | IF VALUE = 'v' | IF ABSENT] after PUT/DELETE.
+  absl::StatusOr<std::optional<stmt::Condition>> ParseIf() {
+    if (!Accept("IF")) return std::nullopt;
+    stmt::Condition c;
+    if (Accept("ABSENT")) {
+      c.kind = stmt::Condition::Kind::kAbsent;
+      return c;
+    }
+    const bool version = Accept("VERSION");
+    if (!version && !Accept("VALUE")) return Error("expected VERSION, VALUE or ABSENT after IF");
+    AcceptSymbol("=");
+    auto text = AcceptText();
+    if (!text) return Error(version ? "expected a version 'EPOCH:SEQ' after IF VERSION"
+                                    : "expected a value after IF VALUE");
+    if (!version) {
+      c.kind = stmt::Condition::Kind::kValue;
+      c.value = std::move(*text);
+      return c;
+    }
+    c.kind = stmt::Condition::Kind::kVersion;
+    unsigned long long e = 0, q = 0;
+    char extra = 0;
+    if (std::sscanf(text->c_str(), "%llu:%llu%c", &e, &q, &extra) != 2) {
+      return Error("version '" + *text + "' is not EPOCH:SEQ (GET 'k' WITH VERSION shows it)");
+    }
+    c.epoch = e;
+    c.seq = q;
+    return c;
+  }
+
   absl::StatusOr<Statement> ParseSet() {
     bool persist = false;
     std::optional<std::string> name;
@@ -440,6 +480,21 @@ bool RequestsVerticalOutput(std::string_view text) {
          (*tokens)[tokens->size() - 2].text == "\\G";
 }
 
+namespace {
+// " IF ..." as ParseIf reads it back.
+std::string FormatIf(const std::optional<stmt::Condition>& when) {
+  using sql::QuoteString;
+  if (!when) return "";
+  switch (when->kind) {
+    case stmt::Condition::Kind::kAbsent: return " IF ABSENT";
+    case stmt::Condition::Kind::kValue: return " IF VALUE = " + QuoteString(when->value);
+    case stmt::Condition::Kind::kVersion:
+      return " IF VERSION = '" + std::to_string(when->epoch) + ":" + std::to_string(when->seq) + "'";
+  }
+  return "";
+}
+}  // namespace
+
 std::string FormatStatement(const Statement& s) {
   using sql::QuoteString;
   auto like = [](const std::string& p) { return p.empty() ? std::string() : " LIKE " + QuoteString(p); };
@@ -476,9 +531,13 @@ std::string FormatStatement(const Statement& s) {
           [](const stmt::InstallPlugin& v) {
             return "INSTALL PLUGIN " + FormatName(v.name) + " SONAME " + QuoteString(v.soname);
           },
-          [](const stmt::Put& v) { return "PUT " + QuoteString(v.key) + " " + QuoteString(v.value); },
-          [](const stmt::Get& v) { return "GET " + QuoteString(v.key); },
-          [](const stmt::Delete& v) { return "DELETE " + QuoteString(v.key); },
+          [](const stmt::Put& v) {
+            return "PUT " + QuoteString(v.key) + " " + QuoteString(v.value) + FormatIf(v.when);
+          },
+          [](const stmt::Get& v) {
+            return "GET " + QuoteString(v.key) + (v.with_version ? " WITH VERSION" : "");
+          },
+          [](const stmt::Delete& v) { return "DELETE " + QuoteString(v.key) + FormatIf(v.when); },
           [](const stmt::Checksum&) { return std::string("CHECKSUM"); },
           [](const stmt::ShowBinaryLogs&) { return std::string("SHOW BINARY LOGS"); },
           [](const stmt::ShowMasterStatus&) { return std::string("SHOW MASTER STATUS"); },

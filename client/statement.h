@@ -107,19 +107,32 @@ struct InstallPlugin {
   friend bool operator==(const InstallPlugin&, const InstallPlugin&) = default;
 };
 
+// `IF VERSION = 'E:S'`, `IF VALUE = 'v'`, `IF ABSENT` after PUT/DELETE: a
+// conditional write (README "Conditional writes") on the statement's key.
+struct Condition {
+  enum class Kind { kVersion, kValue, kAbsent };
+  Kind kind = Kind::kAbsent;
+  uint64_t epoch = 0, seq = 0;  // kVersion
+  std::string value;            // kValue
+  friend bool operator==(const Condition&, const Condition&) = default;
+};
+
 struct Put {
   std::string key;  // bytes; quoted strings may hold any byte via escapes
   std::string value;
+  std::optional<Condition> when;
   friend bool operator==(const Put&, const Put&) = default;
 };
 
 struct Get {
   std::string key;
+  bool with_version = false;  // GET 'k' WITH VERSION: a Version column too
   friend bool operator==(const Get&, const Get&) = default;
 };
 
 struct Delete {
   std::string key;
+  std::optional<Condition> when;
   friend bool operator==(const Delete&, const Delete&) = default;
 };
 

@@ -16,7 +16,7 @@ namespace relaykv {
 struct WriteMux::Waiter {
   std::condition_variable cv;
   bool done = false;
-  absl::StatusOr<Gtid> result = absl::UnknownError("no answer");
+  absl::StatusOr<TxnResult> result = absl::UnknownError("no answer");
 };
 
 // One WriteStream. Fields below `rw` are guarded by the mux's mu_.
@@ -62,7 +62,7 @@ std::shared_ptr<WriteMux::Stream> WriteMux::Current() {
   return s;
 }
 
-absl::StatusOr<Gtid> WriteMux::Write(v1::StreamWrite write,
+absl::StatusOr<TxnResult> WriteMux::Write(v1::StreamWrite write,
                                      std::chrono::steady_clock::time_point deadline) {
   using Clock = std::chrono::steady_clock;
   // The server bounds its wait for this write by the same deadline.
@@ -125,7 +125,7 @@ void WriteMux::ReadAnswers(Stream* s) {
         if (it == s->waiters.end()) continue;  // its caller gave up
         std::shared_ptr<Waiter>& w = it->second;
         if (a.code() == 0) {
-          w->result = Gtid{a.gtid().epoch(), a.gtid().seq()};
+          w->result = TxnResult{Gtid{a.gtid().epoch(), a.gtid().seq()}, a.succeeded()};
         } else {
           w->result = absl::Status(static_cast<absl::StatusCode>(a.code()), a.message());
         }

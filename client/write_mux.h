@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "proto/kv.grpc.pb.h"
 #include "relaykv/gtid.h"
+#include "relaykv/txn.h"
 
 namespace relaykv {
 
@@ -45,7 +46,7 @@ class WriteMux {
 
   // Sends `write` (its op set; its id is assigned here) and waits for its
   // answer until `deadline`.
-  [[nodiscard]] absl::StatusOr<Gtid> Write(v1::StreamWrite write,
+  [[nodiscard]] absl::StatusOr<TxnResult> Write(v1::StreamWrite write,
                                            std::chrono::steady_clock::time_point deadline);
 
  private:

@@ -3,10 +3,12 @@
 // request into the mutations the node commits (moved, not copied).
 #pragma once
 
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "proto/kv.pb.h"
+#include "server/conditional_write.h"
 #include "server/kv_service.h"
 
 namespace relaykv {
@@ -45,6 +47,17 @@ inline std::vector<v1::Mutation> Mutations(v1::WriteRequest& req) {
   m.reserve(static_cast<size_t>(req.mutations_size()));
   for (auto& x : *req.mutable_mutations()) m.push_back(std::move(x));
   return m;
+}
+
+// A WriteRequest with compares or an else branch is a transaction.
+inline std::optional<Condition> ConditionOf(const v1::PutRequest&) { return std::nullopt; }
+inline std::optional<Condition> ConditionOf(const v1::DeleteRequest&) { return std::nullopt; }
+inline std::optional<Condition> ConditionOf(v1::WriteRequest& req) {
+  if (req.compares_size() == 0 && req.else_mutations_size() == 0) return std::nullopt;
+  Condition c;
+  for (auto& x : *req.mutable_compares()) c.compares.push_back(std::move(x));
+  for (auto& x : *req.mutable_else_mutations()) c.else_mutations.push_back(std::move(x));
+  return c;
 }
 
 }  // namespace relaykv

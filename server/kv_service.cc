@@ -102,9 +102,14 @@ class KvService::WriteCall final : public KvService::Call {
       return;
     }
     WriteOptions options{SteadyDeadline(ctx_), [this] { return gone_.load(); }};
-    service_->node_->impl_->CommitAsync(
-        Mutations(request_), std::move(options), [this](absl::StatusOr<Gtid> r) {
-          if (r.ok()) GtidToProto(*r, reply_.mutable_gtid());
+    std::optional<Condition> condition = ConditionOf(request_);
+    service_->node_->impl_->TxnAsync(
+        Mutations(request_), std::move(condition), std::move(options),
+        [this](absl::StatusOr<TxnResult> r) {
+          if (r.ok()) {
+            GtidToProto(r->gtid, reply_.mutable_gtid());
+            reply_.set_succeeded(r->succeeded);
+          }
           // Last touch of this call here: kFinish may delete it at once.
           responder_.Finish(reply_, ToGrpcStatus(r.status()), &finish_tag_);
         });
@@ -168,12 +173,15 @@ grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
   options.wait_for = GtidFromProto(req->wait_for_gtid());
   options.deadline = SteadyDeadline(*ctx);
   options.cancelled = [ctx] { return ctx->IsCancelled(); };
-  auto value = node_->Get(req->key(), options);
+  auto value = node_->GetVersioned(req->key(), options);
   // The applied position after the read: the value is at most as new as it.
   GtidToProto(node_->applied_gtid(), reply->mutable_applied_gtid());
   if (!value.ok()) return ToGrpcStatus(value.status());
   reply->set_found(value->has_value());
-  if (value->has_value()) reply->set_value(std::move(**value));
+  if (value->has_value()) {
+    reply->set_value(std::move((*value)->value));
+    GtidToProto((*value)->version, reply->mutable_version());
+  }
   return grpc::Status::OK;
 }
 

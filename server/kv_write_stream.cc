@@ -174,6 +174,8 @@ class KvService::StreamCall final : public KvService::Call {
   void Commit(v1::StreamWrite& w) {
     const uint64_t id = w.id();
     const size_t bytes = w.ByteSizeLong();
+    std::optional<Condition> condition =
+        w.has_write() ? ConditionOf(*w.mutable_write()) : std::nullopt;
     auto mutations = StreamMutations(w);
     if (!mutations.ok()) return Answer(id, bytes, mutations.status());
     WriteOptions options;
@@ -185,21 +187,23 @@ class KvService::StreamCall final : public KvService::Call {
     options.cancelled = [this] { return gone_.load(); };
     // Validation (ValidateMutations), the refusals of a replica or a
     // closing node and the whole wait are CommitAsync's, as for Write.
-    service_->node_->impl_->CommitAsync(std::move(*mutations), std::move(options),
-                                        [this, id, bytes](absl::StatusOr<Gtid> r) {
-                                          Answer(id, bytes, r);
-                                        });
+    service_->node_->impl_->TxnAsync(std::move(*mutations), std::move(condition),
+                                     std::move(options),
+                                     [this, id, bytes](absl::StatusOr<TxnResult> r) {
+                                       Answer(id, bytes, r);
+                                     });
   }
 
   // A commit's answer (any thread; must not block: a cheap lock).
-  void Answer(uint64_t id, size_t bytes, const absl::StatusOr<Gtid>& result) EXCLUDES(mu_) {
+  void Answer(uint64_t id, size_t bytes, const absl::StatusOr<TxnResult>& result) EXCLUDES(mu_) {
     {
       std::lock_guard l(mu_);
       in_flight_bytes_ -= bytes;  // the request itself is gone
       v1::StreamAnswer* a = pending_.add_answers();
       a->set_id(id);
       if (result.ok()) {
-        GtidToProto(*result, a->mutable_gtid());
+        GtidToProto(result->gtid, a->mutable_gtid());
+        a->set_succeeded(result->succeeded);
       } else {
         a->set_code(static_cast<int32_t>(result.status().code()));
         a->set_message(std::string(result.status().message()));

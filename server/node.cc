@@ -169,7 +169,10 @@ absl::Status Node::Impl::Open(Node* node) {
         AdvanceReplicaVisible(seq);
         if (applier_) applier_->ReleaseAndApply(seq);
       });
-  on_assigned_ = [this](uint64_t seq) { semisync_->Register(seq); };
+  on_assigned_ = [this](v1::Event& event) {
+    pending_keys_->Record(event);
+    semisync_->Register(event.gtid().seq());
+  };
   ConfigureSemiSync();
   vars_.set_on_change([this](const std::string& name, const std::string& value) {
     if (name == "sync_binlog") binlog_->set_sync_binlog(static_cast<uint32_t>(std::stoul(value)));
@@ -184,6 +187,7 @@ absl::Status Node::Impl::Open(Node* node) {
   auto state = StateMachine::Open(options_.data_dir / "db");
   if (!state.ok()) return state.status();
   state_ = *std::move(state);
+  pending_keys_ = std::make_unique<PendingKeys>(state_.get());
 
   // Replay: RocksDB runs without its WAL, so it may be behind the binlog.
   const Gtid applied = state_->Applied();
@@ -391,11 +395,12 @@ absl::Status Node::Impl::Open(Node* node) {
 
 // One commit in flight: what its callbacks share until it is answered.
 struct Node::Impl::PendingCommit {
-  PendingCommit(Impl* i, WriteOptions o, CommitDone d)
+  PendingCommit(Impl* i, WriteOptions o, TxnDone d)
       : impl(i), options(std::move(o)), done(std::move(d)) {}
   // Answers the caller, then counts the call out (Close() waits for that).
   // Measured to here (metrics: lock-free).
   void Finish(absl::StatusOr<Gtid> result) {
+    if (result.ok() && !resolve_error.ok()) result = resolve_error;
     // Checked at reply time: once Revoke returned, no commit of this
     // primary is answered OK (async ones included).
     if (result.ok() && impl->revoked_.load()) {
@@ -409,40 +414,71 @@ struct Node::Impl::PendingCommit {
     } else {
       impl->metrics_.CountFailedCommit();
     }
-    done(std::move(result));
+    if (result.ok()) {
+      done(TxnResult{*result, succeeded});
+    } else {
+      done(result.status());
+    }
     impl->Leave();
   }
   Impl* const impl;
   const WriteOptions options;
-  const CommitDone done;
+  const TxnDone done;
   const Clock::time_point start = Clock::now();
   v1::Event event;
   // What decided the answer, set before an OK Finish (see NodeMetrics).
   NodeMetrics::WaitPoint wait_point = NodeMetrics::WaitPoint::kAsync;
+  // A conditional write: its compares and else branch until assignment,
+  // where `resolve` picks the branch (the event then holds it).
+  std::optional<Condition> condition;
+  Binlog::Assigned resolve;
+  bool succeeded = true;
+  // Set at assignment if the branch could not be picked: the event went
+  // out with no mutations and the caller gets this instead of OK.
+  absl::Status resolve_error;
 };
 
 void Node::Impl::CommitAsync(std::vector<v1::Mutation> mutations, WriteOptions options,
                              CommitDone done) {
-  if (auto s = ValidateMutations(mutations); !s.ok()) return done(s);
+  TxnAsync(std::move(mutations), std::nullopt, std::move(options),
+           [done = std::move(done)](absl::StatusOr<TxnResult> r) {
+             done(r.ok() ? absl::StatusOr<Gtid>(r->gtid) : r.status());
+           });
+}
+
+void Node::Impl::TxnAsync(std::vector<v1::Mutation> then_mutations,
+                          std::optional<Condition> condition, WriteOptions options,
+                          TxnDone done) {
+  if (auto s = condition ? ValidateConditional(then_mutations, *condition)
+                         : ValidateMutations(then_mutations);
+      !s.ok()) {
+    return done(s);
+  }
   // Admission (max_inflight_writes, max_inflight_write_bytes) before
   // anything else: a refused write never reaches the binlog.
   size_t bytes = 0;
-  for (const v1::Mutation& m : mutations) bytes += m.key().size() + m.value().size();
+  for (const v1::Mutation& m : then_mutations) bytes += m.key().size() + m.value().size();
+  if (condition) {
+    for (const v1::Mutation& m : condition->else_mutations) bytes += m.key().size() + m.value().size();
+    for (const v1::Compare& c : condition->compares) bytes += c.key().size() + c.value().size();
+  }
   const Deadline deadline = options.deadline;
   // The continuation owns what it needs; std::function wants it copyable.
-  auto pending = std::make_shared<std::tuple<std::vector<v1::Mutation>, WriteOptions, CommitDone>>(
-      std::move(mutations), std::move(options), std::move(done));
+  auto pending = std::make_shared<
+      std::tuple<std::vector<v1::Mutation>, std::optional<Condition>, WriteOptions, TxnDone>>(
+      std::move(then_mutations), std::move(condition), std::move(options), std::move(done));
   admission_.Admit(bytes, deadline, [this, pending, bytes](absl::Status admitted) {
-    auto& [m, o, d] = *pending;
+    auto& [m, c, o, d] = *pending;
     if (!admitted.ok()) return d(admitted);
-    CommitAdmitted(std::move(m), std::move(o), std::move(d), bytes);
+    CommitAdmitted(std::move(m), std::move(c), std::move(o), std::move(d), bytes);
   });
 }
 
-void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> mutations, WriteOptions options,
-                                CommitDone done, size_t bytes) {
+void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
+                                std::optional<Condition> condition, WriteOptions options,
+                                TxnDone done, size_t bytes) {
   // Released when the caller has its answer, whatever it is.
-  done = [this, bytes, done = std::move(done)](absl::StatusOr<Gtid> r) {
+  done = [this, bytes, done = std::move(done)](absl::StatusOr<TxnResult> r) {
     done(std::move(r));
     admission_.Release(bytes);
   };
@@ -460,8 +496,39 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> mutations, WriteOption
   if (auto s = CheckApplier(); !s.ok()) return c->Finish(s);
   c->event.set_timestamp_us(NowMicros());
   c->event.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
-  for (auto& m : mutations) *c->event.add_mutations() = std::move(m);
-  binlog_->CommitAsync(&c->event, &on_assigned_, [this, c](absl::Status s) { Durable(c, s); });
+  for (auto& m : then_mutations) *c->event.add_mutations() = std::move(m);
+  const Binlog::Assigned* on_assigned = &on_assigned_;
+  if (condition) {
+    // Refused early while RocksDB is still applying writes PendingKeys
+    // never saw (after a restart or a promotion): checked again at
+    // assignment, where it decides.
+    if (!pending_keys_->CaughtUp(binlog_->LastVisible().seq)) {
+      return c->Finish(absl::UnavailableError(
+          "the primary is still applying its binlog, so a compare cannot be checked yet; "
+          "nothing was written; retry"));
+    }
+    c->condition = std::move(condition);
+    // `c` owns this function and outlives the call (the binlog's done holds
+    // `c`); a raw pointer avoids a cycle.
+    c->resolve = [this, p = c.get()](v1::Event& event) {
+      auto holds = CompareAll(p->condition->compares, pending_keys_.get(), event.gtid().seq());
+      if (!holds.ok()) {
+        // Nothing of it may be applied: an event with no mutations.
+        p->resolve_error = absl::Status(holds.status().code(),
+                                        std::string(holds.status().message()) +
+                                            " (nothing was written)");
+        event.clear_mutations();
+      } else if (!*holds) {
+        p->succeeded = false;
+        event.clear_mutations();
+        for (auto& m : p->condition->else_mutations) *event.add_mutations() = std::move(m);
+      }
+      p->condition.reset();
+      on_assigned_(event);
+    };
+    on_assigned = &c->resolve;
+  }
+  binlog_->CommitAsync(&c->event, on_assigned, [this, c](absl::Status s) { Durable(c, s); });
 }
 
 void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::Status& written) {
@@ -567,6 +634,19 @@ absl::StatusOr<Gtid> Node::Impl::StartEpoch(uint64_t min_epoch) {
   return start;
 }
 
+absl::StatusOr<TxnResult> Node::Impl::Txn(std::vector<v1::Mutation> then_mutations,
+                                          Condition condition, const WriteOptions& options) {
+  std::binary_semaphore finished{0};
+  absl::StatusOr<TxnResult> result = absl::UnknownError("commit never finished");
+  TxnAsync(std::move(then_mutations), std::move(condition), options,
+           [&](absl::StatusOr<TxnResult> r) {
+             result = std::move(r);
+             finished.release();  // last: `result` and `finished` may be gone right after
+           });
+  finished.acquire();
+  return result;
+}
+
 absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations,
                                         const WriteOptions& options) {
   std::binary_semaphore finished{0};
@@ -597,6 +677,20 @@ absl::StatusOr<std::optional<std::string>> Node::Impl::Get(const std::string& ke
     if (auto s = WaitForGtid(options); !s.ok()) return s;
   }
   return state_->Get(key);
+}
+
+absl::StatusOr<std::optional<VersionedValue>> Node::Impl::GetVersioned(const std::string& key,
+                                                                       const GetOptions& options) {
+  if (auto s = ValidateKey(key); !s.ok()) return s;
+  CallScope scope(this);
+  if (!scope.ok()) return scope.status();
+  if (options.wait_for.seq != 0) {
+    if (auto s = WaitForGtid(options); !s.ok()) return s;
+  }
+  auto v = state_->GetVersioned(key);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::nullopt;
+  return VersionedValue{std::move((*v)->value), (*v)->version};
 }
 
 absl::Status Node::Impl::WaitForGtid(const GetOptions& options) {
@@ -804,6 +898,42 @@ absl::StatusOr<Gtid> Node::Write(std::vector<Mutation> mutations, const WriteOpt
 
 void Node::WriteAsync(std::vector<Mutation> mutations, WriteOptions options, WriteDone done) {
   impl_->CommitAsync(ToProto(std::move(mutations)), std::move(options), std::move(done));
+}
+
+namespace {
+Condition ToCondition(std::vector<Compare> compares, std::vector<Mutation> else_ops) {
+  Condition c;
+  c.compares.resize(compares.size());
+  for (size_t i = 0; i < compares.size(); ++i) {
+    v1::Compare& p = c.compares[i];
+    switch (compares[i].target) {
+      case Compare::Target::kVersion: p.set_target(v1::Compare::VERSION); break;
+      case Compare::Target::kValue: p.set_target(v1::Compare::VALUE); break;
+      case Compare::Target::kAbsent: p.set_target(v1::Compare::ABSENT); break;
+    }
+    p.set_key(std::move(compares[i].key));
+    GtidToProto(compares[i].version, p.mutable_version());
+    p.set_value(std::move(compares[i].value));
+  }
+  c.else_mutations = ToProto(std::move(else_ops));
+  return c;
+}
+}  // namespace
+
+absl::StatusOr<TxnResult> Node::Txn(relaykv::Txn txn, const WriteOptions& options) {
+  return impl_->Txn(ToProto(std::move(txn.then_ops)),
+                    ToCondition(std::move(txn.compares), std::move(txn.else_ops)), options);
+}
+
+void Node::TxnAsync(relaykv::Txn txn, WriteOptions options, TxnDone done) {
+  impl_->TxnAsync(ToProto(std::move(txn.then_ops)),
+                  ToCondition(std::move(txn.compares), std::move(txn.else_ops)),
+                  std::move(options), std::move(done));
+}
+
+absl::StatusOr<std::optional<VersionedValue>> Node::GetVersioned(const std::string& key,
+                                                                 const GetOptions& options) {
+  return impl_->GetVersioned(key, options);
 }
 
 absl::StatusOr<std::optional<std::string>> Node::Get(const std::string& key, uint64_t min_seq,

@@ -16,10 +16,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include "relaykv/node.h"
+#include "relaykv/txn.h"
 #include "server/auth.h"
 #include "server/epoch_promise.h"
 #include "server/connection_slots.h"
 #include "server/clone_receiver.h"
+#include "server/conditional_write.h"
 #include "server/master_info.h"
 #include "server/node_metrics.h"
 #include "server/replica_io.h"
@@ -57,6 +59,16 @@ class Node::Impl {
   void CommitAsync(std::vector<v1::Mutation> mutations, WriteOptions options, CommitDone done);
   // CommitAsync, blocking until done.
   absl::StatusOr<Gtid> Commit(std::vector<v1::Mutation> mutations, const WriteOptions& options);
+  // Any write; with a condition (server/conditional_write.h) the branch is
+  // picked at GTID assignment against PendingKeys. Validates first.
+  using TxnDone = std::function<void(absl::StatusOr<TxnResult>)>;
+  void TxnAsync(std::vector<v1::Mutation> then_mutations, std::optional<Condition> condition,
+                WriteOptions options, TxnDone done);
+  absl::StatusOr<TxnResult> Txn(std::vector<v1::Mutation> then_mutations, Condition condition,
+                                const WriteOptions& options);
+  // Get() with the key's version.
+  absl::StatusOr<std::optional<VersionedValue>> GetVersioned(const std::string& key,
+                                                             const GetOptions& options);
   // RESET SLAVE ALL's work (the caller checked and swaps the role): applies
   // the relay log, writes the new epoch's marker event (fsynced), waits for
   // it to apply and forgets the primary. Returns the marker's GTID.
@@ -159,11 +171,13 @@ class Node::Impl {
                                   caps_.max_inflight_write_bytes.load(std::memory_order_relaxed),
                                   caps_.write_queue_timeout_ms.load(std::memory_order_relaxed)};
   }};
-  // CommitAsync's work once admitted (`bytes` to release when answered).
-  void CommitAdmitted(std::vector<v1::Mutation> mutations, WriteOptions options, CommitDone done,
-                      size_t bytes);
-  // Semi-sync counts a commit as waiting from its seq's assignment.
-  std::function<void(uint64_t)> on_assigned_;
+  // TxnAsync's work once admitted (`bytes` to release when answered).
+  void CommitAdmitted(std::vector<v1::Mutation> then_mutations, std::optional<Condition> condition,
+                      WriteOptions options, TxnDone done, size_t bytes);
+  // At GTID assignment, for every write of this primary: PendingKeys
+  // learns it, and semi-sync counts it as waiting from then on.
+  Binlog::Assigned on_assigned_;
+  std::unique_ptr<PendingKeys> pending_keys_;
   struct PendingCommit;
   // CommitAsync's continuation once the binlog has the event (or failed).
   void Durable(const std::shared_ptr<PendingCommit>& c, const absl::Status& written);

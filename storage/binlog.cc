@@ -65,7 +65,7 @@ struct Binlog::Writer {
   enum class Sync { kPolicy, kForce, kNone };
 
   v1::Event* assign = nullptr;              // Commit(): GTID assigned by the leader
-  const std::function<void(uint64_t)>* on_assigned = nullptr;  // Commit()'s callback
+  const Assigned* on_assigned = nullptr;  // Commit()'s callback
   std::span<const v1::Event> replicated;    // AppendReplicated(): GTIDs preassigned
   Sync sync = Sync::kPolicy;
   // CommitAsync(): called instead of releasing `wake`, by whoever completes
@@ -190,14 +190,14 @@ void Binlog::Close() {
   for (VisibleWaiter* w : visible_waiters_) w->cv.notify_one();
 }
 
-absl::Status Binlog::Commit(v1::Event* event, const std::function<void(uint64_t)>& on_assigned) {
+absl::Status Binlog::Commit(v1::Event* event, const Assigned& on_assigned) {
   Writer w;
   w.assign = event;
   if (on_assigned) w.on_assigned = &on_assigned;
   return Enqueue(&w);
 }
 
-void Binlog::CommitAsync(v1::Event* event, const std::function<void(uint64_t)>* on_assigned,
+void Binlog::CommitAsync(v1::Event* event, const Assigned* on_assigned,
                          std::function<void(absl::Status)> done) {
   auto* w = new Writer;
   w->assign = event;
@@ -323,7 +323,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
 
   // Seqs are assigned; nothing of the group is visible yet.
   for (Writer* x : group) {
-    if (x->assign != nullptr && x->on_assigned != nullptr) (*x->on_assigned)(x->assign->gtid().seq());
+    if (x->assign != nullptr && x->on_assigned != nullptr) (*x->on_assigned)(*x->assign);
   }
 
   if (before_group_write_for_testing_) before_group_write_for_testing_();

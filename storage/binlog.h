@@ -108,18 +108,21 @@ class Binlog {
   // Primary path. Assigns *event the next GTID (current epoch, next seq),
   // appends it in a group and returns once it is visible (durable under
   // sync_binlog=1). On error *event's GTID is meaningless.
-  // `on_assigned(seq)`, if given, runs on the leader's thread once the seq
-  // is assigned and before the event can be visible to any reader, outside
-  // the binlog's lock (semi-sync registers its waiter there).
-  [[nodiscard]] absl::Status Commit(v1::Event* event,
-                                    const std::function<void(uint64_t seq)>& on_assigned = {});
+  // `on_assigned(event)`, if given, runs on the leader's thread once the
+  // GTID is assigned and before the event is encoded or visible to any
+  // reader, outside the binlog's lock, for the writers of one group in seq
+  // order and for the groups one after another. It may change the event's
+  // mutations (a conditional write resolves its branch there; semi-sync
+  // registers its waiter there), not its GTID.
+  using Assigned = std::function<void(v1::Event& event)>;
+  [[nodiscard]] absl::Status Commit(v1::Event* event, const Assigned& on_assigned = {});
   // Commit() without blocking: `done(status)` is called exactly once, when
   // the event is visible or its append failed, on the binlog's committer
   // thread, which writes every group whose first writer is async (or on
   // this thread, before CommitAsync returns, if the binlog is closed or
   // failed). *event and *on_assigned (may be null) must stay valid until
   // `done`; `done` must not block for long (it holds up the next group).
-  void CommitAsync(v1::Event* event, const std::function<void(uint64_t seq)>* on_assigned,
+  void CommitAsync(v1::Event* event, const Assigned* on_assigned,
                    std::function<void(absl::Status)> done);
 
   // Relay-log path. Appends events that already carry their GTIDs: the first

@@ -3,6 +3,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/utilities/checkpoint.h>
+#include <rocksdb/snapshot.h>
 #include <rocksdb/write_batch.h>
 
 #include <boost/crc.hpp>
@@ -22,6 +23,7 @@ namespace {
 
 constexpr char kMetaCf[] = "relaykv_meta";
 constexpr char kAppliedKey[] = "applied_gtid";
+constexpr char kVersionsCf[] = "relaykv_versions";
 
 // RocksDB's own info log, into ours (warnings and worse) instead of a LOG
 // file in the db directory: one place to read, and no file of RocksDB's
@@ -55,6 +57,14 @@ std::string EncodeGtid(const Gtid& g) {
   return out;
 }
 
+std::optional<Gtid> DecodeGtid(std::string_view bytes) {
+  if (bytes.size() != 16) return std::nullopt;
+  Gtid g;
+  std::memcpy(&g.epoch, bytes.data(), 8);
+  std::memcpy(&g.seq, bytes.data() + 8, 8);
+  return g;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::filesystem::path& dir) {
@@ -70,7 +80,9 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
   // its steady state quickly, and recovery replays less binlog.
   cf_options.write_buffer_size = 16 << 20;
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, cf_options}, {kMetaCf, cf_options}};
+      {rocksdb::kDefaultColumnFamilyName, cf_options},
+      {kMetaCf, cf_options},
+      {kVersionsCf, cf_options}};
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   // Owner only, like the binlog's directory (RocksDB would make it 0755).
@@ -82,6 +94,7 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
   sm->db_.reset(raw);
   sm->data_cf_ = handles[0];
   sm->meta_cf_ = handles[1];
+  sm->versions_cf_ = handles[2];
   std::string value;
   s = raw->Get(rocksdb::ReadOptions(), sm->meta_cf_, kAppliedKey, &value);
   if (s.ok()) {
@@ -102,6 +115,7 @@ StateMachine::~StateMachine() {
   // Handles go before the DB; Close() flushes memtables (the WAL is off).
   db_->DestroyColumnFamilyHandle(data_cf_);
   db_->DestroyColumnFamilyHandle(meta_cf_);
+  db_->DestroyColumnFamilyHandle(versions_cf_);
   db_->Close().PermitUncheckedError();
 }
 
@@ -122,12 +136,19 @@ absl::Status StateMachine::Apply(std::span<const v1::Event> events) {
           GtidFromProto(ev.gtid()).ToString() + ": expected seq " + std::to_string(want));
     }
     ++want;
+    const std::string version = EncodeGtid(GtidFromProto(ev.gtid()));
     for (int i = 0; i < ev.mutations_size(); ++i) {
       const v1::Mutation& m = ev.mutations(i);
       rocksdb::Status s;
       switch (m.op()) {
-        case v1::Mutation::PUT: s = batch.Put(data_cf_, m.key(), m.value()); break;
-        case v1::Mutation::DELETE: s = batch.Delete(data_cf_, m.key()); break;
+        case v1::Mutation::PUT:
+          s = batch.Put(data_cf_, m.key(), m.value());
+          if (s.ok()) s = batch.Put(versions_cf_, m.key(), version);
+          break;
+        case v1::Mutation::DELETE:
+          s = batch.Delete(data_cf_, m.key());
+          if (s.ok()) s = batch.Delete(versions_cf_, m.key());
+          break;
         default:
           // OP_UNSPECIFIED or a number this build does not know: never
           // guessed at (it once defaulted to PUT). Nothing of the batch is
@@ -159,6 +180,28 @@ absl::StatusOr<std::optional<std::string>> StateMachine::Get(const std::string& 
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, "cannot read");
   return value;
+}
+
+absl::StatusOr<std::optional<StateMachine::Versioned>> StateMachine::GetVersioned(
+    const std::string& key) const {
+  rocksdb::ManagedSnapshot snap(db_.get());
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap.snapshot();
+  Versioned out;
+  rocksdb::Status s = db_->Get(ro, data_cf_, key, &out.value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "cannot read");
+  std::string version;
+  s = db_->Get(ro, versions_cf_, key, &version);
+  if (s.IsNotFound()) return out;  // written before versions were kept: {0,0}
+  if (!s.ok()) return FromRocks(s, "cannot read a version");
+  auto g = DecodeGtid(version);
+  if (!g) {
+    return absl::DataLossError("version of a key is " + std::to_string(version.size()) +
+                               " bytes, expected 16");
+  }
+  out.version = *g;
+  return out;
 }
 
 absl::StatusOr<Gtid> StateMachine::AppliedAt(const rocksdb::Snapshot* snapshot) const {
@@ -216,7 +259,7 @@ absl::Status StateMachine::Recover() { return FromRocks(db_->Resume(), "cannot r
 
 std::optional<uint64_t> StateMachine::IntProperty(const std::string& name) const {
   uint64_t total = 0;
-  for (rocksdb::ColumnFamilyHandle* cf : {data_cf_, meta_cf_}) {
+  for (rocksdb::ColumnFamilyHandle* cf : {data_cf_, meta_cf_, versions_cf_}) {
     uint64_t v = 0;
     if (!db_->GetIntProperty(cf, name, &v)) return std::nullopt;
     total += v;
@@ -227,7 +270,7 @@ std::optional<uint64_t> StateMachine::IntProperty(const std::string& name) const
 absl::Status StateMachine::Flush() {
   rocksdb::FlushOptions fo;
   fo.wait = true;
-  absl::Status s = FromRocks(db_->Flush(fo, {data_cf_, meta_cf_}), "cannot flush");
+  absl::Status s = FromRocks(db_->Flush(fo, {data_cf_, meta_cf_, versions_cf_}), "cannot flush");
   // Test hook: widens the window in which events applied after the flush
   // began sit only in the memtable (a process test aims a purge at it).
   static const int pause_ms = [] {

@@ -50,6 +50,17 @@ class StateMachine {
   // nullopt if the key is absent.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key) const;
 
+  // A key's value and version: the GTID of the event that last changed it
+  // (like etcd's mod_revision), kept in its own column family, written in
+  // the same batch as the value. {0,0} for a key written before versions
+  // were kept. nullopt if the key is absent. Value and version come from
+  // one snapshot.
+  struct Versioned {
+    std::string value;
+    Gtid version;
+  };
+  [[nodiscard]] absl::StatusOr<std::optional<Versioned>> GetVersioned(const std::string& key) const;
+
   // One page of a range read from one snapshot (state_machine_scan.h has
   // the contract). INVALID_ARGUMENT if max_keys is 0.
   [[nodiscard]] absl::StatusOr<ScanRows> Scan(const ScanSpec& spec) const;
@@ -97,6 +108,7 @@ class StateMachine {
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;  // owned by db_; user keys
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;  // owned by db_; applied GTID
+  rocksdb::ColumnFamilyHandle* versions_cf_ = nullptr;  // owned by db_; key -> GTID
   mutable std::mutex applied_mu_;
   Gtid applied_;  // GUARDED_BY(applied_mu_)
 };

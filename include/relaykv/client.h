@@ -33,6 +33,7 @@
 #include "relaykv/scan.h"
 #include "relaykv/tls.h"
 #include "relaykv/watch.h"
+#include "relaykv/txn.h"
 
 namespace relaykv {
 
@@ -67,6 +68,7 @@ struct ReadOptions {
 struct ReadResult {
   std::optional<std::string> value;  // nullopt: the key is absent
   Gtid applied;
+  Gtid version;  // the key's: the GTID of its last change ({0,0} if absent)
 };
 
 // Client::Watch's options (relaykv/watch.h has the stream's contract).
@@ -110,6 +112,16 @@ class Client {
   [[nodiscard]] absl::StatusOr<Gtid> Delete(const std::string& key);
   // All mutations or none.
   [[nodiscard]] absl::StatusOr<Gtid> Write(const std::vector<Mutation>& mutations);
+  // A conditional write (relaykv/txn.h; Node::Txn has the guarantees),
+  // sent to the primary like Write. `succeeded`: every compare held.
+  [[nodiscard]] absl::StatusOr<TxnResult> Txn(const relaykv::Txn& txn);
+  // The usual ones: put if the key's version (Read().version) is still
+  // `version`; put if absent; delete if the version is still `version`.
+  [[nodiscard]] absl::StatusOr<TxnResult> CompareAndSet(const std::string& key, Gtid version,
+                                                        const std::string& value);
+  [[nodiscard]] absl::StatusOr<TxnResult> CreateIfAbsent(const std::string& key,
+                                                         const std::string& value);
+  [[nodiscard]] absl::StatusOr<TxnResult> DeleteIfVersion(const std::string& key, Gtid version);
   // nullopt: the key is absent.
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key,
                                                                const ReadOptions& options = {});

@@ -38,6 +38,7 @@
 #include "relaykv/scan.h"
 #include "relaykv/tls.h"
 #include "relaykv/watch.h"
+#include "relaykv/txn.h"
 
 namespace relaykv {
 
@@ -139,6 +140,20 @@ class Node {
   // another write of this node, nor call Close() (which waits for it).
   using WriteDone = std::function<void(absl::StatusOr<Gtid>)>;
   void WriteAsync(std::vector<Mutation> mutations, WriteOptions options, WriteDone done);
+  // A conditional write (relaykv/txn.h): the compares are checked on this
+  // primary at the write's place in the binlog, against the state every
+  // earlier write leaves (also those still waiting for ACKs), and the branch
+  // taken is what the binlog holds and replicas apply. Answered like
+  // Write(): under AFTER_SYNC only once enough replicas hold it — also when
+  // the branch taken was empty. UNAVAILABLE ("still applying its binlog")
+  // right after a restart or promotion, until RocksDB caught up; nothing
+  // is written then.
+  [[nodiscard]] absl::StatusOr<TxnResult> Txn(relaykv::Txn txn, const WriteOptions& options = {});
+  using TxnDone = std::function<void(absl::StatusOr<TxnResult>)>;
+  void TxnAsync(relaykv::Txn txn, WriteOptions options, TxnDone done);
+  // Get() with the key's version (the GTID of its last change).
+  [[nodiscard]] absl::StatusOr<std::optional<VersionedValue>> GetVersioned(
+      const std::string& key, const GetOptions& options = {});
   // nullopt: the key is absent. With `min_seq`, first waits (until
   // `deadline`: DEADLINE_EXCEEDED) for this node to have applied that seq —
   // read-your-writes on a replica, like MySQL's WAIT_FOR_EXECUTED_GTID_SET.

@@ -113,7 +113,15 @@ std::vector<GrammarCase> GrammarCases() {
       {"PUT 'Key' 'Value'", stmt::Put{"Key", "Value"}},
       {"PUT \"k\" \"v w\"", stmt::Put{"k", "v w"}},
       {"GET 'Key'", stmt::Get{"Key"}},
+      {"GET 'Key' WITH VERSION", stmt::Get{"Key", true}},
       {"DELETE 'Key'", stmt::Delete{"Key"}},
+      {"PUT 'k' 'v' IF ABSENT", stmt::Put{"k", "v", stmt::Condition{}}},
+      {"PUT 'k' 'v' IF VERSION = '2:17'",
+       stmt::Put{"k", "v", stmt::Condition{stmt::Condition::Kind::kVersion, 2, 17, ""}}},
+      {"PUT 'k' 'v' IF VALUE 'Old'",
+       stmt::Put{"k", "v", stmt::Condition{stmt::Condition::Kind::kValue, 0, 0, "Old"}}},
+      {"DELETE 'k' IF VERSION '1:5'",
+       stmt::Delete{"k", stmt::Condition{stmt::Condition::Kind::kVersion, 1, 5, ""}}},
       {"CHECKSUM", stmt::Checksum{}},
       {"SHOW BINARY LOGS", stmt::ShowBinaryLogs{}},
       {"SHOW MASTER LOGS", stmt::ShowBinaryLogs{}},
@@ -141,6 +149,14 @@ TEST(StatementTest, FormatStatementReadsBackToTheSameStatement) {
     const std::string text = FormatStatement(s);
     ExpectParses(text, s);
   }
+}
+
+TEST(StatementTest, ConditionalWritesNameWhatIsWrong) {
+  EXPECT_NE(ErrorOf("PUT 'k' 'v' IF").find("expected VERSION, VALUE or ABSENT after IF"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("PUT 'k' 'v' IF VERSION = '12'").find("is not EPOCH:SEQ"), std::string::npos);
+  EXPECT_NE(ErrorOf("DELETE 'k' IF VERSION = '1:2x'").find("is not EPOCH:SEQ"), std::string::npos);
+  EXPECT_NE(ErrorOf("GET 'k' WITH").find("expected VERSION after WITH"), std::string::npos);
 }
 
 // The seed tutorial's statements, byte for byte (its `//` notes removed).

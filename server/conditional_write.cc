@@ -1,0 +1,74 @@
+#include "server/conditional_write.h"
+
+#include <string>
+
+#include "server/limits.h"
+#include "storage/gtid.h"
+
+namespace relaykv {
+
+absl::Status ValidateConditional(std::span<const v1::Mutation> then_mutations,
+                                 const Condition& condition) {
+  if (condition.compares.empty() && then_mutations.empty() &&
+      condition.else_mutations.empty()) {
+    return absl::InvalidArgumentError("batch has no mutations");
+  }
+  if (condition.compares.size() > kMaxBatchMutations) {
+    return absl::InvalidArgumentError("transaction has " +
+                                      std::to_string(condition.compares.size()) +
+                                      " compares; the limit is " +
+                                      std::to_string(kMaxBatchMutations));
+  }
+  size_t i = 0;
+  for (const v1::Compare& c : condition.compares) {
+    const std::string where = " (compare " + std::to_string(i++) + ")";
+    if (auto s = ValidateKey(c.key()); !s.ok()) {
+      return absl::InvalidArgumentError(std::string(s.message()) + where);
+    }
+    switch (c.target()) {
+      case v1::Compare::VERSION:
+      case v1::Compare::ABSENT:
+        break;
+      case v1::Compare::VALUE:
+        if (c.value().size() > kMaxValueBytes) {
+          return absl::InvalidArgumentError("compare value is " + std::to_string(c.value().size()) +
+                                            " bytes; the limit is " +
+                                            std::to_string(kMaxValueBytes) + where);
+        }
+        break;
+      default:
+        return absl::InvalidArgumentError("compare target " + std::to_string(c.target()) +
+                                          " is not VERSION, VALUE or ABSENT" + where);
+    }
+  }
+  if (!then_mutations.empty()) {
+    if (auto s = ValidateMutations(then_mutations); !s.ok()) return s;
+  }
+  if (!condition.else_mutations.empty()) {
+    if (auto s = ValidateMutations(condition.else_mutations); !s.ok()) {
+      return absl::InvalidArgumentError("else branch: " + std::string(s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> CompareAll(std::span<const v1::Compare> compares, PendingKeys* keys,
+                                uint64_t before) {
+  for (const v1::Compare& c : compares) {
+    auto current = keys->Lookup(c.key(), before);
+    if (!current.ok()) return current.status();
+    bool holds = false;
+    switch (c.target()) {
+      case v1::Compare::ABSENT: holds = !current->has_value(); break;
+      case v1::Compare::VALUE: holds = current->has_value() && (*current)->value == c.value(); break;
+      case v1::Compare::VERSION:
+        holds = current->has_value() && (*current)->version == GtidFromProto(c.version());
+        break;
+      default: holds = false; break;  // refused by ValidateConditional
+    }
+    if (!holds) return false;
+  }
+  return true;
+}
+
+}  // namespace relaykv

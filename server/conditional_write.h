@@ -1,0 +1,34 @@
+// Conditional writes (WriteRequest with compares; README "Conditional
+// writes"): validation of the request, and the evaluation that picks the
+// branch at GTID assignment (Node::Impl), against PendingKeys.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "proto/event.pb.h"
+#include "proto/kv.pb.h"
+#include "server/pending_keys.h"
+
+namespace relaykv {
+
+// What a conditional write carries until its branch is picked.
+struct Condition {
+  std::vector<v1::Compare> compares;
+  std::vector<v1::Mutation> else_mutations;
+};
+
+// INVALID_ARGUMENT naming the problem: a compare with no target or a bad
+// key, a VALUE over the value limit, more compares than mutations allow,
+// either branch failing ValidateMutations' checks, or nothing at all.
+[[nodiscard]] absl::Status ValidateConditional(std::span<const v1::Mutation> then_mutations,
+                                               const Condition& condition);
+
+// Whether every compare holds in the state writes before seq `before`
+// leave. UNAVAILABLE if that state is not known yet (PendingKeys::Lookup).
+[[nodiscard]] absl::StatusOr<bool> CompareAll(std::span<const v1::Compare> compares,
+                                              PendingKeys* keys, uint64_t before);
+
+}  // namespace relaykv

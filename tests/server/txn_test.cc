@@ -1,0 +1,244 @@
+// Conditional writes (Node::Txn, README "Conditional writes"): per-key
+// versions, compares checked against the state every earlier write leaves
+// (also writes still waiting for their ACKs), the else branch, replicas
+// applying the branch taken, bad input.
+#include <atomic>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "relaykv/client.h"
+#include "relaykv/node.h"
+#include "tests/common/temp_dir.h"
+#include "tests/server/node_harness.h"
+
+namespace relaykv {
+namespace {
+
+using testing::TempDir;
+using testing::WaitFor;
+
+constexpr auto Addr = testing::Address;
+constexpr auto Stat = testing::Status;
+
+std::optional<VersionedValue> Versioned(Node& n, const std::string& key) {
+  auto v = n.GetVersioned(key);
+  EXPECT_TRUE(v.ok()) << v.status();
+  return v.ok() ? *v : std::nullopt;
+}
+
+TEST(TxnTest, EveryKeyCarriesTheGtidOfItsLastChange) {
+  TempDir dir;
+  auto n = testing::OpenServingNode(dir.path() / "n");
+  ASSERT_NE(n, nullptr);
+  auto g1 = n->Put("k", "a");
+  ASSERT_TRUE(g1.ok());
+  EXPECT_EQ(Versioned(*n, "k")->version, *g1);
+  auto g2 = n->Write({Mutation::Put("k", "b"), Mutation::Put("other", "x")});
+  ASSERT_TRUE(g2.ok());
+  EXPECT_EQ(Versioned(*n, "k")->version, *g2);
+  EXPECT_EQ(Versioned(*n, "k")->value, "b");
+  ASSERT_TRUE(n->Delete("k").ok());
+  EXPECT_FALSE(Versioned(*n, "k").has_value());
+  // Versions survive a restart (RocksDB, with the data).
+  n.reset();
+  n = testing::OpenServingNode(dir.path() / "n");
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(Versioned(*n, "other")->version, *g2);
+  // A transaction right after the restart: RocksDB replayed the binlog, so
+  // the compare can be checked.
+  auto cas = n->Txn({{Compare::VersionIs("other", *g2)}, {Mutation::Put("other", "y")}, {}});
+  ASSERT_TRUE(cas.ok()) << cas.status();
+  EXPECT_TRUE(cas->succeeded);
+}
+
+TEST(TxnTest, CompareAndSetTakesTheThenBranchOnlyAtTheCurrentVersion) {
+  TempDir dir;
+  auto n = testing::OpenServingNode(dir.path() / "n");
+  ASSERT_NE(n, nullptr);
+  auto g1 = n->Put("k", "1");
+  ASSERT_TRUE(g1.ok());
+  auto ok = n->Txn({{Compare::VersionIs("k", *g1)}, {Mutation::Put("k", "2")}, {}});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(ok->succeeded);
+  EXPECT_EQ(Versioned(*n, "k")->version, ok->gtid);
+  // The same compare again: the version moved on; the else branch runs.
+  auto stale = n->Txn({{Compare::VersionIs("k", *g1)},
+                       {Mutation::Put("k", "3")},
+                       {Mutation::Put("conflicts", "1")}});
+  ASSERT_TRUE(stale.ok()) << stale.status();
+  EXPECT_FALSE(stale->succeeded);
+  EXPECT_EQ(Versioned(*n, "k")->value, "2");
+  EXPECT_EQ(Versioned(*n, "conflicts")->version, stale->gtid);
+  // A failed compare with no else branch still commits (no mutations) and
+  // answers with its GTID: the answer rests on committed state only.
+  auto empty = n->Txn({{Compare::ValueIs("k", "nope")}, {Mutation::Delete("k")}, {}});
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_FALSE(empty->succeeded);
+  EXPECT_EQ(empty->gtid.seq, stale->gtid.seq + 1);
+  EXPECT_EQ(Versioned(*n, "k")->value, "2");
+}
+
+TEST(TxnTest, AbsentAndValueCompares) {
+  TempDir dir;
+  auto n = testing::OpenServingNode(dir.path() / "n");
+  ASSERT_NE(n, nullptr);
+  auto create = [&] {
+    return n->Txn({{Compare::Absent("lock")}, {Mutation::Put("lock", "me")}, {}});
+  };
+  auto first = create();
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(first->succeeded);
+  auto second = create();
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(second->succeeded);
+  // All compares must hold: one false one makes the else branch.
+  auto both = n->Txn({{Compare::ValueIs("lock", "me"), Compare::Absent("lock")},
+                      {Mutation::Delete("lock")},
+                      {Mutation::Put("seen", "else")}});
+  ASSERT_TRUE(both.ok());
+  EXPECT_FALSE(both->succeeded);
+  EXPECT_EQ(Versioned(*n, "seen")->value, "else");
+  auto release = n->Txn({{Compare::ValueIs("lock", "me")}, {Mutation::Delete("lock")}, {}});
+  ASSERT_TRUE(release.ok());
+  EXPECT_TRUE(release->succeeded);
+  EXPECT_FALSE(Versioned(*n, "lock").has_value());
+}
+
+TEST(TxnTest, BadTransactionsAreRefusedNamingTheProblem) {
+  TempDir dir;
+  auto n = testing::OpenServingNode(dir.path() / "n");
+  ASSERT_NE(n, nullptr);
+  auto nothing = n->Txn({});
+  EXPECT_EQ(nothing.status().code(), absl::StatusCode::kInvalidArgument);
+  auto empty_key = n->Txn({{Compare::Absent("")}, {Mutation::Put("k", "v")}, {}});
+  EXPECT_EQ(empty_key.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(empty_key.status().message()).find("compare 0"), std::string::npos)
+      << empty_key.status();
+  auto bad_else = n->Txn({{Compare::Absent("k")}, {Mutation::Put("k", "v")},
+                          {Mutation::Put(std::string(70000, 'x'), "v")}});
+  EXPECT_EQ(bad_else.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(bad_else.status().message()).find("else branch"), std::string::npos)
+      << bad_else.status();
+  // Nothing of them was written.
+  EXPECT_EQ(n->binlog_gtid().seq, 0u);
+}
+
+// The point of PendingKeys: under AFTER_SYNC a write waiting for its ACK
+// is in the binlog but not in RocksDB. Two create-if-absent transactions
+// queued behind a missing ACK must not both see the key absent.
+TEST(TxnTest, ComparesSeeWritesStillWaitingForTheirAcks) {
+  TempDir dir;
+  auto p = testing::OpenServingNode(dir.path() / "p", {{"rpl_semi_sync_master_enabled", "ON"},
+                                                       {"rpl_semi_sync_master_timeout", "60000"},
+                                                       {"rpl_semi_sync_master_wait_no_slave", "ON"}});
+  ASSERT_NE(p, nullptr);
+  auto create = [&](const std::string& who) {
+    return std::async(std::launch::async, [&, who] {
+      return p->Txn({{Compare::Absent("leader")}, {Mutation::Put("leader", who)}, {}});
+    });
+  };
+  auto a = create("a");
+  ASSERT_TRUE(WaitFor([&] { return Stat(*p, "Rpl_semi_sync_master_wait_sessions") == "1"; }));
+  auto b = create("b");
+  ASSERT_TRUE(WaitFor([&] { return Stat(*p, "Rpl_semi_sync_master_wait_sessions") == "2"; }));
+  EXPECT_FALSE(Versioned(*p, "leader").has_value()) << "visible before its ACK";
+  // Release both (async from here on).
+  ASSERT_TRUE(p->SetVariable("rpl_semi_sync_master_enabled", "OFF", false).ok());
+  auto ra = a.get();
+  auto rb = b.get();
+  ASSERT_TRUE(ra.ok()) << ra.status();
+  ASSERT_TRUE(rb.ok()) << rb.status();
+  EXPECT_NE(ra->succeeded, rb->succeeded) << "exactly one may create the key";
+  const std::string winner = ra->succeeded ? "a" : "b";
+  EXPECT_EQ(Versioned(*p, "leader")->value, winner);
+}
+
+// 64 threads increment one counter by compare-and-set through gRPC, with a
+// semi-sync replica: the final value is the number of successes, and the
+// replica, which applies the branches the primary took, has the same data.
+TEST(TxnTest, ConcurrentCasIncrementsLoseNothingAndReplicasAgree) {
+  TempDir dir;
+  auto p = testing::OpenServingNode(dir.path() / "p", {{"rpl_semi_sync_master_enabled", "ON"},
+                                                       {"rpl_semi_sync_master_timeout", "60000"}});
+  ASSERT_NE(p, nullptr);
+  auto r = testing::OpenServingNode(dir.path() / "r", {{"server_id", "2"},
+                                                       {"rpl_semi_sync_slave_enabled", "ON"}},
+                                    Addr(*p));
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Stat(*p, "Rpl_semi_sync_master_clients") == "1"; }));
+  ASSERT_TRUE(p->Put("counter", "0").ok());
+  auto client = Client::Connect({Addr(*p)});
+  ASSERT_TRUE(client.ok());
+  constexpr int kThreads = 64;
+  constexpr int kAttempts = 15;
+  std::atomic<int> successes{0};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kAttempts; ++i) {
+        auto read = (*client)->Read("counter");
+        if (!read.ok() || !read->value) {
+          if (errors++ == 0) ADD_FAILURE() << "read: " << read.status();
+          continue;
+        }
+        const int next = std::stoi(*read->value) + 1;
+        auto cas = (*client)->CompareAndSet("counter", read->version, std::to_string(next));
+        if (!cas.ok()) {
+          if (errors++ == 0) ADD_FAILURE() << "compare-and-set: " << cas.status();
+        } else if (cas->succeeded) {
+          ++successes;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_GT(successes.load(), 0);
+  auto final_value = (*client)->Get("counter");
+  ASSERT_TRUE(final_value.ok());
+  EXPECT_EQ(**final_value, std::to_string(successes.load()));
+  ASSERT_TRUE(WaitFor([&] { return r->applied_gtid() == p->applied_gtid(); }));
+  auto pc = p->Checksum();
+  auto rc = r->Checksum();
+  ASSERT_TRUE(pc.ok() && rc.ok());
+  EXPECT_EQ(*pc, *rc);
+  EXPECT_EQ(Versioned(*r, "counter")->version, Versioned(*p, "counter")->version);
+}
+
+TEST(TxnTest, ClientHelpersAndPipelinedTransactions) {
+  TempDir dir;
+  auto n = testing::OpenServingNode(dir.path() / "n");
+  ASSERT_NE(n, nullptr);
+  for (bool pipelined : {false, true}) {
+    SCOPED_TRACE(pipelined ? "pipelined" : "unary");
+    ClientOptions o;
+    o.pipelined = pipelined;
+    auto c = Client::Connect({Addr(*n)}, o);
+    ASSERT_TRUE(c.ok());
+    const std::string key = pipelined ? "p" : "u";
+    auto created = (*c)->CreateIfAbsent(key, "1");
+    ASSERT_TRUE(created.ok()) << created.status();
+    EXPECT_TRUE(created->succeeded);
+    EXPECT_FALSE((*c)->CreateIfAbsent(key, "2")->succeeded);
+    auto read = (*c)->Read(key);
+    ASSERT_TRUE(read.ok());
+    EXPECT_EQ(read->version, created->gtid);
+    EXPECT_TRUE((*c)->CompareAndSet(key, read->version, "3")->succeeded);
+    EXPECT_FALSE((*c)->DeleteIfVersion(key, read->version)->succeeded);
+    auto now = (*c)->Read(key);
+    EXPECT_EQ(*now->value, "3");
+    EXPECT_TRUE((*c)->DeleteIfVersion(key, now->version)->succeeded);
+    EXPECT_FALSE((*c)->Read(key)->value.has_value());
+    // A plain write answers succeeded too.
+    auto plain = (*c)->Txn({{}, {Mutation::Put("plain", "x")}, {}});
+    ASSERT_TRUE(plain.ok());
+    EXPECT_TRUE(plain->succeeded);
+  }
+}
+
+}  // namespace
+}  // namespace relaykv
