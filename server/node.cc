@@ -340,7 +340,9 @@ struct Node::Impl::PendingCommit {
   void Finish(absl::StatusOr<Gtid> result) {
     // Checked at reply time: once Revoke returned, no commit of this
     // primary is answered OK (async ones included).
-    if (result.ok() && impl->revoked_.load()) {
+    // Held through done(): Revoke waits for an OK answer in progress.
+    const bool gated = result.ok() && impl->EnterCommitGate();
+    if (result.ok() && !gated) {
       result = absl::UnavailableError(
           "write " + result->ToString() +
           " not acknowledged: this primary's epoch was revoked while it committed; the write is "
@@ -352,6 +354,7 @@ struct Node::Impl::PendingCommit {
       impl->metrics_.CountFailedCommit();
     }
     done(std::move(result));
+    if (gated) impl->LeaveCommitGate();
     impl->Leave();
   }
   Impl* const impl;
@@ -376,12 +379,18 @@ void Node::Impl::CommitAsync(std::vector<v1::Mutation> mutations, WriteOptions o
     return c->Finish(absl::FailedPreconditionError(
         "The server is running with read_only=ON so it cannot execute this write"));
   }
-  if (auto s = CheckNotRevoked(); !s.ok()) return c->Finish(s);
-  if (auto s = CheckApplier(); !s.ok()) return c->Finish(s);
+  // Held until the binlog has it queued: once Revoke set the flag, no
+  // commit that passed this check is still to be appended.
+  if (!EnterCommitGate()) return c->Finish(CheckNotRevoked());
+  if (auto s = CheckApplier(); !s.ok()) {
+    LeaveCommitGate();
+    return c->Finish(s);
+  }
   c->event.set_timestamp_us(NowMicros());
   c->event.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
   for (auto& m : mutations) *c->event.add_mutations() = std::move(m);
   binlog_->CommitAsync(&c->event, &on_assigned_, [this, c](absl::Status s) { Durable(c, s); });
+  LeaveCommitGate();
 }
 
 void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::Status& written) {
@@ -479,7 +488,17 @@ absl::StatusOr<Gtid> Node::Impl::StartEpoch(uint64_t min_epoch) {
   v1::Event marker;
   marker.set_timestamp_us(NowMicros());
   marker.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
-  const Gtid start{std::max(std::max(binlog_->epoch(), end.epoch) + 1, min_epoch), end.seq + 1};
+  const uint64_t newest = std::max(binlog_->epoch(), end.epoch);
+  // Never wraps: a wrapped epoch would reuse GTIDs. Peers cannot get an
+  // epoch this high into the binlog (EpochPromise's bounds), so this is
+  // damage.
+  if (newest >= EpochPromise::kMaxEpoch || min_epoch > EpochPromise::kMaxEpoch) {
+    return absl::FailedPreconditionError(
+        "cannot open a new epoch: the binlog's epoch " + std::to_string(newest) +
+        " (or the promised " + std::to_string(min_epoch) + ") is at the largest epoch " +
+        std::to_string(EpochPromise::kMaxEpoch));
+  }
+  const Gtid start{std::max(newest + 1, min_epoch), end.seq + 1};
   GtidToProto(start, marker.mutable_gtid());
   if (auto s = binlog_->AppendReplicated({&marker, 1}, /*sync=*/true); !s.ok()) return s;
   applier_->Release(start.seq);
