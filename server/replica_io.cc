@@ -99,7 +99,7 @@ absl::Status ReplicaIo::CheckContinues(std::span<const v1::Event> events) const 
   for (const v1::Event& ev : events) {
     if (ev.gtid().seq() != want || ev.gtid().epoch() < epoch) {
       return absl::InvalidArgumentError(
-          "primary " + config_.primary_address + " sent event " +
+          "primary " + config_.primary_address + " sent an event with gtid " +
           GtidFromProto(ev.gtid()).ToString() + " but the relay log expects seq " +
           std::to_string(want) + " with epoch >= " + std::to_string(epoch) +
           " (gap, duplicate or epoch going back); nothing of the batch is written or promised");
