@@ -1,6 +1,7 @@
 #include "server/epoch_promise.h"
 
 #include <cctype>
+#include <charconv>
 #include <string>
 
 #include "spdlog/spdlog.h"
@@ -18,9 +19,14 @@ absl::StatusOr<std::unique_ptr<EpochPromise>> EpochPromise::Open(
     const std::filesystem::path& data_dir) {
   const std::filesystem::path path = data_dir / kFileName;
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    return std::unique_ptr<EpochPromise>(new EpochPromise(path, 0));
+  const bool exists = std::filesystem::exists(path, ec);
+  if (ec) {
+    // EACCES, EIO: whether a promise exists is unknown, and reading it as
+    // "nothing promised" would let this node follow a revoked primary.
+    return absl::UnavailableError("cannot tell whether " + path.string() +
+                                  " exists: " + ec.message() + "; refusing to start");
   }
+  if (!exists) return std::unique_ptr<EpochPromise>(new EpochPromise(path, 0));
   auto text = ReadFileToString(path);
   if (!text.ok()) return text.status();
   // Comment lines, then one decimal number.
@@ -39,18 +45,39 @@ absl::StatusOr<std::unique_ptr<EpochPromise>> EpochPromise::Open(
     }
     number = line;
   }
-  if (number.empty() || number.size() > 19 ||
-      number.find_first_not_of("0123456789") != std::string::npos) {
+  uint64_t value = 0;
+  const char* first = number.data();
+  const char* last = number.data() + number.size();
+  const auto parsed = std::from_chars(first, last, value);
+  if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos ||
+      parsed.ec != std::errc() || parsed.ptr != last || value > kMaxEpoch) {
     return absl::DataLossError(path.string() +
                                " does not hold one decimal epoch; refusing to start (a damaged "
-                               "promise must not read as 'nothing promised')");
+                               "promise must not read as 'nothing promised'; the largest epoch is " +
+                               std::to_string(kMaxEpoch) + ")");
   }
-  return std::unique_ptr<EpochPromise>(new EpochPromise(path, std::stoull(number)));
+  return std::unique_ptr<EpochPromise>(new EpochPromise(path, value));
+}
+
+absl::Status EpochPromise::CheckBound(uint64_t epoch) const {
+  const uint64_t current = value_.load();
+  if (epoch > kMaxEpoch) {
+    return absl::InvalidArgumentError("epoch " + std::to_string(epoch) + " is above the largest " +
+                                      std::to_string(kMaxEpoch) + "; not promised");
+  }
+  if (epoch > current && epoch - current > kMaxEpochStep) {
+    return absl::InvalidArgumentError(
+        "epoch " + std::to_string(epoch) + " is more than " + std::to_string(kMaxEpochStep) +
+        " above the promised epoch " + std::to_string(current) +
+        " (epochs grow by one per election); not promised");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> EpochPromise::Hold::Raise(uint64_t epoch) {
   const uint64_t current = promise_->value_.load();
   if (epoch <= current) return current;
+  if (auto s = promise_->CheckBound(epoch); !s.ok()) return s;
   // Durable before anyone can see it: value_ is published after the rename
   // and the directory's fsync.
   if (auto s = WriteFileAtomically(promise_->path_, kHeader + std::to_string(epoch) + "\n");

@@ -403,7 +403,9 @@ struct Node::Impl::PendingCommit {
     if (result.ok() && !resolve_error.ok()) result = resolve_error;
     // Checked at reply time: once Revoke returned, no commit of this
     // primary is answered OK (async ones included).
-    if (result.ok() && impl->revoked_.load()) {
+    // Held through done(): Revoke waits for an OK answer in progress.
+    const bool gated = result.ok() && impl->EnterCommitGate();
+    if (result.ok() && !gated) {
       result = absl::UnavailableError(
           "write " + result->ToString() +
           " not acknowledged: this primary's epoch was revoked while it committed; the write is "
@@ -419,6 +421,7 @@ struct Node::Impl::PendingCommit {
     } else {
       done(result.status());
     }
+    if (gated) impl->LeaveCommitGate();
     impl->Leave();
   }
   Impl* const impl;
@@ -492,8 +495,13 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
     return c->Finish(absl::FailedPreconditionError(
         "The server is running with read_only=ON so it cannot execute this write"));
   }
-  if (auto s = CheckNotRevoked(); !s.ok()) return c->Finish(s);
-  if (auto s = CheckApplier(); !s.ok()) return c->Finish(s);
+  // Held until the binlog has it queued: once Revoke set the flag, no
+  // commit that passed this check is still to be appended.
+  if (!EnterCommitGate()) return c->Finish(CheckNotRevoked());
+  if (auto s = CheckApplier(); !s.ok()) {
+    LeaveCommitGate();
+    return c->Finish(s);
+  }
   c->event.set_timestamp_us(NowMicros());
   c->event.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
   for (auto& m : then_mutations) *c->event.add_mutations() = std::move(m);
@@ -503,6 +511,7 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
     // never saw (after a restart or a promotion): checked again at
     // assignment, where it decides.
     if (!pending_keys_->CaughtUp(binlog_->LastVisible().seq)) {
+      LeaveCommitGate();
       return c->Finish(absl::UnavailableError(
           "the primary is still applying its binlog, so a compare cannot be checked yet; "
           "nothing was written; retry"));
@@ -529,6 +538,7 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
     on_assigned = &c->resolve;
   }
   binlog_->CommitAsync(&c->event, on_assigned, [this, c](absl::Status s) { Durable(c, s); });
+  LeaveCommitGate();
 }
 
 void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::Status& written) {
@@ -626,7 +636,17 @@ absl::StatusOr<Gtid> Node::Impl::StartEpoch(uint64_t min_epoch) {
   v1::Event marker;
   marker.set_timestamp_us(NowMicros());
   marker.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
-  const Gtid start{std::max(std::max(binlog_->epoch(), end.epoch) + 1, min_epoch), end.seq + 1};
+  const uint64_t newest = std::max(binlog_->epoch(), end.epoch);
+  // Never wraps: a wrapped epoch would reuse GTIDs. Peers cannot get an
+  // epoch this high into the binlog (EpochPromise's bounds), so this is
+  // damage.
+  if (newest >= EpochPromise::kMaxEpoch || min_epoch > EpochPromise::kMaxEpoch) {
+    return absl::FailedPreconditionError(
+        "cannot open a new epoch: the binlog's epoch " + std::to_string(newest) +
+        " (or the promised " + std::to_string(min_epoch) + ") is at the largest epoch " +
+        std::to_string(EpochPromise::kMaxEpoch));
+  }
+  const Gtid start{std::max(newest + 1, min_epoch), end.seq + 1};
   GtidToProto(start, marker.mutable_gtid());
   if (auto s = binlog_->AppendReplicated({&marker, 1}, /*sync=*/true); !s.ok()) return s;
   applier_->Release(start.seq);

@@ -12,10 +12,20 @@
 // check. The hello's own position, which a primary counts as an ACK, is
 // what the relay log held when Revoke answered (durable_gtid) — nothing
 // the election does not see.
+#include <chrono>
+
 #include "server/node_impl.h"
 #include "spdlog/spdlog.h"
 
 namespace relaykv {
+
+namespace {
+// How long Revoke waits for the promise's lock (held by an IO thread from
+// its epoch check until its ACK is written, or by a Raise on a slow disk)
+// before answering UNAVAILABLE: a stuck relay-log disk must not pile up
+// RPC threads. The candidate retries or counts this node as unreachable.
+constexpr std::chrono::seconds kRevokeLockWait{10};
+}  // namespace
 
 absl::Status Node::Impl::CheckNotRevoked() const {
   if (!revoked_.load()) return absl::OkStatus();
@@ -25,7 +35,23 @@ absl::Status Node::Impl::CheckNotRevoked() const {
       "), so it takes no writes; send them to the primary of the new epoch");
 }
 
+bool Node::Impl::EnterCommitGate() {
+  std::lock_guard l(gate_mu_);
+  if (revoked_.load()) return false;
+  ++gate_holders_;
+  return true;
+}
+
+void Node::Impl::LeaveCommitGate() {
+  std::lock_guard l(gate_mu_);
+  if (--gate_holders_ == 0) gate_cv_.notify_all();
+}
+
 void Node::Impl::UpdatePrimaryFence() {
+  // One evaluation at a time, each reading the role, epoch and promise
+  // afresh: the last to run decides, and it sees every promise raised
+  // before it was called.
+  std::lock_guard fence(fence_mu_);
   bool primary;
   {
     std::lock_guard l(mu_);
@@ -36,8 +62,14 @@ void Node::Impl::UpdatePrimaryFence() {
   const bool revoke = primary && epoch < promised;
   if (revoke == revoked_.load()) return;
   if (revoke) {
-    // Flag first: a commit answered from here on sees it (Finish checks).
-    revoked_.store(true);
+    {
+      // Flag first, then wait out every commit between its check and its
+      // enqueue, and every OK being answered: after this nothing more is
+      // appended and no OK answered (Revoke reads durable_gtid after).
+      std::unique_lock l(gate_mu_);
+      revoked_.store(true);
+      gate_cv_.wait(l, [&] { return gate_holders_ == 0; });
+    }
     semisync_->Revoke("this primary's epoch " + std::to_string(epoch) +
                       " was revoked (promised epoch " + std::to_string(promised) + ")");
     spdlog::warn("fencing: this primary's epoch {} is below its promised epoch {}: it acknowledges "
@@ -46,7 +78,10 @@ void Node::Impl::UpdatePrimaryFence() {
                  epoch, promised);
   } else {
     semisync_->Unrevoke();
-    revoked_.store(false);
+    {
+      std::lock_guard l(gate_mu_);
+      revoked_.store(false);
+    }
     spdlog::info("fencing: no longer a revoked primary (epoch {}, promised epoch {})", epoch,
                  promised);
   }
@@ -56,18 +91,33 @@ absl::StatusOr<RevokeResult> Node::Revoke(uint64_t epoch) {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
   Impl& impl = *impl_;
+  if (auto s = impl.promise_->CheckBound(epoch); !s.ok()) return s;
   const uint64_t before = impl.promise_->value();
-  // Durable before anything else: the answer claims it.
-  auto promised = impl.promise_->Raise(epoch);
+  // Durable before anything else: the answer claims it. Bounded wait.
+  absl::StatusOr<uint64_t> promised = absl::UnknownError("not raised");
+  {
+    auto hold = impl.promise_->TryLockFor(kRevokeLockWait);
+    if (!hold) {
+      return absl::UnavailableError(
+          "Revoke(" + std::to_string(epoch) + "): the promised epoch is busy for over " +
+          std::to_string(kRevokeLockWait.count()) +
+          " s (the relay log's disk is slow or stuck); nothing was promised, retry");
+    }
+    promised = hold->Raise(epoch);
+  }
   if (!promised.ok()) return promised.status();
   {
     std::lock_guard l(impl.mu_);
     if (impl.io_ != nullptr) impl.io_->CutIfOlder(*promised);
   }
   impl.UpdatePrimaryFence();
-  // Read before the sync: what the sync makes durable includes it. No
-  // older-epoch event can follow it (the IO thread checks under the
-  // promise's lock); a newer primary's may, and the answer is a lower bound.
+  // A revoked primary's commits that passed their check before the flag
+  // are queued in the binlog by now (UpdatePrimaryFence waited for them):
+  // this sync writes them, so durable_gtid, read after it, covers them.
+  // The second sync makes what was read durable. No older-epoch event can
+  // follow (the IO thread checks under the promise's lock); a newer
+  // primary's may, and the answer is a lower bound.
+  if (auto s = impl.binlog_->SyncVisible(); !s.ok()) return s;
   RevokeResult r;
   r.durable_gtid = impl.binlog_->LastVisible();
   if (auto s = impl.binlog_->SyncVisible(); !s.ok()) return s;

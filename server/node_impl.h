@@ -203,8 +203,24 @@ class Node::Impl {
   // CHANGE MASTER and another RESET SLAVE ALL are refused meanwhile.
   bool promoting_ GUARDED_BY(mu_) = false;
   // Set while this node is a revoked primary (UpdatePrimaryFence); read
-  // without mu_ on the commit path. Written under mu_.
+  // without locks by metrics. Written under fence_mu_ and gate_mu_.
   std::atomic<bool> revoked_{false};
+  // Serializes UpdatePrimaryFence's whole evaluation (role, epoch, promise
+  // -> revoked_), so two of them cannot interleave and leave a stale
+  // answer. Lock order: fence_mu_ before mu_ and gate_mu_.
+  std::mutex fence_mu_;
+  // The commit gate (server/node_fence.cc): a commit holds it from its
+  // revoked check until it is enqueued in the binlog, and again from its
+  // reply-time check until the caller is answered. Setting revoked_ waits
+  // until nobody holds it, so once Revoke returned nothing more is
+  // appended and no OK is answered. Counted, not a shared_mutex: a commit
+  // failing inside the enqueue is answered on the same thread.
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  int gate_holders_ GUARDED_BY(gate_mu_) = 0;
+  // False (nothing held) if this primary is revoked.
+  [[nodiscard]] bool EnterCommitGate() EXCLUDES(gate_mu_);
+  void LeaveCommitGate() EXCLUDES(gate_mu_);
   std::string primary_ GUARDED_BY(mu_);           // "" on a primary
   std::unique_ptr<ReplicaIo> io_ GUARDED_BY(mu_);  // set on a replica
   std::thread housekeeper_;

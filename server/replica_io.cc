@@ -93,6 +93,24 @@ absl::Status ReplicaIo::FencedError(uint64_t primary_epoch, uint64_t promised) c
       "the primary of epoch " + std::to_string(promised) + " or newer");
 }
 
+absl::Status ReplicaIo::CheckContinues(std::span<const v1::Event> events) const {
+  const Gtid last = relay_log_->LastVisible();
+  uint64_t want = last.seq + 1;
+  uint64_t epoch = std::max(last.epoch, relay_log_->epoch());
+  for (const v1::Event& ev : events) {
+    if (ev.gtid().seq() != want || ev.gtid().epoch() < epoch) {
+      return absl::InvalidArgumentError(
+          "primary " + config_.primary_address + " sent an event with gtid " +
+          GtidFromProto(ev.gtid()).ToString() + " but the relay log expects seq " +
+          std::to_string(want) + " with epoch >= " + std::to_string(epoch) +
+          " (gap, duplicate or epoch going back); nothing of the batch is written or promised");
+    }
+    ++want;
+    epoch = ev.gtid().epoch();
+  }
+  return absl::OkStatus();
+}
+
 void ReplicaIo::CutIfOlder(uint64_t promised) {
   std::lock_guard l(mu_);
   // Not heard from yet: its first message is checked against the promise.
@@ -276,7 +294,12 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       }
       // Events of a newer epoch: promised (durably) before they are
       // appended, so that the relay log never holds an epoch above the
-      // promise, and before they are ACKed.
+      // promise, and before they are ACKed. Only a batch the relay log
+      // would take raises it: a refused batch leaves no promise behind.
+      if (auto s = CheckContinues(events); !s.ok()) {
+        error = s;
+        break;
+      }
       uint64_t newest = 0;
       for (const v1::Event& ev : events) newest = std::max<uint64_t>(newest, ev.gtid().epoch());
       if (newest > hold->value()) {

@@ -34,6 +34,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 
@@ -98,6 +99,10 @@ class ReplicaIo {
   void SetError(const absl::Status& s) REQUIRES(mu_);
   // FAILED_PRECONDITION naming both epochs.
   absl::Status FencedError(uint64_t primary_epoch, uint64_t promised) const;
+  // INVALID_ARGUMENT unless `events` continue the relay log exactly (the
+  // check AppendReplicated makes; only this thread appends), so a batch is
+  // judged before its epochs are promised.
+  absl::Status CheckContinues(std::span<const v1::Event> events) const;
 
   Binlog* const relay_log_;
   Applier* const applier_;

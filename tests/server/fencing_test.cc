@@ -82,6 +82,27 @@ TEST(FencingTest, PromiseSurvivesARestartAndNeverGoesDown) {
   EXPECT_EQ(w.status().code(), absl::StatusCode::kFailedPrecondition) << w.status();
 }
 
+// Review finding 2a: a hostile Revoke(huge) used to be fsynced, after which
+// the node refused to start. Now refused, nothing promised, node reopens.
+TEST(FencingTest, HugeOrFarAheadEpochIsRefusedAndNothingIsPromised) {
+  TempDir dir;
+  {
+    auto node = OpenPrimary(dir.path() / "n");
+    ASSERT_NE(node, nullptr);
+    for (uint64_t e : {uint64_t{10000000000000000000u}, (uint64_t{1} << 63),
+                       (uint64_t{1} << 32) + 10}) {
+      auto r = node->Revoke(e);
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << e << ": " << r.status();
+      EXPECT_EQ(node->promised_epoch(), 0u);
+    }
+    auto ok = node->Revoke(7);
+    ASSERT_TRUE(ok.ok()) << ok.status();
+  }
+  auto node = OpenPrimary(dir.path() / "n");
+  ASSERT_NE(node, nullptr);
+  EXPECT_EQ(node->promised_epoch(), 7u);
+}
+
 TEST(FencingTest, DamagedPromiseFileRefusesToOpen) {
   TempDir dir;
   { ASSERT_NE(OpenPrimary(dir.path() / "n"), nullptr); }
