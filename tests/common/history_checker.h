@@ -78,7 +78,9 @@ struct KeptEvent {
 // What one node holds after healing.
 struct NodeState {
   std::string name;
-  std::vector<KeptEvent> events;  // its whole history, in order
+  // Its whole history, in order. Events that change no key (a transaction
+  // whose branch was empty) may be left out, so seqs may skip.
+  std::vector<KeptEvent> events;
   struct Version {
     std::string value;
     Gtid gtid;
