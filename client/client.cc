@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <thread>
 
@@ -88,11 +89,15 @@ class Client::Impl {
   }
 
   // Sends a write; follows a replica's hint to its primary once.
-  absl::StatusOr<TxnResult> Write(const v1::WriteRequest& req) {
+  absl::StatusOr<TxnResult> Write(v1::WriteRequest req) {
     std::string target = write_target();
     for (int attempt = 0; attempt < 2; ++attempt) {
+      if (options_.epoch_fencing) req.set_min_epoch(epoch_seen());
       absl::StatusOr<TxnResult> r = WriteOnce(target, req);
-      if (r.ok()) return r;
+      if (r.ok()) {
+        SawEpoch(r->gtid.epoch);
+        return r;
+      }
       const absl::Status& s = r.status();
       const std::string hint = PrimaryHint(s);
       if (!options_.follow_primary || !absl::IsFailedPrecondition(s) || hint.empty() || attempt > 0) {
@@ -103,6 +108,15 @@ class Client::Impl {
       write_target_ = hint;
     }
     return absl::InternalError("unreachable");
+  }
+
+  // Epoch fencing (ClientOptions::epoch_fencing): the highest epoch any
+  // answer carried; epochs only rise.
+  uint64_t epoch_seen() const { return epoch_seen_.load(std::memory_order_relaxed); }
+  void SawEpoch(uint64_t epoch) {
+    uint64_t cur = epoch_seen();
+    while (epoch > cur && !epoch_seen_.compare_exchange_weak(cur, epoch, std::memory_order_relaxed)) {
+    }
   }
 
   // One write to `target`: a unary Write, or on its WriteStream.
@@ -158,6 +172,7 @@ class Client::Impl {
   std::mutex mu_;
   std::map<std::string, Stubs> stubs_;  // guarded by mu_
   std::string write_target_;            // guarded by mu_
+  std::atomic<uint64_t> epoch_seen_{0};
   // After stubs_: each borrows its node's stub, so it must go first.
   std::map<std::string, std::unique_ptr<WriteMux>> muxes_;  // guarded by mu_
 };
@@ -198,7 +213,7 @@ void AddMutations(const std::vector<Mutation>& mutations,
 absl::StatusOr<Gtid> Client::Write(const std::vector<Mutation>& mutations) {
   v1::WriteRequest req;
   AddMutations(mutations, req.mutable_mutations());
-  auto r = impl_->Write(req);
+  auto r = impl_->Write(std::move(req));
   if (!r.ok()) return r.status();
   return r->gtid;
 }
@@ -219,7 +234,7 @@ absl::StatusOr<TxnResult> Client::Txn(const relaykv::Txn& txn) {
     pc->mutable_version()->set_seq(c.version.seq);
     pc->set_value(c.value);
   }
-  return impl_->Write(req);  // without compares: a plain write, succeeded
+  return impl_->Write(std::move(req));  // without compares: a plain write, succeeded
 }
 
 absl::StatusOr<TxnResult> Client::CompareAndSet(const std::string& key, Gtid version,
@@ -253,6 +268,7 @@ absl::StatusOr<ReadResult> Client::Read(const std::string& key, const ReadOption
   if (auto s = FromGrpc(impl_->For(options.node).kv->Get(&ctx, req, &reply)); !s.ok()) return s;
   ReadResult out;
   out.applied = FromProto(reply.applied_gtid());
+  impl_->SawEpoch(out.applied.epoch);
   if (reply.found()) {
     out.value = reply.value();
     out.version = FromProto(reply.version());
@@ -284,6 +300,7 @@ absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions&
   page.count = reply.count();
   page.continuation = std::move(*reply.mutable_continuation());
   page.applied = FromProto(reply.applied_gtid());
+  impl_->SawEpoch(page.applied.epoch);
   return page;
 }
 
@@ -500,5 +517,7 @@ absl::StatusOr<PurgeSummary> Client::PurgeBinaryLogsTo(const std::string& file, 
 }
 
 std::string Client::write_target() const { return impl_->write_target(); }
+
+uint64_t Client::epoch_seen() const { return impl_->epoch_seen(); }
 
 }  // namespace relaykv

@@ -50,6 +50,11 @@ inline std::vector<v1::Mutation> Mutations(v1::WriteRequest& req) {
 }
 
 // A WriteRequest with compares or an else branch is a transaction.
+// The client's fence (WriteRequest.min_epoch); the single-key calls have none.
+inline uint64_t MinEpochOf(const v1::PutRequest&) { return 0; }
+inline uint64_t MinEpochOf(const v1::DeleteRequest&) { return 0; }
+inline uint64_t MinEpochOf(const v1::WriteRequest& req) { return req.min_epoch(); }
+
 inline std::optional<Condition> ConditionOf(const v1::PutRequest&) { return std::nullopt; }
 inline std::optional<Condition> ConditionOf(const v1::DeleteRequest&) { return std::nullopt; }
 inline std::optional<Condition> ConditionOf(v1::WriteRequest& req) {

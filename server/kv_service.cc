@@ -101,7 +101,7 @@ class KvService::WriteCall final : public KvService::Call {
       responder_.Finish(reply_, denied, &finish_tag_);
       return;
     }
-    WriteOptions options{SteadyDeadline(ctx_), [this] { return gone_.load(); }};
+    WriteOptions options{SteadyDeadline(ctx_), [this] { return gone_.load(); }, MinEpochOf(request_)};
     std::optional<Condition> condition = ConditionOf(request_);
     service_->node_->impl_->TxnAsync(
         Mutations(request_), std::move(condition), std::move(options),

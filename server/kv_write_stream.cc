@@ -185,6 +185,7 @@ class KvService::StreamCall final : public KvService::Call {
                                                         std::chrono::milliseconds(w.timeout_ms()));
     }
     options.cancelled = [this] { return gone_.load(); };
+    if (w.has_write()) options.min_epoch = w.write().min_epoch();
     // Validation (ValidateMutations), the refusals of a replica or a
     // closing node and the whole wait are CommitAsync's, as for Write.
     service_->node_->impl_->TxnAsync(std::move(*mutations), std::move(condition),

@@ -495,6 +495,14 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
     return c->Finish(absl::FailedPreconditionError(
         "The server is running with read_only=ON so it cannot execute this write"));
   }
+  // Epochs only rise, so a node found new enough here stays so.
+  if (const uint64_t epoch = binlog_->epoch(); epoch < c->options.min_epoch) {
+    return c->Finish(absl::FailedPreconditionError(
+        "this node's epoch " + std::to_string(epoch) + " is older than epoch " +
+        std::to_string(c->options.min_epoch) +
+        " the client has already seen: it is no longer the primary (a failover happened); "
+        "nothing was written"));
+  }
   // Held until the binlog has it queued: once Revoke set the flag, no
   // commit that passed this check is still to be appended.
   if (!EnterCommitGate()) return c->Finish(CheckNotRevoked());

@@ -32,8 +32,9 @@
 #include "relaykv/mutation.h"
 #include "relaykv/scan.h"
 #include "relaykv/tls.h"
-#include "relaykv/watch.h"
 #include "relaykv/txn.h"
+#include "relaykv/watch.h"
+#include "relaykv/write_outcome.h"
 
 namespace relaykv {
 
@@ -55,6 +56,12 @@ struct ClientOptions {
   // call's connection drops) and the next write opens a new stream.
   // Off by default until it has run in production as long as unary calls.
   bool pipelined = false;
+  // Never write to a node of an older epoch than one this client has seen:
+  // every write carries the highest epoch of any GTID answered to it
+  // (writes, reads, scans), and a node whose epoch is older — a deposed
+  // primary nobody fenced yet — refuses it (FAILED_PRECONDITION, nothing
+  // written). relaykv/write_outcome.h tells refused from outcome unknown.
+  bool epoch_fencing = true;
 };
 
 
@@ -178,6 +185,8 @@ class Client {
 
   // Where writes go now.
   std::string write_target() const;
+  // The highest epoch this client has seen (ClientOptions::epoch_fencing).
+  uint64_t epoch_seen() const;
 
  private:
   class Impl;

@@ -100,6 +100,9 @@ class CallScope;
 struct WriteOptions {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::function<bool()> cancelled;  // may be empty
+  // > 0: refuse (FAILED_PRECONDITION, nothing written) unless this node's
+  // epoch is at least this: the caller has seen a newer primary.
+  uint64_t min_epoch = 0;
 };
 
 // What a read waits for first (read-your-writes), how long, and a way to
