@@ -85,7 +85,18 @@ bool RunOne(const AdminExecutor& exec, const std::string& host, const std::strin
   auto result = exec.Execute(*statement);
   const Elapsed elapsed = Clock::now() - start;
   if (!result.ok()) {
-    PrintError(std::cerr, Explain(result.status(), host, tls), line);
+    absl::Status error = Explain(result.status(), host, tls);
+    const bool write = std::holds_alternative<stmt::Put>(*statement) ||
+                       std::holds_alternative<stmt::Delete>(*statement);
+    // gRPC's "failed to connect" means the call was never sent.
+    const bool never_sent =
+        result.status().message().find("failed to connect") != std::string_view::npos;
+    if (write && WriteOutcomeUnknown(result.status()) && !never_sent) {
+      error = absl::Status(error.code(), std::string(error.message()) +
+                                             " (the write's outcome is unknown: it may have been "
+                                             "applied; read the key before retrying)");
+    }
+    PrintError(std::cerr, error, line);
     return false;
   }
   if (const auto* ok = std::get_if<OkResult>(&*result)) {
