@@ -477,15 +477,18 @@ absl::StatusOr<Gtid> Client::ResetReplicaAll(const std::string& node) {
   return FromProto(reply.epoch_start());
 }
 
-absl::StatusOr<RevokeResult> Client::Revoke(uint64_t epoch, const std::string& node) {
+absl::StatusOr<RevokeResult> Client::Revoke(uint64_t epoch, const std::string& node,
+                                            uint32_t candidate) {
   v1::RevokeRequest req;
   req.set_epoch(epoch);
+  req.set_candidate_server_id(candidate);
   v1::RevokeReply reply;
   grpc::ClientContext ctx;
   impl_->Deadline(&ctx);
   if (auto s = FromGrpc(impl_->For(node).replication->Revoke(&ctx, req, &reply)); !s.ok()) return s;
   return RevokeResult{reply.promised_epoch(), FromProto(reply.durable_gtid()),
-                      FromProto(reply.applied_gtid()), reply.node_epoch(), reply.revoked_primary()};
+                      FromProto(reply.applied_gtid()), reply.node_epoch(), reply.revoked_primary(),
+                      reply.promised_owner()};
 }
 
 absl::StatusOr<MasterStatus> Client::ShowMasterStatus(const std::string& node) {

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <limits>
 #include <string>
 
 #include "spdlog/spdlog.h"
@@ -26,11 +27,13 @@ absl::StatusOr<std::unique_ptr<EpochPromise>> EpochPromise::Open(
     return absl::UnavailableError("cannot tell whether " + path.string() +
                                   " exists: " + ec.message() + "; refusing to start");
   }
-  if (!exists) return std::unique_ptr<EpochPromise>(new EpochPromise(path, 0));
+  if (!exists) return std::unique_ptr<EpochPromise>(new EpochPromise(path, 0, 0));
   auto text = ReadFileToString(path);
   if (!text.ok()) return text.status();
-  // Comment lines, then one decimal number.
-  std::string number;
+  // Comment lines, then one line: the epoch, and the owner's server_id (a
+  // file from before owners has none: unknown).
+  std::string value_line;
+  bool damaged = false;
   size_t pos = 0;
   while (pos < text->size()) {
     size_t end = text->find('\n', pos);
@@ -39,24 +42,31 @@ absl::StatusOr<std::unique_ptr<EpochPromise>> EpochPromise::Open(
     pos = end + 1;
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
     if (line.empty() || line[0] == '#') continue;
-    if (!number.empty()) {
-      number.clear();
-      break;  // two values: damaged
-    }
-    number = line;
+    damaged = damaged || !value_line.empty();  // two value lines
+    value_line = line;
   }
+  const auto parse = [](const std::string& field, uint64_t max, uint64_t* out) {
+    const char* last = field.data() + field.size();
+    const auto parsed = std::from_chars(field.data(), last, *out);
+    return !field.empty() && field.find_first_not_of("0123456789") == std::string::npos &&
+           parsed.ec == std::errc() && parsed.ptr == last && *out <= max;
+  };
+  const size_t space = value_line.find(' ');
   uint64_t value = 0;
-  const char* first = number.data();
-  const char* last = number.data() + number.size();
-  const auto parsed = std::from_chars(first, last, value);
-  if (number.empty() || number.find_first_not_of("0123456789") != std::string::npos ||
-      parsed.ec != std::errc() || parsed.ptr != last || value > kMaxEpoch) {
+  uint64_t owner = 0;
+  const bool ok =
+      !damaged && parse(value_line.substr(0, space), kMaxEpoch, &value) &&
+      (space == std::string::npos ||
+       parse(value_line.substr(space + 1), std::numeric_limits<uint32_t>::max(), &owner));
+  if (!ok) {
     return absl::DataLossError(path.string() +
-                               " does not hold one decimal epoch; refusing to start (a damaged "
-                               "promise must not read as 'nothing promised'; the largest epoch is " +
+                               " does not hold one decimal epoch (and its owner's server_id); "
+                               "refusing to start (a damaged promise must not read as 'nothing "
+                               "promised'; the largest epoch is " +
                                std::to_string(kMaxEpoch) + ")");
   }
-  return std::unique_ptr<EpochPromise>(new EpochPromise(path, value));
+  return std::unique_ptr<EpochPromise>(
+      new EpochPromise(path, value, static_cast<uint32_t>(owner)));
 }
 
 absl::Status EpochPromise::CheckBound(uint64_t epoch) const {
@@ -74,18 +84,45 @@ absl::Status EpochPromise::CheckBound(uint64_t epoch) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<uint64_t> EpochPromise::Hold::Raise(uint64_t epoch) {
-  const uint64_t current = promise_->value_.load();
-  if (epoch <= current) return current;
-  if (auto s = promise_->CheckBound(epoch); !s.ok()) return s;
-  // Durable before anyone can see it: value_ is published after the rename
-  // and the directory's fsync.
-  if (auto s = WriteFileAtomically(promise_->path_, kHeader + std::to_string(epoch) + "\n");
+absl::Status EpochPromise::Store(uint64_t epoch, uint32_t owner) {
+  // Durable before anyone can see it: published after the rename and the
+  // directory's fsync.
+  if (auto s = WriteFileAtomically(path_, kHeader + std::to_string(epoch) + " " +
+                                              std::to_string(owner) + "\n");
       !s.ok()) {
     return s;
   }
-  promise_->value_.store(epoch);
-  spdlog::info("epoch promise: raised from {} to {} (durable)", current, epoch);
+  owner_.store(owner);
+  value_.store(epoch);
+  return absl::OkStatus();
+}
+
+absl::Status EpochPromise::Hold::CheckOwner(uint64_t epoch, uint32_t server_id) const {
+  const uint32_t bound = owner();
+  if (epoch != value() || bound == 0 || server_id == 0 || bound == server_id) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      "epoch " + std::to_string(epoch) + " is promised to server_id " + std::to_string(bound) +
+      ", not to server_id " + std::to_string(server_id) +
+      " (two nodes opened the same epoch: the one that was not elected must not be followed)");
+}
+
+absl::StatusOr<uint64_t> EpochPromise::Hold::Raise(uint64_t epoch, uint32_t owner) {
+  const uint64_t current = promise_->value_.load();
+  const uint32_t bound = promise_->owner_.load();
+  if (epoch < current) return current;
+  if (epoch == current) {
+    if (auto s = CheckOwner(epoch, owner); !s.ok()) return s;
+    if (bound != 0 || owner == 0) return current;
+    if (auto s = promise_->Store(epoch, owner); !s.ok()) return s;
+    spdlog::info("epoch promise: epoch {} bound to server_id {} (durable)", epoch, owner);
+    return current;
+  }
+  if (auto s = promise_->CheckBound(epoch); !s.ok()) return s;
+  if (auto s = promise_->Store(epoch, owner); !s.ok()) return s;
+  spdlog::info("epoch promise: raised from {} to {} (server_id {}; durable)", current, epoch,
+               owner == 0 ? std::string("unknown") : std::to_string(owner));
   return epoch;
 }
 

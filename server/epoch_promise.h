@@ -8,6 +8,17 @@
 //     revoked: Node::Revoke, server/node_fence.cc).
 // 0 (no file) promises nothing.
 //
+// Owner: a promise is also bound to the server_id the epoch belongs to —
+// the candidate whose Revoke raised it, or the primary whose events did
+// (0: not known — an operator's Revoke, or a file from before owners). Two
+// nodes can reach the same epoch number without coordination (a candidate
+// promoted into E+1 while the old primary, never revoked, restarted and
+// opened E+1 itself); the owner tells their epochs apart: a replica refuses
+// a primary of its promised epoch that is not the owner, a Revoke for the
+// promised epoch from another candidate is refused, and a node promoted
+// while it has promised its epoch to another opens the next one. An
+// unknown owner is bound by the first that claims the epoch.
+//
 // Durability: Raise() writes the file atomically (temp file, fsync,
 // rename, fsync of the directory: storage/file.h WriteFileAtomically)
 // before it returns, so a promise survives a crash or power cut; the
@@ -50,8 +61,9 @@ class EpochPromise {
   [[nodiscard]] absl::Status CheckBound(uint64_t epoch) const;
 
   // Reads <data_dir>/promised_epoch (0 if absent). DATA_LOSS naming the file
-  // if it does not hold one decimal number: a damaged promise must not be
-  // read as "nothing promised".
+  // if it does not hold one decimal epoch, optionally followed by the
+  // owner's server_id: a damaged promise must not be read as "nothing
+  // promised".
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<EpochPromise>> Open(
       const std::filesystem::path& data_dir);
   EpochPromise(const EpochPromise&) = delete;
@@ -59,13 +71,23 @@ class EpochPromise {
 
   // The promise now (durable: only a durable promise is ever published).
   uint64_t value() const { return value_.load(); }
+  // Its owner's server_id (0: unknown). Read it under a Hold when acting on
+  // it together with value().
+  uint32_t owner() const { return owner_.load(); }
 
   // The promise held still; see the header comment.
   class Hold {
    public:
     uint64_t value() const { return promise_->value(); }
-    // Raises to max(value, epoch), durably; returns the promise.
-    [[nodiscard]] absl::StatusOr<uint64_t> Raise(uint64_t epoch);
+    uint32_t owner() const { return promise_->owner(); }
+    // Raises to max(value, epoch), durably, bound to `owner` (0: unknown)
+    // when it goes up; returns the promise. For the promised epoch itself,
+    // binds an unknown owner to `owner`, and refuses (FAILED_PRECONDITION
+    // naming both) another owner than the one it is bound to.
+    [[nodiscard]] absl::StatusOr<uint64_t> Raise(uint64_t epoch, uint32_t owner = 0);
+    // OK unless `epoch` is the promised epoch and bound to another owner than
+    // `server_id` (both known): the refusal names both.
+    [[nodiscard]] absl::Status CheckOwner(uint64_t epoch, uint32_t server_id) const;
 
    private:
     friend class EpochPromise;
@@ -82,16 +104,22 @@ class EpochPromise {
     if (!l.owns_lock()) return std::nullopt;
     return Hold(this, std::move(l));
   }
-  // Lock().Raise(epoch).
-  [[nodiscard]] absl::StatusOr<uint64_t> Raise(uint64_t epoch) { return Lock().Raise(epoch); }
+  // Lock().Raise(epoch, owner).
+  [[nodiscard]] absl::StatusOr<uint64_t> Raise(uint64_t epoch, uint32_t owner = 0) {
+    return Lock().Raise(epoch, owner);
+  }
 
  private:
-  EpochPromise(std::filesystem::path path, uint64_t value) : path_(std::move(path)), value_(value) {}
+  EpochPromise(std::filesystem::path path, uint64_t value, uint32_t owner)
+      : path_(std::move(path)), value_(value), owner_(owner) {}
+  // Writes (epoch, owner) durably, then publishes it.
+  absl::Status Store(uint64_t epoch, uint32_t owner);
 
   const std::filesystem::path path_;
   std::timed_mutex mu_;  // serializes raises and Holds
   // Written under mu_, after the file is durable; read without it.
   std::atomic<uint64_t> value_;
+  std::atomic<uint32_t> owner_;
 };
 
 }  // namespace relaykv

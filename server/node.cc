@@ -225,10 +225,21 @@ absl::Status Node::Impl::Open(Node* node) {
     master = *saved;
   }
   const std::string primary = master.address;
+  // A revoked primary (its epoch below the promise): another node may have
+  // been elected without its tail.
+  const bool revoked_at_open = primary.empty() && binlog_->epoch() < promise_->value();
   // Replay: a primary applies its whole binlog. A replica applies only what
   // its primary says is visible (its first message tells): what its relay
-  // log holds beyond may not have reached a quorum.
-  if (primary.empty()) {
+  // log holds beyond may not have reached a quorum. Nor does a revoked
+  // primary: its tail past what it had applied may never have been
+  // acknowledged, and the new primary may not have it (it is kept, for a
+  // rejoin's truncation or CHANGE MASTER's history check, not applied).
+  if (revoked_at_open && last.seq > applied.seq) {
+    spdlog::warn("recovery: this primary's epoch {} is revoked (promised epoch {}): its binlog "
+                 "tail {}..{} is not applied (it may never have been acknowledged)",
+                 binlog_->epoch(), promise_->value(), applied.seq + 1, last.seq);
+  }
+  if (primary.empty() && !revoked_at_open) {
     applier_->Release(last.seq);
     if (auto s = applier_->WaitApplied(last.seq, Clock::time_point::max()); !s.ok()) return s;
     if (last.seq > applied.seq) {
@@ -254,17 +265,16 @@ absl::Status Node::Impl::Open(Node* node) {
   if (!primary.empty()) {
     if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
   }
-  // A revoked primary (its epoch below the promise) writes nothing, not
-  // even a new epoch: that epoch may be the one it promised to another
-  // node. It stays fenced (UpdatePrimaryFence below).
-  const bool revoked_at_open = primary.empty() && binlog_->epoch() < promise_->value();
+  // A revoked primary writes nothing, not even a new epoch: that epoch may
+  // be the one it promised to another node. It stays fenced
+  // (UpdatePrimaryFence below).
   if (revoked_at_open && binlog_->unsynced_tail_at_open()) {
     spdlog::warn("recovery: the binlog may have lost events replicas hold (unsynced tail), but "
                  "this primary's epoch {} is revoked (promised epoch {}): no new epoch is opened",
                  binlog_->epoch(), promise_->value());
   }
   if (primary.empty() && !revoked_at_open && binlog_->unsynced_tail_at_open()) {
-    auto start = StartEpoch();
+    auto start = OpenOwnEpoch();
     if (!start.ok()) return start.status();
     spdlog::warn("recovery: the last run published events before syncing them (sync_binlog is "
                  "not 1) and did not stop cleanly, so replicas may hold events this binlog lost; "
@@ -312,8 +322,8 @@ absl::Status Node::Impl::Open(Node* node) {
                                                  },
                                                  [this] { return ReplicaVisibleSeq(); },
                                                  [this] { return binlog_->epoch(); },
-                                                 [node](uint64_t epoch) {
-                                                   return node->Revoke(epoch);
+                                                 [node](uint64_t epoch, uint32_t candidate) {
+                                                   return node->Revoke(epoch, candidate);
                                                  },
                                                  &connections_,
                                                  [this] { return caps_.max_replicas.load(); },
@@ -404,7 +414,7 @@ struct Node::Impl::PendingCommit {
     // Checked at reply time: once Revoke returned, no commit of this
     // primary is answered OK (async ones included).
     // Held through done(): Revoke waits for an OK answer in progress.
-    const bool gated = result.ok() && impl->EnterCommitGate();
+    const bool gated = result.ok() && impl->EnterCommitGate(result->epoch);
     if (result.ok() && !gated) {
       result = absl::UnavailableError(
           "write " + result->ToString() +
@@ -619,14 +629,8 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   // same seqs would pass for ours. (A crash in between leaves a replica
   // holding an event its old primary does not have: refused by it, and
   // RESET SLAVE ALL can run again.)
-  // At least the promised epoch: a node that promised epoch P to a
-  // candidate and is promoted itself must not start below P (its peers
-  // would refuse it, and it would be revoked at once).
-  auto start = StartEpoch(promise_->value());
+  auto start = OpenOwnEpoch();
   if (!start.ok()) return start.status();
-  // Our own epoch is promised too (durably): from now on this node refuses
-  // older primaries whatever its role.
-  if (auto p = promise_->Raise(start->epoch); !p.ok()) return p.status();
   // A promoted replica's history was visible on it: its replicas may show
   // it. (Not so for the epoch a restarted primary opens: its replayed tail
   // waits for a quorum like any write.)

@@ -28,18 +28,28 @@ constexpr std::chrono::seconds kRevokeLockWait{10};
 }  // namespace
 
 absl::Status Node::Impl::CheckNotRevoked() const {
-  if (!revoked_.load()) return absl::OkStatus();
+  if (!revoked_.load() && binlog_->epoch() >= promise_->value()) return absl::OkStatus();
   return absl::FailedPreconditionError(
       "this primary is fenced: its epoch " + std::to_string(binlog_->epoch()) +
       " was revoked (promised epoch " + std::to_string(promise_->value()) +
       "), so it takes no writes; send them to the primary of the new epoch");
 }
 
-bool Node::Impl::EnterCommitGate() {
+bool Node::Impl::GateClosed() const {
+  return revoked_.load() || binlog_->epoch() < promise_->value();
+}
+
+bool Node::Impl::EnterCommitGate(uint64_t commit_epoch) {
   std::lock_guard l(gate_mu_);
-  if (revoked_.load()) return false;
+  if (GateClosed() || (commit_epoch != 0 && commit_epoch < promise_->value())) return false;
   ++gate_holders_;
   return true;
+}
+
+void Node::Impl::DrainCommitGateIfClosed() {
+  std::unique_lock l(gate_mu_);
+  if (!GateClosed()) return;
+  gate_cv_.wait(l, [&] { return gate_holders_ == 0; });
 }
 
 void Node::Impl::LeaveCommitGate() {
@@ -87,7 +97,7 @@ void Node::Impl::UpdatePrimaryFence() {
   }
 }
 
-absl::StatusOr<RevokeResult> Node::Revoke(uint64_t epoch) {
+absl::StatusOr<RevokeResult> Node::Revoke(uint64_t epoch, uint32_t candidate) {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
   Impl& impl = *impl_;
@@ -103,14 +113,17 @@ absl::StatusOr<RevokeResult> Node::Revoke(uint64_t epoch) {
           std::to_string(kRevokeLockWait.count()) +
           " s (the relay log's disk is slow or stuck); nothing was promised, retry");
     }
-    promised = hold->Raise(epoch);
+    promised = hold->Raise(epoch, candidate);
   }
   if (!promised.ok()) return promised.status();
   {
     std::lock_guard l(impl.mu_);
-    if (impl.io_ != nullptr) impl.io_->CutIfOlder(*promised);
+    if (impl.io_ != nullptr) impl.io_->CutIfNotFollowing(*promised, impl.promise_->owner());
   }
   impl.UpdatePrimaryFence();
+  // Also when no flag flipped (a node in RESET SLAVE ALL, a replica with
+  // a late commit from its primary days): the gate is closed by the epochs.
+  impl.DrainCommitGateIfClosed();
   // A revoked primary's commits that passed their check before the flag
   // are queued in the binlog by now (UpdatePrimaryFence waited for them):
   // this sync writes them, so durable_gtid, read after it, covers them.
@@ -125,12 +138,23 @@ absl::StatusOr<RevokeResult> Node::Revoke(uint64_t epoch) {
   r.applied_gtid = impl.state_->Applied();
   r.node_epoch = impl.binlog_->epoch();
   r.revoked_primary = impl.revoked_.load();
+  r.promised_owner = impl.promise_->owner();
   if (*promised != before) {
     spdlog::warn("Revoke({}): promised epoch {} -> {}; durable {}, applied {}{}", epoch, before,
                  *promised, r.durable_gtid.ToString(), r.applied_gtid.ToString(),
                  r.revoked_primary ? "; this primary is now fenced" : "");
   }
   return r;
+}
+
+absl::StatusOr<Gtid> Node::Impl::OpenOwnEpoch() {
+  const auto self = static_cast<uint32_t>(vars_.GetUint("server_id"));
+  auto hold = promise_->Lock();
+  const bool promised_to_another = hold.owner() != 0 && hold.owner() != self;
+  auto start = StartEpoch(hold.value() + (promised_to_another ? 1 : 0));
+  if (!start.ok()) return start.status();
+  if (auto p = hold.Raise(start->epoch, self); !p.ok()) return p.status();
+  return start;
 }
 
 uint64_t Node::promised_epoch() const {

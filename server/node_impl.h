@@ -77,6 +77,12 @@ class Node::Impl {
   // (fsynced) and waits until it is applied; returns its GTID. The epoch
   // is the binlog's plus one, or `min_epoch` if that is higher.
   absl::StatusOr<Gtid> StartEpoch(uint64_t min_epoch = 0);
+  // StartEpoch() for this node's own new epoch (promotion, or a restart
+  // that must not reuse GTIDs), under the promise's lock: at least the
+  // promised epoch — above it if that epoch is promised to another node,
+  // which may open it — and then promised, bound to this node (durably):
+  // from then on it refuses older primaries whatever its role.
+  absl::StatusOr<Gtid> OpenOwnEpoch();
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key, const GetOptions& options);
   // Node::Scan (server/node_scan.cc).
   absl::StatusOr<ScanPage> Scan(const ScanRange& range, const GetOptions& read);
@@ -126,7 +132,8 @@ class Node::Impl {
   // answered OK, writes are refused. Re-evaluated when the promise, the
   // role or the epoch changes (Open, Revoke, CHANGE MASTER, RESET SLAVE ALL).
   void UpdatePrimaryFence() EXCLUDES(mu_);
-  // FAILED_PRECONDITION for a write while revoked; OK otherwise.
+  // FAILED_PRECONDITION for a write while revoked (or while the binlog's
+  // epoch is below the promise); OK otherwise.
   absl::Status CheckNotRevoked() const;
 
   const NodeOptions options_;
@@ -218,9 +225,19 @@ class Node::Impl {
   std::mutex gate_mu_;
   std::condition_variable gate_cv_;
   int gate_holders_ GUARDED_BY(gate_mu_) = 0;
-  // False (nothing held) if this primary is revoked.
-  [[nodiscard]] bool EnterCommitGate() EXCLUDES(gate_mu_);
+  // False (nothing held) if this primary is fenced: revoked, or its binlog
+  // epoch — or `commit_epoch`, the epoch of the write being answered — is
+  // below the promise. The epoch tests hold whatever the role does next
+  // (the promise never goes down): a write of a revoked epoch is not
+  // appended or answered OK after CHANGE MASTER cleared the flag, nor in
+  // RESET SLAVE ALL's window before the fence is re-evaluated.
+  [[nodiscard]] bool EnterCommitGate(uint64_t commit_epoch = 0) EXCLUDES(gate_mu_);
   void LeaveCommitGate() EXCLUDES(gate_mu_);
+  // Waits until nobody holds the gate, if it is closed (new entrants are
+  // refused then, so this ends): after it, nothing that passed the gate
+  // before the promise was raised is still to be appended or answered.
+  void DrainCommitGateIfClosed() EXCLUDES(gate_mu_);
+  bool GateClosed() const REQUIRES(gate_mu_);
   std::string primary_ GUARDED_BY(mu_);           // "" on a primary
   std::unique_ptr<ReplicaIo> io_ GUARDED_BY(mu_);  // set on a replica
   std::thread housekeeper_;

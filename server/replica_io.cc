@@ -111,11 +111,29 @@ absl::Status ReplicaIo::CheckContinues(std::span<const v1::Event> events) const 
   return absl::OkStatus();
 }
 
-void ReplicaIo::CutIfOlder(uint64_t promised) {
+absl::Status ReplicaIo::CheckFollows(uint64_t primary_epoch, uint32_t primary_server_id,
+                                     uint64_t promised, uint32_t owner) const {
+  if (primary_epoch < promised) return FencedError(primary_epoch, promised);
+  if (primary_epoch > promised || owner == 0 || primary_server_id == 0 ||
+      primary_server_id == owner) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      "primary " + config_.primary_address + " (server_id " + std::to_string(primary_server_id) +
+      ") is at epoch " + std::to_string(primary_epoch) +
+      ", but this replica promised that epoch to server_id " + std::to_string(owner) +
+      ": two nodes opened the same epoch; refusing its events and ACKs; CHANGE MASTER TO the "
+      "elected primary");
+}
+
+void ReplicaIo::CutIfNotFollowing(uint64_t promised, uint32_t owner) {
   std::lock_guard l(mu_);
   // Not heard from yet: its first message is checked against the promise.
-  if (ctx_ == nullptr || status_.primary_epoch == 0 || status_.primary_epoch >= promised) return;
-  cut_ = FencedError(status_.primary_epoch, promised);
+  if (ctx_ == nullptr || status_.primary_epoch == 0) return;
+  absl::Status s =
+      CheckFollows(status_.primary_epoch, status_.primary_server_id, promised, owner);
+  if (s.ok()) return;
+  cut_ = s;
   spdlog::warn("replica IO thread: {}", std::string(cut_.message()));
   ctx_->TryCancel();
 }
@@ -168,6 +186,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     ctx_ = &ctx;
     cut_ = absl::OkStatus();
     status_.primary_epoch = 0;
+    status_.primary_server_id = 0;
   }
   struct ClearCtx {
     ReplicaIo* self;
@@ -195,7 +214,11 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   hello.mutable_hello()->set_address(config_.own_address);
   // A primary older than our promise refuses us; one that does not know
   // the field is refused at its first message (below).
-  if (config_.promise != nullptr) hello.mutable_hello()->set_promised_epoch(config_.promise->value());
+  if (config_.promise != nullptr) {
+    auto hold = config_.promise->Lock();  // the epoch and its owner, together
+    hello.mutable_hello()->set_promised_epoch(hold.value());
+    hello.mutable_hello()->set_promised_owner(hold.owner());
+  }
   stream->Write(hello);
 
   v1::PrimaryMessage msg;
@@ -260,15 +283,19 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
         msg.has_heartbeat()
             ? epoch_of(msg.heartbeat().primary_epoch(), msg.heartbeat().primary_last_gtid())
             : epoch_of(msg.batch().primary_epoch(), msg.batch().primary_last_gtid());
+    const uint32_t primary_server_id = msg.has_heartbeat() ? msg.heartbeat().primary_server_id()
+                                                           : msg.batch().primary_server_id();
     {
       std::lock_guard l(mu_);
       status_.primary_epoch = primary_epoch;
+      status_.primary_server_id = primary_server_id;
     }
     if (msg.has_heartbeat()) {
       // Nothing to ACK, but nothing of a fenced primary is applied either.
-      if (config_.promise != nullptr && primary_epoch < config_.promise->value()) {
-        error = FencedError(primary_epoch, config_.promise->value());
-        break;
+      if (config_.promise != nullptr) {
+        auto hold = config_.promise->Lock();
+        error = CheckFollows(primary_epoch, primary_server_id, hold.value(), hold.owner());
+        if (!error.ok()) break;
       }
       if (msg.heartbeat().has_visible_seq()) {
         applier_->Release(std::min(relay_log_->LastVisible().seq, msg.heartbeat().visible_seq()));
@@ -288,10 +315,8 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     std::optional<EpochPromise::Hold> hold;
     if (config_.promise != nullptr) {
       hold.emplace(config_.promise->Lock());
-      if (primary_epoch < hold->value()) {
-        error = FencedError(primary_epoch, hold->value());
-        break;
-      }
+      error = CheckFollows(primary_epoch, primary_server_id, hold->value(), hold->owner());
+      if (!error.ok()) break;
       // Events of a newer epoch: promised (durably) before they are
       // appended, so that the relay log never holds an epoch above the
       // promise, and before they are ACKed. Only a batch the relay log
@@ -300,14 +325,26 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
         error = s;
         break;
       }
-      uint64_t newest = 0;
-      for (const v1::Event& ev : events) newest = std::max<uint64_t>(newest, ev.gtid().epoch());
-      if (newest > hold->value()) {
-        if (auto raised = hold->Raise(newest); !raised.ok()) {
+      // Bound to the server that wrote the newest epoch's first event (its
+      // primary); an event of the promised epoch by another server is a
+      // second node's copy of that epoch.
+      const v1::Event* newest = nullptr;
+      for (const v1::Event& ev : events) {
+        if (newest == nullptr || ev.gtid().epoch() > newest->gtid().epoch()) newest = &ev;
+      }
+      // (The promised epoch itself: binds an unknown owner, refuses another.)
+      if (newest->gtid().epoch() >= hold->value()) {
+        if (auto raised = hold->Raise(newest->gtid().epoch(), newest->server_id()); !raised.ok()) {
           error = raised.status();
           break;
         }
       }
+      for (const v1::Event& ev : events) {
+        if (ev.gtid().epoch() != hold->value()) continue;  // older epochs: history, checked above
+        error = CheckFollows(ev.gtid().epoch(), ev.server_id(), hold->value(), hold->owner());
+        if (!error.ok()) break;
+      }
+      if (!error.ok()) break;
     }
     const v1::EventBatch& batch = msg.batch();
     // Gap, duplicate or epoch going back: INVALID_ARGUMENT, nothing written.

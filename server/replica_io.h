@@ -19,7 +19,7 @@
 // the thread stops: nothing of it is appended or ACKed. A batch with events
 // of a newer epoch raises the promise durably before they are appended.
 // Check, append and ACK run under the promise's Hold, so a Revoke that
-// returned is never overtaken by an ACK; CutIfOlder() ends a stream at once
+// returned is never overtaken by an ACK; CutIfNotFollowing() ends a stream at once
 // instead of at its next message. A Revoke therefore waits for at most one
 // batch's append, fsync and ACK write; an ACK write blocked by a primary
 // that stopped reading ends with the stream (the 10 s silence watchdog).
@@ -72,6 +72,7 @@ struct ReplicaIoStatus {
   int64_t last_error_time_us = 0;
   bool semi_sync = false;     // connected as a semi-sync replica
   uint64_t primary_epoch = 0; // as the primary last stated it (0: not heard yet)
+  uint32_t primary_server_id = 0;  // as the primary last stated it (0: not said)
 };
 
 class ReplicaIo {
@@ -90,7 +91,7 @@ class ReplicaIo {
   // Revoke: ends the live stream if its primary's epoch is below
   // `promised` (the promise is raised already); the thread stops with the
   // fencing error.
-  void CutIfOlder(uint64_t promised) EXCLUDES(mu_);
+  void CutIfNotFollowing(uint64_t promised, uint32_t owner) EXCLUDES(mu_);
 
  private:
   void Run();
@@ -99,6 +100,11 @@ class ReplicaIo {
   void SetError(const absl::Status& s) REQUIRES(mu_);
   // FAILED_PRECONDITION naming both epochs.
   absl::Status FencedError(uint64_t primary_epoch, uint64_t promised) const;
+  // OK if a primary stating (epoch, server_id) may be followed under the
+  // promise (promised, owner): its epoch is not older, and if it is the
+  // promised epoch, the primary is its owner (either server_id 0: unknown).
+  absl::Status CheckFollows(uint64_t primary_epoch, uint32_t primary_server_id, uint64_t promised,
+                            uint32_t owner) const;
   // INVALID_ARGUMENT unless `events` continue the relay log exactly (the
   // check AppendReplicated makes; only this thread appends), so a batch is
   // judged before its epochs are promised.

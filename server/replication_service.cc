@@ -175,6 +175,7 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
       batch->set_primary_time_us(NowMicros());
       batch->set_wants_ack(true);
       batch->set_primary_epoch(node_.epoch());
+      batch->set_primary_server_id(node_.server_id());
       if (node_.gate_visibility(true)) batch->set_visible_seq(node_.visible_seq());
     }
     o->acks.Sent(last, bytes);
@@ -205,13 +206,14 @@ grpc::Status ReplicationService::Revoke(grpc::ServerContext* ctx, const v1::Revo
                           denied.error_message() + " (the replication role would do too)");
     }
   }
-  auto r = node_.revoke(req->epoch());
+  auto r = node_.revoke(req->epoch(), req->candidate_server_id());
   if (!r.ok()) return ToGrpcStatus(r.status());
   reply->set_promised_epoch(r->promised_epoch);
   GtidToProto(r->durable_gtid, reply->mutable_durable_gtid());
   GtidToProto(r->applied_gtid, reply->mutable_applied_gtid());
   reply->set_node_epoch(r->node_epoch);
   reply->set_revoked_primary(r->revoked_primary);
+  reply->set_promised_owner(r->promised_owner);
   return grpc::Status::OK;
 }
 
@@ -256,6 +258,19 @@ grpc::Status ReplicationService::Subscribe(
                             std::to_string(hello.promised_epoch()) + ", newer than this primary's epoch " +
                             std::to_string(epoch) +
                             ": it follows a newer primary (CHANGE MASTER TO that one)";
+    spdlog::warn("replication: refusing replica server_id {} at {}: {}", hello.server_id(),
+                 ctx->peer(), why);
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
+  }
+  if (const uint64_t epoch = node_.epoch(); hello.promised_epoch() == epoch &&
+                                            hello.promised_owner() != 0 &&
+                                            hello.promised_owner() != node_.server_id()) {
+    // Its position would count as an ACK of our events at the same GTIDs.
+    const std::string why = "replica has promised epoch " + std::to_string(epoch) +
+                            " to server_id " + std::to_string(hello.promised_owner()) +
+                            ", not to this primary (server_id " +
+                            std::to_string(node_.server_id()) +
+                            "): two nodes opened that epoch and it follows the other";
     spdlog::warn("replication: refusing replica server_id {} at {}: {}", hello.server_id(),
                  ctx->peer(), why);
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
@@ -341,6 +356,7 @@ grpc::Status ReplicationService::Subscribe(
     GtidToProto(primary_last, msg.mutable_heartbeat()->mutable_primary_last_gtid());
     msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
     msg.mutable_heartbeat()->set_primary_epoch(node_.epoch());
+    msg.mutable_heartbeat()->set_primary_server_id(node_.server_id());
     msg.mutable_heartbeat()->set_visible_seq(
         node_.gate_visibility(info.semi_sync) ? node_.visible_seq() : primary_last.seq);
     alive = send(msg);
@@ -375,6 +391,7 @@ grpc::Status ReplicationService::Subscribe(
       GtidToProto(primary_last, msg.mutable_heartbeat()->mutable_primary_last_gtid());
       msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
       msg.mutable_heartbeat()->set_primary_epoch(node_.epoch());
+      msg.mutable_heartbeat()->set_primary_server_id(node_.server_id());
       // Ungated, all it holds is visible (a replica restarted since it was
       // told so applies it).
       msg.mutable_heartbeat()->set_visible_seq(gated ? visible_seq : primary_last.seq);
@@ -419,6 +436,7 @@ grpc::Status ReplicationService::Subscribe(
     batch->set_primary_time_us(NowMicros());
     batch->set_wants_ack(info.semi_sync);
     batch->set_primary_epoch(node_.epoch());
+    batch->set_primary_server_id(node_.server_id());
     if (gated) {
       batch->set_visible_seq(visible_seq);
       told_visible = visible_seq;

@@ -82,7 +82,7 @@ class ReplicationService final : public v1::Replication::Service {
     std::function<bool(bool replica_semi_sync)> gate_visibility;
     std::function<uint64_t()> visible_seq;  // the last seq readers here may see
     std::function<uint64_t()> epoch;        // this node's binlog epoch, stated in the stream
-    std::function<absl::StatusOr<RevokeResult>(uint64_t)> revoke;  // Node::Revoke
+    std::function<absl::StatusOr<RevokeResult>(uint64_t, uint32_t)> revoke;  // Node::Revoke
     // Limits (see above): borrowed slots, and the current variables.
     ConnectionSlots* connections = nullptr;
     std::function<uint64_t()> max_replicas;

@@ -23,6 +23,7 @@ struct RevokeResult {
   Gtid applied_gtid;             // last GTID applied to the state machine
   uint64_t node_epoch = 0;       // the epoch of the node's binlog
   bool revoked_primary = false;  // a primary whose epoch is below its promise
+  uint32_t promised_owner = 0;   // server_id the promised epoch is bound to (0: unknown)
 };
 
 // The threads STOP/START SLAVE [IO_THREAD | SQL_THREAD] acts on.

@@ -177,7 +177,9 @@ class Client {
   // durably to follow no primary older than `epoch` (a lower epoch than its
   // promise changes nothing) and answers its promise, durable and applied
   // GTIDs. Needs the replication or the admin role.
-  [[nodiscard]] absl::StatusOr<RevokeResult> Revoke(uint64_t epoch, const std::string& node = "");
+  // `candidate`: Node::Revoke's (the server_id that will open `epoch`).
+  [[nodiscard]] absl::StatusOr<RevokeResult> Revoke(uint64_t epoch, const std::string& node = "",
+                                                    uint32_t candidate = 0);
   [[nodiscard]] absl::StatusOr<MasterStatus> ShowMasterStatus(const std::string& node = "");
   [[nodiscard]] absl::StatusOr<std::vector<BinaryLogInfo>> ShowBinaryLogs(const std::string& node = "");
   [[nodiscard]] absl::StatusOr<PurgeSummary> PurgeBinaryLogsTo(const std::string& file,

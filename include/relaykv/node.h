@@ -217,7 +217,11 @@ class Node {
   // that stream with an error naming both epochs); a primary of an older
   // epoch answers no commit OK any more (waiting ones: UNAVAILABLE, outcome
   // unknown) and refuses writes. Idempotent; a lower epoch changes nothing.
-  [[nodiscard]] absl::StatusOr<RevokeResult> Revoke(uint64_t epoch);
+  // `candidate` (a server_id; 0: not said) binds the promise to the node
+  // that will open `epoch`: the same epoch for another candidate is then
+  // FAILED_PRECONDITION, and a primary of that epoch that is not the
+  // candidate is not followed (server/epoch_promise.h, "Owner").
+  [[nodiscard]] absl::StatusOr<RevokeResult> Revoke(uint64_t epoch, uint32_t candidate = 0);
   uint64_t promised_epoch() const;
   // SHOW SLAVE STATUS fields in MySQL's order; empty on a primary.
   NameValues ReplicaStatus() const;

@@ -1,0 +1,254 @@
+// The promised epoch is bound to its owner (server/epoch_promise.h,
+// "Owner"): fencing review finding 1 — two nodes can reach the same epoch
+// number without coordination (a candidate promoted into E+1 while the old
+// primary, never revoked, restarted and opened E+1 itself, or a node
+// promoted while it had promised E+1 to another candidate), and epoch
+// numbers alone could not tell their histories apart. Also finding 6: a
+// revoked primary that restarts does not apply its never-acknowledged tail.
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "proto/event.pb.h"
+#include "relaykv/node.h"
+#include "tests/common/temp_dir.h"
+#include "tests/server/fake_primary.h"
+#include "tests/server/node_harness.h"
+
+namespace relaykv {
+namespace {
+
+using testing::Field;
+using testing::TempDir;
+using testing::WaitFor;
+namespace fs = std::filesystem;
+constexpr auto Addr = testing::Address;
+constexpr auto Stat = testing::Status;
+
+uint64_t Num(const Node& n, const std::string& name) { return std::stoull(Stat(n, name)); }
+
+std::unique_ptr<Node> Open(const fs::path& dir, int server_id, NameValues extra = {},
+                           std::string replicate_from = "") {
+  NameValues vars = {{"server_id", std::to_string(server_id)}};
+  for (auto& v : extra) vars.push_back(std::move(v));
+  return testing::OpenServingNode(dir, vars, std::move(replicate_from));
+}
+
+std::string IoStopError(const Node& replica) {
+  const bool stopped =
+      WaitFor([&] { return Field(replica.ReplicaStatus(), "Slave_IO_Running") == "No"; });
+  EXPECT_TRUE(stopped) << "IO thread still running";
+  return Field(replica.ReplicaStatus(), "Last_IO_Error");
+}
+
+TEST(EpochOwnerTest, RevokeBindsTheEpochToItsCandidateAcrossRestarts) {
+  TempDir dir;
+  {
+    auto node = Open(dir.path() / "n", 1);
+    ASSERT_NE(node, nullptr);
+    auto r = node->Revoke(5, 3);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->promised_owner, 3u);
+    auto other = node->Revoke(5, 4);
+    ASSERT_TRUE(absl::IsFailedPrecondition(other.status())) << other.status();
+    EXPECT_NE(other.status().message().find("promised to server_id 3"), std::string::npos)
+        << other.status();
+    auto again = node->Revoke(5, 3);
+    EXPECT_TRUE(again.ok()) << again.status();
+    auto anonymous = node->Revoke(5);
+    ASSERT_TRUE(anonymous.ok()) << anonymous.status() << " (an operator's Revoke claims nothing)";
+    EXPECT_EQ(anonymous->promised_owner, 3u);
+    auto older = node->Revoke(4, 4);
+    ASSERT_TRUE(older.ok()) << older.status() << " (a lower epoch is answered with the promise)";
+    EXPECT_EQ(older->promised_epoch, 5u);
+  }
+  auto node = Open(dir.path() / "n", 1);
+  ASSERT_NE(node, nullptr);
+  auto r = node->Revoke(0);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->promised_epoch, 5u);
+  EXPECT_EQ(r->promised_owner, 3u) << "the owner is durable";
+  EXPECT_TRUE(absl::IsFailedPrecondition(node->Revoke(5, 4).status()));
+  auto next = node->Revoke(6, 4);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->promised_owner, 4u);
+}
+
+TEST(EpochOwnerTest, PromiseFileWithoutOwnerReadsAsUnknownAndTheFirstClaimBindsIt) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "n");
+  std::ofstream(dir.path() / "n" / "promised_epoch") << "# from before owners\n7\n";
+  auto node = Open(dir.path() / "n", 1);
+  ASSERT_NE(node, nullptr);
+  EXPECT_EQ(node->promised_epoch(), 7u);
+  auto first = node->Revoke(7, 2);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->promised_owner, 2u);
+  EXPECT_TRUE(absl::IsFailedPrecondition(node->Revoke(7, 3).status()));
+}
+
+TEST(EpochOwnerTest, DamagedOwnerRefusesToOpen) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "n");
+  std::ofstream(dir.path() / "n" / "promised_epoch") << "7 x\n";
+  NodeOptions o;
+  o.data_dir = dir.path() / "n";
+  auto node = Node::Open(o);
+  ASSERT_FALSE(node.ok());
+  EXPECT_TRUE(absl::IsDataLoss(node.status())) << node.status();
+}
+
+// Review finding 1b: promoted while it had promised E+1 to another
+// candidate, a node opens E+2 (the other may open E+1); promised to itself
+// or to nobody in particular, it opens E+1.
+TEST(EpochOwnerTest, PromotionSkipsAnEpochPromisedToAnotherNode) {
+  TempDir dir;
+  auto primary = Open(dir.path() / "p", 1);
+  ASSERT_NE(primary, nullptr);
+  auto w = primary->Put("a", "1");
+  ASSERT_TRUE(w.ok()) << w.status();
+  const uint64_t e = w->epoch;
+  struct Case {
+    int server_id;
+    uint32_t candidate;
+    uint64_t opens;
+  };
+  for (const Case& c : {Case{2, 9, e + 2}, Case{3, 3, e + 1}, Case{4, 0, e + 1}}) {
+    SCOPED_TRACE("candidate " + std::to_string(c.candidate));
+    auto replica = Open(dir.path() / ("r" + std::to_string(c.server_id)), c.server_id, {},
+                        Addr(*primary));
+    ASSERT_NE(replica, nullptr);
+    ASSERT_TRUE(WaitFor([&] { return replica->applied_gtid() == *w; }));
+    ASSERT_TRUE(replica->Revoke(e + 1, c.candidate).ok());
+    ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kBoth).ok());
+    auto start = replica->BecomePrimary();
+    ASSERT_TRUE(start.ok()) << start.status();
+    EXPECT_EQ(start->epoch, c.opens);
+    auto r = replica->Revoke(0);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->promised_epoch, c.opens);
+    EXPECT_EQ(r->promised_owner, static_cast<uint32_t>(c.server_id)) << "its own epoch, bound to it";
+  }
+}
+
+// Review finding 1a, end to end: a replica that promised epoch E to server
+// 9 is refused by the primary of epoch E that is another server (its hello
+// would count as an ACK of that primary's events at the same GTIDs).
+TEST(EpochOwnerTest, PrimaryRefusesTheHelloOfAReplicaThatPromisedItsEpochToAnother) {
+  TempDir dir;
+  auto primary = Open(dir.path() / "p", 1, {{"rpl_semi_sync_master_enabled", "ON"}});
+  ASSERT_NE(primary, nullptr);
+  auto w = primary->Put("a", "1");
+  ASSERT_TRUE(w.ok()) << w.status();
+  auto replica = Open(dir.path() / "r", 2, {{"rpl_semi_sync_slave_enabled", "ON"}});
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(replica->Revoke(w->epoch, 9).ok());
+  ASSERT_TRUE(replica->ChangePrimary("127.0.0.1", static_cast<uint32_t>(primary->bound_port())).ok());
+  ASSERT_TRUE(replica->StartReplica(ReplicaThreads::kBoth).ok());
+  const std::string err = IoStopError(*replica);
+  EXPECT_NE(err.find("to server_id 9"), std::string::npos) << err;
+  EXPECT_EQ(replica->binlog_gtid().seq, 0u) << "nothing of the other node's epoch is appended";
+  EXPECT_EQ(Num(*primary, "Rpl_semi_sync_master_clients"), 0u);
+}
+
+// The same from the replica's side, against a primary that does not check
+// hellos: batches of the promised epoch by another server are refused,
+// whether the primary states its server_id or only its events do.
+class EpochOwnerReplicaTest : public testing::ReplicaOfFakePrimaryTest {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_.path() / "replica");
+    std::ofstream(dir_.path() / "replica" / "promised_epoch") << "3 7\n";
+  }
+};
+
+v1::Event PutEvent(uint64_t epoch, uint64_t seq, uint32_t server_id) {
+  v1::Event ev;
+  ev.mutable_gtid()->set_epoch(epoch);
+  ev.mutable_gtid()->set_seq(seq);
+  ev.set_server_id(server_id);
+  v1::Mutation* m = ev.add_mutations();
+  m->set_op(v1::Mutation::PUT);
+  m->set_key("k" + std::to_string(seq));
+  m->set_value("v");
+  return ev;
+}
+
+v1::PrimaryMessage Batch(const v1::Event& ev, uint64_t primary_epoch, uint32_t primary_server_id) {
+  v1::PrimaryMessage msg = testing::BatchOf({ev});
+  msg.mutable_batch()->set_primary_epoch(primary_epoch);
+  msg.mutable_batch()->set_primary_server_id(primary_server_id);
+  return msg;
+}
+
+TEST_F(EpochOwnerReplicaTest, RefusesAPrimaryOfItsPromisedEpochThatIsAnotherServer) {
+  const std::string err = StopErrorFor({Batch(PutEvent(3, 1, 8), 3, 8)});
+  EXPECT_NE(err.find("server_id 7"), std::string::npos) << err;
+  EXPECT_NE(err.find("server_id 8"), std::string::npos) << err;
+  EXPECT_EQ(replica_->binlog_gtid().seq, 0u);
+}
+
+TEST_F(EpochOwnerReplicaTest, RefusesEventsOfItsPromisedEpochByAnotherServer) {
+  const std::string err = StopErrorFor({Batch(PutEvent(3, 1, 8), 3, 0)});
+  EXPECT_NE(err.find("server_id 7"), std::string::npos) << err;
+  EXPECT_NE(err.find("server_id 8"), std::string::npos) << err;
+  EXPECT_EQ(replica_->binlog_gtid().seq, 0u);
+}
+
+TEST_F(EpochOwnerReplicaTest, FollowsTheOwnerAndANewerEpoch) {
+  // The owner's batch is taken; then a bad batch stops the thread so the
+  // test knows the first was handled. A newer epoch binds to its writer.
+  const std::string err = StopErrorFor({Batch(PutEvent(3, 1, 7), 3, 7),
+                                        Batch(PutEvent(4, 2, 8), 4, 8),
+                                        Batch(PutEvent(4, 9, 8), 4, 8)});
+  EXPECT_FALSE(err.empty());
+  EXPECT_EQ(replica_->binlog_gtid(), (Gtid{4, 2}));
+  auto r = replica_->Revoke(0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->promised_epoch, 4u);
+  EXPECT_EQ(r->promised_owner, 8u);
+}
+
+// Review finding 6: a revoked primary's binlog tail past what it had
+// applied (a commit that waited for an ACK that never came) is not applied
+// when it restarts: the elected primary may not have it.
+TEST(EpochOwnerTest, RevokedPrimaryRestartDoesNotApplyItsUnacknowledgedTail) {
+  TempDir dir;
+  const NameValues semi = {{"rpl_semi_sync_master_enabled", "ON"},
+                           {"rpl_semi_sync_master_timeout", "600000"}};
+  auto primary = Open(dir.path() / "p", 1, semi);
+  ASSERT_NE(primary, nullptr);
+  auto replica = Open(dir.path() / "r", 2, {{"rpl_semi_sync_slave_enabled", "ON"}}, Addr(*primary));
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Num(*primary, "Rpl_semi_sync_master_clients") == 1; }));
+  auto a = primary->Put("a", "1");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(*primary, "Rpl_semi_sync_master_clients") == 0; }));
+  auto waiting = std::async(std::launch::async, [&] { return primary->Put("b", "2"); });
+  ASSERT_TRUE(WaitFor([&] { return Num(*primary, "Rpl_semi_sync_master_wait_sessions") == 1; }));
+  auto r = primary->Revoke(a->epoch + 1, 2);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(waiting.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_FALSE(waiting.get().ok());
+  const Gtid tail = primary->binlog_gtid();
+  EXPECT_GT(tail.seq, a->seq) << "b is in the binlog, never acknowledged";
+  primary->Close();
+  primary.reset();
+
+  primary = Open(dir.path() / "p", 1, semi);
+  ASSERT_NE(primary, nullptr);
+  EXPECT_EQ(Stat(*primary, "Rpl_revoked_primary"), "ON");
+  EXPECT_EQ(primary->binlog_gtid(), tail) << "kept, not truncated";
+  auto b = primary->Get("b");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(*b, std::nullopt) << "the revoked primary applied its unacknowledged tail at restart";
+  auto got = primary->Get("a");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got, std::optional<std::string>("1"));
+}
+
+}  // namespace
+}  // namespace relaykv
