@@ -9,6 +9,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "client/channel_args.h"
 #include "client/channel_credentials.h"
 #include "proto/clone.grpc.pb.h"
 #include "server/limits.h"
@@ -376,9 +377,13 @@ absl::StatusOr<CloneResult> CloneInto(const CloneRequest& request) {
         "resumes). Stop the node, move the directory aside, and start again");
   }
 
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
-  args.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
+  // Keepalive as every relaykv client: a source that vanishes or stops
+  // answering (a dead host, a stopped process) fails the fetch in ~20 s,
+  // which is then retried, instead of leaving Node::Open waiting forever.
+  ChannelLimits limits;
+  limits.max_message_bytes = kMaxGrpcMessageBytes;
+  limits.keepalive_without_calls = true;
+  grpc::ChannelArguments args = ClientChannelArguments(limits);
   auto credentials = MakeChannelCredentials(request.tls);
   if (!credentials.ok()) return credentials.status();
   auto channel = grpc::CreateCustomChannel(request.source, *credentials, args);

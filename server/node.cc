@@ -137,6 +137,13 @@ absl::Status Node::Impl::Open(Node* node) {
                        ? std::string()
                        : " (a replica of " + cloned->source_primary + ")");
     }
+  } else if (std::error_code ec; fs::exists(options_.data_dir / kCloneStagingDir, ec) || ec) {
+    // Opened as it is, the half-cloned dir would be an empty primary
+    // taking writes beside the source's history.
+    return absl::FailedPreconditionError(
+        "data dir " + options_.data_dir.string() + " holds an interrupted clone (" +
+        kCloneStagingDir + "/" + (ec ? ": " + ec.message() : "") +
+        "); start with the same --clone-from to finish it, or remove the data dir");
   }
 
   // Variables: defaults < config file and command line < SET PERSIST.

@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "gtest/gtest.h"
+#include "relaykv/node.h"
 #include "server/auth.h"
 #include "server/clone_receiver.h"
 #include "server/clone_service.h"
@@ -161,6 +162,26 @@ TEST(CloneTest, InterruptedCloneResumesInTheNextRun) {
   auto third = CloneInto(req);
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_TRUE(third->already_cloned);
+}
+
+// Review C5: opened without --clone-from, a half-cloned data dir used to
+// become an empty primary taking writes.
+TEST(CloneTest, AnInterruptedCloneIsNotOpenedWithoutCloneFrom) {
+  TempDir tmp;
+  CloneServiceOptions o = SmallChunks();
+  o.break_at_bytes_for_testing = 60000;
+  Source source(tmp.path() / "src", 300, o);
+  CloneRequest req{source.address(), {}, tmp.path() / "dst"};
+  req.max_attempts = 1;
+  ASSERT_FALSE(CloneInto(req).ok());
+  ASSERT_TRUE(fs::exists(tmp.path() / "dst" / kCloneStagingDir));
+  NodeOptions plain;
+  plain.data_dir = tmp.path() / "dst";
+  auto node = Node::Open(plain);
+  ASSERT_FALSE(node.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(node.status())) << node.status();
+  EXPECT_NE(node.status().message().find("interrupted clone"), std::string::npos) << node.status();
+  EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "binlog")) << "nothing created beside it";
 }
 
 TEST(CloneTest, NonEmptyDataDirIsRefusedWithTheReason) {
