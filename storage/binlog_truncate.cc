@@ -338,6 +338,14 @@ absl::StatusOr<TruncationReport> TruncateBinlogAfter(const TruncateRequest& req)
   if (auto s = WriteFileAtomically(IntentPath(dir), EncodeIntent(plan->intent)); !s.ok()) {
     return s;
   }
+  // Logged at the commit point too: a crash after CarryOut removed the
+  // intent and before the line below would otherwise leave a truncation
+  // that no run ever logged (invariant 4).
+  spdlog::warn("binlog: truncating {} at offset {}: {} bytes, events {}..{}, copied to {} "
+               "(committed: a restart completes it)",
+               (dir / report.segment).string(), report.offset, report.bytes_removed,
+               report.first_removed.ToString(), report.last_removed.ToString(),
+               report.quarantine.string());
   if (auto s = CarryOut(dir, plan->intent); !s.ok()) return s;
   report.truncated = true;
   // Invariant 4: nothing truncated silently. Logged once it is durable.
