@@ -105,6 +105,7 @@ void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
   c.promise = promise_.get();
   io_ = std::make_unique<ReplicaIo>(binlog_.get(), applier_.get(), std::move(c));
   primary_ = address;
+  acting_primary_.store(false);
   metrics_.set_replica_role(true);
 }
 
@@ -260,6 +261,7 @@ absl::Status Node::Impl::Open(Node* node) {
     // at a seq the primary gives another event.
     std::lock_guard l(mu_);
     primary_ = primary;
+    acting_primary_.store(primary.empty());
     metrics_.set_replica_role(!primary.empty());
   }
   // Before anything can write: the last run may have shipped events that
@@ -330,8 +332,7 @@ absl::Status Node::Impl::Open(Node* node) {
                                                  [this] { return ReplicaVisibleSeq(); },
                                                  [this] { return binlog_->epoch(); },
                                                  [this]() -> uint32_t {
-                                                   std::lock_guard l(mu_);
-                                                   if (!primary_.empty() || promoting_) return 0;
+                                                   if (!acting_primary_.load()) return 0;
                                                    return static_cast<uint32_t>(
                                                        vars_.GetUint("server_id"));
                                                  },
@@ -793,13 +794,14 @@ void Node::Impl::AdvanceReplicaVisible(uint64_t seq) {
 
 uint64_t Node::Impl::ReplicaVisibleSeq() const {
   // A replica serving replicas of its own passes on what it may apply.
-  if (!primary_address().empty()) return applier_->released();
+  if (!acting_primary_.load()) return applier_->released();  // lock-free, as above
   return replica_visible_.load();
 }
 
 bool Node::Impl::GateReplicaVisibility(bool replica_semi_sync) const {
-  // A replica's replicas see no more than it may show itself.
-  if (!primary_address().empty()) return true;
+  // A replica's replicas see no more than it may show itself. (Lock-free:
+  // called by the binlog's group leader, which may be the IO thread.)
+  if (!acting_primary_.load()) return true;
   // Under AFTER_SYNC with semi-sync on, a write is visible once
   // wait_for_slave_count replicas hold it: a semi-sync replica holding it
   // completes a quorum of one by itself; any other must wait for the primary.

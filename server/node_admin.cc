@@ -228,6 +228,7 @@ absl::StatusOr<Gtid> Node::BecomePrimaryLocked() {
   const std::string old_primary = impl_->primary_;
   impl_->io_.reset();
   impl_->primary_.clear();
+  impl_->acting_primary_.store(true);
   impl_->metrics_.set_replica_role(false);
   spdlog::warn("RESET SLAVE ALL: this node is now a primary (was a replica of {}); epoch {} "
                "starts at {}",

@@ -209,6 +209,10 @@ class Node::Impl {
   // RESET SLAVE ALL is running (it waits without mu_): START/STOP SLAVE,
   // CHANGE MASTER and another RESET SLAVE ALL are refused meanwhile.
   bool promoting_ GUARDED_BY(mu_) = false;
+  // primary_.empty() && !promoting_, written with them under mu_ and read
+  // without it: the binlog's group leader (a relaying replica's IO thread)
+  // asks for the role, and STOP SLAVE joins that thread holding mu_.
+  std::atomic<bool> acting_primary_{false};
   // Set while this node is a revoked primary (UpdatePrimaryFence); read
   // without locks by metrics. Written under fence_mu_ and gate_mu_.
   std::atomic<bool> revoked_{false};
