@@ -14,6 +14,8 @@ constexpr const char* kFileName = "promised_epoch";
 constexpr const char* kHeader =
     "# relaykv: the newest epoch this node has promised to follow (Revoke, README \"Failover\").\n"
     "# It never goes down; do not edit.\n";
+// The server_id the epoch belongs to (0: unknown), in a comment line.
+constexpr const char* kOwnerPrefix = "# owner: ";
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<EpochPromise>> EpochPromise::Open(
@@ -30,9 +32,11 @@ absl::StatusOr<std::unique_ptr<EpochPromise>> EpochPromise::Open(
   if (!exists) return std::unique_ptr<EpochPromise>(new EpochPromise(path, 0, 0));
   auto text = ReadFileToString(path);
   if (!text.ok()) return text.status();
-  // Comment lines, then one line: the epoch, and the owner's server_id (a
-  // file from before owners has none: unknown).
+  // Comment lines, one of which may name the owner, then one line: the
+  // epoch. (The owner is in a comment so that an older relaykvd, which
+  // knows only the number, still reads the file after a downgrade.)
   std::string value_line;
+  std::string owner_field;
   bool damaged = false;
   size_t pos = 0;
   while (pos < text->size()) {
@@ -41,6 +45,11 @@ absl::StatusOr<std::unique_ptr<EpochPromise>> EpochPromise::Open(
     std::string line = text->substr(pos, end - pos);
     pos = end + 1;
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    if (line.rfind(kOwnerPrefix, 0) == 0) {
+      damaged = damaged || !owner_field.empty();
+      owner_field = line.substr(std::string_view(kOwnerPrefix).size());
+      continue;
+    }
     if (line.empty() || line[0] == '#') continue;
     damaged = damaged || !value_line.empty();  // two value lines
     value_line = line;
@@ -51,18 +60,17 @@ absl::StatusOr<std::unique_ptr<EpochPromise>> EpochPromise::Open(
     return !field.empty() && field.find_first_not_of("0123456789") == std::string::npos &&
            parsed.ec == std::errc() && parsed.ptr == last && *out <= max;
   };
-  const size_t space = value_line.find(' ');
   uint64_t value = 0;
   uint64_t owner = 0;
-  const bool ok =
-      !damaged && parse(value_line.substr(0, space), kMaxEpoch, &value) &&
-      (space == std::string::npos ||
-       parse(value_line.substr(space + 1), std::numeric_limits<uint32_t>::max(), &owner));
+  const bool ok = !damaged && parse(value_line, kMaxEpoch, &value) &&
+                  (owner_field.empty() ||
+                   parse(owner_field, std::numeric_limits<uint32_t>::max(), &owner));
   if (!ok) {
     return absl::DataLossError(path.string() +
-                               " does not hold one decimal epoch (and its owner's server_id); "
-                               "refusing to start (a damaged promise must not read as 'nothing "
-                               "promised'; the largest epoch is " +
+                               " does not hold one decimal epoch (and at most one '" +
+                               kOwnerPrefix +
+                               "' line); refusing to start (a damaged promise must not read as "
+                               "'nothing promised'; the largest epoch is " +
                                std::to_string(kMaxEpoch) + ")");
   }
   return std::unique_ptr<EpochPromise>(
@@ -87,8 +95,9 @@ absl::Status EpochPromise::CheckBound(uint64_t epoch) const {
 absl::Status EpochPromise::Store(uint64_t epoch, uint32_t owner) {
   // Durable before anyone can see it: published after the rename and the
   // directory's fsync.
-  if (auto s = WriteFileAtomically(path_, kHeader + std::to_string(epoch) + " " +
-                                              std::to_string(owner) + "\n");
+  if (auto s = WriteFileAtomically(
+          path_, kHeader + std::string(kOwnerPrefix) + std::to_string(owner) + "\n" +
+                     std::to_string(epoch) + "\n");
       !s.ok()) {
     return s;
   }

@@ -153,8 +153,21 @@ class KvService::StreamCall final : public KvService::Call {
     {
       std::lock_guard l(mu_);
       reading_ = false;
+      const uint64_t cap =
+          service_->node_->impl_->caps_.max_write_stream_inflight.load(std::memory_order_relaxed);
       if (!ok) {
         read_closed_ = true;  // half-closed, or gone
+        MaybeFinish();
+      } else if (static_cast<uint64_t>(in_.writes_size()) > cap) {
+        // The cap holds per message too: one message of millions of tiny
+        // writes would otherwise queue millions of answers at once.
+        refused_ = grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            "one WriteStream message carries " + std::to_string(in_.writes_size()) +
+                " writes, more than max_write_stream_inflight=" + std::to_string(cap) +
+                "; nothing of it was written (writes answered earlier on this stream stand)");
+        in_.Clear();
+        read_closed_ = true;
         MaybeFinish();
       } else {
         writes.reserve(static_cast<size_t>(in_.writes_size()));
@@ -324,7 +337,7 @@ class KvService::StreamCall final : public KvService::Call {
   bool read_closed_ GUARDED_BY(mu_) = false;  // no more messages will come
   bool broken_ GUARDED_BY(mu_) = false;       // answers can no longer be sent
   bool ending_ GUARDED_BY(mu_) = false;       // the node is closing
-  grpc::Status refused_ GUARDED_BY(mu_);      // not OK: the caller lacks the write role
+  grpc::Status refused_ GUARDED_BY(mu_);      // not OK: the stream's end (no write role, bad message)
   bool finished_ GUARDED_BY(mu_) = false;     // Finish started
   v1::WriteStreamRequest in_ GUARDED_BY(mu_);
   v1::WriteStreamReply pending_ GUARDED_BY(mu_);  // answers waiting for the wire

@@ -322,6 +322,12 @@ absl::Status Node::Impl::Open(Node* node) {
                                                  },
                                                  [this] { return ReplicaVisibleSeq(); },
                                                  [this] { return binlog_->epoch(); },
+                                                 [this]() -> uint32_t {
+                                                   std::lock_guard l(mu_);
+                                                   if (!primary_.empty() || promoting_) return 0;
+                                                   return static_cast<uint32_t>(
+                                                       vars_.GetUint("server_id"));
+                                                 },
                                                  [node](uint64_t epoch, uint32_t candidate) {
                                                    return node->Revoke(epoch, candidate);
                                                  },

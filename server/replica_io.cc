@@ -346,25 +346,31 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
         break;
       }
       // Bound to the server that wrote the newest epoch's first event (its
-      // primary); an event of the promised epoch by another server is a
-      // second node's copy of that epoch.
+      // primary). Owners are checked only against a primary that claims the
+      // promised epoch itself: a newer primary re-sending older epochs'
+      // history has settled who wrote them (this replica may have promised
+      // one of them to a candidate whose election never finished).
       const v1::Event* newest = nullptr;
       for (const v1::Event& ev : events) {
         if (newest == nullptr || ev.gtid().epoch() > newest->gtid().epoch()) newest = &ev;
       }
-      // (The promised epoch itself: binds an unknown owner, refuses another.)
-      if (newest->gtid().epoch() >= hold->value()) {
+      const bool claims_promised = primary_epoch == hold->value();
+      if (newest->gtid().epoch() > hold->value() ||
+          (claims_promised && newest->gtid().epoch() == hold->value())) {
+        // (The promised epoch itself: binds an unknown owner, refuses another.)
         if (auto raised = hold->Raise(newest->gtid().epoch(), newest->server_id()); !raised.ok()) {
           error = raised.status();
           break;
         }
       }
-      for (const v1::Event& ev : events) {
-        if (ev.gtid().epoch() != hold->value()) continue;  // older epochs: history, checked above
-        error = CheckFollows(ev.gtid().epoch(), ev.server_id(), hold->value(), hold->owner());
+      if (primary_epoch == hold->value()) {
+        for (const v1::Event& ev : events) {
+          if (ev.gtid().epoch() != hold->value()) continue;  // older epochs: history
+          error = CheckFollows(ev.gtid().epoch(), ev.server_id(), hold->value(), hold->owner());
+          if (!error.ok()) break;
+        }
         if (!error.ok()) break;
       }
-      if (!error.ok()) break;
     }
     const v1::EventBatch& batch = msg.batch();
     // Gap, duplicate or epoch going back: INVALID_ARGUMENT, nothing written.

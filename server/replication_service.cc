@@ -175,7 +175,7 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
       batch->set_primary_time_us(NowMicros());
       batch->set_wants_ack(true);
       batch->set_primary_epoch(node_.epoch());
-      batch->set_primary_server_id(node_.server_id());
+      batch->set_primary_server_id(node_.epoch_owner());
       if (node_.gate_visibility(true)) batch->set_visible_seq(node_.visible_seq());
     }
     o->acks.Sent(last, bytes);
@@ -262,9 +262,9 @@ grpc::Status ReplicationService::Subscribe(
                  ctx->peer(), why);
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, why);
   }
-  if (const uint64_t epoch = node_.epoch(); hello.promised_epoch() == epoch &&
-                                            hello.promised_owner() != 0 &&
-                                            hello.promised_owner() != node_.server_id()) {
+  if (const uint64_t epoch = node_.epoch(), owner = node_.epoch_owner();
+      hello.promised_epoch() == epoch && hello.promised_owner() != 0 && owner != 0 &&
+      hello.promised_owner() != owner) {
     // Its position would count as an ACK of our events at the same GTIDs.
     const std::string why = "replica has promised epoch " + std::to_string(epoch) +
                             " to server_id " + std::to_string(hello.promised_owner()) +
@@ -361,7 +361,7 @@ grpc::Status ReplicationService::Subscribe(
     GtidToProto(primary_last, msg.mutable_heartbeat()->mutable_primary_last_gtid());
     msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
     msg.mutable_heartbeat()->set_primary_epoch(node_.epoch());
-    msg.mutable_heartbeat()->set_primary_server_id(node_.server_id());
+    msg.mutable_heartbeat()->set_primary_server_id(node_.epoch_owner());
     msg.mutable_heartbeat()->set_visible_seq(
         node_.gate_visibility(info.semi_sync) ? node_.visible_seq() : primary_last.seq);
     alive = send(msg);
@@ -396,7 +396,7 @@ grpc::Status ReplicationService::Subscribe(
       GtidToProto(primary_last, msg.mutable_heartbeat()->mutable_primary_last_gtid());
       msg.mutable_heartbeat()->set_primary_time_us(NowMicros());
       msg.mutable_heartbeat()->set_primary_epoch(node_.epoch());
-      msg.mutable_heartbeat()->set_primary_server_id(node_.server_id());
+      msg.mutable_heartbeat()->set_primary_server_id(node_.epoch_owner());
       // Ungated, all it holds is visible (a replica restarted since it was
       // told so applies it).
       msg.mutable_heartbeat()->set_visible_seq(gated ? visible_seq : primary_last.seq);
@@ -441,7 +441,7 @@ grpc::Status ReplicationService::Subscribe(
     batch->set_primary_time_us(NowMicros());
     batch->set_wants_ack(info.semi_sync);
     batch->set_primary_epoch(node_.epoch());
-    batch->set_primary_server_id(node_.server_id());
+    batch->set_primary_server_id(node_.epoch_owner());
     if (gated) {
       batch->set_visible_seq(visible_seq);
       told_visible = visible_seq;

@@ -82,6 +82,10 @@ class ReplicationService final : public v1::Replication::Service {
     std::function<bool(bool replica_semi_sync)> gate_visibility;
     std::function<uint64_t()> visible_seq;  // the last seq readers here may see
     std::function<uint64_t()> epoch;        // this node's binlog epoch, stated in the stream
+    // The server_id stated as that epoch's owner: this node's own on a
+    // primary; 0 (not said) on a replica serving its own replicas — its
+    // epoch is its primary's, and its events name their writer.
+    std::function<uint32_t()> epoch_owner;
     std::function<absl::StatusOr<RevokeResult>(uint64_t, uint32_t)> revoke;  // Node::Revoke
     // Limits (see above): borrowed slots, and the current variables.
     ConnectionSlots* connections = nullptr;

@@ -189,6 +189,8 @@ TEST(LimitsProcessTest, MaxReplicasRefusesOneMoreReplicaNamingTheLimit) {
   ASSERT_NE(primary, nullptr);
   auto replica = StartReplica(dir.path() / "r", *primary);
   ASSERT_NE(replica, nullptr);
+  // Its place is taken before the second asks (else the second gets it).
+  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Replicas_connected"] == "1"; }));
   RawReplica second(primary->address(), 3);
   const grpc::Status refused = second.Ended();
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();

@@ -14,6 +14,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <future>
@@ -91,8 +92,13 @@ bool OneConnection(const std::string& address, int n) {
       break;
     }
   }
-  return status.error_code() != grpc::StatusCode::UNAVAILABLE &&
-         status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED;
+  const bool answered = status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+                        status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED;
+  if (!answered) {
+    std::fprintf(stderr, "soak connection %d: %d %s\n", n, static_cast<int>(status.error_code()),
+                 status.error_message().c_str());
+  }
+  return answered;
 }
 
 // Runs connections [from, to) in batches of `batch` at once; returns how

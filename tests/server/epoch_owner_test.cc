@@ -9,6 +9,8 @@
 #include <fstream>
 #include <future>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "proto/event.pb.h"
@@ -76,6 +78,24 @@ TEST(EpochOwnerTest, RevokeBindsTheEpochToItsCandidateAcrossRestarts) {
   EXPECT_EQ(next->promised_owner, 4u);
 }
 
+// The owner is in a comment line: an older relaykvd, which reads comment
+// lines and one number, still opens the data dir after a downgrade.
+TEST(EpochOwnerTest, TheFileKeepsTheEpochAloneOnItsLine) {
+  TempDir dir;
+  auto node = Open(dir.path() / "n", 1);
+  ASSERT_NE(node, nullptr);
+  ASSERT_TRUE(node->Revoke(5, 3).ok());
+  std::ifstream in(dir.path() / "n" / "promised_epoch");
+  std::vector<std::string> values;
+  bool owner_line = false;
+  for (std::string line; std::getline(in, line);) {
+    if (line == "# owner: 3") owner_line = true;
+    if (!line.empty() && line[0] != '#') values.push_back(line);
+  }
+  EXPECT_TRUE(owner_line);
+  EXPECT_EQ(values, std::vector<std::string>{"5"});
+}
+
 TEST(EpochOwnerTest, PromiseFileWithoutOwnerReadsAsUnknownAndTheFirstClaimBindsIt) {
   TempDir dir;
   fs::create_directories(dir.path() / "n");
@@ -92,7 +112,7 @@ TEST(EpochOwnerTest, PromiseFileWithoutOwnerReadsAsUnknownAndTheFirstClaimBindsI
 TEST(EpochOwnerTest, DamagedOwnerRefusesToOpen) {
   TempDir dir;
   fs::create_directories(dir.path() / "n");
-  std::ofstream(dir.path() / "n" / "promised_epoch") << "7 x\n";
+  std::ofstream(dir.path() / "n" / "promised_epoch") << "# owner: x\n7\n";
   NodeOptions o;
   o.data_dir = dir.path() / "n";
   auto node = Node::Open(o);
@@ -160,7 +180,7 @@ class EpochOwnerReplicaTest : public testing::ReplicaOfFakePrimaryTest {
  protected:
   void SetUp() override {
     fs::create_directories(dir_.path() / "replica");
-    std::ofstream(dir_.path() / "replica" / "promised_epoch") << "3 7\n";
+    std::ofstream(dir_.path() / "replica" / "promised_epoch") << "# owner: 7\n3\n";
   }
 };
 
@@ -209,6 +229,45 @@ TEST_F(EpochOwnerReplicaTest, FollowsTheOwnerAndANewerEpoch) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->promised_epoch, 4u);
   EXPECT_EQ(r->promised_owner, 8u);
+}
+
+// A newer primary re-sending an older epoch's history has settled who
+// wrote it: a replica that promised that epoch to a candidate whose
+// election never finished follows it (review-owner finding 3).
+TEST_F(EpochOwnerReplicaTest, FollowsANewerPrimaryWhoseHistoryHasAnotherOwnersEpoch) {
+  const std::string err = StopErrorFor({Batch(PutEvent(3, 1, 5), 4, 8),
+                                        Batch(PutEvent(4, 2, 8), 4, 8),
+                                        Batch(PutEvent(4, 9, 8), 4, 8)});
+  EXPECT_FALSE(err.empty());
+  EXPECT_EQ(replica_->binlog_gtid(), (Gtid{4, 2})) << err;
+  auto r = replica_->Revoke(0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->promised_epoch, 4u);
+  EXPECT_EQ(r->promised_owner, 8u);
+}
+
+// A replica that serves its own replicas relays its primary's epoch: it
+// states no owner of its own, and its replicas keep following it
+// (review-owner finding 1: they used to stop at its first heartbeat).
+TEST(EpochOwnerTest, ChainedReplicaKeepsItsReplicasFollowing) {
+  TempDir dir;
+  auto primary = Open(dir.path() / "p", 1);
+  ASSERT_NE(primary, nullptr);
+  auto middle = Open(dir.path() / "m", 2, {}, Addr(*primary));
+  ASSERT_NE(middle, nullptr);
+  auto leaf = Open(dir.path() / "l", 3, {}, Addr(*middle));
+  ASSERT_NE(leaf, nullptr);
+  Gtid last;
+  for (int i = 0; i < 5; ++i) {
+    auto w = primary->Put("k" + std::to_string(i), "v");
+    ASSERT_TRUE(w.ok()) << w.status();
+    last = *w;
+    // Past a heartbeat period (1 s) in all.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  ASSERT_TRUE(WaitFor([&] { return leaf->applied_gtid() == last; }))
+      << Field(leaf->ReplicaStatus(), "Last_IO_Error");
+  EXPECT_EQ(Field(leaf->ReplicaStatus(), "Slave_IO_Running"), "Yes");
 }
 
 // Review finding 6: a revoked primary's binlog tail past what it had

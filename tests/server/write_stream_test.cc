@@ -215,6 +215,39 @@ TEST(WriteStreamTest, StopsReadingAtTheInFlightCapUntilAnswersGoOut) {
   EXPECT_EQ(Num(*c.primary, "no_tx"), 0u);
 }
 
+// Review finding A: one message of more writes than the cap used to be
+// taken whole (a 48 MB message of tiny writes queued millions of answers):
+// the stream ends INVALID_ARGUMENT naming the limit and nothing of that
+// message is written; what was answered before stands.
+TEST(WriteStreamTest, AMessageOfMoreWritesThanTheCapEndsTheStreamWithNothingWritten) {
+  SemiSyncPair c;
+  ASSERT_TRUE(c.primary->SetVariable("max_write_stream_inflight", "16", false).ok());
+  auto stub = Stub(*c.primary);
+  grpc::ClientContext ctx;
+  auto s = stub->WriteStream(&ctx);
+  v1::WriteStreamRequest first;
+  *first.add_writes() = Put(1, "before");
+  ASSERT_TRUE(s->Write(first));
+  auto got = ReadAnswers(*s, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got.begin()->second.code(), 0) << got.begin()->second.message();
+  const uint64_t before = c.primary->binlog_gtid().seq;
+  v1::WriteStreamRequest big;
+  for (uint64_t i = 2; i <= 1001; ++i) *big.add_writes() = Put(i, "big" + std::to_string(i));
+  s->Write(big);
+  s->WritesDone();
+  v1::WriteStreamReply reply;
+  while (s->Read(&reply)) {
+  }
+  const grpc::Status end = s->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << end.error_message();
+  EXPECT_NE(end.error_message().find("max_write_stream_inflight=16"), std::string::npos)
+      << end.error_message();
+  EXPECT_EQ(c.primary->binlog_gtid().seq, before);
+  EXPECT_EQ(*c.primary->Get("big2"), std::nullopt);
+  EXPECT_EQ(*c.primary->Get("before"), std::optional<std::string>("v"));
+}
+
 TEST(WriteStreamTest, AClientGoingAwayCancelsItsWaitsAndLeaksNoWaitSession) {
   SemiSyncPair c;
   c.StopReplica();
