@@ -60,10 +60,16 @@ ResultSet ReplicaStatusResult(const v1::ReplicaStatusReply& reply) {
 }
 
 ResultSet ReplicasResult(const v1::ReplicasReply& reply) {
-  ResultSet rs{{"Server_id", "Address", "Sent_Gtid", "Acked_Gtid", "Semi_sync"}, {}};
+  // Applied_Gtid and Seconds_Behind_Master (NULL: the replica has not said)
+  // come from the replica's SQL thread, the others from the stream.
+  ResultSet rs{{"Server_id", "Address", "Sent_Gtid", "Acked_Gtid", "Semi_sync", "Applied_Gtid",
+                "Seconds_Behind_Master"},
+               {}};
   for (const auto& r : reply.replicas()) {
     rs.rows.push_back({std::to_string(r.server_id()), r.address(), FormatGtid(r.sent_gtid()),
-                       FormatGtid(r.acked_gtid()), r.semi_sync() ? "Yes" : "No"});
+                       FormatGtid(r.acked_gtid()), r.semi_sync() ? "Yes" : "No",
+                       FormatGtid(r.applied_gtid()),
+                       r.has_lag_seconds() ? std::to_string(r.lag_seconds()) : "NULL"});
   }
   return rs;
 }

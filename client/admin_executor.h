@@ -9,7 +9,8 @@
 //   SHOW STATUS [LIKE p]            Admin.ShowStatus       Variable_name, Value
 //   SHOW SLAVE|REPLICA STATUS       Admin.ReplicaStatus    one row, a column per field
 //   SHOW REPLICAS | SLAVE HOSTS     Admin.Replicas         Server_id, Address, Sent_Gtid,
-//                                                          Acked_Gtid, Semi_sync
+//                                                          Acked_Gtid, Semi_sync,
+//                                                          Applied_Gtid, Seconds_Behind_Master
 //   START/STOP SLAVE [thread]       Admin.ReplicaThreads   OK, 0 rows
 //   CHANGE MASTER TO ...            Admin.ChangeMaster     OK, 0 rows
 //   INSTALL PLUGIN n SONAME s       Admin.InstallPlugin    OK, 0 rows

@@ -143,6 +143,8 @@ grpc::Status AdminService::Replicas(Ctx* ctx, const v1::ReplicasRequest*,
     GtidToProto(r.sent, info->mutable_sent_gtid());
     GtidToProto(r.acked, info->mutable_acked_gtid());
     info->set_semi_sync(r.semi_sync);
+    GtidToProto(r.applied, info->mutable_applied_gtid());
+    if (r.lag_seconds.has_value()) info->set_lag_seconds(*r.lag_seconds);
   }
   return grpc::Status::OK;
 }

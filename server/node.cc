@@ -75,7 +75,7 @@ absl::Status Node::Impl::Enter() {
 
 void Node::Impl::Leave() {
   std::lock_guard l(mu_);
-  // Only Close() waits for in_flight_; the housekeeper shares cv_.
+  // Only Close() waits for in_flight_.
   if (--in_flight_ == 0 && closing_) cv_.notify_all();
 }
 
@@ -401,10 +401,10 @@ absl::Status Node::Impl::Open(Node* node) {
     MakeReplicaIo(master);
     io_->Start();
   }
-  housekeeper_ = std::thread([this] {
-    NameThisThread("rkv-housekeep");
-    Housekeeping();
-  });
+  timers_.Every(kApplierRetryPeriod,
+                [this, retention_at = Clock::now() + kHousekeepingPeriod]() mutable {
+                  Housekeeping(&retention_at);
+                });
 
   spdlog::info("relaykv node {} open as {}: data dir {}, binlog at {}, listening on {}{}{}",
                vars_.Get("server_id"), primary.empty() ? "primary" : "replica of " + primary,
@@ -837,20 +837,19 @@ void Node::Impl::RetryApplier() {
                state_->Applied().ToString(), binlog_->LastVisible().ToString());
 }
 
-void Node::Impl::Housekeeping() {
-  std::unique_lock l(mu_);
-  auto retention_at = Clock::now() + kHousekeepingPeriod;
-  while (!cv_.wait_for(l, kApplierRetryPeriod, [&] { return closing_; })) {
-    // A primary's failed state machine: tried again here, not on a
-    // committing thread (RocksDB's Resume may wait for a flush).
-    const bool primary = primary_.empty() && !promoting_;
-    l.unlock();
-    if (primary) RetryApplier();
-    if (Clock::now() >= retention_at) {
-      retention_at = Clock::now() + kHousekeepingPeriod;
-      ApplyRetention();
-    }
-    l.lock();
+void Node::Impl::Housekeeping(Clock::time_point* retention_at) {
+  bool primary;
+  {
+    std::lock_guard l(mu_);
+    if (closing_) return;
+    primary = primary_.empty() && !promoting_;
+  }
+  // A primary's failed state machine: tried again here, not on a
+  // committing thread (RocksDB's Resume may wait for a flush).
+  if (primary) RetryApplier();
+  if (Clock::now() >= *retention_at) {
+    *retention_at = Clock::now() + kHousekeepingPeriod;
+    ApplyRetention();
   }
 }
 
@@ -871,7 +870,7 @@ void Node::Impl::Close() {
     cv_.wait_until(l, Clock::now() + kCloseGrace, [&] { return in_flight_ == 0; });
   }
   if (semisync_) semisync_->Close();  // waiters for ACKs get UNAVAILABLE, never OK
-  if (housekeeper_.joinable()) housekeeper_.join();
+  timers_.Stop();  // waits for a housekeeping round in progress
   io.reset();  // stops the IO thread
   // ...then cancel whatever still waits, so nothing below blocks forever.
   if (applier_) applier_->Stop();

@@ -271,15 +271,12 @@ NameValues Node::ReplicaStatus() const {
       io_running = "No";
       break;
   }
-  // MySQL: NULL unless both threads run; 0 when caught up; else how old
-  // the last applied event is.
+  // MySQL: NULL unless both threads run; 0 when the SQL thread has applied
+  // all the relay log holds; else how old the oldest unapplied event is.
   std::string behind = "NULL";
   if (io.state == ReplicaIoStatus::State::kYes && sql_running) {
-    int64_t lag_s = 0;
-    if (applied.seq < io.primary_last.seq && impl_->applier_->applied_timestamp_us() > 0) {
-      lag_s = std::max<int64_t>(0, (NowMicros() - impl_->applier_->applied_timestamp_us()) / 1000000);
-    }
-    behind = std::to_string(lag_s);
+    const int64_t oldest_us = impl_->io_->OldestUnappliedTimestampUs();
+    behind = std::to_string(oldest_us == 0 ? 0 : std::max<int64_t>(0, NowMicros() - oldest_us) / 1000000);
   }
   const bool sync_relay = impl_->vars_.GetUint("sync_relay_log") != 0;
   return {
@@ -305,8 +302,15 @@ NameValues Node::ReplicaStatus() const {
 
 std::vector<ReplicaSummary> Node::Replicas() const {
   std::vector<ReplicaSummary> out;
+  const int64_t now_us = NowMicros();
   for (const ConnectedReplica& r : impl_->registry_.List()) {
-    out.push_back({r.server_id, r.address, r.sent, r.acked, r.semi_sync});
+    std::optional<int64_t> lag;
+    if (r.oldest_unapplied_us.has_value()) {
+      lag = *r.oldest_unapplied_us == 0 ? 0
+                                        : std::max<int64_t>(0, now_us - *r.oldest_unapplied_us) /
+                                              1000000;
+    }
+    out.push_back({r.server_id, r.address, r.sent, r.acked, r.semi_sync, r.applied, lag});
   }
   return out;
 }

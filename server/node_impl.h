@@ -27,6 +27,7 @@
 #include "server/replica_io.h"
 #include "server/replica_registry.h"
 #include "server/semisync.h"
+#include "server/timer_loop.h"
 #include "server/variables.h"
 #include "server/write_admission.h"
 #include "storage/applier.h"
@@ -125,8 +126,9 @@ class Node::Impl {
   // Lowest binlog seq still needed: by the state machine (not yet flushed)
   // and, if `keep_for_replicas`, by connected replicas (not yet ACKed).
   absl::StatusOr<uint64_t> RetentionFloor(bool keep_for_replicas);
-  // Housekeeping thread: RetryApplier, ApplyRetention.
-  void Housekeeping();
+  // One housekeeping round, every second on timers_: RetryApplier, and
+  // ApplyRetention when *retention_at has passed (then moved on).
+  void Housekeeping(std::chrono::steady_clock::time_point* retention_at) EXCLUDES(mu_);
   // Fencing (server/node_fence.cc). A primary whose binlog epoch is below
   // the promised epoch is revoked: semi-sync releases nothing, no commit is
   // answered OK, writes are refused. Re-evaluated when the promise, the
@@ -244,7 +246,9 @@ class Node::Impl {
   bool GateClosed() const REQUIRES(gate_mu_);
   std::string primary_ GUARDED_BY(mu_);           // "" on a primary
   std::unique_ptr<ReplicaIo> io_ GUARDED_BY(mu_);  // set on a replica
-  std::thread housekeeper_;
+  // Periodic chores (Housekeeping); last, so destroyed (stopped) first.
+  // Close() stops it where it joined the housekeeper thread before.
+  TimerLoop timers_;
 };
 
 // Enter()/Leave() as a scope; ok() false once the node is closing.

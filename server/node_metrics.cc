@@ -217,9 +217,20 @@ std::string Node::MetricsText() const {
   out.Family("relaykv_replica_lag_seqs", Type::kGauge,
              "Per connected replica (server_id): binlog events this node has that the replica "
              "has not ACKed as held in its relay log.");
-  for (const ReplicaSummary& r : Replicas()) {
+  const std::vector<ReplicaSummary> replicas = Replicas();
+  for (const ReplicaSummary& r : replicas) {
     const uint64_t lag = last.seq > r.acked.seq ? last.seq - r.acked.seq : 0;
     out.Sample("relaykv_replica_lag_seqs", {{"server_id", std::to_string(r.server_id)}}, lag);
+  }
+  out.Family("relaykv_replica_lag_seconds", Type::kGauge,
+             "Per connected replica (server_id): how far its SQL thread is behind, as it "
+             "reports: now minus the timestamp of the oldest event it holds unapplied, 0 when "
+             "caught up (its Seconds_Behind_Master, also while its SQL thread is stopped); "
+             "absent until the replica reports.");
+  for (const ReplicaSummary& r : replicas) {
+    if (!r.lag_seconds.has_value()) continue;
+    out.Sample("relaykv_replica_lag_seconds", {{"server_id", std::to_string(r.server_id)}},
+               static_cast<uint64_t>(*r.lag_seconds));
   }
 
   // Replica side: SHOW SLAVE STATUS.
@@ -234,8 +245,8 @@ std::string Node::MetricsText() const {
               "1 while the replica's SQL thread applies (Slave_SQL_Running).",
               rs["Slave_SQL_Running"] == "Yes" ? 1 : 0);
     out.Family("relaykv_replica_seconds_behind_source", Type::kGauge,
-               "Seconds_Behind_Master: age of the last applied event while behind, 0 when caught "
-               "up; absent while a replica thread is stopped (NULL).");
+               "Seconds_Behind_Master: age of the oldest received event not yet applied, 0 when "
+               "caught up; absent while a replica thread is stopped (NULL).");
     if (const std::string& behind = rs["Seconds_Behind_Master"]; behind != "NULL") {
       out.Sample("relaykv_replica_seconds_behind_source", {}, ToUint(behind));
     }

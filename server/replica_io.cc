@@ -68,6 +68,11 @@ void ReplicaIo::Stop() {
   status_.semi_sync = false;
 }
 
+int64_t ReplicaIo::OldestUnappliedTimestampUs() {
+  return unapplied_.OldestUnapplied(applier_->applied(), relay_log_->LastVisible().seq,
+                                    applier_->applied_timestamp_us());
+}
+
 bool ReplicaIo::running() const {
   std::lock_guard l(mu_);
   return running_;
@@ -224,6 +229,18 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   v1::PrimaryMessage msg;
   std::vector<v1::Event> events;
   v1::ReplicaMessage ack;
+  // ApplyProgress: at every heartbeat, and after batches at most this often
+  // (the primary's per-replica lag in seconds; not on the ACK path's clock).
+  constexpr auto kProgressPeriod = std::chrono::milliseconds(250);
+  auto progress_sent_at = Clock::time_point{};
+  auto send_progress = [&] {
+    v1::ReplicaMessage progress;
+    GtidToProto(applier_->applied_gtid(),
+                progress.mutable_progress()->mutable_applied_gtid());
+    progress.mutable_progress()->set_oldest_unapplied_timestamp_us(OldestUnappliedTimestampUs());
+    progress_sent_at = Clock::now();
+    return stream->Write(progress);
+  };
   bool connected = false;
   absl::Status error;  // set when we end the stream ourselves
 
@@ -300,9 +317,12 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       if (msg.heartbeat().has_visible_seq()) {
         applier_->Release(std::min(relay_log_->LastVisible().seq, msg.heartbeat().visible_seq()));
       }
-      std::lock_guard l(mu_);
-      status_.primary_last = GtidFromProto(msg.heartbeat().primary_last_gtid());
-      status_.primary_time_us = msg.heartbeat().primary_time_us();
+      {
+        std::lock_guard l(mu_);
+        status_.primary_last = GtidFromProto(msg.heartbeat().primary_last_gtid());
+        status_.primary_time_us = msg.heartbeat().primary_time_us();
+      }
+      send_progress();  // a failed write ends the stream at the next Read
       continue;
     }
     // Every message is checked before anything is written: a primary that
@@ -367,12 +387,16 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     GtidToProto(last, ack.mutable_ack()->mutable_durable_gtid());
     stream->Write(ack);
     hold.reset();
+    unapplied_.Received(events);
     // What the primary has made visible, if it says (see "Visibility on
     // replicas" in server/replication_service.h); else all it sent.
     applier_->Release(batch.has_visible_seq() ? std::min(last.seq, batch.visible_seq()) : last.seq);
-    std::lock_guard l(mu_);
-    status_.primary_last = GtidFromProto(batch.primary_last_gtid());
-    status_.primary_time_us = batch.primary_time_us();
+    {
+      std::lock_guard l(mu_);
+      status_.primary_last = GtidFromProto(batch.primary_last_gtid());
+      status_.primary_time_us = batch.primary_time_us();
+    }
+    if (Clock::now() - progress_sent_at >= kProgressPeriod) send_progress();
   }
   if (!error.ok()) {
     // A full disk (the relay log's append failed and was cut off) heals by

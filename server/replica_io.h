@@ -45,6 +45,7 @@
 #include "relaykv/tls.h"
 #include "storage/applier.h"
 #include "server/epoch_promise.h"
+#include "server/unapplied_times.h"
 #include "storage/binlog.h"
 #include "storage/thread_annotations.h"
 
@@ -92,6 +93,9 @@ class ReplicaIo {
   // `promised` (the promise is raised already); the thread stops with the
   // fencing error.
   void CutIfNotFollowing(uint64_t promised, uint32_t owner) EXCLUDES(mu_);
+  // timestamp_us of the oldest event the relay log holds that the SQL
+  // thread has not applied; 0 when it has applied all (server/unapplied_times.h).
+  int64_t OldestUnappliedTimestampUs();
 
  private:
   void Run();
@@ -121,6 +125,7 @@ class ReplicaIo {
   grpc::ClientContext* ctx_ GUARDED_BY(mu_) = nullptr;  // the live stream's, for Stop()
   ReplicaIoStatus status_ GUARDED_BY(mu_);
   absl::Status cut_ GUARDED_BY(mu_);  // why CutIfOlder ended the live stream
+  UnappliedTimes unapplied_;  // fed by the IO thread
   std::thread thread_;
 };
 

@@ -28,6 +28,15 @@ void ReplicaRegistry::UpdateAcked(uint64_t connection_id, Gtid acked) {
   }
 }
 
+void ReplicaRegistry::UpdateApplied(uint64_t connection_id, Gtid applied,
+                                    int64_t oldest_unapplied_us) {
+  std::lock_guard l(mu_);
+  if (auto it = replicas_.find(connection_id); it != replicas_.end()) {
+    it->second.applied = applied;
+    it->second.oldest_unapplied_us = oldest_unapplied_us;
+  }
+}
+
 std::vector<ConnectedReplica> ReplicaRegistry::List() const {
   std::lock_guard l(mu_);
   std::vector<ConnectedReplica> out;

@@ -9,6 +9,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct ConnectedReplica {
   bool semi_sync = false;
   Gtid sent;   // last event sent on the stream
   Gtid acked;  // last event the replica says its relay log holds
+  // ApplyProgress: its SQL thread's position and the timestamp_us of its
+  // oldest unapplied event (0: caught up); nullopt until it says.
+  Gtid applied;
+  std::optional<int64_t> oldest_unapplied_us;
 };
 
 class ReplicaRegistry {
@@ -33,6 +38,8 @@ class ReplicaRegistry {
   void Remove(uint64_t connection_id) EXCLUDES(mu_);
   void UpdateSent(uint64_t connection_id, Gtid sent) EXCLUDES(mu_);
   void UpdateAcked(uint64_t connection_id, Gtid acked) EXCLUDES(mu_);
+  void UpdateApplied(uint64_t connection_id, Gtid applied, int64_t oldest_unapplied_us)
+      EXCLUDES(mu_);
 
   std::vector<ConnectedReplica> List() const EXCLUDES(mu_);
   // The lowest seq a connected replica still needs (acked + 1);

@@ -325,6 +325,11 @@ grpc::Status ReplicationService::Subscribe(
     NameThisThread("rkv-acks");
     v1::ReplicaMessage m;
     while (stream->Read(&m)) {
+      if (m.has_progress()) {
+        registry_->UpdateApplied(id, GtidFromProto(m.progress().applied_gtid()),
+                                 std::max<int64_t>(0, m.progress().oldest_unapplied_timestamp_us()));
+        continue;
+      }
       if (!m.has_ack()) continue;
       const Gtid acked = GtidFromProto(m.ack().durable_gtid());
       auto net_wait_us = out.acks.Acked(acked);

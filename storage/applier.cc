@@ -39,6 +39,7 @@ absl::Status Applier::Start() {
   }
   reader_ = *std::move(reader);
   applied_ = from - 1;
+  applied_epoch_ = state_->Applied().epoch;
   released_ = std::max(released_, applied_);
   stop_ = false;
   error_ = absl::OkStatus();
@@ -84,6 +85,11 @@ uint64_t Applier::released() const {
 uint64_t Applier::applied() const {
   std::lock_guard l(mu_);
   return applied_;
+}
+
+Gtid Applier::applied_gtid() const {
+  std::lock_guard l(mu_);
+  return Gtid{applied_epoch_, applied_};
 }
 
 int64_t Applier::applied_timestamp_us() const {
@@ -152,6 +158,7 @@ absl::StatusOr<bool> Applier::ApplyBatch() {
   std::lock_guard l(mu_);
   applied_ = batch_.back().gtid().seq();
   applied_timestamp_us_ = batch_.back().timestamp_us();
+  applied_epoch_ = batch_.back().gtid().epoch();
   waiters_.Take(applied_);
   return true;
 }

@@ -62,6 +62,7 @@ class Applier {
   void ApplyReleased() EXCLUDES(apply_mu_, mu_);
   uint64_t released() const EXCLUDES(mu_);
   uint64_t applied() const EXCLUDES(mu_);
+  Gtid applied_gtid() const EXCLUDES(mu_);  // applied() with its epoch
   // timestamp_us of the last applied event (0 before any): replica lag.
   int64_t applied_timestamp_us() const EXCLUDES(mu_);
 
@@ -104,6 +105,7 @@ class Applier {
   uint64_t released_ GUARDED_BY(mu_) = 0;
   uint64_t applied_ GUARDED_BY(mu_) = 0;
   int64_t applied_timestamp_us_ GUARDED_BY(mu_) = 0;
+  uint64_t applied_epoch_ GUARDED_BY(mu_) = 0;
   bool stop_ GUARDED_BY(mu_) = false;
   bool running_ GUARDED_BY(mu_) = false;
   absl::Status error_ GUARDED_BY(mu_);

@@ -80,6 +80,11 @@ struct ReplicaSummary {
   Gtid sent;
   Gtid acked;
   bool semi_sync = false;
+  // What the replica last said of its SQL thread (ApplyProgress); lag_seconds
+  // is now - timestamp of its oldest unapplied event, 0 when caught up;
+  // nullopt when it has not said (an older relaykvd, or nothing heard yet).
+  Gtid applied;
+  std::optional<int64_t> lag_seconds;
 };
 
 // Whether a node does its job (GET /healthz, /primary).

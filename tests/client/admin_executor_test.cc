@@ -81,6 +81,8 @@ class FakeAdmin final : public v1::Admin::Service {
     *r->mutable_sent_gtid() = MakeGtid(1, 10);
     *r->mutable_acked_gtid() = MakeGtid(1, 9);
     r->set_semi_sync(true);
+    *r->mutable_applied_gtid() = MakeGtid(1, 7);
+    r->set_lag_seconds(4);
     auto* idle = reply->add_replicas();
     idle->set_server_id(3);
     idle->set_address("127.0.0.1:7402");
@@ -265,8 +267,11 @@ TEST_F(AdminExecutorTest, PluginResetAndPurge) {
 
 TEST_F(AdminExecutorTest, ReplicasChecksumBinlogsAndMasterStatusBecomeRows) {
   ResultSet rs = Rows("SHOW SLAVE HOSTS");
-  EXPECT_EQ(rs.columns, (std::vector<std::string>{"Server_id", "Address", "Sent_Gtid", "Acked_Gtid", "Semi_sync"}));
-  EXPECT_EQ(rs.rows, (Rows2{{"2", "127.0.0.1:7401", "1:10", "1:9", "Yes"}, {"3", "127.0.0.1:7402", "0:0", "0:0", "No"}}));
+  EXPECT_EQ(rs.columns, (std::vector<std::string>{"Server_id", "Address", "Sent_Gtid", "Acked_Gtid", "Semi_sync",
+                                                  "Applied_Gtid", "Seconds_Behind_Master"}));
+  // The second replica did not report its SQL thread: NULL, as MySQL shows an unknown lag.
+  EXPECT_EQ(rs.rows, (Rows2{{"2", "127.0.0.1:7401", "1:10", "1:9", "Yes", "1:7", "4"},
+                            {"3", "127.0.0.1:7402", "0:0", "0:0", "No", "0:0", "NULL"}}));
   rs = Rows("CHECKSUM");
   EXPECT_EQ(rs.columns, (std::vector<std::string>{"Gtid", "Checksum", "Keys"}));
   EXPECT_EQ(rs.rows, (Rows2{{"1:42", "00ff", "3"}}));

@@ -240,7 +240,9 @@ TEST(LimitsProcessTest, KeepaliveEndsTheStreamOfAStoppedReplicaWithinSeconds) {
   ASSERT_NE(primary, nullptr);
   auto replica = StartReplica(dir.path() / "r", *primary);
   ASSERT_NE(replica, nullptr);
-  ASSERT_EQ(primary->Status()["Replicas_connected"], "1");
+  // An async replica is not waited for by StartReplica: its stream may
+  // still be on its way.
+  ASSERT_TRUE(WaitFor([&] { return primary->Status()["Replicas_connected"] == "1"; }, seconds(30)));
   // SIGSTOP: its kernel still ACKs TCP, but nothing answers the pings.
   replica->Pause();
   const auto start = Clock::now();

@@ -8,6 +8,8 @@
 
 #include <cstdio>
 #include <fstream>
+#include <sstream>
+#include <thread>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -128,6 +130,69 @@ TEST(MetricsProcessTest, PrimaryAndReplicaServeMetricsHealthAndPrimaryEndpoints)
   // A clean stop removes the address file.
   EXPECT_EQ(replica->Terminate(), 0);
   EXPECT_FALSE(fs::exists(dir.path() / "r" / "relaykvd.http.addr"));
+}
+
+// The last column of replica `server_id`'s row of SHOW REPLICAS on `primary`
+// (Seconds_Behind_Master), as the CLI prints it in batch mode ("" if absent).
+std::string ShowReplicasLag(const Relaykvd& primary, const std::string& server_id) {
+  const CliRun run = RunCliOn(primary, {}, "SHOW REPLICAS;\n");
+  EXPECT_EQ(run.status, 0) << run.err;
+  std::istringstream lines(run.out);
+  std::string header, line;
+  std::getline(lines, header);
+  EXPECT_THAT(header, ::testing::EndsWith("Applied_Gtid\tSeconds_Behind_Master")) << run.out;
+  while (std::getline(lines, line)) {
+    if (line.rfind(server_id + "\t", 0) == 0) return line.substr(line.rfind('\t') + 1);
+  }
+  return "";
+}
+
+// Per-replica lag in seconds: a replica whose SQL thread is stopped while
+// writes flow falls behind by the age of its oldest unapplied event — on the
+// primary's /metrics and SHOW REPLICAS — and is back at 0 after START SLAVE.
+// Its own Seconds_Behind_Master is NULL meanwhile (MySQL: a thread stopped).
+TEST(MetricsProcessTest, ReplicaLagSecondsGrowsWhileItsSqlThreadIsStoppedAndReturnsToZero) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p", {"--http-listen=127.0.0.1:0"});
+  ASSERT_NE(primary, nullptr);
+  auto replica = StartReplica(dir.path() / "r", *primary, {});
+  ASSERT_NE(replica, nullptr);
+  const std::string p_http = HttpAddress(*primary);
+  ASSERT_FALSE(p_http.empty());
+  const std::string series = "relaykv_replica_lag_seconds{server_id=\"2\"}";
+  auto lag = [&] { return SampleValue(HttpGet(p_http, "/metrics").body, series); };
+
+  ASSERT_TRUE(primary->Put("first", "v").ok());
+  ASSERT_TRUE(WaitFor([&] { return lag() == 0.0; })) << HttpGet(p_http, "/metrics").body;
+  EXPECT_EQ(ShowReplicasLag(*primary, "2"), "0");
+
+  ASSERT_TRUE(replica->client().StopReplica(ReplicaThreads::kSql).ok());
+  // Writes flow for a bounded while (at most 400 writes, 30 s) until the
+  // oldest unapplied one is at least 2 s old as the primary sees it.
+  int writes = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (lag().value_or(0) < 2 && writes < 400 && std::chrono::steady_clock::now() < give_up) {
+    ASSERT_TRUE(primary->Put("k" + std::to_string(writes++), "v").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double behind = lag().value_or(-1);
+  EXPECT_GE(behind, 2) << "after " << writes << " writes";
+  EXPECT_EQ(replica->ReplicaStatus()["Seconds_Behind_Master"], "NULL");
+  // It keeps growing while nothing is applied (same oldest event).
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(primary->Put("more", "v").ok());  // a batch, so a fresh report
+  EXPECT_TRUE(WaitFor([&] { return lag().value_or(0) >= behind + 1; })) << lag().value_or(-1);
+  const std::string shown = ShowReplicasLag(*primary, "2");
+  EXPECT_GE(std::atoi(shown.c_str()), 2) << shown;
+  HttpReply m = HttpGet(p_http, "/metrics");
+  EXPECT_EQ(PromtoolProblems(m.body, dir.path()), "");
+
+  ASSERT_TRUE(replica->client().StartReplica(ReplicaThreads::kSql).ok());
+  EXPECT_TRUE(WaitFor([&] { return lag() == 0.0; })) << lag().value_or(-1);
+  EXPECT_EQ(ShowReplicasLag(*primary, "2"), "0");
+  EXPECT_TRUE(WaitFor([&] { return replica->ReplicaStatus()["Seconds_Behind_Master"] == "0"; }))
+      << replica->ReplicaStatus()["Seconds_Behind_Master"];
+  EXPECT_TRUE(SameChecksum(*primary, *replica));
 }
 
 TEST(MetricsProcessTest, NonLoopbackHttpAddressIsRefusedAtStartup) {

@@ -1,5 +1,6 @@
 // server/node_metrics.cc: what Node::MetricsText() and Node::Health() say
 // about embedded nodes, and that the values move with the work done.
+#include <optional>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -106,6 +107,14 @@ TEST(NodeMetricsTest, SemiSyncPairShowsWaitPointsLagAndReplicaThreads) {
   EXPECT_EQ(Value(*primary, "relaykv_semisync_master_clients"), 1);
   // Every write was ACKed before it was answered: no lag.
   EXPECT_EQ(Value(*primary, "relaykv_replica_lag_seqs{server_id=\"2\"}"), 0);
+  // The replica reports its SQL thread (ApplyProgress): caught up, 0 s behind.
+  EXPECT_TRUE(WaitFor([&] {
+    return SampleValue(primary->MetricsText(), "relaykv_replica_lag_seconds{server_id=\"2\"}") == 0.0;
+  })) << primary->MetricsText();
+  EXPECT_TRUE(WaitFor([&] {
+    auto r = primary->Replicas();
+    return r.size() == 1 && r[0].lag_seconds == std::optional<int64_t>(0) && r[0].applied.seq == 5;
+  }));
 
   EXPECT_EQ(Value(*replica, "relaykv_node_info{server_id=\"2\",role=\"replica\"}"), 1);
   EXPECT_EQ(Value(*replica, "relaykv_replica_io_running"), 1);
