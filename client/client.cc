@@ -488,7 +488,7 @@ absl::StatusOr<RevokeResult> Client::Revoke(uint64_t epoch, const std::string& n
   if (auto s = FromGrpc(impl_->For(node).replication->Revoke(&ctx, req, &reply)); !s.ok()) return s;
   return RevokeResult{reply.promised_epoch(), FromProto(reply.durable_gtid()),
                       FromProto(reply.applied_gtid()), reply.node_epoch(), reply.revoked_primary(),
-                      reply.promised_owner()};
+                      reply.promised_owner(), reply.may_have_acked_unsynced()};
 }
 
 absl::StatusOr<MasterStatus> Client::ShowMasterStatus(const std::string& node) {

@@ -14,9 +14,12 @@ uint64_t CurrentEpoch(const History& history) {
 Decision CheckElectionQuorum(const QuorumInput& in) {
   const int a = in.listed_ackers;
   const int n = in.acks_per_commit;
-  if (a < 0 || n < 0 || in.answered_ackers < 0 || in.answered_ackers > a) {
+  const int unsynced = in.answered_ackers_acked_unsynced;
+  if (a < 0 || n < 0 || in.answered_ackers < 0 || in.answered_ackers > a || unsynced < 0 ||
+      unsynced > in.answered_ackers) {
     return {false, absl::StrCat("inconsistent counts: A=", a, " listed ackers, N=", n,
-                                " acks per commit, ", in.answered_ackers, " answered")};
+                                " acks per commit, ", in.answered_ackers, " answered (",
+                                unsynced, " of them may have ACKed unsynced)")};
   }
   if (n == 0) {
     // Async: a commit was acknowledged once it was in the primary's binlog,
@@ -33,10 +36,15 @@ Decision CheckElectionQuorum(const QuorumInput& in) {
   }
   // Revoked: every N-subset of the A ackers meets the A-N+1 responders.
   const int need_revoked = a - n + 1;
-  if (in.answered_ackers < need_revoked) {
+  if (in.answered_ackers - unsynced < need_revoked) {
     return {false, absl::StrCat("revoke: ", in.answered_ackers, " of A=", a,
-                                " listed ackers answered, need A-N+1=", need_revoked,
-                                " so that every ", n, "-ACK quorum meets a responder")};
+                                " listed ackers answered", unsynced > 0
+                                    ? absl::StrCat(", ", unsynced,
+                                                   " of them may have ACKed writes they lost "
+                                                   "(sync_relay_log=0) and vouch for none")
+                                    : std::string(),
+                                "; need A-N+1=", need_revoked, " so that every ", n,
+                                "-ACK quorum meets a responder holding what it ACKed")};
   }
   // Establish: the new primary needs N acks from others.
   const int usable = in.answered_ackers - (in.new_primary_is_acker ? 1 : 0);
@@ -94,6 +102,12 @@ ElectionResult PickWinner(const ElectionInput& in) {
       continue;
     }
     const bool holds_acked = r.listed_acker || r.previous_primary;
+    if (r.may_have_acked_unsynced) {
+      // Neither a candidate nor a blocker (see Responder).
+      out.excluded.emplace_back(r.server_id,
+                                "may have ACKed writes it lost (sync_relay_log=0): vouches for none");
+      continue;
+    }
     std::string why;
     if (in.cluster_async && !r.previous_primary) {
       why = "cluster is async: only the previous primary may win";

@@ -55,6 +55,11 @@ struct QuorumInput {
   int listed_ackers = 0;     // A
   int acks_per_commit = 0;   // N (0: the cluster is async)
   int answered_ackers = 0;   // listed ackers that answered Revoke(E+1)
+  // Of those, the ones whose answer said may_have_acked_unsynced
+  // (sync_relay_log=0 since their last full sync): they may lack writes
+  // they ACKed, so they cannot vouch that every acknowledged write is on a
+  // responder. Their promise still holds, so they count for "establish".
+  int answered_ackers_acked_unsynced = 0;
   // The node that would become primary is itself a listed acker (it cannot
   // ack its own commits, so it does not count towards its own quorum).
   bool new_primary_is_acker = false;
@@ -69,10 +74,12 @@ struct Decision {
 };
 
 // May the election proceed? Both must hold:
-//  - revoked: answered_ackers >= A-N+1. Any N of the A ackers and any A-N+1
-//    of them share a member (N + A-N+1 > A), so every write acknowledged by
-//    N ackers sits on some responder, and those responders have promised
-//    never to ack epoch E again, so no further write can be acknowledged.
+//  - revoked: answered_ackers - answered_ackers_acked_unsynced >= A-N+1.
+//    Any N of the A ackers and any A-N+1 of them share a member
+//    (N + A-N+1 > A), so every write acknowledged by N ackers sits on some
+//    responder — one that holds on disk what it ACKed, hence the
+//    subtraction — and those responders have promised never to ack epoch E
+//    again, so no further write can be acknowledged.
 //  - establish: answered_ackers (minus the new primary, if an acker) >= N,
 //    so the new primary can get its own commits acknowledged.
 // Edge cases: N=0 (async) — any commit may be acknowledged with no replica
@@ -109,6 +116,12 @@ struct Responder {
   int priority = 1;
   bool listed_acker = false;      // in sync.ackers
   bool previous_primary = false;  // history[E].primary
+  // RevokeReply.may_have_acked_unsynced: it may have lost writes it ACKed
+  // (sync_relay_log=0, a power cut). It never wins, and being ahead of the
+  // best candidate blocks nothing: like a node that did not answer, it
+  // vouches for no write (CheckElectionQuorum does not count it, so every
+  // acknowledged write is on a responder without the flag).
+  bool may_have_acked_unsynced = false;
 };
 
 struct ElectionInput {
@@ -126,13 +139,14 @@ struct ElectionResult {
 };
 
 // The winner: among responders that are eligible (listed ackers and the
-// previous primary; only the previous primary when cluster_async), not errant
-// and with priority > 0, the one with the highest durable GTID; ties by
-// higher priority, then lower server_id. No winner when there is no such
+// previous primary; only the previous primary when cluster_async), not errant,
+// not may_have_acked_unsynced and with priority > 0, the one with the highest
+// durable GTID; ties by higher priority, then lower server_id. No winner when there is no such
 // responder, or when a non-errant listed acker (or the previous primary) that
 // may not win holds a higher durable GTID than the best candidate: it may
 // hold an acknowledged write the winner lacks (an unlisted responder ahead is
-// fine: its tail was never acknowledged by a quorum).
+// fine: its tail was never acknowledged by a quorum; so is one that may have
+// ACKed unsynced, see Responder).
 ElectionResult PickWinner(const ElectionInput& in);
 
 // ---- Rejoin ----

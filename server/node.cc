@@ -103,6 +103,7 @@ void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
   c.sync_relay_log = [this] { return vars_.GetUint("sync_relay_log") != 0; };
   c.semi_sync = [this] { return vars_.GetBool("rpl_semi_sync_slave_enabled"); };
   c.promise = promise_.get();
+  c.acked_unsynced = acked_unsynced_.get();
   io_ = std::make_unique<ReplicaIo>(binlog_.get(), applier_.get(), std::move(c));
   primary_ = address;
   acting_primary_.store(false);
@@ -167,6 +168,9 @@ absl::Status Node::Impl::Open(Node* node) {
   auto promise = EpochPromise::Open(options_.data_dir);
   if (!promise.ok()) return promise.status();
   promise_ = *std::move(promise);
+  auto acked_unsynced = AckedUnsyncedMarker::Open(options_.data_dir);
+  if (!acked_unsynced.ok()) return acked_unsynced.status();
+  acked_unsynced_ = *std::move(acked_unsynced);
   semisync_ = std::make_unique<SemiSyncMaster>(
       [this] { return binlog_->LastVisible(); },
       // What enough replicas hold may become visible (AFTER_SYNC), even if

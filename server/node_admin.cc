@@ -98,6 +98,9 @@ NameValues Node::ShowStatus(std::string_view like) const {
       // while this node is a primary whose epoch is below it (no writes, no
       // commit acknowledged).
       {"Rpl_promised_epoch", std::to_string(impl_->promise_->value())},
+      // ON while this node may have ACKed relay-log events not on disk
+      // (sync_relay_log=0; README "Durability").
+      {"Rpl_acked_unsynced", impl_->acked_unsynced_->set() ? "ON" : "OFF"},
       {"Rpl_revoked_primary", impl_->revoked_.load() ? "ON" : "OFF"},
       // Empty while the state machine applies; else why it stopped (on a
       // primary writes are refused until it applies again).

@@ -15,6 +15,7 @@
 #include <chrono>
 
 #include "server/node_impl.h"
+#include "server/test_pause.h"
 #include "spdlog/spdlog.h"
 
 namespace relaykv {
@@ -70,6 +71,7 @@ void Node::Impl::UpdatePrimaryFence() {
   const uint64_t epoch = binlog_->epoch();
   const uint64_t promised = promise_->value();
   const bool revoke = primary && epoch < promised;
+  if (primary && !revoke) PauseHereForTesting("fence:evaluated-writable");
   if (revoke == revoked_.load()) return;
   if (revoke) {
     {
@@ -139,6 +141,7 @@ absl::StatusOr<RevokeResult> Node::Revoke(uint64_t epoch, uint32_t candidate) {
   r.node_epoch = impl.binlog_->epoch();
   r.revoked_primary = impl.revoked_.load();
   r.promised_owner = impl.promise_->owner();
+  r.may_have_acked_unsynced = impl.acked_unsynced_->set();
   if (*promised != before) {
     spdlog::warn("Revoke({}): promised epoch {} -> {}; durable {}, applied {}{}", epoch, before,
                  *promised, r.durable_gtid.ToString(), r.applied_gtid.ToString(),
@@ -154,6 +157,11 @@ absl::StatusOr<Gtid> Node::Impl::OpenOwnEpoch() {
   auto start = StartEpoch(hold.value() + (promised_to_another ? 1 : 0));
   if (!start.ok()) return start.status();
   if (auto p = hold.Raise(start->epoch, self); !p.ok()) return p.status();
+  // A primary now: what it ACKed unsynced as a replica is judged by the
+  // new epoch's history, not by its Revoke answers (the marker's write
+  // synced the log).
+  if (auto s = binlog_->SyncVisible(); !s.ok()) return s;
+  if (auto s = acked_unsynced_->Clear(); !s.ok()) return s;
   return start;
 }
 

@@ -17,6 +17,7 @@
 
 #include "relaykv/node.h"
 #include "relaykv/txn.h"
+#include "server/acked_unsynced_marker.h"
 #include "server/auth.h"
 #include "server/epoch_promise.h"
 #include "server/connection_slots.h"
@@ -150,6 +151,9 @@ class Node::Impl {
   std::unique_ptr<PersistedSettings> persisted_;
   std::unique_ptr<Binlog> binlog_;
   std::unique_ptr<EpochPromise> promise_;  // the durable promised epoch
+  // Whether this node, as a replica, may have ACKed relay-log events not
+  // on disk (sync_relay_log=0); Revoke reports it.
+  std::unique_ptr<AckedUnsyncedMarker> acked_unsynced_;
   std::unique_ptr<StateMachine> state_;
   std::unique_ptr<Applier> applier_;  // the SQL thread on a replica
   ReplicaRegistry registry_;

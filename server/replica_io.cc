@@ -11,6 +11,7 @@
 #include "proto/replication.grpc.pb.h"
 #include "server/limits.h"
 #include "server/replication_messages.h"
+#include "server/test_pause.h"
 #include "spdlog/spdlog.h"
 #include "storage/thread_name.h"
 
@@ -131,6 +132,21 @@ absl::Status ReplicaIo::CheckFollows(uint64_t primary_epoch, uint32_t primary_se
       "elected primary");
 }
 
+absl::Status ReplicaIo::MarkAckedUnsynced() {
+  if (config_.acked_unsynced == nullptr) return absl::OkStatus();
+  return config_.acked_unsynced->Mark();
+}
+
+absl::Status ReplicaIo::ClearAckedUnsyncedIfCovered(const Gtid& relay_end) {
+  AckedUnsyncedMarker* marker = config_.acked_unsynced;
+  if (marker == nullptr || !marker->set()) return absl::OkStatus();
+  // Found at open: events ACKed then may be gone; covered once the relay
+  // log holds all the primary had when we reconnected.
+  if (marker->inherited() && !(catch_up_ && relay_end >= *catch_up_)) return absl::OkStatus();
+  if (auto s = relay_log_->SyncVisible(); !s.ok()) return s;
+  return marker->Clear();
+}
+
 void ReplicaIo::CutIfNotFollowing(uint64_t promised, uint32_t owner) {
   std::lock_guard l(mu_);
   // Not heard from yet: its first message is checked against the promise.
@@ -193,6 +209,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     status_.primary_epoch = 0;
     status_.primary_server_id = 0;
   }
+  catch_up_.reset();
   struct ClearCtx {
     ReplicaIo* self;
     ~ClearCtx() {
@@ -209,6 +226,15 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       *permanent = !absl::IsResourceExhausted(s);  // a full disk heals; a failed sync does not
       return s;
     }
+    // Everything this run ACKed is on disk now.
+    if (auto s = ClearAckedUnsyncedIfCovered(relay_log_->LastVisible()); !s.ok()) {
+      *permanent = !absl::IsResourceExhausted(s);
+      return s;
+    }
+  } else if (auto s = MarkAckedUnsynced(); !s.ok()) {
+    // The hello's position may be only written, and counts as an ACK.
+    *permanent = !absl::IsResourceExhausted(s);
+    return s;
   }
   auto stream = stub->Subscribe(&ctx);
   const bool semi_sync = config_.semi_sync ? config_.semi_sync() : false;
@@ -302,6 +328,10 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
             : epoch_of(msg.batch().primary_epoch(), msg.batch().primary_last_gtid());
     const uint32_t primary_server_id = msg.has_heartbeat() ? msg.heartbeat().primary_server_id()
                                                            : msg.batch().primary_server_id();
+    if (!catch_up_) {
+      catch_up_ = GtidFromProto(msg.has_heartbeat() ? msg.heartbeat().primary_last_gtid()
+                                                    : msg.batch().primary_last_gtid());
+    }
     {
       std::lock_guard l(mu_);
       status_.primary_epoch = primary_epoch;
@@ -312,6 +342,11 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       if (config_.promise != nullptr) {
         auto hold = config_.promise->Lock();
         error = CheckFollows(primary_epoch, primary_server_id, hold.value(), hold.owner());
+        if (!error.ok()) break;
+      }
+      // Caught up and synced: an inherited marker may go.
+      if (config_.sync_relay_log && config_.sync_relay_log()) {
+        error = ClearAckedUnsyncedIfCovered(relay_log_->LastVisible());
         if (!error.ok()) break;
       }
       if (msg.heartbeat().has_visible_seq()) {
@@ -335,6 +370,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     std::optional<EpochPromise::Hold> hold;
     if (config_.promise != nullptr) {
       hold.emplace(config_.promise->Lock());
+      PauseHereForTesting("replica-io:promise-held");
       error = CheckFollows(primary_epoch, primary_server_id, hold->value(), hold->owner());
       if (!error.ok()) break;
       // Events of a newer epoch: promised (durably) before they are
@@ -382,12 +418,25 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     // Not empty: an empty batch was refused above.
     assert(!events.empty());
     const Gtid last = GtidFromProto(events.back().gtid());
-    // The relay log holds [.., last]: on disk if `sync`, else written.
+    // The relay log holds [.., last]: on disk if `sync`, else written —
+    // and then the marker says so, durably, before the ACK claims it.
+    if (!sync) {
+      if (auto s = MarkAckedUnsynced(); !s.ok()) {
+        error = s;
+        break;
+      }
+    }
     ack.mutable_ack()->Clear();
     GtidToProto(last, ack.mutable_ack()->mutable_durable_gtid());
     stream->Write(ack);
     hold.reset();
     unapplied_.Received(events);
+    if (sync) {
+      if (auto s = ClearAckedUnsyncedIfCovered(last); !s.ok()) {
+        error = s;
+        break;
+      }
+    }
     // What the primary has made visible, if it says (see "Visibility on
     // replicas" in server/replication_service.h); else all it sent.
     applier_->Release(batch.has_visible_seq() ? std::min(last.seq, batch.visible_seq()) : last.seq);

@@ -24,6 +24,10 @@
 // batch's append, fsync and ACK write; an ACK write blocked by a primary
 // that stopped reading ends with the stream (the 10 s silence watchdog).
 //
+// sync_relay_log=0: before the first ACK (or hello) of a position that may
+// not be on disk, the AckedUnsyncedMarker is made durable; it is cleared
+// once everything ACKed is on disk (see its header). Review finding 5.
+//
 // Threads: Start/Stop/status are thread-safe; Stop() cancels the stream,
 // wakes the thread and joins it.
 #pragma once
@@ -34,6 +38,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -44,6 +49,7 @@
 #include "client/channel_args.h"
 #include "relaykv/tls.h"
 #include "storage/applier.h"
+#include "server/acked_unsynced_marker.h"
 #include "server/epoch_promise.h"
 #include "server/unapplied_times.h"
 #include "storage/binlog.h"
@@ -61,6 +67,7 @@ struct ReplicaIoConfig {
   std::function<bool()> sync_relay_log;
   std::function<bool()> semi_sync;
   EpochPromise* promise = nullptr;  // borrowed; must outlive the ReplicaIo
+  AckedUnsyncedMarker* acked_unsynced = nullptr;  // borrowed, likewise; may be null
 };
 
 struct ReplicaIoStatus {
@@ -104,6 +111,12 @@ class ReplicaIo {
   void SetError(const absl::Status& s) REQUIRES(mu_);
   // FAILED_PRECONDITION naming both epochs.
   absl::Status FencedError(uint64_t primary_epoch, uint64_t promised) const;
+  // Before an ACK (or hello) of a relay-log position that may not be on
+  // disk: the AckedUnsyncedMarker, durably.
+  absl::Status MarkAckedUnsynced();
+  // sync_relay_log=1: removes the marker once all ACKed is on disk
+  // (AckedUnsyncedMarker); `relay_end` is what the relay log holds.
+  absl::Status ClearAckedUnsyncedIfCovered(const Gtid& relay_end);
   // OK if a primary stating (epoch, server_id) may be followed under the
   // promise (promised, owner): its epoch is not older, and if it is the
   // promised epoch, the primary is its owner (either server_id 0: unknown).
@@ -124,8 +137,12 @@ class ReplicaIo {
   bool running_ GUARDED_BY(mu_) = false;
   grpc::ClientContext* ctx_ GUARDED_BY(mu_) = nullptr;  // the live stream's, for Stop()
   ReplicaIoStatus status_ GUARDED_BY(mu_);
-  absl::Status cut_ GUARDED_BY(mu_);  // why CutIfOlder ended the live stream
+  absl::Status cut_ GUARDED_BY(mu_);  // why CutIfNotFollowing ended the live stream
   UnappliedTimes unapplied_;  // fed by the IO thread
+  // An inherited AckedUnsyncedMarker goes once the relay log holds this,
+  // synced: the primary's binlog end at this stream's first message. IO
+  // thread only.
+  std::optional<Gtid> catch_up_;
   std::thread thread_;
 };
 

@@ -214,6 +214,7 @@ grpc::Status ReplicationService::Revoke(grpc::ServerContext* ctx, const v1::Revo
   reply->set_node_epoch(r->node_epoch);
   reply->set_revoked_primary(r->revoked_primary);
   reply->set_promised_owner(r->promised_owner);
+  reply->set_may_have_acked_unsynced(r->may_have_acked_unsynced);
   return grpc::Status::OK;
 }
 

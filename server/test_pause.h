@@ -1,6 +1,7 @@
 // Test hook: a process started with RELAYKV_TEST_PAUSE=<point> logs
-// "test pause at <point>" and stops for a minute when it reaches that point,
-// so a test can SIGKILL it exactly there. Never set outside tests; costs one
+// "test pause at <point>" and stops for a minute (RELAYKV_TEST_PAUSE_SECONDS
+// if set) when it reaches that point, so a test can SIGKILL it exactly
+// there, or act while it waits. Never set outside tests; costs one
 // comparison per call when unset.
 #pragma once
 
@@ -16,8 +17,10 @@ namespace relaykv {
 inline void PauseHereForTesting(std::string_view point) {
   static const char* const want = std::getenv("RELAYKV_TEST_PAUSE");
   if (want == nullptr || point != want) return;
+  static const char* const seconds = std::getenv("RELAYKV_TEST_PAUSE_SECONDS");
   spdlog::warn("test pause at {}", point);
-  std::this_thread::sleep_for(std::chrono::seconds(60));
+  std::this_thread::sleep_for(
+      std::chrono::seconds(seconds != nullptr ? std::strtoull(seconds, nullptr, 10) : 60));
 }
 
 }  // namespace relaykv

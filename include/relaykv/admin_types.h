@@ -24,6 +24,10 @@ struct RevokeResult {
   uint64_t node_epoch = 0;       // the epoch of the node's binlog
   bool revoked_primary = false;  // a primary whose epoch is below its promise
   uint32_t promised_owner = 0;   // server_id the promised epoch is bound to (0: unknown)
+  // sync_relay_log=0 was in effect since the last full sync: the node may
+  // have ACKed events its relay log lost (a power cut); an election must
+  // not count it as holding what it ACKed.
+  bool may_have_acked_unsynced = false;
 };
 
 // The threads STOP/START SLAVE [IO_THREAD | SQL_THREAD] acts on.

@@ -3,6 +3,8 @@
 // new write (it is not answered OK), a revoked old primary refuses writes,
 // and the replicas fail over to one of them with equal checksums.
 #include <chrono>
+#include <cstdlib>
+#include <future>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -10,6 +12,23 @@
 
 namespace relaykv::testing {
 namespace {
+
+// Starts relaykvd with RELAYKV_TEST_PAUSE=<point> for `seconds`
+// (server/test_pause.h).
+std::unique_ptr<Relaykvd> StartPausing(const std::filesystem::path& dir,
+                                       std::vector<std::string> flags, const std::string& point,
+                                       int seconds) {
+  ::setenv("RELAYKV_TEST_PAUSE", point.c_str(), 1);
+  ::setenv("RELAYKV_TEST_PAUSE_SECONDS", std::to_string(seconds).c_str(), 1);
+  auto server = Relaykvd::Start(dir, std::move(flags));
+  ::unsetenv("RELAYKV_TEST_PAUSE");
+  ::unsetenv("RELAYKV_TEST_PAUSE_SECONDS");
+  return server;
+}
+
+bool Paused(const Relaykvd& server, const std::string& point) {
+  return server.Log().find("test pause at " + point) != std::string::npos;
+}
 
 bool IoStoppedWith(Relaykvd& replica, const std::string& text) {
   auto st = replica.ReplicaStatus();
@@ -96,6 +115,59 @@ TEST(FencingProcessTest, RevokedAckersGiveTheOldPrimaryNoAckAndFailOverWithEqual
   auto lost = r1->Get("late");
   ASSERT_TRUE(lost.ok()) << lost.status();
   EXPECT_EQ(*lost, std::nullopt) << "the old primary's unacknowledged write is not in the new history";
+}
+
+// Review finding 8: Revoke waits for the promise's lock at most 10 s (here
+// an IO thread holds it, paused between its epoch check and its ACK, as a
+// stuck relay-log disk would), then answers UNAVAILABLE, promising nothing.
+TEST(FencingProcessTest, RevokeWithThePromiseLockHeldAnswersUnavailableWithinItsBound) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p");
+  ASSERT_NE(primary, nullptr);
+  ASSERT_TRUE(primary->Put("a", "1").ok());
+  auto replica = StartPausing(dir.path() / "r", {"--server-id=2", "--replicate-from=" +
+                                                 primary->address()},
+                              "replica-io:promise-held", 40);
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Paused(*replica, "replica-io:promise-held"); },
+                      std::chrono::seconds(30)));
+  const auto began = std::chrono::steady_clock::now();
+  auto r = replica->client().Revoke(2);
+  const auto took = std::chrono::steady_clock::now() - began;
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_NE(r.status().message().find("nothing was promised"), std::string::npos) << r.status();
+  EXPECT_GE(took, std::chrono::seconds(9));
+  EXPECT_LT(took, std::chrono::seconds(25)) << "Revoke waited for the lock past its bound";
+  EXPECT_EQ(replica->Status()["Rpl_promised_epoch"], "0");
+}
+
+// Review finding 3: RESET SLAVE ALL's fence update and a Revoke of a newer
+// epoch are serialized. The promoted node pauses after deciding it is a
+// writable primary; a Revoke(5) meanwhile must not be undone by that stale
+// decision: the node ends revoked (epoch 2 < 5) and refuses writes.
+TEST(FencingProcessTest, RevokeDuringPromotionNeverLeavesAWritablePrimaryBelowThePromise) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p");
+  ASSERT_NE(primary, nullptr);
+  ASSERT_TRUE(primary->Put("a", "1").ok());
+  auto r = StartPausing(dir.path() / "r",
+                        {"--server-id=2", "--replicate-from=" + primary->address()},
+                        "fence:evaluated-writable", 5);
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return r->BinlogGtid() == primary->BinlogGtid(); }));
+  ASSERT_TRUE(r->client().StopReplica().ok());
+  auto promoted = std::async(std::launch::async, [&] { return r->client().ResetReplicaAll(); });
+  ASSERT_TRUE(WaitFor([&] { return Paused(*r, "fence:evaluated-writable"); },
+                      std::chrono::seconds(30)));
+  auto revoked = r->client().Revoke(5);
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_EQ(revoked->promised_epoch, 5u);
+  auto start = promoted.get();
+  ASSERT_TRUE(start.ok()) << start.status();
+  EXPECT_EQ(start->epoch, 2u);
+  EXPECT_EQ(r->Status()["Rpl_revoked_primary"], "ON");
+  auto w = r->Put("b", "2");
+  EXPECT_EQ(w.status().code(), absl::StatusCode::kFailedPrecondition) << w.status();
 }
 
 }  // namespace

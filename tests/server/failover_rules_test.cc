@@ -6,7 +6,9 @@
 #include "server/failover_rules.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -405,6 +407,107 @@ TEST(FailoverPropertyTest, NoAcknowledgedWriteIsEverLost) {
   EXPECT_GT(truncations, 1000);
   EXPECT_GT(refusals, 1000);
   std::printf("%d elections, %d truncations, %d refusals\n", elections, truncations, refusals);
+}
+
+// ---- Review finding 5: ackers that may have ACKed unsynced ----
+
+TEST(ElectionQuorumTest, AckersThatMayHaveAckedUnsyncedDoNotVouchForTheRevoke) {
+  // A=3, N=2: A-N+1 = 2 answers needed; one of the two may have lost what
+  // it ACKed.
+  Decision d = CheckElectionQuorum({.listed_ackers = 3, .acks_per_commit = 2,
+                                    .answered_ackers = 2, .answered_ackers_acked_unsynced = 1});
+  EXPECT_FALSE(d.ok);
+  EXPECT_NE(d.reason.find("sync_relay_log=0"), std::string::npos) << d.reason;
+  // Their promise still counts for establishing the new primary.
+  EXPECT_TRUE(CheckElectionQuorum({.listed_ackers = 3, .acks_per_commit = 2,
+                                   .answered_ackers = 3, .answered_ackers_acked_unsynced = 1})
+                  .ok);
+  EXPECT_FALSE(CheckElectionQuorum({.listed_ackers = 3, .acks_per_commit = 2,
+                                    .answered_ackers = 2, .answered_ackers_acked_unsynced = 3})
+                   .ok);
+}
+
+TEST(PickWinnerTest, AckerThatMayHaveAckedUnsyncedNeitherWinsNorBlocks) {
+  ElectionInput in;
+  in.history[1] = {.start_after = {0, 0}, .primary = 100, .revoke_quorum_met = true};
+  Responder lossy = Acker(1, {1, 9});
+  lossy.may_have_acked_unsynced = true;
+  in.responders = {lossy, Acker(2, {1, 7})};
+  ElectionResult r = PickWinner(in);
+  ASSERT_TRUE(r.winner) << r.reason;
+  EXPECT_EQ(*r.winner, 2u);
+  ASSERT_EQ(r.excluded.size(), 1u);
+  EXPECT_EQ(r.excluded[0].first, 1u);
+}
+
+// Model: as NoAcknowledgedWriteIsEverLost, but each acker ACKed up to
+// ack[i] and, if it ran with sync_relay_log=0 and lost power, holds only
+// d[i] <= ack[i] (its answer then carries the flag). A seq was acknowledged
+// iff N ackers ACKed it. Whenever the rules elect, the winner holds every
+// acknowledged seq; and the generator finds elections that would have lost
+// one had the flag been ignored (the rule is needed).
+TEST(FailoverPropertyTest, AckersThatLostUnsyncedAcksNeverCostAnAcknowledgedWrite) {
+  const uint64_t seed = BaseSeed() + 2;
+  std::mt19937_64 rng(seed);
+  int elections = 0, would_have_lost = 0;
+  for (int iter = 0; iter < 20000; ++iter) {
+    SCOPED_TRACE("RELAYKV_FAILOVER_SEED=" + std::to_string(seed - 2) + " iter " +
+                 std::to_string(iter));
+    const int a = 1 + static_cast<int>(rng() % 5);
+    const int n = 1 + static_cast<int>(rng() % a);
+    const uint64_t p = 1 + rng() % 30;
+    std::vector<uint64_t> ack(a), d(a);
+    std::vector<bool> lossy(a);
+    for (int i = 0; i < a; ++i) {
+      ack[i] = rng() % (p + 1);
+      lossy[i] = rng() % 3 == 0;
+      d[i] = lossy[i] ? rng() % (ack[i] + 1) : ack[i];
+    }
+    uint64_t max_acked = 0;
+    for (uint64_t s = 1; s <= p; ++s) {
+      int holders = 0;
+      for (uint64_t x : ack) holders += x >= s ? 1 : 0;
+      if (holders >= n) max_acked = s;
+    }
+    ElectionInput in;
+    in.history[1] = {.start_after = {0, 0}, .primary = 100, .revoke_quorum_met = true};
+    int answered = 0, answered_lossy = 0;
+    for (int i = 0; i < a; ++i) {
+      if (rng() % 4 == 0) continue;
+      Responder r = Acker(static_cast<uint32_t>(i + 1), {d[i] == 0 ? 0u : 1u, d[i]});
+      r.may_have_acked_unsynced = lossy[i];
+      in.responders.push_back(r);
+      ++answered;
+      answered_lossy += lossy[i] ? 1 : 0;
+    }
+    auto elect = [&](const ElectionInput& input, int unsynced) -> std::optional<Responder> {
+      ElectionResult win = PickWinner(input);
+      if (!win.winner) return std::nullopt;
+      const Responder& w =
+          *std::find_if(input.responders.begin(), input.responders.end(),
+                        [&](const Responder& r) { return r.server_id == *win.winner; });
+      if (!CheckElectionQuorum({.listed_ackers = a, .acks_per_commit = n,
+                                .answered_ackers = answered,
+                                .answered_ackers_acked_unsynced = unsynced,
+                                .new_primary_is_acker = true})
+               .ok) {
+        return std::nullopt;
+      }
+      return w;
+    };
+    if (auto w = elect(in, answered_lossy)) {
+      ++elections;
+      ASSERT_GE(w->durable.seq, max_acked) << "winner " << w->server_id << " lacks an acked seq";
+    }
+    // The same election with the flag ignored.
+    ElectionInput blind = in;
+    for (Responder& r : blind.responders) r.may_have_acked_unsynced = false;
+    if (auto w = elect(blind, 0); w && w->durable.seq < max_acked) ++would_have_lost;
+  }
+  EXPECT_GT(elections, 1000);
+  EXPECT_GT(would_have_lost, 0) << "the generator never needed the flag";
+  std::printf("%d elections, %d would have lost an acked write without the flag\n", elections,
+              would_have_lost);
 }
 
 // Random histories: every decision is consistent with the written rules.

@@ -115,6 +115,71 @@ TEST(FencingTest, DamagedPromiseFileRefusesToOpen) {
   EXPECT_NE(node.status().message().find("promised_epoch"), std::string::npos) << node.status();
 }
 
+// Review finding 7: whether the promise file exists cannot be told (here
+// ELOOP: a symlink loop; EACCES or EIO in life): the node must refuse to
+// start, not read it as "nothing promised".
+TEST(FencingTest, UnreadablePromiseFileRefusesToStartWithAClearMessage) {
+  TempDir dir;
+  { ASSERT_NE(OpenPrimary(dir.path() / "n"), nullptr); }
+  fs::create_symlink("promised_epoch", dir.path() / "n" / "promised_epoch");
+  NodeOptions o;
+  o.data_dir = dir.path() / "n";
+  auto node = Node::Open(o);
+  ASSERT_FALSE(node.ok()) << "opened with an unknown promise";
+  EXPECT_NE(node.status().message().find("promised_epoch"), std::string::npos) << node.status();
+  EXPECT_NE(node.status().message().find("refusing to start"), std::string::npos)
+      << node.status();
+}
+
+// Review finding 5: with sync_relay_log=0 a replica ACKs events before they
+// are on disk; Revoke says so (a durable marker) until a full sync covers
+// everything it ACKed.
+TEST(FencingTest, RevokeSaysAReplicaMayHaveAckedUnsyncedEvents) {
+  TempDir dir;
+  auto primary = OpenPrimary(dir.path() / "p", {{"rpl_semi_sync_master_enabled", "OFF"}});
+  ASSERT_NE(primary, nullptr);
+  const fs::path rdir = dir.path() / "r";
+  const fs::path marker = rdir / "relay_log.acked_unsynced";
+  {
+    auto synced = testing::OpenServingNode(dir.path() / "s", {{"server_id", "3"}}, Addr(*primary));
+    ASSERT_NE(synced, nullptr);
+    auto replica = testing::OpenServingNode(rdir, {{"server_id", "2"}, {"sync_relay_log", "0"}},
+                                            Addr(*primary));
+    ASSERT_NE(replica, nullptr);
+    auto a = primary->Put("a", "1");
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_TRUE(WaitFor([&] {
+      return replica->binlog_gtid() == *a && synced->binlog_gtid() == *a;
+    }));
+    EXPECT_EQ(Stat(*replica, "Rpl_acked_unsynced"), "ON");
+    EXPECT_TRUE(fs::exists(marker));
+    // Revoke of the current epoch for its own primary (server 1): changes
+    // nothing, answers the state.
+    auto r = replica->Revoke(1, 1);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->may_have_acked_unsynced);
+    // sync_relay_log=1 (the default): never.
+    auto s = synced->Revoke(1, 1);
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_FALSE(s->may_have_acked_unsynced);
+    EXPECT_EQ(Stat(*synced, "Rpl_acked_unsynced"), "OFF");
+  }
+  ASSERT_TRUE(primary->Put("b", "2").ok());
+  const Gtid end = primary->binlog_gtid();
+  // Restarted with sync_relay_log=1: what the last run ACKed may be lost,
+  // so the marker stays until the relay log holds, synced, all the primary
+  // had when it reconnected.
+  auto replica =
+      testing::OpenServingNode(rdir, {{"server_id", "2"}, {"sync_relay_log", "1"}}, Addr(*primary));
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return replica->binlog_gtid() == end; }));
+  ASSERT_TRUE(WaitFor([&] { return Stat(*replica, "Rpl_acked_unsynced") == "OFF"; }));
+  EXPECT_FALSE(fs::exists(marker));
+  auto r = replica->Revoke(1, 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->may_have_acked_unsynced);
+}
+
 TEST(FencingTest, RevokeCutsTheStreamAndTheOldPrimaryCollectsNoAck) {
   TempDir dir;
   // wait_no_slave ON (the default): the commit keeps waiting for the ACK
@@ -326,6 +391,16 @@ TEST_F(FencingOldPeerTest, ReplicaRefusesAnOlderPrimaryWithoutTheFieldAtItsFirst
   EXPECT_NE(err.find("is at epoch 1 but this replica has promised epoch 2"), std::string::npos)
       << err;
   EXPECT_EQ(replica_->binlog_gtid().seq, 0u) << "nothing of a fenced primary is appended";
+}
+
+// Review finding 2b: a batch the relay log refuses (here a gap) leaves no
+// promise of its epochs behind.
+TEST_F(FencingOldPeerTest, RefusedBatchRaisesNoPromise) {
+  const std::string err = StopErrorFor({testing::BatchOf({PutEvent(9, 3)})});
+  EXPECT_NE(err.find("gap"), std::string::npos) << err;
+  EXPECT_EQ(replica_->binlog_gtid().seq, 0u);
+  EXPECT_EQ(replica_->promised_epoch(), 0u) << "a refused batch raised the promise";
+  EXPECT_FALSE(fs::exists(dir_.path() / "replica" / "promised_epoch"));
 }
 
 TEST_F(FencingOldPeerTest, EventsOfANewerEpochRaiseThePromiseBeforeTheirAck) {
