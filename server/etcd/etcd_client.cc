@@ -15,11 +15,9 @@ namespace pb = etcdserverpb;
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& endpoint) {
   grpc::ChannelArguments args;
   // A restarted etcd is found again within about a second (gRPC's default
-  // reconnect backoff grows to two minutes). gRPC also takes the "min"
-  // backoff as the least time a connection attempt (TCP and the HTTP/2
-  // SETTINGS exchange) may take: at 100 ms, attempts to a just restarted
-  // etcd on a loaded machine timed out again and again (test
-  // CallsFailWithStatusWhileEtcdIsDownAndRecoverAfterRestart).
+  // reconnect backoff grows to two minutes). gRPC takes the "min" backoff
+  // as the least time a connection attempt (TCP and the HTTP/2 SETTINGS
+  // exchange) may take; 100 ms is too short on a loaded machine.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 2000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
@@ -101,6 +99,14 @@ void ToProto(const Compare& c, pb::Compare* out) {
 
 }  // namespace
 
+bool WaitConnected(grpc::Channel& channel, std::chrono::system_clock::time_point deadline,
+                   size_t endpoints_left) {
+  if (channel.GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) return true;
+  const auto now = std::chrono::system_clock::now();
+  if (now >= deadline) return false;
+  return channel.WaitForConnected(now + (deadline - now) / static_cast<int>(endpoints_left));
+}
+
 std::string PrefixRangeEnd(const std::string& prefix) {
   std::string end = prefix;
   while (!end.empty()) {
@@ -158,7 +164,7 @@ absl::Status EtcdClient::Call(
   absl::Status last;
   for (size_t i = 0; i < n; ++i) {
     const size_t index = (first + i) % n;
-    const bool was_connected = stubs_[index]->channel->GetState(false) == GRPC_CHANNEL_READY;
+    const bool was_connected = WaitConnected(*stubs_[index]->channel, deadline, n - i);
     grpc::ClientContext context;
     context.set_deadline(deadline);
     last = attempt(index, context);

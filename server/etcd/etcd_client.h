@@ -13,6 +13,8 @@
 //   endpoint accepted the connection but did not answer in time: a paused or
 //   partitioned etcd), NOT_FOUND (lease unknown or expired), OUT_OF_RANGE
 //   (watch start revision compacted), INVALID_ARGUMENT (etcd refused input).
+// - A call waits for a connection (it fails only at its deadline when no
+//   endpoint can be reached): see WaitConnected in etcd_stubs.h.
 // - Endpoints: a call goes to the preferred endpoint; on UNAVAILABLE it tries
 //   the next, within the same deadline. The endpoint that answered becomes
 //   the preferred one; after DEADLINE_EXCEEDED the next call starts at the

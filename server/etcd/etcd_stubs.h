@@ -33,6 +33,18 @@ struct Watch::Stream {
       rw;
 };
 
+// Waits until `channel` is connected, for at most an equal share of the
+// time left to `deadline` among `endpoints_left` endpoints; true if it is.
+// Needed because a synchronous call polls gRPC's I/O only while it runs, and
+// one that fails fast (no connection yet) hardly at all: without a thread
+// waiting here, the reconnection to a restarted etcd (or across a healed
+// partition) was never driven and timed out again and again (tests
+// CallsFailWithStatusWhileEtcdIsDownAndRecoverAfterRestart,
+// EtcdClientThroughProxyFailsWhileCutAndWorksAfterHeal). The price: with
+// no endpoint reachable, a call takes its whole deadline to fail.
+bool WaitConnected(grpc::Channel& channel, std::chrono::system_clock::time_point deadline,
+                   size_t endpoints_left);
+
 inline KeyValue FromProto(const mvccpb::KeyValue& kv) {
   return {kv.key(), kv.value(), kv.create_revision(), kv.mod_revision(), kv.version(), kv.lease()};
 }

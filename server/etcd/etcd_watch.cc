@@ -114,6 +114,11 @@ absl::StatusOr<std::unique_ptr<Watch>> EtcdClient::WatchKey(const std::string& k
   absl::Status last;
   for (size_t i = 0; i < n; ++i) {
     const size_t index = (first + i) % n;
+    const auto left = deadline - std::chrono::steady_clock::now();
+    WaitConnected(*stubs_[index]->channel,
+                  std::chrono::system_clock::now() +
+                      std::chrono::duration_cast<std::chrono::system_clock::duration>(left),
+                  n - i);
     auto stream = std::make_unique<Watch::Stream>();
     stream->endpoint = stubs_[index]->endpoint;
     stream->stub = pb::Watch::NewStub(stubs_[index]->channel);
