@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "tests/common/spawn.h"
 
 namespace relaykv::testing {
 namespace fs = std::filesystem;
@@ -34,49 +35,6 @@ bool WaitForExit(pid_t pid, std::chrono::milliseconds limit, int* status,
 std::string Slurp(const fs::path& p) {
   std::ifstream in(p);
   return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-// fork + execv of `argv` (built before fork(): the child of a threaded
-// process may only make system calls until execv) with stdin, stdout and
-// stderr from/to the given files ("" leaves that one alone); the child dies
-// with the test. Exit status 127: the exec failed.
-pid_t Spawn(std::vector<std::string> args, const std::string& in, const std::string& out,
-            const std::string& err, bool append_err, std::vector<std::string> env = {}) {
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  if (!env.empty()) {
-    // The given ones replace the inherited ones of the same name.
-    for (auto& e : env) envp.push_back(e.data());
-    for (char** e = environ; *e != nullptr; ++e) {
-      const std::string_view inherited(*e);
-      const bool replaced = std::any_of(env.begin(), env.end(), [&](const std::string& mine) {
-        return inherited.substr(0, inherited.find('=') + 1) == mine.substr(0, mine.find('=') + 1);
-      });
-      if (!replaced) envp.push_back(*e);
-    }
-    envp.push_back(nullptr);
-  }
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // no orphans if the test dies
-    auto redirect = [](const std::string& path, int target, int flags) {
-      if (path.empty()) return;
-      const int fd = ::open(path.c_str(), flags, 0644);
-      if (fd >= 0) ::dup2(fd, target);
-    };
-    redirect(in, 0, O_RDONLY);
-    redirect(out, 1, O_WRONLY | O_CREAT | O_TRUNC);
-    redirect(err, 2, O_WRONLY | O_CREAT | (append_err ? O_APPEND : O_TRUNC));
-    if (envp.empty()) {
-      ::execv(argv[0], argv.data());
-    } else {
-      ::execve(argv[0], argv.data(), envp.data());
-    }
-    ::_exit(127);
-  }
-  return pid;
 }
 
 // Printed when the test has failed, so a crash or refusal shows its log.
