@@ -30,6 +30,7 @@
 #include "relaykv/checksum.h"
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
+#include "relaykv/read_consistency.h"
 #include "relaykv/scan.h"
 #include "relaykv/tls.h"
 #include "relaykv/txn.h"
@@ -68,6 +69,9 @@ struct ClientOptions {
 struct ReadOptions {
   std::string node;   // "HOST:PORT" to read from; empty: the first address
   Gtid wait_for;      // seq > 0: wait until the node has applied it
+  // relaykv/read_consistency.h; kPrimaryFresh: see every write answered OK
+  // before the read started, also on a replica.
+  ReadConsistency consistency = ReadConsistency::kLocal;
   std::chrono::milliseconds timeout{0};  // 0: ClientOptions::timeout
 };
 
