@@ -44,7 +44,12 @@ absl::StatusOr<Gtid> PrimaryReadIndex::Ask(const Target& target,
   }
   auto stub = v1::Replication::NewStub(channel);
   grpc::ClientContext ctx;
-  ctx.set_deadline(deadline);
+  if (deadline != std::chrono::steady_clock::time_point::max()) {
+    // gRPC takes system_clock deadlines.
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                         deadline - std::chrono::steady_clock::now()));
+  }
   v1::ReadIndexRequest req;
   v1::ReadIndexReply reply;
   const grpc::Status s = stub->ReadIndex(&ctx, req, &reply);
