@@ -69,10 +69,11 @@ struct ClientOptions {
 struct ReadOptions {
   std::string node;   // "HOST:PORT" to read from; empty: the first address
   Gtid wait_for;      // seq > 0: wait until the node has applied it
-  // relaykv/read_consistency.h; kPrimaryFresh: see every write answered OK
-  // before the read started, also on a replica.
-  ReadConsistency consistency = ReadConsistency::kLocal;
   std::chrono::milliseconds timeout{0};  // 0: ClientOptions::timeout
+  // relaykv/read_consistency.h; kPrimaryFresh: see every write answered OK
+  // before the read started, also on a replica. (Last: brace-initialized
+  // ReadOptions of earlier releases keep their meaning.)
+  ReadConsistency consistency = ReadConsistency::kLocal;
 };
 
 // A read and the node's applied GTID it was served at.

@@ -113,11 +113,12 @@ struct GetOptions {
   // wait_for.seq; with an epoch, the GTID must also be this node's at that
   // seq (FAILED_PRECONDITION otherwise: that write is not in its history).
   Gtid wait_for;
-  // relaykv/read_consistency.h. kPrimaryFresh on a replica first asks its
-  // primary where it is (bounded by `deadline`, and by 10 s without one).
-  ReadConsistency consistency = ReadConsistency::kLocal;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::function<bool()> cancelled;  // may be empty; asked every 100 ms while waiting
+  // relaykv/read_consistency.h. kPrimaryFresh on a replica first asks its
+  // primary where it is (bounded by `deadline`, and by 10 s without one).
+  // Last, so that brace-initialized GetOptions keep their meaning.
+  ReadConsistency consistency = ReadConsistency::kLocal;
 };
 
 class Node {
