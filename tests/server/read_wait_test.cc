@@ -142,6 +142,11 @@ TEST(ReadWaitTest, EmbeddedReplicaPrimaryFreshRead) {
   auto local = replica->Get("k", GetOptions{});
   ASSERT_TRUE(local.ok());
   EXPECT_EQ(*local, std::optional<std::string>("v1")) << "its SQL thread is stopped";
+  fresh.deadline = Clock::now() + std::chrono::milliseconds(300);
+  auto expired = replica->Get("k", fresh);
+  ASSERT_EQ(expired.status().code(), absl::StatusCode::kDeadlineExceeded) << expired.status();
+  EXPECT_NE(expired.status().message().find("SQL thread is stopped"), std::string::npos)
+      << expired.status();
   auto starter = std::async(std::launch::async, [&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     return replica->StartReplica(ReplicaThreads::kSql);
