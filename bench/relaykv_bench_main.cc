@@ -15,6 +15,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/synchronization/mutex.h"
 #include "bench/catchup.h"
+#include "bench/scan.h"
 #include "bench/watchers.h"
 #include "bench/cluster.h"
 #include "bench/floor.h"
@@ -172,6 +173,8 @@ int main(int argc, char** argv) {
   bool reads = true;
   uint64_t catchup = 0;
   int watchers = 0;
+  bool scan = false;
+  ScanOptions scan_options;
 
   CLI::App app{"relaykv-bench: commit latency and throughput per durability mode, against the "
                "machine's floor (fdatasync, gRPC round trip)",
@@ -213,6 +216,13 @@ int main(int argc, char** argv) {
   app.add_flag("--stream-only", stream_only, "measure writes over the WriteStream only");
   app.add_option("--relaykvd", relaykvd, "relaykvd binary (default: next to relaykv-bench)");
   app.add_option("--work-dir", work_dir, "where spawned clusters keep their data (default: a temp dir)");
+  app.add_flag("--scan", scan,
+               "range reads: load --scan-keys keys (--value-size bytes), then keys/s of paged "
+               "scans of the whole range, with values and keys-only (median of --repeat)");
+  app.add_option("--scan-keys", scan_options.keys, "keys loaded for --scan")->capture_default_str();
+  app.add_option("--scan-page", scan_options.page, "keys per page for --scan")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   app.add_option("--watchers", watchers,
                  "measure the change stream: AFTER_SYNC commits at the last --clients count without "
                  "watchers and with 1 and N watchers of every key, and the changes/s they receive");
@@ -277,6 +287,14 @@ int main(int argc, char** argv) {
       fs::remove_all(dir, ec);
     }
   } remove_work_dir{work_dir};
+  if (scan) {
+    scan_options.value_size = lo.value_size;
+    scan_options.repeat = app.count("--repeat") > 0 ? repeat : 3;  // median of 3 by default
+    auto points = RunScan(relaykvd, work_dir, scan_options);
+    if (points.empty()) return 1;
+    PrintScan(scan_options, points, std::cout);
+    return 0;
+  }
   if (watchers > 0) {
     lo.clients = std::stoi(Split(clients).back());
     auto points = RunWatchers(relaykvd, work_dir, watchers, lo, repeat);

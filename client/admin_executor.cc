@@ -187,6 +187,7 @@ absl::StatusOr<StatementResult> AdminExecutor::ExecuteScan(const stmt::Scan& s) 
   req.set_reverse(s.reverse);
   req.set_keys_only(s.keys_only);
   req.set_count_only(s.count);
+  if (s.primary_fresh) req.set_consistency(v1::READ_PRIMARY_FRESH);
   // Pages as large as the server takes (its byte cap still bounds each).
   const uint64_t page_max = s.count ? kMaxScanCountLimit : kMaxScanLimit;
   std::vector<v1::ScanReply> pages;
@@ -326,6 +327,7 @@ absl::StatusOr<StatementResult> AdminExecutor::Execute(const Statement& statemen
           [&](const stmt::Get& s) {
             v1::GetRequest req;
             req.set_key(s.key);
+            if (s.primary_fresh) req.set_consistency(v1::READ_PRIMARY_FRESH);
             return then(Invoke<v1::GetReply>([&](auto* ctx, auto* r) { return kv_->Get(ctx, req, r); }),
                         s.with_version ? GetWithVersionResult : GetResult);
           },

@@ -18,6 +18,17 @@
 namespace relaykv {
 namespace {
 
+// kLocal goes as UNSPECIFIED: a server then waits for wait_for if it is set
+// (as before levels existed), and a server older than levels understands it.
+v1::ReadConsistency ReadConsistencyToProto(ReadConsistency c) {
+  switch (c) {
+    case ReadConsistency::kLocal: return v1::READ_CONSISTENCY_UNSPECIFIED;
+    case ReadConsistency::kWaitForGtid: return v1::READ_WAIT_FOR_GTID;
+    case ReadConsistency::kPrimaryFresh: return v1::READ_PRIMARY_FRESH;
+  }
+  return v1::READ_CONSISTENCY_UNSPECIFIED;
+}
+
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
@@ -264,6 +275,7 @@ absl::StatusOr<ReadResult> Client::Read(const std::string& key, const ReadOption
   req.set_key(key);
   req.mutable_wait_for_gtid()->set_epoch(options.wait_for.epoch);
   req.mutable_wait_for_gtid()->set_seq(options.wait_for.seq);
+  req.set_consistency(ReadConsistencyToProto(options.consistency));
   v1::GetReply reply;
   if (auto s = FromGrpc(impl_->For(options.node).kv->Get(&ctx, req, &reply)); !s.ok()) return s;
   ReadResult out;
@@ -290,6 +302,7 @@ absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions&
   req.set_continuation(range.continuation);
   req.mutable_wait_for_gtid()->set_epoch(options.wait_for.epoch);
   req.mutable_wait_for_gtid()->set_seq(options.wait_for.seq);
+  req.set_consistency(ReadConsistencyToProto(options.consistency));
   v1::ScanReply reply;
   if (auto s = FromGrpc(impl_->For(options.node).kv->Scan(&ctx, req, &reply)); !s.ok()) return s;
   ScanPage page;

@@ -77,12 +77,23 @@ class Parser {
     if (Accept("GET")) {
       auto key = AcceptText();
       if (!key) return Error("expected a key after GET");
-      bool with_version = false;
-      if (Accept("WITH")) {
-        if (!Accept("VERSION")) return Error("expected VERSION after WITH");
-        with_version = true;
+      stmt::Get get{std::move(*key)};
+      bool consistency_given = false;
+      while (Accept("WITH")) {
+        if (Accept("VERSION")) {
+          if (get.with_version) return Error("WITH VERSION is given twice");
+          get.with_version = true;
+        } else if (IsKeyword(Peek(), "CONSISTENCY")) {
+          if (consistency_given) return Error("WITH CONSISTENCY is given twice");
+          auto fresh = ParseConsistency();
+          if (!fresh.ok()) return fresh.status();
+          get.primary_fresh = *fresh;
+          consistency_given = true;
+        } else {
+          return Error("expected VERSION or CONSISTENCY after WITH");
+        }
       }
-      return Finish(stmt::Get{std::move(*key), with_version});
+      return Finish(std::move(get));
     }
     if (Accept("DELETE") || Accept("DEL")) {
       auto key = AcceptText();
@@ -222,11 +233,20 @@ class Parser {
   // SCAN's options, which also end its optional start and end.
   static bool IsScanOption(const Token& t) {
     return IsKeyword(t, "LIMIT") || IsKeyword(t, "REVERSE") || IsKeyword(t, "KEYS") ||
-           IsKeyword(t, "COUNT");
+           IsKeyword(t, "COUNT") || IsKeyword(t, "WITH");
+  }
+
+  // CONSISTENCY LOCAL | PRIMARY_FRESH (after WITH): true for PRIMARY_FRESH.
+  absl::StatusOr<bool> ParseConsistency() {
+    if (!Accept("CONSISTENCY")) return Error("expected CONSISTENCY after WITH");
+    if (Accept("LOCAL")) return false;
+    if (Accept("PRIMARY_FRESH")) return true;
+    return Error("expected LOCAL or PRIMARY_FRESH after CONSISTENCY");
   }
 
   absl::StatusOr<Statement> ParseScan() {
     stmt::Scan scan;
+    bool consistency_given = false;
     if (Accept("PREFIX")) {
       auto prefix = AcceptText();
       if (!prefix || prefix->empty()) return Error("expected a non-empty prefix after PREFIX");
@@ -262,13 +282,20 @@ class Parser {
       } else if (Accept("COUNT")) {
         if (scan.count) return twice();
         scan.count = true;
+      } else if (Accept("WITH")) {
+        if (consistency_given) return Error("WITH CONSISTENCY is given twice");
+        auto fresh = ParseConsistency();
+        if (!fresh.ok()) return fresh.status();
+        scan.primary_fresh = *fresh;
+        consistency_given = true;
       } else {
         break;
       }
     }
     if (Peek().kind != TokenKind::kEnd && !IsTerminator(Peek())) {
       return Error(
-          "expected LIMIT n, REVERSE, KEYS ONLY, COUNT or the end of the statement (SCAN takes "
+          "expected LIMIT n, REVERSE, KEYS ONLY, COUNT, WITH CONSISTENCY or the end of the "
+          "statement (SCAN takes "
           "at most a start and an end key, or PREFIX 'p')");
     }
     return Finish(std::move(scan));
@@ -535,7 +562,8 @@ std::string FormatStatement(const Statement& s) {
             return "PUT " + QuoteString(v.key) + " " + QuoteString(v.value) + FormatIf(v.when);
           },
           [](const stmt::Get& v) {
-            return "GET " + QuoteString(v.key) + (v.with_version ? " WITH VERSION" : "");
+            return "GET " + QuoteString(v.key) + (v.with_version ? " WITH VERSION" : "") +
+                   (v.primary_fresh ? " WITH CONSISTENCY PRIMARY_FRESH" : "");
           },
           [](const stmt::Delete& v) { return "DELETE " + QuoteString(v.key) + FormatIf(v.when); },
           [](const stmt::Checksum&) { return std::string("CHECKSUM"); },
@@ -554,6 +582,7 @@ std::string FormatStatement(const Statement& s) {
             if (v.reverse) out += " REVERSE";
             if (v.keys_only) out += " KEYS ONLY";
             if (v.count) out += " COUNT";
+            if (v.primary_fresh) out += " WITH CONSISTENCY PRIMARY_FRESH";
             return out;
           },
       },

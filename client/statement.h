@@ -18,9 +18,10 @@
 //   CHANGE REPLICATION SOURCE TO SOURCE_HOST='h', SOURCE_PORT=n
 //   INSTALL PLUGIN name SONAME 'file.so'
 //   PUT key value | GET key | DELETE key      (quoted strings or bare words; DEL = DELETE)
+//   GET key [WITH VERSION] [WITH CONSISTENCY LOCAL|PRIMARY_FRESH]   (either order)
 //   SCAN [start [end]] [options] | SCAN PREFIX p [options]   ([start, end); '' = unbounded)
 //     options, in any order, each at most once:
-//     LIMIT n | REVERSE | KEYS ONLY | COUNT
+//     LIMIT n | REVERSE | KEYS ONLY | COUNT | WITH CONSISTENCY LOCAL|PRIMARY_FRESH
 //   CHECKSUM | SHOW BINARY LOGS | SHOW MASTER LOGS | SHOW MASTER|SOURCE STATUS
 //   SHOW BINARY LOG STATUS | PURGE BINARY|MASTER LOGS TO 'binlog.000042'
 // Values keep the text written (the server validates and normalizes);
@@ -127,6 +128,9 @@ struct Put {
 struct Get {
   std::string key;
   bool with_version = false;  // GET 'k' WITH VERSION: a Version column too
+  // WITH CONSISTENCY PRIMARY_FRESH (relaykv/read_consistency.h): on a
+  // replica, first catch up with what its primary has applied.
+  bool primary_fresh = false;
   friend bool operator==(const Get&, const Get&) = default;
 };
 
@@ -137,7 +141,7 @@ struct Delete {
 };
 
 // A range read (relaykv/scan.h). Keys that spell an option (LIMIT,
-// REVERSE, KEYS, COUNT, PREFIX) must be quoted.
+// REVERSE, KEYS, COUNT, WITH, PREFIX) must be quoted.
 struct Scan {
   std::string start;                 // "" : from the first key
   std::string end;                   // "" : to the end of the keyspace
@@ -146,6 +150,7 @@ struct Scan {
   bool reverse = false;
   bool keys_only = false;
   bool count = false;  // one row, the number of keys
+  bool primary_fresh = false;  // WITH CONSISTENCY PRIMARY_FRESH, as Get's (each page)
   friend bool operator==(const Scan&, const Scan&) = default;
 };
 

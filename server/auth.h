@@ -7,7 +7,8 @@
 //          write        Put, Delete, Write
 //          replication  Subscribe (MySQL's REPLICATION SLAVE); Revoke (which
 //                       the admin role may call too: fencing, README "Failover")
-//                       and Clone (clone_service.h; admin may clone too)
+//                       and Clone (clone_service.h; admin may clone too);
+//                       ReadIndex (primary-fresh reads; read may call it too)
 //          admin        SET, RESET PERSIST, START/STOP SLAVE, CHANGE MASTER,
 //                       RESET SLAVE ALL, CHECKSUM, PURGE, INSTALL PLUGIN
 //

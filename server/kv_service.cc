@@ -30,6 +30,33 @@ constexpr std::string_view OpName(const v1::PutRequest&) { return "Put"; }
 constexpr std::string_view OpName(const v1::DeleteRequest&) { return "Delete"; }
 constexpr std::string_view OpName(const v1::WriteRequest&) { return "Write"; }
 
+// A read's consistency (proto/kv.proto ReadConsistency) into `read`, or
+// INVALID_ARGUMENT naming what does not fit.
+absl::Status ReadConsistencyFromProto(v1::ReadConsistency consistency, GetOptions* read) {
+  switch (consistency) {
+    case v1::READ_CONSISTENCY_UNSPECIFIED:
+      read->consistency = ReadConsistency::kLocal;
+      return absl::OkStatus();
+    case v1::READ_LOCAL:
+      if (read->wait_for.seq != 0) {
+        return absl::InvalidArgumentError(
+            "consistency READ_LOCAL reads at once but wait_for_gtid is set (use "
+            "READ_WAIT_FOR_GTID)");
+      }
+      read->consistency = ReadConsistency::kLocal;
+      return absl::OkStatus();
+    case v1::READ_WAIT_FOR_GTID:
+      read->consistency = ReadConsistency::kWaitForGtid;
+      return absl::OkStatus();
+    case v1::READ_PRIMARY_FRESH:
+      read->consistency = ReadConsistency::kPrimaryFresh;
+      return absl::OkStatus();
+    default:
+      return absl::InvalidArgumentError("unknown read consistency " +
+                                        std::to_string(static_cast<int>(consistency)));
+  }
+}
+
 }  // namespace
 
 // One write RPC, from being armed to its last event. Three events come
@@ -171,6 +198,9 @@ grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
   if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Get"); !denied.ok()) return denied;
   GetOptions options;
   options.wait_for = GtidFromProto(req->wait_for_gtid());
+  if (auto bad = ReadConsistencyFromProto(req->consistency(), &options); !bad.ok()) {
+    return ToGrpcStatus(bad);
+  }
   options.deadline = SteadyDeadline(*ctx);
   options.cancelled = [ctx] { return ctx->IsCancelled(); };
   auto value = node_->GetVersioned(req->key(), options);
@@ -201,6 +231,9 @@ grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* re
   range.continuation = req->continuation();
   GetOptions read;
   read.wait_for = GtidFromProto(req->wait_for_gtid());
+  if (auto bad = ReadConsistencyFromProto(req->consistency(), &read); !bad.ok()) {
+    return ToGrpcStatus(bad);
+  }
   read.deadline = SteadyDeadline(*ctx);
   read.cancelled = [ctx] { return ctx->IsCancelled(); };
   auto page = node_->Scan(range, read);

@@ -352,6 +352,9 @@ absl::Status Node::Impl::Open(Node* node) {
                                                  [this] {
                                                    return std::chrono::seconds(
                                                        caps_.net_write_timeout_s.load());
+                                                 },
+                                                 [node](const GetOptions& o) {
+                                                   return node->ReadIndex(o);
                                                  }},
                                              auth_.get());
     // Before any append; the service outlives them (Close() drains commits
@@ -723,9 +726,7 @@ absl::StatusOr<std::optional<std::string>> Node::Impl::Get(const std::string& ke
   if (auto s = ValidateKey(key); !s.ok()) return s;
   CallScope scope(this);
   if (!scope.ok()) return scope.status();
-  if (options.wait_for.seq != 0) {
-    if (auto s = WaitForGtid(options); !s.ok()) return s;
-  }
+  if (auto s = PrepareRead(options); !s.ok()) return s;
   return state_->Get(key);
 }
 
@@ -734,9 +735,7 @@ absl::StatusOr<std::optional<VersionedValue>> Node::Impl::GetVersioned(const std
   if (auto s = ValidateKey(key); !s.ok()) return s;
   CallScope scope(this);
   if (!scope.ok()) return scope.status();
-  if (options.wait_for.seq != 0) {
-    if (auto s = WaitForGtid(options); !s.ok()) return s;
-  }
+  if (auto s = PrepareRead(options); !s.ok()) return s;
   auto v = state_->GetVersioned(key);
   if (!v.ok()) return v.status();
   if (!v->has_value()) return std::nullopt;

@@ -25,6 +25,7 @@
 #include "server/conditional_write.h"
 #include "server/master_info.h"
 #include "server/node_metrics.h"
+#include "server/primary_read_index.h"
 #include "server/replica_io.h"
 #include "server/replica_registry.h"
 #include "server/semisync.h"
@@ -93,6 +94,13 @@ class Node::Impl {
   std::atomic<int> watchers_{0};  // Watch calls running (max_watchers)
   // Get()'s wait: until `options.wait_for` is applied here and in our history.
   absl::Status WaitForGtid(const GetOptions& options);
+  // What a read waits for per options.consistency (server/node_read.cc);
+  // Get, GetVersioned and Scan call it inside their CallScope.
+  absl::Status PrepareRead(const GetOptions& options);
+  // Node::ReadIndex: a primary's applied GTID; on a replica, its primary's,
+  // once applied here.
+  absl::StatusOr<Gtid> ReadIndex(const GetOptions& options);
+  PrimaryReadIndex read_index_;  // a replica's channel to ask its primary
   void Close();
 
   // Counts a call in, or refuses it once the node is closing. Every public

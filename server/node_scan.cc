@@ -16,9 +16,7 @@ absl::StatusOr<ScanPage> Node::Impl::Scan(const ScanRange& range, const GetOptio
   if (!spec.ok()) return spec.status();
   CallScope scope(this);
   if (!scope.ok()) return scope.status();
-  if (read.wait_for.seq != 0) {
-    if (auto s = WaitForGtid(read); !s.ok()) return s;
-  }
+  if (auto s = PrepareRead(read); !s.ok()) return s;
   // A walk of millions of keys still ends with its caller or the node.
   spec->check = [this, &read]() -> absl::Status {
     if (std::chrono::steady_clock::now() >= read.deadline) {

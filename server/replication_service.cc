@@ -218,6 +218,26 @@ grpc::Status ReplicationService::Revoke(grpc::ServerContext* ctx, const v1::Revo
   return grpc::Status::OK;
 }
 
+grpc::Status ReplicationService::ReadIndex(grpc::ServerContext* ctx,
+                                           const v1::ReadIndexRequest* /*req*/,
+                                           v1::ReadIndexReply* reply) {
+  // Either role, checked quietly: a replica's identity has the replication
+  // one, an application reading here the read one.
+  if (!auth_->Check(ctx, Role::kReplication, "ReadIndex").ok()) {
+    if (auto denied = auth_->Check(ctx, Role::kRead, "ReadIndex"); !denied.ok()) {
+      return grpc::Status(denied.error_code(),
+                          denied.error_message() + " (the replication role would do too)");
+    }
+  }
+  GetOptions options;
+  options.deadline = SteadyDeadline(*ctx);
+  options.cancelled = [ctx] { return ctx->IsCancelled(); };
+  auto index = node_.read_index(options);
+  if (!index.ok()) return ToGrpcStatus(index.status());
+  GtidToProto(*index, reply->mutable_applied_gtid());
+  return grpc::Status::OK;
+}
+
 grpc::Status ReplicationService::Subscribe(
     grpc::ServerContext* ctx, grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* stream) {
   // Before anything is read: a caller without the role learns nothing.

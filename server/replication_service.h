@@ -62,6 +62,7 @@
 
 #include "proto/replication.grpc.pb.h"
 #include "relaykv/admin_types.h"
+#include "relaykv/node.h"
 #include "server/auth.h"
 #include "server/connection_slots.h"
 #include "server/replica_registry.h"
@@ -92,6 +93,7 @@ class ReplicationService final : public v1::Replication::Service {
     std::function<uint64_t()> max_replicas;
     std::function<std::chrono::seconds()> hello_timeout;  // net_read_timeout
     std::function<std::chrono::seconds()> send_timeout;   // net_write_timeout
+    std::function<absl::StatusOr<Gtid>(const GetOptions&)> read_index;  // Node::ReadIndex
   };
   // Borrows binlog, registry, semisync and auth; they must outlive the
   // gRPC server. Subscribe needs the replication role (server/auth.h).
@@ -113,6 +115,11 @@ class ReplicationService final : public v1::Replication::Service {
   // admin role would let them SET GLOBAL too.
   grpc::Status Revoke(grpc::ServerContext* ctx, const v1::RevokeRequest* req,
                       v1::RevokeReply* reply) override;
+
+  // Primary-fresh reads (proto/replication.proto "ReadIndex"). Needs the
+  // replication role (a replica asks with its IO thread's identity) or read.
+  grpc::Status ReadIndex(grpc::ServerContext* ctx, const v1::ReadIndexRequest* req,
+                         v1::ReadIndexReply* reply) override;
 
   // Binlog::GroupListener: offers a just-visible group to every stream.
   void OnGroup(uint64_t first_seq, const Gtid& last, std::span<const std::string> payloads)

@@ -30,6 +30,7 @@
 #include "relaykv/checksum.h"
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
+#include "relaykv/read_consistency.h"
 #include "relaykv/scan.h"
 #include "relaykv/tls.h"
 #include "relaykv/txn.h"
@@ -69,6 +70,10 @@ struct ReadOptions {
   std::string node;   // "HOST:PORT" to read from; empty: the first address
   Gtid wait_for;      // seq > 0: wait until the node has applied it
   std::chrono::milliseconds timeout{0};  // 0: ClientOptions::timeout
+  // relaykv/read_consistency.h; kPrimaryFresh: see every write answered OK
+  // before the read started, also on a replica. (Last: brace-initialized
+  // ReadOptions of earlier releases keep their meaning.)
+  ReadConsistency consistency = ReadConsistency::kLocal;
 };
 
 // A read and the node's applied GTID it was served at.

@@ -35,6 +35,7 @@
 #include "relaykv/checksum.h"
 #include "relaykv/gtid.h"
 #include "relaykv/mutation.h"
+#include "relaykv/read_consistency.h"
 #include "relaykv/scan.h"
 #include "relaykv/tls.h"
 #include "relaykv/watch.h"
@@ -119,6 +120,10 @@ struct GetOptions {
   Gtid wait_for;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::function<bool()> cancelled;  // may be empty; asked every 100 ms while waiting
+  // relaykv/read_consistency.h. kPrimaryFresh on a replica first asks its
+  // primary where it is (bounded by `deadline`, and by 10 s without one).
+  // Last, so that brace-initialized GetOptions keep their meaning.
+  ReadConsistency consistency = ReadConsistency::kLocal;
 };
 
 class Node {
@@ -191,6 +196,14 @@ class Node {
   // held up while `deliver` runs (Close() does not wait for it; Watch then
   // returns UNAVAILABLE).
   [[nodiscard]] absl::Status Watch(const WatchOptions& options, const WatchDeliver& deliver);
+
+  // Primary-fresh reads (relaykv/read_consistency.h): the GTID a read here
+  // must have applied to see every write answered OK before this call. On
+  // a primary: its applied GTID (UNAVAILABLE if its epoch is revoked). On
+  // a replica: its primary's answer, once this node has applied it too.
+  // UNAVAILABLE when the primary cannot be asked, DEADLINE_EXCEEDED past
+  // options.deadline. options.wait_for and consistency are not used.
+  [[nodiscard]] absl::StatusOr<Gtid> ReadIndex(const GetOptions& options = {});
 
   // --- Administration (what relaykv's statements map to) ----------------
   // SET GLOBAL (persist=false) / SET PERSIST (persist=true).

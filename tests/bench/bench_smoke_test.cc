@@ -123,6 +123,27 @@ TEST(BenchSmokeTest, StreamPointsRunNextToUnaryOnesAsSemiSync) {
   fs::remove_all(dir);
 }
 
+// --scan: a small range, odd page size (the last page is partial); both
+// modes report a figure and the pages it took. Each pass checks itself
+// (every key once, in order) and a failed one exits 1.
+TEST(BenchSmokeTest, ScanModeReadsTheWholeRangeByPages) {
+  const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-scan-" + std::to_string(::getpid()));
+  const auto [status, out] = RunBench("--scan --scan-keys 2500 --scan-page 700 --value-size 10 "
+                                      "--work-dir " + (dir / "work").string());
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("scan of 2500 keys (10-byte values), pages of 700 keys, median of 3"),
+            std::string::npos)
+      << out;
+  std::regex row_re("(values|keys-only) +([0-9]+) +[0-9.]+ +4\\n");
+  int rows = 0;
+  for (std::sregex_iterator it(out.begin(), out.end(), row_re), end; it != end; ++it) {
+    ++rows;
+    EXPECT_GT(std::stod((*it)[2]), 0) << (*it)[0];
+  }
+  EXPECT_EQ(rows, 2) << out;
+  fs::remove_all(dir);
+}
+
 TEST(BenchSmokeTest, EmbeddedPrimaryCommitsAsSemiSync) {
   // --embedded: a relaykv::Node in the bench process, a real replica process.
   const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-embedded-" + std::to_string(::getpid()));

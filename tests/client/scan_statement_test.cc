@@ -79,6 +79,13 @@ TEST(ScanStatementTest, RangesPrefixesAndOptionsParse) {
   // A key that spells an option is quoted.
   ExpectScan("SCAN 'limit' LIMIT 3", With(Range("limit", ""), [](auto& s) { s.limit = 3; }));
   ExpectScan("SCAN REVERSE", With(Range("", ""), [](auto& s) { s.reverse = true; }));
+  ExpectScan("SCAN 'a' 'b' WITH CONSISTENCY PRIMARY_FRESH LIMIT 2",
+             With(Range("a", "b"), [](auto& s) {
+               s.limit = 2;
+               s.primary_fresh = true;
+             }));
+  ExpectScan("SCAN PREFIX 'p' with consistency local", Prefix("p"));
+  ExpectScan("SCAN 'with'", Range("with", ""));
 }
 
 TEST(ScanStatementTest, ErrorsNameTheProblem) {
@@ -95,6 +102,11 @@ TEST(ScanStatementTest, ErrorsNameTheProblem) {
   EXPECT_NE(ErrorOf("SCAN PREFIX ''").find("expected a non-empty prefix after PREFIX"),
             std::string::npos);
   EXPECT_NE(ErrorOf("SCAN PREFIX 'p' 'b'").find("expected LIMIT n, REVERSE"), std::string::npos);
+  EXPECT_NE(ErrorOf("SCAN 'a' WITH VERSION").find("expected CONSISTENCY after WITH"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("SCAN WITH CONSISTENCY LOCAL WITH CONSISTENCY PRIMARY_FRESH")
+                .find("WITH CONSISTENCY is given twice"),
+            std::string::npos);
   EXPECT_NE(ErrorOf("SCAN 'a' 'b' WHERE x").find("near 'WHERE x'"), std::string::npos);
 }
 

@@ -114,6 +114,9 @@ std::vector<GrammarCase> GrammarCases() {
       {"PUT \"k\" \"v w\"", stmt::Put{"k", "v w"}},
       {"GET 'Key'", stmt::Get{"Key"}},
       {"GET 'Key' WITH VERSION", stmt::Get{"Key", true}},
+      {"GET 'Key' WITH CONSISTENCY PRIMARY_FRESH", stmt::Get{"Key", false, true}},
+      {"GET 'Key' WITH CONSISTENCY LOCAL WITH VERSION", stmt::Get{"Key", true, false}},
+      {"GET 'Key' WITH VERSION WITH CONSISTENCY PRIMARY_FRESH", stmt::Get{"Key", true, true}},
       {"DELETE 'Key'", stmt::Delete{"Key"}},
       {"PUT 'k' 'v' IF ABSENT", stmt::Put{"k", "v", stmt::Condition{}}},
       {"PUT 'k' 'v' IF VERSION = '2:17'",
@@ -156,7 +159,17 @@ TEST(StatementTest, ConditionalWritesNameWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(ErrorOf("PUT 'k' 'v' IF VERSION = '12'").find("is not EPOCH:SEQ"), std::string::npos);
   EXPECT_NE(ErrorOf("DELETE 'k' IF VERSION = '1:2x'").find("is not EPOCH:SEQ"), std::string::npos);
-  EXPECT_NE(ErrorOf("GET 'k' WITH").find("expected VERSION after WITH"), std::string::npos);
+  EXPECT_NE(ErrorOf("GET 'k' WITH").find("expected VERSION or CONSISTENCY after WITH"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("GET 'k' WITH CONSISTENCY").find("expected LOCAL or PRIMARY_FRESH"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("GET 'k' WITH CONSISTENCY STRONG").find("expected LOCAL or PRIMARY_FRESH"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("GET 'k' WITH VERSION WITH VERSION").find("WITH VERSION is given twice"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("GET 'k' WITH CONSISTENCY LOCAL WITH CONSISTENCY LOCAL")
+                .find("WITH CONSISTENCY is given twice"),
+            std::string::npos);
 }
 
 // The seed tutorial's statements, byte for byte (its `//` notes removed).

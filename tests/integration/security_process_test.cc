@@ -241,6 +241,22 @@ TEST_F(SecurityTest, ReplicationOverMutualTlsWithSemiSync) {
     if (!same) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(same);
+  // A primary-fresh read asks the primary over the IO thread's TLS settings
+  // and identity: with the SQL thread stopped it gets the primary's position
+  // and waits (DEADLINE_EXCEEDED, not UNAVAILABLE), and once started it sees
+  // the newest write.
+  ASSERT_TRUE(r->client().StopReplica(ReplicaThreads::kSql).ok());
+  ASSERT_TRUE(p->Put("fresh", "tls").ok());
+  ReadOptions fresh;
+  fresh.consistency = ReadConsistency::kPrimaryFresh;
+  fresh.timeout = std::chrono::milliseconds(500);
+  auto waited = r->client().Read("fresh", fresh);
+  EXPECT_EQ(waited.status().code(), absl::StatusCode::kDeadlineExceeded) << waited.status();
+  ASSERT_TRUE(r->client().StartReplica(ReplicaThreads::kSql).ok());
+  fresh.timeout = std::chrono::seconds(30);
+  auto read = r->client().Read("fresh", fresh);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->value, std::optional<std::string>("tls"));
   // master.info keeps how to reach the primary.
   std::ifstream in(dir_.path() / "r" / "master.info");
   std::stringstream text;

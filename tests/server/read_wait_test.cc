@@ -5,6 +5,7 @@
 
 #include <future>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "proto/kv.grpc.pb.h"
@@ -107,6 +108,68 @@ TEST(ReadWaitTest, GtidOfAnotherEpochIsRefusedNotWaitedFor) {
   r = node->Get("k", o);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, std::optional<std::string>("v"));
+}
+
+// Primary-fresh reads on an embedded replica (no gRPC service of its own):
+// it asks its primary, waits for its stopped SQL thread to be started
+// again, and reads what the primary had answered OK. Its primary gone: a
+// clear UNAVAILABLE naming it.
+TEST(ReadWaitTest, EmbeddedReplicaPrimaryFreshRead) {
+  TempDir dir;
+  auto primary = OpenPrimary(dir.path() / "p");
+  ASSERT_NE(primary, nullptr);
+  const std::string primary_address = "127.0.0.1:" + std::to_string(primary->bound_port());
+  NodeOptions ro;
+  ro.data_dir = dir.path() / "r";
+  ro.replicate_from = primary_address;
+  ro.variables = {{"server_id", "2"}};
+  auto opened = Node::Open(ro);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Node> replica = *std::move(opened);
+
+  auto v1 = primary->Put("k", "v1");
+  ASSERT_TRUE(v1.ok());
+  GetOptions fresh;
+  fresh.consistency = ReadConsistency::kPrimaryFresh;
+  fresh.deadline = Clock::now() + std::chrono::seconds(30);
+  auto r = replica->Get("k", fresh);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, std::optional<std::string>("v1"));
+
+  ASSERT_TRUE(replica->StopReplica(ReplicaThreads::kSql).ok());
+  auto v2 = primary->Put("k", "v2");
+  ASSERT_TRUE(v2.ok());
+  auto local = replica->Get("k", GetOptions{});
+  ASSERT_TRUE(local.ok());
+  EXPECT_EQ(*local, std::optional<std::string>("v1")) << "its SQL thread is stopped";
+  fresh.deadline = Clock::now() + std::chrono::milliseconds(300);
+  auto expired = replica->Get("k", fresh);
+  ASSERT_EQ(expired.status().code(), absl::StatusCode::kDeadlineExceeded) << expired.status();
+  EXPECT_NE(expired.status().message().find("SQL thread is stopped"), std::string::npos)
+      << expired.status();
+  auto starter = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return replica->StartReplica(ReplicaThreads::kSql);
+  });
+  fresh.deadline = Clock::now() + std::chrono::seconds(30);
+  r = replica->Get("k", fresh);
+  EXPECT_TRUE(starter.get().ok());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, std::optional<std::string>("v2"));
+  auto index = replica->ReadIndex(fresh);
+  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_GE(*index, *v2);
+
+  // Bad input: wait_for_gtid without a GTID.
+  GetOptions bad;
+  bad.consistency = ReadConsistency::kWaitForGtid;
+  EXPECT_EQ(replica->Get("k", bad).status().code(), absl::StatusCode::kInvalidArgument);
+
+  primary->Close();
+  fresh.deadline = Clock::now() + std::chrono::seconds(5);
+  auto scan = replica->Scan(ScanRange{}, fresh);
+  ASSERT_EQ(scan.status().code(), absl::StatusCode::kUnavailable) << scan.status();
+  EXPECT_NE(scan.status().message().find(primary_address), std::string::npos) << scan.status();
 }
 
 }  // namespace
