@@ -18,12 +18,11 @@ constexpr const char* kContents =
 absl::StatusOr<std::unique_ptr<AckedUnsyncedMarker>> AckedUnsyncedMarker::Open(
     const std::filesystem::path& data_dir) {
   const std::filesystem::path path = data_dir / kFileName;
-  std::error_code ec;
-  const bool exists = std::filesystem::exists(path, ec);
-  if (ec) {
-    return absl::UnavailableError("cannot tell whether " + path.string() +
-                                  " exists: " + ec.message() + "; refusing to start");
+  const absl::StatusOr<bool> found = FileExists(path);
+  if (!found.ok()) {
+    return absl::UnavailableError(std::string(found.status().message()) + "; refusing to start");
   }
+  const bool exists = *found;
   if (exists) {
     spdlog::warn("{} is present: this replica may have ACKed relay-log events it no longer "
                  "holds (sync_relay_log=0 before the last stop); Revoke reports it until it has "

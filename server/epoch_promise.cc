@@ -21,15 +21,13 @@ constexpr const char* kOwnerPrefix = "# owner: ";
 absl::StatusOr<std::unique_ptr<EpochPromise>> EpochPromise::Open(
     const std::filesystem::path& data_dir) {
   const std::filesystem::path path = data_dir / kFileName;
-  std::error_code ec;
-  const bool exists = std::filesystem::exists(path, ec);
-  if (ec) {
-    // EACCES, EIO: whether a promise exists is unknown, and reading it as
-    // "nothing promised" would let this node follow a revoked primary.
-    return absl::UnavailableError("cannot tell whether " + path.string() +
-                                  " exists: " + ec.message() + "; refusing to start");
+  // Unknown is not "nothing promised": that would let this node follow a
+  // revoked primary.
+  const absl::StatusOr<bool> exists = FileExists(path);
+  if (!exists.ok()) {
+    return absl::UnavailableError(std::string(exists.status().message()) + "; refusing to start");
   }
-  if (!exists) return std::unique_ptr<EpochPromise>(new EpochPromise(path, 0, 0));
+  if (!*exists) return std::unique_ptr<EpochPromise>(new EpochPromise(path, 0, 0));
   auto text = ReadFileToString(path);
   if (!text.ok()) return text.status();
   // Comment lines, one of which may name the owner, then one line: the

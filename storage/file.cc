@@ -150,6 +150,16 @@ absl::Status SyncDir(const std::filesystem::path& dir) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> FileExists(const std::filesystem::path& path) {
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
+  if (ec) {
+    return absl::UnavailableError("cannot tell whether " + path.string() + " exists: " +
+                                  ec.message());
+  }
+  return exists;
+}
+
 absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents) {
   std::filesystem::path tmp = path;
   tmp += ".tmp";

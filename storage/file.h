@@ -72,6 +72,11 @@ absl::Status ErrnoError(std::string_view what, const std::filesystem::path& path
 [[nodiscard]] absl::Status WriteFileAtomically(const std::filesystem::path& path,
                                                std::string_view contents);
 
+// Whether `path` exists; UNAVAILABLE naming it when that cannot be told
+// (EACCES, EIO): for marker files whose absence means "nothing to fear",
+// an unreadable one must not read as absent.
+[[nodiscard]] absl::StatusOr<bool> FileExists(const std::filesystem::path& path);
+
 // Reads a whole (small) file.
 [[nodiscard]] absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
 

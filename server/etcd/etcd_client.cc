@@ -188,9 +188,9 @@ absl::Status EtcdClient::Call(
   return last;
 }
 
-absl::StatusOr<RangeResult> EtcdClient::Get(const std::string& key) {
+absl::StatusOr<RangeResult> EtcdClient::Range(const std::string& key, bool prefix) {
   pb::RangeRequest req;
-  SetKeys(&req, key, false);
+  SetKeys(&req, key, prefix);
   RangeResult out;
   absl::Status s = Call("Range", true, [&](size_t i, grpc::ClientContext& ctx) {
     pb::RangeResponse resp;
@@ -202,18 +202,10 @@ absl::StatusOr<RangeResult> EtcdClient::Get(const std::string& key) {
   return out;
 }
 
+absl::StatusOr<RangeResult> EtcdClient::Get(const std::string& key) { return Range(key, false); }
+
 absl::StatusOr<RangeResult> EtcdClient::GetPrefix(const std::string& prefix) {
-  pb::RangeRequest req;
-  SetKeys(&req, prefix, true);
-  RangeResult out;
-  absl::Status s = Call("Range", true, [&](size_t i, grpc::ClientContext& ctx) {
-    pb::RangeResponse resp;
-    absl::Status st = FromGrpc(stubs_[i]->kv->Range(&ctx, req, &resp), "Range", stubs_[i]->endpoint);
-    if (st.ok()) out = RangeFromProto(resp);
-    return st;
-  });
-  if (!s.ok()) return s;
-  return out;
+  return Range(prefix, true);
 }
 
 absl::StatusOr<int64_t> EtcdClient::Put(const std::string& key, const std::string& value,

@@ -218,6 +218,8 @@ class EtcdClient {
   // channel was not connected before the attempt), all within one deadline.
   absl::Status Call(const char* what, bool repeatable,
                     const std::function<absl::Status(size_t, grpc::ClientContext&)>& attempt);
+  // Get / GetPrefix.
+  absl::StatusOr<RangeResult> Range(const std::string& key, bool prefix);
 
   const Options options_;
   std::vector<std::unique_ptr<Stubs>> stubs_;  // one per endpoint, const after construction
