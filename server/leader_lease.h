@@ -44,7 +44,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "server/etcd/etcd_client.h"
+#include "etcd_client/etcd_client.h"
 
 namespace relaykv {
 

@@ -1,5 +1,5 @@
-// server/etcd/etcd_client against a real etcd 3.4 on loopback.
-#include "server/etcd/etcd_client.h"
+// etcd_client/etcd_client against a real etcd 3.4 on loopback.
+#include "etcd_client/etcd_client.h"
 
 #include <condition_variable>
 #include <mutex>

@@ -3,7 +3,7 @@
 #include "tests/common/tcp_proxy.h"
 
 #include "gtest/gtest.h"
-#include "server/etcd/etcd_client.h"
+#include "etcd_client/etcd_client.h"
 #include "tests/common/etcd_process.h"
 #include "tests/common/temp_dir.h"
 

@@ -1,4 +1,4 @@
-// Internal to server/etcd/: one endpoint's channel and stubs, and the
+// Internal to etcd_client/: one endpoint's channel and stubs, and the
 // conversions between etcd's messages and etcd_client.h's types, shared by
 // the KV/lease calls (etcd_client.cc) and watches (etcd_watch.cc).
 #pragma once
@@ -10,7 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
-#include "server/etcd/etcd_client.h"
+#include "etcd_client/etcd_client.h"
 
 namespace relaykv::etcd {
 

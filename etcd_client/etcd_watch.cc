@@ -5,8 +5,8 @@
 // context's deadline would end the watch itself later).
 #include <future>
 
-#include "server/etcd/etcd_client.h"
-#include "server/etcd/etcd_stubs.h"
+#include "etcd_client/etcd_client.h"
+#include "etcd_client/etcd_stubs.h"
 
 namespace relaykv::etcd {
 namespace {

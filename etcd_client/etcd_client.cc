@@ -1,11 +1,11 @@
-#include "server/etcd/etcd_client.h"
+#include "etcd_client/etcd_client.h"
 
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "server/etcd/etcd_stubs.h"
+#include "etcd_client/etcd_stubs.h"
 
 namespace relaykv::etcd {
 namespace {
