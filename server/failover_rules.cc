@@ -64,12 +64,19 @@ LineageResult CheckLineage(const Gtid& last, const History& history) {
                          ", newer than the history's newest epoch ", current)};
   }
   if (last.epoch == current) return {Lineage::kClean, ""};
-  auto next = history.find(last.epoch + 1);
-  if (next == history.end()) {
-    return {Lineage::kUnknownHistory, absl::StrCat("history has no entry for epoch ",
-                                                   last.epoch + 1, " to judge ", last.ToString())};
-  }
+  // An empty log is a prefix of every history.
+  if (last.seq == 0) return {Lineage::kClean, ""};
+  // The first epoch after the node's: it began right after `end`. If that is
+  // not a GTID of the node's epoch (nor the empty start), epochs between are
+  // missing from the history: nothing can be proven.
+  auto next = history.upper_bound(last.epoch);
   const Gtid& end = next->second.start_after;
+  if (end.epoch != last.epoch && end.seq != 0) {
+    return {Lineage::kUnknownHistory,
+            absl::StrCat("history has no entry for epoch ", last.epoch + 1, " to judge ",
+                         last.ToString(), " (epoch ", next->first, " began after ",
+                         end.ToString(), ")")};
+  }
   if (last.seq > end.seq) {
     return {Lineage::kErrant, absl::StrCat("last GTID ", last.ToString(), " is past ",
                                            end.ToString(), ", where epoch ", last.epoch + 1,
@@ -153,7 +160,13 @@ RejoinDecision DecideRejoin(const Gtid& last, const Gtid& applied, const History
     return out;
   }
   const uint64_t e = last.epoch;
-  const EpochRecord& next = history.at(e + 1);
+  auto found = history.find(e + 1);
+  if (found == history.end()) {
+    out.reason = absl::StrCat("history has no entry for epoch ", e + 1, " to judge the tail of ",
+                              last.ToString());
+    return out;
+  }
+  const EpochRecord& next = found->second;
   const Gtid end = next.start_after;
   const std::string tail = absl::StrCat("tail (", end.ToString(), ", ", last.ToString(), "]");
   if (next.forced) {

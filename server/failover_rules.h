@@ -101,8 +101,11 @@ struct LineageResult {
   std::string reason;  // for kErrant / kUnknownHistory
 };
 // A node whose last GTID is (e, s): with E = CurrentEpoch(history), it is
-// errant iff e < E and s > history[e+1].start_after.seq. A node with e > E,
-// or e < E and no history[e+1], cannot be judged: kUnknownHistory.
+// errant iff e < E, s > 0 and s > end.seq, where end is the start_after of
+// the first history entry after e (history[e+1] when every epoch is
+// recorded). A node with e > E, or whose e is not end's epoch while
+// end.seq > 0 (entries missing), cannot be judged: kUnknownHistory. s == 0 (an empty log) is
+// always clean.
 LineageResult CheckLineage(const Gtid& last, const History& history);
 
 // ---- Winner ----

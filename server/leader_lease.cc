@@ -35,9 +35,12 @@ absl::StatusOr<std::unique_ptr<LeaderLease>> LeaderLease::Acquire(etcd::EtcdClie
   const LeaseClock::time_point t_send = LeaseClock::now();
   auto lease = client->LeaseGrant(options.ttl.count());
   if (!lease.ok()) return lease.status();
-  auto txn = client->Txn({etcd::Compare::CreateRevision(key, etcd::Compare::Result::kEqual, 0)},
-                         {etcd::TxnOp::Put(key, options.value, lease->id)},
-                         {etcd::TxnOp::Range(key)});
+  std::vector<etcd::Compare> compares{
+      etcd::Compare::CreateRevision(key, etcd::Compare::Result::kEqual, 0)};
+  compares.insert(compares.end(), options.extra_compares.begin(), options.extra_compares.end());
+  std::vector<etcd::TxnOp> ops{etcd::TxnOp::Put(key, options.value, lease->id)};
+  ops.insert(ops.end(), options.extra_ops.begin(), options.extra_ops.end());
+  auto txn = client->Txn(compares, ops, {etcd::TxnOp::Range(key)});
   absl::Status error;
   if (!txn.ok()) {
     error = txn.status();
@@ -46,7 +49,8 @@ absl::StatusOr<std::unique_ptr<LeaderLease>> LeaderLease::Acquire(etcd::EtcdClie
     if (!txn->results.empty() && !txn->results[0].range.kvs.empty()) {
       holder = txn->results[0].range.kvs[0].value;
     }
-    error = absl::FailedPreconditionError("leader lease: " + key + " is held by '" + holder + "'");
+    error = absl::FailedPreconditionError(
+        "leader lease: " + key + (holder == "?" ? " not claimed (a guard failed)" : " is held by '" + holder + "'"));
   }
   if (!error.ok()) {
     // Also after an unknown Txn outcome: revoking deletes a key it may have put.

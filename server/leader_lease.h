@@ -5,7 +5,7 @@
 // safe_until(), the moment up to which no other node can have taken the key.
 // A commit may be acknowledged only while Valid(); when validity ends (or
 // etcd says the lease is gone) the loss callback runs once and the lease is
-// never valid again (a new Acquire() is needed). Not wired into Node yet.
+// never valid again (a new Acquire() is needed). server/coordinator.h uses it.
 //
 // The clock argument. Let t_send be our clock reading taken just BEFORE a
 // keepalive (or the grant) is sent. etcd can only process the request after
@@ -41,6 +41,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -67,6 +68,10 @@ class LeaderLease {
     std::chrono::milliseconds renew_interval{2000};  // after a successful renewal
     std::chrono::milliseconds retry_interval{500};   // after a failed one
     std::chrono::milliseconds margin{2000};          // clock-rate allowance per TTL
+    // More guards and puts for the claiming Txn (an election records the
+    // new epoch in the same transaction that takes the key).
+    std::vector<etcd::Compare> extra_compares;
+    std::vector<etcd::TxnOp> extra_ops;
   };
   using LossCallback = std::function<void(const absl::Status& why)>;
 

@@ -79,6 +79,12 @@ void Node::Impl::Leave() {
   if (--in_flight_ == 0 && closing_) cv_.notify_all();
 }
 
+std::string Node::Impl::OwnAddress() const {
+  if (options_.listen_address.empty() || bound_port_ == 0) return "";
+  return options_.listen_address.substr(0, options_.listen_address.rfind(':')) + ":" +
+         std::to_string(bound_port_);
+}
+
 std::string Node::Impl::primary_address() const {
   std::lock_guard l(mu_);
   return primary_;
@@ -96,10 +102,7 @@ void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
   c.channel.keepalive_timeout = std::chrono::milliseconds(vars_.GetUint("keepalive_timeout_ms"));
   c.channel.keepalive_without_calls = true;
   c.server_id = static_cast<uint32_t>(vars_.GetUint("server_id"));
-  c.own_address = options_.listen_address.empty() || bound_port_ == 0
-                      ? std::string()
-                      : options_.listen_address.substr(0, options_.listen_address.rfind(':')) +
-                            ":" + std::to_string(bound_port_);
+  c.own_address = OwnAddress();
   c.sync_relay_log = [this] { return vars_.GetUint("sync_relay_log") != 0; };
   c.semi_sync = [this] { return vars_.GetBool("rpl_semi_sync_slave_enabled"); };
   c.promise = promise_.get();
@@ -201,6 +204,13 @@ absl::Status Node::Impl::Open(Node* node) {
   state_ = *std::move(state);
   pending_keys_ = std::make_unique<PendingKeys>(state_.get());
 
+  // Automatic failover: a tail the cluster proved never acknowledged is
+  // cut now, while nothing else has the binlog (Binlog::TruncateAfter).
+  const bool coordinated = !options_.etcd_endpoints.empty();
+  if (coordinated) {
+    if (auto s = OpenCoordinator(node, bo); !s.ok()) return s;
+  }
+
   // Replay: RocksDB runs without its WAL, so it may be behind the binlog.
   const Gtid applied = state_->Applied();
   const Gtid last = binlog_->LastVisible();
@@ -238,8 +248,11 @@ absl::Status Node::Impl::Open(Node* node) {
   }
   const std::string primary = master.address;
   // A revoked primary (its epoch below the promise): another node may have
-  // been elected without its tail.
-  const bool revoked_at_open = primary.empty() && binlog_->epoch() < promise_->value();
+  // been elected without its tail. A coordinated primary's role is not
+  // known until etcd was read: it keeps its tail back the same way.
+  const bool revoked_at_open =
+      primary.empty() && (binlog_->epoch() < promise_->value() || coordinated);
+  held_.store(coordinated);
   // Replay: a primary applies its whole binlog. A replica applies only what
   // its primary says is visible (its first message tells): what its relay
   // log holds beyond may not have reached a quorum. Nor does a revoked
@@ -247,9 +260,13 @@ absl::Status Node::Impl::Open(Node* node) {
   // acknowledged, and the new primary may not have it (it is kept, for a
   // rejoin's truncation or CHANGE MASTER's history check, not applied).
   if (revoked_at_open && last.seq > applied.seq) {
-    spdlog::warn("recovery: this primary's epoch {} is revoked (promised epoch {}): its binlog "
-                 "tail {}..{} is not applied (it may never have been acknowledged)",
-                 binlog_->epoch(), promise_->value(), applied.seq + 1, last.seq);
+    spdlog::warn("recovery: this primary's {}: its binlog tail {}..{} is not applied (it may "
+                 "never have been acknowledged)",
+                 coordinated ? std::string("role is not known until etcd is read")
+                             : "epoch " + std::to_string(binlog_->epoch()) +
+                                   " is revoked (promised epoch " +
+                                   std::to_string(promise_->value()) + ")",
+                 applied.seq + 1, last.seq);
   }
   if (primary.empty() && !revoked_at_open) {
     applier_->Release(last.seq);
@@ -406,7 +423,11 @@ absl::Status Node::Impl::Open(Node* node) {
   if (!primary.empty()) {
     std::lock_guard l(mu_);
     MakeReplicaIo(master);
-    io_->Start();
+    // A coordinated replica ACKs nothing until etcd says whom to follow.
+    if (!coordinated) io_->Start();
+  }
+  if (coordinated) {
+    coordinator_->Start(OwnAddress());
   }
   timers_.Every(kApplierRetryPeriod,
                 [this, retention_at = Clock::now() + kHousekeepingPeriod]() mutable {
@@ -857,6 +878,9 @@ void Node::Impl::Housekeeping(Clock::time_point* retention_at) {
 }
 
 void Node::Impl::Close() {
+  // First: it acts on the node (and releases a leader lease, so that a
+  // replica takes over at once).
+  if (coordinator_) coordinator_->Stop();
   std::unique_ptr<ReplicaIo> io;
   {
     std::unique_lock l(mu_);

@@ -108,6 +108,11 @@ NameValues Node::ShowStatus(std::string_view like) const {
       {"Uptime", std::to_string(uptime.count())},
   };
   for (auto& row : impl_->semisync_->Status()) rows.push_back(std::move(row));
+  // Automatic failover (README "Automatic failover"): role, epoch, lease,
+  // and why this node neither leads nor follows.
+  if (impl_->coordinator_) {
+    for (auto& row : impl_->coordinator_->Status()) rows.push_back(std::move(row));
+  }
   bool slave_on = false;
   {
     std::lock_guard l(impl_->mu_);

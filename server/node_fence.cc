@@ -28,7 +28,23 @@ namespace {
 constexpr std::chrono::seconds kRevokeLockWait{10};
 }  // namespace
 
+namespace {
+bool LeaseExpired(const std::atomic<int64_t>& until_ns) {
+  return LeaseClock::now().time_since_epoch().count() >= until_ns.load();
+}
+}  // namespace
+
 absl::Status Node::Impl::CheckNotRevoked() const {
+  if (held_.load()) {
+    return absl::UnavailableError(
+        "this node's role is not known yet (automatic failover: it has not read etcd, or it lost "
+        "its leader lease): it takes no writes; retry, or send them to the cluster's primary");
+  }
+  if (LeaseExpired(lease_until_ns_)) {
+    return absl::UnavailableError(
+        "this primary's leader lease in etcd may have expired: it takes no writes (another node "
+        "may be elected); retry");
+  }
   if (!revoked_.load() && binlog_->epoch() >= promise_->value()) return absl::OkStatus();
   return absl::FailedPreconditionError(
       "this primary is fenced: its epoch " + std::to_string(binlog_->epoch()) +
@@ -37,7 +53,28 @@ absl::Status Node::Impl::CheckNotRevoked() const {
 }
 
 bool Node::Impl::GateClosed() const {
-  return revoked_.load() || binlog_->epoch() < promise_->value();
+  return revoked_.load() || held_.load() || binlog_->epoch() < promise_->value() ||
+         LeaseExpired(lease_until_ns_);
+}
+
+void Node::Impl::SetHeld(bool held) {
+  held_.store(held);
+  UpdatePrimaryFence();
+  if (held) DrainCommitGateIfClosed();
+}
+
+absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
+  const Gtid last = binlog_->LastVisible();
+  applier_->Release(last.seq);
+  if (auto s = applier_->WaitApplied(last.seq, std::chrono::steady_clock::time_point::max());
+      !s.ok()) {
+    return s;
+  }
+  auto start = OpenOwnEpoch();
+  if (!start.ok()) return start;
+  // The new epoch makes an unsynced tail's GTIDs unreusable (Open()).
+  if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
+  return start;
 }
 
 bool Node::Impl::EnterCommitGate(uint64_t commit_epoch) {
@@ -70,7 +107,7 @@ void Node::Impl::UpdatePrimaryFence() {
   }
   const uint64_t epoch = binlog_->epoch();
   const uint64_t promised = promise_->value();
-  const bool revoke = primary && epoch < promised;
+  const bool revoke = primary && (epoch < promised || held_.load());
   if (primary && !revoke) PauseHereForTesting("fence:evaluated-writable");
   if (revoke == revoked_.load()) return;
   if (revoke) {
@@ -82,12 +119,20 @@ void Node::Impl::UpdatePrimaryFence() {
       revoked_.store(true);
       gate_cv_.wait(l, [&] { return gate_holders_ == 0; });
     }
-    semisync_->Revoke("this primary's epoch " + std::to_string(epoch) +
-                      " was revoked (promised epoch " + std::to_string(promised) + ")");
-    spdlog::warn("fencing: this primary's epoch {} is below its promised epoch {}: it acknowledges "
-                 "no commit and takes no writes (read-only) until it follows the new primary "
-                 "(CHANGE MASTER) or is promoted into a new epoch",
-                 epoch, promised);
+    semisync_->Revoke(held_.load() ? std::string("this primary's role is not known (automatic "
+                                                 "failover: lease lost or etcd not read)")
+                                   : "this primary's epoch " + std::to_string(epoch) +
+                                         " was revoked (promised epoch " +
+                                         std::to_string(promised) + ")");
+    if (held_.load()) {
+      spdlog::warn("automatic failover: this primary is held (role unknown): it acknowledges no "
+                   "commit and takes no writes until etcd says what it is");
+    } else {
+      spdlog::warn("fencing: this primary's epoch {} is below its promised epoch {}: it "
+                   "acknowledges no commit and takes no writes (read-only) until it follows the "
+                   "new primary (CHANGE MASTER) or is promoted into a new epoch",
+                   epoch, promised);
+    }
   } else {
     semisync_->Unrevoke();
     {

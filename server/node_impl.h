@@ -23,6 +23,7 @@
 #include "server/connection_slots.h"
 #include "server/clone_receiver.h"
 #include "server/conditional_write.h"
+#include "server/coordinator.h"
 #include "server/master_info.h"
 #include "server/node_metrics.h"
 #include "server/primary_read_index.h"
@@ -108,6 +109,12 @@ class Node::Impl {
   absl::Status Enter() EXCLUDES(mu_);
   void Leave() EXCLUDES(mu_);
 
+  // "host:port" this node serves on ("" without a gRPC server).
+  std::string OwnAddress() const;
+  // Creates coordinator_ and, if etcd proves this binlog's tail was never
+  // acknowledged by the cluster that moved on, truncates it (reopening the
+  // binlog). Open() calls it before replay.
+  absl::Status OpenCoordinator(Node* node, const BinlogOptions& binlog_options);
   // The primary's address, or "" on a primary.
   std::string primary_address() const EXCLUDES(mu_);
   // Builds (not starts) the IO thread for `primary`.
@@ -251,6 +258,20 @@ class Node::Impl {
   // RESET SLAVE ALL's window before the fence is re-evaluated.
   [[nodiscard]] bool EnterCommitGate(uint64_t commit_epoch = 0) EXCLUDES(gate_mu_);
   void LeaveCommitGate() EXCLUDES(gate_mu_);
+  // Automatic failover (server/coordinator.h); null without --etcd.
+  std::unique_ptr<Coordinator> coordinator_;
+  // Role unknown (coordinated nodes from open until etcd was read, and a
+  // leader that lost its lease): a primary is fenced as if revoked — no
+  // write taken or answered OK — and a replica runs no IO thread.
+  std::atomic<bool> held_{false};
+  // A coordinated leader answers no commit OK at or past this LeaseClock
+  // time (ns since its epoch): its lease's safe_until. INT64_MAX: no lease.
+  std::atomic<int64_t> lease_until_ns_{INT64_MAX};
+  // Holds or releases the role (then re-evaluates the fence).
+  void SetHeld(bool held) EXCLUDES(mu_);
+  // A held primary that won an election: applies the binlog tail it kept
+  // back at open, then opens its own epoch (at least the promise).
+  absl::StatusOr<Gtid> PromoteHeldPrimary() EXCLUDES(mu_);
   // Waits until nobody holds the gate, if it is closed (new entrants are
   // refused then, so this ends): after it, nothing that passed the gate
   // before the promise was raised is still to be appended or answered.

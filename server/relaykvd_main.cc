@@ -6,7 +6,10 @@
 // --port/--bind-address, --defaults-file, --version; `--loose-NAME=VALUE`
 // (and `loose-NAME` in the config file) is ignored with a warning when NAME
 // is unknown.
+#include <atomic>
 #include <csignal>
+#include <cstring>
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -18,6 +21,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include "CLI/CLI.hpp"
@@ -112,6 +116,21 @@ int main(int argc, char** argv) {
   app.add_option("--clone-from", options.clone_from,
                  "HOST:PORT of a running node to copy into the empty data dir first (MySQL's "
                  "CLONE; resumes an interrupted clone); then replicate from it (README \"Clone\")");
+  app.add_option("--etcd", options.etcd_endpoints,
+                 "HOST:PORT[,HOST:PORT...] of etcd: automatic failover with the other nodes of "
+                 "--cluster (README \"Automatic failover\")");
+  app.add_option("--cluster", options.cluster, "the cluster's name in etcd (with --etcd)");
+  int lease_ttl_s = 10;
+  app.add_option("--lease-ttl", lease_ttl_s,
+                 "seconds: the primary's etcd lease; a dead primary is replaced after about this "
+                 "long (with --etcd)")
+      ->capture_default_str()
+      ->check(CLI::Range(3, 600));
+  int failover_min_interval_s = 60;
+  app.add_option("--failover-min-interval", failover_min_interval_s,
+                 "seconds: no automatic failover this soon after the last one (anti-flap)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   app.add_option("--config,--defaults-file", config,
                  std::string("my.cnf-style file; its [relaykvd] section sets variables and server "
                              "options (default: ") + relaykv::kDefaultConfigFile + " if it exists)")
@@ -195,6 +214,12 @@ int main(int argc, char** argv) {
                      "MASTER TO ... MASTER_SSL=1)");
     return 1;
   }
+  if (options.etcd_endpoints.empty() != options.cluster.empty()) {
+    spdlog::critical("cannot start: --etcd and --cluster go together (automatic failover)");
+    return 1;
+  }
+  options.lease_ttl = std::chrono::seconds(lease_ttl_s);
+  options.failover_min_interval = std::chrono::seconds(failover_min_interval_s);
   // --listen, or --bind-address:--port (mysqld's), from the command line
   // first, then the config file.
   const bool cli_listen = app.count("--listen") > 0;
@@ -262,6 +287,14 @@ int main(int argc, char** argv) {
   // opens — must not take the default action and kill the process.
   boost::asio::io_context io;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  // Automatic failover may need the node closed and opened again (a tail
+  // to truncate before the binlog opens, a lost lease): relaykvd then
+  // stops as on SIGTERM and executes itself again, same pid and arguments.
+  std::atomic<bool> restart{false};
+  options.on_restart_needed = [&](const std::string&) {
+    restart.store(true);
+    boost::asio::post(io, [&] { io.stop(); });
+  };
   auto node = relaykv::Node::Open(options);
   if (!node.ok()) {
     spdlog::critical("cannot start: {}", node.status().ToString());
@@ -326,5 +359,12 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::remove(addr_file, ec);
   if (http) std::filesystem::remove(http_addr_file, ec);
+  if (restart.load()) {
+    spdlog::warn("relaykvd restarts itself to rejoin the cluster");
+    spdlog::default_logger()->flush();
+    ::execv("/proc/self/exe", argv);
+    spdlog::critical("cannot restart: execv: {}", std::strerror(errno));
+    return 1;
+  }
   return 0;
 }

@@ -71,6 +71,16 @@ struct NodeOptions {
   // order given: config file first, then command line. relaykvd-auto.cnf
   // (SET PERSIST) is applied after them.
   std::vector<std::pair<std::string, std::string>> variables;
+  // Automatic failover (README "Automatic failover"): etcd endpoints
+  // ("host:port,host:port") and the cluster's name. Empty: manual failover.
+  std::string etcd_endpoints;
+  std::string cluster;
+  std::chrono::seconds lease_ttl{10};              // the leader's etcd lease
+  std::chrono::seconds failover_min_interval{60};  // anti-flap
+  // Called (once, from the coordinator's thread) when this node must be
+  // closed and opened again to rejoin the cluster (a tail to truncate, a
+  // lost lease). relaykvd re-executes itself. Unset: logged only.
+  std::function<void(const std::string& why)> on_restart_needed;
 };
 
 using NameValues = std::vector<std::pair<std::string, std::string>>;
@@ -272,6 +282,7 @@ class Node {
   class Impl;
   friend class CallScope;
   friend class KvService;  // commits the request's mutations without a copy
+  friend class Coordinator;  // acts on the role etcd decides
   explicit Node(std::unique_ptr<Impl> impl);
   // ChangePrimary / BecomePrimary under the node's lock (the callers then
   // re-evaluate fencing, which takes it too).

@@ -1,0 +1,546 @@
+#include "server/coordinator.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "client/channel_args.h"
+#include "client/channel_credentials.h"
+#include "proto/replication.grpc.pb.h"
+#include "server/node_impl.h"
+#include "server/test_pause.h"
+#include "spdlog/spdlog.h"
+#include "storage/thread_name.h"
+
+namespace relaykv {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+// How often the coordinator looks at etcd (and renews nothing: the lease
+// has its own thread). Bounds how long a dead leader's key, once expired,
+// goes unnoticed.
+constexpr auto kLoop = std::chrono::milliseconds(500);
+// One peer's Revoke answer; a peer that does not answer in time counts as
+// not reached.
+constexpr auto kPeerRevokeTimeout = std::chrono::seconds(3);
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.always_print_primitive_fields = true;
+  if (!google::protobuf::util::MessageToJsonString(m, &out, o).ok()) return "{}";
+  return out;
+}
+
+template <typename M>
+absl::StatusOr<M> FromJson(const std::string& json, const std::string& key) {
+  M m;
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = true;
+  if (auto s = google::protobuf::util::JsonStringToMessage(json, &m, o); !s.ok()) {
+    return absl::DataLossError("etcd key " + key + " does not hold a valid record: " +
+                               std::string(s.message()));
+  }
+  return m;
+}
+
+Gtid FromProto(const v1::Gtid& g) { return Gtid{g.epoch(), g.seq()}; }
+void ToProto(const Gtid& g, v1::Gtid* out) {
+  out->set_epoch(g.epoch);
+  out->set_seq(g.seq);
+}
+
+int64_t UnixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t LeaseNanos(LeaseClock::time_point t) { return t.time_since_epoch().count(); }
+
+}  // namespace
+
+std::string ClusterPrefix(const std::string& cluster) { return "/relaykv/" + cluster + "/"; }
+
+std::string HistoryKey(const std::string& cluster, uint64_t epoch) {
+  char digits[32];
+  std::snprintf(digits, sizeof digits, "%020llu", static_cast<unsigned long long>(epoch));
+  return ClusterPrefix(cluster) + "history/" + digits;
+}
+
+std::string NodeKey(const std::string& cluster, uint32_t server_id) {
+  return ClusterPrefix(cluster) + "nodes/" + std::to_string(server_id);
+}
+
+absl::StatusOr<ClusterView> ReadClusterView(etcd::EtcdClient* etcd, const std::string& cluster) {
+  // One Range over the whole prefix: leader, history and nodes as of one
+  // revision.
+  auto all = etcd->GetPrefix(ClusterPrefix(cluster));
+  if (!all.ok()) return all.status();
+  ClusterView view;
+  const std::string leader_key = LeaderLease::LeaderKey(cluster);
+  const std::string history_prefix = ClusterPrefix(cluster) + "history/";
+  const std::string nodes_prefix = ClusterPrefix(cluster) + "nodes/";
+  for (const etcd::KeyValue& kv : all->kvs) {
+    if (kv.key == leader_key) {
+      view.leader_raw = kv.value;
+      view.leader_mod_revision = kv.mod_revision;
+      view.leader_lease = kv.lease;
+      auto leader = FromJson<v1::LeaderRecord>(kv.value, kv.key);
+      // A record that does not parse names no usable leader: as if absent
+      // for following, but it still blocks a claim (create_revision != 0).
+      if (leader.ok()) view.leader = *leader;
+    } else if (kv.key.rfind(history_prefix, 0) == 0) {
+      auto rec = FromJson<v1::EpochRecord>(kv.value, kv.key);
+      if (!rec.ok()) return rec.status();  // history decides truncations: never guess
+      failover::EpochRecord r;
+      r.start_after = FromProto(rec->start_after());
+      r.primary = rec->primary();
+      r.revoke_quorum_met = rec->revoke_quorum_met();
+      r.forced = rec->forced();
+      if (rec->went_async()) r.went_async_after = rec->went_async_after();
+      view.history[rec->epoch()] = r;
+      view.records[rec->epoch()] = *rec;
+    } else if (kv.key.rfind(nodes_prefix, 0) == 0) {
+      auto rec = FromJson<v1::NodeRecord>(kv.value, kv.key);
+      if (rec.ok() && rec->server_id() != 0) view.nodes[rec->server_id()] = rec->address();
+    }
+  }
+  return view;
+}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(Node* node,
+                                                                  CoordinatorOptions options) {
+  if (options.cluster.empty() ||
+      options.cluster.find_first_of("/ \t\n") != std::string::npos) {
+    return absl::InvalidArgumentError("--cluster must be a non-empty name without '/' or spaces");
+  }
+  if (options.server_id == 0) {
+    return absl::InvalidArgumentError(
+        "automatic failover needs a server_id other than 0, unique in the cluster");
+  }
+  etcd::EtcdClient::Options eo;
+  eo.endpoints = options.etcd_endpoints;
+  eo.call_timeout = std::chrono::milliseconds(3000);
+  auto etcd = etcd::EtcdClient::Create(eo);
+  if (!etcd.ok()) return etcd.status();
+  return std::unique_ptr<Coordinator>(new Coordinator(node, std::move(options), *std::move(etcd)));
+}
+
+Coordinator::Coordinator(Node* node, CoordinatorOptions options,
+                         std::unique_ptr<etcd::EtcdClient> etcd)
+    : node_(node), options_(std::move(options)), etcd_(std::move(etcd)) {}
+
+Coordinator::~Coordinator() { Stop(); }
+
+std::optional<failover::RejoinDecision> Coordinator::DecideAtOpen(const Gtid& last,
+                                                                  const Gtid& applied) {
+  auto view = ReadClusterView(etcd_.get(), options_.cluster);
+  if (!view.ok()) {
+    spdlog::warn("automatic failover: cannot read etcd at open ({}); the role stays unknown until "
+                 "it can",
+                 view.status().ToString());
+    return std::nullopt;
+  }
+  if (!view->leader || view->leader->server_id() == options_.server_id ||
+      last.epoch >= view->leader->epoch()) {
+    return std::nullopt;
+  }
+  return failover::DecideRejoin(last, applied, view->history);
+}
+
+void Coordinator::Start(std::string address) {
+  address_ = std::move(address);
+  thread_ = std::thread([this] {
+    NameThisThread("relaykv-coord");
+    Run();
+  });
+}
+
+void Coordinator::Stop() {
+  {
+    std::lock_guard l(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  if (lease_) {
+    // No OK after this, then the key goes: a replica takes over at once
+    // instead of after the lease's TTL.
+    node_->impl_->lease_until_ns_.store(0);
+    if (auto s = lease_->Release(); !s.ok()) {
+      spdlog::warn("automatic failover: leader key not released ({}); it expires with the lease",
+                   s.ToString());
+    } else {
+      spdlog::info("automatic failover: leader key released (shutting down)");
+    }
+    lease_.reset();
+  }
+}
+
+void Coordinator::Run() {
+  std::unique_lock l(mu_);
+  while (!stopping_) {
+    l.unlock();
+    Step();
+    l.lock();
+    cv_.wait_for(l, kLoop, [&] { return stopping_; });
+  }
+}
+
+void Coordinator::SetRole(const std::string& role) {
+  std::lock_guard l(mu_);
+  role_ = role;
+  if (role != "unknown") refusal_.clear();
+}
+
+void Coordinator::Refuse(const std::string& why) {
+  std::lock_guard l(mu_);
+  if (refusal_ != why) spdlog::warn("automatic failover: {}", why);
+  refusal_ = why;
+}
+
+void Coordinator::RequestRestart(const std::string& why) {
+  if (restart_requested_) return;
+  restart_requested_ = true;
+  spdlog::warn("automatic failover: this node restarts to rejoin the cluster: {}", why);
+  if (options_.request_restart) options_.request_restart(why);
+}
+
+void Coordinator::Step() {
+  Node::Impl& impl = *node_->impl_;
+  if (restart_requested_) return;
+  if (lease_) {
+    if (lease_lost_.load() || !lease_->Valid()) {
+      // Fenced before anything else: no commit is answered OK from here on.
+      impl.lease_until_ns_.store(0);
+      impl.SetHeld(true);
+      lease_.reset();
+      SetRole("unknown");
+      RequestRestart("the leader lease was lost (etcd unreachable or too slow to renew)");
+      return;
+    }
+    impl.lease_until_ns_.store(LeaseNanos(lease_->safe_until()));
+    return;
+  }
+  if (!registered_) {
+    v1::NodeRecord rec;
+    rec.set_server_id(options_.server_id);
+    rec.set_address(address_);
+    if (auto put = etcd_->Put(NodeKey(options_.cluster, options_.server_id), ToJson(rec));
+        !put.ok()) {
+      Refuse("cannot register in etcd: " + put.status().ToString());
+      return;
+    }
+    registered_ = true;
+  }
+  auto view = ReadClusterView(etcd_.get(), options_.cluster);
+  if (!view.ok()) {
+    Refuse("cannot read etcd: " + view.status().ToString());
+    return;
+  }
+  {
+    std::lock_guard l(mu_);
+    epoch_ = failover::CurrentEpoch(view->history);
+    leader_ = view->leader ? view->leader->address() + " (server_id " +
+                                 std::to_string(view->leader->server_id()) + ", epoch " +
+                                 std::to_string(view->leader->epoch()) + ")"
+                           : "";
+  }
+  if (view->leader && view->leader->server_id() == options_.server_id) {
+    // Our own key from before a restart: we hold no lease in this process,
+    // so it is stale. Revoking that lease deletes it; the election that
+    // follows picks the most advanced node (this one, if nobody else has
+    // its tail: a primary that keeps its role keeps its tail).
+    spdlog::warn("automatic failover: the leader key still names this node from its last run "
+                 "(lease {:x}); revoking that lease to elect again",
+                 view->leader_lease);
+    if (view->leader_lease != 0) etcd_->LeaseRevoke(view->leader_lease).IgnoreError();
+    return;
+  }
+  if (view->leader) {
+    Follow(*view);
+    return;
+  }
+  if (!view->leader_raw.empty()) {
+    Refuse("the leader key holds no valid record ('" + view->leader_raw +
+           "'): waiting for it to expire");
+    return;
+  }
+  Elect(*view);
+}
+
+void Coordinator::Follow(const ClusterView& view) {
+  Node::Impl& impl = *node_->impl_;
+  const v1::LeaderRecord& leader = *view.leader;
+  if (following_ == leader.address() && following_epoch_ == leader.epoch()) return;
+  const Gtid last = impl.binlog_->LastVisible();
+  const Gtid applied = impl.state_->Applied();
+  if (leader.epoch() < impl.binlog_->epoch()) {
+    Refuse("the leader key names " + leader.address() + " of epoch " +
+           std::to_string(leader.epoch()) + ", older than this node's epoch " +
+           std::to_string(impl.binlog_->epoch()) + ": not followed");
+    return;
+  }
+  if (last.epoch < leader.epoch()) {
+    const failover::RejoinDecision d = failover::DecideRejoin(last, applied, view.history);
+    if (d.action == failover::RejoinAction::kRefuse) {
+      Refuse("not following " + leader.address() + ": " + d.reason);
+      return;
+    }
+    if (d.action == failover::RejoinAction::kTruncate) {
+      RequestRestart("this binlog's tail after " + d.truncate_after.ToString() +
+                     " was never acknowledged (" + d.reason + "); it is truncated at the next "
+                     "open, before following " + leader.address());
+      return;
+    }
+  }
+  if (auto r = node_->Revoke(leader.epoch(), leader.server_id()); !r.ok()) {
+    Refuse("not following " + leader.address() + ": " + r.status().ToString());
+    return;
+  }
+  const auto colon = leader.address().rfind(':');
+  if (colon == std::string::npos) {
+    Refuse("the leader key's address '" + leader.address() + "' is not HOST:PORT");
+    return;
+  }
+  if (node_->is_replica()) node_->StopReplica(ReplicaThreads::kIo).IgnoreError();
+  if (auto s = node_->ChangePrimary(leader.address().substr(0, colon),
+                                    static_cast<uint32_t>(std::stoul(leader.address().substr(colon + 1))));
+      !s.ok()) {
+    Refuse("CHANGE MASTER to " + leader.address() + " failed: " + s.ToString());
+    return;
+  }
+  if (auto s = node_->StartReplica(ReplicaThreads::kBoth); !s.ok()) {
+    Refuse("START SLAVE failed: " + s.ToString());
+    return;
+  }
+  impl.held_.store(false);
+  following_ = leader.address();
+  following_epoch_ = leader.epoch();
+  SetRole("replica");
+  spdlog::info("automatic failover: following {} (server_id {}, epoch {})", leader.address(),
+               leader.server_id(), leader.epoch());
+}
+
+void Coordinator::Elect(const ClusterView& view) {
+  Node::Impl& impl = *node_->impl_;
+  const uint32_t me = options_.server_id;
+  following_.clear();
+  if (!view.records.empty()) {
+    const int64_t since = view.records.rbegin()->second.started_unix_ms();
+    const int64_t wait_ms =
+        since + std::chrono::milliseconds(options_.failover_min_interval).count() - UnixMillis();
+    if (wait_ms > 0) {
+      Refuse("no leader, but the last failover was less than failover_min_interval ago; "
+             "electing in " + std::to_string(wait_ms / 1000 + 1) + " s");
+      return;
+    }
+  }
+  const uint64_t newest = std::max({failover::CurrentEpoch(view.history), impl.binlog_->epoch(),
+                                    impl.promise_->value(), highest_promise_seen_});
+  const uint64_t epoch = newest + 1;
+  if (view.history.empty()) {
+    // A new cluster: the node started as its primary claims it.
+    if (!options_.started_as_primary) {
+      Refuse("new cluster " + options_.cluster +
+             ": waiting for the node started as primary (without --replicate-from) to claim it");
+      return;
+    }
+    Claim(view, epoch, /*quorum_met=*/true, /*ackers=*/0);
+    return;
+  }
+  const uint64_t current = failover::CurrentEpoch(view.history);
+  const uint32_t previous = view.history.at(current).primary;
+  const v1::EpochRecord& record = view.records.at(current);
+  std::vector<failover::Responder> responders;
+  int listed = 0, answered = 0, answered_unsynced = 0;
+  for (const auto& [id, address] : view.nodes) {
+    if (id != previous) ++listed;
+    absl::StatusOr<RevokeResult> r = id == me ? node_->Revoke(epoch, 0) : PeerRevoke(address, epoch);
+    if (!r.ok()) {
+      spdlog::info("automatic failover: Revoke({}) on server_id {} ({}): {}", epoch, id, address,
+                   r.status().ToString());
+      continue;
+    }
+    if (r->promised_epoch > epoch) {
+      highest_promise_seen_ = std::max(highest_promise_seen_, r->promised_epoch);
+      Refuse("server_id " + std::to_string(id) + " promised epoch " +
+             std::to_string(r->promised_epoch) + " already; electing again above it");
+      return;
+    }
+    failover::Responder resp;
+    resp.server_id = id;
+    resp.durable = r->durable_gtid;
+    resp.applied = r->applied_gtid;
+    resp.listed_acker = id != previous;
+    resp.previous_primary = id == previous;
+    resp.may_have_acked_unsynced = r->may_have_acked_unsynced;
+    if (resp.listed_acker) {
+      ++answered;
+      if (resp.may_have_acked_unsynced) ++answered_unsynced;
+    }
+    responders.push_back(resp);
+  }
+  failover::QuorumInput q;
+  q.listed_ackers = listed;
+  q.acks_per_commit = static_cast<int>(record.acks_per_commit());
+  q.answered_ackers = answered;
+  q.answered_ackers_acked_unsynced = answered_unsynced;
+  q.new_primary_is_acker = me != previous;
+  q.new_primary_is_previous = me == previous;
+  // The previous primary with its whole binlog on disk holds every write
+  // it acknowledged, and no other node writes its epoch: it needs no
+  // revoke quorum (a lone primary's restart must not wait for a replica
+  // that may never come back).
+  const bool complete_previous = me == previous && !impl.binlog_->unsynced_tail_at_open();
+  if (auto d = failover::CheckElectionQuorum(q); !d.ok && !complete_previous) {
+    Refuse("election of epoch " + std::to_string(epoch) + " not possible: " + d.reason);
+    return;
+  }
+  failover::ElectionInput in;
+  in.history = view.history;
+  in.cluster_async = record.went_async();
+  in.responders = responders;
+  const failover::ElectionResult result = failover::PickWinner(in);
+  if (!result.winner) {
+    Refuse("election of epoch " + std::to_string(epoch) + ": no winner: " + result.reason);
+    return;
+  }
+  if (*result.winner != me) {
+    Refuse("election of epoch " + std::to_string(epoch) + ": server_id " +
+           std::to_string(*result.winner) + " is the most advanced; waiting for it to claim");
+    return;
+  }
+  Claim(view, epoch, /*quorum_met=*/true, listed);
+}
+
+absl::StatusOr<RevokeResult> Coordinator::PeerRevoke(const std::string& address, uint64_t epoch) {
+  auto credentials = MakeChannelCredentials(options_.peer_tls);
+  if (!credentials.ok()) return credentials.status();
+  auto channel = grpc::CreateCustomChannel(address, *credentials, ClientChannelArguments());
+  auto stub = v1::Replication::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + kPeerRevokeTimeout);
+  v1::RevokeRequest request;
+  request.set_epoch(epoch);
+  v1::RevokeReply reply;
+  const grpc::Status s = stub->Revoke(&context, request, &reply);
+  if (!s.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        address + ": " + s.error_message());
+  }
+  RevokeResult r;
+  r.promised_epoch = reply.promised_epoch();
+  r.durable_gtid = FromProto(reply.durable_gtid());
+  r.applied_gtid = FromProto(reply.applied_gtid());
+  r.node_epoch = reply.node_epoch();
+  r.revoked_primary = reply.revoked_primary();
+  r.promised_owner = reply.promised_owner();
+  r.may_have_acked_unsynced = reply.may_have_acked_unsynced();
+  return r;
+}
+
+void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met, int ackers) {
+  Node::Impl& impl = *node_->impl_;
+  const uint32_t me = options_.server_id;
+  PauseHereForTesting("coordinator:before-claim");
+  // Promised (unbound: this node may still lose the claim below and must
+  // then follow the winner of this epoch); opening the epoch binds it.
+  if (auto r = node_->Revoke(epoch, 0); !r.ok()) {
+    Refuse("cannot claim epoch " + std::to_string(epoch) + ": " + r.status().ToString());
+    return;
+  }
+  const bool replica = node_->is_replica();
+  if (replica) node_->StopReplica(ReplicaThreads::kIo).IgnoreError();
+  const Gtid durable = impl.binlog_->LastVisible();
+  v1::EpochRecord rec;
+  rec.set_epoch(epoch);
+  rec.set_primary(me);
+  ToProto(durable, rec.mutable_start_after());
+  rec.set_revoke_quorum_met(quorum_met);
+  rec.set_ackers(static_cast<uint32_t>(ackers));
+  const bool semi_sync = impl.vars_.GetBool("rpl_semi_sync_master_enabled");
+  rec.set_acks_per_commit(
+      semi_sync ? static_cast<uint32_t>(impl.vars_.GetUint("rpl_semi_sync_master_wait_for_slave_count"))
+                : 0);
+  rec.set_started_unix_ms(UnixMillis());
+  v1::LeaderRecord leader;
+  leader.set_server_id(me);
+  leader.set_epoch(epoch);
+  leader.set_address(address_);
+
+  LeaderLease::Options lo;
+  lo.cluster = options_.cluster;
+  lo.value = ToJson(leader);
+  lo.ttl = options_.lease_ttl;
+  lo.renew_interval = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 5;
+  lo.retry_interval = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 20;
+  lo.margin = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 5;
+  const std::string history_key = HistoryKey(options_.cluster, epoch);
+  lo.extra_compares = {etcd::Compare::Version(history_key, etcd::Compare::Result::kEqual, 0)};
+  lo.extra_ops = {etcd::TxnOp::Put(history_key, ToJson(rec))};
+  auto lease = LeaderLease::Acquire(etcd_.get(), lo, [this](const absl::Status& why) {
+    spdlog::error("automatic failover: leader lease lost: {}", why.ToString());
+    node_->impl_->lease_until_ns_.store(0);  // no OK from now on
+    lease_lost_.store(true);
+    std::lock_guard l(mu_);
+    cv_.notify_all();
+  });
+  if (!lease.ok()) {
+    Refuse("claim of epoch " + std::to_string(epoch) + " lost: " + lease.status().ToString());
+    return;  // the next round follows whoever won
+  }
+  impl.lease_until_ns_.store(LeaseNanos((*lease)->safe_until()));
+  absl::StatusOr<Gtid> start = replica ? node_->BecomePrimary() : impl.PromoteHeldPrimary();
+  if (start.ok() && start->epoch != epoch) {
+    start = absl::InternalError("opened epoch " + std::to_string(start->epoch) + ", not " +
+                                std::to_string(epoch));
+  }
+  if (!start.ok()) {
+    impl.lease_until_ns_.store(0);
+    (*lease)->Release().IgnoreError();
+    RequestRestart("won epoch " + std::to_string(epoch) + " but could not become its primary: " +
+                   start.status().ToString());
+    return;
+  }
+  lease_ = *std::move(lease);
+  impl.SetHeld(false);
+  SetRole("primary");
+  {
+    std::lock_guard l(mu_);
+    ++failovers_;
+    epoch_ = epoch;
+    leader_ = address_ + " (this node)";
+    last_failover_ = "epoch " + std::to_string(epoch) + " at " + start->ToString() +
+                     ", after " + durable.ToString() +
+                     (view.history.empty() ? " (new cluster)" : "");
+  }
+  spdlog::warn("automatic failover: this node is the primary of epoch {} (starts at {}, continues "
+               "after {}{})",
+               epoch, start->ToString(), durable.ToString(),
+               view.history.empty() ? "; new cluster" : "");
+}
+
+std::vector<std::pair<std::string, std::string>> Coordinator::Status() const {
+  std::lock_guard l(mu_);
+  std::string lease_ms = "0";
+  const int64_t until = node_->impl_->lease_until_ns_.load();
+  if (until != INT64_MAX) {
+    lease_ms = std::to_string(
+        std::max<int64_t>(0, (until - LeaseNanos(LeaseClock::now())) / 1000000));
+  }
+  return {{"Coordinator_cluster", options_.cluster},
+          {"Coordinator_role", role_},
+          {"Coordinator_epoch", std::to_string(epoch_)},
+          {"Coordinator_leader", leader_},
+          {"Coordinator_lease_valid_ms", lease_ms},
+          {"Coordinator_elections_won", std::to_string(failovers_)},
+          {"Coordinator_last_failover", last_failover_},
+          {"Coordinator_refusal", refusal_}};
+}
+
+}  // namespace relaykv

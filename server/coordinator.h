@@ -1,0 +1,153 @@
+// Coordinator: automatic failover through etcd (README "Automatic failover",
+// ../shared/FAILOVER.md section 3). A node started with --etcd/--cluster
+// owns one; it decides the node's role from etcd and acts on it with the
+// node's own operations (Revoke, CHANGE MASTER, START SLAVE, RESET SLAVE ALL).
+//
+// Role unknown first: the node opens held (server/node_impl.h held_) — a
+// primary applies no binlog tail past its state machine and takes or answers
+// no write, a replica starts no IO thread (no ACK) — until this thread has
+// read etcd. Then, every loop (kLoop):
+//  - the leader key names another node: follow it. DecideRejoin
+//    (server/failover_rules.h) on the history says replicate as is, truncate
+//    a provably unacknowledged tail first (done by the next start, before
+//    the binlog opens: the node asks its owner to restart it), or refuse
+//    (held, the reason in SHOW STATUS).
+//  - no leader key: elect. With no history yet (a new cluster), only a node
+//    started as a primary (no --replicate-from) claims, like a DBA starting
+//    the primary first. Else: Revoke(E+1) on every node that joined
+//    (`nodes/`), CheckElectionQuorum, PickWinner; the winner stops its IO
+//    thread and claims the key on its lease in one Txn with history/<E+1>,
+//    and only then opens epoch E+1 (the marker) and takes writes.
+//  - this node leads: its lease (server/leader_lease.h) bounds every OK
+//    answer (Impl::lease_until_ns_); when the lease is lost the node fences
+//    itself and asks to be restarted, to rejoin as a replica.
+// Anti-flap: no election within failover_min_interval of the last one.
+//
+// Threads: one thread, started by Start() once the node is open, stopped
+// and joined by Stop() (before the node closes). Status() is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "etcd_client/etcd_client.h"
+#include "proto/coordination.pb.h"
+#include "relaykv/admin_types.h"
+#include "relaykv/gtid.h"
+#include "relaykv/tls.h"
+#include "server/failover_rules.h"
+#include "server/leader_lease.h"
+#include "storage/thread_annotations.h"
+
+namespace relaykv {
+
+class Node;
+
+struct CoordinatorOptions {
+  std::vector<std::string> etcd_endpoints;
+  std::string cluster;
+  uint32_t server_id = 0;
+  bool started_as_primary = false;  // may bootstrap a new cluster
+  std::chrono::seconds lease_ttl{10};
+  std::chrono::seconds failover_min_interval{0};
+  TlsOptions peer_tls;  // how to reach other nodes (Revoke): MASTER_SSL*
+  // Asks the node's owner to close and reopen the node (relaykvd re-executes
+  // itself): a truncation runs only before the binlog opens.
+  std::function<void(const std::string& why)> request_restart;
+};
+
+// What etcd says, read in one go.
+struct ClusterView {
+  std::optional<v1::LeaderRecord> leader;  // nullopt: no key
+  std::string leader_raw;                  // the key's value, for messages
+  int64_t leader_mod_revision = 0;
+  int64_t leader_lease = 0;
+  failover::History history;
+  std::map<uint64_t, v1::EpochRecord> records;  // the same, as stored
+  std::map<uint32_t, std::string> nodes;        // server_id -> address
+};
+
+// Keys and record (de)serialization (protobuf JSON).
+std::string ClusterPrefix(const std::string& cluster);
+std::string HistoryKey(const std::string& cluster, uint64_t epoch);
+std::string NodeKey(const std::string& cluster, uint32_t server_id);
+absl::StatusOr<ClusterView> ReadClusterView(etcd::EtcdClient* etcd, const std::string& cluster);
+
+class Coordinator {
+ public:
+  // Connects lazily; INVALID_ARGUMENT for empty endpoints or cluster.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(Node* node,
+                                                             CoordinatorOptions options);
+  ~Coordinator();  // Stop()
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // At open, before the binlog is opened for use: if etcd (read once,
+  // within a few seconds) names another leader and the rejoin rule says
+  // this binlog's tail is provably unacknowledged, the end to truncate
+  // after. nullopt: nothing to truncate, or etcd unreachable (then the
+  // running coordinator decides later).
+  std::optional<failover::RejoinDecision> DecideAtOpen(const Gtid& last, const Gtid& applied);
+
+  // `address`: where this node serves ("host:port"), for the records.
+  void Start(std::string address);
+  // Joins the thread; a held leader lease is released (no OK after it).
+  void Stop();
+
+  // SHOW STATUS rows (Coordinator_*).
+  std::vector<std::pair<std::string, std::string>> Status() const;
+
+ private:
+  Coordinator(Node* node, CoordinatorOptions options, std::unique_ptr<etcd::EtcdClient> etcd);
+  void Run();
+  void Step();
+  void Follow(const ClusterView& view);
+  void Elect(const ClusterView& view);
+  // Claims the leader key for `epoch` (with history/<epoch> in the same
+  // Txn) and then becomes its primary.
+  void Claim(const ClusterView& view, uint64_t epoch, bool quorum_met, int ackers);
+  absl::StatusOr<RevokeResult> PeerRevoke(const std::string& address, uint64_t epoch);
+  void RequestRestart(const std::string& why);
+  // Bootstrap or election refused / waiting: why, for SHOW STATUS and the log (once).
+  void Refuse(const std::string& why);
+  void SetRole(const std::string& role);
+
+  Node* const node_;
+  const CoordinatorOptions options_;
+  const std::unique_ptr<etcd::EtcdClient> etcd_;
+
+  std::string address_;  // set by Start()
+  // The coordinator thread's own (Stop() uses lease_ after joining it).
+  std::unique_ptr<LeaderLease> lease_;
+  std::string following_;  // the leader address followed
+  uint64_t following_epoch_ = 0;
+  uint64_t highest_promise_seen_ = 0;  // a peer promised above our election
+  bool registered_ = false;
+  bool restart_requested_ = false;
+  std::atomic<bool> lease_lost_{false};  // set by the lease's thread
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::string role_ GUARDED_BY(mu_) = "unknown";
+  uint64_t epoch_ GUARDED_BY(mu_) = 0;
+  std::string refusal_ GUARDED_BY(mu_);
+  std::string leader_ GUARDED_BY(mu_);
+  std::string last_failover_ GUARDED_BY(mu_);
+  uint64_t failovers_ GUARDED_BY(mu_) = 0;
+  std::thread thread_;
+};
+
+}  // namespace relaykv
