@@ -224,6 +224,7 @@ void Coordinator::Step() {
       return;
     }
     impl.lease_until_ns_.store(LeaseNanos(lease_->safe_until()));
+    if (impl.semisync_->async_wanted() && !impl.async_recorded_.load()) RecordAsync();
     return;
   }
   if (!registered_) {
@@ -523,6 +524,48 @@ void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met
                "after {}{})",
                epoch, start->ToString(), durable.ToString(),
                view.history.empty() ? "; new cluster" : "");
+}
+
+void Coordinator::RecordAsync() {
+  Node::Impl& impl = *node_->impl_;
+  const uint64_t epoch = impl.binlog_->epoch();
+  // Everything after what a quorum holds now may be acknowledged without
+  // ACKs once the gate opens (the quorum only moves up meanwhile).
+  const uint64_t after = impl.semisync_->acked_seq();
+  const std::string key = HistoryKey(options_.cluster, epoch);
+  auto got = etcd_->Get(key);
+  if (!got.ok() || got->kvs.empty()) {
+    Refuse("semi-sync wants to fall back to async, but history/" + std::to_string(epoch) +
+           " cannot be read (" + (got.ok() ? "absent" : got.status().ToString()) +
+           "): commits keep waiting");
+    return;
+  }
+  auto rec = FromJson<v1::EpochRecord>(got->kvs[0].value, key);
+  if (!rec.ok()) {
+    Refuse(rec.status().ToString());
+    return;
+  }
+  if (!rec->went_async()) {
+    rec->set_went_async(true);
+    rec->set_went_async_after(after);
+    // Only while this node still holds the leader key it created.
+    auto txn = etcd_->Txn(
+        {etcd::Compare::CreateRevision(LeaderLease::LeaderKey(options_.cluster),
+                                       etcd::Compare::Result::kEqual, lease_->create_revision()),
+         etcd::Compare::ModRevision(key, etcd::Compare::Result::kEqual, got->kvs[0].mod_revision)},
+        {etcd::TxnOp::Put(key, ToJson(*rec))});
+    if (!txn.ok() || !txn->succeeded) {
+      Refuse("semi-sync wants to fall back to async, but etcd did not record it (" +
+             (txn.ok() ? std::string("the leader key or history changed") : txn.status().ToString()) +
+             "): commits keep waiting");
+      return;
+    }
+  }
+  impl.async_recorded_.store(true);
+  spdlog::warn("automatic failover: epoch {} went async after seq {} (recorded in etcd): no "
+               "replica is promoted automatically while it may lack acknowledged writes; only this "
+               "node may take over again",
+               epoch, rec->went_async() ? rec->went_async_after() : after);
 }
 
 std::vector<std::pair<std::string, std::string>> Coordinator::Status() const {

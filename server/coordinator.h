@@ -120,6 +120,9 @@ class Coordinator {
   void Claim(const ClusterView& view, uint64_t epoch, bool quorum_met, int ackers);
   absl::StatusOr<RevokeResult> PeerRevoke(const std::string& address, uint64_t epoch);
   void RequestRestart(const std::string& why);
+  // No silent async: marks history/<E> went_async (guarded by our leader
+  // key), then lets semi-sync switch OFF.
+  void RecordAsync();
   // Bootstrap or election refused / waiting: why, for SHOW STATUS and the log (once).
   void Refuse(const std::string& why);
   void SetRole(const std::string& role);

@@ -22,6 +22,8 @@ absl::Status Node::Impl::OpenCoordinator(Node* node, const BinlogOptions& binlog
   auto coordinator = Coordinator::Create(node, std::move(o));
   if (!coordinator.ok()) return coordinator.status();
   coordinator_ = *std::move(coordinator);
+  // No silent async: a fallback waits until etcd knows.
+  semisync_->set_async_gate([this] { return async_recorded_.load(); });
 
   const Gtid applied = state_->Applied();
   const auto decision = coordinator_->DecideAtOpen(binlog_->LastVisible(), applied);

@@ -267,6 +267,9 @@ class Node::Impl {
   // A coordinated leader answers no commit OK at or past this LeaseClock
   // time (ns since its epoch): its lease's safe_until. INT64_MAX: no lease.
   std::atomic<int64_t> lease_until_ns_{INT64_MAX};
+  // The coordinator recorded in etcd that this primary's epoch went async:
+  // semi-sync may switch OFF (SemiSyncMaster::set_async_gate).
+  std::atomic<bool> async_recorded_{false};
   // Holds or releases the role (then re-evaluates the fence).
   void SetHeld(bool held) EXCLUDES(mu_);
   // A held primary that won an election: applies the binlog tail it kept

@@ -57,12 +57,38 @@ uint64_t SemiSyncMaster::QuorumSeq() const {
   return acks[need - 1];
 }
 
-void SemiSyncMaster::SwitchOff(const std::string& why) {
-  if (!status_on_) return;
+void SemiSyncMaster::set_async_gate(std::function<bool()> gate) {
+  std::lock_guard l(mu_);
+  async_gate_ = std::move(gate);
+}
+
+bool SemiSyncMaster::async_wanted() const {
+  std::lock_guard l(mu_);
+  return async_wanted_;
+}
+
+uint64_t SemiSyncMaster::acked_seq() const {
+  std::lock_guard l(mu_);
+  return quorum_seq_;
+}
+
+bool SemiSyncMaster::SwitchOff(const std::string& why) {
+  if (!status_on_) return true;
+  if (async_gate_ && !async_gate_()) {
+    if (!async_wanted_) {
+      spdlog::warn("semi-sync would switch OFF ({}), but automatic failover needs that recorded "
+                   "in etcd first: commits keep waiting meanwhile",
+                   why);
+    }
+    async_wanted_ = true;
+    return false;
+  }
+  async_wanted_ = false;
   status_on_ = false;
   ++counters_.no_times;
   spdlog::warn("semi-sync switched OFF at binlog GTID {}: {}", binlog_end_().ToString(), why);
   ResolveUpTo();
+  return true;
 }
 
 void SemiSyncMaster::MaybeSwitchOn() {
@@ -144,7 +170,7 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
   // Before every other outcome: a revoked primary answers no commit OK,
   // async ones included.
   if (!revoked_.empty()) return now(RevokedError(seq, revoked_));
-  if (!settings_.enabled) {
+  if (!settings_.enabled && (!async_gate_ || async_gate_())) {
     // A commit that began waiting (registered) before semi-sync was turned
     // off is released by it, as if it had been waiting already: no_tx. One
     // that began after it is not counted at all.
@@ -229,10 +255,12 @@ void SemiSyncMaster::TimerLoop() {
     // A timeout switches semi-sync OFF, which ends every wait.
     for (const auto& [seq, p] : pending_) {
       if (t >= p.timeout_at && status_on_) {
-        ++counters_.timeouts;
-        SwitchOff("timeout waiting for replicas to ACK seq " + std::to_string(seq) + " after " +
+        // Refused while the async gate is closed: the waits go on.
+        if (SwitchOff("timeout waiting for replicas to ACK seq " + std::to_string(seq) + " after " +
                   std::to_string(settings_.timeout_ms) + " ms (ACKed up to seq " +
-                  std::to_string(quorum_seq_) + "); commits continue asynchronously");
+                  std::to_string(quorum_seq_) + "); commits continue asynchronously")) {
+          ++counters_.timeouts;
+        }
         break;
       }
     }

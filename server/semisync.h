@@ -103,6 +103,17 @@ class SemiSyncMaster {
   void Revoke(const std::string& why) EXCLUDES(mu_);
   void Unrevoke() EXCLUDES(mu_);
 
+  // Automatic failover (no silent async, server/coordinator.h): semi-sync
+  // switches OFF (timeout, too few replicas) only while `gate` says yes;
+  // until then the commits keep waiting and async_wanted() is true, so the
+  // coordinator records the fallback in etcd and then opens the gate. The
+  // gate is called under this object's lock: it must only read a flag.
+  // Unset: always allowed (MySQL's behaviour).
+  void set_async_gate(std::function<bool()> gate) EXCLUDES(mu_);
+  bool async_wanted() const EXCLUDES(mu_);
+  // The last seq wait_for_slave_count replicas have ACKed (0: none).
+  uint64_t acked_seq() const EXCLUDES(mu_);
+
   // SHOW STATUS rows: the 14 Rpl_semi_sync_master_* counters.
   NameValues Status() const EXCLUDES(mu_);
   // Switches OFF caused by a commit's timeout (a subset of no_times; not a
@@ -129,7 +140,8 @@ class SemiSyncMaster {
   // Raises quorum_seq_ to QuorumSeq(): applies (on_acked_) and releases
   // what it reaches, switches status back ON if it reaches the binlog end.
   void Advance(std::unique_lock<std::mutex>& l) REQUIRES(mu_);
-  void SwitchOff(const std::string& why) REQUIRES(mu_);
+  // False (nothing changes) while the async gate is closed.
+  bool SwitchOff(const std::string& why) REQUIRES(mu_);
   void MaybeSwitchOn() REQUIRES(mu_);
   // Ends `p`'s wait: its outcome and counters, as of now.
   Result Resolve(const Pending& p) REQUIRES(mu_);
@@ -150,6 +162,8 @@ class SemiSyncMaster {
   SemiSyncSettings settings_ GUARDED_BY(mu_);
   bool status_on_ GUARDED_BY(mu_) = false;
   bool closed_ GUARDED_BY(mu_) = false;
+  std::function<bool()> async_gate_ GUARDED_BY(mu_);
+  bool async_wanted_ GUARDED_BY(mu_) = false;
   std::string revoked_ GUARDED_BY(mu_);  // why, while revoked; "" otherwise
   struct SemiReplica {
     uint64_t connection_id;  // its current stream
