@@ -9,6 +9,8 @@
 
 #include "client/channel_args.h"
 #include "client/channel_credentials.h"
+#include "client/host_port.h"
+#include "client/primary_discovery.h"
 #include "client/write_mux.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
@@ -34,12 +36,6 @@ absl::Status FromGrpc(const grpc::Status& s) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
 
-bool IsHostPort(const std::string& a) {
-  auto colon = a.rfind(':');
-  return colon != std::string::npos && colon > 0 && colon + 1 < a.size() &&
-         a.find_first_not_of("0123456789", colon + 1) == std::string::npos;
-}
-
 Gtid FromProto(const v1::Gtid& g) { return {g.epoch(), g.seq()}; }
 
 // "... send writes to its primary at 127.0.0.1:7400" -> "127.0.0.1:7400".
@@ -55,14 +51,18 @@ std::string PrimaryHint(const absl::Status& s) {
 
 }  // namespace
 
+using Clock = std::chrono::steady_clock;
+
 class Client::Impl {
  public:
   Impl(std::vector<std::string> addresses, ClientOptions options,
-       std::shared_ptr<grpc::ChannelCredentials> credentials)
+       std::shared_ptr<grpc::ChannelCredentials> credentials,
+       std::unique_ptr<PrimaryDiscovery> discovery)
       : addresses_(std::move(addresses)),
         options_(std::move(options)),
         credentials_(std::move(credentials)),
-        write_target_(addresses_[0]) {}
+        discovery_(std::move(discovery)),
+        write_target_(addresses_.empty() ? "" : addresses_[0]) {}
 
   struct Stubs {
     std::unique_ptr<v1::Kv::Stub> kv;
@@ -71,9 +71,24 @@ class Client::Impl {
     std::unique_ptr<v1::ChangeStream::Stub> watch;
   };
 
-  // Stubs for `node` ("" = the first address), created once and shared.
-  Stubs& For(const std::string& node) {
-    const std::string& addr = node.empty() ? addresses_[0] : node;
+  // The deadline of a call that may take `t` (0: the client's timeout).
+  Clock::time_point DeadlineAfter(std::chrono::milliseconds t = std::chrono::milliseconds(0)) const {
+    return Clock::now() + (t.count() > 0 ? t : options_.timeout);
+  }
+
+  // The node a call names, or the default one: the first address, or with
+  // etcd discovery the primary now (waited for until `deadline`).
+  absl::StatusOr<std::string> Resolve(const std::string& node, Clock::time_point deadline) {
+    if (!node.empty()) return node;
+    if (!discovery_) return addresses_[0];
+    auto primary = discovery_->WaitForPrimary(deadline, epoch_seen());
+    if (!primary.ok()) return primary.status();
+    SawEpoch(primary->epoch);
+    return primary->address;
+  }
+
+  // Stubs for `addr` (a resolved node: Resolve), created once and shared.
+  Stubs& For(const std::string& addr) {
     std::lock_guard l(mu_);
     auto it = stubs_.find(addr);
     if (it == stubs_.end()) {
@@ -87,24 +102,39 @@ class Client::Impl {
   }
 
   // Every call's context: its deadline and the bearer token, if any.
-  void Deadline(grpc::ClientContext* ctx, std::chrono::milliseconds t = std::chrono::milliseconds(0)) {
-    ctx->set_deadline(std::chrono::system_clock::now() + (t.count() > 0 ? t : options_.timeout));
+  void Deadline(grpc::ClientContext* ctx, Clock::time_point deadline) {
+    ctx->set_deadline(std::chrono::system_clock::now() + (deadline - Clock::now()));
     if (!options_.bearer_token.empty()) {
       ctx->AddMetadata("authorization", "Bearer " + options_.bearer_token);
     }
   }
 
   std::string write_target() {
+    if (discovery_) {
+      auto primary = discovery_->Current(epoch_seen());
+      return primary ? primary->address : "";
+    }
     std::lock_guard l(mu_);
     return write_target_;
   }
 
-  // Sends a write; follows a replica's hint to its primary once.
+  // Sends a write; follows a replica's hint to its primary once. With
+  // discovery the target is the primary etcd names (waited for within the
+  // write's deadline) and a hint is followed for this write only: the
+  // record stays the authority.
   absl::StatusOr<TxnResult> Write(v1::WriteRequest req) {
-    std::string target = write_target();
+    const Clock::time_point deadline = DeadlineAfter();
+    std::string target;
+    if (discovery_) {
+      auto primary = Resolve("", deadline);
+      if (!primary.ok()) return primary.status();
+      target = *primary;
+    } else {
+      target = write_target();
+    }
     for (int attempt = 0; attempt < 2; ++attempt) {
       if (options_.epoch_fencing) req.set_min_epoch(epoch_seen());
-      absl::StatusOr<TxnResult> r = WriteOnce(target, req);
+      absl::StatusOr<TxnResult> r = WriteOnce(target, req, deadline);
       if (r.ok()) {
         SawEpoch(r->gtid.epoch);
         return r;
@@ -115,6 +145,7 @@ class Client::Impl {
         return s;
       }
       target = hint;
+      if (discovery_) continue;
       std::lock_guard l(mu_);
       write_target_ = hint;
     }
@@ -122,8 +153,11 @@ class Client::Impl {
   }
 
   // Epoch fencing (ClientOptions::epoch_fencing): the highest epoch any
-  // answer carried; epochs only rise.
-  uint64_t epoch_seen() const { return epoch_seen_.load(std::memory_order_relaxed); }
+  // answer or leader record carried; epochs only rise.
+  uint64_t epoch_seen() const {
+    const uint64_t answered = epoch_seen_.load(std::memory_order_relaxed);
+    return discovery_ ? std::max(answered, discovery_->highest_epoch()) : answered;
+  }
   void SawEpoch(uint64_t epoch) {
     uint64_t cur = epoch_seen();
     while (epoch > cur && !epoch_seen_.compare_exchange_weak(cur, epoch, std::memory_order_relaxed)) {
@@ -131,14 +165,15 @@ class Client::Impl {
   }
 
   // One write to `target`: a unary Write, or on its WriteStream.
-  absl::StatusOr<TxnResult> WriteOnce(const std::string& target, const v1::WriteRequest& req) {
+  absl::StatusOr<TxnResult> WriteOnce(const std::string& target, const v1::WriteRequest& req,
+                                      Clock::time_point deadline) {
     if (options_.pipelined) {
       v1::StreamWrite w;
       *w.mutable_write() = req;
-      return Mux(target).Write(std::move(w), std::chrono::steady_clock::now() + options_.timeout);
+      return Mux(target).Write(std::move(w), deadline);
     }
     grpc::ClientContext ctx;
-    Deadline(&ctx);
+    Deadline(&ctx, deadline);
     v1::WriteReply reply;
     absl::Status s = FromGrpc(For(target).kv->Write(&ctx, req, &reply));
     if (!s.ok()) return s;
@@ -172,14 +207,18 @@ class Client::Impl {
   template <typename Req, typename Reply>
   absl::Status Call(grpc::Status (v1::Admin::Stub::*method)(grpc::ClientContext*, const Req&, Reply*),
                     const std::string& node, const Req& req, Reply* reply) {
+    const Clock::time_point deadline = DeadlineAfter();
+    auto addr = Resolve(node, deadline);
+    if (!addr.ok()) return addr.status();
     grpc::ClientContext ctx;
-    Deadline(&ctx);
-    return FromGrpc((For(node).admin.get()->*method)(&ctx, req, reply));
+    Deadline(&ctx, deadline);
+    return FromGrpc((For(*addr).admin.get()->*method)(&ctx, req, reply));
   }
 
   const std::vector<std::string> addresses_;
   const ClientOptions options_;
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;  // from options_.tls
+  const std::unique_ptr<PrimaryDiscovery> discovery_;  // with etcd_endpoints; else null
   std::mutex mu_;
   std::map<std::string, Stubs> stubs_;  // guarded by mu_
   std::string write_target_;            // guarded by mu_
@@ -190,14 +229,24 @@ class Client::Impl {
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(std::vector<std::string> addresses,
                                                         ClientOptions options) {
-  if (addresses.empty()) return absl::InvalidArgumentError("no relaykvd address given");
+  const bool discover = !options.etcd_endpoints.empty() || !options.cluster.empty();
+  if (addresses.empty() && !discover) return absl::InvalidArgumentError("no relaykvd address given");
   for (const auto& a : addresses) {
     if (!IsHostPort(a)) return absl::InvalidArgumentError("'" + a + "' is not HOST:PORT");
   }
   auto credentials = MakeChannelCredentials(options.tls);
   if (!credentials.ok()) return credentials.status();
-  return std::unique_ptr<Client>(new Client(
-      std::make_unique<Impl>(std::move(addresses), std::move(options), *std::move(credentials))));
+  std::unique_ptr<PrimaryDiscovery> discovery;
+  if (discover) {
+    // An etcd read in progress bounds the destructor: keep it short.
+    auto started = PrimaryDiscovery::Start(
+        {options.etcd_endpoints, options.cluster,
+         std::min<std::chrono::milliseconds>(options.timeout, std::chrono::milliseconds(2000))});
+    if (!started.ok()) return started.status();
+    discovery = *std::move(started);
+  }
+  return std::unique_ptr<Client>(new Client(std::make_unique<Impl>(
+      std::move(addresses), std::move(options), *std::move(credentials), std::move(discovery))));
 }
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -269,15 +318,18 @@ absl::StatusOr<std::optional<std::string>> Client::Get(const std::string& key,
 }
 
 absl::StatusOr<ReadResult> Client::Read(const std::string& key, const ReadOptions& options) {
+  const Clock::time_point deadline = impl_->DeadlineAfter(options.timeout);
+  auto node = impl_->Resolve(options.node, deadline);
+  if (!node.ok()) return node.status();
   grpc::ClientContext ctx;
-  impl_->Deadline(&ctx, options.timeout);
+  impl_->Deadline(&ctx, deadline);
   v1::GetRequest req;
   req.set_key(key);
   req.mutable_wait_for_gtid()->set_epoch(options.wait_for.epoch);
   req.mutable_wait_for_gtid()->set_seq(options.wait_for.seq);
   req.set_consistency(ReadConsistencyToProto(options.consistency));
   v1::GetReply reply;
-  if (auto s = FromGrpc(impl_->For(options.node).kv->Get(&ctx, req, &reply)); !s.ok()) return s;
+  if (auto s = FromGrpc(impl_->For(*node).kv->Get(&ctx, req, &reply)); !s.ok()) return s;
   ReadResult out;
   out.applied = FromProto(reply.applied_gtid());
   impl_->SawEpoch(out.applied.epoch);
@@ -289,8 +341,11 @@ absl::StatusOr<ReadResult> Client::Read(const std::string& key, const ReadOption
 }
 
 absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions& options) {
+  const Clock::time_point deadline = impl_->DeadlineAfter(options.timeout);
+  auto node = impl_->Resolve(options.node, deadline);
+  if (!node.ok()) return node.status();
   grpc::ClientContext ctx;
-  impl_->Deadline(&ctx, options.timeout);
+  impl_->Deadline(&ctx, deadline);
   v1::ScanRequest req;
   req.set_start(range.start);
   req.set_end(range.end);
@@ -304,7 +359,7 @@ absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions&
   req.mutable_wait_for_gtid()->set_seq(options.wait_for.seq);
   req.set_consistency(ReadConsistencyToProto(options.consistency));
   v1::ScanReply reply;
-  if (auto s = FromGrpc(impl_->For(options.node).kv->Scan(&ctx, req, &reply)); !s.ok()) return s;
+  if (auto s = FromGrpc(impl_->For(*node).kv->Scan(&ctx, req, &reply)); !s.ok()) return s;
   ScanPage page;
   page.rows.reserve(static_cast<size_t>(reply.rows_size()));
   for (auto& row : *reply.mutable_rows()) {
@@ -341,7 +396,6 @@ WatchBatch FromProto(const v1::WatchResponse& msg) {
 
 absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& options,
                            const WatchDeliver& deliver) {
-  using Clock = std::chrono::steady_clock;
   v1::WatchRequest req;
   req.set_start(range.start);
   req.set_end(range.end);
@@ -360,29 +414,39 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
     } else {
       req.clear_after();
     }
-    const std::string& node =
-        !options.node.empty() ? options.node : impl_->addresses_[attempt % impl_->addresses_.size()];
-    grpc::ClientContext ctx;
-    if (!impl_->options_.bearer_token.empty()) {
-      ctx.AddMetadata("authorization", "Bearer " + impl_->options_.bearer_token);
-    }
-    auto reader = impl_->For(node).watch->Watch(&ctx, req);
-    v1::WatchResponse msg;
+    // The node named, or the next address, or the primary etcd names now.
+    std::string node = options.node;
+    absl::Status s;
     bool stopped = false;
-    while (reader->Read(&msg)) {
-      outage_ends = Clock::time_point::max();  // connected: a later break is a new outage
-      backoff = std::chrono::milliseconds(50);
-      WatchBatch batch = FromProto(msg);
-      after = batch.progress;
-      if (!deliver(batch)) {
-        stopped = true;
-        ctx.TryCancel();
-        break;
-      }
+    if (node.empty() && impl_->discovery_) {
+      auto primary = impl_->Resolve("", impl_->DeadlineAfter());
+      if (primary.ok()) node = *primary;
+      s = primary.status();  // UNAVAILABLE without one: an outage like any other
+    } else if (node.empty()) {
+      node = impl_->addresses_[attempt % impl_->addresses_.size()];
     }
-    absl::Status s = FromGrpc(reader->Finish());
-    if (stopped) return absl::OkStatus();
-    if (s.ok()) return absl::UnavailableError("watch stream of " + node + " ended");  // not expected
+    if (s.ok()) {
+      grpc::ClientContext ctx;
+      if (!impl_->options_.bearer_token.empty()) {
+        ctx.AddMetadata("authorization", "Bearer " + impl_->options_.bearer_token);
+      }
+      auto reader = impl_->For(node).watch->Watch(&ctx, req);
+      v1::WatchResponse msg;
+      while (reader->Read(&msg)) {
+        outage_ends = Clock::time_point::max();  // connected: a later break is a new outage
+        backoff = std::chrono::milliseconds(50);
+        WatchBatch batch = FromProto(msg);
+        after = batch.progress;
+        if (!deliver(batch)) {
+          stopped = true;
+          ctx.TryCancel();
+          break;
+        }
+      }
+      s = FromGrpc(reader->Finish());
+      if (stopped) return absl::OkStatus();
+      if (s.ok()) return absl::UnavailableError("watch stream of " + node + " ended");  // not expected
+    }
     if (options.resume_for.count() <= 0 || !absl::IsUnavailable(s)) return s;
     const auto now = Clock::now();
     if (outage_ends == Clock::time_point::max()) outage_ends = now + options.resume_for;
@@ -496,9 +560,12 @@ absl::StatusOr<RevokeResult> Client::Revoke(uint64_t epoch, const std::string& n
   req.set_epoch(epoch);
   req.set_candidate_server_id(candidate);
   v1::RevokeReply reply;
+  const Clock::time_point deadline = impl_->DeadlineAfter();
+  auto addr = impl_->Resolve(node, deadline);
+  if (!addr.ok()) return addr.status();
   grpc::ClientContext ctx;
-  impl_->Deadline(&ctx);
-  if (auto s = FromGrpc(impl_->For(node).replication->Revoke(&ctx, req, &reply)); !s.ok()) return s;
+  impl_->Deadline(&ctx, deadline);
+  if (auto s = FromGrpc(impl_->For(*addr).replication->Revoke(&ctx, req, &reply)); !s.ok()) return s;
   return RevokeResult{reply.promised_epoch(), FromProto(reply.durable_gtid()),
                       FromProto(reply.applied_gtid()), reply.node_epoch(), reply.revoked_primary(),
                       reply.promised_owner(), reply.may_have_acked_unsynced()};
@@ -533,6 +600,11 @@ absl::StatusOr<PurgeSummary> Client::PurgeBinaryLogsTo(const std::string& file, 
 }
 
 std::string Client::write_target() const { return impl_->write_target(); }
+
+absl::StatusOr<std::string> Client::PrimaryAddress() {
+  if (!impl_->discovery_) return impl_->write_target();
+  return impl_->Resolve("", impl_->DeadlineAfter());
+}
 
 uint64_t Client::epoch_seen() const { return impl_->epoch_seen(); }
 

@@ -71,6 +71,10 @@ absl::StatusOr<ClientFileOptions> ParseClientOptions(std::string_view contents,
     const std::string value = eq == std::string::npos ? "" : Value(l.substr(eq + 1));
     if (name == "host") {
       out.host = value;
+    } else if (name == "etcd") {
+      out.etcd = value;
+    } else if (name == "cluster") {
+      out.cluster = value;
     } else if (name == "port") {
       int port = -1;
       try {

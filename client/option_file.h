@@ -3,9 +3,10 @@
 // --defaults-file or else ~/.my.cnf when it exists. my.cnf syntax: '#'/';'
 // comments, `name = value`, dashes read as '_', `loose-` dropped.
 //
-// Only `host` and `port` mean something to relaykv; other names (user,
-// password, ... for other clients sharing [client]) are ignored. A bad port
-// is INVALID_ARGUMENT naming the file and line. Single-threaded, at start.
+// Only `host`, `port`, `etcd` (HOST:PORT[,HOST:PORT...]) and `cluster`
+// mean something to relaykv; other names (user, password, ... for other
+// clients sharing [client]) are ignored. A bad port is INVALID_ARGUMENT
+// naming the file and line. Single-threaded, at start.
 #pragma once
 
 #include <filesystem>
@@ -20,6 +21,8 @@ namespace relaykv {
 struct ClientFileOptions {
   std::optional<std::string> host;
   std::optional<int> port;
+  std::optional<std::string> etcd;     // etcd endpoints: find the primary there
+  std::optional<std::string> cluster;  // with etcd: whose primary
 };
 
 // `path` must exist (NOT_FOUND naming it otherwise).

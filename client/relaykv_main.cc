@@ -4,8 +4,11 @@
 //   relaykv [-h HOST] [-P PORT] -e "STATEMENT; STATEMENT"
 //   relaykv [-h HOST] [-P PORT] < script.sql      (batch mode)
 //   relaykv [-h HOST] [-P PORT]                   (interactive shell on a terminal)
+//   relaykv --etcd HOST:PORT[,...] --cluster NAME ...  (the primary etcd names)
 // HOST and PORT default to the [client] section of --defaults-file or
-// ~/.my.cnf (client/option_file.h), then 127.0.0.1:7400.
+// ~/.my.cnf (client/option_file.h), then 127.0.0.1:7400. With --etcd (or
+// `etcd`/`cluster` in the option file) the node is the cluster's primary,
+// looked up once at start; put/get/del/watch follow it through failovers.
 // Output: bordered tables on a terminal, tab-separated under a header when
 // piped (-B forces it, -N drops the header, -t forces tables). Errors print
 // "ERROR <code> (<state>): message" on stderr and the exit status is 1.
@@ -27,6 +30,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "client/admin_executor.h"
 #include "client/option_file.h"
 #include "client/channel_args.h"
@@ -34,6 +38,7 @@
 #include "client/result_printer.h"
 #include "client/statement.h"
 #include "client/statement_splitter.h"
+#include "etcd_client/etcd_client.h"
 #include "relaykv/client.h"
 
 namespace relaykv {
@@ -58,7 +63,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Connect(const std::string& host, 
 // The connection error names the server, as mysql's 2003 does, and the
 // likely TLS cause when the connection was closed at once.
 absl::Status Explain(const absl::Status& s, const std::string& host, bool tls) {
-  if (absl::IsUnavailable(s)) {
+  if (absl::IsUnavailable(s) && !absl::StartsWith(s.message(), "no primary in cluster")) {
     std::string hint;
     if (s.message().find("Socket closed") != std::string_view::npos ||
         s.message().find("Handshake") != std::string_view::npos) {
@@ -249,6 +254,14 @@ int main(int argc, char** argv) {
                  "read host and port from this file's [client] and [relaykv] sections instead "
                  "of ~/.my.cnf")
       ->check(CLI::ExistingFile);
+  std::string etcd_list, cluster;
+  app.add_option("--etcd", etcd_list,
+                 "find the primary in etcd instead of -H/-h/-P: etcd's client endpoints, "
+                 "HOST:PORT[,HOST:PORT...] (with --cluster); statements go to the primary its "
+                 "leader record names at start, put/get/del/watch follow it through failovers");
+  app.add_option("--cluster", cluster,
+                 "with --etcd: the relaykv cluster whose primary to use (etcd key "
+                 "/relaykv/NAME/leader)");
   app.add_option("-e,--execute", execute, "run these ';'-separated statements and exit");
   app.add_flag("-B,--batch", batch, "tab-separated output, no tables");
   app.add_flag("-N,--skip-column-names", no_header, "no header line in batch output");
@@ -316,8 +329,22 @@ int main(int argc, char** argv) {
     }
     file = *read;
   }
+  // Command line first: -H/-h/-P there override the file's etcd, and --etcd
+  // the file's host; in the file, etcd wins over host.
+  const bool node_on_command_line = !host_port.empty() || !host.empty() || port;
+  if (node_on_command_line && (!etcd_list.empty() || !cluster.empty())) {
+    std::cerr << "relaykv: give -H/-h/-P, or --etcd and --cluster, not both\n";
+    return 1;
+  }
+  if (!node_on_command_line && etcd_list.empty()) etcd_list = file.etcd.value_or("");
+  if (!node_on_command_line && cluster.empty()) cluster = file.cluster.value_or("");
+  if (etcd_list.empty() != cluster.empty()) {
+    std::cerr << "relaykv: --etcd and --cluster go together (etcd's endpoints, and whose primary)\n";
+    return 1;
+  }
+  const bool discover = !etcd_list.empty();
   std::string address = host_port;
-  if (address.empty()) {
+  if (address.empty() && !discover) {
     std::string h = !host.empty() ? host : file.host.value_or("127.0.0.1");
     const size_t colons = std::count(h.begin(), h.end(), ':');
     if (colons == 1 && !port) {
@@ -330,6 +357,30 @@ int main(int argc, char** argv) {
   for (char& c : ssl_mode) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   tls.enabled = ssl_mode.empty() ? ssl || !tls.ca.empty() || !tls.cert.empty() : ssl_mode != "DISABLED";
   if (token.empty() && std::getenv("RELAYKV_TOKEN") != nullptr) token = std::getenv("RELAYKV_TOKEN");
+  // The key-value commands go through the client library (which follows a
+  // failover); statements go to the node it names now.
+  ClientOptions options;
+  options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
+  options.tls = tls;
+  options.bearer_token = token;
+  if (discover) {
+    options.etcd_endpoints = etcd::EtcdClient::ParseEndpoints(etcd_list);
+    options.cluster = cluster;
+  }
+  auto client = Client::Connect(discover ? std::vector<std::string>{} : std::vector<std::string>{address},
+                                options);
+  if (!client.ok()) {
+    PrintError(std::cerr, client.status());
+    return 1;
+  }
+  if (discover) {
+    auto primary = (*client)->PrimaryAddress();
+    if (!primary.ok()) {
+      PrintError(std::cerr, primary.status());
+      return 1;
+    }
+    address = *primary;
+  }
   auto channel = Connect(address, tls);
   if (!channel.ok()) {
     PrintError(std::cerr, channel.status());
@@ -344,16 +395,6 @@ int main(int argc, char** argv) {
   mode.tls = tls.enabled;
 
   if (put->parsed() || del->parsed() || get->parsed() || watch->parsed()) {
-    // The key-value commands go through the client library.
-    ClientOptions options;
-    options.timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
-    options.tls = tls;
-    options.bearer_token = token;
-    auto client = Client::Connect({address}, options);
-    if (!client.ok()) {
-      PrintError(std::cerr, client.status());
-      return 1;
-    }
     if (watch->parsed()) {
       return RunWatch(**client, address, tls.enabled, watch_prefix, watch_from, watch_count,
                       watch_uncommitted, watch_resume_s);

@@ -7,6 +7,12 @@
 // the node named in ReadOptions, and can wait until that node has applied a
 // given GTID (read-your-writes on a replica).
 //
+// Or it finds the primary in etcd (ClientOptions::etcd_endpoints and
+// cluster; README "Finding the primary (clients)"): writes, and reads and
+// admin calls that name no node, go to the primary the cluster's leader
+// record names now, followed through failovers by a watch; never to one of
+// an older epoch than this client has seen.
+//
 // Every call has a deadline (ClientOptions::timeout unless the call says
 // otherwise) and returns a status with the server's code and message; a
 // node that cannot be reached is UNAVAILABLE. Nothing throws.
@@ -63,6 +69,21 @@ struct ClientOptions {
   // primary nobody fenced yet — refuses it (FAILED_PRECONDITION, nothing
   // written). relaykv/write_outcome.h tells refused from outcome unknown.
   bool epoch_fencing = true;
+  // Primary discovery: etcd's client endpoints ("HOST:PORT", plain-text
+  // gRPC) and the relaykv cluster whose /relaykv/<cluster>/leader record
+  // (proto/coordination.proto) names the primary. Both or neither. With
+  // them, Connect may be given no address; the Client reads the record,
+  // then watches it on a thread of its own (stopped by the destructor). A
+  // record of an older epoch than the client has seen is ignored, and the
+  // record's epoch raises the epoch writes carry (epoch_fencing). While no
+  // primary is known (the leader's lease ended, an election runs, the
+  // record is unreadable) a call waits for one up to its deadline, then
+  // fails UNAVAILABLE "no primary in cluster <cluster>: <why>". A write
+  // sent to a primary that then failed over fails as before (UNAVAILABLE,
+  // DEADLINE_EXCEEDED: outcome unknown, relaykv/write_outcome.h); it is not
+  // resent.
+  std::vector<std::string> etcd_endpoints;
+  std::string cluster;
 };
 
 
@@ -111,9 +132,10 @@ struct PurgeSummary {  // PURGE BINARY LOGS TO
 
 class Client {
  public:
-  // INVALID_ARGUMENT if no address is given, one is not HOST:PORT, or the
-  // TLS files cannot be read. Does
-  // not wait for the nodes: a node that is down fails the calls sent to it.
+  // INVALID_ARGUMENT if no address is given (and no etcd discovery), one is
+  // not HOST:PORT, only one of etcd_endpoints/cluster is set, or the TLS
+  // files cannot be read. Does not wait for the nodes nor etcd: a node that
+  // is down fails the calls sent to it.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Client>> Connect(
       std::vector<std::string> addresses, ClientOptions options = {});
   ~Client();
@@ -190,8 +212,11 @@ class Client {
   [[nodiscard]] absl::StatusOr<PurgeSummary> PurgeBinaryLogsTo(const std::string& file,
                                                               const std::string& node = "");
 
-  // Where writes go now.
+  // Where writes go now ("" while etcd names no primary).
   std::string write_target() const;
+  // Where writes go: with etcd discovery, waits for a primary up to the
+  // client's timeout (UNAVAILABLE "no primary in cluster ..." after it).
+  [[nodiscard]] absl::StatusOr<std::string> PrimaryAddress();
   // The highest epoch this client has seen (ClientOptions::epoch_fencing).
   uint64_t epoch_seen() const;
 

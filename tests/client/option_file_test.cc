@@ -31,6 +31,15 @@ TEST(OptionFileTest, BadPortNamesTheFileAndLine) {
   EXPECT_NE(o.status().message().find(path.string() + ":3: port"), std::string::npos) << o.status();
 }
 
+TEST(OptionFileTest, EtcdAndClusterAreRead) {
+  auto o = ParseClientOptions("[client]\nhost = db1\n[relaykv]\netcd = 10.0.0.1:2379,10.0.0.2:2379\n"
+                              "cluster = 'prod-eu'\n",
+                              "my.cnf");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->etcd, "10.0.0.1:2379,10.0.0.2:2379");
+  EXPECT_EQ(o->cluster, "prod-eu");
+}
+
 TEST(OptionFileTest, MissingFileIsNotFound) {
   auto o = ReadClientOptionFile("/nonexistent/my.cnf");
   EXPECT_TRUE(absl::IsNotFound(o.status())) << o.status();
