@@ -57,6 +57,11 @@ bool Node::Impl::GateClosed() const {
          LeaseExpired(lease_until_ns_);
 }
 
+bool Node::Impl::GateClosedForReads() const {
+  std::lock_guard l(gate_mu_);
+  return GateClosed();
+}
+
 void Node::Impl::SetHeld(bool held) {
   held_.store(held);
   UpdatePrimaryFence();

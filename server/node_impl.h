@@ -247,7 +247,7 @@ class Node::Impl {
   // until nobody holds it, so once Revoke returned nothing more is
   // appended and no OK is answered. Counted, not a shared_mutex: a commit
   // failing inside the enqueue is answered on the same thread.
-  std::mutex gate_mu_;
+  mutable std::mutex gate_mu_;
   std::condition_variable gate_cv_;
   int gate_holders_ GUARDED_BY(gate_mu_) = 0;
   // False (nothing held) if this primary is fenced: revoked, or its binlog
@@ -280,6 +280,8 @@ class Node::Impl {
   // before the promise was raised is still to be appended or answered.
   void DrainCommitGateIfClosed() EXCLUDES(gate_mu_);
   bool GateClosed() const REQUIRES(gate_mu_);
+  // GateClosed() for a primary-fresh read on this primary.
+  bool GateClosedForReads() const EXCLUDES(gate_mu_);
   std::string primary_ GUARDED_BY(mu_);           // "" on a primary
   std::unique_ptr<ReplicaIo> io_ GUARDED_BY(mu_);  // set on a replica
   // Periodic chores (Housekeeping); last, so destroyed (stopped) first.

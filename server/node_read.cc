@@ -57,11 +57,15 @@ absl::StatusOr<Gtid> Node::Impl::ReadIndex(const GetOptions& options) {
     if (primary_.empty()) {
       // A primary: what it answered OK is applied. Unless a newer primary
       // may exist: then this node cannot know what is fresh.
-      if (revoked_.load()) {
+      // With automatic failover, a valid lease (and no hold) also proves
+      // no other node can have been elected (server/leader_lease.h).
+      if (GateClosedForReads()) {
         return absl::UnavailableError(
-            "primary-fresh read: this primary is fenced (its epoch " +
-            std::to_string(binlog_->epoch()) + " was revoked, promised epoch " +
-            std::to_string(promise_->value()) + "): a newer primary may have taken writes");
+            "primary-fresh read: this primary is fenced (epoch " +
+            std::to_string(binlog_->epoch()) + ", promised epoch " +
+            std::to_string(promise_->value()) +
+            (held_.load() ? ", role not known" : "") +
+            "; or its leader lease ran out): a newer primary may have taken writes");
       }
       return state_->Applied();
     }
@@ -74,6 +78,15 @@ absl::StatusOr<Gtid> Node::Impl::ReadIndex(const GetOptions& options) {
   const Deadline ask_until = std::min(options.deadline, Clock::now() + kAskPrimaryTimeout);
   auto index = read_index_.Ask(target, ask_until);
   if (!index.ok()) return index.status();
+  // A primary of an epoch this node has promised away may be deposed: a
+  // newer one may have answered writes it never saw (review s4 finding 1).
+  if (index->epoch < promise_->value()) {
+    return absl::UnavailableError("primary-fresh read: primary " + target.address +
+                                  " answered from epoch " + std::to_string(index->epoch) +
+                                  ", but this replica has promised epoch " +
+                                  std::to_string(promise_->value()) +
+                                  " to a newer primary; read from that one");
+  }
 
   GetOptions wait = options;
   wait.wait_for = *index;

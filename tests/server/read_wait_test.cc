@@ -172,5 +172,36 @@ TEST(ReadWaitTest, EmbeddedReplicaPrimaryFreshRead) {
   EXPECT_NE(scan.status().message().find(primary_address), std::string::npos) << scan.status();
 }
 
+// Review s4 finding 1: a replica that promised a newer epoch away (an
+// election revoked its primary, which was never reached) must not take
+// its old primary's word for what is fresh: the new primary may have
+// answered writes the old one never saw.
+TEST(ReadWaitTest, PrimaryFreshReadRefusesAPrimaryOfARevokedEpoch) {
+  TempDir dir;
+  auto primary = OpenPrimary(dir.path() / "p");
+  ASSERT_NE(primary, nullptr);
+  NodeOptions ro;
+  ro.data_dir = dir.path() / "r";
+  ro.replicate_from = "127.0.0.1:" + std::to_string(primary->bound_port());
+  ro.variables = {{"server_id", "2"}};
+  auto opened = Node::Open(ro);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Node> replica = *std::move(opened);
+  auto v1 = primary->Put("k", "v1");
+  ASSERT_TRUE(v1.ok());
+  GetOptions fresh;
+  fresh.consistency = ReadConsistency::kPrimaryFresh;
+  fresh.deadline = Clock::now() + std::chrono::seconds(30);
+  ASSERT_TRUE(replica->Get("k", fresh).ok());
+
+  // Another node (server_id 9) is being elected into the next epoch.
+  ASSERT_TRUE(replica->Revoke(v1->epoch + 1, 9).ok());
+  auto r = replica->Get("k", fresh);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+  EXPECT_NE(r.status().message().find("promised epoch " + std::to_string(v1->epoch + 1)),
+            std::string::npos)
+      << r.status();
+}
+
 }  // namespace
 }  // namespace relaykv
