@@ -4,7 +4,10 @@
 # processes on 127.0.0.1, data under var/demo/), turns on lossless semi-sync
 # replication, writes through the primary, and shows the replicas' status and
 # that all three hold identical data; then kills the primary and fails over
-# to a replica (RESET SLAVE ALL). Stops everything cleanly at the end.
+# to a replica by hand (RESET SLAVE ALL). Then the same with automatic
+# failover through etcd (scripts/demo_auto_failover.sh): a replica takes over
+# by itself and the old primary rejoins, truncating its unacknowledged tail.
+# Stops everything cleanly at the end.
 # --tls: the same over mutual TLS with roles (README "Security"): test
 # certificates from scripts/make-test-certs.sh in var/demo/certs, every
 # node serving TLS only, replicas connecting with the "repl" identity and
@@ -163,3 +166,7 @@ trap - EXIT
 stop_node "$ROOT/replica2"
 stop_node "$ROOT/replica1"
 stop_node "$ROOT/primary"
+
+if [ "$tls" = 0 ]; then
+  RELAYKV_BIN_DIR=$BIN bash scripts/demo_auto_failover.sh || [ $? = 77 ]
+fi
