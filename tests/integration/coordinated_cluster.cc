@@ -1,0 +1,116 @@
+#include "tests/integration/coordinated_cluster.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/common/temp_dir.h"
+
+namespace relaykv::testing {
+
+using namespace std::chrono_literals;
+
+int FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatedCluster>> CoordinatedCluster::Start(
+    const std::filesystem::path& dir, Options options) {
+  std::unique_ptr<CoordinatedCluster> c(new CoordinatedCluster());
+  c->dir_ = dir;
+  c->options_ = std::move(options);
+  auto etcd = EtcdCluster::Start(dir / "etcd", 1);
+  if (!etcd.ok()) return etcd.status();
+  c->etcd_ = *std::move(etcd);
+  const int n = c->options_.nodes;
+  c->nodes_.resize(n);
+  for (int i = 0; i < n; ++i) {
+    c->ports_.push_back(FreeLoopbackPort());
+    auto proxy = TcpProxy::Start(c->etcd_endpoint());
+    if (!proxy.ok()) return proxy.status();
+    c->proxies_.push_back(*std::move(proxy));
+  }
+  if (!c->StartNode(0)) return absl::InternalError("node 1 did not start");
+  if (c->WaitForPrimary(30s) != 0) {
+    return absl::InternalError("node 1 did not claim the new cluster: " + c->nodes_[0]->Log());
+  }
+  for (int i = 1; i < n; ++i) {
+    if (!c->StartNode(i)) return absl::InternalError("node " + std::to_string(i + 1) + " did not start");
+  }
+  const bool followed = WaitFor(
+      [&] {
+        auto rows = c->nodes_[0]->client().ShowStatus("Rpl_semi_sync_master_clients");
+        return rows.ok() && !rows->empty() && rows->begin()->second == std::to_string(n - 1);
+      },
+      30s);
+  if (!followed) return absl::InternalError("the replicas did not connect as semi-sync replicas");
+  return c;
+}
+
+std::vector<std::string> CoordinatedCluster::Flags(int i) const {
+  std::vector<std::string> f = {
+      "--server-id=" + std::to_string(i + 1),
+      "--etcd=" + proxies_[i]->address(),
+      "--cluster=test",
+      "--lease-ttl=" + std::to_string(options_.lease_ttl_s),
+      "--failover-min-interval=0",
+      "--rpl_semi_sync_master_enabled=ON",
+      "--rpl_semi_sync_slave_enabled=ON",
+      // Commits wait for their ACK (no async fallback within a test).
+      "--rpl_semi_sync_master_timeout=600000",
+  };
+  if (i != 0) f.push_back("--replicate-from=127.0.0.1:" + std::to_string(ports_[0]));
+  f.insert(f.end(), options_.extra_flags.begin(), options_.extra_flags.end());
+  return f;
+}
+
+bool CoordinatedCluster::StartNode(int i) {
+  nodes_[i] = Relaykvd::Start(dir_ / ("n" + std::to_string(i + 1)), Flags(i), ports_[i]);
+  return nodes_[i] != nullptr;
+}
+
+std::string CoordinatedCluster::Role(int i) {
+  if (!running(i)) return "";
+  auto rows = nodes_[i]->client().ShowStatus("Coordinator_role");
+  if (!rows.ok() || rows->empty()) return "";
+  return rows->begin()->second;
+}
+
+int CoordinatedCluster::WaitForPrimary(std::chrono::seconds timeout, int except) {
+  int found = -1;
+  WaitFor(
+      [&] {
+        for (int i = 0; i < size(); ++i) {
+          if (i != except && Role(i) == "primary") found = i;
+        }
+        return found >= 0;
+      },
+      timeout);
+  return found;
+}
+
+bool CoordinatedCluster::AllSame() {
+  int first = -1;
+  for (int i = 0; i < size(); ++i) {
+    if (!running(i)) continue;
+    if (first < 0) {
+      first = i;
+    } else if (!SameChecksum(*nodes_[first], *nodes_[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace relaykv::testing
