@@ -79,6 +79,11 @@ ResultSet ChecksumResult(const v1::ChecksumReply& reply) {
           {{FormatGtid(reply.gtid()), reply.hash(), std::to_string(reply.keys())}}};
 }
 
+ResultSet SwitchoverResult(const v1::SwitchoverReply& reply) {
+  return {{"Epoch_start", "Unavailable_ms"},
+          {{FormatGtid(reply.epoch_start()), std::to_string(reply.unavailable_ms())}}};
+}
+
 ResultSet BinaryLogsResult(const v1::BinaryLogsReply& reply) {
   // First_seq stands where MySQL 8 has "Encrypted": which GTIDs a file
   // holds is what a DBA needs before PURGE BINARY LOGS TO.
@@ -255,6 +260,13 @@ absl::StatusOr<StatementResult> AdminExecutor::Execute(const Statement& statemen
                           return admin_->ResetReplica(ctx, v1::ResetReplicaRequest(), r);
                         }),
                         no_rows);
+          },
+          [&](const stmt::Switchover& s) {
+            v1::SwitchoverRequest req;
+            req.set_target(s.target);
+            return then(Invoke<v1::SwitchoverReply>(
+                            [&](auto* ctx, auto* r) { return admin_->Switchover(ctx, req, r); }),
+                        SwitchoverResult);
           },
           [&](const stmt::ShowVariables& s) {
             v1::ShowRequest req;

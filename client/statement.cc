@@ -65,6 +65,12 @@ class Parser {
     if (Accept("INSTALL")) return ParseInstall();
     if (Accept("PURGE")) return ParsePurge();
     if (Accept("CHECKSUM")) return Finish(stmt::Checksum{});
+    if (Accept("SWITCHOVER")) {
+      if (!Accept("TO")) return Error("expected TO after SWITCHOVER");
+      auto target = AcceptText();
+      if (!target) return Error("expected the new primary's 'host:port' after SWITCHOVER TO");
+      return Finish(stmt::Switchover{std::move(*target)});
+    }
     if (Accept("PUT")) {
       auto key = AcceptText();
       if (!key) return Error("expected a key after PUT");
@@ -106,7 +112,7 @@ class Parser {
     return Error(
         "unknown statement (relaykv knows SET, RESET PERSIST, RESET SLAVE ALL, SHOW, START/STOP "
         "SLAVE, CHANGE MASTER, INSTALL PLUGIN, PURGE BINARY LOGS, PUT, GET, DELETE, SCAN, "
-        "CHECKSUM)");
+        "CHECKSUM, SWITCHOVER)");
   }
 
  private:
@@ -535,6 +541,7 @@ std::string FormatStatement(const Statement& s) {
             return "RESET PERSIST" + (v.name ? " " + FormatName(*v.name) : std::string());
           },
           [](const stmt::ResetReplica&) { return std::string("RESET REPLICA ALL"); },
+          [](const stmt::Switchover& v) { return "SWITCHOVER TO " + QuoteString(v.target); },
           [&](const stmt::ShowVariables& v) { return "SHOW GLOBAL VARIABLES" + like(v.like); },
           [&](const stmt::ShowStatus& v) { return "SHOW GLOBAL STATUS" + like(v.like); },
           [](const stmt::ShowReplicaStatus&) { return std::string("SHOW REPLICA STATUS"); },

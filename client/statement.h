@@ -9,6 +9,7 @@
 //   SET @@global.name = value | SET @@persist.name = value
 //   RESET PERSIST [name]
 //   RESET SLAVE ALL | RESET REPLICA ALL   (failover: this replica becomes a primary)
+//   SWITCHOVER TO 'host:port'             (automatic failover: hand the primary role over)
 //   SHOW [GLOBAL] VARIABLES [LIKE 'pattern'] | SHOW [GLOBAL] STATUS [LIKE 'pattern']
 //   SHOW SLAVE STATUS | SHOW REPLICA STATUS | SHOW REPLICAS | SHOW SLAVE HOSTS
 //   START|STOP SLAVE [IO_THREAD | SQL_THREAD [, ...]]
@@ -62,6 +63,12 @@ struct ResetPersist {
 // node's binlog: refused by the parser.)
 struct ResetReplica {
   friend bool operator==(const ResetReplica&, const ResetReplica&) = default;
+};
+
+// SWITCHOVER TO 'host:port': the primary hands its role to that replica.
+struct Switchover {
+  std::string target;
+  friend bool operator==(const Switchover&, const Switchover&) = default;
 };
 
 struct ShowVariables {
@@ -178,7 +185,7 @@ using Statement =
                  stmt::ShowStatus, stmt::ShowReplicaStatus, stmt::ShowReplicas, stmt::ReplicaThreads,
                  stmt::ChangeMaster, stmt::InstallPlugin, stmt::Put, stmt::Get, stmt::Delete,
                  stmt::Checksum, stmt::ShowBinaryLogs, stmt::ShowMasterStatus,
-                 stmt::PurgeBinaryLogs, stmt::Scan>;
+                 stmt::PurgeBinaryLogs, stmt::Scan, stmt::Switchover>;
 
 // Parses the text of exactly one statement (as SplitStatements returns it).
 // Empty text is INVALID_ARGUMENT "No query specified".

@@ -122,6 +122,16 @@ grpc::Status AdminService::ResetReplica(Ctx* ctx, const v1::ResetReplicaRequest*
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::Switchover(Ctx* ctx, const v1::SwitchoverRequest* req,
+                                      v1::SwitchoverReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kAdmin, "SWITCHOVER"); !denied.ok()) return denied;
+  auto done = node_->Switchover(req->target());
+  if (!done.ok()) return ToGrpcStatus(done.status());
+  GtidToProto(done->epoch_start, reply->mutable_epoch_start());
+  reply->set_unavailable_ms(done->unavailable_ms);
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminService::ReplicaStatus(Ctx* ctx, const v1::ReplicaStatusRequest*,
                                          v1::ReplicaStatusReply* reply) {
   if (auto denied = auth_->Check(ctx, Role::kRead,

@@ -26,6 +26,7 @@ class AdminService final : public v1::Admin::Service {
                               v1::ReplicaThreadsReply*) override;
   grpc::Status ChangeMaster(Ctx*, const v1::ChangeMasterRequest*, v1::ChangeMasterReply*) override;
   grpc::Status ResetReplica(Ctx*, const v1::ResetReplicaRequest*, v1::ResetReplicaReply*) override;
+  grpc::Status Switchover(Ctx*, const v1::SwitchoverRequest*, v1::SwitchoverReply*) override;
   grpc::Status ReplicaStatus(Ctx*, const v1::ReplicaStatusRequest*,
                              v1::ReplicaStatusReply*) override;
   grpc::Status Replicas(Ctx*, const v1::ReplicasRequest*, v1::ReplicasReply*) override;

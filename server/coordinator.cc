@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <thread>
 
 #include "client/channel_args.h"
 #include "client/channel_credentials.h"
@@ -21,7 +22,10 @@ using Clock = std::chrono::steady_clock;
 // How often the coordinator looks at etcd (and renews nothing: the lease
 // has its own thread). Bounds how long a dead leader's key, once expired,
 // goes unnoticed.
-constexpr auto kLoop = std::chrono::milliseconds(500);
+constexpr auto kLoop = std::chrono::milliseconds(200);
+// A switchover's parts: the target catching up, the new leader appearing.
+constexpr auto kSwitchoverCatchUp = std::chrono::seconds(5);
+constexpr auto kSwitchoverElection = std::chrono::seconds(10);
 // One peer's Revoke answer; a peer that does not answer in time counts as
 // not reached.
 constexpr auto kPeerRevokeTimeout = std::chrono::seconds(3);
@@ -83,6 +87,7 @@ absl::StatusOr<ClusterView> ReadClusterView(etcd::EtcdClient* etcd, const std::s
   const std::string leader_key = LeaderLease::LeaderKey(cluster);
   const std::string history_prefix = ClusterPrefix(cluster) + "history/";
   const std::string nodes_prefix = ClusterPrefix(cluster) + "nodes/";
+  const std::string switchover_key = ClusterPrefix(cluster) + "switchover";
   for (const etcd::KeyValue& kv : all->kvs) {
     if (kv.key == leader_key) {
       view.leader_raw = kv.value;
@@ -103,6 +108,9 @@ absl::StatusOr<ClusterView> ReadClusterView(etcd::EtcdClient* etcd, const std::s
       if (rec->went_async()) r.went_async_after = rec->went_async_after();
       view.history[rec->epoch()] = r;
       view.records[rec->epoch()] = *rec;
+    } else if (kv.key == switchover_key) {
+      auto rec = FromJson<v1::LeaderRecord>(kv.value, kv.key);
+      if (rec.ok()) view.switchover = *rec;
     } else if (kv.key.rfind(nodes_prefix, 0) == 0) {
       auto rec = FromJson<v1::NodeRecord>(kv.value, kv.key);
       if (rec.ok() && rec->server_id() != 0) view.nodes[rec->server_id()] = rec->address();
@@ -212,6 +220,23 @@ void Coordinator::RequestRestart(const std::string& why) {
 
 void Coordinator::Step() {
   Node::Impl& impl = *node_->impl_;
+  std::shared_ptr<SwitchoverJob> job;
+  {
+    std::lock_guard l(mu_);
+    job = switchover_;
+  }
+  if (job) {
+    auto result = lease_ && !restart_requested_
+                      ? RunSwitchover(job->target)
+                      : absl::FailedPreconditionError(
+                            "SWITCHOVER runs on the cluster's primary; this node is not it" +
+                            (leader_.empty() ? std::string() : " (the leader is " + leader_ + ")"));
+    std::lock_guard l(mu_);
+    job->result = std::move(result);
+    job->done = true;
+    switchover_.reset();
+    cv_.notify_all();
+  }
   if (restart_requested_) return;
   if (lease_) {
     if (lease_lost_.load() || !lease_->Valid()) {
@@ -331,7 +356,16 @@ void Coordinator::Elect(const ClusterView& view) {
   Node::Impl& impl = *node_->impl_;
   const uint32_t me = options_.server_id;
   following_.clear();
-  if (!view.records.empty()) {
+  const uint64_t current_epoch = failover::CurrentEpoch(view.history);
+  // A planned handover of this epoch names who is to win.
+  const bool handover = view.switchover && view.switchover->epoch() == current_epoch &&
+                        !view.history.empty();
+  if (handover && view.switchover->server_id() != me) {
+    Refuse("switchover to " + view.switchover->address() + " (server_id " +
+           std::to_string(view.switchover->server_id()) + "): waiting for it to claim");
+    return;
+  }
+  if (!view.records.empty() && !handover) {
     const int64_t since = view.records.rbegin()->second.started_unix_ms();
     const int64_t wait_ms =
         since + std::chrono::milliseconds(options_.failover_min_interval).count() - UnixMillis();
@@ -380,6 +414,9 @@ void Coordinator::Elect(const ClusterView& view) {
     resp.listed_acker = id != previous;
     resp.previous_primary = id == previous;
     resp.may_have_acked_unsynced = r->may_have_acked_unsynced;
+    // The switchover target wins a tie with the old primary (it ACKed
+    // everything the old primary holds).
+    if (handover && id == me) resp.priority = 2;
     if (resp.listed_acker) {
       ++answered;
       if (resp.may_have_acked_unsynced) ++answered_unsynced;
@@ -566,6 +603,116 @@ void Coordinator::RecordAsync() {
                "replica is promoted automatically while it may lack acknowledged writes; only this "
                "node may take over again",
                epoch, rec->went_async() ? rec->went_async_after() : after);
+}
+
+absl::StatusOr<SwitchoverResult> Coordinator::Switchover(const std::string& target) {
+  auto job = std::make_shared<SwitchoverJob>();
+  job->target = target;
+  std::unique_lock l(mu_);
+  if (switchover_) return absl::FailedPreconditionError("a switchover is already running");
+  switchover_ = job;
+  cv_.notify_all();
+  const bool done = cv_.wait_for(l, kSwitchoverCatchUp + kSwitchoverElection + std::chrono::seconds(10),
+                                 [&] { return job->done || stopping_; });
+  if (!done || !job->done) {
+    return absl::DeadlineExceededError("SWITCHOVER TO " + target +
+                                       ": no answer in time; see SHOW STATUS LIKE 'Coordinator%'");
+  }
+  return job->result;
+}
+
+absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& target) {
+  Node::Impl& impl = *node_->impl_;
+  auto view = ReadClusterView(etcd_.get(), options_.cluster);
+  if (!view.ok()) return view.status();
+  uint32_t target_id = 0;
+  std::string known;
+  for (const auto& [id, address] : view->nodes) {
+    if (address == target) target_id = id;
+    known += (known.empty() ? "" : ", ") + address;
+  }
+  if (target_id == 0) {
+    return absl::InvalidArgumentError("SWITCHOVER TO '" + target + "': not a node of cluster " +
+                                      options_.cluster + " (its nodes: " + known + ")");
+  }
+  if (target_id == options_.server_id) {
+    return absl::InvalidArgumentError("SWITCHOVER TO '" + target + "': that is this primary");
+  }
+  const auto acked = [&]() -> std::optional<Gtid> {
+    for (const ReplicaSummary& r : node_->Replicas()) {
+      if (r.server_id == target_id && r.semi_sync) return r.acked;
+    }
+    return std::nullopt;
+  };
+  if (!acked()) {
+    return absl::FailedPreconditionError("SWITCHOVER TO '" + target +
+                                         "': it is not connected to this primary as a semi-sync "
+                                         "replica (SHOW REPLICAS)");
+  }
+  // Writes refused from here (nothing written); those in flight finish.
+  const auto refused_at = Clock::now();
+  impl.draining_.store(true);
+  const auto undrain = [&] { impl.draining_.store(false); };
+  const auto caught_up_by = refused_at + kSwitchoverCatchUp;
+  for (;;) {
+    const std::optional<Gtid> a = acked();
+    if (a && *a >= impl.binlog_->LastVisible()) break;
+    if (Clock::now() >= caught_up_by) {
+      undrain();
+      return absl::DeadlineExceededError(
+          "SWITCHOVER TO '" + target + "': it did not ACK this primary's binlog end " +
+          impl.binlog_->LastVisible().ToString() + " within 5 s; nothing changed");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  // Name the target (on a short lease: a handover that never happens is
+  // forgotten), then give up the key; no OK is answered from here on.
+  const uint64_t epoch = impl.binlog_->epoch();
+  v1::LeaderRecord next;
+  next.set_server_id(target_id);
+  next.set_epoch(epoch);
+  next.set_address(target);
+  auto short_lease = etcd_->LeaseGrant(30);
+  if (!short_lease.ok()) {
+    undrain();
+    return short_lease.status();
+  }
+  if (auto put = etcd_->Put(ClusterPrefix(options_.cluster) + "switchover", ToJson(next),
+                            short_lease->id);
+      !put.ok()) {
+    undrain();
+    return put.status();
+  }
+  impl.lease_until_ns_.store(0);
+  impl.SetHeld(true);
+  undrain();
+  if (auto s = lease_->Release(); !s.ok()) {
+    spdlog::warn("switchover: leader key not released ({}); it expires with the lease",
+                 s.ToString());
+  }
+  lease_.reset();
+  SetRole("unknown");
+  spdlog::warn("switchover: handing the primary role to {} (server_id {}) at {}", target,
+               target_id, impl.binlog_->LastVisible().ToString());
+  const auto elected_by = Clock::now() + kSwitchoverElection;
+  while (Clock::now() < elected_by) {
+    auto now = ReadClusterView(etcd_.get(), options_.cluster);
+    if (now.ok() && now->leader && now->leader->server_id() == target_id &&
+        now->leader->epoch() > epoch) {
+      SwitchoverResult r;
+      const auto rec = now->history.find(now->leader->epoch());
+      if (rec != now->history.end()) {
+        r.epoch_start = Gtid{now->leader->epoch(), rec->second.start_after.seq + 1};
+      }
+      r.unavailable_ms = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - refused_at).count());
+      return r;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return absl::DeadlineExceededError("SWITCHOVER TO '" + target +
+                                     "': this node gave up the primary role, but the target did "
+                                     "not claim it within 10 s; see its Coordinator_refusal");
 }
 
 std::vector<std::pair<std::string, std::string>> Coordinator::Status() const {

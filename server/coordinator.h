@@ -77,6 +77,8 @@ struct ClusterView {
   failover::History history;
   std::map<uint64_t, v1::EpochRecord> records;  // the same, as stored
   std::map<uint32_t, std::string> nodes;        // server_id -> address
+  // `switchover`: the primary of epoch `epoch` handed over to `server_id`.
+  std::optional<v1::LeaderRecord> switchover;
 };
 
 // Keys and record (de)serialization (protobuf JSON).
@@ -106,6 +108,10 @@ class Coordinator {
   // Joins the thread; a held leader lease is released (no OK after it).
   void Stop();
 
+  // Node::Switchover's work, run on the coordinator's thread; this call
+  // waits for it (bounded).
+  absl::StatusOr<SwitchoverResult> Switchover(const std::string& target);
+
   // SHOW STATUS rows (Coordinator_*).
   std::vector<std::pair<std::string, std::string>> Status() const;
 
@@ -123,6 +129,13 @@ class Coordinator {
   // No silent async: marks history/<E> went_async (guarded by our leader
   // key), then lets semi-sync switch OFF.
   void RecordAsync();
+  struct SwitchoverJob {
+    std::string target;
+    bool done = false;
+    absl::StatusOr<SwitchoverResult> result = absl::UnknownError("not run");
+  };
+  // As the leader: hands over to job->target (Node::Switchover).
+  absl::StatusOr<SwitchoverResult> RunSwitchover(const std::string& target);
   // Bootstrap or election refused / waiting: why, for SHOW STATUS and the log (once).
   void Refuse(const std::string& why);
   void SetRole(const std::string& role);
@@ -149,6 +162,7 @@ class Coordinator {
   std::string refusal_ GUARDED_BY(mu_);
   std::string leader_ GUARDED_BY(mu_);
   std::string last_failover_ GUARDED_BY(mu_);
+  std::shared_ptr<SwitchoverJob> switchover_ GUARDED_BY(mu_);
   uint64_t failovers_ GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };

@@ -253,6 +253,17 @@ absl::StatusOr<Gtid> Node::BecomePrimary() {
   return start;
 }
 
+absl::StatusOr<SwitchoverResult> Node::Switchover(const std::string& target) {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return scope.status();
+  if (!impl_->coordinator_) {
+    return absl::FailedPreconditionError(
+        "SWITCHOVER needs automatic failover (relaykvd --etcd ... --cluster ...); without it, "
+        "fail over by hand (README \"Failover\")");
+  }
+  return impl_->coordinator_->Switchover(target);
+}
+
 NameValues Node::ReplicaStatus() const {
   CallScope scope(impl_.get());
   if (!scope.ok()) return {};

@@ -40,6 +40,11 @@ absl::Status Node::Impl::CheckNotRevoked() const {
         "this node's role is not known yet (automatic failover: it has not read etcd, or it lost "
         "its leader lease): it takes no writes; retry, or send them to the cluster's primary");
   }
+  if (draining_.load()) {
+    return absl::UnavailableError(
+        "this primary is handing its role over (SWITCHOVER): it takes no writes; retry on the new "
+        "primary in a moment");
+  }
   if (LeaseExpired(lease_until_ns_)) {
     return absl::UnavailableError(
         "this primary's leader lease in etcd may have expired: it takes no writes (another node "

@@ -270,6 +270,9 @@ class Node::Impl {
   // The coordinator recorded in etcd that this primary's epoch went async:
   // semi-sync may switch OFF (SemiSyncMaster::set_async_gate).
   std::atomic<bool> async_recorded_{false};
+  // A switchover is handing the role over: new writes are refused
+  // (UNAVAILABLE, nothing written); those in flight finish.
+  std::atomic<bool> draining_{false};
   // Holds or releases the role (then re-evaluates the fence).
   void SetHeld(bool held) EXCLUDES(mu_);
   // A held primary that won an election: applies the binlog tail it kept

@@ -30,6 +30,12 @@ struct RevokeResult {
   bool may_have_acked_unsynced = false;
 };
 
+// What SWITCHOVER TO did (Node::Switchover).
+struct SwitchoverResult {
+  Gtid epoch_start;             // the new primary's first GTID of its epoch
+  uint64_t unavailable_ms = 0;  // from refusing writes here to the new leader key
+};
+
 // The threads STOP/START SLAVE [IO_THREAD | SQL_THREAD] acts on.
 enum class ReplicaThreads { kBoth, kIo, kSql };
 

@@ -239,6 +239,15 @@ class Node {
   // writes. On failure it stays a replica. Other replicas can then CHANGE
   // MASTER to it; one holding events this node lacks is refused.
   [[nodiscard]] absl::StatusOr<Gtid> BecomePrimary();
+  // SWITCHOVER TO (automatic failover only, README "Switchover"): this
+  // primary stops taking writes (UNAVAILABLE, nothing written), waits until
+  // `target` ("host:port" of a node of the cluster, connected as a semi-sync
+  // replica) has ACKed its binlog's end, names it in etcd and gives up its
+  // leader key; the target is elected and this node follows it. Returns
+  // once etcd names the target. FAILED_PRECONDITION without --etcd or on a
+  // node that is not the primary; INVALID_ARGUMENT for an unknown target;
+  // DEADLINE_EXCEEDED if it did not catch up in 5 s (then nothing changed).
+  [[nodiscard]] absl::StatusOr<SwitchoverResult> Switchover(const std::string& target);
   // Fencing (README "Failover"): raises this node's durable promised epoch
   // to max(promise, epoch) before returning. A replica then appends and
   // ACKs nothing more from a primary of an older epoch (its IO thread ends
