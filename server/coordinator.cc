@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "client/channel_args.h"
 #include "client/channel_credentials.h"
 #include "proto/replication.grpc.pb.h"
@@ -167,6 +168,8 @@ void Coordinator::Start(std::string address) {
   });
 }
 
+bool Coordinator::OnOwnThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+
 void Coordinator::Stop() {
   {
     std::lock_guard l(mu_);
@@ -246,6 +249,18 @@ void Coordinator::Step() {
       lease_.reset();
       SetRole("unknown");
       RequestRestart("the leader lease was lost (etcd unreachable or too slow to renew)");
+      return;
+    }
+    if (impl.revoked_.load() || impl.promise_->value() > impl.binlog_->epoch()) {
+      // A newer epoch was promised here: another node is being elected.
+      // Holding the key would keep everyone from electing it.
+      impl.lease_until_ns_.store(0);
+      impl.SetHeld(true);
+      lease_->Release().IgnoreError();
+      lease_.reset();
+      SetRole("unknown");
+      RequestRestart("this primary's epoch was revoked (promised epoch " +
+                     std::to_string(impl.promise_->value()) + "): a newer primary is elected");
       return;
     }
     impl.lease_until_ns_.store(LeaseNanos(lease_->safe_until()));
@@ -329,15 +344,20 @@ void Coordinator::Follow(const ClusterView& view) {
     return;
   }
   const auto colon = leader.address().rfind(':');
-  if (colon == std::string::npos) {
+  uint32_t port = 0;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(leader.address().substr(colon + 1), &port) || port == 0 || port > 65535) {
     Refuse("the leader key's address '" + leader.address() + "' is not HOST:PORT");
     return;
   }
   if (node_->is_replica()) node_->StopReplica(ReplicaThreads::kIo).IgnoreError();
-  if (auto s = node_->ChangePrimary(leader.address().substr(0, colon),
-                                    static_cast<uint32_t>(std::stoul(leader.address().substr(colon + 1))));
-      !s.ok()) {
+  if (auto s = node_->ChangePrimary(leader.address().substr(0, colon), port); !s.ok()) {
     Refuse("CHANGE MASTER to " + leader.address() + " failed: " + s.ToString());
+    return;
+  }
+  // Its relay log's lost tail (if any) comes from the primary again.
+  if (auto s = impl.binlog_->ForgetUnsyncedTail(); !s.ok()) {
+    Refuse(s.ToString());
     return;
   }
   if (auto s = node_->StartReplica(ReplicaThreads::kBoth); !s.ok()) {
@@ -375,8 +395,12 @@ void Coordinator::Elect(const ClusterView& view) {
       return;
     }
   }
+  // Every candidate elects CurrentEpoch+1 (the claim's Txn picks one), not
+  // above its own promise from an earlier round: a round one epoch higher
+  // would revoke a winner that just claimed (review-coord 2). Only a node
+  // that promised more already (an operator's Revoke) moves it up.
   const uint64_t newest = std::max({failover::CurrentEpoch(view.history), impl.binlog_->epoch(),
-                                    impl.promise_->value(), highest_promise_seen_});
+                                    highest_promise_seen_});
   const uint64_t epoch = newest + 1;
   if (view.history.empty()) {
     // A new cluster: the node started as its primary claims it.
@@ -435,14 +459,16 @@ void Coordinator::Elect(const ClusterView& view) {
   // revoke quorum (a lone primary's restart must not wait for a replica
   // that may never come back).
   const bool complete_previous = me == previous && !impl.binlog_->unsynced_tail_at_open();
-  if (auto d = failover::CheckElectionQuorum(q); !d.ok && !complete_previous) {
-    Refuse("election of epoch " + std::to_string(epoch) + " not possible: " + d.reason);
+  const failover::Decision quorum = failover::CheckElectionQuorum(q);
+  if (!quorum.ok && !complete_previous) {
+    Refuse("election of epoch " + std::to_string(epoch) + " not possible: " + quorum.reason);
     return;
   }
   failover::ElectionInput in;
   in.history = view.history;
   in.cluster_async = record.went_async();
   in.responders = responders;
+  in.revoke_quorum_met = quorum.ok;
   const failover::ElectionResult result = failover::PickWinner(in);
   if (!result.winner) {
     Refuse("election of epoch " + std::to_string(epoch) + ": no winner: " + result.reason);
@@ -453,7 +479,9 @@ void Coordinator::Elect(const ClusterView& view) {
            std::to_string(*result.winner) + " is the most advanced; waiting for it to claim");
     return;
   }
-  Claim(view, epoch, /*quorum_met=*/true, listed);
+  // Recorded as it was: a previous primary that skipped the quorum proves
+  // nothing about other nodes' tails (DecideRejoin then refuses them).
+  Claim(view, epoch, quorum.ok, listed);
 }
 
 absl::StatusOr<RevokeResult> Coordinator::PeerRevoke(const std::string& address, uint64_t epoch) {
@@ -533,7 +561,14 @@ void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met
     return;  // the next round follows whoever won
   }
   impl.lease_until_ns_.store(LeaseNanos((*lease)->safe_until()));
+  // The epoch opened must be the one claimed (OpenOwnEpoch refuses before
+  // its marker if the promise moved meanwhile).
+  impl.claim_epoch_.store(epoch);
   absl::StatusOr<Gtid> start = replica ? node_->BecomePrimary() : impl.PromoteHeldPrimary();
+  impl.claim_epoch_.store(0);
+  if (start.ok()) {
+    if (auto s = impl.binlog_->ForgetUnsyncedTail(); !s.ok()) start = s;
+  }
   if (start.ok() && start->epoch != epoch) {
     start = absl::InternalError("opened epoch " + std::to_string(start->epoch) + ", not " +
                                 std::to_string(epoch));

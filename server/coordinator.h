@@ -105,6 +105,9 @@ class Coordinator {
 
   // `address`: where this node serves ("host:port"), for the records.
   void Start(std::string address);
+  // True on the coordinator's thread: the admin statements that change the
+  // role are refused elsewhere (the role is etcd's to decide).
+  bool OnOwnThread() const;
   // Joins the thread; a held leader lease is released (no OK after it).
   void Stop();
 

@@ -1,5 +1,7 @@
 #include "server/failover_rules.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <tuple>
 
@@ -66,21 +68,28 @@ LineageResult CheckLineage(const Gtid& last, const History& history) {
   if (last.epoch == current) return {Lineage::kClean, ""};
   // An empty log is a prefix of every history.
   if (last.seq == 0) return {Lineage::kClean, ""};
-  // The first epoch after the node's: it began right after `end`. If that is
-  // not a GTID of the node's epoch (nor the empty start), epochs between are
-  // missing from the history: nothing can be proven.
+  // The first epoch after the node's (epochs may skip numbers): it began
+  // right after `end`.
   auto next = history.upper_bound(last.epoch);
   const Gtid& end = next->second.start_after;
-  if (end.epoch != last.epoch && end.seq != 0) {
+  if (end.seq != 0 && end.epoch > last.epoch) {
+    // Epochs between are missing from the history: nothing can be proven.
     return {Lineage::kUnknownHistory,
-            absl::StrCat("history has no entry for epoch ", last.epoch + 1, " to judge ",
+            absl::StrCat("history has no entry for the epoch after ", last.epoch, " to judge ",
                          last.ToString(), " (epoch ", next->first, " began after ",
                          end.ToString(), ")")};
   }
   if (last.seq > end.seq) {
     return {Lineage::kErrant, absl::StrCat("last GTID ", last.ToString(), " is past ",
-                                           end.ToString(), ", where epoch ", last.epoch + 1,
+                                           end.ToString(), ", where epoch ", next->first,
                                            " began")};
+  }
+  if (end.seq != 0 && end.epoch < last.epoch) {
+    // Its epoch-e events lie at or before `end`, where the history holds
+    // events of an older epoch: not a prefix, and no tail to cut.
+    return {Lineage::kUnknownHistory,
+            absl::StrCat(last.ToString(), " is not in the history: epoch ", next->first,
+                         " continued from ", end.ToString(), " of an older epoch")};
   }
   return {Lineage::kClean, ""};
 }
@@ -94,6 +103,26 @@ bool RanksAbove(const Responder& a, const Responder& b) {
          std::make_tuple(b.durable, b.priority, a.server_id);
 }
 
+// ElectionInput::revoke_quorum_met: the previous primary ranked by what
+// may have been acknowledged of its log, losing ties.
+std::vector<Responder> CapPreviousPrimary(const ElectionInput& in) {
+  std::vector<Responder> out = in.responders;
+  if (!in.revoke_quorum_met || in.cluster_async) return out;
+  std::optional<Gtid> cap;
+  for (const Responder& r : out) {
+    if (!r.listed_acker || r.previous_primary || r.may_have_acked_unsynced) continue;
+    if (CheckLineage(r.durable, in.history).lineage != Lineage::kClean) continue;
+    if (!cap || r.durable > *cap) cap = r.durable;
+  }
+  if (!cap) return out;
+  for (Responder& r : out) {
+    if (!r.previous_primary) continue;
+    if (r.durable > *cap) r.durable = *cap;
+    if (r.durable == *cap) r.priority = 0;  // a replica that holds as much wins
+  }
+  return out;
+}
+
 }  // namespace
 
 ElectionResult PickWinner(const ElectionInput& in) {
@@ -102,7 +131,8 @@ ElectionResult PickWinner(const ElectionInput& in) {
   // The most advanced responder whose log must not be lost (a listed acker
   // or the previous primary, not errant) but that may not win.
   const Responder* blocked = nullptr;
-  for (const Responder& r : in.responders) {
+  const std::vector<Responder> responders = CapPreviousPrimary(in);
+  for (const Responder& r : responders) {
     LineageResult lin = CheckLineage(r.durable, in.history);
     if (lin.lineage != Lineage::kClean) {
       out.excluded.emplace_back(r.server_id, lin.reason);
@@ -144,6 +174,17 @@ ElectionResult PickWinner(const ElectionInput& in) {
                               ": promoting it could lose acknowledged writes");
     return out;
   }
+  if (!in.history.empty()) {
+    const auto& [epoch, current] = *in.history.rbegin();
+    if (best->durable < current.start_after) {
+      out.reason = absl::StrCat("epoch ", epoch, " continued after ", current.start_after.ToString(),
+                                ", but the best candidate, ", best->server_id, ", holds only ",
+                                best->durable.ToString(),
+                                ": waiting for a node that holds it (its primary, or a replica "
+                                "that caught up with it)");
+      return out;
+    }
+  }
   out.winner = best->server_id;
   return out;
 }
@@ -160,22 +201,19 @@ RejoinDecision DecideRejoin(const Gtid& last, const Gtid& applied, const History
     return out;
   }
   const uint64_t e = last.epoch;
-  auto found = history.find(e + 1);
-  if (found == history.end()) {
-    out.reason = absl::StrCat("history has no entry for epoch ", e + 1, " to judge the tail of ",
-                              last.ToString());
-    return out;
-  }
+  // The epoch that began right after the tail's start (CheckLineage's).
+  auto found = history.upper_bound(e);
+  const uint64_t k = found->first;
   const EpochRecord& next = found->second;
   const Gtid end = next.start_after;
   const std::string tail = absl::StrCat("tail (", end.ToString(), ", ", last.ToString(), "]");
   if (next.forced) {
-    out.reason = absl::StrCat(tail, ": epoch ", e + 1,
+    out.reason = absl::StrCat(tail, ": epoch ", k,
                               " was forced, so the tail may hold acknowledged writes");
     return out;
   }
   if (!next.revoke_quorum_met) {
-    out.reason = absl::StrCat(tail, ": the election of epoch ", e + 1,
+    out.reason = absl::StrCat(tail, ": the election of epoch ", k,
                               " did not meet the revoke quorum, so the tail may be acknowledged");
     return out;
   }
@@ -198,7 +236,7 @@ RejoinDecision DecideRejoin(const Gtid& last, const Gtid& applied, const History
   }
   out.action = RejoinAction::kTruncate;
   out.truncate_after = end;
-  out.reason = absl::StrCat(tail, " is provably unacknowledged: epoch ", e + 1,
+  out.reason = absl::StrCat(tail, " is provably unacknowledged: epoch ", k,
                             " met the revoke quorum, was not forced, and epoch ", e,
                             " never went async within it");
   return out;

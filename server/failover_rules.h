@@ -131,6 +131,13 @@ struct ElectionInput {
   History history;
   bool cluster_async = false;  // `sync.async`: only the previous primary may win
   std::vector<Responder> responders;
+  // CheckElectionQuorum passed for these responders: every acknowledged
+  // write of the current epoch is on an answering acker, so the previous
+  // primary's events past the highest such acker's durable GTID were never
+  // acknowledged. It is then ranked as if it ended there, and loses ties:
+  // a replica takes over rather than a node that may not be able to claim
+  // (cut off from etcd) and would keep a tail only it holds.
+  bool revoke_quorum_met = false;
 };
 
 struct ElectionResult {
@@ -141,6 +148,9 @@ struct ElectionResult {
   std::vector<std::pair<uint32_t, std::string>> excluded;
 };
 
+// The winner must also hold the current epoch's start_after (the history
+// its primary continued): without it, writes acknowledged before that epoch
+// may be missing (no winner then).
 // The winner: among responders that are eligible (listed ackers and the
 // previous primary; only the previous primary when cluster_async), not errant,
 // not may_have_acked_unsynced and with priority > 0, the one with the highest

@@ -292,7 +292,9 @@ absl::Status Node::Impl::Open(Node* node) {
   // A replica's relay log tail comes from its primary again if it was lost:
   // nothing to fence, but the marker must not outlive it (recovery would go
   // on cutting synced data at its first damage).
-  if (!primary.empty()) {
+  // (A coordinated node keeps the marker until it follows or opens an
+  // epoch: until then it is what tells an election its binlog may be short.)
+  if (!primary.empty() && !coordinated) {
     if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
   }
   // A revoked primary writes nothing, not even a new epoch: that epoch may

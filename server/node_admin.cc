@@ -4,6 +4,7 @@
 
 #include "server/clone_service.h"
 #include "server/master_info.h"
+#include "absl/strings/ascii.h"
 #include "server/node_impl.h"
 #include "storage/binlog_segments.h"
 #include "spdlog/spdlog.h"
@@ -52,6 +53,15 @@ absl::Status NotAReplica() {
 absl::Status Node::SetVariable(std::string_view name, std::string_view value, bool persist) {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
+  // The election counts on the N recorded for the epoch (history/<E>): a
+  // lower N at runtime would make its revoke quorum too small.
+  const std::string lower = absl::AsciiStrToLower(std::string(name));
+  if (impl_->coordinator_ && (lower == "rpl_semi_sync_master_wait_for_slave_count" ||
+                              lower == "rpl_semi_sync_source_wait_for_replica_count")) {
+    return absl::FailedPreconditionError(
+        std::string(name) + " cannot change at runtime with automatic failover (etcd records it "
+        "per epoch): set it in the config file and restart the nodes");
+  }
   auto canonical = impl_->vars_.SetGlobal(name, value);
   if (!canonical.ok()) return canonical.status();
   if (persist) {
@@ -146,6 +156,13 @@ NameValues Node::ShowStatus(std::string_view like) const {
 absl::Status Node::StartReplica(ReplicaThreads which) {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
+  // Before etcd said whom to follow, its IO thread would ACK too early.
+  if (impl_->held_.load() && which != ReplicaThreads::kSql) {
+    if (auto s = impl_->CheckRoleNotManaged("START SLAVE on a node whose role is not known yet");
+        !s.ok()) {
+      return s;
+    }
+  }
   std::lock_guard l(impl_->mu_);
   if (impl_->promoting_) return Promoting();
   if (impl_->io_ == nullptr) return NotAReplica();
@@ -181,6 +198,7 @@ absl::Status Node::ChangePrimary(std::string host, uint32_t port, const ChangeMa
   if (auto s = ValidatePrimaryPort(port); !s.ok()) return s;
   const std::string address = host + ":" + std::to_string(port);
   if (auto s = ValidateHostPort(address); !s.ok()) return s;
+  if (auto s = impl_->CheckRoleNotManaged("CHANGE MASTER"); !s.ok()) return s;
   absl::Status changed = ChangePrimaryLocked(address, tls);
   // A revoked primary that now follows another is fenced no more: it is a
   // replica, and replicas refuse writes anyway.
@@ -247,6 +265,7 @@ absl::StatusOr<Gtid> Node::BecomePrimaryLocked() {
 absl::StatusOr<Gtid> Node::BecomePrimary() {
   CallScope scope(impl_.get());  // keeps the node open for the fence update
   if (!scope.ok()) return scope.status();
+  if (auto s = impl_->CheckRoleNotManaged("RESET SLAVE ALL"); !s.ok()) return s;
   absl::StatusOr<Gtid> start = BecomePrimaryLocked();
   // Its new epoch is at least the promise (Promote): not revoked.
   if (start.ok()) impl_->UpdatePrimaryFence();

@@ -62,6 +62,13 @@ bool Node::Impl::GateClosed() const {
          LeaseExpired(lease_until_ns_);
 }
 
+absl::Status Node::Impl::CheckRoleNotManaged(const char* what) const {
+  if (!coordinator_ || coordinator_->OnOwnThread()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      std::string(what) + " is refused: this node's role is managed by etcd (--etcd, cluster " +
+      options_.cluster + "); use SWITCHOVER TO, or stop the coordinated nodes first");
+}
+
 bool Node::Impl::GateClosedForReads() const {
   std::lock_guard l(gate_mu_);
   return GateClosed();
@@ -209,6 +216,14 @@ absl::StatusOr<Gtid> Node::Impl::OpenOwnEpoch() {
   const auto self = static_cast<uint32_t>(vars_.GetUint("server_id"));
   auto hold = promise_->Lock();
   const bool promised_to_another = hold.owner() != 0 && hold.owner() != self;
+  if (const uint64_t claimed = claim_epoch_.load();
+      claimed != 0 && (hold.value() != claimed || promised_to_another)) {
+    return absl::FailedPreconditionError(
+        "epoch " + std::to_string(claimed) + " was claimed in etcd, but this node has promised " +
+        std::to_string(hold.value()) +
+        (promised_to_another ? " to server_id " + std::to_string(hold.owner()) : std::string()) +
+        " since: not opened");
+  }
   auto start = StartEpoch(hold.value() + (promised_to_another ? 1 : 0));
   if (!start.ok()) return start.status();
   if (auto p = hold.Raise(start->epoch, self); !p.ok()) return p.status();

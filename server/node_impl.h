@@ -273,6 +273,12 @@ class Node::Impl {
   // A switchover is handing the role over: new writes are refused
   // (UNAVAILABLE, nothing written); those in flight finish.
   std::atomic<bool> draining_{false};
+  // Set by the coordinator while it promotes into the epoch it claimed:
+  // OpenOwnEpoch opens exactly this one or nothing.
+  std::atomic<uint64_t> claim_epoch_{0};
+  // FAILED_PRECONDITION for an admin statement that changes the role of a
+  // coordinated node (outside the coordinator's own thread).
+  absl::Status CheckRoleNotManaged(const char* what) const;
   // Holds or releases the role (then re-evaluates the fence).
   void SetHeld(bool held) EXCLUDES(mu_);
   // A held primary that won an election: applies the binlog tail it kept

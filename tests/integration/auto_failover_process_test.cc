@@ -4,6 +4,8 @@
 // write; the old primary comes back as a replica, truncating a tail no
 // replica ACKed (kept in a quarantine file); a primary paused past its lease
 // fences itself and rejoins. Data is checked by key, value and checksum.
+#include <atomic>
+#include <mutex>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -134,6 +136,73 @@ TEST_F(AutoFailoverTest, PrimaryPausedPastItsLeaseFencesItselfAndRejoins) {
   WriteAcked(next, "after-", 5);
   ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << node(0)->Log();
   ExpectAllAcked();
+}
+
+// Planned switchover (SWITCHOVER TO): the target becomes the primary with
+// no acknowledged write lost, writes refused only briefly; a writer that
+// knows only etcd follows.
+TEST_F(AutoFailoverTest, SwitchoverHandsThePrimaryRoleToACaughtUpReplica) {
+  WriteAcked(0, "before-", 20);
+  ClientOptions o;
+  o.etcd_endpoints = {cluster_->etcd_endpoint()};
+  o.cluster = "test";
+  o.timeout = 5s;
+  auto client = Client::Connect({}, o);
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> longest_gap_ms{0};
+  std::mutex mu;
+  std::map<std::string, std::string> writer_acked;
+  std::thread writer([&] {
+    auto last_ok = std::chrono::steady_clock::now();
+    for (int n = 0; !stop.load() && n < 100000; ++n) {
+      const std::string key = "w-" + std::to_string(n);
+      if ((*client)->Put(key, "x").ok()) {
+        const auto now = std::chrono::steady_clock::now();
+        longest_gap_ms = std::max<int64_t>(
+            longest_gap_ms.load(),
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - last_ok).count());
+        last_ok = now;
+        std::lock_guard l(mu);
+        writer_acked[key] = "x";
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  std::this_thread::sleep_for(500ms);
+  const CliRun run = RunCliOn(*node(0), {"-e", "SWITCHOVER TO '" + node(1)->address() + "'"});
+  std::this_thread::sleep_for(500ms);
+  stop = true;
+  writer.join();
+  ASSERT_EQ(run.status, 0) << run.out << run.err;
+  EXPECT_NE(run.out.find("Unavailable_ms"), std::string::npos) << run.out;
+  std::printf("switchover: %s; longest gap between acknowledged writes of a client %lld ms\n",
+              run.out.c_str(), static_cast<long long>(longest_gap_ms.load()));
+  ASSERT_TRUE(WaitFor([&] { return Role(1) == "primary" && Role(0) == "replica"; }, 30s))
+      << node(0)->Log() << node(1)->Log();
+  {
+    std::lock_guard l(mu);
+    for (const auto& kv : writer_acked) acked_.insert(kv);
+  }
+  WriteAcked(1, "after-", 5);
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s));
+  ExpectAllAcked();
+}
+
+// The role of a coordinated node is etcd's: the statements that change it
+// by hand are refused (a primary nobody elected would fork the history).
+TEST_F(AutoFailoverTest, ManualRoleChangesAreRefusedOnCoordinatedNodes) {
+  auto reset = node(1)->client().ResetReplicaAll();
+  EXPECT_EQ(reset.status().code(), absl::StatusCode::kFailedPrecondition) << reset.status();
+  EXPECT_NE(reset.status().message().find("managed by etcd"), std::string::npos)
+      << reset.status();
+  const CliRun change = RunCliOn(*node(2), {"-e", "STOP SLAVE; CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=1"});
+  EXPECT_NE(change.status, 0);
+  EXPECT_NE(change.err.find("managed by etcd"), std::string::npos) << change.err;
+  const CliRun set = RunCliOn(*node(0), {"-e", "SET GLOBAL rpl_semi_sync_master_wait_for_slave_count = 2"});
+  EXPECT_NE(set.status, 0);
+  EXPECT_NE(set.err.find("automatic failover"), std::string::npos) << set.err;
+  EXPECT_EQ(Role(0), "primary");
 }
 
 }  // namespace

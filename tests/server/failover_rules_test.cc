@@ -138,7 +138,7 @@ TEST(LineageTest, MissingHistoryCannotBeJudged) {
   h.erase(2);
   LineageResult r = CheckLineage({1, 5}, h);
   EXPECT_EQ(r.lineage, Lineage::kUnknownHistory);
-  EXPECT_NE(r.reason.find("epoch 2"), std::string::npos) << r.reason;
+  EXPECT_NE(r.reason.find("judge 1:5"), std::string::npos) << r.reason;
 }
 
 // ---- Winner: Patroni _is_healthiest_node cases ----
@@ -197,11 +197,18 @@ TEST(PickWinnerTest, ErrantCandidateIsDroppedEvenIfHighest) {
   in.history[2] = {.start_after = {1, 10}, .primary = 2, .revoke_quorum_met = true};
   Responder old = Acker(1, {1, 14});
   old.previous_primary = false;
+  // Node 3 lacks (1,10), where epoch 2 continued: writes acknowledged
+  // before epoch 2 may be missing (review-coord 1): no winner.
   in.responders = {old, Acker(3, {1, 9})};
   ElectionResult r = PickWinner(in);
+  EXPECT_FALSE(r.winner);
+  EXPECT_NE(r.reason.find("1:10"), std::string::npos) << r.reason;
+  // One that followed epoch 2's primary wins; the errant node never does.
+  in.responders = {old, Acker(3, {1, 9}), Acker(4, {2, 11})};
+  r = PickWinner(in);
   ASSERT_TRUE(r.winner) << r.reason;
-  EXPECT_EQ(*r.winner, 3u);
-  ASSERT_EQ(r.excluded.size(), 1u);
+  EXPECT_EQ(*r.winner, 4u);
+  ASSERT_GE(r.excluded.size(), 1u);
   EXPECT_EQ(r.excluded[0].first, 1u);
   EXPECT_NE(r.excluded[0].second.find("past"), std::string::npos);
 }
@@ -544,7 +551,7 @@ TEST(FailoverPropertyTest, RejoinDecisionFollowsTheRules) {
       }
     } else if (d.action == RejoinAction::kTruncate) {
       ASSERT_LT(e, current);
-      const EpochRecord& next = h.at(e + 1);
+      const EpochRecord& next = h.upper_bound(e)->second;
       ASSERT_EQ(d.truncate_after, next.start_after);
       ASSERT_GT(last.seq, next.start_after.seq);
       ASSERT_TRUE(next.revoke_quorum_met && !next.forced);
@@ -590,4 +597,35 @@ TEST(LeaseTimingTest, EachBrokenRuleNamesItsSetting) {
 }
 
 }  // namespace
+
+// review-coord 1: epoch 6 continued after (5,20); its primary C is gone. The
+// old primary P of epoch 5 holds (5,21) (errant), R only (5,19): nobody may
+// win, or the acknowledged (5,20) is lost.
+TEST(PickWinnerTest, NoWinnerWithoutTheCurrentEpochsStartPoint) {
+  ElectionInput in;
+  in.history[5] = {.start_after = {4, 1}, .primary = 1, .revoke_quorum_met = true};
+  in.history[6] = {.start_after = {5, 20}, .primary = 2, .revoke_quorum_met = true};
+  Responder p = Acker(1, {5, 21});
+  Responder r = Acker(3, {5, 19});
+  in.responders = {p, r};
+  EXPECT_FALSE(PickWinner(in).winner);
+}
+
+// review-coord 3: with the revoke quorum met, the previous primary's tail
+// past what any answering acker holds was never acknowledged: a caught-up
+// replica wins over it (the previous primary may be cut off from etcd).
+TEST(PickWinnerTest, QuorumMetPrefersAReplicaOverThePreviousPrimarysTail) {
+  ElectionInput in = OneEpoch({});
+  Responder prev = Acker(1, {1, 12});
+  prev.previous_primary = true;
+  prev.listed_acker = false;
+  in.responders = {prev, Acker(2, {1, 10}), Acker(3, {1, 9})};
+  in.revoke_quorum_met = false;
+  ASSERT_TRUE(PickWinner(in).winner);
+  EXPECT_EQ(*PickWinner(in).winner, 1u) << "no quorum: the previous primary's tail counts";
+  in.revoke_quorum_met = true;
+  ASSERT_TRUE(PickWinner(in).winner) << PickWinner(in).reason;
+  EXPECT_EQ(*PickWinner(in).winner, 2u);
+}
+
 }  // namespace relaykv::failover
