@@ -89,6 +89,7 @@ absl::StatusOr<ClusterView> ReadClusterView(etcd::EtcdClient* etcd, const std::s
   const std::string history_prefix = ClusterPrefix(cluster) + "history/";
   const std::string nodes_prefix = ClusterPrefix(cluster) + "nodes/";
   const std::string switchover_key = ClusterPrefix(cluster) + "switchover";
+  const std::string epoch_key = ClusterPrefix(cluster) + "epoch";
   for (const etcd::KeyValue& kv : all->kvs) {
     if (kv.key == leader_key) {
       view.leader_raw = kv.value;
@@ -109,6 +110,8 @@ absl::StatusOr<ClusterView> ReadClusterView(etcd::EtcdClient* etcd, const std::s
       if (rec->went_async()) r.went_async_after = rec->went_async_after();
       view.history[rec->epoch()] = r;
       view.records[rec->epoch()] = *rec;
+    } else if (kv.key == epoch_key) {
+      view.epoch_mod_revision = kv.mod_revision;
     } else if (kv.key == switchover_key) {
       auto rec = FromJson<v1::LeaderRecord>(kv.value, kv.key);
       if (rec.ok()) view.switchover = *rec;
@@ -547,8 +550,15 @@ void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met
   lo.retry_interval = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 20;
   lo.margin = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 5;
   const std::string history_key = HistoryKey(options_.cluster, epoch);
-  lo.extra_compares = {etcd::Compare::Version(history_key, etcd::Compare::Result::kEqual, 0)};
-  lo.extra_ops = {etcd::TxnOp::Put(history_key, ToJson(rec))};
+  // Decided on `view`: the claim holds only if no other election wrote
+  // since (the `epoch` key changes with every claim), so a slow candidate
+  // never claims an epoch below one that exists (review-coord 6).
+  const std::string epoch_key = ClusterPrefix(options_.cluster) + "epoch";
+  lo.extra_compares = {etcd::Compare::Version(history_key, etcd::Compare::Result::kEqual, 0),
+                       etcd::Compare::ModRevision(epoch_key, etcd::Compare::Result::kEqual,
+                                                  view.epoch_mod_revision)};
+  lo.extra_ops = {etcd::TxnOp::Put(history_key, ToJson(rec)),
+                  etcd::TxnOp::Put(epoch_key, std::to_string(epoch))};
   auto lease = LeaderLease::Acquire(etcd_.get(), lo, [this](const absl::Status& why) {
     spdlog::error("automatic failover: leader lease lost: {}", why.ToString());
     node_->impl_->lease_until_ns_.store(0);  // no OK from now on

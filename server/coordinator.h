@@ -79,6 +79,7 @@ struct ClusterView {
   std::map<uint32_t, std::string> nodes;        // server_id -> address
   // `switchover`: the primary of epoch `epoch` handed over to `server_id`.
   std::optional<v1::LeaderRecord> switchover;
+  int64_t epoch_mod_revision = 0;  // of `epoch` (0: absent), a claim's guard
 };
 
 // Keys and record (de)serialization (protobuf JSON).

@@ -291,6 +291,7 @@ int main(int argc, char** argv) {
   // to truncate before the binlog opens, a lost lease): relaykvd then
   // stops as on SIGTERM and executes itself again, same pid and arguments.
   std::atomic<bool> restart{false};
+  bool stop_signalled = false;  // io's thread only
   options.on_restart_needed = [&](const std::string&) {
     restart.store(true);
     boost::asio::post(io, [&] { io.stop(); });
@@ -348,6 +349,7 @@ int main(int argc, char** argv) {
           return;
         }
         if (!ec) spdlog::info("received signal {}, shutting down", signo);
+        stop_signalled = true;  // wins over a pending restart
         io.stop();
       };
   signals.async_wait(on_signal);
@@ -359,7 +361,7 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::remove(addr_file, ec);
   if (http) std::filesystem::remove(http_addr_file, ec);
-  if (restart.load()) {
+  if (restart.load() && !stop_signalled) {
     spdlog::warn("relaykvd restarts itself to rejoin the cluster");
     spdlog::default_logger()->flush();
     ::execv("/proc/self/exe", argv);
