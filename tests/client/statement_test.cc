@@ -81,6 +81,8 @@ std::vector<GrammarCase> GrammarCases() {
       {"RESET PERSIST sync_relay_log", stmt::ResetPersist{"sync_relay_log"}},
       {"RESET SLAVE ALL", stmt::ResetReplica{}},
       {"RESET REPLICA ALL", stmt::ResetReplica{}},
+      {"SWITCHOVER TO '127.0.0.1:7401'", stmt::Switchover{"127.0.0.1:7401"}},
+      {"switchover to \"h:1\"", stmt::Switchover{"h:1"}},
       {"SHOW VARIABLES", stmt::ShowVariables{""}},
       {"SHOW GLOBAL VARIABLES", stmt::ShowVariables{""}},
       {"SHOW VARIABLES LIKE 'Rpl_semi%'", stmt::ShowVariables{"Rpl_semi%"}},
@@ -395,6 +397,8 @@ TEST(StatementErrorTest, IncompleteStatementsSayWhatIsMissing) {
   EXPECT_THAT(ErrorOf("RESET MASTER"), HasSubstr("near 'MASTER': expected PERSIST, SLAVE ALL or REPLICA ALL after RESET"));
   // Without ALL, MySQL deletes the relay log: here that is the node's binlog.
   EXPECT_THAT(ErrorOf("RESET SLAVE"), HasSubstr("expected ALL: RESET SLAVE without ALL would delete the relay log"));
+  EXPECT_THAT(ErrorOf("SWITCHOVER 'h:1'"), HasSubstr("expected TO after SWITCHOVER"));
+  EXPECT_THAT(ErrorOf("SWITCHOVER TO"), HasSubstr("expected the new primary's 'host:port'"));
   EXPECT_THAT(ErrorOf("reset replica;"), HasSubstr("RESET SLAVE ALL makes this replica a primary"));
   EXPECT_THAT(ErrorOf("PUT k"), HasSubstr("expected a value after the key"));
   EXPECT_THAT(ErrorOf("GET"), HasSubstr("expected a key after GET"));
