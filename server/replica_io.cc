@@ -142,7 +142,9 @@ absl::Status ReplicaIo::ClearAckedUnsyncedIfCovered(const Gtid& relay_end) {
   if (marker == nullptr || !marker->set()) return absl::OkStatus();
   // Found at open: events ACKed then may be gone; covered once the relay
   // log holds all the primary had when we reconnected.
-  if (marker->inherited() && !(catch_up_ && relay_end >= *catch_up_)) return absl::OkStatus();
+  if (marker->inherited() && !(catch_up_ && catch_up_from_primary_ && relay_end >= *catch_up_)) {
+    return absl::OkStatus();
+  }
   if (auto s = relay_log_->SyncVisible(); !s.ok()) return s;
   return marker->Clear();
 }
@@ -331,6 +333,9 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     if (!catch_up_) {
       catch_up_ = GtidFromProto(msg.has_heartbeat() ? msg.heartbeat().primary_last_gtid()
                                                     : msg.batch().primary_last_gtid());
+      // Only a primary's end covers what we ACKed to it: a relaying replica
+      // (server_id 0 here) may lag it (review s4 finding 3).
+      catch_up_from_primary_ = primary_server_id != 0;
     }
     {
       std::lock_guard l(mu_);

@@ -143,6 +143,7 @@ class ReplicaIo {
   // synced: the primary's binlog end at this stream's first message. IO
   // thread only.
   std::optional<Gtid> catch_up_;
+  bool catch_up_from_primary_ = false;  // catch_up_ is an acting primary's end
   std::thread thread_;
 };
 

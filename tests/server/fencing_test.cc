@@ -180,6 +180,38 @@ TEST(FencingTest, RevokeSaysAReplicaMayHaveAckedUnsyncedEvents) {
   EXPECT_FALSE(r->may_have_acked_unsynced);
 }
 
+// Review s4 finding 3: an inherited marker says writes this node ACKed may
+// be gone; a relaying replica's end does not prove they are held again (it
+// may lag the primary that got the ACKs), so catching up with it keeps it.
+TEST(FencingTest, AnInheritedAckedUnsyncedMarkerStaysWhenCatchingUpWithARelay) {
+  TempDir dir;
+  auto primary = OpenPrimary(dir.path() / "p", {{"rpl_semi_sync_master_enabled", "OFF"}});
+  ASSERT_NE(primary, nullptr);
+  auto relay = testing::OpenServingNode(dir.path() / "s", {{"server_id", "3"}}, Addr(*primary));
+  ASSERT_NE(relay, nullptr);
+  const fs::path rdir = dir.path() / "r";
+  Gtid a;
+  {
+    auto replica = testing::OpenServingNode(rdir, {{"server_id", "2"}, {"sync_relay_log", "0"}},
+                                            Addr(*primary));
+    ASSERT_NE(replica, nullptr);
+    auto put = primary->Put("a", "1");
+    ASSERT_TRUE(put.ok()) << put.status();
+    a = *put;
+    ASSERT_TRUE(WaitFor([&] { return replica->binlog_gtid() == a && relay->binlog_gtid() == a; }));
+    ASSERT_EQ(Stat(*replica, "Rpl_acked_unsynced"), "ON");
+  }
+  auto replica =
+      testing::OpenServingNode(rdir, {{"server_id", "2"}, {"sync_relay_log", "1"}}, Addr(*relay));
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return replica->binlog_gtid() == a; }));
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // heartbeats from the relay
+  EXPECT_EQ(Stat(*replica, "Rpl_acked_unsynced"), "ON");
+  auto r = replica->Revoke(a.epoch, 1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->may_have_acked_unsynced);
+}
+
 TEST(FencingTest, RevokeCutsTheStreamAndTheOldPrimaryCollectsNoAck) {
   TempDir dir;
   // wait_no_slave ON (the default): the commit keeps waiting for the ACK
