@@ -166,12 +166,13 @@ std::optional<failover::RejoinDecision> Coordinator::DecideAtOpen(const Gtid& la
 void Coordinator::Start(std::string address) {
   address_ = std::move(address);
   thread_ = std::thread([this] {
+    own_id_.store(std::this_thread::get_id());
     NameThisThread("relaykv-coord");
     Run();
   });
 }
 
-bool Coordinator::OnOwnThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+bool Coordinator::OnOwnThread() const { return std::this_thread::get_id() == own_id_.load(); }
 
 void Coordinator::Stop() {
   {
@@ -574,6 +575,8 @@ void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met
   // The epoch opened must be the one claimed (OpenOwnEpoch refuses before
   // its marker if the promise moved meanwhile).
   impl.claim_epoch_.store(epoch);
+  // A new epoch has not gone async (review-coord2 2): the gate closes again.
+  impl.async_recorded_.store(false);
   absl::StatusOr<Gtid> start = replica ? node_->BecomePrimary() : impl.PromoteHeldPrimary();
   impl.claim_epoch_.store(0);
   if (start.ok()) {
@@ -693,6 +696,25 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
     return absl::FailedPreconditionError("SWITCHOVER TO '" + target +
                                          "': it is not connected to this primary as a semi-sync "
                                          "replica (SHOW REPLICAS)");
+  }
+  // Refused before anything changes if the target could not win the
+  // election that follows (review-coord2 4).
+  const uint64_t current = failover::CurrentEpoch(view->history);
+  if (current != 0 && view->records.at(current).went_async()) {
+    return absl::FailedPreconditionError(
+        "SWITCHOVER: epoch " + std::to_string(current) +
+        " went async (recorded in etcd): no replica may take over automatically");
+  }
+  failover::QuorumInput q;
+  q.listed_ackers = static_cast<int>(view->nodes.size()) - (view->nodes.count(options_.server_id) ? 1 : 0);
+  q.acks_per_commit =
+      current != 0 ? static_cast<int>(view->records.at(current).acks_per_commit()) : 0;
+  q.answered_ackers = q.listed_ackers;
+  q.new_primary_is_acker = true;
+  if (auto d = failover::CheckElectionQuorum(q); !d.ok) {
+    return absl::FailedPreconditionError("SWITCHOVER TO '" + target +
+                                         "': the election it needs could not succeed even with "
+                                         "every node answering: " + d.reason);
   }
   // Writes refused from here (nothing written); those in flight finish.
   const auto refused_at = Clock::now();

@@ -168,6 +168,7 @@ class Coordinator {
   std::string last_failover_ GUARDED_BY(mu_);
   std::shared_ptr<SwitchoverJob> switchover_ GUARDED_BY(mu_);
   uint64_t failovers_ GUARDED_BY(mu_) = 0;
+  std::atomic<std::thread::id> own_id_{};  // set by the thread itself
   std::thread thread_;
 };
 

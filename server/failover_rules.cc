@@ -96,11 +96,13 @@ LineageResult CheckLineage(const Gtid& last, const History& history) {
 
 namespace {
 
-// The ranking: durable GTID (epoch, then seq), then priority, then the
-// lower server_id. True if `a` ranks above `b`.
+// The ranking: durable GTID (epoch, then seq), then priority, then not
+// the previous primary (a replica holding as much takes over: the previous
+// primary may be unable to claim, e.g. cut off from etcd), then the lower
+// server_id. True if `a` ranks above `b`.
 bool RanksAbove(const Responder& a, const Responder& b) {
-  return std::make_tuple(a.durable, a.priority, b.server_id) >
-         std::make_tuple(b.durable, b.priority, a.server_id);
+  return std::make_tuple(a.durable, a.priority, !a.previous_primary, b.server_id) >
+         std::make_tuple(b.durable, b.priority, !b.previous_primary, a.server_id);
 }
 
 // ElectionInput::revoke_quorum_met: the previous primary ranked by what
@@ -115,10 +117,14 @@ std::vector<Responder> CapPreviousPrimary(const ElectionInput& in) {
     if (!cap || r.durable > *cap) cap = r.durable;
   }
   if (!cap) return out;
+  // Never below where the current epoch continued: the previous primary may
+  // be the only node holding that (review-coord2 1).
+  if (!in.history.empty() && in.history.rbegin()->second.start_after > *cap) {
+    cap = in.history.rbegin()->second.start_after;
+  }
   for (Responder& r : out) {
     if (!r.previous_primary) continue;
     if (r.durable > *cap) r.durable = *cap;
-    if (r.durable == *cap) r.priority = 0;  // a replica that holds as much wins
   }
   return out;
 }

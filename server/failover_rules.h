@@ -134,9 +134,10 @@ struct ElectionInput {
   // CheckElectionQuorum passed for these responders: every acknowledged
   // write of the current epoch is on an answering acker, so the previous
   // primary's events past the highest such acker's durable GTID were never
-  // acknowledged. It is then ranked as if it ended there, and loses ties:
-  // a replica takes over rather than a node that may not be able to claim
-  // (cut off from etcd) and would keep a tail only it holds.
+  // acknowledged. It is then ranked as if it ended there (never below the
+  // current epoch's start_after): a replica that holds as much takes over
+  // (the previous primary loses ties) rather than a node that may not be
+  // able to claim (cut off from etcd) and would keep a tail only it holds.
   bool revoke_quorum_met = false;
 };
 

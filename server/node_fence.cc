@@ -97,6 +97,9 @@ absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
 bool Node::Impl::EnterCommitGate(uint64_t commit_epoch) {
   std::lock_guard l(gate_mu_);
   if (GateClosed() || (commit_epoch != 0 && commit_epoch < promise_->value())) return false;
+  // A switchover refuses new writes (commit_epoch 0: before the binlog),
+  // while those in flight are still answered.
+  if (commit_epoch == 0 && draining_.load()) return false;
   ++gate_holders_;
   return true;
 }

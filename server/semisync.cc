@@ -253,13 +253,16 @@ void SemiSyncMaster::TimerLoop() {
     // so that none of them counts as timed out or keeps this loop spinning.
     ResolveUpTo(quorum_seq_);
     // A timeout switches semi-sync OFF, which ends every wait.
-    for (const auto& [seq, p] : pending_) {
+    for (auto& [seq, p] : pending_) {
       if (t >= p.timeout_at && status_on_) {
         // Refused while the async gate is closed: the waits go on.
         if (SwitchOff("timeout waiting for replicas to ACK seq " + std::to_string(seq) + " after " +
                   std::to_string(settings_.timeout_ms) + " ms (ACKed up to seq " +
                   std::to_string(quorum_seq_) + "); commits continue asynchronously")) {
           ++counters_.timeouts;
+        } else {
+          // Not allowed yet (async gate): ask again later, not in a spin.
+          p.timeout_at = t + kPollPeriod;
         }
         break;
       }

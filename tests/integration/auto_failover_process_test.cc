@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "etcd_client/etcd_client.h"
 #include "gtest/gtest.h"
 #include "tests/common/temp_dir.h"
 #include "tests/integration/coordinated_cluster.h"
@@ -238,6 +239,42 @@ TEST_F(AutoFailoverTest, FailoverTimeFromPrimaryDeathToFirstAcknowledgedWrite) {
   std::printf("failover time over %d kills (lease TTL %d s): median %.2f s, max %.2f s\n", kills,
               kLeaseTtlS, seconds[seconds.size() / 2], seconds.back());
   EXPECT_LT(seconds.back(), 60.0);  // a hang guard; the target is a figure, not a test
+}
+
+// No silent async (issue 16 item 3): a commit released without its ACKs is
+// answered OK only after etcd records that the epoch went async; then no
+// replica takes over (they may lack it) and the old primary, restarted,
+// leads again with the write.
+TEST_F(AutoFailoverTest, AsyncFallbackIsRecordedAndBlocksPromotingAReplica) {
+  WriteAcked(0, "before-", 5);
+  ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
+  for (int i = 1; i < kNodes; ++i) {
+    ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
+  }
+  auto lone = node(0)->Put("async-write", "only-on-the-primary");
+  ASSERT_TRUE(lone.ok()) << lone.status();
+  acked_["async-write"] = "only-on-the-primary";
+  auto etcd = etcd::EtcdClient::Create({{cluster_->etcd_endpoint()}});
+  ASSERT_TRUE(etcd.ok());
+  auto history = (*etcd)->GetPrefix("/relaykv/test/history/");
+  ASSERT_TRUE(history.ok() && !history->kvs.empty());
+  const std::string& newest = history->kvs.back().value;
+  EXPECT_NE(newest.find("\"wentAsync\":true"), std::string::npos) << newest;
+  EXPECT_NE(node(0)->Log().find("went async after seq"), std::string::npos);
+
+  node(0)->Kill();
+  std::this_thread::sleep_for(std::chrono::seconds(kLeaseTtlS + 3));
+  EXPECT_EQ(WaitForPrimary(1s, 0), -1) << "a replica was promoted over an async epoch";
+  auto refusal = node(1)->client().ShowStatus("Coordinator_refusal");
+  ASSERT_TRUE(refusal.ok() && !refusal->empty());
+  EXPECT_NE(refusal->begin()->second.find("async"), std::string::npos) << refusal->begin()->second;
+
+  StartNode(0);
+  ASSERT_EQ(WaitForPrimary(60s), 0) << node(0)->Log();
+  ASSERT_TRUE(WaitFor([&] { return Role(1) == "replica" && Role(2) == "replica"; }, 60s));
+  WriteAcked(0, "after-", 3);
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s));
+  ExpectAllAcked();
 }
 
 }  // namespace

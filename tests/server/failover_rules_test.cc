@@ -628,4 +628,21 @@ TEST(PickWinnerTest, QuorumMetPrefersAReplicaOverThePreviousPrimarysTail) {
   EXPECT_EQ(*PickWinner(in).winner, 2u);
 }
 
+// review-coord2 1: the cap never goes below the current epoch's start:
+// epoch 6's primary X holds (5,30), where it continued, and R only (5,29);
+// X must still win (before: capped to (5,29), nobody could win, forever).
+TEST(PickWinnerTest, CapNeverHidesTheCurrentEpochsStartPoint) {
+  ElectionInput in;
+  in.history[5] = {.start_after = {4, 1}, .primary = 1, .revoke_quorum_met = true};
+  in.history[6] = {.start_after = {5, 30}, .primary = 2, .revoke_quorum_met = true};
+  Responder x = Acker(2, {5, 30});
+  x.previous_primary = true;
+  x.listed_acker = false;
+  in.responders = {Acker(1, {5, 29}), x, Acker(3, {5, 29})};
+  in.revoke_quorum_met = true;
+  const ElectionResult r = PickWinner(in);
+  ASSERT_TRUE(r.winner) << r.reason;
+  EXPECT_EQ(*r.winner, 2u);
+}
+
 }  // namespace relaykv::failover
