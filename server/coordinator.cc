@@ -117,7 +117,12 @@ absl::StatusOr<ClusterView> ReadClusterView(etcd::EtcdClient* etcd, const std::s
       if (rec.ok()) view.switchover = *rec;
     } else if (kv.key.rfind(nodes_prefix, 0) == 0) {
       auto rec = FromJson<v1::NodeRecord>(kv.value, kv.key);
-      if (rec.ok() && rec->server_id() != 0) view.nodes[rec->server_id()] = rec->address();
+      // Keyed by the key's id; a record naming another id is ignored.
+      uint32_t id = 0;
+      if (rec.ok() && absl::SimpleAtoi(kv.key.substr(nodes_prefix.size()), &id) && id != 0 &&
+          rec->server_id() == id) {
+        view.nodes[id] = rec->address();
+      }
     }
   }
   return view;
@@ -423,7 +428,8 @@ void Coordinator::Elect(const ClusterView& view) {
   int listed = 0, answered = 0, answered_unsynced = 0;
   for (const auto& [id, address] : view.nodes) {
     if (id != previous) ++listed;
-    absl::StatusOr<RevokeResult> r = id == me ? node_->Revoke(epoch, 0) : PeerRevoke(address, epoch);
+    absl::StatusOr<RevokeResult> r =
+        id == me ? node_->Revoke(epoch, 0) : PeerRevoke(address, epoch, id);
     if (!r.ok()) {
       spdlog::info("automatic failover: Revoke({}) on server_id {} ({}): {}", epoch, id, address,
                    r.status().ToString());
@@ -488,7 +494,8 @@ void Coordinator::Elect(const ClusterView& view) {
   Claim(view, epoch, quorum.ok, listed);
 }
 
-absl::StatusOr<RevokeResult> Coordinator::PeerRevoke(const std::string& address, uint64_t epoch) {
+absl::StatusOr<RevokeResult> Coordinator::PeerRevoke(const std::string& address, uint64_t epoch,
+                                                      uint32_t server_id) {
   auto credentials = MakeChannelCredentials(options_.peer_tls);
   if (!credentials.ok()) return credentials.status();
   auto channel = grpc::CreateCustomChannel(address, *credentials, ClientChannelArguments());
@@ -502,6 +509,13 @@ absl::StatusOr<RevokeResult> Coordinator::PeerRevoke(const std::string& address,
   if (!s.ok()) {
     return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                         address + ": " + s.error_message());
+  }
+  // An older relaykvd answers 0; another id: the address in etcd is stale
+  // (review-coord 8): not this node's answer.
+  if (reply.server_id() != 0 && reply.server_id() != server_id) {
+    return absl::FailedPreconditionError(address + " answered as server_id " +
+                                         std::to_string(reply.server_id()) + ", not " +
+                                         std::to_string(server_id) + ": its address in etcd is stale");
   }
   RevokeResult r;
   r.promised_epoch = reply.promised_epoch();

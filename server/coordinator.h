@@ -128,7 +128,10 @@ class Coordinator {
   // Claims the leader key for `epoch` (with history/<epoch> in the same
   // Txn) and then becomes its primary.
   void Claim(const ClusterView& view, uint64_t epoch, bool quorum_met, int ackers);
-  absl::StatusOr<RevokeResult> PeerRevoke(const std::string& address, uint64_t epoch);
+  // Revoke on `server_id` at `address`; an answer from another server_id
+  // is an error.
+  absl::StatusOr<RevokeResult> PeerRevoke(const std::string& address, uint64_t epoch,
+                                          uint32_t server_id);
   void RequestRestart(const std::string& why);
   // No silent async: marks history/<E> went_async (guarded by our leader
   // key), then lets semi-sync switch OFF.

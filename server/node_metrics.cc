@@ -179,6 +179,28 @@ std::string Node::MetricsText() const {
   out.Gauge("relaykv_revoked_primary",
             "1 while this node is a primary whose epoch was revoked (Rpl_revoked_primary).",
             impl_->revoked_.load() ? 1.0 : 0.0);
+  // Automatic failover (README "Automatic failover"): only with --etcd.
+  if (const auto role = status.find("Coordinator_role"); role != status.end()) {
+    out.Family("relaykv_coordinator_role", Type::kGauge,
+               "Automatic failover: 1 for the role etcd gave this node (primary, replica, or "
+               "unknown: not read yet, lease lost, or refusing; Coordinator_role).");
+    for (const char* r : {"primary", "replica", "unknown"}) {
+      out.Sample("relaykv_coordinator_role", {{"role", r}}, uint64_t{role->second == r ? 1u : 0u});
+    }
+    out.Gauge("relaykv_coordinator_epoch", "Newest epoch in etcd's history (Coordinator_epoch).",
+              static_cast<double>(ToUint(status["Coordinator_epoch"])));
+    out.Gauge("relaykv_coordinator_lease_valid_seconds",
+              "How long this primary may still answer a commit OK by its leader lease; 0 when it "
+              "does not lead (Coordinator_lease_valid_ms).",
+              static_cast<double>(ToUint(status["Coordinator_lease_valid_ms"])) / 1000.0);
+    out.Counter("relaykv_coordinator_elections_won_total",
+                "Epochs this node claimed since it started (Coordinator_elections_won).",
+                ToUint(status["Coordinator_elections_won"]));
+    out.Gauge("relaykv_coordinator_refusing",
+              "1 while this node neither leads nor follows; why: SHOW STATUS "
+              "Coordinator_refusal.",
+              status["Coordinator_refusal"].empty() ? 0.0 : 1.0);
+  }
   uint64_t bytes = 0, segments = 0;
   for (const BinaryLogInfo& b : BinaryLogs()) {
     bytes += b.size_bytes;

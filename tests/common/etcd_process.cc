@@ -208,7 +208,7 @@ void EtcdCluster::KillMember(int i) {
 }
 
 void EtcdCluster::PauseMember(int i) {
-  if (members_[i].pid > 0) ::kill(members_[i].pid, SIGSTOP);
+  StopAndWaitStopped(members_[i].pid);
 }
 
 void EtcdCluster::ResumeMember(int i) {

@@ -10,6 +10,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +62,32 @@ inline pid_t Spawn(std::vector<std::string> args, const std::string& in, const s
     ::_exit(127);
   }
   return pid;
+}
+
+// SIGSTOP, then waits (up to 5 s) until the kernel shows every thread of
+// `pid` stopped ("t"/"T" in /proc/<pid>/task/*/stat): a reply already being
+// written when the signal was sent must not pass for one from a paused
+// process.
+inline void StopAndWaitStopped(pid_t pid) {
+  if (pid <= 0 || ::kill(pid, SIGSTOP) != 0) return;
+  const auto all_stopped = [pid] {
+    std::error_code ec;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+      std::ifstream stat(task.path() / "stat");
+      std::string line;
+      std::getline(stat, line);
+      const auto close = line.rfind(')');
+      if (close == std::string::npos || close + 2 >= line.size()) continue;  // gone
+      const char state = line[close + 2];
+      if (state != 'T' && state != 't') return false;
+    }
+    return true;
+  };
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < until && !all_stopped()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 }  // namespace relaykv::testing

@@ -14,6 +14,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/etcd_process.h"
 #include "tests/common/http_get.h"
 #include "tests/common/prometheus_text.h"
 #include "tests/integration/process.h"
@@ -193,6 +194,32 @@ TEST(MetricsProcessTest, ReplicaLagSecondsGrowsWhileItsSqlThreadIsStoppedAndRetu
   EXPECT_TRUE(WaitFor([&] { return replica->ReplicaStatus()["Seconds_Behind_Master"] == "0"; }))
       << replica->ReplicaStatus()["Seconds_Behind_Master"];
   EXPECT_TRUE(SameChecksum(*primary, *replica));
+}
+
+// Automatic failover's status in /metrics (issue 16 item 9): a node that
+// founded a cluster in etcd shows its role, epoch and lease, still valid
+// for promtool.
+TEST(MetricsProcessTest, CoordinatedPrimaryShowsRoleEpochAndLease) {
+  RELAYKV_SKIP_WITHOUT_ETCD();
+  TempDir dir;
+  auto etcd = EtcdCluster::Start(dir.path() / "etcd", 1);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  auto primary = Relaykvd::Start(
+      dir.path() / "p", {"--http-listen=127.0.0.1:0", "--server-id=1",
+                         "--etcd=" + (*etcd)->client_endpoints()[0], "--cluster=m"});
+  ASSERT_NE(primary, nullptr);
+  const std::string http = HttpAddress(*primary);
+  ASSERT_FALSE(http.empty());
+  std::string body;
+  ASSERT_TRUE(WaitFor([&] {
+    body = HttpGet(http, "/metrics").body;
+    return SampleValue(body, "relaykv_coordinator_role{role=\"primary\"}") == 1.0;
+  }, std::chrono::seconds(30))) << body;
+  EXPECT_EQ(PromtoolProblems(body, dir.path()), "");
+  EXPECT_GE(Sample(body, "relaykv_coordinator_epoch"), 1.0);
+  EXPECT_GT(Sample(body, "relaykv_coordinator_lease_valid_seconds"), 0.0);
+  EXPECT_EQ(Sample(body, "relaykv_coordinator_elections_won_total"), 1.0);
+  EXPECT_EQ(Sample(body, "relaykv_coordinator_refusing"), 0.0);
 }
 
 TEST(MetricsProcessTest, NonLoopbackHttpAddressIsRefusedAtStartup) {

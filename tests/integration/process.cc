@@ -123,7 +123,7 @@ void Relaykvd::Signal(int signo) {
 }
 
 void Relaykvd::Pause() {
-  if (pid_ > 0) ::kill(pid_, SIGSTOP);
+  StopAndWaitStopped(pid_);
 }
 
 void Relaykvd::Resume() {
