@@ -22,6 +22,10 @@
 //    answer (Impl::lease_until_ns_); when the lease is lost the node fences
 //    itself and asks to be restarted, to rejoin as a replica.
 // Anti-flap: no election within failover_min_interval of the last one.
+// No silent async: as the leader, it records in history/<E> that semi-sync
+// wants to fall back before the fallback may happen (RecordAsync).
+// SWITCHOVER TO: the leader names the target in etcd and gives up its key;
+// the target then wins its election at once (RunSwitchover).
 //
 // Threads: one thread, started by Start() once the node is open, stopped
 // and joined by Stop() (before the node closes). Status() is thread-safe.
