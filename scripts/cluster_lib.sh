@@ -59,3 +59,15 @@ show() {
   printf '\n'
   "$@"
 }
+
+# same_data NODE...: prints each node's CHECKSUM line (through the caller's
+# RELAYKV command array) and succeeds if they are all identical.
+same_data() {
+  local node line first="" same=0
+  for node in "$@"; do
+    line=$("${RELAYKV[@]}" -H "$node" -N -e "checksum")
+    printf '%-18s %s\n' "$node" "$line"
+    if [ -z "$first" ]; then first=$line; elif [ "$line" != "$first" ]; then same=1; fi
+  done
+  return "$same"
+}

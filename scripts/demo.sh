@@ -108,13 +108,7 @@ show "${RELAYKV[@]}" -H "$REPLICA1" -e "show slave status\G"
 
 echo
 echo "== checksums of the whole keyspace on all three nodes"
-sums=()
-for node in "$PRIMARY" "$REPLICA1" "$REPLICA2"; do
-  line=$("${RELAYKV[@]}" -H "$node" -N -e "checksum")
-  printf '%-18s %s\n' "$node" "$line"
-  sums+=("$line")
-done
-if [ "${sums[0]}" = "${sums[1]}" ] && [ "${sums[0]}" = "${sums[2]}" ]; then
+if same_data "$PRIMARY" "$REPLICA1" "$REPLICA2"; then
   echo "all three nodes hold identical data (same GTID, hash and key count)"
 else
   echo "MISMATCH between nodes" >&2

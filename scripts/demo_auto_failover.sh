@@ -126,13 +126,7 @@ echo "== checksums on all three nodes"
 want=$("${RELAYKV[@]}" -H "$NEW" -N -e "checksum")
 same_sum() { [ "$("${RELAYKV[@]}" -H "$1" -N -e "checksum")" = "$want" ]; }
 for n in "$N1" "$N2" "$N3"; do wait_until 30 same_sum "$n" || true; done
-sums=()
-for n in "$N1" "$N2" "$N3"; do
-  line=$("${RELAYKV[@]}" -H "$n" -N -e "checksum")
-  printf '%-18s %s\n' "$n" "$line"
-  sums+=("$line")
-done
-if [ "${sums[0]}" = "${sums[1]}" ] && [ "${sums[0]}" = "${sums[2]}" ]; then
+if same_data "$N1" "$N2" "$N3"; then
   echo "all three nodes hold identical data; the unacknowledged tail is only in n1's quarantine file"
 else
   echo "MISMATCH after automatic failover" >&2

@@ -2,33 +2,23 @@
 // (tests/common/etcd_process.h); no relaykvd needed.
 #include "client/primary_discovery.h"
 
-#include <google/protobuf/util/json_util.h>
-
 #include "etcd_client/etcd_client.h"
 #include "gtest/gtest.h"
 #include "proto/coordination.pb.h"
 #include "tests/common/etcd_process.h"
+#include "tests/common/leader_record.h"
 #include "tests/common/temp_dir.h"
 
 namespace relaykv {
 namespace {
 
 using relaykv::testing::EtcdCluster;
+using relaykv::testing::LeaderRecordJson;
 using relaykv::testing::TempDir;
 using relaykv::testing::WaitFor;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
-
-std::string RecordJson(uint32_t server_id, uint64_t epoch, const std::string& address) {
-  v1::LeaderRecord r;
-  r.set_server_id(server_id);
-  r.set_epoch(epoch);
-  r.set_address(address);
-  std::string json;
-  EXPECT_TRUE(google::protobuf::util::MessageToJsonString(r, &json).ok());
-  return json;
-}
 
 TEST(ParseLeaderRecordTest, ReadsProtobufJsonAndIgnoresUnknownFields) {
   auto r = ParseLeaderRecord(R"({"serverId": 7, "epoch": "12", "address": "10.0.0.7:7400",
@@ -114,24 +104,24 @@ TEST_F(PrimaryDiscoveryTest, MalformedRecordIsNoPrimary) {
             std::string::npos)
       << p.status();
   // A valid record afterwards is taken.
-  PutSeen(*d, RecordJson(1, 1, "127.0.0.1:7401"));
+  PutSeen(*d, LeaderRecordJson(1, 1, "127.0.0.1:7401"));
   ASSERT_TRUE(d->Current().has_value());
   EXPECT_EQ(d->Current()->address, "127.0.0.1:7401");
 }
 
 TEST_F(PrimaryDiscoveryTest, FollowsNewerEpochsAndIgnoresOlderOnes) {
   auto d = Discover("c1");
-  PutSeen(*d, RecordJson(1, 2, "127.0.0.1:7401"));
+  PutSeen(*d, LeaderRecordJson(1, 2, "127.0.0.1:7401"));
   auto p = d->WaitForPrimary(Clock::now() + seconds(30));
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->address, "127.0.0.1:7401");
   EXPECT_EQ(p->epoch, 2u);
 
-  PutSeen(*d, RecordJson(2, 3, "127.0.0.1:7402"));
+  PutSeen(*d, LeaderRecordJson(2, 3, "127.0.0.1:7402"));
   EXPECT_EQ(d->Current()->address, "127.0.0.1:7402");
 
   // An older epoch (a stale writer): ignored, the newer primary stays.
-  PutSeen(*d, RecordJson(1, 2, "127.0.0.1:7401"));
+  PutSeen(*d, LeaderRecordJson(1, 2, "127.0.0.1:7401"));
   ASSERT_TRUE(d->Current().has_value());
   EXPECT_EQ(d->Current()->address, "127.0.0.1:7402");
   EXPECT_EQ(d->highest_epoch(), 3u);
@@ -146,7 +136,7 @@ TEST_F(PrimaryDiscoveryTest, FollowsNewerEpochsAndIgnoresOlderOnes) {
   // A waiter is woken by the new record.
   std::thread put([&] {
     std::this_thread::sleep_for(milliseconds(200));
-    ASSERT_TRUE(etcd_client_->Put(LeaderKey("c1"), RecordJson(3, 4, "127.0.0.1:7403")).ok());
+    ASSERT_TRUE(etcd_client_->Put(LeaderKey("c1"), LeaderRecordJson(3, 4, "127.0.0.1:7403")).ok());
   });
   auto next = d->WaitForPrimary(Clock::now() + seconds(30));
   put.join();
@@ -157,7 +147,7 @@ TEST_F(PrimaryDiscoveryTest, FollowsNewerEpochsAndIgnoresOlderOnes) {
 
 TEST_F(PrimaryDiscoveryTest, AskingForANewerEpochThanTheRecordIsUnavailable) {
   auto d = Discover("c2");
-  PutSeen(*d, RecordJson(1, 5, "127.0.0.1:7401"));
+  PutSeen(*d, LeaderRecordJson(1, 5, "127.0.0.1:7401"));
   auto p = d->WaitForPrimary(Clock::now() + milliseconds(200), /*min_epoch=*/6);
   ASSERT_TRUE(absl::IsUnavailable(p.status())) << p.status();
   EXPECT_NE(p.status().message().find("of epoch 5, older than epoch 6 this client has seen"),
@@ -169,12 +159,12 @@ TEST_F(PrimaryDiscoveryTest, AskingForANewerEpochThanTheRecordIsUnavailable) {
 // once it is back, and sees records put after the restart.
 TEST_F(PrimaryDiscoveryTest, ReWatchesAfterEtcdRestarts) {
   auto d = Discover("c3");
-  PutSeen(*d, RecordJson(1, 1, "127.0.0.1:7401"));
+  PutSeen(*d, LeaderRecordJson(1, 1, "127.0.0.1:7401"));
   etcd_->StopMember(0);
   ASSERT_TRUE(etcd_->RestartMember(0).ok());
   // The last known primary stays the answer through the outage.
   EXPECT_EQ(d->Current()->address, "127.0.0.1:7401");
-  auto rev = etcd_client_->Put(LeaderKey("c3"), RecordJson(2, 2, "127.0.0.1:7402"));
+  auto rev = etcd_client_->Put(LeaderKey("c3"), LeaderRecordJson(2, 2, "127.0.0.1:7402"));
   ASSERT_TRUE(rev.ok()) << rev.status();
   ASSERT_TRUE(WaitFor([&] { return d->Current() && d->Current()->epoch == 2; }, seconds(30)));
   EXPECT_EQ(d->Current()->address, "127.0.0.1:7402");

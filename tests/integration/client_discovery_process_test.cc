@@ -4,8 +4,6 @@
 // server's coordinator will write it. A failover by hand (README "Failover")
 // moves the record; the client follows it, never back to an older epoch, and
 // a write cut by the failover is reported as outcome unknown.
-#include <google/protobuf/util/json_util.h>
-
 #include <thread>
 
 #include "etcd_client/etcd_client.h"
@@ -13,6 +11,7 @@
 #include "proto/coordination.pb.h"
 #include "relaykv/write_outcome.h"
 #include "tests/common/etcd_process.h"
+#include "tests/common/leader_record.h"
 #include "tests/common/temp_dir.h"
 #include "tests/integration/process.h"
 
@@ -21,16 +20,6 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-std::string LeaderJson(uint32_t server_id, uint64_t epoch, const std::string& address) {
-  v1::LeaderRecord r;
-  r.set_server_id(server_id);
-  r.set_epoch(epoch);
-  r.set_address(address);
-  std::string json;
-  EXPECT_TRUE(google::protobuf::util::MessageToJsonString(r, &json).ok());
-  return json;
-}
 
 class ClientDiscoveryTest : public ::testing::Test {
  protected:
@@ -80,7 +69,7 @@ TEST_P(ClientDiscoveryFailoverTest, WritesFollowTheLeaderRecordAndACutWriteIsOut
   ASSERT_TRUE(seed.ok()) << seed.status();
   const uint64_t old_epoch = seed->epoch;
   ASSERT_GT(old_epoch, 0u);
-  PutLeader("c", LeaderJson(1, old_epoch, primary->address()));
+  PutLeader("c", LeaderRecordJson(1, old_epoch, primary->address()));
 
   auto client = Discovering("c", seconds(20), GetParam());
   ASSERT_NE(client, nullptr);
@@ -117,7 +106,7 @@ TEST_P(ClientDiscoveryFailoverTest, WritesFollowTheLeaderRecordAndACutWriteIsOut
   auto start = replica->client().ResetReplicaAll();
   ASSERT_TRUE(start.ok()) << start.status();
   ASSERT_EQ(start->epoch, next_epoch);
-  PutLeader("c", LeaderJson(2, next_epoch, replica->address()));
+  PutLeader("c", LeaderRecordJson(2, next_epoch, replica->address()));
   ASSERT_TRUE(WaitFor([&] { return client->write_target() == replica->address(); }, seconds(30)));
   EXPECT_GE(client->epoch_seen(), next_epoch);
 
@@ -133,7 +122,7 @@ TEST_P(ClientDiscoveryFailoverTest, WritesFollowTheLeaderRecordAndACutWriteIsOut
 
   // A record of the older epoch (a stale writer) is ignored: writes still
   // go to the new primary. (primary_discovery_test checks it deterministically.)
-  PutLeader("c", LeaderJson(1, old_epoch, primary->address()));
+  PutLeader("c", LeaderRecordJson(1, old_epoch, primary->address()));
   for (int i = 0; i < 3; ++i) {
     auto again = client->Put("after-stale-" + std::to_string(i), "y");
     ASSERT_TRUE(again.ok()) << again.status();
@@ -188,7 +177,7 @@ TEST_F(ClientDiscoveryTest, CliFindsThePrimaryInEtcd) {
   ASSERT_NE(primary, nullptr);
   auto seed = primary->Put("seed", "0");
   ASSERT_TRUE(seed.ok()) << seed.status();
-  PutLeader("cli", LeaderJson(1, seed->epoch, primary->address()));
+  PutLeader("cli", LeaderRecordJson(1, seed->epoch, primary->address()));
   const std::string endpoints = etcd_->client_endpoint(0);
 
   CliRun put = RunCli({"--etcd", endpoints, "--cluster", "cli", "-e", "PUT k1 'v1'"});

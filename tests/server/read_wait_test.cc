@@ -27,6 +27,17 @@ std::unique_ptr<Node> OpenPrimary(const std::filesystem::path& dir) {
   return node.ok() ? *std::move(node) : nullptr;
 }
 
+// An embedded replica (server_id 2, no gRPC service) of `primary`.
+std::unique_ptr<Node> OpenReplicaOf(const Node& primary, const std::filesystem::path& dir) {
+  NodeOptions o;
+  o.data_dir = dir;
+  o.replicate_from = "127.0.0.1:" + std::to_string(primary.bound_port());
+  o.variables = {{"server_id", "2"}};
+  auto node = Node::Open(o);
+  EXPECT_TRUE(node.ok()) << node.status();
+  return node.ok() ? *std::move(node) : nullptr;
+}
+
 // Issue 14.10: a Get waiting, with no deadline, for a seq far ahead ends
 // when its client cancels; before, it waited until shutdown, and shutdown
 // then waited its whole grace period for it.
@@ -119,13 +130,8 @@ TEST(ReadWaitTest, EmbeddedReplicaPrimaryFreshRead) {
   auto primary = OpenPrimary(dir.path() / "p");
   ASSERT_NE(primary, nullptr);
   const std::string primary_address = "127.0.0.1:" + std::to_string(primary->bound_port());
-  NodeOptions ro;
-  ro.data_dir = dir.path() / "r";
-  ro.replicate_from = primary_address;
-  ro.variables = {{"server_id", "2"}};
-  auto opened = Node::Open(ro);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Node> replica = *std::move(opened);
+  auto replica = OpenReplicaOf(*primary, dir.path() / "r");
+  ASSERT_NE(replica, nullptr);
 
   auto v1 = primary->Put("k", "v1");
   ASSERT_TRUE(v1.ok());
@@ -180,13 +186,8 @@ TEST(ReadWaitTest, PrimaryFreshReadRefusesAPrimaryOfARevokedEpoch) {
   TempDir dir;
   auto primary = OpenPrimary(dir.path() / "p");
   ASSERT_NE(primary, nullptr);
-  NodeOptions ro;
-  ro.data_dir = dir.path() / "r";
-  ro.replicate_from = "127.0.0.1:" + std::to_string(primary->bound_port());
-  ro.variables = {{"server_id", "2"}};
-  auto opened = Node::Open(ro);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Node> replica = *std::move(opened);
+  auto replica = OpenReplicaOf(*primary, dir.path() / "r");
+  ASSERT_NE(replica, nullptr);
   auto v1 = primary->Put("k", "v1");
   ASSERT_TRUE(v1.ok());
   GetOptions fresh;
