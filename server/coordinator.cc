@@ -67,6 +67,14 @@ int64_t LeaseNanos(LeaseClock::time_point t) { return t.time_since_epoch().count
 
 }  // namespace
 
+std::set<uint32_t> Coordinator::Ackers(const ClusterView& view) const {
+  std::set<uint32_t> ackers;
+  for (const auto& [id, address] : view.nodes) {
+    if (id != options_.server_id) ackers.insert(id);
+  }
+  return ackers;
+}
+
 std::string ClusterPrefix(const std::string& cluster) { return "/relaykv/" + cluster + "/"; }
 
 std::string HistoryKey(const std::string& cluster, uint64_t epoch) {
@@ -273,7 +281,16 @@ void Coordinator::Step() {
       return;
     }
     impl.lease_until_ns_.store(LeaseNanos(lease_->safe_until()));
-    if (impl.semisync_->async_wanted() && !impl.async_recorded_.load()) RecordAsync();
+    // Nodes that joined since count as ackers from now (the records only
+    // grow; an unread view changes nothing).
+    if (auto view = ReadClusterView(etcd_.get(), options_.cluster); view.ok()) {
+      impl.semisync_->set_ackers(Ackers(*view));
+    }
+    if (impl.semisync_->async_wanted() && !impl.async_recorded_.load()) {
+      RecordAsync();
+    } else if (impl.async_recorded_.load() && impl.semisync_->resynced_at()) {
+      RecordResync();
+    }
     return;
   }
   if (!registered_) {
@@ -586,6 +603,9 @@ void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met
     return;  // the next round follows whoever won
   }
   impl.lease_until_ns_.store(LeaseNanos((*lease)->safe_until()));
+  // Only the ACKs of joined nodes count: an election revokes and asks
+  // exactly those (review-coord 8b).
+  impl.semisync_->set_ackers(Ackers(view));
   // The epoch opened must be the one claimed (OpenOwnEpoch refuses before
   // its marker if the promise moved meanwhile).
   impl.claim_epoch_.store(epoch);
@@ -625,46 +645,82 @@ void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met
                view.history.empty() ? "; new cluster" : "");
 }
 
+absl::Status Coordinator::UpdateOwnRecord(const std::function<bool(v1::EpochRecord*)>& change) {
+  const uint64_t epoch = node_->impl_->binlog_->epoch();
+  const std::string key = HistoryKey(options_.cluster, epoch);
+  auto got = etcd_->Get(key);
+  if (!got.ok()) return got.status();
+  if (got->kvs.empty()) return absl::NotFoundError(key + " is absent");
+  auto rec = FromJson<v1::EpochRecord>(got->kvs[0].value, key);
+  if (!rec.ok()) return rec.status();
+  if (!change(&*rec)) return absl::OkStatus();
+  // Only while this node still holds the leader key it created.
+  auto txn = etcd_->Txn(
+      {etcd::Compare::CreateRevision(LeaderLease::LeaderKey(options_.cluster),
+                                     etcd::Compare::Result::kEqual, lease_->create_revision()),
+       etcd::Compare::ModRevision(key, etcd::Compare::Result::kEqual, got->kvs[0].mod_revision)},
+      {etcd::TxnOp::Put(key, ToJson(*rec))});
+  if (!txn.ok()) return txn.status();
+  if (!txn->succeeded) return absl::AbortedError("the leader key or " + key + " changed");
+  return absl::OkStatus();
+}
+
 void Coordinator::RecordAsync() {
   Node::Impl& impl = *node_->impl_;
-  const uint64_t epoch = impl.binlog_->epoch();
   // Everything after what a quorum holds now may be acknowledged without
   // ACKs once the gate opens (the quorum only moves up meanwhile).
   const uint64_t after = impl.semisync_->acked_seq();
-  const std::string key = HistoryKey(options_.cluster, epoch);
-  auto got = etcd_->Get(key);
-  if (!got.ok() || got->kvs.empty()) {
-    Refuse("semi-sync wants to fall back to async, but history/" + std::to_string(epoch) +
-           " cannot be read (" + (got.ok() ? "absent" : got.status().ToString()) +
+  uint64_t recorded_after = after;
+  const absl::Status s = UpdateOwnRecord([&](v1::EpochRecord* rec) {
+    if (rec->went_async()) {
+      recorded_after = rec->went_async_after();  // already: an earlier point
+      return false;
+    }
+    rec->set_went_async(true);
+    rec->set_went_async_after(after);
+    return true;
+  });
+  if (!s.ok()) {
+    Refuse("semi-sync wants to fall back to async, but etcd did not record it (" + s.ToString() +
            "): commits keep waiting");
     return;
   }
-  auto rec = FromJson<v1::EpochRecord>(got->kvs[0].value, key);
-  if (!rec.ok()) {
-    Refuse(rec.status().ToString());
-    return;
-  }
-  if (!rec->went_async()) {
-    rec->set_went_async(true);
-    rec->set_went_async_after(after);
-    // Only while this node still holds the leader key it created.
-    auto txn = etcd_->Txn(
-        {etcd::Compare::CreateRevision(LeaderLease::LeaderKey(options_.cluster),
-                                       etcd::Compare::Result::kEqual, lease_->create_revision()),
-         etcd::Compare::ModRevision(key, etcd::Compare::Result::kEqual, got->kvs[0].mod_revision)},
-        {etcd::TxnOp::Put(key, ToJson(*rec))});
-    if (!txn.ok() || !txn->succeeded) {
-      Refuse("semi-sync wants to fall back to async, but etcd did not record it (" +
-             (txn.ok() ? std::string("the leader key or history changed") : txn.status().ToString()) +
-             "): commits keep waiting");
-      return;
-    }
-  }
   impl.async_recorded_.store(true);
+  SetRole("primary");  // clears an earlier refusal
   spdlog::warn("automatic failover: epoch {} went async after seq {} (recorded in etcd): no "
                "replica is promoted automatically while it may lack acknowledged writes; only this "
                "node may take over again",
-               epoch, rec->went_async() ? rec->went_async_after() : after);
+               impl.binlog_->epoch(), recorded_after);
+}
+
+void Coordinator::RecordResync() {
+  Node::Impl& impl = *node_->impl_;
+  // The gate closes first: from here semi-sync cannot fall back without a
+  // new record, so whatever resynced_at() proves now stays true.
+  impl.async_recorded_.store(false);
+  const std::optional<uint64_t> at = impl.semisync_->resynced_at();
+  if (!at) {
+    impl.async_recorded_.store(true);  // fell back again before the gate closed
+    return;
+  }
+  const absl::Status s = UpdateOwnRecord([&](v1::EpochRecord* rec) {
+    if (!rec->went_async()) return false;
+    rec->set_went_async(false);
+    rec->set_resynced_after(*at);
+    return true;
+  });
+  if (!s.ok()) {
+    // Still marked async in etcd (safe: no replica is promoted); the gate
+    // stays closed, a new fallback re-records (RecordAsync finds the mark).
+    Refuse("semi-sync is back in sync at seq " + std::to_string(*at) +
+           ", but etcd did not record it (" + s.ToString() + "): automatic failover stays off");
+    return;
+  }
+  SetRole("primary");
+  spdlog::warn("automatic failover: epoch {} is semi-synchronous again: every commit released "
+               "without ACKs is held by enough replicas (seq {}, recorded in etcd); automatic "
+               "failover is re-armed",
+               impl.binlog_->epoch(), *at);
 }
 
 absl::StatusOr<SwitchoverResult> Coordinator::Switchover(const std::string& target) {

@@ -23,7 +23,10 @@
 //    itself and asks to be restarted, to rejoin as a replica.
 // Anti-flap: no election within failover_min_interval of the last one.
 // No silent async: as the leader, it records in history/<E> that semi-sync
-// wants to fall back before the fallback may happen (RecordAsync).
+// wants to fall back before the fallback may happen (RecordAsync), and
+// clears that once the replicas hold everything released without ACKs
+// (RecordResync): automatic failover is armed again. Only the ACKs of
+// nodes that joined the cluster (`nodes/`) count (set_ackers).
 // SWITCHOVER TO: the leader names the target in etcd and gives up its key;
 // the target then wins its election at once (RunSwitchover).
 //
@@ -40,6 +43,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -140,6 +144,16 @@ class Coordinator {
   // No silent async: marks history/<E> went_async (guarded by our leader
   // key), then lets semi-sync switch OFF.
   void RecordAsync();
+  // Re-arm: once SemiSyncMaster::resynced_at() proves the replicas hold
+  // every commit released without ACKs, clears went_async (records
+  // resynced_after) with the async gate closed again.
+  void RecordResync();
+  // Reads history/<E> of this node's epoch, lets `change` edit it (false:
+  // nothing to write) and writes it back only while this node holds the
+  // leader key it created and nobody wrote the record meanwhile.
+  absl::Status UpdateOwnRecord(const std::function<bool(v1::EpochRecord*)>& change);
+  // The server_ids whose semi-sync ACKs count: every joined node but this.
+  std::set<uint32_t> Ackers(const ClusterView& view) const;
   struct SwitchoverJob {
     std::string target;
     bool done = false;

@@ -24,6 +24,8 @@ absl::Status Node::Impl::OpenCoordinator(Node* node, const BinlogOptions& binlog
   coordinator_ = *std::move(coordinator);
   // No silent async: a fallback waits until etcd knows.
   semisync_->set_async_gate([this] { return async_recorded_.load(); });
+  // No ACK counts until the coordinator read which nodes joined.
+  semisync_->set_ackers(std::set<uint32_t>{});
 
   const Gtid applied = state_->Applied();
   const auto decision = coordinator_->DecideAtOpen(binlog_->LastVisible(), applied);

@@ -46,11 +46,20 @@ SemiSyncMaster::~SemiSyncMaster() {
   timer_.join();
 }
 
+size_t SemiSyncMaster::CountedReplicas() const {
+  if (!ackers_) return semi_acks_.size();
+  return static_cast<size_t>(std::count_if(semi_acks_.begin(), semi_acks_.end(),
+                                           [&](const auto& r) { return Counts(r.first); }));
+}
+
 uint64_t SemiSyncMaster::QuorumSeq() const {
   const size_t need = static_cast<size_t>(settings_.wait_for_slave_count);
-  if (semi_acks_.size() < need) return 0;
+  if (need == 0) return 0;
   std::vector<uint64_t> acks;
-  for (const auto& [server_id, r] : semi_acks_) acks.push_back(r.acked_seq);
+  for (const auto& [server_id, r] : semi_acks_) {
+    if (Counts(server_id)) acks.push_back(r.acked_seq);
+  }
+  if (acks.size() < need) return 0;
   // The need-th highest ACK: that many distinct replicas are at or past it.
   std::nth_element(acks.begin(), acks.begin() + static_cast<long>(need - 1), acks.end(),
                    std::greater<>());
@@ -70,6 +79,29 @@ bool SemiSyncMaster::async_wanted() const {
 uint64_t SemiSyncMaster::acked_seq() const {
   std::lock_guard l(mu_);
   return quorum_seq_;
+}
+
+std::optional<uint64_t> SemiSyncMaster::resynced_at() const {
+  std::lock_guard l(mu_);
+  if (!status_on_ || !settings_.enabled || !revoked_.empty() || quorum_seq_ < async_max_) {
+    return std::nullopt;
+  }
+  return quorum_seq_;
+}
+
+void SemiSyncMaster::set_ackers(std::optional<std::set<uint32_t>> ackers) {
+  std::unique_lock l(mu_);
+  if (ackers_ == ackers) return;
+  ackers_ = std::move(ackers);
+  for (const auto& [server_id, r] : semi_acks_) {
+    if (!Counts(server_id)) {
+      spdlog::warn("semi-sync: replica server_id {} did not join the cluster (no --etcd): its "
+                   "ACKs do not count",
+                   server_id);
+    }
+  }
+  // Fewer may count now (nothing already released moves back), or more.
+  Advance(l);
 }
 
 bool SemiSyncMaster::SwitchOff(const std::string& why) {
@@ -131,6 +163,7 @@ SemiSyncMaster::Result SemiSyncMaster::Resolve(const Pending& p) {
   if (!revoked_.empty()) return RevokedError(p.seq, revoked_);
   // Switched OFF (timeout, no replicas) or disabled while it waited.
   ++counters_.no_tx;
+  ReleasedAsync(p.seq);
   return Outcome::kAsync;
 }
 
@@ -175,15 +208,17 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
     // off is released by it, as if it had been waiting already: no_tx. One
     // that began after it is not counted at all.
     if (registered) ++counters_.no_tx;
+    ReleasedAsync(seq);
     return now(Outcome::kAsync);
   }
-  if (status_on_ && !settings_.wait_no_slave && semi_acks_.size() < settings_.wait_for_slave_count) {
+  if (status_on_ && !settings_.wait_no_slave && CountedReplicas() < settings_.wait_for_slave_count) {
     SwitchOff("fewer semi-sync replicas connected than rpl_semi_sync_master_wait_for_slave_count "
               "and rpl_semi_sync_master_wait_no_slave is OFF");
     RunReady(l);
   }
   if (!status_on_) {
     ++counters_.no_tx;
+    ReleasedAsync(seq);
     return now(Outcome::kAsync);
   }
   if (quorum_seq_ >= seq) {
@@ -303,6 +338,11 @@ void SemiSyncMaster::ReplicaConnected(uint64_t connection_id, uint32_t server_id
     semi_acks_.erase(it);
   }
   if (!semi_sync) return;
+  if (!Counts(server_id)) {
+    spdlog::warn("semi-sync: replica server_id {} did not join the cluster (no --etcd): its ACKs "
+                 "do not count",
+                 server_id);
+  }
   semi_acks_[server_id] = {connection_id, durable_seq};
   server_ids_[connection_id] = server_id;
   Advance(l);
@@ -315,7 +355,7 @@ void SemiSyncMaster::ReplicaDisconnected(uint64_t connection_id) {
   semi_acks_.erase(it->second);
   server_ids_.erase(it);
   if (settings_.enabled && !settings_.wait_no_slave &&
-      semi_acks_.size() < settings_.wait_for_slave_count) {
+      CountedReplicas() < settings_.wait_for_slave_count) {
     SwitchOff("a semi-sync replica left and rpl_semi_sync_master_wait_no_slave is OFF");
   }
   ResolveUpTo(quorum_seq_);
@@ -400,7 +440,7 @@ NameValues SemiSyncMaster::Status() const {
   auto n = [](uint64_t v) { return std::to_string(v); };
   const std::string p = "Rpl_semi_sync_master_";
   return {
-      {p + "clients", n(semi_acks_.size())},
+      {p + "clients", n(CountedReplicas())},
       {p + "net_avg_wait_time", n(c.net_waits ? c.net_wait_time / c.net_waits : 0)},
       {p + "net_wait_time", n(c.net_wait_time)},
       {p + "net_waits", n(c.net_waits)},

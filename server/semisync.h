@@ -17,12 +17,14 @@
 // once each; Close() resolves every pending wait with UNAVAILABLE.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -113,6 +115,19 @@ class SemiSyncMaster {
   bool async_wanted() const EXCLUDES(mu_);
   // The last seq wait_for_slave_count replicas have ACKed (0: none).
   uint64_t acked_seq() const EXCLUDES(mu_);
+  // Back in sync after a fallback: semi-sync is ON and enabled, and the
+  // replicas' quorum holds every commit ever released without ACKs (not
+  // merely "status ON": enabling it again turns it ON at once, as MySQL
+  // does, before any replica holds what went out async). The position that
+  // proves it, or nullopt. Automatic failover re-arms on it.
+  std::optional<uint64_t> resynced_at() const EXCLUDES(mu_);
+
+  // Automatic failover: only the ACKs of these server_ids count (the nodes
+  // that joined the cluster in etcd, which an election revokes and asks);
+  // an ACK from any other replica could make a write acknowledged that no
+  // election would look for. nullopt (the default): every semi-sync
+  // replica counts, as in MySQL.
+  void set_ackers(std::optional<std::set<uint32_t>> ackers) EXCLUDES(mu_);
 
   // SHOW STATUS rows: the 14 Rpl_semi_sync_master_* counters.
   NameValues Status() const EXCLUDES(mu_);
@@ -135,8 +150,15 @@ class SemiSyncMaster {
   using Ready = std::vector<std::pair<Done, Result>>;
 
   // Position that wait_for_slave_count semi-sync replicas have ACKed, among
-  // those connected now.
+  // those connected now whose ACKs count (ackers_).
   uint64_t QuorumSeq() const REQUIRES(mu_);
+  bool Counts(uint32_t server_id) const REQUIRES(mu_) {
+    return !ackers_ || ackers_->contains(server_id);
+  }
+  // Connected semi-sync replicas whose ACKs count.
+  size_t CountedReplicas() const REQUIRES(mu_);
+  // Every commit answered kAsync passes here: `seq` went out without ACKs.
+  void ReleasedAsync(uint64_t seq) REQUIRES(mu_) { async_max_ = std::max(async_max_, seq); }
   // Raises quorum_seq_ to QuorumSeq(): applies (on_acked_) and releases
   // what it reaches, switches status back ON if it reaches the binlog end.
   void Advance(std::unique_lock<std::mutex>& l) REQUIRES(mu_);
@@ -164,6 +186,8 @@ class SemiSyncMaster {
   bool closed_ GUARDED_BY(mu_) = false;
   std::function<bool()> async_gate_ GUARDED_BY(mu_);
   bool async_wanted_ GUARDED_BY(mu_) = false;
+  std::optional<std::set<uint32_t>> ackers_ GUARDED_BY(mu_);
+  uint64_t async_max_ GUARDED_BY(mu_) = 0;  // highest seq released without ACKs
   std::string revoked_ GUARDED_BY(mu_);  // why, while revoked; "" otherwise
   struct SemiReplica {
     uint64_t connection_id;  // its current stream

@@ -277,5 +277,80 @@ TEST_F(AutoFailoverTest, AsyncFallbackIsRecordedAndBlocksPromotingAReplica) {
   ExpectAllAcked();
 }
 
+// Re-arm (issue 16 item 3): once the replicas hold every commit released
+// without ACKs, the primary clears the async mark in etcd, and a replica may
+// take over again automatically — with the async write.
+TEST_F(AutoFailoverTest, AsyncEpochIsReArmedOnceReplicasCatchUp) {
+  WriteAcked(0, "before-", 3);
+  ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
+  for (int i = 1; i < kNodes; ++i) {
+    ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
+  }
+  auto lone = node(0)->Put("async-write", "released-without-acks");
+  ASSERT_TRUE(lone.ok()) << lone.status();
+  acked_["async-write"] = "released-without-acks";
+  auto etcd = etcd::EtcdClient::Create({{cluster_->etcd_endpoint()}});
+  ASSERT_TRUE(etcd.ok());
+  const auto newest_record = [&]() -> std::string {
+    auto history = (*etcd)->GetPrefix("/relaykv/test/history/");
+    return history.ok() && !history->kvs.empty() ? history->kvs.back().value : "";
+  };
+  ASSERT_NE(newest_record().find("\"wentAsync\":true"), std::string::npos) << newest_record();
+
+  ASSERT_TRUE(node(1)->client().StartReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] { return newest_record().find("\"wentAsync\":false") != std::string::npos; },
+                      30s))
+      << newest_record() << node(0)->Log();
+  EXPECT_NE(newest_record().find("\"resyncedAfter\""), std::string::npos) << newest_record();
+  EXPECT_NE(node(0)->Log().find("re-armed"), std::string::npos);
+
+  node(0)->Kill();
+  const int next = WaitForPrimary(60s, 0);
+  ASSERT_EQ(next, 1) << "the caught-up replica must take over: " << node(1)->Log();
+  WriteAcked(next, "after-", 3);
+  ASSERT_TRUE(node(2)->client().StartReplica(ReplicaThreads::kIo).ok());
+  StartNode(0);
+  ASSERT_TRUE(WaitFor([&] { return Role(0) == "replica" && Role(2) == "replica"; }, 60s))
+      << node(0)->Log();
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s));
+  ExpectAllAcked();
+}
+
+// Only nodes that joined the cluster ACK (review-coord 8b): an election asks
+// exactly those, so an ACK from a replica started without --etcd could make
+// a write acknowledged that no election looks for.
+TEST_F(AutoFailoverTest, AcksOfAReplicaThatDidNotJoinDoNotCount) {
+  TempDir outsider_dir;
+  auto outsider = StartReplica(outsider_dir.path(), *node(0),
+                               {.server_id = 99, .flags = {"--rpl_semi_sync_slave_enabled=ON"}});
+  ASSERT_NE(outsider, nullptr);
+  WriteAcked(0, "joined-", 2);
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*node(0), *outsider); }, 30s));
+  for (int i = 1; i < kNodes; ++i) {
+    ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
+  }
+  auto clients = node(0)->client().ShowStatus("Rpl_semi_sync_master_clients");
+  ASSERT_TRUE(clients.ok() && !clients->empty());
+  EXPECT_EQ(clients->begin()->second, "0");  // the outsider is not counted
+  EXPECT_NE(node(0)->Log().find("server_id 99 did not join the cluster"), std::string::npos)
+      << node(0)->Log();
+  // The outsider receives and ACKs it; the commit still waits for a joined node.
+  std::atomic<bool> answered{false};
+  absl::StatusOr<Gtid> put = absl::UnknownError("not yet");
+  std::thread writer([&] {
+    put = node(0)->Put("needs-a-member", "x");
+    answered.store(true);
+  });
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = outsider->Get("needs-a-member");
+    return v.ok() && v->has_value();
+  }, 30s));
+  std::this_thread::sleep_for(1s);
+  EXPECT_FALSE(answered.load()) << "acknowledged on the ACK of a replica outside the cluster";
+  ASSERT_TRUE(node(2)->client().StartReplica(ReplicaThreads::kIo).ok());
+  writer.join();
+  ASSERT_TRUE(put.ok()) << put.status();
+}
+
 }  // namespace
 }  // namespace relaykv::testing
