@@ -84,6 +84,10 @@ ResultSet SwitchoverResult(const v1::SwitchoverReply& reply) {
           {{FormatGtid(reply.epoch_start()), std::to_string(reply.unavailable_ms())}}};
 }
 
+ResultSet ForceFailoverResult(const v1::ForceFailoverReply& reply) {
+  return {{"Epoch_start", "Warning"}, {{FormatGtid(reply.epoch_start()), reply.warning()}}};
+}
+
 ResultSet BinaryLogsResult(const v1::BinaryLogsReply& reply) {
   // First_seq stands where MySQL 8 has "Encrypted": which GTIDs a file
   // holds is what a DBA needs before PURGE BINARY LOGS TO.
@@ -267,6 +271,12 @@ absl::StatusOr<StatementResult> AdminExecutor::Execute(const Statement& statemen
             return then(Invoke<v1::SwitchoverReply>(
                             [&](auto* ctx, auto* r) { return admin_->Switchover(ctx, req, r); }),
                         SwitchoverResult);
+          },
+          [&](const stmt::ForceFailover&) {
+            return then(Invoke<v1::ForceFailoverReply>([&](auto* ctx, auto* r) {
+                          return admin_->ForceFailover(ctx, v1::ForceFailoverRequest(), r);
+                        }),
+                        ForceFailoverResult);
           },
           [&](const stmt::ShowVariables& s) {
             v1::ShowRequest req;

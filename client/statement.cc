@@ -71,6 +71,13 @@ class Parser {
       if (!target) return Error("expected the new primary's 'host:port' after SWITCHOVER TO");
       return Finish(stmt::Switchover{std::move(*target)});
     }
+    if (Accept("FAILOVER")) {
+      if (!Accept("FORCE")) {
+        return Error("expected FORCE after FAILOVER (automatic failover needs no statement; "
+                     "FAILOVER FORCE overrides its rules)");
+      }
+      return Finish(stmt::ForceFailover{});
+    }
     if (Accept("PUT")) {
       auto key = AcceptText();
       if (!key) return Error("expected a key after PUT");
@@ -112,7 +119,7 @@ class Parser {
     return Error(
         "unknown statement (relaykv knows SET, RESET PERSIST, RESET SLAVE ALL, SHOW, START/STOP "
         "SLAVE, CHANGE MASTER, INSTALL PLUGIN, PURGE BINARY LOGS, PUT, GET, DELETE, SCAN, "
-        "CHECKSUM, SWITCHOVER)");
+        "CHECKSUM, SWITCHOVER, FAILOVER FORCE)");
   }
 
  private:
@@ -542,6 +549,7 @@ std::string FormatStatement(const Statement& s) {
           },
           [](const stmt::ResetReplica&) { return std::string("RESET REPLICA ALL"); },
           [](const stmt::Switchover& v) { return "SWITCHOVER TO " + QuoteString(v.target); },
+          [](const stmt::ForceFailover&) { return std::string("FAILOVER FORCE"); },
           [&](const stmt::ShowVariables& v) { return "SHOW GLOBAL VARIABLES" + like(v.like); },
           [&](const stmt::ShowStatus& v) { return "SHOW GLOBAL STATUS" + like(v.like); },
           [](const stmt::ShowReplicaStatus&) { return std::string("SHOW REPLICA STATUS"); },

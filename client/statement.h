@@ -10,6 +10,7 @@
 //   RESET PERSIST [name]
 //   RESET SLAVE ALL | RESET REPLICA ALL   (failover: this replica becomes a primary)
 //   SWITCHOVER TO 'host:port'             (automatic failover: hand the primary role over)
+//   FAILOVER FORCE                        (automatic failover: promote this node, recorded as forced)
 //   SHOW [GLOBAL] VARIABLES [LIKE 'pattern'] | SHOW [GLOBAL] STATUS [LIKE 'pattern']
 //   SHOW SLAVE STATUS | SHOW REPLICA STATUS | SHOW REPLICAS | SHOW SLAVE HOSTS
 //   START|STOP SLAVE [IO_THREAD | SQL_THREAD [, ...]]
@@ -69,6 +70,12 @@ struct ResetReplica {
 struct Switchover {
   std::string target;
   friend bool operator==(const Switchover&, const Switchover&) = default;
+};
+
+// FAILOVER FORCE: with no primary, this node takes the role although the
+// election rules refuse (recorded as forced in etcd).
+struct ForceFailover {
+  friend bool operator==(const ForceFailover&, const ForceFailover&) = default;
 };
 
 struct ShowVariables {
@@ -185,7 +192,7 @@ using Statement =
                  stmt::ShowStatus, stmt::ShowReplicaStatus, stmt::ShowReplicas, stmt::ReplicaThreads,
                  stmt::ChangeMaster, stmt::InstallPlugin, stmt::Put, stmt::Get, stmt::Delete,
                  stmt::Checksum, stmt::ShowBinaryLogs, stmt::ShowMasterStatus,
-                 stmt::PurgeBinaryLogs, stmt::Scan, stmt::Switchover>;
+                 stmt::PurgeBinaryLogs, stmt::Scan, stmt::Switchover, stmt::ForceFailover>;
 
 // Parses the text of exactly one statement (as SplitStatements returns it).
 // Empty text is INVALID_ARGUMENT "No query specified".

@@ -132,6 +132,16 @@ grpc::Status AdminService::Switchover(Ctx* ctx, const v1::SwitchoverRequest* req
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::ForceFailover(Ctx* ctx, const v1::ForceFailoverRequest*,
+                                         v1::ForceFailoverReply* reply) {
+  if (auto denied = auth_->Check(ctx, Role::kAdmin, "FAILOVER FORCE"); !denied.ok()) return denied;
+  auto done = node_->ForceFailover();
+  if (!done.ok()) return ToGrpcStatus(done.status());
+  GtidToProto(done->epoch_start, reply->mutable_epoch_start());
+  reply->set_warning(done->warning);
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminService::ReplicaStatus(Ctx* ctx, const v1::ReplicaStatusRequest*,
                                          v1::ReplicaStatusReply* reply) {
   if (auto denied = auth_->Check(ctx, Role::kRead,

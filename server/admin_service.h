@@ -27,6 +27,8 @@ class AdminService final : public v1::Admin::Service {
   grpc::Status ChangeMaster(Ctx*, const v1::ChangeMasterRequest*, v1::ChangeMasterReply*) override;
   grpc::Status ResetReplica(Ctx*, const v1::ResetReplicaRequest*, v1::ResetReplicaReply*) override;
   grpc::Status Switchover(Ctx*, const v1::SwitchoverRequest*, v1::SwitchoverReply*) override;
+  grpc::Status ForceFailover(Ctx*, const v1::ForceFailoverRequest*,
+                             v1::ForceFailoverReply*) override;
   grpc::Status ReplicaStatus(Ctx*, const v1::ReplicaStatusRequest*,
                              v1::ReplicaStatusReply*) override;
   grpc::Status Replicas(Ctx*, const v1::ReplicasRequest*, v1::ReplicasReply*) override;

@@ -10,7 +10,7 @@
 //                       and Clone (clone_service.h; admin may clone too);
 //                       ReadIndex (primary-fresh reads; read may call it too)
 //          admin        SET, RESET PERSIST, START/STOP SLAVE, CHANGE MASTER,
-//                       RESET SLAVE ALL, SWITCHOVER, CHECKSUM, PURGE, INSTALL PLUGIN
+//                       RESET SLAVE ALL, SWITCHOVER, FAILOVER FORCE, CHECKSUM, PURGE, INSTALL PLUGIN
 //
 // Identity of a call, in this order:
 //   1. "authorization: Bearer <token>" metadata: the token's SHA-256 must be

@@ -240,21 +240,16 @@ void Coordinator::RequestRestart(const std::string& why) {
 
 void Coordinator::Step() {
   Node::Impl& impl = *node_->impl_;
-  std::shared_ptr<SwitchoverJob> job;
+  std::shared_ptr<Job> job;
   {
     std::lock_guard l(mu_);
-    job = switchover_;
+    job = job_;
   }
   if (job) {
-    auto result = lease_ && !restart_requested_
-                      ? RunSwitchover(job->target)
-                      : absl::FailedPreconditionError(
-                            "SWITCHOVER runs on the cluster's primary; this node is not it" +
-                            (leader_.empty() ? std::string() : " (the leader is " + leader_ + ")"));
+    job->work();
     std::lock_guard l(mu_);
-    job->result = std::move(result);
     job->done = true;
-    switchover_.reset();
+    job_.reset();
     cv_.notify_all();
   }
   if (restart_requested_) return;
@@ -288,7 +283,8 @@ void Coordinator::Step() {
     }
     if (impl.semisync_->async_wanted() && !impl.async_recorded_.load()) {
       RecordAsync();
-    } else if (impl.async_recorded_.load() && impl.semisync_->resynced_at()) {
+    } else if ((impl.async_recorded_.load() || resync_pending_) &&
+               impl.semisync_->resynced_at()) {
       RecordResync();
     }
     return;
@@ -435,45 +431,23 @@ void Coordinator::Elect(const ClusterView& view) {
              ": waiting for the node started as primary (without --replicate-from) to claim it");
       return;
     }
-    Claim(view, epoch, /*quorum_met=*/true, /*ackers=*/0);
+    if (auto start = Claim(view, epoch, /*quorum_met=*/true, /*ackers=*/0, /*forced=*/false);
+        !start.ok()) {
+      Refuse(std::string(start.status().message()));
+    }
     return;
   }
   const uint64_t current = failover::CurrentEpoch(view.history);
   const uint32_t previous = view.history.at(current).primary;
   const v1::EpochRecord& record = view.records.at(current);
-  std::vector<failover::Responder> responders;
-  int listed = 0, answered = 0, answered_unsynced = 0;
-  for (const auto& [id, address] : view.nodes) {
-    if (id != previous) ++listed;
-    absl::StatusOr<RevokeResult> r =
-        id == me ? node_->Revoke(epoch, 0) : PeerRevoke(address, epoch, id);
-    if (!r.ok()) {
-      spdlog::info("automatic failover: Revoke({}) on server_id {} ({}): {}", epoch, id, address,
-                   r.status().ToString());
-      continue;
-    }
-    if (r->promised_epoch > epoch) {
-      highest_promise_seen_ = std::max(highest_promise_seen_, r->promised_epoch);
-      Refuse("server_id " + std::to_string(id) + " promised epoch " +
-             std::to_string(r->promised_epoch) + " already; electing again above it");
-      return;
-    }
-    failover::Responder resp;
-    resp.server_id = id;
-    resp.durable = r->durable_gtid;
-    resp.applied = r->applied_gtid;
-    resp.listed_acker = id != previous;
-    resp.previous_primary = id == previous;
-    resp.may_have_acked_unsynced = r->may_have_acked_unsynced;
-    // The switchover target wins a tie with the old primary (it ACKed
-    // everything the old primary holds).
-    if (handover && id == me) resp.priority = 2;
-    if (resp.listed_acker) {
-      ++answered;
-      if (resp.may_have_acked_unsynced) ++answered_unsynced;
-    }
-    responders.push_back(resp);
+  const RevokeRound round = RevokeAll(view, epoch, handover);
+  if (round.higher_promise) {
+    Refuse(round.higher_promise_reason);
+    return;
   }
+  const std::vector<failover::Responder>& responders = round.responders;
+  const int listed = round.listed, answered = round.answered,
+            answered_unsynced = round.answered_unsynced;
   failover::QuorumInput q;
   q.listed_ackers = listed;
   q.acks_per_commit = static_cast<int>(record.acks_per_commit());
@@ -508,7 +482,51 @@ void Coordinator::Elect(const ClusterView& view) {
   }
   // Recorded as it was: a previous primary that skipped the quorum proves
   // nothing about other nodes' tails (DecideRejoin then refuses them).
-  Claim(view, epoch, quorum.ok, listed);
+  if (auto start = Claim(view, epoch, quorum.ok, listed, /*forced=*/false); !start.ok()) {
+    Refuse(std::string(start.status().message()));
+  }
+}
+
+Coordinator::RevokeRound Coordinator::RevokeAll(const ClusterView& view, uint64_t epoch,
+                                                bool handover) {
+  const uint32_t me = options_.server_id;
+  const uint32_t previous = view.history.at(failover::CurrentEpoch(view.history)).primary;
+  RevokeRound round;
+  for (const auto& [id, address] : view.nodes) {
+    if (id != previous) ++round.listed;
+    absl::StatusOr<RevokeResult> r =
+        id == me ? node_->Revoke(epoch, 0) : PeerRevoke(address, epoch, id);
+    if (!r.ok()) {
+      spdlog::info("automatic failover: Revoke({}) on server_id {} ({}): {}", epoch, id, address,
+                   r.status().ToString());
+      round.unreachable.push_back(id);
+      continue;
+    }
+    if (r->promised_epoch > epoch) {
+      highest_promise_seen_ = std::max(highest_promise_seen_, r->promised_epoch);
+      round.higher_promise = true;
+      round.higher_promise_reason = "server_id " + std::to_string(id) + " promised epoch " +
+                                    std::to_string(r->promised_epoch) +
+                                    " already; electing again above it";
+      return round;
+    }
+    failover::Responder resp;
+    resp.server_id = id;
+    resp.durable = r->durable_gtid;
+    resp.applied = r->applied_gtid;
+    resp.listed_acker = id != previous;
+    resp.previous_primary = id == previous;
+    resp.may_have_acked_unsynced = r->may_have_acked_unsynced;
+    // The switchover target wins a tie with the old primary (it ACKed
+    // everything the old primary holds).
+    if (handover && id == me) resp.priority = 2;
+    if (resp.listed_acker) {
+      ++round.answered;
+      if (resp.may_have_acked_unsynced) ++round.answered_unsynced;
+    }
+    round.responders.push_back(resp);
+  }
+  return round;
 }
 
 absl::StatusOr<RevokeResult> Coordinator::PeerRevoke(const std::string& address, uint64_t epoch,
@@ -545,15 +563,16 @@ absl::StatusOr<RevokeResult> Coordinator::PeerRevoke(const std::string& address,
   return r;
 }
 
-void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met, int ackers) {
+absl::StatusOr<Gtid> Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met,
+                                        int ackers, bool forced) {
   Node::Impl& impl = *node_->impl_;
   const uint32_t me = options_.server_id;
   PauseHereForTesting("coordinator:before-claim");
   // Promised (unbound: this node may still lose the claim below and must
   // then follow the winner of this epoch); opening the epoch binds it.
   if (auto r = node_->Revoke(epoch, 0); !r.ok()) {
-    Refuse("cannot claim epoch " + std::to_string(epoch) + ": " + r.status().ToString());
-    return;
+    return absl::FailedPreconditionError("cannot claim epoch " + std::to_string(epoch) + ": " +
+                                         r.status().ToString());
   }
   const bool replica = node_->is_replica();
   if (replica) node_->StopReplica(ReplicaThreads::kIo).IgnoreError();
@@ -563,6 +582,7 @@ void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met
   rec.set_primary(me);
   ToProto(durable, rec.mutable_start_after());
   rec.set_revoke_quorum_met(quorum_met);
+  rec.set_forced(forced);
   rec.set_ackers(static_cast<uint32_t>(ackers));
   const bool semi_sync = impl.vars_.GetBool("rpl_semi_sync_master_enabled");
   rec.set_acks_per_commit(
@@ -599,8 +619,9 @@ void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met
     cv_.notify_all();
   });
   if (!lease.ok()) {
-    Refuse("claim of epoch " + std::to_string(epoch) + " lost: " + lease.status().ToString());
-    return;  // the next round follows whoever won
+    // The next round follows whoever won.
+    return absl::AbortedError("claim of epoch " + std::to_string(epoch) + " lost: " +
+                              lease.status().ToString());
   }
   impl.lease_until_ns_.store(LeaseNanos((*lease)->safe_until()));
   // Only the ACKs of joined nodes count: an election revokes and asks
@@ -623,9 +644,10 @@ void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met
   if (!start.ok()) {
     impl.lease_until_ns_.store(0);
     (*lease)->Release().IgnoreError();
-    RequestRestart("won epoch " + std::to_string(epoch) + " but could not become its primary: " +
-                   start.status().ToString());
-    return;
+    const std::string why = "won epoch " + std::to_string(epoch) +
+                            " but could not become its primary: " + start.status().ToString();
+    RequestRestart(why);
+    return absl::UnavailableError(why);
   }
   lease_ = *std::move(lease);
   impl.SetHeld(false);
@@ -637,12 +659,13 @@ void Coordinator::Claim(const ClusterView& view, uint64_t epoch, bool quorum_met
     leader_ = address_ + " (this node)";
     last_failover_ = "epoch " + std::to_string(epoch) + " at " + start->ToString() +
                      ", after " + durable.ToString() +
-                     (view.history.empty() ? " (new cluster)" : "");
+                     (view.history.empty() ? " (new cluster)" : forced ? " (forced)" : "");
   }
   spdlog::warn("automatic failover: this node is the primary of epoch {} (starts at {}, continues "
                "after {}{})",
                epoch, start->ToString(), durable.ToString(),
-               view.history.empty() ? "; new cluster" : "");
+               view.history.empty() ? "; new cluster" : forced ? "; FORCED by an operator" : "");
+  return *start;
 }
 
 absl::Status Coordinator::UpdateOwnRecord(const std::function<bool(v1::EpochRecord*)>& change) {
@@ -686,6 +709,7 @@ void Coordinator::RecordAsync() {
     return;
   }
   impl.async_recorded_.store(true);
+  resync_pending_ = false;  // async again: the gate's flag says it
   SetRole("primary");  // clears an earlier refusal
   spdlog::warn("automatic failover: epoch {} went async after seq {} (recorded in etcd): no "
                "replica is promoted automatically while it may lack acknowledged writes; only this "
@@ -696,11 +720,12 @@ void Coordinator::RecordAsync() {
 void Coordinator::RecordResync() {
   Node::Impl& impl = *node_->impl_;
   // The gate closes first: from here semi-sync cannot fall back without a
-  // new record, so whatever resynced_at() proves now stays true.
-  impl.async_recorded_.store(false);
-  const std::optional<uint64_t> at = impl.semisync_->resynced_at();
+  // new record, so whatever TakeResync() proves now stays true.
+  const bool was_open = impl.async_recorded_.exchange(false);
+  const std::optional<uint64_t> at = impl.semisync_->TakeResync();
   if (!at) {
-    impl.async_recorded_.store(true);  // fell back again before the gate closed
+    // Fell back again before the gate closed (etcd still says async).
+    impl.async_recorded_.store(was_open);
     return;
   }
   const absl::Status s = UpdateOwnRecord([&](v1::EpochRecord* rec) {
@@ -711,11 +736,14 @@ void Coordinator::RecordResync() {
   });
   if (!s.ok()) {
     // Still marked async in etcd (safe: no replica is promoted); the gate
-    // stays closed, a new fallback re-records (RecordAsync finds the mark).
+    // stays closed, a new fallback re-records (RecordAsync finds the mark),
+    // and the next loop tries again.
+    resync_pending_ = true;
     Refuse("semi-sync is back in sync at seq " + std::to_string(*at) +
            ", but etcd did not record it (" + s.ToString() + "): automatic failover stays off");
     return;
   }
+  resync_pending_ = false;
   SetRole("primary");
   spdlog::warn("automatic failover: epoch {} is semi-synchronous again: every commit released "
                "without ACKs is held by enough replicas (seq {}, recorded in etcd); automatic "
@@ -723,20 +751,128 @@ void Coordinator::RecordResync() {
                impl.binlog_->epoch(), *at);
 }
 
-absl::StatusOr<SwitchoverResult> Coordinator::Switchover(const std::string& target) {
-  auto job = std::make_shared<SwitchoverJob>();
-  job->target = target;
+absl::Status Coordinator::RunOnOwnThread(const std::string& what, std::function<void()> work,
+                                         std::chrono::seconds timeout) {
+  auto job = std::make_shared<Job>();
+  job->work = std::move(work);
   std::unique_lock l(mu_);
-  if (switchover_) return absl::FailedPreconditionError("a switchover is already running");
-  switchover_ = job;
+  if (job_) return absl::FailedPreconditionError("a SWITCHOVER or FAILOVER FORCE is already running");
+  job_ = job;
   cv_.notify_all();
-  const bool done = cv_.wait_for(l, kSwitchoverCatchUp + kSwitchoverElection + std::chrono::seconds(10),
-                                 [&] { return job->done || stopping_; });
-  if (!done || !job->done) {
-    return absl::DeadlineExceededError("SWITCHOVER TO " + target +
-                                       ": no answer in time; see SHOW STATUS LIKE 'Coordinator%'");
+  cv_.wait_for(l, timeout, [&] { return job->done || stopping_; });
+  if (!job->done) {
+    return absl::DeadlineExceededError(what + ": no answer in time; see SHOW STATUS LIKE "
+                                       "'Coordinator%'");
   }
-  return job->result;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SwitchoverResult> Coordinator::Switchover(const std::string& target) {
+  // Shared: a job that outlives a timed-out caller writes into it.
+  auto result = std::make_shared<absl::StatusOr<SwitchoverResult>>(absl::UnknownError("not run"));
+  auto s = RunOnOwnThread(
+      "SWITCHOVER TO " + target,
+      [this, target, result] {
+        *result = lease_ && !restart_requested_
+                      ? RunSwitchover(target)
+                      : absl::FailedPreconditionError(
+                            "SWITCHOVER runs on the cluster's primary; this node is not it" +
+                            (leader_.empty() ? std::string() : " (the leader is " + leader_ + ")"));
+      },
+      kSwitchoverCatchUp + kSwitchoverElection + std::chrono::seconds(10));
+  if (!s.ok()) return s;
+  return *result;
+}
+
+absl::StatusOr<ForcedFailoverResult> Coordinator::ForceFailover() {
+  auto result =
+      std::make_shared<absl::StatusOr<ForcedFailoverResult>>(absl::UnknownError("not run"));
+  // Revoke answers (kPeerRevokeTimeout each) and the claim.
+  auto s = RunOnOwnThread(
+      "FAILOVER FORCE", [this, result] { *result = RunForcedFailover(); },
+      kPeerRevokeTimeout * 8 + std::chrono::seconds(10));
+  if (!s.ok()) return s;
+  return *result;
+}
+
+absl::StatusOr<ForcedFailoverResult> Coordinator::RunForcedFailover() {
+  Node::Impl& impl = *node_->impl_;
+  const uint32_t me = options_.server_id;
+  if (lease_) return absl::FailedPreconditionError("FAILOVER FORCE: this node is the primary already");
+  if (restart_requested_) {
+    return absl::UnavailableError("FAILOVER FORCE: this node is restarting to rejoin; try again");
+  }
+  auto view = ReadClusterView(etcd_.get(), options_.cluster);
+  if (!view.ok()) return view.status();
+  if (view->leader || !view->leader_raw.empty()) {
+    return absl::FailedPreconditionError(
+        "FAILOVER FORCE is for a cluster without a primary; " + options_.cluster + " has one (" +
+        (view->leader ? view->leader->address() : view->leader_raw) +
+        "): use SWITCHOVER TO on it");
+  }
+  if (view->history.empty()) {
+    return absl::FailedPreconditionError("FAILOVER FORCE: cluster " + options_.cluster +
+                                         " has no history yet; start its first primary");
+  }
+  const Gtid last = impl.binlog_->LastVisible();
+  // Forcing never forks: a node holding events the cluster's history says
+  // were replaced cannot lead (it would hand them to everyone).
+  if (auto lineage = failover::CheckLineage(last, view->history);
+      lineage.lineage != failover::Lineage::kClean) {
+    return absl::FailedPreconditionError("FAILOVER FORCE: this node cannot lead: " +
+                                         lineage.reason);
+  }
+  const uint64_t current = failover::CurrentEpoch(view->history);
+  const v1::EpochRecord& record = view->records.at(current);
+  const uint64_t epoch =
+      std::max({current, impl.binlog_->epoch(), highest_promise_seen_}) + 1;
+  // As an election: every reachable node promises the new epoch first, so
+  // an old primary that still runs can get nothing acknowledged any more.
+  const RevokeRound round = RevokeAll(*view, epoch, /*handover=*/false);
+  if (round.higher_promise) {
+    return absl::AbortedError("FAILOVER FORCE: " + round.higher_promise_reason +
+                              "; run it again");
+  }
+  std::string warning;
+  const auto warn = [&](const std::string& w) { warning += (warning.empty() ? "" : "; ") + w; };
+  for (const failover::Responder& r : round.responders) {
+    if (r.server_id == me || r.durable <= last) continue;
+    const std::string who = "server_id " + std::to_string(r.server_id) + " (" +
+                            view->nodes.at(r.server_id) + ")";
+    const bool clean =
+        failover::CheckLineage(r.durable, view->history).lineage == failover::Lineage::kClean;
+    if (clean && !r.previous_primary && !r.may_have_acked_unsynced) {
+      // Nothing is gained by losing what a better candidate holds.
+      return absl::FailedPreconditionError(
+          "FAILOVER FORCE: " + who + " holds up to " + r.durable.ToString() +
+          ", ahead of this node (" + last.ToString() + "): run FAILOVER FORCE there");
+    }
+    warn(who + " holds up to " + r.durable.ToString() + ", past this node's " + last.ToString() +
+         ": those events are not in the new epoch (that node is refused until it is cloned)");
+  }
+  for (uint32_t id : round.unreachable) {
+    warn("server_id " + std::to_string(id) + " (" + view->nodes.at(id) +
+         ") did not answer: it may hold acknowledged writes this node lacks");
+  }
+  if (record.went_async()) {
+    warn("epoch " + std::to_string(current) + " went async after seq " +
+         std::to_string(record.went_async_after()) +
+         ": writes acknowledged without ACKs after it may be lost");
+  }
+  failover::QuorumInput q;
+  q.listed_ackers = round.listed;
+  q.acks_per_commit = static_cast<int>(record.acks_per_commit());
+  q.answered_ackers = round.answered;
+  q.answered_ackers_acked_unsynced = round.answered_unsynced;
+  q.new_primary_is_acker = me != view->history.at(current).primary;
+  q.new_primary_is_previous = !q.new_primary_is_acker;
+  const failover::Decision quorum = failover::CheckElectionQuorum(q);
+  if (!quorum.ok) warn("the election rule refused: " + quorum.reason);
+  spdlog::warn("automatic failover: FAILOVER FORCE of epoch {} on this node at {}: {}", epoch,
+               last.ToString(), warning.empty() ? "no known loss" : warning);
+  auto start = Claim(*view, epoch, quorum.ok, round.listed, /*forced=*/true);
+  if (!start.ok()) return start.status();
+  return ForcedFailoverResult{*start, warning};
 }
 
 absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& target) {

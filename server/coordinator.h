@@ -29,6 +29,11 @@
 // nodes that joined the cluster (`nodes/`) count (set_ackers).
 // SWITCHOVER TO: the leader names the target in etcd and gives up its key;
 // the target then wins its election at once (RunSwitchover).
+// FAILOVER FORCE (an operator, when the rules refuse: async epoch, lost
+// quorum): this node revokes every reachable node and claims the next epoch
+// with `forced` recorded (rejoining tails are then refused, never
+// truncated); refused if a reachable clean node is ahead of it, or if this
+// node's own history is errant.
 //
 // Threads: one thread, started by Start() once the node is open, stopped
 // and joined by Stop() (before the node closes). Status() is thread-safe.
@@ -123,6 +128,8 @@ class Coordinator {
   // Node::Switchover's work, run on the coordinator's thread; this call
   // waits for it (bounded).
   absl::StatusOr<SwitchoverResult> Switchover(const std::string& target);
+  // Node::ForceFailover's work (FAILOVER FORCE), the same way.
+  absl::StatusOr<ForcedFailoverResult> ForceFailover();
 
   // SHOW STATUS rows (Coordinator_*).
   std::vector<std::pair<std::string, std::string>> Status() const;
@@ -134,8 +141,18 @@ class Coordinator {
   void Follow(const ClusterView& view);
   void Elect(const ClusterView& view);
   // Claims the leader key for `epoch` (with history/<epoch> in the same
-  // Txn) and then becomes its primary.
-  void Claim(const ClusterView& view, uint64_t epoch, bool quorum_met, int ackers);
+  // Txn) and then becomes its primary: the new epoch's first GTID.
+  absl::StatusOr<Gtid> Claim(const ClusterView& view, uint64_t epoch, bool quorum_met, int ackers,
+                             bool forced);
+  // Revoke(epoch) on every node that joined (this one too).
+  struct RevokeRound {
+    std::vector<failover::Responder> responders;
+    std::vector<uint32_t> unreachable;
+    int listed = 0, answered = 0, answered_unsynced = 0;  // ackers: not the previous primary
+    bool higher_promise = false;  // a node promised above `epoch`: stop
+    std::string higher_promise_reason;
+  };
+  RevokeRound RevokeAll(const ClusterView& view, uint64_t epoch, bool handover);
   // Revoke on `server_id` at `address`; an answer from another server_id
   // is an error.
   absl::StatusOr<RevokeResult> PeerRevoke(const std::string& address, uint64_t epoch,
@@ -154,13 +171,17 @@ class Coordinator {
   absl::Status UpdateOwnRecord(const std::function<bool(v1::EpochRecord*)>& change);
   // The server_ids whose semi-sync ACKs count: every joined node but this.
   std::set<uint32_t> Ackers(const ClusterView& view) const;
-  struct SwitchoverJob {
-    std::string target;
+  // Work an admin call hands to the coordinator's thread (one at a time).
+  struct Job {
+    std::function<void()> work;
     bool done = false;
-    absl::StatusOr<SwitchoverResult> result = absl::UnknownError("not run");
   };
-  // As the leader: hands over to job->target (Node::Switchover).
+  absl::Status RunOnOwnThread(const std::string& what, std::function<void()> work,
+                              std::chrono::seconds timeout);
+  // As the leader: hands over to `target` (Node::Switchover).
   absl::StatusOr<SwitchoverResult> RunSwitchover(const std::string& target);
+  // With no leader: claims the next epoch on this node, recorded `forced`.
+  absl::StatusOr<ForcedFailoverResult> RunForcedFailover();
   // Bootstrap or election refused / waiting: why, for SHOW STATUS and the log (once).
   void Refuse(const std::string& why);
   void SetRole(const std::string& role);
@@ -177,6 +198,9 @@ class Coordinator {
   uint64_t highest_promise_seen_ = 0;  // a peer promised above our election
   bool registered_ = false;
   bool restart_requested_ = false;
+  // A resync whose etcd write failed (the gate is closed, etcd still says
+  // async): tried again every loop.
+  bool resync_pending_ = false;
   std::atomic<bool> lease_lost_{false};  // set by the lease's thread
 
   mutable std::mutex mu_;
@@ -187,7 +211,7 @@ class Coordinator {
   std::string refusal_ GUARDED_BY(mu_);
   std::string leader_ GUARDED_BY(mu_);
   std::string last_failover_ GUARDED_BY(mu_);
-  std::shared_ptr<SwitchoverJob> switchover_ GUARDED_BY(mu_);
+  std::shared_ptr<Job> job_ GUARDED_BY(mu_);
   uint64_t failovers_ GUARDED_BY(mu_) = 0;
   std::atomic<std::thread::id> own_id_{};  // set by the thread itself
   std::thread thread_;

@@ -39,9 +39,11 @@ struct EpochRecord {
   // An operator forced E's promotion (async cluster, or quorum not met):
   // acknowledged writes of E-1 may be missing, nothing is provable.
   bool forced = false;
-  // Set when E's primary released commits without acks (semi-sync fell back
-  // to async, `sync.async`): commits with seq > went_async_after may have
-  // been acknowledged with no replica holding them.
+  // Set while E is marked async in etcd (its primary may release commits
+  // without acks): commits with seq > went_async_after may have been
+  // acknowledged with no replica holding them. Unset once the primary
+  // recorded a resync (every such commit held by a quorum of joined nodes,
+  // EpochRecord.resynced_after): the epoch is as if it never went async.
   std::optional<uint64_t> went_async_after;
 };
 using History = std::map<uint64_t, EpochRecord>;  // epoch -> record

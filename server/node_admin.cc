@@ -283,6 +283,17 @@ absl::StatusOr<SwitchoverResult> Node::Switchover(const std::string& target) {
   return impl_->coordinator_->Switchover(target);
 }
 
+absl::StatusOr<ForcedFailoverResult> Node::ForceFailover() {
+  CallScope scope(impl_.get());
+  if (!scope.ok()) return scope.status();
+  if (!impl_->coordinator_) {
+    return absl::FailedPreconditionError(
+        "FAILOVER FORCE needs automatic failover (relaykvd --etcd ... --cluster ...); without it, "
+        "promote a replica by hand with RESET SLAVE ALL (README \"Failover\")");
+  }
+  return impl_->coordinator_->ForceFailover();
+}
+
 NameValues Node::ReplicaStatus() const {
   CallScope scope(impl_.get());
   if (!scope.ok()) return {};

@@ -158,6 +158,9 @@ void ReplicationService::OnGroup(uint64_t first_seq, const Gtid& last,
       if (o->semi_sync) outboxes.push_back(o);
     }
   }
+  // Sent ungated (see gate_visibility(true) below): only to replicas whose
+  // ACKs count; the others' sender threads gate theirs.
+  std::erase_if(outboxes, [&](const auto& o) { return !semisync_->counts(o->server_id); });
   if (outboxes.empty()) return;
   size_t bytes = 0;
   for (const std::string& p : payloads) bytes += p.size();
@@ -385,7 +388,7 @@ grpc::Status ReplicationService::Subscribe(
     msg.mutable_heartbeat()->set_primary_epoch(node_.epoch());
     msg.mutable_heartbeat()->set_primary_server_id(node_.epoch_owner());
     msg.mutable_heartbeat()->set_visible_seq(
-        node_.gate_visibility(info.semi_sync) ? node_.visible_seq() : primary_last.seq);
+        node_.gate_visibility(Counted(info)) ? node_.visible_seq() : primary_last.seq);
     alive = send(msg);
   }
   uint64_t told_visible = 0;  // the visible seq this (gated) replica was last told
@@ -393,7 +396,7 @@ grpc::Status ReplicationService::Subscribe(
   while (alive && !ctx->IsCancelled() && !ack_failed) {
     // Events sent that the replica may not apply yet: watch for them.
     const bool held_back =
-        node_.gate_visibility(info.semi_sync) && told_visible + 1 < out.next_seq.load();
+        node_.gate_visibility(Counted(info)) && told_visible + 1 < out.next_seq.load();
     // Asleep until something visible was not sent by a leader, or a
     // heartbeat is due (or, while held back, the next look at visibility).
     auto visible = binlog_->WaitUntilVisible(
@@ -408,7 +411,7 @@ grpc::Status ReplicationService::Subscribe(
     const Gtid primary_last = binlog_->LastVisible();
     // Decided now, right before the message is built: a SET GLOBAL during
     // the wait above must not let an ungated message out.
-    const bool gated = node_.gate_visibility(info.semi_sync);
+    const bool gated = node_.gate_visibility(Counted(info));
     const uint64_t visible_seq = gated ? node_.visible_seq() : 0;
     if (primary_last.seq < out.next_seq.load()) {
       // Nothing to send: the replica hears from us once a second, and at

@@ -131,6 +131,10 @@ class ReplicationService final : public v1::Replication::Service {
   // replica's older stream.
   void Register(const std::shared_ptr<Outbox>& outbox, uint64_t durable_seq) EXCLUDES(mu_);
   void Unregister(const std::shared_ptr<Outbox>& outbox) EXCLUDES(mu_);
+  // A semi-sync replica whose ACKs count (SemiSyncMaster::counts, asked
+  // each time: membership can grow): only such a one may be told writes
+  // before a quorum holds them.
+  bool Counted(const ConnectedReplica& r) const { return r.semi_sync && semisync_->counts(r.server_id); }
 
   // max_replicas: takes a place for `server_id` (a second stream of the
   // same replica shares its place), or RESOURCE_EXHAUSTED naming the limit.

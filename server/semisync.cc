@@ -81,12 +81,26 @@ uint64_t SemiSyncMaster::acked_seq() const {
   return quorum_seq_;
 }
 
+bool SemiSyncMaster::Resynced() const {
+  return status_on_ && settings_.enabled && revoked_.empty() && quorum_seq_ >= async_max_;
+}
+
 std::optional<uint64_t> SemiSyncMaster::resynced_at() const {
   std::lock_guard l(mu_);
-  if (!status_on_ || !settings_.enabled || !revoked_.empty() || quorum_seq_ < async_max_) {
-    return std::nullopt;
-  }
+  if (!Resynced()) return std::nullopt;
   return quorum_seq_;
+}
+
+std::optional<uint64_t> SemiSyncMaster::TakeResync() {
+  std::lock_guard l(mu_);
+  if (!Resynced()) return std::nullopt;
+  async_wanted_ = false;
+  return quorum_seq_;
+}
+
+bool SemiSyncMaster::counts(uint32_t server_id) const {
+  std::lock_guard l(mu_);
+  return Counts(server_id);
 }
 
 void SemiSyncMaster::set_ackers(std::optional<std::set<uint32_t>> ackers) {
@@ -209,6 +223,7 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
     // that began after it is not counted at all.
     if (registered) ++counters_.no_tx;
     ReleasedAsync(seq);
+    async_wanted_ = false;  // the OFF asked for is in effect
     return now(Outcome::kAsync);
   }
   if (status_on_ && !settings_.wait_no_slave && CountedReplicas() < settings_.wait_for_slave_count) {
@@ -398,6 +413,7 @@ void SemiSyncMaster::Configure(const SemiSyncSettings& s) {
     SwitchOff("rpl_semi_sync_master_enabled set to OFF");
   } else if (!was_enabled && s.enabled) {
     status_on_ = true;  // as MySQL: ON at once, even before a replica connects
+    async_wanted_ = false;  // the OFF it asked for is over
   }
   // A lower wait count may release waits. (A new timeout applies to new waits.)
   if (!revoked_.empty()) return;

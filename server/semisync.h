@@ -121,6 +121,10 @@ class SemiSyncMaster {
   // does, before any replica holds what went out async). The position that
   // proves it, or nullopt. Automatic failover re-arms on it.
   std::optional<uint64_t> resynced_at() const EXCLUDES(mu_);
+  // resynced_at(), and if it holds, forgets a fallback wish no longer
+  // acted on (async_wanted(): a later need asks again). For the
+  // coordinator, with the async gate closed.
+  std::optional<uint64_t> TakeResync() EXCLUDES(mu_);
 
   // Automatic failover: only the ACKs of these server_ids count (the nodes
   // that joined the cluster in etcd, which an election revokes and asks);
@@ -128,6 +132,10 @@ class SemiSyncMaster {
   // election would look for. nullopt (the default): every semi-sync
   // replica counts, as in MySQL.
   void set_ackers(std::optional<std::set<uint32_t>> ackers) EXCLUDES(mu_);
+  // Whether `server_id`'s ACKs count (set_ackers). One that does not is
+  // sent what it may apply like an async replica: it cannot complete a
+  // quorum by holding a write (invariant 2).
+  bool counts(uint32_t server_id) const EXCLUDES(mu_);
 
   // SHOW STATUS rows: the 14 Rpl_semi_sync_master_* counters.
   NameValues Status() const EXCLUDES(mu_);
@@ -152,6 +160,7 @@ class SemiSyncMaster {
   // Position that wait_for_slave_count semi-sync replicas have ACKed, among
   // those connected now whose ACKs count (ackers_).
   uint64_t QuorumSeq() const REQUIRES(mu_);
+  bool Resynced() const REQUIRES(mu_);  // see resynced_at()
   bool Counts(uint32_t server_id) const REQUIRES(mu_) {
     return !ackers_ || ackers_->contains(server_id);
   }

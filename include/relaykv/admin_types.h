@@ -36,6 +36,12 @@ struct SwitchoverResult {
   uint64_t unavailable_ms = 0;  // from refusing writes here to the new leader key
 };
 
+// What FAILOVER FORCE did (Node::ForceFailover).
+struct ForcedFailoverResult {
+  Gtid epoch_start;     // this node's first GTID of its new epoch
+  std::string warning;  // what may be lost (nodes ahead, unreachable, async); "" if nothing known
+};
+
 // The threads STOP/START SLAVE [IO_THREAD | SQL_THREAD] acts on.
 enum class ReplicaThreads { kBoth, kIo, kSql };
 

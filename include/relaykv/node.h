@@ -248,6 +248,13 @@ class Node {
   // node that is not the primary; INVALID_ARGUMENT for an unknown target;
   // DEADLINE_EXCEEDED if it did not catch up in 5 s (then nothing changed).
   [[nodiscard]] absl::StatusOr<SwitchoverResult> Switchover(const std::string& target);
+  // FAILOVER FORCE (automatic failover only, README "Forced failover"):
+  // with no primary in the cluster, makes this node the primary of the
+  // next epoch although the election rules refuse (async epoch, lost
+  // quorum), recorded as forced in etcd. What may be lost is in the result.
+  // FAILED_PRECONDITION when the cluster has a primary, when this node's
+  // history is errant, or when a reachable clean node is ahead of it.
+  [[nodiscard]] absl::StatusOr<ForcedFailoverResult> ForceFailover();
   // Fencing (README "Failover"): raises this node's durable promised epoch
   // to max(promise, epoch) before returning. A replica then appends and
   // ACKs nothing more from a primary of an older epoch (its IO thread ends

@@ -83,6 +83,8 @@ std::vector<GrammarCase> GrammarCases() {
       {"RESET REPLICA ALL", stmt::ResetReplica{}},
       {"SWITCHOVER TO '127.0.0.1:7401'", stmt::Switchover{"127.0.0.1:7401"}},
       {"switchover to \"h:1\"", stmt::Switchover{"h:1"}},
+      {"FAILOVER FORCE", stmt::ForceFailover{}},
+      {"failover force", stmt::ForceFailover{}},
       {"SHOW VARIABLES", stmt::ShowVariables{""}},
       {"SHOW GLOBAL VARIABLES", stmt::ShowVariables{""}},
       {"SHOW VARIABLES LIKE 'Rpl_semi%'", stmt::ShowVariables{"Rpl_semi%"}},
@@ -399,6 +401,7 @@ TEST(StatementErrorTest, IncompleteStatementsSayWhatIsMissing) {
   EXPECT_THAT(ErrorOf("RESET SLAVE"), HasSubstr("expected ALL: RESET SLAVE without ALL would delete the relay log"));
   EXPECT_THAT(ErrorOf("SWITCHOVER 'h:1'"), HasSubstr("expected TO after SWITCHOVER"));
   EXPECT_THAT(ErrorOf("SWITCHOVER TO"), HasSubstr("expected the new primary's 'host:port'"));
+  EXPECT_THAT(ErrorOf("FAILOVER TO 'h:1'"), HasSubstr("expected FORCE after FAILOVER"));
   EXPECT_THAT(ErrorOf("reset replica;"), HasSubstr("RESET SLAVE ALL makes this replica a primary"));
   EXPECT_THAT(ErrorOf("PUT k"), HasSubstr("expected a value after the key"));
   EXPECT_THAT(ErrorOf("GET"), HasSubstr("expected a key after GET"));

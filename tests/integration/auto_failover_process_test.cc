@@ -318,7 +318,8 @@ TEST_F(AutoFailoverTest, AsyncEpochIsReArmedOnceReplicasCatchUp) {
 
 // Only nodes that joined the cluster ACK (review-coord 8b): an election asks
 // exactly those, so an ACK from a replica started without --etcd could make
-// a write acknowledged that no election looks for.
+// a write acknowledged that no election looks for. Nor may such a replica
+// apply (show) a write before a quorum of members holds it (invariant 2).
 TEST_F(AutoFailoverTest, AcksOfAReplicaThatDidNotJoinDoNotCount) {
   TempDir outsider_dir;
   auto outsider = StartReplica(outsider_dir.path(), *node(0),
@@ -329,27 +330,91 @@ TEST_F(AutoFailoverTest, AcksOfAReplicaThatDidNotJoinDoNotCount) {
   for (int i = 1; i < kNodes; ++i) {
     ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
   }
-  auto clients = node(0)->client().ShowStatus("Rpl_semi_sync_master_clients");
-  ASSERT_TRUE(clients.ok() && !clients->empty());
-  EXPECT_EQ(clients->begin()->second, "0");  // the outsider is not counted
+  ASSERT_TRUE(WaitFor([&] { return node(0)->Status()["Rpl_semi_sync_master_clients"] == "0"; }, 30s))
+      << "the outsider must not be counted";
   EXPECT_NE(node(0)->Log().find("server_id 99 did not join the cluster"), std::string::npos)
       << node(0)->Log();
-  // The outsider receives and ACKs it; the commit still waits for a joined node.
+  // The outsider receives and ACKs it; the commit still waits for a member.
+  const std::string before = node(0)->Status()["Binlog_gtid"];
   std::atomic<bool> answered{false};
   absl::StatusOr<Gtid> put = absl::UnknownError("not yet");
   std::thread writer([&] {
     put = node(0)->Put("needs-a-member", "x");
     answered.store(true);
   });
+  const auto received = [&] {
+    const std::string end = node(0)->Status()["Binlog_gtid"];
+    return end != before && outsider->ReplicaStatus()["Retrieved_Gtid_Set"] == end;
+  };
+  const bool got_it = WaitFor(received, 30s);
+  std::this_thread::sleep_for(1s);
+  const bool answered_early = answered.load();
+  auto shown = outsider->Get("needs-a-member");
+  ASSERT_TRUE(node(2)->client().StartReplica(ReplicaThreads::kIo).ok());
+  writer.join();
+  ASSERT_TRUE(got_it) << outsider->ReplicaStatus()["Retrieved_Gtid_Set"];
+  EXPECT_FALSE(answered_early) << "acknowledged on the ACK of a replica outside the cluster";
+  ASSERT_TRUE(shown.ok()) << shown.status();
+  EXPECT_FALSE(shown->has_value()) << "an outsider showed a write no member held yet";
+  ASSERT_TRUE(put.ok()) << put.status();
   ASSERT_TRUE(WaitFor([&] {
     auto v = outsider->Get("needs-a-member");
     return v.ok() && v->has_value();
-  }, 30s));
-  std::this_thread::sleep_for(1s);
-  EXPECT_FALSE(answered.load()) << "acknowledged on the ACK of a replica outside the cluster";
+  }, 30s)) << "visible on the outsider once a member holds it";
+}
+
+// FAILOVER FORCE (issue 16 item 3): an operator promotes a replica of an
+// async epoch whose primary is gone. It is refused while a primary leads,
+// recorded as forced in etcd, names what may be lost, and the old primary —
+// whose tail may hold acknowledged writes — is refused on rejoin (never
+// truncated), keeping its data for an operator.
+TEST_F(AutoFailoverTest, ForcedFailoverIsRecordedAndTheOldTailIsRefusedNotTruncated) {
+  const CliRun refused = RunCliOn(*node(1), {"-e", "FAILOVER FORCE"});
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.err.find("use SWITCHOVER TO"), std::string::npos) << refused.err;
+
+  WriteAcked(0, "before-", 3);
+  ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
+  for (int i = 1; i < kNodes; ++i) {
+    ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
+  }
+  ASSERT_TRUE(node(0)->Put("async-write", "only-on-the-old-primary").ok());
+  node(0)->Kill();
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = node(1)->client().ShowStatus("Coordinator_refusal");
+    return r.ok() && !r->empty() && r->begin()->second.find("async") != std::string::npos;
+  }, 60s)) << "the election must refuse an async epoch first";
+
+  const CliRun forced = RunCliOn(*node(1), {"-e", "FAILOVER FORCE"});
+  ASSERT_EQ(forced.status, 0) << forced.out << forced.err;
+  EXPECT_NE(forced.out.find("did not answer"), std::string::npos) << forced.out;  // node 1 (dead)
+  EXPECT_NE(forced.out.find("went async"), std::string::npos) << forced.out;
+  ASSERT_EQ(WaitForPrimary(30s), 1);
+  auto etcd = etcd::EtcdClient::Create({{cluster_->etcd_endpoint()}});
+  ASSERT_TRUE(etcd.ok());
+  auto history = (*etcd)->GetPrefix("/relaykv/test/history/");
+  ASSERT_TRUE(history.ok() && !history->kvs.empty());
+  EXPECT_NE(history->kvs.back().value.find("\"forced\":true"), std::string::npos)
+      << history->kvs.back().value;
+  EXPECT_NE(node(1)->Log().find("FORCED by an operator"), std::string::npos);
+
   ASSERT_TRUE(node(2)->client().StartReplica(ReplicaThreads::kIo).ok());
-  writer.join();
-  ASSERT_TRUE(put.ok()) << put.status();
+  ASSERT_TRUE(WaitFor([&] { return Role(2) == "replica"; }, 60s)) << node(2)->Log();
+  WriteAcked(1, "after-", 3);
+  StartNode(0);
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = node(0)->client().ShowStatus("Coordinator_refusal");
+    return r.ok() && !r->empty() && r->begin()->second.find("forced") != std::string::npos;
+  }, 60s)) << node(0)->Log();
+  EXPECT_NE(Role(0), "replica");
+  EXPECT_EQ(node(0)->Log().find("binlog-quarantine"), std::string::npos) << "never truncated";
+  // Node 2 holds every write of the new epoch; the async write is the loss
+  // the operator accepted (the old primary keeps it, refused).
+  ASSERT_TRUE(WaitFor([&] { return SameChecksum(*node(1), *node(2)); }, 60s));
+  for (const auto& [key, value] : acked_) {
+    auto got = node(2)->Get(key);
+    ASSERT_TRUE(got.ok() && got->has_value()) << key;
+  }
 }
 
 }  // namespace
