@@ -167,7 +167,7 @@ class Node::Impl {
   std::unique_ptr<Binlog> binlog_;
   std::unique_ptr<EpochPromise> promise_;  // the durable promised epoch
   // Whether this node, as a replica, may have ACKed relay-log events not
-  // on disk (sync_relay_log=0); Revoke reports it.
+  // on disk (sync_relay_log=0); Revoke reports it when found at open.
   std::unique_ptr<AckedUnsyncedMarker> acked_unsynced_;
   std::unique_ptr<StateMachine> state_;
   std::unique_ptr<Applier> applier_;  // the SQL thread on a replica
