@@ -99,8 +99,10 @@ class Node::Impl {
   // Get, GetVersioned and Scan call it inside their CallScope.
   absl::Status PrepareRead(const GetOptions& options);
   // Node::ReadIndex: a primary's applied GTID; on a replica, its primary's,
-  // once applied here.
-  absl::StatusOr<Gtid> ReadIndex(const GetOptions& options);
+  // once applied here. `chain`: the replicas that passed the read on to
+  // this node (ReplicationService's ReadIndex); a replica refuses to ask
+  // on through a cycle or too long a chain (server/primary_read_index.h).
+  absl::StatusOr<Gtid> ReadIndex(const GetOptions& options, const ReadIndexChain& chain = {});
   PrimaryReadIndex read_index_;  // a replica's channel to ask its primary
   void Close();
 
