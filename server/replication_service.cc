@@ -239,7 +239,9 @@ grpc::Status ReplicationService::ReadIndex(grpc::ServerContext* ctx,
   auto index = node_.read_index(options, chain);
   if (!index.ok()) {
     // The asker passes a refused chain back as such, not as UNAVAILABLE.
-    if (IsReadIndexChainError(index.status())) ctx->AddTrailingMetadata(kReadIndexChainTrailer, "1");
+    if (IsReadIndexChainError(index.status())) {
+      ctx->AddTrailingMetadata(kReadIndexChainTrailer, "1");
+    }
     return ToGrpcStatus(index.status());
   }
   GtidToProto(*index, reply->mutable_applied_gtid());
