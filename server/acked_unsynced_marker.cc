@@ -38,7 +38,8 @@ absl::Status AckedUnsyncedMarker::Mark() {
   if (auto s = WriteFileAtomically(path_, kContents); !s.ok()) return s;
   set_.store(true);
   spdlog::info("sync_relay_log=0: ACKing relay-log events before they are on disk; {} written "
-               "(Revoke reports may_have_acked_unsynced until a full sync)",
+               "(until a full sync; if this node stops before one, Revoke reports "
+               "may_have_acked_unsynced after its restart)",
                path_.string());
   return absl::OkStatus();
 }

@@ -6,7 +6,9 @@
 // durable GTID (what Revoke reports) may lie below what this node
 // acknowledged, so an election must not count it as a holder of every
 // write it ACKed (RevokeReply.may_have_acked_unsynced,
-// server/failover_rules.h). Review finding 5.
+// server/failover_rules.h). Review finding 5. Revoke reports only a marker
+// found at open (inherited()): it syncs the relay log before it answers,
+// so what this run ACKed is on disk by then (review s4 finding 4).
 //
 // Life cycle (server/replica_io.cc): Mark() makes the file durable before
 // the first ACK (or hello, which counts as one) of a position that may not

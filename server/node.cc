@@ -372,8 +372,12 @@ absl::Status Node::Impl::Open(Node* node) {
                                                    return std::chrono::seconds(
                                                        caps_.net_write_timeout_s.load());
                                                  },
-                                                 [node](const GetOptions& o) {
-                                                   return node->ReadIndex(o);
+                                                 [this](const GetOptions& o,
+                                                        const ReadIndexChain& chain)
+                                                     -> absl::StatusOr<Gtid> {
+                                                   CallScope scope(this);
+                                                   if (!scope.ok()) return scope.status();
+                                                   return ReadIndex(o, chain);
                                                  }},
                                              auth_.get());
     // Before any append; the service outlives them (Close() drains commits

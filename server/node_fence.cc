@@ -206,7 +206,15 @@ absl::StatusOr<RevokeResult> Node::Revoke(uint64_t epoch, uint32_t candidate) {
   r.node_epoch = impl.binlog_->epoch();
   r.revoked_primary = impl.revoked_.load();
   r.promised_owner = impl.promise_->owner();
-  r.may_have_acked_unsynced = impl.acked_unsynced_->set();
+  // Only a marker found at open can still mean "ACKed, then lost": what
+  // this run ACKed is on disk after the syncs above, and no older-epoch
+  // event can be ACKed any more; a power cut from here on leaves the
+  // marker to the next run, which then reports it. Reporting this run's
+  // marker made every election fail while one acker ran with
+  // sync_relay_log=0 (review s4 finding 4). Events of the promised epoch
+  // itself ACKed after this answer are its primary's business, as with
+  // sync_relay_log=1 (durable_gtid is a lower bound).
+  r.may_have_acked_unsynced = impl.acked_unsynced_->inherited();
   if (*promised != before) {
     spdlog::warn("Revoke({}): promised epoch {} -> {}; durable {}, applied {}{}", epoch, before,
                  *promised, r.durable_gtid.ToString(), r.applied_gtid.ToString(),

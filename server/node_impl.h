@@ -99,8 +99,10 @@ class Node::Impl {
   // Get, GetVersioned and Scan call it inside their CallScope.
   absl::Status PrepareRead(const GetOptions& options);
   // Node::ReadIndex: a primary's applied GTID; on a replica, its primary's,
-  // once applied here.
-  absl::StatusOr<Gtid> ReadIndex(const GetOptions& options);
+  // once applied here. `chain`: the replicas that passed the read on to
+  // this node (ReplicationService's ReadIndex); a replica refuses to ask
+  // on through a cycle or too long a chain (server/primary_read_index.h).
+  absl::StatusOr<Gtid> ReadIndex(const GetOptions& options, const ReadIndexChain& chain = {});
   PrimaryReadIndex read_index_;  // a replica's channel to ask its primary
   void Close();
 
@@ -167,7 +169,7 @@ class Node::Impl {
   std::unique_ptr<Binlog> binlog_;
   std::unique_ptr<EpochPromise> promise_;  // the durable promised epoch
   // Whether this node, as a replica, may have ACKed relay-log events not
-  // on disk (sync_relay_log=0); Revoke reports it.
+  // on disk (sync_relay_log=0); Revoke reports it when found at open.
   std::unique_ptr<AckedUnsyncedMarker> acked_unsynced_;
   std::unique_ptr<StateMachine> state_;
   std::unique_ptr<Applier> applier_;  // the SQL thread on a replica

@@ -49,7 +49,8 @@ absl::Status Node::Impl::PrepareRead(const GetOptions& options) {
   return WaitForGtid(options);
 }
 
-absl::StatusOr<Gtid> Node::Impl::ReadIndex(const GetOptions& options) {
+absl::StatusOr<Gtid> Node::Impl::ReadIndex(const GetOptions& options,
+                                           const ReadIndexChain& chain) {
   PrimaryReadIndex::Target target;
   {
     std::lock_guard l(mu_);
@@ -75,8 +76,12 @@ absl::StatusOr<Gtid> Node::Impl::ReadIndex(const GetOptions& options) {
     const ReplicaIoConfig& c = io_->config();
     target = {c.primary_address, c.tls, c.channel};
   }
+  // A replica of itself, or a cycle, would ask itself again at every level
+  // until the deadline (review s4 finding 6).
+  const auto self = static_cast<uint32_t>(vars_.GetUint("server_id"));
+  if (auto s = CheckPassOn(chain, self); !s.ok()) return s;
   const Deadline ask_until = std::min(options.deadline, Clock::now() + kAskPrimaryTimeout);
-  auto index = read_index_.Ask(target, ask_until);
+  auto index = read_index_.Ask(target, ask_until, chain, self);
   if (!index.ok()) return index.status();
   // A primary of an epoch this node has promised away may be deposed: a
   // newer one may have answered writes it never saw (review s4 finding 1).

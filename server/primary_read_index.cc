@@ -1,5 +1,8 @@
 #include "server/primary_read_index.h"
 
+#include <algorithm>
+
+#include "absl/strings/cord.h"
 #include "client/channel_credentials.h"
 #include "proto/replication.grpc.pb.h"
 
@@ -18,10 +21,58 @@ std::string ChannelKey(const PrimaryReadIndex::Target& t) {
   return key;
 }
 
+// Marks CheckPassOn's refusal, so that it travels back unchanged.
+constexpr char kChainPayload[] = "relaykv/read-index-chain";
+// A hostile request may list many; a message names the last few.
+constexpr size_t kNamedAtMost = 8;
+
+absl::Status ChainError(std::string message) {
+  absl::Status s = absl::FailedPreconditionError(std::move(message));
+  s.SetPayload(kChainPayload, absl::Cord("1"));
+  return s;
+}
+
+uint32_t Hops(const ReadIndexChain& chain) {
+  return std::max<uint32_t>(chain.hops, static_cast<uint32_t>(std::min<size_t>(
+                                            chain.asked_by.size(), kMaxReadIndexHops + 1)));
+}
+
+std::string Describe(const ReadIndexChain& chain, uint32_t self) {
+  std::string s = "server_id ";
+  const size_t n = chain.asked_by.size();
+  const size_t from = n > kNamedAtMost ? n - kNamedAtMost : 0;
+  if (from > 0) s += "... -> ";
+  for (size_t i = from; i < n; ++i) s += std::to_string(chain.asked_by[i]) + " -> ";
+  return s + std::to_string(self) + " (this node)";
+}
+
 }  // namespace
 
+absl::Status CheckPassOn(const ReadIndexChain& chain, uint32_t self) {
+  if (self != 0 && std::find(chain.asked_by.begin(), chain.asked_by.end(), self) !=
+                       chain.asked_by.end()) {
+    return ChainError("primary-fresh read: it came back to this node through a cycle of "
+                      "replicas (" + Describe(chain, self) + "): a replica of itself or a "
+                      "circle of CHANGE MASTERs (or two nodes with server_id " +
+                      std::to_string(self) + "); CHANGE MASTER one of them to the primary");
+  }
+  if (const uint32_t hops = Hops(chain); hops >= kMaxReadIndexHops) {
+    return ChainError("primary-fresh read: " + std::to_string(hops) +
+                      " replicas passed it on already (" + Describe(chain, self) +
+                      "), and this one would ask its primary in turn: at most " +
+                      std::to_string(kMaxReadIndexHops) +
+                      " may in a row; read from a replica nearer the primary");
+  }
+  return absl::OkStatus();
+}
+
+bool IsReadIndexChainError(const absl::Status& s) {
+  return absl::IsFailedPrecondition(s) && s.GetPayload(kChainPayload).has_value();
+}
+
 absl::StatusOr<Gtid> PrimaryReadIndex::Ask(const Target& target,
-                                           std::chrono::steady_clock::time_point deadline) {
+                                           std::chrono::steady_clock::time_point deadline,
+                                           const ReadIndexChain& chain, uint32_t self) {
   const std::string where = "primary " + target.address;
   std::shared_ptr<grpc::Channel> channel;
   {
@@ -51,9 +102,16 @@ absl::StatusOr<Gtid> PrimaryReadIndex::Ask(const Target& target,
                          deadline - std::chrono::steady_clock::now()));
   }
   v1::ReadIndexRequest req;
+  req.set_hops(Hops(chain) + 1);
+  for (uint32_t id : chain.asked_by) req.add_asked_by(id);
+  req.add_asked_by(self);
   v1::ReadIndexReply reply;
   const grpc::Status s = stub->ReadIndex(&ctx, req, &reply);
   if (s.ok()) return Gtid{reply.applied_gtid().epoch(), reply.applied_gtid().seq()};
+  if (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+      ctx.GetServerTrailingMetadata().count(kReadIndexChainTrailer) != 0) {
+    return ChainError(where + " refused it: " + s.error_message());
+  }
   if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
       std::chrono::steady_clock::now() >= deadline) {
     return absl::DeadlineExceededError("primary-fresh read: " + where +

@@ -223,7 +223,7 @@ grpc::Status ReplicationService::Revoke(grpc::ServerContext* ctx, const v1::Revo
 }
 
 grpc::Status ReplicationService::ReadIndex(grpc::ServerContext* ctx,
-                                           const v1::ReadIndexRequest* /*req*/,
+                                           const v1::ReadIndexRequest* req,
                                            v1::ReadIndexReply* reply) {
   // Either role, checked quietly: a replica's identity has the replication
   // one, an application reading here the read one.
@@ -236,8 +236,17 @@ grpc::Status ReplicationService::ReadIndex(grpc::ServerContext* ctx,
   GetOptions options;
   options.deadline = SteadyDeadline(*ctx);
   options.cancelled = [ctx] { return ctx->IsCancelled(); };
-  auto index = node_.read_index(options);
-  if (!index.ok()) return ToGrpcStatus(index.status());
+  ReadIndexChain chain;
+  chain.hops = req->hops();
+  chain.asked_by.assign(req->asked_by().begin(), req->asked_by().end());
+  auto index = node_.read_index(options, chain);
+  if (!index.ok()) {
+    // The asker passes a refused chain back as such, not as UNAVAILABLE.
+    if (IsReadIndexChainError(index.status())) {
+      ctx->AddTrailingMetadata(kReadIndexChainTrailer, "1");
+    }
+    return ToGrpcStatus(index.status());
+  }
   GtidToProto(*index, reply->mutable_applied_gtid());
   return grpc::Status::OK;
 }

@@ -65,6 +65,7 @@
 #include "relaykv/node.h"
 #include "server/auth.h"
 #include "server/connection_slots.h"
+#include "server/primary_read_index.h"
 #include "server/replica_registry.h"
 #include "server/semisync.h"
 #include "server/stall_watchdog.h"
@@ -93,7 +94,8 @@ class ReplicationService final : public v1::Replication::Service {
     std::function<uint64_t()> max_replicas;
     std::function<std::chrono::seconds()> hello_timeout;  // net_read_timeout
     std::function<std::chrono::seconds()> send_timeout;   // net_write_timeout
-    std::function<absl::StatusOr<Gtid>(const GetOptions&)> read_index;  // Node::ReadIndex
+    // Node::ReadIndex, for the replicas that passed the read on.
+    std::function<absl::StatusOr<Gtid>(const GetOptions&, const ReadIndexChain&)> read_index;
   };
   // Borrows binlog, registry, semisync and auth; they must outlive the
   // gRPC server. Subscribe needs the replication role (server/auth.h).

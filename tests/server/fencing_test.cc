@@ -153,11 +153,13 @@ TEST(FencingTest, RevokeSaysAReplicaMayHaveAckedUnsyncedEvents) {
     }));
     EXPECT_EQ(Stat(*replica, "Rpl_acked_unsynced"), "ON");
     EXPECT_TRUE(fs::exists(marker));
-    // Revoke of the current epoch for its own primary (server 1): changes
-    // nothing, answers the state.
+    // Revoke of the current epoch for its own primary (server 1): syncs
+    // what this run ACKed, so it answers false (review s4 finding 4); the
+    // marker stays while sync_relay_log=0 does.
     auto r = replica->Revoke(1, 1);
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_TRUE(r->may_have_acked_unsynced);
+    EXPECT_FALSE(r->may_have_acked_unsynced);
+    EXPECT_EQ(Stat(*replica, "Rpl_acked_unsynced"), "ON");
     // sync_relay_log=1 (the default): never.
     auto s = synced->Revoke(1, 1);
     ASSERT_TRUE(s.ok()) << s.status();
@@ -178,6 +180,42 @@ TEST(FencingTest, RevokeSaysAReplicaMayHaveAckedUnsyncedEvents) {
   auto r = replica->Revoke(1, 1);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_FALSE(r->may_have_acked_unsynced);
+}
+
+// Review s4 finding 4: Revoke syncs the relay log before it answers, so
+// what this run ACKed unsynced is on disk by then and its marker does not
+// flag the answer (it did, and one sync_relay_log=0 acker then failed
+// every election). A marker found at open still does: that run may have
+// lost what it ACKed.
+TEST(FencingTest, RevokeFlagsOnlyAnAckedUnsyncedMarkerFoundAtOpen) {
+  TempDir dir;
+  auto primary = OpenPrimary(dir.path() / "p", {{"rpl_semi_sync_master_enabled", "OFF"}});
+  ASSERT_NE(primary, nullptr);
+  const fs::path rdir = dir.path() / "r";
+  const NameValues vars = {{"server_id", "2"}, {"sync_relay_log", "0"}};
+  Gtid a;
+  {
+    auto replica = testing::OpenServingNode(rdir, vars, Addr(*primary));
+    ASSERT_NE(replica, nullptr);
+    auto put = primary->Put("a", "1");
+    ASSERT_TRUE(put.ok()) << put.status();
+    a = *put;
+    ASSERT_TRUE(WaitFor([&] { return replica->binlog_gtid() == a; }));
+    ASSERT_EQ(Stat(*replica, "Rpl_acked_unsynced"), "ON");
+    // An election of the next epoch (candidate server 9).
+    auto r = replica->Revoke(a.epoch + 1, 9);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_FALSE(r->may_have_acked_unsynced);
+    EXPECT_EQ(r->durable_gtid, a);
+  }
+  // Reopened (as after a power cut): the marker is inherited. Its promise
+  // to server 9 keeps it from catching up with the old primary.
+  auto replica = testing::OpenServingNode(rdir, vars, Addr(*primary));
+  ASSERT_NE(replica, nullptr);
+  EXPECT_EQ(Stat(*replica, "Rpl_acked_unsynced"), "ON");
+  auto r = replica->Revoke(a.epoch + 1, 9);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->may_have_acked_unsynced);
 }
 
 // Review s4 finding 3: an inherited marker says writes this node ACKed may
