@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -130,6 +131,7 @@ absl::StatusOr<ClusterView> ReadClusterView(etcd::EtcdClient* etcd, const std::s
       if (rec.ok() && absl::SimpleAtoi(kv.key.substr(nodes_prefix.size()), &id) && id != 0 &&
           rec->server_id() == id) {
         view.nodes[id] = rec->address();
+        view.priorities[id] = rec->has_priority() ? static_cast<int>(rec->priority()) : 1;
       }
     }
   }
@@ -293,6 +295,7 @@ void Coordinator::Step() {
     v1::NodeRecord rec;
     rec.set_server_id(options_.server_id);
     rec.set_address(address_);
+    rec.set_priority(options_.priority);
     if (auto put = etcd_->Put(NodeKey(options_.cluster, options_.server_id), ToJson(rec));
         !put.ok()) {
       Refuse("cannot register in etcd: " + put.status().ToString());
@@ -517,9 +520,10 @@ Coordinator::RevokeRound Coordinator::RevokeAll(const ClusterView& view, uint64_
     resp.listed_acker = id != previous;
     resp.previous_primary = id == previous;
     resp.may_have_acked_unsynced = r->may_have_acked_unsynced;
-    // The switchover target wins a tie with the old primary (it ACKed
-    // everything the old primary holds).
-    if (handover && id == me) resp.priority = 2;
+    resp.priority = view.priorities.contains(id) ? view.priorities.at(id) : 1;
+    // The switchover target wins every tie, the old primary's too (it
+    // ACKed everything the old primary holds).
+    if (handover && id == me) resp.priority = std::numeric_limits<int>::max();
     if (resp.listed_acker) {
       ++round.answered;
       if (resp.may_have_acked_unsynced) ++round.answered_unsynced;
@@ -892,6 +896,10 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
   if (target_id == options_.server_id) {
     return absl::InvalidArgumentError("SWITCHOVER TO '" + target + "': that is this primary");
   }
+  if (view->priorities.contains(target_id) && view->priorities.at(target_id) == 0) {
+    return absl::FailedPreconditionError("SWITCHOVER TO '" + target +
+                                         "': it runs with --failover-priority=0 (never promoted)");
+  }
   const auto acked = [&]() -> std::optional<Gtid> {
     for (const ReplicaSummary& r : node_->Replicas()) {
       if (r.server_id == target_id && r.semi_sync) return r.acked;
@@ -997,6 +1005,7 @@ std::vector<std::pair<std::string, std::string>> Coordinator::Status() const {
         std::max<int64_t>(0, (until - LeaseNanos(LeaseClock::now())) / 1000000));
   }
   return {{"Coordinator_cluster", options_.cluster},
+          {"Coordinator_priority", std::to_string(options_.priority)},
           {"Coordinator_role", role_},
           {"Coordinator_epoch", std::to_string(epoch_)},
           {"Coordinator_leader", leader_},

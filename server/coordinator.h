@@ -75,6 +75,7 @@ struct CoordinatorOptions {
   bool started_as_primary = false;  // may bootstrap a new cluster
   std::chrono::seconds lease_ttl{10};
   std::chrono::seconds failover_min_interval{0};
+  uint32_t priority = 1;  // NodeRecord.priority (0: never promoted automatically)
   TlsOptions peer_tls;  // how to reach other nodes (Revoke): MASTER_SSL*
   // Asks the node's owner to close and reopen the node (relaykvd re-executes
   // itself): a truncation runs only before the binlog opens.
@@ -90,6 +91,7 @@ struct ClusterView {
   failover::History history;
   std::map<uint64_t, v1::EpochRecord> records;  // the same, as stored
   std::map<uint32_t, std::string> nodes;        // server_id -> address
+  std::map<uint32_t, int> priorities;           // server_id -> NodeRecord.priority
   // `switchover`: the primary of epoch `epoch` handed over to `server_id`.
   std::optional<v1::LeaderRecord> switchover;
   int64_t epoch_mod_revision = 0;  // of `epoch` (0: absent), a claim's guard

@@ -17,6 +17,7 @@ absl::Status Node::Impl::OpenCoordinator(Node* node, const BinlogOptions& binlog
       options_.replicate_from.empty() && options_.clone_from.empty() && saved->address.empty();
   o.lease_ttl = options_.lease_ttl;
   o.failover_min_interval = options_.failover_min_interval;
+  o.priority = options_.failover_priority;
   o.peer_tls = options_.replicate_tls.enabled ? options_.replicate_tls : saved->tls;
   o.request_restart = options_.on_restart_needed;
   auto coordinator = Coordinator::Create(node, std::move(o));

@@ -131,6 +131,11 @@ int main(int argc, char** argv) {
                  "seconds: no automatic failover this soon after the last one (anti-flap)")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  app.add_option("--failover-priority", options.failover_priority,
+                 "ties between equally advanced candidates of an election go to the higher; 0: "
+                 "never promoted automatically (with --etcd)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   app.add_option("--config,--defaults-file", config,
                  std::string("my.cnf-style file; its [relaykvd] section sets variables and server "
                              "options (default: ") + relaykv::kDefaultConfigFile + " if it exists)")

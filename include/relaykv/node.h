@@ -77,6 +77,10 @@ struct NodeOptions {
   std::string cluster;
   std::chrono::seconds lease_ttl{10};              // the leader's etcd lease
   std::chrono::seconds failover_min_interval{60};  // anti-flap
+  // Ties between equally advanced candidates go to the higher; 0: never
+  // promoted automatically (SWITCHOVER TO refuses it too; FAILOVER FORCE,
+  // an operator's choice, does not).
+  uint32_t failover_priority = 1;
   // Called (once, from the coordinator's thread) when this node must be
   // closed and opened again to rejoin the cluster (a tail to truncate, a
   // lost lease). relaykvd re-executes itself. Unset: logged only.

@@ -417,5 +417,31 @@ TEST_F(AutoFailoverTest, ForcedFailoverIsRecordedAndTheOldTailIsRefusedNotTrunca
   }
 }
 
+// --failover-priority (Patroni's nofailover at 0): of two equally advanced
+// replicas the one with priority 0 is never elected, though its server_id
+// would win the tie; SWITCHOVER TO it is refused.
+TEST(AutoFailoverPriorityTest, ANodeWithPriorityZeroIsNeverElected) {
+  RELAYKV_SKIP_WITHOUT_ETCD();
+  TempDir dir;
+  auto c = CoordinatedCluster::Start(
+      dir.path(), {.nodes = kNodes, .lease_ttl_s = kLeaseTtlS,
+                   .node_flags = {{1, {"--failover-priority=0"}}}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  CoordinatedCluster& cluster = **c;
+  auto priority = cluster.node(1).client().ShowStatus("Coordinator_priority");
+  ASSERT_TRUE(priority.ok() && !priority->empty());
+  EXPECT_EQ(priority->begin()->second, "0");
+  const CliRun switchover =
+      RunCliOn(cluster.node(0), {"-e", "SWITCHOVER TO '" + cluster.node(1).address() + "'"});
+  EXPECT_NE(switchover.status, 0);
+  EXPECT_NE(switchover.err.find("--failover-priority=0"), std::string::npos) << switchover.err;
+  for (int k = 0; k < 5; ++k) ASSERT_TRUE(cluster.node(0).Put("k" + std::to_string(k), "v").ok());
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllSame(); }, 30s));
+  cluster.node(0).Kill();
+  ASSERT_EQ(cluster.WaitForPrimary(60s, 0), 2) << cluster.node(1).Log() << cluster.node(2).Log();
+  EXPECT_EQ(cluster.Role(1), "replica");
+  ASSERT_TRUE(cluster.node(2).Put("after", "v").ok());
+}
+
 }  // namespace
 }  // namespace relaykv::testing

@@ -72,6 +72,9 @@ std::vector<std::string> CoordinatedCluster::Flags(int i) const {
   };
   if (i != 0) f.push_back("--replicate-from=127.0.0.1:" + std::to_string(ports_[0]));
   f.insert(f.end(), options_.extra_flags.begin(), options_.extra_flags.end());
+  if (auto own = options_.node_flags.find(i); own != options_.node_flags.end()) {
+    f.insert(f.end(), own->second.begin(), own->second.end());
+  }
   return f;
 }
 

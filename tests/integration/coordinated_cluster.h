@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@ class CoordinatedCluster {
     int nodes = 3;
     int lease_ttl_s = 3;
     std::vector<std::string> extra_flags;  // for every node
+    std::map<int, std::vector<std::string>> node_flags;  // for node i only
   };
   // Starts etcd, then node 0 (waits until it leads), then the others (waits
   // until the primary counts them as semi-sync replicas).
