@@ -278,11 +278,24 @@ void Coordinator::Step() {
       return;
     }
     impl.lease_until_ns_.store(LeaseNanos(lease_->safe_until()));
+    auto view = ReadClusterView(etcd_.get(), options_.cluster);
+    if (view.ok() && view->leader_lease != lease_->lease_id()) {
+      // The key went while our lease lives (deleted by hand, an etcd bug):
+      // others may elect, so this node must stop answering now, not at
+      // its lease's end (review-force F1).
+      impl.lease_until_ns_.store(0);
+      impl.SetHeld(true);
+      lease_->Release().IgnoreError();
+      lease_.reset();
+      SetRole("unknown");
+      RequestRestart(view->leader_raw.empty()
+                         ? "the leader key is gone although this node's lease lives"
+                         : "the leader key is no longer this node's: " + view->leader_raw);
+      return;
+    }
     // Nodes that joined since count as ackers from now (the records only
     // grow; an unread view changes nothing).
-    if (auto view = ReadClusterView(etcd_.get(), options_.cluster); view.ok()) {
-      impl.semisync_->set_ackers(Ackers(*view));
-    }
+    if (view.ok()) impl.semisync_->set_ackers(Ackers(*view));
     if (impl.semisync_->async_wanted() && !impl.async_recorded_.load()) {
       RecordAsync();
     } else if ((impl.async_recorded_.load() || resync_pending_) &&
@@ -307,6 +320,10 @@ void Coordinator::Step() {
   if (!view.ok()) {
     Refuse("cannot read etcd: " + view.status().ToString());
     return;
+  }
+  if (const uint64_t e = failover::CurrentEpoch(view->history); e != newest_seen_epoch_) {
+    newest_seen_epoch_ = e;
+    newest_seen_at_ = Clock::now();
   }
   {
     std::lock_guard l(mu_);
@@ -411,9 +428,16 @@ void Coordinator::Elect(const ClusterView& view) {
     return;
   }
   if (!view.records.empty() && !handover) {
-    const int64_t since = view.records.rbegin()->second.started_unix_ms();
-    const int64_t wait_ms =
-        since + std::chrono::milliseconds(options_.failover_min_interval).count() - UnixMillis();
+    // How long ago the last failover was: by the claimer's wall clock, or
+    // by ours since we first saw its record, whichever says longer — a
+    // claimer whose clock runs ahead cannot hold every election off for
+    // longer than the interval (review-coord 12); a node that just started
+    // still trusts the record's age.
+    const int64_t by_record = UnixMillis() - view.records.rbegin()->second.started_unix_ms();
+    const int64_t by_us = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              Clock::now() - newest_seen_at_).count();
+    const int64_t wait_ms = std::chrono::milliseconds(options_.failover_min_interval).count() -
+                            std::max(by_record, by_us);
     if (wait_ms > 0) {
       Refuse("no leader, but the last failover was less than failover_min_interval ago; "
              "electing in " + std::to_string(wait_ms / 1000 + 1) + " s");
@@ -794,7 +818,7 @@ absl::StatusOr<ForcedFailoverResult> Coordinator::ForceFailover() {
   // Revoke answers (kPeerRevokeTimeout each) and the claim.
   auto s = RunOnOwnThread(
       "FAILOVER FORCE", [this, result] { *result = RunForcedFailover(); },
-      kPeerRevokeTimeout * 8 + std::chrono::seconds(10));
+      std::chrono::seconds(25));  // within the CLI's 30 s
   if (!s.ok()) return s;
   return *result;
 }
@@ -805,6 +829,11 @@ absl::StatusOr<ForcedFailoverResult> Coordinator::RunForcedFailover() {
   if (lease_) return absl::FailedPreconditionError("FAILOVER FORCE: this node is the primary already");
   if (restart_requested_) {
     return absl::UnavailableError("FAILOVER FORCE: this node is restarting to rejoin; try again");
+  }
+  if (!registered_) {
+    // Unlisted, later elections would not revoke it (review-force F5).
+    return absl::UnavailableError("FAILOVER FORCE: this node has not joined the cluster in etcd "
+                                  "yet (see Coordinator_refusal); try again");
   }
   auto view = ReadClusterView(etcd_.get(), options_.cluster);
   if (!view.ok()) return view.status();
@@ -828,6 +857,15 @@ absl::StatusOr<ForcedFailoverResult> Coordinator::RunForcedFailover() {
   }
   const uint64_t current = failover::CurrentEpoch(view->history);
   const v1::EpochRecord& record = view->records.at(current);
+  if (last < view->history.at(current).start_after) {
+    // History stays one line: every epoch continues its predecessor's
+    // start (review-force F4).
+    return absl::FailedPreconditionError(
+        "FAILOVER FORCE: this node (at " + last.ToString() + ") lacks the history epoch " +
+        std::to_string(current) + " continued from (" +
+        view->history.at(current).start_after.ToString() +
+        "): it cannot lead; CLONE FROM a node that has it");
+  }
   const uint64_t epoch =
       std::max({current, impl.binlog_->epoch(), highest_promise_seen_}) + 1;
   // As an election: every reachable node promises the new epoch first, so
@@ -845,11 +883,16 @@ absl::StatusOr<ForcedFailoverResult> Coordinator::RunForcedFailover() {
                             view->nodes.at(r.server_id) + ")";
     const bool clean =
         failover::CheckLineage(r.durable, view->history).lineage == failover::Lineage::kClean;
-    if (clean && !r.previous_primary && !r.may_have_acked_unsynced) {
-      // Nothing is gained by losing what a better candidate holds.
+    if (clean && !r.may_have_acked_unsynced) {
+      // Nothing is gained by losing what a better candidate holds — the
+      // previous primary's tail above all: writes answered OK without
+      // ACKs may be there alone (review-force F2).
       return absl::FailedPreconditionError(
           "FAILOVER FORCE: " + who + " holds up to " + r.durable.ToString() +
-          ", ahead of this node (" + last.ToString() + "): run FAILOVER FORCE there");
+          ", ahead of this node (" + last.ToString() + "): run FAILOVER FORCE there" +
+          (r.previous_primary ? " (it is the previous primary; if it cannot reach etcd, fix that "
+                                "or stop it first)"
+                              : ""));
     }
     warn(who + " holds up to " + r.durable.ToString() + ", past this node's " + last.ToString() +
          ": those events are not in the new epoch (that node is refused until it is cloned)");
@@ -872,9 +915,18 @@ absl::StatusOr<ForcedFailoverResult> Coordinator::RunForcedFailover() {
   q.new_primary_is_previous = !q.new_primary_is_acker;
   const failover::Decision quorum = failover::CheckElectionQuorum(q);
   if (!quorum.ok) warn("the election rule refused: " + quorum.reason);
-  spdlog::warn("automatic failover: FAILOVER FORCE of epoch {} on this node at {}: {}", epoch,
-               last.ToString(), warning.empty() ? "no known loss" : warning);
-  auto start = Claim(*view, epoch, quorum.ok, round.listed, /*forced=*/true);
+  // An election the rules allow is not recorded as forced: that would
+  // refuse, for good, old tails a normal failover truncates (review-force F3).
+  failover::ElectionInput in;
+  in.history = view->history;
+  in.cluster_async = record.went_async();
+  in.responders = round.responders;
+  in.revoke_quorum_met = quorum.ok;
+  const bool rules_allow = quorum.ok && failover::PickWinner(in).winner == me;
+  spdlog::warn("automatic failover: FAILOVER FORCE of epoch {} on this node at {}: {}{}", epoch,
+               last.ToString(), warning.empty() ? "no known loss" : warning,
+               rules_allow ? " (the election rules allow it: not recorded as forced)" : "");
+  auto start = Claim(*view, epoch, quorum.ok, round.listed, /*forced=*/!rules_allow);
   if (!start.ok()) return start.status();
   return ForcedFailoverResult{*start, warning};
 }
@@ -958,11 +1010,18 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
     undrain();
     return short_lease.status();
   }
-  if (auto put = etcd_->Put(ClusterPrefix(options_.cluster) + "switchover", ToJson(next),
-                            short_lease->id);
-      !put.ok()) {
+  // Only while this node still leads (the lease may have gone during the
+  // catch-up): a node that no longer leads must not name anyone.
+  auto put = etcd_->Txn({etcd::Compare::CreateRevision(LeaderLease::LeaderKey(options_.cluster),
+                                                       etcd::Compare::Result::kEqual,
+                                                       lease_->create_revision())},
+                        {etcd::TxnOp::Put(ClusterPrefix(options_.cluster) + "switchover",
+                                          ToJson(next), short_lease->id)});
+  if (!put.ok() || !put->succeeded) {
     undrain();
-    return put.status();
+    return put.ok() ? absl::AbortedError("SWITCHOVER: this node no longer holds the leader key; "
+                                         "nothing changed")
+                    : put.status();
   }
   impl.lease_until_ns_.store(0);
   impl.SetHeld(true);

@@ -198,6 +198,9 @@ class Coordinator {
   std::string following_;  // the leader address followed
   uint64_t following_epoch_ = 0;
   uint64_t highest_promise_seen_ = 0;  // a peer promised above our election
+  // Anti-flap on this node's clock: when it first saw the newest epoch.
+  uint64_t newest_seen_epoch_ = 0;
+  std::chrono::steady_clock::time_point newest_seen_at_;
   bool registered_ = false;
   bool restart_requested_ = false;
   // A resync whose etcd write failed (the gate is closed, etcd still says

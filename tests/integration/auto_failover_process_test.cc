@@ -417,6 +417,62 @@ TEST_F(AutoFailoverTest, ForcedFailoverIsRecordedAndTheOldTailIsRefusedNotTrunca
   }
 }
 
+// FAILOVER FORCE never throws away a reachable node's lead (review-force
+// F2): the previous primary, cut off from etcd but answering, holds a write
+// answered OK without ACKs; forcing a replica is refused and names it, and
+// once its link heals it leads again with the write.
+TEST_F(AutoFailoverTest, ForcedFailoverIsRefusedWhileTheAheadPreviousPrimaryAnswers) {
+  ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
+  for (int i = 1; i < kNodes; ++i) {
+    ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
+  }
+  ASSERT_TRUE(node(0)->Put("async-write", "only-on-the-old-primary").ok());
+  acked_["async-write"] = "only-on-the-old-primary";
+  cluster_->etcd_link(0).Cut();
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = node(1)->client().ShowStatus("Coordinator_refusal");
+    return r.ok() && !r->empty() && r->begin()->second.find("async") != std::string::npos;
+  }, 60s));
+  // It lost its lease and restarted itself, held: answering, not leading.
+  ASSERT_TRUE(WaitFor([&] { return Role(0) == "unknown"; }, 60s)) << node(0)->Log();
+  const CliRun forced = RunCliOn(*node(1), {"-e", "FAILOVER FORCE"});
+  EXPECT_NE(forced.status, 0) << forced.out;
+  EXPECT_NE(forced.err.find("previous primary"), std::string::npos) << forced.err;
+  EXPECT_NE(forced.err.find("run FAILOVER FORCE there"), std::string::npos) << forced.err;
+  cluster_->etcd_link(0).Heal();
+  ASSERT_EQ(WaitForPrimary(60s), 0) << node(0)->Log();
+  for (int i = 1; i < kNodes; ++i) {
+    ASSERT_TRUE(node(i)->client().StartReplica(ReplicaThreads::kIo).ok());
+  }
+  ASSERT_TRUE(WaitFor([&] { return Role(1) == "replica" && Role(2) == "replica"; }, 60s));
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s));
+  ExpectAllAcked();
+}
+
+// A primary whose leader key disappears while its lease lives (deleted by
+// hand, an etcd bug) stops answering at once: it must not rely on the next
+// election revoking it, which may not reach it (review-force F1). Here
+// anti-flap keeps everyone from electing, so only the primary's own check
+// can fence it.
+TEST(AutoFailoverLeaderKeyTest, PrimaryWhoseLeaderKeyIsDeletedFencesItself) {
+  RELAYKV_SKIP_WITHOUT_ETCD();
+  TempDir dir;
+  auto c = CoordinatedCluster::Start(
+      dir.path(), {.nodes = kNodes, .lease_ttl_s = 10, .failover_min_interval_s = 3600});
+  ASSERT_TRUE(c.ok()) << c.status();
+  CoordinatedCluster& cluster = **c;
+  ASSERT_TRUE(cluster.node(0).Put("before", "v").ok());
+  auto etcd = etcd::EtcdClient::Create({{cluster.etcd_endpoint()}});
+  ASSERT_TRUE(etcd.ok());
+  ASSERT_TRUE((*etcd)->Delete("/relaykv/test/leader").ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return cluster.node(0).Log().find("the leader key is gone") != std::string::npos;
+  }, 30s)) << cluster.node(0).Log();
+  // Well within the 10 s lease it still holds: no OK any more.
+  auto put = cluster.node(0).Put("after", "v");
+  EXPECT_FALSE(put.ok()) << "a primary without its leader key acknowledged a write";
+}
+
 // --failover-priority (Patroni's nofailover at 0): of two equally advanced
 // replicas the one with priority 0 is never elected, though its server_id
 // would win the tie; SWITCHOVER TO it is refused.

@@ -64,7 +64,7 @@ std::vector<std::string> CoordinatedCluster::Flags(int i) const {
       "--etcd=" + proxies_[i]->address(),
       "--cluster=test",
       "--lease-ttl=" + std::to_string(options_.lease_ttl_s),
-      "--failover-min-interval=0",
+      "--failover-min-interval=" + std::to_string(options_.failover_min_interval_s),
       "--rpl_semi_sync_master_enabled=ON",
       "--rpl_semi_sync_slave_enabled=ON",
       // Commits wait for their ACK (no async fallback within a test).

@@ -25,6 +25,7 @@ class CoordinatedCluster {
   struct Options {
     int nodes = 3;
     int lease_ttl_s = 3;
+    int failover_min_interval_s = 0;
     std::vector<std::string> extra_flags;  // for every node
     std::map<int, std::vector<std::string>> node_flags;  // for node i only
   };
