@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -159,6 +161,90 @@ TEST_F(SemiSyncMasterTest, WaitTimeCountsFromRegistration) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, Outcome::kAcked);
   EXPECT_GE(std::stoull(Counter(master_, "tx_wait_time")), 140000u);
+}
+
+// Automatic failover: only members' ACKs count (set_ackers). An ACK from
+// another replica moves nothing; adding that replica to the set counts
+// what it had ACKed at once.
+TEST_F(SemiSyncMasterTest, OnlyTheAckersSetCountsAndAddingOneCountsItsAcks) {
+  Configure(/*count=*/1, /*timeout_ms=*/600000);
+  master_.set_ackers(std::set<uint32_t>{3});
+  end_ = 7;
+  master_.Register(7);
+  master_.ReplicaConnected(/*connection=*/1, /*server_id=*/2, true, 0);
+  EXPECT_FALSE(master_.counts(2));
+  EXPECT_TRUE(master_.counts(3));
+  EXPECT_EQ(Counter(master_, "clients"), "0");
+  master_.Ack(1, 7, -1);
+  EXPECT_EQ(master_.acked_seq(), 0u) << "a non-member's ACK released seq 7";
+  EXPECT_EQ(released_.load(), 0u);
+  master_.set_ackers(std::set<uint32_t>{2, 3});
+  EXPECT_EQ(master_.acked_seq(), 7u);
+  auto r = Wait(7);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, Outcome::kAcked);
+  master_.set_ackers(std::nullopt);  // every replica counts again (MySQL)
+  EXPECT_TRUE(master_.counts(42));
+}
+
+// Re-arming automatic failover needs the replicas to hold every commit
+// released without ACKs, not merely status ON: enabling semi-sync again
+// turns it ON at once, before any replica holds what went out async.
+TEST_F(SemiSyncMasterTest, ResyncNeedsTheQuorumPastEveryAsyncRelease) {
+  Configure(/*count=*/1, /*timeout_ms=*/600000);
+  master_.ReplicaConnected(/*connection=*/1, /*server_id=*/2, true, 0);
+  end_ = 3;
+  master_.Ack(1, 3, -1);
+  ASSERT_EQ(master_.resynced_at(), std::optional<uint64_t>(3));
+  SemiSyncSettings off;
+  off.enabled = false;
+  master_.Configure(off);
+  end_ = 5;
+  auto r = Wait(5);  // disabled: out without ACKs
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, Outcome::kAsync);
+  EXPECT_EQ(master_.resynced_at(), std::nullopt) << "disabled";
+  Configure(/*count=*/1, /*timeout_ms=*/600000);
+  EXPECT_EQ(Counter(master_, "status"), "ON");
+  EXPECT_EQ(master_.resynced_at(), std::nullopt) << "ON, but seq 5 is on no replica";
+  EXPECT_EQ(master_.TakeResync(), std::nullopt);
+  master_.Ack(1, 4, -1);
+  EXPECT_EQ(master_.resynced_at(), std::nullopt);
+  master_.Ack(1, 5, -1);
+  EXPECT_EQ(master_.resynced_at(), std::optional<uint64_t>(5));
+  EXPECT_EQ(master_.TakeResync(), std::optional<uint64_t>(5));
+}
+
+// No silent async: with the gate closed a timeout does not switch OFF; the
+// wish is visible (async_wanted) until the gate opens and it happens, and a
+// resync taken afterwards forgets a wish nothing acts on any more.
+TEST_F(SemiSyncMasterTest, ClosedAsyncGateKeepsCommitsWaitingUntilItOpens) {
+  std::atomic<bool> gate{false};
+  master_.set_async_gate([&] { return gate.load(); });
+  Configure(/*count=*/1, /*timeout_ms=*/50);
+  master_.ReplicaConnected(/*connection=*/1, /*server_id=*/2, true, 0);
+  end_ = 2;
+  std::atomic<bool> done{false};
+  SemiSyncMaster::Result result = absl::UnknownError("not yet");
+  std::thread waiter([&] {
+    result = Wait(2);
+    done = true;
+  });
+  const auto guard = Clock::now() + std::chrono::seconds(30);
+  while (!master_.async_wanted() && Clock::now() < guard) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(master_.async_wanted());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(done.load()) << "released without ACKs while the gate was closed";
+  gate = true;
+  waiter.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(*result, Outcome::kAsync);
+  EXPECT_FALSE(master_.async_wanted());
+  EXPECT_EQ(master_.resynced_at(), std::nullopt) << "seq 2 went out on no replica";
+  master_.Ack(1, 2, -1);
+  EXPECT_EQ(master_.TakeResync(), std::optional<uint64_t>(2));
 }
 
 }  // namespace
