@@ -27,6 +27,11 @@
 #include "storage/thread_name.h"
 
 namespace relaykv {
+
+// Defaults of a node started with --etcd (README "Automatic failover").
+const Settings kCoordinatedDefaults = {{"rpl_semi_sync_master_enabled", "ON"},
+                                       {"rpl_semi_sync_slave_enabled", "ON"},
+                                       {"rpl_semi_sync_master_timeout", "600000"}};
 namespace {
 
 namespace fs = std::filesystem;
@@ -152,6 +157,12 @@ absl::Status Node::Impl::Open(Node* node) {
   }
 
   // Variables: defaults < config file and command line < SET PERSIST.
+  if (!options_.etcd_endpoints.empty()) {
+    // Automatic failover favours safety by default (issue 16 item 3): an
+    // async cluster has no automatic failover, and MySQL's 10 s timeout
+    // turns one slow replica into an async epoch.
+    if (auto s = vars_.Apply(kCoordinatedDefaults); !s.ok()) return s;
+  }
   if (auto s = vars_.Apply(options_.variables); !s.ok()) return s;
   persisted_ = std::make_unique<PersistedSettings>(options_.data_dir / "relaykvd-auto.cnf");
   auto persisted = persisted_->Load();

@@ -12,6 +12,7 @@
 
 #include "etcd_client/etcd_client.h"
 #include "gtest/gtest.h"
+#include "tests/common/etcd_process.h"
 #include "tests/common/temp_dir.h"
 #include "tests/integration/coordinated_cluster.h"
 
@@ -497,6 +498,36 @@ TEST(AutoFailoverPriorityTest, ANodeWithPriorityZeroIsNeverElected) {
   ASSERT_EQ(cluster.WaitForPrimary(60s, 0), 2) << cluster.node(1).Log() << cluster.node(2).Log();
   EXPECT_EQ(cluster.Role(1), "replica");
   ASSERT_TRUE(cluster.node(2).Put("after", "v").ok());
+}
+
+// With --etcd the defaults favour safety (issue 16 item 3): semi-sync ON on
+// both sides and a 10 min timeout, each still overridable as usual.
+TEST(AutoFailoverDefaultsTest, CoordinatedNodesDefaultToSemiSyncWithALongTimeout) {
+  RELAYKV_SKIP_WITHOUT_ETCD();
+  TempDir dir;
+  auto etcd = EtcdCluster::Start(dir.path() / "etcd", 1);
+  ASSERT_TRUE(etcd.ok()) << etcd.status();
+  const std::string endpoint = (*etcd)->client_endpoints()[0];
+  auto coordinated = Relaykvd::Start(dir.path() / "a", {"--server-id=1", "--etcd=" + endpoint,
+                                                        "--cluster=defaults"});
+  ASSERT_NE(coordinated, nullptr);
+  auto overridden = Relaykvd::Start(dir.path() / "b",
+                                    {"--server-id=1", "--etcd=" + endpoint, "--cluster=other",
+                                     "--rpl_semi_sync_master_timeout=5000"});
+  ASSERT_NE(overridden, nullptr);
+  auto manual = Relaykvd::Start(dir.path() / "c", {"--server-id=1"});
+  ASSERT_NE(manual, nullptr);
+  const auto var = [](Relaykvd& n, const std::string& name) {
+    auto rows = n.client().ShowVariables(name);
+    return rows.ok() && rows->size() == 1 ? rows->begin()->second : std::string("<none>");
+  };
+  EXPECT_EQ(var(*coordinated, "rpl_semi_sync_master_timeout"), "600000");
+  EXPECT_EQ(var(*coordinated, "rpl_semi_sync_master_enabled"), "ON");
+  EXPECT_EQ(var(*coordinated, "rpl_semi_sync_slave_enabled"), "ON");
+  EXPECT_EQ(var(*overridden, "rpl_semi_sync_master_timeout"), "5000");
+  EXPECT_EQ(var(*overridden, "rpl_semi_sync_master_enabled"), "ON");
+  EXPECT_EQ(var(*manual, "rpl_semi_sync_master_timeout"), "10000");  // MySQL's default
+  EXPECT_EQ(var(*manual, "rpl_semi_sync_master_enabled"), "OFF");
 }
 
 }  // namespace
