@@ -96,13 +96,14 @@ LineageResult CheckLineage(const Gtid& last, const History& history) {
 
 namespace {
 
-// The ranking: durable GTID (epoch, then seq), then priority, then not
-// the previous primary (a replica holding as much takes over: the previous
-// primary may be unable to claim, e.g. cut off from etcd), then the lower
-// server_id. True if `a` ranks above `b`.
+// The ranking: durable GTID (epoch, then seq), then not the previous
+// primary (a replica holding as much takes over: the previous primary may
+// be unable to claim, e.g. cut off from etcd — whatever its priority,
+// review-force2 P1), then priority, then the lower server_id. True if `a`
+// ranks above `b`.
 bool RanksAbove(const Responder& a, const Responder& b) {
-  return std::make_tuple(a.durable, a.priority, !a.previous_primary, b.server_id) >
-         std::make_tuple(b.durable, b.priority, !b.previous_primary, a.server_id);
+  return std::make_tuple(a.durable, !a.previous_primary, a.priority, b.server_id) >
+         std::make_tuple(b.durable, !b.previous_primary, b.priority, a.server_id);
 }
 
 // ElectionInput::revoke_quorum_met: the previous primary ranked by what

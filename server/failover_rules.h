@@ -157,7 +157,8 @@ struct ElectionResult {
 // The winner: among responders that are eligible (listed ackers and the
 // previous primary; only the previous primary when cluster_async), not errant,
 // not may_have_acked_unsynced and with priority > 0, the one with the highest
-// durable GTID; ties by higher priority, then lower server_id. No winner when there is no such
+// durable GTID; ties: a replica over the previous primary, then higher priority, then lower
+// server_id. No winner when there is no such
 // responder, or when a non-errant listed acker (or the previous primary) that
 // may not win holds a higher durable GTID than the best candidate: it may
 // hold an acknowledged write the winner lacks (an unlisted responder ahead is

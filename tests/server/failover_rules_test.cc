@@ -645,4 +645,20 @@ TEST(PickWinnerTest, CapNeverHidesTheCurrentEpochsStartPoint) {
   EXPECT_EQ(*r.winner, 2u);
 }
 
+// review-force2 P1: the previous primary, capped to the best acker's
+// position, loses the tie even with a higher priority — it may be unable to
+// claim (cut off from etcd) and would then win every round for nothing.
+TEST(PickWinnerTest, PreviousPrimaryLosesATieWhateverItsPriority) {
+  ElectionInput in;
+  in.history[1] = {.start_after = {0, 0}, .primary = 1, .revoke_quorum_met = true};
+  Responder p = Acker(1, {1, 40}, 5);
+  p.previous_primary = true;
+  p.listed_acker = false;
+  in.responders = {p, Acker(2, {1, 30}), Acker(3, {1, 30})};
+  in.revoke_quorum_met = true;
+  const ElectionResult r = PickWinner(in);
+  ASSERT_TRUE(r.winner) << r.reason;
+  EXPECT_EQ(*r.winner, 2u);
+}
+
 }  // namespace relaykv::failover
