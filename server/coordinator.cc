@@ -168,7 +168,8 @@ void Coordinator::Step() {
                      std::to_string(impl.promise_->value()) + "): a newer primary is elected");
       return;
     }
-    impl.lease_until_ns_.store(LeaseNanos(lease_->safe_until()));
+    // Read before the key is checked, stored after (review-force2 P7).
+    const LeaseClock::time_point safe_until = lease_->safe_until();
     auto view = ReadClusterView(etcd_.get(), options_.cluster);
     if (view.ok() && view->leader_lease != lease_->lease_id()) {
       // The key went while our lease lives (deleted by hand, an etcd bug):
@@ -184,6 +185,7 @@ void Coordinator::Step() {
                          : "the leader key is no longer this node's: " + view->leader_raw);
       return;
     }
+    impl.lease_until_ns_.store(LeaseNanos(safe_until));
     // Nodes that joined since count as ackers from now (the records only
     // grow; an unread view changes nothing).
     if (view.ok()) impl.semisync_->set_ackers(Ackers(*view));

@@ -2,6 +2,7 @@
 // leader hands over) and FAILOVER FORCE (an operator promotes this node
 // when the rules refuse).
 #include <algorithm>
+#include <limits>
 #include <thread>
 
 #include "server/coordinator.h"
@@ -156,6 +157,11 @@ absl::StatusOr<ForcedFailoverResult> Coordinator::RunForcedFailover() {
   in.cluster_async = record.went_async();
   in.responders = round.responders;
   in.revoke_quorum_met = quorum.ok;
+  // Its own --failover-priority=0 is what the operator overrides here; it
+  // does not make an otherwise ordinary election forced (review-force2 P2).
+  for (failover::Responder& r : in.responders) {
+    if (r.server_id == me) r.priority = std::numeric_limits<int>::max();
+  }
   const bool rules_allow = quorum.ok && failover::PickWinner(in).winner == me;
   spdlog::warn("automatic failover: FAILOVER FORCE of epoch {} on this node at {}: {}{}", epoch,
                last.ToString(), warning.empty() ? "no known loss" : warning,
