@@ -375,6 +375,9 @@ TEST_F(AutoFailoverTest, ForcedFailoverIsRecordedAndTheOldTailIsRefusedNotTrunca
   EXPECT_NE(refused.err.find("use SWITCHOVER TO"), std::string::npos) << refused.err;
 
   WriteAcked(0, "before-", 3);
+  // Both replicas equal when they stop: FORCE would rightly refuse on the
+  // one behind.
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 30s));
   ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
   for (int i = 1; i < kNodes; ++i) {
     ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
@@ -423,6 +426,7 @@ TEST_F(AutoFailoverTest, ForcedFailoverIsRecordedAndTheOldTailIsRefusedNotTrunca
 // answered OK without ACKs; forcing a replica is refused and names it, and
 // once its link heals it leads again with the write.
 TEST_F(AutoFailoverTest, ForcedFailoverIsRefusedWhileTheAheadPreviousPrimaryAnswers) {
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 30s));
   ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
   for (int i = 1; i < kNodes; ++i) {
     ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
