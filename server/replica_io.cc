@@ -129,9 +129,9 @@ absl::Status ReplicaIo::CheckHeldEpochWriter(std::span<const v1::Event> events,
           "primary " + config_.primary_address + " sent " + GtidFromProto(ev.gtid()).ToString() +
           " written by server_id " + std::to_string(ev.server_id()) +
           ", but this replica holds epoch " + std::to_string(promised) +
-          " written by server_id " + std::to_string(writer) + " (promised to server_id " +
-          std::to_string(owner) +
-          "): two nodes opened that epoch and the primary's history has the other's; refusing its "
+          " written by server_id " + std::to_string(writer) +
+          (owner != 0 ? " (promised to server_id " + std::to_string(owner) + ")" : "") +
+          ": two nodes opened that epoch and the primary's history has the other's; refusing its "
           "events and ACKs, nothing of the batch is written or promised; CHANGE MASTER TO a "
           "primary of this replica's history");
     }
