@@ -13,6 +13,7 @@
 #include "server/replication_messages.h"
 #include "server/test_pause.h"
 #include "spdlog/spdlog.h"
+#include "storage/binlog_reader.h"
 #include "storage/thread_name.h"
 
 namespace relaykv {
@@ -113,6 +114,29 @@ absl::Status ReplicaIo::CheckContinues(std::span<const v1::Event> events) const 
     }
     ++want;
     epoch = ev.gtid().epoch();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReplicaIo::CheckHeldEpochWriter(std::span<const v1::Event> events,
+                                            uint64_t promised, uint32_t owner) const {
+  uint64_t held_epoch = relay_log_->LastVisible().epoch;
+  uint32_t writer = held_writer_ != 0 ? held_writer_ : owner;
+  for (const v1::Event& ev : events) {
+    if (ev.gtid().epoch() == promised && held_epoch == promised && writer != 0 &&
+        ev.server_id() != 0 && ev.server_id() != writer) {
+      return absl::FailedPreconditionError(
+          "primary " + config_.primary_address + " sent " + GtidFromProto(ev.gtid()).ToString() +
+          " written by server_id " + std::to_string(ev.server_id()) +
+          ", but this replica holds epoch " + std::to_string(promised) +
+          " written by server_id " + std::to_string(writer) +
+          (owner != 0 ? " (promised to server_id " + std::to_string(owner) + ")" : "") +
+          ": two nodes opened that epoch and the primary's history has the other's; refusing its "
+          "events and ACKs, nothing of the batch is written or promised; CHANGE MASTER TO a "
+          "primary of this replica's history");
+    }
+    held_epoch = ev.gtid().epoch();
+    writer = ev.server_id();
   }
   return absl::OkStatus();
 }
@@ -238,11 +262,23 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     *permanent = !absl::IsResourceExhausted(s);
     return s;
   }
+  // Who wrote the last event: the primary compares it with its own event
+  // at that GTID (equal GTIDs of two nodes that opened one epoch).
+  const Gtid held = relay_log_->LastVisible();
+  auto held_event = ReadEventAt(*relay_log_, held.seq);
+  if (!held_event.ok()) {
+    *permanent = !absl::IsResourceExhausted(held_event.status());
+    return held_event.status();
+  }
+  held_writer_ = *held_event && GtidFromProto((*held_event)->gtid()) == held
+                     ? (*held_event)->server_id()
+                     : 0;
   auto stream = stub->Subscribe(&ctx);
   const bool semi_sync = config_.semi_sync ? config_.semi_sync() : false;
   v1::ReplicaMessage hello;
   hello.mutable_hello()->set_server_id(config_.server_id);
-  GtidToProto(relay_log_->LastVisible(), hello.mutable_hello()->mutable_durable_gtid());
+  GtidToProto(held, hello.mutable_hello()->mutable_durable_gtid());
+  hello.mutable_hello()->set_durable_writer(held_writer_);
   hello.mutable_hello()->set_semi_sync(semi_sync);
   hello.mutable_hello()->set_address(config_.own_address);
   // A primary older than our promise refuses us; one that does not know
@@ -386,11 +422,16 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
         error = s;
         break;
       }
+      if (auto s = CheckHeldEpochWriter(events, hold->value(), hold->owner()); !s.ok()) {
+        error = s;
+        break;
+      }
       // Bound to the server that wrote the newest epoch's first event (its
-      // primary). Owners are checked only against a primary that claims the
-      // promised epoch itself: a newer primary re-sending older epochs'
-      // history has settled who wrote them (this replica may have promised
-      // one of them to a candidate whose election never finished).
+      // primary). Owners are checked against a primary that claims the
+      // promised epoch itself; a newer primary re-sending that epoch's
+      // history has settled who wrote it (this replica may have promised it
+      // to a candidate whose election never finished) — unless the relay
+      // log holds some of it already (CheckHeldEpochWriter above).
       const v1::Event* newest = nullptr;
       for (const v1::Event& ev : events) {
         if (newest == nullptr || ev.gtid().epoch() > newest->gtid().epoch()) newest = &ev;
@@ -422,6 +463,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     }
     // Not empty: an empty batch was refused above.
     assert(!events.empty());
+    held_writer_ = events.back().server_id();
     const Gtid last = GtidFromProto(events.back().gtid());
     // The relay log holds [.., last]: on disk if `sync`, else written —
     // and then the marker says so, durably, before the ACK claims it.

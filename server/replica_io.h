@@ -126,6 +126,15 @@ class ReplicaIo {
   // check AppendReplicated makes; only this thread appends), so a batch is
   // judged before its epochs are promised.
   absl::Status CheckContinues(std::span<const v1::Event> events) const;
+  // One epoch, one writer (review s4 finding 2): FAILED_PRECONDITION if an
+  // event of the promised epoch follows one of that epoch (in the relay
+  // log, or earlier in `events`) written by another server_id, whatever
+  // epoch the primary states. The relay log's is held_writer_, or the
+  // promise's owner if unknown. A relay log that holds nothing of that
+  // epoch takes a newer primary's history of it, whoever wrote it
+  // (review-owner finding 3). Checked before the promise is raised.
+  absl::Status CheckHeldEpochWriter(std::span<const v1::Event> events, uint64_t promised,
+                                    uint32_t owner) const;
 
   Binlog* const relay_log_;
   Applier* const applier_;
@@ -144,6 +153,10 @@ class ReplicaIo {
   // thread only.
   std::optional<Gtid> catch_up_;
   bool catch_up_from_primary_ = false;  // catch_up_ is an acting primary's end
+  // The server_id that wrote the relay log's last event (0: unknown — none,
+  // purged, or not set): read at each connect (the hello names it), then
+  // kept by the appends. IO thread only.
+  uint32_t held_writer_ = 0;
   std::thread thread_;
 };
 

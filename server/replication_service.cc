@@ -37,7 +37,7 @@ int64_t NowMicros() {
 
 }  // namespace
 
-absl::Status ReplicationService::CheckPosition(const Gtid& durable) {
+absl::Status ReplicationService::CheckPosition(const Gtid& durable, uint32_t durable_writer) {
   const Gtid last = binlog_->LastVisible();
   if (durable.seq > last.seq) {
     return absl::FailedPreconditionError(
@@ -60,6 +60,7 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable) {
   // right at the purge boundary, where the GTID comes from the oldest
   // segment's header.
   Gtid ours = before_first;
+  uint32_t our_writer = 0;  // unknown at the purge boundary
   if (durable.seq > before_first.seq) {
     auto reader = binlog_->NewReader(durable.seq);
     if (!reader.ok()) return reader.status();  // purged meanwhile: OUT_OF_RANGE
@@ -67,11 +68,24 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable) {
     if (!rec.ok()) return rec.status();
     if (!rec->has_value()) return absl::InternalError("binlog event vanished while checking");
     ours = GtidFromProto((*rec)->event.gtid());
+    our_writer = (*rec)->event.server_id();
   }
   if (ours != durable) {
     return absl::FailedPreconditionError("replica's last gtid " + durable.ToString() +
                                          " is not in this primary's history (it has " +
                                          ours.ToString() + " at that seq)");
+  }
+  // Equal GTIDs from two nodes that opened the same epoch: the writers
+  // tell the events apart, wherever the epochs since have gone (a newer
+  // primary re-sending the other's history would mix both in one epoch).
+  if (durable_writer != 0 && our_writer != 0 && durable_writer != our_writer) {
+    return absl::FailedPreconditionError(
+        "replica's last event " + durable.ToString() + " was written by server_id " +
+        std::to_string(durable_writer) + ", but this primary's event " + ours.ToString() +
+        " was written by server_id " + std::to_string(our_writer) +
+        ": two nodes opened epoch " + std::to_string(durable.epoch) +
+        " and the replica holds the other's history; one GTID names one event, so it cannot "
+        "continue from here (CHANGE MASTER TO a primary of its history, or clone it)");
   }
   return absl::OkStatus();
 }
@@ -320,7 +334,7 @@ grpc::Status ReplicationService::Subscribe(
     uint32_t server_id;
     ~Place() { self->ReleaseReplicaPlace(server_id); }
   } place{this, hello.server_id()};
-  if (auto s = CheckPosition(durable); !s.ok()) {
+  if (auto s = CheckPosition(durable, hello.durable_writer()); !s.ok()) {
     spdlog::warn("replication: refusing replica server_id {} at {}: {}", hello.server_id(),
                  durable.ToString(), s.ToString());
     return ToGrpcStatus(s);

@@ -143,8 +143,10 @@ class ReplicationService final : public v1::Replication::Service {
   absl::Status AcquireReplicaPlace(uint32_t server_id) EXCLUDES(mu_);
   void ReleaseReplicaPlace(uint32_t server_id) EXCLUDES(mu_);
 
-  // OK if the replica at `durable` can continue from this binlog.
-  absl::Status CheckPosition(const Gtid& durable);
+  // OK if the replica at `durable` can continue from this binlog: the GTID
+  // is ours and, if the replica names the event's writer (`durable_writer`,
+  // 0: unknown), so is the event (review s4 finding 2).
+  absl::Status CheckPosition(const Gtid& durable, uint32_t durable_writer);
 
   Binlog* const binlog_;
   ReplicaRegistry* const registry_;

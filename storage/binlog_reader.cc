@@ -151,4 +151,21 @@ absl::Status BinlogReader::SkipTo(uint64_t from_seq) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::optional<v1::Event>> ReadEventAt(Binlog& binlog, uint64_t seq) {
+  if (seq == 0 || seq < binlog.FirstAvailableSeq()) return std::nullopt;
+  auto reader = binlog.NewReader(seq);
+  // OUT_OF_RANGE: purged meanwhile, or beyond the end.
+  if (!reader.ok()) {
+    if (absl::IsOutOfRange(reader.status())) return std::nullopt;
+    return reader.status();
+  }
+  auto rec = (*reader)->Next();
+  if (!rec.ok()) {
+    if (absl::IsOutOfRange(rec.status())) return std::nullopt;
+    return rec.status();
+  }
+  if (!rec->has_value()) return std::nullopt;
+  return std::move((*rec)->event);
+}
+
 }  // namespace relaykv

@@ -28,6 +28,11 @@ struct BinlogRecord {
   std::string payload;  // the event's serialized bytes, as stored
 };
 
+// The event at `seq` while the binlog holds it visibly; nullopt if it was
+// purged (or seq is 0 or past the visible end). Other read errors (a bad
+// record: DATA_LOSS) as such. For checks of one event, not for streaming.
+[[nodiscard]] absl::StatusOr<std::optional<v1::Event>> ReadEventAt(Binlog& binlog, uint64_t seq);
+
 class BinlogReader {
  public:
   BinlogReader(const BinlogReader&) = delete;

@@ -246,6 +246,87 @@ TEST_F(EpochOwnerReplicaTest, FollowsANewerPrimaryWhoseHistoryHasAnotherOwnersEp
   EXPECT_EQ(r->promised_owner, 8u);
 }
 
+// Review s4 finding 2: a newer primary re-sending the promised epoch's
+// history is owner-checked once the relay log holds that epoch, whatever
+// epoch the primary states: 3:2 by server 5 after the owner's 3:1 would
+// leave two copies of epoch 3 in the relay log.
+TEST_F(EpochOwnerReplicaTest, RefusesANewerPrimaryWhoseHistoryContradictsTheHeldEpoch) {
+  const std::string err = StopErrorFor({Batch(PutEvent(3, 1, 7), 3, 7),
+                                        Batch(PutEvent(3, 2, 5), 4, 8),
+                                        Batch(PutEvent(4, 3, 8), 4, 8),
+                                        Batch(PutEvent(4, 9, 8), 4, 8)});
+  EXPECT_NE(err.find("server_id 5"), std::string::npos) << err;
+  EXPECT_NE(err.find("server_id 7"), std::string::npos) << err;
+  EXPECT_EQ(replica_->binlog_gtid(), (Gtid{3, 1})) << err;
+  auto r = replica_->Revoke(0);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->promised_epoch, 3u) << "a refused batch raises nothing";
+  EXPECT_EQ(r->promised_owner, 7u);
+}
+
+// The same within one batch whose newest epoch is newer: the promised
+// epoch's events are checked before the promise is raised past it.
+TEST_F(EpochOwnerReplicaTest, RefusesAContradictionOfTheHeldEpochInABatchThatRaises) {
+  v1::PrimaryMessage mixed = testing::BatchOf({PutEvent(3, 2, 5), PutEvent(4, 3, 8)});
+  mixed.mutable_batch()->set_primary_epoch(4);
+  mixed.mutable_batch()->set_primary_server_id(8);
+  const std::string err =
+      StopErrorFor({Batch(PutEvent(3, 1, 7), 3, 7), mixed, Batch(PutEvent(4, 9, 8), 4, 8)});
+  EXPECT_NE(err.find("server_id 5"), std::string::npos) << err;
+  EXPECT_NE(err.find("server_id 7"), std::string::npos) << err;
+  EXPECT_EQ(replica_->binlog_gtid(), (Gtid{3, 1})) << err;
+}
+
+// The legitimate case spread over batches: history of the promised epoch
+// by another server, taken while the relay log held none of it, goes on.
+TEST_F(EpochOwnerReplicaTest, FollowsANewerPrimaryWhoseOtherOwnersEpochSpansBatches) {
+  const std::string err = StopErrorFor({Batch(PutEvent(3, 1, 5), 4, 8),
+                                        Batch(PutEvent(3, 2, 5), 4, 8),
+                                        Batch(PutEvent(4, 3, 8), 4, 8),
+                                        Batch(PutEvent(4, 9, 8), 4, 8)});
+  EXPECT_FALSE(err.empty());
+  EXPECT_EQ(replica_->binlog_gtid(), (Gtid{4, 3})) << err;
+}
+
+// The primary's side (review s4 finding 2, "the real guard"): the hello
+// names the writer of the replica's last event, and a primary that has
+// another writer's event at that GTID refuses the stream naming both.
+// Two nodes opened the same epoch; a replica of one is pointed at a newer
+// primary promoted from the other's line, whose history has the same GTID.
+TEST(EpochOwnerTest, PrimaryRefusesAReplicaWhoseLastEventHasAnotherWriter) {
+  TempDir dir;
+  auto p1 = Open(dir.path() / "p1", 1);
+  ASSERT_NE(p1, nullptr);
+  auto p2 = Open(dir.path() / "p2", 2);
+  ASSERT_NE(p2, nullptr);
+  auto a = p1->Put("a", "1");
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = p2->Put("b", "2");
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(*a, *b) << "one GTID, two events";
+  auto r = Open(dir.path() / "r", 3, {}, Addr(*p1));
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return r->binlog_gtid() == *a; }));
+  auto d = Open(dir.path() / "d", 4, {}, Addr(*p2));
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return d->applied_gtid() == *b; }));
+  ASSERT_TRUE(d->StopReplica(ReplicaThreads::kIo).ok());
+  auto start = d->BecomePrimary();
+  ASSERT_TRUE(start.ok()) << start.status();
+  auto c = d->Put("c", "3");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_GT(c->epoch, a->epoch);
+
+  ASSERT_TRUE(r->StopReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(r->ChangePrimary("127.0.0.1", static_cast<uint32_t>(d->bound_port())).ok());
+  ASSERT_TRUE(r->StartReplica(ReplicaThreads::kIo).ok());
+  const std::string err = IoStopError(*r);
+  EXPECT_NE(err.find(a->ToString()), std::string::npos) << err;
+  EXPECT_NE(err.find("server_id 1"), std::string::npos) << err;
+  EXPECT_NE(err.find("server_id 2"), std::string::npos) << err;
+  EXPECT_EQ(r->binlog_gtid(), *a) << "nothing of the other history is appended";
+}
+
 // A replica that serves its own replicas relays its primary's epoch: it
 // states no owner of its own, and its replicas keep following it
 // (review-owner finding 1: they used to stop at its first heartbeat).

@@ -37,7 +37,8 @@ const std::vector<std::pair<std::string, std::string>> kSemiSyncPrimary = {
 // One Subscribe stream, driven by hand.
 class FakeReplica {
  public:
-  FakeReplica(const std::string& primary, uint32_t server_id, Gtid durable, bool semi_sync = true) {
+  FakeReplica(const std::string& primary, uint32_t server_id, Gtid durable, bool semi_sync = true,
+              uint32_t durable_writer = 0) {
     stub_ = v1::Replication::NewStub(
         grpc::CreateChannel(primary, grpc::InsecureChannelCredentials()));
     ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
@@ -47,6 +48,7 @@ class FakeReplica {
     hello.mutable_hello()->mutable_durable_gtid()->set_epoch(durable.epoch);
     hello.mutable_hello()->mutable_durable_gtid()->set_seq(durable.seq);
     hello.mutable_hello()->set_semi_sync(semi_sync);
+    hello.mutable_hello()->set_durable_writer(durable_writer);
     stream_->Write(hello);
   }
   ~FakeReplica() {
@@ -175,6 +177,35 @@ TEST(HostileReplicaTest, ReplicaWithThePrimarysServerIdIsRefused) {
     return Field(replica->ReplicaStatus(), "Last_IO_Error").find("server_id") != std::string::npos;
   })) << Field(replica->ReplicaStatus(), "Last_IO_Error");
   EXPECT_EQ(Field(replica->ReplicaStatus(), "Slave_IO_Running"), "No");
+}
+
+// Review s4 finding 2: a replica whose last event has the primary's GTID
+// but another writer holds another history (two nodes opened that epoch):
+// refused, naming both writers. Its own writer, or none (an older
+// replica), is served.
+TEST(HostileReplicaTest, LastEventOfAnotherWriterIsRefused) {
+  TempDir dir;
+  auto primary = OpenServingNode(dir.path() / "p", {{"server_id", "1"}});
+  ASSERT_NE(primary, nullptr);
+  auto first = primary->Put("a", "1");
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(primary->Put("b", "2").ok());
+
+  FakeReplica other(Address(*primary), 2, *first, false, 9);
+  const grpc::Status ended = other.Ended();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  const std::string& why = ended.error_message();
+  EXPECT_NE(why.find(first->ToString() + " was written by server_id 9"), std::string::npos) << why;
+  EXPECT_NE(why.find("by server_id 1"), std::string::npos) << why;
+
+  for (const uint32_t writer : {1u, 0u}) {
+    FakeReplica same(Address(*primary), 2, *first, false, writer);
+    v1::EventBatch batch;
+    ASSERT_TRUE(same.NextBatch(&batch)) << "writer " << writer << ": " << same.Ended().error_message();
+    v1::Event ev;
+    ASSERT_TRUE(ev.ParseFromString(batch.events(0)));
+    EXPECT_EQ(ev.gtid().seq(), first->seq + 1);
+  }
 }
 
 // Issue 14.11: the replica held the event durably but its stream broke
