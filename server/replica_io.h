@@ -126,13 +126,15 @@ class ReplicaIo {
   // check AppendReplicated makes; only this thread appends), so a batch is
   // judged before its epochs are promised.
   absl::Status CheckContinues(std::span<const v1::Event> events) const;
-  // One epoch, one writer (review s4 finding 2): FAILED_PRECONDITION if an
-  // event of the promised epoch follows one of that epoch (in the relay
-  // log, or earlier in `events`) written by another server_id, whatever
-  // epoch the primary states. The relay log's is held_writer_, or the
-  // promise's owner if unknown. A relay log that holds nothing of that
-  // epoch takes a newer primary's history of it, whoever wrote it
-  // (review-owner finding 3). Checked before the promise is raised.
+  // One epoch, one writer (review s4 finding 2, review-owner2 1):
+  // FAILED_PRECONDITION if an event follows one of its own epoch (the
+  // relay log's last, or earlier in `events`) written by another
+  // server_id — whatever epoch the primary states or this replica
+  // promised. The relay log's writer is held_writer_ (0, unknown: not
+  // checked here). A relay log that holds nothing of an epoch takes a
+  // newer primary's history of it, whoever wrote it (review-owner finding
+  // 3). Checked before the promise is raised; `promised`/`owner` only name
+  // the promise in the message.
   absl::Status CheckHeldEpochWriter(std::span<const v1::Event> events, uint64_t promised,
                                     uint32_t owner) const;
 

@@ -277,6 +277,27 @@ TEST_F(EpochOwnerReplicaTest, RefusesAContradictionOfTheHeldEpochInABatchThatRai
   EXPECT_EQ(replica_->binlog_gtid(), (Gtid{3, 1})) << err;
 }
 
+// Review-owner2 1: the promise is usually above the held epoch (an
+// election raised it before the new primary's stream came); the held
+// epoch's events are checked all the same: 3:2 by server 5 after 3:1 by
+// server 7, with epoch 4 promised to server 8.
+class EpochOwnerPromisedAboveTest : public testing::ReplicaOfFakePrimaryTest {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_.path() / "replica");
+    std::ofstream(dir_.path() / "replica" / "promised_epoch") << "# owner: 8\n4\n";
+  }
+};
+
+TEST_F(EpochOwnerPromisedAboveTest, RefusesAContradictionOfTheHeldEpochBelowThePromise) {
+  const std::string err = StopErrorFor({Batch(PutEvent(3, 1, 7), 4, 8),
+                                        Batch(PutEvent(3, 2, 5), 4, 8),
+                                        Batch(PutEvent(4, 9, 8), 4, 8)});
+  EXPECT_NE(err.find("server_id 5"), std::string::npos) << err;
+  EXPECT_NE(err.find("server_id 7"), std::string::npos) << err;
+  EXPECT_EQ(replica_->binlog_gtid(), (Gtid{3, 1})) << err;
+}
+
 // The legitimate case spread over batches: history of the promised epoch
 // by another server, taken while the relay log held none of it, goes on.
 TEST_F(EpochOwnerReplicaTest, FollowsANewerPrimaryWhoseOtherOwnersEpochSpansBatches) {
