@@ -75,7 +75,7 @@ void PrintTable(const Report& r, std::ostream& out) {
     if (!t.tls) continue;
     for (const Run& p : r.runs) {
       if (p.tls || p.mode != t.mode || p.wait_count != t.wait_count || p.clients != t.clients ||
-          p.ops_per_s <= 0) {
+          p.transport != t.transport || p.ops_per_s <= 0) {
         continue;
       }
       std::snprintf(line, sizeof(line),
