@@ -274,15 +274,20 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   }
   // Who wrote the last event: the primary compares it with its own event
   // at that GTID (equal GTIDs of two nodes that opened one epoch).
+  // Read from disk only when the relay log's end moved since it was known
+  // (a retry while the primary is down reads nothing: review-owner2 3).
   const Gtid held = relay_log_->LastVisible();
-  auto held_event = ReadEventAt(*relay_log_, held.seq);
-  if (!held_event.ok()) {
-    *permanent = !absl::IsResourceExhausted(held_event.status());
-    return held_event.status();
+  if (held != held_writer_at_ || held_writer_ == 0) {
+    auto held_event = ReadEventAt(*relay_log_, held.seq);
+    if (!held_event.ok()) {
+      *permanent = !absl::IsResourceExhausted(held_event.status());
+      return held_event.status();
+    }
+    held_writer_ = *held_event && GtidFromProto((*held_event)->gtid()) == held
+                       ? (*held_event)->server_id()
+                       : 0;
+    held_writer_at_ = held;
   }
-  held_writer_ = *held_event && GtidFromProto((*held_event)->gtid()) == held
-                     ? (*held_event)->server_id()
-                     : 0;
   auto stream = stub->Subscribe(&ctx);
   const bool semi_sync = config_.semi_sync ? config_.semi_sync() : false;
   v1::ReplicaMessage hello;
@@ -474,6 +479,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     // Not empty: an empty batch was refused above.
     assert(!events.empty());
     held_writer_ = events.back().server_id();
+    held_writer_at_ = GtidFromProto(events.back().gtid());
     const Gtid last = GtidFromProto(events.back().gtid());
     // The relay log holds [.., last]: on disk if `sync`, else written —
     // and then the marker says so, durably, before the ACK claims it.

@@ -159,6 +159,7 @@ class ReplicaIo {
   // purged, or not set): read at each connect (the hello names it), then
   // kept by the appends. IO thread only.
   uint32_t held_writer_ = 0;
+  Gtid held_writer_at_;  // the relay log's end held_writer_ describes
   std::thread thread_;
 };
 
