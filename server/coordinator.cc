@@ -137,6 +137,7 @@ void Coordinator::Step() {
   {
     std::lock_guard l(mu_);
     job = job_;
+    if (job) job->started = true;  // from here its caller no longer withdraws it
   }
   if (job) {
     job->work();

@@ -176,6 +176,7 @@ class Coordinator {
   // Work an admin call hands to the coordinator's thread (one at a time).
   struct Job {
     std::function<void()> work;
+    bool started = false;  // taken by the coordinator's thread (under mu_)
     bool done = false;
   };
   absl::Status RunOnOwnThread(const std::string& what, std::function<void()> work,

@@ -23,11 +23,16 @@ absl::Status Coordinator::RunOnOwnThread(const std::string& what, std::function<
   job_ = job;
   cv_.notify_all();
   cv_.wait_for(l, timeout, [&] { return job->done || stopping_; });
-  if (!job->done) {
-    return absl::DeadlineExceededError(what + ": no answer in time; see SHOW STATUS LIKE "
-                                       "'Coordinator%'");
+  if (job->done) return absl::OkStatus();
+  if (!job->started) {
+    // Never begun (the thread was busy, or stopping): withdrawn, so nothing
+    // happens after the caller was told it did not (review-force F5, P6).
+    job_.reset();
+    return stopping_ ? absl::UnavailableError(what + ": the node is shutting down; nothing done")
+                     : absl::DeadlineExceededError(what + ": not begun in time; nothing done");
   }
-  return absl::OkStatus();
+  return absl::DeadlineExceededError(what + ": still running; its outcome is in SHOW STATUS LIKE "
+                                     "'Coordinator%' and the log");
 }
 
 absl::StatusOr<SwitchoverResult> Coordinator::Switchover(const std::string& target) {
