@@ -204,6 +204,22 @@ class NemesisTest : public ::testing::Test {
     }
   }
 
+  // A failed round's evidence: each node's role and, for one that runs but
+  // does not answer as a primary or replica, every thread's stack (gdb, if
+  // installed).
+  void DumpStuckNodes() {
+    for (int i = 0; i < cluster_->size(); ++i) {
+      const std::string role = cluster_->Role(i);
+      std::printf("node %d: role '%s', pid %d\n", i + 1, role.c_str(),
+                  static_cast<int>(cluster_->node(i).pid()));
+      if (role == "primary" || role == "replica" || cluster_->node(i).pid() <= 0) continue;
+      const std::string cmd = "gdb -batch -p " + std::to_string(cluster_->node(i).pid()) +
+                              " -ex 'thread apply all bt' 2>&1 | grep -v '^\\[New LWP' | head -400";
+      if (std::system(cmd.c_str()) != 0) std::printf("(no stacks: gdb failed)\n");
+    }
+    std::fflush(stdout);
+  }
+
   bool NewestEpochArmed() {
     auto etcd = etcd::EtcdClient::Create({{cluster_->etcd_endpoint()}});
     if (!etcd.ok()) return false;
@@ -266,7 +282,10 @@ TEST_F(NemesisTest, EveryAcknowledgedWriteSurvivesFailovers) {
     const double s = std::chrono::duration<double>(Clock::now() - start).count();
     ASSERT_GE(next, 0) << "round " << round << " (" << what << "): no primary within "
                        << kLiveness.count() << " s";
-    ASSERT_TRUE(Healed(60s)) << "round " << round << " (" << what << "): not healed";
+    if (!Healed(60s)) {
+      DumpStuckNodes();
+      FAIL() << "round " << round << " (" << what << "): not healed";
+    }
     recoveries.push_back(s);
     std::printf("round %d: %s; primary node %d -> node %d, %.1f s; %d writes ok so far\n", round,
                 what.c_str(), primary + 1, next + 1, s, writers.ok());
