@@ -45,6 +45,10 @@ class TimerLoop::Impl {
     // posted before: cancels what is armed; the cancelled waits complete
     // with operation_aborted and run nothing, then run() has no work left.
     net::post(io_, [this] {
+      // A wait that completed already (its timer overdue, its handler
+      // queued behind this one) is not cancelled: the flag keeps it from
+      // running its task and re-arming, which kept run() alive for ever.
+      ending_ = true;
       for (auto& t : tasks_) t->timer.cancel();
       tasks_.clear();
       work_.reset();
@@ -64,7 +68,7 @@ class TimerLoop::Impl {
   void Arm(const std::shared_ptr<Task>& task) {
     task->timer.expires_after(task->period);
     task->timer.async_wait([this, task](const boost::system::error_code& ec) {
-      if (ec) return;  // cancelled by Stop()
+      if (ec || ending_) return;  // cancelled by Stop(), or due behind it
       task->fn();
       Arm(task);
     });
@@ -75,6 +79,7 @@ class TimerLoop::Impl {
   std::mutex mu_;
   bool stopped_ = false;                      // guarded by mu_
   std::vector<std::shared_ptr<Task>> tasks_;  // loop thread only
+  bool ending_ = false;                       // loop thread only: Stop() ran there
   std::thread thread_;
 };
 

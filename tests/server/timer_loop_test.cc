@@ -3,6 +3,8 @@
 #include "server/timer_loop.h"
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -43,6 +45,40 @@ TEST(TimerLoopTest, StopWaitsForTheTaskInProgress) {
   ASSERT_TRUE(WaitFor([&] { return started.load(); }));
   loop.Stop();
   EXPECT_TRUE(finished.load());
+}
+
+// A timer whose wait already completed (overdue: its handler queued
+// behind Stop's cancel, as after a SIGSTOP/SIGCONT or a long task) must
+// not re-arm itself: it kept run() alive and Stop() joined forever (a
+// nemesis round: a resumed primary never finished closing for its restart).
+TEST(TimerLoopTest, StopEndsEvenWhenATimerFiresBehindIt) {
+  TimerLoop loop;
+  std::atomic<bool> blocking{false}, release{false};
+  loop.Every(std::chrono::milliseconds(1), [&] {
+    if (blocking.exchange(true)) return;
+    while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  std::atomic<int> fired{0};
+  // Due while the first blocks the loop: its wait completes behind Stop.
+  loop.Every(std::chrono::milliseconds(10), [&] { fired.fetch_add(1); });
+  while (!blocking.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    loop.Stop();
+    stopped.store(true);
+  });
+  // Stop's cancel is queued; the second timer becomes overdue meanwhile.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  release.store(true);
+  for (int i = 0; i < 500 && !stopped.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (!stopped.load()) {
+    ADD_FAILURE() << "TimerLoop::Stop() did not return within 5 s";
+    std::fflush(nullptr);
+    std::_Exit(1);  // the hang guard: the stopper can never be joined
+  }
+  stopper.join();
 }
 
 v1::Event EventAt(uint64_t seq, int64_t ts) {
