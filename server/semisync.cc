@@ -98,6 +98,13 @@ std::optional<uint64_t> SemiSyncMaster::TakeResync() {
   return quorum_seq_;
 }
 
+void SemiSyncMaster::WarnIfNotCounted(uint32_t server_id) const {
+  if (Counts(server_id)) return;
+  spdlog::warn("semi-sync: replica server_id {} did not join the cluster (no --etcd): its ACKs do "
+               "not count",
+               server_id);
+}
+
 bool SemiSyncMaster::counts(uint32_t server_id) const {
   std::lock_guard l(mu_);
   return Counts(server_id);
@@ -108,11 +115,7 @@ void SemiSyncMaster::set_ackers(std::optional<std::set<uint32_t>> ackers) {
   if (ackers_ == ackers) return;
   ackers_ = std::move(ackers);
   for (const auto& [server_id, r] : semi_acks_) {
-    if (!Counts(server_id)) {
-      spdlog::warn("semi-sync: replica server_id {} did not join the cluster (no --etcd): its "
-                   "ACKs do not count",
-                   server_id);
-    }
+    WarnIfNotCounted(server_id);
   }
   // Fewer may count now (nothing already released moves back), or more.
   Advance(l);
@@ -353,11 +356,7 @@ void SemiSyncMaster::ReplicaConnected(uint64_t connection_id, uint32_t server_id
     semi_acks_.erase(it);
   }
   if (!semi_sync) return;
-  if (!Counts(server_id)) {
-    spdlog::warn("semi-sync: replica server_id {} did not join the cluster (no --etcd): its ACKs "
-                 "do not count",
-                 server_id);
-  }
+  WarnIfNotCounted(server_id);
   semi_acks_[server_id] = {connection_id, durable_seq};
   server_ids_[connection_id] = server_id;
   Advance(l);

@@ -164,6 +164,7 @@ class SemiSyncMaster {
   bool Counts(uint32_t server_id) const REQUIRES(mu_) {
     return !ackers_ || ackers_->contains(server_id);
   }
+  void WarnIfNotCounted(uint32_t server_id) const REQUIRES(mu_);
   // Connected semi-sync replicas whose ACKs count.
   size_t CountedReplicas() const REQUIRES(mu_);
   // Every commit answered kAsync passes here: `seq` went out without ACKs.

@@ -59,6 +59,31 @@ class AutoFailoverTest : public ::testing::Test {
     }
   }
 
+  // The epoch goes async: a short semi-sync timeout, both replicas' IO
+  // threads stopped, then one write answered OK without ACKs (recorded as
+  // acknowledged when `acknowledged`).
+  void WriteAsync(const std::string& key, const std::string& value, bool acknowledged = true) {
+    ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
+    for (int i = 1; i < kNodes; ++i) {
+      ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
+    }
+    auto put = node(0)->Put(key, value);
+    ASSERT_TRUE(put.ok()) << put.status();
+    if (acknowledged) acked_[key] = value;
+  }
+  // Node i's Coordinator_refusal mentions `text`.
+  bool RefusalMentions(int i, const std::string& text) {
+    auto r = node(i)->client().ShowStatus("Coordinator_refusal");
+    return r.ok() && !r->empty() && r->begin()->second.find(text) != std::string::npos;
+  }
+  // The newest history/<E> record in etcd, as stored ("" if none).
+  std::string NewestRecord() {
+    auto etcd = etcd::EtcdClient::Create({{cluster_->etcd_endpoint()}});
+    if (!etcd.ok()) return "";
+    auto history = (*etcd)->GetPrefix("/relaykv/test/history/");
+    return history.ok() && !history->kvs.empty() ? history->kvs.back().value : "";
+  }
+
   TempDir dir_;
   std::unique_ptr<CoordinatedCluster> cluster_;
   std::map<std::string, std::string> acked_;
@@ -248,27 +273,15 @@ TEST_F(AutoFailoverTest, FailoverTimeFromPrimaryDeathToFirstAcknowledgedWrite) {
 // leads again with the write.
 TEST_F(AutoFailoverTest, AsyncFallbackIsRecordedAndBlocksPromotingAReplica) {
   WriteAcked(0, "before-", 5);
-  ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
-  for (int i = 1; i < kNodes; ++i) {
-    ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
-  }
-  auto lone = node(0)->Put("async-write", "only-on-the-primary");
-  ASSERT_TRUE(lone.ok()) << lone.status();
-  acked_["async-write"] = "only-on-the-primary";
-  auto etcd = etcd::EtcdClient::Create({{cluster_->etcd_endpoint()}});
-  ASSERT_TRUE(etcd.ok());
-  auto history = (*etcd)->GetPrefix("/relaykv/test/history/");
-  ASSERT_TRUE(history.ok() && !history->kvs.empty());
-  const std::string& newest = history->kvs.back().value;
+  WriteAsync("async-write", "only-on-the-primary");
+  const std::string newest = NewestRecord();
   EXPECT_NE(newest.find("\"wentAsync\":true"), std::string::npos) << newest;
   EXPECT_NE(node(0)->Log().find("went async after seq"), std::string::npos);
 
   node(0)->Kill();
   std::this_thread::sleep_for(std::chrono::seconds(kLeaseTtlS + 3));
   EXPECT_EQ(WaitForPrimary(1s, 0), -1) << "a replica was promoted over an async epoch";
-  auto refusal = node(1)->client().ShowStatus("Coordinator_refusal");
-  ASSERT_TRUE(refusal.ok() && !refusal->empty());
-  EXPECT_NE(refusal->begin()->second.find("async"), std::string::npos) << refusal->begin()->second;
+  EXPECT_TRUE(RefusalMentions(1, "async"));
 
   StartNode(0);
   ASSERT_EQ(WaitForPrimary(60s), 0) << node(0)->Log();
@@ -283,19 +296,8 @@ TEST_F(AutoFailoverTest, AsyncFallbackIsRecordedAndBlocksPromotingAReplica) {
 // take over again automatically — with the async write.
 TEST_F(AutoFailoverTest, AsyncEpochIsReArmedOnceReplicasCatchUp) {
   WriteAcked(0, "before-", 3);
-  ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
-  for (int i = 1; i < kNodes; ++i) {
-    ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
-  }
-  auto lone = node(0)->Put("async-write", "released-without-acks");
-  ASSERT_TRUE(lone.ok()) << lone.status();
-  acked_["async-write"] = "released-without-acks";
-  auto etcd = etcd::EtcdClient::Create({{cluster_->etcd_endpoint()}});
-  ASSERT_TRUE(etcd.ok());
-  const auto newest_record = [&]() -> std::string {
-    auto history = (*etcd)->GetPrefix("/relaykv/test/history/");
-    return history.ok() && !history->kvs.empty() ? history->kvs.back().value : "";
-  };
+  WriteAsync("async-write", "released-without-acks");
+  const auto newest_record = [&] { return NewestRecord(); };
   ASSERT_NE(newest_record().find("\"wentAsync\":true"), std::string::npos) << newest_record();
 
   ASSERT_TRUE(node(1)->client().StartReplica(ReplicaThreads::kIo).ok());
@@ -378,38 +380,25 @@ TEST_F(AutoFailoverTest, ForcedFailoverIsRecordedAndTheOldTailIsRefusedNotTrunca
   // Both replicas equal when they stop: FORCE would rightly refuse on the
   // one behind.
   ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 30s));
-  ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
-  for (int i = 1; i < kNodes; ++i) {
-    ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
-  }
-  ASSERT_TRUE(node(0)->Put("async-write", "only-on-the-old-primary").ok());
+  // Lost by the forced promotion (the operator's choice): not recorded.
+  WriteAsync("async-write", "only-on-the-old-primary", /*acknowledged=*/false);
   node(0)->Kill();
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = node(1)->client().ShowStatus("Coordinator_refusal");
-    return r.ok() && !r->empty() && r->begin()->second.find("async") != std::string::npos;
-  }, 60s)) << "the election must refuse an async epoch first";
+  ASSERT_TRUE(WaitFor([&] { return RefusalMentions(1, "async"); }, 60s))
+      << "the election must refuse an async epoch first";
 
   const CliRun forced = RunCliOn(*node(1), {"-e", "FAILOVER FORCE"});
   ASSERT_EQ(forced.status, 0) << forced.out << forced.err;
   EXPECT_NE(forced.out.find("did not answer"), std::string::npos) << forced.out;  // node 1 (dead)
   EXPECT_NE(forced.out.find("went async"), std::string::npos) << forced.out;
   ASSERT_EQ(WaitForPrimary(30s), 1);
-  auto etcd = etcd::EtcdClient::Create({{cluster_->etcd_endpoint()}});
-  ASSERT_TRUE(etcd.ok());
-  auto history = (*etcd)->GetPrefix("/relaykv/test/history/");
-  ASSERT_TRUE(history.ok() && !history->kvs.empty());
-  EXPECT_NE(history->kvs.back().value.find("\"forced\":true"), std::string::npos)
-      << history->kvs.back().value;
+  EXPECT_NE(NewestRecord().find("\"forced\":true"), std::string::npos) << NewestRecord();
   EXPECT_NE(node(1)->Log().find("FORCED by an operator"), std::string::npos);
 
   ASSERT_TRUE(node(2)->client().StartReplica(ReplicaThreads::kIo).ok());
   ASSERT_TRUE(WaitFor([&] { return Role(2) == "replica"; }, 60s)) << node(2)->Log();
   WriteAcked(1, "after-", 3);
   StartNode(0);
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = node(0)->client().ShowStatus("Coordinator_refusal");
-    return r.ok() && !r->empty() && r->begin()->second.find("forced") != std::string::npos;
-  }, 60s)) << node(0)->Log();
+  ASSERT_TRUE(WaitFor([&] { return RefusalMentions(0, "forced"); }, 60s)) << node(0)->Log();
   EXPECT_NE(Role(0), "replica");
   EXPECT_EQ(node(0)->Log().find("binlog-quarantine"), std::string::npos) << "never truncated";
   // Node 2 holds every write of the new epoch; the async write is the loss
@@ -427,17 +416,9 @@ TEST_F(AutoFailoverTest, ForcedFailoverIsRecordedAndTheOldTailIsRefusedNotTrunca
 // once its link heals it leads again with the write.
 TEST_F(AutoFailoverTest, ForcedFailoverIsRefusedWhileTheAheadPreviousPrimaryAnswers) {
   ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 30s));
-  ASSERT_TRUE(node(0)->client().SetVariable("rpl_semi_sync_master_timeout", "500").ok());
-  for (int i = 1; i < kNodes; ++i) {
-    ASSERT_TRUE(node(i)->client().StopReplica(ReplicaThreads::kIo).ok());
-  }
-  ASSERT_TRUE(node(0)->Put("async-write", "only-on-the-old-primary").ok());
-  acked_["async-write"] = "only-on-the-old-primary";
+  WriteAsync("async-write", "only-on-the-old-primary");
   cluster_->etcd_link(0).Cut();
-  ASSERT_TRUE(WaitFor([&] {
-    auto r = node(1)->client().ShowStatus("Coordinator_refusal");
-    return r.ok() && !r->empty() && r->begin()->second.find("async") != std::string::npos;
-  }, 60s));
+  ASSERT_TRUE(WaitFor([&] { return RefusalMentions(1, "async"); }, 60s));
   // It lost its lease and restarted itself, held: answering, not leading.
   ASSERT_TRUE(WaitFor([&] { return Role(0) == "unknown"; }, 60s)) << node(0)->Log();
   const CliRun forced = RunCliOn(*node(1), {"-e", "FAILOVER FORCE"});
