@@ -186,7 +186,10 @@ void Coordinator::Step() {
                          : "the leader key is no longer this node's: " + view->leader_raw);
       return;
     }
-    impl.lease_until_ns_.store(LeaseNanos(safe_until));
+    // Never later than the lease says now, and never over a loss reported
+    // meanwhile (the callback sets the flag before it closes the window).
+    impl.lease_until_ns_.store(LeaseNanos(std::min(safe_until, lease_->safe_until())));
+    if (lease_lost_.load()) impl.lease_until_ns_.store(0);
     // Nodes that joined since count as ackers from now (the records only
     // grow; an unread view changes nothing).
     if (view.ok()) impl.semisync_->set_ackers(Ackers(*view));
@@ -535,8 +538,10 @@ absl::StatusOr<Gtid> Coordinator::Claim(const ClusterView& view, uint64_t epoch,
                   etcd::TxnOp::Put(epoch_key, std::to_string(epoch))};
   auto lease = LeaderLease::Acquire(etcd_.get(), lo, [this](const absl::Status& why) {
     spdlog::error("automatic failover: leader lease lost: {}", why.ToString());
-    node_->impl_->lease_until_ns_.store(0);  // no OK from now on
+    // The flag first: a loop storing a window after this sees it and
+    // takes the window back (review-last F1).
     lease_lost_.store(true);
+    node_->impl_->lease_until_ns_.store(0);  // no OK from now on
     std::lock_guard l(mu_);
     cv_.notify_all();
   });

@@ -2,7 +2,6 @@
 // leader hands over) and FAILOVER FORCE (an operator promotes this node
 // when the rules refuse).
 #include <algorithm>
-#include <limits>
 #include <thread>
 
 #include "server/coordinator.h"
@@ -164,8 +163,9 @@ absl::StatusOr<ForcedFailoverResult> Coordinator::RunForcedFailover() {
   in.revoke_quorum_met = quorum.ok;
   // Its own --failover-priority=0 is what the operator overrides here; it
   // does not make an otherwise ordinary election forced (review-force2 P2).
+  // Any other priority counts as it is (review-last F3).
   for (failover::Responder& r : in.responders) {
-    if (r.server_id == me) r.priority = std::numeric_limits<int>::max();
+    if (r.server_id == me && r.priority <= 0) r.priority = 1;
   }
   const bool rules_allow = quorum.ok && failover::PickWinner(in).winner == me;
   spdlog::warn("automatic failover: FAILOVER FORCE of epoch {} on this node at {}: {}{}", epoch,

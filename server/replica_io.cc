@@ -478,8 +478,18 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     }
     // Not empty: an empty batch was refused above.
     assert(!events.empty());
-    held_writer_ = events.back().server_id();
-    held_writer_at_ = GtidFromProto(events.back().gtid());
+    // The last known writer of the epoch the relay log now ends in: an
+    // event without one (server_id 0) keeps it (review-last F2).
+    {
+      const uint64_t end_epoch = events.back().gtid().epoch();
+      uint32_t writer = held_writer_at_.epoch == end_epoch ? held_writer_ : 0;
+      for (const v1::Event& ev : events) {
+        if (ev.gtid().epoch() != end_epoch) continue;
+        if (ev.server_id() != 0) writer = ev.server_id();
+      }
+      held_writer_ = writer;
+      held_writer_at_ = GtidFromProto(events.back().gtid());
+    }
     const Gtid last = GtidFromProto(events.back().gtid());
     // The relay log holds [.., last]: on disk if `sync`, else written —
     // and then the marker says so, durably, before the ACK claims it.
