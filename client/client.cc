@@ -374,16 +374,19 @@ absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions&
 
 namespace {
 
-WatchBatch FromProto(const v1::WatchResponse& msg) {
+// Moves the keys and values out of `msg` (read again into right after).
+WatchBatch FromProto(v1::WatchResponse& msg) {
   WatchBatch batch;
   batch.events.reserve(msg.events_size());
-  for (const v1::WatchEvent& pe : msg.events()) {
+  for (v1::WatchEvent& pe : *msg.mutable_events()) {
     WatchEvent e;
     e.gtid = FromProto(pe.gtid());
     e.timestamp_us = pe.timestamp_us();
-    for (const v1::Mutation& m : pe.changes()) {
-      e.changes.push_back(m.op() == v1::Mutation::DELETE ? Mutation::Delete(m.key())
-                                                         : Mutation::Put(m.key(), m.value()));
+    e.changes.reserve(pe.changes_size());
+    for (v1::Mutation& m : *pe.mutable_changes()) {
+      e.changes.push_back(m.op() == v1::Mutation::DELETE
+                              ? Mutation::Delete(std::move(*m.mutable_key()))
+                              : Mutation::Put(std::move(*m.mutable_key()), std::move(*m.mutable_value())));
     }
     batch.events.push_back(std::move(e));
   }

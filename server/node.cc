@@ -42,6 +42,9 @@ constexpr auto kCloseGrace = std::chrono::seconds(10);
 constexpr auto kHousekeepingPeriod = std::chrono::seconds(10);
 // How often a primary whose state machine failed tries to apply again.
 constexpr auto kApplierRetryPeriod = std::chrono::seconds(1);
+// The watch feed's window (server/watch_feed.h): a few seconds of changes
+// at a high write rate, so watchers a little behind the head share it too.
+constexpr size_t kWatchFeedBytes = 8 << 20;
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -231,6 +234,7 @@ absl::Status Node::Impl::Open(Node* node) {
                                ": binlog events are missing");
   }
   applier_ = std::make_unique<Applier>(binlog_.get(), state_.get());
+  watch_feed_ = std::make_unique<WatchFeed>(binlog_.get(), kWatchFeedBytes);
   if (auto s = applier_->Start(); !s.ok()) return s;
   // What replicas may show: what this node had applied. The replay below
   // makes the rest visible here (as MySQL does), but whether it reached a
@@ -937,6 +941,7 @@ void Node::Impl::Close() {
   health_service_.reset();
   watch_service_.reset();
   applier_.reset();
+  watch_feed_.reset();
   if (state_) {
     if (auto s = state_->Flush(); !s.ok()) spdlog::warn("close: {}", s.ToString());
   }

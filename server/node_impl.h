@@ -32,6 +32,7 @@
 #include "server/semisync.h"
 #include "server/timer_loop.h"
 #include "server/variables.h"
+#include "server/watch_feed.h"
 #include "server/write_admission.h"
 #include "storage/applier.h"
 #include "storage/binlog.h"
@@ -173,6 +174,8 @@ class Node::Impl {
   std::unique_ptr<AckedUnsyncedMarker> acked_unsynced_;
   std::unique_ptr<StateMachine> state_;
   std::unique_ptr<Applier> applier_;  // the SQL thread on a replica
+  // The binlog's newest events, decoded once for all watchers (Watch).
+  std::unique_ptr<WatchFeed> watch_feed_;
   ReplicaRegistry registry_;
   std::unique_ptr<SemiSyncMaster> semisync_;
   // Reads the rpl_semi_sync_master_* variables into semisync_.

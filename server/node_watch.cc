@@ -1,7 +1,9 @@
-// Node::Watch: the change stream (relaykv/watch.h). A tailing BinlogReader
-// (storage/binlog_reader.h) walks the binlog — a replica's relay log — from
-// the watcher's position, never past what the watcher may see, and cuts
-// each event down to the range (server/watch_filter.h).
+// Node::Watch: the change stream (relaykv/watch.h). Each watcher walks the
+// binlog — a replica's relay log — from its position, never past what it
+// may see, and cuts each event down to its range (server/watch_filter.h).
+// Near the head it takes the events from the node's WatchFeed (decoded
+// once for all watchers, server/watch_feed.h); behind it, from a tailing
+// BinlogReader of its own (storage/binlog_reader.h).
 //
 // What a watcher may see (its head): with committed_only, what this node
 // has applied. Only released events are applied — on a primary under
@@ -43,8 +45,13 @@ constexpr size_t kBatchScanned = 20000;
 // Waits are cut into slices: a closing node, a caller gone and a due
 // progress message end them.
 constexpr auto kSlice = std::chrono::milliseconds(100);
-// How long a woken watcher waits for more changes to send with the first.
+// How long a woken watcher waits for more changes to send with the first,
+// and the least time between two of its messages while changes keep
+// coming: at a high write rate a watcher sends ~100 large messages a
+// second rather than one per commit group (each message costs both ends a
+// wake-up, a gRPC write and a read), at most kMinGap later than it could.
 constexpr auto kCoalesce = std::chrono::milliseconds(2);
+constexpr auto kMinGap = std::chrono::milliseconds(10);
 
 // OUT_OF_RANGE "purged: ...", naming the oldest GTID the binlog still has.
 absl::Status Purged(Binlog* binlog, const Gtid& after) {
@@ -159,6 +166,7 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
   // target_seq) must be read within watch_max_lag_seconds.
   uint64_t target_seq = 0;
   auto target_time = Clock::now();
+  uint64_t next_seq = reader->next_seq();  // the next event to look at
   bool first = true;  // the first batch goes at once: it names the start
   Clock::duration deliver_took{0};  // how long the last `deliver` took
   auto MaxLag = [&] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); };
@@ -174,15 +182,15 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
       if (first) target_seq = h.seq;
       // A consumer that took longer than the limit over one batch while
       // newer changes waited has kept them waiting that long.
-      if (const auto max_lag = MaxLag(); deliver_took > max_lag && reader->next_seq() <= h.seq) {
+      if (const auto max_lag = MaxLag(); deliver_took > max_lag && next_seq <= h.seq) {
         return TooSlow(max_lag, progress, h);
       }
       deliver_took = Clock::duration{0};
-      if (!first && reader->next_seq() > h.seq) {
+      if (!first && next_seq > h.seq) {
         // Nothing new: wait for it, or until a progress message is due.
         const auto until = std::min(delivered_at + o.progress_interval, Clock::now() + kSlice);
         if (o.committed_only) {
-          absl::Status s = applier_->WaitApplied(reader->next_seq(), until);
+          absl::Status s = applier_->WaitApplied(next_seq, until);
           if (!s.ok() && !absl::IsDeadlineExceeded(s)) {
             // Not applying (STOP SLAVE SQL_THREAD, an apply error): nothing
             // becomes visible; sleep the slice instead of spinning.
@@ -190,31 +198,51 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
             cv_.wait_until(l, until, [&] { return closing_; });
           }
         } else {
-          binlog_->WaitForVisibleAfter(reader->next_seq() - 1, until);
+          binlog_->WaitForVisibleAfter(next_seq - 1, until);
         }
-        // Woken by new changes: let a few more commit groups join them, so
-        // a caught-up watcher sends one message per kCoalesce, not one per
-        // group (each message costs both ends a wake-up and a gRPC write).
-        if (head().seq >= reader->next_seq()) std::this_thread::sleep_for(kCoalesce);
+        // Woken by new changes: let more commit groups join them.
+        if (head().seq >= next_seq) {
+          std::this_thread::sleep_until(std::max(Clock::now() + kCoalesce, delivered_at + kMinGap));
+        }
         h = head();
       }
       size_t bytes = 0, scanned = 0;
-      while (reader->next_seq() <= h.seq && bytes < kBatchBytes &&
-             batch.events.size() < kBatchEvents && scanned < kBatchScanned) {
-        auto rec = reader->Next();
-        if (!rec.ok()) {
-          return absl::IsOutOfRange(rec.status()) ? Purged(binlog_.get(), progress) : rec.status();
-        }
-        if (!rec->has_value()) break;  // applied, so visible: not expected
+      auto full = [&] {
+        return bytes >= kBatchBytes || batch.events.size() >= kBatchEvents || scanned >= kBatchScanned;
+      };
+      auto take = [&](const v1::Event& event) {
         ++scanned;
-        progress = GtidFromProto((*rec)->event.gtid());
-        if (auto e = FilterEvent((*rec)->event, *bounds)) {
+        progress = GtidFromProto(event.gtid());
+        next_seq = progress.seq + 1;
+        if (auto e = FilterEvent(event, *bounds)) {
           for (const Mutation& m : e->changes) bytes += m.key.size() + m.value.size();
           batch.events.push_back(*std::move(e));
         }
+      };
+      while (next_seq <= h.seq && !full()) {
+        // At the head: the events all watchers share (server/watch_feed.h).
+        auto shared = watch_feed_->Fetch(next_seq, h.seq, kBatchEvents);
+        if (!shared.empty()) {
+          for (size_t i = 0; i < shared.size() && !full(); ++i) take(*shared[i]);
+          continue;
+        }
+        // Behind it: this watcher's own reader.
+        if (!reader || reader->next_seq() != next_seq) {
+          auto r = binlog_->NewReader(next_seq);
+          if (!r.ok()) return absl::IsOutOfRange(r.status()) ? Purged(binlog_.get(), progress) : r.status();
+          reader = *std::move(r);
+        }
+        for (size_t n = 0; n < kBatchEvents && next_seq <= h.seq && !full(); ++n) {
+          auto rec = reader->Next();
+          if (!rec.ok()) {
+            return absl::IsOutOfRange(rec.status()) ? Purged(binlog_.get(), progress) : rec.status();
+          }
+          if (!rec->has_value()) break;  // applied, so visible: not expected
+          take((*rec)->event);
+        }
       }
       const auto now = Clock::now();
-      if (reader->next_seq() > target_seq) {
+      if (next_seq > target_seq) {
         target_seq = head().seq;  // what waits now, read or not
         target_time = now;
       } else if (now - target_time > MaxLag()) {

@@ -1,0 +1,84 @@
+#include "server/watch_feed.h"
+
+#include <algorithm>
+
+namespace relaykv {
+
+uint64_t WatchFeed::WindowEnd() const { return window_.empty() ? 0 : front_seq_ + window_.size(); }
+
+std::vector<WatchFeed::EventPtr> WatchFeed::CopyOut(uint64_t from, uint64_t last) const {
+  std::vector<EventPtr> out;
+  const uint64_t end = WindowEnd();
+  for (uint64_t seq = from; seq <= last && seq < end; ++seq) {
+    out.push_back(window_[seq - front_seq_].event);
+  }
+  return out;
+}
+
+std::vector<WatchFeed::EventPtr> WatchFeed::Fetch(uint64_t from, uint64_t up_to, size_t max_events) {
+  if (from == 0 || from > up_to || max_events == 0) return {};
+  const uint64_t last = std::min(up_to, from + max_events - 1);
+  {
+    std::lock_guard l(window_mu_);
+    if (!window_.empty() && from < front_seq_) return {};  // behind the window
+    if (WindowEnd() > last) return CopyOut(from, last);
+  }
+  std::lock_guard fill(fill_mu_);
+  uint64_t end = 0;
+  {
+    // Another caller may have filled it while this one waited.
+    std::lock_guard l(window_mu_);
+    if (!window_.empty() && from < front_seq_) return {};
+    if (WindowEnd() > last) return CopyOut(from, last);
+    end = WindowEnd();
+  }
+  // The window starts over at `from` when it is empty or ends before
+  // `from`; otherwise the reader stands at its end (the class invariant).
+  if (end == 0 || from > end) {
+    if (!reader_ || reader_->next_seq() != from) {
+      auto r = binlog_->NewReader(from);
+      if (!r.ok()) {
+        reader_.reset();
+        return {};
+      }
+      reader_ = *std::move(r);
+    }
+    std::lock_guard l(window_mu_);
+    window_.clear();
+    bytes_ = 0;
+  }
+  std::vector<Entry> fresh;
+  bool failed = false;
+  while (reader_->next_seq() <= last) {
+    auto rec = reader_->Next();
+    if (!rec.ok()) {
+      failed = true;
+      break;
+    }
+    if (!rec->has_value()) break;  // not visible: the caller's up_to was wrong
+    const size_t bytes = (*rec)->payload.size();
+    fresh.push_back({std::make_shared<const v1::Event>(std::move((*rec)->event)), bytes});
+  }
+  std::lock_guard l(window_mu_);
+  if (failed) {
+    reader_.reset();
+    window_.clear();
+    bytes_ = 0;
+    return {};
+  }
+  if (fresh.empty()) return CopyOut(from, last);
+  if (window_.empty()) front_seq_ = fresh.front().event->gtid().seq();
+  for (Entry& e : fresh) {
+    bytes_ += e.bytes;
+    window_.push_back(std::move(e));
+  }
+  // Trim to max_bytes_, but keep what this caller asked for.
+  while (bytes_ > max_bytes_ && front_seq_ < from) {
+    bytes_ -= window_.front().bytes;
+    window_.pop_front();
+    ++front_seq_;
+  }
+  return CopyOut(from, last);
+}
+
+}  // namespace relaykv
