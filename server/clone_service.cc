@@ -5,18 +5,19 @@
 #include <limits>
 #include <random>
 #include <system_error>
+#include <vector>
 
 #include "server/grpc_status.h"
 #include "server/sha256.h"
 #include "spdlog/spdlog.h"
 #include "storage/crc32c.h"
 #include "storage/file.h"
-#include "storage/thread_name.h"
 
 namespace relaykv {
 namespace {
 
 namespace fs = std::filesystem;
+constexpr auto kReapPeriod = std::chrono::seconds(1);  // how late past its TTL a session may go
 
 std::string NewSessionId() {
   std::random_device rd;
@@ -61,7 +62,7 @@ absl::Status ListFiles(const fs::path& dir, v1::BeginCloneResponse* out) {
 
 }  // namespace
 
-CloneService::CloneService(const StateMachine* state, const Authorizer* auth,
+CloneService::CloneService(const StateMachine* state, const Authorizer* auth, TimerLoop* timers,
                            CloneServiceOptions options)
     : state_(state), auth_(auth), options_(std::move(options)) {
   // Checkpoints of an earlier run (a crash) are of no use: no receiver
@@ -69,10 +70,7 @@ CloneService::CloneService(const StateMachine* state, const Authorizer* auth,
   std::error_code ec;
   fs::remove_all(options_.sessions_dir, ec);
   if (ec) spdlog::warn("clone: cannot remove {}: {}", options_.sessions_dir.string(), ec.message());
-  reaper_ = std::thread([this] {
-    NameThisThread("rkv-clone-reap");
-    Reap();
-  });
+  reaper_ = timers->Every(kReapPeriod, [this] { Reap(); });
 }
 
 CloneService::~CloneService() {
@@ -80,8 +78,7 @@ CloneService::~CloneService() {
     std::lock_guard l(mu_);
     stop_ = true;
   }
-  reaper_cv_.notify_all();
-  reaper_.join();
+  reaper_.Cancel();  // returns once no reaping round runs
   // The gRPC server is shut down before us: no call uses a session now.
   std::error_code ec;
   fs::remove_all(options_.sessions_dir, ec);
@@ -264,11 +261,10 @@ grpc::Status CloneService::Finish(grpc::ServerContext* ctx, const v1::FinishClon
 }
 
 void CloneService::Reap() {
-  std::unique_lock l(mu_);
-  while (!stop_) {
-    reaper_cv_.wait_for(l, std::chrono::seconds(1));
-    const auto now = Clock::now();
-    std::vector<std::shared_ptr<Session>> expired;
+  const auto now = Clock::now();
+  std::vector<std::shared_ptr<Session>> expired;
+  {
+    std::lock_guard l(mu_);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       Session& s = *it->second;
       if (s.fetching == 0 && now - s.last_used > options_.ttl) {
@@ -279,15 +275,13 @@ void CloneService::Reap() {
         ++it;
       }
     }
-    if (expired.empty()) continue;
-    l.unlock();
-    for (const auto& s : expired) {
-      std::error_code ec;
-      fs::remove_all(s->dir, ec);
-      spdlog::warn("clone: session {} expired after {} ms idle; its checkpoint is removed", s->id,
-                   options_.ttl.count());
-    }
-    l.lock();
+  }
+  // Outside the lock: removing a checkpoint may take a while.
+  for (const auto& s : expired) {
+    std::error_code ec;
+    fs::remove_all(s->dir, ec);
+    spdlog::warn("clone: session {} expired after {} ms idle; its checkpoint is removed", s->id,
+                 options_.ttl.count());
   }
 }
 

@@ -20,13 +20,14 @@
 // the clone can replicate from there.
 //
 // Every method needs the replication or the admin role (server/auth.h).
-// Threads: gRPC's sync server threads call the methods concurrently; one
-// reaper thread (owned, joined by the destructor) expires sessions.
+// Threads: gRPC's sync server threads call the methods concurrently; a
+// reaper task on the node's timer loop (server/timer_loop.h) expires
+// sessions once a second: registered by the constructor, cancelled by the
+// destructor, which returns once no reaping round runs.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -34,10 +35,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "proto/clone.grpc.pb.h"
 #include "server/auth.h"
+#include "server/timer_loop.h"
 #include "storage/gtid.h"
 #include "storage/state_machine.h"
 #include "storage/thread_annotations.h"
@@ -73,7 +74,9 @@ struct CloneSourceStats {
 class CloneService final : public v1::Clone::Service {
  public:
   // Borrows `state` and `auth`; both must outlive the gRPC server.
-  CloneService(const StateMachine* state, const Authorizer* auth, CloneServiceOptions options);
+  // Borrows `timers` for the constructor only.
+  CloneService(const StateMachine* state, const Authorizer* auth, TimerLoop* timers,
+               CloneServiceOptions options);
   ~CloneService() override;
   CloneService(const CloneService&) = delete;
   CloneService& operator=(const CloneService&) = delete;
@@ -106,6 +109,7 @@ class CloneService final : public v1::Clone::Service {
   grpc::Status CheckRole(const grpc::ServerContext* ctx, std::string_view op) const;
   // The session, its last_used refreshed; null if unknown.
   std::shared_ptr<Session> Find(const std::string& id) EXCLUDES(mu_);
+  // One reaping round: drops the sessions idle for longer than the TTL.
   void Reap() EXCLUDES(mu_);
 
   const StateMachine* const state_;
@@ -113,12 +117,11 @@ class CloneService final : public v1::Clone::Service {
   const CloneServiceOptions options_;
 
   mutable std::mutex mu_;
-  std::condition_variable reaper_cv_;
   std::map<std::string, std::shared_ptr<Session>> sessions_ GUARDED_BY(mu_);
   size_t beginning_ GUARDED_BY(mu_) = 0;  // Begin calls taking a checkpoint now
   bool stop_ GUARDED_BY(mu_) = false;
   CloneSourceStats stats_ GUARDED_BY(mu_);
-  std::thread reaper_;  // last: starts once everything above is set up
+  TimerLoop::PeriodicTask reaper_;  // last: runs once everything above is set up
 };
 
 }  // namespace relaykv

@@ -22,7 +22,8 @@
 // Threads and ownership: Start() owns one io_context and one thread running
 // it; Stop() (idempotent; the destructor calls it) closes the listener and
 // every connection, stops the io_context and joins the thread. No detached
-// threads; after Stop() returns no handler runs. Not copyable.
+// threads; after Stop() returns no handler runs. Not copyable. (Not on the
+// node's TimerLoop: README "Threads" says why.)
 //
 // Errors: Start() returns INVALID_ARGUMENT for a malformed or non-loopback
 // address, UNAVAILABLE when it cannot bind or listen (naming the address).

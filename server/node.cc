@@ -404,7 +404,7 @@ absl::Status Node::Impl::Open(Node* node) {
         });
     admin_service_ = std::make_unique<AdminService>(node, auth_.get());
     watch_service_ = std::make_unique<WatchService>(
-        node, auth_.get(), [this] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); });
+        node, auth_.get(), &timers_, [this] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); });
     CloneServiceOptions clone_options;
     clone_options.sessions_dir = options_.data_dir / "clone-source";
     clone_options.server_id = [this] { return static_cast<uint32_t>(vars_.GetUint("server_id")); };
@@ -414,7 +414,7 @@ absl::Status Node::Impl::Open(Node* node) {
     }
     clone_options.corrupt_first_chunk_for_testing =
         std::getenv("RELAYKV_CLONE_CORRUPT_CHUNK_FOR_TESTING") != nullptr;
-    clone_service_ = std::make_unique<CloneService>(state_.get(), auth_.get(), clone_options);
+    clone_service_ = std::make_unique<CloneService>(state_.get(), auth_.get(), &timers_, clone_options);
     health_service_ = std::make_unique<HealthService>(node);
     // Server reflection (grpc.reflection.v1alpha), so that grpcurl and
     // grpc_cli can list and call the services without the .proto files.
@@ -450,10 +450,10 @@ absl::Status Node::Impl::Open(Node* node) {
   if (coordinated) {
     coordinator_->Start(OwnAddress());
   }
-  timers_.Every(kApplierRetryPeriod,
-                [this, retention_at = Clock::now() + kHousekeepingPeriod]() mutable {
-                  Housekeeping(&retention_at);
-                });
+  housekeeping_ = timers_.Every(kApplierRetryPeriod,
+                                [this, retention_at = Clock::now() + kHousekeepingPeriod]() mutable {
+                                  Housekeeping(&retention_at);
+                                });
 
   spdlog::info("relaykv node {} open as {}: data dir {}, binlog at {}, listening on {}{}{}",
                vars_.Get("server_id"), primary.empty() ? "primary" : "replica of " + primary,

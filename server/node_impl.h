@@ -298,9 +298,12 @@ class Node::Impl {
   bool GateClosedForReads() const EXCLUDES(gate_mu_);
   std::string primary_ GUARDED_BY(mu_);           // "" on a primary
   std::unique_ptr<ReplicaIo> io_ GUARDED_BY(mu_);  // set on a replica
-  // Periodic chores (Housekeeping); last, so destroyed (stopped) first.
-  // Close() stops it where it joined the housekeeper thread before.
+  // Periodic chores (Housekeeping, and the watch watchdog and clone reaper
+  // of the services above, which cancel theirs when destroyed); last but
+  // one, so stopped before the members above are destroyed. Close() stops
+  // it where it joined the housekeeper thread before.
   TimerLoop timers_;
+  TimerLoop::PeriodicTask housekeeping_;  // Housekeeping on timers_, from Open()
 };
 
 // Enter()/Leave() as a scope; ok() false once the node is closing.

@@ -6,7 +6,6 @@
 #include "server/grpc_status.h"
 #include "spdlog/spdlog.h"
 #include "storage/gtid.h"
-#include "storage/thread_name.h"
 
 namespace relaykv {
 namespace {
@@ -42,42 +41,31 @@ struct WatchService::Call {
   std::atomic<bool> cut_off{false};  // cancelled by the watchdog
 };
 
-WatchService::WatchService(Node* node, const Authorizer* auth,
+WatchService::WatchService(Node* node, const Authorizer* auth, TimerLoop* timers,
                            std::function<std::chrono::seconds()> max_lag)
     : node_(node), auth_(auth), max_lag_(std::move(max_lag)) {
-  watchdog_ = std::thread([this] {
-    NameThisThread("rkv-watchdog");
-    Watchdog();
-  });
+  watchdog_ = timers->Every(kWatchdogPeriod, [this] { Watchdog(); });
 }
 
-WatchService::~WatchService() {
-  {
-    std::lock_guard l(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  watchdog_.join();
-}
+// Returns once no watchdog round runs: none touches the service after it.
+WatchService::~WatchService() { watchdog_.Cancel(); }
 
 void WatchService::Watchdog() {
-  std::unique_lock l(mu_);
-  while (!cv_.wait_for(l, kWatchdogPeriod, [&] { return stop_; })) {
-    // Well past the lag limit: Node::Watch ends a slow reader itself, with
-    // a status it sees, as soon as its Write returns; this is for readers
-    // that stopped reading altogether.
-    const auto max_lag = max_lag_();
-    const int64_t limit_ns =
-        std::chrono::nanoseconds(std::max<std::chrono::seconds>(2 * max_lag, max_lag + kWatchdogGrace)).count();
-    const int64_t now_ns = Clock::now().time_since_epoch().count();
-    for (Call* c : calls_) {
-      const int64_t since = c->writing_since_ns.load();
-      if (since == 0 || now_ns - since <= limit_ns || c->cut_off.exchange(true)) continue;
-      spdlog::warn("watch: {} stopped reading (a write blocked for {} s, past "
-                   "watch_max_lag_seconds = {} s); ending its stream",
-                   c->ctx->peer(), (now_ns - since) / 1000000000, max_lag.count());
-      c->ctx->TryCancel();
-    }
+  // Well past the lag limit: Node::Watch ends a slow reader itself, with
+  // a status it sees, as soon as its Write returns; this is for readers
+  // that stopped reading altogether.
+  const auto max_lag = max_lag_();
+  const int64_t limit_ns =
+      std::chrono::nanoseconds(std::max<std::chrono::seconds>(2 * max_lag, max_lag + kWatchdogGrace)).count();
+  const int64_t now_ns = Clock::now().time_since_epoch().count();
+  std::lock_guard l(mu_);
+  for (Call* c : calls_) {
+    const int64_t since = c->writing_since_ns.load();
+    if (since == 0 || now_ns - since <= limit_ns || c->cut_off.exchange(true)) continue;
+    spdlog::warn("watch: {} stopped reading (a write blocked for {} s, past "
+                 "watch_max_lag_seconds = {} s); ending its stream",
+                 c->ctx->peer(), (now_ns - since) / 1000000000, max_lag.count());
+    c->ctx->TryCancel();
   }
 }
 

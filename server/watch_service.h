@@ -7,27 +7,30 @@
 //
 // A client that stops reading altogether would hold that thread in Write
 // for ever; Node::Watch's lag check runs only between batches. So a
-// watchdog thread looks at every call once a second and cancels one whose
+// watchdog task on the node's TimerLoop looks at every call once a second
+// and cancels one whose
 // Write has been blocked for twice watch_max_lag_seconds, and at least 10 s
 // more (logged, naming the variable; the client sees CANCELLED if it ever
 // reads again). A reader that is only slow gets Node::Watch's
 // RESOURCE_EXHAUSTED once its Write returns.
 //
-// Threads: gRPC's; the watchdog is owned here, started by the constructor
-// and joined by the destructor (the node destroys the service after the
-// gRPC server has shut down).
+// Threads: gRPC's, and the node's timer loop (server/timer_loop.h) for the
+// watchdog: registered by the constructor, cancelled by the destructor,
+// which returns once no scan runs (the node destroys the service after the
+// gRPC server has shut down; the loop may have stopped before).
+// The watchdog holds mu_ while it cancels: a call that has removed itself
+// from calls_ is never touched again.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "proto/watch.grpc.pb.h"
 #include "server/auth.h"
+#include "server/timer_loop.h"
 #include "storage/thread_annotations.h"
 
 namespace relaykv {
@@ -36,9 +39,10 @@ class Node;
 
 class WatchService final : public v1::ChangeStream::Service {
  public:
-  // Borrows `node` and `auth`, which must outlive the service.
-  // `max_lag` reads watch_max_lag_seconds.
-  WatchService(Node* node, const Authorizer* auth, std::function<std::chrono::seconds()> max_lag);
+  // Borrows `node` and `auth`, which must outlive the service, and
+  // `timers` for the constructor only. `max_lag` reads watch_max_lag_seconds.
+  WatchService(Node* node, const Authorizer* auth, TimerLoop* timers,
+               std::function<std::chrono::seconds()> max_lag);
   ~WatchService() override;
   WatchService(const WatchService&) = delete;
   WatchService& operator=(const WatchService&) = delete;
@@ -48,6 +52,7 @@ class WatchService final : public v1::ChangeStream::Service {
 
  private:
   struct Call;
+  // One watchdog round (every second on the timer loop).
   void Watchdog() EXCLUDES(mu_);
 
   Node* const node_;
@@ -55,10 +60,8 @@ class WatchService final : public v1::ChangeStream::Service {
   const std::function<std::chrono::seconds()> max_lag_;
 
   std::mutex mu_;
-  std::condition_variable cv_;  // stop_ set
   std::vector<Call*> calls_ GUARDED_BY(mu_);  // borrowed: each removes itself before it ends
-  bool stop_ GUARDED_BY(mu_) = false;
-  std::thread watchdog_;  // last: starts once the rest is set up
+  TimerLoop::PeriodicTask watchdog_;  // last: runs once the rest is set up
 };
 
 }  // namespace relaykv

@@ -11,6 +11,7 @@
 #include "server/auth.h"
 #include "server/clone_receiver.h"
 #include "server/clone_service.h"
+#include "server/timer_loop.h"
 #include "server/master_info.h"
 #include "server/sha256.h"
 #include "storage/binlog.h"
@@ -39,7 +40,7 @@ class Source {
     }
     auth_ = *Authorizer::Create("");
     options.sessions_dir = dir / "clone-source";
-    service_ = std::make_unique<CloneService>(state_.get(), auth_.get(), std::move(options));
+    service_ = std::make_unique<CloneService>(state_.get(), auth_.get(), &timers_, std::move(options));
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(service_.get());
@@ -57,6 +58,7 @@ class Source {
  private:
   std::unique_ptr<StateMachine> state_;
   std::unique_ptr<Authorizer> auth_;
+  TimerLoop timers_;  // the reaper's, as the node's
   std::unique_ptr<CloneService> service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
@@ -261,7 +263,8 @@ TEST(CloneTest, NeedsTheReplicationOrAdminRole) {
   ASSERT_TRUE(auth.ok()) << auth.status();
   CloneServiceOptions o;
   o.sessions_dir = tmp.path() / "clone-source";
-  CloneService service(state->get(), auth->get(), o);
+  TimerLoop timers;
+  CloneService service(state->get(), auth->get(), &timers, o);
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
