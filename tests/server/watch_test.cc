@@ -468,5 +468,36 @@ TEST(WatchTest, SlowGrpcReaderIsEndedWithResourceExhausted) {
   EXPECT_LT(events, 16u) << "it was ended before it had everything";
 }
 
+// A gRPC watcher that stops reading altogether: its Write stays blocked, so
+// Node::Watch never gets to its lag check; the service's watchdog (a task
+// on the node's timer loop) cancels the call once the Write has been
+// blocked for max(2 x watch_max_lag_seconds, that + 10 s) — the client then
+// sees CANCELLED, not the RESOURCE_EXHAUSTED a merely slow reader gets.
+TEST(WatchTest, WatcherThatStopsReadingIsCancelledByTheWatchdog) {
+  TempDir dir;
+  auto n = testing::OpenServingNode(dir.path() / "n", {{"watch_max_lag_seconds", "1"}});
+  ASSERT_TRUE(n);
+  auto channel = grpc::CreateChannel(testing::Address(*n), grpc::InsecureChannelCredentials());
+  auto stub = v1::ChangeStream::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 60s);  // hang guard
+  v1::WatchRequest req;
+  auto reader = stub->Watch(&ctx, req);
+  v1::WatchResponse msg;
+  ASSERT_TRUE(reader->Read(&msg));  // the start
+  const std::string value(64 * 1024, 'v');
+  for (int b = 0; b < 16; ++b) {
+    std::vector<Mutation> batch;
+    for (int i = 0; i < 16; ++i) batch.push_back(Mutation::Put("k" + std::to_string(b * 16 + i), value));
+    ASSERT_TRUE(n->Write(batch).ok());
+  }
+  // Past the 11 s limit and the watchdog's 1 s period, with a margin.
+  std::this_thread::sleep_for(14s);
+  while (reader->Read(&msg)) {
+  }
+  grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
+}
+
 }  // namespace
 }  // namespace relaykv
