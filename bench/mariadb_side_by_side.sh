@@ -377,6 +377,7 @@ measure_relaykv() {
     { cat "$tmp/relaykv.txt" >&2; die "relaykv-bench failed"; }
 }
 
+log "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 log "load: ${value_size}-byte values, random keys of $keyspace, clients $clients, ${warmup} s warm-up + ${duration} s, median of $repeat"
 if [ "$want_mariadb" = 1 ]; then measure_mariadb; fi
 if [ "$want_relaykv" = 1 ]; then measure_relaykv; fi
