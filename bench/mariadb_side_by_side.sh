@@ -135,6 +135,7 @@ if [ "$want_mariadb" = 1 ]; then install_packages; fi
 tmp=$(mktemp -d /tmp/mariadb-sbs.XXXXXX)  # short: unix socket paths are limited to 107 bytes
 declare -A mysqld_pid=()
 child=
+try_result=
 
 stop_instance() {
   local name=$1 pid=${mysqld_pid[$1]:-}
@@ -154,6 +155,9 @@ cleanup() {
   trap - EXIT INT TERM
   if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
   for name in replica primary; do stop_instance "$name"; done
+  # relaykv-bench's relaykvd get SIGTERM when it dies and may still write
+  # into the temp dir for a moment: wait for them (bounded) before removing it.
+  for _ in $(seq 40); do pgrep -f -- "$tmp/" >/dev/null || break; sleep 0.5; done
   if [ -n "$keep_logs" ]; then
     mkdir -p "$keep_logs"
     for f in "$tmp"/*/error.log; do [ -f "$f" ] && cp "$f" "$keep_logs/$(basename "$(dirname "$f")").error.log"; done
@@ -291,9 +295,11 @@ end
 EOF
 }
 
-# One try: prints "commits_per_s p50_us no_tx yes_tx". The warm-up is a
-# sysbench checkpoint report (counters reset), so the last report covers the
-# measured window only.
+# One try: sets try_result to "commits_per_s p50_us no_tx yes_tx". The
+# warm-up is a sysbench checkpoint report (counters reset), so the last
+# report covers the measured window only. Runs in this shell, not in a
+# $(...): a signal must reach run's wait at once (a trap waits for a
+# command substitution to end).
 sysbench_try() {  # sysbench_try CLIENTS OUT
   local threads=$1 out=$2 no_tx0 yes_tx0
   no_tx0=$(status_var primary Rpl_semi_sync_master_no_tx)
@@ -303,7 +309,7 @@ sysbench_try() {  # sysbench_try CLIENTS OUT
               --time=$((warmup + duration)) --percentile=50 --rand-type=uniform
               --keyspace="$keyspace" --value_size="$value_size")
   [ "$warmup" -gt 0 ] && args+=(--report-checkpoints="$warmup")
-  run timeout $((warmup + duration + 60)) sysbench "$tmp/kv_replace.lua" "${args[@]}" run >"$out" 2>&1 ||
+  run timeout $((warmup + duration + 60)) sysbench "$tmp/kv_replace.lua" "${args[@]}" run 8>&- >"$out" 2>&1 ||
     { cat "$out" >&2; die "sysbench failed"; }
   local tps p50_ms
   tps=$(grep -E '^ +transactions:' "$out" | tail -1 | sed -E 's/.*\(([0-9.]+) per sec.*/\1/')
@@ -312,7 +318,7 @@ sysbench_try() {  # sysbench_try CLIENTS OUT
   if [ "$(status_var primary Rpl_semi_sync_master_status)" != ON ]; then
     log "warning: Rpl_semi_sync_master_status is OFF after a try"
   fi
-  echo "$tps $(awk -v m="$p50_ms" 'BEGIN{printf "%.0f", m * 1000}') \
+  try_result="$tps $(awk -v m="$p50_ms" 'BEGIN{printf "%.0f", m * 1000}') \
 $(( $(status_var primary Rpl_semi_sync_master_no_tx) - no_tx0 )) \
 $(( $(status_var primary Rpl_semi_sync_master_yes_tx) - yes_tx0 ))"
 }
@@ -354,10 +360,9 @@ measure_mariadb() {
       for srl in 0 1; do
         set_sync_relay_log "$srl"
         wait_caught_up
-        local r
-        r=$(sysbench_try "$c" "$tmp/sysbench-$c-$srl-$i.txt")
-        log "  MariaDB sync_relay_log=$srl, $c clients, try $i: commits/s p50_us no_tx yes_tx = $r"
-        echo "mariadb srl$srl $c $r" >>"$tmp/mariadb.tsv"
+        sysbench_try "$c" "$tmp/sysbench-$c-$srl-$i.txt"
+        log "  MariaDB sync_relay_log=$srl, $c clients, try $i: commits/s p50_us no_tx yes_tx = $try_result"
+        echo "mariadb srl$srl $c $try_result" >>"$tmp/mariadb.tsv"
       done
     done
   done
@@ -377,7 +382,7 @@ measure_relaykv() {
     { cat "$tmp/relaykv.txt" >&2; die "relaykv-bench failed"; }
 }
 
-log "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+log "pid $$; machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 log "load: ${value_size}-byte values, random keys of $keyspace, clients $clients, ${warmup} s warm-up + ${duration} s, median of $repeat"
 if [ "$want_mariadb" = 1 ]; then measure_mariadb; fi
 if [ "$want_relaykv" = 1 ]; then measure_relaykv; fi
