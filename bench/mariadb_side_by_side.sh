@@ -124,8 +124,11 @@ install_packages() {
     for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -0 "$pid" 2>/dev/null && die "the Debian mariadb service (pid $pid) did not stop"
   fi
-  # Not started again at boot either, where there is a service manager.
-  command -v systemctl >/dev/null && systemctl disable mariadb >/dev/null 2>&1 || true
+  # A server this script installed is not started at boot either, where
+  # there is a service manager (one installed before is left as it was).
+  if [[ " ${missing[*]} " == *" mariadb-server "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable mariadb >/dev/null 2>&1 || true
+  fi
   return 0
 }
 if [ "$want_mariadb" = 1 ]; then install_packages; fi
