@@ -45,13 +45,16 @@ constexpr size_t kBatchScanned = 20000;
 // Waits are cut into slices: a closing node, a caller gone and a due
 // progress message end them.
 constexpr auto kSlice = std::chrono::milliseconds(100);
-// How long a woken watcher waits for more changes to send with the first,
-// and the least time between two of its messages while changes keep
-// coming: at a high write rate a watcher sends ~100 large messages a
-// second rather than one per commit group (each message costs both ends a
-// wake-up, a gRPC write and a read), at most kMinGap later than it could.
+// How long a woken watcher waits for more changes to send with the first.
+// While changes keep coming, a watcher also looks at most once per
+// watch_min_interval_ms: each look costs a wake-up, and on a 2-core
+// machine 16 watchers looking every 10 ms (even with nothing in their
+// range) cost AFTER_SYNC commits at 64 clients ~25% of their throughput,
+// every 100 ms ~6% (relaykv-bench --watchers 16, README "Change stream").
 constexpr auto kCoalesce = std::chrono::milliseconds(2);
-constexpr auto kMinGap = std::chrono::milliseconds(10);
+// A watcher's own reader left this close behind reads its way forward
+// rather than opening a new one (which scans a segment from its start).
+constexpr uint64_t kMaxSkip = 10000;
 
 // OUT_OF_RANGE "purged: ...", naming the oldest GTID the binlog still has.
 absl::Status Purged(Binlog* binlog, const Gtid& after) {
@@ -90,10 +93,14 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
   if (o.progress_interval <= std::chrono::milliseconds(0)) {
     return absl::InvalidArgumentError("watch progress interval must be positive");
   }
-  // One slot of max_watchers, held until this returns.
+  // One slot of max_watchers, held until this returns. The last watcher
+  // out lets the feed go (its reader may hold a purged segment open).
   struct Slot {
-    std::atomic<int>& n;
-    ~Slot() { n.fetch_sub(1); }
+    Impl* impl;
+    ~Slot() {
+      CallScope scope(impl);  // a closing node drops the feed itself
+      if (impl->watchers_.fetch_sub(1) == 1 && scope.ok()) impl->watch_feed_->Release();
+    }
   };
   const uint64_t max_watchers = vars_.GetUint("max_watchers");
   if (static_cast<uint64_t>(watchers_.fetch_add(1)) >= max_watchers) {
@@ -102,7 +109,7 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
                                         std::to_string(max_watchers) +
                                         " (SET GLOBAL max_watchers to allow more)");
   }
-  Slot slot{watchers_};
+  Slot slot{this};
 
   // What the watcher may see (see the file comment).
   auto head = [&] { return o.committed_only ? state_->Applied() : binlog_->LastVisible(); };
@@ -168,6 +175,8 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
   auto target_time = Clock::now();
   uint64_t next_seq = reader->next_seq();  // the next event to look at
   bool first = true;  // the first batch goes at once: it names the start
+  bool last_full = false;  // the last batch ended at a size limit (catching up)
+  auto looked_at = Clock::now();  // when the last batch was read
   Clock::duration deliver_took{0};  // how long the last `deliver` took
   auto MaxLag = [&] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); };
   auto delivered_at = Clock::now();
@@ -178,6 +187,12 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
       CallScope scope(this);
       if (!scope.ok()) return scope.status();
       if (auto s = gone(); !s.ok()) return s;
+      // A caught-up watcher (its last batch was not full) looks at most
+      // once per watch_min_interval_ms: one wake-up per look.
+      if (!first && !last_full) {
+        std::this_thread::sleep_until(
+            looked_at + std::chrono::milliseconds(vars_.GetUint("watch_min_interval_ms")));
+      }
       Gtid h = head();
       if (first) target_seq = h.seq;
       // A consumer that took longer than the limit over one batch while
@@ -200,10 +215,8 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
         } else {
           binlog_->WaitForVisibleAfter(next_seq - 1, until);
         }
-        // Woken by new changes: let more commit groups join them.
-        if (head().seq >= next_seq) {
-          std::this_thread::sleep_until(std::max(Clock::now() + kCoalesce, delivered_at + kMinGap));
-        }
+        // Woken by new changes: let a few more commit groups join them.
+        if (head().seq >= next_seq) std::this_thread::sleep_for(kCoalesce);
         h = head();
       }
       size_t bytes = 0, scanned = 0;
@@ -219,28 +232,43 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
           batch.events.push_back(*std::move(e));
         }
       };
-      while (next_seq <= h.seq && !full()) {
+      auto failed = [&](const absl::Status& s) {
+        return absl::IsOutOfRange(s) ? Purged(binlog_.get(), progress) : s;
+      };
+      bool stalled = false;  // the binlog ended before h: not expected, h is visible
+      while (next_seq <= h.seq && !full() && !stalled) {
         // At the head: the events all watchers share (server/watch_feed.h).
-        auto shared = watch_feed_->Fetch(next_seq, h.seq, kBatchEvents);
+        auto shared = watch_feed_->Fetch(next_seq, h.seq, kBatchEvents, kBatchBytes);
         if (!shared.empty()) {
           for (size_t i = 0; i < shared.size() && !full(); ++i) take(*shared[i]);
           continue;
         }
-        // Behind it: this watcher's own reader.
+        // Behind it: this watcher's own reader, read forward from where it
+        // was left if that is near (a new one scans its segment from the start).
+        if (reader && reader->next_seq() < next_seq && next_seq - reader->next_seq() <= kMaxSkip) {
+          while (reader->next_seq() < next_seq) {
+            auto rec = reader->Next();
+            if (!rec.ok()) return failed(rec.status());
+            if (!rec->has_value()) break;
+          }
+        }
         if (!reader || reader->next_seq() != next_seq) {
           auto r = binlog_->NewReader(next_seq);
-          if (!r.ok()) return absl::IsOutOfRange(r.status()) ? Purged(binlog_.get(), progress) : r.status();
+          if (!r.ok()) return failed(r.status());
           reader = *std::move(r);
         }
         for (size_t n = 0; n < kBatchEvents && next_seq <= h.seq && !full(); ++n) {
           auto rec = reader->Next();
-          if (!rec.ok()) {
-            return absl::IsOutOfRange(rec.status()) ? Purged(binlog_.get(), progress) : rec.status();
+          if (!rec.ok()) return failed(rec.status());
+          if (!rec->has_value()) {
+            stalled = true;
+            break;
           }
-          if (!rec->has_value()) break;  // applied, so visible: not expected
           take((*rec)->event);
         }
       }
+      last_full = full();
+      looked_at = Clock::now();
       const auto now = Clock::now();
       if (next_seq > target_seq) {
         target_seq = head().seq;  // what waits now, read or not

@@ -117,6 +117,9 @@ const std::vector<VariableDef>& AllVariableDefs() {
        "fdatasync the binlog every N commit groups (0: leave it to the OS)"},
       {"sync_relay_log", "", VariableType::kUint, "1", 0, 1, {}, true,
        "1: fdatasync the relay log before ACKing; 0: ACK after the write"},
+      {"watch_min_interval_ms", "", VariableType::kUint, "50", 0, 1000, {}, true,
+       "while changes keep coming, a watcher reads and sends at most once per this many ms "
+       "(larger batches, fewer wake-ups: a change may wait this much longer; 0: per commit group)"},
       {"watch_max_lag_seconds", "", VariableType::kUint, "60", 1, 86400, {}, true,
        "a watcher must deliver every change within this many seconds of its becoming visible, "
        "or its stream ends with RESOURCE_EXHAUSTED"},

@@ -3,6 +3,14 @@
 #include <algorithm>
 
 namespace relaykv {
+namespace {
+
+// Ahead of the window by more than this many events, the feed opens a new
+// reader at the caller's seq (which scans at most one segment) instead of
+// reading its way there.
+constexpr uint64_t kMaxSkip = 10000;
+
+}  // namespace
 
 uint64_t WatchFeed::WindowEnd() const { return window_.empty() ? 0 : front_seq_ + window_.size(); }
 
@@ -15,7 +23,20 @@ std::vector<WatchFeed::EventPtr> WatchFeed::CopyOut(uint64_t from, uint64_t last
   return out;
 }
 
-std::vector<WatchFeed::EventPtr> WatchFeed::Fetch(uint64_t from, uint64_t up_to, size_t max_events) {
+void WatchFeed::Clear() {
+  window_.clear();
+  bytes_ = 0;
+}
+
+void WatchFeed::Release() {
+  std::lock_guard fill(fill_mu_);
+  reader_.reset();
+  std::lock_guard l(window_mu_);
+  Clear();
+}
+
+std::vector<WatchFeed::EventPtr> WatchFeed::Fetch(uint64_t from, uint64_t up_to, size_t max_events,
+                                                  size_t max_bytes) {
   if (from == 0 || from > up_to || max_events == 0) return {};
   const uint64_t last = std::min(up_to, from + max_events - 1);
   {
@@ -32,10 +53,17 @@ std::vector<WatchFeed::EventPtr> WatchFeed::Fetch(uint64_t from, uint64_t up_to,
     if (WindowEnd() > last) return CopyOut(from, last);
     end = WindowEnd();
   }
-  // The window starts over at `from` when it is empty or ends before
-  // `from`; otherwise the reader stands at its end (the class invariant).
+  // The reader stands at the window's end (a non-empty window has one).
+  // An empty window starts at `from`; one that ends before `from` (a
+  // watcher of what is durable ahead of those of what is applied, or a
+  // window left behind) is dropped and the reader moves to `from`.
+  const uint64_t at = reader_ ? reader_->next_seq() : 0;
   if (end == 0 || from > end) {
-    if (!reader_ || reader_->next_seq() != from) {
+    {
+      std::lock_guard l(window_mu_);
+      Clear();
+    }
+    if (!reader_ || at > from || from - at > kMaxSkip) {
       auto r = binlog_->NewReader(from);
       if (!r.ok()) {
         reader_.reset();
@@ -43,13 +71,19 @@ std::vector<WatchFeed::EventPtr> WatchFeed::Fetch(uint64_t from, uint64_t up_to,
       }
       reader_ = *std::move(r);
     }
-    std::lock_guard l(window_mu_);
-    window_.clear();
-    bytes_ = 0;
+    while (reader_->next_seq() < from) {
+      auto rec = reader_->Next();
+      if (!rec.ok() || !rec->has_value()) {
+        reader_.reset();
+        return {};
+      }
+    }
   }
+  // Read at most `max_bytes` (at least one event), what one batch may take.
   std::vector<Entry> fresh;
+  size_t fresh_bytes = 0;
   bool failed = false;
-  while (reader_->next_seq() <= last) {
+  while (reader_->next_seq() <= last && (fresh.empty() || fresh_bytes < max_bytes)) {
     auto rec = reader_->Next();
     if (!rec.ok()) {
       failed = true;
@@ -57,13 +91,13 @@ std::vector<WatchFeed::EventPtr> WatchFeed::Fetch(uint64_t from, uint64_t up_to,
     }
     if (!rec->has_value()) break;  // not visible: the caller's up_to was wrong
     const size_t bytes = (*rec)->payload.size();
+    fresh_bytes += bytes;
     fresh.push_back({std::make_shared<const v1::Event>(std::move((*rec)->event)), bytes});
   }
   std::lock_guard l(window_mu_);
   if (failed) {
     reader_.reset();
-    window_.clear();
-    bytes_ = 0;
+    Clear();
     return {};
   }
   if (fresh.empty()) return CopyOut(from, last);

@@ -6,9 +6,9 @@
 //
 // Contents: a window of consecutive events, filled on demand by Fetch (one
 // caller fills at a time; the others wait for it or take what is there)
-// and trimmed from the front to `max_bytes` of payload. A watcher that
-// holds events past a trim keeps them alive (shared_ptr): memory is the
-// window plus one batch per watcher.
+// and trimmed from the front to `max_bytes` of payload. A fill reads at
+// most one batch's bytes; a watcher that holds events past a trim keeps
+// them alive (shared_ptr): memory is the window plus one batch per watcher.
 //
 // Why a cached event stays right: while a node runs its binlog only grows
 // and loses whole segments at the front (PURGE, retention); truncation
@@ -43,15 +43,21 @@ class WatchFeed {
   WatchFeed(Binlog* binlog, size_t max_bytes) : binlog_(binlog), max_bytes_(max_bytes) {}
 
   // The events of seqs [from, min(up_to, from + max_events - 1)], in seq
-  // order; `up_to` must be visible in the binlog. Reads the binlog for the
-  // part not in the window yet. Empty (read the binlog yourself) when
-  // `from` is before the window, or on a read error.
-  std::vector<EventPtr> Fetch(uint64_t from, uint64_t up_to, size_t max_events)
+  // order, from the first; `up_to` must be visible in the binlog. Reads the
+  // binlog for the part not in the window yet, at most `max_bytes` of it
+  // (at least one event), so it may return fewer. Empty (read the binlog
+  // yourself) when `from` is before the window, or on a read error.
+  std::vector<EventPtr> Fetch(uint64_t from, uint64_t up_to, size_t max_events, size_t max_bytes)
       EXCLUDES(fill_mu_, window_mu_);
+
+  // Drops the window and the reader (and so its open segment file, which
+  // may have been purged): for when no watcher is left.
+  void Release() EXCLUDES(fill_mu_, window_mu_);
 
  private:
   // The window's events of seqs [from, last]; `from` is not before it.
   std::vector<EventPtr> CopyOut(uint64_t from, uint64_t last) const REQUIRES(window_mu_);
+  void Clear() REQUIRES(window_mu_);
   // Seq after the window's last event; 0 when the window is empty.
   uint64_t WindowEnd() const REQUIRES(window_mu_);
 
@@ -60,8 +66,8 @@ class WatchFeed {
 
   // Held by the one caller that reads the binlog into the window.
   std::mutex fill_mu_;
-  // Positioned at the seq after the window's last event; null until the
-  // first fill and after a read error.
+  // Positioned at the seq after the window's last event when the window is
+  // not empty; null until the first fill, after a read error or Release().
   std::unique_ptr<BinlogReader> reader_ GUARDED_BY(fill_mu_);
 
   mutable std::mutex window_mu_;

@@ -36,15 +36,15 @@ TEST(WatchFeedTest, WatchersAtTheHeadShareOneDecodedCopy) {
   ASSERT_NE(b, nullptr);
   ASSERT_TRUE(CommitKeys(*b, 10));
   WatchFeed feed(b.get(), 1 << 20);
-  auto all = feed.Fetch(1, 10, 100);
+  auto all = feed.Fetch(1, 10, 100, 1 << 20);
   EXPECT_EQ(Seqs(all), Range(1, 10));
   ASSERT_EQ(all.size(), 10u);
   EXPECT_EQ(all[4]->mutations(0).key(), "key4");
-  auto some = feed.Fetch(5, 10, 3);  // max_events bounds it
+  auto some = feed.Fetch(5, 10, 3, 1 << 20);  // max_events bounds it
   EXPECT_EQ(Seqs(some), Range(5, 7));
   ASSERT_EQ(some.size(), 3u);
   EXPECT_EQ(some[0].get(), all[4].get()) << "read and decoded once";
-  EXPECT_TRUE(feed.Fetch(11, 10, 5).empty()) << "nothing after up_to";
+  EXPECT_TRUE(feed.Fetch(11, 10, 5, 1 << 20).empty()) << "nothing after up_to";
 }
 
 TEST(WatchFeedTest, BehindTheTrimmedWindowTheCallerReadsItself) {
@@ -53,10 +53,10 @@ TEST(WatchFeedTest, BehindTheTrimmedWindowTheCallerReadsItself) {
   ASSERT_NE(b, nullptr);
   ASSERT_TRUE(CommitKeys(*b, 20));
   WatchFeed feed(b.get(), /*max_bytes=*/1);  // keeps only what the last caller asked for
-  EXPECT_EQ(Seqs(feed.Fetch(1, 10, 100)), Range(1, 10));
-  EXPECT_EQ(Seqs(feed.Fetch(11, 20, 100)), Range(11, 20));
-  EXPECT_TRUE(feed.Fetch(3, 20, 100).empty()) << "trimmed: before the window";
-  EXPECT_EQ(Seqs(feed.Fetch(15, 20, 100)), Range(15, 20));
+  EXPECT_EQ(Seqs(feed.Fetch(1, 10, 100, 1 << 20)), Range(1, 10));
+  EXPECT_EQ(Seqs(feed.Fetch(11, 20, 100, 1 << 20)), Range(11, 20));
+  EXPECT_TRUE(feed.Fetch(3, 20, 100, 1 << 20).empty()) << "trimmed: before the window";
+  EXPECT_EQ(Seqs(feed.Fetch(15, 20, 100, 1 << 20)), Range(15, 20));
 }
 
 TEST(WatchFeedTest, AGapStartsTheWindowOverWhereTheCallerIs) {
@@ -65,10 +65,10 @@ TEST(WatchFeedTest, AGapStartsTheWindowOverWhereTheCallerIs) {
   ASSERT_NE(b, nullptr);
   ASSERT_TRUE(CommitKeys(*b, 30));
   WatchFeed feed(b.get(), 1 << 20);
-  EXPECT_EQ(Seqs(feed.Fetch(1, 2, 100)), Range(1, 2));
-  EXPECT_EQ(Seqs(feed.Fetch(20, 30, 100)), Range(20, 30));
-  EXPECT_TRUE(feed.Fetch(2, 30, 100).empty()) << "the window now starts at 20";
-  EXPECT_EQ(Seqs(feed.Fetch(25, 30, 3)), Range(25, 27));
+  EXPECT_EQ(Seqs(feed.Fetch(1, 2, 100, 1 << 20)), Range(1, 2));
+  EXPECT_EQ(Seqs(feed.Fetch(20, 30, 100, 1 << 20)), Range(20, 30));
+  EXPECT_TRUE(feed.Fetch(2, 30, 100, 1 << 20).empty()) << "the window now starts at 20";
+  EXPECT_EQ(Seqs(feed.Fetch(25, 30, 3, 1 << 20)), Range(25, 27));
 }
 
 TEST(WatchFeedTest, APurgedSegmentIsLeftToTheCallersOwnReader) {
@@ -80,9 +80,45 @@ TEST(WatchFeedTest, APurgedSegmentIsLeftToTheCallersOwnReader) {
   ASSERT_GT(segs.size(), 3u);
   ASSERT_TRUE(b->PurgeTo(segs[2].name, b->LastVisible().seq).ok());
   WatchFeed feed(b.get(), 1 << 20);
-  EXPECT_TRUE(feed.Fetch(1, 200, 100).empty()) << "purged: no window, no crash";
+  EXPECT_TRUE(feed.Fetch(1, 200, 100, 1 << 20).empty()) << "purged: no window, no crash";
   const uint64_t first = b->FirstAvailableSeq();
-  EXPECT_EQ(Seqs(feed.Fetch(first, 200, 5)), Range(first, first + 4));
+  EXPECT_EQ(Seqs(feed.Fetch(first, 200, 5, 1 << 20)), Range(first, first + 4));
+}
+
+TEST(WatchFeedTest, AFillReadsAtMostOneBatchOfBytes) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path());
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(CommitKeys(*b, 10, std::string(1000, 'v')));
+  WatchFeed feed(b.get(), 1 << 20);
+  EXPECT_EQ(Seqs(feed.Fetch(1, 10, 100, /*max_bytes=*/1)), Range(1, 1)) << "at least one event";
+  EXPECT_EQ(Seqs(feed.Fetch(2, 10, 100, /*max_bytes=*/2500)), Range(2, 4));
+}
+
+// Review finding (review-feed HIGH): a failed move of the window's reader
+// left a window without a reader, and the next caller inside it crashed.
+TEST(WatchFeedTest, AFailedMoveLeavesNoWindowBehind) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path(), /*max_binlog_size=*/64 << 10, /*sync_binlog=*/0);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(CommitKeys(*b, 12000));
+  WatchFeed feed(b.get(), 1 << 20);
+  EXPECT_EQ(Seqs(feed.Fetch(1, 5, 100, 1 << 20)), Range(1, 5));
+  const auto segs = b->Segments();
+  size_t k = 0;
+  while (k + 1 < segs.size() && segs[k].first_seq <= 11000) ++k;
+  ASSERT_TRUE(b->PurgeTo(segs[k].name, b->LastVisible().seq).ok());
+  ASSERT_GT(b->FirstAvailableSeq(), 11000u);
+  // The feed's reader keeps its (purged) segment open: a little ahead, it
+  // reads its way there.
+  EXPECT_EQ(Seqs(feed.Fetch(50, 12000, 100, 1 << 20)), Range(50, 149));
+  EXPECT_TRUE(feed.Fetch(3, 12000, 100, 1 << 20).empty()) << "behind the window";
+  EXPECT_TRUE(feed.Fetch(10500, 12000, 100, 1 << 20).empty()) << "far ahead and purged: no reader";
+  EXPECT_TRUE(feed.Fetch(60, 12000, 100, 1 << 20).empty()) << "the old window went with the reader";
+  const uint64_t first = b->FirstAvailableSeq();
+  EXPECT_EQ(Seqs(feed.Fetch(first, 12000, 3, 1 << 20)), Range(first, first + 2));
+  feed.Release();
+  EXPECT_EQ(Seqs(feed.Fetch(first + 1, 12000, 2, 1 << 20)), Range(first + 1, first + 2));
 }
 
 TEST(WatchFeedTest, ConcurrentCallersSeeEveryEventInOrderWhileTheBinlogGrows) {
@@ -103,7 +139,7 @@ TEST(WatchFeedTest, ConcurrentCallersSeeEveryEventInOrderWhileTheBinlogGrows) {
           std::this_thread::yield();
           continue;
         }
-        auto got = feed.Fetch(next, visible, 1 + t * 37);
+        auto got = feed.Fetch(next, visible, 1 + t * 37, 1 << 20);
         if (got.empty()) {
           // Behind the window: read one event the way a watcher would.
           auto r = b->NewReader(next);
