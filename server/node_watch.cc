@@ -52,9 +52,7 @@ constexpr auto kSlice = std::chrono::milliseconds(100);
 // range) cost AFTER_SYNC commits at 64 clients ~25% of their throughput,
 // every 100 ms ~6% (relaykv-bench --watchers 16, README "Change stream").
 constexpr auto kCoalesce = std::chrono::milliseconds(2);
-// A watcher's own reader left this close behind reads its way forward
-// rather than opening a new one (which scans a segment from its start).
-constexpr uint64_t kMaxSkip = 10000;
+
 
 // OUT_OF_RANGE "purged: ...", naming the oldest GTID the binlog still has.
 absl::Status Purged(Binlog* binlog, const Gtid& after) {
@@ -176,7 +174,7 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
   uint64_t next_seq = reader->next_seq();  // the next event to look at
   bool first = true;  // the first batch goes at once: it names the start
   bool last_full = false;  // the last batch ended at a size limit (catching up)
-  auto looked_at = Clock::now();  // when the last batch was read
+  Clock::time_point looked_at{};  // when the last look found changes
   Clock::duration deliver_took{0};  // how long the last `deliver` took
   auto MaxLag = [&] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); };
   auto delivered_at = Clock::now();
@@ -187,11 +185,21 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
       CallScope scope(this);
       if (!scope.ok()) return scope.status();
       if (auto s = gone(); !s.ok()) return s;
-      // A caught-up watcher (its last batch was not full) looks at most
-      // once per watch_min_interval_ms: one wake-up per look.
+      // A caught-up watcher (its last batch was not full) that found
+      // changes at its last look looks again at most once per
+      // watch_min_interval_ms (one wake-up per look), and no later than
+      // its next progress message is due.
       if (!first && !last_full) {
-        std::this_thread::sleep_until(
-            looked_at + std::chrono::milliseconds(vars_.GetUint("watch_min_interval_ms")));
+        const auto until =
+            std::min(looked_at + std::chrono::milliseconds(vars_.GetUint("watch_min_interval_ms")),
+                     delivered_at + o.progress_interval);
+        if (until > Clock::now()) {
+          {
+            std::unique_lock l(mu_);
+            cv_.wait_until(l, until, [&] { return closing_; });
+          }
+          if (auto s = gone(); !s.ok()) return s;
+        }
       }
       Gtid h = head();
       if (first) target_seq = h.seq;
@@ -244,12 +252,13 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
           continue;
         }
         // Behind it: this watcher's own reader, read forward from where it
-        // was left if that is near (a new one scans its segment from the start).
-        if (reader && reader->next_seq() < next_seq && next_seq - reader->next_seq() <= kMaxSkip) {
-          while (reader->next_seq() < next_seq) {
+        // was left if that is in next_seq's segment (a new reader scans
+        // that segment from its start); any trouble on the way: a new one.
+        if (reader && reader->next_seq() < next_seq &&
+            reader->next_seq() >= binlog_->SegmentFirstSeq(next_seq)) {
+          while (reader && reader->next_seq() < next_seq) {
             auto rec = reader->Next();
-            if (!rec.ok()) return failed(rec.status());
-            if (!rec->has_value()) break;
+            if (!rec.ok() || !rec->has_value()) reader.reset();
           }
         }
         if (!reader || reader->next_seq() != next_seq) {
@@ -268,7 +277,7 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
         }
       }
       last_full = full();
-      looked_at = Clock::now();
+      if (scanned > 0) looked_at = Clock::now();
       const auto now = Clock::now();
       if (next_seq > target_seq) {
         target_seq = head().seq;  // what waits now, read or not

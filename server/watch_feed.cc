@@ -3,14 +3,6 @@
 #include <algorithm>
 
 namespace relaykv {
-namespace {
-
-// Ahead of the window by more than this many events, the feed opens a new
-// reader at the caller's seq (which scans at most one segment) instead of
-// reading its way there.
-constexpr uint64_t kMaxSkip = 10000;
-
-}  // namespace
 
 uint64_t WatchFeed::WindowEnd() const { return window_.empty() ? 0 : front_seq_ + window_.size(); }
 
@@ -63,7 +55,9 @@ std::vector<WatchFeed::EventPtr> WatchFeed::Fetch(uint64_t from, uint64_t up_to,
       std::lock_guard l(window_mu_);
       Clear();
     }
-    if (!reader_ || at > from || from - at > kMaxSkip) {
+    // Reading forward within `from`'s segment costs less than a new
+    // reader, which scans that segment from its start.
+    if (!reader_ || at > from || at < binlog_->SegmentFirstSeq(from)) {
       auto r = binlog_->NewReader(from);
       if (!r.ok()) {
         reader_.reset();

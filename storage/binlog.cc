@@ -585,6 +585,14 @@ uint64_t Binlog::FirstAvailableSeq() const {
   return segments_.front().first_seq;
 }
 
+uint64_t Binlog::SegmentFirstSeq(uint64_t seq) const {
+  std::lock_guard l(mu_);
+  if (seq < segments_.front().first_seq) return 0;
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), seq,
+                             [](uint64_t s, const SegmentState& seg) { return s < seg.first_seq; });
+  return std::prev(it)->first_seq;
+}
+
 Gtid Binlog::BeforeFirstAvailable() const {
   std::lock_guard l(mu_);
   const SegmentState& first = segments_.front();

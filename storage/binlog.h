@@ -151,6 +151,10 @@ class Binlog {
   // The seq of the oldest event still in the binlog (after purges); equals
   // LastVisible().seq + 1 when the binlog holds no event.
   uint64_t FirstAvailableSeq() const EXCLUDES(mu_);
+  // The first seq of the live segment that holds (or will hold) `seq`; 0
+  // if `seq` was purged. A reader at or after it reaches `seq` reading no
+  // more than NewReader(seq) would.
+  uint64_t SegmentFirstSeq(uint64_t seq) const EXCLUDES(mu_);
   // The GTID of the event just before FirstAvailableSeq() — purged, or
   // {0,0} if there was none — from the oldest segment's header, so a
   // history check at the purge boundary still has a GTID to compare.
