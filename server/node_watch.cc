@@ -102,7 +102,7 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
   };
   const uint64_t max_watchers = vars_.GetUint("max_watchers");
   if (static_cast<uint64_t>(watchers_.fetch_add(1)) >= max_watchers) {
-    watchers_.fetch_sub(1);
+    Slot refused{this};  // may be the last out, if the others left meanwhile
     return absl::ResourceExhaustedError("too many watchers: max_watchers is " +
                                         std::to_string(max_watchers) +
                                         " (SET GLOBAL max_watchers to allow more)");

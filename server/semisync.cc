@@ -100,6 +100,14 @@ std::optional<uint64_t> SemiSyncMaster::TakeResync() {
 
 void SemiSyncMaster::WarnIfNotCounted(uint32_t server_id) const {
   if (Counts(server_id)) return;
+  if (ackers_ && ackers_->empty()) {
+    // A coordinated primary that has not read etcd's nodes/ yet (just
+    // started): nobody counts yet, which says nothing about this replica.
+    spdlog::info("semi-sync: replica server_id {}'s ACKs count once the cluster's members are "
+                 "read from etcd",
+                 server_id);
+    return;
+  }
   spdlog::warn("semi-sync: replica server_id {} did not join the cluster (no --etcd): its ACKs do "
                "not count",
                server_id);
