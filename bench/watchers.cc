@@ -17,12 +17,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// N watchers of every key from now, counting the changes they receive.
+// N watchers of `prefix` (every key when empty) from now, counting the
+// changes they receive.
 class WatcherPool {
  public:
-  WatcherPool(const std::string& target, int n) {
+  WatcherPool(const std::string& target, const std::string& prefix, int n) {
     for (int i = 0; i < n; ++i) {
-      threads_.emplace_back([this, target] {
+      threads_.emplace_back([this, target, prefix] {
         auto client = Client::Connect({target});
         if (!client.ok()) {
           errors_++;
@@ -32,7 +33,7 @@ class WatcherPool {
         ClientWatchOptions o;
         o.progress_interval = std::chrono::milliseconds(100);
         bool first = true;
-        absl::Status s = (*client)->Watch(WatchRange{}, o, [&](const WatchBatch& b) {
+        absl::Status s = (*client)->Watch(WatchRange::Prefix(prefix), o, [&](const WatchBatch& b) {
           if (first) started_++;
           first = false;
           uint64_t n = 0;
@@ -69,9 +70,9 @@ struct Try {
   uint64_t errors = 0;
 };
 
-Try MeasureOnce(const std::string& target, LoadOptions lo, int watchers) {
+Try MeasureOnce(const std::string& target, const std::string& prefix, LoadOptions lo, int watchers) {
   std::unique_ptr<WatcherPool> pool;
-  if (watchers > 0) pool = std::make_unique<WatcherPool>(target, watchers);
+  if (watchers > 0) pool = std::make_unique<WatcherPool>(target, prefix, watchers);
   uint64_t changes_at_start = 0;
   Clock::time_point measuring_since{};
   bool measuring = false;
@@ -98,7 +99,8 @@ Try MeasureOnce(const std::string& target, LoadOptions lo, int watchers) {
 }  // namespace
 
 std::vector<WatchersPoint> RunWatchers(const std::string& relaykvd, const std::string& work_dir,
-                                       int watchers, LoadOptions lo, int repeat) {
+                                       int watchers, const std::string& prefix, LoadOptions lo,
+                                       int repeat) {
   std::vector<WatchersPoint> out;
   const std::filesystem::path root = std::filesystem::path(work_dir) / "watchers";
   auto cluster = Cluster::Start(relaykvd, root, 1,
@@ -120,7 +122,7 @@ std::vector<WatchersPoint> RunWatchers(const std::string& relaykvd, const std::s
   for (int i = 0; i < repeat; ++i) {
     for (int w : counts) {
       std::fprintf(stderr, "watchers %d, %d clients, try %d ...\n", w, lo.clients, i + 1);
-      tries[w].push_back(MeasureOnce(target, lo, w));
+      tries[w].push_back(MeasureOnce(target, prefix, lo, w));
     }
   }
   for (int w : counts) {

@@ -24,8 +24,11 @@ struct WatchersPoint {
 };
 
 // `lo` gives clients, duration, warm-up, key space and value size.
+// `prefix`: what the watchers watch (empty: every key; one that matches
+// no key measures what watching costs with nothing to deliver).
 std::vector<WatchersPoint> RunWatchers(const std::string& relaykvd, const std::string& work_dir,
-                                       int watchers, LoadOptions lo, int repeat);
+                                       int watchers, const std::string& prefix, LoadOptions lo,
+                                       int repeat);
 void PrintWatchers(const std::vector<WatchersPoint>& points, std::ostream& out);
 
 }  // namespace relaykv::bench

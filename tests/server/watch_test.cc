@@ -437,6 +437,16 @@ TEST(WatchTest, ClientWatchStreamsAndResumesOverGrpc) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
 }
 
+// 16 MiB of changes in 16 writes, far more than gRPC's windows hold.
+void WriteSixteenMiB(Node& n) {
+  const std::string value(64 * 1024, 'v');
+  for (int b = 0; b < 16; ++b) {
+    std::vector<Mutation> batch;
+    for (int i = 0; i < 16; ++i) batch.push_back(Mutation::Put("k" + std::to_string(b * 16 + i), value));
+    ASSERT_TRUE(n.Write(batch).ok());
+  }
+}
+
 // A gRPC watcher that stops reading while a lot is written: its stream is
 // held by flow control (the server reads no further), and once it reads
 // again it gets RESOURCE_EXHAUSTED naming the limit.
@@ -452,13 +462,7 @@ TEST(WatchTest, SlowGrpcReaderIsEndedWithResourceExhausted) {
   auto reader = stub->Watch(&ctx, req);
   v1::WatchResponse msg;
   ASSERT_TRUE(reader->Read(&msg));  // the start
-  // 16 MiB of changes, far more than gRPC's windows hold.
-  const std::string value(64 * 1024, 'v');
-  for (int b = 0; b < 16; ++b) {
-    std::vector<Mutation> batch;
-    for (int i = 0; i < 16; ++i) batch.push_back(Mutation::Put("k" + std::to_string(b * 16 + i), value));
-    ASSERT_TRUE(n->Write(batch).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteSixteenMiB(*n));
   std::this_thread::sleep_for(3s);  // not reading
   size_t events = 0;
   while (reader->Read(&msg)) events += msg.events_size();
@@ -485,12 +489,7 @@ TEST(WatchTest, WatcherThatStopsReadingIsCancelledByTheWatchdog) {
   auto reader = stub->Watch(&ctx, req);
   v1::WatchResponse msg;
   ASSERT_TRUE(reader->Read(&msg));  // the start
-  const std::string value(64 * 1024, 'v');
-  for (int b = 0; b < 16; ++b) {
-    std::vector<Mutation> batch;
-    for (int i = 0; i < 16; ++i) batch.push_back(Mutation::Put("k" + std::to_string(b * 16 + i), value));
-    ASSERT_TRUE(n->Write(batch).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteSixteenMiB(*n));
   // Past the 11 s limit and the watchdog's 1 s period, with a margin.
   std::this_thread::sleep_for(14s);
   while (reader->Read(&msg)) {
