@@ -53,7 +53,6 @@ constexpr auto kSlice = std::chrono::milliseconds(100);
 // every 100 ms ~6% (relaykv-bench --watchers 16, README "Change stream").
 constexpr auto kCoalesce = std::chrono::milliseconds(2);
 
-
 // OUT_OF_RANGE "purged: ...", naming the oldest GTID the binlog still has.
 absl::Status Purged(Binlog* binlog, const Gtid& after) {
   std::string oldest = "none (every event was purged)";
