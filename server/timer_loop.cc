@@ -94,10 +94,15 @@ class TimerLoop::Impl {
     return state;
   }
 
+  // Once: a concurrent second caller waits until the first has joined.
   void Stop() {
+    std::call_once(stop_once_, [this] { StopOnce(); });
+  }
+
+ private:
+  void StopOnce() {
     {
       std::lock_guard l(mu_);
-      if (stopped_) return;
       stopped_ = true;
     }
     // Runs after a task in progress (one thread) and after every Every()
@@ -115,7 +120,6 @@ class TimerLoop::Impl {
     thread_.join();
   }
 
- private:
   struct Task {
     Task(net::io_context& io, std::chrono::steady_clock::duration p, std::function<void()> f,
          std::shared_ptr<PeriodicTask::State> s)
@@ -145,6 +149,7 @@ class TimerLoop::Impl {
   net::executor_work_guard<net::io_context::executor_type> work_;
   std::mutex mu_;
   bool stopped_ GUARDED_BY(mu_) = false;
+  std::once_flag stop_once_;
   std::vector<std::shared_ptr<Task>> tasks_;  // loop thread only
   bool ending_ = false;                       // loop thread only: Stop() ran there
   std::thread thread_;

@@ -7,8 +7,9 @@
 // Threads: Every(), Stop() and PeriodicTask::Cancel() are thread-safe.
 // Tasks run on the loop thread, one at a time, so a slow one delays the
 // others (keep them short; they may block briefly, e.g. on a file purge).
-// Stop() (idempotent; the destructor calls it) waits for a task in
-// progress, cancels the timers and joins the thread: after it returns no
+// Stop() (idempotent, and a concurrent second call waits for the first;
+// the destructor calls it) waits for a task in progress, cancels the
+// timers and joins the thread: after it returns no
 // task runs, and Every() adds nothing. Stop() must not be called from a task.
 //
 // Removing one task: Every() returns a PeriodicTask; its Cancel() (or its

@@ -48,6 +48,29 @@ TEST(TimerLoopTest, StopWaitsForTheTaskInProgress) {
   EXPECT_TRUE(finished.load());
 }
 
+// Two threads stopping at once (the node's Close and its destructor, say):
+// neither returns while the task still runs — the second used to return
+// at once, before the first had joined the loop.
+TEST(TimerLoopTest, ConcurrentStopsBothWaitForTheTaskInProgress) {
+  TimerLoop loop;
+  std::atomic<bool> started{false}, finished{false};
+  auto task = loop.Every(1ms, [&] {
+    if (started.exchange(true)) return;
+    std::this_thread::sleep_for(200ms);
+    finished = true;
+  });
+  ASSERT_TRUE(WaitFor([&] { return started.load(); }));
+  std::atomic<int> early{0};
+  auto stop = [&] {
+    loop.Stop();
+    if (!finished.load()) ++early;
+  };
+  std::thread a(stop), b(stop);
+  a.join();
+  b.join();
+  EXPECT_EQ(early.load(), 0) << "a Stop() returned while the task was still running";
+}
+
 // A timer whose wait already completed (overdue: its handler queued
 // behind Stop's cancel, as after a SIGSTOP/SIGCONT or a long task) must
 // not re-arm itself: it kept run() alive and Stop() joined forever (a
