@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -17,6 +18,17 @@ namespace {
 
 using testing::WaitFor;
 using namespace std::chrono_literals;
+
+// A task whose first run sets `started`, takes `d`, then sets `finished`;
+// later runs do nothing.
+std::function<void()> SlowFirstRun(std::atomic<bool>& started, std::atomic<bool>& finished,
+                                   std::chrono::milliseconds d) {
+  return [&started, &finished, d] {
+    if (started.exchange(true)) return;
+    std::this_thread::sleep_for(d);
+    finished = true;
+  };
+}
 
 TEST(TimerLoopTest, TasksRunRepeatedlyAndNeverAfterStop) {
   TimerLoop loop;
@@ -38,11 +50,7 @@ TEST(TimerLoopTest, TasksRunRepeatedlyAndNeverAfterStop) {
 TEST(TimerLoopTest, StopWaitsForTheTaskInProgress) {
   TimerLoop loop;
   std::atomic<bool> started{false}, finished{false};
-  auto task = loop.Every(1ms, [&] {
-    if (started.exchange(true)) return;
-    std::this_thread::sleep_for(100ms);
-    finished = true;
-  });
+  auto task = loop.Every(1ms, SlowFirstRun(started, finished, 100ms));
   ASSERT_TRUE(WaitFor([&] { return started.load(); }));
   loop.Stop();
   EXPECT_TRUE(finished.load());
@@ -54,11 +62,7 @@ TEST(TimerLoopTest, StopWaitsForTheTaskInProgress) {
 TEST(TimerLoopTest, ConcurrentStopsBothWaitForTheTaskInProgress) {
   TimerLoop loop;
   std::atomic<bool> started{false}, finished{false};
-  auto task = loop.Every(1ms, [&] {
-    if (started.exchange(true)) return;
-    std::this_thread::sleep_for(200ms);
-    finished = true;
-  });
+  auto task = loop.Every(1ms, SlowFirstRun(started, finished, 200ms));
   ASSERT_TRUE(WaitFor([&] { return started.load(); }));
   std::atomic<int> early{0};
   auto stop = [&] {
@@ -108,11 +112,7 @@ TEST(TimerLoopTest, StopEndsEvenWhenATimerFiresBehindIt) {
 TEST(TimerLoopTest, CancelWaitsForTheRunInProgress) {
   TimerLoop loop;
   std::atomic<bool> started{false}, finished{false};
-  auto task = loop.Every(1ms, [&] {
-    if (started.exchange(true)) return;
-    std::this_thread::sleep_for(100ms);
-    finished = true;
-  });
+  auto task = loop.Every(1ms, SlowFirstRun(started, finished, 100ms));
   ASSERT_TRUE(WaitFor([&] { return started.load(); }));
   task.Cancel();
   EXPECT_TRUE(finished.load()) << "Cancel() returned while the task still ran";

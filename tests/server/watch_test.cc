@@ -447,6 +447,19 @@ void WriteSixteenMiB(Node& n) {
   }
 }
 
+// A raw gRPC watch of every key on `n` (a 60 s deadline as hang guard).
+struct RawWatch {
+  explicit RawWatch(Node& n)
+      : stub(v1::ChangeStream::NewStub(
+            grpc::CreateChannel(testing::Address(n), grpc::InsecureChannelCredentials()))) {
+    ctx.set_deadline(std::chrono::system_clock::now() + 60s);
+    reader = stub->Watch(&ctx, v1::WatchRequest());
+  }
+  std::unique_ptr<v1::ChangeStream::Stub> stub;
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReader<v1::WatchResponse>> reader;
+};
+
 // A gRPC watcher that stops reading while a lot is written: its stream is
 // held by flow control (the server reads no further), and once it reads
 // again it gets RESOURCE_EXHAUSTED naming the limit.
@@ -454,19 +467,14 @@ TEST(WatchTest, SlowGrpcReaderIsEndedWithResourceExhausted) {
   TempDir dir;
   auto n = testing::OpenServingNode(dir.path() / "n", {{"watch_max_lag_seconds", "1"}});
   ASSERT_TRUE(n);
-  auto channel = grpc::CreateChannel(testing::Address(*n), grpc::InsecureChannelCredentials());
-  auto stub = v1::ChangeStream::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 60s);  // hang guard
-  v1::WatchRequest req;
-  auto reader = stub->Watch(&ctx, req);
+  RawWatch w(*n);
   v1::WatchResponse msg;
-  ASSERT_TRUE(reader->Read(&msg));  // the start
+  ASSERT_TRUE(w.reader->Read(&msg));  // the start
   ASSERT_NO_FATAL_FAILURE(WriteSixteenMiB(*n));
   std::this_thread::sleep_for(3s);  // not reading
   size_t events = 0;
-  while (reader->Read(&msg)) events += msg.events_size();
-  grpc::Status s = reader->Finish();
+  while (w.reader->Read(&msg)) events += msg.events_size();
+  grpc::Status s = w.reader->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   EXPECT_NE(s.error_message().find("watch_max_lag_seconds"), std::string::npos) << s.error_message();
   EXPECT_LT(events, 16u) << "it was ended before it had everything";
@@ -481,20 +489,15 @@ TEST(WatchTest, WatcherThatStopsReadingIsCancelledByTheWatchdog) {
   TempDir dir;
   auto n = testing::OpenServingNode(dir.path() / "n", {{"watch_max_lag_seconds", "1"}});
   ASSERT_TRUE(n);
-  auto channel = grpc::CreateChannel(testing::Address(*n), grpc::InsecureChannelCredentials());
-  auto stub = v1::ChangeStream::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 60s);  // hang guard
-  v1::WatchRequest req;
-  auto reader = stub->Watch(&ctx, req);
+  RawWatch w(*n);
   v1::WatchResponse msg;
-  ASSERT_TRUE(reader->Read(&msg));  // the start
+  ASSERT_TRUE(w.reader->Read(&msg));  // the start
   ASSERT_NO_FATAL_FAILURE(WriteSixteenMiB(*n));
   // Past the 11 s limit and the watchdog's 1 s period, with a margin.
   std::this_thread::sleep_for(14s);
-  while (reader->Read(&msg)) {
+  while (w.reader->Read(&msg)) {
   }
-  grpc::Status s = reader->Finish();
+  grpc::Status s = w.reader->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED) << s.error_message();
 }
 
