@@ -117,12 +117,14 @@ Run Measure(const std::string& target, LoadOptions lo, const std::string& mode, 
   return run;
 }
 
-// How the load reaches `target` for a transport: its own channels (unary),
-// or one pipelined relaykv::Client shared by every client thread (stream),
-// created on first use and kept in `*client`.
+// How the load reaches `target` for a transport: its own channels (unary);
+// one pipelined relaykv::Client shared by every client thread (stream); or
+// that client's async writes, each client a chain of PutAsync calls and no
+// thread of its own (async). The client is created on first use and kept
+// in `*client`.
 LoadOptions ForTransport(LoadOptions lo, const std::string& transport, const std::string& target,
                          std::unique_ptr<relaykv::Client>* client) {
-  if (transport != "stream") return lo;
+  if (transport == "unary") return lo;
   if (*client == nullptr) {
     relaykv::ClientOptions co;
     co.timeout = std::chrono::seconds(30);
@@ -131,6 +133,15 @@ LoadOptions ForTransport(LoadOptions lo, const std::string& transport, const std
     *client = *relaykv::Client::Connect({target}, co);
   }
   relaykv::Client* c = client->get();
+  if (transport == "async") {
+    lo.put_blocking = nullptr;
+    lo.put_async = [c](std::string key, std::string value, LoadOptions::PutDone done) {
+      c->PutAsync(key, value, [done = std::move(done)](absl::StatusOr<relaykv::Gtid> g) {
+        done(g.status());
+      });
+    };
+    return lo;
+  }
   lo.put_async = nullptr;
   lo.put_blocking = [c](std::string key, std::string value) { return c->Put(key, value).status(); };
   return lo;
@@ -215,6 +226,11 @@ int main(int argc, char** argv) {
                "also measure every write point over one WriteStream (relaykv::Client with "
                "pipelined writes, shared by all clients), right after the unary one");
   app.add_flag("--stream-only", stream_only, "measure writes over the WriteStream only");
+  bool async = false;
+  app.add_flag("--async", async,
+               "also measure every write point with relaykv::Client's async writes on one "
+               "WriteStream: each client a chain of PutAsync calls (the next sent from the last "
+               "one's callback), no thread per client");
   app.add_option("--relaykvd", relaykvd, "relaykvd binary (default: next to relaykv-bench)");
   app.add_option("--work-dir", work_dir, "where spawned clusters keep their data (default: a temp dir)");
   app.add_flag("--scan", scan,
@@ -271,8 +287,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> transports = {"unary"};
   if (stream) transports.push_back("stream");
   if (stream_only) transports = {"stream"};
-  if (embedded && transports.back() == "stream") {
-    std::fprintf(stderr, "--stream measures gRPC writes: not with --embedded\n");
+  if (async) transports.push_back("async");
+  if (embedded && (stream || stream_only || async)) {
+    std::fprintf(stderr, "--stream and --async measure gRPC writes: not with --embedded\n");
     return 2;
   }
 
@@ -427,7 +444,7 @@ int main(int argc, char** argv) {
                 if (semi && run.no_tx > 0) {
                   std::fprintf(stderr,
                                "WARNING: %s%s at %d clients fell back to async for %llu commits\n",
-                               mode.c_str(), t == "stream" ? " (stream)" : "", c,
+                               mode.c_str(), t == "unary" ? "" : (" (" + t + ")").c_str(), c,
                                static_cast<unsigned long long>(run.no_tx));
                   exit_code = 3;
                 }

@@ -124,34 +124,85 @@ class Client::Impl {
   // record stays the authority.
   absl::StatusOr<TxnResult> Write(v1::WriteRequest req) {
     const Clock::time_point deadline = DeadlineAfter();
-    std::string target;
-    if (discovery_) {
-      auto primary = Resolve("", deadline);
-      if (!primary.ok()) return primary.status();
-      target = *primary;
-    } else {
-      target = write_target();
-    }
-    for (int attempt = 0; attempt < 2; ++attempt) {
+    auto target = WriteTarget(deadline);
+    if (!target.ok()) return target.status();
+    for (int attempt = 0;; ++attempt) {
       if (options_.epoch_fencing) req.set_min_epoch(epoch_seen());
-      absl::StatusOr<TxnResult> r = WriteOnce(target, req, deadline);
-      if (r.ok()) {
-        SawEpoch(r->gtid.epoch);
-        return r;
-      }
-      const absl::Status& s = r.status();
-      const std::string hint = PrimaryHint(s);
-      if (!options_.follow_primary || !absl::IsFailedPrecondition(s) || hint.empty() || attempt > 0) {
-        return s;
-      }
-      target = hint;
-      if (discovery_) continue;
-      std::lock_guard l(mu_);
-      write_target_ = hint;
+      absl::StatusOr<TxnResult> r = WriteOnce(*target, req, deadline);
+      if (r.ok()) SawEpoch(r->gtid.epoch);
+      if (r.ok() || !FollowHint(r.status(), attempt, &*target)) return r;
     }
-    return absl::InternalError("unreachable");
   }
 
+  // Write's asynchronous twin, always on the WriteStream: the same target,
+  // the same one hint followed, `done` called once with what Write returns.
+  void WriteAsync(v1::WriteRequest req, WriteMux::Done done) {
+    const Clock::time_point deadline = DeadlineAfter();
+    auto target = WriteTarget(deadline);
+    if (!target.ok()) return done(target.status());
+    SendAsync(*std::move(target), std::move(req), deadline, 0, std::move(done));
+  }
+
+  // Closes the write streams while the client is whole (~Client): the
+  // callbacks that run meanwhile (each fails UNAVAILABLE) may write again,
+  // and find the client closing.
+  void Close() {
+    std::map<std::string, std::unique_ptr<WriteMux>> muxes;
+    {
+      std::lock_guard l(mu_);
+      closing_ = true;
+      muxes.swap(muxes_);
+    }
+  }
+
+ private:
+  // Where a write goes first: the primary etcd names (waited for until
+  // `deadline`), or the write target (the first address, or a primary a
+  // replica named).
+  absl::StatusOr<std::string> WriteTarget(Clock::time_point deadline) {
+    if (discovery_) return Resolve("", deadline);
+    return write_target();
+  }
+
+  // After a failed attempt: whether to send again, to the primary a
+  // replica's refusal names (follow_primary, once), which becomes the
+  // write target unless etcd names it.
+  bool FollowHint(const absl::Status& s, int attempt, std::string* target) {
+    std::string hint = PrimaryHint(s);
+    if (!options_.follow_primary || !absl::IsFailedPrecondition(s) || hint.empty() || attempt > 0) {
+      return false;
+    }
+    *target = std::move(hint);
+    if (!discovery_) {
+      std::lock_guard l(mu_);
+      write_target_ = *target;
+    }
+    return true;
+  }
+
+  void SendAsync(std::string target, v1::WriteRequest req, Clock::time_point deadline, int attempt,
+                 WriteMux::Done done) {
+    if (options_.epoch_fencing) req.set_min_epoch(epoch_seen());
+    WriteMux* mux = Mux(target);
+    if (mux == nullptr) return done(absl::UnavailableError("write to " + target + ": the client is closing"));
+    v1::StreamWrite w;
+    // Kept for a second attempt only if one may follow.
+    const bool may_retry = options_.follow_primary && attempt == 0;
+    if (may_retry) {
+      *w.mutable_write() = req;
+    } else {
+      *w.mutable_write() = std::move(req);
+    }
+    mux->WriteAsync(std::move(w), deadline,
+                    [this, target = std::move(target), req = may_retry ? std::move(req) : v1::WriteRequest(),
+                     deadline, attempt, done = std::move(done)](absl::StatusOr<TxnResult> r) mutable {
+                      if (r.ok()) SawEpoch(r->gtid.epoch);
+                      if (r.ok() || !FollowHint(r.status(), attempt, &target)) return done(std::move(r));
+                      SendAsync(std::move(target), std::move(req), deadline, attempt + 1, std::move(done));
+                    });
+  }
+
+ public:
   // Epoch fencing (ClientOptions::epoch_fencing): the highest epoch any
   // answer or leader record carried; epochs only rise.
   uint64_t epoch_seen() const {
@@ -168,9 +219,11 @@ class Client::Impl {
   absl::StatusOr<TxnResult> WriteOnce(const std::string& target, const v1::WriteRequest& req,
                                       Clock::time_point deadline) {
     if (options_.pipelined) {
+      WriteMux* mux = Mux(target);
+      if (mux == nullptr) return absl::UnavailableError("write to " + target + ": the client is closing");
       v1::StreamWrite w;
       *w.mutable_write() = req;
-      return Mux(target).Write(std::move(w), deadline);
+      return mux->Write(std::move(w), deadline);
     }
     grpc::ClientContext ctx;
     Deadline(&ctx, deadline);
@@ -180,13 +233,20 @@ class Client::Impl {
     return TxnResult{FromProto(reply.gtid()), reply.succeeded()};
   }
 
-  // The write stream to `addr`, created once and shared.
-  WriteMux& Mux(const std::string& addr) {
+  // The write stream to `addr`, created once and shared; null once the
+  // client is closing.
+  WriteMux* Mux(const std::string& addr) {
     v1::Kv::Stub* stub = For(addr).kv.get();
     std::lock_guard l(mu_);
+    if (closing_) return nullptr;
     auto it = muxes_.find(addr);
-    if (it == muxes_.end()) it = muxes_.emplace(addr, std::make_unique<WriteMux>(stub, addr)).first;
-    return *it->second;  // never erased: the reference stays valid
+    if (it == muxes_.end()) {
+      auto prepare = [token = options_.bearer_token](grpc::ClientContext* ctx) {
+        if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+      };
+      it = muxes_.emplace(addr, std::make_unique<WriteMux>(stub, addr, prepare)).first;
+    }
+    return it->second.get();  // erased only by the destructor
   }
 
   // SHOW STATUS / SHOW VARIABLES: same request, same reply.
@@ -225,6 +285,7 @@ class Client::Impl {
   std::atomic<uint64_t> epoch_seen_{0};
   // After stubs_: each borrows its node's stub, so it must go first.
   std::map<std::string, std::unique_ptr<WriteMux>> muxes_;  // guarded by mu_
+  bool closing_ = false;                                     // guarded by mu_
 };
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(std::vector<std::string> addresses,
@@ -250,7 +311,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(std::vector<std::string>
 }
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Client::~Client() = default;
+Client::~Client() { impl_->Close(); }
 
 absl::StatusOr<Gtid> Client::Put(const std::string& key, const std::string& value) {
   return Write({Mutation::Put(key, value)});
@@ -268,17 +329,8 @@ void AddMutations(const std::vector<Mutation>& mutations,
     pm->set_value(m.value);
   }
 }
-}  // namespace
 
-absl::StatusOr<Gtid> Client::Write(const std::vector<Mutation>& mutations) {
-  v1::WriteRequest req;
-  AddMutations(mutations, req.mutable_mutations());
-  auto r = impl_->Write(std::move(req));
-  if (!r.ok()) return r.status();
-  return r->gtid;
-}
-
-absl::StatusOr<TxnResult> Client::Txn(const relaykv::Txn& txn) {
+v1::WriteRequest TxnRequest(const relaykv::Txn& txn) {
   v1::WriteRequest req;
   AddMutations(txn.then_ops, req.mutable_mutations());
   AddMutations(txn.else_ops, req.mutable_else_mutations());
@@ -294,7 +346,37 @@ absl::StatusOr<TxnResult> Client::Txn(const relaykv::Txn& txn) {
     pc->mutable_version()->set_seq(c.version.seq);
     pc->set_value(c.value);
   }
-  return impl_->Write(std::move(req));  // without compares: a plain write, succeeded
+  return req;
+}
+}  // namespace
+
+absl::StatusOr<Gtid> Client::Write(const std::vector<Mutation>& mutations) {
+  v1::WriteRequest req;
+  AddMutations(mutations, req.mutable_mutations());
+  auto r = impl_->Write(std::move(req));
+  if (!r.ok()) return r.status();
+  return r->gtid;
+}
+
+void Client::PutAsync(const std::string& key, const std::string& value, WriteDone done) {
+  WriteAsync({Mutation::Put(key, value)}, std::move(done));
+}
+
+void Client::WriteAsync(const std::vector<Mutation>& mutations, WriteDone done) {
+  v1::WriteRequest req;
+  AddMutations(mutations, req.mutable_mutations());
+  impl_->WriteAsync(std::move(req), [done = std::move(done)](absl::StatusOr<TxnResult> r) {
+    if (!r.ok()) return done(r.status());
+    done(r->gtid);
+  });
+}
+
+void Client::TxnAsync(const relaykv::Txn& txn, TxnDone done) {
+  impl_->WriteAsync(TxnRequest(txn), std::move(done));
+}
+
+absl::StatusOr<TxnResult> Client::Txn(const relaykv::Txn& txn) {
+  return impl_->Write(TxnRequest(txn));  // without compares: a plain write, succeeded
 }
 
 absl::StatusOr<TxnResult> Client::CompareAndSet(const std::string& key, Gtid version,

@@ -3,20 +3,28 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <map>
-#include <thread>
-#include <utility>
 
 namespace relaykv {
+namespace {
 
-// One caller's wait. The reader fills it under mu_ and notifies after
-// unlocking (a waiter woken under the lock would only block on it again);
-// shared, so that it outlives that notify if the caller has returned.
+// The stream whose answers this thread (its reader) is handing out to
+// callbacks: async writes they issue on it are sent in one message after
+// the last callback instead of one message each.
+thread_local const void* tl_handing_out = nullptr;
+
+}  // namespace
+
+// One write's wait. A blocked caller is woken after mu_ is released (woken
+// under the lock it would only block on it again); an async one's `done`
+// is run outside mu_. Shared, so that it outlives that wake-up if the
+// caller has returned.
 struct WriteMux::Waiter {
   std::condition_variable cv;
   bool done = false;
   absl::StatusOr<TxnResult> result = absl::UnknownError("no answer");
+  Done callback;                 // set: async
+  uint64_t id = 0;
+  Clock::time_point deadline;    // async: with id, its key in async_deadlines_
 };
 
 // One WriteStream. Fields below `rw` are guarded by the mux's mu_.
@@ -32,13 +40,15 @@ struct WriteMux::Stream {
   std::condition_variable idle;  // `writing` went false
 };
 
-WriteMux::WriteMux(v1::Kv::Stub* stub, std::string address)
-    : stub_(stub), address_(std::move(address)) {}
+WriteMux::WriteMux(v1::Kv::Stub* stub, std::string address,
+                   std::function<void(grpc::ClientContext*)> prepare)
+    : stub_(stub), address_(std::move(address)), prepare_(std::move(prepare)) {}
 
 WriteMux::~WriteMux() {
   std::vector<std::shared_ptr<Stream>> all;
   {
     std::lock_guard l(mu_);
+    closing_ = true;  // writes from callbacks fail at once from now on
     if (current_) {
       current_->ctx.TryCancel();  // the reader's Read() fails: it fails the waiters and exits
       all.push_back(std::move(current_));
@@ -48,32 +58,69 @@ WriteMux::~WriteMux() {
       all.push_back(std::move(s));
     }
     retired_.clear();
+    deadlines_changed_.notify_all();
   }
   for (auto& s : all) s->reader.join();
+  if (deadline_thread_.joinable()) deadline_thread_.join();
 }
 
 std::shared_ptr<WriteMux::Stream> WriteMux::Current() {
   if (current_ && !current_->broken) return current_;
   if (current_) retired_.push_back(std::move(current_));
   auto s = std::make_shared<Stream>();
+  if (prepare_) prepare_(&s->ctx);
   s->rw = stub_->WriteStream(&s->ctx);
   s->reader = std::thread([this, raw = s.get()] { ReadAnswers(raw); });
   current_ = s;
   return s;
 }
 
-absl::StatusOr<TxnResult> WriteMux::Write(v1::StreamWrite write,
-                                     std::chrono::steady_clock::time_point deadline) {
-  using Clock = std::chrono::steady_clock;
+std::shared_ptr<WriteMux::Stream> WriteMux::Enqueue(v1::StreamWrite write, Clock::time_point deadline,
+                                                    std::shared_ptr<Waiter> waiter,
+                                                    std::unique_lock<std::mutex>& l) {
   // The server bounds its wait for this write by the same deadline.
   if (deadline != Clock::time_point::max()) {
     const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
     write.set_timeout_ms(static_cast<uint32_t>(std::clamp<int64_t>(left, 1, UINT32_MAX)));
   }
-  std::vector<std::shared_ptr<Stream>> exited;
+  std::shared_ptr<Stream> s = Current();
+  const uint64_t id = next_id_++;
+  write.set_id(id);
+  waiter->id = id;
+  *s->queue.add_writes() = std::move(write);
+  const bool async = static_cast<bool>(waiter->callback);
+  if (async && deadline != Clock::time_point::max()) {
+    waiter->deadline = deadline;
+    auto [it, added] = async_deadlines_.emplace(std::make_pair(deadline, id), s.get());
+    if (it == async_deadlines_.begin()) deadlines_changed_.notify_one();
+  }
+  s->waiters[id] = std::move(waiter);
+  // A callback's write waits for its siblings' (the reader sends them all).
+  if (!(async && tl_handing_out == s.get())) SendQueued(s.get(), l);
+  return s;
+}
+
+void WriteMux::SendQueued(Stream* s, std::unique_lock<std::mutex>& l) {
+  if (s->writing || s->queue.writes_size() == 0) return;  // that caller sends ours too
+  s->writing = true;
+  while (s->queue.writes_size() > 0 && !s->broken) {
+    v1::WriteStreamRequest batch;
+    batch.Swap(&s->queue);
+    l.unlock();
+    const bool sent = s->rw->Write(batch);
+    l.lock();
+    // Not sent: the stream is over; the reader fails every waiter.
+    if (!sent) s->broken = true;
+  }
+  s->writing = false;
+  s->idle.notify_all();
+}
+
+absl::StatusOr<TxnResult> WriteMux::Write(v1::StreamWrite write, Clock::time_point deadline) {
   auto waiter = std::make_shared<Waiter>();
-  Waiter& me = *waiter;
+  std::vector<std::shared_ptr<Stream>> exited;
   std::unique_lock l(mu_);
+  if (closing_) return absl::UnavailableError("write to " + address_ + ": the client is closing");
   // Readers of broken streams that have exited are joined (outside mu_).
   for (auto it = retired_.begin(); it != retired_.end();) {
     if ((*it)->exited) {
@@ -83,59 +130,91 @@ absl::StatusOr<TxnResult> WriteMux::Write(v1::StreamWrite write,
       ++it;
     }
   }
-  std::shared_ptr<Stream> s = Current();
-  const uint64_t id = next_id_++;
-  write.set_id(id);
-  *s->queue.add_writes() = std::move(write);
-  s->waiters[id] = waiter;
-  if (!s->writing) {
-    // Send what has queued, ours included, and whatever queues meanwhile.
-    s->writing = true;
-    while (s->queue.writes_size() > 0 && !s->broken) {
-      v1::WriteStreamRequest batch;
-      batch.Swap(&s->queue);
-      l.unlock();
-      const bool sent = s->rw->Write(batch);
-      l.lock();
-      // Not sent: the stream is over; the reader fails every waiter.
-      if (!sent) s->broken = true;
-    }
-    s->writing = false;
-    s->idle.notify_all();
+  std::shared_ptr<Stream> s = Enqueue(std::move(write), deadline, waiter, l);
+  if (!exited.empty()) {
+    l.unlock();
+    for (auto& e : exited) e->reader.join();
+    l.lock();
   }
-  l.unlock();
-  for (auto& e : exited) e->reader.join();
-  l.lock();
-  if (!me.cv.wait_until(l, deadline, [&] { return me.done; })) {
-    s->waiters.erase(id);
+  if (!waiter->cv.wait_until(l, deadline, [&] { return waiter->done; })) {
+    s->waiters.erase(waiter->id);
     return absl::DeadlineExceededError("write to " + address_ +
                                        ": no answer before the deadline; its outcome is unknown");
   }
-  return std::move(me.result);
+  return std::move(waiter->result);
+}
+
+void WriteMux::WriteAsync(v1::StreamWrite write, Clock::time_point deadline, Done done) {
+  auto waiter = std::make_shared<Waiter>();
+  waiter->callback = std::move(done);
+  std::vector<std::shared_ptr<Stream>> exited;
+  {
+    std::unique_lock l(mu_);
+    if (closing_) {
+      l.unlock();
+      waiter->callback(absl::UnavailableError("write to " + address_ + ": the client is closing"));
+      return;
+    }
+    if (!deadline_thread_.joinable()) deadline_thread_ = std::thread([this] { ExpireAsync(); });
+    for (auto it = retired_.begin(); it != retired_.end();) {
+      if ((*it)->exited) {
+        exited.push_back(std::move(*it));
+        it = retired_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    Enqueue(std::move(write), deadline, std::move(waiter), l);
+  }
+  for (auto& e : exited) e->reader.join();
+}
+
+void WriteMux::Finish(std::shared_ptr<Waiter> w, absl::StatusOr<TxnResult> result,
+                      Answered* answered) {
+  if (w->callback) {
+    if (w->deadline != Clock::time_point{}) async_deadlines_.erase({w->deadline, w->id});
+    answered->emplace_back(std::move(w), std::move(result));
+  } else {
+    w->result = std::move(result);
+    w->done = true;
+    answered->emplace_back(std::move(w), TxnResult{});  // unused: the caller reads w->result
+  }
+}
+
+void WriteMux::RunCallbacks(Answered* answered) {
+  for (auto& [w, result] : *answered) {
+    if (w->callback) {
+      w->callback(std::move(result));
+    } else {
+      w->cv.notify_one();
+    }
+  }
+  answered->clear();
 }
 
 void WriteMux::ReadAnswers(Stream* s) {
   v1::WriteStreamReply reply;
-  std::vector<std::shared_ptr<Waiter>> answered;
+  Answered answered;
   while (s->rw->Read(&reply)) {
     {
       std::lock_guard l(mu_);
       for (const v1::StreamAnswer& a : reply.answers()) {
         auto it = s->waiters.find(a.id());
         if (it == s->waiters.end()) continue;  // its caller gave up
-        std::shared_ptr<Waiter>& w = it->second;
-        if (a.code() == 0) {
-          w->result = TxnResult{Gtid{a.gtid().epoch(), a.gtid().seq()}, a.succeeded()};
-        } else {
-          w->result = absl::Status(static_cast<absl::StatusCode>(a.code()), a.message());
-        }
-        w->done = true;
-        answered.push_back(std::move(w));
+        std::shared_ptr<Waiter> w = std::move(it->second);
         s->waiters.erase(it);
+        Finish(std::move(w),
+               a.code() == 0 ? absl::StatusOr<TxnResult>(
+                                   TxnResult{Gtid{a.gtid().epoch(), a.gtid().seq()}, a.succeeded()})
+                             : absl::Status(static_cast<absl::StatusCode>(a.code()), a.message()),
+               &answered);
       }
     }
-    for (auto& w : answered) w->cv.notify_one();
-    answered.clear();
+    tl_handing_out = s;
+    RunCallbacks(&answered);
+    tl_handing_out = nullptr;
+    std::unique_lock l(mu_);
+    SendQueued(s, l);  // what the callbacks wrote, in one message
   }
   {
     // Finish() must not run while a caller is inside Write().
@@ -144,24 +223,60 @@ void WriteMux::ReadAnswers(Stream* s) {
     s->idle.wait(l, [&] { return !s->writing; });
   }
   const grpc::Status ended = s->rw->Finish();
-  std::lock_guard l(mu_);
-  const std::string why = "write stream to " + address_ + " ended (" +
-                          std::to_string(static_cast<int>(ended.error_code())) + ": " +
-                          ended.error_message() + ") before this write was answered; its "
-                          "outcome is unknown";
-  // A refused stream (no write role, no identity) read nothing: its writes
-  // were not made, and the caller gets the refusal itself.
-  const bool refused = ended.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
-                       ended.error_code() == grpc::StatusCode::UNAUTHENTICATED;
-  for (auto& [id, w] : s->waiters) {
-    w->result = refused ? absl::Status(static_cast<absl::StatusCode>(ended.error_code()),
-                                       ended.error_message())
-                        : absl::UnavailableError(why);
-    w->done = true;
-    w->cv.notify_one();
+  {
+    std::lock_guard l(mu_);
+    const std::string why = "write stream to " + address_ + " ended (" +
+                            std::to_string(static_cast<int>(ended.error_code())) + ": " +
+                            ended.error_message() + ") before this write was answered; its "
+                            "outcome is unknown";
+    // A refused stream (no write role, no identity) read nothing: its writes
+    // were not made, and the caller gets the refusal itself.
+    const bool refused = ended.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+                         ended.error_code() == grpc::StatusCode::UNAUTHENTICATED;
+    for (auto& [id, w] : s->waiters) {
+      Finish(std::move(w),
+             refused ? absl::Status(static_cast<absl::StatusCode>(ended.error_code()),
+                                    ended.error_message())
+                     : absl::UnavailableError(why),
+             &answered);
+    }
+    s->waiters.clear();
   }
-  s->waiters.clear();
+  RunCallbacks(&answered);
+  std::lock_guard l(mu_);
   s->exited = true;
+}
+
+void WriteMux::ExpireAsync() {
+  std::unique_lock l(mu_);
+  Answered expired;
+  while (!closing_) {
+    const Clock::time_point now = Clock::now();
+    while (!async_deadlines_.empty() && async_deadlines_.begin()->first.first <= now) {
+      const auto [key, stream] = *async_deadlines_.begin();
+      async_deadlines_.erase(async_deadlines_.begin());
+      auto it = stream->waiters.find(key.second);
+      if (it == stream->waiters.end()) continue;
+      std::shared_ptr<Waiter> w = std::move(it->second);
+      stream->waiters.erase(it);
+      w->deadline = {};  // its entry is gone already
+      Finish(std::move(w),
+             absl::DeadlineExceededError("write to " + address_ +
+                                         ": no answer before the deadline; its outcome is unknown"),
+             &expired);
+    }
+    if (!expired.empty()) {
+      l.unlock();
+      RunCallbacks(&expired);
+      l.lock();
+      continue;
+    }
+    if (async_deadlines_.empty()) {
+      deadlines_changed_.wait(l);
+    } else {
+      deadlines_changed_.wait_until(l, async_deadlines_.begin()->first.first);
+    }
+  }
 }
 
 }  // namespace relaykv

@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -149,6 +150,24 @@ class Client {
   // A conditional write (relaykv/txn.h; Node::Txn has the guarantees),
   // sent to the primary like Write. `succeeded`: every compare held.
   [[nodiscard]] absl::StatusOr<TxnResult> Txn(const relaykv::Txn& txn);
+  // Asynchronous writes: each returns at once, and `done` is called once
+  // with what the blocking call would have returned (the same target, the
+  // same primary hint followed, the same deadline, the same meaning of an
+  // error). They travel on the node's WriteStream whatever
+  // ClientOptions::pipelined says, so many in flight cost the node about
+  // what one message does, and no thread waits for each. `done` runs on a
+  // thread of the client (on the calling thread if the write cannot be
+  // sent at all, e.g. no primary known or the client closing): it must not
+  // block, nor call a blocking write, nor destroy the Client; it may issue
+  // more async writes — those issued while one message's answers are
+  // handed out are sent together. Destroying the Client calls every
+  // pending `done` with UNAVAILABLE (outcome unknown).
+  using WriteDone = std::function<void(absl::StatusOr<Gtid>)>;
+  using TxnDone = std::function<void(absl::StatusOr<TxnResult>)>;
+  void PutAsync(const std::string& key, const std::string& value, WriteDone done);
+  void WriteAsync(const std::vector<Mutation>& mutations, WriteDone done);
+  void TxnAsync(const relaykv::Txn& txn, TxnDone done);
+
   // The usual ones: put if the key's version (Read().version) is still
   // `version`; put if absent; delete if the version is still `version`.
   [[nodiscard]] absl::StatusOr<TxnResult> CompareAndSet(const std::string& key, Gtid version,

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
 #include <future>
 #include <mutex>
 #include <set>
@@ -310,6 +313,156 @@ TEST(ClientStreamTest, DestroyingAClientCancelsItsStreamCleanly) {
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_EQ(g->seq, 2u);
   EXPECT_EQ(Num(*c.primary, "wait_sessions"), 0u);
+}
+
+
+// Async writes (Client::PutAsync/WriteAsync/TxnAsync): chains of writes,
+// each sent from the last one's callback, with no thread per chain.
+TEST(ClientStreamTest, AsyncChainsCommitEveryWriteOnceWithItsOwnGtid) {
+  SemiSyncPair c;
+  auto client = *Client::Connect({Addr(*c.primary)});  // async writes need no `pipelined`
+  constexpr int kChains = 64, kEach = 30;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::set<uint64_t> seqs;
+  std::map<std::string, uint64_t> seq_of;  // key -> the GTID its callback got
+  int failures = 0, chains_done = 0;
+  std::function<void(int, int)> next = [&](int chain, int i) {
+    if (i == kEach) {
+      std::lock_guard l(mu);
+      ++chains_done;
+      cv.notify_all();
+      return;
+    }
+    const std::string key = "c" + std::to_string(chain) + "/" + std::to_string(i);
+    auto done = [&, chain, i, key](absl::StatusOr<Gtid> g) {
+      {
+        std::lock_guard l(mu);
+        if (!g.ok() || !seqs.insert(g->seq).second) ++failures;
+        if (g.ok()) seq_of[key] = g->seq;
+      }
+      next(chain, i + 1);
+    };
+    if (i % 3 == 2) {
+      client->WriteAsync({Mutation::Put(key, key), Mutation::Put(key + "b", key)}, done);
+    } else {
+      client->PutAsync(key, key, done);
+    }
+  };
+  for (int chain = 0; chain < kChains; ++chain) next(chain, 0);
+  {
+    std::unique_lock l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), [&] { return chains_done == kChains; }));
+  }
+  EXPECT_EQ(failures, 0);
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(kChains * kEach));
+  EXPECT_EQ(*seqs.begin(), 1u);
+  EXPECT_EQ(*seqs.rbegin(), static_cast<uint64_t>(kChains * kEach)) << "dense";
+  // Each callback got its own write's GTID: the key is visible at it, and
+  // it is the key's version.
+  for (const auto& [key, seq] : seq_of) {
+    auto r = client->Read(key);
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->value, std::optional<std::string>(key));
+    EXPECT_EQ(r->version.seq, seq) << key;
+  }
+  EXPECT_EQ(Num(*c.primary, "no_tx"), 0u);
+  EXPECT_EQ(Num(*c.primary, "wait_sessions"), 0u);
+  EXPECT_TRUE(WaitFor([&] { return c.replica->Checksum()->hash == c.primary->Checksum()->hash; }));
+}
+
+// Under AFTER_SYNC an async write's callback comes only after the ACK, and
+// a conditional one reports which branch ran.
+TEST(ClientStreamTest, AsyncTxnIsAnsweredOnlyAfterTheAckAndReportsItsBranch) {
+  SemiSyncPair c;
+  auto client = *Client::Connect({Addr(*c.primary)});
+  ASSERT_TRUE(client->Put("k", "1").ok());
+  c.StopReplica();
+  std::promise<absl::StatusOr<TxnResult>> answered;
+  client->TxnAsync({{Compare::Absent("k")}, {Mutation::Put("k", "2")}, {Mutation::Put("lost", "y")}},
+                   [&](absl::StatusOr<TxnResult> r) { answered.set_value(std::move(r)); });
+  auto result = answered.get_future();
+  ASSERT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 1; }));
+  EXPECT_EQ(result.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+      << "answered before its ACK";
+  ASSERT_TRUE(c.replica->StartReplica(ReplicaThreads::kIo).ok());
+  ASSERT_EQ(result.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto r = result.get();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->succeeded);  // "k" exists: the else branch
+  EXPECT_EQ(r->gtid.seq, 2u);
+  EXPECT_EQ(*c.primary->Get("k"), std::optional<std::string>("1"));
+  EXPECT_EQ(*c.primary->Get("lost"), std::optional<std::string>("y"));
+}
+
+TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineAndTheServerStopsWaitingToo) {
+  SemiSyncPair c;
+  c.StopReplica();
+  ClientOptions o;
+  o.timeout = std::chrono::milliseconds(400);
+  auto client = *Client::Connect({Addr(*c.primary)}, o);
+  std::promise<absl::Status> answered;
+  const auto start = Clock::now();
+  client->PutAsync("slow", "v", [&](absl::StatusOr<Gtid> g) { answered.set_value(g.status()); });
+  auto f = answered.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  const absl::Status s = f.get();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(350));
+  EXPECT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 0; }, std::chrono::seconds(5)));
+  EXPECT_EQ(Num(*c.primary, "yes_tx"), 0u);
+}
+
+// Destroying the client answers every pending async write (UNAVAILABLE,
+// never OK), and a callback that writes again then fails at once instead
+// of touching a client being torn down.
+TEST(ClientStreamTest, DestroyingAClientAnswersPendingAsyncWrites) {
+  SemiSyncPair c;
+  c.StopReplica();
+  auto client = *Client::Connect({Addr(*c.primary)});
+  Client* raw = client.get();  // `client` is null while it is destroyed
+  std::mutex mu;
+  std::vector<absl::Status> first, again;
+  for (int i = 0; i < 8; ++i) {
+    client->PutAsync("k" + std::to_string(i), "v", [&, i](absl::StatusOr<Gtid> g) {
+      {
+        std::lock_guard l(mu);
+        first.push_back(g.status());
+      }
+      raw->PutAsync("again" + std::to_string(i), "v", [&](absl::StatusOr<Gtid> g2) {
+        std::lock_guard l(mu);
+        again.push_back(g2.status());
+      });
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 8; }));
+  client.reset();
+  ASSERT_EQ(first.size(), 8u);
+  ASSERT_EQ(again.size(), 8u);
+  for (const absl::Status& s : first) EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  for (const absl::Status& s : again) EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 0; }));
+}
+
+TEST(ClientStreamTest, AsyncWriteToAReplicaFollowsItsHintToThePrimary) {
+  SemiSyncPair c;
+  ClientOptions o;
+  o.follow_primary = true;
+  auto client = *Client::Connect({Addr(*c.replica)}, o);
+  std::promise<absl::StatusOr<Gtid>> answered;
+  client->PutAsync("k", "v", [&](absl::StatusOr<Gtid> g) { answered.set_value(std::move(g)); });
+  auto f = answered.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto g = f.get();
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(*c.primary->Get("k"), std::optional<std::string>("v"));
+  // Without follow_primary the replica's refusal is the answer.
+  auto strict = *Client::Connect({Addr(*c.replica)});
+  std::promise<absl::Status> refused;
+  strict->PutAsync("k2", "v", [&](absl::StatusOr<Gtid> g2) { refused.set_value(g2.status()); });
+  auto rf = refused.get_future();
+  ASSERT_EQ(rf.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  EXPECT_EQ(rf.get().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -318,6 +319,16 @@ TEST_F(SecurityTest, BearerTokenIdentifiesAClientWithoutCertificate) {
   auto put = c->Put("k", "v");
   ASSERT_TRUE(put.ok()) << put.status();
   EXPECT_TRUE(absl::IsPermissionDenied(c->Checksum().status()));  // app: read, write
+  // The token rides on the write stream too: pipelined writes, async writes.
+  app.pipelined = true;
+  auto pipelined = Connect(*p, app);
+  auto streamed = pipelined->Put("k", "v2");
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  std::promise<absl::StatusOr<Gtid>> answered;
+  pipelined->PutAsync("k", "v3", [&](absl::StatusOr<Gtid> g) { answered.set_value(std::move(g)); });
+  auto async_put = answered.get_future().get();
+  ASSERT_TRUE(async_put.ok()) << async_put.status();
+  EXPECT_GT(async_put->seq, streamed->seq);
 
   ClientOptions wrong;
   wrong.bearer_token = Token() + "x";
