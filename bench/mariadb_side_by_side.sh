@@ -16,7 +16,7 @@ usage() {
 Usage: bench/mariadb_side_by_side.sh [options]
 
 Measures MariaDB semi-sync (AFTER_SYNC, replica sync_relay_log=0 and =1) and
-relaykv (async and AFTER_SYNC, unary and stream) side by side in one run and
+relaykv (async and AFTER_SYNC; unary, stream and async client writes) side by side in one run and
 prints commits/s and p50 latency per client count, with the ratios
 relaykv / MariaDB at the highest client count.
 
@@ -379,7 +379,7 @@ measure_mariadb() {
 measure_relaykv() {
   log "relaykv-bench (a primary and 1 replica) ..."
   run timeout 1200 "$relaykv_bench" --replicas 1 --modes async,after_sync --clients "$clients" \
-    --duration "$duration" --warmup "$warmup" --repeat "$repeat" --stream --no-reads \
+    --duration "$duration" --warmup "$warmup" --repeat "$repeat" --stream --async --no-reads \
     --keyspace "$keyspace" --value-size "$value_size" --work-dir "$tmp/relaykv" \
     --json "$tmp/relaykv.json" 8>&- >"$tmp/relaykv.txt" ||
     { cat "$tmp/relaykv.txt" >&2; die "relaykv-bench failed"; }
@@ -448,7 +448,7 @@ for label in labels:
 
 top = counts[-1]
 ratios = []
-for rk in ("relaykv AFTER_SYNC, stream", "relaykv AFTER_SYNC, unary"):
+for rk in ("relaykv AFTER_SYNC, async", "relaykv AFTER_SYNC, stream", "relaykv AFTER_SYNC, unary"):
     for srl in ("0", "1"):
         md = f"MariaDB AFTER_SYNC, replica sync_relay_log={srl}"
         a, b = rows.get((rk, top)), rows.get((md, top))

@@ -136,16 +136,19 @@ class Client::Impl {
 
   // Write's asynchronous twin, always on the WriteStream: the same target,
   // the same one hint followed, `done` called once with what Write returns.
+  // Never blocks: with discovery and no primary known now it fails at once
+  // (a sync write would wait for one).
   void WriteAsync(v1::WriteRequest req, WriteMux::Done done) {
     const Clock::time_point deadline = DeadlineAfter();
-    auto target = WriteTarget(deadline);
+    auto target = WriteTarget(Clock::now());
     if (!target.ok()) return done(target.status());
     SendAsync(*std::move(target), std::move(req), deadline, 0, std::move(done));
   }
 
   // Closes the write streams while the client is whole (~Client): the
   // callbacks that run meanwhile (each fails UNAVAILABLE) may write again,
-  // and find the client closing.
+  // and find the client closing. Every mux is shut down before any is
+  // freed: a thread of one may hold a pointer to another (a followed hint).
   void Close() {
     std::map<std::string, std::unique_ptr<WriteMux>> muxes;
     {
@@ -153,6 +156,7 @@ class Client::Impl {
       closing_ = true;
       muxes.swap(muxes_);
     }
+    for (auto& [addr, mux] : muxes) mux->Shutdown();
   }
 
  private:

@@ -8,8 +8,8 @@ namespace relaykv {
 namespace {
 
 // The stream whose answers this thread (its reader) is handing out to
-// callbacks: async writes they issue on it are sent in one message after
-// the last callback instead of one message each.
+// callbacks: async writes they issue on it wake the sender once, after the
+// last callback, and so leave in one message instead of one each.
 thread_local const void* tl_handing_out = nullptr;
 
 }  // namespace
@@ -37,6 +37,7 @@ struct WriteMux::Stream {
   bool writing = false;   // a caller is sending (at most one: gRPC's rule)
   bool broken = false;    // no new write may use this stream
   bool exited = false;    // the reader is done: join it
+  bool deferred = false;  // callbacks queued writes during the reader's hand-out
   std::condition_variable idle;  // `writing` went false
 };
 
@@ -44,11 +45,14 @@ WriteMux::WriteMux(v1::Kv::Stub* stub, std::string address,
                    std::function<void(grpc::ClientContext*)> prepare)
     : stub_(stub), address_(std::move(address)), prepare_(std::move(prepare)) {}
 
-WriteMux::~WriteMux() {
+WriteMux::~WriteMux() { Shutdown(); }
+
+void WriteMux::Shutdown() {
   std::vector<std::shared_ptr<Stream>> all;
   {
     std::lock_guard l(mu_);
-    closing_ = true;  // writes from callbacks fail at once from now on
+    if (closing_) return;
+    closing_ = true;  // writes fail at once from now on
     if (current_) {
       current_->ctx.TryCancel();  // the reader's Read() fails: it fails the waiters and exits
       all.push_back(std::move(current_));
@@ -58,10 +62,23 @@ WriteMux::~WriteMux() {
       all.push_back(std::move(s));
     }
     retired_.clear();
-    deadlines_changed_.notify_all();
+    async_cv_.notify_all();
   }
   for (auto& s : all) s->reader.join();
-  if (deadline_thread_.joinable()) deadline_thread_.join();
+  if (async_thread_.joinable()) async_thread_.join();
+}
+
+std::vector<std::shared_ptr<WriteMux::Stream>> WriteMux::TakeExited() {
+  std::vector<std::shared_ptr<Stream>> exited;
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    if ((*it)->exited) {
+      exited.push_back(std::move(*it));
+      it = retired_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return exited;
 }
 
 std::shared_ptr<WriteMux::Stream> WriteMux::Current() {
@@ -89,14 +106,23 @@ std::shared_ptr<WriteMux::Stream> WriteMux::Enqueue(v1::StreamWrite write, Clock
   waiter->id = id;
   *s->queue.add_writes() = std::move(write);
   const bool async = static_cast<bool>(waiter->callback);
-  if (async && deadline != Clock::time_point::max()) {
-    waiter->deadline = deadline;
-    auto [it, added] = async_deadlines_.emplace(std::make_pair(deadline, id), s.get());
-    if (it == async_deadlines_.begin()) deadlines_changed_.notify_one();
-  }
   s->waiters[id] = std::move(waiter);
-  // A callback's write waits for its siblings' (the reader sends them all).
-  if (!(async && tl_handing_out == s.get())) SendQueued(s.get(), l);
+  if (!async) {
+    SendQueued(s.get(), l);
+    return s;
+  }
+  ++async_in_flight_;
+  if (deadline != Clock::time_point::max()) {
+    s->waiters[id]->deadline = deadline;
+    auto [it, added] = async_deadlines_.emplace(std::make_pair(deadline, id), s.get());
+    if (it == async_deadlines_.begin()) async_cv_.notify_one();
+  }
+  if (tl_handing_out == s.get()) {
+    s->deferred = true;  // the reader wakes the sender after the last callback
+  } else if (!send_wanted_) {
+    send_wanted_ = true;
+    async_cv_.notify_one();
+  }
   return s;
 }
 
@@ -106,6 +132,14 @@ void WriteMux::SendQueued(Stream* s, std::unique_lock<std::mutex>& l) {
   while (s->queue.writes_size() > 0 && !s->broken) {
     v1::WriteStreamRequest batch;
     batch.Swap(&s->queue);
+    if (auto* w = batch.mutable_writes(); w->size() > kMaxWritesPerMessage) {
+      // The rest leaves in the next message (the node refuses a message of
+      // more than its max_write_stream_inflight writes).
+      for (int i = kMaxWritesPerMessage; i < w->size(); ++i) {
+        *s->queue.add_writes() = std::move(*w->Mutable(i));
+      }
+      w->DeleteSubrange(kMaxWritesPerMessage, w->size() - kMaxWritesPerMessage);
+    }
     l.unlock();
     const bool sent = s->rw->Write(batch);
     l.lock();
@@ -118,18 +152,9 @@ void WriteMux::SendQueued(Stream* s, std::unique_lock<std::mutex>& l) {
 
 absl::StatusOr<TxnResult> WriteMux::Write(v1::StreamWrite write, Clock::time_point deadline) {
   auto waiter = std::make_shared<Waiter>();
-  std::vector<std::shared_ptr<Stream>> exited;
   std::unique_lock l(mu_);
   if (closing_) return absl::UnavailableError("write to " + address_ + ": the client is closing");
-  // Readers of broken streams that have exited are joined (outside mu_).
-  for (auto it = retired_.begin(); it != retired_.end();) {
-    if ((*it)->exited) {
-      exited.push_back(std::move(*it));
-      it = retired_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  std::vector<std::shared_ptr<Stream>> exited = TakeExited();
   std::shared_ptr<Stream> s = Enqueue(std::move(write), deadline, waiter, l);
   if (!exited.empty()) {
     l.unlock();
@@ -148,31 +173,30 @@ void WriteMux::WriteAsync(v1::StreamWrite write, Clock::time_point deadline, Don
   auto waiter = std::make_shared<Waiter>();
   waiter->callback = std::move(done);
   std::vector<std::shared_ptr<Stream>> exited;
+  absl::Status refused;
   {
     std::unique_lock l(mu_);
     if (closing_) {
-      l.unlock();
-      waiter->callback(absl::UnavailableError("write to " + address_ + ": the client is closing"));
-      return;
+      refused = absl::UnavailableError("write to " + address_ + ": the client is closing");
+    } else if (async_in_flight_ >= kMaxAsyncInFlight) {
+      refused = absl::ResourceExhaustedError(
+          "write to " + address_ + ": " + std::to_string(kMaxAsyncInFlight) +
+          " async writes are unanswered already; nothing was sent (wait for some answers)");
+    } else {
+      if (!async_thread_.joinable()) async_thread_ = std::thread([this] { AsyncThread(); });
+      exited = TakeExited();
+      Enqueue(std::move(write), deadline, waiter, l);
     }
-    if (!deadline_thread_.joinable()) deadline_thread_ = std::thread([this] { ExpireAsync(); });
-    for (auto it = retired_.begin(); it != retired_.end();) {
-      if ((*it)->exited) {
-        exited.push_back(std::move(*it));
-        it = retired_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    Enqueue(std::move(write), deadline, std::move(waiter), l);
   }
   for (auto& e : exited) e->reader.join();
+  if (!refused.ok()) waiter->callback(refused);
 }
 
 void WriteMux::Finish(std::shared_ptr<Waiter> w, absl::StatusOr<TxnResult> result,
                       Answered* answered) {
   if (w->callback) {
     if (w->deadline != Clock::time_point{}) async_deadlines_.erase({w->deadline, w->id});
+    --async_in_flight_;
     answered->emplace_back(std::move(w), std::move(result));
   } else {
     w->result = std::move(result);
@@ -213,8 +237,12 @@ void WriteMux::ReadAnswers(Stream* s) {
     tl_handing_out = s;
     RunCallbacks(&answered);
     tl_handing_out = nullptr;
-    std::unique_lock l(mu_);
-    SendQueued(s, l);  // what the callbacks wrote, in one message
+    std::lock_guard l(mu_);
+    if (s->deferred && !send_wanted_) {  // what the callbacks wrote: one message
+      send_wanted_ = true;
+      async_cv_.notify_one();
+    }
+    s->deferred = false;
   }
   {
     // Finish() must not run while a caller is inside Write().
@@ -247,7 +275,7 @@ void WriteMux::ReadAnswers(Stream* s) {
   s->exited = true;
 }
 
-void WriteMux::ExpireAsync() {
+void WriteMux::AsyncThread() {
   std::unique_lock l(mu_);
   Answered expired;
   while (!closing_) {
@@ -271,10 +299,17 @@ void WriteMux::ExpireAsync() {
       l.lock();
       continue;
     }
+    if (send_wanted_) {
+      // Writes queued on a stream that broke meanwhile are failed by its
+      // reader; current_ has the rest.
+      send_wanted_ = false;
+      if (std::shared_ptr<Stream> s = current_) SendQueued(s.get(), l);
+      continue;
+    }
     if (async_deadlines_.empty()) {
-      deadlines_changed_.wait(l);
+      async_cv_.wait(l);
     } else {
-      deadlines_changed_.wait_until(l, async_deadlines_.begin()->first.first);
+      async_cv_.wait_until(l, async_deadlines_.begin()->first.first);
     }
   }
 }

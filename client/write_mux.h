@@ -4,26 +4,32 @@
 //
 // Write() blocks its caller until its own answer (matched by id; the server
 // answers in commit order, not send order) or its deadline. WriteAsync()
-// returns at once and calls `done` once with the answer, on the stream's
-// reader thread (or the deadline thread, or the caller's own thread when it
-// cannot even be queued). Sending is combined: a caller that finds nobody
-// writing sends every queued write in one message, and keeps sending while
-// more queue up behind it; the others only queue. Writes issued by `done`
-// callbacks while the reader hands out one message's answers are sent
-// together after the last of them: a chain of async writes batches as well
-// as many threads do, without a thread switch per write.
+// queues and returns; `done` is called once with the answer, on the
+// stream's reader thread or the mux's async thread (on the caller's thread
+// when the write is refused before it is queued). Sending is combined: a
+// blocking caller that finds nobody sending sends every queued write, and
+// keeps sending while more queue up; async writes are sent by the async
+// thread the same way. The reader thread never sends: it must always be
+// free to read, or unread answers would stop the server from reading (its
+// in-flight cap) while a send waits for the server (flow control). Writes
+// issued by `done` callbacks while the reader hands out one message's
+// answers wake the sender once, after the last of them: a chain of async
+// writes batches as well as many threads do, without a thread per write.
+// A message carries at most kMaxWritesPerMessage writes.
 //
 // A broken stream (node gone, connection dropped, node shutting down)
 // fails every write in flight with UNAVAILABLE — their outcome is unknown,
 // as for a unary call whose connection drops — and the next write opens a
 // new stream. A write whose deadline passes gets DEADLINE_EXCEEDED
 // (outcome unknown too); the server got the same deadline
-// (StreamWrite::timeout_ms) and stops waiting for it.
+// (StreamWrite::timeout_ms) and stops waiting for it. More than
+// kMaxAsyncInFlight async writes unanswered: RESOURCE_EXHAUSTED at once
+// (nothing sent).
 //
-// Threads: thread-safe. The destructor cancels the stream, calls every
-// pending `done` with UNAVAILABLE, and joins the threads; no Write() may
-// still be running then, and a `done` must not destroy the mux. A `done`
-// must not block (it holds up every answer behind it); it may write again.
+// Threads: thread-safe. Shutdown() (and the destructor) cancels the
+// stream, answers every pending write with UNAVAILABLE and joins the
+// threads; writes after it fail at once. A `done` must not block (it holds
+// up every answer behind it), nor destroy the mux; it may write again.
 #pragma once
 
 #include <chrono>
@@ -63,17 +69,26 @@ class WriteMux {
   // answer until `deadline`.
   [[nodiscard]] absl::StatusOr<TxnResult> Write(v1::StreamWrite write, Clock::time_point deadline);
 
-  // Sends `write` and returns; `done` gets its answer (see the file comment).
+  // Queues `write` and returns; `done` gets its answer (see the file comment).
   void WriteAsync(v1::StreamWrite write, Clock::time_point deadline, Done done);
+
+  // Ends every stream and joins every thread (see the file comment). Once
+  // it returned no thread of this mux runs, so the owner may then destroy
+  // other objects its callbacks use. Idempotent.
+  void Shutdown();
+
+  static constexpr int kMaxWritesPerMessage = 256;
+  static constexpr size_t kMaxAsyncInFlight = 65536;
 
  private:
   struct Waiter;
   struct Stream;
   using Answered = std::vector<std::pair<std::shared_ptr<Waiter>, absl::StatusOr<TxnResult>>>;
 
-  // Queues `write` for `waiter` on the open stream (opening one if needed)
-  // and sends unless someone else is sending or the reader will. Called
-  // and returns with `l` holding mu_ (released while sending).
+  // Queues `write` for `waiter` on the open stream (opening one if needed);
+  // a blocking write is then sent by its caller unless someone is sending,
+  // an async one is left to the async thread. Called and returns with `l`
+  // holding mu_ (released while sending).
   std::shared_ptr<Stream> Enqueue(v1::StreamWrite write, Clock::time_point deadline,
                                   std::shared_ptr<Waiter> waiter, std::unique_lock<std::mutex>& l);
   // Sends what is queued on `s` (and whatever queues meanwhile) unless a
@@ -84,8 +99,11 @@ class WriteMux {
   // The reader thread: hands out answers until the stream ends, then fails
   // whoever still waits.
   void ReadAnswers(Stream* stream);
-  // The deadline thread: fails async writes whose deadline passed.
-  void ExpireAsync();
+  // The async thread: sends queued async writes, and fails those whose
+  // deadline passed.
+  void AsyncThread();
+  // Joins the readers of retired streams that have exited (outside mu_).
+  std::vector<std::shared_ptr<Stream>> TakeExited();
   // Fills in `w`'s result: wakes a blocked caller, or (async) moves it to
   // `answered` for its callback to be run after mu_ is released.
   void Finish(std::shared_ptr<Waiter> w, absl::StatusOr<TxnResult> result, Answered* answered);
@@ -101,11 +119,14 @@ class WriteMux {
   std::shared_ptr<Stream> current_;              // guarded by mu_
   std::vector<std::shared_ptr<Stream>> retired_;  // broken, reader maybe running; guarded by mu_
   uint64_t next_id_ = 1;                          // guarded by mu_
-  bool closing_ = false;                          // the destructor runs; guarded by mu_
+  bool closing_ = false;                          // Shutdown() began; guarded by mu_
+  bool shut_down_ = false;                        // Shutdown() ended; guarded by mu_
   // Async writes in flight by deadline, and the stream each is on.
   std::map<std::pair<Clock::time_point, uint64_t>, Stream*> async_deadlines_;  // guarded by mu_
-  std::condition_variable deadlines_changed_;
-  std::thread deadline_thread_;  // started with the first async write
+  size_t async_in_flight_ = 0;    // async writes not yet answered; guarded by mu_
+  bool send_wanted_ = false;      // async writes wait in current_'s queue; guarded by mu_
+  std::condition_variable async_cv_;  // the async thread has work (or closing_)
+  std::thread async_thread_;          // started with the first async write
 };
 
 }  // namespace relaykv

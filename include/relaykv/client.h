@@ -157,7 +157,8 @@ class Client {
   // ClientOptions::pipelined says, so many in flight cost the node about
   // what one message does, and no thread waits for each. `done` runs on a
   // thread of the client (on the calling thread if the write cannot be
-  // sent at all, e.g. no primary known or the client closing): it must not
+  // sent at all: the client closing, or with etcd discovery no primary
+  // known at that moment — an async write does not wait for one): it must not
   // block, nor call a blocking write, nor destroy the Client; it may issue
   // more async writes — those issued while one message's answers are
   // handed out are sent together. Destroying the Client calls every

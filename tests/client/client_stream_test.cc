@@ -216,12 +216,19 @@ class Relay {
     std::lock_guard l(mu_);
     for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
   }
+  // Stops copying bytes (either way) while the connections stay open: a
+  // node that hears nothing and says nothing.
+  void Pause() { paused_ = true; }
 
  private:
   // One thread: accepts, and copies bytes both ways for every pair.
   void Run() {
     std::vector<std::pair<int, int>> pairs;
     while (!stop_) {
+      if (paused_) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        continue;
+      }
       std::vector<pollfd> p{{listen_fd_, POLLIN, 0}};
       for (auto [a, b] : pairs) {
         p.push_back({a, POLLIN, 0});
@@ -264,6 +271,7 @@ class Relay {
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> paused_{false};
   std::mutex mu_;
   std::vector<int> fds_;  // guarded by mu_
   std::thread thread_;
@@ -320,14 +328,16 @@ TEST(ClientStreamTest, DestroyingAClientCancelsItsStreamCleanly) {
 // each sent from the last one's callback, with no thread per chain.
 TEST(ClientStreamTest, AsyncChainsCommitEveryWriteOnceWithItsOwnGtid) {
   SemiSyncPair c;
-  auto client = *Client::Connect({Addr(*c.primary)});  // async writes need no `pipelined`
   constexpr int kChains = 64, kEach = 30;
+  // Before the client: its callbacks may still run while it is destroyed.
   std::mutex mu;
   std::condition_variable cv;
   std::set<uint64_t> seqs;
   std::map<std::string, uint64_t> seq_of;  // key -> the GTID its callback got
   int failures = 0, chains_done = 0;
-  std::function<void(int, int)> next = [&](int chain, int i) {
+  std::function<void(int, int)> next;
+  auto client = *Client::Connect({Addr(*c.primary)});  // async writes need no `pipelined`
+  next = [&](int chain, int i) {
     if (i == kEach) {
       std::lock_guard l(mu);
       ++chains_done;
@@ -375,10 +385,10 @@ TEST(ClientStreamTest, AsyncChainsCommitEveryWriteOnceWithItsOwnGtid) {
 // a conditional one reports which branch ran.
 TEST(ClientStreamTest, AsyncTxnIsAnsweredOnlyAfterTheAckAndReportsItsBranch) {
   SemiSyncPair c;
+  std::promise<absl::StatusOr<TxnResult>> answered;
   auto client = *Client::Connect({Addr(*c.primary)});
   ASSERT_TRUE(client->Put("k", "1").ok());
   c.StopReplica();
-  std::promise<absl::StatusOr<TxnResult>> answered;
   client->TxnAsync({{Compare::Absent("k")}, {Mutation::Put("k", "2")}, {Mutation::Put("lost", "y")}},
                    [&](absl::StatusOr<TxnResult> r) { answered.set_value(std::move(r)); });
   auto result = answered.get_future();
@@ -398,10 +408,10 @@ TEST(ClientStreamTest, AsyncTxnIsAnsweredOnlyAfterTheAckAndReportsItsBranch) {
 TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineAndTheServerStopsWaitingToo) {
   SemiSyncPair c;
   c.StopReplica();
+  std::promise<absl::Status> answered;
   ClientOptions o;
   o.timeout = std::chrono::milliseconds(400);
   auto client = *Client::Connect({Addr(*c.primary)}, o);
-  std::promise<absl::Status> answered;
   const auto start = Clock::now();
   client->PutAsync("slow", "v", [&](absl::StatusOr<Gtid> g) { answered.set_value(g.status()); });
   auto f = answered.get_future();
@@ -413,16 +423,77 @@ TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineAndTheServerStopsWaitingToo) 
   EXPECT_EQ(Num(*c.primary, "yes_tx"), 0u);
 }
 
+// A node that stops answering altogether (the connection open, nothing
+// flowing): the client's own deadline ends each async write, long before
+// keepalive would notice.
+TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineWhenTheNodeSaysNothing) {
+  SemiSyncPair c;
+  Relay relay(c.primary->bound_port());
+  std::mutex mu;
+  std::vector<absl::Status> answers;
+  ClientOptions o;
+  o.timeout = std::chrono::milliseconds(500);
+  auto client = *Client::Connect({"127.0.0.1:" + std::to_string(relay.port())}, o);
+  ASSERT_TRUE(client->Put("warm", "v").ok());  // the connection is up
+  relay.Pause();
+  const auto start = Clock::now();
+  for (int i = 0; i < 4; ++i) {
+    client->PutAsync("k" + std::to_string(i), "v", [&](absl::StatusOr<Gtid> g) {
+      std::lock_guard l(mu);
+      answers.push_back(g.status());
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard l(mu);
+    return answers.size() == 4;
+  }, std::chrono::seconds(10)));
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+  std::lock_guard l(mu);
+  for (const absl::Status& s : answers) EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+}
+
+// More async writes in flight than one message may carry and than the node
+// reads ahead (max_write_stream_inflight, 1024), issued faster than they
+// are sent: every one is answered, none twice, none refused.
+TEST(ClientStreamTest, ThousandsOfAsyncWritesInFlightAreAllAnsweredOnce) {
+  SemiSyncPair c;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<uint64_t, int> seqs;
+  int answered = 0, failed = 0;
+  constexpr int kWrites = 5000;
+  auto client = *Client::Connect({Addr(*c.primary)});
+  for (int i = 0; i < kWrites; ++i) {
+    client->PutAsync("k" + std::to_string(i), std::string(100, 'v'), [&](absl::StatusOr<Gtid> g) {
+      std::lock_guard l(mu);
+      if (g.ok()) {
+        seqs[g->seq]++;
+      } else {
+        ++failed;
+        ADD_FAILURE() << g.status();
+      }
+      ++answered;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock l(mu);
+  ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(60), [&] { return answered == kWrites; }));
+  EXPECT_EQ(failed, 0);
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(kWrites));
+  EXPECT_EQ(seqs.rbegin()->first, static_cast<uint64_t>(kWrites)) << "dense";
+  for (const auto& [seq, n] : seqs) EXPECT_EQ(n, 1) << seq;
+}
+
 // Destroying the client answers every pending async write (UNAVAILABLE,
 // never OK), and a callback that writes again then fails at once instead
 // of touching a client being torn down.
 TEST(ClientStreamTest, DestroyingAClientAnswersPendingAsyncWrites) {
   SemiSyncPair c;
   c.StopReplica();
-  auto client = *Client::Connect({Addr(*c.primary)});
-  Client* raw = client.get();  // `client` is null while it is destroyed
   std::mutex mu;
   std::vector<absl::Status> first, again;
+  auto client = *Client::Connect({Addr(*c.primary)});
+  Client* raw = client.get();  // `client` is null while it is destroyed
   for (int i = 0; i < 8; ++i) {
     client->PutAsync("k" + std::to_string(i), "v", [&, i](absl::StatusOr<Gtid> g) {
       {
@@ -446,10 +517,11 @@ TEST(ClientStreamTest, DestroyingAClientAnswersPendingAsyncWrites) {
 
 TEST(ClientStreamTest, AsyncWriteToAReplicaFollowsItsHintToThePrimary) {
   SemiSyncPair c;
+  std::promise<absl::StatusOr<Gtid>> answered;
+  std::promise<absl::Status> refused;
   ClientOptions o;
   o.follow_primary = true;
   auto client = *Client::Connect({Addr(*c.replica)}, o);
-  std::promise<absl::StatusOr<Gtid>> answered;
   client->PutAsync("k", "v", [&](absl::StatusOr<Gtid> g) { answered.set_value(std::move(g)); });
   auto f = answered.get_future();
   ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
@@ -458,7 +530,6 @@ TEST(ClientStreamTest, AsyncWriteToAReplicaFollowsItsHintToThePrimary) {
   EXPECT_EQ(*c.primary->Get("k"), std::optional<std::string>("v"));
   // Without follow_primary the replica's refusal is the answer.
   auto strict = *Client::Connect({Addr(*c.replica)});
-  std::promise<absl::Status> refused;
   strict->PutAsync("k2", "v", [&](absl::StatusOr<Gtid> g2) { refused.set_value(g2.status()); });
   auto rf = refused.get_future();
   ASSERT_EQ(rf.wait_for(std::chrono::seconds(30)), std::future_status::ready);

@@ -321,12 +321,14 @@ TEST_F(SecurityTest, BearerTokenIdentifiesAClientWithoutCertificate) {
   EXPECT_TRUE(absl::IsPermissionDenied(c->Checksum().status()));  // app: read, write
   // The token rides on the write stream too: pipelined writes, async writes.
   app.pipelined = true;
+  std::promise<absl::StatusOr<Gtid>> answered;  // before the client: its callback may outlive it
   auto pipelined = Connect(*p, app);
   auto streamed = pipelined->Put("k", "v2");
   ASSERT_TRUE(streamed.ok()) << streamed.status();
-  std::promise<absl::StatusOr<Gtid>> answered;
   pipelined->PutAsync("k", "v3", [&](absl::StatusOr<Gtid> g) { answered.set_value(std::move(g)); });
-  auto async_put = answered.get_future().get();
+  auto answer = answered.get_future();
+  ASSERT_EQ(answer.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto async_put = answer.get();
   ASSERT_TRUE(async_put.ok()) << async_put.status();
   EXPECT_GT(async_put->seq, streamed->seq);
 
