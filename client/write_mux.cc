@@ -62,10 +62,12 @@ void WriteMux::Shutdown() {
       all.push_back(std::move(s));
     }
     retired_.clear();
-    async_cv_.notify_all();
+    send_cv_.notify_all();
+    expiry_cv_.notify_all();
   }
   for (auto& s : all) s->reader.join();
-  if (async_thread_.joinable()) async_thread_.join();
+  if (sender_thread_.joinable()) sender_thread_.join();
+  if (expiry_thread_.joinable()) expiry_thread_.join();
 }
 
 std::vector<std::shared_ptr<WriteMux::Stream>> WriteMux::TakeExited() {
@@ -108,46 +110,81 @@ std::shared_ptr<WriteMux::Stream> WriteMux::Enqueue(v1::StreamWrite write, Clock
   const bool async = static_cast<bool>(waiter->callback);
   s->waiters[id] = std::move(waiter);
   if (!async) {
-    SendQueued(s.get(), l);
+    SendQueued(s.get(), l, id);
     return s;
   }
   ++async_in_flight_;
   if (deadline != Clock::time_point::max()) {
     s->waiters[id]->deadline = deadline;
     auto [it, added] = async_deadlines_.emplace(std::make_pair(deadline, id), s.get());
-    if (it == async_deadlines_.begin()) async_cv_.notify_one();
+    if (it == async_deadlines_.begin()) expiry_cv_.notify_one();
   }
   if (tl_handing_out == s.get()) {
     s->deferred = true;  // the reader wakes the sender after the last callback
-  } else if (!send_wanted_) {
-    send_wanted_ = true;
-    async_cv_.notify_one();
+  } else {
+    WantSend();
   }
   return s;
 }
 
-void WriteMux::SendQueued(Stream* s, std::unique_lock<std::mutex>& l) {
+v1::WriteStreamRequest WriteMux::TakeMessage(Stream* s) {
+  v1::WriteStreamRequest batch;
+  auto* q = s->queue.mutable_writes();
+  int n = 0;
+  size_t bytes = 0;
+  while (n < q->size() && n < kMaxWritesPerMessage) {
+    const size_t b = q->Get(n).ByteSizeLong();
+    if (n > 0 && bytes + b > kMaxMessageBytes) break;
+    bytes += b;
+    ++n;
+  }
+  if (n == q->size()) {
+    batch.Swap(&s->queue);
+  } else {
+    std::vector<v1::StreamWrite*> taken(static_cast<size_t>(n));
+    q->ExtractSubrange(0, n, taken.data());
+    for (v1::StreamWrite* w : taken) batch.mutable_writes()->AddAllocated(w);
+  }
+  // A write whose caller gave up (its deadline passed) is not sent.
+  auto* w = batch.mutable_writes();
+  int kept = 0;
+  for (int i = 0; i < w->size(); ++i) {
+    if (!s->waiters.contains(w->Get(i).id())) continue;
+    if (kept != i) w->SwapElements(kept, i);
+    ++kept;
+  }
+  if (kept < w->size()) w->DeleteSubrange(kept, w->size() - kept);
+  return batch;
+}
+
+void WriteMux::SendQueued(Stream* s, std::unique_lock<std::mutex>& l, uint64_t own_id) {
   if (s->writing || s->queue.writes_size() == 0) return;  // that caller sends ours too
   s->writing = true;
   while (s->queue.writes_size() > 0 && !s->broken) {
-    v1::WriteStreamRequest batch;
-    batch.Swap(&s->queue);
-    if (auto* w = batch.mutable_writes(); w->size() > kMaxWritesPerMessage) {
-      // The rest leaves in the next message (the node refuses a message of
-      // more than its max_write_stream_inflight writes).
-      for (int i = kMaxWritesPerMessage; i < w->size(); ++i) {
-        *s->queue.add_writes() = std::move(*w->Mutable(i));
-      }
-      w->DeleteSubrange(kMaxWritesPerMessage, w->size() - kMaxWritesPerMessage);
-    }
+    v1::WriteStreamRequest batch = TakeMessage(s);
+    if (batch.writes_size() == 0) continue;
+    const uint64_t last_id = batch.writes(batch.writes_size() - 1).id();
     l.unlock();
     const bool sent = s->rw->Write(batch);
     l.lock();
     // Not sent: the stream is over; the reader fails every waiter.
     if (!sent) s->broken = true;
+    // A blocking caller whose write is on the wire leaves the rest to the
+    // sender thread, if there is one: async writes could keep it sending
+    // long past its own answer.
+    if (own_id != 0 && last_id >= own_id && sender_thread_.joinable()) {
+      if (s->queue.writes_size() > 0) WantSend();
+      break;
+    }
   }
   s->writing = false;
   s->idle.notify_all();
+}
+
+void WriteMux::WantSend() {
+  if (send_wanted_) return;
+  send_wanted_ = true;
+  send_cv_.notify_one();
 }
 
 absl::StatusOr<TxnResult> WriteMux::Write(v1::StreamWrite write, Clock::time_point deadline) {
@@ -183,7 +220,10 @@ void WriteMux::WriteAsync(v1::StreamWrite write, Clock::time_point deadline, Don
           "write to " + address_ + ": " + std::to_string(kMaxAsyncInFlight) +
           " async writes are unanswered already; nothing was sent (wait for some answers)");
     } else {
-      if (!async_thread_.joinable()) async_thread_ = std::thread([this] { AsyncThread(); });
+      if (!sender_thread_.joinable()) {
+        sender_thread_ = std::thread([this] { SendAsync(); });
+        expiry_thread_ = std::thread([this] { ExpireAsync(); });
+      }
       exited = TakeExited();
       Enqueue(std::move(write), deadline, waiter, l);
     }
@@ -238,10 +278,7 @@ void WriteMux::ReadAnswers(Stream* s) {
     RunCallbacks(&answered);
     tl_handing_out = nullptr;
     std::lock_guard l(mu_);
-    if (s->deferred && !send_wanted_) {  // what the callbacks wrote: one message
-      send_wanted_ = true;
-      async_cv_.notify_one();
-    }
+    if (s->deferred) WantSend();  // what the callbacks wrote: one message
     s->deferred = false;
   }
   {
@@ -275,7 +312,21 @@ void WriteMux::ReadAnswers(Stream* s) {
   s->exited = true;
 }
 
-void WriteMux::AsyncThread() {
+void WriteMux::SendAsync() {
+  std::unique_lock l(mu_);
+  while (!closing_) {
+    if (!send_wanted_) {
+      send_cv_.wait(l);
+      continue;
+    }
+    // Writes queued on a stream that broke meanwhile are failed by its
+    // reader; current_ has the rest.
+    send_wanted_ = false;
+    if (std::shared_ptr<Stream> s = current_) SendQueued(s.get(), l);
+  }
+}
+
+void WriteMux::ExpireAsync() {
   std::unique_lock l(mu_);
   Answered expired;
   while (!closing_) {
@@ -286,7 +337,7 @@ void WriteMux::AsyncThread() {
       auto it = stream->waiters.find(key.second);
       if (it == stream->waiters.end()) continue;
       std::shared_ptr<Waiter> w = std::move(it->second);
-      stream->waiters.erase(it);
+      stream->waiters.erase(it);  // still queued: it will not be sent
       w->deadline = {};  // its entry is gone already
       Finish(std::move(w),
              absl::DeadlineExceededError("write to " + address_ +
@@ -299,17 +350,10 @@ void WriteMux::AsyncThread() {
       l.lock();
       continue;
     }
-    if (send_wanted_) {
-      // Writes queued on a stream that broke meanwhile are failed by its
-      // reader; current_ has the rest.
-      send_wanted_ = false;
-      if (std::shared_ptr<Stream> s = current_) SendQueued(s.get(), l);
-      continue;
-    }
     if (async_deadlines_.empty()) {
-      async_cv_.wait(l);
+      expiry_cv_.wait(l);
     } else {
-      async_cv_.wait_until(l, async_deadlines_.begin()->first.first);
+      expiry_cv_.wait_until(l, async_deadlines_.begin()->first.first);
     }
   }
 }

@@ -5,17 +5,22 @@
 // Write() blocks its caller until its own answer (matched by id; the server
 // answers in commit order, not send order) or its deadline. WriteAsync()
 // queues and returns; `done` is called once with the answer, on the
-// stream's reader thread or the mux's async thread (on the caller's thread
+// stream's reader thread or the mux's expiry thread (on the caller's thread
 // when the write is refused before it is queued). Sending is combined: a
-// blocking caller that finds nobody sending sends every queued write, and
-// keeps sending while more queue up; async writes are sent by the async
-// thread the same way. The reader thread never sends: it must always be
-// free to read, or unread answers would stop the server from reading (its
-// in-flight cap) while a send waits for the server (flow control). Writes
+// blocking caller that finds nobody sending sends every queued write until
+// its own is on the wire, and leaves the rest to the sender thread (or, with
+// no async writes ever, keeps sending while more queue up); async writes are
+// sent by the sender thread. The reader thread never sends: it must always
+// be free to read, or unread answers would stop the node from reading (its
+// in-flight cap) while a send waits for the node (flow control). Nor does
+// the expiry thread, so that deadlines hold while a send waits. Writes
 // issued by `done` callbacks while the reader hands out one message's
 // answers wake the sender once, after the last of them: a chain of async
 // writes batches as well as many threads do, without a thread per write.
-// A message carries at most kMaxWritesPerMessage writes.
+// A message carries at most kMaxWritesPerMessage writes and
+// kMaxMessageBytes (or one write); a queued write whose deadline passed is
+// not sent. The node refuses a message of more writes than its
+// max_write_stream_inflight (default 1024): keep that at 256 or more.
 //
 // A broken stream (node gone, connection dropped, node shutting down)
 // fails every write in flight with UNAVAILABLE — their outcome is unknown,
@@ -78,6 +83,7 @@ class WriteMux {
   void Shutdown();
 
   static constexpr int kMaxWritesPerMessage = 256;
+  static constexpr size_t kMaxMessageBytes = 4 << 20;
   static constexpr size_t kMaxAsyncInFlight = 65536;
 
  private:
@@ -92,16 +98,22 @@ class WriteMux {
   std::shared_ptr<Stream> Enqueue(v1::StreamWrite write, Clock::time_point deadline,
                                   std::shared_ptr<Waiter> waiter, std::unique_lock<std::mutex>& l);
   // Sends what is queued on `s` (and whatever queues meanwhile) unless a
-  // caller already is. Called and returns with `l` holding mu_.
-  void SendQueued(Stream* s, std::unique_lock<std::mutex>& l);
+  // caller already is; a blocking caller passes its write's id (see the
+  // file comment). Called and returns with `l` holding mu_.
+  void SendQueued(Stream* s, std::unique_lock<std::mutex>& l, uint64_t own_id = 0);
+  // The next message's writes, taken from the front of `s`'s queue.
+  v1::WriteStreamRequest TakeMessage(Stream* s);
+  // Wakes the sender thread for current_'s queue. Under mu_.
+  void WantSend();
   // The open stream, or a new one if there is none or it broke.
   std::shared_ptr<Stream> Current();
   // The reader thread: hands out answers until the stream ends, then fails
   // whoever still waits.
   void ReadAnswers(Stream* stream);
-  // The async thread: sends queued async writes, and fails those whose
-  // deadline passed.
-  void AsyncThread();
+  // The sender thread: sends queued async writes.
+  void SendAsync();
+  // The expiry thread: fails async writes whose deadline passed.
+  void ExpireAsync();
   // Joins the readers of retired streams that have exited (outside mu_).
   std::vector<std::shared_ptr<Stream>> TakeExited();
   // Fills in `w`'s result: wakes a blocked caller, or (async) moves it to
@@ -124,9 +136,12 @@ class WriteMux {
   // Async writes in flight by deadline, and the stream each is on.
   std::map<std::pair<Clock::time_point, uint64_t>, Stream*> async_deadlines_;  // guarded by mu_
   size_t async_in_flight_ = 0;    // async writes not yet answered; guarded by mu_
-  bool send_wanted_ = false;      // async writes wait in current_'s queue; guarded by mu_
-  std::condition_variable async_cv_;  // the async thread has work (or closing_)
-  std::thread async_thread_;          // started with the first async write
+  bool send_wanted_ = false;      // writes wait in current_'s queue for the sender; guarded by mu_
+  std::condition_variable send_cv_;    // send_wanted_ (or closing_)
+  std::condition_variable expiry_cv_;  // a sooner deadline (or closing_)
+  // Both started with the first async write.
+  std::thread sender_thread_;
+  std::thread expiry_thread_;
 };
 
 }  // namespace relaykv

@@ -425,7 +425,8 @@ TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineAndTheServerStopsWaitingToo) 
 
 // A node that stops answering altogether (the connection open, nothing
 // flowing): the client's own deadline ends each async write, long before
-// keepalive would notice.
+// keepalive would notice — also with more queued than the connection's
+// flow-control window lets out, so that the sender waits in a send.
 TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineWhenTheNodeSaysNothing) {
   SemiSyncPair c;
   Relay relay(c.primary->bound_port());
@@ -437,15 +438,16 @@ TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineWhenTheNodeSaysNothing) {
   ASSERT_TRUE(client->Put("warm", "v").ok());  // the connection is up
   relay.Pause();
   const auto start = Clock::now();
-  for (int i = 0; i < 4; ++i) {
-    client->PutAsync("k" + std::to_string(i), "v", [&](absl::StatusOr<Gtid> g) {
+  constexpr size_t kWrites = 3000;  // ~400 KB: past the 64 KB window
+  for (size_t i = 0; i < kWrites; ++i) {
+    client->PutAsync("k" + std::to_string(i), std::string(100, 'v'), [&](absl::StatusOr<Gtid> g) {
       std::lock_guard l(mu);
       answers.push_back(g.status());
     });
   }
   ASSERT_TRUE(WaitFor([&] {
     std::lock_guard l(mu);
-    return answers.size() == 4;
+    return answers.size() == kWrites;
   }, std::chrono::seconds(10)));
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
   std::lock_guard l(mu);
