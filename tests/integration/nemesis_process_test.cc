@@ -1,5 +1,6 @@
 // Seeded nemesis for automatic failover (issue 16 tests): etcd and three
-// relaykvd nodes with --etcd, two writers that know only etcd logging every
+// relaykvd nodes with --etcd, three writers that know only etcd (on unary
+// calls, on the pipelined WriteStream, with async writes) logging every
 // write as invoke / ok / fail / unknown, and one fault per round: SIGKILL of
 // the primary or a replica (then started again), SIGSTOP of the primary past
 // its lease (then SIGCONT), the primary cut off from etcd only (its TcpProxy),
@@ -17,6 +18,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <future>
 #include <random>
 #include <thread>
 
@@ -49,7 +51,7 @@ int EnvInt(const char* name, int fallback) {
 class Writers {
  public:
   Writers(const std::string& etcd, OpHistory* history) : history_(history) {
-    for (int t = 0; t < 2; ++t) {
+    for (int t = 0; t < 3; ++t) {
       threads_.emplace_back([this, etcd, t] { Run(etcd, t); });
     }
   }
@@ -68,6 +70,7 @@ class Writers {
     o.etcd_endpoints = {etcd};
     o.cluster = "test";
     o.timeout = 2s;
+    o.pipelined = t == 1;  // unary calls, the WriteStream, async writes (t == 2)
     auto client = Client::Connect({}, o);
     if (!client.ok()) {
       ADD_FAILURE() << client.status();
@@ -77,7 +80,17 @@ class Writers {
       const std::string key = "c" + std::to_string(t) + "-" + std::to_string(n);
       const std::string value = "v" + std::to_string(n);
       const size_t id = history_->Invoke(t, key, value);
-      auto g = (*client)->Put(key, value);
+      absl::StatusOr<Gtid> g = absl::UnknownError("no answer");
+      if (t == 2) {
+        // Shared: the callback may still be inside set_value when get() returns.
+        auto answered = std::make_shared<std::promise<absl::StatusOr<Gtid>>>();
+        (*client)->PutAsync(key, value, [answered](absl::StatusOr<Gtid> r) {
+          answered->set_value(std::move(r));
+        });
+        g = answered->get_future().get();  // the client's deadline bounds it
+      } else {
+        g = (*client)->Put(key, value);
+      }
       if (g.ok()) {
         history_->Ok(id, *g);
         ok_.fetch_add(1);
