@@ -123,6 +123,11 @@ class Client::Impl {
   // write's deadline) and a hint is followed for this write only: the
   // record stays the authority.
   absl::StatusOr<TxnResult> Write(v1::WriteRequest req) {
+    if (WriteMux::InCallback()) {
+      return absl::FailedPreconditionError(
+          "a blocking write from an async write's callback would hold up the answers behind it "
+          "(on a WriteStream, its own); nothing was sent: write asynchronously there");
+    }
     const Clock::time_point deadline = DeadlineAfter();
     auto target = WriteTarget(deadline);
     if (!target.ok()) return target.status();

@@ -11,6 +11,9 @@ namespace {
 // callbacks: async writes they issue on it wake the sender once, after the
 // last callback, and so leave in one message instead of one each.
 thread_local const void* tl_handing_out = nullptr;
+// Set while this thread runs `done` callbacks (any mux's): a blocking write
+// there would hold up the very answers it waits behind.
+thread_local bool tl_in_callback = false;
 
 }  // namespace
 
@@ -245,7 +248,11 @@ void WriteMux::Finish(std::shared_ptr<Waiter> w, absl::StatusOr<TxnResult> resul
   }
 }
 
+bool WriteMux::InCallback() { return tl_in_callback; }
+
 void WriteMux::RunCallbacks(Answered* answered) {
+  const bool outer = tl_in_callback;
+  tl_in_callback = true;
   for (auto& [w, result] : *answered) {
     if (w->callback) {
       w->callback(std::move(result));
@@ -253,6 +260,7 @@ void WriteMux::RunCallbacks(Answered* answered) {
       w->cv.notify_one();
     }
   }
+  tl_in_callback = outer;
   answered->clear();
 }
 

@@ -77,6 +77,10 @@ class WriteMux {
   // Queues `write` and returns; `done` gets its answer (see the file comment).
   void WriteAsync(v1::StreamWrite write, Clock::time_point deadline, Done done);
 
+  // Whether this thread is running a `done` callback (of any mux): a
+  // blocking write there would hold up the answers it waits behind.
+  static bool InCallback();
+
   // Ends every stream and joins every thread (see the file comment). Once
   // it returned no thread of this mux runs, so the owner may then destroy
   // other objects its callbacks use. Idempotent.

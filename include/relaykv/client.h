@@ -159,7 +159,8 @@ class Client {
   // thread of the client (on the calling thread if the write cannot be
   // sent at all: the client closing, or with etcd discovery no primary
   // known at that moment — an async write does not wait for one): it must not
-  // block, nor call a blocking write, nor destroy the Client; it may issue
+  // block, nor destroy the Client; a blocking write there is refused
+  // (FAILED_PRECONDITION, nothing sent); it may issue
   // more async writes — those issued while one message's answers are
   // handed out are sent together. Destroying the Client calls every
   // pending `done` with UNAVAILABLE (outcome unknown).

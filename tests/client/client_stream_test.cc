@@ -517,6 +517,32 @@ TEST(ClientStreamTest, DestroyingAClientAnswersPendingAsyncWrites) {
   EXPECT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 0; }));
 }
 
+// A blocking write inside a callback would wait behind its own answer (on
+// the stream) or hold every answer up: refused, nothing sent; an async one
+// from the same callback goes through.
+TEST(ClientStreamTest, ABlockingWriteFromACallbackIsRefusedAndAnAsyncOneWorks) {
+  SemiSyncPair c;
+  std::promise<std::pair<absl::Status, absl::StatusOr<Gtid>>> answered;
+  ClientOptions o = Pipelined();
+  auto client = *Client::Connect({Addr(*c.primary)}, o);
+  Client* raw = client.get();
+  client->PutAsync("first", "1", [&, raw](absl::StatusOr<Gtid>) {
+    const absl::Status blocking = raw->Put("blocking", "2").status();
+    raw->PutAsync("second", "3", [&, blocking](absl::StatusOr<Gtid> g) {
+      answered.set_value({blocking, std::move(g)});
+    });
+  });
+  auto f = answered.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  auto [blocking, second] = f.get();
+  EXPECT_EQ(blocking.code(), absl::StatusCode::kFailedPrecondition) << blocking;
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->seq, 2u);  // "blocking" never reached the binlog
+  EXPECT_EQ(*c.primary->Get("blocking"), std::nullopt);
+  // Outside a callback the same client writes blocking as ever.
+  ASSERT_TRUE(client->Put("after", "4").ok());
+}
+
 TEST(ClientStreamTest, AsyncWriteToAReplicaFollowsItsHintToThePrimary) {
   SemiSyncPair c;
   std::promise<absl::StatusOr<Gtid>> answered;
