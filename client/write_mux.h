@@ -97,7 +97,7 @@ class WriteMux {
 
   // Queues `write` for `waiter` on the open stream (opening one if needed);
   // a blocking write is then sent by its caller unless someone is sending,
-  // an async one is left to the async thread. Called and returns with `l`
+  // an async one is left to the sender thread. Called and returns with `l`
   // holding mu_ (released while sending).
   std::shared_ptr<Stream> Enqueue(v1::StreamWrite write, Clock::time_point deadline,
                                   std::shared_ptr<Waiter> waiter, std::unique_lock<std::mutex>& l);
@@ -136,7 +136,6 @@ class WriteMux {
   std::vector<std::shared_ptr<Stream>> retired_;  // broken, reader maybe running; guarded by mu_
   uint64_t next_id_ = 1;                          // guarded by mu_
   bool closing_ = false;                          // Shutdown() began; guarded by mu_
-  bool shut_down_ = false;                        // Shutdown() ended; guarded by mu_
   // Async writes in flight by deadline, and the stream each is on.
   std::map<std::pair<Clock::time_point, uint64_t>, Stream*> async_deadlines_;  // guarded by mu_
   size_t async_in_flight_ = 0;    // async writes not yet answered; guarded by mu_
