@@ -12,6 +12,7 @@
 #include "client/host_port.h"
 #include "client/primary_discovery.h"
 #include "client/write_mux.h"
+#include "google/protobuf/arena.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
 #include "proto/replication.grpc.pb.h"
@@ -465,25 +466,28 @@ absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions&
 
 namespace {
 
-// Moves the keys and values out of `msg` (read again into right after).
-WatchBatch FromProto(v1::WatchResponse& msg) {
-  WatchBatch batch;
-  batch.events.reserve(msg.events_size());
-  for (v1::WatchEvent& pe : *msg.mutable_events()) {
-    WatchEvent e;
+// Refills `batch`, kept across a watch's messages: a vector's elements and
+// a string's bytes are reused, not freed and allocated again. With each
+// message parsed into an arena (Client::Watch), a watcher of every key
+// allocates next to nothing per change.
+void FillBatch(const v1::WatchResponse& msg, WatchBatch* batch) {
+  batch->events.resize(static_cast<size_t>(msg.events_size()));
+  for (int i = 0; i < msg.events_size(); ++i) {
+    const v1::WatchEvent& pe = msg.events(i);
+    WatchEvent& e = batch->events[static_cast<size_t>(i)];
     e.gtid = FromProto(pe.gtid());
     e.timestamp_us = pe.timestamp_us();
-    e.changes.reserve(pe.changes_size());
-    for (v1::Mutation& m : *pe.mutable_changes()) {
-      e.changes.push_back(m.op() == v1::Mutation::DELETE
-                              ? Mutation::Delete(std::move(*m.mutable_key()))
-                              : Mutation::Put(std::move(*m.mutable_key()), std::move(*m.mutable_value())));
+    e.changes.resize(static_cast<size_t>(pe.changes_size()));
+    for (int j = 0; j < pe.changes_size(); ++j) {
+      const v1::Mutation& pm = pe.changes(j);
+      Mutation& m = e.changes[static_cast<size_t>(j)];
+      m.op = pm.op() == v1::Mutation::DELETE ? Mutation::Op::kDelete : Mutation::Op::kPut;
+      m.key.assign(pm.key());
+      m.value.assign(pm.value());
     }
-    batch.events.push_back(std::move(e));
   }
-  batch.progress = FromProto(msg.progress());
-  batch.head = FromProto(msg.head());
-  return batch;
+  batch->progress = FromProto(msg.progress());
+  batch->head = FromProto(msg.head());
 }
 
 }  // namespace
@@ -497,6 +501,8 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
   req.set_committed_only(options.committed_only);
   req.set_progress_interval_ms(static_cast<uint32_t>(options.progress_interval.count()));
   std::optional<Gtid> after = options.after;
+  constexpr size_t kWatchArenaBytes = 1 << 20;
+  const std::unique_ptr<char[]> arena_block(new char[kWatchArenaBytes]);
   size_t attempt = 0;
   Clock::time_point outage_ends = Clock::time_point::max();  // max(): connected
   auto backoff = std::chrono::milliseconds(50);
@@ -525,11 +531,21 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
         ctx.AddMetadata("authorization", "Bearer " + impl_->options_.bearer_token);
       }
       auto reader = impl_->For(node).watch->Watch(&ctx, req);
-      v1::WatchResponse msg;
-      while (reader->Read(&msg)) {
+      // Each message is parsed into the arena's block, emptied before the
+      // next: no malloc per event, key or value (a watcher's messages hold
+      // up to ~256 KiB of changes; a bigger one takes more blocks for once).
+      google::protobuf::ArenaOptions arena_options;
+      arena_options.initial_block = arena_block.get();
+      arena_options.initial_block_size = kWatchArenaBytes;
+      google::protobuf::Arena arena(arena_options);
+      WatchBatch batch;
+      for (;;) {
+        arena.Reset();
+        auto* msg = google::protobuf::Arena::CreateMessage<v1::WatchResponse>(&arena);
+        if (!reader->Read(msg)) break;
         outage_ends = Clock::time_point::max();  // connected: a later break is a new outage
         backoff = std::chrono::milliseconds(50);
-        WatchBatch batch = FromProto(msg);
+        FillBatch(*msg, &batch);
         after = batch.progress;
         if (!deliver(batch)) {
           stopped = true;

@@ -179,7 +179,7 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
   auto delivered_at = Clock::now();
   WatchBatch batch;
   for (;;) {
-    batch.events.clear();
+    size_t n = 0;  // events in this batch: batch.events' first n, refilled in place
     {
       CallScope scope(this);
       if (!scope.ok()) return scope.status();
@@ -228,15 +228,17 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
       }
       size_t bytes = 0, scanned = 0;
       auto full = [&] {
-        return bytes >= kBatchBytes || batch.events.size() >= kBatchEvents || scanned >= kBatchScanned;
+        return bytes >= kBatchBytes || n >= kBatchEvents || scanned >= kBatchScanned;
       };
       auto take = [&](const v1::Event& event) {
         ++scanned;
         progress = GtidFromProto(event.gtid());
         next_seq = progress.seq + 1;
-        if (auto e = FilterEvent(event, *bounds)) {
-          for (const Mutation& m : e->changes) bytes += m.key.size() + m.value.size();
-          batch.events.push_back(*std::move(e));
+        if (n == batch.events.size()) batch.events.emplace_back();
+        WatchEvent& e = batch.events[n];
+        if (FilterEvent(event, *bounds, &e)) {
+          for (const Mutation& m : e.changes) bytes += m.key.size() + m.value.size();
+          ++n;
         }
       };
       auto failed = [&](const absl::Status& s) {
@@ -275,6 +277,7 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
           take((*rec)->event);
         }
       }
+      batch.events.resize(n);
       last_full = full();
       if (scanned > 0) looked_at = Clock::now();
       const auto now = Clock::now();

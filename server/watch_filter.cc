@@ -31,19 +31,25 @@ absl::StatusOr<WatchBounds> ResolveWatchRange(const WatchRange& range) {
   return WatchBounds{range.start, range.end};
 }
 
-std::optional<WatchEvent> FilterEvent(const v1::Event& event, const WatchBounds& bounds) {
-  std::optional<WatchEvent> out;
+bool FilterEvent(const v1::Event& event, const WatchBounds& bounds, WatchEvent* out) {
+  size_t n = 0;
   for (const v1::Mutation& m : event.mutations()) {
     if (!bounds.Contains(m.key())) continue;
-    if (!out) {
-      out.emplace();
-      out->gtid = {event.gtid().epoch(), event.gtid().seq()};
-      out->timestamp_us = event.timestamp_us();
+    if (n == out->changes.size()) out->changes.emplace_back();
+    Mutation& c = out->changes[n++];
+    c.op = m.op() == v1::Mutation::DELETE ? Mutation::Op::kDelete : Mutation::Op::kPut;
+    c.key.assign(m.key());
+    if (c.op == Mutation::Op::kPut) {
+      c.value.assign(m.value());
+    } else {
+      c.value.clear();
     }
-    out->changes.push_back(m.op() == v1::Mutation::DELETE ? Mutation::Delete(m.key())
-                                                          : Mutation::Put(m.key(), m.value()));
   }
-  return out;
+  if (n == 0) return false;
+  out->changes.resize(n);
+  out->gtid = {event.gtid().epoch(), event.gtid().seq()};
+  out->timestamp_us = event.timestamp_us();
+  return true;
 }
 
 }  // namespace relaykv

@@ -6,7 +6,6 @@
 // start or end; start after end; a bound longer than a key may be.
 #pragma once
 
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,8 +24,10 @@ struct WatchBounds {
 
 [[nodiscard]] absl::StatusOr<WatchBounds> ResolveWatchRange(const WatchRange& range);
 
-// The event's changes inside `bounds`, in the write's order; nullopt when
-// none is (marker events, which have no changes, never match).
-std::optional<WatchEvent> FilterEvent(const v1::Event& event, const WatchBounds& bounds);
+// Fills `out` with the event's changes inside `bounds`, in the write's
+// order, reusing its storage (a watcher refills the same events batch after
+// batch); false, `out` unspecified, when none is inside (marker events,
+// which have no changes, never match).
+bool FilterEvent(const v1::Event& event, const WatchBounds& bounds, WatchEvent* out);
 
 }  // namespace relaykv

@@ -437,6 +437,77 @@ TEST(WatchTest, ClientWatchStreamsAndResumesOverGrpc) {
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
 }
 
+int DeletesWithAValue(const std::vector<WatchEvent>& events) {
+  int n = 0;
+  for (const WatchEvent& e : events) {
+    for (const Mutation& m : e.changes) n += m.op == Mutation::Op::kDelete && !m.value.empty();
+  }
+  return n;
+}
+
+// Batches reuse their events' storage (node and client side): writes of
+// shrinking and growing shapes — several changes then one, a long value then
+// a delete, keys in and out of the range — over more than one batch
+// (kBatchEvents is 1000) must each arrive exactly as written, nothing left
+// over from the event that held the slot before.
+TEST(WatchTest, EveryBatchCarriesExactlyItsChangesWhateverCameBefore) {
+  TempDir dir;
+  auto n = testing::OpenServingNode(dir.path() / "n");
+  ASSERT_TRUE(n);
+  std::vector<std::string> want;
+  Gtid last;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string k = "w/" + std::to_string(i);
+    std::vector<Mutation> write;
+    std::string line;
+    switch (i % 4) {
+      case 0:  // three changes, one outside the range
+        write = {Mutation::Put(k + "a", std::string(200 + i % 7, 'a')), Mutation::Put("x/" + k, "out"),
+                 Mutation::Put(k + "b", "b" + std::to_string(i))};
+        line = " PUT " + k + "a=" + std::string(200 + i % 7, 'a') + " PUT " + k + "b=b" + std::to_string(i);
+        break;
+      case 1:  // a delete where a long value was
+        write = {Mutation::Delete(k + "a")};
+        line = " DEL " + k + "a";
+        break;
+      case 2:  // nothing in the range: not delivered
+        write = {Mutation::Put("x/" + k, "out")};
+        break;
+      default:  // one short value
+        write = {Mutation::Put(k, "v")};
+        line = " PUT " + k + "=v";
+    }
+    auto g = n->Write(write);
+    ASSERT_TRUE(g.ok()) << g.status();
+    last = *g;
+    if (!line.empty()) want.push_back(g->ToString() + line);
+  }
+  WatchOptions o;
+  o.range = WatchRange::Prefix("w/");
+  o.after = Gtid{};
+  Watched w = Collect(*n, o, Reached(last));
+  ASSERT_TRUE(w.status.ok()) << w.status;
+  EXPECT_GE(w.batches.size(), 3u);  // more than one full batch
+  EXPECT_EQ(Lines(w.events), want);
+  EXPECT_EQ(DeletesWithAValue(w.events), 0);
+
+  auto client = Client::Connect({testing::Address(*n)});
+  ASSERT_TRUE(client.ok());
+  ClientWatchOptions co;
+  co.after = Gtid{};
+  std::vector<WatchEvent> events;
+  size_t batches = 0;
+  absl::Status s = (*client)->Watch(WatchRange::Prefix("w/"), co, [&](const WatchBatch& b) {
+    ++batches;
+    events.insert(events.end(), b.events.begin(), b.events.end());
+    return b.progress.seq < last.seq;
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_GE(batches, 3u);
+  EXPECT_EQ(Lines(events), want);
+  EXPECT_EQ(DeletesWithAValue(events), 0);
+}
+
 // 16 MiB of changes in 16 writes, far more than gRPC's windows hold.
 void WriteSixteenMiB(Node& n) {
   const std::string value(64 * 1024, 'v');
