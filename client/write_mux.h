@@ -19,8 +19,8 @@
 // writes batches as well as many threads do, without a thread per write.
 // A message carries at most kMaxWritesPerMessage writes and
 // kMaxMessageBytes (or one write); a queued write whose deadline passed is
-// not sent. The node refuses a message of more writes than its
-// max_write_stream_inflight (default 1024): keep that at 256 or more.
+// not sent. A node takes a message of up to 256 writes whatever its
+// max_write_stream_inflight (proto/kv.proto).
 //
 // A broken stream (node gone, connection dropped, node shutting down)
 // fails every write in flight with UNAVAILABLE — their outcome is unknown,

@@ -49,6 +49,12 @@ class KvService final
   // A stream's read-ahead bound in bytes (see above; proto/kv.proto
   // documents it); the count is max_write_stream_inflight.
   static constexpr size_t kStreamMaxInFlightBytes = size_t{64} << 20;
+  // A message of up to this many writes is taken whatever
+  // max_write_stream_inflight is (the stream then reads no further until
+  // below it): a client may send this many at once without knowing the
+  // node's setting (relaykv::Client's async writes do). More than
+  // max(this, the cap) in one message ends the stream (INVALID_ARGUMENT).
+  static constexpr uint64_t kStreamMessageWritesAlwaysTaken = 256;
 
   // Borrows `node`, which must outlive the gRPC server this is registered on.
   explicit KvService(Node* node) : node_(node) {}

@@ -158,14 +158,16 @@ class KvService::StreamCall final : public KvService::Call {
       if (!ok) {
         read_closed_ = true;  // half-closed, or gone
         MaybeFinish();
-      } else if (static_cast<uint64_t>(in_.writes_size()) > cap) {
+      } else if (static_cast<uint64_t>(in_.writes_size()) > std::max(cap, kStreamMessageWritesAlwaysTaken)) {
         // The cap holds per message too: one message of millions of tiny
         // writes would otherwise queue millions of answers at once.
         refused_ = grpc::Status(
             grpc::StatusCode::INVALID_ARGUMENT,
             "one WriteStream message carries " + std::to_string(in_.writes_size()) +
                 " writes, more than max_write_stream_inflight=" + std::to_string(cap) +
-                "; nothing of it was written (writes answered earlier on this stream stand)");
+                " (and than the " + std::to_string(kStreamMessageWritesAlwaysTaken) +
+                " always taken); nothing of it was written (writes answered earlier on this "
+                "stream stand)");
         in_.Clear();
         read_closed_ = true;
         MaybeFinish();

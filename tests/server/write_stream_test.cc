@@ -232,8 +232,8 @@ TEST(WriteStreamTest, AMessageOfMoreWritesThanTheCapEndsTheStreamWithNothingWrit
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got.begin()->second.code(), 0) << got.begin()->second.message();
   const uint64_t before = c.primary->binlog_gtid().seq;
-  v1::WriteStreamRequest big;
-  for (uint64_t i = 2; i <= 1001; ++i) *big.add_writes() = Put(i, "big" + std::to_string(i));
+  v1::WriteStreamRequest big;  // more than the cap and than the 256 always taken
+  for (uint64_t i = 2; i <= 258; ++i) *big.add_writes() = Put(i, "big" + std::to_string(i));
   s->Write(big);
   s->WritesDone();
   v1::WriteStreamReply reply;
