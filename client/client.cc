@@ -147,7 +147,7 @@ class Client::Impl {
   void WriteAsync(v1::WriteRequest req, WriteMux::Done done) {
     const Clock::time_point deadline = DeadlineAfter();
     auto target = WriteTarget(Clock::now());
-    if (!target.ok()) return done(target.status());
+    if (!target.ok()) return WriteMux::Refuse(done, target.status());
     SendAsync(*std::move(target), std::move(req), deadline, 0, std::move(done));
   }
 
@@ -194,7 +194,9 @@ class Client::Impl {
                  WriteMux::Done done) {
     if (options_.epoch_fencing) req.set_min_epoch(epoch_seen());
     WriteMux* mux = Mux(target);
-    if (mux == nullptr) return done(absl::UnavailableError("write to " + target + ": the client is closing"));
+    if (mux == nullptr) {
+      return WriteMux::Refuse(done, absl::UnavailableError("write to " + target + ": the client is closing"));
+    }
     v1::StreamWrite w;
     // Kept for a second attempt only if one may follow.
     const bool may_retry = options_.follow_primary && attempt == 0;

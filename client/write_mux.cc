@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <deque>
 
 namespace relaykv {
 namespace {
@@ -14,6 +15,9 @@ thread_local const void* tl_handing_out = nullptr;
 // Set while this thread runs `done` callbacks (any mux's): a blocking write
 // there would hold up the very answers it waits behind.
 thread_local bool tl_in_callback = false;
+// Refusals issued inside a refusal's callback, run by the outermost
+// Refuse on this thread once that callback returns; null outside Refuse.
+thread_local std::deque<std::pair<WriteMux::Done, absl::Status>>* tl_refusals = nullptr;
 
 }  // namespace
 
@@ -232,7 +236,25 @@ void WriteMux::WriteAsync(v1::StreamWrite write, Clock::time_point deadline, Don
     }
   }
   for (auto& e : exited) e->reader.join();
-  if (!refused.ok()) waiter->callback(refused);
+  if (!refused.ok()) Refuse(waiter->callback, std::move(refused));
+}
+
+void WriteMux::Refuse(const Done& done, absl::Status refusal) {
+  if (tl_refusals != nullptr) {
+    tl_refusals->emplace_back(done, std::move(refusal));
+    return;
+  }
+  std::deque<std::pair<Done, absl::Status>> later;
+  struct Outermost {
+    explicit Outermost(std::deque<std::pair<Done, absl::Status>>* q) { tl_refusals = q; }
+    ~Outermost() { tl_refusals = nullptr; }
+  } outermost(&later);
+  done(std::move(refusal));
+  while (!later.empty()) {
+    auto [next, status] = std::move(later.front());
+    later.pop_front();
+    next(std::move(status));
+  }
 }
 
 void WriteMux::Finish(std::shared_ptr<Waiter> w, absl::StatusOr<TxnResult> result,

@@ -81,6 +81,13 @@ class WriteMux {
   // blocking write there would hold up the answers it waits behind.
   static bool InCallback();
 
+  // Calls `done` with `refusal` for a write refused before it was sent,
+  // on this thread, before returning — unless this thread is already in
+  // such a call further up: then right after that call's `done` returns.
+  // A callback that retries every refusal (the client closing, the async
+  // cap reached) so loops instead of recursing until the stack overflows.
+  static void Refuse(const Done& done, absl::Status refusal);
+
   // Ends every stream and joins every thread (see the file comment). Once
   // it returned no thread of this mux runs, so the owner may then destroy
   // other objects its callbacks use. Idempotent.

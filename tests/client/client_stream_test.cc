@@ -533,6 +533,33 @@ TEST(ClientStreamTest, DestroyingAClientAnswersPendingAsyncWrites) {
   EXPECT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 0; }));
 }
 
+// Review-async F5: a callback that retries every failure, once the client
+// is closing, is refused on its own thread at once — and used to recurse,
+// one stack frame chain per retry, until the stack overflowed. Refusals
+// inside a refusal's callback now run after it returns: the retries loop.
+TEST(ClientStreamTest, ACallbackRetryingEveryRefusalLoopsInsteadOfRecursing) {
+  SemiSyncPair c;
+  c.StopReplica();
+  constexpr int kRetries = 200000;  // recursing this deep overflows an 8 MiB stack
+  int depth = 0, deepest = 0, retries = 0;
+  absl::Status last;
+  auto client = *Client::Connect({Addr(*c.primary)});
+  Client* raw = client.get();
+  std::function<void(absl::StatusOr<Gtid>)> retry = [&](absl::StatusOr<Gtid> g) {
+    ++depth;
+    deepest = std::max(deepest, depth);
+    last = g.status();
+    if (!g.ok() && ++retries < kRetries) raw->PutAsync("k", "v", retry);
+    --depth;
+  };
+  client->PutAsync("k", "v", retry);
+  ASSERT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 1; }));
+  client.reset();  // fails the pending write; each retry is refused at once
+  EXPECT_EQ(retries, kRetries);
+  EXPECT_EQ(last.code(), absl::StatusCode::kUnavailable) << last;
+  EXPECT_LE(deepest, 2);  // the pending write's callback, and one refusal inside it
+}
+
 // A blocking write inside a callback would wait behind its own answer (on
 // the stream) or hold every answer up: refused, nothing sent; an async one
 // from the same callback goes through.
