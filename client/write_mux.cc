@@ -95,6 +95,12 @@ std::shared_ptr<WriteMux::Stream> WriteMux::Current() {
   if (current_) retired_.push_back(std::move(current_));
   auto s = std::make_shared<Stream>();
   if (prepare_) prepare_(&s->ctx);
+  // Corked: the call's headers leave with its first message, so opening
+  // returns at once instead of waiting, under mu_, for the connection —
+  // up to gRPC's connect timeout (20 s) for a node that accepts TCP and
+  // says nothing, holding every caller of this mux, async ones included
+  // (review-async N5). The first send waits instead, outside mu_.
+  s->ctx.set_initial_metadata_corked(true);
   s->rw = stub_->WriteStream(&s->ctx);
   s->reader = std::thread([this, raw = s.get()] { ReadAnswers(raw); });
   current_ = s;

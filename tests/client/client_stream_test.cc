@@ -423,6 +423,27 @@ TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineAndTheServerStopsWaitingToo) 
   EXPECT_EQ(Num(*c.primary, "yes_tx"), 0u);
 }
 
+// Review-async N5: opening a stream waited, under the mux's lock, for the
+// connection — 20 s (gRPC's connect timeout) when the node accepts TCP and
+// never answers — so PutAsync blocked its caller. It returns at once now,
+// and the write ends at its deadline.
+TEST(ClientStreamTest, AsyncWriteReturnsAtOnceWhileTheConnectionHangs) {
+  SemiSyncPair c;
+  Relay relay(c.primary->bound_port());
+  relay.Pause();  // TCP connects (the backlog), nothing more
+  ClientOptions o;
+  o.timeout = std::chrono::milliseconds(500);
+  auto client = *Client::Connect({"127.0.0.1:" + std::to_string(relay.port())}, o);
+  std::promise<absl::Status> answer;
+  const auto start = Clock::now();
+  client->PutAsync("k", "v", [&](absl::StatusOr<Gtid> g) { answer.set_value(g.status()); });
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));  // hang guard: was ~20 s
+  auto f = answer.get_future();
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(f.get().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(Num(*c.primary, "yes_tx"), 0u);
+}
+
 // A node that stops answering altogether (the connection open, nothing
 // flowing): the client's own deadline ends each async write, long before
 // keepalive would notice — also with more queued than the connection's
