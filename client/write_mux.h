@@ -33,7 +33,11 @@
 //
 // Threads: thread-safe. Shutdown() (and the destructor) cancels the
 // stream, answers every pending write with UNAVAILABLE and joins the
-// threads; writes after it fail at once. A `done` must not block (it holds
+// threads; writes after it fail at once. One wait it cannot cut short: a
+// send blocked because the node stopped reading stays blocked after the
+// cancel (gRPC completes it when the connection's write does), so
+// Shutdown() then returns once keepalive declares the connection dead
+// (~10 s with the client's channel arguments). A `done` must not block (it holds
 // up every answer behind it), nor destroy the mux; it may write again.
 #pragma once
 

@@ -444,11 +444,11 @@ TEST(ClientStreamTest, AsyncWriteReturnsAtOnceWhileTheConnectionHangs) {
   EXPECT_EQ(Num(*c.primary, "yes_tx"), 0u);
 }
 
-// A node that stops answering altogether (the connection open, nothing
-// flowing): the client's own deadline ends each async write, long before
-// keepalive would notice — also with more queued than the connection's
-// flow-control window lets out, so that the sender waits in a send.
-TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineWhenTheNodeSaysNothing) {
+// `writes` async writes of `value_bytes` each to a node that stopped
+// answering altogether (the connection open, nothing flowing): the
+// client's own deadline (500 ms) ends each one with DEADLINE_EXCEEDED,
+// long before keepalive would notice.
+void ExpectAsyncWritesEndAtTheirDeadlineWhenTheNodeSaysNothing(size_t writes, size_t value_bytes) {
   SemiSyncPair c;
   Relay relay(c.primary->bound_port());
   std::mutex mu;
@@ -459,20 +459,36 @@ TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineWhenTheNodeSaysNothing) {
   ASSERT_TRUE(client->Put("warm", "v").ok());  // the connection is up
   relay.Pause();
   const auto start = Clock::now();
-  constexpr size_t kWrites = 3000;  // ~400 KB: past the 64 KB window
-  for (size_t i = 0; i < kWrites; ++i) {
-    client->PutAsync("k" + std::to_string(i), std::string(100, 'v'), [&](absl::StatusOr<Gtid> g) {
+  const std::string value(value_bytes, 'v');
+  for (size_t i = 0; i < writes; ++i) {
+    client->PutAsync("k" + std::to_string(i), value, [&](absl::StatusOr<Gtid> g) {
       std::lock_guard l(mu);
       answers.push_back(g.status());
     });
   }
   ASSERT_TRUE(WaitFor([&] {
     std::lock_guard l(mu);
-    return answers.size() == kWrites;
+    return answers.size() == writes;
   }, std::chrono::seconds(10)));
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
   std::lock_guard l(mu);
   for (const absl::Status& s : answers) EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+}
+
+// More queued than the connection's flow-control window lets out (~400 KB
+// past a 64 KB window).
+TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineWhenTheNodeSaysNothing) {
+  ExpectAsyncWritesEndAtTheirDeadlineWhenTheNodeSaysNothing(3000, 100);
+}
+
+// Review-async N1: 48 MiB, far more than gRPC's windows and both sockets'
+// buffers hold, so the sender thread stays blocked in a send: deadlines are
+// kept by the expiry thread, which never sends (were they checked by the
+// sender, every write would wait for that send). Destroying the client
+// then takes ~10 s: a cancelled call's send stays blocked until keepalive
+// declares the connection dead (see client/write_mux.h).
+TEST(ClientStreamTest, AsyncWritesEndAtTheirDeadlineWhileTheSenderIsStuckInASend) {
+  ExpectAsyncWritesEndAtTheirDeadlineWhenTheNodeSaysNothing(48, size_t{1} << 20);
 }
 
 // `kWrites` async writes issued at once to `c`'s primary: every one is
