@@ -484,8 +484,11 @@ void FillBatch(const v1::WatchResponse& msg, WatchBatch* batch) {
       const v1::Mutation& pm = pe.changes(j);
       Mutation& m = e.changes[static_cast<size_t>(j)];
       m.op = pm.op() == v1::Mutation::DELETE ? Mutation::Op::kDelete : Mutation::Op::kPut;
-      m.key.assign(pm.key());
-      m.value.assign(pm.value());
+      // Reusing bytes, but giving back what one big value left behind.
+      for (auto [to, from] : {std::pair{&m.key, &pm.key()}, std::pair{&m.value, &pm.value()}}) {
+        to->assign(*from);
+        if (to->capacity() > 4096 && to->capacity() > 2 * to->size()) to->shrink_to_fit();
+      }
     }
   }
   batch->progress = FromProto(msg.progress());

@@ -15,8 +15,9 @@ thread_local const void* tl_handing_out = nullptr;
 // Set while this thread runs `done` callbacks (any mux's): a blocking write
 // there would hold up the very answers it waits behind.
 thread_local bool tl_in_callback = false;
-// Refusals issued inside a refusal's callback, run by the outermost
-// Refuse on this thread once that callback returns; null outside Refuse.
+// Refuse() calls running on this thread, and the refusals left for the
+// outermost one to run (null outside Refuse).
+thread_local int tl_refuse_depth = 0;
 thread_local std::deque<std::pair<WriteMux::Done, absl::Status>>* tl_refusals = nullptr;
 
 }  // namespace
@@ -32,6 +33,9 @@ struct WriteMux::Waiter {
   Done callback;                 // set: async
   uint64_t id = 0;
   Clock::time_point deadline;    // async: with id, its key in async_deadlines_
+  // The write's deadline, max() for none: the server gets what is left of
+  // it when the write is taken for sending (StreamWrite::timeout_ms).
+  Clock::time_point ends = Clock::time_point::max();
 };
 
 // One WriteStream. Fields below `rw` are guarded by the mux's mu_.
@@ -110,11 +114,7 @@ std::shared_ptr<WriteMux::Stream> WriteMux::Current() {
 std::shared_ptr<WriteMux::Stream> WriteMux::Enqueue(v1::StreamWrite write, Clock::time_point deadline,
                                                     std::shared_ptr<Waiter> waiter,
                                                     std::unique_lock<std::mutex>& l) {
-  // The server bounds its wait for this write by the same deadline.
-  if (deadline != Clock::time_point::max()) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    write.set_timeout_ms(static_cast<uint32_t>(std::clamp<int64_t>(left, 1, UINT32_MAX)));
-  }
+  waiter->ends = deadline;
   std::shared_ptr<Stream> s = Current();
   const uint64_t id = next_id_++;
   write.set_id(id);
@@ -158,11 +158,19 @@ v1::WriteStreamRequest WriteMux::TakeMessage(Stream* s) {
     q->ExtractSubrange(0, n, taken.data());
     for (v1::StreamWrite* w : taken) batch.mutable_writes()->AddAllocated(w);
   }
-  // A write whose caller gave up (its deadline passed) is not sent.
+  // A write whose caller gave up (its deadline passed) is not sent; the
+  // server bounds its wait for the others by what is left of their
+  // deadlines now (a queue, or a connection still being made, took some).
   auto* w = batch.mutable_writes();
   int kept = 0;
+  const auto now = Clock::now();
   for (int i = 0; i < w->size(); ++i) {
-    if (!s->waiters.contains(w->Get(i).id())) continue;
+    auto it = s->waiters.find(w->Get(i).id());
+    if (it == s->waiters.end()) continue;
+    if (const Clock::time_point ends = it->second->ends; ends != Clock::time_point::max()) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(ends - now).count();
+      w->Mutable(i)->set_timeout_ms(static_cast<uint32_t>(std::clamp<int64_t>(left, 1, UINT32_MAX)));
+    }
     if (kept != i) w->SwapElements(kept, i);
     ++kept;
   }
@@ -246,16 +254,21 @@ void WriteMux::WriteAsync(v1::StreamWrite write, Clock::time_point deadline, Don
 }
 
 void WriteMux::Refuse(const Done& done, absl::Status refusal) {
-  if (tl_refusals != nullptr) {
+  if (tl_refuse_depth >= kMaxNestedRefusals) {
     tl_refusals->emplace_back(done, std::move(refusal));
     return;
   }
   std::deque<std::pair<Done, absl::Status>> later;
-  struct Outermost {
-    explicit Outermost(std::deque<std::pair<Done, absl::Status>>* q) { tl_refusals = q; }
-    ~Outermost() { tl_refusals = nullptr; }
-  } outermost(&later);
+  struct Depth {
+    explicit Depth(std::deque<std::pair<Done, absl::Status>>* q) {
+      if (tl_refuse_depth++ == 0) tl_refusals = q;
+    }
+    ~Depth() {
+      if (--tl_refuse_depth == 0) tl_refusals = nullptr;
+    }
+  } depth(&later);
   done(std::move(refusal));
+  if (tl_refuse_depth > 1) return;  // the outermost runs what was left
   while (!later.empty()) {
     auto [next, status] = std::move(later.front());
     later.pop_front();

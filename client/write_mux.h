@@ -26,8 +26,10 @@
 // fails every write in flight with UNAVAILABLE — their outcome is unknown,
 // as for a unary call whose connection drops — and the next write opens a
 // new stream. A write whose deadline passes gets DEADLINE_EXCEEDED
-// (outcome unknown too); the server got the same deadline
-// (StreamWrite::timeout_ms) and stops waiting for it. More than
+// (outcome unknown too); the server gets what is left of that deadline
+// when the write is taken for sending (StreamWrite::timeout_ms) and stops
+// waiting for it then — give or take the time the send itself waited
+// (flow control, a connection being made). More than
 // kMaxAsyncInFlight async writes unanswered: RESOURCE_EXHAUSTED at once
 // (nothing sent).
 //
@@ -86,11 +88,14 @@ class WriteMux {
   static bool InCallback();
 
   // Calls `done` with `refusal` for a write refused before it was sent,
-  // on this thread, before returning — unless this thread is already in
-  // such a call further up: then right after that call's `done` returns.
-  // A callback that retries every refusal (the client closing, the async
-  // cap reached) so loops instead of recursing until the stack overflows.
+  // on this thread, before returning — unless this thread is already
+  // kMaxNestedRefusals such calls deep: then once the outermost one's
+  // `done` has returned. A callback that retries every refusal (the client
+  // closing, the async cap reached) so loops instead of recursing until
+  // the stack overflows, while a callback that writes again a few times
+  // sees each refusal inline, as before.
   static void Refuse(const Done& done, absl::Status refusal);
+  static constexpr int kMaxNestedRefusals = 16;
 
   // Ends every stream and joins every thread (see the file comment). Once
   // it returned no thread of this mux runs, so the owner may then destroy

@@ -179,7 +179,7 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
   auto delivered_at = Clock::now();
   WatchBatch batch;
   for (;;) {
-    size_t n = 0;  // events in this batch: batch.events' first n, refilled in place
+    size_t taken = 0;  // events in this batch: batch.events' first ones, refilled in place
     {
       CallScope scope(this);
       if (!scope.ok()) return scope.status();
@@ -228,17 +228,17 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
       }
       size_t bytes = 0, scanned = 0;
       auto full = [&] {
-        return bytes >= kBatchBytes || n >= kBatchEvents || scanned >= kBatchScanned;
+        return bytes >= kBatchBytes || taken >= kBatchEvents || scanned >= kBatchScanned;
       };
       auto take = [&](const v1::Event& event) {
         ++scanned;
         progress = GtidFromProto(event.gtid());
         next_seq = progress.seq + 1;
-        if (n == batch.events.size()) batch.events.emplace_back();
-        WatchEvent& e = batch.events[n];
+        if (taken == batch.events.size()) batch.events.emplace_back();
+        WatchEvent& e = batch.events[taken];
         if (FilterEvent(event, *bounds, &e)) {
           for (const Mutation& m : e.changes) bytes += m.key.size() + m.value.size();
-          ++n;
+          ++taken;
         }
       };
       auto failed = [&](const absl::Status& s) {
@@ -277,7 +277,7 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
           take((*rec)->event);
         }
       }
-      batch.events.resize(n);
+      batch.events.resize(taken);
       last_full = full();
       if (scanned > 0) looked_at = Clock::now();
       const auto now = Clock::now();

@@ -31,6 +31,18 @@ absl::StatusOr<WatchBounds> ResolveWatchRange(const WatchRange& range) {
   return WatchBounds{range.start, range.end};
 }
 
+namespace {
+
+// Assigns reusing `to`'s bytes, but gives back what one big value left
+// behind: a watcher's slots would otherwise keep the largest value each
+// ever held (up to 1000 slots of up to 16 MiB).
+void AssignReusing(std::string* to, const std::string& from) {
+  to->assign(from);
+  if (to->capacity() > 4096 && to->capacity() > 2 * to->size()) to->shrink_to_fit();
+}
+
+}  // namespace
+
 bool FilterEvent(const v1::Event& event, const WatchBounds& bounds, WatchEvent* out) {
   size_t n = 0;
   for (const v1::Mutation& m : event.mutations()) {
@@ -38,12 +50,9 @@ bool FilterEvent(const v1::Event& event, const WatchBounds& bounds, WatchEvent* 
     if (n == out->changes.size()) out->changes.emplace_back();
     Mutation& c = out->changes[n++];
     c.op = m.op() == v1::Mutation::DELETE ? Mutation::Op::kDelete : Mutation::Op::kPut;
-    c.key.assign(m.key());
-    if (c.op == Mutation::Op::kPut) {
-      c.value.assign(m.value());
-    } else {
-      c.value.clear();
-    }
+    AssignReusing(&c.key, m.key());
+    static const std::string kNone;  // a delete's value
+    AssignReusing(&c.value, c.op == Mutation::Op::kPut ? m.value() : kNone);
   }
   if (n == 0) return false;
   out->changes.resize(n);

@@ -13,6 +13,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kWatchdogPeriod = std::chrono::seconds(1);
 constexpr auto kWatchdogGrace = std::chrono::seconds(10);
+constexpr size_t kKeepMessageBytes = 4 << 20;
 
 void ToProto(const WatchBatch& batch, v1::WatchResponse* out) {
   out->Clear();
@@ -94,6 +95,8 @@ grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchReques
     call.writing_since_ns.store(Clock::now().time_since_epoch().count());
     const bool written = writer->Write(msg);
     call.writing_since_ns.store(0);
+    // Reused batch after batch, but not holding on to a burst of big values.
+    if (msg.SpaceUsedLong() > kKeepMessageBytes) msg = v1::WatchResponse();
     return written;
   });
   {

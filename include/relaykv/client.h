@@ -158,10 +158,10 @@ class Client {
   // what one message does, and no thread waits for each. `done` runs on a
   // thread of the client (on the calling thread if the write cannot be
   // sent at all: the client closing, or with etcd discovery no primary
-  // known at that moment — an async write does not wait for one; a write
-  // refused so inside such a `done` gets its own `done` right after that
-  // one returns, so a callback retrying every refusal loops instead of
-  // recursing): it must not
+  // known at that moment — an async write does not wait for one; past 16
+  // such refusals nested in each other's `done`, the next `done` runs once
+  // the outermost has returned, so a callback retrying every refusal loops
+  // instead of recursing): it must not
   // block, nor destroy the Client; a blocking write there is refused
   // (FAILED_PRECONDITION, nothing sent); it may issue
   // more async writes — those issued while one message's answers are
