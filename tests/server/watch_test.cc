@@ -2,6 +2,7 @@
 // embedded nodes: order, range, resume exactly once, purged and bad starts,
 // committed_only under AFTER_SYNC, the lag limit and the watcher cap.
 #include <atomic>
+#include <map>
 #include <future>
 #include <string>
 #include <thread>
@@ -516,6 +517,34 @@ void WriteSixteenMiB(Node& n) {
     for (int i = 0; i < 16; ++i) batch.push_back(Mutation::Put("k" + std::to_string(b * 16 + i), value));
     ASSERT_TRUE(n.Write(batch).ok());
   }
+}
+
+// Messages bigger than the client's 1 MiB parse block (each write here is
+// 1 MiB of values) arrive whole, and the slots that held them are refilled
+// right by the small writes that follow.
+TEST(WatchTest, ClientWatchTakesMessagesBiggerThanItsParseBlock) {
+  TempDir dir;
+  auto n = testing::OpenServingNode(dir.path() / "n");
+  ASSERT_TRUE(n);
+  WriteSixteenMiB(*n);
+  auto last = n->Put("small", "s");
+  ASSERT_TRUE(last.ok());
+  auto client = Client::Connect({testing::Address(*n)});
+  ASSERT_TRUE(client.ok());
+  ClientWatchOptions o;
+  o.after = Gtid{};
+  std::map<std::string, size_t> sizes;
+  absl::Status s = (*client)->Watch(WatchRange{}, o, [&](const WatchBatch& b) {
+    for (const WatchEvent& e : b.events) {
+      for (const Mutation& m : e.changes) sizes[m.key] = m.value.size();
+    }
+    return b.progress.seq < last->seq;
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_EQ(sizes.size(), 257u);
+  EXPECT_EQ(sizes["k0"], 64u * 1024);
+  EXPECT_EQ(sizes["k255"], 64u * 1024);
+  EXPECT_EQ(sizes["small"], 1u);
 }
 
 // A raw gRPC watch of every key on `n` (a 60 s deadline as hang guard).
