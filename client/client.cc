@@ -469,9 +469,8 @@ absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions&
 namespace {
 
 // Refills `batch`, kept across a watch's messages: a vector's elements and
-// a string's bytes are reused, not freed and allocated again. With each
-// message parsed into an arena (Client::Watch), a watcher of every key
-// allocates next to nothing per change.
+// a string's bytes are reused, not freed and allocated again (each message
+// itself is parsed into an arena, Client::Watch).
 void FillBatch(const v1::WatchResponse& msg, WatchBatch* batch) {
   batch->events.resize(static_cast<size_t>(msg.events_size()));
   for (int i = 0; i < msg.events_size(); ++i) {
@@ -537,8 +536,9 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
       }
       auto reader = impl_->For(node).watch->Watch(&ctx, req);
       // Each message is parsed into the arena's block, emptied before the
-      // next: no malloc per event, key or value (a watcher's messages hold
-      // up to ~256 KiB of changes; a bigger one takes more blocks for once).
+      // next: its events, changes and GTIDs cost no malloc (protobuf 3.21
+      // still allocates the bytes of a key or value longer than 15 on the
+      // heap). A message bigger than the block takes more blocks for once.
       google::protobuf::ArenaOptions arena_options;
       arena_options.initial_block = arena_block.get();
       arena_options.initial_block_size = kWatchArenaBytes;
