@@ -215,6 +215,36 @@ TEST(WriteStreamTest, StopsReadingAtTheInFlightCapUntilAnswersGoOut) {
   EXPECT_EQ(Num(*c.primary, "no_tx"), 0u);
 }
 
+// A message of up to 256 writes is taken whatever the cap (a client need
+// not know the node's setting); the stream then reads nothing more until
+// fewer than the cap are unanswered.
+TEST(WriteStreamTest, AMessageOfUpTo256WritesIsTakenPastASmallCapAndThenReadingStops) {
+  SemiSyncPair c;
+  c.StopReplica();
+  ASSERT_TRUE(c.primary->SetVariable("max_write_stream_inflight", "16", false).ok());
+  auto stub = Stub(*c.primary);
+  grpc::ClientContext ctx;
+  auto s = stub->WriteStream(&ctx);
+  v1::WriteStreamRequest big;
+  for (uint64_t i = 1; i <= 256; ++i) *big.add_writes() = Put(i, "k" + std::to_string(i));
+  ASSERT_TRUE(s->Write(big));
+  for (uint64_t i = 257; i <= 266; ++i) {
+    v1::WriteStreamRequest one;
+    *one.add_writes() = Put(i, "k" + std::to_string(i));
+    ASSERT_TRUE(s->Write(one));
+  }
+  s->WritesDone();
+  ASSERT_TRUE(WaitFor([&] { return Num(*c.primary, "wait_sessions") == 256; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(c.primary->binlog_gtid().seq, 256u);  // the ten after it are not read
+  ASSERT_TRUE(c.replica->StartReplica(ReplicaThreads::kIo).ok());
+  auto got = ReadAnswers(*s, 266);
+  ASSERT_EQ(got.size(), 266u);
+  for (const auto& [i, a] : got) EXPECT_EQ(a.code(), 0) << i << ": " << a.message();
+  EXPECT_TRUE(s->Finish().ok());
+  EXPECT_EQ(c.primary->binlog_gtid().seq, 266u);
+}
+
 // Review finding A: one message of more writes than the cap used to be
 // taken whole (a 48 MB message of tiny writes queued millions of answers):
 // the stream ends INVALID_ARGUMENT naming the limit and nothing of that
