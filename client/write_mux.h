@@ -7,10 +7,12 @@
 // queues and returns; `done` is called once with the answer, on the
 // stream's reader thread or the mux's expiry thread (on the caller's thread
 // when the write is refused before it is queued). Sending is combined: a
-// blocking caller that finds nobody sending sends every queued write until
-// its own is on the wire, and leaves the rest to the sender thread (or, with
-// no async writes ever, keeps sending while more queue up); async writes are
-// sent by the sender thread. The reader thread never sends: it must always
+// blocking caller alone on the stream (nothing else queued or in flight)
+// sends its write itself, for the latency of a unary call; otherwise
+// writes are sent by the sender thread, which takes whatever queued while
+// it woke or sent — the writes of callers woken by one answer leave in one
+// message. A blocking caller that is sending leaves what queued behind its
+// own write to the sender thread. The reader thread never sends: it must always
 // be free to read, or unread answers would stop the node from reading (its
 // in-flight cap) while a send waits for the node (flow control). Nor does
 // the expiry thread, so that deadlines hold while a send waits. Writes
@@ -112,8 +114,8 @@ class WriteMux {
   using Answered = std::vector<std::pair<std::shared_ptr<Waiter>, absl::StatusOr<TxnResult>>>;
 
   // Queues `write` for `waiter` on the open stream (opening one if needed);
-  // a blocking write is then sent by its caller unless someone is sending,
-  // an async one is left to the sender thread. Called and returns with `l`
+  // a blocking write alone on the stream is then sent by its caller, any
+  // other is left to the sender thread. Called and returns with `l`
   // holding mu_ (released while sending).
   std::shared_ptr<Stream> Enqueue(v1::StreamWrite write, Clock::time_point deadline,
                                   std::shared_ptr<Waiter> waiter, std::unique_lock<std::mutex>& l);
@@ -125,13 +127,15 @@ class WriteMux {
   v1::WriteStreamRequest TakeMessage(Stream* s);
   // Wakes the sender thread for current_'s queue. Under mu_.
   void WantSend();
+  // Starts the sender and expiry threads unless they run. Under mu_.
+  void StartThreads();
   // The open stream, or a new one if there is none or it broke.
   std::shared_ptr<Stream> Current();
   // The reader thread: hands out answers until the stream ends, then fails
   // whoever still waits.
   void ReadAnswers(Stream* stream);
-  // The sender thread: sends queued async writes.
-  void SendAsync();
+  // The sender thread: sends what callers left to it.
+  void SendLeft();
   // The expiry thread: fails async writes whose deadline passed.
   void ExpireAsync();
   // Joins the readers of retired streams that have exited (outside mu_).
@@ -158,7 +162,8 @@ class WriteMux {
   bool send_wanted_ = false;      // writes wait in current_'s queue for the sender; guarded by mu_
   std::condition_variable send_cv_;    // send_wanted_ (or closing_)
   std::condition_variable expiry_cv_;  // a sooner deadline (or closing_)
-  // Both started with the first async write.
+  // Both started with the first async write or the first blocking write
+  // that finds others in flight.
   std::thread sender_thread_;
   std::thread expiry_thread_;
 };

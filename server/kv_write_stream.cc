@@ -173,6 +173,7 @@ class KvService::StreamCall final : public KvService::Call {
         MaybeFinish();
       } else {
         writes.reserve(static_cast<size_t>(in_.writes_size()));
+        service_->node_->impl_->metrics_.ObserveStreamMessage(static_cast<uint64_t>(in_.writes_size()));
         for (auto& w : *in_.mutable_writes()) writes.push_back(std::move(w));
         in_.Clear();
         in_flight_ += static_cast<int>(writes.size());

@@ -107,6 +107,9 @@ void LogHistograms(const NodeMetrics& m, Exposition* out) {
       m.binlog_group, 1);
   one("relaykv_relay_log_group_events", "Events per relay log group (one write, one fsync).",
       m.relay_log_group, 1);
+  one("relaykv_write_stream_message_writes",
+      "Writes per WriteStream message taken (pipelined clients combine concurrent writes).",
+      m.write_stream_message, 1);
 }
 
 }  // namespace

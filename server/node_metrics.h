@@ -39,6 +39,9 @@ class NodeMetrics : public BinlogObserver {
                                                            : commit_async;
     h.Observe(Nanos(took));
   }
+  // A WriteStream message of `writes` writes arrived: how well clients
+  // combine their pipelined writes (each message is one read, one parse).
+  void ObserveStreamMessage(uint64_t writes) { write_stream_message.Observe(writes); }
   // A commit answered with an error (refused, failed, cancelled, deadline).
   void CountFailedCommit() { failed_commits.fetch_add(1, std::memory_order_relaxed); }
 
@@ -63,6 +66,7 @@ class NodeMetrics : public BinlogObserver {
   Histogram relay_log_fsync{LatencyBucketsNanos()};
   Histogram binlog_group{GroupSizeBuckets()};
   Histogram relay_log_group{GroupSizeBuckets()};
+  Histogram write_stream_message{GroupSizeBuckets()};
   std::atomic<uint64_t> failed_commits{0};
 
  private:

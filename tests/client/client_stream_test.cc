@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "relaykv/client.h"
 #include "relaykv/node.h"
+#include "tests/common/prometheus_text.h"
 #include "tests/common/temp_dir.h"
 
 namespace relaykv {
@@ -111,6 +112,33 @@ TEST(ClientStreamTest, SixtyFourThreadsShareOneStreamAndEachGetsItsOwnGtid) {
   EXPECT_EQ(*seqs.rbegin(), static_cast<uint64_t>(kThreads * kEach)) << "dense";
   EXPECT_EQ(Num(*c.primary, "no_tx"), 0u);
   EXPECT_EQ(Num(*c.primary, "wait_sessions"), 0u);
+}
+
+// Callers woken by one message of answers write again at about the same
+// time: the mux sends their writes together (the sender thread takes what
+// queued while it woke), not one message each. The node counts writes per
+// message (relaykv_write_stream_message_writes).
+TEST(ClientStreamTest, WritesOfManyBlockingCallersLeaveTogether) {
+  SemiSyncPair c;
+  auto client = *Client::Connect({Addr(*c.primary)}, Pipelined());
+  constexpr int kThreads = 64, kEach = 50;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        if (!client->Put("t" + std::to_string(t) + "/" + std::to_string(i), "v").ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  const std::string metrics = c.primary->MetricsText();
+  const double writes = testing::SampleValue(metrics, "relaykv_write_stream_message_writes_sum").value_or(-1);
+  const double messages = testing::SampleValue(metrics, "relaykv_write_stream_message_writes_count").value_or(-1);
+  EXPECT_EQ(writes, kThreads * kEach);
+  std::printf("%.0f writes in %.0f messages: %.2f per message\n", writes, messages, writes / messages);
+  EXPECT_GE(writes / messages, 2.5) << "each caller sending its own write: one message (a loopback send) per write";
 }
 
 // Answers come back in commit order, not send order: a write held for the
