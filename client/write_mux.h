@@ -7,12 +7,13 @@
 // queues and returns; `done` is called once with the answer, on the
 // stream's reader thread or the mux's expiry thread (on the caller's thread
 // when the write is refused before it is queued). Sending is combined: a
-// blocking caller alone on the stream (nothing else queued or in flight)
-// sends its write itself, for the latency of a unary call; otherwise
-// writes are sent by the sender thread, which takes whatever queued while
-// it woke or sent — the writes of callers woken by one answer leave in one
-// message. A blocking caller that is sending leaves what queued behind its
-// own write to the sender thread. The reader thread never sends: it must always
+// blocking caller with no other caller's write outstanding sends its own
+// (unless a send is under way: that sender takes it), for the latency of
+// a unary call; otherwise writes are sent by the sender thread, which
+// takes whatever queued while it woke or sent, so the writes of callers
+// woken by one answer tend to leave in one message. A blocking caller
+// that is sending leaves what queued behind its own write to the sender
+// thread. The reader thread never sends: it must always
 // be free to read, or unread answers would stop the node from reading (its
 // in-flight cap) while a send waits for the node (flow control). Nor does
 // the expiry thread, so that deadlines hold while a send waits. Writes
@@ -114,8 +115,8 @@ class WriteMux {
   using Answered = std::vector<std::pair<std::shared_ptr<Waiter>, absl::StatusOr<TxnResult>>>;
 
   // Queues `write` for `waiter` on the open stream (opening one if needed);
-  // a blocking write alone on the stream is then sent by its caller, any
-  // other is left to the sender thread. Called and returns with `l`
+  // a blocking write with no other outstanding is then sent by its caller,
+  // any other is left to the sender thread. Called and returns with `l`
   // holding mu_ (released while sending).
   std::shared_ptr<Stream> Enqueue(v1::StreamWrite write, Clock::time_point deadline,
                                   std::shared_ptr<Waiter> waiter, std::unique_lock<std::mutex>& l);
@@ -127,7 +128,7 @@ class WriteMux {
   v1::WriteStreamRequest TakeMessage(Stream* s);
   // Wakes the sender thread for current_'s queue. Under mu_.
   void WantSend();
-  // Starts the sender and expiry threads unless they run. Under mu_.
+  // Starts the sender and expiry threads, each unless it runs. Under mu_.
   void StartThreads();
   // The open stream, or a new one if there is none or it broke.
   std::shared_ptr<Stream> Current();
