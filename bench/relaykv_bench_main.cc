@@ -246,6 +246,12 @@ int main(int argc, char** argv) {
   app.add_option("--watch-prefix", watch_prefix,
                  "with --watchers: watch keys with this prefix only (default every key; one that "
                  "matches none measures the cost of watching with nothing to deliver)");
+  bool watchers_in_process = false;
+  app.add_flag("--watchers-in-process", watchers_in_process,
+               "with --watchers: run the watchers in this process, beside the writers (they then "
+               "share gRPC's polling threads), not in a child process of their own");
+  std::string watch_child;  // internal: this process is --watchers' child
+  app.add_option("--watch-child", watch_child)->group("");
   app.add_option("--catchup", catchup,
                  "instead: time a fresh replica catching up this many events behind");
   // TLS (README "Security"): the spawned servers serve mutual TLS with
@@ -264,6 +270,7 @@ int main(int argc, char** argv) {
   app.add_option("--ssl-cert", tls_files.cert, "PEM certificate for servers, replicas and clients");
   app.add_option("--ssl-key", tls_files.key, "its PEM private key");
   CLI11_PARSE(app, argc, argv);
+  if (!watch_child.empty()) return RunWatcherChild(watch_child, watch_prefix, std::max(watchers, 1));
   if (tls_mode != "off" && (tls_files.ca.empty() || tls_files.cert.empty() || tls_files.key.empty())) {
     std::fprintf(stderr, "--tls %s needs --ssl-ca, --ssl-cert and --ssl-key (scripts/make-test-certs.sh "
                          "DIR makes them: DIR/ca.pem, DIR/node.pem, DIR/node.key)\n",
@@ -318,7 +325,7 @@ int main(int argc, char** argv) {
   }
   if (watchers > 0) {
     lo.clients = std::stoi(Split(clients).back());
-    auto points = RunWatchers(relaykvd, work_dir, watchers, watch_prefix, lo, repeat);
+    auto points = RunWatchers(relaykvd, work_dir, watchers, watch_prefix, lo, repeat, watchers_in_process);
     if (points.empty()) return 1;
     PrintWatchers(points, std::cout);
     return 0;

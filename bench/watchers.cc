@@ -1,12 +1,23 @@
 #include "bench/watchers.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
 
 #include "bench/cluster.h"
@@ -65,14 +76,114 @@ class WatcherPool {
   std::vector<std::thread> threads_;
 };
 
+// The same pool in a child process (relaykv-bench --watch-child), as
+// watchers of a deployment are: in one process, gRPC's polling threads
+// serve every connection, so watcher threads would also do the writers'
+// transport work and the writers theirs. The child reports its counts on
+// stdout ("changes errors", every 20 ms) and exits when its stdin closes.
+class WatcherProcess {
+ public:
+  WatcherProcess(const std::string& target, const std::string& prefix, int n) {
+    int to_child[2], from_child[2];
+    if (::pipe2(to_child, O_CLOEXEC) != 0 || ::pipe2(from_child, O_CLOEXEC) != 0) {
+      errors_ = 1;
+      return;
+    }
+    // Built before fork(): the child of a threaded process may only make
+    // system calls until execv.
+    std::vector<std::string> args = {"/proc/self/exe", "--watch-child", target,
+                                     "--watch-prefix", prefix, "--watchers", std::to_string(n)};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      ::dup2(to_child[0], 0);
+      ::dup2(from_child[1], 1);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(to_child[0]);
+    ::close(from_child[1]);
+    stdin_ = to_child[1];
+    if (pid_ < 0) {
+      ::close(from_child[0]);
+      errors_ = 1;
+      return;
+    }
+    reader_ = std::thread([this, fd = from_child[0]] { Read(fd); });
+    std::unique_lock l(mu_);
+    cv_.wait(l, [&] { return started_; });
+  }
+  ~WatcherProcess() {
+    if (stdin_ >= 0) ::close(stdin_);  // the child stops its watchers and exits
+    if (reader_.joinable()) reader_.join();
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+  }
+  uint64_t changes() const { return changes_.load(); }
+  uint64_t errors() const { return errors_.load(); }
+
+ private:
+  void Read(int fd) {
+    std::string buf;
+    char chunk[4096];
+    for (;;) {
+      const ssize_t got = ::read(fd, chunk, sizeof chunk);
+      if (got <= 0) break;
+      buf.append(chunk, static_cast<size_t>(got));
+      for (size_t nl; (nl = buf.find('\n')) != std::string::npos; buf.erase(0, nl + 1)) {
+        unsigned long long c = 0, e = 0;
+        if (std::sscanf(buf.c_str(), "%llu %llu", &c, &e) == 2) {
+          changes_ = c;
+          errors_ = e;
+        }
+        std::lock_guard l(mu_);
+        started_ = true;  // the child reports once every watcher started
+        cv_.notify_all();
+      }
+    }
+    ::close(fd);
+    std::lock_guard l(mu_);
+    if (!started_) errors_ += 1;  // died before it started
+    started_ = true;
+    cv_.notify_all();
+  }
+
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  std::thread reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool started_ = false;  // guarded by mu_
+  std::atomic<uint64_t> changes_{0};
+  std::atomic<uint64_t> errors_{0};
+};
+
 struct Try {
   double commits_per_s = 0, changes_per_s = 0, p50_us = 0, p99_us = 0;
   uint64_t errors = 0;
 };
 
-Try MeasureOnce(const std::string& target, const std::string& prefix, LoadOptions lo, int watchers) {
-  std::unique_ptr<WatcherPool> pool;
-  if (watchers > 0) pool = std::make_unique<WatcherPool>(target, prefix, watchers);
+// Watchers in this process or a child, behind one face.
+struct Watchers {
+  std::unique_ptr<WatcherPool> here;
+  std::unique_ptr<WatcherProcess> child;
+  uint64_t changes() const { return here ? here->changes() : child->changes(); }
+  uint64_t errors() const { return here ? here->errors() : child->errors(); }
+};
+
+Try MeasureOnce(const std::string& target, const std::string& prefix, LoadOptions lo, int watchers,
+                bool in_process) {
+  std::unique_ptr<Watchers> pool;
+  if (watchers > 0) {
+    pool = std::make_unique<Watchers>();
+    if (in_process) {
+      pool->here = std::make_unique<WatcherPool>(target, prefix, watchers);
+    } else {
+      pool->child = std::make_unique<WatcherProcess>(target, prefix, watchers);
+    }
+  }
   uint64_t changes_at_start = 0;
   Clock::time_point measuring_since{};
   bool measuring = false;
@@ -100,7 +211,7 @@ Try MeasureOnce(const std::string& target, const std::string& prefix, LoadOption
 
 std::vector<WatchersPoint> RunWatchers(const std::string& relaykvd, const std::string& work_dir,
                                        int watchers, const std::string& prefix, LoadOptions lo,
-                                       int repeat) {
+                                       int repeat, bool in_process) {
   std::vector<WatchersPoint> out;
   const std::filesystem::path root = std::filesystem::path(work_dir) / "watchers";
   auto cluster = Cluster::Start(relaykvd, root, 1,
@@ -122,7 +233,7 @@ std::vector<WatchersPoint> RunWatchers(const std::string& relaykvd, const std::s
   for (int i = 0; i < repeat; ++i) {
     for (int w : counts) {
       std::fprintf(stderr, "watchers %d, %d clients, try %d ...\n", w, lo.clients, i + 1);
-      tries[w].push_back(MeasureOnce(target, prefix, lo, w));
+      tries[w].push_back(MeasureOnce(target, prefix, lo, w, in_process));
     }
   }
   for (int w : counts) {
@@ -140,6 +251,18 @@ std::vector<WatchersPoint> RunWatchers(const std::string& relaykvd, const std::s
                    median.p99_us, errors});
   }
   return out;
+}
+
+int RunWatcherChild(const std::string& target, const std::string& prefix, int n) {
+  WatcherPool pool(target, prefix, n);
+  for (;;) {
+    std::printf("%llu %llu\n", static_cast<unsigned long long>(pool.changes()),
+                static_cast<unsigned long long>(pool.errors()));
+    std::fflush(stdout);
+    pollfd in{0, POLLIN, 0};
+    if (::poll(&in, 1, 20) != 0) break;  // stdin closed (or the parent wrote): stop
+  }
+  return pool.errors() == 0 ? 0 : 1;
 }
 
 void PrintWatchers(const std::vector<WatchersPoint>& points, std::ostream& out) {
