@@ -85,7 +85,13 @@ class WatcherProcess {
  public:
   WatcherProcess(const std::string& target, const std::string& prefix, int n) {
     int to_child[2], from_child[2];
-    if (::pipe2(to_child, O_CLOEXEC) != 0 || ::pipe2(from_child, O_CLOEXEC) != 0) {
+    if (::pipe2(to_child, O_CLOEXEC) != 0) {
+      errors_ = 1;
+      return;
+    }
+    if (::pipe2(from_child, O_CLOEXEC) != 0) {
+      ::close(to_child[0]);
+      ::close(to_child[1]);
       errors_ = 1;
       return;
     }

@@ -2,6 +2,7 @@
 // well-formed and the semi-sync counters show semi-sync was in effect. Not a
 // timed test: no figure is asserted.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -141,6 +142,30 @@ TEST(BenchSmokeTest, ScanModeReadsTheWholeRangeByPages) {
     EXPECT_GT(std::stod((*it)[2]), 0) << (*it)[0];
   }
   EXPECT_EQ(rows, 2) << out;
+  fs::remove_all(dir);
+}
+
+// --watchers: the watchers run in a child process (--watch-child) that
+// reports what it received; each row shows changes delivered, no error,
+// and no child is left behind.
+TEST(BenchSmokeTest, WatchersInAChildProcessReceiveTheChanges) {
+  const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-watch-" + std::to_string(::getpid()));
+  const auto [status, out] = RunBench("--watchers 3 --clients 4 --duration 1 --warmup 0.5 --repeat 1 "
+                                      "--work-dir " + (dir / "work").string());
+  ASSERT_EQ(status, 0) << out;
+  // watchers clients commits/s vs-0 p50 p99 changes/s per-watcher errors
+  std::regex row_re("\\n +([0-9]+) +4 +([0-9]+) +-?[0-9.]+% +[0-9]+ +[0-9]+ +([0-9]+) +([0-9]+) +([0-9]+)");
+  std::map<int, double> delivered;
+  for (std::sregex_iterator it(out.begin(), out.end(), row_re), end; it != end; ++it) {
+    EXPECT_GT(std::stod((*it)[2]), 0) << (*it)[0];
+    EXPECT_EQ((*it)[5], "0") << "watch errors: " << (*it)[0];
+    delivered[std::stoi((*it)[1])] = std::stod((*it)[3]);
+  }
+  ASSERT_EQ(delivered.size(), 3u) << out;
+  EXPECT_EQ(delivered[0], 0);
+  EXPECT_GT(delivered[1], 0) << out;
+  EXPECT_GT(delivered[3], delivered[1]) << "three watchers each receive every change";
+  EXPECT_NE(std::system("pgrep -f -- '--watch-chil[d]' > /dev/null"), 0) << "a watcher child outlived the bench";
   fs::remove_all(dir);
 }
 
