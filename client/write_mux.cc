@@ -50,6 +50,7 @@ struct WriteMux::Stream {
   std::map<uint64_t, std::shared_ptr<Waiter>> waiters;  // sent or queued, not yet answered
   v1::WriteStreamRequest queue;         // not yet handed to the stream
   bool writing = false;   // a caller is sending (at most one: gRPC's rule)
+  bool sent = false;      // a message went out: the connection is up
   bool broken = false;    // no new write may use this stream
   bool exited = false;    // the reader is done: join it
   bool deferred = false;  // callbacks queued writes during the reader's hand-out
@@ -128,8 +129,12 @@ std::shared_ptr<WriteMux::Stream> WriteMux::Enqueue(v1::StreamWrite write, Clock
   // leave together — one message, one sendmsg, where each caller sending
   // its own cost the node and this process a loopback send per write
   // (64 callers: 1.7-2.2 writes per message before, 3.3-4.1 after).
-  // Threads start before anything is queued: if that throws, nothing was.
-  const bool alone = !async && s->waiters.empty();
+  // Not the first write on a stream, though: that send waits for the
+  // connection (the stream opens corked), up to gRPC's connect timeout
+  // (20 s) past the caller's deadline; the caller waits on its own lock
+  // instead, until its deadline. Threads start before anything is queued:
+  // if that throws, nothing was.
+  const bool alone = !async && s->waiters.empty() && s->sent;
   if (!alone) StartThreads();
   const uint64_t id = next_id_++;
   write.set_id(id);
@@ -208,6 +213,7 @@ void WriteMux::SendQueued(Stream* s, std::unique_lock<std::mutex>& l, uint64_t o
     l.lock();
     // Not sent: the stream is over; the reader fails every waiter.
     if (!sent) s->broken = true;
+    s->sent = s->sent || sent;
     // A blocking caller whose write is on the wire leaves the rest to the
     // sender thread, if there is one: async writes could keep it sending
     // long past its own answer.

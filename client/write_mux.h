@@ -7,9 +7,10 @@
 // queues and returns; `done` is called once with the answer, on the
 // stream's reader thread or the mux's expiry thread (on the caller's thread
 // when the write is refused before it is queued). Sending is combined: a
-// blocking caller with no other caller's write outstanding sends its own
-// (unless a send is under way: that sender takes it), for the latency of
-// a unary call; otherwise writes are sent by the sender thread, which
+// blocking caller with no other caller's write outstanding on a stream
+// that has sent before sends its own (unless a send is under way: that
+// sender takes it), for the latency of a unary call; otherwise (the first
+// send waits for the connection) writes are sent by the sender thread, which
 // takes whatever queued while it woke or sent, so the writes of callers
 // woken by one answer tend to leave in one message. A blocking caller
 // that is sending leaves what queued behind its own write to the sender

@@ -515,13 +515,26 @@ TEST(ClientStreamTest, AsyncWriteReturnsAtOnceWhileTheConnectionHangs) {
   EXPECT_EQ(Num(*c.primary, "yes_tx"), 0u);
 }
 
+// The same for a blocking write, the first on its stream: it is not sent
+// by its caller (who would wait in the send for the connection, ~20 s)
+// but by the sender thread, and ends at its deadline (review s27 LOW).
+TEST(ClientStreamTest, ABlockingWriteEndsAtItsDeadlineWhileTheConnectionHangs) {
+  SemiSyncPair c;
+  Relay relay(c.primary->bound_port());
+  relay.Pause();  // TCP connects (the backlog), nothing more
+  auto client = *Client::Connect({"127.0.0.1:" + std::to_string(relay.port())},
+                                 Pipelined(std::chrono::milliseconds(500)));
+  const auto start = Clock::now();
+  EXPECT_EQ(client->Put("k", "v").status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(2));  // hang guard: was ~20 s
+  EXPECT_EQ(Num(*c.primary, "yes_tx"), 0u);
+}
+
 // `writes` async writes of `value_bytes` each to a node that stopped
-// answering altogether (the connection open, nothing flowing): the
-// client's own deadline (500 ms) ends each one with DEADLINE_EXCEEDED,
-// long before keepalive would notice.
-// `writes` async writes of `value_bytes` each to a node behind a paused
-// relay, then blocking writes from 8 threads (queued behind them, left to
-// the sender thread): every one ends DEADLINE_EXCEEDED at its deadline.
+// answering altogether (the connection open, nothing flowing), then
+// blocking writes from 8 threads (queued behind them, left to the sender
+// thread): the client's own deadline (500 ms) ends each one with
+// DEADLINE_EXCEEDED, long before keepalive would notice.
 void ExpectAsyncWritesEndAtTheirDeadlineWhenTheNodeSaysNothing(size_t writes, size_t value_bytes) {
   SemiSyncPair c;
   Relay relay(c.primary->bound_port());
