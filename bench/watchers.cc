@@ -97,8 +97,10 @@ class WatcherProcess {
     }
     // Built before fork(): the child of a threaded process may only make
     // system calls until execv.
-    std::vector<std::string> args = {"/proc/self/exe", "--watch-child", target,
-                                     "--watch-prefix", prefix, "--watchers", std::to_string(n)};
+    std::vector<std::string> args = {"/proc/self/exe", "--watch-child", target, "--watchers",
+                                     std::to_string(n)};
+    // One argument, so that a prefix starting with '-' stays a value.
+    if (!prefix.empty()) args.push_back("--watch-prefix=" + prefix);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -120,9 +122,15 @@ class WatcherProcess {
     }
     reader_ = std::thread([this, fd = from_child[0]] { Read(fd); });
     std::unique_lock l(mu_);
-    cv_.wait(l, [&] { return started_; });
+    if (!cv_.wait_for(l, kStartLimit, [&] { return started_; })) {
+      std::fprintf(stderr, "watcher process: its watchers did not start within %lld s\n",
+                   static_cast<long long>(kStartLimit.count()));
+      errors_ += 1;
+      hung_ = true;
+    }
   }
   ~WatcherProcess() {
+    if (hung_) ::kill(pid_, SIGKILL);  // stuck before its loop: closing stdin would not stop it
     if (stdin_ >= 0) ::close(stdin_);  // the child stops its watchers and exits
     if (reader_.joinable()) reader_.join();
     if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
@@ -156,8 +164,10 @@ class WatcherProcess {
     cv_.notify_all();
   }
 
+  static constexpr std::chrono::seconds kStartLimit{30};
   pid_t pid_ = -1;
   int stdin_ = -1;
+  bool hung_ = false;  // did not report within kStartLimit
   std::thread reader_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -4,6 +4,7 @@
 
 #include "relaykv/node.h"
 #include "server/grpc_status.h"
+#include "server/reused_message.h"
 #include "spdlog/spdlog.h"
 #include "storage/gtid.h"
 
@@ -14,7 +15,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kWatchdogPeriod = std::chrono::seconds(1);
 constexpr auto kWatchdogGrace = std::chrono::seconds(10);
 constexpr size_t kKeepMessageBytes = 4 << 20;
-constexpr uint64_t kSpaceCheckEvery = 64;
 
 void ToProto(const WatchBatch& batch, v1::WatchResponse* out) {
   out->Clear();
@@ -91,22 +91,14 @@ grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchReques
     calls_.push_back(&call);
   }
   v1::WatchResponse msg;
-  uint64_t written_messages = 0;
+  ReusedMessageLimit limit(kKeepMessageBytes);
   absl::Status s = node_->Watch(o, [&](const WatchBatch& batch) {
     ToProto(batch, &msg);
     call.writing_since_ns.store(Clock::now().time_since_epoch().count());
     const bool written = writer->Write(msg);
     call.writing_since_ns.store(0);
-    // Reused batch after batch, but not holding on to a burst of big
-    // values: dropped after a big message (its size is cached by the
-    // serialization just done), and when what its cleared slots keep adds
-    // up — counted every kSpaceCheckEvery messages only: SpaceUsedLong
-    // walks every field by reflection, 2% of the machine when it ran per
-    // message with 16 watchers.
-    if (msg.GetCachedSize() > static_cast<int>(kKeepMessageBytes) ||
-        (++written_messages % kSpaceCheckEvery == 0 && msg.SpaceUsedLong() > kKeepMessageBytes)) {
-      msg = v1::WatchResponse();
-    }
+    // Reused batch after batch, but not holding on to a burst of big values.
+    if (limit.ShouldDrop(msg)) msg = v1::WatchResponse();
     return written;
   });
   {

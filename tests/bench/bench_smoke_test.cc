@@ -146,8 +146,9 @@ TEST(BenchSmokeTest, ScanModeReadsTheWholeRangeByPages) {
 }
 
 // --watchers: the watchers run in a child process (--watch-child) that
-// reports what it received; each row shows changes delivered, no error,
-// and no child is left behind.
+// reports what it received; each row shows no error, and each watcher
+// about every change committed. (A child left behind would hold the
+// bench's output open: the run would end only at RunBench's hang guard.)
 TEST(BenchSmokeTest, WatchersInAChildProcessReceiveTheChanges) {
   const fs::path dir = fs::temp_directory_path() / ("relaykv-bench-watch-" + std::to_string(::getpid()));
   const auto [status, out] = RunBench("--watchers 3 --clients 4 --duration 1 --warmup 0.5 --repeat 1 "
@@ -157,15 +158,17 @@ TEST(BenchSmokeTest, WatchersInAChildProcessReceiveTheChanges) {
   std::regex row_re("\\n +([0-9]+) +4 +([0-9]+) +-?[0-9.]+% +[0-9]+ +[0-9]+ +([0-9]+) +([0-9]+) +([0-9]+)");
   std::map<int, double> delivered;
   for (std::sregex_iterator it(out.begin(), out.end(), row_re), end; it != end; ++it) {
-    EXPECT_GT(std::stod((*it)[2]), 0) << (*it)[0];
+    const int watchers = std::stoi((*it)[1]);
+    const double commits = std::stod((*it)[2]), per_watcher = std::stod((*it)[4]);
+    EXPECT_GT(commits, 0) << (*it)[0];
     EXPECT_EQ((*it)[5], "0") << "watch errors: " << (*it)[0];
-    delivered[std::stoi((*it)[1])] = std::stod((*it)[3]);
+    // One change per commit; the two rates are measured over slightly
+    // different windows, hence the margin.
+    if (watchers > 0) EXPECT_GT(per_watcher, 0.5 * commits) << (*it)[0];
+    delivered[watchers] = std::stod((*it)[3]);
   }
   ASSERT_EQ(delivered.size(), 3u) << out;
   EXPECT_EQ(delivered[0], 0);
-  EXPECT_GT(delivered[1], 0) << out;
-  EXPECT_GT(delivered[3], delivered[1]) << "three watchers each receive every change";
-  EXPECT_NE(std::system("pgrep -f -- '--watch-chil[d]' > /dev/null"), 0) << "a watcher child outlived the bench";
   fs::remove_all(dir);
 }
 
