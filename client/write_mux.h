@@ -14,7 +14,9 @@
 // takes whatever queued while it woke or sent, so the writes of callers
 // woken by one answer tend to leave in one message. A blocking caller
 // that is sending leaves what queued behind its own write to the sender
-// thread. The reader thread never sends: it must always
+// thread. (One wait is left: a caller in its own send that flow control
+// holds — a node that stopped reading — returns when keepalive ends the
+// connection, ~10 s, not at its deadline.) The reader thread never sends: it must always
 // be free to read, or unread answers would stop the node from reading (its
 // in-flight cap) while a send waits for the node (flow control). Nor does
 // the expiry thread, so that deadlines hold while a send waits. Writes
@@ -116,8 +118,9 @@ class WriteMux {
   using Answered = std::vector<std::pair<std::shared_ptr<Waiter>, absl::StatusOr<TxnResult>>>;
 
   // Queues `write` for `waiter` on the open stream (opening one if needed);
-  // a blocking write with no other outstanding is then sent by its caller,
-  // any other is left to the sender thread. Called and returns with `l`
+  // a blocking write with no other outstanding, on a stream that has sent
+  // before, is then sent by its caller, any other is left to the sender
+  // thread. Called and returns with `l`
   // holding mu_ (released while sending).
   std::shared_ptr<Stream> Enqueue(v1::StreamWrite write, Clock::time_point deadline,
                                   std::shared_ptr<Waiter> waiter, std::unique_lock<std::mutex>& l);
@@ -164,8 +167,7 @@ class WriteMux {
   bool send_wanted_ = false;      // writes wait in current_'s queue for the sender; guarded by mu_
   std::condition_variable send_cv_;    // send_wanted_ (or closing_)
   std::condition_variable expiry_cv_;  // a sooner deadline (or closing_)
-  // Both started with the first async write or the first blocking write
-  // that finds others in flight.
+  // Both started with the first write not sent by its own caller.
   std::thread sender_thread_;
   std::thread expiry_thread_;
 };
