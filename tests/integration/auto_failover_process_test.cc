@@ -325,7 +325,7 @@ TEST_F(AutoFailoverTest, AsyncEpochIsReArmedOnceReplicasCatchUp) {
 // apply (show) a write before a quorum of members holds it (invariant 2).
 TEST_F(AutoFailoverTest, AcksOfAReplicaThatDidNotJoinDoNotCount) {
   TempDir outsider_dir;
-  auto outsider = StartReplica(outsider_dir.path(), *node(0),
+  auto outsider = StartReplica(outsider_dir.path() / "n", *node(0),  // its log beside it, inside the temp dir
                                {.server_id = 99, .flags = {"--rpl_semi_sync_slave_enabled=ON"}});
   ASSERT_NE(outsider, nullptr);
   WriteAcked(0, "joined-", 2);
