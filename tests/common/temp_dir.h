@@ -20,9 +20,15 @@ class TempDir {
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::random_device rd;
+    // A parameterized test is named "Name/Param": keep it one path component,
+    // or its parent dir outlives remove_all below.
+    std::string name = info ? info->name() : "test";
+    for (char& c : name) {
+      if (c == '/') c = '_';
+    }
     path_ = std::filesystem::temp_directory_path() /
-            ("relaykv-" + std::string(info ? info->name() : "test") + "-" +
-             std::to_string(::getpid()) + "-" + std::to_string(rd()));
+            ("relaykv-" + name + "-" + std::to_string(::getpid()) + "-" +
+             std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
   ~TempDir() {
