@@ -49,6 +49,10 @@ class KvService;
 class ReplicationService;
 class WatchService;
 
+// Node::Impl::WatchWire's consumer: gets each batch as the bytes of a
+// WatchResponse, valid during the call only; false ends the watch.
+using WatchWireDeliver = std::function<bool(const std::string& response)>;
+
 class Node::Impl {
  public:
   explicit Impl(NodeOptions options);
@@ -93,6 +97,13 @@ class Node::Impl {
   absl::StatusOr<ScanPage> Scan(const ScanRange& range, const GetOptions& read);
   // Node::Watch (server/node_watch.cc).
   absl::Status Watch(const WatchOptions& options, const WatchDeliver& deliver);
+  // The same watch, each batch delivered as the bytes of a WatchResponse
+  // (server/watch_wire.h): for the gRPC service, which sends them as they
+  // are.
+  absl::Status WatchWire(const WatchOptions& options, const WatchWireDeliver& deliver);
+  // The loop of both, building its batches into `out` (server/node_watch.cc).
+  template <class Out>
+  absl::Status WatchInto(const WatchOptions& options, Out& out);
   std::atomic<int> watchers_{0};  // Watch calls running (max_watchers)
   // Get()'s wait: until `options.wait_for` is applied here and in our history.
   absl::Status WaitForGtid(const GetOptions& options);

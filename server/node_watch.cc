@@ -3,7 +3,10 @@
 // may see, and cuts each event down to its range (server/watch_filter.h).
 // Near the head it takes the events from the node's WatchFeed (decoded
 // once for all watchers, server/watch_feed.h); behind it, from a tailing
-// BinlogReader of its own (storage/binlog_reader.h).
+// BinlogReader of its own (storage/binlog_reader.h). A batch is built as
+// the public WatchBatch (Node::Watch) or, for the gRPC service, as the
+// bytes it sends (WatchWire): then an event all in range is the feed's one
+// encoding, copied, not filtered, converted and serialized per watcher.
 //
 // What a watcher may see (its head): with committed_only, what this node
 // has applied. Only released events are applied — on a primary under
@@ -29,6 +32,7 @@
 #include "relaykv/node.h"
 #include "server/node_impl.h"
 #include "server/watch_filter.h"
+#include "server/watch_wire.h"
 #include "storage/binlog_reader.h"
 
 namespace relaykv {
@@ -36,7 +40,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A batch ends at this many bytes of keys and values, or events...
+// A batch ends at this many bytes of keys and values (for the gRPC
+// service: of their encoding), or events...
 constexpr size_t kBatchBytes = 256 * 1024;
 constexpr size_t kBatchEvents = 1000;
 // ...or once this many events were looked at, so that the lag check and a
@@ -82,9 +87,83 @@ absl::Status NotOurs(const Gtid& want, const Gtid& ours) {
                                        " at that seq)");
 }
 
+// A watch's batches as the public WatchBatch (Node::Watch): each event cut
+// down to the watcher's range, copied into slots reused batch after batch.
+class StructOut {
+ public:
+  explicit StructOut(const WatchDeliver& deliver) : deliver_(deliver) {}
+  void Clear() { taken_ = 0; }
+  // Adds `event`'s changes in `bounds`, counting their keys' and values'
+  // bytes into `bytes`; false when it has none. (`wire` is not needed.)
+  bool Add(const v1::Event& event, const std::string* /*wire*/, const WatchBounds& bounds,
+           size_t* bytes) {
+    if (taken_ == batch_.events.size()) batch_.events.emplace_back();
+    WatchEvent& e = batch_.events[taken_];
+    if (!FilterEvent(event, bounds, &e)) return false;
+    for (const Mutation& m : e.changes) *bytes += m.key.size() + m.value.size();
+    ++taken_;
+    return true;
+  }
+  bool Deliver(const Gtid& progress, const Gtid& head) {
+    batch_.events.resize(taken_);
+    batch_.progress = progress;
+    batch_.head = head;
+    return deliver_(batch_);
+  }
+
+ private:
+  const WatchDeliver& deliver_;
+  WatchBatch batch_;
+  size_t taken_ = 0;  // events in this batch: batch_.events' first ones
+};
+
+// A watch's batches as the bytes of a WatchResponse (server/watch_wire.h):
+// an event whose changes are all in range is copied from the feed's one
+// encoding; any other is encoded here with the changes in range.
+class WireOut {
+ public:
+  explicit WireOut(const WatchWireDeliver& deliver) : deliver_(deliver) {}
+  void Clear() { out_.clear(); }
+  // As StructOut::Add, counting the bytes of the encoding.
+  bool Add(const v1::Event& event, const std::string* wire, const WatchBounds& bounds,
+           size_t* bytes) {
+    const size_t before = out_.size();
+    if (wire != nullptr && AllInside(event, bounds)) {
+      out_.append(*wire);
+    } else if (!AppendWatchEvent(event, &bounds, &out_)) {
+      return false;
+    }
+    *bytes += out_.size() - before;
+    return true;
+  }
+  bool Deliver(const Gtid& progress, const Gtid& head) {
+    AppendWatchPosition(progress, head, &out_);
+    const bool more = deliver_(out_);
+    // Reused batch after batch, but not holding on to one big value.
+    if (out_.capacity() > kKeepBytes) std::string().swap(out_);
+    return more;
+  }
+
+ private:
+  static constexpr size_t kKeepBytes = 4 << 20;
+  const WatchWireDeliver& deliver_;
+  std::string out_;
+};
+
 }  // namespace
 
 absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& deliver) {
+  StructOut out(deliver);
+  return WatchInto(o, out);
+}
+
+absl::Status Node::Impl::WatchWire(const WatchOptions& o, const WatchWireDeliver& deliver) {
+  WireOut out(deliver);
+  return WatchInto(o, out);
+}
+
+template <class Out>
+absl::Status Node::Impl::WatchInto(const WatchOptions& o, Out& out) {
   auto bounds = ResolveWatchRange(o.range);
   if (!bounds.ok()) return bounds.status();
   if (o.progress_interval <= std::chrono::milliseconds(0)) {
@@ -177,9 +256,10 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
   Clock::duration deliver_took{0};  // how long the last `deliver` took
   auto MaxLag = [&] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); };
   auto delivered_at = Clock::now();
-  WatchBatch batch;
+  Gtid head_at_look;  // the head the last look read up to
   for (;;) {
-    size_t taken = 0;  // events in this batch: batch.events' first ones, refilled in place
+    size_t taken = 0;  // events in this batch
+    out.Clear();
     {
       CallScope scope(this);
       if (!scope.ok()) return scope.status();
@@ -230,16 +310,11 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
       auto full = [&] {
         return bytes >= kBatchBytes || taken >= kBatchEvents || scanned >= kBatchScanned;
       };
-      auto take = [&](const v1::Event& event) {
+      auto take = [&](const v1::Event& event, const std::string* wire) {
         ++scanned;
         progress = GtidFromProto(event.gtid());
         next_seq = progress.seq + 1;
-        if (taken == batch.events.size()) batch.events.emplace_back();
-        WatchEvent& e = batch.events[taken];
-        if (FilterEvent(event, *bounds, &e)) {
-          for (const Mutation& m : e.changes) bytes += m.key.size() + m.value.size();
-          ++taken;
-        }
+        if (out.Add(event, wire, *bounds, &bytes)) ++taken;
       };
       auto failed = [&](const absl::Status& s) {
         return absl::IsOutOfRange(s) ? Purged(binlog_.get(), progress) : s;
@@ -249,7 +324,7 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
         // At the head: the events all watchers share (server/watch_feed.h).
         auto shared = watch_feed_->Fetch(next_seq, h.seq, kBatchEvents, kBatchBytes);
         if (!shared.empty()) {
-          for (size_t i = 0; i < shared.size() && !full(); ++i) take(*shared[i]);
+          for (size_t i = 0; i < shared.size() && !full(); ++i) take(shared[i]->event, &shared[i]->wire);
           continue;
         }
         // Behind it: this watcher's own reader, read forward from where it
@@ -274,10 +349,9 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
             stalled = true;
             break;
           }
-          take((*rec)->event);
+          take((*rec)->event, nullptr);
         }
       }
-      batch.events.resize(taken);
       last_full = full();
       if (scanned > 0) looked_at = Clock::now();
       const auto now = Clock::now();
@@ -287,13 +361,12 @@ absl::Status Node::Impl::Watch(const WatchOptions& o, const WatchDeliver& delive
       } else if (now - target_time > MaxLag()) {
         return TooSlow(MaxLag(), progress, h);
       }
-      batch.progress = progress;
-      batch.head = h;
+      head_at_look = h;
     }
-    if (first || !batch.events.empty() || Clock::now() >= delivered_at + o.progress_interval) {
+    if (first || taken > 0 || Clock::now() >= delivered_at + o.progress_interval) {
       first = false;
       const auto before = Clock::now();
-      if (!deliver(batch)) return absl::OkStatus();
+      if (!out.Deliver(progress, head_at_look)) return absl::OkStatus();
       delivered_at = Clock::now();
       deliver_took = delivered_at - before;
     }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "server/watch_wire.h"
+
 namespace relaykv {
 
 uint64_t WatchFeed::WindowEnd() const { return window_.empty() ? 0 : front_seq_ + window_.size(); }
@@ -84,9 +86,12 @@ std::vector<WatchFeed::EventPtr> WatchFeed::Fetch(uint64_t from, uint64_t up_to,
       break;
     }
     if (!rec->has_value()) break;  // not visible: the caller's up_to was wrong
-    const size_t bytes = (*rec)->payload.size();
-    fresh_bytes += bytes;
-    fresh.push_back({std::make_shared<const v1::Event>(std::move((*rec)->event)), bytes});
+    auto item = std::make_shared<Item>();
+    item->event = std::move((*rec)->event);
+    AppendWatchEvent(item->event, nullptr, &item->wire);
+    fresh_bytes += (*rec)->payload.size();
+    const size_t held = (*rec)->payload.size() + item->wire.size();
+    fresh.push_back({std::move(item), held});
   }
   std::lock_guard l(window_mu_);
   if (failed) {
@@ -95,7 +100,7 @@ std::vector<WatchFeed::EventPtr> WatchFeed::Fetch(uint64_t from, uint64_t up_to,
     return {};
   }
   if (fresh.empty()) return CopyOut(from, last);
-  if (window_.empty()) front_seq_ = fresh.front().event->gtid().seq();
+  if (window_.empty()) front_seq_ = fresh.front().event->event.gtid().seq();
   for (Entry& e : fresh) {
     bytes_ += e.bytes;
     window_.push_back(std::move(e));

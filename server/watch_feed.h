@@ -4,10 +4,13 @@
 // read and decode, not N; a watcher further behind reads the binlog itself
 // until it reaches the window.
 //
+// Each event comes with its encoding as a Watch answer's entry
+// (server/watch_wire.h), made once here for every gRPC watcher to copy.
+//
 // Contents: a window of consecutive events, filled on demand by Fetch (one
 // caller fills at a time; the others wait for it or take what is there)
-// and trimmed from the front to `max_bytes` of payload. A fill reads at
-// most one batch's bytes; a watcher that holds events past a trim keeps
+// and trimmed from the front to `max_bytes` (binlog payload and wire
+// encoding). A fill reads at most one batch's bytes of binlog payload; a watcher that holds events past a trim keeps
 // them alive (shared_ptr): memory is the window plus one batch per watcher.
 //
 // Why a cached event stays right: while a node runs its binlog only grows
@@ -27,6 +30,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "proto/event.pb.h"
@@ -38,7 +42,11 @@ namespace relaykv {
 
 class WatchFeed {
  public:
-  using EventPtr = std::shared_ptr<const v1::Event>;
+  struct Item {
+    v1::Event event;
+    std::string wire;  // AppendWatchEvent(event, all changes); empty for a marker
+  };
+  using EventPtr = std::shared_ptr<const Item>;
 
   WatchFeed(Binlog* binlog, size_t max_bytes) : binlog_(binlog), max_bytes_(max_bytes) {}
 
@@ -73,11 +81,11 @@ class WatchFeed {
   mutable std::mutex window_mu_;
   struct Entry {
     EventPtr event;
-    size_t bytes;  // its payload's size in the binlog
+    size_t bytes;  // its payload's size in the binlog and its wire's
   };
   std::deque<Entry> window_ GUARDED_BY(window_mu_);  // consecutive seqs
   uint64_t front_seq_ GUARDED_BY(window_mu_) = 0;       // seq of window_.front()
-  size_t bytes_ GUARDED_BY(window_mu_) = 0;             // payload bytes in window_
+  size_t bytes_ GUARDED_BY(window_mu_) = 0;             // Entry::bytes summed over window_
 };
 
 }  // namespace relaykv

@@ -4,7 +4,8 @@
 
 #include "relaykv/node.h"
 #include "server/grpc_status.h"
-#include "server/reused_message.h"
+#include "server/node_impl.h"
+#include "proto/watch.grpc.pb.h"
 #include "spdlog/spdlog.h"
 #include "storage/gtid.h"
 
@@ -14,24 +15,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kWatchdogPeriod = std::chrono::seconds(1);
 constexpr auto kWatchdogGrace = std::chrono::seconds(10);
-constexpr size_t kKeepMessageBytes = 4 << 20;
-
-void ToProto(const WatchBatch& batch, v1::WatchResponse* out) {
-  out->Clear();
-  for (const WatchEvent& e : batch.events) {
-    v1::WatchEvent* pe = out->add_events();
-    GtidToProto(e.gtid, pe->mutable_gtid());
-    pe->set_timestamp_us(e.timestamp_us);
-    for (const Mutation& m : e.changes) {
-      v1::Mutation* pm = pe->add_changes();
-      pm->set_op(m.op == Mutation::Op::kDelete ? v1::Mutation::DELETE : v1::Mutation::PUT);
-      pm->set_key(m.key);
-      pm->set_value(m.value);
-    }
-  }
-  GtidToProto(batch.progress, out->mutable_progress());
-  GtidToProto(batch.head, out->mutable_head());
-}
 
 }  // namespace
 
@@ -46,6 +29,14 @@ struct WatchService::Call {
 WatchService::WatchService(Node* node, const Authorizer* auth, TimerLoop* timers,
                            std::function<std::chrono::seconds()> max_lag)
     : node_(node), auth_(auth), max_lag_(std::move(max_lag)) {
+  // What the generated ChangeStream::Service registers, with raw bytes out.
+  static const std::string kMethod = std::string("/") + v1::ChangeStream::service_full_name() + "/Watch";
+  AddMethod(new grpc::internal::RpcServiceMethod(
+      kMethod.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING,
+      new grpc::internal::ServerStreamingHandler<WatchService, v1::WatchRequest, grpc::ByteBuffer>(
+          [](WatchService* service, grpc::ServerContext* ctx, const v1::WatchRequest* req,
+             grpc::ServerWriter<grpc::ByteBuffer>* writer) { return service->Watch(ctx, req, writer); },
+          this)));
   watchdog_ = timers->Every(kWatchdogPeriod, [this] { Watchdog(); });
 }
 
@@ -72,7 +63,7 @@ void WatchService::Watchdog() {
 }
 
 grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
-                                 grpc::ServerWriter<v1::WatchResponse>* writer) {
+                                 grpc::ServerWriter<grpc::ByteBuffer>* writer) {
   if (auto denied = auth_->Check(ctx, Role::kRead, "Watch"); !denied.ok()) return denied;
   WatchOptions o;
   o.range.start = req->start();
@@ -90,15 +81,12 @@ grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchReques
     std::lock_guard l(mu_);
     calls_.push_back(&call);
   }
-  v1::WatchResponse msg;
-  ReusedMessageLimit limit(kKeepMessageBytes);
-  absl::Status s = node_->Watch(o, [&](const WatchBatch& batch) {
-    ToProto(batch, &msg);
+  absl::Status s = node_->impl_->WatchWire(o, [&](const std::string& response) {
+    grpc::Slice slice(response.data(), response.size());  // copied: gRPC sends it later
+    grpc::ByteBuffer buffer(&slice, 1);
     call.writing_since_ns.store(Clock::now().time_since_epoch().count());
-    const bool written = writer->Write(msg);
+    const bool written = writer->Write(buffer);
     call.writing_since_ns.store(0);
-    // Reused batch after batch, but not holding on to a burst of big values.
-    if (limit.ShouldDrop(msg)) msg = v1::WatchResponse();
     return written;
   });
   {

@@ -1,5 +1,10 @@
-// WatchService: ChangeStream.Watch (proto/watch.proto) over Node::Watch —
-// the same loop an embedding application calls. Needs the read role
+// WatchService: ChangeStream.Watch (proto/watch.proto) over Node::Watch's
+// loop — the one an embedding application calls — in the form that builds
+// each batch as the WatchResponse's bytes (Node::Impl::WatchWire,
+// server/watch_wire.h): the service is registered by hand with a raw
+// (grpc::ByteBuffer) response, so an event that many watchers deliver is
+// encoded once, not serialized per watcher. Clients see the generated
+// service's messages. Needs the read role
 // (server/auth.h). Each call runs on one of gRPC's sync server threads and
 // writes each batch with a blocking Write: when the client does not read,
 // gRPC flow control blocks the write and, with it, the binlog walk, so a
@@ -28,7 +33,10 @@
 #include <mutex>
 #include <vector>
 
-#include "proto/watch.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/service_type.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "proto/watch.pb.h"
 #include "server/auth.h"
 #include "server/timer_loop.h"
 #include "storage/thread_annotations.h"
@@ -37,7 +45,7 @@ namespace relaykv {
 
 class Node;
 
-class WatchService final : public v1::ChangeStream::Service {
+class WatchService final : public grpc::Service {
  public:
   // Borrows `node` and `auth`, which must outlive the service, and
   // `timers` for the constructor only. `max_lag` reads watch_max_lag_seconds.
@@ -48,7 +56,7 @@ class WatchService final : public v1::ChangeStream::Service {
   WatchService& operator=(const WatchService&) = delete;
 
   grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest* request,
-                     grpc::ServerWriter<v1::WatchResponse>* writer) override;
+                     grpc::ServerWriter<grpc::ByteBuffer>* writer);
 
  private:
   struct Call;

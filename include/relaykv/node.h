@@ -302,6 +302,7 @@ class Node {
   class Impl;
   friend class CallScope;
   friend class KvService;  // commits the request's mutations without a copy
+  friend class WatchService;  // sends each batch as encoded bytes (Impl::WatchWire)
   friend class Coordinator;  // acts on the role etcd decides
   explicit Node(std::unique_ptr<Impl> impl);
   // ChangePrimary / BecomePrimary under the node's lock (the callers then

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "proto/watch.pb.h"
 #include "tests/storage/test_util.h"
 
 namespace relaykv {
@@ -20,7 +21,7 @@ using testing::TempDir;
 
 std::vector<uint64_t> Seqs(const std::vector<WatchFeed::EventPtr>& events) {
   std::vector<uint64_t> out;
-  for (const auto& e : events) out.push_back(e->gtid().seq());
+  for (const auto& e : events) out.push_back(e->event.gtid().seq());
   return out;
 }
 
@@ -39,7 +40,12 @@ TEST(WatchFeedTest, WatchersAtTheHeadShareOneDecodedCopy) {
   auto all = feed.Fetch(1, 10, 100, 1 << 20);
   EXPECT_EQ(Seqs(all), Range(1, 10));
   ASSERT_EQ(all.size(), 10u);
-  EXPECT_EQ(all[4]->mutations(0).key(), "key4");
+  EXPECT_EQ(all[4]->event.mutations(0).key(), "key4");
+  v1::WatchResponse encoded;  // the event as a Watch answer's entry, made once here
+  ASSERT_TRUE(encoded.ParseFromString(all[4]->wire));
+  ASSERT_EQ(encoded.events_size(), 1);
+  EXPECT_EQ(encoded.events(0).gtid().seq(), 5u);
+  EXPECT_EQ(encoded.events(0).changes(0).key(), "key4");
   auto some = feed.Fetch(5, 10, 3, 1 << 20);  // max_events bounds it
   EXPECT_EQ(Seqs(some), Range(5, 7));
   ASSERT_EQ(some.size(), 3u);
@@ -148,10 +154,11 @@ TEST(WatchFeedTest, ConcurrentCallersSeeEveryEventInOrderWhileTheBinlogGrows) {
             failed = true;
             break;
           }
-          got.push_back(std::make_shared<const v1::Event>((*rec)->event));
+          got.push_back(std::make_shared<const WatchFeed::Item>(WatchFeed::Item{(*rec)->event, {}}));
         }
         for (const auto& e : got) {
-          if (e->gtid().seq() != next || e->mutations(0).key() != "key" + std::to_string(next - 1)) {
+          if (e->event.gtid().seq() != next ||
+              e->event.mutations(0).key() != "key" + std::to_string(next - 1)) {
             failed = true;
             break;
           }
