@@ -130,6 +130,7 @@ class WatcherProcess {
     }
   }
   ~WatcherProcess() {
+    closing_ = true;
     if (hung_) ::kill(pid_, SIGKILL);  // stuck before its loop: closing stdin would not stop it
     if (stdin_ >= 0) ::close(stdin_);  // the child stops its watchers and exits
     if (reader_.joinable()) reader_.join();
@@ -159,7 +160,9 @@ class WatcherProcess {
     }
     ::close(fd);
     std::lock_guard l(mu_);
-    if (!started_) errors_ += 1;  // died before it started
+    // Its stdout closed before it was told to stop: it died (crashed, was
+    // killed), before its first report or after it — an error either way.
+    if (!closing_) errors_ += 1;
     started_ = true;
     cv_.notify_all();
   }
@@ -168,6 +171,7 @@ class WatcherProcess {
   pid_t pid_ = -1;
   int stdin_ = -1;
   bool hung_ = false;  // did not report within kStartLimit
+  std::atomic<bool> closing_{false};  // the destructor is stopping the child
   std::thread reader_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -43,8 +43,9 @@ constexpr auto kHousekeepingPeriod = std::chrono::seconds(10);
 // How often a primary whose state machine failed tries to apply again.
 constexpr auto kApplierRetryPeriod = std::chrono::seconds(1);
 // The watch feed's window (server/watch_feed.h): a few seconds of changes
-// at a high write rate, so watchers a little behind the head share it too.
-constexpr size_t kWatchFeedBytes = 8 << 20;
+// at a high write rate, so watchers a little behind the head share it too
+// (each event counts twice: its binlog payload and its Watch encoding).
+constexpr size_t kWatchFeedBytes = 16 << 20;
 
 int64_t NowMicros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(

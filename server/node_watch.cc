@@ -145,7 +145,8 @@ class WireOut {
   }
 
  private:
-  static constexpr size_t kKeepBytes = 4 << 20;
+  // Above a batch's size (kBatchBytes): one big event's bytes are let go.
+  static constexpr size_t kKeepBytes = 1 << 20;
   const WatchWireDeliver& deliver_;
   std::string out_;
 };

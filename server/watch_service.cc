@@ -2,10 +2,11 @@
 
 #include <algorithm>
 
+#include "grpcpp/support/method_handler.h"
+#include "proto/watch.grpc.pb.h"  // the request's serialization traits
 #include "relaykv/node.h"
 #include "server/grpc_status.h"
 #include "server/node_impl.h"
-#include "proto/watch.grpc.pb.h"
 #include "spdlog/spdlog.h"
 #include "storage/gtid.h"
 
@@ -15,6 +16,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kWatchdogPeriod = std::chrono::seconds(1);
 constexpr auto kWatchdogGrace = std::chrono::seconds(10);
+// proto/watch.proto's ChangeStream.Watch, as gRPC names it on the wire.
+constexpr char kWatchMethod[] = "/relaykv.v1.ChangeStream/Watch";
 
 }  // namespace
 
@@ -30,9 +33,8 @@ WatchService::WatchService(Node* node, const Authorizer* auth, TimerLoop* timers
                            std::function<std::chrono::seconds()> max_lag)
     : node_(node), auth_(auth), max_lag_(std::move(max_lag)) {
   // What the generated ChangeStream::Service registers, with raw bytes out.
-  static const std::string kMethod = std::string("/") + v1::ChangeStream::service_full_name() + "/Watch";
   AddMethod(new grpc::internal::RpcServiceMethod(
-      kMethod.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING,
+      kWatchMethod, grpc::internal::RpcMethod::SERVER_STREAMING,
       new grpc::internal::ServerStreamingHandler<WatchService, v1::WatchRequest, grpc::ByteBuffer>(
           [](WatchService* service, grpc::ServerContext* ctx, const v1::WatchRequest* req,
              grpc::ServerWriter<grpc::ByteBuffer>* writer) { return service->Watch(ctx, req, writer); },

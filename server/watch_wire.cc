@@ -104,7 +104,6 @@ bool AppendWatchEvent(const v1::Event& event, const WatchBounds* bounds, std::st
   body += MessageFieldSize(kEventGtid, GtidBodySize(epoch, seq)) +
           VarintFieldSize(kEventTimestamp, timestamp);
 
-  out->reserve(out->size() + MessageFieldSize(kResponseEvents, body));
   PutMessageHeader(kResponseEvents, body, out);
   PutGtidField(kEventGtid, epoch, seq, out);
   PutVarintField(kEventTimestamp, timestamp, out);

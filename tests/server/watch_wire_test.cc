@@ -60,7 +60,10 @@ v1::Event RandomEvent(std::mt19937_64& rng) {
   const size_t n = rng() % 5;  // 0: a marker event
   for (size_t i = 0; i < n; ++i) {
     v1::Mutation* m = e.add_mutations();
-    m->set_op(rng() % 3 == 0 ? v1::Mutation::DELETE : v1::Mutation::PUT);
+    // An unset op (refused on the way in) would go out as a PUT, as before.
+    static const v1::Mutation::Op kOps[] = {v1::Mutation::PUT, v1::Mutation::PUT,
+                                            v1::Mutation::DELETE, v1::Mutation::OP_UNSPECIFIED};
+    m->set_op(kOps[rng() % std::size(kOps)]);
     m->set_key(std::string(1, static_cast<char>('a' + rng() % 4)) + RandomBytes(rng, 300));
     m->set_value(RandomBytes(rng, 70000));  // a DELETE's value must not be sent
   }
@@ -69,7 +72,8 @@ v1::Event RandomEvent(std::mt19937_64& rng) {
 
 TEST(WatchWireTest, ParsesAsTheResponseProtobufBuildsForRandomEventsAndRanges) {
   std::mt19937_64 rng(20261127);
-  const WatchBounds kBounds[] = {{"", ""}, {"b", "c"}, {"a", ""}, {"c\xff", "d"}, {"zz", ""}};
+  const WatchBounds kBounds[] = {{"", ""}, {"b", "c"}, {"a", ""}, {"c\xff", "d"}, {"zz", ""},
+                                 *ResolveWatchRange(WatchRange::Prefix("b"))};
   for (int round = 0; round < 400; ++round) {
     const WatchBounds& bounds = kBounds[round % std::size(kBounds)];
     std::vector<v1::Event> events;
