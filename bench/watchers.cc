@@ -109,6 +109,10 @@ class WatcherProcess {
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       ::dup2(to_child[0], 0);
       ::dup2(from_child[1], 1);
+      // dup2 onto the same fd (a bench started with fd 0 or 1 closed got
+      // that number for the pipe) keeps its close-on-exec flag: clear it.
+      ::fcntl(0, F_SETFD, 0);
+      ::fcntl(1, F_SETFD, 0);
       ::execv(argv[0], argv.data());
       ::_exit(127);
     }
