@@ -1,6 +1,7 @@
 #include "relaykv/client.h"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <algorithm>
 #include <atomic>
@@ -11,12 +12,12 @@
 #include "client/channel_credentials.h"
 #include "client/host_port.h"
 #include "client/primary_discovery.h"
+#include "client/watch_decode.h"
 #include "client/write_mux.h"
-#include "google/protobuf/arena.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
 #include "proto/replication.grpc.pb.h"
-#include "proto/watch.grpc.pb.h"
+#include "proto/watch.pb.h"
 
 namespace relaykv {
 namespace {
@@ -69,7 +70,9 @@ class Client::Impl {
     std::unique_ptr<v1::Kv::Stub> kv;
     std::unique_ptr<v1::Admin::Stub> admin;
     std::unique_ptr<v1::Replication::Stub> replication;  // Revoke
-    std::unique_ptr<v1::ChangeStream::Stub> watch;
+    // ChangeStream.Watch is called on the channel itself: its answers are
+    // read as bytes (client/watch_decode.h), not as generated messages.
+    std::shared_ptr<grpc::Channel> channel;
   };
 
   // The deadline of a call that may take `t` (0: the client's timeout).
@@ -96,8 +99,7 @@ class Client::Impl {
       grpc::ChannelArguments args = ClientChannelArguments();
       auto channel = grpc::CreateCustomChannel(addr, credentials_, args);
       it = stubs_.emplace(addr, Stubs{v1::Kv::NewStub(channel), v1::Admin::NewStub(channel),
-                                       v1::Replication::NewStub(channel),
-                                       v1::ChangeStream::NewStub(channel)}).first;
+                                       v1::Replication::NewStub(channel), channel}).first;
     }
     return it->second;  // never erased: the reference stays valid
   }
@@ -466,36 +468,6 @@ absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions&
   return page;
 }
 
-namespace {
-
-// Refills `batch`, kept across a watch's messages: a vector's elements and
-// a string's bytes are reused, not freed and allocated again (each message
-// itself is parsed into an arena, Client::Watch).
-void FillBatch(const v1::WatchResponse& msg, WatchBatch* batch) {
-  batch->events.resize(static_cast<size_t>(msg.events_size()));
-  for (int i = 0; i < msg.events_size(); ++i) {
-    const v1::WatchEvent& pe = msg.events(i);
-    WatchEvent& e = batch->events[static_cast<size_t>(i)];
-    e.gtid = FromProto(pe.gtid());
-    e.timestamp_us = pe.timestamp_us();
-    e.changes.resize(static_cast<size_t>(pe.changes_size()));
-    for (int j = 0; j < pe.changes_size(); ++j) {
-      const v1::Mutation& pm = pe.changes(j);
-      Mutation& m = e.changes[static_cast<size_t>(j)];
-      m.op = pm.op() == v1::Mutation::DELETE ? Mutation::Op::kDelete : Mutation::Op::kPut;
-      // Reusing bytes, but giving back what one big value left behind.
-      for (auto [to, from] : {std::pair{&m.key, &pm.key()}, std::pair{&m.value, &pm.value()}}) {
-        to->assign(*from);
-        if (to->capacity() > 4096 && to->capacity() > 2 * to->size()) to->shrink_to_fit();
-      }
-    }
-  }
-  batch->progress = FromProto(msg.progress());
-  batch->head = FromProto(msg.head());
-}
-
-}  // namespace
-
 absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& options,
                            const WatchDeliver& deliver) {
   v1::WatchRequest req;
@@ -505,8 +477,9 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
   req.set_committed_only(options.committed_only);
   req.set_progress_interval_ms(static_cast<uint32_t>(options.progress_interval.count()));
   std::optional<Gtid> after = options.after;
-  constexpr size_t kWatchArenaBytes = 1 << 20;
-  const std::unique_ptr<char[]> arena_block(new char[kWatchArenaBytes]);
+  // What the generated stub would call, with the answer read as bytes.
+  static const grpc::internal::RpcMethod kWatch("/relaykv.v1.ChangeStream/Watch",
+                                                grpc::internal::RpcMethod::SERVER_STREAMING);
   size_t attempt = 0;
   Clock::time_point outage_ends = Clock::time_point::max();  // max(): connected
   auto backoff = std::chrono::milliseconds(50);
@@ -534,23 +507,22 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
       if (!impl_->options_.bearer_token.empty()) {
         ctx.AddMetadata("authorization", "Bearer " + impl_->options_.bearer_token);
       }
-      auto reader = impl_->For(node).watch->Watch(&ctx, req);
-      // Each message is parsed into the arena's block, emptied before the
-      // next: its events, changes and GTIDs cost no malloc (protobuf 3.21
-      // still allocates the bytes of a key or value longer than 15 on the
-      // heap). A message bigger than the block takes more blocks for once.
-      google::protobuf::ArenaOptions arena_options;
-      arena_options.initial_block = arena_block.get();
-      arena_options.initial_block_size = kWatchArenaBytes;
-      google::protobuf::Arena arena(arena_options);
+      auto reader = grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
+          impl_->For(node).channel.get(), kWatch, &ctx, req);
+      // Decoded into one batch, reused answer after answer: its events,
+      // changes and their bytes are not allocated again.
       WatchBatch batch;
-      for (;;) {
-        arena.Reset();
-        auto* msg = google::protobuf::Arena::CreateMessage<v1::WatchResponse>(&arena);
-        if (!reader->Read(msg)) break;
+      grpc::ByteBuffer answer;
+      absl::Status malformed;
+      while (reader->Read(&answer)) {
+        grpc::ProtoBufferReader bytes(&answer);
+        malformed = DecodeWatchResponse(&bytes, answer.Length(), &batch);
+        if (!malformed.ok()) {
+          ctx.TryCancel();
+          break;
+        }
         outage_ends = Clock::time_point::max();  // connected: a later break is a new outage
         backoff = std::chrono::milliseconds(50);
-        FillBatch(*msg, &batch);
         after = batch.progress;
         if (!deliver(batch)) {
           stopped = true;
@@ -560,6 +532,10 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
       }
       s = FromGrpc(reader->Finish());
       if (stopped) return absl::OkStatus();
+      if (!malformed.ok()) {  // not an outage: resuming would read the same bytes
+        return absl::DataLossError("watch stream of " + node + ": " +
+                                   std::string(malformed.message()));
+      }
       if (s.ok()) return absl::UnavailableError("watch stream of " + node + " ended");  // not expected
     }
     if (options.resume_for.count() <= 0 || !absl::IsUnavailable(s)) return s;
