@@ -507,8 +507,10 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
       if (!impl_->options_.bearer_token.empty()) {
         ctx.AddMetadata("authorization", "Bearer " + impl_->options_.bearer_token);
       }
-      auto reader = grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
-          impl_->For(node).channel.get(), kWatch, &ctx, req);
+      // Create() hands over a raw pointer (the generated stub wraps it too).
+      const std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+          grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
+              impl_->For(node).channel.get(), kWatch, &ctx, req));
       // Decoded into one batch, reused answer after answer: its events,
       // changes and their bytes are not allocated again.
       WatchBatch batch;

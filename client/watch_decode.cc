@@ -174,7 +174,7 @@ class Decoder {
     uint64_t n;
     if (!in_->ReadVarint64(&n)) return Fail(std::string(what) + "'s length is cut short");
     if (in_->CurrentPosition() - at > 5) return Fail(std::string(what) + "'s length is too long");
-    if (n > static_cast<uint64_t>(in_->BytesUntilLimit())) {
+    if (in_->BytesUntilLimit() < 0 || n > static_cast<uint64_t>(in_->BytesUntilLimit())) {
       return Fail(std::string(what) + " is " + std::to_string(n) + " bytes, more than the " +
                   std::to_string(in_->BytesUntilLimit()) + " left");
     }
@@ -238,7 +238,8 @@ absl::Status TooLarge(size_t length) {
 
 absl::Status DecodeWatchResponse(google::protobuf::io::ZeroCopyInputStream* in, size_t length,
                                  WatchBatch* batch) {
-  if (length > static_cast<size_t>(INT_MAX)) return TooLarge(length);
+  // INT_MAX itself would set no limit (CodedInputStream's "none").
+  if (length >= static_cast<size_t>(INT_MAX)) return TooLarge(length);
   CodedInputStream coded(in);
   coded.PushLimit(static_cast<int>(length));  // Fields() knows the end by it
   Decoder d(&coded);
@@ -247,7 +248,7 @@ absl::Status DecodeWatchResponse(google::protobuf::io::ZeroCopyInputStream* in, 
 }
 
 absl::Status DecodeWatchResponse(std::string_view bytes, WatchBatch* batch) {
-  if (bytes.size() > static_cast<size_t>(INT_MAX)) return TooLarge(bytes.size());
+  if (bytes.size() >= static_cast<size_t>(INT_MAX)) return TooLarge(bytes.size());
   google::protobuf::io::ArrayInputStream in(bytes.data(), static_cast<int>(bytes.size()));
   return DecodeWatchResponse(&in, bytes.size(), batch);
 }

@@ -7,10 +7,11 @@
 //
 // Reads what protobuf's parser reads: fields in any order, unknown fields
 // skipped, the last of a field given twice (a GTID given twice merged);
-// an op other than DELETE is a PUT, as Client::Watch always read it.
-// Stricter than protobuf where the input is malformed (a zero tag, a
-// length past the end): DATA_LOSS naming the problem — then `batch` holds
-// garbage. Pure functions, any thread.
+// an op other than DELETE is a PUT, as Client::Watch always read it. It
+// refuses what that parser refuses (a zero tag, a length past the end, a
+// tag or length over 5 bytes...), and unknown groups nested over 90 deep:
+// DATA_LOSS naming the problem — then `batch` holds garbage. Pure
+// functions, any thread.
 #pragma once
 
 #include <cstddef>

@@ -12,7 +12,7 @@ seconds=${1:-60}
 shift || true
 fuzzers=("$@")
 if [ ${#fuzzers[@]} -eq 0 ]; then
-  fuzzers=(binlog_segment_fuzzer statement_fuzzer config_fuzzer replication_fuzzer)
+  fuzzers=(binlog_segment_fuzzer statement_fuzzer config_fuzzer replication_fuzzer watch_decode_fuzzer)
 fi
 if ! command -v clang++-14 >/dev/null; then
   echo "fuzz: clang++-14 not found (install: bash scripts/setup.sh --fuzz)" >&2

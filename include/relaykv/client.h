@@ -196,7 +196,10 @@ class Client {
   // Change stream: every committed change of `range`, in GTID order
   // (relaykv/watch.h). Blocks, calling `deliver` with each batch, until it
   // returns false (then OK), or the stream ends with an error (the
-  // server's status; UNAVAILABLE once resume_for is used up). No deadline.
+  // server's status; UNAVAILABLE once resume_for is used up; DATA_LOSS for
+  // an answer that is not a well-formed WatchResponse — not resumed, as the
+  // node would likely send the same: watch again after the last batch's
+  // progress to retry). No deadline.
   [[nodiscard]] absl::Status Watch(const WatchRange& range, const ClientWatchOptions& options,
                                    const WatchDeliver& deliver);
 
