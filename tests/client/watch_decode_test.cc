@@ -4,21 +4,27 @@
 // answers split across gRPC slices at random, unknown fields at every
 // level, concatenated answers (protobuf merges them), and every truncation
 // and random corruption of an answer (then: an error, or what protobuf
-// also reads).
+// also reads); and Client::Watch ending at a malformed answer.
 #include "client/watch_decode.h"
 
+#include <grpcpp/grpcpp.h>
 #include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/method_handler.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "gtest/gtest.h"
-#include "proto/watch.pb.h"
+#include "proto/watch.grpc.pb.h"  // the request's serialization traits
+#include "relaykv/client.h"
 #include "tests/common/watch_batch_from_proto.h"
 
 namespace relaykv {
@@ -282,6 +288,71 @@ TEST(WatchDecodeTest, MalformedAnswersNameTheProblem) {
   ASSERT_TRUE(DecodeWatchResponse(std::string(), &batch).ok());
   EXPECT_TRUE(batch.events.empty());
   EXPECT_EQ(batch.progress, Gtid{});
+}
+
+
+// A server that answers a watch with one good answer, then bytes that are
+// not a WatchResponse, then holds the stream open (until cancelled or 20 s).
+class MalformedWatchServer : public grpc::Service {
+ public:
+  MalformedWatchServer() {
+    AddMethod(new grpc::internal::RpcServiceMethod(
+        "/relaykv.v1.ChangeStream/Watch", grpc::internal::RpcMethod::SERVER_STREAMING,
+        new grpc::internal::ServerStreamingHandler<MalformedWatchServer, v1::WatchRequest,
+                                                   grpc::ByteBuffer>(
+            [](MalformedWatchServer* self, grpc::ServerContext* ctx, const v1::WatchRequest*,
+               grpc::ServerWriter<grpc::ByteBuffer>* writer) {
+              ++self->calls;
+              v1::WatchResponse good;
+              v1::WatchEvent* e = good.add_events();
+              e->mutable_gtid()->set_epoch(1);
+              e->mutable_gtid()->set_seq(1);
+              e->add_changes()->set_key("k");
+              good.mutable_progress()->set_seq(1);
+              const std::string bytes = good.SerializeAsString();
+              grpc::Slice slice(bytes);
+              writer->Write(grpc::ByteBuffer(&slice, 1));
+              grpc::Slice bad(std::string("\x0a\x05\x08", 3));
+              writer->Write(grpc::ByteBuffer(&bad, 1));
+              for (int i = 0; i < 200 && !ctx->IsCancelled(); ++i) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+              }
+              return grpc::Status::OK;
+            },
+            this)));
+  }
+  std::atomic<int> calls{0};
+};
+
+// A malformed answer ends Client::Watch with DATA_LOSS at once — after the
+// good batch before it, without resuming (the node would send the same),
+// and without waiting for the server to end the stream.
+TEST(WatchDecodeTest, ClientWatchEndsWithDataLossOnAMalformedAnswer) {
+  MalformedWatchServer service;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ClientWatchOptions o;
+  o.resume_for = std::chrono::seconds(30);  // an outage would be resumed; this is not one
+  std::vector<std::string> keys;
+  const auto start = std::chrono::steady_clock::now();
+  const absl::Status s = (*client)->Watch(WatchRange::Prefix(""), o, [&](const WatchBatch& b) {
+    for (const WatchEvent& e : b.events) {
+      for (const Mutation& m : e.changes) keys.push_back(m.key);
+    }
+    return true;
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("watch answer is malformed"), std::string::npos) << s;
+  EXPECT_EQ(keys, std::vector<std::string>{"k"});
+  EXPECT_EQ(service.calls.load(), 1);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));  // hang guard
+  server->Shutdown();
 }
 
 }  // namespace
