@@ -142,7 +142,9 @@ class Decoder {
   // protobuf's parser (CodedInputStream would read 10).
   bool ReadFieldTag(const char* what, uint32_t* tag) {
     *tag = 0;
-    if (in_->BytesUntilLimit() == 0) return true;  // after the check: a cut-short tag reads to it
+    // The end, known by the limit and checked first: a tag cut short by
+    // the limit also leaves ReadTag() at it, returning 0.
+    if (in_->BytesUntilLimit() == 0) return true;
     const int at = in_->CurrentPosition();
     *tag = in_->ReadTag();
     if (*tag == 0) return Fail(std::string(what) + " has a zero or cut-short field tag");
