@@ -291,8 +291,9 @@ TEST(WatchDecodeTest, MalformedAnswersNameTheProblem) {
 }
 
 
-// A server that answers a watch with one good answer, then bytes that are
-// not a WatchResponse, then holds the stream open (until cancelled or 20 s).
+// A server on 127.0.0.1 (`address`) that answers a watch with one good
+// answer, then bytes that are not a WatchResponse, then holds the stream
+// open (until cancelled or 20 s).
 class MalformedWatchServer : public grpc::Service {
  public:
   MalformedWatchServer() {
@@ -320,8 +321,24 @@ class MalformedWatchServer : public grpc::Service {
               return grpc::Status::OK;
             },
             this)));
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+    address = "127.0.0.1:" + std::to_string(port);
   }
+  // The server goes before the service it calls (a member, then the base).
+  ~MalformedWatchServer() override {
+    if (server_) server_->Shutdown();
+  }
+  bool started() const { return server_ != nullptr; }
+
   std::atomic<int> calls{0};
+  std::string address;
+
+ private:
+  std::unique_ptr<grpc::Server> server_;
 };
 
 // A malformed answer ends Client::Watch with DATA_LOSS at once — after the
@@ -329,13 +346,8 @@ class MalformedWatchServer : public grpc::Service {
 // and without waiting for the server to end the stream.
 TEST(WatchDecodeTest, ClientWatchEndsWithDataLossOnAMalformedAnswer) {
   MalformedWatchServer service;
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
-  auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(service.started());
+  auto client = Client::Connect({service.address});
   ASSERT_TRUE(client.ok()) << client.status();
   ClientWatchOptions o;
   o.resume_for = std::chrono::seconds(30);  // an outage would be resumed; this is not one
@@ -352,9 +364,7 @@ TEST(WatchDecodeTest, ClientWatchEndsWithDataLossOnAMalformedAnswer) {
   EXPECT_EQ(keys, std::vector<std::string>{"k"});
   EXPECT_EQ(service.calls.load(), 1);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));  // hang guard
-  server->Shutdown();
 }
-
 
 // Every gRPC object Client::Watch makes is let go: once the client and
 // the server are gone, gRPC is no longer initialized (each completion
@@ -363,13 +373,8 @@ TEST(WatchDecodeTest, ClientWatchEndsWithDataLossOnAMalformedAnswer) {
 TEST(WatchDecodeTest, ClientWatchLeavesNoGrpcObjectBehind) {
   {
     MalformedWatchServer service;
-    int port = 0;
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&service);
-    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-    ASSERT_NE(server, nullptr);
-    auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)});
+    ASSERT_TRUE(service.started());
+    auto client = Client::Connect({service.address});
     ASSERT_TRUE(client.ok()) << client.status();
     for (int i = 0; i < 3; ++i) {
       // Stops at the first batch (the good one): the client cancels the stream.
@@ -378,7 +383,6 @@ TEST(WatchDecodeTest, ClientWatchLeavesNoGrpcObjectBehind) {
       EXPECT_TRUE(s.ok()) << s;
     }
     EXPECT_EQ(service.calls.load(), 3);
-    server->Shutdown();
   }
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (grpc_is_initialized() && std::chrono::steady_clock::now() < give_up) {
