@@ -500,8 +500,13 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
                      scan->valid_end, data.size() - scan->valid_end, gtids);
       }
       if (auto s = file->Truncate(scan->valid_end); !s.ok()) return s;
-      if (auto s = file->DataSync(); !s.ok()) return s;
     }
+    // Always, cut or not: what this scan read may exist only in the page
+    // cache (a leader killed between its write and its fdatasync), and it
+    // becomes visible from here — applied, shipped, ACKed. A power cut must
+    // not take it back, or its GTIDs would be given to other events (review
+    // s31 F2). One fdatasync per open.
+    if (auto s = file->DataSync(); !s.ok()) return s;
     out.segments.push_back({number, first_seq, scan->valid_end, prev_epoch});
     out.next_seq = first_seq + scan->events;
     if (scan->events > 0) {

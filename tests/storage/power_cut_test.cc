@@ -11,6 +11,8 @@
 // writers' next write or sync fails), apply the cut, repeat.
 // RELAYKV_POWER_CUT_SEED=<n> reruns with another seed; a failure names the
 // seed and the cycle.
+#include <fcntl.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -26,6 +28,7 @@
 #include "storage/binlog.h"
 #include "storage/fault_injection.h"
 #include "storage/file.h"
+#include "storage/record.h"
 #include "tests/storage/test_util.h"
 
 namespace relaykv {
@@ -424,6 +427,46 @@ TEST_F(PowerCutTest, EveryCrashPointOfCommitsRotationsAndPurgeRecovers) {
 // A file replaced with WriteFileAtomically() (binlog.index, master.info,
 // relaykvd-auto.cnf) is, after any cut, whole: the last version that
 // returned OK or the one being written, never a mix, never an older one.
+// Review s31 F2: a group that a killed leader wrote but never synced, found
+// whole in the page cache at the next open, becomes visible (applied,
+// shipped, ACKed by replicas). Recovery must make it durable before that:
+// a power cut afterwards must not take it away, or its GTIDs are reused
+// for other events. Without zeros after the group (it ended at
+// max_binlog_size, where nothing is preallocated) recovery has nothing to
+// cut, and used to sync nothing.
+TEST_F(PowerCutTest, TailRecoveredFromThePageCacheIsDurableBeforeItIsVisible) {
+  const fs::path dir = TrackedDir("page-cache-tail");
+  uint64_t end = 0;
+  {
+    auto b = OpenBinlog(dir);
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b, 2));
+    end = b->Segments().back().size_bytes;
+  }
+  {
+    auto f = File::Open(dir / testing::kSegment1, O_RDWR);
+    ASSERT_TRUE(f.ok()) << f.status();
+    ASSERT_TRUE(f->Truncate(end).ok());  // no preallocated zeros after the last group
+    ASSERT_TRUE(f->DataSync().ok());
+    // The killed leader's group: written, not synced.
+    std::string group;
+    const v1::Event e = testing::At(1, 3, PutEvent("k3", "v3"));
+    AppendRecord(&group, binlog_format::RecordType::kEvent, e.SerializeAsString());
+    AppendGroupEnd(&group, 3, 3);
+    ASSERT_TRUE(f->WriteAt(end, group).ok());
+  }
+  {
+    auto b = OpenBinlog(dir);
+    ASSERT_NE(b, nullptr);
+    ASSERT_EQ(b->LastVisible().seq, 3u);  // visible: readers and replicas may have it now
+  }
+  ASSERT_TRUE(fi_->ApplyPowerCut({.seed = 1, .tear = TearMode::kNone}).ok());
+  auto b = OpenBinlog(dir);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->LastVisible().seq, 3u) << "a GTID made visible was lost to a power cut";
+  EXPECT_EQ(ReadEvents(*b).size(), 3u);
+}
+
 TEST_F(PowerCutTest, AtomicallyReplacedFileIsOldOrNewAfterEveryPowerCut) {
   constexpr int kCuts = 300;
   const uint64_t seed = BaseSeed() + 2;
