@@ -195,7 +195,14 @@ absl::Status Node::Impl::Open(Node* node) {
       // the commit that waited for it has gone (deadline). Applied here, on
       // the ACK's thread, before the commits it releases wake up: each of
       // them then wakes once instead of twice (ACK, then applied).
+      //
+      // Only on the acting primary, and one not revoked: every node serves
+      // Subscribe, so a replica with semi-sync replicas of its own (or an
+      // old primary now following another) gets ACKs too, and what they
+      // hold is no quorum of the real primary's — its applier and its
+      // replicas' visibility follow its own primary alone (review s31).
       [this](uint64_t seq) {
+        if (!acting_primary_.load() || revoked_.load()) return;
         AdvanceReplicaVisible(seq);
         if (applier_) applier_->ReleaseAndApply(seq);
       });

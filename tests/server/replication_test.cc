@@ -252,5 +252,58 @@ TEST(ReplicationTest, NoReplicaShowsAnAfterSyncWriteBeforeItsQuorumHoldsIt) {
   EXPECT_TRUE(WaitFor([&] { return CaughtUp(*b, primary); }));
 }
 
+// Review s31 (replication) finding 1: a replica that has semi-sync replicas
+// of its own got their ACKs into its own semi-sync bookkeeping, which then
+// released its applier: it showed a write its primary's quorum did not
+// hold yet (and told its replicas they could show it too).
+TEST(ReplicationTest, ReplicaShowsNothingBecauseItsOwnReplicasAckedIt) {
+  TempDir dir;
+  NodeOptions po;
+  po.data_dir = dir.path() / "p";
+  po.listen_address = "127.0.0.1:0";
+  po.variables = {{"rpl_semi_sync_master_enabled", "ON"},
+                  {"rpl_semi_sync_master_wait_for_slave_count", "2"},
+                  {"rpl_semi_sync_master_timeout", "60000"}};
+  auto opened = Node::Open(po);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Node& primary = **opened;
+  auto semi = [&](const std::string& name, uint32_t id, const std::string& from) {
+    NodeOptions o;
+    o.data_dir = dir.path() / name;
+    o.listen_address = "127.0.0.1:0";
+    o.replicate_from = from;
+    o.variables = {{"server_id", std::to_string(id)}, {"rpl_semi_sync_slave_enabled", "ON"}};
+    auto n = Node::Open(o);
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? *std::move(n) : nullptr;
+  };
+  auto a = semi("a", 2, Address(primary));
+  auto b = semi("b", 3, Address(primary));
+  ASSERT_TRUE(a && b);
+  auto d = semi("d", 5, Address(*a));  // a semi-sync replica of the replica a
+  ASSERT_TRUE(d);
+  ASSERT_TRUE(primary.Put("first", "1").ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*a, primary) && CaughtUp(*d, *a); }));
+
+  ASSERT_TRUE(b->StopReplica(ReplicaThreads::kIo).ok());
+  auto put = std::async(std::launch::async, [&] { return primary.Put("gated", "v"); });
+  const uint64_t seq = primary.binlog_gtid().seq + 1;
+  ASSERT_TRUE(WaitFor([&] { return a->binlog_gtid().seq >= seq && d->binlog_gtid().seq >= seq; }))
+      << "a and its replica d should hold the write in their relay logs";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(*a->Get("gated"), std::nullopt) << "a showed a write because its own replica ACKed it";
+  EXPECT_EQ(*d->Get("gated"), std::nullopt) << "d showed a write its primary's quorum does not hold";
+  EXPECT_EQ(put.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+
+  ASSERT_TRUE(b->StartReplica(ReplicaThreads::kIo).ok());
+  auto g = put.get();
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_TRUE(WaitFor([&] {
+    auto va = a->Get("gated");
+    auto vd = d->Get("gated");
+    return va.ok() && va->has_value() && vd.ok() && vd->has_value();
+  })) << "once the quorum holds it, a and d show it";
+}
+
 }  // namespace
 }  // namespace relaykv
