@@ -192,6 +192,11 @@ SemiSyncMaster::Result SemiSyncMaster::Resolve(const Pending& p) {
   return Outcome::kAsync;
 }
 
+bool SemiSyncMaster::CompleteRefusedOff() {
+  if (settings_.enabled || !status_on_) return false;
+  return SwitchOff("rpl_semi_sync_master_enabled set to OFF");
+}
+
 void SemiSyncMaster::ResolveUpTo(uint64_t seq) {
   auto end = pending_.upper_bound(seq);
   for (auto it = pending_.begin(); it != end; ++it) {
@@ -229,6 +234,11 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
   // async ones included.
   if (!revoked_.empty()) return now(RevokedError(seq, revoked_));
   if (!settings_.enabled && (!async_gate_ || async_gate_())) {
+    // An OFF the async gate refused is carried out now that it is open:
+    // the commits still waiting go async with this one, not after it
+    // (review s31: this one made them readable, so an ACK later must not
+    // count them as semi-sync).
+    if (CompleteRefusedOff()) RunReady(l);
     // A commit that began waiting (registered) before semi-sync was turned
     // off is released by it, as if it had been waiting already: no_tx. One
     // that began after it is not counted at all.
@@ -313,6 +323,9 @@ void SemiSyncMaster::TimerLoop() {
     // Waits an ACK has already reached (its thread is still applying): done,
     // so that none of them counts as timed out or keeps this loop spinning.
     ResolveUpTo(quorum_seq_);
+    // Without a new commit to do it: waits end within a poll period of the
+    // gate opening, not at their timeout.
+    CompleteRefusedOff();
     // A timeout switches semi-sync OFF, which ends every wait.
     for (auto& [seq, p] : pending_) {
       if (t >= p.timeout_at && status_on_) {
@@ -422,10 +435,10 @@ void SemiSyncMaster::Configure(const SemiSyncSettings& s) {
     status_on_ = true;  // as MySQL: ON at once, even before a replica connects
     async_wanted_ = false;  // the OFF it asked for is over
   }
-  // A lower wait count may release waits. (A new timeout applies to new waits.)
-  if (!revoked_.empty()) return;
-  quorum_seq_ = std::max(quorum_seq_, QuorumSeq());
-  ResolveUpTo(quorum_seq_);
+  // A lower wait count may release waits (a new timeout applies to new
+  // ones) — and what it releases is applied, as an ACK's release is, even
+  // with no commit waiting for it any more (review s31).
+  Advance(l);
   RunReady(l);
 }
 

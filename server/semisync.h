@@ -174,6 +174,9 @@ class SemiSyncMaster {
   void Advance(std::unique_lock<std::mutex>& l) REQUIRES(mu_);
   // False (nothing changes) while the async gate is closed.
   bool SwitchOff(const std::string& why) REQUIRES(mu_);
+  // rpl_semi_sync_master_enabled=OFF that SwitchOff refused (gate closed)
+  // and status still ON: tries it again. True if it switched OFF now.
+  bool CompleteRefusedOff() REQUIRES(mu_);
   void MaybeSwitchOn() REQUIRES(mu_);
   // Ends `p`'s wait: its outcome and counters, as of now.
   Result Resolve(const Pending& p) REQUIRES(mu_);

@@ -247,5 +247,65 @@ TEST_F(SemiSyncMasterTest, ClosedAsyncGateKeepsCommitsWaitingUntilItOpens) {
   EXPECT_EQ(master_.TakeResync(), std::optional<uint64_t>(2));
 }
 
+// Review s31 (replication) finding 2: a lower wait_for_slave_count that
+// makes a quorum of ACKs already in must apply what it reaches (the node's
+// applier: visible on the primary and its replicas), even when the commit
+// that waited for it is gone (its deadline passed).
+TEST_F(SemiSyncMasterTest, LoweringTheWaitCountAppliesWhatTheAcksInHandNowReach) {
+  Configure(/*count=*/2, /*timeout_ms=*/60000);
+  master_.ReplicaConnected(1, 2, true, 0);
+  master_.ReplicaConnected(2, 3, true, 0);
+  end_ = 5;
+  master_.Ack(1, 5, -1);  // one of two: nothing yet
+  EXPECT_EQ(released_.load(), 0u);
+  Configure(/*count=*/1, /*timeout_ms=*/60000);
+  EXPECT_EQ(released_.load(), 5u) << "a quorum of one holds seq 5, but it was not applied";
+}
+
+// Review s31 (replication) finding 3: rpl_semi_sync_master_enabled=OFF that
+// the closed async gate refused takes effect once the gate opens: the
+// commits still waiting go async then (not at their timeout), and an ACK
+// that comes later does not count them as semi-sync (yes_tx) — a later
+// async commit had already made them readable.
+TEST_F(SemiSyncMasterTest, OffRefusedByTheClosedGateTakesEffectWhenItOpens) {
+  std::atomic<bool> gate{false};
+  master_.set_async_gate([&] { return gate.load(); });
+  Configure(/*count=*/1, /*timeout_ms=*/600000);
+  master_.ReplicaConnected(1, 2, true, 0);
+  end_ = 10;
+  master_.Register(10);
+  std::atomic<bool> done{false};
+  SemiSyncMaster::Result result = absl::UnknownError("not yet");
+  std::thread waiter([&] {
+    result = Wait(10);
+    done = true;
+  });
+  SemiSyncSettings off;
+  off.enabled = false;
+  off.timeout_ms = 600000;
+  off.wait_for_slave_count = 1;
+  master_.Configure(off);  // refused: the gate is closed
+  EXPECT_TRUE(master_.async_wanted());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(done.load()) << "released while the gate was closed";
+
+  gate = true;
+  const auto guard = Clock::now() + std::chrono::seconds(30);
+  while (!done.load() && Clock::now() < guard) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(done.load()) << "the OFF was never carried out: the commit waits for its 600 s timeout";
+  waiter.join();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(*result, Outcome::kAsync);
+  EXPECT_FALSE(master_.async_wanted());
+  EXPECT_EQ(master_.timeouts(), 0u) << "switched off on purpose, not by a timeout";
+  end_ = 11;
+  master_.Register(11);
+  auto r = Wait(11);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, Outcome::kAsync);
+  master_.Ack(1, 10, -1);
+  EXPECT_EQ(Counter(master_, "yes_tx"), "0");
+}
+
 }  // namespace
 }  // namespace relaykv
