@@ -28,7 +28,7 @@
 // refuses, with INVALID_ARGUMENT, one above kMaxEpoch or more than
 // kMaxEpochStep above the current promise: a hostile or garbled epoch
 // (2^64-1) must not be made durable, after which the node could not count
-// past it. Epochs grow by one per election, so the step is never reached
+// past it, nor one the binlog's segment headers cannot hold. Epochs grow by one per election, so the step is never reached
 // honestly.
 //
 // Threads: all methods are thread-safe. Hold() keeps the promise from
@@ -48,13 +48,15 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "storage/binlog_format.h"
 #include "storage/thread_annotations.h"
 
 namespace relaykv {
 
 class EpochPromise {
  public:
-  static constexpr uint64_t kMaxEpoch = (uint64_t{1} << 63) - 1;
+  // What the binlog can hold (storage/binlog_format.h).
+  static constexpr uint64_t kMaxEpoch = binlog_format::kMaxEpoch;
   static constexpr uint64_t kMaxEpochStep = uint64_t{1} << 32;
   // OK if `epoch` may be promised now (see "Bounds"); else INVALID_ARGUMENT
   // naming it.

@@ -298,6 +298,13 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
       uint64_t want = next_seq_;
       uint64_t e = epoch;
       for (const v1::Event& ev : x->replicated) {
+        if (ev.gtid().epoch() > binlog_format::kMaxEpoch) {
+          x->status = absl::InvalidArgumentError(
+              "replicated event has gtid " + GtidFromProto(ev.gtid()).ToString() +
+              ": its epoch is above " + std::to_string(binlog_format::kMaxEpoch) +
+              ", the largest a binlog holds");
+          break;
+        }
         if (ev.gtid().seq() != want || ev.gtid().epoch() < e) {
           x->status = absl::InvalidArgumentError(
               "replicated event has gtid " + GtidFromProto(ev.gtid()).ToString() +

@@ -141,6 +141,13 @@ enum class RecordType : uint8_t {
 // Disks write sectors of at least this many bytes whole or not at all.
 inline constexpr size_t kSectorSize = 512;
 
+// The largest epoch a binlog holds: a segment header keeps prev_epoch in 32
+// bits (an empty last segment's GTID, the GTID before a purged range), so a
+// larger one would read back as another epoch (review s31 F3). Epochs grow
+// by one per election; peers' epochs are bounded by this where they enter
+// (server/epoch_promise.h) and the binlog refuses an event above it.
+inline constexpr uint64_t kMaxEpoch = UINT32_MAX;
+
 // Larger than any event the server accepts (see server/limits.h); a length
 // above this is corruption, not a big event.
 inline constexpr uint32_t kMaxPayloadSize = 64u << 20;

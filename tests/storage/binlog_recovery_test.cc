@@ -425,6 +425,29 @@ TEST(BinlogRecoveryTest, UnlistedSegmentBeforeTheIndexsFirstIsRemoved) {
   EXPECT_EQ(b->LastVisible().seq, 100u);
 }
 
+// Review s31 F3: segment headers keep the epoch before a segment in 32
+// bits, so the binlog refuses a larger epoch (it would read back as another
+// after a rotation or purge) and keeps the largest it takes whole.
+TEST(BinlogRecoveryTest, EpochAboveWhatASegmentHeaderHoldsIsRefused) {
+  TempDir dir;
+  constexpr uint64_t kLargest = binlog_format::kMaxEpoch;
+  {
+    auto b = OpenBinlog(dir.path(), /*max_binlog_size=*/1);  // rotates after every group
+    ASSERT_NE(b, nullptr);
+    v1::Event big = testing::At(kLargest + 6, 1, PutEvent("k", "v"));
+    absl::Status s = b->AppendReplicated({&big, 1}, true);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_NE(s.message().find("largest a binlog holds"), std::string::npos) << s;
+    EXPECT_EQ(b->LastVisible(), Gtid{});
+    v1::Event largest = testing::At(kLargest, 1, PutEvent("k", "v"));
+    ASSERT_TRUE(b->AppendReplicated({&largest, 1}, true).ok());
+    ASSERT_EQ(b->Segments().back().size_bytes, kSegmentHeaderSize);  // rotated: empty last segment
+  }
+  auto b = OpenBinlog(dir.path(), 1);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->LastVisible(), (Gtid{kLargest, 1}));
+}
+
 TEST(BinlogRecoveryTest, EmptyLastSegmentKeepsTheLastGtid) {
   TempDir dir;
   uint64_t last_seq = 0;
