@@ -81,8 +81,9 @@ absl::Status ErrnoError(std::string_view what, const std::filesystem::path& path
 [[nodiscard]] absl::StatusOr<std::string> ReadFileToString(const std::filesystem::path& path);
 
 // Creates `dir` (and missing parents) if it does not exist; `dir` itself is
-// made 0700 (owner only) when this call creates it. An existing directory
-// keeps its mode. INTERNAL naming the directory on failure.
+// made 0700 (owner only) when this call creates it, and the name of every
+// level it creates is fsynced into its parent. An existing directory keeps
+// its mode. INTERNAL naming the directory on failure; an fsync's error.
 [[nodiscard]] absl::Status CreatePrivateDirectory(const std::filesystem::path& dir);
 
 }  // namespace relaykv
