@@ -347,6 +347,14 @@ void Coordinator::Elect(const ClusterView& view) {
   // that promised more already (an operator's Revoke) moves it up.
   const uint64_t newest = std::max({failover::CurrentEpoch(view.history), impl.binlog_->epoch(),
                                     highest_promise_seen_});
+  // Never wraps to 0 ("no claim") on a garbled record: past the largest
+  // epoch there is no election, only a refusal that says why.
+  if (newest >= EpochPromise::kMaxEpoch) {
+    Refuse("cannot elect: the newest epoch " + std::to_string(newest) + " is at or above " +
+           std::to_string(EpochPromise::kMaxEpoch) + ", the largest there is (a damaged etcd "
+           "record or promise?)");
+    return;
+  }
   const uint64_t epoch = newest + 1;
   if (view.history.empty()) {
     // A new cluster: the node started as its primary claims it.

@@ -105,8 +105,14 @@ absl::StatusOr<ForcedFailoverResult> Coordinator::RunForcedFailover() {
         view->history.at(current).start_after.ToString() +
         "): it cannot lead; CLONE FROM a node that has it");
   }
-  const uint64_t epoch =
-      std::max({current, impl.binlog_->epoch(), highest_promise_seen_}) + 1;
+  const uint64_t newest = std::max({current, impl.binlog_->epoch(), highest_promise_seen_});
+  if (newest >= EpochPromise::kMaxEpoch) {
+    return absl::FailedPreconditionError("FAILOVER FORCE: the newest epoch " +
+                                         std::to_string(newest) + " is at or above " +
+                                         std::to_string(EpochPromise::kMaxEpoch) +
+                                         ", the largest there is");
+  }
+  const uint64_t epoch = newest + 1;
   // As an election: every reachable node promises the new epoch first, so
   // an old primary that still runs can get nothing acknowledged any more.
   const RevokeRound round = RevokeAll(*view, epoch, /*handover=*/false);

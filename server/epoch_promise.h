@@ -25,11 +25,12 @@
 // promise never goes down.
 //
 // Bounds: an epoch comes from peers (Revoke, event GTIDs), so Raise()
-// refuses, with INVALID_ARGUMENT, one above kMaxEpoch or more than
-// kMaxEpochStep above the current promise: a hostile or garbled epoch
-// (2^64-1) must not be made durable, after which the node could not count
-// past it, nor one the binlog's segment headers cannot hold. Epochs grow by one per election, so the step is never reached
-// honestly.
+// refuses, with INVALID_ARGUMENT, one above kMaxEpoch (2^32-1, what the
+// binlog's segment headers hold) or more than kMaxEpochStep (2^16) above
+// the current promise: a hostile or garbled epoch must not be made durable,
+// after which the node could not count past it — one message must not use
+// up the epoch space. Epochs grow by one per election, so the step is never
+// reached honestly.
 //
 // Threads: all methods are thread-safe. Hold() keeps the promise from
 // changing (except through the Hold) while a caller acts on its value: the
@@ -57,7 +58,9 @@ class EpochPromise {
  public:
   // What the binlog can hold (storage/binlog_format.h).
   static constexpr uint64_t kMaxEpoch = binlog_format::kMaxEpoch;
-  static constexpr uint64_t kMaxEpochStep = uint64_t{1} << 32;
+  // Far below kMaxEpoch: one garbled or hostile epoch cannot use up the
+  // epoch space (review s31: with the step 2^32 one Revoke(2^32-1) could).
+  static constexpr uint64_t kMaxEpochStep = uint64_t{1} << 16;
   // OK if `epoch` may be promised now (see "Bounds"); else INVALID_ARGUMENT
   // naming it.
   [[nodiscard]] absl::Status CheckBound(uint64_t epoch) const;

@@ -154,11 +154,14 @@ void Node::Impl::UpdatePrimaryFence() {
                    epoch, promised);
     }
   } else {
-    semisync_->Unrevoke();
     {
       std::lock_guard l(gate_mu_);
       revoked_.store(false);
     }
+    // After the flag: an ACK the un-revoked semi-sync counts must find the
+    // node's on_acked_ open, or its position would be taken and never
+    // applied (review s31).
+    semisync_->Unrevoke();
     spdlog::info("fencing: no longer a revoked primary (epoch {}, promised epoch {})", epoch,
                  promised);
   }

@@ -238,7 +238,11 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
     // the commits still waiting go async with this one, not after it
     // (review s31: this one made them readable, so an ACK later must not
     // count them as semi-sync).
-    if (CompleteRefusedOff()) RunReady(l);
+    if (CompleteRefusedOff()) {
+      RunReady(l);  // unlocks: what changed meanwhile still decides this one
+      if (closed_) return now(absl::UnavailableError("server is shutting down"));
+      if (!revoked_.empty()) return now(RevokedError(seq, revoked_));
+    }
     // A commit that began waiting (registered) before semi-sync was turned
     // off is released by it, as if it had been waiting already: no_tx. One
     // that began after it is not counted at all.
@@ -461,8 +465,12 @@ void SemiSyncMaster::Revoke(const std::string& why) {
 }
 
 void SemiSyncMaster::Unrevoke() {
-  std::lock_guard l(mu_);
+  std::unique_lock l(mu_);
+  if (revoked_.empty()) return;
   revoked_.clear();
+  // ACKs that came while revoked were kept (Ack) but moved nothing: what
+  // they reach now counts, as if they came now (review s31).
+  Advance(l);
 }
 
 uint64_t SemiSyncMaster::timeouts() const {

@@ -101,7 +101,8 @@ class SemiSyncMaster {
   // From now on no commit is released as ACKed or async: every pending
   // wait, and every later one, ends with UNAVAILABLE("<why>; outcome
   // unknown"), and ACKs move nothing (what they would release stays
-  // unapplied). Unrevoke() (a promotion into a new epoch) ends that.
+  // unapplied). Unrevoke() (a promotion into a new epoch) ends that, and
+  // what the ACKs kept meanwhile reach is released then.
   void Revoke(const std::string& why) EXCLUDES(mu_);
   void Unrevoke() EXCLUDES(mu_);
 

@@ -389,6 +389,15 @@ absl::Status WriteBinlogIndex(const fs::path& dir, const std::vector<uint64_t>& 
 
 absl::StatusOr<File> CreateSegment(const fs::path& dir, uint64_t number, uint64_t first_seq,
                                    uint64_t prev_epoch) {
+  // One place for every way a segment is made (rotation, a clone's new
+  // binlog): a larger epoch would read back as another one.
+  if (prev_epoch > binlog_format::kMaxEpoch) {
+    return absl::InvalidArgumentError("cannot start binlog segment at seq " +
+                                      std::to_string(first_seq) + " after epoch " +
+                                      std::to_string(prev_epoch) + ": above " +
+                                      std::to_string(binlog_format::kMaxEpoch) +
+                                      ", the largest a binlog holds");
+  }
   auto file = File::Open(dir / SegmentFileName(number), O_RDWR | O_CREAT | O_TRUNC);
   if (!file.ok()) return file.status();
   if (auto s = file->WriteAt(0, EncodeSegmentHeader(first_seq, static_cast<uint32_t>(prev_epoch)));

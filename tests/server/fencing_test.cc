@@ -89,10 +89,12 @@ TEST(FencingTest, HugeOrFarAheadEpochIsRefusedAndNothingIsPromised) {
   {
     auto node = OpenPrimary(dir.path() / "n");
     ASSERT_NE(node, nullptr);
-    // (1 << 32): within a step of the promise, but above the largest epoch
-    // a binlog's segment header holds (review s31 F3).
+    // (1 << 32): above the largest epoch a binlog's segment header holds
+    // (review s31 F3); 2^32-1 and 2^16+1: more than a step above the
+    // promise — one message must not use up the epoch space.
     for (uint64_t e : {uint64_t{10000000000000000000u}, (uint64_t{1} << 63),
-                       (uint64_t{1} << 32) + 10, uint64_t{1} << 32}) {
+                       (uint64_t{1} << 32) + 10, uint64_t{1} << 32, uint64_t{UINT32_MAX},
+                       (uint64_t{1} << 16) + 1}) {
       auto r = node->Revoke(e);
       EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << e << ": " << r.status();
       EXPECT_EQ(node->promised_epoch(), 0u);

@@ -286,8 +286,8 @@ TEST(ReplicationTest, ReplicaShowsNothingBecauseItsOwnReplicasAckedIt) {
   ASSERT_TRUE(WaitFor([&] { return CaughtUp(*a, primary) && CaughtUp(*d, *a); }));
 
   ASSERT_TRUE(b->StopReplica(ReplicaThreads::kIo).ok());
-  auto put = std::async(std::launch::async, [&] { return primary.Put("gated", "v"); });
   const uint64_t seq = primary.binlog_gtid().seq + 1;
+  auto put = std::async(std::launch::async, [&] { return primary.Put("gated", "v"); });
   ASSERT_TRUE(WaitFor([&] { return a->binlog_gtid().seq >= seq && d->binlog_gtid().seq >= seq; }))
       << "a and its replica d should hold the write in their relay logs";
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

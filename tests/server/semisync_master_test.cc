@@ -307,5 +307,47 @@ TEST_F(SemiSyncMasterTest, OffRefusedByTheClosedGateTakesEffectWhenItOpens) {
   EXPECT_EQ(Counter(master_, "yes_tx"), "0");
 }
 
+// Review s31: the refused OFF is carried out by the next commit itself,
+// before its answer — not left to the timer's next tick, in which that
+// commit could make the older ones readable and an ACK count them.
+TEST_F(SemiSyncMasterTest, NextCommitCarriesOutARefusedOffBeforeItsOwnAnswer) {
+  std::atomic<bool> gate{false};
+  master_.set_async_gate([&] { return gate.load(); });
+  Configure(/*count=*/1, /*timeout_ms=*/600000);
+  master_.ReplicaConnected(1, 2, true, 0);
+  end_ = 10;
+  master_.Register(10);
+  std::atomic<bool> done{false};
+  master_.WaitAsync(10, Clock::now() + std::chrono::seconds(60), nullptr,
+                    [&](SemiSyncMaster::Result) { done = true; });
+  SemiSyncSettings off;
+  off.enabled = false;
+  off.timeout_ms = 600000;
+  off.wait_for_slave_count = 1;
+  master_.Configure(off);  // refused: the gate is closed
+  EXPECT_FALSE(done.load());
+  gate = true;
+  end_ = 11;
+  master_.Register(11);
+  auto r = Wait(11);
+  EXPECT_TRUE(done.load()) << "commit 11 was answered while commit 10 still waited for an ACK";
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, Outcome::kAsync);
+}
+
+// Review s31: ACKs that arrive while the primary is revoked move nothing,
+// but are kept; when it is un-revoked (promoted into a new epoch) what they
+// reach is applied at once, not only at the next commit.
+TEST_F(SemiSyncMasterTest, AcksKeptWhileRevokedAreAppliedWhenUnrevoked) {
+  Configure(/*count=*/1, /*timeout_ms=*/60000);
+  master_.ReplicaConnected(1, 2, true, 0);
+  end_ = 5;
+  master_.Revoke("test: fenced");
+  master_.Ack(1, 5, -1);
+  EXPECT_EQ(released_.load(), 0u) << "a revoked primary released what an ACK reached";
+  master_.Unrevoke();
+  EXPECT_EQ(released_.load(), 5u);
+}
+
 }  // namespace
 }  // namespace relaykv

@@ -446,6 +446,13 @@ TEST(BinlogRecoveryTest, EpochAboveWhatASegmentHeaderHoldsIsRefused) {
   auto b = OpenBinlog(dir.path(), 1);
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(b->LastVisible(), (Gtid{kLargest, 1}));
+  // A clone's new binlog starts after the donor's GTID: the same limit.
+  absl::Status s = CreateBinlogStartingAfter(dir.path() / "clone", Gtid{kLargest + 6, 9});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  ASSERT_TRUE(CreateBinlogStartingAfter(dir.path() / "clone2", Gtid{kLargest, 9}).ok());
+  auto c = OpenBinlog(dir.path() / "clone2");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->LastVisible(), (Gtid{kLargest, 9}));
 }
 
 TEST(BinlogRecoveryTest, EmptyLastSegmentKeepsTheLastGtid) {

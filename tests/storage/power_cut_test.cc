@@ -424,9 +424,6 @@ TEST_F(PowerCutTest, EveryCrashPointOfCommitsRotationsAndPurgeRecovers) {
   std::printf("%d crash points\n", points);
 }
 
-// A file replaced with WriteFileAtomically() (binlog.index, master.info,
-// relaykvd-auto.cnf) is, after any cut, whole: the last version that
-// returned OK or the one being written, never a mix, never an older one.
 // Review s31 F2: a group that a killed leader wrote but never synced, found
 // whole in the page cache at the next open, becomes visible (applied,
 // shipped, ACKed by replicas). Recovery must make it durable before that:
@@ -483,6 +480,9 @@ TEST_F(PowerCutTest, CreatingADirectoryFsyncsItsNameIntoItsParent) {
   EXPECT_TRUE(CreatePrivateDirectory(parent / "made-before").ok()) << "one that exists: nothing to sync";
 }
 
+// A file replaced with WriteFileAtomically() (binlog.index, master.info,
+// relaykvd-auto.cnf) is, after any cut, whole: the last version that
+// returned OK or the one being written, never a mix, never an older one.
 TEST_F(PowerCutTest, AtomicallyReplacedFileIsOldOrNewAfterEveryPowerCut) {
   constexpr int kCuts = 300;
   const uint64_t seed = BaseSeed() + 2;
