@@ -1,5 +1,6 @@
 #include "server/epoch_promise.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <limits>
@@ -75,8 +76,8 @@ absl::StatusOr<std::unique_ptr<EpochPromise>> EpochPromise::Open(
       new EpochPromise(path, value, static_cast<uint32_t>(owner)));
 }
 
-absl::Status EpochPromise::CheckBound(uint64_t epoch) const {
-  const uint64_t current = value_.load();
+absl::Status EpochPromise::CheckBound(uint64_t epoch, uint64_t floor) const {
+  const uint64_t current = std::max(value_.load(), floor);
   if (epoch > kMaxEpoch) {
     return absl::InvalidArgumentError("epoch " + std::to_string(epoch) + " is above the largest " +
                                       std::to_string(kMaxEpoch) + "; not promised");
@@ -84,8 +85,9 @@ absl::Status EpochPromise::CheckBound(uint64_t epoch) const {
   if (epoch > current && epoch - current > kMaxEpochStep) {
     return absl::InvalidArgumentError(
         "epoch " + std::to_string(epoch) + " is more than " + std::to_string(kMaxEpochStep) +
-        " above the promised epoch " + std::to_string(current) +
-        " (epochs grow by one per election); not promised");
+        " above the promised epoch and the binlog's, " + std::to_string(current) +
+        " (epochs grow by one per election); not promised — a node that must follow a newer "
+        "cluster: CLONE FROM one of its nodes");
   }
   return absl::OkStatus();
 }
@@ -115,7 +117,8 @@ absl::Status EpochPromise::Hold::CheckOwner(uint64_t epoch, uint32_t server_id) 
       " (two nodes opened the same epoch: the one that was not elected must not be followed)");
 }
 
-absl::StatusOr<uint64_t> EpochPromise::Hold::Raise(uint64_t epoch, uint32_t owner) {
+absl::StatusOr<uint64_t> EpochPromise::Hold::Raise(uint64_t epoch, uint32_t owner,
+                                                   uint64_t floor) {
   const uint64_t current = promise_->value_.load();
   const uint32_t bound = promise_->owner_.load();
   if (epoch < current) return current;
@@ -126,7 +129,7 @@ absl::StatusOr<uint64_t> EpochPromise::Hold::Raise(uint64_t epoch, uint32_t owne
     spdlog::info("epoch promise: epoch {} bound to server_id {} (durable)", epoch, owner);
     return current;
   }
-  if (auto s = promise_->CheckBound(epoch); !s.ok()) return s;
+  if (auto s = promise_->CheckBound(epoch, floor); !s.ok()) return s;
   if (auto s = promise_->Store(epoch, owner); !s.ok()) return s;
   spdlog::info("epoch promise: raised from {} to {} (server_id {}; durable)", current, epoch,
                owner == 0 ? std::string("unknown") : std::to_string(owner));

@@ -62,8 +62,10 @@ class EpochPromise {
   // epoch space (review s31: with the step 2^32 one Revoke(2^32-1) could).
   static constexpr uint64_t kMaxEpochStep = uint64_t{1} << 16;
   // OK if `epoch` may be promised now (see "Bounds"); else INVALID_ARGUMENT
-  // naming it.
-  [[nodiscard]] absl::Status CheckBound(uint64_t epoch) const;
+  // naming it. The step is counted from max(promise, `floor`): the epoch of
+  // the history this node already holds (a clone starts with no promise
+  // but its donor's epoch in its binlog).
+  [[nodiscard]] absl::Status CheckBound(uint64_t epoch, uint64_t floor = 0) const;
 
   // Reads <data_dir>/promised_epoch (0 if absent). DATA_LOSS naming the file
   // if it does not hold one decimal epoch, optionally followed by the
@@ -89,7 +91,9 @@ class EpochPromise {
     // when it goes up; returns the promise. For the promised epoch itself,
     // binds an unknown owner to `owner`, and refuses (FAILED_PRECONDITION
     // naming both) another owner than the one it is bound to.
-    [[nodiscard]] absl::StatusOr<uint64_t> Raise(uint64_t epoch, uint32_t owner = 0);
+    // `floor`: as CheckBound's.
+    [[nodiscard]] absl::StatusOr<uint64_t> Raise(uint64_t epoch, uint32_t owner = 0,
+                                                 uint64_t floor = 0);
     // OK unless `epoch` is the promised epoch and bound to another owner than
     // `server_id` (both known): the refusal names both.
     [[nodiscard]] absl::Status CheckOwner(uint64_t epoch, uint32_t server_id) const;

@@ -154,14 +154,20 @@ void Node::Impl::UpdatePrimaryFence() {
                    epoch, promised);
     }
   } else {
+    // Semi-sync first, then the commit gate: a write let in by the gate
+    // finds semi-sync counting (not an "outcome unknown" for a write that
+    // commits). What ACKs reached meanwhile — kept while revoked, or taken
+    // by an ACK while the flag still closed on_acked_ — is applied after.
+    semisync_->Unrevoke();
     {
       std::lock_guard l(gate_mu_);
       revoked_.store(false);
     }
-    // After the flag: an ACK the un-revoked semi-sync counts must find the
-    // node's on_acked_ open, or its position would be taken and never
-    // applied (review s31).
-    semisync_->Unrevoke();
+    if (acting_primary_.load()) {
+      const uint64_t acked = semisync_->acked_seq();
+      AdvanceReplicaVisible(acked);
+      if (applier_) applier_->ReleaseAndApply(acked);
+    }
     spdlog::info("fencing: no longer a revoked primary (epoch {}, promised epoch {})", epoch,
                  promised);
   }
@@ -171,7 +177,7 @@ absl::StatusOr<RevokeResult> Node::Revoke(uint64_t epoch, uint32_t candidate) {
   CallScope scope(impl_.get());
   if (!scope.ok()) return scope.status();
   Impl& impl = *impl_;
-  if (auto s = impl.promise_->CheckBound(epoch); !s.ok()) return s;
+  if (auto s = impl.promise_->CheckBound(epoch, impl.binlog_->epoch()); !s.ok()) return s;
   const uint64_t before = impl.promise_->value();
   // Durable before anything else: the answer claims it. Bounded wait.
   absl::StatusOr<uint64_t> promised = absl::UnknownError("not raised");
@@ -183,7 +189,7 @@ absl::StatusOr<RevokeResult> Node::Revoke(uint64_t epoch, uint32_t candidate) {
           std::to_string(kRevokeLockWait.count()) +
           " s (the relay log's disk is slow or stuck); nothing was promised, retry");
     }
-    promised = hold->Raise(epoch, candidate);
+    promised = hold->Raise(epoch, candidate, impl.binlog_->epoch());
   }
   if (!promised.ok()) return promised.status();
   {

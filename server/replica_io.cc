@@ -455,7 +455,9 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       if (newest->gtid().epoch() > hold->value() ||
           (claims_promised && newest->gtid().epoch() == hold->value())) {
         // (The promised epoch itself: binds an unknown owner, refuses another.)
-        if (auto raised = hold->Raise(newest->gtid().epoch(), newest->server_id()); !raised.ok()) {
+        if (auto raised =
+                hold->Raise(newest->gtid().epoch(), newest->server_id(), relay_log_->epoch());
+            !raised.ok()) {
           error = raised.status();
           break;
         }

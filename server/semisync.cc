@@ -254,7 +254,9 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
   if (status_on_ && !settings_.wait_no_slave && CountedReplicas() < settings_.wait_for_slave_count) {
     SwitchOff("fewer semi-sync replicas connected than rpl_semi_sync_master_wait_for_slave_count "
               "and rpl_semi_sync_master_wait_no_slave is OFF");
-    RunReady(l);
+    RunReady(l);  // unlocks, as above
+    if (closed_) return now(absl::UnavailableError("server is shutting down"));
+    if (!revoked_.empty()) return now(RevokedError(seq, revoked_));
   }
   if (!status_on_) {
     ++counters_.no_tx;

@@ -90,11 +90,11 @@ TEST(FencingTest, HugeOrFarAheadEpochIsRefusedAndNothingIsPromised) {
     auto node = OpenPrimary(dir.path() / "n");
     ASSERT_NE(node, nullptr);
     // (1 << 32): above the largest epoch a binlog's segment header holds
-    // (review s31 F3); 2^32-1 and 2^16+1: more than a step above the
-    // promise — one message must not use up the epoch space.
+    // (review s31 F3); 2^32-1 and 2^16+2: more than a step (2^16) above
+    // the binlog's epoch 1 — one message must not use up the epoch space.
     for (uint64_t e : {uint64_t{10000000000000000000u}, (uint64_t{1} << 63),
                        (uint64_t{1} << 32) + 10, uint64_t{1} << 32, uint64_t{UINT32_MAX},
-                       (uint64_t{1} << 16) + 1}) {
+                       (uint64_t{1} << 16) + 2}) {
       auto r = node->Revoke(e);
       EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << e << ": " << r.status();
       EXPECT_EQ(node->promised_epoch(), 0u);
@@ -105,6 +105,36 @@ TEST(FencingTest, HugeOrFarAheadEpochIsRefusedAndNothingIsPromised) {
   auto node = OpenPrimary(dir.path() / "n");
   ASSERT_NE(node, nullptr);
   EXPECT_EQ(node->promised_epoch(), 7u);
+}
+
+// Review s31: the step bound (2^16) counts from the history a node holds
+// too, not only its promise: a clone starts with no promise file but its
+// donor's epoch in its binlog, and must follow a cluster past epoch 2^16.
+TEST(FencingTest, StepBoundCountsFromTheEpochInTheBinlogToo) {
+  TempDir dir;
+  uint64_t epoch = 0;
+  {
+    auto node = OpenPrimary(dir.path() / "n");
+    ASSERT_NE(node, nullptr);
+    auto r = node->Revoke((uint64_t{1} << 16) + 1);  // exactly one step above epoch 1
+    ASSERT_TRUE(r.ok()) << r.status();
+    // Promoted into that epoch (RESET SLAVE ALL after following nobody).
+    ASSERT_TRUE(node->ChangePrimary("127.0.0.1", 1).ok());
+    auto start = node->BecomePrimary();
+    ASSERT_TRUE(start.ok()) << start.status();
+    epoch = start->epoch;
+    ASSERT_GE(epoch, uint64_t{1} << 16);
+    ASSERT_TRUE(node->Put("k", "v").ok());
+  }
+  fs::remove(dir.path() / "n" / "promised_epoch");  // as a clone has none
+  auto node = OpenPrimary(dir.path() / "n");
+  ASSERT_NE(node, nullptr);
+  EXPECT_EQ(node->promised_epoch(), 0u);
+  auto far = node->Revoke(epoch + (uint64_t{1} << 16) + 1);
+  EXPECT_EQ(far.status().code(), absl::StatusCode::kInvalidArgument) << far.status();
+  auto next = node->Revoke(epoch + 1);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(node->promised_epoch(), epoch + 1);
 }
 
 TEST(FencingTest, DamagedPromiseFileRefusesToOpen) {
