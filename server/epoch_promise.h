@@ -27,7 +27,8 @@
 // Bounds: an epoch comes from peers (Revoke, event GTIDs), so Raise()
 // refuses, with INVALID_ARGUMENT, one above kMaxEpoch (2^32-1, what the
 // binlog's segment headers hold) or more than kMaxEpochStep (2^16) above
-// the current promise: a hostile or garbled epoch must not be made durable,
+// the current promise (or the epoch of the history the node holds, if
+// higher: CheckBound's floor): a hostile or garbled epoch must not be made durable,
 // after which the node could not count past it — one message must not use
 // up the epoch space. Epochs grow by one per election, so the step is never
 // reached honestly.

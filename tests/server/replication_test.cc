@@ -26,6 +26,21 @@ std::unique_ptr<Node> OpenNode(const std::filesystem::path& dir, std::string rep
                                   std::move(replicate_from));
 }
 
+// A primary whose commits wait for `wait_count` semi-sync ACKs (60 s).
+std::unique_ptr<Node> OpenSemiSyncPrimary(const std::filesystem::path& dir, int wait_count) {
+  return testing::OpenServingNode(dir, {{"rpl_semi_sync_master_enabled", "ON"},
+                                        {"rpl_semi_sync_master_wait_for_slave_count",
+                                         std::to_string(wait_count)},
+                                        {"rpl_semi_sync_master_timeout", "60000"}});
+}
+
+std::unique_ptr<Node> OpenSemiSyncReplica(const std::filesystem::path& dir, uint32_t server_id,
+                                          std::string replicate_from) {
+  return testing::OpenServingNode(
+      dir, {{"server_id", std::to_string(server_id)}, {"rpl_semi_sync_slave_enabled", "ON"}},
+      std::move(replicate_from));
+}
+
 bool CaughtUp(const Node& replica, const Node& primary) {
   return replica.applied_gtid() == primary.binlog_gtid();
 }
@@ -203,27 +218,11 @@ TEST(ReplicationTest, FullRelayLogDiskHealsByItselfOnceSpaceIsFreed) {
 // it to nobody until the quorum is there.
 TEST(ReplicationTest, NoReplicaShowsAnAfterSyncWriteBeforeItsQuorumHoldsIt) {
   TempDir dir;
-  NodeOptions po;
-  po.data_dir = dir.path() / "p";
-  po.listen_address = "127.0.0.1:0";
-  po.variables = {{"rpl_semi_sync_master_enabled", "ON"},
-                  {"rpl_semi_sync_master_wait_for_slave_count", "2"},
-                  {"rpl_semi_sync_master_timeout", "60000"}};
-  auto opened = Node::Open(po);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  Node& primary = **opened;
-  auto semi = [&](const std::string& name, uint32_t id) {
-    NodeOptions o;
-    o.data_dir = dir.path() / name;
-    o.listen_address = "127.0.0.1:0";
-    o.replicate_from = Address(primary);
-    o.variables = {{"server_id", std::to_string(id)}, {"rpl_semi_sync_slave_enabled", "ON"}};
-    auto n = Node::Open(o);
-    EXPECT_TRUE(n.ok()) << n.status();
-    return n.ok() ? *std::move(n) : nullptr;
-  };
-  auto a = semi("a", 2);
-  auto b = semi("b", 3);
+  auto opened = OpenSemiSyncPrimary(dir.path() / "p", 2);
+  ASSERT_NE(opened, nullptr);
+  Node& primary = *opened;
+  auto a = OpenSemiSyncReplica(dir.path() / "a", 2, Address(primary));
+  auto b = OpenSemiSyncReplica(dir.path() / "b", 3, Address(primary));
   auto async_replica = OpenNode(dir.path() / "c", Address(primary), 4);
   ASSERT_TRUE(a && b && async_replica);
   ASSERT_TRUE(primary.Put("first", "1").ok());  // both semi-sync replicas ACK it
@@ -258,29 +257,13 @@ TEST(ReplicationTest, NoReplicaShowsAnAfterSyncWriteBeforeItsQuorumHoldsIt) {
 // hold yet (and told its replicas they could show it too).
 TEST(ReplicationTest, ReplicaShowsNothingBecauseItsOwnReplicasAckedIt) {
   TempDir dir;
-  NodeOptions po;
-  po.data_dir = dir.path() / "p";
-  po.listen_address = "127.0.0.1:0";
-  po.variables = {{"rpl_semi_sync_master_enabled", "ON"},
-                  {"rpl_semi_sync_master_wait_for_slave_count", "2"},
-                  {"rpl_semi_sync_master_timeout", "60000"}};
-  auto opened = Node::Open(po);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  Node& primary = **opened;
-  auto semi = [&](const std::string& name, uint32_t id, const std::string& from) {
-    NodeOptions o;
-    o.data_dir = dir.path() / name;
-    o.listen_address = "127.0.0.1:0";
-    o.replicate_from = from;
-    o.variables = {{"server_id", std::to_string(id)}, {"rpl_semi_sync_slave_enabled", "ON"}};
-    auto n = Node::Open(o);
-    EXPECT_TRUE(n.ok()) << n.status();
-    return n.ok() ? *std::move(n) : nullptr;
-  };
-  auto a = semi("a", 2, Address(primary));
-  auto b = semi("b", 3, Address(primary));
+  auto opened = OpenSemiSyncPrimary(dir.path() / "p", 2);
+  ASSERT_NE(opened, nullptr);
+  Node& primary = *opened;
+  auto a = OpenSemiSyncReplica(dir.path() / "a", 2, Address(primary));
+  auto b = OpenSemiSyncReplica(dir.path() / "b", 3, Address(primary));
   ASSERT_TRUE(a && b);
-  auto d = semi("d", 5, Address(*a));  // a semi-sync replica of the replica a
+  auto d = OpenSemiSyncReplica(dir.path() / "d", 5, Address(*a));  // a replica of the replica a
   ASSERT_TRUE(d);
   ASSERT_TRUE(primary.Put("first", "1").ok());
   ASSERT_TRUE(WaitFor([&] { return CaughtUp(*a, primary) && CaughtUp(*d, *a); }));

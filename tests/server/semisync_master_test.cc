@@ -34,6 +34,14 @@ class SemiSyncMasterTest : public ::testing::Test {
     s.wait_no_slave = wait_no_slave;
     master_.Configure(s);
   }
+  // rpl_semi_sync_master_enabled=OFF (as SET GLOBAL does).
+  void ConfigureOff(uint64_t timeout_ms) {
+    SemiSyncSettings s;
+    s.enabled = false;
+    s.timeout_ms = timeout_ms;
+    s.wait_for_slave_count = 1;
+    master_.Configure(s);
+  }
   // A commit of `seq` waits; a deadline far away (the hang guard is the
   // semi-sync timeout, which every test sets).
   SemiSyncMaster::Result Wait(uint64_t seq) {
@@ -280,11 +288,7 @@ TEST_F(SemiSyncMasterTest, OffRefusedByTheClosedGateTakesEffectWhenItOpens) {
     result = Wait(10);
     done = true;
   });
-  SemiSyncSettings off;
-  off.enabled = false;
-  off.timeout_ms = 600000;
-  off.wait_for_slave_count = 1;
-  master_.Configure(off);  // refused: the gate is closed
+  ConfigureOff(600000);  // refused: the gate is closed
   EXPECT_TRUE(master_.async_wanted());
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(done.load()) << "released while the gate was closed";
@@ -320,11 +324,7 @@ TEST_F(SemiSyncMasterTest, NextCommitCarriesOutARefusedOffBeforeItsOwnAnswer) {
   std::atomic<bool> done{false};
   master_.WaitAsync(10, Clock::now() + std::chrono::seconds(60), nullptr,
                     [&](SemiSyncMaster::Result) { done = true; });
-  SemiSyncSettings off;
-  off.enabled = false;
-  off.timeout_ms = 600000;
-  off.wait_for_slave_count = 1;
-  master_.Configure(off);  // refused: the gate is closed
+  ConfigureOff(600000);  // refused: the gate is closed
   EXPECT_FALSE(done.load());
   gate = true;
   end_ = 11;
