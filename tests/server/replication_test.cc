@@ -41,6 +41,13 @@ std::unique_ptr<Node> OpenSemiSyncReplica(const std::filesystem::path& dir, uint
       std::move(replicate_from));
 }
 
+// Both nodes show `key` (applied: visible to readers).
+bool BothShow(Node& x, Node& y, const std::string& key) {
+  auto vx = x.Get(key);
+  auto vy = y.Get(key);
+  return vx.ok() && vx->has_value() && vy.ok() && vy->has_value();
+}
+
 bool CaughtUp(const Node& replica, const Node& primary) {
   return replica.applied_gtid() == primary.binlog_gtid();
 }
@@ -243,11 +250,8 @@ TEST(ReplicationTest, NoReplicaShowsAnAfterSyncWriteBeforeItsQuorumHoldsIt) {
   ASSERT_TRUE(b->StartReplica(ReplicaThreads::kIo).ok());
   auto g = put.get();
   ASSERT_TRUE(g.ok()) << g.status();
-  EXPECT_TRUE(WaitFor([&] {
-    auto va = a->Get("gated");
-    auto vc = async_replica->Get("gated");
-    return va.ok() && va->has_value() && vc.ok() && vc->has_value();
-  })) << "once the quorum holds it, every replica shows it";
+  EXPECT_TRUE(WaitFor([&] { return BothShow(*a, *async_replica, "gated"); }))
+      << "once the quorum holds it, every replica shows it";
   EXPECT_TRUE(WaitFor([&] { return CaughtUp(*b, primary); }));
 }
 
@@ -281,11 +285,8 @@ TEST(ReplicationTest, ReplicaShowsNothingBecauseItsOwnReplicasAckedIt) {
   ASSERT_TRUE(b->StartReplica(ReplicaThreads::kIo).ok());
   auto g = put.get();
   ASSERT_TRUE(g.ok()) << g.status();
-  EXPECT_TRUE(WaitFor([&] {
-    auto va = a->Get("gated");
-    auto vd = d->Get("gated");
-    return va.ok() && va->has_value() && vd.ok() && vd->has_value();
-  })) << "once the quorum holds it, a and d show it";
+  EXPECT_TRUE(WaitFor([&] { return BothShow(*a, *d, "gated"); }))
+      << "once the quorum holds it, a and d show it";
 }
 
 }  // namespace

@@ -34,6 +34,15 @@ class SemiSyncMasterTest : public ::testing::Test {
     s.wait_no_slave = wait_no_slave;
     master_.Configure(s);
   }
+  // Automatic failover's async gate (closed while `gate` is false), one
+  // semi-sync replica, and commit 10 registered: about to wait for its ACK.
+  void WaitCommit10BehindAClosedGate(std::atomic<bool>& gate) {
+    master_.set_async_gate([&gate] { return gate.load(); });
+    Configure(/*count=*/1, /*timeout_ms=*/600000);
+    master_.ReplicaConnected(1, 2, true, 0);
+    end_ = 10;
+    master_.Register(10);
+  }
   // rpl_semi_sync_master_enabled=OFF (as SET GLOBAL does).
   void ConfigureOff(uint64_t timeout_ms) {
     SemiSyncSettings s;
@@ -277,11 +286,7 @@ TEST_F(SemiSyncMasterTest, LoweringTheWaitCountAppliesWhatTheAcksInHandNowReach)
 // async commit had already made them readable.
 TEST_F(SemiSyncMasterTest, OffRefusedByTheClosedGateTakesEffectWhenItOpens) {
   std::atomic<bool> gate{false};
-  master_.set_async_gate([&] { return gate.load(); });
-  Configure(/*count=*/1, /*timeout_ms=*/600000);
-  master_.ReplicaConnected(1, 2, true, 0);
-  end_ = 10;
-  master_.Register(10);
+  WaitCommit10BehindAClosedGate(gate);
   std::atomic<bool> done{false};
   SemiSyncMaster::Result result = absl::UnknownError("not yet");
   std::thread waiter([&] {
@@ -316,11 +321,7 @@ TEST_F(SemiSyncMasterTest, OffRefusedByTheClosedGateTakesEffectWhenItOpens) {
 // commit could make the older ones readable and an ACK count them.
 TEST_F(SemiSyncMasterTest, NextCommitCarriesOutARefusedOffBeforeItsOwnAnswer) {
   std::atomic<bool> gate{false};
-  master_.set_async_gate([&] { return gate.load(); });
-  Configure(/*count=*/1, /*timeout_ms=*/600000);
-  master_.ReplicaConnected(1, 2, true, 0);
-  end_ = 10;
-  master_.Register(10);
+  WaitCommit10BehindAClosedGate(gate);
   std::atomic<bool> done{false};
   master_.WaitAsync(10, Clock::now() + std::chrono::seconds(60), nullptr,
                     [&](SemiSyncMaster::Result) { done = true; });
