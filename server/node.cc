@@ -232,6 +232,12 @@ absl::Status Node::Impl::Open(Node* node) {
   if (coordinated) {
     if (auto s = OpenCoordinator(node, bo); !s.ok()) return s;
   }
+  // A flush must never make the state machine durable past the durable
+  // binlog (sync_binlog or sync_relay_log other than 1), or a power cut
+  // leaves it past the binlog's end and the node cannot start (review s31
+  // F5). Set once binlog_ is the one this run keeps (OpenCoordinator may
+  // reopen it); state_ goes before binlog_ at close.
+  state_->SetBeforeFlush([this] { return binlog_->SyncWritten(); });
 
   // Replay: RocksDB runs without its WAL, so it may be behind the binlog.
   const Gtid applied = state_->Applied();

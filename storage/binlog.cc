@@ -118,6 +118,7 @@ Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
       next_seq_(recovered.next_seq),
       epoch_(std::max<uint64_t>(recovered.last.epoch, 1)),
       last_visible_(recovered.last),
+      synced_through_(recovered.last.seq),
       active_(std::move(active)),
       active_size_(segments_.back().end_offset),
       allocated_end_(active_size_),  // recovery cut the file at its last record
@@ -218,6 +219,37 @@ absl::Status Binlog::SyncVisible() {
   Writer w;  // no events: its group only syncs
   w.sync = Writer::Sync::kForce;
   return Enqueue(&w);
+}
+
+absl::Status Binlog::SyncWritten() {
+  uint64_t through;
+  {
+    std::lock_guard l(mu_);
+    if (!error_.ok()) return error_;
+    if (synced_through_ >= last_visible_.seq) return absl::OkStatus();
+    through = last_visible_.seq;
+  }
+  // The events up to `through` are in the active segment, or in one sealed
+  // since, which Rotate() synced before it let go of it.
+  absl::Status s;
+  {
+    std::lock_guard il(index_mu_);
+    s = active_.DataSync();
+  }
+  std::lock_guard l(mu_);
+  if (s.ok()) {
+    stat_syncs_.fetch_add(1);
+    synced_through_ = std::max(synced_through_, through);
+    return s;
+  }
+  if (error_.ok()) {
+    error_ = absl::InternalError("binlog refuses writes until restart after: " +
+                                 std::string(s.message()));
+    spdlog::error("binlog: {} (syncing before a state machine flush; the binlog refuses writes "
+                  "until restart)",
+                  s.ToString());
+  }
+  return error_;
 }
 
 absl::Status Binlog::Enqueue(Writer* w) {
@@ -380,6 +412,9 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     // They are woken below, after the direct send to replicas.
     last_visible_ = last;
     segments_.back().end_offset = active_size_;
+    if (sync) synced_through_ = last.seq;
+  } else if (status.ok() && forced) {
+    synced_through_ = last_visible_.seq;  // SyncVisible()
   } else if (!status.ok() && sticky) {
     // Later appends fail with INTERNAL, not the cause's code: retrying
     // (RESOURCE_EXHAUSTED, UNAVAILABLE) cannot help before a restart.

@@ -134,6 +134,13 @@ class Binlog {
   // fdatasync of everything visible (a relay log written with sync=false
   // before its replica claims it durable). Returns once synced.
   [[nodiscard]] absl::Status SyncVisible();
+  // Makes everything visible durable like SyncVisible(), but on the calling
+  // thread without joining the group queue: for a RocksDB flush thread,
+  // which must not wait behind a group whose callbacks may be stalled on a
+  // RocksDB write waiting for that very flush. No I/O when every visible
+  // group was synced already (sync_binlog=1). A failed fdatasync poisons
+  // the binlog as a leader's does.
+  [[nodiscard]] absl::Status SyncWritten() EXCLUDES(index_mu_, mu_);
 
   // Called by each group's leader, on its own thread with no binlog lock
   // held, once the group is visible and its followers are released: the
@@ -298,6 +305,9 @@ class Binlog {
   uint64_t next_seq_ GUARDED_BY(mu_);    // seq the next queued event gets
   uint64_t epoch_ GUARDED_BY(mu_);
   Gtid last_visible_ GUARDED_BY(mu_);
+  // Every visible event up to this seq is durable (synced group, sealed
+  // segment, or SyncWritten); recovery syncs the last segment at open.
+  uint64_t synced_through_ GUARDED_BY(mu_);
   absl::Status error_ GUARDED_BY(mu_);   // sticky write/sync failure
   bool closed_ GUARDED_BY(mu_) = false;
   // Set by a leader that leaves an async writer at the head of the queue.
@@ -305,7 +315,9 @@ class Binlog {
   bool stop_committer_ GUARDED_BY(mu_) = false;
   std::condition_variable committer_cv_;
 
-  // Touched only by the current leader (leadership is exclusive).
+  // Touched only by the current leader (leadership is exclusive); except
+  // that SyncWritten() syncs active_ under index_mu_, which Rotate() holds
+  // while it replaces it.
   File active_;
   uint64_t active_size_ = 0;         // bytes written to the active segment
   uint64_t allocated_end_ = 0;       // the active segment's file size (>= active_size_)

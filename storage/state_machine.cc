@@ -1,6 +1,7 @@
 #include "storage/state_machine.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/snapshot.h>
@@ -50,6 +51,37 @@ class RocksLogger : public rocksdb::Logger {
   }
 };
 
+}  // namespace
+
+// Runs the before-flush hook from RocksDB's flush threads. OnFlushBegin
+// comes before the flush job picks its memtables, but it only takes those
+// that were full when the flush was requested: nothing applied after the
+// hook ran is in them.
+class StateMachine::FlushListener : public rocksdb::EventListener {
+ public:
+  void Set(std::function<absl::Status()> hook) {
+    std::lock_guard l(mu_);
+    hook_ = std::move(hook);
+  }
+  absl::Status Run() {
+    std::lock_guard l(mu_);
+    return hook_ ? hook_() : absl::OkStatus();
+  }
+  void OnFlushBegin(rocksdb::DB*, const rocksdb::FlushJobInfo& info) override {
+    if (auto s = Run(); !s.ok()) {
+      spdlog::error("state machine: flushing {} although its log could not be made durable "
+                    "first: {}",
+                    info.cf_name, s.ToString());
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::function<absl::Status()> hook_;  // GUARDED_BY(mu_)
+};
+
+namespace {
+
 std::string EncodeGtid(const Gtid& g) {
   std::string out(16, '\0');
   std::memcpy(out.data(), &g.epoch, 8);
@@ -75,6 +107,8 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
   // together keeps the applied GTID and the data it describes in step.
   db_options.atomic_flush = true;
   db_options.info_log = std::make_shared<RocksLogger>();
+  auto flush_listener = std::make_shared<FlushListener>();
+  db_options.listeners.push_back(flush_listener);
   rocksdb::ColumnFamilyOptions cf_options;
   // Smaller memtables than RocksDB's 64 MiB: a small node's memory reaches
   // its steady state quickly, and recovery replays less binlog.
@@ -91,6 +125,7 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
   if (!s.ok()) return FromRocks(s, "cannot open " + dir.string());
 
   std::unique_ptr<StateMachine> sm(new StateMachine());
+  sm->flush_listener_ = std::move(flush_listener);
   sm->db_.reset(raw);
   sm->data_cf_ = handles[0];
   sm->meta_cf_ = handles[1];
@@ -112,7 +147,12 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
 
 StateMachine::~StateMachine() {
   if (db_ == nullptr) return;
-  // Handles go before the DB; Close() flushes memtables (the WAL is off).
+  // Handles go before the DB; Close() flushes memtables (the WAL is off),
+  // unless the log they would be replayed from cannot be made durable:
+  // then they are dropped, and the next open replays what the log kept.
+  if (!flush_listener_->Run().ok()) {
+    db_->SetDBOptions({{"avoid_flush_during_shutdown", "true"}}).PermitUncheckedError();
+  }
   db_->DestroyColumnFamilyHandle(data_cf_);
   db_->DestroyColumnFamilyHandle(meta_cf_);
   db_->DestroyColumnFamilyHandle(versions_cf_);
@@ -267,7 +307,14 @@ std::optional<uint64_t> StateMachine::IntProperty(const std::string& name) const
   return total;
 }
 
+void StateMachine::SetBeforeFlush(std::function<absl::Status()> hook) {
+  flush_listener_->Set(std::move(hook));
+}
+
 absl::Status StateMachine::Flush() {
+  // Here its failure can still refuse the flush (the listener runs it
+  // again, at no cost once it has succeeded).
+  if (auto s = flush_listener_->Run(); !s.ok()) return s;
   rocksdb::FlushOptions fo;
   fo.wait = true;
   absl::Status s = FromRocks(db_->Flush(fo, {data_cf_, meta_cf_, versions_cf_}), "cannot flush");

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -75,8 +76,18 @@ class StateMachine {
   [[nodiscard]] absl::StatusOr<Checksum> ComputeChecksum() const;
 
   // Persists everything applied so far (memtables to SST), so that
-  // Applied() survives a crash without the binlog.
+  // Applied() survives a crash without the binlog. Fails, flushing
+  // nothing, if the before-flush hook does.
   [[nodiscard]] absl::Status Flush();
+
+  // Runs `hook` before every flush of memtables to SST files (RocksDB's
+  // own when a memtable fills, Flush(), checkpoints, close), on the
+  // flushing thread: what a flush persists must never be ahead of the log
+  // it would be replayed from, or a power cut leaves the state machine past
+  // the end of that log (relaykv syncs its binlog here). RocksDB's own
+  // flushes cannot be refused: a failure there is logged. The hook must not
+  // wait for an Apply() (which may be waiting for this flush).
+  void SetBeforeFlush(std::function<absl::Status()> hook);
 
   // A RocksDB integer property summed over the column families (data and
   // applied GTID), e.g. "rocksdb.estimate-live-data-size"; nullopt if
@@ -105,6 +116,8 @@ class StateMachine {
   // The applied GTID as stored in `snapshot` ({0,0} if none yet).
   absl::StatusOr<Gtid> AppliedAt(const rocksdb::Snapshot* snapshot) const;
 
+  class FlushListener;
+  std::shared_ptr<FlushListener> flush_listener_;  // also in RocksDB's options
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;  // owned by db_; user keys
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;  // owned by db_; applied GTID

@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <semaphore>
 #include <string>
 #include <thread>
 #include <vector>
@@ -462,6 +463,47 @@ TEST_F(PowerCutTest, TailRecoveredFromThePageCacheIsDurableBeforeItIsVisible) {
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(b->LastVisible().seq, 3u) << "a GTID made visible was lost to a power cut";
   EXPECT_EQ(ReadEvents(*b).size(), 3u);
+}
+
+// Review s31 F5: what a state machine flush persists must be durable in the
+// binlog first, and the flush runs on a RocksDB thread that must not queue
+// behind a group (whose callbacks may wait for RocksDB). SyncWritten syncs
+// the unsynced groups while a leader is stuck before its write, makes them
+// survive a power cut, and does no I/O once nothing visible is unsynced.
+TEST_F(PowerCutTest, SyncWrittenMakesUnsyncedGroupsDurableWithoutQueueing) {
+  const fs::path dir = TrackedDir("sync-written");
+  std::binary_semaphore leader_in(0);
+  std::binary_semaphore leader_go(0);
+  std::atomic<bool> hold{false};
+  BinlogOptions o;
+  o.dir = dir;
+  o.sync_binlog = 0;
+  o.before_group_write_for_testing = [&] {
+    if (!hold.exchange(false)) return;
+    leader_in.release();
+    leader_go.acquire();
+  };
+  auto opened = Binlog::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Binlog> b = *std::move(opened);
+  ASSERT_TRUE(testing::CommitKeys(*b, 5));
+  const uint64_t syncs = b->stats().syncs;
+  hold = true;
+  std::thread stuck([&] { ASSERT_TRUE(testing::CommitKeys(*b, 1)); });
+  leader_in.acquire();  // seq 6's leader holds the queue
+  ASSERT_TRUE(b->SyncWritten().ok());
+  EXPECT_EQ(b->stats().syncs, syncs + 1);
+  ASSERT_TRUE(b->SyncWritten().ok());
+  EXPECT_EQ(b->stats().syncs, syncs + 1) << "nothing new was visible: no second fdatasync";
+  leader_go.release();
+  stuck.join();
+  fi_->CutPower();  // before the close, whose fdatasync would cover everything
+  b.reset();
+  ASSERT_TRUE(fi_->ApplyPowerCut({.seed = 1, .tear = TearMode::kNone}).ok());
+  b = OpenBinlog(dir, 1ull << 30, 0);
+  ASSERT_NE(b, nullptr);
+  EXPECT_GE(b->LastVisible().seq, 5u) << "synced groups were lost to a power cut";
+  EXPECT_GE(ReadEvents(*b).size(), 5u);
 }
 
 // Review s31 F6: a directory made for durable files (the data dir,

@@ -2,9 +2,12 @@
 // refuse to skip or repeat seqs, and survive a reopen.
 #include "storage/state_machine.h"
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -195,6 +198,52 @@ TEST(StateMachineTest, AppliedAndDataSurviveReopenWithoutFlush) {
   EXPECT_EQ(Get(*sm, "b"), Value("2"));
   std::vector<v1::Event> next = {At(1, 4, PutEvent("c", "3"))};
   EXPECT_TRUE(sm->Apply(next).ok()) << "continues from the reopened position";
+}
+
+// Review s31 F5: the node syncs its binlog in this hook, so it must run
+// before RocksDB's own flushes too (a full memtable), before their SSTs.
+TEST(StateMachineTest, BeforeFlushHookRunsBeforeRocksDbsOwnFlushes) {
+  TempDir dir;
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  std::atomic<int> calls{0};
+  std::atomic<uint64_t> sst_bytes_at_first_call{~0ull};
+  sm->SetBeforeFlush([&] {
+    if (calls.fetch_add(1) == 0) {
+      sst_bytes_at_first_call = sm->IntProperty("rocksdb.live-sst-files-size").value_or(~0ull);
+    }
+    return absl::OkStatus();
+  });
+  // 24 MiB through 16 MiB memtables, and no Flush(): RocksDB flushes itself.
+  const std::string value(1 << 20, 'v');
+  for (uint64_t seq = 1; seq <= 24; ++seq) {
+    std::vector<v1::Event> batch = {At(1, seq, PutEvent("k" + std::to_string(seq), value))};
+    ASSERT_TRUE(sm->Apply(batch).ok());
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (calls.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(calls.load(), 1) << "a flush of a full memtable did not run the hook";
+  EXPECT_EQ(sst_bytes_at_first_call.load(), 0u) << "the hook ran after an SST was written";
+  sm->SetBeforeFlush({});  // `calls` goes out of scope before the close's flush
+}
+
+TEST(StateMachineTest, FlushIsRefusedWhenTheBeforeFlushHookFails) {
+  TempDir dir;
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  std::vector<v1::Event> b = {At(1, 1, PutEvent("a", "1"))};
+  ASSERT_TRUE(sm->Apply(b).ok());
+  sm->SetBeforeFlush([] { return absl::InternalError("binlog fdatasync failed"); });
+  absl::Status s = sm->Flush();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  EXPECT_NE(s.message().find("binlog fdatasync failed"), std::string::npos) << s;
+  EXPECT_GT(sm->IntProperty("rocksdb.num-entries-active-mem-table").value_or(0), 0u)
+      << "the memtable was flushed anyway";
+  sm->SetBeforeFlush([] { return absl::OkStatus(); });
+  ASSERT_TRUE(sm->Flush().ok());
+  EXPECT_EQ(sm->IntProperty("rocksdb.num-entries-active-mem-table").value_or(1), 0u);
 }
 
 TEST(StateMachineTest, ChecksumIsEqualForEqualDataAndChangesWithIt) {
