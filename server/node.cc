@@ -247,6 +247,22 @@ absl::Status Node::Impl::Open(Node* node) {
                                applied.ToString() + " but the binlog ends at " + last.ToString() +
                                ": binlog events are missing");
   }
+  // The same seq in another epoch is another history (a binlog or a state
+  // machine copied in from elsewhere): replaying on top of it would mix
+  // the two without a word.
+  if (applied.seq > 0 && applied.seq >= binlog_->FirstAvailableSeq()) {
+    auto reader = binlog_->NewReader(applied.seq);
+    if (!reader.ok()) return reader.status();
+    auto at = (*reader)->Next();
+    if (!at.ok()) return at.status();
+    if (!at->has_value() || (*at)->event.gtid().epoch() != applied.epoch) {
+      return absl::DataLossError(
+          "state machine in " + options_.data_dir.string() + " is at " + applied.ToString() +
+          " but the binlog's event at seq " + std::to_string(applied.seq) + " is " +
+          (at->has_value() ? GtidFromProto((*at)->event.gtid()).ToString() : "not there") +
+          ": they hold different histories");
+    }
+  }
   applier_ = std::make_unique<Applier>(binlog_.get(), state_.get());
   watch_feed_ = std::make_unique<WatchFeed>(binlog_.get(), kWatchFeedBytes);
   if (auto s = applier_->Start(); !s.ok()) return s;

@@ -78,6 +78,9 @@ class SentBatches {
   std::deque<Batch> sent_ GUARDED_BY(mu_);  // not ACKed yet, oldest first
   uint64_t unacked_bytes_ GUARDED_BY(mu_) = 0;  // of the batches in sent_
   uint64_t untracked_up_to_ GUARDED_BY(mu_) = 0;  // last seq sent while sent_ was full
+  // The lowest epoch sent untracked: an untracked ACK must name a seq past
+  // the tracked batches, in an epoch between this and last_sent_'s.
+  uint64_t untracked_min_epoch_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace relaykv

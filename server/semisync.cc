@@ -165,6 +165,15 @@ void SemiSyncMaster::MaybeSwitchOn() {
 void SemiSyncMaster::Register(uint64_t seq) {
   std::lock_guard l(mu_);
   if (closed_ || !revoked_.empty() || !settings_.enabled || !status_on_) return;
+  if (auto r = registered_.find(seq); r != registered_.end()) {
+    // Only a failed group's seqs are given out again, and its commits
+    // unregister from their callbacks, which may run after the next group
+    // took the seqs: this commit takes the stale one's place, and the
+    // stale one's Unregister is absorbed (review s31, replication 5).
+    r->second = Clock::now();
+    ++stale_registrations_[seq];
+    return;
+  }
   if (!waiting_.empty() && seq < *waiting_.begin()) ++counters_.wait_pos_backtraverse;
   waiting_.insert(seq);
   registered_[seq] = Clock::now();
@@ -172,6 +181,10 @@ void SemiSyncMaster::Register(uint64_t seq) {
 
 void SemiSyncMaster::Unregister(uint64_t seq) {
   std::lock_guard l(mu_);
+  if (auto st = stale_registrations_.find(seq); st != stale_registrations_.end()) {
+    if (--st->second == 0) stale_registrations_.erase(st);
+    return;
+  }
   if (registered_.erase(seq) == 0) return;
   if (auto it = waiting_.find(seq); it != waiting_.end()) waiting_.erase(it);
 }

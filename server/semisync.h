@@ -214,6 +214,9 @@ class SemiSyncMaster {
   uint64_t quorum_seq_ GUARDED_BY(mu_) = 0;
   std::multiset<uint64_t> waiting_ GUARDED_BY(mu_);  // seqs being waited for
   std::map<uint64_t, std::chrono::steady_clock::time_point> registered_ GUARDED_BY(mu_);
+  // Per seq: Unregister() calls still due from commits whose registration
+  // a later commit of the same seq took over (Register()).
+  std::map<uint64_t, int> stale_registrations_ GUARDED_BY(mu_);
 
   // The timer sleeps until timer_at_; a wait that needs it earlier wakes it.
   std::condition_variable timer_cv_;

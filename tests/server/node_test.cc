@@ -151,6 +151,35 @@ TEST(NodeTest, DataSurvivesReopen) {
   EXPECT_EQ(node->Put("next", "x")->seq, 101u);
 }
 
+// Review s31 L2: the state machine's applied GTID must be the binlog's
+// event at that seq, epoch included, or the node refuses to start.
+TEST(NodeTest, StateMachineFromAnotherHistoryIsRefusedAtOpen) {
+  TempDir dir;
+  {
+    auto node = *Node::Open(Options(dir.path()));
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(node->Put("k" + std::to_string(i), "v").ok());
+  }
+  TempDir other;
+  {
+    BinlogOptions bo;
+    bo.dir = other.path() / "binlog";
+    auto b = Binlog::Open(bo);
+    ASSERT_TRUE(b.ok()) << b.status();
+    std::vector<v1::Event> events(3);
+    for (uint64_t seq = 1; seq <= 3; ++seq) {
+      events[seq - 1].mutable_gtid()->set_epoch(7);
+      events[seq - 1].mutable_gtid()->set_seq(seq);
+    }
+    ASSERT_TRUE((*b)->AppendReplicated(events, /*sync=*/true).ok());
+  }
+  std::filesystem::remove_all(dir.path() / "binlog");
+  std::filesystem::rename(other.path() / "binlog", dir.path() / "binlog");
+  auto node = Node::Open(Options(dir.path()));
+  ASSERT_FALSE(node.ok());
+  EXPECT_EQ(node.status().code(), absl::StatusCode::kDataLoss) << node.status();
+  EXPECT_NE(node.status().message().find("is 7:3"), std::string::npos) << node.status();
+}
+
 TEST(NodeTest, ReadOnlyRefusesWrites) {
   TempDir dir;
   auto node = *Node::Open(Options(dir.path()));

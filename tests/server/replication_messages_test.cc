@@ -62,5 +62,25 @@ TEST(ReplicationMessagesTest, AckIsBelievedOnlyAtTheEndOfABatchSent) {
   EXPECT_EQ(acks.Unacked(0), 0u);
 }
 
+// Review s31, replication finding 4: past kMaxTracked batches an ACK is no
+// longer matched to a batch end, but it must still fall after the tracked
+// batches and in an epoch the stream sent there.
+TEST(ReplicationMessagesTest, AckBeyondTheTrackedBatchesStillNeedsAPlausibleGtid) {
+  SentBatches acks(/*semi_sync=*/true, Gtid{1, 0});
+  for (uint64_t seq = 1; seq <= SentBatches::kMaxTracked; ++seq) acks.Sent(Gtid{1, seq * 2}, 1);
+  const uint64_t tracked_end = SentBatches::kMaxTracked * 2;
+  acks.Sent(Gtid{2, tracked_end + 10}, 1);  // untracked from here
+  acks.Sent(Gtid{2, tracked_end + 20}, 1);
+  EXPECT_TRUE(absl::IsInvalidArgument(acks.Acked(Gtid{1, 3}).status()))
+      << "inside the tracked batches, not a batch end";
+  EXPECT_TRUE(absl::IsInvalidArgument(acks.Acked(Gtid{999, tracked_end + 15}).status()))
+      << "an epoch this stream never sent";
+  EXPECT_TRUE(absl::IsInvalidArgument(acks.Acked(Gtid{1, tracked_end + 15}).status()))
+      << "an epoch older than the untracked batches'";
+  EXPECT_TRUE(absl::IsInvalidArgument(acks.Acked(Gtid{2, tracked_end + 21}).status()));
+  ASSERT_TRUE(acks.Acked(Gtid{2, tracked_end + 20}).ok());
+  EXPECT_EQ(acks.Unacked(7), 0u);
+}
+
 }  // namespace
 }  // namespace relaykv

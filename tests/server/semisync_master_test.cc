@@ -180,6 +180,30 @@ TEST_F(SemiSyncMasterTest, WaitTimeCountsFromRegistration) {
   EXPECT_GE(std::stoull(Counter(master_, "tx_wait_time")), 140000u);
 }
 
+// Review s31, replication finding 5: a failed group's seqs go to the next
+// group, and the failed commit's Unregister may come after the next commit
+// registered the same seq. It must not take that registration (or leave a
+// stale wait behind: wait_sessions stays right).
+TEST_F(SemiSyncMasterTest, LateUnregisterOfAFailedCommitLeavesTheSeqsNewCommitAlone) {
+  Configure(1, 30000);
+  end_ = 4;
+  master_.ReplicaConnected(1, 2, true, 0);
+  master_.Register(4);  // commit A: its group fails
+  master_.Register(4);  // commit B, in the next group, gets seq 4 again
+  master_.Unregister(4);  // A's callback, late
+  EXPECT_EQ(Counter(master_, "wait_sessions"), "1");
+  std::thread acker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    master_.Ack(1, 4, -1);
+  });
+  auto r = Wait(4);
+  acker.join();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, Outcome::kAcked);
+  EXPECT_EQ(Counter(master_, "wait_sessions"), "0") << "a stale wait was left behind";
+  EXPECT_EQ(Counter(master_, "tx_waits"), "1") << "B waited from its registration";
+}
+
 // Automatic failover: only members' ACKs count (set_ackers). An ACK from
 // another replica moves nothing; adding that replica to the set counts
 // what it had ACKed at once.
