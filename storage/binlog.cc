@@ -147,7 +147,7 @@ Binlog::~Binlog() {
   }
   // Only a marker of this run's: one found at open stays until the node
   // has fenced it (ForgetUnsyncedTail), even if it closes before.
-  if (unsynced_marked_ && !failed && active_.DataSync().ok()) {
+  if (unsynced_marked_ && !failed && SyncActive().ok()) {
     if (auto s = RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName); !s.ok()) {
       spdlog::warn("binlog: {}", s.ToString());
     }
@@ -166,8 +166,12 @@ absl::Status Binlog::ForgetUnsyncedTail() {
   if (!unsynced_tail_at_open_ || unsynced_marked_) return absl::OkStatus();
   // What recovery kept may still sit only in the page cache (the last run
   // was killed, not powered off): durable first, then the marker can go,
-  // so a later recovery judges these groups as synced ones.
-  if (auto s = active_.DataSync(); !s.ok()) return s;
+  // so a later recovery judges these groups as synced ones. (Leaders may
+  // be rotating: index_mu_ keeps active_ in place.)
+  {
+    std::lock_guard il(index_mu_);
+    if (auto s = SyncActive(); !s.ok()) return s;
+  }
   return RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName);
 }
 
@@ -234,11 +238,10 @@ absl::Status Binlog::SyncWritten() {
   absl::Status s;
   {
     std::lock_guard il(index_mu_);
-    s = active_.DataSync();
+    s = SyncActive();
   }
   std::lock_guard l(mu_);
   if (s.ok()) {
-    stat_syncs_.fetch_add(1);
     synced_through_ = std::max(synced_through_, through);
     return s;
   }
@@ -545,9 +548,14 @@ absl::Status Binlog::WriteGroup(const std::string& records, bool sync, bool prea
 }
 
 absl::Status Binlog::SyncActive() {
+  std::lock_guard sl(sync_mu_);
+  if (!sync_error_.ok()) return sync_error_;
   const auto start = std::chrono::steady_clock::now();
   absl::Status s = active_.DataSync();
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    sync_error_ = s;
+    return s;
+  }
   stat_syncs_.fetch_add(1);
   if (observer_ != nullptr) observer_->OnSync(std::chrono::steady_clock::now() - start);
   return s;
@@ -560,7 +568,7 @@ absl::Status Binlog::UndoWrite(const absl::Status& failed, bool* sticky) {
   // can be written once the cause is gone. Truncating frees space: it works
   // on a full disk.
   absl::Status cut = active_.Truncate(active_size_);
-  if (cut.ok()) cut = active_.DataSync();
+  if (cut.ok()) cut = SyncActive();
   if (!cut.ok()) {
     *sticky = true;
     return absl::Status(failed.code(), std::string(failed.message()) +

@@ -265,8 +265,12 @@ class Binlog {
   // fdatasync, or a failed write that could not be cut off): then every
   // later append fails too. Otherwise the segment is as before the group.
   absl::Status WriteGroup(const std::string& records, bool sync, bool preallocate, bool* sticky);
-  // Leader only: active_.DataSync(), counted and timed for the observer.
-  absl::Status SyncActive();
+  // active_.DataSync(), counted and timed for the observer; by the leader,
+  // or under index_mu_ (SyncWritten, ForgetUnsyncedTail). Serialized, and
+  // once one has failed every later one fails too: Linux reports a failed
+  // writeback to one fdatasync only and marks the pages clean, so a second
+  // sync would "succeed" without them (review s32).
+  absl::Status SyncActive() EXCLUDES(sync_mu_);
   // Leader only: after a failed write, cuts the file back to active_size_.
   absl::Status UndoWrite(const absl::Status& failed, bool* sticky);
   // Leader only: zeros from `need` on, so the file reaches past `need`.
@@ -291,6 +295,8 @@ class Binlog {
 
   // Serializes rewrites of binlog.index (rotation vs purge).
   std::mutex index_mu_;
+  std::mutex sync_mu_;  // after index_mu_; held around active_'s fdatasync
+  absl::Status sync_error_ GUARDED_BY(sync_mu_);  // the first failed one's
 
   mutable std::mutex mu_;
   std::condition_variable visible_cv_;  // signalled when last_visible_ grows or on Close
@@ -322,7 +328,7 @@ class Binlog {
   uint64_t active_size_ = 0;         // bytes written to the active segment
   uint64_t allocated_end_ = 0;       // the active segment's file size (>= active_size_)
   uint32_t groups_since_sync_ = 0;
-  bool unsynced_marked_ = false;     // binlog.unsynced written by this run
+  std::atomic<bool> unsynced_marked_{false};  // binlog.unsynced written by this run
   std::string scratch_;              // the group's encoded records
   std::vector<std::string> payloads_;  // the group's event payloads, for group_listener_
   GroupListener group_listener_;

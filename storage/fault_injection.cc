@@ -325,6 +325,9 @@ absl::Status FaultInjection::SyncFile(uint64_t id, int fd, const fs::path& path)
       std::lock_guard l(mu_);
       ranges.swap(f->dirty);
     }
+    if (failing_syncs_.load() > 0 && failing_syncs_.fetch_sub(1) > 0) {
+      return ErrnoError("cannot fdatasync", path, EIO);  // `ranges` forgotten
+    }
     auto snapshot = [&]() -> absl::Status {
       struct stat st;
       if (::fstat(fd, &st) != 0) return ErrnoError("cannot stat", path, errno);

@@ -162,6 +162,11 @@ class FaultInjection {
   // 2, ... until it completes.
   // A negative `ops` disarms it.
   void CutPowerAfterOps(int64_t ops) { ops_until_cut_.store(ops); }
+  // The next `n` fdatasyncs of tracked files fail with EIO and what they
+  // would have made durable is forgotten, as Linux marks the pages clean
+  // after a failed writeback ("fsyncgate"): a later fdatasync succeeds
+  // without making it durable, and a power cut takes it.
+  void FailNextSyncs(int n) { failing_syncs_.store(n); }
 
   // Cuts the power if still on, rewrites every tracked directory to what the
   // cut could leave (seeded: the same options on the same history give the
@@ -282,6 +287,7 @@ class FaultInjection {
   mutable std::shared_mutex power_mu_;
   std::atomic<bool> power_cut_{false};
   std::atomic<int64_t> ops_until_cut_{-1};  // CutPowerAfterOps(); -1: not armed
+  std::atomic<int> failing_syncs_{0};       // FailNextSyncs()
 
   mutable std::mutex mu_;  // the maps below and each FileState's fields
   uint64_t next_id_ GUARDED_BY(mu_) = 1;

@@ -333,6 +333,8 @@ absl::Status StateMachine::Flush() {
 namespace relaykv {
 
 absl::StatusOr<Gtid> StateMachine::CreateCheckpoint(const std::filesystem::path& dir) const {
+  // As Flush(): refused while the log cannot be made durable first.
+  if (auto s = flush_listener_->Run(); !s.ok()) return s;
   rocksdb::Checkpoint* raw = nullptr;
   if (auto s = rocksdb::Checkpoint::Create(db_.get(), &raw); !s.ok()) {
     return FromRocks(s, "cannot start a checkpoint");

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <mutex>
 #include <random>
@@ -489,14 +490,20 @@ TEST_F(PowerCutTest, SyncWrittenMakesUnsyncedGroupsDurableWithoutQueueing) {
   ASSERT_TRUE(testing::CommitKeys(*b, 5));
   const uint64_t syncs = b->stats().syncs;
   hold = true;
-  std::thread stuck([&] { ASSERT_TRUE(testing::CommitKeys(*b, 1)); });
+  bool committed = false;
+  std::thread stuck([&] { committed = testing::CommitKeys(*b, 1); });
   leader_in.acquire();  // seq 6's leader holds the queue
-  ASSERT_TRUE(b->SyncWritten().ok());
+  auto sync = std::async(std::launch::async, [&] { return b->SyncWritten(); });
+  const bool returned = sync.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  if (!returned) leader_go.release();  // let it finish, then fail
+  ASSERT_TRUE(returned) << "SyncWritten waited for the group ahead of it";
+  ASSERT_TRUE(sync.get().ok());
   EXPECT_EQ(b->stats().syncs, syncs + 1);
   ASSERT_TRUE(b->SyncWritten().ok());
   EXPECT_EQ(b->stats().syncs, syncs + 1) << "nothing new was visible: no second fdatasync";
   leader_go.release();
   stuck.join();
+  EXPECT_TRUE(committed);
   fi_->CutPower();  // before the close, whose fdatasync would cover everything
   b.reset();
   ASSERT_TRUE(fi_->ApplyPowerCut({.seed = 1, .tear = TearMode::kNone}).ok());
@@ -504,6 +511,42 @@ TEST_F(PowerCutTest, SyncWrittenMakesUnsyncedGroupsDurableWithoutQueueing) {
   ASSERT_NE(b, nullptr);
   EXPECT_GE(b->LastVisible().seq, 5u) << "synced groups were lost to a power cut";
   EXPECT_GE(ReadEvents(*b).size(), 5u);
+}
+
+// Review s32 F1: SyncWritten's fdatasync runs beside the leaders'. Linux
+// reports a failed writeback to one fdatasync only and marks the pages
+// clean, so the next one "succeeds" without them: a SyncVisible() leader
+// whose sync came after SyncWritten's failed one must fail too, not tell
+// the replica its relay log is durable.
+TEST_F(PowerCutTest, SyncAfterAFailedSyncFailsToo) {
+  const fs::path dir = TrackedDir("fsyncgate");
+  std::binary_semaphore leader_in(0);
+  std::binary_semaphore leader_go(0);
+  std::atomic<bool> hold{false};
+  BinlogOptions o;
+  o.dir = dir;
+  o.sync_binlog = 0;
+  o.before_group_write_for_testing = [&] {
+    if (!hold.exchange(false)) return;
+    leader_in.release();
+    leader_go.acquire();
+  };
+  auto opened = Binlog::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Binlog> b = *std::move(opened);
+  ASSERT_TRUE(testing::CommitKeys(*b, 5));
+  hold = true;
+  absl::Status leader_sync;
+  std::thread leader([&] { leader_sync = b->SyncVisible(); });
+  leader_in.acquire();  // past its error check, before its fdatasync
+  fi_->FailNextSyncs(1);
+  EXPECT_EQ(b->SyncWritten().code(), absl::StatusCode::kInternal);
+  leader_go.release();
+  leader.join();
+  EXPECT_FALSE(leader_sync.ok()) << "a sync after a failed one claimed seqs 1..5 durable";
+  EXPECT_FALSE(b->SyncWritten().ok());
+  v1::Event e = PutEvent("after", "x");
+  EXPECT_FALSE(b->Commit(&e).ok()) << "the binlog must refuse writes after a failed sync";
 }
 
 // Review s31 F6: a directory made for durable files (the data dir,
