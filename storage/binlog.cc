@@ -121,6 +121,7 @@ Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
       synced_through_(recovered.last.seq),
       active_(std::move(active)),
       active_size_(segments_.back().end_offset),
+      active_key_(segments_.back().key),
       allocated_end_(active_size_),  // recovery cut the file at its last record
       before_group_write_for_testing_(options.before_group_write_for_testing),
       observer_(options.observer),
@@ -374,7 +375,8 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   auto encode = [this, &last](const v1::Event& ev) {
     std::string payload;
     ev.SerializeToString(&payload);
-    AppendRecord(&scratch_, binlog_format::RecordType::kEvent, payload);
+    // The group goes to active_size_ (WriteGroup), whitened for its segment.
+    AppendEventRecord(&scratch_, payload, active_key_, active_size_);
     if (group_listener_) payloads_.push_back(std::move(payload));
     last = GtidFromProto(ev.gtid());
   };
@@ -604,7 +606,8 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
     epoch = last_visible_.epoch;
     for (const SegmentState& s : segments_) numbers.push_back(s.number);
   }
-  auto file = CreateSegment(dir_, number, next_first_seq, epoch);
+  const uint32_t key = NewSegmentKey();
+  auto file = CreateSegment(dir_, number, next_first_seq, epoch, key);
   if (!file.ok()) return file.status();
   numbers.push_back(number);
   // From here a failure is sticky: the new index may be in place (renamed,
@@ -614,10 +617,11 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
   // Crash before this point: the new file is unlisted and recovery removes it.
   if (auto s = WriteIndex(numbers); !s.ok()) return s;
   active_ = *std::move(file);
+  active_key_ = key;
   active_size_ = binlog_format::kSegmentHeaderSize;
   allocated_end_ = active_size_;
   std::lock_guard l(mu_);
-  segments_.push_back({number, next_first_seq, active_size_, epoch});
+  segments_.push_back({number, next_first_seq, active_size_, epoch, key});
   return absl::OkStatus();
 }
 

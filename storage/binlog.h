@@ -326,6 +326,7 @@ class Binlog {
   // while it replaces it.
   File active_;
   uint64_t active_size_ = 0;         // bytes written to the active segment
+  uint32_t active_key_ = 0;          // its key: whitens its event payloads
   uint64_t allocated_end_ = 0;       // the active segment's file size (>= active_size_)
   uint32_t groups_since_sync_ = 0;
   std::atomic<bool> unsynced_marked_{false};  // binlog.unsynced written by this run

@@ -28,16 +28,20 @@
 //
 //   +---------------------------- 32-byte header ----------------------------+
 //   | magic "RKVBLOG\n" (8) | version u32 (4) | prev_epoch u32 (4)           |
-//   | first_seq u64 (8)     | header_crc u32 (4) | padding u32 = 0 (4)       |
+//   | first_seq u64 (8)     | header_crc u32 (4) | key u32 (4)               |
 //   +------------------------------------------------------------------------+
 //   | record | record | ...                                                  |
 //
 //   first_seq is the seq the segment's first event has (or will have);
 //   prev_epoch is the epoch of the event before it (0 if none), so an empty
 //   last segment still tells the GTID the history ends at.
-//   header_crc is CRC32C over the 24 bytes before it. The header is fsynced
-//   before the segment is listed in the index, so a listed segment always
-//   has a whole header.
+//   key (version 3) whitens the segment's event payloads (below); random
+//   and nonzero in a segment the binlog writes, 0 (payloads stored as they
+//   are) in a quarantine file and in version 2, where the field is padding.
+//   header_crc is CRC32C over the 24 bytes before it and then the key
+//   (version 2: the 24 bytes only). The header is fsynced before the
+//   segment is listed in the index, so a listed segment always has a whole
+//   header.
 //
 // Record (all integers little-endian; records are contiguous, no padding):
 //
@@ -58,9 +62,15 @@
 //
 //   type kEvent: payload is a serialized relaykv.v1.Event
 //   (proto/event.proto) carrying the GTID (epoch, seq as protobuf varints),
-//   the timestamp and the mutations of one atomic write. Within a segment,
-//   event seqs are first_seq, first_seq+1, ... with no gap; across
-//   segments they continue densely.
+//   the timestamp and the mutations of one atomic write, stored whitened:
+//   XORed with a keystream of the segment's key and each byte's offset in
+//   the segment (record.h, Whiten); crc covers the stored bytes. So what a
+//   client writes never reaches the disk as it is: a value of zeros does
+//   not look like a lost sector, nor one holding a record's image like a
+//   record, to the torn-tail rule below (review s31 F1, F7; in version 2
+//   it could), and without the key a client cannot aim at either. Within a
+//   segment, event seqs are first_seq, first_seq+1, ... with no gap;
+//   across segments they continue densely.
 //
 // Torn tails. Only the last segment can end in a partial write (a segment is
 // fsynced before the next one is created). The active segment is
@@ -123,10 +133,14 @@ namespace relaykv::binlog_format {
 inline constexpr std::string_view kMagic = "RKVBLOG\n";
 // 2: Mutation.Op renumbered (OP_UNSPECIFIED = 0, PUT = 1, DELETE = 2; in 1,
 // PUT = 0, DELETE = 1); kGroupEnd carries its group's seqs (in 1, empty).
-// A segment of another version is refused at open.
-inline constexpr uint32_t kVersion = 2;
+// 3: event payloads whitened with the header's key (version 2 segments are
+// still read, and the active one appended to as it is; the next segment is
+// version 3). A segment of another version is refused at open.
+inline constexpr uint32_t kVersion = 3;
+inline constexpr uint32_t kOldestReadableVersion = 2;
 inline constexpr size_t kSegmentHeaderSize = 32;
-inline constexpr size_t kHeaderCrcOffset = 24;  // CRC covers [0, 24)
+inline constexpr size_t kHeaderCrcOffset = 24;  // CRC covers [0, 24), then the key
+inline constexpr size_t kKeyOffset = 28;
 
 inline constexpr size_t kRecordHeaderSize = 13;  // crc(4) length(4) type(1) hcrc(4)
 inline constexpr size_t kHeaderCrcCovered = 9;   // hcrc covers [0, 9)

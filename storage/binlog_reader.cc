@@ -42,7 +42,8 @@ absl::Status BinlogReader::OpenSegment(uint64_t number) {
   size_t n = 0;
   if (auto s = file->ReadAt(0, header.size(), header.data(), &n); !s.ok()) return s;
   uint64_t first_seq = 0;
-  if (n < kSegmentHeaderSize || !DecodeSegmentHeader(header, &first_seq)) {
+  uint32_t key = 0;
+  if (n < kSegmentHeaderSize || !DecodeSegmentHeader(header, &first_seq, nullptr, &key)) {
     return absl::DataLossError("binlog corrupt: " + path.string() + " at offset 0: bad segment header");
   }
   if (next_seq_ != 0 && first_seq != next_seq_) {
@@ -50,6 +51,7 @@ absl::Status BinlogReader::OpenSegment(uint64_t number) {
                                std::to_string(first_seq) + ", expected " + std::to_string(next_seq_));
   }
   segment_number_ = number;
+  key_ = key;
   file_ = *std::move(file);
   offset_ = kSegmentHeaderSize;
   next_seq_ = first_seq;
@@ -109,8 +111,11 @@ absl::StatusOr<std::optional<BinlogRecord>> BinlogReader::Next() {
       continue;
     }
     BinlogRecord out;
-    if (rec.type != binlog_format::RecordType::kEvent ||
-        !out.event.ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size()))) {
+    if (rec.type == binlog_format::RecordType::kEvent) {
+      out.payload.assign(rec.payload);
+      Whiten(key_, offset_ + kRecordHeaderSize, out.payload.data(), out.payload.size());
+    }
+    if (rec.type != binlog_format::RecordType::kEvent || !out.event.ParseFromString(out.payload)) {
       return absl::DataLossError("binlog corrupt: " + path() + " at offset " +
                                  std::to_string(offset_) + ": record is not a decodable event");
     }
@@ -120,7 +125,6 @@ absl::StatusOr<std::optional<BinlogRecord>> BinlogReader::Next() {
                                  std::to_string(out.event.gtid().seq()) + ", expected " +
                                  std::to_string(next_seq_));
     }
-    out.payload.assign(rec.payload);
     offset_ += rec.total_size;
     ++next_seq_;
     return out;

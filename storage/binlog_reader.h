@@ -25,7 +25,7 @@ class Binlog;
 
 struct BinlogRecord {
   v1::Event event;
-  std::string payload;  // the event's serialized bytes, as stored
+  std::string payload;  // the event serialized (as stored, unwhitened)
 };
 
 // The event at `seq` while the binlog holds it visibly; nullopt if it was
@@ -60,6 +60,7 @@ class BinlogReader {
 
   Binlog* const binlog_;  // borrowed; must outlive the reader
   uint64_t segment_number_;
+  uint32_t key_ = 0;       // the segment's: its event payloads are whitened with it
   File file_;
   uint64_t offset_;        // file offset of the next record
   uint64_t next_seq_;

@@ -48,8 +48,9 @@ size_t NextWholeRecord(std::string_view data, size_t from, ParsedRecord* rec) {
   return std::string_view::npos;
 }
 
-// What a whole record found past damage is, for the refusal message.
-std::string Describe(const ParsedRecord& rec) {
+// What a whole record found past damage, at `at` in a segment with `key`,
+// is, for the refusal message.
+std::string Describe(const ParsedRecord& rec, uint32_t key, size_t at) {
   if (rec.type == binlog_format::RecordType::kGroupEnd) {
     uint64_t first = 0;
     uint64_t last = 0;
@@ -60,7 +61,7 @@ std::string Describe(const ParsedRecord& rec) {
   }
   v1::Event event;
   if (rec.type == binlog_format::RecordType::kEvent &&
-      event.ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size()))) {
+      DecodeEventPayload(rec.payload, key, at + kRecordHeaderSize, &event)) {
     return "event " + GtidFromProto(event.gtid()).ToString();
   }
   return "record of type " + std::to_string(static_cast<int>(rec.type));
@@ -103,8 +104,10 @@ bool GroupEndLostSectors(std::string_view data, size_t group_begin, size_t at, u
 // `events` event records were read whole before the damage, by the rule in
 // binlog_format.h ("Torn tails"): OK if it is the torn last write, else
 // DATA_LOSS naming the damage and the proof (or the missing evidence).
-absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t group_begin,
-                         size_t damage, uint64_t x, uint64_t events, RecordParse parse) {
+// `key`: the segment's (its event payloads are whitened with it).
+absl::Status JudgeDamage(const fs::path& path, std::string_view data, uint32_t key,
+                         size_t group_begin, size_t damage, uint64_t x, uint64_t events,
+                         RecordParse parse) {
   const std::string what = parse == RecordParse::kBadHeader ? "bad record header checksum"
                                                              : "payload checksum mismatch";
   const size_t size = data.size();
@@ -163,7 +166,8 @@ absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t gro
       if (group_end_record) {
         if (first > x) {
           return Corruption(path, damage,
-                            what + ", and the " + Describe(rec) + " (a later group's) at offset " +
+                            what + ", and the " + Describe(rec, key, at) +
+                                " (a later group's) at offset " +
                                 std::to_string(at) + " shows the damaged group had been synced");
         }
         own = first == x;
@@ -175,7 +179,7 @@ absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t gro
         }
       } else if (rec.type == binlog_format::RecordType::kEvent) {
         v1::Event event;
-        if (event.ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size())) &&
+        if (DecodeEventPayload(rec.payload, key, at + kRecordHeaderSize, &event) &&
             event.gtid().seq() >= x) {
           own = event.gtid().seq() <= own_last || own_end == std::string_view::npos;
           if (!end_known) group_end = std::max(group_end, end + binlog_format::kGroupEndRecordSize);
@@ -183,7 +187,8 @@ absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t gro
       }
       if (own_end != std::string_view::npos && at >= own_end && !own) {
         return Corruption(path, damage,
-                          what + ", and the " + Describe(rec) + " at offset " + std::to_string(at) +
+                          what + ", and the " + Describe(rec, key, at) + " at offset " +
+                              std::to_string(at) +
                               ", after the damaged group's end at offset " +
                               std::to_string(own_end) + ", shows it had been synced");
       }
@@ -234,13 +239,13 @@ absl::Status JudgeDamage(const fs::path& path, std::string_view data, size_t gro
 
 // Notes in r the GTIDs of the events past r->valid_end that still decode:
 // what the truncation drops, as far as it is known.
-void NoteDroppedEvents(std::string_view data, SegmentScan* r) {
+void NoteDroppedEvents(std::string_view data, uint32_t key, SegmentScan* r) {
   ParsedRecord rec;
   for (size_t at = NextWholeRecord(data, r->valid_end, &rec); at != std::string_view::npos;
        at = NextWholeRecord(data, at + rec.total_size, &rec)) {
     v1::Event event;
     if (rec.type != binlog_format::RecordType::kEvent ||
-        !event.ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size()))) {
+        !DecodeEventPayload(rec.payload, key, at + kRecordHeaderSize, &event)) {
       continue;
     }
     const Gtid gtid = GtidFromProto(event.gtid());
@@ -282,6 +287,9 @@ absl::StatusOr<SegmentScan> ScanLastSegment(const fs::path& path, std::string_vi
                                            uint64_t first_seq, bool unsynced_groups) {
   SegmentScan r;  // as of the last whole group
   r.valid_end = kSegmentHeaderSize;
+  uint32_t key = 0;  // the caller checked the header; the fuzzer's is good too
+  uint64_t header_first_seq = 0;
+  DecodeSegmentHeader(data, &header_first_seq, nullptr, &key);
   uint64_t group_events = 0;  // events seen since that group's end
   Gtid group_last = r.last;
   uint64_t offset = kSegmentHeaderSize;
@@ -302,8 +310,8 @@ absl::StatusOr<SegmentScan> ScanLastSegment(const fs::path& path, std::string_vi
                      path.string(), offset);
         break;
       }
-      absl::Status torn = JudgeDamage(path, data, r.valid_end, offset, first_seq + r.events,
-                                        group_events, p);
+      absl::Status torn = JudgeDamage(path, data, key, r.valid_end, offset,
+                                      first_seq + r.events, group_events, p);
       if (!torn.ok()) return torn;
       break;
     }
@@ -337,7 +345,7 @@ absl::StatusOr<SegmentScan> ScanLastSegment(const fs::path& path, std::string_vi
       return Corruption(path, at, "unknown record type " + std::to_string(static_cast<int>(rec.type)));
     }
     v1::Event event;
-    if (!event.ParseFromArray(rec.payload.data(), static_cast<int>(rec.payload.size()))) {
+    if (!DecodeEventPayload(rec.payload, key, at + kRecordHeaderSize, &event)) {
       return Corruption(path, at, "event payload does not decode");
     }
     uint64_t want = first_seq + r.events + group_events;
@@ -354,7 +362,7 @@ absl::StatusOr<SegmentScan> ScanLastSegment(const fs::path& path, std::string_vi
     group_last = GtidFromProto(event.gtid());
     ++group_events;
   }
-  NoteDroppedEvents(data, &r);
+  NoteDroppedEvents(data, key, &r);
   return r;
 }
 
@@ -388,7 +396,7 @@ absl::Status WriteBinlogIndex(const fs::path& dir, const std::vector<uint64_t>& 
 }
 
 absl::StatusOr<File> CreateSegment(const fs::path& dir, uint64_t number, uint64_t first_seq,
-                                   uint64_t prev_epoch) {
+                                   uint64_t prev_epoch, uint32_t key) {
   // One place for every way a segment is made (rotation, a clone's new
   // binlog): a larger epoch would read back as another one.
   if (prev_epoch > binlog_format::kMaxEpoch) {
@@ -400,7 +408,8 @@ absl::StatusOr<File> CreateSegment(const fs::path& dir, uint64_t number, uint64_
   }
   auto file = File::Open(dir / SegmentFileName(number), O_RDWR | O_CREAT | O_TRUNC);
   if (!file.ok()) return file.status();
-  if (auto s = file->WriteAt(0, EncodeSegmentHeader(first_seq, static_cast<uint32_t>(prev_epoch)));
+  if (auto s = file->WriteAt(
+          0, EncodeSegmentHeader(first_seq, static_cast<uint32_t>(prev_epoch), key));
       !s.ok()) {
     return s;
   }
@@ -414,7 +423,7 @@ absl::Status CreateBinlogStartingAfter(const fs::path& dir, const Gtid& before) 
   if (fs::exists(dir / binlog_format::kIndexFileName)) {
     return absl::FailedPreconditionError("binlog " + dir.string() + " already exists");
   }
-  auto seg = CreateSegment(dir, 1, before.seq + 1, before.epoch);
+  auto seg = CreateSegment(dir, 1, before.seq + 1, before.epoch, NewSegmentKey());
   if (!seg.ok()) return seg.status();
   return WriteBinlogIndex(dir, {1});
 }
@@ -438,10 +447,11 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
       return absl::DataLossError("binlog index " + (dir / binlog_format::kIndexFileName).string() +
                                  " is missing but segment files exist; refusing to guess");
     }
-    auto seg = CreateSegment(dir, 1, 1, 0);
+    const uint32_t key = NewSegmentKey();
+    auto seg = CreateSegment(dir, 1, 1, 0, key);
     if (!seg.ok()) return seg.status();
     if (auto s = WriteBinlogIndex(dir, {1}); !s.ok()) return s;
-    out.segments.push_back({1, 1, kSegmentHeaderSize});
+    out.segments.push_back({1, 1, kSegmentHeaderSize, 0, key});
     return out;
   }
 
@@ -472,7 +482,8 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
     if (auto s = file->ReadAt(0, header.size(), header.data(), &n); !s.ok()) return s;
     uint64_t first_seq = 0;
     uint32_t prev_epoch = 0;
-    if (n < kSegmentHeaderSize || !DecodeSegmentHeader(header, &first_seq, &prev_epoch)) {
+    uint32_t key = 0;
+    if (n < kSegmentHeaderSize || !DecodeSegmentHeader(header, &first_seq, &prev_epoch, &key)) {
       if (std::string why = UnsupportedSegmentVersion(header.substr(0, n)); !why.empty()) {
         return absl::FailedPreconditionError(path.string() + ": " + why + "; refusing to start");
       }
@@ -484,7 +495,7 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
     }
     const bool last = i + 1 == numbers->size();
     if (!last) {
-      out.segments.push_back({number, first_seq, *size, prev_epoch});
+      out.segments.push_back({number, first_seq, *size, prev_epoch, key});
       continue;
     }
     // Only the last segment can have a torn tail: check every record.
@@ -516,7 +527,7 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
     // not take it back, or its GTIDs would be given to other events (review
     // s31 F2). One fdatasync per open.
     if (auto s = file->DataSync(); !s.ok()) return s;
-    out.segments.push_back({number, first_seq, scan->valid_end, prev_epoch});
+    out.segments.push_back({number, first_seq, scan->valid_end, prev_epoch, key});
     out.next_seq = first_seq + scan->events;
     if (scan->events > 0) {
       out.last = scan->last;

@@ -19,6 +19,7 @@ struct SegmentState {
   uint64_t first_seq = 0;  // seq of its first event (or the next event, if empty)
   uint64_t end_offset = 0; // bytes that hold whole, visible records
   uint64_t prev_epoch = 0; // epoch of the event before first_seq (0: none), from the header
+  uint32_t key = 0;        // whitens its event payloads (0: none; binlog_format.h)
 };
 
 // "binlog.000042" for 42.
@@ -83,9 +84,10 @@ struct SegmentScan {
 [[nodiscard]] absl::Status CreateBinlogStartingAfter(const std::filesystem::path& dir,
                                                      const Gtid& before);
 
-// Creates segment `number` with its header, fsyncs it and the directory.
+// Creates segment `number` with its header (event payloads whitened with
+// `key`, NewSegmentKey()), fsyncs it and the directory.
 [[nodiscard]] absl::StatusOr<File> CreateSegment(const std::filesystem::path& dir,
                                                  uint64_t number, uint64_t first_seq,
-                                                 uint64_t prev_epoch);
+                                                 uint64_t prev_epoch, uint32_t key);
 
 }  // namespace relaykv

@@ -127,13 +127,14 @@ absl::Status CarryOut(const fs::path& dir, const Intent& in) {
   return SyncDir(dir);
 }
 
-// One record of a segment file, read at `offset`.
+// One record of a segment file, read at `offset`; an event's payload
+// unwhitened (the segment's `key`).
 struct Record {
   RecordType type{};
   std::string payload;
   uint64_t size = 0;
 };
-absl::StatusOr<Record> ReadRecordAt(const File& f, uint64_t offset, uint64_t end) {
+absl::StatusOr<Record> ReadRecordAt(const File& f, uint64_t offset, uint64_t end, uint32_t key) {
   std::string buf(kRecordHeaderSize, '\0');
   size_t n = 0;
   auto bad = [&](const char* what) {
@@ -151,7 +152,11 @@ absl::StatusOr<Record> ReadRecordAt(const File& f, uint64_t offset, uint64_t end
   if (ParseRecord(std::string_view(buf.data(), n), &rec) != RecordParse::kOk) {
     return bad("bad record");
   }
-  return Record{rec.type, std::string(rec.payload), rec.total_size};
+  Record out{rec.type, std::string(rec.payload), rec.total_size};
+  if (out.type == RecordType::kEvent) {
+    Whiten(key, offset + kRecordHeaderSize, out.payload.data(), out.payload.size());
+  }
+  return out;
 }
 
 std::string UtcStamp() {
@@ -233,7 +238,7 @@ absl::StatusOr<Plan> MakePlan(const fs::path& dir, const RecoveredBinlog& rec, c
       ++plan.report.segments_removed;
     }
     while (offset < s.end_offset) {
-      auto r = ReadRecordAt(f, offset, s.end_offset);
+      auto r = ReadRecordAt(f, offset, s.end_offset, s.key);
       if (!r.ok()) return r.status();
       if (r->type == RecordType::kEvent) {
         if (!cut_found && seq == end.seq + 1) {

@@ -1,6 +1,7 @@
 #include "storage/record.h"
 
 #include <cstring>
+#include <random>
 #include <string>
 
 #include "storage/crc32c.h"
@@ -29,58 +30,132 @@ uint64_t GetFixed64(const char* p) {
 
 }  // namespace
 
-std::string EncodeSegmentHeader(uint64_t first_seq, uint32_t prev_epoch) {
+namespace {
+
+// The CRC a header of `version` must hold: version 3 covers the key too.
+uint32_t HeaderCrc(std::string_view h, uint32_t version) {
+  const std::string_view fixed = h.substr(0, binlog_format::kHeaderCrcOffset);
+  return version >= 3 ? Crc32c(fixed, h.substr(binlog_format::kKeyOffset, 4)) : Crc32c(fixed);
+}
+
+// splitmix64's finalizer: one 64-bit word of keystream per 8-byte block.
+uint64_t Mix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+std::string EncodeSegmentHeader(uint64_t first_seq, uint32_t prev_epoch, uint32_t key) {
   std::string h(binlog_format::kSegmentHeaderSize, '\0');
   std::memcpy(h.data(), binlog_format::kMagic.data(), binlog_format::kMagic.size());
   PutFixed32(h.data() + 8, binlog_format::kVersion);
   PutFixed32(h.data() + 12, prev_epoch);
   PutFixed64(h.data() + 16, first_seq);
-  PutFixed32(h.data() + binlog_format::kHeaderCrcOffset,
-             Crc32c(std::string_view(h.data(), binlog_format::kHeaderCrcOffset)));
+  PutFixed32(h.data() + binlog_format::kKeyOffset, key);
+  PutFixed32(h.data() + binlog_format::kHeaderCrcOffset, HeaderCrc(h, binlog_format::kVersion));
   return h;
 }
 
-bool DecodeSegmentHeader(std::string_view h, uint64_t* first_seq, uint32_t* prev_epoch) {
+bool DecodeSegmentHeader(std::string_view h, uint64_t* first_seq, uint32_t* prev_epoch,
+                         uint32_t* key) {
   if (h.size() < binlog_format::kSegmentHeaderSize) return false;
   if (h.substr(0, binlog_format::kMagic.size()) != binlog_format::kMagic) return false;
-  if (GetFixed32(h.data() + 8) != binlog_format::kVersion) return false;
-  uint32_t crc = GetFixed32(h.data() + binlog_format::kHeaderCrcOffset);
-  if (crc != Crc32c(h.substr(0, binlog_format::kHeaderCrcOffset))) return false;
+  const uint32_t version = GetFixed32(h.data() + 8);
+  if (version < binlog_format::kOldestReadableVersion || version > binlog_format::kVersion) {
+    return false;
+  }
+  if (GetFixed32(h.data() + binlog_format::kHeaderCrcOffset) != HeaderCrc(h, version)) return false;
   *first_seq = GetFixed64(h.data() + 16);
   if (prev_epoch != nullptr) *prev_epoch = GetFixed32(h.data() + 12);
+  if (key != nullptr) *key = version >= 3 ? GetFixed32(h.data() + binlog_format::kKeyOffset) : 0;
   return true;
 }
 
 std::string UnsupportedSegmentVersion(std::string_view h) {
   if (h.size() < binlog_format::kSegmentHeaderSize) return "";
   if (h.substr(0, binlog_format::kMagic.size()) != binlog_format::kMagic) return "";
-  // The CRC covers the version: a good one means the field was written so.
-  if (GetFixed32(h.data() + binlog_format::kHeaderCrcOffset) !=
-      Crc32c(h.substr(0, binlog_format::kHeaderCrcOffset))) {
+  const uint32_t version = GetFixed32(h.data() + 8);
+  if (version >= binlog_format::kOldestReadableVersion && version <= binlog_format::kVersion) {
     return "";
   }
-  const uint32_t version = GetFixed32(h.data() + 8);
-  if (version == binlog_format::kVersion) return "";
+  // The CRC covers the version: a good one (as either layout computes it)
+  // means the field was written so.
+  const uint32_t crc = GetFixed32(h.data() + binlog_format::kHeaderCrcOffset);
+  if (crc != HeaderCrc(h, 2) && crc != HeaderCrc(h, 3)) return "";
   std::string why = "binlog format version " + std::to_string(version) +
-                    " is not supported (this relaykv reads version " +
+                    " is not supported (this relaykv reads versions " +
+                    std::to_string(binlog_format::kOldestReadableVersion) + " to " +
                     std::to_string(binlog_format::kVersion) + ")";
-  if (version < binlog_format::kVersion) {
+  if (version < binlog_format::kOldestReadableVersion) {
     why += ": written by an older relaykv, which numbered mutation ops differently; it "
            "cannot be read in place";
   }
   return why;
 }
 
-void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_view payload) {
-  char header[kRecordHeaderSize];
+uint32_t NewSegmentKey() {
+  std::random_device rd;
+  uint32_t key = 0;
+  while (key == 0) key = rd();
+  return key;
+}
+
+void Whiten(uint32_t key, uint64_t offset, char* data, size_t n) {
+  if (key == 0) return;
+  const uint64_t seed = Mix(key);
+  for (size_t i = 0; i < n;) {
+    const uint64_t at = offset + i;
+    const uint64_t word = Mix(seed ^ (at >> 3));
+    for (unsigned j = at & 7; j < 8 && i < n; ++j, ++i) {
+      data[i] = static_cast<char>(data[i] ^ static_cast<char>(word >> (8 * j)));
+    }
+  }
+}
+
+namespace {
+
+// Writes the header of the record whose payload, as stored, is at
+// rec + kRecordHeaderSize.
+void PutRecordHeader(char* rec, binlog_format::RecordType type, std::string_view stored) {
   char type_byte = static_cast<char>(type);
-  const uint32_t crc = Crc32c(std::string_view(&type_byte, 1), payload);
-  PutFixed32(header, crc);
-  PutFixed32(header + 4, static_cast<uint32_t>(payload.size()));
-  header[8] = type_byte;
-  PutFixed32(header + 9, Crc32c(std::string_view(header, binlog_format::kHeaderCrcCovered)));
-  dst->append(header, kRecordHeaderSize);
+  PutFixed32(rec, Crc32c(std::string_view(&type_byte, 1), stored));
+  PutFixed32(rec + 4, static_cast<uint32_t>(stored.size()));
+  rec[8] = type_byte;
+  PutFixed32(rec + 9, Crc32c(std::string_view(rec, binlog_format::kHeaderCrcCovered)));
+}
+
+// Appends the record with its payload stored whitened for `key` (0: as it
+// is), dst's first byte lying at `dst_offset` in the segment.
+void AppendStored(std::string* dst, binlog_format::RecordType type, std::string_view payload,
+                  uint32_t key, uint64_t dst_offset) {
+  const size_t at = dst->size();
+  dst->resize(at + kRecordHeaderSize);
   dst->append(payload);
+  char* stored = dst->data() + at + kRecordHeaderSize;
+  Whiten(key, dst_offset + at + kRecordHeaderSize, stored, payload.size());
+  PutRecordHeader(dst->data() + at, type, std::string_view(stored, payload.size()));
+}
+
+}  // namespace
+
+void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_view payload) {
+  AppendStored(dst, type, payload, /*key=*/0, 0);
+}
+
+void AppendEventRecord(std::string* dst, std::string_view event, uint32_t key,
+                       uint64_t dst_offset) {
+  AppendStored(dst, binlog_format::RecordType::kEvent, event, key, dst_offset);
+}
+
+bool DecodeEventPayload(std::string_view stored, uint32_t key, uint64_t offset,
+                        v1::Event* event) {
+  if (key == 0) return event->ParseFromArray(stored.data(), static_cast<int>(stored.size()));
+  std::string plain(stored);
+  Whiten(key, offset, plain.data(), plain.size());
+  return event->ParseFromString(plain);
 }
 
 void AppendGroupEnd(std::string* dst, uint64_t first_seq, uint64_t last_seq) {

@@ -6,23 +6,41 @@
 #include <string>
 #include <string_view>
 
+#include "proto/event.pb.h"
 #include "storage/binlog_format.h"
 #include "storage/crc32c.h"
 
 namespace relaykv {
 
 
-// Returns the 32-byte header of a segment whose first event has `first_seq`
-// and whose preceding event has epoch `prev_epoch`.
-std::string EncodeSegmentHeader(uint64_t first_seq, uint32_t prev_epoch = 0);
-// Parses a segment header; false if the magic, version or CRC is wrong.
+// Returns the 32-byte header (version kVersion) of a segment whose first
+// event has `first_seq`, whose preceding event has epoch `prev_epoch`, and
+// whose event payloads are whitened with `key` (0: stored as they are).
+std::string EncodeSegmentHeader(uint64_t first_seq, uint32_t prev_epoch = 0, uint32_t key = 0);
+// Parses a segment header of a version this relaykv reads (a version 2
+// header has key 0); false if the magic, version or CRC is wrong.
 bool DecodeSegmentHeader(std::string_view header, uint64_t* first_seq,
-                         uint32_t* prev_epoch = nullptr);
+                         uint32_t* prev_epoch = nullptr, uint32_t* key = nullptr);
 // For a header DecodeSegmentHeader refused: when it is whole, its magic and
-// CRC good and only its version differs from kVersion (a segment written by
-// a relaykv of another format, not damage), says so naming both versions;
-// else "".
+// CRC good and only its version is not one this relaykv reads (a segment
+// written by a relaykv of another format, not damage), says so naming the
+// versions; else "".
 std::string UnsupportedSegmentVersion(std::string_view header);
+
+// A random nonzero key for a new segment.
+uint32_t NewSegmentKey();
+// XORs data[0, n), which lies at `offset` in a segment whose key is `key`,
+// with that segment's keystream (binlog_format.h): whitens stored-as-is
+// bytes and restores whitened ones. Nothing for key 0.
+void Whiten(uint32_t key, uint64_t offset, char* data, size_t n);
+// Appends a kEvent record holding `event` (serialized) whitened for a
+// segment with `key`, in which dst's first byte lies at `dst_offset`.
+void AppendEventRecord(std::string* dst, std::string_view event, uint32_t key,
+                       uint64_t dst_offset);
+// Decodes the payload of a kEvent record, `stored` as on disk, that lies
+// at `offset` in a segment with `key`; false if it does not decode.
+bool DecodeEventPayload(std::string_view stored, uint32_t key, uint64_t offset,
+                        v1::Event* event);
 
 // Appends one framed record (crc, length, type, payload) to *dst.
 void AppendRecord(std::string* dst, binlog_format::RecordType type, std::string_view payload);

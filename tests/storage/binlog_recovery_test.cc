@@ -297,9 +297,12 @@ void AppendRawRecord(const fs::path& dir, binlog_format::RecordType type, const 
 TEST(BinlogRecoveryTest, WholeRecordWithAnOutOfOrderSeqFailsOpen) {
   TempDir dir;
   WriteEvents(dir.path());
-  AppendRawRecord(dir.path(), binlog_format::RecordType::kEvent,
-                  testing::At(1, kEvents + 2, PutEvent("skips", "a seq")).SerializeAsString());
-  EXPECT_EQ(OpenStatus(dir.path()).code(), absl::StatusCode::kDataLoss);
+  EditSegment(dir.path(), [&](std::string& data) {
+    testing::AppendEventToSegment(&data, testing::At(1, kEvents + 2, PutEvent("skips", "a seq")));
+  });
+  const absl::Status s = OpenStatus(dir.path());
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("expected seq"), std::string::npos) << s;
 }
 
 TEST(BinlogRecoveryTest, WholeGroupEndWithOtherSeqsThanItsGroupFailsOpen) {
@@ -310,8 +313,7 @@ TEST(BinlogRecoveryTest, WholeGroupEndWithOtherSeqsThanItsGroupFailsOpen) {
     WriteEvents(dir.path());
     const uint64_t at = fs::file_size(dir.path() / kSegment1);
     EditSegment(dir.path(), [&](std::string& data) {
-      AppendRecord(&data, binlog_format::RecordType::kEvent,
-                   testing::At(1, kEvents + 1, PutEvent("k", "v")).SerializeAsString());
+      testing::AppendEventToSegment(&data, testing::At(1, kEvents + 1, PutEvent("k", "v")));
       AppendGroupEnd(&data, first, last);
     });
     const absl::Status s = OpenStatus(dir.path());
@@ -392,7 +394,7 @@ TEST(BinlogRecoveryTest, UnlistedSegmentAfterTheIndexsLastIsRemoved) {
   TempDir dir;
   WriteEvents(dir.path());
   // A rotation that crashed after creating binlog.000002, before the index.
-  ASSERT_TRUE(CreateSegment(dir.path(), 2, kEvents + 1, 1).ok());
+  ASSERT_TRUE(CreateSegment(dir.path(), 2, kEvents + 1, 1, NewSegmentKey()).ok());
   auto b = OpenBinlog(dir.path());
   ASSERT_NE(b, nullptr);
   EXPECT_FALSE(fs::exists(dir.path() / "binlog.000002"));

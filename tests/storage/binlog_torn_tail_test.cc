@@ -15,6 +15,8 @@
 #include "gtest/gtest.h"
 #include "storage/binlog.h"
 #include "storage/binlog_format.h"
+#include "storage/binlog_segments.h"
+#include "storage/crc32c.h"
 #include "storage/record.h"
 #include "tests/storage/test_util.h"
 
@@ -464,6 +466,32 @@ TEST(BinlogTornTailTest, FlippedBitInTheLastSyncedGroupFailsOpen) {
   }
 }
 
+// Review s31 F1: a client's value of zeros used to reach the disk as a
+// zero sector, which the torn-tail rule reads as a lost write: one flipped
+// bit elsewhere in that synced, acknowledged group truncated it. Payloads
+// are whitened now; every flip in such a group stops the node.
+TEST(BinlogTornTailTest, FlippedBitInALastSyncedGroupHoldingZeroSectorsFailsOpen) {
+  TempDir dir;
+  const fs::path golden = dir.path() / "golden";
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  {
+    auto b = OpenBinlog(golden);
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b, 2));
+    begin = b->Segments().back().size_bytes;
+    v1::Event e = PutEvent("zeros", std::string(2048, '\0'));
+    ASSERT_TRUE(b->Commit(&e).ok());
+    end = b->Segments().back().size_bytes;
+  }
+  for (uint64_t at = begin; at < end; at += at < begin + 32 ? 1 : 97) {
+    const fs::path work = dir.path() / ("flip" + std::to_string(at));
+    const absl::Status s = OpenWithFlippedByte(golden, work, at);
+    EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << "flipped byte at " << at << ": " << s;
+    fs::remove_all(work);
+  }
+}
+
 std::string Fixed64(uint64_t v) {
   std::string s(8, '\0');
   for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((v >> (8 * i)) & 0xff);
@@ -524,6 +552,79 @@ TEST(BinlogTornTailTest, GroupEndImageOfTheTornGroupInALaterEventIsData) {
     AppendRecord(&image, binlog_format::RecordType::kGroupEnd, Fixed64(x) + Fixed64(x + 2));
     return image;
   });
+}
+
+// Review s31 F7: the image of a later group's end inside the torn group's
+// own first event (past its lost header sector) was taken for proof that
+// the group had been synced: a client's value blocked an ordinary restart
+// after a power cut. Whitened, a value holds no record image on disk.
+TEST(BinlogTornTailTest, LaterGroupEndImageInTheTornFirstEventIsData) {
+  TempDir dir;
+  uint64_t begin = 0;
+  uint64_t seqs_before = 0;
+  {
+    auto b = OpenBinlog(dir.path());
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b, 2));
+    begin = b->Segments().back().size_bytes;
+    seqs_before = b->LastVisible().seq;
+    const uint64_t x = seqs_before + 1;
+    std::string image;  // a later group's end, as the writer encodes it
+    AppendRecord(&image, binlog_format::RecordType::kGroupEnd, Fixed64(x + 3) + Fixed64(x + 3));
+    std::vector<v1::Event> group = {
+        At(1, x, PutEvent("e1", std::string(600, 'a') + image + std::string(100, 'c'))),
+        At(1, x + 1, PutEvent("e2", "b")),
+    };
+    ASSERT_TRUE(b->AppendReplicated(group, true).ok());
+  }
+  const uint64_t lost_end = ((begin + kRecordHeaderSize - 1) / kSectorSize + 1) * kSectorSize;
+  ASSERT_LT(lost_end, begin + kRecordHeaderSize + 600) << "the image lies past the lost sector";
+  EditSegment(dir.path(), [&](std::string& data) {
+    std::fill(data.begin() + static_cast<long>(begin), data.begin() + static_cast<long>(lost_end),
+              '\0');
+  });
+  auto b = OpenBinlog(dir.path());
+  ASSERT_NE(b, nullptr) << "a torn, never acknowledged group must not stop the node";
+  EXPECT_EQ(b->LastVisible().seq, seqs_before);
+  EXPECT_EQ(fs::file_size(dir.path() / kSegment1), begin);
+}
+
+// Format 3 reads a binlog of format 2 (payloads stored as they are) and
+// appends to its active segment in format 2; the next segment is format 3.
+TEST(BinlogTornTailTest, Format2BinlogIsReadAndAppendedToThenRotatesToFormat3) {
+  TempDir dir;
+  std::string segment = EncodeSegmentHeader(1, 0);
+  segment[8] = 2;  // version 2: no key, and the CRC covers the first 24 bytes only
+  const uint32_t crc = Crc32c(std::string_view(segment).substr(0, binlog_format::kHeaderCrcOffset));
+  for (int i = 0; i < 4; ++i) {
+    segment[binlog_format::kHeaderCrcOffset + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+  }
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    AppendRecord(&segment, binlog_format::RecordType::kEvent,
+                 At(1, seq, PutEvent("old" + std::to_string(seq), std::string(700, '\0')))
+                     .SerializeAsString());
+    AppendGroupEnd(&segment, seq, seq);
+  }
+  WriteFile(dir.path() / kSegment1, segment);
+  WriteFile(dir.path() / binlog_format::kIndexFileName, std::string(kSegment1) + "\n");
+  {
+    auto b = OpenBinlog(dir.path(), /*max_binlog_size=*/4096);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(ReadSeqs(*b), Range(1, 3));
+    ASSERT_TRUE(testing::CommitKeys(*b, 4, std::string(700, '\0')));  // rotates past 4 KiB
+    ASSERT_GE(b->Segments().size(), 2u);
+  }
+  auto b = OpenBinlog(dir.path(), 4096);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(ReadSeqs(*b), Range(1, 7));
+  const std::string first = ReadFile(dir.path() / kSegment1);
+  EXPECT_EQ(first[8], 2) << "the format 2 segment stays format 2";
+  EXPECT_NE(first.find(std::string(700, '\0')), std::string::npos);
+  const std::string second = ReadFile(dir.path() / SegmentFileName(2));
+  EXPECT_EQ(second[8], 3);
+  EXPECT_EQ(second.find(std::string(64, '\0'), binlog_format::kSegmentHeaderSize),
+            std::string::npos)
+      << "format 3 payloads are whitened";
 }
 
 }  // namespace

@@ -449,8 +449,14 @@ TEST_F(PowerCutTest, TailRecoveredFromThePageCacheIsDurableBeforeItIsVisible) {
     ASSERT_TRUE(f->DataSync().ok());
     // The killed leader's group: written, not synced.
     std::string group;
+    std::string header(binlog_format::kSegmentHeaderSize, '\0');
+    size_t n = 0;
+    ASSERT_TRUE(f->ReadAt(0, header.size(), header.data(), &n).ok());
+    uint64_t first_seq = 0;
+    uint32_t key = 0;
+    ASSERT_TRUE(DecodeSegmentHeader(header, &first_seq, nullptr, &key));
     const v1::Event e = testing::At(1, 3, PutEvent("k3", "v3"));
-    AppendRecord(&group, binlog_format::RecordType::kEvent, e.SerializeAsString());
+    AppendEventRecord(&group, e.SerializeAsString(), key, end);
     AppendGroupEnd(&group, 3, 3);
     ASSERT_TRUE(f->WriteAt(end, group).ok());
   }

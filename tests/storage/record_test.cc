@@ -40,7 +40,9 @@ std::string Record(std::string_view payload) {
 // Recomputes a segment header's CRC so that only the field a test damaged
 // is wrong.
 void ResealSegmentHeader(std::string* h) {
-  PutFixed32At(h, kHeaderCrcOffset, Crc32c(std::string_view(*h).substr(0, kHeaderCrcOffset)));
+  const std::string_view v(*h);
+  PutFixed32At(h, kHeaderCrcOffset,
+               Crc32c(v.substr(0, kHeaderCrcOffset), v.substr(binlog_format::kKeyOffset, 4)));
 }
 
 TEST(Crc32cTest, MatchesTheKnownVectors) {
@@ -67,7 +69,7 @@ TEST(SegmentHeaderTest, RoundTripsFirstSeqAndPrevEpoch) {
     ASSERT_EQ(h.size(), kSegmentHeaderSize);
     EXPECT_EQ(h.substr(0, 8), binlog_format::kMagic);
     EXPECT_EQ(Fixed32At(h, 8), binlog_format::kVersion);
-    EXPECT_EQ(Fixed32At(h, 28), 0u) << "padding is zero";
+    EXPECT_EQ(Fixed32At(h, 28), 0u) << "key 0: payloads stored as they are";
     uint64_t got_seq = 0;
     uint32_t got_epoch = 0;
     ASSERT_TRUE(DecodeSegmentHeader(h, &got_seq, &got_epoch));
@@ -92,9 +94,33 @@ TEST(SegmentHeaderTest, UnknownVersionIsRejectedEvenWithAGoodCrc) {
   EXPECT_FALSE(DecodeSegmentHeader(h, &first_seq));
 }
 
+TEST(SegmentHeaderTest, KeyRoundTripsAndAVersion2HeaderReadsWithKeyZero) {
+  const std::string h = EncodeSegmentHeader(42, 7, 0xdeadbeef);
+  uint64_t first_seq = 0;
+  uint32_t prev_epoch = 0;
+  uint32_t key = 0;
+  ASSERT_TRUE(DecodeSegmentHeader(h, &first_seq, &prev_epoch, &key));
+  EXPECT_EQ(key, 0xdeadbeefu);
+  // Version 2: the key's place was zero padding, outside the CRC.
+  std::string v2 = EncodeSegmentHeader(42, 7);
+  PutFixed32At(&v2, 8, 2);
+  PutFixed32At(&v2, kHeaderCrcOffset, Crc32c(std::string_view(v2).substr(0, kHeaderCrcOffset)));
+  key = 1;
+  ASSERT_TRUE(DecodeSegmentHeader(v2, &first_seq, &prev_epoch, &key));
+  EXPECT_EQ(first_seq, 42u);
+  EXPECT_EQ(prev_epoch, 7u);
+  EXPECT_EQ(key, 0u);
+  EXPECT_EQ(UnsupportedSegmentVersion(v2), "");
+  PutFixed32At(&v2, 8, 1);
+  PutFixed32At(&v2, kHeaderCrcOffset, Crc32c(std::string_view(v2).substr(0, kHeaderCrcOffset)));
+  EXPECT_FALSE(DecodeSegmentHeader(v2, &first_seq));
+  EXPECT_NE(UnsupportedSegmentVersion(v2).find("version 1 is not supported"), std::string::npos)
+      << UnsupportedSegmentVersion(v2);
+}
+
 TEST(SegmentHeaderTest, AnyFlippedByteFailsTheCrc) {
-  const std::string h = EncodeSegmentHeader(42, 7);
-  for (size_t i = 0; i < kHeaderCrcOffset + 4; ++i) {
+  const std::string h = EncodeSegmentHeader(42, 7, 12345);
+  for (size_t i = 0; i < kSegmentHeaderSize; ++i) {
     std::string bad = h;
     bad[i] ^= 0x01;
     uint64_t first_seq = 0;
@@ -108,6 +134,50 @@ TEST(SegmentHeaderTest, ShortHeaderIsRejected) {
   for (size_t n = 0; n < kSegmentHeaderSize; ++n) {
     EXPECT_FALSE(DecodeSegmentHeader(h.substr(0, n), &first_seq)) << n << " bytes";
   }
+}
+
+// Review s31 F1/F7: what a client writes must not reach the disk as it is.
+TEST(RecordTest, EventPayloadIsStoredWhitenedAndDecodesBack) {
+  v1::Event e;
+  e.mutable_gtid()->set_epoch(1);
+  e.mutable_gtid()->set_seq(9);
+  auto* m = e.add_mutations();
+  m->set_op(v1::Mutation::PUT);
+  m->set_key("zeros");
+  m->set_value(std::string(2048, '\0'));
+  const std::string plain = e.SerializeAsString();
+  std::string buf(100, 'x');  // the record lands at offset 100 of its segment
+  AppendEventRecord(&buf, plain, /*key=*/77, /*dst_offset=*/0);
+  ParsedRecord rec;
+  ASSERT_EQ(ParseRecord(std::string_view(buf).substr(100), &rec), RecordParse::kOk);
+  EXPECT_EQ(rec.payload.size(), plain.size());
+  EXPECT_EQ(rec.payload.find(std::string(16, '\0')), std::string_view::npos)
+      << "a run of the value's zeros reached the disk";
+  v1::Event back;
+  ASSERT_TRUE(DecodeEventPayload(rec.payload, 77, 100 + kRecordHeaderSize, &back));
+  EXPECT_EQ(back.SerializeAsString(), plain);
+  EXPECT_FALSE(DecodeEventPayload(rec.payload, 78, 100 + kRecordHeaderSize, &back) &&
+               back.SerializeAsString() == plain)
+      << "another key restores something else";
+  // Key 0 stores as it is (version 2 segments, quarantine files).
+  std::string as_is;
+  AppendEventRecord(&as_is, plain, 0, 0);
+  EXPECT_EQ(as_is, Record(plain));
+}
+
+TEST(RecordTest, WhitenUndoesItselfFromAnyOffset) {
+  std::string data(100, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i);
+  const std::string original = data;
+  Whiten(5, 1003, data.data(), data.size());
+  EXPECT_NE(data, original);
+  // Restored in two pieces: each byte's keystream depends on its offset only.
+  Whiten(5, 1003, data.data(), 37);
+  Whiten(5, 1003 + 37, data.data() + 37, data.size() - 37);
+  EXPECT_EQ(data, original);
+  std::string unchanged = original;
+  Whiten(0, 1003, unchanged.data(), unchanged.size());
+  EXPECT_EQ(unchanged, original) << "key 0 whitens nothing";
 }
 
 TEST(RecordTest, LayoutIsAsDrawnInTheFormatHeader) {

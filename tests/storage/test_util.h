@@ -18,6 +18,7 @@
 #include "proto/event.pb.h"
 #include "storage/binlog.h"
 #include "storage/binlog_reader.h"
+#include "storage/record.h"
 #include "tests/common/temp_dir.h"
 
 namespace relaykv::testing {
@@ -66,6 +67,15 @@ inline std::unique_ptr<Binlog> OpenBinlog(const std::filesystem::path& dir,
   auto b = Binlog::Open(o);
   EXPECT_TRUE(b.ok()) << b.status();
   return b.ok() ? *std::move(b) : nullptr;
+}
+
+// Appends `e`'s record to `segment` (a whole segment file's bytes) as the
+// binlog writes it: its payload whitened with the segment's key.
+inline void AppendEventToSegment(std::string* segment, const v1::Event& e) {
+  uint64_t first_seq = 0;
+  uint32_t key = 0;
+  EXPECT_TRUE(DecodeSegmentHeader(*segment, &first_seq, nullptr, &key));
+  AppendEventRecord(segment, e.SerializeAsString(), key, 0);
 }
 
 // Commits PutEvent("key<i>", value) for i in [0, n); false on the first error.
