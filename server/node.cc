@@ -250,18 +250,14 @@ absl::Status Node::Impl::Open(Node* node) {
   // The same seq in another epoch is another history (a binlog or a state
   // machine copied in from elsewhere): replaying on top of it would mix
   // the two without a word.
-  if (applied.seq > 0 && applied.seq >= binlog_->FirstAvailableSeq()) {
-    auto reader = binlog_->NewReader(applied.seq);
-    if (!reader.ok()) return reader.status();
-    auto at = (*reader)->Next();
-    if (!at.ok()) return at.status();
-    if (!at->has_value() || (*at)->event.gtid().epoch() != applied.epoch) {
-      return absl::DataLossError(
-          "state machine in " + options_.data_dir.string() + " is at " + applied.ToString() +
-          " but the binlog's event at seq " + std::to_string(applied.seq) + " is " +
-          (at->has_value() ? GtidFromProto((*at)->event.gtid()).ToString() : "not there") +
-          ": they hold different histories");
-    }
+  auto at_applied = ReadEventAt(*binlog_, applied.seq);  // nullopt: purged, or seq 0
+  if (!at_applied.ok()) return at_applied.status();
+  if (at_applied->has_value() && (*at_applied)->gtid().epoch() != applied.epoch) {
+    return absl::DataLossError("state machine in " + options_.data_dir.string() + " is at " +
+                               applied.ToString() + " but the binlog's event at seq " +
+                               std::to_string(applied.seq) + " is " +
+                               GtidFromProto((*at_applied)->gtid()).ToString() +
+                               ": they hold different histories");
   }
   applier_ = std::make_unique<Applier>(binlog_.get(), state_.get());
   watch_feed_ = std::make_unique<WatchFeed>(binlog_.get(), kWatchFeedBytes);

@@ -230,8 +230,9 @@ absl::Status Binlog::SyncWritten() {
   uint64_t through;
   {
     std::lock_guard l(mu_);
-    if (!error_.ok()) return error_;
+    // Durable already (a binlog that refuses writes included): nothing to do.
     if (synced_through_ >= last_visible_.seq) return absl::OkStatus();
+    if (!error_.ok()) return error_;
     through = last_visible_.seq;
   }
   // The events up to `through` are in the active segment, or in one sealed

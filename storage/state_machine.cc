@@ -1,12 +1,15 @@
 #include "storage/state_machine.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <rocksdb/snapshot.h>
 #include <rocksdb/write_batch.h>
 
+#include <atomic>
 #include <boost/crc.hpp>
 #include <cstdarg>
 #include <cstdio>
@@ -56,29 +59,60 @@ class RocksLogger : public rocksdb::Logger {
 // Runs the before-flush hook from RocksDB's flush threads. OnFlushBegin
 // comes before the flush job picks its memtables, but it only takes those
 // that were full when the flush was requested: nothing applied after the
-// hook ran is in them.
+// hook ran is in them. A listener cannot refuse the flush, so once the
+// hook has failed, `refused` makes RocksDB's file system refuse to create
+// SST files (SstGate): the flush fails, and RocksDB stops writing (a
+// background error) with nothing persisted past the log.
 class StateMachine::FlushListener : public rocksdb::EventListener {
  public:
+  explicit FlushListener(std::shared_ptr<std::atomic<bool>> refused)
+      : refused_(std::move(refused)) {}
   void Set(std::function<absl::Status()> hook) {
     std::lock_guard l(mu_);
     hook_ = std::move(hook);
   }
   absl::Status Run() {
     std::lock_guard l(mu_);
-    return hook_ ? hook_() : absl::OkStatus();
-  }
-  void OnFlushBegin(rocksdb::DB*, const rocksdb::FlushJobInfo& info) override {
-    if (auto s = Run(); !s.ok()) {
-      spdlog::error("state machine: flushing {} although its log could not be made durable "
-                    "first: {}",
-                    info.cf_name, s.ToString());
+    absl::Status s = hook_ ? hook_() : absl::OkStatus();
+    if (!s.ok() && !refused_->exchange(true)) {
+      spdlog::error("state machine: no flush from now on (its log could not be made durable "
+                    "first: {}); the node must restart",
+                    s.ToString());
     }
+    return s;
   }
+  void OnFlushBegin(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { Run().IgnoreError(); }
 
  private:
   std::mutex mu_;
   std::function<absl::Status()> hook_;  // GUARDED_BY(mu_)
+  const std::shared_ptr<std::atomic<bool>> refused_;
 };
+
+namespace {
+
+// RocksDB's file system, refusing new SST files once `refused` is set.
+class SstGate : public rocksdb::FileSystemWrapper {
+ public:
+  SstGate(const std::shared_ptr<rocksdb::FileSystem>& base,
+          std::shared_ptr<std::atomic<bool>> refused)
+      : FileSystemWrapper(base), refused_(std::move(refused)) {}
+  const char* Name() const override { return "RelaykvSstGate"; }
+  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* file,
+                                    rocksdb::IODebugContext* dbg) override {
+    if (refused_->load() && name.ends_with(".sst")) {
+      return rocksdb::IOStatus::IOError("not writing " + name +
+                                        ": the log it would be replayed from is not durable");
+    }
+    return target()->NewWritableFile(name, options, file, dbg);
+  }
+
+ private:
+  const std::shared_ptr<std::atomic<bool>> refused_;
+};
+
+}  // namespace
 
 namespace {
 
@@ -107,8 +141,12 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
   // together keeps the applied GTID and the data it describes in step.
   db_options.atomic_flush = true;
   db_options.info_log = std::make_shared<RocksLogger>();
-  auto flush_listener = std::make_shared<FlushListener>();
+  auto refused = std::make_shared<std::atomic<bool>>(false);
+  auto flush_listener = std::make_shared<FlushListener>(refused);
   db_options.listeners.push_back(flush_listener);
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(
+      std::make_shared<SstGate>(rocksdb::FileSystem::Default(), std::move(refused)));
+  db_options.env = env.get();
   rocksdb::ColumnFamilyOptions cf_options;
   // Smaller memtables than RocksDB's 64 MiB: a small node's memory reaches
   // its steady state quickly, and recovery replays less binlog.
@@ -126,6 +164,7 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
 
   std::unique_ptr<StateMachine> sm(new StateMachine());
   sm->flush_listener_ = std::move(flush_listener);
+  sm->env_ = std::move(env);
   sm->db_.reset(raw);
   sm->data_cf_ = handles[0];
   sm->meta_cf_ = handles[1];

@@ -27,6 +27,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 class ColumnFamilyHandle;
 class Snapshot;
 }  // namespace rocksdb
@@ -77,16 +78,18 @@ class StateMachine {
 
   // Persists everything applied so far (memtables to SST), so that
   // Applied() survives a crash without the binlog. Fails, flushing
-  // nothing, if the before-flush hook does.
+  // nothing, if the before-flush hook does or ever did.
   [[nodiscard]] absl::Status Flush();
 
   // Runs `hook` before every flush of memtables to SST files (RocksDB's
   // own when a memtable fills, Flush(), checkpoints, close), on the
   // flushing thread: what a flush persists must never be ahead of the log
   // it would be replayed from, or a power cut leaves the state machine past
-  // the end of that log (relaykv syncs its binlog here). RocksDB's own
-  // flushes cannot be refused: a failure there is logged. The hook must not
-  // wait for an Apply() (which may be waiting for this flush).
+  // the end of that log (relaykv syncs its binlog here). Once the hook has
+  // failed nothing is flushed again, by Flush() or by RocksDB (it may not
+  // create SST files; it then refuses writes too), nor at close: the next
+  // open replays from what the log kept. The hook must not wait for an
+  // Apply() (which may be waiting for this flush).
   void SetBeforeFlush(std::function<absl::Status()> hook);
 
   // A RocksDB integer property summed over the column families (data and
@@ -118,6 +121,7 @@ class StateMachine {
 
   class FlushListener;
   std::shared_ptr<FlushListener> flush_listener_;  // also in RocksDB's options
+  std::unique_ptr<rocksdb::Env> env_;  // RocksDB's, with its SST gate; outlives db_
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;  // owned by db_; user keys
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;  // owned by db_; applied GTID

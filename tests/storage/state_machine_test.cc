@@ -229,21 +229,47 @@ TEST(StateMachineTest, BeforeFlushHookRunsBeforeRocksDbsOwnFlushes) {
   sm->SetBeforeFlush({});  // `calls` goes out of scope before the close's flush
 }
 
-TEST(StateMachineTest, FlushIsRefusedWhenTheBeforeFlushHookFails) {
+// A failed hook (the binlog could not be synced: it refuses writes until a
+// restart) refuses this flush and every later one, the close's included:
+// nothing may be persisted past what the log holds durably.
+TEST(StateMachineTest, NoFlushOnceTheBeforeFlushHookHasFailed) {
+  TempDir dir;
+  {
+    auto sm = OpenState(dir.path());
+    ASSERT_NE(sm, nullptr);
+    std::vector<v1::Event> b = {At(1, 1, PutEvent("a", "1"))};
+    ASSERT_TRUE(sm->Apply(b).ok());
+    sm->SetBeforeFlush([] { return absl::InternalError("binlog fdatasync failed"); });
+    absl::Status s = sm->Flush();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+    EXPECT_NE(s.message().find("binlog fdatasync failed"), std::string::npos) << s;
+    EXPECT_GT(sm->IntProperty("rocksdb.num-entries-active-mem-table").value_or(0), 0u)
+        << "the memtable was flushed anyway";
+    sm->SetBeforeFlush([] { return absl::OkStatus(); });
+    EXPECT_FALSE(sm->Flush().ok()) << "a later flush went ahead";
+    EXPECT_EQ(sm->IntProperty("rocksdb.live-sst-files-size").value_or(1), 0u);
+  }
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  EXPECT_EQ(sm->Applied(), (Gtid{0, 0})) << "the close flushed past the log";
+}
+
+// RocksDB's own flushes cannot be refused from the listener: the SST they
+// would write is (and RocksDB then stops taking writes).
+TEST(StateMachineTest, FullMemtableIsNotFlushedOnceTheBeforeFlushHookHasFailed) {
   TempDir dir;
   auto sm = OpenState(dir.path());
   ASSERT_NE(sm, nullptr);
-  std::vector<v1::Event> b = {At(1, 1, PutEvent("a", "1"))};
-  ASSERT_TRUE(sm->Apply(b).ok());
   sm->SetBeforeFlush([] { return absl::InternalError("binlog fdatasync failed"); });
-  absl::Status s = sm->Flush();
-  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
-  EXPECT_NE(s.message().find("binlog fdatasync failed"), std::string::npos) << s;
-  EXPECT_GT(sm->IntProperty("rocksdb.num-entries-active-mem-table").value_or(0), 0u)
-      << "the memtable was flushed anyway";
-  sm->SetBeforeFlush([] { return absl::OkStatus(); });
-  ASSERT_TRUE(sm->Flush().ok());
-  EXPECT_EQ(sm->IntProperty("rocksdb.num-entries-active-mem-table").value_or(1), 0u);
+  const std::string value(1 << 20, 'v');
+  bool refused = false;
+  for (uint64_t seq = 1; seq <= 48 && !refused; ++seq) {
+    std::vector<v1::Event> batch = {At(1, seq, PutEvent("k" + std::to_string(seq), value))};
+    refused = !sm->Apply(batch).ok();
+    if (!refused) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_TRUE(refused) << "48 MiB went into memtables that could not be flushed";
+  EXPECT_EQ(sm->IntProperty("rocksdb.live-sst-files-size").value_or(1), 0u);
 }
 
 TEST(StateMachineTest, ChecksumIsEqualForEqualDataAndChangesWithIt) {
