@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 #include <set>
+#include <semaphore>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -355,7 +356,14 @@ TEST_F(SemiSyncMasterTest, NextCommitCarriesOutARefusedOffBeforeItsOwnAnswer) {
   end_ = 11;
   master_.Register(11);
   auto r = Wait(11);
-  EXPECT_TRUE(done.load()) << "commit 11 was answered while commit 10 still waited for an ACK";
+  // 10 must have been released before 11's answer; its callback may still
+  // be on its way on the timer thread (which can carry out the OFF too), so
+  // its wait is checked, then its answer awaited.
+  EXPECT_EQ(Counter(master_, "wait_sessions"), "0")
+      << "commit 11 was answered while commit 10 still waited for an ACK";
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!done.load() && Clock::now() < deadline) std::this_thread::yield();
+  EXPECT_TRUE(done.load()) << "commit 10 was never answered";
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, Outcome::kAsync);
 }
@@ -363,6 +371,58 @@ TEST_F(SemiSyncMasterTest, NextCommitCarriesOutARefusedOffBeforeItsOwnAnswer) {
 // Review s31: ACKs that arrive while the primary is revoked move nothing,
 // but are kept; when it is un-revoked (promoted into a new epoch) what they
 // reach is applied at once, not only at the next commit.
+// Review s31 follow-up: a commit that carries out a refused OFF runs the
+// released callbacks with the lock dropped; a Revoke() landing meanwhile
+// must still decide its own answer (UNAVAILABLE, not async OK). The timer
+// thread may carry out the OFF first (a tick right after the gate opens):
+// then that attempt proves nothing and another is made.
+TEST(SemiSyncMasterRaceTest, RevokeWhileTheReleasedCallbacksRunDecidesTheCommitThatRanThem) {
+  bool tested = false;
+  for (int attempt = 0; attempt < 20 && !tested; ++attempt) {
+    std::atomic<uint64_t> end{10};
+    SemiSyncMaster master([&] { return Gtid{1, end.load()}; }, [](uint64_t) {});
+    std::atomic<bool> gate{false};
+    master.set_async_gate([&gate] { return gate.load(); });
+    SemiSyncSettings on;
+    on.enabled = true;
+    on.timeout_ms = 600000;
+    on.wait_for_slave_count = 1;
+    master.Configure(on);
+    master.ReplicaConnected(1, 2, true, 0);
+    master.Register(10);
+    std::binary_semaphore in_callback(0);
+    std::binary_semaphore go_on(0);
+    std::thread::id callback_thread;
+    master.WaitAsync(10, Clock::now() + std::chrono::seconds(60), nullptr,
+                     [&](SemiSyncMaster::Result) {
+                       callback_thread = std::this_thread::get_id();
+                       in_callback.release();
+                       go_on.acquire();
+                     });
+    SemiSyncSettings off = on;
+    off.enabled = false;
+    master.Configure(off);  // refused: the gate is closed
+    end = 11;
+    master.Register(11);
+    SemiSyncMaster::Result r11 = Outcome::kAcked;
+    std::thread::id commit11_thread;
+    gate = true;
+    std::thread commit11([&] {
+      r11 = master.WaitForAck(11, Clock::now() + std::chrono::seconds(60));
+    });
+    commit11_thread = commit11.get_id();
+    in_callback.acquire();
+    master.Revoke("test: fenced while callbacks ran");
+    go_on.release();
+    commit11.join();
+    if (callback_thread != commit11_thread) continue;  // the timer carried it out
+    tested = true;
+    ASSERT_FALSE(r11.ok()) << "a commit answered OK after its primary was revoked";
+    EXPECT_EQ(r11.status().code(), absl::StatusCode::kUnavailable) << r11.status();
+  }
+  EXPECT_TRUE(tested) << "the timer carried out the OFF first in every attempt";
+}
+
 TEST_F(SemiSyncMasterTest, AcksKeptWhileRevokedAreAppliedWhenUnrevoked) {
   Configure(/*count=*/1, /*timeout_ms=*/60000);
   master_.ReplicaConnected(1, 2, true, 0);
