@@ -106,7 +106,20 @@ absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& option
   const SegmentState& active = recovered->segments.back();
   auto file = File::Open(options.dir / SegmentFileName(active.number), O_RDWR);
   if (!file.ok()) return file.status();
-  return std::unique_ptr<Binlog>(new Binlog(options, *std::move(recovered), *std::move(file)));
+  std::unique_ptr<Binlog> b(new Binlog(options, *std::move(recovered), *std::move(file)));
+  if (b->active_key_ == 0) {
+    // A format 2 segment (payloads as they are): sealed now, so that every
+    // event written from here on is whitened (format 3), not only after the
+    // next rotation. Recovery has just synced it.
+    uint64_t next_seq;
+    {
+      std::lock_guard l(b->mu_);
+      next_seq = b->next_seq_;
+    }
+    bool sticky = false;
+    if (auto s = b->Rotate(next_seq, /*active_synced=*/true, &sticky); !s.ok()) return s;
+  }
+  return b;
 }
 
 Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)

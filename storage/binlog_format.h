@@ -38,8 +38,10 @@
 //   key (version 3) whitens the segment's event payloads (below); random
 //   and nonzero in a segment the binlog writes, 0 (payloads stored as they
 //   are) in a quarantine file and in version 2, where the field is padding.
-//   header_crc is CRC32C over the 24 bytes before it and then the key
-//   (version 2: the 24 bytes only). The header is fsynced before the
+//   header_crc is CRC32C over the 24 bytes before it, in every version (a
+//   relaykv of an older format then reads a newer version and says so,
+//   instead of calling the header damaged); a damaged key leaves no event
+//   decodable, which stops the node. The header is fsynced before the
 //   segment is listed in the index, so a listed segment always has a whole
 //   header.
 //
@@ -134,12 +136,13 @@ inline constexpr std::string_view kMagic = "RKVBLOG\n";
 // 2: Mutation.Op renumbered (OP_UNSPECIFIED = 0, PUT = 1, DELETE = 2; in 1,
 // PUT = 0, DELETE = 1); kGroupEnd carries its group's seqs (in 1, empty).
 // 3: event payloads whitened with the header's key (version 2 segments are
-// still read, and the active one appended to as it is; the next segment is
-// version 3). A segment of another version is refused at open.
+// still read; a version 2 active segment is sealed at open, so everything
+// written from then on is version 3). A segment of another version is
+// refused at open.
 inline constexpr uint32_t kVersion = 3;
 inline constexpr uint32_t kOldestReadableVersion = 2;
 inline constexpr size_t kSegmentHeaderSize = 32;
-inline constexpr size_t kHeaderCrcOffset = 24;  // CRC covers [0, 24), then the key
+inline constexpr size_t kHeaderCrcOffset = 24;  // CRC covers [0, 24)
 inline constexpr size_t kKeyOffset = 28;
 
 inline constexpr size_t kRecordHeaderSize = 13;  // crc(4) length(4) type(1) hcrc(4)

@@ -406,6 +406,10 @@ absl::StatusOr<File> CreateSegment(const fs::path& dir, uint64_t number, uint64_
                                       std::to_string(binlog_format::kMaxEpoch) +
                                       ", the largest a binlog holds");
   }
+  if (key == 0) {
+    return absl::InvalidArgumentError("binlog segment " + SegmentFileName(number) +
+                                      " needs a nonzero key (NewSegmentKey)");
+  }
   auto file = File::Open(dir / SegmentFileName(number), O_RDWR | O_CREAT | O_TRUNC);
   if (!file.ok()) return file.status();
   if (auto s = file->WriteAt(

@@ -390,8 +390,10 @@ absl::StatusOr<std::vector<v1::Event>> ReadQuarantineFile(const fs::path& path) 
     return absl::DataLossError(path.string() + " offset " + std::to_string(offset) + ": " + what);
   };
   uint64_t first_seq = 0;
+  uint32_t key = 0;  // 0 as written here; honoured all the same
   if (data->size() < kSegmentHeaderSize ||
-      !DecodeSegmentHeader(std::string_view(*data).substr(0, kSegmentHeaderSize), &first_seq)) {
+      !DecodeSegmentHeader(std::string_view(*data).substr(0, kSegmentHeaderSize), &first_seq,
+                           nullptr, &key)) {
     return bad(0, "bad header");
   }
   std::vector<v1::Event> events;
@@ -403,7 +405,9 @@ absl::StatusOr<std::vector<v1::Event>> ReadQuarantineFile(const fs::path& path) 
     }
     if (rec.type == RecordType::kEvent) {
       v1::Event e;
-      if (!e.ParseFromString(std::string(rec.payload))) return bad(offset, "undecodable event");
+      if (!DecodeEventPayload(rec.payload, key, offset + kRecordHeaderSize, &e)) {
+        return bad(offset, "undecodable event");
+      }
       if (e.gtid().seq() != first_seq + events.size()) return bad(offset, "seq out of order");
       events.push_back(std::move(e));
     }

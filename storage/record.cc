@@ -1,7 +1,10 @@
 #include "storage/record.h"
 
+#include <sys/random.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstring>
-#include <random>
 #include <string>
 
 #include "storage/crc32c.h"
@@ -32,10 +35,12 @@ uint64_t GetFixed64(const char* p) {
 
 namespace {
 
-// The CRC a header of `version` must hold: version 3 covers the key too.
-uint32_t HeaderCrc(std::string_view h, uint32_t version) {
-  const std::string_view fixed = h.substr(0, binlog_format::kHeaderCrcOffset);
-  return version >= 3 ? Crc32c(fixed, h.substr(binlog_format::kKeyOffset, 4)) : Crc32c(fixed);
+// The header CRC: over [0, 24) in every version, so that a relaykv of an
+// older format still reads the version of a newer one and says so (instead
+// of calling the header damaged). The key is checked by its use: a wrong
+// one leaves no event decodable, which stops the node.
+uint32_t HeaderCrc(std::string_view h) {
+  return Crc32c(h.substr(0, binlog_format::kHeaderCrcOffset));
 }
 
 // splitmix64's finalizer: one 64-bit word of keystream per 8-byte block.
@@ -55,7 +60,7 @@ std::string EncodeSegmentHeader(uint64_t first_seq, uint32_t prev_epoch, uint32_
   PutFixed32(h.data() + 12, prev_epoch);
   PutFixed64(h.data() + 16, first_seq);
   PutFixed32(h.data() + binlog_format::kKeyOffset, key);
-  PutFixed32(h.data() + binlog_format::kHeaderCrcOffset, HeaderCrc(h, binlog_format::kVersion));
+  PutFixed32(h.data() + binlog_format::kHeaderCrcOffset, HeaderCrc(h));
   return h;
 }
 
@@ -67,7 +72,7 @@ bool DecodeSegmentHeader(std::string_view h, uint64_t* first_seq, uint32_t* prev
   if (version < binlog_format::kOldestReadableVersion || version > binlog_format::kVersion) {
     return false;
   }
-  if (GetFixed32(h.data() + binlog_format::kHeaderCrcOffset) != HeaderCrc(h, version)) return false;
+  if (GetFixed32(h.data() + binlog_format::kHeaderCrcOffset) != HeaderCrc(h)) return false;
   *first_seq = GetFixed64(h.data() + 16);
   if (prev_epoch != nullptr) *prev_epoch = GetFixed32(h.data() + 12);
   if (key != nullptr) *key = version >= 3 ? GetFixed32(h.data() + binlog_format::kKeyOffset) : 0;
@@ -81,10 +86,8 @@ std::string UnsupportedSegmentVersion(std::string_view h) {
   if (version >= binlog_format::kOldestReadableVersion && version <= binlog_format::kVersion) {
     return "";
   }
-  // The CRC covers the version: a good one (as either layout computes it)
-  // means the field was written so.
-  const uint32_t crc = GetFixed32(h.data() + binlog_format::kHeaderCrcOffset);
-  if (crc != HeaderCrc(h, 2) && crc != HeaderCrc(h, 3)) return "";
+  // The CRC covers the version: a good one means the field was written so.
+  if (GetFixed32(h.data() + binlog_format::kHeaderCrcOffset) != HeaderCrc(h)) return "";
   std::string why = "binlog format version " + std::to_string(version) +
                     " is not supported (this relaykv reads versions " +
                     std::to_string(binlog_format::kOldestReadableVersion) + " to " +
@@ -97,22 +100,42 @@ std::string UnsupportedSegmentVersion(std::string_view h) {
 }
 
 uint32_t NewSegmentKey() {
-  std::random_device rd;
+  // getrandom(2), not std::random_device (which throws, e.g. out of file
+  // descriptors, in the middle of a rotation). Without it, the clock: a
+  // key only has to be unknown to clients, not secret from the host.
   uint32_t key = 0;
-  while (key == 0) key = rd();
+  for (uint64_t attempt = 0; key == 0; ++attempt) {
+    if (::getrandom(&key, sizeof(key), 0) != static_cast<ssize_t>(sizeof(key))) {
+      key = static_cast<uint32_t>(
+          Mix(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+              attempt));
+    }
+  }
   return key;
 }
 
 void Whiten(uint32_t key, uint64_t offset, char* data, size_t n) {
   if (key == 0) return;
   const uint64_t seed = Mix(key);
-  for (size_t i = 0; i < n;) {
-    const uint64_t at = offset + i;
-    const uint64_t word = Mix(seed ^ (at >> 3));
-    for (unsigned j = at & 7; j < 8 && i < n; ++j, ++i) {
-      data[i] = static_cast<char>(data[i] ^ static_cast<char>(word >> (8 * j)));
+  size_t i = 0;
+  // Byte j of the 8-byte block at offset b*8 is byte j (little-endian) of
+  // Mix(seed ^ b): bytes up to the first block boundary, whole blocks,
+  // then the rest.
+  auto bytes = [&](size_t until) {
+    for (; i < until; ++i) {
+      const uint64_t at = offset + i;
+      const uint64_t word = Mix(seed ^ (at >> 3));
+      data[i] = static_cast<char>(data[i] ^ static_cast<char>(word >> (8 * (at & 7))));
     }
+  };
+  bytes(std::min(n, static_cast<size_t>((8 - (offset & 7)) & 7)));
+  for (; i + 8 <= n; i += 8) {
+    uint64_t block;
+    std::memcpy(&block, data + i, 8);
+    block ^= Mix(seed ^ ((offset + i) >> 3));  // little-endian: byte j is bits 8j..8j+7
+    std::memcpy(data + i, &block, 8);
   }
+  bytes(n);
 }
 
 namespace {

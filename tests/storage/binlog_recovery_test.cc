@@ -346,8 +346,15 @@ TEST(BinlogRecoveryTest, WholeRecordOfUnknownTypeFailsOpen) {
 TEST(BinlogRecoveryTest, WholeRecordThatIsNotAnEventFailsOpen) {
   TempDir dir;
   WriteEvents(dir.path());
-  AppendRawRecord(dir.path(), binlog_format::RecordType::kEvent, "\xff\xff\xff\xff");
-  EXPECT_EQ(OpenStatus(dir.path()).code(), absl::StatusCode::kDataLoss);
+  EditSegment(dir.path(), [](std::string& data) {
+    uint64_t first_seq = 0;
+    uint32_t key = 0;
+    ASSERT_TRUE(DecodeSegmentHeader(data, &first_seq, nullptr, &key));
+    AppendEventRecord(&data, "\xff\xff\xff\xff", key, 0);  // whitened as the writer would
+  });
+  const absl::Status s = OpenStatus(dir.path());
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("does not decode"), std::string::npos) << s;
 }
 
 TEST(BinlogRecoveryTest, DamagedSealedSegmentIsNeverReadSilently) {

@@ -40,9 +40,7 @@ std::string Record(std::string_view payload) {
 // Recomputes a segment header's CRC so that only the field a test damaged
 // is wrong.
 void ResealSegmentHeader(std::string* h) {
-  const std::string_view v(*h);
-  PutFixed32At(h, kHeaderCrcOffset,
-               Crc32c(v.substr(0, kHeaderCrcOffset), v.substr(binlog_format::kKeyOffset, 4)));
+  PutFixed32At(h, kHeaderCrcOffset, Crc32c(std::string_view(*h).substr(0, kHeaderCrcOffset)));
 }
 
 TEST(Crc32cTest, MatchesTheKnownVectors) {
@@ -118,9 +116,21 @@ TEST(SegmentHeaderTest, KeyRoundTripsAndAVersion2HeaderReadsWithKeyZero) {
       << UnsupportedSegmentVersion(v2);
 }
 
+// Review s32 W2: a relaykv of format 2 checks the CRC over the first 24
+// bytes before it reads the version: a format 3 header must pass that, so
+// the older binary says "version 3 is not supported", not "damaged".
+TEST(SegmentHeaderTest, Format3HeaderKeepsTheCrcAnOlderRelaykvChecks) {
+  const std::string h = EncodeSegmentHeader(42, 7, 0xdeadbeef);
+  EXPECT_EQ(Fixed32At(h, kHeaderCrcOffset), Crc32c(std::string_view(h).substr(0, kHeaderCrcOffset)));
+  std::string newer = h;
+  PutFixed32At(&newer, 8, binlog_format::kVersion + 1);
+  ResealSegmentHeader(&newer);
+  EXPECT_NE(UnsupportedSegmentVersion(newer).find("is not supported"), std::string::npos);
+}
+
 TEST(SegmentHeaderTest, AnyFlippedByteFailsTheCrc) {
   const std::string h = EncodeSegmentHeader(42, 7, 12345);
-  for (size_t i = 0; i < kSegmentHeaderSize; ++i) {
+  for (size_t i = 0; i < kHeaderCrcOffset + 4; ++i) {
     std::string bad = h;
     bad[i] ^= 0x01;
     uint64_t first_seq = 0;
@@ -163,6 +173,22 @@ TEST(RecordTest, EventPayloadIsStoredWhitenedAndDecodesBack) {
   std::string as_is;
   AppendEventRecord(&as_is, plain, 0, 0);
   EXPECT_EQ(as_is, Record(plain));
+}
+
+// The keystream is part of the format: segments written by every earlier
+// build must still read (review s32 W4). Bytes 5..20 of a segment with key
+// 0x12345678, whitening zeros.
+TEST(RecordTest, WhitenKeystreamIsPinned) {
+  std::string zeros(16, '\0');
+  Whiten(0x12345678, 5, zeros.data(), zeros.size());
+  EXPECT_EQ(zeros, std::string("\x70\x81\x75\xf7\xc5\x71\xd9\x0d\xbe\x94\x4c\xed\xd9\x43\xa6\xd1",
+                               16));
+  std::string at0(16, '\0');
+  std::string at8(16, '\0');
+  Whiten(0x12345678, 0, at0.data(), at0.size());
+  Whiten(0x12345678, 8, at8.data(), at8.size());
+  EXPECT_NE(at0, at8) << "the keystream depends on the offset";
+  EXPECT_EQ(at0.substr(8), at8.substr(0, 8));
 }
 
 TEST(RecordTest, WhitenUndoesItselfFromAnyOffset) {
