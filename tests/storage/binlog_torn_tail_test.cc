@@ -435,22 +435,26 @@ TEST(BinlogTornTailTest, LostSectorHoldingOnlyTheHighBytesOfALastSeqAbove255Drop
   }
 }
 
+// A binlog in `golden`: two one-event groups, then `last` alone in a last
+// group (synced; the preallocated zeros after it kept). Returns [begin,
+// end) of that group.
+std::pair<uint64_t, uint64_t> GoldenEndingWith(const fs::path& golden, v1::Event last) {
+  auto b = OpenBinlog(golden);
+  EXPECT_NE(b, nullptr);
+  if (b == nullptr) return {0, 0};
+  EXPECT_TRUE(testing::CommitKeys(*b, 2));
+  const uint64_t begin = b->Segments().back().size_bytes;
+  EXPECT_TRUE(b->Commit(&last).ok());
+  return {begin, b->Segments().back().size_bytes};
+}
+
 // Fault B of the review: a flipped bit anywhere in the last group, synced
 // (its bytes all on disk, the preallocated zeros after it), is no sign of a
 // lost write: DATA_LOSS naming the damaged record, nothing cut.
 TEST(BinlogTornTailTest, FlippedBitInTheLastSyncedGroupFailsOpen) {
   TempDir dir;
   const fs::path golden = dir.path() / "golden";
-  uint64_t begin = 0;
-  uint64_t end = 0;
-  {
-    auto b = OpenBinlog(golden);
-    ASSERT_NE(b, nullptr);
-    ASSERT_TRUE(testing::CommitKeys(*b, 2));
-    begin = b->Segments().back().size_bytes;
-    ASSERT_TRUE(testing::CommitKeys(*b, 1, "the last synced group"));
-    end = b->Segments().back().size_bytes;
-  }
+  const auto [begin, end] = GoldenEndingWith(golden, PutEvent("key0", "the last synced group"));
   const uint64_t size = fs::file_size(golden / kSegment1);
   ASSERT_GT(size, end) << "the preallocated zeros are kept";
   const uint64_t group_end = end - kGroupEndSize;
@@ -473,17 +477,7 @@ TEST(BinlogTornTailTest, FlippedBitInTheLastSyncedGroupFailsOpen) {
 TEST(BinlogTornTailTest, FlippedBitInALastSyncedGroupHoldingZeroSectorsFailsOpen) {
   TempDir dir;
   const fs::path golden = dir.path() / "golden";
-  uint64_t begin = 0;
-  uint64_t end = 0;
-  {
-    auto b = OpenBinlog(golden);
-    ASSERT_NE(b, nullptr);
-    ASSERT_TRUE(testing::CommitKeys(*b, 2));
-    begin = b->Segments().back().size_bytes;
-    v1::Event e = PutEvent("zeros", std::string(2048, '\0'));
-    ASSERT_TRUE(b->Commit(&e).ok());
-    end = b->Segments().back().size_bytes;
-  }
+  const auto [begin, end] = GoldenEndingWith(golden, PutEvent("zeros", std::string(2048, '\0')));
   for (uint64_t at = begin; at < end; at += at < begin + 32 ? 1 : 97) {
     const fs::path work = dir.path() / ("flip" + std::to_string(at));
     const absl::Status s = OpenWithFlippedByte(golden, work, at);

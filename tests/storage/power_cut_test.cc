@@ -472,6 +472,37 @@ TEST_F(PowerCutTest, TailRecoveredFromThePageCacheIsDurableBeforeItIsVisible) {
   EXPECT_EQ(ReadEvents(*b).size(), 3u);
 }
 
+// A leader that stops before its group's write, once armed: Hold() arms
+// it, WaitHeld() returns once the next leader is stuck there, Release()
+// lets it go on.
+struct LeaderLatch {
+  std::binary_semaphore in{0};
+  std::binary_semaphore go{0};
+  std::atomic<bool> armed{false};
+  void Hold() { armed = true; }
+  void WaitHeld() { in.acquire(); }
+  void Release() { go.release(); }
+};
+
+// A binlog in `dir` with sync_binlog=0 (five groups written, visible, none
+// synced) whose leaders stop at `latch`.
+std::unique_ptr<Binlog> OpenUnsyncedWithLatch(const fs::path& dir, LeaderLatch* latch) {
+  BinlogOptions o;
+  o.dir = dir;
+  o.sync_binlog = 0;
+  o.before_group_write_for_testing = [latch] {
+    if (!latch->armed.exchange(false)) return;
+    latch->in.release();
+    latch->go.acquire();
+  };
+  auto opened = Binlog::Open(o);
+  EXPECT_TRUE(opened.ok()) << opened.status();
+  if (!opened.ok()) return nullptr;
+  std::unique_ptr<Binlog> b = *std::move(opened);
+  EXPECT_TRUE(testing::CommitKeys(*b, 5));
+  return b;
+}
+
 // Review s31 F5: what a state machine flush persists must be durable in the
 // binlog first, and the flush runs on a RocksDB thread that must not queue
 // behind a group (whose callbacks may wait for RocksDB). SyncWritten syncs
@@ -479,35 +510,23 @@ TEST_F(PowerCutTest, TailRecoveredFromThePageCacheIsDurableBeforeItIsVisible) {
 // survive a power cut, and does no I/O once nothing visible is unsynced.
 TEST_F(PowerCutTest, SyncWrittenMakesUnsyncedGroupsDurableWithoutQueueing) {
   const fs::path dir = TrackedDir("sync-written");
-  std::binary_semaphore leader_in(0);
-  std::binary_semaphore leader_go(0);
-  std::atomic<bool> hold{false};
-  BinlogOptions o;
-  o.dir = dir;
-  o.sync_binlog = 0;
-  o.before_group_write_for_testing = [&] {
-    if (!hold.exchange(false)) return;
-    leader_in.release();
-    leader_go.acquire();
-  };
-  auto opened = Binlog::Open(o);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Binlog> b = *std::move(opened);
-  ASSERT_TRUE(testing::CommitKeys(*b, 5));
+  LeaderLatch latch;
+  std::unique_ptr<Binlog> b = OpenUnsyncedWithLatch(dir, &latch);
+  ASSERT_NE(b, nullptr);
   const uint64_t syncs = b->stats().syncs;
-  hold = true;
+  latch.Hold();
   bool committed = false;
   std::thread stuck([&] { committed = testing::CommitKeys(*b, 1); });
-  leader_in.acquire();  // seq 6's leader holds the queue
+  latch.WaitHeld();  // seq 6's leader holds the queue
   auto sync = std::async(std::launch::async, [&] { return b->SyncWritten(); });
   const bool returned = sync.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
-  if (!returned) leader_go.release();  // let it finish, then fail
+  if (!returned) latch.Release();  // let it finish, then fail
   ASSERT_TRUE(returned) << "SyncWritten waited for the group ahead of it";
   ASSERT_TRUE(sync.get().ok());
   EXPECT_EQ(b->stats().syncs, syncs + 1);
   ASSERT_TRUE(b->SyncWritten().ok());
   EXPECT_EQ(b->stats().syncs, syncs + 1) << "nothing new was visible: no second fdatasync";
-  leader_go.release();
+  latch.Release();
   stuck.join();
   EXPECT_TRUE(committed);
   fi_->CutPower();  // before the close, whose fdatasync would cover everything
@@ -526,28 +545,16 @@ TEST_F(PowerCutTest, SyncWrittenMakesUnsyncedGroupsDurableWithoutQueueing) {
 // the replica its relay log is durable.
 TEST_F(PowerCutTest, SyncAfterAFailedSyncFailsToo) {
   const fs::path dir = TrackedDir("fsyncgate");
-  std::binary_semaphore leader_in(0);
-  std::binary_semaphore leader_go(0);
-  std::atomic<bool> hold{false};
-  BinlogOptions o;
-  o.dir = dir;
-  o.sync_binlog = 0;
-  o.before_group_write_for_testing = [&] {
-    if (!hold.exchange(false)) return;
-    leader_in.release();
-    leader_go.acquire();
-  };
-  auto opened = Binlog::Open(o);
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<Binlog> b = *std::move(opened);
-  ASSERT_TRUE(testing::CommitKeys(*b, 5));
-  hold = true;
+  LeaderLatch latch;
+  std::unique_ptr<Binlog> b = OpenUnsyncedWithLatch(dir, &latch);
+  ASSERT_NE(b, nullptr);
+  latch.Hold();
   absl::Status leader_sync;
   std::thread leader([&] { leader_sync = b->SyncVisible(); });
-  leader_in.acquire();  // past its error check, before its fdatasync
+  latch.WaitHeld();  // past its error check, before its fdatasync
   fi_->FailNextSyncs(1);
   EXPECT_EQ(b->SyncWritten().code(), absl::StatusCode::kInternal);
-  leader_go.release();
+  latch.Release();
   leader.join();
   EXPECT_FALSE(leader_sync.ok()) << "a sync after a failed one claimed seqs 1..5 durable";
   EXPECT_FALSE(b->SyncWritten().ok());
