@@ -54,7 +54,10 @@ void SentBatches::Sent(const Gtid& last, size_t bytes) {
   last_sent_ = last;
   if (!semi_sync_) return;  // only semi-sync streams ACK
   if (sent_.size() >= kMaxTracked) {
-    if (untracked_up_to_ == 0) untracked_min_epoch_ = last.epoch;
+    if (untracked_up_to_ == 0) {
+      untracked_after_ = sent_.back().last.seq;
+      untracked_min_epoch_ = last.epoch;
+    }
     untracked_up_to_ = last.seq;  // Unacked() says "too much" until it is ACKed
     return;
   }
@@ -77,10 +80,10 @@ absl::StatusOr<int64_t> SentBatches::Acked(const Gtid& acked) {
                                       " but the batch this stream sent ending at that seq ends at " +
                                       batch->last.ToString());
   }
-  // Past kMaxTracked only the range is known: a seq after every tracked
-  // batch, in an epoch this stream sent since (review s31, replication 4).
-  const bool untracked = untracked_up_to_ != 0 && acked.seq <= untracked_up_to_ &&
-                         (sent_.empty() || acked.seq > sent_.back().last.seq) &&
+  // Past kMaxTracked only the range is known: a seq after the batches
+  // tracked before it, in an epoch this stream sent since (review s31,
+  // replication 4; s32-late F1).
+  const bool untracked = untracked_up_to_ != 0 && acked.seq > untracked_after_ && acked.seq <= untracked_up_to_ &&
                          acked.epoch >= untracked_min_epoch_ && acked.epoch <= last_sent_.epoch;
   if (batch == sent_.end() && semi_sync_ && !untracked) {
     return absl::InvalidArgumentError("replica ACKed " + acked.ToString() +

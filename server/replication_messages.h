@@ -78,8 +78,11 @@ class SentBatches {
   std::deque<Batch> sent_ GUARDED_BY(mu_);  // not ACKed yet, oldest first
   uint64_t unacked_bytes_ GUARDED_BY(mu_) = 0;  // of the batches in sent_
   uint64_t untracked_up_to_ GUARDED_BY(mu_) = 0;  // last seq sent while sent_ was full
-  // The lowest epoch sent untracked: an untracked ACK must name a seq past
-  // the tracked batches, in an epoch between this and last_sent_'s.
+  // Where the untracked range began: an untracked ACK must name a seq past
+  // the last batch tracked before it (later tracked batches do not move this:
+  // tracking resumes as soon as the oldest batch is ACKed), in an epoch
+  // between the lowest sent untracked and last_sent_'s.
+  uint64_t untracked_after_ GUARDED_BY(mu_) = 0;
   uint64_t untracked_min_epoch_ GUARDED_BY(mu_) = 0;
 };
 

@@ -82,5 +82,22 @@ TEST(ReplicationMessagesTest, AckBeyondTheTrackedBatchesStillNeedsAPlausibleGtid
   EXPECT_EQ(acks.Unacked(7), 0u);
 }
 
+// Review s32-late F1: once the oldest tracked batch is ACKed, tracking resumes
+// while the untracked range is still open; a later tracked batch must not make
+// the valid ACK of an untracked one look implausible (that ended the stream).
+TEST(ReplicationMessagesTest, AckOfAnUntrackedBatchStaysValidAfterTrackingResumes) {
+  SentBatches acks(/*semi_sync=*/true, Gtid{1, 0});
+  for (uint64_t seq = 1; seq <= SentBatches::kMaxTracked; ++seq) acks.Sent(Gtid{1, seq}, 1);
+  const uint64_t tracked_end = SentBatches::kMaxTracked;
+  acks.Sent(Gtid{1, tracked_end + 1}, 1);  // untracked: sent_ is full
+  ASSERT_TRUE(acks.Acked(Gtid{1, 1}).ok());  // frees a slot
+  acks.Sent(Gtid{1, tracked_end + 2}, 1);  // tracked again
+  EXPECT_TRUE(acks.Acked(Gtid{1, tracked_end + 1}).ok()) << "the untracked batch's end";
+  EXPECT_TRUE(absl::IsInvalidArgument(acks.Acked(Gtid{1, tracked_end + 3}).status()))
+      << "beyond what was sent";
+  ASSERT_TRUE(acks.Acked(Gtid{1, tracked_end + 2}).ok());
+  EXPECT_EQ(acks.Unacked(7), 0u);
+}
+
 }  // namespace
 }  // namespace relaykv
