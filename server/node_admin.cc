@@ -103,6 +103,9 @@ NameValues Node::ShowStatus(std::string_view like) const {
       {"Binlog_fsyncs", std::to_string(b.syncs)},
       {"Binlog_gtid", impl_->binlog_->LastVisible().ToString()},
       {"Binlog_groups", std::to_string(b.groups)},
+      // Empty unless the binlog (a replica's: its relay log) refuses every
+      // write until restart, and why.
+      {"Binlog_error", std::string(impl_->binlog_->WriteError().message())},
       {"Replicas_connected", std::to_string(impl_->registry_.List().size())},
       // Fencing (README "Failover"): the durable promised epoch, and ON
       // while this node is a primary whose epoch is below it (no writes, no
@@ -112,9 +115,11 @@ NameValues Node::ShowStatus(std::string_view like) const {
       // (sync_relay_log=0; README "Durability").
       {"Rpl_acked_unsynced", impl_->acked_unsynced_->set() ? "ON" : "OFF"},
       {"Rpl_revoked_primary", impl_->revoked_.load() ? "ON" : "OFF"},
-      // Empty while the state machine applies; else why it stopped (on a
-      // primary writes are refused until it applies again).
-      {"State_machine_error", impl_->applier_->running() ? "" : impl_->applier_->last_error().ToString()},
+      // Empty while the state machine applies and flushes; else why it
+      // stopped (on a primary writes are refused until it applies again) or
+      // why it no longer flushes (it stops taking writes; restart).
+      {"State_machine_error", !impl_->applier_->running() ? impl_->applier_->last_error().ToString()
+                              : std::string(impl_->state_->FlushRefusal().message())},
       {"Uptime", std::to_string(uptime.count())},
   };
   for (auto& row : impl_->semisync_->Status()) rows.push_back(std::move(row));

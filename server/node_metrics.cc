@@ -119,6 +119,15 @@ NodeHealth Node::Health() const {
   if (!scope.ok()) return {false, false, "the node is shutting down"};
   std::lock_guard l(impl_->mu_);
   if (impl_->promoting_) return {false, false, "RESET SLAVE ALL is in progress"};
+  // Sticky until a restart (review s32-late F3): the node stays up and
+  // serves frozen reads, but neither takes writes nor follows its primary.
+  const char* log = impl_->primary_.empty() ? "binlog" : "relay log";
+  if (auto s = impl_->binlog_->WriteError(); !s.ok()) {
+    return {false, false, std::string(log) + ": " + std::string(s.message())};
+  }
+  if (auto s = impl_->state_->FlushRefusal(); !s.ok()) {
+    return {false, false, "state machine: " + std::string(s.message())};
+  }
   if (impl_->primary_.empty()) {
     if (!impl_->applier_->running()) {
       return {false, false,

@@ -699,6 +699,11 @@ BinlogStats Binlog::stats() const {
   return {stat_groups_.load(), stat_syncs_.load(), stat_events_.load()};
 }
 
+absl::Status Binlog::WriteError() const {
+  std::lock_guard l(mu_);
+  return error_;
+}
+
 std::vector<SegmentInfo> Binlog::Segments() const {
   std::lock_guard l(mu_);
   std::vector<SegmentInfo> out;

@@ -231,6 +231,9 @@ class Binlog {
   void set_sync_binlog(uint32_t n) { sync_binlog_.store(n); }
   void set_max_binlog_size(uint64_t bytes) { max_binlog_size_.store(bytes); }
   BinlogStats stats() const;
+  // OK, or why the binlog refuses every write until restart (a failed
+  // fdatasync or rotation, whose outcome on disk is unknown).
+  absl::Status WriteError() const EXCLUDES(mu_);
   const std::filesystem::path& dir() const { return dir_; }
 
   // Fails later appends, wakes every waiter. Idempotent; the destructor calls it.

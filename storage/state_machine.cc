@@ -75,6 +75,7 @@ class StateMachine::FlushListener : public rocksdb::EventListener {
     std::lock_guard l(mu_);
     absl::Status s = hook_ ? hook_() : absl::OkStatus();
     if (!s.ok() && !refused_->exchange(true)) {
+      refusal_ = s;
       spdlog::error("state machine: no flush from now on (its log could not be made durable "
                     "first: {}); the node must restart",
                     s.ToString());
@@ -82,10 +83,15 @@ class StateMachine::FlushListener : public rocksdb::EventListener {
     return s;
   }
   void OnFlushBegin(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { Run().IgnoreError(); }
+  absl::Status refusal() {
+    std::lock_guard l(mu_);
+    return refusal_;
+  }
 
  private:
   std::mutex mu_;
   std::function<absl::Status()> hook_;  // GUARDED_BY(mu_)
+  absl::Status refusal_;                // GUARDED_BY(mu_); the hook's first failure
   const std::shared_ptr<std::atomic<bool>> refused_;
 };
 
@@ -348,6 +354,13 @@ std::optional<uint64_t> StateMachine::IntProperty(const std::string& name) const
 
 void StateMachine::SetBeforeFlush(std::function<absl::Status()> hook) {
   flush_listener_->Set(std::move(hook));
+}
+
+absl::Status StateMachine::FlushRefusal() const {
+  const absl::Status s = flush_listener_->refusal();
+  if (s.ok()) return s;
+  return absl::FailedPreconditionError("no flush since the log could not be made durable first (" +
+                                       s.ToString() + "); the node must restart");
 }
 
 absl::Status StateMachine::Flush() {

@@ -91,6 +91,9 @@ class StateMachine {
   // open replays from what the log kept. The hook must not wait for an
   // Apply() (which may be waiting for this flush).
   void SetBeforeFlush(std::function<absl::Status()> hook);
+  // OK, or why nothing is flushed any more (the hook failed): the state
+  // machine then stops taking writes until a restart.
+  absl::Status FlushRefusal() const;
 
   // A RocksDB integer property summed over the column families (data and
   // applied GTID), e.g. "rocksdb.estimate-live-data-size"; nullopt if

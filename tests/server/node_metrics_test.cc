@@ -1,11 +1,13 @@
 // server/node_metrics.cc: what Node::MetricsText() and Node::Health() say
 // about embedded nodes, and that the values move with the work done.
+#include <filesystem>
 #include <optional>
 #include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "relaykv/node.h"
+#include "storage/fault_injection.h"
 #include "tests/common/prometheus_text.h"
 #include "tests/common/temp_dir.h"
 #include "tests/server/node_harness.h"
@@ -13,7 +15,9 @@
 namespace relaykv {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Pair;
 using testing::SampleValue;
 using testing::TempDir;
 using testing::WaitFor;
@@ -66,6 +70,36 @@ TEST(NodeMetricsTest, ReadOnlyPrimaryIsNotServingAndSaysWhy) {
   EXPECT_THAT(h.reason, HasSubstr("read_only"));
   EXPECT_EQ(Value(*node, "relaykv_commit_errors_total"), 1);
   EXPECT_EQ(Value(*node, "relaykv_up"), 0);
+}
+
+// Review s32-late F3: after a failed fdatasync the binlog refuses every
+// write until restart; the node stays up (frozen reads), so health and
+// SHOW STATUS must say it cannot do its job.
+TEST(NodeMetricsTest, BinlogRefusingWritesUntilRestartIsNotServingAndSaysWhy) {
+  auto faults = FaultInjection::Install();
+  ASSERT_TRUE(faults.ok()) << faults.status();
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "binlog");
+  ASSERT_TRUE((*faults)->TrackDir(dir.path() / "binlog").ok());
+  NodeOptions o;
+  o.data_dir = dir.path();
+  auto node = *Node::Open(o);
+  ASSERT_TRUE(node->Put("a", "1").ok());
+  EXPECT_TRUE(node->Health().serving);
+  EXPECT_THAT(node->ShowStatus("Binlog_error"), ElementsAre(Pair("Binlog_error", "")));
+  (*faults)->FailNextSyncs(1);
+  EXPECT_FALSE(node->Put("b", "2").ok());
+  const NodeHealth h = node->Health();
+  EXPECT_FALSE(h.serving);
+  EXPECT_FALSE(h.writable_primary);
+  EXPECT_THAT(h.reason, HasSubstr("binlog refuses writes until restart"));
+  EXPECT_THAT(node->ShowStatus("Binlog_error"),
+              ElementsAre(Pair("Binlog_error", HasSubstr("refuses writes until restart"))));
+  EXPECT_EQ(Value(*node, "relaykv_up"), 0);
+  auto a = node->Get("a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->value_or(""), "1") << "reads are still served";
+  node.reset();  // before the fault registry goes
 }
 
 TEST(NodeMetricsTest, SemiSyncTimeoutIsCountedAndTheCommitIsAsync) {

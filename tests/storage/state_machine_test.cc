@@ -240,9 +240,13 @@ TEST(StateMachineTest, NoFlushOnceTheBeforeFlushHookHasFailed) {
     std::vector<v1::Event> b = {At(1, 1, PutEvent("a", "1"))};
     ASSERT_TRUE(sm->Apply(b).ok());
     sm->SetBeforeFlush([] { return absl::InternalError("binlog fdatasync failed"); });
+    EXPECT_TRUE(sm->FlushRefusal().ok());
     absl::Status s = sm->Flush();
     EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
     EXPECT_NE(s.message().find("binlog fdatasync failed"), std::string::npos) << s;
+    // Shown (SHOW STATUS State_machine_error, health): the node must restart.
+    EXPECT_NE(sm->FlushRefusal().message().find("binlog fdatasync failed"), std::string::npos)
+        << sm->FlushRefusal();
     EXPECT_GT(sm->IntProperty("rocksdb.num-entries-active-mem-table").value_or(0), 0u)
         << "the memtable was flushed anyway";
     sm->SetBeforeFlush([] { return absl::OkStatus(); });
