@@ -117,7 +117,16 @@ absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& option
       next_seq = b->next_seq_;
     }
     bool sticky = false;
-    if (auto s = b->Rotate(next_seq, /*active_synced=*/true, &sticky); !s.ok()) return s;
+    if (auto s = b->Rotate(next_seq, /*active_synced=*/true, &sticky); !s.ok()) {
+      // A full or read-only disk must not keep the node from starting
+      // (review s32-late F4): it appends to the format 2 segment, as
+      // before, and the next rotation seals it. Only a rotation whose
+      // outcome on disk is unknown fails the open.
+      if (sticky) return s;
+      spdlog::warn("binlog: could not seal the format 2 segment at open ({}); appending to it "
+                   "unwhitened until it rotates",
+                   s.ToString());
+    }
   }
   return b;
 }
@@ -608,6 +617,10 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
   }
   if (!active_synced) {
     if (auto s = SyncActive(); !s.ok()) return s;
+    // Only the leader rotates, after its group: all that is visible is in
+    // the file just synced, so SyncWritten() need not sync it again.
+    std::lock_guard l(mu_);
+    synced_through_ = last_visible_.seq;
   }
   *sticky = false;
   std::lock_guard il(index_mu_);

@@ -17,6 +17,7 @@
 #include "storage/binlog_format.h"
 #include "storage/binlog_segments.h"
 #include "storage/crc32c.h"
+#include "storage/fault_injection.h"
 #include "storage/record.h"
 #include "tests/storage/test_util.h"
 
@@ -587,8 +588,9 @@ TEST(BinlogTornTailTest, LaterGroupEndImageInTheTornFirstEventIsData) {
 // active segment is sealed at open, so every event written from then on is
 // whitened (review s32 W1: else an upgraded node kept the old holes until
 // the segment filled).
-TEST(BinlogTornTailTest, Format2BinlogIsReadAndItsActiveSegmentSealedAtOpen) {
-  TempDir dir;
+// A format 2 binlog (no key, payloads as they are) of seqs 1..3 in `dir`;
+// returns its one segment's bytes.
+std::string WriteFormat2Binlog(const std::filesystem::path& dir) {
   std::string segment = EncodeSegmentHeader(1, 0);
   segment[8] = 2;  // version 2: no key; the CRC (over the first 24 bytes) is redone
   const uint32_t crc = Crc32c(std::string_view(segment).substr(0, binlog_format::kHeaderCrcOffset));
@@ -601,8 +603,14 @@ TEST(BinlogTornTailTest, Format2BinlogIsReadAndItsActiveSegmentSealedAtOpen) {
                      .SerializeAsString());
     AppendGroupEnd(&segment, seq, seq);
   }
-  WriteFile(dir.path() / kSegment1, segment);
-  WriteFile(dir.path() / binlog_format::kIndexFileName, std::string(kSegment1) + "\n");
+  WriteFile(dir / kSegment1, segment);
+  WriteFile(dir / binlog_format::kIndexFileName, std::string(kSegment1) + "\n");
+  return segment;
+}
+
+TEST(BinlogTornTailTest, Format2BinlogIsReadAndItsActiveSegmentSealedAtOpen) {
+  TempDir dir;
+  const std::string segment = WriteFormat2Binlog(dir.path());
   {
     auto b = OpenBinlog(dir.path());
     ASSERT_NE(b, nullptr);
@@ -620,6 +628,29 @@ TEST(BinlogTornTailTest, Format2BinlogIsReadAndItsActiveSegmentSealedAtOpen) {
   EXPECT_EQ(second.find(std::string(64, '\0'), binlog_format::kSegmentHeaderSize),
             std::string::npos)
       << "format 3 payloads are whitened";
+}
+
+// Review s32-late F4: sealing a format 2 segment at open needs a new file;
+// a disk that cannot take one (full, read-only; here the power goes at
+// each operation in turn) must not keep the binlog from opening when the
+// outcome is known: it keeps appending to the format 2 segment.
+TEST(BinlogTornTailTest, Format2BinlogOpensWhenItsSegmentCannotBeSealed) {
+  bool opened_unsealed = false;
+  for (int ops = 0; ops < 12; ++ops) {
+    TempDir dir;
+    WriteFormat2Binlog(dir.path());
+    auto faults = FaultInjection::Install();
+    ASSERT_TRUE(faults.ok()) << faults.status();
+    ASSERT_TRUE((*faults)->TrackDir(dir.path()).ok());
+    (*faults)->CutPowerAfterOps(ops);
+    BinlogOptions o;
+    o.dir = dir.path();
+    auto b = Binlog::Open(o);
+    if (!b.ok()) continue;  // recovery's own writes failed: nothing is known
+    EXPECT_EQ(ReadSeqs(**b), Range(1, 3)) << "ops " << ops;
+    if ((*b)->Segments().size() == 1) opened_unsealed = true;
+  }
+  EXPECT_TRUE(opened_unsealed) << "no open survived a failed sealing";
 }
 
 }  // namespace
