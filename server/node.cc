@@ -206,10 +206,6 @@ absl::Status Node::Impl::Open(Node* node) {
         AdvanceReplicaVisible(seq);
         if (applier_) applier_->ReleaseAndApply(seq);
       });
-  on_assigned_ = [this](v1::Event& event) {
-    pending_keys_->Record(event);
-    semisync_->Register(event.gtid().seq());
-  };
   ConfigureSemiSync();
   vars_.set_on_change([this](const std::string& name, const std::string& value) {
     if (name == "sync_binlog") binlog_->set_sync_binlog(static_cast<uint32_t>(std::stoul(value)));
@@ -533,7 +529,10 @@ struct Node::Impl::PendingCommit {
   // A conditional write: its compares and else branch until assignment,
   // where `resolve` picks the branch (the event then holds it).
   std::optional<Condition> condition;
-  Binlog::Assigned resolve;
+  // Assigned() for this commit (a binlog callback).
+  Binlog::Assigned on_assigned;
+  // Semi-sync's, taken at assignment (Assigned()).
+  SemiSyncMaster::Registration registration = SemiSyncMaster::kNotRegistered;
   bool succeeded = true;
   // Set at assignment if the branch could not be picked: the event went
   // out with no mutations and the caller gets this instead of OK.
@@ -612,7 +611,6 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
   c->event.set_timestamp_us(NowMicros());
   c->event.set_server_id(static_cast<uint32_t>(vars_.GetUint("server_id")));
   for (auto& m : then_mutations) *c->event.add_mutations() = std::move(m);
-  const Binlog::Assigned* on_assigned = &on_assigned_;
   if (condition) {
     // Refused early while RocksDB is still applying writes PendingKeys
     // never saw (after a restart or a promotion): checked again at
@@ -624,33 +622,38 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
           "nothing was written; retry"));
     }
     c->condition = std::move(condition);
-    // `c` owns this function and outlives the call (the binlog's done holds
-    // `c`); a raw pointer avoids a cycle.
-    c->resolve = [this, p = c.get()](v1::Event& event) {
-      auto holds = CompareAll(p->condition->compares, pending_keys_.get(), event.gtid().seq());
-      if (!holds.ok()) {
-        // Nothing of it may be applied: an event with no mutations.
-        p->resolve_error = absl::Status(holds.status().code(),
-                                        std::string(holds.status().message()) +
-                                            " (nothing was written)");
-        event.clear_mutations();
-      } else if (!*holds) {
-        p->succeeded = false;
-        event.clear_mutations();
-        for (auto& m : p->condition->else_mutations) *event.add_mutations() = std::move(m);
-      }
-      p->condition.reset();
-      on_assigned_(event);
-    };
-    on_assigned = &c->resolve;
   }
-  binlog_->CommitAsync(&c->event, on_assigned, [this, c](absl::Status s) { Durable(c, s); });
+  // `c` owns this function and outlives the call (the binlog's done holds
+  // `c`); a raw pointer avoids a cycle (and fits std::function's own
+  // storage: no allocation).
+  c->on_assigned = [this, p = c.get()](v1::Event& event) { Assigned(p, event); };
+  binlog_->CommitAsync(&c->event, &c->on_assigned, [this, c](absl::Status s) { Durable(c, s); });
   LeaveCommitGate();
+}
+
+void Node::Impl::Assigned(PendingCommit* c, v1::Event& event) {
+  if (c->condition) {
+    auto holds = CompareAll(c->condition->compares, pending_keys_.get(), event.gtid().seq());
+    if (!holds.ok()) {
+      // Nothing of it may be applied: an event with no mutations.
+      c->resolve_error = absl::Status(holds.status().code(),
+                                      std::string(holds.status().message()) +
+                                          " (nothing was written)");
+      event.clear_mutations();
+    } else if (!*holds) {
+      c->succeeded = false;
+      event.clear_mutations();
+      for (auto& m : c->condition->else_mutations) *event.add_mutations() = std::move(m);
+    }
+    c->condition.reset();
+  }
+  pending_keys_->Record(event);
+  c->registration = semisync_->Register(event.gtid().seq());
 }
 
 void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::Status& written) {
   if (!written.ok()) {
-    if (c->event.gtid().seq() != 0) semisync_->Unregister(c->event.gtid().seq());
+    if (c->event.gtid().seq() != 0) semisync_->Unregister(c->event.gtid().seq(), c->registration);
     return c->Finish(written);
   }
   // Durable in our binlog (per sync_binlog).
@@ -678,7 +681,7 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
     // Lossless: nobody may read it before enough replicas hold it. (An ACK
     // applies what it releases before calling back, so `apply` finds it
     // done.)
-    semisync_->WaitAsync(gtid.seq, deadline, c->options.cancelled,
+    semisync_->WaitAsync(gtid.seq, c->registration, deadline, c->options.cancelled,
                          [c, apply](SemiSyncMaster::Result w) {
                            if (w.ok() && *w == SemiSyncMaster::Outcome::kAcked) {
                              c->wait_point = NodeMetrics::WaitPoint::kAfterSync;
@@ -690,10 +693,10 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
   // AFTER_COMMIT: visible now; the caller still waits for the ACK.
   absl::StatusOr<Gtid> applied = apply();
   if (!applied.ok()) {
-    semisync_->Unregister(gtid.seq);  // registered at assignment: not waiting any more
+    semisync_->Unregister(gtid.seq, c->registration);  // registered at assignment: not waiting any more
     return c->Finish(applied.status());
   }
-  semisync_->WaitAsync(gtid.seq, deadline, c->options.cancelled,
+  semisync_->WaitAsync(gtid.seq, c->registration, deadline, c->options.cancelled,
                        [c, gtid](SemiSyncMaster::Result w) {
                          if (w.ok() && *w == SemiSyncMaster::Outcome::kAcked) {
                            c->wait_point = NodeMetrics::WaitPoint::kAfterCommit;

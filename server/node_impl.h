@@ -218,11 +218,12 @@ class Node::Impl {
   // TxnAsync's work once admitted (`bytes` to release when answered).
   void CommitAdmitted(std::vector<v1::Mutation> then_mutations, std::optional<Condition> condition,
                       WriteOptions options, TxnDone done, size_t bytes);
-  // At GTID assignment, for every write of this primary: PendingKeys
-  // learns it, and semi-sync counts it as waiting from then on.
-  Binlog::Assigned on_assigned_;
   std::unique_ptr<PendingKeys> pending_keys_;
   struct PendingCommit;
+  // At GTID assignment, for every write of this primary: a conditional
+  // write's branch is picked, PendingKeys learns it, and semi-sync counts
+  // it as waiting from then on.
+  void Assigned(PendingCommit* c, v1::Event& event);
   // CommitAsync's continuation once the binlog has the event (or failed).
   void Durable(const std::shared_ptr<PendingCommit>& c, const absl::Status& written);
   // Who may call what (server/auth.h); every service method asks it.

@@ -162,31 +162,41 @@ void SemiSyncMaster::MaybeSwitchOn() {
   }
 }
 
-void SemiSyncMaster::Register(uint64_t seq) {
+SemiSyncMaster::Registration SemiSyncMaster::Register(uint64_t seq) {
   std::lock_guard l(mu_);
-  if (closed_ || !revoked_.empty() || !settings_.enabled || !status_on_) return;
+  if (closed_ || !revoked_.empty() || !settings_.enabled || !status_on_) return kNotRegistered;
+  const Registration mine = ++last_registration_;
   if (auto r = registered_.find(seq); r != registered_.end()) {
     // Only a failed group's seqs are given out again, and its commits
     // unregister from their callbacks, which may run after the next group
-    // took the seqs: this commit takes the stale one's place, and the
-    // stale one's Unregister is absorbed (review s31, replication 5).
-    r->second = Clock::now();
-    ++stale_registrations_[seq];
-    return;
+    // took the seqs: this commit takes the failed one's place, whose
+    // Unregister then finds another registration and leaves it (review
+    // s31, replication 5; s32-late F2).
+    r->second = {mine, Clock::now()};
+    return mine;
   }
   if (!waiting_.empty() && seq < *waiting_.begin()) ++counters_.wait_pos_backtraverse;
   waiting_.insert(seq);
-  registered_[seq] = Clock::now();
+  registered_[seq] = {mine, Clock::now()};
+  return mine;
 }
 
-void SemiSyncMaster::Unregister(uint64_t seq) {
+void SemiSyncMaster::Unregister(uint64_t seq, Registration registration) {
   std::lock_guard l(mu_);
-  if (auto st = stale_registrations_.find(seq); st != stale_registrations_.end()) {
-    if (--st->second == 0) stale_registrations_.erase(st);
-    return;
+  TakeRegistration(seq, registration);
+}
+
+std::optional<Clock::time_point> SemiSyncMaster::TakeRegistration(
+    uint64_t seq, Registration registration) {
+  auto r = registered_.find(seq);
+  if (registration == kNotRegistered || r == registered_.end() ||
+      r->second.registration != registration) {
+    return std::nullopt;
   }
-  if (registered_.erase(seq) == 0) return;
+  const Clock::time_point start = r->second.start;
+  registered_.erase(r);
   if (auto it = waiting_.find(seq); it != waiting_.end()) waiting_.erase(it);
+  return start;
 }
 
 SemiSyncMaster::Result SemiSyncMaster::Resolve(const Pending& p) {
@@ -228,16 +238,12 @@ void SemiSyncMaster::RunReady(std::unique_lock<std::mutex>& l) {
   l.lock();
 }
 
-void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
-                               std::function<bool()> cancelled, Done done) {
+void SemiSyncMaster::WaitAsync(uint64_t seq, Registration registration,
+                               Clock::time_point deadline, std::function<bool()> cancelled,
+                               Done done) {
   std::unique_lock l(mu_);
   // Registered at seq assignment: the wait began then (see Register()).
-  std::optional<Clock::time_point> registered;
-  if (auto r = registered_.find(seq); r != registered_.end()) {
-    registered = r->second;
-    registered_.erase(r);
-    if (auto it = waiting_.find(seq); it != waiting_.end()) waiting_.erase(it);
-  }
+  const std::optional<Clock::time_point> registered = TakeRegistration(seq, registration);
   auto now = [&](Result r) {
     l.unlock();
     done(std::move(r));
@@ -300,11 +306,12 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Clock::time_point deadline,
   }
 }
 
-SemiSyncMaster::Result SemiSyncMaster::WaitForAck(uint64_t seq, Clock::time_point deadline,
+SemiSyncMaster::Result SemiSyncMaster::WaitForAck(uint64_t seq, Registration registration,
+                                                  Clock::time_point deadline,
                                                   std::function<bool()> cancelled) {
   std::binary_semaphore woken{0};
   Result result = absl::UnknownError("semi-sync wait never resolved");
-  WaitAsync(seq, deadline, std::move(cancelled), [&](Result r) {
+  WaitAsync(seq, registration, deadline, std::move(cancelled), [&](Result r) {
     result = std::move(r);
     woken.release();  // last: `result` and `woken` may be gone right after
   });

@@ -61,24 +61,33 @@ class SemiSyncMaster {
   };
   using Result = absl::StatusOr<Outcome>;
   using Done = std::function<void(Result)>;
+  using Registration = uint64_t;
+  static constexpr Registration kNotRegistered = 0;
   // Calls `done` once `seq` is ACKed, the timeout switches semi-sync OFF, or
   // it is disabled — at once (on this thread) if one of them holds already.
   // DEADLINE_EXCEEDED if the caller's deadline comes first, CANCELLED once
   // `cancelled()` says the client went away (asked every 20 ms, under this
   // object's lock: keep it cheap), UNAVAILABLE on Close(): such commits are
   // never answered OK and not counted as yes_tx.
-  void WaitAsync(uint64_t seq, std::chrono::steady_clock::time_point deadline,
-                 std::function<bool()> cancelled, Done done) EXCLUDES(mu_);
+  // `registration`: what Register() returned for this commit.
+  void WaitAsync(uint64_t seq, Registration registration,
+                 std::chrono::steady_clock::time_point deadline, std::function<bool()> cancelled,
+                 Done done) EXCLUDES(mu_);
   // WaitAsync, blocking until `done`.
-  Result WaitForAck(uint64_t seq, std::chrono::steady_clock::time_point deadline,
+  Result WaitForAck(uint64_t seq, Registration registration,
+                    std::chrono::steady_clock::time_point deadline,
                     std::function<bool()> cancelled = nullptr) EXCLUDES(mu_);
 
   // The commit of `seq` starts waiting now: called when its seq is
   // assigned, before any replica can have it, so an ACK can never "beat" a
   // registered commit to its wait (tx_waits and the wait time count from
-  // here). Unregister() if the commit fails before WaitForAck.
-  void Register(uint64_t seq) EXCLUDES(mu_);
-  void Unregister(uint64_t seq) EXCLUDES(mu_);
+  // here). Unregister() if the commit fails before WaitForAck. A failed
+  // group's seqs go to the next group while its commits may not have
+  // unregistered yet: the registration names the commit, so each removes
+  // only its own (review s32-late F2). kNotRegistered while semi-sync is
+  // off, revoked or closed.
+  [[nodiscard]] Registration Register(uint64_t seq) EXCLUDES(mu_);
+  void Unregister(uint64_t seq, Registration registration) EXCLUDES(mu_);
 
   // Replication streams. ACKs count per replica (server_id), not per
   // stream: a replica's new stream replaces its old one (the caller ends
@@ -158,6 +167,11 @@ class SemiSyncMaster {
   };
   using Ready = std::vector<std::pair<Done, Result>>;
 
+  // Removes `seq`'s registration if it is `registration` (not a later
+  // commit's) and returns when it began.
+  std::optional<std::chrono::steady_clock::time_point> TakeRegistration(
+      uint64_t seq, Registration registration) REQUIRES(mu_);
+
   // Position that wait_for_slave_count semi-sync replicas have ACKed, among
   // those connected now whose ACKs count (ackers_).
   uint64_t QuorumSeq() const REQUIRES(mu_);
@@ -213,10 +227,14 @@ class SemiSyncMaster {
   // released); QuorumSeq() is the position of the replicas connected now.
   uint64_t quorum_seq_ GUARDED_BY(mu_) = 0;
   std::multiset<uint64_t> waiting_ GUARDED_BY(mu_);  // seqs being waited for
-  std::map<uint64_t, std::chrono::steady_clock::time_point> registered_ GUARDED_BY(mu_);
-  // Per seq: Unregister() calls still due from commits whose registration
-  // a later commit of the same seq took over (Register()).
-  std::map<uint64_t, int> stale_registrations_ GUARDED_BY(mu_);
+  struct Registered {
+    Registration registration;
+    std::chrono::steady_clock::time_point start;
+  };
+  // By seq: the commit that registered it last (a later one of the same
+  // seq takes the place of a failed one's).
+  std::map<uint64_t, Registered> registered_ GUARDED_BY(mu_);
+  Registration last_registration_ GUARDED_BY(mu_) = kNotRegistered;
 
   // The timer sleeps until timer_at_; a wait that needs it earlier wakes it.
   std::condition_variable timer_cv_;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <optional>
 #include <set>
 #include <semaphore>
@@ -42,7 +43,7 @@ class SemiSyncMasterTest : public ::testing::Test {
     Configure(/*count=*/1, /*timeout_ms=*/600000);
     master_.ReplicaConnected(1, 2, true, 0);
     end_ = 10;
-    master_.Register(10);
+    Register(10);
   }
   // rpl_semi_sync_master_enabled=OFF (as SET GLOBAL does).
   void ConfigureOff(uint64_t timeout_ms) {
@@ -55,13 +56,20 @@ class SemiSyncMasterTest : public ::testing::Test {
   // A commit of `seq` waits; a deadline far away (the hang guard is the
   // semi-sync timeout, which every test sets).
   SemiSyncMaster::Result Wait(uint64_t seq) {
-    return master_.WaitForAck(seq, Clock::now() + std::chrono::seconds(60));
+    return master_.WaitForAck(seq, Registered(seq), Clock::now() + std::chrono::seconds(60));
+  }
+  // The commit of `seq` is assigned (its registration kept for Wait()).
+  void Register(uint64_t seq) { registrations_[seq] = master_.Register(seq); }
+  SemiSyncMaster::Registration Registered(uint64_t seq) const {
+    auto r = registrations_.find(seq);
+    return r == registrations_.end() ? SemiSyncMaster::kNotRegistered : r->second;
   }
 
   std::atomic<uint64_t> end_{0};
   std::atomic<uint64_t> released_{0};
   SemiSyncMaster master_{[this] { return Gtid{1, end_.load()}; },
                          [this](uint64_t seq) { released_ = seq; }};
+  std::map<uint64_t, SemiSyncMaster::Registration> registrations_;
 };
 
 // Issue 14.7: two streams of one replica (a reconnect while the old stream
@@ -105,7 +113,7 @@ TEST_F(SemiSyncMasterTest, ReconnectingReplicaReleasesWhatItAlreadyHolds) {
   Configure(1, /*timeout_ms=*/30000);
   end_ = 7;
   master_.ReplicaConnected(1, 2, true, 0);
-  master_.Register(7);
+  Register(7);
   std::atomic<bool> done{false};
   SemiSyncMaster::Result result = absl::UnknownError("not answered");
   std::thread waiter([&] {
@@ -149,7 +157,7 @@ TEST_F(SemiSyncMasterTest, TimeoutIsMeasuredFromTheWaitNotFromAssignment) {
   Configure(1, /*timeout_ms=*/600);
   end_ = 3;
   master_.ReplicaConnected(1, 2, true, 0);
-  master_.Register(3);
+  Register(3);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the binlog's write and sync
   const auto start = Clock::now();
   auto r = Wait(3);
@@ -168,7 +176,7 @@ TEST_F(SemiSyncMasterTest, WaitTimeCountsFromRegistration) {
   Configure(1, 30000);
   end_ = 4;
   master_.ReplicaConnected(1, 2, true, 0);
-  master_.Register(4);
+  Register(4);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::thread acker([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -189,9 +197,9 @@ TEST_F(SemiSyncMasterTest, LateUnregisterOfAFailedCommitLeavesTheSeqsNewCommitAl
   Configure(1, 30000);
   end_ = 4;
   master_.ReplicaConnected(1, 2, true, 0);
-  master_.Register(4);  // commit A: its group fails
-  master_.Register(4);  // commit B, in the next group, gets seq 4 again
-  master_.Unregister(4);  // A's callback, late
+  const auto a = master_.Register(4);  // commit A: its group fails
+  Register(4);  // commit B, in the next group, gets seq 4 again
+  master_.Unregister(4, a);  // A's callback, late
   EXPECT_EQ(Counter(master_, "wait_sessions"), "1");
   std::thread acker([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -205,6 +213,37 @@ TEST_F(SemiSyncMasterTest, LateUnregisterOfAFailedCommitLeavesTheSeqsNewCommitAl
   EXPECT_EQ(Counter(master_, "tx_waits"), "1") << "B waited from its registration";
 }
 
+// Review s32-late F2: a commit whose registration was refused (semi-sync
+// OFF) must not remove, or be timed by, another commit's registration of
+// the same seq. A registers 4 and its group fails; OFF: B gets 4 and is not
+// registered, and its group fails too; ON: C gets 4. A's and B's late
+// Unregisters leave C's registration alone.
+TEST_F(SemiSyncMasterTest, FailedCommitsOfAReusedSeqRemoveOnlyTheirOwnRegistration) {
+  Configure(1, 30000);
+  end_ = 4;
+  master_.ReplicaConnected(1, 2, true, 0);
+  const auto a = master_.Register(4);
+  ASSERT_NE(a, SemiSyncMaster::kNotRegistered);
+  ConfigureOff(30000);
+  const auto b = master_.Register(4);
+  EXPECT_EQ(b, SemiSyncMaster::kNotRegistered) << "semi-sync is OFF";
+  Configure(1, 30000);
+  Register(4);  // C
+  master_.Unregister(4, b);
+  master_.Unregister(4, a);
+  EXPECT_EQ(Counter(master_, "wait_sessions"), "1") << "C's registration was taken";
+  std::thread acker([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    master_.Ack(1, 4, -1);
+  });
+  auto r = Wait(4);
+  acker.join();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, Outcome::kAcked);
+  EXPECT_EQ(Counter(master_, "wait_sessions"), "0");
+  EXPECT_EQ(Counter(master_, "tx_waits"), "1") << "C waited from its registration";
+}
+
 // Automatic failover: only members' ACKs count (set_ackers). An ACK from
 // another replica moves nothing; adding that replica to the set counts
 // what it had ACKed at once.
@@ -212,7 +251,7 @@ TEST_F(SemiSyncMasterTest, OnlyTheAckersSetCountsAndAddingOneCountsItsAcks) {
   Configure(/*count=*/1, /*timeout_ms=*/600000);
   master_.set_ackers(std::set<uint32_t>{3});
   end_ = 7;
-  master_.Register(7);
+  Register(7);
   master_.ReplicaConnected(/*connection=*/1, /*server_id=*/2, true, 0);
   EXPECT_FALSE(master_.counts(2));
   EXPECT_TRUE(master_.counts(3));
@@ -333,7 +372,7 @@ TEST_F(SemiSyncMasterTest, OffRefusedByTheClosedGateTakesEffectWhenItOpens) {
   EXPECT_FALSE(master_.async_wanted());
   EXPECT_EQ(master_.timeouts(), 0u) << "switched off on purpose, not by a timeout";
   end_ = 11;
-  master_.Register(11);
+  Register(11);
   auto r = Wait(11);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, Outcome::kAsync);
@@ -348,13 +387,13 @@ TEST_F(SemiSyncMasterTest, NextCommitCarriesOutARefusedOffBeforeItsOwnAnswer) {
   std::atomic<bool> gate{false};
   WaitCommit10BehindAClosedGate(gate);
   std::atomic<bool> done{false};
-  master_.WaitAsync(10, Clock::now() + std::chrono::seconds(60), nullptr,
+  master_.WaitAsync(10, Registered(10), Clock::now() + std::chrono::seconds(60), nullptr,
                     [&](SemiSyncMaster::Result) { done = true; });
   ConfigureOff(600000);  // refused: the gate is closed
   EXPECT_FALSE(done.load());
   gate = true;
   end_ = 11;
-  master_.Register(11);
+  Register(11);
   auto r = Wait(11);
   // 10 must have been released before 11's answer; its callback may still
   // be on its way on the timer thread (which can carry out the OFF too), so
@@ -389,11 +428,11 @@ TEST(SemiSyncMasterRaceTest, RevokeWhileTheReleasedCallbacksRunDecidesTheCommitT
     on.wait_for_slave_count = 1;
     master.Configure(on);
     master.ReplicaConnected(1, 2, true, 0);
-    master.Register(10);
+    const auto registration10 = master.Register(10);
     std::binary_semaphore in_callback(0);
     std::binary_semaphore go_on(0);
     std::thread::id callback_thread;
-    master.WaitAsync(10, Clock::now() + std::chrono::seconds(60), nullptr,
+    master.WaitAsync(10, registration10, Clock::now() + std::chrono::seconds(60), nullptr,
                      [&](SemiSyncMaster::Result) {
                        callback_thread = std::this_thread::get_id();
                        in_callback.release();
@@ -403,12 +442,12 @@ TEST(SemiSyncMasterRaceTest, RevokeWhileTheReleasedCallbacksRunDecidesTheCommitT
     off.enabled = false;
     master.Configure(off);  // refused: the gate is closed
     end = 11;
-    master.Register(11);
+    const auto registration11 = master.Register(11);
     SemiSyncMaster::Result r11 = Outcome::kAcked;
     std::thread::id commit11_thread;
     gate = true;
     std::thread commit11([&] {
-      r11 = master.WaitForAck(11, Clock::now() + std::chrono::seconds(60));
+      r11 = master.WaitForAck(11, registration11, Clock::now() + std::chrono::seconds(60));
     });
     commit11_thread = commit11.get_id();
     in_callback.acquire();
