@@ -134,6 +134,7 @@ absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& option
 Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
     : dir_(options.dir),
       unsynced_tail_at_open_(fs::exists(options.dir / binlog_format::kUnsyncedMarkerName)),
+      inherited_marker_pending_(unsynced_tail_at_open_),
       sync_binlog_(options.sync_binlog),
       max_binlog_size_(options.max_binlog_size),
       segments_(std::move(recovered.segments)),
@@ -170,7 +171,7 @@ Binlog::~Binlog() {
   }
   // Only a marker of this run's: one found at open stays until the node
   // has fenced it (ForgetUnsyncedTail), even if it closes before.
-  if (unsynced_marked_ && !failed && SyncActive().ok()) {
+  if (unsynced_marked_ && !inherited_marker_pending_ && !failed && SyncActive().ok()) {
     if (auto s = RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName); !s.ok()) {
       spdlog::warn("binlog: {}", s.ToString());
     }
@@ -179,23 +180,45 @@ Binlog::~Binlog() {
 
 absl::Status Binlog::MarkUnsyncedTail() {
   if (unsynced_marked_) return absl::OkStatus();
+  std::lock_guard m(marker_mu_);
   auto s = WriteFileAtomically(dir_ / binlog_format::kUnsyncedMarkerName,
                                "events were published here before they were synced\n");
   if (s.ok()) unsynced_marked_ = true;
   return s;
 }
 
-absl::Status Binlog::ForgetUnsyncedTail() {
-  if (!unsynced_tail_at_open_ || unsynced_marked_) return absl::OkStatus();
-  // What recovery kept may still sit only in the page cache (the last run
-  // was killed, not powered off): durable first, then the marker can go,
-  // so a later recovery judges these groups as synced ones. (Leaders may
-  // be rotating: index_mu_ keeps active_ in place.)
-  {
-    std::lock_guard il(index_mu_);
-    if (auto s = SyncActive(); !s.ok()) return s;
+void Binlog::UnmarkUnsyncedTail() {
+  if (!unsynced_marked_ || sync_binlog_.load() != 1) return;
+  std::lock_guard m(marker_mu_);
+  if (inherited_marker_pending_) return;  // ForgetUnsyncedTail's to remove
+  if (auto s = RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName); !s.ok()) {
+    spdlog::warn("binlog: {} (kept: the next recovery cuts at the first damage)", s.ToString());
+    return;
   }
-  return RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName);
+  unsynced_marked_ = false;
+}
+
+absl::Status Binlog::ForgetUnsyncedTail() {
+  if (!unsynced_tail_at_open_) return absl::OkStatus();
+  // Serialized with the leader's marking: a marker of this run written
+  // meanwhile must not be removed here.
+  std::lock_guard m(marker_mu_);
+  if (!inherited_marker_pending_) return absl::OkStatus();
+  if (!unsynced_marked_) {
+    // What recovery kept may still sit only in the page cache (the last
+    // run was killed, not powered off): durable first, then the marker can
+    // go, so a later recovery judges these groups as synced ones. (Leaders
+    // may be rotating: index_mu_ keeps active_ in place.)
+    {
+      std::lock_guard il(index_mu_);
+      if (auto s = SyncActive(); !s.ok()) return s;
+    }
+    if (auto s = RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName); !s.ok()) return s;
+  }
+  // Else the file is this run's marker now: it stays while this run's
+  // unsynced groups need it (UnmarkUnsyncedTail, the clean close).
+  inherited_marker_pending_ = false;
+  return absl::OkStatus();
 }
 
 void Binlog::CommitterLoop() {
@@ -431,6 +454,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     sticky = !status.ok();
   }
   if (sync) groups_since_sync_ = 0;
+  if (status.ok() && sync && policy_sync) UnmarkUnsyncedTail();
 
   bool rotate = status.ok() && active_size_ >= max_binlog_size_.load();
   l.lock();

@@ -283,6 +283,11 @@ class Binlog {
   // Leader only: binlog.unsynced, durably, before the first group of our own
   // events is published unsynced.
   absl::Status MarkUnsyncedTail();
+  // Leader only, after a synced group under sync_binlog=1: nothing visible
+  // is unsynced any more, so this run's marker goes (unless one inherited
+  // from the last run still waits for ForgetUnsyncedTail), and recovery
+  // judges later groups as synced ones again (review s31 L1).
+  void UnmarkUnsyncedTail();
   // Leader only: seal the active segment and start the next. *sticky as
   // for WriteGroup (a failure to create the next segment is not).
   absl::Status Rotate(uint64_t next_first_seq, bool active_synced, bool* sticky) EXCLUDES(mu_);
@@ -333,6 +338,11 @@ class Binlog {
   uint64_t allocated_end_ = 0;       // the active segment's file size (>= active_size_)
   uint32_t groups_since_sync_ = 0;
   std::atomic<bool> unsynced_marked_{false};  // binlog.unsynced written by this run
+  // The last run's binlog.unsynced, until ForgetUnsyncedTail().
+  std::atomic<bool> inherited_marker_pending_;
+  // Serializes writing and removing binlog.unsynced (the leader's marking,
+  // ForgetUnsyncedTail on the node's thread).
+  std::mutex marker_mu_;
   std::string scratch_;              // the group's encoded records
   std::vector<std::string> payloads_;  // the group's event payloads, for group_listener_
   GroupListener group_listener_;

@@ -614,6 +614,71 @@ TEST(BinlogTest, SyncWrittenAfterARotationDoesNoFdatasync) {
   EXPECT_EQ(b->stats().syncs, syncs) << "the rotation had synced everything visible";
 }
 
+// binlog.unsynced (binlog_format.h) is there exactly while something
+// visible may be unsynced: written before the first unsynced group, gone
+// after a synced one under sync_binlog=1 (review s31 L1: it used to stay
+// for the whole run, so recovery cut the groups synced after a switch to 1
+// at their first damage instead of refusing a flipped bit in them).
+TEST(BinlogTest, UnsyncedMarkerStaysOnlyWhileSomethingVisibleIsUnsynced) {
+  TempDir dir;
+  const std::filesystem::path marker = dir.path() / binlog_format::kUnsyncedMarkerName;
+  auto b = OpenBinlog(dir.path(), 1ull << 30, /*sync_binlog=*/0);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(testing::CommitKeys(*b, 3, std::string(500, 'u')));
+  EXPECT_TRUE(std::filesystem::exists(marker)) << "groups went out unsynced";
+  b->set_sync_binlog(1);
+  ASSERT_TRUE(testing::CommitKeys(*b, 3, std::string(500, 's')));
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "a synced group made everything durable";
+
+  // Killed here (a copy of the files as they are): a flipped bit in the
+  // last synced group is corruption, not a torn tail to cut.
+  TempDir killed;
+  testing::CopyDir(dir.path(), killed.path());
+  const uint64_t end = b->Segments().back().size_bytes;  // the file may run on: preallocated
+  testing::EditSegment(killed.path(), [&](std::string& data) { data[end - 200] ^= 0x04; });
+  EXPECT_EQ(testing::OpenStatus(killed.path()).code(), absl::StatusCode::kDataLoss);
+
+  b->set_sync_binlog(0);
+  ASSERT_TRUE(testing::CommitKeys(*b, 1));
+  EXPECT_TRUE(std::filesystem::exists(marker)) << "unsynced again";
+  b.reset();
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "a clean close syncs what was unsynced";
+}
+
+// A marker the last run left (it was killed with unsynced groups) stays
+// until the node has fenced it (ForgetUnsyncedTail), whatever this run's
+// own syncs and close do: it decides the next epoch at the next start.
+TEST(BinlogTest, InheritedUnsyncedMarkerStaysUntilForgotten) {
+  TempDir dir;
+  const std::filesystem::path marker = dir.path() / binlog_format::kUnsyncedMarkerName;
+  {
+    auto b = OpenBinlog(dir.path(), 1ull << 30, /*sync_binlog=*/0);
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b, 2));
+    TempDir killed;  // the state a SIGKILL leaves
+    testing::CopyDir(dir.path(), killed.path());
+    b.reset();
+    std::filesystem::remove_all(dir.path());
+    testing::CopyDir(killed.path(), dir.path());
+  }
+  ASSERT_TRUE(std::filesystem::exists(marker));
+  {
+    auto b = OpenBinlog(dir.path(), 1ull << 30, /*sync_binlog=*/0);
+    ASSERT_NE(b, nullptr);
+    EXPECT_TRUE(b->unsynced_tail_at_open());
+    ASSERT_TRUE(testing::CommitKeys(*b, 1));  // this run's unsynced group
+    b->set_sync_binlog(1);
+    ASSERT_TRUE(testing::CommitKeys(*b, 1));
+    EXPECT_TRUE(std::filesystem::exists(marker)) << "removed before the node fenced the last run's";
+  }
+  EXPECT_TRUE(std::filesystem::exists(marker)) << "removed at close before the node fenced it";
+  auto b = OpenBinlog(dir.path(), 1ull << 30, /*sync_binlog=*/1);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(b->ForgetUnsyncedTail().ok());
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  EXPECT_EQ(b->LastVisible().seq, 4u);
+}
+
 }  // namespace
 }  // namespace relaykv
 
