@@ -4,6 +4,7 @@
 
 #include <semaphore>
 #include <tuple>
+#include <type_traits>
 #include <system_error>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -527,7 +528,7 @@ struct Node::Impl::PendingCommit {
   // What decided the answer, set before an OK Finish (see NodeMetrics).
   NodeMetrics::WaitPoint wait_point = NodeMetrics::WaitPoint::kAsync;
   // A conditional write: its compares and else branch until assignment,
-  // where `resolve` picks the branch (the event then holds it).
+  // where Assigned() picks the branch (the event then holds it).
   std::optional<Condition> condition;
   // Assigned() for this commit (a binlog callback).
   Binlog::Assigned on_assigned;
@@ -626,7 +627,11 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
   // `c` owns this function and outlives the call (the binlog's done holds
   // `c`); a raw pointer avoids a cycle (and fits std::function's own
   // storage: no allocation).
-  c->on_assigned = [this, p = c.get()](v1::Event& event) { Assigned(p, event); };
+  auto assigned = [this, p = c.get()](v1::Event& event) { Assigned(p, event); };
+  static_assert(sizeof(assigned) <= 2 * sizeof(void*) &&
+                    std::is_trivially_copyable_v<decltype(assigned)>,
+                "kept inside std::function: no allocation per commit");
+  c->on_assigned = assigned;
   binlog_->CommitAsync(&c->event, &c->on_assigned, [this, c](absl::Status s) { Durable(c, s); });
   LeaveCommitGate();
 }

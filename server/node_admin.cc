@@ -43,6 +43,13 @@ const char* ThreadsSuffix(ReplicaThreads which) {
   return which == ReplicaThreads::kIo ? " IO_THREAD" : which == ReplicaThreads::kSql ? " SQL_THREAD" : "";
 }
 
+// Why the state machine stopped applying, and why it no longer flushes.
+std::string StateMachineError(const absl::Status& applier, const absl::Status& flush) {
+  std::string out = applier.ok() ? "" : applier.ToString();
+  if (!flush.ok()) out += (out.empty() ? "" : "; ") + std::string(flush.message());
+  return out;
+}
+
 absl::Status NotAReplica() {
   return absl::FailedPreconditionError(
       "this node is not a replica; use CHANGE MASTER TO MASTER_HOST=..., MASTER_PORT=... first");
@@ -118,8 +125,9 @@ NameValues Node::ShowStatus(std::string_view like) const {
       // Empty while the state machine applies and flushes; else why it
       // stopped (on a primary writes are refused until it applies again) or
       // why it no longer flushes (it stops taking writes; restart).
-      {"State_machine_error", !impl_->applier_->running() ? impl_->applier_->last_error().ToString()
-                              : std::string(impl_->state_->FlushRefusal().message())},
+      {"State_machine_error", StateMachineError(impl_->applier_->running() ? absl::OkStatus()
+                                                                           : impl_->applier_->last_error(),
+                                                  impl_->state_->FlushRefusal())},
       {"Uptime", std::to_string(uptime.count())},
   };
   for (auto& row : impl_->semisync_->Status()) rows.push_back(std::move(row));

@@ -117,16 +117,20 @@ void LogHistograms(const NodeMetrics& m, Exposition* out) {
 NodeHealth Node::Health() const {
   CallScope scope(impl_.get());
   if (!scope.ok()) return {false, false, "the node is shutting down"};
-  std::lock_guard l(impl_->mu_);
-  if (impl_->promoting_) return {false, false, "RESET SLAVE ALL is in progress"};
   // Sticky until a restart (review s32-late F3): the node stays up and
   // serves frozen reads, but neither takes writes nor follows its primary.
-  const char* log = impl_->primary_.empty() ? "binlog" : "relay log";
-  if (auto s = impl_->binlog_->WriteError(); !s.ok()) {
-    return {false, false, std::string(log) + ": " + std::string(s.message())};
+  // Read before mu_, which every call's Enter() takes.
+  const absl::Status log_error = impl_->binlog_->WriteError();
+  const absl::Status flush_refusal = impl_->state_->FlushRefusal();
+  std::lock_guard l(impl_->mu_);
+  if (impl_->promoting_) return {false, false, "RESET SLAVE ALL is in progress"};
+  if (!log_error.ok()) {
+    return {false, false,
+            std::string(impl_->primary_.empty() ? "binlog: " : "relay log: ") +
+                std::string(log_error.message())};
   }
-  if (auto s = impl_->state_->FlushRefusal(); !s.ok()) {
-    return {false, false, "state machine: " + std::string(s.message())};
+  if (!flush_refusal.ok()) {
+    return {false, false, "state machine: " + std::string(flush_refusal.message())};
   }
   if (impl_->primary_.empty()) {
     if (!impl_->applier_->running()) {

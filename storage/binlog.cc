@@ -120,11 +120,11 @@ absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& option
     if (auto s = b->Rotate(next_seq, /*active_synced=*/true, &sticky); !s.ok()) {
       // A full or read-only disk must not keep the node from starting
       // (review s32-late F4): it appends to the format 2 segment, as
-      // before, and the next rotation seals it. Only a rotation whose
-      // outcome on disk is unknown fails the open.
+      // before, and seals it after the next group that succeeds. Only a
+      // rotation whose outcome on disk is unknown fails the open.
       if (sticky) return s;
-      spdlog::warn("binlog: could not seal the format 2 segment at open ({}); appending to it "
-                   "unwhitened until it rotates",
+      spdlog::warn("binlog: could not seal the format 2 segment at open ({}); tried again after "
+                   "the next group",
                    s.ToString());
     }
   }
@@ -456,7 +456,9 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   if (sync) groups_since_sync_ = 0;
   if (status.ok() && sync && policy_sync) UnmarkUnsyncedTail();
 
-  bool rotate = status.ok() && active_size_ >= max_binlog_size_.load();
+  // A format 2 segment left unsealed at open (binlog.cc Open) is sealed
+  // after the next group that succeeds: its payloads are not whitened.
+  bool rotate = status.ok() && (active_size_ >= max_binlog_size_.load() || active_key_ == 0);
   l.lock();
   const bool published = status.ok() && events > 0;
   if (published) {

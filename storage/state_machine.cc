@@ -74,8 +74,12 @@ class StateMachine::FlushListener : public rocksdb::EventListener {
   absl::Status Run() {
     std::lock_guard l(mu_);
     absl::Status s = hook_ ? hook_() : absl::OkStatus();
-    if (!s.ok() && !refused_->exchange(true)) {
-      refusal_ = s;
+    if (!s.ok() && !refused_->load()) {
+      {
+        std::lock_guard r(refusal_mu_);
+        refusal_ = s;
+      }
+      refused_->store(true);
       spdlog::error("state machine: no flush from now on (its log could not be made durable "
                     "first: {}); the node must restart",
                     s.ToString());
@@ -83,15 +87,18 @@ class StateMachine::FlushListener : public rocksdb::EventListener {
     return s;
   }
   void OnFlushBegin(rocksdb::DB*, const rocksdb::FlushJobInfo&) override { Run().IgnoreError(); }
+  // Not behind a running hook (an fdatasync): health and SHOW STATUS ask.
   absl::Status refusal() {
-    std::lock_guard l(mu_);
+    if (!refused_->load()) return absl::OkStatus();
+    std::lock_guard r(refusal_mu_);
     return refusal_;
   }
 
  private:
-  std::mutex mu_;
+  std::mutex mu_;                       // held while the hook runs
   std::function<absl::Status()> hook_;  // GUARDED_BY(mu_)
-  absl::Status refusal_;                // GUARDED_BY(mu_); the hook's first failure
+  std::mutex refusal_mu_;
+  absl::Status refusal_;                // GUARDED_BY(refusal_mu_); the hook's first failure
   const std::shared_ptr<std::atomic<bool>> refused_;
 };
 

@@ -633,7 +633,8 @@ TEST(BinlogTornTailTest, Format2BinlogIsReadAndItsActiveSegmentSealedAtOpen) {
 // Review s32-late F4: sealing a format 2 segment at open needs a new file;
 // a disk that cannot take one (full, read-only; here the power goes at
 // each operation in turn) must not keep the binlog from opening when the
-// outcome is known: it keeps appending to the format 2 segment.
+// outcome is known: it appends to the format 2 segment and seals it after
+// the next group.
 TEST(BinlogTornTailTest, Format2BinlogOpensWhenItsSegmentCannotBeSealed) {
   bool opened_unsealed = false;
   for (int ops = 0; ops < 12; ++ops) {
@@ -648,7 +649,14 @@ TEST(BinlogTornTailTest, Format2BinlogOpensWhenItsSegmentCannotBeSealed) {
     auto b = Binlog::Open(o);
     if (!b.ok()) continue;  // recovery's own writes failed: nothing is known
     EXPECT_EQ(ReadSeqs(**b), Range(1, 3)) << "ops " << ops;
-    if ((*b)->Segments().size() == 1) opened_unsealed = true;
+    if ((*b)->Segments().size() != 1) continue;
+    opened_unsealed = true;
+    // Space again (the power back on): sealed after the next group, not
+    // only once the segment is full (review s33 F2).
+    ASSERT_TRUE((*faults)->ApplyPowerCut({.seed = 1, .tear = TearMode::kNone}).ok());
+    ASSERT_TRUE(testing::CommitKeys(**b, 1));
+    EXPECT_EQ((*b)->Segments().size(), 2u) << "ops " << ops << ": the format 2 segment is still active";
+    EXPECT_EQ(ReadSeqs(**b), Range(1, 4));
   }
   EXPECT_TRUE(opened_unsealed) << "no open survived a failed sealing";
 }
