@@ -592,6 +592,18 @@ absl::Status Binlog::WriteGroup(const std::string& records, bool sync, bool prea
     // may have dropped the dirty pages): only a restart's recovery can tell.
     if (s = SyncActive(); !s.ok()) {
       *sticky = true;
+      // Those pages may be marked clean yet never written: a restart
+      // without a reboot would find this group whole in the page cache and
+      // publish it though no disk holds it (review s31 L4). It was never
+      // visible, so it goes (best effort: if this fails too, recovery
+      // decides, as before).
+      const uint64_t begin = end - records.size();
+      if (auto t = active_.Truncate(begin); t.ok()) {
+        active_size_ = begin;
+        allocated_end_ = begin;
+      } else {
+        spdlog::error("binlog: could not cut off the group whose fdatasync failed: {}", t.ToString());
+      }
       return s;
     }
   }

@@ -562,6 +562,29 @@ TEST_F(PowerCutTest, SyncAfterAFailedSyncFailsToo) {
   EXPECT_FALSE(b->Commit(&e).ok()) << "the binlog must refuse writes after a failed sync";
 }
 
+// Review s31 L4: after a failed fdatasync Linux may mark the group's pages
+// clean without writing them. A restart without a reboot reads the page
+// cache: the group, never answered OK, must not come back whole and be
+// published (shipped, applied) while no disk holds it.
+TEST_F(PowerCutTest, GroupWhoseSyncFailedIsGoneAfterARestartWithoutReboot) {
+  const fs::path dir = TrackedDir("restart");
+  std::unique_ptr<Binlog> b = OpenBinlog(dir);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(testing::CommitKeys(*b, 5));
+  fi_->FailNextSyncs(1);
+  v1::Event e = PutEvent("failed", "x");
+  ASSERT_FALSE(b->Commit(&e).ok());
+  b.reset();  // the process ends; the machine stays up
+  b = OpenBinlog(dir);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->LastVisible().seq, 5u) << "the group whose fdatasync failed was published at restart";
+  b.reset();
+  ASSERT_TRUE(fi_->ApplyPowerCut({.seed = 1, .tear = TearMode::kNone}).ok());
+  b = OpenBinlog(dir);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->LastVisible().seq, 5u);
+}
+
 // Review s31 F6: a directory made for durable files (the data dir,
 // binlog/, db/) must have its name fsynced into its parent, every level
 // made, or a power cut can take it with the acknowledged files inside. The
