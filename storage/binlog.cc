@@ -57,6 +57,8 @@ absl::Status RemoveFileDurably(const fs::path& path) {
 // A group stops taking writers past this many payload bytes, bounding the
 // leader's buffer; the rest form the next group.
 constexpr size_t kMaxGroupBytes = 8u << 20;
+// How often a format 2 segment that could not be sealed is tried again.
+constexpr std::chrono::seconds kSealRetry{5};
 // Zeros written ahead of the active segment's end at a time (see binlog.h).
 constexpr uint64_t kPreallocBytes = 1u << 20;
 
@@ -191,11 +193,21 @@ void Binlog::UnmarkUnsyncedTail() {
   if (!unsynced_marked_ || sync_binlog_.load() != 1) return;
   std::lock_guard m(marker_mu_);
   if (inherited_marker_pending_) return;  // ForgetUnsyncedTail's to remove
-  if (auto s = RemoveFileDurably(dir_ / binlog_format::kUnsyncedMarkerName); !s.ok()) {
-    spdlog::warn("binlog: {} (kept: the next recovery cuts at the first damage)", s.ToString());
+  const fs::path marker = dir_ / binlog_format::kUnsyncedMarkerName;
+  std::error_code ec;
+  fs::remove(marker, ec);
+  if (ec) {
+    spdlog::warn("binlog: cannot remove {}: {} (kept: the next recovery cuts at the first damage)",
+                 marker.string(), ec.message());
     return;
   }
+  // Gone from here on, durably or not: a later unsynced group must write
+  // it again (review s33b F1), not trust an old write.
   unsynced_marked_ = false;
+  if (auto s = SyncDir(dir_); !s.ok()) {
+    spdlog::warn("binlog: {} (the removal of {} may not be durable: harmless)", s.ToString(),
+                 marker.string());
+  }
 }
 
 absl::Status Binlog::ForgetUnsyncedTail() {
@@ -458,7 +470,8 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
 
   // A format 2 segment left unsealed at open (binlog.cc Open) is sealed
   // after the next group that succeeds: its payloads are not whitened.
-  bool rotate = status.ok() && (active_size_ >= max_binlog_size_.load() || active_key_ == 0);
+  const bool seal = active_key_ == 0 && std::chrono::steady_clock::now() >= next_seal_attempt_;
+  bool rotate = status.ok() && (active_size_ >= max_binlog_size_.load() || seal);
   l.lock();
   const bool published = status.ok() && events > 0;
   if (published) {
@@ -491,6 +504,9 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     bool rotate_sticky = false;
     absl::Status r = Rotate(end_seq, sync, &rotate_sticky);
     if (!r.ok()) {
+      // Sealing a format 2 segment is tried again in a while, not after
+      // every group: each try costs a sync (review s33b F2).
+      if (active_key_ == 0) next_seal_attempt_ = std::chrono::steady_clock::now() + kSealRetry;
       spdlog::error("binlog: rotation failed: {}{}", r.ToString(),
                     rotate_sticky ? "; the binlog refuses writes until restart"
                                   : "; the next group tries again");

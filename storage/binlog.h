@@ -222,9 +222,11 @@ class Binlog {
   // or sync_relay_log other than 1) and did not close cleanly (binlog_format.h,
   // binlog.unsynced): events a replica received may be gone from here, so
   // their GTIDs must not be reused. ForgetUnsyncedTail() (syncs what
-  // recovery kept, then removes the marker) once the node has made that
-  // impossible (a new epoch, durably) or need not (a replica); call it
-  // before any append.
+  // recovery kept, then removes the marker — unless this run has published
+  // unsynced groups of its own, whose marker it now is) once the node has
+  // made that impossible (a new epoch, durably) or need not (a replica);
+  // call it before any append. Until then the marker stays, clean close
+  // included.
   bool unsynced_tail_at_open() const { return unsynced_tail_at_open_; }
   [[nodiscard]] absl::Status ForgetUnsyncedTail();
 
@@ -337,6 +339,8 @@ class Binlog {
   uint32_t active_key_ = 0;          // its key: whitens its event payloads
   uint64_t allocated_end_ = 0;       // the active segment's file size (>= active_size_)
   uint32_t groups_since_sync_ = 0;
+  // When a format 2 active segment is next tried to be sealed (Open).
+  std::chrono::steady_clock::time_point next_seal_attempt_;
   std::atomic<bool> unsynced_marked_{false};  // binlog.unsynced written by this run
   // The last run's binlog.unsynced, until ForgetUnsyncedTail().
   std::atomic<bool> inherited_marker_pending_;

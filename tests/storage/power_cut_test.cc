@@ -585,6 +585,40 @@ TEST_F(PowerCutTest, GroupWhoseSyncFailedIsGoneAfterARestartWithoutReboot) {
   EXPECT_EQ(b->LastVisible().seq, 5u);
 }
 
+// Review s33b F1: binlog.unsynced is removed after a synced group; if its
+// unlink worked but the directory fsync failed, the binlog must not believe
+// the marker is still there: the next unsynced group writes it again. The
+// power goes at each operation in turn; cases where the synced group itself
+// failed prove nothing and are skipped.
+TEST_F(PowerCutTest, UnsyncedMarkerIsWrittenAgainAfterARemovalWhoseDirectorySyncFailed) {
+  bool tested = false;
+  for (int ops = 0; ops < 12; ++ops) {
+    const fs::path dir = TrackedDir("unmark" + std::to_string(ops));
+    const fs::path marker = dir / binlog_format::kUnsyncedMarkerName;
+    std::unique_ptr<Binlog> b = OpenBinlog(dir, 1ull << 30, /*sync_binlog=*/0);
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b, 2));
+    ASSERT_TRUE(fs::exists(marker));
+    b->set_sync_binlog(1);
+    fi_->CutPowerAfterOps(ops);
+    v1::Event synced = PutEvent("synced", "s");
+    const bool committed = b->Commit(&synced).ok();
+    const bool cut = fi_->power_is_cut();
+    fi_->CutPowerAfterOps(-1);
+    if (cut) {
+      // Power back on with the unlink kept; the binlog stays open (its
+      // segment is no longer tracked), as after a failed directory fsync.
+      ASSERT_TRUE(fi_->ApplyPowerCut({.seed = 1, .tear = TearMode::kNone, .keep_unsynced_names = 1.0}).ok());
+      if (!committed || fs::exists(marker)) continue;  // the group failed, or the unlink never ran
+      tested = true;
+    }
+    b->set_sync_binlog(0);
+    ASSERT_TRUE(testing::CommitKeys(*b, 1));
+    EXPECT_TRUE(fs::exists(marker)) << "ops " << ops << ": an unsynced group went out without the marker";
+  }
+  EXPECT_TRUE(tested);
+}
+
 // Review s31 F6: a directory made for durable files (the data dir,
 // binlog/, db/) must have its name fsynced into its parent, every level
 // made, or a power cut can take it with the acknowledged files inside. The
