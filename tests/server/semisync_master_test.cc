@@ -58,6 +58,20 @@ class SemiSyncMasterTest : public ::testing::Test {
   SemiSyncMaster::Result Wait(uint64_t seq) {
     return master_.WaitForAck(seq, Registered(seq), Clock::now() + std::chrono::seconds(60));
   }
+  // The registered commit of seq 4 waits; replica 1 ACKs it 50 ms later:
+  // it is answered ACKed, counted once, and nothing is left waiting.
+  void ExpectSeq4WaitsFromItsRegistrationUntilItsAck() {
+    std::thread acker([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      master_.Ack(1, 4, -1);
+    });
+    auto r = Wait(4);
+    acker.join();
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(*r, Outcome::kAcked);
+    EXPECT_EQ(Counter(master_, "wait_sessions"), "0") << "a stale wait was left behind";
+    EXPECT_EQ(Counter(master_, "tx_waits"), "1") << "one wait, from its registration";
+  }
   // The commit of `seq` is assigned (its registration kept for Wait()).
   void Register(uint64_t seq) { registrations_[seq] = master_.Register(seq); }
   SemiSyncMaster::Registration Registered(uint64_t seq) const {
@@ -201,16 +215,7 @@ TEST_F(SemiSyncMasterTest, LateUnregisterOfAFailedCommitLeavesTheSeqsNewCommitAl
   Register(4);  // commit B, in the next group, gets seq 4 again
   master_.Unregister(4, a);  // A's callback, late
   EXPECT_EQ(Counter(master_, "wait_sessions"), "1");
-  std::thread acker([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    master_.Ack(1, 4, -1);
-  });
-  auto r = Wait(4);
-  acker.join();
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(*r, Outcome::kAcked);
-  EXPECT_EQ(Counter(master_, "wait_sessions"), "0") << "a stale wait was left behind";
-  EXPECT_EQ(Counter(master_, "tx_waits"), "1") << "B waited from its registration";
+  ExpectSeq4WaitsFromItsRegistrationUntilItsAck();
 }
 
 // Review s32-late F2: a commit whose registration was refused (semi-sync
@@ -232,16 +237,7 @@ TEST_F(SemiSyncMasterTest, FailedCommitsOfAReusedSeqRemoveOnlyTheirOwnRegistrati
   master_.Unregister(4, b);
   master_.Unregister(4, a);
   EXPECT_EQ(Counter(master_, "wait_sessions"), "1") << "C's registration was taken";
-  std::thread acker([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    master_.Ack(1, 4, -1);
-  });
-  auto r = Wait(4);
-  acker.join();
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(*r, Outcome::kAcked);
-  EXPECT_EQ(Counter(master_, "wait_sessions"), "0");
-  EXPECT_EQ(Counter(master_, "tx_waits"), "1") << "C waited from its registration";
+  ExpectSeq4WaitsFromItsRegistrationUntilItsAck();
 }
 
 // Automatic failover: only members' ACKs count (set_ackers). An ACK from
