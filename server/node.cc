@@ -306,7 +306,20 @@ absl::Status Node::Impl::Open(Node* node) {
                                    std::to_string(promise_->value()) + ")",
                  applied.seq + 1, last.seq);
   }
-  if (primary.empty() && !revoked_at_open) {
+  // Under AFTER_SYNC semi-sync a write is visible only once a replica holds
+  // it (invariant 2), and after a crash nothing says which of the tail past
+  // what the state machine had applied any replica holds: it is held back
+  // as if its commits still waited — applied once replicas ACK it or
+  // semi-sync times out and goes async (review s31 F4; MySQL serves it at
+  // once).
+  hold_tail_at_open_ = primary.empty() && !revoked_at_open && last.seq > applied.seq &&
+                       vars_.GetBool("rpl_semi_sync_master_enabled") &&
+                       vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
+  if (hold_tail_at_open_) {
+    spdlog::warn("recovery: binlog tail {}..{} is applied once a replica ACKs it or semi-sync "
+                 "times out (after a crash nothing says a replica holds it)",
+                 applied.seq + 1, last.seq);
+  } else if (primary.empty() && !revoked_at_open) {
     applier_->Release(last.seq);
     if (auto s = applier_->WaitApplied(last.seq, Clock::time_point::max()); !s.ok()) return s;
     if (last.seq > applied.seq) {
@@ -351,6 +364,17 @@ absl::Status Node::Impl::Open(Node* node) {
                  "new writes start epoch {} at {} so that no GTID is reused",
                  start->epoch, start->ToString());
     if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
+  }
+  if (hold_tail_at_open_) {
+    hold_tail_at_open_ = false;
+    // The new epoch's marker too, if one was opened above.
+    const uint64_t end = binlog_->LastVisible().seq;
+    semisync_->WaitAsync(end, SemiSyncMaster::kNotRegistered, Clock::time_point::max(), nullptr,
+                         [this, end](SemiSyncMaster::Result r) {
+                           if (!r.ok()) return;  // revoked or closing: stays held
+                           AdvanceReplicaVisible(end);
+                           applier_->ReleaseAndApply(end);
+                         });
   }
 
   UpdatePrimaryFence();
@@ -758,6 +782,7 @@ absl::StatusOr<Gtid> Node::Impl::StartEpoch(uint64_t min_epoch) {
   const Gtid start{std::max(newest + 1, min_epoch), end.seq + 1};
   GtidToProto(start, marker.mutable_gtid());
   if (auto s = binlog_->AppendReplicated({&marker, 1}, /*sync=*/true); !s.ok()) return s;
+  if (hold_tail_at_open_) return start;  // applied with the held tail (Open)
   applier_->Release(start.seq);
   if (auto s = applier_->WaitApplied(start.seq, Clock::time_point::max()); !s.ok()) return s;
   return start;

@@ -86,6 +86,10 @@ class Node::Impl {
   // (fsynced) and waits until it is applied; returns its GTID. The epoch
   // is the binlog's plus one, or `min_epoch` if that is higher.
   absl::StatusOr<Gtid> StartEpoch(uint64_t min_epoch = 0);
+  // During Open only: a restarted primary's replayed tail waits for the
+  // semi-sync ACKs its commits waited for (StartEpoch leaves its marker to
+  // be applied with it).
+  bool hold_tail_at_open_ = false;
   // StartEpoch() for this node's own new epoch (promotion, or a restart
   // that must not reuse GTIDs), under the promise's lock: at least the
   // promised epoch — above it if that epoch is promised to another node,

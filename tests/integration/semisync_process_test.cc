@@ -221,5 +221,34 @@ TEST(SemiSyncProcessTest, AbandonedCommitIsNotCountedAndStillReplicates) {
   abandon("impatient", /*cancel=*/false);
 }
 
+// Invariant 2 across a crash (review s31 F4): a write waiting for its ACK
+// is in the primary's binlog but visible nowhere. SIGKILLed there and
+// restarted with no replica, the primary must not serve it from its replayed
+// tail at once: only once a replica ACKs it, or semi-sync times out and
+// goes async (counted), as for any write. (MySQL serves it at once.)
+TEST(SemiSyncProcessTest, RestartedPrimaryHoldsItsUnacknowledgedTailBack) {
+  TempDir dir;
+  auto primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
+                                                    "--rpl_semi_sync_master_timeout=600000"});
+  ASSERT_NE(primary, nullptr);
+  const uint64_t end = primary->BinlogGtid().seq;
+  std::thread put([&] { primary->Put("unacked", "v").IgnoreError(); });  // waits for an ACK
+  ASSERT_TRUE(WaitFor([&] { return primary->BinlogGtid().seq > end; }));
+  primary->Kill();
+  put.join();
+  primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
+                                               "--rpl_semi_sync_master_timeout=3000"});
+  ASSERT_NE(primary, nullptr);
+  auto got = primary->Get("unacked");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, std::nullopt) << "a write no replica ACKed was served after a restart";
+  // No replica comes: the timeout makes it async, and then it is readable.
+  ASSERT_TRUE(WaitFor([&] {
+    auto v = primary->Get("unacked");
+    return v.ok() && *v == std::optional<std::string>("v");
+  }));
+  EXPECT_EQ(primary->Status()["Rpl_semi_sync_master_status"], "OFF");
+}
+
 }  // namespace
 }  // namespace relaykv::testing
