@@ -369,9 +369,12 @@ absl::Status Node::Impl::Open(Node* node) {
     hold_tail_at_open_ = false;
     // The new epoch's marker too, if one was opened above.
     const uint64_t end = binlog_->LastVisible().seq;
+    held_tail_end_.store(end);
     semisync_->WaitAsync(end, SemiSyncMaster::kNotRegistered, Clock::time_point::max(), nullptr,
                          [this, end](SemiSyncMaster::Result r) {
-                           if (!r.ok()) return;  // revoked or closing: stays held
+                           // Revoked, closing, or no longer the primary (CHANGE
+                           // MASTER): stays held, as the ACK path would leave it.
+                           if (!r.ok() || !acting_primary_.load() || revoked_.load()) return;
                            AdvanceReplicaVisible(end);
                            applier_->ReleaseAndApply(end);
                          });

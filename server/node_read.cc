@@ -68,7 +68,14 @@ absl::StatusOr<Gtid> Node::Impl::ReadIndex(const GetOptions& options,
             (held_.load() ? ", role not known" : "") +
             "; or its leader lease ran out): a newer primary may have taken writes");
       }
-      return state_->Applied();
+      const Gtid applied = state_->Applied();
+      if (const uint64_t held = held_tail_end_.load(); applied.seq < held) {
+        return absl::UnavailableError(
+            "primary-fresh read: this primary restarted and applies its binlog up to seq " +
+            std::to_string(held) + " once a replica ACKs it or semi-sync times out; it is at " +
+            applied.ToString() + " (writes answered OK may be past it): retry");
+      }
+      return applied;
     }
     if (!io_) {
       return absl::UnavailableError("primary-fresh read: this replica has no primary configured");

@@ -123,6 +123,7 @@ TEST(CrashTest, PurgeUnderWritesNeverDropsWhatTheStateMachineHasNotFlushed) {
 
     s = Relaykvd::Start(data, flags, port);
     ASSERT_NE(s, nullptr) << "cycle " << cycle << ": relaykvd cannot reopen after SIGKILL mid-purge";
+    ASSERT_TRUE(WaitForReplayedTail(*s)) << "cycle " << cycle << ": the replica never ACKed the tail";
     const Gtid applied = ExpectAllReadable(*s, acked, "after SIGKILL mid-purge (cycle " + std::to_string(cycle) + ")");
     EXPECT_GE(applied.seq, acked.max_seq);
   }

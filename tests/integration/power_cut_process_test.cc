@@ -420,6 +420,8 @@ TEST(PowerCutProcessTest, AcknowledgedWritesSurvivePowerCutsOfPrimaryAndReplica)
       }
       if (::testing::Test::HasFatalFailure()) return;
     }
+    // The primary's replayed tail is readable once the replica ACKs it.
+    ASSERT_TRUE(WaitForReplayedTail(*p.proc)) << "the primary never applied its binlog";
     acked_before_cycle.push_back(acked_in_order.size());
     for (const auto& kv : cycle_acked.values) {
       acked.values.insert(kv);

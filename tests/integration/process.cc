@@ -167,6 +167,13 @@ bool SameChecksum(Relaykvd& a, Relaykvd& b) {
   return x.ok() && y.ok() && *x == *y;
 }
 
+bool WaitForReplayedTail(Relaykvd& primary) {
+  return WaitFor([&] {
+    auto status = primary.Status();
+    return !status["Applied_gtid"].empty() && status["Applied_gtid"] == status["Binlog_gtid"];
+  });
+}
+
 std::unique_ptr<Relaykvd> StartReplica(const fs::path& dir, Relaykvd& primary, ReplicaOptions options) {
   std::vector<std::string> flags = {"--server-id=" + std::to_string(options.server_id),
                                     "--replicate-from=" + primary.address()};

@@ -100,6 +100,11 @@ class Relaykvd {
 // Caught up with each other: the same checksum (GTID, hash and key count).
 bool SameChecksum(Relaykvd& a, Relaykvd& b);
 
+// A primary restarted after a crash under AFTER_SYNC semi-sync applies the
+// binlog tail it replayed only once a replica ACKs it (or semi-sync times
+// out): true once it has applied its whole binlog (no writes meanwhile).
+bool WaitForReplayedTail(Relaykvd& primary);
+
 // A replica (`--server-id`, `flags` added) of `primary` with its data in
 // `dir`. A semi-sync one (rpl_semi_sync_slave_enabled) is waited for until
 // the primary counts `clients` semi-sync replicas. nullptr (and a test
