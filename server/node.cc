@@ -370,12 +370,18 @@ absl::Status Node::Impl::Open(Node* node) {
     // The new epoch's marker too, if one was opened above.
     const uint64_t end = binlog_->LastVisible().seq;
     held_tail_end_.store(end);
-    semisync_->WaitAsync(end, SemiSyncMaster::kNotRegistered, Clock::time_point::max(), nullptr,
+    // Ended (CANCELLED: not counted, no switch OFF) once the node is no
+    // longer the acting primary (CHANGE MASTER): its new primary's visible
+    // position governs the tail from then on (review s33c F3).
+    auto not_primary = [this] { return !acting_primary_.load(); };
+    semisync_->WaitAsync(end, SemiSyncMaster::kNotRegistered, Clock::time_point::max(), not_primary,
                          [this, end](SemiSyncMaster::Result r) {
-                           // Revoked, closing, or no longer the primary (CHANGE
-                           // MASTER): stays held, as the ACK path would leave it.
+                           // Revoked, closing, or no longer the primary: stays
+                           // held, as the ACK path would leave it.
                            if (!r.ok() || !acting_primary_.load() || revoked_.load()) return;
                            AdvanceReplicaVisible(end);
+                           // Applied before whatever resolved the wait returns
+                           // (an ACK, SET GLOBAL ... OFF), as a commit's is.
                            applier_->ReleaseAndApply(end);
                          });
   }
@@ -646,7 +652,8 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
     if (!pending_keys_->CaughtUp(binlog_->LastVisible().seq)) {
       LeaveCommitGate();
       return c->Finish(absl::UnavailableError(
-          "the primary is still applying its binlog, so a compare cannot be checked yet; "
+          "the primary is still applying its binlog (after a crash restart: once a replica ACKs "
+          "the replayed tail or semi-sync times out), so a compare cannot be checked yet; "
           "nothing was written; retry"));
     }
     c->condition = std::move(condition);

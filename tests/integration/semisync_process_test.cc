@@ -259,5 +259,33 @@ TEST(SemiSyncProcessTest, RestartedPrimaryHoldsItsUnacknowledgedTailBack) {
   EXPECT_EQ(read->value, std::optional<std::string>("v"));
 }
 
+// Review s33c F3: a restarted primary told to follow another (CHANGE
+// MASTER) while its replayed tail is held stops waiting for it: the held
+// wait neither applies that tail on what is now a replica (its new primary
+// decides what it shows) nor times out into a semi-sync switch OFF there.
+TEST(SemiSyncProcessTest, HeldTailIsLeftToTheNewPrimaryAfterChangeMaster) {
+  TempDir dir;
+  auto other = Relaykvd::Start(dir.path() / "other", {"--server-id=2"});
+  ASSERT_NE(other, nullptr);
+  auto primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
+                                                    "--rpl_semi_sync_master_timeout=600000"});
+  ASSERT_NE(primary, nullptr);
+  std::thread put([&] { primary->Put("unacked", "v").IgnoreError(); });
+  ASSERT_TRUE(WaitFor([&] { return primary->BinlogGtid().seq > 0; }));
+  primary->Kill();
+  put.join();
+  primary = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
+                                               "--rpl_semi_sync_master_timeout=1500"});
+  ASSERT_NE(primary, nullptr);
+  ASSERT_TRUE(primary->client().ChangeMaster("127.0.0.1", static_cast<uint32_t>(other->port())).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // past the semi-sync timeout
+  auto status = primary->Status("Rpl_semi_sync_master%");
+  EXPECT_EQ(status["Rpl_semi_sync_master_no_times"], "0") << "the held wait switched semi-sync OFF";
+  EXPECT_EQ(status["Rpl_semi_sync_master_no_tx"], "0");
+  auto got = primary->Get("unacked");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, std::nullopt) << "the tail its new primary never had was applied";
+}
+
 }  // namespace
 }  // namespace relaykv::testing
