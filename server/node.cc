@@ -120,6 +120,9 @@ void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
   io_ = std::make_unique<ReplicaIo>(binlog_.get(), applier_.get(), std::move(c));
   primary_ = address;
   acting_primary_.store(false);
+  // Ended before anything else can resolve it (an ACK, a timeout: review
+  // s33d D1, D2); its callback only returns.
+  if (held_tail_hold_ != 0) semisync_->EndHold(std::exchange(held_tail_hold_, 0));
   metrics_.set_replica_role(true);
 }
 
@@ -370,20 +373,19 @@ absl::Status Node::Impl::Open(Node* node) {
     // The new epoch's marker too, if one was opened above.
     const uint64_t end = binlog_->LastVisible().seq;
     held_tail_end_.store(end);
-    // Ended (CANCELLED: not counted, no switch OFF) once the node is no
-    // longer the acting primary (CHANGE MASTER): its new primary's visible
-    // position governs the tail from then on (review s33c F3).
-    auto not_primary = [this] { return !acting_primary_.load(); };
-    semisync_->WaitAsync(end, SemiSyncMaster::kNotRegistered, Clock::time_point::max(), not_primary,
-                         [this, end](SemiSyncMaster::Result r) {
-                           // Revoked, closing, or no longer the primary: stays
-                           // held, as the ACK path would leave it.
-                           if (!r.ok() || !acting_primary_.load() || revoked_.load()) return;
-                           AdvanceReplicaVisible(end);
-                           // Applied before whatever resolved the wait returns
-                           // (an ACK, SET GLOBAL ... OFF), as a commit's is.
-                           applier_->ReleaseAndApply(end);
-                         });
+    // CHANGE MASTER ends the hold (MakeReplicaIo): the new primary's
+    // visible position governs the tail from then on (review s33c F3).
+    SemiSyncMaster::Hold hold = semisync_->HoldTail(end, [this, end](SemiSyncMaster::Result r) {
+      // Revoked, closing, or no longer the primary: stays held, as the ACK
+      // path would leave it.
+      if (!r.ok() || !acting_primary_.load() || revoked_.load()) return;
+      AdvanceReplicaVisible(end);
+      // Applied before whatever resolved the wait returns (an ACK, SET
+      // GLOBAL ... OFF), as a commit's is.
+      applier_->ReleaseAndApply(end);
+    });
+    std::lock_guard l(mu_);
+    held_tail_hold_ = hold;
   }
 
   UpdatePrimaryFence();

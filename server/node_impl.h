@@ -93,6 +93,8 @@ class Node::Impl {
   // The end of that held tail (0: none): until it is applied this primary
   // cannot answer a primary-fresh read (what it answered OK may be in it).
   std::atomic<uint64_t> held_tail_end_{0};
+  // Its semi-sync hold (0: none), ended by CHANGE MASTER (MakeReplicaIo).
+  SemiSyncMaster::Hold held_tail_hold_ GUARDED_BY(mu_) = 0;
   // StartEpoch() for this node's own new epoch (promotion, or a restart
   // that must not reuse GTIDs), under the promise's lock: at least the
   // promised epoch — above it if that epoch is promised to another node,

@@ -200,19 +200,26 @@ std::optional<Clock::time_point> SemiSyncMaster::TakeRegistration(
 }
 
 SemiSyncMaster::Result SemiSyncMaster::Resolve(const Pending& p) {
+  const bool counted = p.hold == 0;
   if (quorum_seq_ >= p.seq) {
-    ++counters_.tx_waits;
-    counters_.tx_wait_time += static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - p.start).count());
-    ++counters_.yes_tx;
+    if (counted) {
+      ++counters_.tx_waits;
+      counters_.tx_wait_time += static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - p.start).count());
+      ++counters_.yes_tx;
+    }
     return Outcome::kAcked;
   }
   if (closed_) return absl::UnavailableError("server shut down while the commit waited for replicas");
   if (!revoked_.empty()) return RevokedError(p.seq, revoked_);
   // Switched OFF (timeout, no replicas) or disabled while it waited.
-  ++counters_.no_tx;
+  if (counted) ++counters_.no_tx;
   ReleasedAsync(p.seq);
   return Outcome::kAsync;
+}
+
+void SemiSyncMaster::Forget(const Pending& p) {
+  if (p.hold == 0) waiting_.erase(waiting_.find(p.seq));
 }
 
 bool SemiSyncMaster::CompleteRefusedOff() {
@@ -224,7 +231,7 @@ void SemiSyncMaster::ResolveUpTo(uint64_t seq) {
   auto end = pending_.upper_bound(seq);
   for (auto it = pending_.begin(); it != end; ++it) {
     ready_.emplace_back(std::move(it->second.done), Resolve(it->second));
-    waiting_.erase(waiting_.find(it->first));
+    Forget(it->second);
   }
   pending_.erase(pending_.begin(), end);
 }
@@ -241,6 +248,35 @@ void SemiSyncMaster::RunReady(std::unique_lock<std::mutex>& l) {
 void SemiSyncMaster::WaitAsync(uint64_t seq, Registration registration,
                                Clock::time_point deadline, std::function<bool()> cancelled,
                                Done done) {
+  Wait(seq, registration, deadline, std::move(cancelled), std::move(done), 0);
+}
+
+SemiSyncMaster::Hold SemiSyncMaster::HoldTail(uint64_t seq, Done done) {
+  Hold hold;
+  {
+    std::lock_guard l(mu_);
+    hold = ++last_hold_;
+  }
+  Wait(seq, kNotRegistered, Clock::time_point::max(), nullptr, std::move(done), hold);
+  return hold;
+}
+
+void SemiSyncMaster::EndHold(Hold hold) {
+  std::unique_lock l(mu_);
+  auto it = std::find_if(pending_.begin(), pending_.end(),
+                         [&](const auto& e) { return e.second.hold == hold; });
+  if (it == pending_.end()) return;
+  ready_.emplace_back(std::move(it->second.done),
+                      absl::CancelledError("the held binlog tail up to seq " +
+                                           std::to_string(it->first) +
+                                           " is left to the new primary"));
+  pending_.erase(it);
+  RunReady(l);
+}
+
+void SemiSyncMaster::Wait(uint64_t seq, Registration registration, Clock::time_point deadline,
+                          std::function<bool()> cancelled, Done done, Hold hold) {
+  const bool counted = hold == 0;
   std::unique_lock l(mu_);
   // Registered at seq assignment: the wait began then (see Register()).
   const std::optional<Clock::time_point> registered = TakeRegistration(seq, registration);
@@ -278,7 +314,7 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Registration registration,
     if (!revoked_.empty()) return now(RevokedError(seq, revoked_));
   }
   if (!status_on_) {
-    ++counters_.no_tx;
+    if (counted) ++counters_.no_tx;
     ReleasedAsync(seq);
     return now(Outcome::kAsync);
   }
@@ -288,15 +324,19 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Registration registration,
       counters_.tx_wait_time += static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - *registered).count());
     }  // else: the ACK was there before it ever waited — counted, not as a wait
-    ++counters_.yes_tx;
+    if (counted) ++counters_.yes_tx;
     return now(Outcome::kAcked);
   }
-  if (!registered && !waiting_.empty() && seq < *waiting_.begin()) ++counters_.wait_pos_backtraverse;
-  waiting_.insert(seq);
+  if (counted) {
+    if (!registered && !waiting_.empty() && seq < *waiting_.begin()) {
+      ++counters_.wait_pos_backtraverse;
+    }
+    waiting_.insert(seq);
+  }
   const Clock::time_point now_t = Clock::now();
   const Clock::time_point start = registered.value_or(now_t);
-  Pending p{seq, start, now_t + std::chrono::milliseconds(settings_.timeout_ms), deadline,
-            std::move(cancelled), std::move(done)};
+  Pending p{seq,      start, now_t + std::chrono::milliseconds(settings_.timeout_ms),
+            deadline, std::move(cancelled), std::move(done), hold};
   Clock::time_point check = std::min(p.timeout_at, p.deadline);
   if (p.cancelled) check = std::min(check, Clock::now() + kPollPeriod);
   pending_.emplace(seq, std::move(p));
@@ -385,7 +425,7 @@ void SemiSyncMaster::TimerLoop() {
         continue;
       }
       ready_.emplace_back(std::move(p.done), *end);
-      waiting_.erase(waiting_.find(p.seq));
+      Forget(p);
       it = pending_.erase(it);
     }
     RunReady(l);

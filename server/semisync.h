@@ -89,6 +89,20 @@ class SemiSyncMaster {
   [[nodiscard]] Registration Register(uint64_t seq) EXCLUDES(mu_);
   void Unregister(uint64_t seq, Registration registration) EXCLUDES(mu_);
 
+  // A restarted primary's replayed binlog tail up to `seq` (Node::Open):
+  // some of it may never have reached a replica, so it is held like a
+  // commit's wait for `seq` — `done` gets kAcked once a quorum holds it,
+  // kAsync if semi-sync is or goes OFF (its timeout switches OFF as a
+  // commit's does), UNAVAILABLE on Close() or revocation. But it is no
+  // client's transaction: no *_tx or tx_wait* counter moves and
+  // wait_sessions does not count it (review s33c F7). EndHold() ends it at
+  // once with CANCELLED, before anything else can resolve it: the node
+  // follows another primary now, which decides what of that tail it shows
+  // (review s33d D1, D2). Ending a hold already resolved does nothing.
+  using Hold = uint64_t;
+  [[nodiscard]] Hold HoldTail(uint64_t seq, Done done) EXCLUDES(mu_);
+  void EndHold(Hold hold) EXCLUDES(mu_);
+
   // Replication streams. ACKs count per replica (server_id), not per
   // stream: a replica's new stream replaces its old one (the caller ends
   // that one), whose later ACKs and disconnect are then ignored.
@@ -164,9 +178,14 @@ class SemiSyncMaster {
     std::chrono::steady_clock::time_point deadline;    // the caller's
     std::function<bool()> cancelled;
     Done done;
+    Hold hold = 0;  // a held tail (HoldTail), or 0: a commit's wait
   };
   using Ready = std::vector<std::pair<Done, Result>>;
 
+  // WaitAsync, or a held tail (`hold` != 0: not a transaction, nothing
+  // counted for it).
+  void Wait(uint64_t seq, Registration registration, std::chrono::steady_clock::time_point deadline,
+            std::function<bool()> cancelled, Done done, Hold hold) EXCLUDES(mu_);
   // Removes `seq`'s registration if it is `registration` (not a later
   // commit's) and returns when it began.
   std::optional<std::chrono::steady_clock::time_point> TakeRegistration(
@@ -197,6 +216,8 @@ class SemiSyncMaster {
   Result Resolve(const Pending& p) REQUIRES(mu_);
   // Resolves the pending waits up to `seq` (all by default) into ready_.
   void ResolveUpTo(uint64_t seq = UINT64_MAX) REQUIRES(mu_);
+  // Drops a resolved `p` (out of pending_ by the caller) from waiting_.
+  void Forget(const Pending& p) REQUIRES(mu_);
   // Runs the resolved callbacks, after dropping the lock.
   void RunReady(std::unique_lock<std::mutex>& l) REQUIRES(mu_);
   // The timer thread: timeouts, deadlines, callers gone.
@@ -235,6 +256,7 @@ class SemiSyncMaster {
   // seq takes the place of a failed one's).
   std::map<uint64_t, Registered> registered_ GUARDED_BY(mu_);
   Registration last_registration_ GUARDED_BY(mu_) = kNotRegistered;
+  Hold last_hold_ GUARDED_BY(mu_) = 0;
 
   // The timer sleeps until timer_at_; a wait that needs it earlier wakes it.
   std::condition_variable timer_cv_;

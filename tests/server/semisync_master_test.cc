@@ -86,6 +86,77 @@ class SemiSyncMasterTest : public ::testing::Test {
   std::map<uint64_t, SemiSyncMaster::Registration> registrations_;
 };
 
+// A restarted primary's held tail (review s33c F7): released by an ACK or a
+// timeout as a commit would be, but no client's transaction — no *_tx or
+// tx_wait* counter moves and wait_sessions does not count it.
+TEST_F(SemiSyncMasterTest, HeldTailIsReleasedLikeACommitButNotCountedAsOne) {
+  Configure(/*count=*/1, /*timeout_ms=*/600000);
+  end_ = 7;
+  std::optional<SemiSyncMaster::Result> acked;
+  (void)master_.HoldTail(7, [&](SemiSyncMaster::Result r) { acked = r; });
+  EXPECT_EQ(Counter(master_, "wait_sessions"), "0");
+  master_.ReplicaConnected(1, 2, true, 0);
+  master_.Ack(1, 6, -1);
+  EXPECT_FALSE(acked.has_value()) << "released below its end";
+  master_.Ack(1, 7, -1);
+  ASSERT_TRUE(acked.has_value());
+  ASSERT_TRUE(acked->ok()) << acked->status();
+  EXPECT_EQ(**acked, Outcome::kAcked);
+  EXPECT_EQ(released_.load(), 7u);
+  for (const char* c : {"yes_tx", "no_tx", "tx_waits", "tx_wait_time", "wait_sessions"}) {
+    EXPECT_EQ(Counter(master_, c), "0") << c;
+  }
+
+  // No replica holds the next one: its timeout switches OFF, as a commit's.
+  master_.ReplicaDisconnected(1);
+  Configure(/*count=*/1, /*timeout_ms=*/100);
+  end_ = 9;
+  std::binary_semaphore done{0};
+  std::optional<SemiSyncMaster::Result> timed_out;
+  (void)master_.HoldTail(9, [&](SemiSyncMaster::Result r) {
+    timed_out = r;
+    done.release();
+  });
+  ASSERT_TRUE(done.try_acquire_for(std::chrono::seconds(30)));
+  ASSERT_TRUE(timed_out->ok()) << timed_out->status();
+  EXPECT_EQ(**timed_out, Outcome::kAsync);
+  EXPECT_EQ(Counter(master_, "status"), "OFF");
+  EXPECT_EQ(Counter(master_, "no_times"), "1");
+  EXPECT_EQ(Counter(master_, "no_tx"), "0");
+
+  // Held while semi-sync is OFF: out at once, still not a transaction.
+  std::optional<SemiSyncMaster::Result> off;
+  (void)master_.HoldTail(9, [&](SemiSyncMaster::Result r) { off = r; });
+  ASSERT_TRUE(off.has_value());
+  EXPECT_EQ(**off, Outcome::kAsync);
+  EXPECT_EQ(Counter(master_, "no_tx"), "0");
+}
+
+// Review s33d D1, D2: CHANGE MASTER ends the hold at once (CANCELLED); an
+// ACK, a timeout or an OFF after that resolves nothing and switches nothing.
+TEST_F(SemiSyncMasterTest, EndedHoldIsCancelledBeforeAnythingElseResolvesIt) {
+  Configure(/*count=*/1, /*timeout_ms=*/150);
+  end_ = 5;
+  int calls = 0;
+  std::optional<SemiSyncMaster::Result> result;
+  const SemiSyncMaster::Hold hold = master_.HoldTail(5, [&](SemiSyncMaster::Result r) {
+    ++calls;
+    result = r;
+  });
+  master_.EndHold(hold);
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->status().code(), absl::StatusCode::kCancelled) << result->status();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // past its timeout
+  master_.ReplicaConnected(1, 2, true, 0);
+  master_.Ack(1, 5, -1);
+  ConfigureOff(150);
+  master_.EndHold(hold);  // already over: nothing
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(Counter(master_, "no_times"), "1") << "only SET GLOBAL ... OFF switched it OFF";
+  EXPECT_EQ(Counter(master_, "yes_tx"), "0");
+  EXPECT_EQ(Counter(master_, "no_tx"), "0");
+}
+
 // Issue 14.7: two streams of one replica (a reconnect while the old stream
 // lingers, a half-open connection) are one replica, not two.
 TEST_F(SemiSyncMasterTest, TwoStreamsOfOneServerIdCountOnce) {
