@@ -118,11 +118,14 @@ void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
   c.promise = promise_.get();
   c.acked_unsynced = acked_unsynced_.get();
   io_ = std::make_unique<ReplicaIo>(binlog_.get(), applier_.get(), std::move(c));
+  // A held tail is ended before the role changes, so that no ACK or
+  // timeout resolves it in between (review s33d D1, D2; s34 F1); its
+  // callback only returns. (One already being resolved, its callback past
+  // the role check, is still applied: decided while this node was primary,
+  // as an ACK's release of commits is.)
+  if (held_tail_hold_ != 0) semisync_->EndHold(std::exchange(held_tail_hold_, 0));
   primary_ = address;
   acting_primary_.store(false);
-  // Ended before anything else can resolve it (an ACK, a timeout: review
-  // s33d D1, D2); its callback only returns.
-  if (held_tail_hold_ != 0) semisync_->EndHold(std::exchange(held_tail_hold_, 0));
   metrics_.set_replica_role(true);
 }
 

@@ -266,12 +266,14 @@ void SemiSyncMaster::EndHold(Hold hold) {
   auto it = std::find_if(pending_.begin(), pending_.end(),
                          [&](const auto& e) { return e.second.hold == hold; });
   if (it == pending_.end()) return;
-  ready_.emplace_back(std::move(it->second.done),
-                      absl::CancelledError("the held binlog tail up to seq " +
-                                           std::to_string(it->first) +
-                                           " is left to the new primary"));
+  Done done = std::move(it->second.done);
+  const uint64_t seq = it->first;
   pending_.erase(it);
-  RunReady(l);
+  l.unlock();
+  // Only its own callback: the caller may hold locks a commit's would take
+  // (review s34 F3).
+  done(absl::CancelledError("the held binlog tail up to seq " + std::to_string(seq) +
+                            " is left to the new primary"));
 }
 
 void SemiSyncMaster::Wait(uint64_t seq, Registration registration, Clock::time_point deadline,
