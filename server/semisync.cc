@@ -19,6 +19,9 @@ namespace {
 constexpr auto kPollPeriod = std::chrono::milliseconds(20);
 constexpr auto kIdleAfter = std::chrono::seconds(1);
 
+// Callbacks (and on_acked_) this thread is running outside the lock.
+thread_local int tl_outside_depth = 0;
+
 absl::Status RevokedError(uint64_t seq, const std::string& why) {
   return absl::UnavailableError("commit of seq " + std::to_string(seq) + " not acknowledged: " +
                                 why + "; the write is in this node's binlog, outcome unknown (it "
@@ -240,9 +243,19 @@ void SemiSyncMaster::RunReady(std::unique_lock<std::mutex>& l) {
   if (ready_.empty()) return;
   Ready ready;
   ready.swap(ready_);
+  Outside(l, [&] {
+    for (auto& [done, result] : ready) done(std::move(result));
+  });
+}
+
+void SemiSyncMaster::Outside(std::unique_lock<std::mutex>& l, const std::function<void()>& f) {
+  ++outside_;
+  ++tl_outside_depth;
   l.unlock();
-  for (auto& [done, result] : ready) done(std::move(result));
+  f();
   l.lock();
+  --tl_outside_depth;
+  if (--outside_ == 0) outside_cv_.notify_all();
 }
 
 void SemiSyncMaster::WaitAsync(uint64_t seq, Registration registration,
@@ -486,9 +499,7 @@ void SemiSyncMaster::Advance(std::unique_lock<std::mutex>& l) {
   quorum_seq_ = q;
   // First what the new position allows (the applier, on this thread), then
   // the commits it releases: they find their write applied.
-  l.unlock();
-  if (on_acked_) on_acked_(q);
-  l.lock();
+  if (on_acked_) Outside(l, [&] { on_acked_(q); });
   ResolveUpTo(q);
   RunReady(l);
 }
@@ -515,6 +526,10 @@ void SemiSyncMaster::Close() {
   closed_ = true;
   ResolveUpTo();
   RunReady(l);
+  // What other threads run outside the lock (an ACK's release, a timeout's
+  // callbacks) ends before the owner tears down what they use (review
+  // s33c F5) — unless this thread is one of them.
+  if (tl_outside_depth == 0) outside_cv_.wait(l, [&] { return outside_ == 0; });
 }
 
 void SemiSyncMaster::Revoke(const std::string& why) {

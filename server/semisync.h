@@ -14,7 +14,8 @@
 // timer thread (timeout, the caller's deadline, the caller gone). So a
 // gRPC commit holds no thread while its replicas work, and a blocking
 // caller (WaitForAck) sleeps once. Callbacks run outside the lock, exactly
-// once each; Close() resolves every pending wait with UNAVAILABLE.
+// once each; Close() resolves every pending wait with UNAVAILABLE and
+// returns once no callback or `on_acked` runs on another thread.
 #pragma once
 
 #include <algorithm>
@@ -220,6 +221,8 @@ class SemiSyncMaster {
   void Forget(const Pending& p) REQUIRES(mu_);
   // Runs the resolved callbacks, after dropping the lock.
   void RunReady(std::unique_lock<std::mutex>& l) REQUIRES(mu_);
+  // Runs `f` with the lock dropped, counted (outside_) for Close().
+  void Outside(std::unique_lock<std::mutex>& l, const std::function<void()>& f) REQUIRES(mu_);
   // The timer thread: timeouts, deadlines, callers gone.
   void TimerLoop() EXCLUDES(mu_);
   std::chrono::steady_clock::time_point NextCheck() const REQUIRES(mu_);
@@ -233,6 +236,8 @@ class SemiSyncMaster {
   SemiSyncSettings settings_ GUARDED_BY(mu_);
   bool status_on_ GUARDED_BY(mu_) = false;
   bool closed_ GUARDED_BY(mu_) = false;
+  int outside_ GUARDED_BY(mu_) = 0;  // Outside() calls running
+  std::condition_variable outside_cv_;  // outside_ went to 0
   std::function<bool()> async_gate_ GUARDED_BY(mu_);
   bool async_wanted_ GUARDED_BY(mu_) = false;
   std::optional<std::set<uint32_t>> ackers_ GUARDED_BY(mu_);

@@ -157,6 +157,34 @@ TEST_F(SemiSyncMasterTest, EndedHoldIsCancelledBeforeAnythingElseResolvesIt) {
   EXPECT_EQ(Counter(master_, "no_tx"), "0");
 }
 
+// Review s33c F5: once Close() returned, no callback runs on another thread
+// (an ACK's release here), so the owner may tear down what they use.
+TEST_F(SemiSyncMasterTest, CloseReturnsOnlyAfterCallbacksRunningElsewhereEnded) {
+  Configure(/*count=*/1, /*timeout_ms=*/600000);
+  master_.ReplicaConnected(1, 2, true, 0);
+  end_ = 3;
+  Register(3);
+  std::binary_semaphore in_callback{0}, let_go{0};
+  master_.WaitAsync(3, Registered(3), Clock::time_point::max(), nullptr,
+                    [&](SemiSyncMaster::Result) {
+                      in_callback.release();
+                      let_go.acquire();
+                    });
+  std::thread acker([&] { master_.Ack(1, 3, -1); });
+  ASSERT_TRUE(in_callback.try_acquire_for(std::chrono::seconds(30)));
+  std::atomic<bool> closed{false};
+  std::thread closer([&] {
+    master_.Close();
+    closed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(closed.load()) << "Close() returned while a callback still ran";
+  let_go.release();
+  closer.join();
+  acker.join();
+  EXPECT_TRUE(closed.load());
+}
+
 // Issue 14.7: two streams of one replica (a reconnect while the old stream
 // lingers, a half-open connection) are one replica, not two.
 TEST_F(SemiSyncMasterTest, TwoStreamsOfOneServerIdCountOnce) {
