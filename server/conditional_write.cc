@@ -1,6 +1,9 @@
 #include "server/conditional_write.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "server/limits.h"
 #include "storage/gtid.h"
@@ -13,11 +16,11 @@ absl::Status ValidateConditional(std::span<const v1::Mutation> then_mutations,
       condition.else_mutations.empty()) {
     return absl::InvalidArgumentError("batch has no mutations");
   }
-  if (condition.compares.size() > kMaxBatchMutations) {
+  if (condition.compares.size() > kMaxTxnCompares) {
     return absl::InvalidArgumentError("transaction has " +
                                       std::to_string(condition.compares.size()) +
                                       " compares; the limit is " +
-                                      std::to_string(kMaxBatchMutations));
+                                      std::to_string(kMaxTxnCompares));
   }
   size_t i = 0;
   for (const v1::Compare& c : condition.compares) {
@@ -54,15 +57,33 @@ absl::Status ValidateConditional(std::span<const v1::Mutation> then_mutations,
 
 absl::StatusOr<bool> CompareAll(std::span<const v1::Compare> compares, PendingKeys* keys,
                                 uint64_t before) {
+  // One lookup per key, with its value only if a VALUE compare needs it: a
+  // small request must not copy a 16 MiB value once per compare on the
+  // thread every write waits behind (review s34-txn F1).
+  struct Looked {
+    const std::string* key;
+    std::optional<StateMachine::Versioned> state;
+  };
+  std::vector<Looked> looked;
   for (const v1::Compare& c : compares) {
-    auto current = keys->Lookup(c.key(), before);
-    if (!current.ok()) return current.status();
+    auto it = std::find_if(looked.begin(), looked.end(),
+                           [&](const Looked& l) { return *l.key == c.key(); });
+    if (it == looked.end()) {
+      const bool with_value = std::any_of(compares.begin(), compares.end(), [&](const v1::Compare& o) {
+        return o.target() == v1::Compare::VALUE && o.key() == c.key();
+      });
+      auto current = keys->Lookup(c.key(), before, with_value);
+      if (!current.ok()) return current.status();
+      looked.push_back({&c.key(), *std::move(current)});
+      it = looked.end() - 1;
+    }
+    const std::optional<StateMachine::Versioned>& current = it->state;
     bool holds = false;
     switch (c.target()) {
-      case v1::Compare::ABSENT: holds = !current->has_value(); break;
-      case v1::Compare::VALUE: holds = current->has_value() && (*current)->value == c.value(); break;
+      case v1::Compare::ABSENT: holds = !current.has_value(); break;
+      case v1::Compare::VALUE: holds = current.has_value() && current->value == c.value(); break;
       case v1::Compare::VERSION:
-        holds = current->has_value() && (*current)->version == GtidFromProto(c.version());
+        holds = current.has_value() && current->version == GtidFromProto(c.version());
         break;
       default: holds = false; break;  // refused by ValidateConditional
     }

@@ -21,7 +21,7 @@ struct Condition {
 };
 
 // INVALID_ARGUMENT naming the problem: a compare with no target or a bad
-// key, a VALUE over the value limit, more compares than mutations allow,
+// key, a VALUE over the value limit, more than kMaxTxnCompares compares,
 // either branch failing ValidateMutations' checks, or nothing at all.
 [[nodiscard]] absl::Status ValidateConditional(std::span<const v1::Mutation> then_mutations,
                                                const Condition& condition);

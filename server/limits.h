@@ -15,6 +15,9 @@ namespace relaykv {
 inline constexpr size_t kMaxKeyBytes = 64 * 1024;
 inline constexpr size_t kMaxValueBytes = 16 * 1024 * 1024;
 inline constexpr size_t kMaxBatchMutations = 10000;
+// Compares in one conditional write: each is checked on the binlog's group
+// leader, ahead of every other write (etcd allows 128 operations per Txn).
+inline constexpr size_t kMaxTxnCompares = 128;
 inline constexpr size_t kMaxBatchBytes = 32 * 1024 * 1024;  // keys + values
 // gRPC messages must fit the largest batch plus framing.
 inline constexpr int kMaxGrpcMessageBytes = 48 * 1024 * 1024;

@@ -52,7 +52,8 @@ bool PendingKeys::CaughtUp(uint64_t binlog_end) {
 }
 
 absl::StatusOr<std::optional<StateMachine::Versioned>> PendingKeys::Lookup(const std::string& key,
-                                                                           uint64_t before) {
+                                                                           uint64_t before,
+                                                                           bool with_value) {
   {
     std::lock_guard l(mu_);
     if (last_ != 0 && last_ + 1 != before) {
@@ -75,7 +76,8 @@ absl::StatusOr<std::optional<StateMachine::Versioned>> PendingKeys::Lookup(const
     auto it = latest_.find(key);
     if (it != latest_.end()) {
       if (it->second.deleted) return std::nullopt;
-      return StateMachine::Versioned{it->second.value, it->second.version};
+      return StateMachine::Versioned{with_value ? it->second.value : std::string(),
+                                     it->second.version};
     }
   }
   // Not changed since RocksDB's applied seq (entries leave only once their

@@ -40,9 +40,10 @@ class PendingKeys {
 
   // `key` as every write before seq `before` leaves it: nullopt if absent.
   // UNAVAILABLE if that state is not known yet (RocksDB still applying
-  // writes that were not recorded).
+  // writes that were not recorded). Without `with_value` the value may be
+  // left empty (a version or absence compare: no copy of a big value).
   [[nodiscard]] absl::StatusOr<std::optional<StateMachine::Versioned>> Lookup(
-      const std::string& key, uint64_t before) EXCLUDES(mu_);
+      const std::string& key, uint64_t before, bool with_value = true) EXCLUDES(mu_);
 
   // Whether a write assigned next could be checked, given the binlog's
   // last visible seq (a cheap early refusal; Lookup decides).

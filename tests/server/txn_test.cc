@@ -101,6 +101,16 @@ TEST(TxnTest, AbsentAndValueCompares) {
   ASSERT_TRUE(both.ok());
   EXPECT_FALSE(both->succeeded);
   EXPECT_EQ(Versioned(*n, "seen")->value, "else");
+  // Many compares of one key (looked up once): each still decides.
+  std::vector<Compare> same(128, Compare::ValueIs("lock", "me"));
+  same[100] = Compare::ValueIs("lock", "someone else");
+  auto repeated = n->Txn({same, {Mutation::Put("seen", "then")}, {}});
+  ASSERT_TRUE(repeated.ok());
+  EXPECT_FALSE(repeated->succeeded);
+  same[100] = Compare::ValueIs("lock", "me");
+  repeated = n->Txn({same, {Mutation::Put("seen", "then")}, {}});
+  ASSERT_TRUE(repeated.ok());
+  EXPECT_TRUE(repeated->succeeded);
   auto release = n->Txn({{Compare::ValueIs("lock", "me")}, {Mutation::Delete("lock")}, {}});
   ASSERT_TRUE(release.ok());
   EXPECT_TRUE(release->succeeded);
@@ -122,6 +132,14 @@ TEST(TxnTest, BadTransactionsAreRefusedNamingTheProblem) {
   EXPECT_EQ(bad_else.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(bad_else.status().message()).find("else branch"), std::string::npos)
       << bad_else.status();
+  // At most 128 compares (review s34-txn F1: each one is checked ahead of
+  // every other write).
+  std::vector<Compare> many(129, Compare::Absent("k"));
+  auto too_many = n->Txn({many, {Mutation::Put("k", "v")}, {}});
+  EXPECT_EQ(too_many.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(too_many.status().message()).find("129 compares; the limit is 128"),
+            std::string::npos)
+      << too_many.status();
   // Nothing of them was written.
   EXPECT_EQ(n->binlog_gtid().seq, 0u);
 }
