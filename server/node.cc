@@ -996,6 +996,10 @@ void Node::Impl::Close() {
   io.reset();  // stops the IO thread
   // ...then cancel whatever still waits, so nothing below blocks forever.
   if (applier_) applier_->Stop();
+  // No semi-sync callback (nor its applying of what ACKs released) runs on
+  // another thread past here (review s33c F5; after Stop(): a commit's
+  // callback may be waiting for the applier).
+  if (semisync_) semisync_->WaitIdle();
   if (binlog_) binlog_->Close();  // also ends the replication streams
   {
     std::unique_lock l(mu_);

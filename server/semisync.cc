@@ -19,8 +19,9 @@ namespace {
 constexpr auto kPollPeriod = std::chrono::milliseconds(20);
 constexpr auto kIdleAfter = std::chrono::seconds(1);
 
-// Callbacks (and on_acked_) this thread is running outside the lock.
-thread_local int tl_outside_depth = 0;
+// The masters whose callbacks (or on_acked_) this thread is running
+// outside their lock, innermost last.
+thread_local std::vector<const SemiSyncMaster*> tl_outside;
 
 absl::Status RevokedError(uint64_t seq, const std::string& why) {
   return absl::UnavailableError("commit of seq " + std::to_string(seq) + " not acknowledged: " +
@@ -41,6 +42,7 @@ SemiSyncMaster::SemiSyncMaster(std::function<Gtid()> binlog_end,
 
 SemiSyncMaster::~SemiSyncMaster() {
   Close();
+  WaitIdle();
   {
     std::lock_guard l(mu_);
     stop_ = true;
@@ -250,12 +252,19 @@ void SemiSyncMaster::RunReady(std::unique_lock<std::mutex>& l) {
 
 void SemiSyncMaster::Outside(std::unique_lock<std::mutex>& l, const std::function<void()>& f) {
   ++outside_;
-  ++tl_outside_depth;
+  tl_outside.push_back(this);
   l.unlock();
+  // Counted back even if `f` throws: WaitIdle() must not wait forever.
+  struct Back {
+    SemiSyncMaster* m;
+    std::unique_lock<std::mutex>& l;
+    ~Back() {
+      l.lock();
+      tl_outside.pop_back();
+      if (--m->outside_ == 0) m->outside_cv_.notify_all();
+    }
+  } back{this, l};
   f();
-  l.lock();
-  --tl_outside_depth;
-  if (--outside_ == 0) outside_cv_.notify_all();
 }
 
 void SemiSyncMaster::WaitAsync(uint64_t seq, Registration registration,
@@ -490,6 +499,9 @@ void SemiSyncMaster::Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_
 }
 
 void SemiSyncMaster::Advance(std::unique_lock<std::mutex>& l) {
+  // Closed: nothing is released any more, so nothing new runs outside the
+  // lock once WaitIdle() has returned (review s34-close F3).
+  if (closed_) return;
   // Revoked: ACKs from replicas that were not revoked release nothing (the
   // new primary decides what survives).
   if (!revoked_.empty()) return;
@@ -526,10 +538,13 @@ void SemiSyncMaster::Close() {
   closed_ = true;
   ResolveUpTo();
   RunReady(l);
-  // What other threads run outside the lock (an ACK's release, a timeout's
-  // callbacks) ends before the owner tears down what they use (review
-  // s33c F5) — unless this thread is one of them.
-  if (tl_outside_depth == 0) outside_cv_.wait(l, [&] { return outside_ == 0; });
+}
+
+void SemiSyncMaster::WaitIdle() {
+  std::unique_lock l(mu_);
+  // Not from inside one of ours: it would wait for itself.
+  if (std::find(tl_outside.begin(), tl_outside.end(), this) != tl_outside.end()) return;
+  outside_cv_.wait(l, [&] { return outside_ == 0; });
 }
 
 void SemiSyncMaster::Revoke(const std::string& why) {

@@ -14,8 +14,9 @@
 // timer thread (timeout, the caller's deadline, the caller gone). So a
 // gRPC commit holds no thread while its replicas work, and a blocking
 // caller (WaitForAck) sleeps once. Callbacks run outside the lock, exactly
-// once each; Close() resolves every pending wait with UNAVAILABLE and
-// returns once no callback or `on_acked` runs on another thread.
+// once each (through Outside()); Close() resolves every pending wait with
+// UNAVAILABLE, and WaitIdle() then returns once no callback or `on_acked`
+// runs on another thread any more.
 #pragma once
 
 #include <algorithm>
@@ -119,7 +120,15 @@ class SemiSyncMaster {
   void Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_us) EXCLUDES(mu_);
 
   void Configure(const SemiSyncSettings& s) EXCLUDES(mu_);
+  // Every pending wait, and every later one, ends UNAVAILABLE; ACKs release
+  // nothing any more (no `on_acked`).
   void Close() EXCLUDES(mu_);
+  // After Close(): returns once no callback or `on_acked` runs outside the
+  // lock on another thread (an ACK's release, a timeout's callbacks), so the
+  // owner may tear down what they use (review s33c F5). A no-op from inside
+  // one of them. Call it once what such a callback may wait for (the
+  // applier) is stopped: it may wait for them.
+  void WaitIdle() EXCLUDES(mu_);
 
   // Fencing (server/epoch_promise.h): this primary's epoch was revoked.
   // From now on no commit is released as ACKed or async: every pending

