@@ -82,7 +82,7 @@ absl::StatusOr<std::optional<StateMachine::Versioned>> PendingKeys::Lookup(const
   }
   // Not changed since RocksDB's applied seq (entries leave only once their
   // seq is applied, so RocksDB has every change of the key before `before`).
-  return state_->GetVersioned(key);
+  return state_->GetVersioned(key, with_value);
 }
 
 }  // namespace relaykv

@@ -40,8 +40,8 @@ class PendingKeys {
 
   // `key` as every write before seq `before` leaves it: nullopt if absent.
   // UNAVAILABLE if that state is not known yet (RocksDB still applying
-  // writes that were not recorded). Without `with_value` the value may be
-  // left empty (a version or absence compare: no copy of a big value).
+  // writes that were not recorded). Without `with_value` the value is left
+  // empty and never copied or read (a version or absence compare).
   [[nodiscard]] absl::StatusOr<std::optional<StateMachine::Versioned>> Lookup(
       const std::string& key, uint64_t before, bool with_value = true) EXCLUDES(mu_);
 

@@ -275,18 +275,31 @@ absl::StatusOr<std::optional<std::string>> StateMachine::Get(const std::string& 
 }
 
 absl::StatusOr<std::optional<StateMachine::Versioned>> StateMachine::GetVersioned(
-    const std::string& key) const {
+    const std::string& key, bool with_value) const {
   rocksdb::ManagedSnapshot snap(db_.get());
   rocksdb::ReadOptions ro;
   ro.snapshot = snap.snapshot();
   Versioned out;
-  rocksdb::Status s = db_->Get(ro, data_cf_, key, &out.value);
-  if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) return FromRocks(s, "cannot read");
   std::string version;
-  s = db_->Get(ro, versions_cf_, key, &version);
-  if (s.IsNotFound()) return out;  // written before versions were kept: {0,0}
-  if (!s.ok()) return FromRocks(s, "cannot read a version");
+  if (!with_value) {
+    rocksdb::Status s = db_->Get(ro, versions_cf_, key, &version);
+    if (s.IsNotFound()) {
+      // Absent, or written before versions were kept ({0,0}).
+      rocksdb::PinnableSlice present;
+      s = db_->Get(ro, data_cf_, key, &present);
+      if (s.IsNotFound()) return std::nullopt;
+      if (!s.ok()) return FromRocks(s, "cannot read");
+      return out;
+    }
+    if (!s.ok()) return FromRocks(s, "cannot read a version");
+  } else {
+    rocksdb::Status s = db_->Get(ro, data_cf_, key, &out.value);
+    if (s.IsNotFound()) return std::nullopt;
+    if (!s.ok()) return FromRocks(s, "cannot read");
+    s = db_->Get(ro, versions_cf_, key, &version);
+    if (s.IsNotFound()) return out;  // written before versions were kept: {0,0}
+    if (!s.ok()) return FromRocks(s, "cannot read a version");
+  }
   auto g = DecodeGtid(version);
   if (!g) {
     return absl::DataLossError("version of a key is " + std::to_string(version.size()) +

@@ -61,7 +61,12 @@ class StateMachine {
     std::string value;
     Gtid version;
   };
-  [[nodiscard]] absl::StatusOr<std::optional<Versioned>> GetVersioned(const std::string& key) const;
+  // Without `with_value` the value is left empty and not read: a version
+  // entry alone says the key is there (Apply writes and deletes both in
+  // one batch); only a key without one has its presence read (pinned, not
+  // copied). For compares that ask no value (review s34-last F1).
+  [[nodiscard]] absl::StatusOr<std::optional<Versioned>> GetVersioned(const std::string& key,
+                                                                     bool with_value = true) const;
 
   // One page of a range read from one snapshot (state_machine_scan.h has
   // the contract). INVALID_ARGUMENT if max_keys is 0.

@@ -30,7 +30,7 @@ struct Compare {
 
 // `then_ops` if every compare holds, else `else_ops`; either may be empty.
 struct Txn {
-  std::vector<Compare> compares;
+  std::vector<Compare> compares;  // at most 128: INVALID_ARGUMENT beyond
   std::vector<Mutation> then_ops;
   std::vector<Mutation> else_ops;
 };

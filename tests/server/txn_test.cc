@@ -163,15 +163,24 @@ TEST(TxnTest, ComparesSeeWritesStillWaitingForTheirAcks) {
   auto b = create("b");
   ASSERT_TRUE(WaitFor([&] { return Stat(*p, "Rpl_semi_sync_master_wait_sessions") == "2"; }));
   EXPECT_FALSE(Versioned(*p, "leader").has_value()) << "visible before its ACK";
-  // Release both (async from here on).
+  // A value compare sees the pending value too (the lookup of a key that
+  // only a version compare asks for skips the value: not this one).
+  auto c = std::async(std::launch::async, [&] {
+    return p->Txn({{Compare::ValueIs("leader", "a")}, {Mutation::Put("seen", "a's value")}, {}});
+  });
+  ASSERT_TRUE(WaitFor([&] { return Stat(*p, "Rpl_semi_sync_master_wait_sessions") == "3"; }));
+  // Release them (async from here on).
   ASSERT_TRUE(p->SetVariable("rpl_semi_sync_master_enabled", "OFF", false).ok());
   auto ra = a.get();
   auto rb = b.get();
+  auto rc = c.get();
   ASSERT_TRUE(ra.ok()) << ra.status();
   ASSERT_TRUE(rb.ok()) << rb.status();
+  ASSERT_TRUE(rc.ok()) << rc.status();
   EXPECT_NE(ra->succeeded, rb->succeeded) << "exactly one may create the key";
   const std::string winner = ra->succeeded ? "a" : "b";
   EXPECT_EQ(Versioned(*p, "leader")->value, winner);
+  EXPECT_EQ(rc->succeeded, winner == "a") << "the value compare saw the pending write";
 }
 
 // 64 threads increment one counter by compare-and-set through gRPC, with a
