@@ -69,7 +69,7 @@ absl::StatusOr<bool> CompareAll(std::span<const v1::Compare> compares, PendingKe
   for (const v1::Compare& c : compares) {
     auto it = looked.find(c.key());
     if (it == looked.end()) {
-      auto current = keys->Lookup(c.key(), before, wants_value[c.key()]);
+      auto current = keys->Lookup(c.key(), before, wants_value.at(c.key()));
       if (!current.ok()) return current.status();
       it = looked.emplace(c.key(), *std::move(current)).first;
     }

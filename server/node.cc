@@ -534,7 +534,11 @@ struct Node::Impl::PendingCommit {
   // Answers the caller, then counts the call out (Close() waits for that).
   // Measured to here (metrics: lock-free).
   void Finish(absl::StatusOr<Gtid> result) {
-    if (result.ok() && !resolve_error.ok()) result = resolve_error;
+    // An unresolved compare sent out an event with no mutations: nothing
+    // was written whatever became of that event, so its error is the
+    // answer even when the event's own wait failed (which would say
+    // "outcome unknown" or "do not retry"; review s34-txn F3).
+    if (!resolve_error.ok()) result = resolve_error;
     // Checked at reply time: once Revoke returned, no commit of this
     // primary is answered OK (async ones included).
     // Held through done(): Revoke waits for an OK answer in progress.

@@ -14,9 +14,10 @@
 // timer thread (timeout, the caller's deadline, the caller gone). So a
 // gRPC commit holds no thread while its replicas work, and a blocking
 // caller (WaitForAck) sleeps once. Callbacks run outside the lock, exactly
-// once each (through Outside()); Close() resolves every pending wait with
-// UNAVAILABLE, and WaitIdle() then returns once no callback or `on_acked`
-// runs on another thread any more.
+// once each: on the caller's thread when answered at once or ended by
+// EndHold(), else through Outside() (counted for WaitIdle()). Close()
+// resolves every pending wait with UNAVAILABLE, and WaitIdle() then returns
+// once no callback or `on_acked` runs on another thread any more.
 #pragma once
 
 #include <algorithm>

@@ -229,6 +229,10 @@ absl::Status StateMachine::Apply(std::span<const v1::Event> events) {
     }
     ++want;
     const std::string version = EncodeGtid(GtidFromProto(ev.gtid()));
+    // A key's value and its version are put and deleted together, in this
+    // one batch: GetVersioned(key, with_value=false) takes a version entry
+    // to mean the key is there (conditional writes rely on it). Keep any new
+    // op writing or removing both.
     for (int i = 0; i < ev.mutations_size(); ++i) {
       const v1::Mutation& m = ev.mutations(i);
       rocksdb::Status s;

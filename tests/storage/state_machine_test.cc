@@ -196,6 +196,38 @@ TEST(StateMachineTest, VersionOnlyReadsAgreeWithFullReads) {
   }
 }
 
+// One event that puts then deletes a key, and one that deletes then puts
+// another: a version-only read must agree with the last mutation, as the
+// full read does (the version is put and deleted with the value, in order;
+// review s34-final F1).
+TEST(StateMachineTest, VersionOnlyReadsFollowTheLastMutationOfAnEvent) {
+  TempDir dir;
+  auto sm = OpenState(dir.path());
+  ASSERT_NE(sm, nullptr);
+  v1::Event put_then_delete = PutEvent("pd", "x");
+  *put_then_delete.add_mutations() = DeleteEvent("pd").mutations(0);
+  v1::Event delete_then_put = DeleteEvent("dp");
+  *delete_then_put.add_mutations() = PutEvent("dp", "y").mutations(0);
+  std::vector<v1::Event> batch = {At(2, 1, PutEvent("dp", "first")), At(2, 2, put_then_delete),
+                                  At(2, 3, delete_then_put)};
+  ASSERT_TRUE(sm->Apply(batch).ok());
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass == 0 ? "in the memtable" : "after a flush");
+    for (const bool with_value : {true, false}) {
+      SCOPED_TRACE(with_value ? "with value" : "version only");
+      auto pd = sm->GetVersioned("pd", with_value);
+      ASSERT_TRUE(pd.ok()) << pd.status();
+      EXPECT_FALSE(pd->has_value()) << "put then deleted in one event";
+      auto dp = sm->GetVersioned("dp", with_value);
+      ASSERT_TRUE(dp.ok()) << dp.status();
+      ASSERT_TRUE(dp->has_value()) << "deleted then put in one event";
+      EXPECT_EQ((*dp)->version, (Gtid{2, 3}));
+      EXPECT_EQ((*dp)->value, with_value ? "y" : "");
+    }
+    ASSERT_TRUE(sm->Flush().ok());
+  }
+}
+
 TEST(StateMachineTest, EmptyValueIsStoredAndDistinctFromAbsent) {
   TempDir dir;
   auto sm = OpenState(dir.path());
