@@ -22,11 +22,27 @@ absl::Status ValidateConditional(std::span<const v1::Mutation> then_mutations,
                                       " compares; the limit is " +
                                       std::to_string(kMaxTxnCompares));
   }
+  if (condition.compares.empty() && !condition.else_mutations.empty()) {
+    // Every compare of none holds: the else branch could never run.
+    return absl::InvalidArgumentError(
+        "transaction has an else branch but no compares, so the else branch would never run; "
+        "add a compare or send its mutations as the then branch");
+  }
   size_t i = 0;
   for (const v1::Compare& c : condition.compares) {
     const std::string where = " (compare " + std::to_string(i++) + ")";
     if (auto s = ValidateKey(c.key()); !s.ok()) {
       return absl::InvalidArgumentError(std::string(s.message()) + where);
+    }
+    // A field the target does not read is refused, not ignored: a caller
+    // who set it meant another compare than the one it would get.
+    const bool has_version = c.version().epoch() != 0 || c.version().seq() != 0;
+    if (c.target() != v1::Compare::VERSION && has_version) {
+      return absl::InvalidArgumentError("compare has a version but its target is not VERSION" +
+                                        where);
+    }
+    if (c.target() != v1::Compare::VALUE && !c.value().empty()) {
+      return absl::InvalidArgumentError("compare has a value but its target is not VALUE" + where);
     }
     switch (c.target()) {
       case v1::Compare::VERSION:
@@ -45,7 +61,9 @@ absl::Status ValidateConditional(std::span<const v1::Mutation> then_mutations,
     }
   }
   if (!then_mutations.empty()) {
-    if (auto s = ValidateMutations(then_mutations); !s.ok()) return s;
+    if (auto s = ValidateMutations(then_mutations); !s.ok()) {
+      return absl::InvalidArgumentError("then branch: " + std::string(s.message()));
+    }
   }
   if (!condition.else_mutations.empty()) {
     if (auto s = ValidateMutations(condition.else_mutations); !s.ok()) {

@@ -21,8 +21,10 @@ struct Condition {
 };
 
 // INVALID_ARGUMENT naming the problem: a compare with no target or a bad
-// key, a VALUE over the value limit, more than kMaxTxnCompares compares,
-// either branch failing ValidateMutations' checks, or nothing at all.
+// key, a VALUE over the value limit, a version or value its target does not
+// read, more than kMaxTxnCompares compares, an else branch without
+// compares (it could never run), either branch failing ValidateMutations'
+// checks, or nothing at all.
 [[nodiscard]] absl::Status ValidateConditional(std::span<const v1::Mutation> then_mutations,
                                                const Condition& condition);
 

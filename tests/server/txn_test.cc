@@ -132,6 +132,32 @@ TEST(TxnTest, BadTransactionsAreRefusedNamingTheProblem) {
   EXPECT_EQ(bad_else.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(bad_else.status().message()).find("else branch"), std::string::npos)
       << bad_else.status();
+  auto bad_then = n->Txn({{Compare::Absent("k")}, {Mutation::Put(std::string(70000, 'x'), "v")},
+                          {Mutation::Put("k", "v")}});
+  EXPECT_EQ(bad_then.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(bad_then.status().message()).find("then branch"), std::string::npos)
+      << bad_then.status();
+  // An else branch no compare can pick, and fields the compare's target
+  // does not read, are refused rather than ignored (review s34-txn F5).
+  auto else_alone = n->Txn({{}, {Mutation::Put("k", "then")}, {Mutation::Put("k", "else")}});
+  EXPECT_EQ(else_alone.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(else_alone.status().message()).find("else branch but no compares"),
+            std::string::npos)
+      << else_alone.status();
+  Compare absent_with_value = Compare::Absent("k");
+  absent_with_value.value = "v";
+  Compare value_with_version = Compare::ValueIs("k", "v");
+  value_with_version.version = Gtid{1, 1};
+  Compare version_with_value = Compare::VersionIs("k", Gtid{1, 1});
+  version_with_value.value = "v";
+  for (const Compare& c : {absent_with_value, value_with_version, version_with_value}) {
+    auto r = n->Txn({{Compare::Absent("other"), c}, {Mutation::Put("k", "v")}, {}});
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(std::string(r.status().message()).find("but its target is not"), std::string::npos)
+        << r.status();
+    EXPECT_NE(std::string(r.status().message()).find("(compare 1)"), std::string::npos)
+        << r.status();
+  }
   // At most 128 compares (review s34-txn F1: each one is checked ahead of
   // every other write).
   std::vector<Compare> many(129, Compare::Absent("k"));
