@@ -34,6 +34,15 @@ absl::Status ValidateConditional(std::span<const v1::Mutation> then_mutations,
     if (auto s = ValidateKey(c.key()); !s.ok()) {
       return absl::InvalidArgumentError(std::string(s.message()) + where);
     }
+    switch (c.target()) {
+      case v1::Compare::VERSION:
+      case v1::Compare::ABSENT:
+      case v1::Compare::VALUE:
+        break;
+      default:
+        return absl::InvalidArgumentError("compare target " + std::to_string(c.target()) +
+                                          " is not VERSION, VALUE or ABSENT" + where);
+    }
     // A field the target does not read is refused, not ignored: a caller
     // who set it meant another compare than the one it would get.
     const bool has_version = c.version().epoch() != 0 || c.version().seq() != 0;
@@ -44,20 +53,10 @@ absl::Status ValidateConditional(std::span<const v1::Mutation> then_mutations,
     if (c.target() != v1::Compare::VALUE && !c.value().empty()) {
       return absl::InvalidArgumentError("compare has a value but its target is not VALUE" + where);
     }
-    switch (c.target()) {
-      case v1::Compare::VERSION:
-      case v1::Compare::ABSENT:
-        break;
-      case v1::Compare::VALUE:
-        if (c.value().size() > kMaxValueBytes) {
-          return absl::InvalidArgumentError("compare value is " + std::to_string(c.value().size()) +
-                                            " bytes; the limit is " +
-                                            std::to_string(kMaxValueBytes) + where);
-        }
-        break;
-      default:
-        return absl::InvalidArgumentError("compare target " + std::to_string(c.target()) +
-                                          " is not VERSION, VALUE or ABSENT" + where);
+    if (c.value().size() > kMaxValueBytes) {
+      return absl::InvalidArgumentError("compare value is " + std::to_string(c.value().size()) +
+                                        " bytes; the limit is " + std::to_string(kMaxValueBytes) +
+                                        where);
     }
   }
   if (!then_mutations.empty()) {

@@ -537,8 +537,15 @@ struct Node::Impl::PendingCommit {
     // An unresolved compare sent out an event with no mutations: nothing
     // was written whatever became of that event, so its error is the
     // answer even when the event's own wait failed (which would say
-    // "outcome unknown" or "do not retry"; review s34-txn F3).
-    if (!resolve_error.ok()) result = resolve_error;
+    // "outcome unknown" or "do not retry"; review s34-txn F3). That
+    // failure is named too: it may say why a retry will not help yet.
+    if (!resolve_error.ok()) {
+      result = result.ok() ? resolve_error
+                           : absl::Status(resolve_error.code(),
+                                          std::string(resolve_error.message()) +
+                                              "; then its empty event failed too: " +
+                                              std::string(result.status().message()));
+    }
     // Checked at reply time: once Revoke returned, no commit of this
     // primary is answered OK (async ones included).
     // Held through done(): Revoke waits for an OK answer in progress.
@@ -808,7 +815,8 @@ absl::StatusOr<Gtid> Node::Impl::StartEpoch(uint64_t min_epoch) {
 }
 
 absl::StatusOr<TxnResult> Node::Impl::Txn(std::vector<v1::Mutation> then_mutations,
-                                          Condition condition, const WriteOptions& options) {
+                                          std::optional<Condition> condition,
+                                          const WriteOptions& options) {
   std::binary_semaphore finished{0};
   absl::StatusOr<TxnResult> result = absl::UnknownError("commit never finished");
   TxnAsync(std::move(then_mutations), std::move(condition), options,
@@ -1078,7 +1086,10 @@ void Node::WriteAsync(std::vector<Mutation> mutations, WriteOptions options, Wri
 }
 
 namespace {
-Condition ToCondition(std::vector<Compare> compares, std::vector<Mutation> else_ops) {
+// Without compares or an else branch a Txn is a plain write, as a
+// WriteRequest is (server/kv_calls.h ConditionOf).
+std::optional<Condition> ToCondition(std::vector<Compare> compares, std::vector<Mutation> else_ops) {
+  if (compares.empty() && else_ops.empty()) return std::nullopt;
   Condition c;
   c.compares.resize(compares.size());
   for (size_t i = 0; i < compares.size(); ++i) {

@@ -73,8 +73,8 @@ class Node::Impl {
   using TxnDone = std::function<void(absl::StatusOr<TxnResult>)>;
   void TxnAsync(std::vector<v1::Mutation> then_mutations, std::optional<Condition> condition,
                 WriteOptions options, TxnDone done);
-  absl::StatusOr<TxnResult> Txn(std::vector<v1::Mutation> then_mutations, Condition condition,
-                                const WriteOptions& options);
+  absl::StatusOr<TxnResult> Txn(std::vector<v1::Mutation> then_mutations,
+                                std::optional<Condition> condition, const WriteOptions& options);
   // Get() with the key's version.
   absl::StatusOr<std::optional<VersionedValue>> GetVersioned(const std::string& key,
                                                              const GetOptions& options);

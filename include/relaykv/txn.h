@@ -28,7 +28,10 @@ struct Compare {
   static Compare Absent(std::string key) { return {Target::kAbsent, std::move(key), {}, {}}; }
 };
 
-// `then_ops` if every compare holds, else `else_ops`; either may be empty.
+// `then_ops` if every compare holds, else `else_ops`; either may be empty,
+// but `else_ops` only with compares (with none it could never run:
+// INVALID_ARGUMENT). A Compare sets only what its target reads (use the
+// factories above); a version or value its target ignores is refused.
 struct Txn {
   std::vector<Compare> compares;  // at most 128: INVALID_ARGUMENT beyond
   std::vector<Mutation> then_ops;

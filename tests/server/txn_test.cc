@@ -150,7 +150,10 @@ TEST(TxnTest, BadTransactionsAreRefusedNamingTheProblem) {
   value_with_version.version = Gtid{1, 1};
   Compare version_with_value = Compare::VersionIs("k", Gtid{1, 1});
   version_with_value.value = "v";
-  for (const Compare& c : {absent_with_value, value_with_version, version_with_value}) {
+  Compare absent_with_version = Compare::Absent("k");
+  absent_with_version.version = Gtid{0, 1};
+  for (const Compare& c :
+       {absent_with_value, absent_with_version, value_with_version, version_with_value}) {
     auto r = n->Txn({{Compare::Absent("other"), c}, {Mutation::Put("k", "v")}, {}});
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(std::string(r.status().message()).find("but its target is not"), std::string::npos)
