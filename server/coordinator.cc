@@ -577,6 +577,7 @@ absl::StatusOr<Gtid> Coordinator::Claim(const ClusterView& view, uint64_t epoch,
                                 std::to_string(epoch));
   }
   if (!start.ok()) {
+    impl.hold_replayed_tail_ = false;  // it restarts: the tail stays unapplied
     impl.lease_until_ns_.store(0);
     (*lease)->Release().IgnoreError();
     const std::string why = "won epoch " + std::to_string(epoch) +
@@ -586,6 +587,8 @@ absl::StatusOr<Gtid> Coordinator::Claim(const ClusterView& view, uint64_t epoch,
   }
   lease_ = *std::move(lease);
   impl.SetHeld(false);
+  // Not revoked any more: a hold armed now is not ended by the revoke.
+  impl.HoldReplayedTail();
   SetRole("primary");
   {
     std::lock_guard l(mu_);

@@ -318,10 +318,9 @@ absl::Status Node::Impl::Open(Node* node) {
   // as if its commits still waited — applied once replicas ACK it or
   // semi-sync times out and goes async (review s31 F4; MySQL serves it at
   // once).
-  hold_tail_at_open_ = primary.empty() && !revoked_at_open && last.seq > applied.seq &&
-                       vars_.GetBool("rpl_semi_sync_master_enabled") &&
-                       vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
-  if (hold_tail_at_open_) {
+  hold_replayed_tail_ =
+      primary.empty() && !revoked_at_open && MustHoldReplayedTail(applied.seq, last.seq);
+  if (hold_replayed_tail_) {
     spdlog::warn("recovery: binlog tail {}..{} is applied once a replica ACKs it or semi-sync "
                  "times out (after a crash nothing says a replica holds it)",
                  applied.seq + 1, last.seq);
@@ -371,25 +370,7 @@ absl::Status Node::Impl::Open(Node* node) {
                  start->epoch, start->ToString());
     if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
   }
-  if (hold_tail_at_open_) {
-    hold_tail_at_open_ = false;
-    // The new epoch's marker too, if one was opened above.
-    const uint64_t end = binlog_->LastVisible().seq;
-    held_tail_end_.store(end);
-    // CHANGE MASTER ends the hold (MakeReplicaIo): the new primary's
-    // visible position governs the tail from then on (review s33c F3).
-    SemiSyncMaster::Hold hold = semisync_->HoldTail(end, [this, end](SemiSyncMaster::Result r) {
-      // Revoked, closing, or no longer the primary: stays held, as the ACK
-      // path would leave it.
-      if (!r.ok() || !acting_primary_.load() || revoked_.load()) return;
-      AdvanceReplicaVisible(end);
-      // Applied before whatever resolved the wait returns (an ACK, SET
-      // GLOBAL ... OFF), as a commit's is.
-      applier_->ReleaseAndApply(end);
-    });
-    std::lock_guard l(mu_);
-    held_tail_hold_ = hold;
-  }
+  HoldReplayedTail();  // the new epoch's marker too, if one was opened above
 
   UpdatePrimaryFence();
 
@@ -808,7 +789,7 @@ absl::StatusOr<Gtid> Node::Impl::StartEpoch(uint64_t min_epoch) {
   const Gtid start{std::max(newest + 1, min_epoch), end.seq + 1};
   GtidToProto(start, marker.mutable_gtid());
   if (auto s = binlog_->AppendReplicated({&marker, 1}, /*sync=*/true); !s.ok()) return s;
-  if (hold_tail_at_open_) return start;  // applied with the held tail (Open)
+  if (hold_replayed_tail_) return start;  // applied with the held tail (HoldReplayedTail)
   applier_->Release(start.seq);
   if (auto s = applier_->WaitApplied(start.seq, Clock::time_point::max()); !s.ok()) return s;
   return start;

@@ -13,6 +13,7 @@
 // what the relay log held when Revoke answered (durable_gtid) — nothing
 // the election does not see.
 #include <chrono>
+#include <utility>
 
 #include "server/node_impl.h"
 #include "server/test_pause.h"
@@ -82,16 +83,56 @@ void Node::Impl::SetHeld(bool held) {
 
 absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
   const Gtid last = binlog_->LastVisible();
-  applier_->Release(last.seq);
-  if (auto s = applier_->WaitApplied(last.seq, std::chrono::steady_clock::time_point::max());
-      !s.ok()) {
-    return s;
+  // Elected again (alone, after a crash, needs no revoke quorum): its tail
+  // past what it had applied may be on no replica, so it is held as at a
+  // restart without etcd — not applied here, where readers and
+  // committed_only watchers would see writes nobody ACKed, and no async
+  // was recorded in etcd (review s35-watch F1). The coordinator arms the
+  // hold once the node is no longer held (HoldReplayedTail).
+  hold_replayed_tail_ = MustHoldReplayedTail(state_->Applied().seq, last.seq);
+  if (hold_replayed_tail_) {
+    spdlog::warn("automatic failover: binlog tail up to {} is applied once a replica ACKs it or "
+                 "semi-sync times out (after a crash nothing says a replica holds it)",
+                 last.ToString());
+  } else {
+    applier_->Release(last.seq);
+    if (auto s = applier_->WaitApplied(last.seq, std::chrono::steady_clock::time_point::max());
+        !s.ok()) {
+      return s;
+    }
   }
   auto start = OpenOwnEpoch();
-  if (!start.ok()) return start;
+  if (!start.ok()) {
+    hold_replayed_tail_ = false;
+    return start;
+  }
   // The new epoch makes an unsynced tail's GTIDs unreusable (Open()).
   if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
   return start;
+}
+
+bool Node::Impl::MustHoldReplayedTail(uint64_t applied, uint64_t last) const {
+  return last > applied && vars_.GetBool("rpl_semi_sync_master_enabled") &&
+         vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
+}
+
+void Node::Impl::HoldReplayedTail() {
+  if (!std::exchange(hold_replayed_tail_, false)) return;
+  const uint64_t end = binlog_->LastVisible().seq;
+  held_tail_end_.store(end);
+  // CHANGE MASTER ends the hold (MakeReplicaIo): the new primary's
+  // visible position governs the tail from then on (review s33c F3).
+  SemiSyncMaster::Hold hold = semisync_->HoldTail(end, [this, end](SemiSyncMaster::Result r) {
+    // Revoked, closing, or no longer the primary: stays held, as the ACK
+    // path would leave it.
+    if (!r.ok() || !acting_primary_.load() || revoked_.load()) return;
+    AdvanceReplicaVisible(end);
+    // Applied before whatever resolved the wait returns (an ACK, SET
+    // GLOBAL ... OFF), as a commit's is.
+    applier_->ReleaseAndApply(end);
+  });
+  std::lock_guard l(mu_);
+  held_tail_hold_ = hold;
 }
 
 bool Node::Impl::EnterCommitGate(uint64_t commit_epoch) {

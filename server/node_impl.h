@@ -86,10 +86,20 @@ class Node::Impl {
   // (fsynced) and waits until it is applied; returns its GTID. The epoch
   // is the binlog's plus one, or `min_epoch` if that is higher.
   absl::StatusOr<Gtid> StartEpoch(uint64_t min_epoch = 0);
-  // During Open only: a restarted primary's replayed tail waits for the
-  // semi-sync ACKs its commits waited for (StartEpoch leaves its marker to
-  // be applied with it).
-  bool hold_tail_at_open_ = false;
+  // A restarted primary's replayed tail waits for the semi-sync ACKs its
+  // commits waited for (StartEpoch leaves its marker to be applied with
+  // it): set during Open, or by PromoteHeldPrimary (coordinator thread),
+  // until HoldReplayedTail() arms the hold.
+  bool hold_replayed_tail_ = false;
+  // Whether a primary whose binlog ends at `last` and whose state machine
+  // is at `applied` must hold (applied, last] back: under AFTER_SYNC
+  // semi-sync nothing says a replica holds it (review s31 F4, s35-watch F1).
+  bool MustHoldReplayedTail(uint64_t applied, uint64_t last) const;
+  // If hold_replayed_tail_: holds the binlog up to its end (the new
+  // epoch's marker too) until a replica ACKs it or semi-sync times out,
+  // then applies it (SemiSyncMaster::HoldTail). Call once this primary is
+  // not revoked, or the hold would end at once, leaving the tail unapplied.
+  void HoldReplayedTail();
   // The end of that held tail (0: none): until it is applied this primary
   // cannot answer a primary-fresh read (what it answered OK may be in it).
   std::atomic<uint64_t> held_tail_end_{0};

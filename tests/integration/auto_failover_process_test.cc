@@ -148,6 +148,49 @@ TEST_F(AutoFailoverTest, OldPrimaryTruncatesItsUnacknowledgedTailOnRejoin) {
   }
 }
 
+// Review s35-watch F1: a primary elected again after a crash — alone, its
+// only replica down, which needs no revoke quorum — holds the tail no
+// replica ACKed, as it does without etcd: not readable on it (nor, from
+// the same applied state, delivered to committed_only watchers) until a
+// replica ACKs it. It used to apply the whole binlog at promotion.
+TEST(AutoFailoverHeldTailTest, ReElectedPrimaryShowsItsUnacknowledgedTailOnlyOnceAReplicaAcksIt) {
+  RELAYKV_SKIP_WITHOUT_ETCD();
+  TempDir dir;
+  auto c = CoordinatedCluster::Start(dir.path(), {.nodes = 2, .lease_ttl_s = kLeaseTtlS});
+  ASSERT_TRUE(c.ok()) << c.status();
+  CoordinatedCluster& cluster = **c;
+  ASSERT_TRUE(cluster.node(0).Put("before", "v").ok());
+  const Gtid before = cluster.node(0).BinlogGtid();
+  // Not SIGSTOP: the event would wait in its socket and be ACKed later.
+  ASSERT_TRUE(cluster.node(1).client().StopReplica(ReplicaThreads::kIo).ok());
+  std::thread writer([&] {
+    auto tail = cluster.node(0).Put("unacked", "tail");
+    EXPECT_FALSE(tail.ok()) << "acknowledged with its only replica's IO thread stopped";
+  });
+  ASSERT_TRUE(WaitFor([&] { return cluster.node(0).BinlogGtid().seq > before.seq; }, 30s));
+  cluster.node(0).Kill();
+  writer.join();
+  cluster.node(1).Kill();
+  ASSERT_TRUE(cluster.StartNode(0));
+  ASSERT_EQ(cluster.WaitForPrimary(60s), 0) << cluster.node(0).Log();
+  // (Nor, in this run, "before": RocksDB had not flushed it, and nothing
+  // tells the restarted node which part of its tail the replica holds.)
+  auto held = cluster.node(0).Get("unacked");
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_FALSE(held->has_value())
+      << "a write no replica ACKed is visible on the re-elected primary\n"
+      << cluster.node(0).Log();
+  // Its replica back: it ACKs the tail, which then shows everywhere.
+  ASSERT_TRUE(cluster.StartNode(1));
+  for (const char* key : {"before", "unacked"}) {
+    ASSERT_TRUE(WaitFor([&] {
+      auto g = cluster.node(0).Get(key);
+      return g.ok() && g->has_value();
+    }, 60s)) << key << "\n" << cluster.node(0).Log() << cluster.node(1).Log();
+  }
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllSame(); }, 60s)) << cluster.node(1).Log();
+}
+
 TEST_F(AutoFailoverTest, PrimaryPausedPastItsLeaseFencesItselfAndRejoins) {
   WriteAcked(0, "before-", 10);
   node(0)->Pause();
