@@ -209,13 +209,24 @@ absl::Status Node::Impl::WatchInto(const WatchOptions& o, Out& out) {
       reader = *std::move(r);
     } else {
       const Gtid after = *o.after;
+      // A fenced or held primary (role unknown) cannot speak for the
+      // cluster's history: a newer primary may have the GTID, so a client
+      // is told to try elsewhere (UNAVAILABLE: relaykv::Client moves on),
+      // not that the GTID is nowhere (review s35-watch F2).
+      auto not_here = [&](absl::Status refusal) {
+        if (!primary_address().empty() || !GateClosedForReads()) return refusal;
+        return absl::UnavailableError(
+            std::string(refusal.message()) +
+            "; but this primary is fenced or its role is not known, so a newer primary may "
+            "have it: watch the cluster's primary");
+      };
       // Beyond this node's binlog: a primary never gets there in this
       // history; a replica may still receive it.
       while (binlog_->LastVisible().seq < after.seq) {
         if (primary_address().empty()) {
-          return absl::FailedPreconditionError(
+          return not_here(absl::FailedPreconditionError(
               "watch after gtid " + after.ToString() + ": this node's binlog ends at " +
-              binlog_->LastVisible().ToString() + ", so that gtid is not in its history");
+              binlog_->LastVisible().ToString() + ", so that gtid is not in its history"));
         }
         binlog_->WaitForVisibleAfter(after.seq - 1, Clock::now() + kSlice);
         if (auto s = gone(); !s.ok()) return s;
@@ -226,7 +237,7 @@ absl::Status Node::Impl::WatchInto(const WatchOptions& o, Out& out) {
       if (after.seq == 0 || after.seq == before_first.seq) {
         // The purge boundary's GTID comes from the oldest segment's header.
         if (after.epoch != 0 && after.seq != 0 && after != before_first) {
-          return NotOurs(after, before_first);
+          return not_here(NotOurs(after, before_first));
         }
         auto r = binlog_->NewReader(after.seq + 1);
         if (!r.ok()) return absl::IsOutOfRange(r.status()) ? Purged(binlog_.get(), after) : r.status();
@@ -240,7 +251,7 @@ absl::Status Node::Impl::WatchInto(const WatchOptions& o, Out& out) {
         if (!rec.ok()) return absl::IsOutOfRange(rec.status()) ? Purged(binlog_.get(), after) : rec.status();
         if (!rec->has_value()) return absl::InternalError("binlog event vanished while starting a watch");
         const Gtid ours = GtidFromProto((*rec)->event.gtid());
-        if (after.epoch != 0 && ours != after) return NotOurs(after, ours);
+        if (after.epoch != 0 && ours != after) return not_here(NotOurs(after, ours));
         progress = ours;
       }
     }

@@ -14,8 +14,10 @@
 // batch's `progress`) and gets every later change exactly once. With
 // epoch 0 only the seq is used; with an epoch, the GTID must be this
 // node's at that seq (FAILED_PRECONDITION "not in this node's history"
-// otherwise). A GTID whose successors were purged from the binlog is
-// OUT_OF_RANGE "purged: ..." naming the oldest GTID still available.
+// otherwise; UNAVAILABLE from a fenced or held primary, which cannot tell
+// whether a newer primary has it). A GTID whose successors were purged
+// from the binlog is OUT_OF_RANGE "purged: ..." naming the oldest GTID
+// still available.
 //
 // committed_only (default): only what readers of the node may see — under
 // AFTER_SYNC a change arrives after wait_for_slave_count replicas ACKed it

@@ -157,6 +157,37 @@ TEST(WatchTest, ResumingAfterAGtidDeliversEveryLaterChangeExactlyOnce) {
   }
 }
 
+// A GTID past a primary's binlog, or another history's, is not there: a
+// primary that takes writes says so for good (FAILED_PRECONDITION); a
+// fenced one cannot know whether a newer primary has it, so it says
+// UNAVAILABLE and a client tries another node (review s35-watch F2).
+TEST(WatchTest, ResumingPastAFencedPrimarysHistoryIsUnavailableNotFinal) {
+  TempDir dir;
+  auto n = OpenEmbedded(dir.path() / "n");
+  ASSERT_TRUE(n);
+  const Gtid last = *n->Put("k", "v");
+  const Gtid beyond{last.epoch + 1, last.seq + 5};
+  const Gtid other{last.epoch + 1, last.seq};
+  WatchOptions o;
+  for (const Gtid& after : {beyond, other}) {
+    o.after = after;
+    Watched w = Collect(*n, o, [](const Watched&) { return true; });
+    EXPECT_TRUE(absl::IsFailedPrecondition(w.status)) << after.ToString() << ": " << w.status;
+  }
+  auto revoked = n->Revoke(last.epoch + 1);
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  for (const Gtid& after : {beyond, other}) {
+    o.after = after;
+    Watched w = Collect(*n, o, [](const Watched&) { return true; });
+    EXPECT_TRUE(absl::IsUnavailable(w.status)) << after.ToString() << ": " << w.status;
+    EXPECT_NE(std::string(w.status.message()).find("fenced"), std::string::npos) << w.status;
+  }
+  // What it has is still served.
+  o.after = Gtid{};
+  Watched w = Collect(*n, o, Reached(last));
+  EXPECT_TRUE(w.status.ok()) << w.status;
+}
+
 TEST(WatchTest, FromNowStartsAtTheNodesPositionAndSeesOnlyLaterChanges) {
   TempDir dir;
   auto n = OpenEmbedded(dir.path() / "n");
