@@ -62,7 +62,10 @@ struct WatchEvent {
 };
 
 // What one delivery carries: zero or more events, and how far the watch
-// has looked (`progress`: resume after it) and the node is (`head`).
+// has looked (`progress`: resume after it) and the node is (`head`: what
+// it has applied, for committed_only). Right after a node restarted,
+// `head` may be behind a resumed `progress` (its state machine is still
+// replaying, or holds a tail back): compute lag as a signed difference.
 struct WatchBatch {
   std::vector<WatchEvent> events;
   Gtid progress;
