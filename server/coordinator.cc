@@ -587,6 +587,7 @@ absl::StatusOr<Gtid> Coordinator::Claim(const ClusterView& view, uint64_t epoch,
   }
   lease_ = *std::move(lease);
   impl.SetHeld(false);
+  PauseHereForTesting("coordinator:unheld");
   // Not revoked any more: a hold armed now is not ended by the revoke.
   impl.HoldReplayedTail();
   SetRole("primary");

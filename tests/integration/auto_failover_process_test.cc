@@ -171,7 +171,24 @@ TEST(AutoFailoverHeldTailTest, ReElectedPrimaryShowsItsUnacknowledgedTailOnlyOnc
   cluster.node(0).Kill();
   writer.join();
   cluster.node(1).Kill();
-  ASSERT_TRUE(cluster.StartNode(0));
+  // Paused where the coordinator has let reads in again but not yet armed
+  // the hold: a primary-fresh read there must refuse, not answer from the
+  // state before the tail (review s35-hold F1).
+  ::setenv("RELAYKV_TEST_PAUSE", "coordinator:unheld", 1);
+  ::setenv("RELAYKV_TEST_PAUSE_SECONDS", "3", 1);
+  const bool started = cluster.StartNode(0);
+  ::unsetenv("RELAYKV_TEST_PAUSE");
+  ::unsetenv("RELAYKV_TEST_PAUSE_SECONDS");
+  ASSERT_TRUE(started);
+  ASSERT_TRUE(WaitFor([&] {
+    return cluster.node(0).Log().find("test pause at coordinator:unheld") != std::string::npos;
+  }, 60s)) << cluster.node(0).Log();
+  ReadOptions fresh;
+  fresh.consistency = ReadConsistency::kPrimaryFresh;
+  auto during = cluster.node(0).client().Get("unacked", fresh);
+  EXPECT_TRUE(absl::IsUnavailable(during.status()))
+      << "a primary-fresh read answered from before the held tail: "
+      << (during.ok() ? (during->has_value() ? "a value" : "no value") : during.status().ToString());
   ASSERT_EQ(cluster.WaitForPrimary(60s), 0) << cluster.node(0).Log();
   // (Nor, in this run, "before": RocksDB had not flushed it, and nothing
   // tells the restarted node which part of its tail the replica holds.)
