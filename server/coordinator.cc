@@ -578,6 +578,7 @@ absl::StatusOr<Gtid> Coordinator::Claim(const ClusterView& view, uint64_t epoch,
   }
   if (!start.ok()) {
     impl.hold_replayed_tail_ = false;  // it restarts: the tail stays unapplied
+    impl.held_tail_end_.store(0);       // (the closed gate refuses reads meanwhile)
     impl.lease_until_ns_.store(0);
     (*lease)->Release().IgnoreError();
     const std::string why = "won epoch " + std::to_string(epoch) +

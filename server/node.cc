@@ -124,6 +124,7 @@ void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
   // the role check, is still applied: decided while this node was primary,
   // as an ACK's release of commits is.)
   if (held_tail_hold_ != 0) semisync_->EndHold(std::exchange(held_tail_hold_, 0));
+  held_tail_end_.store(0);
   primary_ = address;
   acting_primary_.store(false);
   metrics_.set_replica_role(true);

@@ -108,7 +108,7 @@ absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
   }
   // Before the coordinator un-holds the node (reads allowed again): a
   // primary-fresh read must refuse from then on, not answer from the state
-  // before the tail (review s35-hold F1). Only ever rises.
+  // before the tail (review s35-hold F1).
   if (hold_replayed_tail_) held_tail_end_.store(start->seq);
   // The new epoch makes an unsynced tail's GTIDs unreusable (Open()).
   if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;

@@ -102,6 +102,9 @@ class Node::Impl {
   void HoldReplayedTail();
   // The end of that held tail (0: none): until it is applied this primary
   // cannot answer a primary-fresh read (what it answered OK may be in it).
+  // Set by PromoteHeldPrimary and HoldReplayedTail; cleared on demotion
+  // (MakeReplicaIo) and when a claim fails, so a later promotion in this
+  // process never waits for a stale end.
   std::atomic<uint64_t> held_tail_end_{0};
   // Its semi-sync hold (0: none), ended by CHANGE MASTER (MakeReplicaIo).
   SemiSyncMaster::Hold held_tail_hold_ GUARDED_BY(mu_) = 0;

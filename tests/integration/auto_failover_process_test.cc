@@ -174,12 +174,8 @@ TEST(AutoFailoverHeldTailTest, ReElectedPrimaryShowsItsUnacknowledgedTailOnlyOnc
   // Paused where the coordinator has let reads in again but not yet armed
   // the hold: a primary-fresh read there must refuse, not answer from the
   // state before the tail (review s35-hold F1).
-  ::setenv("RELAYKV_TEST_PAUSE", "coordinator:unheld", 1);
-  ::setenv("RELAYKV_TEST_PAUSE_SECONDS", "3", 1);
-  const bool started = cluster.StartNode(0);
-  ::unsetenv("RELAYKV_TEST_PAUSE");
-  ::unsetenv("RELAYKV_TEST_PAUSE_SECONDS");
-  ASSERT_TRUE(started);
+  ASSERT_TRUE(cluster.StartNode(
+      0, {"RELAYKV_TEST_PAUSE=coordinator:unheld", "RELAYKV_TEST_PAUSE_SECONDS=3"}));
   ASSERT_TRUE(WaitFor([&] {
     return cluster.node(0).Log().find("test pause at coordinator:unheld") != std::string::npos;
   }, 60s)) << cluster.node(0).Log();

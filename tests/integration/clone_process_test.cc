@@ -26,12 +26,9 @@ std::string ReadLog(const fs::path& data_dir) {
 
 // Starts the primary with the clone test hooks in its environment only.
 std::unique_ptr<Relaykvd> StartHookedPrimary(const fs::path& dir, std::vector<std::string> flags) {
-  ::setenv("RELAYKV_CLONE_BREAK_AT_BYTES_FOR_TESTING", "100000", 1);
-  ::setenv("RELAYKV_CLONE_CORRUPT_CHUNK_FOR_TESTING", "1", 1);
-  auto p = Relaykvd::Start(dir, std::move(flags));
-  ::unsetenv("RELAYKV_CLONE_BREAK_AT_BYTES_FOR_TESTING");
-  ::unsetenv("RELAYKV_CLONE_CORRUPT_CHUNK_FOR_TESTING");
-  return p;
+  return Relaykvd::Start(dir, std::move(flags), 0, {},
+                         {"RELAYKV_CLONE_BREAK_AT_BYTES_FOR_TESTING=100000",
+                          "RELAYKV_CLONE_CORRUPT_CHUNK_FOR_TESTING=1"});
 }
 
 TEST(CloneProcessTest, NewNodeClonesAPrimaryUnderLoadAndCatchesUp) {

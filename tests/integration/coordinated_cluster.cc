@@ -78,8 +78,9 @@ std::vector<std::string> CoordinatedCluster::Flags(int i) const {
   return f;
 }
 
-bool CoordinatedCluster::StartNode(int i) {
-  nodes_[i] = Relaykvd::Start(dir_ / ("n" + std::to_string(i + 1)), Flags(i), ports_[i]);
+bool CoordinatedCluster::StartNode(int i, std::vector<std::string> env) {
+  nodes_[i] = Relaykvd::Start(dir_ / ("n" + std::to_string(i + 1)), Flags(i), ports_[i], {},
+                              std::move(env));
   return nodes_[i] != nullptr;
 }
 

@@ -41,8 +41,9 @@ class CoordinatedCluster {
   EtcdCluster& etcd() { return *etcd_; }
   std::string etcd_endpoint() const { return etcd_->client_endpoints()[0]; }
 
-  // (Re)starts node i with its flags and port; false if it did not listen.
-  bool StartNode(int i);
+  // (Re)starts node i with its flags and port (and `env` added to its
+  // environment); false if it did not listen.
+  bool StartNode(int i, std::vector<std::string> env = {});
   // SHOW STATUS Coordinator_role ("" if the node does not answer).
   std::string Role(int i);
   // The node that says it leads, once one does; -1 if none by `timeout`.

@@ -140,9 +140,8 @@ TEST(CrashTest, EventsAppliedDuringAPurgesFlushKeepTheirSegments) {
   const std::vector<std::string> flags = {"--max_binlog_size=4096",
                                           "--rpl_semi_sync_master_enabled=ON",
                                           "--rpl_semi_sync_master_timeout=60000"};
-  ::setenv("RELAYKV_PAUSE_AFTER_FLUSH_MS_FOR_TESTING", "1500", 1);
-  auto s = Relaykvd::Start(dir.path() / "p", flags);
-  ::unsetenv("RELAYKV_PAUSE_AFTER_FLUSH_MS_FOR_TESTING");
+  auto s = Relaykvd::Start(dir.path() / "p", flags, 0, {},
+                           {"RELAYKV_PAUSE_AFTER_FLUSH_MS_FOR_TESTING=1500"});
   ASSERT_NE(s, nullptr);
   auto r = StartSemiSyncReplica(dir.path() / "r", *s);
   ASSERT_NE(r, nullptr);

@@ -18,12 +18,9 @@ namespace {
 std::unique_ptr<Relaykvd> StartPausing(const std::filesystem::path& dir,
                                        std::vector<std::string> flags, const std::string& point,
                                        int seconds) {
-  ::setenv("RELAYKV_TEST_PAUSE", point.c_str(), 1);
-  ::setenv("RELAYKV_TEST_PAUSE_SECONDS", std::to_string(seconds).c_str(), 1);
-  auto server = Relaykvd::Start(dir, std::move(flags));
-  ::unsetenv("RELAYKV_TEST_PAUSE");
-  ::unsetenv("RELAYKV_TEST_PAUSE_SECONDS");
-  return server;
+  return Relaykvd::Start(dir, std::move(flags), 0, {},
+                         {"RELAYKV_TEST_PAUSE=" + point,
+                          "RELAYKV_TEST_PAUSE_SECONDS=" + std::to_string(seconds)});
 }
 
 bool Paused(const Relaykvd& server, const std::string& point) {

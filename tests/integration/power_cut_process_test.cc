@@ -65,9 +65,8 @@ struct ShadowedNode {
   std::unique_ptr<Relaykvd> proc;
 
   bool Start() {
-    ::setenv(FaultInjection::kShadowEnv, shadow.c_str(), 1);
-    proc = Relaykvd::Start(data, flags, port);
-    ::unsetenv(FaultInjection::kShadowEnv);
+    proc = Relaykvd::Start(data, flags, port, {},
+                           {std::string(FaultInjection::kShadowEnv) + "=" + shadow.string()});
     if (proc != nullptr) port = proc->port();
     return proc != nullptr;
   }

@@ -54,16 +54,18 @@ std::string BinDir() {
 }
 
 std::unique_ptr<Relaykvd> Relaykvd::Start(const fs::path& data_dir, std::vector<std::string> flags,
-                                          int port, ClientOptions client_options) {
+                                          int port, ClientOptions client_options,
+                                          std::vector<std::string> env) {
   std::vector<std::string> args = {"--data-dir", data_dir.string(), "--listen",
                                    "127.0.0.1:" + std::to_string(port)};
   args.insert(args.end(), flags.begin(), flags.end());
-  return StartWithArgs(data_dir, std::move(args), std::move(client_options));
+  return StartWithArgs(data_dir, std::move(args), std::move(client_options), std::move(env));
 }
 
 std::unique_ptr<Relaykvd> Relaykvd::StartWithArgs(const fs::path& data_dir,
                                                   std::vector<std::string> flags,
-                                                  ClientOptions client_options) {
+                                                  ClientOptions client_options,
+                                                  std::vector<std::string> env) {
   std::unique_ptr<Relaykvd> p(new Relaykvd());
   p->data_dir_ = data_dir;
   fs::create_directories(data_dir);
@@ -72,7 +74,7 @@ std::unique_ptr<Relaykvd> Relaykvd::StartWithArgs(const fs::path& data_dir,
   std::vector<std::string> args = {BinDir() + "/relaykvd"};
   args.insert(args.end(), flags.begin(), flags.end());
   const std::string log = data_dir.string() + ".log";
-  const pid_t pid = Spawn(std::move(args), "", "", log, /*append_err=*/true);
+  const pid_t pid = Spawn(std::move(args), "", "", log, /*append_err=*/true, std::move(env));
   p->pid_ = pid;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {

@@ -41,15 +41,19 @@ class Relaykvd {
   // Starts relaykvd on `data_dir` with extra flags; waits for it to listen.
   // `port` 0: any free port; else that one (restarts keep their address).
   // `client` configures client() (TLS, bearer token; the timeout is kept).
+  // `env`: NAME=VALUE entries added to the child's environment only (a
+  // test's setenv would race with its own threads' getenv).
   static std::unique_ptr<Relaykvd> Start(const std::filesystem::path& data_dir,
                                          std::vector<std::string> flags = {}, int port = 0,
-                                         ClientOptions client = {});
+                                         ClientOptions client = {},
+                                         std::vector<std::string> env = {});
   // As Start(), with exactly `args` after the binary (no --data-dir or
   // --listen added): for tests of relaykvd's own flags. `data_dir` is where
   // the args make it keep its data (relaykvd.addr is waited for there).
   static std::unique_ptr<Relaykvd> StartWithArgs(const std::filesystem::path& data_dir,
                                                  std::vector<std::string> args,
-                                                 ClientOptions client = {});
+                                                 ClientOptions client = {},
+                                                 std::vector<std::string> env = {});
   ~Relaykvd();  // SIGKILL if still running
 
   const std::string& address() const { return address_; }

@@ -285,9 +285,7 @@ TEST(ReplicationProcessTest, ResetSlaveAllKilledAtEachStepRecovers) {
     p->Kill();  // the primary is gone
 
     r->Terminate();
-    ::setenv("RELAYKV_TEST_PAUSE", point.c_str(), 1);
-    r = Relaykvd::Start(dir.path() / "r", {"--server-id=2"});
-    ::unsetenv("RELAYKV_TEST_PAUSE");
+    r = Relaykvd::Start(dir.path() / "r", {"--server-id=2"}, 0, {}, {"RELAYKV_TEST_PAUSE=" + point});
     ASSERT_NE(r, nullptr);
     ASSERT_TRUE(r->client().StopReplica(ReplicaThreads::kBoth).ok());
     std::thread reset([&] { r->client().ResetReplicaAll().IgnoreError(); });  // ends when killed
