@@ -96,11 +96,13 @@ int main(int argc, char** argv) {
                "relaykvd"};
   app.set_version_flag("--version", std::string("relaykvd Ver ") + RELAYKV_VERSION,
                        "print the version and exit");
+  // An option given twice: the last one wins, as in mysqld (a wrapper
+  // script appends to a command line, e.g. --sync_binlog=0 ... --sync_binlog=1).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--data-dir,--datadir", data_dir, "data directory (created if missing)");
   app.add_option("--listen", options.listen_address,
                  "HOST:PORT to serve gRPC on (port 0: any); default 127.0.0.1:7400")
-      ->capture_default_str()
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // the last one wins, as in mysqld
+      ->capture_default_str();
   std::optional<int> port;
   std::string bind_address;
   app.add_option("-P,--port", port, "TCP port to serve gRPC on (mysqld's --port; 0: any), on "

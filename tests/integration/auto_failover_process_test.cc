@@ -204,6 +204,99 @@ TEST(AutoFailoverHeldTailTest, ReElectedPrimaryShowsItsUnacknowledgedTailOnlyOnc
   ASSERT_TRUE(WaitFor([&] { return cluster.AllSame(); }, 60s)) << cluster.node(1).Log();
 }
 
+// Review s35-hold F2: the same held tail when no replica comes back. While
+// held, a primary-fresh read and a conditional write are refused
+// (UNAVAILABLE: what they would rely on may be in the tail); once semi-sync
+// times out the tail goes async only after etcd records it (no silent
+// async): a committed_only watcher that receives the tail finds the epoch's
+// record saying so, and so does a reader that sees it.
+TEST(AutoFailoverHeldTailTest, ReElectedPrimarysHeldTailGoesAsyncOnlyOnceEtcdRecordsIt) {
+  RELAYKV_SKIP_WITHOUT_ETCD();
+  TempDir dir;
+  constexpr int kTimeoutMs = 8000;  // the hold's; the checks below run well inside it
+  auto c = CoordinatedCluster::Start(
+      dir.path(),
+      {.nodes = 2,
+       .lease_ttl_s = kLeaseTtlS,
+       .node_flags = {{0, {"--rpl_semi_sync_master_timeout=" + std::to_string(kTimeoutMs)}}}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  CoordinatedCluster& cluster = **c;
+  const auto newest_record = [&] {
+    auto etcd = etcd::EtcdClient::Create({{cluster.etcd_endpoint()}});
+    if (!etcd.ok()) return std::string();
+    auto history = (*etcd)->GetPrefix("/relaykv/test/history/");
+    return history.ok() && !history->kvs.empty() ? history->kvs.back().value : std::string();
+  };
+  ASSERT_TRUE(cluster.node(0).Put("before", "v").ok());
+  const Gtid before = cluster.node(0).BinlogGtid();
+  ASSERT_TRUE(cluster.node(1).client().StopReplica(ReplicaThreads::kIo).ok());
+  std::thread writer([&] {
+    auto tail = cluster.node(0).Put("unacked", "tail");
+    EXPECT_FALSE(tail.ok()) << "acknowledged with its only replica's IO thread stopped";
+  });
+  ASSERT_TRUE(WaitFor([&] { return cluster.node(0).BinlogGtid().seq > before.seq; }, 30s));
+  cluster.node(0).Kill();  // well before its 8 s timeout
+  writer.join();
+  cluster.node(1).Kill();  // and stays down: nobody will ACK the tail
+  ASSERT_TRUE(cluster.StartNode(0));
+  ASSERT_EQ(cluster.WaitForPrimary(60s), 0) << cluster.node(0).Log();
+  EXPECT_EQ(newest_record().find("\"wentAsync\":true"), std::string::npos) << newest_record();
+
+  // Held: what a primary-fresh read or a compare relies on may be in the tail.
+  ReadOptions fresh;
+  fresh.consistency = ReadConsistency::kPrimaryFresh;
+  auto read = cluster.node(0).client().Get("unacked", fresh);
+  EXPECT_TRUE(absl::IsUnavailable(read.status()))
+      << "a primary-fresh read answered during the held tail: "
+      << (read.ok() ? (read->has_value() ? "a value" : "no value") : read.status().ToString());
+  auto created = cluster.node(0).client().CreateIfAbsent("unacked", "overwrites-the-tail");
+  EXPECT_TRUE(absl::IsUnavailable(created.status()))
+      << "a compare was evaluated against the state before the held tail: "
+      << (created.ok() ? (created->succeeded ? "succeeded" : "failed") : created.status().ToString());
+  auto local = cluster.node(0).Get("unacked");
+  ASSERT_TRUE(local.ok()) << local.status();
+  EXPECT_FALSE(local->has_value()) << "the held tail is visible before any ACK or timeout";
+
+  // A committed_only watcher from before the tail: when the tail reaches it,
+  // the epoch is recorded async already.
+  std::string record_at_delivery;
+  absl::Status watched;
+  std::thread watcher([&] {
+    const auto give_up = std::chrono::steady_clock::now() + 90s;  // a hang guard
+    ClientWatchOptions o;
+    o.after = before;
+    o.committed_only = true;
+    watched = cluster.node(0).client().Watch(WatchRange{}, o, [&](const WatchBatch& b) {
+      for (const WatchEvent& e : b.events) {
+        for (const Mutation& m : e.changes) {
+          if (m.key == "unacked") {
+            record_at_delivery = newest_record();
+            return false;
+          }
+        }
+      }
+      return std::chrono::steady_clock::now() < give_up;
+    });
+  });
+  // Semi-sync times out on the held tail: it shows, recorded as async.
+  ASSERT_TRUE(WaitFor([&] {
+    auto g = cluster.node(0).Get("unacked");
+    return g.ok() && g->has_value();
+  }, 60s)) << cluster.node(0).Log();
+  EXPECT_NE(newest_record().find("\"wentAsync\":true"), std::string::npos) << newest_record();
+  EXPECT_NE(cluster.node(0).Log().find("went async after seq"), std::string::npos)
+      << cluster.node(0).Log();
+  watcher.join();
+  EXPECT_TRUE(watched.ok()) << watched;
+  EXPECT_NE(record_at_delivery.find("\"wentAsync\":true"), std::string::npos)
+      << "a committed_only watcher got the held tail before its epoch was recorded async: "
+      << record_at_delivery;
+  // It takes writes again, and its replica, back, gets everything.
+  ASSERT_TRUE(cluster.node(0).Put("after", "v").ok());
+  ASSERT_TRUE(cluster.StartNode(1));
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllSame(); }, 60s)) << cluster.node(1).Log();
+}
+
 TEST_F(AutoFailoverTest, PrimaryPausedPastItsLeaseFencesItselfAndRejoins) {
   WriteAcked(0, "before-", 10);
   node(0)->Pause();

@@ -90,6 +90,18 @@ TEST(MysqldFlagsProcessTest, UnknownLooseOptionOnTheCommandLineIsAWarning) {
       << log;
 }
 
+// As in mysqld, an option given twice is not an error: the last one wins.
+TEST(MysqldFlagsProcessTest, AnOptionGivenTwiceTakesTheLastValue) {
+  TempDir dir;
+  auto s = Relaykvd::Start(dir.path() / "n", {"--sync_binlog=0", "--rpl_semi_sync_master_timeout=5",
+                                              "--sync-binlog=7", "--rpl_semi_sync_source_timeout=9"});
+  ASSERT_NE(s, nullptr);
+  auto v = s->client().ShowVariables("%");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ((*v)["sync_binlog"], "7");
+  EXPECT_EQ((*v)["rpl_semi_sync_master_timeout"], "9");
+}
+
 TEST(MysqldFlagsProcessTest, UnknownOptionWithoutLooseIsRefused) {
   TempDir dir;
   const StartupRefusal r = StartExpectingRefusal(dir.path() / "n", {"--skip-name-resolve"});

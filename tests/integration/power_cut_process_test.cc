@@ -320,7 +320,7 @@ TEST(PowerCutProcessTest, AcknowledgedWritesSurvivePowerCutsOfPrimaryAndReplica)
   if (const char* extra = std::getenv("RELAYKV_POWER_CUT_FLAGS"); extra != nullptr) {
     std::istringstream in(extra);
     for (std::string flag; in >> flag;) {
-      // Replaces the same --name=... (relaykvd refuses a flag given twice).
+      // Replaces the same --name=... (the last would win anyway: a shorter log line).
       const std::string name = flag.substr(0, flag.find('=') + 1);
       std::erase_if(durable, [&](const std::string& f) { return f.rfind(name, 0) == 0; });
       durable.push_back(flag);
