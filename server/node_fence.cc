@@ -91,6 +91,14 @@ absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
   // hold once the node is no longer held (HoldReplayedTail).
   hold_replayed_tail_ = MustHoldReplayedTail(state_->Applied().seq, last.seq);
   if (hold_replayed_tail_) {
+    // Nothing is applied before the node leads, so a stopped applier would
+    // show only once the hold resolves, with this node holding the leader
+    // key and refusing writes: it fails the claim (and the node restarts)
+    // here, as WaitApplied does without a hold (review s35-hold F3).
+    if (auto s = CheckApplier(); !s.ok()) {
+      hold_replayed_tail_ = false;
+      return s;
+    }
     spdlog::warn("automatic failover: binlog tail up to {} is applied once a replica ACKs it or "
                  "semi-sync times out (after a crash nothing says a replica holds it)",
                  last.ToString());
