@@ -120,7 +120,8 @@ int main(int argc, char** argv) {
                  "CLONE; resumes an interrupted clone); then replicate from it (README \"Clone\")");
   app.add_option("--etcd", options.etcd_endpoints,
                  "HOST:PORT[,HOST:PORT...] of etcd: automatic failover with the other nodes of "
-                 "--cluster (README \"Automatic failover\")");
+                 "--cluster (README \"Automatic failover\")")
+      ->join(',');  // a list: given twice, both parts
   app.add_option("--cluster", options.cluster, "the cluster's name in etcd (with --etcd)");
   int lease_ttl_s = 10;
   app.add_option("--lease-ttl", lease_ttl_s,

@@ -213,7 +213,7 @@ TEST(AutoFailoverHeldTailTest, ReElectedPrimaryShowsItsUnacknowledgedTailOnlyOnc
 TEST(AutoFailoverHeldTailTest, ReElectedPrimarysHeldTailGoesAsyncOnlyOnceEtcdRecordsIt) {
   RELAYKV_SKIP_WITHOUT_ETCD();
   TempDir dir;
-  constexpr int kTimeoutMs = 8000;  // the hold's; the checks below run well inside it
+  constexpr int kTimeoutMs = 15000;  // the hold's; the checks below run well inside it
   auto c = CoordinatedCluster::Start(
       dir.path(),
       {.nodes = 2,
@@ -230,18 +230,45 @@ TEST(AutoFailoverHeldTailTest, ReElectedPrimarysHeldTailGoesAsyncOnlyOnceEtcdRec
   ASSERT_TRUE(cluster.node(0).Put("before", "v").ok());
   const Gtid before = cluster.node(0).BinlogGtid();
   ASSERT_TRUE(cluster.node(1).client().StopReplica(ReplicaThreads::kIo).ok());
-  std::thread writer([&] {
-    auto tail = cluster.node(0).Put("unacked", "tail");
-    EXPECT_FALSE(tail.ok()) << "acknowledged with its only replica's IO thread stopped";
-  });
-  ASSERT_TRUE(WaitFor([&] { return cluster.node(0).BinlogGtid().seq > before.seq; }, 30s));
-  cluster.node(0).Kill();  // well before its 8 s timeout
-  writer.join();
+  {
+    // (jthread: joined however the block ends; the Put ends by the node's
+    // death or its semi-sync timeout.)
+    std::jthread writer([&] {
+      auto tail = cluster.node(0).Put("unacked", "tail");
+      EXPECT_FALSE(tail.ok()) << "acknowledged with its only replica's IO thread stopped";
+    });
+    ASSERT_TRUE(WaitFor([&] { return cluster.node(0).BinlogGtid().seq > before.seq; }, 30s));
+    cluster.node(0).Kill();  // well before its 15 s timeout
+  }
   cluster.node(1).Kill();  // and stays down: nobody will ACK the tail
   ASSERT_TRUE(cluster.StartNode(0));
   ASSERT_EQ(cluster.WaitForPrimary(60s), 0) << cluster.node(0).Log();
   EXPECT_EQ(newest_record().find("\"wentAsync\":true"), std::string::npos) << newest_record();
 
+  // A committed_only watcher from before the tail: when the tail reaches it,
+  // the epoch is recorded async already.
+  std::string record_at_delivery;
+  absl::Status watched;
+  // Ends once it has the tail, when the test ends it (a failed ASSERT:
+  // jthread asks it to stop and joins), or after a 90 s hang guard; a
+  // progress batch comes at least every second to ask.
+  std::jthread watcher([&](std::stop_token stop) {
+    const auto give_up = std::chrono::steady_clock::now() + 90s;
+    ClientWatchOptions o;
+    o.after = before;
+    o.committed_only = true;
+    watched = cluster.node(0).client().Watch(WatchRange{}, o, [&](const WatchBatch& b) {
+      for (const WatchEvent& e : b.events) {
+        for (const Mutation& m : e.changes) {
+          if (m.key == "unacked") {
+            record_at_delivery = newest_record();
+            return false;
+          }
+        }
+      }
+      return !stop.stop_requested() && std::chrono::steady_clock::now() < give_up;
+    });
+  });
   // Held: what a primary-fresh read or a compare relies on may be in the tail.
   ReadOptions fresh;
   fresh.consistency = ReadConsistency::kPrimaryFresh;
@@ -257,35 +284,23 @@ TEST(AutoFailoverHeldTailTest, ReElectedPrimarysHeldTailGoesAsyncOnlyOnceEtcdRec
   ASSERT_TRUE(local.ok()) << local.status();
   EXPECT_FALSE(local->has_value()) << "the held tail is visible before any ACK or timeout";
 
-  // A committed_only watcher from before the tail: when the tail reaches it,
-  // the epoch is recorded async already.
-  std::string record_at_delivery;
-  absl::Status watched;
-  std::thread watcher([&] {
-    const auto give_up = std::chrono::steady_clock::now() + 90s;  // a hang guard
-    ClientWatchOptions o;
-    o.after = before;
-    o.committed_only = true;
-    watched = cluster.node(0).client().Watch(WatchRange{}, o, [&](const WatchBatch& b) {
-      for (const WatchEvent& e : b.events) {
-        for (const Mutation& m : e.changes) {
-          if (m.key == "unacked") {
-            record_at_delivery = newest_record();
-            return false;
-          }
-        }
-      }
-      return std::chrono::steady_clock::now() < give_up;
-    });
-  });
   // Semi-sync times out on the held tail: it shows, recorded as async.
   ASSERT_TRUE(WaitFor([&] {
     auto g = cluster.node(0).Get("unacked");
     return g.ok() && g->has_value();
   }, 60s)) << cluster.node(0).Log();
   EXPECT_NE(newest_record().find("\"wentAsync\":true"), std::string::npos) << newest_record();
-  EXPECT_NE(cluster.node(0).Log().find("went async after seq"), std::string::npos)
-      << cluster.node(0).Log();
+  // The timeout asked etcd first (a line only the async gate writes), and
+  // semi-sync switched OFF (releasing the tail) only after that. (Not
+  // ordered against "went async": the record is stored before it is
+  // logged, so the switch may be logged first.)
+  const std::string log = cluster.node(0).Log();
+  const size_t wanted = log.find("needs that recorded in etcd first");
+  const size_t off = log.find("semi-sync switched OFF");
+  ASSERT_NE(wanted, std::string::npos) << log;
+  ASSERT_NE(off, std::string::npos) << log;
+  EXPECT_LT(wanted, off) << log;
+  EXPECT_NE(log.find("went async after seq"), std::string::npos) << log;
   watcher.join();
   EXPECT_TRUE(watched.ok()) << watched;
   EXPECT_NE(record_at_delivery.find("\"wentAsync\":true"), std::string::npos)
