@@ -3,7 +3,9 @@
 // (also writes still waiting for their ACKs), the else branch, replicas
 // applying the branch taken, bad input.
 #include <atomic>
+#include <filesystem>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "relaykv/client.h"
 #include "relaykv/node.h"
+#include "tests/common/small_fs.h"
 #include "tests/common/temp_dir.h"
 #include "tests/server/node_harness.h"
 
@@ -263,6 +266,158 @@ TEST(TxnTest, ConcurrentCasIncrementsLoseNothingAndReplicasAgree) {
   ASSERT_TRUE(pc.ok() && rc.ok());
   EXPECT_EQ(*pc, *rc);
   EXPECT_EQ(Versioned(*r, "counter")->version, Versioned(*p, "counter")->version);
+}
+
+// Review s34-txn F6: conditional writes while the binlog's disk fills up
+// and is freed, again and again. A group that fails (ENOSPC) is not
+// written, and its seqs are given out again, so nothing may remember it: a
+// compare evaluated against a pending change of that group (PendingKeys)
+// would see a state that never existed. Half the threads increment a
+// counter by compare-and-set (it ends at exactly the number of successful
+// increments, also after a restart); the other half take a lock by
+// create-if-absent and release it by delete-if-version (no two ever hold
+// it: a release that failed must not let another thread take the lock).
+// With a semi-sync replica too (AFTER_SYNC: RocksDB lags the binlog by the
+// writes waiting for their ACK, so PendingKeys is what compares read).
+void ConditionalWritesAcrossAFullBinlogDisk(bool semi_sync_replica) {
+  TempDir dir;
+  testing::SmallFilesystem small(4 << 20);
+  if (!small.ok()) GTEST_SKIP() << small.why();
+  const auto data_dir = dir.path() / "n";
+  std::filesystem::create_directories(data_dir);
+  std::filesystem::create_directory_symlink(small.path(), data_dir / "binlog");
+  NodeOptions o;
+  o.data_dir = data_dir;
+  o.listen_address = "127.0.0.1:0";
+  o.variables = {{"max_binlog_size", "16384"}};  // rotations: each one needs new space
+  if (semi_sync_replica) {
+    o.variables.emplace_back("rpl_semi_sync_master_enabled", "ON");
+    o.variables.emplace_back("rpl_semi_sync_master_timeout", "60000");
+  }
+  auto opened = Node::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Node> node = *std::move(opened);
+  std::unique_ptr<Node> replica;
+  if (semi_sync_replica) {
+    replica = testing::OpenServingNode(dir.path() / "r", {{"server_id", "2"},
+                                                          {"rpl_semi_sync_slave_enabled", "ON"}},
+                                       Addr(*node));
+    ASSERT_NE(replica, nullptr);
+    ASSERT_TRUE(WaitFor([&] { return Stat(*node, "Rpl_semi_sync_master_clients") == "1"; }));
+  }
+  ASSERT_TRUE(node->Put("counter", "0").ok());
+
+  constexpr int kThreads = 16;
+  std::atomic<bool> stop{false};
+  std::atomic<int> successes{0}, refused{0}, locks_taken{0}, unexpected{0};
+  std::mutex first_mu;
+  std::string first_unexpected;
+  auto note = [&](const std::string& what) {
+    if (unexpected++ > 0) return;
+    std::lock_guard l(first_mu);
+    first_unexpected = what;
+  };
+  // A write refused by the full disk, or because a failed group left the
+  // state for compares unknown until RocksDB applies what came before it,
+  // is a definite "not written": wait a little and try again; anything
+  // else but OK is unexpected.
+  auto run = [&](const Txn& txn) -> std::optional<TxnResult> {
+    while (!stop.load()) {
+      auto r = node->Txn(txn);
+      if (r.ok()) return *r;
+      const bool applying = absl::IsUnavailable(r.status()) &&
+                            r.status().message().find("still applying") != std::string::npos;
+      if (r.status().code() != absl::StatusCode::kResourceExhausted && !applying) {
+        note("conditional write: " + r.status().ToString());
+        return std::nullopt;
+      }
+      ++refused;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return std::nullopt;
+  };
+  auto increment = [&] {
+    auto read = node->GetVersioned("counter");
+    if (!read.ok() || !read->has_value()) {
+      note("read: " + (read.ok() ? std::string("no counter") : read.status().ToString()));
+      return;
+    }
+    Txn cas;
+    cas.compares = {Compare::VersionIs("counter", (*read)->version)};
+    cas.then_ops = {Mutation::Put("counter", std::to_string(std::stoi((*read)->value) + 1))};
+    if (auto r = run(cas); r && r->succeeded) ++successes;
+  };
+  auto take_and_release_lock = [&](int me) {
+    Txn take;
+    take.compares = {Compare::Absent("lock")};
+    take.then_ops = {Mutation::Put("lock", std::to_string(me))};
+    auto taken = run(take);
+    if (!taken || !taken->succeeded) return;
+    ++locks_taken;
+    Txn release;
+    release.compares = {Compare::VersionIs("lock", taken->gtid)};
+    release.then_ops = {Mutation::Delete("lock")};
+    auto released = run(release);
+    if (released && !released->succeeded) {
+      note("thread " + std::to_string(me) + " took the lock at " + taken->gtid.ToString() +
+           " and found it changed when it released it");
+    }
+  };
+  std::vector<std::jthread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      while (!stop.load()) {
+        if (t % 2 == 0) {
+          increment();
+        } else {
+          take_and_release_lock(t);
+        }
+      }
+    });
+  }
+  for (int cycle = 0; cycle < 6; ++cycle) {
+    const int before_fill = successes.load();
+    ASSERT_TRUE(WaitFor([&] { return successes.load() > before_fill + 50; }, std::chrono::seconds(30)))
+        << "no increments with free space";
+    const int refused_before = refused.load();
+    small.FillLeaving(0);
+    ASSERT_TRUE(WaitFor([&] { return refused.load() > refused_before; }, std::chrono::seconds(30)))
+        << "the full disk refused no write";
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    small.Free();
+  }
+  stop = true;
+  threads.clear();  // joined
+  EXPECT_EQ(unexpected.load(), 0) << first_unexpected;
+  EXPECT_GT(refused.load(), 0);
+  EXPECT_GT(locks_taken.load(), 0);
+  auto counter = node->Get("counter");
+  ASSERT_TRUE(counter.ok()) << counter.status();
+  EXPECT_EQ(**counter, std::to_string(successes.load()))
+      << successes.load() << " increments succeeded, " << refused.load() << " writes were refused";
+  EXPECT_EQ(node->applied_gtid(), node->binlog_gtid());
+  if (replica) {
+    ASSERT_TRUE(WaitFor([&] { return replica->applied_gtid() == node->applied_gtid(); }));
+    auto pc = node->Checksum();
+    auto rc = replica->Checksum();
+    ASSERT_TRUE(pc.ok() && rc.ok());
+    EXPECT_EQ(*pc, *rc) << "the replica applied other branches than the primary took";
+    replica.reset();
+  }
+  node.reset();
+  auto reopened = Node::Open(o);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto after = (*reopened)->Get("counter");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(**after, std::to_string(successes.load())) << "after a restart";
+}
+
+TEST(TxnTest, ConditionalWritesAcrossAFullBinlogDiskSeeNoFailedGroup) {
+  ConditionalWritesAcrossAFullBinlogDisk(/*semi_sync_replica=*/false);
+}
+
+TEST(TxnTest, ConditionalWritesAcrossAFullBinlogDiskSeeNoFailedGroupUnderAfterSync) {
+  ConditionalWritesAcrossAFullBinlogDisk(/*semi_sync_replica=*/true);
 }
 
 TEST(TxnTest, ClientHelpersAndPipelinedTransactions) {
