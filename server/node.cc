@@ -645,14 +645,16 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
   for (auto& m : then_mutations) *c->event.add_mutations() = std::move(m);
   if (condition) {
     // Refused early while RocksDB is still applying writes PendingKeys
-    // never saw (after a restart or a promotion): checked again at
-    // assignment, where it decides.
+    // never saw (after a restart or a promotion) or that came before a
+    // group whose write failed: checked again at assignment, where it
+    // decides.
     if (!pending_keys_->CaughtUp(binlog_->LastVisible().seq)) {
       LeaveCommitGate();
       return c->Finish(absl::UnavailableError(
-          "the primary is still applying its binlog (after a crash restart: once a replica ACKs "
-          "the replayed tail or semi-sync times out), so a compare cannot be checked yet; "
-          "nothing was written; retry"));
+          "the primary is still applying its binlog (after a restart or promotion, once a "
+          "replica ACKs the replayed tail or semi-sync times out; after a failed write, once the "
+          "writes before it are applied), so a compare cannot be checked yet; nothing was "
+          "written; retry"));
     }
     c->condition = std::move(condition);
   }
