@@ -213,10 +213,9 @@ absl::Status Node::Impl::WatchInto(const WatchOptions& o, Out& out) {
       // cluster's history: a newer primary may have the GTID, so a client
       // is told to try elsewhere (UNAVAILABLE: relaykv::Client moves on),
       // not that the GTID is nowhere (review s35-watch F2).
-      // `primary`: what the caller read of primary_address(), not read
-      // again here (a demotion in between must not make this final).
-      auto not_here = [&](bool primary, absl::Status refusal) {
-        if (!primary || !GateClosedForReads()) return refusal;
+      auto fenced_primary = [&] { return primary_address().empty() && GateClosedForReads(); };
+      auto not_here = [&](bool fenced, absl::Status refusal) {
+        if (!fenced) return refusal;
         return absl::UnavailableError(
             std::string(refusal.message()) +
             "; but this primary is fenced or its role is not known, so a newer primary may "
@@ -226,9 +225,16 @@ absl::Status Node::Impl::WatchInto(const WatchOptions& o, Out& out) {
       // history; a replica may still receive it.
       while (binlog_->LastVisible().seq < after.seq) {
         if (primary_address().empty()) {
-          return not_here(true, absl::FailedPreconditionError(
+          const Gtid end = binlog_->LastVisible();
+          const bool fenced = GateClosedForReads();
+          // A node that began to follow a primary meanwhile (its role
+          // changes before its gate opens) waits as a replica does: the
+          // demotion must not make this answer final (review s36 F4).
+          if (!fenced && !primary_address().empty()) continue;
+          if (end.seq >= after.seq) continue;  // it arrived meanwhile
+          return not_here(fenced, absl::FailedPreconditionError(
               "watch after gtid " + after.ToString() + ": this node's binlog ends at " +
-              binlog_->LastVisible().ToString() + ", so that gtid is not in its history"));
+              end.ToString() + ", so that gtid is not in its history"));
         }
         binlog_->WaitForVisibleAfter(after.seq - 1, Clock::now() + kSlice);
         if (auto s = gone(); !s.ok()) return s;
@@ -239,7 +245,7 @@ absl::Status Node::Impl::WatchInto(const WatchOptions& o, Out& out) {
       if (after.seq == 0 || after.seq == before_first.seq) {
         // The purge boundary's GTID comes from the oldest segment's header.
         if (after.epoch != 0 && after.seq != 0 && after != before_first) {
-          return not_here(primary_address().empty(), NotOurs(after, before_first));
+          return not_here(fenced_primary(), NotOurs(after, before_first));
         }
         auto r = binlog_->NewReader(after.seq + 1);
         if (!r.ok()) return absl::IsOutOfRange(r.status()) ? Purged(binlog_.get(), after) : r.status();
@@ -254,7 +260,7 @@ absl::Status Node::Impl::WatchInto(const WatchOptions& o, Out& out) {
         if (!rec->has_value()) return absl::InternalError("binlog event vanished while starting a watch");
         const Gtid ours = GtidFromProto((*rec)->event.gtid());
         if (after.epoch != 0 && ours != after) {
-          return not_here(primary_address().empty(), NotOurs(after, ours));
+          return not_here(fenced_primary(), NotOurs(after, ours));
         }
         progress = ours;
       }
