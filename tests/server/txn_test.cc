@@ -364,6 +364,13 @@ void ConditionalWritesAcrossAFullBinlogDisk(bool semi_sync_replica) {
     }
   };
   std::vector<std::jthread> threads;
+  // Destroyed before `threads` (declared after it): however the test ends
+  // (a failed ASSERT too), the threads are told to stop before they are
+  // joined.
+  struct StopOnExit {
+    std::atomic<bool>& stop;
+    ~StopOnExit() { stop = true; }
+  } stop_on_exit{stop};
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       while (!stop.load()) {
