@@ -661,9 +661,9 @@ absl::Status Binlog::UndoWrite(const absl::Status& failed, bool* sticky) {
 absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* sticky) {
   // A sealed segment ends at its last record (readers and recovery take its
   // size as its end) and is durable. A failure here leaves the file's state
-  // unknown; one in creating the next segment or the index leaves the
-  // active segment as it was (recovery removes an unlisted new file), so
-  // the next group tries again.
+  // unknown; one in creating the next segment or in writing the index
+  // before it replaces the old one leaves the active segment as it was
+  // (recovery removes an unlisted new file), so the next group tries again.
   *sticky = true;
   if (allocated_end_ > active_size_) {
     if (auto s = DropPreallocated(); !s.ok()) return s;
@@ -691,12 +691,17 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
   auto file = CreateSegment(dir_, number, next_first_seq, epoch, key);
   if (!file.ok()) return file.status();
   numbers.push_back(number);
-  // From here a failure is sticky: the new index may be in place (renamed,
-  // its directory not synced), and a restart would then start the next
-  // events at next_first_seq while we kept writing them into this segment.
-  *sticky = true;
-  // Crash before this point: the new file is unlisted and recovery removes it.
-  if (auto s = WriteIndex(numbers); !s.ok()) return s;
+  // A failure once the new index is renamed into place is sticky (its
+  // directory may not be synced, so a restart may or may not list the new
+  // segment, and would start the next events at next_first_seq while we
+  // kept writing them into this one). One before it (a full disk writing
+  // binlog.index.tmp) left the index as it was: the new file is unlisted,
+  // recovery removes it, and the next group tries again.
+  bool renamed = false;
+  if (auto s = WriteIndex(numbers, &renamed); !s.ok()) {
+    *sticky = renamed;
+    return s;
+  }
   active_ = *std::move(file);
   active_key_ = key;
   active_size_ = binlog_format::kSegmentHeaderSize;
@@ -706,8 +711,8 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
   return absl::OkStatus();
 }
 
-absl::Status Binlog::WriteIndex(const std::vector<uint64_t>& numbers) {
-  return WriteBinlogIndex(dir_, numbers);
+absl::Status Binlog::WriteIndex(const std::vector<uint64_t>& numbers, bool* renamed) {
+  return WriteBinlogIndex(dir_, numbers, renamed);
 }
 
 Gtid Binlog::LastVisible() const {

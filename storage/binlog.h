@@ -293,7 +293,8 @@ class Binlog {
   // Leader only: seal the active segment and start the next. *sticky as
   // for WriteGroup (a failure to create the next segment is not).
   absl::Status Rotate(uint64_t next_first_seq, bool active_synced, bool* sticky) EXCLUDES(mu_);
-  absl::Status WriteIndex(const std::vector<uint64_t>& numbers) REQUIRES(index_mu_);
+  absl::Status WriteIndex(const std::vector<uint64_t>& numbers, bool* renamed = nullptr)
+      REQUIRES(index_mu_);
   template <typename Pred>
   absl::StatusOr<int> PurgeWhile(uint64_t keep_from_seq, Pred removable)
       EXCLUDES(index_mu_, mu_);

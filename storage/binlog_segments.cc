@@ -389,10 +389,11 @@ absl::StatusOr<std::vector<uint64_t>> ReadBinlogIndex(const fs::path& dir) {
   return ReadIndex(dir);
 }
 
-absl::Status WriteBinlogIndex(const fs::path& dir, const std::vector<uint64_t>& numbers) {
+absl::Status WriteBinlogIndex(const fs::path& dir, const std::vector<uint64_t>& numbers,
+                              bool* renamed) {
   std::string text;
   for (uint64_t n : numbers) text += SegmentFileName(n) + "\n";
-  return WriteFileAtomically(dir / binlog_format::kIndexFileName, text);
+  return WriteFileAtomically(dir / binlog_format::kIndexFileName, text, renamed);
 }
 
 absl::StatusOr<File> CreateSegment(const fs::path& dir, uint64_t number, uint64_t first_seq,

@@ -72,9 +72,11 @@ struct SegmentScan {
                                                           uint64_t first_seq,
                                                           bool unsynced_groups);
 
-// Writes binlog.index listing `numbers` (atomically replaced).
+// Writes binlog.index listing `numbers` (atomically replaced; `renamed` as
+// in WriteFileAtomically).
 [[nodiscard]] absl::Status WriteBinlogIndex(const std::filesystem::path& dir,
-                                            const std::vector<uint64_t>& numbers);
+                                            const std::vector<uint64_t>& numbers,
+                                            bool* renamed = nullptr);
 
 // Creates a new binlog in `dir` (which must hold none) whose history begins
 // after `before` — a node cloned at GTID `before`: segment 1 starts at seq

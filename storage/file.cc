@@ -161,14 +161,22 @@ absl::StatusOr<bool> FileExists(const std::filesystem::path& path) {
   return exists;
 }
 
-absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents) {
+absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents,
+                                 bool* renamed) {
+  if (renamed != nullptr) *renamed = false;
   std::filesystem::path tmp = path;
   tmp += ".tmp";
   {
     auto f = File::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC);
     if (!f.ok()) return f.status();
-    if (auto s = f->WriteAt(0, contents); !s.ok()) return s;
-    if (auto s = f->DataSync(); !s.ok()) return s;
+    absl::Status s = f->WriteAt(0, contents);
+    if (s.ok()) s = f->DataSync();
+    if (!s.ok()) {
+      // A full disk: give its blocks back (the next try makes it anew).
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+      return s;
+    }
   }
   auto rename = [&]() -> absl::Status {
     if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename to", path, errno);
@@ -176,6 +184,7 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
   };
   FaultInjection* fi = ActiveFaultInjection();
   if (auto s = fi != nullptr ? fi->GuardRename(path, rename) : rename(); !s.ok()) return s;
+  if (renamed != nullptr) *renamed = true;
   return SyncDir(path.parent_path().empty() ? "." : path.parent_path());
 }
 

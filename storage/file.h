@@ -69,8 +69,12 @@ absl::Status ErrnoError(std::string_view what, const std::filesystem::path& path
 
 // Replaces `path` with `contents` so that a crash leaves either the old or the
 // new file, never a mix: write a temporary file, fsync it, rename, fsync dir.
+// `*renamed` (if given) tells a failure that left the old file in place
+// (false: nothing changed, trying again is safe) from one after the rename,
+// when the new file may or may not survive a crash.
 [[nodiscard]] absl::Status WriteFileAtomically(const std::filesystem::path& path,
-                                               std::string_view contents);
+                                               std::string_view contents,
+                                               bool* renamed = nullptr);
 
 // Whether `path` exists; UNAVAILABLE naming it when that cannot be told
 // (EACCES, EIO): for marker files whose absence means "nothing to fear",

@@ -382,14 +382,21 @@ void ConditionalWritesAcrossAFullBinlogDisk(bool semi_sync_replica) {
       }
     });
   }
+  auto state = [&] {
+    std::lock_guard l(first_mu);
+    return std::to_string(successes.load()) + " increments, " + std::to_string(refused.load()) +
+           " refused, " + std::to_string(unexpected.load()) + " unexpected (first: " +
+           first_unexpected + "), binlog at " + node->binlog_gtid().ToString() + ", applied " +
+           node->applied_gtid().ToString();
+  };
   for (int cycle = 0; cycle < 6; ++cycle) {
     const int before_fill = successes.load();
     ASSERT_TRUE(WaitFor([&] { return successes.load() > before_fill + 50; }, std::chrono::seconds(30)))
-        << "no increments with free space";
+        << "no increments with free space: " << state();
     const int refused_before = refused.load();
     small.FillLeaving(0);
     ASSERT_TRUE(WaitFor([&] { return refused.load() > refused_before; }, std::chrono::seconds(30)))
-        << "the full disk refused no write";
+        << "the full disk refused no write: " << state();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     small.Free();
   }
