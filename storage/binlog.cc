@@ -18,6 +18,12 @@ namespace relaykv {
 namespace fs = std::filesystem;
 
 namespace {
+// The tail of a throttled log line (LogThrottle): how many like it were not logged.
+std::string HeldBack(uint64_t held) {
+  if (held == 0) return "";
+  return "; " + std::to_string(held) + " more like it since the last such line";
+}
+
 // A new binlog is created as segment 1 (header fsynced, directory fsynced),
 // then binlog.index. A crash in between leaves a segment that no index lists
 // and that holds no event (events are written only once the index exists):
@@ -480,6 +486,11 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     last_visible_ = last;
     segments_.back().end_offset = active_size_;
     if (sync) synced_through_ = last.seq;
+    if (failed_groups_ > 0) {  // the end of what the throttled lines hid
+      spdlog::info("binlog: groups are written again from seq {}, after {} failed",
+                   first_seq, failed_groups_);
+      failed_groups_ = 0;
+    }
   } else if (status.ok() && forced) {
     synced_through_ = last_visible_.seq;  // SyncVisible()
   } else if (!status.ok() && sticky) {
@@ -495,8 +506,11 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     // dense. No other group has taken any since: leadership is exclusive.
     next_seq_ = first_seq;
     epoch_ = epoch_before;
-    spdlog::error("binlog: {} (seqs {}..{} not written; later writes are tried again)",
-                  status.ToString(), first_seq, end_seq - 1);
+    ++failed_groups_;
+    if (uint64_t held = 0; failed_group_log_.ShouldLog(&held)) {
+      spdlog::error("binlog: {} (seqs {}..{} not written; later writes are tried again){}",
+                    status.ToString(), first_seq, end_seq - 1, HeldBack(held));
+    }
   }
   l.unlock();
 
@@ -507,9 +521,12 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
       // Sealing a format 2 segment is tried again in a while, not after
       // every group: each try costs a sync (review s33b F2).
       if (active_key_ == 0) next_seal_attempt_ = std::chrono::steady_clock::now() + kSealRetry;
-      spdlog::error("binlog: rotation failed: {}{}", r.ToString(),
-                    rotate_sticky ? "; the binlog refuses writes until restart"
-                                  : "; the next group tries again");
+      if (uint64_t held = 0; rotate_sticky || failed_rotation_log_.ShouldLog(&held)) {
+        spdlog::error("binlog: rotation failed: {}{}{}", r.ToString(),
+                      rotate_sticky ? "; the binlog refuses writes until restart"
+                                    : "; the next group tries again",
+                      HeldBack(held));
+      }
       if (rotate_sticky) {
         l.lock();
         error_ = absl::InternalError("binlog refuses writes until restart after: " +

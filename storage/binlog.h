@@ -66,6 +66,7 @@
 #include "storage/binlog_truncate.h"
 #include "storage/file.h"
 #include "storage/gtid.h"
+#include "storage/log_throttle.h"
 
 namespace relaykv {
 
@@ -342,6 +343,10 @@ class Binlog {
   uint32_t groups_since_sync_ = 0;
   // When a format 2 active segment is next tried to be sealed (Open).
   std::chrono::steady_clock::time_point next_seal_attempt_;
+  // A full disk fails every group (and every rotation): one line per 5 s.
+  LogThrottle failed_group_log_{std::chrono::seconds(5)};
+  LogThrottle failed_rotation_log_{std::chrono::seconds(5)};
+  uint64_t failed_groups_ GUARDED_BY(mu_) = 0;  // since the last one written
   std::atomic<bool> unsynced_marked_{false};  // binlog.unsynced written by this run
   // The last run's binlog.unsynced, until ForgetUnsyncedTail().
   std::atomic<bool> inherited_marker_pending_;

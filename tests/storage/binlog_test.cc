@@ -20,6 +20,7 @@
 #include "storage/binlog_format.h"
 #include "storage/binlog_reader.h"
 #include "storage/binlog_segments.h"
+#include "tests/common/captured_log.h"
 #include "tests/common/small_fs.h"
 #include "tests/storage/test_util.h"
 
@@ -626,6 +627,7 @@ TEST(BinlogTest, ARotationThatCannotWriteTheIndexIsTriedAgainOnceSpaceIsFreed) {
       return s;
     };
     ASSERT_TRUE(try_commit("first", 'a').ok());  // preallocates the segment
+    testing::CapturedLog log;
     // Two pages: one for the group that crosses max_binlog_size (the
     // segment is preallocated up to it), one for the next segment's
     // header, none for the index.
@@ -639,11 +641,22 @@ TEST(BinlogTest, ARotationThatCannotWriteTheIndexIsTriedAgainOnceSpaceIsFreed) {
     ASSERT_TRUE(std::filesystem::exists(next_segment)) << "no rotation was tried";
     ASSERT_EQ(b->Segments().size(), 1u) << "the index should not have been written";
     // Still full: refused for the disk, not for good.
+    int refused = 0;
     for (int i = 0; i < 5; ++i) {
       absl::Status s = try_commit("full" + std::to_string(i), 'x');
       ASSERT_TRUE(s.ok() || absl::IsResourceExhausted(s)) << s;
+      refused += !s.ok();
     }
+    // Every group failed or tried the rotation again, each logging at
+    // most one line per 5 s (a full disk would otherwise log thousands).
+    EXPECT_GT(refused, 1);
+    EXPECT_EQ(log.CountLinesWith("rotation failed"), 1);
+    EXPECT_EQ(log.CountLinesWith("not written"), 1);
     fs.Free();
+    ASSERT_TRUE(try_commit("freed", 'y').ok());
+    EXPECT_NE(log.LineWith("groups are written again from seq " + std::to_string(committed.size())),
+              "")
+        << "the end of the failures is logged";
     for (int i = 0; i < 40; ++i) {
       absl::Status s = try_commit("after" + std::to_string(i), 'A' + i % 26);
       ASSERT_TRUE(s.ok()) << "commit " << i << " after space was freed: " << s;

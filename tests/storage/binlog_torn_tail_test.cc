@@ -19,16 +19,8 @@
 #include "storage/crc32c.h"
 #include "storage/fault_injection.h"
 #include "storage/record.h"
+#include "tests/common/captured_log.h"
 #include "tests/storage/test_util.h"
-
-// relaykv_storage links spdlog privately, so its compile definitions do not
-// reach this test: use the compiled library as the storage code does, so the
-// test swaps the logger of the one registry the storage code logs through.
-#ifndef SPDLOG_COMPILED_LIB
-#define SPDLOG_COMPILED_LIB
-#endif
-#include "spdlog/sinks/ostream_sink.h"
-#include "spdlog/spdlog.h"
 
 namespace relaykv {
 namespace {
@@ -37,6 +29,7 @@ namespace fs = std::filesystem;
 using binlog_format::kRecordHeaderSize;
 using binlog_format::kSectorSize;
 using testing::At;
+using testing::CapturedLog;
 using testing::EditSegment;
 using testing::kSegment1;
 using testing::OpenBinlog;
@@ -220,31 +213,6 @@ TEST(BinlogTornTailTest, LastGroupWithOnlyOneSectorOnDiskIsDroppedWhole) {
         }
       });
 }
-
-// Makes the default spdlog logger write into a string while it lives.
-class CapturedLog {
- public:
-  CapturedLog() : previous_(spdlog::default_logger()) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
-    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
-  }
-  ~CapturedLog() { spdlog::set_default_logger(previous_); }
-  CapturedLog(const CapturedLog&) = delete;
-  CapturedLog& operator=(const CapturedLog&) = delete;
-
-  // The first line holding `needle`; empty if none does.
-  std::string LineWith(const std::string& needle) const {
-    std::istringstream in(out_.str());
-    for (std::string line; std::getline(in, line);) {
-      if (line.find(needle) != std::string::npos) return line;
-    }
-    return "";
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
 
 // Expects the torn-tail log line to name the file, the offset, the bytes
 // dropped and `gtids` (the dropped GTID range, or "none").
