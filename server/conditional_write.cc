@@ -105,4 +105,11 @@ absl::StatusOr<bool> CompareAll(std::span<const v1::Compare> compares, PendingKe
   return true;
 }
 
+absl::Status UnresolvedConditionAnswer(const absl::Status& unresolved, const absl::Status& event) {
+  if (event.ok()) return unresolved;
+  return absl::Status(unresolved.code(), std::string(unresolved.message()) +
+                                             "; then its empty event failed too: " +
+                                             std::string(event.message()));
+}
+
 }  // namespace relaykv

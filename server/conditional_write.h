@@ -33,4 +33,14 @@ struct Condition {
 [[nodiscard]] absl::StatusOr<bool> CompareAll(std::span<const v1::Compare> compares,
                                               PendingKeys* keys, uint64_t before);
 
+// The answer to a conditional write whose branch could not be picked at
+// assignment (`unresolved`: CompareAll's error, not OK). Its event went out
+// with no mutations, so nothing was written whatever became of that event:
+// `unresolved` is the answer even when the event's own wait failed
+// (`event`), which would say "outcome unknown" or "do not retry" (review
+// s34-txn F3). That failure is named too: it may say why a retry will not
+// help yet.
+[[nodiscard]] absl::Status UnresolvedConditionAnswer(const absl::Status& unresolved,
+                                                     const absl::Status& event);
+
 }  // namespace relaykv

@@ -516,18 +516,7 @@ struct Node::Impl::PendingCommit {
   // Answers the caller, then counts the call out (Close() waits for that).
   // Measured to here (metrics: lock-free).
   void Finish(absl::StatusOr<Gtid> result) {
-    // An unresolved compare sent out an event with no mutations: nothing
-    // was written whatever became of that event, so its error is the
-    // answer even when the event's own wait failed (which would say
-    // "outcome unknown" or "do not retry"; review s34-txn F3). That
-    // failure is named too: it may say why a retry will not help yet.
-    if (!resolve_error.ok()) {
-      result = result.ok() ? resolve_error
-                           : absl::Status(resolve_error.code(),
-                                          std::string(resolve_error.message()) +
-                                              "; then its empty event failed too: " +
-                                              std::string(result.status().message()));
-    }
+    if (!resolve_error.ok()) result = UnresolvedConditionAnswer(resolve_error, result.status());
     // Checked at reply time: once Revoke returned, no commit of this
     // primary is answered OK (async ones included).
     // Held through done(): Revoke waits for an OK answer in progress.

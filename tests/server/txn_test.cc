@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "relaykv/client.h"
 #include "relaykv/node.h"
+#include "server/conditional_write.h"
 #include "tests/common/small_fs.h"
 #include "tests/common/temp_dir.h"
 #include "tests/server/node_harness.h"
@@ -432,6 +433,26 @@ TEST(TxnTest, ConditionalWritesAcrossAFullBinlogDiskSeeNoFailedGroup) {
 
 TEST(TxnTest, ConditionalWritesAcrossAFullBinlogDiskSeeNoFailedGroupUnderAfterSync) {
   ConditionalWritesAcrossAFullBinlogDisk(/*semi_sync_replica=*/true);
+}
+
+// Review s35 F1: a conditional write whose compare could not be checked
+// at assignment sent out an event with no mutations. Its answer is the
+// compare's error (retryable: nothing was written) even when that empty
+// event's wait failed with an error that says "do not retry" or "outcome
+// unknown" — which is named too.
+TEST(TxnTest, AnUncheckedCompareIsTheAnswerWhateverBecameOfItsEmptyEvent) {
+  const absl::Status unchecked = absl::UnavailableError(
+      "the primary is still applying its binlog, so a compare cannot be checked yet (nothing was "
+      "written)");
+  EXPECT_EQ(UnresolvedConditionAnswer(unchecked, absl::OkStatus()), unchecked);
+  const absl::Status not_applied = absl::InternalError(
+      "write 1:7 is in the binlog and replicates, but is not applied yet (stopping); it is "
+      "applied once the state machine can: do not retry it");
+  const absl::Status answer = UnresolvedConditionAnswer(unchecked, not_applied);
+  EXPECT_EQ(answer.code(), absl::StatusCode::kUnavailable) << answer;
+  EXPECT_NE(answer.message().find("(nothing was written)"), std::string::npos) << answer;
+  EXPECT_NE(answer.message().find("then its empty event failed too: write 1:7"), std::string::npos)
+      << answer;
 }
 
 TEST(TxnTest, ClientHelpersAndPipelinedTransactions) {
