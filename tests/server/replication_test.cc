@@ -1,6 +1,7 @@
 // A primary and replicas as embedded Nodes in one process, replicating over
 // gRPC on 127.0.0.1 (same code as relaykvd; the multi-process tests live in
 // tests/integration).
+#include <atomic>
 #include <future>
 #include <string>
 #include <thread>
@@ -212,6 +213,63 @@ TEST(ReplicationTest, FullRelayLogDiskHealsByItselfOnceSpaceIsFreed) {
   ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }))
       << "the IO thread should retry by itself: " << Field(replica->ReplicaStatus(), "Last_IO_Error");
   EXPECT_EQ(Field(replica->ReplicaStatus(), "Slave_IO_Running"), "Yes");
+  auto pc = primary->Checksum();
+  auto rc = replica->Checksum();
+  ASSERT_TRUE(pc.ok() && rc.ok());
+  EXPECT_EQ(pc->hash, rc->hash);
+}
+
+// The same, again and again while the primary keeps writing, with a small
+// max_binlog_size so that the relay log rotates: a rotation that fails for
+// the full disk (creating the next file, or writing binlog.index) must
+// leave the relay log taking events again once space is freed. It used to
+// refuse every append until a restart when the index could not be written,
+// which stopped the IO thread for good; this test caught that in about one
+// run of ten (the page left must be taken by the next file, not by the
+// batch), BinlogTest.ARotationThatCannotWriteTheIndexIsTriedAgain... always.
+TEST(ReplicationTest, ARelayLogDiskFilledAndFreedAgainAndAgainLosesNothing) {
+  testing::SmallFilesystem small(4 << 20);
+  if (!small.ok()) GTEST_SKIP() << small.why();
+  TempDir dir;
+  auto primary = OpenNode(dir.path() / "p");
+  ASSERT_NE(primary, nullptr);
+  const auto replica_dir = dir.path() / "r";
+  std::filesystem::create_directories(replica_dir);
+  std::filesystem::create_directory_symlink(small.path(), replica_dir / "binlog");
+  auto replica = testing::OpenServingNode(replica_dir, {{"server_id", "2"}, {"max_binlog_size", "16384"}},
+                                          Address(*primary));
+  ASSERT_NE(replica, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return primary->Replicas().size() == 1; }));
+  std::atomic<bool> stop{false};
+  std::atomic<int> write_errors{0};
+  std::jthread writer([&] {
+    for (int i = 0; i < 200000 && !stop.load(); ++i) {
+      if (!primary->Put("k" + std::to_string(i % 5000), std::string(500, 'a' + i % 26)).ok()) {
+        ++write_errors;
+      }
+    }
+  });
+  struct StopOnExit {
+    std::atomic<bool>& stop;
+    ~StopOnExit() { stop = true; }
+  } stop_on_exit{stop};
+  auto io_error = [&] { return Field(replica->ReplicaStatus(), "Last_IO_Error"); };
+  for (int cycle = 0; cycle < 10; ++cycle) {
+    const uint64_t before = replica->binlog_gtid().seq;
+    ASSERT_TRUE(WaitFor([&] { return replica->binlog_gtid().seq > before + 100; }))
+        << "cycle " << cycle << ": the relay log takes no events with free space: " << io_error();
+    small.FillLeaving(0);
+    ASSERT_TRUE(WaitFor([&] { return io_error().find("No space left") != std::string::npos; }))
+        << "cycle " << cycle << ": " << io_error();
+    small.Free();
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(write_errors.load(), 0);
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }))
+      << "the IO thread should retry by itself: " << io_error();
+  EXPECT_EQ(Field(replica->ReplicaStatus(), "Slave_IO_Running"), "Yes");
+  EXPECT_GT(replica->BinaryLogs().size(), 2u) << "the relay log rotated";
   auto pc = primary->Checksum();
   auto rc = replica->Checksum();
   ASSERT_TRUE(pc.ok() && rc.ok());
