@@ -188,6 +188,17 @@ TEST(ReplicationTest, PurgedPositionStopsIoThreadWithClearError) {
   EXPECT_EQ(*replica->Get("k1"), std::nullopt);
 }
 
+// A replica (server_id 2) of `primary` in `dir` whose relay log (its
+// binlog directory) is on `small`.
+std::unique_ptr<Node> OpenReplicaWithRelayLogIn(const std::filesystem::path& dir,
+                                                const testing::SmallFilesystem& small,
+                                                const Node& primary, NameValues vars) {
+  std::filesystem::create_directories(dir);
+  std::filesystem::create_directory_symlink(small.path(), dir / "binlog");
+  vars.emplace_back("server_id", "2");
+  return testing::OpenServingNode(dir, std::move(vars), Address(primary));
+}
+
 // Issue 14.4 on a replica: its relay log's disk is full. The IO thread
 // shows the error and retries (as MySQL's waits for disk space) instead of
 // stopping for good; once space is freed it catches up by itself.
@@ -197,10 +208,7 @@ TEST(ReplicationTest, FullRelayLogDiskHealsByItselfOnceSpaceIsFreed) {
   TempDir dir;
   auto primary = OpenNode(dir.path() / "p");
   ASSERT_NE(primary, nullptr);
-  const auto replica_dir = dir.path() / "r";
-  std::filesystem::create_directories(replica_dir);
-  std::filesystem::create_directory_symlink(small.path(), replica_dir / "binlog");
-  auto replica = OpenNode(replica_dir, Address(*primary), 2);
+  auto replica = OpenReplicaWithRelayLogIn(dir.path() / "r", small, *primary, {});
   ASSERT_NE(replica, nullptr);
   ASSERT_TRUE(WaitFor([&] { return primary->Replicas().size() == 1; }));
   small.FillLeaving(0);
@@ -233,11 +241,7 @@ TEST(ReplicationTest, ARelayLogDiskFilledAndFreedAgainAndAgainLosesNothing) {
   TempDir dir;
   auto primary = OpenNode(dir.path() / "p");
   ASSERT_NE(primary, nullptr);
-  const auto replica_dir = dir.path() / "r";
-  std::filesystem::create_directories(replica_dir);
-  std::filesystem::create_directory_symlink(small.path(), replica_dir / "binlog");
-  auto replica = testing::OpenServingNode(replica_dir, {{"server_id", "2"}, {"max_binlog_size", "16384"}},
-                                          Address(*primary));
+  auto replica = OpenReplicaWithRelayLogIn(dir.path() / "r", small, *primary, {{"max_binlog_size", "16384"}});
   ASSERT_NE(replica, nullptr);
   ASSERT_TRUE(WaitFor([&] { return primary->Replicas().size() == 1; }));
   std::atomic<bool> stop{false};

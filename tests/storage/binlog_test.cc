@@ -555,6 +555,19 @@ TEST(BinlogTest, FirstReplicatedAppendToAnEmptyBinlogMustBeSeq1) {
   EXPECT_EQ(b->LastVisible(), (Gtid{1, 1}));
 }
 
+// Reopens the binlog in `dir`: it holds exactly `committed` (the values of
+// one-Put events, in seq order from 1).
+void ExpectReopenedBinlogHolds(const fs::path& dir, const std::vector<std::string>& committed) {
+  auto b = OpenBinlog(dir, 16 << 10);
+  ASSERT_NE(b, nullptr);
+  const std::vector<v1::Event> events = ReadEvents(*b);
+  ASSERT_EQ(events.size(), committed.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    ASSERT_EQ(events[i].gtid().seq(), i + 1);
+    ASSERT_EQ(events[i].mutations(0).value(), committed[i]) << "seq " << i + 1;
+  }
+}
+
 // Issue 14.4: a full disk fails the group being written, with
 // RESOURCE_EXHAUSTED naming the file, and nothing else: once space is freed
 // the next commits succeed by themselves, with no gap and no duplicate seq,
@@ -593,14 +606,7 @@ TEST(BinlogTest, FullDiskFailsTheGroupThenCommitsResumeOnceSpaceIsFreed) {
       committed.push_back(e.mutations(0).value());
     }
   }
-  auto b = OpenBinlog(dir, 16 << 10);
-  ASSERT_NE(b, nullptr);
-  const std::vector<v1::Event> events = ReadEvents(*b);
-  ASSERT_EQ(events.size(), committed.size());
-  for (size_t i = 0; i < events.size(); ++i) {
-    ASSERT_EQ(events[i].gtid().seq(), i + 1);
-    ASSERT_EQ(events[i].mutations(0).value(), committed[i]) << "seq " << i + 1;
-  }
+  ExpectReopenedBinlogHolds(dir, committed);
 }
 
 // CI failure of TxnTest.ConditionalWritesAcrossAFullBinlogDisk...: with a
@@ -663,14 +669,7 @@ TEST(BinlogTest, ARotationThatCannotWriteTheIndexIsTriedAgainOnceSpaceIsFreed) {
     }
     EXPECT_GE(b->Segments().size(), 3u) << "rotations resumed";
   }
-  auto b = OpenBinlog(dir, 16 << 10);
-  ASSERT_NE(b, nullptr);
-  const std::vector<v1::Event> events = ReadEvents(*b);
-  ASSERT_EQ(events.size(), committed.size());
-  for (size_t i = 0; i < events.size(); ++i) {
-    ASSERT_EQ(events[i].gtid().seq(), i + 1);
-    ASSERT_EQ(events[i].mutations(0).value(), committed[i]) << "seq " << i + 1;
-  }
+  ExpectReopenedBinlogHolds(dir, committed);
 }
 
 // Review s32-f5 F4: a rotation syncs the segment it seals, so everything
