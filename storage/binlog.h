@@ -292,7 +292,8 @@ class Binlog {
   // judges later groups as synced ones again (review s31 L1).
   void UnmarkUnsyncedTail();
   // Leader only: seal the active segment and start the next. *sticky as
-  // for WriteGroup (a failure to create the next segment is not).
+  // for WriteGroup: not for a failure to create the next segment or to
+  // write the index before it replaces the old one (review s37b 5).
   absl::Status Rotate(uint64_t next_first_seq, bool active_synced, bool* sticky) EXCLUDES(mu_);
   absl::Status WriteIndex(const std::vector<uint64_t>& numbers, bool* renamed = nullptr)
       REQUIRES(index_mu_);
