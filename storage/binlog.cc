@@ -65,6 +65,10 @@ absl::Status RemoveFileDurably(const fs::path& path) {
 constexpr size_t kMaxGroupBytes = 8u << 20;
 // How often a format 2 segment that could not be sealed is tried again.
 constexpr std::chrono::seconds kSealRetry{5};
+// How soon a rotation that failed without harm (binlog.h Rotate) is tried
+// again: short, as the active segment grows past max_binlog_size meanwhile,
+// but not after every group (review s37a F2).
+constexpr std::chrono::milliseconds kRotationRetry{200};
 // Zeros written ahead of the active segment's end at a time (see binlog.h).
 constexpr uint64_t kPreallocBytes = 1u << 20;
 
@@ -476,8 +480,10 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
 
   // A format 2 segment left unsealed at open (binlog.cc Open) is sealed
   // after the next group that succeeds: its payloads are not whitened.
-  const bool seal = active_key_ == 0 && std::chrono::steady_clock::now() >= next_seal_attempt_;
-  bool rotate = status.ok() && (active_size_ >= max_binlog_size_.load() || seal);
+  const auto now = std::chrono::steady_clock::now();
+  const bool seal = active_key_ == 0 && now >= next_seal_attempt_;
+  const bool full = active_size_ >= max_binlog_size_.load() && now >= next_rotation_attempt_;
+  bool rotate = status.ok() && (full || seal);
   l.lock();
   const bool published = status.ok() && events > 0;
   if (published) {
@@ -490,6 +496,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
       spdlog::info("binlog: groups are written again from seq {}, after {} failed",
                    first_seq, failed_groups_);
       failed_groups_ = 0;
+      failed_group_log_.Reset();
     }
   } else if (status.ok() && forced) {
     synced_through_ = last_visible_.seq;  // SyncVisible()
@@ -517,9 +524,16 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   if (rotate) {
     bool rotate_sticky = false;
     absl::Status r = Rotate(end_seq, sync, &rotate_sticky);
-    if (!r.ok()) {
-      // Sealing a format 2 segment is tried again in a while, not after
-      // every group: each try costs a sync (review s33b F2).
+    if (r.ok() && failed_rotations_ > 0) {
+      spdlog::info("binlog: rotated to a new segment from seq {}, after {} failed tries", end_seq,
+                   failed_rotations_);
+      failed_rotations_ = 0;
+      failed_rotation_log_.Reset();
+    } else if (!r.ok()) {
+      // Tried again in a while, not after every group: each try costs
+      // syncs (review s33b F2 for the seal of a format 2 segment).
+      ++failed_rotations_;
+      next_rotation_attempt_ = std::chrono::steady_clock::now() + kRotationRetry;
       if (active_key_ == 0) next_seal_attempt_ = std::chrono::steady_clock::now() + kSealRetry;
       if (uint64_t held = 0; rotate_sticky || failed_rotation_log_.ShouldLog(&held)) {
         spdlog::error("binlog: rotation failed: {}{}{}", r.ToString(),

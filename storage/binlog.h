@@ -344,6 +344,10 @@ class Binlog {
   uint32_t groups_since_sync_ = 0;
   // When a format 2 active segment is next tried to be sealed (Open).
   std::chrono::steady_clock::time_point next_seal_attempt_;
+  // When a full segment is next tried to be rotated after a failed try:
+  // each try costs syncs, and a full disk would have every group pay them.
+  std::chrono::steady_clock::time_point next_rotation_attempt_;
+  uint64_t failed_rotations_ = 0;  // since the last one that succeeded
   // A full disk fails every group (and every rotation): one line per 5 s.
   LogThrottle failed_group_log_{std::chrono::seconds(5)};
   LogThrottle failed_rotation_log_{std::chrono::seconds(5)};

@@ -183,7 +183,14 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
     return absl::OkStatus();
   };
   FaultInjection* fi = ActiveFaultInjection();
-  if (auto s = fi != nullptr ? fi->GuardRename(path, rename) : rename(); !s.ok()) return s;
+  if (auto s = fi != nullptr ? fi->GuardRename(path, rename) : rename(); !s.ok()) {
+    // On a network filesystem a rename that reports an error may have
+    // happened all the same (a retried request; review s37a F1): only a
+    // temporary file still there proves the old file is in place.
+    struct stat st;
+    if (renamed != nullptr) *renamed = ::lstat(tmp.c_str(), &st) != 0;
+    return s;
+  }
   if (renamed != nullptr) *renamed = true;
   return SyncDir(path.parent_path().empty() ? "." : path.parent_path());
 }

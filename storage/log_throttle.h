@@ -33,6 +33,15 @@ class LogThrottle {
     return true;
   }
 
+  // The trouble is over: the next ShouldLog() passes at once, so a new
+  // episode's start is as exact as the first one's. The caller's own line
+  // says how the last one ended.
+  void Reset() {
+    std::lock_guard l(mu_);
+    logged_once_ = false;
+    held_ = 0;
+  }
+
  private:
   const Clock::duration interval_;
   std::mutex mu_;

@@ -37,5 +37,19 @@ TEST(LogThrottleTest, AfterTheIntervalTheNextLineSaysHowManyWereHeldBack) {
   EXPECT_EQ(held, static_cast<uint64_t>(held_back));
 }
 
+// Review s37b 3: a new episode of trouble soon after the last one ended is
+// logged at once, not hidden by the last episode's interval.
+TEST(LogThrottleTest, AfterResetTheNextLinePassesAtOnce) {
+  LogThrottle throttle(std::chrono::hours(1));
+  uint64_t held = 99;
+  ASSERT_TRUE(throttle.ShouldLog(&held));
+  EXPECT_FALSE(throttle.ShouldLog(&held));
+  EXPECT_FALSE(throttle.ShouldLog(&held));
+  throttle.Reset();
+  ASSERT_TRUE(throttle.ShouldLog(&held));
+  EXPECT_EQ(held, 0u) << "the held-back lines belonged to the last episode";
+  EXPECT_FALSE(throttle.ShouldLog(&held));
+}
+
 }  // namespace
 }  // namespace relaykv
