@@ -110,6 +110,10 @@ NameValues Node::ShowStatus(std::string_view like) const {
       {"Binlog_fsyncs", std::to_string(b.syncs)},
       {"Binlog_gtid", impl_->binlog_->LastVisible().ToString()},
       {"Binlog_groups", std::to_string(b.groups)},
+      // A full disk (README "A full disk"): groups refused, and rotations
+      // put off (the active segment grows past max_binlog_size meanwhile).
+      {"Binlog_write_failures", std::to_string(b.failed_groups)},
+      {"Binlog_rotation_failures", std::to_string(b.failed_rotations)},
       // Empty unless the binlog (a replica's: its relay log) refuses every
       // write until restart, and why.
       {"Binlog_error", std::string(impl_->binlog_->WriteError().message())},

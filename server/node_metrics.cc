@@ -184,6 +184,14 @@ std::string Node::MetricsText() const {
               "Events appended to this node's binlog (a replica's: its relay log) since start "
               "(Binlog_events).",
               ToUint(status["Binlog_events"]));
+  out.Counter("relaykv_binlog_write_failures_total",
+              "Binlog (relay log) group writes that failed since start, nothing of them written: "
+              "a full disk (Binlog_write_failures).",
+              ToUint(status["Binlog_write_failures"]));
+  out.Counter("relaykv_binlog_rotation_failures_total",
+              "Binlog (relay log) rotations that failed since start and were tried again later; "
+              "the active segment grows past max_binlog_size meanwhile (Binlog_rotation_failures).",
+              ToUint(status["Binlog_rotation_failures"]));
   const Gtid last = impl_->binlog_->LastVisible();
   out.Gauge("relaykv_binlog_last_seq", "Seq of the last visible (durable) binlog event.",
             static_cast<double>(last.seq));

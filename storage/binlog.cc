@@ -514,6 +514,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     next_seq_ = first_seq;
     epoch_ = epoch_before;
     ++failed_groups_;
+    stat_failed_groups_.fetch_add(1);
     if (uint64_t held = 0; failed_group_log_.ShouldLog(&held)) {
       spdlog::error("binlog: {} (seqs {}..{} not written; later writes are tried again){}",
                     status.ToString(), first_seq, end_seq - 1, HeldBack(held));
@@ -533,6 +534,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
       // Tried again in a while, not after every group: each try costs
       // syncs (review s33b F2 for the seal of a format 2 segment).
       ++failed_rotations_;
+      stat_failed_rotations_.fetch_add(1);
       next_rotation_attempt_ = std::chrono::steady_clock::now() + kRotationRetry;
       if (active_key_ == 0) next_seal_attempt_ = std::chrono::steady_clock::now() + kSealRetry;
       if (uint64_t held = 0; rotate_sticky || failed_rotation_log_.ShouldLog(&held)) {
@@ -799,7 +801,8 @@ absl::StatusOr<uint64_t> Binlog::WaitUntilVisible(const std::atomic<uint64_t>& w
 }
 
 BinlogStats Binlog::stats() const {
-  return {stat_groups_.load(), stat_syncs_.load(), stat_events_.load()};
+  return {stat_groups_.load(), stat_syncs_.load(), stat_events_.load(),
+          stat_failed_groups_.load(), stat_failed_rotations_.load()};
 }
 
 absl::Status Binlog::WriteError() const {

@@ -94,6 +94,11 @@ struct BinlogStats {
   uint64_t groups = 0;  // group writes (one pwrite each)
   uint64_t syncs = 0;   // fdatasync calls on segment files
   uint64_t events = 0;  // events appended since Open
+  // Since Open: groups whose write failed (nothing of them visible; a full
+  // disk), and rotations that failed and were tried again later (the active
+  // segment then grows past max_binlog_size). Each is logged too, throttled.
+  uint64_t failed_groups = 0;
+  uint64_t failed_rotations = 0;
 };
 
 class Binlog {
@@ -367,6 +372,8 @@ class Binlog {
   std::atomic<uint64_t> stat_groups_{0};
   std::atomic<uint64_t> stat_syncs_{0};
   std::atomic<uint64_t> stat_events_{0};
+  std::atomic<uint64_t> stat_failed_groups_{0};
+  std::atomic<uint64_t> stat_failed_rotations_{0};
   std::thread committer_;  // last: starts once everything above is set up
 };
 

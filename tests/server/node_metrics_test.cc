@@ -41,6 +41,8 @@ TEST(NodeMetricsTest, CommitsGroupsAndFsyncsAreCountedOnAPrimary) {
   EXPECT_EQ(Value(*node, "relaykv_commit_duration_seconds_bucket{wait_point=\"async\",le=\"+Inf\"}"), 5);
   EXPECT_GT(Value(*node, "relaykv_commit_duration_seconds_sum{wait_point=\"async\"}"), 0);
   EXPECT_EQ(Value(*node, "relaykv_binlog_events_total"), 5);
+  EXPECT_EQ(Value(*node, "relaykv_binlog_write_failures_total"), 0);
+  EXPECT_EQ(Value(*node, "relaykv_binlog_rotation_failures_total"), 0);
   EXPECT_EQ(Value(*node, "relaykv_binlog_group_events_sum"), 5);  // every event in one group
   EXPECT_GE(Value(*node, "relaykv_binlog_fsync_duration_seconds_count"), 5);  // sync_binlog=1
   EXPECT_EQ(Value(*node, "relaykv_relay_log_fsync_duration_seconds_count"), 0);

@@ -641,9 +641,11 @@ TEST(BinlogTest, ARotationThatCannotWriteTheIndexIsTriedAgainOnceSpaceIsFreed) {
     fs.FillLeaving(4096);
     ASSERT_EQ(std::filesystem::space(fs.path()).available, 8192u);
     const auto next_segment = dir / SegmentFileName(2);
+    int refused_before = 0;
     for (int i = 0; i < 40 && !std::filesystem::exists(next_segment); ++i) {
       absl::Status s = try_commit("k" + std::to_string(i), 'b' + i % 20);
       ASSERT_TRUE(s.ok() || absl::IsResourceExhausted(s)) << s;
+      refused_before += !s.ok();
     }
     ASSERT_TRUE(std::filesystem::exists(next_segment)) << "no rotation was tried";
     ASSERT_EQ(b->Segments().size(), 1u) << "the index should not have been written";
@@ -659,6 +661,9 @@ TEST(BinlogTest, ARotationThatCannotWriteTheIndexIsTriedAgainOnceSpaceIsFreed) {
     EXPECT_GT(refused, 1);
     EXPECT_EQ(log.CountLinesWith("rotation failed"), 1);
     EXPECT_EQ(log.CountLinesWith("not written"), 1);
+    EXPECT_GE(b->stats().failed_rotations, 1u);
+    EXPECT_EQ(b->stats().failed_groups, static_cast<uint64_t>(refused_before + refused))
+        << "each refused commit was a group of its own";
     fs.Free();
     ASSERT_TRUE(try_commit("freed", 'y').ok());
     EXPECT_NE(log.LineWith("groups are written again from seq " + std::to_string(committed.size())),
