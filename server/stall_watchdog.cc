@@ -28,9 +28,9 @@ StallWatchdog::~StallWatchdog() {
 uint64_t StallWatchdog::Add(grpc::ServerContext* ctx, Clock::time_point deadline, std::string what) {
   std::lock_guard l(mu_);
   const uint64_t id = next_id_++;
-  const bool was_empty = watched_.empty();
   watched_.emplace(id, Entry{ctx, deadline, std::move(what)});
-  if (was_empty) cv_.notify_all();
+  // Awake, the thread looks at this within a tick: early enough.
+  if (sleeping_) cv_.notify_all();
   return id;
 }
 
@@ -43,7 +43,9 @@ void StallWatchdog::Run() {
   std::unique_lock l(mu_);
   while (!stop_) {
     if (watched_.empty()) {
+      sleeping_ = true;
       cv_.wait(l, [&] { return stop_ || !watched_.empty(); });
+      sleeping_ = false;
       continue;
     }
     cv_.wait_for(l, kTick, [&] { return stop_; });

@@ -12,6 +12,9 @@
 // Threads: thread-safe. One thread, started with the watchdog, wakes every
 // 100 ms while something is watched and sleeps otherwise; the destructor
 // stops and joins it. A Watch must end before its context is destroyed.
+// A Watch wakes that thread only when it sleeps: a primary watches every
+// send to a replica, and a wake-up per send cost a context switch per
+// commit group.
 #pragma once
 
 #include <atomic>
@@ -70,6 +73,7 @@ class StallWatchdog {
   uint64_t next_id_ GUARDED_BY(mu_) = 1;
   std::map<uint64_t, Entry> watched_ GUARDED_BY(mu_);
   bool stop_ GUARDED_BY(mu_) = false;
+  bool sleeping_ GUARDED_BY(mu_) = false;  // in the wait for something to watch
   std::atomic<uint64_t> fired_{0};
   std::thread thread_;
 };
