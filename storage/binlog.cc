@@ -534,13 +534,13 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
       // Tried again in a while, not after every group: each try costs
       // syncs (review s33b F2 for the seal of a format 2 segment).
       ++failed_rotations_;
-      stat_failed_rotations_.fetch_add(1);
+      if (!rotate_sticky) stat_failed_rotations_.fetch_add(1);  // a sticky one: Binlog_error
       next_rotation_attempt_ = std::chrono::steady_clock::now() + kRotationRetry;
       if (active_key_ == 0) next_seal_attempt_ = std::chrono::steady_clock::now() + kSealRetry;
       if (uint64_t held = 0; rotate_sticky || failed_rotation_log_.ShouldLog(&held)) {
         spdlog::error("binlog: rotation failed: {}{}{}", r.ToString(),
                       rotate_sticky ? "; the binlog refuses writes until restart"
-                                    : "; the next group tries again",
+                                    : "; tried again in a while",
                       HeldBack(held));
       }
       if (rotate_sticky) {
@@ -696,7 +696,8 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
   // size as its end) and is durable. A failure here leaves the file's state
   // unknown; one in creating the next segment or in writing the index
   // before it replaces the old one leaves the active segment as it was
-  // (recovery removes an unlisted new file), so the next group tries again.
+  // (recovery removes an unlisted new file), so a group tries again later
+  // (kRotationRetry).
   *sticky = true;
   if (allocated_end_ > active_size_) {
     if (auto s = DropPreallocated(); !s.ok()) return s;
@@ -724,12 +725,13 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
   auto file = CreateSegment(dir_, number, next_first_seq, epoch, key);
   if (!file.ok()) return file.status();
   numbers.push_back(number);
-  // A failure once the new index is renamed into place is sticky (its
-  // directory may not be synced, so a restart may or may not list the new
-  // segment, and would start the next events at next_first_seq while we
-  // kept writing them into this one). One before it (a full disk writing
-  // binlog.index.tmp) left the index as it was: the new file is unlisted,
-  // recovery removes it, and the next group tries again.
+  // A failure from the rename of the new index on is sticky (the rename may
+  // have happened, or its directory may not be synced, so a restart may or
+  // may not list the new segment, and would start the next events at
+  // next_first_seq while we kept writing them into this one). One before
+  // it (a full disk writing binlog.index.tmp) left the index as it was: the
+  // new file is unlisted, recovery removes it, and a group tries again
+  // later.
   bool renamed = false;
   if (auto s = WriteIndex(numbers, &renamed); !s.ok()) {
     *sticky = renamed;

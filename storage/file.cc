@@ -184,11 +184,12 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
   };
   FaultInjection* fi = ActiveFaultInjection();
   if (auto s = fi != nullptr ? fi->GuardRename(path, rename) : rename(); !s.ok()) {
-    // On a network filesystem a rename that reports an error may have
-    // happened all the same (a retried request; review s37a F1): only a
-    // temporary file still there proves the old file is in place.
-    struct stat st;
-    if (renamed != nullptr) *renamed = ::lstat(tmp.c_str(), &st) != 0;
+    // The rename may have happened all the same, or may still happen: on a
+    // network filesystem a request that timed out can be carried out
+    // later (review s38a M1), so not even a tmp file still there proves
+    // the old file stays. Only failures before the rename are "nothing
+    // changed" — a full disk's are.
+    if (renamed != nullptr) *renamed = true;
     return s;
   }
   if (renamed != nullptr) *renamed = true;
