@@ -725,13 +725,13 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
   auto file = CreateSegment(dir_, number, next_first_seq, epoch, key);
   if (!file.ok()) return file.status();
   numbers.push_back(number);
-  // A failure from the rename of the new index on is sticky (the rename may
-  // have happened, or its directory may not be synced, so a restart may or
-  // may not list the new segment, and would start the next events at
-  // next_first_seq while we kept writing them into this one). One before
-  // it (a full disk writing binlog.index.tmp) left the index as it was: the
-  // new file is unlisted, recovery removes it, and a group tries again
-  // later.
+  // A failure whose outcome is unknown — a rename that may have happened,
+  // or a directory not synced after it — is sticky: a restart may or may
+  // not list the new segment, and would start the next events at
+  // next_first_seq while we kept writing them into this one. One that left
+  // the index as it was (a full disk writing binlog.index.tmp, or refusing
+  // the rename) is not: the new file is unlisted, recovery removes it, and
+  // a group tries again later.
   bool renamed = false;
   if (auto s = WriteIndex(numbers, &renamed); !s.ok()) {
     *sticky = renamed;

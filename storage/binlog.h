@@ -37,8 +37,9 @@
 // freed). A failed fdatasync poisons the binlog: that group and every later
 // append fail with the same status (after a failed fsync the file's
 // contents are unknown; restart and let recovery decide). A failure to
-// create the next segment at rotation, or to write the new index before
-// renaming it into place, is retried by a group 200 ms later or more. Appends
+// create the next segment at rotation, or to put the new index in place
+// when the old one is known to stay, is retried by a group 200 ms later or
+// more (sealing a format 2 segment that is not full: 5 s later). Appends
 // after Close() fail with FAILED_PRECONDITION.
 //
 // Lock order: index_mu_ before mu_.

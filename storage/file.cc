@@ -161,6 +161,28 @@ absl::StatusOr<bool> FileExists(const std::filesystem::path& path) {
   return exists;
 }
 
+namespace {
+// Errors a filesystem returns before it changes anything: no space (btrfs
+// may refuse a rename for its metadata), no quota, no permission, read-only,
+// another filesystem. Any other error (EIO, ETIMEDOUT, EINTR, ENOENT — an
+// NFS rename retried after the first try went through) leaves the outcome
+// unknown: on a network filesystem a rename that timed out can still be
+// carried out later (review s38a M1, s38b M1).
+bool RenameRefusedUpFront(int err) {
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EACCES:
+    case EPERM:
+    case EROFS:
+    case EXDEV:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
 absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents,
                                  bool* renamed) {
   if (renamed != nullptr) *renamed = false;
@@ -178,18 +200,15 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
       return s;
     }
   }
+  int rename_errno = 0;  // stays 0 if the rename was never tried (a power cut)
   auto rename = [&]() -> absl::Status {
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoError("cannot rename to", path, errno);
-    return absl::OkStatus();
+    if (::rename(tmp.c_str(), path.c_str()) == 0) return absl::OkStatus();
+    rename_errno = errno;
+    return ErrnoError("cannot rename to", path, rename_errno);
   };
   FaultInjection* fi = ActiveFaultInjection();
   if (auto s = fi != nullptr ? fi->GuardRename(path, rename) : rename(); !s.ok()) {
-    // The rename may have happened all the same, or may still happen: on a
-    // network filesystem a request that timed out can be carried out
-    // later (review s38a M1), so not even a tmp file still there proves
-    // the old file stays. Only failures before the rename are "nothing
-    // changed" — a full disk's are.
-    if (renamed != nullptr) *renamed = true;
+    if (renamed != nullptr) *renamed = rename_errno != 0 && !RenameRefusedUpFront(rename_errno);
     return s;
   }
   if (renamed != nullptr) *renamed = true;
