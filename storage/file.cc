@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -168,7 +169,7 @@ namespace {
 // NFS rename retried after the first try went through) leaves the outcome
 // unknown: on a network filesystem a rename that timed out can still be
 // carried out later (review s38a M1, s38b M1).
-bool RenameRefusedUpFront(int err) {
+bool RenameRefusedUpFrontErrno(int err) {
   switch (err) {
     case ENOSPC:
     case EDQUOT:
@@ -180,6 +181,23 @@ bool RenameRefusedUpFront(int err) {
     default:
       return false;
   }
+}
+
+// Which file a path names (or none): compared before and after a failed
+// rename, because some filesystems return a "refused" errno after changing
+// things all the same — a FUSE object store renames by copy-then-delete,
+// NFS may answer a retried rename with EACCES or EROFS (review s38c M1).
+struct PathIdentity {
+  bool exists = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const PathIdentity&) const = default;
+};
+std::optional<PathIdentity> IdentifyPath(const std::filesystem::path& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) return PathIdentity{true, st.st_dev, st.st_ino};
+  if (errno == ENOENT) return PathIdentity{};
+  return std::nullopt;  // cannot tell
 }
 }  // namespace
 
@@ -200,6 +218,7 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
       return s;
     }
   }
+  const std::optional<PathIdentity> target_before = IdentifyPath(path);
   int rename_errno = 0;  // stays 0 if the rename was never tried (a power cut)
   auto rename = [&]() -> absl::Status {
     if (::rename(tmp.c_str(), path.c_str()) == 0) return absl::OkStatus();
@@ -208,7 +227,14 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
   };
   FaultInjection* fi = ActiveFaultInjection();
   if (auto s = fi != nullptr ? fi->GuardRename(path, rename) : rename(); !s.ok()) {
-    if (renamed != nullptr) *renamed = rename_errno != 0 && !RenameRefusedUpFront(rename_errno);
+    if (renamed != nullptr && rename_errno != 0) {
+      // "Refused" only if the errno says so and nothing visibly moved.
+      const std::optional<PathIdentity> tmp_now = IdentifyPath(tmp);
+      const std::optional<PathIdentity> target_now = IdentifyPath(path);
+      const bool unchanged = target_before && target_now && *target_before == *target_now &&
+                             tmp_now && tmp_now->exists;
+      *renamed = !(RenameRefusedUpFrontErrno(rename_errno) && unchanged);
+    }
     return s;
   }
   if (renamed != nullptr) *renamed = true;

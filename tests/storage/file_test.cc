@@ -15,12 +15,13 @@ namespace {
 
 using testing::TempDir;
 
-TEST(FileTest, ARenameThatFailsWithAnUnclearErrorMayHaveHappened) {
+TEST(FileTest, ARenameErrorOutsideTheKnownRefusalsCountsAsMaybeRenamed) {
   TempDir dir;
   const auto path = dir.path() / "index";
-  // A rename over a non-empty directory fails (EISDIR): not one of the
-  // refusals a filesystem makes before changing anything, so the outcome
-  // counts as unknown.
+  // A rename over a non-empty directory fails (EISDIR): locally a refusal,
+  // but not one of those storage/file.cc trusts (ENOSPC, EDQUOT, EACCES,
+  // EPERM, EROFS, EXDEV), so the outcome counts as unknown: the
+  // conservative side.
   std::filesystem::create_directories(path / "inside");
   bool renamed = false;
   const absl::Status s = WriteFileAtomically(path, "new", &renamed);
@@ -35,7 +36,7 @@ TEST(FileTest, AFullDiskFailsBeforeTheRenameAndLeavesTheOldFile) {
   const auto path = fs.path() / "index";
   ASSERT_TRUE(WriteFileAtomically(path, "old").ok());
   fs.FillLeaving(0);
-  bool renamed = true;
+  bool renamed = false;
   const absl::Status s = WriteFileAtomically(path, std::string(64 << 10, 'n'), &renamed);
   ASSERT_TRUE(absl::IsResourceExhausted(s)) << s;
   EXPECT_FALSE(renamed);
