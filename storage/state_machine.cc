@@ -21,13 +21,18 @@
 #include "spdlog/spdlog.h"
 #include "storage/rocks_status.h"
 #include "storage/file.h"
+#include "storage/state_machine_migration.h"
+#include "storage/stored_value.h"
 
 namespace relaykv {
 namespace {
 
 constexpr char kMetaCf[] = "relaykv_meta";
 constexpr char kAppliedKey[] = "applied_gtid";
-constexpr char kVersionsCf[] = "relaykv_versions";
+// Keys, each stored with its version (stored_value.h). RocksDB's default
+// column family held them before versions lived in the value: it is empty
+// once Open has moved them (state_machine_migration.h).
+constexpr char kDataCf[] = "relaykv_data";
 
 // RocksDB's own info log, into ours (warnings and worse) instead of a LOG
 // file in the db directory: one place to read, and no file of RocksDB's
@@ -129,19 +134,21 @@ class SstGate : public rocksdb::FileSystemWrapper {
 
 namespace {
 
-std::string EncodeGtid(const Gtid& g) {
-  std::string out(16, '\0');
-  std::memcpy(out.data(), &g.epoch, 8);
-  std::memcpy(out.data() + 8, &g.seq, 8);
-  return out;
-}
+using stored_value::EncodeGtid;
 
-std::optional<Gtid> DecodeGtid(std::string_view bytes) {
-  if (bytes.size() != 16) return std::nullopt;
-  Gtid g;
-  std::memcpy(&g.epoch, bytes.data(), 8);
-  std::memcpy(&g.seq, bytes.data() + 8, 8);
-  return g;
+// The applied GTID stored in `meta` as `ro` sees it ({0,0} if none yet).
+absl::StatusOr<Gtid> ReadApplied(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* meta,
+                                 const rocksdb::ReadOptions& ro, const std::string& where) {
+  std::string value;
+  rocksdb::Status s = db->Get(ro, meta, kAppliedKey, &value);
+  if (s.IsNotFound()) return Gtid{};
+  if (!s.ok()) return FromRocks(s, where + ": cannot read the applied GTID");
+  auto g = stored_value::DecodeGtid(value);
+  if (!g) {
+    return absl::DataLossError(where + ": applied GTID record is " + std::to_string(value.size()) +
+                               " bytes, expected 16");
+  }
+  return *g;
 }
 
 }  // namespace
@@ -164,14 +171,22 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
   // Smaller memtables than RocksDB's 64 MiB: a small node's memory reaches
   // its steady state quickly, and recovery replays less binlog.
   cf_options.write_buffer_size = 16 << 20;
+  // Owner only, like the binlog's directory (RocksDB would make it 0755).
+  if (auto created = CreatePrivateDirectory(dir); !created.ok()) return created;
+  // A state machine from before versions lived in the value still has
+  // their column family: it is opened to be moved from, then dropped.
+  std::vector<std::string> existing;
+  bool legacy_versions = false;
+  if (rocksdb::DB::ListColumnFamilies(db_options, dir.string(), &existing).ok()) {
+    for (const std::string& name : existing) legacy_versions |= name == kLegacyVersionsCf;
+  }  // else a new directory (or one DB::Open will report)
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, cf_options},
       {kMetaCf, cf_options},
-      {kVersionsCf, cf_options}};
+      {kDataCf, cf_options}};
+  if (legacy_versions) cfs.emplace_back(kLegacyVersionsCf, cf_options);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  // Owner only, like the binlog's directory (RocksDB would make it 0755).
-  if (auto created = CreatePrivateDirectory(dir); !created.ok()) return created;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir.string(), cfs, &handles, &raw);
   if (!s.ok()) return FromRocks(s, "cannot open " + dir.string());
 
@@ -179,21 +194,20 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
   sm->flush_listener_ = std::move(flush_listener);
   sm->env_ = std::move(env);
   sm->db_.reset(raw);
-  sm->data_cf_ = handles[0];
+  sm->legacy_cf_ = handles[0];
   sm->meta_cf_ = handles[1];
-  sm->versions_cf_ = handles[2];
-  std::string value;
-  s = raw->Get(rocksdb::ReadOptions(), sm->meta_cf_, kAppliedKey, &value);
-  if (s.ok()) {
-    if (value.size() != 16) {
-      return absl::DataLossError("state machine " + dir.string() + ": applied GTID record is " +
-                                 std::to_string(value.size()) + " bytes, expected 16");
-    }
-    std::memcpy(&sm->applied_.epoch, value.data(), 8);
-    std::memcpy(&sm->applied_.seq, value.data() + 8, 8);
-  } else if (!s.IsNotFound()) {
-    return FromRocks(s, "cannot read applied GTID");
+  sm->data_cf_ = handles[2];
+  if (legacy_versions || HasLegacyData(raw, sm->legacy_cf_)) {
+    rocksdb::ColumnFamilyHandle* versions = legacy_versions ? handles[3] : nullptr;
+    absl::Status moved = MigrateToVersionedValues(raw, sm->legacy_cf_, versions, sm->data_cf_,
+                                                  dir.string());
+    if (versions != nullptr) raw->DestroyColumnFamilyHandle(versions).PermitUncheckedError();
+    if (!moved.ok()) return moved;
   }
+  auto applied = ReadApplied(raw, sm->meta_cf_, rocksdb::ReadOptions(),
+                             "state machine " + dir.string());
+  if (!applied.ok()) return applied.status();
+  sm->applied_ = *applied;
   return sm;
 }
 
@@ -207,7 +221,7 @@ StateMachine::~StateMachine() {
   }
   db_->DestroyColumnFamilyHandle(data_cf_);
   db_->DestroyColumnFamilyHandle(meta_cf_);
-  db_->DestroyColumnFamilyHandle(versions_cf_);
+  db_->DestroyColumnFamilyHandle(legacy_cf_);
   db_->Close().PermitUncheckedError();
 }
 
@@ -229,21 +243,19 @@ absl::Status StateMachine::Apply(std::span<const v1::Event> events) {
     }
     ++want;
     const std::string version = EncodeGtid(GtidFromProto(ev.gtid()));
-    // A key's value and its version are put and deleted together, in this
-    // one batch: GetVersioned(key, with_value=false) takes a version entry
-    // to mean the key is there (conditional writes rely on it). Keep any new
-    // op writing or removing both.
     for (int i = 0; i < ev.mutations_size(); ++i) {
       const v1::Mutation& m = ev.mutations(i);
       rocksdb::Status s;
       switch (m.op()) {
-        case v1::Mutation::PUT:
-          s = batch.Put(data_cf_, m.key(), m.value());
-          if (s.ok()) s = batch.Put(versions_cf_, m.key(), version);
+        case v1::Mutation::PUT: {
+          // One entry: the version, then the value (stored_value.h).
+          const rocksdb::Slice key(m.key());
+          const rocksdb::Slice parts[] = {version, m.value()};
+          s = batch.Put(data_cf_, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
           break;
+        }
         case v1::Mutation::DELETE:
           s = batch.Delete(data_cf_, m.key());
-          if (s.ok()) s = batch.Delete(versions_cf_, m.key());
           break;
         default:
           // OP_UNSPECIFIED or a number this build does not know: never
@@ -270,95 +282,66 @@ absl::Status StateMachine::Apply(std::span<const v1::Event> events) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<std::string>> StateMachine::Get(const std::string& key) const {
-  std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), data_cf_, key, &value);
-  if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) return FromRocks(s, "cannot read");
-  return value;
-}
-
 absl::StatusOr<std::optional<StateMachine::Versioned>> StateMachine::GetVersioned(
     const std::string& key, bool with_value) const {
-  rocksdb::ManagedSnapshot snap(db_.get());
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap.snapshot();
+  rocksdb::PinnableSlice stored;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), data_cf_, key, &stored);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "cannot read");
+  auto view = stored_value::Decode(stored.ToStringView());
+  if (!view) {
+    return absl::DataLossError("stored entry of a key is " + std::to_string(stored.size()) +
+                               " bytes, shorter than its 16-byte version");
+  }
   Versioned out;
-  std::string version;
-  if (!with_value) {
-    rocksdb::Status s = db_->Get(ro, versions_cf_, key, &version);
-    if (s.IsNotFound()) {
-      // Absent, or written before versions were kept ({0,0}).
-      rocksdb::PinnableSlice present;
-      s = db_->Get(ro, data_cf_, key, &present);
-      if (s.IsNotFound()) return std::nullopt;
-      if (!s.ok()) return FromRocks(s, "cannot read");
-      return out;
-    }
-    if (!s.ok()) return FromRocks(s, "cannot read a version");
-  } else {
-    rocksdb::Status s = db_->Get(ro, data_cf_, key, &out.value);
-    if (s.IsNotFound()) return std::nullopt;
-    if (!s.ok()) return FromRocks(s, "cannot read");
-    s = db_->Get(ro, versions_cf_, key, &version);
-    if (s.IsNotFound()) return out;  // written before versions were kept: {0,0}
-    if (!s.ok()) return FromRocks(s, "cannot read a version");
-  }
-  auto g = DecodeGtid(version);
-  if (!g) {
-    return absl::DataLossError("version of a key is " + std::to_string(version.size()) +
-                               " bytes, expected 16");
-  }
-  out.version = *g;
+  out.version = view->version;
+  if (with_value) out.value.assign(view->value);
   return out;
+}
+
+absl::StatusOr<std::optional<std::string>> StateMachine::Get(const std::string& key) const {
+  auto v = GetVersioned(key);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::nullopt;
+  return std::move((*v)->value);
 }
 
 absl::StatusOr<Gtid> StateMachine::AppliedAt(const rocksdb::Snapshot* snapshot) const {
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
-  std::string value;
-  rocksdb::Status s = db_->Get(ro, meta_cf_, kAppliedKey, &value);
-  if (s.IsNotFound()) return Gtid{};
-  if (!s.ok()) return FromRocks(s, "cannot read applied GTID");
-  if (value.size() != 16) {
-    return absl::DataLossError("applied GTID record is " + std::to_string(value.size()) +
-                               " bytes, expected 16");
-  }
-  Gtid g;
-  std::memcpy(&g.epoch, value.data(), 8);
-  std::memcpy(&g.seq, value.data() + 8, 8);
-  return g;
+  return ReadApplied(db_.get(), meta_cf_, ro, "state machine");
 }
 
 absl::StatusOr<StateMachine::Checksum> StateMachine::ComputeChecksum() const {
   // CRC-64/XZ (ECMA-182 polynomial, reflected).
   boost::crc_optimal<64, 0x42F0E1EBA9EA3693ull, ~0ull, ~0ull, true, true> crc;
-  const rocksdb::Snapshot* snap = db_->GetSnapshot();
+  rocksdb::ManagedSnapshot snap(db_.get());
   rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
+  ro.snapshot = snap.snapshot();
   Checksum out;
-  std::string applied;
-  rocksdb::Status s = db_->Get(ro, meta_cf_, kAppliedKey, &applied);
-  if (s.ok() && applied.size() == 16) {
-    std::memcpy(&out.gtid.epoch, applied.data(), 8);
-    std::memcpy(&out.gtid.seq, applied.data() + 8, 8);
-  } else if (!s.ok() && !s.IsNotFound()) {
-    db_->ReleaseSnapshot(snap);
-    return FromRocks(s, "cannot read applied GTID");
-  }
+  auto applied = AppliedAt(snap.snapshot());
+  if (!applied.ok()) return applied.status();
+  out.gtid = *applied;
+  rocksdb::Status s;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, data_cf_));
   auto put_len = [&](uint64_t n) { crc.process_bytes(&n, sizeof(n)); };
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    // Over what users wrote, not versions: the same sum as before versions
+    // lived in the value.
+    auto view = stored_value::Decode(it->value().ToStringView());
+    if (!view) {
+      s = rocksdb::Status::Corruption("a stored entry is shorter than its version");
+      break;
+    }
     // Length-prefixed, so ("ab","c") and ("a","bc") differ.
     put_len(it->key().size());
     crc.process_bytes(it->key().data(), it->key().size());
-    put_len(it->value().size());
-    crc.process_bytes(it->value().data(), it->value().size());
+    put_len(view->value.size());
+    crc.process_bytes(view->value.data(), view->value.size());
     ++out.keys;
   }
-  s = it->status();
+  if (s.ok()) s = it->status();
   it.reset();
-  db_->ReleaseSnapshot(snap);
   if (!s.ok()) return FromRocks(s, "cannot scan");
   out.hash = crc.checksum();
   return out;
@@ -368,7 +351,7 @@ absl::Status StateMachine::Recover() { return FromRocks(db_->Resume(), "cannot r
 
 std::optional<uint64_t> StateMachine::IntProperty(const std::string& name) const {
   uint64_t total = 0;
-  for (rocksdb::ColumnFamilyHandle* cf : {data_cf_, meta_cf_, versions_cf_}) {
+  for (rocksdb::ColumnFamilyHandle* cf : {data_cf_, meta_cf_, legacy_cf_}) {
     uint64_t v = 0;
     if (!db_->GetIntProperty(cf, name, &v)) return std::nullopt;
     total += v;
@@ -393,7 +376,7 @@ absl::Status StateMachine::Flush() {
   if (auto s = flush_listener_->Run(); !s.ok()) return s;
   rocksdb::FlushOptions fo;
   fo.wait = true;
-  absl::Status s = FromRocks(db_->Flush(fo, {data_cf_, meta_cf_, versions_cf_}), "cannot flush");
+  absl::Status s = FromRocks(db_->Flush(fo, {data_cf_, meta_cf_}), "cannot flush");
   // Test hook: widens the window in which events applied after the flush
   // began sit only in the memtable (a process test aims a purge at it).
   static const int pause_ms = [] {
@@ -437,18 +420,9 @@ absl::StatusOr<Gtid> StateMachine::ReadAppliedGtid(const std::filesystem::path& 
   rocksdb::Status s = rocksdb::DB::OpenForReadOnly(db_options, dir.string(), cfs, &handles, &raw);
   if (!s.ok()) return FromRocks(s, "cannot open " + dir.string() + " read-only");
   std::unique_ptr<rocksdb::DB> db(raw);
-  std::string value;
-  s = db->Get(rocksdb::ReadOptions(), handles[1], kAppliedKey, &value);
+  auto g = ReadApplied(db.get(), handles[1], rocksdb::ReadOptions(),
+                       "state machine " + dir.string());
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-  Gtid g;
-  if (s.IsNotFound()) return g;  // nothing applied yet
-  if (!s.ok()) return FromRocks(s, "cannot read applied GTID in " + dir.string());
-  if (value.size() != 16) {
-    return absl::DataLossError("state machine " + dir.string() + ": applied GTID record is " +
-                               std::to_string(value.size()) + " bytes, expected 16");
-  }
-  std::memcpy(&g.epoch, value.data(), 8);
-  std::memcpy(&g.seq, value.data() + 8, 8);
   return g;
 }
 

@@ -53,18 +53,15 @@ class StateMachine {
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(const std::string& key) const;
 
   // A key's value and version: the GTID of the event that last changed it
-  // (like etcd's mod_revision), kept in its own column family, written in
-  // the same batch as the value. {0,0} for a key written before versions
-  // were kept. nullopt if the key is absent. Value and version come from
-  // one snapshot.
+  // (like etcd's mod_revision), stored in front of the value, one entry
+  // (stored_value.h). {0,0} for a key written before versions were kept.
+  // nullopt if the key is absent.
   struct Versioned {
     std::string value;
     Gtid version;
   };
-  // Without `with_value` the value is left empty and not read: a version
-  // entry alone says the key is there (Apply writes and deletes both in
-  // one batch); only a key without one has its presence read (pinned, not
-  // copied). For compares that ask no value (review s34-last F1).
+  // Without `with_value` the value is left empty, not copied (compares
+  // that ask no value; review s34-last F1).
   [[nodiscard]] absl::StatusOr<std::optional<Versioned>> GetVersioned(const std::string& key,
                                                                      bool with_value = true) const;
 
@@ -131,9 +128,11 @@ class StateMachine {
   std::shared_ptr<FlushListener> flush_listener_;  // also in RocksDB's options
   std::unique_ptr<rocksdb::Env> env_;  // RocksDB's, with its SST gate; outlives db_
   std::unique_ptr<rocksdb::DB> db_;
-  rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;  // owned by db_; user keys
+  rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;  // owned by db_; key -> version + value
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;  // owned by db_; applied GTID
-  rocksdb::ColumnFamilyHandle* versions_cf_ = nullptr;  // owned by db_; key -> GTID
+  // Owned by db_; RocksDB's default family, where keys were before their
+  // versions lived in the value; empty once Open has moved them.
+  rocksdb::ColumnFamilyHandle* legacy_cf_ = nullptr;
   mutable std::mutex applied_mu_;
   Gtid applied_;  // GUARDED_BY(applied_mu_)
 };

@@ -7,6 +7,7 @@
 
 #include "storage/rocks_status.h"
 #include "storage/state_machine.h"
+#include "storage/stored_value.h"
 
 namespace relaykv {
 namespace {
@@ -81,7 +82,14 @@ absl::StatusOr<ScanRows> StateMachine::Scan(const ScanSpec& spec) const {
       if (auto s = spec.check(); !s.ok()) return s;
     }
     if (!spec.count_only) {
-      const uint64_t row_bytes = it->key().size() + (spec.keys_only ? 0 : it->value().size());
+      // The stored entry is the key's version, then its value.
+      auto stored = stored_value::Decode(it->value().ToStringView());
+      if (!stored) {
+        return absl::DataLossError("scan: the stored entry of a key is " +
+                                   std::to_string(it->value().size()) +
+                                   " bytes, shorter than its 16-byte version");
+      }
+      const uint64_t row_bytes = it->key().size() + (spec.keys_only ? 0 : stored->value.size());
       // Never an empty page: the first row goes in whatever its size.
       if (spec.max_bytes != 0 && out.count > 0 && bytes + row_bytes > spec.max_bytes) {
         out.more = true;
@@ -90,7 +98,7 @@ absl::StatusOr<ScanRows> StateMachine::Scan(const ScanSpec& spec) const {
       bytes += row_bytes;
       KeyValue& row = out.rows.emplace_back();
       row.key = it->key().ToString();
-      if (!spec.keys_only) row.value = it->value().ToString();
+      if (!spec.keys_only) row.value.assign(stored->value);
     }
     ++out.count;
     out.last_key.assign(it->key().data(), it->key().size());
