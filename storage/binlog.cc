@@ -146,7 +146,6 @@ absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& option
 Binlog::Binlog(BinlogOptions options, RecoveredBinlog recovered, File active)
     : dir_(options.dir),
       unsynced_tail_at_open_(fs::exists(options.dir / binlog_format::kUnsyncedMarkerName)),
-      inherited_marker_pending_(unsynced_tail_at_open_),
       sync_binlog_(options.sync_binlog),
       max_binlog_size_(options.max_binlog_size),
       segments_(std::move(recovered.segments)),

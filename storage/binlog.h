@@ -361,7 +361,7 @@ class Binlog {
   uint64_t failed_groups_ GUARDED_BY(mu_) = 0;  // since the last one written
   std::atomic<bool> unsynced_marked_{false};  // binlog.unsynced written by this run
   // The last run's binlog.unsynced, until ForgetUnsyncedTail().
-  std::atomic<bool> inherited_marker_pending_;
+  std::atomic<bool> inherited_marker_pending_{unsynced_tail_at_open_};
   // Serializes writing and removing binlog.unsynced (the leader's marking,
   // ForgetUnsyncedTail on the node's thread).
   std::mutex marker_mu_;

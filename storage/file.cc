@@ -1,7 +1,9 @@
 #include "storage/file.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "storage/fault_injection.h"
+#include "storage/rename_outcome.h"
 
 namespace relaykv {
 
@@ -163,42 +166,32 @@ absl::StatusOr<bool> FileExists(const std::filesystem::path& path) {
 }
 
 namespace {
-// Errors a filesystem returns before it changes anything: no space (btrfs
-// may refuse a rename for its metadata), no quota, no permission, read-only,
-// another filesystem. Any other error (EIO, ETIMEDOUT, EINTR, ENOENT — an
-// NFS rename retried after the first try went through) leaves the outcome
-// unknown: on a network filesystem a rename that timed out can still be
-// carried out later (review s38a M1, s38b M1).
-bool RenameRefusedUpFrontErrno(int err) {
-  switch (err) {
-    case ENOSPC:
-    case EDQUOT:
-    case EACCES:
-    case EPERM:
-    case EROFS:
-    case EXDEV:
-      return true;
-    default:
-      return false;
-  }
-}
 
-// Which file a path names (or none): compared before and after a failed
-// rename, because some filesystems return a "refused" errno after changing
-// things all the same — a FUSE object store renames by copy-then-delete,
-// NFS may answer a retried rename with EACCES or EROFS (review s38c M1).
-struct PathIdentity {
-  bool exists = false;
-  dev_t dev = 0;
-  ino_t ino = 0;
-  bool operator==(const PathIdentity&) const = default;
-};
 std::optional<PathIdentity> IdentifyPath(const std::filesystem::path& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) == 0) return PathIdentity{true, st.st_dev, st.st_ino};
   if (errno == ENOENT) return PathIdentity{};
   return std::nullopt;  // cannot tell
 }
+
+// rename_outcome.h has why these, and only these, are trusted.
+bool OnLocalFilesystem(const std::filesystem::path& path) {
+  struct statfs sfs;
+  if (::statfs(path.c_str(), &sfs) != 0) return false;
+  switch (static_cast<unsigned long>(sfs.f_type)) {
+    case EXT4_SUPER_MAGIC:  // also ext2 and ext3
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+    case F2FS_SUPER_MAGIC:
+    case OVERLAYFS_SUPER_MAGIC:
+    case 0x2fc12fc1:  // ZFS (not in linux/magic.h)
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents,
@@ -206,6 +199,7 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
   if (renamed != nullptr) *renamed = false;
   std::filesystem::path tmp = path;
   tmp += ".tmp";
+  FailedRename failed;
   {
     auto f = File::Open(tmp, O_WRONLY | O_CREAT | O_TRUNC);
     if (!f.ok()) return f.status();
@@ -217,23 +211,31 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
       std::filesystem::remove(tmp, ec);
       return s;
     }
+    struct stat st;
+    if (renamed != nullptr && ::fstat(f->fd(), &st) == 0) {
+      failed.tmp_before = PathIdentity{true, st.st_dev, st.st_ino};
+    }
   }
-  const std::optional<PathIdentity> target_before = IdentifyPath(path);
-  int rename_errno = 0;  // stays 0 if the rename was never tried (a power cut)
+  if (renamed != nullptr) failed.target_before = IdentifyPath(path);
+  bool rename_ran = false;  // false after a (simulated) power cut before it
   auto rename = [&]() -> absl::Status {
+    rename_ran = true;
     if (::rename(tmp.c_str(), path.c_str()) == 0) return absl::OkStatus();
-    rename_errno = errno;
-    return ErrnoError("cannot rename to", path, rename_errno);
+    failed.err = errno;
+    return ErrnoError("cannot rename to", path, failed.err);
   };
   FaultInjection* fi = ActiveFaultInjection();
   if (auto s = fi != nullptr ? fi->GuardRename(path, rename) : rename(); !s.ok()) {
-    if (renamed != nullptr && rename_errno != 0) {
-      // "Refused" only if the errno says so and nothing visibly moved.
-      const std::optional<PathIdentity> tmp_now = IdentifyPath(tmp);
-      const std::optional<PathIdentity> target_now = IdentifyPath(path);
-      const bool unchanged = target_before && target_now && *target_before == *target_now &&
-                             tmp_now && tmp_now->exists;
-      *renamed = !(RenameRefusedUpFrontErrno(rename_errno) && unchanged);
+    if (renamed != nullptr && rename_ran) {
+      failed.target_after = IdentifyPath(path);
+      failed.tmp_after = IdentifyPath(tmp);
+      failed.local_filesystem = OnLocalFilesystem(tmp);
+      *renamed = RenameMayHaveHappened(failed);
+      if (!*renamed) {
+        // Refused: the blocks go back, as when writing it failed.
+        std::error_code ec;
+        std::filesystem::remove(tmp, ec);
+      }
     }
     return s;
   }

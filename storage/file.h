@@ -70,12 +70,11 @@ absl::Status ErrnoError(std::string_view what, const std::filesystem::path& path
 // Replaces `path` with `contents` so that a crash leaves either the old or the
 // new file, never a mix: write a temporary file, fsync it, rename, fsync dir.
 // `*renamed` (if given) tells a failure that left the old file in place
-// (false: writing the tmp file failed, or the rename was refused — no
-// space, permission, read-only — with the tmp file and the target just as
-// they were before it, so trying again is safe) from one whose outcome is
-// unknown (true: the new file may or may not be in place or survive a
-// crash; a rename that failed with EIO or timed out may still happen on a
-// network filesystem).
+// (false: writing the tmp file failed, or a local filesystem refused the
+// rename — no space, permission, read-only — with both names as they were;
+// the tmp file is removed and trying again is safe) from one whose outcome
+// is unknown (true: the new file may or may not be in place or survive a
+// crash; rename_outcome.h has the cases).
 [[nodiscard]] absl::Status WriteFileAtomically(const std::filesystem::path& path,
                                                std::string_view contents,
                                                bool* renamed = nullptr);
