@@ -283,6 +283,38 @@ absl::StatusOr<std::vector<uint64_t>> ReadIndex(const fs::path& dir) {
 
 }  // namespace
 
+namespace {
+
+// A segment sealed by a rotation ends, whole, at the event just before the
+// next segment's first seq. Checked when that next segment is the last and
+// holds no event yet: if the index naming it had been put in place while
+// the leader still appended to the sealed one (a rename reported as refused
+// that happened after all; rename_outcome.h), recovery would hand those
+// events' seqs out again (review s39a F3). Costs one read of that segment,
+// only right after a rotation.
+absl::Status CheckSealedSegmentEndsBefore(const fs::path& dir, const SegmentState& sealed,
+                                          uint64_t next_first_seq, const fs::path& next_path) {
+  const fs::path path = dir / SegmentFileName(sealed.number);
+  auto data = ReadFileToString(path);
+  if (!data.ok()) return data.status();
+  auto scan = ScanLastSegment(path, *data, sealed.first_seq, /*unsynced_groups=*/false);
+  if (!scan.ok()) return scan.status();
+  const uint64_t end_seq = sealed.first_seq + scan->events;  // one past its last event
+  if (scan->valid_end != data->size() || end_seq != next_first_seq) {
+    return absl::DataLossError(
+        "binlog: sealed segment " + path.string() + " holds seqs " +
+        std::to_string(sealed.first_seq) + ".." + std::to_string(end_seq - 1) + " in " +
+        std::to_string(scan->valid_end) + " of its " + std::to_string(data->size()) +
+        " bytes, but the next segment " + next_path.string() + " starts at seq " +
+        std::to_string(next_first_seq) +
+        "; the index was replaced while the old segment was still written to. Refusing to "
+        "start: seqs would be handed out twice");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<SegmentScan> ScanLastSegment(const fs::path& path, std::string_view data,
                                            uint64_t first_seq, bool unsynced_groups) {
   SegmentScan r;  // as of the last whole group
@@ -532,6 +564,12 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
     // not take it back, or its GTIDs would be given to other events (review
     // s31 F2). One fdatasync per open.
     if (auto s = file->DataSync(); !s.ok()) return s;
+    if (scan->events == 0 && !out.segments.empty()) {
+      if (auto s = CheckSealedSegmentEndsBefore(dir, out.segments.back(), first_seq, path);
+          !s.ok()) {
+        return s;
+      }
+    }
     out.segments.push_back({number, first_seq, scan->valid_end, prev_epoch, key});
     out.next_seq = first_seq + scan->events;
     if (scan->events > 0) {

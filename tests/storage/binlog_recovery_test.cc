@@ -120,6 +120,43 @@ TEST(BinlogRecoveryTest, TornTailInTheLastOfSeveralSegmentsIsTruncated) {
   EXPECT_EQ(ReadSeqs(*b), Range(1, commits - 1)) << "reading from 1 crosses every segment";
 }
 
+// The mark a rotation leaves if its index went in place while the leader
+// still appended to the old segment (a rename that said "refused" and
+// happened all the same): an empty last segment starting at a seq the
+// sealed one already holds. Recovery refuses it instead of handing those
+// seqs out again (review s39a F3); an ordinary empty last segment opens.
+TEST(BinlogRecoveryTest, ASealedSegmentReachingIntoTheNextOneRefusesToOpen) {
+  TempDir longer;  // segment 1 with seqs 1..6
+  {
+    auto b = OpenBinlog(longer.path());
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b, 6));
+  }
+  TempDir dir;  // segment 1 with seqs 1..4, then an empty segment 2 from 5
+  {
+    auto b = OpenBinlog(dir.path());
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b, 3));
+  }
+  {
+    auto b = OpenBinlog(dir.path(), /*max_binlog_size=*/1);  // the next group rotates
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b, 1));
+    ASSERT_EQ(b->Segments().size(), 2u);
+    ASSERT_EQ(b->Segments().back().first_seq, 5u);
+  }
+  {
+    auto b = OpenBinlog(dir.path());
+    ASSERT_NE(b, nullptr) << "an empty last segment after a whole sealed one opens";
+    EXPECT_EQ(b->LastVisible().seq, 4u);
+  }
+  WriteFile(dir.path() / kSegment1, ReadFile(longer.path() / kSegment1));
+  const absl::Status s = OpenStatus(dir.path());
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss) << s;
+  EXPECT_NE(std::string(s.message()).find("seqs 1..6"), std::string::npos) << s;
+  EXPECT_NE(std::string(s.message()).find("starts at seq 5"), std::string::npos) << s;
+}
+
 TEST(BinlogRecoveryTest, ZeroFilledTailAfterTheLastRecordIsTruncated) {
   TempDir dir;
   WriteEvents(dir.path());
