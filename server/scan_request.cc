@@ -1,6 +1,6 @@
 #include "server/scan_request.h"
 
-#include "absl/strings/escaping.h"
+#include "storage/show_key.h"
 #include "server/limits.h"
 
 namespace relaykv {
@@ -10,14 +10,6 @@ constexpr char kTokenVersion = 0x01;
 constexpr char kForward = 'F';
 constexpr char kReverse = 'R';
 constexpr size_t kTokenHeaderBytes = 2;
-
-// A key as an error message shows it: escaped, and cut at 64 bytes.
-std::string Show(const std::string& key) {
-  constexpr size_t kShown = 64;
-  std::string out = "'" + absl::CEscape(key.substr(0, kShown)) + "'";
-  if (key.size() > kShown) out += "... (" + std::to_string(key.size()) + " bytes)";
-  return out;
-}
 
 absl::Status CheckBound(const char* what, const std::string& key) {
   if (key.size() <= kMaxKeyBytes) return absl::OkStatus();
@@ -51,8 +43,8 @@ absl::StatusOr<ScanSpec> ResolveScan(const ScanRange& range) {
   if (auto s = CheckBound("end", range.end); !s.ok()) return s;
   if (auto s = CheckBound("prefix", range.prefix); !s.ok()) return s;
   if (!range.end.empty() && range.start > range.end) {
-    return absl::InvalidArgumentError("scan start " + Show(range.start) + " is after end " +
-                                      Show(range.end) + " (the range is [start, end))");
+    return absl::InvalidArgumentError("scan start " + ShowKey(range.start) + " is after end " +
+                                      ShowKey(range.end) + " (the range is [start, end))");
   }
   const uint32_t max = range.count_only ? kMaxScanCountLimit : kMaxScanLimit;
   if (range.limit > max) {
@@ -93,7 +85,7 @@ absl::StatusOr<ScanSpec> ResolveScan(const ScanRange& range) {
                      std::to_string(kMaxKeyBytes));
   }
   if (last < spec.start || (!spec.end.empty() && last >= spec.end)) {
-    return Malformed("its key " + Show(last) + " is outside the scanned range");
+    return Malformed("its key " + ShowKey(last) + " is outside the scanned range");
   }
   if (range.reverse) {
     spec.end = std::move(last);  // exclusive: resumes below it

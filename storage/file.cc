@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -175,10 +176,8 @@ std::optional<PathIdentity> IdentifyPath(const std::filesystem::path& path) {
 }
 
 // rename_outcome.h has why these, and only these, are trusted.
-bool OnLocalFilesystem(const std::filesystem::path& path) {
-  struct statfs sfs;
-  if (::statfs(path.c_str(), &sfs) != 0) return false;
-  switch (static_cast<unsigned long>(sfs.f_type)) {
+bool IsLocalFilesystem(unsigned long type) {
+  switch (type) {
     case EXT4_SUPER_MAGIC:  // also ext2 and ext3
     case XFS_SUPER_MAGIC:
     case BTRFS_SUPER_MAGIC:
@@ -229,12 +228,23 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
     if (renamed != nullptr && rename_ran) {
       failed.target_after = IdentifyPath(path);
       failed.tmp_after = IdentifyPath(tmp);
-      failed.local_filesystem = OnLocalFilesystem(tmp);
+      struct statfs sfs;
+      const bool known_type = ::statfs(tmp.c_str(), &sfs) == 0;
+      const auto type = static_cast<unsigned long>(sfs.f_type);
+      failed.local_filesystem = known_type && IsLocalFilesystem(type);
       *renamed = RenameMayHaveHappened(failed);
       if (!*renamed) {
         // Refused: the blocks go back, as when writing it failed.
         std::error_code ec;
         std::filesystem::remove(tmp, ec);
+      } else if (known_type && !failed.local_filesystem) {
+        // Said, so that an operator on a local filesystem we do not list
+        // can tell why a refusal was not taken as one (review s39b L7).
+        char hex[32];
+        std::snprintf(hex, sizeof(hex), "0x%lx", type);
+        return absl::Status(s.code(), std::string(s.message()) + " (on filesystem type " + hex +
+                                          ", whose refusals are not known to change nothing: "
+                                          "counted as maybe renamed)");
       }
     }
     return s;

@@ -177,9 +177,13 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
   // their column family: it is opened to be moved from, then dropped.
   std::vector<std::string> existing;
   bool legacy_versions = false;
-  if (rocksdb::DB::ListColumnFamilies(db_options, dir.string(), &existing).ok()) {
+  auto has_db = FileExists(dir / "CURRENT");
+  if (!has_db.ok()) return has_db.status();
+  if (*has_db) {  // else a new directory
+    rocksdb::Status listed = rocksdb::DB::ListColumnFamilies(db_options, dir.string(), &existing);
+    if (!listed.ok()) return FromRocks(listed, "cannot list the column families of " + dir.string());
     for (const std::string& name : existing) legacy_versions |= name == kLegacyVersionsCf;
-  }  // else a new directory (or one DB::Open will report)
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
       {rocksdb::kDefaultColumnFamilyName, cf_options},
       {kMetaCf, cf_options},
@@ -191,6 +195,7 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
   if (!s.ok()) return FromRocks(s, "cannot open " + dir.string());
 
   std::unique_ptr<StateMachine> sm(new StateMachine());
+  sm->where_ = "state machine " + dir.string();
   sm->flush_listener_ = std::move(flush_listener);
   sm->env_ = std::move(env);
   sm->db_.reset(raw);
@@ -289,10 +294,7 @@ absl::StatusOr<std::optional<StateMachine::Versioned>> StateMachine::GetVersione
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, "cannot read");
   auto view = stored_value::Decode(stored.ToStringView());
-  if (!view) {
-    return absl::DataLossError("stored entry of a key is " + std::to_string(stored.size()) +
-                               " bytes, shorter than its 16-byte version");
-  }
+  if (!view) return stored_value::Damaged(where_, key, stored.size());
   Versioned out;
   out.version = view->version;
   if (with_value) out.value.assign(view->value);
@@ -322,17 +324,13 @@ absl::StatusOr<StateMachine::Checksum> StateMachine::ComputeChecksum() const {
   auto applied = AppliedAt(snap.snapshot());
   if (!applied.ok()) return applied.status();
   out.gtid = *applied;
-  rocksdb::Status s;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, data_cf_));
   auto put_len = [&](uint64_t n) { crc.process_bytes(&n, sizeof(n)); };
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     // Over what users wrote, not versions: the same sum as before versions
     // lived in the value.
     auto view = stored_value::Decode(it->value().ToStringView());
-    if (!view) {
-      s = rocksdb::Status::Corruption("a stored entry is shorter than its version");
-      break;
-    }
+    if (!view) return stored_value::Damaged(where_, it->key().ToStringView(), it->value().size());
     // Length-prefixed, so ("ab","c") and ("a","bc") differ.
     put_len(it->key().size());
     crc.process_bytes(it->key().data(), it->key().size());
@@ -340,9 +338,7 @@ absl::StatusOr<StateMachine::Checksum> StateMachine::ComputeChecksum() const {
     crc.process_bytes(view->value.data(), view->value.size());
     ++out.keys;
   }
-  if (s.ok()) s = it->status();
-  it.reset();
-  if (!s.ok()) return FromRocks(s, "cannot scan");
+  if (auto s = FromRocks(it->status(), "cannot scan"); !s.ok()) return s;
   out.hash = crc.checksum();
   return out;
 }

@@ -60,8 +60,10 @@ class StateMachine {
     std::string value;
     Gtid version;
   };
-  // Without `with_value` the value is left empty, not copied (compares
-  // that ask no value; review s34-last F1).
+  // Without `with_value` the value is left empty (compares that ask no
+  // value). RocksDB still reads the entry: a memtable hit copies it, an SST
+  // hit pins its block (review s39b L1: for a large value that is a copy
+  // the versions column family used to spare).
   [[nodiscard]] absl::StatusOr<std::optional<Versioned>> GetVersioned(const std::string& key,
                                                                      bool with_value = true) const;
 
@@ -124,6 +126,7 @@ class StateMachine {
   // The applied GTID as stored in `snapshot` ({0,0} if none yet).
   absl::StatusOr<Gtid> AppliedAt(const rocksdb::Snapshot* snapshot) const;
 
+  std::string where_;  // "state machine <dir>", for messages
   class FlushListener;
   std::shared_ptr<FlushListener> flush_listener_;  // also in RocksDB's options
   std::unique_ptr<rocksdb::Env> env_;  // RocksDB's, with its SST gate; outlives db_

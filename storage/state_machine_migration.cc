@@ -9,11 +9,18 @@
 
 #include "spdlog/spdlog.h"
 #include "storage/rocks_status.h"
+#include "storage/show_key.h"
 #include "storage/stored_value.h"
 
 namespace relaykv {
 
 bool HasLegacyData(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* legacy_data) {
+  // SST files left: keys, or the deletes of a move whose compaction a crash
+  // cut off (the move runs again: nothing to move, the compaction redone).
+  uint64_t sst_bytes = 0;
+  if (db->GetIntProperty(legacy_data, "rocksdb.live-sst-files-size", &sst_bytes) && sst_bytes > 0) {
+    return true;
+  }
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), legacy_data));
   it->SeekToFirst();
   return it->Valid() || !it->status().ok();
@@ -21,33 +28,41 @@ bool HasLegacyData(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* legacy_data) {
 
 absl::Status MigrateToVersionedValues(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* legacy_data,
                                       rocksdb::ColumnFamilyHandle* legacy_versions,
-                                      rocksdb::ColumnFamilyHandle* data, const std::string& dir) {
+                                      rocksdb::ColumnFamilyHandle* data, const std::string& dir,
+                                      uint64_t stop_after_batches) {
   const std::string where = "state machine " + dir + ": moving to versions in values: ";
-  // One snapshot for the walk: the deletes it writes do not move it.
-  rocksdb::ManagedSnapshot snap(db);
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap.snapshot();
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, legacy_data));
+  spdlog::info("state machine {}: moving its keys to versions in values (once, at the first "
+               "start of this version; a crash meanwhile resumes at the next start)",
+               dir);
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;  // as Apply: a crash keeps whole batches or none (atomic_flush)
   uint64_t moved = 0;
   uint64_t without_version = 0;
+  uint64_t batches = 0;
   rocksdb::WriteBatch batch;
   std::string version;
   auto write = [&]() -> absl::Status {
     if (batch.Count() == 0) return absl::OkStatus();
     absl::Status s = FromRocks(db->Write(wo, &batch), where + "cannot write a batch");
     batch.Clear();
+    ++batches;
     return s;
   };
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    Gtid g;  // {0,0}: the key was written before versions were kept
-    if (legacy_versions != nullptr) {
-      rocksdb::Status s = db->Get(ro, legacy_versions, it->key(), &version);
+  {
+    // No snapshot: the iterator reads one view already, and one held to
+    // the end would keep every moved value alive through the compaction
+    // below (review s39b M2). The versions family is not written meanwhile.
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), legacy_data));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      Gtid g;  // {0,0}: the key was written before versions were kept
+      rocksdb::Status s = legacy_versions != nullptr
+                              ? db->Get(rocksdb::ReadOptions(), legacy_versions, it->key(), &version)
+                              : rocksdb::Status::NotFound();
       if (s.ok()) {
         auto decoded = stored_value::DecodeGtid(version);
         if (!decoded) {
-          return absl::DataLossError(where + "the version of a key is " +
+          return absl::DataLossError(where + "the version of key " +
+                                     ShowKey(it->key().ToStringView()) + " is " +
                                      std::to_string(version.size()) + " bytes, expected 16");
         }
         g = *decoded;
@@ -56,22 +71,22 @@ absl::Status MigrateToVersionedValues(rocksdb::DB* db, rocksdb::ColumnFamilyHand
       } else {
         return FromRocks(s, where + "cannot read a version");
       }
-    } else {
-      ++without_version;
+      const std::string header = stored_value::EncodeGtid(g);
+      const rocksdb::Slice parts[] = {header, it->value()};
+      const rocksdb::Slice key = it->key();
+      s = batch.Put(data, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
+      if (s.ok()) s = batch.Delete(legacy_data, key);
+      if (!s.ok()) return FromRocks(s, where + "cannot build a batch");
+      ++moved;
+      // Bounded in keys and bytes: values may be 16 MiB each (s39b M1).
+      if (batch.Count() >= 2 * kMigrationBatchKeys ||
+          batch.GetDataSize() >= kMigrationBatchBytes) {
+        if (auto w = write(); !w.ok()) return w;
+        if (batches == stop_after_batches) return absl::OkStatus();
+      }
     }
-    const std::string header = stored_value::EncodeGtid(g);
-    const rocksdb::Slice parts[] = {header, it->value()};
-    const rocksdb::Slice key = it->key();
-    rocksdb::Status s = batch.Put(data, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
-    if (s.ok()) s = batch.Delete(legacy_data, key);
-    if (!s.ok()) return FromRocks(s, where + "cannot build a batch");
-    ++moved;
-    if (batch.Count() >= 2 * kMigrationBatchKeys) {
-      if (auto w = write(); !w.ok()) return w;
-    }
+    if (auto s = FromRocks(it->status(), where + "cannot read the old data"); !s.ok()) return s;
   }
-  if (auto s = FromRocks(it->status(), where + "cannot read the old data"); !s.ok()) return s;
-  it.reset();
   if (auto s = write(); !s.ok()) return s;
   // Every move durable before the versions it read are dropped.
   rocksdb::FlushOptions fo;
@@ -86,14 +101,14 @@ absl::Status MigrateToVersionedValues(rocksdb::DB* db, rocksdb::ColumnFamilyHand
       return s;
     }
   }
-  if (moved > 0) {
-    // The old family is only tombstones now: give their space back.
-    if (auto s = FromRocks(db->CompactRange(rocksdb::CompactRangeOptions(), legacy_data, nullptr,
-                                            nullptr),
-                           where + "cannot compact the old data");
-        !s.ok()) {
-      return s;
-    }
+  // The old family holds only deletes of what moved: compacted to nothing,
+  // its space comes back now (forced: the bottom level too).
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  if (auto s = FromRocks(db->CompactRange(compact, legacy_data, nullptr, nullptr),
+                         where + "cannot compact the old data");
+      !s.ok()) {
+    return s;
   }
   spdlog::info("state machine {}: {} keys moved to versions in values ({} without a version, "
                "kept as 0-0)",

@@ -16,6 +16,7 @@
 // versions as part of the values.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -29,19 +30,21 @@ namespace relaykv {
 
 inline constexpr char kLegacyVersionsCf[] = "relaykv_versions";
 inline constexpr size_t kMigrationBatchKeys = 1024;
+inline constexpr size_t kMigrationBatchBytes = 4 << 20;  // whichever comes first
 
-// True if `legacy_data` holds a key (or a read failed: Open then migrates
-// and reports the failure).
+// True if `legacy_data` holds a key or an SST file (the deletes of a move
+// whose compaction was cut off), or a read failed (Open then migrates and
+// reports the failure).
 bool HasLegacyData(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* legacy_data);
 
 // Moves every key of `legacy_data` into `data`, with its version from
 // `legacy_versions` (may be null: none kept), flushes, then drops
 // `legacy_versions` (the caller still destroys its handle) and compacts the
 // old family's tombstones away. `dir` names the state machine in messages.
-[[nodiscard]] absl::Status MigrateToVersionedValues(rocksdb::DB* db,
-                                                    rocksdb::ColumnFamilyHandle* legacy_data,
-                                                    rocksdb::ColumnFamilyHandle* legacy_versions,
-                                                    rocksdb::ColumnFamilyHandle* data,
-                                                    const std::string& dir);
+// Tests stop it after `stop_after_batches` batches, as a crash would.
+[[nodiscard]] absl::Status MigrateToVersionedValues(
+    rocksdb::DB* db, rocksdb::ColumnFamilyHandle* legacy_data,
+    rocksdb::ColumnFamilyHandle* legacy_versions, rocksdb::ColumnFamilyHandle* data,
+    const std::string& dir, uint64_t stop_after_batches = UINT64_MAX);
 
 }  // namespace relaykv

@@ -85,9 +85,7 @@ absl::StatusOr<ScanRows> StateMachine::Scan(const ScanSpec& spec) const {
       // The stored entry is the key's version, then its value.
       auto stored = stored_value::Decode(it->value().ToStringView());
       if (!stored) {
-        return absl::DataLossError("scan: the stored entry of a key is " +
-                                   std::to_string(it->value().size()) +
-                                   " bytes, shorter than its 16-byte version");
+        return stored_value::Damaged(where_, it->key().ToStringView(), it->value().size());
       }
       const uint64_t row_bytes = it->key().size() + (spec.keys_only ? 0 : stored->value.size());
       // Never an empty page: the first row goes in whatever its size.

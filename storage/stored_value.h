@@ -11,7 +11,9 @@
 #include <string>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "relaykv/gtid.h"
+#include "storage/show_key.h"
 
 namespace relaykv::stored_value {
 
@@ -39,13 +41,21 @@ struct View {
   std::string_view value;  // points into the stored bytes
 };
 
-// nullopt if `stored` is too short to hold a version (a damaged entry).
+// nullopt if `stored` is too short to hold a version (a damaged entry:
+// Damaged() says so).
 inline std::optional<View> Decode(std::string_view stored) {
   if (stored.size() < kVersionBytes) return std::nullopt;
   View v;
   v.version = *DecodeGtid(stored.substr(0, kVersionBytes));
   v.value = stored.substr(kVersionBytes);
   return v;
+}
+
+// DATA_LOSS naming the key whose stored entry Decode refused, and where.
+inline absl::Status Damaged(std::string_view where, std::string_view key, size_t stored_size) {
+  return absl::DataLossError(std::string(where) + ": the stored entry of key " + ShowKey(key) +
+                             " is " + std::to_string(stored_size) +
+                             " bytes, shorter than its 16-byte version");
 }
 
 }  // namespace relaykv::stored_value

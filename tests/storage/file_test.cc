@@ -3,6 +3,11 @@
 // until restart" (reviews s37a F1, s38a M1, s38b M1).
 #include "storage/file.h"
 
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <string>
 
@@ -83,6 +88,46 @@ TEST(FileTest, APowerCutAnywhereNeverSaysNotRenamedWhileTheNewFileIsThere) {
   EXPECT_TRUE(completed) << "the walk never reached the end";
   EXPECT_GT(not_renamed, 0);
   EXPECT_GT(renamed_then_cut, 0);
+}
+
+// Sets or clears a file's immutable flag (chattr +i / -i); false if this
+// filesystem or user cannot.
+bool SetImmutable(const std::filesystem::path& path, bool on) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  int flags = 0;
+  bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  if (ok) {
+    flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+    ok = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  }
+  ::close(fd);
+  return ok;
+}
+
+// A real refusal by the rename itself: an immutable target makes rename
+// fail with EPERM before anything changes. On a filesystem whose refusals
+// are trusted that is "not renamed", the old file stays and the tmp file
+// is removed; elsewhere it counts as maybe renamed, and says why.
+TEST(FileTest, ARenameRefusedByALocalFilesystemSaysNotRenamed) {
+  TempDir dir;
+  const auto path = dir.path() / "index";
+  ASSERT_TRUE(WriteFileAtomically(path, "old").ok());
+  if (!SetImmutable(path, true)) GTEST_SKIP() << "cannot make a file immutable here";
+  bool renamed = true;
+  const absl::Status s = WriteFileAtomically(path, "new", &renamed);
+  ASSERT_TRUE(SetImmutable(path, false));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("cannot rename to"), std::string::npos) << s;
+  auto now = ReadFileToString(path);
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_EQ(*now, "old");
+  if (std::string(s.message()).find("on filesystem type") == std::string::npos) {
+    EXPECT_FALSE(renamed) << s;
+    EXPECT_FALSE(std::filesystem::exists(dir.path() / "index.tmp")) << "its blocks are given back";
+  } else {
+    EXPECT_TRUE(renamed) << "a filesystem not on the list: " << s;
+  }
 }
 
 TEST(RenameOutcomeTest, OnlyALocalRefusalWithBothNamesUnchangedIsNotRenamed) {

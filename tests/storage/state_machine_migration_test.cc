@@ -35,13 +35,24 @@ struct OldKey {
 
 // Column families of a RocksDB directory, opened raw (as an older binary
 // would), with `fn` called on the DB and its handles by name.
+// With `as_the_node`, opened as StateMachine opens it (atomic_flush, small
+// memtables so that RocksDB flushes by itself between batches) and closed
+// as a crash would leave it: what no flush persisted is gone (the WAL is
+// off).
 template <typename Fn>
-void WithRawDb(const std::filesystem::path& dir, std::vector<std::string> names, Fn fn) {
+void WithRawDb(const std::filesystem::path& dir, std::vector<std::string> names, Fn fn,
+               bool as_the_node = false) {
   rocksdb::DBOptions o;
   o.create_if_missing = true;
   o.create_missing_column_families = true;
+  rocksdb::ColumnFamilyOptions cf_options;
+  if (as_the_node) {
+    o.atomic_flush = true;
+    o.avoid_flush_during_shutdown = true;
+    cf_options.write_buffer_size = 64 << 10;
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  for (const std::string& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  for (const std::string& n : names) cfs.emplace_back(n, cf_options);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(o, dir.string(), cfs, &handles, &raw);
@@ -176,6 +187,99 @@ TEST(StateMachineMigrationTest, AMoveCutOffHalfWayIsFinishedByTheNextOpen) {
   auto sum = (*sm)->ComputeChecksum();
   ASSERT_TRUE(sum.ok()) << sum.status();
   EXPECT_EQ(sum->keys, 4u);
+}
+
+// The move itself cut off after every batch in turn, RocksDB flushing by
+// itself between batches and the memtables lost as in a crash: the next
+// open finishes it with every key once, its version, and the same CHECKSUM
+// (review s39b M3).
+TEST(StateMachineMigrationTest, AMoveCutOffAfterAnyBatchIsFinishedByTheNextOpen) {
+  std::map<std::string, OldKey> old;
+  for (int i = 0; i < 4000; ++i) {
+    old["k" + std::to_string(100000 + i)] = {std::string(200, 'a' + i % 26),
+                                             i % 7 == 0 ? std::optional<Gtid>() : Gtid{1, 1u + i}};
+  }
+  TempDir golden;
+  WriteOldFormat(golden.path(), old, {}, Gtid{1, 4000});
+  uint64_t want_hash = 0;
+  {
+    TempDir whole;
+    std::filesystem::copy(golden.path(), whole.path(), std::filesystem::copy_options::recursive |
+                                                           std::filesystem::copy_options::overwrite_existing);
+    auto sm = StateMachine::Open(whole.path());
+    ASSERT_TRUE(sm.ok()) << sm.status();
+    auto sum = (*sm)->ComputeChecksum();
+    ASSERT_TRUE(sum.ok()) << sum.status();
+    want_hash = sum->hash;
+  }
+  const std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName, "relaykv_meta",
+                                          "relaykv_data", kLegacyVersionsCf};
+  int half_moved = 0;  // cuts that left keys in both families
+  for (uint64_t stop_after : {1, 2, 3}) {
+    SCOPED_TRACE("cut after batch " + std::to_string(stop_after));
+    TempDir dir;
+    std::filesystem::copy(golden.path(), dir.path(), std::filesystem::copy_options::recursive |
+                                                         std::filesystem::copy_options::overwrite_existing);
+    WithRawDb(
+        dir.path(), names,
+        [&](rocksdb::DB* db, auto& cf) {
+          ASSERT_TRUE(MigrateToVersionedValues(db, cf[rocksdb::kDefaultColumnFamilyName],
+                                               cf[kLegacyVersionsCf], cf["relaykv_data"],
+                                               dir.path().string(), stop_after)
+                          .ok());
+        },
+        /*as_the_node=*/true);
+    WithRawDb(dir.path(), names, [&](rocksdb::DB* db, auto& cf) {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, cf["relaykv_data"]));
+      size_t moved = 0;
+      for (it->SeekToFirst(); it->Valid(); it->Next()) ++moved;
+      if (moved > 0 && moved < old.size()) ++half_moved;
+    });
+    auto sm = StateMachine::Open(dir.path());
+    ASSERT_TRUE(sm.ok()) << sm.status();
+    EXPECT_EQ((*sm)->Applied(), (Gtid{1, 4000}));
+    ExpectKeys(**sm, old);
+    auto sum = (*sm)->ComputeChecksum();
+    ASSERT_TRUE(sum.ok()) << sum.status();
+    EXPECT_EQ(sum->keys, old.size()) << "every key exactly once";
+    EXPECT_EQ(sum->hash, want_hash);
+  }
+  EXPECT_GT(half_moved, 0) << "no cut fell inside the move";
+}
+
+// Large values: a batch ends at kMigrationBatchBytes before it reaches
+// kMigrationBatchKeys, so no batch (nor its memtable) holds 1024 values of
+// up to 16 MiB (review s39b M1). And the old family's space comes back.
+TEST(StateMachineMigrationTest, BatchesAreBoundedInBytesAndTheOldSpaceIsGivenBack) {
+  TempDir dir;
+  std::map<std::string, OldKey> old;
+  for (int i = 0; i < 12; ++i) old["big" + std::to_string(10 + i)] = {std::string(1 << 20, 'x'), Gtid{1, 1u + i}};
+  WriteOldFormat(dir.path(), old, {}, Gtid{1, 12});
+  const std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName, "relaykv_meta",
+                                          "relaykv_data", kLegacyVersionsCf};
+  WithRawDb(dir.path(), names, [&](rocksdb::DB* db, auto& cf) {
+    ASSERT_TRUE(MigrateToVersionedValues(db, cf[rocksdb::kDefaultColumnFamilyName],
+                                         cf[kLegacyVersionsCf], cf["relaykv_data"],
+                                         dir.path().string(), /*stop_after_batches=*/1)
+                    .ok());
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, cf["relaykv_data"]));
+    size_t moved = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++moved;
+    EXPECT_GT(moved, 0u);
+    EXPECT_LE(moved * (1 << 20), kMigrationBatchBytes + (1 << 20)) << "the first batch stopped by bytes";
+  });
+  {
+    auto sm = StateMachine::Open(dir.path());
+    ASSERT_TRUE(sm.ok()) << sm.status();
+    ExpectKeys(**sm, old);
+  }
+  WithRawDb(dir.path(), {rocksdb::kDefaultColumnFamilyName, "relaykv_meta", "relaykv_data"},
+            [](rocksdb::DB* db, auto& cf) {
+              uint64_t sst = 1;
+              ASSERT_TRUE(db->GetIntProperty(cf[rocksdb::kDefaultColumnFamilyName],
+                                             "rocksdb.live-sst-files-size", &sst));
+              EXPECT_EQ(sst, 0u) << "the old values and their deletes are compacted away";
+            });
 }
 
 // A state machine with versions dropped but the old family still holding
