@@ -285,32 +285,63 @@ absl::StatusOr<std::vector<uint64_t>> ReadIndex(const fs::path& dir) {
 
 namespace {
 
-// A segment sealed by a rotation ends, whole, at the event just before the
-// next segment's first seq. Checked when that next segment is the last and
-// holds no event yet: if the index naming it had been put in place while
-// the leader still appended to the sealed one (a rename reported as refused
-// that happened after all; rename_outcome.h), recovery would hand those
-// events' seqs out again (review s39a F3). Costs one read of that segment,
-// only right after a rotation.
-absl::Status CheckSealedSegmentEndsBefore(const fs::path& dir, const SegmentState& sealed,
-                                          uint64_t next_first_seq, const fs::path& next_path) {
-  const fs::path path = dir / SegmentFileName(sealed.number);
-  auto data = ReadFileToString(path);
-  if (!data.ok()) return data.status();
-  auto scan = ScanLastSegment(path, *data, sealed.first_seq, /*unsynced_groups=*/false);
+// How a sealed segment ends, against the first seq of the empty segment
+// after it, which is the last one listed.
+enum class SealedEnd {
+  kWhole,         // exactly before it, nothing after: a normal rotation
+  kWrittenAfter,  // past it (or bytes after its last group): written to after the index changed
+};
+
+// A rotation seals a segment (cut at its last record, synced) before the
+// index names the next one, so the sealed segment ends, whole, at the event
+// just before the next segment's first seq. Checked when that next segment
+// is the last and holds no event yet: if the index naming it went in place
+// while the leader still appended to the sealed one (a rename reported as
+// refused that happened after all; rename_outcome.h), recovering from the
+// empty segment would hand those events' seqs out again (review s39a F3).
+// Usually one read of the segment's last record; the whole segment only
+// when that is not a group end closing the seq before `next_first_seq`.
+absl::StatusOr<SealedEnd> CheckSealedEnd(const fs::path& path, const SegmentState& sealed,
+                                         uint64_t next_first_seq, bool unsynced_groups,
+                                         const fs::path& next_path) {
+  auto file = File::Open(path, O_RDONLY);
+  if (!file.ok()) return file.status();
+  auto size = file->Size();
+  if (!size.ok()) return size.status();
+  if (*size == kSegmentHeaderSize && sealed.first_seq == next_first_seq) return SealedEnd::kWhole;
+  if (*size >= kSegmentHeaderSize + binlog_format::kGroupEndRecordSize) {
+    std::string tail(binlog_format::kGroupEndRecordSize, '\0');
+    size_t n = 0;
+    if (auto s = file->ReadAt(*size - tail.size(), tail.size(), tail.data(), &n); !s.ok()) return s;
+    ParsedRecord rec;
+    uint64_t first = 0;
+    uint64_t last = 0;
+    if (n == tail.size() && ParseRecord(tail, &rec) == RecordParse::kOk &&
+        rec.total_size == tail.size() && rec.type == binlog_format::RecordType::kGroupEnd &&
+        DecodeGroupEnd(rec.payload, &first, &last) && last + 1 == next_first_seq) {
+      return SealedEnd::kWhole;
+    }
+  }
+  // Not the usual end: read it all, as the last segment would be.
+  std::string data(*size, '\0');
+  size_t n = 0;
+  if (auto s = file->ReadAt(0, data.size(), data.data(), &n); !s.ok()) return s;
+  data.resize(n);
+  auto scan = ScanLastSegment(path, data, sealed.first_seq, unsynced_groups);
   if (!scan.ok()) return scan.status();
   const uint64_t end_seq = sealed.first_seq + scan->events;  // one past its last event
-  if (scan->valid_end != data->size() || end_seq != next_first_seq) {
-    return absl::DataLossError(
-        "binlog: sealed segment " + path.string() + " holds seqs " +
-        std::to_string(sealed.first_seq) + ".." + std::to_string(end_seq - 1) + " in " +
-        std::to_string(scan->valid_end) + " of its " + std::to_string(data->size()) +
-        " bytes, but the next segment " + next_path.string() + " starts at seq " +
-        std::to_string(next_first_seq) +
-        "; the index was replaced while the old segment was still written to. Refusing to "
-        "start: seqs would be handed out twice");
+  if (end_seq < next_first_seq) {
+    return absl::DataLossError("binlog: sealed segment " + path.string() + " ends at seq " +
+                               std::to_string(end_seq - 1) + " but the next segment " +
+                               next_path.string() + " starts at seq " +
+                               std::to_string(next_first_seq) + ": seqs " +
+                               std::to_string(end_seq) + ".." +
+                               std::to_string(next_first_seq - 1) + " are missing");
   }
-  return absl::OkStatus();
+  if (end_seq == next_first_seq && AllZero(std::string_view(data).substr(scan->valid_end))) {
+    return SealedEnd::kWhole;
+  }
+  return SealedEnd::kWrittenAfter;
 }
 
 }  // namespace
@@ -565,9 +596,23 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
     // s31 F2). One fdatasync per open.
     if (auto s = file->DataSync(); !s.ok()) return s;
     if (scan->events == 0 && !out.segments.empty()) {
-      if (auto s = CheckSealedSegmentEndsBefore(dir, out.segments.back(), first_seq, path);
-          !s.ok()) {
-        return s;
+      const SegmentState& sealed = out.segments.back();
+      const fs::path sealed_path = dir / SegmentFileName(sealed.number);
+      auto end = CheckSealedEnd(sealed_path, sealed, first_seq, unsynced_groups, path);
+      if (!end.ok()) return end.status();
+      if (*end == SealedEnd::kWrittenAfter) {
+        // Its events are real (acknowledged, maybe shipped): the empty
+        // segment goes, and the sealed one is recovered as the last.
+        spdlog::warn("binlog: {} holds events from seq {} on, which {} (empty) was to start at: "
+                     "the index was replaced while the old segment was still written to; "
+                     "dropping {} and recovering {} as the last segment",
+                     sealed_path.string(), first_seq, path.string(), path.string(),
+                     sealed_path.string());
+        std::vector<uint64_t> kept(numbers->begin(), numbers->end() - 1);
+        if (auto s = WriteBinlogIndex(dir, kept); !s.ok()) return s;
+        file->Close();
+        fs::remove(path, ec);
+        return RecoverBinlogDir(dir, unsynced_groups);
       }
     }
     out.segments.push_back({number, first_seq, scan->valid_end, prev_epoch, key});

@@ -228,8 +228,10 @@ absl::Status WriteFileAtomically(const std::filesystem::path& path, std::string_
     if (renamed != nullptr && rename_ran) {
       failed.target_after = IdentifyPath(path);
       failed.tmp_after = IdentifyPath(tmp);
-      struct statfs sfs;
-      const bool known_type = ::statfs(tmp.c_str(), &sfs) == 0;
+      struct statfs sfs {};
+      // The directory: the tmp file may be gone (moved after all).
+      const std::filesystem::path dir = path.parent_path().empty() ? "." : path.parent_path();
+      const bool known_type = ::statfs(dir.c_str(), &sfs) == 0;
       const auto type = static_cast<unsigned long>(sfs.f_type);
       failed.local_filesystem = known_type && IsLocalFilesystem(type);
       *renamed = RenameMayHaveHappened(failed);

@@ -114,6 +114,11 @@ TEST(FileTest, ARenameRefusedByALocalFilesystemSaysNotRenamed) {
   const auto path = dir.path() / "index";
   ASSERT_TRUE(WriteFileAtomically(path, "old").ok());
   if (!SetImmutable(path, true)) GTEST_SKIP() << "cannot make a file immutable here";
+  // Cleared however the test ends, or TempDir could not remove it.
+  struct Mutable {
+    std::filesystem::path path;
+    ~Mutable() { SetImmutable(path, false); }
+  } clear_on_exit{path};
   bool renamed = true;
   const absl::Status s = WriteFileAtomically(path, "new", &renamed);
   ASSERT_TRUE(SetImmutable(path, false));
