@@ -289,7 +289,7 @@ namespace {
 // after it, which is the last one listed.
 enum class SealedEnd {
   kWhole,         // exactly before it, nothing after: a normal rotation
-  kWrittenAfter,  // past it (or bytes after its last group): written to after the index changed
+  kWrittenAfter,  // past it, or bytes after its last group: written to after the index changed
 };
 
 // A rotation seals a segment (cut at its last record, synced) before the
@@ -338,9 +338,9 @@ absl::StatusOr<SealedEnd> CheckSealedEnd(const fs::path& path, const SegmentStat
                                std::to_string(end_seq) + ".." +
                                std::to_string(next_first_seq - 1) + " are missing");
   }
-  if (end_seq == next_first_seq && AllZero(std::string_view(data).substr(scan->valid_end))) {
-    return SealedEnd::kWhole;
-  }
+  // Past it, or whole but with bytes after (a torn group, or zeros a
+  // sealed segment never keeps): recovered as the last segment, which
+  // cuts what follows its last group (review s39d M1).
   return SealedEnd::kWrittenAfter;
 }
 
@@ -603,9 +603,9 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
       if (*end == SealedEnd::kWrittenAfter) {
         // Its events are real (acknowledged, maybe shipped): the empty
         // segment goes, and the sealed one is recovered as the last.
-        spdlog::warn("binlog: {} holds events from seq {} on, which {} (empty) was to start at: "
-                     "the index was replaced while the old segment was still written to; "
-                     "dropping {} and recovering {} as the last segment",
+        spdlog::warn("binlog: {} does not end where {} (empty) starts, at seq {}: written to "
+                     "after the index named the next segment; dropping {} and recovering {} as "
+                     "the last segment",
                      sealed_path.string(), first_seq, path.string(), path.string(),
                      sealed_path.string());
         std::vector<uint64_t> kept(numbers->begin(), numbers->end() - 1);

@@ -166,6 +166,20 @@ TEST(BinlogRecoveryTest, ASealedSegmentReachingIntoAnEmptyLastOneBecomesTheLast)
     testing::ExpectNextCommitIsSeq(*b, 7);
   }
   {
+    // Zeros after a whole sealed segment (never left by a rotation): cut,
+    // not served to readers as part of the log (review s39d M1).
+    TempDir dir;
+    testing::CopyDir(rotated.path(), dir.path());
+    WriteFile(dir.path() / kSegment1,
+              ReadFile(rotated.path() / kSegment1) + std::string(100, '\0'));
+    auto b = OpenBinlog(dir.path());
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->LastVisible().seq, 4u);
+    EXPECT_EQ(fs::file_size(dir.path() / kSegment1), fs::file_size(rotated.path() / kSegment1));
+    EXPECT_EQ(ReadSeqs(*b), Range(1, 4));
+    testing::ExpectNextCommitIsSeq(*b, 5);
+  }
+  {
     TempDir dir;
     testing::CopyDir(rotated.path(), dir.path());
     WriteFile(dir.path() / kSegment1, ReadFile(shorter.path() / kSegment1));
