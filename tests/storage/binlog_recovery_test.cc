@@ -164,6 +164,20 @@ TEST(BinlogRecoveryTest, ASealedSegmentReachingIntoAnEmptyLastOneBecomesTheLast)
     ASSERT_EQ(b->Segments().size(), 1u) << "the empty segment is dropped";
     EXPECT_EQ(ReadSeqs(*b), Range(1, 6));
     testing::ExpectNextCommitIsSeq(*b, 7);
+    EXPECT_FALSE(fs::exists(dir.path() / "binlog.000002")) << "the dropped segment's file goes";
+  }
+  {
+    // A crash between the repair's index rewrite and the file's removal:
+    // the stale file is not listed, so the next open removes it.
+    TempDir dir;
+    testing::CopyDir(rotated.path(), dir.path());
+    WriteFile(dir.path() / kSegment1, ReadFile(longer.path() / kSegment1));
+    ASSERT_TRUE(WriteBinlogIndex(dir.path(), {1}).ok());
+    auto b = OpenBinlog(dir.path());
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->LastVisible().seq, 6u);
+    EXPECT_FALSE(fs::exists(dir.path() / "binlog.000002"));
+    testing::ExpectNextCommitIsSeq(*b, 7);
   }
   {
     // Zeros after a whole sealed segment (never left by a rotation): cut,
