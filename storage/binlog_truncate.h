@@ -9,8 +9,10 @@
 //      end.seq <= the last, and the event at end.seq, or the segment header
 //      for a purged one, must have end's epoch) and `applied` (the state
 //      machine's position) must not be past end.seq. Otherwise an error, and
-//      nothing changes: OUT_OF_RANGE (end before the binlog start),
-//      FAILED_PRECONDITION (not in this history, or applied past end).
+//      nothing of the request is done: OUT_OF_RANGE (end before the binlog
+//      start), FAILED_PRECONDITION (not in this history, or applied past
+//      end). (Recovery itself may have repaired the directory, as any open
+//      would: a torn tail cut, an empty last segment dropped.)
 //      end == the last GTID: nothing to do (truncated = false).
 //   2. Copies every event after `end` to a quarantine file in
 //      `quarantine_dir`, named binlog-quarantine.epoch<E1>-<E2>.seq<S1>-<S2>.

@@ -209,8 +209,7 @@ absl::StatusOr<std::unique_ptr<StateMachine>> StateMachine::Open(const std::file
     if (versions != nullptr) raw->DestroyColumnFamilyHandle(versions).PermitUncheckedError();
     if (!moved.ok()) return moved;
   }
-  auto applied = ReadApplied(raw, sm->meta_cf_, rocksdb::ReadOptions(),
-                             "state machine " + dir.string());
+  auto applied = ReadApplied(raw, sm->meta_cf_, rocksdb::ReadOptions(), sm->where_);
   if (!applied.ok()) return applied.status();
   sm->applied_ = *applied;
   return sm;
