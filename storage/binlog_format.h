@@ -8,7 +8,10 @@
 //                     first; replaced atomically (write tmp, fsync, rename,
 //                     fsync dir) on rotation and purge.
 //   binlog.000001     segment 1
-//   binlog.000002     segment 2 (created when segment 1 passed max_binlog_size)
+//   binlog.000002     segment 2 (created when segment 1 passed max_binlog_size,
+//                     as binlog.000002.tmp renamed into place, so a segment
+//                     under its name always has a whole header; recovery
+//                     removes a binlog.NNNNNN.tmp a crash left)
 //   binlog.unsynced   present while events may be visible (shipped to
 //                     replicas, or ACKed by a relay log) before they are
 //                     synced (sync_binlog or sync_relay_log other than 1);

@@ -474,16 +474,17 @@ absl::StatusOr<File> CreateSegment(const fs::path& dir, uint64_t number, uint64_
     return absl::InvalidArgumentError("binlog segment " + SegmentFileName(number) +
                                       " needs a nonzero key (NewSegmentKey)");
   }
-  auto file = File::Open(dir / SegmentFileName(number), O_RDWR | O_CREAT | O_TRUNC);
-  if (!file.ok()) return file.status();
-  if (auto s = file->WriteAt(
-          0, EncodeSegmentHeader(first_seq, static_cast<uint32_t>(prev_epoch), key));
+  const fs::path path = dir / SegmentFileName(number);
+  // Its outcome does not matter here (either file under the name has a
+  // whole header, and the index is written after); asked for so that a
+  // refused rename removes the tmp file.
+  bool renamed = false;
+  if (auto s = WriteFileAtomically(
+          path, EncodeSegmentHeader(first_seq, static_cast<uint32_t>(prev_epoch), key), &renamed);
       !s.ok()) {
     return s;
   }
-  if (auto s = file->DataSync(); !s.ok()) return s;
-  if (auto s = SyncDir(dir); !s.ok()) return s;
-  return file;
+  return File::Open(path, O_RDWR);
 }
 
 absl::Status CreateBinlogStartingAfter(const fs::path& dir, const Gtid& before) {
@@ -503,11 +504,21 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
 
   // Segment files present on disk.
   std::vector<uint64_t> on_disk;
+  std::vector<fs::path> unfinished;  // a segment's tmp file a crash left (CreateSegment)
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     uint64_t n = 0;
-    if (ParseSegmentFileName(entry.path().filename().string(), &n)) on_disk.push_back(n);
+    const std::string name = entry.path().filename().string();
+    if (ParseSegmentFileName(name, &n)) on_disk.push_back(n);
+    if (name.ends_with(".tmp") && ParseSegmentFileName(name.substr(0, name.size() - 4), &n)) {
+      unfinished.push_back(entry.path());
+    }
   }
   if (ec) return absl::InternalError("cannot list " + dir.string() + ": " + ec.message());
+  for (const fs::path& tmp : unfinished) {
+    spdlog::warn("binlog: removing {} (a segment whose creation did not finish)", tmp.string());
+    std::error_code removed;
+    fs::remove(tmp, removed);  // best effort: a later creation replaces it
+  }
 
   RecoveredBinlog out;
   if (!fs::exists(dir / binlog_format::kIndexFileName)) {

@@ -87,7 +87,11 @@ struct SegmentScan {
                                                      const Gtid& before);
 
 // Creates segment `number` with its header (event payloads whitened with
-// `key`, NewSegmentKey()), fsyncs it and the directory.
+// `key`, NewSegmentKey()), fsyncs it and the directory. Written as a tmp file
+// renamed into place, so that whatever a crash leaves under the segment's
+// name has a whole header: a rotation retried after a rename of the index
+// that may have happened replaces a segment the index may already list
+// (review s39d L1). A failure leaves the name with the old file or the new.
 [[nodiscard]] absl::StatusOr<File> CreateSegment(const std::filesystem::path& dir,
                                                  uint64_t number, uint64_t first_seq,
                                                  uint64_t prev_epoch, uint32_t key);
