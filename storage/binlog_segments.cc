@@ -336,8 +336,13 @@ absl::StatusOr<SealedEnd> CheckSealedEnd(const fs::path& path, const SegmentStat
                                next_path.string() + " starts at seq " +
                                std::to_string(next_first_seq) + ": seqs " +
                                std::to_string(end_seq) + ".." +
-                               std::to_string(next_first_seq - 1) + " are missing");
+                               std::to_string(next_first_seq - 1) + " are missing (its " +
+                               "last whole group ends at offset " +
+                               std::to_string(scan->valid_end) + " of " +
+                               std::to_string(data.size()) + " bytes: a gap, or damage there)");
   }
+  // Whole after all (a tail the quick read could not judge): nothing to repair.
+  if (end_seq == next_first_seq && scan->valid_end == data.size()) return SealedEnd::kWhole;
   // Past it, or whole but with bytes after (a torn group, or zeros a
   // sealed segment never keeps): recovered as the last segment, which
   // cuts what follows its last group (review s39d M1).

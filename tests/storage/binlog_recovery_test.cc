@@ -190,8 +190,50 @@ TEST(BinlogRecoveryTest, ASealedSegmentReachingIntoAnEmptyLastOneBecomesTheLast)
     ASSERT_NE(b, nullptr);
     EXPECT_EQ(b->LastVisible().seq, 4u);
     EXPECT_EQ(fs::file_size(dir.path() / kSegment1), fs::file_size(rotated.path() / kSegment1));
+    EXPECT_EQ(b->Segments().size(), 1u) << "recovered as the last segment, the empty one dropped";
+    EXPECT_FALSE(fs::exists(dir.path() / "binlog.000002"));
     EXPECT_EQ(ReadSeqs(*b), Range(1, 4));
     testing::ExpectNextCommitIsSeq(*b, 5);
+  }
+  {
+    // A torn group right after the sealed end (the leader died writing the
+    // first group after the index changed): cut like any torn tail, the
+    // next event is seq 5 again — it was never acknowledged.
+    TempDir four;  // segment 1 with seqs 1..4: where seq 4's group ends in `longer`
+    uint64_t end4 = 0;
+    {
+      auto b = OpenBinlog(four.path());
+      ASSERT_NE(b, nullptr);
+      ASSERT_TRUE(testing::CommitKeys(*b, 4));
+      end4 = b->Segments().back().size_bytes;
+    }
+    const std::string six = ReadFile(longer.path() / kSegment1);
+    ASSERT_LT(end4 + 10, six.size());
+    ASSERT_NE(six.substr(end4, 10), std::string(10, '\0')) << "seq 5's group starts there";
+    TempDir dir;
+    testing::CopyDir(rotated.path(), dir.path());
+    WriteFile(dir.path() / kSegment1, six.substr(0, end4 + 10));
+    auto b = OpenBinlog(dir.path());
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->LastVisible().seq, 4u);
+    EXPECT_EQ(fs::file_size(dir.path() / kSegment1), end4) << "the torn group is cut";
+    EXPECT_EQ(ReadSeqs(*b), Range(1, 4));
+    testing::ExpectNextCommitIsSeq(*b, 5);
+  }
+  {
+    // The same overlap where groups were published unsynced (binlog.unsynced:
+    // the scan cuts at the first damage instead of judging it): the events
+    // are kept all the same.
+    TempDir dir;
+    testing::CopyDir(rotated.path(), dir.path());
+    WriteFile(dir.path() / kSegment1, ReadFile(longer.path() / kSegment1));
+    WriteFile(dir.path() / "binlog.unsynced", "events were published here before they were synced\n");
+    auto b = OpenBinlog(dir.path());
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->LastVisible().seq, 6u);
+    ASSERT_EQ(b->Segments().size(), 1u);
+    EXPECT_EQ(ReadSeqs(*b), Range(1, 6));
+    testing::ExpectNextCommitIsSeq(*b, 7);
   }
   {
     TempDir dir;
