@@ -336,12 +336,16 @@ absl::StatusOr<SealedEnd> CheckSealedEnd(const fs::path& path, const SegmentStat
                                next_path.string() + " starts at seq " +
                                std::to_string(next_first_seq) + ": seqs " +
                                std::to_string(end_seq) + ".." +
-                               std::to_string(next_first_seq - 1) + " are missing (its " +
-                               "last whole group ends at offset " +
-                               std::to_string(scan->valid_end) + " of " +
-                               std::to_string(data.size()) + " bytes: a gap, or damage there)");
+                               std::to_string(next_first_seq - 1) + " are missing" +
+                               (scan->valid_end == data.size()
+                                    ? std::string(" (every group in it is whole)")
+                                    : " (its last whole group ends at offset " +
+                                          std::to_string(scan->valid_end) + " of its " +
+                                          std::to_string(data.size()) +
+                                          " bytes: what follows is damaged or was never written)"));
   }
-  // Whole after all (a tail the quick read could not judge): nothing to repair.
+  // Defensive: whole after all, though the quick read of its last record
+  // did not say so (a short read); nothing to repair.
   if (end_seq == next_first_seq && scan->valid_end == data.size()) return SealedEnd::kWhole;
   // Past it, or whole but with bytes after (a torn group, or zeros a
   // sealed segment never keeps): recovered as the last segment, which
@@ -520,9 +524,15 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
   }
   if (ec) return absl::InternalError("cannot list " + dir.string() + ": " + ec.message());
   for (const fs::path& tmp : unfinished) {
-    spdlog::warn("binlog: removing {} (a segment whose creation did not finish)", tmp.string());
+    // Not fsynced: a power cut brings it back, and the next open removes it.
     std::error_code removed;
-    fs::remove(tmp, removed);  // best effort: a later creation replaces it
+    if (fs::remove(tmp, removed)) {
+      spdlog::warn("binlog: removed {} (a segment whose creation did not finish)", tmp.string());
+    } else if (removed) {
+      spdlog::warn("binlog: cannot remove {} (a segment whose creation did not finish): {}; "
+                   "creating that segment fails until it is removed",
+                   tmp.string(), removed.message());
+    }
   }
 
   RecoveredBinlog out;

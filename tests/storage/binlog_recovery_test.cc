@@ -245,6 +245,27 @@ TEST(BinlogRecoveryTest, ASealedSegmentReachingIntoAnEmptyLastOneBecomesTheLast)
   }
 }
 
+// A segment's tmp file (CreateSegment writes binlog.NNNNNN.tmp and renames
+// it) that a crash left is removed at open; no other tmp file is touched.
+TEST(BinlogRecoveryTest, AnUnfinishedSegmentCreationIsRemovedAtOpen) {
+  TempDir dir;
+  {
+    auto b = OpenBinlog(dir.path());
+    ASSERT_NE(b, nullptr);
+    ASSERT_TRUE(testing::CommitKeys(*b, 2));
+  }
+  for (const char* name : {"binlog.000002.tmp", "binlog.index.tmp", "binlog.unsynced.tmp"}) {
+    WriteFile(dir.path() / name, "left by a crash");
+  }
+  auto b = OpenBinlog(dir.path());
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->LastVisible().seq, 2u);
+  EXPECT_FALSE(fs::exists(dir.path() / "binlog.000002.tmp"));
+  EXPECT_TRUE(fs::exists(dir.path() / "binlog.index.tmp"));
+  EXPECT_TRUE(fs::exists(dir.path() / "binlog.unsynced.tmp"));
+  testing::ExpectNextCommitIsSeq(*b, 3);
+}
+
 TEST(BinlogRecoveryTest, ZeroFilledTailAfterTheLastRecordIsTruncated) {
   TempDir dir;
   WriteEvents(dir.path());

@@ -376,15 +376,16 @@ TEST_F(PowerCutTest, EveryCrashPointOfCreatingABinlogOpensEmpty) {
 }
 
 // A rotation retried after a rename of binlog.index that may have happened
-// creates a segment the index may already list (review s39d L1): every crash
-// point of that creation, with every kind of tear, leaves under the name the
-// old segment or the new one with a whole header (recovery opens it), and
-// no tmp file behind. With the segment truncated in place and then written,
+// creates a segment the index may already list (review s39d L1, s40a L4):
+// here the index names segment 2 (from seq 5) while segment 1 went on to
+// hold seqs 1..8, and the retry creates segment 2 anew from seq 9. Every
+// crash point of that creation, with every kind of tear, leaves under the
+// name the old segment 2 (recovery drops it: segment 1 is the last) or the
+// new one, with a whole header, and no tmp file behind: seqs 1..8 are there
+// and the next is 9. With the segment truncated in place and then written,
 // a cut could leave it empty: "bad segment header", no start.
 TEST_F(PowerCutTest, EveryCrashPointOfRecreatingAListedSegmentLeavesAWholeOne) {
   const uint64_t seed = BaseSeed() + 4;
-  constexpr uint64_t kOldFirst = 5;
-  constexpr uint64_t kNewFirst = 9;
   for (int64_t ops = 0;; ++ops) {
     ASSERT_LT(ops, 100) << "creating a segment never completes";
     bool completed = false;
@@ -393,21 +394,41 @@ TEST_F(PowerCutTest, EveryCrashPointOfRecreatingAListedSegmentLeavesAWholeOne) {
       SCOPED_TRACE("crash after " + std::to_string(ops) + " operations, cut " +
                    std::to_string(cycle));
       const fs::path dir = TrackedDir("recreate" + std::to_string(cycle));
-      ASSERT_TRUE(CreateSegment(dir, 2, kOldFirst, 1, NewSegmentKey()).ok());
-      ASSERT_TRUE(WriteBinlogIndex(dir, {2}).ok());
-      fi_->CutPowerAfterOps(ops);
-      completed = CreateSegment(dir, 2, kNewFirst, 1, NewSegmentKey()).ok() && !fi_->power_is_cut();
-      ASSERT_NO_FATAL_FAILURE(ApplyCut(seed, cycle));
-      auto recovered = RecoverBinlogDir(dir);
-      ASSERT_TRUE(recovered.ok()) << recovered.status();
-      ASSERT_EQ(recovered->segments.size(), 1u);
-      const uint64_t first = recovered->segments[0].first_seq;
-      if (completed) {
-        EXPECT_EQ(first, kNewFirst) << "the new segment returned OK but is not durable";
-      } else {
-        EXPECT_TRUE(first == kOldFirst || first == kNewFirst) << first;
+      uint64_t end = 0;
+      {
+        auto b = OpenBinlog(dir);
+        ASSERT_NE(b, nullptr);
+        ASSERT_TRUE(testing::CommitKeys(*b, 8));
+        end = b->Segments().back().size_bytes;
       }
+      {
+        // Sealed, as the retried rotation does first (no preallocated space).
+        auto f = File::Open(dir / SegmentFileName(1), O_RDWR);
+        ASSERT_TRUE(f.ok()) << f.status();
+        ASSERT_TRUE(f->Truncate(end).ok());
+        ASSERT_TRUE(f->DataSync().ok());
+      }
+      ASSERT_TRUE(CreateSegment(dir, 2, 5, 1, NewSegmentKey()).ok());
+      ASSERT_TRUE(WriteBinlogIndex(dir, {1, 2}).ok());
+      fi_->CutPowerAfterOps(ops);
+      completed = CreateSegment(dir, 2, 9, 1, NewSegmentKey()).ok() && !fi_->power_is_cut();
+      ASSERT_NO_FATAL_FAILURE(ApplyCut(seed, cycle));
+      const bool new_segment_on_disk = [&] {
+        const std::string header = ReadFileToString(dir / SegmentFileName(2)).value_or("");
+        uint64_t first = 0;
+        return DecodeSegmentHeader(header, &first, nullptr, nullptr) && first == 9;
+      }();
+      EXPECT_TRUE(new_segment_on_disk || !completed)
+          << "the new segment returned OK but is not durable";
+      auto b = OpenBinlog(dir);
+      ASSERT_NE(b, nullptr);
+      EXPECT_EQ(b->Segments().size(), new_segment_on_disk ? 2u : 1u);
+      EXPECT_EQ(b->LastVisible().seq, 8u);
+      EXPECT_EQ(ReadEvents(*b).size(), 8u);
       EXPECT_FALSE(fs::exists(dir / (SegmentFileName(2) + ".tmp")));
+      v1::Event e = PutEvent("next", "v");
+      ASSERT_TRUE(b->Commit(&e).ok());
+      EXPECT_EQ(e.gtid().seq(), 9u);
     }
     if (completed) break;
   }
