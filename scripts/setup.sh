@@ -12,6 +12,7 @@ packages=(
   librocksdb-dev libboost-dev libboost-system-dev libboost-program-options-dev
   libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev libcli11-dev
   libedit-dev
+  libgoogle-perftools-dev  # tcmalloc for relaykvd, relaykv, relaykv-bench (cmake/RelaykvMalloc.cmake)
   openssl libssl-dev  # TLS: libcrypto (token hashes), scripts/make-test-certs.sh
   gnuplot-nox  # relaykv-bench --plot
   prometheus   # promtool: tests/integration/metrics_process_test validates /metrics
