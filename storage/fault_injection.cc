@@ -421,6 +421,13 @@ absl::Status FaultInjection::SyncDir(const fs::path& dir) {
   }
   ::close(fd);
   if (!tracked) return absl::OkStatus();
+  // readdir can miss a file being renamed under both its names (ext4,
+  // tmpfs): a file the first listing missed is still known if this one
+  // sees it, so that it is not forgotten below with its durable content
+  // (review s40a L5: a segment renamed into place while another thread
+  // synced the directory).
+  auto seen_after = List(dir);
+  if (!seen_after.ok()) return seen_after.status();
 
   std::shared_lock power(power_mu_);
   // The power went while the fsync ran: it did not complete.
@@ -438,6 +445,11 @@ absl::Status FaultInjection::SyncDir(const fs::path& dir) {
   std::set<uint64_t> live;
   for (const auto& [k, d] : dirs_) {
     for (const auto& [name, id] : d.durable_names) live.insert(id);
+  }
+  for (const auto& [name, inode] : *seen_after) {
+    if (auto found = ids_by_inode_.find(inode); found != ids_by_inode_.end()) {
+      live.insert(found->second);
+    }
   }
   for (auto f = files_.begin(); f != files_.end();) {
     if (f->second->dir == key && f->first < first_unlisted_id && !live.count(f->first)) {

@@ -612,7 +612,9 @@ TEST(BinlogTest, FullDiskFailsTheGroupThenCommitsResumeOnceSpaceIsFreed) {
 
 // CI failure of TxnTest.ConditionalWritesAcrossAFullBinlogDisk...: with a
 // page left, a rotation creates the next segment and then cannot write
-// binlog.index.tmp. The old index is still in place, so nothing is
+// binlog.index.tmp (later tries fail earlier: at the segment's own tmp
+// file, with binlog.000002 holding that page). The old index is still in
+// place, so nothing is
 // uncertain: the binlog must go on refusing only while the disk is full,
 // and rotate once space is freed (it used to refuse every write with
 // INTERNAL until a restart).
