@@ -345,7 +345,7 @@ int main(int argc, char** argv) {
                      {"cores", std::to_string(std::thread::hardware_concurrency())},
                      {"repeat", std::to_string(repeat)}, {"tls", tls_mode}};
   std::fprintf(stderr, "measuring the floor in %s ...\n", work_dir.c_str());
-  report.floor = MeasureFloor(work_dir);
+  report.floor = MeasureFloor(work_dir, 500, tls_mode != "off" ? tls_files : relaykv::TlsOptions{});
 
   std::vector<int> client_counts;
   for (const auto& c : Split(clients)) client_counts.push_back(std::stoi(c));

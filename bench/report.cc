@@ -27,6 +27,7 @@ std::string Label(const Run& r) {
 std::string FloorJson(const Floor& f) {
   return "{\"fdatasync_p50_us\": " + Fixed(f.fdatasync_p50_us) +
          ", \"grpc_rtt_p50_us\": " + Fixed(f.grpc_rtt_p50_us) +
+         ", \"grpc_tls_rtt_p50_us\": " + Fixed(f.grpc_tls_rtt_p50_us) +
          ", \"semisync_floor_us\": " + Fixed(f.semisync_floor_us()) +
          ", \"fdatasync_prealloc_p50_us\": " + Fixed(f.fdatasync_prealloc_p50_us) + "}";
 }
@@ -52,7 +53,11 @@ Run MedianRun(std::vector<Run> runs) {
 
 void PrintTable(const Report& r, std::ostream& out) {
   out << "floor: fdatasync p50 " << Fixed(r.floor.fdatasync_p50_us) << " us, gRPC stream RTT p50 "
-      << Fixed(r.floor.grpc_rtt_p50_us) << " us, semi-sync floor "
+      << Fixed(r.floor.grpc_rtt_p50_us) << " us"
+      << (r.floor.grpc_tls_rtt_p50_us > 0
+              ? " (over mutual TLS " + Fixed(r.floor.grpc_tls_rtt_p50_us) + " us)"
+              : std::string())
+      << ", semi-sync floor "
       << Fixed(r.floor.semisync_floor_us()) << " us (fdatasync into preallocated space p50 "
       << Fixed(r.floor.fdatasync_prealloc_p50_us) << " us)\n";
   char line[512];
