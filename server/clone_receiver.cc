@@ -122,12 +122,20 @@ absl::Status Receiver::BeginNew() {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
     session_.Clear();
-    s = stub_->Begin(&ctx, v1::BeginCloneRequest(), &session_);
+    v1::BeginCloneRequest begin;
+    begin.set_max_state_format(kStateMachineFormat);
+    s = stub_->Begin(&ctx, begin, &session_);
     if (s.ok() || !Transient(s.error_code()) || attempt >= req_.max_attempts) break;
     spdlog::warn("clone: Begin on {} failed ({}); retrying", req_.source, s.error_message());
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(200 * attempt, 5000)));
   }
   if (!s.ok()) return FromGrpc(s, "clone from " + req_.source + " cannot begin");
+  if (session_.state_format() > kStateMachineFormat) {  // a source that did not refuse us
+    return absl::FailedPreconditionError(
+        "clone from " + req_.source + ": its state machine is format " +
+        std::to_string(session_.state_format()) + " and this relaykvd opens formats up to " +
+        std::to_string(kStateMachineFormat) + ": upgrade this node before it clones from that one");
+  }
   for (const v1::CloneFile& f : session_.files()) {
     // Names become paths here: nothing may climb out of the staging dir.
     const fs::path p(f.name());

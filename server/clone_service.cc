@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <limits>
 #include <random>
 #include <system_error>
@@ -93,9 +94,22 @@ grpc::Status CloneService::CheckRole(const grpc::ServerContext* ctx, std::string
   return s;
 }
 
-grpc::Status CloneService::Begin(grpc::ServerContext* ctx, const v1::BeginCloneRequest*,
+grpc::Status CloneService::Begin(grpc::ServerContext* ctx, const v1::BeginCloneRequest* request,
                                  v1::BeginCloneResponse* response) {
   if (auto s = CheckRole(ctx, "CLONE (Begin)"); !s.ok()) return s;
+  // A receiver that cannot open this checkpoint would swap its data dir
+  // for it and then not start (review s39b L2: a rolling upgrade that
+  // clones a not-yet-upgraded node from an upgraded one).
+  if (const uint32_t opens = std::max<uint32_t>(request->max_state_format(), 1);
+      opens < kStateMachineFormat) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "this node's state machine is format " +
+                            std::to_string(kStateMachineFormat) +
+                            " (versions stored in the values) and the receiver's relaykvd opens "
+                            "formats up to " + std::to_string(opens) +
+                            ": upgrade the receiver before it clones from this node");
+  }
+  response->set_state_format(kStateMachineFormat);
   const std::string id = NewSessionId();
   {
     std::lock_guard l(mu_);

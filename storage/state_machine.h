@@ -34,6 +34,13 @@ class Snapshot;
 
 namespace relaykv {
 
+// The on-disk layout of a state machine, for a node that is handed one it
+// did not write (a clone's checkpoint): 1, the value in the default column
+// family and its version in relaykv_versions; 2, one entry per key in
+// relaykv_data, the version in front of the value (stored_value.h). Open()
+// reads either (migrating 1 to 2); a binary from before 2 cannot open 2.
+inline constexpr uint32_t kStateMachineFormat = 2;
+
 class StateMachine {
  public:
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<StateMachine>> Open(

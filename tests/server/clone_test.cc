@@ -199,6 +199,43 @@ TEST(CloneTest, NonEmptyDataDirIsRefusedWithTheReason) {
   EXPECT_EQ(source.service().stats().started, 0u);
 }
 
+// Begin as this build's receiver asks it.
+v1::BeginCloneRequest CurrentReceiver() {
+  v1::BeginCloneRequest r;
+  r.set_max_state_format(kStateMachineFormat);
+  return r;
+}
+
+// A receiver whose relaykvd cannot open this node's state-machine format (a
+// binary from before versions moved into the values sends no format) is
+// refused before a checkpoint is taken: it would replace its data dir with
+// one it cannot start from (review s39b L2).
+TEST(CloneTest, AReceiverThatCannotOpenTheFormatIsRefusedBeforeAnything) {
+  TempDir tmp;
+  Source source(tmp.path() / "src", 10, SmallChunks());
+  auto stub = v1::Clone::NewStub(
+      grpc::CreateChannel(source.address(), grpc::InsecureChannelCredentials()));
+  for (const uint32_t opens : {0u, 1u}) {
+    grpc::ClientContext ctx;
+    v1::BeginCloneRequest old_receiver;
+    old_receiver.set_max_state_format(opens);
+    v1::BeginCloneResponse r;
+    const grpc::Status s = stub->Begin(&ctx, old_receiver, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+    EXPECT_NE(s.error_message().find("opens formats up to 1: upgrade the receiver"),
+              std::string::npos)
+        << s.error_message();
+  }
+  EXPECT_EQ(source.service().stats().started, 0u);
+  EXPECT_FALSE(fs::exists(tmp.path() / "src" / "clone-source") &&
+               !fs::is_empty(tmp.path() / "src" / "clone-source"))
+      << "no checkpoint is taken for a refused receiver";
+  grpc::ClientContext ctx;
+  v1::BeginCloneResponse r;
+  ASSERT_TRUE(stub->Begin(&ctx, CurrentReceiver(), &r).ok());
+  EXPECT_EQ(r.state_format(), kStateMachineFormat);
+}
+
 TEST(CloneTest, SessionsAreBoundedAndExpire) {
   TempDir tmp;
   CloneServiceOptions o = SmallChunks();
@@ -210,11 +247,11 @@ TEST(CloneTest, SessionsAreBoundedAndExpire) {
   v1::BeginCloneResponse r1, r2;
   {
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stub->Begin(&ctx, {}, &r1).ok());
+    ASSERT_TRUE(stub->Begin(&ctx, CurrentReceiver(), &r1).ok());
   }
   {
     grpc::ClientContext ctx;
-    grpc::Status s = stub->Begin(&ctx, {}, &r2);
+    grpc::Status s = stub->Begin(&ctx, CurrentReceiver(), &r2);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
     EXPECT_NE(s.error_message().find("the limit"), std::string::npos) << s.error_message();
   }
@@ -276,7 +313,7 @@ TEST(CloneTest, NeedsTheReplicationOrAdminRole) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", "Bearer " + token);
     v1::BeginCloneResponse r;
-    return stub->Begin(&ctx, {}, &r);
+    return stub->Begin(&ctx, CurrentReceiver(), &r);
   };
   grpc::Status denied = begin("r-token");
   EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED) << denied.error_message();
