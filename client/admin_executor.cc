@@ -75,8 +75,9 @@ ResultSet ReplicasResult(const v1::ReplicasReply& reply) {
 }
 
 ResultSet ChecksumResult(const v1::ChecksumReply& reply) {
-  return {{"Gtid", "Checksum", "Keys"},
-          {{FormatGtid(reply.gtid()), reply.hash(), std::to_string(reply.keys())}}};
+  return {{"Gtid", "Checksum", "Keys", "Versions_checksum"},
+          {{FormatGtid(reply.gtid()), reply.hash(), std::to_string(reply.keys()),
+            reply.versions_hash()}}};
 }
 
 ResultSet SwitchoverResult(const v1::SwitchoverReply& reply) {

@@ -580,7 +580,7 @@ absl::StatusOr<KeyspaceChecksum> Client::Checksum(const std::string& node) {
     return s;
   }
   return KeyspaceChecksum{FromProto(reply.gtid()), std::strtoull(reply.hash().c_str(), nullptr, 16),
-                          reply.keys()};
+                          reply.keys(), std::strtoull(reply.versions_hash().c_str(), nullptr, 16)};
 }
 
 absl::Status Client::ResetPersist(const std::string& name, const std::string& node) {

@@ -20,13 +20,20 @@ if(RELAYKV_TCMALLOC)
   endif()
 endif()
 
-# Links `target` (an executable) with the allocator above, if any. Kept in
-# the executable even though no symbol of it is referenced by name
-# (--no-as-needed): malloc is replaced by interposition.
+# Links `target` (an executable) with the allocator above, if any. The
+# executable links with --no-as-needed (set before every library on its link
+# line) so that the library stays NEEDED although no symbol of it is
+# referenced by name: malloc is replaced by interposition. (Bracketing only
+# this library does not work: CMake moves an imported target away from the
+# flags around it, and gRPC's own --push-state/--pop-state pairs get
+# interleaved with ours.) The cost: every library on the line is NEEDED,
+# all of which the process loads anyway through gRPC and RocksDB.
+# tests/CMakeLists.txt checks that the executables keep it.
 function(relaykv_use_allocator target)
   if(RELAYKV_TCMALLOC_FOUND)
     target_compile_options(${target} PRIVATE -fno-builtin-malloc -fno-builtin-calloc
                            -fno-builtin-realloc -fno-builtin-free)
-    target_link_libraries(${target} PRIVATE -Wl,--no-as-needed PkgConfig::TCMALLOC -Wl,--as-needed)
+    target_link_options(${target} PRIVATE "LINKER:--no-as-needed")
+    target_link_libraries(${target} PRIVATE PkgConfig::TCMALLOC)
   endif()
 endfunction()

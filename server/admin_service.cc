@@ -175,10 +175,14 @@ grpc::Status AdminService::Checksum(Ctx* ctx, const v1::ChecksumRequest*,
   auto c = node_->Checksum();
   if (!c.ok()) return ToGrpcStatus(c.status());
   GtidToProto(c->gtid, reply->mutable_gtid());
-  char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(c->hash));
-  reply->set_hash(hex);
+  auto hex = [](uint64_t v) {
+    char out[17];
+    std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(v));
+    return std::string(out);
+  };
+  reply->set_hash(hex(c->hash));
   reply->set_keys(c->keys);
+  reply->set_versions_hash(hex(c->versions_hash));
   return grpc::Status::OK;
 }
 

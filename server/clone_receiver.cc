@@ -100,6 +100,9 @@ class Receiver {
  private:
   // Begin on the source, a fresh staging dir with session.pb.
   absl::Status BeginNew();
+  // Finish on the source: it drops the session's checkpoint now rather than
+  // at its expiry (a refused session would hold one of its few slots).
+  void FinishSession();
   // Downloads `f` into staging/db (resuming a partial file), verifies it.
   // NOT_FOUND: the source lost the session.
   absl::Status FetchFile(const v1::CloneFile& f);
@@ -112,6 +115,18 @@ class Receiver {
   CloneResult result_;
   Clock::time_point last_log_ = Clock::now();
 };
+
+void Receiver::FinishSession() {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::FinishCloneRequest fr;
+  fr.set_session_id(session_.session_id());
+  v1::FinishCloneResponse resp;
+  if (grpc::Status s = stub_->Finish(&ctx, fr, &resp); !s.ok()) {
+    spdlog::warn("clone: Finish on {} failed ({}); the session expires there by itself",
+                 req_.source, s.error_message());
+  }
+}
 
 absl::Status Receiver::BeginNew() {
   std::error_code ec;
@@ -131,6 +146,7 @@ absl::Status Receiver::BeginNew() {
   }
   if (!s.ok()) return FromGrpc(s, "clone from " + req_.source + " cannot begin");
   if (session_.state_format() > kStateMachineFormat) {  // a source that did not refuse us
+    FinishSession();
     return absl::FailedPreconditionError(
         "clone from " + req_.source + ": its state machine is format " +
         std::to_string(session_.state_format()) + " and this relaykvd opens formats up to " +
@@ -142,6 +158,7 @@ absl::Status Receiver::BeginNew() {
     if (f.name().empty() || p.is_absolute() ||
         std::any_of(p.begin(), p.end(), [](const fs::path& c) { return c == ".."; }) ||
         f.sha256().size() != 32) {
+      FinishSession();
       return absl::InvalidArgumentError("clone source " + req_.source + " lists a bad file '" +
                                         f.name() + "'");
     }
@@ -297,17 +314,7 @@ absl::StatusOr<CloneResult> Receiver::Run() {
     }
     return s;
   }
-  {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    v1::FinishCloneRequest fr;
-    fr.set_session_id(session_.session_id());
-    v1::FinishCloneResponse resp;
-    if (grpc::Status s = stub_->Finish(&ctx, fr, &resp); !s.ok()) {
-      spdlog::warn("clone: Finish on {} failed ({}); the session expires there by itself",
-                   req_.source, s.error_message());
-    }
-  }
+  FinishSession();
   result_.gtid = GtidFromProto(session_.gtid());
   result_.source_primary = session_.source_primary();
   // The staged state must itself say it holds exactly that GTID.

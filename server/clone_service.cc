@@ -103,11 +103,11 @@ grpc::Status CloneService::Begin(grpc::ServerContext* ctx, const v1::BeginCloneR
   if (const uint32_t opens = std::max<uint32_t>(request->max_state_format(), 1);
       opens < kStateMachineFormat) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        "this node's state machine is format " +
+                        "the clone source's state machine is format " +
                             std::to_string(kStateMachineFormat) +
-                            " (versions stored in the values) and the receiver's relaykvd opens "
+                            " (versions stored in the values) and the receiving relaykvd opens "
                             "formats up to " + std::to_string(opens) +
-                            ": upgrade the receiver before it clones from this node");
+                            ": upgrade the receiving node before it clones from this one");
   }
   response->set_state_format(kStateMachineFormat);
   const std::string id = NewSessionId();

@@ -386,7 +386,7 @@ absl::StatusOr<KeyspaceChecksum> Node::Checksum() const {
   if (!scope.ok()) return scope.status();
   auto c = impl_->state_->ComputeChecksum();
   if (!c.ok()) return c.status();
-  return KeyspaceChecksum{c->gtid, c->hash, c->keys};
+  return KeyspaceChecksum{c->gtid, c->hash, c->keys, c->versions_hash};
 }
 
 std::vector<BinaryLogInfo> Node::BinaryLogs() const {

@@ -315,7 +315,9 @@ absl::StatusOr<Gtid> StateMachine::AppliedAt(const rocksdb::Snapshot* snapshot) 
 
 absl::StatusOr<StateMachine::Checksum> StateMachine::ComputeChecksum() const {
   // CRC-64/XZ (ECMA-182 polynomial, reflected).
-  boost::crc_optimal<64, 0x42F0E1EBA9EA3693ull, ~0ull, ~0ull, true, true> crc;
+  using Crc64 = boost::crc_optimal<64, 0x42F0E1EBA9EA3693ull, ~0ull, ~0ull, true, true>;
+  Crc64 crc;
+  Crc64 versions_crc;
   rocksdb::ManagedSnapshot snap(db_.get());
   rocksdb::ReadOptions ro;
   ro.snapshot = snap.snapshot();
@@ -324,21 +326,26 @@ absl::StatusOr<StateMachine::Checksum> StateMachine::ComputeChecksum() const {
   if (!applied.ok()) return applied.status();
   out.gtid = *applied;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, data_cf_));
-  auto put_len = [&](uint64_t n) { crc.process_bytes(&n, sizeof(n)); };
+  auto put_u64 = [](Crc64& c, uint64_t n) { c.process_bytes(&n, sizeof(n)); };
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     // Over what users wrote, not versions: the same sum as before versions
     // lived in the value.
     auto view = stored_value::Decode(it->value().ToStringView());
     if (!view) return stored_value::Damaged(where_, it->key().ToStringView(), it->value().size());
     // Length-prefixed, so ("ab","c") and ("a","bc") differ.
-    put_len(it->key().size());
+    put_u64(crc, it->key().size());
     crc.process_bytes(it->key().data(), it->key().size());
-    put_len(view->value.size());
+    put_u64(crc, view->value.size());
     crc.process_bytes(view->value.data(), view->value.size());
+    put_u64(versions_crc, it->key().size());
+    versions_crc.process_bytes(it->key().data(), it->key().size());
+    put_u64(versions_crc, view->version.epoch);
+    put_u64(versions_crc, view->version.seq);
     ++out.keys;
   }
   if (auto s = FromRocks(it->status(), "cannot scan"); !s.ok()) return s;
   out.hash = crc.checksum();
+  out.versions_hash = versions_crc.checksum();
   return out;
 }
 

@@ -80,10 +80,15 @@ class StateMachine {
 
   // CRC-64 over every (key, value) in key order, with the applied GTID,
   // all read from one snapshot: equal on two nodes iff same data at `gtid`.
+  // `versions_hash`: the same over every (key, version), equal iff the keys
+  // also carry the same versions — what a compare on a version reads, so
+  // two nodes that differ there answer a conditional write differently
+  // after a failover (review s39b L4).
   struct Checksum {
     Gtid gtid;
     uint64_t hash = 0;
     uint64_t keys = 0;
+    uint64_t versions_hash = 0;
   };
   [[nodiscard]] absl::StatusOr<Checksum> ComputeChecksum() const;
 

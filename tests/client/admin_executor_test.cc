@@ -92,6 +92,7 @@ class FakeAdmin final : public v1::Admin::Service {
     *reply->mutable_gtid() = MakeGtid(1, 42);
     reply->set_hash("00ff");
     reply->set_keys(3);
+    reply->set_versions_hash("0a0b");
     return grpc::Status::OK;
   }
   grpc::Status BinaryLogs(grpc::ServerContext*, const v1::BinaryLogsRequest*, v1::BinaryLogsReply* reply) override {
@@ -273,8 +274,8 @@ TEST_F(AdminExecutorTest, ReplicasChecksumBinlogsAndMasterStatusBecomeRows) {
   EXPECT_EQ(rs.rows, (Rows2{{"2", "127.0.0.1:7401", "1:10", "1:9", "Yes", "1:7", "4"},
                             {"3", "127.0.0.1:7402", "0:0", "0:0", "No", "0:0", "NULL"}}));
   rs = Rows("CHECKSUM");
-  EXPECT_EQ(rs.columns, (std::vector<std::string>{"Gtid", "Checksum", "Keys"}));
-  EXPECT_EQ(rs.rows, (Rows2{{"1:42", "00ff", "3"}}));
+  EXPECT_EQ(rs.columns, (std::vector<std::string>{"Gtid", "Checksum", "Keys", "Versions_checksum"}));
+  EXPECT_EQ(rs.rows, (Rows2{{"1:42", "00ff", "3", "0a0b"}}));
   rs = Rows("SHOW BINARY LOGS");
   EXPECT_EQ(rs.columns, (std::vector<std::string>{"Log_name", "File_size", "First_seq"}));
   EXPECT_EQ(rs.rows, (Rows2{{"binlog.000001", "4096", "1"}}));

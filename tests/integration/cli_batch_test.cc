@@ -52,7 +52,11 @@ TEST_F(CliBatchTest, SkipColumnNamesDropsTheHeader) {
   ASSERT_TRUE(sum.ok()) << sum.status();
   char hash[17];
   std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(sum->hash));
-  EXPECT_EQ(r.out, "v\nBinlog_gtid\t1:1\n1:1\t" + std::string(hash) + "\t1\n");
+  char versions[17];
+  std::snprintf(versions, sizeof(versions), "%016llx",
+                static_cast<unsigned long long>(sum->versions_hash));
+  EXPECT_EQ(r.out, "v\nBinlog_gtid\t1:1\n1:1\t" + std::string(hash) + "\t1\t" +
+                       std::string(versions) + "\n");
 }
 
 TEST_F(CliBatchTest, BatchFlagKeepsTabsAndTableFlagDrawsBorders) {

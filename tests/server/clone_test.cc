@@ -222,7 +222,7 @@ TEST(CloneTest, AReceiverThatCannotOpenTheFormatIsRefusedBeforeAnything) {
     v1::BeginCloneResponse r;
     const grpc::Status s = stub->Begin(&ctx, old_receiver, &r);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
-    EXPECT_NE(s.error_message().find("opens formats up to 1: upgrade the receiver"),
+    EXPECT_NE(s.error_message().find("opens formats up to 1: upgrade the receiving node"),
               std::string::npos)
         << s.error_message();
   }
