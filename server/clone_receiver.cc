@@ -284,7 +284,11 @@ absl::StatusOr<CloneResult> Receiver::Run() {
   bool from_disk = false;
   if (auto text = ReadFileToString(staging_ / kSessionFile); text.ok()) {
     std::string source;
-    if (DecodeSession(*text, &source, &session_) && source == req_.source) {
+    // A session begun by a binary that opens a newer format than this one
+    // (a downgrade mid-clone) is not resumed: Begin again, which that
+    // source refuses if its format is too new (review s40b L1).
+    if (DecodeSession(*text, &source, &session_) && source == req_.source &&
+        session_.state_format() <= kStateMachineFormat) {
       from_disk = true;
       spdlog::info("clone: resuming the interrupted clone from {} (session {}, GTID {})",
                    req_.source, session_.session_id(), GtidFromProto(session_.gtid()).ToString());
