@@ -287,11 +287,15 @@ absl::StatusOr<CloneResult> Receiver::Run() {
     // A session begun by a binary that opens a newer format than this one
     // (a downgrade mid-clone) is not resumed: Begin again, which that
     // source refuses if its format is too new (review s40b L1).
-    if (DecodeSession(*text, &source, &session_) && source == req_.source &&
-        session_.state_format() <= kStateMachineFormat) {
-      from_disk = true;
-      spdlog::info("clone: resuming the interrupted clone from {} (session {}, GTID {})",
-                   req_.source, session_.session_id(), GtidFromProto(session_.gtid()).ToString());
+    if (DecodeSession(*text, &source, &session_) && source == req_.source) {
+      if (session_.state_format() <= kStateMachineFormat) {
+        from_disk = true;
+        spdlog::info("clone: resuming the interrupted clone from {} (session {}, GTID {})",
+                     req_.source, session_.session_id(),
+                     GtidFromProto(session_.gtid()).ToString());
+      } else {
+        FinishSession();  // its slot on the source is freed now (review s40c L4)
+      }
     }
   }
   if (!from_disk) {

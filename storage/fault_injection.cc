@@ -426,9 +426,14 @@ absl::Status FaultInjection::SyncDir(const fs::path& dir) {
   // sees it, so that it is not forgotten below with its durable content
   // (review s40a L5: a segment renamed into place while another thread
   // synced the directory).
-  // Best effort: the fsync succeeded whatever this listing says.
+  // The fsync succeeded whatever this listing says; without it nothing is
+  // forgotten this time (review s40c L5).
   std::map<std::string, InodeKey> seen_after;
-  if (auto listed = List(dir); listed.ok()) seen_after = *std::move(listed);
+  bool may_forget = false;
+  if (auto listed = List(dir); listed.ok()) {
+    seen_after = *std::move(listed);
+    may_forget = true;
+  }
 
   std::shared_lock power(power_mu_);
   // The power went while the fsync ran: it did not complete.
@@ -453,7 +458,8 @@ absl::Status FaultInjection::SyncDir(const fs::path& dir) {
     }
   }
   for (auto f = files_.begin(); f != files_.end();) {
-    if (f->second->dir == key && f->first < first_unlisted_id && !live.count(f->first)) {
+    if (may_forget && f->second->dir == key && f->first < first_unlisted_id &&
+        !live.count(f->first)) {
       f = files_.erase(f);
     } else {
       ++f;

@@ -2,7 +2,11 @@
 // a node's applied state, taken at one applied GTID. Two nodes hold the same
 // data at `gtid` iff hash and keys are equal; versions_hash, over every
 // (key, version), is equal too iff every key also carries the same version
-// (the GTID that last changed it, which conditional writes compare).
+// (the GTID that last changed it, which conditional writes compare). Keys
+// written before relaykv kept versions read as version 0:0 on a node that
+// migrated them, but carry their real GTIDs on one that replayed the binlog:
+// such nodes differ in versions_hash only, and answer a version compare
+// differently; cloning one from the other makes them equal.
 #pragma once
 
 #include <cstdint>

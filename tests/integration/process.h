@@ -27,7 +27,8 @@ namespace relaykv {
 // gtest prints GTIDs and checksums in failure messages as the CLI does.
 inline void PrintTo(const Gtid& g, std::ostream* os) { *os << g.ToString(); }
 inline void PrintTo(const KeyspaceChecksum& c, std::ostream* os) {
-  *os << c.gtid.ToString() << " hash " << std::hex << c.hash << std::dec << " keys " << c.keys;
+  *os << c.gtid.ToString() << " hash " << std::hex << c.hash << std::dec << " keys " << c.keys
+      << " versions " << std::hex << c.versions_hash << std::dec;
 }
 }  // namespace relaykv
 
