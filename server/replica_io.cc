@@ -199,7 +199,13 @@ void ReplicaIo::Run() {
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
     bool permanent = false;
+    const Gtid before = relay_log_->LastVisible();
     absl::Status s = Stream(&permanent);
+    // A stream that brought events was a working connection: the next
+    // failure is a new one and is retried soon again, not after the
+    // longest wait earlier failures built up (a semi-sync replica that
+    // waited 5 s kept its primary asynchronous that long).
+    if (relay_log_->LastVisible() != before) backoff = std::chrono::milliseconds(100);
     std::unique_lock l(mu_);
     status_.semi_sync = false;
     if (stop_) break;
