@@ -199,13 +199,16 @@ void ReplicaIo::Run() {
   auto backoff = std::chrono::milliseconds(100);
   for (;;) {
     bool permanent = false;
-    const Gtid before = relay_log_->LastVisible();
+    connected_at_.reset();
     absl::Status s = Stream(&permanent);
-    // A stream that brought events was a working connection: the next
-    // failure is a new one and is retried soon again, not after the
-    // longest wait earlier failures built up (a semi-sync replica that
-    // waited 5 s kept its primary asynchronous that long).
-    if (relay_log_->LastVisible() != before) backoff = std::chrono::milliseconds(100);
+    // A connection that stayed up a while worked: its failure is a new
+    // one, retried soon, not after the longest wait earlier failures built
+    // up (a semi-sync replica kept its primary asynchronous that long).
+    // Not after a short one: two replicas with one server_id replace each
+    // other's stream, and a primary may accept and drop at once.
+    if (connected_at_ && std::chrono::steady_clock::now() - *connected_at_ >= kWorkingConnection) {
+      backoff = std::chrono::milliseconds(100);
+    }
     std::unique_lock l(mu_);
     status_.semi_sync = false;
     if (stop_) break;
@@ -371,6 +374,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     }
     if (!connected) {
       connected = true;
+      connected_at_ = std::chrono::steady_clock::now();
       std::lock_guard l(mu_);
       status_.state = ReplicaIoStatus::State::kYes;
       status_.semi_sync = semi_sync;

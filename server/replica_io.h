@@ -5,7 +5,8 @@
 // last durable GTID and releases the batch to the SQL thread (Applier).
 //
 // Reconnects with backoff (100 ms doubling to 5 s) when the primary goes
-// away. Stops for good, with the error kept for SHOW SLAVE STATUS, when the
+// away; after a connection that stayed up kWorkingConnection, from 100 ms
+// again. Stops for good, with the error kept for SHOW SLAVE STATUS, when the
 // primary refuses our position (purged / different history), a batch
 // would break the GTID sequence (gap, duplicate, epoch going back), or the
 // primary breaks the protocol (an empty batch, a message that is neither a
@@ -108,6 +109,10 @@ class ReplicaIo {
   void Run();
   // One connection: returns why it ended. *permanent: do not retry.
   absl::Status Stream(bool* permanent);
+  static constexpr std::chrono::seconds kWorkingConnection{1};
+  // When the primary's first message arrived on the current connection;
+  // the IO thread's own (Run, Stream).
+  std::optional<std::chrono::steady_clock::time_point> connected_at_;
   void SetError(const absl::Status& s) REQUIRES(mu_);
   // FAILED_PRECONDITION naming both epochs.
   absl::Status FencedError(uint64_t primary_epoch, uint64_t promised) const;
