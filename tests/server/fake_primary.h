@@ -1,6 +1,7 @@
 // A fake primary for replica tests: a Replication service on 127.0.0.1 (an
 // OS port) that answers every replica's hello with a script of messages,
-// then holds the stream open until the replica ends it, counting
+// then holds the stream open until the replica ends it (or, with
+// `end_after_script`, ends it at once with UNAVAILABLE), counting
 // connections (a replica that stops for good does not come back).
 #pragma once
 
@@ -29,7 +30,8 @@ inline v1::PrimaryMessage BatchOf(const std::vector<v1::Event>& events) {
 
 class FakePrimary final : public v1::Replication::Service {
  public:
-  explicit FakePrimary(std::vector<v1::PrimaryMessage> script) : script_(std::move(script)) {
+  explicit FakePrimary(std::vector<v1::PrimaryMessage> script, bool end_after_script = false)
+      : script_(std::move(script)), end_after_script_(end_after_script) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(this);
@@ -50,6 +52,7 @@ class FakePrimary final : public v1::Replication::Service {
     for (const v1::PrimaryMessage& msg : script_) {
       if (!stream->Write(msg)) return grpc::Status::OK;
     }
+    if (end_after_script_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake primary: stream ended");
     while (!ctx->IsCancelled() && stream->Read(&in)) {
     }
     return grpc::Status::OK;
@@ -60,6 +63,7 @@ class FakePrimary final : public v1::Replication::Service {
 
  private:
   const std::vector<v1::PrimaryMessage> script_;
+  const bool end_after_script_;
   std::atomic<int> connections_{0};
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;

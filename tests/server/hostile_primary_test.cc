@@ -5,9 +5,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -135,6 +137,27 @@ TEST_F(HostilePrimaryTest, HeartbeatsAloneKeepIoThreadRunning) {
   ASSERT_TRUE(
       WaitFor([&] { return Field(replica_->ReplicaStatus(), "Slave_IO_Running") == "Yes"; }));
   EXPECT_EQ(Field(replica_->ReplicaStatus(), "Last_IO_Error"), "");
+}
+
+// The reconnect backoff grows while connections end at once: a primary
+// that accepts every stream and drops it after its first message is
+// retried about every 0.1, 0.2, 0.4, 0.8, 1.6 s (5 connections in 3 s),
+// not every 100 ms (~30) — review s41a F1: a connection resets the
+// backoff only once it stayed up 1 s.
+TEST_F(HostilePrimaryTest, AStreamDroppedAtOnceIsRetriedLessAndLessOften) {
+  v1::PrimaryMessage hb;
+  hb.mutable_heartbeat()->mutable_primary_last_gtid()->set_epoch(1);
+  hb.mutable_heartbeat()->set_primary_time_us(1);
+  primary_ = std::make_unique<FakePrimary>(std::vector<v1::PrimaryMessage>{hb}, true);
+  replica_ = testing::OpenServingNode(dir_.path() / "replica", {{"server_id", "2"}},
+                                      primary_->address());
+  ASSERT_NE(replica_, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return primary_->connections() >= 1; }));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const int connections = primary_->connections();
+  EXPECT_GE(connections, 3) << "the IO thread should keep retrying";
+  EXPECT_LE(connections, 8) << "the IO thread retried a stream that ended at once without backing off";
+  EXPECT_NE(Field(replica_->ReplicaStatus(), "Slave_IO_Running"), "No") << "a dropped stream is retried";
 }
 
 }  // namespace

@@ -167,7 +167,8 @@ TEST(ReplicationTest, PrimaryRestartReplicaReconnectsByItself) {
 
 // The IO thread's wait between reconnects grows while it fails (up to
 // 5 s) and starts small again after a connection that stayed up (1 s): a
-// primary restarted now and then is followed within a moment each time.
+// primary restarted now and then, written to or not, is followed within a
+// moment each time.
 // It used to keep doubling for the replica's whole life, so from about the
 // seventh restart on a (semi-sync) replica came back 5 s late every time.
 TEST(ReplicationTest, EachPrimaryRestartIsFollowedSoonNotAfterTheLongestWait) {
@@ -177,9 +178,12 @@ TEST(ReplicationTest, EachPrimaryRestartIsFollowedSoonNotAfterTheLongestWait) {
   const int port = primary->bound_port();
   auto replica = OpenNode(dir.path() / "r", Address(*primary), 2);
   ASSERT_NE(replica, nullptr);
+  // Writes only before the first restart: a connection that brought no
+  // events worked too (a quiet primary; review s41a F2).
+  ASSERT_TRUE(primary->Put("k", "v").ok());
   for (int round = 0; round < 9; ++round) {
-    ASSERT_TRUE(primary->Put("k", std::to_string(round)).ok());
-    ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }, std::chrono::seconds(4)))
+    ASSERT_TRUE(WaitFor([&] { return primary->Replicas().size() == 1 && CaughtUp(*replica, *primary); },
+                        std::chrono::seconds(4)))
         << "round " << round << ": the replica did not follow the restarted primary within 4 s";
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // a connection that worked
     primary.reset();
