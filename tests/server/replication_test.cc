@@ -145,6 +145,18 @@ TEST(ReplicationTest, ReplicaRestartResumesWithoutGapOrDuplicate) {
   EXPECT_EQ(primary->Checksum()->hash, replica->Checksum()->hash);
 }
 
+// Closes `node` and opens its data dir again on the same port, where its
+// replicas look for it.
+void RestartOnItsPort(std::unique_ptr<Node>& node, const std::filesystem::path& data_dir, int port) {
+  node.reset();
+  NodeOptions o;
+  o.data_dir = data_dir;
+  o.listen_address = "127.0.0.1:" + std::to_string(port);
+  auto reopened = Node::Open(o);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  node = *std::move(reopened);
+}
+
 TEST(ReplicationTest, PrimaryRestartReplicaReconnectsByItself) {
   TempDir dir;
   auto primary = OpenNode(dir.path() / "p");
@@ -153,13 +165,7 @@ TEST(ReplicationTest, PrimaryRestartReplicaReconnectsByItself) {
   ASSERT_TRUE(primary && replica);
   ASSERT_TRUE(primary->Put("before", "1").ok());
   ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
-  primary.reset();
-  NodeOptions o;
-  o.data_dir = dir.path() / "p";
-  o.listen_address = "127.0.0.1:" + std::to_string(port);
-  auto reopened = Node::Open(o);
-  ASSERT_TRUE(reopened.ok()) << reopened.status();
-  primary = *std::move(reopened);
+  ASSERT_NO_FATAL_FAILURE(RestartOnItsPort(primary, dir.path() / "p", port));
   ASSERT_TRUE(primary->Put("after", "2").ok());
   ASSERT_TRUE(WaitFor([&] { return CaughtUp(*replica, *primary); }));
   EXPECT_EQ(*replica->Get("after"), std::optional<std::string>("2"));
@@ -186,13 +192,7 @@ TEST(ReplicationTest, EachPrimaryRestartIsFollowedSoonNotAfterTheLongestWait) {
                         std::chrono::seconds(4)))
         << "round " << round << ": the replica did not follow the restarted primary within 4 s";
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // a connection that worked
-    primary.reset();
-    NodeOptions o;
-    o.data_dir = dir.path() / "p";
-    o.listen_address = "127.0.0.1:" + std::to_string(port);
-    auto reopened = Node::Open(o);
-    ASSERT_TRUE(reopened.ok()) << reopened.status();
-    primary = *std::move(reopened);
+    ASSERT_NO_FATAL_FAILURE(RestartOnItsPort(primary, dir.path() / "p", port));
   }
 }
 
