@@ -95,11 +95,12 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable, uint32_t dur
 struct ReplicationService::Outbox {
   Outbox(grpc::ServerContext* c,
          grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* s, uint64_t connection,
-         uint32_t server, bool semi, const Gtid& durable)
+         uint32_t server, std::string from, bool semi, const Gtid& durable)
       : ctx(c),
         stream(s),
         id(connection),
         server_id(server),
+        address(std::move(from)),
         semi_sync(semi),
         acks(semi, durable),
         next_seq(durable.seq + 1) {}
@@ -108,6 +109,7 @@ struct ReplicationService::Outbox {
   grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* const stream;
   const uint64_t id;
   const uint32_t server_id;
+  const std::string address;  // the replica's own (its hello), else the peer's
   const bool semi_sync;
   // The log line if a send to this replica stalls (net_write_timeout).
   std::string stalled;
@@ -133,7 +135,16 @@ void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox, uint64_
   for (const auto& o : outboxes_) {
     if (o->server_id != outbox->server_id) continue;
     const bool newer = o->id > outbox->id;
-    spdlog::info("replication: replica server_id {} has two streams; ending the older", o->server_id);
+    if (o->address == outbox->address) {
+      spdlog::info("replication: replica server_id {} has two streams; ending the older", o->server_id);
+    } else {
+      // Two nodes given one server_id (a cloned machine's config, as
+      // MySQL's "zombie dump thread"): each reconnect ends the other's
+      // stream. Said where the operator looks, naming both.
+      spdlog::warn("replication: two replicas with server_id {} ({} and {}) replace each other's "
+                   "stream; ending the older. Give each replica its own --server-id",
+                   o->server_id, o->address, outbox->address);
+    }
     (newer ? outbox : o)->ctx->TryCancel();
   }
   outboxes_.push_back(outbox);
@@ -349,7 +360,8 @@ grpc::Status ReplicationService::Subscribe(
   info.sent = durable;
   info.acked = durable;
   const uint64_t id = registry_->Add(info);
-  auto outbox = std::make_shared<Outbox>(ctx, stream, id, info.server_id, info.semi_sync, durable);
+  auto outbox = std::make_shared<Outbox>(ctx, stream, id, info.server_id, info.address,
+                                         info.semi_sync, durable);
   Outbox& out = *outbox;
   out.stalled = "replication: ending the stream of replica server_id " +
                 std::to_string(info.server_id) + " (" + info.address +

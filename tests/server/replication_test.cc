@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 #include "relaykv/node.h"
+#include "tests/common/captured_log.h"
 #include "tests/common/small_fs.h"
 #include "tests/common/temp_dir.h"
 #include "tests/server/node_harness.h"
@@ -194,6 +195,32 @@ TEST(ReplicationTest, EachPrimaryRestartIsFollowedSoonNotAfterTheLongestWait) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // a connection that worked
     ASSERT_NO_FATAL_FAILURE(RestartOnItsPort(primary, dir.path() / "p", port));
   }
+}
+
+// Two nodes given one server_id (a cloned machine's config) replace each
+// other's stream on the primary: it says so as a warning naming both,
+// where a reconnect of one replica is an info line.
+TEST(ReplicationTest, TwoReplicasSharingAServerIdAreNamedInAWarning) {
+  TempDir dir;
+  testing::CapturedLog log;
+  {
+    auto primary = OpenNode(dir.path() / "p");
+    ASSERT_NE(primary, nullptr);
+    auto a = OpenNode(dir.path() / "a", Address(*primary), 2);
+    auto b = OpenNode(dir.path() / "b", Address(*primary), 2);
+    ASSERT_TRUE(a && b);
+    bool a_streamed = false;
+    bool b_streamed = false;
+    ASSERT_TRUE(WaitFor([&] {
+      a_streamed = a_streamed || Field(a->ReplicaStatus(), "Slave_IO_Running") == "Yes";
+      b_streamed = b_streamed || Field(b->ReplicaStatus(), "Slave_IO_Running") == "Yes";
+      return a_streamed && b_streamed;
+    })) << "both replicas should have streamed (the second to register ends the first)";
+  }  // every node closed: the log is read with nothing writing it
+  const std::string line = log.LineWith("two replicas with server_id 2");
+  ASSERT_NE(line, "");
+  EXPECT_NE(line.find("warning"), std::string::npos) << line;
+  EXPECT_NE(line.find("own --server-id"), std::string::npos) << line;
 }
 
 TEST(ReplicationTest, PurgedPositionStopsIoThreadWithClearError) {
