@@ -15,6 +15,11 @@
 namespace relaykv {
 namespace {
 
+// "ipv4:127.0.0.1:5555" -> "ipv4:127.0.0.1": the host a stream comes from.
+std::string PeerHost(const std::string& peer) { return peer.substr(0, peer.rfind(':')); }
+
+constexpr std::chrono::seconds kSharedIdWarnEvery{60};
+
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kHeartbeatPeriod = std::chrono::seconds(1);
@@ -95,12 +100,13 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable, uint32_t dur
 struct ReplicationService::Outbox {
   Outbox(grpc::ServerContext* c,
          grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* s, uint64_t connection,
-         uint32_t server, std::string from, bool semi, const Gtid& durable)
+         uint32_t server, std::string own, bool semi, const Gtid& durable)
       : ctx(c),
         stream(s),
         id(connection),
         server_id(server),
-        address(std::move(from)),
+        own_address(std::move(own)),
+        peer_host(PeerHost(c->peer())),
         semi_sync(semi),
         acks(semi, durable),
         next_seq(durable.seq + 1) {}
@@ -109,7 +115,12 @@ struct ReplicationService::Outbox {
   grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* const stream;
   const uint64_t id;
   const uint32_t server_id;
-  const std::string address;  // the replica's own (its hello), else the peer's
+  // Which node this is, as far as a stream tells: the listen address its
+  // hello states ("" from a node without one) and the host it connects
+  // from (its port changes with every connection). Two nodes cloned from
+  // one config state the same address from different hosts.
+  const std::string own_address;
+  const std::string peer_host;
   const bool semi_sync;
   // The log line if a send to this replica stalls (net_write_timeout).
   std::string stalled;
@@ -135,15 +146,19 @@ void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox, uint64_
   for (const auto& o : outboxes_) {
     if (o->server_id != outbox->server_id) continue;
     const bool newer = o->id > outbox->id;
-    if (o->address == outbox->address) {
-      spdlog::info("replication: replica server_id {} has two streams; ending the older", o->server_id);
+    const bool same_node = o->own_address == outbox->own_address && o->peer_host == outbox->peer_host;
+    const auto now = std::chrono::steady_clock::now();
+    auto warned = shared_id_warned_.find(o->server_id);
+    if (!same_node && (warned == shared_id_warned_.end() || now - warned->second >= kSharedIdWarnEvery)) {
+      // Two nodes given one server_id (a cloned machine's config): each
+      // reconnect ends the other's stream. Said where the operator looks,
+      // naming both, once a minute (they replace each other every few s).
+      shared_id_warned_[o->server_id] = now;
+      spdlog::warn("replication: two replicas with server_id {} ({} from {}, {} from {}) replace each "
+                   "other's stream; ending the older. Give each replica its own --server-id",
+                   o->server_id, o->own_address, o->peer_host, outbox->own_address, outbox->peer_host);
     } else {
-      // Two nodes given one server_id (a cloned machine's config, as
-      // MySQL's "zombie dump thread"): each reconnect ends the other's
-      // stream. Said where the operator looks, naming both.
-      spdlog::warn("replication: two replicas with server_id {} ({} and {}) replace each other's "
-                   "stream; ending the older. Give each replica its own --server-id",
-                   o->server_id, o->address, outbox->address);
+      spdlog::info("replication: replica server_id {} has two streams; ending the older", o->server_id);
     }
     (newer ? outbox : o)->ctx->TryCancel();
   }
@@ -360,7 +375,7 @@ grpc::Status ReplicationService::Subscribe(
   info.sent = durable;
   info.acked = durable;
   const uint64_t id = registry_->Add(info);
-  auto outbox = std::make_shared<Outbox>(ctx, stream, id, info.server_id, info.address,
+  auto outbox = std::make_shared<Outbox>(ctx, stream, id, info.server_id, hello.address(),
                                          info.semi_sync, durable);
   Outbox& out = *outbox;
   out.stalled = "replication: ending the stream of replica server_id " +

@@ -161,6 +161,8 @@ class ReplicationService final : public v1::Replication::Service {
   std::vector<std::shared_ptr<Outbox>> outboxes_ GUARDED_BY(mu_);
   // Streams per replica server_id (after the hello): max_replicas places.
   std::map<uint32_t, int> places_ GUARDED_BY(mu_);
+  // When a server_id last got the "two replicas" warning (once a minute).
+  std::map<uint32_t, std::chrono::steady_clock::time_point> shared_id_warned_ GUARDED_BY(mu_);
 };
 
 }  // namespace relaykv
