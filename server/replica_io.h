@@ -110,9 +110,6 @@ class ReplicaIo {
   // One connection: returns why it ended. *permanent: do not retry.
   absl::Status Stream(bool* permanent);
   static constexpr std::chrono::seconds kWorkingConnection{1};
-  // When the primary's first message arrived on the current connection;
-  // the IO thread's own (Run, Stream).
-  std::optional<std::chrono::steady_clock::time_point> connected_at_;
   void SetError(const absl::Status& s) REQUIRES(mu_);
   // FAILED_PRECONDITION naming both epochs.
   absl::Status FencedError(uint64_t primary_epoch, uint64_t promised) const;
@@ -165,6 +162,9 @@ class ReplicaIo {
   // kept by the appends. IO thread only.
   uint32_t held_writer_ = 0;
   Gtid held_writer_at_;  // the relay log's end held_writer_ describes
+  // When the primary's first message arrived on the current connection.
+  // IO thread only.
+  std::optional<std::chrono::steady_clock::time_point> connected_at_;
   std::thread thread_;
 };
 

@@ -15,12 +15,12 @@
 namespace relaykv {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 // "ipv4:127.0.0.1:5555" -> "ipv4:127.0.0.1": the host a stream comes from.
 std::string PeerHost(const std::string& peer) { return peer.substr(0, peer.rfind(':')); }
 
 constexpr std::chrono::seconds kSharedIdWarnEvery{60};
-
-using Clock = std::chrono::steady_clock;
 
 constexpr auto kHeartbeatPeriod = std::chrono::seconds(1);
 // How often a sender looks at the primary's visible seq while its replica
@@ -147,7 +147,7 @@ void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox, uint64_
     if (o->server_id != outbox->server_id) continue;
     const bool newer = o->id > outbox->id;
     const bool same_node = o->own_address == outbox->own_address && o->peer_host == outbox->peer_host;
-    const auto now = std::chrono::steady_clock::now();
+    const auto now = Clock::now();
     auto warned = shared_id_warned_.find(o->server_id);
     if (!same_node && (warned == shared_id_warned_.end() || now - warned->second >= kSharedIdWarnEvery)) {
       // Two nodes given one server_id (a cloned machine's config): each
