@@ -108,7 +108,7 @@ TEST_F(AutoFailoverTest, KilledPrimaryIsReplacedAndRejoinsAsReplica) {
   StartNode(0);  // as it was started: a primary, until etcd says otherwise
   ASSERT_TRUE(WaitFor([&] { return Role(0) == "replica"; }, 60s)) << node(0)->Log();
   WriteAcked(next, "rejoined-", 5);
-  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << node(0)->Log();
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
   ExpectAllAcked();
   auto refused = node(0)->Put("to-old", "x");
   EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
@@ -139,7 +139,7 @@ TEST_F(AutoFailoverTest, OldPrimaryTruncatesItsUnacknowledgedTailOnRejoin) {
       << node(0)->Log();
   EXPECT_NE(node(0)->Log().find("binlog-quarantine"), std::string::npos) << node(0)->Log();
   WriteAcked(next, "after-", 5);
-  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << node(0)->Log();
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
   ExpectAllAcked();
   for (int i = 0; i < kNodes; ++i) {
     auto got = node(i)->Get("tail");
@@ -327,7 +327,7 @@ TEST_F(AutoFailoverTest, PrimaryPausedPastItsLeaseFencesItselfAndRejoins) {
   // It restarts itself (same pid, same port) and follows the new primary.
   ASSERT_TRUE(WaitFor([&] { return Role(0) == "replica"; }, 60s)) << node(0)->Log();
   WriteAcked(next, "after-", 5);
-  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << node(0)->Log();
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
   ExpectAllAcked();
 }
 
@@ -378,7 +378,7 @@ TEST_F(AutoFailoverTest, SwitchoverHandsThePrimaryRoleToACaughtUpReplica) {
     for (const auto& kv : writer_acked) acked_.insert(kv);
   }
   WriteAcked(1, "after-", 5);
-  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s));
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
   ExpectAllAcked();
 }
 
@@ -451,7 +451,7 @@ TEST_F(AutoFailoverTest, AsyncFallbackIsRecordedAndBlocksPromotingAReplica) {
   ASSERT_EQ(WaitForPrimary(60s), 0) << node(0)->Log();
   ASSERT_TRUE(WaitFor([&] { return Role(1) == "replica" && Role(2) == "replica"; }, 60s));
   WriteAcked(0, "after-", 3);
-  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s));
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
   ExpectAllAcked();
 }
 
@@ -479,7 +479,7 @@ TEST_F(AutoFailoverTest, AsyncEpochIsReArmedOnceReplicasCatchUp) {
   StartNode(0);
   ASSERT_TRUE(WaitFor([&] { return Role(0) == "replica" && Role(2) == "replica"; }, 60s))
       << node(0)->Log();
-  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s));
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
   ExpectAllAcked();
 }
 
@@ -595,7 +595,7 @@ TEST_F(AutoFailoverTest, ForcedFailoverIsRefusedWhileTheAheadPreviousPrimaryAnsw
     ASSERT_TRUE(node(i)->client().StartReplica(ReplicaThreads::kIo).ok());
   }
   ASSERT_TRUE(WaitFor([&] { return Role(1) == "replica" && Role(2) == "replica"; }, 60s));
-  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s));
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
   ExpectAllAcked();
 }
 

@@ -117,4 +117,34 @@ bool CoordinatedCluster::AllSame() {
   return true;
 }
 
+std::string CoordinatedCluster::Describe() {
+  std::string out = "\n";
+  for (int i = 0; i < size(); ++i) {
+    out += "node " + std::to_string(i) + " (" + (nodes_[i] ? nodes_[i]->address() : "-") + "): ";
+    if (!running(i)) {
+      out += "not running\n";
+      continue;
+    }
+    Relaykvd& n = *nodes_[i];
+    out += "role '" + Role(i) + "'";
+    if (auto c = n.Checksum(); c.ok()) {
+      out += "; checksum at " + c->gtid.ToString() + " hash " + std::to_string(c->hash) + " versions " +
+             std::to_string(c->versions_hash) + " keys " + std::to_string(c->keys);
+    } else {
+      out += "; checksum: " + c.status().ToString();
+    }
+    auto st = n.Status();
+    out += "; applied " + st["Applied_gtid"] + " binlog " + st["Binlog_gtid"];
+    auto rs = n.ReplicaStatus();
+    if (!rs.empty()) {
+      out += "; IO " + rs["Slave_IO_Running"] + " from port " + rs["Master_Port"] + " retrieved " +
+             rs["Retrieved_Gtid_Set"] + " executed " + rs["Executed_Gtid_Set"] + " SQL " +
+             rs["Slave_SQL_Running"] + " last IO error '" + rs["Last_IO_Error"] + "' last SQL error '" +
+             rs["Last_SQL_Error"] + "'";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
 }  // namespace relaykv::testing

@@ -50,6 +50,9 @@ class CoordinatedCluster {
   int WaitForPrimary(std::chrono::seconds timeout, int except = -1);
   // Every running node has the same checksum.
   bool AllSame();
+  // For a failed wait: each running node's role, checksum and replication
+  // state, one line each (its log's tail is mostly the waits' own audits).
+  std::string Describe();
 
  private:
   CoordinatedCluster() = default;
