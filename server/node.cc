@@ -412,6 +412,7 @@ absl::Status Node::Impl::Open(Node* node) {
                                                  },
                                                  [this] { return ReplicaVisibleSeq(); },
                                                  [this] { return binlog_->epoch(); },
+                                                 [this] { return claim_epoch_.load(); },
                                                  [this]() -> uint32_t {
                                                    if (!acting_primary_.load()) return 0;
                                                    return static_cast<uint32_t>(

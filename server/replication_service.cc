@@ -327,7 +327,23 @@ grpc::Status ReplicationService::Subscribe(
   }
   const v1::ReplicaHello hello = first.hello();
   const Gtid durable = GtidFromProto(hello.durable_gtid());
+  // Read before the epoch: a claim that finishes in between then shows as
+  // an opened epoch, not as none (review s41e).
+  const uint64_t opening = node_.opening_epoch();
   if (const uint64_t epoch = node_.epoch(); hello.promised_epoch() > epoch) {
+    if (opening >= hello.promised_epoch() ||
+        (hello.promised_owner() != 0 && hello.promised_owner() == node_.server_id())) {
+      // Claimed in etcd (the replica promised that epoch to this node) and
+      // being opened here: a replica that saw the claim can be faster than
+      // the marker's fsync. Retried, not stopped for good (it would never
+      // follow this primary: CI, review s41d).
+      const std::string why = "this node is opening epoch " + std::to_string(hello.promised_epoch()) +
+                              " as the new primary (its binlog is at epoch " + std::to_string(epoch) +
+                              "): try again in a moment";
+      spdlog::info("replication: replica server_id {} at {} came early: {}", hello.server_id(),
+                   ctx->peer(), why);
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, why);
+    }
     const std::string why = "replica has promised epoch " +
                             std::to_string(hello.promised_epoch()) + ", newer than this primary's epoch " +
                             std::to_string(epoch) +

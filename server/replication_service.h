@@ -84,6 +84,9 @@ class ReplicationService final : public v1::Replication::Service {
     std::function<bool(bool replica_semi_sync)> gate_visibility;
     std::function<uint64_t()> visible_seq;  // the last seq readers here may see
     std::function<uint64_t()> epoch;        // this node's binlog epoch, stated in the stream
+    // The epoch this node is opening as the new primary right now (claimed
+    // in etcd, its marker not yet in the binlog); 0 if none.
+    std::function<uint64_t()> opening_epoch;
     // The server_id stated as that epoch's owner: this node's own on a
     // primary; 0 (not said) on a replica serving its own replicas — its
     // epoch is its primary's, and its events name their writer.

@@ -382,6 +382,32 @@ TEST_F(AutoFailoverTest, SwitchoverHandsThePrimaryRoleToACaughtUpReplica) {
   ExpectAllAcked();
 }
 
+// A switchover target slow to open its epoch (paused after its claim is in
+// etcd, before its epoch's marker is): the old primary, quick to follow the
+// claim, asks it for a stream while its binlog is still at the old epoch.
+// That refusal is retried. It used to be FAILED_PRECONDITION, which stops
+// an IO thread for good: the old primary said 'replica' and never followed
+// (seen once in CI as checksums differing for 60 s after a switchover).
+TEST_F(AutoFailoverTest, TheOldPrimaryFollowsATargetSlowToOpenItsEpoch) {
+  node(1)->Kill();
+  ASSERT_TRUE(cluster_->StartNode(
+      1, {"RELAYKV_TEST_PAUSE=promote:relay-log-applied", "RELAYKV_TEST_PAUSE_SECONDS=2"}));
+  WriteAcked(0, "before-", 5);
+  ASSERT_TRUE(WaitFor([&] { return Role(1) == "replica" && AllSame(); }, 60s)) << cluster_->Describe();
+  const CliRun run = RunCliOn(*node(0), {"-e", "SWITCHOVER TO '" + node(1)->address() + "'"});
+  ASSERT_EQ(run.status, 0) << run.out << run.err;
+  ASSERT_TRUE(WaitFor([&] {
+    return node(1)->Log().find("test pause at promote:relay-log-applied") != std::string::npos;
+  }, 30s)) << "the target did not pause where its claim is in etcd and its epoch not opened";
+  ASSERT_TRUE(WaitFor([&] { return Role(1) == "primary" && Role(0) == "replica"; }, 30s))
+      << cluster_->Describe();
+  ASSERT_TRUE(WaitFor([&] { return node(0)->ReplicaStatus()["Slave_IO_Running"] == "Yes"; }, 30s))
+      << "the old primary does not follow the new one" << cluster_->Describe();
+  WriteAcked(1, "after-", 5);
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
+  ExpectAllAcked();
+}
+
 // The role of a coordinated node is etcd's: the statements that change it
 // by hand are refused (a primary nobody elected would fork the history).
 TEST_F(AutoFailoverTest, ManualRoleChangesAreRefusedOnCoordinatedNodes) {
