@@ -256,7 +256,10 @@ void Coordinator::Step() {
 void Coordinator::Follow(const ClusterView& view) {
   Node::Impl& impl = *node_->impl_;
   const v1::LeaderRecord& leader = *view.leader;
-  if (following_ == leader.address() && following_epoch_ == leader.epoch()) return;
+  if (following_ == leader.address() && following_epoch_ == leader.epoch()) {
+    RestartStoppedIo();
+    return;
+  }
   const Gtid last = impl.binlog_->LastVisible();
   const Gtid applied = impl.state_->Applied();
   if (leader.epoch() < impl.binlog_->epoch()) {
@@ -306,9 +309,35 @@ void Coordinator::Follow(const ClusterView& view) {
   impl.held_.store(false);
   following_ = leader.address();
   following_epoch_ = leader.epoch();
+  io_stopped_seen_.reset();
+  io_restart_wait_ = kIoRestartFirst;
+  io_restarted_at_ = Clock::now();
   SetRole("replica");
   spdlog::info("automatic failover: following {} (server_id {}, epoch {})", leader.address(),
                leader.server_id(), leader.epoch());
+}
+
+void Coordinator::RestartStoppedIo() {
+  const auto now = Clock::now();
+  const std::optional<std::string> error = node_->impl_->IoStoppedOnError();
+  if (!error) {
+    io_stopped_seen_.reset();
+    if (now - io_restarted_at_ >= kIoRestartForgotten) io_restart_wait_ = kIoRestartFirst;
+    return;
+  }
+  if (!io_stopped_seen_) io_stopped_seen_ = now;
+  if (now - *io_stopped_seen_ < io_restart_wait_) return;
+  spdlog::warn("automatic failover: the replica IO thread following {} stopped by itself ({}); "
+               "starting it again (next time after {} s if it stops again; STOP SLAVE keeps it "
+               "stopped)",
+               following_, *error,
+               std::min(io_restart_wait_ * 2, kIoRestartMost).count());
+  if (auto s = node_->StartReplica(ReplicaThreads::kIo); !s.ok()) {
+    spdlog::warn("automatic failover: START SLAVE IO_THREAD failed: {}", s.ToString());
+  }
+  io_stopped_seen_.reset();
+  io_restart_wait_ = std::min(io_restart_wait_ * 2, kIoRestartMost);
+  io_restarted_at_ = now;
 }
 
 void Coordinator::Elect(const ClusterView& view) {

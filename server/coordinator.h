@@ -141,6 +141,13 @@ class Coordinator {
   void Run();
   void Step();
   void Follow(const ClusterView& view);
+  // While following: an IO thread that stopped by itself on an error it
+  // does not retry (a refusal, a bad PEM file, a protocol error) is started
+  // again after kIoRestartFirst, doubling to kIoRestartMost while it keeps
+  // stopping — a cause fixed meanwhile (a rotated certificate, a primary
+  // that was not ready) no longer leaves a 'replica' that never follows.
+  // STOP SLAVE stays: only a thread that stopped itself is restarted.
+  void RestartStoppedIo();
   void Elect(const ClusterView& view);
   // Claims the leader key for `epoch` (with history/<epoch> in the same
   // Txn) and then becomes its primary: the new epoch's first GTID.
@@ -198,6 +205,11 @@ class Coordinator {
   std::unique_ptr<LeaderLease> lease_;
   std::string following_;  // the leader address followed
   uint64_t following_epoch_ = 0;
+  // RestartStoppedIo's state: when it saw the thread stopped, how long it
+  // waits before the next start, and when it last started it.
+  std::optional<std::chrono::steady_clock::time_point> io_stopped_seen_;
+  std::chrono::seconds io_restart_wait_{0};
+  std::chrono::steady_clock::time_point io_restarted_at_;
   uint64_t highest_promise_seen_ = 0;  // a peer promised above our election
   // Anti-flap on this node's clock: when it first saw the newest epoch.
   uint64_t newest_seen_epoch_ = 0;

@@ -23,6 +23,12 @@ using Clock = std::chrono::steady_clock;
 // has its own thread). Bounds how long a dead leader's key, once expired,
 // goes unnoticed.
 inline constexpr auto kLoop = std::chrono::milliseconds(200);
+// Coordinator::RestartStoppedIo: the first wait, the longest, and how long
+// a restarted IO thread must run without stopping for the wait to start
+// from the first again.
+inline constexpr auto kIoRestartFirst = std::chrono::seconds(5);
+inline constexpr auto kIoRestartMost = std::chrono::seconds(60);
+inline constexpr auto kIoRestartForgotten = std::chrono::seconds(60);
 // A switchover's parts: the target catching up, the new leader appearing.
 inline constexpr auto kSwitchoverCatchUp = std::chrono::seconds(5);
 inline constexpr auto kSwitchoverElection = std::chrono::seconds(10);

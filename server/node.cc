@@ -100,6 +100,12 @@ std::string Node::Impl::primary_address() const {
   return primary_;
 }
 
+std::optional<std::string> Node::Impl::IoStoppedOnError() const {
+  std::lock_guard l(mu_);
+  if (io_ == nullptr || !io_->stopped_on_error()) return std::nullopt;
+  return io_->status().last_error;
+}
+
 void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
   const std::string& address = primary.address;
   ReplicaIoConfig c;

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -153,6 +154,9 @@ class Node::Impl {
   absl::Status OpenCoordinator(Node* node, const BinlogOptions& binlog_options);
   // The primary's address, or "" on a primary.
   std::string primary_address() const EXCLUDES(mu_);
+  // The error the IO thread stopped on by itself (ReplicaIo::stopped_on_error),
+  // or nullopt: running, stopped by STOP SLAVE, or not a replica.
+  std::optional<std::string> IoStoppedOnError() const EXCLUDES(mu_);
   // Builds (not starts) the IO thread for `primary`.
   void MakeReplicaIo(const MasterInfo& primary) REQUIRES(mu_);
   // OK while the applier runs; else UNAVAILABLE naming why it stopped: no

@@ -49,6 +49,7 @@ void ReplicaIo::Start() {
   if (running_) return;
   if (thread_.joinable()) thread_.join();  // a run that ended on a permanent error
   stop_ = false;
+  stopped_on_error_ = false;
   running_ = true;
   status_.state = ReplicaIoStatus::State::kConnecting;
   thread_ = std::thread([this] {
@@ -61,6 +62,7 @@ void ReplicaIo::Stop() {
   {
     std::lock_guard l(mu_);
     stop_ = true;
+    stopped_on_error_ = false;
     if (ctx_ != nullptr) ctx_->TryCancel();
     cv_.notify_all();
   }
@@ -78,6 +80,11 @@ int64_t ReplicaIo::OldestUnappliedTimestampUs() {
 bool ReplicaIo::running() const {
   std::lock_guard l(mu_);
   return running_;
+}
+
+bool ReplicaIo::stopped_on_error() const {
+  std::lock_guard l(mu_);
+  return stopped_on_error_;
 }
 
 ReplicaIoStatus ReplicaIo::status() const {
@@ -218,7 +225,10 @@ void ReplicaIo::Run() {
                    config_.primary_address, relay_log_->LastVisible().ToString(), s.ToString(),
                    permanent ? "(stopping: fix the cause, then START SLAVE)" : "(reconnecting)");
     }
-    if (permanent) break;
+    if (permanent) {
+      stopped_on_error_ = true;
+      break;
+    }
     status_.state = ReplicaIoStatus::State::kConnecting;
     cv_.wait_for(l, backoff, [&] { return stop_; });
     if (stop_) break;
@@ -234,6 +244,10 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   // the stream within keepalive_time_ms + keepalive_timeout_ms (the
   // heartbeat watchdog below covers a primary that answers pings but sends
   // nothing).
+  if (FailOnceHereForTesting("replica-io:stream")) {
+    *permanent = true;
+    return absl::InternalError("test fault: this stream fails as if for good");
+  }
   grpc::ChannelArguments args = ClientChannelArguments(config_.channel);
   auto credentials = MakeChannelCredentials(config_.tls);
   if (!credentials.ok()) {

@@ -95,6 +95,10 @@ class ReplicaIo {
   void Start() EXCLUDES(mu_);  // no-op if running
   void Stop() EXCLUDES(mu_);
   bool running() const EXCLUDES(mu_);
+  // True once the thread stopped by itself on an error it does not retry
+  // (not by Stop(), not before the first Start()), until the next Start or
+  // Stop: what an automatic restart may undo without undoing STOP SLAVE.
+  bool stopped_on_error() const EXCLUDES(mu_);
   ReplicaIoStatus status() const EXCLUDES(mu_);
   const ReplicaIoConfig& config() const { return config_; }
   // Revoke: ends the live stream if its primary's epoch is below
@@ -148,6 +152,7 @@ class ReplicaIo {
   std::condition_variable cv_;  // stop_ changed
   bool stop_ GUARDED_BY(mu_) = false;
   bool running_ GUARDED_BY(mu_) = false;
+  bool stopped_on_error_ GUARDED_BY(mu_) = false;
   grpc::ClientContext* ctx_ GUARDED_BY(mu_) = nullptr;  // the live stream's, for Stop()
   ReplicaIoStatus status_ GUARDED_BY(mu_);
   absl::Status cut_ GUARDED_BY(mu_);  // why CutIfNotFollowing ended the live stream
