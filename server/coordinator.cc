@@ -318,8 +318,9 @@ void Coordinator::Follow(const ClusterView& view) {
 }
 
 void Coordinator::RestartStoppedIo() {
+  Node::Impl& impl = *node_->impl_;
   const auto now = Clock::now();
-  const std::optional<std::string> error = node_->impl_->IoStoppedOnError();
+  const std::optional<std::string> error = impl.IoStoppedOnError();
   if (!error) {
     io_stopped_seen_.reset();
     if (now - io_restarted_at_ >= kIoRestartForgotten) io_restart_wait_ = kIoRestartFirst;
@@ -327,17 +328,26 @@ void Coordinator::RestartStoppedIo() {
   }
   if (!io_stopped_seen_) io_stopped_seen_ = now;
   if (now - *io_stopped_seen_ < io_restart_wait_) return;
-  spdlog::warn("automatic failover: the replica IO thread following {} stopped by itself ({}); "
-               "starting it again (next time after {} s if it stops again; STOP SLAVE keeps it "
-               "stopped)",
-               following_, *error,
-               std::min(io_restart_wait_ * 2, kIoRestartMost).count());
-  if (auto s = node_->StartReplica(ReplicaThreads::kIo); !s.ok()) {
-    spdlog::warn("automatic failover: START SLAVE IO_THREAD failed: {}", s.ToString());
-  }
+  // Certain to fail again: a newer epoch was promised (its leader, once
+  // in etcd, is followed afresh), or the relay log refuses writes until
+  // the process restarts.
+  if (impl.promise_->value() > following_epoch_) return;
   io_stopped_seen_.reset();
-  io_restart_wait_ = std::min(io_restart_wait_ * 2, kIoRestartMost);
+  const auto next = std::min(io_restart_wait_ * 2, kIoRestartMost);
+  io_restart_wait_ = next;
   io_restarted_at_ = now;
+  if (auto broken = impl.binlog_->WriteError(); !broken.ok()) {
+    spdlog::warn("automatic failover: the replica IO thread following {} stopped ({}) and is not "
+                 "started again: the relay log refuses writes until relaykvd restarts ({})",
+                 following_, *error, broken.ToString());
+    return;
+  }
+  if (impl.RestartIoStoppedOnError()) {
+    spdlog::warn("automatic failover: the replica IO thread following {} stopped by itself ({}); "
+                 "started it again (next time after {} s if it stops again; STOP SLAVE keeps it "
+                 "stopped)",
+                 following_, *error, next.count());
+  }
 }
 
 void Coordinator::Elect(const ClusterView& view) {

@@ -106,6 +106,15 @@ std::optional<std::string> Node::Impl::IoStoppedOnError() const {
   return io_->status().last_error;
 }
 
+bool Node::Impl::RestartIoStoppedOnError() {
+  std::lock_guard l(mu_);
+  if (io_ == nullptr || closing_ || promoting_) return false;
+  if (!io_->StartIfStoppedOnError()) return false;
+  spdlog::info("START SLAVE IO_THREAD (after it stopped by itself): relay log at {}",
+               binlog_->LastVisible().ToString());
+  return true;
+}
+
 void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
   const std::string& address = primary.address;
   ReplicaIoConfig c;

@@ -157,6 +157,9 @@ class Node::Impl {
   // The error the IO thread stopped on by itself (ReplicaIo::stopped_on_error),
   // or nullopt: running, stopped by STOP SLAVE, or not a replica.
   std::optional<std::string> IoStoppedOnError() const EXCLUDES(mu_);
+  // START SLAVE IO_THREAD, only if it is still stopped on that error (a
+  // STOP SLAVE meanwhile wins); true if started.
+  bool RestartIoStoppedOnError() EXCLUDES(mu_);
   // Builds (not starts) the IO thread for `primary`.
   void MakeReplicaIo(const MasterInfo& primary) REQUIRES(mu_);
   // OK while the applier runs; else UNAVAILABLE naming why it stopped: no

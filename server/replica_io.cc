@@ -46,6 +46,17 @@ ReplicaIo::~ReplicaIo() { Stop(); }
 
 void ReplicaIo::Start() {
   std::lock_guard l(mu_);
+  StartLocked();
+}
+
+bool ReplicaIo::StartIfStoppedOnError() {
+  std::lock_guard l(mu_);
+  if (!stopped_on_error_) return false;
+  StartLocked();
+  return true;
+}
+
+void ReplicaIo::StartLocked() {
   if (running_) return;
   if (thread_.joinable()) thread_.join();  // a run that ended on a permanent error
   stop_ = false;
@@ -204,8 +215,9 @@ void ReplicaIo::CutIfNotFollowing(uint64_t promised, uint32_t owner) {
 
 void ReplicaIo::Run() {
   auto backoff = std::chrono::milliseconds(100);
+  bool permanent = false;
   for (;;) {
-    bool permanent = false;
+    permanent = false;
     connected_at_.reset();
     absl::Status s = Stream(&permanent);
     // A connection that stayed up a while worked: its failure is a new
@@ -223,12 +235,9 @@ void ReplicaIo::Run() {
       SetError(s);
       spdlog::warn("replica IO thread: disconnected from {} at relay log {}: {} {}",
                    config_.primary_address, relay_log_->LastVisible().ToString(), s.ToString(),
-                   permanent ? "(stopping: fix the cause, then START SLAVE)" : "(reconnecting)");
+                   permanent ? "(stopping until START SLAVE)" : "(reconnecting)");
     }
-    if (permanent) {
-      stopped_on_error_ = true;
-      break;
-    }
+    if (permanent) break;
     status_.state = ReplicaIoStatus::State::kConnecting;
     cv_.wait_for(l, backoff, [&] { return stop_; });
     if (stop_) break;
@@ -236,6 +245,7 @@ void ReplicaIo::Run() {
   }
   std::lock_guard l(mu_);
   running_ = false;
+  stopped_on_error_ = permanent && !stop_;
   status_.state = ReplicaIoStatus::State::kNo;
 }
 

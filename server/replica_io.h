@@ -6,7 +6,8 @@
 //
 // Reconnects with backoff (100 ms doubling to 5 s) when the primary goes
 // away; after a connection that stayed up kWorkingConnection, from 100 ms
-// again. Stops for good, with the error kept for SHOW SLAVE STATUS, when the
+// again. Stops, with the error kept for SHOW SLAVE STATUS, until START SLAVE
+// (or, under automatic failover, the coordinator's restart) when the
 // primary refuses our position (purged / different history), a batch
 // would break the GTID sequence (gap, duplicate, epoch going back), or the
 // primary breaks the protocol (an empty batch, a message that is neither a
@@ -99,6 +100,9 @@ class ReplicaIo {
   // (not by Stop(), not before the first Start()), until the next Start or
   // Stop: what an automatic restart may undo without undoing STOP SLAVE.
   bool stopped_on_error() const EXCLUDES(mu_);
+  // Start(), only if stopped_on_error() — checked and started under one
+  // lock, so a Stop() (STOP SLAVE) that came first is never undone.
+  bool StartIfStoppedOnError() EXCLUDES(mu_);
   ReplicaIoStatus status() const EXCLUDES(mu_);
   const ReplicaIoConfig& config() const { return config_; }
   // Revoke: ends the live stream if its primary's epoch is below
@@ -110,6 +114,7 @@ class ReplicaIo {
   int64_t OldestUnappliedTimestampUs();
 
  private:
+  void StartLocked() REQUIRES(mu_);
   void Run();
   // One connection: returns why it ended. *permanent: do not retry.
   absl::Status Stream(bool* permanent);
