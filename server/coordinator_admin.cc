@@ -237,6 +237,17 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
   const auto refused_at = Clock::now();
   impl.draining_.store(true);
   const auto undrain = [&] { impl.draining_.store(false); };
+  // A commit that passed the gate before the flag may be still on its way
+  // into the binlog, or queued there and not yet visible: the target must
+  // hold it too, or it would become visible after the check below — held
+  // by another replica only, which stalls the election until the handover
+  // expires, or by none (review s41d 3). Once the gate drained, each is
+  // queued; the sync queued after them returns once they are visible.
+  impl.DrainCommitGate();
+  if (auto s = impl.binlog_->SyncVisible(); !s.ok()) {
+    undrain();
+    return s;
+  }
   const auto caught_up_by = refused_at + kSwitchoverCatchUp;
   for (;;) {
     const std::optional<Gtid> a = acked();

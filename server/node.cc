@@ -641,6 +641,7 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
   // Held until the binlog has it queued: once Revoke set the flag, no
   // commit that passed this check is still to be appended.
   if (!EnterCommitGate()) return c->Finish(CheckNotRevoked());
+  PauseHereForTesting("commit:in-gate");
   if (auto s = CheckApplier(); !s.ok()) {
     LeaveCommitGate();
     return c->Finish(s);

@@ -163,6 +163,11 @@ void Node::Impl::DrainCommitGateIfClosed() {
   gate_cv_.wait(l, [&] { return gate_holders_ == 0; });
 }
 
+void Node::Impl::DrainCommitGate() {
+  std::unique_lock l(gate_mu_);
+  gate_cv_.wait(l, [&] { return gate_holders_ == 0; });
+}
+
 void Node::Impl::LeaveCommitGate() {
   std::lock_guard l(gate_mu_);
   if (--gate_holders_ == 0) gate_cv_.notify_all();

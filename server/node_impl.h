@@ -334,6 +334,9 @@ class Node::Impl {
   // refused then, so this ends): after it, nothing that passed the gate
   // before the promise was raised is still to be appended or answered.
   void DrainCommitGateIfClosed() EXCLUDES(gate_mu_);
+  // The same wait whatever the gate's state: for SWITCHOVER, whose
+  // draining_ refuses new commits without closing the gate.
+  void DrainCommitGate() EXCLUDES(gate_mu_);
   bool GateClosed() const REQUIRES(gate_mu_);
   // GateClosed() for a primary-fresh read on this primary.
   bool GateClosedForReads() const EXCLUDES(gate_mu_);

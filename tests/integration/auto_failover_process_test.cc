@@ -408,6 +408,40 @@ TEST_F(AutoFailoverTest, TheOldPrimaryFollowsATargetSlowToOpenItsEpoch) {
   ExpectAllAcked();
 }
 
+// A write that passed the primary's commit gate just before a SWITCHOVER
+// refused new ones (paused there 2 s) is in the binlog only after the
+// target's catch-up check used to pass: it then became visible on the old
+// primary alone — an unacknowledged tail the old primary had to truncate
+// (a restart) before following, or, held by the other replica only, an
+// election stalled until the handover expired. The switchover now waits
+// for it: the target holds it, and it is acknowledged.
+TEST_F(AutoFailoverTest, AWriteInFlightWhenASwitchoverStartsReachesTheTarget) {
+  node(1)->Kill();
+  ASSERT_TRUE(cluster_->StartNode(
+      1, {"RELAYKV_TEST_PAUSE=commit:in-gate", "RELAYKV_TEST_PAUSE_SECONDS=2"}));
+  ASSERT_TRUE(WaitFor([&] { return Role(1) == "replica" && AllSame(); }, 60s)) << cluster_->Describe();
+  const CliRun first = RunCliOn(*node(0), {"-e", "SWITCHOVER TO '" + node(1)->address() + "'"});
+  ASSERT_EQ(first.status, 0) << first.out << first.err;
+  ASSERT_TRUE(WaitFor([&] { return Role(1) == "primary" && Role(0) == "replica"; }, 30s))
+      << cluster_->Describe();
+  absl::StatusOr<Gtid> in_flight = absl::UnknownError("not written");
+  std::thread writer([&] { in_flight = node(1)->Put("in-flight", "v"); });
+  ASSERT_TRUE(WaitFor([&] {
+    return node(1)->Log().find("test pause at commit:in-gate") != std::string::npos;
+  }, 30s)) << node(1)->Log();
+  const CliRun second = RunCliOn(*node(1), {"-e", "SWITCHOVER TO '" + node(0)->address() + "'"});
+  writer.join();
+  ASSERT_EQ(second.status, 0) << second.out << second.err;
+  ASSERT_TRUE(in_flight.ok()) << in_flight.status();
+  acked_["in-flight"] = "v";
+  ASSERT_TRUE(WaitFor([&] { return Role(0) == "primary" && Role(1) == "replica"; }, 30s))
+      << cluster_->Describe();
+  WriteAcked(0, "after-", 3);
+  ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
+  ExpectAllAcked();
+  EXPECT_EQ(node(1)->Log().find("was never acknowledged"), std::string::npos) << node(1)->Log();
+}
+
 // An IO thread that stopped by itself on an error it does not retry (here a
 // test fault; in life a refusal, a bad PEM file) is started again by the
 // coordinator, a few seconds later: before, the node said 'replica' and
