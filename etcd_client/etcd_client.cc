@@ -27,6 +27,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& endpoint) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  // Its own connection: by default, channels with equal arguments share
+  // one, and a replaced channel (Reconnect) would get the dead one back.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
 }
 
@@ -141,36 +144,48 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(Options options) 
   return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(options)));
 }
 
+EtcdClient::Stubs::Stubs(std::string e)
+    : endpoint(std::move(e)),
+      channel(MakeChannel(endpoint)),
+      kv(pb::KV::NewStub(channel)),
+      lease(pb::Lease::NewStub(channel)) {}
+
 EtcdClient::EtcdClient(Options options) : options_(std::move(options)) {
-  for (const auto& endpoint : options_.endpoints) {
-    auto s = std::make_unique<Stubs>();
-    s->endpoint = endpoint;
-    s->channel = MakeChannel(endpoint);
-    s->kv = pb::KV::NewStub(s->channel);
-    s->lease = pb::Lease::NewStub(s->channel);
-    s->watch = pb::Watch::NewStub(s->channel);
-    stubs_.push_back(std::move(s));
-  }
+  for (const auto& endpoint : options_.endpoints) stubs_.push_back(std::make_shared<Stubs>(endpoint));
+}
+
+std::shared_ptr<const EtcdClient::Stubs> EtcdClient::StubsAt(size_t index) const {
+  std::lock_guard l(stubs_mu_);
+  return stubs_[index];
+}
+
+void EtcdClient::Reconnect(size_t index, const Stubs* broken) {
+  std::lock_guard l(stubs_mu_);
+  if (stubs_[index].get() != broken) return;
+  stubs_[index] = std::make_shared<Stubs>(broken->endpoint);
 }
 
 EtcdClient::~EtcdClient() = default;
 
 absl::Status EtcdClient::Call(
     const char* what, bool repeatable,
-    const std::function<absl::Status(size_t, grpc::ClientContext&)>& attempt) {
+    const std::function<absl::Status(const Stubs&, grpc::ClientContext&)>& attempt) {
   const auto deadline = std::chrono::system_clock::now() + options_.call_timeout;
   const size_t n = stubs_.size();
   const size_t first = preferred_.load();
   absl::Status last;
   for (size_t i = 0; i < n; ++i) {
     const size_t index = (first + i) % n;
-    const bool was_connected = WaitConnected(*stubs_[index]->channel, deadline, n - i);
+    const std::shared_ptr<const Stubs> stubs = StubsAt(index);
+    const bool was_connected = WaitConnected(*stubs->channel, deadline, n - i);
     grpc::ClientContext context;
     context.set_deadline(deadline);
-    last = attempt(index, context);
+    last = attempt(*stubs, context);
     if (last.code() == absl::StatusCode::kDeadlineExceeded) {
       // Sent but unanswered: not repeated (its outcome is unknown), but the
-      // next call starts elsewhere in case this endpoint hangs.
+      // next call starts elsewhere in case this endpoint hangs, and never
+      // on this connection again.
+      if (was_connected) Reconnect(index, stubs.get());
       preferred_.store((index + 1) % n);
       return last;
     }
@@ -192,9 +207,9 @@ absl::StatusOr<RangeResult> EtcdClient::Range(const std::string& key, bool prefi
   pb::RangeRequest req;
   SetKeys(&req, key, prefix);
   RangeResult out;
-  absl::Status s = Call("Range", true, [&](size_t i, grpc::ClientContext& ctx) {
+  absl::Status s = Call("Range", true, [&](const Stubs& stub, grpc::ClientContext& ctx) {
     pb::RangeResponse resp;
-    absl::Status st = FromGrpc(stubs_[i]->kv->Range(&ctx, req, &resp), "Range", stubs_[i]->endpoint);
+    absl::Status st = FromGrpc(stub.kv->Range(&ctx, req, &resp), "Range", stub.endpoint);
     if (st.ok()) out = RangeFromProto(resp);
     return st;
   });
@@ -215,9 +230,9 @@ absl::StatusOr<int64_t> EtcdClient::Put(const std::string& key, const std::strin
   req.set_value(value);
   req.set_lease(lease);
   int64_t revision = 0;
-  absl::Status s = Call("Put", true, [&](size_t i, grpc::ClientContext& ctx) {
+  absl::Status s = Call("Put", true, [&](const Stubs& stub, grpc::ClientContext& ctx) {
     pb::PutResponse resp;
-    absl::Status st = FromGrpc(stubs_[i]->kv->Put(&ctx, req, &resp), "Put", stubs_[i]->endpoint);
+    absl::Status st = FromGrpc(stub.kv->Put(&ctx, req, &resp), "Put", stub.endpoint);
     if (st.ok()) revision = resp.header().revision();
     return st;
   });
@@ -229,10 +244,10 @@ absl::StatusOr<int64_t> EtcdClient::Delete(const std::string& key, bool prefix) 
   pb::DeleteRangeRequest req;
   SetKeys(&req, key, prefix);
   int64_t deleted = 0;
-  absl::Status s = Call("DeleteRange", true, [&](size_t i, grpc::ClientContext& ctx) {
+  absl::Status s = Call("DeleteRange", true, [&](const Stubs& stub, grpc::ClientContext& ctx) {
     pb::DeleteRangeResponse resp;
     absl::Status st =
-        FromGrpc(stubs_[i]->kv->DeleteRange(&ctx, req, &resp), "DeleteRange", stubs_[i]->endpoint);
+        FromGrpc(stub.kv->DeleteRange(&ctx, req, &resp), "DeleteRange", stub.endpoint);
     if (st.ok()) deleted = resp.deleted();
     return st;
   });
@@ -253,9 +268,9 @@ absl::StatusOr<TxnResult> EtcdClient::Txn(const std::vector<Compare>& compares,
     for (const auto& op : *ops) read_only = read_only && op.kind == TxnOp::Kind::kRange;
   }
   TxnResult out;
-  absl::Status s = Call("Txn", read_only, [&](size_t i, grpc::ClientContext& ctx) {
+  absl::Status s = Call("Txn", read_only, [&](const Stubs& stub, grpc::ClientContext& ctx) {
     pb::TxnResponse resp;
-    absl::Status st = FromGrpc(stubs_[i]->kv->Txn(&ctx, req, &resp), "Txn", stubs_[i]->endpoint);
+    absl::Status st = FromGrpc(stub.kv->Txn(&ctx, req, &resp), "Txn", stub.endpoint);
     if (!st.ok()) return st;
     out = TxnResult{};
     out.succeeded = resp.succeeded();
@@ -277,12 +292,12 @@ absl::StatusOr<Lease> EtcdClient::LeaseGrant(int64_t ttl_s) {
   pb::LeaseGrantRequest req;
   req.set_ttl(ttl_s);
   Lease out;
-  absl::Status s = Call("LeaseGrant", false, [&](size_t i, grpc::ClientContext& ctx) {
+  absl::Status s = Call("LeaseGrant", false, [&](const Stubs& stub, grpc::ClientContext& ctx) {
     pb::LeaseGrantResponse resp;
     absl::Status st =
-        FromGrpc(stubs_[i]->lease->LeaseGrant(&ctx, req, &resp), "LeaseGrant", stubs_[i]->endpoint);
+        FromGrpc(stub.lease->LeaseGrant(&ctx, req, &resp), "LeaseGrant", stub.endpoint);
     if (st.ok() && !resp.error().empty()) {
-      st = absl::FailedPreconditionError("etcd LeaseGrant at " + stubs_[i]->endpoint + ": " +
+      st = absl::FailedPreconditionError("etcd LeaseGrant at " + stub.endpoint + ": " +
                                          resp.error());
     }
     if (st.ok()) out = Lease{resp.id(), resp.ttl()};
@@ -294,9 +309,9 @@ absl::StatusOr<Lease> EtcdClient::LeaseGrant(int64_t ttl_s) {
 
 absl::StatusOr<int64_t> EtcdClient::LeaseKeepAliveOnce(int64_t id) {
   int64_t ttl_s = 0;
-  absl::Status s = Call("LeaseKeepAlive", true, [&](size_t i, grpc::ClientContext& ctx) {
-    const std::string& endpoint = stubs_[i]->endpoint;
-    auto stream = stubs_[i]->lease->LeaseKeepAlive(&ctx);
+  absl::Status s = Call("LeaseKeepAlive", true, [&](const Stubs& stub, grpc::ClientContext& ctx) {
+    const std::string& endpoint = stub.endpoint;
+    auto stream = stub.lease->LeaseKeepAlive(&ctx);
     pb::LeaseKeepAliveRequest req;
     req.set_id(id);
     pb::LeaseKeepAliveResponse resp;
@@ -326,10 +341,10 @@ absl::StatusOr<int64_t> EtcdClient::LeaseKeepAliveOnce(int64_t id) {
 absl::Status EtcdClient::LeaseRevoke(int64_t id) {
   pb::LeaseRevokeRequest req;
   req.set_id(id);
-  return Call("LeaseRevoke", true, [&](size_t i, grpc::ClientContext& ctx) {
+  return Call("LeaseRevoke", true, [&](const Stubs& stub, grpc::ClientContext& ctx) {
     pb::LeaseRevokeResponse resp;
-    return FromGrpc(stubs_[i]->lease->LeaseRevoke(&ctx, req, &resp), "LeaseRevoke",
-                    stubs_[i]->endpoint);
+    return FromGrpc(stub.lease->LeaseRevoke(&ctx, req, &resp), "LeaseRevoke",
+                    stub.endpoint);
   });
 }
 

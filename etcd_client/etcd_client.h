@@ -19,7 +19,11 @@
 //   the next, within the same deadline. The endpoint that answered becomes
 //   the preferred one; after DEADLINE_EXCEEDED the next call starts at the
 //   following endpoint (the call itself is not repeated: its outcome is
-//   unknown). Repeating a Put/Delete/Revoke is harmless; a Txn or LeaseGrant
+//   unknown), and the endpoint's connection is replaced by a new one: a
+//   connection that took a request and never answered is presumed dead
+//   (an etcd that accepted it while restarting, a peer gone without a FIN),
+//   and gRPC would keep using it until its keepalive gives up (~15 s).
+//   Repeating a Put/Delete/Revoke is harmless; a Txn or LeaseGrant
 //   is repeated on UNAVAILABLE only if the channel was not connected before
 //   the call (so the request was most likely never sent). A caller that needs
 //   to know whether a mutation that failed took effect reads it back.
@@ -217,12 +221,18 @@ class EtcdClient {
   // the others while it returns UNAVAILABLE (for !repeatable, only while the
   // channel was not connected before the attempt), all within one deadline.
   absl::Status Call(const char* what, bool repeatable,
-                    const std::function<absl::Status(size_t, grpc::ClientContext&)>& attempt);
+                    const std::function<absl::Status(const Stubs&, grpc::ClientContext&)>& attempt);
+  // Endpoint `index`'s stubs now (a call keeps the ones it started with).
+  std::shared_ptr<const Stubs> StubsAt(size_t index) const;
+  // A new connection for endpoint `index`, unless another call replaced
+  // `broken` already.
+  void Reconnect(size_t index, const Stubs* broken);
   // Get / GetPrefix.
   absl::StatusOr<RangeResult> Range(const std::string& key, bool prefix);
 
   const Options options_;
-  std::vector<std::unique_ptr<Stubs>> stubs_;  // one per endpoint, const after construction
+  mutable std::mutex stubs_mu_;
+  std::vector<std::shared_ptr<const Stubs>> stubs_;  // one per endpoint; guarded by stubs_mu_
   std::atomic<size_t> preferred_{0};           // index of the endpoint tried first
 };
 

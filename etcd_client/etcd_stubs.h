@@ -15,11 +15,13 @@
 namespace relaykv::etcd {
 
 struct EtcdClient::Stubs {
+  // A new channel to `endpoint` with its own connection (not shared with
+  // any other channel: EtcdClient::Reconnect relies on that).
+  explicit Stubs(std::string endpoint);
   std::string endpoint;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<etcdserverpb::KV::Stub> kv;
   std::unique_ptr<etcdserverpb::Lease::Stub> lease;
-  std::unique_ptr<etcdserverpb::Watch::Stub> watch;
 };
 
 struct Watch::Stream {

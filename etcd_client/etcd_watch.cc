@@ -114,14 +114,16 @@ absl::StatusOr<std::unique_ptr<Watch>> EtcdClient::WatchKey(const std::string& k
   absl::Status last;
   for (size_t i = 0; i < n; ++i) {
     const size_t index = (first + i) % n;
+    const std::shared_ptr<const Stubs> stubs = StubsAt(index);
     const auto left = deadline - std::chrono::steady_clock::now();
-    WaitConnected(*stubs_[index]->channel,
-                  std::chrono::system_clock::now() +
-                      std::chrono::duration_cast<std::chrono::system_clock::duration>(left),
-                  n - i);
+    const bool was_connected =
+        WaitConnected(*stubs->channel,
+                      std::chrono::system_clock::now() +
+                          std::chrono::duration_cast<std::chrono::system_clock::duration>(left),
+                      n - i);
     auto stream = std::make_unique<Watch::Stream>();
-    stream->endpoint = stubs_[index]->endpoint;
-    stream->stub = pb::Watch::NewStub(stubs_[index]->channel);
+    stream->endpoint = stubs->endpoint;
+    stream->stub = pb::Watch::NewStub(stubs->channel);
     stream->create = create;
     stream->callback = callback;
     std::future<absl::Status> created = stream->created.get_future();
@@ -129,8 +131,9 @@ absl::StatusOr<std::unique_ptr<Watch>> EtcdClient::WatchKey(const std::string& k
     watch->thread_ = std::thread([w = watch.get()] { w->Run(); });
     if (created.wait_until(deadline) != std::future_status::ready) {
       watch->Stop();  // cancels the stream; Run() then fails the promise and exits
+      if (was_connected) Reconnect(index, stubs.get());  // as Call() does
       preferred_.store((index + 1) % n);
-      return absl::DeadlineExceededError("etcd Watch at " + stubs_[index]->endpoint +
+      return absl::DeadlineExceededError("etcd Watch at " + stubs->endpoint +
                                          ": not confirmed within the deadline");
     }
     last = created.get();

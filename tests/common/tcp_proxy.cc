@@ -42,6 +42,7 @@ struct TcpProxy::Impl {
       from.async_read_some(asio::buffer(buf), [self, &from, &to, &buf](
                                                   const boost::system::error_code& ec, size_t n) {
         if (ec) return self->Close();
+        if (self->blackholed) return self->Pump(from, to, buf);
         asio::async_write(to, asio::buffer(buf.data(), n),
                           [self, &from, &to, &buf](const boost::system::error_code& ec, size_t) {
                             if (ec) return self->Close();
@@ -61,6 +62,7 @@ struct TcpProxy::Impl {
     const uint64_t id;
     tcp::socket client;
     tcp::socket server;
+    bool blackholed = false;
     std::array<char, 16384> up{};
     std::array<char, 16384> down{};
   };
@@ -154,6 +156,13 @@ void TcpProxy::Cut() {
 }
 
 void TcpProxy::Heal() { cut_.store(false); }
+
+void TcpProxy::Blackhole() {
+  if (!thread_.joinable()) return;
+  RunOnLoop([](Impl& impl) {
+    for (auto& [id, s] : impl.sessions) s->blackholed = true;
+  });
+}
 
 size_t TcpProxy::open_connections() {
   if (!thread_.joinable()) return 0;

@@ -38,6 +38,10 @@ class TcpProxy {
   // Resets every forwarded connection and every new one until Heal().
   void Cut();
   void Heal();
+  // Every connection open now stops forwarding, silently (what it reads is
+  // dropped, nothing is reset: to the client the peer hangs); new ones are
+  // forwarded as usual — a server that hung on the connections it had.
+  void Blackhole();
   bool cut() const { return cut_.load(); }
   // Connections accepted so far (reset ones included), and open now.
   uint64_t accepted() const { return accepted_.load(); }

@@ -317,7 +317,8 @@ TEST_F(AutoFailoverTest, PrimaryPausedPastItsLeaseFencesItselfAndRejoins) {
   node(0)->Pause();
   const int next = WaitForPrimary(60s, 0);
   ASSERT_GE(next, 1) << node(1)->Log() << node(2)->Log();
-  ASSERT_TRUE(WaitFor([&] { return node(next)->Put("first", "after").ok(); }, 30s));
+  ASSERT_TRUE(WaitFor([&] { return node(next)->Put("first", "after").ok(); }, 30s))
+      << cluster_->Describe();
   acked_["first"] = "after";
   node(0)->Resume();
   // Whatever it answers now, it must not be OK: its lease ran out while
@@ -325,7 +326,8 @@ TEST_F(AutoFailoverTest, PrimaryPausedPastItsLeaseFencesItselfAndRejoins) {
   auto late = node(0)->Put("late", "x");
   EXPECT_FALSE(late.ok()) << "the deposed primary acknowledged a write";
   // It restarts itself (same pid, same port) and follows the new primary.
-  ASSERT_TRUE(WaitFor([&] { return Role(0) == "replica"; }, 60s)) << node(0)->Log();
+  ASSERT_TRUE(WaitFor([&] { return Role(0) == "replica"; }, 60s))
+      << cluster_->Describe() << node(0)->Log();
   WriteAcked(next, "after-", 5);
   ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
   ExpectAllAcked();
