@@ -169,14 +169,9 @@ void Coordinator::Step() {
                      std::to_string(impl.promise_->value()) + "): a newer primary is elected");
       return;
     }
-    // Read before the key is checked, stored after (review-force2 P7).
-    const LeaseClock::time_point safe_until = lease_->safe_until();
-    auto view = ReadClusterView(etcd_.get(), options_.cluster);
-    if (view.ok() && view->leader_lease != lease_->lease_id()) {
-      // The key went while our lease lives (deleted by hand, an etcd bug):
-      // others may elect, so this node must stop answering now, not at
-      // its lease's end (review-force F1).
-      impl.lease_until_ns_.store(0);
+    bool key_lost = false;
+    auto view = RenewLeaseWindow(&key_lost);
+    if (key_lost) {
       impl.SetHeld(true);
       lease_->Release().IgnoreError();
       lease_.reset();
@@ -186,10 +181,6 @@ void Coordinator::Step() {
                          : "the leader key is no longer this node's: " + view->leader_raw);
       return;
     }
-    // Never later than the lease says now, and never over a loss reported
-    // meanwhile (the callback sets the flag before it closes the window).
-    impl.lease_until_ns_.store(LeaseNanos(std::min(safe_until, lease_->safe_until())));
-    if (lease_lost_.load()) impl.lease_until_ns_.store(0);
     // Nodes that joined since count as ackers from now (the records only
     // grow; an unread view changes nothing).
     if (view.ok()) impl.semisync_->set_ackers(Ackers(*view));
@@ -251,6 +242,26 @@ void Coordinator::Step() {
     return;
   }
   Elect(*view);
+}
+
+absl::StatusOr<ClusterView> Coordinator::RenewLeaseWindow(bool* key_lost) {
+  Node::Impl& impl = *node_->impl_;
+  // Read before the key is checked, stored after (review-force2 P7).
+  const LeaseClock::time_point safe_until = lease_->safe_until();
+  auto view = ReadClusterView(etcd_.get(), options_.cluster);
+  if (view.ok() && view->leader_lease != lease_->lease_id()) {
+    // The key went while our lease lives (deleted by hand, an etcd bug):
+    // others may elect, so this node must stop answering now, not at
+    // its lease's end (review-force F1).
+    impl.lease_until_ns_.store(0);
+    *key_lost = true;
+    return view;
+  }
+  // Never later than the lease says now, and never over a loss reported
+  // meanwhile (the callback sets the flag before it closes the window).
+  impl.lease_until_ns_.store(LeaseNanos(std::min(safe_until, lease_->safe_until())));
+  if (lease_lost_.load()) impl.lease_until_ns_.store(0);
+  return view;
 }
 
 void Coordinator::Follow(const ClusterView& view) {

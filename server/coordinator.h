@@ -140,6 +140,13 @@ class Coordinator {
   Coordinator(Node* node, CoordinatorOptions options, std::unique_ptr<etcd::EtcdClient> etcd);
   void Run();
   void Step();
+  // The leader's lease window (Node::Impl::lease_until_ns_, which bounds
+  // every OK answer) moved up to what the lease proves now, read before
+  // etcd's leader key is; closed instead, with *key_lost, if the key is
+  // no longer this lease's. Every loop, and during a SWITCHOVER's waits
+  // (the loop is not running then; a frozen window would refuse the
+  // answers of the writes in flight). Returns the view read.
+  absl::StatusOr<ClusterView> RenewLeaseWindow(bool* key_lost);
   void Follow(const ClusterView& view);
   // While following: an IO thread that stopped by itself on an error it
   // does not retry (a refusal, a bad PEM file, a protocol error) is started

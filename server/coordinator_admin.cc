@@ -237,27 +237,52 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
   const auto refused_at = Clock::now();
   impl.draining_.store(true);
   const auto undrain = [&] { impl.draining_.store(false); };
-  // A commit that passed the gate before the flag may be still on its way
-  // into the binlog, or queued there and not yet visible: the target must
-  // hold it too, or it would become visible after the check below — held
-  // by another replica only, which stalls the election until the handover
-  // expires, or by none (review s41d 3). Once the gate drained, each is
-  // queued; the sync queued after them returns once they are visible.
-  impl.DrainCommitGate();
-  if (auto s = impl.binlog_->SyncVisible(); !s.ok()) {
-    undrain();
-    return s;
-  }
   const auto caught_up_by = refused_at + kSwitchoverCatchUp;
+  const auto give_up = [&](const std::string& what) {
+    undrain();
+    return absl::DeadlineExceededError("SWITCHOVER TO '" + target + "': " + what +
+                                       " within 5 s; nothing changed");
+  };
+  // Every write that passed the gate before the flag is answered first,
+  // while this node still leads (review s42b F2) — and so is in the binlog
+  // before the check below: one that became visible after it would be held
+  // by another replica only (the election stalls until the handover
+  // expires) or by none (an unacknowledged tail; its writer told "outcome
+  // unknown") (review s41d 3). The gate drains first, so each is counted.
+  // The lease window is renewed meanwhile: the loop that renews it waits
+  // for this job (review s42b F1).
+  auto renewed_at = Clock::now();
+  const auto renew = [&]() -> bool {
+    if (Clock::now() - renewed_at < kLoop) return true;
+    renewed_at = Clock::now();
+    bool key_lost = false;
+    (void)RenewLeaseWindow(&key_lost);
+    return !key_lost;
+  };
+  const auto key_lost = [&] {
+    undrain();
+    return absl::AbortedError("SWITCHOVER: this node no longer holds the leader key; nothing "
+                              "changed");
+  };
+  bool drained = false;
+  for (;;) {
+    drained = drained || impl.DrainCommitGateFor(std::chrono::milliseconds(2));
+    if (drained && impl.committing_.load() == 0) break;
+    if (!renew()) return key_lost();
+    if (Clock::now() >= caught_up_by) {
+      return give_up("the writes in flight (" + std::to_string(impl.committing_.load()) +
+                     ") were not answered");
+    }
+    if (drained) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
   for (;;) {
     const std::optional<Gtid> a = acked();
     if (a && *a >= impl.binlog_->LastVisible()) break;
     if (Clock::now() >= caught_up_by) {
-      undrain();
-      return absl::DeadlineExceededError(
-          "SWITCHOVER TO '" + target + "': it did not ACK this primary's binlog end " +
-          impl.binlog_->LastVisible().ToString() + " within 5 s; nothing changed");
+      return give_up("it did not ACK this primary's binlog end " +
+                     impl.binlog_->LastVisible().ToString());
     }
+    if (!renew()) return key_lost();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   // Name the target (on a short lease: a handover that never happens is
@@ -279,12 +304,11 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
                                                        lease_->create_revision())},
                         {etcd::TxnOp::Put(ClusterPrefix(options_.cluster) + "switchover",
                                           ToJson(next), short_lease->id)});
-  if (!put.ok() || !put->succeeded) {
+  if (!put.ok()) {
     undrain();
-    return put.ok() ? absl::AbortedError("SWITCHOVER: this node no longer holds the leader key; "
-                                         "nothing changed")
-                    : put.status();
+    return put.status();
   }
+  if (!put->succeeded) return key_lost();
   impl.lease_until_ns_.store(0);
   impl.SetHeld(true);
   undrain();

@@ -554,6 +554,7 @@ struct Node::Impl::PendingCommit {
       done(result.status());
     }
     if (gated) impl->LeaveCommitGate();
+    if (committing) impl->committing_.fetch_sub(1);
     impl->Leave();
   }
   Impl* const impl;
@@ -571,6 +572,7 @@ struct Node::Impl::PendingCommit {
   // Semi-sync's, taken at assignment (Assigned()).
   SemiSyncMaster::Registration registration = SemiSyncMaster::kNotRegistered;
   bool succeeded = true;
+  bool committing = false;  // counted in Impl::committing_ until answered
   // Set at assignment if the branch could not be picked: the event went
   // out with no mutations and the caller gets this instead of OK.
   absl::Status resolve_error;
@@ -641,6 +643,8 @@ void Node::Impl::CommitAdmitted(std::vector<v1::Mutation> then_mutations,
   // Held until the binlog has it queued: once Revoke set the flag, no
   // commit that passed this check is still to be appended.
   if (!EnterCommitGate()) return c->Finish(CheckNotRevoked());
+  committing_.fetch_add(1);  // before the gate is left: a drained gate sees it
+  c->committing = true;
   PauseHereForTesting("commit:in-gate");
   if (auto s = CheckApplier(); !s.ok()) {
     LeaveCommitGate();

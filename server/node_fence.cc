@@ -163,9 +163,9 @@ void Node::Impl::DrainCommitGateIfClosed() {
   gate_cv_.wait(l, [&] { return gate_holders_ == 0; });
 }
 
-void Node::Impl::DrainCommitGate() {
+bool Node::Impl::DrainCommitGateFor(std::chrono::milliseconds wait) {
   std::unique_lock l(gate_mu_);
-  gate_cv_.wait(l, [&] { return gate_holders_ == 0; });
+  return gate_cv_.wait_for(l, wait, [&] { return gate_holders_ == 0; });
 }
 
 void Node::Impl::LeaveCommitGate() {

@@ -319,6 +319,11 @@ class Node::Impl {
   // A switchover is handing the role over: new writes are refused
   // (UNAVAILABLE, nothing written); those in flight finish.
   std::atomic<bool> draining_{false};
+  // Commits that passed the commit gate on their way in and are not
+  // answered yet: once draining_ refused new ones and the gate drained,
+  // SWITCHOVER waits for this to reach 0 — every write in flight answered
+  // while this node still leads.
+  std::atomic<int64_t> committing_{0};
   // Set by the coordinator while it promotes into the epoch it claimed:
   // OpenOwnEpoch opens exactly this one or nothing.
   std::atomic<uint64_t> claim_epoch_{0};
@@ -334,9 +339,10 @@ class Node::Impl {
   // refused then, so this ends): after it, nothing that passed the gate
   // before the promise was raised is still to be appended or answered.
   void DrainCommitGateIfClosed() EXCLUDES(gate_mu_);
-  // The same wait whatever the gate's state: for SWITCHOVER, whose
-  // draining_ refuses new commits without closing the gate.
-  void DrainCommitGate() EXCLUDES(gate_mu_);
+  // The same wait whatever the gate's state, for at most `wait`: true if
+  // nobody held it. For SWITCHOVER, whose draining_ refuses new commits
+  // without closing the gate.
+  bool DrainCommitGateFor(std::chrono::milliseconds wait) EXCLUDES(gate_mu_);
   bool GateClosed() const REQUIRES(gate_mu_);
   // GateClosed() for a primary-fresh read on this primary.
   bool GateClosedForReads() const EXCLUDES(gate_mu_);

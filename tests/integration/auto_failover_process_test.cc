@@ -424,8 +424,10 @@ TEST_F(AutoFailoverTest, AWriteInFlightWhenASwitchoverStartsReachesTheTarget) {
   ASSERT_TRUE(WaitFor([&] { return Role(1) == "replica" && AllSame(); }, 60s)) << cluster_->Describe();
   const CliRun first = RunCliOn(*node(0), {"-e", "SWITCHOVER TO '" + node(1)->address() + "'"});
   ASSERT_EQ(first.status, 0) << first.out << first.err;
-  ASSERT_TRUE(WaitFor([&] { return Role(1) == "primary" && Role(0) == "replica"; }, 30s))
-      << cluster_->Describe();
+  ASSERT_TRUE(WaitFor([&] {
+    return Role(1) == "primary" && Role(0) == "replica" &&
+           node(0)->ReplicaStatus()["Slave_IO_Running"] == "Yes";
+  }, 30s)) << cluster_->Describe();
   absl::StatusOr<Gtid> in_flight = absl::UnknownError("not written");
   std::thread writer([&] { in_flight = node(1)->Put("in-flight", "v"); });
   ASSERT_TRUE(WaitFor([&] {
