@@ -1,5 +1,7 @@
 #include "etcd_client/etcd_client.h"
 
+#include <atomic>
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -12,7 +14,7 @@ namespace {
 
 namespace pb = etcdserverpb;
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& endpoint) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& endpoint, uint64_t generation) {
   grpc::ChannelArguments args;
   // A restarted etcd is found again within about a second (gRPC's default
   // reconnect backoff grows to two minutes). gRPC takes the "min" backoff
@@ -27,9 +29,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& endpoint) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
-  // Its own connection: by default, channels with equal arguments share
-  // one, and a replaced channel (Reconnect) would get the dead one back.
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // Channels with equal arguments share one connection: a replacement
+  // (Reconnect) differs in this one, or it would get the dead one back.
+  if (generation != 0) args.SetString("relaykv.etcd_connection", std::to_string(generation));
   return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
 }
 
@@ -144,14 +146,16 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(Options options) 
   return std::unique_ptr<EtcdClient>(new EtcdClient(std::move(options)));
 }
 
-EtcdClient::Stubs::Stubs(std::string e)
+EtcdClient::Stubs::Stubs(std::string e, uint64_t generation)
     : endpoint(std::move(e)),
-      channel(MakeChannel(endpoint)),
+      channel(MakeChannel(endpoint, generation)),
       kv(pb::KV::NewStub(channel)),
       lease(pb::Lease::NewStub(channel)) {}
 
 EtcdClient::EtcdClient(Options options) : options_(std::move(options)) {
-  for (const auto& endpoint : options_.endpoints) stubs_.push_back(std::make_shared<Stubs>(endpoint));
+  for (const auto& endpoint : options_.endpoints) {
+    stubs_.push_back(std::make_shared<Stubs>(endpoint, 0));
+  }
 }
 
 std::shared_ptr<const EtcdClient::Stubs> EtcdClient::StubsAt(size_t index) const {
@@ -162,7 +166,9 @@ std::shared_ptr<const EtcdClient::Stubs> EtcdClient::StubsAt(size_t index) const
 void EtcdClient::Reconnect(size_t index, const Stubs* broken) {
   std::lock_guard l(stubs_mu_);
   if (stubs_[index].get() != broken) return;
-  stubs_[index] = std::make_shared<Stubs>(broken->endpoint);
+  // Unique in the process: another client's replacement is not shared either.
+  static std::atomic<uint64_t> generations{0};
+  stubs_[index] = std::make_shared<Stubs>(broken->endpoint, generations.fetch_add(1) + 1);
 }
 
 EtcdClient::~EtcdClient() = default;

@@ -232,7 +232,9 @@ class EtcdClient {
 
   const Options options_;
   mutable std::mutex stubs_mu_;
-  std::vector<std::shared_ptr<const Stubs>> stubs_;  // one per endpoint; guarded by stubs_mu_
+  // One per endpoint, never resized (size() needs no lock); an entry is
+  // replaced under stubs_mu_.
+  std::vector<std::shared_ptr<const Stubs>> stubs_;
   std::atomic<size_t> preferred_{0};           // index of the endpoint tried first
 };
 

@@ -15,9 +15,10 @@
 namespace relaykv::etcd {
 
 struct EtcdClient::Stubs {
-  // A new channel to `endpoint` with its own connection (not shared with
-  // any other channel: EtcdClient::Reconnect relies on that).
-  explicit Stubs(std::string endpoint);
+  // A channel to `endpoint`: generation 0 shares its connection with
+  // other channels to it (gRPC's default); any other generation gets a
+  // connection of its own (EtcdClient::Reconnect).
+  Stubs(std::string endpoint, uint64_t generation);
   std::string endpoint;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<etcdserverpb::KV::Stub> kv;

@@ -243,37 +243,42 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
     return absl::DeadlineExceededError("SWITCHOVER TO '" + target + "': " + what +
                                        " within 5 s; nothing changed");
   };
-  // Every write that passed the gate before the flag is answered first,
-  // while this node still leads (review s42b F2) — and so is in the binlog
-  // before the check below: one that became visible after it would be held
-  // by another replica only (the election stalls until the handover
-  // expires) or by none (an unacknowledged tail; its writer told "outcome
-  // unknown") (review s41d 3). The gate drains first, so each is counted.
-  // The lease window is renewed meanwhile: the loop that renews it waits
-  // for this job (review s42b F1).
+  // The lease window is renewed during the waits below: the loop that
+  // renews it waits for this job (review s42b F1). A lost key or a Revoke
+  // ends the switchover.
   auto renewed_at = Clock::now();
   const auto renew = [&]() -> bool {
+    if (impl.revoked_.load() || impl.promise_->value() > impl.binlog_->epoch()) return false;
     if (Clock::now() - renewed_at < kLoop) return true;
     renewed_at = Clock::now();
     bool key_lost = false;
     (void)RenewLeaseWindow(&key_lost);
     return !key_lost;
   };
-  const auto key_lost = [&] {
+  const auto no_longer_leads = [&] {
+    // No OK from here; the next loop gives the role up as it does for a
+    // lost key or a Revoke.
+    impl.SetHeld(true);
     undrain();
-    return absl::AbortedError("SWITCHOVER: this node no longer holds the leader key; nothing "
-                              "changed");
+    return absl::AbortedError(
+        "SWITCHOVER: this node no longer holds the leader key, or a newer epoch was promised; "
+        "nothing changed");
   };
-  bool drained = false;
-  for (;;) {
-    drained = drained || impl.DrainCommitGateFor(std::chrono::milliseconds(2));
-    if (drained && impl.committing_.load() == 0) break;
-    if (!renew()) return key_lost();
-    if (Clock::now() >= caught_up_by) {
-      return give_up("the writes in flight (" + std::to_string(impl.committing_.load()) +
-                     ") were not answered");
-    }
-    if (drained) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  // A write that passed the gate before the flag may still be on its way
+  // into the binlog, or queued there and not yet visible: the target must
+  // hold it too, or it would become visible after the check below — held
+  // by another replica only (the election stalls until the handover
+  // expires) or by none (an unacknowledged tail; its writer told "outcome
+  // unknown") (review s41d 3). Once the gate drained, each is queued; the
+  // sync queued after them returns once they are visible.
+  while (!impl.DrainCommitGateFor(std::chrono::milliseconds(2))) {
+    if (!renew()) return no_longer_leads();
+    if (Clock::now() >= caught_up_by) return give_up("the writes in flight did not reach the binlog");
+  }
+  if (auto s = impl.binlog_->SyncVisible(); !s.ok()) {
+    undrain();
+    return absl::Status(s.code(), "SWITCHOVER TO '" + target + "': " + std::string(s.message()) +
+                                      "; nothing changed");
   }
   for (;;) {
     const std::optional<Gtid> a = acked();
@@ -282,7 +287,18 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
       return give_up("it did not ACK this primary's binlog end " +
                      impl.binlog_->LastVisible().ToString());
     }
-    if (!renew()) return key_lost();
+    if (!renew()) return no_longer_leads();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  // Their answers, while this node still leads (review s42b F2): the
+  // target's ACK is recorded before the commits it releases are answered.
+  // Bounded: a write that waits for another replica's ACK too
+  // (wait_for_slave_count 2) is not waited for — semi-sync cannot time out
+  // while this job runs; the target holds it, its writer is told "outcome
+  // unknown".
+  const auto answered_by = std::min(caught_up_by, Clock::now() + kSwitchoverAnswers);
+  while (impl.committing_.load() > 0 && Clock::now() < answered_by) {
+    if (!renew()) return no_longer_leads();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   // Name the target (on a short lease: a handover that never happens is
@@ -308,7 +324,7 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
     undrain();
     return put.status();
   }
-  if (!put->succeeded) return key_lost();
+  if (!put->succeeded) return no_longer_leads();
   impl.lease_until_ns_.store(0);
   impl.SetHeld(true);
   undrain();
