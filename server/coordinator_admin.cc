@@ -261,8 +261,8 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
     impl.SetHeld(true);
     undrain();
     return absl::AbortedError(
-        "SWITCHOVER: this node no longer holds the leader key, or a newer epoch was promised; "
-        "nothing changed");
+        "SWITCHOVER: this node no longer holds the leader key, or a newer epoch was promised: "
+        "it gives the primary role up (and restarts to rejoin) instead of handing it over");
   };
   // A write that passed the gate before the flag may still be on its way
   // into the binlog, or queued there and not yet visible: the target must
@@ -300,6 +300,9 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
   while (impl.committing_.load() > 0 && Clock::now() < answered_by) {
     if (!renew()) return no_longer_leads();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (impl.revoked_.load() || impl.promise_->value() > impl.binlog_->epoch()) {
+    return no_longer_leads();
   }
   // Name the target (on a short lease: a handover that never happens is
   // forgotten), then give up the key; no OK is answered from here on.
