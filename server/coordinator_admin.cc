@@ -246,9 +246,12 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
   // The lease window is renewed during the waits below: the loop that
   // renews it waits for this job (review s42b F1). A lost key or a Revoke
   // ends the switchover.
+  const auto revoked = [&] {
+    return impl.revoked_.load() || impl.promise_->value() > impl.binlog_->epoch();
+  };
   auto renewed_at = Clock::now();
   const auto renew = [&]() -> bool {
-    if (impl.revoked_.load() || impl.promise_->value() > impl.binlog_->epoch()) return false;
+    if (revoked()) return false;
     if (Clock::now() - renewed_at < kLoop) return true;
     renewed_at = Clock::now();
     bool key_lost = false;
@@ -301,9 +304,7 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
     if (!renew()) return no_longer_leads();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  if (impl.revoked_.load() || impl.promise_->value() > impl.binlog_->epoch()) {
-    return no_longer_leads();
-  }
+  if (revoked()) return no_longer_leads();
   // Name the target (on a short lease: a handover that never happens is
   // forgotten), then give up the key; no OK is answered from here on.
   const uint64_t epoch = impl.binlog_->epoch();
