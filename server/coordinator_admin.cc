@@ -46,7 +46,7 @@ absl::StatusOr<SwitchoverResult> Coordinator::Switchover(const std::string& targ
                             "SWITCHOVER runs on the cluster's primary; this node is not it" +
                             (leader_.empty() ? std::string() : " (the leader is " + leader_ + ")"));
       },
-      kSwitchoverCatchUp + kSwitchoverElection + std::chrono::seconds(10));
+      kSwitchoverCatchUp + kSwitchoverAnswers + kSwitchoverElection + std::chrono::seconds(10));
   if (!s.ok()) return s;
   return *result;
 }
@@ -299,7 +299,7 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
   // (wait_for_slave_count 2) is not waited for — semi-sync cannot time out
   // while this job runs; the target holds it, its writer is told "outcome
   // unknown".
-  const auto answered_by = std::min(caught_up_by, Clock::now() + kSwitchoverAnswers);
+  const auto answered_by = Clock::now() + kSwitchoverAnswers;
   while (impl.committing_.load() > 0 && Clock::now() < answered_by) {
     if (!renew()) return no_longer_leads();
     std::this_thread::sleep_for(std::chrono::milliseconds(2));

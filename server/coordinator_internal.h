@@ -31,8 +31,9 @@ inline constexpr auto kIoRestartMost = std::chrono::seconds(60);
 inline constexpr auto kIoRestartForgotten = std::chrono::seconds(60);
 // A switchover's parts: the target catching up, the new leader appearing.
 inline constexpr auto kSwitchoverCatchUp = std::chrono::seconds(5);
-// After the target's ACK, how long a switchover waits for the answers of
-// the writes that ACK released (within kSwitchoverCatchUp).
+// After the target's ACK, how long a switchover waits at most for the
+// answers of the writes that ACK released (after kSwitchoverCatchUp, not
+// within it: an ACK late in the catch-up still gets its grace).
 inline constexpr auto kSwitchoverAnswers = std::chrono::seconds(1);
 inline constexpr auto kSwitchoverElection = std::chrono::seconds(10);
 // One peer's Revoke answer; a peer that does not answer in time counts as
