@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "etcd_client/etcd_client.h"
 #include "gtest/gtest.h"
@@ -39,6 +40,19 @@ class AutoFailoverTest : public ::testing::Test {
   }
   bool AllSame() { return cluster_->AllSame(); }
   void StartNode(int i) { ASSERT_TRUE(cluster_->StartNode(i)); }
+  // Node i restarted with a test hook in its environment (server/test_pause.h).
+  void RestartWith(int i, std::vector<std::string> env) {
+    node(i)->Kill();
+    ASSERT_TRUE(cluster_->StartNode(i, std::move(env)));
+  }
+  // Node i's log shows `text` within 30 s.
+  bool LogShows(int i, const std::string& text) {
+    return WaitFor([&] { return node(i)->Log().find(text) != std::string::npos; }, 30s);
+  }
+  // SWITCHOVER TO node `to`, run on node `from`; its output.
+  CliRun Switchover(int from, int to) {
+    return RunCliOn(*node(from), {"-e", "SWITCHOVER TO '" + node(to)->address() + "'"});
+  }
   // Every acknowledged write is on every node with its value.
   void ExpectAllAcked() {
     for (int i = 0; i < kNodes; ++i) {
@@ -365,7 +379,7 @@ TEST_F(AutoFailoverTest, SwitchoverHandsThePrimaryRoleToACaughtUpReplica) {
     }
   });
   std::this_thread::sleep_for(500ms);
-  const CliRun run = RunCliOn(*node(0), {"-e", "SWITCHOVER TO '" + node(1)->address() + "'"});
+  const CliRun run = Switchover(0, 1);
   std::this_thread::sleep_for(500ms);
   stop = true;
   writer.join();
@@ -391,16 +405,13 @@ TEST_F(AutoFailoverTest, SwitchoverHandsThePrimaryRoleToACaughtUpReplica) {
 // an IO thread for good: the old primary said 'replica' and never followed
 // (seen once in CI as checksums differing for 60 s after a switchover).
 TEST_F(AutoFailoverTest, TheOldPrimaryFollowsATargetSlowToOpenItsEpoch) {
-  node(1)->Kill();
-  ASSERT_TRUE(cluster_->StartNode(
-      1, {"RELAYKV_TEST_PAUSE=promote:relay-log-applied", "RELAYKV_TEST_PAUSE_SECONDS=2"}));
+  RestartWith(1, {"RELAYKV_TEST_PAUSE=promote:relay-log-applied", "RELAYKV_TEST_PAUSE_SECONDS=2"});
   WriteAcked(0, "before-", 5);
   ASSERT_TRUE(WaitFor([&] { return Role(1) == "replica" && AllSame(); }, 60s)) << cluster_->Describe();
-  const CliRun run = RunCliOn(*node(0), {"-e", "SWITCHOVER TO '" + node(1)->address() + "'"});
+  const CliRun run = Switchover(0, 1);
   ASSERT_EQ(run.status, 0) << run.out << run.err;
-  ASSERT_TRUE(WaitFor([&] {
-    return node(1)->Log().find("test pause at promote:relay-log-applied") != std::string::npos;
-  }, 30s)) << "the target did not pause where its claim is in etcd and its epoch not opened";
+  ASSERT_TRUE(LogShows(1, "test pause at promote:relay-log-applied"))
+      << "the target did not pause where its claim is in etcd and its epoch not opened";
   ASSERT_TRUE(WaitFor([&] { return Role(1) == "primary" && Role(0) == "replica"; }, 30s))
       << cluster_->Describe();
   ASSERT_TRUE(WaitFor([&] { return node(0)->ReplicaStatus()["Slave_IO_Running"] == "Yes"; }, 30s))
@@ -418,11 +429,9 @@ TEST_F(AutoFailoverTest, TheOldPrimaryFollowsATargetSlowToOpenItsEpoch) {
 // election stalled until the handover expired. The switchover now waits
 // for it: the target holds it, and it is acknowledged.
 TEST_F(AutoFailoverTest, AWriteInFlightWhenASwitchoverStartsReachesTheTarget) {
-  node(1)->Kill();
-  ASSERT_TRUE(cluster_->StartNode(
-      1, {"RELAYKV_TEST_PAUSE=commit:in-gate", "RELAYKV_TEST_PAUSE_SECONDS=2"}));
+  RestartWith(1, {"RELAYKV_TEST_PAUSE=commit:in-gate", "RELAYKV_TEST_PAUSE_SECONDS=2"});
   ASSERT_TRUE(WaitFor([&] { return Role(1) == "replica" && AllSame(); }, 60s)) << cluster_->Describe();
-  const CliRun first = RunCliOn(*node(0), {"-e", "SWITCHOVER TO '" + node(1)->address() + "'"});
+  const CliRun first = Switchover(0, 1);
   ASSERT_EQ(first.status, 0) << first.out << first.err;
   ASSERT_TRUE(WaitFor([&] {
     return Role(1) == "primary" && Role(0) == "replica" &&
@@ -430,10 +439,8 @@ TEST_F(AutoFailoverTest, AWriteInFlightWhenASwitchoverStartsReachesTheTarget) {
   }, 30s)) << cluster_->Describe();
   absl::StatusOr<Gtid> in_flight = absl::UnknownError("not written");
   std::thread writer([&] { in_flight = node(1)->Put("in-flight", "v"); });
-  ASSERT_TRUE(WaitFor([&] {
-    return node(1)->Log().find("test pause at commit:in-gate") != std::string::npos;
-  }, 30s)) << node(1)->Log();
-  const CliRun second = RunCliOn(*node(1), {"-e", "SWITCHOVER TO '" + node(0)->address() + "'"});
+  ASSERT_TRUE(LogShows(1, "test pause at commit:in-gate")) << node(1)->Log();
+  const CliRun second = Switchover(1, 0);
   writer.join();
   ASSERT_EQ(second.status, 0) << second.out << second.err;
   ASSERT_TRUE(in_flight.ok()) << in_flight.status();
@@ -451,12 +458,9 @@ TEST_F(AutoFailoverTest, AWriteInFlightWhenASwitchoverStartsReachesTheTarget) {
 // coordinator, a few seconds later: before, the node said 'replica' and
 // never followed until someone typed START SLAVE.
 TEST_F(AutoFailoverTest, AnIoThreadThatStoppedByItselfIsStartedAgain) {
-  node(2)->Kill();
-  ASSERT_TRUE(cluster_->StartNode(2, {"RELAYKV_TEST_FAIL=replica-io:stream"}));
+  RestartWith(2, {"RELAYKV_TEST_FAIL=replica-io:stream"});
   WriteAcked(0, "before-", 5);
-  ASSERT_TRUE(WaitFor([&] {
-    return node(2)->Log().find("test fault at replica-io:stream") != std::string::npos;
-  }, 30s)) << node(2)->Log();
+  ASSERT_TRUE(LogShows(2, "test fault at replica-io:stream")) << node(2)->Log();
   ASSERT_TRUE(WaitFor([&] { return AllSame(); }, 60s)) << cluster_->Describe();
   const std::string log = node(2)->Log();
   EXPECT_NE(log.find("stopped by itself (INTERNAL: test fault"), std::string::npos) << log;
@@ -467,11 +471,8 @@ TEST_F(AutoFailoverTest, AnIoThreadThatStoppedByItselfIsStartedAgain) {
 // ... but an operator's STOP SLAVE, typed while it is stopped on that error,
 // is never undone.
 TEST_F(AutoFailoverTest, StopSlaveOnAnIoThreadStoppedByItselfIsKept) {
-  node(2)->Kill();
-  ASSERT_TRUE(cluster_->StartNode(2, {"RELAYKV_TEST_FAIL=replica-io:stream"}));
-  ASSERT_TRUE(WaitFor([&] {
-    return node(2)->Log().find("test fault at replica-io:stream") != std::string::npos;
-  }, 30s)) << node(2)->Log();
+  RestartWith(2, {"RELAYKV_TEST_FAIL=replica-io:stream"});
+  ASSERT_TRUE(LogShows(2, "test fault at replica-io:stream")) << node(2)->Log();
   const CliRun stop = RunCliOn(*node(2), {"-e", "STOP SLAVE IO_THREAD"});
   ASSERT_EQ(stop.status, 0) << stop.out << stop.err;
   WriteAcked(0, "stopped-", 3);
