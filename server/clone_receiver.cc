@@ -3,6 +3,8 @@
 #include <fcntl.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -167,6 +169,56 @@ absl::Status Receiver::BeginNew() {
   return WriteFileAtomically(staging_ / kSessionFile, EncodeSession(req_.source, session_));
 }
 
+// Cancels a fetch that received nothing for `timeout` (keepalive only
+// notices a dead connection, not a source that stops sending on a live one).
+class StallCutoff {
+ public:
+  StallCutoff(grpc::ClientContext* ctx, std::chrono::milliseconds timeout)
+      : ctx_(ctx), timeout_(timeout), thread_([this] { Run(); }) {}
+  ~StallCutoff() {
+    {
+      std::lock_guard l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  StallCutoff(const StallCutoff&) = delete;
+  StallCutoff& operator=(const StallCutoff&) = delete;
+
+  void Progressed() {
+    std::lock_guard l(mu_);
+    last_ = Clock::now();
+  }
+  bool fired() {
+    std::lock_guard l(mu_);
+    return fired_;
+  }
+
+ private:
+  void Run() {
+    std::unique_lock l(mu_);
+    while (!stop_) {
+      const Clock::time_point due = last_ + timeout_;
+      if (Clock::now() >= due) {
+        fired_ = true;
+        ctx_->TryCancel();
+        return;
+      }
+      cv_.wait_until(l, due);
+    }
+  }
+
+  grpc::ClientContext* const ctx_;
+  const std::chrono::milliseconds timeout_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;                    // guarded by mu_
+  bool fired_ = false;                   // guarded by mu_
+  Clock::time_point last_ = Clock::now();  // guarded by mu_
+  std::thread thread_;  // last: starts once the rest is set
+};
+
 absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t offset, Sha256* sha) {
   int failures = 0;
   while (offset < f.size_bytes()) {
@@ -175,11 +227,13 @@ absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t off
     fr.set_session_id(session_.session_id());
     fr.set_name(f.name());
     fr.set_offset(offset);
+    StallCutoff cutoff(&ctx, req_.stall_timeout);
     auto reader = stub_->FetchFile(&ctx, fr);
     v1::CloneChunk chunk;
     bool progressed = false;
     std::string refused;
     while (reader->Read(&chunk)) {
+      cutoff.Progressed();
       if (chunk.offset() != offset || chunk.data().empty() ||
           chunk.data().size() > f.size_bytes() - offset) {
         refused = "a chunk at offset " + std::to_string(chunk.offset()) + " of " +
@@ -209,6 +263,11 @@ absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t off
                     req_.source);
     }
     grpc::Status s = reader->Finish();
+    if (refused.empty() && !s.ok() && cutoff.fired()) {
+      s = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       "nothing received for " + std::to_string(req_.stall_timeout.count()) +
+                           " ms (the source stopped sending)");
+    }
     if (refused.empty() && s.ok()) {
       if (offset == f.size_bytes()) break;
       s = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended early");

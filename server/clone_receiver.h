@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
 #include <filesystem>
 #include <string>
 
@@ -46,6 +47,10 @@ struct CloneRequest {
   TlsOptions tls;      // how to reach it (--master-ssl-*)
   std::filesystem::path data_dir;
   int max_attempts = 30;  // consecutive failed fetches (no progress) before giving up
+  // A fetch that receives nothing for this long is cut off and resumed (a
+  // source that keeps the connection up but stops sending, review s43a M4);
+  // it counts as a failed fetch.
+  std::chrono::milliseconds stall_timeout = std::chrono::seconds(60);
 };
 
 struct CloneResult {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <random>
 #include <system_error>
 #include <vector>
@@ -194,10 +195,21 @@ grpc::Status CloneService::FetchFile(grpc::ServerContext* ctx,
                         "offset " + std::to_string(request->offset()) + " is past the end of " +
                             request->name() + " (" + std::to_string(size) + " bytes)");
   }
+  std::optional<ConnectionSlot> slot;
+  if (options_.connections != nullptr) {
+    slot.emplace(options_.connections, "clone FetchFile");
+    if (!slot->status().ok()) return ToGrpcStatus(slot->status());
+  }
   auto file = File::Open(session->dir / request->name(), O_RDONLY);
   if (!file.ok()) return ToGrpcStatus(file.status());
   {
     std::lock_guard l(mu_);
+    if (session->fetching >= kMaxFetchesPerSession) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "clone session " + session->id + " already has " +
+                              std::to_string(kMaxFetchesPerSession) +
+                              " FetchFile calls running (the limit); retry once one ends");
+    }
     ++session->fetching;
   }
   struct Done {
@@ -210,6 +222,8 @@ grpc::Status CloneService::FetchFile(grpc::ServerContext* ctx,
     }
   } done{this, session.get()};
 
+  const std::chrono::seconds send_timeout =
+      options_.send_timeout ? options_.send_timeout() : std::chrono::seconds(60);
   std::string buf(options_.chunk_bytes, '\0');
   v1::CloneChunk chunk;
   for (uint64_t offset = request->offset(); offset < size;) {
@@ -244,9 +258,16 @@ grpc::Status CloneService::FetchFile(grpc::ServerContext* ctx,
                    offset);
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "test hook: connection broken");
     }
-    if (!writer->Write(chunk)) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "receiver went away");
+    bool sent;
+    {
+      StallWatchdog::Watch w(&watchdog_, ctx, send_timeout,
+                             "clone: ending FetchFile of " + request->name() + " for session " +
+                                 session->id + " (" + ctx->peer() +
+                                 "): a send has been blocked longer than net_write_timeout "
+                                 "(the receiver does not read)");
+      sent = writer->Write(chunk);
     }
+    if (!sent) return grpc::Status(grpc::StatusCode::CANCELLED, "receiver went away");
     offset += n;
     std::lock_guard l(mu_);
     session->bytes_sent += n;

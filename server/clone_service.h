@@ -19,6 +19,12 @@
 // session lives, the binlog from its GTID+1 on is kept (MinNeededSeq), so
 // the clone can replicate from there.
 //
+// A peer cannot pin the source's threads (review s43a H1): each FetchFile
+// holds a max_connections slot for its life (RESOURCE_EXHAUSTED beyond,
+// naming the limit), a session runs at most kMaxFetchesPerSession at once,
+// and a send blocked longer than `send_timeout` (net_write_timeout: the
+// receiver does not read) ends the call, as it ends a replica's stream.
+//
 // Every method needs the replication or the admin role (server/auth.h).
 // Threads: gRPC's sync server threads call the methods concurrently; a
 // reaper task on the node's timer loop (server/timer_loop.h) expires
@@ -38,6 +44,8 @@
 
 #include "proto/clone.grpc.pb.h"
 #include "server/auth.h"
+#include "server/connection_slots.h"
+#include "server/stall_watchdog.h"
 #include "server/timer_loop.h"
 #include "storage/gtid.h"
 #include "storage/state_machine.h"
@@ -53,6 +61,10 @@ struct CloneServiceOptions {
   // What the source says about itself in BeginCloneResponse.
   std::function<uint32_t()> server_id;
   std::function<std::string()> primary;  // "" on a primary
+  // Borrowed; null: fetches are not counted (tests that run the service alone).
+  ConnectionSlots* connections = nullptr;
+  // net_write_timeout; empty: 60 s.
+  std::function<std::chrono::seconds()> send_timeout;
   // Tests only: end a FetchFile with UNAVAILABLE once this many bytes of a
   // session were sent (once per session; 0 = never), and flip one bit of
   // the data of a session's first chunk after its CRC is computed (a
@@ -88,6 +100,10 @@ class CloneService final : public v1::Clone::Service {
   grpc::Status Finish(grpc::ServerContext* ctx, const v1::FinishCloneRequest* request,
                       v1::FinishCloneResponse* response) override;
 
+  // A receiver fetches one file at a time; a few more cover streams it
+  // gave up on that have not ended yet.
+  static constexpr int kMaxFetchesPerSession = 4;
+
   // The lowest binlog seq a live session still needs (its GTID + 1);
   // UINT64_MAX when there is none.
   uint64_t MinNeededSeq() const EXCLUDES(mu_);
@@ -121,6 +137,7 @@ class CloneService final : public v1::Clone::Service {
   size_t beginning_ GUARDED_BY(mu_) = 0;  // Begin calls taking a checkpoint now
   bool stop_ GUARDED_BY(mu_) = false;
   CloneSourceStats stats_ GUARDED_BY(mu_);
+  StallWatchdog watchdog_;  // FetchFile sends (net_write_timeout)
   TimerLoop::PeriodicTask reaper_;  // last: runs once everything above is set up
 };
 

@@ -5,8 +5,8 @@
 // and threads: the call is. What MySQL's max_connections bounds (sessions
 // holding server resources) is therefore, here, client calls in progress:
 // each unary KV call (Get, Scan, Put, Delete, Write) for its duration, each
-// WriteStream for its life, and each replication stream (a replica's
-// connection counts in MySQL too). Admin calls are not counted, as MySQL
+// WriteStream for its life, each replication stream (a replica's
+// connection counts in MySQL too) and each clone FetchFile. Admin calls are not counted, as MySQL
 // keeps one connection for an administrator: SET GLOBAL max_connections
 // must work when the limit is reached. Past the limit a call is refused at
 // once with RESOURCE_EXHAUSTED "Too many connections" (MySQL's

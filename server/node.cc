@@ -468,6 +468,8 @@ absl::Status Node::Impl::Open(Node* node) {
     clone_options.sessions_dir = options_.data_dir / "clone-source";
     clone_options.server_id = [this] { return static_cast<uint32_t>(vars_.GetUint("server_id")); };
     clone_options.primary = [this] { return primary_address(); };
+    clone_options.connections = &connections_;
+    clone_options.send_timeout = [this] { return std::chrono::seconds(caps_.net_write_timeout_s.load()); };
     if (const char* v = std::getenv("RELAYKV_CLONE_BREAK_AT_BYTES_FOR_TESTING")) {
       clone_options.break_at_bytes_for_testing = std::strtoull(v, nullptr, 10);
     }

@@ -20,10 +20,15 @@ absl::StatusOr<uint64_t> Node::Impl::RetentionFloor(bool keep_for_replicas) {
   // first.
   const uint64_t flushed = state_->Applied().seq;
   if (auto s = state_->Flush(); !s.ok()) return s;
-  uint64_t floor = keep_for_replicas ? std::min(registry_.MinNeededSeq(), flushed + 1) : flushed + 1;
-  // A clone replicates from its checkpoint's GTID + 1: kept while it copies
-  // (sessions expire after 10 minutes idle, so this cannot hold the disk).
-  if (clone_service_) floor = std::min(floor, clone_service_->MinNeededSeq());
+  uint64_t floor = flushed + 1;
+  // A clone replicates from its checkpoint's GTID + 1: kept while it
+  // copies, like what a connected replica needs — by PURGE BINARY LOGS,
+  // not against the age and size limits (a session can be kept alive as
+  // long as its peer likes: review s43a M1).
+  if (keep_for_replicas) {
+    floor = std::min(floor, registry_.MinNeededSeq());
+    if (clone_service_) floor = std::min(floor, clone_service_->MinNeededSeq());
+  }
   return floor;
 }
 
@@ -62,6 +67,13 @@ void Node::Impl::ApplyRetention() {
                  "the binlog now starts at seq {}; unless they were already on their way to it, "
                  "it will be refused as purged and must be rebuilt from a copy",
                  expire_s, max_total, r.server_id, r.address, r.acked.ToString(), first);
+  }
+  if (clone_service_ && clone_service_->MinNeededSeq() < first) {
+    spdlog::warn("binlog retention (binlog_expire_logs_seconds={}, max_binlog_total_size={}) "
+                 "purged events a clone in progress needs (from seq {}; the binlog now starts at "
+                 "seq {}): that clone will be refused as purged when it starts replicating; "
+                 "raise the limits while a large clone copies, then clone again",
+                 expire_s, max_total, clone_service_->MinNeededSeq(), first);
   }
 }
 

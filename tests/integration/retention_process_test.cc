@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/grpcpp.h>
+
 #include "gtest/gtest.h"
+#include "proto/clone.grpc.pb.h"
 #include "tests/integration/process.h"
 
 namespace relaykv::testing {
@@ -131,6 +134,38 @@ TEST(RetentionProcessTest, SizeLimitPurgesTheOldestSegmentsJustUnderTheLimit) {
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->BinlogGtid().seq, 150u);
   ExpectKeys(*s, 150);
+}
+
+// A clone session in progress does not hold the binlog against the limits
+// (review s43a M1: a peer could keep one alive for ever, and with it every
+// segment from its GTID on); the log names what went.
+TEST(RetentionProcessTest, SizeLimitWinsOverACloneSessionAndSaysSo) {
+  TempDir dir;
+  auto s = Relaykvd::Start(dir.path() / "p", {"--max_binlog_size=4096"});
+  ASSERT_NE(s, nullptr);
+  PutKeys(*s, 0, 20);
+  auto stub = v1::Clone::NewStub(
+      grpc::CreateChannel(s->address(), grpc::InsecureChannelCredentials()));
+  v1::BeginCloneResponse session;
+  {
+    grpc::ClientContext ctx;
+    v1::BeginCloneRequest begin;
+    begin.set_max_state_format(1000);
+    grpc::Status st = stub->Begin(&ctx, begin, &session);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  ASSERT_EQ(session.gtid().seq(), 20u);
+  PutKeys(*s, 20, 150);
+  Admin admin(*s);
+  const uint64_t limit = 16384;
+  ASSERT_GT(Total(admin.BinaryLogs()), 2 * limit);
+  ASSERT_TRUE(s->client().SetVariable("max_binlog_total_size", std::to_string(limit)).ok());
+  ASSERT_TRUE(WaitFor([&] { return Total(admin.BinaryLogs()) <= limit; }, kHousekeepingGuard))
+      << "the size limit did not purge within " << kHousekeepingGuard.count() << " s: "
+      << Total(admin.BinaryLogs()) << " bytes left";
+  EXPECT_NE(s->Log().find("purged events a clone in progress needs (from seq 21"),
+            std::string::npos)
+      << s->Log();
 }
 
 TEST(RetentionProcessTest, PurgeKeepsTheSegmentsAConnectedReplicaHasNotAckedAndSaysWhy) {

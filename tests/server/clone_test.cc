@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <fstream>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
@@ -11,6 +12,7 @@
 #include "server/auth.h"
 #include "server/clone_receiver.h"
 #include "server/clone_service.h"
+#include "server/connection_slots.h"
 #include "server/timer_loop.h"
 #include "server/master_info.h"
 #include "server/sha256.h"
@@ -285,6 +287,83 @@ TEST(CloneTest, SessionsAreBoundedAndExpire) {
   EXPECT_NE(s.error_message().find("begin a new clone"), std::string::npos);
 }
 
+// A receiver that stops reading cannot pin the source (review s43a H1):
+// each FetchFile holds a max_connections slot, a session runs at most
+// kMaxFetchesPerSession at once, a send blocked past net_write_timeout
+// ends its call, and the session then expires. Before, the handlers
+// stayed blocked (threads and slots held) for as long as the peer liked.
+TEST(CloneTest, AReceiverThatDoesNotReadIsEndedAndCannotPinTheSource) {
+  TempDir tmp;
+  std::atomic<uint64_t> limit{1000};
+  ConnectionSlots slots(&limit);
+  CloneServiceOptions o;
+  o.chunk_bytes = 64 << 10;
+  o.ttl = std::chrono::milliseconds(500);
+  o.connections = &slots;
+  o.send_timeout = [] { return std::chrono::seconds(3); };
+  Source source(tmp.path() / "src", 10000, o);
+  // Flow control windows that stay small (no BDP probing): a few MB unread
+  // fill them and the socket buffers.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto stub = v1::Clone::NewStub(
+      grpc::CreateCustomChannel(source.address(), grpc::InsecureChannelCredentials(), args));
+  v1::BeginCloneResponse r;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->Begin(&ctx, CurrentReceiver(), &r).ok());
+  }
+  const v1::CloneFile& big = *std::max_element(
+      r.files().begin(), r.files().end(),
+      [](const auto& a, const auto& b) { return a.size_bytes() < b.size_bytes(); });
+  ASSERT_GT(big.size_bytes(), 1u << 20);
+  v1::FetchCloneFileRequest fr;
+  fr.set_session_id(r.session_id());
+  fr.set_name(big.name());
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::CloneChunk>>> unread;
+  for (int i = 0; i < CloneService::kMaxFetchesPerSession; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    unread.push_back(stub->FetchFile(contexts.back().get(), fr));
+  }
+  ASSERT_TRUE(testing::WaitFor([&] { return slots.active() == 4; }, std::chrono::seconds(20)))
+      << slots.active();
+  {
+    grpc::ClientContext ctx;
+    auto reader = stub->FetchFile(&ctx, fr);
+    v1::CloneChunk c;
+    while (reader->Read(&c)) {
+    }
+    grpc::Status s = reader->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+    EXPECT_NE(s.error_message().find("FetchFile calls running"), std::string::npos)
+        << s.error_message();
+  }
+  // Ended by the source, not by us: their slots come back, then the session expires.
+  ASSERT_TRUE(testing::WaitFor([&] { return slots.active() == 0; }, std::chrono::seconds(30)))
+      << slots.active();
+  ASSERT_TRUE(testing::WaitFor([&] { return source.service().stats().expired == 1; },
+                               std::chrono::seconds(20)));
+  for (size_t i = 0; i < unread.size(); ++i) {
+    contexts[i]->TryCancel();
+    unread[i]->Finish();
+  }
+  // Past max_connections a fetch is refused at once, naming the limit.
+  limit = 0;
+  {
+    grpc::ClientContext begin_ctx;
+    ASSERT_TRUE(stub->Begin(&begin_ctx, CurrentReceiver(), &r).ok());
+    fr.set_session_id(r.session_id());
+    grpc::ClientContext ctx;
+    auto reader = stub->FetchFile(&ctx, fr);
+    v1::CloneChunk c;
+    EXPECT_FALSE(reader->Read(&c));
+    grpc::Status s = reader->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+    EXPECT_NE(s.error_message().find("max_connections"), std::string::npos) << s.error_message();
+  }
+}
+
 TEST(CloneTest, NeedsTheReplicationOrAdminRole) {
   TempDir tmp;
   const fs::path roles = tmp.path() / "roles";
@@ -367,6 +446,59 @@ TEST(CloneTest, FileNotMatchingItsDigestFailsTheClone) {
   EXPECT_NE(r.status().message().find("SHA-256"), std::string::npos) << r.status();
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "binlog"));
+  server->Shutdown();
+}
+
+// A source that lists a file and then sends nothing on a live connection
+// (review s43a M4): the receiver cuts each fetch off after its stall
+// timeout and gives up after max_attempts, instead of waiting for ever
+// inside Node::Open. The source gives up by itself after 20 s, so that
+// the receiver before the fix failed (with another message) rather than hung.
+class SilentSource final : public v1::Clone::Service {
+ public:
+  grpc::Status Begin(grpc::ServerContext*, const v1::BeginCloneRequest*,
+                     v1::BeginCloneResponse* r) override {
+    r->set_session_id("s");
+    v1::CloneFile* f = r->add_files();
+    f->set_name("CURRENT");
+    f->set_size_bytes(4);
+    Sha256 sha;
+    sha.Update("abcd");
+    f->set_sha256(sha.Final());
+    return grpc::Status::OK;
+  }
+  grpc::Status FetchFile(grpc::ServerContext* ctx, const v1::FetchCloneFileRequest*,
+                         grpc::ServerWriter<v1::CloneChunk>*) override {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!ctx->IsCancelled() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "gave up");
+  }
+  grpc::Status Finish(grpc::ServerContext*, const v1::FinishCloneRequest*,
+                      v1::FinishCloneResponse*) override {
+    return grpc::Status::OK;
+  }
+};
+
+TEST(CloneTest, ASourceThatStopsSendingIsCutOffAndTheCloneFails) {
+  TempDir tmp;
+  SilentSource silent;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&silent);
+  auto server = builder.BuildAndStart();
+  CloneRequest req{"127.0.0.1:" + std::to_string(port), {}, tmp.path() / "dst"};
+  req.max_attempts = 2;
+  req.stall_timeout = std::chrono::milliseconds(300);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = CloneInto(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nothing received for 300 ms"), std::string::npos)
+      << r.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
   server->Shutdown();
 }
 
