@@ -126,7 +126,13 @@ class HttpServer::Impl {
   // keep-alive. Lives as long as an operation of its own is pending.
   class Session : public std::enable_shared_from_this<Session> {
    public:
-    Session(Impl* server, tcp::socket socket) : server_(server), stream_(std::move(socket)) {
+    // The buffer is bounded too: the parser's header limit does not cover
+    // a chunk-size line or a trailer that never ends (review s43b F1), and
+    // without a bound the buffer grew until the read timeout.
+    Session(Impl* server, tcp::socket socket)
+        : server_(server),
+          stream_(std::move(socket)),
+          buffer_(server->options_.max_header_bytes + server->options_.max_body_bytes + 4096) {
       server_->sessions_.insert(this);
     }
     // On the io thread, or in the io_context's destruction after Stop().
@@ -153,6 +159,10 @@ class HttpServer::Impl {
     void OnRead(beast::error_code ec) {
       if (ec == http::error::header_limit) return Reply(Error(431, "request header too large"), false);
       if (ec == http::error::body_limit) return Reply(Error(413, "request body too large"), false);
+      if (ec == http::error::buffer_overflow) {
+        return Reply(Error(400, "bad request: its framing (chunk lines, trailers) is too large"),
+                     false);
+      }
       if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
           ec == net::error::operation_aborted || ec == net::error::connection_reset ||
           ec == net::error::eof) {

@@ -82,6 +82,25 @@ TEST(HttpServerTest, OversizedHeaderIs431AndOversizedBodyIs413) {
   EXPECT_EQ(HttpGet(Addr(*s), "/hello").status, 200);  // and it still serves
 }
 
+// A chunk-size line or a trailer that never ends is bounded like a header
+// (review s43b F1: the read buffer grew until the read timeout).
+TEST(HttpServerTest, EndlessChunkLineOrTrailerIs400AtOnce) {
+  HttpServerOptions o;
+  o.read_timeout = std::chrono::seconds(30);
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  const std::string chunked = "GET /hello HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (const std::string& tail : {"1;" + std::string(40000, 'a'),
+                                  "0\r\nX-Trailer: " + std::string(40000, 'a')}) {
+    const auto start = std::chrono::steady_clock::now();
+    auto r = SendRawHttp(Addr(*s), chunked + tail);
+    EXPECT_EQ(r.status, 400) << tail.substr(0, 20);
+    EXPECT_THAT(r.body, HasSubstr("too large"));
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  }
+  EXPECT_EQ(HttpGet(Addr(*s), "/hello").status, 200);
+}
+
 TEST(HttpServerTest, GarbageIs400) {
   auto s = StartServer();
   ASSERT_NE(s, nullptr);
