@@ -45,7 +45,11 @@ void ApplyServerLimits(const Variables& vars, grpc::ServerBuilder* builder) {
   builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxStreamsPerConnection);
 
   grpc::ResourceQuota quota("relaykvd");
-  quota.SetMaxThreads(ClampInt(vars.GetUint("max_connections") + kHandlerThreadsHeadroom));
+  // Watchers hold a thread each and no max_connections slot: without them
+  // in the quota, max_watchers open watches left admin calls (SET GLOBAL
+  // max_connections) no thread (review s43b F3).
+  quota.SetMaxThreads(ClampInt(vars.GetUint("max_connections") + vars.GetUint("max_watchers") +
+                               kHandlerThreadsHeadroom));
   builder->SetResourceQuota(quota);
 }
 

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "proto/kv.grpc.pb.h"
 #include "proto/replication.grpc.pb.h"
+#include "proto/watch.grpc.pb.h"
 #include "tests/integration/process.h"
 
 namespace relaykv::testing {
@@ -234,6 +235,74 @@ TEST(LimitsProcessTest, AReplicaThatNeverReadsIsEndedAfterNetWriteTimeout) {
       << "a replica that does not read still holds its stream";
   EXPECT_TRUE(Contains(primary->Log(), "replica server_id 3")) << primary->Log();
   EXPECT_TRUE(Contains(primary->Log(), "longer than net_write_timeout")) << primary->Log();
+}
+
+// Every watcher holds a gRPC thread and no max_connections slot: with
+// max_watchers watches open and every slot taken, an admin call still finds
+// a thread (review s43b F3: the thread quota was max_connections + 64, so
+// 64 watchers and 4 waiting reads left SET GLOBAL none).
+TEST(LimitsProcessTest, AdminCallsWorkWithEveryWatcherAndSlotTaken) {
+  TempDir dir;
+  auto s = Relaykvd::Start(dir.path() / "p", {"--max_connections=4", "--max_watchers=64"});
+  ASSERT_NE(s, nullptr);
+  auto first = s->Put("k", "v");
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto channel = grpc::CreateChannel(s->address(), grpc::InsecureChannelCredentials());
+  auto watch_stub = v1::ChangeStream::NewStub(channel);
+  auto kv_stub = v1::Kv::NewStub(channel);
+  grpc::CompletionQueue cq;
+  // The calls progress only while their queue is polled.
+  std::thread poller([&cq] {
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
+    }
+  });
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientAsyncReader<v1::WatchResponse>>> watches;
+  std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetReply>>> gets;
+  v1::WatchRequest watch;
+  watch.set_prefix("k");
+  for (int i = 0; i < 64; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    watches.push_back(watch_stub->AsyncWatch(contexts.back().get(), watch, &cq, nullptr));
+  }
+  // Reads waiting for a GTID far ahead: each holds a slot and a thread.
+  v1::GetRequest get;
+  get.set_key("k");
+  get.mutable_wait_for_gtid()->set_epoch(first->epoch);
+  get.mutable_wait_for_gtid()->set_seq(1000000);
+  std::vector<v1::GetReply> replies(4);
+  std::vector<grpc::Status> ends(4);
+  for (int i = 0; i < 4; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    gets.push_back(kv_stub->AsyncGet(contexts.back().get(), get, &cq));
+    gets.back()->Finish(&replies[i], &ends[i], &replies[i]);  // what sends it
+  }
+  EXPECT_TRUE(WaitFor([&] { return s->Status()["Threads_connected"] == "4"; }, seconds(20)))
+      << s->Status()["Threads_connected"];
+  // All 64 watch: one more is refused for max_watchers (not for want of a thread).
+  std::string refusal;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + seconds(2));
+        auto reader = watch_stub->Watch(&ctx, watch);
+        v1::WatchResponse r;
+        while (reader->Read(&r)) {
+        }
+        refusal = reader->Finish().error_message();
+        return Contains(refusal, "max_watchers is 64");
+      },
+      seconds(30)))
+      << refusal;
+  absl::Status set = s->client().SetVariable("max_connections", "8");
+  EXPECT_TRUE(set.ok()) << set;
+  auto after = s->client().Get("k");
+  EXPECT_TRUE(after.ok()) << after.status();
+  for (auto& c : contexts) c->TryCancel();
+  cq.Shutdown();
+  poller.join();
 }
 
 TEST(LimitsProcessTest, KeepaliveEndsTheStreamOfAStoppedReplicaWithinSeconds) {
