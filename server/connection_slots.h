@@ -4,11 +4,12 @@
 // may share one, so the TCP connection is not what costs a server memory
 // and threads: the call is. What MySQL's max_connections bounds (sessions
 // holding server resources) is therefore, here, client calls in progress:
-// each unary KV call (Get, Scan, Put, Delete, Write) for its duration, each
+// each unary KV call (Put, Delete, Write for its duration; Get, Scan and
+// ReadIndex until their reply is sent: server/reply_guards.h), each
 // WriteStream for its life, each replication stream (a replica's
-// connection counts in MySQL too) and each clone FetchFile. Admin calls are not counted, as MySQL
-// keeps one connection for an administrator: SET GLOBAL max_connections
-// must work when the limit is reached. Past the limit a call is refused at
+// connection counts in MySQL too) and each clone FetchFile. Admin calls
+// are not counted, as MySQL keeps one connection for an administrator:
+// SET GLOBAL max_connections must work when the limit is reached. Past the limit a call is refused at
 // once with RESOURCE_EXHAUSTED "Too many connections" (MySQL's
 // ER_CON_COUNT_ERROR), naming the limit.
 //

@@ -7,6 +7,7 @@
 #include "server/grpc_status.h"
 #include "server/kv_calls.h"
 #include "server/node_impl.h"
+#include "server/reply_guards.h"
 #include "relaykv/node.h"
 #include "storage/thread_name.h"
 
@@ -193,8 +194,10 @@ void KvService::Stop() {
 
 grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
                             v1::GetReply* reply) {
-  ConnectionSlot slot(&node_->impl_->connections_, "Get");
-  if (!slot.status().ok()) return ToGrpcStatus(slot.status());
+  // Held until the reply is sent (server/reply_guards.h).
+  if (auto busy = node_->impl_->reply_guards_->Acquire(ctx, "Get"); !busy.ok()) {
+    return ToGrpcStatus(busy);
+  }
   if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Get"); !denied.ok()) return denied;
   GetOptions options;
   options.wait_for = GtidFromProto(req->wait_for_gtid());
@@ -217,8 +220,10 @@ grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
 
 grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                              v1::ScanReply* reply) {
-  ConnectionSlot slot(&node_->impl_->connections_, "Scan");
-  if (!slot.status().ok()) return ToGrpcStatus(slot.status());
+  // Held until the reply is sent (server/reply_guards.h).
+  if (auto busy = node_->impl_->reply_guards_->Acquire(ctx, "Scan"); !busy.ok()) {
+    return ToGrpcStatus(busy);
+  }
   if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Scan"); !denied.ok()) return denied;
   ScanRange range;
   range.start = req->start();

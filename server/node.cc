@@ -3,6 +3,7 @@
 #include <sys/file.h>
 
 #include <semaphore>
+#include <set>
 #include <tuple>
 #include <type_traits>
 #include <system_error>
@@ -12,6 +13,7 @@
 #include "server/admin_service.h"
 #include "server/grpc_server_limits.h"
 #include "server/clone_service.h"
+#include "server/reply_guards.h"
 #include "server/health_service.h"
 #include "server/http_server.h"
 #include "server/kv_service.h"
@@ -414,6 +416,10 @@ absl::Status Node::Impl::Open(Node* node) {
     auto auth = Authorizer::Create(options_.roles_file);
     if (!auth.ok()) return auth.status();
     auth_ = *std::move(auth);
+    reply_guards_ = std::make_unique<ReplyGuards>(
+        &connections_, [this] { return std::chrono::seconds(caps_.net_write_timeout_s.load()); },
+        std::set<std::string>{"/relaykv.v1.Kv/Get", "/relaykv.v1.Kv/Scan",
+                              "/relaykv.v1.Replication/ReadIndex"});
     kv_service_ = std::make_unique<KvService>(node);
     replication_service_ =
         std::make_unique<ReplicationService>(binlog_.get(), &registry_, semisync_.get(),
@@ -452,6 +458,10 @@ absl::Status Node::Impl::Open(Node* node) {
                                                    CallScope scope(this);
                                                    if (!scope.ok()) return scope.status();
                                                    return ReadIndex(o, chain);
+                                                 },
+                                                 [this](grpc::ServerContextBase* ctx,
+                                                        std::string_view what) {
+                                                   return reply_guards_->Acquire(ctx, what);
                                                  }},
                                              auth_.get());
     // Before any append; the service outlives them (Close() drains commits
@@ -487,6 +497,11 @@ absl::Status Node::Impl::Open(Node* node) {
     builder.AddListeningPort(options_.listen_address, *credentials, &bound_port_);
     // Message size, keepalive, thread quota (README "Limits").
     ApplyServerLimits(vars_, &builder);
+    {
+      std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+      creators.push_back(reply_guards_->NewFactory());
+      builder.experimental().SetInterceptorCreators(std::move(creators));
+    }
     builder.RegisterService(kv_service_.get());
     std::unique_ptr<grpc::ServerCompletionQueue> write_queue = builder.AddCompletionQueue();
     builder.RegisterService(replication_service_.get());

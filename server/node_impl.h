@@ -45,6 +45,7 @@ namespace relaykv {
 
 class AdminService;
 class CloneService;
+class ReplyGuards;
 class HealthService;
 class KvService;
 class ReplicationService;
@@ -257,6 +258,9 @@ class Node::Impl {
   void Durable(const std::shared_ptr<PendingCommit>& c, const absl::Status& written);
   // Who may call what (server/auth.h); every service method asks it.
   std::unique_ptr<Authorizer> auth_;
+  // Get, Scan and ReadIndex hold their max_connections slot until their
+  // reply is sent, and a reply the client does not read is cut off.
+  std::unique_ptr<ReplyGuards> reply_guards_;
   std::unique_ptr<KvService> kv_service_;
   std::unique_ptr<ReplicationService> replication_service_;
   std::unique_ptr<WatchService> watch_service_;  // ChangeStream.Watch over Watch()

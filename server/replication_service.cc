@@ -273,6 +273,7 @@ grpc::Status ReplicationService::ReadIndex(grpc::ServerContext* ctx,
                           denied.error_message() + " (the replication role would do too)");
     }
   }
+  if (auto busy = node_.acquire_call_slot(ctx, "ReadIndex"); !busy.ok()) return ToGrpcStatus(busy);
   GetOptions options;
   options.deadline = SteadyDeadline(*ctx);
   options.cancelled = [ctx] { return ctx->IsCancelled(); };

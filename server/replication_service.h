@@ -99,6 +99,9 @@ class ReplicationService final : public v1::Replication::Service {
     std::function<std::chrono::seconds()> send_timeout;   // net_write_timeout
     // Node::ReadIndex, for the replicas that passed the read on.
     std::function<absl::StatusOr<Gtid>(const GetOptions&, const ReadIndexChain&)> read_index;
+    // A max_connections slot for a ReadIndex call, held until its reply is
+    // sent (ReplyGuards::Acquire).
+    std::function<absl::Status(grpc::ServerContextBase*, std::string_view)> acquire_call_slot;
   };
   // Borrows binlog, registry, semisync and auth; they must outlive the
   // gRPC server. Subscribe needs the replication role (server/auth.h).

@@ -25,7 +25,7 @@ StallWatchdog::~StallWatchdog() {
   thread_.join();
 }
 
-uint64_t StallWatchdog::Add(grpc::ServerContext* ctx, Clock::time_point deadline, std::string what) {
+uint64_t StallWatchdog::Add(grpc::ServerContextBase* ctx, Clock::time_point deadline, std::string what) {
   std::lock_guard l(mu_);
   const uint64_t id = next_id_++;
   watched_.emplace(id, Entry{ctx, deadline, std::move(what)});

@@ -43,7 +43,7 @@ class StallWatchdog {
 
   class Watch {
    public:
-    Watch(StallWatchdog* dog, grpc::ServerContext* ctx, Clock::duration timeout, std::string what)
+    Watch(StallWatchdog* dog, grpc::ServerContextBase* ctx, Clock::duration timeout, std::string what)
         : dog_(dog), id_(dog->Add(ctx, Clock::now() + timeout, std::move(what))) {}
     ~Watch() { dog_->Remove(id_); }
     Watch(const Watch&) = delete;
@@ -59,11 +59,11 @@ class StallWatchdog {
 
  private:
   struct Entry {
-    grpc::ServerContext* ctx;
+    grpc::ServerContextBase* ctx;
     Clock::time_point deadline;
     std::string what;
   };
-  uint64_t Add(grpc::ServerContext* ctx, Clock::time_point deadline, std::string what)
+  uint64_t Add(grpc::ServerContextBase* ctx, Clock::time_point deadline, std::string what)
       EXCLUDES(mu_);
   void Remove(uint64_t id) EXCLUDES(mu_);
   void Run() EXCLUDES(mu_);

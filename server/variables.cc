@@ -58,12 +58,13 @@ const std::vector<VariableDef>& AllVariableDefs() {
       {"max_binlog_total_size", "binlog_space_limit", VariableType::kUint, "0", 0,
        18446744073709551615ull, {}, true,
        "purge the oldest binlog segments while all of them exceed this many bytes (0: no limit); "
-       "wins over a lagging replica (logged)"},
+       "wins over a lagging replica and a clone in progress (logged)"},
       {"max_binlog_size", "", VariableType::kUint, "1073741824", 4096, 1073741824, {}, true,
        "rotate to a new binlog segment once the current one reaches this many bytes"},
       {"max_connections", "", VariableType::kUint, "1000", 1, 1000000, {}, true,
        "client calls and streams in progress at once (KV calls, WriteStreams, replication "
-       "streams; admin calls are not counted); more are refused with RESOURCE_EXHAUSTED"},
+       "streams, clone fetches; admin calls are not counted); more are refused with "
+       "RESOURCE_EXHAUSTED"},
       {"max_inflight_write_bytes", "", VariableType::kUint, "268435456", 1048576,
        68719476736ull, {}, true,
        "bytes of keys and values in writes between admission and answer; past it (or "
@@ -82,8 +83,8 @@ const std::vector<VariableDef>& AllVariableDefs() {
       {"net_read_timeout", "", VariableType::kUint, "30", 1, 31536000, {}, true,
        "seconds a new replication stream may take to send its hello before it is ended"},
       {"net_write_timeout", "", VariableType::kUint, "60", 1, 31536000, {}, true,
-       "seconds a send to a replica may stay blocked (the replica does not read) before its "
-       "stream is ended"},
+       "seconds a send may stay blocked because the peer does not read (a replica, a clone "
+       "receiver, the reply of a Get, Scan or ReadIndex) before its call is ended"},
       {"read_only", "", VariableType::kBool, "OFF", 0, 0, {}, true,
        "refuse client writes (a replica always does)"},
       {"require_secure_transport", "", VariableType::kBool, "OFF", 0, 0, {}, false,

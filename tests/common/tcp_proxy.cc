@@ -38,6 +38,7 @@ struct TcpProxy::Impl {
       });
     }
     void Pump(tcp::socket& from, tcp::socket& to, std::array<char, 16384>& buf) {
+      if (replies_stalled && &from == &server) return;  // left unread
       auto self = shared_from_this();
       from.async_read_some(asio::buffer(buf), [self, &from, &to, &buf](
                                                   const boost::system::error_code& ec, size_t n) {
@@ -63,6 +64,7 @@ struct TcpProxy::Impl {
     tcp::socket client;
     tcp::socket server;
     bool blackholed = false;
+    bool replies_stalled = false;
     std::array<char, 16384> up{};
     std::array<char, 16384> down{};
   };
@@ -161,6 +163,13 @@ void TcpProxy::Blackhole() {
   if (!thread_.joinable()) return;
   RunOnLoop([](Impl& impl) {
     for (auto& [id, s] : impl.sessions) s->blackholed = true;
+  });
+}
+
+void TcpProxy::StallReplies() {
+  if (!thread_.joinable()) return;
+  RunOnLoop([](Impl& impl) {
+    for (auto& [id, s] : impl.sessions) s->replies_stalled = true;
   });
 }
 

@@ -42,6 +42,10 @@ class TcpProxy {
   // dropped, nothing is reset: to the client the peer hangs); new ones are
   // forwarded as usual — a server that hung on the connections it had.
   void Blackhole();
+  // Every connection open now stops reading what the target sends (the
+  // client's bytes still go through): the target's writes fill the socket
+  // buffers and then block — a client that stopped reading its replies.
+  void StallReplies();
   bool cut() const { return cut_.load(); }
   // Connections accepted so far (reset ones included), and open now.
   uint64_t accepted() const { return accepted_.load(); }

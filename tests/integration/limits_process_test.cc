@@ -16,6 +16,7 @@
 #include "proto/kv.grpc.pb.h"
 #include "proto/replication.grpc.pb.h"
 #include "proto/watch.grpc.pb.h"
+#include "tests/common/tcp_proxy.h"
 #include "tests/integration/process.h"
 
 namespace relaykv::testing {
@@ -301,6 +302,73 @@ TEST(LimitsProcessTest, AdminCallsWorkWithEveryWatcherAndSlotTaken) {
   auto after = s->client().Get("k");
   EXPECT_TRUE(after.ok()) << after.status();
   for (auto& c : contexts) c->TryCancel();
+  cq.Shutdown();
+  poller.join();
+}
+
+// A Get whose reply the client does not read holds its max_connections
+// slot until the reply is sent, and is ended after net_write_timeout
+// (review s43b F2: the slot went back when the handler returned, while
+// gRPC's thread and the reply stayed for as long as the client liked).
+TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndAreEnded) {
+  TempDir dir;
+  auto s = Relaykvd::Start(dir.path() / "p", {"--max_connections=4", "--net_write_timeout=5"});
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(s->Put("big", std::string(4 << 20, 'x')).ok());
+  ASSERT_TRUE(s->Put("small", "v").ok());
+  auto proxy = TcpProxy::Start(s->address());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  // A client whose flow-control windows stay small (gRPC sizes them by its
+  // memory pressure; no BDP probing), behind a proxy that stops passing
+  // the replies on: the server's sends wait for a window that never comes.
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  grpc::ResourceQuota quota("tight");
+  quota.Resize(1 << 20);
+  args.SetResourceQuota(quota);
+  auto stub = v1::Kv::NewStub(
+      grpc::CreateCustomChannel((*proxy)->address(), grpc::InsecureChannelCredentials(), args));
+  {
+    grpc::ClientContext ctx;
+    v1::GetRequest small;
+    small.set_key("small");
+    v1::GetReply reply;
+    grpc::Status st = stub->Get(&ctx, small, &reply);  // the connection is up
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  (*proxy)->StallReplies();
+  grpc::CompletionQueue cq;
+  std::thread poller([&cq] {  // the calls progress only while their queue is polled
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
+    }
+  });
+  v1::GetRequest get;
+  get.set_key("big");
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetReply>>> calls;
+  std::vector<v1::GetReply> replies(4);
+  std::vector<grpc::Status> ends(4);
+  for (int i = 0; i < 4; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    calls.push_back(stub->AsyncGet(contexts.back().get(), get, &cq));
+    calls.back()->Finish(&replies[i], &ends[i], &replies[i]);
+  }
+  EXPECT_TRUE(WaitFor([&] { return s->Status()["Threads_connected"] == "4"; }, seconds(10)))
+      << "Threads_connected " << s->Status()["Threads_connected"];
+  auto fifth = s->client().Get("small");
+  EXPECT_FALSE(fifth.ok());
+  EXPECT_TRUE(Contains(std::string(fifth.status().message()), "max_connections=4"))
+      << fifth.status();
+  EXPECT_TRUE(WaitFor([&] { return s->Status()["Threads_connected"] == "0"; }, seconds(30)))
+      << "the unread replies still hold their slots";
+  EXPECT_TRUE(Contains(s->Log(), "its reply has waited longer than net_write_timeout")) << s->Log();
+  auto after = s->client().Get("small");
+  ASSERT_TRUE(after.ok()) << after.status();
+  for (auto& c : contexts) c->TryCancel();
+  (*proxy)->Stop();
   cq.Shutdown();
   poller.join();
 }

@@ -147,6 +147,29 @@ TEST(WatchProcessTest, WatcherFollowsTheNewPrimaryAfterAFailoverFromItsLastGtid)
   EXPECT_EQ(seen, keys);
 }
 
+// A peer cannot make the server send progress messages more often than
+// every 100 ms (review s43b F7: at 1 ms every watcher woke and sent ~1000
+// messages a second).
+TEST(WatchProcessTest, AProgressIntervalUnder100msIsTakenAs100ms) {
+  TempDir dir;
+  auto s = Relaykvd::Start(dir.path() / "p", {});
+  ASSERT_NE(s, nullptr);
+  auto client = Client::Connect({s->address()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ClientWatchOptions o;
+  o.after = Gtid{};
+  o.progress_interval = 1ms;
+  int batches = 0;
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status st = (*client)->Watch(WatchRange{}, o, [&](const WatchBatch&) {
+    ++batches;
+    return std::chrono::steady_clock::now() - start < 2s;
+  });
+  EXPECT_TRUE(st.ok()) << st;
+  EXPECT_GE(batches, 5);   // it does send them, about every 100 ms
+  EXPECT_LE(batches, 40);  // not every millisecond (~2000)
+}
+
 TEST(WatchProcessTest, CliWatchPrintsOneLinePerChangeUpToCount) {
   TempDir dir;
   auto s = Relaykvd::Start(dir.path() / "n");

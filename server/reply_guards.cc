@@ -1,0 +1,82 @@
+#include "server/reply_guards.h"
+
+#include <optional>
+#include <utility>
+
+namespace relaykv {
+
+class ReplyGuards::Interceptor final : public grpc::experimental::Interceptor {
+ public:
+  Interceptor(ReplyGuards* guards, grpc::ServerContextBase* ctx) : guards_(guards), ctx_(ctx) {
+    std::lock_guard l(guards_->mu_);
+    guards_->calls_[ctx_] = this;
+  }
+  ~Interceptor() override {
+    send_watch_.reset();
+    std::lock_guard l(guards_->mu_);
+    guards_->calls_.erase(ctx_);
+    if (holds_slot_) guards_->slots_->Release();
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
+      send_watch_.emplace(&guards_->watchdog_, ctx_, guards_->send_timeout_(),
+                          "ending a call from " + ctx_->peer() +
+                              ": its reply has waited longer than net_write_timeout for the "
+                              "client to read it");
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_SEND_MESSAGE)) {
+      send_watch_.reset();
+    }
+    methods->Proceed();
+  }
+
+  // Under guards_->mu_.
+  bool holds_slot() const { return holds_slot_; }
+  void set_holds_slot() { holds_slot_ = true; }
+
+ private:
+  ReplyGuards* const guards_;
+  grpc::ServerContextBase* const ctx_;
+  bool holds_slot_ = false;  // guarded by guards_->mu_
+  // Set while the reply is being sent (gRPC runs one batch of a call at a
+  // time, and a unary call sends one message).
+  std::optional<StallWatchdog::Watch> send_watch_;
+};
+
+class ReplyGuards::Factory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit Factory(ReplyGuards* guards) : guards_(guards) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    if (guards_->methods_.count(info->method()) == 0) return nullptr;
+    return new Interceptor(guards_, info->server_context());
+  }
+
+ private:
+  ReplyGuards* const guards_;
+};
+
+ReplyGuards::ReplyGuards(ConnectionSlots* slots, std::function<std::chrono::seconds()> send_timeout,
+                         std::set<std::string> methods)
+    : slots_(slots), send_timeout_(std::move(send_timeout)), methods_(std::move(methods)) {}
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> ReplyGuards::NewFactory() {
+  return std::make_unique<Factory>(this);
+}
+
+absl::Status ReplyGuards::Acquire(grpc::ServerContextBase* ctx, std::string_view what) {
+  std::lock_guard l(mu_);
+  auto it = calls_.find(ctx);
+  if (it == calls_.end()) {
+    return absl::InternalError(std::string(what) +
+                               ": no reply guard for this call (its method is not guarded)");
+  }
+  if (it->second->holds_slot()) return absl::OkStatus();
+  if (auto s = slots_->Acquire(what); !s.ok()) return s;
+  it->second->set_holds_slot();
+  return absl::OkStatus();
+}
+
+}  // namespace relaykv

@@ -1,0 +1,66 @@
+// ReplyGuards: what a synchronous unary read (Get, Scan, ReadIndex) holds
+// after its handler returned. gRPC then sends the reply on the handler's
+// thread and waits for the client's flow control, so a client that grants
+// no window held that thread and the reply (up to 16 MiB) for as long as it
+// liked, outside max_connections (review s43b F2): enough such calls and
+// every other call, admin and replication included, found no thread.
+//
+// One server interceptor per guarded call (registered with NewFactory())
+// keeps the call's max_connections slot, taken by the handler through
+// Acquire(), until gRPC is done with the call, and ends (TryCancel) a
+// reply send blocked longer than net_write_timeout with a warning naming
+// the peer — as a replica's stream is ended.
+//
+// Threads: thread-safe; interceptors run on gRPC's threads.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <grpcpp/support/server_interceptor.h>
+
+#include "absl/status/status.h"
+#include "server/connection_slots.h"
+#include "server/stall_watchdog.h"
+#include "storage/thread_annotations.h"
+
+namespace relaykv {
+
+class ReplyGuards {
+ public:
+  // Borrows `slots`, which must outlive this. `methods`: full gRPC method
+  // names ("/relaykv.v1.Kv/Get") whose calls are guarded.
+  ReplyGuards(ConnectionSlots* slots, std::function<std::chrono::seconds()> send_timeout,
+              std::set<std::string> methods);
+  ReplyGuards(const ReplyGuards&) = delete;
+  ReplyGuards& operator=(const ReplyGuards&) = delete;
+
+  // For ServerBuilder::experimental().SetInterceptorCreators. The factory
+  // borrows this: it must outlive the gRPC server.
+  std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> NewFactory();
+
+  // In a guarded method's handler: one max_connections slot for the call,
+  // held until gRPC is done with it (a second call for the same call takes
+  // none). OK, or the refusal naming the limit.
+  [[nodiscard]] absl::Status Acquire(grpc::ServerContextBase* ctx, std::string_view what)
+      EXCLUDES(mu_);
+
+ private:
+  class Interceptor;
+  class Factory;
+
+  ConnectionSlots* const slots_;
+  const std::function<std::chrono::seconds()> send_timeout_;
+  const std::set<std::string> methods_;
+  std::mutex mu_;
+  std::unordered_map<const grpc::ServerContextBase*, Interceptor*> calls_ GUARDED_BY(mu_);
+  StallWatchdog watchdog_;
+};
+
+}  // namespace relaykv
