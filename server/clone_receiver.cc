@@ -263,10 +263,10 @@ absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t off
                     req_.source);
     }
     grpc::Status s = reader->Finish();
-    if (refused.empty() && !s.ok() && cutoff.fired()) {
+    if (refused.empty() && s.error_code() == grpc::StatusCode::CANCELLED && cutoff.fired()) {
       s = grpc::Status(grpc::StatusCode::UNAVAILABLE,
                        "nothing received for " + std::to_string(req_.stall_timeout.count()) +
-                           " ms (the source stopped sending)");
+                           " ms (the source stopped sending, or this node could not keep up)");
     }
     if (refused.empty() && s.ok()) {
       if (offset == f.size_bytes()) break;

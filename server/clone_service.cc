@@ -155,7 +155,7 @@ grpc::Status CloneService::Begin(grpc::ServerContext* ctx, const v1::BeginCloneR
   for (const v1::CloneFile& f : response->files()) total += f.size_bytes();
   {
     std::lock_guard l(mu_);
-    session->last_used = Clock::now();
+    session->created = session->last_used = Clock::now();
     sessions_[id] = session;
     ++stats_.started;
   }
@@ -167,9 +167,7 @@ grpc::Status CloneService::Begin(grpc::ServerContext* ctx, const v1::BeginCloneR
 std::shared_ptr<CloneService::Session> CloneService::Find(const std::string& id) {
   std::lock_guard l(mu_);
   auto it = sessions_.find(id);
-  if (it == sessions_.end()) return nullptr;
-  it->second->last_used = Clock::now();
-  return it->second;
+  return it == sessions_.end() ? nullptr : it->second;
 }
 
 grpc::Status CloneService::FetchFile(grpc::ServerContext* ctx,
@@ -218,7 +216,6 @@ grpc::Status CloneService::FetchFile(grpc::ServerContext* ctx,
     ~Done() {
       std::lock_guard l(self->mu_);
       --s->fetching;
-      s->last_used = Clock::now();
     }
   } done{this, session.get()};
 
@@ -271,7 +268,14 @@ grpc::Status CloneService::FetchFile(grpc::ServerContext* ctx,
     offset += n;
     std::lock_guard l(mu_);
     session->bytes_sent += n;
+    session->last_used = Clock::now();
     stats_.bytes_sent += n;
+    if (session->dropped) {
+      return grpc::Status(grpc::StatusCode::ABORTED,
+                          "clone session " + session->id + " expired: it is older than its " +
+                              std::to_string(options_.max_lifetime.count() / 1000) +
+                              " s lifetime; begin a new clone");
+    }
   }
   return grpc::Status::OK;
 }
@@ -297,13 +301,15 @@ grpc::Status CloneService::Finish(grpc::ServerContext* ctx, const v1::FinishClon
 
 void CloneService::Reap() {
   const auto now = Clock::now();
-  std::vector<std::shared_ptr<Session>> expired;
+  std::vector<std::pair<std::shared_ptr<Session>, bool>> expired;  // and whether for its age
   {
     std::lock_guard l(mu_);
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       Session& s = *it->second;
-      if (s.fetching == 0 && now - s.last_used > options_.ttl) {
-        expired.push_back(it->second);
+      const bool too_old = now - s.created > options_.max_lifetime;
+      if (too_old || (s.fetching == 0 && now - s.last_used > options_.ttl)) {
+        s.dropped = true;  // a fetch still running ends at its next chunk
+        expired.emplace_back(it->second, too_old);
         it = sessions_.erase(it);
         ++stats_.expired;
       } else {
@@ -312,11 +318,18 @@ void CloneService::Reap() {
     }
   }
   // Outside the lock: removing a checkpoint may take a while.
-  for (const auto& s : expired) {
+  for (const auto& [s, too_old] : expired) {
     std::error_code ec;
     fs::remove_all(s->dir, ec);
-    spdlog::warn("clone: session {} expired after {} ms idle; its checkpoint is removed", s->id,
-                 options_.ttl.count());
+    if (too_old) {
+      spdlog::warn("clone: session {} expired: older than its {} s lifetime; its checkpoint is "
+                   "removed",
+                   s->id, options_.max_lifetime.count() / 1000);
+    } else {
+      spdlog::warn("clone: session {} expired after {} ms without a byte sent; its checkpoint is "
+                   "removed",
+                   s->id, options_.ttl.count());
+    }
   }
 }
 

@@ -13,11 +13,15 @@
 // events it contains — not the binlog's end, which may be ahead.
 //
 // Sessions are bounded (`max_sessions`; RESOURCE_EXHAUSTED beyond, naming
-// the limit) and expire after `ttl` without a call (not while a FetchFile
-// runs); their checkpoints are removed on Finish, expiry, and destruction,
-// and a directory left by a crash is removed at construction. While a
-// session lives, the binlog from its GTID+1 on is kept (MinNeededSeq), so
-// the clone can replicate from there.
+// the limit) and expire after `ttl` without a byte sent (not while a
+// FetchFile runs), and after `max_lifetime` whatever they do (a fetch
+// running then ends with ABORTED): calls that send nothing, or a reader
+// taking a chunk now and then, cannot keep a checkpoint and a session slot
+// for ever (review s43c). Their checkpoints are removed on Finish, expiry,
+// and destruction, and a directory left by a crash is removed at
+// construction. While a session lives, PURGE BINARY LOGS keeps the binlog
+// from its GTID+1 on (MinNeededSeq), so the clone can replicate from
+// there; the age and size limits win over it (server/node_retention.cc).
 //
 // A peer cannot pin the source's threads (review s43a H1): each FetchFile
 // holds a max_connections slot for its life (RESOURCE_EXHAUSTED beyond,
@@ -57,6 +61,7 @@ struct CloneServiceOptions {
   std::filesystem::path sessions_dir;  // owned by the service; emptied at start
   size_t max_sessions = 2;
   std::chrono::milliseconds ttl = std::chrono::minutes(10);
+  std::chrono::milliseconds max_lifetime = std::chrono::hours(24);
   size_t chunk_bytes = 1 << 20;
   // What the source says about itself in BeginCloneResponse.
   std::function<uint32_t()> server_id;
@@ -116,14 +121,16 @@ class CloneService final : public v1::Clone::Service {
     std::filesystem::path dir;
     Gtid gtid;
     std::map<std::string, uint64_t> sizes;  // file name -> size: what may be fetched
-    Clock::time_point last_used;            // GUARDED_BY(CloneService::mu_)
+    Clock::time_point created;
+    Clock::time_point last_used;            // Begin, or a byte sent; GUARDED_BY(CloneService::mu_)
+    bool dropped = false;                   // expired while fetching; GUARDED_BY(CloneService::mu_)
     int fetching = 0;                       // GUARDED_BY(CloneService::mu_)
     uint64_t bytes_sent = 0;                // GUARDED_BY(CloneService::mu_)
     bool broke_for_testing = false;         // GUARDED_BY(CloneService::mu_)
     bool corrupted_for_testing = false;     // GUARDED_BY(CloneService::mu_)
   };
   grpc::Status CheckRole(const grpc::ServerContext* ctx, std::string_view op) const;
-  // The session, its last_used refreshed; null if unknown.
+  // The session; null if unknown.
   std::shared_ptr<Session> Find(const std::string& id) EXCLUDES(mu_);
   // One reaping round: drops the sessions idle for longer than the TTL.
   void Reap() EXCLUDES(mu_);

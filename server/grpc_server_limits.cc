@@ -11,9 +11,9 @@
 namespace relaykv {
 namespace {
 
-// Threads gRPC may run synchronous handlers on beyond max_connections:
-// admin and health calls are not counted in it, and a refused call needs a
-// thread for a moment to be refused.
+// Threads gRPC may run synchronous handlers on beyond max_connections and
+// max_watchers: admin and health calls are not counted in either, and a
+// refused call needs a thread for a moment to be refused.
 constexpr int kHandlerThreadsHeadroom = 64;
 // Concurrent HTTP/2 streams one client connection may open. More wait on
 // the client's side (gRPC queues them); the server never holds state for
@@ -27,7 +27,18 @@ int ClampInt(uint64_t v) { return static_cast<int>(std::min<uint64_t>(v, INT_MAX
 
 }  // namespace
 
-void ApplyServerLimits(const Variables& vars, grpc::ServerBuilder* builder) {
+void SizeHandlerThreads(const Variables& vars, grpc::ResourceQuota* threads) {
+  // Watchers hold a thread each and no max_connections slot: without them
+  // in the quota, max_watchers open watches left admin calls (SET GLOBAL
+  // max_connections) no thread (review s43b F3). Resized at runtime: with
+  // a quota fixed at startup, raising either cap let counted calls and
+  // watchers take every thread again (review s43c).
+  threads->SetMaxThreads(ClampInt(vars.GetUint("max_connections") + vars.GetUint("max_watchers") +
+                                  kHandlerThreadsHeadroom));
+}
+
+void ApplyServerLimits(const Variables& vars, grpc::ResourceQuota* threads,
+                       grpc::ServerBuilder* builder) {
   const int max_message = ClampInt(vars.GetUint("max_allowed_packet"));
   builder->SetMaxReceiveMessageSize(max_message);
   builder->SetMaxSendMessageSize(max_message);
@@ -44,13 +55,8 @@ void ApplyServerLimits(const Variables& vars, grpc::ServerBuilder* builder) {
                               kMinPeerPingIntervalMs);
   builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxStreamsPerConnection);
 
-  grpc::ResourceQuota quota("relaykvd");
-  // Watchers hold a thread each and no max_connections slot: without them
-  // in the quota, max_watchers open watches left admin calls (SET GLOBAL
-  // max_connections) no thread (review s43b F3).
-  quota.SetMaxThreads(ClampInt(vars.GetUint("max_connections") + vars.GetUint("max_watchers") +
-                               kHandlerThreadsHeadroom));
-  builder->SetResourceQuota(quota);
+  SizeHandlerThreads(vars, threads);
+  builder->SetResourceQuota(*threads);
 }
 
 // Here, next to the other caps' startup use: the hot-path copies of the

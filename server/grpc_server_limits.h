@@ -9,8 +9,8 @@
 //                        answer comes within keepalive_timeout_ms: a
 //                        stopped or vanished replica or client is noticed
 //                        within seconds, not when TCP gives up.
-//   max_connections      also sizes gRPC's thread quota for synchronous
-//                        handlers (at startup; see kHandlerThreadsHeadroom).
+//   max_connections,     also size gRPC's thread quota for synchronous
+//   max_watchers         handlers (SizeHandlerThreads, at startup and on SET).
 // Peers may ping as often as once a second (the keepalive minimum).
 #pragma once
 
@@ -20,6 +20,14 @@
 
 namespace relaykv {
 
-void ApplyServerLimits(const Variables& vars, grpc::ServerBuilder* builder);
+// `threads` (borrowed: the server keeps using it) is gRPC's thread quota
+// for synchronous handlers; SizeHandlerThreads sets it, then and whenever
+// max_connections or max_watchers changes.
+void ApplyServerLimits(const Variables& vars, grpc::ResourceQuota* threads,
+                       grpc::ServerBuilder* builder);
+
+// Every counted call and every watcher holds a thread, plus room for admin
+// and health calls (not counted) and for a refused call while it is refused.
+void SizeHandlerThreads(const Variables& vars, grpc::ResourceQuota* threads);
 
 }  // namespace relaykv

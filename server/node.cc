@@ -239,6 +239,9 @@ absl::Status Node::Impl::Open(Node* node) {
     // Process-wide (spdlog's default logger), as the variable's row says.
     if (name == "log_level") SetLogLevel(value).IgnoreError();  // the table validated it
     caps_.Load(vars_, name);
+    if (name == "max_connections" || name == "max_watchers") {
+      SizeHandlerThreads(vars_, &handler_threads_);
+    }
   });
   caps_.Load(vars_);
 
@@ -496,7 +499,7 @@ absl::Status Node::Impl::Open(Node* node) {
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.AddListeningPort(options_.listen_address, *credentials, &bound_port_);
     // Message size, keepalive, thread quota (README "Limits").
-    ApplyServerLimits(vars_, &builder);
+    ApplyServerLimits(vars_, &handler_threads_, &builder);
     {
       std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
       creators.push_back(reply_guards_->NewFactory());

@@ -272,6 +272,8 @@ class Node::Impl {
   std::unique_ptr<HealthService> health_service_;  // grpc.health.v1 over Health()
   std::unique_ptr<grpc::Server> server_;
   int bound_port_ = 0;
+  // gRPC's thread quota for synchronous handlers (server/grpc_server_limits.h).
+  grpc::ResourceQuota handler_threads_{"relaykvd"};
 
   mutable std::mutex mu_;
   std::condition_variable cv_;  // in_flight_ reached 0, or closing_ set

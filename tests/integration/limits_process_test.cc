@@ -241,7 +241,8 @@ TEST(LimitsProcessTest, AReplicaThatNeverReadsIsEndedAfterNetWriteTimeout) {
 // Every watcher holds a gRPC thread and no max_connections slot: with
 // max_watchers watches open and every slot taken, an admin call still finds
 // a thread (review s43b F3: the thread quota was max_connections + 64, so
-// 64 watchers and 4 waiting reads left SET GLOBAL none).
+// 64 watchers and 4 waiting reads left SET GLOBAL none), also after the
+// cap was raised at runtime.
 TEST(LimitsProcessTest, AdminCallsWorkWithEveryWatcherAndSlotTaken) {
   TempDir dir;
   auto s = Relaykvd::Start(dir.path() / "p", {"--max_connections=4", "--max_watchers=64"});
@@ -273,8 +274,8 @@ TEST(LimitsProcessTest, AdminCallsWorkWithEveryWatcherAndSlotTaken) {
   get.set_key("k");
   get.mutable_wait_for_gtid()->set_epoch(first->epoch);
   get.mutable_wait_for_gtid()->set_seq(1000000);
-  std::vector<v1::GetReply> replies(4);
-  std::vector<grpc::Status> ends(4);
+  std::vector<v1::GetReply> replies(80);
+  std::vector<grpc::Status> ends(80);
   for (int i = 0; i < 4; ++i) {
     contexts.push_back(std::make_unique<grpc::ClientContext>());
     gets.push_back(kv_stub->AsyncGet(contexts.back().get(), get, &cq));
@@ -297,10 +298,21 @@ TEST(LimitsProcessTest, AdminCallsWorkWithEveryWatcherAndSlotTaken) {
       },
       seconds(30)))
       << refusal;
-  absl::Status set = s->client().SetVariable("max_connections", "8");
+  // Raised at runtime, the quota grows with it: the new slots filled with
+  // waiting reads (80 + 64 watchers, past the 132 threads it started
+  // with), an admin call still finds a thread (review s43c: the quota was
+  // fixed at startup).
+  absl::Status set = s->client().SetVariable("max_connections", "80");
   EXPECT_TRUE(set.ok()) << set;
-  auto after = s->client().Get("k");
-  EXPECT_TRUE(after.ok()) << after.status();
+  for (int i = 4; i < 80; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    gets.push_back(kv_stub->AsyncGet(contexts.back().get(), get, &cq));
+    gets.back()->Finish(&replies[i], &ends[i], &replies[i]);
+  }
+  EXPECT_TRUE(WaitFor([&] { return s->Status()["Threads_connected"] == "80"; }, seconds(20)))
+      << s->Status()["Threads_connected"];
+  absl::Status again = s->client().SetVariable("max_connections", "81");
+  EXPECT_TRUE(again.ok()) << again;
   for (auto& c : contexts) c->TryCancel();
   cq.Shutdown();
   poller.join();
@@ -349,8 +361,8 @@ TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndAreEnded) {
   get.set_key("big");
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetReply>>> calls;
-  std::vector<v1::GetReply> replies(4);
-  std::vector<grpc::Status> ends(4);
+  std::vector<v1::GetReply> replies(80);
+  std::vector<grpc::Status> ends(80);
   for (int i = 0; i < 4; ++i) {
     contexts.push_back(std::make_unique<grpc::ClientContext>());
     calls.push_back(stub->AsyncGet(contexts.back().get(), get, &cq));

@@ -163,8 +163,10 @@ TEST(RetentionProcessTest, SizeLimitWinsOverACloneSessionAndSaysSo) {
   ASSERT_TRUE(WaitFor([&] { return Total(admin.BinaryLogs()) <= limit; }, kHousekeepingGuard))
       << "the size limit did not purge within " << kHousekeepingGuard.count() << " s: "
       << Total(admin.BinaryLogs()) << " bytes left";
-  EXPECT_NE(s->Log().find("purged events a clone in progress needs (from seq 21"),
-            std::string::npos)
+  EXPECT_TRUE(WaitFor(
+      [&] { return s->Log().find("purged events a clone in progress needs (from seq 21") !=
+                   std::string::npos; },
+      std::chrono::seconds(10)))
       << s->Log();
 }
 

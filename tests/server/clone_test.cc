@@ -298,9 +298,9 @@ TEST(CloneTest, AReceiverThatDoesNotReadIsEndedAndCannotPinTheSource) {
   ConnectionSlots slots(&limit);
   CloneServiceOptions o;
   o.chunk_bytes = 64 << 10;
-  o.ttl = std::chrono::milliseconds(500);
+  o.ttl = std::chrono::seconds(2);
   o.connections = &slots;
-  o.send_timeout = [] { return std::chrono::seconds(3); };
+  o.send_timeout = [] { return std::chrono::seconds(6); };
   Source source(tmp.path() / "src", 10000, o);
   // Flow control windows that stay small (no BDP probing): a few MB unread
   // fill them and the socket buffers.
@@ -362,6 +362,65 @@ TEST(CloneTest, AReceiverThatDoesNotReadIsEndedAndCannotPinTheSource) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
     EXPECT_NE(s.error_message().find("max_connections"), std::string::npos) << s.error_message();
   }
+}
+
+// Calls that send nothing do not keep a session alive, and no session
+// outlives max_lifetime, even with a reader taking a chunk now and then
+// (review s43c: either kept a checkpoint and a session slot for ever).
+TEST(CloneTest, ASessionExpiresWithoutBytesSentAndAtItsLifetime) {
+  TempDir tmp;
+  CloneServiceOptions o = SmallChunks();
+  o.ttl = std::chrono::seconds(1);
+  o.max_lifetime = std::chrono::seconds(3);
+  Source source(tmp.path() / "src", 5000, o);
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // small windows: the source cannot send far ahead
+  auto stub = v1::Clone::NewStub(
+      grpc::CreateCustomChannel(source.address(), grpc::InsecureChannelCredentials(), args));
+  auto begin = [&] {
+    grpc::ClientContext ctx;
+    v1::BeginCloneResponse r;
+    EXPECT_TRUE(stub->Begin(&ctx, CurrentReceiver(), &r).ok());
+    return r;
+  };
+  // Zero-byte fetches (at the end of a file) every 200 ms: it expires anyway.
+  v1::BeginCloneResponse r = begin();
+  v1::FetchCloneFileRequest at_end;
+  at_end.set_session_id(r.session_id());
+  at_end.set_name(r.files(0).name());
+  at_end.set_offset(r.files(0).size_bytes());
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        grpc::ClientContext ctx;
+        auto reader = stub->FetchFile(&ctx, at_end);
+        v1::CloneChunk c;
+        while (reader->Read(&c)) {
+        }
+        reader->Finish();
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        return source.service().stats().expired == 1;
+      },
+      std::chrono::seconds(20)));
+  // A reader taking a chunk every 100 ms (slower than the file would take):
+  // cut off at the lifetime, not when the file is done.
+  r = begin();
+  const v1::CloneFile& big = *std::max_element(
+      r.files().begin(), r.files().end(),
+      [](const auto& a, const auto& b) { return a.size_bytes() < b.size_bytes(); });
+  ASSERT_GT(big.size_bytes(), 200u * 4096);  // > 20 s at this pace
+  v1::FetchCloneFileRequest slow;
+  slow.set_session_id(r.session_id());
+  slow.set_name(big.name());
+  grpc::ClientContext ctx;
+  const auto start = std::chrono::steady_clock::now();
+  auto reader = stub->FetchFile(&ctx, slow);
+  v1::CloneChunk c;
+  while (reader->Read(&c)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  grpc::Status st = reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ABORTED) << st.error_message();
+  EXPECT_NE(st.error_message().find("lifetime"), std::string::npos) << st.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
+  EXPECT_EQ(source.service().stats().expired, 2u);
 }
 
 TEST(CloneTest, NeedsTheReplicationOrAdminRole) {
