@@ -7,6 +7,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -20,6 +21,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
 
 struct ParsedAddress {
   net::ip::address ip;
@@ -107,6 +110,7 @@ class HttpServer::Impl {
     net::post(io_, [this] {
       boost::system::error_code ec;
       acceptor_.close(ec);
+      accept_retry_.cancel();
       for (Session* s : sessions_) s->Close();
       io_.stop();
     });
@@ -243,6 +247,22 @@ class HttpServer::Impl {
   void Accept() {
     acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      if (ec) {
+        // Out of file descriptors (EMFILE, ENFILE) or memory: the pending
+        // connection stays queued, so accepting again at once spun this
+        // thread at 100% (review s43b F9). Try again a little later.
+        if (!warned_accept_) {
+          spdlog::warn("http: cannot accept a connection ({}); retrying every {} ms",
+                       ec.message(), kAcceptRetry.count());
+          warned_accept_ = true;
+        }
+        accept_retry_.expires_after(kAcceptRetry);
+        accept_retry_.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) Accept();
+        });
+        return;
+      }
+      warned_accept_ = false;
       if (!ec) {
         if (sessions_.size() >= options_.max_connections) {
           // Over the cap: closed at once (costs nothing beyond the accept).
@@ -272,6 +292,8 @@ class HttpServer::Impl {
   // destruction ends the sessions still held by its pending handlers.
   net::io_context io_{1};
   tcp::acceptor acceptor_{io_};
+  net::steady_timer accept_retry_{io_};  // after a failed accept
+  bool warned_accept_ = false;  // io thread only
   std::thread thread_;  // runs io_; started by Run(), joined by Stop()
 };
 

@@ -3,6 +3,9 @@
 // clean Stop().
 #include "server/http_server.h"
 
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <thread>
@@ -141,6 +144,45 @@ TEST(HttpServerTest, ConnectionsBeyondTheCapAreClosedAndTheServerRecovers) {
     if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_TRUE(served);
+}
+
+// Out of file descriptors, a pending connection cannot be accepted: the
+// server waits and tries again instead of spinning (review s43b F9), and
+// serves again once descriptors are free.
+TEST(HttpServerTest, AcceptOutOfDescriptorsDoesNotSpin) {
+  auto s = StartServer();
+  ASSERT_NE(s, nullptr);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  // Every descriptor number up to the new limit taken, but for the client's socket.
+  std::vector<int> fillers;
+  const int client = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(client, 0);
+  for (int fd; (fd = ::dup(client)) >= 0 && fd < 4096;) fillers.push_back(fd);
+  const int highest = fillers.empty() ? client : fillers.back();
+  ::close(highest);
+  fillers.pop_back();
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(highest);  // no descriptor numbered `highest` or above
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(s->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  rusage before{};
+  ::getrusage(RUSAGE_SELF, &before);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  rusage after{};
+  ::getrusage(RUSAGE_SELF, &after);
+  auto cpu_us = [](const rusage& r) {
+    return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000 + r.ru_utime.tv_usec + r.ru_stime.tv_usec;
+  };
+  EXPECT_LT(cpu_us(after) - cpu_us(before), 300000) << "the accept loop spins";
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  for (int fd : fillers) ::close(fd);
+  ::close(client);
+  EXPECT_EQ(HttpGet(Addr(*s), "/hello").status, 200);
 }
 
 TEST(HttpServerTest, NonLoopbackOrMalformedAddressIsRefused) {
