@@ -68,6 +68,7 @@ void Node::Impl::Caps::Load(const Variables& vars, const std::string& name) {
   load("max_connections", max_connections);
   load("max_inflight_writes", max_inflight_writes);
   load("max_inflight_write_bytes", max_inflight_write_bytes);
+  load("max_inflight_reply_bytes", max_inflight_reply_bytes);
   load("write_queue_timeout_ms", write_queue_timeout_ms);
   load("max_write_stream_inflight", max_write_stream_inflight);
   load("max_replicas", max_replicas);

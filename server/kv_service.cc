@@ -192,13 +192,24 @@ void KvService::Stop() {
   cq_.reset();
 }
 
+namespace {
+
+// A built reply's bytes, held until it is sent (max_inflight_reply_bytes):
+// the message and its encoding live together while gRPC sends it.
+grpc::Status ReserveReply(ReplyGuards* guards, grpc::ServerContext* ctx,
+                          const google::protobuf::Message& reply, std::string_view what) {
+  return ToGrpcStatus(guards->Reserve(ctx, 2 * reply.ByteSizeLong(), what));
+}
+
+}  // namespace
+
 grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
                             v1::GetReply* reply) {
+  if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Get"); !denied.ok()) return denied;
   // Held until the reply is sent (server/reply_guards.h).
   if (auto busy = node_->impl_->reply_guards_->Acquire(ctx, "Get"); !busy.ok()) {
     return ToGrpcStatus(busy);
   }
-  if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Get"); !denied.ok()) return denied;
   GetOptions options;
   options.wait_for = GtidFromProto(req->wait_for_gtid());
   if (auto bad = ReadConsistencyFromProto(req->consistency(), &options); !bad.ok()) {
@@ -215,16 +226,16 @@ grpc::Status KvService::Get(grpc::ServerContext* ctx, const v1::GetRequest* req,
     reply->set_value(std::move((*value)->value));
     GtidToProto((*value)->version, reply->mutable_version());
   }
-  return grpc::Status::OK;
+  return ReserveReply(node_->impl_->reply_guards_.get(), ctx, *reply, "Get");
 }
 
 grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* req,
                              v1::ScanReply* reply) {
+  if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Scan"); !denied.ok()) return denied;
   // Held until the reply is sent (server/reply_guards.h).
   if (auto busy = node_->impl_->reply_guards_->Acquire(ctx, "Scan"); !busy.ok()) {
     return ToGrpcStatus(busy);
   }
-  if (auto denied = node_->impl_->auth_->Check(ctx, Role::kRead, "Scan"); !denied.ok()) return denied;
   ScanRange range;
   range.start = req->start();
   range.end = req->end();
@@ -251,7 +262,7 @@ grpc::Status KvService::Scan(grpc::ServerContext* ctx, const v1::ScanRequest* re
   reply->set_count(page->count);
   reply->set_continuation(std::move(page->continuation));
   GtidToProto(page->applied, reply->mutable_applied_gtid());
-  return grpc::Status::OK;
+  return ReserveReply(node_->impl_->reply_guards_.get(), ctx, *reply, "Scan");
 }
 
 }  // namespace relaykv

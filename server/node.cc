@@ -421,6 +421,7 @@ absl::Status Node::Impl::Open(Node* node) {
     auth_ = *std::move(auth);
     reply_guards_ = std::make_unique<ReplyGuards>(
         &connections_, [this] { return std::chrono::seconds(caps_.net_write_timeout_s.load()); },
+        [this] { return caps_.max_inflight_reply_bytes.load(std::memory_order_relaxed); },
         std::set<std::string>{"/relaykv.v1.Kv/Get", "/relaykv.v1.Kv/Scan",
                               "/relaykv.v1.Replication/ReadIndex"});
     kv_service_ = std::make_unique<KvService>(node);

@@ -6,6 +6,7 @@
 #include "server/master_info.h"
 #include "absl/strings/ascii.h"
 #include "server/node_impl.h"
+#include "server/reply_guards.h"
 #include "storage/binlog_segments.h"
 #include "spdlog/spdlog.h"
 
@@ -102,6 +103,8 @@ NameValues Node::ShowStatus(std::string_view like) const {
       // refused for it; writes admitted and waiting (max_inflight_writes).
       {"Threads_connected", std::to_string(impl_->connections_.active())},
       {"Connection_errors_max_connections", std::to_string(impl_->connections_.refused())},
+      {"Reply_bytes_waiting",
+       std::to_string(impl_->reply_guards_ ? impl_->reply_guards_->reply_bytes() : 0)},
       {"Write_admission_in_flight", std::to_string(admission.in_flight)},
       {"Write_admission_queued", std::to_string(admission.queued)},
       {"Write_admission_refused", std::to_string(admission.refused)},

@@ -228,6 +228,7 @@ class Node::Impl {
     std::atomic<uint64_t> max_connections{0};
     std::atomic<uint64_t> max_inflight_writes{0};
     std::atomic<uint64_t> max_inflight_write_bytes{0};
+    std::atomic<uint64_t> max_inflight_reply_bytes{0};
     std::atomic<uint64_t> write_queue_timeout_ms{0};
     std::atomic<uint64_t> max_write_stream_inflight{0};
     std::atomic<uint64_t> max_replicas{0};

@@ -16,6 +16,7 @@ class ReplyGuards::Interceptor final : public grpc::experimental::Interceptor {
     std::lock_guard l(guards_->mu_);
     guards_->calls_.erase(ctx_);
     if (holds_slot_) guards_->slots_->Release();
+    guards_->reply_bytes_ -= reserved_;
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -23,8 +24,8 @@ class ReplyGuards::Interceptor final : public grpc::experimental::Interceptor {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
       send_watch_.emplace(&guards_->watchdog_, ctx_, guards_->send_timeout_(),
                           "ending a call from " + ctx_->peer() +
-                              ": its reply has waited longer than net_write_timeout for the "
-                              "client to read it");
+                              ": its reply was not sent within net_write_timeout (the client "
+                              "does not read it, or reads it slower than that allows)");
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_SEND_MESSAGE)) {
       send_watch_.reset();
@@ -35,11 +36,13 @@ class ReplyGuards::Interceptor final : public grpc::experimental::Interceptor {
   // Under guards_->mu_.
   bool holds_slot() const { return holds_slot_; }
   void set_holds_slot() { holds_slot_ = true; }
+  void add_reserved(uint64_t bytes) { reserved_ += bytes; }
 
  private:
   ReplyGuards* const guards_;
   grpc::ServerContextBase* const ctx_;
   bool holds_slot_ = false;  // guarded by guards_->mu_
+  uint64_t reserved_ = 0;    // reply bytes; guarded by guards_->mu_
   // Set while the reply is being sent (gRPC runs one batch of a call at a
   // time, and a unary call sends one message).
   std::optional<StallWatchdog::Watch> send_watch_;
@@ -59,8 +62,11 @@ class ReplyGuards::Factory final : public grpc::experimental::ServerInterceptorF
 };
 
 ReplyGuards::ReplyGuards(ConnectionSlots* slots, std::function<std::chrono::seconds()> send_timeout,
-                         std::set<std::string> methods)
-    : slots_(slots), send_timeout_(std::move(send_timeout)), methods_(std::move(methods)) {}
+                         std::function<uint64_t()> max_reply_bytes, std::set<std::string> methods)
+    : slots_(slots),
+      send_timeout_(std::move(send_timeout)),
+      max_reply_bytes_(std::move(max_reply_bytes)),
+      methods_(std::move(methods)) {}
 
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> ReplyGuards::NewFactory() {
   return std::make_unique<Factory>(this);
@@ -77,6 +83,36 @@ absl::Status ReplyGuards::Acquire(grpc::ServerContextBase* ctx, std::string_view
   if (auto s = slots_->Acquire(what); !s.ok()) return s;
   it->second->set_holds_slot();
   return absl::OkStatus();
+}
+
+}  // namespace relaykv
+
+namespace relaykv {
+
+absl::Status ReplyGuards::Reserve(grpc::ServerContextBase* ctx, uint64_t bytes,
+                                  std::string_view what) {
+  std::lock_guard l(mu_);
+  auto it = calls_.find(ctx);
+  if (it == calls_.end()) {
+    return absl::InternalError(std::string(what) +
+                               ": no reply guard for this call (its method is not guarded)");
+  }
+  const uint64_t limit = max_reply_bytes_();
+  if (reply_bytes_ > 0 && reply_bytes_ + bytes > limit) {
+    return absl::ResourceExhaustedError(
+        std::string(what) + " refused: replies waiting to be sent hold " +
+        std::to_string(reply_bytes_) + " bytes, and this one's " + std::to_string(bytes) +
+        " more would pass max_inflight_reply_bytes=" + std::to_string(limit) +
+        " (clients that do not read their replies hold them); retry");
+  }
+  reply_bytes_ += bytes;
+  it->second->add_reserved(bytes);
+  return absl::OkStatus();
+}
+
+uint64_t ReplyGuards::reply_bytes() const {
+  std::lock_guard l(mu_);
+  return reply_bytes_;
 }
 
 }  // namespace relaykv

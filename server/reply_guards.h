@@ -7,14 +7,18 @@
 //
 // One server interceptor per guarded call (registered with NewFactory())
 // keeps the call's max_connections slot, taken by the handler through
-// Acquire(), until gRPC is done with the call, and ends (TryCancel) a
-// reply send blocked longer than net_write_timeout with a warning naming
-// the peer — as a replica's stream is ended.
+// Acquire(), and the bytes its reply holds, counted by Reserve() against
+// max_inflight_reply_bytes (a count and a time alone still let 1000 stalled
+// 16 MiB replies and their encodings take 32 GiB: review s43d R1), until
+// gRPC is done with the call; and it ends (TryCancel) a reply send blocked
+// longer than net_write_timeout with a warning naming the peer — as a
+// replica's stream is ended.
 //
 // Threads: thread-safe; interceptors run on gRPC's threads.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -37,7 +41,7 @@ class ReplyGuards {
   // Borrows `slots`, which must outlive this. `methods`: full gRPC method
   // names ("/relaykv.v1.Kv/Get") whose calls are guarded.
   ReplyGuards(ConnectionSlots* slots, std::function<std::chrono::seconds()> send_timeout,
-              std::set<std::string> methods);
+              std::function<uint64_t()> max_reply_bytes, std::set<std::string> methods);
   ReplyGuards(const ReplyGuards&) = delete;
   ReplyGuards& operator=(const ReplyGuards&) = delete;
 
@@ -51,15 +55,26 @@ class ReplyGuards {
   [[nodiscard]] absl::Status Acquire(grpc::ServerContextBase* ctx, std::string_view what)
       EXCLUDES(mu_);
 
+  // In a guarded method's handler, once its reply is built: `bytes` held
+  // until gRPC is done with the call. OK, or RESOURCE_EXHAUSTED naming
+  // max_inflight_reply_bytes (a reply alone is always let through).
+  [[nodiscard]] absl::Status Reserve(grpc::ServerContextBase* ctx, uint64_t bytes,
+                                     std::string_view what) EXCLUDES(mu_);
+
+  // Bytes reserved by replies not yet sent.
+  uint64_t reply_bytes() const EXCLUDES(mu_);
+
  private:
   class Interceptor;
   class Factory;
 
   ConnectionSlots* const slots_;
   const std::function<std::chrono::seconds()> send_timeout_;
+  const std::function<uint64_t()> max_reply_bytes_;
   const std::set<std::string> methods_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::unordered_map<const grpc::ServerContextBase*, Interceptor*> calls_ GUARDED_BY(mu_);
+  uint64_t reply_bytes_ GUARDED_BY(mu_) = 0;
   StallWatchdog watchdog_;
 };
 

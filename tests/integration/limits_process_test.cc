@@ -318,13 +318,18 @@ TEST(LimitsProcessTest, AdminCallsWorkWithEveryWatcherAndSlotTaken) {
   poller.join();
 }
 
-// A Get whose reply the client does not read holds its max_connections
-// slot until the reply is sent, and is ended after net_write_timeout
-// (review s43b F2: the slot went back when the handler returned, while
-// gRPC's thread and the reply stayed for as long as the client liked).
-TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndAreEnded) {
+// Gets whose replies the client does not read hold their max_connections
+// slots and their replies' bytes (max_inflight_reply_bytes) until the reply
+// is sent, and are ended after net_write_timeout (review s43b F2: the slot
+// went back when the handler returned, while gRPC's thread and the reply
+// stayed for as long as the client liked; s43d R1: bytes too). Keepalive
+// is far off, so only net_write_timeout can end them.
+TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndBytesAndAreEnded) {
   TempDir dir;
-  auto s = Relaykvd::Start(dir.path() / "p", {"--max_connections=4", "--net_write_timeout=5"});
+  auto s = Relaykvd::Start(dir.path() / "p",
+                           {"--max_connections=4", "--net_write_timeout=15",
+                            "--keepalive_time_ms=600000", "--keepalive_timeout_ms=600000",
+                            "--max_inflight_reply_bytes=20971520"});
   ASSERT_NE(s, nullptr);
   ASSERT_TRUE(s->Put("big", std::string(4 << 20, 'x')).ok());
   ASSERT_TRUE(s->Put("small", "v").ok());
@@ -341,10 +346,10 @@ TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndAreEnded) {
   args.SetResourceQuota(quota);
   auto stub = v1::Kv::NewStub(
       grpc::CreateCustomChannel((*proxy)->address(), grpc::InsecureChannelCredentials(), args));
+  v1::GetRequest small;
+  small.set_key("small");
   {
     grpc::ClientContext ctx;
-    v1::GetRequest small;
-    small.set_key("small");
     v1::GetReply reply;
     grpc::Status st = stub->Get(&ctx, small, &reply);  // the connection is up
     ASSERT_TRUE(st.ok()) << st.error_message();
@@ -357,27 +362,49 @@ TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndAreEnded) {
     while (cq.Next(&tag, &ok)) {
     }
   });
-  v1::GetRequest get;
-  get.set_key("big");
+  v1::GetRequest big;
+  big.set_key("big");
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<v1::GetReply>>> calls;
-  std::vector<v1::GetReply> replies(80);
-  std::vector<grpc::Status> ends(80);
-  for (int i = 0; i < 4; ++i) {
+  std::vector<v1::GetReply> replies(4);
+  std::vector<grpc::Status> ends(4);
+  auto start_get = [&](const v1::GetRequest& get) {
+    const size_t i = calls.size();
     contexts.push_back(std::make_unique<grpc::ClientContext>());
     calls.push_back(stub->AsyncGet(contexts.back().get(), get, &cq));
     calls.back()->Finish(&replies[i], &ends[i], &replies[i]);
-  }
+  };
+  // Two 4 MiB replies stalled: ~16.8 MB of the 20 MiB budget.
+  start_get(big);
+  start_get(big);
+  EXPECT_TRUE(WaitFor([&] { return s->Status()["Threads_connected"] == "2"; }, seconds(10)))
+      << "Threads_connected " << s->Status()["Threads_connected"];
+  EXPECT_GT(std::stoull(s->Status()["Reply_bytes_waiting"]), 16u << 20);
+  auto third = s->client().Get("big");
+  EXPECT_FALSE(third.ok());
+  EXPECT_TRUE(Contains(std::string(third.status().message()),
+                       "max_inflight_reply_bytes=20971520"))
+      << third.status();
+  auto fits = s->client().Get("small");
+  EXPECT_TRUE(fits.ok()) << fits.status();
+  // Two small ones behind them, stalled too: every slot taken.
+  start_get(small);
+  start_get(small);
   EXPECT_TRUE(WaitFor([&] { return s->Status()["Threads_connected"] == "4"; }, seconds(10)))
       << "Threads_connected " << s->Status()["Threads_connected"];
   auto fifth = s->client().Get("small");
   EXPECT_FALSE(fifth.ok());
   EXPECT_TRUE(Contains(std::string(fifth.status().message()), "max_connections=4"))
       << fifth.status();
-  EXPECT_TRUE(WaitFor([&] { return s->Status()["Threads_connected"] == "0"; }, seconds(30)))
-      << "the unread replies still hold their slots";
-  EXPECT_TRUE(Contains(s->Log(), "its reply has waited longer than net_write_timeout")) << s->Log();
-  auto after = s->client().Get("small");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto st = s->Status();
+        return st["Threads_connected"] == "0" && st["Reply_bytes_waiting"] == "0";
+      },
+      seconds(40)))
+      << "the unread replies still hold their slots or bytes";
+  EXPECT_TRUE(Contains(s->Log(), "its reply was not sent within net_write_timeout")) << s->Log();
+  auto after = s->client().Get("big");
   ASSERT_TRUE(after.ok()) << after.status();
   for (auto& c : contexts) c->TryCancel();
   (*proxy)->Stop();
