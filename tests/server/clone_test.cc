@@ -463,7 +463,9 @@ TEST(CloneTest, NeedsTheReplicationOrAdminRole) {
 
 // A source whose file does not match the digest it announced (each chunk's
 // own CRC32C is right): the clone fails and nothing is moved into place.
-class LyingSource final : public v1::Clone::Service {
+// A source listing one file, CURRENT, of 4 bytes "abcd"; what FetchFile
+// sends is the subclass's.
+class OneFileSource : public v1::Clone::Service {
  public:
   grpc::Status Begin(grpc::ServerContext*, const v1::BeginCloneRequest*,
                      v1::BeginCloneResponse* r) override {
@@ -476,6 +478,30 @@ class LyingSource final : public v1::Clone::Service {
     f->set_sha256(sha.Final());
     return grpc::Status::OK;
   }
+  grpc::Status Finish(grpc::ServerContext*, const v1::FinishCloneRequest*,
+                      v1::FinishCloneResponse*) override {
+    return grpc::Status::OK;
+  }
+
+  // Serves this on 127.0.0.1; its address.
+  std::string Serve() {
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+    return "127.0.0.1:" + std::to_string(port);
+  }
+  ~OneFileSource() override {
+    if (server_) server_->Shutdown();
+  }
+
+ private:
+  std::unique_ptr<grpc::Server> server_;
+};
+
+class LyingSource final : public OneFileSource {
+ public:
   grpc::Status FetchFile(grpc::ServerContext*, const v1::FetchCloneFileRequest*,
                          grpc::ServerWriter<v1::CloneChunk>* w) override {
     v1::CloneChunk c;
@@ -485,27 +511,17 @@ class LyingSource final : public v1::Clone::Service {
     w->Write(c);
     return grpc::Status::OK;
   }
-  grpc::Status Finish(grpc::ServerContext*, const v1::FinishCloneRequest*,
-                      v1::FinishCloneResponse*) override {
-    return grpc::Status::OK;
-  }
 };
 
 TEST(CloneTest, FileNotMatchingItsDigestFailsTheClone) {
   TempDir tmp;
   LyingSource lying;
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&lying);
-  auto server = builder.BuildAndStart();
-  auto r = CloneInto({"127.0.0.1:" + std::to_string(port), {}, tmp.path() / "dst"});
+  auto r = CloneInto({lying.Serve(), {}, tmp.path() / "dst"});
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
   EXPECT_NE(r.status().message().find("SHA-256"), std::string::npos) << r.status();
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "binlog"));
-  server->Shutdown();
 }
 
 // A source that lists a file and then sends nothing on a live connection
@@ -513,19 +529,8 @@ TEST(CloneTest, FileNotMatchingItsDigestFailsTheClone) {
 // timeout and gives up after max_attempts, instead of waiting for ever
 // inside Node::Open. The source gives up by itself after 20 s, so that
 // the receiver before the fix failed (with another message) rather than hung.
-class SilentSource final : public v1::Clone::Service {
+class SilentSource final : public OneFileSource {
  public:
-  grpc::Status Begin(grpc::ServerContext*, const v1::BeginCloneRequest*,
-                     v1::BeginCloneResponse* r) override {
-    r->set_session_id("s");
-    v1::CloneFile* f = r->add_files();
-    f->set_name("CURRENT");
-    f->set_size_bytes(4);
-    Sha256 sha;
-    sha.Update("abcd");
-    f->set_sha256(sha.Final());
-    return grpc::Status::OK;
-  }
   grpc::Status FetchFile(grpc::ServerContext* ctx, const v1::FetchCloneFileRequest*,
                          grpc::ServerWriter<v1::CloneChunk>*) override {
     const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -534,21 +539,12 @@ class SilentSource final : public v1::Clone::Service {
     }
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "gave up");
   }
-  grpc::Status Finish(grpc::ServerContext*, const v1::FinishCloneRequest*,
-                      v1::FinishCloneResponse*) override {
-    return grpc::Status::OK;
-  }
 };
 
 TEST(CloneTest, ASourceThatStopsSendingIsCutOffAndTheCloneFails) {
   TempDir tmp;
   SilentSource silent;
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&silent);
-  auto server = builder.BuildAndStart();
-  CloneRequest req{"127.0.0.1:" + std::to_string(port), {}, tmp.path() / "dst"};
+  CloneRequest req{silent.Serve(), {}, tmp.path() / "dst"};
   req.max_attempts = 2;
   req.stall_timeout = std::chrono::milliseconds(300);
   const auto start = std::chrono::steady_clock::now();
@@ -558,7 +554,6 @@ TEST(CloneTest, ASourceThatStopsSendingIsCutOffAndTheCloneFails) {
       << r.status();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
-  server->Shutdown();
 }
 
 }  // namespace
