@@ -80,6 +80,11 @@ absl::Status ReplyGuards::Acquire(grpc::ServerContextBase* ctx, std::string_view
                                ": no reply guard for this call (its method is not guarded)");
   }
   if (it->second->holds_slot()) return absl::OkStatus();
+  // A full reply budget refuses before the read is made: a refused reply
+  // costs its read and, until its status is sent, the call (review s43e E1).
+  if (const uint64_t limit = max_reply_bytes_(); reply_bytes_ >= limit) {
+    return ReplyBudgetFull(what, 0, limit);
+  }
   if (auto s = slots_->Acquire(what); !s.ok()) return s;
   it->second->set_holds_slot();
   return absl::OkStatus();
@@ -98,16 +103,20 @@ absl::Status ReplyGuards::Reserve(grpc::ServerContextBase* ctx, uint64_t bytes,
                                ": no reply guard for this call (its method is not guarded)");
   }
   const uint64_t limit = max_reply_bytes_();
-  if (reply_bytes_ > 0 && reply_bytes_ + bytes > limit) {
-    return absl::ResourceExhaustedError(
-        std::string(what) + " refused: replies waiting to be sent hold " +
-        std::to_string(reply_bytes_) + " bytes, and this one's " + std::to_string(bytes) +
-        " more would pass max_inflight_reply_bytes=" + std::to_string(limit) +
-        " (clients that do not read their replies hold them); retry");
-  }
+  if (reply_bytes_ > 0 && reply_bytes_ + bytes > limit) return ReplyBudgetFull(what, bytes, limit);
   reply_bytes_ += bytes;
   it->second->add_reserved(bytes);
   return absl::OkStatus();
+}
+
+absl::Status ReplyGuards::ReplyBudgetFull(std::string_view what, uint64_t bytes,
+                                          uint64_t limit) const {
+  return absl::ResourceExhaustedError(
+      std::string(what) + " refused: replies waiting to be sent hold " +
+      std::to_string(reply_bytes_) + " bytes" +
+      (bytes > 0 ? ", and this one's " + std::to_string(bytes) + " more would pass" : ", at") +
+      " max_inflight_reply_bytes=" + std::to_string(limit) +
+      " (clients that do not read their replies hold them); retry");
 }
 
 uint64_t ReplyGuards::reply_bytes() const {

@@ -51,7 +51,8 @@ class ReplyGuards {
 
   // In a guarded method's handler: one max_connections slot for the call,
   // held until gRPC is done with it (a second call for the same call takes
-  // none). OK, or the refusal naming the limit.
+  // none). OK, or the refusal naming max_connections, or
+  // max_inflight_reply_bytes when replies already fill it.
   [[nodiscard]] absl::Status Acquire(grpc::ServerContextBase* ctx, std::string_view what)
       EXCLUDES(mu_);
 
@@ -67,6 +68,11 @@ class ReplyGuards {
  private:
   class Interceptor;
   class Factory;
+
+  // The refusal naming max_inflight_reply_bytes (`bytes`: the reply's, 0
+  // before it is read).
+  absl::Status ReplyBudgetFull(std::string_view what, uint64_t bytes, uint64_t limit) const
+      REQUIRES(mu_);
 
   ConnectionSlots* const slots_;
   const std::function<std::chrono::seconds()> send_timeout_;

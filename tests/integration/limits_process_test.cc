@@ -329,9 +329,9 @@ TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndBytesAndAreE
   auto s = Relaykvd::Start(dir.path() / "p",
                            {"--max_connections=4", "--net_write_timeout=15",
                             "--keepalive_time_ms=600000", "--keepalive_timeout_ms=600000",
-                            "--max_inflight_reply_bytes=20971520"});
+                            "--max_inflight_reply_bytes=67108864"});
   ASSERT_NE(s, nullptr);
-  ASSERT_TRUE(s->Put("big", std::string(4 << 20, 'x')).ok());
+  ASSERT_TRUE(s->Put("big", std::string(12 << 20, 'x')).ok());
   ASSERT_TRUE(s->Put("small", "v").ok());
   auto proxy = TcpProxy::Start(s->address());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
@@ -374,16 +374,17 @@ TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndBytesAndAreE
     calls.push_back(stub->AsyncGet(contexts.back().get(), get, &cq));
     calls.back()->Finish(&replies[i], &ends[i], &replies[i]);
   };
-  // Two 4 MiB replies stalled: ~16.8 MB of the 20 MiB budget.
+  // Two 12 MiB replies stalled, each counted in memory and encoded: ~48 MiB
+  // of the 64 MiB budget.
   start_get(big);
   start_get(big);
   EXPECT_TRUE(WaitFor([&] { return s->Status()["Threads_connected"] == "2"; }, seconds(10)))
       << "Threads_connected " << s->Status()["Threads_connected"];
-  EXPECT_GT(std::stoull(s->Status()["Reply_bytes_waiting"]), 16u << 20);
+  EXPECT_GT(std::stoull(s->Status()["Reply_bytes_waiting"]), 48u << 20);
   auto third = s->client().Get("big");
   EXPECT_FALSE(third.ok());
   EXPECT_TRUE(Contains(std::string(third.status().message()),
-                       "max_inflight_reply_bytes=20971520"))
+                       "max_inflight_reply_bytes=67108864"))
       << third.status();
   auto fits = s->client().Get("small");
   EXPECT_TRUE(fits.ok()) << fits.status();

@@ -492,9 +492,12 @@ class OneFileSource : public v1::Clone::Service {
     server_ = builder.BuildAndStart();
     return "127.0.0.1:" + std::to_string(port);
   }
-  ~OneFileSource() override {
+  // Before the subclass is destroyed: no handler may run on it after.
+  void Stop() {
     if (server_) server_->Shutdown();
+    server_.reset();
   }
+  ~OneFileSource() override { Stop(); }
 
  private:
   std::unique_ptr<grpc::Server> server_;
@@ -522,6 +525,7 @@ TEST(CloneTest, FileNotMatchingItsDigestFailsTheClone) {
   EXPECT_NE(r.status().message().find("SHA-256"), std::string::npos) << r.status();
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "binlog"));
+  lying.Stop();
 }
 
 // A source that lists a file and then sends nothing on a live connection
@@ -554,6 +558,7 @@ TEST(CloneTest, ASourceThatStopsSendingIsCutOffAndTheCloneFails) {
       << r.status();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
+  silent.Stop();
 }
 
 }  // namespace
