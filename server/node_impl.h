@@ -52,8 +52,9 @@ class ReplicationService;
 class WatchService;
 
 // Node::Impl::WatchWire's consumer: gets each batch as the bytes of a
-// WatchResponse, valid during the call only; false ends the watch.
-using WatchWireDeliver = std::function<bool(const std::string& response)>;
+// WatchResponse, valid during the call only, which it may take (move
+// from); false ends the watch.
+using WatchWireDeliver = std::function<bool(std::string& response)>;
 
 class Node::Impl {
  public:

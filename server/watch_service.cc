@@ -18,8 +18,21 @@ constexpr auto kWatchdogPeriod = std::chrono::seconds(1);
 constexpr auto kWatchdogGrace = std::chrono::seconds(10);
 // The shortest progress_interval_ms a peer gets (shorter ones are raised).
 constexpr auto kMinProgressInterval = std::chrono::milliseconds(100);
+// Responses up to this size are copied into their gRPC slice (ToSlice).
+constexpr size_t kCopyAtMost = 64 * 1024;
 // proto/watch.proto's ChangeStream.Watch, as gRPC names it on the wire.
 constexpr char kWatchMethod[] = "/relaykv.v1.ChangeStream/Watch";
+
+// The response as gRPC sends it later: small ones copied (the batch
+// buffer is reused), larger ones taken without a copy — a watcher blocked
+// in a send held its batch twice, up to ~64 MiB with a 32 MiB event
+// (review s43b F8).
+grpc::Slice ToSlice(std::string& response) {
+  if (response.size() <= kCopyAtMost) return grpc::Slice(response.data(), response.size());
+  auto* owned = new std::string(std::move(response));
+  return grpc::Slice(owned->data(), owned->size(),
+                     [](void* s) { delete static_cast<std::string*>(s); }, owned);
+}
 
 }  // namespace
 
@@ -88,8 +101,8 @@ grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchReques
     std::lock_guard l(mu_);
     calls_.push_back(&call);
   }
-  absl::Status s = node_->impl_->WatchWire(o, [&](const std::string& response) {
-    grpc::Slice slice(response.data(), response.size());  // copied: gRPC sends it later
+  absl::Status s = node_->impl_->WatchWire(o, [&](std::string& response) {
+    grpc::Slice slice = ToSlice(response);
     grpc::ByteBuffer buffer(&slice, 1);
     call.writing_since_ns.store(Clock::now().time_since_epoch().count());
     const bool written = writer->Write(buffer);
