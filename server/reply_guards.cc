@@ -5,6 +5,16 @@
 
 namespace relaykv {
 
+namespace {
+
+// A handler of a method the factory does not guard (a wiring mistake).
+absl::Status NotGuarded(std::string_view what) {
+  return absl::InternalError(std::string(what) +
+                             ": no reply guard for this call (its method is not guarded)");
+}
+
+}  // namespace
+
 class ReplyGuards::Interceptor final : public grpc::experimental::Interceptor {
  public:
   Interceptor(ReplyGuards* guards, grpc::ServerContextBase* ctx) : guards_(guards), ctx_(ctx) {
@@ -75,10 +85,7 @@ std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> ReplyGuar
 absl::Status ReplyGuards::Acquire(grpc::ServerContextBase* ctx, std::string_view what) {
   std::lock_guard l(mu_);
   auto it = calls_.find(ctx);
-  if (it == calls_.end()) {
-    return absl::InternalError(std::string(what) +
-                               ": no reply guard for this call (its method is not guarded)");
-  }
+  if (it == calls_.end()) return NotGuarded(what);
   if (it->second->holds_slot()) return absl::OkStatus();
   // A full reply budget refuses before the read is made: a refused reply
   // costs its read and, until its status is sent, the call (review s43e E1).
@@ -90,18 +97,11 @@ absl::Status ReplyGuards::Acquire(grpc::ServerContextBase* ctx, std::string_view
   return absl::OkStatus();
 }
 
-}  // namespace relaykv
-
-namespace relaykv {
-
 absl::Status ReplyGuards::Reserve(grpc::ServerContextBase* ctx, uint64_t bytes,
                                   std::string_view what) {
   std::lock_guard l(mu_);
   auto it = calls_.find(ctx);
-  if (it == calls_.end()) {
-    return absl::InternalError(std::string(what) +
-                               ": no reply guard for this call (its method is not guarded)");
-  }
+  if (it == calls_.end()) return NotGuarded(what);
   const uint64_t limit = max_reply_bytes_();
   if (reply_bytes_ > 0 && reply_bytes_ + bytes > limit) return ReplyBudgetFull(what, bytes, limit);
   reply_bytes_ += bytes;
