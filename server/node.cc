@@ -419,8 +419,10 @@ absl::Status Node::Impl::Open(Node* node) {
     auto auth = Authorizer::Create(options_.roles_file);
     if (!auth.ok()) return auth.status();
     auth_ = *std::move(auth);
+    // net_write_timeout, for every send a peer can stall.
+    auto send_timeout = [this] { return std::chrono::seconds(caps_.net_write_timeout_s.load()); };
     reply_guards_ = std::make_unique<ReplyGuards>(
-        &connections_, [this] { return std::chrono::seconds(caps_.net_write_timeout_s.load()); },
+        &connections_, send_timeout,
         [this] { return caps_.max_inflight_reply_bytes.load(std::memory_order_relaxed); },
         std::set<std::string>{"/relaykv.v1.Kv/Get", "/relaykv.v1.Kv/Scan",
                               "/relaykv.v1.Replication/ReadIndex"});
@@ -452,10 +454,7 @@ absl::Status Node::Impl::Open(Node* node) {
                                                    return std::chrono::seconds(
                                                        caps_.net_read_timeout_s.load());
                                                  },
-                                                 [this] {
-                                                   return std::chrono::seconds(
-                                                       caps_.net_write_timeout_s.load());
-                                                 },
+                                                 send_timeout,
                                                  [this](const GetOptions& o,
                                                         const ReadIndexChain& chain)
                                                      -> absl::StatusOr<Gtid> {
@@ -483,7 +482,7 @@ absl::Status Node::Impl::Open(Node* node) {
     clone_options.server_id = [this] { return static_cast<uint32_t>(vars_.GetUint("server_id")); };
     clone_options.primary = [this] { return primary_address(); };
     clone_options.connections = &connections_;
-    clone_options.send_timeout = [this] { return std::chrono::seconds(caps_.net_write_timeout_s.load()); };
+    clone_options.send_timeout = send_timeout;
     if (const char* v = std::getenv("RELAYKV_CLONE_BREAK_AT_BYTES_FOR_TESTING")) {
       clone_options.break_at_bytes_for_testing = std::strtoull(v, nullptr, 10);
     }
