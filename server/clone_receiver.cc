@@ -18,6 +18,8 @@
 #include "server/master_info.h"
 #include "server/sha256.h"
 #include "spdlog/spdlog.h"
+#include "storage/binlog.h"
+#include "storage/binlog_format.h"
 #include "storage/binlog_segments.h"
 #include "storage/crc32c.h"
 #include "storage/file.h"
@@ -31,8 +33,11 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kSessionFile[] = "session.pb";
 constexpr char kReadyFile[] = "READY";
-// What a staged clone moves into the data dir, in this order.
-constexpr const char* kMovedNames[] = {"db", "binlog", "master.info"};
+// What a staged clone moves into the data dir, in this order: master.info
+// first, so a data dir holding the copy's state already names its primary
+// (opened as a primary at the clone's GTID it would fork the source's
+// history: review s43a L5).
+constexpr const char* kMovedNames[] = {"master.info", "db", "binlog"};
 
 absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
@@ -74,13 +79,21 @@ absl::Status MoveIntoPlace(const fs::path& data_dir, const std::string& source, 
   const fs::path staging = data_dir / kCloneStagingDir;
   std::error_code ec;
   for (const char* name : kMovedNames) {
-    if (!fs::exists(staging / name, ec)) continue;  // moved before a crash
+    const bool there = fs::exists(staging / name, ec);
+    if (ec) {
+      return absl::InternalError("cannot look at " + (staging / name).string() + ": " +
+                                 ec.message());
+    }
+    if (!there) continue;  // moved before a crash
     fs::rename(staging / name, data_dir / name, ec);
     if (ec) {
       return absl::InternalError("cannot move " + (staging / name).string() + " into " +
                                  data_dir.string() + ": " + ec.message());
     }
   }
+  // Both directories: POSIX promises a rename durable only once the one
+  // it left is synced too.
+  if (auto s = SyncDir(staging); !s.ok()) return s;
   if (auto s = SyncDir(data_dir); !s.ok()) return s;
   if (auto s = WriteFileAtomically(data_dir / kCloneDoneFile,
                                    "source=" + source + "\ngtid=" + gtid.ToString() + "\n");
@@ -90,6 +103,29 @@ absl::Status MoveIntoPlace(const fs::path& data_dir, const std::string& source, 
   fs::remove_all(staging, ec);
   if (ec) return absl::InternalError("cannot remove " + staging.string() + ": " + ec.message());
   return SyncDir(data_dir);
+}
+
+// The clone's binlog, durable: it begins with the source's event at the
+// clone's GTID when the source sent it — so the node knows who wrote its
+// last event, what a primary compares to tell two nodes that opened one
+// epoch apart (review s43a M3) — and is otherwise empty after that GTID.
+absl::Status CreateCloneBinlog(const fs::path& dir, const std::string& source,
+                               const v1::BeginCloneResponse& session) {
+  const Gtid gtid = GtidFromProto(session.gtid());
+  if (!session.has_gtid_event()) return CreateBinlogStartingAfter(dir, gtid);
+  const Gtid at = GtidFromProto(session.gtid_event().gtid());
+  const Gtid before = GtidFromProto(session.gtid_before());
+  if (at != gtid || before.seq + 1 != gtid.seq || before.epoch > gtid.epoch) {
+    return absl::DataLossError("clone from " + source + ": the copy is at " + gtid.ToString() +
+                               " but the source sent event " + at.ToString() + " after " +
+                               before.ToString() + " as its last");
+  }
+  if (auto s = CreateBinlogStartingAfter(dir, before); !s.ok()) return s;
+  BinlogOptions options;
+  options.dir = dir;
+  auto binlog = Binlog::Open(options);
+  if (!binlog.ok()) return binlog.status();
+  return (*binlog)->AppendReplicated({&session.gtid_event(), 1}, /*sync=*/true);
 }
 
 class Receiver {
@@ -154,11 +190,21 @@ absl::Status Receiver::BeginNew() {
         std::to_string(session_.state_format()) + " and this relaykvd opens formats up to " +
         std::to_string(kStateMachineFormat) + ": upgrade this node before it clones from that one");
   }
+  // The GTID becomes the clone's binlog start (review s43a L7).
+  if (const Gtid gtid = GtidFromProto(session_.gtid());
+      gtid.seq == UINT64_MAX || gtid.epoch > binlog_format::kMaxEpoch ||
+      (gtid.epoch == 0 && gtid.seq > 0)) {
+    FinishSession();
+    return absl::InvalidArgumentError("clone source " + req_.source +
+                                      " announced an impossible GTID " + gtid.ToString());
+  }
   for (const v1::CloneFile& f : session_.files()) {
-    // Names become paths here: nothing may climb out of the staging dir.
+    // Names become paths here: nothing may climb out of the staging dir,
+    // and a NUL would cut the name short.
     const fs::path p(f.name());
-    if (f.name().empty() || p.is_absolute() ||
-        std::any_of(p.begin(), p.end(), [](const fs::path& c) { return c == ".."; }) ||
+    if (f.name().empty() || p.is_absolute() || f.name().find('\0') != std::string::npos ||
+        std::any_of(p.begin(), p.end(),
+                    [](const fs::path& c) { return c == ".." || c == "." || c.empty(); }) ||
         f.sha256().size() != 32) {
       FinishSession();
       return absl::InvalidArgumentError("clone source " + req_.source + " lists a bad file '" +
@@ -360,7 +406,9 @@ absl::StatusOr<CloneResult> Receiver::Run() {
   if (!from_disk) {
     if (auto s = BeginNew(); !s.ok()) return s;
   }
-  for (;;) {
+  // A source that restarts loses its sessions: begin anew, a few times.
+  constexpr int kMaxRestarts = 3;
+  for (int restarts = 0;; ++restarts) {
     result_.total_bytes = 0;
     for (const auto& f : session_.files()) result_.total_bytes += f.size_bytes();
     result_.files = session_.files_size();
@@ -372,10 +420,9 @@ absl::StatusOr<CloneResult> Receiver::Run() {
       if (!s.ok()) break;
     }
     if (s.ok()) break;
-    if (absl::IsNotFound(s) && from_disk) {
+    if (absl::IsNotFound(s) && restarts < kMaxRestarts) {
       spdlog::warn("clone: the source no longer has session {} ({}); starting anew",
                    session_.session_id(), std::string(s.message()));
-      from_disk = false;
       if (auto b = BeginNew(); !b.ok()) return b;
       continue;
     }
@@ -384,18 +431,24 @@ absl::StatusOr<CloneResult> Receiver::Run() {
   FinishSession();
   result_.gtid = GtidFromProto(session_.gtid());
   result_.source_primary = session_.source_primary();
-  // The staged state must itself say it holds exactly that GTID.
+  // The staged state must itself say it holds exactly that GTID. If not,
+  // the copy is useless: removed, so that the next run begins anew instead
+  // of failing the same way on the same files (review s43a L3).
   auto staged = StateMachine::ReadAppliedGtid(staging_ / "db");
-  if (!staged.ok()) return staged.status();
-  if (*staged != result_.gtid) {
-    return absl::DataLossError("clone from " + req_.source + ": the copied state is at " +
-                               staged->ToString() + " but the source announced " +
-                               result_.gtid.ToString());
+  if (!staged.ok() || *staged != result_.gtid) {
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+    return absl::DataLossError(
+        "clone from " + req_.source + ": the copied state " +
+        (staged.ok() ? "is at " + staged->ToString()
+                     : "cannot be read (" + std::string(staged.status().message()) + ")") +
+        " but the source announced " + result_.gtid.ToString() +
+        "; the copy was removed, the next run begins anew");
   }
   if (auto s = SyncDir(staging_ / "db"); !s.ok()) return s;
   std::error_code ec;
   fs::remove_all(staging_ / "binlog", ec);  // an earlier run's, before READY
-  if (auto s = CreateBinlogStartingAfter(staging_ / "binlog", result_.gtid); !s.ok()) return s;
+  if (auto s = CreateCloneBinlog(staging_ / "binlog", req_.source, session_); !s.ok()) return s;
   if (auto s = SaveMasterInfo(staging_, MasterInfo{req_.source, req_.tls}); !s.ok()) return s;
   if (auto s = SyncDir(staging_); !s.ok()) return s;
   if (auto s = WriteFileAtomically(staging_ / kReadyFile, result_.gtid.ToString() + "\n");
@@ -423,6 +476,14 @@ absl::StatusOr<CloneResult> CloneInto(const CloneRequest& request) {
     std::string source;
     v1::BeginCloneResponse r;
     if (session.ok() && DecodeSession(*session, &source, &r)) {
+      // The node then follows request.source: a copy of another node's
+      // history must not be put in place under it (review s43a L2).
+      if (source != request.source) {
+        return absl::FailedPreconditionError(
+            dir.string() + " holds a finished clone of " + source + " not yet moved into place, "
+            "but --clone-from names " + request.source + ": start with --clone-from " + source +
+            " to finish it, or move the directory aside");
+      }
       spdlog::info("clone: finishing the interrupted clone from {} (moving it into place)", source);
       if (auto s = MoveIntoPlace(dir, source, GtidFromProto(r.gtid())); !s.ok()) return s;
       CloneResult done;
@@ -446,6 +507,11 @@ absl::StatusOr<CloneResult> CloneInto(const CloneRequest& request) {
         done.ok() && done->rfind("source=" + request.source + "\n", 0) == 0) {
       spdlog::info("clone: {} already holds a clone of {}; not cloning again", dir.string(),
                    request.source);
+      // What a crash in the final removal left (clone.done says the clone
+      // is complete); it would make every start without --clone-from
+      // refuse the dir as an interrupted clone (review s43a L6).
+      fs::remove_all(staging, ec);
+      if (ec) return absl::InternalError("cannot remove " + staging.string() + ": " + ec.message());
       CloneResult r;
       r.source = request.source;
       r.already_cloned = true;

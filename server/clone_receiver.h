@@ -6,8 +6,11 @@
 // Data dir while cloning:
 //   clone-staging/session.pb   the source and its Begin answer (resume point)
 //   clone-staging/db/...       the checkpoint's files, as they arrive
-//   clone-staging/binlog/      created once every file checks out: begins
-//                              after the clone's GTID (CreateBinlogStartingAfter)
+//   clone-staging/binlog/      created once every file checks out: holds the
+//                              source's event at the clone's GTID (who wrote
+//                              it: the history check a primary makes), or
+//                              from an older source or a purged event begins
+//                              empty after that GTID (CreateBinlogStartingAfter)
 //   clone-staging/master.info  points at the source
 //   clone-staging/READY        all of the above durable; only moves remain
 // then db/, binlog/ and master.info are renamed into the data dir, the

@@ -12,6 +12,8 @@
 #include "server/grpc_status.h"
 #include "server/sha256.h"
 #include "spdlog/spdlog.h"
+#include "storage/binlog.h"
+#include "storage/binlog_reader.h"
 #include "storage/crc32c.h"
 #include "storage/file.h"
 
@@ -59,6 +61,32 @@ absl::Status ListFiles(const fs::path& dir, v1::BeginCloneResponse* out) {
     f->set_size_bytes(offset);
     f->set_sha256(sha.Final());
   }
+  return absl::OkStatus();
+}
+
+// The binlog's event at the checkpoint's GTID and the GTID before it, for
+// the receiver's binlog to begin with (review s43a M3). Nothing once the
+// event is purged: the clone's binlog then starts empty after the GTID.
+absl::Status AddEventAtGtid(Binlog& binlog, const Gtid& gtid, v1::BeginCloneResponse* out) {
+  if (gtid.seq == 0) return absl::OkStatus();
+  auto at = ReadEventAt(binlog, gtid.seq);
+  if (!at.ok()) return at.status();
+  if (!at->has_value()) return absl::OkStatus();
+  if (GtidFromProto((*at)->gtid()) != gtid) {
+    return absl::InternalError("the state machine is at " + gtid.ToString() +
+                               " but the binlog's event at that seq is " +
+                               GtidFromProto((*at)->gtid()).ToString() +
+                               ": they hold different histories; refusing to be cloned");
+  }
+  Gtid before;
+  if (gtid.seq > 1) {
+    auto prev = ReadEventAt(binlog, gtid.seq - 1);
+    if (!prev.ok()) return prev.status();
+    before = prev->has_value() ? GtidFromProto((*prev)->gtid()) : binlog.BeforeFirstAvailable();
+    if (before.seq != gtid.seq - 1) return absl::OkStatus();  // both purged meanwhile
+  }
+  *out->mutable_gtid_event() = std::move(**at);
+  GtidToProto(before, out->mutable_gtid_before());
   return absl::OkStatus();
 }
 
@@ -144,6 +172,12 @@ grpc::Status CloneService::Begin(grpc::ServerContext* ctx, const v1::BeginCloneR
   if (auto s = ListFiles(session->dir, response); !s.ok()) {
     fs::remove_all(session->dir, ec);
     return ToGrpcStatus(s);
+  }
+  if (options_.binlog != nullptr) {
+    if (auto s = AddEventAtGtid(*options_.binlog, session->gtid, response); !s.ok()) {
+      fs::remove_all(session->dir, ec);
+      return ToGrpcStatus(s);
+    }
   }
   for (const v1::CloneFile& f : response->files()) session->sizes[f.name()] = f.size_bytes();
   response->set_session_id(id);

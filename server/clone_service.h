@@ -57,6 +57,8 @@
 
 namespace relaykv {
 
+class Binlog;
+
 struct CloneServiceOptions {
   std::filesystem::path sessions_dir;  // owned by the service; emptied at start
   size_t max_sessions = 2;
@@ -68,6 +70,9 @@ struct CloneServiceOptions {
   std::function<std::string()> primary;  // "" on a primary
   // Borrowed; null: fetches are not counted (tests that run the service alone).
   ConnectionSlots* connections = nullptr;
+  // The node's binlog (a replica's relay log). Borrowed; null: Begin sends
+  // no event, and the clone's binlog cannot tell who wrote its last one.
+  Binlog* binlog = nullptr;
   // net_write_timeout; empty: 60 s.
   std::function<std::chrono::seconds()> send_timeout;
   // Tests only: end a FetchFile with UNAVAILABLE once this many bytes of a

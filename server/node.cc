@@ -482,6 +482,7 @@ absl::Status Node::Impl::Open(Node* node) {
     clone_options.server_id = [this] { return static_cast<uint32_t>(vars_.GetUint("server_id")); };
     clone_options.primary = [this] { return primary_address(); };
     clone_options.connections = &connections_;
+    clone_options.binlog = binlog_.get();
     clone_options.send_timeout = send_timeout;
     if (const char* v = std::getenv("RELAYKV_CLONE_BREAK_AT_BYTES_FOR_TESTING")) {
       clone_options.break_at_bytes_for_testing = std::strtoull(v, nullptr, 10);

@@ -20,6 +20,7 @@
 #include "storage/crc32c.h"
 #include "storage/state_machine.h"
 #include "tests/common/temp_dir.h"
+#include "tests/server/node_harness.h"
 #include "tests/storage/test_util.h"
 
 namespace relaykv {
@@ -199,6 +200,46 @@ TEST(CloneTest, NonEmptyDataDirIsRefusedWithTheReason) {
       << r.status();
   EXPECT_NE(r.status().message().find("--clone-from needs an empty data dir"), std::string::npos);
   EXPECT_EQ(source.service().stats().started, 0u);
+}
+
+// Review s43a L2: a staged clone of one source, READY but not yet moved
+// into place, is not finished under another --clone-from (the node would
+// then follow a node of another history).
+TEST(CloneTest, AReadyCloneOfAnotherSourceIsNotPutInPlace) {
+  TempDir tmp;
+  const fs::path staging = tmp.path() / "dst" / kCloneStagingDir;
+  fs::create_directories(staging / "db");
+  v1::BeginCloneResponse r;
+  r.set_session_id("s");
+  r.mutable_gtid()->set_epoch(1);
+  r.mutable_gtid()->set_seq(5);
+  {
+    std::ofstream(staging / "session.pb") << "127.0.0.1:1\n" << r.SerializeAsString();
+    std::ofstream(staging / "READY") << "1:5\n";
+  }
+  auto other = CloneInto({"127.0.0.1:2", {}, tmp.path() / "dst"});
+  ASSERT_FALSE(other.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(other.status())) << other.status();
+  EXPECT_NE(other.status().message().find("finished clone of 127.0.0.1:1"), std::string::npos)
+      << other.status();
+  EXPECT_TRUE(fs::exists(staging / "db")) << "nothing moved";
+  EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
+}
+
+// Review s43a L6: a crash in the final removal of the staging dir leaves
+// it beside a finished clone; the same command clears it, so a later start
+// without --clone-from is not refused as an interrupted clone.
+TEST(CloneTest, AStagingRemnantBesideAFinishedCloneIsCleared) {
+  TempDir tmp;
+  Source source(tmp.path() / "src", 10, SmallChunks());
+  CloneRequest req{source.address(), {}, tmp.path() / "dst"};
+  ASSERT_TRUE(CloneInto(req).ok());
+  fs::create_directories(tmp.path() / "dst" / kCloneStagingDir);
+  std::ofstream(tmp.path() / "dst" / kCloneStagingDir / "session.pb") << "left";
+  auto again = CloneInto(req);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->already_cloned);
+  EXPECT_FALSE(fs::exists(tmp.path() / "dst" / kCloneStagingDir));
 }
 
 // Begin as this build's receiver asks it.
@@ -461,6 +502,55 @@ TEST(CloneTest, NeedsTheReplicationOrAdminRole) {
   server->Shutdown();
 }
 
+// Review s43a M3: two nodes that opened the same epoch hold equal GTIDs
+// written by different nodes. A clone of one must know who wrote its last
+// event, so that the other refuses it as a replica: it used to begin with
+// an empty binlog after the GTID, say "writer unknown" in its hello, and
+// append the other's history on top of its copy.
+TEST(CloneTest, ACloneKnowsWhoWroteItsLastEventSoAnotherWritersHistoryRefusesIt) {
+  TempDir tmp;
+  auto a = testing::OpenServingNode(tmp.path() / "a", {{"server_id", "1"}});
+  auto b = testing::OpenServingNode(tmp.path() / "b", {{"server_id", "2"}});
+  ASSERT_TRUE(a && b);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(a->Put("k" + std::to_string(i), "from a").ok());
+    ASSERT_TRUE(b->Put("k" + std::to_string(i), "from b").ok());
+  }
+  const Gtid split = a->binlog_gtid();
+  ASSERT_EQ(split, b->binlog_gtid()) << "both opened the same epoch";
+  ASSERT_TRUE(b->Put("only on b", "x").ok());
+
+  NodeOptions o;
+  o.data_dir = tmp.path() / "c";
+  o.listen_address = "127.0.0.1:0";
+  o.clone_from = testing::Address(*a);
+  o.variables = {{"server_id", "3"}};
+  auto c = Node::Open(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->applied_gtid(), split);
+  EXPECT_EQ((*c)->binlog_gtid(), split);
+  ASSERT_TRUE((*c)->StopReplica(ReplicaThreads::kBoth).ok());
+  ASSERT_TRUE((*c)->ChangePrimary("127.0.0.1", b->bound_port()).ok());
+  ASSERT_TRUE((*c)->StartReplica(ReplicaThreads::kBoth).ok());
+  EXPECT_TRUE(testing::WaitFor([&] {
+    return testing::Field((*c)->ReplicaStatus(), "Last_IO_Error").find("written by server_id 1") !=
+           std::string::npos;
+  })) << testing::Field((*c)->ReplicaStatus(), "Last_IO_Error");
+  EXPECT_EQ((*c)->binlog_gtid(), split) << "b's history appended to a's copy";
+  auto k0 = (*c)->Get("k0");
+  ASSERT_TRUE(k0.ok() && k0->has_value());
+  EXPECT_EQ(**k0, "from a");
+
+  // Its own source goes on serving it, from the event it was given.
+  ASSERT_TRUE((*c)->StopReplica(ReplicaThreads::kBoth).ok());
+  ASSERT_TRUE((*c)->ChangePrimary("127.0.0.1", a->bound_port()).ok());
+  ASSERT_TRUE((*c)->StartReplica(ReplicaThreads::kBoth).ok());
+  auto after = a->Put("after the clone", "y");
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(testing::WaitFor([&] { return (*c)->applied_gtid() == *after; }))
+      << testing::Field((*c)->ReplicaStatus(), "Last_IO_Error");
+}
+
 // A source whose file does not match the digest it announced (each chunk's
 // own CRC32C is right): the clone fails and nothing is moved into place.
 // A source listing one file, CURRENT, of 4 bytes "abcd"; what FetchFile
@@ -526,6 +616,106 @@ TEST(CloneTest, FileNotMatchingItsDigestFailsTheClone) {
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "binlog"));
   lying.Stop();
+}
+
+// Review s43a L7: what Begin announces becomes paths and the binlog's
+// start; an impossible GTID or a file name with a NUL or a "." part is
+// refused before anything is written.
+class AnnouncingSource final : public OneFileSource {
+ public:
+  explicit AnnouncingSource(std::function<void(v1::BeginCloneResponse*)> edit)
+      : edit_(std::move(edit)) {}
+  grpc::Status Begin(grpc::ServerContext* ctx, const v1::BeginCloneRequest* req,
+                     v1::BeginCloneResponse* r) override {
+    OneFileSource::Begin(ctx, req, r);
+    edit_(r);
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::function<void(v1::BeginCloneResponse*)> edit_;
+};
+
+TEST(CloneTest, AnImpossibleGtidOrFileNameIsRefused) {
+  const std::vector<std::pair<std::function<void(v1::BeginCloneResponse*)>, std::string>> cases = {
+      {[](v1::BeginCloneResponse* r) { r->mutable_gtid()->set_seq(UINT64_MAX); }, "GTID"},
+      {[](v1::BeginCloneResponse* r) {
+         r->mutable_gtid()->set_epoch(uint64_t{1} << 40);
+         r->mutable_gtid()->set_seq(3);
+       },
+       "GTID"},
+      {[](v1::BeginCloneResponse* r) { r->mutable_gtid()->set_seq(3); }, "GTID"},
+      {[](v1::BeginCloneResponse* r) { r->mutable_files(0)->set_name(std::string("CU\0RRENT", 8)); },
+       "bad file"},
+      {[](v1::BeginCloneResponse* r) { r->mutable_files(0)->set_name("./CURRENT"); }, "bad file"},
+  };
+  for (const auto& [edit, why] : cases) {
+    TempDir tmp;
+    AnnouncingSource source(edit);
+    auto r = CloneInto({source.Serve(), {}, tmp.path() / "dst"});
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+    EXPECT_NE(r.status().message().find(why), std::string::npos) << r.status();
+    EXPECT_FALSE(fs::exists(tmp.path() / "dst" / kCloneStagingDir / "session.pb"));
+    source.Stop();
+  }
+}
+
+// Review s43a L3: a download whose state does not say the announced GTID
+// (here: no RocksDB at all) is removed, so the next run begins anew rather
+// than failing the same way on the same files for ever.
+class HonestOneFileSource final : public OneFileSource {
+ public:
+  grpc::Status Begin(grpc::ServerContext* ctx, const v1::BeginCloneRequest* req,
+                     v1::BeginCloneResponse* r) override {
+    ++begins;
+    return OneFileSource::Begin(ctx, req, r);
+  }
+  grpc::Status FetchFile(grpc::ServerContext*, const v1::FetchCloneFileRequest* req,
+                         grpc::ServerWriter<v1::CloneChunk>* w) override {
+    if (++fetches == 1 && lose_first_session) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such session (the source restarted)");
+    }
+    v1::CloneChunk c;
+    c.set_offset(req->offset());
+    c.set_data(std::string("abcd").substr(req->offset()));
+    c.set_crc32c(Crc32c(c.data()));
+    w->Write(c);
+    return grpc::Status::OK;
+  }
+  std::atomic<int> begins{0};
+  std::atomic<int> fetches{0};
+  bool lose_first_session = false;
+};
+
+TEST(CloneTest, ACopyThatDoesNotCheckOutIsRemovedAndBegunAnewNextTime) {
+  TempDir tmp;
+  HonestOneFileSource source;
+  CloneRequest req{source.Serve(), {}, tmp.path() / "dst"};
+  auto first = CloneInto(req);
+  ASSERT_FALSE(first.ok());
+  EXPECT_TRUE(absl::IsDataLoss(first.status())) << first.status();
+  EXPECT_NE(first.status().message().find("the next run begins anew"), std::string::npos)
+      << first.status();
+  EXPECT_FALSE(fs::exists(tmp.path() / "dst" / kCloneStagingDir));
+  ASSERT_FALSE(CloneInto(req).ok());
+  EXPECT_EQ(source.begins.load(), 2) << "the second run began anew";
+  source.Stop();
+}
+
+// Review s43a L4: a source that lost a fresh session (it restarted) is
+// asked for a new one in the same run; the node used to exit.
+TEST(CloneTest, ASessionTheSourceLostIsBegunAnewInTheSameRun) {
+  TempDir tmp;
+  HonestOneFileSource source;
+  source.lose_first_session = true;
+  auto r = CloneInto({source.Serve(), {}, tmp.path() / "dst"});
+  // The one file arrives; its (fake) state then does not check out.
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+  EXPECT_EQ(source.begins.load(), 2);
+  EXPECT_EQ(source.fetches.load(), 2);
+  source.Stop();
 }
 
 // A source that lists a file and then sends nothing on a live connection
