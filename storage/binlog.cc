@@ -438,6 +438,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
 
   if (before_group_write_for_testing_) before_group_write_for_testing_();
   // Encode outside the lock; writers queued meanwhile wait for the next group.
+  const uint64_t group_offset = active_size_;  // where its first record goes
   payloads_.clear();
   auto encode = [this, &last](const v1::Event& ev) {
     std::string payload;
@@ -489,7 +490,11 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     // The group is written (and synced if `sync`): visible to readers.
     // They are woken below, after the direct send to replicas.
     last_visible_ = last;
-    segments_.back().end_offset = active_size_;
+    SegmentState& active = segments_.back();
+    active.end_offset = active_size_;
+    const uint64_t noted = active.seek_points.empty() ? binlog_format::kSegmentHeaderSize
+                                                      : active.seek_points.back().offset;
+    if (group_offset >= noted + kSeekStride) active.seek_points.push_back({first_seq, group_offset});
     if (sync) synced_through_ = last.seq;
     if (failed_groups_ > 0) {  // the end of what the throttled lines hid
       spdlog::info("binlog: groups are written again from seq {}, after {} failed",
@@ -741,7 +746,7 @@ absl::Status Binlog::Rotate(uint64_t next_first_seq, bool active_synced, bool* s
   active_size_ = binlog_format::kSegmentHeaderSize;
   allocated_end_ = active_size_;
   std::lock_guard l(mu_);
-  segments_.push_back({number, next_first_seq, active_size_, epoch, key});
+  segments_.push_back({number, next_first_seq, active_size_, epoch, key, {}});
   return absl::OkStatus();
 }
 
@@ -820,6 +825,22 @@ std::vector<SegmentInfo> Binlog::Segments() const {
   return out;
 }
 
+void Binlog::NoteSeekPoint(uint64_t number, uint64_t seq, uint64_t offset) {
+  std::lock_guard l(mu_);
+  if (segments_.empty() || number < segments_.front().number) return;  // purged
+  const size_t i = number - segments_.front().number;
+  if (i >= segments_.size()) return;
+  std::vector<SegmentState::SeekPoint>& points = segments_[i].seek_points;
+  auto at = std::lower_bound(
+      points.begin(), points.end(), offset,
+      [](const SegmentState::SeekPoint& p, uint64_t o) { return p.offset < o; });
+  const uint64_t before = at == points.begin() ? binlog_format::kSegmentHeaderSize
+                                               : std::prev(at)->offset;
+  if (offset < before + kSeekStride) return;
+  if (at != points.end() && at->offset < offset + kSeekStride) return;
+  points.insert(at, {seq, offset});
+}
+
 Binlog::ReadLimit Binlog::LimitFor(uint64_t number) const {
   std::lock_guard l(mu_);
   ReadLimit limit;
@@ -836,6 +857,7 @@ Binlog::ReadLimit Binlog::LimitFor(uint64_t number) const {
 
 absl::StatusOr<std::unique_ptr<BinlogReader>> Binlog::NewReader(uint64_t from_seq) {
   uint64_t number = 0;
+  SegmentState::SeekPoint start;  // offset 0: none, read from the header
   {
     std::lock_guard l(mu_);
     if (from_seq < segments_.front().first_seq || from_seq > last_visible_.seq + 1) {
@@ -847,11 +869,18 @@ absl::StatusOr<std::unique_ptr<BinlogReader>> Binlog::NewReader(uint64_t from_se
     // The last segment whose first_seq <= from_seq holds it.
     auto it = std::upper_bound(segments_.begin(), segments_.end(), from_seq,
                                [](uint64_t seq, const SegmentState& s) { return seq < s.first_seq; });
-    number = std::prev(it)->number;
+    const SegmentState& segment = *std::prev(it);
+    number = segment.number;
+    // And the last seek point at or before it, if any.
+    auto point = std::upper_bound(
+        segment.seek_points.begin(), segment.seek_points.end(), from_seq,
+        [](uint64_t seq, const SegmentState::SeekPoint& p) { return seq < p.seq; });
+    if (point != segment.seek_points.begin()) start = *std::prev(point);
   }
   std::unique_ptr<BinlogReader> reader(
       new BinlogReader(this, number, File(), binlog_format::kSegmentHeaderSize, 0));
   if (auto s = reader->OpenSegment(number); !s.ok()) return s;
+  if (start.offset != 0) reader->Seek(start.offset, start.seq);
   if (auto s = reader->SkipTo(from_seq); !s.ok()) return s;
   return reader;
 }

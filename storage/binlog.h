@@ -31,6 +31,15 @@
 // (sync_binlog=0, or N>1 between syncs) once it is written. With
 // sync_binlog=1 nothing undurable is ever visible.
 //
+// Seek points. A reader positioned at a seq (NewReader) reads its segment
+// from the nearest known record boundary at or before it, not from the
+// header: one per kSeekStride bytes, noted by the leader for the groups it
+// writes and by readers for segments an earlier run wrote. So positioning
+// costs at most a stride of reading once a segment is known (review s43b
+// F5: every wait_for_gtid check and Watch start read up to a whole 1 GiB
+// segment). A wrong point cannot go unnoticed: the reader checks each
+// event's seq.
+//
 // Errors. A group whose write fails (ENOSPC, EDQUOT, EIO) fails with that
 // status; the part of it that reached the file is cut off and its seqs go to
 // the next group, so writes work again once the cause is gone (space
@@ -197,6 +206,9 @@ class Binlog {
   // beyond the end. The Binlog must outlive the reader.
   [[nodiscard]] absl::StatusOr<std::unique_ptr<BinlogReader>> NewReader(uint64_t from_seq);
 
+  // Seek points are at least this far apart (see "Seek points").
+  static constexpr uint64_t kSeekStride = 1 << 20;
+
   std::vector<SegmentInfo> Segments() const EXCLUDES(mu_);
 
   // Retention. Each removes whole segments from the oldest on, never the
@@ -260,6 +272,10 @@ class Binlog {
     bool has_next = false;        // a later segment exists: this one is sealed
   };
   ReadLimit LimitFor(uint64_t number) const EXCLUDES(mu_);
+  // A reader of segment `number` passed a record boundary: `offset`, where
+  // the event `seq` (or a group end before it) begins. Kept if no seek
+  // point lies within kSeekStride of it.
+  void NoteSeekPoint(uint64_t number, uint64_t seq, uint64_t offset) EXCLUDES(mu_);
 
   Binlog(BinlogOptions options, RecoveredBinlog recovered, File active);
 

@@ -57,7 +57,16 @@ absl::Status BinlogReader::OpenSegment(uint64_t number) {
   next_seq_ = first_seq;
   buf_.clear();
   buf_offset_ = offset_;
+  noted_offset_ = offset_;
   return absl::OkStatus();
+}
+
+void BinlogReader::Seek(uint64_t offset, uint64_t seq) {
+  offset_ = offset;
+  next_seq_ = seq;
+  buf_.clear();
+  buf_offset_ = offset_;
+  noted_offset_ = offset_;
 }
 
 absl::StatusOr<bool> BinlogReader::Fill(size_t n, uint64_t limit) {
@@ -127,6 +136,10 @@ absl::StatusOr<std::optional<BinlogRecord>> BinlogReader::Next() {
     }
     offset_ += rec.total_size;
     ++next_seq_;
+    if (offset_ >= noted_offset_ + Binlog::kSeekStride) {
+      binlog_->NoteSeekPoint(segment_number_, next_seq_, offset_);
+      noted_offset_ = offset_;
+    }
     return out;
   }
 }

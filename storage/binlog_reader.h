@@ -52,8 +52,10 @@ class BinlogReader {
   friend class Binlog;
   BinlogReader(Binlog* binlog, uint64_t segment_number, File file, uint64_t offset,
                uint64_t next_seq);
-  // Positions at `from_seq` by reading forward from the segment start.
+  // Positions at `from_seq` by reading forward from where it is.
   absl::Status SkipTo(uint64_t from_seq);
+  // Moves to a seek point of the open segment (Binlog::NewReader).
+  void Seek(uint64_t offset, uint64_t seq);
   absl::Status OpenSegment(uint64_t number);
   // Makes [offset_, offset_ + n) available in buf_; false if fewer bytes exist.
   absl::StatusOr<bool> Fill(size_t n, uint64_t limit);
@@ -66,6 +68,7 @@ class BinlogReader {
   uint64_t next_seq_;
   std::string buf_;        // file bytes [buf_offset_, buf_offset_ + buf_.size())
   uint64_t buf_offset_ = 0;
+  uint64_t noted_offset_ = 0;  // the last seek point this reader passed or noted
 };
 
 }  // namespace relaykv

@@ -545,7 +545,7 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
     auto seg = CreateSegment(dir, 1, 1, 0, key);
     if (!seg.ok()) return seg.status();
     if (auto s = WriteBinlogIndex(dir, {1}); !s.ok()) return s;
-    out.segments.push_back({1, 1, kSegmentHeaderSize, 0, key});
+    out.segments.push_back({1, 1, kSegmentHeaderSize, 0, key, {}});
     return out;
   }
 
@@ -589,7 +589,7 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
     }
     const bool last = i + 1 == numbers->size();
     if (!last) {
-      out.segments.push_back({number, first_seq, *size, prev_epoch, key});
+      out.segments.push_back({number, first_seq, *size, prev_epoch, key, {}});
       continue;
     }
     // Only the last segment can have a torn tail: check every record.
@@ -641,7 +641,7 @@ absl::StatusOr<RecoveredBinlog> RecoverBinlogDir(const fs::path& dir, bool unsyn
         return RecoverBinlogDir(dir, unsynced_groups);
       }
     }
-    out.segments.push_back({number, first_seq, scan->valid_end, prev_epoch, key});
+    out.segments.push_back({number, first_seq, scan->valid_end, prev_epoch, key, {}});
     out.next_seq = first_seq + scan->events;
     if (scan->events > 0) {
       out.last = scan->last;

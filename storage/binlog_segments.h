@@ -20,6 +20,16 @@ struct SegmentState {
   uint64_t end_offset = 0; // bytes that hold whole, visible records
   uint64_t prev_epoch = 0; // epoch of the event before first_seq (0: none), from the header
   uint32_t key = 0;        // whitens its event payloads (0: none; binlog_format.h)
+  // Where a reader may start instead of the header: record boundaries
+  // (offset) with the seq of the next event there, ascending and at least
+  // Binlog::kSeekStride apart. In memory only: the leader adds one per
+  // stride it writes, readers one per stride they read of a segment an
+  // earlier run wrote (binlog.h, "Seek points").
+  struct SeekPoint {
+    uint64_t seq = 0;
+    uint64_t offset = 0;
+  };
+  std::vector<SeekPoint> seek_points;
 };
 
 // "binlog.000042" for 42.

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <atomic>
 #include <chrono>
@@ -769,3 +770,68 @@ TEST(BinlogTest, InheritedUnsyncedMarkerStaysUntilForgotten) {
 }  // namespace
 }  // namespace relaykv
 
+
+namespace relaykv {
+namespace {
+
+// Bytes this process has read through read(2)/pread(2) so far.
+uint64_t BytesReadSoFar() {
+  std::ifstream in("/proc/self/io");
+  std::string name;
+  uint64_t value = 0;
+  while (in >> name >> value) {
+    if (name == "rchar:") return value;
+  }
+  ADD_FAILURE() << "no rchar in /proc/self/io";
+  return 0;
+}
+
+// Review s43b F5: a reader positioned at a seq read its whole segment from
+// the header (every wait_for_gtid check, every Watch start: up to 1 GiB
+// each). It now starts from the nearest seek point: those of the groups
+// this run wrote at once, those of a segment an earlier run wrote once a
+// reader has been through it.
+TEST(BinlogTest, AReaderStartsNearItsSeqNotAtTheSegmentsStart) {
+  TempDir dir;
+  constexpr uint64_t kEvents = 12000;  // ~24 MiB in 8 MiB segments
+  auto event = [](uint64_t seq) {
+    std::string value(2000, '\0');
+    for (size_t j = 0; j < value.size(); ++j) value[j] = static_cast<char>((seq * 131 + j * 7) % 251);
+    return At(1, seq, PutEvent("key" + std::to_string(seq), value));
+  };
+  auto expect_event_at = [&](Binlog& b, uint64_t seq) {
+    auto e = ReadEventAt(b, seq);
+    ASSERT_TRUE(e.ok()) << e.status();
+    ASSERT_TRUE(e->has_value()) << seq;
+    EXPECT_EQ((*e)->SerializeAsString(), event(seq).SerializeAsString()) << seq;
+  };
+  {
+    auto b = OpenBinlog(dir.path(), 8 << 20, 0);
+    ASSERT_NE(b, nullptr);
+    for (uint64_t first = 1; first <= kEvents; first += 100) {
+      std::vector<v1::Event> batch;
+      for (uint64_t s = first; s < first + 100; ++s) batch.push_back(event(s));
+      ASSERT_TRUE(b->AppendReplicated(batch, false).ok());
+    }
+    ASSERT_GE(b->Segments().size(), 3u);
+    const uint64_t before = BytesReadSoFar();
+    expect_event_at(*b, kEvents - 10);
+    EXPECT_LT(BytesReadSoFar() - before, 2u << 20) << "read from the segment's start";
+  }
+  auto b = OpenBinlog(dir.path(), 8 << 20, 0);
+  ASSERT_NE(b, nullptr);
+  // A segment of an earlier run: read through once, then known.
+  expect_event_at(*b, kEvents - 10);
+  const uint64_t before = BytesReadSoFar();
+  expect_event_at(*b, kEvents - 1000);
+  EXPECT_LT(BytesReadSoFar() - before, 2u << 20) << "the first reader's points were not kept";
+  // Wherever a reader starts, it reads the right events, densely, to the end.
+  for (uint64_t from : {uint64_t{1}, uint64_t{2}, uint64_t{4000}, uint64_t{4001}, kEvents - 1000,
+                        kEvents - 999, kEvents, kEvents + 1}) {
+    if (from <= kEvents) expect_event_at(*b, from);
+    EXPECT_EQ(ReadSeqs(*b, from), Range(from, kEvents)) << from;
+  }
+}
+
+}  // namespace
+}  // namespace relaykv
