@@ -112,20 +112,38 @@ absl::Status MoveIntoPlace(const fs::path& data_dir, const std::string& source, 
 absl::Status CreateCloneBinlog(const fs::path& dir, const std::string& source,
                                const v1::BeginCloneResponse& session) {
   const Gtid gtid = GtidFromProto(session.gtid());
-  if (!session.has_gtid_event()) return CreateBinlogStartingAfter(dir, gtid);
-  const Gtid at = GtidFromProto(session.gtid_event().gtid());
-  const Gtid before = GtidFromProto(session.gtid_before());
-  if (at != gtid || before.seq + 1 != gtid.seq || before.epoch > gtid.epoch) {
-    return absl::DataLossError("clone from " + source + ": the copy is at " + gtid.ToString() +
-                               " but the source sent event " + at.ToString() + " after " +
-                               before.ToString() + " as its last");
+  if (!session.has_gtid_event()) {
+    spdlog::warn("clone: {} sent no event at {} (an older relaykvd, or its binlog no longer "
+                 "holds it): this node will not know who wrote its last event, and a primary "
+                 "cannot then tell another writer's equal GTID from it",
+                 source, gtid.ToString());
+    return CreateBinlogStartingAfter(dir, gtid);
   }
+  const Gtid before = GtidFromProto(session.gtid_before());  // checked by CheckEventAtGtid
   if (auto s = CreateBinlogStartingAfter(dir, before); !s.ok()) return s;
   BinlogOptions options;
   options.dir = dir;
   auto binlog = Binlog::Open(options);
   if (!binlog.ok()) return binlog.status();
   return (*binlog)->AppendReplicated({&session.gtid_event(), 1}, /*sync=*/true);
+}
+
+// What Begin says about the event at the clone's GTID, checked before
+// anything is written: it becomes the clone's binlog (review s44a L1).
+absl::Status CheckEventAtGtid(const v1::BeginCloneResponse& session) {
+  if (!session.has_gtid_event()) return absl::OkStatus();
+  const Gtid gtid = GtidFromProto(session.gtid());
+  const Gtid at = GtidFromProto(session.gtid_event().gtid());
+  const Gtid before = GtidFromProto(session.gtid_before());
+  if (gtid.seq == 0 || at != gtid || !session.has_gtid_before() || before.seq != gtid.seq - 1 ||
+      before.epoch > gtid.epoch || (before.epoch == 0) != (before.seq == 0)) {
+    return absl::InvalidArgumentError("the copy is at " + gtid.ToString() + " but its last event is " +
+                                      at.ToString() + " after " + before.ToString());
+  }
+  if (auto s = ValidateEventMutations(session.gtid_event()); !s.ok()) {
+    return absl::InvalidArgumentError("its last event: " + std::string(s.message()));
+  }
+  return absl::OkStatus();
 }
 
 class Receiver {
@@ -197,6 +215,11 @@ absl::Status Receiver::BeginNew() {
     FinishSession();
     return absl::InvalidArgumentError("clone source " + req_.source +
                                       " announced an impossible GTID " + gtid.ToString());
+  }
+  if (auto e = CheckEventAtGtid(session_); !e.ok()) {
+    FinishSession();
+    return absl::InvalidArgumentError("clone source " + req_.source + " announced an impossible "
+                                      "event: " + std::string(e.message()));
   }
   for (const v1::CloneFile& f : session_.files()) {
     // Names become paths here: nothing may climb out of the staging dir,
@@ -434,7 +457,13 @@ absl::StatusOr<CloneResult> Receiver::Run() {
   // The staged state must itself say it holds exactly that GTID. If not,
   // the copy is useless: removed, so that the next run begins anew instead
   // of failing the same way on the same files (review s43a L3).
+  // Only a copy proven wrong goes, not one a lack of file descriptors or
+  // memory kept from being read (review s44a L3).
   auto staged = StateMachine::ReadAppliedGtid(staging_ / "db");
+  if (!staged.ok() && !absl::IsDataLoss(staged.status()) && !absl::IsNotFound(staged.status()) &&
+      !absl::IsInvalidArgument(staged.status())) {
+    return staged.status();
+  }
   if (!staged.ok() || *staged != result_.gtid) {
     std::error_code ec;
     fs::remove_all(staging_, ec);
@@ -443,7 +472,9 @@ absl::StatusOr<CloneResult> Receiver::Run() {
         (staged.ok() ? "is at " + staged->ToString()
                      : "cannot be read (" + std::string(staged.status().message()) + ")") +
         " but the source announced " + result_.gtid.ToString() +
-        "; the copy was removed, the next run begins anew");
+        (ec ? "; removing the copy failed (" + ec.message() + "): remove " + staging_.string() +
+                  " by hand"
+            : "; the copy was removed, the next run begins anew"));
   }
   if (auto s = SyncDir(staging_ / "db"); !s.ok()) return s;
   std::error_code ec;

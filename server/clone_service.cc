@@ -64,30 +64,44 @@ absl::Status ListFiles(const fs::path& dir, v1::BeginCloneResponse* out) {
   return absl::OkStatus();
 }
 
+struct EventAtGtid {
+  v1::Event event;
+  Gtid before;  // the GTID of the event before it
+};
+
 // The binlog's event at the checkpoint's GTID and the GTID before it, for
-// the receiver's binlog to begin with (review s43a M3). Nothing once the
-// event is purged: the clone's binlog then starts empty after the GTID.
-absl::Status AddEventAtGtid(Binlog& binlog, const Gtid& gtid, v1::BeginCloneResponse* out) {
-  if (gtid.seq == 0) return absl::OkStatus();
+// the receiver's binlog to begin with (review s43a M3); read right after
+// the checkpoint, while it is at or near the binlog's end (retention holds
+// nothing for it yet: review s44a M2). nullopt, said in the log, when the
+// binlog no longer holds it or cannot read it (a bad record must not make
+// a node that needs re-provisioning uncloneable): the clone's binlog then
+// begins empty after the GTID. FAILED_PRECONDITION when the binlog's event
+// there is another one.
+absl::StatusOr<std::optional<EventAtGtid>> ReadEventAtGtid(Binlog& binlog, const Gtid& gtid) {
+  if (gtid.seq == 0) return std::nullopt;
+  auto unknown = [&](const std::string& why) {
+    spdlog::warn("clone: the binlog's event at {} {}; the clone will not know who wrote its last "
+                 "event (a primary cannot then tell another writer's equal GTID from it)",
+                 gtid.ToString(), why);
+    return std::nullopt;
+  };
   auto at = ReadEventAt(binlog, gtid.seq);
-  if (!at.ok()) return at.status();
-  if (!at->has_value()) return absl::OkStatus();
+  if (!at.ok()) return unknown("cannot be read (" + std::string(at.status().message()) + ")");
+  if (!at->has_value()) return unknown("was purged");
   if (GtidFromProto((*at)->gtid()) != gtid) {
-    return absl::InternalError("the state machine is at " + gtid.ToString() +
-                               " but the binlog's event at that seq is " +
-                               GtidFromProto((*at)->gtid()).ToString() +
-                               ": they hold different histories; refusing to be cloned");
+    return absl::FailedPreconditionError(
+        "the state machine is at " + gtid.ToString() + " but the binlog's event at that seq is " +
+        GtidFromProto((*at)->gtid()).ToString() +
+        ": they hold different histories; refusing to be cloned");
   }
-  Gtid before;
+  EventAtGtid out{std::move(**at), Gtid{}};
   if (gtid.seq > 1) {
     auto prev = ReadEventAt(binlog, gtid.seq - 1);
-    if (!prev.ok()) return prev.status();
-    before = prev->has_value() ? GtidFromProto((*prev)->gtid()) : binlog.BeforeFirstAvailable();
-    if (before.seq != gtid.seq - 1) return absl::OkStatus();  // both purged meanwhile
+    if (!prev.ok()) return unknown("has a predecessor that cannot be read");
+    out.before = prev->has_value() ? GtidFromProto((*prev)->gtid()) : binlog.BeforeFirstAvailable();
+    if (out.before.seq != gtid.seq - 1) return unknown("was purged");
   }
-  *out->mutable_gtid_event() = std::move(**at);
-  GtidToProto(before, out->mutable_gtid_before());
-  return absl::OkStatus();
+  return out;
 }
 
 }  // namespace
@@ -169,14 +183,28 @@ grpc::Status CloneService::Begin(grpc::ServerContext* ctx, const v1::BeginCloneR
     return ToGrpcStatus(gtid.status());
   }
   session->gtid = *gtid;
+  absl::StatusOr<std::optional<EventAtGtid>> at_gtid = std::nullopt;
+  if (options_.binlog != nullptr) at_gtid = ReadEventAtGtid(*options_.binlog, session->gtid);
+  if (!at_gtid.ok()) {
+    fs::remove_all(session->dir, ec);
+    return ToGrpcStatus(at_gtid.status());
+  }
   if (auto s = ListFiles(session->dir, response); !s.ok()) {
     fs::remove_all(session->dir, ec);
     return ToGrpcStatus(s);
   }
-  if (options_.binlog != nullptr) {
-    if (auto s = AddEventAtGtid(*options_.binlog, session->gtid, response); !s.ok()) {
-      fs::remove_all(session->dir, ec);
-      return ToGrpcStatus(s);
+  // The event only if the answer can carry it: a replica holds events up
+  // to what its primary took, whatever its own max_allowed_packet (review
+  // s44a M1: such a node could not be cloned any more).
+  if (at_gtid->has_value()) {
+    const size_t bytes = response->ByteSizeLong() + (*at_gtid)->event.ByteSizeLong() + 4096;
+    if (bytes <= options_.max_reply_bytes) {
+      *response->mutable_gtid_event() = std::move((*at_gtid)->event);
+      GtidToProto((*at_gtid)->before, response->mutable_gtid_before());
+    } else {
+      spdlog::warn("clone: the binlog's event at {} does not fit a Begin answer ({} bytes, "
+                   "max_allowed_packet {}); the clone will not know who wrote its last event",
+                   session->gtid.ToString(), bytes, options_.max_reply_bytes);
     }
   }
   for (const v1::CloneFile& f : response->files()) session->sizes[f.name()] = f.size_bytes();

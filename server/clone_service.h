@@ -49,6 +49,7 @@
 #include "proto/clone.grpc.pb.h"
 #include "server/auth.h"
 #include "server/connection_slots.h"
+#include "server/limits.h"
 #include "server/stall_watchdog.h"
 #include "server/timer_loop.h"
 #include "storage/gtid.h"
@@ -73,6 +74,9 @@ struct CloneServiceOptions {
   // The node's binlog (a replica's relay log). Borrowed; null: Begin sends
   // no event, and the clone's binlog cannot tell who wrote its last one.
   Binlog* binlog = nullptr;
+  // The largest answer gRPC sends (max_allowed_packet, and what a receiver
+  // takes): Begin leaves the event out rather than exceed it.
+  size_t max_reply_bytes = kMaxGrpcMessageBytes;
   // net_write_timeout; empty: 60 s.
   std::function<std::chrono::seconds()> send_timeout;
   // Tests only: end a FetchFile with UNAVAILABLE once this many bytes of a

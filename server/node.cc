@@ -483,6 +483,8 @@ absl::Status Node::Impl::Open(Node* node) {
     clone_options.primary = [this] { return primary_address(); };
     clone_options.connections = &connections_;
     clone_options.binlog = binlog_.get();
+    clone_options.max_reply_bytes =
+        std::min<uint64_t>(vars_.GetUint("max_allowed_packet"), kMaxGrpcMessageBytes);
     clone_options.send_timeout = send_timeout;
     if (const char* v = std::getenv("RELAYKV_CLONE_BREAK_AT_BYTES_FOR_TESTING")) {
       clone_options.break_at_bytes_for_testing = std::strtoull(v, nullptr, 10);

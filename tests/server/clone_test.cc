@@ -202,6 +202,30 @@ TEST(CloneTest, NonEmptyDataDirIsRefusedWithTheReason) {
   EXPECT_EQ(source.service().stats().started, 0u);
 }
 
+// Review s44a M1: a replica holds events as large as its primary took,
+// whatever its own max_allowed_packet; Begin leaves out an event its
+// answer cannot carry (and says so) instead of failing every clone of it.
+TEST(CloneTest, AReplicaWhoseLastEventIsLargerThanItsPacketLimitCanBeCloned) {
+  TempDir tmp;
+  auto primary = testing::OpenServingNode(tmp.path() / "p", {{"server_id", "1"}});
+  ASSERT_NE(primary, nullptr);
+  auto replica = testing::OpenServingNode(
+      tmp.path() / "r", {{"server_id", "2"}, {"max_allowed_packet", "1048576"}},
+      testing::Address(*primary));
+  ASSERT_NE(replica, nullptr);
+  auto big = primary->Put("big", std::string(2 << 20, 'b'));
+  ASSERT_TRUE(big.ok()) << big.status();
+  ASSERT_TRUE(testing::WaitFor([&] { return replica->applied_gtid() == *big; }))
+      << testing::Field(replica->ReplicaStatus(), "Last_IO_Error");
+  NodeOptions o;
+  o.data_dir = tmp.path() / "c";
+  o.clone_from = testing::Address(*replica);
+  o.variables = {{"server_id", "3"}};
+  auto c = Node::Open(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->applied_gtid(), *big);
+}
+
 // Review s43a L2: a staged clone of one source, READY but not yet moved
 // into place, is not finished under another --clone-from (the node would
 // then follow a node of another history).
@@ -648,6 +672,23 @@ TEST(CloneTest, AnImpossibleGtidOrFileNameIsRefused) {
       {[](v1::BeginCloneResponse* r) { r->mutable_files(0)->set_name(std::string("CU\0RRENT", 8)); },
        "bad file"},
       {[](v1::BeginCloneResponse* r) { r->mutable_files(0)->set_name("./CURRENT"); }, "bad file"},
+      // The event the clone's binlog would begin with (review s44a L1).
+      {[](v1::BeginCloneResponse* r) {
+         r->mutable_gtid()->set_epoch(1);
+         r->mutable_gtid()->set_seq(5);
+         r->mutable_gtid_event()->mutable_gtid()->set_epoch(1);
+         r->mutable_gtid_event()->mutable_gtid()->set_seq(6);
+         r->mutable_gtid_before()->set_epoch(1);
+         r->mutable_gtid_before()->set_seq(4);
+       },
+       "impossible event"},
+      {[](v1::BeginCloneResponse* r) {
+         r->mutable_gtid()->set_epoch(1);
+         r->mutable_gtid_event()->mutable_gtid()->set_epoch(1);
+         r->mutable_gtid_before()->set_epoch(1);
+         r->mutable_gtid_before()->set_seq(UINT64_MAX);
+       },
+       "impossible event"},
   };
   for (const auto& [edit, why] : cases) {
     TempDir tmp;
