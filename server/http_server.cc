@@ -1,6 +1,8 @@
 #include "server/http_server.h"
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <optional>
 #include <thread>
 #include <unordered_set>
@@ -143,6 +145,8 @@ class HttpServer::Impl {
     ~Session() { server_->sessions_.erase(this); }
 
     void Read() {
+      waiting_since_ = std::chrono::steady_clock::now();
+      waiting_ = true;
       parser_.emplace();
       parser_->header_limit(static_cast<uint32_t>(server_->options_.max_header_bytes));
       parser_->body_limit(server_->options_.max_body_bytes);
@@ -153,7 +157,14 @@ class HttpServer::Impl {
                        });
     }
 
+    // Waiting for (the rest of) a request, not closed: what may make room
+    // for a new connection at the cap.
+    bool waiting() const { return waiting_ && !closed_; }
+    std::chrono::steady_clock::time_point waiting_since() const { return waiting_since_; }
+    bool closed() const { return closed_; }
+
     void Close() {
+      closed_ = true;
       beast::error_code ec;
       stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
       stream_.close();
@@ -161,6 +172,7 @@ class HttpServer::Impl {
 
    private:
     void OnRead(beast::error_code ec) {
+      waiting_ = false;
       if (ec == http::error::header_limit) return Reply(Error(431, "request header too large"), false);
       if (ec == http::error::body_limit) return Reply(Error(413, "request body too large"), false);
       if (ec == http::error::buffer_overflow) {
@@ -242,7 +254,28 @@ class HttpServer::Impl {
     http::response<http::string_body> res_;
     std::array<char, 4096> drain_;  // FinishThenClose's discarded input
     size_t drained_ = 0;
+    bool waiting_ = false;
+    bool closed_ = false;  // Close() ran; gone once its pending handler has
+    std::chrono::steady_clock::time_point waiting_since_;
   };
+
+  // At the cap: the open connection that has waited longest for a request
+  // (an idle keep-alive, or one whose request trickles in), or null when
+  // every one is answering.
+  Session* LongestWaiting() const {
+    Session* victim = nullptr;
+    for (Session* s : sessions_) {
+      if (s->waiting() && (victim == nullptr || s->waiting_since() < victim->waiting_since())) {
+        victim = s;
+      }
+    }
+    return victim;
+  }
+
+  size_t OpenSessions() const {
+    return static_cast<size_t>(std::count_if(sessions_.begin(), sessions_.end(),
+                                             [](const Session* s) { return !s->closed(); }));
+  }
 
   void Accept() {
     acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
@@ -264,17 +297,25 @@ class HttpServer::Impl {
       }
       warned_accept_ = false;
       if (!ec) {
-        if (sessions_.size() >= options_.max_connections) {
-          // Over the cap: closed at once (costs nothing beyond the accept).
+        // At the cap, the connection that has waited longest for a request
+        // makes room: refusing the new one let a peer holding every slot
+        // with requests that never end keep /primary and /healthz from
+        // the load balancer (review s43b F10). Refused (closed at once,
+        // costing nothing beyond the accept) only while every connection
+        // is answering.
+        const bool full = OpenSessions() >= options_.max_connections;
+        Session* victim = full ? LongestWaiting() : nullptr;
+        if (full && !warned_full_) {
+          spdlog::warn("http: {} connections open (the cap); closing the one waiting longest for "
+                       "a request to make room (refusing new ones while all are answering)",
+                       options_.max_connections);
+        }
+        warned_full_ = full;
+        if (victim != nullptr) victim->Close();
+        if (full && victim == nullptr) {
           boost::system::error_code ignored;
           socket.close(ignored);
-          if (!warned_full_) {
-            spdlog::warn("http: {} connections open (the cap); refusing more",
-                         options_.max_connections);
-            warned_full_ = true;
-          }
         } else {
-          warned_full_ = false;
           std::make_shared<Session>(this, std::move(socket))->Read();
         }
       }

@@ -11,8 +11,12 @@
 // Bounds (HttpServerOptions): a request's header and body are capped (431 /
 // 413 and the connection closed), a connection that does not send a whole
 // request within the read timeout is closed (also an idle keep-alive one),
-// and at most max_connections are open at once: more are accepted and
-// closed at once, so a flood costs a socket each, never memory or threads.
+// and at most max_connections are open at once: at the cap a new
+// connection closes the one that has waited longest for a request (so a
+// peer holding every slot with requests that trickle in cannot keep a
+// health check out), and is itself closed at once only while every
+// connection is answering; a flood costs a socket each, never memory or
+// threads.
 //
 // Address: HOST:PORT with a literal IP (or "localhost"), port 0 = the OS
 // picks (port()). Only loopback addresses are accepted: the endpoints have
