@@ -238,8 +238,14 @@ absl::Status Receiver::BeginNew() {
   return WriteFileAtomically(staging_ / kSessionFile, EncodeSession(req_.source, session_));
 }
 
-// Cancels a fetch that received nothing for `timeout` (keepalive only
-// notices a dead connection, not a source that stops sending on a live one).
+// A fetch must bring at least this much per stall timeout (or end): a
+// source trickling a byte now and then kept Node::Open waiting for ever,
+// each trickle counting as progress (review s43c).
+constexpr uint64_t kMinBytesPerStallTimeout = 64 * 1024;
+
+// Cancels a fetch that received less than kMinBytesPerStallTimeout in
+// `timeout` (keepalive only notices a dead connection, not a source that
+// stops sending, or all but stops, on a live one).
 class StallCutoff {
  public:
   StallCutoff(grpc::ClientContext* ctx, std::chrono::milliseconds timeout)
@@ -255,8 +261,11 @@ class StallCutoff {
   StallCutoff(const StallCutoff&) = delete;
   StallCutoff& operator=(const StallCutoff&) = delete;
 
-  void Progressed() {
+  void Received(uint64_t bytes) {
     std::lock_guard l(mu_);
+    window_bytes_ += bytes;
+    if (window_bytes_ < kMinBytesPerStallTimeout) return;
+    window_bytes_ = 0;
     last_ = Clock::now();
   }
   bool fired() {
@@ -284,7 +293,8 @@ class StallCutoff {
   std::condition_variable cv_;
   bool stop_ = false;                    // guarded by mu_
   bool fired_ = false;                   // guarded by mu_
-  Clock::time_point last_ = Clock::now();  // guarded by mu_
+  Clock::time_point last_ = Clock::now();  // guarded by mu_: the window's start
+  uint64_t window_bytes_ = 0;              // guarded by mu_: received in it
   std::thread thread_;  // last: starts once the rest is set
 };
 
@@ -299,10 +309,10 @@ absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t off
     StallCutoff cutoff(&ctx, req_.stall_timeout);
     auto reader = stub_->FetchFile(&ctx, fr);
     v1::CloneChunk chunk;
-    bool progressed = false;
+    const uint64_t fetch_start = offset;
     std::string refused;
     while (reader->Read(&chunk)) {
-      cutoff.Progressed();
+      cutoff.Received(chunk.data().size());
       if (chunk.offset() != offset || chunk.data().empty() ||
           chunk.data().size() > f.size_bytes() - offset) {
         refused = "a chunk at offset " + std::to_string(chunk.offset()) + " of " +
@@ -319,7 +329,6 @@ absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t off
       sha->Update(chunk.data());
       offset += chunk.data().size();
       result_.bytes += chunk.data().size();
-      progressed = true;
       if (Clock::now() - last_log_ > std::chrono::seconds(5)) {
         last_log_ = Clock::now();
         spdlog::info("clone: {} of {} bytes received from {}", result_.bytes,
@@ -334,9 +343,13 @@ absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t off
     grpc::Status s = reader->Finish();
     if (refused.empty() && s.error_code() == grpc::StatusCode::CANCELLED && cutoff.fired()) {
       s = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                       "nothing received for " + std::to_string(req_.stall_timeout.count()) +
+                       "less than " + std::to_string(kMinBytesPerStallTimeout / 1024) +
+                           " KiB received in " + std::to_string(req_.stall_timeout.count()) +
                            " ms (the source stopped sending, or this node could not keep up)");
     }
+    // A trickle is no progress: it must not reset the count of failures.
+    const bool progressed =
+        offset - fetch_start >= kMinBytesPerStallTimeout || offset == f.size_bytes();
     if (refused.empty() && s.ok()) {
       if (offset == f.size_bytes()) break;
       s = grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended early");

@@ -50,9 +50,10 @@ struct CloneRequest {
   TlsOptions tls;      // how to reach it (--master-ssl-*)
   std::filesystem::path data_dir;
   int max_attempts = 30;  // consecutive failed fetches (no progress) before giving up
-  // A fetch that receives nothing for this long is cut off and resumed (a
-  // source that keeps the connection up but stops sending, review s43a M4);
-  // it counts as a failed fetch.
+  // A fetch that receives less than 64 KiB in this long is cut off and
+  // resumed (a source that keeps the connection up but stops sending, or
+  // trickles: review s43a M4, s43c); it counts as a failed fetch, as does
+  // one that brought less than 64 KiB before it broke.
   std::chrono::milliseconds stall_timeout = std::chrono::seconds(60);
 };
 

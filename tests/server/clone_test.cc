@@ -785,11 +785,59 @@ TEST(CloneTest, ASourceThatStopsSendingIsCutOffAndTheCloneFails) {
   const auto start = std::chrono::steady_clock::now();
   auto r = CloneInto(req);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("nothing received for 300 ms"), std::string::npos)
+  EXPECT_NE(r.status().message().find("less than 64 KiB received in 300 ms"), std::string::npos)
       << r.status();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(15));
   EXPECT_FALSE(fs::exists(tmp.path() / "dst" / "db"));
   silent.Stop();
+}
+
+
+// Review s43c: a source that trickles (a byte every 20 ms) on a live
+// connection kept each fetch alive and counted each trickle as progress:
+// Node::Open waited for ever. Now a fetch must bring 64 KiB per stall
+// timeout, and a trickle is not progress. (The source gives up with a
+// non-retried error after 10 s, so that the old receiver failed rather
+// than hung.)
+class TricklingSource final : public OneFileSource {
+ public:
+  grpc::Status Begin(grpc::ServerContext* ctx, const v1::BeginCloneRequest* req,
+                     v1::BeginCloneResponse* r) override {
+    OneFileSource::Begin(ctx, req, r);
+    r->mutable_files(0)->set_size_bytes(1 << 20);  // what it is does not matter: never complete
+    return grpc::Status::OK;
+  }
+  grpc::Status FetchFile(grpc::ServerContext* ctx, const v1::FetchCloneFileRequest* req,
+                         grpc::ServerWriter<v1::CloneChunk>* w) override {
+    uint64_t offset = req->offset();
+    while (!ctx->IsCancelled() && std::chrono::steady_clock::now() < until_) {
+      v1::CloneChunk c;
+      c.set_offset(offset++);
+      c.set_data("x");
+      c.set_crc32c(Crc32c("x"));
+      if (!w->Write(c)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the trickling source gave up");
+  }
+
+ private:
+  const std::chrono::steady_clock::time_point until_ =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+};
+
+TEST(CloneTest, ASourceThatTricklesIsCutOffAndTheCloneFails) {
+  TempDir tmp;
+  TricklingSource trickle;
+  CloneRequest req{trickle.Serve(), {}, tmp.path() / "dst"};
+  req.max_attempts = 3;
+  req.stall_timeout = std::chrono::milliseconds(500);
+  auto r = CloneInto(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("less than 64 KiB received in 500 ms"), std::string::npos)
+      << r.status();
+  EXPECT_NE(r.status().message().find("3 times in a row"), std::string::npos) << r.status();
+  trickle.Stop();
 }
 
 }  // namespace
