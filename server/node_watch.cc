@@ -350,10 +350,10 @@ absl::Status Node::Impl::WatchInto(const WatchOptions& o, Out& out) {
           continue;
         }
         // Behind it: this watcher's own reader, read forward from where it
-        // was left if that is in next_seq's segment (a new reader scans
-        // that segment from its start); any trouble on the way: a new one.
+        // was left if that costs no more than a new reader (which starts at
+        // ReadStartSeq); any trouble on the way: a new one.
         if (reader && reader->next_seq() < next_seq &&
-            reader->next_seq() >= binlog_->SegmentFirstSeq(next_seq)) {
+            reader->next_seq() >= binlog_->ReadStartSeq(next_seq)) {
           while (reader && reader->next_seq() < next_seq) {
             auto rec = reader->Next();
             if (!rec.ok() || !rec->has_value()) reader.reset();

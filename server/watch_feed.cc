@@ -57,9 +57,9 @@ std::vector<WatchFeed::EventPtr> WatchFeed::Fetch(uint64_t from, uint64_t up_to,
       std::lock_guard l(window_mu_);
       Clear();
     }
-    // Reading forward within `from`'s segment costs less than a new
-    // reader, which scans that segment from its start.
-    if (!reader_ || at > from || at < binlog_->SegmentFirstSeq(from)) {
+    // Reading forward from where a new reader would start (ReadStartSeq)
+    // costs no more than that new reader.
+    if (!reader_ || at > from || at < binlog_->ReadStartSeq(from)) {
       auto r = binlog_->NewReader(from);
       if (!r.ok()) {
         reader_.reset();

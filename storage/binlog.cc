@@ -429,6 +429,10 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   const uint64_t epoch_before = epoch_;
   epoch_ = std::max(epoch_, epoch);
   const uint64_t end_seq = next_seq_;  // group covers [first_seq, end_seq)
+  // The group's seek points, published with it (readers note points only
+  // below the visible end, so none lands inside the group meanwhile).
+  uint64_t last_point = LastSeekPoint(segments_.back());
+  std::vector<SegmentState::SeekPoint> points;
   l.unlock();
 
   // Seqs are assigned; nothing of the group is visible yet.
@@ -438,9 +442,14 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
 
   if (before_group_write_for_testing_) before_group_write_for_testing_();
   // Encode outside the lock; writers queued meanwhile wait for the next group.
-  const uint64_t group_offset = active_size_;  // where its first record goes
   payloads_.clear();
-  auto encode = [this, &last](const v1::Event& ev) {
+  auto encode = [&](const v1::Event& ev) {
+    // One point a stride, inside a large group too (one AppendReplicated
+    // call may hold 8 MiB).
+    if (const uint64_t at = active_size_ + scratch_.size(); at >= last_point + kSeekStride) {
+      points.push_back({ev.gtid().seq(), at});
+      last_point = at;
+    }
     std::string payload;
     ev.SerializeToString(&payload);
     // The group goes to active_size_ (WriteGroup), whitened for its segment.
@@ -492,9 +501,9 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     last_visible_ = last;
     SegmentState& active = segments_.back();
     active.end_offset = active_size_;
-    const uint64_t noted = active.seek_points.empty() ? binlog_format::kSegmentHeaderSize
-                                                      : active.seek_points.back().offset;
-    if (group_offset >= noted + kSeekStride) active.seek_points.push_back({first_seq, group_offset});
+    for (const SegmentState::SeekPoint& p : points) {
+      if (p.offset >= LastSeekPoint(active) + kSeekStride) active.seek_points.push_back(p);
+    }
     if (sync) synced_through_ = last.seq;
     if (failed_groups_ > 0) {  // the end of what the throttled lines hid
       spdlog::info("binlog: groups are written again from seq {}, after {} failed",
@@ -764,12 +773,29 @@ uint64_t Binlog::FirstAvailableSeq() const {
   return segments_.front().first_seq;
 }
 
-uint64_t Binlog::SegmentFirstSeq(uint64_t seq) const {
-  std::lock_guard l(mu_);
-  if (seq < segments_.front().first_seq) return 0;
+uint64_t Binlog::LastSeekPoint(const SegmentState& segment) {
+  return segment.seek_points.empty() ? binlog_format::kSegmentHeaderSize
+                                     : segment.seek_points.back().offset;
+}
+
+Binlog::ReadStart Binlog::ReadStartFor(uint64_t seq) const {
+  // The last segment whose first_seq <= seq holds it...
   auto it = std::upper_bound(segments_.begin(), segments_.end(), seq,
                              [](uint64_t s, const SegmentState& seg) { return s < seg.first_seq; });
-  return std::prev(it)->first_seq;
+  const SegmentState& segment = *std::prev(it);
+  ReadStart start{segment.number, {segment.first_seq, binlog_format::kSegmentHeaderSize}};
+  // ...and its last seek point at or before it, if any.
+  auto point = std::upper_bound(
+      segment.seek_points.begin(), segment.seek_points.end(), seq,
+      [](uint64_t s, const SegmentState::SeekPoint& p) { return s < p.seq; });
+  if (point != segment.seek_points.begin()) start.at = *std::prev(point);
+  return start;
+}
+
+uint64_t Binlog::ReadStartSeq(uint64_t seq) const {
+  std::lock_guard l(mu_);
+  if (seq < segments_.front().first_seq) return 0;
+  return ReadStartFor(seq).at.seq;
 }
 
 Gtid Binlog::BeforeFirstAvailable() const {
@@ -856,8 +882,7 @@ Binlog::ReadLimit Binlog::LimitFor(uint64_t number) const {
 }
 
 absl::StatusOr<std::unique_ptr<BinlogReader>> Binlog::NewReader(uint64_t from_seq) {
-  uint64_t number = 0;
-  SegmentState::SeekPoint start;  // offset 0: none, read from the header
+  ReadStart start;
   {
     std::lock_guard l(mu_);
     if (from_seq < segments_.front().first_seq || from_seq > last_visible_.seq + 1) {
@@ -866,21 +891,12 @@ absl::StatusOr<std::unique_ptr<BinlogReader>> Binlog::NewReader(uint64_t from_se
           ", " + std::to_string(last_visible_.seq + 1) + "); seq " + std::to_string(from_seq) +
           (from_seq < segments_.front().first_seq ? " was purged" : " is beyond its end"));
     }
-    // The last segment whose first_seq <= from_seq holds it.
-    auto it = std::upper_bound(segments_.begin(), segments_.end(), from_seq,
-                               [](uint64_t seq, const SegmentState& s) { return seq < s.first_seq; });
-    const SegmentState& segment = *std::prev(it);
-    number = segment.number;
-    // And the last seek point at or before it, if any.
-    auto point = std::upper_bound(
-        segment.seek_points.begin(), segment.seek_points.end(), from_seq,
-        [](uint64_t seq, const SegmentState::SeekPoint& p) { return seq < p.seq; });
-    if (point != segment.seek_points.begin()) start = *std::prev(point);
+    start = ReadStartFor(from_seq);
   }
   std::unique_ptr<BinlogReader> reader(
-      new BinlogReader(this, number, File(), binlog_format::kSegmentHeaderSize, 0));
-  if (auto s = reader->OpenSegment(number); !s.ok()) return s;
-  if (start.offset != 0) reader->Seek(start.offset, start.seq);
+      new BinlogReader(this, start.number, File(), binlog_format::kSegmentHeaderSize, 0));
+  if (auto s = reader->OpenSegment(start.number); !s.ok()) return s;
+  if (start.at.offset != binlog_format::kSegmentHeaderSize) reader->Seek(start.at.offset, start.at.seq);
   if (auto s = reader->SkipTo(from_seq); !s.ok()) return s;
   return reader;
 }

@@ -175,10 +175,12 @@ class Binlog {
   // The seq of the oldest event still in the binlog (after purges); equals
   // LastVisible().seq + 1 when the binlog holds no event.
   uint64_t FirstAvailableSeq() const EXCLUDES(mu_);
-  // The first seq of the live segment that holds (or will hold) `seq`; 0
-  // if `seq` was purged. A reader at or after it reaches `seq` reading no
-  // more than NewReader(seq) would.
-  uint64_t SegmentFirstSeq(uint64_t seq) const EXCLUDES(mu_);
+  // Where NewReader(seq) starts reading: the seq of the last seek point at
+  // or before `seq` in its segment, else the first seq of the live segment
+  // that holds (or will hold) it; 0 if `seq` was purged. A reader at or
+  // after it (and before `seq`) reaches `seq` reading no more than
+  // NewReader(seq) would.
+  uint64_t ReadStartSeq(uint64_t seq) const EXCLUDES(mu_);
   // The GTID of the event just before FirstAvailableSeq() — purged, or
   // {0,0} if there was none — from the oldest segment's header, so a
   // history check at the purge boundary still has a GTID to compare.
@@ -272,6 +274,16 @@ class Binlog {
     bool has_next = false;        // a later segment exists: this one is sealed
   };
   ReadLimit LimitFor(uint64_t number) const EXCLUDES(mu_);
+  // Where a reader of `seq` starts: its segment and the seek point before
+  // it (the header, at the segment's first seq, if none). `seq` must not
+  // be purged.
+  struct ReadStart {
+    uint64_t number = 0;
+    SegmentState::SeekPoint at;
+  };
+  ReadStart ReadStartFor(uint64_t seq) const REQUIRES(mu_);
+  // The offset of the segment's last seek point (its header if none).
+  static uint64_t LastSeekPoint(const SegmentState& segment);
   // A reader of segment `number` passed a record boundary: `offset`, where
   // the event `seq` (or a group end before it) begins. Kept if no seek
   // point lies within kSeekStride of it.

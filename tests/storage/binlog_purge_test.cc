@@ -87,13 +87,13 @@ TEST_F(BinlogPurgeTest, PurgeToRemovesTheSegmentsBeforeTheNamedOne) {
   EXPECT_EQ(Purged(b_->PurgeTo(segs_[3].name, kAll)), 0) << "idempotent";
 }
 
-TEST_F(BinlogPurgeTest, SegmentFirstSeqNamesTheLiveSegmentOfASeqOrZeroIfPurged) {
-  EXPECT_EQ(b_->SegmentFirstSeq(segs_[1].first_seq + 1), segs_[1].first_seq);
+TEST_F(BinlogPurgeTest, ReadStartSeqNamesTheLiveSegmentOfASeqOrZeroIfPurged) {
+  EXPECT_EQ(b_->ReadStartSeq(segs_[1].first_seq + 1), segs_[1].first_seq);
   EXPECT_EQ(Purged(b_->PurgeTo(segs_[3].name, kAll)), 3);
-  EXPECT_EQ(b_->SegmentFirstSeq(segs_[1].first_seq + 1), 0u) << "purged";
-  EXPECT_EQ(b_->SegmentFirstSeq(segs_[3].first_seq), segs_[3].first_seq);
-  EXPECT_EQ(b_->SegmentFirstSeq(segs_[4].first_seq - 1), segs_[3].first_seq);
-  EXPECT_EQ(b_->SegmentFirstSeq(b_->LastVisible().seq + 5), segs_[last()].first_seq) << "not written yet";
+  EXPECT_EQ(b_->ReadStartSeq(segs_[1].first_seq + 1), 0u) << "purged";
+  EXPECT_EQ(b_->ReadStartSeq(segs_[3].first_seq), segs_[3].first_seq);
+  EXPECT_EQ(b_->ReadStartSeq(segs_[4].first_seq - 1), segs_[3].first_seq);
+  EXPECT_EQ(b_->ReadStartSeq(b_->LastVisible().seq + 5), segs_[last()].first_seq) << "not written yet";
 }
 
 TEST_F(BinlogPurgeTest, PurgeToTheActiveSegmentKeepsIt) {

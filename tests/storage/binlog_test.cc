@@ -817,6 +817,9 @@ TEST(BinlogTest, AReaderStartsNearItsSeqNotAtTheSegmentsStart) {
     const uint64_t before = BytesReadSoFar();
     expect_event_at(*b, kEvents - 10);
     EXPECT_LT(BytesReadSoFar() - before, 2u << 20) << "read from the segment's start";
+    // What watchers compare their own reader's position with (review s44b L1).
+    EXPECT_GT(b->ReadStartSeq(kEvents - 10), b->Segments().back().first_seq);
+    EXPECT_LE(b->ReadStartSeq(kEvents - 10), kEvents - 10);
   }
   auto b = OpenBinlog(dir.path(), 8 << 20, 0);
   ASSERT_NE(b, nullptr);
@@ -831,6 +834,26 @@ TEST(BinlogTest, AReaderStartsNearItsSeqNotAtTheSegmentsStart) {
     if (from <= kEvents) expect_event_at(*b, from);
     EXPECT_EQ(ReadSeqs(*b, from), Range(from, kEvents)) << from;
   }
+}
+
+
+// Review s44b L2: one group may hold 8 MiB (a relay log's batch); its seek
+// points are a stride apart inside it too, not only at group starts.
+TEST(BinlogTest, ALargeGroupHasSeekPointsInsideIt) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path(), 1ull << 30, 0);
+  ASSERT_NE(b, nullptr);
+  std::vector<v1::Event> batch;
+  for (uint64_t s = 1; s <= 4000; ++s) {
+    batch.push_back(At(1, s, PutEvent("key" + std::to_string(s), std::string(2000, 'v'))));
+  }
+  ASSERT_TRUE(b->AppendReplicated(batch, false).ok());
+  const uint64_t before = BytesReadSoFar();
+  auto e = ReadEventAt(*b, 3990);
+  ASSERT_TRUE(e.ok() && e->has_value()) << e.status();
+  EXPECT_EQ((*e)->gtid().seq(), 3990u);
+  EXPECT_LT(BytesReadSoFar() - before, 2u << 20) << "read from the group's start";
+  EXPECT_EQ(ReadSeqs(*b, 2500), Range(2500, 4000));
 }
 
 }  // namespace
