@@ -14,9 +14,11 @@
 //    is the last key taken (returned or counted), to resume after it.
 //  - `gtid` is the applied GTID read from the same snapshot as the data:
 //    the rows are exactly the state after that event.
-//  - `check` (may be empty) is called every kScanCheckEvery keys; a non-OK
-//    status ends the walk with that status (a deadline, a caller gone, a
-//    node closing): a scan of any size never outlives its caller.
+//  - `check` (may be empty) is called every kScanCheckEvery keys taken and
+//    every kScanSkipsPerCheck deleted entries stepped over (a range of
+//    deleted keys is walked inside one RocksDB step); a non-OK status ends
+//    the walk with that status (a deadline, a caller gone, a node closing):
+//    a scan of any size never outlives its caller.
 //  - Visibility: RocksDB holds only applied events, and the applier applies
 //    only what was released (under AFTER_SYNC: once enough replicas ACKed;
 //    on a replica: what its primary says is visible), so a scan, like Get,
@@ -38,6 +40,7 @@
 namespace relaykv {
 
 inline constexpr uint64_t kScanCheckEvery = 1024;
+inline constexpr uint64_t kScanSkipsPerCheck = 65536;
 
 struct ScanSpec {
   std::string start;  // inclusive; empty: from the first key
