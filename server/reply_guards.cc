@@ -109,6 +109,19 @@ absl::Status ReplyGuards::Reserve(grpc::ServerContextBase* ctx, uint64_t bytes,
   return absl::OkStatus();
 }
 
+absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what) {
+  std::lock_guard l(mu_);
+  const uint64_t limit = max_reply_bytes_();
+  if (reply_bytes_ > 0 && reply_bytes_ + bytes > limit) return ReplyBudgetFull(what, bytes, limit);
+  reply_bytes_ += bytes;
+  return absl::OkStatus();
+}
+
+void ReplyGuards::ReleaseBytes(uint64_t bytes) {
+  std::lock_guard l(mu_);
+  reply_bytes_ -= bytes;
+}
+
 absl::Status ReplyGuards::ReplyBudgetFull(std::string_view what, uint64_t bytes,
                                           uint64_t limit) const {
   return absl::ResourceExhaustedError(

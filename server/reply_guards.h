@@ -62,7 +62,15 @@ class ReplyGuards {
   [[nodiscard]] absl::Status Reserve(grpc::ServerContextBase* ctx, uint64_t bytes,
                                      std::string_view what) EXCLUDES(mu_);
 
-  // Bytes reserved by replies not yet sent.
+  // A message of a stream (a Watch batch) about to be written: `bytes`
+  // counted against the same budget until ReleaseBytes(), once its Write
+  // returned (watchers that do not read each held a batch, up to a 32 MiB
+  // event, with no bound on their sum: review s43b F8). OK, or the refusal
+  // naming max_inflight_reply_bytes (a message alone is always let through).
+  [[nodiscard]] absl::Status ReserveBytes(uint64_t bytes, std::string_view what) EXCLUDES(mu_);
+  void ReleaseBytes(uint64_t bytes) EXCLUDES(mu_);
+
+  // Bytes reserved by replies and stream messages not yet sent.
   uint64_t reply_bytes() const EXCLUDES(mu_);
 
  private:

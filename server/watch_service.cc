@@ -44,9 +44,9 @@ struct WatchService::Call {
   std::atomic<bool> cut_off{false};  // cancelled by the watchdog
 };
 
-WatchService::WatchService(Node* node, const Authorizer* auth, TimerLoop* timers,
-                           std::function<std::chrono::seconds()> max_lag)
-    : node_(node), auth_(auth), max_lag_(std::move(max_lag)) {
+WatchService::WatchService(Node* node, const Authorizer* auth, ReplyGuards* budget,
+                           TimerLoop* timers, std::function<std::chrono::seconds()> max_lag)
+    : node_(node), auth_(auth), budget_(budget), max_lag_(std::move(max_lag)) {
   // What the generated ChangeStream::Service registers, with raw bytes out.
   AddMethod(new grpc::internal::RpcServiceMethod(
       kWatchMethod, grpc::internal::RpcMethod::SERVER_STREAMING,
@@ -101,12 +101,17 @@ grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchReques
     std::lock_guard l(mu_);
     calls_.push_back(&call);
   }
+  absl::Status refused;  // by the reply budget
   absl::Status s = node_->impl_->WatchWire(o, [&](std::string& response) {
+    const uint64_t bytes = response.size();
+    refused = budget_->ReserveBytes(bytes, "Watch batch");
+    if (!refused.ok()) return false;
     grpc::Slice slice = ToSlice(response);
     grpc::ByteBuffer buffer(&slice, 1);
     call.writing_since_ns.store(Clock::now().time_since_epoch().count());
     const bool written = writer->Write(buffer);
     call.writing_since_ns.store(0);
+    budget_->ReleaseBytes(bytes);
     return written;
   });
   {
@@ -118,6 +123,7 @@ grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchReques
                         "watcher stopped reading for more than watch_max_lag_seconds (" +
                             std::to_string(max_lag_().count()) + " s)");
   }
+  if (!refused.ok()) return ToGrpcStatus(refused);
   if (s.ok() && ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away");
   return ToGrpcStatus(s);
 }

@@ -10,6 +10,10 @@
 // gRPC flow control blocks the write and, with it, the binlog walk, so a
 // slow client costs the server one batch plus gRPC's window.
 //
+// Memory: each batch being written counts against max_inflight_reply_bytes
+// (the budget of unsent Get and Scan replies, server/reply_guards.h), so
+// watchers that do not read cannot hold more than it together.
+//
 // A client that stops reading altogether would hold that thread in Write
 // for ever; Node::Watch's lag check runs only between batches. So a
 // watchdog task on the node's TimerLoop looks at every call once a second
@@ -38,6 +42,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "proto/watch.pb.h"
 #include "server/auth.h"
+#include "server/reply_guards.h"
 #include "server/timer_loop.h"
 #include "storage/thread_annotations.h"
 
@@ -47,9 +52,13 @@ class Node;
 
 class WatchService final : public grpc::Service {
  public:
-  // Borrows `node` and `auth`, which must outlive the service, and
-  // `timers` for the constructor only. `max_lag` reads watch_max_lag_seconds.
-  WatchService(Node* node, const Authorizer* auth, TimerLoop* timers,
+  // Borrows `node`, `auth` and `budget`, which must outlive the service,
+  // and `timers` for the constructor only. `max_lag` reads
+  // watch_max_lag_seconds. Each batch is counted against `budget`'s
+  // max_inflight_reply_bytes while it is written; a batch that does not
+  // fit ends the stream with RESOURCE_EXHAUSTED naming it (the client
+  // resumes from the last GTID it received).
+  WatchService(Node* node, const Authorizer* auth, ReplyGuards* budget, TimerLoop* timers,
                std::function<std::chrono::seconds()> max_lag);
   ~WatchService() override;
   WatchService(const WatchService&) = delete;
@@ -65,6 +74,7 @@ class WatchService final : public grpc::Service {
 
   Node* const node_;
   const Authorizer* const auth_;
+  ReplyGuards* const budget_;
   const std::function<std::chrono::seconds()> max_lag_;
 
   std::mutex mu_;

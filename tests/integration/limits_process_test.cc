@@ -417,6 +417,76 @@ TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndBytesAndAreE
   poller.join();
 }
 
+// Watchers that do not read each held a batch — up to a 32 MiB event —
+// with nothing bounding their sum (review s43b F8): their batches now count
+// against max_inflight_reply_bytes while they are written, and a batch that
+// does not fit ends its stream with the budget named (the watcher resumes
+// from the last GTID it received).
+TEST(LimitsProcessTest, WatchBatchesNotReadCountAgainstTheReplyBudget) {
+  TempDir dir;
+  auto s = Relaykvd::Start(dir.path() / "p",
+                           {"--keepalive_time_ms=600000", "--keepalive_timeout_ms=600000",
+                            "--max_inflight_reply_bytes=67108864"});
+  ASSERT_NE(s, nullptr);
+  auto before = s->Put("a", "v");
+  ASSERT_TRUE(before.ok()) << before.status();
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(s->Put("w/" + std::to_string(i), std::string(12 << 20, 'x')).ok());
+  }
+  auto proxy = TcpProxy::Start(s->address());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  grpc::ChannelArguments args;  // small windows: see the test above
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  grpc::ResourceQuota quota("tight");
+  quota.Resize(1 << 20);
+  args.SetResourceQuota(quota);
+  auto stalled_stub = v1::ChangeStream::NewStub(
+      grpc::CreateCustomChannel((*proxy)->address(), grpc::InsecureChannelCredentials(), args));
+  (*proxy)->StallReplies();
+  grpc::CompletionQueue cq;
+  std::thread poller([&cq] {
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
+    }
+  });
+  v1::WatchRequest watch;
+  watch.set_prefix("w/");
+  watch.mutable_after()->set_epoch(before->epoch);
+  watch.mutable_after()->set_seq(before->seq);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientAsyncReader<v1::WatchResponse>>> watches;
+  for (int i = 0; i < 5; ++i) {  // each blocked in the write of one 12 MiB change
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    watches.push_back(stalled_stub->AsyncWatch(contexts.back().get(), watch, &cq, nullptr));
+  }
+  EXPECT_TRUE(WaitFor(
+      [&] { return std::stoull(s->Status()["Reply_bytes_waiting"]) > (56u << 20); }, seconds(20)))
+      << "Reply_bytes_waiting " << s->Status()["Reply_bytes_waiting"];
+  // A watcher that reads: its batch does not fit what the others hold.
+  {
+    auto stub = v1::ChangeStream::NewStub(
+        grpc::CreateChannel(s->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(20));
+    auto reader = stub->Watch(&ctx, watch);
+    v1::WatchResponse r;
+    while (reader->Read(&r)) {
+    }
+    const grpc::Status end = reader->Finish();
+    EXPECT_EQ(end.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << end.error_message();
+    EXPECT_TRUE(Contains(end.error_message(), "max_inflight_reply_bytes=67108864"))
+        << end.error_message();
+  }
+  for (auto& c : contexts) c->TryCancel();
+  EXPECT_TRUE(WaitFor([&] { return s->Status()["Reply_bytes_waiting"] == "0"; }, seconds(20)))
+      << "cancelled watchers still hold " << s->Status()["Reply_bytes_waiting"];
+  (*proxy)->Stop();
+  cq.Shutdown();
+  poller.join();
+}
+
 TEST(LimitsProcessTest, KeepaliveEndsTheStreamOfAStoppedReplicaWithinSeconds) {
   TempDir dir;
   auto primary = Relaykvd::Start(dir.path() / "p",
