@@ -173,6 +173,9 @@ class HttpServer::Impl {
    private:
     void OnRead(beast::error_code ec) {
       waiting_ = false;
+      // Evicted at the cap while its request was already queued: no reply
+      // (review s44c H2).
+      if (closed_) return Close();
       if (ec == http::error::header_limit) return Reply(Error(431, "request header too large"), false);
       if (ec == http::error::body_limit) return Reply(Error(413, "request body too large"), false);
       if (ec == http::error::buffer_overflow) {
@@ -230,6 +233,11 @@ class HttpServer::Impl {
     // still arriving): send FIN, then read and drop what the client still
     // sends — at most kMaxDrainBytes, within the read timeout — and close.
     void FinishThenClose() {
+      // Answered and only draining: the first to make room at the cap (a
+      // peer that never closes such connections held every slot: review
+      // s44c H1).
+      waiting_ = true;
+      waiting_since_ = std::chrono::steady_clock::time_point::min();
       beast::error_code ec;
       stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
       if (ec) return Close();

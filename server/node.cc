@@ -477,7 +477,8 @@ absl::Status Node::Impl::Open(Node* node) {
     admin_service_ = std::make_unique<AdminService>(node, auth_.get());
     watch_service_ = std::make_unique<WatchService>(
         node, auth_.get(), reply_guards_.get(), &timers_,
-        [this] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); });
+        [this] { return std::chrono::seconds(vars_.GetUint("watch_max_lag_seconds")); },
+        send_timeout);
     CloneServiceOptions clone_options;
     clone_options.sessions_dir = options_.data_dir / "clone-source";
     clone_options.server_id = [this] { return static_cast<uint32_t>(vars_.GetUint("server_id")); };

@@ -1,5 +1,6 @@
 #include "server/reply_guards.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -27,6 +28,7 @@ class ReplyGuards::Interceptor final : public grpc::experimental::Interceptor {
     guards_->calls_.erase(ctx_);
     if (holds_slot_) guards_->slots_->Release();
     guards_->reply_bytes_ -= reserved_;
+    if (reserved_ > 0) guards_->released_.notify_all();
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -109,17 +111,28 @@ absl::Status ReplyGuards::Reserve(grpc::ServerContextBase* ctx, uint64_t bytes,
   return absl::OkStatus();
 }
 
-absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what) {
-  std::lock_guard l(mu_);
-  const uint64_t limit = max_reply_bytes_();
-  if (reply_bytes_ > 0 && reply_bytes_ + bytes > limit) return ReplyBudgetFull(what, bytes, limit);
+absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
+                                       std::chrono::steady_clock::time_point deadline,
+                                       const std::function<bool()>& cancelled) {
+  constexpr auto kCancelCheck = std::chrono::milliseconds(100);
+  std::unique_lock l(mu_);
+  for (;;) {
+    const uint64_t limit = max_reply_bytes_();
+    if (reply_bytes_ == 0 || reply_bytes_ + bytes <= limit) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline || cancelled()) return ReplyBudgetFull(what, bytes, limit);
+    released_.wait_until(l, std::min(deadline, now + kCancelCheck));
+  }
   reply_bytes_ += bytes;
   return absl::OkStatus();
 }
 
 void ReplyGuards::ReleaseBytes(uint64_t bytes) {
-  std::lock_guard l(mu_);
-  reply_bytes_ -= bytes;
+  {
+    std::lock_guard l(mu_);
+    reply_bytes_ -= bytes;
+  }
+  released_.notify_all();
 }
 
 absl::Status ReplyGuards::ReplyBudgetFull(std::string_view what, uint64_t bytes,

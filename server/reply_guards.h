@@ -18,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -65,9 +66,12 @@ class ReplyGuards {
   // A message of a stream (a Watch batch) about to be written: `bytes`
   // counted against the same budget until ReleaseBytes(), once its Write
   // returned (watchers that do not read each held a batch, up to a 32 MiB
-  // event, with no bound on their sum: review s43b F8). OK, or the refusal
+  // event, with no bound on their sum: review s43b F8). Waits for room, as
+  // flow control would, until `deadline` or `cancelled()`; then the refusal
   // naming max_inflight_reply_bytes (a message alone is always let through).
-  [[nodiscard]] absl::Status ReserveBytes(uint64_t bytes, std::string_view what) EXCLUDES(mu_);
+  [[nodiscard]] absl::Status ReserveBytes(uint64_t bytes, std::string_view what,
+                                          std::chrono::steady_clock::time_point deadline,
+                                          const std::function<bool()>& cancelled) EXCLUDES(mu_);
   void ReleaseBytes(uint64_t bytes) EXCLUDES(mu_);
 
   // Bytes reserved by replies and stream messages not yet sent.
@@ -89,6 +93,7 @@ class ReplyGuards {
   mutable std::mutex mu_;
   std::unordered_map<const grpc::ServerContextBase*, Interceptor*> calls_ GUARDED_BY(mu_);
   uint64_t reply_bytes_ GUARDED_BY(mu_) = 0;
+  std::condition_variable released_;  // reply_bytes_ went down
   StallWatchdog watchdog_;
 };
 

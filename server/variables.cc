@@ -72,8 +72,8 @@ const std::vector<VariableDef>& AllVariableDefs() {
       {"max_inflight_reply_bytes", "", VariableType::kUint, "536870912", 67108864,
        68719476736ull, {}, true,
        "bytes of Get and Scan replies waiting to be sent (each reply in memory and encoded) "
-       "and of Watch batches being written; past it a read is refused, a watch ended, with "
-       "RESOURCE_EXHAUSTED (one reply larger than it is sent alone)"},
+       "and of Watch batches being written; past it a read is refused with RESOURCE_EXHAUSTED, "
+       "a watch batch waits for room (one reply larger than it is sent alone)"},
       {"max_inflight_writes", "", VariableType::kUint, "10000", 1, 10000000, {}, true,
        "writes between admission and answer (all clients); past it a write waits up to "
        "write_queue_timeout_ms, then is refused with RESOURCE_EXHAUSTED"},

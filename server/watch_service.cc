@@ -45,8 +45,13 @@ struct WatchService::Call {
 };
 
 WatchService::WatchService(Node* node, const Authorizer* auth, ReplyGuards* budget,
-                           TimerLoop* timers, std::function<std::chrono::seconds()> max_lag)
-    : node_(node), auth_(auth), budget_(budget), max_lag_(std::move(max_lag)) {
+                           TimerLoop* timers, std::function<std::chrono::seconds()> max_lag,
+                           std::function<std::chrono::seconds()> send_timeout)
+    : node_(node),
+      auth_(auth),
+      budget_(budget),
+      max_lag_(std::move(max_lag)),
+      send_timeout_(std::move(send_timeout)) {
   // What the generated ChangeStream::Service registers, with raw bytes out.
   AddMethod(new grpc::internal::RpcServiceMethod(
       kWatchMethod, grpc::internal::RpcMethod::SERVER_STREAMING,
@@ -65,16 +70,19 @@ void WatchService::Watchdog() {
   // a status it sees, as soon as its Write returns; this is for readers
   // that stopped reading altogether.
   const auto max_lag = max_lag_();
-  const int64_t limit_ns =
-      std::chrono::nanoseconds(std::max<std::chrono::seconds>(2 * max_lag, max_lag + kWatchdogGrace)).count();
+  const auto send_timeout = send_timeout_();
+  const int64_t limit_ns = std::chrono::nanoseconds(
+      std::min(std::max<std::chrono::seconds>(2 * max_lag, max_lag + kWatchdogGrace), send_timeout))
+                               .count();
   const int64_t now_ns = Clock::now().time_since_epoch().count();
   std::lock_guard l(mu_);
   for (Call* c : calls_) {
     const int64_t since = c->writing_since_ns.load();
     if (since == 0 || now_ns - since <= limit_ns || c->cut_off.exchange(true)) continue;
     spdlog::warn("watch: {} stopped reading (a write blocked for {} s, past "
-                 "watch_max_lag_seconds = {} s); ending its stream",
-                 c->ctx->peer(), (now_ns - since) / 1000000000, max_lag.count());
+                 "watch_max_lag_seconds = {} s or net_write_timeout = {} s); ending its stream",
+                 c->ctx->peer(), (now_ns - since) / 1000000000, max_lag.count(),
+                 send_timeout.count());
     c->ctx->TryCancel();
   }
 }
@@ -104,7 +112,8 @@ grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchReques
   absl::Status refused;  // by the reply budget
   absl::Status s = node_->impl_->WatchWire(o, [&](std::string& response) {
     const uint64_t bytes = response.size();
-    refused = budget_->ReserveBytes(bytes, "Watch batch");
+    refused = budget_->ReserveBytes(bytes, "Watch batch", Clock::now() + max_lag_(),
+                                    [ctx] { return ctx->IsCancelled(); });
     if (!refused.ok()) return false;
     grpc::Slice slice = ToSlice(response);
     grpc::ByteBuffer buffer(&slice, 1);
@@ -123,7 +132,13 @@ grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchReques
                         "watcher stopped reading for more than watch_max_lag_seconds (" +
                             std::to_string(max_lag_().count()) + " s)");
   }
-  if (!refused.ok()) return ToGrpcStatus(refused);
+  if (!refused.ok()) {
+    // Resumable (relaykv::Client resumes on UNAVAILABLE): the budget frees
+    // as the replies holding it are sent or cut off.
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        std::string(refused.message()) +
+                            " (waited watch_max_lag_seconds; resume after the last GTID received)");
+  }
   if (s.ok() && ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "watcher went away");
   return ToGrpcStatus(s);
 }

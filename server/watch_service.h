@@ -19,8 +19,10 @@
 // watchdog task on the node's TimerLoop looks at every call once a second
 // and cancels one whose
 // Write has been blocked for twice watch_max_lag_seconds, and at least 10 s
-// more (logged, naming the variable; the client sees CANCELLED if it ever
-// reads again). A reader that is only slow gets Node::Watch's
+// more, or for net_write_timeout if that is shorter (as a replica's stream
+// and a Get's reply: what it holds counts against the reply budget every
+// read shares; logged, naming the variables; the client sees CANCELLED if
+// it ever reads again). A reader that is only slow gets Node::Watch's
 // RESOURCE_EXHAUSTED once its Write returns.
 //
 // Threads: gRPC's, and the node's timer loop (server/timer_loop.h) for the
@@ -54,12 +56,14 @@ class WatchService final : public grpc::Service {
  public:
   // Borrows `node`, `auth` and `budget`, which must outlive the service,
   // and `timers` for the constructor only. `max_lag` reads
-  // watch_max_lag_seconds. Each batch is counted against `budget`'s
-  // max_inflight_reply_bytes while it is written; a batch that does not
-  // fit ends the stream with RESOURCE_EXHAUSTED naming it (the client
-  // resumes from the last GTID it received).
+  // watch_max_lag_seconds, `send_timeout` net_write_timeout. Each batch is
+  // counted against `budget`'s max_inflight_reply_bytes while it is
+  // written; a batch waits up to watch_max_lag_seconds for room, then ends
+  // the stream with UNAVAILABLE naming the budget (relaykv::Client resumes
+  // from the last GTID it received).
   WatchService(Node* node, const Authorizer* auth, ReplyGuards* budget, TimerLoop* timers,
-               std::function<std::chrono::seconds()> max_lag);
+               std::function<std::chrono::seconds()> max_lag,
+               std::function<std::chrono::seconds()> send_timeout);
   ~WatchService() override;
   WatchService(const WatchService&) = delete;
   WatchService& operator=(const WatchService&) = delete;
@@ -76,6 +80,7 @@ class WatchService final : public grpc::Service {
   const Authorizer* const auth_;
   ReplyGuards* const budget_;
   const std::function<std::chrono::seconds()> max_lag_;
+  const std::function<std::chrono::seconds()> send_timeout_;
 
   std::mutex mu_;
   std::vector<Call*> calls_ GUARDED_BY(mu_);  // borrowed: each removes itself before it ends

@@ -419,14 +419,15 @@ TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndBytesAndAreE
 
 // Watchers that do not read each held a batch — up to a 32 MiB event —
 // with nothing bounding their sum (review s43b F8): their batches now count
-// against max_inflight_reply_bytes while they are written, and a batch that
-// does not fit ends its stream with the budget named (the watcher resumes
-// from the last GTID it received).
+// against max_inflight_reply_bytes while they are written. A batch that
+// does not fit waits for room (review s44c W1: a reading watcher was ended
+// for good), and after watch_max_lag_seconds ends its stream with
+// UNAVAILABLE, which relaykv::Client resumes from its last GTID.
 TEST(LimitsProcessTest, WatchBatchesNotReadCountAgainstTheReplyBudget) {
   TempDir dir;
   auto s = Relaykvd::Start(dir.path() / "p",
                            {"--keepalive_time_ms=600000", "--keepalive_timeout_ms=600000",
-                            "--max_inflight_reply_bytes=67108864"});
+                            "--max_inflight_reply_bytes=67108864", "--watch_max_lag_seconds=2"});
   ASSERT_NE(s, nullptr);
   auto before = s->Put("a", "v");
   ASSERT_TRUE(before.ok()) << before.status();
@@ -464,10 +465,13 @@ TEST(LimitsProcessTest, WatchBatchesNotReadCountAgainstTheReplyBudget) {
   EXPECT_TRUE(WaitFor(
       [&] { return std::stoull(s->Status()["Reply_bytes_waiting"]) > (56u << 20); }, seconds(20)))
       << "Reply_bytes_waiting " << s->Status()["Reply_bytes_waiting"];
-  // A watcher that reads: its batch does not fit what the others hold.
+  grpc::ChannelArguments big;
+  big.SetMaxReceiveMessageSize(-1);
+  auto stub = v1::ChangeStream::NewStub(
+      grpc::CreateCustomChannel(s->address(), grpc::InsecureChannelCredentials(), big));
+  // A watcher that reads: its batch does not fit what the others hold; it
+  // waits watch_max_lag_seconds, then is told to resume.
   {
-    auto stub = v1::ChangeStream::NewStub(
-        grpc::CreateChannel(s->address(), grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + seconds(20));
     auto reader = stub->Watch(&ctx, watch);
@@ -475,11 +479,26 @@ TEST(LimitsProcessTest, WatchBatchesNotReadCountAgainstTheReplyBudget) {
     while (reader->Read(&r)) {
     }
     const grpc::Status end = reader->Finish();
-    EXPECT_EQ(end.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << end.error_message();
+    EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
     EXPECT_TRUE(Contains(end.error_message(), "max_inflight_reply_bytes=67108864"))
         << end.error_message();
   }
+  // Another one gets its changes once the room it waits for is freed.
+  int changes = 0;
+  grpc::Status ended;
+  std::thread reading([&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(20));
+    auto reader = stub->Watch(&ctx, watch);
+    v1::WatchResponse r;
+    while (changes < 2 && reader->Read(&r)) changes += r.events_size();
+    ctx.TryCancel();
+    ended = reader->Finish();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   for (auto& c : contexts) c->TryCancel();
+  reading.join();
+  EXPECT_EQ(changes, 2) << "the waiting watcher did not get the changes: " << ended.error_message();
   EXPECT_TRUE(WaitFor([&] { return s->Status()["Reply_bytes_waiting"] == "0"; }, seconds(20)))
       << "cancelled watchers still hold " << s->Status()["Reply_bytes_waiting"];
   (*proxy)->Stop();

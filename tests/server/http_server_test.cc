@@ -151,6 +151,27 @@ TEST(HttpServerTest, AtTheCapTheConnectionWaitingLongestMakesRoom) {
   EXPECT_EQ(HttpGet(Addr(*s), "/hello").status, 200);
 }
 
+// Review s44c H1: connections answered with Connection: close whose peer
+// never closes them (the server drains them for the read timeout) make
+// room at the cap first; they held every slot.
+TEST(HttpServerTest, AtTheCapAnsweredConnectionsLeftOpenMakeRoom) {
+  HttpServerOptions o;
+  o.max_connections = 2;
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  std::vector<int> held;
+  const std::string request = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  for (int i = 0; i < 2; ++i) {
+    held.push_back(testing::ConnectTo(Addr(*s), std::chrono::seconds(10)));
+    ASSERT_GE(held.back(), 0);
+    ASSERT_EQ(::send(held.back(), request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // answered, draining
+  EXPECT_EQ(HttpGet(Addr(*s), "/hello").status, 200);
+  for (int fd : held) ::close(fd);
+}
+
 // Out of file descriptors, a pending connection cannot be accepted: the
 // server waits and tries again instead of spinning (review s43b F9), and
 // serves again once descriptors are free.
