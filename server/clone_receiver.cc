@@ -234,6 +234,20 @@ absl::Status Receiver::BeginNew() {
                                         f.name() + "'");
     }
   }
+  // What the source announced must fit: a clone that fills the disk fails
+  // late and leaves it full (a hostile source's sizes are never checked
+  // otherwise: review s44c C1).
+  uint64_t total = 0;
+  for (const v1::CloneFile& f : session_.files()) total += f.size_bytes();
+  std::error_code space_ec;
+  const fs::space_info space = fs::space(req_.data_dir, space_ec);
+  if (!space_ec && total > space.available) {
+    FinishSession();
+    return absl::ResourceExhaustedError(
+        "clone from " + req_.source + " needs " + std::to_string(total) + " bytes but " +
+        req_.data_dir.string() + " has " + std::to_string(space.available) +
+        " free: free space there, or clone into another data dir");
+  }
   if (auto s2 = CreatePrivateDirectory(staging_ / "db"); !s2.ok()) return s2;
   return WriteFileAtomically(staging_ / kSessionFile, EncodeSession(req_.source, session_));
 }

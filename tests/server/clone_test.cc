@@ -702,6 +702,19 @@ TEST(CloneTest, AnImpossibleGtidOrFileNameIsRefused) {
   }
 }
 
+// Review s44c C1: what the source announces must fit the data dir's disk.
+TEST(CloneTest, ACloneLargerThanTheFreeSpaceIsRefusedBeforeAnything) {
+  TempDir tmp;
+  AnnouncingSource source(
+      [](v1::BeginCloneResponse* r) { r->mutable_files(0)->set_size_bytes(uint64_t{1} << 60); });
+  auto r = CloneInto({source.Serve(), {}, tmp.path() / "dst"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(r.status())) << r.status();
+  EXPECT_NE(r.status().message().find("free"), std::string::npos) << r.status();
+  EXPECT_FALSE(fs::exists(tmp.path() / "dst" / kCloneStagingDir / "session.pb"));
+  source.Stop();
+}
+
 // Review s43a L3: a download whose state does not say the announced GTID
 // (here: no RocksDB at all) is removed, so the next run begins anew rather
 // than failing the same way on the same files for ever.
