@@ -238,10 +238,15 @@ absl::Status Receiver::BeginNew() {
   // late and leaves it full (a hostile source's sizes are never checked
   // otherwise: review s44c C1).
   uint64_t total = 0;
-  for (const v1::CloneFile& f : session_.files()) total += f.size_bytes();
+  for (const v1::CloneFile& f : session_.files()) {
+    total = f.size_bytes() > UINT64_MAX - total ? UINT64_MAX : total + f.size_bytes();
+  }
   std::error_code space_ec;
   const fs::space_info space = fs::space(req_.data_dir, space_ec);
-  if (!space_ec && total > space.available) {
+  if (space_ec) {
+    spdlog::warn("clone: cannot tell the free space of {} ({}); not checking that {} bytes fit",
+                 req_.data_dir.string(), space_ec.message(), total);
+  } else if (total > space.available) {
     FinishSession();
     return absl::ResourceExhaustedError(
         "clone from " + req_.source + " needs " + std::to_string(total) + " bytes but " +

@@ -157,10 +157,17 @@ class HttpServer::Impl {
                        });
     }
 
-    // Waiting for (the rest of) a request, not closed: what may make room
-    // for a new connection at the cap.
-    bool waiting() const { return waiting_ && !closed_; }
-    std::chrono::steady_clock::time_point waiting_since() const { return waiting_since_; }
+    // What may make room for a new connection at the cap, and since when:
+    // one waiting for (the rest of) a request, or answered and draining, or
+    // whose reply has not gone out for kStuckWrite (a peer that pipelines
+    // requests and never reads held every slot: review s44d M2).
+    std::optional<std::chrono::steady_clock::time_point> evictable_since(
+        std::chrono::steady_clock::time_point now) const {
+      if (closed_) return std::nullopt;
+      if (waiting_) return waiting_since_;
+      if (writing_ && now - writing_since_ > kStuckWrite) return writing_since_;
+      return std::nullopt;
+    }
     bool closed() const { return closed_; }
 
     void Close() {
@@ -220,8 +227,11 @@ class HttpServer::Impl {
       // The write is bounded by the same timeout: a client that stops
       // reading does not hold the connection.
       stream_.expires_after(server_->options_.read_timeout);
+      writing_ = true;
+      writing_since_ = std::chrono::steady_clock::now();
       http::async_write(stream_, res_,
                         [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                          self->writing_ = false;
                           if (!ec && keep_alive) return self->Read();
                           if (ec) return self->Close();
                           self->FinishThenClose();
@@ -262,19 +272,25 @@ class HttpServer::Impl {
     http::response<http::string_body> res_;
     std::array<char, 4096> drain_;  // FinishThenClose's discarded input
     size_t drained_ = 0;
+    static constexpr auto kStuckWrite = std::chrono::seconds(1);
     bool waiting_ = false;
+    bool writing_ = false;
     bool closed_ = false;  // Close() ran; gone once its pending handler has
     std::chrono::steady_clock::time_point waiting_since_;
+    std::chrono::steady_clock::time_point writing_since_;
   };
 
-  // At the cap: the open connection that has waited longest for a request
-  // (an idle keep-alive, or one whose request trickles in), or null when
-  // every one is answering.
+  // At the cap: the open connection evictable longest (Session::
+  // evictable_since), or null when every one is answering.
   Session* LongestWaiting() const {
+    const auto now = std::chrono::steady_clock::now();
     Session* victim = nullptr;
+    std::chrono::steady_clock::time_point oldest;
     for (Session* s : sessions_) {
-      if (s->waiting() && (victim == nullptr || s->waiting_since() < victim->waiting_since())) {
+      const auto since = s->evictable_since(now);
+      if (since && (victim == nullptr || *since < oldest)) {
         victim = s;
+        oldest = *since;
       }
     }
     return victim;

@@ -116,15 +116,26 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
                                        const std::function<bool()>& cancelled) {
   constexpr auto kCancelCheck = std::chrono::milliseconds(100);
   std::unique_lock l(mu_);
+  bool counted_waiting = false;
+  absl::Status result = absl::OkStatus();
   for (;;) {
     const uint64_t limit = max_reply_bytes_();
     if (reply_bytes_ == 0 || reply_bytes_ + bytes <= limit) break;
     const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline || cancelled()) return ReplyBudgetFull(what, bytes, limit);
+    if (now >= deadline || cancelled() ||
+        (!counted_waiting && waiting_bytes_ > 0 && waiting_bytes_ + bytes > limit)) {
+      result = ReplyBudgetFull(what, bytes, limit);
+      break;
+    }
+    if (!counted_waiting) {
+      waiting_bytes_ += bytes;
+      counted_waiting = true;
+    }
     released_.wait_until(l, std::min(deadline, now + kCancelCheck));
   }
-  reply_bytes_ += bytes;
-  return absl::OkStatus();
+  if (counted_waiting) waiting_bytes_ -= bytes;
+  if (result.ok()) reply_bytes_ += bytes;
+  return result;
 }
 
 void ReplyGuards::ReleaseBytes(uint64_t bytes) {

@@ -69,6 +69,9 @@ class ReplyGuards {
   // event, with no bound on their sum: review s43b F8). Waits for room, as
   // flow control would, until `deadline` or `cancelled()`; then the refusal
   // naming max_inflight_reply_bytes (a message alone is always let through).
+  // Waiting messages are built already: they may wait only while those
+  // waiting hold no more than the budget again, else the refusal comes at
+  // once (review s44d M1).
   [[nodiscard]] absl::Status ReserveBytes(uint64_t bytes, std::string_view what,
                                           std::chrono::steady_clock::time_point deadline,
                                           const std::function<bool()>& cancelled) EXCLUDES(mu_);
@@ -93,6 +96,7 @@ class ReplyGuards {
   mutable std::mutex mu_;
   std::unordered_map<const grpc::ServerContextBase*, Interceptor*> calls_ GUARDED_BY(mu_);
   uint64_t reply_bytes_ GUARDED_BY(mu_) = 0;
+  uint64_t waiting_bytes_ GUARDED_BY(mu_) = 0;  // of messages waiting in ReserveBytes
   std::condition_variable released_;  // reply_bytes_ went down
   StallWatchdog watchdog_;
 };

@@ -58,9 +58,10 @@ class WatchService final : public grpc::Service {
   // and `timers` for the constructor only. `max_lag` reads
   // watch_max_lag_seconds, `send_timeout` net_write_timeout. Each batch is
   // counted against `budget`'s max_inflight_reply_bytes while it is
-  // written; a batch waits up to watch_max_lag_seconds for room, then ends
-  // the stream with UNAVAILABLE naming the budget (relaykv::Client resumes
-  // from the last GTID it received).
+  // written; a batch waits up to half watch_max_lag_seconds for room (while
+  // waiting batches hold no more than the budget again), then ends the
+  // stream with UNAVAILABLE naming the budget (relaykv::Client resumes from
+  // the last GTID it received).
   WatchService(Node* node, const Authorizer* auth, ReplyGuards* budget, TimerLoop* timers,
                std::function<std::chrono::seconds()> max_lag,
                std::function<std::chrono::seconds()> send_timeout);

@@ -5,6 +5,7 @@
 // refused write in the binlog.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <memory>
@@ -427,7 +428,7 @@ TEST(LimitsProcessTest, WatchBatchesNotReadCountAgainstTheReplyBudget) {
   TempDir dir;
   auto s = Relaykvd::Start(dir.path() / "p",
                            {"--keepalive_time_ms=600000", "--keepalive_timeout_ms=600000",
-                            "--max_inflight_reply_bytes=67108864", "--watch_max_lag_seconds=2"});
+                            "--max_inflight_reply_bytes=67108864", "--watch_max_lag_seconds=4"});
   ASSERT_NE(s, nullptr);
   auto before = s->Put("a", "v");
   ASSERT_TRUE(before.ok()) << before.status();
@@ -482,6 +483,33 @@ TEST(LimitsProcessTest, WatchBatchesNotReadCountAgainstTheReplyBudget) {
     EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
     EXPECT_TRUE(Contains(end.error_message(), "max_inflight_reply_bytes=67108864"))
         << end.error_message();
+  }
+  // Batches waiting for room are built already: they may hold no more than
+  // the budget again (review s44d M1). Six readers of the 12 MiB change at
+  // once: five wait (60 MiB), the sixth is told to resume at once.
+  {
+    std::vector<std::thread> readers;
+    std::vector<std::chrono::steady_clock::duration> took(6);
+    std::vector<grpc::Status> ends(6);
+    for (int i = 0; i < 6; ++i) {
+      readers.emplace_back([&, i] {
+        const auto start = std::chrono::steady_clock::now();
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + seconds(20));
+        auto reader = stub->Watch(&ctx, watch);
+        v1::WatchResponse r;
+        while (reader->Read(&r)) {
+        }
+        ends[i] = reader->Finish();
+        took[i] = std::chrono::steady_clock::now() - start;
+      });
+    }
+    for (auto& t : readers) t.join();
+    const auto fastest = *std::min_element(took.begin(), took.end());
+    EXPECT_LT(fastest, std::chrono::milliseconds(1500)) << "every batch waited";
+    for (const grpc::Status& end : ends) {
+      EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
+    }
   }
   // Another one gets its changes once the room it waits for is freed.
   int changes = 0;

@@ -29,6 +29,7 @@ std::unique_ptr<HttpServer> StartServer(HttpServerOptions o = {}) {
   HttpServer::Routes routes;
   routes["/hello"] = [] { return HttpResponse{200, "text/plain", "hi\n"}; };
   routes["/down"] = [] { return HttpResponse{503, "text/plain", "not today\n"}; };
+  routes["/big"] = [] { return HttpResponse{200, "text/plain", std::string(16 << 20, 'b')}; };
   auto s = HttpServer::Start(o, std::move(routes));
   EXPECT_TRUE(s.ok()) << s.status();
   return s.ok() ? *std::move(s) : nullptr;
@@ -149,6 +150,35 @@ TEST(HttpServerTest, AtTheCapTheConnectionWaitingLongestMakesRoom) {
   EXPECT_EQ(errno, EAGAIN);
   for (int fd : held) ::close(fd);
   EXPECT_EQ(HttpGet(Addr(*s), "/hello").status, 200);
+}
+
+// Review s44d M2: a peer that never reads its replies blocks the server's
+// writes; such connections, stuck for over a second, make room at the cap
+// too.
+TEST(HttpServerTest, AtTheCapConnectionsWhoseRepliesAreNotReadMakeRoom) {
+  HttpServerOptions o;
+  o.max_connections = 2;
+  auto s = StartServer(o);
+  ASSERT_NE(s, nullptr);
+  std::vector<int> held;
+  const std::string request = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";  // 16 MiB
+  for (int i = 0; i < 2; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    const int small = 1024;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(s->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    held.push_back(fd);
+    ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // replies stuck
+  EXPECT_EQ(HttpGet(Addr(*s), "/hello").status, 200);
+  for (int fd : held) ::close(fd);
 }
 
 // Review s44c H1: connections answered with Connection: close whose peer
