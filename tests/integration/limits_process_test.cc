@@ -319,6 +319,18 @@ TEST(LimitsProcessTest, AdminCallsWorkWithEveryWatcherAndSlotTaken) {
   poller.join();
 }
 
+// A client whose flow-control windows stay small (gRPC sizes them by its
+// memory pressure; no BDP probing), taking messages of any size.
+std::shared_ptr<grpc::Channel> SmallWindowChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  grpc::ResourceQuota quota("tight");
+  quota.Resize(1 << 20);
+  args.SetResourceQuota(quota);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
 // Gets whose replies the client does not read hold their max_connections
 // slots and their replies' bytes (max_inflight_reply_bytes) until the reply
 // is sent, and are ended after net_write_timeout (review s43b F2: the slot
@@ -336,17 +348,9 @@ TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndBytesAndAreE
   ASSERT_TRUE(s->Put("small", "v").ok());
   auto proxy = TcpProxy::Start(s->address());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
-  // A client whose flow-control windows stay small (gRPC sizes them by its
-  // memory pressure; no BDP probing), behind a proxy that stops passing
-  // the replies on: the server's sends wait for a window that never comes.
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  grpc::ResourceQuota quota("tight");
-  quota.Resize(1 << 20);
-  args.SetResourceQuota(quota);
-  auto stub = v1::Kv::NewStub(
-      grpc::CreateCustomChannel((*proxy)->address(), grpc::InsecureChannelCredentials(), args));
+  // Behind a proxy that stops passing the replies on: the server's sends
+  // wait for a window that never comes.
+  auto stub = v1::Kv::NewStub(SmallWindowChannel((*proxy)->address()));
   v1::GetRequest small;
   small.set_key("small");
   {
@@ -437,14 +441,7 @@ TEST(LimitsProcessTest, WatchBatchesNotReadCountAgainstTheReplyBudget) {
   }
   auto proxy = TcpProxy::Start(s->address());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
-  grpc::ChannelArguments args;  // small windows: see the test above
-  args.SetMaxReceiveMessageSize(-1);
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  grpc::ResourceQuota quota("tight");
-  quota.Resize(1 << 20);
-  args.SetResourceQuota(quota);
-  auto stalled_stub = v1::ChangeStream::NewStub(
-      grpc::CreateCustomChannel((*proxy)->address(), grpc::InsecureChannelCredentials(), args));
+  auto stalled_stub = v1::ChangeStream::NewStub(SmallWindowChannel((*proxy)->address()));
   (*proxy)->StallReplies();
   grpc::CompletionQueue cq;
   std::thread poller([&cq] {
