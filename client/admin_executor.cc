@@ -205,11 +205,20 @@ absl::StatusOr<StatementResult> AdminExecutor::ExecuteScan(const stmt::Scan& s) 
   for (;;) {
     const uint64_t left = s.limit ? *s.limit - taken : page_max;
     if (left == 0) break;  // LIMIT 0, or LIMIT reached exactly
-    req.set_limit(static_cast<uint32_t>(std::min(left, page_max)));
+    const uint64_t asked = std::min(left, page_max);
+    req.set_limit(static_cast<uint32_t>(asked));
     auto page = Invoke<v1::ScanReply>([&](auto* ctx, auto* r) { return kv_->Scan(ctx, req, r); });
     if (!page.ok()) return page.status();
-    taken += page->count();
     const bool done = page->continuation().empty();
+    // A page that says more remains holds at least one key, and none holds
+    // more than asked: else the paging would never end, or pass the LIMIT
+    // (review s44e M4).
+    if (page->count() > asked || (!done && page->count() == 0)) {
+      return absl::DataLossError("the server answered a SCAN page of " +
+                                 std::to_string(page->count()) + " keys for a limit of " +
+                                 std::to_string(asked) + (done ? "" : ", saying more remain"));
+    }
+    taken += page->count();
     req.set_continuation(page->continuation());
     pages.push_back(*std::move(page));
     if (done) break;

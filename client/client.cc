@@ -12,6 +12,7 @@
 #include "client/channel_credentials.h"
 #include "client/host_port.h"
 #include "client/primary_discovery.h"
+#include "client/stall_cutoff.h"
 #include "client/watch_decode.h"
 #include "client/write_mux.h"
 #include "proto/admin.grpc.pb.h"
@@ -224,6 +225,7 @@ class Client::Impl {
     return discovery_ ? std::max(answered, discovery_->highest_epoch()) : answered;
   }
   void SawEpoch(uint64_t epoch) {
+    if (epoch > kMaxClusterEpoch) return;  // not a relaykv node's (review s44e M5)
     uint64_t cur = epoch_seen();
     while (epoch > cur && !epoch_seen_.compare_exchange_weak(cur, epoch, std::memory_order_relaxed)) {
     }
@@ -468,6 +470,38 @@ absl::StatusOr<ScanPage> Client::Scan(const ScanRange& range, const ReadOptions&
   return page;
 }
 
+namespace {
+
+// How long a watch waits for the node's next message: it sends one at least
+// every progress_interval (the server raises one under 100 ms to 100 ms).
+std::chrono::milliseconds WatchSilenceLimit(std::chrono::milliseconds progress_interval) {
+  return std::max(4 * std::max(progress_interval, std::chrono::milliseconds(100)),
+                  std::chrono::milliseconds(10000));
+}
+
+// A batch continues the watch standing at `after` (nullopt: at the start):
+// its events in GTID order past `after`, its progress at or past both.
+absl::Status CheckWatchProgress(const std::optional<Gtid>& after, const WatchBatch& batch) {
+  uint64_t at = after ? after->seq : 0;
+  for (const WatchEvent& e : batch.events) {
+    if ((after || &e != &batch.events.front()) && e.gtid.seq <= at) {
+      return absl::DataLossError("the node sent change " + e.gtid.ToString() +
+                                 " at or before seq " + std::to_string(at) +
+                                 ", where this watch already stood (it would be delivered twice)");
+    }
+    at = e.gtid.seq;
+  }
+  if ((after || !batch.events.empty()) && batch.progress.seq < at) {
+    return absl::DataLossError("the node's progress " + batch.progress.ToString() +
+                               " is behind seq " + std::to_string(at) +
+                               ", where this watch already stood (resuming there would deliver "
+                               "changes twice)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& options,
                            const WatchDeliver& deliver) {
   v1::WatchRequest req;
@@ -507,6 +541,11 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
       if (!impl_->options_.bearer_token.empty()) {
         ctx.AddMetadata("authorization", "Bearer " + impl_->options_.bearer_token);
       }
+      // The node sends at least every progress_interval: a node that keeps
+      // the connection up and sends nothing is cut off like a broken one
+      // (review s44e M2: the watch waited for ever). Time in `deliver` is
+      // not the node's.
+      StallCutoff silence(&ctx, WatchSilenceLimit(options.progress_interval), 1);
       // Create() hands over a raw pointer (the generated stub wraps it too).
       const std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
           grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
@@ -517,8 +556,17 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
       grpc::ByteBuffer answer;
       absl::Status malformed;
       while (reader->Read(&answer)) {
+        silence.Received(1);
         grpc::ProtoBufferReader bytes(&answer);
         malformed = DecodeWatchResponse(&bytes, answer.Length(), &batch);
+        if (!malformed.ok()) {
+          ctx.TryCancel();
+          break;
+        }
+        // Nothing twice: a node whose progress goes back, or that sends a
+        // change at or before where this watch stands, would have it
+        // delivered again (review s44e M1).
+        malformed = CheckWatchProgress(after, batch);
         if (!malformed.ok()) {
           ctx.TryCancel();
           break;
@@ -531,8 +579,14 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
           ctx.TryCancel();
           break;
         }
+        silence.Received(1);
       }
       s = FromGrpc(reader->Finish());
+      if (silence.fired() && !stopped && malformed.ok()) {
+        s = absl::UnavailableError("watch stream of " + node + ": nothing received for " +
+                                   std::to_string(WatchSilenceLimit(options.progress_interval).count()) +
+                                   " ms (the node stopped sending)");
+      }
       if (stopped) return absl::OkStatus();
       if (!malformed.ok()) {  // not an outage: resuming would read the same bytes
         return absl::DataLossError("watch stream of " + node + ": " +

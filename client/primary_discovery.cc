@@ -26,6 +26,11 @@ absl::StatusOr<PrimaryInfo> ParseLeaderRecord(const std::string& json) {
     return absl::InvalidArgumentError("LeaderRecord address '" + record.address() +
                                       "' is not HOST:PORT");
   }
+  if (record.epoch() > kMaxClusterEpoch) {
+    return absl::InvalidArgumentError("LeaderRecord epoch " + std::to_string(record.epoch()) +
+                                      " is above " + std::to_string(kMaxClusterEpoch) +
+                                      ", the largest a relaykv cluster has");
+  }
   return PrimaryInfo{record.server_id(), record.epoch(), record.address()};
 }
 

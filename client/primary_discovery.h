@@ -45,6 +45,12 @@ class Watch;
 struct WatchResponse;
 }  // namespace etcd
 
+// The largest epoch a relaykv cluster has (a binlog segment keeps one in
+// 32 bits: storage/binlog_format.h kMaxEpoch). An answer or a record above
+// it is not from a relaykv node: the client must not fence itself off
+// every real primary with it (review s44e M5).
+inline constexpr uint64_t kMaxClusterEpoch = UINT32_MAX;
+
 // One accepted LeaderRecord.
 struct PrimaryInfo {
   uint32_t server_id = 0;

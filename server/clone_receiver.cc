@@ -13,6 +13,7 @@
 
 #include "client/channel_args.h"
 #include "client/channel_credentials.h"
+#include "client/stall_cutoff.h"
 #include "proto/clone.grpc.pb.h"
 #include "server/limits.h"
 #include "server/master_info.h"
@@ -262,61 +263,6 @@ absl::Status Receiver::BeginNew() {
 // each trickle counting as progress (review s43c).
 constexpr uint64_t kMinBytesPerStallTimeout = 64 * 1024;
 
-// Cancels a fetch that received less than kMinBytesPerStallTimeout in
-// `timeout` (keepalive only notices a dead connection, not a source that
-// stops sending, or all but stops, on a live one).
-class StallCutoff {
- public:
-  StallCutoff(grpc::ClientContext* ctx, std::chrono::milliseconds timeout)
-      : ctx_(ctx), timeout_(timeout), thread_([this] { Run(); }) {}
-  ~StallCutoff() {
-    {
-      std::lock_guard l(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-  StallCutoff(const StallCutoff&) = delete;
-  StallCutoff& operator=(const StallCutoff&) = delete;
-
-  void Received(uint64_t bytes) {
-    std::lock_guard l(mu_);
-    window_bytes_ += bytes;
-    if (window_bytes_ < kMinBytesPerStallTimeout) return;
-    window_bytes_ = 0;
-    last_ = Clock::now();
-  }
-  bool fired() {
-    std::lock_guard l(mu_);
-    return fired_;
-  }
-
- private:
-  void Run() {
-    std::unique_lock l(mu_);
-    while (!stop_) {
-      const Clock::time_point due = last_ + timeout_;
-      if (Clock::now() >= due) {
-        fired_ = true;
-        ctx_->TryCancel();
-        return;
-      }
-      cv_.wait_until(l, due);
-    }
-  }
-
-  grpc::ClientContext* const ctx_;
-  const std::chrono::milliseconds timeout_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;                    // guarded by mu_
-  bool fired_ = false;                   // guarded by mu_
-  Clock::time_point last_ = Clock::now();  // guarded by mu_: the window's start
-  uint64_t window_bytes_ = 0;              // guarded by mu_: received in it
-  std::thread thread_;  // last: starts once the rest is set
-};
-
 absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t offset, Sha256* sha) {
   int failures = 0;
   while (offset < f.size_bytes()) {
@@ -325,7 +271,7 @@ absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t off
     fr.set_session_id(session_.session_id());
     fr.set_name(f.name());
     fr.set_offset(offset);
-    StallCutoff cutoff(&ctx, req_.stall_timeout);
+    StallCutoff cutoff(&ctx, req_.stall_timeout, kMinBytesPerStallTimeout);
     auto reader = stub_->FetchFile(&ctx, fr);
     v1::CloneChunk chunk;
     const uint64_t fetch_start = offset;

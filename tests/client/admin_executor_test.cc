@@ -158,6 +158,13 @@ class FakeKv final : public v1::Kv::Service {
     return grpc::Status::OK;
   }
 
+  // A broken server: every SCAN page empty, saying more remain.
+  grpc::Status Scan(grpc::ServerContext*, const v1::ScanRequest*, v1::ScanReply* reply) override {
+    reply->set_count(0);
+    reply->set_continuation("again");
+    return grpc::Status::OK;
+  }
+
   std::mutex mu;
   std::map<std::string, std::string> data;
   uint64_t seq = 0;
@@ -319,6 +326,18 @@ TEST(AdminMappingTest, GrpcStatusKeepsCodeAndMessage) {
   EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
   EXPECT_EQ(FromGrpcStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "no such file")),
             absl::NotFoundError("no such file"));
+}
+
+
+// Review s44e M4: a server whose SCAN pages say more remain and hold no
+// key kept the CLI paging for ever, keeping every page.
+TEST_F(AdminExecutorTest, ScanPagesThatMakeNoProgressAreRefused) {
+  auto statement = ParseStatement("SCAN 'a' 'z'");
+  ASSERT_TRUE(statement.ok()) << statement.status();
+  auto r = executor_->Execute(*statement);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+  EXPECT_NE(r.status().message().find("saying more remain"), std::string::npos) << r.status();
 }
 
 }  // namespace

@@ -4,7 +4,10 @@
 
 #include <thread>
 
+#include <grpcpp/grpcpp.h>
+
 #include "gtest/gtest.h"
+#include "proto/watch.grpc.pb.h"
 #include "relaykv/node.h"
 #include "tests/client/embedded_node.h"
 #include "tests/common/temp_dir.h"
@@ -150,6 +153,112 @@ TEST(ClientTest, ReplicationAdminCallsDoAFailover) {
   ASSERT_TRUE(client->StartReplica().ok());
   ASSERT_TRUE(WaitFor([&] { return client->Checksum() == client->Checksum(r); }));
   EXPECT_EQ(client->ChangeMaster("bad\nhost", 1).code(), absl::StatusCode::kInvalidArgument);
+}
+
+
+// Review s44e M1: a node whose watch progress goes back, or that sends a
+// change where the watch already stood, would have changes delivered
+// twice (the client resumes from the progress it was given). The watch
+// ends with DATA_LOSS instead, nothing delivered twice.
+class ReplayingWatchSource final : public v1::ChangeStream::Service {
+ public:
+  explicit ReplayingWatchSource(bool repeat_event) : repeat_event_(repeat_event) {}
+  grpc::Status Watch(grpc::ServerContext*, const v1::WatchRequest*,
+                     grpc::ServerWriter<v1::WatchResponse>* w) override {
+    w->Write(Batch(5, 5));
+    if (repeat_event_) {
+      w->Write(Batch(5, 6));  // the same change again
+    } else {
+      v1::WatchResponse back;  // progress going back
+      back.mutable_progress()->set_epoch(1);
+      back.mutable_progress()->set_seq(3);
+      w->Write(back);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  static v1::WatchResponse Batch(uint64_t event_seq, uint64_t progress_seq) {
+    v1::WatchResponse r;
+    v1::WatchEvent* e = r.add_events();
+    e->mutable_gtid()->set_epoch(1);
+    e->mutable_gtid()->set_seq(event_seq);
+    v1::Mutation* m = e->add_changes();
+    m->set_op(v1::Mutation::PUT);
+    m->set_key("k");
+    m->set_value("v");
+    r.mutable_progress()->set_epoch(1);
+    r.mutable_progress()->set_seq(progress_seq);
+    r.mutable_head()->set_epoch(1);
+    r.mutable_head()->set_seq(progress_seq);
+    return r;
+  }
+  const bool repeat_event_;
+};
+
+TEST(ClientTest, AWatchWhoseNodeGoesBackEndsWithoutDeliveringTwice) {
+  for (const bool repeat_event : {false, true}) {
+    ReplayingWatchSource source(repeat_event);
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&source);
+    auto server = builder.BuildAndStart();
+    auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)});
+    ASSERT_TRUE(client.ok()) << client.status();
+    int events = 0;
+    ClientWatchOptions options;
+    options.after = Gtid{0, 0};
+    absl::Status s = (*client)->Watch(WatchRange{}, options, [&](const WatchBatch& b) {
+      events += static_cast<int>(b.events.size());
+      return true;
+    });
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    EXPECT_EQ(events, 1) << (repeat_event ? "the same change twice" : "progress went back");
+    server->Shutdown();
+  }
+}
+
+
+// Review s44e M2: a node that keeps the stream up and sends nothing (not
+// even the progress messages it owes every progress_interval) held the
+// watch for ever; it is cut off as a broken stream (UNAVAILABLE, which a
+// watch with resume_for resumes). (The fake gives up after 30 s, so that
+// the old client failed rather than hung.)
+class SilentWatchSource final : public v1::ChangeStream::Service {
+ public:
+  grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
+                     grpc::ServerWriter<v1::WatchResponse>* w) override {
+    v1::WatchResponse start;  // the starting point, then nothing
+    start.mutable_progress()->set_epoch(1);
+    start.mutable_progress()->set_seq(1);
+    w->Write(start);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!ctx->IsCancelled() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return grpc::Status::OK;
+  }
+};
+
+TEST(ClientTest, AWatchedNodeThatFallsSilentIsCutOff) {
+  SilentWatchSource source;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&source);
+  auto server = builder.BuildAndStart();
+  auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ClientWatchOptions options;
+  options.after = Gtid{0, 0};
+  options.progress_interval = std::chrono::milliseconds(100);
+  const auto start = std::chrono::steady_clock::now();
+  absl::Status s = (*client)->Watch(WatchRange{}, options, [](const WatchBatch&) { return true; });
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_NE(s.message().find("nothing received for 10000 ms"), std::string::npos) << s;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(25));
+  server->Shutdown();
 }
 
 }  // namespace

@@ -36,6 +36,11 @@ TEST(ParseLeaderRecordTest, GarbageAndBadAddressesAreInvalidArgument) {
   EXPECT_TRUE(absl::IsInvalidArgument(no_port.status()));
   EXPECT_NE(no_port.status().message().find("'db1' is not HOST:PORT"), std::string::npos)
       << no_port.status();
+  // Review s44e M5: an epoch no relaykv cluster has would make every later
+  // (real) leader record look older, leaving the client no primary.
+  auto huge = ParseLeaderRecord(
+      R"({"serverId": 1, "epoch": "18446744073709551615", "address": "10.0.0.7:7400"})");
+  EXPECT_TRUE(absl::IsInvalidArgument(huge.status())) << huge.status();
 }
 
 TEST(PrimaryDiscoveryStartTest, NeedsEndpointsAndACluster) {
