@@ -143,13 +143,18 @@ class Parser {
       return c;
     }
     c.kind = stmt::Condition::Kind::kVersion;
-    unsigned long long e = 0, q = 0;
-    char extra = 0;
-    if (std::sscanf(text->c_str(), "%llu:%llu%c", &e, &q, &extra) != 2) {
+    // Digits only on both sides (sscanf's %llu took "-1" as 2^64-1 and
+    // overflowed silently: review s44e L5).
+    const std::string_view t = *text;
+    const size_t colon = t.find(':');
+    auto number = [](std::string_view part, uint64_t* out) {
+      const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), *out);
+      return !part.empty() && ec == std::errc() && end == part.data() + part.size();
+    };
+    if (colon == std::string_view::npos || !number(t.substr(0, colon), &c.epoch) ||
+        !number(t.substr(colon + 1), &c.seq)) {
       return Error("version '" + *text + "' is not EPOCH:SEQ (GET 'k' WITH VERSION shows it)");
     }
-    c.epoch = e;
-    c.seq = q;
     return c;
   }
 

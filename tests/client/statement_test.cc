@@ -163,6 +163,11 @@ TEST(StatementTest, ConditionalWritesNameWhatIsWrong) {
             std::string::npos);
   EXPECT_NE(ErrorOf("PUT 'k' 'v' IF VERSION = '12'").find("is not EPOCH:SEQ"), std::string::npos);
   EXPECT_NE(ErrorOf("DELETE 'k' IF VERSION = '1:2x'").find("is not EPOCH:SEQ"), std::string::npos);
+  // Review s44e L5: a sign or a number past 2^64-1 is no version.
+  EXPECT_NE(ErrorOf("PUT 'k' 'v' IF VERSION = '-1:5'").find("is not EPOCH:SEQ"), std::string::npos);
+  EXPECT_NE(ErrorOf("PUT 'k' 'v' IF VERSION = '99999999999999999999:1'").find("is not EPOCH:SEQ"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("PUT 'k' 'v' IF VERSION = ' 1:5'").find("is not EPOCH:SEQ"), std::string::npos);
   EXPECT_NE(ErrorOf("GET 'k' WITH").find("expected VERSION or CONSISTENCY after WITH"),
             std::string::npos);
   EXPECT_NE(ErrorOf("GET 'k' WITH CONSISTENCY").find("expected LOCAL or PRIMARY_FRESH"),
