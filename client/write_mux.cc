@@ -54,6 +54,8 @@ struct WriteMux::Stream {
   bool broken = false;    // no new write may use this stream
   bool exited = false;    // the reader is done: join it
   bool deferred = false;  // callbacks queued writes during the reader's hand-out
+  uint64_t handed_upto = 0;  // the highest id handed to the stream: none above is answerable
+  std::string violation;     // an answer no write could have had: the stream was cancelled
   std::condition_variable idle;  // `writing` went false
 };
 
@@ -208,6 +210,7 @@ void WriteMux::SendQueued(Stream* s, std::unique_lock<std::mutex>& l, uint64_t o
     v1::WriteStreamRequest batch = TakeMessage(s);
     if (batch.writes_size() == 0) continue;
     const uint64_t last_id = batch.writes(batch.writes_size() - 1).id();
+    s->handed_upto = std::max(s->handed_upto, last_id);  // before: its answer may come at once
     l.unlock();
     const bool sent = s->rw->Write(batch);
     l.lock();
@@ -344,10 +347,19 @@ void WriteMux::RunCallbacks(Answered* answered) {
 void WriteMux::ReadAnswers(Stream* s) {
   v1::WriteStreamReply reply;
   Answered answered;
-  while (s->rw->Read(&reply)) {
+  while (s->violation.empty() && s->rw->Read(&reply)) {
     {
       std::lock_guard l(mu_);
       for (const v1::StreamAnswer& a : reply.answers()) {
+        // An answer for a write never sent, or a success without a GTID,
+        // is no write's outcome (review s44e L4: it was reported as one):
+        // the stream is ended, and every write on it is of unknown outcome.
+        if (a.id() > s->handed_upto || (a.code() == 0 && a.gtid().seq() == 0)) {
+          s->violation = "the server answered id " + std::to_string(a.id()) +
+                         (a.id() > s->handed_upto ? ", never sent" : " OK without a GTID");
+          s->ctx.TryCancel();
+          break;
+        }
         auto it = s->waiters.find(a.id());
         if (it == s->waiters.end()) continue;  // its caller gave up
         std::shared_ptr<Waiter> w = std::move(it->second);
@@ -376,9 +388,11 @@ void WriteMux::ReadAnswers(Stream* s) {
   {
     std::lock_guard l(mu_);
     const std::string why = "write stream to " + address_ + " ended (" +
-                            std::to_string(static_cast<int>(ended.error_code())) + ": " +
-                            ended.error_message() + ") before this write was answered; its "
-                            "outcome is unknown";
+                            (s->violation.empty()
+                                 ? std::to_string(static_cast<int>(ended.error_code())) + ": " +
+                                       ended.error_message()
+                                 : s->violation) +
+                            ") before this write was answered; its outcome is unknown";
     // A refused stream (no write role, no identity) read nothing: its writes
     // were not made, and the caller gets the refusal itself.
     const bool refused = ended.error_code() == grpc::StatusCode::PERMISSION_DENIED ||

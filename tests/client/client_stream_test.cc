@@ -16,7 +16,10 @@
 #include <set>
 #include <thread>
 
+#include <grpcpp/grpcpp.h>
+
 #include "gtest/gtest.h"
+#include "proto/kv.grpc.pb.h"
 #include "relaykv/client.h"
 #include "relaykv/node.h"
 #include "tests/common/prometheus_text.h"
@@ -740,6 +743,58 @@ TEST(ClientStreamTest, AsyncWriteToAReplicaFollowsItsHintToThePrimary) {
   auto rf = refused.get_future();
   ASSERT_EQ(rf.wait_for(std::chrono::seconds(30)), std::future_status::ready);
   EXPECT_EQ(rf.get().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+
+// Review s44e L4: a WriteStream answer for an id never sent, or a success
+// without a GTID, was reported as a write's outcome (made-up success). The
+// stream is ended instead, and the write's outcome is unknown.
+class MisansweringKv final : public v1::Kv::Service {
+ public:
+  explicit MisansweringKv(bool wrong_id) : wrong_id_(wrong_id) {}
+  grpc::Status WriteStream(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::WriteStreamReply, v1::WriteStreamRequest>* stream) override {
+    v1::WriteStreamRequest req;
+    if (!stream->Read(&req) || req.writes_size() == 0) return grpc::Status::OK;
+    v1::WriteStreamReply reply;
+    v1::StreamAnswer* a = reply.add_answers();
+    a->set_id(req.writes(0).id() + (wrong_id_ ? 1 : 0));
+    if (wrong_id_) {
+      a->mutable_gtid()->set_epoch(1);
+      a->mutable_gtid()->set_seq(7);
+    }
+    a->set_succeeded(true);
+    stream->Write(reply);
+    while (!ctx->IsCancelled() && stream->Read(&req)) {
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  const bool wrong_id_;
+};
+
+TEST(ClientStreamTest, AnAnswerNoWriteCouldHaveHadIsNotAnOutcome) {
+  for (const bool wrong_id : {true, false}) {
+    MisansweringKv kv(wrong_id);
+    int port = 0;
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&kv);
+    auto server = builder.BuildAndStart();
+    auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)},
+                                  Pipelined(std::chrono::seconds(10)));
+    ASSERT_TRUE(client.ok()) << client.status();
+    auto put = (*client)->Put("k", "v");
+    EXPECT_TRUE(absl::IsUnavailable(put.status())) << put.status();
+    EXPECT_NE(put.status().message().find(wrong_id ? "never sent" : "OK without a GTID"),
+              std::string::npos)
+        << put.status();
+    EXPECT_NE(put.status().message().find("outcome is unknown"), std::string::npos) << put.status();
+    client->reset();
+    server->Shutdown();
+  }
 }
 
 }  // namespace
