@@ -197,9 +197,13 @@ class Client {
   // (relaykv/watch.h). Blocks, calling `deliver` with each batch, until it
   // returns false (then OK), or the stream ends with an error (the
   // server's status; UNAVAILABLE once resume_for is used up; DATA_LOSS for
-  // an answer that is not a well-formed WatchResponse — not resumed, as the
-  // node would likely send the same: watch again after the last batch's
-  // progress to retry). No deadline.
+  // an answer that is not a well-formed WatchResponse, or that would
+  // deliver a change twice (a change at or before where the watch stood,
+  // progress going back) — not resumed, as the node would likely send the
+  // same: watch again after the last batch's progress to retry). No
+  // deadline; but a node that sends nothing for max(4 × progress_interval,
+  // 10 s) — it owes a message every progress_interval — is cut off as a
+  // broken stream (UNAVAILABLE, resumed within resume_for).
   [[nodiscard]] absl::Status Watch(const WatchRange& range, const ClientWatchOptions& options,
                                    const WatchDeliver& deliver);
 
