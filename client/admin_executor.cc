@@ -218,6 +218,11 @@ absl::StatusOr<StatementResult> AdminExecutor::ExecuteScan(const stmt::Scan& s) 
                                  std::to_string(page->count()) + " keys for a limit of " +
                                  std::to_string(asked) + (done ? "" : ", saying more remain"));
     }
+    // A continuation must move on (review s44f F6).
+    if (!done && page->continuation() == req.continuation()) {
+      return absl::DataLossError("the server answered a SCAN page with the continuation it was "
+                                 "given: the paging would never end");
+    }
     taken += page->count();
     req.set_continuation(page->continuation());
     pages.push_back(*std::move(page));

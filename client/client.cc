@@ -225,8 +225,12 @@ class Client::Impl {
     return discovery_ ? std::max(answered, discovery_->highest_epoch()) : answered;
   }
   void SawEpoch(uint64_t epoch) {
-    if (epoch > kMaxClusterEpoch) return;  // not a relaykv node's (review s44e M5)
     uint64_t cur = epoch_seen();
+    // Not a relaykv node's (review s44e M5, s44f F3): elections raise the
+    // epoch by one, so a jump past kMaxEpochStep is garbled or hostile.
+    if (epoch > kMaxClusterEpoch || (cur != 0 && epoch > cur && epoch - cur > kMaxClusterEpochStep)) {
+      return;
+    }
     while (epoch > cur && !epoch_seen_.compare_exchange_weak(cur, epoch, std::memory_order_relaxed)) {
     }
   }
@@ -509,7 +513,12 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
   req.set_end(range.end);
   req.set_prefix(range.prefix);
   req.set_committed_only(options.committed_only);
-  req.set_progress_interval_ms(static_cast<uint32_t>(options.progress_interval.count()));
+  // 0 (or less): the server's default, 1 s; at most an hour (review s44f F5).
+  const std::chrono::milliseconds interval =
+      options.progress_interval <= std::chrono::milliseconds(0)
+          ? std::chrono::milliseconds(1000)
+          : std::min<std::chrono::milliseconds>(options.progress_interval, std::chrono::hours(1));
+  req.set_progress_interval_ms(static_cast<uint32_t>(interval.count()));
   std::optional<Gtid> after = options.after;
   // What the generated stub would call, with the answer read as bytes.
   static const grpc::internal::RpcMethod kWatch("/relaykv.v1.ChangeStream/Watch",
@@ -541,11 +550,14 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
       if (!impl_->options_.bearer_token.empty()) {
         ctx.AddMetadata("authorization", "Bearer " + impl_->options_.bearer_token);
       }
-      // The node sends at least every progress_interval: a node that keeps
-      // the connection up and sends nothing is cut off like a broken one
-      // (review s44e M2: the watch waited for ever). Time in `deliver` is
-      // not the node's.
-      StallCutoff silence(&ctx, WatchSilenceLimit(options.progress_interval), 1);
+      // Once the stream has started, the node sends at least every
+      // progress_interval: a node that keeps the connection up and sends
+      // nothing is cut off like a broken one (review s44e M2: the watch
+      // waited for ever). Not before its first message: a replica resuming
+      // a watch after a GTID it has not received yet says nothing until it
+      // has (review s44f F2). Time in `deliver` is not the node's (F1).
+      StallCutoff silence(&ctx, WatchSilenceLimit(interval), 1);
+      silence.Pause();
       // Create() hands over a raw pointer (the generated stub wraps it too).
       const std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
           grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
@@ -556,7 +568,7 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
       grpc::ByteBuffer answer;
       absl::Status malformed;
       while (reader->Read(&answer)) {
-        silence.Received(1);
+        silence.Pause();
         grpc::ProtoBufferReader bytes(&answer);
         malformed = DecodeWatchResponse(&bytes, answer.Length(), &batch);
         if (!malformed.ok()) {
@@ -579,12 +591,12 @@ absl::Status Client::Watch(const WatchRange& range, const ClientWatchOptions& op
           ctx.TryCancel();
           break;
         }
-        silence.Received(1);
+        silence.Resume();
       }
       s = FromGrpc(reader->Finish());
-      if (silence.fired() && !stopped && malformed.ok()) {
+      if (silence.fired() && absl::IsCancelled(s) && !stopped && malformed.ok()) {
         s = absl::UnavailableError("watch stream of " + node + ": nothing received for " +
-                                   std::to_string(WatchSilenceLimit(options.progress_interval).count()) +
+                                   std::to_string(WatchSilenceLimit(interval).count()) +
                                    " ms (the node stopped sending)");
       }
       if (stopped) return absl::OkStatus();

@@ -108,6 +108,13 @@ void PrimaryDiscovery::Apply(const std::optional<std::string>& value, int64_t re
   }
   // Epochs only rise: an older record (a stale writer, a restored backup)
   // must never send writes back to a deposed primary.
+  if (highest_epoch_ != 0 && record->epoch > highest_epoch_ + kMaxClusterEpochStep) {
+    why_none_ = "leader key " + key_ + " names " + record->address + " of epoch " +
+                std::to_string(record->epoch) + ", more than " +
+                std::to_string(kMaxClusterEpochStep) + " past epoch " +
+                std::to_string(highest_epoch_) + " seen before (garbled; ignored)";
+    return;
+  }
   if (record->epoch < highest_epoch_) {
     why_none_ = "leader key " + key_ + " names " + record->address + " of epoch " +
                 std::to_string(record->epoch) + ", older than epoch " +

@@ -50,6 +50,9 @@ struct WatchResponse;
 // it is not from a relaykv node: the client must not fence itself off
 // every real primary with it (review s44e M5).
 inline constexpr uint64_t kMaxClusterEpoch = UINT32_MAX;
+// Nor does an epoch jump further than this past one already seen (the
+// server's bound too: server/epoch_promise.h kMaxEpochStep).
+inline constexpr uint64_t kMaxClusterEpochStep = uint64_t{1} << 16;
 
 // One accepted LeaderRecord.
 struct PrimaryInfo {

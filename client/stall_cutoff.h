@@ -43,6 +43,21 @@ class StallCutoff {
     window_bytes_ = 0;
     window_start_ = Clock::now();
   }
+  // Time from Pause() to Resume() is not the peer's (a caller busy with
+  // what arrived); Resume() begins a new window.
+  void Pause() {
+    std::lock_guard l(mu_);
+    paused_ = true;
+  }
+  void Resume() {
+    {
+      std::lock_guard l(mu_);
+      paused_ = false;
+      window_bytes_ = 0;
+      window_start_ = Clock::now();
+    }
+    cv_.notify_one();
+  }
   // Whether it cancelled the call.
   bool fired() {
     std::lock_guard l(mu_);
@@ -55,6 +70,10 @@ class StallCutoff {
   void Run() {
     std::unique_lock l(mu_);
     while (!stop_) {
+      if (paused_) {
+        cv_.wait(l);
+        continue;
+      }
       const Clock::time_point due = window_start_ + timeout_;
       if (Clock::now() >= due) {
         fired_ = true;
@@ -72,6 +91,7 @@ class StallCutoff {
   std::condition_variable cv_;
   bool stop_ = false;                              // guarded by mu_
   bool fired_ = false;                             // guarded by mu_
+  bool paused_ = false;                            // guarded by mu_
   Clock::time_point window_start_ = Clock::now();  // guarded by mu_
   uint64_t window_bytes_ = 0;                      // guarded by mu_: received in the window
   std::thread thread_;  // last: starts once the rest is set

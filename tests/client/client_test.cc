@@ -261,5 +261,51 @@ TEST(ClientTest, AWatchedNodeThatFallsSilentIsCutOff) {
   server->Shutdown();
 }
 
+
+// Review s44f F1, F2: the silence limit is the node's, not the caller's: a
+// node that says nothing before its first message (a replica waiting for
+// the GTID a watch resumes after) and a deliver that takes longer than the
+// limit do not cut a healthy watch off.
+class SlowStartingWatchSource final : public v1::ChangeStream::Service {
+ public:
+  grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
+                     grpc::ServerWriter<v1::WatchResponse>* w) override {
+    const auto start = std::chrono::steady_clock::now();
+    while (!ctx->IsCancelled() && std::chrono::steady_clock::now() < start + std::chrono::seconds(11)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    for (uint64_t seq = 1; !ctx->IsCancelled() && seq < 200; ++seq) {
+      v1::WatchResponse r;
+      r.mutable_progress()->set_epoch(1);
+      r.mutable_progress()->set_seq(seq);
+      if (!w->Write(r)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return grpc::Status::OK;
+  }
+};
+
+TEST(ClientTest, ASlowFirstMessageOrASlowDeliverIsNotSilence) {
+  SlowStartingWatchSource source;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&source);
+  auto server = builder.BuildAndStart();
+  auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(client.ok()) << client.status();
+  ClientWatchOptions options;
+  options.after = Gtid{0, 0};
+  options.progress_interval = std::chrono::milliseconds(100);
+  int batches = 0;
+  absl::Status s = (*client)->Watch(WatchRange{}, options, [&](const WatchBatch&) {
+    if (++batches == 1) std::this_thread::sleep_for(std::chrono::seconds(11));
+    return batches < 2;
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(batches, 2);
+  server->Shutdown();
+}
+
 }  // namespace
 }  // namespace relaykv

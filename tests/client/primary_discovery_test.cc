@@ -130,6 +130,12 @@ TEST_F(PrimaryDiscoveryTest, FollowsNewerEpochsAndIgnoresOlderOnes) {
   ASSERT_TRUE(d->Current().has_value());
   EXPECT_EQ(d->Current()->address, "127.0.0.1:7402");
   EXPECT_EQ(d->highest_epoch(), 3u);
+  // Review s44f F3: an epoch far past every one seen is garbled: ignored,
+  // or every real record after it would look older.
+  PutSeen(*d, LeaderRecordJson(9, 3 + (1u << 20), "127.0.0.1:7409"));
+  ASSERT_TRUE(d->Current().has_value());
+  EXPECT_EQ(d->Current()->address, "127.0.0.1:7402");
+  EXPECT_EQ(d->highest_epoch(), 3u);
 
   // The lease ended: no primary until the next election's record.
   auto del = etcd_client_->Delete(LeaderKey("c1"));
