@@ -201,9 +201,10 @@ class Client {
   // deliver a change twice (a change at or before where the watch stood,
   // progress going back) — not resumed, as the node would likely send the
   // same: watch again after the last batch's progress to retry). No
-  // deadline; but a node that sends nothing for max(4 × progress_interval,
-  // 10 s) — it owes a message every progress_interval — is cut off as a
-  // broken stream (UNAVAILABLE, resumed within resume_for).
+  // deadline; but a node that, once its stream has started, sends nothing
+  // for max(4 × progress_interval, 10 s) — it owes a message every
+  // progress_interval — is cut off as a broken stream (UNAVAILABLE, resumed
+  // within resume_for); time spent in `deliver` does not count.
   [[nodiscard]] absl::Status Watch(const WatchRange& range, const ClientWatchOptions& options,
                                    const WatchDeliver& deliver);
 
