@@ -22,6 +22,7 @@
 #include "proto/kv.grpc.pb.h"
 #include "relaykv/client.h"
 #include "relaykv/node.h"
+#include "tests/common/fake_grpc_server.h"
 #include "tests/common/prometheus_text.h"
 #include "tests/common/temp_dir.h"
 
@@ -778,13 +779,8 @@ class MisansweringKv final : public v1::Kv::Service {
 TEST(ClientStreamTest, AnAnswerNoWriteCouldHaveHadIsNotAnOutcome) {
   for (const bool wrong_id : {true, false}) {
     MisansweringKv kv(wrong_id);
-    int port = 0;
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&kv);
-    auto server = builder.BuildAndStart();
-    auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)},
-                                  Pipelined(std::chrono::seconds(10)));
+    testing::FakeGrpcServer server(&kv);
+    auto client = Client::Connect({server.address()}, Pipelined(std::chrono::seconds(10)));
     ASSERT_TRUE(client.ok()) << client.status();
     auto put = (*client)->Put("k", "v");
     EXPECT_TRUE(absl::IsUnavailable(put.status())) << put.status();
@@ -793,7 +789,6 @@ TEST(ClientStreamTest, AnAnswerNoWriteCouldHaveHadIsNotAnOutcome) {
         << put.status();
     EXPECT_NE(put.status().message().find("outcome is unknown"), std::string::npos) << put.status();
     client->reset();
-    server->Shutdown();
   }
 }
 

@@ -10,6 +10,7 @@
 #include "proto/watch.grpc.pb.h"
 #include "relaykv/node.h"
 #include "tests/client/embedded_node.h"
+#include "tests/common/fake_grpc_server.h"
 #include "tests/common/temp_dir.h"
 
 namespace relaykv {
@@ -156,6 +157,22 @@ TEST(ClientTest, ReplicationAdminCallsDoAFailover) {
 }
 
 
+// A fake node's handler: waits until its call is cancelled, at most `most`.
+void UntilCancelled(grpc::ServerContext* ctx, std::chrono::seconds most) {
+  const auto until = std::chrono::steady_clock::now() + most;
+  while (!ctx->IsCancelled() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// A watch of everything from the beginning, a progress message every 100 ms.
+ClientWatchOptions FromTheStart() {
+  ClientWatchOptions options;
+  options.after = Gtid{0, 0};
+  options.progress_interval = std::chrono::milliseconds(100);
+  return options;
+}
+
 // Review s44e M1: a node whose watch progress goes back, or that sends a
 // change where the watch already stood, would have changes delivered
 // twice (the client resumes from the progress it was given). The watch
@@ -199,23 +216,17 @@ class ReplayingWatchSource final : public v1::ChangeStream::Service {
 TEST(ClientTest, AWatchWhoseNodeGoesBackEndsWithoutDeliveringTwice) {
   for (const bool repeat_event : {false, true}) {
     ReplayingWatchSource source(repeat_event);
-    int port = 0;
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&source);
-    auto server = builder.BuildAndStart();
-    auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)});
+    testing::FakeGrpcServer server(&source);
+    auto client = Client::Connect({server.address()});
     ASSERT_TRUE(client.ok()) << client.status();
     int events = 0;
-    ClientWatchOptions options;
-    options.after = Gtid{0, 0};
+    const ClientWatchOptions options = FromTheStart();
     absl::Status s = (*client)->Watch(WatchRange{}, options, [&](const WatchBatch& b) {
       events += static_cast<int>(b.events.size());
       return true;
     });
     EXPECT_TRUE(absl::IsDataLoss(s)) << s;
     EXPECT_EQ(events, 1) << (repeat_event ? "the same change twice" : "progress went back");
-    server->Shutdown();
   }
 }
 
@@ -233,32 +244,22 @@ class SilentWatchSource final : public v1::ChangeStream::Service {
     start.mutable_progress()->set_epoch(1);
     start.mutable_progress()->set_seq(1);
     w->Write(start);
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!ctx->IsCancelled() && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    UntilCancelled(ctx, std::chrono::seconds(30));
     return grpc::Status::OK;
   }
 };
 
 TEST(ClientTest, AWatchedNodeThatFallsSilentIsCutOff) {
   SilentWatchSource source;
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&source);
-  auto server = builder.BuildAndStart();
-  auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)});
+  testing::FakeGrpcServer server(&source);
+  auto client = Client::Connect({server.address()});
   ASSERT_TRUE(client.ok()) << client.status();
-  ClientWatchOptions options;
-  options.after = Gtid{0, 0};
-  options.progress_interval = std::chrono::milliseconds(100);
+  const ClientWatchOptions options = FromTheStart();
   const auto start = std::chrono::steady_clock::now();
   absl::Status s = (*client)->Watch(WatchRange{}, options, [](const WatchBatch&) { return true; });
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_NE(s.message().find("nothing received for 10000 ms"), std::string::npos) << s;
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(25));
-  server->Shutdown();
 }
 
 
@@ -270,10 +271,7 @@ class SlowStartingWatchSource final : public v1::ChangeStream::Service {
  public:
   grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
                      grpc::ServerWriter<v1::WatchResponse>* w) override {
-    const auto start = std::chrono::steady_clock::now();
-    while (!ctx->IsCancelled() && std::chrono::steady_clock::now() < start + std::chrono::seconds(11)) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    UntilCancelled(ctx, std::chrono::seconds(11));
     for (uint64_t seq = 1; !ctx->IsCancelled() && seq < 200; ++seq) {
       v1::WatchResponse r;
       r.mutable_progress()->set_epoch(1);
@@ -287,16 +285,10 @@ class SlowStartingWatchSource final : public v1::ChangeStream::Service {
 
 TEST(ClientTest, ASlowFirstMessageOrASlowDeliverIsNotSilence) {
   SlowStartingWatchSource source;
-  int port = 0;
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&source);
-  auto server = builder.BuildAndStart();
-  auto client = Client::Connect({"127.0.0.1:" + std::to_string(port)});
+  testing::FakeGrpcServer server(&source);
+  auto client = Client::Connect({server.address()});
   ASSERT_TRUE(client.ok()) << client.status();
-  ClientWatchOptions options;
-  options.after = Gtid{0, 0};
-  options.progress_interval = std::chrono::milliseconds(100);
+  const ClientWatchOptions options = FromTheStart();
   int batches = 0;
   absl::Status s = (*client)->Watch(WatchRange{}, options, [&](const WatchBatch&) {
     if (++batches == 1) std::this_thread::sleep_for(std::chrono::seconds(11));
@@ -304,7 +296,6 @@ TEST(ClientTest, ASlowFirstMessageOrASlowDeliverIsNotSilence) {
   });
   EXPECT_TRUE(s.ok()) << s;
   EXPECT_EQ(batches, 2);
-  server->Shutdown();
 }
 
 }  // namespace
