@@ -165,6 +165,14 @@ void UntilCancelled(grpc::ServerContext* ctx, std::chrono::seconds most) {
   }
 }
 
+// A fake node's answer with no change: progress only, at (1, seq).
+v1::WatchResponse ProgressOnly(uint64_t seq) {
+  v1::WatchResponse r;
+  r.mutable_progress()->set_epoch(1);
+  r.mutable_progress()->set_seq(seq);
+  return r;
+}
+
 // A watch of everything from the beginning, a progress message every 100 ms.
 ClientWatchOptions FromTheStart() {
   ClientWatchOptions options;
@@ -186,10 +194,7 @@ class ReplayingWatchSource final : public v1::ChangeStream::Service {
     if (repeat_event_) {
       w->Write(Batch(5, 6));  // the same change again
     } else {
-      v1::WatchResponse back;  // progress going back
-      back.mutable_progress()->set_epoch(1);
-      back.mutable_progress()->set_seq(3);
-      w->Write(back);
+      w->Write(ProgressOnly(3));  // progress going back
     }
     return grpc::Status::OK;
   }
@@ -230,7 +235,6 @@ TEST(ClientTest, AWatchWhoseNodeGoesBackEndsWithoutDeliveringTwice) {
   }
 }
 
-
 // Review s44e M2: a node that keeps the stream up and sends nothing (not
 // even the progress messages it owes every progress_interval) held the
 // watch for ever; it is cut off as a broken stream (UNAVAILABLE, which a
@@ -240,10 +244,7 @@ class SilentWatchSource final : public v1::ChangeStream::Service {
  public:
   grpc::Status Watch(grpc::ServerContext* ctx, const v1::WatchRequest*,
                      grpc::ServerWriter<v1::WatchResponse>* w) override {
-    v1::WatchResponse start;  // the starting point, then nothing
-    start.mutable_progress()->set_epoch(1);
-    start.mutable_progress()->set_seq(1);
-    w->Write(start);
+    w->Write(ProgressOnly(1));  // the starting point, then nothing
     UntilCancelled(ctx, std::chrono::seconds(30));
     return grpc::Status::OK;
   }
@@ -262,7 +263,6 @@ TEST(ClientTest, AWatchedNodeThatFallsSilentIsCutOff) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(25));
 }
 
-
 // Review s44f F1, F2: the silence limit is the node's, not the caller's: a
 // node that says nothing before its first message (a replica waiting for
 // the GTID a watch resumes after) and a deliver that takes longer than the
@@ -273,10 +273,7 @@ class SlowStartingWatchSource final : public v1::ChangeStream::Service {
                      grpc::ServerWriter<v1::WatchResponse>* w) override {
     UntilCancelled(ctx, std::chrono::seconds(11));
     for (uint64_t seq = 1; !ctx->IsCancelled() && seq < 200; ++seq) {
-      v1::WatchResponse r;
-      r.mutable_progress()->set_epoch(1);
-      r.mutable_progress()->set_seq(seq);
-      if (!w->Write(r)) break;
+      if (!w->Write(ProgressOnly(seq))) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     return grpc::Status::OK;
