@@ -21,6 +21,16 @@ namespace relaykv {
 
 using namespace coordinator_internal;
 
+namespace {
+// For a refusal that waits on the leader key: a key without a lease never
+// expires, so nothing but an operator ends that wait (review s44e L3).
+std::string NeverExpires(const ClusterView& view, const std::string& cluster) {
+  if (view.leader_lease != 0) return "";
+  return "; it has no lease, so it never expires: delete it (etcdctl del " +
+         LeaderLease::LeaderKey(cluster) + ")";
+}
+}  // namespace
+
 std::set<uint32_t> Coordinator::Ackers(const ClusterView& view) const {
   std::set<uint32_t> ackers;
   for (const auto& [id, address] : view.nodes) {
@@ -221,7 +231,12 @@ void Coordinator::Step() {
                                  std::to_string(view->leader->epoch()) + ")"
                            : "";
   }
+  const std::string never_expires = NeverExpires(*view, options_.cluster);
   if (view->leader && view->leader->server_id() == options_.server_id) {
+    if (view->leader_lease == 0) {
+      Refuse("the leader key names this node, but no process of it wrote it" + never_expires);
+      return;
+    }
     // Our own key from before a restart: we hold no lease in this process,
     // so it is stale. Revoking that lease deletes it; the election that
     // follows picks the most advanced node (this one, if nobody else has
@@ -237,8 +252,8 @@ void Coordinator::Step() {
     return;
   }
   if (!view->leader_raw.empty()) {
-    Refuse("the leader key holds no valid record ('" + view->leader_raw +
-           "'): waiting for it to expire");
+    Refuse("the leader key holds no valid record ('" + view->leader_raw + "')" +
+           (never_expires.empty() ? ": waiting for it to expire" : never_expires));
     return;
   }
   Elect(*view);
@@ -267,6 +282,21 @@ absl::StatusOr<ClusterView> Coordinator::RenewLeaseWindow(bool* key_lost) {
 void Coordinator::Follow(const ClusterView& view) {
   Node::Impl& impl = *node_->impl_;
   const v1::LeaderRecord& leader = *view.leader;
+  // A claim writes the key in one Txn with history/<epoch> naming its
+  // server_id, whose nodes/ record (written first) holds the key's address.
+  // A key neither backs was written by hand or by a stranger: following it
+  // would promise its epoch, durably, to a node that never opened it, and
+  // then refuse the real winner of that epoch (review s44e M6).
+  const auto claimed = view.history.find(leader.epoch());
+  const auto registered = view.nodes.find(leader.server_id());
+  if (claimed == view.history.end() || claimed->second.primary != leader.server_id() ||
+      registered == view.nodes.end() || registered->second != leader.address()) {
+    Refuse("the leader key names " + leader.address() + " (server_id " +
+           std::to_string(leader.server_id()) + ", epoch " + std::to_string(leader.epoch()) +
+           "), which no history/nodes record backs: not followed" +
+           NeverExpires(view, options_.cluster));
+    return;
+  }
   if (following_ == leader.address() && following_epoch_ == leader.epoch()) {
     RestartStoppedIo();
     return;
@@ -481,6 +511,18 @@ Coordinator::RevokeRound Coordinator::RevokeAll(const ClusterView& view, uint64_
     if (!r.ok()) {
       spdlog::info("automatic failover: Revoke({}) on server_id {} ({}): {}", epoch, id, address,
                    r.status().ToString());
+      round.unreachable.push_back(id);
+      continue;
+    }
+    // No node promises past kMaxEpoch, nor jumps kMaxEpochStep above what
+    // it had (EpochPromise::CheckBound): such an answer is garbled or
+    // hostile, and kept it would switch elections off here until a restart
+    // (review s44e L1).
+    if (r->promised_epoch > epoch && (r->promised_epoch > EpochPromise::kMaxEpoch ||
+                                      r->promised_epoch - epoch > EpochPromise::kMaxEpochStep)) {
+      spdlog::info("automatic failover: Revoke({}) on server_id {} ({}) answered promised epoch "
+                   "{}, which no node can have promised; counted as not reached",
+                   epoch, id, address, r->promised_epoch);
       round.unreachable.push_back(id);
       continue;
     }

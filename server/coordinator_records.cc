@@ -59,6 +59,14 @@ absl::StatusOr<ClusterView> ReadClusterView(etcd::EtcdClient* etcd, const std::s
     } else if (kv.key.rfind(history_prefix, 0) == 0) {
       auto rec = FromJson<v1::EpochRecord>(kv.value, kv.key);
       if (!rec.ok()) return rec.status();  // history decides truncations: never guess
+      // Keyed by the record's epoch, which must be the key's: a record
+      // under another epoch's key would replace that epoch's record (review
+      // s44e L2).
+      if (kv.key != HistoryKey(cluster, rec->epoch())) {
+        return absl::DataLossError("etcd key " + kv.key + " holds the record of epoch " +
+                                   std::to_string(rec->epoch()) + "; history decides "
+                                   "truncations, so nothing is decided on it");
+      }
       failover::EpochRecord r;
       r.start_after = FromProto(rec->start_after());
       r.primary = rec->primary();

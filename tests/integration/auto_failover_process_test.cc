@@ -7,13 +7,19 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "etcd_client/etcd_client.h"
 #include "gtest/gtest.h"
+#include "proto/coordination.pb.h"
+#include "proto/replication.grpc.pb.h"
 #include "tests/common/etcd_process.h"
+#include "tests/common/fake_grpc_server.h"
+#include "tests/common/leader_record.h"
 #include "tests/common/temp_dir.h"
 #include "tests/integration/coordinated_cluster.h"
 
@@ -780,6 +786,106 @@ TEST(AutoFailoverDefaultsTest, CoordinatedNodesDefaultToSemiSyncWithALongTimeout
   EXPECT_EQ(var(*overridden, "rpl_semi_sync_master_enabled"), "ON");
   EXPECT_EQ(var(*manual, "rpl_semi_sync_master_timeout"), "10000");  // MySQL's default
   EXPECT_EQ(var(*manual, "rpl_semi_sync_master_enabled"), "OFF");
+}
+
+// A leader key no claim wrote — no history/<epoch> names its server_id, no
+// nodes/ record its address; here lease-less, so it never expires — is not
+// followed: following it promised its epoch, durably, to a node that never
+// opened it, and the real winner of that epoch was then refused (review
+// s44e M6). The refusal says the key never expires and how to remove it
+// (L3), and a lease-less key naming a node itself is reported once, not
+// every loop.
+TEST(AutoFailoverLeaderKeyTest, ALeaderKeyNoClaimWroteIsNotFollowed) {
+  RELAYKV_SKIP_WITHOUT_ETCD();
+  TempDir dir;
+  auto c = CoordinatedCluster::Start(
+      dir.path(), {.nodes = kNodes, .lease_ttl_s = kLeaseTtlS, .failover_min_interval_s = 3600});
+  ASSERT_TRUE(c.ok()) << c.status();
+  CoordinatedCluster& cluster = **c;
+  const auto status = [&](int i, const std::string& name) {
+    return cluster.node(i).Status(name)[name];
+  };
+  const std::string promised = status(1, "Rpl_promised_epoch");
+  uint64_t epoch = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(promised, &epoch)) << promised;
+  auto etcd = etcd::EtcdClient::Create({{cluster.etcd_endpoint()}});
+  ASSERT_TRUE(etcd.ok());
+  const std::string forged_address = "127.0.0.9:" + std::to_string(FreeLoopbackPort());
+  ASSERT_TRUE(
+      (*etcd)->Put("/relaykv/test/leader", LeaderRecordJson(9, epoch + 1, forged_address)).ok());
+  for (int i : {1, 2}) {
+    EXPECT_TRUE(WaitFor([&] {
+      const std::string r = status(i, "Coordinator_refusal");
+      return r.find("which no history/nodes record backs") != std::string::npos &&
+             r.find("never expires: delete it") != std::string::npos;
+    }, 30s)) << status(i, "Coordinator_refusal") << cluster.node(i).Log();
+    EXPECT_EQ(status(i, "Rpl_promised_epoch"), promised) << "node " << i + 1;
+  }
+  for (int i : {1, 2}) {
+    EXPECT_EQ(cluster.node(i).ReplicaStatus()["Master_Port"], std::to_string(cluster.node(0).port()))
+        << "node " << i + 1 << " followed the forged key";
+  }
+
+  // A lease-less key naming node 2 itself: nothing of it can be revoked.
+  ASSERT_TRUE((*etcd)
+                  ->Put("/relaykv/test/leader",
+                        LeaderRecordJson(2, epoch, cluster.node(1).address()))
+                  .ok());
+  const std::string own = "the leader key names this node, but no process of it wrote it";
+  ASSERT_TRUE(WaitFor([&] { return status(1, "Coordinator_refusal").find(own) == 0; }, 30s))
+      << cluster.node(1).Log();
+  std::this_thread::sleep_for(2s);  // ten loops
+  const std::string log = cluster.node(1).Log();
+  int said = 0;
+  for (size_t at = log.find(own); at != std::string::npos; at = log.find(own, at + 1)) ++said;
+  EXPECT_EQ(said, 1) << log;
+  EXPECT_EQ(log.find("still names this node from its last run"), std::string::npos);
+}
+
+// A Replication service that answers every Revoke with an epoch no node can
+// have promised.
+class ImpossiblePromise final : public v1::Replication::Service {
+  grpc::Status Revoke(grpc::ServerContext*, const v1::RevokeRequest*,
+                      v1::RevokeReply* reply) override {
+    reply->set_server_id(9);
+    reply->set_promised_epoch(std::numeric_limits<uint64_t>::max());
+    return grpc::Status::OK;
+  }
+};
+
+// One registered peer answering Revoke with promised epoch 2^64-1 is a
+// garbled answer, counted as not reached: kept, it made every later
+// election refuse ("at or above the largest epoch") until a restart (review
+// s44e L1). Four nodes with two ACKs per commit: the three live replicas
+// are a quorum without the fake one, and two of them ACK the new primary.
+TEST(AutoFailoverElectionTest, APeersImpossiblePromiseDoesNotStopElections) {
+  RELAYKV_SKIP_WITHOUT_ETCD();
+  TempDir dir;
+  auto c = CoordinatedCluster::Start(
+      dir.path(), {.nodes = 4, .lease_ttl_s = kLeaseTtlS,
+                   .extra_flags = {"--rpl_semi_sync_master_wait_for_slave_count=2"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  CoordinatedCluster& cluster = **c;
+  ImpossiblePromise service;
+  FakeGrpcServer peer(&service);
+  v1::NodeRecord record;
+  record.set_server_id(9);
+  record.set_address(peer.address());
+  record.set_priority(0);
+  std::string json;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(record, &json).ok());
+  auto etcd = etcd::EtcdClient::Create({{cluster.etcd_endpoint()}});
+  ASSERT_TRUE(etcd.ok());
+  ASSERT_TRUE((*etcd)->Put("/relaykv/test/nodes/9", json).ok());
+  ASSERT_TRUE(cluster.node(0).Put("before", "v").ok());
+  ASSERT_TRUE(WaitFor([&] { return cluster.AllSame(); }, 30s));
+  cluster.node(0).Kill();
+  const int next = cluster.WaitForPrimary(60s, 0);
+  ASSERT_GE(next, 1) << cluster.node(1).Log() << cluster.node(2).Log();
+  EXPECT_NE(cluster.node(next).Log().find("which no node can have promised"), std::string::npos)
+      << cluster.node(next).Log();
+  auto got = cluster.node(next).Get("before");
+  ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
 }
 
 }  // namespace
