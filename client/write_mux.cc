@@ -55,6 +55,11 @@ struct WriteMux::Stream {
   bool exited = false;    // the reader is done: join it
   bool deferred = false;  // callbacks queued writes during the reader's hand-out
   uint64_t handed_upto = 0;  // the highest id handed to the stream: none above is answerable
+  // A write handed to the stream expired unanswered, and no answer came
+  // since: the node may have stopped reading, so its flow control may hold
+  // a send for good. Callers then leave every send to the sender thread and
+  // wait on their deadlines only (review s44e M3).
+  bool stalled = false;
   std::string violation;     // an answer no write could have had: the stream was cancelled
   std::condition_variable idle;  // `writing` went false
 };
@@ -136,7 +141,7 @@ std::shared_ptr<WriteMux::Stream> WriteMux::Enqueue(v1::StreamWrite write, Clock
   // (20 s) past the caller's deadline; the caller waits on its own lock
   // instead, until its deadline. Threads start before anything is queued:
   // if that throws, nothing was.
-  const bool alone = !async && s->waiters.empty() && s->sent;
+  const bool alone = !async && s->waiters.empty() && s->sent && !s->stalled;
   if (!alone) StartThreads();
   const uint64_t id = next_id_++;
   write.set_id(id);
@@ -263,6 +268,7 @@ absl::StatusOr<TxnResult> WriteMux::Write(v1::StreamWrite write, Clock::time_poi
   std::lock_guard wl(waiter->m);
   if (waiter->done) return std::move(waiter->result);
   s->waiters.erase(waiter->id);
+  if (waiter->id <= s->handed_upto) s->stalled = true;
   return absl::DeadlineExceededError("write to " + address_ +
                                      ": no answer before the deadline; its outcome is unknown");
 }
@@ -350,6 +356,7 @@ void WriteMux::ReadAnswers(Stream* s) {
   while (s->violation.empty() && s->rw->Read(&reply)) {
     {
       std::lock_guard l(mu_);
+      s->stalled = false;  // it reads again
       for (const v1::StreamAnswer& a : reply.answers()) {
         // An answer for a write never sent, or a success without a GTID,
         // is no write's outcome (review s44e L4: it was reported as one):
@@ -437,6 +444,7 @@ void WriteMux::ExpireAsync() {
       if (it == stream->waiters.end()) continue;
       std::shared_ptr<Waiter> w = std::move(it->second);
       stream->waiters.erase(it);  // still queued: it will not be sent
+      if (key.second <= stream->handed_upto) stream->stalled = true;
       w->deadline = {};  // its entry is gone already
       Finish(std::move(w),
              absl::DeadlineExceededError("write to " + address_ +

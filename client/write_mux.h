@@ -14,9 +14,11 @@
 // takes whatever queued while it woke or sent, so the writes of callers
 // woken by one answer tend to leave in one message. A blocking caller
 // that is sending leaves what queued behind its own write to the sender
-// thread. (One wait is left: a caller in its own send that flow control
-// holds — a node that stopped reading — returns when keepalive ends the
-// connection, ~10 s, not at its deadline.) The reader thread never sends: it must always
+// thread. Once a write handed to a stream expired unanswered, and until an
+// answer comes, callers send nothing themselves: the node may have stopped
+// reading (alive, so keepalive never ends the connection), and its flow
+// control would hold a caller in its send past its deadline, for good
+// (review s44e M3). The reader thread never sends: it must always
 // be free to read, or unread answers would stop the node from reading (its
 // in-flight cap) while a send waits for the node (flow control). Nor does
 // the expiry thread, so that deadlines hold while a send waits. Writes
@@ -41,10 +43,11 @@
 //
 // Threads: thread-safe. Shutdown() (and the destructor) cancels the
 // stream, answers every pending write with UNAVAILABLE and joins the
-// threads; writes after it fail at once. One wait it cannot cut short: a
-// send blocked because the node stopped reading stays blocked after the
-// cancel (gRPC completes it when the connection's write does), so
-// Shutdown() then returns once keepalive declares the connection dead
+// threads; writes after it fail at once. A send that flow control holds (a
+// node that stopped reading) ends with the cancel; one wait it cannot cut
+// short: a send stuck in the socket (a peer gone silent with its TCP
+// buffers full) stays blocked until gRPC completes the connection's write,
+// so Shutdown() then returns once keepalive declares the connection dead
 // (~10 s with the client's channel arguments). A `done` must not block (it holds
 // up every answer behind it), nor destroy the mux; it may write again.
 #pragma once

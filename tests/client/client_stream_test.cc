@@ -792,5 +792,56 @@ TEST(ClientStreamTest, AnAnswerNoWriteCouldHaveHadIsNotAnOutcome) {
   }
 }
 
+// A node that is up (it answers pings, so keepalive never ends the
+// connection) but stopped reading its WriteStream: a wedged disk behind a
+// full in-flight cap, or a hostile server. Review s44e M3: once the first
+// writes timed out, each later blocking write was sent by its own caller,
+// and once the stream's flow-control window was full that caller stayed
+// in the send past its deadline, for good, and so did ~Client.
+class UnreadStreamKv final : public v1::Kv::Service {
+ public:
+  grpc::Status WriteStream(
+      grpc::ServerContext* ctx,
+      grpc::ServerReaderWriter<v1::WriteStreamReply, v1::WriteStreamRequest>*) override {
+    while (!ctx->IsCancelled() && !released_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return grpc::Status::OK;
+  }
+  void Release() { released_.store(true); }
+
+ private:
+  std::atomic<bool> released_{false};
+};
+
+TEST(ClientStreamTest, BlockingWritesEndAtTheirDeadlineWhenTheNodeStopsReadingItsStream) {
+  UnreadStreamKv kv;
+  testing::FakeGrpcServer server(&kv);
+  auto client = Client::Connect({server.address()}, Pipelined(std::chrono::milliseconds(100)));
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string value(256 << 10, 'v');  // far past any window gRPC grants
+  const auto start = Clock::now();
+  std::atomic<bool> finished{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 60; ++i) {
+      const auto before = Clock::now();
+      const absl::Status s = (*client)->Put("k" + std::to_string(i), value).status();
+      EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << i << ": " << s;
+      EXPECT_LT(Clock::now() - before, std::chrono::seconds(2)) << "write " << i;
+    }
+    finished.store(true);
+  });
+  // Hang guard: 60 writes of 100 ms each (the window was full after 15).
+  const bool in_time = WaitFor([&] { return finished.load(); }, std::chrono::seconds(30));
+  if (!in_time) kv.Release();  // lets the stuck send finish, so the test ends
+  writer.join();
+  EXPECT_TRUE(in_time) << "a blocking write stayed in its send past its deadline";
+  const auto destroy = Clock::now();
+  client->reset();
+  EXPECT_LT(Clock::now() - destroy, std::chrono::seconds(5)) << "~Client waited for a send";
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(30));
+  kv.Release();
+}
+
 }  // namespace
 }  // namespace relaykv
