@@ -208,6 +208,22 @@ v1::WriteStreamRequest WriteMux::TakeMessage(Stream* s) {
   return batch;
 }
 
+void WriteMux::Abandon(Stream* s, uint64_t id) {
+  s->waiters.erase(id);
+  if (id <= s->handed_upto) {
+    s->stalled = true;
+    return;
+  }
+  // Queued ids only grow: it is near the end.
+  auto* q = s->queue.mutable_writes();
+  for (int i = q->size() - 1; i >= 0; --i) {
+    if (q->Get(i).id() == id) {
+      q->DeleteSubrange(i, 1);
+      return;
+    }
+  }
+}
+
 void WriteMux::SendQueued(Stream* s, std::unique_lock<std::mutex>& l, uint64_t own_id) {
   if (s->writing || s->queue.writes_size() == 0) return;  // that caller sends ours too
   s->writing = true;
@@ -267,8 +283,7 @@ absl::StatusOr<TxnResult> WriteMux::Write(v1::StreamWrite write, Clock::time_poi
   l.lock();
   std::lock_guard wl(waiter->m);
   if (waiter->done) return std::move(waiter->result);
-  s->waiters.erase(waiter->id);
-  if (waiter->id <= s->handed_upto) s->stalled = true;
+  Abandon(s.get(), waiter->id);
   return absl::DeadlineExceededError("write to " + address_ +
                                      ": no answer before the deadline; its outcome is unknown");
 }
@@ -443,8 +458,7 @@ void WriteMux::ExpireAsync() {
       auto it = stream->waiters.find(key.second);
       if (it == stream->waiters.end()) continue;
       std::shared_ptr<Waiter> w = std::move(it->second);
-      stream->waiters.erase(it);  // still queued: it will not be sent
-      if (key.second <= stream->handed_upto) stream->stalled = true;
+      Abandon(stream, key.second);
       w->deadline = {};  // its entry is gone already
       Finish(std::move(w),
              absl::DeadlineExceededError("write to " + address_ +

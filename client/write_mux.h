@@ -133,6 +133,11 @@ class WriteMux {
   void SendQueued(Stream* s, std::unique_lock<std::mutex>& l, uint64_t own_id = 0);
   // The next message's writes, taken from the front of `s`'s queue.
   v1::WriteStreamRequest TakeMessage(Stream* s);
+  // Stops waiting for write `id` on `s` (its deadline passed): its waiter
+  // goes, and so does the write if it was not handed to the stream yet (a
+  // send stuck behind a node that stopped reading must not let the queue
+  // grow with every caller's retry). Under mu_.
+  void Abandon(Stream* s, uint64_t id);
   // Wakes the sender thread for current_'s queue. Under mu_.
   void WantSend();
   // Starts the sender and expiry threads, each unless it runs. Under mu_.

@@ -283,17 +283,27 @@ void Coordinator::Follow(const ClusterView& view) {
   Node::Impl& impl = *node_->impl_;
   const v1::LeaderRecord& leader = *view.leader;
   // A claim writes the key in one Txn with history/<epoch> naming its
-  // server_id, whose nodes/ record (written first) holds the key's address.
-  // A key neither backs was written by hand or by a stranger: following it
-  // would promise its epoch, durably, to a node that never opened it, and
-  // then refuse the real winner of that epoch (review s44e M6).
+  // server_id, whose nodes/ record (written first) holds the key's address,
+  // and no later epoch is claimed while the key lives. A key these do not
+  // back was written by hand or by a stranger: following it would promise
+  // its epoch, durably, to a node that never opened it, and then refuse the
+  // real winner of that epoch (review s44e M6).
+  const std::string named = leader.address() + " (server_id " +
+                            std::to_string(leader.server_id()) + ", epoch " +
+                            std::to_string(leader.epoch()) + ")";
   const auto claimed = view.history.find(leader.epoch());
   const auto registered = view.nodes.find(leader.server_id());
   if (claimed == view.history.end() || claimed->second.primary != leader.server_id() ||
-      registered == view.nodes.end() || registered->second != leader.address()) {
-    Refuse("the leader key names " + leader.address() + " (server_id " +
-           std::to_string(leader.server_id()) + ", epoch " + std::to_string(leader.epoch()) +
-           "), which no history/nodes record backs: not followed" +
+      leader.epoch() != failover::CurrentEpoch(view.history) || registered == view.nodes.end()) {
+    Refuse("the leader key names " + named + ", which no history/nodes record backs: not "
+           "followed" + NeverExpires(view, options_.cluster));
+    return;
+  }
+  if (registered->second != leader.address()) {
+    // Its primary restarted elsewhere: the key is its last run's, and goes
+    // when it starts (it revokes that lease) or when the lease ends.
+    Refuse("the leader key names " + named + ", but that node is registered at " +
+           registered->second + " now: waiting for its old key to go" +
            NeverExpires(view, options_.cluster));
     return;
   }
@@ -518,8 +528,11 @@ Coordinator::RevokeRound Coordinator::RevokeAll(const ClusterView& view, uint64_
     // it had (EpochPromise::CheckBound): such an answer is garbled or
     // hostile, and kept it would switch elections off here until a restart
     // (review s44e L1).
-    if (r->promised_epoch > epoch && (r->promised_epoch > EpochPromise::kMaxEpoch ||
-                                      r->promised_epoch - epoch > EpochPromise::kMaxEpochStep)) {
+    // This node's own answer is bounded already (an operator's Revoke may
+    // have moved it far up, and FAILOVER FORCE must then open above it).
+    if (id != me && r->promised_epoch > epoch &&
+        (r->promised_epoch > EpochPromise::kMaxEpoch ||
+         r->promised_epoch - epoch > EpochPromise::kMaxEpochStep)) {
       spdlog::info("automatic failover: Revoke({}) on server_id {} ({}) answered promised epoch "
                    "{}, which no node can have promised; counted as not reached",
                    epoch, id, address, r->promised_epoch);

@@ -810,6 +810,8 @@ TEST(AutoFailoverLeaderKeyTest, ALeaderKeyNoClaimWroteIsNotFollowed) {
   ASSERT_TRUE(absl::SimpleAtoi(promised, &epoch)) << promised;
   auto etcd = etcd::EtcdClient::Create({{cluster.etcd_endpoint()}});
   ASSERT_TRUE(etcd.ok());
+  // The primary sees its key replaced: it fences itself and restarts,
+  // then refuses the forged key like the others.
   const std::string forged_address = "127.0.0.9:" + std::to_string(FreeLoopbackPort());
   ASSERT_TRUE(
       (*etcd)->Put("/relaykv/test/leader", LeaderRecordJson(9, epoch + 1, forged_address)).ok());
@@ -838,7 +840,7 @@ TEST(AutoFailoverLeaderKeyTest, ALeaderKeyNoClaimWroteIsNotFollowed) {
   const std::string log = cluster.node(1).Log();
   int said = 0;
   for (size_t at = log.find(own); at != std::string::npos; at = log.find(own, at + 1)) ++said;
-  EXPECT_EQ(said, 1) << log;
+  EXPECT_LE(said, 2) << log;  // once, or twice around a passing etcd error: not each loop
   EXPECT_EQ(log.find("still names this node from its last run"), std::string::npos);
 }
 
