@@ -316,9 +316,11 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       *permanent = !absl::IsResourceExhausted(held_event.status());
       return held_event.status();
     }
+    uint32_t boundary_writer = 0;  // the relay log's last event may be purged
+    const bool at_boundary = relay_log_->BeforeFirstAvailable(&boundary_writer) == held;
     held_writer_ = *held_event && GtidFromProto((*held_event)->gtid()) == held
                        ? (*held_event)->server_id()
-                       : 0;
+                       : (at_boundary ? boundary_writer : 0);
     held_writer_at_ = held;
   }
   auto stream = stub->Subscribe(&ctx);

@@ -50,7 +50,8 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable, uint32_t dur
         last.ToString() + ": the replica is ahead of the primary (a different history?)");
   }
   // One snapshot of the purge boundary: the event before the oldest kept.
-  const Gtid before_first = binlog_->BeforeFirstAvailable();
+  uint32_t boundary_writer = 0;
+  const Gtid before_first = binlog_->BeforeFirstAvailable(&boundary_writer);
   if (durable.seq < before_first.seq) {
     return absl::OutOfRangeError("replica needs seq " + std::to_string(durable.seq + 1) +
                                  " but the primary's binlog starts at seq " +
@@ -65,7 +66,7 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable, uint32_t dur
   // right at the purge boundary, where the GTID comes from the oldest
   // segment's header.
   Gtid ours = before_first;
-  uint32_t our_writer = 0;  // unknown at the purge boundary
+  uint32_t our_writer = boundary_writer;  // binlog.purged's, at the boundary (0: unknown)
   if (durable.seq > before_first.seq) {
     auto reader = binlog_->NewReader(durable.seq);
     if (!reader.ok()) return reader.status();  // purged meanwhile: OUT_OF_RANGE

@@ -3,6 +3,9 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <optional>
 #include <semaphore>
 #include <system_error>
 #include <utility>
@@ -57,6 +60,28 @@ absl::Status RemoveFileDurably(const fs::path& path) {
   fs::remove(path, ec);
   if (ec) return absl::InternalError("cannot remove " + path.string() + ": " + ec.message());
   return SyncDir(path.parent_path());
+}
+
+// binlog.purged (binlog_format.h): the newest purged event's GTID and
+// writer; nullopt if absent. Only a hint — a record that does not parse is
+// logged and read as "writer unknown", as before the file existed.
+std::optional<std::pair<Gtid, uint32_t>> ReadPurgedRecord(const fs::path& dir) {
+  const fs::path path = dir / binlog_format::kPurgedFileName;
+  auto exists = FileExists(path);
+  if (exists.ok() && !*exists) return std::nullopt;
+  auto text = exists.ok() ? ReadFileToString(path) : absl::StatusOr<std::string>(exists.status());
+  uint64_t seq = 0, epoch = 0, writer = 0;
+  char tail = 0;
+  if (text.ok() && std::sscanf(text->c_str(), "%" SCNu64 " %" SCNu64 " %" SCNu64 "%c", &seq, &epoch,
+                               &writer, &tail) == 4 &&
+      tail == '\n' && text->size() == text->find('\n') + 1 && seq > 0 &&
+      epoch <= binlog_format::kMaxEpoch && writer <= UINT32_MAX) {
+    return std::make_pair(Gtid{epoch, seq}, static_cast<uint32_t>(writer));
+  }
+  spdlog::warn("binlog: {} does not hold 'seq epoch server_id' ({}); who wrote the newest purged "
+               "event is unknown",
+               path.string(), text.ok() ? "'" + text->substr(0, 64) + "'" : text.status().ToString());
+  return std::nullopt;
 }
 }  // namespace
 
@@ -119,6 +144,11 @@ absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& option
   auto file = File::Open(options.dir / SegmentFileName(active.number), O_RDWR);
   if (!file.ok()) return file.status();
   std::unique_ptr<Binlog> b(new Binlog(options, *std::move(recovered), *std::move(file)));
+  if (auto purged = ReadPurgedRecord(options.dir); purged) {
+    std::lock_guard l(b->mu_);
+    b->purged_at_ = purged->first;
+    b->purged_writer_ = purged->second;
+  }
   if (b->active_key_ == 0) {
     // A format 2 segment (payloads as they are): sealed now, so that every
     // event written from here on is whitened (format 3), not only after the
@@ -799,10 +829,39 @@ uint64_t Binlog::ReadStartSeq(uint64_t seq) const {
 }
 
 Gtid Binlog::BeforeFirstAvailable() const {
+  uint32_t writer = 0;
+  return BeforeFirstAvailable(&writer);
+}
+
+Gtid Binlog::BeforeFirstAvailable(uint32_t* writer) const {
   std::lock_guard l(mu_);
   const SegmentState& first = segments_.front();
+  *writer = 0;
   if (first.first_seq <= 1) return Gtid{};
-  return Gtid{first.prev_epoch, first.first_seq - 1};
+  const Gtid before{first.prev_epoch, first.first_seq - 1};
+  if (before == purged_at_) *writer = purged_writer_;
+  return before;
+}
+
+bool Binlog::RecordPurged(uint64_t seq, Gtid* gtid, uint32_t* writer) {
+  auto event = ReadEventAt(*this, seq);
+  if (!event.ok() || !event->has_value()) {
+    spdlog::warn("binlog: cannot read event seq {} before purging it ({}); who wrote it is not "
+                 "recorded",
+                 seq, event.ok() ? "not found" : event.status().ToString());
+    return false;
+  }
+  *gtid = GtidFromProto((*event)->gtid());
+  *writer = (*event)->server_id();
+  const std::string line = std::to_string(gtid->seq) + " " + std::to_string(gtid->epoch) + " " +
+                           std::to_string(*writer) + "\n";
+  if (auto s = WriteFileAtomically(dir_ / binlog_format::kPurgedFileName, line); !s.ok()) {
+    spdlog::warn("binlog: cannot record who wrote purged event {} in {} ({}); a history check "
+                 "at the purge boundary cannot compare writers",
+                 gtid->ToString(), binlog_format::kPurgedFileName, s.ToString());
+    return false;
+  }
+  return true;
 }
 
 uint64_t Binlog::epoch() const {
@@ -906,6 +965,7 @@ absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
   std::lock_guard il(index_mu_);
   std::vector<uint64_t> keep;
   std::vector<uint64_t> drop;
+  uint64_t first_kept_seq = 0;
   {
     std::lock_guard l(mu_);
     for (size_t i = 0; i < segments_.size(); ++i) {
@@ -916,23 +976,29 @@ absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
                  segments_[i + 1].first_seq <= keep_from_seq && removable(s, segments_[i + 1]);
       (can ? drop : keep).push_back(s.number);
     }
+    if (!drop.empty()) first_kept_seq = segments_[drop.size()].first_seq;
   }
   if (drop.empty()) return 0;
+  // Who wrote the newest event purged, before it goes (a crash after this
+  // leaves a record the boundary does not match yet: unused).
+  Gtid purged;
+  uint32_t purged_writer = 0;
+  const bool recorded =
+      first_kept_seq > 1 && RecordPurged(first_kept_seq - 1, &purged, &purged_writer);
   // Index first: a crash after it leaves unlisted files that recovery removes.
   if (auto s = WriteIndex(keep); !s.ok()) return s;
   {
     std::lock_guard l(mu_);
     segments_.erase(segments_.begin(), segments_.begin() + static_cast<long>(drop.size()));
+    if (recorded) {
+      purged_at_ = purged;
+      purged_writer_ = purged_writer;
+    }
   }
   for (uint64_t n : drop) {
     std::error_code ec;
     fs::remove(dir_ / SegmentFileName(n), ec);
     if (ec) spdlog::warn("binlog: cannot remove purged {}: {}", SegmentFileName(n), ec.message());
-  }
-  uint64_t first_kept_seq = 0;
-  {
-    std::lock_guard l(mu_);
-    if (!segments_.empty()) first_kept_seq = segments_.front().first_seq;
   }
   spdlog::info("binlog: purged {} segment(s) up to {}; the binlog now starts at seq {}", drop.size(),
                SegmentFileName(drop.back()), first_kept_seq);

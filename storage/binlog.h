@@ -185,6 +185,11 @@ class Binlog {
   // {0,0} if there was none — from the oldest segment's header, so a
   // history check at the purge boundary still has a GTID to compare.
   Gtid BeforeFirstAvailable() const EXCLUDES(mu_);
+  // The same, and the server_id that wrote that event (0: unknown — no
+  // event, or purged by a relaykv that did not record it), from
+  // binlog.purged (binlog_format.h): equal GTIDs of two nodes that opened
+  // one epoch are told apart at the purge boundary too.
+  Gtid BeforeFirstAvailable(uint32_t* writer) const EXCLUDES(mu_);
   // The epoch new Commit()s are stamped with; SetEpoch() raises it
   // (promotion). It never goes down.
   uint64_t epoch() const EXCLUDES(mu_);
@@ -335,6 +340,10 @@ class Binlog {
   template <typename Pred>
   absl::StatusOr<int> PurgeWhile(uint64_t keep_from_seq, Pred removable)
       EXCLUDES(index_mu_, mu_);
+  // Before a purge takes event `seq` (the newest it drops): its GTID and
+  // writer, durably in binlog.purged. False if that failed (logged: the
+  // purge goes on, and the boundary's writer is then unknown).
+  bool RecordPurged(uint64_t seq, Gtid* gtid, uint32_t* writer) REQUIRES(index_mu_);
 
   const std::filesystem::path dir_;
   const bool unsynced_tail_at_open_;
@@ -359,6 +368,9 @@ class Binlog {
   uint64_t next_seq_ GUARDED_BY(mu_);    // seq the next queued event gets
   uint64_t epoch_ GUARDED_BY(mu_);
   Gtid last_visible_ GUARDED_BY(mu_);
+  // binlog.purged: the newest purged event and who wrote it (0: unknown).
+  Gtid purged_at_ GUARDED_BY(mu_);
+  uint32_t purged_writer_ GUARDED_BY(mu_) = 0;
   // Every visible event up to this seq is durable (synced group, sealed
   // segment, or SyncWritten); recovery syncs the last segment at open.
   uint64_t synced_through_ GUARDED_BY(mu_);

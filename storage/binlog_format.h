@@ -25,6 +25,13 @@
 //                     primary starts a new epoch before it writes, since a
 //                     power cut may have lost events replicas hold
 //                     (server/node.cc).
+//   binlog.purged     "seq epoch server_id" of the newest purged event and
+//                     who wrote it, replaced atomically before a purge drops
+//                     its segment from the index. Two nodes that opened one
+//                     epoch hold equal GTIDs written by different nodes: the
+//                     writer is what a history check at the purge boundary
+//                     compares (invariant 3). Used only while it names the
+//                     GTID just before the oldest segment's first seq.
 //   binlog.truncate   present while a tail truncation is under way
 //                     (binlog_truncate.h): which segment is cut where;
 //                     recovery finishes the truncation before anything else.
@@ -177,6 +184,7 @@ inline constexpr uint32_t kMaxPayloadSize = 64u << 20;
 inline constexpr std::string_view kIndexFileName = "binlog.index";
 inline constexpr std::string_view kUnsyncedMarkerName = "binlog.unsynced";
 inline constexpr std::string_view kSegmentPrefix = "binlog.";
+inline constexpr std::string_view kPurgedFileName = "binlog.purged";
 // Present while a tail truncation is under way (storage/binlog_truncate.h):
 // recovery carries it out before anything else.
 inline constexpr std::string_view kTruncateIntentName = "binlog.truncate";

@@ -6,6 +6,7 @@
 // ACK it cannot trust toward a commit.
 #include <grpcpp/grpcpp.h>
 
+#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -301,6 +302,91 @@ TEST(HostileReplicaTest, HistoryIsCheckedAtThePurgeBoundary) {
       << err;
   EXPECT_NE(err.find("2:" + std::to_string(first - 1)), std::string::npos) << err;
   EXPECT_EQ(old->applied_gtid(), (Gtid{1, first - 1})) << "nothing of b's applied on top";
+}
+
+// The writer check at the purge boundary (invariant 3): a replica whose
+// last event is exactly the newest purged one was served whoever wrote it
+// — only the GTID is in the oldest segment's header, and two nodes that
+// opened one epoch hold equal GTIDs. The purge records the writer
+// (binlog.purged), before and after a restart.
+TEST(HostileReplicaTest, AnotherWritersLastEventIsRefusedAtThePurgeBoundary) {
+  TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> vars = {{"server_id", "1"},
+                                                                 {"max_binlog_size", "4096"}};
+  auto primary = OpenServingNode(dir.path() / "p", vars);
+  ASSERT_NE(primary, nullptr);
+  for (int i = 0; i < 60; ++i) ASSERT_TRUE(primary->Put("k" + std::to_string(i), std::string(200, 'x')).ok());
+  const auto logs = primary->BinaryLogs();
+  ASSERT_GE(logs.size(), 3u) << "the binlog should have rotated";
+  const BinaryLogInfo& boundary = logs[logs.size() - 2];
+  std::string note;
+  auto purged = primary->PurgeBinaryLogsTo(boundary.name, &note);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  ASSERT_GT(*purged, 0) << note;
+  const Gtid last_purged{primary->binlog_gtid().epoch, boundary.first_seq - 1};
+  for (const bool restarted : {false, true}) {
+    if (restarted) {
+      const std::filesystem::path data_dir = primary->options().data_dir;
+      primary.reset();
+      primary = OpenServingNode(data_dir, vars);
+      ASSERT_NE(primary, nullptr);
+    }
+    FakeReplica other(Address(*primary), 2, last_purged, false, 9);
+    const grpc::Status ended = other.Ended();
+    EXPECT_EQ(ended.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+        << (restarted ? "after a restart: " : "") << ended.error_message();
+    EXPECT_NE(ended.error_message().find(last_purged.ToString() + " was written by server_id 9"),
+              std::string::npos)
+        << ended.error_message();
+    FakeReplica same(Address(*primary), 2, last_purged, false, 1);
+    v1::EventBatch batch;
+    ASSERT_TRUE(same.NextBatch(&batch)) << same.Ended().error_message();
+    v1::Event ev;
+    ASSERT_TRUE(ev.ParseFromString(batch.events(0)));
+    EXPECT_EQ(ev.gtid().seq(), boundary.first_seq);
+  }
+}
+
+// The replica's side of the same: its relay log's last event purged (each
+// 5 KB event rotates a 4 KiB relay log, so the active segment is empty),
+// its hello said "writer unknown" and a primary whose equal GTIDs another
+// node wrote (a and b both opened epoch 1) served it: b's history would
+// have been appended onto a's. It says the writer from binlog.purged. (Its
+// promise names epoch 1's owner too, which refuses b by itself; a promise
+// from a relaykv before owners has none, as here.)
+TEST(HostileReplicaTest, AReplicaWhoseLastEventIsPurgedStillSaysWhoWroteIt) {
+  TempDir dir;
+  auto a = OpenServingNode(dir.path() / "a", {{"server_id", "1"}});
+  auto b = OpenServingNode(dir.path() / "b", {{"server_id", "3"}});
+  ASSERT_TRUE(a && b);
+  const std::string big(5000, 'x');
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(a->Put("k" + std::to_string(i), big).ok());
+    ASSERT_TRUE(b->Put("k" + std::to_string(i), big).ok());
+  }
+  ASSERT_EQ(a->binlog_gtid(), b->binlog_gtid());
+  auto r = OpenServingNode(dir.path() / "r", {{"server_id", "2"}, {"max_binlog_size", "4096"}},
+                           Address(*a));
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return r->applied_gtid() == a->binlog_gtid(); }));
+  ASSERT_TRUE(r->StopReplica(ReplicaThreads::kIo).ok());
+  const auto logs = r->BinaryLogs();
+  ASSERT_EQ(logs.back().first_seq, a->binlog_gtid().seq + 1) << "the active relay segment is empty";
+  std::string note;
+  auto purged = r->PurgeBinaryLogsTo(logs.back().name, &note);
+  ASSERT_TRUE(purged.ok()) << purged.status();
+  ASSERT_GT(*purged, 0) << note;
+  ASSERT_TRUE(r->ChangePrimary("127.0.0.1", b->bound_port()).ok());
+  const std::filesystem::path r_dir = r->options().data_dir;
+  r.reset();
+  std::ofstream(r_dir / "promised_epoch", std::ios::trunc) << "1\n";  // no owner
+  r = OpenServingNode(r_dir, {{"server_id", "2"}, {"max_binlog_size", "4096"}}, Address(*b));
+  ASSERT_NE(r, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Field(r->ReplicaStatus(), "Slave_IO_Running") == "No"; }))
+      << Field(r->ReplicaStatus(), "Last_IO_Error");
+  const std::string err = Field(r->ReplicaStatus(), "Last_IO_Error");
+  EXPECT_NE(err.find("was written by server_id 1"), std::string::npos) << err;
+  EXPECT_EQ(r->applied_gtid(), a->binlog_gtid()) << "nothing of b's applied on top";
 }
 
 }  // namespace

@@ -206,6 +206,49 @@ TEST_F(BinlogPurgeTest, ReaderInsideAPurgedSegmentFinishesItThenFailsOutOfRange)
       << "the next segment it needs was purged";
 }
 
+// Who wrote the newest purged event (invariant 3: equal GTIDs of two nodes
+// that opened one epoch are told apart by their writers) is recorded in
+// binlog.purged before its segment goes, and read back at open; a record
+// naming another GTID (a purge that crashed before its index, an older
+// one) or one that does not parse reads as "unknown".
+TEST(BinlogPurgeWriterTest, TheNewestPurgedEventsWriterIsKeptAcrossAReopen) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path(), kMaxSize);
+  ASSERT_NE(b, nullptr);
+  for (int i = 0; i < 100; ++i) {
+    v1::Event e = testing::PutEvent("key" + std::to_string(i), std::string(64, 'v'));
+    e.set_server_id(7);
+    ASSERT_TRUE(b->Commit(&e).ok());
+  }
+  const auto segs = b->Segments();
+  ASSERT_GT(segs.size(), 2u);
+  uint32_t writer = 99;
+  EXPECT_EQ(b->BeforeFirstAvailable(&writer), Gtid{});
+  EXPECT_EQ(writer, 0u);
+  ASSERT_TRUE(b->PurgeTo(segs.back().name, kAll).ok());
+  const Gtid boundary{1, segs.back().first_seq - 1};
+  EXPECT_EQ(b->BeforeFirstAvailable(&writer), boundary);
+  EXPECT_EQ(writer, 7u);
+  b.reset();
+  b = OpenBinlog(dir.path(), kMaxSize);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->BeforeFirstAvailable(&writer), boundary);
+  EXPECT_EQ(writer, 7u) << "after a reopen";
+
+  const fs::path record = dir.path() / binlog_format::kPurgedFileName;
+  for (const std::string& text : {std::to_string(boundary.seq - 1) + " 1 7\n",  // another GTID
+                                  std::to_string(boundary.seq) + " 2 7\n",
+                                  std::to_string(boundary.seq) + " 1 seven\n",
+                                  std::to_string(boundary.seq) + " 1 7"}) {
+    b.reset();
+    testing::WriteFile(record, text);
+    b = OpenBinlog(dir.path(), kMaxSize);
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(b->BeforeFirstAvailable(&writer), boundary);
+    EXPECT_EQ(writer, 0u) << "'" << text << "'";
+  }
+}
+
 TEST(BinlogPurgeRaceTest, PurgesRacingRotationsKeepTheIndexConsistent) {
   TempDir dir;
   auto b = OpenBinlog(dir.path(), 1024);
