@@ -55,11 +55,13 @@ struct WriteMux::Stream {
   bool exited = false;    // the reader is done: join it
   bool deferred = false;  // callbacks queued writes during the reader's hand-out
   uint64_t handed_upto = 0;  // the highest id handed to the stream: none above is answerable
-  // A write handed to the stream expired unanswered, and no answer came
-  // since: the node may have stopped reading, so its flow control may hold
-  // a send for good. Callers then leave every send to the sender thread and
-  // wait on their deadlines only (review s44e M3).
-  bool stalled = false;
+  // Nonzero: a write handed to the stream expired unanswered, and no write
+  // handed since (from this id on) was answered: the node may have stopped
+  // reading, so its flow control may hold a send for good. Callers then
+  // leave every send to the sender thread and wait on their deadlines only
+  // (review s44e M3). An answer to an older write is no sign it reads again
+  // (s45b L1).
+  uint64_t stalled_from = 0;
   std::string violation;     // an answer no write could have had: the stream was cancelled
   std::condition_variable idle;  // `writing` went false
 };
@@ -141,7 +143,11 @@ std::shared_ptr<WriteMux::Stream> WriteMux::Enqueue(v1::StreamWrite write, Clock
   // (20 s) past the caller's deadline; the caller waits on its own lock
   // instead, until its deadline. Threads start before anything is queued:
   // if that throws, nothing was.
-  const bool alone = !async && s->waiters.empty() && s->sent && !s->stalled;
+  // And only a write the stream's flow-control window surely takes: a
+  // larger one would hold its caller in the send, past its deadline, if
+  // the node stopped reading after answering everything (review s45b M2).
+  const bool alone = !async && s->waiters.empty() && s->sent && s->stalled_from == 0 &&
+                     write.ByteSizeLong() <= kMaxAloneBytes;
   if (!alone) StartThreads();
   const uint64_t id = next_id_++;
   write.set_id(id);
@@ -211,7 +217,7 @@ v1::WriteStreamRequest WriteMux::TakeMessage(Stream* s) {
 void WriteMux::Abandon(Stream* s, uint64_t id) {
   s->waiters.erase(id);
   if (id <= s->handed_upto) {
-    s->stalled = true;
+    if (s->stalled_from == 0) s->stalled_from = s->handed_upto;
     return;
   }
   // Queued ids only grow: it is near the end.
@@ -371,8 +377,8 @@ void WriteMux::ReadAnswers(Stream* s) {
   while (s->violation.empty() && s->rw->Read(&reply)) {
     {
       std::lock_guard l(mu_);
-      s->stalled = false;  // it reads again
       for (const v1::StreamAnswer& a : reply.answers()) {
+        if (s->stalled_from != 0 && a.id() >= s->stalled_from) s->stalled_from = 0;  // it reads
         // An answer for a write never sent, or a success without a GTID,
         // is no write's outcome (review s44e L4: it was reported as one):
         // the stream is ended, and every write on it is of unknown outcome.

@@ -14,8 +14,9 @@
 // takes whatever queued while it woke or sent, so the writes of callers
 // woken by one answer tend to leave in one message. A blocking caller
 // that is sending leaves what queued behind its own write to the sender
-// thread. Once a write handed to a stream expired unanswered, and until an
-// answer comes, callers send nothing themselves: the node may have stopped
+// thread — unless its write is over kMaxAloneBytes. Once a write handed to
+// a stream expired unanswered, and until a write handed since is answered,
+// callers send nothing themselves: the node may have stopped
 // reading (alive, so keepalive never ends the connection), and its flow
 // control would hold a caller in its send past its deadline, for good
 // (review s44e M3). The reader thread never sends: it must always
@@ -113,6 +114,10 @@ class WriteMux {
 
   static constexpr int kMaxWritesPerMessage = 256;
   static constexpr size_t kMaxMessageBytes = 4 << 20;
+  // The largest write a blocking caller sends itself: well inside HTTP/2's
+  // initial stream window (64 KiB), which a node that read everything sent
+  // so far has open.
+  static constexpr size_t kMaxAloneBytes = 16 << 10;
   static constexpr size_t kMaxAsyncInFlight = 65536;
 
  private:

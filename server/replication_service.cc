@@ -50,31 +50,40 @@ absl::Status ReplicationService::CheckPosition(const Gtid& durable, uint32_t dur
         last.ToString() + ": the replica is ahead of the primary (a different history?)");
   }
   // One snapshot of the purge boundary: the event before the oldest kept.
-  uint32_t boundary_writer = 0;
-  const Gtid before_first = binlog_->BeforeFirstAvailable(&boundary_writer);
-  if (durable.seq < before_first.seq) {
-    return absl::OutOfRangeError("replica needs seq " + std::to_string(durable.seq + 1) +
-                                 " but the primary's binlog starts at seq " +
-                                 std::to_string(before_first.seq + 1) +
-                                 " (purged): this replica cannot catch up from the binlog. "
-                                 "Provision it with a clone of a node: stop it, move its data "
-                                 "dir aside and start relaykvd --clone-from HOST:PORT (README "
-                                 "\"Clone\")");
-  }
-  if (durable.seq == 0) return absl::OkStatus();  // an empty replica: nothing to compare
-  // The replica's last event must be ours, not another history's — also
-  // right at the purge boundary, where the GTID comes from the oldest
-  // segment's header.
-  Gtid ours = before_first;
-  uint32_t our_writer = boundary_writer;  // binlog.purged's, at the boundary (0: unknown)
-  if (durable.seq > before_first.seq) {
+  // A purge between it and the read below moves it: taken once more then
+  // (the replica may sit exactly at the new boundary, which is no reason
+  // to stop it for good: review s45b L3).
+  Gtid ours;
+  uint32_t our_writer = 0;
+  for (int attempt = 0;; ++attempt) {
+    uint32_t boundary_writer = 0;
+    const Gtid before_first = binlog_->BeforeFirstAvailable(&boundary_writer);
+    if (durable.seq < before_first.seq) {
+      return absl::OutOfRangeError("replica needs seq " + std::to_string(durable.seq + 1) +
+                                   " but the primary's binlog starts at seq " +
+                                   std::to_string(before_first.seq + 1) +
+                                   " (purged): this replica cannot catch up from the binlog. "
+                                   "Provision it with a clone of a node: stop it, move its data "
+                                   "dir aside and start relaykvd --clone-from HOST:PORT (README "
+                                   "\"Clone\")");
+    }
+    if (durable.seq == 0) return absl::OkStatus();  // an empty replica: nothing to compare
+    // The replica's last event must be ours, not another history's — also
+    // right at the purge boundary, where the GTID comes from the oldest
+    // segment's header and the writer from binlog.purged (0: unknown).
+    ours = before_first;
+    our_writer = boundary_writer;
+    if (durable.seq == before_first.seq) break;
     auto reader = binlog_->NewReader(durable.seq);
-    if (!reader.ok()) return reader.status();  // purged meanwhile: OUT_OF_RANGE
+    if (!reader.ok() && absl::IsOutOfRange(reader.status()) && attempt == 0) continue;
+    if (!reader.ok()) return reader.status();
     auto rec = (*reader)->Next();
+    if (!rec.ok() && absl::IsOutOfRange(rec.status()) && attempt == 0) continue;
     if (!rec.ok()) return rec.status();
     if (!rec->has_value()) return absl::InternalError("binlog event vanished while checking");
     ours = GtidFromProto((*rec)->event.gtid());
     our_writer = (*rec)->event.server_id();
+    break;
   }
   if (ours != durable) {
     return absl::FailedPreconditionError("replica's last gtid " + durable.ToString() +

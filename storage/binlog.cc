@@ -843,7 +843,7 @@ Gtid Binlog::BeforeFirstAvailable(uint32_t* writer) const {
   return before;
 }
 
-bool Binlog::RecordPurged(uint64_t seq, Gtid* gtid, uint32_t* writer) {
+bool Binlog::ReadPurged(uint64_t seq, Gtid* gtid, uint32_t* writer) {
   auto event = ReadEventAt(*this, seq);
   if (!event.ok() || !event->has_value()) {
     spdlog::warn("binlog: cannot read event seq {} before purging it ({}); who wrote it is not "
@@ -853,12 +853,16 @@ bool Binlog::RecordPurged(uint64_t seq, Gtid* gtid, uint32_t* writer) {
   }
   *gtid = GtidFromProto((*event)->gtid());
   *writer = (*event)->server_id();
-  const std::string line = std::to_string(gtid->seq) + " " + std::to_string(gtid->epoch) + " " +
-                           std::to_string(*writer) + "\n";
+  return true;
+}
+
+bool Binlog::RecordPurged(const Gtid& gtid, uint32_t writer) {
+  const std::string line = std::to_string(gtid.seq) + " " + std::to_string(gtid.epoch) + " " +
+                           std::to_string(writer) + "\n";
   if (auto s = WriteFileAtomically(dir_ / binlog_format::kPurgedFileName, line); !s.ok()) {
     spdlog::warn("binlog: cannot record who wrote purged event {} in {} ({}); a history check "
                  "at the purge boundary cannot compare writers",
-                 gtid->ToString(), binlog_format::kPurgedFileName, s.ToString());
+                 gtid.ToString(), binlog_format::kPurgedFileName, s.ToString());
     return false;
   }
   return true;
@@ -962,29 +966,41 @@ absl::StatusOr<std::unique_ptr<BinlogReader>> Binlog::NewReader(uint64_t from_se
 
 template <typename Pred>
 absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
-  std::lock_guard il(index_mu_);
-  std::vector<uint64_t> keep;
-  std::vector<uint64_t> drop;
-  uint64_t first_kept_seq = 0;
-  {
+  // Which segments go (`removable` is copied: each plan starts afresh);
+  // returns the first seq kept, 0 if none goes.
+  const auto plan = [&](Pred removable_now, std::vector<uint64_t>* keep,
+                        std::vector<uint64_t>* drop) {
     std::lock_guard l(mu_);
     for (size_t i = 0; i < segments_.size(); ++i) {
       const SegmentState& s = segments_[i];
       // Never the active segment; never one holding a seq >= keep_from_seq;
       // only a prefix (the log stays contiguous).
-      bool can = drop.size() == i && i + 1 < segments_.size() &&
-                 segments_[i + 1].first_seq <= keep_from_seq && removable(s, segments_[i + 1]);
-      (can ? drop : keep).push_back(s.number);
+      bool can = drop->size() == i && i + 1 < segments_.size() &&
+                 segments_[i + 1].first_seq <= keep_from_seq &&
+                 removable_now(s, segments_[i + 1]);
+      (can ? drop : keep)->push_back(s.number);
     }
-    if (!drop.empty()) first_kept_seq = segments_[drop.size()].first_seq;
-  }
-  if (drop.empty()) return 0;
-  // Who wrote the newest event purged, before it goes (a crash after this
-  // leaves a record the boundary does not match yet: unused).
+    return drop->empty() ? uint64_t{0} : segments_[drop->size()].first_seq;
+  };
+  std::vector<uint64_t> keep;
+  std::vector<uint64_t> drop;
+  // Who wrote the newest event the purge takes is read before index_mu_:
+  // a segment an earlier run sealed has no seek points, and reading it
+  // whole under index_mu_ would hold rotations, and so commits, back
+  // (review s45b M1). Recorded only if the plan still ends there.
+  const uint64_t planned = plan(removable, &keep, &drop);
+  if (planned == 0) return 0;
   Gtid purged;
   uint32_t purged_writer = 0;
-  const bool recorded =
-      first_kept_seq > 1 && RecordPurged(first_kept_seq - 1, &purged, &purged_writer);
+  const bool read = planned > 1 && ReadPurged(planned - 1, &purged, &purged_writer);
+  std::lock_guard il(index_mu_);
+  keep.clear();
+  drop.clear();
+  const uint64_t first_kept_seq = plan(removable, &keep, &drop);
+  if (first_kept_seq == 0) return 0;
+  // Before the index: a crash after this leaves a record the boundary
+  // does not match yet (unused).
+  const bool recorded = read && first_kept_seq == planned && RecordPurged(purged, purged_writer);
   // Index first: a crash after it leaves unlisted files that recovery removes.
   if (auto s = WriteIndex(keep); !s.ok()) return s;
   {
@@ -1029,7 +1045,9 @@ absl::StatusOr<int> Binlog::PurgeUpToSeq(uint64_t seq, uint64_t keep_from_seq) {
 absl::StatusOr<int> Binlog::PurgeToTotalSize(uint64_t max_bytes, uint64_t keep_from_seq) {
   uint64_t total = 0;
   for (const SegmentInfo& s : Segments()) total += s.size_bytes;
-  return PurgeWhile(keep_from_seq, [&total, max_bytes](const SegmentState& s, const SegmentState&) {
+  // By value: each plan of PurgeWhile counts down from the whole size.
+  return PurgeWhile(keep_from_seq, [total, max_bytes](const SegmentState& s,
+                                                      const SegmentState&) mutable {
     if (total <= max_bytes) return false;
     total -= s.end_offset;
     return true;

@@ -341,9 +341,10 @@ class Binlog {
   absl::StatusOr<int> PurgeWhile(uint64_t keep_from_seq, Pred removable)
       EXCLUDES(index_mu_, mu_);
   // Before a purge takes event `seq` (the newest it drops): its GTID and
-  // writer, durably in binlog.purged. False if that failed (logged: the
-  // purge goes on, and the boundary's writer is then unknown).
-  bool RecordPurged(uint64_t seq, Gtid* gtid, uint32_t* writer) REQUIRES(index_mu_);
+  // writer, read, then durably in binlog.purged. False if either failed
+  // (logged: the purge goes on, and the boundary's writer is then unknown).
+  bool ReadPurged(uint64_t seq, Gtid* gtid, uint32_t* writer) EXCLUDES(index_mu_, mu_);
+  bool RecordPurged(const Gtid& gtid, uint32_t writer) REQUIRES(index_mu_);
 
   const std::filesystem::path dir_;
   const bool unsynced_tail_at_open_;

@@ -798,11 +798,26 @@ TEST(ClientStreamTest, AnAnswerNoWriteCouldHaveHadIsNotAnOutcome) {
 // writes timed out, each later blocking write was sent by its own caller,
 // and once the stream's flow-control window was full that caller stayed
 // in the send past its deadline, for good, and so did ~Client.
+// With `answer_first`, it reads and answers the stream's first message
+// before it stops reading.
 class UnreadStreamKv final : public v1::Kv::Service {
  public:
+  explicit UnreadStreamKv(bool answer_first = false) : answer_first_(answer_first) {}
   grpc::Status WriteStream(
       grpc::ServerContext* ctx,
-      grpc::ServerReaderWriter<v1::WriteStreamReply, v1::WriteStreamRequest>*) override {
+      grpc::ServerReaderWriter<v1::WriteStreamReply, v1::WriteStreamRequest>* stream) override {
+    v1::WriteStreamRequest req;
+    if (answer_first_ && stream->Read(&req)) {
+      v1::WriteStreamReply reply;
+      for (const v1::StreamWrite& w : req.writes()) {
+        v1::StreamAnswer* a = reply.add_answers();
+        a->set_id(w.id());
+        a->mutable_gtid()->set_epoch(1);
+        a->mutable_gtid()->set_seq(w.id());
+        a->set_succeeded(true);
+      }
+      stream->Write(reply);
+    }
     while (!ctx->IsCancelled() && !released_.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -811,6 +826,7 @@ class UnreadStreamKv final : public v1::Kv::Service {
   void Release() { released_.store(true); }
 
  private:
+  const bool answer_first_;
   std::atomic<bool> released_{false};
 };
 
@@ -840,6 +856,33 @@ TEST(ClientStreamTest, BlockingWritesEndAtTheirDeadlineWhenTheNodeStopsReadingIt
   client->reset();
   EXPECT_LT(Clock::now() - destroy, std::chrono::seconds(5)) << "~Client waited for a send";
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(30));
+  kv.Release();
+}
+
+// Review s45b M2: every write so far answered, then the node stops
+// reading. A blocking write far larger than the stream's window, sent by
+// its own caller (nothing outstanding), stayed in that send past its
+// deadline. Such a write is left to the sender thread.
+TEST(ClientStreamTest, ALargeWriteEndsAtItsDeadlineWhenTheNodeStopsReadingAfterAnswering) {
+  UnreadStreamKv kv(/*answer_first=*/true);
+  testing::FakeGrpcServer server(&kv);
+  auto client = Client::Connect({server.address()}, Pipelined(std::chrono::milliseconds(300)));
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->Put("small", "v").ok());  // answered: the stream is up
+  std::atomic<bool> finished{false};
+  absl::Status big;
+  std::thread writer([&] {
+    big = (*client)->Put("big", std::string(8 << 20, 'v')).status();
+    finished.store(true);
+  });
+  const bool in_time = WaitFor([&] { return finished.load(); }, std::chrono::seconds(10));
+  if (!in_time) kv.Release();
+  writer.join();
+  EXPECT_TRUE(in_time) << "the large write stayed in its send past its deadline";
+  EXPECT_EQ(big.code(), absl::StatusCode::kDeadlineExceeded) << big;
+  const auto destroy = Clock::now();
+  client->reset();
+  EXPECT_LT(Clock::now() - destroy, std::chrono::seconds(5)) << "~Client waited for a send";
   kv.Release();
 }
 

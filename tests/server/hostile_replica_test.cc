@@ -323,6 +323,7 @@ TEST(HostileReplicaTest, AnotherWritersLastEventIsRefusedAtThePurgeBoundary) {
   auto purged = primary->PurgeBinaryLogsTo(boundary.name, &note);
   ASSERT_TRUE(purged.ok()) << purged.status();
   ASSERT_GT(*purged, 0) << note;
+  ASSERT_EQ(primary->BinaryLogs().front().first_seq, boundary.first_seq) << "purged up to it";
   const Gtid last_purged{primary->binlog_gtid().epoch, boundary.first_seq - 1};
   for (const bool restarted : {false, true}) {
     if (restarted) {
