@@ -7,14 +7,10 @@
 #include "gtest/gtest.h"
 #include "proto/coordination.pb.h"
 #include "server/coordinator.h"
-#include "tests/common/etcd_process.h"
-#include "tests/common/temp_dir.h"
+#include "tests/common/etcd_fixture.h"
 
 namespace relaykv {
 namespace {
-
-using relaykv::testing::EtcdCluster;
-using relaykv::testing::TempDir;
 
 std::string EpochRecordJson(uint64_t epoch, uint32_t primary, bool quorum_met) {
   v1::EpochRecord r;
@@ -28,27 +24,19 @@ std::string EpochRecordJson(uint64_t epoch, uint32_t primary, bool quorum_met) {
   return json;
 }
 
-class ClusterViewTest : public ::testing::Test {
+class ClusterViewTest : public relaykv::testing::OneEtcdTest {
  protected:
   void SetUp() override {
-    RELAYKV_SKIP_WITHOUT_ETCD();
-    auto c = EtcdCluster::Start(dir_.path());
-    ASSERT_TRUE(c.ok()) << c.status();
-    etcd_ = std::move(*c);
-    auto client = etcd::EtcdClient::Create({etcd_->client_endpoints(), std::chrono::seconds(3)});
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = std::move(*client);
+    OneEtcdTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     for (uint64_t e : {2, 3}) {
-      ASSERT_TRUE(client_->Put(HistoryKey("c", e), EpochRecordJson(e, e, false)).ok());
+      ASSERT_TRUE(direct_->Put(HistoryKey("c", e), EpochRecordJson(e, e, false)).ok());
     }
   }
-  TempDir dir_;
-  std::unique_ptr<EtcdCluster> etcd_;
-  std::unique_ptr<etcd::EtcdClient> client_;
 };
 
 TEST_F(ClusterViewTest, HistoryIsReadUnderEachRecordsOwnKey) {
-  auto view = ReadClusterView(client_.get(), "c");
+  auto view = ReadClusterView(direct_.get(), "c");
   ASSERT_TRUE(view.ok()) << view.status();
   ASSERT_EQ(view->history.size(), 2u);
   EXPECT_EQ(view->history.at(3).primary, 3u);
@@ -59,8 +47,8 @@ TEST_F(ClusterViewTest, HistoryIsReadUnderEachRecordsOwnKey) {
 // record (here with a revoke quorum that was never met, which lets a tail
 // be truncated) and hid epoch 7 (review s44e L2).
 TEST_F(ClusterViewTest, AHistoryRecordUnderAnotherEpochsKeyIsRefused) {
-  ASSERT_TRUE(client_->Put(HistoryKey("c", 7), EpochRecordJson(3, 9, true)).ok());
-  auto view = ReadClusterView(client_.get(), "c");
+  ASSERT_TRUE(direct_->Put(HistoryKey("c", 7), EpochRecordJson(3, 9, true)).ok());
+  auto view = ReadClusterView(direct_.get(), "c");
   EXPECT_EQ(view.status().code(), absl::StatusCode::kDataLoss) << view.status();
   EXPECT_NE(view.status().message().find(HistoryKey("c", 7)), std::string::npos) << view.status();
 }

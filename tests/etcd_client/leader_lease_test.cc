@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "gtest/gtest.h"
+#include "tests/common/etcd_fixture.h"
 #include "tests/common/etcd_process.h"
 #include "tests/common/tcp_proxy.h"
 #include "tests/common/temp_dir.h"
@@ -13,9 +14,7 @@
 namespace relaykv {
 namespace {
 
-using relaykv::testing::EtcdCluster;
 using relaykv::testing::TcpProxy;
-using relaykv::testing::TempDir;
 using relaykv::testing::WaitFor;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -31,21 +30,7 @@ LeaderLease::Options Fast(const std::string& value) {
   return o;
 }
 
-class LeaderLeaseTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    RELAYKV_SKIP_WITHOUT_ETCD();
-    auto c = EtcdCluster::Start(dir_.path());
-    ASSERT_TRUE(c.ok()) << c.status();
-    etcd_ = std::move(*c);
-    auto client = etcd::EtcdClient::Create({etcd_->client_endpoints(), seconds(3)});
-    ASSERT_TRUE(client.ok()) << client.status();
-    direct_ = std::move(*client);
-  }
-  TempDir dir_;
-  std::unique_ptr<EtcdCluster> etcd_;
-  std::unique_ptr<etcd::EtcdClient> direct_;
-};
+using LeaderLeaseTest = relaykv::testing::OneEtcdTest;
 
 TEST_F(LeaderLeaseTest, HolderRenewsPastTheTtlAndASecondCandidateIsRefused) {
   std::atomic<int> losses{0};
