@@ -55,12 +55,12 @@ struct WriteMux::Stream {
   bool exited = false;    // the reader is done: join it
   bool deferred = false;  // callbacks queued writes during the reader's hand-out
   uint64_t handed_upto = 0;  // the highest id handed to the stream: none above is answerable
-  // Nonzero: a write handed to the stream expired unanswered, and no write
-  // handed since (from this id on) was answered: the node may have stopped
-  // reading, so its flow control may hold a send for good. Callers then
-  // leave every send to the sender thread and wait on their deadlines only
-  // (review s44e M3). An answer to an older write is no sign it reads again
-  // (s45b L1).
+  // Nonzero: a write handed to the stream expired unanswered, and the
+  // stream had handed writes up to this id then, none of them (nor a later
+  // one) answered since: the node may have stopped reading, so its flow
+  // control may hold a send for good. Callers then leave every send to the
+  // sender thread and wait on their deadlines only (review s44e M3). An
+  // answer to an older write is no sign it reads again (s45b L1, s45c L1).
   uint64_t stalled_from = 0;
   std::string violation;     // an answer no write could have had: the stream was cancelled
   std::condition_variable idle;  // `writing` went false
@@ -217,7 +217,9 @@ v1::WriteStreamRequest WriteMux::TakeMessage(Stream* s) {
 void WriteMux::Abandon(Stream* s, uint64_t id) {
   s->waiters.erase(id);
   if (id <= s->handed_upto) {
-    if (s->stalled_from == 0) s->stalled_from = s->handed_upto;
+    // From the newest handed: an answer to an older write does not say
+    // the window has room for a write of ours (review s45c L1).
+    s->stalled_from = s->handed_upto;
     return;
   }
   // Queued ids only grow: it is near the end.

@@ -966,16 +966,16 @@ absl::StatusOr<std::unique_ptr<BinlogReader>> Binlog::NewReader(uint64_t from_se
 
 template <typename Pred>
 absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
-  // Which segments go (`removable` is copied: each plan starts afresh);
-  // returns the first seq kept, 0 if none goes.
-  const auto plan = [&](Pred removable_now, std::vector<uint64_t>* keep,
+  // Which segments go, none past segment `up_to` (`removable` is copied:
+  // each plan starts afresh); returns the first seq kept, 0 if none goes.
+  const auto plan = [&](Pred removable_now, uint64_t up_to, std::vector<uint64_t>* keep,
                         std::vector<uint64_t>* drop) {
     std::lock_guard l(mu_);
     for (size_t i = 0; i < segments_.size(); ++i) {
       const SegmentState& s = segments_[i];
       // Never the active segment; never one holding a seq >= keep_from_seq;
       // only a prefix (the log stays contiguous).
-      bool can = drop->size() == i && i + 1 < segments_.size() &&
+      bool can = drop->size() == i && i + 1 < segments_.size() && s.number <= up_to &&
                  segments_[i + 1].first_seq <= keep_from_seq &&
                  removable_now(s, segments_[i + 1]);
       (can ? drop : keep)->push_back(s.number);
@@ -988,15 +988,18 @@ absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
   // a segment an earlier run sealed has no seek points, and reading it
   // whole under index_mu_ would hold rotations, and so commits, back
   // (review s45b M1). Recorded only if the plan still ends there.
-  const uint64_t planned = plan(removable, &keep, &drop);
+  const uint64_t planned = plan(removable, UINT64_MAX, &keep, &drop);
   if (planned == 0) return 0;
+  // The second plan takes no segment the first did not (one rotated in
+  // meanwhile, the active one then: review s45c L2).
+  const uint64_t last_planned = drop.back();
   Gtid purged;
   uint32_t purged_writer = 0;
   const bool read = planned > 1 && ReadPurged(planned - 1, &purged, &purged_writer);
   std::lock_guard il(index_mu_);
   keep.clear();
   drop.clear();
-  const uint64_t first_kept_seq = plan(removable, &keep, &drop);
+  const uint64_t first_kept_seq = plan(removable, last_planned, &keep, &drop);
   if (first_kept_seq == 0) return 0;
   // Before the index: a crash after this leaves a record the boundary
   // does not match yet (unused).
@@ -1043,13 +1046,17 @@ absl::StatusOr<int> Binlog::PurgeUpToSeq(uint64_t seq, uint64_t keep_from_seq) {
 }
 
 absl::StatusOr<int> Binlog::PurgeToTotalSize(uint64_t max_bytes, uint64_t keep_from_seq) {
-  uint64_t total = 0;
-  for (const SegmentInfo& s : Segments()) total += s.size_bytes;
-  // By value: each plan of PurgeWhile counts down from the whole size.
-  return PurgeWhile(keep_from_seq, [total, max_bytes](const SegmentState& s,
-                                                      const SegmentState&) mutable {
-    if (total <= max_bytes) return false;
-    total -= s.end_offset;
+  // Counted by each plan of PurgeWhile (under mu_, a copy each) from the
+  // segments it sees: a purge between its two plans is not counted twice
+  // (review s45c L3).
+  return PurgeWhile(keep_from_seq, [this, max_bytes, total = std::optional<uint64_t>()](
+                                       const SegmentState& s, const SegmentState&) mutable {
+    if (!total) {
+      total = 0;
+      for (const SegmentState& live : segments_) *total += live.end_offset;
+    }
+    if (*total <= max_bytes) return false;
+    *total -= s.end_offset;
     return true;
   });
 }
