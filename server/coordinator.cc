@@ -29,6 +29,17 @@ std::string NeverExpires(const ClusterView& view, const std::string& cluster) {
   return "; it has no lease, so it never expires: delete it (etcdctl del " +
          LeaderLease::LeaderKey(cluster) + ")";
 }
+
+// A claim writes the leader key in one Txn with history/<epoch> naming its
+// server_id, and no later epoch is claimed while the key lives. A key this
+// does not hold for was written by hand or by a stranger: nothing is
+// decided on it (review s44e M6).
+bool ClaimWroteLeaderKey(const ClusterView& view) {
+  const v1::LeaderRecord& leader = *view.leader;
+  const auto claimed = view.history.find(leader.epoch());
+  return claimed != view.history.end() && claimed->second.primary == leader.server_id() &&
+         leader.epoch() == failover::CurrentEpoch(view.history);
+}
 }  // namespace
 
 std::set<uint32_t> Coordinator::Ackers(const ClusterView& view) const {
@@ -73,7 +84,7 @@ std::optional<failover::RejoinDecision> Coordinator::DecideAtOpen(const Gtid& la
     return std::nullopt;
   }
   if (!view->leader || view->leader->server_id() == options_.server_id ||
-      last.epoch >= view->leader->epoch()) {
+      last.epoch >= view->leader->epoch() || !ClaimWroteLeaderKey(*view)) {
     return std::nullopt;
   }
   return failover::DecideRejoin(last, applied, view->history);
@@ -282,19 +293,14 @@ absl::StatusOr<ClusterView> Coordinator::RenewLeaseWindow(bool* key_lost) {
 void Coordinator::Follow(const ClusterView& view) {
   Node::Impl& impl = *node_->impl_;
   const v1::LeaderRecord& leader = *view.leader;
-  // A claim writes the key in one Txn with history/<epoch> naming its
-  // server_id, whose nodes/ record (written first) holds the key's address,
-  // and no later epoch is claimed while the key lives. A key these do not
-  // back was written by hand or by a stranger: following it would promise
-  // its epoch, durably, to a node that never opened it, and then refuse the
-  // real winner of that epoch (review s44e M6).
+  // Following a key no claim wrote would promise its epoch, durably, to a
+  // node that never opened it, and then refuse the real winner of that
+  // epoch. The claimer registered first (nodes/<id>, its address).
   const std::string named = leader.address() + " (server_id " +
                             std::to_string(leader.server_id()) + ", epoch " +
                             std::to_string(leader.epoch()) + ")";
-  const auto claimed = view.history.find(leader.epoch());
   const auto registered = view.nodes.find(leader.server_id());
-  if (claimed == view.history.end() || claimed->second.primary != leader.server_id() ||
-      leader.epoch() != failover::CurrentEpoch(view.history) || registered == view.nodes.end()) {
+  if (!ClaimWroteLeaderKey(view) || registered == view.nodes.end()) {
     Refuse("the leader key names " + named + ", which no history/nodes record backs: not "
            "followed" + NeverExpires(view, options_.cluster));
     return;
