@@ -62,26 +62,35 @@ absl::Status RemoveFileDurably(const fs::path& path) {
   return SyncDir(path.parent_path());
 }
 
-// binlog.purged (binlog_format.h): the newest purged event's GTID and
-// writer; nullopt if absent. Only a hint — a record that does not parse is
-// logged and read as "writer unknown", as before the file existed.
-std::optional<std::pair<Gtid, uint32_t>> ReadPurgedRecord(const fs::path& dir) {
+// binlog.purged (binlog_format.h): the newest purged events' GTIDs and
+// writers (one or two lines); empty if absent. Only a hint — a file that
+// does not parse is logged and read as "writers unknown", as before the
+// file existed.
+std::vector<Binlog::PurgedWriter> ReadPurgedRecords(const fs::path& dir) {
   const fs::path path = dir / binlog_format::kPurgedFileName;
   auto exists = FileExists(path);
-  if (exists.ok() && !*exists) return std::nullopt;
+  if (exists.ok() && !*exists) return {};
   auto text = exists.ok() ? ReadFileToString(path) : absl::StatusOr<std::string>(exists.status());
-  uint64_t seq = 0, epoch = 0, writer = 0;
-  char tail = 0;
-  if (text.ok() && std::sscanf(text->c_str(), "%" SCNu64 " %" SCNu64 " %" SCNu64 "%c", &seq, &epoch,
-                               &writer, &tail) == 4 &&
-      tail == '\n' && text->size() == text->find('\n') + 1 && seq > 0 &&
-      epoch <= binlog_format::kMaxEpoch && writer <= UINT32_MAX) {
-    return std::make_pair(Gtid{epoch, seq}, static_cast<uint32_t>(writer));
+  std::vector<Binlog::PurgedWriter> records;
+  bool ok = text.ok() && !text->empty() && text->back() == '\n';
+  for (size_t pos = 0; ok && pos < text->size();) {
+    const size_t end = text->find('\n', pos);
+    const std::string line = text->substr(pos, end - pos);
+    pos = end + 1;
+    uint64_t seq = 0, epoch = 0, writer = 0;
+    char extra = 0;
+    ok = records.size() < 2 &&
+         std::sscanf(line.c_str(), "%" SCNu64 " %" SCNu64 " %" SCNu64 "%c", &seq, &epoch, &writer,
+                     &extra) == 3 &&
+         line.find_first_not_of("0123456789 ") == std::string::npos && seq > 0 &&
+         epoch <= binlog_format::kMaxEpoch && writer <= UINT32_MAX;
+    if (ok) records.push_back({Gtid{epoch, seq}, static_cast<uint32_t>(writer)});
   }
-  spdlog::warn("binlog: {} does not hold 'seq epoch server_id' ({}); who wrote the newest purged "
-               "event is unknown",
+  if (ok) return records;
+  spdlog::warn("binlog: {} does not hold one or two lines 'seq epoch server_id' ({}); who wrote "
+               "the newest purged event is unknown",
                path.string(), text.ok() ? "'" + text->substr(0, 64) + "'" : text.status().ToString());
-  return std::nullopt;
+  return {};
 }
 }  // namespace
 
@@ -144,10 +153,10 @@ absl::StatusOr<std::unique_ptr<Binlog>> Binlog::Open(const BinlogOptions& option
   auto file = File::Open(options.dir / SegmentFileName(active.number), O_RDWR);
   if (!file.ok()) return file.status();
   std::unique_ptr<Binlog> b(new Binlog(options, *std::move(recovered), *std::move(file)));
-  if (auto purged = ReadPurgedRecord(options.dir); purged) {
+  {
+    std::vector<PurgedWriter> purged = ReadPurgedRecords(options.dir);
     std::lock_guard l(b->mu_);
-    b->purged_at_ = purged->first;
-    b->purged_writer_ = purged->second;
+    b->purged_ = std::move(purged);
   }
   if (b->active_key_ == 0) {
     // A format 2 segment (payloads as they are): sealed now, so that every
@@ -839,27 +848,39 @@ Gtid Binlog::BeforeFirstAvailable(uint32_t* writer) const {
   *writer = 0;
   if (first.first_seq <= 1) return Gtid{};
   const Gtid before{first.prev_epoch, first.first_seq - 1};
-  if (before == purged_at_) *writer = purged_writer_;
+  for (const PurgedWriter& p : purged_) {
+    if (p.at == before) *writer = p.writer;
+  }
   return before;
 }
 
 bool Binlog::ReadPurged(uint64_t seq, Gtid* gtid, uint32_t* writer) {
   auto event = ReadEventAt(*this, seq);
-  if (!event.ok() || !event->has_value()) {
+  if (!event.ok()) {
     spdlog::warn("binlog: cannot read event seq {} before purging it ({}); who wrote it is not "
                  "recorded",
-                 seq, event.ok() ? "not found" : event.status().ToString());
+                 seq, event.status().ToString());
     return false;
   }
+  if (!event->has_value()) return false;  // a purge running meanwhile took it: it records
   *gtid = GtidFromProto((*event)->gtid());
   *writer = (*event)->server_id();
   return true;
 }
 
 bool Binlog::RecordPurged(const Gtid& gtid, uint32_t writer) {
-  const std::string line = std::to_string(gtid.seq) + " " + std::to_string(gtid.epoch) + " " +
-                           std::to_string(writer) + "\n";
-  if (auto s = WriteFileAtomically(dir_ / binlog_format::kPurgedFileName, line); !s.ok()) {
+  const auto line = [](const PurgedWriter& p) {
+    return std::to_string(p.at.seq) + " " + std::to_string(p.at.epoch) + " " +
+           std::to_string(p.writer) + "\n";
+  };
+  // The boundary's record stays beside the new one until the index has
+  // moved: a crash in between leaves the boundary known (review s45b L2).
+  std::string text;
+  uint32_t current_writer = 0;
+  const Gtid current = BeforeFirstAvailable(&current_writer);
+  if (current_writer != 0) text = line({current, current_writer});
+  text += line({gtid, writer});
+  if (auto s = WriteFileAtomically(dir_ / binlog_format::kPurgedFileName, text); !s.ok()) {
     spdlog::warn("binlog: cannot record who wrote purged event {} in {} ({}); a history check "
                  "at the purge boundary cannot compare writers",
                  gtid.ToString(), binlog_format::kPurgedFileName, s.ToString());
@@ -1009,10 +1030,7 @@ absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
   {
     std::lock_guard l(mu_);
     segments_.erase(segments_.begin(), segments_.begin() + static_cast<long>(drop.size()));
-    if (recorded) {
-      purged_at_ = purged;
-      purged_writer_ = purged_writer;
-    }
+    if (recorded) purged_ = {{purged, purged_writer}};
   }
   for (uint64_t n : drop) {
     std::error_code ec;

@@ -190,6 +190,11 @@ class Binlog {
   // binlog.purged (binlog_format.h): equal GTIDs of two nodes that opened
   // one epoch are told apart at the purge boundary too.
   Gtid BeforeFirstAvailable(uint32_t* writer) const EXCLUDES(mu_);
+  // A line of binlog.purged: a purged event's GTID and writer.
+  struct PurgedWriter {
+    Gtid at;
+    uint32_t writer = 0;
+  };
   // The epoch new Commit()s are stamped with; SetEpoch() raises it
   // (promotion). It never goes down.
   uint64_t epoch() const EXCLUDES(mu_);
@@ -369,9 +374,8 @@ class Binlog {
   uint64_t next_seq_ GUARDED_BY(mu_);    // seq the next queued event gets
   uint64_t epoch_ GUARDED_BY(mu_);
   Gtid last_visible_ GUARDED_BY(mu_);
-  // binlog.purged: the newest purged event and who wrote it (0: unknown).
-  Gtid purged_at_ GUARDED_BY(mu_);
-  uint32_t purged_writer_ GUARDED_BY(mu_) = 0;
+  // binlog.purged: the newest purged events and who wrote them.
+  std::vector<PurgedWriter> purged_ GUARDED_BY(mu_);
   // Every visible event up to this seq is durable (synced group, sealed
   // segment, or SyncWritten); recovery syncs the last segment at open.
   uint64_t synced_through_ GUARDED_BY(mu_);

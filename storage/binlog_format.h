@@ -27,7 +27,9 @@
 //                     (server/node.cc).
 //   binlog.purged     "seq epoch server_id" of the newest purged event and
 //                     who wrote it, replaced atomically before a purge drops
-//                     its segment from the index. Two nodes that opened one
+//                     its segment from the index (after the line of the
+//                     boundary before that purge, if known, so a crash in
+//                     between keeps that one known). Two nodes that opened one
 //                     epoch hold equal GTIDs written by different nodes: the
 //                     writer is what a history check at the purge boundary
 //                     compares (invariant 3). Used only while it names the

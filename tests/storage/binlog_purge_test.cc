@@ -235,11 +235,26 @@ TEST(BinlogPurgeWriterTest, TheNewestPurgedEventsWriterIsKeptAcrossAReopen) {
   EXPECT_EQ(b->BeforeFirstAvailable(&writer), boundary);
   EXPECT_EQ(writer, 7u) << "after a reopen";
 
+  // A purge that crashed before its index: the new line follows the
+  // boundary's own, which still counts (review s45b L2).
   const fs::path record = dir.path() / binlog_format::kPurgedFileName;
+  b.reset();
+  testing::WriteFile(record, std::to_string(boundary.seq) + " 1 7\n" +
+                                 std::to_string(boundary.seq + 5) + " 1 7\n");
+  b = OpenBinlog(dir.path(), kMaxSize);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->BeforeFirstAvailable(&writer), boundary);
+  EXPECT_EQ(writer, 7u) << "the boundary's line before the new one";
+
+  const std::string three_lines = std::to_string(boundary.seq) + " 1 7\n" +
+                                  std::to_string(boundary.seq) + " 1 7\n" +
+                                  std::to_string(boundary.seq) + " 1 7\n";
   for (const std::string& text : {std::to_string(boundary.seq - 1) + " 1 7\n",  // another GTID
                                   std::to_string(boundary.seq) + " 2 7\n",
                                   std::to_string(boundary.seq) + " 1 seven\n",
-                                  std::to_string(boundary.seq) + " 1 7"}) {
+                                  std::to_string(boundary.seq) + " 1 -7\n",
+                                  std::to_string(boundary.seq) + " 1 7",  // cut short
+                                  three_lines}) {
     b.reset();
     testing::WriteFile(record, text);
     b = OpenBinlog(dir.path(), kMaxSize);
