@@ -702,17 +702,28 @@ TEST(CloneTest, AnImpossibleGtidOrFileNameIsRefused) {
   }
 }
 
-// Review s44c C1: what the source announces must fit the data dir's disk.
+// Review s44c C1: what the source announces must fit the data dir's disk —
+// also sizes whose sum wraps around 2^64 (review s44d L3: a plain sum read
+// 2^63 + 2^63 as 0 bytes).
 TEST(CloneTest, ACloneLargerThanTheFreeSpaceIsRefusedBeforeAnything) {
-  TempDir tmp;
-  AnnouncingSource source(
-      [](v1::BeginCloneResponse* r) { r->mutable_files(0)->set_size_bytes(uint64_t{1} << 60); });
-  auto r = CloneInto({source.Serve(), {}, tmp.path() / "dst"});
-  ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(absl::IsResourceExhausted(r.status())) << r.status();
-  EXPECT_NE(r.status().message().find("free"), std::string::npos) << r.status();
-  EXPECT_FALSE(fs::exists(tmp.path() / "dst" / kCloneStagingDir / "session.pb"));
-  source.Stop();
+  const std::vector<std::function<void(v1::BeginCloneResponse*)>> announcements = {
+      [](v1::BeginCloneResponse* r) { r->mutable_files(0)->set_size_bytes(uint64_t{1} << 60); },
+      [](v1::BeginCloneResponse* r) {
+        r->mutable_files(0)->set_size_bytes(uint64_t{1} << 63);
+        v1::CloneFile* second = r->add_files();
+        *second = r->files(0);
+        second->set_name("OTHER");
+      }};
+  for (size_t i = 0; i < announcements.size(); ++i) {
+    TempDir tmp;
+    AnnouncingSource source(announcements[i]);
+    auto r = CloneInto({source.Serve(), {}, tmp.path() / "dst"});
+    ASSERT_FALSE(r.ok()) << "announcement " << i;
+    EXPECT_TRUE(absl::IsResourceExhausted(r.status())) << i << ": " << r.status();
+    EXPECT_NE(r.status().message().find("free"), std::string::npos) << r.status();
+    EXPECT_FALSE(fs::exists(tmp.path() / "dst" / kCloneStagingDir / "session.pb"));
+    source.Stop();
+  }
 }
 
 // Review s43a L3: a download whose state does not say the announced GTID
