@@ -235,6 +235,41 @@ TEST(ClientTest, AWatchWhoseNodeGoesBackEndsWithoutDeliveringTwice) {
   }
 }
 
+// Review s44f F5: the progress interval a watch asks for is the server's
+// default (1 s) for 0 or less, and at most an hour. A negative one went
+// out as 2^32-1 ms (progress every 49 days) while the client cut the
+// stream after 10 s of silence: an idle watch was cut every 10 s.
+class IntervalRecordingSource final : public v1::ChangeStream::Service {
+ public:
+  grpc::Status Watch(grpc::ServerContext*, const v1::WatchRequest* req,
+                     grpc::ServerWriter<v1::WatchResponse>*) override {
+    asked.store(req->progress_interval_ms());
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "recorded");
+  }
+  std::atomic<uint32_t> asked{0};
+};
+
+TEST(ClientTest, AWatchAsksForAProgressIntervalBetweenTheDefaultAndAnHour) {
+  IntervalRecordingSource source;
+  testing::FakeGrpcServer server(&source);
+  auto client = Client::Connect({server.address()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::vector<std::pair<std::chrono::milliseconds, uint32_t>> cases = {
+      {std::chrono::milliseconds(0), 1000},
+      {std::chrono::milliseconds(-5), 1000},
+      {std::chrono::milliseconds(250), 250},
+      {std::chrono::hours(24 * 365), 3600 * 1000}};
+  for (const auto& [interval, asked] : cases) {
+    ClientWatchOptions options = FromTheStart();
+    options.progress_interval = interval;
+    const absl::Status s = (*client)->Watch(WatchRange{}, options, [](const WatchBatch&) {
+      return true;
+    });
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    EXPECT_EQ(source.asked.load(), asked) << interval.count() << " ms";
+  }
+}
+
 // Review s44e M2: a node that keeps the stream up and sends nothing (not
 // even the progress messages it owes every progress_interval) held the
 // watch for ever; it is cut off as a broken stream (UNAVAILABLE, which a
