@@ -84,7 +84,14 @@ std::optional<failover::RejoinDecision> Coordinator::DecideAtOpen(const Gtid& la
     return std::nullopt;
   }
   if (!view->leader || view->leader->server_id() == options_.server_id ||
-      last.epoch >= view->leader->epoch() || !ClaimWroteLeaderKey(*view)) {
+      last.epoch >= view->leader->epoch()) {
+    return std::nullopt;
+  }
+  if (!ClaimWroteLeaderKey(*view)) {
+    // Follow() says why, and decides the rejoin, once it follows a real one.
+    spdlog::warn("automatic failover: at open, the leader key (server_id {}, epoch {}) was not "
+                 "written by a claim; nothing is truncated for it",
+                 view->leader->server_id(), view->leader->epoch());
     return std::nullopt;
   }
   return failover::DecideRejoin(last, applied, view->history);

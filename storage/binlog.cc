@@ -3,13 +3,14 @@
 #include <fcntl.h>
 
 #include <algorithm>
-#include <cinttypes>
-#include <cstdio>
 #include <optional>
 #include <semaphore>
 #include <system_error>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "spdlog/spdlog.h"
 #include "storage/binlog_format.h"
 #include "storage/binlog_reader.h"
@@ -75,14 +76,18 @@ std::vector<Binlog::PurgedWriter> ReadPurgedRecords(const fs::path& dir) {
   bool ok = text.ok() && !text->empty() && text->back() == '\n';
   for (size_t pos = 0; ok && pos < text->size();) {
     const size_t end = text->find('\n', pos);
-    const std::string line = text->substr(pos, end - pos);
+    const std::vector<absl::string_view> fields =
+        absl::StrSplit(absl::string_view(*text).substr(pos, end - pos), ' ');
     pos = end + 1;
     uint64_t seq = 0, epoch = 0, writer = 0;
-    char extra = 0;
-    ok = records.size() < 2 &&
-         std::sscanf(line.c_str(), "%" SCNu64 " %" SCNu64 " %" SCNu64 "%c", &seq, &epoch, &writer,
-                     &extra) == 3 &&
-         line.find_first_not_of("0123456789 ") == std::string::npos && seq > 0 &&
+    // A purge writes the boundary's line, then the newer one (RecordPurged).
+    ok = records.size() < 2 && fields.size() == 3 && absl::SimpleAtoi(fields[0], &seq) &&
+         absl::SimpleAtoi(fields[1], &epoch) && absl::SimpleAtoi(fields[2], &writer) &&
+         std::all_of(fields.begin(), fields.end(),
+                     [](absl::string_view f) {
+                       return f.find_first_not_of("0123456789") == absl::string_view::npos;
+                     }) &&
+         seq > (records.empty() ? 0 : records.back().at.seq) &&
          epoch <= binlog_format::kMaxEpoch && writer <= UINT32_MAX;
     if (ok) records.push_back({Gtid{epoch, seq}, static_cast<uint32_t>(writer)});
   }
@@ -1016,21 +1021,34 @@ absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
   const uint64_t last_planned = drop.back();
   Gtid purged;
   uint32_t purged_writer = 0;
-  const bool read = planned > 1 && ReadPurged(planned - 1, &purged, &purged_writer);
+  // Only empty segments going leave the boundary where it is.
+  const bool read = planned > FirstAvailableSeq() && ReadPurged(planned - 1, &purged, &purged_writer);
   std::lock_guard il(index_mu_);
   keep.clear();
   drop.clear();
   const uint64_t first_kept_seq = plan(removable, last_planned, &keep, &drop);
   if (first_kept_seq == 0) return 0;
+  const bool moves = first_kept_seq != FirstAvailableSeq();
   // Before the index: a crash after this leaves a record the boundary
   // does not match yet (unused).
-  const bool recorded = read && first_kept_seq == planned && RecordPurged(purged, purged_writer);
+  const bool recorded =
+      moves && read && first_kept_seq == planned && RecordPurged(purged, purged_writer);
+  if (moves && !recorded) {
+    // A line left there could name the new boundary's GTID with another
+    // writer: one a purge wrote before it crashed short of its index,
+    // for an event a rejoin truncation has since replaced (review s45d).
+    if (auto s = RemoveFileDurably(dir_ / binlog_format::kPurgedFileName); !s.ok()) return s;
+  }
   // Index first: a crash after it leaves unlisted files that recovery removes.
   if (auto s = WriteIndex(keep); !s.ok()) return s;
   {
     std::lock_guard l(mu_);
     segments_.erase(segments_.begin(), segments_.begin() + static_cast<long>(drop.size()));
-    if (recorded) purged_ = {{purged, purged_writer}};
+    if (recorded) {
+      purged_ = {{purged, purged_writer}};
+    } else if (moves) {
+      purged_.clear();
+    }
   }
   for (uint64_t n : drop) {
     std::error_code ec;

@@ -33,7 +33,9 @@
 //                     epoch hold equal GTIDs written by different nodes: the
 //                     writer is what a history check at the purge boundary
 //                     compares (invariant 3). Used only while it names the
-//                     GTID just before the oldest segment's first seq.
+//                     GTID just before the oldest segment's first seq;
+//                     removed (durably, before the index) by a purge that
+//                     moves that boundary without recording it.
 //   binlog.truncate   present while a tail truncation is under way
 //                     (binlog_truncate.h): which segment is cut where;
 //                     recovery finishes the truncation before anything else.

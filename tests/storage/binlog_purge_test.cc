@@ -254,6 +254,13 @@ TEST(BinlogPurgeWriterTest, TheNewestPurgedEventsWriterIsKeptAcrossAReopen) {
                                   std::to_string(boundary.seq) + " 1 seven\n",
                                   std::to_string(boundary.seq) + " 1 -7\n",
                                   std::to_string(boundary.seq) + " 1 7",  // cut short
+                                  std::to_string(boundary.seq) + " 1 +7\n",
+                                  std::to_string(boundary.seq) + "  1 7\n",
+                                  // A purge writes the boundary's line first (review s45d).
+                                  std::to_string(boundary.seq) + " 1 7\n" +
+                                      std::to_string(boundary.seq) + " 1 7\n",
+                                  std::to_string(boundary.seq + 5) + " 1 7\n" +
+                                      std::to_string(boundary.seq) + " 1 7\n",
                                   three_lines}) {
     b.reset();
     testing::WriteFile(record, text);
@@ -262,6 +269,49 @@ TEST(BinlogPurgeWriterTest, TheNewestPurgedEventsWriterIsKeptAcrossAReopen) {
     EXPECT_EQ(b->BeforeFirstAvailable(&writer), boundary);
     EXPECT_EQ(writer, 0u) << "'" << text << "'";
   }
+}
+
+// A line naming a GTID past the boundary (left by a purge that crashed
+// short of its index) may name another writer by the time the boundary
+// gets there: a rejoin truncation can replace that event with another
+// node's at the same GTID. A purge that moves the boundary without
+// recording its writer must not leave that line in use (review s45d).
+TEST(BinlogPurgeWriterTest, APurgeThatRecordsNothingLeavesTheWriterUnknown) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path(), kMaxSize);
+  ASSERT_NE(b, nullptr);
+  for (int i = 0; i < 100; ++i) {
+    v1::Event e = testing::PutEvent("key" + std::to_string(i), std::string(64, 'v'));
+    e.set_server_id(7);
+    ASSERT_TRUE(b->Commit(&e).ok());
+  }
+  const auto segs = b->Segments();
+  ASSERT_GT(segs.size(), 3u);
+  const Gtid boundary{1, segs[2].first_seq - 1};
+  const fs::path record = dir.path() / binlog_format::kPurgedFileName;
+  b.reset();
+  // The stale line: event `boundary` was written by 7, not 9.
+  testing::WriteFile(record, std::to_string(boundary.seq) + " 1 9\n");
+  b = OpenBinlog(dir.path(), kMaxSize);
+  ASSERT_NE(b, nullptr);
+  // Recording fails: the record's name is taken by an (empty) directory.
+  fs::remove(record);
+  fs::create_directory(record);
+  ASSERT_TRUE(b->PurgeTo(segs[2].name, kAll).ok());
+  uint32_t writer = 99;
+  EXPECT_EQ(b->BeforeFirstAvailable(&writer), boundary);
+  EXPECT_EQ(writer, 0u) << "unknown, not the stale line's 9";
+  EXPECT_FALSE(fs::exists(record));
+  b.reset();
+  b = OpenBinlog(dir.path(), kMaxSize);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->BeforeFirstAvailable(&writer), boundary);
+  EXPECT_EQ(writer, 0u) << "after a reopen";
+
+  // The next purge records again.
+  ASSERT_TRUE(b->PurgeTo(segs[3].name, kAll).ok());
+  EXPECT_EQ(b->BeforeFirstAvailable(&writer), (Gtid{1, segs[3].first_seq - 1}));
+  EXPECT_EQ(writer, 7u);
 }
 
 TEST(BinlogPurgeRaceTest, PurgesRacingRotationsKeepTheIndexConsistent) {
