@@ -873,25 +873,35 @@ bool Binlog::ReadPurged(uint64_t seq, Gtid* gtid, uint32_t* writer) {
   return true;
 }
 
-bool Binlog::RecordPurged(const Gtid& gtid, uint32_t writer) {
+absl::Status Binlog::RewritePurged(const std::optional<PurgedWriter>& next, bool* recorded) {
   const auto line = [](const PurgedWriter& p) {
     return std::to_string(p.at.seq) + " " + std::to_string(p.at.epoch) + " " +
            std::to_string(p.writer) + "\n";
   };
-  // The boundary's record stays beside the new one until the index has
-  // moved: a crash in between leaves the boundary known (review s45b L2).
+  const fs::path path = dir_ / binlog_format::kPurgedFileName;
+  *recorded = false;
   std::string text;
   uint32_t current_writer = 0;
   const Gtid current = BeforeFirstAvailable(&current_writer);
   if (current_writer != 0) text = line({current, current_writer});
-  text += line({gtid, writer});
-  if (auto s = WriteFileAtomically(dir_ / binlog_format::kPurgedFileName, text); !s.ok()) {
+  if (next) text += line(*next);
+  absl::Status s = text.empty() ? RemoveFileDurably(path) : WriteFileAtomically(path, text);
+  if (s.ok()) {
+    *recorded = next.has_value();
+    return s;
+  }
+  if (next) {
     spdlog::warn("binlog: cannot record who wrote purged event {} in {} ({}); a history check "
                  "at the purge boundary cannot compare writers",
-                 gtid.ToString(), binlog_format::kPurgedFileName, s.ToString());
-    return false;
+                 next->at.ToString(), binlog_format::kPurgedFileName, s.ToString());
+    s = RemoveFileDurably(path);
+    if (s.ok()) return s;
   }
-  return true;
+  return absl::Status(s.code(), "binlog: purge refused: cannot rewrite or remove " + path.string() +
+                                    " (" + std::string(s.message()) +
+                                    "), whose lines could name the wrong writer of the event "
+                                    "the purge would leave at its boundary; fix the binlog "
+                                    "directory (space, permissions), then purge again");
 }
 
 uint64_t Binlog::epoch() const {
@@ -1029,15 +1039,13 @@ absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
   const uint64_t first_kept_seq = plan(removable, last_planned, &keep, &drop);
   if (first_kept_seq == 0) return 0;
   const bool moves = first_kept_seq != FirstAvailableSeq();
-  // Before the index: a crash after this leaves a record the boundary
-  // does not match yet (unused).
-  const bool recorded =
-      moves && read && first_kept_seq == planned && RecordPurged(purged, purged_writer);
-  if (moves && !recorded) {
-    // A line left there could name the new boundary's GTID with another
-    // writer: one a purge wrote before it crashed short of its index,
-    // for an event a rejoin truncation has since replaced (review s45d).
-    if (auto s = RemoveFileDurably(dir_ / binlog_format::kPurgedFileName); !s.ok()) return s;
+  // Before the index: a crash after this leaves a record whose new line
+  // the boundary does not match yet (unused).
+  bool recorded = false;
+  if (moves) {
+    std::optional<PurgedWriter> next;
+    if (read && first_kept_seq == planned) next = PurgedWriter{purged, purged_writer};
+    if (auto s = RewritePurged(next, &recorded); !s.ok()) return s;
   }
   // Index first: a crash after it leaves unlisted files that recovery removes.
   if (auto s = WriteIndex(keep); !s.ok()) return s;

@@ -63,6 +63,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -346,10 +347,20 @@ class Binlog {
   absl::StatusOr<int> PurgeWhile(uint64_t keep_from_seq, Pred removable)
       EXCLUDES(index_mu_, mu_);
   // Before a purge takes event `seq` (the newest it drops): its GTID and
-  // writer, read, then durably in binlog.purged. False if either failed
-  // (logged: the purge goes on, and the boundary's writer is then unknown).
+  // writer. False if it cannot be read (logged: the purge goes on, and the
+  // new boundary's writer is then unknown).
   bool ReadPurged(uint64_t seq, Gtid* gtid, uint32_t* writer) EXCLUDES(index_mu_, mu_);
-  bool RecordPurged(const Gtid& gtid, uint32_t writer) REQUIRES(index_mu_);
+  // Before a purge moves the boundary: binlog.purged rewritten to the
+  // current boundary's line (if known: it stays until the index has moved,
+  // so a crash in between leaves it known, review s45b L2), then `next`'s
+  // (the purge's newest event, if read). Nothing else is kept: a line a
+  // purge wrote before it crashed short of its index could, once a rejoin
+  // truncation replaced that event with another node's, name the new
+  // boundary's GTID with the wrong writer (review s45d). `next` that cannot
+  // be written is logged and dropped (the file is then removed); an error
+  // if the file can be neither rewritten nor removed: the purge must stop.
+  absl::Status RewritePurged(const std::optional<PurgedWriter>& next, bool* recorded)
+      REQUIRES(index_mu_);
 
   const std::filesystem::path dir_;
   const bool unsynced_tail_at_open_;

@@ -314,6 +314,50 @@ TEST(BinlogPurgeWriterTest, APurgeThatRecordsNothingLeavesTheWriterUnknown) {
   EXPECT_EQ(writer, 7u);
 }
 
+// A purge that cannot read who wrote its newest event still leaves the
+// current boundary's line in binlog.purged (dropping every other), so a
+// crash before its index leaves that boundary's writer known (review s46a
+// L1).
+TEST(BinlogPurgeWriterTest, AnUnrecordedPurgeKeepsTheBoundarysLineUntilItsIndexMoved) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path(), kMaxSize);
+  ASSERT_NE(b, nullptr);
+  for (int i = 0; i < 100; ++i) {
+    v1::Event e = testing::PutEvent("key" + std::to_string(i), std::string(64, 'v'));
+    e.set_server_id(7);
+    ASSERT_TRUE(b->Commit(&e).ok());
+  }
+  const auto segs = b->Segments();
+  ASSERT_GT(segs.size(), 3u);
+  ASSERT_TRUE(b->PurgeTo(segs[1].name, kAll).ok());
+  const Gtid boundary{1, segs[1].first_seq - 1};
+  uint32_t writer = 0;
+  ASSERT_EQ(b->BeforeFirstAvailable(&writer), boundary);
+  ASSERT_EQ(writer, 7u);
+
+  // The next purge's newest event cannot be read: its segment is gone.
+  const fs::path index = dir.path() / binlog_format::kIndexFileName;
+  const fs::path seg1 = dir.path() / segs[1].name;
+  const std::string index_before = testing::ReadFile(index);
+  const std::string seg1_bytes = testing::ReadFile(seg1);
+  fs::remove(seg1);
+  ASSERT_TRUE(b->PurgeTo(segs[2].name, kAll).ok());
+  EXPECT_EQ(b->BeforeFirstAvailable(&writer), (Gtid{1, segs[2].first_seq - 1}));
+  EXPECT_EQ(writer, 0u) << "unknown";
+  const fs::path record = dir.path() / binlog_format::kPurgedFileName;
+  ASSERT_TRUE(fs::exists(record));
+  EXPECT_EQ(testing::ReadFile(record), std::to_string(boundary.seq) + " 1 7\n");
+
+  // As if the purge had crashed before its index.
+  b.reset();
+  testing::WriteFile(index, index_before);
+  testing::WriteFile(seg1, seg1_bytes);
+  b = OpenBinlog(dir.path(), kMaxSize);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->BeforeFirstAvailable(&writer), boundary);
+  EXPECT_EQ(writer, 7u) << "the old boundary's writer survived the crash";
+}
+
 TEST(BinlogPurgeRaceTest, PurgesRacingRotationsKeepTheIndexConsistent) {
   TempDir dir;
   auto b = OpenBinlog(dir.path(), 1024);
