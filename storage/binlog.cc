@@ -80,7 +80,7 @@ std::vector<Binlog::PurgedWriter> ReadPurgedRecords(const fs::path& dir) {
         absl::StrSplit(absl::string_view(*text).substr(pos, end - pos), ' ');
     pos = end + 1;
     uint64_t seq = 0, epoch = 0, writer = 0;
-    // A purge writes the boundary's line, then the newer one (RecordPurged).
+    // A purge writes the boundary's line, then the newer one (RewritePurged).
     ok = records.size() < 2 && fields.size() == 3 && absl::SimpleAtoi(fields[0], &seq) &&
          absl::SimpleAtoi(fields[1], &epoch) && absl::SimpleAtoi(fields[2], &writer) &&
          std::all_of(fields.begin(), fields.end(),
@@ -880,28 +880,36 @@ absl::Status Binlog::RewritePurged(const std::optional<PurgedWriter>& next, bool
   };
   const fs::path path = dir_ / binlog_format::kPurgedFileName;
   *recorded = false;
-  std::string text;
+  std::string current;
   uint32_t current_writer = 0;
-  const Gtid current = BeforeFirstAvailable(&current_writer);
-  if (current_writer != 0) text = line({current, current_writer});
-  if (next) text += line(*next);
-  absl::Status s = text.empty() ? RemoveFileDurably(path) : WriteFileAtomically(path, text);
-  if (s.ok()) {
-    *recorded = next.has_value();
-    return s;
+  const Gtid boundary = BeforeFirstAvailable(&current_writer);
+  if (current_writer != 0) current = line({boundary, current_writer});
+  // What is kept, most first, down to nothing (a file that cannot be
+  // written may still be removed: a full disk must not stop purges).
+  std::vector<std::string> choices;
+  if (next) choices.push_back(current + line(*next));
+  if (!current.empty()) choices.push_back(current);
+  choices.push_back("");
+  std::string errors;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const absl::Status s =
+        choices[i].empty() ? RemoveFileDurably(path) : WriteFileAtomically(path, choices[i]);
+    if (s.ok()) {
+      *recorded = next.has_value() && i == 0;
+      if (next && i > 0) {
+        spdlog::warn("binlog: cannot record who wrote purged event {} in {} ({}); a history "
+                     "check at the purge boundary cannot compare writers",
+                     next->at.ToString(), binlog_format::kPurgedFileName, errors);
+      }
+      return s;
+    }
+    errors += (errors.empty() ? "" : "; ") + s.ToString();
   }
-  if (next) {
-    spdlog::warn("binlog: cannot record who wrote purged event {} in {} ({}); a history check "
-                 "at the purge boundary cannot compare writers",
-                 next->at.ToString(), binlog_format::kPurgedFileName, s.ToString());
-    s = RemoveFileDurably(path);
-    if (s.ok()) return s;
-  }
-  return absl::Status(s.code(), "binlog: purge refused: cannot rewrite or remove " + path.string() +
-                                    " (" + std::string(s.message()) +
-                                    "), whose lines could name the wrong writer of the event "
-                                    "the purge would leave at its boundary; fix the binlog "
-                                    "directory (space, permissions), then purge again");
+  return absl::InternalError("binlog: purge refused: cannot rewrite or remove " + path.string() +
+                             " (" + errors +
+                             "), whose lines could name the wrong writer of the event the purge "
+                             "would leave at its boundary; fix the binlog directory "
+                             "(permissions, a file system error), then purge again");
 }
 
 uint64_t Binlog::epoch() const {

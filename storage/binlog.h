@@ -356,9 +356,9 @@ class Binlog {
   // (the purge's newest event, if read). Nothing else is kept: a line a
   // purge wrote before it crashed short of its index could, once a rejoin
   // truncation replaced that event with another node's, name the new
-  // boundary's GTID with the wrong writer (review s45d). `next` that cannot
-  // be written is logged and dropped (the file is then removed); an error
-  // if the file can be neither rewritten nor removed: the purge must stop.
+  // boundary's GTID with the wrong writer (review s45d). If that cannot be
+  // written: the boundary's line alone, else the file removed (logged); an
+  // error if none of these could be done: the purge must stop.
   absl::Status RewritePurged(const std::optional<PurgedWriter>& next, bool* recorded)
       REQUIRES(index_mu_);
 

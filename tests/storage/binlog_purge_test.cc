@@ -341,10 +341,14 @@ TEST(BinlogPurgeWriterTest, AnUnrecordedPurgeKeepsTheBoundarysLineUntilItsIndexM
   const std::string index_before = testing::ReadFile(index);
   const std::string seg1_bytes = testing::ReadFile(seg1);
   fs::remove(seg1);
+  // A stale line for the next boundary (a purge that crashed short of its
+  // index, its event since replaced by another node's): it must go.
+  const fs::path record = dir.path() / binlog_format::kPurgedFileName;
+  testing::WriteFile(record, std::to_string(boundary.seq) + " 1 7\n" +
+                                 std::to_string(segs[2].first_seq - 1) + " 1 9\n");
   ASSERT_TRUE(b->PurgeTo(segs[2].name, kAll).ok());
   EXPECT_EQ(b->BeforeFirstAvailable(&writer), (Gtid{1, segs[2].first_seq - 1}));
   EXPECT_EQ(writer, 0u) << "unknown";
-  const fs::path record = dir.path() / binlog_format::kPurgedFileName;
   ASSERT_TRUE(fs::exists(record));
   EXPECT_EQ(testing::ReadFile(record), std::to_string(boundary.seq) + " 1 7\n");
 
@@ -356,6 +360,30 @@ TEST(BinlogPurgeWriterTest, AnUnrecordedPurgeKeepsTheBoundarysLineUntilItsIndexM
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(b->BeforeFirstAvailable(&writer), boundary);
   EXPECT_EQ(writer, 7u) << "the old boundary's writer survived the crash";
+}
+
+// A record that can be neither rewritten nor removed refuses the purge
+// (its lines could name the wrong writer at the new boundary) with an
+// error that says so; nothing is purged.
+TEST(BinlogPurgeWriterTest, APurgeThatCannotRewriteTheRecordIsRefused) {
+  TempDir dir;
+  auto b = OpenBinlog(dir.path(), kMaxSize);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(testing::CommitKeys(*b, 100, std::string(64, 'v')));
+  const auto segs = b->Segments();
+  ASSERT_GT(segs.size(), 2u);
+  const fs::path record = dir.path() / binlog_format::kPurgedFileName;
+  fs::create_directories(record / "in-the-way");
+  auto refused = b->PurgeTo(segs[1].name, kAll);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("purge refused: cannot rewrite or remove"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_EQ(b->Segments().size(), segs.size()) << "nothing purged";
+  EXPECT_EQ(b->FirstAvailableSeq(), 1u);
+  EXPECT_EQ(IndexLines(dir.path()).size(), segs.size());
+  fs::remove_all(record);
+  EXPECT_EQ(b->PurgeTo(segs[1].name, kAll).value_or(0), 1) << "once the way is clear";
 }
 
 TEST(BinlogPurgeRaceTest, PurgesRacingRotationsKeepTheIndexConsistent) {
