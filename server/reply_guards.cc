@@ -120,11 +120,15 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
   absl::Status result = absl::OkStatus();
   for (;;) {
     const uint64_t limit = max_reply_bytes_();
-    if (reply_bytes_ == 0 || reply_bytes_ + bytes <= limit) break;
+    // Stream messages take at most half the budget (one alone any), so a
+    // fan-out of a large change to slow watchers leaves reads room
+    // (review s44d L2).
+    const bool share_full = stream_bytes_ > 0 && stream_bytes_ + bytes > limit / 2;
+    if ((reply_bytes_ == 0 || reply_bytes_ + bytes <= limit) && !share_full) break;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline || cancelled() ||
         (!counted_waiting && waiting_bytes_ > 0 && waiting_bytes_ + bytes > limit)) {
-      result = ReplyBudgetFull(what, bytes, limit);
+      result = share_full ? StreamShareFull(what, bytes, limit) : ReplyBudgetFull(what, bytes, limit);
       break;
     }
     if (!counted_waiting) {
@@ -134,7 +138,10 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
     released_.wait_until(l, std::min(deadline, now + kCancelCheck));
   }
   if (counted_waiting) waiting_bytes_ -= bytes;
-  if (result.ok()) reply_bytes_ += bytes;
+  if (result.ok()) {
+    reply_bytes_ += bytes;
+    stream_bytes_ += bytes;
+  }
   return result;
 }
 
@@ -142,6 +149,7 @@ void ReplyGuards::ReleaseBytes(uint64_t bytes) {
   {
     std::lock_guard l(mu_);
     reply_bytes_ -= bytes;
+    stream_bytes_ -= bytes;
   }
   released_.notify_all();
 }
@@ -154,6 +162,15 @@ absl::Status ReplyGuards::ReplyBudgetFull(std::string_view what, uint64_t bytes,
       (bytes > 0 ? ", and this one's " + std::to_string(bytes) + " more would pass" : ", at") +
       " max_inflight_reply_bytes=" + std::to_string(limit) +
       " (clients that do not read their replies hold them); retry");
+}
+
+absl::Status ReplyGuards::StreamShareFull(std::string_view what, uint64_t bytes,
+                                          uint64_t limit) const {
+  return absl::ResourceExhaustedError(
+      std::string(what) + " refused: stream messages waiting to be sent hold " +
+      std::to_string(stream_bytes_) + " bytes, and this one's " + std::to_string(bytes) +
+      " more would pass half of max_inflight_reply_bytes=" + std::to_string(limit) +
+      " (the other half is kept for reads; watchers that do not read hold them); retry");
 }
 
 uint64_t ReplyGuards::reply_bytes() const {

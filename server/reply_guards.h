@@ -69,6 +69,8 @@ class ReplyGuards {
   // event, with no bound on their sum: review s43b F8). Waits for room, as
   // flow control would, until `deadline` or `cancelled()`; then the refusal
   // naming max_inflight_reply_bytes (a message alone is always let through).
+  // Stream messages together hold at most half the budget (again, one
+  // alone any size), so that reads keep room (review s44d L2).
   // Waiting messages are built already: they may wait only while those
   // waiting hold no more than the budget again, else the refusal comes at
   // once (review s44d M1).
@@ -88,6 +90,9 @@ class ReplyGuards {
   // before it is read).
   absl::Status ReplyBudgetFull(std::string_view what, uint64_t bytes, uint64_t limit) const
       REQUIRES(mu_);
+  // The refusal naming the stream messages' half of it.
+  absl::Status StreamShareFull(std::string_view what, uint64_t bytes, uint64_t limit) const
+      REQUIRES(mu_);
 
   ConnectionSlots* const slots_;
   const std::function<std::chrono::seconds()> send_timeout_;
@@ -96,6 +101,7 @@ class ReplyGuards {
   mutable std::mutex mu_;
   std::unordered_map<const grpc::ServerContextBase*, Interceptor*> calls_ GUARDED_BY(mu_);
   uint64_t reply_bytes_ GUARDED_BY(mu_) = 0;
+  uint64_t stream_bytes_ GUARDED_BY(mu_) = 0;   // of reply_bytes_, ReserveBytes' messages
   uint64_t waiting_bytes_ GUARDED_BY(mu_) = 0;  // of messages waiting in ReserveBytes
   std::condition_variable released_;  // reply_bytes_ went down
   StallWatchdog watchdog_;

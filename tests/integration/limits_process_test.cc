@@ -427,7 +427,10 @@ TEST(LimitsProcessTest, ReadsWhoseRepliesAreNotReadHoldTheirSlotsAndBytesAndAreE
 // against max_inflight_reply_bytes while they are written. A batch that
 // does not fit waits for room (review s44c W1: a reading watcher was ended
 // for good), and after watch_max_lag_seconds ends its stream with
-// UNAVAILABLE, which relaykv::Client resumes from its last GTID.
+// UNAVAILABLE, which relaykv::Client resumes from its last GTID. Batches
+// together hold at most half the budget, so that reads keep the other half
+// (review s44d L2: a fan-out of a large change to slow watchers refused
+// every large read until it ended).
 TEST(LimitsProcessTest, WatchBatchesNotReadCountAgainstTheReplyBudget) {
   TempDir dir;
   auto s = Relaykvd::Start(dir.path() / "p",
@@ -456,15 +459,31 @@ TEST(LimitsProcessTest, WatchBatchesNotReadCountAgainstTheReplyBudget) {
   watch.mutable_after()->set_seq(before->seq);
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientAsyncReader<v1::WatchResponse>>> watches;
-  for (int i = 0; i < 5; ++i) {  // each blocked in the write of one 12 MiB change
+  // Two blocked in the write of one 12 MiB change each (24 MiB: a third
+  // would pass the watchers' half), three waiting for room.
+  for (int i = 0; i < 5; ++i) {
     contexts.push_back(std::make_unique<grpc::ClientContext>());
     watches.push_back(stalled_stub->AsyncWatch(contexts.back().get(), watch, &cq, nullptr));
   }
   EXPECT_TRUE(WaitFor(
-      [&] { return std::stoull(s->Status()["Reply_bytes_waiting"]) > (56u << 20); }, seconds(20)))
+      [&] { return std::stoull(s->Status()["Reply_bytes_waiting"]) >= (24u << 20); }, seconds(20)))
       << "Reply_bytes_waiting " << s->Status()["Reply_bytes_waiting"];
   grpc::ChannelArguments big;
   big.SetMaxReceiveMessageSize(-1);
+  {
+    // A read of that change still fits beside them (before, five watchers held 60 MiB).
+    auto kv = v1::Kv::NewStub(
+        grpc::CreateCustomChannel(s->address(), grpc::InsecureChannelCredentials(), big));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(20));
+    v1::GetRequest get;
+    get.set_key("w/0");
+    v1::GetReply got;
+    const grpc::Status read = kv->Get(&ctx, get, &got);
+    EXPECT_TRUE(read.ok()) << read.error_message();
+    EXPECT_EQ(got.value().size(), 12u << 20);
+    EXPECT_LT(std::stoull(s->Status()["Reply_bytes_waiting"]), 48u << 20);
+  }
   auto stub = v1::ChangeStream::NewStub(
       grpc::CreateCustomChannel(s->address(), grpc::InsecureChannelCredentials(), big));
   // A watcher that reads: its batch does not fit what the others hold; it
