@@ -550,6 +550,49 @@ TEST(LimitsProcessTest, WatchBatchesNotReadCountAgainstTheReplyBudget) {
   poller.join();
 }
 
+// A watcher that stops reading holds its batch's bytes of the reply budget
+// no longer than net_write_timeout, as a unary reply does — not twice
+// watch_max_lag_seconds (120 s by default: review s44c W2).
+TEST(LimitsProcessTest, AWatcherThatStopsReadingIsCutAtNetWriteTimeout) {
+  TempDir dir;
+  auto s = Relaykvd::Start(dir.path() / "p",
+                           {"--keepalive_time_ms=600000", "--keepalive_timeout_ms=600000",
+                            "--watch_max_lag_seconds=60", "--net_write_timeout=3"});
+  ASSERT_NE(s, nullptr);
+  auto before = s->Put("a", "v");
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_TRUE(s->Put("w/0", std::string(4 << 20, 'x')).ok());
+  auto proxy = TcpProxy::Start(s->address());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  auto stalled_stub = v1::ChangeStream::NewStub(SmallWindowChannel((*proxy)->address()));
+  (*proxy)->StallReplies();
+  v1::WatchRequest watch;
+  watch.set_prefix("w/");
+  watch.mutable_after()->set_epoch(before->epoch);
+  watch.mutable_after()->set_seq(before->seq);
+  grpc::ClientContext ctx;
+  grpc::CompletionQueue cq;
+  auto stalled = stalled_stub->AsyncWatch(&ctx, watch, &cq, nullptr);
+  ASSERT_TRUE(WaitFor(
+      [&] { return std::stoull(s->Status()["Reply_bytes_waiting"]) >= (4u << 20); }, seconds(20)))
+      << "Reply_bytes_waiting " << s->Status()["Reply_bytes_waiting"];
+  const auto start = Clock::now();
+  // 3 s and a watchdog round; the bound is a hang guard (the old cut came at 120 s).
+  EXPECT_TRUE(WaitFor([&] { return s->Status()["Reply_bytes_waiting"] == "0"; }, seconds(40)))
+      << "the stalled watcher still holds " << s->Status()["Reply_bytes_waiting"];
+  std::cerr << "stalled watcher cut after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()
+            << " ms\n";
+  EXPECT_TRUE(Contains(s->Log(), "stopped reading")) << s->Log();
+  ctx.TryCancel();
+  (*proxy)->Stop();
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
 TEST(LimitsProcessTest, KeepaliveEndsTheStreamOfAStoppedReplicaWithinSeconds) {
   TempDir dir;
   auto primary = Relaykvd::Start(dir.path() / "p",
