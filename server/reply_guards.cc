@@ -120,10 +120,14 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
   absl::Status result = absl::OkStatus();
   for (;;) {
     const uint64_t limit = max_reply_bytes_();
-    // Stream messages take at most half the budget (one alone any), so a
-    // fan-out of a large change to slow watchers leaves reads room
-    // (review s44d L2).
-    const bool share_full = stream_bytes_ > 0 && stream_bytes_ + bytes > limit / 2;
+    // Stream messages up to half the budget take at most half of it
+    // together, so a fan-out of a large change to slow watchers leaves
+    // reads room (review s44d L2). A larger one is held to the whole
+    // budget only, as before: under the half it would wait for every other
+    // watcher's batch to be sent at once, which newcomers can keep from
+    // ever happening (review s46c M1).
+    const bool share_full =
+        bytes <= limit / 2 && stream_bytes_ > 0 && stream_bytes_ + bytes > limit / 2;
     if ((reply_bytes_ == 0 || reply_bytes_ + bytes <= limit) && !share_full) break;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline || cancelled() ||

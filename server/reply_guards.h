@@ -69,8 +69,9 @@ class ReplyGuards {
   // event, with no bound on their sum: review s43b F8). Waits for room, as
   // flow control would, until `deadline` or `cancelled()`; then the refusal
   // naming max_inflight_reply_bytes (a message alone is always let through).
-  // Stream messages together hold at most half the budget (again, one
-  // alone any size), so that reads keep room (review s44d L2).
+  // A message up to half the budget is also let through only while stream
+  // messages then hold at most half of it, so that reads keep room (review
+  // s44d L2); a larger one is held to the whole budget only.
   // Waiting messages are built already: they may wait only while those
   // waiting hold no more than the budget again, else the refusal comes at
   // once (review s44d M1).

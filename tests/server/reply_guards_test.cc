@@ -62,5 +62,19 @@ TEST_F(ReplyGuardsTest, AStreamMessageAloneIsLetThroughWhateverItsSize) {
   EXPECT_EQ(guards_.reply_bytes(), 0u);
 }
 
+// Under the half rule a message over half the budget could go only when
+// no other was held, which a stream of small ones can keep from ever
+// happening (review s46c M1): it is held to the whole budget instead.
+TEST_F(ReplyGuardsTest, AMessageOverHalfTheBudgetNeedsOnlyTheWholeBudget) {
+  ASSERT_TRUE(guards_.ReserveBytes(10, "Watch batch", Clock::now() + 1s, never_).ok());
+  EXPECT_TRUE(guards_.ReserveBytes(60, "Watch batch", Clock::now() + 100ms, never_).ok());
+  EXPECT_EQ(guards_.reply_bytes(), 70u);
+  EXPECT_EQ(guards_.ReserveBytes(40, "Watch batch", Clock::now() + 100ms, never_).code(),
+            absl::StatusCode::kResourceExhausted)
+      << "past the whole budget";
+  guards_.ReleaseBytes(60);
+  guards_.ReleaseBytes(10);
+}
+
 }  // namespace
 }  // namespace relaykv
