@@ -171,6 +171,9 @@ class Receiver {
   v1::BeginCloneResponse session_;
   CloneResult result_;
   Clock::time_point last_log_ = Clock::now();
+  // FetchCloneFileRequest::max_chunk_bytes: 0 (the source's) until a fetch
+  // was cut off for slowness.
+  uint32_t chunk_bytes_ = 0;
 };
 
 void Receiver::FinishSession() {
@@ -271,6 +274,7 @@ absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t off
     fr.set_session_id(session_.session_id());
     fr.set_name(f.name());
     fr.set_offset(offset);
+    fr.set_max_chunk_bytes(chunk_bytes_);
     StallCutoff cutoff(&ctx, req_.stall_timeout, kMinBytesPerStallTimeout);
     auto reader = stub_->FetchFile(&ctx, fr);
     v1::CloneChunk chunk;
@@ -311,6 +315,13 @@ absl::Status Receiver::FetchFrom(const v1::CloneFile& f, File* out, uint64_t off
                        "less than " + std::to_string(kMinBytesPerStallTimeout / 1024) +
                            " KiB received in " + std::to_string(req_.stall_timeout.count()) +
                            " ms (the source stopped sending, or this node could not keep up)");
+      // Progress is seen per chunk: a link too slow for the source's
+      // chunks gets ones the stall rule measures (review s44c C2).
+      if (chunk_bytes_ != kMinBytesPerStallTimeout) {
+        chunk_bytes_ = static_cast<uint32_t>(kMinBytesPerStallTimeout);
+        spdlog::warn("clone: asking {} for {} KiB chunks from now on", req_.source,
+                     kMinBytesPerStallTimeout / 1024);
+      }
     }
     // A trickle is no progress: it must not reset the count of failures.
     const bool progressed =

@@ -53,7 +53,8 @@ struct CloneRequest {
   // A fetch that receives less than 64 KiB in this long is cut off and
   // resumed (a source that keeps the connection up but stops sending, or
   // trickles: review s43a M4, s43c); it counts as a failed fetch, as does
-  // one that brought less than 64 KiB before it broke.
+  // one that brought less than 64 KiB before it broke. After such a cut
+  // the source is asked for 64 KiB chunks (progress is seen per chunk).
   std::chrono::milliseconds stall_timeout = std::chrono::seconds(60);
 };
 

@@ -22,6 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr auto kReapPeriod = std::chrono::seconds(1);  // how late past its TTL a session may go
+// The smallest chunk a receiver can ask for (FetchCloneFileRequest): a
+// message per few bytes would cost the source more than the link.
+constexpr size_t kMinChunkBytes = 4096;
 
 std::string NewSessionId() {
   std::random_device rd;
@@ -283,7 +286,13 @@ grpc::Status CloneService::FetchFile(grpc::ServerContext* ctx,
 
   const std::chrono::seconds send_timeout =
       options_.send_timeout ? options_.send_timeout() : std::chrono::seconds(60);
-  std::string buf(options_.chunk_bytes, '\0');
+  // What the receiver asked for, within [kMinChunkBytes, chunk_bytes].
+  const size_t chunk_bytes =
+      request->max_chunk_bytes() == 0
+          ? options_.chunk_bytes
+          : std::clamp<size_t>(request->max_chunk_bytes(),
+                               std::min(kMinChunkBytes, options_.chunk_bytes), options_.chunk_bytes);
+  std::string buf(chunk_bytes, '\0');
   v1::CloneChunk chunk;
   for (uint64_t offset = request->offset(); offset < size;) {
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "receiver went away");

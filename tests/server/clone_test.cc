@@ -2,6 +2,7 @@
 // CloneService on 127.0.0.1, and CloneInto receiving into a temp data dir.
 #include <fcntl.h>
 
+#include <atomic>
 #include <fstream>
 #include <thread>
 
@@ -862,6 +863,65 @@ TEST(CloneTest, ASourceThatTricklesIsCutOffAndTheCloneFails) {
       << r.status();
   EXPECT_NE(r.status().message().find("3 times in a row"), std::string::npos) << r.status();
   trickle.Stop();
+}
+
+// Review s44c C2: the receiver sees progress per chunk, so a link too slow
+// for one whole chunk (1 MiB) per stall timeout was cut off on every fetch
+// and the clone failed, though the link was steady. Now the receiver asks
+// for 64 KiB chunks once a fetch was cut off. The source stands for such a
+// link: 200 KiB/s, its chunks 512 KiB unless asked for smaller ones.
+class SlowLinkSource final : public OneFileSource {
+ public:
+  static constexpr size_t kSize = 512 << 10;
+  grpc::Status Begin(grpc::ServerContext* ctx, const v1::BeginCloneRequest* req,
+                     v1::BeginCloneResponse* r) override {
+    OneFileSource::Begin(ctx, req, r);
+    Sha256 sha;
+    sha.Update(content_);
+    r->mutable_files(0)->set_size_bytes(kSize);
+    r->mutable_files(0)->set_sha256(sha.Final());
+    return grpc::Status::OK;
+  }
+  grpc::Status FetchFile(grpc::ServerContext* ctx, const v1::FetchCloneFileRequest* req,
+                         grpc::ServerWriter<v1::CloneChunk>* w) override {
+    const size_t chunk = req->max_chunk_bytes() == 0 ? kSize : req->max_chunk_bytes();
+    for (uint64_t offset = req->offset(); offset < kSize;) {
+      const size_t n = std::min<size_t>(chunk, kSize - offset);
+      const auto ready = std::chrono::steady_clock::now() +
+                         std::chrono::microseconds(n * 1000000 / (200 << 10));
+      while (std::chrono::steady_clock::now() < ready) {
+        if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cut off");
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      v1::CloneChunk c;
+      c.set_offset(offset);
+      c.set_data(content_.substr(offset, n));
+      c.set_crc32c(Crc32c(c.data()));
+      if (!w->Write(c)) return grpc::Status(grpc::StatusCode::CANCELLED, "cut off");
+      offset += n;
+      if (offset == kSize) sent_all_ = true;
+    }
+    return grpc::Status::OK;
+  }
+  bool sent_all() const { return sent_all_; }
+
+ private:
+  const std::string content_ = std::string(kSize, 'c');
+  std::atomic<bool> sent_all_{false};
+};
+
+TEST(CloneTest, ALinkTooSlowForAWholeChunkPerStallTimeoutStillClones) {
+  TempDir tmp;
+  SlowLinkSource slow;
+  CloneRequest req{slow.Serve(), {}, tmp.path() / "dst"};
+  req.max_attempts = 3;
+  req.stall_timeout = std::chrono::milliseconds(1000);  // 512 KiB takes 2.5 s, 64 KiB 0.3 s
+  auto r = CloneInto(req);
+  // The file is no RocksDB: the clone fails after the copy, not during it.
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().find("times in a row"), std::string::npos) << r.status();
+  EXPECT_TRUE(slow.sent_all()) << r.status();
+  slow.Stop();
 }
 
 }  // namespace
