@@ -896,10 +896,12 @@ absl::Status Binlog::RewritePurged(const std::optional<PurgedWriter>& next, bool
         choices[i].empty() ? RemoveFileDurably(path) : WriteFileAtomically(path, choices[i]);
     if (s.ok()) {
       *recorded = next.has_value() && i == 0;
-      if (next && i > 0) {
-        spdlog::warn("binlog: cannot record who wrote purged event {} in {} ({}); a history "
+      if (i > 0) {
+        spdlog::warn("binlog: cannot record who wrote purged event {} in {} ({}); {}; a history "
                      "check at the purge boundary cannot compare writers",
-                     next->at.ToString(), binlog_format::kPurgedFileName, errors);
+                     next ? next->at.ToString() : boundary.ToString(),
+                     binlog_format::kPurgedFileName, errors,
+                     choices[i].empty() ? "removed it" : "kept the current boundary's line");
       }
       return s;
     }

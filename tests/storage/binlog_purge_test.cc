@@ -340,12 +340,16 @@ TEST(BinlogPurgeWriterTest, AnUnrecordedPurgeKeepsTheBoundarysLineUntilItsIndexM
   const fs::path seg1 = dir.path() / segs[1].name;
   const std::string index_before = testing::ReadFile(index);
   const std::string seg1_bytes = testing::ReadFile(seg1);
-  fs::remove(seg1);
-  // A stale line for the next boundary (a purge that crashed short of its
-  // index, its event since replaced by another node's): it must go.
+  // A stale line for the next boundary, read at open (a purge that crashed
+  // short of its index, its event since replaced by another node's): it
+  // must go.
   const fs::path record = dir.path() / binlog_format::kPurgedFileName;
+  b.reset();
   testing::WriteFile(record, std::to_string(boundary.seq) + " 1 7\n" +
                                  std::to_string(segs[2].first_seq - 1) + " 1 9\n");
+  b = OpenBinlog(dir.path(), kMaxSize);
+  ASSERT_NE(b, nullptr);
+  fs::remove(seg1);
   ASSERT_TRUE(b->PurgeTo(segs[2].name, kAll).ok());
   EXPECT_EQ(b->BeforeFirstAvailable(&writer), (Gtid{1, segs[2].first_seq - 1}));
   EXPECT_EQ(writer, 0u) << "unknown";
