@@ -116,36 +116,41 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
                                        const std::function<bool()>& cancelled) {
   constexpr auto kCancelCheck = std::chrono::milliseconds(100);
   std::unique_lock l(mu_);
-  bool counted_waiting = false;
+  std::optional<uint64_t> ticket;  // set while queued
   absl::Status result = absl::OkStatus();
   for (;;) {
     const uint64_t limit = max_reply_bytes_();
-    // Stream messages up to half the budget take at most half of it
-    // together, so a fan-out of a large change to slow watchers leaves
-    // reads room (review s44d L2). A larger one is held to the whole
-    // budget only, as before: under the half it would wait for every other
-    // watcher's batch to be sent at once, which newcomers can keep from
-    // ever happening (review s46c M1).
-    const bool share_full =
-        bytes <= limit / 2 && stream_bytes_ > 0 && stream_bytes_ + bytes > limit / 2;
-    if ((reply_bytes_ == 0 || reply_bytes_ + bytes <= limit) && !share_full) break;
+    // Stream messages take at most half the budget together (one alone
+    // any), so a fan-out of a large change to slow watchers leaves reads
+    // room (review s44d L2); waiting ones go in order, so newcomers cannot
+    // keep an older, larger one waiting for good (review s46c M1, s46d M1).
+    const bool budget_full = reply_bytes_ > 0 && reply_bytes_ + bytes > limit;
+    const bool share_full = stream_bytes_ > 0 && stream_bytes_ + bytes > limit / 2;
+    const bool next = stream_queue_.empty() || (ticket && stream_queue_.front() == *ticket);
+    if (next && !budget_full && !share_full) break;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline || cancelled() ||
-        (!counted_waiting && waiting_bytes_ > 0 && waiting_bytes_ + bytes > limit)) {
-      result = share_full ? StreamShareFull(what, bytes, limit) : ReplyBudgetFull(what, bytes, limit);
+        (!ticket && waiting_bytes_ > 0 && waiting_bytes_ + bytes > limit)) {
+      result = budget_full ? ReplyBudgetFull(what, bytes, limit) : StreamShareFull(what, bytes, limit);
       break;
     }
-    if (!counted_waiting) {
+    if (!ticket) {
+      ticket = next_ticket_++;
+      stream_queue_.push_back(*ticket);
       waiting_bytes_ += bytes;
-      counted_waiting = true;
     }
     released_.wait_until(l, std::min(deadline, now + kCancelCheck));
   }
-  if (counted_waiting) waiting_bytes_ -= bytes;
+  if (ticket) {
+    waiting_bytes_ -= bytes;
+    std::erase(stream_queue_, *ticket);
+  }
   if (result.ok()) {
     reply_bytes_ += bytes;
     stream_bytes_ += bytes;
   }
+  l.unlock();
+  if (ticket) released_.notify_all();  // the next in line may go now
   return result;
 }
 
@@ -174,7 +179,8 @@ absl::Status ReplyGuards::StreamShareFull(std::string_view what, uint64_t bytes,
       std::string(what) + " refused: stream messages waiting to be sent hold " +
       std::to_string(stream_bytes_) + " bytes, and this one's " + std::to_string(bytes) +
       " more would pass half of max_inflight_reply_bytes=" + std::to_string(limit) +
-      " (the other half is kept for reads; watchers that do not read hold them); retry");
+      ", or older ones wait before it (the other half is kept for reads; watchers that do "
+      "not read hold them); retry");
 }
 
 uint64_t ReplyGuards::reply_bytes() const {

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -69,9 +70,9 @@ class ReplyGuards {
   // event, with no bound on their sum: review s43b F8). Waits for room, as
   // flow control would, until `deadline` or `cancelled()`; then the refusal
   // naming max_inflight_reply_bytes (a message alone is always let through).
-  // A message up to half the budget is also let through only while stream
-  // messages then hold at most half of it, so that reads keep room (review
-  // s44d L2); a larger one is held to the whole budget only.
+  // Stream messages together hold at most half the budget (one alone any
+  // size), so that reads keep the other half (review s44d L2); messages
+  // waiting for room go in the order they came (review s46d M1).
   // Waiting messages are built already: they may wait only while those
   // waiting hold no more than the budget again, else the refusal comes at
   // once (review s44d M1).
@@ -103,6 +104,8 @@ class ReplyGuards {
   std::unordered_map<const grpc::ServerContextBase*, Interceptor*> calls_ GUARDED_BY(mu_);
   uint64_t reply_bytes_ GUARDED_BY(mu_) = 0;
   uint64_t stream_bytes_ GUARDED_BY(mu_) = 0;   // of reply_bytes_, ReserveBytes' messages
+  std::deque<uint64_t> stream_queue_ GUARDED_BY(mu_);  // tickets of waiting messages, in order
+  uint64_t next_ticket_ GUARDED_BY(mu_) = 0;
   uint64_t waiting_bytes_ GUARDED_BY(mu_) = 0;  // of messages waiting in ReserveBytes
   std::condition_variable released_;  // reply_bytes_ went down
   StallWatchdog watchdog_;

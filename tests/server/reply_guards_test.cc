@@ -62,18 +62,27 @@ TEST_F(ReplyGuardsTest, AStreamMessageAloneIsLetThroughWhateverItsSize) {
   EXPECT_EQ(guards_.reply_bytes(), 0u);
 }
 
-// Under the half rule a message over half the budget could go only when
-// no other was held, which a stream of small ones can keep from ever
-// happening (review s46c M1): it is held to the whole budget instead.
-TEST_F(ReplyGuardsTest, AMessageOverHalfTheBudgetNeedsOnlyTheWholeBudget) {
-  ASSERT_TRUE(guards_.ReserveBytes(10, "Watch batch", Clock::now() + 1s, never_).ok());
-  EXPECT_TRUE(guards_.ReserveBytes(60, "Watch batch", Clock::now() + 100ms, never_).ok());
-  EXPECT_EQ(guards_.reply_bytes(), 70u);
-  EXPECT_EQ(guards_.ReserveBytes(40, "Watch batch", Clock::now() + 100ms, never_).code(),
-            absl::StatusCode::kResourceExhausted)
-      << "past the whole budget";
+// Messages waiting for room go in the order they came: newcomers that
+// would fit do not pass an older one that does not yet, which a stream of
+// small messages could otherwise keep waiting for good (review s46c M1,
+// s46d M1). Once the others are sent it goes, even over half the budget.
+TEST_F(ReplyGuardsTest, WaitingMessagesGoInTheOrderTheyCame) {
+  ASSERT_TRUE(guards_.ReserveBytes(1, "Watch batch", Clock::now() + 1s, never_).ok());
+  auto large = std::async(std::launch::async, [&] {
+    return guards_.ReserveBytes(60, "Watch batch", Clock::now() + 10s, never_);
+  });
+  EXPECT_EQ(large.wait_for(200ms), std::future_status::timeout) << "1 + 60 passes the half";
+  const absl::Status small = guards_.ReserveBytes(1, "Watch batch", Clock::now() + 200ms, never_);
+  EXPECT_EQ(small.code(), absl::StatusCode::kResourceExhausted) << "behind the waiting one";
+  EXPECT_NE(small.message().find("older ones wait before it"), std::string::npos) << small;
+  guards_.ReleaseBytes(1);
+  ASSERT_EQ(large.wait_for(10s), std::future_status::ready);
+  EXPECT_TRUE(large.get().ok()) << "alone now";
+  EXPECT_EQ(guards_.reply_bytes(), 60u);
   guards_.ReleaseBytes(60);
-  guards_.ReleaseBytes(10);
+  ASSERT_TRUE(guards_.ReserveBytes(1, "Watch batch", Clock::now() + 1s, never_).ok())
+      << "nobody waits any more";
+  guards_.ReleaseBytes(1);
 }
 
 }  // namespace
