@@ -353,6 +353,40 @@ TEST(CloneTest, SessionsAreBoundedAndExpire) {
   EXPECT_NE(s.error_message().find("begin a new clone"), std::string::npos);
 }
 
+// The chunk size a receiver asks for (review s44c C2) is kept within
+// [64 KiB, the source's own], 0 meaning the source's.
+TEST(CloneTest, TheSourceSendsTheChunkSizeAskedForWithinItsBounds) {
+  TempDir tmp;
+  Source source(tmp.path() / "src", 2000, CloneServiceOptions{});
+  auto stub = v1::Clone::NewStub(
+      grpc::CreateChannel(source.address(), grpc::InsecureChannelCredentials()));
+  v1::BeginCloneResponse begun;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->Begin(&ctx, CurrentReceiver(), &begun).ok());
+  }
+  const v1::CloneFile* largest = nullptr;
+  for (const v1::CloneFile& f : begun.files()) {
+    if (largest == nullptr || f.size_bytes() > largest->size_bytes()) largest = &f;
+  }
+  ASSERT_NE(largest, nullptr);
+  ASSERT_GT(largest->size_bytes(), 200u << 10) << largest->name();
+  for (const auto& [asked, want] : std::vector<std::pair<uint32_t, uint64_t>>{
+           {0, 1 << 20}, {1, 64 << 10}, {100 << 10, 100 << 10}, {UINT32_MAX, 1 << 20}}) {
+    grpc::ClientContext ctx;
+    v1::FetchCloneFileRequest fr;
+    fr.set_session_id(begun.session_id());
+    fr.set_name(largest->name());
+    fr.set_max_chunk_bytes(asked);
+    auto reader = stub->FetchFile(&ctx, fr);
+    v1::CloneChunk c;
+    ASSERT_TRUE(reader->Read(&c)) << asked;
+    EXPECT_EQ(c.data().size(), std::min(want, largest->size_bytes())) << "asked " << asked;
+    ctx.TryCancel();
+    reader->Finish();
+  }
+}
+
 // A receiver that stops reading cannot pin the source (review s43a H1):
 // each FetchFile holds a max_connections slot, a session runs at most
 // kMaxFetchesPerSession at once, a send blocked past net_write_timeout
