@@ -899,6 +899,46 @@ TEST(CloneTest, ASourceThatTricklesIsCutOffAndTheCloneFails) {
   trickle.Stop();
 }
 
+// Review s43c L5: a source at its max_connections refuses each fetch with
+// RESOURCE_EXHAUSTED; the receiver gave up after its attempts at the
+// ordinary backoff (~40 s for 30). Busy is now waited for longer: this
+// source is busy for 2.5 s, and 3 attempts outlast it.
+class BusySource final : public OneFileSource {
+ public:
+  grpc::Status FetchFile(grpc::ServerContext*, const v1::FetchCloneFileRequest*,
+                         grpc::ServerWriter<v1::CloneChunk>* w) override {
+    if (std::chrono::steady_clock::now() < busy_until_) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "Too many connections");
+    }
+    v1::CloneChunk c;
+    c.set_offset(0);
+    c.set_data("abcd");
+    c.set_crc32c(Crc32c("abcd"));
+    w->Write(c);
+    served_ = true;
+    return grpc::Status::OK;
+  }
+  bool served() const { return served_; }
+
+ private:
+  const std::chrono::steady_clock::time_point busy_until_ =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(2500);
+  std::atomic<bool> served_{false};
+};
+
+TEST(CloneTest, ABusySourceIsWaitedForLongerThanAnOutage) {
+  TempDir tmp;
+  BusySource busy;
+  CloneRequest req{busy.Serve(), {}, tmp.path() / "dst"};
+  req.max_attempts = 3;
+  auto r = CloneInto(req);
+  // "abcd" is no RocksDB: the clone fails after the copy, not during it.
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().find("times in a row"), std::string::npos) << r.status();
+  EXPECT_TRUE(busy.served()) << r.status();
+  busy.Stop();
+}
+
 // Review s44c C2: the receiver sees progress per chunk, so a link too slow
 // for one whole chunk (1 MiB) per stall timeout was cut off on every fetch
 // and the clone failed, though the link was steady. Now the receiver asks
