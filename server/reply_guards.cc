@@ -4,6 +4,8 @@
 #include <optional>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
+
 namespace relaykv {
 
 namespace {
@@ -115,43 +117,52 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
                                        std::chrono::steady_clock::time_point deadline,
                                        const std::function<bool()>& cancelled) {
   constexpr auto kCancelCheck = std::chrono::milliseconds(100);
+  // Stream messages take at most half the budget together (one alone
+  // any), so a fan-out of a large change to slow watchers leaves reads
+  // room (review s44d L2). Larger ones waiting for room go in order, so
+  // newcomers cannot keep an older, larger one waiting for good (review
+  // s46c M1, s46d M1); small ones (progress, small changes) go whenever
+  // they fit, so one large batch at the head does not hold every other
+  // watcher up (s46e M1) — they are written at once, and leave the room
+  // they took as soon.
+  const bool small = bytes <= kSmallStreamMessageBytes;
   std::unique_lock l(mu_);
-  std::optional<uint64_t> ticket;  // set while queued
-  absl::Status result = absl::OkStatus();
+  bool waiting = false;
+  std::optional<uint64_t> ticket;  // a larger one's place in stream_queue_
+  absl::Cleanup leave = [&] {
+    if (waiting) waiting_bytes_ -= bytes;
+    if (ticket) {
+      std::erase(stream_queue_, *ticket);
+      released_.notify_all();  // the next in line may go now
+    }
+  };
   for (;;) {
     const uint64_t limit = max_reply_bytes_();
-    // Stream messages take at most half the budget together (one alone
-    // any), so a fan-out of a large change to slow watchers leaves reads
-    // room (review s44d L2); waiting ones go in order, so newcomers cannot
-    // keep an older, larger one waiting for good (review s46c M1, s46d M1).
     const bool budget_full = reply_bytes_ > 0 && reply_bytes_ + bytes > limit;
     const bool share_full = stream_bytes_ > 0 && stream_bytes_ + bytes > limit / 2;
-    const bool next = stream_queue_.empty() || (ticket && stream_queue_.front() == *ticket);
-    if (next && !budget_full && !share_full) break;
+    const bool its_turn =
+        small || stream_queue_.empty() || (ticket && stream_queue_.front() == *ticket);
+    if (its_turn && !budget_full && !share_full) break;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline || cancelled() ||
-        (!ticket && waiting_bytes_ > 0 && waiting_bytes_ + bytes > limit)) {
-      result = budget_full ? ReplyBudgetFull(what, bytes, limit) : StreamShareFull(what, bytes, limit);
-      break;
+        (!waiting && waiting_bytes_ > 0 && waiting_bytes_ + bytes > limit)) {
+      if (budget_full) return ReplyBudgetFull(what, bytes, limit);
+      if (share_full) return StreamShareFull(what, bytes, limit);
+      return QueuedBehind(what, bytes);
     }
-    if (!ticket) {
-      ticket = next_ticket_++;
-      stream_queue_.push_back(*ticket);
+    if (!waiting) {
+      waiting = true;
       waiting_bytes_ += bytes;
+      if (!small) {
+        ticket = next_ticket_++;
+        stream_queue_.push_back(*ticket);
+      }
     }
     released_.wait_until(l, std::min(deadline, now + kCancelCheck));
   }
-  if (ticket) {
-    waiting_bytes_ -= bytes;
-    std::erase(stream_queue_, *ticket);
-  }
-  if (result.ok()) {
-    reply_bytes_ += bytes;
-    stream_bytes_ += bytes;
-  }
-  l.unlock();
-  if (ticket) released_.notify_all();  // the next in line may go now
-  return result;
+  reply_bytes_ += bytes;
+  stream_bytes_ += bytes;
+  return absl::OkStatus();
 }
 
 void ReplyGuards::ReleaseBytes(uint64_t bytes) {
@@ -173,14 +184,25 @@ absl::Status ReplyGuards::ReplyBudgetFull(std::string_view what, uint64_t bytes,
       " (clients that do not read their replies hold them); retry");
 }
 
+absl::Status ReplyGuards::QueuedBehind(std::string_view what, uint64_t bytes) const {
+  return absl::ResourceExhaustedError(
+      std::string(what) + " refused: its " + std::to_string(bytes) +
+      " bytes waited behind older stream messages that wait for room in "
+      "max_inflight_reply_bytes (watchers that do not read hold it); retry");
+}
+
 absl::Status ReplyGuards::StreamShareFull(std::string_view what, uint64_t bytes,
                                           uint64_t limit) const {
   return absl::ResourceExhaustedError(
       std::string(what) + " refused: stream messages waiting to be sent hold " +
       std::to_string(stream_bytes_) + " bytes, and this one's " + std::to_string(bytes) +
       " more would pass half of max_inflight_reply_bytes=" + std::to_string(limit) +
-      ", or older ones wait before it (the other half is kept for reads; watchers that do "
-      "not read hold them); retry");
+      " (the other half is kept for reads; watchers that do not read hold them); retry");
+}
+
+uint64_t ReplyGuards::waiting_bytes() const {
+  std::lock_guard l(mu_);
+  return waiting_bytes_;
 }
 
 uint64_t ReplyGuards::reply_bytes() const {

@@ -71,8 +71,9 @@ class ReplyGuards {
   // flow control would, until `deadline` or `cancelled()`; then the refusal
   // naming max_inflight_reply_bytes (a message alone is always let through).
   // Stream messages together hold at most half the budget (one alone any
-  // size), so that reads keep the other half (review s44d L2); messages
-  // waiting for room go in the order they came (review s46d M1).
+  // size), so that reads keep the other half (review s44d L2). Messages
+  // over kSmallStreamMessageBytes waiting for room go in the order they
+  // came (review s46d M1); smaller ones whenever they fit (s46e M1).
   // Waiting messages are built already: they may wait only while those
   // waiting hold no more than the budget again, else the refusal comes at
   // once (review s44d M1).
@@ -83,6 +84,10 @@ class ReplyGuards {
 
   // Bytes reserved by replies and stream messages not yet sent.
   uint64_t reply_bytes() const EXCLUDES(mu_);
+  // Bytes of stream messages waiting in ReserveBytes.
+  uint64_t waiting_bytes() const EXCLUDES(mu_);
+
+  static constexpr uint64_t kSmallStreamMessageBytes = 64 << 10;
 
  private:
   class Interceptor;
@@ -92,6 +97,8 @@ class ReplyGuards {
   // before it is read).
   absl::Status ReplyBudgetFull(std::string_view what, uint64_t bytes, uint64_t limit) const
       REQUIRES(mu_);
+  // The refusal of a message that waited behind older ones.
+  absl::Status QueuedBehind(std::string_view what, uint64_t bytes) const REQUIRES(mu_);
   // The refusal naming the stream messages' half of it.
   absl::Status StreamShareFull(std::string_view what, uint64_t bytes, uint64_t limit) const
       REQUIRES(mu_);

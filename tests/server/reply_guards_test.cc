@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "server/connection_slots.h"
+#include "tests/common/temp_dir.h"
 
 namespace relaykv {
 namespace {
@@ -62,27 +63,49 @@ TEST_F(ReplyGuardsTest, AStreamMessageAloneIsLetThroughWhateverItsSize) {
   EXPECT_EQ(guards_.reply_bytes(), 0u);
 }
 
-// Messages waiting for room go in the order they came: newcomers that
-// would fit do not pass an older one that does not yet, which a stream of
-// small messages could otherwise keep waiting for good (review s46c M1,
-// s46d M1). Once the others are sent it goes, even over half the budget.
-TEST_F(ReplyGuardsTest, WaitingMessagesGoInTheOrderTheyCame) {
-  ASSERT_TRUE(guards_.ReserveBytes(1, "Watch batch", Clock::now() + 1s, never_).ok());
-  auto large = std::async(std::launch::async, [&] {
-    return guards_.ReserveBytes(60, "Watch batch", Clock::now() + 10s, never_);
+// Messages over kSmallStreamMessageBytes waiting for room go in the order
+// they came: newcomers that would fit do not pass an older one that does
+// not yet, which a stream of such messages could otherwise keep waiting for
+// good (review s46c M1, s46d M1). Once the others are sent it goes, even
+// over half the budget. Small messages go whenever they fit, so one large
+// batch at the head does not hold up every other watcher (review s46e M1).
+class ReplyGuardsOrderTest : public ::testing::Test {
+ protected:
+  static constexpr uint64_t kLarge = ReplyGuards::kSmallStreamMessageBytes + 1;
+  static constexpr uint64_t kBudget = 4 * kLarge;
+  const std::function<bool()> never_ = [] { return false; };
+  std::atomic<uint64_t> max_connections_{10};
+  ConnectionSlots slots_{&max_connections_};
+  ReplyGuards guards_{&slots_, [] { return std::chrono::seconds(10); }, [] { return kBudget; },
+                      {}};
+};
+
+TEST_F(ReplyGuardsOrderTest, LargerWaitingMessagesGoInTheOrderTheyCame) {
+  ASSERT_TRUE(guards_.ReserveBytes(kLarge, "Watch batch", Clock::now() + 1s, never_).ok());
+  // Over the half with the one held: it waits.
+  auto first = std::async(std::launch::async, [&] {
+    return guards_.ReserveBytes(kLarge + 10, "Watch batch", Clock::now() + 20s, never_);
   });
-  EXPECT_EQ(large.wait_for(200ms), std::future_status::timeout) << "1 + 60 passes the half";
-  const absl::Status small = guards_.ReserveBytes(1, "Watch batch", Clock::now() + 200ms, never_);
-  EXPECT_EQ(small.code(), absl::StatusCode::kResourceExhausted) << "behind the waiting one";
-  EXPECT_NE(small.message().find("older ones wait before it"), std::string::npos) << small;
-  guards_.ReleaseBytes(1);
-  ASSERT_EQ(large.wait_for(10s), std::future_status::ready);
-  EXPECT_TRUE(large.get().ok()) << "alone now";
-  EXPECT_EQ(guards_.reply_bytes(), 60u);
-  guards_.ReleaseBytes(60);
-  ASSERT_TRUE(guards_.ReserveBytes(1, "Watch batch", Clock::now() + 1s, never_).ok())
+  ASSERT_TRUE(testing::WaitFor([&] { return guards_.waiting_bytes() == kLarge + 10; }));
+  // Fits beside the one held, but the first waits before it.
+  const absl::Status second =
+      guards_.ReserveBytes(kLarge, "Watch batch", Clock::now() + 200ms, never_);
+  EXPECT_EQ(second.code(), absl::StatusCode::kResourceExhausted) << second;
+  EXPECT_NE(second.message().find("waited behind older stream messages"), std::string::npos)
+      << second;
+  // A small one goes past it.
+  EXPECT_TRUE(guards_.ReserveBytes(100, "Watch batch", Clock::now() + 200ms, never_).ok());
+  guards_.ReleaseBytes(100);
+  guards_.ReleaseBytes(kLarge);
+  ASSERT_EQ(first.wait_for(20s), std::future_status::ready);
+  EXPECT_TRUE(first.get().ok()) << "its turn, and alone now";
+  EXPECT_EQ(guards_.reply_bytes(), kLarge + 10);
+  guards_.ReleaseBytes(kLarge + 10);
+  EXPECT_TRUE(guards_.ReserveBytes(kLarge, "Watch batch", Clock::now() + 1s, never_).ok())
       << "nobody waits any more";
-  guards_.ReleaseBytes(1);
+  guards_.ReleaseBytes(kLarge);
+  EXPECT_EQ(guards_.reply_bytes(), 0u);
+  EXPECT_EQ(guards_.waiting_bytes(), 0u);
 }
 
 }  // namespace
