@@ -206,6 +206,18 @@ TEST_F(BinlogPurgeTest, ReaderInsideAPurgedSegmentFinishesItThenFailsOutOfRange)
       << "the next segment it needs was purged";
 }
 
+// A binlog of 100 events, each written by server 7, over several segments;
+// null if that failed.
+std::unique_ptr<Binlog> BinlogWrittenBy7(const fs::path& dir) {
+  auto b = OpenBinlog(dir, kMaxSize);
+  for (int i = 0; b != nullptr && i < 100; ++i) {
+    v1::Event e = testing::PutEvent("key" + std::to_string(i), std::string(64, 'v'));
+    e.set_server_id(7);
+    if (!b->Commit(&e).ok()) return nullptr;
+  }
+  return b;
+}
+
 // Who wrote the newest purged event (invariant 3: equal GTIDs of two nodes
 // that opened one epoch are told apart by their writers) is recorded in
 // binlog.purged before its segment goes, and read back at open; a record
@@ -213,13 +225,8 @@ TEST_F(BinlogPurgeTest, ReaderInsideAPurgedSegmentFinishesItThenFailsOutOfRange)
 // one) or one that does not parse reads as "unknown".
 TEST(BinlogPurgeWriterTest, TheNewestPurgedEventsWriterIsKeptAcrossAReopen) {
   TempDir dir;
-  auto b = OpenBinlog(dir.path(), kMaxSize);
+  auto b = BinlogWrittenBy7(dir.path());
   ASSERT_NE(b, nullptr);
-  for (int i = 0; i < 100; ++i) {
-    v1::Event e = testing::PutEvent("key" + std::to_string(i), std::string(64, 'v'));
-    e.set_server_id(7);
-    ASSERT_TRUE(b->Commit(&e).ok());
-  }
   const auto segs = b->Segments();
   ASSERT_GT(segs.size(), 2u);
   uint32_t writer = 99;
@@ -278,13 +285,8 @@ TEST(BinlogPurgeWriterTest, TheNewestPurgedEventsWriterIsKeptAcrossAReopen) {
 // recording its writer must not leave that line in use (review s45d).
 TEST(BinlogPurgeWriterTest, APurgeThatRecordsNothingLeavesTheWriterUnknown) {
   TempDir dir;
-  auto b = OpenBinlog(dir.path(), kMaxSize);
+  auto b = BinlogWrittenBy7(dir.path());
   ASSERT_NE(b, nullptr);
-  for (int i = 0; i < 100; ++i) {
-    v1::Event e = testing::PutEvent("key" + std::to_string(i), std::string(64, 'v'));
-    e.set_server_id(7);
-    ASSERT_TRUE(b->Commit(&e).ok());
-  }
   const auto segs = b->Segments();
   ASSERT_GT(segs.size(), 3u);
   const Gtid boundary{1, segs[2].first_seq - 1};
@@ -320,13 +322,8 @@ TEST(BinlogPurgeWriterTest, APurgeThatRecordsNothingLeavesTheWriterUnknown) {
 // L1).
 TEST(BinlogPurgeWriterTest, AnUnrecordedPurgeKeepsTheBoundarysLineUntilItsIndexMoved) {
   TempDir dir;
-  auto b = OpenBinlog(dir.path(), kMaxSize);
+  auto b = BinlogWrittenBy7(dir.path());
   ASSERT_NE(b, nullptr);
-  for (int i = 0; i < 100; ++i) {
-    v1::Event e = testing::PutEvent("key" + std::to_string(i), std::string(64, 'v'));
-    e.set_server_id(7);
-    ASSERT_TRUE(b->Commit(&e).ok());
-  }
   const auto segs = b->Segments();
   ASSERT_GT(segs.size(), 3u);
   ASSERT_TRUE(b->PurgeTo(segs[1].name, kAll).ok());
