@@ -119,33 +119,38 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
   constexpr auto kCancelCheck = std::chrono::milliseconds(100);
   // Stream messages take at most half the budget together (one alone
   // any), so a fan-out of a large change to slow watchers leaves reads
-  // room (review s44d L2). Larger ones waiting for room go in order, so
+  // room (review s44d L2). Messages waiting for room go in order, so
   // newcomers cannot keep an older, larger one waiting for good (review
-  // s46c M1, s46d M1); small ones (progress, small changes) go whenever
-  // they fit, so one large batch at the head does not hold every other
-  // watcher up (s46e M1) — they are written at once, and leave the room
-  // they took as soon.
+  // s46c M1, s46d M1) — except that small ones (progress, small changes)
+  // go whenever they fit while the oldest waiting has waited less than
+  // kSmallMessagesPass, so one large batch at the head does not hold every
+  // other watcher up (s46e M1), nor can small ones hold it up for good
+  // (s46f M1).
   const bool small = bytes <= kSmallStreamMessageBytes;
   std::unique_lock l(mu_);
   bool waiting = false;
-  std::optional<uint64_t> ticket;  // a larger one's place in stream_queue_
+  std::optional<uint64_t> ticket;  // its place in stream_queue_
   absl::Cleanup leave = [&] {
     if (waiting) waiting_bytes_ -= bytes;
     if (ticket) {
-      std::erase(stream_queue_, *ticket);
+      std::erase_if(stream_queue_, [&](const Queued& q) { return q.ticket == *ticket; });
       released_.notify_all();  // the next in line may go now
     }
   };
   for (;;) {
     const uint64_t limit = max_reply_bytes_();
+    const auto now = std::chrono::steady_clock::now();
     const bool budget_full = reply_bytes_ > 0 && reply_bytes_ + bytes > limit;
     const bool share_full = stream_bytes_ > 0 && stream_bytes_ + bytes > limit / 2;
+    const bool passes = small && !ticket &&
+                        (stream_queue_.empty() || now - stream_queue_.front().since < kSmallMessagesPass);
     const bool its_turn =
-        small || stream_queue_.empty() || (ticket && stream_queue_.front() == *ticket);
+        passes || stream_queue_.empty() || (ticket && stream_queue_.front().ticket == *ticket);
     if (its_turn && !budget_full && !share_full) break;
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline || cancelled() ||
-        (!waiting && waiting_bytes_ > 0 && waiting_bytes_ + bytes > limit)) {
+    if (!waiting && waiting_bytes_ > 0 && waiting_bytes_ + bytes > limit) {
+      return WaitingFull(what, bytes, limit);
+    }
+    if (now >= deadline || cancelled()) {
       if (budget_full) return ReplyBudgetFull(what, bytes, limit);
       if (share_full) return StreamShareFull(what, bytes, limit);
       return QueuedBehind(what, bytes);
@@ -153,10 +158,10 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
     if (!waiting) {
       waiting = true;
       waiting_bytes_ += bytes;
-      if (!small) {
-        ticket = next_ticket_++;
-        stream_queue_.push_back(*ticket);
-      }
+    }
+    if (!ticket && !passes) {
+      ticket = next_ticket_++;
+      stream_queue_.push_back({*ticket, now});
     }
     released_.wait_until(l, std::min(deadline, now + kCancelCheck));
   }
@@ -182,6 +187,15 @@ absl::Status ReplyGuards::ReplyBudgetFull(std::string_view what, uint64_t bytes,
       (bytes > 0 ? ", and this one's " + std::to_string(bytes) + " more would pass" : ", at") +
       " max_inflight_reply_bytes=" + std::to_string(limit) +
       " (clients that do not read their replies hold them); retry");
+}
+
+absl::Status ReplyGuards::WaitingFull(std::string_view what, uint64_t bytes,
+                                      uint64_t limit) const {
+  return absl::ResourceExhaustedError(
+      std::string(what) + " refused: stream messages waiting for room already hold " +
+      std::to_string(waiting_bytes_) + " bytes, and this one's " + std::to_string(bytes) +
+      " more would pass max_inflight_reply_bytes=" + std::to_string(limit) +
+      " (watchers that do not read hold the room); retry");
 }
 
 absl::Status ReplyGuards::QueuedBehind(std::string_view what, uint64_t bytes) const {

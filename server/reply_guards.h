@@ -72,8 +72,10 @@ class ReplyGuards {
   // naming max_inflight_reply_bytes (a message alone is always let through).
   // Stream messages together hold at most half the budget (one alone any
   // size), so that reads keep the other half (review s44d L2). Messages
-  // over kSmallStreamMessageBytes waiting for room go in the order they
-  // came (review s46d M1); smaller ones whenever they fit (s46e M1).
+  // waiting for room go in the order they came, even past one that would
+  // fit (review s46d M1); those up to kSmallStreamMessageBytes go whenever
+  // they fit while the oldest has waited less than kSmallMessagesPass
+  // (s46e M1, s46f M1).
   // Waiting messages are built already: they may wait only while those
   // waiting hold no more than the budget again, else the refusal comes at
   // once (review s44d M1).
@@ -88,6 +90,7 @@ class ReplyGuards {
   uint64_t waiting_bytes() const EXCLUDES(mu_);
 
   static constexpr uint64_t kSmallStreamMessageBytes = 64 << 10;
+  static constexpr std::chrono::milliseconds kSmallMessagesPass{500};
 
  private:
   class Interceptor;
@@ -96,6 +99,10 @@ class ReplyGuards {
   // The refusal naming max_inflight_reply_bytes (`bytes`: the reply's, 0
   // before it is read).
   absl::Status ReplyBudgetFull(std::string_view what, uint64_t bytes, uint64_t limit) const
+      REQUIRES(mu_);
+  // The refusal of a message that would make those waiting hold more than
+  // the budget.
+  absl::Status WaitingFull(std::string_view what, uint64_t bytes, uint64_t limit) const
       REQUIRES(mu_);
   // The refusal of a message that waited behind older ones.
   absl::Status QueuedBehind(std::string_view what, uint64_t bytes) const REQUIRES(mu_);
@@ -111,7 +118,11 @@ class ReplyGuards {
   std::unordered_map<const grpc::ServerContextBase*, Interceptor*> calls_ GUARDED_BY(mu_);
   uint64_t reply_bytes_ GUARDED_BY(mu_) = 0;
   uint64_t stream_bytes_ GUARDED_BY(mu_) = 0;   // of reply_bytes_, ReserveBytes' messages
-  std::deque<uint64_t> stream_queue_ GUARDED_BY(mu_);  // tickets of waiting messages, in order
+  struct Queued {
+    uint64_t ticket;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::deque<Queued> stream_queue_ GUARDED_BY(mu_);  // waiting messages, in order
   uint64_t next_ticket_ GUARDED_BY(mu_) = 0;
   uint64_t waiting_bytes_ GUARDED_BY(mu_) = 0;  // of messages waiting in ReserveBytes
   std::condition_variable released_;  // reply_bytes_ went down
