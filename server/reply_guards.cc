@@ -121,11 +121,12 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
   // any), so a fan-out of a large change to slow watchers leaves reads
   // room (review s44d L2). Messages waiting for room go in order, so
   // newcomers cannot keep an older, larger one waiting for good (review
-  // s46c M1, s46d M1) — except that small ones (progress, small changes)
-  // go whenever they fit while the oldest waiting has waited less than
+  // s46c M1, s46d M1) — except that a small newcomer (progress, a small
+  // change) that fits goes while the oldest waiting has waited less than
   // kSmallMessagesPass, so one large batch at the head does not hold every
   // other watcher up (s46e M1), nor can small ones hold it up for good
-  // (s46f M1).
+  // (s46f M1). Reads do not queue: reads that keep the budget full can
+  // make a large batch wait until its deadline (review s46g L1).
   const bool small = bytes <= kSmallStreamMessageBytes;
   std::unique_lock l(mu_);
   bool waiting = false;
@@ -159,7 +160,7 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
       waiting = true;
       waiting_bytes_ += bytes;
     }
-    if (!ticket && !passes) {
+    if (!ticket) {  // in line from its first wait, small or not (review s46g L2)
       ticket = next_ticket_++;
       stream_queue_.push_back({*ticket, now});
     }
@@ -192,7 +193,7 @@ absl::Status ReplyGuards::ReplyBudgetFull(std::string_view what, uint64_t bytes,
 absl::Status ReplyGuards::WaitingFull(std::string_view what, uint64_t bytes,
                                       uint64_t limit) const {
   return absl::ResourceExhaustedError(
-      std::string(what) + " refused: stream messages waiting for room already hold " +
+      std::string(what) + " refused: stream messages waiting for room add up to " +
       std::to_string(waiting_bytes_) + " bytes, and this one's " + std::to_string(bytes) +
       " more would pass max_inflight_reply_bytes=" + std::to_string(limit) +
       " (watchers that do not read hold the room); retry");

@@ -72,10 +72,11 @@ class ReplyGuards {
   // naming max_inflight_reply_bytes (a message alone is always let through).
   // Stream messages together hold at most half the budget (one alone any
   // size), so that reads keep the other half (review s44d L2). Messages
-  // waiting for room go in the order they came, even past one that would
-  // fit (review s46d M1); those up to kSmallStreamMessageBytes go whenever
-  // they fit while the oldest has waited less than kSmallMessagesPass
-  // (s46e M1, s46f M1).
+  // waiting for room go in the order they came: a newcomer waits behind
+  // them even if it would fit (review s46d M1), unless it is up to
+  // kSmallStreamMessageBytes and the oldest has waited less than
+  // kSmallMessagesPass (s46e M1, s46f M1). Reads (Reserve) are not
+  // ordered with them.
   // Waiting messages are built already: they may wait only while those
   // waiting hold no more than the budget again, else the refusal comes at
   // once (review s44d M1).

@@ -88,15 +88,15 @@ TEST_F(ReplyGuardsOrderTest, LargerWaitingMessagesGoInTheOrderTheyCame) {
     return guards_.ReserveBytes(kLarge + 10, "Watch batch", Clock::now() + 20s, never_);
   });
   ASSERT_TRUE(testing::WaitFor([&] { return guards_.waiting_bytes() == kLarge + 10; }));
+  // A small one goes past it (within ReplyGuards::kSmallMessagesPass of its wait).
+  EXPECT_TRUE(guards_.ReserveBytes(100, "Watch batch", Clock::now() + 200ms, never_).ok());
+  guards_.ReleaseBytes(100);
   // Fits beside the one held, but the first waits before it.
   const absl::Status second =
       guards_.ReserveBytes(kLarge, "Watch batch", Clock::now() + 200ms, never_);
   EXPECT_EQ(second.code(), absl::StatusCode::kResourceExhausted) << second;
   EXPECT_NE(second.message().find("waited behind older stream messages"), std::string::npos)
       << second;
-  // A small one goes past it.
-  EXPECT_TRUE(guards_.ReserveBytes(100, "Watch batch", Clock::now() + 200ms, never_).ok());
-  guards_.ReleaseBytes(100);
   guards_.ReleaseBytes(kLarge);
   ASSERT_EQ(first.wait_for(20s), std::future_status::ready);
   EXPECT_TRUE(first.get().ok()) << "its turn, and alone now";
