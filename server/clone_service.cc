@@ -288,11 +288,11 @@ grpc::Status CloneService::FetchFile(grpc::ServerContext* ctx,
   const std::chrono::seconds send_timeout =
       options_.send_timeout ? options_.send_timeout() : std::chrono::seconds(60);
   // What the receiver asked for, within [kMinChunkBytes, chunk_bytes].
+  const size_t floor = std::min(kMinChunkBytes, options_.chunk_bytes);
   const size_t chunk_bytes =
       request->max_chunk_bytes() == 0
           ? options_.chunk_bytes
-          : std::clamp<size_t>(request->max_chunk_bytes(),
-                               std::min(kMinChunkBytes, options_.chunk_bytes), options_.chunk_bytes);
+          : std::clamp<size_t>(request->max_chunk_bytes(), floor, options_.chunk_bytes);
   std::string buf(chunk_bytes, '\0');
   v1::CloneChunk chunk;
   for (uint64_t offset = request->offset(); offset < size;) {

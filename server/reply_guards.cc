@@ -143,8 +143,9 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
     const auto now = std::chrono::steady_clock::now();
     const bool budget_full = reply_bytes_ > 0 && reply_bytes_ + bytes > limit;
     const bool share_full = stream_bytes_ > 0 && stream_bytes_ + bytes > limit / 2;
-    const bool passes = small && !ticket &&
-                        (stream_queue_.empty() || now - stream_queue_.front().since < kSmallMessagesPass);
+    const bool passes =
+        small && !ticket &&
+        (stream_queue_.empty() || now - stream_queue_.front().since < kSmallMessagesPass);
     const bool its_turn =
         passes || stream_queue_.empty() || (ticket && stream_queue_.front().ticket == *ticket);
     if (its_turn && !budget_full && !share_full) break;

@@ -1042,7 +1042,8 @@ absl::StatusOr<int> Binlog::PurgeWhile(uint64_t keep_from_seq, Pred removable) {
   Gtid purged;
   uint32_t purged_writer = 0;
   // Only empty segments going leave the boundary where it is.
-  const bool read = planned > FirstAvailableSeq() && ReadPurged(planned - 1, &purged, &purged_writer);
+  const bool read =
+      planned > FirstAvailableSeq() && ReadPurged(planned - 1, &purged, &purged_writer);
   std::lock_guard il(index_mu_);
   keep.clear();
   drop.clear();
