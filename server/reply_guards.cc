@@ -16,6 +16,19 @@ absl::Status NotGuarded(std::string_view what) {
                              ": no reply guard for this call (its method is not guarded)");
 }
 
+// "<what> refused: <holders> <held> bytes, and this one's <bytes> more
+// would pass <budget>=<limit> (<why>); retry" (", at <budget>" for a
+// refusal before the reply is read: `bytes` 0).
+absl::Status BudgetRefusal(std::string_view what, std::string_view holders, uint64_t held,
+                           uint64_t bytes, std::string_view budget, uint64_t limit,
+                           std::string_view why) {
+  return absl::ResourceExhaustedError(
+      std::string(what) + " refused: " + std::string(holders) + " " + std::to_string(held) +
+      " bytes" +
+      (bytes > 0 ? ", and this one's " + std::to_string(bytes) + " more would pass " : ", at ") +
+      std::string(budget) + "=" + std::to_string(limit) + " (" + std::string(why) + "); retry");
+}
+
 }  // namespace
 
 class ReplyGuards::Interceptor final : public grpc::experimental::Interceptor {
@@ -150,11 +163,18 @@ absl::Status ReplyGuards::ReserveBytes(uint64_t bytes, std::string_view what,
         passes || stream_queue_.empty() || (ticket && stream_queue_.front().ticket == *ticket);
     if (its_turn && !budget_full && !share_full) break;
     if (!waiting && waiting_bytes_ > 0 && waiting_bytes_ + bytes > limit) {
-      return WaitingFull(what, bytes, limit);
+      return BudgetRefusal(what, "stream messages waiting for room add up to", waiting_bytes_,
+                           bytes, "max_inflight_reply_bytes", limit,
+                           "watchers that do not read hold the room");
     }
     if (now >= deadline || cancelled()) {
       if (budget_full) return ReplyBudgetFull(what, bytes, limit);
-      if (share_full) return StreamShareFull(what, bytes, limit);
+      if (share_full) {
+        return BudgetRefusal(
+            what, "stream messages waiting to be sent hold", stream_bytes_, bytes,
+            "half of max_inflight_reply_bytes", limit,
+            "the other half is kept for reads; watchers that do not read hold them");
+      }
       return QueuedBehind(what, bytes);
     }
     if (!waiting) {
@@ -183,21 +203,9 @@ void ReplyGuards::ReleaseBytes(uint64_t bytes) {
 
 absl::Status ReplyGuards::ReplyBudgetFull(std::string_view what, uint64_t bytes,
                                           uint64_t limit) const {
-  return absl::ResourceExhaustedError(
-      std::string(what) + " refused: replies waiting to be sent hold " +
-      std::to_string(reply_bytes_) + " bytes" +
-      (bytes > 0 ? ", and this one's " + std::to_string(bytes) + " more would pass" : ", at") +
-      " max_inflight_reply_bytes=" + std::to_string(limit) +
-      " (clients that do not read their replies hold them); retry");
-}
-
-absl::Status ReplyGuards::WaitingFull(std::string_view what, uint64_t bytes,
-                                      uint64_t limit) const {
-  return absl::ResourceExhaustedError(
-      std::string(what) + " refused: stream messages waiting for room add up to " +
-      std::to_string(waiting_bytes_) + " bytes, and this one's " + std::to_string(bytes) +
-      " more would pass max_inflight_reply_bytes=" + std::to_string(limit) +
-      " (watchers that do not read hold the room); retry");
+  return BudgetRefusal(what, "replies waiting to be sent hold", reply_bytes_, bytes,
+                       "max_inflight_reply_bytes", limit,
+                       "clients that do not read their replies hold them");
 }
 
 absl::Status ReplyGuards::QueuedBehind(std::string_view what, uint64_t bytes) const {
@@ -205,15 +213,6 @@ absl::Status ReplyGuards::QueuedBehind(std::string_view what, uint64_t bytes) co
       std::string(what) + " refused: its " + std::to_string(bytes) +
       " bytes waited behind older stream messages that wait for room in "
       "max_inflight_reply_bytes (watchers that do not read hold it); retry");
-}
-
-absl::Status ReplyGuards::StreamShareFull(std::string_view what, uint64_t bytes,
-                                          uint64_t limit) const {
-  return absl::ResourceExhaustedError(
-      std::string(what) + " refused: stream messages waiting to be sent hold " +
-      std::to_string(stream_bytes_) + " bytes, and this one's " + std::to_string(bytes) +
-      " more would pass half of max_inflight_reply_bytes=" + std::to_string(limit) +
-      " (the other half is kept for reads; watchers that do not read hold them); retry");
 }
 
 uint64_t ReplyGuards::waiting_bytes() const {

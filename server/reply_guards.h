@@ -101,15 +101,8 @@ class ReplyGuards {
   // before it is read).
   absl::Status ReplyBudgetFull(std::string_view what, uint64_t bytes, uint64_t limit) const
       REQUIRES(mu_);
-  // The refusal of a message that would make those waiting hold more than
-  // the budget.
-  absl::Status WaitingFull(std::string_view what, uint64_t bytes, uint64_t limit) const
-      REQUIRES(mu_);
   // The refusal of a message that waited behind older ones.
   absl::Status QueuedBehind(std::string_view what, uint64_t bytes) const REQUIRES(mu_);
-  // The refusal naming the stream messages' half of it.
-  absl::Status StreamShareFull(std::string_view what, uint64_t bytes, uint64_t limit) const
-      REQUIRES(mu_);
 
   ConnectionSlots* const slots_;
   const std::function<std::chrono::seconds()> send_timeout_;
