@@ -306,7 +306,8 @@ int main(int argc, char** argv) {
                     "binlog); default: from now");
   watch->add_option("--count", watch_count, "exit after this many changes (0: never)");
   watch->add_flag("--uncommitted", watch_uncommitted,
-                  "also changes durable in the binlog but not yet visible to readers (not ACKed)");
+                  "also changes durable in the binlog but not yet visible to readers (not ACKed; "
+                  "needs the replication role)");
   watch->add_option("--resume", watch_resume_s,
                     "seconds to keep reconnecting after a lost connection, resuming after the last "
                     "GTID seen (0: exit with the error)");

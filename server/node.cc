@@ -10,6 +10,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 
+#include "absl/cleanup/cleanup.h"
 #include "server/admin_service.h"
 #include "server/grpc_server_limits.h"
 #include "server/clone_service.h"
@@ -141,6 +142,7 @@ void Node::Impl::MakeReplicaIo(const MasterInfo& primary) {
   // the role check, is still applied: decided while this node was primary,
   // as an ACK's release of commits is.)
   if (held_tail_hold_ != 0) semisync_->EndHold(std::exchange(held_tail_hold_, 0));
+  hold_replayed_tail_.store(false);  // one RESET SLAVE ALL has not armed yet: never armed
   held_tail_end_.store(0);
   primary_ = address;
   acting_primary_.store(false);
@@ -346,7 +348,7 @@ absl::Status Node::Impl::Open(Node* node) {
                  "times out (after a crash nothing says a replica holds it)",
                  applied.seq + 1, last.seq);
   } else if (primary.empty() && !revoked_at_open) {
-    applier_->Release(last.seq);
+    ShowAsPrimary(last.seq);
     if (auto s = applier_->WaitApplied(last.seq, Clock::time_point::max()); !s.ok()) return s;
     if (last.seq > applied.seq) {
       spdlog::info("recovery: replayed binlog {}..{} into the state machine", applied.seq + 1,
@@ -751,7 +753,7 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
     }
     return gtid;
   };
-  if (vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC") {
+  if (WaitsAfterSync(gtid.seq)) {
     // Lossless: nobody may read it before enough replicas hold it. (An ACK
     // applies what it releases before calling back, so `apply` finds it
     // done.)
@@ -779,16 +781,55 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
                        });
 }
 
+bool Node::Impl::WaitsAfterSync(uint64_t seq) {
+  // Counted while deciding, so that of two commits on either side of a SET
+  // the later one sees the earlier one either deciding or in the watermark.
+  after_sync_deciding_.fetch_add(1);
+  const bool after_sync = vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
+  if (after_sync) {
+    uint64_t w = after_sync_upto_.load();
+    while (w < seq && !after_sync_upto_.compare_exchange_weak(w, seq)) {
+    }
+  }
+  const bool others_deciding = after_sync_deciding_.fetch_sub(1) > 1;
+  if (after_sync) return true;
+  // AFTER_COMMIT shows this write now, and with it every seq below (the
+  // state machine applies in order): not while a commit made under
+  // AFTER_SYNC is not released yet (ACKed, or gone async) — a SET GLOBAL
+  // ...wait_point=AFTER_COMMIT would show it before its ACK, which then
+  // answers it as lossless (review s47a M1). Such a commit waits as they
+  // do; it does not hold the next ones back itself (review s47c F1).
+  const uint64_t upto = after_sync_upto_.load();
+  if (upto == 0 && !others_deciding) return false;  // the steady AFTER_COMMIT case
+  if (!others_deciding && semisync_->released_seq() >= upto) {
+    uint64_t expected = upto;  // unless a commit raised it meanwhile
+    after_sync_upto_.compare_exchange_strong(expected, 0);
+    return false;
+  }
+  return true;
+}
+
 absl::StatusOr<Gtid> Node::Impl::Promote() {
   if (!applier_->running()) {
     if (auto s = applier_->Start(); !s.ok()) return s;
   }
   const auto forever = Clock::time_point::max();
   // The relay log first: if it cannot be applied, nothing has changed and
-  // the node is still a replica of its old primary.
+  // the node is still a replica of its old primary. Only what the old
+  // primary made visible, though: the tail past it may be on this node
+  // alone (no quorum ACKed it), and is held as a restarted primary's
+  // replayed tail is — shown once a replica ACKs it or semi-sync times out
+  // (review s47a H2). The new epoch's marker waits with it (StartEpoch).
   const Gtid relay_end = binlog_->LastVisible();
-  applier_->Release(relay_end.seq);
-  if (auto s = applier_->WaitApplied(relay_end.seq, forever); !s.ok()) return s;
+  const uint64_t shown = std::min(applier_->released(), relay_end.seq);
+  hold_replayed_tail_ = MustHoldReplayedTail(shown, relay_end.seq);
+  absl::Cleanup unhold = [this] {
+    hold_replayed_tail_ = false;  // still a replica: its primary's visibility governs
+    held_tail_end_.store(0);
+  };
+  const uint64_t apply_to = hold_replayed_tail_ ? shown : relay_end.seq;
+  ShowAsPrimary(apply_to);
+  if (auto s = applier_->WaitApplied(apply_to, forever); !s.ok()) return s;
   PauseHereForTesting("promote:relay-log-applied");
   // Then the new epoch, before master.info goes: without it a restart could
   // stamp our writes with the old primary's epoch, and its events at the
@@ -797,14 +838,19 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   // RESET SLAVE ALL can run again.)
   auto start = OpenOwnEpoch();
   if (!start.ok()) return start.status();
-  // A promoted replica's history was visible on it: its replicas may show
-  // it. (Not so for the epoch a restarted primary opens: its replayed tail
-  // waits for a quorum like any write.)
-  AdvanceReplicaVisible(start->seq);
+  // From here a primary-fresh read refuses until the held tail shows: what
+  // the old primary answered OK may be in it.
+  if (hold_replayed_tail_) held_tail_end_.store(start->seq);
   PauseHereForTesting("promote:marker-written");
   if (auto s = ClearMasterInfo(options_.data_dir); !s.ok()) return s;
   PauseHereForTesting("promote:master-info-cleared");
+  std::move(unhold).Cancel();  // armed by HoldReplayedTail once the node acts as the primary
   return start;
+}
+
+void Node::Impl::ShowAsPrimary(uint64_t seq) {
+  AdvanceReplicaVisible(seq);  // first: a replica never waits for what shows here
+  applier_->Release(seq);
 }
 
 absl::StatusOr<Gtid> Node::Impl::StartEpoch(uint64_t min_epoch) {
@@ -828,7 +874,7 @@ absl::StatusOr<Gtid> Node::Impl::StartEpoch(uint64_t min_epoch) {
   GtidToProto(start, marker.mutable_gtid());
   if (auto s = binlog_->AppendReplicated({&marker, 1}, /*sync=*/true); !s.ok()) return s;
   if (hold_replayed_tail_) return start;  // applied with the held tail (HoldReplayedTail)
-  applier_->Release(start.seq);
+  ShowAsPrimary(start.seq);
   if (auto s = applier_->WaitApplied(start.seq, Clock::time_point::max()); !s.ok()) return s;
   return start;
 }
@@ -952,11 +998,15 @@ bool Node::Impl::GateReplicaVisibility(bool replica_semi_sync) const {
   // A replica's replicas see no more than it may show itself. (Lock-free:
   // called by the binlog's group leader, which may be the IO thread.)
   if (!acting_primary_.load()) return true;
-  // Under AFTER_SYNC with semi-sync on, a write is visible once
-  // wait_for_slave_count replicas hold it: a semi-sync replica holding it
-  // completes a quorum of one by itself; any other must wait for the primary.
-  if (!vars_.GetBool("rpl_semi_sync_master_enabled")) return false;
-  if (vars_.Get("rpl_semi_sync_master_wait_point") != "AFTER_SYNC") return false;
+  // A replica shows what this primary made visible (replica_visible_, which
+  // every path that shows a write here advances), whatever semi-sync's
+  // variables say now: they change before semi-sync itself does (a SET's
+  // hook runs after the store; an OFF the async gate refuses waits for
+  // etcd), and commits that waited under the old values are still answered
+  // as those say — as lossless, once an ACK comes (review s47a H1, M1).
+  // Only a semi-sync replica whose ACKs count, while one replica is the
+  // quorum, shows what it holds at once: its copy completes the quorum by
+  // itself, whether semi-sync is on or not.
   return !replica_semi_sync || vars_.GetUint("rpl_semi_sync_master_wait_for_slave_count") >= 2;
 }
 

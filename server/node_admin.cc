@@ -289,6 +289,10 @@ absl::StatusOr<Gtid> Node::BecomePrimary() {
   absl::StatusOr<Gtid> start = BecomePrimaryLocked();
   // Its new epoch is at least the promise (Promote): not revoked.
   if (start.ok()) impl_->UpdatePrimaryFence();
+  // The relay log's tail its old primary had not shown waits for a quorum
+  // from here (Promote). A coordinated node's coordinator arms it once
+  // the node is no longer held.
+  if (start.ok() && !impl_->coordinator_) impl_->HoldReplayedTail();
   return start;
 }
 

@@ -103,7 +103,7 @@ absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
                  "semi-sync times out (after a crash nothing says a replica holds it)",
                  last.ToString());
   } else {
-    applier_->Release(last.seq);
+    ShowAsPrimary(last.seq);
     if (auto s = applier_->WaitApplied(last.seq, std::chrono::steady_clock::time_point::max());
         !s.ok()) {
       return s;
@@ -129,7 +129,7 @@ bool Node::Impl::MustHoldReplayedTail(uint64_t applied, uint64_t last) const {
 }
 
 void Node::Impl::HoldReplayedTail() {
-  if (!std::exchange(hold_replayed_tail_, false)) return;
+  if (!hold_replayed_tail_.exchange(false)) return;
   const uint64_t end = binlog_->LastVisible().seq;
   held_tail_end_.store(end);
   // CHANGE MASTER ends the hold (MakeReplicaIo): the new primary's
@@ -144,6 +144,14 @@ void Node::Impl::HoldReplayedTail() {
     applier_->ReleaseAndApply(end);
   });
   std::lock_guard l(mu_);
+  if (!primary_.empty()) {
+    // A CHANGE MASTER came in between (RESET SLAVE ALL arms the hold
+    // after its role changed): the new primary's visibility governs the
+    // tail, as for a hold CHANGE MASTER ends (review s47c F2).
+    semisync_->EndHold(hold);
+    held_tail_end_.store(0);
+    return;
+  }
   held_tail_hold_ = hold;
 }
 

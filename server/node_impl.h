@@ -93,7 +93,8 @@ class Node::Impl {
   // commits waited for (StartEpoch leaves its marker to be applied with
   // it): set during Open, or by PromoteHeldPrimary (coordinator thread),
   // until HoldReplayedTail() arms the hold.
-  bool hold_replayed_tail_ = false;
+  // (Atomic: a CHANGE MASTER right after a RESET SLAVE ALL clears it.)
+  std::atomic<bool> hold_replayed_tail_{false};
   // Whether a primary whose binlog ends at `last` and whose state machine
   // is at `applied` must hold (applied, last] back: under AFTER_SYNC
   // semi-sync nothing says a replica holds it (review s31 F4, s35-watch F1).
@@ -183,7 +184,18 @@ class Node::Impl {
   // when it opened. On a replica: what it may apply itself.
   uint64_t ReplicaVisibleSeq() const;
   void AdvanceReplicaVisible(uint64_t seq);
+  // As a primary (or becoming one): up to `seq` shows here, and so may it
+  // on gated replicas.
+  void ShowAsPrimary(uint64_t seq);
   std::atomic<uint64_t> replica_visible_{0};
+  // Whether the commit at `seq` (durable here) waits for its ACKs before
+  // it shows: under AFTER_SYNC, and under AFTER_COMMIT while a commit made
+  // under AFTER_SYNC is not released yet (Durable).
+  bool WaitsAfterSync(uint64_t seq);
+  // The highest seq of a commit made under AFTER_SYNC not known released
+  // (0: none), and how many commits are deciding theirs.
+  std::atomic<uint64_t> after_sync_upto_{0};
+  std::atomic<int64_t> after_sync_deciding_{0};
   // Lowest binlog seq still needed: by the state machine (not yet flushed)
   // and, if `keep_for_replicas`, by connected replicas (not yet ACKed).
   absl::StatusOr<uint64_t> RetentionFloor(bool keep_for_replicas);

@@ -486,11 +486,11 @@ grpc::Status ReplicationService::Subscribe(
     if (!out.open) break;
     msg.Clear();
     const Gtid primary_last = binlog_->LastVisible();
-    // Decided now, right before the message is built: a SET GLOBAL during
-    // the wait above must not let an ungated message out.
-    const bool gated = node_.gate_visibility(Counted(info));
-    const uint64_t visible_seq = gated ? node_.visible_seq() : 0;
     if (primary_last.seq < out.next_seq.load()) {
+      // Decided after primary_last was read: a SET GLOBAL during the wait
+      // above must not let an ungated message out.
+      const bool gated = node_.gate_visibility(Counted(info));
+      const uint64_t visible_seq = gated ? node_.visible_seq() : 0;
       // Nothing to send: the replica hears from us once a second, and at
       // once when it may apply more.
       const bool moved = gated && visible_seq > told_visible;
@@ -539,6 +539,11 @@ grpc::Status ReplicationService::Subscribe(
                                    " is visible but its reader found nothing");
       break;
     }
+    // Decided once the events are read: a commit that a SET GLOBAL made
+    // wait for more replicas (wait_for_slave_count 1 -> 2) while they were
+    // read must not leave ungated (review s47a M2).
+    const bool gated = node_.gate_visibility(Counted(info));
+    const uint64_t visible_seq = gated ? node_.visible_seq() : 0;
     GtidToProto(primary_last, batch->mutable_primary_last_gtid());
     batch->set_primary_time_us(NowMicros());
     batch->set_wants_ack(info.semi_sync);

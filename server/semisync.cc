@@ -86,6 +86,11 @@ uint64_t SemiSyncMaster::acked_seq() const {
   return quorum_seq_;
 }
 
+uint64_t SemiSyncMaster::released_seq() const {
+  std::lock_guard l(mu_);
+  return std::max(quorum_seq_, async_max_);
+}
+
 bool SemiSyncMaster::Resynced() const {
   return status_on_ && settings_.enabled && revoked_.empty() && quorum_seq_ >= async_max_;
 }

@@ -150,6 +150,8 @@ class SemiSyncMaster {
   bool async_wanted() const EXCLUDES(mu_);
   // The last seq wait_for_slave_count replicas have ACKed (0: none).
   uint64_t acked_seq() const EXCLUDES(mu_);
+  // The last seq released: ACKed, or answered async (0: none).
+  uint64_t released_seq() const EXCLUDES(mu_);
   // Back in sync after a fallback: semi-sync is ON and enabled, and the
   // replicas' quorum holds every commit ever released without ACKs (not
   // merely "status ON": enabling it again turns it ON at once, as MySQL

@@ -89,13 +89,22 @@ void WatchService::Watchdog() {
 
 grpc::Status WatchService::Watch(grpc::ServerContext* ctx, const v1::WatchRequest* req,
                                  grpc::ServerWriter<grpc::ByteBuffer>* writer) {
-  if (auto denied = auth_->Check(ctx, Role::kRead, "Watch"); !denied.ok()) return denied;
+  const bool committed_only = !req->has_committed_only() || req->committed_only();
+  // Changes not yet committed are the binlog itself, which readers may not
+  // see (invariant 2) and replicas stream: the replication role's
+  // (review s47a L1).
+  if (auto denied = committed_only
+                        ? auth_->Check(ctx, Role::kRead, "Watch")
+                        : auth_->Check(ctx, Role::kReplication, "Watch with committed_only=false");
+      !denied.ok()) {
+    return denied;
+  }
   WatchOptions o;
   o.range.start = req->start();
   o.range.end = req->end();
   o.range.prefix = req->prefix();
   if (req->has_after()) o.after = GtidFromProto(req->after());
-  o.committed_only = !req->has_committed_only() || req->committed_only();
+  o.committed_only = committed_only;
   if (req->progress_interval_ms() != 0) {
     // A floor for peers (review s43b F7): at 1 ms every watcher woke and
     // sent ~1000 messages a second, which starves commits on a small box.

@@ -169,6 +169,22 @@ TEST_F(SecurityTest, ReadOnlyIdentityCanNeitherWriteNorSubscribe) {
   const grpc::Status sub = Subscribe(*p, As("reader").tls);
   EXPECT_EQ(sub.error_code(), grpc::StatusCode::PERMISSION_DENIED) << sub.error_message();
   EXPECT_THAT(sub.error_message(), HasSubstr("replication role"));
+  // A watch of what readers see is a read; one of the binlog's uncommitted
+  // changes is replication (review s47a L1).
+  ClientWatchOptions from_start;
+  from_start.after = Gtid{0, 0};
+  int delivered = 0;
+  auto first_batch = [&](const WatchBatch& b) {
+    delivered += static_cast<int>(b.events.size());
+    return delivered == 0;
+  };
+  absl::Status watched = reader->Watch({}, from_start, first_batch);
+  EXPECT_TRUE(watched.ok()) << watched;
+  EXPECT_EQ(delivered, 1);
+  from_start.committed_only = false;
+  watched = reader->Watch({}, from_start, first_batch);
+  EXPECT_TRUE(absl::IsPermissionDenied(watched)) << watched;
+  EXPECT_THAT(watched.message(), HasSubstr("replication role"));
   EXPECT_EQ(**p->Get("k"), "v");
 }
 

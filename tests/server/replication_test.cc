@@ -432,5 +432,99 @@ TEST(ReplicationTest, ReplicaShowsNothingBecauseItsOwnReplicasAckedIt) {
       << "once the quorum holds it, a and d show it";
 }
 
+// Review s47a M1: SET GLOBAL rpl_semi_sync_master_wait_point=AFTER_COMMIT
+// opened every replica's gate at once, and the next AFTER_COMMIT commit
+// applied (showed) every seq below it: a write still waiting for its ACKs
+// was shown, then answered OK as lossless once they came.
+TEST(ReplicationTest, SwitchingToAfterCommitShowsNoWriteStillWaitingForItsAcks) {
+  TempDir dir;
+  auto opened = OpenSemiSyncPrimary(dir.path() / "p", 2);
+  ASSERT_NE(opened, nullptr);
+  Node& primary = *opened;
+  auto a = OpenSemiSyncReplica(dir.path() / "a", 2, Address(primary));
+  auto b = OpenSemiSyncReplica(dir.path() / "b", 3, Address(primary));
+  auto async_replica = OpenNode(dir.path() / "c", Address(primary), 4);
+  ASSERT_TRUE(a && b && async_replica);
+  ASSERT_TRUE(primary.Put("first", "1").ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*a, primary) && CaughtUp(*async_replica, primary); }));
+
+  ASSERT_TRUE(b->StopReplica(ReplicaThreads::kIo).ok());
+  const uint64_t seq = primary.binlog_gtid().seq + 1;
+  auto put = std::async(std::launch::async, [&] { return primary.Put("gated", "v"); });
+  ASSERT_TRUE(WaitFor([&] { return async_replica->binlog_gtid().seq >= seq; }));
+  ASSERT_TRUE(
+      primary.SetVariable("rpl_semi_sync_master_wait_point", "AFTER_COMMIT", false).ok());
+  // Made under AFTER_COMMIT, but behind a write that still waits: it waits too.
+  auto later = std::async(std::launch::async, [&] { return primary.Put("later", "v"); });
+  ASSERT_TRUE(WaitFor([&] { return async_replica->binlog_gtid().seq >= seq + 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(*primary.Get("gated"), std::nullopt) << "an AFTER_COMMIT write showed the one before it";
+  EXPECT_EQ(*async_replica->Get("gated"), std::nullopt) << "the async replica's gate opened";
+  EXPECT_EQ(*a->Get("gated"), std::nullopt);
+  EXPECT_EQ(put.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+
+  ASSERT_TRUE(b->StartReplica(ReplicaThreads::kIo).ok());
+  auto g = put.get();
+  ASSERT_TRUE(g.ok()) << g.status();
+  auto l = later.get();
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_TRUE(WaitFor([&] { return BothShow(*a, *async_replica, "later"); }));
+  EXPECT_EQ(*primary.Get("gated"), std::optional<std::string>("v"));
+}
+
+// Review s47a H2: RESET SLAVE ALL applied the whole relay log, so the new
+// primary showed (and let its replicas show) a write its old primary had
+// not: one no quorum held, on this node alone. It is held now as a
+// restarted primary's replayed tail is, until a replica ACKs it.
+TEST(ReplicationTest, APromotedReplicaShowsTheTailItsOldPrimaryHadNotShownOnceAReplicaAcksIt) {
+  TempDir dir;
+  auto opened = OpenSemiSyncPrimary(dir.path() / "p", 2);
+  ASSERT_NE(opened, nullptr);
+  Node& primary = *opened;
+  // Set up as the tutorial's nodes are: a semi-sync replica, and a
+  // semi-sync primary (AFTER_SYNC, one ACK) once promoted.
+  auto a = testing::OpenServingNode(dir.path() / "a",
+                                    {{"server_id", "2"},
+                                     {"rpl_semi_sync_slave_enabled", "ON"},
+                                     {"rpl_semi_sync_master_enabled", "ON"},
+                                     {"rpl_semi_sync_master_timeout", "60000"}},
+                                    Address(primary));
+  auto b = OpenSemiSyncReplica(dir.path() / "b", 3, Address(primary));
+  ASSERT_TRUE(a && b);
+  auto c = OpenNode(dir.path() / "c", Address(*a), 4);  // a's own replica
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(primary.Put("first", "1").ok());
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*a, primary) && CaughtUp(*b, primary); }));
+
+  ASSERT_TRUE(b->StopReplica(ReplicaThreads::kIo).ok());
+  const uint64_t seq = primary.binlog_gtid().seq + 1;
+  auto put = std::async(std::launch::async, [&] { return primary.Put("tail", "v"); });
+  ASSERT_TRUE(WaitFor([&] { return a->binlog_gtid().seq >= seq && c->binlog_gtid().seq >= seq; }));
+  ASSERT_TRUE(a->StopReplica(ReplicaThreads::kIo).ok());
+  EXPECT_EQ(*a->Get("tail"), std::nullopt);
+  auto start = a->BecomePrimary();
+  ASSERT_TRUE(start.ok()) << start.status();
+  EXPECT_EQ(start->seq, seq + 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(*a->Get("tail"), std::nullopt) << "the new primary showed a write only it holds";
+  EXPECT_EQ(*c->Get("tail"), std::nullopt) << "the new primary's replica was told it may show it";
+  GetOptions fresh;
+  fresh.consistency = ReadConsistency::kPrimaryFresh;
+  EXPECT_TRUE(absl::IsUnavailable(a->Get("tail", fresh).status()))
+      << "a primary-fresh read answered from before the held tail";
+
+  // b follows a: its ACK of the tail and the marker completes a's quorum.
+  ASSERT_TRUE(b->ChangePrimary("127.0.0.1", a->bound_port()).ok());
+  ASSERT_TRUE(b->StartReplica(ReplicaThreads::kIo).ok());
+  EXPECT_TRUE(WaitFor([&] { return BothShow(*a, *b, "tail") && BothShow(*a, *c, "tail"); }))
+      << Field(b->ReplicaStatus(), "Last_IO_Error");
+  EXPECT_EQ(a->applied_gtid(), *start);
+  EXPECT_TRUE(a->Put("after", "v").ok());
+  // The old primary, left behind, goes async so that its write ends
+  // (otherwise closing it waits out its close grace).
+  ASSERT_TRUE(primary.SetVariable("rpl_semi_sync_master_enabled", "OFF", false).ok());
+  put.get().IgnoreError();
+}
+
 }  // namespace
 }  // namespace relaykv
