@@ -823,6 +823,7 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   const Gtid relay_end = binlog_->LastVisible();
   const uint64_t shown = std::min(applier_->released(), relay_end.seq);
   hold_replayed_tail_ = MustHoldReplayedTail(shown, relay_end.seq);
+  held_tail_credited_ = true;
   absl::Cleanup unhold = [this] {
     hold_replayed_tail_ = false;  // still a replica: its primary's visibility governs
     held_tail_end_.store(0);

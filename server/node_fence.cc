@@ -90,6 +90,7 @@ absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
   // was recorded in etcd (review s35-watch F1). The coordinator arms the
   // hold once the node is no longer held (HoldReplayedTail).
   hold_replayed_tail_ = MustHoldReplayedTail(state_->Applied().seq, last.seq);
+  held_tail_credited_ = false;  // its own binlog: the primary's copy, no replica's
   if (hold_replayed_tail_) {
     // Nothing is applied before the node leads, so a stopped applier would
     // show only once the hold resolves, with this node holding the leader
@@ -134,6 +135,7 @@ void Node::Impl::HoldReplayedTail() {
   held_tail_end_.store(end);
   // CHANGE MASTER ends the hold (MakeReplicaIo): the new primary's
   // visible position governs the tail from then on (review s33c F3).
+  const uint32_t credit = held_tail_credited_.exchange(false) ? 1 : 0;
   SemiSyncMaster::Hold hold = semisync_->HoldTail(end, [this, end](SemiSyncMaster::Result r) {
     // Revoked, closing, or no longer the primary: stays held, as the ACK
     // path would leave it.
@@ -142,7 +144,7 @@ void Node::Impl::HoldReplayedTail() {
     // Applied before whatever resolved the wait returns (an ACK, SET
     // GLOBAL ... OFF), as a commit's is.
     applier_->ReleaseAndApply(end);
-  });
+  }, credit);
   std::lock_guard l(mu_);
   if (!primary_.empty()) {
     // A CHANGE MASTER came in between (RESET SLAVE ALL arms the hold

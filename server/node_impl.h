@@ -95,6 +95,9 @@ class Node::Impl {
   // until HoldReplayedTail() arms the hold.
   // (Atomic: a CHANGE MASTER right after a RESET SLAVE ALL clears it.)
   std::atomic<bool> hold_replayed_tail_{false};
+  // Set with it by a promoted replica (Promote): its own copy of the tail
+  // counts as one ACK (SemiSyncMaster::HoldTail's credit).
+  std::atomic<bool> held_tail_credited_{false};
   // Whether a primary whose binlog ends at `last` and whose state machine
   // is at `applied` must hold (applied, last] back: under AFTER_SYNC
   // semi-sync nothing says a replica holds it (review s31 F4, s35-watch F1).

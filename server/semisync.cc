@@ -57,9 +57,12 @@ size_t SemiSyncMaster::CountedReplicas() const {
                                            [&](const auto& r) { return Counts(r.first); }));
 }
 
-uint64_t SemiSyncMaster::QuorumSeq() const {
-  const size_t need = static_cast<size_t>(settings_.wait_for_slave_count);
-  if (need == 0) return 0;
+uint64_t SemiSyncMaster::QuorumSeq(uint32_t credit) const {
+  const uint64_t count = settings_.wait_for_slave_count;
+  if (count == 0) return 0;
+  // A credit never lets a tail show on this node alone (invariant 1: it
+  // must survive the loss of one copy).
+  const size_t need = static_cast<size_t>(count > credit ? count - credit : 1);
   std::vector<uint64_t> acks;
   for (const auto& [server_id, r] : semi_acks_) {
     if (Counts(server_id)) acks.push_back(r.acked_seq);
@@ -278,14 +281,26 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Registration registration,
   Wait(seq, registration, deadline, std::move(cancelled), std::move(done), 0);
 }
 
-SemiSyncMaster::Hold SemiSyncMaster::HoldTail(uint64_t seq, Done done) {
+SemiSyncMaster::Hold SemiSyncMaster::HoldTail(uint64_t seq, Done done, uint32_t credit) {
   Hold hold;
   {
     std::lock_guard l(mu_);
     hold = ++last_hold_;
   }
-  Wait(seq, kNotRegistered, Clock::time_point::max(), nullptr, std::move(done), hold);
+  Wait(seq, kNotRegistered, Clock::time_point::max(), nullptr, std::move(done), hold, credit);
   return hold;
+}
+
+void SemiSyncMaster::ResolveCreditedHolds() {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    const Pending& p = it->second;
+    if (p.credit == 0 || QuorumSeq(p.credit) < p.seq) {
+      ++it;
+      continue;
+    }
+    ready_.emplace_back(std::move(it->second.done), Outcome::kAcked);  // a hold: nothing counted
+    it = pending_.erase(it);
+  }
 }
 
 void SemiSyncMaster::EndHold(Hold hold) {
@@ -304,7 +319,8 @@ void SemiSyncMaster::EndHold(Hold hold) {
 }
 
 void SemiSyncMaster::Wait(uint64_t seq, Registration registration, Clock::time_point deadline,
-                          std::function<bool()> cancelled, Done done, Hold hold) {
+                          std::function<bool()> cancelled, Done done, Hold hold,
+                          uint32_t credit) {
   const bool counted = hold == 0;
   std::unique_lock l(mu_);
   // Registered at seq assignment: the wait began then (see Register()).
@@ -347,7 +363,7 @@ void SemiSyncMaster::Wait(uint64_t seq, Registration registration, Clock::time_p
     ReleasedAsync(seq);
     return now(Outcome::kAsync);
   }
-  if (quorum_seq_ >= seq) {
+  if (quorum_seq_ >= seq || (credit > 0 && QuorumSeq(credit) >= seq)) {
     if (registered) {  // it waited from its registration until the ACK
       ++counters_.tx_waits;
       counters_.tx_wait_time += static_cast<uint64_t>(
@@ -365,7 +381,7 @@ void SemiSyncMaster::Wait(uint64_t seq, Registration registration, Clock::time_p
   const Clock::time_point now_t = Clock::now();
   const Clock::time_point start = registered.value_or(now_t);
   Pending p{seq,      start, now_t + std::chrono::milliseconds(settings_.timeout_ms),
-            deadline, std::move(cancelled), std::move(done), hold};
+            deadline, std::move(cancelled), std::move(done), hold, credit};
   Clock::time_point check = std::min(p.timeout_at, p.deadline);
   if (p.cancelled) check = std::min(check, Clock::now() + kPollPeriod);
   pending_.emplace(seq, std::move(p));
@@ -512,7 +528,11 @@ void SemiSyncMaster::Advance(std::unique_lock<std::mutex>& l) {
   if (!revoked_.empty()) return;
   const uint64_t q = QuorumSeq();
   MaybeSwitchOn();
-  if (q <= quorum_seq_) return;
+  ResolveCreditedHolds();
+  if (q <= quorum_seq_) {
+    RunReady(l);
+    return;
+  }
   quorum_seq_ = q;
   // First what the new position allows (the applier, on this thread), then
   // the commits it releases: they find their write applied.

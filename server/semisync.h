@@ -102,8 +102,13 @@ class SemiSyncMaster {
   // once with CANCELLED, before anything else can resolve it: the node
   // follows another primary now, which decides what of that tail it shows
   // (review s33d D1, D2). Ending a hold already resolved does nothing.
+  // `credit`: ACKs counted in advance — a promoted replica's own copy was
+  // one of its old primary's quorum, so its tail shows once
+  // wait_for_slave_count - credit replicas hold it, and never before one
+  // does (so that in a cluster of wait_for_slave_count + 1 nodes that lost
+  // its primary the tail is not held until the timeout: review s47d F4).
   using Hold = uint64_t;
-  [[nodiscard]] Hold HoldTail(uint64_t seq, Done done) EXCLUDES(mu_);
+  [[nodiscard]] Hold HoldTail(uint64_t seq, Done done, uint32_t credit = 0) EXCLUDES(mu_);
   void EndHold(Hold hold) EXCLUDES(mu_);
 
   // Replication streams. ACKs count per replica (server_id), not per
@@ -192,13 +197,15 @@ class SemiSyncMaster {
     std::function<bool()> cancelled;
     Done done;
     Hold hold = 0;  // a held tail (HoldTail), or 0: a commit's wait
+    uint32_t credit = 0;  // a held tail's ACKs counted in advance
   };
   using Ready = std::vector<std::pair<Done, Result>>;
 
   // WaitAsync, or a held tail (`hold` != 0: not a transaction, nothing
   // counted for it).
   void Wait(uint64_t seq, Registration registration, std::chrono::steady_clock::time_point deadline,
-            std::function<bool()> cancelled, Done done, Hold hold) EXCLUDES(mu_);
+            std::function<bool()> cancelled, Done done, Hold hold, uint32_t credit = 0)
+      EXCLUDES(mu_);
   // Removes `seq`'s registration if it is `registration` (not a later
   // commit's) and returns when it began.
   std::optional<std::chrono::steady_clock::time_point> TakeRegistration(
@@ -206,7 +213,10 @@ class SemiSyncMaster {
 
   // Position that wait_for_slave_count semi-sync replicas have ACKed, among
   // those connected now whose ACKs count (ackers_).
-  uint64_t QuorumSeq() const REQUIRES(mu_);
+  // `credit`: that many fewer replicas needed, but at least one.
+  uint64_t QuorumSeq(uint32_t credit = 0) const REQUIRES(mu_);
+  // Resolves the held tails whose credited quorum holds them, into ready_.
+  void ResolveCreditedHolds() REQUIRES(mu_);
   bool Resynced() const REQUIRES(mu_);  // see resynced_at()
   bool Counts(uint32_t server_id) const REQUIRES(mu_) {
     return !ackers_ || ackers_->contains(server_id);

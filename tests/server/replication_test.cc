@@ -475,18 +475,22 @@ TEST(ReplicationTest, SwitchingToAfterCommitShowsNoWriteStillWaitingForItsAcks) 
 // Review s47a H2: RESET SLAVE ALL applied the whole relay log, so the new
 // primary showed (and let its replicas show) a write its old primary had
 // not: one no quorum held, on this node alone. It is held now as a
-// restarted primary's replayed tail is, until a replica ACKs it.
-TEST(ReplicationTest, APromotedReplicaShowsTheTailItsOldPrimaryHadNotShownOnceAReplicaAcksIt) {
+// restarted primary's replayed tail is, until a replica ACKs it — one
+// replica fewer than the new primary's wait_for_slave_count, as its own
+// copy was one of the old quorum's (review s47d F4), but never none.
+void PromoteThenOneReplicaFollows(int new_primary_wait_count) {
   TempDir dir;
   auto opened = OpenSemiSyncPrimary(dir.path() / "p", 2);
   ASSERT_NE(opened, nullptr);
   Node& primary = *opened;
   // Set up as the tutorial's nodes are: a semi-sync replica, and a
-  // semi-sync primary (AFTER_SYNC, one ACK) once promoted.
+  // semi-sync primary (AFTER_SYNC) once promoted.
   auto a = testing::OpenServingNode(dir.path() / "a",
                                     {{"server_id", "2"},
                                      {"rpl_semi_sync_slave_enabled", "ON"},
                                      {"rpl_semi_sync_master_enabled", "ON"},
+                                     {"rpl_semi_sync_master_wait_for_slave_count",
+                                      std::to_string(new_primary_wait_count)},
                                      {"rpl_semi_sync_master_timeout", "60000"}},
                                     Address(primary));
   auto b = OpenSemiSyncReplica(dir.path() / "b", 3, Address(primary));
@@ -513,17 +517,30 @@ TEST(ReplicationTest, APromotedReplicaShowsTheTailItsOldPrimaryHadNotShownOnceAR
   EXPECT_TRUE(absl::IsUnavailable(a->Get("tail", fresh).status()))
       << "a primary-fresh read answered from before the held tail";
 
-  // b follows a: its ACK of the tail and the marker completes a's quorum.
+  // b follows a: its ACK of the tail and the marker is enough (the 60 s
+  // timeout is far).
   ASSERT_TRUE(b->ChangePrimary("127.0.0.1", a->bound_port()).ok());
   ASSERT_TRUE(b->StartReplica(ReplicaThreads::kIo).ok());
-  EXPECT_TRUE(WaitFor([&] { return BothShow(*a, *b, "tail") && BothShow(*a, *c, "tail"); }))
+  // Well before the 60 s semi-sync timeout, which would show it too.
+  EXPECT_TRUE(WaitFor([&] { return BothShow(*a, *b, "tail") && BothShow(*a, *c, "tail"); },
+                      std::chrono::seconds(30)))
       << Field(b->ReplicaStatus(), "Last_IO_Error");
   EXPECT_EQ(a->applied_gtid(), *start);
-  EXPECT_TRUE(a->Put("after", "v").ok());
+  // (A write of a's own needs wait_for_slave_count replicas: one is enough
+  // only when that count is 1.)
+  if (new_primary_wait_count == 1) EXPECT_TRUE(a->Put("after", "v").ok());
   // The old primary, left behind, goes async so that its write ends
   // (otherwise closing it waits out its close grace).
   ASSERT_TRUE(primary.SetVariable("rpl_semi_sync_master_enabled", "OFF", false).ok());
   put.get().IgnoreError();
+}
+
+TEST(ReplicationTest, APromotedReplicaShowsTheTailItsOldPrimaryHadNotShownOnceAReplicaAcksIt) {
+  PromoteThenOneReplicaFollows(1);
+}
+
+TEST(ReplicationTest, APromotedReplicaWaitingForTwoReplicasShowsItsTailOnceTheOneLeftAcksIt) {
+  PromoteThenOneReplicaFollows(2);
 }
 
 }  // namespace

@@ -132,6 +132,34 @@ TEST_F(SemiSyncMasterTest, HeldTailIsReleasedLikeACommitButNotCountedAsOne) {
   EXPECT_EQ(Counter(master_, "no_tx"), "0");
 }
 
+// Review s47d F4: a promoted replica's tail is held with a credit of one
+// ACK (its own copy was one of the old quorum's): with a count of 3 it
+// shows once 2 replicas hold it; with a count of 1 it still waits for one
+// (never shown on the new primary alone).
+TEST_F(SemiSyncMasterTest, ACreditedHoldNeedsOneAckFewerButNeverNone) {
+  Configure(/*count=*/3, /*timeout_ms=*/600000);
+  end_ = 7;
+  std::optional<SemiSyncMaster::Result> shown;
+  (void)master_.HoldTail(7, [&](SemiSyncMaster::Result r) { shown = r; }, /*credit=*/1);
+  for (uint32_t id : {1u, 2u, 3u}) master_.ReplicaConnected(id, id + 1, true, 0);
+  master_.Ack(1, 7, -1);
+  EXPECT_FALSE(shown.has_value()) << "one replica of the two needed";
+  master_.Ack(2, 7, -1);
+  ASSERT_TRUE(shown.has_value());
+  ASSERT_TRUE(shown->ok()) << shown->status();
+  EXPECT_EQ(**shown, Outcome::kAcked);
+  EXPECT_EQ(Counter(master_, "yes_tx"), "0");
+
+  Configure(/*count=*/1, /*timeout_ms=*/600000);
+  end_ = 9;
+  std::optional<SemiSyncMaster::Result> alone;
+  (void)master_.HoldTail(9, [&](SemiSyncMaster::Result r) { alone = r; }, /*credit=*/1);
+  EXPECT_FALSE(alone.has_value()) << "a credit shows nothing before one replica holds it";
+  master_.Ack(3, 9, -1);
+  ASSERT_TRUE(alone.has_value());
+  EXPECT_EQ(**alone, Outcome::kAcked);
+}
+
 // Review s33d D1, D2: CHANGE MASTER ends the hold at once (CANCELLED); an
 // ACK, a timeout or an OFF after that resolves nothing and switches nothing.
 TEST_F(SemiSyncMasterTest, EndedHoldIsCancelledBeforeAnythingElseResolvesIt) {
