@@ -781,16 +781,18 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
                        });
 }
 
+void Node::Impl::RaiseAfterSyncUpto(uint64_t seq) {
+  uint64_t w = after_sync_upto_.load();
+  while (w < seq && !after_sync_upto_.compare_exchange_weak(w, seq)) {
+  }
+}
+
 bool Node::Impl::WaitsAfterSync(uint64_t seq) {
   // Counted while deciding, so that of two commits on either side of a SET
   // the later one sees the earlier one either deciding or in the watermark.
   after_sync_deciding_.fetch_add(1);
   const bool after_sync = vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
-  if (after_sync) {
-    uint64_t w = after_sync_upto_.load();
-    while (w < seq && !after_sync_upto_.compare_exchange_weak(w, seq)) {
-    }
-  }
+  if (after_sync) RaiseAfterSyncUpto(seq);
   const bool others_deciding = after_sync_deciding_.fetch_sub(1) > 1;
   if (after_sync) return true;
   // AFTER_COMMIT shows this write now, and with it every seq below (the

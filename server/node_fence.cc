@@ -133,6 +133,9 @@ void Node::Impl::HoldReplayedTail() {
   if (!hold_replayed_tail_.exchange(false)) return;
   const uint64_t end = binlog_->LastVisible().seq;
   held_tail_end_.store(end);
+  // A commit made under AFTER_COMMIT meanwhile must not show it either
+  // (review s47d F2).
+  RaiseAfterSyncUpto(end);
   // CHANGE MASTER ends the hold (MakeReplicaIo): the new primary's
   // visible position governs the tail from then on (review s33c F3).
   const uint32_t credit = held_tail_credited_.exchange(false) ? 1 : 0;

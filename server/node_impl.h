@@ -195,6 +195,8 @@ class Node::Impl {
   // it shows: under AFTER_SYNC, and under AFTER_COMMIT while a commit made
   // under AFTER_SYNC is not released yet (Durable).
   bool WaitsAfterSync(uint64_t seq);
+  // A commit made under AFTER_SYNC, or a held tail, up to `seq`.
+  void RaiseAfterSyncUpto(uint64_t seq);
   // The highest seq of a commit made under AFTER_SYNC not known released
   // (0: none), and how many commits are deciding theirs.
   std::atomic<uint64_t> after_sync_upto_{0};

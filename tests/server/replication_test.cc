@@ -472,6 +472,37 @@ TEST(ReplicationTest, SwitchingToAfterCommitShowsNoWriteStillWaitingForItsAcks) 
   EXPECT_EQ(*primary.Get("gated"), std::optional<std::string>("v"));
 }
 
+// Review s47d F2: a restarted primary's held tail is shown by no commit
+// made under AFTER_COMMIT after a SET GLOBAL either: such a commit waits
+// as AFTER_SYNC until the tail is released.
+TEST(ReplicationTest, AHeldTailIsNotShownByACommitMadeUnderAfterCommit) {
+  TempDir dir;
+  auto p = OpenSemiSyncPrimary(dir.path() / "p", 1);
+  ASSERT_NE(p, nullptr);
+  auto r = OpenSemiSyncReplica(dir.path() / "r", 2, Address(*p));
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(p->Put("first", "1").ok());
+  ASSERT_TRUE(r->StopReplica(ReplicaThreads::kIo).ok());
+  WriteOptions brief;
+  brief.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  EXPECT_TRUE(absl::IsDeadlineExceeded(p->Put("tail", "v", brief).status()));
+  p.reset();
+  p = OpenSemiSyncPrimary(dir.path() / "p", 1);  // its binlog ends with the unshown tail
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(*p->Get("tail"), std::nullopt);
+  ASSERT_TRUE(p->SetVariable("rpl_semi_sync_master_wait_point", "AFTER_COMMIT", false).ok());
+  auto later = std::async(std::launch::async, [&] { return p->Put("later", "v"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(*p->Get("tail"), std::nullopt) << "an AFTER_COMMIT write showed the held tail";
+
+  ASSERT_TRUE(r->ChangePrimary("127.0.0.1", p->bound_port()).ok());
+  ASSERT_TRUE(r->StartReplica(ReplicaThreads::kIo).ok());
+  auto l = later.get();
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_EQ(*p->Get("tail"), std::optional<std::string>("v"));
+  EXPECT_TRUE(WaitFor([&] { return BothShow(*p, *r, "later"); }));
+}
+
 // Review s47a H2: RESET SLAVE ALL applied the whole relay log, so the new
 // primary showed (and let its replicas show) a write its old primary had
 // not: one no quorum held, on this node alone. It is held now as a
