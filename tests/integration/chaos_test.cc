@@ -268,7 +268,9 @@ void ChaosTest::RunRound(int round, const Plan& plan) {
     }
     return true;
   };
-  EXPECT_TRUE(WaitFor(shows_all, kGuard)) << next.name << " never showed every acknowledged write";
+  EXPECT_TRUE(WaitFor(shows_all, kGuard))
+      << next.name << " never showed every acknowledged write; " << other.name
+      << "'s IO error: " << other.proc->ReplicaStatus()["Last_IO_Error"];
   int lost = 0;
   for (const auto& [key, value] : acked.values) {
     auto got = next.proc->Get(key);
