@@ -824,10 +824,11 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   // (review s47a H2). The new epoch's marker waits with it (StartEpoch).
   const Gtid relay_end = binlog_->LastVisible();
   const uint64_t shown = std::min(applier_->released(), relay_end.seq);
+  held_tail_credited_ = true;  // before the flag: HoldReplayedTail reads it after
   hold_replayed_tail_ = MustHoldReplayedTail(shown, relay_end.seq);
-  held_tail_credited_ = true;
   absl::Cleanup unhold = [this] {
     hold_replayed_tail_ = false;  // still a replica: its primary's visibility governs
+    held_tail_credited_ = false;
     held_tail_end_.store(0);
   };
   const uint64_t apply_to = hold_replayed_tail_ ? shown : relay_end.seq;
@@ -841,9 +842,7 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   // RESET SLAVE ALL can run again.)
   auto start = OpenOwnEpoch();
   if (!start.ok()) return start.status();
-  // From here a primary-fresh read refuses until the held tail shows: what
-  // the old primary answered OK may be in it.
-  if (hold_replayed_tail_) held_tail_end_.store(start->seq);
+  if (hold_replayed_tail_) HeldTailEndsAt(start->seq);
   PauseHereForTesting("promote:marker-written");
   if (auto s = ClearMasterInfo(options_.data_dir); !s.ok()) return s;
   PauseHereForTesting("promote:master-info-cleared");

@@ -89,8 +89,8 @@ absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
   // committed_only watchers would see writes nobody ACKed, and no async
   // was recorded in etcd (review s35-watch F1). The coordinator arms the
   // hold once the node is no longer held (HoldReplayedTail).
-  hold_replayed_tail_ = MustHoldReplayedTail(state_->Applied().seq, last.seq);
   held_tail_credited_ = false;  // its own binlog: the primary's copy, no replica's
+  hold_replayed_tail_ = MustHoldReplayedTail(state_->Applied().seq, last.seq);
   if (hold_replayed_tail_) {
     // Nothing is applied before the node leads, so a stopped applier would
     // show only once the hold resolves, with this node holding the leader
@@ -118,7 +118,7 @@ absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
   // Before the coordinator un-holds the node (reads allowed again): a
   // primary-fresh read must refuse from then on, not answer from the state
   // before the tail (review s35-hold F1).
-  if (hold_replayed_tail_) held_tail_end_.store(start->seq);
+  if (hold_replayed_tail_) HeldTailEndsAt(start->seq);
   // The new epoch makes an unsynced tail's GTIDs unreusable (Open()).
   if (auto s = binlog_->ForgetUnsyncedTail(); !s.ok()) return s;
   return start;
@@ -129,13 +129,24 @@ bool Node::Impl::MustHoldReplayedTail(uint64_t applied, uint64_t last) const {
          vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
 }
 
+void Node::Impl::HeldTailEndsAt(uint64_t end) {
+  // From here a primary-fresh read refuses until the tail shows (what the
+  // old primary answered OK may be in it), and a commit made under
+  // AFTER_COMMIT does not show it either (review s47d F2).
+  held_tail_end_.store(end);
+  RaiseAfterSyncUpto(end);
+}
+
 void Node::Impl::HoldReplayedTail() {
   if (!hold_replayed_tail_.exchange(false)) return;
-  const uint64_t end = binlog_->LastVisible().seq;
-  held_tail_end_.store(end);
-  // A commit made under AFTER_COMMIT meanwhile must not show it either
-  // (review s47d F2).
-  RaiseAfterSyncUpto(end);
+  // The marker of the epoch a promotion opened, not the binlog's end: the
+  // node may take writes before this runs, and they wait for their own
+  // quorum, uncredited (review s47e F1). At Open nothing was written yet.
+  uint64_t end = held_tail_end_.load();
+  if (end == 0) {
+    end = binlog_->LastVisible().seq;
+    HeldTailEndsAt(end);
+  }
   // CHANGE MASTER ends the hold (MakeReplicaIo): the new primary's
   // visible position governs the tail from then on (review s33c F3).
   const uint32_t credit = held_tail_credited_.exchange(false) ? 1 : 0;
@@ -147,6 +158,10 @@ void Node::Impl::HoldReplayedTail() {
     // Applied before whatever resolved the wait returns (an ACK, SET
     // GLOBAL ... OFF), as a commit's is.
     applier_->ReleaseAndApply(end);
+    // Released: AFTER_COMMIT is back for later commits, even if a credit
+    // released it before the full quorum (review s47e F3).
+    uint64_t raised = end;
+    after_sync_upto_.compare_exchange_strong(raised, 0);
   }, credit);
   std::lock_guard l(mu_);
   if (!primary_.empty()) {

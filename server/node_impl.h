@@ -107,6 +107,8 @@ class Node::Impl {
   // then applies it (SemiSyncMaster::HoldTail). Call once this primary is
   // not revoked, or the hold would end at once, leaving the tail unapplied.
   void HoldReplayedTail();
+  // The held tail ends at `end` (its epoch's marker).
+  void HeldTailEndsAt(uint64_t end);
   // The end of that held tail (0: none): until it is applied this primary
   // cannot answer a primary-fresh read (what it answered OK may be in it).
   // Set by PromoteHeldPrimary and HoldReplayedTail; cleared on demotion
