@@ -361,22 +361,36 @@ TEST(ReplicationTest, ARelayLogDiskFilledAndFreedAgainAndAgainLosesNothing) {
   EXPECT_EQ(pc->hash, rc->hash);
 }
 
+// A primary whose commits wait for 2 semi-sync ACKs (a and b), and an
+// async replica c, all holding one write both semi-sync replicas ACKed.
+struct QuorumOfTwo {
+  TempDir dir;
+  std::unique_ptr<Node> primary, a, b, async_replica;  // closed replicas first
+};
+
+void OpenQuorumOfTwo(QuorumOfTwo* q) {
+  q->primary = OpenSemiSyncPrimary(q->dir.path() / "p", 2);
+  ASSERT_NE(q->primary, nullptr);
+  const std::string at = Address(*q->primary);
+  q->a = OpenSemiSyncReplica(q->dir.path() / "a", 2, at);
+  q->b = OpenSemiSyncReplica(q->dir.path() / "b", 3, at);
+  q->async_replica = OpenNode(q->dir.path() / "c", at, 4);
+  ASSERT_TRUE(q->a && q->b && q->async_replica);
+  ASSERT_TRUE(q->primary->Put("first", "1").ok());
+  ASSERT_TRUE(WaitFor(
+      [&] { return CaughtUp(*q->a, *q->primary) && CaughtUp(*q->async_replica, *q->primary); }));
+}
+
 // DESIGN invariant 2 on replicas: under AFTER_SYNC no reader on any node
 // sees a write before wait_for_slave_count replicas hold it. With a count
 // of 2 and one of the two semi-sync replicas stopped, the other semi-sync
 // replica and an async replica hold the write in their relay logs but show
 // it to nobody until the quorum is there.
 TEST(ReplicationTest, NoReplicaShowsAnAfterSyncWriteBeforeItsQuorumHoldsIt) {
-  TempDir dir;
-  auto opened = OpenSemiSyncPrimary(dir.path() / "p", 2);
-  ASSERT_NE(opened, nullptr);
+  QuorumOfTwo q;
+  ASSERT_NO_FATAL_FAILURE(OpenQuorumOfTwo(&q));
+  auto& [unused_dir, opened, a, b, async_replica] = q;
   Node& primary = *opened;
-  auto a = OpenSemiSyncReplica(dir.path() / "a", 2, Address(primary));
-  auto b = OpenSemiSyncReplica(dir.path() / "b", 3, Address(primary));
-  auto async_replica = OpenNode(dir.path() / "c", Address(primary), 4);
-  ASSERT_TRUE(a && b && async_replica);
-  ASSERT_TRUE(primary.Put("first", "1").ok());  // both semi-sync replicas ACK it
-  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*a, primary) && CaughtUp(*async_replica, primary); }));
 
   ASSERT_TRUE(b->StopReplica(ReplicaThreads::kIo).ok());
   auto put = std::async(std::launch::async, [&] { return primary.Put("gated", "v"); });
@@ -437,16 +451,10 @@ TEST(ReplicationTest, ReplicaShowsNothingBecauseItsOwnReplicasAckedIt) {
 // applied (showed) every seq below it: a write still waiting for its ACKs
 // was shown, then answered OK as lossless once they came.
 TEST(ReplicationTest, SwitchingToAfterCommitShowsNoWriteStillWaitingForItsAcks) {
-  TempDir dir;
-  auto opened = OpenSemiSyncPrimary(dir.path() / "p", 2);
-  ASSERT_NE(opened, nullptr);
+  QuorumOfTwo q;
+  ASSERT_NO_FATAL_FAILURE(OpenQuorumOfTwo(&q));
+  auto& [unused_dir, opened, a, b, async_replica] = q;
   Node& primary = *opened;
-  auto a = OpenSemiSyncReplica(dir.path() / "a", 2, Address(primary));
-  auto b = OpenSemiSyncReplica(dir.path() / "b", 3, Address(primary));
-  auto async_replica = OpenNode(dir.path() / "c", Address(primary), 4);
-  ASSERT_TRUE(a && b && async_replica);
-  ASSERT_TRUE(primary.Put("first", "1").ok());
-  ASSERT_TRUE(WaitFor([&] { return CaughtUp(*a, primary) && CaughtUp(*async_replica, primary); }));
 
   ASSERT_TRUE(b->StopReplica(ReplicaThreads::kIo).ok());
   const uint64_t seq = primary.binlog_gtid().seq + 1;
