@@ -138,11 +138,13 @@ void Node::Impl::HeldTailEndsAt(uint64_t end) {
 }
 
 void Node::Impl::HoldReplayedTail() {
+  // Read before the flag: CHANGE MASTER clears the flag first, so a 0 read
+  // here while a promotion's end was set means the exchange fails (s47f F1).
+  uint64_t end = held_tail_end_.load();
   if (!hold_replayed_tail_.exchange(false)) return;
   // The marker of the epoch a promotion opened, not the binlog's end: the
   // node may take writes before this runs, and they wait for their own
   // quorum, uncredited (review s47e F1). At Open nothing was written yet.
-  uint64_t end = held_tail_end_.load();
   if (end == 0) {
     end = binlog_->LastVisible().seq;
     HeldTailEndsAt(end);

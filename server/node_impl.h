@@ -102,8 +102,9 @@ class Node::Impl {
   // is at `applied` must hold (applied, last] back: under AFTER_SYNC
   // semi-sync nothing says a replica holds it (review s31 F4, s35-watch F1).
   bool MustHoldReplayedTail(uint64_t applied, uint64_t last) const;
-  // If hold_replayed_tail_: holds the binlog up to its end (the new
-  // epoch's marker too) until a replica ACKs it or semi-sync times out,
+  // If hold_replayed_tail_: holds the binlog up to held_tail_end_ (the new
+  // epoch's marker), or its end at Open, until replicas ACK it (one fewer
+  // for a promoted replica: held_tail_credited_) or semi-sync times out,
   // then applies it (SemiSyncMaster::HoldTail). Call once this primary is
   // not revoked, or the hold would end at once, leaving the tail unapplied.
   void HoldReplayedTail();
@@ -111,7 +112,8 @@ class Node::Impl {
   void HeldTailEndsAt(uint64_t end);
   // The end of that held tail (0: none): until it is applied this primary
   // cannot answer a primary-fresh read (what it answered OK may be in it).
-  // Set by PromoteHeldPrimary and HoldReplayedTail; cleared on demotion
+  // Set by Promote, PromoteHeldPrimary and HoldReplayedTail (HeldTailEndsAt,
+  // which also raises the AFTER_SYNC watermark); cleared on demotion
   // (MakeReplicaIo) and when a claim fails, so a later promotion in this
   // process never waits for a stale end.
   std::atomic<uint64_t> held_tail_end_{0};

@@ -71,8 +71,9 @@ absl::StatusOr<Gtid> Node::Impl::ReadIndex(const GetOptions& options,
       const Gtid applied = state_->Applied();
       if (const uint64_t held = held_tail_end_.load(); applied.seq < held) {
         return absl::UnavailableError(
-            "primary-fresh read: this primary restarted and applies its binlog up to seq " +
-            std::to_string(held) + " once a replica ACKs it or semi-sync times out; it is at " +
+            "primary-fresh read: this primary (restarted or just promoted) applies its binlog "
+            "up to seq " +
+            std::to_string(held) + " once replicas ACK it or semi-sync times out; it is at " +
             applied.ToString() + " (writes answered OK may be past it): retry");
       }
       return applied;
