@@ -820,12 +820,15 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   // the node is still a replica of its old primary. Only what the old
   // primary made visible, though: the tail past it may be on this node
   // alone (no quorum ACKed it), and is held as a restarted primary's
-  // replayed tail is — shown once a replica ACKs it or semi-sync times out
-  // (review s47a H2). The new epoch's marker waits with it (StartEpoch).
+  // replayed tail is — shown once replicas ACK it (one fewer than
+  // wait_for_slave_count, its own copy counting, but at least one) or
+  // semi-sync times out (review s47a H2, s47d F4). The new epoch's marker
+  // waits with it (StartEpoch).
   const Gtid relay_end = binlog_->LastVisible();
   const uint64_t shown = std::min(applier_->released(), relay_end.seq);
-  held_tail_credited_ = true;  // before the flag: HoldReplayedTail reads it after
-  hold_replayed_tail_ = MustHoldReplayedTail(shown, relay_end.seq);
+  const bool hold = MustHoldReplayedTail(shown, relay_end.seq);
+  held_tail_credited_ = hold;  // before the flag: HoldReplayedTail reads it after
+  hold_replayed_tail_ = hold;
   absl::Cleanup unhold = [this] {
     hold_replayed_tail_ = false;  // still a replica: its primary's visibility governs
     held_tail_credited_ = false;
