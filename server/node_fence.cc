@@ -138,10 +138,15 @@ void Node::Impl::HeldTailEndsAt(uint64_t end) {
 }
 
 void Node::Impl::HoldReplayedTail() {
-  // Read before the flag: CHANGE MASTER clears the flag first, so a 0 read
-  // here while a promotion's end was set means the exchange fails (s47f F1).
-  uint64_t end = held_tail_end_.load();
-  if (!hold_replayed_tail_.exchange(false)) return;
+  uint64_t end;
+  {
+    // Under mu_, as a primary: once a CHANGE MASTER came in between, the
+    // flag and end may be a later RESET SLAVE ALL's, not ours (s47g G1).
+    std::lock_guard l(mu_);
+    if (!primary_.empty() || promoting_) return;
+    end = held_tail_end_.load();
+    if (!hold_replayed_tail_.exchange(false)) return;
+  }
   // The marker of the epoch a promotion opened, not the binlog's end: the
   // node may take writes before this runs, and they wait for their own
   // quorum, uncredited (review s47e F1). At Open nothing was written yet.
@@ -171,7 +176,8 @@ void Node::Impl::HoldReplayedTail() {
     // after its role changed): the new primary's visibility governs the
     // tail, as for a hold CHANGE MASTER ends (review s47c F2).
     semisync_->EndHold(hold);
-    held_tail_end_.store(0);
+    uint64_t ours = end;  // not a later promotion's
+    held_tail_end_.compare_exchange_strong(ours, 0);
     return;
   }
   held_tail_hold_ = hold;
