@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <utility>
+
 #include "tests/common/temp_dir.h"
 
 namespace relaykv::testing {
@@ -25,6 +27,28 @@ int FreeLoopbackPort() {
   return port;
 }
 
+LoopbackPortReservation::LoopbackPortReservation() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return;
+  const int on = 1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+      ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port_ = ntohs(a.sin_port);
+  }
+}
+
+LoopbackPortReservation::LoopbackPortReservation(LoopbackPortReservation&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), port_(std::exchange(other.port_, 0)) {}
+
+LoopbackPortReservation::~LoopbackPortReservation() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
 absl::StatusOr<std::unique_ptr<CoordinatedCluster>> CoordinatedCluster::Start(
     const std::filesystem::path& dir, Options options) {
   std::unique_ptr<CoordinatedCluster> c(new CoordinatedCluster());
@@ -36,7 +60,8 @@ absl::StatusOr<std::unique_ptr<CoordinatedCluster>> CoordinatedCluster::Start(
   const int n = c->options_.nodes;
   c->nodes_.resize(n);
   for (int i = 0; i < n; ++i) {
-    c->ports_.push_back(FreeLoopbackPort());
+    c->ports_.emplace_back();
+    if (c->ports_.back().port() == 0) return absl::InternalError("no loopback port to reserve");
     auto proxy = TcpProxy::Start(c->etcd_endpoint());
     if (!proxy.ok()) return proxy.status();
     c->proxies_.push_back(*std::move(proxy));
@@ -70,7 +95,7 @@ std::vector<std::string> CoordinatedCluster::Flags(int i) const {
       // Commits wait for their ACK (no async fallback within a test).
       "--rpl_semi_sync_master_timeout=600000",
   };
-  if (i != 0) f.push_back("--replicate-from=127.0.0.1:" + std::to_string(ports_[0]));
+  if (i != 0) f.push_back("--replicate-from=127.0.0.1:" + std::to_string(ports_[0].port()));
   f.insert(f.end(), options_.extra_flags.begin(), options_.extra_flags.end());
   if (auto own = options_.node_flags.find(i); own != options_.node_flags.end()) {
     f.insert(f.end(), own->second.begin(), own->second.end());
@@ -79,7 +104,7 @@ std::vector<std::string> CoordinatedCluster::Flags(int i) const {
 }
 
 bool CoordinatedCluster::StartNode(int i, std::vector<std::string> env) {
-  nodes_[i] = Relaykvd::Start(dir_ / ("n" + std::to_string(i + 1)), Flags(i), ports_[i], {},
+  nodes_[i] = Relaykvd::Start(dir_ / ("n" + std::to_string(i + 1)), Flags(i), ports_[i].port(), {},
                               std::move(env));
   return nodes_[i] != nullptr;
 }

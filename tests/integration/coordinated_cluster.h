@@ -20,6 +20,28 @@
 
 namespace relaykv::testing {
 
+// A port the OS gives now on 127.0.0.1 (free when returned).
+int FreeLoopbackPort();
+
+// Holds a 127.0.0.1 port for a process started later, and for its restarts:
+// a socket bound with SO_REUSEADDR and never listening. Linux lets another
+// SO_REUSEADDR socket (gRPC's listener) bind and listen on that port, while
+// outgoing connections and other binds, port 0 included, pass it over. A
+// port that is only free when picked can be taken by any connection's
+// ephemeral port before the node binds it ("Address already in use").
+class LoopbackPortReservation {
+ public:
+  LoopbackPortReservation();  // port() is 0 if the OS gave none
+  LoopbackPortReservation(LoopbackPortReservation&& other) noexcept;
+  LoopbackPortReservation& operator=(LoopbackPortReservation&&) = delete;
+  ~LoopbackPortReservation();
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 class CoordinatedCluster {
  public:
   struct Options {
@@ -63,10 +85,7 @@ class CoordinatedCluster {
   std::unique_ptr<EtcdCluster> etcd_;
   std::vector<std::unique_ptr<TcpProxy>> proxies_;
   std::vector<std::unique_ptr<Relaykvd>> nodes_;
-  std::vector<int> ports_;
+  std::vector<LoopbackPortReservation> ports_;
 };
-
-// A port the OS gives now on 127.0.0.1 (free when returned).
-int FreeLoopbackPort();
 
 }  // namespace relaykv::testing
