@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "server/node_impl.h"
 #include "server/reply_guards.h"
+#include "server/test_pause.h"
 #include "storage/binlog_segments.h"
 #include "spdlog/spdlog.h"
 
@@ -289,6 +290,7 @@ absl::StatusOr<Gtid> Node::BecomePrimary() {
   absl::StatusOr<Gtid> start = BecomePrimaryLocked();
   // Its new epoch is at least the promise (Promote): not revoked.
   if (start.ok()) impl_->UpdatePrimaryFence();
+  if (start.ok()) PauseHereForTesting("reset-slave-all:before-hold");
   // The relay log's tail its old primary had not shown waits for a quorum
   // from here (Promote). A coordinated node's coordinator arms it once
   // the node is no longer held.

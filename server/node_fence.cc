@@ -125,7 +125,12 @@ absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
 }
 
 bool Node::Impl::MustHoldReplayedTail(uint64_t applied, uint64_t last) const {
-  return last > applied && vars_.GetBool("rpl_semi_sync_master_enabled") &&
+  // Enabled, or still waiting because automatic failover refused the OFF
+  // a SET asked for (its commits wait, so its tail must too: review s47c
+  // F3). Enabled with status OFF holds as well: the hold then resolves at
+  // once as async, and counts as released without ACKs.
+  return last > applied &&
+         (vars_.GetBool("rpl_semi_sync_master_enabled") || semisync_->waits()) &&
          vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
 }
 

@@ -6,6 +6,7 @@
 #include <cassert>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "proto/replication.grpc.pb.h"
@@ -239,6 +240,7 @@ void ReplicaIo::Run() {
     }
     if (permanent) break;
     status_.state = ReplicaIoStatus::State::kConnecting;
+    if (std::exchange(resync_, false)) continue;  // a new stream for a new sync_relay_log
     cv_.wait_for(l, backoff, [&] { return stop_; });
     if (stop_) break;
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(5));
@@ -287,10 +289,14 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     }
   } clear_ctx{this};
 
+  // sync_relay_log is read once per stream: the hello tells the primary
+  // whether this stream's ACKs are on disk (only then does it count them,
+  // DESIGN.md invariant 1), and a change of it ends the stream (below).
+  const bool sync = config_.sync_relay_log ? config_.sync_relay_log() : true;
   // The hello's GTID counts as this replica's first ACK: with
   // sync_relay_log=1 it must be on disk, though a run with 0 (or a crash
   // before a sync) may have left it only written.
-  if (config_.sync_relay_log && config_.sync_relay_log()) {
+  if (sync) {
     if (auto s = relay_log_->SyncVisible(); !s.ok()) {
       *permanent = !absl::IsResourceExhausted(s);  // a full disk heals; a failed sync does not
       return s;
@@ -330,6 +336,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
   GtidToProto(held, hello.mutable_hello()->mutable_durable_gtid());
   hello.mutable_hello()->set_durable_writer(held_writer_);
   hello.mutable_hello()->set_semi_sync(semi_sync);
+  hello.mutable_hello()->set_relay_log_synced(sync);
   hello.mutable_hello()->set_address(config_.own_address);
   // A primary older than our promise refuses us; one that does not know
   // the field is refused at its first message (below).
@@ -403,9 +410,15 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       connected_at_ = std::chrono::steady_clock::now();
       std::lock_guard l(mu_);
       status_.state = ReplicaIoStatus::State::kYes;
-      status_.semi_sync = semi_sync;
+      status_.semi_sync = semi_sync && sync;  // the primary counts an unsynced stream as async
       spdlog::info("replica IO thread: connected to {} from {}", config_.primary_address,
                    relay_log_->LastVisible().ToString());
+    }
+    // The primary counts this stream's ACKs by what the hello said: a new
+    // sync_relay_log takes effect with a new stream, made at once.
+    if (config_.sync_relay_log && config_.sync_relay_log() != sync) {
+      resync_ = true;
+      break;
     }
     // The primary's epoch: stated, or (an older relaykvd) its last GTID's.
     const auto epoch_of = [](uint64_t stated, const v1::Gtid& primary_last) {
@@ -437,7 +450,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
         if (!error.ok()) break;
       }
       // Caught up and synced: an inherited marker may go.
-      if (config_.sync_relay_log && config_.sync_relay_log()) {
+      if (sync) {
         error = ClearAckedUnsyncedIfCovered(relay_log_->LastVisible());
         if (!error.ok()) break;
       }
@@ -509,7 +522,6 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     }
     const v1::EventBatch& batch = msg.batch();
     // Gap, duplicate or epoch going back: INVALID_ARGUMENT, nothing written.
-    const bool sync = config_.sync_relay_log ? config_.sync_relay_log() : true;
     if (auto s = relay_log_->AppendReplicated(events, sync); !s.ok()) {
       error = s;
       break;
@@ -557,6 +569,14 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
       status_.primary_time_us = batch.primary_time_us();
     }
     if (Clock::now() - progress_sent_at >= kProgressPeriod) send_progress();
+  }
+  if (resync_) {
+    spdlog::info("replica IO thread: sync_relay_log is now {}: reconnecting to {} so that it "
+                 "{} this replica's ACKs as semi-sync ACKs",
+                 sync ? 0 : 1, config_.primary_address, sync ? "stops counting" : "counts");
+    ctx.TryCancel();
+    stream->Finish().ok();
+    return absl::OkStatus();
   }
   if (!error.ok()) {
     // A full disk (the relay log's append failed and was cut off) heals by

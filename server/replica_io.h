@@ -29,6 +29,10 @@
 // sync_relay_log=0: before the first ACK (or hello) of a position that may
 // not be on disk, the AckedUnsyncedMarker is made durable; it is cleared
 // once everything ACKed is on disk (see its header). Review finding 5.
+// It is read once per stream and stated in the hello (relay_log_synced):
+// the primary does not count such a stream as a semi-sync replica, since
+// its ACKs do not survive a power cut (review s47b M1). A change of it ends
+// the stream, without an error, and the next one states the new value.
 //
 // Threads: Start/Stop/status are thread-safe; Stop() cancels the stream,
 // wakes the thread and joins it.
@@ -172,6 +176,9 @@ class ReplicaIo {
   // kept by the appends. IO thread only.
   uint32_t held_writer_ = 0;
   Gtid held_writer_at_;  // the relay log's end held_writer_ describes
+  // IO thread only: the last stream ended because sync_relay_log changed;
+  // the next one is made without the backoff's wait.
+  bool resync_ = false;
   // When the primary's first message arrived on the current connection.
   // IO thread only.
   std::optional<std::chrono::steady_clock::time_point> connected_at_;

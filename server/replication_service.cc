@@ -21,6 +21,7 @@ using Clock = std::chrono::steady_clock;
 std::string PeerHost(const std::string& peer) { return peer.substr(0, peer.rfind(':')); }
 
 constexpr std::chrono::seconds kSharedIdWarnEvery{60};
+constexpr std::chrono::seconds kUnsyncedWarnEvery{60};
 
 constexpr auto kHeartbeatPeriod = std::chrono::seconds(1);
 // How often a sender looks at the primary's visible seq while its replica
@@ -302,6 +303,20 @@ grpc::Status ReplicationService::ReadIndex(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+void ReplicationService::WarnUnsyncedAcks(const ConnectedReplica& info) {
+  {
+    std::lock_guard l(mu_);
+    const auto now = Clock::now();
+    auto warned = unsynced_warned_.find(info.server_id);
+    if (warned != unsynced_warned_.end() && now - warned->second < kUnsyncedWarnEvery) return;
+    unsynced_warned_[info.server_id] = now;
+  }
+  spdlog::warn("replication: replica server_id {} ({}) does not say its ACKs are on disk "
+               "(sync_relay_log=0 there, or an older relaykvd): not counted as a semi-sync "
+               "replica; it replicates asynchronously until it reconnects with sync_relay_log=1",
+               info.server_id, info.address);
+}
+
 grpc::Status ReplicationService::Subscribe(
     grpc::ServerContext* ctx, grpc::ServerReaderWriter<v1::PrimaryMessage, v1::ReplicaMessage>* stream) {
   // Before anything is read: a caller without the role learns nothing.
@@ -398,7 +413,12 @@ grpc::Status ReplicationService::Subscribe(
   ConnectedReplica info;
   info.server_id = hello.server_id();
   info.address = hello.address().empty() ? ctx->peer() : hello.address();
-  info.semi_sync = hello.semi_sync();
+  // A replica whose ACKs may be only written (sync_relay_log=0, or too old
+  // to say) replicates asynchronously: counting them would answer OK for a
+  // write a power cut of two machines loses (DESIGN.md invariant 1; review
+  // s47b M1).
+  info.semi_sync = hello.semi_sync() && hello.relay_log_synced();
+  if (hello.semi_sync() && !hello.relay_log_synced()) WarnUnsyncedAcks(info);
   info.sent = durable;
   info.acked = durable;
   const uint64_t id = registry_->Add(info);

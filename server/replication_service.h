@@ -139,6 +139,9 @@ class ReplicationService final : public v1::Replication::Service {
   // replica's older stream.
   void Register(const std::shared_ptr<Outbox>& outbox, uint64_t durable_seq) EXCLUDES(mu_);
   void Unregister(const std::shared_ptr<Outbox>& outbox) EXCLUDES(mu_);
+  // A semi-sync replica whose hello did not say relay_log_synced: once a
+  // minute per server_id (it may reconnect often).
+  void WarnUnsyncedAcks(const ConnectedReplica& info) EXCLUDES(mu_);
   // A semi-sync replica whose ACKs count (SemiSyncMaster::counts, asked
   // each time: membership can grow): only such a one may be told writes
   // before a quorum holds them.
@@ -169,6 +172,8 @@ class ReplicationService final : public v1::Replication::Service {
   std::map<uint32_t, int> places_ GUARDED_BY(mu_);
   // When a server_id last got the "two replicas" warning (once a minute).
   std::map<uint32_t, std::chrono::steady_clock::time_point> shared_id_warned_ GUARDED_BY(mu_);
+  // When a server_id last got the "ACKs not on disk" warning (once a minute).
+  std::map<uint32_t, std::chrono::steady_clock::time_point> unsynced_warned_ GUARDED_BY(mu_);
 };
 
 }  // namespace relaykv

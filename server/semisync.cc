@@ -84,6 +84,11 @@ bool SemiSyncMaster::async_wanted() const {
   return async_wanted_;
 }
 
+bool SemiSyncMaster::waits() const {
+  std::lock_guard l(mu_);
+  return status_on_ && (settings_.enabled || (async_gate_ && !async_gate_()));
+}
+
 uint64_t SemiSyncMaster::acked_seq() const {
   std::lock_guard l(mu_);
   return quorum_seq_;
@@ -481,11 +486,20 @@ void SemiSyncMaster::ReplicaConnected(uint64_t connection_id, uint32_t server_id
                                       uint64_t durable_seq) {
   std::unique_lock l(mu_);
   // A new stream of a replica replaces its old one, semi-sync or not; of two
-  // registering at once the newer (higher id) wins, as in the service.
+  // registering at once the newer (higher id) wins, as in the service —
+  // also over a newer one that is not semi-sync (review s48a N4).
+  uint64_t& latest = latest_stream_[server_id];
+  if (latest > connection_id) return;
+  latest = connection_id;
   if (auto it = semi_acks_.find(server_id); it != semi_acks_.end()) {
-    if (it->second.connection_id > connection_id) return;
     server_ids_.erase(it->second.connection_id);
     semi_acks_.erase(it);
+    if (!semi_sync) {
+      // Its old stream's ReplicaDisconnected will find nothing: this is
+      // where it stopped counting (review s48a N5).
+      Left(l);
+      return;
+    }
   }
   if (!semi_sync) return;
   WarnIfNotCounted(server_id);
@@ -496,10 +510,16 @@ void SemiSyncMaster::ReplicaConnected(uint64_t connection_id, uint32_t server_id
 
 void SemiSyncMaster::ReplicaDisconnected(uint64_t connection_id) {
   std::unique_lock l(mu_);
+  // Bounded by the replicas connected now, whatever server_ids come and go.
+  std::erase_if(latest_stream_, [&](const auto& e) { return e.second == connection_id; });
   auto it = server_ids_.find(connection_id);
   if (it == server_ids_.end()) return;
   semi_acks_.erase(it->second);
   server_ids_.erase(it);
+  Left(l);
+}
+
+void SemiSyncMaster::Left(std::unique_lock<std::mutex>& l) {
   if (settings_.enabled && !settings_.wait_no_slave &&
       CountedReplicas() < settings_.wait_for_slave_count) {
     SwitchOff("a semi-sync replica left and rpl_semi_sync_master_wait_no_slave is OFF");

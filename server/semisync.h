@@ -153,6 +153,9 @@ class SemiSyncMaster {
   // Unset: always allowed (MySQL's behaviour).
   void set_async_gate(std::function<bool()> gate) EXCLUDES(mu_);
   bool async_wanted() const EXCLUDES(mu_);
+  // Whether a commit would wait for ACKs now: status ON and enabled, or
+  // an OFF the async gate refused (status still ON: commits keep waiting).
+  bool waits() const EXCLUDES(mu_);
   // The last seq wait_for_slave_count replicas have ACKed (0: none).
   uint64_t acked_seq() const EXCLUDES(mu_);
   // The last seq released: ACKed, or answered async (0: none).
@@ -235,6 +238,9 @@ class SemiSyncMaster {
   // and status still ON: tries it again. True if it switched OFF now.
   bool CompleteRefusedOff() REQUIRES(mu_);
   void MaybeSwitchOn() REQUIRES(mu_);
+  // A counted semi-sync replica stopped counting: OFF if too few are left
+  // and rpl_semi_sync_master_wait_no_slave is OFF; runs what that resolves.
+  void Left(std::unique_lock<std::mutex>& l) REQUIRES(mu_);
   // Ends `p`'s wait: its outcome and counters, as of now.
   Result Resolve(const Pending& p) REQUIRES(mu_);
   // Resolves the pending waits up to `seq` (all by default) into ready_.
@@ -271,6 +277,9 @@ class SemiSyncMaster {
   };
   std::map<uint32_t, SemiReplica> semi_acks_ GUARDED_BY(mu_);  // by server_id
   std::map<uint64_t, uint32_t> server_ids_ GUARDED_BY(mu_);    // semi-sync stream -> server_id
+  // Each replica's newest stream, semi-sync or not: an older one that
+  // registers late is not counted.
+  std::map<uint32_t, uint64_t> latest_stream_ GUARDED_BY(mu_);
   // Highest position ever reached by a quorum (waits at or below it are
   // released); QuorumSeq() is the position of the replicas connected now.
   uint64_t quorum_seq_ GUARDED_BY(mu_) = 0;

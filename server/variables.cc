@@ -122,7 +122,8 @@ const std::vector<VariableDef>& AllVariableDefs() {
       {"sync_binlog", "", VariableType::kUint, "1", 0, 1000000, {}, true,
        "fdatasync the binlog every N commit groups (0: leave it to the OS)"},
       {"sync_relay_log", "", VariableType::kUint, "1", 0, 1, {}, true,
-       "1: fdatasync the relay log before ACKing; 0: ACK after the write"},
+       "1: fdatasync the relay log before ACKing; 0: ACK after the write (the primary then "
+       "does not count this replica for semi-sync); a change reconnects the IO thread"},
       {"watch_min_interval_ms", "", VariableType::kUint, "50", 0, 1000, {}, true,
        "while changes keep coming, a watcher reads and sends at most once per this many ms "
        "(larger batches, fewer wake-ups: a change may wait this much longer; 0: per commit group)"},

@@ -372,5 +372,77 @@ TEST(ReplicationProcessTest, RestartedPrimaryDoesNotShowReplicasAWriteTheQuorumN
   })) << "once both semi-sync replicas hold it, every replica shows it";
 }
 
+// Review s47g G1: RESET SLAVE ALL arms the hold of its unconfirmed relay-log
+// tail after its promotion is done, outside the node's lock. A CHANGE
+// MASTER and a second RESET SLAVE ALL in that window let the first's late
+// arming take the second's hold (and end it, the node being a replica again
+// then), so the second showed its tail, which only the node itself held.
+// Both promotions pause (RELAYKV_TEST_PAUSE) so that the first arms while
+// the second is promoting. Passes in any order with the fix; shows the tail
+// at once without it.
+TEST(ReplicationProcessTest, ALateHoldOfOneResetSlaveAllDoesNotTakeTheNextOnesHold) {
+  TempDir dir;
+  auto p = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
+                                              "--rpl_semi_sync_master_wait_for_slave_count=2",
+                                              "--rpl_semi_sync_master_timeout=600000"});
+  ASSERT_NE(p, nullptr);
+  const std::vector<std::string> a_flags = {
+      "--server-id=2", "--rpl_semi_sync_slave_enabled=ON", "--rpl_semi_sync_master_enabled=ON",
+      "--rpl_semi_sync_master_timeout=600000"};
+  auto a = StartReplica(dir.path() / "a", *p, {.server_id = 2, .semi_sync = true, .clients = 1,
+                                               .flags = {"--rpl_semi_sync_master_enabled=ON"}});
+  auto b = StartReplica(dir.path() / "b", *p, {.server_id = 3, .semi_sync = true, .clients = 2});
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(p->Put("first", "1").ok());
+  // a again, pausing 4 s at both points of each RESET SLAVE ALL.
+  a->Terminate();
+  a = Relaykvd::Start(dir.path() / "a", a_flags, 0, {},
+                      {"RELAYKV_TEST_PAUSE=promote:relay-log-applied,reset-slave-all:before-hold",
+                       "RELAYKV_TEST_PAUSE_SECONDS=4"});
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return p->Status()["Rpl_semi_sync_master_clients"] == "2"; }));
+
+  // The tail: a holds it, b never got it, p never showed it.
+  ASSERT_TRUE(b->client().StopReplica(ReplicaThreads::kIo).ok());
+  const uint64_t tail_seq = p->BinlogGtid().seq + 1;
+  std::thread writer([&] { p->Put("tail", "v").IgnoreError(); });  // waits for b, then p dies
+  ASSERT_TRUE(WaitFor([&] { return a->BinlogGtid().seq >= tail_seq; }));
+  ASSERT_TRUE(a->client().StopReplica(ReplicaThreads::kBoth).ok());
+
+  std::atomic<bool> first_done{false};
+  std::thread first([&] {
+    auto s = a->client().ResetReplicaAll();
+    EXPECT_TRUE(s.ok()) << s.status();
+    first_done = true;
+  });
+  // Once the first is a primary and waits to arm its hold: CHANGE MASTER.
+  ASSERT_TRUE(WaitFor([&] {
+    return a->Log().find("test pause at reset-slave-all:before-hold") != std::string::npos;
+  }));
+  ASSERT_TRUE(a->client().ChangeMaster("127.0.0.1", b->port()).ok());
+  ASSERT_FALSE(first_done.load()) << "the first RESET SLAVE ALL did not pause before its arming";
+  // Started well into the first's pause, so that it pauses in its promotion
+  // when the first arms.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  std::thread second([&] {
+    auto s = a->client().ResetReplicaAll();
+    EXPECT_TRUE(s.ok()) << s.status();
+  });
+  first.join();
+  second.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(*a->Get("tail"), std::nullopt) << "the new primary showed a write only it holds";
+
+  // b follows a and ACKs the tail: it shows (well before the timeout).
+  ASSERT_TRUE(b->client().ChangeMaster("127.0.0.1", a->port()).ok());
+  ASSERT_TRUE(b->client().StartReplica(ReplicaThreads::kIo).ok());
+  EXPECT_TRUE(WaitFor([&] {
+    auto v = a->Get("tail");
+    return v.ok() && v->has_value();
+  }, std::chrono::seconds(30))) << b->ReplicaStatus()["Last_IO_Error"];
+  p->Kill();
+  writer.join();
+}
+
 }  // namespace
 }  // namespace relaykv::testing

@@ -49,6 +49,7 @@ class FakeReplica {
     hello.mutable_hello()->mutable_durable_gtid()->set_epoch(durable.epoch);
     hello.mutable_hello()->mutable_durable_gtid()->set_seq(durable.seq);
     hello.mutable_hello()->set_semi_sync(semi_sync);
+    hello.mutable_hello()->set_relay_log_synced(true);
     hello.mutable_hello()->set_durable_writer(durable_writer);
     stream_->Write(hello);
   }

@@ -249,6 +249,25 @@ TEST_F(SemiSyncMasterTest, OldStreamLeavingKeepsTheReplicasNewStream) {
   EXPECT_EQ(Counter(master_, "clients"), "0");
 }
 
+// Review s48a N4, N5: a replica's newer stream that is not semi-sync (it
+// reconnected with sync_relay_log=0) replaces its counted one: the old
+// stream registering late is not counted, and with wait_no_slave OFF the
+// replacement switches OFF as the old stream's leaving would have.
+TEST_F(SemiSyncMasterTest, ANewerStreamThatIsNotSemiSyncReplacesTheCountedOne) {
+  Configure(/*count=*/1, 30000, /*wait_no_slave=*/false);
+  end_ = 5;
+  master_.ReplicaConnected(1, 2, true, 5);
+  EXPECT_EQ(Counter(master_, "status"), "ON");
+  master_.ReplicaConnected(3, 2, false, 5);
+  EXPECT_EQ(Counter(master_, "clients"), "0");
+  EXPECT_EQ(Counter(master_, "status"), "OFF") << "no counted replica left, wait_no_slave OFF";
+  master_.ReplicaConnected(2, 2, true, 5);  // an older stream, late
+  EXPECT_EQ(Counter(master_, "clients"), "0");
+  master_.ReplicaDisconnected(3);
+  master_.ReplicaConnected(4, 2, true, 5);  // reconnected with sync_relay_log=1
+  EXPECT_EQ(Counter(master_, "clients"), "1");
+}
+
 // Issue 14.11: a replica that reconnects holding what it never ACKed
 // (fsynced, then the stream broke) releases the commit waiting for it at
 // once, from its hello, without appending anything new.
@@ -451,6 +470,27 @@ TEST_F(SemiSyncMasterTest, ClosedAsyncGateKeepsCommitsWaitingUntilItOpens) {
   EXPECT_EQ(master_.resynced_at(), std::nullopt) << "seq 2 went out on no replica";
   master_.Ack(1, 2, -1);
   EXPECT_EQ(master_.TakeResync(), std::optional<uint64_t>(2));
+}
+
+// Review s47c F3: an OFF the closed gate refused leaves commits waiting,
+// and waits() says so (a promotion then holds its unconfirmed tail, as
+// those commits would wait); once the gate opens the OFF takes effect.
+TEST_F(SemiSyncMasterTest, WaitsWhileTheGateRefusesTheOffASetAskedFor) {
+  std::atomic<bool> gate{false};
+  master_.set_async_gate([&] { return gate.load(); });
+  Configure(/*count=*/1, /*timeout_ms=*/60000);
+  EXPECT_TRUE(master_.waits());
+  SemiSyncSettings off;
+  off.enabled = false;
+  off.timeout_ms = 60000;
+  off.wait_for_slave_count = 1;
+  master_.Configure(off);
+  EXPECT_TRUE(master_.waits()) << "the gate refused the OFF: commits still wait";
+  gate = true;
+  EXPECT_FALSE(master_.waits());
+  gate = false;
+  Configure(/*count=*/1, /*timeout_ms=*/60000);
+  EXPECT_TRUE(master_.waits());
 }
 
 // Review s31 (replication) finding 2: a lower wait_for_slave_count that

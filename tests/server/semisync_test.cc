@@ -102,6 +102,45 @@ TEST(SemiSyncTest, SeedWalkthroughHealthyTimeoutAndRecovery) {
   EXPECT_EQ(Num(p, "no_times"), 1u);
 }
 
+// Review s47b M1: with sync_relay_log=0 a replica ACKs what is only
+// written, which a power cut of it and the primary's disk together loses.
+// Its stream is not a semi-sync one: commits do not wait for it (the
+// timeout sends them async, counted), and once it runs with
+// sync_relay_log=1 again it reconnects by itself and counts.
+TEST(SemiSyncTest, AReplicaWhoseAcksAreNotOnDiskIsNotCounted) {
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "500"}});
+  Node& p = *c.primary;
+  Node& r = *c.replicas[0];
+  ASSERT_TRUE(p.Put("synced", "1").ok());
+  EXPECT_EQ(Num(p, "yes_tx"), 1u);
+
+  ASSERT_TRUE(r.SetVariable("sync_relay_log", "0", false).ok());
+  // The replica reconnects at the primary's next message (a heartbeat).
+  ASSERT_TRUE(WaitFor([&] {
+    auto replicas = p.Replicas();
+    return Num(p, "clients") == 0 && replicas.size() == 1 && !replicas[0].semi_sync;
+  }));
+  ASSERT_TRUE(WaitFor([&] { return Stat(r, "Rpl_semi_sync_slave_status") == "OFF"; }));
+  const auto start = Clock::now();
+  auto unsynced = p.Put("unsynced", "2");
+  ASSERT_TRUE(unsynced.ok()) << unsynced.status();
+  EXPECT_GE(Clock::now() - start, std::chrono::milliseconds(500)) << "an unsynced ACK released it";
+  EXPECT_EQ(Num(p, "yes_tx"), 1u);
+  EXPECT_EQ(Num(p, "no_tx"), 1u);
+  EXPECT_EQ(Stat(p, "Rpl_semi_sync_master_status"), "OFF");
+  // It still replicates, asynchronously.
+  ASSERT_TRUE(WaitFor([&] { return r.binlog_gtid() == *unsynced; }));
+  ASSERT_EQ(p.Replicas().size(), 1u);
+  EXPECT_FALSE(p.Replicas()[0].semi_sync);
+
+  ASSERT_TRUE(r.SetVariable("sync_relay_log", "1", false).ok());
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "clients") == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return Stat(p, "Rpl_semi_sync_master_status") == "ON"; }));
+  ASSERT_TRUE(p.Put("synced-again", "3").ok());
+  EXPECT_EQ(Num(p, "yes_tx"), 2u);
+  EXPECT_TRUE(WaitFor([&] { return Stat(r, "Rpl_semi_sync_slave_status") == "ON"; }));
+}
+
 TEST(SemiSyncTest, AfterSyncHidesTheWriteUntilTheAck) {
   Cluster c(1, {{"rpl_semi_sync_master_timeout", "3000"}});
   Node& p = *c.primary;
