@@ -827,11 +827,22 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   const Gtid relay_end = binlog_->LastVisible();
   const uint64_t shown = std::min(applier_->released(), relay_end.seq);
   const bool hold = MustHoldReplayedTail(shown, relay_end.seq);
-  held_tail_credited_ = hold;  // before the flag: HoldReplayedTail reads it after
+  // Who wrote the tail: its old primary, whose ACK (should it follow this
+  // node) is no copy besides the ones the credit stands for (s47e F4).
+  uint32_t writer = 0;
+  if (hold) {
+    auto last = ReadEventAt(*binlog_, relay_end.seq);
+    if (!last.ok()) return last.status();
+    if (*last) writer = (*last)->server_id();
+  }
+  // Before the flag: HoldReplayedTail reads them after it.
+  held_tail_credited_ = hold;
+  held_tail_writer_ = writer;
   hold_replayed_tail_ = hold;
   absl::Cleanup unhold = [this] {
     hold_replayed_tail_ = false;  // still a replica: its primary's visibility governs
     held_tail_credited_ = false;
+    held_tail_writer_ = 0;
     held_tail_end_.store(0);
   };
   const uint64_t apply_to = hold_replayed_tail_ ? shown : relay_end.seq;

@@ -90,6 +90,7 @@ absl::StatusOr<Gtid> Node::Impl::PromoteHeldPrimary() {
   // was recorded in etcd (review s35-watch F1). The coordinator arms the
   // hold once the node is no longer held (HoldReplayedTail).
   held_tail_credited_ = false;  // its own binlog: the primary's copy, no replica's
+  held_tail_writer_ = 0;
   hold_replayed_tail_ = MustHoldReplayedTail(state_->Applied().seq, last.seq);
   if (hold_replayed_tail_) {
     // Nothing is applied before the node leads, so a stopped applier would
@@ -162,6 +163,7 @@ void Node::Impl::HoldReplayedTail() {
   // CHANGE MASTER ends the hold (MakeReplicaIo): the new primary's
   // visible position governs the tail from then on (review s33c F3).
   const uint32_t credit = held_tail_credited_.exchange(false) ? 1 : 0;
+  const uint32_t writer = held_tail_writer_.exchange(0);
   SemiSyncMaster::Hold hold = semisync_->HoldTail(end, [this, end](SemiSyncMaster::Result r) {
     // Revoked, closing, or no longer the primary: stays held, as the ACK
     // path would leave it.
@@ -174,7 +176,7 @@ void Node::Impl::HoldReplayedTail() {
     // released it before the full quorum (review s47e F3).
     uint64_t raised = end;
     after_sync_upto_.compare_exchange_strong(raised, 0);
-  }, credit);
+  }, credit, writer);
   std::lock_guard l(mu_);
   if (!primary_.empty()) {
     // A CHANGE MASTER came in between (RESET SLAVE ALL arms the hold

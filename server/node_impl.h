@@ -96,8 +96,11 @@ class Node::Impl {
   // (Atomic: a CHANGE MASTER right after a RESET SLAVE ALL clears it.)
   std::atomic<bool> hold_replayed_tail_{false};
   // Set with it by a promoted replica (Promote): its own copy of the tail
-  // counts as one ACK (SemiSyncMaster::HoldTail's credit).
+  // counts as one ACK (SemiSyncMaster::HoldTail's credit), and the old
+  // primary that wrote the tail (0: unknown), should it follow this node,
+  // is not another (review s47e F4).
   std::atomic<bool> held_tail_credited_{false};
+  std::atomic<uint32_t> held_tail_writer_{0};
   // Whether a primary whose binlog ends at `last` and whose state machine
   // is at `applied` must hold (applied, last] back: under AFTER_SYNC
   // semi-sync nothing says a replica holds it (review s31 F4, s35-watch F1).

@@ -57,7 +57,7 @@ size_t SemiSyncMaster::CountedReplicas() const {
                                            [&](const auto& r) { return Counts(r.first); }));
 }
 
-uint64_t SemiSyncMaster::QuorumSeq(uint32_t credit) const {
+uint64_t SemiSyncMaster::QuorumSeq(uint32_t credit, uint32_t not_from) const {
   const uint64_t count = settings_.wait_for_slave_count;
   if (count == 0) return 0;
   // A credit never lets a tail show on this node alone (invariant 1: it
@@ -65,6 +65,7 @@ uint64_t SemiSyncMaster::QuorumSeq(uint32_t credit) const {
   const size_t need = static_cast<size_t>(count > credit ? count - credit : 1);
   std::vector<uint64_t> acks;
   for (const auto& [server_id, r] : semi_acks_) {
+    if (credit > 0 && not_from != 0 && server_id == not_from) continue;
     if (Counts(server_id)) acks.push_back(r.acked_seq);
   }
   if (acks.size() < need) return 0;
@@ -286,20 +287,22 @@ void SemiSyncMaster::WaitAsync(uint64_t seq, Registration registration,
   Wait(seq, registration, deadline, std::move(cancelled), std::move(done), 0);
 }
 
-SemiSyncMaster::Hold SemiSyncMaster::HoldTail(uint64_t seq, Done done, uint32_t credit) {
+SemiSyncMaster::Hold SemiSyncMaster::HoldTail(uint64_t seq, Done done, uint32_t credit,
+                                              uint32_t credit_not_from) {
   Hold hold;
   {
     std::lock_guard l(mu_);
     hold = ++last_hold_;
   }
-  Wait(seq, kNotRegistered, Clock::time_point::max(), nullptr, std::move(done), hold, credit);
+  Wait(seq, kNotRegistered, Clock::time_point::max(), nullptr, std::move(done), hold, credit,
+       credit_not_from);
   return hold;
 }
 
 void SemiSyncMaster::ResolveCreditedHolds() {
   for (auto it = pending_.begin(); it != pending_.end();) {
     const Pending& p = it->second;
-    if (p.credit == 0 || QuorumSeq(p.credit) < p.seq) {
+    if (p.credit == 0 || QuorumSeq(p.credit, p.credit_not_from) < p.seq) {
       ++it;
       continue;
     }
@@ -325,7 +328,7 @@ void SemiSyncMaster::EndHold(Hold hold) {
 
 void SemiSyncMaster::Wait(uint64_t seq, Registration registration, Clock::time_point deadline,
                           std::function<bool()> cancelled, Done done, Hold hold,
-                          uint32_t credit) {
+                          uint32_t credit, uint32_t credit_not_from) {
   const bool counted = hold == 0;
   std::unique_lock l(mu_);
   // Registered at seq assignment: the wait began then (see Register()).
@@ -368,7 +371,7 @@ void SemiSyncMaster::Wait(uint64_t seq, Registration registration, Clock::time_p
     ReleasedAsync(seq);
     return now(Outcome::kAsync);
   }
-  if (quorum_seq_ >= seq || (credit > 0 && QuorumSeq(credit) >= seq)) {
+  if (quorum_seq_ >= seq || (credit > 0 && QuorumSeq(credit, credit_not_from) >= seq)) {
     if (registered) {  // it waited from its registration until the ACK
       ++counters_.tx_waits;
       counters_.tx_wait_time += static_cast<uint64_t>(
@@ -386,7 +389,7 @@ void SemiSyncMaster::Wait(uint64_t seq, Registration registration, Clock::time_p
   const Clock::time_point now_t = Clock::now();
   const Clock::time_point start = registered.value_or(now_t);
   Pending p{seq,      start, now_t + std::chrono::milliseconds(settings_.timeout_ms),
-            deadline, std::move(cancelled), std::move(done), hold, credit};
+            deadline, std::move(cancelled), std::move(done), hold, credit, credit_not_from};
   Clock::time_point check = std::min(p.timeout_at, p.deadline);
   if (p.cancelled) check = std::min(check, Clock::now() + kPollPeriod);
   pending_.emplace(seq, std::move(p));

@@ -108,7 +108,11 @@ class SemiSyncMaster {
   // does (so that in a cluster of wait_for_slave_count + 1 nodes that lost
   // its primary the tail is not held until the timeout: review s47d F4).
   using Hold = uint64_t;
-  [[nodiscard]] Hold HoldTail(uint64_t seq, Done done, uint32_t credit = 0) EXCLUDES(mu_);
+  // `credit_not_from`: a server_id whose ACK does not count toward a
+  // credited quorum — the old primary that wrote the tail: its copy is
+  // not another one besides those the credit stands for (review s47e F4).
+  [[nodiscard]] Hold HoldTail(uint64_t seq, Done done, uint32_t credit = 0,
+                              uint32_t credit_not_from = 0) EXCLUDES(mu_);
   void EndHold(Hold hold) EXCLUDES(mu_);
 
   // Replication streams. ACKs count per replica (server_id), not per
@@ -201,14 +205,15 @@ class SemiSyncMaster {
     Done done;
     Hold hold = 0;  // a held tail (HoldTail), or 0: a commit's wait
     uint32_t credit = 0;  // a held tail's ACKs counted in advance
+    uint32_t credit_not_from = 0;  // a server_id not counted with the credit
   };
   using Ready = std::vector<std::pair<Done, Result>>;
 
   // WaitAsync, or a held tail (`hold` != 0: not a transaction, nothing
   // counted for it).
   void Wait(uint64_t seq, Registration registration, std::chrono::steady_clock::time_point deadline,
-            std::function<bool()> cancelled, Done done, Hold hold, uint32_t credit = 0)
-      EXCLUDES(mu_);
+            std::function<bool()> cancelled, Done done, Hold hold, uint32_t credit = 0,
+            uint32_t credit_not_from = 0) EXCLUDES(mu_);
   // Removes `seq`'s registration if it is `registration` (not a later
   // commit's) and returns when it began.
   std::optional<std::chrono::steady_clock::time_point> TakeRegistration(
@@ -216,8 +221,9 @@ class SemiSyncMaster {
 
   // Position that wait_for_slave_count semi-sync replicas have ACKed, among
   // those connected now whose ACKs count (ackers_).
-  // `credit`: that many fewer replicas needed, but at least one.
-  uint64_t QuorumSeq(uint32_t credit = 0) const REQUIRES(mu_);
+  // `credit`: that many fewer replicas needed, but at least one, and none
+  // of them `not_from`.
+  uint64_t QuorumSeq(uint32_t credit = 0, uint32_t not_from = 0) const REQUIRES(mu_);
   // Resolves the held tails whose credited quorum holds them, into ready_.
   void ResolveCreditedHolds() REQUIRES(mu_);
   bool Resynced() const REQUIRES(mu_);  // see resynced_at()

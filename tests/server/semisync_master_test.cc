@@ -160,6 +160,23 @@ TEST_F(SemiSyncMasterTest, ACreditedHoldNeedsOneAckFewerButNeverNone) {
   EXPECT_EQ(**alone, Outcome::kAcked);
 }
 
+// Review s47e F4: the credit stands for the promoted node's own copy; the
+// old primary that wrote the tail, following it now, is not one more.
+TEST_F(SemiSyncMasterTest, TheOldPrimarysAckIsNotCountedWithTheCredit) {
+  Configure(/*count=*/2, /*timeout_ms=*/600000);
+  end_ = 7;
+  std::optional<SemiSyncMaster::Result> shown;
+  (void)master_.HoldTail(7, [&](SemiSyncMaster::Result r) { shown = r; }, /*credit=*/1,
+                         /*credit_not_from=*/1);
+  master_.ReplicaConnected(/*connection=*/1, /*server_id=*/1, true, 0);  // the old primary
+  master_.ReplicaConnected(/*connection=*/2, /*server_id=*/3, true, 0);
+  master_.Ack(1, 7, -1);
+  EXPECT_FALSE(shown.has_value()) << "the tail's own writer counted as another copy";
+  master_.Ack(2, 7, -1);
+  ASSERT_TRUE(shown.has_value());
+  EXPECT_EQ(**shown, Outcome::kAcked);
+}
+
 // Review s33d D1, D2: CHANGE MASTER ends the hold at once (CANCELLED); an
 // ACK, a timeout or an OFF after that resolves nothing and switches nothing.
 TEST_F(SemiSyncMasterTest, EndedHoldIsCancelledBeforeAnythingElseResolvesIt) {
