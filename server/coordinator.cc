@@ -488,7 +488,6 @@ void Coordinator::Elect(const ClusterView& view) {
   q.acks_per_commit = static_cast<int>(record.acks_per_commit());
   q.answered_ackers = answered;
   q.answered_ackers_acked_unsynced = answered_unsynced;
-  q.answered_ackers_acking_unsynced = round.answered_acking_unsynced;
   q.new_primary_is_acker = me != previous;
   q.new_primary_is_previous = me == previous;
   // The previous primary with its whole binlog on disk holds every write
@@ -575,7 +574,6 @@ Coordinator::RevokeRound Coordinator::RevokeAll(const ClusterView& view, uint64_
     if (resp.listed_acker) {
       ++round.answered;
       if (resp.may_have_acked_unsynced) ++round.answered_unsynced;
-      if (r->acks_unsynced && id != me) ++round.answered_acking_unsynced;
     }
     round.responders.push_back(resp);
   }
@@ -613,7 +611,6 @@ absl::StatusOr<RevokeResult> Coordinator::PeerRevoke(const std::string& address,
   r.revoked_primary = reply.revoked_primary();
   r.promised_owner = reply.promised_owner();
   r.may_have_acked_unsynced = reply.may_have_acked_unsynced();
-  r.acks_unsynced = reply.acks_unsynced();
   return r;
 }
 

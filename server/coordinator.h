@@ -165,7 +165,6 @@ class Coordinator {
     std::vector<failover::Responder> responders;
     std::vector<uint32_t> unreachable;
     int listed = 0, answered = 0, answered_unsynced = 0;  // ackers: not the previous primary
-    int answered_acking_unsynced = 0;  // of those, not this node: sync_relay_log=0 now
     bool higher_promise = false;  // a node promised above `epoch`: stop
     std::string higher_promise_reason;
   };

@@ -156,7 +156,6 @@ absl::StatusOr<ForcedFailoverResult> Coordinator::RunForcedFailover() {
   q.acks_per_commit = static_cast<int>(record.acks_per_commit());
   q.answered_ackers = round.answered;
   q.answered_ackers_acked_unsynced = round.answered_unsynced;
-  q.answered_ackers_acking_unsynced = round.answered_acking_unsynced;
   q.new_primary_is_acker = me != view->history.at(current).primary;
   q.new_primary_is_previous = !q.new_primary_is_acker;
   const failover::Decision quorum = failover::CheckElectionQuorum(q);
@@ -213,8 +212,7 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
   if (!acked()) {
     return absl::FailedPreconditionError("SWITCHOVER TO '" + target +
                                          "': it is not connected to this primary as a semi-sync "
-                                         "replica (SHOW REPLICAS; one with sync_relay_log=0 is "
-                                         "not)");
+                                         "replica (SHOW REPLICAS)");
   }
   // Refused before anything changes if the target could not win the
   // election that follows (review-coord2 4).

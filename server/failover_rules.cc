@@ -17,14 +17,11 @@ Decision CheckElectionQuorum(const QuorumInput& in) {
   const int a = in.listed_ackers;
   const int n = in.acks_per_commit;
   const int unsynced = in.answered_ackers_acked_unsynced;
-  const int acking_unsynced = in.answered_ackers_acking_unsynced;
   if (a < 0 || n < 0 || in.answered_ackers < 0 || in.answered_ackers > a || unsynced < 0 ||
-      unsynced > in.answered_ackers || acking_unsynced < 0 ||
-      acking_unsynced > in.answered_ackers) {
+      unsynced > in.answered_ackers) {
     return {false, absl::StrCat("inconsistent counts: A=", a, " listed ackers, N=", n,
                                 " acks per commit, ", in.answered_ackers, " answered (",
-                                unsynced, " of them may have ACKed unsynced, ", acking_unsynced,
-                                " ACK unsynced now)")};
+                                unsynced, " of them may have ACKed unsynced)")};
   }
   if (n == 0) {
     // Async: a commit was acknowledged once it was in the primary's binlog,
@@ -51,17 +48,12 @@ Decision CheckElectionQuorum(const QuorumInput& in) {
                                 "; need A-N+1=", need_revoked, " so that every ", n,
                                 "-ACK quorum meets a responder holding what it ACKed")};
   }
-  // Establish: the new primary needs N acks from others, on disk.
-  const int usable = in.answered_ackers - (in.new_primary_is_acker ? 1 : 0) - acking_unsynced;
+  // Establish: the new primary needs N acks from others.
+  const int usable = in.answered_ackers - (in.new_primary_is_acker ? 1 : 0);
   if (usable < n) {
-    return {false, absl::StrCat("establish: only ", std::max(usable, 0),
-                                " reachable ackers besides the new primary",
-                                acking_unsynced > 0
-                                    ? absl::StrCat(" that sync their relay log (", acking_unsynced,
-                                                   " run with sync_relay_log=0: their ACKs do "
-                                                   "not count)")
-                                    : std::string(),
-                                ", need N=", n, " to acknowledge its commits")};
+    return {false, absl::StrCat("establish: only ", usable,
+                                " reachable ackers besides the new primary, need N=", n,
+                                " to acknowledge its commits")};
   }
   return {true, ""};
 }

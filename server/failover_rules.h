@@ -62,10 +62,6 @@ struct QuorumInput {
   // they ACKed, so they cannot vouch that every acknowledged write is on a
   // responder. Their promise still holds, so they count for "establish".
   int answered_ackers_acked_unsynced = 0;
-  // Of those, the ones other than the new primary that run with
-  // sync_relay_log=0 now: a primary does not count their ACKs (they are
-  // not on disk), so they cannot help establish it (review s48a N2).
-  int answered_ackers_acking_unsynced = 0;
   // The node that would become primary is itself a listed acker (it cannot
   // ack its own commits, so it does not count towards its own quorum).
   bool new_primary_is_acker = false;
@@ -86,9 +82,8 @@ struct Decision {
 //    responder — one that holds on disk what it ACKed, hence the
 //    subtraction — and those responders have promised never to ack epoch E
 //    again, so no further write can be acknowledged.
-//  - establish: answered_ackers (minus the new primary, if an acker, and
-//    minus answered_ackers_acking_unsynced) >= N, so the new primary can
-//    get its own commits acknowledged.
+//  - establish: answered_ackers (minus the new primary, if an acker) >= N,
+//    so the new primary can get its own commits acknowledged.
 // Edge cases: N=0 (async) — any commit may be acknowledged with no replica
 // holding it, so only the previous primary may take over; N>A — no commit
 // could ever have collected its acks and none can now (misconfiguration:

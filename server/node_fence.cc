@@ -325,7 +325,6 @@ absl::StatusOr<RevokeResult> Node::Revoke(uint64_t epoch, uint32_t candidate) {
   // itself ACKed after this answer are its primary's business, as with
   // sync_relay_log=1 (durable_gtid is a lower bound).
   r.may_have_acked_unsynced = impl.acked_unsynced_->inherited();
-  r.acks_unsynced = impl.vars_.GetUint("sync_relay_log") == 0;
   if (*promised != before) {
     spdlog::warn("Revoke({}): promised epoch {} -> {}; durable {}, applied {}{}", epoch, before,
                  *promised, r.durable_gtid.ToString(), r.applied_gtid.ToString(),

@@ -269,7 +269,6 @@ grpc::Status ReplicationService::Revoke(grpc::ServerContext* ctx, const v1::Revo
   reply->set_revoked_primary(r->revoked_primary);
   reply->set_promised_owner(r->promised_owner);
   reply->set_may_have_acked_unsynced(r->may_have_acked_unsynced);
-  reply->set_acks_unsynced(r->acks_unsynced);
   reply->set_server_id(node_.server_id());
   return grpc::Status::OK;
 }

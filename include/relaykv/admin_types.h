@@ -28,10 +28,6 @@ struct RevokeResult {
   // have ACKed events its relay log lost (a power cut); an election must
   // not count it as holding what it ACKed.
   bool may_have_acked_unsynced = false;
-  // It runs with sync_relay_log=0 now: a primary does not count its ACKs
-  // (they are not on disk), so an election does not count on it to
-  // acknowledge the new primary's commits.
-  bool acks_unsynced = false;
 };
 
 // What SWITCHOVER TO did (Node::Switchover).

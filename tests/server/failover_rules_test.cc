@@ -434,31 +434,6 @@ TEST(ElectionQuorumTest, AckersThatMayHaveAckedUnsyncedDoNotVouchForTheRevoke) {
                    .ok);
 }
 
-// Review s48a N2: an acker that runs with sync_relay_log=0 now vouches for
-// the revoke (Revoke syncs before it answers) but cannot help establish the
-// new primary, which will not count its ACKs.
-TEST(ElectionQuorumTest, AckersThatAckUnsyncedNowDoNotHelpEstablish) {
-  // A=2, N=1: the candidate (an acker) and one more; that one ACKs unsynced.
-  Decision d = CheckElectionQuorum({.listed_ackers = 2, .acks_per_commit = 1, .answered_ackers = 2,
-                                    .answered_ackers_acking_unsynced = 1,
-                                    .new_primary_is_acker = true});
-  EXPECT_FALSE(d.ok);
-  EXPECT_NE(d.reason.find("establish"), std::string::npos) << d.reason;
-  EXPECT_NE(d.reason.find("sync_relay_log=0"), std::string::npos) << d.reason;
-  EXPECT_TRUE(CheckElectionQuorum({.listed_ackers = 2, .acks_per_commit = 1, .answered_ackers = 2,
-                                   .new_primary_is_acker = true})
-                  .ok);
-  // A=3, N=1: one of the other two still syncs.
-  EXPECT_TRUE(CheckElectionQuorum({.listed_ackers = 3, .acks_per_commit = 1, .answered_ackers = 3,
-                                   .answered_ackers_acking_unsynced = 1,
-                                   .new_primary_is_acker = true})
-                  .ok);
-  EXPECT_FALSE(CheckElectionQuorum({.listed_ackers = 3, .acks_per_commit = 1,
-                                    .answered_ackers = 2, .answered_ackers_acking_unsynced = 3})
-                   .ok)
-      << "more than answered: inconsistent";
-}
-
 TEST(PickWinnerTest, AckerThatMayHaveAckedUnsyncedNeitherWinsNorBlocks) {
   ElectionInput in;
   in.history[1] = {.start_after = {0, 0}, .primary = 100, .revoke_quorum_met = true};
