@@ -212,7 +212,8 @@ absl::StatusOr<SwitchoverResult> Coordinator::RunSwitchover(const std::string& t
   if (!acked()) {
     return absl::FailedPreconditionError("SWITCHOVER TO '" + target +
                                          "': it is not connected to this primary as a semi-sync "
-                                         "replica (SHOW REPLICAS)");
+                                         "replica (SHOW REPLICAS; one with sync_relay_log=0 is "
+                                         "not)");
   }
   // Refused before anything changes if the target could not win the
   // election that follows (review-coord2 4).

@@ -811,6 +811,20 @@ bool Node::Impl::WaitsAfterSync(uint64_t seq) {
   return true;
 }
 
+uint32_t Node::Impl::TailWriter(uint64_t shown, uint64_t end) {
+  const uint32_t self = static_cast<uint32_t>(vars_.GetUint("server_id"));
+  // Newest first: this node's own marker (a RESET SLAVE ALL that a CHANGE
+  // MASTER undid) and events without a writer (an older relaykvd) say
+  // nothing of who sent the rest.
+  for (uint64_t seq = end; seq > shown; --seq) {
+    auto event = ReadEventAt(*binlog_, seq);
+    if (!event.ok() || !*event) return 0;  // unreadable or purged: unknown
+    const uint32_t writer = (*event)->server_id();
+    if (writer != 0 && writer != self) return writer;
+  }
+  return 0;
+}
+
 absl::StatusOr<Gtid> Node::Impl::Promote() {
   if (!applier_->running()) {
     if (auto s = applier_->Start(); !s.ok()) return s;
@@ -827,16 +841,12 @@ absl::StatusOr<Gtid> Node::Impl::Promote() {
   const Gtid relay_end = binlog_->LastVisible();
   const uint64_t shown = std::min(applier_->released(), relay_end.seq);
   const bool hold = MustHoldReplayedTail(shown, relay_end.seq);
-  // Who wrote the tail: its old primary, whose ACK (should it follow this
-  // node) is no copy besides the ones the credit stands for (s47e F4).
-  uint32_t writer = 0;
-  if (hold) {
-    auto last = ReadEventAt(*binlog_, relay_end.seq);
-    if (!last.ok()) return last.status();
-    if (*last) writer = (*last)->server_id();
-  }
+  // Its own copy counts as one ACK only with the tail's writer known: the
+  // old primary, whose ACK (should it follow this node) is no copy besides
+  // the ones the credit stands for (s47e F4, s48b S2).
+  const uint32_t writer = hold ? TailWriter(shown, relay_end.seq) : 0;
   // Before the flag: HoldReplayedTail reads them after it.
-  held_tail_credited_ = hold;
+  held_tail_credited_ = writer != 0;
   held_tail_writer_ = writer;
   hold_replayed_tail_ = hold;
   absl::Cleanup unhold = [this] {

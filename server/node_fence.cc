@@ -145,13 +145,18 @@ void Node::Impl::HeldTailEndsAt(uint64_t end) {
 
 void Node::Impl::HoldReplayedTail() {
   uint64_t end;
+  uint32_t credit;
+  uint32_t writer;
   {
     // Under mu_, as a primary: once a CHANGE MASTER came in between, the
-    // flag and end may be a later RESET SLAVE ALL's, not ours (s47g G1).
+    // flag, end and credit may be a later RESET SLAVE ALL's, not ours
+    // (s47g G1, s48b S4).
     std::lock_guard l(mu_);
     if (!primary_.empty() || promoting_) return;
     end = held_tail_end_.load();
     if (!hold_replayed_tail_.exchange(false)) return;
+    credit = held_tail_credited_.exchange(false) ? 1 : 0;
+    writer = held_tail_writer_.exchange(0);
   }
   // The marker of the epoch a promotion opened, not the binlog's end: the
   // node may take writes before this runs, and they wait for their own
@@ -162,8 +167,6 @@ void Node::Impl::HoldReplayedTail() {
   }
   // CHANGE MASTER ends the hold (MakeReplicaIo): the new primary's
   // visible position governs the tail from then on (review s33c F3).
-  const uint32_t credit = held_tail_credited_.exchange(false) ? 1 : 0;
-  const uint32_t writer = held_tail_writer_.exchange(0);
   SemiSyncMaster::Hold hold = semisync_->HoldTail(end, [this, end](SemiSyncMaster::Result r) {
     // Revoked, closing, or no longer the primary: stays held, as the ACK
     // path would leave it.

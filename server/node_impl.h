@@ -101,6 +101,10 @@ class Node::Impl {
   // is not another (review s47e F4).
   std::atomic<bool> held_tail_credited_{false};
   std::atomic<uint32_t> held_tail_writer_{0};
+  // The server_id of the newest event of the relay log's (shown, end] that
+  // is neither this node's nor of an unknown writer; 0 if none is, or one
+  // cannot be read (then no credit is given).
+  uint32_t TailWriter(uint64_t shown, uint64_t end);
   // Whether a primary whose binlog ends at `last` and whose state machine
   // is at `applied` must hold (applied, last] back: under AFTER_SYNC
   // semi-sync nothing says a replica holds it (review s31 F4, s35-watch F1).

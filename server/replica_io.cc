@@ -6,7 +6,6 @@
 #include <cassert>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "proto/replication.grpc.pb.h"
@@ -217,10 +216,12 @@ void ReplicaIo::CutIfNotFollowing(uint64_t promised, uint32_t owner) {
 void ReplicaIo::Run() {
   auto backoff = std::chrono::milliseconds(100);
   bool permanent = false;
+  bool resync = false;
   for (;;) {
     permanent = false;
+    resync = false;
     connected_at_.reset();
-    absl::Status s = Stream(&permanent);
+    absl::Status s = Stream(&permanent, &resync);
     // A connection that stayed up a while worked: its failure is a new
     // one, retried soon, not after the longest wait earlier failures built
     // up (a semi-sync replica kept its primary asynchronous that long).
@@ -240,7 +241,7 @@ void ReplicaIo::Run() {
     }
     if (permanent) break;
     status_.state = ReplicaIoStatus::State::kConnecting;
-    if (std::exchange(resync_, false)) continue;  // a new stream for a new sync_relay_log
+    if (resync) continue;  // a new stream for a new sync_relay_log
     cv_.wait_for(l, backoff, [&] { return stop_; });
     if (stop_) break;
     backoff = std::min<std::chrono::milliseconds>(backoff * 2, std::chrono::seconds(5));
@@ -251,7 +252,7 @@ void ReplicaIo::Run() {
   status_.state = ReplicaIoStatus::State::kNo;
 }
 
-absl::Status ReplicaIo::Stream(bool* permanent) {
+absl::Status ReplicaIo::Stream(bool* permanent, bool* resync) {
   // Keepalive: a primary that is gone without closing the connection ends
   // the stream within keepalive_time_ms + keepalive_timeout_ms (the
   // heartbeat watchdog below covers a primary that answers pings but sends
@@ -417,7 +418,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     // The primary counts this stream's ACKs by what the hello said: a new
     // sync_relay_log takes effect with a new stream, made at once.
     if (config_.sync_relay_log && config_.sync_relay_log() != sync) {
-      resync_ = true;
+      *resync = true;
       break;
     }
     // The primary's epoch: stated, or (an older relaykvd) its last GTID's.
@@ -570,7 +571,7 @@ absl::Status ReplicaIo::Stream(bool* permanent) {
     }
     if (Clock::now() - progress_sent_at >= kProgressPeriod) send_progress();
   }
-  if (resync_) {
+  if (*resync) {
     spdlog::info("replica IO thread: sync_relay_log is now {}: reconnecting to {} so that it "
                  "{} this replica's ACKs as semi-sync ACKs",
                  sync ? 0 : 1, config_.primary_address, sync ? "stops counting" : "counts");

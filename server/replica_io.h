@@ -121,7 +121,9 @@ class ReplicaIo {
   void StartLocked() REQUIRES(mu_);
   void Run();
   // One connection: returns why it ended. *permanent: do not retry.
-  absl::Status Stream(bool* permanent);
+  // `*resync`: it ended because sync_relay_log changed (OK returned): the
+  // next stream is made without the backoff's wait.
+  absl::Status Stream(bool* permanent, bool* resync);
   static constexpr std::chrono::seconds kWorkingConnection{1};
   void SetError(const absl::Status& s) REQUIRES(mu_);
   // FAILED_PRECONDITION naming both epochs.
@@ -176,9 +178,7 @@ class ReplicaIo {
   // kept by the appends. IO thread only.
   uint32_t held_writer_ = 0;
   Gtid held_writer_at_;  // the relay log's end held_writer_ describes
-  // IO thread only: the last stream ended because sync_relay_log changed;
-  // the next one is made without the backoff's wait.
-  bool resync_ = false;
+
   // When the primary's first message arrived on the current connection.
   // IO thread only.
   std::optional<std::chrono::steady_clock::time_point> connected_at_;

@@ -159,6 +159,8 @@ void ReplicationService::Register(const std::shared_ptr<Outbox>& outbox, uint64_
     const bool newer = o->id > outbox->id;
     const bool same_node = o->own_address == outbox->own_address && o->peer_host == outbox->peer_host;
     const auto now = Clock::now();
+    // Bounded by the server_ids warned of in the last minute (s48b S3).
+    std::erase_if(shared_id_warned_, [&](const auto& e) { return now - e.second >= kSharedIdWarnEvery; });
     auto warned = shared_id_warned_.find(o->server_id);
     if (!same_node && (warned == shared_id_warned_.end() || now - warned->second >= kSharedIdWarnEvery)) {
       // Two nodes given one server_id (a cloned machine's config): each
@@ -307,8 +309,9 @@ void ReplicationService::WarnUnsyncedAcks(const ConnectedReplica& info) {
   {
     std::lock_guard l(mu_);
     const auto now = Clock::now();
-    auto warned = unsynced_warned_.find(info.server_id);
-    if (warned != unsynced_warned_.end() && now - warned->second < kUnsyncedWarnEvery) return;
+    // Bounded by the server_ids seen in the last minute (s48b S3).
+    std::erase_if(unsynced_warned_, [&](const auto& e) { return now - e.second >= kUnsyncedWarnEvery; });
+    if (unsynced_warned_.contains(info.server_id)) return;
     unsynced_warned_[info.server_id] = now;
   }
   spdlog::warn("replication: replica server_id {} ({}) does not say its ACKs are on disk "
