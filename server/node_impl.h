@@ -101,9 +101,9 @@ class Node::Impl {
   // is not another (review s47e F4).
   std::atomic<bool> held_tail_credited_{false};
   std::atomic<uint32_t> held_tail_writer_{0};
-  // The server_id of the newest event of the relay log's (shown, end] that
-  // is neither this node's nor of an unknown writer; 0 if none is, or one
-  // cannot be read (then no credit is given).
+  // The server_id of the newest event of the relay log's (shown, end]
+  // past this node's own epoch markers; 0 if it is this node's own write,
+  // of an unknown writer, or cannot be read (then no credit is given).
   uint32_t TailWriter(uint64_t shown, uint64_t end);
   // Whether a primary whose binlog ends at `last` and whose state machine
   // is at `applied` must hold (applied, last] back: under AFTER_SYNC
