@@ -178,7 +178,6 @@ class ReplicaIo {
   // kept by the appends. IO thread only.
   uint32_t held_writer_ = 0;
   Gtid held_writer_at_;  // the relay log's end held_writer_ describes
-
   // When the primary's first message arrived on the current connection.
   // IO thread only.
   std::optional<std::chrono::steady_clock::time_point> connected_at_;
