@@ -753,14 +753,18 @@ void Node::Impl::Durable(const std::shared_ptr<PendingCommit>& c, const absl::St
     }
     return gtid;
   };
-  if (WaitsAfterSync(gtid.seq)) {
+  bool made_after_sync = false;
+  if (WaitsAfterSync(gtid.seq, &made_after_sync)) {
     // Lossless: nobody may read it before enough replicas hold it. (An ACK
     // applies what it releases before calling back, so `apply` finds it
-    // done.)
+    // done.) Labelled by the wait point it was made under, though one made
+    // under AFTER_COMMIT waits as AFTER_SYNC here (review s47d F3).
+    const NodeMetrics::WaitPoint point = made_after_sync ? NodeMetrics::WaitPoint::kAfterSync
+                                                         : NodeMetrics::WaitPoint::kAfterCommit;
     semisync_->WaitAsync(gtid.seq, c->registration, deadline, c->options.cancelled,
-                         [c, apply](SemiSyncMaster::Result w) {
+                         [c, apply, point](SemiSyncMaster::Result w) {
                            if (w.ok() && *w == SemiSyncMaster::Outcome::kAcked) {
-                             c->wait_point = NodeMetrics::WaitPoint::kAfterSync;
+                             c->wait_point = point;
                            }
                            c->Finish(w.ok() ? apply() : w.status());
                          });
@@ -787,11 +791,12 @@ void Node::Impl::RaiseAfterSyncUpto(uint64_t seq) {
   }
 }
 
-bool Node::Impl::WaitsAfterSync(uint64_t seq) {
+bool Node::Impl::WaitsAfterSync(uint64_t seq, bool* made_after_sync) {
   // Counted while deciding, so that of two commits on either side of a SET
   // the later one sees the earlier one either deciding or in the watermark.
   after_sync_deciding_.fetch_add(1);
   const bool after_sync = vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
+  *made_after_sync = after_sync;
   if (after_sync) RaiseAfterSyncUpto(seq);
   const bool others_deciding = after_sync_deciding_.fetch_sub(1) > 1;
   if (after_sync) return true;

@@ -204,8 +204,9 @@ class Node::Impl {
   std::atomic<uint64_t> replica_visible_{0};
   // Whether the commit at `seq` (durable here) waits for its ACKs before
   // it shows: under AFTER_SYNC, and under AFTER_COMMIT while a commit made
-  // under AFTER_SYNC is not released yet (Durable).
-  bool WaitsAfterSync(uint64_t seq);
+  // under AFTER_SYNC is not released yet (Durable). `*made_after_sync`:
+  // whether it was made under AFTER_SYNC (its metric's label).
+  bool WaitsAfterSync(uint64_t seq, bool* made_after_sync);
   // A commit made under AFTER_SYNC, or a held tail, up to `seq`.
   void RaiseAfterSyncUpto(uint64_t seq);
   // The highest seq of a commit made under AFTER_SYNC not known released

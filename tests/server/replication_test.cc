@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "relaykv/node.h"
 #include "tests/common/captured_log.h"
+#include "tests/common/prometheus_text.h"
 #include "tests/common/small_fs.h"
 #include "tests/common/temp_dir.h"
 #include "tests/server/node_harness.h"
@@ -509,6 +510,16 @@ TEST(ReplicationTest, AHeldTailIsNotShownByACommitMadeUnderAfterCommit) {
   ASSERT_TRUE(l.ok()) << l.status();
   EXPECT_EQ(*p->Get("tail"), std::optional<std::string>("v"));
   EXPECT_TRUE(WaitFor([&] { return BothShow(*p, *r, "later"); }));
+  // Its ACK answered it, under the wait point it was made under (review
+  // s47d F3: it was labelled AFTER_SYNC).
+  const std::string metrics = p->MetricsText();
+  EXPECT_EQ(testing::SampleValue(metrics,
+                                 "relaykv_commit_duration_seconds_count{wait_point=\"AFTER_COMMIT\"}"),
+            std::optional<double>(1))
+      << metrics;
+  EXPECT_EQ(testing::SampleValue(metrics,
+                                 "relaykv_commit_duration_seconds_count{wait_point=\"AFTER_SYNC\"}"),
+            std::optional<double>(0));
 }
 
 // Review s47a H2: RESET SLAVE ALL applied the whole relay log, so the new
