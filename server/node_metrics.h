@@ -28,9 +28,11 @@ class NodeMetrics : public BinlogObserver {
   NodeMetrics(const NodeMetrics&) = delete;
   NodeMetrics& operator=(const NodeMetrics&) = delete;
 
-  // How a successful commit's reply was decided: by replica ACKs with the
-  // event applied after them (AFTER_SYNC) or before them (AFTER_COMMIT), or
-  // without any ACK (semi-sync disabled, OFF, or timed out: async).
+  // How a successful commit's reply was decided: by replica ACKs, labelled
+  // with the wait point the commit was made under (AFTER_SYNC, or
+  // AFTER_COMMIT — applied before its ACKs, or after them when it had to
+  // wait behind an unreleased AFTER_SYNC commit or held tail), or without
+  // any ACK (semi-sync disabled, OFF, or timed out: async).
   enum class WaitPoint { kAfterSync, kAfterCommit, kAsync };
   // A commit answered OK, `took` from CommitAsync's entry to its answer.
   void ObserveCommit(WaitPoint wait_point, std::chrono::steady_clock::duration took) {
