@@ -243,7 +243,7 @@ absl::Status Binlog::MarkUnsyncedTail() {
 }
 
 void Binlog::UnmarkUnsyncedTail() {
-  if (!unsynced_marked_ || sync_binlog_.load() != 1) return;
+  if (!unsynced_marked_) return;
   std::lock_guard m(marker_mu_);
   if (inherited_marker_pending_) return;  // ForgetUnsyncedTail's to remove
   const fs::path marker = dir_ / binlog_format::kUnsyncedMarkerName;
@@ -502,6 +502,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     last = GtidFromProto(ev.gtid());
   };
   bool policy_sync = false;
+  bool replicated = false;
   for (Writer* x : group) {
     if (!x->status.ok()) continue;
     if (x->assign != nullptr) {
@@ -509,6 +510,7 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
       if (x->sync == Writer::Sync::kPolicy) policy_sync = true;
     } else {
       for (const v1::Event& ev : x->replicated) encode(ev);
+      replicated = true;
     }
   }
   if (events > 0) AppendGroupEnd(&scratch_, first_seq, last.seq);  // encoded: [first_seq, last.seq]
@@ -529,7 +531,15 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     sticky = !status.ok();
   }
   if (sync) groups_since_sync_ = 0;
-  if (status.ok() && sync && policy_sync) UnmarkUnsyncedTail();
+  // Everything visible is durable now. The marker goes where the groups
+  // after this one are synced too: our own under sync_binlog=1, and a
+  // replica's synced relay groups (its stream runs sync_relay_log=1; one
+  // that runs 0 marks again). Else it would come back a few groups later.
+  // A relay log kept lenient here would cut ACKed, counted groups at their
+  // first damage instead of refusing it (review s48a N7).
+  if (status.ok() && sync && ((policy_sync && sync_binlog_.load() == 1) || replicated)) {
+    UnmarkUnsyncedTail();
+  }
 
   // A format 2 segment left unsealed at open (binlog.cc Open) is sealed
   // after the next group that succeeds: its payloads are not whitened.

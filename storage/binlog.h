@@ -332,8 +332,8 @@ class Binlog {
   // Leader only: binlog.unsynced, durably, before the first group of our own
   // events is published unsynced.
   absl::Status MarkUnsyncedTail();
-  // Leader only, after a synced group under sync_binlog=1: nothing visible
-  // is unsynced any more, so this run's marker goes (unless one inherited
+  // Leader only, after a synced group (of our own under sync_binlog=1, or
+  // of replicated events): nothing visible is unsynced any more, so this run's marker goes (unless one inherited
   // from the last run still waits for ForgetUnsyncedTail), and recovery
   // judges later groups as synced ones again (review s31 L1).
   void UnmarkUnsyncedTail();

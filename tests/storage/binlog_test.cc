@@ -733,6 +733,41 @@ TEST(BinlogTest, UnsyncedMarkerStaysOnlyWhileSomethingVisibleIsUnsynced) {
   EXPECT_FALSE(std::filesystem::exists(marker)) << "a clean close syncs what was unsynced";
 }
 
+// A replica's relay log likewise: groups relayed under sync_relay_log=0
+// mark it, and the first group relayed synced (the stream after SET GLOBAL
+// sync_relay_log=1, which the primary counts again) takes it away, whatever
+// sync_binlog says. It used to stay until a clean stop, so recovery cut
+// ACKed, counted groups at their first damage (review s48a N7).
+TEST(BinlogTest, ASyncedRelayGroupEndsTheUnsyncedMarker) {
+  TempDir dir;
+  const std::filesystem::path marker = dir.path() / binlog_format::kUnsyncedMarkerName;
+  auto b = OpenBinlog(dir.path(), 1ull << 30, /*sync_binlog=*/0);
+  ASSERT_NE(b, nullptr);
+  uint64_t seq = 0;
+  auto relay = [&](bool sync) {
+    std::vector<v1::Event> events;
+    for (int i = 0; i < 3; ++i) {
+      ++seq;
+      events.push_back(At(1, seq, PutEvent("k" + std::to_string(seq), std::string(500, 'r'))));
+    }
+    return b->AppendReplicated(events, sync);
+  };
+  ASSERT_TRUE(relay(/*sync=*/false).ok());
+  EXPECT_TRUE(std::filesystem::exists(marker)) << "relayed groups went out unsynced";
+  ASSERT_TRUE(relay(/*sync=*/true).ok());
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "a synced relay group made everything durable";
+
+  TempDir killed;
+  testing::CopyDir(dir.path(), killed.path());
+  const uint64_t end = b->Segments().back().size_bytes;
+  testing::EditSegment(killed.path(), [&](std::string& data) { data[end - 200] ^= 0x04; });
+  EXPECT_EQ(testing::OpenStatus(killed.path()).code(), absl::StatusCode::kDataLoss)
+      << "a flipped bit in an ACKed relay group is refused, not cut";
+
+  ASSERT_TRUE(relay(/*sync=*/false).ok());
+  EXPECT_TRUE(std::filesystem::exists(marker)) << "unsynced again";
+}
+
 // A marker the last run left (it was killed with unsynced groups) stays
 // until the node has fenced it (ForgetUnsyncedTail), whatever this run's
 // own syncs and close do: it decides the next epoch at the next start.
