@@ -467,5 +467,71 @@ TEST(ReplicationProcessTest, ALateHoldOfOneResetSlaveAllDoesNotTakeTheNextOnesHo
   }, std::chrono::seconds(30))) << b->ReplicaStatus()["Last_IO_Error"];
 }
 
+// Review s48c T1: a promoted replica's own copy of its unconfirmed tail
+// stands for the old primary's (one ACK of credit) only while the tail is
+// the old primary's. A write of its own there, taken as primary after a
+// first RESET SLAVE ALL that a CHANGE MASTER undid, never reached the old
+// primary: the second promotion gives no credit, so under
+// wait_for_slave_count=2 one replica's ACK does not show it (two copies of
+// three). Without the fix the walk passed the own write as it passes the
+// own markers, found the old primary, and b's ACK showed the write.
+TEST(ReplicationProcessTest, AWriteOfItsOwnInTheHeldTailGetsNoCredit) {
+  TempDir dir;
+  const std::vector<std::string> semi = {"--rpl_semi_sync_master_enabled=ON",
+                                         "--rpl_semi_sync_master_wait_for_slave_count=2",
+                                         "--rpl_semi_sync_master_timeout=600000"};
+  auto p = Relaykvd::Start(dir.path() / "p", semi);
+  ASSERT_NE(p, nullptr);
+  auto a = StartReplica(dir.path() / "a", *p,
+                        {.server_id = 2, .semi_sync = true, .clients = 1, .flags = semi});
+  auto b = StartReplica(dir.path() / "b", *p, {.server_id = 3, .semi_sync = true, .clients = 2});
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(p->Put("first", "1").ok());
+
+  // The tail: a holds it, b never got it, p (gone) never showed it.
+  ASSERT_TRUE(b->client().StopReplica(ReplicaThreads::kIo).ok());
+  const uint64_t tail_seq = p->BinlogGtid().seq + 1;
+  std::thread writer([&] { p->Put("tail", "v").IgnoreError(); });
+  absl::Cleanup join = [&] {
+    if (p != nullptr) p->Kill();  // ends the writer's wait
+    if (writer.joinable()) writer.join();
+  };
+  ASSERT_TRUE(WaitFor([&] { return a->BinlogGtid().seq >= tail_seq; }));
+  ASSERT_TRUE(a->client().StopReplica(ReplicaThreads::kBoth).ok());
+  p->Kill();
+  writer.join();
+
+  // a promoted, takes a write of its own (it waits for ACKs that cannot
+  // come: in a's binlog, never answered), and is made a replica again.
+  ASSERT_TRUE(a->client().ResetReplicaAll().ok());
+  auto short_lived = Client::Connect({a->address()}, {.timeout = std::chrono::milliseconds(1000)});
+  ASSERT_TRUE(short_lived.ok()) << short_lived.status();
+  EXPECT_FALSE((*short_lived)->Put("own", "w").ok()) << "answered with no replica";
+  ASSERT_TRUE(WaitFor([&] { return a->BinlogGtid().seq >= tail_seq + 2; }))
+      << "the epoch marker and the own write";
+  ASSERT_TRUE(a->client().ChangeMaster("127.0.0.1", b->port()).ok());
+  ASSERT_TRUE(a->client().ResetReplicaAll().ok());
+  EXPECT_EQ(*a->Get("own"), std::nullopt);
+
+  // b follows a and ACKs all of it: one copy besides a's own.
+  ASSERT_TRUE(b->client().ChangeMaster("127.0.0.1", a->port()).ok());
+  ASSERT_TRUE(b->client().StartReplica(ReplicaThreads::kIo).ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return a->Status()["Rpl_semi_sync_master_clients"] == "1" && b->BinlogGtid() == a->BinlogGtid();
+  })) << b->ReplicaStatus()["Last_IO_Error"];
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(*a->Get("own"), std::nullopt) << "a write on two of three copies showed (credit given)";
+  EXPECT_EQ(*a->Get("tail"), std::nullopt);
+
+  // A second replica's ACK shows the whole tail: p comes back under a.
+  p = StartReplica(dir.path() / "p", *a, {.server_id = 1, .semi_sync = true, .clients = 2});
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(WaitFor([&] {
+    auto own = a->Get("own");
+    auto tail = a->Get("tail");
+    return own.ok() && own->has_value() && tail.ok() && tail->has_value();
+  }, std::chrono::seconds(30))) << p->ReplicaStatus()["Last_IO_Error"];
+}
+
 }  // namespace
 }  // namespace relaykv::testing
