@@ -792,14 +792,17 @@ void Node::Impl::RaiseAfterSyncUpto(uint64_t seq) {
 }
 
 bool Node::Impl::WaitsAfterSync(uint64_t seq, bool* made_after_sync) {
-  // Counted while deciding, so that of two commits on either side of a SET
-  // the later one sees the earlier one either deciding or in the watermark.
-  after_sync_deciding_.fetch_add(1);
+  // Commits decide one after the other in seq order (the binlog calls
+  // them back so), so of two commits on either side of a SET the later one
+  // sees the earlier one's decision in the watermark. Decided out of
+  // order, a later AFTER_COMMIT commit could show an earlier one that then
+  // read AFTER_SYNC and waited (review s47d F1).
   const bool after_sync = vars_.Get("rpl_semi_sync_master_wait_point") == "AFTER_SYNC";
   *made_after_sync = after_sync;
-  if (after_sync) RaiseAfterSyncUpto(seq);
-  const bool others_deciding = after_sync_deciding_.fetch_sub(1) > 1;
-  if (after_sync) return true;
+  if (after_sync) {
+    RaiseAfterSyncUpto(seq);
+    return true;
+  }
   // AFTER_COMMIT shows this write now, and with it every seq below (the
   // state machine applies in order): not while a commit made under
   // AFTER_SYNC is not released yet (ACKed, or gone async) — a SET GLOBAL
@@ -807,9 +810,9 @@ bool Node::Impl::WaitsAfterSync(uint64_t seq, bool* made_after_sync) {
   // answers it as lossless (review s47a M1). Such a commit waits as they
   // do; it does not hold the next ones back itself (review s47c F1).
   const uint64_t upto = after_sync_upto_.load();
-  if (upto == 0 && !others_deciding) return false;  // the steady AFTER_COMMIT case
-  if (!others_deciding && semisync_->released_seq() >= upto) {
-    uint64_t expected = upto;  // unless a commit raised it meanwhile
+  if (upto == 0) return false;  // the steady AFTER_COMMIT case
+  if (semisync_->released_seq() >= upto) {
+    uint64_t expected = upto;  // unless a held tail raised it meanwhile
     after_sync_upto_.compare_exchange_strong(expected, 0);
     return false;
   }

@@ -205,14 +205,14 @@ class Node::Impl {
   // Whether the commit at `seq` (durable here) waits for its ACKs before
   // it shows: under AFTER_SYNC, and under AFTER_COMMIT while a commit made
   // under AFTER_SYNC is not released yet (Durable). `*made_after_sync`:
-  // whether it was made under AFTER_SYNC (its metric's label).
+  // whether it was made under AFTER_SYNC (its metric's label). Called on
+  // the binlog's committer only, in seq order (Binlog::CommitAsync).
   bool WaitsAfterSync(uint64_t seq, bool* made_after_sync);
   // A commit made under AFTER_SYNC, or a held tail, up to `seq`.
   void RaiseAfterSyncUpto(uint64_t seq);
   // The highest seq of a commit made under AFTER_SYNC not known released
-  // (0: none), and how many commits are deciding theirs.
+  // (0: none).
   std::atomic<uint64_t> after_sync_upto_{0};
-  std::atomic<int64_t> after_sync_deciding_{0};
   // Lowest binlog seq still needed: by the state machine (not yet flushed)
   // and, if `keep_for_replicas`, by connected replicas (not yet ACKed).
   absl::StatusOr<uint64_t> RetentionFloor(bool keep_for_replicas);

@@ -33,7 +33,7 @@ constexpr SemiSyncRow kSemiSyncRows[] = {
     {"wait_sessions", "relaykv_semisync_master_wait_sessions", Type::kGauge,
      "Commits waiting for replica ACKs now (Rpl_semi_sync_master_wait_sessions)."},
     {"yes_tx", "relaykv_semisync_master_yes_tx_total", Type::kCounter,
-     "Commits answered while semi-sync was ON (Rpl_semi_sync_master_yes_tx)."},
+     "Commits ACKed by enough replicas (Rpl_semi_sync_master_yes_tx)."},
     {"no_tx", "relaykv_semisync_master_no_tx_total", Type::kCounter,
      "Commits answered asynchronously while semi-sync was enabled: OFF on entry or timed out "
      "(Rpl_semi_sync_master_no_tx)."},

@@ -70,8 +70,10 @@ class SemiSyncMaster {
   // it is disabled — at once (on this thread) if one of them holds already.
   // DEADLINE_EXCEEDED if the caller's deadline comes first, CANCELLED once
   // `cancelled()` says the client went away (asked every 20 ms, under this
-  // object's lock: keep it cheap), UNAVAILABLE on Close(): such commits are
-  // never answered OK and not counted as yes_tx.
+  // object's lock: keep it cheap), UNAVAILABLE on Close(): such waits are
+  // not counted as yes_tx. yes_tx counts ACKed commits, as MySQL's does: one
+  // may still fail after its ACK (not applied by its deadline, or revoked
+  // at reply time) and be answered with an error (review s47b L3).
   // `registration`: what Register() returned for this commit.
   void WaitAsync(uint64_t seq, Registration registration,
                  std::chrono::steady_clock::time_point deadline, std::function<bool()> cancelled,

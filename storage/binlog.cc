@@ -291,7 +291,14 @@ void Binlog::CommitterLoop() {
   for (;;) {
     // A turn handed over before the stop is still taken: it completes (or
     // fails, once closed) the async writers queued.
-    committer_cv_.wait(l, [&] { return committer_turn_ || stop_committer_; });
+    committer_cv_.wait(
+        l, [&] { return committer_turn_ || !completions_.empty() || stop_committer_; });
+    if (!completions_.empty()) {  // a blocked leader's group's
+      l.unlock();
+      RunCompletions();
+      l.lock();
+      continue;
+    }
     if (!committer_turn_) return;
     committer_turn_ = false;
     LeadGroup(l, nullptr);
@@ -403,14 +410,25 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     // A previous group failed (or Close() came): fail everyone queued.
     absl::Status s = closed_ ? absl::FailedPreconditionError("binlog " + dir_.string() + " is closed")
                              : error_;
-    std::vector<Writer*> failed(writers_.begin(), writers_.end());
-    writers_.clear();
-    for (Writer* x : failed) {
+    std::vector<Writer*> blocked;
+    for (Writer* x : writers_) {
       x->status = s;
       x->done = true;
+      if (x->async()) {
+        completions_.push_back(x);
+      } else {
+        blocked.push_back(x);
+      }
     }
+    writers_.clear();
+    const bool calls_back = !completions_.empty();
     l.unlock();
-    Complete(failed, self);
+    Complete(blocked, self);
+    if (self == nullptr) {
+      RunCompletions();
+    } else if (calls_back) {
+      committer_cv_.notify_one();
+    }
     return;
   }
 
@@ -502,7 +520,6 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     last = GtidFromProto(ev.gtid());
   };
   bool policy_sync = false;
-  bool replicated = false;
   for (Writer* x : group) {
     if (!x->status.ok()) continue;
     if (x->assign != nullptr) {
@@ -510,7 +527,6 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
       if (x->sync == Writer::Sync::kPolicy) policy_sync = true;
     } else {
       for (const v1::Event& ev : x->replicated) encode(ev);
-      replicated = true;
     }
   }
   if (events > 0) AppendGroupEnd(&scratch_, first_seq, last.seq);  // encoded: [first_seq, last.seq]
@@ -531,13 +547,14 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
     sticky = !status.ok();
   }
   if (sync) groups_since_sync_ = 0;
-  // Everything visible is durable now. The marker goes where the groups
-  // after this one are synced too: our own under sync_binlog=1, and a
-  // replica's synced relay groups (its stream runs sync_relay_log=1; one
-  // that runs 0 marks again). Else it would come back a few groups later.
-  // A relay log kept lenient here would cut ACKed, counted groups at their
-  // first damage instead of refusing it (review s48a N7).
-  if (status.ok() && sync && ((policy_sync && sync_binlog_.load() == 1) || replicated)) {
+  // Everything visible is durable now. The marker goes where that was
+  // asked for (a replica's synced relay groups and the SyncVisible() that
+  // makes its hello's position an ACK, under sync_relay_log=1; a stream
+  // with 0 marks again), and under sync_binlog=1 (else a group of ours
+  // would write it again a few groups later). A relay log kept lenient
+  // here would cut ACKed, counted groups at their first damage instead of
+  // refusing it (review s48a N7, s49a M1).
+  if (status.ok() && sync && ((policy_sync && sync_binlog_.load() == 1) || forced)) {
     UnmarkUnsyncedTail();
   }
 
@@ -620,11 +637,20 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   }
 
   l.lock();
+  // The async writers go to the committer (completions_), in group order:
+  // from the unlock on, one may be called back and gone at any time.
+  std::vector<Writer*> blocked;
   for (Writer* x : group) {
     if (x->status.ok()) x->status = status;
     x->done = true;
     writers_.pop_front();
+    if (x->async()) {
+      completions_.push_back(x);
+    } else {
+      blocked.push_back(x);
+    }
   }
+  const bool calls_back = !completions_.empty();
   // The next group's leader: a blocked writer leads it itself; async ones
   // have no thread of their own, so the committer does. Either way this
   // thread leads at most one group and returns to its caller.
@@ -649,8 +675,6 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
   // callbacks' work), then the async writers' callbacks.
   if (next != nullptr) next->wake.release();
   if (observer_ != nullptr && events > 0) observer_->OnGroup(events);
-  std::vector<Writer*> blocked, async;
-  for (Writer* x : group) (x->async() ? async : blocked).push_back(x);
   Complete(blocked, self);
   if (!payloads.empty()) group_listener_(first_seq, last, payloads);
   // Only now: a replication stream's sender woken earlier could take the
@@ -664,7 +688,25 @@ void Binlog::LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) {
       if (last_visible_.seq >= w->want->load()) w->cv.notify_one();
     }
   }
-  Complete(async, self);
+  // The committer calls back now, after this group's network leg has
+  // started; a blocked leader leaves them to it (which may call them back
+  // before this thread has sent the group: no ordering depends on that).
+  if (self == nullptr) {
+    RunCompletions();
+  } else if (calls_back) {
+    committer_cv_.notify_one();
+  }
+}
+
+void Binlog::RunCompletions() {
+  std::unique_lock l(mu_);
+  while (!completions_.empty()) {
+    std::vector<Writer*> batch(completions_.begin(), completions_.end());
+    completions_.clear();
+    l.unlock();
+    Complete(batch, nullptr);
+    l.lock();
+  }
 }
 
 absl::Status Binlog::Preallocate(uint64_t need) {

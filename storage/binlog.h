@@ -136,9 +136,10 @@ class Binlog {
   [[nodiscard]] absl::Status Commit(v1::Event* event, const Assigned& on_assigned = {});
   // Commit() without blocking: `done(status)` is called exactly once, when
   // the event is visible or its append failed, on the binlog's committer
-  // thread, which writes every group whose first writer is async (or on
-  // this thread, before CommitAsync returns, if the binlog is closed or
-  // failed). *event and *on_assigned (may be null) must stay valid until
+  // thread, which writes every group whose first writer is async, and calls
+  // back in seq order (or on this thread, before CommitAsync returns, if
+  // the binlog is closed or failed: then with no seq, and perhaps before
+  // earlier writers' callbacks). *event and *on_assigned (may be null) must stay valid until
   // `done`; `done` must not block for long (it holds up the next group).
   void CommitAsync(v1::Event* event, const Assigned* on_assigned,
                    std::function<void(absl::Status)> done);
@@ -310,8 +311,11 @@ class Binlog {
   // any (not released: it is running).
   void LeadGroup(std::unique_lock<std::mutex>& l, Writer* self) REQUIRES(mu_);
   static void Complete(const std::vector<Writer*>& writers, Writer* self);
-  // The committer thread: leads the groups whose first writer is async.
+  // The committer thread: leads the groups whose first writer is async, and
+  // runs every async writer's callback (completions_).
   void CommitterLoop() EXCLUDES(mu_);
+  // The committer, after a group it led: the callbacks queued so far.
+  void RunCompletions() EXCLUDES(mu_);
   // Leader only: write (and maybe sync) the group's encoded records. On
   // failure *sticky says whether the file's state is unknown (a failed
   // fdatasync, or a failed write that could not be cut off): then every
@@ -333,9 +337,11 @@ class Binlog {
   // events is published unsynced.
   absl::Status MarkUnsyncedTail();
   // Leader only, after a synced group (of our own under sync_binlog=1, or
-  // of replicated events): nothing visible is unsynced any more, so this run's marker goes (unless one inherited
-  // from the last run still waits for ForgetUnsyncedTail), and recovery
-  // judges later groups as synced ones again (review s31 L1).
+  // one whose sync was asked for: a synced relay-log append, SyncVisible):
+  // nothing visible is unsynced any more, so this run's marker goes (unless
+  // one inherited from the last run still waits for ForgetUnsyncedTail),
+  // and recovery judges later groups as synced ones again (review s31 L1,
+  // s48a N7).
   void UnmarkUnsyncedTail();
   // Leader only: seal the active segment and start the next. *sticky as
   // for WriteGroup: not for a failure to create the next segment or to
@@ -394,6 +400,13 @@ class Binlog {
   bool closed_ GUARDED_BY(mu_) = false;
   // Set by a leader that leaves an async writer at the head of the queue.
   bool committer_turn_ GUARDED_BY(mu_) = false;
+  // The async writers of the groups done (written or failed), queued by
+  // each group's leader in group order. Only the committer runs their
+  // callbacks, one after the other: so they run in seq order even when a
+  // blocked writer leads a group while the committer is still calling back
+  // an earlier one, and the node decides each commit's wait point in seq
+  // order (a SET of it relies on that; review s47d F1).
+  std::deque<Writer*> completions_ GUARDED_BY(mu_);
   bool stop_committer_ GUARDED_BY(mu_) = false;
   std::condition_variable committer_cv_;
 

@@ -16,9 +16,9 @@
 //                     replicas, or ACKed by a relay log) before they are
 //                     synced (sync_binlog or sync_relay_log other than 1);
 //                     made durable before the first such group is
-//                     published, removed once a clean close or a synced
-//                     group under sync_binlog=1 has made everything
-//                     visible durable (one the last run left stays until
+//                     published, removed once a clean close, a synced
+//                     group under sync_binlog=1, a synced relay-log group
+//                     or a SyncVisible has made everything visible durable (one the last run left stays until
 //                     the node has fenced it: ForgetUnsyncedTail). Found at open: the last segment is cut at
 //                     its first damage (unsynced pages land in any order,
 //                     so the torn-tail rule below cannot judge), and a

@@ -545,6 +545,90 @@ TEST(BinlogTest, CommitGroupedAfterAHigherEpochAppendTakesThatEpoch) {
   EXPECT_NE(OpenBinlog(dir.path()), nullptr) << "the binlog must reopen what it wrote";
 }
 
+// Review s47d F1: async writers are called back in seq order, also when a
+// blocked writer leads a group while the committer is still calling back
+// an earlier one. The node decides each commit's wait point in its
+// callback; decided out of order, a later AFTER_COMMIT commit showed an
+// earlier one that then decided AFTER_SYNC (after a SET of the wait
+// point), before any replica held it.
+TEST(BinlogTest, AsyncWritersAreCalledBackInSeqOrderWhoeverLeads) {
+  TempDir dir;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool hold = false, held = false, x_may_return = false;
+  std::vector<std::string> order;
+  BinlogOptions o;
+  o.dir = dir.path();
+  o.before_group_write_for_testing = [&] {
+    std::unique_lock l(mu);
+    if (!hold) return;
+    held = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return !hold; });
+  };
+  auto opened = Binlog::Open(o);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Binlog& b = **opened;
+
+  // X's callback runs on the committer and takes its time.
+  std::promise<void> x_called, y_called;
+  v1::Event x = PutEvent("x", "v");
+  b.CommitAsync(&x, nullptr, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    std::unique_lock l(mu);
+    x_called.set_value();
+    cv.wait_for(l, std::chrono::seconds(10), [&] { return x_may_return; });
+    order.push_back("x");
+  });
+  x_called.get_future().wait();
+
+  // A blocked writer leads the next group and is held before it writes:
+  // a second blocked writer and then async Y queue behind it, so that the
+  // second one leads Y's group.
+  {
+    std::lock_guard l(mu);
+    hold = true;
+  }
+  v1::Event s1 = PutEvent("s1", "v"), s2 = PutEvent("s2", "v"), y = PutEvent("y", "v");
+  auto first = std::async(std::launch::async, [&] { return b.Commit(&s1); });
+  {
+    std::unique_lock l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(10), [&] { return held; }));
+  }
+  auto second = std::async(std::launch::async, [&] { return b.Commit(&s2); });
+  std::this_thread::sleep_for(milliseconds(200));  // queued behind the held leader
+  b.CommitAsync(&y, nullptr, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    std::lock_guard l(mu);
+    order.push_back("y");
+    y_called.set_value();
+  });
+  {
+    std::lock_guard l(mu);
+    hold = false;
+  }
+  cv.notify_all();
+  ASSERT_TRUE(first.get().ok());
+  // s2 leads y's group and returns without the committer, which is still
+  // in x's callback (were y queued first, s2 would wait for the committer).
+  const bool s2_led = second.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  if (s2_led) {
+    EXPECT_EQ(y_called.get_future().wait_for(std::chrono::milliseconds(300)),
+              std::future_status::timeout)
+        << "y was called back while x's callback still ran";
+  }
+  {
+    std::lock_guard l(mu);
+    x_may_return = true;
+  }
+  cv.notify_all();
+  ASSERT_TRUE(second.get().ok());
+  ASSERT_TRUE(s2_led && y.gtid().seq() == s2.gtid().seq() + 1)
+      << "the test's setup failed: y was queued before s2 (the 200 ms sleep was not enough)";
+  opened->reset();  // the committer has called everyone back
+  EXPECT_EQ(order, (std::vector<std::string>{"x", "y"}));
+}
+
 TEST(BinlogTest, FirstReplicatedAppendToAnEmptyBinlogMustBeSeq1) {
   TempDir dir;
   auto b = OpenBinlog(dir.path());
@@ -766,6 +850,11 @@ TEST(BinlogTest, ASyncedRelayGroupEndsTheUnsyncedMarker) {
 
   ASSERT_TRUE(relay(/*sync=*/false).ok());
   EXPECT_TRUE(std::filesystem::exists(marker)) << "unsynced again";
+  // The sync that makes a new sync_relay_log=1 stream's hello position an
+  // ACK, with no relayed group after it (an idle primary): the same
+  // (review s49a M1).
+  ASSERT_TRUE(b->SyncVisible().ok());
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "SyncVisible made everything durable";
 }
 
 // A marker the last run left (it was killed with unsynced groups) stays
