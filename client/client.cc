@@ -250,7 +250,8 @@ class Client::Impl {
     v1::WriteReply reply;
     absl::Status s = FromGrpc(For(target).kv->Write(&ctx, req, &reply));
     if (!s.ok()) return s;
-    return TxnResult{FromProto(reply.gtid()), reply.succeeded()};
+    return TxnResult{FromProto(reply.gtid()), reply.succeeded(),
+                     reply.replication() == v1::COMMIT_SEMI_SYNC};
   }
 
   // The write stream to `addr`, created once and shared; null once the

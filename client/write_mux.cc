@@ -396,7 +396,8 @@ void WriteMux::ReadAnswers(Stream* s) {
         s->waiters.erase(it);
         Finish(std::move(w),
                a.code() == 0 ? absl::StatusOr<TxnResult>(
-                                   TxnResult{Gtid{a.gtid().epoch(), a.gtid().seq()}, a.succeeded()})
+                                   TxnResult{Gtid{a.gtid().epoch(), a.gtid().seq()}, a.succeeded(),
+                                             a.replication() == v1::COMMIT_SEMI_SYNC})
                              : absl::Status(static_cast<absl::StatusCode>(a.code()), a.message()),
                &answered);
       }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "proto/kv.pb.h"
+#include "relaykv/txn.h"
 #include "server/conditional_write.h"
 #include "server/kv_service.h"
 
@@ -63,6 +64,10 @@ inline std::optional<Condition> ConditionOf(v1::WriteRequest& req) {
   for (auto& x : *req.mutable_compares()) c.compares.push_back(std::move(x));
   for (auto& x : *req.mutable_else_mutations()) c.else_mutations.push_back(std::move(x));
   return c;
+}
+
+inline v1::CommitReplication ReplicationOf(const TxnResult& r) {
+  return r.semi_sync ? v1::COMMIT_SEMI_SYNC : v1::COMMIT_ASYNC;
 }
 
 }  // namespace relaykv

@@ -137,6 +137,7 @@ class KvService::WriteCall final : public KvService::Call {
           if (r.ok()) {
             GtidToProto(r->gtid, reply_.mutable_gtid());
             reply_.set_succeeded(r->succeeded);
+            reply_.set_replication(ReplicationOf(*r));
           }
           // Last touch of this call here: kFinish may delete it at once.
           responder_.Finish(reply_, ToGrpcStatus(r.status()), &finish_tag_);

@@ -221,6 +221,7 @@ class KvService::StreamCall final : public KvService::Call {
       if (result.ok()) {
         GtidToProto(result->gtid, a->mutable_gtid());
         a->set_succeeded(result->succeeded);
+        a->set_replication(ReplicationOf(*result));
       } else {
         a->set_code(static_cast<int32_t>(result.status().code()));
         a->set_message(std::string(result.status().message()));

@@ -576,7 +576,7 @@ struct Node::Impl::PendingCommit {
       impl->metrics_.CountFailedCommit();
     }
     if (result.ok()) {
-      done(TxnResult{*result, succeeded});
+      done(TxnResult{*result, succeeded, wait_point != NodeMetrics::WaitPoint::kAsync});
     } else {
       done(result.status());
     }

@@ -39,11 +39,15 @@ struct Txn {
 };
 
 // A committed transaction: its GTID (also when the branch taken was empty:
-// the answer is then as durable and as visible as any write) and whether
-// every compare held.
+// the answer is then as durable and as visible as any write), whether
+// every compare held, and whether semi-sync replicas held it before the
+// answer (rpl_semi_sync_master_wait_for_slave_count of them: no failover or
+// power cut of the primary loses it). false: answered asynchronously
+// (semi-sync disabled, OFF or timed out), or by a relaykvd too old to say.
 struct TxnResult {
   Gtid gtid;
   bool succeeded = false;
+  bool semi_sync = false;
 };
 
 // A key's value and version (the GTID of its last change; {0,0} for a key

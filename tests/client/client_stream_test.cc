@@ -480,6 +480,31 @@ TEST(ClientStreamTest, AsyncTxnIsAnsweredOnlyAfterTheAckAndReportsItsBranch) {
   EXPECT_EQ(*c.primary->Get("lost"), std::optional<std::string>("y"));
 }
 
+// Review s47b L2: every answer says whether semi-sync replicas held the
+// write before it (TxnResult::semi_sync, WriteReply.replication): the
+// embedded node, a unary call and the write stream alike. Once semi-sync
+// timed out, it is false (the write may be on the primary alone).
+TEST(ClientStreamTest, EveryAnswerSaysWhetherSemiSyncReplicasHeldTheWrite) {
+  SemiSyncPair c;
+  ASSERT_TRUE(c.primary->SetVariable("rpl_semi_sync_master_timeout", "300", false).ok());
+  auto unary = Client::Connect({Addr(*c.primary)});
+  auto stream = Client::Connect({Addr(*c.primary)}, Pipelined());
+  ASSERT_TRUE(unary.ok() && stream.ok());
+  const relaykv::Txn plain{{}, {Mutation::Put("k", "v")}, {}};
+  for (const bool replica_up : {true, false}) {
+    if (!replica_up) c.StopReplica();
+    const absl::StatusOr<TxnResult> answers[] = {c.primary->Txn(plain), (*unary)->Txn(plain),
+                                                 (*stream)->Txn(plain)};
+    for (const auto& r : answers) {
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_TRUE(r->succeeded);
+      EXPECT_EQ(r->semi_sync, replica_up) << r->gtid.ToString();
+    }
+  }
+  EXPECT_EQ(Num(*c.primary, "yes_tx"), 3u);
+  EXPECT_EQ(Num(*c.primary, "no_tx"), 3u);
+}
+
 TEST(ClientStreamTest, AsyncWriteFailsAtItsDeadlineAndTheServerStopsWaitingToo) {
   SemiSyncPair c;
   c.StopReplica();
