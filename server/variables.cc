@@ -304,6 +304,7 @@ absl::Status Variables::Apply(const Settings& settings) {
     if (!v.ok()) return v.status();
     normalized.emplace_back(std::string(def->name), *v);
   }
+  std::lock_guard serial(apply_mu_);
   for (const auto& [name, value] : normalized) {
     std::function<void(const std::string&, const std::string&)> hook;
     {

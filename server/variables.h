@@ -88,10 +88,15 @@ class Variables {
   // spelling (the row shows the spelling that matched, canonical first).
   std::vector<std::pair<std::string, std::string>> List(std::string_view like) const;
 
-  // Called after every change with the canonical name and new value.
+  // Called after every change with the canonical name and new value, one
+  // change at a time: a hook that reads other variables (the semi-sync
+  // settings are configured from all four) never applies what an earlier
+  // change read after a later change applied its own (review s49b M1).
+  // So a hook must not Apply() itself.
   void set_on_change(std::function<void(const std::string&, const std::string&)> fn);
 
  private:
+  std::mutex apply_mu_;  // held across a change and its hook (Apply)
   mutable std::mutex mu_;
   std::map<std::string, std::string, std::less<>> values_;  // GUARDED_BY(mu_)
   std::function<void(const std::string&, const std::string&)> on_change_;

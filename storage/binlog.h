@@ -314,7 +314,8 @@ class Binlog {
   // The committer thread: leads the groups whose first writer is async, and
   // runs every async writer's callback (completions_).
   void CommitterLoop() EXCLUDES(mu_);
-  // The committer, after a group it led: the callbacks queued so far.
+  // The committer (after a group it led, or woken by a blocked leader):
+  // the callbacks queued so far, until none is left.
   void RunCompletions() EXCLUDES(mu_);
   // Leader only: write (and maybe sync) the group's encoded records. On
   // failure *sticky says whether the file's state is unknown (a failed

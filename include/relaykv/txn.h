@@ -40,10 +40,11 @@ struct Txn {
 
 // A committed transaction: its GTID (also when the branch taken was empty:
 // the answer is then as durable and as visible as any write), whether
-// every compare held, and whether semi-sync replicas held it before the
-// answer (rpl_semi_sync_master_wait_for_slave_count of them: no failover or
-// power cut of the primary loses it). false: answered asynchronously
-// (semi-sync disabled, OFF or timed out), or by a relaykvd too old to say.
+// every compare held, and whether semi-sync replicas held it durably
+// before the answer (rpl_semi_sync_master_wait_for_slave_count of them, the
+// count in force when their ACKs came: a failover then keeps it, DESIGN.md
+// invariant 1). false: answered asynchronously (semi-sync disabled, OFF or
+// timed out), or by a relaykvd too old to say.
 struct TxnResult {
   Gtid gtid;
   bool succeeded = false;

@@ -1,6 +1,9 @@
 #include "server/variables.h"
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "tests/common/temp_dir.h"
@@ -52,6 +55,33 @@ TEST(VariablesTest, LikeMatchesMySqlWildcards) {
   EXPECT_TRUE(SqlLike("%log", "sync_binlog"));
   EXPECT_TRUE(SqlLike("sync\\_binlog", "sync_binlog"));
   EXPECT_FALSE(SqlLike("sync\\_binlog", "syncXbinlog"));
+}
+
+// Review s49b M1: the node configures semi-sync from all four of its
+// variables in the hook. Two SETs whose hooks overlapped could apply the
+// first one's stale read of the count after the second applied the new
+// count. Changes and their hooks run one at a time, in order.
+TEST(VariablesTest, ChangeHooksRunOneAtATimeAndSeeEveryEarlierChange) {
+  Variables v;
+  std::atomic<int> running{0};
+  std::atomic<bool> overlapped{false};
+  std::string last_count_applied;
+  v.set_on_change([&](const std::string& name, const std::string&) {
+    if (running.fetch_add(1) > 0) overlapped = true;
+    // Reads the count as ConfigureSemiSync does, and takes its time.
+    const std::string count = v.Get("rpl_semi_sync_master_wait_for_slave_count");
+    if (name == "rpl_semi_sync_master_timeout") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    last_count_applied = count;
+    running.fetch_sub(1);
+  });
+  std::thread timeout([&] { ASSERT_TRUE(v.SetGlobal("rpl_semi_sync_master_timeout", "5000").ok()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // its hook is sleeping
+  ASSERT_TRUE(v.SetGlobal("rpl_semi_sync_master_wait_for_slave_count", "2").ok());
+  timeout.join();
+  EXPECT_FALSE(overlapped.load()) << "two change hooks ran at once";
+  EXPECT_EQ(last_count_applied, "2") << "a stale count was applied last";
 }
 
 TEST(VariablesTest, ApplyIsAllOrNothing) {
