@@ -11,6 +11,11 @@
 namespace relaykv::testing {
 namespace {
 
+// Semi-sync that waits for two replicas and never times out in a test.
+const std::vector<std::string> kSemiSyncTwo = {"--rpl_semi_sync_master_enabled=ON",
+                                               "--rpl_semi_sync_master_wait_for_slave_count=2",
+                                               "--rpl_semi_sync_master_timeout=600000"};
+
 
 
 TEST(ReplicationProcessTest, TenThousandWritesConvergeOnTwoReplicas) {
@@ -335,9 +340,7 @@ TEST(ReplicationProcessTest, ResetSlaveAllKilledAtEachStepRecovers) {
 // and the quorum holds it.
 TEST(ReplicationProcessTest, RestartedPrimaryDoesNotShowReplicasAWriteTheQuorumNeverHeld) {
   TempDir dir;
-  const std::vector<std::string> flags = {"--rpl_semi_sync_master_enabled=ON",
-                                          "--rpl_semi_sync_master_wait_for_slave_count=2",
-                                          "--rpl_semi_sync_master_timeout=600000"};
+  const std::vector<std::string>& flags = kSemiSyncTwo;
   auto p = Relaykvd::Start(dir.path() / "p", flags);
   ASSERT_NE(p, nullptr);
   auto semi = [&](const std::string& name, int id) {
@@ -384,13 +387,10 @@ TEST(ReplicationProcessTest, RestartedPrimaryDoesNotShowReplicasAWriteTheQuorumN
 // counts for one, the old primary's is not another.
 TEST(ReplicationProcessTest, ALateHoldOfOneResetSlaveAllDoesNotTakeTheNextOnesHold) {
   TempDir dir;
-  auto p = Relaykvd::Start(dir.path() / "p", {"--rpl_semi_sync_master_enabled=ON",
-                                              "--rpl_semi_sync_master_wait_for_slave_count=2",
-                                              "--rpl_semi_sync_master_timeout=600000"});
+  auto p = Relaykvd::Start(dir.path() / "p", kSemiSyncTwo);
   ASSERT_NE(p, nullptr);
-  const std::vector<std::string> a_flags = {
-      "--server-id=2", "--rpl_semi_sync_slave_enabled=ON", "--rpl_semi_sync_master_enabled=ON",
-      "--rpl_semi_sync_master_wait_for_slave_count=2", "--rpl_semi_sync_master_timeout=600000"};
+  std::vector<std::string> a_flags = {"--server-id=2", "--rpl_semi_sync_slave_enabled=ON"};
+  a_flags.insert(a_flags.end(), kSemiSyncTwo.begin(), kSemiSyncTwo.end());
   auto a = StartReplica(dir.path() / "a", *p, {.server_id = 2, .semi_sync = true, .clients = 1,
                                                .flags = {"--rpl_semi_sync_master_enabled=ON"}});
   auto b = StartReplica(dir.path() / "b", *p, {.server_id = 3, .semi_sync = true, .clients = 2});
@@ -477,9 +477,7 @@ TEST(ReplicationProcessTest, ALateHoldOfOneResetSlaveAllDoesNotTakeTheNextOnesHo
 // own markers, found the old primary, and b's ACK showed the write.
 TEST(ReplicationProcessTest, AWriteOfItsOwnInTheHeldTailGetsNoCredit) {
   TempDir dir;
-  const std::vector<std::string> semi = {"--rpl_semi_sync_master_enabled=ON",
-                                         "--rpl_semi_sync_master_wait_for_slave_count=2",
-                                         "--rpl_semi_sync_master_timeout=600000"};
+  const std::vector<std::string>& semi = kSemiSyncTwo;
   auto p = Relaykvd::Start(dir.path() / "p", semi);
   ASSERT_NE(p, nullptr);
   auto a = StartReplica(dir.path() / "a", *p,
@@ -504,7 +502,9 @@ TEST(ReplicationProcessTest, AWriteOfItsOwnInTheHeldTailGetsNoCredit) {
   // a promoted, takes a write of its own (it waits for ACKs that cannot
   // come: in a's binlog, never answered), and is made a replica again.
   ASSERT_TRUE(a->client().ResetReplicaAll().ok());
-  auto short_lived = Client::Connect({a->address()}, {.timeout = std::chrono::milliseconds(1000)});
+  ClientOptions short_timeout;
+  short_timeout.timeout = std::chrono::milliseconds(1000);
+  auto short_lived = Client::Connect({a->address()}, short_timeout);
   ASSERT_TRUE(short_lived.ok()) << short_lived.status();
   EXPECT_FALSE((*short_lived)->Put("own", "w").ok()) << "answered with no replica";
   ASSERT_TRUE(WaitFor([&] { return a->BinlogGtid().seq >= tail_seq + 2; }))

@@ -491,6 +491,51 @@ TEST_F(ReplicatedAppendTest, BatchWithAnEpochGoingBackInsideIsRefusedWhole) {
   ExpectRefused({At(3, 3, PutEvent("x", "v")), At(2, 4, PutEvent("y", "v"))});
 }
 
+// Holds a group's leader before it writes (BinlogOptions'
+// before_group_write_for_testing) while armed, so that writers queue
+// behind it and form the next group in the order they came.
+class HeldGroupLeader {
+ public:
+  // A binlog in `dir` whose group leaders this holds.
+  absl::StatusOr<std::unique_ptr<Binlog>> Open(const std::filesystem::path& dir) {
+    BinlogOptions o;
+    o.dir = dir;
+    o.before_group_write_for_testing = Hook();
+    return Binlog::Open(o);
+  }
+  void Arm() {
+    std::lock_guard l(mu_);
+    armed_ = true;
+  }
+  // Whether a leader is held (within a hang guard).
+  bool WaitHeld() {
+    std::unique_lock l(mu_);
+    return cv_.wait_for(l, std::chrono::seconds(10), [&] { return held_; });
+  }
+  void Release() {
+    {
+      std::lock_guard l(mu_);
+      armed_ = false;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::function<void()> Hook() {
+    return [this] {
+      std::unique_lock l(mu_);
+      if (!armed_) return;
+      held_ = true;
+      cv_.notify_all();
+      cv_.wait(l, [&] { return !armed_; });
+    };
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool armed_ = false;
+  bool held_ = false;
+};
+
 // A local commit queued right behind a relay-log append of a higher epoch,
 // in the same group, must take that epoch: epochs never go down along the
 // history, and recovery refuses a binlog where they do.
@@ -499,28 +544,15 @@ TEST(BinlogTest, CommitGroupedAfterAHigherEpochAppendTakesThatEpoch) {
   // The first group's leader is held before it writes, so that a relayed
   // append and then a commit queue behind it and form the next group, in
   // that order.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool hold = true, held = false;
-  BinlogOptions o;
-  o.dir = dir.path();
-  o.before_group_write_for_testing = [&] {
-    std::unique_lock l(mu);
-    if (!hold) return;
-    held = true;
-    cv.notify_all();
-    cv.wait(l, [&] { return !hold; });
-  };
-  auto opened = Binlog::Open(o);
+  HeldGroupLeader gate;
+  gate.Arm();
+  auto opened = gate.Open(dir.path());
   ASSERT_TRUE(opened.ok()) << opened.status();
   Binlog& b = **opened;
   const uint64_t epoch = b.epoch() + 1;
   v1::Event first = PutEvent("first", "v");
   auto leader = std::async(std::launch::async, [&] { return b.Commit(&first); });
-  {
-    std::unique_lock l(mu);
-    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(10), [&] { return held; }));
-  }
+  ASSERT_TRUE(gate.WaitHeld());
   std::vector<v1::Event> relayed = {At(epoch, 2, PutEvent("r", "v"))};
   auto append = std::async(std::launch::async, [&] { return b.AppendReplicated(relayed, false); });
   std::this_thread::sleep_for(milliseconds(50));  // queued behind the held leader
@@ -528,11 +560,7 @@ TEST(BinlogTest, CommitGroupedAfterAHigherEpochAppendTakesThatEpoch) {
   auto commit = std::async(std::launch::async, [&] { return b.Commit(&local); });
   std::this_thread::sleep_for(milliseconds(50));  // queued behind the append
   const uint64_t groups = b.stats().groups;
-  {
-    std::lock_guard l(mu);
-    hold = false;
-  }
-  cv.notify_all();
+  gate.Release();
   ASSERT_TRUE(leader.get().ok());
   ASSERT_TRUE(append.get().ok());
   ASSERT_TRUE(commit.get().ok());
@@ -553,20 +581,12 @@ TEST(BinlogTest, CommitGroupedAfterAHigherEpochAppendTakesThatEpoch) {
 // point), before any replica held it.
 TEST(BinlogTest, AsyncWritersAreCalledBackInSeqOrderWhoeverLeads) {
   TempDir dir;
+  HeldGroupLeader gate;
   std::mutex mu;
   std::condition_variable cv;
-  bool hold = false, held = false, x_may_return = false;
+  bool x_may_return = false;
   std::vector<std::string> order;
-  BinlogOptions o;
-  o.dir = dir.path();
-  o.before_group_write_for_testing = [&] {
-    std::unique_lock l(mu);
-    if (!hold) return;
-    held = true;
-    cv.notify_all();
-    cv.wait(l, [&] { return !hold; });
-  };
-  auto opened = Binlog::Open(o);
+  auto opened = gate.Open(dir.path());
   ASSERT_TRUE(opened.ok()) << opened.status();
   Binlog& b = **opened;
 
@@ -585,16 +605,10 @@ TEST(BinlogTest, AsyncWritersAreCalledBackInSeqOrderWhoeverLeads) {
   // A blocked writer leads the next group and is held before it writes:
   // a second blocked writer and then async Y queue behind it, so that the
   // second one leads Y's group.
-  {
-    std::lock_guard l(mu);
-    hold = true;
-  }
+  gate.Arm();
   v1::Event s1 = PutEvent("s1", "v"), s2 = PutEvent("s2", "v"), y = PutEvent("y", "v");
   auto first = std::async(std::launch::async, [&] { return b.Commit(&s1); });
-  {
-    std::unique_lock l(mu);
-    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(10), [&] { return held; }));
-  }
+  ASSERT_TRUE(gate.WaitHeld());
   auto second = std::async(std::launch::async, [&] { return b.Commit(&s2); });
   std::this_thread::sleep_for(milliseconds(200));  // queued behind the held leader
   b.CommitAsync(&y, nullptr, [&](absl::Status s) {
@@ -603,11 +617,7 @@ TEST(BinlogTest, AsyncWritersAreCalledBackInSeqOrderWhoeverLeads) {
     order.push_back("y");
     y_called.set_value();
   });
-  {
-    std::lock_guard l(mu);
-    hold = false;
-  }
-  cv.notify_all();
+  gate.Release();
   ASSERT_TRUE(first.get().ok());
   // s2 leads y's group and returns without the committer, which is still
   // in x's callback (were y queued first, s2 would wait for the committer).
