@@ -92,11 +92,14 @@ class Variables {
   // change at a time: a hook that reads other variables (the semi-sync
   // settings are configured from all four) never applies what an earlier
   // change read after a later change applied its own (review s49b M1).
-  // So a hook must not Apply() itself.
   void set_on_change(std::function<void(const std::string&, const std::string&)> fn);
 
  private:
-  std::mutex apply_mu_;  // held across a change and its hook (Apply)
+  // Held across a change and its hook (Apply). Recursive: a hook may run
+  // commits' callbacks (a SET that releases waiting commits), and one of
+  // them may SET in turn, on the same thread; it applies after the outer
+  // change, which is then complete.
+  std::recursive_mutex apply_mu_;
   mutable std::mutex mu_;
   std::map<std::string, std::string, std::less<>> values_;  // GUARDED_BY(mu_)
   std::function<void(const std::string&, const std::string&)> on_change_;

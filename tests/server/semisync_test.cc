@@ -1,6 +1,8 @@
 // Lossless semi-sync commit between embedded Nodes over loopback gRPC: the
 // seed's walkthrough, wait points, timeouts, wait count, counters.
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <string>
 #include <thread>
@@ -139,6 +141,41 @@ TEST(SemiSyncTest, AReplicaWhoseAcksAreNotOnDiskIsNotCounted) {
   ASSERT_TRUE(p.Put("synced-again", "3").ok());
   EXPECT_EQ(Num(p, "yes_tx"), 2u);
   EXPECT_TRUE(WaitFor([&] { return Stat(r, "Rpl_semi_sync_slave_status") == "ON"; }));
+}
+
+// A SET that releases waiting commits runs their callbacks on its own
+// thread, inside its change's hook; a callback that SETs in turn must not
+// deadlock on the lock that keeps changes one at a time (review s49b M1's
+// fix), and its change applies after the outer one.
+TEST(SemiSyncTest, ACallbackReleasedByASetMaySetToo) {
+  Cluster c(1, {{"rpl_semi_sync_master_timeout", "600000"}});
+  Node& p = *c.primary;
+  DisconnectReplica(c, 0);
+  std::promise<absl::Status> inner;
+  p.WriteAsync({Mutation::Put("k", "v")}, {}, [&](absl::StatusOr<Gtid> r) {
+    EXPECT_TRUE(r.ok()) << r.status();
+    inner.set_value(p.SetVariable("rpl_semi_sync_master_timeout", "1234", false));
+  });
+  ASSERT_TRUE(WaitFor([&] { return Num(p, "wait_sessions") == 1; }));
+  auto outer = std::async(std::launch::async,
+                          [&] { return p.SetVariable("rpl_semi_sync_master_enabled", "OFF", false); });
+  if (outer.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    // Deadlocked: nothing can end that thread, and the nodes' Close would
+    // wait for it. Say so and stop here rather than hang until ctest's timeout.
+    ADD_FAILURE() << "SET GLOBAL deadlocked with the SET of the callback it released";
+    std::fflush(stdout);
+    std::_Exit(1);
+  }
+  EXPECT_TRUE(outer.get().ok());
+  auto in = inner.get_future();
+  ASSERT_EQ(in.wait_for(std::chrono::seconds(1)), std::future_status::ready);
+  EXPECT_TRUE(in.get().ok());
+  EXPECT_EQ(Stat(p, "Rpl_semi_sync_master_status"), "OFF");
+  bool found = false;
+  for (const auto& [name, value] : p.ShowVariables("rpl_semi_sync_master_timeout")) {
+    if (name == "rpl_semi_sync_master_timeout") found = value == "1234";
+  }
+  EXPECT_TRUE(found) << "the callback's SET did not apply";
 }
 
 TEST(SemiSyncTest, AfterSyncHidesTheWriteUntilTheAck) {
