@@ -945,10 +945,14 @@ absl::StatusOr<Gtid> Node::Impl::Commit(std::vector<v1::Mutation> mutations,
 
 void Node::Impl::ConfigureSemiSync() {
   SemiSyncSettings s;
-  s.enabled = vars_.GetBool("rpl_semi_sync_master_enabled");
-  s.timeout_ms = vars_.GetUint("rpl_semi_sync_master_timeout");
-  s.wait_for_slave_count = vars_.GetUint("rpl_semi_sync_master_wait_for_slave_count");
-  s.wait_no_slave = vars_.GetBool("rpl_semi_sync_master_wait_no_slave");
+  const std::vector<std::string> v =
+      vars_.GetAll({"rpl_semi_sync_master_enabled", "rpl_semi_sync_master_timeout",
+                    "rpl_semi_sync_master_wait_for_slave_count", "rpl_semi_sync_master_wait_no_slave"},
+                   &s.variables_version);
+  s.enabled = v[0] == "ON";
+  s.timeout_ms = std::stoull(v[1]);
+  s.wait_for_slave_count = std::stoull(v[2]);
+  s.wait_no_slave = v[3] == "ON";
   semisync_->Configure(s);
 }
 

@@ -566,6 +566,9 @@ void SemiSyncMaster::Advance(std::unique_lock<std::mutex>& l) {
 
 void SemiSyncMaster::Configure(const SemiSyncSettings& s) {
   std::unique_lock l(mu_);
+  // A SET's hook that read the variables before a later SET stored its
+  // value, and comes here after that one's hook (review s49b M1).
+  if (s.variables_version < settings_.variables_version) return;
   const bool was_enabled = settings_.enabled;
   settings_ = s;
   if (was_enabled && !s.enabled) {

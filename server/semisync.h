@@ -46,6 +46,9 @@ struct SemiSyncSettings {
   uint64_t timeout_ms = 10000;
   uint64_t wait_for_slave_count = 1;
   bool wait_no_slave = true;
+  // Of the variables these were read from (Variables::GetAll): Configure
+  // ignores settings older than the ones it has (0: always applied).
+  uint64_t variables_version = 0;
 };
 
 class SemiSyncMaster {
@@ -131,6 +134,8 @@ class SemiSyncMaster {
   // `net_wait_us` is the time since the batch it ACKs was sent (or -1).
   void Ack(uint64_t connection_id, uint64_t seq, int64_t net_wait_us) EXCLUDES(mu_);
 
+  // Settings older than the ones in force (variables_version) change
+  // nothing. Runs the callbacks of what it releases on this thread.
   void Configure(const SemiSyncSettings& s) EXCLUDES(mu_);
   // Every pending wait, and every later one, ends UNAVAILABLE; ACKs release
   // nothing any more (no `on_acked`).

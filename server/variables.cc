@@ -304,12 +304,12 @@ absl::Status Variables::Apply(const Settings& settings) {
     if (!v.ok()) return v.status();
     normalized.emplace_back(std::string(def->name), *v);
   }
-  std::lock_guard serial(apply_mu_);
   for (const auto& [name, value] : normalized) {
     std::function<void(const std::string&, const std::string&)> hook;
     {
       std::lock_guard l(mu_);
       values_[name] = value;
+      ++version_;
       hook = on_change_;
     }
     if (hook) hook(name, value);
@@ -339,6 +339,15 @@ std::string Variables::Get(std::string_view name) const {
 uint64_t Variables::GetUint(std::string_view name) const { return std::stoull(Get(name)); }
 
 bool Variables::GetBool(std::string_view name) const { return Get(name) == "ON"; }
+
+std::vector<std::string> Variables::GetAll(std::initializer_list<std::string_view> names,
+                                           uint64_t* version) const {
+  std::vector<std::string> out;
+  std::lock_guard l(mu_);
+  for (std::string_view name : names) out.push_back(values_.at(std::string(name)));
+  *version = version_;
+  return out;
+}
 
 std::vector<std::pair<std::string, std::string>> Variables::List(std::string_view like) const {
   std::vector<std::pair<std::string, std::string>> out;

@@ -88,19 +88,22 @@ class Variables {
   // spelling (the row shows the spelling that matched, canonical first).
   std::vector<std::pair<std::string, std::string>> List(std::string_view like) const;
 
-  // Called after every change with the canonical name and new value, one
-  // change at a time: a hook that reads other variables (the semi-sync
-  // settings are configured from all four) never applies what an earlier
-  // change read after a later change applied its own (review s49b M1).
+  // The values of `names` (canonical) at one moment, and how many changes
+  // were stored by then. Hooks of concurrent changes run concurrently, and
+  // in any order: one that configures from several variables (semi-sync,
+  // from four) reads them so, and applies a read only if none newer was
+  // applied, or an earlier SET's hook could apply what it read after a
+  // later SET applied its own (review s49b M1).
+  std::vector<std::string> GetAll(std::initializer_list<std::string_view> names,
+                                  uint64_t* version) const;
+
+  // Called after every change with the canonical name and new value, with
+  // no lock held (it may run commits' callbacks, which may SET again).
   void set_on_change(std::function<void(const std::string&, const std::string&)> fn);
 
  private:
-  // Held across a change and its hook (Apply). Recursive: a hook may run
-  // commits' callbacks (a SET that releases waiting commits), and one of
-  // them may SET in turn, on the same thread; it applies after the outer
-  // change, which is then complete.
-  std::recursive_mutex apply_mu_;
   mutable std::mutex mu_;
+  uint64_t version_ = 0;  // GUARDED_BY(mu_): changes stored so far
   std::map<std::string, std::string, std::less<>> values_;  // GUARDED_BY(mu_)
   std::function<void(const std::string&, const std::string&)> on_change_;
 };

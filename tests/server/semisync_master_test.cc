@@ -514,6 +514,29 @@ TEST_F(SemiSyncMasterTest, WaitsWhileTheGateRefusesTheOffASetAskedFor) {
 // makes a quorum of ACKs already in must apply what it reaches (the node's
 // applier: visible on the primary and its replicas), even when the commit
 // that waited for it is gone (its deadline passed).
+// Review s49b M1: the hook of a SET that read the variables before a later
+// SET stored its own may configure after that one's. Its settings are
+// older: they change nothing, and the later count stays in force.
+TEST_F(SemiSyncMasterTest, SettingsOlderThanTheAppliedOnesAreIgnored) {
+  SemiSyncSettings s;
+  s.enabled = true;
+  s.timeout_ms = 60000;
+  s.wait_for_slave_count = 2;
+  s.variables_version = 6;
+  master_.Configure(s);
+  master_.ReplicaConnected(1, 2, true, 0);
+  master_.ReplicaConnected(2, 3, true, 0);
+  end_ = 5;
+  master_.Ack(1, 5, -1);  // one of two
+  s.wait_for_slave_count = 1;
+  s.variables_version = 5;  // read before the count was raised to 2
+  master_.Configure(s);
+  EXPECT_EQ(released_.load(), 0u) << "a stale count of 1 released seq 5 held by one replica";
+  s.variables_version = 7;  // a later SET of the count to 1
+  master_.Configure(s);
+  EXPECT_EQ(released_.load(), 5u);
+}
+
 TEST_F(SemiSyncMasterTest, LoweringTheWaitCountAppliesWhatTheAcksInHandNowReach) {
   Configure(/*count=*/2, /*timeout_ms=*/60000);
   master_.ReplicaConnected(1, 2, true, 0);

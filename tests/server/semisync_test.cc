@@ -145,8 +145,8 @@ TEST(SemiSyncTest, AReplicaWhoseAcksAreNotOnDiskIsNotCounted) {
 
 // A SET that releases waiting commits runs their callbacks on its own
 // thread, inside its change's hook; a callback that SETs in turn must not
-// deadlock on the lock that keeps changes one at a time (review s49b M1's
-// fix), and its change applies after the outer one.
+// deadlock (a first fix of review s49b M1 held a lock across hooks: s49c),
+// and its change applies after the outer one.
 TEST(SemiSyncTest, ACallbackReleasedByASetMaySetToo) {
   Cluster c(1, {{"rpl_semi_sync_master_timeout", "600000"}});
   Node& p = *c.primary;
