@@ -234,12 +234,17 @@ absl::Status Node::Impl::Open(Node* node) {
         if (applier_) applier_->ReleaseAndApply(seq);
       });
   ConfigureSemiSync();
-  vars_.set_on_change([this](const std::string& name, const std::string& value) {
-    if (name == "sync_binlog") binlog_->set_sync_binlog(static_cast<uint32_t>(std::stoul(value)));
-    if (name == "max_binlog_size") binlog_->set_max_binlog_size(std::stoull(value));
-    if (name.rfind("rpl_semi_sync_master_", 0) == 0) ConfigureSemiSync();
+  vars_.set_on_change([this](const std::string& name, const std::string&) {
+    // Versioned (it may run commits' callbacks, so no lock is held).
+    if (name.rfind("rpl_semi_sync_master_", 0) == 0) return ConfigureSemiSync();
+    // The others re-read their value under one lock, so that of two
+    // concurrent SETs the later stored is the one applied, whichever hook
+    // runs last (review s49d M1). None of them runs a commit's callback.
+    std::lock_guard l(apply_vars_mu_);
+    if (name == "sync_binlog") binlog_->set_sync_binlog(static_cast<uint32_t>(vars_.GetUint(name)));
+    if (name == "max_binlog_size") binlog_->set_max_binlog_size(vars_.GetUint(name));
     // Process-wide (spdlog's default logger), as the variable's row says.
-    if (name == "log_level") SetLogLevel(value).IgnoreError();  // the table validated it
+    if (name == "log_level") SetLogLevel(vars_.Get(name)).IgnoreError();  // the table validated it
     caps_.Load(vars_, name);
     if (name == "max_connections" || name == "max_watchers") {
       SizeHandlerThreads(vars_, &handler_threads_);

@@ -305,6 +305,8 @@ class Node::Impl {
   int bound_port_ = 0;
   // gRPC's thread quota for synchronous handlers (server/grpc_server_limits.h).
   grpc::ResourceQuota handler_threads_{"relaykvd"};
+  // Orders the change hooks of the variables other than semi-sync's (Open).
+  std::mutex apply_vars_mu_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;  // in_flight_ reached 0, or closing_ set

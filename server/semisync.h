@@ -47,7 +47,7 @@ struct SemiSyncSettings {
   uint64_t wait_for_slave_count = 1;
   bool wait_no_slave = true;
   // Of the variables these were read from (Variables::GetAll): Configure
-  // ignores settings older than the ones it has (0: always applied).
+  // ignores settings older than the ones it has (0 is the oldest).
   uint64_t variables_version = 0;
 };
 

@@ -163,8 +163,10 @@ class Node {
   // replicas hold it and it is visible). It runs on this thread before
   // WriteAsync returns if the answer is immediate (bad input, a closed node
   // or a replica), else on one of the node's threads (binlog committer, ACK
-  // reader, semi-sync timer): keep it short, and never wait inside it for
-  // another write of this node, nor call Close() (which waits for it).
+  // reader, semi-sync timer) or on the thread of a SetVariable that released
+  // it: keep it short, and never wait inside it for another write of this
+  // node, nor for another thread's SetVariable, nor call Close() (which
+  // waits for it).
   using WriteDone = std::function<void(absl::StatusOr<Gtid>)>;
   void WriteAsync(std::vector<Mutation> mutations, WriteOptions options, WriteDone done);
   // A conditional write (relaykv/txn.h): the compares are checked on this

@@ -510,10 +510,6 @@ TEST_F(SemiSyncMasterTest, WaitsWhileTheGateRefusesTheOffASetAskedFor) {
   EXPECT_TRUE(master_.waits());
 }
 
-// Review s31 (replication) finding 2: a lower wait_for_slave_count that
-// makes a quorum of ACKs already in must apply what it reaches (the node's
-// applier: visible on the primary and its replicas), even when the commit
-// that waited for it is gone (its deadline passed).
 // Review s49b M1: the hook of a SET that read the variables before a later
 // SET stored its own may configure after that one's. Its settings are
 // older: they change nothing, and the later count stays in force.
@@ -537,6 +533,10 @@ TEST_F(SemiSyncMasterTest, SettingsOlderThanTheAppliedOnesAreIgnored) {
   EXPECT_EQ(released_.load(), 5u);
 }
 
+// Review s31 (replication) finding 2: a lower wait_for_slave_count that
+// makes a quorum of ACKs already in must apply what it reaches (the node's
+// applier: visible on the primary and its replicas), even when the commit
+// that waited for it is gone (its deadline passed).
 TEST_F(SemiSyncMasterTest, LoweringTheWaitCountAppliesWhatTheAcksInHandNowReach) {
   Configure(/*count=*/2, /*timeout_ms=*/60000);
   master_.ReplicaConnected(1, 2, true, 0);
