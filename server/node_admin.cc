@@ -74,7 +74,7 @@ absl::Status Node::SetVariable(std::string_view name, std::string_view value, bo
   auto canonical = impl_->vars_.SetGlobal(name, value);
   if (!canonical.ok()) return canonical.status();
   if (persist) {
-    return impl_->persisted_->Persist(*canonical, impl_->vars_.Get(*canonical));
+    return impl_->persisted_->Persist(*canonical, impl_->vars_);
   }
   return absl::OkStatus();
 }

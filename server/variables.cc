@@ -385,8 +385,9 @@ absl::Status WriteSettings(const std::filesystem::path& path, const Settings& se
 
 }  // namespace
 
-absl::Status PersistedSettings::Persist(const std::string& name, const std::string& value) {
+absl::Status PersistedSettings::Persist(const std::string& name, const Variables& vars) {
   std::lock_guard l(mu_);
+  const std::string value = vars.Get(name);
   auto settings = Load();
   if (!settings.ok()) return settings.status();
   std::erase_if(*settings, [&](const auto& kv) { return kv.first == name; });

@@ -113,8 +113,11 @@ class PersistedSettings {
  public:
   explicit PersistedSettings(std::filesystem::path path) : path_(std::move(path)) {}
   [[nodiscard]] absl::StatusOr<Settings> Load() const;
-  // Records one setting (replacing an earlier one), atomically.
-  [[nodiscard]] absl::Status Persist(const std::string& name, const std::string& value);
+  // Records one setting (replacing an earlier one), atomically: the value
+  // `vars` holds once this file's lock is taken, so that of two concurrent
+  // SET PERSISTs of one variable the file keeps the one in force, whichever
+  // writes last (review s49c L2).
+  [[nodiscard]] absl::Status Persist(const std::string& name, const Variables& vars);
   // Forgets one setting (empty name: all). NOT_FOUND if it was not persisted.
   [[nodiscard]] absl::Status Forget(const std::string& name);
 

@@ -74,6 +74,20 @@ TEST(VariablesTest, GetAllReadsAtOneMomentWithTheChangeCount) {
   EXPECT_EQ(before, after) << "a refused SET stored nothing";
 }
 
+// SET PERSIST records the value in force when it writes the file (review
+// s49c L2: two concurrent SET PERSISTs could leave the file with the older).
+TEST(VariablesTest, PersistWritesTheValueInForce) {
+  testing::TempDir dir;
+  PersistedSettings file(dir.path() / "relaykvd-auto.cnf");
+  Variables v;
+  ASSERT_TRUE(v.SetGlobal("sync_binlog", "0").ok());
+  ASSERT_TRUE(v.SetGlobal("sync_binlog", "7").ok());
+  ASSERT_TRUE(file.Persist("sync_binlog", v).ok());
+  auto settings = file.Load();
+  ASSERT_TRUE(settings.ok()) << settings.status();
+  EXPECT_EQ(*settings, (Settings{{"sync_binlog", "7"}}));
+}
+
 TEST(VariablesTest, ApplyIsAllOrNothing) {
   Variables v;
   auto s = v.Apply({{"sync_binlog", "5"}, {"nope", "1"}});
